@@ -1,0 +1,141 @@
+// Package cli holds inspectd's sub-commands. Each sub-command lives in its own
+// file and is listed in commands(); main only hands over os.Args.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Env is what a sub-command gets from the process: its streams, so that
+// tests can run commands in-process.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Log    *slog.Logger
+}
+
+// Command is one sub-command. Name may hold a space ("model inspect").
+type Command struct {
+	Name    string
+	Summary string
+	// Usage is the argument synopsis shown after the name.
+	Usage string
+	// Run parses its own flags from args. Returning a *UsageError prints the
+	// command's usage and exits 2.
+	Run func(ctx context.Context, env *Env, args []string) error
+}
+
+// UsageError marks a mistake in the command line itself (exit status 2).
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// usagef builds a UsageError.
+func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+// commands lists every sub-command; new ones are added here.
+func commands() []*Command {
+	cmds := []*Command{
+		cmdVersion(),
+	}
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	return cmds
+}
+
+// Main runs the sub-command named by args and returns the exit status:
+// 0 success, 1 failure, 2 usage error.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := find(cmds, args)
+	if cmd == nil {
+		fmt.Fprintf(stderr, "inspectd: unknown command %q\n\n", strings.Join(args[:min(len(args), 2)], " "))
+		printUsage(stderr, cmds)
+		return 2
+	}
+	err := cmd.Run(ctx, env, rest)
+	var ue *UsageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "inspectd %s: %s\nusage: inspectd %s %s\n", cmd.Name, ue.Msg, cmd.Name, cmd.Usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "inspectd %s: %v\n", cmd.Name, err)
+		return 1
+	}
+}
+
+// find matches the longest command name (two words before one).
+func find(cmds []*Command, args []string) (*Command, []string) {
+	if len(args) >= 2 {
+		for _, c := range cmds {
+			if c.Name == args[0]+" "+args[1] {
+				return c, args[2:]
+			}
+		}
+	}
+	for _, c := range cmds {
+		if c.Name == args[0] {
+			return c, args[1:]
+		}
+	}
+	return nil, nil
+}
+
+func printUsage(w io.Writer, cmds []*Command) {
+	fmt.Fprintln(w, "usage: inspectd <command> [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-16s %s\n", c.Name, c.Summary)
+	}
+	fmt.Fprintln(w, "\nRun 'inspectd <command> -h' for a command's flags.")
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting, so
+// that Main maps them to exit status 2.
+func newFlagSet(env *Env, cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet("inspectd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// parseFlags parses args and turns a flag error into a UsageError.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &UsageError{Msg: err.Error()}
+	}
+	return nil
+}
+
+// logLevel reads INSPECTD_LOG_LEVEL (debug, info, warn, error).
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("INSPECTD_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
