@@ -76,7 +76,7 @@ $(DEPS_STAMP): $(BUILD)/npm/$(TFLITE_TGZ) model/backbone/include/tensorflow/lite
 	@echo "$(TFLITE_SHA256)  $<" | sha256sum -c --status || { echo "make deps: checksum mismatch for $<: expected sha256 $(TFLITE_SHA256); delete it and run make deps again"; exit 1; }
 	@rm -rf $(BUILD)/npm/package && mkdir -p $(LIBDIR) $(INCDIR) $(SHARE)
 	tar -xzf $< -C $(BUILD)/npm package/cc_deps/include package/cc_deps/$(TFLITE_ARCH)
-	cp -f $(BUILD)/npm/package/cc_deps/$(TFLITE_ARCH)/libtensorflowlite_c.so $(BUILD)/npm/package/cc_deps/$(TFLITE_ARCH)/libexternal_delegate_obj.so $(LIBDIR)/
+	cp -f $(BUILD)/npm/package/cc_deps/$(TFLITE_ARCH)/libtensorflowlite_c.so $(LIBDIR)/
 	cp -rf $(BUILD)/npm/package/cc_deps/include/. $(INCDIR)/
 	cp -f model/backbone/include/tensorflow/lite/c/c_api_experimental.h $(INCDIR)/tensorflow/lite/c/
 	$(GO) mod download
@@ -131,7 +131,7 @@ install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/inspectd $(DESTDIR)$(PREFIX)/share/inspectd \
 	  $(DESTDIR)/etc/inspectd $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/inspectd
-	install -m 0644 $(LIBDIR)/libtensorflowlite_c.so $(LIBDIR)/libexternal_delegate_obj.so $(DESTDIR)$(PREFIX)/lib/inspectd/
+	install -m 0644 $(LIBDIR)/libtensorflowlite_c.so $(DESTDIR)$(PREFIX)/lib/inspectd/
 	install -m 0644 $(SHARE)/$(BACKBONE) $(SHARE)/mobilenet_labels.txt $(DESTDIR)$(PREFIX)/share/inspectd/
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/inspectd.service > $(DESTDIR)/lib/systemd/system/inspectd.service
 	[ -e $(DESTDIR)/etc/inspectd/inspectd.yaml ] || install -m 0644 systemd/inspectd.example.yaml $(DESTDIR)/etc/inspectd/inspectd.yaml

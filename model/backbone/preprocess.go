@@ -1,0 +1,219 @@
+package backbone
+
+import (
+	"fmt"
+	"image"
+	"image/draw"
+	"math"
+)
+
+// ResizeMode says how an image of any aspect ratio is fitted into the
+// network's input.
+type ResizeMode string
+
+// Resize modes.
+const (
+	// ResizeFit keeps the aspect ratio and pads the rest of the input by
+	// replicating the image's edge pixels; the anomaly map is computed only
+	// over the part that holds the image.
+	ResizeFit ResizeMode = "fit"
+	// ResizeSquash stretches the whole image to the input size.
+	ResizeSquash ResizeMode = "squash"
+	// ResizeCrop cuts the largest centred region of the input's aspect ratio.
+	ResizeCrop ResizeMode = "crop"
+)
+
+// Region is the part of the network input that holds the image, in fractions
+// of the input's width and height.
+type Region struct{ X0, Y0, X1, Y1 float64 }
+
+// Preprocess turns images into the input tensor's pixels.
+type Preprocess struct {
+	Resize ResizeMode
+	// Mean and Std normalize pixels (0..255) for float inputs:
+	// (p−Mean)/Std. Quantized inputs take raw pixels, as quantized image
+	// models are trained to.
+	Mean, Std [3]float32
+}
+
+// axis holds the resampling weights of one axis: for each destination pixel
+// a window of source pixels starting at start[i] with taps weights.
+type axis struct {
+	src, dst, taps int
+	start          []int32
+	w              []float32
+}
+
+// newAxis builds a triangle (bilinear) filter whose support widens with the
+// downscale factor, so that large frames are averaged, not aliased. Output
+// pixels outside [off, off+n) replicate the nearest image pixel (edge pad).
+func newAxis(src, dst, off, n int, srcOff, srcLen float64) *axis {
+	scale := srcLen / float64(n)
+	support := math.Max(1, scale)
+	taps := int(math.Ceil(support))*2 + 1
+	a := &axis{src: src, dst: dst, taps: taps, start: make([]int32, dst), w: make([]float32, dst*taps)}
+	for i := 0; i < dst; i++ {
+		j := min(max(i, off), off+n-1) - off
+		center := srcOff + (float64(j)+0.5)*scale
+		lo := int(math.Floor(center - support))
+		lo = min(max(lo, 0), max(src-taps, 0))
+		a.start[i] = int32(lo)
+		var sum float64
+		ws := a.w[i*taps : (i+1)*taps]
+		for k := 0; k < taps && lo+k < src; k++ {
+			x := (float64(lo+k) + 0.5 - center) / support
+			if v := 1 - math.Abs(x); v > 0 {
+				ws[k] = float32(v)
+				sum += v
+			}
+		}
+		if sum == 0 { // degenerate: nearest pixel
+			near := min(max(int(center), 0), src-1)
+			a.start[i] = int32(min(near, max(src-taps, 0)))
+			ws[near-int(a.start[i])] = 1
+			sum = 1
+		}
+		for k := range ws {
+			ws[k] = float32(float64(ws[k]) / sum)
+		}
+	}
+	return a
+}
+
+// resizer resizes images of one size into the input; it is rebuilt when the
+// frame size changes and reused otherwise, so steady state does not allocate.
+type resizer struct {
+	srcW, srcH int
+	mode       ResizeMode
+	ax, ay     *axis
+	tmp        []float32 // srcH × dstW × 3, after the horizontal pass
+	rgba       *image.RGBA
+	region     Region
+}
+
+func newResizer(srcW, srcH, dstW, dstH int, mode ResizeMode) (*resizer, error) {
+	if srcW <= 0 || srcH <= 0 {
+		return nil, fmt.Errorf("empty image (%dx%d)", srcW, srcH)
+	}
+	r := &resizer{srcW: srcW, srcH: srcH, mode: mode}
+	sx0, sy0, sw, sh := 0.0, 0.0, float64(srcW), float64(srcH)
+	ox, oy, nw, nh := 0, 0, dstW, dstH
+	switch mode {
+	case ResizeSquash, "":
+	case ResizeCrop:
+		if sw*float64(dstH) > sh*float64(dstW) {
+			nsw := sh * float64(dstW) / float64(dstH)
+			sx0, sw = (sw-nsw)/2, nsw
+		} else {
+			nsh := sw * float64(dstH) / float64(dstW)
+			sy0, sh = (sh-nsh)/2, nsh
+		}
+	case ResizeFit:
+		s := math.Min(float64(dstW)/sw, float64(dstH)/sh)
+		nw = max(1, min(dstW, int(math.Round(sw*s))))
+		nh = max(1, min(dstH, int(math.Round(sh*s))))
+		ox, oy = (dstW-nw)/2, (dstH-nh)/2
+	default:
+		return nil, fmt.Errorf("unknown resize mode %q (want fit, squash or crop)", mode)
+	}
+	r.ax = newAxis(srcW, dstW, ox, nw, sx0, sw)
+	r.ay = newAxis(srcH, dstH, oy, nh, sy0, sh)
+	r.tmp = make([]float32, srcH*dstW*3)
+	r.region = Region{float64(ox) / float64(dstW), float64(oy) / float64(dstH),
+		float64(ox+nw) / float64(dstW), float64(oy+nh) / float64(dstH)}
+	return r, nil
+}
+
+// horizontal resamples every source row into tmp (3 channels).
+func (r *resizer) horizontal(img image.Image) {
+	ax := r.ax
+	dw := ax.dst
+	switch im := img.(type) {
+	case *image.Gray:
+		for y := 0; y < r.srcH; y++ {
+			row := im.Pix[y*im.Stride : y*im.Stride+r.srcW]
+			out := r.tmp[y*dw*3 : (y+1)*dw*3]
+			for x := 0; x < dw; x++ {
+				s := int(ax.start[x])
+				ws := ax.w[x*ax.taps : (x+1)*ax.taps]
+				var v float32
+				for k, w := range ws {
+					if w != 0 {
+						v += w * float32(row[s+k])
+					}
+				}
+				out[3*x], out[3*x+1], out[3*x+2] = v, v, v
+			}
+		}
+	default:
+		var pix []uint8
+		var stride int
+		switch im := img.(type) {
+		case *image.RGBA:
+			pix, stride = im.Pix, im.Stride
+		case *image.NRGBA:
+			pix, stride = im.Pix, im.Stride
+		default:
+			if r.rgba == nil {
+				r.rgba = image.NewRGBA(image.Rect(0, 0, r.srcW, r.srcH))
+			}
+			draw.Draw(r.rgba, r.rgba.Rect, img, img.Bounds().Min, draw.Src)
+			pix, stride = r.rgba.Pix, r.rgba.Stride
+		}
+		for y := 0; y < r.srcH; y++ {
+			row := pix[y*stride : y*stride+4*r.srcW]
+			out := r.tmp[y*dw*3 : (y+1)*dw*3]
+			for x := 0; x < dw; x++ {
+				s := int(ax.start[x])
+				ws := ax.w[x*ax.taps : (x+1)*ax.taps]
+				var cr, cg, cb float32
+				for k, w := range ws {
+					if w != 0 {
+						p := row[4*(s+k) : 4*(s+k)+3 : 4*(s+k)+3]
+						cr += w * float32(p[0])
+						cg += w * float32(p[1])
+						cb += w * float32(p[2])
+					}
+				}
+				out[3*x], out[3*x+1], out[3*x+2] = cr, cg, cb
+			}
+		}
+	}
+}
+
+// vertical resamples tmp's rows into dst, calling put for each output pixel
+// row (3 floats per pixel, 0..255).
+func (r *resizer) vertical(row []float32, y int) {
+	ay := r.ay
+	dw := r.ax.dst
+	s := int(ay.start[y])
+	ws := ay.w[y*ay.taps : (y+1)*ay.taps]
+	clear(row)
+	for k, w := range ws {
+		if w == 0 {
+			continue
+		}
+		src := r.tmp[(s+k)*dw*3 : (s+k+1)*dw*3]
+		for i, v := range src {
+			row[i] += w * v
+		}
+	}
+}
+
+// subImageOrigin normalizes images whose bounds do not start at (0, 0) by
+// taking the sub-image's pixels directly.
+func normalizeOrigin(img image.Image) image.Image {
+	b := img.Bounds()
+	if b.Min == (image.Point{}) {
+		return img
+	}
+	switch im := img.(type) {
+	case *image.Gray:
+		return &image.Gray{Pix: im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], Stride: im.Stride, Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+	case *image.RGBA:
+		return &image.RGBA{Pix: im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], Stride: im.Stride, Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+	case *image.NRGBA:
+		return &image.NRGBA{Pix: im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], Stride: im.Stride, Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+	}
+	return img // the generic path draws from Bounds().Min
+}
