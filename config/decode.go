@@ -1,0 +1,554 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize bounds a configuration file. A real one is a few KiB; a larger
+// input is a mistake (or an attack on a config pushed over MQTT).
+const MaxFileSize = 1 << 20
+
+// maxVisits bounds the keys and list items one Parse visits, so that merge
+// keys stacked through aliases cannot make a small document expensive.
+const maxVisits = 10_000
+
+// maxMergeDepth bounds merge keys within merged mappings.
+const maxMergeDepth = 32
+
+// Problem is one thing wrong with a configuration: a YAML syntax error, an
+// unknown or duplicate key, a value of the wrong type, or a value that
+// Validate refuses. Parse and Validate return every Problem they find,
+// joined with errors.Join; Problems splits them again.
+type Problem struct {
+	// File is the name given to Parse (the path for Load); empty for Validate.
+	File string
+	// Line is the 1-based line in File; 0 when unknown.
+	Line int
+	// Field is the dotted path of the offending setting, such as
+	// model.features or mqtt.brokers[1]; empty for syntax and key errors.
+	Field string
+	// Msg says what is wrong and what is allowed.
+	Msg string
+}
+
+// Error reads like `config FILE: line N: model.features: 5000 is out of range 1..2048`.
+func (p *Problem) Error() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString("config " + p.File + ": ")
+	}
+	if p.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(p.Line) + ": ")
+	}
+	if p.Field != "" {
+		b.WriteString(p.Field + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems lists the Problems in an error returned by Parse, Load or
+// Validate, in the order they were found; nil for nil.
+func Problems(err error) []*Problem {
+	var out []*Problem
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if p, ok := e.(*Problem); ok {
+			out = append(out, p)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+// Load reads and parses the configuration file at path; see Parse.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes a configuration over Default and validates it. Keys the
+// document leaves out, or sets to null, keep their defaults, so an empty
+// document is the default configuration. name (a file path, or where the
+// bytes came from) prefixes every message. The error lists every problem
+// found; Problems splits it.
+func Parse(data []byte, name string) (*Config, error) {
+	d := &decoder{file: name, lines: map[string]int{}, visits: maxVisits}
+	if len(data) > MaxFileSize {
+		d.fail(0, "", "%d bytes is more than a configuration file may hold (%s)", len(data), Size(MaxFileSize))
+		return nil, errors.Join(d.probs...)
+	}
+	root, err := document(data)
+	if err != nil {
+		d.probs = append(d.probs, yamlProblem(name, err))
+		return nil, errors.Join(d.probs...)
+	}
+	c := Default()
+	if root != nil {
+		if root.Kind != yaml.MappingNode && !isNull(root) {
+			d.fail(root.Line, "", "expected a mapping of settings such as \"capture:\" at the top, got %s", describe(root))
+		} else {
+			d.section(root, reflect.ValueOf(c).Elem(), "")
+		}
+	}
+	if len(d.probs) > 0 {
+		return nil, errors.Join(d.probs...)
+	}
+	if err := c.Validate(); err != nil {
+		for _, p := range Problems(err) {
+			d.probs = append(d.probs, &Problem{File: name, Line: d.lineOf(p.Field), Field: p.Field, Msg: p.Msg})
+		}
+		// In file order, which is how a person fixes them; problems
+		// without a line (settings the file leaves out) come last.
+		slices.SortStableFunc(d.probs, func(a, b error) int {
+			la, lb := a.(*Problem).Line, b.(*Problem).Line
+			if la == 0 || lb == 0 {
+				return lb - la // a nonzero line sorts first
+			}
+			return la - lb
+		})
+		return nil, errors.Join(d.probs...)
+	}
+	return c, nil
+}
+
+// document returns the root node of the only YAML document in data, nil
+// when data holds no document.
+func document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, err
+	default:
+		return nil, fmt.Errorf("line %d: a second YAML document starts here; a configuration file holds one", max(next.Line, 1))
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+var yamlLineRE = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlProblem turns a yaml syntax error into a Problem with its line.
+func yamlProblem(file string, err error) *Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Problem{File: file, Line: line, Msg: m[2]}
+	}
+	return &Problem{File: file, Msg: msg}
+}
+
+// decoder walks the YAML node tree alongside the Config struct, so that
+// every unknown key, duplicate key and badly typed value is reported with
+// its line and field path (yaml.v3's own strict mode names neither the
+// section nor the field), and so that it learns each field's line for
+// Validate's messages.
+type decoder struct {
+	file   string
+	probs  []error
+	lines  map[string]int
+	visits int
+}
+
+func (d *decoder) fail(line int, field, format string, args ...any) {
+	d.probs = append(d.probs, &Problem{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// spend counts one visit; false once the budget is gone (reported once).
+func (d *decoder) spend(line int) bool {
+	if d.visits == 0 {
+		return false
+	}
+	d.visits--
+	if d.visits == 0 {
+		d.fail(line, "", "document is too complex: more than %d keys and items through aliases and merge keys", maxVisits)
+		return false
+	}
+	return true
+}
+
+// lineOf is the line a field was set on or, for a field the document
+// leaves out (mqtt.tls.key when only mqtt.tls.cert is written), the line
+// of the nearest enclosing section it does write. 0 if none.
+func (d *decoder) lineOf(field string) int {
+	for field != "" {
+		if l, ok := d.lines[field]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			return 0
+		}
+		field = field[:i]
+	}
+	return 0
+}
+
+// pair is one key/value of a mapping after merge keys are expanded.
+type pair struct{ key, val *yaml.Node }
+
+// pairs lists a mapping's entries with YAML merge keys ("<<: *base")
+// expanded: the mapping's own keys first, then merged keys that nothing
+// before set. Duplicate own keys are reported.
+func (d *decoder) pairs(n *yaml.Node, where string, depth int) []pair {
+	var out []pair
+	seen := map[string]int{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !d.spend(k.Line) {
+			return nil
+		}
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k.Line, "", "a key %s must be a plain name, not %s", where, describe(k))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.fail(k.Line, "", "duplicate key %q %s (first set at line %d)", k.Value, where, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		out = append(out, pair{k, v})
+	}
+	for _, m := range merges {
+		m = resolve(m)
+		var srcs []*yaml.Node
+		switch m.Kind {
+		case yaml.MappingNode:
+			srcs = []*yaml.Node{m}
+		case yaml.SequenceNode:
+			for _, s := range m.Content {
+				srcs = append(srcs, resolve(s))
+			}
+		}
+		for _, s := range srcs {
+			if s.Kind != yaml.MappingNode {
+				d.fail(s.Line, "", "merge key \"<<\" %s needs a mapping or a list of mappings, got %s", where, describe(s))
+				continue
+			}
+			if depth >= maxMergeDepth {
+				d.fail(s.Line, "", "merge keys %s are nested more than %d deep", where, maxMergeDepth)
+				continue
+			}
+			for _, p := range d.pairs(s, where, depth+1) {
+				if _, dup := seen[p.key.Value]; dup {
+					continue
+				}
+				seen[p.key.Value] = p.key.Line
+				out = append(out, p)
+			}
+		}
+		if len(srcs) == 0 {
+			d.fail(m.Line, "", "merge key \"<<\" %s needs a mapping or a list of mappings, got %s", where, describe(m))
+		}
+	}
+	return out
+}
+
+// section decodes a mapping onto the struct v (a Config section) whose
+// dotted path is path ("" for the top level).
+func (d *decoder) section(n *yaml.Node, v reflect.Value, path string) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n.Line, path, "expected a mapping of keys, got %s", describe(n))
+		return
+	}
+	where := "at the top level"
+	if path != "" {
+		where = fmt.Sprintf("in section %q", path)
+	}
+	fields := yamlFields(v.Type())
+	for _, p := range d.pairs(n, where, 0) {
+		idx, ok := fields[p.key.Value]
+		if !ok {
+			d.fail(p.key.Line, "", "unknown key %q %s%s", p.key.Value, where, suggest(p.key.Value, fields))
+			continue
+		}
+		fp := p.key.Value
+		if path != "" {
+			fp = path + "." + fp
+		}
+		d.lines[fp] = p.key.Line
+		d.field(p.val, v.Field(idx), fp)
+	}
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// field decodes a setting's value; null keeps the default.
+func (d *decoder) field(n *yaml.Node, v reflect.Value, path string) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if v.Kind() == reflect.Struct && !reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
+		d.section(n, v, path)
+		return
+	}
+	d.value(n, v, path)
+}
+
+// value decodes a leaf setting (scalar, list or map) into v.
+func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
+	n = resolve(n)
+	t := v.Type()
+	switch {
+	case reflect.PointerTo(t).Implements(unmarshalerType):
+		tmp := reflect.New(t)
+		if err := n.Decode(tmp.Interface()); err != nil {
+			d.fail(n.Line, path, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return
+		}
+		v.Set(tmp.Elem())
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n.Line, path, "expected a list of %s, got %s", expect(t.Elem()), describe(n))
+			return
+		}
+		out := reflect.MakeSlice(t, 0, len(n.Content))
+		for i, e := range n.Content {
+			ep := fmt.Sprintf("%s[%d]", path, i)
+			e = resolve(e)
+			if !d.spend(e.Line) {
+				return
+			}
+			d.lines[ep] = e.Line
+			ev := reflect.New(t.Elem()).Elem()
+			if isNull(e) {
+				d.fail(e.Line, ep, "expected %s, got null", expect(t.Elem()))
+				continue
+			}
+			d.value(e, ev, ep)
+			out = reflect.Append(out, ev)
+		}
+		if out.Len() == 0 {
+			out = reflect.Zero(t) // nil, like an unset list, so Default compares equal
+		}
+		v.Set(out)
+	case t.Kind() == reflect.Array:
+		if n.Kind != yaml.SequenceNode || len(n.Content) != t.Len() {
+			d.fail(n.Line, path, "expected a list of %d %s, got %s", t.Len(), expectPlural(t.Elem()), describe(n))
+			return
+		}
+		for i, e := range n.Content {
+			ep := fmt.Sprintf("%s[%d]", path, i)
+			e = resolve(e)
+			d.lines[ep] = e.Line
+			if isNull(e) {
+				d.fail(e.Line, ep, "expected %s, got null", expect(t.Elem()))
+				continue
+			}
+			d.value(e, v.Index(i), ep)
+		}
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.fail(n.Line, path, "expected a mapping of names to %s, got %s", expectPlural(t.Elem()), describe(n))
+			return
+		}
+		out := reflect.MakeMap(t)
+		for _, p := range d.pairs(n, fmt.Sprintf("in %q", path), 0) {
+			ep := path + "." + p.key.Value
+			d.lines[ep] = p.key.Line
+			val := resolve(p.val)
+			if isNull(val) {
+				d.fail(val.Line, ep, "expected %s, got null", expect(t.Elem()))
+				continue
+			}
+			ev := reflect.New(t.Elem()).Elem()
+			d.value(val, ev, ep)
+			out.SetMapIndex(reflect.ValueOf(p.key.Value).Convert(t.Key()), ev)
+		}
+		if out.Len() == 0 {
+			out = reflect.Zero(t)
+		}
+		v.Set(out)
+	default:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n.Line, path, "expected %s, got %s", expect(t), describe(n))
+			return
+		}
+		// yaml.v3 truncates 2.5 into an int; a setting must not.
+		isInt := t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64
+		tmp := reflect.New(t)
+		if isInt && n.ShortTag() != "!!int" || n.Decode(tmp.Interface()) != nil {
+			d.fail(n.Line, path, "expected %s, got %s", expect(t), describe(n))
+			return
+		}
+		v.Set(tmp.Elem())
+	}
+}
+
+// resolve follows an alias to its anchored node.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 8; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// describe shows a node in a message: a scalar's value (quoted when YAML
+// reads it as a string), or what kind of node it is.
+func describe(n *yaml.Node) string {
+	n = resolve(n)
+	switch {
+	case n == nil || n.Kind == 0:
+		return "nothing"
+	case n.Kind == yaml.SequenceNode:
+		return fmt.Sprintf("a list of %d", len(n.Content))
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.AliasNode:
+		return "an alias"
+	case isNull(n):
+		return "null"
+	}
+	v := n.Value
+	if len(v) > 60 {
+		v = v[:60] + "..."
+	}
+	if n.Tag == "!!str" || n.Tag == "" || strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		return strconv.Quote(v)
+	}
+	return v
+}
+
+// expect says in words what a value of type t looks like.
+func expect(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int32:
+		return "an integer between -2147483648 and 2147483647"
+	case reflect.Int, reflect.Int64:
+		return "an integer"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	}
+	return "a " + t.Name()
+}
+
+// expectPlural is expect for a list of things.
+func expectPlural(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "strings"
+	case reflect.Int32, reflect.Int, reflect.Int64:
+		return "integers"
+	case reflect.Float64, reflect.Float32:
+		return "numbers"
+	}
+	return t.Name() + " values"
+}
+
+// yamlFields maps a struct's YAML keys to field indexes.
+func yamlFields(t reflect.Type) map[string]int {
+	m := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			m[name] = i
+		}
+	}
+	return m
+}
+
+// suggest names the known key closest to an unknown one, or lists the
+// known keys when none is close: most unknown keys are typos.
+func suggest(key string, fields map[string]int) string {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return fields[names[i]] < fields[names[j]] })
+	best, bestD := "", 3
+	for _, k := range names {
+		if dist := editDistance(strings.ToLower(key), k); dist < bestD {
+			best, bestD = k, dist
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return " (known keys: " + strings.Join(names, ", ") + ")"
+}
+
+// editDistance is the Levenshtein distance, giving up (returning a large
+// value) for long inputs where a suggestion would be noise anyway.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 1 << 20
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

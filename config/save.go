@@ -1,0 +1,127 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// savedHeader starts every file Save writes: comments cannot be kept
+// through the structs, so it points to where every key is explained.
+const savedHeader = "# inspectd configuration, written by inspectd.\n" +
+	"# Every key is explained by `inspectd config defaults`.\n"
+
+// Marshal writes c as YAML (every key, two-space indent) that Parse reads
+// back to an equal Config.
+func Marshal(c *Config) ([]byte, error) {
+	var root yaml.Node
+	if err := root.Encode(c); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	flowScalarLists(&root)
+	var buf bytes.Buffer
+	buf.WriteString(savedHeader)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&root); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// flowScalarLists writes lists of scalars on one line ([MJPEG, YUYV, GREY]),
+// as a person would.
+func flowScalarLists(n *yaml.Node) {
+	if n.Kind == yaml.SequenceNode {
+		flow := true
+		for _, c := range n.Content {
+			flow = flow && c.Kind == yaml.ScalarNode
+		}
+		if flow {
+			n.Style |= yaml.FlowStyle
+		}
+	}
+	for _, c := range n.Content {
+		flowScalarLists(c)
+	}
+}
+
+// Save validates c and writes it to path atomically: a temporary file in
+// the same directory is written and fsynced, renamed over path, and the
+// directory is fsynced, so that a crash or power cut leaves either the old
+// file or the new one, never a torn one. This is how the daemon persists a
+// configuration pushed over MQTT. An existing file keeps its permissions
+// (a symlink is followed and stays a symlink); a new one gets 0600 because
+// the configuration may hold the MQTT password.
+func Save(path string, c *Config) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("save config %s: refusing an invalid configuration:\n%w", path, err)
+	}
+	data, err := Marshal(c)
+	if err != nil {
+		return fmt.Errorf("save config %s: %w", path, err)
+	}
+	if err := writeFileAtomic(path, data); err != nil {
+		return fmt.Errorf("save config %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path's contents with data; see Save.
+func writeFileAtomic(path string, data []byte) (err error) {
+	target := path
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		target = resolved
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	mode := fs.FileMode(0o600)
+	if fi, err := os.Stat(target); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", target)
+		}
+		mode = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(target)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, target); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory entry is on disk.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

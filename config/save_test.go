@@ -1,0 +1,138 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestSaveNewFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inspectd.yaml")
+	c := nonDefault()
+	if err := Save(path, c); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("new file mode %v; want 0600 (it may hold the MQTT password)", fi.Mode().Perm())
+	}
+	back, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("Load(Save(c)) differs:\n got  %+v\n want %+v", back, c)
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestSaveReplacesKeepingMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inspectd.yaml")
+	if err := os.WriteFile(path, []byte("log_level: warn\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	c.LogLevel = "error"
+	if err := Save(path, c); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v; want the old 0640", fi.Mode().Perm())
+	}
+	back, err := Load(path)
+	if err != nil || back.LogLevel != "error" {
+		t.Errorf("Load after Save: %v, %v", back, err)
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestSaveFollowsSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.yaml")
+	link := filepath.Join(dir, "inspectd.yaml")
+	if err := os.WriteFile(real, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	c.DeviceID = "linked"
+	if err := Save(link, c); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink was replaced: %v, %v", fi, err)
+	}
+	back, err := Load(real)
+	if err != nil || back.DeviceID != "linked" {
+		t.Errorf("target not written: %v, %v", back, err)
+	}
+}
+
+func TestSaveRefusesInvalid(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inspectd.yaml")
+	old := []byte("log_level: warn\n")
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	c.Model.Features = 0
+	c.Pipeline.Queue = 0
+	err := Save(path, c)
+	want := "save config " + path + ": refusing an invalid configuration:\n" +
+		"model.features: 0 is out of range 1..2048\npipeline.queue: 0 is out of range 1..1024"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v; want %s", err, want)
+	}
+	if ps := Problems(err); len(ps) != 2 || ps[0].Field != "model.features" || ps[1].Field != "pipeline.queue" {
+		t.Errorf("Problems(%v) = %v", err, ps)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(old) {
+		t.Errorf("file changed to %q", b)
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestSaveErrors(t *testing.T) {
+	dir := t.TempDir()
+	err := Save(filepath.Join(dir, "missing", "inspectd.yaml"), Default())
+	if err == nil || !strings.HasPrefix(err.Error(), "save config "+filepath.Join(dir, "missing", "inspectd.yaml")+": ") {
+		t.Errorf("missing directory: %v", err)
+	}
+	err = Save(dir, Default())
+	if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("directory as path: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		if err := Save(filepath.Join(ro, "inspectd.yaml"), Default()); err == nil {
+			t.Error("saved into a read-only directory")
+		}
+	}
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}

@@ -1,0 +1,418 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of the settings, named so that tests and messages agree.
+const (
+	maxDeviceID    = 64
+	maxFrameSide   = 16384
+	maxCameraFPS   = 1000
+	maxBuffers     = 32
+	maxThreads     = 64
+	maxFeatures    = 2048
+	maxBlurSigma   = 64
+	maxQueue       = 1024
+	maxTopicPrefix = 256
+	maxClientID    = 256
+	maxKeepalive   = 65535 * time.Second // MQTT's keepalive is 16-bit seconds
+	maxTimeout     = time.Hour
+	maxTaps        = 16
+	minBudget      = Size(1 << 20)
+	maxHoldout     = 0.9
+)
+
+// Validate checks every setting and every rule between settings, and
+// returns all problems found, joined (see Problems); nil if none. Each
+// message names the field, the value and what is allowed. Validate does not
+// touch the file system or the network: files and devices are checked when
+// they are opened.
+func (c *Config) Validate() error {
+	v := &validator{}
+	if c.DeviceID != "" && !validID(c.DeviceID) {
+		v.addf("device_id", "%q is not 1..%d letters, digits, '.', '_' or '-' (it is an MQTT topic level); leave it empty for the host name", c.DeviceID, maxDeviceID)
+	}
+	if strings.TrimSpace(c.StateDir) == "" {
+		v.addf("state_dir", "is empty; the daemon needs a directory for the model and the MQTT store")
+	}
+	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	v.capture(&c.Capture)
+	v.model(&c.Model)
+	v.mqtt(&c.MQTT)
+	if c.HTTP.Listen != "" {
+		v.hostPort("http.listen", c.HTTP.Listen, "127.0.0.1:9100, or empty to disable HTTP")
+	}
+	v.intRange("pipeline.queue", c.Pipeline.Queue, 1, maxQueue)
+	return errors.Join(v.probs...)
+}
+
+// validator collects problems.
+type validator struct{ probs []error }
+
+func (v *validator) addf(field, format string, args ...any) {
+	v.probs = append(v.probs, &Problem{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) intRange(field string, x, lo, hi int) {
+	if x < lo || x > hi {
+		v.addf(field, "%d is out of range %d..%d", x, lo, hi)
+	}
+}
+
+// floatRange checks lo < x (or lo <= x when loIncl) and x <= hi; NaN and
+// infinities always fail.
+func (v *validator) floatRange(field string, x, lo, hi float64, loIncl bool) {
+	ok := !math.IsNaN(x) && !math.IsInf(x, 0) && x <= hi && (x > lo || loIncl && x == lo)
+	if !ok {
+		open := "("
+		if loIncl {
+			open = "["
+		}
+		v.addf(field, "%s is out of range %s%s, %s]", fmtFloat(x), open, fmtFloat(lo), fmtFloat(hi))
+	}
+}
+
+func (v *validator) durRange(field string, d Duration, lo, hi time.Duration) {
+	if d.Std() < lo || d.Std() > hi {
+		v.addf(field, "%s is out of range %s..%s", d, Duration(lo), Duration(hi))
+	}
+}
+
+func (v *validator) oneOf(field, x string, allowed ...string) {
+	for _, a := range allowed {
+		if x == a {
+			return
+		}
+	}
+	v.addf(field, "%q is not one of %s", x, strings.Join(allowed, ", "))
+}
+
+// hostPort checks a listen address such as 127.0.0.1:1883 or :9100;
+// example is shown in the message.
+func (v *validator) hostPort(field, addr, example string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		p, perr := strconv.Atoi(port)
+		switch {
+		case perr != nil || p < 0 || p > 65535:
+			err = fmt.Errorf("port %q is not 0..65535", port)
+		case strings.ContainsAny(host, " /"):
+			err = fmt.Errorf("host %q is not a host name or IP address", host)
+		}
+	}
+	if err != nil {
+		v.addf(field, "%q is not host:port (like %s): %v", addr, example, unwrapAddrErr(err))
+	}
+}
+
+// unwrapAddrErr drops net.AddrError's repetition of the address.
+func unwrapAddrErr(err error) string {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
+	return err.Error()
+}
+
+func (v *validator) capture(c *Capture) {
+	v.oneOf("capture.source", string(c.Source), string(SourceSynthetic), string(SourceCamera), string(SourceFolder), string(SourceFile))
+
+	cam := &c.Camera
+	if c.Source == SourceCamera && strings.TrimSpace(cam.Device) == "" {
+		v.addf("capture.camera.device", "is empty; capture.source is camera")
+	}
+	if len(cam.Formats) == 0 {
+		v.addf("capture.camera.formats", "is empty; list one or more of MJPEG, YUYV, GREY")
+	}
+	seen := map[string]bool{}
+	for i, f := range cam.Formats {
+		field := fmt.Sprintf("capture.camera.formats[%d]", i)
+		switch {
+		case f != FormatMJPEG && f != FormatYUYV && f != FormatGREY:
+			v.addf(field, "%q is not one of MJPEG, YUYV, GREY", f)
+		case seen[f]:
+			v.addf(field, "%q is listed twice", f)
+		}
+		seen[f] = true
+	}
+	v.intRange("capture.camera.width", cam.Width, 1, maxFrameSide)
+	v.intRange("capture.camera.height", cam.Height, 1, maxFrameSide)
+	v.intRange("capture.camera.fps", cam.FPS, 1, maxCameraFPS)
+	v.intRange("capture.camera.buffers", cam.Buffers, 1, maxBuffers)
+	v.durRange("capture.camera.timeout", cam.Timeout, time.Millisecond, maxTimeout)
+	for _, name := range sortedKeys(cam.Controls) {
+		if strings.TrimSpace(name) == "" {
+			v.addf("capture.camera.controls", "has a control with an empty name")
+		}
+	}
+
+	if c.Source == SourceFolder && strings.TrimSpace(c.Folder.Path) == "" {
+		v.addf("capture.folder.path", "is empty; capture.source is folder")
+	}
+	if c.Folder.Watch && c.Folder.Loop {
+		v.addf("capture.folder.loop", "is true together with capture.folder.watch; a watched folder never ends, so choose one")
+	}
+	if c.Source == SourceFile && strings.TrimSpace(c.File.Path) == "" {
+		v.addf("capture.file.path", "is empty; capture.source is file")
+	}
+
+	s := &c.Synthetic
+	v.intRange("capture.synthetic.width", s.Width, 1, maxFrameSide)
+	v.intRange("capture.synthetic.height", s.Height, 1, maxFrameSide)
+	v.floatRange("capture.synthetic.defect_rate", s.DefectRate, 0, 1, true)
+	v.intRange("capture.synthetic.fps", s.FPS, 0, maxCameraFPS)
+
+	r := c.ROI
+	for _, f := range []struct {
+		name string
+		val  int
+	}{{"x", r.X}, {"y", r.Y}, {"width", r.Width}, {"height", r.Height}} {
+		if f.val < 0 || f.val > maxFrameSide {
+			v.addf("capture.roi."+f.name, "%d is out of range 0..%d", f.val, maxFrameSide)
+		}
+	}
+	// The frame size is known in advance only for these sources; for files
+	// the capture code checks the ROI against each image.
+	var fw, fh int
+	var from string
+	switch c.Source {
+	case SourceCamera:
+		fw, fh, from = cam.Width, cam.Height, "capture.camera"
+	case SourceSynthetic:
+		fw, fh, from = s.Width, s.Height, "capture.synthetic"
+	}
+	if from != "" && fw > 0 && fh > 0 {
+		v.roiFits("x", "width", r.X, r.Width, fw, from)
+		v.roiFits("y", "height", r.Y, r.Height, fh, from)
+	}
+
+	if c.Rotate != 0 && c.Rotate != 90 && c.Rotate != 180 && c.Rotate != 270 {
+		v.addf("capture.rotate", "%d is not one of 0, 90, 180, 270", c.Rotate)
+	}
+	v.oneOf("capture.trigger.mode", string(c.Trigger.Mode), string(TriggerFreeRun), string(TriggerExternal))
+	v.floatRange("capture.trigger.max_rate", c.Trigger.MaxRate, 0, maxCameraFPS, true)
+}
+
+// roiFits checks one axis of the ROI against a known frame size.
+func (v *validator) roiFits(pos, size string, p, n, frame int, from string) {
+	switch {
+	case p < 0 || n < 0:
+		// already reported
+	case p >= frame:
+		v.addf("capture.roi."+pos, "%d is outside the %d-pixel frame %s (%s.%s)", p, frame, size, from, size)
+	case n > 0 && p+n > frame:
+		v.addf("capture.roi."+size, "%d from %s %d ends at %d, past the %d-pixel frame %s (%s.%s)", n, pos, p, p+n, frame, size, from, size)
+	}
+}
+
+func (v *validator) model(m *Model) {
+	if len(m.Taps) > maxTaps {
+		v.addf("model.taps", "has %d tensors; at most %d", len(m.Taps), maxTaps)
+	}
+	seen := map[string]bool{}
+	for i, t := range m.Taps {
+		field := fmt.Sprintf("model.taps[%d]", i)
+		switch {
+		case strings.TrimSpace(t) == "":
+			v.addf(field, "is empty; name a tensor of the backbone")
+		case seen[t]:
+			v.addf(field, "%q is listed twice", t)
+		}
+		seen[t] = true
+	}
+	v.oneOf("model.input.resize", string(m.Input.Resize), string(ResizeFit), string(ResizeSquash), string(ResizeCrop))
+	for i, x := range m.Input.Mean {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			v.addf(fmt.Sprintf("model.input.mean[%d]", i), "%s is not a finite number", fmtFloat(x))
+		}
+	}
+	for i, x := range m.Input.Std {
+		if !(x > 0) || math.IsInf(x, 0) {
+			v.addf(fmt.Sprintf("model.input.std[%d]", i), "%s must be a finite number above 0 (it divides)", fmtFloat(x))
+		}
+	}
+	v.intRange("model.threads", m.Threads, 1, maxThreads)
+	if m.Delegate.Library == "" {
+		if m.Delegate.Required {
+			v.addf("model.delegate.required", "is true but model.delegate.library is empty")
+		}
+		if len(m.Delegate.Options) > 0 {
+			v.addf("model.delegate.options", "are set but model.delegate.library is empty")
+		}
+	}
+	for _, k := range sortedKeys(m.Delegate.Options) {
+		if strings.TrimSpace(k) == "" {
+			v.addf("model.delegate.options", "has an option with an empty name")
+		}
+	}
+	v.intRange("model.features", m.Features, 1, maxFeatures)
+	switch {
+	case m.MinFeatures < 1 || m.MinFeatures > maxFeatures:
+		v.intRange("model.min_features", m.MinFeatures, 1, maxFeatures)
+	case m.MinFeatures > m.Features && m.Features >= 1:
+		v.addf("model.min_features", "%d is above model.features (%d); it must be in 1..%d", m.MinFeatures, m.Features, m.Features)
+	}
+	if !(m.Epsilon > 0) || math.IsInf(m.Epsilon, 0) {
+		v.addf("model.epsilon", "%s must be a finite number above 0 (it keeps covariances invertible)", fmtFloat(m.Epsilon))
+	}
+	if !m.MemoryBudget.Auto && m.MemoryBudget.Bytes < minBudget {
+		v.addf("model.memory_budget", "%s is below the minimum %s (write a unit, like 256MiB, or auto)", m.MemoryBudget.Bytes, minBudget)
+	}
+	v.floatRange("model.memory_fraction", m.MemoryFraction, 0, 1, false)
+	v.floatRange("model.blur_sigma", m.BlurSigma, 0, maxBlurSigma, true)
+
+	t := &m.Threshold
+	v.floatRange("model.threshold.quantile", t.Quantile, 0, 1, false)
+	if !(t.Margin > 0) || math.IsInf(t.Margin, 0) {
+		v.addf("model.threshold.margin", "%s must be a finite number above 0", fmtFloat(t.Margin))
+	}
+	if !(t.Value >= 0) || math.IsInf(t.Value, 0) {
+		v.addf("model.threshold.value", "%s must be 0 (choose automatically) or a finite number above 0", fmtFloat(t.Value))
+	}
+	v.floatRange("model.threshold.holdout", t.Holdout, 0, maxHoldout, true)
+	if t.Value == 0 && t.Holdout == 0 {
+		v.addf("model.threshold.holdout", "0 leaves no normal images to choose the threshold from; set it in (0, %s] or set model.threshold.value", fmtFloat(maxHoldout))
+	}
+}
+
+// brokerSchemes are the URL schemes paho accepts, and whether they use TLS.
+var brokerSchemes = map[string]bool{
+	"tcp": false, "mqtt": false, "ws": false,
+	"ssl": true, "tls": true, "mqtts": true, "wss": true,
+}
+
+func (v *validator) mqtt(m *MQTT) {
+	seen := map[string]bool{}
+	for i, b := range m.Brokers {
+		field := fmt.Sprintf("mqtt.brokers[%d]", i)
+		if msg := checkBroker(b); msg != "" {
+			v.addf(field, "%q %s", b, msg)
+		} else if seen[b] {
+			v.addf(field, "%q is listed twice", b)
+		}
+		seen[b] = true
+	}
+	switch {
+	case m.EmbeddedListen != "":
+		v.hostPort("mqtt.embedded_listen", m.EmbeddedListen, "127.0.0.1:1883")
+	case len(m.Brokers) == 0:
+		v.addf("mqtt.embedded_listen", "is empty; with mqtt.brokers empty the embedded broker needs a host:port like 127.0.0.1:1883")
+	}
+	if m.ClientID != "" && (len(m.ClientID) > maxClientID || !utf8.ValidString(m.ClientID) || strings.ContainsRune(m.ClientID, 0)) {
+		v.addf("mqtt.client_id", "%q is not 1..%d bytes of UTF-8 without NUL; leave it empty for inspectd-<device_id>", m.ClientID, maxClientID)
+	}
+	if m.Password != "" && m.Username == "" {
+		v.addf("mqtt.password", "is set but mqtt.username is empty; MQTT 3.1.1 sends a password only with a user name")
+	}
+	if m.TLS.Cert != "" && m.TLS.Key == "" {
+		v.addf("mqtt.tls.key", "is empty but mqtt.tls.cert is set; a client certificate needs its key")
+	}
+	if m.TLS.Key != "" && m.TLS.Cert == "" {
+		v.addf("mqtt.tls.cert", "is empty but mqtt.tls.key is set; a client key needs its certificate")
+	}
+	if m.Keepalive != 0 {
+		v.durRange("mqtt.keepalive", m.Keepalive, time.Second, maxKeepalive)
+	}
+	v.durRange("mqtt.connect_timeout", m.ConnectTimeout, time.Second, 5*time.Minute)
+	v.durRange("mqtt.max_reconnect_interval", m.MaxReconnectInterval, time.Second, maxTimeout)
+	if msg := checkTopicPrefix(m.TopicPrefix); msg != "" {
+		v.addf("mqtt.topic_prefix", "%q %s", m.TopicPrefix, msg)
+	}
+	if m.ResultQoS < 0 || m.ResultQoS > 2 {
+		v.addf("mqtt.result_qos", "%d is not one of 0, 1, 2", m.ResultQoS)
+	}
+	v.floatRange("mqtt.result_max_rate", m.ResultMaxRate, 0, maxCameraFPS, true)
+	v.oneOf("mqtt.mask", string(m.Mask), string(PublishAnomalous), string(PublishAlways), string(PublishNever))
+	v.oneOf("mqtt.heatmap", string(m.Heatmap), string(PublishAnomalous), string(PublishAlways), string(PublishNever))
+}
+
+// checkBroker explains what is wrong with a broker URL, "" if nothing.
+func checkBroker(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "is not a URL like tcp://host:1883"
+	}
+	tls, ok := brokerSchemes[u.Scheme]
+	if u.Scheme == "" {
+		return "has no scheme; write it like tcp://host:1883 or ssl://host:8883"
+	}
+	if !ok {
+		return "has scheme " + strconv.Quote(u.Scheme) + "; use tcp, mqtt, ws (plain) or ssl, tls, mqtts, wss (TLS), like tcp://host:1883"
+	}
+	if u.Hostname() == "" {
+		return "has no host; write it like " + u.Scheme + "://host:port"
+	}
+	if u.User != nil {
+		return "holds a user name; set mqtt.username and mqtt.password instead"
+	}
+	if p := u.Port(); p == "" {
+		if u.Scheme != "ws" && u.Scheme != "wss" {
+			port := "1883"
+			if tls {
+				port = "8883"
+			}
+			return "has no port; write it like " + u.Scheme + "://" + u.Hostname() + ":" + port
+		}
+	} else if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return "has port " + p + ", not 1..65535"
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" && u.Path != "" && u.Path != "/" {
+		return "has a path; only ws:// and wss:// URLs take one"
+	}
+	return ""
+}
+
+// checkTopicPrefix explains what is wrong with a topic prefix, "" if nothing.
+func checkTopicPrefix(p string) string {
+	switch {
+	case p == "":
+		return "is empty; every topic starts with it"
+	case len(p) > maxTopicPrefix:
+		return fmt.Sprintf("is longer than %d bytes", maxTopicPrefix)
+	case !utf8.ValidString(p):
+		return "is not valid UTF-8"
+	case strings.ContainsAny(p, "+#\x00"):
+		return "holds a wildcard (+ or #) or NUL, which topic names may not"
+	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//"):
+		return "has an empty topic level (a leading, trailing or doubled /)"
+	case strings.HasPrefix(p, "$"):
+		return "starts with $, which brokers reserve"
+	}
+	return ""
+}
+
+// validID reports whether s is a device id: 1..64 of [A-Za-z0-9._-].
+func validID(s string) bool {
+	if s == "" || len(s) > maxDeviceID {
+		return false
+	}
+	for _, r := range s {
+		if !isIDRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isIDRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+// fmtFloat writes a float the way YAML would.
+func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	// Sorted so that messages come out in the same order every run.
+	return slices.Sorted(maps.Keys(m))
+}

@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/inspectd/inspectd/config"
+)
+
+// cmdConfigCheck validates configuration files the way the daemon loads
+// them, so that an edit can be checked before a restart.
+func cmdConfigCheck() *Command {
+	return &Command{
+		Name:    "config check",
+		Summary: "validate configuration files and summarize them",
+		Usage:   "FILE...",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "config check")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() == 0 {
+				return usagef("name a configuration file, e.g. /etc/inspectd/inspectd.yaml")
+			}
+			var bad []string
+			for _, path := range fs.Args() {
+				c, err := config.Load(path)
+				if err != nil {
+					bad = append(bad, path)
+					printProblems(env.Stderr, err)
+					continue
+				}
+				fmt.Fprintf(env.Stdout, "%s: ok\n", path)
+				writeSummary(env.Stdout, c)
+			}
+			switch {
+			case len(bad) == 0:
+				return nil
+			case fs.NArg() == 1:
+				return errors.New(bad[0] + " is not valid")
+			default:
+				return fmt.Errorf("%d of %d files are not valid: %s", len(bad), fs.NArg(), strings.Join(bad, ", "))
+			}
+		},
+	}
+}
+
+// cmdConfigDefaults prints the annotated default configuration, the
+// reference for every key.
+func cmdConfigDefaults() *Command {
+	return &Command{
+		Name:    "config defaults",
+		Summary: "print the default configuration with every key explained",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "config defaults")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return usagef("takes no arguments")
+			}
+			_, err := env.Stdout.Write(config.DefaultYAML())
+			return err
+		},
+	}
+}
+
+// printProblems writes one line per problem, or the error as it is when it
+// is not about the contents (a missing file).
+func printProblems(w io.Writer, err error) {
+	ps := config.Problems(err)
+	if len(ps) == 0 {
+		fmt.Fprintln(w, err)
+		return
+	}
+	for _, p := range ps {
+		fmt.Fprintln(w, p)
+	}
+}
+
+// writeSummary shows what a valid configuration will do, in the terms an
+// operator checks: which source, which model limits, where results go.
+func writeSummary(w io.Writer, c *config.Config) {
+	line := func(k, format string, a ...any) { fmt.Fprintf(w, "  %-9s %s\n", k+":", fmt.Sprintf(format, a...)) }
+
+	device := c.DeviceID
+	if device == "" {
+		if id, err := c.ResolvedDeviceID(); err == nil {
+			device = id + " (host name)"
+		} else {
+			device = "the host name"
+		}
+	}
+	line("device", "%s", device)
+	line("capture", "%s", captureSummary(&c.Capture))
+	line("model", "%s", modelSummary(c))
+	line("mqtt", "%s", mqttSummary(c))
+	if c.HTTP.Listen == "" {
+		line("http", "off")
+	} else {
+		line("http", "%s", c.HTTP.Listen)
+	}
+	line("state", "%s, log level %s, queue %d", c.StateDir, c.LogLevel, c.Pipeline.Queue)
+}
+
+func captureSummary(c *config.Capture) string {
+	var s string
+	switch c.Source {
+	case config.SourceCamera:
+		m := c.Camera
+		s = fmt.Sprintf("camera %s %dx%d at %d fps (%s)", m.Device, m.Width, m.Height, m.FPS, strings.Join(m.Formats, ", "))
+		if len(m.Controls) > 0 {
+			s += fmt.Sprintf(", %d controls", len(m.Controls))
+		}
+	case config.SourceFolder:
+		mode := "once"
+		switch {
+		case c.Folder.Watch:
+			mode = "watched"
+		case c.Folder.Loop:
+			mode = "looped"
+		}
+		s = fmt.Sprintf("folder %s (%s)", c.Folder.Path, mode)
+	case config.SourceFile:
+		s = "file " + c.File.Path
+	default:
+		m := c.Synthetic
+		s = fmt.Sprintf("synthetic %dx%d at %d fps, %g defect rate, seed %d", m.Width, m.Height, m.FPS, m.DefectRate, m.Seed)
+	}
+	if r := c.ROI; r != (config.ROI{}) {
+		dim := func(n int) string {
+			if n == 0 {
+				return "edge"
+			}
+			return fmt.Sprint(n)
+		}
+		s += fmt.Sprintf("; roi at (%d,%d) size %sx%s", r.X, r.Y, dim(r.Width), dim(r.Height))
+	}
+	if c.Rotate != 0 {
+		s += fmt.Sprintf("; rotated %d°", c.Rotate)
+	}
+	switch {
+	case c.Trigger.Mode == config.TriggerExternal:
+		s += "; external trigger"
+	case c.Trigger.MaxRate > 0:
+		s += fmt.Sprintf("; free-run, at most %g/s", c.Trigger.MaxRate)
+	default:
+		s += "; free-run"
+	}
+	return s
+}
+
+func modelSummary(c *config.Config) string {
+	m := &c.Model
+	budget := m.MemoryBudget.String()
+	if m.MemoryBudget.Auto {
+		budget = fmt.Sprintf("auto (%.4g%% of available memory)", m.MemoryFraction*100)
+	}
+	threshold := fmt.Sprintf("threshold %g", m.Threshold.Value)
+	if m.Threshold.Value == 0 {
+		threshold = fmt.Sprintf("threshold %g quantile × %g of %.4g%% held-out images",
+			m.Threshold.Quantile, m.Threshold.Margin, m.Threshold.Holdout*100)
+	}
+	backbone := m.Backbone
+	if backbone == "" {
+		backbone = "bundled MobileNet v1"
+	}
+	s := fmt.Sprintf("%s, d ≤ %d (min %d), memory %s, %s; backbone %s, %d threads",
+		c.ModelPath(), m.Features, m.MinFeatures, budget, threshold, backbone, m.Threads)
+	if m.Delegate.Library != "" {
+		s += ", delegate " + m.Delegate.Library
+		if m.Delegate.Required {
+			s += " (required)"
+		}
+	}
+	return s
+}
+
+func mqttSummary(c *config.Config) string {
+	m := &c.MQTT
+	var s string
+	if len(m.Brokers) == 0 {
+		s = "embedded broker on " + m.EmbeddedListen
+	} else {
+		s = strings.Join(m.Brokers, ", ")
+	}
+	client := m.ClientID
+	if client == "" {
+		if id, err := c.ResolvedClientID(); err == nil {
+			client = id
+		} else {
+			client = "inspectd-<host name>"
+		}
+	}
+	s += " as " + client
+	if m.Username != "" {
+		s += ", user " + m.Username
+		if m.Password != "" {
+			s += " (password set)"
+		}
+	}
+	device, err := c.ResolvedDeviceID()
+	if err != nil {
+		device = "<host name>"
+	}
+	s += fmt.Sprintf("; topics %s/%s/..., results QoS %d", m.TopicPrefix, device, m.ResultQoS)
+	if m.ResultMaxRate > 0 {
+		s += fmt.Sprintf(" at most %g/s", m.ResultMaxRate)
+	}
+	return s
+}

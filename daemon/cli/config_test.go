@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/config"
+)
+
+// runConfigCLI runs inspectd in-process and returns its exit status and streams.
+func runConfigCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestConfigDefaults(t *testing.T) {
+	code, out, errs := runConfigCLI("config", "defaults")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if out != string(config.DefaultYAML()) {
+		t.Error("output is not config.DefaultYAML()")
+	}
+	c, err := config.Parse([]byte(out), "defaults")
+	if err != nil || !reflect.DeepEqual(c, config.Default()) {
+		t.Errorf("printed defaults parse to %+v, %v", c, err)
+	}
+	if code, _, _ := runConfigCLI("config", "defaults", "extra"); code != 2 {
+		t.Errorf("extra argument: exit %d; want 2", code)
+	}
+}
+
+func TestConfigCheckValid(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inspectd.yaml")
+	if err := os.WriteFile(path, []byte("device_id: cam-1\ncapture: {source: folder, folder: {path: /data, loop: true}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runConfigCLI("config", "check", path)
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	for _, want := range []string{
+		path + ": ok\n",
+		"  device:   cam-1\n",
+		"  capture:  folder /data (looped); free-run\n",
+		"  mqtt:     embedded broker on 127.0.0.1:1883 as inspectd-cam-1; topics inspectd/cam-1/..., results QoS 0\n",
+		"  http:     127.0.0.1:9100\n",
+		"  model:    /var/lib/inspectd/model.safetensors, d ≤ 100 (min 32), memory auto (25% of available memory), threshold 0.99 quantile × 1.1 of 10% held-out images; backbone bundled MobileNet v1, 2 threads\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestConfigCheckExample(t *testing.T) {
+	const path = "../../systemd/inspectd.example.yaml"
+	code, out, errs := runConfigCLI("config", "check", path)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if !strings.Contains(out, "capture:  camera /dev/video0 1280x720 at 30 fps (MJPEG, YUYV)") ||
+		!strings.Contains(out, "user inspectd (password set)") || strings.Contains(out, "change-me") {
+		t.Errorf("summary:\n%s", out)
+	}
+}
+
+func TestConfigCheckInvalid(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(good, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("mqtt:\n  brokrs: []\nmodel:\n  features: 5000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runConfigCLI("config", "check", bad)
+	want := "config " + bad + `: line 2: unknown key "brokrs" in section "mqtt" (did you mean "brokers"?)` + "\n" +
+		"inspectd config check: " + bad + " is not valid\n"
+	if code != 1 || errs != want {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", code, errs, want)
+	}
+
+	if err := os.WriteFile(bad, []byte("model:\n  features: 5000\n  threads: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runConfigCLI("config", "check", good, bad, filepath.Join(dir, "missing.yaml"))
+	if code != 1 {
+		t.Errorf("exit %d; want 1", code)
+	}
+	if !strings.HasPrefix(out, good+": ok\n") {
+		t.Errorf("stdout %q lacks the good file", out)
+	}
+	for _, want := range []string{
+		"config " + bad + ": line 2: model.features: 5000 is out of range 1..2048\n",
+		"config " + bad + ": line 3: model.threads: 0 is out of range 1..64\n",
+		"missing.yaml: no such file or directory\n",
+		"inspectd config check: 2 of 3 files are not valid: " + bad + ", " + filepath.Join(dir, "missing.yaml") + "\n",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+
+	if code, _, errs := runConfigCLI("config", "check"); code != 2 || !strings.Contains(errs, "name a configuration file") {
+		t.Errorf("no file: exit %d, stderr %q", code, errs)
+	}
+}
