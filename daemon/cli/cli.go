@@ -46,6 +46,16 @@ func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf
 func commands() []*Command {
 	cmds := []*Command{
 		cmdVersion(),
+		cmdConfigCheck(),
+		cmdConfigDefaults(),
+		cmdCaptureList(),
+		cmdCaptureSnapshot(),
+		cmdModelInspect(),
+		cmdModelOptimize(), cmdModelProbe(),
+		cmdFit(),
+		cmdEval(),
+		cmdRun(),
+		cmdDemo(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds

@@ -46,6 +46,21 @@ type Options struct {
 	Delegate     DelegateOptions
 	Preprocess   Preprocess
 	Logger       *slog.Logger
+
+	// Optimize chooses how a quantized model runs on the CPU (accel.go):
+	// "" or "off" runs the file as is; "int8" and "float" rewrite it
+	// (model/optimize) for XNNPACK's QS8 or float path; "auto" measures
+	// each candidate once in a child process and keeps the fastest whose
+	// taps agree with the original. Ignored when Delegate.Library is set.
+	Optimize string
+	// StateDir is where "auto" caches its choice (empty: measure at every
+	// start).
+	StateDir string
+	// ProbeCommand is the program and arguments that run ServeProbe in a
+	// child process (inspectd: SelfProbeCommand). Without it "auto" tries
+	// no XNNPACK candidate, since a delegate crash would take the caller
+	// down.
+	ProbeCommand []string
 }
 
 // Tap describes one tapped tensor.
@@ -78,6 +93,10 @@ type Backbone struct {
 	interp   *tflite.Interpreter
 	delegate *delegate
 	accel    string
+	// run is the model actually run (the original or its optimized
+	// rewrite, same tensor indices); variant names it (accel.go).
+	run     *graph.Model
+	variant string
 
 	inW, inH, inC int
 	inType        tflite.TensorType
@@ -143,7 +162,10 @@ func Open(o Options) (*Backbone, error) {
 		}
 		outputs = append(outputs, t.Index)
 	}
-	rewritten, err := g.WithOutputs(outputs, !o.NoPrune)
+	if err := b.chooseVariant(data, outputs); err != nil {
+		return nil, fmt.Errorf("backbone %s: %w", name, err)
+	}
+	rewritten, err := b.run.WithOutputs(outputs, !o.NoPrune)
 	if err != nil {
 		return nil, fmt.Errorf("backbone %s: %w", name, err)
 	}
@@ -215,7 +237,7 @@ func (b *Backbone) build(model []byte) error {
 		return errors.New("TensorFlow Lite refused the model (see its message above)")
 	}
 	threads := max(b.opts.Threads, 1)
-	inType := b.graph.Tensors[b.graph.Inputs[0]].Type
+	inType := b.run.Tensors[b.run.Inputs[0]].Type
 	var want []*delegate
 	if b.opts.Delegate.Library != "" {
 		d, err := newExternal(b.opts.Delegate)

@@ -1,0 +1,210 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"testing"
+	"time"
+)
+
+const benchW, benchH = 1280, 720
+
+func reportFPS(b *testing.B) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// benchScene is a 1280×720 frame of the synthetic scene: textured, like a
+// camera image, so JPEG sizes and decode times are realistic.
+func benchScene(b *testing.B) *image.RGBA {
+	b.Helper()
+	sy, err := NewSynthetic(SyntheticOptions{Width: benchW, Height: benchH, Seed: 1, DefectRate: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var f Frame
+	if err := sy.Next(context.Background(), &f); err != nil {
+		b.Fatal(err)
+	}
+	return f.Image.(*image.RGBA)
+}
+
+// BenchmarkYUYV converts 1280×720 YUYV frames. The baseline is the standard
+// library's fastest path for the same job: image/draw from a planar 4:2:2
+// image.YCbCr into RGBA.
+func BenchmarkYUYV(b *testing.B) {
+	buf := toYUYV(benchScene(b), 0)
+	b.Run("to-RGBA", func(b *testing.B) {
+		dst, _ := DecodeYUYV(nil, buf, benchW, benchH, YUVLimited)
+		b.SetBytes(int64(len(buf)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			dst, _ = DecodeYUYV(dst, buf, benchW, benchH, YUVLimited)
+		}
+		reportFPS(b)
+	})
+	b.Run("to-Gray", func(b *testing.B) {
+		dst, _ := DecodeYUYVGray(nil, buf, benchW, benchH, YUVLimited)
+		b.SetBytes(int64(len(buf)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			dst, _ = DecodeYUYVGray(dst, buf, benchW, benchH, YUVLimited)
+		}
+		reportFPS(b)
+	})
+	b.Run("baseline-image-draw-YCbCr422", func(b *testing.B) {
+		src := image.NewYCbCr(image.Rect(0, 0, benchW, benchH), image.YCbCrSubsampleRatio422)
+		dst := image.NewRGBA(src.Rect)
+		b.SetBytes(int64(len(buf)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			draw.Draw(dst, dst.Rect, src, image.Point{}, draw.Src)
+		}
+		reportFPS(b)
+	})
+}
+
+// BenchmarkMJPEG decodes a 1280×720 MJPEG frame. The baseline is plain
+// image/jpeg on the same frame with its Huffman tables; the others are the
+// camera path: insert the tables, decode with image/jpeg, convert into a
+// reused buffer.
+func BenchmarkMJPEG(b *testing.B) {
+	var jb bytes.Buffer
+	if err := jpeg.Encode(&jb, benchScene(b), &jpeg.Options{Quality: 90}); err != nil {
+		b.Fatal(err)
+	}
+	withDHT := jb.Bytes()
+	noDHT, _ := stripDHT(b, withDHT)
+	b.Run("baseline-image-jpeg", func(b *testing.B) {
+		b.SetBytes(int64(len(withDHT)))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := jpeg.Decode(bytes.NewReader(withDHT)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportFPS(b)
+	})
+	for _, c := range []struct {
+		name  string
+		color Color
+	}{{"no-DHT-to-RGBA", ColorRGB}, {"no-DHT-to-Gray", ColorGray}} {
+		b.Run(c.name, func(b *testing.B) {
+			var d MJPEGDecoder
+			img, err := d.Decode(nil, noDHT, c.color)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(noDHT)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				img, _ = d.Decode(img, noDHT, c.color)
+			}
+			reportFPS(b)
+		})
+	}
+	b.Run("fix-up-only", func(b *testing.B) {
+		buf := make([]byte, 0, len(withDHT)+len(stdDHT))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			buf, _, _ = FixMJPEG(buf, noDHT)
+		}
+	})
+}
+
+// BenchmarkROI cuts a 640×640 region out of a 1280×720 frame (and rotates
+// it). The baseline is a plain copy of the whole frame's pixels.
+func BenchmarkROI(b *testing.B) {
+	src := Frame{Image: benchScene(b)}
+	roi := image.Rect(320, 40, 960, 680)
+	for _, c := range []struct {
+		name string
+		opts TransformOptions
+	}{
+		{"crop-640x640", TransformOptions{ROI: roi}},
+		{"crop-640x640-rot90", TransformOptions{ROI: roi, Rotate: 90}},
+		{"crop-640x640-rot180", TransformOptions{ROI: roi, Rotate: 180}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var dst Frame
+			if err := ApplyTransform(&dst, &src, c.opts); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = ApplyTransform(&dst, &src, c.opts)
+			}
+		})
+	}
+	b.Run("baseline-copy-full-frame", func(b *testing.B) {
+		pix := src.Image.(*image.RGBA).Pix
+		dst := make([]byte, len(pix))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			copy(dst, pix)
+		}
+	})
+}
+
+// loopDevice has the same frame ready whenever the camera waits (and none
+// queued behind it), to time the camera's own per-frame work.
+type loopDevice struct {
+	fakeDevice
+	frame []byte
+}
+
+func (d *loopDevice) WaitFrame(t time.Duration) (bool, error) { return t > 0, nil }
+func (d *loopDevice) GetFrame() ([]byte, uint32, error)       { return d.frame, 0, nil }
+func (d *loopDevice) ReleaseFrame(uint32) error               { return nil }
+func (d *loopDevice) Close() error                            { return nil }
+
+// BenchmarkCameraNext is the whole camera path for 1280×720 YUYV: wait,
+// dequeue, skip to the newest buffer, decode, requeue.
+func BenchmarkCameraNext(b *testing.B) {
+	w := newFakeWorld()
+	w.sizes[FormatYUYV] = []FrameSize{{MinWidth: benchW, MaxWidth: benchW, MinHeight: benchH, MaxHeight: benchH}}
+	dev := &loopDevice{fakeDevice: fakeDevice{w: w}, frame: toYUYV(benchScene(b), 0)}
+	c, err := NewCamera(CameraOptions{Device: "/dev/video0", Formats: []FourCC{FormatYUYV}, Width: benchW, Height: benchH,
+		Open: func(string) (Device, error) { return dev, nil }, Log: quietLog()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var f Frame
+	ctx := context.Background()
+	if err := c.Next(ctx, &f); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Next(ctx, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportFPS(b)
+}
+
+func BenchmarkSynthetic(b *testing.B) {
+	for _, size := range []image.Point{{256, 256}, {benchW, benchH}} {
+		b.Run(image.Rect(0, 0, size.X, size.Y).Size().String(), func(b *testing.B) {
+			sy, _ := NewSynthetic(SyntheticOptions{Width: size.X, Height: size.Y, DefectRate: 0.5})
+			var f Frame
+			_ = sy.Next(context.Background(), &f)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = sy.Next(context.Background(), &f)
+			}
+			reportFPS(b)
+		})
+	}
+}

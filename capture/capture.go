@@ -1,0 +1,193 @@
+// Package capture produces frames for inspection: V4L2 cameras (through
+// github.com/blackjack/webcam), image folders, single image files and a
+// seeded synthetic inspection scene with ground-truth defect masks.
+//
+// Every source implements Source. Frames are written into buffers the caller
+// owns and reuses, so a steady capture loop allocates nothing per frame. A
+// caller may alternate between several Frames (double buffering): a source
+// never keeps a reference to a Frame's buffers after Next returns.
+//
+// Wrappers add what a line needs on top of any source: Transform (region of
+// interest and rotation), Throttle (free-run at most N frames per second) and
+// Triggered (external trigger with a correlation id).
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Frame is one captured image written into reusable buffers.
+type Frame struct {
+	// Seq is the per-source sequence number, starting at 1.
+	Seq uint64
+	// Time is the capture time, read from the wall clock with its monotonic
+	// reading so that latencies can be measured against it.
+	Time time.Time
+	// Image is concretely *image.RGBA or *image.Gray with its origin at 0,0;
+	// the source reuses it across frames when its size fits.
+	Image image.Image
+	// Mask is the ground-truth defect mask (255 = defect) for sources that
+	// know it (synthetic), else nil.
+	Mask *image.Gray
+	// Name is the file name for folder and file sources, "" otherwise.
+	Name string
+	// Label names the injected defect kind of a synthetic frame ("" when the
+	// frame is normal or the source does not know).
+	Label string
+	// Trigger is the correlation id of the trigger request this frame
+	// answers ("" in free-run).
+	Trigger string
+	// TriggerTime is when that request was made (zero in free-run).
+	TriggerTime time.Time
+}
+
+// Source produces frames. Next blocks until a frame is available, ctx is
+// done, or an error. Next writes into f, reusing f's buffers when their size
+// fits (no allocation per frame in steady state). Next and Close must not be
+// called concurrently; cancel Next's context before closing.
+type Source interface {
+	Next(ctx context.Context, f *Frame) error
+	Close() error
+}
+
+// ErrEOF reports that a finite source (a folder without watch or loop, a
+// single file) is exhausted. errors.Is(err, io.EOF) holds for it too.
+var ErrEOF = fmt.Errorf("capture: source exhausted: %w", io.EOF)
+
+// ErrTimeout reports that no frame arrived within the frame timeout. The
+// source stays usable: the next call waits again (and reopens a camera after
+// repeated timeouts).
+var ErrTimeout = errors.New("capture: frame timeout")
+
+// ErrUnavailable reports that the device is gone or cannot be opened right
+// now (unplugged, busy). The source keeps retrying with backoff on later calls.
+var ErrUnavailable = errors.New("capture: device unavailable")
+
+// Temporary reports whether err is one a source recovers from by itself, so
+// that the caller should log it, count it and call Next again.
+func Temporary(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTriggerExpired)
+}
+
+// Counters count what a source did. Every field may be read at any time from
+// any goroutine.
+type Counters struct {
+	// Frames delivered by Next.
+	Frames atomic.Uint64
+	// Dropped frames: buffered frames skipped because a newer one was ready
+	// or a fresh frame was asked for.
+	Dropped atomic.Uint64
+	// Timeouts: waits that ended without a frame.
+	Timeouts atomic.Uint64
+	// Reopens of the device after it was lost or stalled.
+	Reopens atomic.Uint64
+	// DecodeErrors: corrupt frames or files that were skipped.
+	DecodeErrors atomic.Uint64
+}
+
+// CounterValues is a copy of Counters at one moment.
+type CounterValues struct {
+	Frames, Dropped, Timeouts, Reopens, DecodeErrors uint64
+}
+
+// Snapshot reads all counters.
+func (c *Counters) Snapshot() CounterValues {
+	return CounterValues{
+		Frames:       c.Frames.Load(),
+		Dropped:      c.Dropped.Load(),
+		Timeouts:     c.Timeouts.Load(),
+		Reopens:      c.Reopens.Load(),
+		DecodeErrors: c.DecodeErrors.Load(),
+	}
+}
+
+// Counted is implemented by sources that keep Counters; wrappers forward to
+// the source they wrap.
+type Counted interface {
+	Counters() *Counters
+}
+
+// CountersOf returns src's counters, or nil when it keeps none.
+func CountersOf(src Source) *Counters {
+	if c, ok := src.(Counted); ok {
+		return c.Counters()
+	}
+	return nil
+}
+
+// Flusher is implemented by live sources that buffer frames (cameras). Flush
+// drops what is buffered so that the next frame is captured after the call.
+type Flusher interface {
+	Flush()
+}
+
+// Color selects the pixel layout a source writes.
+type Color int
+
+const (
+	// ColorAuto keeps gray sources gray (*image.Gray) and writes everything
+	// else as *image.RGBA.
+	ColorAuto Color = iota
+	// ColorRGB always writes *image.RGBA.
+	ColorRGB
+	// ColorGray always writes *image.Gray.
+	ColorGray
+)
+
+// String returns the name ParseColor accepts.
+func (c Color) String() string {
+	switch c {
+	case ColorAuto:
+		return "auto"
+	case ColorRGB:
+		return "rgb"
+	case ColorGray:
+		return "gray"
+	}
+	return fmt.Sprintf("Color(%d)", int(c))
+}
+
+// ParseColor reads "auto", "rgb" or "gray" ("" is auto).
+func ParseColor(s string) (Color, error) {
+	switch s {
+	case "", "auto":
+		return ColorAuto, nil
+	case "rgb", "color":
+		return ColorRGB, nil
+	case "gray", "grey":
+		return ColorGray, nil
+	}
+	return 0, fmt.Errorf("color %q: want auto, rgb or gray", s)
+}
+
+// gray reports whether a source whose native data is gray (native) writes
+// *image.Gray under this setting.
+func (c Color) gray(native bool) bool {
+	return c == ColorGray || (c == ColorAuto && native)
+}
+
+// sleepCtx waits for d or until ctx is done, reusing t (created on first use)
+// so that waiting allocates nothing in steady state.
+func sleepCtx(ctx context.Context, t **time.Timer, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	select {
+	case <-ctx.Done():
+		(*t).Stop()
+		return ctx.Err()
+	case <-(*t).C:
+		return nil
+	}
+}

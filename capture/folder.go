@@ -1,0 +1,239 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif"  // folders may hold GIF
+	_ "image/jpeg" // and JPEG
+	_ "image/png"  // and PNG files
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	_ "golang.org/x/image/bmp"  // line-scan systems often drop BMP
+	_ "golang.org/x/image/tiff" // or TIFF files
+)
+
+// DefaultExtensions are the image files a folder source reads.
+var DefaultExtensions = []string{".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
+
+// FolderOptions configure a Folder.
+type FolderOptions struct {
+	// Dir is the folder. Required.
+	Dir string
+	// Watch keeps waiting for new files after the ones present at start,
+	// for systems that drop images into a folder. A new file is read once
+	// its size has stayed the same for one poll.
+	Watch bool
+	// Loop starts again at the first file after the last (replays).
+	Loop bool
+	// PollInterval is how often a watched folder is listed. Default 200ms.
+	PollInterval time.Duration
+	// Extensions are the file name endings read (case-insensitive). Default
+	// DefaultExtensions.
+	Extensions []string
+	// Color selects RGBA or gray frames; ColorAuto keeps gray files gray.
+	Color Color
+	// Log receives one line per skipped file; nil uses slog.Default().
+	Log *slog.Logger
+}
+
+// Folder is a Source reading the image files of a folder in name order
+// (sorted once at start). Unreadable or corrupt files are counted as decode
+// errors and skipped.
+type Folder struct {
+	opts     FolderOptions
+	log      *slog.Logger
+	counters Counters
+	files    []string // sorted at start; Loop replays these
+	queue    []string // still to read
+	seen     map[string]bool
+	pending  map[string]int64 // watched files seen once, with their size
+	buf      bytes.Buffer
+	rd       bytes.Reader
+	seq      uint64
+	timer    *time.Timer
+}
+
+// NewFolder lists and sorts the folder's image files. A folder with no
+// images is an error unless it is watched.
+func NewFolder(opts FolderOptions) (*Folder, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("folder source: no folder given")
+	}
+	if opts.Watch && opts.Loop {
+		return nil, fmt.Errorf("folder source %s: watch and loop exclude each other", opts.Dir)
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 200 * time.Millisecond
+	}
+	if len(opts.Extensions) == 0 {
+		opts.Extensions = DefaultExtensions
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), seen: map[string]bool{}, pending: map[string]int64{}}
+	entries, err := os.ReadDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("folder source: %w", err)
+	}
+	for _, e := range entries {
+		if fl.wanted(e) {
+			fl.files = append(fl.files, e.Name())
+			fl.seen[e.Name()] = true
+		}
+	}
+	slices.Sort(fl.files)
+	if len(fl.files) == 0 && !opts.Watch {
+		return nil, fmt.Errorf("folder source %s: no image files (%s)", opts.Dir, strings.Join(opts.Extensions, " "))
+	}
+	fl.queue = fl.files
+	return fl, nil
+}
+
+func (fl *Folder) wanted(e fs.DirEntry) bool {
+	if !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	name := e.Name()
+	if strings.HasPrefix(name, ".") {
+		return false // editors' and copy tools' temporary files
+	}
+	ext := strings.ToLower(filepath.Ext(name))
+	return slices.Contains(fl.opts.Extensions, ext)
+}
+
+// Len is the number of files found at start.
+func (fl *Folder) Len() int { return len(fl.files) }
+
+// Counters returns the folder's counters.
+func (fl *Folder) Counters() *Counters { return &fl.counters }
+
+// Next implements Source. It returns ErrEOF after the last file unless the
+// folder is watched or looped.
+func (fl *Folder) Next(ctx context.Context, f *Frame) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if len(fl.queue) == 0 {
+			switch {
+			case fl.opts.Loop:
+				fl.queue = fl.files
+			case fl.opts.Watch:
+				if err := sleepCtx(ctx, &fl.timer, fl.opts.PollInterval); err != nil {
+					return err
+				}
+				if err := fl.poll(); err != nil {
+					return err
+				}
+				continue
+			default:
+				return ErrEOF
+			}
+		}
+		name := fl.queue[0]
+		fl.queue = fl.queue[1:]
+		img, err := fl.read(name)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && fl.opts.Watch {
+				continue // taken away before we got to it
+			}
+			fl.counters.DecodeErrors.Add(1)
+			fl.log.Warn("folder source: file skipped", "file", name, "err", err)
+			continue
+		}
+		fl.seq++
+		f.Image = convertInto(f.Image, img, fl.opts.Color)
+		f.Mask, f.Name, f.Label = nil, name, ""
+		f.Seq, f.Time = fl.seq, time.Now()
+		f.Trigger, f.TriggerTime = "", time.Time{}
+		fl.counters.Frames.Add(1)
+		return nil
+	}
+}
+
+func (fl *Folder) read(name string) (image.Image, error) {
+	path := filepath.Join(fl.opts.Dir, name)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	fl.buf.Reset()
+	if _, err := fl.buf.ReadFrom(fh); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	fl.rd.Reset(fl.buf.Bytes())
+	img, _, err := image.Decode(&fl.rd)
+	fl.rd.Reset(nil)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return img, nil
+}
+
+// poll lists a watched folder and queues, in name order, the new files whose
+// size did not change since the previous poll.
+func (fl *Folder) poll() error {
+	entries, err := os.ReadDir(fl.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("watch folder %s: %w", fl.opts.Dir, err)
+	}
+	present := make(map[string]bool, len(entries))
+	var ready []string
+	for _, e := range entries {
+		if !fl.wanted(e) {
+			continue
+		}
+		name := e.Name()
+		present[name] = true
+		if fl.seen[name] {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		size := info.Size()
+		if prev, ok := fl.pending[name]; ok && prev == size && size > 0 {
+			delete(fl.pending, name)
+			fl.seen[name] = true
+			ready = append(ready, name)
+			continue
+		}
+		fl.pending[name] = size
+	}
+	// Forget files that are gone, so a folder that is emptied as it is
+	// processed does not grow these sets forever.
+	for name := range fl.seen {
+		if !present[name] {
+			delete(fl.seen, name)
+		}
+	}
+	for name := range fl.pending {
+		if !present[name] {
+			delete(fl.pending, name)
+		}
+	}
+	slices.Sort(ready)
+	fl.queue = append(fl.queue, ready...)
+	return nil
+}
+
+// Close implements Source.
+func (fl *Folder) Close() error {
+	if fl.timer != nil {
+		fl.timer.Stop()
+	}
+	return nil
+}

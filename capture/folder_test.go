@@ -1,0 +1,287 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func encodePNG(t *testing.T, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// folderFixture writes a real JPEG, a colour PNG, a gray PNG, a corrupt
+// JPEG and files that are not images.
+func folderFixture(t *testing.T) (string, *image.RGBA) {
+	t.Helper()
+	dir := t.TempDir()
+	col := testImage(40, 30)
+	gray := image.NewGray(image.Rect(0, 0, 20, 10))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i)
+	}
+	files := map[string][]byte{
+		"b_color.png":  encodePNG(t, col),
+		"a_photo.JPG":  encodeJPEG(t, col),
+		"c_gray.png":   encodePNG(t, gray),
+		"d_broken.jpg": []byte("\xff\xd8 this is not really a jpeg"),
+		"notes.txt":    []byte("not an image"),
+		".hidden.png":  encodePNG(t, gray),
+	}
+	for name, data := range files {
+		if err := writeFile(filepath.Join(dir, name), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.png"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, col
+}
+
+func TestFolderReadsSortedAndSkipsCorrupt(t *testing.T) {
+	dir, col := folderFixture(t)
+	fl, err := NewFolder(FolderOptions{Dir: dir, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	if fl.Len() != 4 {
+		t.Errorf("found %d images, want 4", fl.Len())
+	}
+	ctx := context.Background()
+	var f Frame
+	var names []string
+	for {
+		err := fl.Next(ctx, &f)
+		if errors.Is(err, ErrEOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, f.Name)
+		switch f.Name {
+		case "b_color.png":
+			if d := maxDiff(t, col, f.Image.(*image.RGBA)); d != 0 {
+				t.Errorf("PNG differs by %d", d)
+			}
+		case "c_gray.png":
+			g, ok := f.Image.(*image.Gray)
+			if !ok || g.GrayAt(3, 0).Y != 3 {
+				t.Errorf("gray PNG came back as %T", f.Image)
+			}
+		case "a_photo.JPG":
+			if f.Image.Bounds().Dx() != 40 {
+				t.Errorf("JPEG size %v", f.Image.Bounds())
+			}
+		}
+	}
+	want := []string{"a_photo.JPG", "b_color.png", "c_gray.png"}
+	if len(names) != len(want) {
+		t.Fatalf("read %v, want %v", names, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("read %v, want %v", names, want)
+		}
+	}
+	if got := fl.Counters().Snapshot(); got.Frames != 3 || got.DecodeErrors != 1 {
+		t.Errorf("counters %+v: want 3 frames and 1 decode error", got)
+	}
+	if !errors.Is(fl.Next(ctx, &f), io.EOF) {
+		t.Error("ErrEOF should also be io.EOF")
+	}
+}
+
+func TestFolderColorModes(t *testing.T) {
+	dir, _ := folderFixture(t)
+	for _, c := range []struct {
+		color Color
+		gray  bool
+	}{{ColorGray, true}, {ColorRGB, false}} {
+		fl, err := NewFolder(FolderOptions{Dir: dir, Color: c.color, Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f Frame
+		for fl.Next(context.Background(), &f) == nil {
+			if _, isGray := f.Image.(*image.Gray); isGray != c.gray {
+				t.Errorf("%v: %s came back as %T", c.color, f.Name, f.Image)
+			}
+		}
+	}
+}
+
+func TestFolderLoop(t *testing.T) {
+	dir, _ := folderFixture(t)
+	fl, err := NewFolder(FolderOptions{Dir: dir, Loop: true, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	var names []string
+	for i := 0; i < 7; i++ {
+		if err := fl.Next(context.Background(), &f); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, f.Name)
+	}
+	if names[3] != names[0] || names[6] != names[0] || f.Seq != 7 {
+		t.Errorf("loop order %v (seq %d)", names, f.Seq)
+	}
+}
+
+func TestFolderWatch(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFile(filepath.Join(dir, "0001.png"), encodePNG(t, testImage(8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, PollInterval: 5 * time.Millisecond, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var f Frame
+	if err := fl.Next(ctx, &f); err != nil || f.Name != "0001.png" {
+		t.Fatalf("first file: %v %q", err, f.Name)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_ = writeFile(filepath.Join(dir, "0003.png"), encodePNG(t, testImage(8, 8)))
+		_ = writeFile(filepath.Join(dir, "0002.png"), encodePNG(t, testImage(8, 8)))
+	}()
+	got := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		if err := fl.Next(ctx, &f); err != nil {
+			t.Fatalf("waiting for new files: %v", err)
+		}
+		got[f.Name] = true
+	}
+	if !got["0002.png"] || !got["0003.png"] {
+		t.Errorf("new files read: %v", got)
+	}
+	// Nothing new: Next waits until the context ends.
+	short, cancel2 := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel2()
+	if err := fl.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("idle watch: err %v", err)
+	}
+}
+
+func TestFolderErrors(t *testing.T) {
+	if _, err := NewFolder(FolderOptions{Dir: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("missing folder: want an error")
+	}
+	if _, err := NewFolder(FolderOptions{Dir: t.TempDir()}); err == nil {
+		t.Error("folder without images: want an error")
+	}
+	if _, err := NewFolder(FolderOptions{Dir: t.TempDir(), Watch: true, Loop: true}); err == nil {
+		t.Error("watch and loop: want an error")
+	}
+	if _, err := NewFolder(FolderOptions{Dir: t.TempDir(), Watch: true}); err != nil {
+		t.Errorf("empty watched folder: %v", err)
+	}
+}
+
+// TestFolderMagneticTile reads the shared data set when this checkout has
+// it (clones elsewhere do not).
+func TestFolderMagneticTile(t *testing.T) {
+	dir := filepath.Join("..", "..", "shared", "data", "magnetic_tile", "test", "good")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("no data set at %s", dir)
+	}
+	fl, err := NewFolder(FolderOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	for i := 0; i < 5; i++ {
+		if err := fl.Next(context.Background(), &f); err != nil {
+			t.Fatal(err)
+		}
+		g, ok := f.Image.(*image.Gray)
+		if !ok {
+			t.Fatalf("%s: %T, want gray", f.Name, f.Image)
+		}
+		if b := g.Bounds(); b.Dx() < 50 || b.Dy() < 50 {
+			t.Errorf("%s: size %v", f.Name, b)
+		}
+	}
+	if fl.Counters().DecodeErrors.Load() != 0 {
+		t.Error("decode errors on the data set")
+	}
+}
+
+func TestFileSource(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "part.png")
+	src := testImage(16, 8)
+	if err := writeFile(p, encodePNG(t, src)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewFile(FileOptions{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	if err := s.Next(context.Background(), &f); err != nil || f.Name != "part.png" {
+		t.Fatalf("%v %q", err, f.Name)
+	}
+	if d := maxDiff(t, src, f.Image.(*image.RGBA)); d != 0 {
+		t.Errorf("differs by %d", d)
+	}
+	if err := s.Next(context.Background(), &f); !errors.Is(err, ErrEOF) {
+		t.Errorf("second Next: %v, want ErrEOF", err)
+	}
+	loop, err := NewFile(FileOptions{Path: p, Loop: true, Color: ColorGray})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := loop.Next(context.Background(), &f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := f.Image.(*image.Gray); !ok || f.Seq != 3 {
+		t.Errorf("looped gray file: %T seq %d", f.Image, f.Seq)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { _ = loop.Next(context.Background(), &f) }); allocs != 0 {
+		t.Errorf("looped file allocates %v per frame", allocs)
+	}
+	if _, err := NewFile(FileOptions{Path: filepath.Join(dir, "none.png")}); err == nil {
+		t.Error("missing file: want an error")
+	}
+	bad := filepath.Join(dir, "bad.png")
+	_ = writeFile(bad, []byte("nope"))
+	if _, err := NewFile(FileOptions{Path: bad}); err == nil {
+		t.Error("corrupt file: want an error")
+	}
+}
+
+func TestConvertIntoNRGBA(t *testing.T) {
+	src := image.NewNRGBA(image.Rect(0, 0, 2, 1))
+	src.SetNRGBA(0, 0, color.NRGBA{200, 100, 50, 255})
+	src.SetNRGBA(1, 0, color.NRGBA{200, 100, 50, 128})
+	out := convertInto(nil, src, ColorAuto).(*image.RGBA)
+	if c := out.RGBAAt(0, 0); c != (color.RGBA{200, 100, 50, 255}) {
+		t.Errorf("opaque pixel %v", c)
+	}
+	if c := out.RGBAAt(1, 0); c.A != 128 || c.R != 100 {
+		t.Errorf("translucent pixel %v, want premultiplied", c)
+	}
+}

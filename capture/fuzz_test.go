@@ -1,0 +1,103 @@
+package capture
+
+import (
+	"bytes"
+	"image"
+	"image/jpeg"
+	"math"
+	"testing"
+)
+
+// FuzzFixMJPEG feeds arbitrary camera frames to the Huffman-table fix-up
+// and the decoder behind it: they must fail cleanly, never panic, and an
+// inserted table must be the only change.
+func FuzzFixMJPEG(f *testing.F) {
+	orig := encodeJPEG(f, testImage(24, 16))
+	noDHT, _ := stripDHT(f, orig)
+	gray := encodeJPEG(f, image.NewGray(image.Rect(0, 0, 9, 9)))
+	grayNoDHT, _ := stripDHT(f, gray)
+	f.Add(orig)
+	f.Add(noDHT)
+	f.Add(grayNoDHT)
+	f.Add(noDHT[:len(noDHT)/2])
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xff, 0xff, 0xda, 0, 2})
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xd0, 0xff, 0x01, 0xff, 0xda})
+	f.Add([]byte("garbage"))
+	var dec MJPEGDecoder
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, inserted, err := FixMJPEG(nil, data)
+		if err != nil {
+			if out != nil || inserted {
+				t.Fatal("error with output")
+			}
+			return
+		}
+		if !inserted {
+			if len(out) != len(data) || (len(data) > 0 && &out[0] != &data[0]) {
+				t.Fatal("frame without insertion was copied or changed")
+			}
+		} else {
+			i := bytes.Index(out, stdDHT)
+			if i < 0 || len(out) != len(data)+len(stdDHT) {
+				t.Fatal("inserted table missing or size wrong")
+			}
+			if !bytes.Equal(append(append([]byte(nil), out[:i]...), out[i+len(stdDHT):]...), data) {
+				t.Fatal("fix-up changed more than the inserted table")
+			}
+		}
+		// The decoder must turn any input into an image or an error.
+		if len(data) < 1<<16 {
+			if cfg, err := jpeg.DecodeConfig(bytes.NewReader(out)); err == nil && cfg.Width*cfg.Height <= 1<<20 {
+				_, _ = dec.Decode(nil, data, ColorAuto)
+			}
+		}
+	})
+}
+
+// FuzzDecodeYUYV checks the YUYV decoder on arbitrary buffers and sizes
+// against a floating-point reference of the same transform.
+func FuzzDecodeYUYV(f *testing.F) {
+	f.Add(toYUYV(testImage(8, 4), 0), uint8(4), uint8(4), false)
+	f.Add(toYUYV(testImage(8, 4), 6), uint8(4), uint8(4), true)
+	f.Add([]byte{0, 0, 255, 255, 16, 128, 235, 128}, uint8(1), uint8(2), false)
+	f.Add([]byte{1, 2, 3}, uint8(3), uint8(1), false)
+	f.Fuzz(func(t *testing.T, data []byte, halfW, h uint8, full bool) {
+		w := 2 * int(halfW)
+		rng := YUVLimited
+		if full {
+			rng = YUVFull
+		}
+		img, err := DecodeYUYV(nil, data, w, int(h), rng)
+		if err != nil {
+			if w > 0 && h > 0 && len(data) >= w*int(h)*2 {
+				t.Fatalf("%dx%d with %d bytes: %v", w, h, len(data), err)
+			}
+			return
+		}
+		stride, _ := packedStride(data, w, int(h), 2)
+		for y := 0; y < int(h); y++ {
+			for x := 0; x < w; x++ {
+				o := y*stride + (x/2)*4
+				Y, U, V := float64(data[o+(x%2)*2]), float64(data[o+1])-128, float64(data[o+3])-128
+				var r, g, b float64
+				if full {
+					r, g, b = Y+1.402*V, Y-0.344136*U-0.714136*V, Y+1.772*U
+				} else {
+					c := (Y - 16) * 255 / 219
+					r, g, b = c+1.596027*V, c-0.391762*U-0.812968*V, c+2.017232*U
+				}
+				p := img.RGBAAt(x, y)
+				for i, want := range []float64{r, g, b} {
+					got := float64([]uint8{p.R, p.G, p.B}[i])
+					want = math.Min(math.Max(want, 0), 255)
+					if math.Abs(got-want) > 1.01 {
+						t.Fatalf("pixel %d,%d channel %d = %v, want %.2f (Y %v U %v V %v)", x, y, i, got, want, Y, U, V)
+					}
+				}
+				if p.A != 255 {
+					t.Fatal("alpha not opaque")
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,204 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"math"
+	"sort"
+	"testing"
+)
+
+func maskArea(m *image.Gray) float64 {
+	n := 0
+	for _, v := range m.Pix {
+		if v == 255 {
+			n++
+		} else if v != 0 {
+			return -1
+		}
+	}
+	return float64(n) / float64(len(m.Pix))
+}
+
+func TestSyntheticRepeatable(t *testing.T) {
+	opts := SyntheticOptions{Width: 96, Height: 64, Seed: 7, DefectRate: 0.5}
+	a, _ := NewSynthetic(opts)
+	b, _ := NewSynthetic(opts)
+	var fa, fb Frame
+	for i := 0; i < 6; i++ {
+		_ = a.Next(context.Background(), &fa)
+		_ = b.Next(context.Background(), &fb)
+		if !bytes.Equal(fa.Image.(*image.RGBA).Pix, fb.Image.(*image.RGBA).Pix) || !bytes.Equal(fa.Mask.Pix, fb.Mask.Pix) || fa.Label != fb.Label {
+			t.Fatalf("frame %d differs between two sources with the same seed", i+1)
+		}
+	}
+	opts.Seed = 8
+	c, _ := NewSynthetic(opts)
+	var fc Frame
+	_ = c.Next(context.Background(), &fc)
+	_ = a.Next(context.Background(), &fa) // frame 7 vs frame 1 of another seed
+	if bytes.Equal(fa.Image.(*image.RGBA).Pix, fc.Image.(*image.RGBA).Pix) {
+		t.Error("different seeds give the same frame")
+	}
+}
+
+func TestSyntheticDefects(t *testing.T) {
+	sy, err := NewSynthetic(SyntheticOptions{Width: 128, Height: 128, Seed: 3, DefectRate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	var f Frame
+	for i := 0; i < 60; i++ {
+		if err := sy.Next(context.Background(), &f); err != nil {
+			t.Fatal(err)
+		}
+		a := maskArea(f.Mask)
+		if a < 0 {
+			t.Fatal("mask holds values other than 0 and 255")
+		}
+		if a < 0.003 || a > 0.06 {
+			t.Errorf("frame %d (%s): defect covers %.2f%% of the frame, want about 0.5-5%%", f.Seq, f.Label, 100*a)
+		}
+		seen[f.Label]++
+	}
+	for _, k := range AllDefectKinds {
+		if seen[k.String()] == 0 {
+			t.Errorf("no %s in 60 defective frames: %v", k, seen)
+		}
+	}
+}
+
+func TestSyntheticRateAndNormalOnly(t *testing.T) {
+	sy, _ := NewSynthetic(SyntheticOptions{Width: 48, Height: 48, Seed: 1, DefectRate: 0.3})
+	var f Frame
+	n := 0
+	for i := 0; i < 300; i++ {
+		_ = sy.Next(context.Background(), &f)
+		if f.Label != "" {
+			n++
+			if maskArea(f.Mask) == 0 {
+				t.Errorf("frame %d labelled %s has an empty mask", f.Seq, f.Label)
+			}
+		} else if maskArea(f.Mask) != 0 {
+			t.Errorf("normal frame %d has a mask", f.Seq)
+		}
+	}
+	if r := float64(n) / 300; r < 0.22 || r > 0.38 {
+		t.Errorf("defect rate %.2f, want about 0.3", r)
+	}
+	normal, _ := NewSynthetic(SyntheticOptions{Width: 48, Height: 48, Seed: 1, DefectRate: 1, NormalOnly: true})
+	for i := 0; i < 50; i++ {
+		_ = normal.Next(context.Background(), &f)
+		if f.Label != "" || maskArea(f.Mask) != 0 {
+			t.Fatalf("NormalOnly gave a %q defect", f.Label)
+		}
+	}
+	only, _ := NewSynthetic(SyntheticOptions{Width: 48, Height: 48, DefectRate: 1, Kinds: []DefectKind{Chip}, Color: ColorGray})
+	for i := 0; i < 10; i++ {
+		_ = only.Next(context.Background(), &f)
+		if f.Label != "chip" {
+			t.Fatalf("Kinds=[chip] gave %q", f.Label)
+		}
+	}
+	if _, ok := f.Image.(*image.Gray); !ok {
+		t.Errorf("ColorGray gave %T", f.Image)
+	}
+}
+
+func TestSyntheticOptionErrors(t *testing.T) {
+	for _, o := range []SyntheticOptions{
+		{Width: 10, Height: 10},
+		{Width: 64, Height: 64, DefectRate: 1.5},
+		{Width: 64, Height: 64, DefectRate: math.NaN()},
+		{Width: 64, Height: 64, Kinds: []DefectKind{9}},
+	} {
+		if _, err := NewSynthetic(o); err == nil {
+			t.Errorf("%+v: want an error", o)
+		}
+	}
+	if _, err := ParseDefectKind("dent"); err == nil {
+		t.Error("ParseDefectKind(dent): want an error")
+	}
+	if k, err := ParseDefectKind("Contamination"); err != nil || k != Contamination {
+		t.Errorf("ParseDefectKind = %v %v", k, err)
+	}
+}
+
+func TestSyntheticNoAllocs(t *testing.T) {
+	sy, _ := NewSynthetic(SyntheticOptions{Width: 64, Height: 64, DefectRate: 0.5})
+	var f Frame
+	_ = sy.Next(context.Background(), &f)
+	if a := testing.AllocsPerRun(20, func() { _ = sy.Next(context.Background(), &f) }); a != 0 {
+		t.Errorf("synthetic frame allocates %v times", a)
+	}
+}
+
+// TestSyntheticDefectsStandOut fits the simplest anomaly model there is (a
+// Gaussian per pixel over normal frames) and checks that defect pixels
+// score above normal ones: the normal variation must stay moderate and the
+// defects visible, or a PaDiM fitted on the scene could not find them.
+func TestSyntheticDefectsStandOut(t *testing.T) {
+	const w, h, nFit, nTest = 128, 128, 60, 40
+	fit, _ := NewSynthetic(SyntheticOptions{Width: w, Height: h, Seed: 11, NormalOnly: true, Color: ColorGray})
+	sum := make([]float64, w*h)
+	sum2 := make([]float64, w*h)
+	var f Frame
+	for i := 0; i < nFit; i++ {
+		_ = fit.Next(context.Background(), &f)
+		for j, v := range f.Image.(*image.Gray).Pix {
+			sum[j] += float64(v)
+			sum2[j] += float64(v) * float64(v)
+		}
+	}
+	mean := make([]float64, w*h)
+	sd := make([]float64, w*h)
+	for j := range sum {
+		mean[j] = sum[j] / nFit
+		sd[j] = math.Sqrt(max(sum2[j]/nFit-mean[j]*mean[j], 0)) + 2
+	}
+	test, _ := NewSynthetic(SyntheticOptions{Width: w, Height: h, Seed: 12, DefectRate: 1, Color: ColorGray})
+	type scored struct {
+		z      float64
+		defect bool
+	}
+	var px []scored
+	hits := 0
+	for i := 0; i < nTest; i++ {
+		_ = test.Next(context.Background(), &f)
+		pix := f.Image.(*image.Gray).Pix
+		maxIn, maxOut := 0.0, 0.0
+		for j, v := range pix {
+			z := math.Abs(float64(v)-mean[j]) / sd[j]
+			d := f.Mask.Pix[j] == 255
+			px = append(px, scored{z, d})
+			if d {
+				maxIn = max(maxIn, z)
+			} else {
+				maxOut = max(maxOut, z)
+			}
+		}
+		if maxIn > maxOut {
+			hits++
+		}
+	}
+	sort.Slice(px, func(i, j int) bool { return px[i].z < px[j].z })
+	var pos, neg, rankSum float64
+	for i, p := range px {
+		if p.defect {
+			pos++
+			rankSum += float64(i + 1)
+		} else {
+			neg++
+		}
+	}
+	auroc := (rankSum - pos*(pos+1)/2) / (pos * neg)
+	t.Logf("per-pixel Gaussian: pixel AUROC %.3f, defect is the top pixel in %d/%d frames", auroc, hits, nTest)
+	if auroc < 0.9 {
+		t.Errorf("pixel AUROC %.3f of a per-pixel Gaussian, want >= 0.9", auroc)
+	}
+	if hits < nTest*3/4 {
+		t.Errorf("the highest-scoring pixel is a defect in only %d of %d frames", hits, nTest)
+	}
+}

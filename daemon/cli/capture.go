@@ -1,0 +1,317 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inspectd/inspectd/capture"
+)
+
+func cmdCaptureList() *Command {
+	return &Command{
+		Name:    "capture list",
+		Summary: "list V4L2 cameras with their formats, sizes and controls",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "capture list")
+			dir := fs.String("dev", "/dev", "folder holding the video device nodes")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return usagef("unexpected argument %q", fs.Arg(0))
+			}
+			devs, err := capture.ListDevices(capture.ListOptions{Dir: *dir})
+			if err != nil {
+				return err
+			}
+			printDevices(env.Stdout, devs)
+			return nil
+		},
+	}
+}
+
+// printDevices writes the device list for people.
+func printDevices(w io.Writer, devs []capture.DeviceInfo) {
+	if len(devs) == 0 {
+		fmt.Fprintln(w, "no V4L2 devices found")
+		return
+	}
+	for i, d := range devs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		if d.Err != nil {
+			fmt.Fprintf(w, "%s: not usable: %v\n", d.Path, d.Err)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s (%s)\n", d.Path, d.Card, d.Bus)
+		for _, l := range d.Links {
+			fmt.Fprintf(w, "  also %s\n", l)
+		}
+		fmt.Fprintln(w, "  formats:")
+		for _, f := range d.Formats {
+			fmt.Fprintf(w, "    %-4s %s\n", f.Format, f.Description)
+			for _, s := range f.Sizes {
+				fps := make([]string, len(s.FPS))
+				for i, r := range s.FPS {
+					fps[i] = strconv.FormatFloat(r, 'g', 4, 64)
+				}
+				if len(fps) > 0 {
+					fmt.Fprintf(w, "         %s @ %s fps\n", s.Size, strings.Join(fps, ", "))
+				} else {
+					fmt.Fprintf(w, "         %s\n", s.Size)
+				}
+			}
+		}
+		if len(d.Controls) > 0 {
+			fmt.Fprintln(w, "  controls (name for --control: min..max step, current):")
+			for _, c := range d.Controls {
+				fmt.Fprintf(w, "    %-32s %s %d..%d step %d, now %d\n", c.Key, c.Kind, c.Min, c.Max, c.Step, c.Value)
+			}
+		}
+	}
+}
+
+// controlFlags collects repeated --control name=value flags.
+type controlFlags map[string]int32
+
+func (c controlFlags) String() string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, c[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func (c controlFlags) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("control %q: want name=value", s)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(val), 10, 32)
+	if err != nil {
+		return fmt.Errorf("control %q: value %q is not an integer", s, val)
+	}
+	c[strings.TrimSpace(name)] = int32(v)
+	return nil
+}
+
+func cmdCaptureSnapshot() *Command {
+	return &Command{
+		Name:    "capture snapshot",
+		Summary: "save one frame from a camera, folder, file or the synthetic scene",
+		Usage:   "--out FILE.jpg|FILE.png (--device PATH | --folder DIR | --file IMAGE | --synthetic) [flags]",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "capture snapshot")
+			out := fs.String("out", "", "output image: .jpg, .jpeg or .png (required)")
+			device := fs.String("device", "", "V4L2 camera: /dev/videoN or a /dev/v4l/by-id name")
+			folder := fs.String("folder", "", "read the first image of this folder")
+			file := fs.String("file", "", "read this image file")
+			synthetic := fs.Bool("synthetic", false, "render the synthetic inspection scene")
+			formats := fs.String("format", "MJPEG,YUYV,GREY", "camera pixel formats in order of preference")
+			width := fs.Int("width", 0, "camera frame width (nearest supported; default 1280) or synthetic width (default 256)")
+			height := fs.Int("height", 0, "camera frame height (default 720) or synthetic height (default 256)")
+			fpsFlag := fs.Float64("fps", 0, "camera frame rate (0 keeps the driver's)")
+			controls := controlFlags{}
+			fs.Var(controls, "control", "camera control `name=value` (exposure, gain, white_balance, focus or a name from 'capture list'); repeatable")
+			colorFlag := fs.String("color", "auto", "pixel layout: auto, rgb or gray")
+			roi := fs.String("roi", "", "region of interest `x,y,width,height` in frame pixels")
+			rotate := fs.Int("rotate", 0, "clockwise rotation: 0, 90, 180 or 270")
+			seed := fs.Uint64("seed", 1, "synthetic: seed of the frame sequence")
+			defectRate := fs.Float64("defect-rate", 0.5, "synthetic: probability of a defect")
+			kinds := fs.String("defects", "", "synthetic: defect kinds (scratch,spot,chip,contamination; default all)")
+			warmup := fs.Int("warmup", -1, "frames to skip first so auto exposure settles (default 5 for cameras, 0 otherwise)")
+			timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+			quality := fs.Int("quality", 92, "JPEG quality 1..100")
+			maskOut := fs.String("mask", "", "also write the ground-truth mask (synthetic only) to this PNG")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return usagef("unexpected argument %q", fs.Arg(0))
+			}
+			if *out == "" {
+				return usagef("--out is required")
+			}
+			ext := strings.ToLower(filepath.Ext(*out))
+			if ext != ".jpg" && ext != ".jpeg" && ext != ".png" {
+				return usagef("--out %s: want a .jpg, .jpeg or .png file", *out)
+			}
+			if *quality < 1 || *quality > 100 {
+				return usagef("--quality %d: want 1..100", *quality)
+			}
+			n := 0
+			for _, set := range []bool{*device != "", *folder != "", *file != "", *synthetic} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return usagef("choose exactly one source: --device, --folder, --file or --synthetic")
+			}
+			color, err := capture.ParseColor(*colorFlag)
+			if err != nil {
+				return usagef("--color: %v", err)
+			}
+			rect, err := capture.ParseROI(*roi)
+			if err != nil {
+				return usagef("--roi: %v", err)
+			}
+			topts := capture.TransformOptions{ROI: rect, Rotate: *rotate}
+			if err := topts.Validate(); err != nil {
+				return usagef("--rotate/--roi: %v", err)
+			}
+			if *maskOut != "" && !*synthetic {
+				return usagef("--mask needs --synthetic: only the synthetic source knows its defects")
+			}
+
+			var src capture.Source
+			skip := max(*warmup, 0)
+			switch {
+			case *device != "":
+				var fmts []capture.FourCC
+				for _, s := range strings.Split(*formats, ",") {
+					f, err := capture.ParseFourCC(s)
+					if err != nil {
+						return usagef("--format: %v", err)
+					}
+					fmts = append(fmts, f)
+				}
+				cam, err := capture.NewCamera(capture.CameraOptions{
+					Device: *device, Formats: fmts, Width: *width, Height: *height, FPS: *fpsFlag,
+					Controls: controls, Color: color, Log: env.Log,
+				})
+				if err != nil {
+					return err
+				}
+				src = cam
+				if *warmup < 0 {
+					skip = 5
+				}
+			case *folder != "":
+				src, err = capture.NewFolder(capture.FolderOptions{Dir: *folder, Color: color, Log: env.Log})
+			case *file != "":
+				src, err = capture.NewFile(capture.FileOptions{Path: *file, Color: color})
+			default:
+				var ks []capture.DefectKind
+				if *kinds != "" {
+					for _, s := range strings.Split(*kinds, ",") {
+						k, err := capture.ParseDefectKind(strings.TrimSpace(s))
+						if err != nil {
+							return usagef("--defects: %v", err)
+						}
+						ks = append(ks, k)
+					}
+				}
+				src, err = capture.NewSynthetic(capture.SyntheticOptions{
+					Width: *width, Height: *height, Seed: *seed, DefectRate: *defectRate, Kinds: ks, Color: color,
+				})
+			}
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			src, err = capture.NewTransform(src, topts)
+			if err != nil {
+				return usagef("%v", err)
+			}
+
+			ctx, cancel := context.WithTimeout(ctx, *timeout)
+			defer cancel()
+			var f capture.Frame
+			var lastErr error
+			for got := 0; got <= skip; {
+				err := src.Next(ctx, &f)
+				switch {
+				case err == nil:
+					got++
+					continue
+				case errors.Is(err, iofs.ErrNotExist):
+					return err // no such device node: waiting will not help
+				case capture.Temporary(err) && ctx.Err() == nil:
+					// Cameras may need a moment (or a reopen) to deliver.
+					if lastErr == nil {
+						env.Log.Warn("capture snapshot: retrying", "err", err)
+					}
+					lastErr = err
+					continue
+				case ctx.Err() != nil && lastErr != nil:
+					return fmt.Errorf("no frame within %v: %w", *timeout, lastErr)
+				case ctx.Err() != nil:
+					return fmt.Errorf("no frame within %v", *timeout)
+				default:
+					return err
+				}
+			}
+			if err := writeImage(*out, f.Image, *quality); err != nil {
+				return err
+			}
+			b := f.Image.Bounds()
+			desc := f.Name
+			if f.Label != "" {
+				desc = "defect " + f.Label
+			}
+			fmt.Fprintf(env.Stdout, "wrote %s (%dx%d, frame %d%s)\n", *out, b.Dx(), b.Dy(), f.Seq, prefixComma(desc))
+			if *maskOut != "" {
+				if f.Mask == nil {
+					return fmt.Errorf("source gave no mask for %s", *maskOut)
+				}
+				if err := writeImage(*maskOut, f.Mask, 0); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stdout, "wrote %s (ground-truth mask)\n", *maskOut)
+			}
+			return nil
+		},
+	}
+}
+
+func prefixComma(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ", " + s
+}
+
+// writeImage encodes img by the file's extension into a temporary file next
+// to path and renames it, so a reader never sees half a file.
+func writeImage(path string, img image.Image, quality int) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".png":
+		err = png.Encode(tmp, img)
+	default:
+		err = jpeg.Encode(tmp, img, &jpeg.Options{Quality: quality})
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

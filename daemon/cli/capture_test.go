@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "image/jpeg" // decode the snapshots
+
+	"github.com/inspectd/inspectd/capture"
+)
+
+func runCaptureCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func decodeFile(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	return img
+}
+
+func TestCaptureListNoDevices(t *testing.T) {
+	code, out, errs := runCaptureCmd(t, "capture", "list", "--dev", t.TempDir())
+	if code != 0 || strings.TrimSpace(out) != "no V4L2 devices found" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+func TestCaptureSnapshotSynthetic(t *testing.T) {
+	dir := t.TempDir()
+	jpg, mask := filepath.Join(dir, "s.jpg"), filepath.Join(dir, "m.png")
+	code, out, errs := runCaptureCmd(t, "capture", "snapshot", "--synthetic", "--defect-rate", "1",
+		"--defects", "spot", "--width", "160", "--height", "120", "--out", jpg, "--mask", mask)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "defect spot") {
+		t.Errorf("stdout %q does not name the defect", out)
+	}
+	if b := decodeFile(t, jpg).Bounds(); b.Dx() != 160 || b.Dy() != 120 {
+		t.Errorf("snapshot is %v", b)
+	}
+	m := decodeFile(t, mask).(*image.Gray)
+	n := 0
+	for _, v := range m.Pix {
+		if v == 255 {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Error("mask of a defective frame is empty")
+	}
+}
+
+func TestCaptureSnapshotFileWithROIAndRotation(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "in.png")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 64, 32))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out := filepath.Join(dir, "out.png")
+	code, _, errs := runCaptureCmd(t, "capture", "snapshot", "--file", src, "--roi", "4,2,40,20", "--rotate", "90", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if b := decodeFile(t, out).Bounds(); b.Dx() != 20 || b.Dy() != 40 {
+		t.Errorf("rotated region is %v, want 20x40", b)
+	}
+	code, _, errs = runCaptureCmd(t, "capture", "snapshot", "--file", src, "--roi", "0,0,100,10", "--out", out)
+	if code != 1 || !strings.Contains(errs, "does not fit") {
+		t.Errorf("roi outside the image: exit %d, %s", code, errs)
+	}
+}
+
+func TestCaptureSnapshotUsage(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.jpg")
+	for _, args := range [][]string{
+		{"--out", out},
+		{"--out", out, "--synthetic", "--file", "a.png"},
+		{"--out", filepath.Join(dir, "x.gif"), "--synthetic"},
+		{"--synthetic"},
+		{"--out", out, "--synthetic", "--rotate", "45"},
+		{"--out", out, "--synthetic", "--roi", "1,2"},
+		{"--out", out, "--file", "a.png", "--mask", "m.png"},
+		{"--out", out, "--device", "/dev/video0", "--format", "H264"},
+		{"--out", out, "--device", "/dev/video0", "--control", "exposure"},
+	} {
+		code, _, errs := runCaptureCmd(t, append([]string{"capture", "snapshot"}, args...)...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage): %s", args, code, errs)
+		}
+	}
+}
+
+func TestCaptureSnapshotMissingDevice(t *testing.T) {
+	dev := filepath.Join(t.TempDir(), "video9")
+	code, _, errs := runCaptureCmd(t, "capture", "snapshot", "--device", dev, "--out", filepath.Join(t.TempDir(), "c.jpg"), "--timeout", "5s")
+	if code != 1 || !strings.Contains(errs, dev) {
+		t.Errorf("missing camera: exit %d, stderr %q, want 1 naming %s", code, errs, dev)
+	}
+}
+
+func TestPrintDevices(t *testing.T) {
+	var b bytes.Buffer
+	printDevices(&b, []capture.DeviceInfo{
+		{
+			Path: "/dev/video0", Card: "HD Webcam", Bus: "usb-0000:00:14.0-1",
+			Links: []string{"/dev/v4l/by-id/usb-Cam_HD_Webcam-video-index0"},
+			Formats: []capture.FormatInfo{{Format: capture.FormatMJPEG, Description: "Motion-JPEG", Sizes: []capture.SizeInfo{
+				{Size: capture.FrameSize{MinWidth: 1280, MaxWidth: 1280, MinHeight: 720, MaxHeight: 720}, FPS: []float64{30, 7.5}},
+			}}},
+			Controls: []capture.ControlInfo{{Control: capture.Control{Name: "Exposure Time, Absolute", Min: 3, Max: 2047, Step: 1, Kind: "int"}, Value: 250, Key: "exposure_time_absolute"}},
+		},
+		{Path: "/dev/video1", Err: errors.New("not a video capture device")},
+	})
+	out := b.String()
+	for _, want := range []string{
+		"/dev/video0: HD Webcam (usb-0000:00:14.0-1)",
+		"also /dev/v4l/by-id/usb-Cam_HD_Webcam-video-index0",
+		"MJPG Motion-JPEG",
+		"1280x720 @ 30, 7.5 fps",
+		"exposure_time_absolute",
+		"3..2047 step 1, now 250",
+		"/dev/video1: not usable: not a video capture device",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"github.com/inspectd/inspectd/daemon"
+	"image"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
+)
+
+// pathSource is a model.ImageSource over image files.
+type pathSource []string
+
+func (p pathSource) Len() int                         { return len(p) }
+func (p pathSource) Image(i int) (image.Image, error) { return dataset.Load(p[i]) }
+
+// normalImages lists the normal images of DIR: train/good in the MVTec AD
+// layout, or DIR's own images.
+func normalImages(dir string) ([]string, error) {
+	if s, err := dataset.Scan(dir); err == nil {
+		var out []string
+		for _, it := range s.Train {
+			out = append(out, it.Path)
+		}
+		return out, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range ents {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".jpg", ".jpeg", ".png":
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("data %s: no train/good folder and no JPEG or PNG images", dir)
+	}
+	return out, nil
+}
+
+// progressBar draws fit progress on a terminal (images/s, ETA); elsewhere
+// it stays silent and the fit's own log line reports the result.
+func progressBar(w io.Writer, label string) model.Progress {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	start := time.Now()
+	return func(done, total int) {
+		el := time.Since(start).Seconds()
+		rate := float64(done) / max(el, 1e-9)
+		eta := time.Duration(float64(total-done)/max(rate, 1e-9)) * time.Second
+		const width = 30
+		n := done * width / max(total, 1)
+		fmt.Fprintf(w, "\r%s [%s%s] %d/%d %.1f img/s ETA %s ", label, strings.Repeat("#", n), strings.Repeat(".", width-n),
+			done, total, rate, eta.Round(time.Second))
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func cmdFit() *Command {
+	return &Command{
+		Name:    "fit",
+		Summary: "fit a PaDiM model on normal images and save it",
+		Usage:   "--data DIR [--out MODEL] [--config FILE]",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "fit")
+			data := fs.String("data", "", "normal images: a folder in MVTec AD layout (train/good) or a folder of images")
+			out := fs.String("out", "", "model file to write (default: model.path of the configuration)")
+			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if *data == "" || fs.NArg() != 0 {
+				return usagef("--data is required and no positional arguments are taken")
+			}
+			cfg, err := daemon.LoadConfig(*cfgPath)
+			if err != nil {
+				return err
+			}
+			if *out == "" {
+				*out = cfg.ModelPath()
+			}
+			opts, err := daemon.ModelOptions(cfg, env.Log)
+			if err != nil {
+				return err
+			}
+			paths, err := normalImages(*data)
+			if err != nil {
+				return err
+			}
+			det, rep, err := model.Fit(ctx, opts, pathSource(paths), progressBar(env.Stderr, "fit"))
+			if err != nil {
+				return err
+			}
+			defer det.Close()
+			if err := det.Save(*out); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "fitted %s on %d images (%d held out for the threshold): d=%d, grid %dx%d, state %.1f MiB, threshold %.4g, %s\n",
+				*out, rep.Images, rep.HeldOut, rep.Features, det.Info().GridH, det.Info().GridW, float64(rep.StateBytes)/(1<<20),
+				det.Info().ImageThreshold, rep.Wall.Round(time.Millisecond))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are inspectd's Prometheus metrics on a registry of their own
+// (no global state: tests and several daemons in one process do not
+// collide). The pipeline updates them through the methods below, which
+// do not allocate once a label value has been seen.
+type Metrics struct {
+	// Registry holds every metric below plus the Go runtime and process
+	// collectors; /metrics serves it.
+	Registry *prometheus.Registry
+
+	// Frames counts frames taken from the source.
+	Frames prometheus.Counter
+	// Drops counts frames dropped, by reason ("overload", "stale", ...).
+	Drops *prometheus.CounterVec
+	// Inspections counts finished inspections by verdict ("normal", "anomalous").
+	Inspections *prometheus.CounterVec
+	// StageLatency is the time per pipeline stage, in seconds.
+	StageLatency *prometheus.HistogramVec
+	// ScoreNormalized is the distribution of score/threshold (1 = threshold).
+	ScoreNormalized prometheus.Histogram
+	// LastScore and LastScoreNormalized are those of the latest inspection.
+	LastScore           prometheus.Gauge
+	LastScoreNormalized prometheus.Gauge
+
+	mu     sync.Mutex
+	stages map[string]prometheus.Observer
+	drops  map[string]prometheus.Counter
+	normal prometheus.Counter
+	anom   prometheus.Counter
+}
+
+// Metric name prefix.
+const namespace = "inspectd"
+
+// NewMetrics creates the metrics and registers them on a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Frames: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "frames_total",
+			Help: "Frames taken from the frame source."}),
+		Drops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "frame_drops_total",
+			Help: "Frames dropped before inspection, by reason."}, []string{"reason"}),
+		Inspections: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "inspections_total",
+			Help: "Finished inspections by verdict."}, []string{"verdict"}),
+		StageLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "stage_latency_seconds",
+			Help:    "Time spent per pipeline stage.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 13), // 0.5 ms .. 2 s
+		}, []string{"stage"}),
+		ScoreNormalized: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "score_normalized",
+			Help:    "Image anomaly score divided by the threshold (above 1 is anomalous).",
+			Buckets: []float64{0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10},
+		}),
+		LastScore: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score",
+			Help: "Image anomaly score of the latest inspection."}),
+		LastScoreNormalized: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score_normalized",
+			Help: "Score/threshold of the latest inspection."}),
+		stages: map[string]prometheus.Observer{},
+		drops:  map[string]prometheus.Counter{},
+	}
+	m.Registry.MustRegister(m.Frames, m.Drops, m.Inspections, m.StageLatency, m.ScoreNormalized, m.LastScore, m.LastScoreNormalized,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.normal = m.Inspections.WithLabelValues("normal")
+	m.anom = m.Inspections.WithLabelValues("anomalous")
+	return m
+}
+
+// Frame counts one frame from the source.
+func (m *Metrics) Frame() { m.Frames.Inc() }
+
+// Drop counts one dropped frame.
+func (m *Metrics) Drop(reason string) {
+	m.mu.Lock()
+	c, ok := m.drops[reason]
+	if !ok {
+		c = m.Drops.WithLabelValues(reason)
+		m.drops[reason] = c
+	}
+	m.mu.Unlock()
+	c.Inc()
+}
+
+// ObserveStage records the time one stage took.
+func (m *Metrics) ObserveStage(stage string, d time.Duration) {
+	m.mu.Lock()
+	o, ok := m.stages[stage]
+	if !ok {
+		o = m.StageLatency.WithLabelValues(stage)
+		m.stages[stage] = o
+	}
+	m.mu.Unlock()
+	o.Observe(d.Seconds())
+}
+
+// ObserveInspection records the outcome of one inspection.
+func (m *Metrics) ObserveInspection(score, normalized float64, anomalous bool) {
+	if anomalous {
+		m.anom.Inc()
+	} else {
+		m.normal.Inc()
+	}
+	m.ScoreNormalized.Observe(normalized)
+	m.LastScore.Set(score)
+	m.LastScoreNormalized.Set(normalized)
+}
+
+// MQTTStats is what the metrics read from the MQTT publisher at scrape time.
+type MQTTStats struct {
+	Connected  bool
+	Reconnects uint64
+	// Queued is the number of QoS 1/2 messages awaiting acknowledgement.
+	Queued int
+}
+
+// CameraStats is what the metrics read from the frame source at scrape time.
+type CameraStats struct {
+	Reopens      uint64
+	Timeouts     uint64
+	DecodeErrors uint64
+}
+
+// WatchMQTT exports the publisher's state, read by f on every scrape:
+// inspectd_mqtt_connected, inspectd_mqtt_reconnects_total and
+// inspectd_mqtt_queue_depth. It may be called once.
+func (m *Metrics) WatchMQTT(f func() MQTTStats) error {
+	c := &funcCollector{descs: []*prometheus.Desc{
+		prometheus.NewDesc(namespace+"_mqtt_connected", "1 while connected to the MQTT broker.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_reconnects_total", "Successful MQTT reconnections since start.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_queue_depth", "QoS 1/2 messages awaiting broker acknowledgement (in the outbox).", nil, nil),
+	}}
+	c.collect = func(ch chan<- prometheus.Metric) {
+		s := f()
+		conn := 0.0
+		if s.Connected {
+			conn = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, conn)
+		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.CounterValue, float64(s.Reconnects))
+		ch <- prometheus.MustNewConstMetric(c.descs[2], prometheus.GaugeValue, float64(s.Queued))
+	}
+	if err := m.Registry.Register(c); err != nil {
+		return fmt.Errorf("register MQTT metrics: %w", err)
+	}
+	return nil
+}
+
+// WatchCamera exports the frame source's counters, read by f on every
+// scrape: inspectd_camera_reopens_total, inspectd_camera_timeouts_total
+// and inspectd_camera_decode_errors_total. It may be called once.
+func (m *Metrics) WatchCamera(f func() CameraStats) error {
+	c := &funcCollector{descs: []*prometheus.Desc{
+		prometheus.NewDesc(namespace+"_camera_reopens_total", "Times the camera was reopened after an error.", nil, nil),
+		prometheus.NewDesc(namespace+"_camera_timeouts_total", "Frame reads that timed out.", nil, nil),
+		prometheus.NewDesc(namespace+"_camera_decode_errors_total", "Frames that could not be decoded.", nil, nil),
+	}}
+	c.collect = func(ch chan<- prometheus.Metric) {
+		s := f()
+		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.CounterValue, float64(s.Reopens))
+		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.CounterValue, float64(s.Timeouts))
+		ch <- prometheus.MustNewConstMetric(c.descs[2], prometheus.CounterValue, float64(s.DecodeErrors))
+	}
+	if err := m.Registry.Register(c); err != nil {
+		return fmt.Errorf("register camera metrics: %w", err)
+	}
+	return nil
+}
+
+// funcCollector reads a component's counters once per scrape, so the
+// component keeps plain counters and knows nothing of Prometheus.
+type funcCollector struct {
+	descs   []*prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *funcCollector) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

@@ -1,0 +1,170 @@
+package mqttpub
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Result is the JSON payload published on <prefix>/<device_id>/result for
+// every inspection.
+type Result struct {
+	// Seq numbers inspections from 1 since the daemon started.
+	Seq uint64 `json:"seq"`
+	// FrameTime is when the camera captured the frame (RFC 3339, UTC).
+	FrameTime time.Time `json:"frame_time"`
+	// TriggerID echoes the id of the trigger request this inspection
+	// answers; empty for free-running inspections.
+	TriggerID string `json:"trigger_id,omitempty"`
+	// Score is the image anomaly score (max of the anomaly map).
+	Score float64 `json:"score"`
+	// Threshold is the image score above which a frame is anomalous.
+	Threshold float64 `json:"threshold"`
+	// NormalizedScore is Score/Threshold: above 1 means anomalous.
+	NormalizedScore float64 `json:"normalized_score"`
+	// Anomalous is the verdict. An inspection that could not be made (a
+	// trigger that got no frame, a failed inspection) is reported as
+	// anomalous with Verdict "error": a line must never take a missing
+	// inspection for a good part.
+	Anomalous bool `json:"anomalous"`
+	// Verdict is "ok", "anomalous" or "error".
+	Verdict string `json:"verdict"`
+	// Error says why no inspection was made (Verdict "error").
+	Error string `json:"error,omitempty"`
+	// LatencyMS holds the time spent in each pipeline stage, in
+	// milliseconds, keyed by stage name (capture, preprocess, backbone, ...).
+	LatencyMS map[string]float64 `json:"latency_ms"`
+	// ModelID identifies the fitted model that produced the score.
+	ModelID string `json:"model_id"`
+}
+
+// Region is one connected region of the binary anomaly mask, in pixels of
+// the inspected image (or ROI): bounding box and area.
+type Region struct {
+	X    int `json:"x"`
+	Y    int `json:"y"`
+	W    int `json:"w"`
+	H    int `json:"h"`
+	Area int `json:"area_px"`
+}
+
+// Alarm is the JSON payload published at QoS 1 on
+// <prefix>/<device_id>/alarm for anomalous inspections only.
+type Alarm struct {
+	Seq             uint64    `json:"seq"`
+	FrameTime       time.Time `json:"frame_time"`
+	TriggerID       string    `json:"trigger_id,omitempty"`
+	Score           float64   `json:"score"`
+	Threshold       float64   `json:"threshold"`
+	NormalizedScore float64   `json:"normalized_score"`
+	ModelID         string    `json:"model_id"`
+	// ImageWidth and ImageHeight give the frame the region coordinates refer to.
+	ImageWidth  int `json:"image_width"`
+	ImageHeight int `json:"image_height"`
+	// Regions lists the mask's connected regions, largest first.
+	Regions []Region `json:"regions"`
+}
+
+// Thresholds are the decision thresholds of the loaded model.
+type Thresholds struct {
+	// Image is the image-score threshold (verdict).
+	Image float64 `json:"image"`
+	// Pixel is the anomaly-map threshold that makes the binary mask.
+	Pixel float64 `json:"pixel"`
+}
+
+// Info is the retained JSON payload on <prefix>/<device_id>/info, describing
+// what the daemon runs. It is re-published on every (re)connect.
+type Info struct {
+	Version    string     `json:"version"`
+	DeviceID   string     `json:"device_id"`
+	ModelID    string     `json:"model_id"`
+	Backbone   string     `json:"backbone"`
+	D          int        `json:"d"`
+	Thresholds Thresholds `json:"thresholds"`
+	// Camera describes the frame source (device path, folder, "synthetic").
+	Camera    string    `json:"camera"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Trigger is the request payload on <prefix>/<device_id>/trigger:
+// {"id": "..."} asks for an inspection of the next fresh frame, answered on
+// result with the same id.
+type Trigger struct {
+	ID string `json:"id"`
+}
+
+// MaxTriggerIDLen bounds the trigger id, which is echoed into every result.
+const MaxTriggerIDLen = 128
+
+// maxTriggerPayload bounds what ParseTrigger reads: a valid request is tiny.
+const maxTriggerPayload = 1024
+
+// ParseTrigger decodes a trigger request strictly: a single JSON object
+// with exactly one field, "id", a string of 1 to MaxTriggerIDLen bytes of
+// valid UTF-8 without control characters. The error names the topic and
+// says what was expected, so a PLC programmer can fix the request from the
+// daemon's log line alone.
+func ParseTrigger(topic string, payload []byte) (Trigger, error) {
+	var t Trigger
+	fail := func(format string, a ...any) (Trigger, error) {
+		return Trigger{}, fmt.Errorf("trigger on %q: expected a JSON object {\"id\": \"<1-%d characters>\"}: %s",
+			topic, MaxTriggerIDLen, fmt.Sprintf(format, a...))
+	}
+	if len(payload) == 0 {
+		return fail("payload is empty")
+	}
+	if len(payload) > maxTriggerPayload {
+		return fail("payload is %d bytes, more than %d", len(payload), maxTriggerPayload)
+	}
+	if !utf8.Valid(payload) {
+		return fail("payload is not valid UTF-8")
+	}
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return fail("payload %s is not a JSON object", quoteShort(payload))
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fail("extra data after the JSON object")
+	}
+	if t.ID == "" {
+		return fail("field \"id\" is missing or empty")
+	}
+	if len(t.ID) > MaxTriggerIDLen {
+		return fail("field \"id\" is %d bytes long", len(t.ID))
+	}
+	for _, r := range t.ID {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fail("field \"id\" contains control or invalid character %U", r)
+		}
+	}
+	return t, nil
+}
+
+// quoteShort quotes at most 64 bytes of b for an error message.
+func quoteShort(b []byte) string {
+	if len(b) > 64 {
+		return fmt.Sprintf("%q...", b[:64])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// marshal encodes a payload, naming the topic if it cannot (a NaN score,
+// for instance, has no JSON form).
+func marshal(topic string, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt %s: encode JSON payload: %w", topic, err)
+	}
+	return data, nil
+}

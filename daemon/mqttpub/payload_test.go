@@ -1,0 +1,90 @@
+package mqttpub
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+const trigTopic = "inspectd/cam1/trigger"
+
+func TestParseTrigger(t *testing.T) {
+	for _, ok := range []struct{ in, id string }{
+		{`{"id":"abc"}`, "abc"},
+		{` { "id" : "batch-7/pos 3" } ` + "\n", "batch-7/pos 3"},
+		{`{"id":"Prüfung-ß"}`, "Prüfung-ß"},
+		{`{"id":"` + strings.Repeat("x", MaxTriggerIDLen) + `"}`, strings.Repeat("x", MaxTriggerIDLen)},
+	} {
+		tr, err := ParseTrigger(trigTopic, []byte(ok.in))
+		if err != nil || tr.ID != ok.id {
+			t.Errorf("ParseTrigger(%q) = %q, %v", ok.in, tr.ID, err)
+		}
+	}
+	for _, bad := range []struct{ in, want string }{
+		{``, "empty"},
+		{`   `, "not a JSON object"},
+		{`"abc"`, "not a JSON object"},
+		{`[{"id":"a"}]`, "not a JSON object"},
+		{`null`, "not a JSON object"},
+		{`{}`, `"id" is missing`},
+		{`{"id":""}`, `"id" is missing or empty`},
+		{`{"id":null}`, `"id" is missing`},
+		{`{"id":5}`, "cannot unmarshal number"},
+		{`{"id":"a","extra":1}`, `unknown field "extra"`},
+		{`{"ID2":"a"}`, `unknown field`},
+		{`{"id":"a"} {"id":"b"}`, "extra data"},
+		{`{"id":"a"`, "unexpected EOF"},
+		{`{"id":"a\u0007b"}`, "control"},
+		{`{"id":"` + strings.Repeat("x", MaxTriggerIDLen+1) + `"}`, "bytes long"},
+		{"{\"id\":\"\xff\"}", "not valid UTF-8"},
+		{`{"id":"` + strings.Repeat("x", 2000) + `"}`, "more than 1024"},
+	} {
+		_, err := ParseTrigger(trigTopic, []byte(bad.in))
+		if err == nil {
+			t.Errorf("ParseTrigger(%q) accepted", bad.in)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, bad.want) || !strings.Contains(msg, trigTopic) || !strings.Contains(msg, `expected a JSON object {"id"`) {
+			t.Errorf("ParseTrigger(%q) error %q: want topic, expectation and %q", bad.in, msg, bad.want)
+		}
+	}
+}
+
+// FuzzParseTrigger: never panics; accepted ids obey the documented rules
+// and survive a JSON round trip.
+func FuzzParseTrigger(f *testing.F) {
+	for _, s := range []string{`{"id":"abc"}`, `{"id":""}`, `{"id":5}`, `{"id":"a","x":1}`, `[]`, `{"id":"a"} x`,
+		`{"id":"\u00e9\ud800"}`, "\xff", `{"id":"` + strings.Repeat("y", 130) + `"}`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		tr, err := ParseTrigger(trigTopic, payload)
+		if err != nil {
+			if !strings.Contains(err.Error(), trigTopic) {
+				t.Fatalf("error without topic: %v", err)
+			}
+			return
+		}
+		if tr.ID == "" || len(tr.ID) > MaxTriggerIDLen || !utf8.ValidString(tr.ID) {
+			t.Fatalf("accepted bad id %q from %q", tr.ID, payload)
+		}
+		data, err := json.Marshal(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseTrigger(trigTopic, data)
+		if err != nil || back != tr {
+			t.Fatalf("round trip of %q: %q, %v", tr.ID, back.ID, err)
+		}
+	})
+}
+
+func TestMarshalNaNNamesTopic(t *testing.T) {
+	_, err := marshal("inspectd/cam1/result", &Result{Score: math.NaN()})
+	if err == nil || !strings.Contains(err.Error(), "inspectd/cam1/result") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,108 @@
+// Package daemon is inspectd's running service: it maps the configuration
+// onto the capture, model and MQTT libraries and joins them into a pipeline
+// (capture → preprocess → backbone → PaDiM → publish) with health, metrics
+// and remote triggers.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/backbone"
+	"github.com/inspectd/inspectd/model/padim"
+	"github.com/inspectd/inspectd/model/sysmem"
+)
+
+// defaultBackbone is the bundled backbone's file name.
+const defaultBackbone = "mobilenet_quant_v1_224.tflite"
+
+// shareDirs are where the bundled backbone is looked for: the build tree or
+// test setup (INSPECTD_SHARE), next to the binary (make install and the
+// build folder share one layout), then the usual prefixes.
+func shareDirs() []string {
+	var dirs []string
+	if d := os.Getenv("INSPECTD_SHARE"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "share", "inspectd"))
+	}
+	return append(dirs, "/usr/local/share/inspectd", "/usr/share/inspectd")
+}
+
+// BackbonePath resolves model.backbone: "" is the bundled backbone.
+func BackbonePath(p string) (string, error) {
+	if p != "" {
+		return p, nil
+	}
+	for _, d := range shareDirs() {
+		f := filepath.Join(d, defaultBackbone)
+		if _, err := os.Stat(f); err == nil {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("bundled backbone %s not found in %v: run 'make deps' or set model.backbone", defaultBackbone, shareDirs())
+}
+
+// ModelOptions maps the configuration onto the model package's options.
+func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
+	m := cfg.Model
+	bbPath, err := BackbonePath(m.Backbone)
+	if err != nil {
+		return model.Options{}, err
+	}
+	budget, err := m.MemoryBudget.Resolve(m.MemoryFraction, func() (uint64, error) {
+		mem, err := sysmem.Available()
+		if err != nil {
+			return 0, err
+		}
+		log.Debug("available memory", "bytes", mem.Bytes, "source", mem.Source)
+		return uint64(max(mem.Bytes, 0)), nil
+	})
+	if err != nil {
+		return model.Options{}, fmt.Errorf("model.memory_budget: %w", err)
+	}
+	if budget == 0 {
+		return model.Options{}, errors.New("model.memory_budget resolved to 0 bytes")
+	}
+	var mean, std [3]float32
+	for i := range 3 {
+		mean[i], std[i] = float32(m.Input.Mean[i]), float32(m.Input.Std[i])
+	}
+	return model.Options{
+		Backbone: backbone.Options{
+			Path:       bbPath,
+			Taps:       m.Taps,
+			Threads:    m.Threads,
+			XNNPACK:    m.XNNPACK,
+			Delegate:   backbone.DelegateOptions{Library: m.Delegate.Library, Options: m.Delegate.Options, Required: m.Delegate.Required},
+			Preprocess: backbone.Preprocess{Resize: backbone.ResizeMode(m.Input.Resize), Mean: mean, Std: std},
+			Logger:     log,
+		},
+		Features:     m.Features,
+		MinFeatures:  m.MinFeatures,
+		Seed:         uint64(m.Seed),
+		Epsilon:      m.Epsilon,
+		MemoryBudget: int64(budget),
+		Sigma:        m.BlurSigma,
+		Threshold:    padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
+		Holdout:      m.Threshold.Holdout,
+		Logger:       log,
+	}, nil
+}
+
+// LoadConfig reads a configuration file, or the defaults when path is empty.
+func LoadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}

@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"image"
+	"log/slog"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+)
+
+// OpenSource builds the configured frame source with its ROI, rotation and
+// trigger mode. The Triggered wrapper is returned too when the mode is
+// external, for the MQTT trigger handler.
+func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.Triggered, string, error) {
+	c := cfg.Capture
+	var src capture.Source
+	var desc string
+	var err error
+	switch c.Source {
+	case config.SourceSynthetic, "":
+		src, err = capture.NewSynthetic(capture.SyntheticOptions{Width: c.Synthetic.Width, Height: c.Synthetic.Height,
+			Seed: uint64(c.Synthetic.Seed), DefectRate: c.Synthetic.DefectRate})
+		desc = fmt.Sprintf("synthetic %dx%d", c.Synthetic.Width, c.Synthetic.Height)
+		if err == nil && c.Synthetic.FPS > 0 {
+			src = paced(src, c.Synthetic.FPS)
+		}
+	case config.SourceCamera:
+		var formats []capture.FourCC
+		for _, f := range c.Camera.Formats {
+			fc, err := capture.ParseFourCC(f)
+			if err != nil {
+				return nil, nil, "", fmt.Errorf("capture.camera.formats: %w", err)
+			}
+			formats = append(formats, fc)
+		}
+		src, err = capture.NewCamera(capture.CameraOptions{Device: c.Camera.Device, Formats: formats, Width: c.Camera.Width,
+			Height: c.Camera.Height, FPS: float64(c.Camera.FPS), Buffers: c.Camera.Buffers, Controls: c.Camera.Controls,
+			FrameTimeout: c.Camera.Timeout.Std(), Log: log})
+		desc = c.Camera.Device
+	case config.SourceFolder:
+		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop, Log: log})
+		desc = "folder " + c.Folder.Path
+	case config.SourceFile:
+		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true})
+		desc = "file " + c.File.Path
+	default:
+		return nil, nil, "", fmt.Errorf("capture.source %q: want synthetic, camera, folder or file", c.Source)
+	}
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("capture.source %s: %w", c.Source, err)
+	}
+	t := capture.TransformOptions{Rotate: c.Rotate}
+	if c.ROI.Width > 0 || c.ROI.Height > 0 || c.ROI.X > 0 || c.ROI.Y > 0 {
+		big := 1 << 30
+		w, h := c.ROI.Width, c.ROI.Height
+		if w == 0 {
+			w = big
+		}
+		if h == 0 {
+			h = big
+		}
+		t.ROI = image.Rect(c.ROI.X, c.ROI.Y, c.ROI.X+w, c.ROI.Y+h)
+	}
+	if !t.Identity() {
+		if src, err = capture.NewTransform(src, t); err != nil {
+			return nil, nil, "", fmt.Errorf("capture roi/rotate: %w", err)
+		}
+	}
+	if c.Trigger.Mode == config.TriggerExternal {
+		tr := capture.NewTriggered(src, capture.TriggerOptions{})
+		return tr, tr, desc, nil
+	}
+	return src, nil, desc, nil
+}
+
+// pacedSource delivers frames no faster than a frame rate, like a camera.
+type pacedSource struct {
+	capture.Source
+	interval time.Duration
+	next     time.Time
+}
+
+func paced(src capture.Source, fps int) capture.Source {
+	return &pacedSource{Source: src, interval: time.Second / time.Duration(fps)}
+}
+
+func (p *pacedSource) Next(ctx context.Context, f *capture.Frame) error {
+	if d := time.Until(p.next); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	p.next = time.Now().Add(p.interval)
+	return p.Source.Next(ctx, f)
+}
+
+// Counters forwards to the paced source.
+func (p *pacedSource) Counters() *capture.Counters { return capture.CountersOf(p.Source) }

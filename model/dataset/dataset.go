@@ -1,0 +1,164 @@
+// Package dataset reads inspection data sets in the MVTec AD folder layout,
+// which most anomaly-detection data sets (and inspectd's own synthetic
+// exports) follow:
+//
+//	train/good/*.{jpg,png}
+//	test/good/*.{jpg,png}
+//	test/<defect>/*.{jpg,png}
+//	ground_truth/<defect>/<name>_mask.png
+package dataset
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // decoders for Load
+	_ "image/png"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Good is the label of defect-free images.
+const Good = "good"
+
+// Item is one image of the data set.
+type Item struct {
+	Path string
+	// Label is "good" or the defect type (the test sub-folder's name).
+	Label string
+	// MaskPath is the ground-truth mask, "" for good images or when the
+	// data set has none for this image (an all-normal mask is assumed).
+	MaskPath string
+}
+
+// Anomalous reports whether the item is a defect.
+func (it Item) Anomalous() bool { return it.Label != Good }
+
+// Set is a scanned data set.
+type Set struct {
+	Dir   string
+	Train []Item
+	Test  []Item
+}
+
+var imageExt = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": false}
+
+func listImages(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() && imageExt[strings.ToLower(filepath.Ext(e.Name()))] {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Scan lists a data set's images. train/good is required; test is optional
+// (fitting needs only normal images).
+func Scan(dir string) (*Set, error) {
+	s := &Set{Dir: dir}
+	train, err := listImages(filepath.Join(dir, "train", Good))
+	if err != nil {
+		return nil, fmt.Errorf("data set %s: want normal images in train/good: %w", dir, err)
+	}
+	if len(train) == 0 {
+		return nil, fmt.Errorf("data set %s: train/good holds no JPEG or PNG images", dir)
+	}
+	for _, p := range train {
+		s.Train = append(s.Train, Item{Path: p, Label: Good})
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "test"))
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data set %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		label := e.Name()
+		imgs, err := listImages(filepath.Join(dir, "test", label))
+		if err != nil {
+			return nil, fmt.Errorf("data set %s: %w", dir, err)
+		}
+		for _, p := range imgs {
+			it := Item{Path: p, Label: label}
+			if label != Good {
+				base := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+				m := filepath.Join(dir, "ground_truth", label, base+"_mask.png")
+				if _, err := os.Stat(m); err == nil {
+					it.MaskPath = m
+				}
+			}
+			s.Test = append(s.Test, it)
+		}
+	}
+	return s, nil
+}
+
+// Labels lists the test labels, "good" first.
+func (s *Set) Labels() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, it := range s.Test {
+		if !seen[it.Label] {
+			seen[it.Label] = true
+			out = append(out, it.Label)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i] == Good) != (out[j] == Good) {
+			return out[i] == Good
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// Load decodes a JPEG or PNG file.
+func Load(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return img, nil
+}
+
+// LoadMask reads a ground-truth mask as 0/1 bytes at w×h (the image's size).
+// An empty path gives an all-normal mask; a mask of another size is scaled
+// by nearest neighbour.
+func LoadMask(path string, w, h int, dst []uint8) ([]uint8, error) {
+	dst = append(dst[:0], make([]uint8, w*h)...)
+	if path == "" {
+		return dst, nil
+	}
+	img, err := Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("mask: %w", err)
+	}
+	b := img.Bounds()
+	for y := 0; y < h; y++ {
+		sy := b.Min.Y + y*b.Dy()/h
+		for x := 0; x < w; x++ {
+			sx := b.Min.X + x*b.Dx()/w
+			if color.GrayModel.Convert(img.At(sx, sy)).(color.Gray).Y >= 128 {
+				dst[y*w+x] = 1
+			}
+		}
+	}
+	return dst, nil
+}

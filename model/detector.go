@@ -1,0 +1,319 @@
+// Package model composes inspectd's anomaly detector the way anomalib's
+// PaDiM does: a feature extractor (model/backbone: a TFLite CNN with taps),
+// a multivariate Gaussian per patch (model/padim: embedding, streaming fit,
+// Mahalanobis scoring) and an anomaly-map generator (model/padim: upsample,
+// blur, thresholds). It fits detectors from normal images, saves and loads
+// them, and inspects frames.
+package model
+
+import (
+	"context"
+	"errors"
+	"image"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/inspectd/inspectd/model/backbone"
+	"github.com/inspectd/inspectd/model/padim"
+)
+
+// Options configure fitting and loading a detector.
+type Options struct {
+	// Backbone is the feature extractor's configuration.
+	Backbone backbone.Options
+	// Features is the largest embedding dimension d; memory sizing may pick
+	// less, down to MinFeatures.
+	Features, MinFeatures int
+	// Seed chooses the random channel subset.
+	Seed uint64
+	// Epsilon regularizes each covariance (Σ + ε·I).
+	Epsilon float64
+	// MemoryBudget bounds the scoring state in bytes (0: no bound).
+	MemoryBudget int64
+	// Sigma is the anomaly map's blur at 224 pixels (padim.DefaultSigma).
+	Sigma float64
+	// Threshold picks the decision threshold from held-out normal images.
+	Threshold padim.ThresholdOptions
+	// Holdout is the fraction of normal images kept out of the Gaussian fit
+	// to choose the threshold (0: 10%).
+	Holdout float64
+	// Normalize subtracts each frame's median patch distance (over the part
+	// of the grid that holds the image) before the map is drawn, so that
+	// parts whose overall texture level differs from part to part are
+	// judged by their local outliers, not their level.
+	Normalize bool
+	// Workers for scoring and fitting (0: all cores).
+	Workers int
+	Logger  *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Features <= 0 {
+		o.Features = 100
+	}
+	if o.MinFeatures <= 0 || o.MinFeatures > o.Features {
+		o.MinFeatures = min(32, o.Features)
+	}
+	if o.Epsilon <= 0 {
+		o.Epsilon = 0.01
+	}
+	if o.Sigma < 0 {
+		o.Sigma = 0
+	}
+	if o.Holdout <= 0 || o.Holdout >= 1 {
+		o.Holdout = 0.1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Backbone.Logger == nil {
+		o.Backbone.Logger = o.Logger
+	}
+}
+
+// Timing is the latency of each stage of one inspection.
+type Timing struct {
+	Preprocess, Backbone, PaDiM, Map time.Duration
+}
+
+// Inspection is the verdict on one frame. Its buffers (Map, Mask) are reused
+// by the next Inspect call.
+type Inspection struct {
+	padim.Result
+	// Map is the anomaly map at the image's size (W×H, row major).
+	Map  []float32
+	W, H int
+	Timing
+}
+
+// Detector is a fitted PaDiM model bound to its backbone. Inspect is not
+// safe for concurrent use; one pipeline goroutine owns a Detector.
+type Detector struct {
+	opts   Options
+	bb     *backbone.Backbone
+	emb    *padim.Embedder
+	state  *padim.State
+	scorer *padim.Scorer
+	th     padim.Thresholds
+	info   Info
+	closer func() error
+
+	fmaps  []padim.FeatureMap
+	vec    []float32
+	dist   []float32
+	sorted []float32
+	maps   *padim.AnomalyMap
+	mapKey mapKey
+	res    Inspection
+}
+
+type mapKey struct {
+	w, h int
+	r    backbone.Region
+}
+
+// Info describes a fitted detector: what it was fitted with and how big it is.
+type Info struct {
+	Backbone       string   `json:"backbone"`
+	BackboneSHA256 string   `json:"backbone_sha256"`
+	Taps           []string `json:"taps"`
+	Resize         string   `json:"resize"`
+	GridH          int      `json:"grid_h"`
+	GridW          int      `json:"grid_w"`
+	Pool           int      `json:"pool"`
+	Features       int      `json:"features"`
+	Epsilon        float64  `json:"epsilon"`
+	Sigma          float64  `json:"sigma"`
+	Normalize      bool     `json:"normalize"`
+	ImageThreshold float64  `json:"image_threshold"`
+	PixelThreshold float64  `json:"pixel_threshold"`
+	Images         int      `json:"images"`
+	HeldOut        int      `json:"held_out"`
+	Fitted         string   `json:"fitted"`
+	StateBytes     int64    `json:"state_bytes"`
+	ID             string   `json:"id"`
+}
+
+// Info returns the detector's description.
+func (d *Detector) Info() Info { return d.info }
+
+// Backbone is the detector's feature extractor.
+func (d *Detector) Backbone() *backbone.Backbone { return d.bb }
+
+// Thresholds are the detector's decision levels.
+func (d *Detector) Thresholds() padim.Thresholds { return d.th }
+
+func tapShapes(bb *backbone.Backbone) []padim.TapShape {
+	var s []padim.TapShape
+	for _, t := range bb.Taps() {
+		s = append(s, padim.TapShape{H: t.H, W: t.W, C: t.C})
+	}
+	return s
+}
+
+func (d *Detector) bindBuffers() {
+	d.fmaps = make([]padim.FeatureMap, len(d.bb.Taps()))
+	d.vec = make([]float32, d.emb.Len())
+	d.dist = make([]float32, d.emb.Positions())
+	d.sorted = make([]float32, 0, d.emb.Positions())
+}
+
+// embed runs the backbone and the embedder on one image.
+func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
+	s := time.Now()
+	reg, err := d.bb.SetInput(img)
+	if err != nil {
+		return reg, err
+	}
+	m := time.Now()
+	if err := d.bb.Invoke(); err != nil {
+		return reg, err
+	}
+	for i, f := range d.bb.Features() {
+		d.fmaps[i] = padim.FeatureMap{H: f.Tap.H, W: f.Tap.W, C: f.Tap.C, Data: f.Data}
+	}
+	if err := d.emb.Embed(d.vec, d.fmaps); err != nil {
+		return reg, err
+	}
+	if t != nil {
+		t.Preprocess, t.Backbone = m.Sub(s), time.Since(m)
+	}
+	return reg, nil
+}
+
+// Inspect scores one image: anomaly map at the image's size, image score,
+// verdict and mask. It does not allocate in steady state (same frame size).
+func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
+	if d.state == nil {
+		return nil, errors.New("inspect: detector is not fitted")
+	}
+	r := &d.res
+	reg, err := d.embed(img, &r.Timing)
+	if err != nil {
+		return nil, err
+	}
+	s := time.Now()
+	if err := d.scorer.Score(d.dist, d.vec); err != nil {
+		return nil, err
+	}
+	if d.info.Normalize {
+		d.normalize(reg)
+	}
+	m := time.Now()
+	r.Timing.PaDiM = m.Sub(s)
+	b := img.Bounds()
+	if err := d.ensureMap(b.Dx(), b.Dy(), reg); err != nil {
+		return nil, err
+	}
+	score, err := d.maps.Render(r.Map, d.dist)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.th.Inspect(&r.Result, r.Map, r.W, r.H, score); err != nil {
+		return nil, err
+	}
+	r.Timing.Map = time.Since(m)
+	return r, nil
+}
+
+// Score is the image score alone (the anomaly map's maximum), used to pick
+// thresholds.
+func (d *Detector) Score(img image.Image) (float64, error) {
+	r, err := d.Inspect(img)
+	if err != nil {
+		return 0, err
+	}
+	return r.Score, nil
+}
+
+// normalize subtracts the median distance of the image's part of the grid.
+// The map is a linear, weight-preserving function of the grid (bilinear
+// upsampling and blur), so this shifts the whole map by the same amount.
+func (d *Detector) normalize(reg backbone.Region) {
+	gw, gh := d.state.GridW, d.state.GridH
+	x0, x1 := int(reg.X0*float64(gw)), int(math.Ceil(reg.X1*float64(gw)))
+	y0, y1 := int(reg.Y0*float64(gh)), int(math.Ceil(reg.Y1*float64(gh)))
+	v := d.sorted[:0]
+	for y := y0; y < min(y1, gh); y++ {
+		v = append(v, d.dist[y*gw+x0:y*gw+min(x1, gw)]...)
+	}
+	if len(v) == 0 {
+		return
+	}
+	slices.Sort(v)
+	med := v[len(v)/2]
+	for i := range d.dist {
+		d.dist[i] -= med
+	}
+}
+
+func (d *Detector) ensureMap(w, h int, reg backbone.Region) error {
+	k := mapKey{w, h, reg}
+	if d.maps != nil && d.mapKey == k {
+		return nil
+	}
+	// The grid covers the network input; the image occupies reg of it.
+	m, err := padim.NewAnomalyMap(padim.AnomalyMapOptions{GridW: d.state.GridW, GridH: d.state.GridH,
+		OutW: w, OutH: h, Sigma: d.info.Sigma, Region: padim.Rect{X0: reg.X0, Y0: reg.Y0, X1: reg.X1, Y1: reg.Y1}})
+	if err != nil {
+		return err
+	}
+	d.maps, d.mapKey = m, k
+	if cap(d.res.Map) < w*h {
+		d.res.Map = make([]float32, w*h)
+	}
+	d.res.Map, d.res.W, d.res.H = d.res.Map[:w*h], w, h
+	return nil
+}
+
+// Close releases the backbone, the scoring workers and the mapped file.
+func (d *Detector) Close() error {
+	if d.scorer != nil {
+		d.scorer.Close()
+	}
+	if d.bb != nil {
+		d.bb.Close()
+	}
+	if d.closer != nil {
+		return d.closer()
+	}
+	return nil
+}
+
+// ImageSource hands out the images to fit on, by index; Fit decodes ahead
+// of the backbone in a second goroutine.
+type ImageSource interface {
+	Len() int
+	Image(i int) (image.Image, error)
+}
+
+// prefetch decodes images ahead of their use.
+func prefetch(ctx context.Context, src ImageSource, idx []int) <-chan decoded {
+	out := make(chan decoded, 2)
+	go func() {
+		defer close(out)
+		for _, i := range idx {
+			img, err := src.Image(i)
+			select {
+			case out <- decoded{i, img, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+type decoded struct {
+	i   int
+	img image.Image
+	err error
+}
+
+// Progress reports fit progress: images done of total.
+type Progress func(done, total int)

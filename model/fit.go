@@ -1,0 +1,182 @@
+package model
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/inspectd/inspectd/model/backbone"
+	"github.com/inspectd/inspectd/model/padim"
+)
+
+// FitReport says what a fit chose and how long its parts took.
+type FitReport struct {
+	Images, HeldOut int
+	Features, Pool  int
+	StateBytes      int64
+	// Extract is the backbone and embedding time, Accumulate the Gaussian
+	// sums, Finalize the inversions, Threshold the scoring of held-out
+	// images; Wall is the whole fit.
+	Extract, Accumulate, Finalize, Threshold, Wall time.Duration
+}
+
+// splitHoldout keeps every k-th image out of the Gaussian fit so that the
+// threshold is chosen on scores the fit has not seen (those of fitted images
+// are biased low). The held-out images are spread over the whole set.
+func splitHoldout(n int, frac float64) (fit, hold []int) {
+	k := 0
+	if frac > 0 && n >= 4 {
+		k = max(2, int(math.Round(1/frac)))
+	}
+	for i := 0; i < n; i++ {
+		if k > 0 && i%k == k-1 {
+			hold = append(hold, i)
+		} else {
+			fit = append(fit, i)
+		}
+	}
+	return fit, hold
+}
+
+// Fit builds a detector from normal images. The Gaussian fit streams: its
+// memory does not depend on the number of images.
+func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) (*Detector, FitReport, error) {
+	opts.defaults()
+	var rep FitReport
+	start := time.Now()
+	if src.Len() < 3 {
+		return nil, rep, fmt.Errorf("fit: %d normal images, need at least 3", src.Len())
+	}
+	bb, err := backbone.Open(opts.Backbone)
+	if err != nil {
+		return nil, rep, err
+	}
+	d := &Detector{opts: opts, bb: bb, closer: nil}
+	fail := func(err error) (*Detector, FitReport, error) {
+		d.Close()
+		return nil, rep, err
+	}
+	shapes := tapShapes(bb)
+	finest := shapes[0]
+	for _, s := range shapes {
+		if s.H*s.W > finest.H*finest.W {
+			finest = s
+		}
+	}
+	budget := opts.MemoryBudget
+	if budget <= 0 {
+		budget = math.MaxInt64
+	}
+	size, err := padim.ChooseSize(finest.H, finest.W, min(opts.MinFeatures, totalChannels(shapes)), min(opts.Features, totalChannels(shapes)), budget)
+	if err != nil {
+		return fail(fmt.Errorf("fit: memory budget %d bytes: %w", opts.MemoryBudget, err))
+	}
+	dim, pool := size.D, size.Pool
+	opts.Logger.Info("fit size chosen", "features", dim, "pool", pool, "grid", fmt.Sprintf("%dx%d", size.GridH, size.GridW),
+		"state_bytes", size.Bytes, "budget_bytes", opts.MemoryBudget)
+	d.emb, err = padim.NewEmbedder(padim.EmbedderOptions{Taps: shapes, D: dim, Seed: opts.Seed, Pool: pool})
+	if err != nil {
+		return fail(fmt.Errorf("fit: %w", err))
+	}
+	d.bindBuffers()
+	acc, err := padim.NewAccumulator(padim.AccumulatorOptions{GridH: d.emb.GridH(), GridW: d.emb.GridW(), D: dim, Workers: opts.Workers})
+	if err != nil {
+		return fail(fmt.Errorf("fit: %w", err))
+	}
+	fitIdx, holdIdx := splitHoldout(src.Len(), opts.Holdout)
+	if opts.Threshold.Explicit > 0 {
+		fitIdx, holdIdx = append(fitIdx, holdIdx...), nil
+	}
+	total := src.Len()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := 0
+	for im := range prefetch(cctx, src, fitIdx) {
+		if im.err != nil {
+			return fail(fmt.Errorf("fit: image %d: %w", im.i, im.err))
+		}
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		s := time.Now()
+		if _, err := d.embed(im.img, nil); err != nil {
+			return fail(fmt.Errorf("fit: image %d: %w", im.i, err))
+		}
+		m := time.Now()
+		if err := acc.Add(d.vec); err != nil {
+			return fail(fmt.Errorf("fit: %w", err))
+		}
+		rep.Extract += m.Sub(s)
+		rep.Accumulate += time.Since(m)
+		done++
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	s := time.Now()
+	d.state, err = acc.Finalize(padim.FinalizeOptions{Eps: opts.Epsilon, Logger: opts.Logger, Workers: opts.Workers, Context: ctx})
+	if err != nil {
+		return fail(fmt.Errorf("fit: %w", err))
+	}
+	rep.Finalize = time.Since(s) // includes the last batch's accumulation
+	acc = nil
+	if d.scorer, err = padim.NewScorer(d.state, opts.Workers); err != nil {
+		return fail(err)
+	}
+	d.info = Info{Backbone: opts.Backbone.Path, BackboneSHA256: bb.SHA256(), Resize: string(opts.Backbone.Preprocess.Resize),
+		GridH: d.state.GridH, GridW: d.state.GridW, Pool: pool, Features: dim, Epsilon: opts.Epsilon, Sigma: opts.Sigma, Normalize: opts.Normalize,
+		Images: len(fitIdx), HeldOut: len(holdIdx), Fitted: time.Now().UTC().Format(time.RFC3339),
+		StateBytes: padim.StateBytes(d.state.Positions(), dim)}
+	for _, t := range bb.Taps() {
+		d.info.Taps = append(d.info.Taps, t.Name)
+	}
+	// Thresholds from the held-out normal images.
+	s = time.Now()
+	d.th = padim.Thresholds{Image: math.MaxFloat64}
+	var scores []float64
+	for im := range prefetch(cctx, src, holdIdx) {
+		if im.err != nil {
+			return fail(fmt.Errorf("fit: image %d: %w", im.i, im.err))
+		}
+		sc, err := d.Score(im.img)
+		if err != nil {
+			return fail(fmt.Errorf("fit: image %d: %w", im.i, err))
+		}
+		scores = append(scores, sc)
+		done++
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	t, err := padim.ImageThreshold(scores, opts.Threshold)
+	if err != nil {
+		return fail(fmt.Errorf("fit: threshold: %w", err))
+	}
+	d.th = padim.Thresholds{Image: t, Pixel: t}
+	d.info.ImageThreshold, d.info.PixelThreshold = t, t
+	d.info.ID = d.id()
+	rep.Threshold = time.Since(s)
+	rep.Images, rep.HeldOut, rep.Features, rep.Pool, rep.StateBytes = len(fitIdx), len(holdIdx), dim, pool, d.info.StateBytes
+	rep.Wall = time.Since(start)
+	opts.Logger.Info("fit done", "images", rep.Images, "held_out", rep.HeldOut, "features", dim, "grid", fmt.Sprintf("%dx%d", d.state.GridH, d.state.GridW),
+		"threshold", t, "wall", rep.Wall.Round(time.Millisecond))
+	return d, rep, nil
+}
+
+func totalChannels(s []padim.TapShape) int {
+	n := 0
+	for _, t := range s {
+		n += t.C
+	}
+	return n
+}
+
+// id names a fitted model: a short hash of its backbone, fit time and
+// threshold, carried in every published result.
+func (d *Detector) id() string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g", d.info.BackboneSHA256, d.info.Fitted, d.info.Features, d.info.ImageThreshold)))
+	return hex.EncodeToString(h[:6])
+}

@@ -1,0 +1,326 @@
+// Package metrics computes the anomaly-detection figures the field reports:
+// image AUROC and F1-max, pixel AUROC and PRO (per-region overlap integrated
+// up to a false-positive rate of 0.3), and ROC curves for plots. Pixel
+// metrics stream: images are added one at a time into fixed-size
+// histograms, so memory does not grow with the data set.
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// ROCPoint is one point of a ROC curve: predicting "anomalous" for scores
+// ≥ Threshold gives these rates.
+type ROCPoint struct {
+	FPR, TPR, Threshold float64
+}
+
+type scored struct {
+	s   float64
+	pos bool
+}
+
+func prepare(scores []float64, labels []bool) ([]scored, int, int, error) {
+	if len(scores) != len(labels) {
+		return nil, 0, 0, fmt.Errorf("metrics: %d scores but %d labels", len(scores), len(labels))
+	}
+	v := make([]scored, len(scores))
+	pos := 0
+	for i, s := range scores {
+		if math.IsNaN(s) {
+			return nil, 0, 0, fmt.Errorf("metrics: score %d is NaN", i)
+		}
+		v[i] = scored{s, labels[i]}
+		if labels[i] {
+			pos++
+		}
+	}
+	neg := len(v) - pos
+	if pos == 0 || neg == 0 {
+		return nil, 0, 0, fmt.Errorf("metrics: need both anomalous and normal samples, got %d and %d", pos, neg)
+	}
+	// Descending by score.
+	slices.SortFunc(v, func(a, b scored) int {
+		switch {
+		case a.s > b.s:
+			return -1
+		case a.s < b.s:
+			return 1
+		}
+		return 0
+	})
+	return v, pos, neg, nil
+}
+
+// ROC returns the ROC curve of image scores (labels: true = anomalous),
+// one point per distinct score, from (0,0) to (1,1).
+func ROC(scores []float64, labels []bool) ([]ROCPoint, error) {
+	v, pos, neg, err := prepare(scores, labels)
+	if err != nil {
+		return nil, err
+	}
+	pts := []ROCPoint{{0, 0, math.Inf(1)}}
+	tp, fp := 0, 0
+	for i := 0; i < len(v); {
+		j := i
+		for ; j < len(v) && v[j].s == v[i].s; j++ {
+			if v[j].pos {
+				tp++
+			} else {
+				fp++
+			}
+		}
+		pts = append(pts, ROCPoint{float64(fp) / float64(neg), float64(tp) / float64(pos), v[i].s})
+		i = j
+	}
+	return pts, nil
+}
+
+// AUROC is the area under the ROC curve of image scores: the probability
+// that an anomalous image scores above a normal one, ties counting half.
+func AUROC(scores []float64, labels []bool) (float64, error) {
+	pts, err := ROC(scores, labels)
+	if err != nil {
+		return 0, err
+	}
+	return trapezoid(pts, 1), nil
+}
+
+// F1Max is the best F1 score over all thresholds on the image scores, and
+// the threshold reaching it (anomalous when score ≥ threshold).
+func F1Max(scores []float64, labels []bool) (f1, threshold float64, err error) {
+	v, pos, _, err := prepare(scores, labels)
+	if err != nil {
+		return 0, 0, err
+	}
+	tp, fp := 0, 0
+	for i := 0; i < len(v); {
+		j := i
+		for ; j < len(v) && v[j].s == v[i].s; j++ {
+			if v[j].pos {
+				tp++
+			} else {
+				fp++
+			}
+		}
+		if f := 2 * float64(tp) / float64(2*tp+fp+(pos-tp)); f > f1 {
+			f1, threshold = f, v[i].s
+		}
+		i = j
+	}
+	return f1, threshold, nil
+}
+
+// trapezoid integrates TPR over FPR from 0 to maxFPR (points ascending in
+// FPR), interpolating the point at maxFPR.
+func trapezoid(pts []ROCPoint, maxFPR float64) float64 {
+	var area float64
+	for i := 1; i < len(pts); i++ {
+		x0, y0, x1, y1 := pts[i-1].FPR, pts[i-1].TPR, pts[i].FPR, pts[i].TPR
+		if x0 >= maxFPR {
+			break
+		}
+		if x1 > maxFPR {
+			y1 = y0 + (y1-y0)*(maxFPR-x0)/(x1-x0)
+			x1 = maxFPR
+		}
+		area += (x1 - x0) * (y0 + y1) / 2
+	}
+	return area
+}
+
+// bins is the resolution of the pixel histograms: the top 20 bits of a
+// float32's order-preserving key (sign, exponent, 11 mantissa bits), so any
+// score range is covered with a relative resolution of 2⁻¹¹ ≈ 0.05% and no
+// range has to be known in advance.
+const (
+	binBits = 20
+	bins    = 1 << binBits
+)
+
+// binOf maps a float32 onto its histogram bin, preserving order.
+func binOf(v float32) int {
+	b := math.Float32bits(v)
+	if b&0x8000_0000 != 0 {
+		b = ^b
+	} else {
+		b |= 0x8000_0000
+	}
+	return int(b >> (32 - binBits))
+}
+
+// binValue is the smallest float32 falling into bin k (for thresholds).
+func binValue(k int) float64 {
+	b := uint32(k) << (32 - binBits)
+	if b&0x8000_0000 != 0 {
+		b &^= 0x8000_0000
+	} else {
+		b = ^b
+	}
+	return float64(math.Float32frombits(b))
+}
+
+// Pixels accumulates pixel-level statistics over a test set, one image at a
+// time, in fixed memory (~24 MB of histograms). It is not safe for
+// concurrent use.
+type Pixels struct {
+	pos, neg []uint64  // pixel counts per score bin
+	overlap  []float64 // Σ 1/|region| of defect pixels per score bin
+	nPos     uint64
+	nNeg     uint64
+	regions  int
+	labels   []int32 // per pixel of the current image: its region
+	queue    []int32
+	areas    []int
+}
+
+// NewPixels allocates the histograms.
+func NewPixels() *Pixels {
+	return &Pixels{pos: make([]uint64, bins), neg: make([]uint64, bins), overlap: make([]float64, bins)}
+}
+
+// Add accumulates one image: its anomaly map and ground-truth mask, both
+// w×h row major; mask 0 is normal, anything else is defect (resize masks
+// with nearest neighbour). Defect regions are the mask's 8-connected
+// components.
+func (p *Pixels) Add(amap []float32, mask []uint8, w, h int) error {
+	if w <= 0 || h <= 0 || len(amap) != w*h || len(mask) != w*h {
+		return fmt.Errorf("pixel metrics: map has %d values and mask %d, want %dx%d", len(amap), len(mask), w, h)
+	}
+	for i, v := range amap {
+		if math.IsNaN(float64(v)) {
+			return fmt.Errorf("pixel metrics: map value at (%d, %d) is NaN", i%w, i/w)
+		}
+	}
+	if cap(p.labels) < w*h {
+		p.labels = make([]int32, w*h)
+	}
+	lab := p.labels[:w*h]
+	clear(lab)
+	p.areas = p.areas[:0]
+	for i, m := range mask {
+		if m == 0 {
+			p.neg[binOf(amap[i])]++
+			p.nNeg++
+			continue
+		}
+		p.pos[binOf(amap[i])]++
+		p.nPos++
+		if lab[i] == 0 {
+			p.areas = append(p.areas, p.flood(mask, lab, i, w, h, int32(len(p.areas)+1)))
+		}
+	}
+	for i, l := range lab {
+		if l != 0 {
+			p.overlap[binOf(amap[i])] += 1 / float64(p.areas[l-1])
+		}
+	}
+	p.regions += len(p.areas)
+	return nil
+}
+
+// flood labels the 8-connected defect component containing pixel start and
+// returns its area.
+func (p *Pixels) flood(mask []uint8, lab []int32, start, w, h int, id int32) int {
+	q := append(p.queue[:0], int32(start))
+	lab[start] = id
+	for k := 0; k < len(q); k++ {
+		i := int(q[k])
+		x, y := i%w, i/w
+		for dy := -1; dy <= 1; dy++ {
+			for dx := -1; dx <= 1; dx++ {
+				nx, ny := x+dx, y+dy
+				if nx < 0 || ny < 0 || nx >= w || ny >= h {
+					continue
+				}
+				j := ny*w + nx
+				if mask[j] != 0 && lab[j] == 0 {
+					lab[j] = id
+					q = append(q, int32(j))
+				}
+			}
+		}
+	}
+	p.queue = q
+	return len(q)
+}
+
+// Regions is the number of defect regions added so far.
+func (p *Pixels) Regions() int { return p.regions }
+
+// Counts are the defect and normal pixels added so far.
+func (p *Pixels) Counts() (defect, normal uint64) { return p.nPos, p.nNeg }
+
+// ROC returns the pixel ROC curve from (0,0) to (1,1), thinned to at most
+// maxPoints points (0: all non-empty bins).
+func (p *Pixels) ROC(maxPoints int) ([]ROCPoint, error) {
+	if p.nPos == 0 || p.nNeg == 0 {
+		return nil, fmt.Errorf("pixel metrics: need defect and normal pixels, got %d and %d", p.nPos, p.nNeg)
+	}
+	var pts []ROCPoint
+	pts = append(pts, ROCPoint{0, 0, math.Inf(1)})
+	var tp, fp uint64
+	for k := bins - 1; k >= 0; k-- {
+		if p.pos[k] == 0 && p.neg[k] == 0 {
+			continue
+		}
+		tp += p.pos[k]
+		fp += p.neg[k]
+		pts = append(pts, ROCPoint{float64(fp) / float64(p.nNeg), float64(tp) / float64(p.nPos), binValue(k)})
+	}
+	return thin(pts, maxPoints), nil
+}
+
+// thin keeps at most n points, always the first and the last.
+func thin(pts []ROCPoint, n int) []ROCPoint {
+	if n <= 0 || len(pts) <= n || n < 2 {
+		return pts
+	}
+	out := make([]ROCPoint, 0, n)
+	step := float64(len(pts)-1) / float64(n-1)
+	for i := range n {
+		out = append(out, pts[int(math.Round(float64(i)*step))])
+	}
+	return out
+}
+
+// AUROC is the pixel-level area under the ROC curve. Scores within one bin
+// (0.05% relative) count as ties.
+func (p *Pixels) AUROC() (float64, error) {
+	pts, err := p.ROC(0)
+	if err != nil {
+		return 0, err
+	}
+	return trapezoid(pts, 1), nil
+}
+
+// PRO is the per-region overlap curve's area up to maxFPR (the field uses
+// 0.3), divided by maxFPR so that a perfect map scores 1: at each threshold,
+// the mean over all defect regions of the fraction of the region above it,
+// against the false-positive rate over all normal pixels.
+func (p *Pixels) PRO(maxFPR float64) (float64, error) {
+	if !(maxFPR > 0 && maxFPR <= 1) {
+		return 0, fmt.Errorf("pixel metrics: max FPR %g, want 0 < max ≤ 1", maxFPR)
+	}
+	if p.regions == 0 || p.nNeg == 0 {
+		return 0, errors.New("pixel metrics: PRO needs defect regions and normal pixels")
+	}
+	pts := []ROCPoint{{0, 0, math.Inf(1)}}
+	var fp uint64
+	var ov float64
+	for k := bins - 1; k >= 0; k-- {
+		if p.overlap[k] == 0 && p.neg[k] == 0 {
+			continue
+		}
+		fp += p.neg[k]
+		ov += p.overlap[k]
+		pts = append(pts, ROCPoint{float64(fp) / float64(p.nNeg), math.Min(ov/float64(p.regions), 1), binValue(k)})
+		if float64(fp)/float64(p.nNeg) > maxFPR {
+			break
+		}
+	}
+	return trapezoid(pts, maxFPR) / maxFPR, nil
+}

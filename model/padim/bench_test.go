@@ -1,0 +1,178 @@
+package padim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// randomState fills a state of the given size with arbitrary values:
+// scoring speed does not depend on them, and fitting 56×56 at d=550 would
+// take minutes.
+func randomState(gh, gw, d int) *State {
+	s := &State{GridH: gh, GridW: gw, D: d,
+		Mean:   make([]float32, gh*gw*d),
+		InvCov: make([]float32, gh*gw*packedLen(d)),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range s.Mean {
+		s.Mean[i] = r.Float32()
+	}
+	for i := range s.InvCov {
+		s.InvCov[i] = r.Float32() - 0.5
+	}
+	return s
+}
+
+// streamFloor reads every float32 of a once with the given number of
+// goroutines: the memory-bandwidth floor for a pass over the inverse
+// covariances.
+func streamFloor(a []float32, workers int, sink []float32) {
+	var wg sync.WaitGroup
+	chunk := (len(a) + workers - 1) / workers
+	for w := range workers {
+		lo, hi := min(len(a), w*chunk), min(len(a), (w+1)*chunk)
+		wg.Go(func() {
+			s := a[lo:hi]
+			var a0, a1, a2, a3, a4, a5, a6, a7 float32
+			i := 0
+			for ; i+8 <= len(s); i += 8 {
+				a0 += s[i]
+				a1 += s[i+1]
+				a2 += s[i+2]
+				a3 += s[i+3]
+				a4 += s[i+4]
+				a5 += s[i+5]
+				a6 += s[i+6]
+				a7 += s[i+7]
+			}
+			for ; i < len(s); i++ {
+				a0 += s[i]
+			}
+			sink[w] = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkScore times one frame's scoring on a 56×56 grid and, interleaved
+// in the same run, one streaming pass over as many bytes as the inverse
+// covariances occupy. ns/op is the scoring; floor-ns/op the stream;
+// score/floor their ratio.
+func BenchmarkScore(b *testing.B) {
+	workers := runtime.GOMAXPROCS(0)
+	for _, d := range []int{100, 200, 550} {
+		b.Run(fmt.Sprintf("d=%d", d), func(b *testing.B) {
+			s := randomState(56, 56, d)
+			sc, err := NewScorer(s, workers)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sc.Close()
+			emb := make([]float32, len(s.Mean))
+			dist := make([]float32, s.Positions())
+			sink := make([]float32, workers)
+			b.SetBytes(int64(len(s.InvCov)) * 4)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var tScore, tFloor time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				_ = sc.Score(dist, emb)
+				t1 := time.Now()
+				b.StopTimer()
+				streamFloor(s.InvCov, workers, sink)
+				tFloor += time.Since(t1)
+				tScore += t1.Sub(t0)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(tFloor.Nanoseconds())/float64(b.N), "floor-ns/op")
+			b.ReportMetric(float64(tScore)/float64(tFloor), "score/floor")
+			b.ReportMetric(float64(StateBytes(s.Positions(), d))/1e6, "state-MB")
+		})
+	}
+}
+
+// nominalBackbone is the backbone time per image the fit budget is set
+// against (MobileNet v1 quant on two cores).
+const nominalBackbone = 60 * time.Millisecond
+
+// BenchmarkAccumulate is the fit's per-image cost at d=100 on 56×56: one
+// Add (a copy, and every 8th call the batched O(d²) pass on all cores).
+// %fit is its share of a fit's wall time next to a 60 ms backbone.
+func BenchmarkAccumulate(b *testing.B) {
+	const gh, gw, d = 56, 56, 100
+	acc, err := NewAccumulator(AccumulatorOptions{GridH: gh, GridW: gw, D: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := newFeatureGen(gh*gw, d, 1)
+	embs := make([][]float32, batch)
+	for i := range embs {
+		embs[i] = make([]float32, gh*gw*d)
+		g.next(embs[i], 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	cpu := processCPU()
+	for b.Loop() {
+		_ = acc.Add(embs[i%len(embs)])
+		i++
+	}
+	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(100*per/(per+float64(nominalBackbone.Nanoseconds())), "%fit")
+}
+
+// BenchmarkFinalize is the inversion of 56×56 covariances at d=100.
+// %fit700 is its share of a 700-image fit with a 60 ms backbone.
+func BenchmarkFinalize(b *testing.B) {
+	const gh, gw, d = 56, 56, 100
+	acc, err := NewAccumulator(AccumulatorOptions{GridH: gh, GridW: gw, D: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := newFeatureGen(gh*gw, d, 1)
+	e := make([]float32, gh*gw*d)
+	for range 40 {
+		g.next(e, 0)
+		_ = acc.Add(e)
+	}
+	b.ResetTimer()
+	cpu := processCPU()
+	for b.Loop() {
+		if _, err := acc.Finalize(FinalizeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(100*per/(per+700*float64(nominalBackbone.Nanoseconds())), "%fit700")
+}
+
+// BenchmarkAnomalyMap renders one distance grid into a blurred anomaly map
+// (σ = 4 at 224 px, scaled) at typical output sizes.
+func BenchmarkAnomalyMap(b *testing.B) {
+	for _, tc := range []struct{ g, w, h int }{{28, 224, 224}, {56, 224, 224}, {56, 640, 480}} {
+		b.Run(fmt.Sprintf("%dx%d-to-%dx%d", tc.g, tc.g, tc.w, tc.h), func(b *testing.B) {
+			m, err := NewAnomalyMap(AnomalyMapOptions{GridW: tc.g, GridH: tc.g, OutW: tc.w, OutH: tc.h, Sigma: DefaultSigma})
+			if err != nil {
+				b.Fatal(err)
+			}
+			dist := make([]float32, tc.g*tc.g)
+			r := rand.New(rand.NewPCG(1, 1))
+			for i := range dist {
+				dist[i] = r.Float32()
+			}
+			dst := make([]float32, tc.w*tc.h)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = m.Render(dst, dist)
+			}
+		})
+	}
+}

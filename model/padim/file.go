@@ -1,0 +1,753 @@
+package padim
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// FormatVersion is the model file layout version this package writes and
+// reads.
+const FormatVersion = 1
+
+// Tensor names in the model file.
+const (
+	TensorMean     = "mean"
+	TensorInvCov   = "inv_cov"
+	TensorChannels = "channels"
+)
+
+// maxHeader bounds the JSON header a reader accepts: real headers are a few
+// kilobytes, and the length comes from the file.
+const maxHeader = 16 << 20
+
+// headerAlign makes the tensor data start on a 64-byte boundary of the
+// file, so the mmapped floats are aligned for any vector width.
+const headerAlign = 64
+
+// checksumPrefix introduces the hex CRC-32C (Castagnoli, hardware
+// accelerated: ~5 ms for a 65 MB model where sha256 would take ~100 ms) of
+// the whole file after the length prefix, computed with the checksum's own
+// eight hex digits set to '0'.
+const checksumPrefix = "crc32c:"
+
+// Metadata describes how a model was fitted and must be used.
+type Metadata struct {
+	// Pool is the average-pooling factor of the grid (1: none).
+	Pool int
+	// Eps is the ridge that was added to the covariances.
+	Eps float64
+	// ImageThreshold and PixelThreshold are the decision levels (0: unset).
+	ImageThreshold, PixelThreshold float64
+	// BackboneSHA256 is the hex sha256 of the backbone model file.
+	BackboneSHA256 string
+	// Taps are the backbone tensor names, in embedding order.
+	Taps []string
+	// TapShapes are the taps' H×W×C, parallel to Taps.
+	TapShapes []TapShape
+	// Preprocessing is a JSON document describing how images were turned
+	// into network input (the caller's schema).
+	Preprocessing string
+	// FitDate is when the fit finished.
+	FitDate time.Time
+	// Images is the number of images in the Gaussian fit.
+	Images int
+	// Seed picked the channels (informational: the channels are stored).
+	Seed uint64
+	// Extra holds further string metadata; keys must not be reserved ones.
+	Extra map[string]string
+}
+
+// Tensor is an additional float32 tensor stored with a model.
+type Tensor struct {
+	Shape []int
+	Data  []float32
+}
+
+// Model is a fitted PaDiM model. When it comes from Load, State.Mean,
+// State.InvCov and the Tensors' data point into a read-only mapping of the
+// file: they must not be written, and are invalid after Close.
+type Model struct {
+	State    State
+	Channels []int32
+	Meta     Metadata
+	// Tensors are optional further tensors (float32), by name.
+	Tensors map[string]Tensor
+
+	path   string
+	size   int64
+	mapped []byte
+	unmap  func([]byte) error
+}
+
+// Path is the file the model was loaded from ("" if not loaded).
+func (m *Model) Path() string { return m.path }
+
+// FileBytes is the size of the loaded file.
+func (m *Model) FileBytes() int64 { return m.size }
+
+// Close releases the file mapping. The model's slices are invalid after it.
+func (m *Model) Close() error {
+	if m.mapped == nil {
+		return nil
+	}
+	b := m.mapped
+	m.mapped = nil
+	m.State.Mean, m.State.InvCov, m.Channels, m.Tensors = nil, nil, nil, nil
+	if err := m.unmap(b); err != nil {
+		return fmt.Errorf("close model %s: %w", m.path, err)
+	}
+	return nil
+}
+
+// reserved are the metadata keys this package owns.
+var reserved = []string{"format_version", "grid_h", "grid_w", "d", "pool", "eps", "image_threshold",
+	"pixel_threshold", "backbone_sha256", "taps", "tap_shapes", "preprocessing", "fit_date", "images",
+	"seed", "checksum"}
+
+func littleEndian() bool {
+	var x uint16 = 1
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+type tensorEntry struct {
+	Dtype       string   `json:"dtype"`
+	Shape       []int64  `json:"shape"`
+	DataOffsets [2]int64 `json:"data_offsets"`
+}
+
+type namedData struct {
+	name  string
+	dtype string
+	shape []int64
+	f32   []float32
+	i32   []int32
+}
+
+func (nd namedData) bytes() []byte {
+	switch {
+	case len(nd.f32) > 0:
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(nd.f32))), 4*len(nd.f32))
+	case len(nd.i32) > 0:
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(nd.i32))), 4*len(nd.i32))
+	}
+	return nil
+}
+
+// Save writes m to path atomically: a temporary file in the same
+// directory, fsynced, renamed over path, and the directory fsynced, so a
+// crash leaves either the old or the new model, never a torn one.
+func Save(path string, m *Model) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("save model %s: %w", path, err)
+		}
+	}()
+	if !littleEndian() {
+		return errors.New("writing model files needs a little-endian machine")
+	}
+	hdr, tensors, err := encodeHeader(m)
+	if err != nil {
+		return err
+	}
+	// Checksum: header with zeroed digits, then every tensor's bytes.
+	crc := crc32.Update(0, castagnoli, hdr)
+	for _, t := range tensors {
+		crc = crc32.Update(crc, castagnoli, t.bytes())
+	}
+	i := bytes.Index(hdr, []byte(checksumPrefix+"00000000"))
+	copy(hdr[i+len(checksumPrefix):], fmt.Sprintf("%08x", crc))
+
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(hdr)))
+	w.Write(n[:])
+	w.Write(hdr)
+	for _, t := range tensors {
+		w.Write(t.bytes())
+	}
+	if err = w.Flush(); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeHeader validates m and returns the padded JSON header (checksum
+// digits zeroed) and the tensors in file order.
+func encodeHeader(m *Model) ([]byte, []namedData, error) {
+	s := &m.State
+	if err := s.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if len(m.Channels) != s.D {
+		return nil, nil, fmt.Errorf("%d channel indices, want d=%d", len(m.Channels), s.D)
+	}
+	md := m.Meta
+	if md.Pool <= 0 {
+		md.Pool = 1
+	}
+	if err := checkMeta(&md); err != nil {
+		return nil, nil, err
+	}
+	if err := checkChannels(m.Channels, md.TapShapes); err != nil {
+		return nil, nil, err
+	}
+	meta := map[string]string{}
+	for k, v := range md.Extra {
+		if slices.Contains(reserved, k) {
+			return nil, nil, fmt.Errorf("extra metadata key %q is reserved", k)
+		}
+		meta[k] = v
+	}
+	taps, _ := json.Marshal(md.Taps)
+	shapes := make([][3]int, len(md.TapShapes))
+	for i, t := range md.TapShapes {
+		shapes[i] = [3]int{t.H, t.W, t.C}
+	}
+	tapShapes, _ := json.Marshal(shapes)
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	maps.Copy(meta, map[string]string{
+		"format_version":  strconv.Itoa(FormatVersion),
+		"grid_h":          strconv.Itoa(s.GridH),
+		"grid_w":          strconv.Itoa(s.GridW),
+		"d":               strconv.Itoa(s.D),
+		"pool":            strconv.Itoa(md.Pool),
+		"eps":             f(md.Eps),
+		"image_threshold": f(md.ImageThreshold),
+		"pixel_threshold": f(md.PixelThreshold),
+		"backbone_sha256": md.BackboneSHA256,
+		"taps":            string(taps),
+		"tap_shapes":      string(tapShapes),
+		"preprocessing":   md.Preprocessing,
+		"fit_date":        md.FitDate.UTC().Format(time.RFC3339Nano),
+		"images":          strconv.Itoa(md.Images),
+		"seed":            strconv.FormatUint(md.Seed, 10),
+		"checksum":        checksumPrefix + "00000000",
+	})
+	p := int64(s.Positions())
+	tensors := []namedData{
+		{name: TensorChannels, dtype: "I32", shape: []int64{int64(s.D)}, i32: m.Channels},
+		{name: TensorMean, dtype: "F32", shape: []int64{p, int64(s.D)}, f32: s.Mean},
+		{name: TensorInvCov, dtype: "F32", shape: []int64{p, int64(packedLen(s.D))}, f32: s.InvCov},
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Tensors)) {
+		t := m.Tensors[name]
+		if name == TensorChannels || name == TensorMean || name == TensorInvCov || name == "__metadata__" || name == "" {
+			return nil, nil, fmt.Errorf("tensor name %q is reserved", name)
+		}
+		n := 1
+		shape := make([]int64, len(t.Shape))
+		for i, v := range t.Shape {
+			if v < 0 {
+				return nil, nil, fmt.Errorf("tensor %q: negative dimension in shape %v", name, t.Shape)
+			}
+			n *= v
+			shape[i] = int64(v)
+		}
+		if n != len(t.Data) {
+			return nil, nil, fmt.Errorf("tensor %q: shape %v holds %d values, data has %d", name, t.Shape, n, len(t.Data))
+		}
+		tensors = append(tensors, namedData{name: name, dtype: "F32", shape: shape, f32: t.Data})
+	}
+	hdr := map[string]any{"__metadata__": meta}
+	var off int64
+	for _, t := range tensors {
+		end := off + int64(len(t.bytes()))
+		hdr[t.name] = tensorEntry{Dtype: t.dtype, Shape: t.shape, DataOffsets: [2]int64{off, end}}
+		off = end
+	}
+	js, err := json.Marshal(hdr)
+	if err != nil {
+		return nil, nil, err
+	}
+	pad := (headerAlign - (8+len(js))%headerAlign) % headerAlign
+	js = append(js, bytes.Repeat([]byte{' '}, pad)...)
+	return js, tensors, nil
+}
+
+// checkMeta validates the metadata fields a model needs, in terms that
+// name them.
+func checkMeta(md *Metadata) error {
+	if md.Pool <= 0 {
+		return fmt.Errorf("metadata pool=%d, want ≥ 1", md.Pool)
+	}
+	if !(md.Eps > 0) || math.IsInf(md.Eps, 0) {
+		return fmt.Errorf("metadata eps=%g, want a positive finite number", md.Eps)
+	}
+	for name, v := range map[string]float64{"image_threshold": md.ImageThreshold, "pixel_threshold": md.PixelThreshold} {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("metadata %s=%g, want a finite number ≥ 0", name, v)
+		}
+	}
+	if b, err := hex.DecodeString(md.BackboneSHA256); err != nil || len(b) != 32 || strings.ToLower(md.BackboneSHA256) != md.BackboneSHA256 {
+		return fmt.Errorf("metadata backbone_sha256=%q, want 64 lowercase hex digits", md.BackboneSHA256)
+	}
+	if len(md.Taps) == 0 || len(md.Taps) != len(md.TapShapes) {
+		return fmt.Errorf("metadata has %d taps and %d tap shapes, want the same non-zero number", len(md.Taps), len(md.TapShapes))
+	}
+	for i, t := range md.TapShapes {
+		if t.H <= 0 || t.W <= 0 || t.C <= 0 {
+			return fmt.Errorf("metadata tap_shapes[%d]=%dx%dx%d, want positive", i, t.H, t.W, t.C)
+		}
+	}
+	if !json.Valid([]byte(md.Preprocessing)) {
+		return fmt.Errorf("metadata preprocessing is not valid JSON: %.60q", md.Preprocessing)
+	}
+	if md.FitDate.IsZero() {
+		return errors.New("metadata fit_date is not set")
+	}
+	if md.Images < 2 {
+		return fmt.Errorf("metadata images=%d, want ≥ 2", md.Images)
+	}
+	return nil
+}
+
+// checkChannels requires ascending, distinct indices into the taps'
+// concatenated channels, as Embedder.Channels returns them.
+func checkChannels(ch []int32, taps []TapShape) error {
+	total := 0
+	for _, t := range taps {
+		total += t.C
+	}
+	for i, c := range ch {
+		if c < 0 || int(c) >= total || (i > 0 && c <= ch[i-1]) {
+			return fmt.Errorf("channel index %d at %d is out of range 0..%d or not ascending", c, i, total-1)
+		}
+	}
+	return nil
+}
+
+// Expect is what the caller's backbone is; Load refuses models fitted for
+// another one. Empty fields are not checked.
+type Expect struct {
+	BackboneSHA256 string
+	Taps           []string
+}
+
+// LoadOptions configures Load.
+type LoadOptions struct {
+	Expect Expect
+	// MaxStateBytes refuses, before mapping the file, a model whose scoring
+	// state (StateBytes) exceeds it. 0: no limit.
+	MaxStateBytes int64
+}
+
+// layout is a validated header.
+type layout struct {
+	dataStart int64
+	size      int64
+	header    []byte
+	entries   map[string]tensorEntry
+	state     State // sizes only
+	meta      Metadata
+	checksum  uint32
+	sumAt     int // index of the checksum digits in header
+}
+
+// Load opens, validates and maps a model file. Large tensors are not
+// copied: they alias the read-only mapping until Close.
+func Load(path string, opts LoadOptions) (*Model, error) {
+	m, err := load(path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func load(path string, opts LoadOptions) (*Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	hdr, err := readHeader(io.NewSectionReader(f, 0, st.Size()), st.Size())
+	if err != nil {
+		return nil, err
+	}
+	lay, err := parseHeader(hdr, st.Size())
+	if err != nil {
+		return nil, err
+	}
+	if err := lay.check(opts); err != nil {
+		return nil, err
+	}
+	buf, unmap, err := mapFile(f, st.Size())
+	if err != nil {
+		return nil, err
+	}
+	m, err := lay.bind(buf)
+	if err != nil {
+		unmap(buf)
+		return nil, err
+	}
+	m.path, m.mapped, m.unmap = path, buf, unmap
+	return m, nil
+}
+
+// decode is Load on an in-memory file (the fuzz target).
+func decode(buf []byte, opts LoadOptions) (*Model, error) {
+	hdr, err := readHeader(bytes.NewReader(buf), int64(len(buf)))
+	if err != nil {
+		return nil, err
+	}
+	lay, err := parseHeader(hdr, int64(len(buf)))
+	if err != nil {
+		return nil, err
+	}
+	if err := lay.check(opts); err != nil {
+		return nil, err
+	}
+	return lay.bind(buf)
+}
+
+func readHeader(r io.ReaderAt, size int64) ([]byte, error) {
+	if size < 8 {
+		return nil, fmt.Errorf("file is %d bytes, too short for a safetensors header", size)
+	}
+	var n [8]byte
+	if _, err := r.ReadAt(n[:], 0); err != nil {
+		return nil, fmt.Errorf("header length: %w", err)
+	}
+	hl := binary.LittleEndian.Uint64(n[:])
+	if hl < 2 || hl > maxHeader || hl > uint64(size-8) {
+		return nil, fmt.Errorf("header length %d is out of bounds (file is %d bytes, limit %d)", hl, size, maxHeader)
+	}
+	hdr := make([]byte, hl)
+	if _, err := r.ReadAt(hdr, 8); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	return hdr, nil
+}
+
+func parseHeader(hdr []byte, size int64) (*layout, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(hdr, &raw); err != nil {
+		return nil, fmt.Errorf("header is not a JSON object: %w", err)
+	}
+	lay := &layout{dataStart: 8 + int64(len(hdr)), size: size, header: hdr, entries: map[string]tensorEntry{}}
+	var meta map[string]string
+	if m, ok := raw["__metadata__"]; !ok {
+		return nil, errors.New("header has no __metadata__")
+	} else if err := json.Unmarshal(m, &meta); err != nil {
+		return nil, fmt.Errorf("header __metadata__ is not a map of strings: %w", err)
+	}
+	dataLen := size - lay.dataStart
+	type span struct {
+		name       string
+		begin, end int64
+	}
+	var spans []span
+	for name, msg := range raw {
+		if name == "__metadata__" {
+			continue
+		}
+		var e tensorEntry
+		dec := json.NewDecoder(bytes.NewReader(msg))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", name, err)
+		}
+		if e.Dtype != "F32" && e.Dtype != "I32" {
+			return nil, fmt.Errorf("tensor %q has dtype %q, want F32 or I32", name, e.Dtype)
+		}
+		n := int64(1)
+		for _, v := range e.Shape {
+			if v < 0 || (v > 0 && n > math.MaxInt64/4/v) {
+				return nil, fmt.Errorf("tensor %q has shape %v, want non-negative dimensions of sane size", name, e.Shape)
+			}
+			n *= v
+		}
+		b, en := e.DataOffsets[0], e.DataOffsets[1]
+		if b < 0 || en < b || en > dataLen {
+			return nil, fmt.Errorf("tensor %q has data_offsets [%d, %d], outside the %d data bytes", name, b, en, dataLen)
+		}
+		if en-b != 4*n {
+			return nil, fmt.Errorf("tensor %q: shape %v × 4 bytes = %d, but data_offsets span %d bytes", name, e.Shape, 4*n, en-b)
+		}
+		lay.entries[name] = e
+		spans = append(spans, span{name, b, en})
+	}
+	slices.SortFunc(spans, func(a, b span) int {
+		if a.begin != b.begin {
+			return int(min(max(a.begin-b.begin, -1), 1))
+		}
+		return int(min(max(a.end-b.end, -1), 1))
+	})
+	var at int64
+	for _, s := range spans {
+		if s.begin != at {
+			what := "a gap"
+			if s.begin < at {
+				what = "an overlap"
+			}
+			return nil, fmt.Errorf("tensor %q starts at data byte %d: %s after byte %d", s.name, s.begin, what, at)
+		}
+		at = s.end
+	}
+	if at != dataLen {
+		return nil, fmt.Errorf("tensors cover %d data bytes, the file holds %d", at, dataLen)
+	}
+	if err := lay.parseMeta(meta); err != nil {
+		return nil, err
+	}
+	return lay, nil
+}
+
+func (lay *layout) parseMeta(meta map[string]string) error {
+	get := func(k string) (string, error) {
+		v, ok := meta[k]
+		if !ok {
+			return "", fmt.Errorf("metadata lacks %q", k)
+		}
+		return v, nil
+	}
+	var firstErr error
+	str := func(k string) string {
+		v, err := get(k)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		return v
+	}
+	integer := func(k string, lo, hi int) int {
+		v := str(k)
+		n, err := strconv.Atoi(v)
+		if firstErr == nil && (err != nil || n < lo || n > hi) {
+			firstErr = fmt.Errorf("metadata %s=%q, want an integer in %d..%d", k, v, lo, hi)
+		}
+		return n
+	}
+	float := func(k string) float64 {
+		v := str(k)
+		x, err := strconv.ParseFloat(v, 64)
+		if firstErr == nil && (err != nil || math.IsNaN(x) || math.IsInf(x, 0)) {
+			firstErr = fmt.Errorf("metadata %s=%q, want a finite number", k, v)
+		}
+		return x
+	}
+	if v := str("format_version"); firstErr == nil && v != strconv.Itoa(FormatVersion) {
+		return fmt.Errorf("metadata format_version=%q, this build reads version %d", v, FormatVersion)
+	}
+	const big = 1 << 20
+	s := &lay.state
+	s.GridH = integer("grid_h", 1, big)
+	s.GridW = integer("grid_w", 1, big)
+	s.D = integer("d", 1, 1<<16)
+	md := &lay.meta
+	md.Pool = integer("pool", 1, big)
+	md.Eps = float("eps")
+	md.ImageThreshold = float("image_threshold")
+	md.PixelThreshold = float("pixel_threshold")
+	md.BackboneSHA256 = str("backbone_sha256")
+	md.Preprocessing = str("preprocessing")
+	md.Images = integer("images", 0, math.MaxInt32)
+	taps, shapes, date, seed, sum := str("taps"), str("tap_shapes"), str("fit_date"), str("seed"), str("checksum")
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := json.Unmarshal([]byte(taps), &md.Taps); err != nil {
+		return fmt.Errorf("metadata taps=%.80q, want a JSON list of strings: %w", taps, err)
+	}
+	var sh [][3]int
+	if err := json.Unmarshal([]byte(shapes), &sh); err != nil {
+		return fmt.Errorf("metadata tap_shapes=%.80q, want a JSON list of [h, w, c]: %w", shapes, err)
+	}
+	for _, t := range sh {
+		md.TapShapes = append(md.TapShapes, TapShape{H: t[0], W: t[1], C: t[2]})
+	}
+	var err error
+	if md.FitDate, err = time.Parse(time.RFC3339Nano, date); err != nil {
+		return fmt.Errorf("metadata fit_date=%q, want RFC 3339: %w", date, err)
+	}
+	if md.Seed, err = strconv.ParseUint(seed, 10, 64); err != nil {
+		return fmt.Errorf("metadata seed=%q, want an unsigned integer", seed)
+	}
+	digits, ok := strings.CutPrefix(sum, checksumPrefix)
+	c, err := strconv.ParseUint(digits, 16, 32)
+	if !ok || len(digits) != 8 || err != nil {
+		return fmt.Errorf("metadata checksum=%q, want %s and 8 hex digits", sum, checksumPrefix)
+	}
+	lay.checksum = uint32(c)
+	key := []byte(`"checksum":"` + sum + `"`)
+	if bytes.Count(lay.header, key) != 1 {
+		return errors.New("metadata checksum is not written as this format writes it")
+	}
+	lay.sumAt = bytes.Index(lay.header, key) + len(`"checksum":"`+checksumPrefix)
+	if err := checkMeta(md); err != nil {
+		return err
+	}
+	for k, v := range meta {
+		if !slices.Contains(reserved, k) {
+			if md.Extra == nil {
+				md.Extra = map[string]string{}
+			}
+			md.Extra[k] = v
+		}
+	}
+	// The tensors the state needs, with the shapes the metadata implies.
+	p := int64(s.GridH) * int64(s.GridW)
+	want := map[string]struct {
+		dtype string
+		shape []int64
+	}{
+		TensorMean:     {"F32", []int64{p, int64(s.D)}},
+		TensorInvCov:   {"F32", []int64{p, int64(packedLen(s.D))}},
+		TensorChannels: {"I32", []int64{int64(s.D)}},
+	}
+	for name, w := range want {
+		e, ok := lay.entries[name]
+		if !ok {
+			return fmt.Errorf("tensor %q is missing", name)
+		}
+		if e.Dtype != w.dtype || !slices.Equal(e.Shape, w.shape) {
+			return fmt.Errorf("tensor %q is %s%v, want %s%v (grid %dx%d, d=%d)", name, e.Dtype, e.Shape, w.dtype, w.shape, s.GridH, s.GridW, s.D)
+		}
+	}
+	for name, e := range lay.entries {
+		if _, ok := want[name]; !ok && e.Dtype != "F32" {
+			return fmt.Errorf("tensor %q has dtype %s, extra tensors must be F32", name, e.Dtype)
+		}
+	}
+	return nil
+}
+
+// check applies the caller's expectations before anything is mapped.
+func (lay *layout) check(opts LoadOptions) error {
+	md := &lay.meta
+	if e := opts.Expect.BackboneSHA256; e != "" && !strings.EqualFold(e, md.BackboneSHA256) {
+		return fmt.Errorf("fitted for backbone sha256 %s, but the backbone in use is %s: refit the model", md.BackboneSHA256, e)
+	}
+	if e := opts.Expect.Taps; e != nil && !slices.Equal(e, md.Taps) {
+		return fmt.Errorf("fitted with taps %q, but the backbone is configured with taps %q: refit the model", md.Taps, e)
+	}
+	if b := StateBytes(lay.state.Positions(), lay.state.D); opts.MaxStateBytes > 0 && b > opts.MaxStateBytes {
+		return fmt.Errorf("scoring state needs %d bytes (%.1f MiB: grid %dx%d, d=%d), over the memory budget of %d bytes (%.1f MiB)",
+			b, float64(b)/(1<<20), lay.state.GridH, lay.state.GridW, lay.state.D, opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
+	}
+	return nil
+}
+
+// bind verifies the checksum over the whole file and points the model's
+// slices at buf.
+func (lay *layout) bind(buf []byte) (*Model, error) {
+	if int64(len(buf)) != lay.size {
+		return nil, fmt.Errorf("file changed size while loading (%d, then %d bytes)", lay.size, len(buf))
+	}
+	hdr := buf[8:lay.dataStart]
+	zero := []byte("00000000")
+	crc := crc32.Update(0, castagnoli, hdr[:lay.sumAt])
+	crc = crc32.Update(crc, castagnoli, zero)
+	crc = crc32.Update(crc, castagnoli, hdr[lay.sumAt+8:])
+	crc = crc32.Update(crc, castagnoli, buf[lay.dataStart:])
+	if crc != lay.checksum {
+		return nil, fmt.Errorf("checksum mismatch: file says %08x, contents give %08x (corrupt or truncated file)", lay.checksum, crc)
+	}
+	data := buf[lay.dataStart:]
+	m := &Model{State: lay.state, Meta: lay.meta, size: lay.size}
+	f32 := func(name string) []float32 {
+		e := lay.entries[name]
+		return floats(data[e.DataOffsets[0]:e.DataOffsets[1]])
+	}
+	m.State.Mean = f32(TensorMean)
+	m.State.InvCov = f32(TensorInvCov)
+	ce := lay.entries[TensorChannels]
+	ch := data[ce.DataOffsets[0]:ce.DataOffsets[1]]
+	m.Channels = make([]int32, len(ch)/4)
+	for i := range m.Channels {
+		m.Channels[i] = int32(binary.LittleEndian.Uint32(ch[4*i:]))
+	}
+	if err := checkChannels(m.Channels, lay.meta.TapShapes); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", TensorChannels, err)
+	}
+	for name, e := range lay.entries {
+		if name == TensorMean || name == TensorInvCov || name == TensorChannels {
+			continue
+		}
+		if m.Tensors == nil {
+			m.Tensors = map[string]Tensor{}
+		}
+		shape := make([]int, len(e.Shape))
+		for i, v := range e.Shape {
+			shape[i] = int(v)
+		}
+		m.Tensors[name] = Tensor{Shape: shape, Data: f32(name)}
+	}
+	for _, v := range m.State.Mean {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("tensor %q holds a non-finite value", TensorMean)
+		}
+	}
+	return m, nil
+}
+
+// floats views little-endian float32 bytes as []float32 without copying
+// when the host is little-endian and the bytes are aligned, else decodes a
+// copy.
+func floats(b []byte) []float32 {
+	n := len(b) / 4
+	if n == 0 {
+		return []float32{}
+	}
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if littleEndian() && uintptr(p)%unsafe.Alignof(float32(0)) == 0 {
+		return unsafe.Slice((*float32)(p), n)
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}

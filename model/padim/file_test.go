@@ -1,0 +1,263 @@
+package padim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testSHA = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func testModel(t testing.TB) *Model {
+	t.Helper()
+	g := newFeatureGen(2*3, 4, 11)
+	s, _ := fitState(t, g, 2, 3, 4, 12)
+	return &Model{
+		State:    *s,
+		Channels: []int32{0, 3, 5, 9},
+		Meta: Metadata{
+			Pool: 1, Eps: DefaultEps, ImageThreshold: 12.5, PixelThreshold: 11,
+			BackboneSHA256: testSHA,
+			Taps:           []string{"a/b/Conv2d_3", "a/b/Conv2d_5"},
+			TapShapes:      []TapShape{{H: 2, W: 3, C: 6}, {H: 1, W: 2, C: 4}},
+			Preprocessing:  `{"resize":"letterbox","size":224}`,
+			FitDate:        time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC),
+			Images:         12,
+			Seed:           42,
+			Extra:          map[string]string{"note": "line 3 <cam>"},
+		},
+		Tensors: map[string]Tensor{"map_mean": {Shape: []int{2, 2}, Data: []float32{1, 2, 3, 4}}},
+	}
+}
+
+func testFile(t testing.TB) (string, []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := Save(path, testModel(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, b
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	want := testModel(t)
+	path, raw := testFile(t)
+	hl := binary.LittleEndian.Uint64(raw)
+	if (8+hl)%64 != 0 {
+		t.Errorf("data starts at %d, not 64-byte aligned", 8+hl)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		t.Errorf("directory holds %d entries, the temp file was left behind", len(ents))
+	}
+	m, err := Load(path, LoadOptions{Expect: Expect{BackboneSHA256: strings.ToUpper(testSHA), Taps: want.Meta.Taps}, MaxStateBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.FileBytes() != int64(len(raw)) || m.Path() != path {
+		t.Errorf("size %d path %s", m.FileBytes(), m.Path())
+	}
+	if m.State.GridH != 2 || m.State.GridW != 3 || m.State.D != 4 ||
+		!slices.Equal(m.State.Mean, want.State.Mean) || !slices.Equal(m.State.InvCov, want.State.InvCov) ||
+		!slices.Equal(m.Channels, want.Channels) {
+		t.Fatal("state differs after the round trip")
+	}
+	md, wd := m.Meta, want.Meta
+	if !md.FitDate.Equal(wd.FitDate) || md.Eps != wd.Eps || md.ImageThreshold != wd.ImageThreshold ||
+		md.PixelThreshold != wd.PixelThreshold || md.Pool != 1 || md.Images != 12 || md.Seed != 42 ||
+		md.BackboneSHA256 != testSHA || !slices.Equal(md.Taps, wd.Taps) || !slices.Equal(md.TapShapes, wd.TapShapes) ||
+		md.Preprocessing != wd.Preprocessing || md.Extra["note"] != "line 3 <cam>" || len(md.Extra) != 1 {
+		t.Fatalf("metadata differs: %+v", md)
+	}
+	if x := m.Tensors["map_mean"]; !slices.Equal(x.Shape, []int{2, 2}) || !slices.Equal(x.Data, []float32{1, 2, 3, 4}) {
+		t.Fatalf("extra tensor %+v", x)
+	}
+	// The big tensors alias the mapping: no copy.
+	if !inMapping(m) {
+		t.Error("inverse covariance is not in the mapping")
+	}
+	// Scoring works straight from the mapping.
+	sc, err := NewScorer(&m.State, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist := make([]float32, 6)
+	if err := sc.Score(dist, slices.Clone(want.State.Mean)); err != nil || dist[0] != 0 {
+		t.Fatalf("score at the mean: %v %v", dist, err)
+	}
+	sc.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Overwrite in place is atomic too.
+	if err := Save(path, want); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func inMapping(m *Model) bool {
+	p := uintptr(unsafePointer(&m.State.InvCov[0]))
+	b := uintptr(unsafePointer(&m.mapped[0]))
+	return p >= b && p < b+uintptr(len(m.mapped))
+}
+
+func TestLoadRefuses(t *testing.T) {
+	path, raw := testFile(t)
+	for _, tc := range []struct {
+		opts LoadOptions
+		want string
+	}{
+		{LoadOptions{Expect: Expect{BackboneSHA256: strings.Repeat("f", 64)}}, "backbone in use is ffff"},
+		{LoadOptions{Expect: Expect{Taps: []string{"a/b/Conv2d_3"}}}, "configured with taps"},
+		{LoadOptions{MaxStateBytes: 100}, "over the memory budget of 100 bytes"},
+	} {
+		_, err := Load(path, tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%+v: %v, want %q and the path", tc.opts, err, tc.want)
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "none"), LoadOptions{}); err == nil {
+		t.Error("missing file loaded")
+	}
+	if _, err := Load(t.TempDir(), LoadOptions{}); err == nil {
+		t.Error("directory loaded")
+	}
+	hl := int(binary.LittleEndian.Uint64(raw))
+	hdr := string(raw[8 : 8+hl])
+	// Rewrites of the header that keep it parseable, to reach each check.
+	edit := func(old, new string) []byte {
+		if !strings.Contains(hdr, old) {
+			t.Fatalf("header lacks %q: %s", old, hdr)
+		}
+		h := strings.Replace(hdr, old, new, 1)
+		h = strings.TrimRight(h, " ")
+		h += strings.Repeat(" ", max(0, hl-len(h)))
+		out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+		out = append(out, h...)
+		return append(out, raw[8+hl:]...)
+	}
+	flip := slices.Clone(raw)
+	flip[len(flip)-3] ^= 1
+	flipHdr := slices.Clone(raw)
+	flipHdr[8+strings.Index(hdr, "12.5")] = '7'
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "too short"},
+		{"truncated length", raw[:5], "too short"},
+		{"huge header length", append(binary.LittleEndian.AppendUint64(nil, 1<<40), raw[8:]...), "out of bounds"},
+		{"truncated data", raw[:len(raw)-4], "outside the"},
+		{"trailing bytes", append(slices.Clone(raw), 0, 0, 0, 0), "tensors cover"},
+		{"not json", append(binary.LittleEndian.AppendUint64(nil, 4), "nope"...), "not a JSON object"},
+		{"data bit flip", flip, "checksum mismatch"},
+		{"metadata byte changed", flipHdr, "checksum mismatch"},
+		{"dtype", edit(`"dtype":"I32"`, `"dtype":"U8"`), `want F32 or I32`},
+		{"shape", edit(`"shape":[4]`, `"shape":[5]`), "data_offsets span"},
+		{"version", edit(`"format_version":"1"`, `"format_version":"9"`), "this build reads version 1"},
+		{"grid", edit(`"grid_h":"2"`, `"grid_h":"3"`), `tensor "`},
+		{"eps", edit(`"eps":"0.01"`, `"eps":"-1"`), "eps=-1"},
+		{"sha", edit(`"backbone_sha256":"0123`, `"backbone_sha256":"X123`), "backbone_sha256"},
+		{"taps", edit(`"taps":"[`, `"taps":"{`), "metadata taps"},
+		{"date", edit(`"fit_date":"2025`, `"fit_date":"x025`), "fit_date"},
+		{"missing", edit(`"images":`, `"imagez":`), `lacks "images"`},
+		{"checksum form", edit(`"checksum":"crc32c:`, `"checksum":"crc32x:`), "metadata checksum"},
+		{"no metadata", edit(`"__metadata__"`, `"__metadata_x"`), "no __metadata__"},
+		{"channel range", resign(edit(`"tap_shapes":"[[2,3,6],[1,2,4]]"`, `"tap_shapes":"[[2,3,6],[1,2,3]]"`)), "out of range 0..8"},
+		{"resigned grid", resign(edit(`"grid_h":"2"`, `"grid_h":"3"`)), `tensor "`},
+		{"extra field", edit(`"dtype":"I32"`, `"dtype":"I32","x":1`), `tensor "channels"`},
+	} {
+		_, err := decode(tc.b, LoadOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestSaveRefuses(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		edit func(*Model)
+		want string
+	}{
+		{"sha", func(m *Model) { m.Meta.BackboneSHA256 = "abc" }, "backbone_sha256"},
+		{"channels", func(m *Model) { m.Channels = m.Channels[:2] }, "channel indices"},
+		{"taps", func(m *Model) { m.Meta.Taps = nil }, "taps"},
+		{"preprocessing", func(m *Model) { m.Meta.Preprocessing = "{" }, "preprocessing"},
+		{"date", func(m *Model) { m.Meta.FitDate = time.Time{} }, "fit_date"},
+		{"reserved extra", func(m *Model) { m.Meta.Extra = map[string]string{"d": "1"} }, "reserved"},
+		{"reserved tensor", func(m *Model) { m.Tensors = map[string]Tensor{"mean": {}} }, "reserved"},
+		{"tensor shape", func(m *Model) { m.Tensors = map[string]Tensor{"x": {Shape: []int{3}, Data: []float32{1}}} }, "holds 3 values"},
+		{"channel order", func(m *Model) { m.Channels = []int32{3, 0, 5, 9} }, "not ascending"},
+		{"state", func(m *Model) { m.State.InvCov = m.State.InvCov[1:] }, "inverse covariance"},
+	} {
+		m := testModel(t)
+		tc.edit(m)
+		path := filepath.Join(dir, tc.name)
+		err := Save(path, m)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("failed saves left %d files", len(ents))
+	}
+	if err := Save(filepath.Join(dir, "no/such/dir/m"), testModel(t)); err == nil {
+		t.Error("saved into a missing directory")
+	}
+}
+
+// resign recomputes the checksum of an edited file, to reach the checks
+// behind it.
+func resign(b []byte) []byte {
+	b = slices.Clone(b)
+	hl := int(binary.LittleEndian.Uint64(b))
+	i := bytes.Index(b[8:8+hl], []byte(checksumPrefix)) + len(checksumPrefix)
+	copy(b[8+i:], "00000000")
+	crc := crc32.Update(0, castagnoli, b[8:])
+	copy(b[8+i:], fmt.Sprintf("%08x", crc))
+	return b
+}
+
+// FuzzDecode feeds the reader arbitrary files: it must refuse them with an
+// error, never panic, and whatever it accepts must be self-consistent.
+func FuzzDecode(f *testing.F) {
+	_, raw := testFile(f)
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Add(raw[:100])
+	for _, i := range []int{3, 9, 40, len(raw) / 2, len(raw) - 1} {
+		b := slices.Clone(raw)
+		b[i] ^= 0x5a
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add(append(binary.LittleEndian.AppendUint64(nil, 2), "{}"...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decode(b, LoadOptions{})
+		if err != nil {
+			return
+		}
+		if err := m.State.Validate(); err != nil {
+			t.Fatalf("accepted an invalid state: %v", err)
+		}
+		if len(m.Channels) != m.State.D {
+			t.Fatalf("%d channels for d=%d accepted", len(m.Channels), m.State.D)
+		}
+	})
+}

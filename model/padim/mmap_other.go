@@ -1,0 +1,17 @@
+//go:build !unix
+
+package padim
+
+import (
+	"io"
+	"os"
+)
+
+// mapFile reads the file into memory where mmap is unavailable.
+func mapFile(f *os.File, size int64) ([]byte, func([]byte) error, error) {
+	b := make([]byte, size)
+	if _, err := io.ReadFull(io.NewSectionReader(f, 0, size), b); err != nil {
+		return nil, nil, err
+	}
+	return b, func([]byte) error { return nil }, nil
+}

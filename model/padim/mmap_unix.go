@@ -1,0 +1,22 @@
+//go:build unix
+
+package padim
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// mapFile maps the whole file read-only and shared: the pages come from the
+// page cache and are never copied into the heap.
+func mapFile(f *os.File, size int64) ([]byte, func([]byte) error, error) {
+	if int64(int(size)) != size {
+		return nil, nil, fmt.Errorf("file of %d bytes is too large to map", size)
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmap: %w", err)
+	}
+	return b, syscall.Munmap, nil
+}

@@ -1,0 +1,145 @@
+package padim
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"slices"
+)
+
+// Default threshold settings: the 99th percentile of the held-out normal
+// images' scores, with 10% headroom.
+const (
+	DefaultQuantile = 0.99
+	DefaultMargin   = 1.1
+)
+
+// Quantile returns the q-quantile of scores with linear interpolation
+// between order statistics (numpy's default, "type 7"). scores is not
+// modified.
+func Quantile(scores []float64, q float64) (float64, error) {
+	if len(scores) == 0 {
+		return 0, fmt.Errorf("quantile: no scores")
+	}
+	if !(q >= 0 && q <= 1) {
+		return 0, fmt.Errorf("quantile: q=%g, want 0 ≤ q ≤ 1", q)
+	}
+	s := slices.Clone(scores)
+	for _, v := range s {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, fmt.Errorf("quantile: score %g is not finite", v)
+		}
+	}
+	slices.Sort(s)
+	h := q * float64(len(s)-1)
+	lo := int(math.Floor(h))
+	hi := min(lo+1, len(s)-1)
+	return s[lo] + (h-float64(lo))*(s[hi]-s[lo]), nil
+}
+
+// ThresholdOptions chooses the image threshold.
+type ThresholdOptions struct {
+	// Explicit, when > 0, is the threshold; the scores are then ignored.
+	Explicit float64
+	// Quantile of the held-out normal scores (0: DefaultQuantile).
+	Quantile float64
+	// Margin multiplies the quantile (0: DefaultMargin).
+	Margin float64
+}
+
+// ImageThreshold picks the image threshold from the image scores of normal
+// images that were not used for the Gaussian fit (scores of fitted images
+// are biased low): quantile(scores, Quantile) × Margin, or Explicit.
+func ImageThreshold(scores []float64, opts ThresholdOptions) (float64, error) {
+	if opts.Explicit > 0 {
+		if math.IsInf(opts.Explicit, 0) {
+			return 0, fmt.Errorf("threshold: explicit value %g is not finite", opts.Explicit)
+		}
+		return opts.Explicit, nil
+	}
+	if opts.Explicit < 0 || math.IsNaN(opts.Explicit) {
+		return 0, fmt.Errorf("threshold: explicit value %g, want > 0 (or 0 to derive it)", opts.Explicit)
+	}
+	q, m := opts.Quantile, opts.Margin
+	if q == 0 {
+		q = DefaultQuantile
+	}
+	if m == 0 {
+		m = DefaultMargin
+	}
+	if !(m > 0) || math.IsInf(m, 0) {
+		return 0, fmt.Errorf("threshold: margin %g, want > 0", m)
+	}
+	v, err := Quantile(scores, q)
+	if err != nil {
+		return 0, fmt.Errorf("threshold from %d held-out normal images: %w", len(scores), err)
+	}
+	t := v * m
+	if !(t > 0) {
+		return 0, fmt.Errorf("threshold: quantile %g of the held-out scores × margin %g = %g, want > 0", q, m, t)
+	}
+	return t, nil
+}
+
+// Thresholds are the decision levels of a model.
+type Thresholds struct {
+	// Image flags an image whose score (the anomaly map's maximum) exceeds it.
+	Image float64
+	// Pixel marks the pixels of the mask. By default it equals Image: since
+	// the image score is the map's maximum, a mask is then non-empty exactly
+	// when the image is flagged, so an alarm always comes with a region and a
+	// pass never shows one. A lower Pixel threshold outlines defects more
+	// generously at the price of masks on passing images.
+	Pixel float64
+}
+
+// Result is the verdict on one image.
+type Result struct {
+	// Score is the raw image score (max of the anomaly map).
+	Score float64
+	// Threshold is the image threshold it was compared with.
+	Threshold float64
+	// Normalized is Score/Threshold: above 1 is anomalous, comparable
+	// across models.
+	Normalized float64
+	// Anomalous is Score > Threshold.
+	Anomalous bool
+	// Mask is 255 where the map exceeds the pixel threshold, else 0. Inspect
+	// reuses it when its size matches.
+	Mask *image.Gray
+}
+
+// Inspect fills r from one anomaly map (w×h, row major) and its score,
+// reusing r.Mask when it has the right size (no allocation then).
+func (t Thresholds) Inspect(r *Result, amap []float32, w, h int, score float32) error {
+	if len(amap) != w*h || w <= 0 || h <= 0 {
+		return fmt.Errorf("inspect: map has %d values, want %dx%d", len(amap), w, h)
+	}
+	if !(t.Image > 0) {
+		return fmt.Errorf("inspect: image threshold %g, want > 0", t.Image)
+	}
+	pt := t.Pixel
+	if pt == 0 {
+		pt = t.Image
+	}
+	r.Score = float64(score)
+	r.Threshold = t.Image
+	r.Normalized = r.Score / t.Image
+	r.Anomalous = r.Score > t.Image
+	if r.Mask == nil || r.Mask.Rect.Dx() != w || r.Mask.Rect.Dy() != h || r.Mask.Rect.Min != (image.Point{}) {
+		r.Mask = image.NewGray(image.Rect(0, 0, w, h))
+	}
+	p32 := float32(pt)
+	for y := range h {
+		row := amap[y*w : (y+1)*w]
+		pix := r.Mask.Pix[y*r.Mask.Stride : y*r.Mask.Stride+w]
+		for x, v := range row {
+			if v > p32 {
+				pix[x] = 255
+			} else {
+				pix[x] = 0
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package padim
+
+import (
+	"math"
+	"testing"
+)
+
+func TestQuantile(t *testing.T) {
+	s := []float64{5, 1, 4, 2, 3}
+	for q, want := range map[float64]float64{0: 1, 1: 5, 0.5: 3, 0.9: 4.6, 0.125: 1.5} {
+		got, err := Quantile(s, q)
+		if err != nil || math.Abs(got-want) > 1e-12 {
+			t.Errorf("quantile %g: %v %v, want %v", q, got, err, want)
+		}
+	}
+	if s[0] != 5 {
+		t.Error("input reordered")
+	}
+	if _, err := Quantile(nil, 0.5); err == nil {
+		t.Error("empty accepted")
+	}
+	if _, err := Quantile(s, 1.5); err == nil {
+		t.Error("q>1 accepted")
+	}
+	if _, err := Quantile([]float64{1, math.NaN()}, 0.5); err == nil {
+		t.Error("NaN accepted")
+	}
+}
+
+func TestImageThreshold(t *testing.T) {
+	scores := []float64{10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+	got, err := ImageThreshold(scores, ThresholdOptions{})
+	if want := (19 + 0.9) * 1.1; err != nil || math.Abs(got-want) > 1e-9 {
+		t.Errorf("default: %v %v, want %v", got, err, want)
+	}
+	got, _ = ImageThreshold(scores, ThresholdOptions{Quantile: 0.5, Margin: 1})
+	if got != 15 {
+		t.Errorf("median: %v", got)
+	}
+	got, _ = ImageThreshold(nil, ThresholdOptions{Explicit: 7.5})
+	if got != 7.5 {
+		t.Errorf("explicit: %v", got)
+	}
+	for _, o := range []ThresholdOptions{{Explicit: -1}, {Margin: -1}, {Quantile: 2}} {
+		if _, err := ImageThreshold(scores, o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	if _, err := ImageThreshold(nil, ThresholdOptions{}); err == nil {
+		t.Error("no held-out scores accepted")
+	}
+}
+
+func TestInspect(t *testing.T) {
+	amap := []float32{1, 2, 3, 4, 5, 6}
+	var r Result
+	th := Thresholds{Image: 4.5}
+	if err := th.Inspect(&r, amap, 3, 2, 6); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Anomalous || r.Normalized != 6/4.5 || r.Threshold != 4.5 {
+		t.Fatalf("%+v", r)
+	}
+	want := []uint8{0, 0, 0, 0, 255, 255}
+	for i, v := range r.Mask.Pix {
+		if v != want[i] {
+			t.Fatalf("mask %v, want %v", r.Mask.Pix, want)
+		}
+	}
+	mask := r.Mask
+	th.Pixel = 2.5
+	if n := testing.AllocsPerRun(3, func() { _ = th.Inspect(&r, amap, 3, 2, 4) }); n != 0 {
+		t.Errorf("%v allocs", n)
+	}
+	if r.Mask != mask || r.Anomalous || r.Mask.Pix[2] != 255 || r.Mask.Pix[1] != 0 {
+		t.Fatalf("reuse or pixel threshold wrong: %+v %v", r, r.Mask.Pix)
+	}
+	if err := th.Inspect(&r, amap, 4, 2, 4); err == nil {
+		t.Error("wrong size accepted")
+	}
+	if err := (Thresholds{}).Inspect(&r, amap, 3, 2, 4); err == nil {
+		t.Error("zero threshold accepted")
+	}
+}
