@@ -21,8 +21,11 @@ import (
 	_ "golang.org/x/image/tiff" // or TIFF files
 )
 
-// DefaultExtensions are the image files a folder source reads.
-var DefaultExtensions = []string{".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
+// DefaultExtensions lists the image file endings a folder source reads
+// unless told otherwise (a new slice each call).
+func DefaultExtensions() []string {
+	return []string{".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
+}
 
 // FolderOptions configure a Folder.
 type FolderOptions struct {
@@ -37,7 +40,7 @@ type FolderOptions struct {
 	// PollInterval is how often a watched folder is listed. Default 200ms.
 	PollInterval time.Duration
 	// Extensions are the file name endings read (case-insensitive). Default
-	// DefaultExtensions.
+	// DefaultExtensions().
 	Extensions []string
 	// Color selects RGBA or gray frames; ColorAuto keeps gray files gray.
 	Color Color
@@ -75,8 +78,16 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 		opts.PollInterval = 200 * time.Millisecond
 	}
 	if len(opts.Extensions) == 0 {
-		opts.Extensions = DefaultExtensions
+		opts.Extensions = DefaultExtensions()
 	}
+	exts := make([]string, len(opts.Extensions))
+	for i, e := range opts.Extensions {
+		exts[i] = strings.ToLower(e)
+		if !strings.HasPrefix(exts[i], ".") {
+			exts[i] = "." + exts[i]
+		}
+	}
+	opts.Extensions = exts
 	log := opts.Log
 	if log == nil {
 		log = slog.Default()

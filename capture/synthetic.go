@@ -6,6 +6,7 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,8 +26,8 @@ const (
 	Contamination
 )
 
-// AllDefectKinds lists every kind, in order.
-var AllDefectKinds = []DefectKind{Scratch, Spot, Chip, Contamination}
+// DefectKinds lists every kind, in order (a new slice each call).
+func DefectKinds() []DefectKind { return []DefectKind{Scratch, Spot, Chip, Contamination} }
 
 // String returns the kind's name, used as Frame.Label.
 func (k DefectKind) String() string {
@@ -45,7 +46,7 @@ func (k DefectKind) String() string {
 
 // ParseDefectKind reads a kind's name.
 func ParseDefectKind(s string) (DefectKind, error) {
-	for _, k := range AllDefectKinds {
+	for _, k := range DefectKinds() {
 		if strings.EqualFold(s, k.String()) {
 			return k, nil
 		}
@@ -122,9 +123,9 @@ func NewSynthetic(opts SyntheticOptions) (*Synthetic, error) {
 	if !(opts.DefectRate >= 0 && opts.DefectRate <= 1) {
 		return nil, fmt.Errorf("synthetic source: defect rate %v: want 0..1", opts.DefectRate)
 	}
-	kinds := opts.Kinds
+	kinds := slices.Clone(opts.Kinds)
 	if len(kinds) == 0 {
-		kinds = AllDefectKinds
+		kinds = DefectKinds()
 	}
 	for _, k := range kinds {
 		if k < Scratch || k > Contamination {

@@ -63,7 +63,7 @@ func TestSyntheticDefects(t *testing.T) {
 		}
 		seen[f.Label]++
 	}
-	for _, k := range AllDefectKinds {
+	for _, k := range DefectKinds() {
 		if seen[k.String()] == 0 {
 			t.Errorf("no %s in 60 defective frames: %v", k, seen)
 		}

@@ -51,9 +51,6 @@ type PipelineOptions struct {
 	// FreeRun drops the oldest waiting frame when the inspection stage
 	// falls behind; triggered frames are never dropped.
 	FreeRun bool
-	// MaxRate limits free-run inspections per second (0: as fast as
-	// frames come).
-	MaxRate float64
 	// ResultQoS and ResultMaxRate shape the result topic; triggered
 	// results and anomalous ones are always published.
 	ResultQoS     byte
@@ -200,11 +197,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *slot) error {
-	var interval time.Duration
-	if p.o.FreeRun && p.o.MaxRate > 0 {
-		interval = time.Duration(float64(time.Second) / p.o.MaxRate)
-	}
-	var next time.Time
 	var lastLogged string
 	for {
 		var s *slot
@@ -212,17 +204,6 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		case s = <-pool:
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-		if interval > 0 {
-			if d := time.Until(next); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					pool <- s
-					return ctx.Err()
-				}
-			}
-			next = time.Now().Add(interval)
 		}
 		err := p.o.Source.Next(ctx, &s.frame)
 		if err != nil {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"image"
+	"slices"
 
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
@@ -63,13 +64,9 @@ func (rf *regionFinder) find(m *image.Gray) []mqttpub.Region {
 			rf.out = append(rf.out, r)
 		}
 	}
+	// Largest first; a speckled mask keeps its largest regions.
+	slices.SortStableFunc(rf.out, func(a, b mqttpub.Region) int { return b.Area - a.Area })
 	if len(rf.out) > maxRegions {
-		// Keep the largest regions.
-		for i := 1; i < len(rf.out); i++ {
-			for j := i; j > 0 && rf.out[j].Area > rf.out[j-1].Area; j-- {
-				rf.out[j], rf.out[j-1] = rf.out[j-1], rf.out[j]
-			}
-		}
 		rf.out = rf.out[:maxRegions]
 	}
 	return rf.out

@@ -214,7 +214,7 @@ func runOnce(ctx context.Context, cfg *config.Config, o RunOptions) (err error) 
 		})
 	}
 	pipe, err = NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: pub, HTTP: handler, Metrics: metrics,
-		Queue: cfg.Pipeline.Queue, FreeRun: trig == nil, MaxRate: cfg.Capture.Trigger.MaxRate,
+		Queue: cfg.Pipeline.Queue, FreeRun: trig == nil,
 		ResultQoS: byte(cfg.MQTT.ResultQoS), ResultMaxRate: cfg.MQTT.ResultMaxRate,
 		Mask: string(cfg.MQTT.Mask), Heatmap: string(cfg.MQTT.Heatmap), Print: o.Print,
 		MaxInspections: o.MaxInspections, Logger: log})
@@ -294,7 +294,7 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 		return nil, err
 	}
 	o.Logger.Info("no model yet: fitting on normal synthetic frames", "frames", n, "model", path)
-	det, rep, err := model.Fit(ctx, mopts, &frameSource{src: syn, n: n}, o.Progress)
+	det, rep, err := model.Fit(ctx, mopts, FrameSource(syn, n), o.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -306,8 +306,11 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	return det, nil
 }
 
-// frameSource adapts a capture source to model.ImageSource for fitting:
-// images are taken in order (Fit asks for increasing indices).
+// FrameSource adapts n frames of a capture source to model.ImageSource for
+// fitting. Frames are taken in order, whatever index is asked for: each
+// index is asked for once.
+func FrameSource(src capture.Source, n int) model.ImageSource { return &frameSource{src: src, n: n} }
+
 type frameSource struct {
 	src capture.Source
 	n   int

@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
-	"time"
 	"image"
 	"log/slog"
 
@@ -25,7 +23,8 @@ func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.
 			Seed: uint64(c.Synthetic.Seed), DefectRate: c.Synthetic.DefectRate})
 		desc = fmt.Sprintf("synthetic %dx%d", c.Synthetic.Width, c.Synthetic.Height)
 		if err == nil && c.Synthetic.FPS > 0 {
-			src = paced(src, c.Synthetic.FPS)
+			// Rendered frames come as fast as asked for; a camera's do not.
+			src, err = capture.NewThrottle(src, float64(c.Synthetic.FPS))
 		}
 	case config.SourceCamera:
 		var formats []capture.FourCC
@@ -73,33 +72,9 @@ func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.
 		tr := capture.NewTriggered(src, capture.TriggerOptions{})
 		return tr, tr, desc, nil
 	}
+	if src, err = capture.NewThrottle(src, c.Trigger.MaxRate); err != nil {
+		return nil, nil, "", fmt.Errorf("capture.trigger.max_rate: %w", err)
+	}
 	return src, nil, desc, nil
 }
 
-// pacedSource delivers frames no faster than a frame rate, like a camera.
-type pacedSource struct {
-	capture.Source
-	interval time.Duration
-	next     time.Time
-}
-
-func paced(src capture.Source, fps int) capture.Source {
-	return &pacedSource{Source: src, interval: time.Second / time.Duration(fps)}
-}
-
-func (p *pacedSource) Next(ctx context.Context, f *capture.Frame) error {
-	if d := time.Until(p.next); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-	}
-	p.next = time.Now().Add(p.interval)
-	return p.Source.Next(ctx, f)
-}
-
-// Counters forwards to the paced source.
-func (p *pacedSource) Counters() *capture.Counters { return capture.CountersOf(p.Source) }

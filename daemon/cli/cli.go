@@ -56,6 +56,7 @@ func commands() []*Command {
 		cmdEval(),
 		cmdRun(),
 		cmdDemo(),
+		cmdBench(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds

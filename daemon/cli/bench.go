@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon"
+	"github.com/inspectd/inspectd/daemon/broker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/model"
+)
+
+// paperImagesPerSecond is PaDiM-R18-Rd100's CPU throughput in the paper
+// (0.23 s per image on an i7-4710HQ), the baseline bench reports against.
+const paperImagesPerSecond = 1 / 0.23
+
+func cmdBench() *Command {
+	return &Command{
+		Name:    "bench",
+		Summary: "measure end-to-end inspections/s, latency percentiles and memory of the whole pipeline",
+		Usage:   "[--data DIR] [--model FILE] [--count N] [--config FILE]",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "bench")
+			data := fs.String("data", "", "image folder to replay in a loop (MVTec AD layout: its test images; default: the synthetic source)")
+			modelPath := fs.String("model", "", "fitted model (default: fit one on --data's train/good or on synthetic frames)")
+			count := fs.Int("count", 1000, "inspections to run")
+			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
+			noMQTT := fs.Bool("no-mqtt", false, "do not publish (measure capture and inspection alone)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() != 0 || *count <= 0 {
+				return usagef("--count must be positive and no positional arguments are taken")
+			}
+			cfg, err := daemon.LoadConfig(*cfgPath)
+			if err != nil {
+				return err
+			}
+			tmp, err := os.MkdirTemp("", "inspectd-bench")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			cfg.StateDir = tmp
+			mopts, err := daemon.ModelOptions(cfg, env.Log)
+			if err != nil {
+				return err
+			}
+			var det *model.Detector
+			var src capture.Source
+			switch {
+			case *data != "":
+				folder := *data
+				if st, err := os.Stat(filepath.Join(*data, "test")); err == nil && st.IsDir() {
+					folder = filepath.Join(*data, "test", "good")
+				}
+				if src, err = capture.NewFolder(capture.FolderOptions{Dir: folder, Loop: true, Log: env.Log}); err != nil {
+					return err
+				}
+				if *modelPath == "" {
+					paths, err := normalImages(*data)
+					if err != nil {
+						return err
+					}
+					var rep model.FitReport
+					if det, rep, err = model.Fit(ctx, mopts, pathSource(paths), progressBar(env.Stderr, "fit")); err != nil {
+						return err
+					}
+					fmt.Fprintf(env.Stdout, "fitted on %d images in %s\n", rep.Images, rep.Wall.Round(time.Millisecond))
+				}
+			default:
+				s := cfg.Capture.Synthetic
+				if src, err = capture.NewSynthetic(capture.SyntheticOptions{Width: s.Width, Height: s.Height, Seed: uint64(s.Seed), DefectRate: s.DefectRate}); err != nil {
+					return err
+				}
+				if *modelPath == "" {
+					syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: s.Width, Height: s.Height, Seed: uint64(s.Seed) + 7, NormalOnly: true})
+					if err != nil {
+						return err
+					}
+					if det, _, err = model.Fit(ctx, mopts, daemon.FrameSource(syn, 120), progressBar(env.Stderr, "fit")); err != nil {
+						return err
+					}
+				}
+			}
+			defer src.Close()
+			if det == nil {
+				if det, err = model.Load(*modelPath, mopts); err != nil {
+					return err
+				}
+			}
+			defer det.Close()
+			var sink daemon.Sink
+			if !*noMQTT {
+				addr, err := freeLoopback()
+				if err != nil {
+					return err
+				}
+				b, err := broker.Start(ctx, broker.Options{Address: addr, Logger: env.Log})
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				pub, err := mqttpub.New(mqttpub.Options{Brokers: []string{b.URL()}, DeviceID: "bench", StoreDir: filepath.Join(tmp, "outbox"), Logger: env.Log})
+				if err != nil {
+					return err
+				}
+				if err := pub.Start(); err != nil {
+					return err
+				}
+				if err := pub.WaitConnected(ctx); err != nil {
+					return err
+				}
+				defer pub.Close(context.Background())
+				sink = pub
+			}
+			return runBench(ctx, env, cfg, det, src, sink, *count)
+		},
+	}
+}
+
+func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Detector, src capture.Source, sink daemon.Sink, count int) error {
+	lat := make([]time.Duration, 0, count)
+	var rss []float64
+	step := max(count/10, 1)
+	var start time.Time
+	warm := min(20, count/10)
+	p, err := daemon.NewPipeline(daemon.PipelineOptions{Source: src, Detector: det, Sink: sink, Queue: cfg.Pipeline.Queue,
+		FreeRun: false, ResultQoS: byte(cfg.MQTT.ResultQoS), Mask: string(cfg.MQTT.Mask), Heatmap: string(cfg.MQTT.Heatmap),
+		MaxInspections: count + warm, Logger: env.Log,
+		OnInspection: func(s *daemon.Stats) {
+			if int(s.Seq) == warm {
+				start = time.Now()
+				runtime.GC()
+			}
+			if int(s.Seq) <= warm {
+				return
+			}
+			lat = append(lat, s.Latency)
+			if (int(s.Seq)-warm)%step == 0 {
+				rss = append(rss, rssMB())
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	if err := p.Run(ctx); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	if len(lat) == 0 {
+		return fmt.Errorf("bench: no inspections")
+	}
+	slices.Sort(lat)
+	pct := func(q float64) time.Duration { return lat[min(int(q*float64(len(lat))), len(lat)-1)] }
+	rate := float64(len(lat)) / el.Seconds()
+	info := det.Info()
+	fmt.Fprintf(env.Stdout, "inspections        %d (after %d warm-up), d=%d, grid %dx%d, %s\n", len(lat), warm, info.Features, info.GridH, info.GridW, det.Backbone().Accelerator())
+	fmt.Fprintf(env.Stdout, "throughput         %.1f inspections/s (%.1f× the paper's PaDiM-R18-Rd100 CPU figure of %.1f/s)\n", rate, rate/paperImagesPerSecond, paperImagesPerSecond)
+	fmt.Fprintf(env.Stdout, "latency            p50 %.1f ms, p99 %.1f ms, max %.1f ms (capture to published)\n",
+		ms(pct(0.5)), ms(pct(0.99)), ms(lat[len(lat)-1]))
+	var sb strings.Builder
+	for _, v := range rss {
+		sb.WriteString(strconv.FormatFloat(v, 'f', 0, 64) + " ")
+	}
+	fmt.Fprintf(env.Stdout, "RSS (MB) every %d  %s\n", step, sb.String())
+	fmt.Fprintf(env.Stdout, "peak RSS           %.0f MB, frames dropped %d\n", peakRSSMB(), p.Drops())
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+// rssMB reads the current resident set size.
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseFloat(f[1], 64)
+	return pages * float64(os.Getpagesize()) / (1 << 20)
+}

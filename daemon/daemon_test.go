@@ -1,0 +1,388 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"image"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
+	"github.com/inspectd/inspectd/model/modeltest"
+)
+
+func TestRegions(t *testing.T) {
+	m := image.NewGray(image.Rect(0, 0, 10, 6))
+	set := func(x0, y0, x1, y1 int) {
+		for y := y0; y < y1; y++ {
+			for x := x0; x < x1; x++ {
+				m.Pix[y*m.Stride+x] = 255
+			}
+		}
+	}
+	set(1, 1, 4, 3) // 3×2
+	set(4, 3, 5, 4) // touches the first diagonally: same region
+	set(7, 0, 9, 6) // 2×6
+	var rf regionFinder
+	got := rf.find(m)
+	if len(got) != 2 {
+		t.Fatalf("regions %+v, want 2", got)
+	}
+	want := []mqttpub.Region{{X: 7, Y: 0, W: 2, H: 6, Area: 12}, {X: 1, Y: 1, W: 4, H: 3, Area: 7}} // largest first
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("region %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { rf.find(m) }); n != 0 {
+		t.Errorf("%v allocations per mask", n)
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// fitTile fits a model on a spread of the magnetic tile's normal images.
+func fitTile(t *testing.T, dir string, n int, out string) model.Options {
+	t.Helper()
+	set, err := dataset.Scan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	opts, err := ModelOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for i := 0; i < n; i++ {
+		paths = append(paths, set.Train[i*len(set.Train)/n].Path)
+	}
+	det, _, err := model.Fit(context.Background(), opts, pathList(paths), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	if err := det.Save(out); err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}
+
+type pathList []string
+
+func (p pathList) Len() int                         { return len(p) }
+func (p pathList) Image(i int) (image.Image, error) { return dataset.Load(p[i]) }
+
+// copyImages copies the named test images into a folder for the folder source.
+func copyImages(t *testing.T, dst string, srcs []string) {
+	t.Helper()
+	for i, s := range srcs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(dst, strings.ReplaceAll(filepath.Base(filepath.Dir(s)), "_", "")+"_"+string(rune('a'+i/26))+string(rune('a'+i%26))+"_"+filepath.Base(s))
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type collector struct {
+	mu      sync.Mutex
+	results []mqttpub.Result
+	alarms  []mqttpub.Alarm
+	masks   int
+	status  []string
+	info    []byte
+}
+
+func (c *collector) handle(_ mqtt.Client, m mqtt.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case strings.HasSuffix(m.Topic(), "/result"):
+		var r mqttpub.Result
+		if err := json.Unmarshal(m.Payload(), &r); err == nil {
+			c.results = append(c.results, r)
+		}
+	case strings.HasSuffix(m.Topic(), "/alarm"):
+		var a mqttpub.Alarm
+		if err := json.Unmarshal(m.Payload(), &a); err == nil {
+			c.alarms = append(c.alarms, a)
+		}
+	case strings.HasSuffix(m.Topic(), "/mask"):
+		c.masks++
+	case strings.HasSuffix(m.Topic(), "/status"):
+		c.status = append(c.status, string(m.Payload()))
+	case strings.HasSuffix(m.Topic(), "/info"):
+		c.info = append([]byte(nil), m.Payload()...)
+	}
+}
+
+func subscribe(t *testing.T, url, topic string, c *collector) mqtt.Client {
+	t.Helper()
+	o := mqtt.NewClientOptions().AddBroker(url).SetClientID("inspectd-test-sub").SetCleanSession(false).SetAutoReconnect(true).
+		SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(time.Second)
+	o.SetOnConnectHandler(func(cl mqtt.Client) { cl.Subscribe(topic, 1, c.handle) })
+	cl := mqtt.NewClient(o)
+	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { cl.Disconnect(100) })
+	return cl
+}
+
+// TestRunEndToEnd runs the whole daemon against a real mosquitto with the
+// real backbone and a model fitted on real tiles: results carry every
+// field, defective tiles raise alarms with masks, and every alarm arrives
+// although the broker is killed and restarted in the middle of the run.
+func TestRunEndToEnd(t *testing.T) {
+	tiles := modeltest.MagneticTile(t)
+	if testing.Short() {
+		t.Skip("fits a model on real images")
+	}
+	b := testbroker.Start(t, testbroker.Options{Persistence: true})
+	state := t.TempDir()
+	cfg := config.Default()
+	cfg.StateDir = state
+	cfg.DeviceID = "line1"
+	cfg.MQTT.Brokers = []string{b.URL}
+	cfg.MQTT.MaxReconnectInterval = config.Duration(time.Second)
+	cfg.MQTT.ResultQoS = 1
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	fitTile(t, tiles, 80, cfg.ModelPath())
+
+	// A folder of normal tiles and clearly broken ones.
+	frames := t.TempDir()
+	var srcs []string
+	good, _ := filepath.Glob(filepath.Join(tiles, "test", "good", "*.jpg"))
+	broken, _ := filepath.Glob(filepath.Join(tiles, "test", "break", "*.jpg"))
+	fray, _ := filepath.Glob(filepath.Join(tiles, "test", "fray", "*.jpg"))
+	srcs = append(srcs, good[:12]...)
+	srcs = append(srcs, broken[:12]...)
+	srcs = append(srcs, fray[:6]...)
+	copyImages(t, frames, srcs)
+	cfg.Capture.Source = config.SourceFolder
+	cfg.Capture.Folder.Path = frames
+	cfg.Capture.Folder.Loop = true
+	cfg.Capture.Trigger.MaxRate = 12 // slow enough that the broker outage spans several alarms
+
+	var got collector
+	subscribe(t, b.URL, "inspectd/line1/#", &got)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	const total = 60
+	go func() {
+		done <- Run(ctx, RunOptions{Config: cfg, Logger: testLogger(t), Version: "test", MaxInspections: total})
+	}()
+	// Kill the broker once results flow, restart it a little later.
+	if !testbroker.WaitFor(ctx, 60*time.Second, func() bool { got.mu.Lock(); defer got.mu.Unlock(); return len(got.results) >= 10 }) {
+		t.Fatal("no results within 60 s")
+	}
+	b.SaveNow()
+	b.Kill()
+	time.Sleep(1500 * time.Millisecond)
+	b.Restart()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		cancel()
+		t.Fatal("daemon did not finish")
+	}
+	cancel()
+	// The daemon published offline on its way out; wait for the queued
+	// messages to drain into the subscriber.
+	testbroker.WaitFor(context.Background(), 20*time.Second, func() bool {
+		got.mu.Lock()
+		defer got.mu.Unlock()
+		return len(got.status) > 0 && got.status[len(got.status)-1] == "offline"
+	})
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	// Results at QoS 1 survive the outage too: seq 1..total, each once.
+	seen := map[uint64]mqttpub.Result{}
+	for _, r := range got.results {
+		seen[r.Seq] = r
+	}
+	anomalous := 0
+	for seq := uint64(1); seq <= total; seq++ {
+		r, ok := seen[seq]
+		if !ok {
+			t.Errorf("result %d never arrived", seq)
+			continue
+		}
+		if r.ModelID == "" || r.Threshold <= 0 || r.FrameTime.IsZero() || r.Score <= 0 ||
+			r.NormalizedScore != r.Score/r.Threshold || r.Anomalous != (r.Score > r.Threshold) {
+			t.Errorf("result %d has wrong fields: %+v", seq, r)
+		}
+		for _, k := range []string{"queue", "preprocess", "backbone", "padim", "map"} {
+			if _, ok := r.LatencyMS[k]; !ok {
+				t.Errorf("result %d lacks latency %q", seq, k)
+			}
+		}
+		if want := map[bool]string{true: "anomalous", false: "ok"}[r.Anomalous]; r.Verdict != want {
+			t.Errorf("result %d verdict %q, want %q", seq, r.Verdict, want)
+		}
+		if r.Anomalous {
+			anomalous++
+		}
+	}
+	alarms := map[uint64]mqttpub.Alarm{}
+	for _, a := range got.alarms {
+		alarms[a.Seq] = a
+	}
+	for seq, r := range seen {
+		a, ok := alarms[seq]
+		if r.Anomalous != ok {
+			t.Errorf("result %d anomalous=%v but alarm present=%v", seq, r.Anomalous, ok)
+		}
+		if ok && (len(a.Regions) == 0 || a.ImageWidth == 0 || a.Regions[0].Area <= 0) {
+			t.Errorf("alarm %d without regions: %+v", seq, a)
+		}
+	}
+	if anomalous < total/4 {
+		t.Errorf("only %d of %d inspections anomalous; 18 of 30 tiles are broken or frayed", anomalous, total)
+	}
+	if got.masks < anomalous {
+		t.Errorf("%d masks for %d anomalous inspections", got.masks, anomalous)
+	}
+	var info mqttpub.Info
+	if err := json.Unmarshal(got.info, &info); err != nil || info.ModelID == "" || info.D != 100 {
+		t.Errorf("info %s: %v", got.info, err)
+	}
+	// Tiles judged: the broken ones mostly flagged, good ones mostly not.
+	t.Logf("%d results, %d alarms, %d masks, %d anomalous", len(seen), len(alarms), got.masks, anomalous)
+}
+
+// TestPipelineDropsOldestFreeRunFrames overloads the inspection stage with
+// an instant source: frames are dropped, oldest first, and counted, and
+// published sequence numbers keep increasing.
+func TestPipelineDropsOldestFreeRunFrames(t *testing.T) {
+	det := syntheticDetector(t)
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []uint64
+	var mu sync.Mutex
+	p, err := NewPipeline(PipelineOptions{Source: &recordSeq{Source: src, seen: &frames, mu: &mu}, Detector: det, Queue: 1, FreeRun: true,
+		MaxInspections: 20, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p.Drops() == 0 {
+		t.Error("no frame dropped although the source is faster than the backbone")
+	}
+}
+
+type recordSeq struct {
+	capture.Source
+	seen *[]uint64
+	mu   *sync.Mutex
+}
+
+func (r *recordSeq) Next(ctx context.Context, f *capture.Frame) error {
+	err := r.Source.Next(ctx, f)
+	if err == nil {
+		r.mu.Lock()
+		*r.seen = append(*r.seen, f.Seq)
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// TestPipelineTriggeredNeverDropped: every trigger gets its own result,
+// even when triggers arrive faster than inspections finish.
+func TestPipelineTriggeredNeverDropped(t *testing.T) {
+	det := syntheticDetector(t)
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := capture.NewTriggered(src, capture.TriggerOptions{Queue: 32})
+	var ids []string
+	var mu sync.Mutex
+	sink := &memSink{onResult: func(r *mqttpub.Result) { mu.Lock(); ids = append(ids, r.TriggerID); mu.Unlock() }}
+	p, err := NewPipeline(PipelineOptions{Source: tr, Detector: det, Sink: sink, Queue: 1, FreeRun: false, MaxInspections: 12, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 12; i++ {
+		if err := tr.Trigger("part-" + string(rune('a'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 12 || p.Drops() != 0 {
+		t.Fatalf("results for triggers %v, drops %d", ids, p.Drops())
+	}
+	for i, id := range ids {
+		if id != "part-"+string(rune('a'+i)) {
+			t.Fatalf("result %d answers %q", i, id)
+		}
+	}
+}
+
+type memSink struct {
+	onResult func(*mqttpub.Result)
+}
+
+func (m *memSink) PublishResult(r *mqttpub.Result, qos byte) error {
+	if m.onResult != nil {
+		m.onResult(r)
+	}
+	return nil
+}
+func (m *memSink) PublishAlarm(a *mqttpub.Alarm) error        { return nil }
+func (m *memSink) PublishMask(png []byte, qos byte) error     { return nil }
+func (m *memSink) PublishHeatmap(jpeg []byte, qos byte) error { return nil }
+
+// syntheticDetector fits a small model on normal synthetic frames.
+func syntheticDetector(t *testing.T) *model.Detector {
+	t.Helper()
+	cfg := config.Default()
+	opts, err := ModelOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Features = 32
+	opts.MinFeatures = 32
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 99, NormalOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, _, err := model.Fit(context.Background(), opts, FrameSource(syn, 24), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { det.Close() })
+	return det
+}
