@@ -124,8 +124,9 @@ bench: deps
 vet: deps
 	$(GO) vet ./...
 
+DEMO_ARGS ?=
 demo: $(BIN)
-	$(BIN) demo
+	$(BIN) demo --state $(BUILD)/demo $(DEMO_ARGS)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/inspectd $(DESTDIR)$(PREFIX)/share/inspectd \

@@ -20,6 +20,10 @@ type TransformOptions struct {
 	Rotate int
 }
 
+// ToEdge as an ROI's Max.X or Max.Y extends the region to the frame's right
+// or bottom edge, for regions configured before the frame size is known.
+const ToEdge = 1 << 30
+
 // Identity reports whether the options change nothing.
 func (o TransformOptions) Identity() bool { return o.ROI.Empty() && o.Rotate == 0 }
 
@@ -70,9 +74,15 @@ func ApplyTransform(dst, src *Frame, opts TransformOptions) error {
 	}
 	b := src.Image.Bounds()
 	r := opts.ROI
-	if r.Empty() {
+	if r.Max.X >= ToEdge {
+		r.Max.X = b.Max.X
+	}
+	if r.Max.Y >= ToEdge {
+		r.Max.Y = b.Max.Y
+	}
+	if r.Empty() && opts.ROI.Empty() {
 		r = b
-	} else if !r.In(b) {
+	} else if r.Empty() || !r.In(b) {
 		return fmt.Errorf("roi x=%d y=%d %dx%d does not fit in the %dx%d frame",
 			r.Min.X, r.Min.Y, r.Dx(), r.Dy(), b.Dx(), b.Dy())
 	}

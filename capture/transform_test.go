@@ -149,3 +149,18 @@ func TestTransformSourceNoAllocs(t *testing.T) {
 	}
 	_ = color.Gray{}
 }
+
+// An ROI configured as "to the edge" takes the frame's size when it comes.
+func TestTransformROIToEdge(t *testing.T) {
+	src := &Frame{Image: image.NewGray(image.Rect(0, 0, 40, 30))}
+	var dst Frame
+	if err := ApplyTransform(&dst, src, TransformOptions{ROI: image.Rect(10, 5, ToEdge, ToEdge)}); err != nil {
+		t.Fatal(err)
+	}
+	if b := dst.Image.Bounds(); b.Dx() != 30 || b.Dy() != 25 {
+		t.Fatalf("cropped to %v, want 30x25", b)
+	}
+	if err := ApplyTransform(&dst, src, TransformOptions{ROI: image.Rect(50, 5, ToEdge, ToEdge)}); err == nil {
+		t.Fatal("ROI starting beyond the frame accepted")
+	}
+}

@@ -85,6 +85,7 @@ type slot struct {
 	mask    image.Gray
 	amap    []float32
 	hasMap  bool
+	forHTTP bool
 	w, h    int
 	inspErr error
 	dequeue time.Time
@@ -276,8 +277,14 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 	}
 }
 
+// httpEvery bounds how often the HTTP snapshot and heatmap are refreshed:
+// drawing an overlay per frame would take CPU from inspection for pictures
+// nobody looks at that fast.
+const httpEvery = 500 * time.Millisecond
+
 func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	det := p.o.Detector
+	var lastHTTP time.Time
 	for s := range in {
 		s.dequeue = time.Now()
 		r, err := det.Inspect(s.frame.Image)
@@ -287,7 +294,11 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			s.w, s.h = r.W, r.H
 			s.res = mqttpub.Result{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized, Anomalous: r.Anomalous}
 			copyGray(&s.mask, r.Mask)
-			s.hasMap = p.wantImage(p.o.Heatmap, r.Anomalous) || p.o.HTTP != nil
+			s.forHTTP = p.o.HTTP != nil && (r.Anomalous || time.Since(lastHTTP) >= httpEvery)
+			if s.forHTTP {
+				lastHTTP = time.Now()
+			}
+			s.hasMap = s.forHTTP || p.wantImage(p.o.Heatmap, r.Anomalous)
 			if s.hasMap {
 				s.amap = append(s.amap[:0], r.Map...)
 			}
@@ -373,7 +384,7 @@ func (p *Pipeline) publishStage(s *slot) {
 			}
 		}
 	}
-	if p.o.HTTP != nil && s.hasMap {
+	if s.forHTTP {
 		p.o.HTTP.SetSnapshot(f.Image)
 		p.overlay = render.Overlay(p.overlay, f.Image, s.amap, s.w, s.h, r.Threshold)
 		p.o.HTTP.SetHeatmap(p.overlay)

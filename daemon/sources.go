@@ -53,15 +53,13 @@ func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.
 	}
 	t := capture.TransformOptions{Rotate: c.Rotate}
 	if c.ROI.Width > 0 || c.ROI.Height > 0 || c.ROI.X > 0 || c.ROI.Y > 0 {
-		big := 1 << 30
-		w, h := c.ROI.Width, c.ROI.Height
-		if w == 0 {
-			w = big
+		t.ROI = image.Rect(c.ROI.X, c.ROI.Y, c.ROI.X+c.ROI.Width, c.ROI.Y+c.ROI.Height)
+		if c.ROI.Width == 0 {
+			t.ROI.Max.X = capture.ToEdge
 		}
-		if h == 0 {
-			h = big
+		if c.ROI.Height == 0 {
+			t.ROI.Max.Y = capture.ToEdge
 		}
-		t.ROI = image.Rect(c.ROI.X, c.ROI.Y, c.ROI.X+w, c.ROI.Y+h)
 	}
 	if !t.Identity() {
 		if src, err = capture.NewTransform(src, t); err != nil {

@@ -29,6 +29,8 @@ type Command struct {
 	Summary string
 	// Usage is the argument synopsis shown after the name.
 	Usage string
+	// Hidden commands are internal (child-process probes) and not listed.
+	Hidden bool
 	// Run parses its own flags from args. Returning a *UsageError prints the
 	// command's usage and exits 2.
 	Run func(ctx context.Context, env *Env, args []string) error
@@ -118,6 +120,9 @@ func printUsage(w io.Writer, cmds []*Command) {
 	fmt.Fprintln(w, "usage: inspectd <command> [flags]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range cmds {
+		if c.Hidden {
+			continue
+		}
 		fmt.Fprintf(w, "  %-16s %s\n", c.Name, c.Summary)
 	}
 	fmt.Fprintln(w, "\nRun 'inspectd <command> -h' for a command's flags.")

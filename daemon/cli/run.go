@@ -94,7 +94,11 @@ func cmdDemo() *Command {
 				cfg.MQTT.EmbeddedListen = addr
 			}
 			if !portFree(cfg.HTTP.Listen) {
-				cfg.HTTP.Listen = "127.0.0.1:0"
+				addr, err := freeLoopback()
+				if err != nil {
+					return err
+				}
+				cfg.HTTP.Listen = addr
 			}
 			host, port, _ := net.SplitHostPort(cfg.MQTT.EmbeddedListen)
 			fmt.Fprintf(env.Stdout, "inspectd demo: synthetic parts (%dx%d, %.0f%% with injected defects) → MobileNet v1 backbone → PaDiM → MQTT\n",

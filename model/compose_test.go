@@ -1,0 +1,204 @@
+package model
+
+import (
+	"context"
+	"image"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/model/backbone"
+	"github.com/inspectd/inspectd/model/dataset"
+	"github.com/inspectd/inspectd/model/modeltest"
+	"github.com/inspectd/inspectd/model/padim"
+)
+
+// texture renders a gray surface with fine random grain and, when defect
+// is set, a bright blob: enough for the real backbone to tell them apart.
+func texture(seed uint64, defect bool) *image.Gray {
+	r := rand.New(rand.NewPCG(seed, 7))
+	img := image.NewGray(image.Rect(0, 0, 200, 160))
+	for y := 0; y < 160; y++ {
+		for x := 0; x < 200; x++ {
+			v := 110 + 30*math.Sin(float64(x)/6) + 20*r.NormFloat64()
+			img.Pix[y*img.Stride+x] = uint8(min(max(v, 0), 255))
+		}
+	}
+	if defect {
+		for y := 60; y < 85; y++ {
+			for x := 90; x < 120; x++ {
+				img.Pix[y*img.Stride+x] = 250
+			}
+		}
+	}
+	return img
+}
+
+type textures int
+
+func (n textures) Len() int                         { return int(n) }
+func (n textures) Image(i int) (image.Image, error) { return texture(uint64(i), false), nil }
+
+func testOptions(t testing.TB) Options {
+	return Options{Backbone: backbone.Options{Path: modeltest.BackbonePath(t), Threads: 2,
+		Preprocess: backbone.Preprocess{Resize: backbone.ResizeFit}}, Features: 32, MinFeatures: 16, Sigma: 4}
+}
+
+func TestFitSaveLoad(t *testing.T) {
+	opts := testOptions(t)
+	det, rep, err := Fit(context.Background(), opts, textures(30), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	if rep.Images != 27 || rep.HeldOut != 3 || rep.Features != 32 {
+		t.Fatalf("report %+v", rep)
+	}
+	good, bad := texture(1000, false), texture(1001, true)
+	rg, err := det.Inspect(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, ag := rg.Score, rg.Anomalous // the Inspection is reused by the next call
+	rb, _ := det.Inspect(bad)
+	sb := rb.Score
+	if !(sb > 1.5*sg) || !rb.Anomalous || ag {
+		t.Fatalf("good %.2f (anomalous %v), defect %.2f (anomalous %v), threshold %.2f", sg, ag, sb, rb.Anomalous, rb.Threshold)
+	}
+	// The mask marks the blob.
+	if rb.Mask.Pix[72*rb.Mask.Stride+105] != 255 || rb.Mask.Pix[10*rb.Mask.Stride+10] != 0 {
+		t.Error("mask does not mark the defect")
+	}
+
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := Load(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	for _, c := range []struct {
+		img  image.Image
+		want float64
+	}{{good, sg}, {bad, sb}} {
+		r, err := ld.Inspect(c.img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(r.Score-c.want) > 1e-5*c.want {
+			t.Errorf("loaded model scores %.6f, fitted one %.6f", r.Score, c.want)
+		}
+	}
+	if ld.Info().ID != det.Info().ID || ld.Info().ImageThreshold != det.Info().ImageThreshold {
+		t.Errorf("info differs after load: %+v vs %+v", ld.Info(), det.Info())
+	}
+	if n := testing.AllocsPerRun(5, func() { ld.Inspect(good) }); n != 0 {
+		t.Errorf("Inspect allocates %v times per frame", n)
+	}
+
+	t.Run("other backbone refused", func(t *testing.T) {
+		o := opts
+		o.Backbone.Path = filepath.Join(modeltest.GoTFLiteDir(t), "_example", "segment", "deeplabv3_257_mv_gpu.tflite")
+		if _, err := Load(path, o); err == nil || !strings.Contains(err.Error(), "backbone") {
+			t.Fatalf("want a backbone mismatch error, got %v", err)
+		}
+	})
+	t.Run("over budget refused", func(t *testing.T) {
+		o := opts
+		o.MemoryBudget = 1 << 20
+		if _, err := Load(path, o); err == nil || !strings.Contains(err.Error(), path) {
+			t.Fatalf("want a budget error naming the file, got %v", err)
+		}
+	})
+	t.Run("corrupt refused", func(t *testing.T) {
+		b, _ := os.ReadFile(path)
+		b[len(b)-100] ^= 1
+		bad := filepath.Join(t.TempDir(), "bad.safetensors")
+		os.WriteFile(bad, b, 0o644)
+		if _, err := Load(bad, opts); err == nil {
+			t.Fatal("corrupt model accepted")
+		}
+	})
+	t.Run("budget coarsens", func(t *testing.T) {
+		o := opts
+		o.MemoryBudget = padim.StateBytes(56*56, 16) - 1 // min d does not fit: pool
+		d2, rep, err := Fit(context.Background(), o, textures(12), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d2.Close()
+		if rep.Pool < 2 || rep.Features != 16 || rep.StateBytes > o.MemoryBudget {
+			t.Fatalf("budget %d: chose %+v", o.MemoryBudget, rep)
+		}
+	})
+}
+
+// The fast float32 path (packed inverse, streaming fit) agrees with the
+// plain float64 reference on real backbone features.
+func TestScoresMatchReferenceOnRealFeatures(t *testing.T) {
+	tiles := modeltest.MagneticTile(t)
+	set, err := dataset.Scan(tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(t)
+	var paths pathsSource
+	for i := 0; i < 40; i++ {
+		paths = append(paths, set.Train[i*len(set.Train)/40].Path)
+	}
+	opts.Holdout = 0.99 // ignored below 4 images: keep all in the fit
+	opts.Threshold.Explicit = 1
+	det, _, err := Fit(context.Background(), opts, paths, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	var embs [][]float32
+	for _, p := range paths {
+		img, err := dataset.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := det.embed(img, nil); err != nil {
+			t.Fatal(err)
+		}
+		embs = append(embs, append([]float32(nil), det.vec...))
+	}
+	ref, err := padim.FitReference(embs, det.state.GridH, det.state.GridW, det.state.D, det.opts.Epsilon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range set.Test[:6] {
+		img, err := dataset.Load(it.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := det.embed(img, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := det.scorer.Score(det.dist, det.vec); err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.Distances(det.vec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i, w := range want {
+			worst = max(worst, math.Abs(float64(det.dist[i])-w)/max(w, 1e-9))
+		}
+		if worst > 1e-3 {
+			t.Errorf("%s: fast path differs from the float64 reference by %.2g (relative)", filepath.Base(it.Path), worst)
+		}
+	}
+}
+
+type pathsSource []string
+
+func (p pathsSource) Len() int                         { return len(p) }
+func (p pathsSource) Image(i int) (image.Image, error) { return dataset.Load(p[i]) }
