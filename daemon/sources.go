@@ -75,4 +75,3 @@ func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.
 	}
 	return src, nil, desc, nil
 }
-
