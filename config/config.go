@@ -197,6 +197,9 @@ type Model struct {
 	Threads int `yaml:"threads"`
 	// XNNPACK uses the XNNPACK delegate for float backbones.
 	XNNPACK bool `yaml:"xnnpack"`
+	// Optimize says how a quantized backbone runs on the CPU: auto, off,
+	// int8 or float.
+	Optimize string `yaml:"optimize"`
 	// Delegate loads an external TFLite delegate (GPU, NPU).
 	Delegate Delegate `yaml:"delegate"`
 	// Features is the largest embedding size d that fitting may pick.
@@ -351,6 +354,7 @@ func Default() *Config {
 			},
 			Threads:        2,
 			XNNPACK:        true,
+			Optimize:       "auto",
 			Features:       100,
 			MinFeatures:    32,
 			Seed:           1,

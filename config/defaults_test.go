@@ -108,7 +108,7 @@ func nonDefault() *Config {
 		Path: "/m/model.safetensors", Backbone: "/m/backbone.tflite",
 		Taps:    []string{"a/b:0", "null", "123"},
 		Input:   Input{Resize: ResizeCrop, Mean: [3]float64{0.485, 0.456, 0.406}, Std: [3]float64{0.229, 0.224, 0.225}},
-		Threads: 4, XNNPACK: false,
+		Threads: 4, XNNPACK: false, Optimize: "int8",
 		Delegate: Delegate{Library: "libedgetpu.so.1", Options: map[string]string{"device": "usb", "n": "1"}, Required: true},
 		Features: 550, MinFeatures: 50, Seed: 42, Epsilon: 1e-3,
 		MemoryBudget: FixedMemoryBudget(512_000_000), MemoryFraction: 0.5, BlurSigma: 0,

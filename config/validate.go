@@ -243,6 +243,7 @@ func (v *validator) model(m *Model) {
 		}
 	}
 	v.intRange("model.threads", m.Threads, 1, maxThreads)
+	v.oneOf("model.optimize", m.Optimize, "auto", "off", "int8", "float")
 	if m.Delegate.Library == "" {
 		if m.Delegate.Required {
 			v.addf("model.delegate.required", "is true but model.delegate.library is empty")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/model"
@@ -77,8 +78,20 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	for i := range 3 {
 		mean[i], std[i] = float32(m.Input.Mean[i]), float32(m.Input.Std[i])
 	}
+	probe, err := backbone.SelfProbeCommand()
+	if err != nil {
+		return model.Options{}, err
+	}
+	if testing.Testing() {
+		// A test binary cannot serve "inspectd model probe": it would run
+		// its tests again instead. Tests keep the builtin kernels.
+		probe = nil
+	}
 	return model.Options{
 		Backbone: backbone.Options{
+			Optimize:     m.Optimize,
+			StateDir:     cfg.StateDir,
+			ProbeCommand: probe,
 			Path:       bbPath,
 			Taps:       m.Taps,
 			Threads:    m.Threads,

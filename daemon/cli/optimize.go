@@ -119,8 +119,9 @@ func abs(p string) string {
 // XNNPACK candidate, so that a delegate crash only ends the child.
 func cmdModelProbe() *Command {
 	return &Command{
-		Name:  "model probe",
-		Usage: "(internal: reads a probe request on stdin)",
+		Name:   "model probe",
+		Hidden: true,
+		Usage:  "(internal: reads a probe request on stdin)",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			if len(args) != 0 {
 				return usagef("takes no arguments")
