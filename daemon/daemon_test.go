@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -385,4 +387,83 @@ func syntheticDetector(t *testing.T) *model.Detector {
 	}
 	t.Cleanup(func() { det.Close() })
 	return det
+}
+
+// syncBuffer is a goroutine-safe writer for logs and printed lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSIGHUPReload: a broken configuration file is reported and the daemon
+// keeps inspecting on the running one; a good one is applied.
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "inspectd.yaml")
+	port := testbroker.FreePort(t)
+	write := func(deviceID, extra string) {
+		y := "device_id: " + deviceID + "\nstate_dir: " + filepath.Join(dir, "state") + "\n" +
+			"capture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+			"model: {features: 16, min_features: 16}\n" +
+			"mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(port) + "}\nhttp: {listen: \"\"}\n" + extra
+		if err := os.WriteFile(cfgPath, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cell1", "")
+	var logs, lines syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, RunOptions{ConfigPath: cfgPath, Print: &lines, FitFrames: 12,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		if !testbroker.WaitFor(ctx, 90*time.Second, cond) {
+			t.Fatalf("timed out waiting for %s; log:\n%s", what, logs.String())
+		}
+	}
+	waitFor("first inspections", func() bool { return strings.Count(lines.String(), "\n") >= 3 })
+
+	write("cell1", "bogus_key: 1\n")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the refusal", func() bool { return strings.Contains(logs.String(), "configuration not reloaded") })
+	if !strings.Contains(logs.String(), "bogus_key") {
+		t.Errorf("refusal does not name the bad key:\n%s", logs.String())
+	}
+	n := strings.Count(lines.String(), "\n")
+	waitFor("inspections after the refusal", func() bool { return strings.Count(lines.String(), "\n") >= n+3 })
+
+	write("cell2", "")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the new configuration", func() bool { return strings.Contains(logs.String(), "device_id=cell2") })
+	n = strings.Count(lines.String(), "\n")
+	waitFor("inspections after the reload", func() bool { return strings.Count(lines.String(), "\n") >= n+3 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after SIGTERM-like stop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop")
+	}
 }

@@ -45,10 +45,11 @@ type xPre struct {
 	Resize string
 	Photo  string // none, std
 	Flip   bool
+	Taps   string // comma-separated conv numbers, "" = default
 }
 
 func (p xPre) key() string {
-	return fmt.Sprintf("%s_%s_%v", p.Resize, p.Photo, p.Flip)
+	return fmt.Sprintf("%s_%s_%v_%s", p.Resize, p.Photo, p.Flip, strings.ReplaceAll(p.Taps, ",", "-"))
 }
 
 // photometric standardizes a gray image: mean 128, std target.
@@ -107,7 +108,13 @@ func xBuild(t *testing.T, dir string, pre xPre) *xCache {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bb, err := backbone.Open(backbone.Options{Path: modeltest.BackbonePath(t), Threads: 2,
+	var taps []string
+	if pre.Taps != "" {
+		for _, n := range strings.Split(pre.Taps, ",") {
+			taps = append(taps, "MobilenetV1/MobilenetV1/Conv2d_"+n+"_pointwise/Relu6")
+		}
+	}
+	bb, err := backbone.Open(backbone.Options{Path: modeltest.BackbonePath(t), Threads: 2, Taps: taps,
 		Preprocess: backbone.Preprocess{Resize: backbone.ResizeMode(pre.Resize)}})
 	if err != nil {
 		t.Fatal(err)
@@ -460,6 +467,9 @@ func TestExperiment(t *testing.T) {
 	for _, ps := range pres {
 		f := strings.Split(ps, ",")
 		pre := xPre{Resize: f[0], Photo: f[1]}
+		if len(f) > 2 {
+			pre.Taps = strings.Join(f[2:], ",")
+		}
 		c := xBuild(t, dir, pre)
 		e := newXEnv(t, c)
 		for _, vs := range vars {
@@ -481,7 +491,7 @@ func parseXVar(t *testing.T, s string) xVar {
 			_, err = fmt.Sscan(val, &v.D)
 		case "taps":
 			for _, c := range val {
-				v.Taps = append(v.Taps, int(c-'0'))
+				v.Taps = append(v.Taps, int(c-'a'))
 			}
 		case "sigma":
 			_, err = fmt.Sscan(val, &v.Sigma)

@@ -52,6 +52,7 @@ func commands() []*Command {
 		cmdConfigDefaults(),
 		cmdCaptureList(),
 		cmdCaptureSnapshot(),
+		cmdCaptureExport(),
 		cmdModelInspect(),
 		cmdModelOptimize(), cmdModelProbe(),
 		cmdFit(),
