@@ -152,7 +152,7 @@ install: $(BIN)
 	install -m 0644 $(LIBDIR)/libtensorflowlite_c.so $(DESTDIR)$(PREFIX)/lib/inspectd/
 	install -m 0644 $(SHARE)/$(BACKBONE) $(SHARE)/mobilenet_labels.txt $(DESTDIR)$(PREFIX)/share/inspectd/
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/inspectd.service > $(DESTDIR)/lib/systemd/system/inspectd.service
-	[ -e $(DESTDIR)/etc/inspectd/inspectd.yaml ] || install -m 0644 systemd/inspectd.example.yaml $(DESTDIR)/etc/inspectd/inspectd.yaml
+	[ -e $(DESTDIR)/etc/inspectd/inspectd.yaml ] || install -m 0640 systemd/inspectd.example.yaml $(DESTDIR)/etc/inspectd/inspectd.yaml
 
 clean:
 	rm -rf $(BUILD)/bin

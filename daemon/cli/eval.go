@@ -307,9 +307,10 @@ func peakRSSMB() float64 {
 	return float64(m.Sys) / (1 << 20)
 }
 
-// writeReport draws the missed defects (lowest-scored) and false alarms
-// (highest-scored normal images) with their heatmaps beside the ground
-// truth, and the image and pixel ROC curves.
+// writeReport draws the worst-scored test images, the lowest-scored defects
+// (misses first) and the highest-scored good images (false alarms first),
+// each as image | heatmap overlay | ground-truth mask | predicted mask, and
+// the image and pixel ROC curves.
 func writeReport(dir string, det *model.Detector, items []evalItem, pix *metrics.Pixels, scores []float64, labels []bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -350,10 +351,10 @@ func writeReport(dir string, det *model.Detector, items []evalItem, pix *metrics
 		}
 		return nil
 	}
-	if err := write("missed", defects); err != nil {
+	if err := write("defect_lowest", defects); err != nil {
 		return err
 	}
-	if err := write("false_alarm", goods); err != nil {
+	if err := write("good_highest", goods); err != nil {
 		return err
 	}
 	imgROC, err := metrics.ROC(scores, labels)
@@ -365,7 +366,7 @@ func writeReport(dir string, det *model.Detector, items []evalItem, pix *metrics
 		return err
 	}
 	p := plot.New()
-	p.Title.Text = "ROC (columns: image | lines: pixel)"
+	p.Title.Text = "ROC: image (solid), pixel (dashed)"
 	p.X.Label.Text = "false positive rate"
 	p.Y.Label.Text = "true positive rate"
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
