@@ -250,27 +250,23 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			}
 			continue
 		}
+		// Free-run: when the queue is full, drop the oldest waiting frame
+		// (only free-run frames reach this queue in this mode) so that
+		// inspection stays on the newest frames.
 		for {
 			select {
 			case out <- s:
 			default:
-				// Full: drop the oldest waiting free-run frame.
 				select {
 				case old := <-out:
-					if old.frame.Trigger != "" {
-						out <- old // never drop a triggered frame; wait instead
-						out <- s
-						break
-					}
 					pool <- old
 					p.drops.Add(1)
 					if p.o.Metrics != nil {
 						p.o.Metrics.Drop("overload")
 					}
-					continue
 				default:
-					continue
 				}
+				continue
 			}
 			break
 		}

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"image/png"
+
+	"github.com/inspectd/inspectd/model/render"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
@@ -174,6 +177,7 @@ type xVar struct {
 type xRes struct {
 	Image, Pixel, PRO float64
 	Per               map[string]float64
+	PixPer            map[string]float64
 	Secs              float64
 }
 
@@ -181,7 +185,7 @@ func (r xRes) String() string {
 	var per []string
 	for _, k := range []string{"blowhole", "break", "crack", "fray", "uneven"} {
 		if v, ok := r.Per[k]; ok {
-			per = append(per, fmt.Sprintf("%s %.3f", k[:3], v))
+			per = append(per, fmt.Sprintf("%s %.3f/%.3f", k[:3], v, r.PixPer[k]))
 		}
 	}
 	return fmt.Sprintf("img %.4f pix %.4f pro %.4f | %s | %.0fs", r.Image, r.Pixel, r.PRO, strings.Join(per, " "), r.Secs)
@@ -387,6 +391,8 @@ func (e *xEnv) run(t *testing.T, v xVar) xRes {
 		}
 	}
 	pix := metrics.NewPixels()
+	pixBy := map[string]*metrics.Pixels{}
+	dump := os.Getenv("INSPECTD_EXP_DUMP")
 	var scores []float64
 	var labels []string
 	var amap []float32
@@ -429,6 +435,19 @@ func (e *xEnv) run(t *testing.T, v xVar) xRes {
 		if err := pix.Add(amap, e.masks[x.Path], x.W, x.H); err != nil {
 			t.Fatal(err)
 		}
+		if pixBy[x.Label] == nil {
+			pixBy[x.Label] = metrics.NewPixels()
+		}
+		pixBy[x.Label].Add(amap, e.masks[x.Path], x.W, x.H)
+		if dump != "" && i%12 == 0 {
+			img, _ := dataset.Load(x.Path)
+			over := render.Overlay(nil, img, amap, x.W, x.H, 8)
+			panel := render.Panel(img, over, render.Mask(e.masks[x.Path], x.W, x.H))
+			os.MkdirAll(dump, 0o755)
+			f, _ := os.Create(filepath.Join(dump, fmt.Sprintf("%s_%03d_%.1f.png", x.Label, i, s)))
+			png.Encode(f, panel)
+			f.Close()
+		}
 		scores = append(scores, float64(s))
 		labels = append(labels, x.Label)
 	}
@@ -452,6 +471,13 @@ func (e *xEnv) run(t *testing.T, v xVar) xRes {
 		r.Per[k], _ = metrics.AUROC(s, l)
 	}
 	r.Pixel, _ = pix.AUROC()
+	r.PixPer = map[string]float64{}
+	for k, p := range pixBy {
+		if k != "good" {
+			// pool the label's pixels with the good images' pixels? use own
+			r.PixPer[k], _ = p.AUROC()
+		}
+	}
 	r.PRO, _ = pix.PRO(0.3)
 	r.Secs = time.Since(start).Seconds()
 	return r
