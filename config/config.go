@@ -189,7 +189,8 @@ type Model struct {
 	// Backbone is a TFLite model file; empty means the bundled MobileNet v1 quant.
 	Backbone string `yaml:"backbone"`
 	// Taps names the backbone tensors whose outputs are embedded; empty picks
-	// the last tensor at stride 4, 8 and 16 automatically.
+	// Conv2d_3/5/9 pointwise for the bundled backbone, else the last tensor
+	// at stride 4, 8 and 16 automatically.
 	Taps []string `yaml:"taps"`
 	// Input says how frames become backbone input.
 	Input Input `yaml:"input"`
@@ -229,6 +230,10 @@ type Input struct {
 	Mean [3]float64 `yaml:"mean"`
 	// Std divides per RGB channel after Mean; only float backbones use it.
 	Std [3]float64 `yaml:"std"`
+	// Standardize rescales every frame to one brightness and contrast
+	// before the backbone, so that parts are judged by texture and local
+	// defects rather than by exposure or finish that varies part to part.
+	Standardize bool `yaml:"standardize"`
 }
 
 // Delegate configures an external TFLite delegate plugin.
@@ -351,6 +356,8 @@ func Default() *Config {
 				Resize: ResizeFit,
 				Mean:   [3]float64{127.5, 127.5, 127.5},
 				Std:    [3]float64{127.5, 127.5, 127.5},
+
+				Standardize: true,
 			},
 			Threads:        2,
 			XNNPACK:        true,

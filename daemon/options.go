@@ -22,6 +22,19 @@ import (
 // defaultBackbone is the bundled backbone's file name.
 const defaultBackbone = "mobilenet_quant_v1_224.tflite"
 
+// bundledTaps are the bundled MobileNet v1's taps when model.taps is empty:
+// the stride-4, -8 and -16 pointwise outputs, the stride-16 one taken at
+// Conv2d_9 rather than the last (Conv2d_11): on the magnetic tile data set
+// it raised image AUROC from 0.92 to 0.95 (README, "Choosing the defaults"),
+// and it prunes two layers off the backbone.
+func bundledTaps() []string {
+	return []string{
+		"MobilenetV1/MobilenetV1/Conv2d_3_pointwise/Relu6",
+		"MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6",
+		"MobilenetV1/MobilenetV1/Conv2d_9_pointwise/Relu6",
+	}
+}
+
 // shareDirs are where the bundled backbone is looked for: the build tree or
 // test setup (INSPECTD_SHARE), next to the binary (make install and the
 // build folder share one layout), then the usual prefixes.
@@ -74,6 +87,10 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	if budget == 0 {
 		return model.Options{}, errors.New("model.memory_budget resolved to 0 bytes")
 	}
+	var defaultTaps []string
+	if m.Backbone == "" {
+		defaultTaps = bundledTaps()
+	}
 	var mean, std [3]float32
 	for i := range 3 {
 		mean[i], std[i] = float32(m.Input.Mean[i]), float32(m.Input.Std[i])
@@ -100,6 +117,8 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 			Preprocess:   backbone.Preprocess{Resize: backbone.ResizeMode(m.Input.Resize), Mean: mean, Std: std},
 			Logger:       log,
 		},
+		DefaultTaps:  defaultTaps,
+		Standardize:  m.Input.Standardize,
 		Features:     m.Features,
 		MinFeatures:  m.MinFeatures,
 		Seed:         uint64(m.Seed),

@@ -39,6 +39,16 @@ type Options struct {
 	// Holdout is the fraction of normal images kept out of the Gaussian fit
 	// to choose the threshold (0: 10%).
 	Holdout float64
+	// Standardize rescales each frame's brightness and contrast to one
+	// level (backbone.Standardizer) before the backbone: parts whose overall
+	// brightness varies from part to part are then judged by their texture
+	// and local defects, not their exposure. Recorded in the model file.
+	Standardize bool
+	// DefaultTaps are the taps used when Backbone.Taps is empty (the daemon
+	// names the bundled backbone's tuned taps here); empty leaves the choice
+	// to the backbone (graph.AutoTaps). Load does not check them: a model
+	// file's own taps always win.
+	DefaultTaps []string
 	// Normalize subtracts each frame's median patch distance (over the part
 	// of the grid that holds the image) before the map is drawn, so that
 	// parts whose overall texture level differs from part to part are
@@ -93,6 +103,7 @@ type Inspection struct {
 type Detector struct {
 	opts   Options
 	bb     *backbone.Backbone
+	std    *backbone.Standardizer // nil: frames go to the backbone as they are
 	emb    *padim.Embedder
 	state  *padim.State
 	scorer *padim.Scorer
@@ -127,6 +138,7 @@ type Info struct {
 	Epsilon        float64  `json:"epsilon"`
 	Sigma          float64  `json:"sigma"`
 	Normalize      bool     `json:"normalize"`
+	Standardize    bool     `json:"standardize"`
 	ImageThreshold float64  `json:"image_threshold"`
 	PixelThreshold float64  `json:"pixel_threshold"`
 	Images         int      `json:"images"`
@@ -163,6 +175,9 @@ func (d *Detector) bindBuffers() {
 // embed runs the backbone and the embedder on one image.
 func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
 	s := time.Now()
+	if d.std != nil {
+		img = d.std.Apply(img)
+	}
 	reg, err := d.bb.SetInput(img)
 	if err != nil {
 		return reg, err

@@ -19,13 +19,16 @@ type preprocessing struct {
 	Std       [3]float32 `json:"std"`
 	Sigma     float64    `json:"sigma"`
 	Normalize bool       `json:"normalize"`
-	Path      string     `json:"backbone_path"`
+	// Standardize is absent (false) in files written before it existed.
+	Standardize bool   `json:"standardize,omitempty"`
+	Path        string `json:"backbone_path"`
 }
 
 // Save writes the detector to one safetensors file, atomically.
 func (d *Detector) Save(path string) error {
 	p := d.opts.Backbone.Preprocess
-	pre, err := json.Marshal(preprocessing{Resize: string(p.Resize), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma, Normalize: d.info.Normalize, Path: d.info.Backbone})
+	pre, err := json.Marshal(preprocessing{Resize: string(p.Resize), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma, Normalize: d.info.Normalize,
+		Standardize: d.info.Standardize, Path: d.info.Backbone})
 	if err != nil {
 		return err
 	}
@@ -98,6 +101,10 @@ func Load(path string, opts Options) (*Detector, error) {
 	}
 	d.bb = bb
 	d.opts.Backbone = want
+	d.opts.Standardize = pre.Standardize
+	if pre.Standardize {
+		d.std = &backbone.Standardizer{}
+	}
 	var shapes []padim.TapShape
 	for _, t := range bb.Taps() {
 		shapes = append(shapes, padim.TapShape{H: t.H, W: t.W, C: t.C})
@@ -118,7 +125,7 @@ func Load(path string, opts Options) (*Detector, error) {
 	held, _ := strconv.Atoi(pm.Meta.Extra["held_out"])
 	d.info = Info{Backbone: opts.Backbone.Path, BackboneSHA256: pm.Meta.BackboneSHA256, Taps: pm.Meta.Taps, Resize: pre.Resize,
 		GridH: pm.State.GridH, GridW: pm.State.GridW, Pool: pm.Meta.Pool, Features: pm.State.D, Epsilon: pm.Meta.Eps,
-		Sigma: pre.Sigma, Normalize: pre.Normalize, ImageThreshold: pm.Meta.ImageThreshold, PixelThreshold: pm.Meta.PixelThreshold,
+		Sigma: pre.Sigma, Normalize: pre.Normalize, Standardize: pre.Standardize, ImageThreshold: pm.Meta.ImageThreshold, PixelThreshold: pm.Meta.PixelThreshold,
 		Images: pm.Meta.Images, HeldOut: held, Fitted: pm.Meta.FitDate.UTC().Format(time.RFC3339),
 		StateBytes: padim.StateBytes(pm.State.Positions(), pm.State.D), ID: pm.Meta.Extra["inspectd_id"]}
 	if d.info.ID == "" {

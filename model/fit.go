@@ -50,11 +50,17 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	if src.Len() < 3 {
 		return nil, rep, fmt.Errorf("fit: %d normal images, need at least 3", src.Len())
 	}
+	if len(opts.Backbone.Taps) == 0 && len(opts.DefaultTaps) > 0 {
+		opts.Backbone.Taps = opts.DefaultTaps
+	}
 	bb, err := backbone.Open(opts.Backbone)
 	if err != nil {
 		return nil, rep, err
 	}
 	d := &Detector{opts: opts, bb: bb, closer: nil}
+	if opts.Standardize {
+		d.std = &backbone.Standardizer{}
+	}
 	fail := func(err error) (*Detector, FitReport, error) {
 		d.Close()
 		return nil, rep, err
@@ -127,7 +133,7 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		return fail(err)
 	}
 	d.info = Info{Backbone: opts.Backbone.Path, BackboneSHA256: bb.SHA256(), Resize: string(opts.Backbone.Preprocess.Resize),
-		GridH: d.state.GridH, GridW: d.state.GridW, Pool: pool, Features: dim, Epsilon: opts.Epsilon, Sigma: opts.Sigma, Normalize: opts.Normalize,
+		GridH: d.state.GridH, GridW: d.state.GridW, Pool: pool, Features: dim, Epsilon: opts.Epsilon, Sigma: opts.Sigma, Normalize: opts.Normalize, Standardize: opts.Standardize,
 		Images: len(fitIdx), HeldOut: len(holdIdx), Fitted: time.Now().UTC().Format(time.RFC3339),
 		StateBytes: padim.StateBytes(d.state.Positions(), dim)}
 	for _, t := range bb.Taps() {

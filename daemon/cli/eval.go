@@ -74,6 +74,7 @@ func cmdEval() *Command {
 			sigma := fs.Float64("sigma", -1, "override model.blur_sigma")
 			taps := fs.String("taps", "", "override model.taps (comma-separated tensor names)")
 			normalize := fs.String("normalize", "", "override map normalization (median or none)")
+			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
@@ -97,6 +98,15 @@ func cmdEval() *Command {
 			}
 			if *taps != "" {
 				cfg.Model.Taps = strings.Split(*taps, ",")
+			}
+			switch *standardize {
+			case "on":
+				cfg.Model.Input.Standardize = true
+			case "off":
+				cfg.Model.Input.Standardize = false
+			case "":
+			default:
+				return usagef("--standardize %q: want on or off", *standardize)
 			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {

@@ -217,3 +217,120 @@ func normalizeOrigin(img image.Image) image.Image {
 	}
 	return img // the generic path draws from Bounds().Min
 }
+
+// Standardizer rescales each image's intensities to one mean and contrast
+// before the network sees it. Parts under a camera vary in brightness and
+// contrast from part to part (exposure, surface finish, how the part sits
+// under the light); PaDiM's Gaussians would otherwise spend their variance
+// on that, and a normal but darker part would score as anomalous all over.
+// Local defects keep their contrast relative to their surroundings.
+//
+// The mean and standard deviation are those of the luminance over the whole
+// image; every channel gets the same affine map, so colours keep their hue.
+// Apply reuses its output buffer: the result is valid until the next call.
+type Standardizer struct {
+	// Mean and Std are the target luminance mean and standard deviation
+	// (0..255 scale); 0 means 128 and StandardStd.
+	Mean, Std float64
+
+	gray *image.Gray
+	rgba *image.RGBA
+}
+
+// StandardStd is the default target standard deviation: wide enough to keep
+// texture detail, narrow enough that little clips at 0 or 255.
+const StandardStd = 40
+
+// minStd keeps a flat image (a lens cap, a blank frame) from being blown up
+// into amplified noise.
+const minStd = 2
+
+// Apply returns img standardized. *image.Gray stays gray; everything else
+// becomes *image.RGBA.
+func (s *Standardizer) Apply(img image.Image) image.Image {
+	img = normalizeOrigin(img)
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w <= 0 || h <= 0 {
+		return img
+	}
+	mean, std := s.Mean, s.Std
+	if mean == 0 {
+		mean = 128
+	}
+	if std == 0 {
+		std = StandardStd
+	}
+	if g, ok := img.(*image.Gray); ok {
+		if s.gray == nil || s.gray.Rect.Dx() != w || s.gray.Rect.Dy() != h {
+			s.gray = image.NewGray(image.Rect(0, 0, w, h))
+		}
+		var sum, sq float64
+		for y := 0; y < h; y++ {
+			var rs, rq uint64 // exact per row: 255²·16384 fits easily
+			for _, p := range g.Pix[y*g.Stride : y*g.Stride+w] {
+				rs += uint64(p)
+				rq += uint64(p) * uint64(p)
+			}
+			sum += float64(rs)
+			sq += float64(rq)
+		}
+		lut := affineLUT(sum, sq, float64(w*h), mean, std)
+		for y := 0; y < h; y++ {
+			src := g.Pix[y*g.Stride : y*g.Stride+w]
+			dst := s.gray.Pix[y*s.gray.Stride : y*s.gray.Stride+w]
+			for x, p := range src {
+				dst[x] = lut[p]
+			}
+		}
+		return s.gray
+	}
+	if s.rgba == nil || s.rgba.Rect.Dx() != w || s.rgba.Rect.Dy() != h {
+		s.rgba = image.NewRGBA(image.Rect(0, 0, w, h))
+	}
+	switch im := img.(type) {
+	case *image.RGBA:
+		copyRows(s.rgba, im.Pix, im.Stride, w, h)
+	case *image.NRGBA:
+		copyRows(s.rgba, im.Pix, im.Stride, w, h)
+	default:
+		draw.Draw(s.rgba, s.rgba.Rect, img, b.Min, draw.Src)
+	}
+	var sum, sq float64
+	for y := 0; y < h; y++ {
+		row := s.rgba.Pix[y*s.rgba.Stride : y*s.rgba.Stride+4*w]
+		for x := 0; x < w; x++ {
+			p := row[4*x : 4*x+3 : 4*x+3]
+			l := 0.299*float64(p[0]) + 0.587*float64(p[1]) + 0.114*float64(p[2])
+			sum += l
+			sq += l * l
+		}
+	}
+	lut := affineLUT(sum, sq, float64(w*h), mean, std)
+	for y := 0; y < h; y++ {
+		row := s.rgba.Pix[y*s.rgba.Stride : y*s.rgba.Stride+4*w]
+		for x := 0; x < w; x++ {
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = lut[row[4*x]], lut[row[4*x+1]], lut[row[4*x+2]], 255
+		}
+	}
+	return s.rgba
+}
+
+// copyRows copies w×h RGBA pixels (alpha ignored later) into dst.
+func copyRows(dst *image.RGBA, pix []uint8, stride, w, h int) {
+	for y := 0; y < h; y++ {
+		copy(dst.Pix[y*dst.Stride:y*dst.Stride+4*w], pix[y*stride:y*stride+4*w])
+	}
+}
+
+// affineLUT maps a pixel value v to mean + (v−μ)·std/σ, rounded and
+// clipped, where μ and σ come from the sums over n pixels.
+func affineLUT(sum, sq, n, mean, std float64) (lut [256]uint8) {
+	mu := sum / n
+	sigma := math.Sqrt(max(sq/n-mu*mu, 0))
+	k := std / max(sigma, minStd)
+	for v := range lut {
+		lut[v] = uint8(min(max(mean+(float64(v)-mu)*k+0.5, 0), 255))
+	}
+	return lut
+}

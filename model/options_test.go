@@ -1,0 +1,125 @@
+package model
+
+import (
+	"context"
+	"image"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/inspectd/inspectd/model/modeltest"
+)
+
+// brushed renders one brushed-metal part (the same vertical streaks every
+// time) with fresh grain per seed, the kind of surface Standardize is for.
+func brushed(w, h int, seed uint64) *image.Gray {
+	scene := rand.New(rand.NewPCG(0, 11))
+	col := make([]float64, w)
+	for x := range col {
+		col[x] = 25 * scene.NormFloat64()
+	}
+	rng := rand.New(rand.NewPCG(seed, 11))
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			g.Pix[y*w+x] = uint8(min(max(120+col[x]+8*rng.NormFloat64(), 0), 255))
+		}
+	}
+	return g
+}
+
+// exposed is img under other lighting: scaled and offset.
+func exposed(img *image.Gray, gain, offset float64) *image.Gray {
+	out := image.NewGray(img.Rect)
+	for i, p := range img.Pix {
+		out.Pix[i] = uint8(min(max(gain*float64(p)+offset+0.5, 0), 255))
+	}
+	return out
+}
+
+type grays []image.Image
+
+func (g grays) Len() int                         { return len(g) }
+func (g grays) Image(i int) (image.Image, error) { return g[i], nil }
+
+func fitTest(t *testing.T, opts Options) *Detector {
+	t.Helper()
+	opts.Backbone.Path = modeltest.BackbonePath(t)
+	opts.Backbone.Threads = 2
+	opts.Features = 32
+	var imgs grays
+	for i := range 24 {
+		imgs = append(imgs, brushed(96, 80, uint64(i)))
+	}
+	d, _, err := Fit(context.Background(), opts, imgs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// With Standardize a darker exposure of a normal part scores like the part;
+// without it the same frame scores far higher. Save and Load keep it.
+func TestStandardizeOption(t *testing.T) {
+	part := brushed(96, 80, 100)
+	dark := exposed(part, 0.4, 0)
+	score := func(d *Detector, img image.Image) float64 {
+		s, err := d.Score(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	plain := fitTest(t, Options{})
+	std := fitTest(t, Options{Standardize: true})
+	if !std.Info().Standardize || plain.Info().Standardize {
+		t.Fatalf("Info().Standardize: %v with, %v without", std.Info().Standardize, plain.Info().Standardize)
+	}
+	p0, p1 := score(plain, part), score(plain, dark)
+	s0, s1 := score(std, part), score(std, dark)
+	t.Logf("plain: part %.2f dark %.2f; standardized: part %.2f dark %.2f", p0, p1, s0, s1)
+	if p1 < 1.5*p0 {
+		t.Fatalf("test setup: without standardizing, the dark exposure scores %.2f vs %.2f; want it clearly higher", p1, p0)
+	}
+	if math.Abs(s1-s0) > 0.1*s0 {
+		t.Errorf("standardized: dark exposure scores %.2f vs %.2f for the part, want within 10%%", s1, s0)
+	}
+
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := std.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	opts := std.opts
+	opts.Standardize = false // the file's preprocessing wins over the configuration
+	l, err := Load(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.Info().Standardize {
+		t.Error("loaded model lost Standardize")
+	}
+	if got := score(l, dark); math.Abs(got-s1) > 1e-3*s1 {
+		t.Errorf("loaded model scores the dark exposure %.4f, fitted one %.4f", got, s1)
+	}
+}
+
+func TestDefaultTaps(t *testing.T) {
+	c9 := []string{"MobilenetV1/MobilenetV1/Conv2d_3_pointwise/Relu6", "MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6",
+		"MobilenetV1/MobilenetV1/Conv2d_9_pointwise/Relu6"}
+	d := fitTest(t, Options{DefaultTaps: c9})
+	if got := d.Info().Taps; !slices.Equal(got, c9) {
+		t.Errorf("taps %v, want the default taps %v", got, c9)
+	}
+	explicit := []string{"MobilenetV1/MobilenetV1/Conv2d_1_pointwise/Relu6", "MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6"}
+	var o Options
+	o.Backbone.Taps = explicit
+	o.DefaultTaps = c9
+	d = fitTest(t, o)
+	if got := d.Info().Taps; !slices.Equal(got, explicit) {
+		t.Errorf("taps %v, want the configured taps %v", got, explicit)
+	}
+}
