@@ -216,6 +216,9 @@ type Model struct {
 	MemoryBudget MemoryBudget `yaml:"memory_budget"`
 	// MemoryFraction is the share of available memory an auto budget takes.
 	MemoryFraction float64 `yaml:"memory_fraction"`
+	// PositionZScore standardizes each patch position's distance by its
+	// mean and spread on held-out normal images.
+	PositionZScore bool `yaml:"position_zscore"`
 	// BlurSigma is the anomaly map's Gaussian blur, in pixels at 224 px; 0 disables it.
 	BlurSigma float64 `yaml:"blur_sigma"`
 	// Threshold says how the anomaly threshold is chosen.
@@ -362,6 +365,7 @@ func Default() *Config {
 			Threads:        2,
 			XNNPACK:        true,
 			Optimize:       "auto",
+			PositionZScore: true,
 			Features:       100,
 			MinFeatures:    32,
 			Seed:           1,

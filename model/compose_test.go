@@ -202,3 +202,64 @@ type pathsSource []string
 
 func (p pathsSource) Len() int                         { return len(p) }
 func (p pathsSource) Image(i int) (image.Image, error) { return dataset.Load(p[i]) }
+
+func TestPositionStats(t *testing.T) {
+	grids := [][]float32{{1, 5, 2}, {3, 5, 2}, {5, 5, 2.02}}
+	mean, inv := positionStats(grids)
+	if math.Abs(float64(mean[0])-3) > 1e-6 || math.Abs(float64(mean[1])-5) > 1e-6 {
+		t.Fatalf("means %v", mean)
+	}
+	if sd := 1 / float64(inv[0]); math.Abs(sd-math.Sqrt(8.0/3)) > 1e-4 {
+		t.Errorf("std of position 0 = %v", sd)
+	}
+	// Positions that do not vary are floored at a tenth of the average spread.
+	avg := (math.Sqrt(8.0/3) + 0 + math.Sqrt(0.02*0.02*2/9)) / 3
+	if sd := 1 / float64(inv[1]); math.Abs(sd-0.1*avg) > 1e-4 {
+		t.Errorf("floored std %v, want %v", sd, 0.1*avg)
+	}
+}
+
+// With the per-position z-score, a fitted model and its saved file agree,
+// and the statistics change the scores.
+func TestPositionZScoreSaveLoad(t *testing.T) {
+	opts := testOptions(t)
+	opts.PositionZScore = true
+	opts.Holdout = 0.5
+	det, _, err := Fit(context.Background(), opts, textures(32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	if !det.Info().PositionZScore || det.zMean == nil {
+		t.Fatal("z-score not fitted")
+	}
+	good, bad := texture(2000, false), texture(2001, true)
+	r, err := det.Inspect(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, ag := r.Score, r.Anomalous
+	r, _ = det.Inspect(bad)
+	sb, ab := r.Score, r.Anomalous
+	if ag || !ab {
+		t.Errorf("good anomalous=%v (%.2f), defect anomalous=%v (%.2f), threshold %.2f", ag, sg, ab, sb, r.Threshold)
+	}
+	path := filepath.Join(t.TempDir(), "z.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	o := opts
+	o.PositionZScore = false // the file decides
+	ld, err := Load(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	if !ld.Info().PositionZScore {
+		t.Fatal("loaded model lost its z-score statistics")
+	}
+	r, _ = ld.Inspect(bad)
+	if math.Abs(r.Score-sb) > 1e-5*math.Abs(sb) {
+		t.Errorf("loaded model scores %.6f, fitted %.6f", r.Score, sb)
+	}
+}

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"image"
 	"log/slog"
-	"math"
-	"slices"
 	"time"
 
 	"github.com/inspectd/inspectd/model/backbone"
@@ -49,11 +47,11 @@ type Options struct {
 	// to the backbone (graph.AutoTaps). Load does not check them: a model
 	// file's own taps always win.
 	DefaultTaps []string
-	// Normalize subtracts each frame's median patch distance (over the part
-	// of the grid that holds the image) before the map is drawn, so that
-	// parts whose overall texture level differs from part to part are
-	// judged by their local outliers, not their level.
-	Normalize bool
+	// PositionZScore standardizes each grid position's distance by its
+	// mean and spread over the held-out normal images: positions that vary
+	// more on good parts (edges, borders of letterboxed images) then need
+	// a larger deviation to light up, which evens out the map.
+	PositionZScore bool
 	// Workers for scoring and fitting (0: all cores).
 	Workers int
 	Logger  *slog.Logger
@@ -114,7 +112,9 @@ type Detector struct {
 	fmaps  []padim.FeatureMap
 	vec    []float32
 	dist   []float32
-	sorted []float32
+	// zMean and zInvStd standardize distances per position
+	// (Options.PositionZScore); nil when off.
+	zMean, zInvStd []float32
 	maps   *padim.AnomalyMap
 	mapKey mapKey
 	res    Inspection
@@ -137,7 +137,7 @@ type Info struct {
 	Features       int      `json:"features"`
 	Epsilon        float64  `json:"epsilon"`
 	Sigma          float64  `json:"sigma"`
-	Normalize      bool     `json:"normalize"`
+	PositionZScore bool     `json:"position_zscore"`
 	Standardize    bool     `json:"standardize"`
 	ImageThreshold float64  `json:"image_threshold"`
 	PixelThreshold float64  `json:"pixel_threshold"`
@@ -169,7 +169,6 @@ func (d *Detector) bindBuffers() {
 	d.fmaps = make([]padim.FeatureMap, len(d.bb.Taps()))
 	d.vec = make([]float32, d.emb.Len())
 	d.dist = make([]float32, d.emb.Positions())
-	d.sorted = make([]float32, 0, d.emb.Positions())
 }
 
 // embed runs the backbone and the embedder on one image.
@@ -213,16 +212,11 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 	if err := d.scorer.Score(d.dist, d.vec); err != nil {
 		return nil, err
 	}
-	if d.info.Normalize {
-		d.normalize(reg)
-	}
+	d.standardizeDistances()
 	m := time.Now()
 	r.Timing.PaDiM = m.Sub(s)
 	b := img.Bounds()
-	if err := d.ensureMap(b.Dx(), b.Dy(), reg); err != nil {
-		return nil, err
-	}
-	score, err := d.maps.Render(r.Map, d.dist)
+	score, err := d.render(b.Dx(), b.Dy(), reg)
 	if err != nil {
 		return nil, err
 	}
@@ -243,25 +237,22 @@ func (d *Detector) Score(img image.Image) (float64, error) {
 	return r.Score, nil
 }
 
-// normalize subtracts the median distance of the image's part of the grid.
-// The map is a linear, weight-preserving function of the grid (bilinear
-// upsampling and blur), so this shifts the whole map by the same amount.
-func (d *Detector) normalize(reg backbone.Region) {
-	gw, gh := d.state.GridW, d.state.GridH
-	x0, x1 := int(reg.X0*float64(gw)), int(math.Ceil(reg.X1*float64(gw)))
-	y0, y1 := int(reg.Y0*float64(gh)), int(math.Ceil(reg.Y1*float64(gh)))
-	v := d.sorted[:0]
-	for y := y0; y < min(y1, gh); y++ {
-		v = append(v, d.dist[y*gw+x0:y*gw+min(x1, gw)]...)
-	}
-	if len(v) == 0 {
+// standardizeDistances applies the per-position z-score, when fitted.
+func (d *Detector) standardizeDistances() {
+	if d.zMean == nil {
 		return
 	}
-	slices.Sort(v)
-	med := v[len(v)/2]
-	for i := range d.dist {
-		d.dist[i] -= med
+	for i, v := range d.dist {
+		d.dist[i] = (v - d.zMean[i]) * d.zInvStd[i]
 	}
+}
+
+// render draws the anomaly map of d.dist at w×h and returns its maximum.
+func (d *Detector) render(w, h int, reg backbone.Region) (float32, error) {
+	if err := d.ensureMap(w, h, reg); err != nil {
+		return 0, err
+	}
+	return d.maps.Render(d.res.Map, d.dist)
 }
 
 func (d *Detector) ensureMap(w, h int, reg backbone.Region) error {

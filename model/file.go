@@ -18,16 +18,21 @@ type preprocessing struct {
 	Mean      [3]float32 `json:"mean"`
 	Std       [3]float32 `json:"std"`
 	Sigma     float64    `json:"sigma"`
-	Normalize bool       `json:"normalize"`
 	// Standardize is absent (false) in files written before it existed.
 	Standardize bool   `json:"standardize,omitempty"`
 	Path        string `json:"backbone_path"`
 }
 
+// Tensors of the per-position distance statistics (Options.PositionZScore).
+const (
+	tensorDistMean   = "dist_mean"
+	tensorDistInvStd = "dist_inv_std"
+)
+
 // Save writes the detector to one safetensors file, atomically.
 func (d *Detector) Save(path string) error {
 	p := d.opts.Backbone.Preprocess
-	pre, err := json.Marshal(preprocessing{Resize: string(p.Resize), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma, Normalize: d.info.Normalize,
+	pre, err := json.Marshal(preprocessing{Resize: string(p.Resize), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma,
 		Standardize: d.info.Standardize, Path: d.info.Backbone})
 	if err != nil {
 		return err
@@ -44,6 +49,10 @@ func (d *Detector) Save(path string) error {
 			BackboneSHA256: d.info.BackboneSHA256, Taps: d.info.Taps, TapShapes: shapes, Preprocessing: string(pre),
 			FitDate: fitted, Images: d.info.Images, Seed: d.opts.Seed,
 			Extra: map[string]string{"inspectd_id": d.info.ID, "held_out": strconv.Itoa(d.info.HeldOut)}},
+	}
+	if d.zMean != nil {
+		p := []int{len(d.zMean)}
+		m.Tensors = map[string]padim.Tensor{tensorDistMean: {Shape: p, Data: d.zMean}, tensorDistInvStd: {Shape: p, Data: d.zInvStd}}
 	}
 	if err := padim.Save(path, m); err != nil {
 		return fmt.Errorf("save model %s: %w", path, err)
@@ -122,10 +131,18 @@ func Load(path string, opts Options) (*Detector, error) {
 	}
 	d.bindBuffers()
 	d.th = padim.Thresholds{Image: pm.Meta.ImageThreshold, Pixel: pm.Meta.PixelThreshold}
+	zm, okm := pm.Tensors[tensorDistMean]
+	zs, oks := pm.Tensors[tensorDistInvStd]
+	if okm != oks || (okm && (len(zm.Data) != pm.State.Positions() || len(zs.Data) != pm.State.Positions())) {
+		return fail(fmt.Errorf("tensors %s and %s must both hold one value per grid position (%d)", tensorDistMean, tensorDistInvStd, pm.State.Positions()))
+	}
+	if okm {
+		d.zMean, d.zInvStd = zm.Data, zs.Data
+	}
 	held, _ := strconv.Atoi(pm.Meta.Extra["held_out"])
 	d.info = Info{Backbone: opts.Backbone.Path, BackboneSHA256: pm.Meta.BackboneSHA256, Taps: pm.Meta.Taps, Resize: pre.Resize,
 		GridH: pm.State.GridH, GridW: pm.State.GridW, Pool: pm.Meta.Pool, Features: pm.State.D, Epsilon: pm.Meta.Eps,
-		Sigma: pre.Sigma, Normalize: pre.Normalize, Standardize: pre.Standardize, ImageThreshold: pm.Meta.ImageThreshold, PixelThreshold: pm.Meta.PixelThreshold,
+		Sigma: pre.Sigma, Standardize: pre.Standardize, PositionZScore: okm, ImageThreshold: pm.Meta.ImageThreshold, PixelThreshold: pm.Meta.PixelThreshold,
 		Images: pm.Meta.Images, HeldOut: held, Fitted: pm.Meta.FitDate.UTC().Format(time.RFC3339),
 		StateBytes: padim.StateBytes(pm.State.Positions(), pm.State.D), ID: pm.Meta.Extra["inspectd_id"]}
 	if d.info.ID == "" {

@@ -133,29 +133,71 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		return fail(err)
 	}
 	d.info = Info{Backbone: opts.Backbone.Path, BackboneSHA256: bb.SHA256(), Resize: string(opts.Backbone.Preprocess.Resize),
-		GridH: d.state.GridH, GridW: d.state.GridW, Pool: pool, Features: dim, Epsilon: opts.Epsilon, Sigma: opts.Sigma, Normalize: opts.Normalize, Standardize: opts.Standardize,
+		GridH: d.state.GridH, GridW: d.state.GridW, Pool: pool, Features: dim, Epsilon: opts.Epsilon, Sigma: opts.Sigma, Standardize: opts.Standardize,
 		Images: len(fitIdx), HeldOut: len(holdIdx), Fitted: time.Now().UTC().Format(time.RFC3339),
 		StateBytes: padim.StateBytes(d.state.Positions(), dim)}
 	for _, t := range bb.Taps() {
 		d.info.Taps = append(d.info.Taps, t.Name)
 	}
-	// Thresholds from the held-out normal images.
+	// Thresholds (and the per-position distance statistics) from the
+	// held-out normal images: their distance grids are kept (P floats
+	// each), so the maps can be drawn again once the statistics are known.
 	s = time.Now()
-	d.th = padim.Thresholds{Image: math.MaxFloat64}
-	var scores []float64
+	type heldOut struct {
+		dist []float32
+		reg  backbone.Region
+		w, h int
+	}
+	var held []heldOut
 	for im := range prefetch(cctx, src, holdIdx) {
 		if im.err != nil {
 			return fail(fmt.Errorf("fit: image %d: %w", im.i, im.err))
 		}
-		sc, err := d.Score(im.img)
+		reg, err := d.embed(im.img, nil)
 		if err != nil {
 			return fail(fmt.Errorf("fit: image %d: %w", im.i, err))
 		}
-		scores = append(scores, sc)
+		if err := d.scorer.Score(d.dist, d.vec); err != nil {
+			return fail(err)
+		}
+		b := im.img.Bounds()
+		held = append(held, heldOut{append([]float32(nil), d.dist...), reg, b.Dx(), b.Dy()})
 		done++
 		if progress != nil {
 			progress(done, total)
 		}
+	}
+	// With the z-score, half of the held-out images give the statistics
+	// and the other half the threshold: scores of the images that set the
+	// statistics are standardized by construction and would put the
+	// threshold too low.
+	thresholdSet := held
+	if opts.PositionZScore {
+		if len(held) < 4 {
+			opts.Logger.Warn("position z-score skipped: it needs at least 4 held-out normal images", "held_out", len(held))
+		} else {
+			var grids [][]float32
+			thresholdSet = nil
+			for i, h := range held {
+				if i%2 == 0 {
+					grids = append(grids, h.dist)
+				} else {
+					thresholdSet = append(thresholdSet, h)
+				}
+			}
+			d.zMean, d.zInvStd = positionStats(grids)
+			d.info.PositionZScore = true
+		}
+	}
+	var scores []float64
+	for _, h := range thresholdSet {
+		copy(d.dist, h.dist)
+		d.standardizeDistances()
+		sc, err := d.render(h.w, h.h, h.reg)
+		if err != nil {
+			return fail(err)
+		}
+		scores = append(scores, float64(sc))
 	}
 	t, err := padim.ImageThreshold(scores, opts.Threshold)
 	if err != nil {
@@ -185,4 +227,33 @@ func totalChannels(s []padim.TapShape) int {
 func (d *Detector) id() string {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g", d.info.BackboneSHA256, d.info.Fitted, d.info.Features, d.info.ImageThreshold)))
 	return hex.EncodeToString(h[:6])
+}
+
+// positionStats returns each position's mean distance and the inverse of
+// its standard deviation over the grids. The spread is floored at a tenth
+// of the average spread so that a position that barely varies on the
+// held-out images (padding, a flat background) cannot blow up.
+func positionStats(grids [][]float32) (mean, invStd []float32) {
+	p := len(grids[0])
+	n := float64(len(grids))
+	mean, invStd = make([]float32, p), make([]float32, p)
+	std := make([]float64, p)
+	var avg float64
+	for i := 0; i < p; i++ {
+		var s, ss float64
+		for _, g := range grids {
+			v := float64(g[i])
+			s += v
+			ss += v * v
+		}
+		m := s / n
+		mean[i] = float32(m)
+		std[i] = math.Sqrt(max(ss/n-m*m, 0))
+		avg += std[i]
+	}
+	floor := max(0.1*avg/float64(p), 1e-6)
+	for i, v := range std {
+		invStd[i] = float32(1 / max(v, floor))
+	}
+	return mean, invStd
 }

@@ -73,7 +73,7 @@ func cmdEval() *Command {
 			resize := fs.String("resize", "", "override model.input.resize (fit, squash, crop)")
 			sigma := fs.Float64("sigma", -1, "override model.blur_sigma")
 			taps := fs.String("taps", "", "override model.taps (comma-separated tensor names)")
-			normalize := fs.String("normalize", "", "override map normalization (median or none)")
+			zscore := fs.String("zscore", "", "override model.position_zscore (on or off)")
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
 			if err := parseFlags(fs, args); err != nil {
@@ -108,18 +108,18 @@ func cmdEval() *Command {
 			default:
 				return usagef("--standardize %q: want on or off", *standardize)
 			}
+			switch *zscore {
+			case "on":
+				cfg.Model.PositionZScore = true
+			case "off":
+				cfg.Model.PositionZScore = false
+			case "":
+			default:
+				return usagef("--zscore %q: want on or off", *zscore)
+			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
 				return err
-			}
-			switch *normalize {
-			case "median":
-				opts.Normalize = true
-			case "none":
-				opts.Normalize = false
-			case "":
-			default:
-				return usagef("--normalize %q: want median or none", *normalize)
 			}
 			set, err := dataset.Scan(*data)
 			if err != nil {
