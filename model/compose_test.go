@@ -225,7 +225,7 @@ func TestPositionZScoreSaveLoad(t *testing.T) {
 	opts := testOptions(t)
 	opts.PositionZScore = true
 	opts.Holdout = 0.5
-	det, _, err := Fit(context.Background(), opts, textures(32), nil)
+	det, _, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

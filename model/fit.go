@@ -173,8 +173,9 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	// threshold too low.
 	thresholdSet := held
 	if opts.PositionZScore {
-		if len(held) < 4 {
-			opts.Logger.Warn("position z-score skipped: it needs at least 4 held-out normal images", "held_out", len(held))
+		if len(held) < minZScoreHeldOut {
+			opts.Logger.Warn("position z-score skipped: too few held-out normal images for per-position statistics",
+				"held_out", len(held), "need", minZScoreHeldOut)
 		} else {
 			var grids [][]float32
 			thresholdSet = nil
@@ -228,6 +229,13 @@ func (d *Detector) id() string {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d|%g", d.info.BackboneSHA256, d.info.Fitted, d.info.Features, d.info.ImageThreshold)))
 	return hex.EncodeToString(h[:6])
 }
+
+// minZScoreHeldOut is the fewest held-out images the per-position z-score
+// is fitted with (half for the statistics, half for the threshold): with
+// fewer, the spread of each position is too noisy and hurts more than it
+// helps (measured: 10 held-out tiles of magnetic_tile drop image AUROC
+// from 0.87 to 0.76).
+const minZScoreHeldOut = 20
 
 // positionStats returns each position's mean distance and the inverse of
 // its standard deviation over the grids. The spread is floored at a tenth
