@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,7 @@ func cmdBench() *Command {
 			count := fs.Int("count", 1000, "inspections to run")
 			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
 			noMQTT := fs.Bool("no-mqtt", false, "do not publish (measure capture and inspection alone)")
+			rate := fs.Float64("rate", 0, "frames per second offered, like a line's camera (0: as fast as the pipeline takes them, which measures throughput; queueing then dominates latency)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -93,6 +95,12 @@ func cmdBench() *Command {
 				}
 			}
 			defer src.Close()
+			if src, err = capture.NewThrottle(src, *rate); err != nil {
+				return usagef("--rate: %v", err)
+			}
+			// The fit's accumulators are garbage now; give their pages back so
+			// that RSS shows the steady state of a daemon that loaded a model.
+			debug.FreeOSMemory()
 			if det == nil {
 				if det, err = model.Load(*modelPath, mopts); err != nil {
 					return err
