@@ -109,15 +109,15 @@ type Detector struct {
 	info   Info
 	closer func() error
 
-	fmaps  []padim.FeatureMap
-	vec    []float32
-	dist   []float32
+	fmaps []padim.FeatureMap
+	vec   []float32
+	dist  []float32
 	// zMean and zInvStd standardize distances per position
 	// (Options.PositionZScore); nil when off.
 	zMean, zInvStd []float32
-	maps   *padim.AnomalyMap
-	mapKey mapKey
-	res    Inspection
+	maps           *padim.AnomalyMap
+	mapKey         mapKey
+	res            Inspection
 }
 
 type mapKey struct {

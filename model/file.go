@@ -14,10 +14,10 @@ import (
 // input; a loaded model applies it, whatever the configuration says now,
 // because scores are only meaningful under the preprocessing of the fit.
 type preprocessing struct {
-	Resize    string     `json:"resize"`
-	Mean      [3]float32 `json:"mean"`
-	Std       [3]float32 `json:"std"`
-	Sigma     float64    `json:"sigma"`
+	Resize string     `json:"resize"`
+	Mean   [3]float32 `json:"mean"`
+	Std    [3]float32 `json:"std"`
+	Sigma  float64    `json:"sigma"`
 	// Standardize is absent (false) in files written before it existed.
 	Standardize bool   `json:"standardize,omitempty"`
 	Path        string `json:"backbone_path"`
