@@ -103,14 +103,14 @@ type Pipeline struct {
 	lastOK  atomic.Int64 // unix nanos of the last good frame
 
 	// publish-stage buffers
-	rf       regionFinder
-	pngBuf   bytes.Buffer
-	jpgBuf   bytes.Buffer
-	overlay  *image.RGBA
-	pngEnc   png.Encoder
-	lastRes  time.Time
-	latency  map[string]float64
-	snapshot bool
+	rf          regionFinder
+	pngBuf      bytes.Buffer
+	jpgBuf      bytes.Buffer
+	overlay     *image.RGBA
+	pngEnc      png.Encoder
+	lastRes     time.Time
+	latency     map[string]float64
+	lastInspErr string
 }
 
 // NewPipeline checks the options.
@@ -140,6 +140,9 @@ func (p *Pipeline) CameraHealth() (bool, string) {
 	last := p.lastOK.Load()
 	msg, _ := p.lastErr.Load().(string)
 	if last == 0 {
+		if msg == "" && !p.o.FreeRun {
+			return true, "waiting for the first trigger"
+		}
 		if msg == "" {
 			msg = "no frame captured yet"
 		}
@@ -330,7 +333,10 @@ func (p *Pipeline) publishStage(s *slot) {
 	seq := p.seq.Add(1)
 	f := &s.frame
 	if s.inspErr != nil {
-		p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
+		if msg := s.inspErr.Error(); msg != p.lastInspErr { // one line per kind of failure, not per frame
+			p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
+			p.lastInspErr = msg
+		}
 		if p.o.Metrics != nil {
 			p.o.Metrics.Drop("inspect_error")
 		}
@@ -339,6 +345,7 @@ func (p *Pipeline) publishStage(s *slot) {
 		}
 		return
 	}
+	p.lastInspErr = ""
 	r := &s.res
 	r.Verdict = "ok"
 	if r.Anomalous {
