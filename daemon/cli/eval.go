@@ -99,23 +99,11 @@ func cmdEval() *Command {
 			if *taps != "" {
 				cfg.Model.Taps = strings.Split(*taps, ",")
 			}
-			switch *standardize {
-			case "on":
-				cfg.Model.Input.Standardize = true
-			case "off":
-				cfg.Model.Input.Standardize = false
-			case "":
-			default:
-				return usagef("--standardize %q: want on or off", *standardize)
+			if err := overrideBool("--standardize", *standardize, &cfg.Model.Input.Standardize); err != nil {
+				return err
 			}
-			switch *zscore {
-			case "on":
-				cfg.Model.PositionZScore = true
-			case "off":
-				cfg.Model.PositionZScore = false
-			case "":
-			default:
-				return usagef("--zscore %q: want on or off", *zscore)
+			if err := overrideBool("--zscore", *zscore, &cfg.Model.PositionZScore); err != nil {
+				return err
 			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
@@ -237,6 +225,20 @@ func cmdEval() *Command {
 			return nil
 		},
 	}
+}
+
+// overrideBool applies an on/off flag to a setting; "" leaves it.
+func overrideBool(flag, v string, dst *bool) error {
+	switch v {
+	case "on":
+		*dst = true
+	case "off":
+		*dst = false
+	case "":
+	default:
+		return usagef("%s %q: want on or off", flag, v)
+	}
+	return nil
 }
 
 func pathsOf(items []dataset.Item) []string {
