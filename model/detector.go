@@ -154,9 +154,6 @@ func (d *Detector) Info() Info { return d.info }
 // Backbone is the detector's feature extractor.
 func (d *Detector) Backbone() *backbone.Backbone { return d.bb }
 
-// Thresholds are the detector's decision levels.
-func (d *Detector) Thresholds() padim.Thresholds { return d.th }
-
 func tapShapes(bb *backbone.Backbone) []padim.TapShape {
 	var s []padim.TapShape
 	for _, t := range bb.Taps() {
@@ -225,16 +222,6 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 	}
 	r.Timing.Map = time.Since(m)
 	return r, nil
-}
-
-// Score is the image score alone (the anomaly map's maximum), used to pick
-// thresholds.
-func (d *Detector) Score(img image.Image) (float64, error) {
-	r, err := d.Inspect(img)
-	if err != nil {
-		return 0, err
-	}
-	return r.Score, nil
 }
 
 // standardizeDistances applies the per-position z-score, when fitted.

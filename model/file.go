@@ -38,10 +38,7 @@ func (d *Detector) Save(path string) error {
 		return err
 	}
 	fitted, _ := time.Parse(time.RFC3339, d.info.Fitted)
-	var shapes []padim.TapShape
-	for _, t := range d.bb.Taps() {
-		shapes = append(shapes, padim.TapShape{H: t.H, W: t.W, C: t.C})
-	}
+	shapes := tapShapes(d.bb)
 	m := &padim.Model{
 		State:    *d.state,
 		Channels: d.emb.Channels(),
@@ -114,10 +111,7 @@ func Load(path string, opts Options) (*Detector, error) {
 	if pre.Standardize {
 		d.std = &backbone.Standardizer{}
 	}
-	var shapes []padim.TapShape
-	for _, t := range bb.Taps() {
-		shapes = append(shapes, padim.TapShape{H: t.H, W: t.W, C: t.C})
-	}
+	shapes := tapShapes(bb)
 	d.emb, err = padim.NewEmbedder(padim.EmbedderOptions{Taps: shapes, Channels: pm.Channels, Pool: pm.Meta.Pool})
 	if err != nil {
 		return fail(err)

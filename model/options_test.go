@@ -67,11 +67,11 @@ func TestStandardizeOption(t *testing.T) {
 	part := brushed(96, 80, 100)
 	dark := exposed(part, 0.4, 0)
 	score := func(d *Detector, img image.Image) float64 {
-		s, err := d.Score(img)
+		r, err := d.Inspect(img)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return r.Score
 	}
 	plain := fitTest(t, Options{})
 	std := fitTest(t, Options{Standardize: true})

@@ -15,7 +15,6 @@ import (
 	"image"
 	"log/slog"
 	"os"
-	"time"
 	"unsafe"
 
 	"github.com/mattn/go-tflite"
@@ -477,17 +476,6 @@ func (b *Backbone) RawTap(i int) []byte {
 func (b *Backbone) Extra(i int) ([]byte, string) {
 	t := b.extras[i]
 	return unsafe.Slice((*byte)(t.Data()), t.ByteSize()), t.Type().String()
-}
-
-// Benchmark times n invokes on the current input.
-func (b *Backbone) Benchmark(n int) (time.Duration, error) {
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if err := b.Invoke(); err != nil {
-			return 0, err
-		}
-	}
-	return time.Since(start) / time.Duration(max(n, 1)), nil
 }
 
 // Close frees the interpreter, its options, the delegate and the model.

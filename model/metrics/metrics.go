@@ -92,24 +92,22 @@ func AUROC(scores []float64, labels []bool) (float64, error) {
 // F1Max is the best F1 score over all thresholds on the image scores, and
 // the threshold reaching it (anomalous when score ≥ threshold).
 func F1Max(scores []float64, labels []bool) (f1, threshold float64, err error) {
-	v, pos, _, err := prepare(scores, labels)
+	pts, err := ROC(scores, labels)
 	if err != nil {
 		return 0, 0, err
 	}
-	tp, fp := 0, 0
-	for i := 0; i < len(v); {
-		j := i
-		for ; j < len(v) && v[j].s == v[i].s; j++ {
-			if v[j].pos {
-				tp++
-			} else {
-				fp++
-			}
+	pos := 0
+	for _, l := range labels {
+		if l {
+			pos++
 		}
-		if f := 2 * float64(tp) / float64(2*tp+fp+(pos-tp)); f > f1 {
-			f1, threshold = f, v[i].s
+	}
+	p, n := float64(pos), float64(len(labels)-pos)
+	for _, q := range pts[1:] { // each point: anomalous when score ≥ q.Threshold
+		tp, fp := q.TPR*p, q.FPR*n
+		if f := 2 * tp / (2*tp + fp + (p - tp)); f > f1 {
+			f1, threshold = f, q.Threshold
 		}
-		i = j
 	}
 	return f1, threshold, nil
 }
