@@ -45,6 +45,9 @@ type EvalResult struct {
 	TrainImages int                `json:"train_images"`
 	TestImages  int                `json:"test_images"`
 	PerDefect   map[string]float64 `json:"image_auroc_per_defect"`
+	// PixelPerDefect is each type's defect pixels against all normal
+	// pixels of the test set.
+	PixelPerDefect map[string]float64 `json:"pixel_auroc_per_defect"`
 	Threshold   float64            `json:"threshold"`
 	// Accuracy of the fitted threshold: share of test images judged right.
 	Accuracy  float64 `json:"threshold_accuracy"`
@@ -116,7 +119,7 @@ func cmdEval() *Command {
 			if len(set.Test) == 0 {
 				return fmt.Errorf("data set %s has no test images", *data)
 			}
-			res := EvalResult{Data: *data, PerDefect: map[string]float64{}}
+			res := EvalResult{Data: *data, PerDefect: map[string]float64{}, PixelPerDefect: map[string]float64{}}
 			var det *model.Detector
 			if *modelPath != "" {
 				det, err = model.Load(*modelPath, opts)
@@ -172,7 +175,7 @@ func cmdEval() *Command {
 				if mask, err = dataset.LoadMask(it.MaskPath, r.W, r.H, mask); err != nil {
 					return fmt.Errorf("%s: %w", it.Path, err)
 				}
-				if err := pix.Add(r.Map, mask, r.W, r.H); err != nil {
+				if err := pix.AddLabeled(it.Label, r.Map, mask, r.W, r.H); err != nil {
 					return fmt.Errorf("%s: %w", it.Path, err)
 				}
 				if r.Anomalous == it.Anomalous() {
@@ -204,6 +207,11 @@ func cmdEval() *Command {
 			}
 			if res.PixelAUROC, err = pix.AUROC(); err != nil {
 				return fmt.Errorf("pixel AUROC: %w", err)
+			}
+			for _, l := range pix.Classes() {
+				if a, err := pix.ClassAUROC(l); err == nil {
+					res.PixelPerDefect[l] = a
+				}
 			}
 			if res.PRO, err = pix.PRO(0.3); err != nil {
 				env.Log.Warn("PRO not computed", "err", err)
@@ -286,8 +294,13 @@ func printEval(w io.Writer, r *EvalResult) {
 		labels = append(labels, l)
 	}
 	sort.Strings(labels)
+	fmt.Fprintf(tw, "  per defect\timage   pixel\n")
 	for _, l := range labels {
-		fmt.Fprintf(tw, "  image AUROC %s\t%.4f\n", l, r.PerDefect[l])
+		px := "  -"
+		if a, ok := r.PixelPerDefect[l]; ok {
+			px = fmt.Sprintf("%.4f", a)
+		}
+		fmt.Fprintf(tw, "  %s\t%.4f  %s\n", l, r.PerDefect[l], px)
 	}
 	fmt.Fprintf(tw, "threshold\t%.4g (%.1f%% of test images judged right)\n", r.Threshold, 100*r.Accuracy)
 	if r.TrainImages > 0 {

@@ -173,6 +173,14 @@ type Pixels struct {
 	labels   []int32 // per pixel of the current image: its region
 	queue    []int32
 	areas    []int
+	// classes holds the defect-pixel histogram of each labelled class
+	// (AddLabeled), allocated on a class's first image.
+	classes map[string]*classPixels
+}
+
+type classPixels struct {
+	pos []uint64
+	n   uint64
 }
 
 // NewPixels allocates the histograms.
@@ -220,6 +228,56 @@ func (p *Pixels) Add(amap []float32, mask []uint8, w, h int) error {
 	return nil
 }
 
+// AddLabeled is Add for an image of a named defect class: its defect pixels
+// are also counted for that class, so that ClassAUROC can tell which kinds
+// of defect the maps localize. Normal pixels are shared by all classes.
+func (p *Pixels) AddLabeled(class string, amap []float32, mask []uint8, w, h int) error {
+	if err := p.Add(amap, mask, w, h); err != nil {
+		return err
+	}
+	c := p.classes[class]
+	for i, m := range mask {
+		if m == 0 {
+			continue
+		}
+		if c == nil {
+			if p.classes == nil {
+				p.classes = map[string]*classPixels{}
+			}
+			c = &classPixels{pos: make([]uint64, bins)}
+			p.classes[class] = c
+		}
+		c.pos[binOf(amap[i])]++
+		c.n++
+	}
+	return nil
+}
+
+// Classes lists the defect classes added with AddLabeled that had defect
+// pixels, sorted.
+func (p *Pixels) Classes() []string {
+	out := make([]string, 0, len(p.classes))
+	for k := range p.classes {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ClassAUROC is the pixel AUROC of one defect class: its defect pixels
+// against all normal pixels of the test set.
+func (p *Pixels) ClassAUROC(class string) (float64, error) {
+	c := p.classes[class]
+	if c == nil {
+		return 0, fmt.Errorf("pixel metrics: no defect pixels of class %q", class)
+	}
+	pts, err := p.roc(c.pos, c.n, 0)
+	if err != nil {
+		return 0, err
+	}
+	return trapezoid(pts, 1), nil
+}
+
 // flood labels the 8-connected defect component containing pixel start and
 // returns its area.
 func (p *Pixels) flood(mask []uint8, lab []int32, start, w, h int, id int32) int {
@@ -255,19 +313,25 @@ func (p *Pixels) Counts() (defect, normal uint64) { return p.nPos, p.nNeg }
 // ROC returns the pixel ROC curve from (0,0) to (1,1), thinned to at most
 // maxPoints points (0: all non-empty bins).
 func (p *Pixels) ROC(maxPoints int) ([]ROCPoint, error) {
-	if p.nPos == 0 || p.nNeg == 0 {
-		return nil, fmt.Errorf("pixel metrics: need defect and normal pixels, got %d and %d", p.nPos, p.nNeg)
+	return p.roc(p.pos, p.nPos, maxPoints)
+}
+
+// roc is the ROC curve of the defect-pixel histogram pos (nPos pixels)
+// against all normal pixels.
+func (p *Pixels) roc(pos []uint64, nPos uint64, maxPoints int) ([]ROCPoint, error) {
+	if nPos == 0 || p.nNeg == 0 {
+		return nil, fmt.Errorf("pixel metrics: need defect and normal pixels, got %d and %d", nPos, p.nNeg)
 	}
 	var pts []ROCPoint
 	pts = append(pts, ROCPoint{0, 0, math.Inf(1)})
 	var tp, fp uint64
 	for k := bins - 1; k >= 0; k-- {
-		if p.pos[k] == 0 && p.neg[k] == 0 {
+		if pos[k] == 0 && p.neg[k] == 0 {
 			continue
 		}
-		tp += p.pos[k]
+		tp += pos[k]
 		fp += p.neg[k]
-		pts = append(pts, ROCPoint{float64(fp) / float64(p.nNeg), float64(tp) / float64(p.nPos), binValue(k)})
+		pts = append(pts, ROCPoint{float64(fp) / float64(p.nNeg), float64(tp) / float64(nPos), binValue(k)})
 	}
 	return thin(pts, maxPoints), nil
 }

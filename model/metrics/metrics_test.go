@@ -215,3 +215,56 @@ func BenchmarkPixelsAdd(b *testing.B) {
 		_ = p.Add(amap, mask, w, h)
 	}
 }
+
+// Two classes with different separations: each class's AUROC must equal the
+// exact AUROC of its defect pixels against every normal pixel.
+func TestClassAUROCMatchesExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	p := NewPixels()
+	const w, h = 40, 30
+	var negs []float64
+	pos := map[string][]float64{}
+	for img := range 10 {
+		class := []string{"good", "weak", "strong"}[img%3]
+		shift := map[string]float64{"good": 0, "weak": 1, "strong": 5}[class]
+		amap := make([]float32, w*h)
+		mask := make([]uint8, w*h)
+		for i := range amap {
+			v := r.NormFloat64()
+			if class != "good" && i%w < 10 && i/w < 10 {
+				mask[i] = 255
+				v += shift
+			}
+			amap[i] = float32(v)
+			if mask[i] != 0 {
+				pos[class] = append(pos[class], float64(amap[i]))
+			} else {
+				negs = append(negs, float64(amap[i]))
+			}
+		}
+		if err := p.AddLabeled(class, amap, mask, w, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.Classes(); !slices.Equal(got, []string{"strong", "weak"}) {
+		t.Fatalf("classes %v, want [strong weak] (good has no defect pixels)", got)
+	}
+	for _, c := range []string{"weak", "strong"} {
+		s := append(append([]float64(nil), pos[c]...), negs...)
+		l := make([]bool, len(s))
+		for i := range pos[c] {
+			l[i] = true
+		}
+		exact, _ := AUROC(s, l)
+		got, err := p.ClassAUROC(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got-exact) > 1e-3 {
+			t.Fatalf("%s: binned %v, exact %v", c, got, exact)
+		}
+	}
+	if _, err := p.ClassAUROC("good"); err == nil {
+		t.Fatal("class without defect pixels: no error")
+	}
+}
