@@ -48,7 +48,7 @@ type EvalResult struct {
 	// PixelPerDefect is each type's defect pixels against all normal
 	// pixels of the test set.
 	PixelPerDefect map[string]float64 `json:"pixel_auroc_per_defect"`
-	Threshold   float64            `json:"threshold"`
+	Threshold      float64            `json:"threshold"`
 	// Accuracy of the fitted threshold: share of test images judged right.
 	Accuracy  float64 `json:"threshold_accuracy"`
 	PeakRSSMB float64 `json:"peak_rss_mb"`
