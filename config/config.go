@@ -219,6 +219,10 @@ type Model struct {
 	// PositionZScore standardizes each patch position's distance by its
 	// mean and spread on held-out normal images.
 	PositionZScore bool `yaml:"position_zscore"`
+	// ContextPool is the cell size, in finest-tap grid positions, of the
+	// context scale: a second Gaussian over cell averages that finds
+	// defects covering a whole region. 0 turns it off.
+	ContextPool int `yaml:"context_pool"`
 	// BlurSigma is the anomaly map's Gaussian blur, in pixels at 224 px; 0 disables it.
 	BlurSigma float64 `yaml:"blur_sigma"`
 	// Threshold says how the anomaly threshold is chosen.
@@ -366,6 +370,7 @@ func Default() *Config {
 			XNNPACK:        true,
 			Optimize:       "auto",
 			PositionZScore: true,
+			ContextPool:    8,
 			Features:       100,
 			MinFeatures:    32,
 			Seed:           1,

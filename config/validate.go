@@ -23,6 +23,7 @@ const (
 	maxThreads     = 64
 	maxFeatures    = 2048
 	maxBlurSigma   = 64
+	maxContextPool = 64
 	maxQueue       = 1024
 	maxTopicPrefix = 256
 	maxClientID    = 256
@@ -272,6 +273,9 @@ func (v *validator) model(m *Model) {
 	}
 	v.floatRange("model.memory_fraction", m.MemoryFraction, 0, 1, false)
 	v.floatRange("model.blur_sigma", m.BlurSigma, 0, maxBlurSigma, true)
+	if m.ContextPool != 0 && (m.ContextPool < 2 || m.ContextPool > maxContextPool) {
+		v.addf("model.context_pool", "%d must be 0 (off) or 2..%d", m.ContextPool, maxContextPool)
+	}
 
 	t := &m.Threshold
 	v.floatRange("model.threshold.quantile", t.Quantile, 0, 1, false)

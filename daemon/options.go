@@ -126,6 +126,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		MemoryBudget:   int64(budget),
 		Sigma:          m.BlurSigma,
 		PositionZScore: m.PositionZScore,
+		ContextPool:    m.ContextPool,
 		Threshold:      padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
 		Holdout:        m.Threshold.Holdout,
 		Logger:         log,

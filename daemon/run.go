@@ -37,7 +37,8 @@ type RunOptions struct {
 	// Progress draws the fit progress when a model has to be fitted first.
 	Progress model.Progress
 	// FitFrames is how many normal synthetic frames are fitted on when no
-	// model exists and the source is synthetic (0: 160).
+	// model exists and the source is synthetic (0: 200, so that 20 are held
+	// out: enough for the position z-score and the context scale).
 	FitFrames int
 	// MaxInspections stops after that many (0: run until stopped).
 	MaxInspections int
@@ -285,7 +286,7 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	}
 	n := o.FitFrames
 	if n <= 0 {
-		n = 160
+		n = 200
 	}
 	s := cfg.Capture.Synthetic
 	// A different seed from the inspected frames: the model must not have

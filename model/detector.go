@@ -52,6 +52,12 @@ type Options struct {
 	// more on good parts (edges, borders of letterboxed images) then need
 	// a larger deviation to light up, which evens out the map.
 	PositionZScore bool
+	// ContextPool adds a context scale (see contextScale): a second
+	// Gaussian per cell of ContextPool×ContextPool finest-tap positions,
+	// whose standardized distances are added to the fine ones. It needs the
+	// position z-score (PositionZScore with enough held-out images); 0 or 1
+	// leaves it out.
+	ContextPool int
 	// Workers for scoring and fitting (0: all cores).
 	Workers int
 	Logger  *slog.Logger
@@ -115,9 +121,11 @@ type Detector struct {
 	// zMean and zInvStd standardize distances per position
 	// (Options.PositionZScore); nil when off.
 	zMean, zInvStd []float32
-	maps           *padim.AnomalyMap
-	mapKey         mapKey
-	res            Inspection
+	// ctx is the context scale; nil when the model has none.
+	ctx    *contextScale
+	maps   *padim.AnomalyMap
+	mapKey mapKey
+	res    Inspection
 }
 
 type mapKey struct {
@@ -138,14 +146,17 @@ type Info struct {
 	Epsilon        float64  `json:"epsilon"`
 	Sigma          float64  `json:"sigma"`
 	PositionZScore bool     `json:"position_zscore"`
-	Standardize    bool     `json:"standardize"`
-	ImageThreshold float64  `json:"image_threshold"`
-	PixelThreshold float64  `json:"pixel_threshold"`
-	Images         int      `json:"images"`
-	HeldOut        int      `json:"held_out"`
-	Fitted         string   `json:"fitted"`
-	StateBytes     int64    `json:"state_bytes"`
-	ID             string   `json:"id"`
+	// ContextPool is the context scale's cell size in grid positions (0:
+	// none); StateBytes includes its state.
+	ContextPool    int     `json:"context_pool"`
+	Standardize    bool    `json:"standardize"`
+	ImageThreshold float64 `json:"image_threshold"`
+	PixelThreshold float64 `json:"pixel_threshold"`
+	Images         int     `json:"images"`
+	HeldOut        int     `json:"held_out"`
+	Fitted         string  `json:"fitted"`
+	StateBytes     int64   `json:"state_bytes"`
+	ID             string  `json:"id"`
 }
 
 // Info returns the detector's description.
@@ -210,6 +221,14 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 		return nil, err
 	}
 	d.standardizeDistances()
+	if d.ctx != nil {
+		if err := d.ctx.score(d.vec); err != nil {
+			return nil, err
+		}
+		if err := d.ctx.addTo(d.dist, d.ctx.dist); err != nil {
+			return nil, err
+		}
+	}
 	m := time.Now()
 	r.Timing.PaDiM = m.Sub(s)
 	b := img.Bounds()
@@ -265,6 +284,9 @@ func (d *Detector) ensureMap(w, h int, reg backbone.Region) error {
 func (d *Detector) Close() error {
 	if d.scorer != nil {
 		d.scorer.Close()
+	}
+	if d.ctx != nil {
+		d.ctx.close()
 	}
 	if d.bb != nil {
 		d.bb.Close()

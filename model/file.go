@@ -51,6 +51,9 @@ func (d *Detector) Save(path string) error {
 		p := []int{len(d.zMean)}
 		m.Tensors = map[string]padim.Tensor{tensorDistMean: {Shape: p, Data: d.zMean}, tensorDistInvStd: {Shape: p, Data: d.zInvStd}}
 	}
+	if d.ctx != nil {
+		d.ctx.save(m)
+	}
 	if err := padim.Save(path, m); err != nil {
 		return fmt.Errorf("save model %s: %w", path, err)
 	}
@@ -133,12 +136,21 @@ func Load(path string, opts Options) (*Detector, error) {
 	if okm {
 		d.zMean, d.zInvStd = zm.Data, zs.Data
 	}
+	if d.ctx, err = loadContextScale(pm, opts.Workers); err != nil {
+		return fail(err)
+	}
+	if d.ctx != nil && !okm {
+		return fail(fmt.Errorf("context scale without the position z-score tensors %s and %s", tensorDistMean, tensorDistInvStd))
+	}
 	held, _ := strconv.Atoi(pm.Meta.Extra["held_out"])
 	d.info = Info{Backbone: opts.Backbone.Path, BackboneSHA256: pm.Meta.BackboneSHA256, Taps: pm.Meta.Taps, Resize: pre.Resize,
 		GridH: pm.State.GridH, GridW: pm.State.GridW, Pool: pm.Meta.Pool, Features: pm.State.D, Epsilon: pm.Meta.Eps,
 		Sigma: pre.Sigma, Standardize: pre.Standardize, PositionZScore: okm, ImageThreshold: pm.Meta.ImageThreshold, PixelThreshold: pm.Meta.PixelThreshold,
 		Images: pm.Meta.Images, HeldOut: held, Fitted: pm.Meta.FitDate.UTC().Format(time.RFC3339),
 		StateBytes: padim.StateBytes(pm.State.Positions(), pm.State.D), ID: pm.Meta.Extra["inspectd_id"]}
+	if d.ctx != nil {
+		d.info.ContextPool, d.info.StateBytes = d.ctx.pool, d.info.StateBytes+d.ctx.bytes()
+	}
 	if d.info.ID == "" {
 		d.info.ID = d.id()
 	}

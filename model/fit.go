@@ -16,7 +16,10 @@ import (
 type FitReport struct {
 	Images, HeldOut int
 	Features, Pool  int
-	StateBytes      int64
+	// ContextPool is the context scale's cell size in grid positions (0:
+	// none).
+	ContextPool int
+	StateBytes  int64
 	// Extract is the backbone and embedding time, Accumulate the Gaussian
 	// sums, Finalize the inversions, Threshold the scoring of held-out
 	// images; Wall is the whole fit.
@@ -96,6 +99,16 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	if opts.Threshold.Explicit > 0 {
 		fitIdx, holdIdx = append(fitIdx, holdIdx...), nil
 	}
+	var ctxAcc *padim.Accumulator
+	if d.ctx, err = opts.contextScale(d.emb, len(holdIdx)); err != nil {
+		return fail(fmt.Errorf("fit: %w", err))
+	}
+	if d.ctx != nil {
+		ctxAcc, err = padim.NewAccumulator(padim.AccumulatorOptions{GridH: d.ctx.gridH(), GridW: d.ctx.gridW(), D: dim, Workers: opts.Workers})
+		if err != nil {
+			return fail(fmt.Errorf("fit: context scale: %w", err))
+		}
+	}
 	total := src.Len()
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -115,6 +128,11 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		if err := acc.Add(d.vec); err != nil {
 			return fail(fmt.Errorf("fit: %w", err))
 		}
+		if ctxAcc != nil {
+			if err := ctxAcc.Add(d.ctx.pooled(d.vec)); err != nil {
+				return fail(fmt.Errorf("fit: context scale: %w", err))
+			}
+		}
 		rep.Extract += m.Sub(s)
 		rep.Accumulate += time.Since(m)
 		done++
@@ -127,8 +145,17 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	if err != nil {
 		return fail(fmt.Errorf("fit: %w", err))
 	}
+	if ctxAcc != nil {
+		cs, err := ctxAcc.Finalize(padim.FinalizeOptions{Eps: opts.Epsilon, Logger: opts.Logger, Workers: opts.Workers, Context: ctx})
+		if err != nil {
+			return fail(fmt.Errorf("fit: context scale: %w", err))
+		}
+		if err := d.ctx.setState(cs, opts.Workers); err != nil {
+			return fail(fmt.Errorf("fit: %w", err))
+		}
+	}
 	rep.Finalize = time.Since(s) // includes the last batch's accumulation
-	acc = nil
+	acc, ctxAcc = nil, nil
 	if d.scorer, err = padim.NewScorer(d.state, opts.Workers); err != nil {
 		return fail(err)
 	}
@@ -145,6 +172,7 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	s = time.Now()
 	type heldOut struct {
 		dist []float32
+		ctx  []float32 // context scale's distances
 		reg  backbone.Region
 		w, h int
 	}
@@ -161,7 +189,14 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			return fail(err)
 		}
 		b := im.img.Bounds()
-		held = append(held, heldOut{append([]float32(nil), d.dist...), reg, b.Dx(), b.Dy()})
+		h := heldOut{dist: append([]float32(nil), d.dist...), reg: reg, w: b.Dx(), h: b.Dy()}
+		if d.ctx != nil {
+			if err := d.ctx.score(d.vec); err != nil {
+				return fail(err)
+			}
+			h.ctx = append([]float32(nil), d.ctx.dist...)
+		}
+		held = append(held, h)
 		done++
 		if progress != nil {
 			progress(done, total)
@@ -177,23 +212,34 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			opts.Logger.Warn("position z-score skipped: too few held-out normal images for per-position statistics",
 				"held_out", len(held), "need", minZScoreHeldOut)
 		} else {
-			var grids [][]float32
+			var grids, ctxGrids [][]float32
 			thresholdSet = nil
 			for i, h := range held {
 				if i%2 == 0 {
 					grids = append(grids, h.dist)
+					ctxGrids = append(ctxGrids, h.ctx)
 				} else {
 					thresholdSet = append(thresholdSet, h)
 				}
 			}
 			d.zMean, d.zInvStd = positionStats(grids)
 			d.info.PositionZScore = true
+			if d.ctx != nil {
+				d.ctx.zMean, d.ctx.zInvStd = positionStats(ctxGrids)
+				d.info.ContextPool = d.ctx.pool
+				d.info.StateBytes += d.ctx.bytes()
+			}
 		}
 	}
 	var scores []float64
 	for _, h := range thresholdSet {
 		copy(d.dist, h.dist)
 		d.standardizeDistances()
+		if d.ctx != nil {
+			if err := d.ctx.addTo(d.dist, h.ctx); err != nil {
+				return fail(err)
+			}
+		}
 		sc, err := d.render(h.w, h.h, h.reg)
 		if err != nil {
 			return fail(err)
@@ -209,10 +255,38 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	d.info.ID = d.id()
 	rep.Threshold = time.Since(s)
 	rep.Images, rep.HeldOut, rep.Features, rep.Pool, rep.StateBytes = len(fitIdx), len(holdIdx), dim, pool, d.info.StateBytes
+	rep.ContextPool = d.info.ContextPool
 	rep.Wall = time.Since(start)
 	opts.Logger.Info("fit done", "images", rep.Images, "held_out", rep.HeldOut, "features", dim, "grid", fmt.Sprintf("%dx%d", d.state.GridH, d.state.GridW),
 		"threshold", t, "wall", rep.Wall.Round(time.Millisecond))
 	return d, rep, nil
+}
+
+// contextScale decides whether the fit gets a context scale and prepares
+// it. It needs the per-position z-score, so it is left out (logged) when
+// that is off or there are too few held-out images for it; and when the
+// grid is already so coarse that a cell would be a single position.
+func (o *Options) contextScale(emb *padim.Embedder, heldOut int) (*contextScale, error) {
+	if o.ContextPool <= 1 {
+		return nil, nil
+	}
+	if !o.PositionZScore || heldOut < minZScoreHeldOut {
+		o.Logger.Warn("context scale skipped: it needs the position z-score, with enough held-out normal images",
+			"position_zscore", o.PositionZScore, "held_out", heldOut, "need", minZScoreHeldOut)
+		return nil, nil
+	}
+	pool := o.ContextPool / emb.Pool()
+	if pool < 2 || emb.GridH()/pool < 1 || emb.GridW()/pool < 1 {
+		o.Logger.Info("context scale skipped: the grid is already coarse", "grid", fmt.Sprintf("%dx%d", emb.GridH(), emb.GridW()),
+			"context_pool", o.ContextPool, "grid_pool", emb.Pool())
+		return nil, nil
+	}
+	c, err := newContextScale(emb.GridH(), emb.GridW(), emb.D(), pool)
+	if err != nil {
+		return nil, err
+	}
+	o.Logger.Info("context scale", "cell", pool, "grid", fmt.Sprintf("%dx%d", c.gridH(), c.gridW()), "state_bytes", c.bytes())
+	return c, nil
 }
 
 func totalChannels(s []padim.TapShape) int {

@@ -30,18 +30,20 @@ import (
 
 // EvalResult is what `inspectd eval --json` writes.
 type EvalResult struct {
-	Data        string             `json:"data"`
-	ImageAUROC  float64            `json:"image_auroc"`
-	PixelAUROC  float64            `json:"pixel_auroc"`
-	PRO         float64            `json:"pro"`
-	F1Max       float64            `json:"f1_max"`
-	MsPerImage  float64            `json:"ms_per_image"`
-	FitSeconds  float64            `json:"fit_seconds"`
-	ModelBytes  int64              `json:"model_bytes"`
-	Features    int                `json:"features"`
-	Grid        string             `json:"grid"`
-	Resize      string             `json:"resize"`
-	Sigma       float64            `json:"sigma"`
+	Data       string  `json:"data"`
+	ImageAUROC float64 `json:"image_auroc"`
+	PixelAUROC float64 `json:"pixel_auroc"`
+	PRO        float64 `json:"pro"`
+	F1Max      float64 `json:"f1_max"`
+	MsPerImage float64 `json:"ms_per_image"`
+	FitSeconds float64 `json:"fit_seconds"`
+	ModelBytes int64   `json:"model_bytes"`
+	Features   int     `json:"features"`
+	Grid       string  `json:"grid"`
+	Resize     string  `json:"resize"`
+	Sigma      float64 `json:"sigma"`
+	// ContextPool is the context scale's cell in grid positions (0: none).
+	ContextPool int                `json:"context_pool"`
 	TrainImages int                `json:"train_images"`
 	TestImages  int                `json:"test_images"`
 	PerDefect   map[string]float64 `json:"image_auroc_per_defect"`
@@ -77,6 +79,7 @@ func cmdEval() *Command {
 			sigma := fs.Float64("sigma", -1, "override model.blur_sigma")
 			taps := fs.String("taps", "", "override model.taps (comma-separated tensor names)")
 			zscore := fs.String("zscore", "", "override model.position_zscore (on or off)")
+			contextPool := fs.Int("context", -1, "override model.context_pool (0: off)")
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
 			if err := parseFlags(fs, args); err != nil {
@@ -107,6 +110,12 @@ func cmdEval() *Command {
 			}
 			if err := overrideBool("--zscore", *zscore, &cfg.Model.PositionZScore); err != nil {
 				return err
+			}
+			if *contextPool >= 0 {
+				cfg.Model.ContextPool = *contextPool
+				if err := cfg.Validate(); err != nil {
+					return usagef("--context: %v", err)
+				}
 			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
@@ -150,6 +159,7 @@ func cmdEval() *Command {
 			defer det.Close()
 			info := det.Info()
 			res.Features, res.Grid, res.Resize, res.Sigma = info.Features, fmt.Sprintf("%dx%d", info.GridH, info.GridW), info.Resize, info.Sigma
+			res.ContextPool = info.ContextPool
 			res.ModelBytes, res.Threshold = info.StateBytes, info.ImageThreshold
 
 			pix := metrics.NewPixels()
@@ -284,7 +294,11 @@ func scoresLabels(items []evalItem, only string) ([]float64, []bool) {
 func printEval(w io.Writer, r *EvalResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "data\t%s\n", r.Data)
-	fmt.Fprintf(tw, "model\td=%d grid %s resize %s sigma %g\n", r.Features, r.Grid, r.Resize, r.Sigma)
+	ctx := "off"
+	if r.ContextPool > 0 {
+		ctx = fmt.Sprintf("cells of %d", r.ContextPool)
+	}
+	fmt.Fprintf(tw, "model\td=%d grid %s resize %s sigma %g context %s\n", r.Features, r.Grid, r.Resize, r.Sigma, ctx)
 	fmt.Fprintf(tw, "image AUROC\t%.4f\n", r.ImageAUROC)
 	fmt.Fprintf(tw, "pixel AUROC\t%.4f\n", r.PixelAUROC)
 	fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\t%.4f\n", r.PRO)

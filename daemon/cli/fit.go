@@ -111,9 +111,14 @@ func cmdFit() *Command {
 			if err := det.Save(*out); err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "fitted %s on %d images (%d held out for the threshold): d=%d, grid %dx%d, state %.1f MiB, threshold %.4g, %s\n",
-				*out, rep.Images, rep.HeldOut, rep.Features, det.Info().GridH, det.Info().GridW, float64(rep.StateBytes)/(1<<20),
-				det.Info().ImageThreshold, rep.Wall.Round(time.Millisecond))
+			info := det.Info()
+			ctxGrid := "no context scale"
+			if info.ContextPool > 0 {
+				ctxGrid = fmt.Sprintf("context grid %dx%d", info.GridH/info.ContextPool, info.GridW/info.ContextPool)
+			}
+			fmt.Fprintf(env.Stdout, "fitted %s on %d images (%d held out for the threshold): d=%d, grid %dx%d, %s, state %.1f MiB, threshold %.4g, %s\n",
+				*out, rep.Images, rep.HeldOut, rep.Features, info.GridH, info.GridW, ctxGrid, float64(rep.StateBytes)/(1<<20),
+				info.ImageThreshold, rep.Wall.Round(time.Millisecond))
 			return nil
 		},
 	}

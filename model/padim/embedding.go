@@ -243,16 +243,23 @@ func (e *Embedder) Embed(dst []float32, maps []FeatureMap) error {
 
 // avgPool averages pool×pool blocks of the finest-grid embedding into dst.
 func (e *Embedder) avgPool(dst []float32) {
-	d, k := e.d, e.pool
+	AvgPool(dst, e.full, e.fineH, e.fineW, e.d, e.pool)
+}
+
+// AvgPool averages k×k blocks of an h×w grid of d-vectors (src[p*d+c])
+// into dst, an (h/k)×(w/k) grid; rows and columns beyond the last whole
+// block are left out, as the Embedder's own pooling does.
+func AvgPool(dst, src []float32, h, w, d, k int) {
+	gh, gw := h/k, w/k
 	inv := 1 / float32(k*k)
-	for gy := range e.gridH {
-		for gx := range e.gridW {
-			o := dst[(gy*e.gridW+gx)*d : (gy*e.gridW+gx+1)*d]
+	for gy := range gh {
+		for gx := range gw {
+			o := dst[(gy*gw+gx)*d : (gy*gw+gx+1)*d]
 			clear(o)
 			for dy := range k {
 				for dx := range k {
-					p := (gy*k+dy)*e.fineW + gx*k + dx
-					v := e.full[p*d : p*d+d]
+					p := (gy*k+dy)*w + gx*k + dx
+					v := src[p*d : p*d+d]
 					for c := range o {
 						o[c] += v[c]
 					}
