@@ -223,6 +223,8 @@ type Model struct {
 	// context scale: a second Gaussian over cell averages that finds
 	// defects covering a whole region. 0 turns it off.
 	ContextPool int `yaml:"context_pool"`
+	// ContextFeatures is the context scale's largest d.
+	ContextFeatures int `yaml:"context_features"`
 	// BlurSigma is the anomaly map's Gaussian blur, in pixels at 224 px; 0 disables it.
 	BlurSigma float64 `yaml:"blur_sigma"`
 	// Threshold says how the anomaly threshold is chosen.
@@ -366,19 +368,20 @@ func Default() *Config {
 
 				Standardize: true,
 			},
-			Threads:        2,
-			XNNPACK:        true,
-			Optimize:       "auto",
-			PositionZScore: true,
-			ContextPool:    8,
-			Features:       100,
-			MinFeatures:    32,
-			Seed:           1,
-			Epsilon:        0.01,
-			MemoryBudget:   AutoMemoryBudget(),
-			MemoryFraction: 0.25,
-			BlurSigma:      4,
-			Threshold:      Threshold{Quantile: 0.99, Margin: 1.1, Value: 0, Holdout: 0.1},
+			Threads:         2,
+			XNNPACK:         true,
+			Optimize:        "auto",
+			PositionZScore:  true,
+			ContextPool:     8,
+			ContextFeatures: 300,
+			Features:        100,
+			MinFeatures:     32,
+			Seed:            1,
+			Epsilon:         0.01,
+			MemoryBudget:    AutoMemoryBudget(),
+			MemoryFraction:  0.25,
+			BlurSigma:       4,
+			Threshold:       Threshold{Quantile: 0.99, Margin: 1.1, Value: 0, Holdout: 0.1},
 		},
 		MQTT: MQTT{
 			EmbeddedListen:       "127.0.0.1:1883",

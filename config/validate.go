@@ -276,6 +276,7 @@ func (v *validator) model(m *Model) {
 	if m.ContextPool != 0 && (m.ContextPool < 2 || m.ContextPool > maxContextPool) {
 		v.addf("model.context_pool", "%d must be 0 (off) or 2..%d", m.ContextPool, maxContextPool)
 	}
+	v.intRange("model.context_features", m.ContextFeatures, 1, maxFeatures)
 
 	t := &m.Threshold
 	v.floatRange("model.threshold.quantile", t.Quantile, 0, 1, false)

@@ -154,6 +154,8 @@ func TestValidate(t *testing.T) {
 		{"context pool large", func(c *Config) { c.Model.ContextPool = 65 },
 			[]string{`model.context_pool: 65 must be 0 (off) or 2..64`}},
 		{"context pool off", func(c *Config) { c.Model.ContextPool = 0 }, nil},
+		{"context features", func(c *Config) { c.Model.ContextFeatures = 0 },
+			[]string{`model.context_features: 0 is out of range 1..2048`}},
 		{"epsilon", func(c *Config) { c.Model.Epsilon = 0 },
 			[]string{`model.epsilon: 0 must be a finite number above 0 (it keeps covariances invertible)`}},
 		{"epsilon NaN", func(c *Config) { c.Model.Epsilon = math.NaN() },

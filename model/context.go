@@ -3,75 +3,84 @@ package model
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/inspectd/inspectd/model/padim"
 )
 
-// contextScale is a second Gaussian per position, over the embedding
-// average-pooled into large cells (Options.ContextPool). A fine patch sees a
-// few dozen pixels, so a defect that is a whole region of another finish
-// (uneven grinding, a discoloured area) looks normal patch by patch and
-// lights up only along its border. Averaging over a cell cancels the
-// patch-to-patch noise that a shift shared by the whole cell survives, so
-// the coarse Gaussian sees such regions. Its distances are standardized per
-// position like the fine ones, upsampled bilinearly onto the fine grid and
-// added: the anomaly map is the sum of both scales' standardized distances.
+// contextScale is a second Gaussian per position over a coarse grid: the
+// taps averaged over cells of Options.ContextPool×ContextPool finest-tap
+// positions, with a channel subset of its own, wider than the patch
+// scale's (a coarse grid has few positions, so many features stay cheap). A
+// fine patch sees a few dozen pixels, so a defect that is a whole region of
+// another finish (uneven grinding, a discoloured area) looks normal patch by
+// patch and lights up only along its border. Averaging over a cell cancels
+// the patch-to-patch noise that a shift shared by the whole cell survives,
+// so the coarse Gaussian sees such regions. Its distances are standardized
+// per position like the fine ones, upsampled bilinearly onto the fine grid
+// and added: the anomaly map is the sum of both scales' standardized
+// distances.
 type contextScale struct {
-	pool         int // cell size in fine-grid positions
-	fineH, fineW int
-	d            int
-	state        *padim.State
-	scorer       *padim.Scorer
+	pool   int // cell size in finest-tap positions
+	emb    *padim.Embedder
+	state  *padim.State
+	scorer *padim.Scorer
 	// zMean and zInvStd standardize the coarse distances per position.
 	zMean, zInvStd []float32
 
-	vec  []float32 // pooled embedding
+	vec  []float32 // coarse embedding
 	dist []float32 // coarse distances of the last score
 	z    []float32 // standardized coarse distances
 	up   *padim.AnomalyMap
 	fine []float32 // z upsampled onto the fine grid
 }
 
-// Tensors and metadata key of the context scale in a model file.
+// Tensors and metadata keys of the context scale in a model file.
 const (
 	tensorContextMean      = "context_mean"
 	tensorContextInvCov    = "context_inv_cov"
 	tensorContextDistMean  = "context_dist_mean"
 	tensorContextDistInvSD = "context_dist_inv_std"
 	metaContextPool        = "context_pool"
+	metaContextChannels    = "context_channels"
 )
 
-// newContextScale prepares the buffers for a fine grid of fineH×fineW
-// positions of d features pooled by pool; the state comes later (fit or
-// file).
-func newContextScale(fineH, fineW, d, pool int) (*contextScale, error) {
-	if pool < 2 || fineH/pool < 1 || fineW/pool < 1 {
-		return nil, fmt.Errorf("context scale: cells of %d positions do not fit a %dx%d grid at least once, or are not larger than one position", pool, fineH, fineW)
+// newContextScale prepares a context scale over the taps for a fine
+// (scoring) grid of fineH×fineW; channels nil picks d at random with seed.
+// The state comes later (fit or file).
+func newContextScale(taps []padim.TapShape, pool, d int, seed uint64, channels []int32, fineH, fineW int) (*contextScale, error) {
+	if pool < 2 {
+		return nil, fmt.Errorf("context scale: cells of %d positions, want at least 2", pool)
 	}
-	gh, gw := fineH/pool, fineW/pool
-	up, err := padim.NewAnomalyMap(padim.AnomalyMapOptions{GridW: gw, GridH: gh, OutW: fineW, OutH: fineH})
+	emb, err := padim.NewEmbedder(padim.EmbedderOptions{Taps: taps, D: d, Seed: seed, Channels: channels, Pool: pool})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("context scale: %w", err)
 	}
-	return &contextScale{pool: pool, fineH: fineH, fineW: fineW, d: d,
-		vec: make([]float32, gh*gw*d), dist: make([]float32, gh*gw), z: make([]float32, gh*gw),
+	up, err := padim.NewAnomalyMap(padim.AnomalyMapOptions{GridW: emb.GridW(), GridH: emb.GridH(), OutW: fineW, OutH: fineH})
+	if err != nil {
+		return nil, fmt.Errorf("context scale: %w", err)
+	}
+	p := emb.Positions()
+	return &contextScale{pool: pool, emb: emb, vec: make([]float32, emb.Len()), dist: make([]float32, p), z: make([]float32, p),
 		up: up, fine: make([]float32, fineH*fineW)}, nil
 }
 
-// gridH and gridW are the coarse grid's size.
-func (c *contextScale) gridH() int { return c.fineH / c.pool }
-func (c *contextScale) gridW() int { return c.fineW / c.pool }
+// contextSeed derives the context scale's channel seed from the patch
+// scale's, so that the two subsets differ.
+func contextSeed(seed uint64) uint64 { return seed ^ 0x636f6e74657874 }
 
-// pooled averages the fine embedding into c.vec.
-func (c *contextScale) pooled(vec []float32) []float32 {
-	padim.AvgPool(c.vec, vec, c.fineH, c.fineW, c.d, c.pool)
-	return c.vec
+// embed computes the coarse embedding of the backbone's last tap outputs.
+func (c *contextScale) embed(fmaps []padim.FeatureMap) ([]float32, error) {
+	if err := c.emb.Embed(c.vec, fmaps); err != nil {
+		return nil, fmt.Errorf("context scale: %w", err)
+	}
+	return c.vec, nil
 }
 
 // setState binds a fitted or loaded state and starts its scorer.
 func (c *contextScale) setState(s *padim.State, workers int) error {
-	if s.GridH != c.gridH() || s.GridW != c.gridW() || s.D != c.d {
-		return fmt.Errorf("context scale: state is %dx%d d=%d, want %dx%d d=%d", s.GridH, s.GridW, s.D, c.gridH(), c.gridW(), c.d)
+	if s.GridH != c.emb.GridH() || s.GridW != c.emb.GridW() || s.D != c.emb.D() {
+		return fmt.Errorf("context scale: state is %dx%d d=%d, want %dx%d d=%d", s.GridH, s.GridW, s.D, c.emb.GridH(), c.emb.GridW(), c.emb.D())
 	}
 	sc, err := padim.NewScorer(s, workers)
 	if err != nil {
@@ -81,9 +90,13 @@ func (c *contextScale) setState(s *padim.State, workers int) error {
 	return nil
 }
 
-// score computes the coarse distances of one fine embedding into c.dist.
-func (c *contextScale) score(vec []float32) error {
-	return c.scorer.Score(c.dist, c.pooled(vec))
+// score computes the coarse distances of the last tap outputs into c.dist.
+func (c *contextScale) score(fmaps []padim.FeatureMap) error {
+	v, err := c.embed(fmaps)
+	if err != nil {
+		return err
+	}
+	return c.scorer.Score(c.dist, v)
 }
 
 // addTo adds the standardized coarse distances dist (one per coarse
@@ -101,8 +114,14 @@ func (c *contextScale) addTo(fine, dist []float32) error {
 	return nil
 }
 
+// describe records the context scale in a detector's Info.
+func (c *contextScale) describe(info *Info) {
+	info.ContextPool, info.ContextGridH, info.ContextGridW, info.ContextFeatures = c.pool, c.emb.GridH(), c.emb.GridW(), c.emb.D()
+	info.StateBytes += c.bytes()
+}
+
 // bytes is the size of the coarse scoring state.
-func (c *contextScale) bytes() int64 { return padim.StateBytes(c.gridH()*c.gridW(), c.d) }
+func (c *contextScale) bytes() int64 { return padim.StateBytes(c.emb.Positions(), c.emb.D()) }
 
 func (c *contextScale) close() {
 	if c.scorer != nil {
@@ -110,23 +129,30 @@ func (c *contextScale) close() {
 	}
 }
 
-// save adds the context scale's tensors and pool factor to a model file.
+// save adds the context scale's tensors, cell size and channels to a
+// model file.
 func (c *contextScale) save(m *padim.Model) {
-	p := c.gridH() * c.gridW()
+	gh, gw, d := c.emb.GridH(), c.emb.GridW(), c.emb.D()
 	if m.Tensors == nil {
 		m.Tensors = map[string]padim.Tensor{}
 	}
-	m.Tensors[tensorContextMean] = padim.Tensor{Shape: []int{c.gridH(), c.gridW(), c.d}, Data: c.state.Mean}
-	m.Tensors[tensorContextInvCov] = padim.Tensor{Shape: []int{c.gridH(), c.gridW(), len(c.state.InvCov) / p}, Data: c.state.InvCov}
-	m.Tensors[tensorContextDistMean] = padim.Tensor{Shape: []int{p}, Data: c.zMean}
-	m.Tensors[tensorContextDistInvSD] = padim.Tensor{Shape: []int{p}, Data: c.zInvStd}
+	m.Tensors[tensorContextMean] = padim.Tensor{Shape: []int{gh, gw, d}, Data: c.state.Mean}
+	m.Tensors[tensorContextInvCov] = padim.Tensor{Shape: []int{gh, gw, d * (d + 1) / 2}, Data: c.state.InvCov}
+	m.Tensors[tensorContextDistMean] = padim.Tensor{Shape: []int{gh * gw}, Data: c.zMean}
+	m.Tensors[tensorContextDistInvSD] = padim.Tensor{Shape: []int{gh * gw}, Data: c.zInvStd}
 	m.Meta.Extra[metaContextPool] = strconv.Itoa(c.pool)
+	ch := c.emb.Channels()
+	s := make([]string, len(ch))
+	for i, v := range ch {
+		s[i] = strconv.Itoa(int(v))
+	}
+	m.Meta.Extra[metaContextChannels] = strings.Join(s, ",")
 }
 
-// loadContextScale restores the context scale of a model file, or returns
-// nil when the file has none. Missing or mis-sized tensors are errors
-// naming them.
-func loadContextScale(pm *padim.Model, workers int) (*contextScale, error) {
+// loadContextScale restores the context scale of a model file for the
+// taps, or returns nil when the file has none. Missing or mis-sized entries
+// are errors naming them.
+func loadContextScale(pm *padim.Model, taps []padim.TapShape, workers int) (*contextScale, error) {
 	v, ok := pm.Meta.Extra[metaContextPool]
 	if !ok {
 		for _, n := range []string{tensorContextMean, tensorContextInvCov, tensorContextDistMean, tensorContextDistInvSD} {
@@ -140,26 +166,38 @@ func loadContextScale(pm *padim.Model, workers int) (*contextScale, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s %q: want an integer", metaContextPool, v)
 	}
-	c, err := newContextScale(pm.State.GridH, pm.State.GridW, pm.State.D, pool)
-	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", metaContextPool, err)
+	list, ok := pm.Meta.Extra[metaContextChannels]
+	if !ok || list == "" {
+		return nil, fmt.Errorf("metadata %s missing (metadata %s is set)", metaContextChannels, metaContextPool)
 	}
-	p := c.gridH() * c.gridW()
+	var channels []int32
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.ParseInt(f, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %q is not a channel index", metaContextChannels, f)
+		}
+		channels = append(channels, int32(n))
+	}
+	c, err := newContextScale(taps, pool, 0, 0, channels, pm.State.GridH, pm.State.GridW)
+	if err != nil {
+		return nil, fmt.Errorf("metadata %s/%s: %w", metaContextPool, metaContextChannels, err)
+	}
+	p, d := c.emb.Positions(), c.emb.D()
 	get := func(name string, n int) ([]float32, error) {
 		t, ok := pm.Tensors[name]
 		if !ok {
 			return nil, fmt.Errorf("tensor %s missing (metadata %s is set)", name, metaContextPool)
 		}
 		if len(t.Data) != n {
-			return nil, fmt.Errorf("tensor %s has %d values, want %d for a %dx%d context grid at d=%d", name, len(t.Data), n, c.gridH(), c.gridW(), c.d)
+			return nil, fmt.Errorf("tensor %s has %d values, want %d for a %dx%d context grid at d=%d", name, len(t.Data), n, c.emb.GridH(), c.emb.GridW(), d)
 		}
 		return t.Data, nil
 	}
-	s := &padim.State{GridH: c.gridH(), GridW: c.gridW(), D: c.d}
-	if s.Mean, err = get(tensorContextMean, p*c.d); err != nil {
+	s := &padim.State{GridH: c.emb.GridH(), GridW: c.emb.GridW(), D: d}
+	if s.Mean, err = get(tensorContextMean, p*d); err != nil {
 		return nil, err
 	}
-	if s.InvCov, err = get(tensorContextInvCov, int(padim.StateBytes(p, c.d)/4)-p*c.d); err != nil {
+	if s.InvCov, err = get(tensorContextInvCov, p*d*(d+1)/2); err != nil {
 		return nil, err
 	}
 	if c.zMean, err = get(tensorContextDistMean, p); err != nil {

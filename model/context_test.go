@@ -35,6 +35,7 @@ func contextOptions(t *testing.T, pool int) Options {
 	opts.PositionZScore = true
 	opts.Holdout = 0.5
 	opts.ContextPool = pool
+	opts.ContextFeatures = 64
 	return opts
 }
 
@@ -91,7 +92,7 @@ func TestContextScaleSaveLoad(t *testing.T) {
 	}
 	defer det.Close()
 	info := det.Info()
-	if info.ContextPool != 8 || info.StateBytes != padim.StateBytes(56*56, 32)+padim.StateBytes(7*7, 32) {
+	if info.ContextPool != 8 || info.ContextGridH != 7 || info.ContextGridW != 7 || info.ContextFeatures != 64 || info.StateBytes != padim.StateBytes(56*56, 32)+padim.StateBytes(7*7, 64) {
 		t.Fatalf("info %+v", info)
 	}
 	img, _ := unevenTexture(6000)
@@ -111,7 +112,7 @@ func TestContextScaleSaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ld.Close()
-	if ld.Info().ContextPool != 8 || ld.Info().StateBytes != info.StateBytes {
+	if li := ld.Info(); li.ContextPool != 8 || li.ContextGridH != 7 || li.ContextFeatures != 64 || li.StateBytes != info.StateBytes {
 		t.Fatalf("loaded info %+v", ld.Info())
 	}
 	r, err = ld.Inspect(img)
@@ -144,6 +145,10 @@ func TestContextScaleSaveLoad(t *testing.T) {
 		{"pool not a number", func(m *padim.Model) { m.Meta.Extra[metaContextPool] = "eight" }, metaContextPool},
 		{"pool too coarse", func(m *padim.Model) { m.Meta.Extra[metaContextPool] = "57" }, metaContextPool},
 		{"pool key missing", func(m *padim.Model) { delete(m.Meta.Extra, metaContextPool) }, metaContextPool + " missing"},
+		{"channels missing", func(m *padim.Model) { delete(m.Meta.Extra, metaContextChannels) }, metaContextChannels + " missing"},
+		{"channel not a number", func(m *padim.Model) { m.Meta.Extra[metaContextChannels] = "1,x,3" }, `"x" is not a channel index`},
+		{"channel out of range", func(m *padim.Model) { m.Meta.Extra[metaContextChannels] = "1,2,5000" }, "out of range"},
+		{"fewer channels than the state", func(m *padim.Model) { m.Meta.Extra[metaContextChannels] = "1,2,3" }, tensorContextMean + " has"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := *pm
@@ -180,5 +185,29 @@ func TestContextScaleNeedsZScore(t *testing.T) {
 	defer det.Close()
 	if det.ctx != nil || rep.ContextPool != 0 || det.Info().ContextPool != 0 {
 		t.Fatalf("context scale fitted without the z-score: %+v", rep)
+	}
+}
+
+// The context scale takes what the memory budget leaves after the patch
+// scale: a smaller d when that is little, none when it is too little.
+func TestContextScaleFitsBudget(t *testing.T) {
+	for _, c := range []struct {
+		left  int64
+		wantD int
+	}{{padim.StateBytes(7*7, 40), 40}, {padim.StateBytes(7*7, 16) - 1, 0}} {
+		opts := contextOptions(t, 8)
+		opts.MemoryBudget = padim.StateBytes(56*56, 32) + c.left
+		det, rep, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := 0
+		if det.ctx != nil {
+			d = det.ctx.emb.D()
+		}
+		det.Close()
+		if d != c.wantD || rep.Features != 32 || rep.StateBytes > opts.MemoryBudget {
+			t.Errorf("%d bytes left: context d=%d, want %d (report %+v)", c.left, d, c.wantD, rep)
+		}
 	}
 }

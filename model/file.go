@@ -136,7 +136,7 @@ func Load(path string, opts Options) (*Detector, error) {
 	if okm {
 		d.zMean, d.zInvStd = zm.Data, zs.Data
 	}
-	if d.ctx, err = loadContextScale(pm, opts.Workers); err != nil {
+	if d.ctx, err = loadContextScale(pm, shapes, opts.Workers); err != nil {
 		return fail(err)
 	}
 	if d.ctx != nil && !okm {
@@ -149,7 +149,10 @@ func Load(path string, opts Options) (*Detector, error) {
 		Images: pm.Meta.Images, HeldOut: held, Fitted: pm.Meta.FitDate.UTC().Format(time.RFC3339),
 		StateBytes: padim.StateBytes(pm.State.Positions(), pm.State.D), ID: pm.Meta.Extra["inspectd_id"]}
 	if d.ctx != nil {
-		d.info.ContextPool, d.info.StateBytes = d.ctx.pool, d.info.StateBytes+d.ctx.bytes()
+		d.ctx.describe(&d.info)
+		if opts.MemoryBudget > 0 && d.info.StateBytes > opts.MemoryBudget {
+			return fail(fmt.Errorf("scoring state with the context scale is %d bytes, over the memory budget of %d bytes", d.info.StateBytes, opts.MemoryBudget))
+		}
 	}
 	if d.info.ID == "" {
 		d.info.ID = d.id()

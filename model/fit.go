@@ -100,11 +100,11 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		fitIdx, holdIdx = append(fitIdx, holdIdx...), nil
 	}
 	var ctxAcc *padim.Accumulator
-	if d.ctx, err = opts.contextScale(d.emb, len(holdIdx)); err != nil {
+	if d.ctx, err = opts.contextScale(shapes, d.emb, budget-size.Bytes, len(holdIdx)); err != nil {
 		return fail(fmt.Errorf("fit: %w", err))
 	}
 	if d.ctx != nil {
-		ctxAcc, err = padim.NewAccumulator(padim.AccumulatorOptions{GridH: d.ctx.gridH(), GridW: d.ctx.gridW(), D: dim, Workers: opts.Workers})
+		ctxAcc, err = padim.NewAccumulator(padim.AccumulatorOptions{GridH: d.ctx.emb.GridH(), GridW: d.ctx.emb.GridW(), D: d.ctx.emb.D(), Workers: opts.Workers})
 		if err != nil {
 			return fail(fmt.Errorf("fit: context scale: %w", err))
 		}
@@ -124,12 +124,18 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		if _, err := d.embed(im.img, nil); err != nil {
 			return fail(fmt.Errorf("fit: image %d: %w", im.i, err))
 		}
+		var ctxVec []float32
+		if ctxAcc != nil {
+			if ctxVec, err = d.ctx.embed(d.fmaps); err != nil {
+				return fail(fmt.Errorf("fit: image %d: %w", im.i, err))
+			}
+		}
 		m := time.Now()
 		if err := acc.Add(d.vec); err != nil {
 			return fail(fmt.Errorf("fit: %w", err))
 		}
 		if ctxAcc != nil {
-			if err := ctxAcc.Add(d.ctx.pooled(d.vec)); err != nil {
+			if err := ctxAcc.Add(ctxVec); err != nil {
 				return fail(fmt.Errorf("fit: context scale: %w", err))
 			}
 		}
@@ -191,7 +197,7 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		b := im.img.Bounds()
 		h := heldOut{dist: append([]float32(nil), d.dist...), reg: reg, w: b.Dx(), h: b.Dy()}
 		if d.ctx != nil {
-			if err := d.ctx.score(d.vec); err != nil {
+			if err := d.ctx.score(d.fmaps); err != nil {
 				return fail(err)
 			}
 			h.ctx = append([]float32(nil), d.ctx.dist...)
@@ -226,8 +232,7 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			d.info.PositionZScore = true
 			if d.ctx != nil {
 				d.ctx.zMean, d.ctx.zInvStd = positionStats(ctxGrids)
-				d.info.ContextPool = d.ctx.pool
-				d.info.StateBytes += d.ctx.bytes()
+				d.ctx.describe(&d.info)
 			}
 		}
 	}
@@ -263,10 +268,12 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 }
 
 // contextScale decides whether the fit gets a context scale and prepares
-// it. It needs the per-position z-score, so it is left out (logged) when
-// that is off or there are too few held-out images for it; and when the
-// grid is already so coarse that a cell would be a single position.
-func (o *Options) contextScale(emb *padim.Embedder, heldOut int) (*contextScale, error) {
+// it, with the largest d up to ContextFeatures whose state fits in the
+// budget the patch scale left (bytes). It needs the per-position z-score,
+// so it is left out (logged) when that is off or there are too few
+// held-out images for it, and when its cells would not be coarser than the
+// patch grid.
+func (o *Options) contextScale(taps []padim.TapShape, emb *padim.Embedder, bytes int64, heldOut int) (*contextScale, error) {
 	if o.ContextPool <= 1 {
 		return nil, nil
 	}
@@ -275,17 +282,28 @@ func (o *Options) contextScale(emb *padim.Embedder, heldOut int) (*contextScale,
 			"position_zscore", o.PositionZScore, "held_out", heldOut, "need", minZScoreHeldOut)
 		return nil, nil
 	}
-	pool := o.ContextPool / emb.Pool()
-	if pool < 2 || emb.GridH()/pool < 1 || emb.GridW()/pool < 1 {
-		o.Logger.Info("context scale skipped: the grid is already coarse", "grid", fmt.Sprintf("%dx%d", emb.GridH(), emb.GridW()),
-			"context_pool", o.ContextPool, "grid_pool", emb.Pool())
+	gh, gw := taps[0].H, taps[0].W
+	for _, t := range taps {
+		gh, gw = max(gh, t.H), max(gw, t.W)
+	}
+	if o.ContextPool <= emb.Pool() || gh/o.ContextPool < 1 || gw/o.ContextPool < 1 {
+		o.Logger.Info("context scale skipped: its cells would not be coarser than the patch grid",
+			"grid", fmt.Sprintf("%dx%d", emb.GridH(), emb.GridW()), "context_pool", o.ContextPool, "grid_pool", emb.Pool())
 		return nil, nil
 	}
-	c, err := newContextScale(emb.GridH(), emb.GridW(), emb.D(), pool)
+	total := totalChannels(taps)
+	maxD := min(o.ContextFeatures, total)
+	size, err := padim.ChooseSize(gh/o.ContextPool, gw/o.ContextPool, min(o.MinFeatures, maxD), maxD, max(bytes, 1))
+	if err != nil || size.Pool != 1 {
+		o.Logger.Warn("context scale skipped: it does not fit in what the memory budget leaves", "bytes_left", bytes)
+		return nil, nil
+	}
+	c, err := newContextScale(taps, o.ContextPool, size.D, contextSeed(o.Seed), nil, emb.GridH(), emb.GridW())
 	if err != nil {
 		return nil, err
 	}
-	o.Logger.Info("context scale", "cell", pool, "grid", fmt.Sprintf("%dx%d", c.gridH(), c.gridW()), "state_bytes", c.bytes())
+	o.Logger.Info("context scale", "cell", o.ContextPool, "grid", fmt.Sprintf("%dx%d", c.emb.GridH(), c.emb.GridW()),
+		"features", size.D, "state_bytes", c.bytes())
 	return c, nil
 }
 

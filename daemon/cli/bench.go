@@ -172,7 +172,11 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	pct := func(q float64) time.Duration { return lat[min(int(q*float64(len(lat))), len(lat)-1)] }
 	rate := float64(len(lat)) / el.Seconds()
 	info := det.Info()
-	fmt.Fprintf(env.Stdout, "inspections        %d (after %d warm-up), d=%d, grid %dx%d, %s\n", len(lat), warm, info.Features, info.GridH, info.GridW, det.Backbone().Accelerator())
+	ctxDesc := ""
+	if info.ContextPool > 0 {
+		ctxDesc = fmt.Sprintf(", context grid %dx%d d=%d", info.ContextGridH, info.ContextGridW, info.ContextFeatures)
+	}
+	fmt.Fprintf(env.Stdout, "inspections        %d (after %d warm-up), d=%d, grid %dx%d%s, %s\n", len(lat), warm, info.Features, info.GridH, info.GridW, ctxDesc, det.Backbone().Accelerator())
 	fmt.Fprintf(env.Stdout, "throughput         %.1f inspections/s (%.1f× the paper's PaDiM-R18-Rd100 CPU figure of %.1f/s)\n", rate, rate/paperImagesPerSecond, paperImagesPerSecond)
 	fmt.Fprintf(env.Stdout, "latency            p50 %.1f ms, p99 %.1f ms, max %.1f ms (capture to published)\n",
 		ms(pct(0.5)), ms(pct(0.99)), ms(lat[len(lat)-1]))

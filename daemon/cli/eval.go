@@ -42,11 +42,13 @@ type EvalResult struct {
 	Grid       string  `json:"grid"`
 	Resize     string  `json:"resize"`
 	Sigma      float64 `json:"sigma"`
-	// ContextPool is the context scale's cell in grid positions (0: none).
-	ContextPool int                `json:"context_pool"`
-	TrainImages int                `json:"train_images"`
-	TestImages  int                `json:"test_images"`
-	PerDefect   map[string]float64 `json:"image_auroc_per_defect"`
+	// ContextPool is the context scale's cell in finest-tap positions (0:
+	// none) and ContextFeatures its d.
+	ContextPool     int                `json:"context_pool"`
+	ContextFeatures int                `json:"context_features"`
+	TrainImages     int                `json:"train_images"`
+	TestImages      int                `json:"test_images"`
+	PerDefect       map[string]float64 `json:"image_auroc_per_defect"`
 	// PixelPerDefect is each type's defect pixels against all normal
 	// pixels of the test set.
 	PixelPerDefect map[string]float64 `json:"pixel_auroc_per_defect"`
@@ -80,6 +82,7 @@ func cmdEval() *Command {
 			taps := fs.String("taps", "", "override model.taps (comma-separated tensor names)")
 			zscore := fs.String("zscore", "", "override model.position_zscore (on or off)")
 			contextPool := fs.Int("context", -1, "override model.context_pool (0: off)")
+			contextFeatures := fs.Int("context-features", 0, "override model.context_features")
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
 			if err := parseFlags(fs, args); err != nil {
@@ -113,9 +116,12 @@ func cmdEval() *Command {
 			}
 			if *contextPool >= 0 {
 				cfg.Model.ContextPool = *contextPool
-				if err := cfg.Validate(); err != nil {
-					return usagef("--context: %v", err)
-				}
+			}
+			if *contextFeatures > 0 {
+				cfg.Model.ContextFeatures = *contextFeatures
+			}
+			if err := cfg.Validate(); err != nil {
+				return usagef("overrides: %v", err)
 			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
@@ -159,7 +165,7 @@ func cmdEval() *Command {
 			defer det.Close()
 			info := det.Info()
 			res.Features, res.Grid, res.Resize, res.Sigma = info.Features, fmt.Sprintf("%dx%d", info.GridH, info.GridW), info.Resize, info.Sigma
-			res.ContextPool = info.ContextPool
+			res.ContextPool, res.ContextFeatures = info.ContextPool, info.ContextFeatures
 			res.ModelBytes, res.Threshold = info.StateBytes, info.ImageThreshold
 
 			pix := metrics.NewPixels()
@@ -296,7 +302,7 @@ func printEval(w io.Writer, r *EvalResult) {
 	fmt.Fprintf(tw, "data\t%s\n", r.Data)
 	ctx := "off"
 	if r.ContextPool > 0 {
-		ctx = fmt.Sprintf("cells of %d", r.ContextPool)
+		ctx = fmt.Sprintf("cells of %d, d=%d", r.ContextPool, r.ContextFeatures)
 	}
 	fmt.Fprintf(tw, "model\td=%d grid %s resize %s sigma %g context %s\n", r.Features, r.Grid, r.Resize, r.Sigma, ctx)
 	fmt.Fprintf(tw, "image AUROC\t%.4f\n", r.ImageAUROC)

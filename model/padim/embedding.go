@@ -50,6 +50,9 @@ type tapPlan struct {
 	gath  []float32 // H×W×len(local) gathered channels, reused per frame
 	srcY  []int     // finest-grid row -> this tap's row (nearest)
 	srcX  []int     // finest-grid column -> this tap's column (nearest)
+	// by, bx are the tap positions per pooled cell when the embedding can
+	// be pooled at the tap's own resolution (see Embedder.direct).
+	by, bx int
 }
 
 // Embedder builds PaDiM patch embeddings from tap outputs: a fixed subset of
@@ -67,6 +70,11 @@ type Embedder struct {
 	gridW      int
 	full       []float32 // finest-grid embedding when pooling, else nil
 	totalChans int
+	// direct pools each tap at its own resolution: possible when every
+	// pooled cell covers whole tap positions, and then the finest-grid
+	// embedding is never built (a context scale at d=300 would otherwise
+	// write and reread ~1M floats per frame).
+	direct bool
 }
 
 // NewEmbedder validates the options and plans the gather.
@@ -160,7 +168,25 @@ func NewEmbedder(opts EmbedderOptions) (*Embedder, error) {
 		e.taps = append(e.taps, tp)
 	}
 	if pool > 1 {
-		e.full = make([]float32, fh*fw*e.d)
+		e.direct = true
+		for i := range e.taps {
+			tp := &e.taps[i]
+			t := tp.shape
+			sy, sx := fh/t.H, fw/t.W
+			if sy*t.H != fh || sx*t.W != fw || pool%sy != 0 || pool%sx != 0 {
+				e.direct = false
+				break
+			}
+			tp.by, tp.bx = pool/sy, pool/sx
+		}
+		if e.direct {
+			for i := range e.taps {
+				e.taps[i].gath = nil // read straight from the taps
+			}
+		}
+		if !e.direct {
+			e.full = make([]float32, fh*fw*e.d)
+		}
 	}
 	return e, nil
 }
@@ -202,6 +228,10 @@ func (e *Embedder) Embed(dst []float32, maps []FeatureMap) error {
 			return fmt.Errorf("embed: tap %d is %dx%dx%d with %d values, want %dx%dx%d", i, m.H, m.W, m.C, len(m.Data), s.H, s.W, s.C)
 		}
 	}
+	if e.direct {
+		e.embedPooled(dst, maps)
+		return nil
+	}
 	out := dst
 	if e.pool > 1 {
 		out = e.full
@@ -215,16 +245,7 @@ func (e *Embedder) Embed(dst []float32, maps []FeatureMap) error {
 		}
 		// Gather first, at the tap's own resolution: the upsampling then
 		// copies k values per position instead of all C.
-		src := maps[i].Data
-		c := tp.shape.C
-		g := tp.gath
-		for p := range tp.shape.H * tp.shape.W {
-			row := src[p*c : p*c+c]
-			gr := g[p*k : p*k+k]
-			for j, ch := range tp.local {
-				gr[j] = row[ch]
-			}
-		}
+		g, _ := tp.gather(maps[i])
 		tw := tp.shape.W
 		for y := range e.fineH {
 			srow := tp.srcY[y] * tw
@@ -239,6 +260,56 @@ func (e *Embedder) Embed(dst []float32, maps []FeatureMap) error {
 		e.avgPool(dst)
 	}
 	return nil
+}
+
+// gather copies the kept channels of one tap into its plan's buffer, at
+// the tap's resolution, and returns it with the number of channels.
+func (tp *tapPlan) gather(m FeatureMap) ([]float32, int) {
+	k := len(tp.local)
+	c := tp.shape.C
+	g := tp.gath
+	for p := range tp.shape.H * tp.shape.W {
+		row := m.Data[p*c : p*c+c]
+		gr := g[p*k : p*k+k]
+		for j, ch := range tp.local {
+			gr[j] = row[ch]
+		}
+	}
+	return g, k
+}
+
+// embedPooled averages every tap over the tap positions each pooled cell
+// covers. Nearest upsampling repeats each tap position equally often inside
+// a cell, so this equals pooling the finest-grid embedding.
+func (e *Embedder) embedPooled(dst []float32, maps []FeatureMap) {
+	d := e.d
+	for i := range e.taps {
+		tp := &e.taps[i]
+		if len(tp.local) == 0 {
+			continue
+		}
+		// Gathering and summing in one pass: the kept channels are read
+		// straight from the tap, never copied.
+		k, c, tw, src := len(tp.local), tp.shape.C, tp.shape.W, maps[i].Data
+		inv := 1 / float32(tp.by*tp.bx)
+		for gy := range e.gridH {
+			for gx := range e.gridW {
+				o := dst[(gy*e.gridW+gx)*d+tp.slot : (gy*e.gridW+gx)*d+tp.slot+k]
+				clear(o)
+				for ty := gy * tp.by; ty < (gy+1)*tp.by; ty++ {
+					for tx := gx * tp.bx; tx < (gx+1)*tp.bx; tx++ {
+						row := src[(ty*tw+tx)*c : (ty*tw+tx)*c+c]
+						for j, ch := range tp.local {
+							o[j] += row[ch]
+						}
+					}
+				}
+				for j := range o {
+					o[j] *= inv
+				}
+			}
+		}
+	}
 }
 
 // avgPool averages pool×pool blocks of the finest-grid embedding into dst.

@@ -1,6 +1,7 @@
 package padim
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -163,7 +164,7 @@ func TestEmbedderErrors(t *testing.T) {
 
 func TestEmbedNoAllocs(t *testing.T) {
 	shapes := []TapShape{{H: 56, W: 56, C: 128}, {H: 28, W: 28, C: 256}, {H: 14, W: 14, C: 512}}
-	for _, pool := range []int{1, 2} {
+	for _, pool := range []int{1, 2, 8} {
 		e, err := NewEmbedder(EmbedderOptions{Taps: shapes, D: 100, Seed: 3, Pool: pool})
 		if err != nil {
 			t.Fatal(err)
@@ -172,6 +173,50 @@ func TestEmbedNoAllocs(t *testing.T) {
 		dst := make([]float32, e.Len())
 		if n := testing.AllocsPerRun(5, func() { _ = e.Embed(dst, maps) }); n != 0 {
 			t.Errorf("pool %d: %v allocs per Embed", pool, n)
+		}
+	}
+}
+
+// Pooling at each tap's own resolution (cells covering whole tap
+// positions) gives the same embedding as pooling the finest-grid one, and
+// shapes where it cannot be used fall back to that.
+func TestEmbedderPoolAtTapResolution(t *testing.T) {
+	for _, c := range []struct {
+		shapes []TapShape
+		pool   int
+		direct bool
+	}{
+		{[]TapShape{{H: 56, W: 56, C: 8}, {H: 28, W: 28, C: 8}, {H: 14, W: 14, C: 8}}, 8, true},
+		{[]TapShape{{H: 56, W: 56, C: 8}, {H: 28, W: 28, C: 8}, {H: 14, W: 14, C: 8}}, 2, false}, // half a 14×14 position
+		{[]TapShape{{H: 12, W: 9, C: 6}, {H: 6, W: 3, C: 6}}, 3, false},
+		{[]TapShape{{H: 12, W: 12, C: 6}, {H: 6, W: 6, C: 6}}, 4, true},
+	} {
+		full, err := NewEmbedder(EmbedderOptions{Taps: c.shapes, D: 10, Seed: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pooled, err := NewEmbedder(EmbedderOptions{Taps: c.shapes, Channels: full.Channels(), Pool: c.pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pooled.direct != c.direct {
+			t.Errorf("%v pool %d: direct %v, want %v", c.shapes, c.pool, pooled.direct, c.direct)
+		}
+		maps := makeMaps(c.shapes)
+		f := make([]float32, full.Len())
+		if err := full.Embed(f, maps); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, pooled.Len())
+		AvgPool(want, f, full.GridH(), full.GridW(), 10, c.pool)
+		got := make([]float32, pooled.Len())
+		if err := pooled.Embed(got, maps); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if math.Abs(float64(got[i]-want[i])) > 1e-5*math.Max(1, math.Abs(float64(want[i]))) {
+				t.Fatalf("%v pool %d: value %d is %v, want %v", c.shapes, c.pool, i, got[i], want[i])
+			}
 		}
 	}
 }
