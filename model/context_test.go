@@ -43,6 +43,9 @@ func contextOptions(t *testing.T, pool int) Options {
 // of the uneven half against the rest of the same images and normal images
 // goes up, and small defects are still found.
 func TestContextScaleFindsRegions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("four fits; the race run has TestContextScaleSaveLoad")
+	}
 	var aurocs [2]float64
 	for k, pool := range []int{0, 8} {
 		det, rep, err := Fit(context.Background(), contextOptions(t, pool), textures(2*minZScoreHeldOut), nil)
@@ -191,6 +194,9 @@ func TestContextScaleNeedsZScore(t *testing.T) {
 // The context scale takes what the memory budget leaves after the patch
 // scale: a smaller d when that is little, none when it is too little.
 func TestContextScaleFitsBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two fits; the race run has TestContextScaleSaveLoad")
+	}
 	for _, c := range []struct {
 		left  int64
 		wantD int
@@ -210,4 +216,41 @@ func TestContextScaleFitsBudget(t *testing.T) {
 			t.Errorf("%d bytes left: context d=%d, want %d (report %+v)", c.left, d, c.wantD, rep)
 		}
 	}
+}
+
+// The context scale's entries come from a model file: whatever they hold,
+// loading returns a context scale or an error, never panics, and a scale it
+// returns scores without going out of bounds.
+func FuzzLoadContextScale(f *testing.F) {
+	f.Add("2", "0,1,2", 12, 24, 4)
+	f.Add("3", "5,1", 2, 3, 1)
+	f.Add("eight", "", 0, 0, 0)
+	f.Add("4", "0,0", 2, 3, 1)
+	f.Add("-2", "1,2,3", 0, 0, 0)
+	taps := []padim.TapShape{{H: 4, W: 4, C: 4}, {H: 2, W: 2, C: 2}}
+	f.Fuzz(func(t *testing.T, pool, channels string, nMean, nInv, nStat int) {
+		size := func(n int) int { return min(max(n, 0), 4096) }
+		pm := &padim.Model{
+			State: padim.State{GridH: 4, GridW: 4, D: 2},
+			Meta:  padim.Metadata{Extra: map[string]string{metaContextPool: pool, metaContextChannels: channels}},
+			Tensors: map[string]padim.Tensor{
+				tensorContextMean:      {Data: make([]float32, size(nMean))},
+				tensorContextInvCov:    {Data: make([]float32, size(nInv))},
+				tensorContextDistMean:  {Data: make([]float32, size(nStat))},
+				tensorContextDistInvSD: {Data: make([]float32, size(nStat))},
+			},
+		}
+		c, err := loadContextScale(pm, taps, 1)
+		if err != nil || c == nil {
+			return
+		}
+		defer c.close()
+		maps := []padim.FeatureMap{{H: 4, W: 4, C: 4, Data: make([]float32, 64)}, {H: 2, W: 2, C: 2, Data: make([]float32, 8)}}
+		if err := c.score(maps); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.addTo(make([]float32, 16), c.dist); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

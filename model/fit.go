@@ -16,8 +16,8 @@ import (
 type FitReport struct {
 	Images, HeldOut int
 	Features, Pool  int
-	// ContextPool is the context scale's cell size in grid positions (0:
-	// none).
+	// ContextPool is the context scale's cell size in finest-tap
+	// positions (0: none).
 	ContextPool int
 	StateBytes  int64
 	// Extract is the backbone and embedding time, Accumulate the Gaussian
@@ -235,6 +235,11 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 				d.ctx.describe(&d.info)
 			}
 		}
+	}
+	if d.ctx != nil && d.ctx.zMean == nil {
+		// Unstandardized coarse distances are not on the fine ones' scale.
+		d.ctx.close()
+		d.ctx = nil
 	}
 	var scores []float64
 	for _, h := range thresholdSet {
