@@ -38,7 +38,7 @@ type EmbedderOptions struct {
 	Channels []int32
 	// Pool is the average-pooling factor applied to the finest grid
 	// (0 or 1: none). The memory sizing picks it when the full grid does not
-	// fit the budget. The pooled grid is ⌊H/Pool⌋×⌊W/Pool⌋.
+	// fit the budget; a context scale uses it for its coarse cells. The pooled grid is ⌊H/Pool⌋×⌊W/Pool⌋.
 	Pool int
 }
 
@@ -183,8 +183,7 @@ func NewEmbedder(opts EmbedderOptions) (*Embedder, error) {
 			for i := range e.taps {
 				e.taps[i].gath = nil // read straight from the taps
 			}
-		}
-		if !e.direct {
+		} else {
 			e.full = make([]float32, fh*fw*e.d)
 		}
 	}
