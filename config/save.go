@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // savedHeader starts every file Save writes: comments cannot be kept
@@ -76,7 +78,7 @@ func Save(path string, c *Config) error {
 }
 
 // writeFileAtomic replaces path's contents with data; see Save.
-func writeFileAtomic(path string, data []byte) (err error) {
+func writeFileAtomic(path string, data []byte) error {
 	target := path
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
 		target = resolved
@@ -90,38 +92,5 @@ func writeFileAtomic(path string, data []byte) (err error) {
 		}
 		mode = fi.Mode().Perm()
 	}
-	dir := filepath.Dir(target)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, target); err != nil {
-		return err
-	}
-	// The rename is durable only once the directory entry is on disk.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteBytes(target, mode, data)
 }

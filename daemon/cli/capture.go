@@ -9,7 +9,6 @@ import (
 	"image/png"
 	"io"
 	iofs "io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/capture"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 func cmdCaptureList() *Command {
@@ -290,26 +291,15 @@ func prefixComma(s string) string {
 	return ", " + s
 }
 
-// writeImage encodes img by the file's extension into a temporary file next
-// to path and renames it, so a reader never sees half a file.
+// writeImage encodes img by the file's extension and replaces path with it
+// atomically, so a reader never sees half a file.
 func writeImage(path string, img image.Image, quality int) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".png":
-		err = png.Encode(tmp, img)
-	default:
-		err = jpeg.Encode(tmp, img, &jpeg.Options{Quality: quality})
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		if strings.ToLower(filepath.Ext(path)) == ".png" {
+			return png.Encode(w, img)
+		}
+		return jpeg.Encode(w, img, &jpeg.Options{Quality: quality})
+	})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

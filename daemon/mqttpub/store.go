@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // outbox is the paho Store behind the publisher. paho's own FileStore
@@ -51,7 +53,7 @@ type outboxEntry struct {
 
 const (
 	outboxExt     = ".msg"
-	outboxTmpExt  = ".tmp"
+	outboxTmpExt  = ".tmp" // temporary files of outboxes written before atomicfile
 	outboxBadExt  = ".corrupt"
 	outboundKeyPf = "o."
 )
@@ -74,7 +76,7 @@ func openOutbox(dir string, log *slog.Logger, drop func(*packets.PublishPacket) 
 	for _, de := range des {
 		name := de.Name()
 		switch {
-		case strings.HasSuffix(name, outboxTmpExt):
+		case atomicfile.IsTemp(name) || strings.HasSuffix(name, outboxTmpExt):
 			// A write that never reached its rename: the caller was never
 			// told it succeeded, so dropping it loses nothing promised.
 			_ = os.Remove(filepath.Join(dir, name))
@@ -212,31 +214,7 @@ func (o *outbox) Put(key string, m packets.ControlPacket) {
 // writeDurable writes data under name so that after it returns the file
 // exists with that content even across a power cut.
 func (o *outbox) writeDurable(name string, data []byte) error {
-	final := filepath.Join(o.dir, name)
-	tmp := final + outboxTmpExt
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	for _, err := range []error{werr, serr, cerr} {
-		if err != nil {
-			_ = os.Remove(tmp)
-			return err
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(o.dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteBytes(filepath.Join(o.dir, name), 0o600, data)
 }
 
 func (o *outbox) fail(op, key string, err error) {

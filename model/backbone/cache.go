@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/model/optimize"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // CacheFile is the file in Options.StateDir that remembers "auto"'s choice
@@ -121,19 +123,7 @@ func storeCache(dir string, c cacheFile) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, CacheFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, CacheFile))
+	return atomicfile.WriteBytes(filepath.Join(dir, CacheFile), 0o644, append(data, '\n'))
 }
 
 // auto picks the variant: from the cache when this model, thread count

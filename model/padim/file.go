@@ -13,12 +13,13 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // FormatVersion is the model file layout version this package writes and
@@ -173,47 +174,17 @@ func Save(path string, m *Model) (err error) {
 	i := bytes.Index(hdr, []byte(checksumPrefix+"00000000"))
 	copy(hdr[i+len(checksumPrefix):], fmt.Sprintf("%08x", crc))
 
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+	return atomicfile.Write(path, 0o644, func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(hdr)))
+		w.Write(n[:])
+		w.Write(hdr)
+		for _, t := range tensors {
+			w.Write(t.bytes())
 		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(hdr)))
-	w.Write(n[:])
-	w.Write(hdr)
-	for _, t := range tensors {
-		w.Write(t.bytes())
-	}
-	if err = w.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+		return w.Flush()
+	})
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
