@@ -21,8 +21,7 @@ import (
 // and added: the anomaly map is the sum of both scales' standardized
 // distances.
 type contextScale struct {
-	pool   int // cell size in finest-tap positions
-	emb    *padim.Embedder
+	emb    *padim.Embedder // its Pool is the cell size in finest-tap positions
 	state  *padim.State
 	scorer *padim.Scorer
 	// zMean and zInvStd standardize the coarse distances per position.
@@ -61,7 +60,7 @@ func newContextScale(taps []padim.TapShape, pool, d int, seed uint64, channels [
 		return nil, fmt.Errorf("context scale: %w", err)
 	}
 	p := emb.Positions()
-	return &contextScale{pool: pool, emb: emb, vec: make([]float32, emb.Len()), dist: make([]float32, p), z: make([]float32, p),
+	return &contextScale{emb: emb, vec: make([]float32, emb.Len()), dist: make([]float32, p), z: make([]float32, p),
 		up: up, fine: make([]float32, fineH*fineW)}, nil
 }
 
@@ -116,7 +115,7 @@ func (c *contextScale) addTo(fine, dist []float32) error {
 
 // describe records the context scale in a detector's Info.
 func (c *contextScale) describe(info *Info) {
-	info.ContextPool, info.ContextGridH, info.ContextGridW, info.ContextFeatures = c.pool, c.emb.GridH(), c.emb.GridW(), c.emb.D()
+	info.ContextPool, info.ContextGridH, info.ContextGridW, info.ContextFeatures = c.emb.Pool(), c.emb.GridH(), c.emb.GridW(), c.emb.D()
 	info.StateBytes += c.bytes()
 }
 
@@ -140,7 +139,7 @@ func (c *contextScale) save(m *padim.Model) {
 	m.Tensors[tensorContextInvCov] = padim.Tensor{Shape: []int{gh, gw, d * (d + 1) / 2}, Data: c.state.InvCov}
 	m.Tensors[tensorContextDistMean] = padim.Tensor{Shape: []int{gh * gw}, Data: c.zMean}
 	m.Tensors[tensorContextDistInvSD] = padim.Tensor{Shape: []int{gh * gw}, Data: c.zInvStd}
-	m.Meta.Extra[metaContextPool] = strconv.Itoa(c.pool)
+	m.Meta.Extra[metaContextPool] = strconv.Itoa(c.emb.Pool())
 	ch := c.emb.Channels()
 	s := make([]string, len(ch))
 	for i, v := range ch {

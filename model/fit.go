@@ -99,8 +99,15 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	if opts.Threshold.Explicit > 0 {
 		fitIdx, holdIdx = append(fitIdx, holdIdx...), nil
 	}
+	// The per-position z-score needs enough held-out images; the context
+	// scale needs the z-score (its distances are added standardized).
+	zscore := opts.PositionZScore && len(holdIdx) >= minZScoreHeldOut
+	if opts.PositionZScore && !zscore {
+		opts.Logger.Warn("position z-score skipped: too few held-out normal images for per-position statistics (the context scale needs them too)",
+			"held_out", len(holdIdx), "need", minZScoreHeldOut)
+	}
 	var ctxAcc *padim.Accumulator
-	if d.ctx, err = opts.contextScale(shapes, d.emb, budget-size.Bytes, len(holdIdx)); err != nil {
+	if d.ctx, err = opts.contextScale(shapes, d.emb, budget-size.Bytes, zscore); err != nil {
 		return fail(fmt.Errorf("fit: %w", err))
 	}
 	if d.ctx != nil {
@@ -228,16 +235,6 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		}
 		return out, nil
 	}
-	zscore := opts.PositionZScore && len(held) >= minZScoreHeldOut
-	if opts.PositionZScore && !zscore {
-		opts.Logger.Warn("position z-score skipped: too few held-out normal images for per-position statistics",
-			"held_out", len(held), "need", minZScoreHeldOut)
-	}
-	if !zscore && d.ctx != nil {
-		// Unstandardized coarse distances are not on the fine ones' scale.
-		d.ctx.close()
-		d.ctx = nil
-	}
 	var scores []float64
 	if !zscore {
 		if scores, err = score(held); err != nil {
@@ -280,17 +277,17 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 
 // contextScale decides whether the fit gets a context scale and prepares
 // it, with the largest d up to ContextFeatures whose state fits in the
-// budget the patch scale left (bytes). It needs the per-position z-score,
-// so it is left out (logged) when that is off or there are too few
-// held-out images for it, and when its cells would not be coarser than the
-// patch grid.
-func (o *Options) contextScale(taps []padim.TapShape, emb *padim.Embedder, bytes int64, heldOut int) (*contextScale, error) {
+// budget the patch scale left (bytes). It needs the per-position z-score
+// (zscore: the fit will have it), and is left out (logged) when its cells
+// would not be coarser than the patch grid.
+func (o *Options) contextScale(taps []padim.TapShape, emb *padim.Embedder, bytes int64, zscore bool) (*contextScale, error) {
 	if o.ContextPool <= 1 {
 		return nil, nil
 	}
-	if !o.PositionZScore || heldOut < minZScoreHeldOut {
-		o.Logger.Warn("context scale skipped: it needs the position z-score, with enough held-out normal images",
-			"position_zscore", o.PositionZScore, "held_out", heldOut, "need", minZScoreHeldOut)
+	if !zscore {
+		if !o.PositionZScore {
+			o.Logger.Warn("context scale skipped: it needs model.position_zscore")
+		}
 		return nil, nil
 	}
 	gh, gw := taps[0].H, taps[0].W

@@ -256,7 +256,7 @@ func (e *Embedder) Embed(dst []float32, maps []FeatureMap) error {
 		}
 	}
 	if e.pool > 1 {
-		e.avgPool(dst)
+		poolGrid(dst, e.full, e.fineH, e.fineW, e.d, e.pool)
 	}
 	return nil
 }
@@ -311,15 +311,10 @@ func (e *Embedder) embedPooled(dst []float32, maps []FeatureMap) {
 	}
 }
 
-// avgPool averages pool×pool blocks of the finest-grid embedding into dst.
-func (e *Embedder) avgPool(dst []float32) {
-	AvgPool(dst, e.full, e.fineH, e.fineW, e.d, e.pool)
-}
-
-// AvgPool averages k×k blocks of an h×w grid of d-vectors (src[p*d+c])
+// poolGrid averages k×k blocks of an h×w grid of d-vectors (src[p*d+c])
 // into dst, an (h/k)×(w/k) grid; rows and columns beyond the last whole
 // block are left out, as the Embedder's own pooling does.
-func AvgPool(dst, src []float32, h, w, d, k int) {
+func poolGrid(dst, src []float32, h, w, d, k int) {
 	gh, gw := h/k, w/k
 	inv := 1 / float32(k*k)
 	for gy := range gh {

@@ -208,7 +208,7 @@ func TestEmbedderPoolAtTapResolution(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := make([]float32, pooled.Len())
-		AvgPool(want, f, full.GridH(), full.GridW(), 10, c.pool)
+		poolGrid(want, f, full.GridH(), full.GridW(), 10, c.pool)
 		got := make([]float32, pooled.Len())
 		if err := pooled.Embed(got, maps); err != nil {
 			t.Fatal(err)
