@@ -51,11 +51,7 @@ func (r *rewriter) toFloat(t *graph.Tensor, bias bool) error {
 		return err
 	}
 	if t.Constant {
-		d, bf, err := r.data(t)
-		if err != nil {
-			return err
-		}
-		real, err := dequantize(t, d)
+		d, bf, real, err := r.values(t)
 		if err != nil {
 			return err
 		}

@@ -87,11 +87,7 @@ func (r *rewriter) int8Weight(t *graph.Tensor, ro *role) error {
 	if err != nil {
 		return err
 	}
-	d, _, err := r.data(t)
-	if err != nil {
-		return err
-	}
-	real, err := dequantize(t, d)
+	d, _, real, err := r.values(t)
 	if err != nil {
 		return err
 	}
@@ -127,11 +123,7 @@ func (r *rewriter) int8Bias(t *graph.Tensor, ro *role) error {
 	if err != nil {
 		return err
 	}
-	d, _, err := r.data(t)
-	if err != nil {
-		return err
-	}
-	real, err := dequantize(t, d)
+	d, _, real, err := r.values(t)
 	if err != nil {
 		return err
 	}

@@ -247,6 +247,17 @@ func (r *rewriter) data(t *graph.Tensor) ([]byte, graph.BufferFields, error) {
 	return r.w.out[bf.Start : bf.Start+bf.Len], bf, nil
 }
 
+// values returns a constant tensor's bytes inside the output, its buffer's
+// fields and its values dequantized.
+func (r *rewriter) values(t *graph.Tensor) ([]byte, graph.BufferFields, []float32, error) {
+	d, bf, err := r.data(t)
+	if err != nil {
+		return nil, bf, nil, err
+	}
+	real, err := dequantize(t, d)
+	return d, bf, real, err
+}
+
 // setType writes a tensor's type byte. A type field absent from the vtable
 // means float32 (the schema default), which only a float32 target matches.
 func (r *rewriter) setType(t *graph.Tensor, f graph.TensorFields, typ graph.TensorType) error {
