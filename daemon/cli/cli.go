@@ -12,6 +12,9 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon"
 )
 
 // Env is what a sub-command gets from the process: its streams, so that
@@ -146,6 +149,19 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &UsageError{Msg: err.Error()}
 	}
 	return nil
+}
+
+// parseDataCommand parses the flags of a command that works on a data
+// folder (--data, required; no positional arguments) and loads the
+// configuration named by cfgPath (defaults when empty).
+func parseDataCommand(fs *flag.FlagSet, args []string, data, cfgPath *string) (*config.Config, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if *data == "" || fs.NArg() != 0 {
+		return nil, usagef("--data is required and no positional arguments are taken")
+	}
+	return daemon.LoadConfig(*cfgPath)
 }
 
 // logLevel reads INSPECTD_LOG_LEVEL (debug, info, warn, error).

@@ -85,13 +85,7 @@ func cmdEval() *Command {
 			contextFeatures := fs.Int("context-features", 0, "override model.context_features")
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
-			if err := parseFlags(fs, args); err != nil {
-				return err
-			}
-			if *data == "" || fs.NArg() != 0 {
-				return usagef("--data is required and no positional arguments are taken")
-			}
-			cfg, err := daemon.LoadConfig(*cfgPath)
+			cfg, err := parseDataCommand(fs, args, data, cfgPath)
 			if err != nil {
 				return err
 			}

@@ -82,13 +82,7 @@ func cmdFit() *Command {
 			data := fs.String("data", "", "normal images: a folder in MVTec AD layout (train/good) or a folder of images")
 			out := fs.String("out", "", "model file to write (default: model.path of the configuration)")
 			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
-			if err := parseFlags(fs, args); err != nil {
-				return err
-			}
-			if *data == "" || fs.NArg() != 0 {
-				return usagef("--data is required and no positional arguments are taken")
-			}
-			cfg, err := daemon.LoadConfig(*cfgPath)
+			cfg, err := parseDataCommand(fs, args, data, cfgPath)
 			if err != nil {
 				return err
 			}
