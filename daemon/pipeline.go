@@ -291,7 +291,7 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 		if err == nil {
 			s.timing = r.Timing
 			s.w, s.h = r.W, r.H
-			s.res = mqttpub.Result{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized, Anomalous: r.Anomalous}
+			s.res = mqttpub.Result{Header: mqttpub.Header{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized}, Anomalous: r.Anomalous}
 			copyGray(&s.mask, r.Mask)
 			s.forHTTP = p.o.HTTP != nil && (r.Anomalous || time.Since(lastHTTP) >= httpEvery)
 			if s.forHTTP {
@@ -372,8 +372,7 @@ func (p *Pipeline) publishStage(s *slot) {
 	if p.o.Sink != nil {
 		p.publishImages(s)
 		if r.Anomalous {
-			a := &mqttpub.Alarm{Seq: seq, FrameTime: f.Time, TriggerID: f.Trigger, Score: r.Score, Threshold: r.Threshold,
-				NormalizedScore: r.NormalizedScore, ModelID: r.ModelID, ImageWidth: s.w, ImageHeight: s.h, Regions: p.rf.find(&s.mask)}
+			a := &mqttpub.Alarm{Header: r.Header, ImageWidth: s.w, ImageHeight: s.h, Regions: p.rf.find(&s.mask)}
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
 				p.log.Error("alarm not queued", "seq", seq, "err", err)
 			}
@@ -451,8 +450,8 @@ func (p *Pipeline) publishError(seq uint64, trigger string, cause error) {
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Seq: seq, FrameTime: time.Now(), TriggerID: trigger, Anomalous: true, Verdict: "error",
-		ModelID: p.o.Detector.Info().ID, LatencyMS: map[string]float64{}, Error: cause.Error()}
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, FrameTime: time.Now(), TriggerID: trigger, ModelID: p.o.Detector.Info().ID},
+		Anomalous: true, Verdict: "error", LatencyMS: map[string]float64{}, Error: cause.Error()}
 	if err := p.o.Sink.PublishResult(r, 1); err != nil {
 		p.log.Warn("error result not published", "trigger", trigger, "err", err)
 	}

@@ -61,7 +61,7 @@ func TestEmbeddedBrokerDelivers(t *testing.T) {
 	if err := p.WaitConnected(wctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.PublishAlarm(&mqttpub.Alarm{Seq: 3, Regions: []mqttpub.Region{{X: 1, Y: 2, W: 3, H: 4, Area: 9}}}); err != nil {
+	if err := p.PublishAlarm(&mqttpub.Alarm{Header: mqttpub.Header{Seq: 3}, Regions: []mqttpub.Region{{X: 1, Y: 2, W: 3, H: 4, Area: 9}}}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -36,7 +36,7 @@ func Example() {
 	_ = p.SetInfo(&mqttpub.Info{Version: "0.1.0", DeviceID: "line3-cam1", ModelID: "m1", Backbone: "mobilenet_v1", D: 100})
 	_ = p.Start()
 
-	_ = p.PublishResult(&mqttpub.Result{Seq: 1, FrameTime: time.Now(), Score: 3.2, Threshold: 12, NormalizedScore: 0.27}, 0)
+	_ = p.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 1, FrameTime: time.Now(), Score: 3.2, Threshold: 12, NormalizedScore: 0.27}}, 0)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -36,22 +36,24 @@ func newPublisher(t *testing.T, url, device string, mut func(*mqttpub.Options)) 
 
 func sampleResult(seq uint64, trigger string) *mqttpub.Result {
 	return &mqttpub.Result{
-		Seq:             seq,
-		FrameTime:       time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC),
-		TriggerID:       trigger,
-		Score:           17.25,
-		Threshold:       12.5,
-		NormalizedScore: 1.38,
-		Anomalous:       true,
-		LatencyMS:       map[string]float64{"capture": 1.5, "preprocess": 0.75, "backbone": 31.25, "padim": 8, "publish": 0.5},
-		ModelID:         "padim-mnv1-d100-20250304",
+		Header: mqttpub.Header{
+			Seq:             seq,
+			FrameTime:       time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC),
+			TriggerID:       trigger,
+			Score:           17.25,
+			Threshold:       12.5,
+			NormalizedScore: 1.38,
+			ModelID:         "padim-mnv1-d100-20250304",
+		},
+		Anomalous: true,
+		LatencyMS: map[string]float64{"capture": 1.5, "preprocess": 0.75, "backbone": 31.25, "padim": 8, "publish": 0.5},
 	}
 }
 
 func sampleAlarm(seq uint64) *mqttpub.Alarm {
 	return &mqttpub.Alarm{
-		Seq: seq, FrameTime: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC),
-		Score: 17.25, Threshold: 12.5, NormalizedScore: 1.38, ModelID: "m1",
+		Header: mqttpub.Header{Seq: seq, FrameTime: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC),
+			Score: 17.25, Threshold: 12.5, NormalizedScore: 1.38, ModelID: "m1"},
 		ImageWidth: 224, ImageHeight: 224,
 		Regions: []mqttpub.Region{{X: 10, Y: 20, W: 30, H: 12, Area: 280}, {X: 100, Y: 5, W: 3, H: 3, Area: 7}},
 	}

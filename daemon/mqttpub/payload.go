@@ -11,9 +11,9 @@ import (
 	"unicode/utf8"
 )
 
-// Result is the JSON payload published on <prefix>/<device_id>/result for
-// every inspection.
-type Result struct {
+// Header is what results and alarms both say of an inspection; its fields
+// appear at the top level of either payload.
+type Header struct {
 	// Seq numbers inspections from 1 since the daemon started.
 	Seq uint64 `json:"seq"`
 	// FrameTime is when the camera captured the frame (RFC 3339, UTC).
@@ -27,6 +27,14 @@ type Result struct {
 	Threshold float64 `json:"threshold"`
 	// NormalizedScore is Score/Threshold: above 1 means anomalous.
 	NormalizedScore float64 `json:"normalized_score"`
+	// ModelID identifies the fitted model that produced the score.
+	ModelID string `json:"model_id"`
+}
+
+// Result is the JSON payload published on <prefix>/<device_id>/result for
+// every inspection.
+type Result struct {
+	Header
 	// Anomalous is the verdict. An inspection that could not be made (a
 	// trigger that got no frame, a failed inspection) is reported as
 	// anomalous with Verdict "error": a line must never take a missing
@@ -39,8 +47,6 @@ type Result struct {
 	// LatencyMS holds the time spent in each pipeline stage, in
 	// milliseconds, keyed by stage name (capture, preprocess, backbone, ...).
 	LatencyMS map[string]float64 `json:"latency_ms"`
-	// ModelID identifies the fitted model that produced the score.
-	ModelID string `json:"model_id"`
 }
 
 // Region is one connected region of the binary anomaly mask, in pixels of
@@ -56,13 +62,7 @@ type Region struct {
 // Alarm is the JSON payload published at QoS 1 on
 // <prefix>/<device_id>/alarm for anomalous inspections only.
 type Alarm struct {
-	Seq             uint64    `json:"seq"`
-	FrameTime       time.Time `json:"frame_time"`
-	TriggerID       string    `json:"trigger_id,omitempty"`
-	Score           float64   `json:"score"`
-	Threshold       float64   `json:"threshold"`
-	NormalizedScore float64   `json:"normalized_score"`
-	ModelID         string    `json:"model_id"`
+	Header
 	// ImageWidth and ImageHeight give the frame the region coordinates refer to.
 	ImageWidth  int `json:"image_width"`
 	ImageHeight int `json:"image_height"`

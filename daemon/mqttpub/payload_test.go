@@ -83,7 +83,7 @@ func FuzzParseTrigger(f *testing.F) {
 }
 
 func TestMarshalNaNNamesTopic(t *testing.T) {
-	_, err := marshal("inspectd/cam1/result", &Result{Score: math.NaN()})
+	_, err := marshal("inspectd/cam1/result", &Result{Header: Header{Score: math.NaN()}})
 	if err == nil || !strings.Contains(err.Error(), "inspectd/cam1/result") {
 		t.Fatalf("err = %v", err)
 	}
