@@ -101,31 +101,49 @@ func BenchmarkScore(b *testing.B) {
 const nominalBackbone = 60 * time.Millisecond
 
 // BenchmarkAccumulate is the fit's per-image cost at d=100 on 56×56: one
-// Add (a copy, and every 8th call the batched O(d²) pass on all cores).
-// %fit is its share of a fit's wall time next to a 60 ms backbone.
+// Add (a copy, and every 16th call the batched O(d²) pass on all cores),
+// with the rank-k update in the assembly kernel (kernel=fma, where the CPU
+// has AVX2 and FMA) and in gonum's Dgemv (kernel=gonum, the baseline in the
+// same run). %fit is its share of a fit's wall time next to a 60 ms
+// backbone.
 func BenchmarkAccumulate(b *testing.B) {
-	const gh, gw, d = 56, 56, 100
-	acc, err := NewAccumulator(AccumulatorOptions{GridH: gh, GridW: gw, D: d})
-	if err != nil {
-		b.Fatal(err)
+	kernels := []struct {
+		name string
+		fma  bool
+	}{{"gonum", false}}
+	if cpuHasFMA {
+		kernels = append(kernels, struct {
+			name string
+			fma  bool
+		}{"fma", true})
 	}
+	const gh, gw, d = 56, 56, 100
 	g := newFeatureGen(gh*gw, d, 1)
 	embs := make([][]float32, batch)
 	for i := range embs {
 		embs[i] = make([]float32, gh*gw*d)
 		g.next(embs[i], 0)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	cpu := processCPU()
-	for b.Loop() {
-		_ = acc.Add(embs[i%len(embs)])
-		i++
+	for _, k := range kernels {
+		b.Run("kernel="+k.name, func(b *testing.B) {
+			acc, err := NewAccumulator(AccumulatorOptions{GridH: gh, GridW: gw, D: d})
+			if err != nil {
+				b.Fatal(err)
+			}
+			acc.fma = k.fma
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			cpu := processCPU()
+			for b.Loop() {
+				_ = acc.Add(embs[i%len(embs)])
+				i++
+			}
+			b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(100*per/(per+float64(nominalBackbone.Nanoseconds())), "%fit")
+		})
 	}
-	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
-	per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	b.ReportMetric(100*per/(per+float64(nominalBackbone.Nanoseconds())), "%fit")
 }
 
 // BenchmarkFinalize is the inversion of 56×56 covariances at d=100.
