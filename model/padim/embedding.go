@@ -50,9 +50,31 @@ type tapPlan struct {
 	gath  []float32 // H×W×len(local) gathered channels, reused per frame
 	srcY  []int     // finest-grid row -> this tap's row (nearest)
 	srcX  []int     // finest-grid column -> this tap's column (nearest)
-	// by, bx are the tap positions per pooled cell when the embedding can
-	// be pooled at the tap's own resolution (see Embedder.direct).
-	by, bx int
+	// ySpan and xSpan are, per pooled cell row and column, the tap rows
+	// and columns it covers with their weights (see Embedder.embedPooled).
+	ySpan, xSpan []span
+}
+
+// span is a run of tap positions along one axis, starting at lo, with the
+// share of a pooled cell's finest-grid positions that each stands for.
+type span struct {
+	lo int
+	w  []float32
+}
+
+// spans lists, for each of n cells of pool finest-grid positions, the tap
+// positions src maps them to (nearest upsampling) and how many each gets.
+func spans(src []int, n, pool int) []span {
+	out := make([]span, n)
+	for g := range out {
+		first := src[g*pool]
+		sp := span{lo: first, w: make([]float32, src[g*pool+pool-1]-first+1)}
+		for _, t := range src[g*pool : g*pool+pool] {
+			sp.w[t-first] += 1 / float32(pool)
+		}
+		out[g] = sp
+	}
+	return out
 }
 
 // Embedder builds PaDiM patch embeddings from tap outputs: a fixed subset of
@@ -68,13 +90,7 @@ type Embedder struct {
 	pool       int
 	gridH      int
 	gridW      int
-	full       []float32 // finest-grid embedding when pooling, else nil
 	totalChans int
-	// direct pools each tap at its own resolution: possible when every
-	// pooled cell covers whole tap positions, and then the finest-grid
-	// embedding is never built (a context scale at d=300 would otherwise
-	// write and reread ~1M floats per frame).
-	direct bool
 }
 
 // NewEmbedder validates the options and plans the gather.
@@ -168,23 +184,13 @@ func NewEmbedder(opts EmbedderOptions) (*Embedder, error) {
 		e.taps = append(e.taps, tp)
 	}
 	if pool > 1 {
-		e.direct = true
 		for i := range e.taps {
 			tp := &e.taps[i]
-			t := tp.shape
-			sy, sx := fh/t.H, fw/t.W
-			if sy*t.H != fh || sx*t.W != fw || pool%sy != 0 || pool%sx != 0 {
-				e.direct = false
-				break
+			if len(tp.local) == 0 {
+				continue
 			}
-			tp.by, tp.bx = pool/sy, pool/sx
-		}
-		if e.direct {
-			for i := range e.taps {
-				e.taps[i].gath = nil // read straight from the taps
-			}
-		} else {
-			e.full = make([]float32, fh*fw*e.d)
+			tp.gath = nil // read straight from the taps
+			tp.ySpan, tp.xSpan = spans(tp.srcY, e.gridH, pool), spans(tp.srcX, e.gridW, pool)
 		}
 	}
 	return e, nil
@@ -227,14 +233,11 @@ func (e *Embedder) Embed(dst []float32, maps []FeatureMap) error {
 			return fmt.Errorf("embed: tap %d is %dx%dx%d with %d values, want %dx%dx%d", i, m.H, m.W, m.C, len(m.Data), s.H, s.W, s.C)
 		}
 	}
-	if e.direct {
+	if e.pool > 1 {
 		e.embedPooled(dst, maps)
 		return nil
 	}
 	out := dst
-	if e.pool > 1 {
-		out = e.full
-	}
 	d := e.d
 	for i := range e.taps {
 		tp := &e.taps[i]
@@ -254,9 +257,6 @@ func (e *Embedder) Embed(dst []float32, maps []FeatureMap) error {
 				copy(out[o+tp.slot:o+tp.slot+k], g[sp*k:sp*k+k])
 			}
 		}
-	}
-	if e.pool > 1 {
-		poolGrid(dst, e.full, e.fineH, e.fineW, e.d, e.pool)
 	}
 	return nil
 }
@@ -278,8 +278,10 @@ func (tp *tapPlan) gather(m FeatureMap) ([]float32, int) {
 }
 
 // embedPooled averages every tap over the tap positions each pooled cell
-// covers. Nearest upsampling repeats each tap position equally often inside
-// a cell, so this equals pooling the finest-grid embedding.
+// covers, each weighted by how many of the cell's finest-grid positions
+// nearest upsampling would give it: the same numbers as pooling the
+// finest-grid embedding, without building it (a context scale at d=300
+// would otherwise write and reread ~1M floats per frame).
 func (e *Embedder) embedPooled(dst []float32, maps []FeatureMap) {
 	d := e.d
 	for i := range e.taps {
@@ -290,48 +292,21 @@ func (e *Embedder) embedPooled(dst []float32, maps []FeatureMap) {
 		// Gathering and summing in one pass: the kept channels are read
 		// straight from the tap, never copied.
 		k, c, tw, src := len(tp.local), tp.shape.C, tp.shape.W, maps[i].Data
-		inv := 1 / float32(tp.by*tp.bx)
-		for gy := range e.gridH {
-			for gx := range e.gridW {
+		for gy, ys := range tp.ySpan {
+			for gx, xs := range tp.xSpan {
 				o := dst[(gy*e.gridW+gx)*d+tp.slot : (gy*e.gridW+gx)*d+tp.slot+k]
 				clear(o)
-				for ty := gy * tp.by; ty < (gy+1)*tp.by; ty++ {
-					for tx := gx * tp.bx; tx < (gx+1)*tp.bx; tx++ {
+				for a, wy := range ys.w {
+					ty := ys.lo + a
+					for b, wx := range xs.w {
+						tx := xs.lo + b
+						w := wy * wx
 						row := src[(ty*tw+tx)*c : (ty*tw+tx)*c+c]
 						for j, ch := range tp.local {
-							o[j] += row[ch]
+							o[j] += w * row[ch]
 						}
 					}
 				}
-				for j := range o {
-					o[j] *= inv
-				}
-			}
-		}
-	}
-}
-
-// poolGrid averages k×k blocks of an h×w grid of d-vectors (src[p*d+c])
-// into dst, an (h/k)×(w/k) grid; rows and columns beyond the last whole
-// block are left out, as the Embedder's own pooling does.
-func poolGrid(dst, src []float32, h, w, d, k int) {
-	gh, gw := h/k, w/k
-	inv := 1 / float32(k*k)
-	for gy := range gh {
-		for gx := range gw {
-			o := dst[(gy*gw+gx)*d : (gy*gw+gx+1)*d]
-			clear(o)
-			for dy := range k {
-				for dx := range k {
-					p := (gy*k+dy)*w + gx*k + dx
-					v := src[p*d : p*d+d]
-					for c := range o {
-						o[c] += v[c]
-					}
-				}
-			}
-			for c := range o {
-				o[c] *= inv
 			}
 		}
 	}

@@ -164,7 +164,7 @@ func TestEmbedderErrors(t *testing.T) {
 
 func TestEmbedNoAllocs(t *testing.T) {
 	shapes := []TapShape{{H: 56, W: 56, C: 128}, {H: 28, W: 28, C: 256}, {H: 14, W: 14, C: 512}}
-	for _, pool := range []int{1, 2, 8} {
+	for _, pool := range []int{1, 2, 6, 8} {
 		e, err := NewEmbedder(EmbedderOptions{Taps: shapes, D: 100, Seed: 3, Pool: pool})
 		if err != nil {
 			t.Fatal(err)
@@ -177,19 +177,22 @@ func TestEmbedNoAllocs(t *testing.T) {
 	}
 }
 
-// Pooling at each tap's own resolution (cells covering whole tap
-// positions) gives the same embedding as pooling the finest-grid one, and
-// shapes where it cannot be used fall back to that.
+// Pooling at each tap's own resolution, weighting each tap position by the
+// finest-grid positions it stands for, gives the same embedding as pooling
+// the finest-grid one, for cells aligned with the coarser taps or not.
 func TestEmbedderPoolAtTapResolution(t *testing.T) {
+	mobilenet := []TapShape{{H: 56, W: 56, C: 8}, {H: 28, W: 28, C: 8}, {H: 14, W: 14, C: 8}}
 	for _, c := range []struct {
 		shapes []TapShape
 		pool   int
-		direct bool
 	}{
-		{[]TapShape{{H: 56, W: 56, C: 8}, {H: 28, W: 28, C: 8}, {H: 14, W: 14, C: 8}}, 8, true},
-		{[]TapShape{{H: 56, W: 56, C: 8}, {H: 28, W: 28, C: 8}, {H: 14, W: 14, C: 8}}, 2, false}, // half a 14×14 position
-		{[]TapShape{{H: 12, W: 9, C: 6}, {H: 6, W: 3, C: 6}}, 3, false},
-		{[]TapShape{{H: 12, W: 12, C: 6}, {H: 6, W: 6, C: 6}}, 4, true},
+		{mobilenet, 8},
+		{mobilenet, 6}, // one and a half 14×14 positions per cell
+		{mobilenet, 7},
+		{mobilenet, 2}, // half a 14×14 position
+		{[]TapShape{{H: 12, W: 9, C: 6}, {H: 6, W: 3, C: 6}}, 3},
+		{[]TapShape{{H: 12, W: 12, C: 6}, {H: 6, W: 6, C: 6}}, 4},
+		{[]TapShape{{H: 13, W: 11, C: 6}, {H: 5, W: 4, C: 6}}, 3}, // uneven nearest mapping
 	} {
 		full, err := NewEmbedder(EmbedderOptions{Taps: c.shapes, D: 10, Seed: 5})
 		if err != nil {
@@ -198,9 +201,6 @@ func TestEmbedderPoolAtTapResolution(t *testing.T) {
 		pooled, err := NewEmbedder(EmbedderOptions{Taps: c.shapes, Channels: full.Channels(), Pool: c.pool})
 		if err != nil {
 			t.Fatal(err)
-		}
-		if pooled.direct != c.direct {
-			t.Errorf("%v pool %d: direct %v, want %v", c.shapes, c.pool, pooled.direct, c.direct)
 		}
 		maps := makeMaps(c.shapes)
 		f := make([]float32, full.Len())
@@ -216,6 +216,32 @@ func TestEmbedderPoolAtTapResolution(t *testing.T) {
 		for i := range got {
 			if math.Abs(float64(got[i]-want[i])) > 1e-5*math.Max(1, math.Abs(float64(want[i]))) {
 				t.Fatalf("%v pool %d: value %d is %v, want %v", c.shapes, c.pool, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// poolGrid averages k×k blocks of an h×w grid of d-vectors (src[p*d+c])
+// into dst, an (h/k)×(w/k) grid, leaving out rows and columns beyond the
+// last whole block: the reference for the Embedder's pooling.
+func poolGrid(dst, src []float32, h, w, d, k int) {
+	gh, gw := h/k, w/k
+	inv := 1 / float32(k*k)
+	for gy := range gh {
+		for gx := range gw {
+			o := dst[(gy*gw+gx)*d : (gy*gw+gx+1)*d]
+			clear(o)
+			for dy := range k {
+				for dx := range k {
+					p := (gy*k+dy)*w + gx*k + dx
+					v := src[p*d : p*d+d]
+					for c := range o {
+						o[c] += v[c]
+					}
+				}
+			}
+			for c := range o {
+				o[c] *= inv
 			}
 		}
 	}
