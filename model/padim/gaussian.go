@@ -9,8 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
-	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/lapack/lapack64"
 )
 
 // DefaultEps is the ridge added to every covariance before inversion, as in
@@ -286,9 +288,7 @@ func (a *Accumulator) Finalize(opts FinalizeOptions) (*State, error) {
 	}
 	run := func() {
 		cov := make([]float64, d*d)
-		sym := mat.NewSymDense(d, cov)
-		var chol mat.Cholesky
-		var inv mat.SymDense
+		work := make([]float64, d*d)
 		for !failed.Load() {
 			q := int(next.Add(1)) - 1
 			if q >= p {
@@ -298,7 +298,7 @@ func (a *Accumulator) Finalize(opts FinalizeOptions) (*State, error) {
 				fail(fmt.Errorf("finalize: %w", ctx.Err()))
 				return
 			}
-			usedEps, err := a.invert(q, eps, steps, cov, sym, &chol, &inv, s)
+			usedEps, err := a.invert(q, eps, steps, cov, work, s)
 			if err != nil {
 				fail(err)
 				return
@@ -333,7 +333,12 @@ func (a *Accumulator) Finalize(opts FinalizeOptions) (*State, error) {
 
 // invert computes position q's mean and packed float32 inverse covariance
 // into s, returning the ridge it needed.
-func (a *Accumulator) invert(q int, eps float64, steps int, cov []float64, sym *mat.SymDense, chol *mat.Cholesky, inv *mat.SymDense, s *State) (float64, error) {
+//
+// The inversion calls LAPACK's Cholesky routines (gonum's potrf and potri)
+// in place on work (d×d, upper triangle) rather than through mat.Cholesky,
+// whose factorization also estimates the condition number: a fifth of the
+// inversion time, and the ridge already bounds it.
+func (a *Accumulator) invert(q int, eps float64, steps int, cov, work []float64, s *State) (float64, error) {
 	d := a.d
 	tri := packedLen(d)
 	n := float64(a.n)
@@ -360,28 +365,26 @@ func (a *Accumulator) invert(q int, eps float64, steps int, cov []float64, sym *
 		off += d - i
 	}
 	used := eps
+	sym := blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: work}
 	for step := 0; ; step++ {
+		copy(work, cov)
 		for i := range d {
-			cov[i*d+i] += used
+			work[i*d+i] += used
 		}
-		if chol.Factorize(sym) {
-			if err := chol.InverseTo(inv); err == nil {
+		if t, ok := lapack64.Potrf(sym); ok {
+			if _, ok := lapack64.Potri(t); ok {
 				break
 			}
 		}
 		if step >= steps {
 			return 0, fmt.Errorf("finalize: covariance at position (y=%d, x=%d) is not positive definite even with eps=%g", q/a.gridW, q%a.gridW, used)
 		}
-		for i := range d {
-			cov[i*d+i] -= used
-		}
 		used *= 10
 	}
-	raw := inv.RawSymmetric()
 	dst := s.InvCov[q*tri : q*tri+tri]
 	off = 0
 	for i := range d {
-		r := raw.Data[i*raw.Stride+i : i*raw.Stride+d]
+		r := work[i*d+i : i*d+d]
 		for j, v := range r {
 			dst[off+j] = float32(v)
 		}
