@@ -225,6 +225,9 @@ type Model struct {
 	ContextPool int `yaml:"context_pool"`
 	// ContextFeatures is the context scale's largest d.
 	ContextFeatures int `yaml:"context_features"`
+	// ContextWeight multiplies the context scale's scores before they are
+	// added to the patch scale's.
+	ContextWeight float64 `yaml:"context_weight"`
 	// BlurSigma is the anomaly map's Gaussian blur, in pixels at 224 px; 0 disables it.
 	BlurSigma float64 `yaml:"blur_sigma"`
 	// Threshold says how the anomaly threshold is chosen.
@@ -372,8 +375,9 @@ func Default() *Config {
 			XNNPACK:         true,
 			Optimize:        "auto",
 			PositionZScore:  true,
-			ContextPool:     8,
+			ContextPool:     6,
 			ContextFeatures: 300,
+			ContextWeight:   2,
 			Features:        100,
 			MinFeatures:     32,
 			Seed:            1,

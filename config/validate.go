@@ -24,14 +24,17 @@ const (
 	maxFeatures    = 2048
 	maxBlurSigma   = 64
 	maxContextPool = 64
-	maxQueue       = 1024
-	maxTopicPrefix = 256
-	maxClientID    = 256
-	maxKeepalive   = 65535 * time.Second // MQTT's keepalive is 16-bit seconds
-	maxTimeout     = time.Hour
-	maxTaps        = 16
-	minBudget      = Size(1 << 20)
-	maxHoldout     = 0.9
+	// maxContextWeight bounds model.context_weight: beyond it the patch
+	// scale would hardly count.
+	maxContextWeight = 16
+	maxQueue         = 1024
+	maxTopicPrefix   = 256
+	maxClientID      = 256
+	maxKeepalive     = 65535 * time.Second // MQTT's keepalive is 16-bit seconds
+	maxTimeout       = time.Hour
+	maxTaps          = 16
+	minBudget        = Size(1 << 20)
+	maxHoldout       = 0.9
 )
 
 // Validate checks every setting and every rule between settings, and
@@ -277,6 +280,7 @@ func (v *validator) model(m *Model) {
 		v.addf("model.context_pool", "%d must be 0 (off) or 2..%d", m.ContextPool, maxContextPool)
 	}
 	v.intRange("model.context_features", m.ContextFeatures, 1, maxFeatures)
+	v.floatRange("model.context_weight", m.ContextWeight, 0, maxContextWeight, false)
 
 	t := &m.Threshold
 	v.floatRange("model.threshold.quantile", t.Quantile, 0, 1, false)

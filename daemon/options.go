@@ -128,6 +128,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		PositionZScore:  m.PositionZScore,
 		ContextPool:     m.ContextPool,
 		ContextFeatures: m.ContextFeatures,
+		ContextWeight:   m.ContextWeight,
 		Threshold:       padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
 		Holdout:         m.Threshold.Holdout,
 		Logger:          log,

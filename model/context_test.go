@@ -95,7 +95,8 @@ func TestContextScaleSaveLoad(t *testing.T) {
 	}
 	defer det.Close()
 	info := det.Info()
-	if info.ContextPool != 8 || info.ContextGridH != 7 || info.ContextGridW != 7 || info.ContextFeatures != 64 || info.StateBytes != padim.StateBytes(56*56, 32)+padim.StateBytes(7*7, 64) {
+	if info.ContextPool != 8 || info.ContextGridH != 7 || info.ContextGridW != 7 || info.ContextFeatures != 64 || info.ContextWeight != DefaultContextWeight ||
+		info.StateBytes != padim.StateBytes(56*56, 32)+padim.StateBytes(7*7, 64) {
 		t.Fatalf("info %+v", info)
 	}
 	img, _ := unevenTexture(6000)
@@ -109,13 +110,13 @@ func TestContextScaleSaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := opts
-	o.ContextPool = 0 // the file decides
+	o.ContextPool, o.ContextWeight = 0, 5 // the file decides
 	ld, err := Load(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ld.Close()
-	if li := ld.Info(); li.ContextPool != 8 || li.ContextGridH != 7 || li.ContextFeatures != 64 || li.StateBytes != info.StateBytes {
+	if li := ld.Info(); li.ContextPool != 8 || li.ContextGridH != 7 || li.ContextFeatures != 64 || li.ContextWeight != DefaultContextWeight || li.StateBytes != info.StateBytes {
 		t.Fatalf("loaded info %+v", ld.Info())
 	}
 	r, err = ld.Inspect(img)
@@ -152,6 +153,9 @@ func TestContextScaleSaveLoad(t *testing.T) {
 		{"channel not a number", func(m *padim.Model) { m.Meta.Extra[metaContextChannels] = "1,x,3" }, `"x" is not a channel index`},
 		{"channel out of range", func(m *padim.Model) { m.Meta.Extra[metaContextChannels] = "1,2,5000" }, "out of range"},
 		{"fewer channels than the state", func(m *padim.Model) { m.Meta.Extra[metaContextChannels] = "1,2,3" }, tensorContextMean + " has"},
+		{"weight not a number", func(m *padim.Model) { m.Meta.Extra[metaContextWeight] = "two" }, metaContextWeight + ` "two"`},
+		{"weight zero", func(m *padim.Model) { m.Meta.Extra[metaContextWeight] = "0" }, metaContextWeight + ` "0"`},
+		{"weight infinite", func(m *padim.Model) { m.Meta.Extra[metaContextWeight] = "+Inf" }, metaContextWeight + ` "+Inf"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := *pm
@@ -173,6 +177,115 @@ func TestContextScaleSaveLoad(t *testing.T) {
 				t.Fatalf("want an error naming %q and the file, got %v", c.want, err)
 			}
 		})
+	}
+}
+
+// A model file from before the weight existed summed the scales: it loads
+// with weight 1, and its scores follow (the patch scale plus the context
+// scale once).
+func TestContextScaleWeightMissingInFile(t *testing.T) {
+	opts := contextOptions(t, 8)
+	opts.ContextWeight = 1
+	det, _, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	img, _ := unevenTexture(6001)
+	r, err := det.Inspect(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := r.Score
+	path := filepath.Join(t.TempDir(), "ctx.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := padim.Load(path, padim.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *pm
+	m.Meta.Extra = map[string]string{}
+	for k, v := range pm.Meta.Extra {
+		if k != metaContextWeight {
+			m.Meta.Extra[k] = v
+		}
+	}
+	old := filepath.Join(t.TempDir(), "old.safetensors")
+	err = padim.Save(old, &m)
+	pm.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := Load(old, contextOptions(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	if w := ld.Info().ContextWeight; w != 1 {
+		t.Fatalf("loaded weight %g, want 1", w)
+	}
+	r, err = ld.Inspect(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(r.Score-want) > 1e-5*math.Abs(want) {
+		t.Errorf("old file scores %.6f, the model it came from %.6f", r.Score, want)
+	}
+}
+
+// The context scale's scores land on the patch grid cell by cell, weighted:
+// cells of 6 cover 54 of 56 patch rows and columns, and the last two take
+// the nearest covered value.
+func TestContextScaleAddTo(t *testing.T) {
+	taps := []padim.TapShape{{H: 56, W: 56, C: 8}, {H: 28, W: 28, C: 8}, {H: 14, W: 14, C: 8}}
+	render := func(weight float64, cell int) []float32 {
+		c, err := newContextScale(taps, 6, 4, 1, nil, weight, 56, 56)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.coverH != 54 || c.coverW != 54 || c.emb.GridH() != 9 {
+			t.Fatalf("cells cover %dx%d on a %dx%d grid", c.coverH, c.coverW, c.emb.GridH(), c.emb.GridW())
+		}
+		p := c.emb.Positions()
+		c.zMean, c.zInvStd = make([]float32, p), make([]float32, p)
+		dist := make([]float32, p)
+		for i := range p {
+			c.zInvStd[i] = 1
+		}
+		dist[cell] = 1
+		fine := make([]float32, 56*56)
+		if err := c.addTo(fine, dist); err != nil {
+			t.Fatal(err)
+		}
+		return fine
+	}
+	// The last cell (8, 8) covers patch rows and columns 48..53.
+	one, two := render(1, 9*9-1), render(2, 9*9-1)
+	peak, at := float32(0), 0
+	for i, v := range one {
+		if math.Abs(float64(two[i]-2*v)) > 1e-6 {
+			t.Fatalf("patch %d: weight 2 adds %g, weight 1 %g", i, two[i], v)
+		}
+		if v > peak {
+			peak, at = v, i
+		}
+	}
+	if y, x := at/56, at%56; y < 48 || x < 48 || peak < 0.99 {
+		t.Errorf("the last cell's score peaks at patch (%d, %d) with %g, want inside rows and columns 48..55 at 1", y, x, peak)
+	}
+	for y := 54; y < 56; y++ {
+		for x := range 56 {
+			if one[y*56+x] != one[53*56+min(x, 53)] {
+				t.Fatalf("patch (%d, %d) = %g, want the nearest covered patch's %g", y, x, one[y*56+x], one[53*56+min(x, 53)])
+			}
+		}
+	}
+	// The first cell lights the top-left corner, not the far one.
+	first := render(1, 0)
+	if first[0] < 0.99 || first[55*56+55] != 0 {
+		t.Errorf("first cell: corner values %g and %g", first[0], first[55*56+55])
 	}
 }
 
@@ -222,17 +335,21 @@ func TestContextScaleFitsBudget(t *testing.T) {
 // loading returns a context scale or an error, never panics, and a scale it
 // returns scores without going out of bounds.
 func FuzzLoadContextScale(f *testing.F) {
-	f.Add("2", "0,1,2", 12, 24, 4)
-	f.Add("3", "5,1", 2, 3, 1)
-	f.Add("eight", "", 0, 0, 0)
-	f.Add("4", "0,0", 2, 3, 1)
-	f.Add("-2", "1,2,3", 0, 0, 0)
+	f.Add("2", "0,1,2", "", 12, 24, 4)
+	f.Add("3", "5,1", "2", 2, 3, 1)
+	f.Add("eight", "", "x", 0, 0, 0)
+	f.Add("4", "0,0", "NaN", 2, 3, 1)
+	f.Add("-2", "1,2,3", "-1", 0, 0, 0)
 	taps := []padim.TapShape{{H: 4, W: 4, C: 4}, {H: 2, W: 2, C: 2}}
-	f.Fuzz(func(t *testing.T, pool, channels string, nMean, nInv, nStat int) {
+	f.Fuzz(func(t *testing.T, pool, channels, weight string, nMean, nInv, nStat int) {
 		size := func(n int) int { return min(max(n, 0), 4096) }
+		meta := map[string]string{metaContextPool: pool, metaContextChannels: channels}
+		if weight != "" {
+			meta[metaContextWeight] = weight
+		}
 		pm := &padim.Model{
 			State: padim.State{GridH: 4, GridW: 4, D: 2},
-			Meta:  padim.Metadata{Extra: map[string]string{metaContextPool: pool, metaContextChannels: channels}},
+			Meta:  padim.Metadata{Extra: meta},
 			Tensors: map[string]padim.Tensor{
 				tensorContextMean:      {Data: make([]float32, size(nMean))},
 				tensorContextInvCov:    {Data: make([]float32, size(nInv))},

@@ -61,6 +61,10 @@ type Options struct {
 	// ContextFeatures is the context scale's largest d (0: 300); the
 	// memory budget left by the patch scale may make it smaller.
 	ContextFeatures int
+	// ContextWeight multiplies the context scale's standardized distances
+	// before they are added to the patch scale's (0: DefaultContextWeight).
+	// Above 1 favours defects that cover a region over small ones.
+	ContextWeight float64
 	// Workers for scoring and fitting (0: all cores).
 	Workers int
 	Logger  *slog.Logger
@@ -80,6 +84,9 @@ func (o *Options) defaults() {
 	}
 	if o.ContextFeatures <= 0 {
 		o.ContextFeatures = DefaultContextFeatures
+	}
+	if !(o.ContextWeight > 0) {
+		o.ContextWeight = DefaultContextWeight
 	}
 	if o.Epsilon <= 0 {
 		o.Epsilon = 0.01
@@ -160,18 +167,20 @@ type Info struct {
 	// ContextPool is the context scale's cell size in finest-tap
 	// positions (0: none), on a ContextGridH×ContextGridW grid with
 	// ContextFeatures features; StateBytes includes its state.
-	ContextPool     int     `json:"context_pool"`
-	ContextGridH    int     `json:"context_grid_h,omitempty"`
-	ContextGridW    int     `json:"context_grid_w,omitempty"`
-	ContextFeatures int     `json:"context_features,omitempty"`
-	Standardize     bool    `json:"standardize"`
-	ImageThreshold  float64 `json:"image_threshold"`
-	PixelThreshold  float64 `json:"pixel_threshold"`
-	Images          int     `json:"images"`
-	HeldOut         int     `json:"held_out"`
-	Fitted          string  `json:"fitted"`
-	StateBytes      int64   `json:"state_bytes"`
-	ID              string  `json:"id"`
+	ContextPool     int `json:"context_pool"`
+	ContextGridH    int `json:"context_grid_h,omitempty"`
+	ContextGridW    int `json:"context_grid_w,omitempty"`
+	ContextFeatures int `json:"context_features,omitempty"`
+	// ContextWeight multiplies the context scale's standardized distances.
+	ContextWeight  float64 `json:"context_weight,omitempty"`
+	Standardize    bool    `json:"standardize"`
+	ImageThreshold float64 `json:"image_threshold"`
+	PixelThreshold float64 `json:"pixel_threshold"`
+	Images         int     `json:"images"`
+	HeldOut        int     `json:"held_out"`
+	Fitted         string  `json:"fitted"`
+	StateBytes     int64   `json:"state_bytes"`
+	ID             string  `json:"id"`
 }
 
 // Info returns the detector's description.

@@ -306,11 +306,11 @@ func (o *Options) contextScale(taps []padim.TapShape, emb *padim.Embedder, bytes
 		o.Logger.Warn("context scale skipped: it does not fit in what the memory budget leaves", "bytes_left", bytes)
 		return nil, nil
 	}
-	c, err := newContextScale(taps, o.ContextPool, size.D, contextSeed(o.Seed), nil, emb.GridH(), emb.GridW())
+	c, err := newContextScale(taps, o.ContextPool, size.D, contextSeed(o.Seed), nil, o.ContextWeight, emb.GridH(), emb.GridW())
 	if err != nil {
 		return nil, err
 	}
-	o.Logger.Info("context scale", "cell", o.ContextPool, "grid", fmt.Sprintf("%dx%d", c.emb.GridH(), c.emb.GridW()),
+	o.Logger.Info("context scale", "cell", o.ContextPool, "grid", fmt.Sprintf("%dx%d", c.emb.GridH(), c.emb.GridW()), "weight", o.ContextWeight,
 		"features", size.D, "state_bytes", c.bytes())
 	return c, nil
 }

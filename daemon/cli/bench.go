@@ -174,7 +174,7 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	info := det.Info()
 	ctxDesc := ""
 	if info.ContextPool > 0 {
-		ctxDesc = fmt.Sprintf(", context grid %dx%d d=%d", info.ContextGridH, info.ContextGridW, info.ContextFeatures)
+		ctxDesc = fmt.Sprintf(", context grid %dx%d d=%d weight %g", info.ContextGridH, info.ContextGridW, info.ContextFeatures, info.ContextWeight)
 	}
 	fmt.Fprintf(env.Stdout, "inspections        %d (after %d warm-up), d=%d, grid %dx%d%s, %s\n", len(lat), warm, info.Features, info.GridH, info.GridW, ctxDesc, det.Backbone().Accelerator())
 	fmt.Fprintf(env.Stdout, "throughput         %.1f inspections/s (%.1f× the paper's PaDiM-R18-Rd100 CPU figure of %.1f/s)\n", rate, rate/paperImagesPerSecond, paperImagesPerSecond)

@@ -43,9 +43,10 @@ type EvalResult struct {
 	Resize     string  `json:"resize"`
 	Sigma      float64 `json:"sigma"`
 	// ContextPool is the context scale's cell in finest-tap positions (0:
-	// none) and ContextFeatures its d.
+	// none), ContextFeatures its d and ContextWeight its weight.
 	ContextPool     int                `json:"context_pool"`
 	ContextFeatures int                `json:"context_features"`
+	ContextWeight   float64            `json:"context_weight,omitempty"`
 	TrainImages     int                `json:"train_images"`
 	TestImages      int                `json:"test_images"`
 	PerDefect       map[string]float64 `json:"image_auroc_per_defect"`
@@ -83,6 +84,7 @@ func cmdEval() *Command {
 			zscore := fs.String("zscore", "", "override model.position_zscore (on or off)")
 			contextPool := fs.Int("context", -1, "override model.context_pool (0: off)")
 			contextFeatures := fs.Int("context-features", 0, "override model.context_features")
+			contextWeight := fs.Float64("context-weight", 0, "override model.context_weight")
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
 			cfg, err := parseDataCommand(fs, args, data, cfgPath)
@@ -113,6 +115,9 @@ func cmdEval() *Command {
 			}
 			if *contextFeatures > 0 {
 				cfg.Model.ContextFeatures = *contextFeatures
+			}
+			if *contextWeight > 0 {
+				cfg.Model.ContextWeight = *contextWeight
 			}
 			if err := cfg.Validate(); err != nil {
 				return usagef("overrides: %v", err)
@@ -159,7 +164,7 @@ func cmdEval() *Command {
 			defer det.Close()
 			info := det.Info()
 			res.Features, res.Grid, res.Resize, res.Sigma = info.Features, fmt.Sprintf("%dx%d", info.GridH, info.GridW), info.Resize, info.Sigma
-			res.ContextPool, res.ContextFeatures = info.ContextPool, info.ContextFeatures
+			res.ContextPool, res.ContextFeatures, res.ContextWeight = info.ContextPool, info.ContextFeatures, info.ContextWeight
 			res.ModelBytes, res.Threshold = info.StateBytes, info.ImageThreshold
 
 			pix := metrics.NewPixels()
@@ -296,7 +301,7 @@ func printEval(w io.Writer, r *EvalResult) {
 	fmt.Fprintf(tw, "data\t%s\n", r.Data)
 	ctx := "off"
 	if r.ContextPool > 0 {
-		ctx = fmt.Sprintf("cells of %d, d=%d", r.ContextPool, r.ContextFeatures)
+		ctx = fmt.Sprintf("cells of %d, d=%d, weight %g", r.ContextPool, r.ContextFeatures, r.ContextWeight)
 	}
 	fmt.Fprintf(tw, "model\td=%d grid %s resize %s sigma %g context %s\n", r.Features, r.Grid, r.Resize, r.Sigma, ctx)
 	fmt.Fprintf(tw, "image AUROC\t%.4f\n", r.ImageAUROC)

@@ -108,7 +108,7 @@ func cmdFit() *Command {
 			info := det.Info()
 			ctxGrid := "no context scale"
 			if info.ContextPool > 0 {
-				ctxGrid = fmt.Sprintf("context grid %dx%d d=%d", info.ContextGridH, info.ContextGridW, info.ContextFeatures)
+				ctxGrid = fmt.Sprintf("context grid %dx%d d=%d weight %g", info.ContextGridH, info.ContextGridW, info.ContextFeatures, info.ContextWeight)
 			}
 			fmt.Fprintf(env.Stdout, "fitted %s on %d images (%d held out for the threshold): d=%d, grid %dx%d, %s, state %.1f MiB, threshold %.4g, %s\n",
 				*out, rep.Images, rep.HeldOut, rep.Features, info.GridH, info.GridW, ctxGrid, float64(rep.StateBytes)/(1<<20),

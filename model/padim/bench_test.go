@@ -194,3 +194,37 @@ func BenchmarkAnomalyMap(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEmbed is one frame's embedding from MobileNet v1's taps
+// Conv2d_3/5/9 (56², 28², 14²): the patch scale (d=100, no pooling, the
+// baseline in the same run) and context scales at d=300 with cells of 8
+// (whole tap positions) and of 6 (one and a half 14×14 positions, weighted).
+func BenchmarkEmbed(b *testing.B) {
+	taps := []TapShape{{H: 56, W: 56, C: 128}, {H: 28, W: 28, C: 256}, {H: 14, W: 14, C: 512}}
+	r := rand.New(rand.NewPCG(3, 4))
+	maps := make([]FeatureMap, len(taps))
+	for i, t := range taps {
+		maps[i] = FeatureMap{H: t.H, W: t.W, C: t.C, Data: make([]float32, t.H*t.W*t.C)}
+		for j := range maps[i].Data {
+			maps[i].Data[j] = 6 * r.Float32()
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		d, pool int
+	}{{"patch/d=100", 100, 0}, {"context/cells=8/d=300", 300, 8}, {"context/cells=6/d=300", 300, 6}} {
+		b.Run(c.name, func(b *testing.B) {
+			e, err := NewEmbedder(EmbedderOptions{Taps: taps, D: c.d, Seed: 1, Pool: c.pool})
+			if err != nil {
+				b.Fatal(err)
+			}
+			dst := make([]float32, e.Len())
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := e.Embed(dst, maps); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
