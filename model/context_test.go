@@ -156,6 +156,7 @@ func TestContextScaleSaveLoad(t *testing.T) {
 		{"weight not a number", func(m *padim.Model) { m.Meta.Extra[metaContextWeight] = "two" }, metaContextWeight + ` "two"`},
 		{"weight zero", func(m *padim.Model) { m.Meta.Extra[metaContextWeight] = "0" }, metaContextWeight + ` "0"`},
 		{"weight infinite", func(m *padim.Model) { m.Meta.Extra[metaContextWeight] = "+Inf" }, metaContextWeight + ` "+Inf"`},
+		{"weight huge", func(m *padim.Model) { m.Meta.Extra[metaContextWeight] = "1e39" }, metaContextWeight + ` "1e39"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := *pm
