@@ -85,29 +85,37 @@ func TestContextScaleFindsRegions(t *testing.T) {
 	}
 }
 
-// A model with a context scale saves, loads and scores the same, without
-// allocating per frame; the file's context tensors are checked on load.
-func TestContextScaleSaveLoad(t *testing.T) {
-	opts := contextOptions(t, 8)
+// fitAndSave fits a detector with a context scale (closed when the test
+// ends), scores an uneven texture with it and saves it: the starting point
+// of the model-file tests.
+func fitAndSave(t *testing.T, opts Options) (det *Detector, img image.Image, score float64, path string) {
+	t.Helper()
 	det, _, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer det.Close()
-	info := det.Info()
-	if info.ContextPool != 8 || info.ContextGridH != 7 || info.ContextGridW != 7 || info.ContextFeatures != 64 || info.ContextWeight != DefaultContextWeight ||
-		info.StateBytes != padim.StateBytes(56*56, 32)+padim.StateBytes(7*7, 64) {
-		t.Fatalf("info %+v", info)
-	}
-	img, _ := unevenTexture(6000)
+	t.Cleanup(func() { det.Close() })
+	img, _ = unevenTexture(6000)
 	r, err := det.Inspect(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := r.Score
-	path := filepath.Join(t.TempDir(), "ctx.safetensors")
+	path = filepath.Join(t.TempDir(), "ctx.safetensors")
 	if err := det.Save(path); err != nil {
 		t.Fatal(err)
+	}
+	return det, img, r.Score, path
+}
+
+// A model with a context scale saves, loads and scores the same, without
+// allocating per frame; the file's context tensors are checked on load.
+func TestContextScaleSaveLoad(t *testing.T) {
+	opts := contextOptions(t, 8)
+	det, img, want, path := fitAndSave(t, opts)
+	info := det.Info()
+	if info.ContextPool != 8 || info.ContextGridH != 7 || info.ContextGridW != 7 || info.ContextFeatures != 64 || info.ContextWeight != DefaultContextWeight ||
+		info.StateBytes != padim.StateBytes(56*56, 32)+padim.StateBytes(7*7, 64) {
+		t.Fatalf("info %+v", info)
 	}
 	o := opts
 	o.ContextPool, o.ContextWeight = 0, 5 // the file decides
@@ -119,7 +127,7 @@ func TestContextScaleSaveLoad(t *testing.T) {
 	if li := ld.Info(); li.ContextPool != 8 || li.ContextGridH != 7 || li.ContextFeatures != 64 || li.ContextWeight != DefaultContextWeight || li.StateBytes != info.StateBytes {
 		t.Fatalf("loaded info %+v", ld.Info())
 	}
-	r, err = ld.Inspect(img)
+	r, err := ld.Inspect(img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,21 +195,7 @@ func TestContextScaleSaveLoad(t *testing.T) {
 func TestContextScaleWeightMissingInFile(t *testing.T) {
 	opts := contextOptions(t, 8)
 	opts.ContextWeight = 1
-	det, _, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer det.Close()
-	img, _ := unevenTexture(6001)
-	r, err := det.Inspect(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := r.Score
-	path := filepath.Join(t.TempDir(), "ctx.safetensors")
-	if err := det.Save(path); err != nil {
-		t.Fatal(err)
-	}
+	_, img, want, path := fitAndSave(t, opts)
 	pm, err := padim.Load(path, padim.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +221,7 @@ func TestContextScaleWeightMissingInFile(t *testing.T) {
 	if w := ld.Info().ContextWeight; w != 1 {
 		t.Fatalf("loaded weight %g, want 1", w)
 	}
-	r, err = ld.Inspect(img)
+	r, err := ld.Inspect(img)
 	if err != nil {
 		t.Fatal(err)
 	}
