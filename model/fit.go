@@ -212,11 +212,14 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	// The threshold comes from the held-out images' scores. With the
 	// z-score, an image must not be scored with statistics it helped set
 	// (its scores would be standardized by construction, and the threshold
-	// too low), so the statistics are cross-fitted: each half of the
-	// held-out images is scored with the other half's, and every held-out
-	// image counts towards the threshold. The model keeps the statistics of
-	// all of them. Statistics from half as many images spread the scores a
-	// little more, which errs towards fewer false alarms.
+	// too low), so each held-out image is scored with the statistics of
+	// all the others, and every one counts towards the threshold; the model
+	// keeps the statistics of all of them. Leaving one out keeps the
+	// statistics as close as can be to the model's: fitting them on the
+	// other half instead spreads the scores of 20 held-out images so much
+	// that the threshold comes out 40% too high (magnetic tile, 200
+	// training images: 46% of test images judged right, against 62% leaving
+	// one out; no change at 762 images).
 	score := func(hs []heldOut) ([]float64, error) {
 		var out []float64
 		for _, h := range hs {
@@ -241,19 +244,15 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			return fail(err)
 		}
 	} else {
-		var halves [2][]heldOut
-		for i, h := range held {
-			halves[i%2] = append(halves[i%2], h)
-		}
-		for k := range 2 {
-			d.setPositionStats(halves[1-k])
-			sc, err := score(halves[k])
+		for i := range held {
+			d.setPositionStats(held, i)
+			sc, err := score(held[i : i+1])
 			if err != nil {
 				return fail(err)
 			}
 			scores = append(scores, sc...)
 		}
-		d.setPositionStats(held)
+		d.setPositionStats(held, -1)
 		d.info.PositionZScore = true
 		if d.ctx != nil {
 			d.ctx.describe(&d.info)
@@ -326,10 +325,14 @@ type heldOut struct {
 }
 
 // setPositionStats sets the per-position distance statistics of both
-// scales from held-out images.
-func (d *Detector) setPositionStats(hs []heldOut) {
+// scales from held-out images, leaving out the one at index skip (-1:
+// none).
+func (d *Detector) setPositionStats(hs []heldOut, skip int) {
 	var fine, coarse [][]float32
-	for _, h := range hs {
+	for i, h := range hs {
+		if i == skip {
+			continue
+		}
 		fine = append(fine, h.dist)
 		coarse = append(coarse, h.ctx)
 	}
@@ -355,7 +358,7 @@ func (d *Detector) id() string {
 }
 
 // minZScoreHeldOut is the fewest held-out images the per-position z-score
-// is fitted with (cross-fitted in halves for the threshold): with fewer,
+// is fitted with (each scored with the others' for the threshold): with fewer,
 // the spread of each position is too noisy and hurts more than it
 // helps (measured: 10 held-out tiles of magnetic_tile drop image AUROC
 // from 0.87 to 0.76).
