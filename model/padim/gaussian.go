@@ -175,8 +175,8 @@ func (a *Accumulator) flush() {
 // accumulate is the rank-k update (k ≤ batch staged images) of one
 // position. st receives the images' values minus the shift, image-major
 // (st[b*d+i]); then row i of the packed upper triangle gains
-// Σ_b x_b[i]·x_b[i:] (syrkRows32 or syrkRows64), so each accumulator is loaded and stored
-// once per batch.
+// Σ_b x_b[i]·x_b[i:] (syrkRows32 or syrkRows64), so each accumulator is
+// loaded and stored once per batch.
 func (a *Accumulator) accumulate(q int, st *scratch) {
 	d := a.d
 	sz := len(a.shift)
