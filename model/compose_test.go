@@ -263,3 +263,55 @@ func TestPositionZScoreSaveLoad(t *testing.T) {
 		t.Errorf("loaded model scores %.6f, fitted %.6f", r.Score, sb)
 	}
 }
+
+// Each held-out image is scored for the threshold with the per-position
+// statistics of all the other held-out images (never its own, never just
+// a part of the others), and the model keeps the statistics of all.
+func TestHeldOutScoresLeaveOneOut(t *testing.T) {
+	opts := testOptions(t)
+	opts.PositionZScore = true
+	opts.Holdout = 0.5
+	det, _, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	p := len(det.dist)
+	r := rand.New(rand.NewPCG(7, 8))
+	held := make([]heldOut, 6)
+	grids := make([][]float32, len(held))
+	for i := range held {
+		g := make([]float32, p)
+		for j := range g {
+			g[j] = 1 + r.Float32()*float32(i+1)
+		}
+		grids[i] = g
+		held[i] = heldOut{dist: g, reg: backbone.Region{X0: 0, Y0: 0, X1: 1, Y1: 1}, w: 80, h: 60}
+	}
+	got, err := det.heldOutScores(held, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keptMean, keptInv := det.zMean, det.zInvStd
+	allMean, allInv := positionStats(grids)
+	for i := range held {
+		others := append(append([][]float32(nil), grids[:i]...), grids[i+1:]...)
+		mean, inv := positionStats(others)
+		for j, v := range grids[i] {
+			det.dist[j] = (v - mean[j]) * inv[j]
+		}
+		det.zMean = nil // render the standardized grid as it is
+		want, err := det.render(80, 60, held[i].reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got[i]-float64(want)) > 1e-6*math.Abs(float64(want)) {
+			t.Errorf("held-out image %d scores %.6f, want %.6f (statistics of the other %d)", i, got[i], want, len(others))
+		}
+	}
+	for j := range allMean {
+		if keptMean[j] != allMean[j] || keptInv[j] != allInv[j] {
+			t.Fatalf("position %d: model keeps mean %v / inverse std %v, want those of all held-out images %v / %v", j, keptMean[j], keptInv[j], allMean[j], allInv[j])
+		}
+	}
+}

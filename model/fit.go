@@ -209,50 +209,11 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			progress(done, total)
 		}
 	}
-	// The threshold comes from the held-out images' scores. With the
-	// z-score, an image must not be scored with statistics it helped set
-	// (its scores would be standardized by construction, and the threshold
-	// too low), so each held-out image is scored with the statistics of
-	// all the others, and every one counts towards the threshold; the model
-	// keeps the statistics of all of them. Leaving one out keeps the
-	// statistics as close as can be to the model's: fitting them on the
-	// other half instead spreads the scores of 20 held-out images so much
-	// that the threshold comes out 40% too high (magnetic tile, 200
-	// training images: 46% of test images judged right, against 62% leaving
-	// one out; no change at 762 images).
-	score := func(hs []heldOut) ([]float64, error) {
-		var out []float64
-		for _, h := range hs {
-			copy(d.dist, h.dist)
-			d.standardizeDistances()
-			if d.ctx != nil {
-				if err := d.ctx.addTo(d.dist, h.ctx); err != nil {
-					return nil, err
-				}
-			}
-			sc, err := d.render(h.w, h.h, h.reg)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, float64(sc))
-		}
-		return out, nil
+	scores, err := d.heldOutScores(held, zscore)
+	if err != nil {
+		return fail(err)
 	}
-	var scores []float64
-	if !zscore {
-		if scores, err = score(held); err != nil {
-			return fail(err)
-		}
-	} else {
-		for i := range held {
-			d.setPositionStats(held, i)
-			sc, err := score(held[i : i+1])
-			if err != nil {
-				return fail(err)
-			}
-			scores = append(scores, sc...)
-		}
-		d.setPositionStats(held, -1)
+	if zscore {
 		d.info.PositionZScore = true
 		if d.ctx != nil {
 			d.ctx.describe(&d.info)
@@ -322,6 +283,42 @@ type heldOut struct {
 	ctx  []float32 // context scale's distances; nil without one
 	reg  backbone.Region
 	w, h int
+}
+
+// heldOutScores returns the image scores of the held-out images, which the
+// threshold is chosen from, and with zscore sets the per-position
+// statistics from all of them. With the z-score, an image must not be
+// scored with statistics it helped set (its scores would be standardized
+// by construction, and the threshold too low), so each one is scored with
+// the statistics of all the others. Leaving one out keeps those statistics
+// as close as can be to the model's: fitting them on the other half
+// instead spreads the scores of 20 held-out images so much that the
+// threshold comes out 40% too high (magnetic tile, 200 training images:
+// 46% of test images judged right, against 62% leaving one out; no change
+// at 762 images).
+func (d *Detector) heldOutScores(held []heldOut, zscore bool) ([]float64, error) {
+	scores := make([]float64, len(held))
+	for i, h := range held {
+		if zscore {
+			d.setPositionStats(held, i)
+		}
+		copy(d.dist, h.dist)
+		d.standardizeDistances()
+		if d.ctx != nil {
+			if err := d.ctx.addTo(d.dist, h.ctx); err != nil {
+				return nil, err
+			}
+		}
+		sc, err := d.render(h.w, h.h, h.reg)
+		if err != nil {
+			return nil, err
+		}
+		scores[i] = float64(sc)
+	}
+	if zscore {
+		d.setPositionStats(held, -1)
+	}
+	return scores, nil
 }
 
 // setPositionStats sets the per-position distance statistics of both
