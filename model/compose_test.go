@@ -219,9 +219,10 @@ func TestPositionStats(t *testing.T) {
 	}
 }
 
-// With the per-position z-score, a fitted model and its saved file agree,
-// and the statistics change the scores.
-func TestPositionZScoreSaveLoad(t *testing.T) {
+// fitZScore fits a detector with the per-position z-score on textures
+// (closed when the test ends), half of them held out.
+func fitZScore(t *testing.T) (Options, *Detector) {
+	t.Helper()
 	opts := testOptions(t)
 	opts.PositionZScore = true
 	opts.Holdout = 0.5
@@ -229,7 +230,14 @@ func TestPositionZScoreSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer det.Close()
+	t.Cleanup(func() { det.Close() })
+	return opts, det
+}
+
+// With the per-position z-score, a fitted model and its saved file agree,
+// and the statistics change the scores.
+func TestPositionZScoreSaveLoad(t *testing.T) {
+	opts, det := fitZScore(t)
 	if !det.Info().PositionZScore || det.zMean == nil {
 		t.Fatal("z-score not fitted")
 	}
@@ -268,14 +276,7 @@ func TestPositionZScoreSaveLoad(t *testing.T) {
 // statistics of all the other held-out images (never its own, never just
 // a part of the others), and the model keeps the statistics of all.
 func TestHeldOutScoresLeaveOneOut(t *testing.T) {
-	opts := testOptions(t)
-	opts.PositionZScore = true
-	opts.Holdout = 0.5
-	det, _, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer det.Close()
+	_, det := fitZScore(t)
 	p := len(det.dist)
 	r := rand.New(rand.NewPCG(7, 8))
 	held := make([]heldOut, 6)
