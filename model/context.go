@@ -77,10 +77,11 @@ func newContextScale(taps []padim.TapShape, pool, d int, seed uint64, channels [
 	if err != nil {
 		return nil, fmt.Errorf("context scale: %w", err)
 	}
-	ch, cw := emb.GridH()*pool, emb.GridW()*pool
-	if ch > fineH || cw > fineW {
-		return nil, fmt.Errorf("context scale: %dx%d cells of %d cover %dx%d, more than the %dx%d patch grid", emb.GridH(), emb.GridW(), pool, ch, cw, fineH, fineW)
-	}
+	// The cells cover whole finest-tap positions from the top left; the
+	// patch grid spans all of them, pooled when the budget is small.
+	th, tw := emb.FineGrid()
+	ch := cover(emb.GridH()*pool, th, fineH)
+	cw := cover(emb.GridW()*pool, tw, fineW)
 	up, err := padim.NewAnomalyMap(padim.AnomalyMapOptions{GridW: emb.GridW(), GridH: emb.GridH(), OutW: cw, OutH: ch})
 	if err != nil {
 		return nil, fmt.Errorf("context scale: %w", err)
@@ -88,6 +89,12 @@ func newContextScale(taps []padim.TapShape, pool, d int, seed uint64, channels [
 	p := emb.Positions()
 	return &contextScale{emb: emb, weight: float32(weight), vec: make([]float32, emb.Len()), dist: make([]float32, p), z: make([]float32, p),
 		up: up, fine: make([]float32, ch*cw), coverH: ch, coverW: cw, fineH: fineH, fineW: fineW}, nil
+}
+
+// cover converts the first covered of total finest-tap positions into
+// positions of a patch grid of n that spans all total (rounded, at least 1).
+func cover(covered, total, n int) int {
+	return max(1, min(n, (covered*n+total/2)/total))
 }
 
 // contextSeed derives the context scale's channel seed from the patch

@@ -277,6 +277,12 @@ func TestContextScaleAddTo(t *testing.T) {
 			}
 		}
 	}
+	// On a patch grid pooled to 28×28 (a small budget) the same cells
+	// cover 27 of its rows and columns.
+	c, err := newContextScale(taps, 6, 4, 1, nil, 1, 28, 28)
+	if err != nil || c.coverH != 27 || c.coverW != 27 {
+		t.Fatalf("pooled patch grid: cover %v, err %v", c, err)
+	}
 	// The first cell lights the top-left corner, not the far one.
 	first := render(1, 0)
 	if first[0] < 0.99 || first[55*56+55] != 0 {
@@ -323,6 +329,24 @@ func TestContextScaleFitsBudget(t *testing.T) {
 		if d != c.wantD || rep.Features != 32 || rep.StateBytes > opts.MemoryBudget {
 			t.Errorf("%d bytes left: context d=%d, want %d (report %+v)", c.left, d, c.wantD, rep)
 		}
+	}
+}
+
+// With a budget so small that the patch grid is pooled, the context scale
+// still fits on it and scores.
+func TestContextScaleOnPooledPatchGrid(t *testing.T) {
+	opts := contextOptions(t, 6)
+	opts.MemoryBudget = 1_500_000
+	det, rep, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	if rep.Pool != 2 || det.ctx == nil || det.ctx.coverH != 27 {
+		t.Fatalf("report %+v, context scale %v", rep, det.ctx != nil)
+	}
+	if _, err := det.Inspect(texture(5000, true)); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -250,10 +250,7 @@ func (o *Options) contextScale(taps []padim.TapShape, emb *padim.Embedder, bytes
 		}
 		return nil, nil
 	}
-	gh, gw := taps[0].H, taps[0].W
-	for _, t := range taps {
-		gh, gw = max(gh, t.H), max(gw, t.W)
-	}
+	gh, gw := emb.FineGrid()
 	if o.ContextPool <= emb.Pool() || gh/o.ContextPool < 1 || gw/o.ContextPool < 1 {
 		o.Logger.Info("context scale skipped: its cells would not be coarser than the patch grid",
 			"grid", fmt.Sprintf("%dx%d", emb.GridH(), emb.GridW()), "context_pool", o.ContextPool, "grid_pool", emb.Pool())

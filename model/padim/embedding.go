@@ -208,6 +208,9 @@ func (e *Embedder) GridW() int { return e.gridW }
 // Positions is GridH×GridW.
 func (e *Embedder) Positions() int { return e.gridH * e.gridW }
 
+// FineGrid is the finest tap's grid, which pooling divides.
+func (e *Embedder) FineGrid() (h, w int) { return e.fineH, e.fineW }
+
 // Pool is the average-pooling factor (1: none).
 func (e *Embedder) Pool() int { return e.pool }
 
