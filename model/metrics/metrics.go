@@ -193,6 +193,11 @@ func NewPixels() *Pixels {
 // with nearest neighbour). Defect regions are the mask's 8-connected
 // components.
 func (p *Pixels) Add(amap []float32, mask []uint8, w, h int) error {
+	return p.add("", amap, mask, w, h)
+}
+
+// add is Add, also counting the defect pixels for class when it is set.
+func (p *Pixels) add(class string, amap []float32, mask []uint8, w, h int) error {
 	if w <= 0 || h <= 0 || len(amap) != w*h || len(mask) != w*h {
 		return fmt.Errorf("pixel metrics: map has %d values and mask %d, want %dx%d", len(amap), len(mask), w, h)
 	}
@@ -207,14 +212,23 @@ func (p *Pixels) Add(amap []float32, mask []uint8, w, h int) error {
 	lab := p.labels[:w*h]
 	clear(lab)
 	p.areas = p.areas[:0]
+	var c *classPixels
 	for i, m := range mask {
+		b := binOf(amap[i])
 		if m == 0 {
-			p.neg[binOf(amap[i])]++
+			p.neg[b]++
 			p.nNeg++
 			continue
 		}
-		p.pos[binOf(amap[i])]++
+		p.pos[b]++
 		p.nPos++
+		if class != "" {
+			if c == nil {
+				c = p.class(class)
+			}
+			c.pos[b]++
+			c.n++
+		}
 		if lab[i] == 0 {
 			p.areas = append(p.areas, p.flood(mask, lab, i, w, h, int32(len(p.areas)+1)))
 		}
@@ -232,25 +246,21 @@ func (p *Pixels) Add(amap []float32, mask []uint8, w, h int) error {
 // are also counted for that class, so that ClassAUROC can tell which kinds
 // of defect the maps localize. Normal pixels are shared by all classes.
 func (p *Pixels) AddLabeled(class string, amap []float32, mask []uint8, w, h int) error {
-	if err := p.Add(amap, mask, w, h); err != nil {
-		return err
-	}
-	c := p.classes[class]
-	for i, m := range mask {
-		if m == 0 {
-			continue
+	return p.add(class, amap, mask, w, h)
+}
+
+// class returns the histogram of a defect class, allocating it on the
+// class's first defect pixel.
+func (p *Pixels) class(name string) *classPixels {
+	c := p.classes[name]
+	if c == nil {
+		if p.classes == nil {
+			p.classes = map[string]*classPixels{}
 		}
-		if c == nil {
-			if p.classes == nil {
-				p.classes = map[string]*classPixels{}
-			}
-			c = &classPixels{pos: make([]uint64, bins)}
-			p.classes[class] = c
-		}
-		c.pos[binOf(amap[i])]++
-		c.n++
+		c = &classPixels{pos: make([]uint64, bins)}
+		p.classes[name] = c
 	}
-	return nil
+	return c
 }
 
 // Classes lists the defect classes added with AddLabeled that had defect
