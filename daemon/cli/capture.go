@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/capture"
-
 	"github.com/inspectd/inspectd/config/atomicfile"
 )
 

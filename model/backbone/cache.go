@@ -17,9 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/inspectd/inspectd/model/optimize"
-
 	"github.com/inspectd/inspectd/config/atomicfile"
+	"github.com/inspectd/inspectd/model/optimize"
 )
 
 // CacheFile is the file in Options.StateDir that remembers "auto"'s choice
