@@ -50,7 +50,7 @@ DEPS_STAMP := $(BUILD)/.deps-$(TFLITE_ARCH)
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: build deps check-tools test test-deps test-short race fuzz bench demo install clean vet arm64-check
+.PHONY: build deps check-tools test test-deps test-short race fuzz bench demo install clean vet arm64-check env
 
 build: $(BIN)
 
@@ -59,6 +59,11 @@ $(BIN): $(DEPS_STAMP) $(GO_SOURCES)
 	$(GO) build -trimpath -o $@ ./daemon/cmd/inspectd
 
 deps: $(DEPS_STAMP)
+
+# `eval "$$(make -s env)"` sets up a shell for plain `go test ./pkg/...`.
+env:
+	@echo 'export CGO_ENABLED=1 CGO_CFLAGS="$(CGO_CFLAGS)" INSPECTD_SHARE="$(INSPECTD_SHARE)" PATH="$$PATH:/usr/sbin"'
+	@echo 'export CGO_LDFLAGS='"'"'$(CGO_LDFLAGS)'"'"
 
 check-tools:
 	@command -v $(GO) >/dev/null || { echo "make deps: 'go' not found: install Go 1.26 (https://go.dev/dl) and put it on PATH"; exit 1; }

@@ -167,8 +167,8 @@ func runOnce(ctx context.Context, cfg *config.Config, o RunOptions) (err error) 
 		return err
 	}
 	if trig != nil {
-		if err := pub.OnTrigger(func(topic string, payload []byte) {
-			t, err := mqttpub.ParseTrigger(topic, payload)
+		if err := pub.OnTrigger(func(m mqttpub.Message) {
+			t, err := mqttpub.ParseTrigger(m.Topic, m.Payload)
 			if err != nil {
 				log.Warn("trigger refused", "err", err)
 				return

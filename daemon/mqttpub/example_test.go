@@ -22,8 +22,8 @@ func Example() {
 		return
 	}
 	triggers := make(chan mqttpub.Trigger, 16)
-	_ = p.OnTrigger(func(topic string, payload []byte) {
-		t, err := mqttpub.ParseTrigger(topic, payload)
+	_ = p.OnTrigger(func(m mqttpub.Message) {
+		t, err := mqttpub.ParseTrigger(m.Topic, m.Payload)
 		if err != nil {
 			slog.Warn("bad trigger", "error", err)
 			return

@@ -322,8 +322,8 @@ func TestTrigger(t *testing.T) {
 	plc := collect(t, b.URL, "plc", false, "none/#")
 	got := make(chan mqttpub.Trigger, 4)
 	bad := make(chan error, 4)
-	handler := func(topic string, payload []byte) {
-		tr, err := mqttpub.ParseTrigger(topic, payload)
+	handler := func(m mqttpub.Message) {
+		tr, err := mqttpub.ParseTrigger(m.Topic, m.Payload)
 		if err != nil {
 			bad <- err
 			return

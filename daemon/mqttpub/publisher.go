@@ -48,10 +48,21 @@ var (
 	ErrNotConnected = errors.New("mqtt not connected: QoS 0 message dropped")
 )
 
+// Message is one message received on a subscribed topic.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// Retained is set when the broker delivered a retained message (on
+	// subscribe): commands and triggers must not execute those.
+	Retained bool
+	// Duplicate is the MQTT DUP flag: a QoS 1/2 redelivery.
+	Duplicate bool
+}
+
 // Handler receives messages on subscribed topics. It runs on a paho
-// goroutine and must not block for long; payload is only valid during the
-// call.
-type Handler func(topic string, payload []byte)
+// goroutine and must not block for long; m.Payload is only valid during
+// the call.
+type Handler func(m Message)
 
 // Topics are the full topic names of one device.
 type Topics struct {
@@ -458,7 +469,9 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if filter == "" || h == nil || qos > 2 {
 		return fmt.Errorf("mqtt subscribe %q: need a non-empty filter, a handler and QoS 0..2", filter)
 	}
-	mh := func(_ mqtt.Client, m mqtt.Message) { h(m.Topic(), m.Payload()) }
+	mh := func(_ mqtt.Client, m mqtt.Message) {
+		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate()})
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
