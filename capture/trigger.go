@@ -101,6 +101,20 @@ func (t *Triggered) Trigger(id string) error {
 // Pending is the number of requests waiting.
 func (t *Triggered) Pending() int { return len(t.reqs) }
 
+// Drain removes the requests still waiting and returns their ids in
+// arrival order, so that a daemon that stops can answer each of them.
+func (t *Triggered) Drain() []string {
+	var ids []string
+	for {
+		select {
+		case r := <-t.reqs:
+			ids = append(ids, r.id)
+		default:
+			return ids
+		}
+	}
+}
+
 // TriggerCounters returns the trigger counters.
 func (t *Triggered) TriggerCounters() *TriggerCounters { return &t.counters }
 

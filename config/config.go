@@ -166,6 +166,18 @@ type Trigger struct {
 	Mode TriggerMode `yaml:"mode"`
 	// MaxRate limits free-run inspections per second; 0 means every frame.
 	MaxRate float64 `yaml:"max_rate"`
+	// Queue is how many trigger requests may wait; one more is answered
+	// at once with an error result ("trigger queue full").
+	Queue int `yaml:"queue"`
+	// MaxAge is how old a trigger request may be when its turn comes (or
+	// when it arrives, for requests that carry their send time); an older
+	// one is answered with an error result ("stale trigger"), never with a
+	// frame of a part that is no longer there.
+	MaxAge Duration `yaml:"max_age"`
+	// DedupWindow is how long a trigger id is remembered: a request with
+	// an id answered within it is answered again with the stored result
+	// instead of inspecting a second frame (QoS 1 redelivery).
+	DedupWindow Duration `yaml:"dedup_window"`
 }
 
 // Resize says how a frame is brought to the backbone's input size.
@@ -314,6 +326,9 @@ type MQTT struct {
 	Mask Publish `yaml:"mask"`
 	// Heatmap says when the heatmap JPEG is published.
 	Heatmap Publish `yaml:"heatmap"`
+	// ImageMaxSide bounds the longer side of a published heatmap, in
+	// pixels; 0 publishes it at the frame's size.
+	ImageMaxSide int `yaml:"image_max_side"`
 }
 
 // TLS holds the files and settings for TLS connections to the broker.
@@ -361,7 +376,8 @@ func Default() *Config {
 				Timeout: Duration(2 * time.Second),
 			},
 			Synthetic: Synthetic{Seed: 1, Width: 640, Height: 480, DefectRate: 0.25, FPS: 10},
-			Trigger:   Trigger{Mode: TriggerFreeRun},
+			Trigger: Trigger{Mode: TriggerFreeRun, Queue: 64, MaxAge: Duration(5 * time.Second),
+				DedupWindow: Duration(10 * time.Minute)},
 		},
 		Model: Model{
 			Input: Input{
@@ -395,6 +411,7 @@ func Default() *Config {
 			TopicPrefix:          "inspectd",
 			Mask:                 PublishAnomalous,
 			Heatmap:              PublishAnomalous,
+			ImageMaxSide:         640,
 		},
 		HTTP:     HTTP{Listen: "127.0.0.1:9100"},
 		Pipeline: Pipeline{Queue: 4},

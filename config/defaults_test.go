@@ -102,7 +102,7 @@ func nonDefault() *Config {
 		Synthetic: Synthetic{Seed: -5, Width: 100, Height: 80, DefectRate: 0.5, FPS: 0},
 		ROI:       ROI{X: 1, Y: 2, Width: 3, Height: 4},
 		Rotate:    90,
-		Trigger:   Trigger{Mode: TriggerExternal, MaxRate: 2.5},
+		Trigger:   Trigger{Mode: TriggerExternal, MaxRate: 2.5, Queue: 3, MaxAge: 0, DedupWindow: Duration(time.Minute)},
 	}
 	c.Model = Model{
 		Path: "/m/model.safetensors", Backbone: "/m/backbone.tflite",
@@ -118,7 +118,7 @@ func nonDefault() *Config {
 		Brokers: []string{"ssl://b1:8883", "wss://b2/mqtt"}, EmbeddedListen: "", ClientID: "cid", Username: "u", Password: "p: #x",
 		TLS:       TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "broker", InsecureSkipVerify: true},
 		Keepalive: 0, ConnectTimeout: Duration(3 * time.Second), MaxReconnectInterval: Duration(2 * time.Minute),
-		TopicPrefix: "factory/line3", ResultQoS: 2, ResultMaxRate: 0.5, Mask: PublishAlways, Heatmap: PublishNever,
+		TopicPrefix: "factory/line3", ResultQoS: 2, ResultMaxRate: 0.5, Mask: PublishAlways, Heatmap: PublishNever, ImageMaxSide: 0,
 	}
 	c.HTTP.Listen = ""
 	c.Pipeline.Queue = 16

@@ -206,6 +206,9 @@ func (v *validator) capture(c *Capture) {
 	}
 	v.oneOf("capture.trigger.mode", string(c.Trigger.Mode), string(TriggerFreeRun), string(TriggerExternal))
 	v.floatRange("capture.trigger.max_rate", c.Trigger.MaxRate, 0, maxCameraFPS, true)
+	v.intRange("capture.trigger.queue", c.Trigger.Queue, 1, 100000)
+	v.durRange("capture.trigger.max_age", c.Trigger.MaxAge, 0, 24*time.Hour)
+	v.durRange("capture.trigger.dedup_window", c.Trigger.DedupWindow, 0, 24*time.Hour)
 }
 
 // roiFits checks one axis of the ROI against a known frame size.
@@ -345,6 +348,9 @@ func (v *validator) mqtt(m *MQTT) {
 	v.floatRange("mqtt.result_max_rate", m.ResultMaxRate, 0, maxCameraFPS, true)
 	v.oneOf("mqtt.mask", string(m.Mask), string(PublishAnomalous), string(PublishAlways), string(PublishNever))
 	v.oneOf("mqtt.heatmap", string(m.Heatmap), string(PublishAnomalous), string(PublishAlways), string(PublishNever))
+	if m.ImageMaxSide != 0 {
+		v.intRange("mqtt.image_max_side", m.ImageMaxSide, 32, 16384)
+	}
 }
 
 // checkBroker explains what is wrong with a broker URL, "" if nothing.

@@ -1,15 +1,13 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +26,17 @@ const (
 	PublishNever     = "never"
 )
 
+// errNonFiniteScore reports a NaN or infinite image score: a part nobody
+// could judge, never a good one.
+var errNonFiniteScore = errors.New("inspection gave a score that is not a finite number")
+
+// Verdicts of a result.
+const (
+	VerdictOK        = "ok"
+	VerdictAnomalous = "anomalous"
+	VerdictError     = "error"
+)
+
 // Sink is where inspection results go: the MQTT publisher in the daemon.
 // Its methods must not block for long; QoS 1 messages are persisted by it.
 type Sink interface {
@@ -35,6 +44,20 @@ type Sink interface {
 	PublishAlarm(a *mqttpub.Alarm) error
 	PublishMask(png []byte, qos byte) error
 	PublishHeatmap(jpeg []byte, qos byte) error
+}
+
+// Policy says what the publish stage sends; it can change while the
+// pipeline runs (SetPolicy).
+type Policy struct {
+	// ResultQoS and ResultMaxRate shape the result topic; triggered
+	// results (always QoS 1) and anomalous ones are always published.
+	ResultQoS     byte
+	ResultMaxRate float64
+	// Mask and Heatmap say when those images are published.
+	Mask, Heatmap string
+	// ImageMaxSide bounds the longer side of a published heatmap, in
+	// pixels (0: the frame's size).
+	ImageMaxSide int
 }
 
 // PipelineOptions configure a Pipeline.
@@ -49,14 +72,15 @@ type PipelineOptions struct {
 	// Queue is the bound of the queues between stages.
 	Queue int
 	// FreeRun drops the oldest waiting frame when the inspection stage
-	// falls behind; triggered frames are never dropped.
+	// falls behind on a live source; triggered frames and frames of
+	// lossless sources (folders, files: each frame is a part) are never
+	// dropped.
 	FreeRun bool
-	// ResultQoS and ResultMaxRate shape the result topic; triggered
-	// results and anomalous ones are always published.
-	ResultQoS     byte
-	ResultMaxRate float64
-	// Mask and Heatmap say when those images are published.
-	Mask, Heatmap string
+	// Policy shapes what is published.
+	Policy Policy
+	// StallTimeout is how long capture may go without a good frame, while
+	// frames fail to arrive or decode, before health turns bad (0: 5 s).
+	StallTimeout time.Duration
 	// Print writes one line per inspection (the demo); nil: none.
 	Print io.Writer
 	// MaxInspections stops after this many (0: run until the source ends
@@ -88,27 +112,37 @@ type slot struct {
 	forHTTP bool
 	w, h    int
 	inspErr error
+	modelID string
 	dequeue time.Time
 	done    time.Time
 }
 
 // Pipeline runs capture → inspect (preprocess, backbone, PaDiM, map) →
-// publish as three goroutines joined by bounded queues.
+// publish as three goroutines joined by bounded queues. The detector and
+// the publish policy can be replaced while it runs; the source can be
+// replaced through a swapping source in front of it.
 type Pipeline struct {
-	o       PipelineOptions
-	log     *slog.Logger
-	seq     atomic.Uint64
-	drops   atomic.Uint64
-	lastErr atomic.Value // string: last capture problem, for health
-	lastOK  atomic.Int64 // unix nanos of the last good frame
+	o        PipelineOptions
+	log      *slog.Logger
+	det      detectorSlot
+	policy   atomic.Pointer[Policy]
+	lossless bool
+	started  time.Time
 
-	// publish-stage buffers
+	seq       atomic.Uint64
+	drops     atomic.Uint64
+	progress  atomic.Uint64 // frames taken or trigger waits finished: the watchdog's pulse
+	inspected atomic.Uint64
+	failed    atomic.Uint64
+	health    captureHealth
+	inspFails atomic.Int64 // consecutive failed inspections
+	lastFail  atomic.Value // string: the latest inspection failure
+
+	// publish-stage state
 	rf          regionFinder
-	pngBuf      bytes.Buffer
-	jpgBuf      bytes.Buffer
-	overlay     *image.RGBA
-	pngEnc      png.Encoder
+	img         imageEncoder
 	lastRes     time.Time
+	lastErrRes  time.Time
 	latency     map[string]float64
 	lastInspErr string
 }
@@ -121,12 +155,18 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if o.Queue <= 0 {
 		o.Queue = 4
 	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 5 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{o: o, log: o.Logger, latency: map[string]float64{}}
-	p.pngEnc.CompressionLevel = png.BestSpeed
-	p.lastErr.Store("")
+	p := &Pipeline{o: o, log: o.Logger, latency: map[string]float64{}, lossless: isLossless(o.Source), started: time.Now()}
+	p.det.det = o.Detector
+	pol := o.Policy
+	p.policy.Store(&pol)
+	p.lastFail.Store("")
+	p.health.init(o.Source)
 	return p, nil
 }
 
@@ -134,25 +174,45 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 // behind.
 func (p *Pipeline) Drops() uint64 { return p.drops.Load() }
 
-// CameraHealth says whether frames are coming: a frame within the last few
-// seconds and no capture error since.
+// Inspected is the number of inspections published, failed ones included.
+func (p *Pipeline) Inspected() uint64 { return p.inspected.Load() }
+
+// Progress advances whenever the pipeline moves: a frame captured or a
+// trigger wait that ended. The systemd watchdog is fed only while it moves.
+func (p *Pipeline) Progress() uint64 { return p.progress.Load() }
+
+// Detector returns the detector in use (for its Info; it may be swapped).
+func (p *Pipeline) Detector() *model.Detector { return p.det.Get() }
+
+// SwapDetector replaces the detector between two frames and returns the
+// old one, which the caller closes. No frame is scored by a mix of both.
+func (p *Pipeline) SwapDetector(det *model.Detector) *model.Detector { return p.det.Swap(det) }
+
+// SetPolicy changes what the publish stage sends, from the next frame on.
+func (p *Pipeline) SetPolicy(pol Policy) { p.policy.Store(&pol) }
+
+// CameraHealth says whether good frames are coming (see captureHealth).
 func (p *Pipeline) CameraHealth() (bool, string) {
-	last := p.lastOK.Load()
-	msg, _ := p.lastErr.Load().(string)
-	if last == 0 {
-		if msg == "" && !p.o.FreeRun {
-			return true, "waiting for the first trigger"
-		}
-		if msg == "" {
-			msg = "no frame captured yet"
-		}
-		return false, msg
+	return p.health.check(p.o.FreeRun, p.o.StallTimeout, p.started)
+}
+
+// LastGoodFrameAge is the time since the last frame that was captured and
+// decoded, or since the pipeline started when there was none.
+func (p *Pipeline) LastGoodFrameAge() time.Duration { return p.health.age(p.started) }
+
+// inspectionFailuresUnhealthy is how many inspections in a row must fail
+// before health turns bad: one failure is logged and answered, a run of
+// them means the model or the backbone is broken.
+const inspectionFailuresUnhealthy = 3
+
+// ModelHealth says whether inspections succeed.
+func (p *Pipeline) ModelHealth() (bool, string) {
+	det := p.det.Get()
+	id := det.Info().ID
+	if n := p.inspFails.Load(); n >= inspectionFailuresUnhealthy {
+		return false, fmt.Sprintf("model %s: %d inspections in a row failed, last: %s", id, n, p.lastFail.Load().(string))
 	}
-	age := time.Since(time.Unix(0, last))
-	if msg != "" {
-		return false, msg
-	}
-	return true, fmt.Sprintf("last frame %s ago", age.Round(time.Millisecond))
+	return true, "model " + id + " loaded"
 }
 
 // Run processes frames until the context ends, the source is exhausted or
@@ -210,6 +270,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			return ctx.Err()
 		}
 		err := p.o.Source.Next(ctx, &s.frame)
+		p.progress.Add(1)
 		if err != nil {
 			pool <- s
 			if ctx.Err() != nil {
@@ -218,11 +279,17 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			var te *capture.TriggerError
 			if errors.As(err, &te) {
 				// The trigger sender gets an answer even without a frame.
-				p.publishTriggerFailure(te)
+				if !errors.Is(err, capture.ErrTriggerOverrun) && !errors.Is(err, capture.ErrTriggerExpired) {
+					p.health.failed(err)
+				}
+				if p.o.Metrics != nil {
+					p.o.Metrics.Trigger(triggerOutcome(te.Err))
+				}
+				p.AnswerTriggerFailure(te)
 				continue
 			}
 			if capture.Temporary(err) {
-				p.lastErr.Store(err.Error())
+				p.health.failed(err)
 				if err.Error() != lastLogged { // one line per kind of trouble, not per frame
 					p.log.Warn("capture problem, retrying", "err", err)
 					lastLogged = err.Error()
@@ -232,20 +299,19 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			if errors.Is(err, capture.ErrEOF) {
 				return err
 			}
-			p.lastErr.Store(err.Error())
+			p.health.failed(err)
 			return fmt.Errorf("capture: %w", err)
 		}
 		if lastLogged != "" {
 			p.log.Info("capture recovered")
 			lastLogged = ""
 		}
-		p.lastErr.Store("")
-		p.lastOK.Store(time.Now().UnixNano())
+		p.health.good()
 		if p.o.Metrics != nil {
 			p.o.Metrics.Frame()
 		}
-		if s.frame.Trigger != "" || !p.o.FreeRun {
-			select { // triggered frames wait for room: never dropped
+		if s.frame.Trigger != "" || !p.o.FreeRun || p.lossless {
+			select { // triggered frames and parts from files wait for room: never dropped
 			case out <- s:
 			case <-ctx.Done():
 				out <- s // finish it: it was asked for
@@ -253,9 +319,8 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			}
 			continue
 		}
-		// Free-run: when the queue is full, drop the oldest waiting frame
-		// (only free-run frames reach this queue in this mode) so that
-		// inspection stays on the newest frames.
+		// Free-run on a live source: when the queue is full, drop the
+		// oldest waiting frame so that inspection stays on the newest.
 		for {
 			select {
 			case out <- s:
@@ -282,13 +347,19 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 const httpEvery = 500 * time.Millisecond
 
 func (p *Pipeline) inspectStage(in, out chan *slot) error {
-	det := p.o.Detector
 	var lastHTTP time.Time
 	for s := range in {
 		s.dequeue = time.Now()
-		r, err := det.Inspect(s.frame.Image)
-		s.inspErr = err
-		if err == nil {
+		p.det.Use(func(det *model.Detector) {
+			s.modelID = det.Info().ID
+			r, err := det.Inspect(s.frame.Image)
+			if err == nil && !finite(r.Score) {
+				err = fmt.Errorf("%w: image score %v", errNonFiniteScore, r.Score)
+			}
+			s.inspErr = err
+			if err != nil {
+				return
+			}
 			s.timing = r.Timing
 			s.w, s.h = r.W, r.H
 			s.res = mqttpub.Result{Header: mqttpub.Header{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized}, Anomalous: r.Anomalous}
@@ -297,16 +368,18 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			if s.forHTTP {
 				lastHTTP = time.Now()
 			}
-			s.hasMap = s.forHTTP || p.wantImage(p.o.Heatmap, r.Anomalous)
+			s.hasMap = s.forHTTP || wantImage(p.policy.Load().Heatmap, r.Anomalous)
 			if s.hasMap {
 				s.amap = append(s.amap[:0], r.Map...)
 			}
-		}
+		})
 		s.done = time.Now()
 		out <- s
 	}
 	return nil
 }
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 func copyGray(dst *image.Gray, src *image.Gray) {
 	n := len(src.Pix)
@@ -318,7 +391,7 @@ func copyGray(dst *image.Gray, src *image.Gray) {
 	dst.Stride, dst.Rect = src.Stride, src.Rect
 }
 
-func (p *Pipeline) wantImage(policy string, anomalous bool) bool {
+func wantImage(policy string, anomalous bool) bool {
 	switch policy {
 	case PublishAlways:
 		return true
@@ -329,29 +402,43 @@ func (p *Pipeline) wantImage(policy string, anomalous bool) bool {
 	}
 }
 
+// errorResultEvery bounds how often a failing free-run inspection is
+// reported on MQTT: each failure is counted, one result a second says so.
+const errorResultEvery = time.Second
+
 func (p *Pipeline) publishStage(s *slot) {
 	seq := p.seq.Add(1)
+	p.inspected.Add(1)
 	f := &s.frame
+	pol := p.policy.Load()
 	if s.inspErr != nil {
+		p.failed.Add(1)
+		p.inspFails.Add(1)
+		p.lastFail.Store(s.inspErr.Error())
 		if msg := s.inspErr.Error(); msg != p.lastInspErr { // one line per kind of failure, not per frame
 			p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
 			p.lastInspErr = msg
 		}
 		if p.o.Metrics != nil {
-			p.o.Metrics.Drop("inspect_error")
+			p.o.Metrics.InspectionError()
 		}
-		if f.Trigger != "" {
-			p.publishError(seq, f.Trigger, s.inspErr)
+		// A part nobody could judge is never reported as good: triggered
+		// ones are answered each, free-run failures once a second.
+		if f.Trigger != "" || time.Since(p.lastErrRes) >= errorResultEvery {
+			p.lastErrRes = time.Now()
+			p.publishError(seq, f, s.modelID, s.inspErr)
 		}
+		p.printLine(seq, f, "ERROR  ", 0, 0, 0, time.Since(f.Time), " "+s.inspErr.Error())
 		return
 	}
+	p.inspFails.Store(0)
 	p.lastInspErr = ""
 	r := &s.res
-	r.Verdict = "ok"
+	r.Verdict = VerdictOK
 	if r.Anomalous {
-		r.Verdict = "anomalous"
+		r.Verdict = VerdictAnomalous
 	}
-	r.Seq, r.FrameTime, r.TriggerID, r.ModelID = seq, f.Time, f.Trigger, p.o.Detector.Info().ID
+	r.Seq, r.FrameTime, r.TriggerID, r.ModelID = seq, f.Time, f.Trigger, s.modelID
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	clear(p.latency)
 	p.latency["queue"] = ms(s.dequeue.Sub(f.Time))
@@ -370,89 +457,226 @@ func (p *Pipeline) publishStage(s *slot) {
 	}
 	start := time.Now()
 	if p.o.Sink != nil {
-		p.publishImages(s)
+		// Alarm and result first: an image never delays or shares the fate
+		// of the verdict.
 		if r.Anomalous {
 			a := &mqttpub.Alarm{Header: r.Header, ImageWidth: s.w, ImageHeight: s.h, Regions: p.rf.find(&s.mask)}
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
 				p.log.Error("alarm not queued", "seq", seq, "err", err)
+				if p.o.Metrics != nil {
+					p.o.Metrics.PublishFailure("alarm")
+				}
 			}
 		}
-		due := p.o.ResultMaxRate <= 0 || time.Since(p.lastRes) >= time.Duration(float64(time.Second)/p.o.ResultMaxRate)
+		due := pol.ResultMaxRate <= 0 || time.Since(p.lastRes) >= time.Duration(float64(time.Second)/pol.ResultMaxRate)
 		if due || r.Anomalous || f.Trigger != "" {
 			p.lastRes = time.Now()
 			p.latency["publish"] = ms(time.Since(start))
-			if err := p.o.Sink.PublishResult(r, p.o.ResultQoS); err != nil && !errors.Is(err, mqttpub.ErrNotConnected) {
+			qos := pol.ResultQoS
+			if f.Trigger != "" {
+				qos = 1 // a PLC waits for this answer: it goes through the outbox
+			}
+			if err := p.o.Sink.PublishResult(r, qos); err != nil && !errors.Is(err, mqttpub.ErrNotConnected) {
 				p.log.Warn("result not published", "seq", seq, "err", err)
+				if p.o.Metrics != nil {
+					p.o.Metrics.PublishFailure("result")
+				}
 			}
 		}
+		p.publishImages(s, pol)
 	}
 	if s.forHTTP {
 		p.o.HTTP.SetSnapshot(f.Image)
-		p.overlay = render.Overlay(p.overlay, f.Image, s.amap, s.w, s.h, r.Threshold)
-		p.o.HTTP.SetHeatmap(p.overlay)
+		p.img.overlay = render.Overlay(p.img.overlay, f.Image, s.amap, s.w, s.h, r.Threshold)
+		p.o.HTTP.SetHeatmap(p.img.overlay)
 	}
 	total := time.Since(f.Time)
-	if p.o.Print != nil {
-		verdict := "ok     "
-		if r.Anomalous {
-			verdict = "DEFECT "
-		}
-		extra := ""
-		if f.Label != "" {
-			extra = " (injected: " + f.Label + ")"
-		}
-		if f.Name != "" {
-			extra += " " + f.Name
-		}
-		if f.Trigger != "" {
-			extra += " trigger=" + f.Trigger
-		}
-		fmt.Fprintf(p.o.Print, "#%-5d %s score %6.2f / %.2f (%.2f×)  %5.1f ms%s\n", seq, verdict, r.Score, r.Threshold, r.NormalizedScore,
-			ms(total), extra)
+	verdict := "ok     "
+	if r.Anomalous {
+		verdict = "DEFECT "
 	}
+	p.printLine(seq, f, verdict, r.Score, r.Threshold, r.NormalizedScore, total, "")
 	if p.o.OnInspection != nil {
 		p.o.OnInspection(&Stats{Seq: seq, Anomalous: r.Anomalous, Score: r.Score, Latency: total})
 	}
 }
 
-func (p *Pipeline) publishImages(s *slot) {
+func (p *Pipeline) printLine(seq uint64, f *capture.Frame, verdict string, score, threshold, norm float64, total time.Duration, extra string) {
+	if p.o.Print == nil {
+		return
+	}
+	if f.Label != "" {
+		extra += " (injected: " + f.Label + ")"
+	}
+	if f.Name != "" {
+		extra += " " + f.Name
+	}
+	if f.Trigger != "" {
+		extra += " trigger=" + f.Trigger
+	}
+	fmt.Fprintf(p.o.Print, "#%-5d %s score %6.2f / %.2f (%.2f×)  %5.1f ms%s\n", seq, verdict, score, threshold, norm,
+		float64(total.Microseconds())/1e3, extra)
+}
+
+func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 	r := &s.res
-	if p.wantImage(p.o.Mask, r.Anomalous) {
-		p.pngBuf.Reset()
-		if err := p.pngEnc.Encode(&p.pngBuf, &s.mask); err == nil {
-			if err := p.o.Sink.PublishMask(p.pngBuf.Bytes(), p.o.ResultQoS); err != nil && !errors.Is(err, mqttpub.ErrNotConnected) {
-				p.log.Warn("mask not published", "seq", r.Seq, "err", err)
-			}
-		}
+	limit := 0
+	if m, ok := p.o.Sink.(interface{ MaxPayload() int }); ok {
+		limit = m.MaxPayload()
 	}
-	if p.wantImage(p.o.Heatmap, r.Anomalous) && s.hasMap {
-		p.overlay = render.Overlay(p.overlay, s.frame.Image, s.amap, s.w, s.h, r.Threshold)
-		p.jpgBuf.Reset()
-		if err := jpeg.Encode(&p.jpgBuf, p.overlay, &jpeg.Options{Quality: 80}); err == nil {
-			if err := p.o.Sink.PublishHeatmap(p.jpgBuf.Bytes(), p.o.ResultQoS); err != nil && !errors.Is(err, mqttpub.ErrNotConnected) {
-				p.log.Warn("heatmap not published", "seq", r.Seq, "err", err)
-			}
-		}
+	if wantImage(pol.Mask, r.Anomalous) {
+		data, err := p.img.mask(&s.mask, limit)
+		p.sendImage("mask", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishMask(b, pol.ResultQoS) })
+	}
+	if wantImage(pol.Heatmap, r.Anomalous) && s.hasMap {
+		data, err := p.img.heatmap(s.frame.Image, s.amap, s.w, s.h, r.Threshold, pol.ImageMaxSide, limit)
+		p.sendImage("heatmap", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishHeatmap(b, pol.ResultQoS) })
 	}
 }
 
-// publishTriggerFailure answers a trigger that got no frame with a result
-// that says so, so that a PLC waiting on the id is not left hanging.
-func (p *Pipeline) publishTriggerFailure(te *capture.TriggerError) {
-	p.log.Warn("trigger not served", "id", te.ID, "err", te.Err)
-	p.publishError(p.seq.Add(1), te.ID, te.Err)
+// sendImage publishes one encoded image, or counts and logs (once per
+// kind of failure) why it was not.
+func (p *Pipeline) sendImage(kind string, seq uint64, data []byte, err error, publish func([]byte) error) {
+	if err == nil {
+		err = publish(data)
+		if errors.Is(err, mqttpub.ErrNotConnected) {
+			return
+		}
+	}
+	if err == nil {
+		return
+	}
+	if p.o.Metrics != nil {
+		p.o.Metrics.ImageSkipped(kind)
+	}
+	if msg := kind + ": " + err.Error(); msg != p.img.lastErr {
+		p.log.Warn("image not published", "kind", kind, "seq", seq, "err", err)
+		p.img.lastErr = msg
+	}
 }
 
-// publishError answers a trigger with an error result at QoS 1. It is
-// marked anomalous: failing safe rejects a part rather than passing one that
-// was never inspected.
-func (p *Pipeline) publishError(seq uint64, trigger string, cause error) {
+// AnswerTriggerFailure answers a trigger that got no frame (queue full,
+// stale, capture failed) with an error result that says why, so that a PLC
+// waiting on the id is not left hanging. Safe from any goroutine.
+func (p *Pipeline) AnswerTriggerFailure(te *capture.TriggerError) {
+	err := te.Err
+	if errors.Is(err, capture.ErrTriggerExpired) && !errors.Is(err, errStaleTrigger) {
+		err = fmt.Errorf("%w: %w", errStaleTrigger, err)
+	}
+	p.log.Warn("trigger not served", "id", te.ID, "err", err)
+	p.publishError(p.seq.Add(1), &capture.Frame{Time: time.Now(), Trigger: te.ID}, p.det.Get().Info().ID, err)
+}
+
+// publishError reports an inspection that could not be made with a result
+// at QoS 1 marked anomalous: failing safe rejects a part rather than
+// passing one that was never inspected.
+func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, cause error) {
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, FrameTime: time.Now(), TriggerID: trigger, ModelID: p.o.Detector.Info().ID},
-		Anomalous: true, Verdict: "error", LatencyMS: map[string]float64{}, Error: cause.Error()}
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
+		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
 	if err := p.o.Sink.PublishResult(r, 1); err != nil {
-		p.log.Warn("error result not published", "trigger", trigger, "err", err)
+		p.log.Warn("error result not published", "trigger", f.Trigger, "err", err)
 	}
+}
+
+// triggerOutcome names a trigger failure for the triggers_total metric.
+func triggerOutcome(err error) string {
+	switch {
+	case errors.Is(err, capture.ErrTriggerOverrun):
+		return "queue_full"
+	case errors.Is(err, capture.ErrTriggerExpired), errors.Is(err, errStaleTrigger):
+		return "stale"
+	default:
+		return "no_frame"
+	}
+}
+
+// captureHealth tracks whether good frames arrive. Capture is unhealthy
+// when the source reports an error that no good frame has cleared yet, or
+// when frames keep failing (decode errors, timeouts) and the last good
+// frame is older than the stall timeout. An idle line (a watched folder
+// with no new files, a trigger-mode camera waiting for a trigger) stays
+// healthy: nothing failed.
+type captureHealth struct {
+	src      capture.Source
+	lastGood atomic.Int64 // unix nanos; 0 before the first
+	lastErr  atomic.Value // string; "" once a good frame came
+	badSince atomic.Uint64
+	// counter totals at the last good frame: a rise means frames failed since.
+	decodeAtGood, timeoutAtGood atomic.Uint64
+}
+
+func (h *captureHealth) init(src capture.Source) {
+	h.src = src
+	h.lastErr.Store("")
+}
+
+func (h *captureHealth) counters() (decode, timeouts uint64) {
+	if c := capture.CountersOf(h.src); c != nil {
+		return c.DecodeErrors.Load(), c.Timeouts.Load()
+	}
+	return 0, 0
+}
+
+func (h *captureHealth) good() {
+	h.lastGood.Store(time.Now().UnixNano())
+	if h.lastErr.Load().(string) != "" {
+		h.lastErr.Store("")
+	}
+	d, t := h.counters()
+	h.decodeAtGood.Store(d)
+	h.timeoutAtGood.Store(t)
+	h.badSince.Store(0)
+}
+
+func (h *captureHealth) failed(err error) {
+	h.lastErr.Store(err.Error())
+	h.badSince.Add(1)
+}
+
+func (h *captureHealth) age(started time.Time) time.Duration {
+	if t := h.lastGood.Load(); t != 0 {
+		return time.Since(time.Unix(0, t))
+	}
+	return time.Since(started)
+}
+
+func (h *captureHealth) check(freeRun bool, stall time.Duration, started time.Time) (bool, string) {
+	age := h.age(started).Round(time.Second)
+	msg := h.lastErr.Load().(string)
+	d, t := h.counters()
+	undecodable := d - h.decodeAtGood.Load()
+	timeouts := t - h.timeoutAtGood.Load()
+	failing := msg != "" || undecodable > 0 || timeouts > 0
+	last := h.lastGood.Load()
+	switch {
+	case failing && age > stall:
+		detail := fmt.Sprintf("capture: no good frame for %s", age)
+		if last == 0 {
+			detail = fmt.Sprintf("capture: no good frame since the start %s ago", age)
+		}
+		if undecodable > 0 {
+			detail += fmt.Sprintf(", %d undecodable frames", undecodable)
+		}
+		if timeouts > 0 {
+			detail += fmt.Sprintf(", %d frame timeouts", timeouts)
+		}
+		if msg != "" {
+			detail += "; last error: " + msg
+		}
+		return false, detail
+	case last == 0 && freeRun && age > stall:
+		return false, fmt.Sprintf("capture: no frame captured in the %s since the start", age)
+	case last == 0:
+		if !freeRun {
+			return true, "waiting for the first trigger"
+		}
+		return true, "starting"
+	case msg != "":
+		// A recent problem the source is retrying; still within the stall timeout.
+		return true, fmt.Sprintf("last good frame %s ago; retrying: %s", age, msg)
+	}
+	return true, fmt.Sprintf("last good frame %s ago", age)
 }

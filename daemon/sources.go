@@ -13,6 +13,26 @@ import (
 // trigger mode. The Triggered wrapper is returned too when the mode is
 // external, for the MQTT trigger handler.
 func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.Triggered, string, error) {
+	src, desc, err := openCapture(cfg, log)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if cfg.Capture.Trigger.Mode == config.TriggerExternal {
+		tr := capture.NewTriggered(src, triggerOptions(cfg))
+		return tr, tr, desc, nil
+	}
+	return src, nil, desc, nil
+}
+
+// triggerOptions maps capture.trigger onto the trigger queue's options.
+func triggerOptions(cfg *config.Config) capture.TriggerOptions {
+	return capture.TriggerOptions{Queue: cfg.Capture.Trigger.Queue, MaxAge: cfg.Capture.Trigger.MaxAge.Std()}
+}
+
+// openCapture builds the configured frame source with its ROI and
+// rotation, throttled to capture.trigger.max_rate in free-run; the trigger
+// queue, when the mode is external, goes in front of it.
+func openCapture(cfg *config.Config, log *slog.Logger) (capture.Source, string, error) {
 	c := cfg.Capture
 	var src capture.Source
 	var desc string
@@ -31,7 +51,7 @@ func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.
 		for _, f := range c.Camera.Formats {
 			fc, err := capture.ParseFourCC(f)
 			if err != nil {
-				return nil, nil, "", fmt.Errorf("capture.camera.formats: %w", err)
+				return nil, "", fmt.Errorf("capture.camera.formats: %w", err)
 			}
 			formats = append(formats, fc)
 		}
@@ -46,10 +66,10 @@ func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.
 		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true})
 		desc = "file " + c.File.Path
 	default:
-		return nil, nil, "", fmt.Errorf("capture.source %q: want synthetic, camera, folder or file", c.Source)
+		return nil, "", fmt.Errorf("capture.source %q: want synthetic, camera, folder or file", c.Source)
 	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("capture.source %s: %w", c.Source, err)
+		return nil, "", fmt.Errorf("capture.source %s: %w", c.Source, err)
 	}
 	t := capture.TransformOptions{Rotate: c.Rotate}
 	if c.ROI.Width > 0 || c.ROI.Height > 0 || c.ROI.X > 0 || c.ROI.Y > 0 {
@@ -63,15 +83,17 @@ func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.
 	}
 	if !t.Identity() {
 		if src, err = capture.NewTransform(src, t); err != nil {
-			return nil, nil, "", fmt.Errorf("capture roi/rotate: %w", err)
+			_ = src.Close()
+			return nil, "", fmt.Errorf("capture roi/rotate: %w", err)
 		}
 	}
 	if c.Trigger.Mode == config.TriggerExternal {
-		tr := capture.NewTriggered(src, capture.TriggerOptions{})
-		return tr, tr, desc, nil
+		return src, desc, nil
 	}
-	if src, err = capture.NewThrottle(src, c.Trigger.MaxRate); err != nil {
-		return nil, nil, "", fmt.Errorf("capture.trigger.max_rate: %w", err)
+	throttled, err := capture.NewThrottle(src, c.Trigger.MaxRate)
+	if err != nil {
+		_ = src.Close()
+		return nil, "", fmt.Errorf("capture.trigger.max_rate: %w", err)
 	}
-	return src, nil, desc, nil
+	return throttled, desc, nil
 }

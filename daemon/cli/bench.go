@@ -143,7 +143,7 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	var start time.Time
 	warm := min(20, count/10)
 	p, err := daemon.NewPipeline(daemon.PipelineOptions{Source: src, Detector: det, Sink: sink, Queue: cfg.Pipeline.Queue,
-		FreeRun: false, ResultQoS: byte(cfg.MQTT.ResultQoS), Mask: string(cfg.MQTT.Mask), Heatmap: string(cfg.MQTT.Heatmap),
+		FreeRun: false, Policy: daemon.PolicyOf(cfg),
 		MaxInspections: count + warm, Logger: env.Log,
 		OnInspection: func(s *daemon.Stats) {
 			if int(s.Seq) == warm {

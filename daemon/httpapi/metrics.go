@@ -22,8 +22,22 @@ type Metrics struct {
 	Frames prometheus.Counter
 	// Drops counts frames dropped, by reason ("overload", "stale", ...).
 	Drops *prometheus.CounterVec
-	// Inspections counts finished inspections by verdict ("normal", "anomalous").
+	// Inspections counts finished inspections by verdict ("normal",
+	// "anomalous", "error": an inspection that could not be made).
 	Inspections *prometheus.CounterVec
+	// PublishFailures counts results and alarms the publisher refused
+	// (outbox not durable, payload over the limit), by kind.
+	PublishFailures *prometheus.CounterVec
+	// ImagesSkipped counts masks and heatmaps not published (over the
+	// payload limit, encode failure), by kind.
+	ImagesSkipped *prometheus.CounterVec
+	// Triggers counts trigger requests by outcome ("accepted", "queue_full",
+	// "stale", "no_frame", "retained", "duplicate", "invalid").
+	Triggers *prometheus.CounterVec
+	// Reloads and ReloadFailures count configuration reloads (SIGHUP,
+	// remote pushes) applied and refused; a refused one leaves the running
+	// configuration, backbone and model in place.
+	Reloads, ReloadFailures prometheus.Counter
 	// StageLatency is the time per pipeline stage, in seconds.
 	StageLatency *prometheus.HistogramVec
 	// ScoreNormalized is the distribution of score/threshold (1 = threshold).
@@ -37,6 +51,7 @@ type Metrics struct {
 	drops  map[string]prometheus.Counter
 	normal prometheus.Counter
 	anom   prometheus.Counter
+	errs   prometheus.Counter
 }
 
 // Metric name prefix.
@@ -60,6 +75,16 @@ func NewMetrics() *Metrics {
 			Help:    "Image anomaly score divided by the threshold (above 1 is anomalous).",
 			Buckets: []float64{0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10},
 		}),
+		PublishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "publish_failures_total",
+			Help: "Results and alarms the MQTT publisher refused (storage failure, payload too large), by kind."}, []string{"kind"}),
+		ImagesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "images_skipped_total",
+			Help: "Masks and heatmaps not published (over the payload limit, encoding failed), by kind."}, []string{"kind"}),
+		Triggers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "triggers_total",
+			Help: "Trigger requests by outcome."}, []string{"outcome"}),
+		Reloads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "reloads_total",
+			Help: "Configuration reloads applied (SIGHUP or remote push)."}),
+		ReloadFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "reload_failures_total",
+			Help: "Configuration reloads refused; the running configuration, backbone and model stay in place."}),
 		LastScore: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score",
 			Help: "Image anomaly score of the latest inspection."}),
 		LastScoreNormalized: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score_normalized",
@@ -67,11 +92,49 @@ func NewMetrics() *Metrics {
 		stages: map[string]prometheus.Observer{},
 		drops:  map[string]prometheus.Counter{},
 	}
-	m.Registry.MustRegister(m.Frames, m.Drops, m.Inspections, m.StageLatency, m.ScoreNormalized, m.LastScore, m.LastScoreNormalized,
+	m.Registry.MustRegister(m.Frames, m.Drops, m.Inspections, m.PublishFailures, m.ImagesSkipped, m.Triggers, m.Reloads, m.ReloadFailures,
+		m.StageLatency, m.ScoreNormalized, m.LastScore, m.LastScoreNormalized,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.normal = m.Inspections.WithLabelValues("normal")
 	m.anom = m.Inspections.WithLabelValues("anomalous")
+	m.errs = m.Inspections.WithLabelValues("error")
 	return m
+}
+
+// InspectionError counts one inspection that could not be made.
+func (m *Metrics) InspectionError() { m.errs.Inc() }
+
+// PublishFailure counts one result or alarm ("result", "alarm") the
+// publisher refused.
+func (m *Metrics) PublishFailure(kind string) { m.PublishFailures.WithLabelValues(kind).Inc() }
+
+// ImageSkipped counts one mask or heatmap not published.
+func (m *Metrics) ImageSkipped(kind string) { m.ImagesSkipped.WithLabelValues(kind).Inc() }
+
+// Trigger counts one trigger request by outcome.
+func (m *Metrics) Trigger(outcome string) { m.Triggers.WithLabelValues(outcome).Inc() }
+
+// PipelineStats is what the metrics read from the pipeline at scrape time.
+type PipelineStats struct {
+	// LastGoodFrameAge is the time since the last frame that was captured
+	// and decoded (since the start when there was none).
+	LastGoodFrameAge time.Duration
+}
+
+// WatchPipeline exports the pipeline's state, read by f on every scrape:
+// inspectd_last_good_frame_age_seconds. It may be called once.
+func (m *Metrics) WatchPipeline(f func() PipelineStats) error {
+	c := &funcCollector{descs: []*prometheus.Desc{
+		prometheus.NewDesc(namespace+"_last_good_frame_age_seconds",
+			"Seconds since the last frame that was captured and decoded (since the start when none was).", nil, nil),
+	}}
+	c.collect = func(ch chan<- prometheus.Metric) {
+		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, f().LastGoodFrameAge.Seconds())
+	}
+	if err := m.Registry.Register(c); err != nil {
+		return fmt.Errorf("register pipeline metrics: %w", err)
+	}
+	return nil
 }
 
 // Frame counts one frame from the source.

@@ -94,9 +94,13 @@ type Info struct {
 
 // Trigger is the request payload on <prefix>/<device_id>/trigger:
 // {"id": "..."} asks for an inspection of the next fresh frame, answered on
-// result with the same id.
+// result with the same id. The optional "time" (RFC 3339) is when the
+// sender made the request: one that the broker held while inspectd was
+// down arrives late, and the daemon then answers it as stale instead of
+// inspecting a part that is no longer there.
 type Trigger struct {
-	ID string `json:"id"`
+	ID   string    `json:"id"`
+	Time time.Time `json:"time,omitzero"`
 }
 
 // MaxTriggerIDLen bounds the trigger id, which is echoed into every result.
@@ -106,14 +110,14 @@ const MaxTriggerIDLen = 128
 const maxTriggerPayload = 1024
 
 // ParseTrigger decodes a trigger request strictly: a single JSON object
-// with exactly one field, "id", a string of 1 to MaxTriggerIDLen bytes of
-// valid UTF-8 without control characters. The error names the topic and
+// with the field "id", a string of 1 to MaxTriggerIDLen bytes of valid
+// UTF-8 without control characters, and optionally "time" (RFC 3339). The error names the topic and
 // says what was expected, so a PLC programmer can fix the request from the
 // daemon's log line alone.
 func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 	var t Trigger
 	fail := func(format string, a ...any) (Trigger, error) {
-		return Trigger{}, fmt.Errorf("trigger on %q: expected a JSON object {\"id\": \"<1-%d characters>\"}: %s",
+		return Trigger{}, fmt.Errorf("trigger on %q: expected a JSON object {\"id\": \"<1-%d characters>\"} (optionally with \"time\": \"<RFC 3339>\"): %s",
 			topic, MaxTriggerIDLen, fmt.Sprintf(format, a...))
 	}
 	if len(payload) == 0 {

@@ -177,7 +177,9 @@ func New(opts Options) (*Publisher, error) {
 		SetProtocolVersion(4). // explicit: no silent fallback to 3.1 doubling each failed attempt
 		SetCleanSession(false).
 		SetResumeSubs(false). // subscriptions are re-sent on every connect instead
-		SetOrderMatters(false).
+		// Handlers only enqueue, so they may run in order on paho's own
+		// goroutine: triggers are then taken in the order they arrived.
+		SetOrderMatters(true).
 		SetKeepAlive(opts.KeepAlive).
 		SetPingTimeout(pingTimeout).
 		SetConnectTimeout(opts.ConnectTimeout).

@@ -1,0 +1,657 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/broker"
+	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/model"
+)
+
+// Daemon is one running inspectd. Its parts live as long as the process
+// and are replaced one by one when the configuration changes (SIGHUP or a
+// remote push): the embedded broker only when its own settings change, the
+// MQTT connection when the MQTT settings change, the frame source when the
+// capture settings change, the detector (backbone and model) when the model
+// settings change — each new part built beside the old one and swapped in
+// only when every new part could be built.
+type Daemon struct {
+	o   RunOptions
+	log *slog.Logger
+
+	// mu serializes configuration changes and guards the fields below it.
+	mu       sync.Mutex
+	cfg      *config.Config
+	deviceID string
+	clientID string
+	desc     string // the frame source, for info and status
+	broker   *broker.Broker
+	httpSrv  *httpapi.Server
+	src      *swapSource
+	trig     *capture.Triggered // nil in free-run; also in trigPtr for the MQTT handler
+	pipeGen  uint64
+	pipeStop context.CancelFunc
+	pipeDone chan struct{}
+
+	base      context.Context // the Run context: parts live until it ends
+	metrics   *httpapi.Metrics
+	handler   *httpapi.Handler
+	sink      sinkSwitch
+	pipe      atomic.Pointer[Pipeline]
+	trigPtr   atomic.Pointer[capture.Triggered]
+	triggers  *triggerIntake
+	ended     chan pipelineEnd
+	startedAt time.Time
+	stopping  atomic.Bool
+	status    string // the retained status last set
+}
+
+// pipelineEnd is a pipeline's Run returning; gen tells a restarted
+// pipeline's end from the current one's.
+type pipelineEnd struct {
+	gen uint64
+	err error
+}
+
+// start brings every part up in dependency order: model first (nothing to
+// inspect with otherwise), then the broker, the frame source, the MQTT
+// connection, the pipeline and HTTP. On failure what was started is
+// stopped again.
+func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, err error) {
+	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now()}
+	defer func() {
+		if err != nil {
+			d.stop()
+		}
+	}()
+	if d.deviceID, err = cfg.ResolvedDeviceID(); err != nil {
+		return d, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return d, fmt.Errorf("state_dir %s: %w (set state_dir to a writable folder)", cfg.StateDir, err)
+	}
+	d.cfg = cfg
+	d.metrics = httpapi.NewMetrics()
+	d.handler = httpapi.New(httpapi.Options{
+		Camera:  httpapi.CheckerFunc(d.cameraHealth),
+		Model:   httpapi.CheckerFunc(d.modelHealth),
+		MQTT:    &d.sink,
+		Metrics: d.metrics,
+		Logger:  d.log,
+	})
+	d.triggers = newTriggerIntake(d.log, d.metrics)
+	d.triggers.configure(cfg.Capture.Trigger.DedupWindow.Std(), cfg.Capture.Trigger.MaxAge.Std())
+	d.sink.onTriggerResult = d.triggers.answered
+
+	mopts, err := ModelOptions(cfg, d.log)
+	if err != nil {
+		return d, err
+	}
+	det, err := openDetector(ctx, cfg, mopts, o)
+	if err != nil {
+		return d, err
+	}
+	d.logModel(det)
+
+	if len(cfg.MQTT.Brokers) == 0 {
+		if d.broker, err = startBroker(cfg, d.log); err != nil {
+			det.Close()
+			return d, err
+		}
+	}
+	base, desc, err := openCapture(cfg, d.log)
+	if err != nil {
+		det.Close()
+		return d, err
+	}
+	d.src, d.desc = newSwapSource(base), desc
+	if d.clientID, err = resolveClientID(cfg, d.deviceID); err != nil {
+		det.Close()
+		return d, err
+	}
+	pub, err := d.newPublisher(cfg, d.deviceID, d.clientID)
+	if err != nil {
+		det.Close()
+		return d, err
+	}
+	d.sink.set(pub)
+	d.startPipeline(cfg, det)
+	d.publishInfo()
+	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats {
+		s := d.sink.state()
+		return httpapi.MQTTStats{Connected: s.Connected, Reconnects: s.Reconnects, Queued: s.Queued}
+	})
+	_ = d.metrics.WatchCamera(func() httpapi.CameraStats {
+		c := capture.CountersOf(d.src)
+		if c == nil {
+			return httpapi.CameraStats{}
+		}
+		v := c.Snapshot()
+		return httpapi.CameraStats{Reopens: v.Reopens, Timeouts: v.Timeouts, DecodeErrors: v.DecodeErrors}
+	})
+	_ = d.metrics.WatchPipeline(func() httpapi.PipelineStats {
+		return httpapi.PipelineStats{LastGoodFrameAge: d.pipe.Load().LastGoodFrameAge()}
+	})
+	if cfg.HTTP.Listen != "" {
+		if d.httpSrv, err = d.startHTTP(cfg.HTTP.Listen); err != nil {
+			return d, err
+		}
+	}
+	d.log.Info("inspecting", "source", desc, "device_id", d.deviceID, "topics", cfg.MQTT.TopicPrefix+"/"+d.deviceID+"/#",
+		"trigger", string(cfg.Capture.Trigger.Mode))
+	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+	return d, nil
+}
+
+func (d *Daemon) logModel(det *model.Detector) {
+	info := det.Info()
+	d.log.Info("model ready", "id", info.ID, "features", info.Features, "grid", fmt.Sprintf("%dx%d", info.GridH, info.GridW),
+		"threshold", info.ImageThreshold, "accelerator", det.Backbone().Accelerator())
+}
+
+func startBroker(cfg *config.Config, log *slog.Logger) (*broker.Broker, error) {
+	// Not tied to the Run context: the broker stops last, after the MQTT
+	// client has said goodbye through it.
+	b, err := broker.Start(context.Background(), broker.Options{Address: cfg.MQTT.EmbeddedListen, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("embedded MQTT broker: %w", err)
+	}
+	return b, nil
+}
+
+func (d *Daemon) startHTTP(addr string) (*httpapi.Server, error) {
+	srv, err := httpapi.Start(context.Background(), addr, d.handler, d.log)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	d.log.Info("HTTP endpoint", "url", "http://"+srv.Addr()+"/healthz")
+	return srv, nil
+}
+
+// brokerURLs are the brokers the MQTT client connects to.
+func (d *Daemon) brokerURLs(cfg *config.Config) []string {
+	if len(cfg.MQTT.Brokers) == 0 && d.broker != nil {
+		return []string{d.broker.URL()}
+	}
+	return cfg.MQTT.Brokers
+}
+
+// newPublisher creates and starts the MQTT connection for cfg, with the
+// trigger subscription in trigger mode.
+func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*mqttpub.Publisher, error) {
+	m := cfg.MQTT
+	pub, err := mqttpub.New(mqttpub.Options{Brokers: d.brokerURLs(cfg), ClientID: clientID, Username: m.Username, Password: m.Password,
+		TLS: mqttpub.TLSOptions{CAFile: m.TLS.CA, CertFile: m.TLS.Cert, KeyFile: m.TLS.Key,
+			ServerName: m.TLS.ServerName, InsecureSkipVerify: m.TLS.InsecureSkipVerify},
+		KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
+		StoreDir: filepath.Join(cfg.StateDir, "mqtt-outbox"), TopicPrefix: m.TopicPrefix, DeviceID: deviceID, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	// Subscribed in both modes: in free-run a trigger is answered with an
+	// error saying so, rather than left without an answer.
+	if err := pub.OnTrigger(d.onTrigger); err != nil {
+		return nil, err
+	}
+	if err := pub.Start(); err != nil {
+		return nil, err
+	}
+	return pub, nil
+}
+
+// publishInfo sets the retained info document from what runs now.
+func (d *Daemon) publishInfo() {
+	p := d.pipe.Load()
+	if p == nil {
+		return
+	}
+	det := p.Detector()
+	info := det.Info()
+	if err := d.sink.setInfo(&mqttpub.Info{Version: d.o.Version, DeviceID: d.deviceID, ModelID: info.ID, Backbone: filepath.Base(info.Backbone),
+		D: info.Features, Thresholds: mqttpub.Thresholds{Image: info.ImageThreshold, Pixel: info.PixelThreshold}, Camera: d.desc,
+		StartedAt: d.startedAt.UTC()}); err != nil {
+		d.log.Warn("info not published", "err", err)
+	}
+}
+
+// startPipeline builds the source chain's trigger queue (in trigger mode)
+// and runs a pipeline on it with det. Called with d.mu held (or before the
+// daemon is shared).
+func (d *Daemon) startPipeline(cfg *config.Config, det *model.Detector) {
+	var src capture.Source = d.src
+	d.trig = nil
+	if cfg.Capture.Trigger.Mode == config.TriggerExternal {
+		d.trig = capture.NewTriggered(d.src, triggerOptions(cfg))
+		src = d.trig
+	}
+	d.trigPtr.Store(d.trig)
+	stall := 5 * time.Second
+	if cfg.Capture.Source == config.SourceCamera {
+		stall = max(cfg.Capture.Camera.Timeout.Std(), time.Second)
+	}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &d.sink, HTTP: d.handler, Metrics: d.metrics,
+		Queue: cfg.Pipeline.Queue, FreeRun: d.trig == nil, Policy: PolicyOf(cfg), StallTimeout: stall,
+		Print: d.o.Print, MaxInspections: d.o.MaxInspections, Logger: d.log})
+	if err != nil { // only for a nil source or detector: a bug
+		panic(err)
+	}
+	d.pipe.Store(p)
+	d.pipeGen++
+	gen := d.pipeGen
+	pctx, cancel := context.WithCancel(d.base)
+	done := make(chan struct{})
+	d.pipeStop, d.pipeDone = cancel, done
+	go func() {
+		defer close(done)
+		err := p.Run(pctx)
+		d.ended <- pipelineEnd{gen: gen, err: err}
+	}()
+}
+
+// stopPipeline stops the running pipeline (in-flight frames are finished
+// and published) and answers every trigger still waiting with an error
+// saying why. Called with d.mu held.
+func (d *Daemon) stopPipeline(why string) {
+	if d.pipeStop == nil {
+		return
+	}
+	d.pipeStop()
+	<-d.pipeDone
+	d.pipeStop = nil
+	if d.trig != nil {
+		p := d.pipe.Load()
+		for _, id := range d.trig.Drain() {
+			p.AnswerTriggerFailure(&capture.TriggerError{ID: id, Err: errors.New(why)})
+		}
+	}
+}
+
+// PolicyOf maps the mqtt section onto the publish stage's policy.
+func PolicyOf(cfg *config.Config) Policy {
+	m := cfg.MQTT
+	return Policy{ResultQoS: byte(m.ResultQoS), ResultMaxRate: m.ResultMaxRate, Mask: string(m.Mask), Heatmap: string(m.Heatmap),
+		ImageMaxSide: m.ImageMaxSide}
+}
+
+// onTrigger receives trigger requests from MQTT (see triggerIntake).
+func (d *Daemon) onTrigger(m mqttpub.Message) {
+	p := d.pipe.Load()
+	answer := func(id string, err error) {
+		if p != nil {
+			p.AnswerTriggerFailure(&capture.TriggerError{ID: id, Err: err})
+		}
+	}
+	d.triggers.handle(m, func(id string) error {
+		if d.stopping.Load() {
+			return errStopping
+		}
+		tr := d.trigPtr.Load() // not d.mu: a reload may hold it for seconds
+		if tr == nil {
+			return errFreeRun
+		}
+		return tr.Trigger(id)
+	}, answer, d.sink.republish)
+}
+
+var (
+	errStopping = errors.New("inspectd is stopping: trigger not inspected")
+	errFreeRun  = errors.New("capture.trigger.mode is free-run: triggers are not served (set it to external)")
+)
+
+func (d *Daemon) cameraHealth() (bool, string) {
+	if p := d.pipe.Load(); p != nil {
+		return p.CameraHealth()
+	}
+	return false, "not started"
+}
+
+func (d *Daemon) modelHealth() (bool, string) {
+	if p := d.pipe.Load(); p != nil {
+		return p.ModelHealth()
+	}
+	return false, "not started"
+}
+
+// loop waits for the end: ctx (SIGTERM), the pipeline ending (a finite
+// source, MaxInspections, a capture error it cannot recover from); it
+// applies SIGHUP reloads and keeps the retained status up to date.
+func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-d.ended:
+			d.mu.Lock()
+			current := e.gen == d.pipeGen && d.pipeStop != nil
+			d.mu.Unlock()
+			if !current {
+				continue // a pipeline stopped for a restart
+			}
+			return e.err
+		case <-hup:
+			if ctx.Err() != nil {
+				return nil // a pending stop wins over a reload
+			}
+			d.reloadFile(ctx)
+		case <-tick.C:
+			d.updateStatus()
+		}
+	}
+}
+
+// reloadFile applies the configuration file again (SIGHUP).
+func (d *Daemon) reloadFile(ctx context.Context) {
+	if d.o.ConfigPath == "" {
+		d.log.Warn("SIGHUP ignored: running on built-in defaults, no configuration file to reload")
+		return
+	}
+	next, err := config.Load(d.o.ConfigPath)
+	if err == nil {
+		var changed []string
+		changed, err = d.Apply(ctx, next)
+		if err == nil {
+			if len(changed) == 0 {
+				d.log.Info("configuration unchanged", "file", d.o.ConfigPath)
+			} else {
+				d.log.Info("configuration reloaded", "file", d.o.ConfigPath, "changed", strings.Join(changed, ","), "device_id", d.deviceID)
+			}
+			return
+		}
+	}
+	d.metrics.ReloadFailures.Inc()
+	d.log.Error("configuration not reloaded, keeping the running one", "file", d.o.ConfigPath, "err", err)
+}
+
+// Config returns a copy of the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := *d.cfg
+	return &c
+}
+
+// changeSet is what differs between two configurations, by part.
+type changeSet struct {
+	model, capture, pipeline, policy, mqtt, broker, http bool
+}
+
+func (c changeSet) names() []string {
+	var n []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{c.model, "model"}, {c.capture, "capture"}, {c.pipeline, "pipeline"}, {c.policy, "publish"}, {c.mqtt, "mqtt"},
+		{c.broker, "broker"}, {c.http, "http"}} {
+		if x.on {
+			n = append(n, x.name)
+		}
+	}
+	return n
+}
+
+// diffConfig says which parts must change to go from a to b.
+func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
+	var c changeSet
+	c.model = !reflect.DeepEqual(a.Model, b.Model) || a.StateDir != b.StateDir
+	c.capture = !reflect.DeepEqual(a.Capture, b.Capture)
+	ta, tb := a.Capture.Trigger, b.Capture.Trigger
+	c.pipeline = a.Pipeline != b.Pipeline || ta.Mode != tb.Mode || ta.Queue != tb.Queue || ta.MaxAge != tb.MaxAge ||
+		a.Capture.Source != b.Capture.Source
+	c.policy = PolicyOf(a) != PolicyOf(b)
+	c.broker = (len(a.MQTT.Brokers) == 0) != (len(b.MQTT.Brokers) == 0) ||
+		(len(b.MQTT.Brokers) == 0 && a.MQTT.EmbeddedListen != b.MQTT.EmbeddedListen)
+	ma, mb := a.MQTT, b.MQTT
+	for _, m := range []*config.MQTT{&ma, &mb} { // the parts the connection does not depend on
+		m.ResultQoS, m.ResultMaxRate, m.Mask, m.Heatmap, m.ImageMaxSide, m.EmbeddedListen = 0, 0, "", "", 0, ""
+	}
+	c.mqtt = !reflect.DeepEqual(ma, mb) || aDev != bDev || a.StateDir != b.StateDir || a.DeviceID != b.DeviceID || c.broker
+	c.http = a.HTTP != b.HTTP
+	return c
+}
+
+// Apply makes next the configuration in force, changing only the parts
+// whose settings differ. Every new part (detector, source, broker, HTTP
+// listener) is built first, beside the running ones; if any cannot be
+// built, nothing changes and the error says why. The MQTT connection is
+// replaced last; if the new one cannot be made, the old settings are
+// restored. It returns the names of the parts that changed.
+func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ctx.Err() != nil || d.stopping.Load() {
+		return nil, errors.New("inspectd is stopping")
+	}
+	cur := d.cfg
+	if reflect.DeepEqual(cur, next) {
+		return nil, nil
+	}
+	nextDev, err := next.ResolvedDeviceID()
+	if err != nil {
+		return nil, err
+	}
+	ch := diffConfig(cur, next, d.deviceID, nextDev)
+	if err := os.MkdirAll(next.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
+	}
+
+	// Build the new parts beside the running ones.
+	var (
+		newDet    *model.Detector
+		newSrc    capture.Source
+		newDesc   string
+		newBroker *broker.Broker
+		newHTTP   *httpapi.Server
+	)
+	undo := func() {
+		if newDet != nil {
+			newDet.Close()
+		}
+		if newSrc != nil {
+			_ = newSrc.Close()
+		}
+		if newBroker != nil {
+			newBroker.Close()
+		}
+		if newHTTP != nil {
+			_ = newHTTP.Shutdown(context.Background())
+		}
+	}
+	if ch.model {
+		mopts, err := ModelOptions(next, d.log)
+		if err == nil {
+			newDet, err = openDetector(ctx, next, mopts, d.o)
+		}
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("model: %w", err)
+		}
+	}
+	if ch.capture {
+		if newSrc, newDesc, err = openCapture(next, d.log); err != nil {
+			undo()
+			return nil, err
+		}
+	}
+	if ch.broker && len(next.MQTT.Brokers) == 0 {
+		if newBroker, err = startBroker(next, d.log); err != nil {
+			undo()
+			return nil, err
+		}
+	}
+	if ch.http && next.HTTP.Listen != "" {
+		if newHTTP, err = d.startHTTP(next.HTTP.Listen); err != nil {
+			undo()
+			return nil, err
+		}
+	}
+	clientID := d.clientID
+	if ch.mqtt {
+		if clientID, err = resolveClientID(next, nextDev); err != nil {
+			undo()
+			return nil, err
+		}
+	}
+
+	// Swap them in. The MQTT connection goes first so that a failure
+	// there can still be undone without touching anything else.
+	var oldBroker *broker.Broker
+	if ch.mqtt {
+		if ch.broker {
+			oldBroker, d.broker = d.broker, newBroker
+		}
+		if err := d.replacePublisher(next, nextDev, clientID); err != nil {
+			if ch.broker {
+				d.broker = oldBroker
+			}
+			undo()
+			if rerr := d.replacePublisher(cur, d.deviceID, d.clientID); rerr != nil {
+				d.log.Error("MQTT connection not restored", "err", rerr)
+			}
+			return nil, fmt.Errorf("mqtt: %w (previous MQTT settings restored)", err)
+		}
+		newBroker = nil
+	}
+	d.cfg, d.deviceID, d.clientID = next, nextDev, clientID
+	if oldBroker != nil {
+		oldBroker.Close()
+	}
+	if ch.http {
+		if d.httpSrv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = d.httpSrv.Shutdown(sctx)
+			cancel()
+		}
+		d.httpSrv, newHTTP = newHTTP, nil
+	}
+	d.triggers.configure(next.Capture.Trigger.DedupWindow.Std(), next.Capture.Trigger.MaxAge.Std())
+	p := d.pipe.Load()
+	det := p.Detector()
+	if newDet != nil {
+		det = newDet
+	}
+	if ch.pipeline {
+		d.stopPipeline("the pipeline restarts for a configuration change: trigger not inspected")
+		if newSrc != nil {
+			_ = d.src.Swap(ctx, newSrc)
+			d.desc = newDesc
+		}
+		old := p.Detector()
+		d.startPipeline(next, det)
+		if newDet != nil {
+			old.Close()
+		}
+	} else {
+		if newDet != nil {
+			p.SwapDetector(newDet).Close()
+			d.logModel(newDet)
+		}
+		if newSrc != nil {
+			if err := d.src.Swap(ctx, newSrc); err != nil {
+				d.log.Warn("previous frame source closed with an error", "err", err)
+			}
+			d.desc = newDesc
+		}
+		if ch.policy {
+			p.SetPolicy(PolicyOf(next))
+		}
+	}
+	d.publishInfo()
+	d.metrics.Reloads.Inc()
+	return ch.names(), nil
+}
+
+// replacePublisher closes the MQTT connection (saying offline) and opens
+// one for cfg. Publishing waits meanwhile, so no alarm finds the connection
+// closed. Called with d.mu held.
+func (d *Daemon) replacePublisher(cfg *config.Config, deviceID, clientID string) error {
+	return d.sink.replace(func(old *mqttpub.Publisher) (*mqttpub.Publisher, error) {
+		if old != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			if err := old.Close(cctx); err != nil {
+				d.log.Warn("MQTT close", "err", err)
+			}
+			cancel()
+		}
+		d.deviceID = deviceID // the publisher's topics follow the device id
+		return d.newPublisher(cfg, deviceID, clientID)
+	})
+}
+
+// updateStatus keeps the retained status topic saying whether the
+// daemon is healthy, so SCADA sees a degraded box without polling HTTP.
+func (d *Daemon) updateStatus() {
+	h := d.handler.Health()
+	status := mqttpub.StatusOnline
+	if !h.OK {
+		var why []string
+		for _, c := range []struct {
+			name string
+			h    httpapi.ComponentHealth
+		}{{"camera", h.Camera}, {"model", h.Model}, {"mqtt", h.MQTT}} {
+			if !c.h.OK && c.name != "mqtt" { // an MQTT problem cannot be reported over MQTT
+				why = append(why, c.name+": "+c.h.Detail)
+			}
+		}
+		if len(why) > 0 {
+			status = "degraded: " + strings.Join(why, "; ")
+		}
+	}
+	if status == d.status {
+		return
+	}
+	if err := d.sink.setStatus(status); err == nil {
+		if d.status != "" || status != mqttpub.StatusOnline {
+			d.log.Info("status", "status", status)
+		}
+		d.status = status
+	}
+}
+
+// stop takes everything down in the reverse order of start: the pipeline
+// (in-flight frames finished, waiting triggers answered), the MQTT client
+// (offline said through the broker), then the embedded broker, HTTP, the
+// source and the detector.
+func (d *Daemon) stop() {
+	d.stopping.Store(true)
+	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var det *model.Detector
+	if p := d.pipe.Load(); p != nil {
+		det = p.Detector()
+		d.stopPipeline(errStopping.Error())
+		d.log.Info("pipeline stopped", "inspections", p.Inspected(), "drops", p.Drops())
+	}
+	d.sink.close(d.log)
+	if d.broker != nil {
+		d.broker.Close()
+	}
+	if d.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = d.httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	if d.src != nil {
+		_ = d.src.Close()
+	}
+	if det != nil {
+		det.Close()
+	}
+}

@@ -1,0 +1,255 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/model/modeltest"
+)
+
+// runningDaemon is Run on a configuration file in a goroutine, with its
+// log and printed lines captured.
+type runningDaemon struct {
+	t       *testing.T
+	dir     string
+	cfgPath string
+	port    int
+	logs    syncBuffer
+	lines   syncBuffer
+	d       chan *Daemon
+	done    chan error
+	cancel  context.CancelFunc
+	ctx     context.Context
+}
+
+// baseYAML is a small synthetic line on the embedded broker: 160×120
+// frames at 20 fps, d = 16, no HTTP.
+func (r *runningDaemon) baseYAML(deviceID string) string {
+	return "device_id: " + deviceID + "\nstate_dir: " + filepath.Join(r.dir, "state") + "\n" +
+		"capture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+		"model: {features: 16, min_features: 16}\n" +
+		"mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(r.port) + "}\nhttp: {listen: \"\"}\n"
+}
+
+func (r *runningDaemon) write(yaml string) {
+	r.t.Helper()
+	if err := os.WriteFile(r.cfgPath, []byte(yaml), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// startDaemon writes yaml (baseYAML when empty) and runs the daemon on it.
+func startDaemon(t *testing.T, yaml func(r *runningDaemon) string) *runningDaemon {
+	t.Helper()
+	r := &runningDaemon{t: t, dir: t.TempDir(), port: testbroker.FreePort(t), d: make(chan *Daemon, 1), done: make(chan error, 1)}
+	r.cfgPath = filepath.Join(r.dir, "inspectd.yaml")
+	if yaml == nil {
+		r.write(r.baseYAML("cell1"))
+	} else {
+		r.write(yaml(r))
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	go func() {
+		r.done <- Run(r.ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: 12,
+			Logger: slog.New(slog.NewTextHandler(io.MultiWriter(&r.logs, testWriter(t)), nil)),
+			OnStarted: func(d *Daemon) { r.d <- d }})
+	}()
+	t.Cleanup(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("daemon did not stop")
+		}
+	})
+	return r
+}
+
+// testWriter shows the daemon's log with -v only.
+func testWriter(t *testing.T) io.Writer {
+	if testing.Verbose() {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+func (r *runningDaemon) daemon() *Daemon {
+	r.t.Helper()
+	select {
+	case d := <-r.d:
+		r.d <- d
+		return d
+	case err := <-r.done:
+		r.t.Fatalf("daemon ended before it started: %v\n%s", err, r.logs.String())
+	case <-time.After(90 * time.Second):
+		r.t.Fatalf("daemon did not start; log:\n%s", r.logs.String())
+	}
+	return nil
+}
+
+func (r *runningDaemon) waitFor(what string, cond func() bool) {
+	r.t.Helper()
+	if !testbroker.WaitFor(r.ctx, 90*time.Second, cond) {
+		r.t.Fatalf("timed out waiting for %s; log:\n%s", what, r.logs.String())
+	}
+}
+
+func (r *runningDaemon) inspections() int { return strings.Count(r.lines.String(), "\n") }
+
+// moreInspections waits until n more inspections than now were printed.
+func (r *runningDaemon) moreInspections(n int) {
+	r.t.Helper()
+	base := r.inspections()
+	r.waitFor(strconv.Itoa(n)+" more inspections", func() bool { return r.inspections() >= base+n })
+}
+
+func (r *runningDaemon) hup() {
+	r.t.Helper()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestReloadKeepsRunningOnBrokenParts: a SIGHUP with a broken backbone
+// (the 8-byte field case) or a model file cut short by one byte is refused
+// with one log line and reload_failures_total, and inspection goes on with
+// the running backbone and model; a good change is then applied without
+// restarting the embedded broker (a subscriber on it stays connected).
+func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
+	eight := modeltest.Case(t, "reload/eight-bytes.tflite")
+	r := startDaemon(t, nil)
+	d := r.daemon()
+	r.moreInspections(3)
+	modelID := d.pipe.Load().Detector().Info().ID
+
+	// A client on the embedded broker: it must survive the reloads.
+	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("watcher").SetAutoReconnect(false)
+	lost := make(chan error, 1)
+	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
+	watcher := mqtt.NewClient(o)
+	if tok := watcher.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher connect: %v", tok.Error())
+	}
+	defer watcher.Disconnect(0)
+
+	bad := filepath.Join(r.dir, "bad.tflite")
+	data, err := os.ReadFile(eight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.write(strings.Replace(r.baseYAML("cell1"), "model: {", "model: {backbone: "+bad+", ", 1))
+	r.hup()
+	r.waitFor("the refused backbone", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
+	if !strings.Contains(r.logs.String(), "bad.tflite") {
+		t.Errorf("the refusal does not name the backbone file:\n%s", r.logs.String())
+	}
+	r.moreInspections(3)
+
+	// A model file cut short by one byte.
+	full, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(r.dir, "cut.safetensors")
+	if err := os.WriteFile(cut, full[:len(full)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.write(strings.Replace(r.baseYAML("cell1"), "model: {", "model: {path: "+cut+", ", 1))
+	r.hup()
+	r.waitFor("the refused model", func() bool { return strings.Count(r.logs.String(), "configuration not reloaded") >= 2 })
+	r.moreInspections(3)
+	if got := testutil.ToFloat64(d.metrics.ReloadFailures); got != 2 {
+		t.Errorf("reload_failures_total = %v, want 2", got)
+	}
+	if id := d.pipe.Load().Detector().Info().ID; id != modelID {
+		t.Errorf("model %s after refused reloads, want the running %s", id, modelID)
+	}
+
+	// A good change: applied in place.
+	r.write(r.baseYAML("cell2"))
+	r.hup()
+	r.waitFor("the new configuration", func() bool { return strings.Contains(r.logs.String(), "device_id=cell2") })
+	r.moreInspections(3)
+	select {
+	case err := <-lost:
+		t.Errorf("a client of the embedded broker was disconnected by the reload: %v", err)
+	default:
+	}
+	if got := testutil.ToFloat64(d.metrics.Reloads); got != 1 {
+		t.Errorf("reloads_total = %v, want 1", got)
+	}
+	if strings.Count(r.logs.String(), "embedded MQTT broker listening") != 1 {
+		t.Errorf("the embedded broker was restarted by a reload that did not change it:\n%s", r.logs.String())
+	}
+}
+
+// TestStopSaysGoodbyeBeforeTheBrokerGoes: SIGTERM with the embedded broker
+// ends quickly, the client's offline reaching subscribers before the
+// broker stops, with nothing left unacknowledged in the outbox.
+func TestStopSaysGoodbyeBeforeTheBrokerGoes(t *testing.T) {
+	r := startDaemon(t, nil)
+	r.daemon()
+	r.moreInspections(2)
+	status := make(chan string, 16)
+	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada").SetAutoReconnect(false)
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		c.Subscribe("inspectd/cell1/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
+	})
+	sub := mqtt.NewClient(o)
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	defer sub.Disconnect(0)
+	select {
+	case s := <-status:
+		if s != "online" {
+			t.Fatalf("status %q before the stop, want online", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no retained status")
+	}
+	start := time.Now()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	took := time.Since(start)
+	r.done <- nil // for the cleanup
+	t.Logf("stop took %v", took)
+	// The old order (broker first) took 10 s, the client timing out; a
+	// generous bound keeps this robust on a loaded machine.
+	if took > 5*time.Second {
+		t.Errorf("stop took %v", took)
+	}
+	got := ""
+	select {
+	case got = <-status:
+	case <-time.After(time.Second):
+	}
+	if got != "offline" {
+		t.Errorf("subscriber saw status %q on the way out, want offline", got)
+	}
+	if strings.Contains(r.logs.String(), "not acknowledged") {
+		t.Errorf("messages left unacknowledged on stop:\n%s", r.logs.String())
+	}
+}

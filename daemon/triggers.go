@@ -1,0 +1,183 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+)
+
+// maxRememberedTriggers bounds the memory of answered trigger ids; past it
+// the oldest are forgotten even within the window.
+const maxRememberedTriggers = 10000
+
+// errStaleTrigger answers a trigger older than capture.trigger.max_age.
+var errStaleTrigger = errors.New("stale trigger")
+
+// triggerIntake is the front door for trigger requests from MQTT. It never
+// blocks the MQTT client: it parses, refuses what must not run, and queues.
+//
+//   - A retained trigger is never executed (a broker would replay it at
+//     every start and reconnect); one warning per topic says how to clear it.
+//   - A request whose id was answered within the dedup window is answered
+//     again with the stored result (a QoS 1 redelivery must not inspect a
+//     second part); one still waiting is not queued twice.
+//   - A request carrying its send time that is older than max_age on
+//     arrival (held by the broker while inspectd was down) is answered as
+//     stale.
+//   - A request the queue cannot take is answered at once with an error
+//     result ("trigger queue full"): every request gets exactly one answer.
+type triggerIntake struct {
+	log     *slog.Logger
+	metrics *httpapi.Metrics
+
+	mu       sync.Mutex
+	window   time.Duration
+	maxAge   time.Duration
+	warned   map[string]bool
+	pending  map[string]time.Time
+	answers  map[string]answeredTrigger
+	answerAt []idTime // answers in the order they were stored, for expiry
+}
+
+type answeredTrigger struct {
+	at  time.Time
+	res mqttpub.Result
+}
+
+type idTime struct {
+	id string
+	at time.Time
+}
+
+func newTriggerIntake(log *slog.Logger, m *httpapi.Metrics) *triggerIntake {
+	return &triggerIntake{log: log, metrics: m, warned: map[string]bool{}, pending: map[string]time.Time{},
+		answers: map[string]answeredTrigger{}}
+}
+
+// configure sets the dedup window and the maximum age (0: off).
+func (t *triggerIntake) configure(window, maxAge time.Duration) {
+	t.mu.Lock()
+	t.window, t.maxAge = window, maxAge
+	t.mu.Unlock()
+}
+
+// handle takes one MQTT message on the trigger topic. enqueue queues an id
+// for inspection; fail answers an id with an error result; republish sends
+// a stored result again. The answers are sent from another goroutine: a
+// publisher being replaced must not stall the MQTT client's delivery.
+func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error, fail func(id string, err error),
+	republish func(*mqttpub.Result) error) {
+	if m.Retained {
+		if len(m.Payload) == 0 {
+			return // the clearing publish itself
+		}
+		t.count("retained")
+		t.mu.Lock()
+		first := !t.warned[m.Topic]
+		t.warned[m.Topic] = true
+		t.mu.Unlock()
+		if first {
+			t.log.Warn("retained trigger ignored: a retained trigger would run again at every start and reconnect; clear it with an empty retained publish",
+				"topic", m.Topic, "clear_with", fmt.Sprintf("mosquitto_pub -r -n -t '%s'", m.Topic))
+		}
+		return
+	}
+	req, err := mqttpub.ParseTrigger(m.Topic, m.Payload)
+	if err != nil {
+		t.count("invalid")
+		t.log.Warn("trigger refused", "err", err)
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	t.expireLocked(now)
+	if a, ok := t.answers[req.ID]; ok {
+		t.mu.Unlock()
+		t.count("duplicate")
+		t.log.Info("trigger id answered before: sending the stored result again", "id", req.ID, "answered", a.at.Format(time.RFC3339Nano))
+		r := a.res
+		go func() { _ = republish(&r) }()
+		return
+	}
+	if _, ok := t.pending[req.ID]; ok {
+		t.mu.Unlock()
+		t.count("duplicate")
+		t.log.Info("trigger id already waiting: not queued twice", "id", req.ID)
+		return
+	}
+	maxAge := t.maxAge
+	t.pending[req.ID] = now
+	t.mu.Unlock()
+	if !req.Time.IsZero() && maxAge > 0 && now.Sub(req.Time) > maxAge {
+		t.count("stale")
+		err := fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,
+			req.Time.UTC().Format(time.RFC3339Nano), now.Sub(req.Time).Round(time.Millisecond), maxAge)
+		go fail(req.ID, err)
+		return
+	}
+	if err := enqueue(req.ID); err != nil {
+		var te *capture.TriggerError
+		if errors.As(err, &te) {
+			err = te.Err
+		}
+		t.count(triggerOutcome(err))
+		go fail(req.ID, err)
+		return
+	}
+	t.count("accepted")
+}
+
+func (t *triggerIntake) count(outcome string) {
+	if t.metrics != nil {
+		t.metrics.Trigger(outcome)
+	}
+}
+
+// answered records the result that answered a trigger id.
+func (t *triggerIntake) answered(r *mqttpub.Result) {
+	now := time.Now()
+	res := *r
+	res.LatencyMS = maps.Clone(r.LatencyMS)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.pending, r.TriggerID)
+	if t.window <= 0 || r.Verdict == VerdictError {
+		return // no part was inspected: a retry with the same id may run
+	}
+	t.answers[r.TriggerID] = answeredTrigger{at: now, res: res}
+	t.answerAt = append(t.answerAt, idTime{id: r.TriggerID, at: now})
+	t.expireLocked(now)
+}
+
+// expireLocked forgets answers older than the window, and the oldest ones
+// past maxRememberedTriggers; and pending ids that have waited for far
+// longer than any answer takes (their answer was lost with a restart of
+// the pipeline that never published it).
+func (t *triggerIntake) expireLocked(now time.Time) {
+	n := 0
+	for n < len(t.answerAt) {
+		e := t.answerAt[n]
+		if now.Sub(e.at) <= t.window && len(t.answerAt)-n <= maxRememberedTriggers {
+			break
+		}
+		if a, ok := t.answers[e.id]; ok && a.at.Equal(e.at) {
+			delete(t.answers, e.id)
+		}
+		n++
+	}
+	if n > 0 {
+		t.answerAt = append(t.answerAt[:0], t.answerAt[n:]...)
+	}
+	for id, at := range t.pending {
+		if now.Sub(at) > time.Hour {
+			delete(t.pending, id)
+		}
+	}
+}
