@@ -1,0 +1,174 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+)
+
+// TestFailedInspectionIsNeverOK: an inspection that fails (a score that is
+// not a finite number, the field case of a model with NaN in it) is
+// published as verdict "error", anomalous, counted; free-run failures are
+// reported at most once a second; a run of them turns model health bad.
+func TestFailedInspectionIsNeverOK(t *testing.T) {
+	var got []mqttpub.Result
+	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
+	m := httpapi.NewMetrics()
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 64, Height: 48, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: m, FreeRun: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := func(trigger string) {
+		s := &slot{inspErr: fmt.Errorf("%w: image score NaN", errNonFiniteScore), modelID: "m1"}
+		s.frame.Time, s.frame.Trigger = time.Now(), trigger
+		p.publishStage(s)
+	}
+	fail("")
+	fail("") // within the second: counted, not published again
+	fail("part-7")
+	if len(got) != 2 {
+		t.Fatalf("%d results for two free-run failures within a second and one triggered: %+v", len(got), got)
+	}
+	for _, r := range got {
+		if r.Verdict != VerdictError || !r.Anomalous || !strings.Contains(r.Error, "not a finite number") || r.ModelID != "m1" {
+			t.Errorf("failed inspection published as %+v", r)
+		}
+	}
+	if got[1].TriggerID != "part-7" {
+		t.Errorf("the triggered failure answers %q", got[1].TriggerID)
+	}
+	if ok, detail := p.ModelHealth(); ok || !strings.Contains(detail, "3 inspections in a row failed") {
+		t.Errorf("model health after 3 failures: %v %q", ok, detail)
+	}
+	var mf strings.Builder
+	for _, f := range gather(t, m) {
+		mf.WriteString(f)
+	}
+	if !strings.Contains(mf.String(), `inspectd_inspections_total{verdict="error"} 3`) {
+		t.Errorf("failures not counted:\n%s", mf.String())
+	}
+}
+
+// gather renders the metrics in the text exposition format, one family per entry.
+func gather(t *testing.T, m *httpapi.Metrics) []string {
+	t.Helper()
+	h := httpapi.New(httpapi.Options{Metrics: m})
+	rec := &recorder{header: http.Header{}}
+	h.ServeHTTP(rec, mustRequest(t, "/metrics"))
+	return strings.SplitAfter(rec.body.String(), "\n# HELP")
+}
+
+type recorder struct {
+	header http.Header
+	code   int
+	body   strings.Builder
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(code int)        { r.code = code }
+
+func mustRequest(t *testing.T, path string) *http.Request {
+	req, err := http.NewRequest(http.MethodGet, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// TestHealthTurnsBadWhenNoFrameDecodes is the field case of a folder whose
+// files never decode: after the stall timeout /healthz answers 503 naming
+// the capture stage and the age of the last good frame, the age is a
+// metric, and the retained status says degraded with the reason.
+func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
+	frames := filepath.Join(t.TempDir(), "frames")
+	if err := os.MkdirAll(frames, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(frames, fmt.Sprintf("part%d.jpg", i)), []byte("not a JPEG at all"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		if err := os.MkdirAll(filepath.Join(r.dir, "state"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := det.Save(filepath.Join(r.dir, "state", "model.safetensors")); err != nil {
+			t.Fatal(err)
+		}
+		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", loop: true}}", 1)
+		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
+	})
+	d := r.daemon()
+	d.mu.Lock()
+	url := "http://" + d.httpSrv.Addr()
+	d.mu.Unlock()
+
+	status := make(chan string, 16)
+	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada")
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		c.Subscribe("inspectd/cell1/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
+	})
+	sub := mqtt.NewClient(o)
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	defer sub.Disconnect(0)
+
+	var report httpapi.HealthReport
+	r.waitFor("/healthz to turn 503", func() bool {
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return false
+		}
+		return json.NewDecoder(resp.Body).Decode(&report) == nil && !report.Camera.OK
+	})
+	if report.Camera.OK || !strings.Contains(report.Camera.Detail, "capture: no good frame") ||
+		!strings.Contains(report.Camera.Detail, "undecodable frames") {
+		t.Errorf("camera health %+v, want the capture stage, the age and the undecodable frames", report.Camera)
+	}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "inspectd_last_good_frame_age_seconds") {
+		t.Error("no inspectd_last_good_frame_age_seconds gauge")
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case s := <-status:
+			if strings.HasPrefix(s, "degraded: camera: capture: no good frame") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the retained status never said degraded")
+		}
+	}
+}
