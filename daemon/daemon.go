@@ -244,7 +244,11 @@ func (d *Daemon) startPipeline(cfg *config.Config, det *model.Detector) {
 	if cfg.Capture.Source == config.SourceCamera {
 		stall = max(cfg.Capture.Camera.Timeout.Std(), time.Second)
 	}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &d.sink, HTTP: d.handler, Metrics: d.metrics,
+	var seq uint64
+	if old := d.pipe.Load(); old != nil {
+		seq = old.Seq()
+	}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &d.sink, HTTP: d.handler, Metrics: d.metrics, FirstSeq: seq,
 		Queue: cfg.Pipeline.Queue, FreeRun: d.trig == nil, Policy: PolicyOf(cfg), StallTimeout: stall,
 		Print: d.o.Print, MaxInspections: d.o.MaxInspections, Logger: d.log})
 	if err != nil { // only for a nil source or detector: a bug

@@ -88,7 +88,10 @@ type PipelineOptions struct {
 	MaxInspections int
 	// OnInspection is called after each published inspection (bench).
 	OnInspection func(*Stats)
-	Logger       *slog.Logger
+	// FirstSeq is the seq of the first result minus one: a pipeline that
+	// replaces another (a configuration change) continues its numbering.
+	FirstSeq uint64
+	Logger   *slog.Logger
 }
 
 // Stats is one inspection's outcome as the publish stage saw it.
@@ -163,6 +166,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	}
 	p := &Pipeline{o: o, log: o.Logger, latency: map[string]float64{}, lossless: isLossless(o.Source), started: time.Now()}
 	p.det.det = o.Detector
+	p.seq.Store(o.FirstSeq)
 	pol := o.Policy
 	p.policy.Store(&pol)
 	p.lastFail.Store("")
@@ -176,6 +180,9 @@ func (p *Pipeline) Drops() uint64 { return p.drops.Load() }
 
 // Inspected is the number of inspections published, failed ones included.
 func (p *Pipeline) Inspected() uint64 { return p.inspected.Load() }
+
+// Seq is the seq of the latest result.
+func (p *Pipeline) Seq() uint64 { return p.seq.Load() }
 
 // Progress advances whenever the pipeline moves: a frame captured or a
 // trigger wait that ended. The systemd watchdog is fed only while it moves.
@@ -273,10 +280,13 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		p.progress.Add(1)
 		if err != nil {
 			pool <- s
+			var te *capture.TriggerError
 			if ctx.Err() != nil {
+				if errors.As(err, &te) { // taken from the queue, then stopped: still answered
+					p.AnswerTriggerFailure(&capture.TriggerError{ID: te.ID, Err: errStopping})
+				}
 				return ctx.Err()
 			}
-			var te *capture.TriggerError
 			if errors.As(err, &te) {
 				// The trigger sender gets an answer even without a frame.
 				if !errors.Is(err, capture.ErrTriggerOverrun) && !errors.Is(err, capture.ErrTriggerExpired) {

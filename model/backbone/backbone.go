@@ -231,7 +231,12 @@ func (b *Backbone) log() *slog.Logger {
 }
 
 func (b *Backbone) build(model []byte) error {
-	b.model = tflite.NewModel(model)
+	m, err := newModel(model)
+	if err != nil {
+		b.log().Warn("model bytes kept for the life of the process", "err", err)
+		m = tflite.NewModel(model)
+	}
+	b.model = m
 	if b.model == nil {
 		return errors.New("TensorFlow Lite refused the model (see its message above)")
 	}

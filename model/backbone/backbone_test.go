@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -322,4 +325,50 @@ func TestDelegatePlugin(t *testing.T) {
 			t.Fatalf("want an error naming the plugin, got %v", err)
 		}
 	})
+}
+
+// TestReopenDoesNotLeak: opening and closing the backbone again and again
+// (every reload, refit and configuration push does) keeps the resident set
+// flat. go-tflite's own loader kept a C copy of every model it was given:
+// 8–9 MB per reload, 60 reloads about half a gigabyte.
+func TestReopenDoesNotLeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens the backbone 60 times")
+	}
+	path := modeltest.BackbonePath(t)
+	open := func() {
+		b, err := Open(Options{Path: path, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	open() // warm-up: one-time allocations of the runtime and TensorFlow Lite
+	open()
+	before := residentBytes(t)
+	const n = 60
+	for range n {
+		open()
+	}
+	grew := residentBytes(t) - before
+	t.Logf("resident set grew %.1f MB over %d opens", float64(grew)/1e6, n)
+	if grew > 40e6 { // a leaked copy per open would be > 240 MB
+		t.Errorf("resident set grew %.1f MB over %d opens of the backbone", float64(grew)/1e6, n)
+	}
+}
+
+func residentBytes(t *testing.T) int64 {
+	t.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skip("no /proc/self/statm")
+	}
+	f := strings.Fields(string(b))
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
 }
