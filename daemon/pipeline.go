@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +139,10 @@ type Pipeline struct {
 	inspected atomic.Uint64
 	failed    atomic.Uint64
 	health    captureHealth
+	taps      *frameTaps
+	inspectQ  chan *slot // for queue depths; set by Run
+	publishQ  chan *slot
+	queuesMu  sync.Mutex
 	inspFails atomic.Int64 // consecutive failed inspections
 	lastFail  atomic.Value // string: the latest inspection failure
 
@@ -167,6 +172,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{o: o, log: o.Logger, latency: map[string]float64{}, lossless: isLossless(o.Source), started: time.Now()}
 	p.det.det = o.Detector
 	p.seq.Store(o.FirstSeq)
+	p.taps = newFrameTaps()
 	pol := o.Policy
 	p.policy.Store(&pol)
 	p.lastFail.Store("")
@@ -183,6 +189,17 @@ func (p *Pipeline) Inspected() uint64 { return p.inspected.Load() }
 
 // Seq is the seq of the latest result.
 func (p *Pipeline) Seq() uint64 { return p.seq.Load() }
+
+// QueueDepths is how many frames wait before inspection and before
+// publishing.
+func (p *Pipeline) QueueDepths() map[string]int {
+	p.queuesMu.Lock()
+	defer p.queuesMu.Unlock()
+	if p.inspectQ == nil {
+		return nil
+	}
+	return map[string]int{"inspect": len(p.inspectQ), "publish": len(p.publishQ)}
+}
 
 // Progress advances whenever the pipeline moves: a frame captured or a
 // trigger wait that ended. The systemd watchdog is fed only while it moves.
@@ -233,6 +250,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	inspectQ := make(chan *slot, n)
 	publishQ := make(chan *slot, n)
+	p.queuesMu.Lock()
+	p.inspectQ, p.publishQ = inspectQ, publishQ
+	p.queuesMu.Unlock()
+	defer close(p.taps.done)
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var capErr, inspErr error
@@ -317,6 +338,11 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			lastLogged = ""
 		}
 		p.health.good()
+		p.taps.feed(s.frame.Image)
+		if strings.HasPrefix(s.frame.Trigger, tapTriggerPrefix) {
+			pool <- s // asked for by a frame tap, not by a PLC: not inspected
+			continue
+		}
 		if p.o.Metrics != nil {
 			p.o.Metrics.Frame()
 		}
@@ -569,6 +595,9 @@ func (p *Pipeline) sendImage(kind string, seq uint64, data []byte, err error, pu
 // stale, capture failed) with an error result that says why, so that a PLC
 // waiting on the id is not left hanging. Safe from any goroutine.
 func (p *Pipeline) AnswerTriggerFailure(te *capture.TriggerError) {
+	if strings.HasPrefix(te.ID, tapTriggerPrefix) {
+		return // a frame tap's own request: its NextFrame sees the failure
+	}
 	err := te.Err
 	if errors.Is(err, capture.ErrTriggerExpired) && !errors.Is(err, errStaleTrigger) {
 		err = fmt.Errorf("%w: %w", errStaleTrigger, err)

@@ -169,6 +169,16 @@ func (h *Handler) SetHeatmapJPEG(data []byte) { h.heatmap.setJPEG(data) }
 // buffer, so a steady stream of same-sized frames does not allocate.
 func (h *Handler) SetSnapshot(img image.Image) { h.snapshot.setImage(img) }
 
+// Snapshot returns the latest frame handed over with SetSnapshot as a JPEG
+// and when it was handed over; an error before the first.
+func (h *Handler) Snapshot() ([]byte, time.Time, error) {
+	data, at, err := h.snapshot.get()
+	if err == nil && data == nil {
+		err = errors.New("no frame inspected yet")
+	}
+	return data, at, err
+}
+
 // SetHeatmap is SetSnapshot for /heatmap.jpg.
 func (h *Handler) SetHeatmap(img image.Image) { h.heatmap.setImage(img) }
 

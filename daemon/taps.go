@@ -1,0 +1,118 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"image"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/inspectd/inspectd/capture"
+)
+
+// tapTriggerPrefix marks the trigger requests a frame tap makes in trigger
+// mode. A control character can never start an MQTT trigger id (the
+// parser refuses them), so these never collide with a PLC's ids.
+const tapTriggerPrefix = "\x00tap-"
+
+// errPipelineStopped ends a NextFrame whose pipeline stopped.
+var errPipelineStopped = errors.New("pipeline stopped")
+
+// frameTaps hands copies of live frames to whoever waits for one (a refit
+// collecting normal frames) without stopping inspection. In free-run the
+// next good frame is copied on its way to inspection; in trigger mode a
+// tap queues a trigger request of its own, whose frame is copied and not
+// inspected.
+type frameTaps struct {
+	n       atomic.Int32 // waiting taps: the capture stage's fast check
+	mu      sync.Mutex
+	waiting []chan image.Image
+	seq     atomic.Uint64
+	done    chan struct{} // closed when the pipeline's Run returns
+}
+
+func newFrameTaps() *frameTaps { return &frameTaps{done: make(chan struct{})} }
+
+// wait registers a tap and returns its channel and a function that
+// withdraws it.
+func (t *frameTaps) wait() (chan image.Image, func()) {
+	ch := make(chan image.Image, 1)
+	t.mu.Lock()
+	t.waiting = append(t.waiting, ch)
+	t.n.Add(1)
+	t.mu.Unlock()
+	return ch, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for i, c := range t.waiting {
+			if c == ch {
+				t.waiting = append(t.waiting[:i], t.waiting[i+1:]...)
+				t.n.Add(-1)
+				return
+			}
+		}
+	}
+}
+
+// feed gives every waiting tap its own copy of img.
+func (t *frameTaps) feed(img image.Image) {
+	if t.n.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	waiting := t.waiting
+	t.waiting = nil
+	t.n.Store(0)
+	t.mu.Unlock()
+	for _, ch := range waiting {
+		ch <- cloneImage(img)
+	}
+}
+
+// NextFrame returns a copy of the next good frame the source delivers
+// after the call (region of interest cut and rotated, as inspection sees
+// it) while inspection goes on. It fails when the pipeline stops or ctx
+// ends, and in trigger mode when the trigger queue is full.
+func (p *Pipeline) NextFrame(ctx context.Context, tr *capture.Triggered) (image.Image, error) {
+	ch, cancel := p.taps.wait()
+	if tr != nil {
+		if err := tr.Trigger(tapTriggerPrefix + strconv.FormatUint(p.taps.seq.Add(1), 10)); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	select {
+	case img := <-ch:
+		return img, nil
+	case <-ctx.Done():
+		cancel()
+		return nil, ctx.Err()
+	case <-p.taps.done:
+		cancel()
+		return nil, errPipelineStopped
+	}
+}
+
+// cloneImage copies a frame (*image.RGBA or *image.Gray; anything else
+// is converted to RGBA) into memory the caller owns.
+func cloneImage(img image.Image) image.Image {
+	switch m := img.(type) {
+	case *image.Gray:
+		c := *m
+		c.Pix = append([]uint8(nil), m.Pix...)
+		return &c
+	case *image.RGBA:
+		c := *m
+		c.Pix = append([]uint8(nil), m.Pix...)
+		return &c
+	}
+	b := img.Bounds()
+	c := image.NewRGBA(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c.Set(x, y, img.At(x, y))
+		}
+	}
+	return c
+}
