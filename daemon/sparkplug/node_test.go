@@ -30,7 +30,7 @@ func startNode(t testing.TB, url string, edit func(*Options)) (*Node, *logBuffer
 	sub := &testSubmitter{}
 	o := Options{Brokers: []string{url}, ClientID: "spb-" + testNode, GroupID: testGroup, EdgeNodeID: testNode,
 		DeviceID: testDevice, StateDir: t.TempDir(), Mask: true, Submitter: sub, Logger: log,
-		StatsInterval: time.Hour, // no rate updates between the messages a test expects
+		StatsInterval:        time.Hour, // no rate updates between the messages a test expects
 		MaxReconnectInterval: time.Second}
 	if edit != nil {
 		edit(&o)
