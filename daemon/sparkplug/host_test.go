@@ -298,6 +298,8 @@ func (l *logBuffer) count(subs ...string) int {
 	return n
 }
 
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
 func newLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 	lb := &logBuffer{}
 	t.Cleanup(func() {

@@ -40,6 +40,12 @@ func (n *Node) PublishResult(r *mqttpub.Result, _ byte) error {
 	if n.closed {
 		return ErrClosed
 	}
+	n.recordLocked(r)
+	return n.flushLocked(&n.dev, n.topics.DDATA)
+}
+
+// recordLocked sets the device metrics from one inspection.
+func (n *Node) recordLocked(r *mqttpub.Result) {
 	ts := uint64(r.FrameTime.UnixMilli())
 	if r.FrameTime.IsZero() {
 		ts = nowMS()
@@ -87,7 +93,6 @@ func (n *Node) PublishResult(r *mqttpub.Result, _ byte) error {
 	}
 	n.hasMask = false
 	n.lastSeq = r.Seq
-	return n.flushLocked(d, n.topics.DDATA)
 }
 
 // regionsDataSet is Last Alarm/Regions: one row per region, largest first.
