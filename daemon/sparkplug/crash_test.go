@@ -1,19 +1,18 @@
 package sparkplug
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 )
 
 // The crash test re-runs this test binary as an edge node process it can
@@ -68,66 +67,6 @@ func childNode() int {
 	return 0
 }
 
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	done  chan error
-}
-
-func startChild(t *testing.T, env ...string) *child {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), envChild+"=1"), env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb := &logBuffer{}
-	cmd.Stderr = lb
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("child edge node log:\n%s", lb.String())
-		}
-	})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-	}()
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return c
-}
-
-func (c *child) expect(t *testing.T, want string) {
-	t.Helper()
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("child exited before printing %q", want)
-			}
-			if strings.HasPrefix(l, want) {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("child did not print %q within 15s", want)
-		}
-	}
-}
-
 // TestNDEATHAfterSIGKILL: an edge node process killed with SIGKILL leaves
 // its NDEATH to the broker (the Will, QoS 1), with the bdSeq of its
 // NBIRTH; the restarted process connects with the next bdSeq, read from
@@ -136,13 +75,13 @@ func TestNDEATHAfterSIGKILL(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
 	h := newHost(t, b.URL, testGroup)
 	state := t.TempDir()
-	env := []string{envBroker + "=" + b.URL, envState + "=" + state}
+	env := []string{envChild + "=1", envBroker + "=" + b.URL, envState + "=" + state}
 
 	var want uint64
 	for run := 0; run < 3; run++ {
 		mark := h.mark()
-		c := startChild(t, env...)
-		c.expect(t, "RUNNING")
+		c := testproc.Start(t, env...)
+		c.Expect(t, "RUNNING")
 		nb := h.wait(mark, "NBIRTH", nil)
 		if got := bdSeqOf(t, nb); got != want {
 			t.Fatalf("run %d: NBIRTH bdSeq %d, want %d", run, got, want)
@@ -150,13 +89,10 @@ func TestNDEATHAfterSIGKILL(t *testing.T) {
 		h.wait(mark, "DDATA", nil)
 		mark = h.mark()
 		if run < 2 {
-			if err := c.cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			<-c.done
+			c.Kill(t)
 		} else {
-			c.stdin.Close()
-			if err := <-c.done; err != nil {
+			c.Stdin.Close()
+			if err := <-c.Done; err != nil {
 				t.Fatalf("clean shutdown: %v", err)
 			}
 		}

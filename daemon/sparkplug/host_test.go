@@ -1,7 +1,6 @@
 package sparkplug
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
@@ -265,43 +265,10 @@ func bdSeqOf(t testing.TB, m spMsg) uint64 {
 	return 0
 }
 
-// logBuffer collects log lines for assertions; printed when a test fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// count returns how many lines contain all of subs.
-func (l *logBuffer) count(subs ...string) int {
-	n := 0
-	for _, line := range strings.Split(l.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			n++
-		}
-	}
-	return n
-}
-
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newLogger(t testing.TB) (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
+func newLogger(t testing.TB) (*slog.Logger, *testproc.LogBuffer) {
+	lb := &testproc.LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("edge node log:\n%s", lb.String())

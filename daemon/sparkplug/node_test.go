@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
@@ -24,7 +25,7 @@ const (
 	testDevice = "cam1"
 )
 
-func startNode(t testing.TB, url string, edit func(*Options)) (*Node, *logBuffer, *testSubmitter) {
+func startNode(t testing.TB, url string, edit func(*Options)) (*Node, *testproc.LogBuffer, *testSubmitter) {
 	t.Helper()
 	log, lb := newLogger(t)
 	sub := &testSubmitter{}
@@ -291,7 +292,7 @@ func TestPrimaryHost(t *testing.T) {
 	mark = h.mark()
 	h.state("scada", true, 200)
 	h.quiet(mark, 500*time.Millisecond)
-	if lb.count("STATE older than the last one ignored") == 0 {
+	if lb.Count("STATE older than the last one ignored") == 0 {
 		t.Error("stale STATE not logged")
 	}
 	h.raw(Namespace+"/STATE/scada", []byte("ONLINE"), true) // Sparkplug 2 text: refused
@@ -306,9 +307,9 @@ func TestPrimaryHost(t *testing.T) {
 	h.wait(mark, "DBIRTH", nil)
 }
 
-func waitLog(t testing.TB, lb *logBuffer, sub string) {
+func waitLog(t testing.TB, lb *testproc.LogBuffer, sub string) {
 	t.Helper()
-	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.count(sub) > 0 }) {
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count(sub) > 0 }) {
 		t.Fatalf("no log line with %q within 10s", sub)
 	}
 }
@@ -427,7 +428,7 @@ func TestCommandsRefused(t *testing.T) {
 		{"oversize", top.DCMD, make([]byte, MaxCommandPayload+1), nil, "more than 65536"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before, beforeWant := lb.count("sparkplug command refused"), lb.count("sparkplug command refused", tc.want)
+			before, beforeWant := lb.Count("sparkplug command refused"), lb.Count("sparkplug command refused", tc.want)
 			mark := h.mark()
 			raw := tc.raw
 			if tc.p != nil {
@@ -437,14 +438,14 @@ func TestCommandsRefused(t *testing.T) {
 				}
 			}
 			h.raw(tc.topic, raw, false)
-			if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.count("sparkplug command refused") > before }) {
+			if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug command refused") > before }) {
 				t.Fatal("no log line for the refused command")
 			}
 			time.Sleep(50 * time.Millisecond)
-			if got := lb.count("sparkplug command refused") - before; got != 1 {
+			if got := lb.Count("sparkplug command refused") - before; got != 1 {
 				t.Errorf("%d log lines for one refused command", got)
 			}
-			if lb.count("sparkplug command refused", tc.want) != beforeWant+1 {
+			if lb.Count("sparkplug command refused", tc.want) != beforeWant+1 {
 				t.Errorf("the log line does not say %q", tc.want)
 			}
 			h.quiet(mark, 100*time.Millisecond)

@@ -93,8 +93,9 @@ type Options struct {
 	// Command/Trigger and Command/Refit; nil refuses them.
 	Submitter remote.Submitter
 	// OnReboot is called on an NCMD Node Control/Reboot = true, outside any
-	// lock; nil refuses the write. The daemon restarts itself (systemd
-	// brings it back).
+	// lock, from the MQTT client's message goroutine: it must only start
+	// the restart (cancel a context), not wait for it. nil refuses the
+	// write. The daemon restarts itself; systemd brings it back.
 	OnReboot func()
 	// Camera reports whether frames are coming and, if not, why; it is
 	// polled every StatsInterval for Camera/Connected and Camera/Error.
@@ -188,7 +189,7 @@ func checkID(s string) error {
 
 // Topics are the edge node's topic names.
 type Topics struct {
-	NBIRTH, NDEATH, NDATA, NCMD, DBIRTH, DDATA, DCMD, DDEATH string
+	NBIRTH, NDEATH, NDATA, NCMD, DBIRTH, DDATA, DCMD string
 	// STATE is the primary host's state topic; empty without one.
 	STATE string
 }
@@ -199,7 +200,7 @@ func TopicsFor(group, node, dev, host string) Topics {
 	n := func(verb string) string { return Namespace + "/" + group + "/" + verb + "/" + node }
 	d := func(verb string) string { return n(verb) + "/" + dev }
 	t := Topics{NBIRTH: n("NBIRTH"), NDEATH: n("NDEATH"), NDATA: n("NDATA"), NCMD: n("NCMD"),
-		DBIRTH: d("DBIRTH"), DDATA: d("DDATA"), DCMD: d("DCMD"), DDEATH: d("DDEATH")}
+		DBIRTH: d("DBIRTH"), DDATA: d("DDATA"), DCMD: d("DCMD")}
 	if host != "" {
 		t.STATE = Namespace + "/STATE/" + host
 	}

@@ -59,7 +59,7 @@ func TestBdSeqStore(t *testing.T) {
 			t.Errorf("after a file with %q: next() = %d, want 0", bad, got)
 		}
 	}
-	if n := lb.count("sparkplug bdSeq file is not a number 0..255"); n != 4 {
+	if n := lb.Count("sparkplug bdSeq file is not a number 0..255"); n != 4 {
 		t.Errorf("%d warnings for 4 damaged files", n)
 	}
 	// Unwritable: the number is still handed out, with an error.
