@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
@@ -222,3 +223,14 @@ func TestCatalogChanges(t *testing.T) {
 		t.Errorf("a command whose name and alias disagree found metric %d", i)
 	}
 }
+
+// sink is the daemon's Sink (daemon/pipeline.go): the edge node takes the
+// pipeline's results through the same methods as the JSON publisher.
+type sink interface {
+	PublishResult(r *mqttpub.Result, qos byte) error
+	PublishAlarm(a *mqttpub.Alarm) error
+	PublishMask(png []byte, qos byte) error
+	PublishHeatmap(jpeg []byte, qos byte) error
+}
+
+var _ sink = (*Node)(nil)
