@@ -38,6 +38,10 @@ type thresholdBody struct {
 	Image float64 `json:"image"`
 }
 
+// triggerBody leaves out the optional "time" of the JSON trigger: a
+// Sparkplug command is QoS 0 on a clean session, so no broker holds it
+// while inspectd is down, and a host's clock need not agree with the
+// box's to within capture.trigger.max_age.
 type triggerBody struct {
 	ID string `json:"id"`
 }
