@@ -517,18 +517,15 @@ func (c *Config) SparkplugEdgeNodeID() (string, error) {
 	return c.ResolvedDeviceID()
 }
 
-// SparkplugClientID is sparkplug.client_id, or the JSON connection's
-// client id with "-sparkplug" appended when empty: the two connections
-// must not share an id (the broker would close one for the other).
-func (c *Config) SparkplugClientID() (string, error) {
+// SparkplugClientID is sparkplug.client_id, or when empty jsonClientID
+// (the client id the JSON connection uses, as the daemon resolves it) with
+// "-sparkplug" appended: the two connections must not share an id (the
+// broker would close one for the other).
+func (c *Config) SparkplugClientID(jsonClientID string) string {
 	if c.Sparkplug.ClientID != "" {
-		return c.Sparkplug.ClientID, nil
+		return c.Sparkplug.ClientID
 	}
-	id, err := c.ResolvedClientID()
-	if err != nil {
-		return "", err
-	}
-	return id + "-sparkplug", nil
+	return jsonClientID + "-sparkplug"
 }
 
 // ModelPath is model.path, or <state_dir>/model.safetensors when empty.

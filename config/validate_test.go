@@ -349,17 +349,12 @@ func TestSparkplugIDs(t *testing.T) {
 	if err != nil || node != "cam1" {
 		t.Errorf("edge node id %q, %v; want the device id", node, err)
 	}
-	client, err := c.SparkplugClientID()
-	if err != nil || client != "inspectd-cam1-sparkplug" {
-		t.Errorf("client id %q, %v; want inspectd-cam1-sparkplug", client, err)
-	}
-	c.MQTT.ClientID = "line3"
-	if client, _ = c.SparkplugClientID(); client != "line3-sparkplug" {
-		t.Errorf("client id %q; want line3-sparkplug", client)
+	if client := c.SparkplugClientID("inspectd-cam1"); client != "inspectd-cam1-sparkplug" {
+		t.Errorf("client id %q; want inspectd-cam1-sparkplug", client)
 	}
 	c.Sparkplug = Sparkplug{GroupID: "g", EdgeNodeID: "node", ClientID: "spb"}
 	node, _ = c.SparkplugEdgeNodeID()
-	client, _ = c.SparkplugClientID()
+	client := c.SparkplugClientID("inspectd-cam1")
 	if node != "node" || client != "spb" {
 		t.Errorf("configured ids: %q %q", node, client)
 	}
