@@ -36,6 +36,9 @@ type Config struct {
 	Model Model `yaml:"model"`
 	// MQTT configures the connection that results and alarms go out on.
 	MQTT MQTT `yaml:"mqtt"`
+	// Sparkplug configures the Sparkplug B edge node (mqtt.profile
+	// sparkplug or both).
+	Sparkplug Sparkplug `yaml:"sparkplug"`
 	// HTTP configures the health, metrics and snapshot endpoint.
 	HTTP HTTP `yaml:"http"`
 	// Pipeline sizes the queues between processing stages.
@@ -329,7 +332,46 @@ type MQTT struct {
 	// ImageMaxSide bounds the longer side of a published heatmap, in
 	// pixels; 0 publishes it at the frame's size.
 	ImageMaxSide int `yaml:"image_max_side"`
+
+	// Profile says which payloads go out: json (the topics under
+	// topic_prefix), sparkplug (a Sparkplug B edge node) or both.
+	Profile Profile `yaml:"profile"`
 }
+
+// Profile names the MQTT output profile.
+type Profile string
+
+// The profiles mqtt.profile accepts.
+const (
+	ProfileJSON      Profile = "json"
+	ProfileSparkplug Profile = "sparkplug"
+	ProfileBoth      Profile = "both"
+)
+
+// Sparkplug configures the Sparkplug B edge node: its own MQTT connection
+// to mqtt.brokers (with mqtt's credentials, TLS and timeouts) under the
+// topics spBv1.0/<group_id>/N*/<edge_node_id> and
+// spBv1.0/<group_id>/D*/<edge_node_id>/<device_id>.
+type Sparkplug struct {
+	// GroupID is the Sparkplug group, the first topic level after spBv1.0.
+	GroupID string `yaml:"group_id"`
+	// EdgeNodeID names the edge node; empty means the device id (see
+	// SparkplugEdgeNodeID).
+	EdgeNodeID string `yaml:"edge_node_id"`
+	// PrimaryHostID, when set, makes the edge node publish its births only
+	// while that host application's STATE says it is online.
+	PrimaryHostID string `yaml:"primary_host_id"`
+	// ClientID is the edge node's MQTT client id; empty means the JSON
+	// connection's client id with "-sparkplug" appended (see
+	// SparkplugClientID).
+	ClientID string `yaml:"client_id"`
+}
+
+// UsesJSON reports whether the JSON topics are published.
+func (m *MQTT) UsesJSON() bool { return m.Profile != ProfileSparkplug }
+
+// UsesSparkplug reports whether the Sparkplug B edge node runs.
+func (m *MQTT) UsesSparkplug() bool { return m.Profile == ProfileSparkplug || m.Profile == ProfileBoth }
 
 // TLS holds the files and settings for TLS connections to the broker.
 type TLS struct {
@@ -412,9 +454,11 @@ func Default() *Config {
 			Mask:                 PublishAnomalous,
 			Heatmap:              PublishAnomalous,
 			ImageMaxSide:         640,
+			Profile:              ProfileJSON,
 		},
-		HTTP:     HTTP{Listen: "127.0.0.1:9100"},
-		Pipeline: Pipeline{Queue: 4},
+		Sparkplug: Sparkplug{GroupID: "inspectd"},
+		HTTP:      HTTP{Listen: "127.0.0.1:9100"},
+		Pipeline:  Pipeline{Queue: 4},
 	}
 }
 
@@ -462,6 +506,26 @@ func (c *Config) ResolvedClientID() (string, error) {
 		return "", err
 	}
 	return "inspectd-" + id, nil
+}
+
+// SparkplugEdgeNodeID is sparkplug.edge_node_id, or the device id when
+// empty.
+func (c *Config) SparkplugEdgeNodeID() (string, error) {
+	if c.Sparkplug.EdgeNodeID != "" {
+		return c.Sparkplug.EdgeNodeID, nil
+	}
+	return c.ResolvedDeviceID()
+}
+
+// SparkplugClientID is sparkplug.client_id, or when empty jsonClientID
+// (the client id the JSON connection uses, as the daemon resolves it) with
+// "-sparkplug" appended: the two connections must not share an id (the
+// broker would close one for the other).
+func (c *Config) SparkplugClientID(jsonClientID string) string {
+	if c.Sparkplug.ClientID != "" {
+		return c.Sparkplug.ClientID
+	}
+	return jsonClientID + "-sparkplug"
 }
 
 // ModelPath is model.path, or <state_dir>/model.safetensors when empty.

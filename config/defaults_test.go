@@ -119,7 +119,9 @@ func nonDefault() *Config {
 		TLS:       TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "broker", InsecureSkipVerify: true},
 		Keepalive: 0, ConnectTimeout: Duration(3 * time.Second), MaxReconnectInterval: Duration(2 * time.Minute),
 		TopicPrefix: "factory/line3", ResultQoS: 2, ResultMaxRate: 0.5, Mask: PublishAlways, Heatmap: PublishNever, ImageMaxSide: 0,
+		Profile: ProfileBoth,
 	}
+	c.Sparkplug = Sparkplug{GroupID: "Plant 1: Line 3", EdgeNodeID: "cam-3 ü", PrimaryHostID: "IamHost", ClientID: "spb"}
 	c.HTTP.Listen = ""
 	c.Pipeline.Queue = 16
 	return c

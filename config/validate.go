@@ -54,6 +54,7 @@ func (c *Config) Validate() error {
 	v.capture(&c.Capture)
 	v.model(&c.Model)
 	v.mqtt(&c.MQTT)
+	v.sparkplug(&c.MQTT, &c.Sparkplug)
 	if c.HTTP.Listen != "" {
 		v.hostPort("http.listen", c.HTTP.Listen, "127.0.0.1:9100, or empty to disable HTTP")
 	}
@@ -431,4 +432,52 @@ func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 func sortedKeys[V any](m map[string]V) []string {
 	// Sorted so that messages come out in the same order every run.
 	return slices.Sorted(maps.Keys(m))
+}
+
+// Sparkplug B (mqtt.profile and the sparkplug section).
+
+// maxSparkplugID bounds group, edge node and host ids: each travels in
+// every topic.
+const maxSparkplugID = 256
+
+func (v *validator) sparkplug(m *MQTT, s *Sparkplug) {
+	v.oneOf("mqtt.profile", string(m.Profile), string(ProfileJSON), string(ProfileSparkplug), string(ProfileBoth))
+	if msg := checkSparkplugID(s.GroupID); msg != "" {
+		v.addf("sparkplug.group_id", "%q %s", s.GroupID, msg)
+	} else if s.GroupID == "STATE" {
+		v.addf("sparkplug.group_id", "%q is reserved: spBv1.0/STATE/ carries host application states", s.GroupID)
+	}
+	if s.EdgeNodeID != "" {
+		if msg := checkSparkplugID(s.EdgeNodeID); msg != "" {
+			v.addf("sparkplug.edge_node_id", "%q %s; leave it empty for the device id", s.EdgeNodeID, msg)
+		}
+	}
+	if s.PrimaryHostID != "" {
+		if msg := checkSparkplugID(s.PrimaryHostID); msg != "" {
+			v.addf("sparkplug.primary_host_id", "%q %s; leave it empty to publish births without waiting for a host", s.PrimaryHostID, msg)
+		}
+	}
+	if s.ClientID != "" && (len(s.ClientID) > maxClientID || !utf8.ValidString(s.ClientID) || strings.ContainsRune(s.ClientID, 0)) {
+		v.addf("sparkplug.client_id", "%q is not 1..%d bytes of UTF-8 without NUL; leave it empty for <mqtt client id>-sparkplug", s.ClientID, maxClientID)
+	}
+	if s.ClientID != "" && s.ClientID == m.ClientID {
+		v.addf("sparkplug.client_id", "%q is also mqtt.client_id; the two connections need their own ids", s.ClientID)
+	}
+}
+
+// checkSparkplugID explains what is wrong with a Sparkplug group, edge node
+// or host id, "" if nothing: Sparkplug 3.0 §4.1 allows any UTF-8 except
+// the topic separators and wildcards + / #.
+func checkSparkplugID(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case len(s) > maxSparkplugID:
+		return fmt.Sprintf("is longer than %d bytes", maxSparkplugID)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.ContainsAny(s, "+/#\x00"):
+		return "holds +, / or # (reserved in Sparkplug topics) or NUL"
+	}
+	return ""
 }

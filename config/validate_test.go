@@ -266,6 +266,30 @@ func TestValidate(t *testing.T) {
 				`mqtt.heatmap: "" is not one of anomalous, always, never`,
 			}},
 
+		// Sparkplug B
+		{"profile both", func(c *Config) { c.MQTT.Profile = ProfileBoth }, nil},
+		{"profile", func(c *Config) { c.MQTT.Profile = "opcua" },
+			[]string{`mqtt.profile: "opcua" is not one of json, sparkplug, both`}},
+		{"sparkplug ids ok", func(c *Config) {
+			c.Sparkplug = Sparkplug{GroupID: "Plant 1: Line 3", EdgeNodeID: "Kamera ü", PrimaryHostID: "IamHost", ClientID: "spb"}
+		}, nil},
+		{"group id empty", func(c *Config) { c.Sparkplug.GroupID = "" },
+			[]string{`sparkplug.group_id: "" is empty`}},
+		{"group id slash", func(c *Config) { c.Sparkplug.GroupID = "plant/line" },
+			[]string{`sparkplug.group_id: "plant/line" holds +, / or # (reserved in Sparkplug topics) or NUL`}},
+		{"group id STATE", func(c *Config) { c.Sparkplug.GroupID = "STATE" },
+			[]string{`sparkplug.group_id: "STATE" is reserved: spBv1.0/STATE/ carries host application states`}},
+		{"edge node wildcard", func(c *Config) { c.Sparkplug.EdgeNodeID = "cam+" },
+			[]string{`sparkplug.edge_node_id: "cam+" holds +, / or # (reserved in Sparkplug topics) or NUL; leave it empty for the device id`}},
+		{"host id invalid UTF-8", func(c *Config) { c.Sparkplug.PrimaryHostID = "h\xff" },
+			[]string{`sparkplug.primary_host_id: "h\xff" is not valid UTF-8; leave it empty to publish births without waiting for a host`}},
+		{"host id long", func(c *Config) { c.Sparkplug.PrimaryHostID = strings.Repeat("h", 257) },
+			[]string{`sparkplug.primary_host_id: "` + strings.Repeat("h", 257) + `" is longer than 256 bytes; leave it empty to publish births without waiting for a host`}},
+		{"sparkplug client id shared", func(c *Config) { c.MQTT.ClientID = "cam"; c.Sparkplug.ClientID = "cam" },
+			[]string{`sparkplug.client_id: "cam" is also mqtt.client_id; the two connections need their own ids`}},
+		{"sparkplug client id NUL", func(c *Config) { c.Sparkplug.ClientID = "a\x00" },
+			[]string{`sparkplug.client_id: "a\x00" is not 1..256 bytes of UTF-8 without NUL; leave it empty for <mqtt client id>-sparkplug`}},
+
 		// http and pipeline
 		{"http off", func(c *Config) { c.HTTP.Listen = "" }, nil},
 		{"http all interfaces", func(c *Config) { c.HTTP.Listen = ":9100" }, nil},
@@ -315,5 +339,29 @@ func TestValidateReportsAll(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), "\n"); n != 3 {
 		t.Errorf("joined error has %d newlines; want 3:\n%v", n, err)
+	}
+}
+
+func TestSparkplugIDs(t *testing.T) {
+	c := Default()
+	c.DeviceID = "cam1"
+	node, err := c.SparkplugEdgeNodeID()
+	if err != nil || node != "cam1" {
+		t.Errorf("edge node id %q, %v; want the device id", node, err)
+	}
+	if client := c.SparkplugClientID("inspectd-cam1"); client != "inspectd-cam1-sparkplug" {
+		t.Errorf("client id %q; want inspectd-cam1-sparkplug", client)
+	}
+	c.Sparkplug = Sparkplug{GroupID: "g", EdgeNodeID: "node", ClientID: "spb"}
+	node, _ = c.SparkplugEdgeNodeID()
+	client := c.SparkplugClientID("inspectd-cam1")
+	if node != "node" || client != "spb" {
+		t.Errorf("configured ids: %q %q", node, client)
+	}
+	for p, want := range map[Profile][2]bool{ProfileJSON: {true, false}, ProfileSparkplug: {false, true}, ProfileBoth: {true, true}} {
+		c.MQTT.Profile = p
+		if got := [2]bool{c.MQTT.UsesJSON(), c.MQTT.UsesSparkplug()}; got != want {
+			t.Errorf("profile %s: json, sparkplug = %v, want %v", p, got, want)
+		}
 	}
 }

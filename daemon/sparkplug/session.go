@@ -1,0 +1,396 @@
+package sparkplug
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
+)
+
+// session is one MQTT connection: one CONNECT, one bdSeq, one NDEATH.
+type session struct {
+	client mqtt.Client
+	bdSeq  uint64
+	ready  bool       // subscribed: births may go out (guarded by Node.mu)
+	lost   chan error // the connection dropped (paho's handler)
+	end    chan string
+}
+
+// run connects, serves the session until it ends, and connects again
+// with the next bdSeq, until Close.
+func (n *Node) run() {
+	failures := 0
+	for {
+		select {
+		case <-n.stop:
+			return
+		default:
+		}
+		n.pollCamera()
+		bd, err := n.bd.next()
+		if err != nil {
+			n.log.Error("sparkplug bdSeq not saved; after a restart it may be used again", "bdSeq", bd, "err", err)
+		}
+		s := &session{bdSeq: bd, lost: make(chan error, 1), end: make(chan string, 1)}
+		s.client = n.newClient(s)
+		if err := n.connect(s); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			failures++
+			wait := backoff(failures, n.o.MaxReconnectInterval)
+			n.log.Warn("sparkplug connect failed", "brokers", strings.Join(n.o.Brokers, ","), "client_id", n.o.ClientID,
+				"attempt", failures, "bdSeq", bd, "error", err, "retry_in", wait)
+			n.mu.Lock()
+			n.lastErr = err.Error()
+			n.mu.Unlock()
+			if !n.sleep(wait) {
+				return
+			}
+			continue
+		}
+		err = n.serve(s)
+		switch {
+		case errors.Is(err, ErrClosed):
+			return
+		case err != nil:
+			failures++
+			if !n.sleep(backoff(failures, n.o.MaxReconnectInterval)) {
+				return
+			}
+		default:
+			failures = 0
+		}
+	}
+}
+
+// connect sends the CONNECT with this session's NDEATH as the Will.
+func (n *Node) connect(s *session) error {
+	tok := s.client.Connect()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-n.stop:
+		go func() { <-tok.Done(); s.client.Disconnect(0) }()
+		return ErrClosed
+	}
+}
+
+// serve subscribes, publishes the births (now, or once the primary host is
+// online) and waits for the session to end: nil when it ended as sessions
+// do (connection lost, primary host offline), ErrClosed on Close, another
+// error when it could not be set up.
+func (n *Node) serve(s *session) error {
+	n.mu.Lock()
+	n.sess, n.born, n.hostUp, n.lastErr = s, false, false, ""
+	n.node.set(nBdSeq, sppb.LongValue(int64(s.bdSeq)), nowMS())
+	n.mu.Unlock()
+	n.log.Info("sparkplug connected", "client_id", n.o.ClientID, "bdSeq", s.bdSeq)
+
+	subs := []struct {
+		topic string
+		h     func(mqtt.Message)
+	}{
+		{n.topics.NCMD, func(m mqtt.Message) { n.onCommand(false, m) }},
+		{n.topics.DCMD, func(m mqtt.Message) { n.onCommand(true, m) }},
+	}
+	if n.topics.STATE != "" {
+		subs = append(subs, struct {
+			topic string
+			h     func(mqtt.Message)
+		}{n.topics.STATE, func(m mqtt.Message) { n.onState(s, m.Payload()) }})
+	}
+	for _, sub := range subs {
+		h := sub.h
+		tok := s.client.Subscribe(sub.topic, 1, func(_ mqtt.Client, m mqtt.Message) { h(m) })
+		if !tok.WaitTimeout(n.o.WriteTimeout) || tok.Error() != nil {
+			err := tok.Error()
+			if err == nil {
+				err = fmt.Errorf("no SUBACK within %s", n.o.WriteTimeout)
+			}
+			n.log.Warn("sparkplug subscribe failed; connecting again", "topic", sub.topic, "error", err)
+			n.leave(s, "subscribe failed")
+			return fmt.Errorf("subscribe %s: %w", sub.topic, err)
+		}
+	}
+	n.mu.Lock()
+	s.ready = true
+	if n.o.PrimaryHostID == "" {
+		n.birthLocked("connected")
+	} else if n.hostUp {
+		n.birthLocked("connected, primary host online")
+	} else {
+		n.log.Info("sparkplug waiting for the primary host to be online", "state_topic", n.topics.STATE)
+	}
+	n.mu.Unlock()
+
+	select {
+	case err := <-s.lost:
+		n.mu.Lock()
+		n.sess, n.born = nil, false
+		n.lastErr = err.Error()
+		n.mu.Unlock()
+		n.log.Warn("sparkplug connection lost; the broker publishes the NDEATH", "bdSeq", s.bdSeq, "error", err)
+		return nil
+	case reason := <-s.end:
+		n.leave(s, reason)
+		return nil
+	case <-n.stop:
+		n.leave(s, "closing")
+		return ErrClosed
+	}
+}
+
+// leave ends the session on purpose: NDEATH (QoS 1, acknowledged before
+// going on), then DISCONNECT, so hosts learn of it at once rather than
+// after the keepalive (tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath).
+func (n *Node) leave(s *session, reason string) {
+	n.mu.Lock()
+	if n.sess == s {
+		n.sess, n.born = nil, false
+	}
+	n.mu.Unlock()
+	tok := s.client.Publish(n.topics.NDEATH, 1, false, n.deathPayload(s.bdSeq))
+	if !tok.WaitTimeout(n.o.WriteTimeout) || tok.Error() != nil {
+		n.log.Warn("sparkplug NDEATH not acknowledged before disconnecting", "bdSeq", s.bdSeq, "error", tok.Error())
+	}
+	s.client.Disconnect(250)
+	n.log.Info("sparkplug session ended", "reason", reason, "bdSeq", s.bdSeq)
+}
+
+// deathPayload is the NDEATH: a timestamp and only the bdSeq metric, no
+// seq (tck-id-topics-ndeath-payload, tck-id-topics-ndeath-seq).
+func (n *Node) deathPayload(bdSeq uint64) []byte {
+	now := nowMS()
+	p := sppb.Payload{Timestamp: now, Metrics: []sppb.Metric{{Name: "bdSeq", Timestamp: now, DataType: sppb.TypeInt64,
+		Value: sppb.LongValue(int64(bdSeq))}}}
+	b, err := p.Marshal()
+	if err != nil { // a constant payload: cannot happen
+		panic("sparkplug NDEATH: " + err.Error())
+	}
+	return b
+}
+
+func (n *Node) newClient(s *session) mqtt.Client {
+	co := mqtt.NewClientOptions()
+	for _, b := range n.o.Brokers {
+		co.AddBroker(b)
+	}
+	if n.o.TLS != nil {
+		co.SetTLSConfig(n.o.TLS)
+	}
+	pingTimeout := min(10*time.Second, n.o.KeepAlive)
+	co.SetClientID(n.o.ClientID).
+		SetUsername(n.o.Username).
+		SetPassword(n.o.Password).
+		SetProtocolVersion(4).
+		// Sparkplug 3.0 requires clean sessions; paho's own reconnect would
+		// resend the first CONNECT's Will, whose bdSeq must change.
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(true). // commands in the order the host sent them
+		SetKeepAlive(n.o.KeepAlive).
+		SetPingTimeout(pingTimeout).
+		SetConnectTimeout(n.o.ConnectTimeout).
+		SetWriteTimeout(n.o.WriteTimeout).
+		SetDialer(&net.Dialer{Timeout: n.o.ConnectTimeout}).
+		SetBinaryWill(n.topics.NDEATH, n.deathPayload(s.bdSeq), 1, false).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case s.lost <- err:
+			default:
+			}
+		}).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+			n.log.Debug("sparkplug message on a topic without handler", "topic", m.Topic())
+		})
+	return mqtt.NewClient(co)
+}
+
+// birthLocked publishes NBIRTH (seq 0) and DBIRTH with every metric, if
+// the session is subscribed and, with a primary host, that host is online.
+func (n *Node) birthLocked(reason string) {
+	s := n.sess
+	if s == nil || !s.ready || (n.o.PrimaryHostID != "" && !n.hostUp) {
+		return
+	}
+	now := nowMS()
+	n.born = false
+	n.seq = 0
+	n.scratch = n.node.birth(n.scratch[:0], now)
+	if err := n.publishLocked(n.topics.NBIRTH, now); err != nil {
+		return
+	}
+	n.scratch = n.dev.birth(n.scratch[:0], now)
+	if err := n.publishLocked(n.topics.DBIRTH, now); err != nil {
+		return
+	}
+	n.born = true
+	n.log.Info("sparkplug birth", "reason", reason, "bdSeq", s.bdSeq, "node_metrics", numNode, "device_metrics", len(n.scratch))
+}
+
+// flushLocked publishes the metrics of c changed since the last message
+// as NDATA or DDATA; ErrOffline without a Sparkplug session (the values go
+// out with the next birth).
+func (n *Node) flushLocked(c *catalog, topic string) error {
+	if !n.born {
+		return ErrOffline
+	}
+	n.scratch = c.changes(n.scratch[:0])
+	if len(n.scratch) == 0 {
+		return nil
+	}
+	return n.publishLocked(topic, nowMS())
+}
+
+// publishLocked sends n.scratch as the payload of the session's next
+// message at QoS 0, not retained (tck-id-topics-ndata-mqtt and the
+// like), with the next seq.
+func (n *Node) publishLocked(topic string, now uint64) error {
+	p := sppb.Payload{Timestamp: now, Metrics: n.scratch, Seq: uint64(n.seq), HasSeq: true}
+	n.seq++ // uint8: 255 wraps to 0
+	b, err := p.AppendMarshal(n.buf[:0])
+	n.buf = b[:0]
+	if err != nil {
+		n.logPublishError(topic, err)
+		return err
+	}
+	// paho keeps the slice until its writer has sent it.
+	tok := n.sess.client.Publish(topic, 0, false, bytes.Clone(b))
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			n.logPublishError(topic, err)
+			return fmt.Errorf("sparkplug publish %s: %w", topic, err)
+		}
+	default:
+	}
+	n.lastPubE = ""
+	return nil
+}
+
+// logPublishError writes one line per kind of failure, not per message.
+func (n *Node) logPublishError(topic string, err error) {
+	if msg := err.Error(); msg != n.lastPubE {
+		n.log.Warn("sparkplug publish failed", "topic", topic, "error", err)
+		n.lastPubE = msg
+	}
+}
+
+// hostState is the last STATE accepted from the primary host.
+type hostState struct {
+	known  bool
+	online bool
+	ts     uint64
+}
+
+// accept says whether STATE st is news: a later timestamp, or the same
+// one repeated (the retained message after a reconnect) or going offline
+// (a host's death carries its birth's timestamp). An online STATE with the
+// timestamp of an offline one is a stale birth and is ignored, as is
+// anything older (tck-id-message-flow-edge-node-birth-publish-phid-wait-timestamp).
+func (h *hostState) accept(st hostStatus) bool {
+	ok := !h.known || st.Timestamp > h.ts || st.Timestamp == h.ts && (st.Online == h.online || !st.Online)
+	if ok {
+		h.known, h.online, h.ts = true, st.Online, st.Timestamp
+	}
+	return ok
+}
+
+// hostStatus is the JSON payload of spBv1.0/STATE/<host_id>
+// (tck-id-host-topic-phid-birth-payload): {"online": true|false,
+// "timestamp": <ms since the epoch>}.
+type hostStatus struct {
+	Online    bool
+	Timestamp uint64
+}
+
+// maxStatePayload bounds what parseState reads: a STATE is tiny.
+const maxStatePayload = 1024
+
+// parseState decodes a STATE payload; both keys are required, others are
+// ignored (a later specification may add some).
+func parseState(b []byte) (hostStatus, error) {
+	if len(b) > maxStatePayload {
+		return hostStatus{}, fmt.Errorf("payload is %d bytes, more than %d", len(b), maxStatePayload)
+	}
+	var raw struct {
+		Online    *bool   `json:"online"`
+		Timestamp *uint64 `json:"timestamp"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&raw); err != nil {
+		return hostStatus{}, fmt.Errorf("expected a JSON object {\"online\": true|false, \"timestamp\": <ms>}: %w", err)
+	}
+	if dec.More() {
+		return hostStatus{}, errors.New("extra data after the JSON object")
+	}
+	if raw.Online == nil || raw.Timestamp == nil {
+		return hostStatus{}, errors.New(`expected both "online" (a boolean) and "timestamp" (ms since the epoch)`)
+	}
+	return hostStatus{Online: *raw.Online, Timestamp: *raw.Timestamp}, nil
+}
+
+// onState handles the primary host's STATE.
+func (n *Node) onState(s *session, payload []byte) {
+	st, err := parseState(payload)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sess != s {
+		return
+	}
+	if err != nil {
+		n.log.Warn("sparkplug STATE refused", "topic", n.topics.STATE, "error", err)
+		return
+	}
+	if !n.host.accept(st) {
+		n.log.Info("sparkplug STATE older than the last one ignored", "online", st.Online, "timestamp", st.Timestamp)
+		return
+	}
+	was := n.hostUp
+	n.hostUp = st.Online
+	if was != st.Online {
+		n.log.Info("sparkplug primary host state", "host", n.o.PrimaryHostID, "online", st.Online)
+	}
+	switch {
+	case st.Online && !n.born:
+		n.birthLocked("primary host online")
+	case !st.Online && n.born:
+		// tck-id-operational-behavior-edge-node-termination-host-offline:
+		// NDEATH, DISCONNECT and a new session that waits for the host.
+		n.born = false
+		select {
+		case s.end <- "primary host offline":
+		default:
+		}
+	}
+}
+
+// backoff is 1 s doubled per consecutive failure, capped at max.
+func backoff(failures int, max time.Duration) time.Duration {
+	d := time.Second
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// sleep waits d; false when Close was called meanwhile.
+func (n *Node) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-n.stop:
+		return false
+	}
+}

@@ -1,0 +1,266 @@
+package sparkplug
+
+import (
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
+)
+
+// maxText bounds string metrics that carry error texts and replies: a
+// SCADA tag is not a log.
+const maxText = 1024
+
+// maxReplyText bounds Command/Last Reply (a reply's JSON).
+const maxReplyText = 4096
+
+// pendingAlarm is the regions of an anomalous inspection, held until its
+// result arrives (the pipeline publishes the alarm first).
+type pendingAlarm struct {
+	ok      bool
+	seq     uint64
+	w, h    int
+	regions []mqttpub.Region
+}
+
+// PublishResult records an inspection and publishes the metrics it changed
+// as one DDATA (QoS 0 whatever qos says: Sparkplug data is QoS 0). The
+// alarm regions and the mask published just before it for the same
+// inspection go into the same DDATA. Without a Sparkplug session it
+// returns ErrOffline; the values go out with the next DBIRTH.
+//
+// An inspection that could not be made (Verdict "error") sets the score
+// metrics to null rather than to a number nobody measured.
+func (n *Node) PublishResult(r *mqttpub.Result, _ byte) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	n.recordLocked(r)
+	return n.flushLocked(&n.dev, n.topics.DDATA)
+}
+
+// recordLocked sets the device metrics from one inspection.
+func (n *Node) recordLocked(r *mqttpub.Result) {
+	ts := uint64(r.FrameTime.UnixMilli())
+	if r.FrameTime.IsZero() {
+		ts = nowMS()
+	}
+	d := &n.dev
+	d.set(dSeq, sppb.ULongValue(r.Seq), ts)
+	if r.Verdict == "error" {
+		d.setNull(dScore, ts)
+		d.setNull(dNormalized, ts)
+		d.set(dError, sppb.StringValue(clip(r.Error, maxText)), ts)
+		n.counts.errors++
+		d.set(dErrorCount, sppb.ULongValue(n.counts.errors), ts)
+	} else {
+		d.set(dScore, sppb.DoubleValue(r.Score), ts)
+		d.set(dThreshold, sppb.DoubleValue(r.Threshold), ts)
+		d.set(dNormalized, sppb.DoubleValue(r.NormalizedScore), ts)
+		d.set(dError, sppb.StringValue(""), ts)
+		for stage, v := range r.LatencyMS {
+			if i, ok := stageMetric[stage]; ok {
+				d.set(i, sppb.DoubleValue(v), ts)
+			}
+		}
+	}
+	if r.Verdict == "anomalous" {
+		n.counts.anomalous++
+		d.set(dAnomalousCount, sppb.ULongValue(n.counts.anomalous), ts)
+	}
+	d.set(dAnomalous, sppb.BoolValue(r.Anomalous), ts)
+	d.set(dVerdict, sppb.StringValue(clip(r.Verdict, maxText)), ts)
+	d.set(dTriggerID, sppb.StringValue(clip(r.TriggerID, maxText)), ts)
+	d.set(dModelID, sppb.StringValue(clip(r.ModelID, maxText)), ts)
+	if a := &n.alarm; a.ok && a.seq == r.Seq {
+		d.set(dAlarmSeq, sppb.ULongValue(a.seq), ts)
+		d.set(dAlarmScore, sppb.DoubleValue(r.Score), ts)
+		d.set(dAlarmWidth, sppb.IntValue(int32(a.w)), ts)
+		d.set(dAlarmHeight, sppb.IntValue(int32(a.h)), ts)
+		d.set(dAlarmRegions, sppb.DataSetValue(regionsDataSet(a.regions)), ts)
+	}
+	n.alarm.ok = false
+	// A mask belongs to the result that follows it: the pipeline publishes
+	// an inspection's mask, then its result. A mask whose result was not
+	// published (result_max_rate) is replaced by the next inspection's.
+	if n.hasMask && r.Verdict != "error" && !d.m[dMask].omitted {
+		d.setBytes(dMask, n.mask, ts)
+	}
+	n.hasMask = false
+	n.lastSeq = r.Seq
+}
+
+// regionsDataSet is Last Alarm/Regions: one row per region, largest first.
+func regionsDataSet(rs []mqttpub.Region) *sppb.DataSet {
+	ds := &sppb.DataSet{NumColumns: uint64(len(regionColumns)), Columns: regionColumns, Types: regionTypes,
+		Rows: make([]sppb.Row, len(rs))}
+	vals := make([]sppb.Value, len(rs)*len(regionColumns))
+	for i, r := range rs {
+		row := vals[i*len(regionColumns) : (i+1)*len(regionColumns)]
+		row[0], row[1], row[2], row[3], row[4] = sppb.IntValue(int32(r.X)), sppb.IntValue(int32(r.Y)),
+			sppb.IntValue(int32(r.W)), sppb.IntValue(int32(r.H)), sppb.IntValue(int32(r.Area))
+		ds.Rows[i].Elements = row
+	}
+	return ds
+}
+
+// PublishAlarm keeps the alarm's regions for its result's DDATA (Last
+// Alarm/*). Sparkplug has no queued delivery: alarms reach a host at most
+// once, in the DDATA of their inspection, and a host that missed it sees
+// Stats/Anomalous Count move.
+func (n *Node) PublishAlarm(a *mqttpub.Alarm) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	n.alarm = pendingAlarm{ok: true, seq: a.Seq, w: a.ImageWidth, h: a.ImageHeight,
+		regions: append(n.alarm.regions[:0], a.Regions...)}
+	return nil
+}
+
+// PublishMask keeps a copy of the PNG mask for its result's DDATA (metric
+// Mask, Bytes with content type image/png). It does nothing when the node
+// was created without Options.Mask.
+func (n *Node) PublishMask(png []byte, _ byte) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if n.dev.m[dMask].omitted {
+		return nil
+	}
+	n.mask = append(n.mask[:0], png...)
+	n.hasMask = true
+	return nil
+}
+
+// PublishHeatmap does nothing: a JPEG overlay per anomalous part is a
+// picture for people, served by the JSON heatmap topic and /heatmap.jpg,
+// not a tag for a SCADA historian.
+func (n *Node) PublishHeatmap([]byte, byte) error { return nil }
+
+// SetInfo publishes what the daemon runs as the node's Properties/*
+// metrics (NDATA when they change, e.g. after a refit) and the model's
+// image threshold as Inspection/Threshold until the first inspection.
+func (n *Node) SetInfo(info *mqttpub.Info) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	now := nowMS()
+	c := &n.node
+	c.set(nVersion, sppb.StringValue(clip(info.Version, maxText)), now)
+	c.set(nModelID, sppb.StringValue(clip(info.ModelID, maxText)), now)
+	c.set(nBackbone, sppb.StringValue(clip(info.Backbone, maxText)), now)
+	c.set(nFeatures, sppb.IntValue(int32(info.D)), now)
+	c.set(nImageThreshold, sppb.DoubleValue(info.Thresholds.Image), now)
+	c.set(nPixelThreshold, sppb.DoubleValue(info.Thresholds.Pixel), now)
+	c.set(nCamera, sppb.StringValue(clip(info.Camera, maxText)), now)
+	if !info.StartedAt.IsZero() {
+		c.set(nStartedAt, sppb.ULongValue(uint64(info.StartedAt.UnixMilli())), now)
+	}
+	if n.dev.m[dThreshold].null {
+		n.dev.set(dThreshold, sppb.DoubleValue(info.Thresholds.Image), now)
+		n.dev.set(dModelID, sppb.StringValue(clip(info.ModelID, maxText)), now)
+	}
+	if err := n.flushLocked(c, n.topics.NDATA); err != nil && err != ErrOffline {
+		return err
+	}
+	if err := n.flushLocked(&n.dev, n.topics.DDATA); err != nil && err != ErrOffline {
+		return err
+	}
+	return nil
+}
+
+// stats polls the camera and updates the inspection rate every
+// StatsInterval.
+func (n *Node) stats() {
+	t := time.NewTicker(n.o.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.pollCamera()
+		n.mu.Lock()
+		if v, ok := n.rate.add(time.Now(), n.lastSeq); ok {
+			n.dev.set(dRate, sppb.DoubleValue(v), nowMS())
+		}
+		_ = n.flushLocked(&n.dev, n.topics.DDATA)
+		n.mu.Unlock()
+	}
+}
+
+// pollCamera sets Camera/Connected and Camera/Error from Options.Camera,
+// called without the lock (it is the daemon's code).
+func (n *Node) pollCamera() {
+	if n.o.Camera == nil {
+		return
+	}
+	ok, detail := n.o.Camera()
+	if ok {
+		detail = "" // the healthy detail ("last frame 12 ms ago") changes every time
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := nowMS()
+	n.dev.set(dCameraConnected, sppb.BoolValue(ok), now)
+	n.dev.set(dCameraError, sppb.StringValue(clip(detail, maxText)), now)
+}
+
+// rateMeter turns the inspection counter into inspections per second over
+// a sliding window, to a tenth.
+type rateMeter struct {
+	window  time.Duration
+	samples []rateSample
+}
+
+type rateSample struct {
+	t   time.Time
+	seq uint64
+}
+
+// add records the counter at t and returns the rate over the window, once
+// there are two samples.
+func (r *rateMeter) add(t time.Time, seq uint64) (float64, bool) {
+	if k := len(r.samples); k > 0 && seq < r.samples[k-1].seq { // a new pipeline counts from 1 again
+		r.samples = r.samples[:0]
+	}
+	r.samples = append(r.samples, rateSample{t, seq})
+	drop := 0
+	for drop+1 < len(r.samples)-1 && t.Sub(r.samples[drop+1].t) >= r.window {
+		drop++
+	}
+	r.samples = append(r.samples[:0], r.samples[drop:]...)
+	first := r.samples[0]
+	dt := t.Sub(first.t).Seconds()
+	if len(r.samples) < 2 || dt <= 0 {
+		return 0, false
+	}
+	return math.Round(float64(seq-first.seq)/dt*10) / 10, true
+}
+
+// clip makes s valid UTF-8 of at most max bytes, cut on a rune boundary.
+func clip(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

@@ -1,0 +1,346 @@
+// Package sparkplug is inspectd's Sparkplug B edge node (Eclipse
+// Sparkplug 3.0): it lets SCADA hosts such as Ignition's MQTT Engine see an
+// inspection station as a device with tags, birth and death certificates
+// and commands, beside (or instead of) the JSON topics of package mqttpub.
+//
+// The edge node spBv1.0/<group>/N*/<edge node> has one device,
+// spBv1.0/<group>/D*/<edge node>/<device>, the inspection station. It has
+// its own MQTT connection (clean session, no automatic reconnect: every
+// CONNECT carries a new bdSeq in its NDEATH Will, which paho cannot change
+// between reconnects), publishes NBIRTH and DBIRTH with every metric, name
+// and alias, then DDATA with the metrics that changed, by alias, at QoS 0,
+// seq 0..255 across all its messages. It takes the daemon's inspection
+// results through the same methods as the JSON publisher (PublishResult,
+// PublishAlarm, PublishMask, PublishHeatmap), so one pipeline feeds both.
+// NCMD and DCMD writes (rebirth, reboot, threshold, trigger, refit) are
+// checked against the metric catalog and handed to a remote.Submitter, the
+// same implementations the JSON commands use; their replies come back as
+// DDATA. The metric reference is in the README.
+package sparkplug
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/remote"
+	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
+)
+
+// Namespace is the first topic level of Sparkplug B (§4.1.1).
+const Namespace = "spBv1.0"
+
+// Errors of the publishing methods.
+var (
+	// ErrClosed: Close has been called.
+	ErrClosed = errors.New("sparkplug edge node closed")
+	// ErrOffline: the edge node has no Sparkplug session (not connected, or
+	// waiting for the primary host), so the DDATA was not sent; the values
+	// are kept and go out in the next DBIRTH. It wraps
+	// mqttpub.ErrNotConnected, which the pipeline does not log per frame.
+	ErrOffline = fmt.Errorf("sparkplug edge node not online: %w", mqttpub.ErrNotConnected)
+)
+
+// Options configure a Node. Zero durations take the defaults below.
+type Options struct {
+	// Brokers are the MQTT servers, tried in order on every CONNECT (the
+	// JSON publisher's list).
+	Brokers []string
+	// ClientID must differ from the JSON connection's; required.
+	ClientID string
+	Username string
+	Password string
+	// TLS is used for ssl://, tls://, mqtts:// and wss:// brokers; nil
+	// means Go's defaults (system roots, the URL's host name).
+	TLS *tls.Config
+	// KeepAlive is the MQTT keepalive (default 30s): a host learns of a
+	// dead edge node from its NDEATH Will within 1.5 keepalives.
+	KeepAlive time.Duration
+	// ConnectTimeout bounds one CONNECT (default 10s).
+	ConnectTimeout time.Duration
+	// MaxReconnectInterval caps the backoff between CONNECTs (default 60s).
+	MaxReconnectInterval time.Duration
+	// WriteTimeout bounds how long a publish waits for a stalled
+	// connection, and the NDEATH before an intentional disconnect
+	// (default 10s).
+	WriteTimeout time.Duration
+
+	// GroupID, EdgeNodeID and DeviceID name the topics
+	// spBv1.0/<GroupID>/N*/<EdgeNodeID> and .../D*/<EdgeNodeID>/<DeviceID>:
+	// UTF-8 without +, / or #. All three are required.
+	GroupID    string
+	EdgeNodeID string
+	DeviceID   string
+	// PrimaryHostID, when set, makes the node publish births only while
+	// spBv1.0/STATE/<PrimaryHostID> says the host is online, and end the
+	// session (NDEATH, DISCONNECT, a new CONNECT) when it goes offline.
+	PrimaryHostID string
+	// StateDir holds the bdSeq file (BdSeqFile); empty keeps it in memory,
+	// so a restart starts again at 0 (tests only).
+	StateDir string
+	// Mask declares the Mask metric (the pipeline publishes masks, config
+	// mqtt.mask other than never).
+	Mask bool
+	// Submitter runs the DCMD writes of Inspection/Threshold,
+	// Command/Trigger and Command/Refit; nil refuses them.
+	Submitter remote.Submitter
+	// OnReboot is called on an NCMD Node Control/Reboot = true, outside any
+	// lock, from the MQTT client's message goroutine: it must only start
+	// the restart (cancel a context), not wait for it. nil refuses the
+	// write. The daemon restarts itself; systemd brings it back.
+	OnReboot func()
+	// Camera reports whether frames are coming and, if not, why; it is
+	// polled every StatsInterval for Camera/Connected and Camera/Error.
+	// nil leaves those metrics null.
+	Camera func() (ok bool, detail string)
+	// StatsInterval is how often Camera is polled and Stats/Inspections per
+	// Second recomputed (default 1s).
+	StatsInterval time.Duration
+	// RateWindow is the span Stats/Inspections per Second averages over
+	// (default 5s).
+	RateWindow time.Duration
+	// Logger receives one line per session event and per refused command;
+	// default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultKeepAlive            = 30 * time.Second
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultMaxReconnectInterval = 60 * time.Second
+	DefaultWriteTimeout         = 10 * time.Second
+	DefaultStatsInterval        = time.Second
+	DefaultRateWindow           = 5 * time.Second
+)
+
+func (o Options) withDefaults() (Options, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&o.KeepAlive, DefaultKeepAlive)
+	def(&o.ConnectTimeout, DefaultConnectTimeout)
+	def(&o.MaxReconnectInterval, DefaultMaxReconnectInterval)
+	def(&o.WriteTimeout, DefaultWriteTimeout)
+	def(&o.StatsInterval, DefaultStatsInterval)
+	def(&o.RateWindow, DefaultRateWindow)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	for name, id := range map[string]string{"GroupID": o.GroupID, "EdgeNodeID": o.EdgeNodeID, "DeviceID": o.DeviceID} {
+		if err := checkID(id); err != nil {
+			return o, fmt.Errorf("sparkplug %s %q: %w", name, id, err)
+		}
+	}
+	if o.GroupID == "STATE" {
+		return o, errors.New(`sparkplug GroupID "STATE" is reserved for host application states`)
+	}
+	if o.PrimaryHostID != "" {
+		if err := checkID(o.PrimaryHostID); err != nil {
+			return o, fmt.Errorf("sparkplug PrimaryHostID %q: %w", o.PrimaryHostID, err)
+		}
+	}
+	if o.ClientID == "" {
+		return o, errors.New("sparkplug ClientID is empty: the edge node needs its own MQTT client id")
+	}
+	if len(o.Brokers) == 0 {
+		return o, errors.New("sparkplug Brokers is empty: expected at least one URL such as tcp://127.0.0.1:1883")
+	}
+	for i, b := range o.Brokers {
+		if u, err := url.Parse(b); err != nil || u.Scheme == "" || u.Host == "" {
+			return o, fmt.Errorf("sparkplug Brokers[%d] %q: expected a URL such as tcp://host:1883", i, b)
+		}
+	}
+	for name, d := range map[string]time.Duration{"KeepAlive": o.KeepAlive, "ConnectTimeout": o.ConnectTimeout,
+		"MaxReconnectInterval": o.MaxReconnectInterval, "WriteTimeout": o.WriteTimeout,
+		"StatsInterval": o.StatsInterval, "RateWindow": o.RateWindow} {
+		if d < 0 {
+			return o, fmt.Errorf("sparkplug %s is %s; expected a positive duration", name, d)
+		}
+	}
+	if o.KeepAlive < time.Second {
+		return o, fmt.Errorf("sparkplug KeepAlive is %s; MQTT counts it in whole seconds", o.KeepAlive)
+	}
+	return o, nil
+}
+
+// checkID applies §4.1.1 to group, edge node, device and host ids.
+func checkID(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is empty")
+	case !utf8.ValidString(s):
+		return errors.New("is not valid UTF-8")
+	case strings.ContainsAny(s, "+/#\x00"):
+		return errors.New("holds +, / or # (reserved in Sparkplug topics) or NUL")
+	}
+	return nil
+}
+
+// Topics are the edge node's topic names.
+type Topics struct {
+	NBIRTH, NDEATH, NDATA, NCMD, DBIRTH, DDATA, DCMD string
+	// STATE is the primary host's state topic; empty without one.
+	STATE string
+}
+
+// TopicsFor returns the topic names of edge node node in group with
+// device dev, and the STATE topic of host ("" for none).
+func TopicsFor(group, node, dev, host string) Topics {
+	n := func(verb string) string { return Namespace + "/" + group + "/" + verb + "/" + node }
+	d := func(verb string) string { return n(verb) + "/" + dev }
+	t := Topics{NBIRTH: n("NBIRTH"), NDEATH: n("NDEATH"), NDATA: n("NDATA"), NCMD: n("NCMD"),
+		DBIRTH: d("DBIRTH"), DDATA: d("DDATA"), DCMD: d("DCMD")}
+	if host != "" {
+		t.STATE = Namespace + "/STATE/" + host
+	}
+	return t
+}
+
+// Node is a Sparkplug B edge node with one device. Create it with New,
+// Start it, feed it results; all methods are safe for concurrent use.
+type Node struct {
+	o      Options
+	log    *slog.Logger
+	topics Topics
+	bd     *bdSeqStore
+
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when run and stats have returned
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	node     catalog // NBIRTH, NDATA, NCMD
+	dev      catalog // DBIRTH, DDATA, DCMD
+	started  bool
+	closed   bool
+	sess     *session // the connected session, nil between sessions
+	born     bool     // NBIRTH and DBIRTH sent in this session
+	seq      uint8    // the next message's seq
+	host     hostState
+	hostUp   bool // the primary host is online, as this session's STATE says
+	lastErr  string
+	counts   struct{ anomalous, errors uint64 }
+	lastSeq  uint64 // the latest inspection's Seq (for the rate)
+	rate     rateMeter
+	alarm    pendingAlarm
+	mask     []byte // the latest mask not yet attached to its result
+	hasMask  bool
+	reqs     uint64 // request ids handed out
+	scratch  []sppb.Metric
+	buf      []byte
+	lastPubE string // the last publish error logged
+}
+
+// New validates the options and reads the bdSeq file; it does not
+// connect.
+func New(o Options) (*Node, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger.With("component", "sparkplug")
+	bd, err := openBdSeq(o.StateDir, log)
+	if err != nil {
+		return nil, err
+	}
+	nd, dd := nodeDefs(), deviceDefs()
+	n := &Node{o: o, log: log, bd: bd, topics: TopicsFor(o.GroupID, o.EdgeNodeID, o.DeviceID, o.PrimaryHostID),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		node: newCatalog(nd[:], 1), dev: newCatalog(dd[:], 100)}
+	now := nowMS()
+	n.node.set(nRebirth, sppb.BoolValue(false), now)
+	n.node.set(nReboot, sppb.BoolValue(false), now)
+	n.dev.set(dTrigger, sppb.StringValue(""), now)
+	n.dev.set(dRefit, sppb.BoolValue(false), now)
+	n.dev.set(dRefitFrames, sppb.UIntValue(0), now)
+	n.dev.set(dAnomalousCount, sppb.ULongValue(0), now)
+	n.dev.set(dErrorCount, sppb.ULongValue(0), now)
+	n.dev.set(dRate, sppb.DoubleValue(0), now)
+	n.dev.m[dMask].omitted = !o.Mask
+	n.dev.m[dMask].meta = &sppb.MetaData{ContentType: "image/png"}
+	n.rate.window = o.RateWindow
+	return n, nil
+}
+
+// Topics returns the edge node's topic names.
+func (n *Node) Topics() Topics { return n.topics }
+
+// Start connects in the background and returns at once; the connection is
+// retried until Close.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return ErrClosed
+	case n.started:
+		return errors.New("sparkplug edge node already started")
+	}
+	n.started = true
+	n.log.Info("sparkplug edge node starting", "brokers", strings.Join(n.o.Brokers, ","), "client_id", n.o.ClientID,
+		"node", n.topics.NBIRTH, "device", n.o.DeviceID, "primary_host", n.o.PrimaryHostID)
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); n.run() }()
+	go func() { defer n.wg.Done(); n.stats() }()
+	go func() { n.wg.Wait(); close(n.done) }()
+	return nil
+}
+
+// Close ends the session as the specification asks of an intentional
+// disconnect (an NDEATH with the session's bdSeq, then DISCONNECT) and
+// stops reconnecting. It returns when that is done or ctx ends.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	started := n.started
+	close(n.stop)
+	n.mu.Unlock()
+	if !started {
+		return nil
+	}
+	select {
+	case <-n.done:
+		n.log.Info("sparkplug edge node closed")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sparkplug close: %w", ctx.Err())
+	}
+}
+
+// Health reports whether hosts are getting data now (births sent in a live
+// session); detail says what the node waits for otherwise. It satisfies the
+// HTTP API's health-checker interface.
+func (n *Node) Health() (bool, string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return false, "closed"
+	case !n.started:
+		return false, "not started"
+	case n.born:
+		return true, fmt.Sprintf("online as %s (bdSeq %d)", n.topics.NBIRTH, n.sess.bdSeq)
+	case n.sess != nil:
+		return false, fmt.Sprintf("connected, waiting for primary host %s to be online", n.o.PrimaryHostID)
+	case n.lastErr != "":
+		return false, "not connected: " + n.lastErr
+	}
+	return false, "connecting to " + strings.Join(n.o.Brokers, ",")
+}
+
+func nowMS() uint64 { return uint64(time.Now().UnixMilli()) }

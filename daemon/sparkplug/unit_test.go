@@ -1,0 +1,236 @@
+package sparkplug
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
+)
+
+func TestBdSeqStore(t *testing.T) {
+	log, lb := newLogger(t)
+	dir := t.TempDir()
+	s, err := openBdSeq(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(0); want < 3; want++ {
+		if got, err := s.next(); err != nil || got != want {
+			t.Fatalf("next() = %d, %v; want %d", got, err, want)
+		}
+	}
+	// A new process goes on from the file, and wraps after 255.
+	if err := os.WriteFile(filepath.Join(dir, BdSeqFile), []byte("254\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A temporary file left by a write cut short is removed.
+	tmp := filepath.Join(dir, "."+BdSeqFile+".tmp-123")
+	if err := os.WriteFile(tmp, []byte("9"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = openBdSeq(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("temporary file left: %v", err)
+	}
+	for _, want := range []uint64{255, 0, 1} {
+		if got, _ := s.next(); got != want {
+			t.Fatalf("next() = %d, want %d", got, want)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, BdSeqFile)); string(data) != "1\n" {
+		t.Errorf("file holds %q after handing out 1", data)
+	}
+	// A damaged file: start at 0 and say so.
+	for _, bad := range []string{"x", "256", "-1", ""} {
+		if err := os.WriteFile(filepath.Join(dir, BdSeqFile), []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err = openBdSeq(dir, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.next(); got != 0 {
+			t.Errorf("after a file with %q: next() = %d, want 0", bad, got)
+		}
+	}
+	if n := lb.Count("sparkplug bdSeq file is not a number 0..255"); n != 4 {
+		t.Errorf("%d warnings for 4 damaged files", n)
+	}
+	// Unwritable: the number is still handed out, with an error.
+	ro := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(ro, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() != 0 { // root writes anyway
+		s, err = openBdSeq(ro, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.next(); got != 0 || err == nil || !strings.Contains(err.Error(), BdSeqFile) {
+			t.Errorf("unwritable dir: next() = %d, %v", got, err)
+		}
+	}
+}
+
+func TestParseState(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want hostStatus
+		err  string
+	}{
+		{`{"online":true,"timestamp":1668114759262}`, hostStatus{true, 1668114759262}, ""},
+		{` {"timestamp": 5, "online": false, "extra": [1]} `, hostStatus{false, 5}, ""},
+		{`ONLINE`, hostStatus{}, "expected a JSON object"},
+		{`{"online":true}`, hostStatus{}, `expected both "online"`},
+		{`{"online":"yes","timestamp":1}`, hostStatus{}, "expected a JSON object"},
+		{`{"online":true,"timestamp":-1}`, hostStatus{}, "expected a JSON object"},
+		{`{"online":true,"timestamp":1} {}`, hostStatus{}, "extra data"},
+		{`{"online":true,"timestamp":1}` + strings.Repeat(" ", maxStatePayload), hostStatus{}, "more than 1024"},
+		{``, hostStatus{}, "expected a JSON object"},
+	} {
+		got, err := parseState([]byte(tc.in))
+		if tc.err == "" && (err != nil || got != tc.want) {
+			t.Errorf("parseState(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parseState(%q) error %v; want %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+// TestHostStateOrder follows the primary host test of the Sparkplug TCK:
+// a host's death carries its birth's timestamp, an old birth sent again is
+// ignored, and a Will delivered late (older) never overrides a newer birth.
+func TestHostStateOrder(t *testing.T) {
+	var h hostState
+	for i, step := range []struct {
+		online bool
+		ts     uint64
+		accept bool
+	}{
+		{false, 100, true}, // retained death of an earlier host session
+		{true, 200, true},  // host birth
+		{true, 200, true},  // the same, retained, after the edge node reconnects
+		{false, 100, false},
+		{false, 200, true}, // host death with its birth's timestamp
+		{true, 200, false}, // the old birth again
+		{false, 200, true},
+		{true, 300, true},
+		{false, 299, false}, // a late Will of an older session
+	} {
+		if got := h.accept(hostStatus{step.online, step.ts}); got != step.accept {
+			t.Fatalf("step %d (online %v, ts %d): accepted %v", i, step.online, step.ts, got)
+		}
+	}
+}
+
+func TestRateMeter(t *testing.T) {
+	r := rateMeter{window: 5 * time.Second}
+	t0 := time.Unix(1000, 0)
+	if _, ok := r.add(t0, 0); ok {
+		t.Error("a rate from one sample")
+	}
+	for i := 1; i <= 20; i++ { // 10 inspections per second for 20 s
+		v, ok := r.add(t0.Add(time.Duration(i)*time.Second), uint64(10*i))
+		if !ok || v != 10 {
+			t.Fatalf("second %d: %v, %v; want 10", i, v, ok)
+		}
+	}
+	if len(r.samples) > 7 {
+		t.Errorf("%d samples kept for a 5 s window of 1 s steps", len(r.samples))
+	}
+	// The line stops: the rate falls to 0 within the window.
+	var v float64
+	for i := 21; i <= 27; i++ {
+		v, _ = r.add(t0.Add(time.Duration(i)*time.Second), 200)
+	}
+	if v != 0 {
+		t.Errorf("rate %v after 6 s without inspections", v)
+	}
+	// A new pipeline counts from 1 again: no negative rate.
+	if v, _ := r.add(t0.Add(28*time.Second), 3); v < 0 {
+		t.Errorf("rate %v after the counter restarted", v)
+	}
+}
+
+func TestClip(t *testing.T) {
+	if got := clip("héllo", 2); got != "h" {
+		t.Errorf("clip on a rune boundary: %q", got)
+	}
+	if got := clip("a\xffb", 10); got != "a\uFFFDb" {
+		t.Errorf("clip of invalid UTF-8: %q", got)
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	good := Options{Brokers: []string{"tcp://127.0.0.1:1883"}, ClientID: "c", GroupID: "g", EdgeNodeID: "e", DeviceID: "d"}
+	if _, err := New(good); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		edit func(*Options)
+		want string
+	}{
+		{func(o *Options) { o.GroupID = "a/b" }, `sparkplug GroupID "a/b": holds +, / or #`},
+		{func(o *Options) { o.GroupID = "STATE" }, "reserved"},
+		{func(o *Options) { o.EdgeNodeID = "" }, "sparkplug EdgeNodeID \"\": is empty"},
+		{func(o *Options) { o.DeviceID = "cam#" }, "DeviceID"},
+		{func(o *Options) { o.PrimaryHostID = "h+" }, "PrimaryHostID"},
+		{func(o *Options) { o.ClientID = "" }, "ClientID is empty"},
+		{func(o *Options) { o.Brokers = nil }, "Brokers is empty"},
+		{func(o *Options) { o.Brokers = []string{"127.0.0.1:1883"} }, "Brokers[0]"},
+		{func(o *Options) { o.KeepAlive = 500 * time.Millisecond }, "KeepAlive"},
+		{func(o *Options) { o.WriteTimeout = -time.Second }, "WriteTimeout is -1s"},
+	} {
+		o := good
+		tc.edit(&o)
+		if _, err := New(o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New: %v; want an error with %q", err, tc.want)
+		}
+	}
+}
+
+// TestCatalogChanges: only changed metrics go out, in the order their
+// values were captured, and a birth carries everything.
+func TestCatalogChanges(t *testing.T) {
+	d := deviceDefs()
+	c := newCatalog(d[:], 100)
+	c.set(dScore, sppb.DoubleValue(1), 20)
+	c.set(dVerdict, sppb.StringValue("ok"), 10)
+	if got := c.changes(nil); len(got) != 2 || got[0].Alias != 100+dVerdict || got[1].Alias != 100+dScore {
+		t.Fatalf("changes %+v; want Verdict (captured first) then Score, by alias", got)
+	}
+	c.set(dScore, sppb.DoubleValue(1), 30)
+	if got := c.changes(nil); len(got) != 0 {
+		t.Fatalf("an unchanged value is sent again: %+v", got)
+	}
+	c.setNull(dScore, 40)
+	if got := c.changes(nil); len(got) != 1 || !got[0].IsNull {
+		t.Fatalf("a value going null: %+v", got)
+	}
+	b := c.birth(nil, 50)
+	if len(b) != numDevice || b[len(b)-1].Timestamp != 50 || b[0].Name == "" {
+		t.Fatalf("birth %d metrics, last timestamp %d", len(b), b[len(b)-1].Timestamp)
+	}
+	if i, ok := c.lookup(&sppb.Metric{Alias: 100 + dScore, HasAlias: true, Name: "Inspection/Verdict"}); ok {
+		t.Errorf("a command whose name and alias disagree found metric %d", i)
+	}
+}
+
+// sink is the daemon's Sink (daemon/pipeline.go): the edge node takes the
+// pipeline's results through the same methods as the JSON publisher.
+type sink interface {
+	PublishResult(r *mqttpub.Result, qos byte) error
+	PublishAlarm(a *mqttpub.Alarm) error
+	PublishMask(png []byte, qos byte) error
+	PublishHeatmap(jpeg []byte, qos byte) error
+}
+
+var _ sink = (*Node)(nil)
