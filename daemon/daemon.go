@@ -20,6 +20,8 @@ import (
 	"github.com/inspectd/inspectd/daemon/broker"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/remote"
+	"github.com/inspectd/inspectd/daemon/sparkplug"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -124,12 +126,12 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, er
 		det.Close()
 		return d, err
 	}
-	pub, err := d.newPublisher(cfg, d.deviceID, d.clientID)
+	pub, node, noJSON, err := d.connect(cfg, d.deviceID, d.clientID)
 	if err != nil {
 		det.Close()
 		return d, err
 	}
-	d.sink.set(pub)
+	d.sink.set(pub, node, noJSON)
 	d.startPipeline(cfg, det)
 	d.publishInfo()
 	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats {
@@ -196,8 +198,7 @@ func (d *Daemon) brokerURLs(cfg *config.Config) []string {
 func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*mqttpub.Publisher, error) {
 	m := cfg.MQTT
 	pub, err := mqttpub.New(mqttpub.Options{Brokers: d.brokerURLs(cfg), ClientID: clientID, Username: m.Username, Password: m.Password,
-		TLS: mqttpub.TLSOptions{CAFile: m.TLS.CA, CertFile: m.TLS.Cert, KeyFile: m.TLS.Key,
-			ServerName: m.TLS.ServerName, InsecureSkipVerify: m.TLS.InsecureSkipVerify},
+		TLS:       tlsOptions(&m),
 		KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
 		StoreDir: filepath.Join(cfg.StateDir, "mqtt-outbox"), TopicPrefix: m.TopicPrefix, DeviceID: deviceID, Logger: d.log})
 	if err != nil {
@@ -214,6 +215,31 @@ func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*m
 	return pub, nil
 }
 
+// connect opens the MQTT connections cfg asks for: the JSON publisher
+// (always: status, info, triggers and commands go over it) and, for
+// mqtt.profile sparkplug or both, the Sparkplug B edge node.
+func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
+	pub, err := d.newPublisher(cfg, deviceID, clientID)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !cfg.MQTT.UsesSparkplug() {
+		return pub, nil, false, nil
+	}
+	node, err := d.newSparkplugNode(cfg, deviceID, clientID)
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = pub.Close(cctx)
+		return nil, nil, false, fmt.Errorf("sparkplug: %w", err)
+	}
+	return pub, node, !cfg.MQTT.UsesJSON(), nil
+}
+
+// submitter is the remote command dispatcher the Sparkplug edge node hands
+// its DCMD writes to; nil until remote control is on.
+func (d *Daemon) submitter() remote.Submitter { return nil }
+
 // publishInfo sets the retained info document from what runs now.
 func (d *Daemon) publishInfo() {
 	p := d.pipe.Load()
@@ -222,10 +248,14 @@ func (d *Daemon) publishInfo() {
 	}
 	det := p.Detector()
 	info := det.Info()
-	if err := d.sink.setInfo(&mqttpub.Info{Version: d.o.Version, DeviceID: d.deviceID, ModelID: info.ID, Backbone: filepath.Base(info.Backbone),
+	doc := &mqttpub.Info{Version: d.o.Version, DeviceID: d.deviceID, ModelID: info.ID, Backbone: filepath.Base(info.Backbone),
 		D: info.Features, Thresholds: mqttpub.Thresholds{Image: info.ImageThreshold, Pixel: info.PixelThreshold}, Camera: d.desc,
-		StartedAt: d.startedAt.UTC()}); err != nil {
+		StartedAt: d.startedAt.UTC()}
+	if err := d.sink.setInfo(doc); err != nil {
 		d.log.Warn("info not published", "err", err)
+	}
+	if err := d.sink.setNodeInfo(doc); err != nil {
+		d.log.Warn("Sparkplug properties not published", "err", err)
 	}
 }
 
@@ -425,7 +455,9 @@ func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 	for _, m := range []*config.MQTT{&ma, &mb} { // the parts the connection does not depend on
 		m.ResultQoS, m.ResultMaxRate, m.Mask, m.Heatmap, m.ImageMaxSide, m.EmbeddedListen = 0, 0, "", "", 0, ""
 	}
-	c.mqtt = !reflect.DeepEqual(ma, mb) || aDev != bDev || a.StateDir != b.StateDir || a.DeviceID != b.DeviceID || c.broker
+	c.mqtt = !reflect.DeepEqual(ma, mb) || !reflect.DeepEqual(a.Sparkplug, b.Sparkplug) || aDev != bDev ||
+		a.StateDir != b.StateDir || a.DeviceID != b.DeviceID || c.broker ||
+		(a.MQTT.Mask == config.PublishNever) != (b.MQTT.Mask == config.PublishNever) // the edge node declares the Mask metric or not
 	c.http = a.HTTP != b.HTTP
 	return c
 }
@@ -581,20 +613,13 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	return ch.names(), nil
 }
 
-// replacePublisher closes the MQTT connection (saying offline) and opens
-// one for cfg. Publishing waits meanwhile, so no alarm finds the connection
-// closed. Called with d.mu held.
+// replacePublisher closes the MQTT connections (saying offline) and opens
+// the ones cfg asks for. Publishing waits meanwhile, so no alarm finds the
+// connection closed. Called with d.mu held.
 func (d *Daemon) replacePublisher(cfg *config.Config, deviceID, clientID string) error {
-	return d.sink.replace(func(old *mqttpub.Publisher) (*mqttpub.Publisher, error) {
-		if old != nil {
-			cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			if err := old.Close(cctx); err != nil {
-				d.log.Warn("MQTT close", "err", err)
-			}
-			cancel()
-		}
+	return d.sink.replace(d.log, func() (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
 		d.deviceID = deviceID // the publisher's topics follow the device id
-		return d.newPublisher(cfg, deviceID, clientID)
+		return d.connect(cfg, deviceID, clientID)
 	})
 }
 

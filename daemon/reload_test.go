@@ -63,7 +63,7 @@ func startDaemon(t *testing.T, yaml func(r *runningDaemon) string) *runningDaemo
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	go func() {
 		r.done <- Run(r.ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: 12,
-			Logger: slog.New(slog.NewTextHandler(io.MultiWriter(&r.logs, testWriter(t)), nil)),
+			Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&r.logs, testWriter(t)), nil)),
 			OnStarted: func(d *Daemon) { r.d <- d }})
 	}()
 	t.Cleanup(func() {

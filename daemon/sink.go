@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/sparkplug"
 )
 
 // sinkSwitch is the pipeline's Sink in the daemon: it forwards to the
@@ -16,15 +17,39 @@ import (
 type sinkSwitch struct {
 	mu  sync.RWMutex
 	pub *mqttpub.Publisher
+	// node is the Sparkplug B edge node (mqtt.profile sparkplug or both);
+	// nil otherwise. noJSON keeps results off the JSON topics (profile
+	// sparkplug): the JSON connection then carries only the control plane
+	// (status, info, triggers, commands).
+	node   *sparkplug.Node
+	noJSON bool
 	// onTriggerResult sees every result that answers a trigger, for the
 	// trigger intake's memory of answered ids.
 	onTriggerResult func(*mqttpub.Result)
 }
 
-func (s *sinkSwitch) set(p *mqttpub.Publisher) {
+func (s *sinkSwitch) set(p *mqttpub.Publisher, node *sparkplug.Node, noJSON bool) {
 	s.mu.Lock()
-	s.pub = p
+	s.pub, s.node, s.noJSON = p, node, noJSON
 	s.mu.Unlock()
+}
+
+// out runs json with the publisher (unless the JSON profile is off) and
+// sp with the edge node (when there is one); the JSON profile's error wins.
+func (s *sinkSwitch) out(json func(*mqttpub.Publisher) error, sp func(*sparkplug.Node) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var err error
+	if s.node != nil {
+		err = sp(s.node)
+	}
+	if !s.noJSON {
+		if s.pub == nil {
+			return mqttpub.ErrNotStarted
+		}
+		err = json(s.pub)
+	}
+	return err
 }
 
 // do runs f with the current publisher, or returns ErrNotStarted.
@@ -39,7 +64,8 @@ func (s *sinkSwitch) do(f func(*mqttpub.Publisher) error) error {
 
 // PublishResult implements Sink.
 func (s *sinkSwitch) PublishResult(r *mqttpub.Result, qos byte) error {
-	err := s.do(func(p *mqttpub.Publisher) error { return p.PublishResult(r, qos) })
+	err := s.out(func(p *mqttpub.Publisher) error { return p.PublishResult(r, qos) },
+		func(n *sparkplug.Node) error { return n.PublishResult(r, qos) })
 	if r.TriggerID != "" && s.onTriggerResult != nil {
 		s.onTriggerResult(r)
 	}
@@ -48,22 +74,26 @@ func (s *sinkSwitch) PublishResult(r *mqttpub.Result, qos byte) error {
 
 // republish sends a stored answer again, at QoS 1.
 func (s *sinkSwitch) republish(r *mqttpub.Result) error {
-	return s.do(func(p *mqttpub.Publisher) error { return p.PublishResult(r, 1) })
+	return s.out(func(p *mqttpub.Publisher) error { return p.PublishResult(r, 1) },
+		func(n *sparkplug.Node) error { return n.PublishResult(r, 1) })
 }
 
 // PublishAlarm implements Sink.
 func (s *sinkSwitch) PublishAlarm(a *mqttpub.Alarm) error {
-	return s.do(func(p *mqttpub.Publisher) error { return p.PublishAlarm(a) })
+	return s.out(func(p *mqttpub.Publisher) error { return p.PublishAlarm(a) },
+		func(n *sparkplug.Node) error { return n.PublishAlarm(a) })
 }
 
 // PublishMask implements Sink.
 func (s *sinkSwitch) PublishMask(png []byte, qos byte) error {
-	return s.do(func(p *mqttpub.Publisher) error { return p.PublishMask(png, qos) })
+	return s.out(func(p *mqttpub.Publisher) error { return p.PublishMask(png, qos) },
+		func(n *sparkplug.Node) error { return n.PublishMask(png, qos) })
 }
 
 // PublishHeatmap implements Sink.
 func (s *sinkSwitch) PublishHeatmap(jpeg []byte, qos byte) error {
-	return s.do(func(p *mqttpub.Publisher) error { return p.PublishHeatmap(jpeg, qos) })
+	return s.out(func(p *mqttpub.Publisher) error { return p.PublishHeatmap(jpeg, qos) },
+		func(n *sparkplug.Node) error { return n.PublishHeatmap(jpeg, qos) })
 }
 
 // MaxPayload is the largest payload the broker takes (0: no limit known).
@@ -78,14 +108,31 @@ func (s *sinkSwitch) MaxPayload() int {
 	return n
 }
 
-// Health reports the MQTT connection's health (httpapi.Checker).
+// Health reports the MQTT connections' health (httpapi.Checker).
 func (s *sinkSwitch) Health() (bool, string) {
 	ok, detail := false, "not started"
 	_ = s.do(func(p *mqttpub.Publisher) error {
 		ok, detail = p.Health()
 		return nil
 	})
+	s.mu.RLock()
+	node := s.node
+	s.mu.RUnlock()
+	if node != nil {
+		nok, ndetail := node.Health()
+		ok, detail = ok && nok, detail+"; sparkplug: "+ndetail
+	}
 	return ok, detail
+}
+
+// setNodeInfo hands the model and source description to the edge node.
+func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.node == nil {
+		return nil
+	}
+	return s.node.SetInfo(info)
 }
 
 func (s *sinkSwitch) state() mqttpub.State {
@@ -111,28 +158,39 @@ func (s *sinkSwitch) setStatus(status string) error {
 	})
 }
 
-// replace swaps the publisher for the one f makes from the old one (which
-// f closes); publishing waits meanwhile. On error no publisher is set.
-func (s *sinkSwitch) replace(f func(old *mqttpub.Publisher) (*mqttpub.Publisher, error)) error {
+// replace closes the connections and opens the ones f makes; publishing
+// waits meanwhile. On error none is set.
+func (s *sinkSwitch) replace(log *slog.Logger, f func() (*mqttpub.Publisher, *sparkplug.Node, bool, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, err := f(s.pub)
-	s.pub = p
+	s.closeLocked(log, 3*time.Second)
+	var err error
+	s.pub, s.node, s.noJSON, err = f()
 	return err
 }
 
-// close says offline and disconnects, waiting a little for queued
-// messages to be acknowledged (the rest stay in the outbox).
+// close says goodbye on both connections (offline; the edge node's
+// NDEATH) and disconnects, waiting a little for queued messages to be
+// acknowledged (the rest stay in the outbox).
 func (s *sinkSwitch) close(log *slog.Logger) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pub == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	s.closeLocked(log, 5*time.Second)
+}
+
+func (s *sinkSwitch) closeLocked(log *slog.Logger, wait time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := s.pub.Close(ctx); err != nil {
-		log.Warn("MQTT close", "err", err)
+	if s.node != nil {
+		if err := s.node.Close(ctx); err != nil {
+			log.Warn("Sparkplug close", "err", err)
+		}
+		s.node = nil
 	}
-	s.pub = nil
+	if s.pub != nil {
+		if err := s.pub.Close(ctx); err != nil {
+			log.Warn("MQTT close", "err", err)
+		}
+		s.pub = nil
+	}
 }

@@ -174,6 +174,11 @@ func checkBrokerURL(s string) error {
 	return nil
 }
 
+// Config builds the client TLS configuration from the files, for another
+// connection to the same broker (the Sparkplug edge node) to use the same
+// settings.
+func (t TLSOptions) Config() (*tls.Config, error) { return t.tlsConfig() }
+
 // tlsConfig builds the client TLS configuration, reading the files now so
 // that a wrong path is reported at start-up, not at the first connect.
 func (t TLSOptions) tlsConfig() (*tls.Config, error) {

@@ -1,0 +1,79 @@
+package daemon
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
+)
+
+// TestSparkplugAndJSONFromOnePipeline: with mqtt.profile both, the one
+// pipeline's inspections reach a Sparkplug host (NBIRTH, DBIRTH, then
+// DDATA with the score) and the JSON result topic alike; a configuration
+// push back to json alone ends the edge node with its NDEATH.
+func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: both, ", 1)
+	})
+	r.daemon()
+	var mu sync.Mutex
+	kinds := map[string]int{}
+	scores, results := 0, 0
+	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-host")
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		c.Subscribe("spBv1.0/#", 0, func(_ mqtt.Client, m mqtt.Message) {
+			parts := strings.Split(m.Topic(), "/")
+			var p sppb.Payload
+			if err := sppb.Unmarshal(m.Payload(), &p); err != nil {
+				t.Errorf("%s: %v", m.Topic(), err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			kinds[parts[2]]++
+			if parts[2] == "DDATA" || parts[2] == "DBIRTH" {
+				for _, mt := range p.Metrics {
+					if mt.Name == "Inspection/Score" || (parts[2] == "DDATA" && mt.Alias != 0) {
+						scores++
+						break
+					}
+				}
+			}
+		})
+		c.Subscribe("inspectd/cell1/result", 0, func(_ mqtt.Client, m mqtt.Message) {
+			mu.Lock()
+			results++
+			mu.Unlock()
+		})
+	})
+	host := mqtt.NewClient(o)
+	if tok := host.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("host connect: %v", tok.Error())
+	}
+	defer host.Disconnect(0)
+	// Ask for births: the host may have subscribed after them.
+	rebirth := &sppb.Payload{Timestamp: uint64(time.Now().UnixMilli()),
+		Metrics: []sppb.Metric{{Name: "Node Control/Rebirth", DataType: sppb.TypeBoolean, Value: sppb.Value{Kind: sppb.KindBoolean, Bool: true}}}}
+	b, err := rebirth.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host.Publish("spBv1.0/inspectd/NCMD/cell1", 0, false, b).Wait()
+	r.waitFor("births, data and JSON results", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return kinds["NBIRTH"] > 0 && kinds["DBIRTH"] > 0 && kinds["DDATA"] >= 3 && scores >= 3 && results >= 3
+	})
+	r.write(r.baseYAML("cell1"))
+	r.hup()
+	r.waitFor("the NDEATH after switching to json", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return kinds["NDEATH"] > 0
+	})
+}
