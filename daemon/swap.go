@@ -196,6 +196,14 @@ func (d *detectorSlot) Get() *model.Detector {
 	return d.det
 }
 
+// modify runs f with the detector while no inspection uses it (to change
+// its thresholds between two frames).
+func (d *detectorSlot) modify(f func(*model.Detector) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return f(d.det)
+}
+
 // Swap installs det once no inspection uses the old one, and returns the
 // old one for the caller to close.
 func (d *detectorSlot) Swap(det *model.Detector) *model.Detector {

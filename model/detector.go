@@ -9,8 +9,10 @@ package model
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/inspectd/inspectd/model/backbone"
@@ -356,3 +358,21 @@ type decoded struct {
 
 // Progress reports fit progress: images done of total.
 type Progress func(done, total int)
+
+// SetThresholds replaces the image and pixel thresholds (scores above them
+// are anomalous; both must be positive and finite), for an operator who
+// tunes a line's false-alarm rate without refitting. Save writes them.
+// Like Inspect it must not run concurrently with another call.
+func (d *Detector) SetThresholds(image, pixel float64) error {
+	for _, v := range []struct {
+		name string
+		x    float64
+	}{{"image", image}, {"pixel", pixel}} {
+		if !(v.x > 0) || math.IsInf(v.x, 0) {
+			return fmt.Errorf("%s threshold %v: want a positive finite number", v.name, v.x)
+		}
+	}
+	d.th = padim.Thresholds{Image: image, Pixel: pixel}
+	d.info.ImageThreshold, d.info.PixelThreshold = image, pixel
+	return nil
+}

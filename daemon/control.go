@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"path/filepath"
+	"time"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model"
+)
+
+// The methods in this file are what remote commands need from the running
+// daemon (remote.Controller); each keeps inspection going while it works
+// and changes the detector only between two frames.
+
+// ModelInfo describes the detector in force.
+func (d *Daemon) ModelInfo() model.Info {
+	if p := d.pipe.Load(); p != nil {
+		return p.Detector().Info()
+	}
+	return model.Info{}
+}
+
+// FitOptions are the model options of the configuration in force, for a
+// refit whose model must load in this daemon.
+func (d *Daemon) FitOptions() (model.Options, error) { return ModelOptions(d.Config(), d.log) }
+
+// InstallModel makes the complete model file at path the model in force:
+// it is loaded with the daemon's options (a file that does not load is
+// refused and nothing changes), moved over the model path with the
+// previous file kept as .prev, and swapped in between two frames.
+func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg := d.cfg
+	det, err := d.loadModel(cfg, path)
+	if err != nil {
+		return model.Info{}, err
+	}
+	if err := installModelFile(path, cfg.ModelPath()); err != nil {
+		det.Close()
+		return model.Info{}, err
+	}
+	return d.swapDetector(det), nil
+}
+
+// RollbackModel makes the previous model file the model in force, and the
+// current one the previous (a second rollback goes forward again).
+func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg := d.cfg
+	prev := PreviousModelPath(cfg.ModelPath())
+	det, err := d.loadModel(cfg, prev)
+	if err != nil {
+		return model.Info{}, fmt.Errorf("previous model: %w", err)
+	}
+	if err := swapWithPrevious(cfg.ModelPath()); err != nil {
+		det.Close()
+		return model.Info{}, err
+	}
+	return d.swapDetector(det), nil
+}
+
+// SetThresholds sets the image and pixel thresholds of the detector in
+// force, from the next frame on, and rewrites its model file with them
+// (the previous file kept as .prev). On error nothing changed.
+func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model.Info, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.pipe.Load()
+	var info model.Info
+	var oldImage, oldPixel float64
+	err := p.det.modify(func(det *model.Detector) error {
+		info = det.Info()
+		oldImage, oldPixel = info.ImageThreshold, info.PixelThreshold
+		if err := det.SetThresholds(image, pixel); err != nil {
+			return err
+		}
+		info = det.Info()
+		return nil
+	})
+	if err != nil {
+		return model.Info{}, err
+	}
+	undo := func() { _ = p.det.modify(func(det *model.Detector) error { return det.SetThresholds(oldImage, oldPixel) }) }
+	dst := d.cfg.ModelPath()
+	tmp := tempName(dst, "new")
+	var saveErr error
+	p.det.Use(func(det *model.Detector) { saveErr = det.Save(tmp) })
+	if saveErr == nil {
+		saveErr = installModelFile(tmp, dst)
+	}
+	if saveErr != nil {
+		undo()
+		return model.Info{}, saveErr
+	}
+	d.publishInfo()
+	d.log.Info("thresholds set", "image", image, "pixel", pixel, "model", info.ID)
+	return info, nil
+}
+
+// loadModel loads a model file with the options of cfg.
+func (d *Daemon) loadModel(cfg *config.Config, path string) (*model.Detector, error) {
+	mopts, err := ModelOptions(cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
+	return model.Load(path, mopts)
+}
+
+// swapDetector installs det between two frames and closes the old one.
+// Called with d.mu held.
+func (d *Daemon) swapDetector(det *model.Detector) model.Info {
+	d.pipe.Load().SwapDetector(det).Close()
+	d.logModel(det)
+	d.publishInfo()
+	return det.Info()
+}
+
+// tapAttempt bounds one wait for a frame before NextFrame asks again (a
+// trigger-mode request may have expired, a pipeline may have restarted).
+const tapAttempt = 10 * time.Second
+
+// NextFrame returns a copy of the next good frame the source delivers
+// after the call, as inspection sees it, while inspection goes on; in
+// trigger mode whether or not a trigger asked for it. It keeps asking
+// through temporary trouble (a restarted pipeline, a full trigger queue)
+// until ctx ends.
+func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
+	for {
+		if d.stopping.Load() {
+			return nil, errStopping
+		}
+		p := d.pipe.Load()
+		actx, cancel := context.WithTimeout(ctx, tapAttempt)
+		img, err := p.NextFrame(actx, d.trigPtr.Load())
+		cancel()
+		if err == nil {
+			return img, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, errPipelineStopped) && !errors.Is(err, context.DeadlineExceeded) {
+			select { // a full trigger queue: PLC triggers go first
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+}
+
+// RestartCamera closes and reopens the frame source with the configuration
+// in force and returns once a frame came from it (or ctx ends; the source
+// then keeps retrying as it does after an unplug).
+func (d *Daemon) RestartCamera(ctx context.Context) error {
+	cfg := d.Config()
+	src, desc, err := openCapture(cfg, d.log)
+	if err != nil {
+		return err
+	}
+	if err := d.src.Swap(ctx, src); err != nil {
+		d.log.Warn("previous frame source closed with an error", "err", err)
+	}
+	d.mu.Lock()
+	d.desc = desc
+	d.mu.Unlock()
+	d.log.Info("frame source restarted", "source", desc)
+	_, err = d.NextFrame(ctx)
+	return err
+}
+
+// Snapshot returns the latest inspected frame as a JPEG and when it was
+// inspected.
+func (d *Daemon) Snapshot(ctx context.Context) ([]byte, time.Time, error) {
+	return d.handler.Snapshot()
+}
+
+// ConfigPath is the configuration file that configuration pushes write.
+func (d *Daemon) ConfigPath() string {
+	if d.o.ConfigPath == "" {
+		return ""
+	}
+	p, err := filepath.Abs(d.o.ConfigPath)
+	if err != nil {
+		return d.o.ConfigPath
+	}
+	return p
+}
