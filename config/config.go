@@ -40,6 +40,12 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Pipeline sizes the queues between processing stages.
 	Pipeline Pipeline `yaml:"pipeline"`
+
+	// --- remote control (see remote.go) ---
+
+	// Remote configures remote commands over MQTT: who may sign them and
+	// the limits on what arrives.
+	Remote Remote `yaml:"remote"`
 }
 
 // Source names a frame source kind.
@@ -306,8 +312,8 @@ type MQTT struct {
 	ClientID string `yaml:"client_id"`
 	// Username authenticates to the broker; empty sends none.
 	Username string `yaml:"username"`
-	// Password goes with Username.
-	Password string `yaml:"password"`
+	// Password goes with Username. It is a secret: Redacted hides it.
+	Password string `yaml:"password" secret:"true"`
 	// TLS configures ssl://, tls://, mqtts:// and wss:// brokers.
 	TLS TLS `yaml:"tls"`
 	// Keepalive is the MQTT keepalive interval; 0 disables it.
@@ -318,6 +324,15 @@ type MQTT struct {
 	MaxReconnectInterval Duration `yaml:"max_reconnect_interval"`
 	// TopicPrefix is the first topic level(s) of every topic.
 	TopicPrefix string `yaml:"topic_prefix"`
+
+	// --- remote control ---
+
+	// Groups are the device groups this device takes remote commands for,
+	// on <topic_prefix>/group/<group>/cmd/<command>, besides its own and
+	// the fleet's topics.
+	Groups []string `yaml:"groups"`
+	// --- end remote control ---
+
 	// ResultQoS is the QoS of result messages (alarms are always QoS 1).
 	ResultQoS int `yaml:"result_qos"`
 	// ResultMaxRate limits result messages per second; 0 publishes every inspection.
@@ -415,6 +430,7 @@ func Default() *Config {
 		},
 		HTTP:     HTTP{Listen: "127.0.0.1:9100"},
 		Pipeline: Pipeline{Queue: 4},
+		Remote:   DefaultRemote(),
 	}
 }
 

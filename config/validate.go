@@ -58,6 +58,7 @@ func (c *Config) Validate() error {
 		v.hostPort("http.listen", c.HTTP.Listen, "127.0.0.1:9100, or empty to disable HTTP")
 	}
 	v.intRange("pipeline.queue", c.Pipeline.Queue, 1, maxQueue)
+	v.remote(c) // remote.go: the remote section and mqtt.groups
 	return errors.Join(v.probs...)
 }
 
