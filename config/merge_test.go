@@ -306,8 +306,8 @@ func TestRemoteValidation(t *testing.T) {
 	}
 
 	c.Remote.TrustKeys = map[string]string{
-		"short":   base64.StdEncoding.EncodeToString([]byte("not a key")),
-		"private": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----\n",
+		"short":    base64.StdEncoding.EncodeToString([]byte("not a key")),
+		"private":  "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----\n",
 		"bad name": testKeyB64(t, 1),
 	}
 	c.Remote.MaxSkew = 0
