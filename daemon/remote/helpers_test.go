@@ -46,7 +46,7 @@ type testController struct {
 	applyErr  error
 
 	applies, installs, thresholds, restarts, frames atomic.Int64
-	now                                           func() time.Time
+	now                                             func() time.Time
 }
 
 func newController(t testing.TB, yamlCfg string) *testController {

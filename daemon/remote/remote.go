@@ -17,7 +17,7 @@ type Request struct {
 	ID string
 	// Name is the command, for example "config", "refit" or "status".
 	Name string
-		// Body is the command's JSON object as it arrived (for the JSON front
+	// Body is the command's JSON object as it arrived (for the JSON front
 	// end the exact payload bytes, id included; a front end that speaks
 	// another encoding builds an equivalent object), or a signed Envelope
 	// wrapping it. Submit copies it.
