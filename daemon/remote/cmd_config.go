@@ -174,7 +174,7 @@ func checkMemoryBudget(env *Env, running, next *config.Config) error {
 	state := env.Ctl.ModelInfo().StateBytes
 	if !nm.MemoryBudget.Auto && int64(nm.MemoryBudget.Bytes) > mem.Bytes+state {
 		return invalidf("config.model.memory_budget", "%s is more than this box can give: %s available (%s) besides the %s of the model in force",
-			nm.MemoryBudget, config.Size(max(mem.Bytes, 0)), mem.Source, config.Size(max(state, 0)))
+			nm.MemoryBudget, human(mem.Bytes), mem.Source, human(state))
 	}
 	budget, err := nm.MemoryBudget.Resolve(nm.MemoryFraction, func() (uint64, error) { return uint64(max(mem.Bytes+state, 0)), nil })
 	if err != nil {
@@ -182,7 +182,7 @@ func checkMemoryBudget(env *Env, running, next *config.Config) error {
 	}
 	if state > 0 && int64(budget) < state {
 		return invalidf("config.model.memory_budget", "%s resolves to %s, below the %s scoring state of the model in force, which the reload would refuse; refit with fewer features first",
-			nm.MemoryBudget, config.Size(budget), config.Size(state))
+			nm.MemoryBudget, human(int64(min(budget, 1<<62))), human(state))
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/model/padim"
 )
 
@@ -102,7 +101,7 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 				hint = fmt.Sprintf(" (the largest that fits is %d)", s.D)
 			}
 			return nil, invalidf("features", "d = %d needs %s of scoring state on the %dx%d patch grid, over model.memory_budget (%s)%s",
-				p.features, config.Size(b), gh, gw, config.Size(opts.MemoryBudget), hint)
+				p.features, human(b), gh, gw, human(opts.MemoryBudget), hint)
 		}
 	}
 	budget := opts.MemoryBudget
@@ -125,7 +124,7 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 	}
 	if need > mem.Bytes {
 		return nil, errorf(CodeFailed, "", "not started: the fit needs about %s (a %s model state, its sums at twice that, the new state, the backbone) and %s is available (%s)",
-			config.Size(need), config.Size(state), config.Size(max(mem.Bytes, 0)), mem.Source)
+			human(need), human(state), human(mem.Bytes), mem.Source)
 	}
 	if p.features > 0 {
 		opts.Features = p.features
@@ -206,4 +205,19 @@ func checkRefit(a *refitArgs, maxFrames int) (*refitPlan, error) {
 		return nil, invalidf("interval", "%d frames %s apart span %s; a refit may span at most %s", p.count+p.validate, p.interval, span, maxRefitSpan)
 	}
 	return p, nil
+}
+
+// human writes a byte count for people: 25.1 GiB, 62.0 MiB, 900 KiB.
+func human(n int64) string {
+	f := float64(max(n, 0))
+	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
+		if f < 1024 || u == "TiB" {
+			if u == "B" {
+				return fmt.Sprintf("%.0f B", f)
+			}
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+		f /= 1024
+	}
+	return ""
 }

@@ -325,9 +325,9 @@ func TestMemoryBudgetCheckedBeforeApplying(t *testing.T) {
 	state := r.ctl.ModelInfo().StateBytes
 	r.mem.Store(512 << 20)
 	mustFail(t, r.do("config", `{"id":"m1","config":{"model":{"memory_budget":"64GiB"}}}`), CodeInvalid,
-		"model.memory_budget", "64GiB is more than this box can give: 512MiB available (test)")
+		"model.memory_budget", "64GiB is more than this box can give: 512.0 MiB available (test)")
 	mustFail(t, r.do("config", `{"id":"m2","config":{"model":{"memory_budget":"1MiB"}}}`), CodeInvalid,
-		"resolves to 1MiB, below the", "scoring state of the model in force")
+		"resolves to 1.0 MiB, below the", "scoring state of the model in force")
 	if state < 1<<20 {
 		t.Fatalf("test model state %d bytes is below 1 MiB; the check above proves nothing", state)
 	}

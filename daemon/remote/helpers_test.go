@@ -42,6 +42,8 @@ type testController struct {
 	info      model.Info
 	src       *capture.Synthetic
 	defective bool          // NextFrame renders defective frames only
+	// defectiveAfter > 0: frames after that many are defective.
+	defectiveAfter int64
 	gate      chan struct{} // when set, NextFrame waits for a token
 	applyErr  error
 
@@ -176,7 +178,7 @@ func (c *testController) RollbackModel(ctx context.Context) (model.Info, error) 
 
 func (c *testController) NextFrame(ctx context.Context) (image.Image, error) {
 	c.mu.Lock()
-	gate, defective := c.gate, c.defective
+	gate, defective, after := c.gate, c.defective, c.defectiveAfter
 	c.mu.Unlock()
 	if gate != nil {
 		select {
@@ -185,7 +187,9 @@ func (c *testController) NextFrame(ctx context.Context) (image.Image, error) {
 			return nil, ctx.Err()
 		}
 	}
-	c.frames.Add(1)
+	if n := c.frames.Add(1); after > 0 && n > after {
+		defective = true
+	}
 	if defective {
 		src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: uint64(100 + c.frames.Load()), DefectRate: 1,
 			Kinds: []capture.DefectKind{capture.Contamination}})
