@@ -41,11 +41,11 @@ type testController struct {
 	mu        sync.Mutex
 	info      model.Info
 	src       *capture.Synthetic
-	defective bool          // NextFrame renders defective frames only
+	defective bool // NextFrame renders defective frames only
 	// defectiveAfter > 0: frames after that many are defective.
 	defectiveAfter int64
-	gate      chan struct{} // when set, NextFrame waits for a token
-	applyErr  error
+	gate           chan struct{} // when set, NextFrame waits for a token
+	applyErr       error
 
 	applies, installs, thresholds, restarts, frames atomic.Int64
 	now                                             func() time.Time
