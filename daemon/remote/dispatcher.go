@@ -486,6 +486,9 @@ func (d *Dispatcher) authenticate(req Request, cfg *config.Config) (auth, error)
 		return auth{body: req.Body}, errorf(CodeUnauthorized, "", "remote commands are off: %v", err)
 	}
 	if !isEnvelope(req.Body) {
+		if err := checkJSON(req.Body); err != nil {
+			return auth{body: req.Body}, err // malformed says more than unsigned
+		}
 		switch {
 		case len(keys) > 0:
 			return auth{body: req.Body}, errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s); sign with `inspectd sign --key FILE --command %s`",

@@ -51,11 +51,11 @@ type testController struct {
 	now                                             func() time.Time
 }
 
-func newController(t testing.TB, yamlCfg string) *testController {
+func newController(t testing.TB, device, yamlCfg string) *testController {
 	t.Helper()
 	dir := t.TempDir()
 	c := &testController{t: t, dir: dir, now: time.Now}
-	cfg, err := config.Parse([]byte("state_dir: "+dir+"\ndevice_id: box1\n"+yamlCfg), "test.yaml")
+	cfg, err := config.Parse([]byte("state_dir: "+dir+"\ndevice_id: "+device+"\n"+yamlCfg), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,12 +417,15 @@ func (e *eventLog) named(name string) []event {
 	return out
 }
 
-func newRig(t testing.TB, yamlCfg string) *rig {
+func newRig(t testing.TB, yamlCfg string) *rig { return newRigFor(t, "box1", yamlCfg) }
+
+// newRigFor is newRig for another device id.
+func newRigFor(t testing.TB, device, yamlCfg string) *rig {
 	t.Helper()
-	r := &rig{t: t, ctl: newController(t, yamlCfg), log: &logSink{}, clk: &clock{t: time.Date(2026, 11, 28, 16, 0, 0, 0, time.UTC)}}
+	r := &rig{t: t, ctl: newController(t, device, yamlCfg), log: &logSink{}, clk: &clock{t: time.Date(2026, 11, 28, 16, 0, 0, 0, time.UTC)}}
 	r.mem.Store(8 << 30)
 	r.ctl.now = r.clk.Now
-	r.opts = Options{Controller: r.ctl, DeviceID: "box1", StateDir: r.ctl.dir, Logger: slog.New(r.log), Now: r.clk.Now,
+	r.opts = Options{Controller: r.ctl, DeviceID: device, StateDir: r.ctl.dir, Logger: slog.New(r.log), Now: r.clk.Now,
 		Memory: func() (sysmem.Memory, error) { return sysmem.Memory{Bytes: r.mem.Load(), Source: "test"}, nil }}
 	r.start()
 	return r

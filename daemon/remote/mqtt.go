@@ -35,7 +35,8 @@ type MQTTOptions struct {
 //	<prefix>/fleet/cmd/+
 //	<prefix>/group/<group>/cmd/+   for each of mqtt.groups
 //
-// and hands every non-retained message to the Submitter as a Request whose
+// and hands every message that is neither retained nor empty (see
+// RetainGuard) to the Submitter as a Request whose
 // Name is the topic's last level; each reply is published on
 // <prefix>/<device_id>/reply/<name> at QoS 1. Events (refit progress,
 // snapshots) go to <prefix>/<device_id>/<event>.
@@ -64,6 +65,9 @@ func NewMQTT(c Client, s Submitter, o MQTTOptions) (*MQTT, error) {
 	return &MQTT{c: c, s: s, log: log, prefix: o.Prefix, base: o.Prefix + "/" + o.DeviceID + "/",
 		groups: append([]string(nil), o.Groups...), guard: NewRetainGuard(log)}, nil
 }
+
+// RetainedSkipped counts the retained commands not executed (for a metric).
+func (m *MQTT) RetainedSkipped() uint64 { return m.guard.Skipped() }
 
 // Filters are the topic filters the front end subscribes to.
 func (m *MQTT) Filters() []string {

@@ -3,6 +3,7 @@ package remote
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
@@ -16,10 +17,14 @@ const maxWarnedTopics = 1024
 // would run it again at every start and every reconnect. The MQTT command
 // front end uses one; the trigger handler should too.
 type RetainGuard struct {
-	log    *slog.Logger
-	mu     sync.Mutex
-	warned map[string]bool
+	log     *slog.Logger
+	skipped atomic.Uint64
+	mu      sync.Mutex
+	warned  map[string]bool
 }
+
+// Skipped counts the retained messages skipped (for a metric).
+func (g *RetainGuard) Skipped() uint64 { return g.skipped.Load() }
 
 // NewRetainGuard returns a guard that logs to log (slog.Default() if nil).
 func NewRetainGuard(log *slog.Logger) *RetainGuard {
@@ -29,17 +34,19 @@ func NewRetainGuard(log *slog.Logger) *RetainGuard {
 	return &RetainGuard{log: log, warned: map[string]bool{}}
 }
 
-// Skip reports whether m must not be executed because it is retained. An
-// empty retained message (the publish that clears one) is skipped
-// silently; any other is skipped with one warning per topic telling the
-// operator how to clear it.
+// Skip reports whether m must not be executed: a retained message is
+// skipped with one warning per topic telling the operator how to clear it.
+// An empty message is skipped silently: it is the publish that clears a
+// retained one (which reaches the subscribers already connected without
+// the retain flag), and no request is empty.
 func (g *RetainGuard) Skip(m mqttpub.Message) bool {
-	if !m.Retained {
-		return false
-	}
 	if len(m.Payload) == 0 {
 		return true
 	}
+	if !m.Retained {
+		return false
+	}
+	g.skipped.Add(1)
 	g.mu.Lock()
 	first := !g.warned[m.Topic] && len(g.warned) < maxWarnedTopics
 	if first {
