@@ -23,6 +23,7 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 	}{
 		{"not JSON", "status", "status please", CodeInvalid, "", []string{"malformed JSON at line 1"}},
 		{"empty", "status", "", CodeInvalid, "", []string{"empty message"}},
+		{"unclosed", "status", "{\"id\":\"s1\",\n", CodeInvalid, "", []string{"malformed JSON at line 2: unexpected end of the message"}},
 		{"not an object", "status", `["s1"]`, CodeInvalid, "", []string{"expected a JSON object", "got a list"}},
 		{"trailing data", "status", `{"id":"s1"} {}`, CodeInvalid, "", []string{"unexpected data after the JSON object"}},
 		{"duplicate key", "threshold", "{\"id\":\"t1\",\n\"image\":1,\n\"image\":2}", CodeInvalid, "image", []string{"duplicate key at line 3"}},

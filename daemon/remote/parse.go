@@ -94,6 +94,8 @@ func checkJSON(data []byte) error {
 		switch {
 		case err == io.EOF && !started:
 			return invalidf("", "empty message; expected a JSON object like {\"id\": \"...\"}")
+		case err == io.EOF && len(stack) > 0:
+			return invalidf("", "malformed JSON at line %d: unexpected end of the message", lineAt(int64(len(data))))
 		case err == io.EOF:
 			return nil
 		case err != nil:
