@@ -436,6 +436,11 @@ func storedReply(raw json.RawMessage) (Reply, error) {
 	return r, nil
 }
 
+// CheckBody checks a command body the way the dispatcher will (one JSON
+// object, no duplicate keys, an id of 1 to 128 characters) and returns its
+// id; inspectd sign uses it to refuse a mistake before signing it.
+func CheckBody(body []byte) (string, error) { return requestID(body, "") }
+
 // requestID reads and checks the body's id. A front end that carries the
 // id outside the body (fallback) may set Request.ID instead; both must then
 // agree.
