@@ -414,10 +414,7 @@ func TestQueueFullAndClose(t *testing.T) {
 	r.opts.Queue = 1
 	r.restart()
 	// Hold the command goroutine in a snapshot until released.
-	gate := make(chan struct{})
-	r.ctl.mu.Lock()
-	r.ctl.gate = gate
-	r.ctl.mu.Unlock()
+	gate := r.ctl.holdFrames()
 	first := r.submit("snapshot", "device", []byte(`{"id":"p1"}`))
 	time.Sleep(50 * time.Millisecond)
 	second := r.submit("status", "device", []byte(`{"id":"s1"}`))

@@ -209,6 +209,16 @@ func (c *testController) NextFrame(ctx context.Context) (image.Image, error) {
 	return f.Image, nil
 }
 
+// holdFrames makes NextFrame (and so Snapshot) wait for a token on the
+// returned channel, or for it to be closed.
+func (c *testController) holdFrames() chan struct{} {
+	gate := make(chan struct{})
+	c.mu.Lock()
+	c.gate = gate
+	c.mu.Unlock()
+	return gate
+}
+
 func (c *testController) RestartCamera(ctx context.Context) error {
 	c.restarts.Add(1)
 	return nil
@@ -462,6 +472,18 @@ func (r *rig) submit(name, origin string, body []byte) <-chan Reply {
 func (r *rig) do(name string, body string) Reply {
 	r.t.Helper()
 	return r.wait(r.submit(name, "device", []byte(body)))
+}
+
+// waitJob waits until a background job runs.
+func (r *rig) waitJob() {
+	r.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for r.d.runningJob() == nil {
+		if time.Now().After(deadline) {
+			r.t.Fatal("no background job started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (r *rig) wait(ch <-chan Reply) Reply {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/inspectd/inspectd/capture"
 )
@@ -32,18 +31,12 @@ func TestRefitLiveWhileCommandsFlow(t *testing.T) {
 	r := newRig(t, unsigned)
 	r.ctl.setModel(t)
 	old := r.ctl.ModelInfo().ID
-	gate := make(chan struct{})
-	r.ctl.mu.Lock()
-	r.ctl.gate = gate
-	r.ctl.mu.Unlock()
+	gate := r.ctl.holdFrames()
 
 	refit := r.submit("refit", "device", []byte(`{"id":"f1","count":20,"validate":4}`))
 	// While it waits for frames, quick commands flow and the refit's
 	// neighbours are refused, saying why.
-	deadline := time.Now().Add(time.Minute)
-	for r.d.runningJob() == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.waitJob()
 	st := r.do("status", `{"id":"s1"}`)
 	if p, ok := st.Data["refit"].(Progress); !st.OK || !ok || p.ID != "f1" || p.Phase != "collecting" || p.Total != 24 {
 		t.Errorf("status during the refit: %+v", st)
@@ -105,14 +98,9 @@ func TestRefitCancel(t *testing.T) {
 	r := newRig(t, unsigned)
 	r.ctl.setModel(t)
 	old := r.ctl.ModelInfo().ID
-	gate := make(chan struct{})
-	r.ctl.mu.Lock()
-	r.ctl.gate = gate
-	r.ctl.mu.Unlock()
+	gate := r.ctl.holdFrames()
 	refit := r.submit("refit", "device", []byte(`{"id":"f1","count":50}`))
-	for r.d.runningJob() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.waitJob()
 	gate <- struct{}{} // one frame in
 	c := r.do("refit-cancel", `{"id":"x1"}`)
 	if !c.OK || c.Data["cancelled"] != "f1" || c.Data["model_id"] != old {
@@ -128,9 +116,7 @@ func TestRefitCancel(t *testing.T) {
 	}
 	// Shutting down cancels too, and says so.
 	refit = r.submit("refit", "device", []byte(`{"id":"f2","count":50}`))
-	for r.d.runningJob() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.waitJob()
 	r.d.Close(t.Context())
 	mustFail(t, r.wait(refit), CodeCancelled, "inspectd is stopping")
 }
