@@ -10,10 +10,16 @@ import (
 )
 
 // Controller is what remote commands need from the running daemon. The
-// daemon implements it; the dispatcher calls it from one goroutine at a
-// time, except for the refit job, which calls Frames and FitOptions (and
-// InstallModel at its end) while quick commands go on. Each method's
-// comment is its contract.
+// daemon implements it; each method's comment is its contract. Config,
+// ModelInfo and Status are called from any goroutine (the MQTT handler
+// included) and must be safe for concurrent use. The other methods are
+// called from the dispatcher's command goroutine one at a time, except
+// that the refit job calls NextFrame and, at its end, InstallModel from
+// its own goroutine while quick commands go on: meanwhile the dispatcher
+// refuses (busy) every command that would touch the model, the capture
+// settings or the state directory, but ApplyConfig for other settings
+// (mqtt, http, log_level, remote), RestartCamera and Snapshot may run
+// concurrently with it.
 type Controller interface {
 	Configs
 	Models

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
@@ -41,13 +42,15 @@ type MQTTOptions struct {
 // <prefix>/<device_id>/reply/<name> at QoS 1. Events (refit progress,
 // snapshots) go to <prefix>/<device_id>/<event>.
 type MQTT struct {
-	c      Client
 	s      Submitter
 	log    *slog.Logger
 	prefix string
 	base   string // <prefix>/<device_id>/
-	groups []string
 	guard  *RetainGuard
+
+	mu     sync.Mutex
+	c      Client
+	groups []string
 }
 
 // NewMQTT builds the front end; Start subscribes.
@@ -71,11 +74,40 @@ func (m *MQTT) RetainedSkipped() uint64 { return m.guard.Skipped() }
 
 // Filters are the topic filters the front end subscribes to.
 func (m *MQTT) Filters() []string {
+	m.mu.Lock()
+	groups := m.groups
+	m.mu.Unlock()
 	f := []string{m.base + "cmd/+", m.prefix + "/fleet/cmd/+"}
-	for _, g := range m.groups {
+	for _, g := range groups {
 		f = append(f, m.prefix+"/group/"+g+"/cmd/+")
 	}
 	return f
+}
+
+// client is the connection replies and events go to now.
+func (m *MQTT) client() Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.c
+}
+
+// Attach moves the front end onto a new connection, for when a
+// configuration change replaced the MQTT client (or mqtt.groups): it
+// subscribes there (call it before the new connection's Start), and
+// replies and events go there from now on, those of requests that came on
+// the old connection included. The old connection's subscriptions end
+// when it is closed.
+func (m *MQTT) Attach(c Client, groups []string) error {
+	m.mu.Lock()
+	m.c, m.groups = c, append([]string(nil), groups...)
+	m.mu.Unlock()
+	for _, f := range m.Filters() {
+		if err := c.Subscribe(f, 1, m.handle); err != nil {
+			return fmt.Errorf("remote mqtt: %w", err)
+		}
+	}
+	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
+	return nil
 }
 
 // Start subscribes to the command topics (call it before the connection's
@@ -83,10 +115,8 @@ func (m *MQTT) Filters() []string {
 // registers the front end for events when s is a *Dispatcher, and
 // publishes the replies of requests a previous process was interrupted in.
 func (m *MQTT) Start() error {
-	for _, f := range m.Filters() {
-		if err := m.c.Subscribe(f, 1, m.handle); err != nil {
-			return fmt.Errorf("remote mqtt: %w", err)
-		}
+	if err := m.Attach(m.client(), m.groups); err != nil {
+		return err
 	}
 	if d, ok := m.s.(*Dispatcher); ok {
 		d.AddEvents(m)
@@ -94,7 +124,6 @@ func (m *MQTT) Start() error {
 			m.reply(in.Name, in.Reply)
 		}
 	}
-	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
 	return nil
 }
 
@@ -156,12 +185,12 @@ func (m *MQTT) reply(name string, r Reply) {
 		m.log.Error("remote: reply not encoded", "command", name, "id", r.ID, "error", err)
 		return
 	}
-	if err := m.c.Publish(m.base+"reply/"+name, b, 1, false); err != nil {
+	if err := m.client().Publish(m.base+"reply/"+name, b, 1, false); err != nil {
 		m.log.Warn("remote: reply not published", "command", name, "id", r.ID, "error", err)
 	}
 }
 
 // Emit implements Events: it publishes on <prefix>/<device_id>/<name>.
 func (m *MQTT) Emit(name string, payload []byte, qos byte) error {
-	return m.c.Publish(m.base+name, payload, qos, false)
+	return m.client().Publish(m.base+name, payload, qos, false)
 }

@@ -355,3 +355,80 @@ func TestMQTTFleetAndGroups(t *testing.T) {
 		}
 	}
 }
+
+// fakeClient records subscriptions and publishes, for front-end unit tests.
+type fakeClient struct {
+	mu   sync.Mutex
+	subs map[string]mqttpub.Handler
+	pubs []mqttpub.Message
+}
+
+func (f *fakeClient) Subscribe(filter string, qos byte, h mqttpub.Handler) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.subs == nil {
+		f.subs = map[string]mqttpub.Handler{}
+	}
+	f.subs[filter] = h
+	return nil
+}
+
+func (f *fakeClient) Publish(topic string, payload []byte, qos byte, retained bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pubs = append(f.pubs, mqttpub.Message{Topic: topic, Payload: payload, Retained: retained})
+	return nil
+}
+
+func (f *fakeClient) published(topic string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, p := range f.pubs {
+		if p.Topic == topic {
+			n++
+		}
+	}
+	return n
+}
+
+func TestMQTTAttachMovesRepliesAndSubscriptions(t *testing.T) {
+	r := newRig(t, unsigned)
+	old, next := &fakeClient{}, &fakeClient{}
+	front, err := NewMQTT(old, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if len(old.subs) != 2 || old.subs["plant/a/box1/cmd/+"] == nil || old.subs["plant/a/fleet/cmd/+"] == nil {
+		t.Fatalf("subscriptions %v", old.subs)
+	}
+	gate := r.ctl.holdFrames()
+	old.subs["plant/a/fleet/cmd/+"](mqttpub.Message{Topic: "plant/a/fleet/cmd/snapshot", Payload: []byte(`{"id":"p1"}`)})
+	// The connection is replaced while the request runs.
+	if err := front.Attach(next, []string{"line3"}); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return next.published("plant/a/box1/reply/snapshot") == 1 }) {
+		t.Fatal("the reply did not go to the new connection")
+	}
+	if old.published("plant/a/box1/reply/snapshot") != 0 || next.published("plant/a/box1/snapshot") != 1 {
+		t.Error("reply or event went to the old connection")
+	}
+	if next.subs["plant/a/group/line3/cmd/+"] == nil || len(next.subs) != 3 {
+		t.Errorf("new subscriptions %v", next.subs)
+	}
+	// Topics that are not commands are ignored; so is an empty message.
+	next.subs["plant/a/box1/cmd/+"](mqttpub.Message{Topic: "plant/a/box1/cmd/a/b", Payload: []byte(`{"id":"x"}`)})
+	next.subs["plant/a/box1/cmd/+"](mqttpub.Message{Topic: "plant/a/box1/cmd/status", Payload: nil})
+	time.Sleep(100 * time.Millisecond)
+	if n := len(next.pubs); n != 2 {
+		t.Errorf("%d publishes; the ignored messages were answered", n)
+	}
+	if _, err := NewMQTT(old, r.d, MQTTOptions{Prefix: "plant", DeviceID: "fleet"}); err == nil {
+		t.Error("device id fleet accepted")
+	}
+}
