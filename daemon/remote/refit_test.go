@@ -122,6 +122,9 @@ func TestRefitCancel(t *testing.T) {
 }
 
 func TestRefitRejectedOnFalseAlarms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a second real fit; the live refit test covers the job's concurrency in -short runs")
+	}
 	r := newRig(t, unsigned)
 	r.ctl.setModel(t)
 	old := r.ctl.ModelInfo().ID
@@ -180,6 +183,9 @@ func writeFrames(t *testing.T, dir string, n int) {
 }
 
 func TestRefitFromFolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real fit on 30 files; the live refit test covers the job's concurrency in -short runs")
+	}
 	r := newRig(t, unsigned)
 	r.ctl.setModel(t)
 	old := r.ctl.ModelInfo().ID
