@@ -61,7 +61,7 @@ func prepareConfigRollback(env *Env) (*Plan, error) {
 	keysKept := !reflect.DeepEqual(prev.Remote.TrustKeys, running.Remote.TrustKeys) && len(prev.Remote.TrustKeys)+len(running.Remote.TrustKeys) > 0
 	prev.Remote.TrustKeys = running.Clone().Remote.TrustKeys
 	if err := prev.Validate(); err != nil {
-		return nil, configError("previous", err)
+		return nil, errorf(CodeFailed, "", "the previous configuration %s is not valid with the trust keys in force: %v", config.PreviousPath(path), err)
 	}
 	changed := config.Diff(running, prev)
 	if err := checkConfigChange(env, running, prev, changed); err != nil {

@@ -108,7 +108,11 @@ func New(opts Options) (*Dispatcher, error) {
 		opts.Memory = sysmem.Available
 	}
 	st, interrupted, err := openStore(opts.StateDir, opts.Now())
-	if err != nil {
+	var corrupt *CorruptTableError
+	switch {
+	case errors.As(err, &corrupt):
+		opts.Logger.Error("remote: "+corrupt.Error(), "component", "remote")
+	case err != nil:
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())

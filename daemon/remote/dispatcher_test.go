@@ -430,3 +430,23 @@ func TestQueueFullAndClose(t *testing.T) {
 	r.d.Close(context.Background())
 	mustFail(t, r.wait(r.submit("status", "device", []byte(`{"id":"s3"}`))), CodeFailed, "stopping")
 }
+
+func TestCorruptRequestTableMovedAside(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("status", `{"id":"s1"}`); !rep.OK {
+		t.Fatal(rep)
+	}
+	r.d.Close(context.Background())
+	path := filepath.Join(r.ctl.dir, StateFile)
+	os.WriteFile(path, []byte(`{"format":1,"requests":[{"name":`), 0o600)
+	r.start()
+	if rep := r.do("status", `{"id":"s1"}`); !rep.OK || rep.Data["duplicate"] != nil {
+		t.Errorf("after a corrupt table: %+v", rep)
+	}
+	if n := r.log.count("ERROR", "is unreadable", "moved to", "starting with an empty table"); n != 1 {
+		t.Errorf("%d log lines about the corrupt table:\n%s", n, r.log.all())
+	}
+	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 1 {
+		t.Errorf("corrupt table kept as %v", m)
+	}
+}

@@ -271,3 +271,18 @@ func peekID(body []byte) string {
 	}
 	return id
 }
+
+// human writes a byte count for people: 25.1 GiB, 62.0 MiB, 900 KiB.
+func human(n int64) string {
+	f := float64(max(n, 0))
+	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
+		if f < 1024 || u == "TiB" {
+			if u == "B" {
+				return fmt.Sprintf("%.0f B", f)
+			}
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+		f /= 1024
+	}
+	return ""
+}

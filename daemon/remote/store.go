@@ -69,6 +69,18 @@ type stateFile struct {
 	Config   configVersion     `json:"config_version"`
 }
 
+// CorruptTableError reports a request table that could not be read; New
+// logs it and starts with an empty table (answered ids and seen nonces are
+// forgotten).
+type CorruptTableError struct {
+	Path, Aside string
+	Err         error
+}
+
+func (e *CorruptTableError) Error() string {
+	return fmt.Sprintf("remote request table %s is unreadable (%v); moved to %s, starting with an empty table", e.Path, e.Err, e.Aside)
+}
+
 func entryKey(name, id string) string { return name + "\x00" + id }
 
 // openStore loads the table at dir/StateFile; a missing file is an empty
@@ -97,7 +109,13 @@ func openStore(dir string, now time.Time) (*store, []*entry, error) {
 	}
 	var sf stateFile
 	if err := json.Unmarshal(data, &sf); err != nil {
-		return nil, nil, fmt.Errorf("remote request table %s: %w", s.path, err)
+		// Written atomically, so only a failing disk gets here. Remote
+		// control goes on with an empty table; the file is kept aside.
+		aside := fmt.Sprintf("%s.corrupt-%d", s.path, now.Unix())
+		if rerr := os.Rename(s.path, aside); rerr != nil {
+			return nil, nil, fmt.Errorf("remote request table %s is unreadable (%v) and cannot be moved aside: %w", s.path, err, rerr)
+		}
+		return s, nil, &CorruptTableError{Path: s.path, Aside: aside, Err: err}
 	}
 	var interrupted []*entry
 	for _, e := range sf.Requests {
