@@ -40,11 +40,8 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Pipeline sizes the queues between processing stages.
 	Pipeline Pipeline `yaml:"pipeline"`
-
-	// --- remote control (see remote.go) ---
-
-	// Remote configures remote commands over MQTT: who may sign them and
-	// the limits on what arrives.
+	// Remote configures remote commands over MQTT (remote.go): who may
+	// sign them and the limits on what arrives.
 	Remote Remote `yaml:"remote"`
 }
 
@@ -324,15 +321,11 @@ type MQTT struct {
 	MaxReconnectInterval Duration `yaml:"max_reconnect_interval"`
 	// TopicPrefix is the first topic level(s) of every topic.
 	TopicPrefix string `yaml:"topic_prefix"`
-
-	// --- remote control ---
-
-	// Groups are the device groups this device takes remote commands for,
-	// on <topic_prefix>/group/<group>/cmd/<command>, besides its own and
-	// the fleet's topics.
+	// Groups (remote control, remote.go) are the device groups this
+	// device takes remote commands for, on
+	// <topic_prefix>/group/<group>/cmd/<command>, besides its own and the
+	// fleet's topics.
 	Groups []string `yaml:"groups"`
-	// --- end remote control ---
-
 	// ResultQoS is the QoS of result messages (alarms are always QoS 1).
 	ResultQoS int `yaml:"result_qos"`
 	// ResultMaxRate limits result messages per second; 0 publishes every inspection.

@@ -321,6 +321,21 @@ func SaveKeepPrevious(path string, c *Config) error {
 	return Save(path, c)
 }
 
+// RestorePrevious undoes SaveKeepPrevious when the configuration it saved
+// could not be applied: path gets the bytes of PreviousPath(path) back,
+// atomically (PreviousPath keeps them too). An error when there is no
+// previous file.
+func RestorePrevious(path string) error {
+	old, err := os.ReadFile(PreviousPath(path))
+	if err != nil {
+		return fmt.Errorf("restore config %s: %w", path, err)
+	}
+	if err := writeFileAtomic(path, old); err != nil {
+		return fmt.Errorf("restore config %s: %w", path, err)
+	}
+	return nil
+}
+
 // LoadPrevious loads the configuration SaveKeepPrevious kept beside path.
 func LoadPrevious(path string) (*Config, error) {
 	prev := PreviousPath(path)

@@ -260,6 +260,23 @@ func TestSaveKeepPreviousAndRollback(t *testing.T) {
 	if cur.Model.Features != 100 || fwd.Model.Features != 64 {
 		t.Errorf("after rollback: current d %d, previous d %d", cur.Model.Features, fwd.Model.Features)
 	}
+	// A configuration that failed to apply is undone byte for byte.
+	applied, _ := os.ReadFile(path)
+	c2 := cur.Clone()
+	c2.Pipeline.Queue = 9
+	if err := SaveKeepPrevious(path, c2); err != nil {
+		t.Fatal(err)
+	}
+	if err := RestorePrevious(path); err != nil {
+		t.Fatal(err)
+	}
+	if back, _ := os.ReadFile(path); string(back) != string(applied) {
+		t.Errorf("restored file differs from the one before the save")
+	}
+	if err := RestorePrevious(filepath.Join(dir, "none.yaml")); err == nil {
+		t.Error("restored a file that had no previous one")
+	}
+	cur, _ = Load(path)
 	// An invalid configuration touches neither file.
 	bad := cur.Clone()
 	bad.Model.Features = 0
