@@ -119,6 +119,8 @@ func TestParsePushRefusals(t *testing.T) {
 			[]string{`config push: line 1: expected a mapping of settings such as "capture:" at the top, got a list of 2`}},
 		{"trust keys", "remote:\n  trust_keys: {ops: " + testKeyB64(t, 1) + "}\n",
 			[]string{`config push: line 2: remote.trust_keys: cannot be changed by a configuration push; send the signed trust-keys command`}},
+		{"password in a broker URL", "mqtt: {brokers: [\"tcp://plant:s3cret@10.0.0.9:1883\"]}\n",
+			[]string{`config push: line 1: mqtt.brokers[0]: "tcp://plant:xxxxx@10.0.0.9:1883" holds a user name; set mqtt.username and mqtt.password instead`}},
 		{"too big", strings.Repeat("#", MaxFileSize+1),
 			[]string{`config push: 1048577 bytes is more than a configuration may hold (1MiB)`}},
 	} {

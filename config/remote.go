@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -166,4 +167,18 @@ func (v *validator) remote(c *Config) {
 	if c.DeviceID == "fleet" || c.DeviceID == "group" {
 		v.addf("device_id", "%q is reserved: <topic_prefix>/%s/cmd/... are the fleet and group command topics", c.DeviceID, c.DeviceID)
 	}
+}
+
+// redactURL hides the password of a URL written with user:password@, so
+// that a refused broker URL can be shown (in a remote reply, a log) without
+// its secret.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if i, j := strings.Index(s, "://"), strings.LastIndex(s, "@"); i >= 0 && j > i {
+			return s[:i+3] + "xxxxx" + s[j:] // not a URL Go parses: hide all before @
+		}
+		return s
+	}
+	return u.Redacted()
 }

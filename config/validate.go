@@ -311,7 +311,7 @@ func (v *validator) mqtt(m *MQTT) {
 	for i, b := range m.Brokers {
 		field := fmt.Sprintf("mqtt.brokers[%d]", i)
 		if msg := checkBroker(b); msg != "" {
-			v.addf(field, "%q %s", b, msg)
+			v.addf(field, "%q %s", redactURL(b), msg) // remote.go: never echo a password
 		} else if seen[b] {
 			v.addf(field, "%q is listed twice", b)
 		}
