@@ -31,7 +31,7 @@ func (cmdStatus) Prepare(env *Env, body []byte) (*Plan, error) {
 	return &Plan{Run: func(context.Context) (map[string]any, error) {
 		st := env.Ctl.Status()
 		out := map[string]any{
-			"device_id":         env.d.deviceID,
+			"device_id":         env.d.device(),
 			"model":             modelSummary(env.Ctl.ModelInfo()),
 			"inspections":       st.Inspections,
 			"inspections_per_s": round3(st.InspectionsPerSecond),

@@ -52,7 +52,6 @@ type Options struct {
 // directory.
 type Dispatcher struct {
 	ctl      Controller
-	deviceID string
 	stateDir string
 	log      *slog.Logger
 	now      func() time.Time
@@ -65,6 +64,7 @@ type Dispatcher struct {
 	wg       sync.WaitGroup
 
 	mu          sync.Mutex
+	deviceID    string
 	closed      bool
 	job         *job
 	sinks       []Events
@@ -132,6 +132,21 @@ func New(opts Options) (*Dispatcher, error) {
 	d.wg.Add(1)
 	go d.loop()
 	return d, nil
+}
+
+// SetDeviceID follows a device_id change: signed envelopes' "device/<id>"
+// targets name the new id from now on.
+func (d *Dispatcher) SetDeviceID(id string) {
+	d.mu.Lock()
+	d.deviceID = id
+	d.mu.Unlock()
+}
+
+// device is the current device id.
+func (d *Dispatcher) device() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.deviceID
 }
 
 // available is the memory the daemon may still use.
@@ -520,8 +535,8 @@ func (d *Dispatcher) authenticate(req Request, cfg *config.Config) (auth, error)
 	if env.Command != req.Name {
 		return a, errorf(CodeUnauthorized, "envelope.command", "signed for command %q, but it came as %q: a signature is good for one command only", env.Command, truncate(req.Name, 64))
 	}
-	if !targetMatches(env.Target, d.deviceID, req.Origin) {
-		return a, errorf(CodeUnauthorized, "envelope.target", "signed for %q, but this is device/%s and it came from %s", env.Target, d.deviceID, req.Origin)
+	if dev := d.device(); !targetMatches(env.Target, dev, req.Origin) {
+		return a, errorf(CodeUnauthorized, "envelope.target", "signed for %q, but this is device/%s and it came from %s", env.Target, dev, req.Origin)
 	}
 	if len(keys) == 0 {
 		if !cfg.Remote.AllowUnsigned {

@@ -42,31 +42,46 @@ type MQTTOptions struct {
 // <prefix>/<device_id>/reply/<name> at QoS 1. Events (refit progress,
 // snapshots) go to <prefix>/<device_id>/<event>.
 type MQTT struct {
-	s      Submitter
-	log    *slog.Logger
-	prefix string
-	base   string // <prefix>/<device_id>/
-	guard  *RetainGuard
+	s     Submitter
+	log   *slog.Logger
+	guard *RetainGuard
 
 	mu     sync.Mutex
 	c      Client
+	prefix string
+	base   string // <prefix>/<device_id>/
 	groups []string
 }
 
 // NewMQTT builds the front end; Start subscribes.
 func NewMQTT(c Client, s Submitter, o MQTTOptions) (*MQTT, error) {
-	if o.Prefix == "" || o.DeviceID == "" {
-		return nil, errors.New("remote mqtt: a topic prefix and a device id are required")
-	}
-	if o.DeviceID == "fleet" || o.DeviceID == "group" {
-		return nil, fmt.Errorf("remote mqtt: device id %q is reserved for the fleet and group command topics", o.DeviceID)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	log := o.Logger.With("component", "remote-mqtt")
-	return &MQTT{c: c, s: s, log: log, prefix: o.Prefix, base: o.Prefix + "/" + o.DeviceID + "/",
-		groups: append([]string(nil), o.Groups...), guard: NewRetainGuard(log)}, nil
+	m := &MQTT{c: c, s: s, log: log, guard: NewRetainGuard(log)}
+	m.set(c, o)
+	return m, nil
+}
+
+func (o *MQTTOptions) check() error {
+	if o.Prefix == "" || o.DeviceID == "" {
+		return errors.New("remote mqtt: a topic prefix and a device id are required")
+	}
+	if o.DeviceID == "fleet" || o.DeviceID == "group" {
+		return fmt.Errorf("remote mqtt: device id %q is reserved for the fleet and group command topics", o.DeviceID)
+	}
+	return nil
+}
+
+// set takes a connection and its topics.
+func (m *MQTT) set(c Client, o MQTTOptions) {
+	m.mu.Lock()
+	m.c, m.prefix, m.base, m.groups = c, o.Prefix, o.Prefix+"/"+o.DeviceID+"/", append([]string(nil), o.Groups...)
+	m.mu.Unlock()
 }
 
 // RetainedSkipped counts the retained commands not executed (for a metric).
@@ -75,32 +90,34 @@ func (m *MQTT) RetainedSkipped() uint64 { return m.guard.Skipped() }
 // Filters are the topic filters the front end subscribes to.
 func (m *MQTT) Filters() []string {
 	m.mu.Lock()
-	groups := m.groups
-	m.mu.Unlock()
+	defer m.mu.Unlock()
 	f := []string{m.base + "cmd/+", m.prefix + "/fleet/cmd/+"}
-	for _, g := range groups {
+	for _, g := range m.groups {
 		f = append(f, m.prefix+"/group/"+g+"/cmd/+")
 	}
 	return f
 }
 
-// client is the connection replies and events go to now.
-func (m *MQTT) client() Client {
+// client is the connection replies and events go to now, and the topic
+// base (<prefix>/<device_id>/) they go under.
+func (m *MQTT) client() (Client, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.c
+	return m.c, m.base
 }
 
 // Attach moves the front end onto a new connection, for when a
-// configuration change replaced the MQTT client (or mqtt.groups): it
-// subscribes there (call it before the new connection's Start), and
-// replies and events go there from now on, those of requests that came on
-// the old connection included. The old connection's subscriptions end
-// when it is closed.
-func (m *MQTT) Attach(c Client, groups []string) error {
-	m.mu.Lock()
-	m.c, m.groups = c, append([]string(nil), groups...)
-	m.mu.Unlock()
+// configuration change replaced the MQTT client (mqtt.*, device_id): it
+// subscribes there with o's topics (call it before the new connection's
+// Start), and replies and events go there from now on, those of requests
+// that came on the old connection included. The old connection's
+// subscriptions end when it is closed. o.Logger is not used. After a
+// device_id change, call the Dispatcher's SetDeviceID too.
+func (m *MQTT) Attach(c Client, o MQTTOptions) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	m.set(c, o)
 	for _, f := range m.Filters() {
 		if err := c.Subscribe(f, 1, m.handle); err != nil {
 			return fmt.Errorf("remote mqtt: %w", err)
@@ -115,9 +132,12 @@ func (m *MQTT) Attach(c Client, groups []string) error {
 // registers the front end for events when s is a *Dispatcher, and
 // publishes the replies of requests a previous process was interrupted in.
 func (m *MQTT) Start() error {
-	if err := m.Attach(m.client(), m.groups); err != nil {
-		return err
+	for _, f := range m.Filters() {
+		if err := m.c.Subscribe(f, 1, m.handle); err != nil {
+			return fmt.Errorf("remote mqtt: %w", err)
+		}
 	}
+	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
 	if d, ok := m.s.(*Dispatcher); ok {
 		d.AddEvents(m)
 		for _, in := range d.TakeInterrupted(isMQTTOrigin) {
@@ -142,11 +162,14 @@ func isMQTTOrigin(o string) bool {
 // origin tells a command topic's scope and command name; ok is false for a
 // topic that is not one of the front end's.
 func (m *MQTT) origin(topic string) (origin, name string, ok bool) {
-	rest, found := strings.CutPrefix(topic, m.base+"cmd/")
+	m.mu.Lock()
+	prefix, base := m.prefix, m.base
+	m.mu.Unlock()
+	rest, found := strings.CutPrefix(topic, base+"cmd/")
 	if found {
 		return "device", rest, rest != "" && !strings.Contains(rest, "/")
 	}
-	rest, found = strings.CutPrefix(topic, m.prefix+"/")
+	rest, found = strings.CutPrefix(topic, prefix+"/")
 	if !found {
 		return "", "", false
 	}
@@ -185,12 +208,14 @@ func (m *MQTT) reply(name string, r Reply) {
 		m.log.Error("remote: reply not encoded", "command", name, "id", r.ID, "error", err)
 		return
 	}
-	if err := m.client().Publish(m.base+"reply/"+name, b, 1, false); err != nil {
+	c, base := m.client()
+	if err := c.Publish(base+"reply/"+name, b, 1, false); err != nil {
 		m.log.Warn("remote: reply not published", "command", name, "id", r.ID, "error", err)
 	}
 }
 
 // Emit implements Events: it publishes on <prefix>/<device_id>/<name>.
 func (m *MQTT) Emit(name string, payload []byte, qos byte) error {
-	return m.client().Publish(m.base+name, payload, qos, false)
+	c, base := m.client()
+	return c.Publish(base+name, payload, qos, false)
 }

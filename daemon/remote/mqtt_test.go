@@ -408,7 +408,7 @@ func TestMQTTAttachMovesRepliesAndSubscriptions(t *testing.T) {
 	gate := r.ctl.holdFrames()
 	old.subs["plant/a/fleet/cmd/+"](mqttpub.Message{Topic: "plant/a/fleet/cmd/snapshot", Payload: []byte(`{"id":"p1"}`)})
 	// The connection is replaced while the request runs.
-	if err := front.Attach(next, []string{"line3"}); err != nil {
+	if err := front.Attach(next, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Groups: []string{"line3"}}); err != nil {
 		t.Fatal(err)
 	}
 	close(gate)
@@ -430,5 +430,15 @@ func TestMQTTAttachMovesRepliesAndSubscriptions(t *testing.T) {
 	}
 	if _, err := NewMQTT(old, r.d, MQTTOptions{Prefix: "plant", DeviceID: "fleet"}); err == nil {
 		t.Error("device id fleet accepted")
+	}
+	// A device id change: new topics, and envelopes for the new id.
+	r.d.SetDeviceID("box9")
+	third := &fakeClient{}
+	if err := front.Attach(third, MQTTOptions{Prefix: "plant/b", DeviceID: "box9"}); err != nil {
+		t.Fatal(err)
+	}
+	third.subs["plant/b/box9/cmd/+"](mqttpub.Message{Topic: "plant/b/box9/cmd/status", Payload: []byte(`{"id":"s1"}`)})
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return third.published("plant/b/box9/reply/status") == 1 }) {
+		t.Fatal("no reply on the new device's topic")
 	}
 }
