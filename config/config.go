@@ -43,6 +43,9 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Pipeline sizes the queues between processing stages.
 	Pipeline Pipeline `yaml:"pipeline"`
+	// Remote configures remote commands over MQTT (remote.go): who may
+	// sign them and the limits on what arrives.
+	Remote Remote `yaml:"remote"`
 }
 
 // Source names a frame source kind.
@@ -309,8 +312,8 @@ type MQTT struct {
 	ClientID string `yaml:"client_id"`
 	// Username authenticates to the broker; empty sends none.
 	Username string `yaml:"username"`
-	// Password goes with Username.
-	Password string `yaml:"password"`
+	// Password goes with Username. It is a secret: Redacted hides it.
+	Password string `yaml:"password" secret:"true"`
 	// TLS configures ssl://, tls://, mqtts:// and wss:// brokers.
 	TLS TLS `yaml:"tls"`
 	// Keepalive is the MQTT keepalive interval; 0 disables it.
@@ -321,6 +324,11 @@ type MQTT struct {
 	MaxReconnectInterval Duration `yaml:"max_reconnect_interval"`
 	// TopicPrefix is the first topic level(s) of every topic.
 	TopicPrefix string `yaml:"topic_prefix"`
+	// Groups (remote control, remote.go) are the device groups this
+	// device takes remote commands for, on
+	// <topic_prefix>/group/<group>/cmd/<command>, besides its own and the
+	// fleet's topics.
+	Groups []string `yaml:"groups"`
 	// ResultQoS is the QoS of result messages (alarms are always QoS 1).
 	ResultQoS int `yaml:"result_qos"`
 	// ResultMaxRate limits result messages per second; 0 publishes every inspection.
@@ -459,6 +467,7 @@ func Default() *Config {
 		Sparkplug: Sparkplug{GroupID: "inspectd"},
 		HTTP:      HTTP{Listen: "127.0.0.1:9100"},
 		Pipeline:  Pipeline{Queue: 4},
+		Remote:    DefaultRemote(),
 	}
 }
 

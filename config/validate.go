@@ -59,6 +59,7 @@ func (c *Config) Validate() error {
 		v.hostPort("http.listen", c.HTTP.Listen, "127.0.0.1:9100, or empty to disable HTTP")
 	}
 	v.intRange("pipeline.queue", c.Pipeline.Queue, 1, maxQueue)
+	v.remote(c) // remote.go: the remote section and mqtt.groups
 	return errors.Join(v.probs...)
 }
 
@@ -311,7 +312,7 @@ func (v *validator) mqtt(m *MQTT) {
 	for i, b := range m.Brokers {
 		field := fmt.Sprintf("mqtt.brokers[%d]", i)
 		if msg := checkBroker(b); msg != "" {
-			v.addf(field, "%q %s", b, msg)
+			v.addf(field, "%q %s", redactURL(b), msg) // remote.go: never echo a password
 		} else if seen[b] {
 			v.addf(field, "%q is listed twice", b)
 		}

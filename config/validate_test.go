@@ -213,7 +213,7 @@ func TestValidate(t *testing.T) {
 		{"broker no host", func(c *Config) { c.MQTT.Brokers = []string{"tcp://:1883"} },
 			[]string{`mqtt.brokers[0]: "tcp://:1883" has no host; write it like tcp://host:port`}},
 		{"broker user info", func(c *Config) { c.MQTT.Brokers = []string{"tcp://u:p@b:1883"} },
-			[]string{`mqtt.brokers[0]: "tcp://u:p@b:1883" holds a user name; set mqtt.username and mqtt.password instead`}},
+			[]string{`mqtt.brokers[0]: "tcp://u:xxxxx@b:1883" holds a user name; set mqtt.username and mqtt.password instead`}},
 		{"broker path", func(c *Config) { c.MQTT.Brokers = []string{"tcp://b:1883/x"} },
 			[]string{`mqtt.brokers[0]: "tcp://b:1883/x" has a path; only ws:// and wss:// URLs take one`}},
 		{"broker twice", func(c *Config) { c.MQTT.Brokers = []string{"tcp://b:1883", "tcp://b:1883"} },

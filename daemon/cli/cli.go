@@ -63,6 +63,7 @@ func commands() []*Command {
 		cmdRun(),
 		cmdDemo(),
 		cmdBench(),
+		cmdKeygen(), cmdSign(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds

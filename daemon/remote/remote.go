@@ -10,13 +10,17 @@ import "encoding/json"
 
 // Request is one command as a front end hands it over.
 type Request struct {
-	// ID correlates the reply; 1 to 128 characters.
+	// ID correlates the reply; 1 to 128 characters. Front ends leave it
+	// empty: the dispatcher reads it from Body's "id" (a front end whose
+	// transport carries the id outside the body may set it instead; when
+	// both are present they must agree).
 	ID string
 	// Name is the command, for example "config", "refit" or "status".
 	Name string
 	// Body is the command's JSON object as it arrived (for the JSON front
 	// end the exact payload bytes, id included; a front end that speaks
-	// another encoding builds an equivalent object).
+	// another encoding builds an equivalent object), or a signed Envelope
+	// wrapping it. Submit copies it.
 	Body json.RawMessage
 	// Origin says where it came from, for logs and replies: "device",
 	// "fleet", "group/<name>" or "sparkplug".
@@ -33,7 +37,9 @@ type Reply struct {
 	OK    bool
 	Error string
 	// Data holds the command's results; keys "id", "ok" and "error" are
-	// reserved.
+	// reserved. A refusal or failure carries "code" (CodeInvalid, CodeBusy,
+	// ...) and, where one field is to blame, "field"; a reply repeated for
+	// a repeated request id carries "duplicate": true.
 	Data map[string]any
 }
 
@@ -54,6 +60,7 @@ func (r Reply) MarshalJSON() ([]byte, error) {
 // Submitter accepts requests from a front end. It must not block for long
 // (the MQTT message handler calls it): it enqueues the request and calls
 // done exactly once, later, from another goroutine, with the reply.
+// *Dispatcher implements it.
 type Submitter interface {
 	Submit(req Request, done func(Reply))
 }

@@ -1,0 +1,346 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// PushMode says how a configuration document pushed to a running daemon
+// combines with the configuration in force.
+type PushMode string
+
+// The push modes ParsePush accepts.
+const (
+	// PushMerge sets what the document names on top of the running
+	// configuration; everything else stays as it is.
+	PushMerge PushMode = "merge"
+	// PushReplace makes the document the whole configuration, as if it were
+	// the file: what it leaves out takes its default.
+	PushReplace PushMode = "replace"
+)
+
+// RedactedValue stands for a secret (a field tagged secret:"true", such as
+// mqtt.password) in Redacted's output. A pushed document that carries it
+// back unchanged keeps the running secret, so that what config-get returned
+// can be edited and pushed again.
+const RedactedValue = "<redacted>"
+
+// ParsePush decodes a configuration document pushed over the network (YAML,
+// or JSON, which is YAML's flow syntax) with the rules of a file: unknown
+// keys, duplicate keys, values of the wrong type and tab indentation are
+// refused with their line and field. Anchors and aliases are refused
+// outright before any value is decoded, so that a few hundred bytes of
+// nested aliases cannot expand into gigabytes. With PushMerge the document
+// is applied on top of a copy of running; with PushReplace it stands alone
+// (as Parse reads a file). The result is validated completely; running is
+// never modified.
+//
+// remote.trust_keys cannot be changed this way: a document that sets them to
+// anything but the running keys is refused naming the field, and a replacing
+// document that leaves them out keeps the running ones. Secret fields pushed
+// back as RedactedValue keep their running value. name prefixes every
+// message, like Parse's.
+func ParsePush(running *Config, data []byte, name string, mode PushMode) (*Config, error) {
+	d := &decoder{file: name, lines: map[string]int{}, visits: maxVisits}
+	if len(data) > MaxFileSize {
+		d.fail(0, "", "%d bytes is more than a configuration may hold (%s)", len(data), Size(MaxFileSize))
+		return nil, errors.Join(d.probs...)
+	}
+	root, err := document(data)
+	if err != nil {
+		if p := tabProblem(data, name, err); p != nil {
+			return nil, p
+		}
+		return nil, yamlProblem(name, err)
+	}
+	if err := refuseAliases(root, name); err != nil {
+		return nil, err
+	}
+	if root != nil && root.Kind != yaml.MappingNode && !isNull(root) {
+		d.fail(root.Line, "", "expected a mapping of settings such as \"capture:\" at the top, got %s", describe(root))
+		return nil, errors.Join(d.probs...)
+	}
+	var c *Config
+	switch mode {
+	case PushReplace:
+		if c, err = Parse(data, name); err != nil {
+			return nil, err
+		}
+	case PushMerge, "":
+		c = running.Clone()
+		if root != nil {
+			d.section(root, reflect.ValueOf(c).Elem(), "")
+		}
+		if len(d.probs) > 0 {
+			return nil, errors.Join(d.probs...)
+		}
+		restoreSecrets(reflect.ValueOf(c).Elem(), reflect.ValueOf(running).Elem())
+		if err := c.Validate(); err != nil {
+			for _, p := range Problems(err) {
+				d.probs = append(d.probs, &Problem{File: name, Line: d.lineOf(p.Field), Field: p.Field, Msg: p.Msg})
+			}
+			return nil, errors.Join(d.probs...)
+		}
+	default:
+		return nil, fmt.Errorf("config push mode %q: want %q or %q", mode, PushMerge, PushReplace)
+	}
+	if line := keyLine(root, "remote", "trust_keys"); line > 0 {
+		if !reflect.DeepEqual(normalizeKeys(c.Remote.TrustKeys), normalizeKeys(running.Remote.TrustKeys)) {
+			return nil, &Problem{File: name, Line: line, Field: "remote.trust_keys",
+				Msg: "cannot be changed by a configuration push; send the signed trust-keys command"}
+		}
+	}
+	c.Remote.TrustKeys = running.Clone().Remote.TrustKeys
+	restoreSecrets(reflect.ValueOf(c).Elem(), reflect.ValueOf(running).Elem()) // PushReplace
+	return c, nil
+}
+
+// normalizeKeys makes an empty key map compare equal to a nil one.
+func normalizeKeys(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// refuseAliases reports the first anchor or alias in the node tree. The
+// walk never follows an alias, so it is linear in the document's size.
+func refuseAliases(root *yaml.Node, name string) error {
+	stack := []*yaml.Node{root}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n == nil {
+			continue
+		}
+		if n.Kind == yaml.AliasNode || n.Anchor != "" {
+			what := "anchor &" + n.Anchor
+			if n.Kind == yaml.AliasNode {
+				what = "alias *" + n.Value
+			}
+			return &Problem{File: name, Line: n.Line,
+				Msg: what + ": anchors and aliases are not accepted in a pushed configuration; write the values out"}
+		}
+		for i := len(n.Content) - 1; i >= 0; i-- { // document order
+			stack = append(stack, n.Content[i])
+		}
+	}
+	return nil
+}
+
+// keyLine is the line of the key at path in a mapping document, 0 when the
+// document does not set it.
+func keyLine(root *yaml.Node, path ...string) int {
+	n := root
+	line := 0
+	for _, key := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return 0
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line, next = n.Content[i].Line, n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return line
+}
+
+// tabProblem explains a YAML syntax error on a line indented with a tab,
+// which yaml.v3 reports only as a character that cannot start a token; nil
+// when the error is something else.
+func tabProblem(data []byte, name string, err error) *Problem {
+	p := yamlProblem(name, err)
+	if p.Line < 1 {
+		return nil
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	if p.Line > len(lines) {
+		return nil
+	}
+	l := lines[p.Line-1]
+	indent := l[:len(l)-len(bytes.TrimLeft(l, " \t"))]
+	col := bytes.IndexByte(indent, '\t')
+	if col < 0 {
+		return nil
+	}
+	return &Problem{File: name, Line: p.Line,
+		Msg: fmt.Sprintf("column %d: a tab indents this line; YAML indentation must be spaces", col+1)}
+}
+
+// Clone returns a deep copy of c: the copy shares no list or map with c.
+func (c *Config) Clone() *Config {
+	out := new(Config)
+	deepCopy(reflect.ValueOf(out).Elem(), reflect.ValueOf(c).Elem())
+	return out
+}
+
+func deepCopy(dst, src reflect.Value) {
+	switch src.Kind() {
+	case reflect.Struct:
+		for i := range src.NumField() {
+			deepCopy(dst.Field(i), src.Field(i))
+		}
+	case reflect.Slice:
+		if src.IsNil() {
+			return
+		}
+		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+		for i := range src.Len() {
+			deepCopy(s.Index(i), src.Index(i))
+		}
+		dst.Set(s)
+	case reflect.Map:
+		if src.IsNil() {
+			return
+		}
+		m := reflect.MakeMapWithSize(src.Type(), src.Len())
+		for it := src.MapRange(); it.Next(); {
+			v := reflect.New(src.Type().Elem()).Elem()
+			deepCopy(v, it.Value())
+			m.SetMapIndex(it.Key(), v)
+		}
+		dst.Set(m)
+	default:
+		dst.Set(src)
+	}
+}
+
+// Redacted returns a copy of c with every secret (fields tagged
+// secret:"true": mqtt.password) that is set replaced by RedactedValue, for
+// showing the configuration to someone who must not learn them.
+func (c *Config) Redacted() *Config {
+	out := c.Clone()
+	walkSecrets(reflect.ValueOf(out).Elem(), reflect.Value{}, func(v, _ reflect.Value) {
+		if v.String() != "" {
+			v.SetString(RedactedValue)
+		}
+	})
+	return out
+}
+
+// restoreSecrets sets every secret of dst that holds RedactedValue to its
+// value in base (same type).
+func restoreSecrets(dst, base reflect.Value) {
+	walkSecrets(dst, base, func(v, b reflect.Value) {
+		if v.String() == RedactedValue {
+			v.SetString(b.String())
+		}
+	})
+}
+
+// walkSecrets calls f for every secret string field of v, with the same
+// field of base when base is valid.
+func walkSecrets(v, base reflect.Value, f func(v, base reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		fv := v.Field(i)
+		var fb reflect.Value
+		if base.IsValid() {
+			fb = base.Field(i)
+		}
+		switch {
+		case t.Field(i).Tag.Get("secret") == "true" && fv.Kind() == reflect.String:
+			f(fv, fb)
+		case fv.Kind() == reflect.Struct:
+			walkSecrets(fv, fb, f)
+		}
+	}
+}
+
+// Diff lists the settings that differ between a and b as dotted paths
+// (model.features, mqtt.groups), in file order. Lists and maps count as one
+// setting each. The daemon restarts only the parts these belong to.
+func Diff(a, b *Config) []string {
+	var out []string
+	diffValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem(), "", &out)
+	return out
+}
+
+func diffValue(a, b reflect.Value, path string, out *[]string) {
+	t := a.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		p := name
+		if path != "" {
+			p = path + "." + name
+		}
+		fa, fb := a.Field(i), b.Field(i)
+		if fa.Kind() == reflect.Struct && !reflect.PointerTo(fa.Type()).Implements(unmarshalerType) {
+			diffValue(fa, fb, p, out)
+			continue
+		}
+		if !reflect.DeepEqual(fa.Interface(), fb.Interface()) && !(emptyValue(fa) && emptyValue(fb)) {
+			*out = append(*out, p)
+		}
+	}
+}
+
+// emptyValue is true for nil and empty lists and maps, which the file does
+// not tell apart.
+func emptyValue(v reflect.Value) bool {
+	return (v.Kind() == reflect.Slice || v.Kind() == reflect.Map) && v.Len() == 0
+}
+
+// PreviousPath is where SaveKeepPrevious keeps the file it replaced.
+func PreviousPath(path string) string { return path + ".prev" }
+
+// SaveKeepPrevious is Save that first keeps the file it replaces, byte for
+// byte, at PreviousPath(path) (itself written atomically), for rollback. A
+// crash between the two writes leaves path as it was. Saving what
+// LoadPrevious returned swaps the two files, so a second rollback goes
+// forward again.
+func SaveKeepPrevious(path string, c *Config) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("save config %s: refusing an invalid configuration:\n%w", path, err)
+	}
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := writeFileAtomic(PreviousPath(path), old); err != nil {
+			return fmt.Errorf("save config %s: keep the previous file: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("save config %s: read the previous file: %w", path, err)
+	}
+	return Save(path, c)
+}
+
+// RestorePrevious undoes SaveKeepPrevious when the configuration it saved
+// could not be applied: path gets the bytes of PreviousPath(path) back,
+// atomically (PreviousPath keeps them too). An error when there is no
+// previous file.
+func RestorePrevious(path string) error {
+	old, err := os.ReadFile(PreviousPath(path))
+	if err != nil {
+		return fmt.Errorf("restore config %s: %w", path, err)
+	}
+	if err := writeFileAtomic(path, old); err != nil {
+		return fmt.Errorf("restore config %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadPrevious loads the configuration SaveKeepPrevious kept beside path.
+func LoadPrevious(path string) (*Config, error) {
+	prev := PreviousPath(path)
+	if _, err := os.Stat(prev); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no previous configuration to roll back to (%s does not exist)", prev)
+	}
+	return Load(prev)
+}

@@ -1,0 +1,196 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/inspectd/inspectd/config"
+)
+
+// cmdConfig pushes a configuration: a partial document merged onto the
+// configuration in force (mode "merge", the default) or a whole one
+// ("replace"), as a JSON object or as a string of YAML or JSON, with the
+// strict rules of the file. The result is validated completely, then saved
+// (the previous file kept as .prev) and applied live by the daemon, which
+// restores the previous configuration if applying fails. An optional
+// version makes pushes idempotent: one at or below the version in force is
+// acknowledged and not applied.
+//
+//	request: {"id": "c7", "config": {"mqtt": {"result_qos": 1}}, "version": 7}
+//	         {"id": "c8", "config": "model:\n  features: 64\n", "mode": "merge", "dry_run": true}
+//	reply:   {"id": "c7", "ok": true, "applied": true, "version": 7,
+//	          "changed": ["mqtt.result_qos"], "restarted": ["mqtt"]}
+type cmdConfig struct{}
+
+func (cmdConfig) Name() string { return "config" }
+
+type configArgs struct {
+	ID      string          `json:"id"`
+	Config  json.RawMessage `json:"config"`
+	Mode    string          `json:"mode"`
+	Version *int64          `json:"version"`
+	DryRun  bool            `json:"dry_run"`
+}
+
+func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
+	var a configArgs
+	if err := decodeStrict(body, &a); err != nil {
+		return nil, err
+	}
+	doc, err := configDocument(a.Config)
+	if err != nil {
+		return nil, err
+	}
+	mode := config.PushMode(a.Mode)
+	switch mode {
+	case "":
+		mode = config.PushMerge
+	case config.PushMerge, config.PushReplace:
+	default:
+		return nil, invalidf("mode", "%q is not merge or replace", truncate(a.Mode, 20))
+	}
+	cur := env.d.store.configVersion()
+	if a.Version != nil {
+		if *a.Version < 1 {
+			return nil, invalidf("version", "%d must be 1 or more", *a.Version)
+		}
+		if *a.Version <= cur.Current {
+			return &Plan{Run: func(context.Context) (map[string]any, error) {
+				return map[string]any{"applied": false, "version": cur.Current,
+					"note": fmt.Sprintf("version %d is not newer than the version in force (%d); nothing applied", *a.Version, cur.Current)}, nil
+			}}, nil
+		}
+	}
+	running := env.Ctl.Config()
+	next, err := config.ParsePush(running, doc, "push", mode)
+	if err != nil {
+		return nil, configError("config", err)
+	}
+	changed := config.Diff(running, next)
+	if err := checkConfigChange(env, running, next, changed); err != nil {
+		return nil, err
+	}
+	if a.DryRun {
+		return &Plan{Run: func(context.Context) (map[string]any, error) {
+			return map[string]any{"applied": false, "dry_run": true, "changed": nonNil(changed)}, nil
+		}}, nil
+	}
+	version := cur.Current
+	if a.Version != nil {
+		version = *a.Version
+	}
+	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
+		out := map[string]any{"changed": nonNil(changed), "version": version}
+		var restarted []string
+		if len(changed) > 0 {
+			if restarted, err = env.Ctl.ApplyConfig(ctx, next); err != nil {
+				out["applied"], out["version"] = false, cur.Current
+				return out, errorf(CodeFailed, "", "not applied; the previous configuration is in force: %v", err)
+			}
+		}
+		if err := env.d.store.setConfigVersion(configVersion{Current: version, Previous: cur.Current}, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
+			env.Log.Error("remote: configuration version not recorded", "version", version, "error", err)
+		}
+		out["applied"], out["restarted"] = len(changed) > 0, nonNil(restarted)
+		return out, nil
+	}}, nil
+}
+
+// configDocument is the pushed document's bytes: a JSON object as it came,
+// or the text of a string.
+func configDocument(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0:
+		return nil, invalidf("config", "missing; give the settings as an object, or as a string of YAML")
+	case raw[0] == '{':
+		return raw, nil
+	case raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, invalidf("config", "%v", err)
+		}
+		return []byte(s), nil
+	}
+	return nil, invalidf("config", "expected an object or a string of YAML, got %s", truncate(string(raw), 20))
+}
+
+// configError turns config problems into one refusal naming the first
+// field (as config.<field>) and listing them all.
+func configError(field string, err error) error {
+	ps := config.Problems(err)
+	if len(ps) == 0 {
+		return invalidf(field, "%v", err)
+	}
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.Error()
+	}
+	if ps[0].Field != "" {
+		field += "." + ps[0].Field
+	}
+	return &Error{Code: CodeInvalid, Field: field, Msg: strings.Join(msgs, "; "), named: true}
+}
+
+// refitSensitive are the settings a running refit depends on: the frames
+// it collects and the model it replaces.
+var refitSensitive = []string{"capture.", "model.", "state_dir"}
+
+// checkConfigChange refuses a change that would disturb a running refit,
+// or whose model would not fit in memory, before anything is applied.
+func checkConfigChange(env *Env, running, next *config.Config, changed []string) error {
+	var touched []string
+	for _, c := range changed {
+		for _, p := range refitSensitive {
+			if strings.HasPrefix(c, p) {
+				touched = append(touched, c)
+				break
+			}
+		}
+	}
+	if len(touched) > 0 {
+		if err := env.refuseWhileRefit("changing " + strings.Join(touched, ", ") + " would change its frames or the model it replaces"); err != nil {
+			return err
+		}
+	}
+	return checkMemoryBudget(env, running, next)
+}
+
+// checkMemoryBudget refuses a model.memory_budget (or fraction) that is
+// larger than this box can give, or smaller than the model in force,
+// which reloading would then refuse.
+func checkMemoryBudget(env *Env, running, next *config.Config) error {
+	rm, nm := running.Model, next.Model
+	if rm.MemoryBudget == nm.MemoryBudget && rm.MemoryFraction == nm.MemoryFraction {
+		return nil
+	}
+	mem, err := env.d.available()
+	if err != nil {
+		return errorf(CodeFailed, "model.memory_budget", "cannot check it: available memory unknown: %v", err)
+	}
+	state := env.Ctl.ModelInfo().StateBytes
+	if !nm.MemoryBudget.Auto && int64(nm.MemoryBudget.Bytes) > mem.Bytes+state {
+		return invalidf("config.model.memory_budget", "%s is more than this box can give: %s available (%s) besides the %s of the model in force",
+			nm.MemoryBudget, human(mem.Bytes), mem.Source, human(state))
+	}
+	budget, err := nm.MemoryBudget.Resolve(nm.MemoryFraction, func() (uint64, error) { return uint64(max(mem.Bytes+state, 0)), nil })
+	if err != nil {
+		return invalidf("config.model.memory_budget", "%v", err)
+	}
+	if state > 0 && int64(budget) < state {
+		return invalidf("config.model.memory_budget", "%s resolves to %s, below the %s scoring state of the model in force, which the reload would refuse; refit with fewer features first",
+			nm.MemoryBudget, human(int64(min(budget, 1<<62))), human(state))
+	}
+	return nil
+}
+
+// nonNil makes empty lists show as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,60 @@
+package remote
+
+import (
+	"context"
+	"math"
+)
+
+// maxThreshold bounds a threshold set by hand; scores are Mahalanobis
+// distances (standardized with the z-score), far below it.
+const maxThreshold = 1e9
+
+// cmdThreshold sets the image and pixel thresholds of the model in force,
+// persisted in its model file.
+//
+//	request: {"id": "t1", "image": 17.5, "pixel": 15}   (pixel: default image)
+//	reply:   {"id": "t1", "ok": true, "model_id": "...", "image_threshold": 17.5,
+//	          "pixel_threshold": 15, "previous": {"image_threshold": ..., "pixel_threshold": ...}}
+type cmdThreshold struct{}
+
+func (cmdThreshold) Name() string { return "threshold" }
+
+func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
+	var a struct {
+		ID    string   `json:"id"`
+		Image *float64 `json:"image"`
+		Pixel *float64 `json:"pixel"`
+	}
+	if err := decodeStrict(body, &a); err != nil {
+		return nil, err
+	}
+	if a.Image == nil {
+		return nil, invalidf("image", "missing; give the image-score threshold, a number above 0")
+	}
+	if a.Pixel == nil {
+		a.Pixel = a.Image
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"image", *a.Image}, {"pixel", *a.Pixel}} {
+		if !(f.v > 0) || f.v > maxThreshold || math.IsInf(f.v, 0) {
+			return nil, invalidf(f.name, "%g is out of range (0, %g]", f.v, float64(maxThreshold))
+		}
+	}
+	if err := env.refuseWhileRefit("a threshold set now would be replaced by the refitted model's"); err != nil {
+		return nil, err
+	}
+	if env.Ctl.ModelInfo().ID == "" {
+		return nil, errorf(CodeFailed, "", "no model is loaded")
+	}
+	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
+		prev := env.Ctl.ModelInfo()
+		info, err := env.Ctl.SetThresholds(ctx, *a.Image, *a.Pixel)
+		if err != nil {
+			return nil, errorf(CodeFailed, "", "thresholds unchanged: %v", err)
+		}
+		return map[string]any{"model_id": info.ID, "image_threshold": info.ImageThreshold, "pixel_threshold": info.PixelThreshold,
+			"previous": map[string]any{"image_threshold": prev.ImageThreshold, "pixel_threshold": prev.PixelThreshold}}, nil
+	}}, nil
+}

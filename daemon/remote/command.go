@@ -1,0 +1,117 @@
+package remote
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Command is one remote command. Each lives in its own file (cmd_*.go) and
+// is listed in commands(); the JSON and Sparkplug front ends reach all of
+// them through the Dispatcher.
+type Command interface {
+	// Name is the command as topics spell it: cmd/<name>, reply/<name>.
+	Name() string
+	// Prepare parses the request body strictly and checks that the command
+	// can run now (bounds, busy, memory) without changing anything. A
+	// refusal (an *Error naming the field) is answered without the request
+	// being recorded, so that it can be fixed and sent again with the same
+	// id. The returned Plan does the work.
+	Prepare(env *Env, body []byte) (*Plan, error)
+}
+
+// Plan is a prepared command.
+type Plan struct {
+	// Background runs Run on a goroutine of its own, as the one background
+	// job (a refit), while other commands keep flowing; its outcome is
+	// the request's one reply.
+	Background bool
+	// Run does the command and returns the reply's data. An error is
+	// answered with its message (an *Error gives its code and field) and
+	// the data returned with it.
+	Run func(ctx context.Context) (map[string]any, error)
+}
+
+// commands lists every command; new ones are added here.
+func commands() []Command {
+	return []Command{
+		cmdConfig{},
+		cmdConfigGet{},
+		cmdRefit{},
+		cmdRefitCancel{},
+		cmdThreshold{},
+		cmdRollback{},
+		cmdSnapshot{},
+		cmdRestartCamera{},
+		cmdStatus{},
+		cmdTrustKeys{},
+	}
+}
+
+// Names lists the command names, sorted (for front ends that announce
+// them, such as a Sparkplug NBIRTH).
+func Names() []string {
+	var out []string
+	for _, c := range commands() {
+		out = append(out, c.Name())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Env is what a command gets besides its body.
+type Env struct {
+	// Ctl is the daemon.
+	Ctl Controller
+	// Log is the dispatcher's logger with the request's name and id.
+	Log *slog.Logger
+	// Now is the clock.
+	Now func() time.Time
+	// Name, ID and Origin identify the request.
+	Name, ID, Origin string
+	// Signer names the trust key that signed the request; "" when unsigned
+	// (or signed but not checked, with no trust keys configured).
+	Signer string
+	// Envelope is the request's envelope, nil when it came unsigned.
+	Envelope *Envelope
+
+	d *Dispatcher
+}
+
+// Events receives what commands publish besides their replies: refit
+// progress ("refit", JSON) and snapshots ("snapshot", JPEG). The MQTT front
+// end publishes them on <prefix>/<device_id>/<name>.
+type Events interface {
+	Emit(name string, payload []byte, qos byte) error
+}
+
+// emit hands an event to every front end; it reports whether one took it.
+func (e *Env) emit(name string, payload []byte, qos byte) bool {
+	e.d.mu.Lock()
+	sinks := slices.Clone(e.d.sinks)
+	e.d.mu.Unlock()
+	ok := false
+	for _, s := range sinks {
+		if err := s.Emit(name, payload, qos); err != nil {
+			e.Log.Warn("remote event not published", "event", name, "error", err)
+			continue
+		}
+		ok = true
+	}
+	return ok
+}
+
+// running returns the background job in progress, nil if none.
+func (e *Env) running() *job { return e.d.runningJob() }
+
+// refuseWhileRefit is a busy error when a refit runs; why says what the
+// command would disturb.
+func (e *Env) refuseWhileRefit(why string) error {
+	j := e.running()
+	if j == nil {
+		return nil
+	}
+	p := j.snapshot()
+	return errorf(CodeBusy, "", "a refit is running (id %q, %s); %s: wait for its reply or send refit-cancel", j.id, p.describe(), why)
+}

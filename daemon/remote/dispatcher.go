@@ -1,0 +1,566 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model/sysmem"
+)
+
+// DefaultQueue is how many requests may wait for the command goroutine.
+const DefaultQueue = 64
+
+// Options configure a Dispatcher.
+type Options struct {
+	// Controller is the daemon. Required.
+	Controller Controller
+	// DeviceID is this box's resolved device id, which signed envelopes'
+	// "device/<id>" targets name. Required.
+	DeviceID string
+	// StateDir holds the request table (StateFile) and the refit's
+	// temporary model file; "" keeps the table in memory (tests only: a
+	// restart would then forget answered requests and seen nonces).
+	StateDir string
+	// Queue bounds the requests waiting to run (default DefaultQueue);
+	// beyond it a request is answered busy.
+	Queue int
+	// Logger gets one line per request; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock (default time.Now), for tests.
+	Now func() time.Time
+	// Memory reports the memory available to the daemon (default
+	// sysmem.Available), for checking a refit or a memory budget before
+	// anything is allocated.
+	Memory func() (sysmem.Memory, error)
+}
+
+// Dispatcher runs remote commands. It implements Submitter: front ends
+// hand it requests from their message handlers; one goroutine authenticates
+// and runs them one at a time, a refit runs as a background job meanwhile,
+// and every request gets exactly one reply. Requests are deduplicated by
+// id and nonces remembered through a table persisted in the state
+// directory.
+type Dispatcher struct {
+	ctl      Controller
+	stateDir string
+	log      *slog.Logger
+	now      func() time.Time
+	memory   func() (sysmem.Memory, error)
+	cmds     map[string]Command
+	store    *store
+	queue    chan item
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu          sync.Mutex
+	deviceID    string
+	closed      bool
+	job         *job
+	sinks       []Events
+	interrupted []*entry
+	keysOf      *config.Config // the configuration keys were parsed from
+	keys        map[string]ed25519.PublicKey
+	keysErr     error
+}
+
+type item struct {
+	req  Request
+	done func(Reply)
+	err  error // refused on arrival (too large)
+}
+
+// Interrupted is a request whose command was running when a previous
+// process died, with the reply it gets now.
+type Interrupted struct {
+	Name, Origin string
+	Reply        Reply
+}
+
+// New loads the request table and starts the command goroutine. Requests
+// found running in the table (the previous process died during them) are
+// answered "interrupted" (see TakeInterrupted) and, if delivered again,
+// get that stored reply instead of running a second time.
+func New(opts Options) (*Dispatcher, error) {
+	if opts.Controller == nil || opts.DeviceID == "" {
+		return nil, errors.New("remote: a Controller and a DeviceID are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = DefaultQueue
+	}
+	if opts.Memory == nil {
+		opts.Memory = sysmem.Available
+	}
+	st, interrupted, err := openStore(opts.StateDir, opts.Now())
+	var corrupt *CorruptTableError
+	switch {
+	case errors.As(err, &corrupt):
+		opts.Logger.Error("remote: "+corrupt.Error(), "component", "remote")
+	case err != nil:
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{
+		ctl: opts.Controller, deviceID: opts.DeviceID, stateDir: opts.StateDir,
+		log: opts.Logger.With("component", "remote"), now: opts.Now, memory: opts.Memory,
+		cmds: map[string]Command{}, store: st, queue: make(chan item, opts.Queue),
+		ctx: ctx, cancel: cancel, interrupted: interrupted,
+	}
+	for _, c := range commands() {
+		d.cmds[c.Name()] = c
+	}
+	for _, e := range interrupted {
+		d.log.Warn("remote command interrupted by the previous stop; answered as interrupted", "command", e.Name, "id", e.ID, "origin", e.Origin, "since", e.At)
+	}
+	removeStaleRefitFile(opts.StateDir, d.log)
+	d.wg.Add(1)
+	go d.loop()
+	return d, nil
+}
+
+// SetDeviceID follows a device_id change: signed envelopes' "device/<id>"
+// targets name the new id from now on.
+func (d *Dispatcher) SetDeviceID(id string) {
+	d.mu.Lock()
+	d.deviceID = id
+	d.mu.Unlock()
+}
+
+// device is the current device id.
+func (d *Dispatcher) device() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.deviceID
+}
+
+// available is the memory the daemon may still use.
+func (d *Dispatcher) available() (sysmem.Memory, error) { return d.memory() }
+
+// AddEvents registers a front end for command events (refit progress,
+// snapshots).
+func (d *Dispatcher) AddEvents(e Events) {
+	d.mu.Lock()
+	d.sinks = append(d.sinks, e)
+	d.mu.Unlock()
+}
+
+// RemoveEvents unregisters a front end (when its MQTT connection is
+// replaced).
+func (d *Dispatcher) RemoveEvents(e Events) {
+	d.mu.Lock()
+	d.sinks = slices.DeleteFunc(d.sinks, func(x Events) bool { return x == e })
+	d.mu.Unlock()
+}
+
+// TakeInterrupted returns, once, the interrupted requests (see New) whose
+// origin match accepts, for the front end to publish their replies.
+func (d *Dispatcher) TakeInterrupted(match func(origin string) bool) []Interrupted {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []Interrupted
+	keep := d.interrupted[:0]
+	for _, e := range d.interrupted {
+		if !match(e.Origin) {
+			keep = append(keep, e)
+			continue
+		}
+		r, err := storedReply(e.Reply)
+		if err != nil {
+			continue
+		}
+		out = append(out, Interrupted{Name: e.Name, Origin: e.Origin, Reply: r})
+	}
+	d.interrupted = keep
+	return out
+}
+
+// Submit implements Submitter. It copies req.Body (the caller may reuse
+// it) unless the body is over remote.max_payload, which is refused before
+// anything else looks at it. It never blocks: when the queue is full the
+// request is answered busy.
+func (d *Dispatcher) Submit(req Request, done func(Reply)) {
+	it := item{req: req, done: done}
+	if max := d.ctl.Config().Remote.MaxPayload; uint64(len(req.Body)) > uint64(max) {
+		it.err = errorf(CodeTooLarge, "", "message is %d bytes, over remote.max_payload (%s); nothing of it was read", len(req.Body), max)
+		it.req.Body = nil
+	} else {
+		it.req.Body = bytes.Clone(req.Body)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		go d.refuse(it, "", errorf(CodeFailed, "", "inspectd is stopping; not executed"))
+		return
+	}
+	select {
+	case d.queue <- it:
+	default:
+		go d.refuse(it, "", errorf(CodeBusy, "", "%d commands are waiting; try again shortly", cap(d.queue)))
+	}
+}
+
+// Close stops taking requests, cancels a running refit (its reply says
+// so), answers what still waits, and returns when the command goroutine
+// and the job have ended or ctx is done.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	if d.job != nil && d.job.cancelReason == "" {
+		d.job.cancelReason = "inspectd is stopping"
+	}
+	close(d.queue)
+	d.mu.Unlock()
+	d.cancel()
+	finished := make(chan struct{})
+	go func() { d.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("remote: commands still running at close: %w", ctx.Err())
+	}
+}
+
+func (d *Dispatcher) loop() {
+	defer d.wg.Done()
+	for it := range d.queue {
+		d.handle(it)
+	}
+}
+
+// refuse answers a request that is not executed, with one log line.
+func (d *Dispatcher) refuse(it item, id string, err error) {
+	if id == "" {
+		id = it.req.ID
+	}
+	r := errorReply(id, err, nil)
+	d.log.Warn("remote command refused", "command", it.req.Name, "id", id, "origin", it.req.Origin, "error", err)
+	it.done(r)
+}
+
+// auth is the outcome of authenticate.
+type auth struct {
+	body   []byte // the command's JSON body
+	env    *Envelope
+	signer string
+}
+
+// handle runs one request on the command goroutine.
+func (d *Dispatcher) handle(it item) {
+	start := d.now()
+	req := it.req
+	if it.err != nil {
+		d.refuse(it, "", it.err)
+		return
+	}
+	if req.Retained {
+		d.refuse(it, peekID(req.Body), errorf(CodeRetained, "", "a retained message is never executed; clear it with an empty retained publish"))
+		return
+	}
+	if d.ctx.Err() != nil {
+		d.refuse(it, peekID(req.Body), errorf(CodeFailed, "", "inspectd is stopping; not executed"))
+		return
+	}
+	cfg := d.ctl.Config()
+	rc := &cfg.Remote
+	window := rc.DedupWindow.Std()
+	a, err := d.authenticate(req, cfg)
+	if err != nil {
+		d.refuse(it, peekID(a.body), err)
+		return
+	}
+	id, err := requestID(a.body, req.ID)
+	if err != nil {
+		d.refuse(it, peekID(a.body), err)
+		return
+	}
+	log := d.log.With("command", req.Name, "id", id, "origin", req.Origin)
+	if a.signer != "" {
+		log = log.With("signer", a.signer)
+	}
+
+	// A request answered before is answered again, never run twice; one
+	// still running gets the reply it will get.
+	if e := d.store.lookup(req.Name, id, start, window); e != nil {
+		if !e.Done {
+			if d.attach(req.Name, id, it.done) {
+				log.Info("remote command repeated while running; it will get the running command's reply")
+				return
+			}
+			d.refuse(it, id, errorf(CodeBusy, "", "a request with this id is still running"))
+			return
+		}
+		r, err := storedReply(e.Reply)
+		if err != nil {
+			d.refuse(it, id, errorf(CodeFailed, "", "a request with this id was answered at %s, but its stored reply is unreadable: %v", e.At.Format(time.RFC3339), err))
+			return
+		}
+		r.Data["duplicate"] = true
+		log.Info("remote command repeated; answered again with the stored reply", "answered_at", e.At)
+		it.done(r)
+		return
+	}
+
+	// Signed: fresh and never seen before. The nonce is spent by every
+	// request that gets this far, executed or refused.
+	var nonceKey, nonce string
+	var nonceExp time.Time
+	if a.env != nil {
+		skew := rc.MaxSkew.Std()
+		ts := time.Unix(a.env.TS, 0)
+		if off := start.Sub(ts); off > skew || off < -skew {
+			d.refuse(it, id, errorf(CodeUnauthorized, "ts", "stale: signed at %s, %s from this box's clock (%s); remote.max_skew is %s: check both clocks and sign again",
+				ts.UTC().Format(time.RFC3339), off.Round(time.Second).Abs(), start.UTC().Format(time.RFC3339), rc.MaxSkew))
+			return
+		}
+		if d.store.nonceSeen(a.env.Key, a.env.Nonce, start) {
+			d.refuse(it, id, errorf(CodeUnauthorized, "nonce", "replayed: this nonce was used within the last %s; every signature needs a fresh one (inspectd sign makes one)", 2*rc.MaxSkew.Std()))
+			return
+		}
+		nonceKey, nonce, nonceExp = a.env.Key, a.env.Nonce, start.Add(2*skew)
+	}
+	spend := func() {
+		if nonce != "" {
+			if err := d.store.record(nonceKey, nonce, nonceExp, nil, start, window); err != nil {
+				log.Error("remote: nonce not recorded", "error", err)
+			}
+		}
+	}
+
+	cmd := d.cmds[req.Name]
+	if cmd == nil {
+		spend()
+		d.refuse(it, id, errorf(CodeUnknownCommand, "", "unknown command %q; known: %s", truncate(req.Name, 64), strings.Join(Names(), ", ")))
+		return
+	}
+	env := &Env{Ctl: d.ctl, Log: log, Now: d.now, Name: req.Name, ID: id, Origin: req.Origin, Signer: a.signer, Envelope: a.env, d: d}
+	plan, err := cmd.Prepare(env, a.body)
+	if err != nil {
+		spend()
+		d.refuse(it, id, err)
+		return
+	}
+	e := &entry{Name: req.Name, ID: id, Origin: req.Origin, At: start}
+	if err := d.store.record(nonceKey, nonce, nonceExp, e, start, window); err != nil {
+		d.refuse(it, id, errorf(CodeFailed, "", "not executed: the request could not be recorded, so a repeat could run it twice: %v", err))
+		return
+	}
+	if plan.Background {
+		d.startJob(env, plan, it.done, start)
+		return
+	}
+	data, err := plan.Run(d.ctx)
+	it.done(d.finish(env, data, err, start))
+}
+
+// finish builds, stores and logs a command's reply.
+func (d *Dispatcher) finish(env *Env, data map[string]any, err error, start time.Time) Reply {
+	var r Reply
+	if err != nil {
+		r = errorReply(env.ID, err, data)
+	} else {
+		r = Reply{ID: env.ID, OK: true, Data: data}
+		if r.Data == nil {
+			r.Data = map[string]any{}
+		}
+	}
+	now := d.now()
+	if serr := d.store.finish(env.Name, env.ID, r, now, d.ctl.Config().Remote.DedupWindow.Std()); serr != nil {
+		env.Log.Error("remote: reply not recorded; a repeat of this request after a restart would be answered as interrupted", "error", serr)
+	}
+	took := now.Sub(start).Round(time.Millisecond)
+	if err != nil {
+		env.Log.Warn("remote command failed", "error", err, "took", took)
+	} else {
+		env.Log.Info("remote command done", "took", took)
+	}
+	return r
+}
+
+// deliver hands the reply to the request and, marked as duplicates, to its
+// repeats.
+func deliver(r Reply, done []func(Reply)) {
+	for i, f := range done {
+		if i > 0 {
+			r.Data = mergeData(r.Data, map[string]any{"duplicate": true})
+		}
+		f(r)
+	}
+}
+
+// errorReply builds a failed reply: error, code and field.
+func errorReply(id string, err error, data map[string]any) Reply {
+	r := Reply{ID: id, Error: err.Error(), Data: map[string]any{}}
+	for k, v := range data {
+		r.Data[k] = v
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		r.Data["code"] = e.Code
+		if e.Field != "" {
+			r.Data["field"] = e.Field
+		}
+	} else {
+		r.Data["code"] = CodeFailed
+	}
+	return r
+}
+
+func mergeData(a, b map[string]any) map[string]any {
+	out := make(map[string]any, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// storedReply turns a stored reply back into a Reply.
+func storedReply(raw json.RawMessage) (Reply, error) {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Reply{}, err
+	}
+	r := Reply{Data: map[string]any{}}
+	r.ID, _ = m["id"].(string)
+	r.OK, _ = m["ok"].(bool)
+	r.Error, _ = m["error"].(string)
+	for k, v := range m {
+		if k != "id" && k != "ok" && k != "error" {
+			r.Data[k] = v
+		}
+	}
+	return r, nil
+}
+
+// CheckBody checks a command body the way the dispatcher will (one JSON
+// object, no duplicate keys, an id of 1 to 128 characters) and returns its
+// id; inspectd sign uses it to refuse a mistake before signing it.
+func CheckBody(body []byte) (string, error) { return requestID(body, "") }
+
+// requestID reads and checks the body's id. A front end that carries the
+// id outside the body (fallback) may set Request.ID instead; both must then
+// agree.
+func requestID(body []byte, fallback string) (string, error) {
+	if err := checkJSON(body); err != nil {
+		return "", err
+	}
+	var h struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		return "", invalidf("", "%v", err)
+	}
+	var id string
+	switch {
+	case h.ID == nil && fallback != "":
+		id = fallback
+	case h.ID == nil:
+		return "", invalidf("id", "missing; every request needs an id of 1 to %d characters to match its reply", maxIDLen)
+	default:
+		if err := json.Unmarshal(h.ID, &id); err != nil {
+			return "", invalidf("id", "expected a string, got %s", strings.TrimSpace(truncate(string(h.ID), 40)))
+		}
+		if fallback != "" && fallback != id {
+			return "", invalidf("id", "%q differs from the request's id %q", truncate(id, 40), truncate(fallback, 40))
+		}
+	}
+	return id, checkID(id)
+}
+
+// trustKeys parses the trust keys of cfg, once per configuration.
+func (d *Dispatcher) trustKeys(cfg *config.Config) (map[string]ed25519.PublicKey, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.keysOf != cfg {
+		d.keys, d.keysErr = cfg.Remote.Keys()
+		d.keysOf = cfg
+	}
+	return d.keys, d.keysErr
+}
+
+// authenticate unwraps and checks a signed envelope, or admits an unsigned
+// body when the configuration allows it. The body of the returned auth is
+// set whenever it could be read, for the reply's id.
+func (d *Dispatcher) authenticate(req Request, cfg *config.Config) (auth, error) {
+	keys, err := d.trustKeys(cfg)
+	if err != nil {
+		return auth{body: req.Body}, errorf(CodeUnauthorized, "", "remote commands are off: %v", err)
+	}
+	if !isEnvelope(req.Body) {
+		if err := checkJSON(req.Body); err != nil {
+			return auth{body: req.Body}, err // malformed says more than unsigned
+		}
+		switch {
+		case len(keys) > 0:
+			return auth{body: req.Body}, errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s); sign with `inspectd sign --key FILE --command %s`",
+				strings.Join(sortedNames(keys), ", "), truncate(req.Name, 64))
+		case !cfg.Remote.AllowUnsigned:
+			return auth{body: req.Body}, errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured and remote.allow_unsigned is false; "+
+				"add a public key from `inspectd keygen` to remote.trust_keys in the configuration file on the box, or set remote.allow_unsigned: true on a trusted network")
+		}
+		return auth{body: req.Body}, nil
+	}
+	env, payload, err := ParseEnvelope(req.Body)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Field != "" {
+			e.Field = "envelope." + e.Field
+		}
+		return auth{}, err
+	}
+	a := auth{body: payload, env: env}
+	if env.Command != req.Name {
+		return a, errorf(CodeUnauthorized, "envelope.command", "signed for command %q, but it came as %q: a signature is good for one command only", env.Command, truncate(req.Name, 64))
+	}
+	if dev := d.device(); !targetMatches(env.Target, dev, req.Origin) {
+		return a, errorf(CodeUnauthorized, "envelope.target", "signed for %q, but this is device/%s and it came from %s", env.Target, dev, req.Origin)
+	}
+	if len(keys) == 0 {
+		if !cfg.Remote.AllowUnsigned {
+			return a, errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured to check the signature and remote.allow_unsigned is false")
+		}
+		return a, nil // not checked: there is nothing to check it with
+	}
+	pub, ok := keys[env.Key]
+	if !ok {
+		return a, errorf(CodeUnauthorized, "envelope.key", "%q is not one of this box's trust keys (%s)", env.Key, strings.Join(sortedNames(keys), ", "))
+	}
+	if err := env.Verify(pub, payload); err != nil {
+		return a, errorf(CodeUnauthorized, "envelope.sig", "does not verify with trust key %q (%s): the payload, command, target, ts or nonce differ from what was signed, or another key signed it",
+			env.Key, Fingerprint(pub))
+	}
+	a.signer = env.Key
+	return a, nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

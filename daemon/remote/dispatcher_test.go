@@ -1,0 +1,452 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/config"
+)
+
+const unsigned = "remote: {allow_unsigned: true}\n"
+
+func TestRequestRefusalsNameTheField(t *testing.T) {
+	r := newRig(t, unsigned)
+	for _, tc := range []struct {
+		name, cmd, body string
+		code, field     string
+		parts           []string
+	}{
+		{"not JSON", "status", "status please", CodeInvalid, "", []string{"malformed JSON at line 1"}},
+		{"empty", "status", "", CodeInvalid, "", []string{"empty message"}},
+		{"unclosed", "status", "{\"id\":\"s1\",\n", CodeInvalid, "", []string{"malformed JSON at line 2: unexpected end of the message"}},
+		{"not an object", "status", `["s1"]`, CodeInvalid, "", []string{"expected a JSON object", "got a list"}},
+		{"trailing data", "status", `{"id":"s1"} {}`, CodeInvalid, "", []string{"unexpected data after the JSON object"}},
+		{"duplicate key", "threshold", "{\"id\":\"t1\",\n\"image\":1,\n\"image\":2}", CodeInvalid, "image", []string{"duplicate key at line 3"}},
+		{"nested duplicate", "config", `{"id":"c1","config":{"model":{"features":1,"features":2}}}`, CodeInvalid, "config.model.features", []string{"duplicate key"}},
+		{"unknown field", "status", `{"id":"s1","verbose":true}`, CodeInvalid, "verbose", []string{"unknown field (this command takes: id)"}},
+		{"wrong type", "refit", `{"id":"f1","count":"many"}`, CodeInvalid, "count", []string{"expected an integer, got string"}},
+		{"float for int", "refit", `{"id":"f1","count":2.5}`, CodeInvalid, "count", []string{"expected an integer, got number 2.5"}},
+		{"id missing", "status", `{}`, CodeInvalid, "id", []string{"missing"}},
+		{"id not a string", "status", `{"id":7}`, CodeInvalid, "id", []string{"expected a string, got 7"}},
+		{"id too long", "status", `{"id":"` + strings.Repeat("é", 129) + `"}`, CodeInvalid, "id", []string{"129 characters long; at most 128"}},
+		{"id control character", "status", `{"id":"a\u0007"}`, CodeInvalid, "id", []string{"control character"}},
+		{"unknown command", "reboot", `{"id":"x1"}`, CodeUnknownCommand, "", []string{`unknown command "reboot"`, "config, config-get, refit"}},
+		{"deep nesting", "config", `{"id":"c2","config":` + strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 41), CodeInvalid, "config" + strings.Repeat(".a", 31), []string{"nested more than 32 levels deep"}},
+		{"threshold out of range", "threshold", `{"id":"t2","image":-1}`, CodeInvalid, "image", []string{"-1 is out of range"}},
+		{"rollback target", "rollback", `{"id":"r1","target":"firmware"}`, CodeInvalid, "target", []string{`"firmware" is not model or config`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := r.log.count("remote command refused")
+			rep := r.do(tc.cmd, tc.body)
+			mustFail(t, rep, tc.code, tc.parts...)
+			if field(rep) != tc.field {
+				t.Errorf("field %q, want %q (error %q)", field(rep), tc.field, rep.Error)
+			}
+			if n := r.log.count("remote command refused") - before; n != 1 {
+				t.Errorf("%d log lines for one refusal", n)
+			}
+		})
+	}
+	// Refusals carry the id when one could be read, and change nothing.
+	if rep := r.do("refit", `{"id":"f9","count":"x"}`); rep.ID != "f9" {
+		t.Errorf("reply id %q, want f9", rep.ID)
+	}
+	if n := r.ctl.applies.Load() + r.ctl.installs.Load() + r.ctl.thresholds.Load(); n != 0 {
+		t.Errorf("refused requests reached the controller %d times", n)
+	}
+}
+
+func TestOversizeRefusedBeforeReading(t *testing.T) {
+	r := newRig(t, "remote: {allow_unsigned: true, max_payload: 1KiB}\n")
+	// Valid JSON with a valid id: only the size can refuse it.
+	body := `{"id":"big","pad":"` + strings.Repeat("x", 1100) + `"}`
+	rep := r.do("status", body)
+	mustFail(t, rep, CodeTooLarge, "1121 bytes, over remote.max_payload (1KiB)")
+	if rep.ID != "" {
+		t.Errorf("an oversize message was read: reply id %q", rep.ID)
+	}
+}
+
+func TestUnsignedCommandsOffByDefault(t *testing.T) {
+	r := newRig(t, "")
+	mustFail(t, r.do("status", `{"id":"s1"}`), CodeUnauthorized, "remote commands are off", "remote.allow_unsigned: true", "inspectd keygen")
+	s := newSigner("ops", 1)
+	mustFail(t, r.wait(r.submit("status", "device", s.sign(t, "status", "*", `{"id":"s2"}`, r.clk.Now()))), CodeUnauthorized,
+		"no remote.trust_keys are configured to check the signature")
+}
+
+func TestSignedCommands(t *testing.T) {
+	ops, mallory := newSigner("ops", 1), newSigner("ops", 2)
+	r := newRig(t, "remote: {allow_unsigned: true, trust_keys: {ops: "+ops.pub()+"}}\n")
+	now := r.clk.Now()
+	send := func(name string, env []byte) Reply { return r.wait(r.submit(name, "device", env)) }
+
+	rep := send("status", ops.sign(t, "status", "device/box1", `{"id":"s1"}`, now))
+	if !rep.OK || rep.ID != "s1" {
+		t.Fatalf("signed status: %+v", rep)
+	}
+	// allow_unsigned does not matter once keys are set.
+	mustFail(t, r.do("status", `{"id":"s2"}`), CodeUnauthorized, "unsigned", "ops", "inspectd sign --key FILE --command status")
+	mustFail(t, send("status", mallory.sign(t, "status", "*", `{"id":"s3"}`, now)), CodeUnauthorized, "does not verify with trust key \"ops\"")
+	other := newSigner("qa", 3)
+	mustFail(t, send("status", other.sign(t, "status", "*", `{"id":"s4"}`, now)), CodeUnauthorized, `"qa" is not one of this box's trust keys (ops)`)
+
+	// A signed config body cannot run as another command, nor elsewhere.
+	cfgBody := `{"id":"c1","config":{"mqtt":{"result_qos":1}}}`
+	env := ops.sign(t, "config", "*", cfgBody, now)
+	rep = send("refit", env)
+	mustFail(t, rep, CodeUnauthorized, `signed for command "config", but it came as "refit"`)
+	if field(rep) != "envelope.command" {
+		t.Errorf("field %q", field(rep))
+	}
+	mustFail(t, send("config", ops.sign(t, "config", "device/box2", cfgBody, now)), CodeUnauthorized, `signed for "device/box2", but this is device/box1`)
+	mustFail(t, r.wait(r.submit("config", "device", ops.sign(t, "config", "fleet", cfgBody, now))), CodeUnauthorized, `signed for "fleet"`)
+
+	// Tampering with any signed part breaks the signature.
+	var e Envelope
+	json.Unmarshal(env, &e)
+	for _, tamper := range []func(e *Envelope){
+		func(e *Envelope) { e.TS++ },
+		func(e *Envelope) { e.Nonce = "AAAAAAAAAAAAAAAAAAAAAA" },
+		func(e *Envelope) { e.Target = "device/box1" },
+		func(e *Envelope) { e.Payload = "eyJpZCI6ImMxIiwiY29uZmlnIjp7Im1xdHQiOnsicmVzdWx0X3FvcyI6Mn19fQ==" },
+	} {
+		x := e
+		tamper(&x)
+		b, _ := json.Marshal(x)
+		mustFail(t, send("config", b), CodeUnauthorized, "does not verify")
+	}
+	if r.ctl.applies.Load() != 0 {
+		t.Fatal("a refused signed request was applied")
+	}
+
+	// Stale in both directions.
+	mustFail(t, send("status", ops.sign(t, "status", "*", `{"id":"s5"}`, now.Add(-6*time.Minute))), CodeUnauthorized, "stale", "6m0s from this box's clock", "remote.max_skew is 5m")
+	mustFail(t, send("status", ops.sign(t, "status", "*", `{"id":"s6"}`, now.Add(6*time.Minute))), CodeUnauthorized, "stale")
+
+	// Executed once; the same envelope again is the stored reply.
+	rep = send("config", env)
+	if !rep.OK || r.ctl.applies.Load() != 1 {
+		t.Fatalf("signed config: %+v, applies %d", rep, r.ctl.applies.Load())
+	}
+	again := send("config", env)
+	if !again.OK || again.Data["duplicate"] != true || r.ctl.applies.Load() != 1 {
+		t.Errorf("repeat: %+v, applies %d", again, r.ctl.applies.Load())
+	}
+	// Malformed envelopes name the envelope field.
+	for _, tc := range []struct{ body, field string }{
+		{`{"envelope":"inspectd-sig-v2"}`, "envelope.envelope"},
+		{`{"envelope":"inspectd-sig-v1","key":"ops","target":"*","command":"status","ts":1,"nonce":"short","payload":"","sig":""}`, "envelope.nonce"},
+		{`{"envelope":"inspectd-sig-v1","key":"ops","target":"*","command":"status","ts":"now","nonce":"AAAAAAAAAAAAAAAAAAAAAA","payload":"","sig":""}`, "envelope.ts"},
+		{`{"envelope":"inspectd-sig-v1","extra":1}`, "envelope.extra"},
+	} {
+		rep := send("status", []byte(tc.body))
+		if rep.OK || field(rep) != tc.field {
+			t.Errorf("%s: %+v, want a refusal naming %s", tc.body, rep, tc.field)
+		}
+	}
+}
+
+func TestReplayedNonceRefused(t *testing.T) {
+	ops := newSigner("ops", 1)
+	r := newRig(t, "remote: {trust_keys: {ops: "+ops.pub()+"}, dedup_window: 1s}\n")
+	env := ops.sign(t, "threshold", "*", `{"id":"t1","image":9}`, r.clk.Now())
+	r.ctl.setModel(t)
+	if rep := r.wait(r.submit("threshold", "device", env)); !rep.OK {
+		t.Fatal(rep)
+	}
+	// Past the dedup window but within twice the skew, across a restart:
+	// the request id is forgotten, the nonce is not.
+	r.clk.Add(2 * time.Second)
+	r.restart()
+	rep := r.wait(r.submit("threshold", "device", env))
+	mustFail(t, rep, CodeUnauthorized, "replayed")
+	if field(rep) != "nonce" || r.ctl.thresholds.Load() != 1 {
+		t.Errorf("field %q, threshold set %d times", field(rep), r.ctl.thresholds.Load())
+	}
+	// A nonce spent by a refused request stays spent.
+	bad := ops.sign(t, "threshold", "*", `{"id":"t2","image":-1}`, r.clk.Now())
+	mustFail(t, r.wait(r.submit("threshold", "device", bad)), CodeInvalid, "out of range")
+	mustFail(t, r.wait(r.submit("threshold", "device", bad)), CodeUnauthorized, "replayed")
+}
+
+func TestDedupSurvivesRestart(t *testing.T) {
+	r := newRig(t, unsigned)
+	push := `{"id":"c1","config":{"mqtt":{"result_qos":1}}}`
+	if rep := r.do("config", push); !rep.OK || rep.Data["applied"] != true {
+		t.Fatalf("push: %+v", rep)
+	}
+	r.restart()
+	rep := r.do("config", push)
+	if !rep.OK || rep.Data["duplicate"] != true || r.ctl.applies.Load() != 1 {
+		t.Errorf("after a restart: %+v, applied %d times", rep, r.ctl.applies.Load())
+	}
+	// Another command may use the same id; past the window the id is new.
+	if rep := r.do("status", `{"id":"c1"}`); !rep.OK || rep.Data["duplicate"] != nil {
+		t.Errorf("status c1: %+v", rep)
+	}
+	r.clk.Add(11 * time.Minute)
+	if rep := r.do("config", `{"id":"c1","config":{"mqtt":{"result_qos":0}}}`); !rep.OK || rep.Data["duplicate"] != nil || r.ctl.applies.Load() != 2 {
+		t.Errorf("after the window: %+v", rep)
+	}
+	// A refusal is not recorded: fixed, the same id runs.
+	mustFail(t, r.do("config", `{"id":"c2","config":{"mqtt":{"result_qoz":1}}}`), CodeInvalid, "unknown key")
+	if rep := r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":1}}}`); !rep.OK || rep.Data["duplicate"] != nil {
+		t.Errorf("fixed request with the same id: %+v", rep)
+	}
+}
+
+func TestInterruptedRequestAnsweredOnceAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 28, 16, 0, 0, 0, time.UTC)
+	// What a process killed during a refit leaves: the request recorded as
+	// running, no reply.
+	st, _, err := openStore(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.record("", "", time.Time{}, &entry{Name: "refit", ID: "f1", Origin: "fleet", At: now}, now, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, refitTempName), []byte("half a model"), 0o600)
+
+	r := newRig(t, unsigned)
+	r.opts.StateDir = dir
+	r.restart()
+	if _, err := os.Stat(filepath.Join(dir, refitTempName)); !os.IsNotExist(err) {
+		t.Error("the interrupted refit's model file was left behind")
+	}
+	in := r.d.TakeInterrupted(func(o string) bool { return o == "fleet" })
+	if len(in) != 1 || in[0].Name != "refit" || in[0].Reply.ID != "f1" || code(in[0].Reply) != CodeInterrupted {
+		t.Fatalf("interrupted = %+v", in)
+	}
+	if again := r.d.TakeInterrupted(func(string) bool { return true }); len(again) != 0 {
+		t.Errorf("interrupted requests handed out twice: %+v", again)
+	}
+	// Redelivered, it gets the stored reply and does not start a refit.
+	rep := r.do("refit", `{"id":"f1","count":10}`)
+	mustFail(t, rep, CodeInterrupted, "interrupted")
+	if rep.Data["duplicate"] != true || r.ctl.frames.Load() != 0 {
+		t.Errorf("redelivered interrupted refit: %+v, %d frames taken", rep, r.ctl.frames.Load())
+	}
+}
+
+func TestConfigPushAndGet(t *testing.T) {
+	r := newRig(t, unsigned+"mqtt: {brokers: [\"tcp://10.0.0.5:1883\"], username: plant, password: s3cret}\n")
+	rep := r.do("config", `{"id":"c1","config":{"model":{"threads":1},"mqtt":{"result_qos":1}},"version":3}`)
+	if !rep.OK || rep.Data["version"] != int64(3) {
+		t.Fatalf("push: %+v", rep)
+	}
+	if got := rep.Data["changed"].([]string); strings.Join(got, ",") != "model.threads,mqtt.result_qos" {
+		t.Errorf("changed = %v", got)
+	}
+	if saved, _ := config.Load(r.ctl.ConfigPath()); saved.Model.Threads != 1 || saved.MQTT.Password != "s3cret" {
+		t.Error("the push was not saved, or lost the password")
+	}
+	// YAML text, same version: acknowledged, not applied.
+	rep = r.do("config", `{"id":"c2","config":"mqtt:\n  result_qos: 0\n","version":3}`)
+	if !rep.OK || rep.Data["applied"] != false || r.ctl.applies.Load() != 1 || r.ctl.Config().MQTT.ResultQoS != 1 {
+		t.Errorf("same version: %+v", rep)
+	}
+	// Dry run: checked, nothing applied.
+	rep = r.do("config", `{"id":"c3","config":"mqtt:\n  result_qos: 0\n","dry_run":true}`)
+	if !rep.OK || rep.Data["dry_run"] != true || r.ctl.applies.Load() != 1 {
+		t.Errorf("dry run: %+v", rep)
+	}
+	// Refusals with path and line.
+	for _, tc := range []struct{ body, field, part string }{
+		{`{"id":"c4","config":"model:\n  featurez: 3\n"}`, "config", `line 2: unknown key "featurez" in section "model"`},
+		{`{"id":"c5","config":"model:\n\tfeatures: 3\n"}`, "config", "line 2: column 1: a tab indents this line"},
+		{`{"id":"c6","config":"a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"}`, "config", "anchor &a: anchors and aliases are not accepted"},
+		{`{"id":"c7","config":{"model":{"features":5000}}}`, "config.model.features", "5000 is out of range 1..2048"},
+		{`{"id":"c8","config":{"remote":{"trust_keys":{"x":"` + newSigner("x", 1).pub() + `"}}}}`, "config.remote.trust_keys", "cannot be changed by a configuration push"},
+		{`{"id":"c9","config":[1]}`, "config", "expected an object or a string of YAML"},
+		{`{"id":"c10","config":{},"mode":"patch"}`, "mode", `"patch" is not merge or replace`},
+		{`{"id":"c11","config":{},"version":0}`, "version", "must be 1 or more"},
+	} {
+		rep := r.do("config", tc.body)
+		mustFail(t, rep, CodeInvalid, tc.part)
+		if field(rep) != tc.field {
+			t.Errorf("%s: field %q, want %q", tc.body, field(rep), tc.field)
+		}
+	}
+	if r.ctl.applies.Load() != 1 {
+		t.Errorf("refused pushes were applied: %d applies", r.ctl.applies.Load())
+	}
+	// A failed apply says why; the version stays.
+	r.ctl.mu.Lock()
+	r.ctl.applyErr = errApply
+	r.ctl.mu.Unlock()
+	rep = r.do("config", `{"id":"c12","config":{"capture":{"source":"camera","camera":{"device":"/dev/video9"}}},"version":4}`)
+	mustFail(t, rep, CodeFailed, "not applied; the previous configuration is in force", "/dev/video9: no such device")
+	r.ctl.mu.Lock()
+	r.ctl.applyErr = nil
+	r.ctl.mu.Unlock()
+
+	get := r.do("config-get", `{"id":"g1"}`)
+	if !get.OK || get.Data["version"] != int64(3) {
+		t.Fatalf("config-get: %+v", get)
+	}
+	b, _ := json.Marshal(get.Data["config"])
+	if strings.Contains(string(b), "s3cret") || !strings.Contains(string(b), `"password":"\u003credacted\u003e"`) || !strings.Contains(string(b), `"result_qos":1`) {
+		t.Errorf("config-get shows %s", b)
+	}
+	if y := r.do("config-get", `{"id":"g2","format":"yaml"}`); !strings.Contains(y.Data["yaml"].(string), "password: <redacted>") {
+		t.Errorf("config-get yaml: %v", y.Data["yaml"])
+	}
+	for _, rec := range strings.Split(r.log.all(), "\n") {
+		if strings.Contains(rec, "s3cret") {
+			t.Errorf("the password was logged: %s", rec)
+		}
+	}
+	// What config-get returned, pushed back whole, changes nothing.
+	back, _ := json.Marshal(map[string]any{"id": "c13", "config": get.Data["config"], "mode": "replace"})
+	if rep := r.do("config", string(back)); !rep.OK || len(rep.Data["changed"].([]string)) != 0 || r.ctl.Config().MQTT.Password != "s3cret" {
+		t.Errorf("config-get pushed back: %+v", rep)
+	}
+
+	// Rollback swaps with .prev; the version follows.
+	rep = r.do("rollback", `{"id":"r1","target":"config"}`)
+	if !rep.OK || r.ctl.Config().Model.Threads != 2 || r.ctl.Config().MQTT.ResultQoS != 0 {
+		t.Fatalf("rollback: %+v, threads %d", rep, r.ctl.Config().Model.Threads)
+	}
+	if rep := r.do("rollback", `{"id":"r2","target":"config"}`); !rep.OK || r.ctl.Config().Model.Threads != 1 {
+		t.Errorf("second rollback (forward): %+v", rep)
+	}
+}
+
+func TestMemoryBudgetCheckedBeforeApplying(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	state := r.ctl.ModelInfo().StateBytes
+	r.mem.Store(512 << 20)
+	mustFail(t, r.do("config", `{"id":"m1","config":{"model":{"memory_budget":"64GiB"}}}`), CodeInvalid,
+		"model.memory_budget", "64GiB is more than this box can give: 512.0 MiB available (test)")
+	mustFail(t, r.do("config", `{"id":"m2","config":{"model":{"memory_budget":"1MiB"}}}`), CodeInvalid,
+		"resolves to 1.0 MiB, below the", "scoring state of the model in force")
+	if state < 1<<20 {
+		t.Fatalf("test model state %d bytes is below 1 MiB; the check above proves nothing", state)
+	}
+	if rep := r.do("config", `{"id":"m3","config":{"model":{"memory_budget":"256MiB"}}}`); !rep.OK {
+		t.Errorf("a budget that fits: %+v", rep)
+	}
+	if r.ctl.applies.Load() != 1 {
+		t.Errorf("%d applies, want 1", r.ctl.applies.Load())
+	}
+}
+
+func TestTrustKeys(t *testing.T) {
+	ops, qa := newSigner("ops", 1), newSigner("qa", 2)
+	r := newRig(t, unsigned)
+	now := r.clk.Now()
+	body := `{"id":"k1","keys":{"ops":"` + ops.pub() + `"}}`
+	// With no keys yet, the first must sign its own installation.
+	mustFail(t, r.do("trust-keys", body), CodeUnauthorized, "trust-keys must be signed")
+	mustFail(t, r.wait(r.submit("trust-keys", "device", qa.sign(t, "trust-keys", "*", body, now))), CodeUnauthorized, `"qa" is not among the keys this request installs`)
+	rep := r.wait(r.submit("trust-keys", "device", ops.sign(t, "trust-keys", "*", body, now)))
+	if !rep.OK {
+		t.Fatalf("bootstrap: %+v", rep)
+	}
+	if r.ctl.Config().Remote.TrustKeys["ops"] != ops.pub() {
+		t.Fatal("key not installed")
+	}
+	// Now only ops may change them.
+	body2 := `{"id":"k2","keys":{"ops":"` + ops.pub() + `","qa":"` + qa.pub() + `"}}`
+	mustFail(t, r.wait(r.submit("trust-keys", "device", qa.sign(t, "trust-keys", "*", body2, now))), CodeUnauthorized, `"qa" is not one of this box's trust keys`)
+	if rep := r.wait(r.submit("trust-keys", "device", ops.sign(t, "trust-keys", "*", body2, now))); !rep.OK || len(rep.Data["keys"].([]map[string]any)) != 2 {
+		t.Fatalf("signed change: %+v", rep)
+	}
+	// Never by a config push, nor by a config rollback.
+	push := `{"id":"c1","config":{"remote":{"trust_keys":{"ops":"` + ops.pub() + `"}}}}`
+	mustFail(t, r.wait(r.submit("config", "device", ops.sign(t, "config", "*", push, now))), CodeInvalid, "remote.trust_keys: cannot be changed by a configuration push")
+	rep = r.wait(r.submit("rollback", "device", ops.sign(t, "rollback", "*", `{"id":"r1","target":"config"}`, now)))
+	if !rep.OK || len(r.ctl.Config().Remote.TrustKeys) != 2 || !strings.Contains(rep.Data["note"].(string), "trust keys") {
+		t.Errorf("rollback: %+v, keys %v", rep, r.ctl.Config().Remote.TrustKeys)
+	}
+	// Bad and empty sets are refused naming the key.
+	rep = r.wait(r.submit("trust-keys", "device", ops.sign(t, "trust-keys", "*", `{"id":"k3","keys":{"ops":"`+ops.pub()+`","bad":"bm90IGEga2V5"}}`, now)))
+	mustFail(t, rep, CodeInvalid, "keys.bad: is not an Ed25519 public key")
+	mustFail(t, r.wait(r.submit("trust-keys", "device", ops.sign(t, "trust-keys", "*", `{"id":"k4","keys":{}}`, now))), CodeInvalid, "would turn remote control off")
+}
+
+func TestQuickCommands(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	st := r.do("status", `{"id":"s1"}`)
+	if !st.OK || st.Data["device_id"] != "box1" || st.Data["uptime_s"] != 3600.0 || st.Data["inspections"] != uint64(1234) || st.Data["refit"] != nil {
+		t.Errorf("status: %+v", st)
+	}
+	if m := st.Data["model"].(map[string]any); m["id"] != r.ctl.ModelInfo().ID {
+		t.Errorf("status model: %v", m)
+	}
+	th := r.do("threshold", `{"id":"t1","image":12.5}`)
+	if !th.OK || th.Data["image_threshold"] != 12.5 || th.Data["pixel_threshold"] != 12.5 {
+		t.Errorf("threshold: %+v", th)
+	}
+	sn := r.do("snapshot", `{"id":"p1"}`)
+	if ev := r.events.named("snapshot"); !sn.OK || len(ev) != 1 || sn.Data["bytes"] != len(ev[0].payload) || ev[0].payload[0] != 0xff {
+		t.Errorf("snapshot: %+v, %d events", sn, len(ev))
+	}
+	if rc := r.do("restart-camera", `{"id":"c1"}`); !rc.OK || r.ctl.restarts.Load() != 1 {
+		t.Errorf("restart-camera: %+v", rc)
+	}
+	mustFail(t, r.do("refit-cancel", `{"id":"x1"}`), CodeFailed, "no refit is running")
+	mustFail(t, r.do("rollback", `{"id":"r1","target":"model"}`), CodeFailed, "model unchanged")
+}
+
+func TestRetainedRequestNeverRuns(t *testing.T) {
+	r := newRig(t, unsigned)
+	ch := make(chan Reply, 1)
+	r.d.Submit(Request{Name: "config", Body: []byte(`{"id":"c1","config":{"mqtt":{"result_qos":1}}}`), Origin: "device", Retained: true}, func(rep Reply) { ch <- rep })
+	mustFail(t, r.wait(ch), CodeRetained, "never executed")
+	if r.ctl.applies.Load() != 0 {
+		t.Error("a retained request was executed")
+	}
+}
+
+func TestQueueFullAndClose(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.opts.Queue = 1
+	r.restart()
+	// Hold the command goroutine in a snapshot until released.
+	gate := r.ctl.holdFrames()
+	first := r.submit("snapshot", "device", []byte(`{"id":"p1"}`))
+	time.Sleep(50 * time.Millisecond)
+	second := r.submit("status", "device", []byte(`{"id":"s1"}`))
+	third := r.submit("status", "device", []byte(`{"id":"s2"}`))
+	mustFail(t, r.wait(third), CodeBusy, "1 commands are waiting")
+	close(gate)
+	if rep := r.wait(first); !rep.OK {
+		t.Error(rep)
+	}
+	if rep := r.wait(second); !rep.OK {
+		t.Error(rep)
+	}
+	r.d.Close(context.Background())
+	mustFail(t, r.wait(r.submit("status", "device", []byte(`{"id":"s3"}`))), CodeFailed, "stopping")
+}
+
+func TestCorruptRequestTableMovedAside(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("status", `{"id":"s1"}`); !rep.OK {
+		t.Fatal(rep)
+	}
+	r.d.Close(context.Background())
+	path := filepath.Join(r.ctl.dir, StateFile)
+	os.WriteFile(path, []byte(`{"format":1,"requests":[{"name":`), 0o600)
+	r.start()
+	if rep := r.do("status", `{"id":"s1"}`); !rep.OK || rep.Data["duplicate"] != nil {
+		t.Errorf("after a corrupt table: %+v", rep)
+	}
+	if n := r.log.count("ERROR", "is unreadable", "moved to", "starting with an empty table"); n != 1 {
+		t.Errorf("%d log lines about the corrupt table:\n%s", n, r.log.all())
+	}
+	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 1 {
+		t.Errorf("corrupt table kept as %v", m)
+	}
+}

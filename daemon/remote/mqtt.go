@@ -1,0 +1,221 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+)
+
+// Client is the part of an MQTT connection the JSON front end uses;
+// *mqttpub.Publisher satisfies it.
+type Client interface {
+	// Subscribe routes messages matching filter to h, on every connect.
+	Subscribe(filter string, qos byte, h mqttpub.Handler) error
+	// Publish sends payload; QoS 1 messages are queued durably while the
+	// broker is away.
+	Publish(topic string, payload []byte, qos byte, retained bool) error
+}
+
+// MQTTOptions configure the JSON front end.
+type MQTTOptions struct {
+	// Prefix is mqtt.topic_prefix; DeviceID the resolved device id.
+	Prefix, DeviceID string
+	// Groups are mqtt.groups.
+	Groups []string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// MQTT is the JSON-over-MQTT front end. It subscribes (QoS 1) to
+//
+//	<prefix>/<device_id>/cmd/+
+//	<prefix>/fleet/cmd/+
+//	<prefix>/group/<group>/cmd/+   for each of mqtt.groups
+//
+// and hands every message that is neither retained nor empty (see
+// RetainGuard) to the Submitter as a Request whose
+// Name is the topic's last level; each reply is published on
+// <prefix>/<device_id>/reply/<name> at QoS 1. Events (refit progress,
+// snapshots) go to <prefix>/<device_id>/<event>.
+type MQTT struct {
+	s     Submitter
+	log   *slog.Logger
+	guard *RetainGuard
+
+	mu     sync.Mutex
+	c      Client
+	prefix string
+	base   string // <prefix>/<device_id>/
+	groups []string
+}
+
+// NewMQTT builds the front end; Start subscribes.
+func NewMQTT(c Client, s Submitter, o MQTTOptions) (*MQTT, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	log := o.Logger.With("component", "remote-mqtt")
+	m := &MQTT{c: c, s: s, log: log, guard: NewRetainGuard(log)}
+	m.set(c, o)
+	return m, nil
+}
+
+func (o *MQTTOptions) check() error {
+	if o.Prefix == "" || o.DeviceID == "" {
+		return errors.New("remote mqtt: a topic prefix and a device id are required")
+	}
+	if o.DeviceID == "fleet" || o.DeviceID == "group" {
+		return fmt.Errorf("remote mqtt: device id %q is reserved for the fleet and group command topics", o.DeviceID)
+	}
+	return nil
+}
+
+// set takes a connection and its topics.
+func (m *MQTT) set(c Client, o MQTTOptions) {
+	m.mu.Lock()
+	m.c, m.prefix, m.base, m.groups = c, o.Prefix, o.Prefix+"/"+o.DeviceID+"/", append([]string(nil), o.Groups...)
+	m.mu.Unlock()
+}
+
+// RetainedSkipped counts the retained commands not executed (for a metric).
+func (m *MQTT) RetainedSkipped() uint64 { return m.guard.Skipped() }
+
+// Filters are the topic filters the front end subscribes to.
+func (m *MQTT) Filters() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := []string{m.base + "cmd/+", m.prefix + "/fleet/cmd/+"}
+	for _, g := range m.groups {
+		f = append(f, m.prefix+"/group/"+g+"/cmd/+")
+	}
+	return f
+}
+
+// client is the connection replies and events go to now, and the topic
+// base (<prefix>/<device_id>/) they go under.
+func (m *MQTT) client() (Client, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.c, m.base
+}
+
+// Attach moves the front end onto a new connection, for when a
+// configuration change replaced the MQTT client (mqtt.*, device_id): it
+// subscribes there with o's topics (call it before the new connection's
+// Start), and replies and events go there from now on, those of requests
+// that came on the old connection included. The old connection's
+// subscriptions end when it is closed. o.Logger is not used. After a
+// device_id change, call the Dispatcher's SetDeviceID too.
+func (m *MQTT) Attach(c Client, o MQTTOptions) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	m.set(c, o)
+	for _, f := range m.Filters() {
+		if err := c.Subscribe(f, 1, m.handle); err != nil {
+			return fmt.Errorf("remote mqtt: %w", err)
+		}
+	}
+	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
+	return nil
+}
+
+// Start subscribes to the command topics (call it before the connection's
+// Start, so that requests the broker kept for this session are routed),
+// registers the front end for events when s is a *Dispatcher, and
+// publishes the replies of requests a previous process was interrupted in.
+func (m *MQTT) Start() error {
+	for _, f := range m.Filters() {
+		if err := m.c.Subscribe(f, 1, m.handle); err != nil {
+			return fmt.Errorf("remote mqtt: %w", err)
+		}
+	}
+	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
+	if d, ok := m.s.(*Dispatcher); ok {
+		d.AddEvents(m)
+		for _, in := range d.TakeInterrupted(isMQTTOrigin) {
+			m.reply(in.Name, in.Reply)
+		}
+	}
+	return nil
+}
+
+// Stop unregisters the front end's events (the subscriptions end with the
+// connection).
+func (m *MQTT) Stop() {
+	if d, ok := m.s.(*Dispatcher); ok {
+		d.RemoveEvents(m)
+	}
+}
+
+func isMQTTOrigin(o string) bool {
+	return o == "device" || o == "fleet" || strings.HasPrefix(o, "group/")
+}
+
+// origin tells a command topic's scope and command name; ok is false for a
+// topic that is not one of the front end's.
+func (m *MQTT) origin(topic string) (origin, name string, ok bool) {
+	m.mu.Lock()
+	prefix, base := m.prefix, m.base
+	m.mu.Unlock()
+	rest, found := strings.CutPrefix(topic, base+"cmd/")
+	if found {
+		return "device", rest, rest != "" && !strings.Contains(rest, "/")
+	}
+	rest, found = strings.CutPrefix(topic, prefix+"/")
+	if !found {
+		return "", "", false
+	}
+	if name, found = strings.CutPrefix(rest, "fleet/cmd/"); found {
+		return "fleet", name, name != "" && !strings.Contains(name, "/")
+	}
+	if g, found := strings.CutPrefix(rest, "group/"); found {
+		group, name, found := strings.Cut(g, "/cmd/")
+		if found && name != "" && !strings.Contains(name, "/") {
+			return "group/" + group, name, true
+		}
+	}
+	return "", "", false
+}
+
+// handle runs on the MQTT client's goroutine: it only filters and enqueues.
+func (m *MQTT) handle(msg mqttpub.Message) {
+	if m.guard.Skip(msg) {
+		return
+	}
+	origin, name, ok := m.origin(msg.Topic)
+	if !ok {
+		m.log.Warn("remote: message on an unexpected topic ignored", "topic", msg.Topic)
+		return
+	}
+	if msg.Duplicate {
+		m.log.Debug("remote: redelivered message (DUP); deduplicated by its id", "topic", msg.Topic)
+	}
+	m.s.Submit(Request{Name: name, Body: msg.Payload, Origin: origin}, func(r Reply) { m.reply(name, r) })
+}
+
+// reply publishes a reply at QoS 1.
+func (m *MQTT) reply(name string, r Reply) {
+	b, err := r.MarshalJSON()
+	if err != nil {
+		m.log.Error("remote: reply not encoded", "command", name, "id", r.ID, "error", err)
+		return
+	}
+	c, base := m.client()
+	if err := c.Publish(base+"reply/"+name, b, 1, false); err != nil {
+		m.log.Warn("remote: reply not published", "command", name, "id", r.ID, "error", err)
+	}
+}
+
+// Emit implements Events: it publishes on <prefix>/<device_id>/<name>.
+func (m *MQTT) Emit(name string, payload []byte, qos byte) error {
+	c, base := m.client()
+	return c.Publish(base+name, payload, qos, false)
+}

@@ -1,0 +1,288 @@
+package remote
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Error codes in replies ("code"), for machines; "error" says the same in words.
+const (
+	// CodeInvalid: the request is malformed, of the wrong type, out of
+	// bounds, or refused by validation; "field" names what.
+	CodeInvalid = "invalid"
+	// CodeTooLarge: the message is over remote.max_payload.
+	CodeTooLarge = "too_large"
+	// CodeUnknownCommand: no command of that name.
+	CodeUnknownCommand = "unknown_command"
+	// CodeUnauthorized: unsigned where a signature is needed, a bad or
+	// unknown signature, a stale timestamp, a replayed nonce, or remote
+	// commands off.
+	CodeUnauthorized = "unauthorized"
+	// CodeBusy: a refit runs (or the queue is full); try again later.
+	CodeBusy = "busy"
+	// CodeRetained: a retained message, never executed.
+	CodeRetained = "retained"
+	// CodeFailed: the command ran and failed; what is in force is unchanged
+	// unless the error says otherwise.
+	CodeFailed = "failed"
+	// CodeCancelled: a refit stopped by refit-cancel or shutdown.
+	CodeCancelled = "cancelled"
+	// CodeInterrupted: the daemon stopped (restart, power cut) while the
+	// command ran.
+	CodeInterrupted = "interrupted"
+)
+
+// Error is a refusal or failure with its code and, where one is to blame,
+// the field of the request.
+type Error struct {
+	Code  string
+	Field string
+	Msg   string
+	// named: Msg names the field(s) itself, Error does not prefix it.
+	named bool
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" && !e.named {
+		return e.Field + ": " + e.Msg
+	}
+	return e.Msg
+}
+
+func errorf(code, field, format string, a ...any) *Error {
+	return &Error{Code: code, Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+func invalidf(field, format string, a ...any) *Error { return errorf(CodeInvalid, field, format, a...) }
+
+// maxJSONDepth bounds the nesting of a request; configurations nest about
+// five deep.
+const maxJSONDepth = 32
+
+// maxIDLen is the longest request id, in characters.
+const maxIDLen = 128
+
+// checkJSON checks that data is one JSON object with no duplicate key at
+// any depth and at most maxJSONDepth levels of nesting. Errors name the line
+// and the path of the offending key; encoding/json itself keeps the last of
+// two equal keys silently, which would let a signed payload mean two
+// things to two parsers.
+func checkJSON(data []byte) error {
+	type frame struct {
+		obj       bool
+		keys      map[string]bool
+		path, key string
+		expectKey bool // an object's next token is a key (or its end)
+		index     int  // a list's next index
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	lineAt := func(off int64) int { return 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n")) }
+	var stack []*frame
+	started := false
+	for {
+		tok, err := dec.Token()
+		switch {
+		case err == io.EOF && !started:
+			return invalidf("", "empty message; expected a JSON object like {\"id\": \"...\"}")
+		case err == io.EOF && len(stack) > 0:
+			return invalidf("", "malformed JSON at line %d: unexpected end of the message", lineAt(int64(len(data))))
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			off := dec.InputOffset()
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				off = se.Offset
+			}
+			return invalidf("", "malformed JSON at line %d: %s", lineAt(off), strings.TrimPrefix(err.Error(), "json: "))
+		}
+		if !started {
+			if d, ok := tok.(json.Delim); !ok || d != '{' {
+				return invalidf("", "expected a JSON object like {\"id\": \"...\"}, got %s", describeToken(tok))
+			}
+			started = true
+			stack = append(stack, &frame{obj: true, keys: map[string]bool{}, expectKey: true})
+			continue
+		}
+		if len(stack) == 0 {
+			return invalidf("", "unexpected data after the JSON object at line %d", lineAt(dec.InputOffset()))
+		}
+		top := stack[len(stack)-1]
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if top.obj && top.expectKey {
+			k := tok.(string) // the decoder allows nothing else here
+			if top.keys[k] {
+				return invalidf(joinPath(top.path, k), "duplicate key at line %d", lineAt(dec.InputOffset()))
+			}
+			top.keys[k] = true
+			top.key, top.expectKey = k, false
+			continue
+		}
+		var path string
+		if top.obj {
+			path = joinPath(top.path, top.key)
+			top.expectKey = true
+		} else {
+			path = top.path + "[" + strconv.Itoa(top.index) + "]"
+			top.index++
+		}
+		if d, ok := tok.(json.Delim); ok {
+			if len(stack) >= maxJSONDepth {
+				return invalidf(path, "nested more than %d levels deep", maxJSONDepth)
+			}
+			stack = append(stack, &frame{obj: d == '{', keys: map[string]bool{}, path: path, expectKey: d == '{'})
+		}
+	}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// describeToken names a JSON token in a message.
+func describeToken(tok any) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "a list"
+		}
+		return string(v)
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%v", tok)
+}
+
+// decodeStrict decodes a request body into v (a pointer to a struct with
+// json tags) after checkJSON: unknown fields and values of the wrong type
+// are refused naming the field and what it takes.
+func decodeStrict(data []byte, v any) error {
+	if err := checkJSON(data); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "(message)"
+		}
+		return invalidf(field, "expected %s, got %s", expectJSON(te.Type), te.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return invalidf(name, "unknown field (this command takes: %s)", strings.Join(jsonFields(reflect.TypeOf(v).Elem()), ", "))
+	}
+	return invalidf("", "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// expectJSON says in words what JSON value fits a Go type.
+func expectJSON(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "a " + t.String()
+}
+
+// jsonFields lists a struct's JSON field names.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkID checks a request id: 1 to 128 characters of UTF-8, no control
+// characters.
+func checkID(id string) error {
+	n := utf8.RuneCountInString(id)
+	switch {
+	case id == "":
+		return invalidf("id", "missing or empty; every request needs an id of 1 to %d characters to match its reply", maxIDLen)
+	case !utf8.ValidString(id):
+		return invalidf("id", "is not valid UTF-8")
+	case n > maxIDLen:
+		return invalidf("id", "is %d characters long; at most %d", n, maxIDLen)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return invalidf("id", "holds a control character")
+	}
+	return nil
+}
+
+// peekID reads the id of a request body without judging anything else, so
+// that even a refused request's reply can carry it; "" when there is none.
+func peekID(body []byte) string {
+	var h struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(body, &h) != nil {
+		return ""
+	}
+	id, _ := h.ID.(string)
+	if checkID(id) != nil {
+		return ""
+	}
+	return id
+}
+
+// human writes a byte count for people: 25.1 GiB, 62.0 MiB, 900 KiB.
+func human(n int64) string {
+	f := float64(max(n, 0))
+	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
+		if f < 1024 || u == "TiB" {
+			if u == "B" {
+				return fmt.Sprintf("%.0f B", f)
+			}
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+		f /= 1024
+	}
+	return ""
+}

@@ -1,0 +1,441 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif"  // folders of images may hold GIF,
+	_ "image/jpeg" // JPEG
+	_ "image/png"  // and PNG files,
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	_ "golang.org/x/image/bmp"  // BMP (line-scan systems drop them)
+	_ "golang.org/x/image/tiff" // and TIFF, as the folder source reads them.
+
+	"github.com/inspectd/inspectd/model"
+)
+
+// Bounds of a folder refit, checked before an image is decoded.
+const (
+	// maxImageBytes bounds one image file.
+	maxImageBytes = 256 << 20
+	// maxImagePixels bounds one image's pixels (read from its header
+	// first), so that a decompression bomb is refused unread.
+	maxImagePixels = 40_000_000
+	// refitTempName is the new model's file in the state directory until
+	// the daemon installs it.
+	refitTempName = ".refit-model.safetensors"
+	// progressEvery paces progress messages.
+	progressEvery = time.Second
+)
+
+// imageExtensions are the image file endings a folder refit reads.
+var imageExtensions = []string{".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
+
+// folderImages is a folder refit's images: all usable ones in name order,
+// then (pick) those chosen to fit on and to validate with.
+type folderImages struct {
+	dir      string
+	paths    []string // usable images, sorted
+	skipped  int
+	reasons  []string // the first few reasons files were skipped
+	fit, val []string
+}
+
+// listFolder lists the usable images of dir (or of dir/train/good, the
+// MVTec AD layout), reading each file's header only: files that are not
+// images, too large or over maxImagePixels are skipped and counted.
+func listFolder(dir string, maxFrames int) (*folderImages, error) {
+	if !filepath.IsAbs(dir) {
+		return nil, invalidf("folder", "%q is not an absolute path on the box", truncate(dir, 200))
+	}
+	dir = filepath.Clean(dir)
+	if st, err := os.Stat(filepath.Join(dir, "train", "good")); err == nil && st.IsDir() {
+		dir = filepath.Join(dir, "train", "good")
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, invalidf("folder", "%v", err)
+	}
+	defer d.Close()
+	// A folder may hold other files besides its images, within bounds.
+	limit := 10*maxFrames + 100
+	var names []string
+	seen := 0
+	for {
+		ents, err := d.ReadDir(512)
+		for _, e := range ents {
+			seen++
+			if seen > limit {
+				return nil, invalidf("folder", "%s holds more than %d entries; put the images for the refit in a folder of their own", dir, limit)
+			}
+			name := e.Name()
+			if strings.HasPrefix(name, ".") || !slices.Contains(imageExtensions, strings.ToLower(filepath.Ext(name))) {
+				continue
+			}
+			if t := e.Type(); t.IsRegular() || t&fs.ModeSymlink != 0 {
+				names = append(names, name)
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(ents) == 0) {
+			break
+		}
+		if err != nil {
+			return nil, invalidf("folder", "list %s: %v", dir, err)
+		}
+	}
+	slices.Sort(names)
+	f := &folderImages{dir: dir}
+	for _, name := range names {
+		p := filepath.Join(dir, name)
+		if err := checkImage(p); err != nil {
+			f.skipped++
+			if len(f.reasons) < 5 {
+				f.reasons = append(f.reasons, err.Error())
+			}
+			continue
+		}
+		f.paths = append(f.paths, p)
+	}
+	if len(f.paths) == 0 {
+		msg := fmt.Sprintf("%s holds no usable images (%s)", dir, strings.Join(imageExtensions, " "))
+		if f.skipped > 0 {
+			msg += fmt.Sprintf("; %d skipped: %s", f.skipped, strings.Join(f.reasons, "; "))
+		}
+		return nil, invalidf("folder", "%s", msg)
+	}
+	return f, nil
+}
+
+// pick chooses count images to fit on and validate images to check the
+// model with, both spread evenly over the folder (its name order often
+// follows time).
+func (f *folderImages) pick(count, validate int) {
+	total := count + validate
+	n := len(f.paths)
+	f.fit, f.val = nil, nil
+	for j := range total {
+		p := f.paths[j*n/total]
+		if (j+1)*validate/total > j*validate/total {
+			f.val = append(f.val, p)
+		} else {
+			f.fit = append(f.fit, p)
+		}
+	}
+}
+
+// checkImage reads an image file's header: its format and size must be
+// known and within bounds.
+func checkImage(path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() > maxImageBytes {
+		return fmt.Errorf("%s: %d bytes, over %d", filepath.Base(path), st.Size(), maxImageBytes)
+	}
+	cfg, _, err := image.DecodeConfig(io.LimitReader(fh, maxImageBytes))
+	if err != nil {
+		return fmt.Errorf("%s: %v", filepath.Base(path), err)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > maxImagePixels || cfg.Width <= 0 || cfg.Height <= 0 {
+		return fmt.Errorf("%s: %dx%d pixels, over the limit of %d", filepath.Base(path), cfg.Width, cfg.Height, maxImagePixels)
+	}
+	return nil
+}
+
+// loadImage decodes an image file after checking its header again (it may
+// have changed since listFolder).
+func loadImage(path string) (image.Image, error) {
+	if err := checkImage(path); err != nil {
+		return nil, err
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	img, _, err := image.Decode(io.LimitReader(fh, maxImageBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return img, nil
+}
+
+// refit is one running refit job.
+type refit struct {
+	env     *Env
+	p       *refitPlan
+	opts    model.Options
+	started time.Time
+
+	mu        sync.Mutex
+	prog      Progress
+	lastEmit  time.Time
+	collected int
+}
+
+// frames hands out a refit's images one by one: live frames (paced by
+// the interval) or the folder's chosen files.
+type frames struct {
+	r     *refit
+	ctx   context.Context
+	paths []string // nil: live
+	n     int
+	next  int
+	last  time.Time
+}
+
+// Len implements model.ImageSource.
+func (f *frames) Len() int { return f.n }
+
+// Image implements model.ImageSource: frames are taken in order whatever
+// index is asked for (model.Fit asks each index once).
+func (f *frames) Image(int) (image.Image, error) {
+	if f.paths != nil {
+		if f.next >= len(f.paths) {
+			return nil, errors.New("no more images")
+		}
+		p := f.paths[f.next]
+		f.next++
+		img, err := loadImage(p)
+		f.r.took()
+		return img, err
+	}
+	if f.next > 0 && f.r.p.interval > 0 {
+		wait := time.Until(f.last.Add(f.r.p.interval))
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-f.ctx.Done():
+				t.Stop()
+				return nil, f.ctx.Err()
+			}
+		}
+	}
+	f.next++
+	f.last = time.Now()
+	img, err := f.r.env.Ctl.NextFrame(f.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("live frame %d: %w", f.next, err)
+	}
+	f.r.took()
+	return img, nil
+}
+
+// took counts a frame and publishes progress.
+func (r *refit) took() {
+	r.mu.Lock()
+	r.collected++
+	r.prog.Frames = r.collected
+	r.mu.Unlock()
+	r.publish(false)
+}
+
+// phase moves the job to a new phase and publishes it.
+func (r *refit) phase(name string) {
+	r.mu.Lock()
+	r.prog.Phase = name
+	r.mu.Unlock()
+	r.publish(true)
+}
+
+// publish updates the job's progress (for status) and publishes it on the
+// refit topic at most once per progressEvery, and at every phase change.
+func (r *refit) publish(force bool) {
+	now := r.env.Now()
+	r.mu.Lock()
+	p := &r.prog
+	p.Elapsed = math.Round(now.Sub(r.started).Seconds()*10) / 10
+	if p.Total > 0 {
+		p.Percent = math.Round(1000*float64(p.Frames)/float64(p.Total)) / 10
+	}
+	if p.Frames > 0 && p.Frames < p.Total {
+		p.ETA = math.Round(p.Elapsed*float64(p.Total-p.Frames)/float64(p.Frames)*10) / 10
+	} else {
+		p.ETA = 0
+	}
+	snap := *p
+	due := force || now.Sub(r.lastEmit) >= progressEvery
+	if due {
+		r.lastEmit = now
+	}
+	r.mu.Unlock()
+	if j := r.env.running(); j != nil && j.id == r.env.ID {
+		j.setProgress(snap)
+	}
+	if due {
+		if b, err := json.Marshal(snap); err == nil {
+			r.env.emit("refit", b, 0)
+		}
+	}
+}
+
+// run is the job: it publishes the final state (done, failed or
+// cancelled) with the reply's figures at QoS 1.
+func (r *refit) run(ctx context.Context) (map[string]any, error) {
+	source := "live"
+	if r.p.folder != nil {
+		source = "folder " + r.p.folder.dir
+	}
+	r.prog = Progress{ID: r.env.ID, Phase: "starting", Total: r.p.count + r.p.validate, Source: source}
+	data, err := r.do(ctx)
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["source"] = source
+	final := map[string]any{"id": r.env.ID, "phase": "done", "elapsed_s": math.Round(r.env.Now().Sub(r.started).Seconds()*10) / 10}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		final["phase"], final["error"] = "cancelled", err.Error()
+	case err != nil:
+		final["phase"], final["error"] = "failed", err.Error()
+	}
+	for k, v := range data {
+		final[k] = v
+	}
+	if b, merr := json.Marshal(final); merr == nil {
+		r.env.emit("refit", b, 1)
+	}
+	return data, err
+}
+
+func (r *refit) do(ctx context.Context) (map[string]any, error) {
+	ctl := r.env.Ctl
+	prev := ctl.ModelInfo()
+	keeps := fmt.Sprintf("the model in force (%s) stays", orNone(prev.ID))
+	opts := r.opts
+	// One core for the refit's backbone and sums: inspection keeps the rest.
+	opts.Workers, opts.Backbone.Threads = 1, 1
+	opts.Logger = r.env.Log
+	opts.Backbone.Logger = r.env.Log
+
+	src := &frames{r: r, ctx: ctx, n: r.p.count}
+	if r.p.folder != nil {
+		src.paths = r.p.folder.fit
+		r.phase("fitting")
+	} else {
+		r.phase("collecting")
+	}
+	det, rep, err := model.Fit(ctx, opts, src, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s", keeps)
+		}
+		return nil, errorf(CodeFailed, "", "fit: %v; %s", err, keeps)
+	}
+	defer func() {
+		if det != nil {
+			det.Close()
+		}
+	}()
+	info := det.Info()
+	out := map[string]any{"previous_model_id": prev.ID, "image_threshold": info.ImageThreshold, "pixel_threshold": info.PixelThreshold,
+		"features": info.Features, "grid": fmt.Sprintf("%dx%d", info.GridH, info.GridW), "images": rep.Images, "held_out": rep.HeldOut,
+		"state_bytes": info.StateBytes, "fit_s": math.Round(rep.Wall.Seconds()*10) / 10}
+	if f := r.p.folder; f != nil && f.skipped > 0 {
+		out["skipped"] = f.skipped
+		out["skipped_reasons"] = f.reasons
+	}
+
+	// The new model judged on frames the fit never saw.
+	r.phase("validating")
+	vsrc := &frames{r: r, ctx: ctx, n: r.p.validate, next: 1, last: time.Now()}
+	if r.p.folder != nil {
+		vsrc.paths, vsrc.next = r.p.folder.val, 0
+	}
+	var alarms int
+	var worst float64
+	for i := range r.p.validate {
+		img, err := vsrc.Image(i)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, fmt.Errorf("%s", keeps)
+			}
+			return out, errorf(CodeFailed, "", "validation frame %d: %v; %s", i+1, err, keeps)
+		}
+		ins, err := det.Inspect(img)
+		if err != nil {
+			return out, errorf(CodeFailed, "", "validation frame %d: %v; %s", i+1, err, keeps)
+		}
+		if math.IsNaN(ins.Score) || math.IsInf(ins.Score, 0) {
+			return out, errorf(CodeFailed, "", "validation frame %d scored %v: the new model is broken; %s", i+1, ins.Score, keeps)
+		}
+		if ins.Anomalous {
+			alarms++
+		}
+		worst = max(worst, ins.Normalized)
+	}
+	far := float64(alarms) / float64(r.p.validate)
+	out["validation"] = map[string]any{"frames": r.p.validate, "false_alarms": alarms, "false_alarm_rate": round3(far),
+		"max_normalized_score": round3(worst), "max_false_alarm_rate": r.p.maxFAR}
+	if far > r.p.maxFAR {
+		return out, errorf(CodeFailed, "", "refit rejected: %d of %d validation frames (%.1f%%) score above the new threshold %.4g, more than max_false_alarm_rate %.1f%% allows: the frames were not all normal, or the line changed during collection; %s",
+			alarms, r.p.validate, 100*far, info.ImageThreshold, 100*r.p.maxFAR, keeps)
+	}
+	if err := ctx.Err(); err != nil {
+		return out, fmt.Errorf("%s", keeps)
+	}
+
+	r.phase("installing")
+	dir := r.env.d.stateDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "inspectd-refit-"); err != nil {
+			return out, errorf(CodeFailed, "", "%v; %s", err, keeps)
+		}
+		defer os.RemoveAll(dir)
+	}
+	tmp := filepath.Join(dir, refitTempName)
+	err = det.Save(tmp)
+	det.Close()
+	det = nil
+	if err != nil {
+		os.Remove(tmp)
+		return out, errorf(CodeFailed, "", "%v; %s", err, keeps)
+	}
+	installed, err := ctl.InstallModel(ctx, tmp)
+	os.Remove(tmp) // gone after a successful install (renamed into place)
+	if err != nil {
+		return out, errorf(CodeFailed, "", "install: %v; %s", err, keeps)
+	}
+	out["model_id"] = installed.ID
+	out["model"] = modelSummary(installed)
+	r.env.Log.Info("refit installed", "model_id", installed.ID, "previous_model_id", prev.ID, "threshold", installed.ImageThreshold,
+		"false_alarm_rate", far, "wall", r.env.Now().Sub(r.started).Round(time.Millisecond))
+	return out, nil
+}
+
+func orNone(id string) string {
+	if id == "" {
+		return "none"
+	}
+	return id
+}
+
+// removeStaleRefitFile deletes a new model left behind by a refit that a
+// kill interrupted before its install.
+func removeStaleRefitFile(dir string, log interface{ Info(string, ...any) }) {
+	if dir == "" {
+		return
+	}
+	p := filepath.Join(dir, refitTempName)
+	if err := os.Remove(p); err == nil {
+		log.Info("removed the model file of an interrupted refit", "file", p)
+	}
+}

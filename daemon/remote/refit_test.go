@@ -1,0 +1,263 @@
+package remote
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"hash/crc32"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/capture"
+)
+
+// phases lists the phases of the refit events in order, without repeats.
+func phases(evs []event) []string {
+	var out []string
+	for _, e := range evs {
+		var p struct{ Phase string }
+		json.Unmarshal(e.payload, &p)
+		if len(out) == 0 || out[len(out)-1] != p.Phase {
+			out = append(out, p.Phase)
+		}
+	}
+	return out
+}
+
+func TestRefitLiveWhileCommandsFlow(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	old := r.ctl.ModelInfo().ID
+	gate := r.ctl.holdFrames()
+
+	refit := r.submit("refit", "device", []byte(`{"id":"f1","count":20,"validate":4}`))
+	// While it waits for frames, quick commands flow and the refit's
+	// neighbours are refused, saying why.
+	r.waitJob()
+	st := r.do("status", `{"id":"s1"}`)
+	if p, ok := st.Data["refit"].(Progress); !st.OK || !ok || p.ID != "f1" || p.Phase != "collecting" || p.Total != 24 {
+		t.Errorf("status during the refit: %+v", st)
+	}
+	mustFail(t, r.do("refit", `{"id":"f2","count":20}`), CodeBusy, `a refit is already running (id "f1", collecting`)
+	mustFail(t, r.do("threshold", `{"id":"t1","image":3}`), CodeBusy, `a refit is running (id "f1"`, "would be replaced by the refitted model's")
+	mustFail(t, r.do("rollback", `{"id":"r1","target":"model"}`), CodeBusy, "would race the refit's install")
+	mustFail(t, r.do("config", `{"id":"c1","config":{"model":{"blur_sigma":2},"capture":{"rotate":90}}}`), CodeBusy,
+		"changing capture.rotate, model.blur_sigma would change its frames or the model it replaces")
+	if rep := r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":1}}}`); !rep.OK {
+		t.Errorf("an mqtt change during a refit: %+v", rep)
+	}
+	// A repeat of the running refit waits for its reply.
+	dup := r.submit("refit", "device", []byte(`{"id":"f1","count":20,"validate":4}`))
+	close(gate)
+
+	rep := r.wait(refit)
+	if !rep.OK {
+		t.Fatalf("refit: %+v", rep)
+	}
+	again := r.wait(dup)
+	if !again.OK || again.Data["duplicate"] != true || again.Data["model_id"] != rep.Data["model_id"] {
+		t.Errorf("repeated refit: %+v", again)
+	}
+	newID := r.ctl.ModelInfo().ID
+	if newID == old || rep.Data["model_id"] != newID || rep.Data["previous_model_id"] != old || r.ctl.installs.Load() != 1 {
+		t.Errorf("model %s → %s, reply %+v, %d installs", old, newID, rep.Data, r.ctl.installs.Load())
+	}
+	if n := r.ctl.frames.Load(); n != 24 {
+		t.Errorf("%d live frames taken, want 20 to fit and 4 to validate", n)
+	}
+	v := rep.Data["validation"].(map[string]any)
+	if v["frames"] != 4 || v["false_alarm_rate"].(float64) > 0.1 || rep.Data["images"].(int)+rep.Data["held_out"].(int) != 20 {
+		t.Errorf("figures: %+v", rep.Data)
+	}
+	evs := r.events.named("refit")
+	if got := strings.Join(phases(evs), ","); got != "collecting,validating,installing,done" {
+		t.Errorf("refit phases %s", got)
+	}
+	var final map[string]any
+	json.Unmarshal(evs[len(evs)-1].payload, &final)
+	if final["model_id"] != newID || evs[len(evs)-1].qos != 1 {
+		t.Errorf("final refit event %v (QoS %d)", final, evs[len(evs)-1].qos)
+	}
+	if _, err := os.Stat(filepath.Join(r.ctl.dir, refitTempName)); !os.IsNotExist(err) {
+		t.Error("the refit's temporary model file is left")
+	}
+
+	// Rollback brings the old model back, and goes forward again.
+	if rb := r.do("rollback", `{"id":"r2","target":"model"}`); !rb.OK || r.ctl.ModelInfo().ID != old {
+		t.Errorf("rollback: %+v", rb)
+	}
+	if rb := r.do("rollback", `{"id":"r3","target":"model"}`); !rb.OK || r.ctl.ModelInfo().ID != newID {
+		t.Errorf("second rollback: %+v", rb)
+	}
+}
+
+func TestRefitCancel(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	old := r.ctl.ModelInfo().ID
+	gate := r.ctl.holdFrames()
+	refit := r.submit("refit", "device", []byte(`{"id":"f1","count":50}`))
+	r.waitJob()
+	gate <- struct{}{} // one frame in
+	c := r.do("refit-cancel", `{"id":"x1"}`)
+	if !c.OK || c.Data["cancelled"] != "f1" || c.Data["model_id"] != old {
+		t.Errorf("refit-cancel: %+v", c)
+	}
+	rep := r.wait(refit)
+	mustFail(t, rep, CodeCancelled, `cancelled (refit-cancel "x1")`, "the model in force ("+old+") stays")
+	if r.ctl.installs.Load() != 0 || r.ctl.ModelInfo().ID != old {
+		t.Error("a cancelled refit installed a model")
+	}
+	if p := phases(r.events.named("refit")); p[len(p)-1] != "cancelled" {
+		t.Errorf("phases %v", p)
+	}
+	// Shutting down cancels too, and says so.
+	refit = r.submit("refit", "device", []byte(`{"id":"f2","count":50}`))
+	r.waitJob()
+	r.d.Close(t.Context())
+	mustFail(t, r.wait(refit), CodeCancelled, "inspectd is stopping")
+}
+
+func TestRefitRejectedOnFalseAlarms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a second real fit; the live refit test covers the job's concurrency in -short runs")
+	}
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	old := r.ctl.ModelInfo().ID
+	r.ctl.mu.Lock()
+	r.ctl.defectiveAfter = 20 // the line changes right after the fit's frames
+	r.ctl.mu.Unlock()
+	rep := r.do("refit", `{"id":"f1","count":20,"validate":4}`)
+	mustFail(t, rep, CodeFailed, "refit rejected: 4 of 4 validation frames (100.0%) score above the new threshold", "the model in force ("+old+") stays")
+	if v := rep.Data["validation"].(map[string]any); v["false_alarms"] != 4 {
+		t.Errorf("validation figures %v", v)
+	}
+	if r.ctl.installs.Load() != 0 || r.ctl.ModelInfo().ID != old {
+		t.Error("a rejected refit installed its model")
+	}
+}
+
+// pngBomb is a 69-byte PNG whose header declares w×h pixels.
+func pngBomb(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		c := append([]byte(typ), data...)
+		b.Write(c)
+		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(c))
+	}
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
+	chunk("IHDR", ihdr)
+	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+	chunk("IEND", nil)
+	return b.Bytes()
+}
+
+// writeFrames renders n normal frames into dir as PNG files.
+func writeFrames(t *testing.T, dir string, n int) {
+	t.Helper()
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 11, NormalOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(dir, 0o755)
+	for i := range n {
+		var f capture.Frame
+		if err := src.Next(t.Context(), &f); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		png.Encode(&b, f.Image)
+		if err := os.WriteFile(filepath.Join(dir, "good_"+string(rune('a'+i/26))+string(rune('a'+i%26))+".png"), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRefitFromFolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real fit on 30 files; the live refit test covers the job's concurrency in -short runs")
+	}
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	old := r.ctl.ModelInfo().ID
+	dir := t.TempDir()
+	good := filepath.Join(dir, "train", "good") // the MVTec AD layout
+	writeFrames(t, good, 30)
+	for name, data := range map[string][]byte{
+		"bomb.png":    pngBomb(200000, 200000),
+		"broken.jpg":  []byte("not a JPEG at all"),
+		".hidden.png": pngBomb(1, 1),
+		"notes.txt":   []byte("operator notes"),
+	} {
+		os.WriteFile(filepath.Join(good, name), data, 0o644)
+	}
+	rep := r.do("refit", `{"id":"f1","folder":"`+dir+`"}`)
+	if !rep.OK {
+		t.Fatalf("folder refit: %+v", rep)
+	}
+	if rep.Data["skipped"] != 2 || !strings.Contains(strings.Join(rep.Data["skipped_reasons"].([]string), ";"), "bomb.png: 200000x200000 pixels, over the limit") {
+		t.Errorf("skipped: %v %v", rep.Data["skipped"], rep.Data["skipped_reasons"])
+	}
+	// 30 images: 6 to validate, 24 to fit (of which the fit holds some out).
+	if v := rep.Data["validation"].(map[string]any); v["frames"] != 6 || rep.Data["images"].(int)+rep.Data["held_out"].(int) != 24 {
+		t.Errorf("split: %+v", rep.Data)
+	}
+	if r.ctl.ModelInfo().ID == old || r.ctl.frames.Load() != 0 || rep.Data["source"] != "folder "+good {
+		t.Errorf("model %s (was %s), %d live frames, source %v", r.ctl.ModelInfo().ID, old, r.ctl.frames.Load(), rep.Data["source"])
+	}
+	if p := phases(r.events.named("refit")); strings.Join(p, ",") != "fitting,validating,installing,done" {
+		t.Errorf("phases %v", p)
+	}
+}
+
+func TestRefitBoundsCheckedBeforeAnything(t *testing.T) {
+	r := newRig(t, "remote: {allow_unsigned: true, max_refit_frames: 40}\n")
+	r.ctl.setModel(t)
+	many := t.TempDir()
+	for i := range 501 {
+		os.WriteFile(filepath.Join(many, "f"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26%26))+".txt"), nil, 0o644)
+	}
+	small := t.TempDir()
+	writeFrames(t, small, 5)
+	bombs := t.TempDir()
+	os.WriteFile(filepath.Join(bombs, "a.png"), pngBomb(100000, 100000), 0o644)
+	for _, tc := range []struct{ body, field, part string }{
+		{`{"id":"b1","count":2}`, "count", "2 is out of range 3..40 (remote.max_refit_frames)"},
+		{`{"id":"b2","count":41}`, "count", "41 is out of range 3..40"},
+		{`{"id":"b3","count":30,"validate":20}`, "validate", "30 fit frames and 20 validation frames are 50, over remote.max_refit_frames (40)"},
+		{`{"id":"b4","interval":"1h"}`, "interval", `"1h" is not a duration from 0s to 10m0s`},
+		{`{"id":"b5","interval":"soon"}`, "interval", "is not a duration"},
+		{`{"id":"b7","features":5000}`, "features", "5000 is out of range 1..2048"},
+		{`{"id":"b8","count":20,"features":2048}`, "features", "d = 2048 needs 24.5 GiB of scoring state on the 56x56 patch grid, over model.memory_budget (64.0 MiB) (the largest that fits is 101)"},
+		{`{"id":"b9","max_false_alarm_rate":1.5}`, "max_false_alarm_rate", "1.5 is out of range 0..1"},
+		{`{"id":"b10","folder":"good-parts"}`, "folder", "is not an absolute path"},
+		{`{"id":"b11","folder":"/nonexistent/good"}`, "folder", "no such file or directory"},
+		{`{"id":"b12","folder":"` + many + `"}`, "folder", "holds more than 500 entries; put the images for the refit in a folder of their own"},
+		{`{"id":"b13","folder":"` + small + `","count":5}`, "count", "5 images asked for, but the folder's 5 images leave 4 after the 1 validation images"},
+		{`{"id":"b14","folder":"` + bombs + `"}`, "folder", "holds no usable images (.jpg .jpeg .png .bmp .tif .tiff .gif); 1 skipped: a.png: 100000x100000 pixels, over the limit"},
+	} {
+		rep := r.do("refit", tc.body)
+		mustFail(t, rep, CodeInvalid, tc.part)
+		if field(rep) != tc.field {
+			t.Errorf("%s: field %q, want %q", tc.body, field(rep), tc.field)
+		}
+	}
+	count, interval := 200, "10m"
+	if _, err := checkRefit(&refitArgs{Count: &count, Interval: interval}, 1000); err == nil || !strings.Contains(err.Error(), "220 frames 10m0s apart span 36h30m0s; a refit may span at most 24h0m0s") {
+		t.Errorf("a refit spanning 36 hours: %v", err)
+	}
+	r.mem.Store(100 << 20)
+	mustFail(t, r.do("refit", `{"id":"m1","count":20}`), CodeFailed, "not started: the fit needs about", "and 100.0 MiB is available (test)")
+	if r.ctl.frames.Load() != 0 || r.d.runningJob() != nil {
+		t.Error("a refused refit took frames or started")
+	}
+}

@@ -1,0 +1,299 @@
+package remote
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
+)
+
+// StateFile is the request table's file name in the state directory.
+const StateFile = "remote-requests.json"
+
+// Bounds of the request table, so that its file stays small enough to be
+// rewritten on every command.
+const (
+	maxEntries    = 4096
+	maxNonces     = 10_000
+	maxStoredBody = 64 << 10
+	maxStateFile  = 32 << 20
+)
+
+// store is the persisted request table: the requests executed within the
+// dedup window (with their replies, or as running), the nonces of signed
+// envelopes seen within twice the skew, and the version of the pushed
+// configuration in force. It is rewritten atomically (config/atomicfile) on
+// every change, so that after a restart, a crash or a power cut a request
+// is never executed twice and a nonce never accepted twice.
+type store struct {
+	path string
+
+	mu      sync.Mutex
+	entries map[string]*entry // by entryKey(name, id)
+	nonces  map[string]time.Time
+	version configVersion
+}
+
+// entry is one executed request.
+type entry struct {
+	Name   string    `json:"name"`
+	ID     string    `json:"id"`
+	Origin string    `json:"origin"`
+	At     time.Time `json:"at"`
+	// Done is false while the command runs; a table loaded with an entry
+	// still running belongs to a process that died during the command.
+	Done bool `json:"done"`
+	// Reply is the reply as published (Reply.MarshalJSON).
+	Reply json.RawMessage `json:"reply,omitempty"`
+}
+
+// configVersion is the `version` of the pushed configuration in force and
+// of the one before it (0: none given).
+type configVersion struct {
+	Current  int64 `json:"current"`
+	Previous int64 `json:"previous"`
+}
+
+type stateFile struct {
+	Format   int               `json:"format"`
+	Requests []*entry          `json:"requests"`
+	Nonces   map[string]string `json:"nonces"` // key → expiry, RFC 3339
+	Config   configVersion     `json:"config_version"`
+}
+
+// CorruptTableError reports a request table that could not be read; New
+// logs it and starts with an empty table (answered ids and seen nonces are
+// forgotten).
+type CorruptTableError struct {
+	Path, Aside string
+	Err         error
+}
+
+func (e *CorruptTableError) Error() string {
+	return fmt.Sprintf("remote request table %s is unreadable (%v); moved to %s, starting with an empty table", e.Path, e.Err, e.Aside)
+}
+
+func entryKey(name, id string) string { return name + "\x00" + id }
+
+// openStore loads the table at dir/StateFile; a missing file is an empty
+// table. Entries left running by a dead process are returned as
+// interrupted (and stored with an interrupted reply).
+func openStore(dir string, now time.Time) (*store, []*entry, error) {
+	s := &store{entries: map[string]*entry{}, nonces: map[string]time.Time{}}
+	if dir == "" {
+		return s, nil, nil // in memory only (tests, or no state dir)
+	}
+	s.path = filepath.Join(dir, StateFile)
+	f, err := os.Open(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote request table: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote request table %s: %w", s.path, err)
+	}
+	if len(data) > maxStateFile {
+		return nil, nil, fmt.Errorf("remote request table %s: larger than %d bytes", s.path, maxStateFile)
+	}
+	var sf stateFile
+	if err := json.Unmarshal(data, &sf); err != nil {
+		// Written atomically, so only a failing disk gets here. Remote
+		// control goes on with an empty table; the file is kept aside.
+		aside := fmt.Sprintf("%s.corrupt-%d", s.path, now.Unix())
+		if rerr := os.Rename(s.path, aside); rerr != nil {
+			return nil, nil, fmt.Errorf("remote request table %s is unreadable (%v) and cannot be moved aside: %w", s.path, err, rerr)
+		}
+		return s, nil, &CorruptTableError{Path: s.path, Aside: aside, Err: err}
+	}
+	var interrupted []*entry
+	for _, e := range sf.Requests {
+		if e == nil || e.Name == "" || e.ID == "" {
+			continue
+		}
+		if !e.Done {
+			r := Reply{ID: e.ID, Error: "interrupted: inspectd stopped while this command ran (restart, crash or power cut); " +
+				"the configuration and model in force are complete, either the old or the new: ask status or config-get, and send the command again with a new id if needed",
+				Data: map[string]any{"code": CodeInterrupted}}
+			e.Reply, _ = r.MarshalJSON()
+			e.Done = true
+			interrupted = append(interrupted, e)
+		}
+		s.entries[entryKey(e.Name, e.ID)] = e
+	}
+	for k, v := range sf.Nonces {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.After(now) {
+			s.nonces[k] = t
+		}
+	}
+	s.version = sf.Config
+	if len(interrupted) > 0 {
+		if err := s.saveLocked(now, 0); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s, interrupted, nil
+}
+
+// lookup returns the entry of a request executed within window, or nil.
+func (s *store) lookup(name, id string, now time.Time, window time.Duration) *entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[entryKey(name, id)]
+	if e == nil || (e.Done && now.Sub(e.At) > window) {
+		return nil
+	}
+	c := *e
+	return &c
+}
+
+// nonceSeen reports whether a nonce of key is remembered.
+func (s *store) nonceSeen(key, nonce string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.nonces[key+"\x00"+nonce]
+	return ok && t.After(now)
+}
+
+// record stores, in one atomic write, a nonce to remember until expires
+// (when nonce is not ""), and a request starting to run (when e is not
+// nil). window is the dedup window, for pruning. On error nothing is
+// recorded in memory either, and the caller must not execute.
+func (s *store) record(key, nonce string, expires time.Time, e *entry, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nk := key + "\x00" + nonce
+	if nonce != "" {
+		if len(s.nonces) >= maxNonces {
+			s.pruneLocked(now, window)
+		}
+		if len(s.nonces) >= maxNonces {
+			return fmt.Errorf("more than %d signed commands within twice remote.max_skew; wait a little", maxNonces)
+		}
+		s.nonces[nk] = expires
+	}
+	var prev *entry
+	var ek string
+	if e != nil {
+		ek = entryKey(e.Name, e.ID)
+		prev = s.entries[ek]
+		s.entries[ek] = e
+	}
+	if err := s.saveLocked(now, window); err != nil {
+		if nonce != "" {
+			delete(s.nonces, nk)
+		}
+		if e != nil {
+			if prev != nil {
+				s.entries[ek] = prev
+			} else {
+				delete(s.entries, ek)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// finish stores a request's reply. A failed write is returned (the reply
+// is kept in memory regardless, so that this process still deduplicates).
+func (s *store) finish(name, id string, reply Reply, now time.Time, window time.Duration) error {
+	data, err := reply.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if len(data) > maxStoredBody {
+		short := Reply{ID: reply.ID, OK: reply.OK, Error: reply.Error,
+			Data: map[string]any{"note": fmt.Sprintf("the original reply (%d bytes) was too large to keep; it was published once", len(data))}}
+		data, _ = short.MarshalJSON()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[entryKey(name, id)]
+	if e == nil {
+		e = &entry{Name: name, ID: id, At: now}
+		s.entries[entryKey(name, id)] = e
+	}
+	e.Done, e.Reply = true, data
+	return s.saveLocked(now, window)
+}
+
+// configVersion returns the pushed configuration versions.
+func (s *store) configVersion() configVersion {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
+}
+
+// setConfigVersion records the versions after a push or a rollback.
+func (s *store) setConfigVersion(v configVersion, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.version
+	s.version = v
+	if err := s.saveLocked(now, window); err != nil {
+		s.version = old
+		return err
+	}
+	return nil
+}
+
+// pruneLocked drops expired nonces and finished requests older than
+// window, then the oldest finished requests beyond maxEntries.
+func (s *store) pruneLocked(now time.Time, window time.Duration) {
+	for k, t := range s.nonces {
+		if !t.After(now) {
+			delete(s.nonces, k)
+		}
+	}
+	var done []*entry
+	for k, e := range s.entries {
+		if e.Done && window > 0 && now.Sub(e.At) > window {
+			delete(s.entries, k)
+			continue
+		}
+		if e.Done {
+			done = append(done, e)
+		}
+	}
+	if extra := len(s.entries) - maxEntries; extra > 0 {
+		sort.Slice(done, func(i, j int) bool { return done[i].At.Before(done[j].At) })
+		for _, e := range done[:min(extra, len(done))] {
+			delete(s.entries, entryKey(e.Name, e.ID))
+		}
+	}
+}
+
+func (s *store) saveLocked(now time.Time, window time.Duration) error {
+	s.pruneLocked(now, window)
+	if s.path == "" {
+		return nil
+	}
+	sf := stateFile{Format: 1, Nonces: make(map[string]string, len(s.nonces)), Config: s.version}
+	for _, e := range s.entries {
+		sf.Requests = append(sf.Requests, e)
+	}
+	sort.Slice(sf.Requests, func(i, j int) bool { return sf.Requests[i].At.Before(sf.Requests[j].At) })
+	for k, t := range s.nonces {
+		sf.Nonces[k] = t.UTC().Format(time.RFC3339Nano)
+	}
+	data, err := json.Marshal(&sf)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(s.path, 0o600, data); err != nil {
+		return fmt.Errorf("remote request table %s: %w", s.path, err)
+	}
+	return nil
+}
