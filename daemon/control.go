@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"image"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -35,6 +39,9 @@ func (d *Daemon) FitOptions() (model.Options, error) { return ModelOptions(d.Con
 func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.pipe.Load() == nil {
+		return model.Info{}, errStarting
+	}
 	cfg := d.cfg
 	det, err := d.loadModel(cfg, path)
 	if err != nil {
@@ -52,6 +59,9 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.pipe.Load() == nil {
+		return model.Info{}, errStarting
+	}
 	cfg := d.cfg
 	prev := PreviousModelPath(cfg.ModelPath())
 	det, err := d.loadModel(cfg, prev)
@@ -72,6 +82,9 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.pipe.Load()
+	if p == nil {
+		return model.Info{}, errStarting
+	}
 	var info model.Info
 	var oldImage, oldPixel float64
 	err := p.det.modify(func(det *model.Detector) error {
@@ -136,6 +149,14 @@ func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
 			return nil, errStopping
 		}
 		p := d.pipe.Load()
+		if p == nil { // the daemon is starting
+			select {
+			case <-time.After(100 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		actx, cancel := context.WithTimeout(ctx, tapAttempt)
 		img, err := p.NextFrame(actx, d.trigPtr.Load())
 		cancel()
@@ -191,4 +212,114 @@ func (d *Daemon) ConfigPath() string {
 		return d.o.ConfigPath
 	}
 	return p
+}
+
+// errStarting refuses a model change before the pipeline runs.
+var errStarting = errors.New("inspectd is starting: try again in a moment")
+
+// errNoConfigFile refuses a configuration push to a daemon started without
+// a configuration file: what it applied would be gone at the next start.
+var errNoConfigFile = errors.New("inspectd runs on its built-in defaults, without a configuration file: a pushed configuration would not survive a restart; start it with --config FILE")
+
+// ApplyConfig saves c as the configuration file (the previous kept as
+// .prev) and applies it live, changing only the parts whose settings
+// differ; on any failure the previous file is restored and the running
+// parts stay as they were.
+func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) ([]string, error) {
+	path := d.ConfigPath()
+	if path == "" {
+		return nil, errNoConfigFile
+	}
+	if err := config.SaveKeepPrevious(path, c); err != nil {
+		return nil, err
+	}
+	changed, err := d.Apply(ctx, c)
+	if err != nil {
+		if rerr := config.RestorePrevious(path); rerr != nil {
+			d.log.Error("previous configuration file not restored", "file", path, "err", rerr)
+		}
+		d.metrics.ReloadFailures.Inc()
+		return nil, err
+	}
+	if len(changed) > 0 {
+		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))
+	}
+	return changed, nil
+}
+
+// Status is the daemon's state for the status command; it never waits for
+// the pipeline or a configuration change.
+func (d *Daemon) Status() remote.Status {
+	st := remote.Status{Started: d.startedAt, Health: map[string]string{}}
+	p := d.pipe.Load()
+	if p != nil {
+		st.Inspections = d.inspectedBefore.Load() + p.Inspected()
+		st.Queues = p.QueueDepths()
+	}
+	st.InspectionsPerSecond = d.rate.perSecond()
+	h := d.handler.Health()
+	for name, c := range map[string]httpapi.ComponentHealth{"camera": h.Camera, "model": h.Model, "mqtt": h.MQTT} {
+		st.Health[name] = c.Detail
+	}
+	var errAt time.Time
+	note := func(msg string, at time.Time) {
+		if msg != "" && !at.Before(errAt) {
+			st.LastError, st.LastErrorAt, errAt = msg, at, at
+		}
+	}
+	if p != nil {
+		note(p.LastError())
+	}
+	ms := d.sink.state()
+	note(ms.LastError, ms.LastErrorAt)
+	if e, ok := d.lastReloadErr.Load().(timedError); ok {
+		note(e.msg, e.at)
+	}
+	return st
+}
+
+// timedError is an error message and when it happened.
+type timedError struct {
+	msg string
+	at  time.Time
+}
+
+// rateMeter estimates inspections per second over the last minute from a
+// sample of the count taken every second.
+type rateMeter struct {
+	mu      sync.Mutex
+	samples []rateSample
+}
+
+type rateSample struct {
+	at    time.Time
+	count uint64
+}
+
+const rateWindow = time.Minute
+
+func (r *rateMeter) add(count uint64) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.samples = append(r.samples, rateSample{now, count})
+	n := 0
+	for n < len(r.samples)-1 && now.Sub(r.samples[n].at) > rateWindow {
+		n++
+	}
+	r.samples = append(r.samples[:0], r.samples[n:]...)
+}
+
+func (r *rateMeter) perSecond() float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.samples) < 2 {
+		return 0
+	}
+	a, b := r.samples[0], r.samples[len(r.samples)-1]
+	dt := b.at.Sub(a.at).Seconds()
+	if dt <= 0 || b.count < a.count {
+		return 0
+	}
+	return float64(b.count-a.count) / dt
 }

@@ -50,6 +50,9 @@ type Daemon struct {
 	pipeStop context.CancelFunc
 	pipeDone chan struct{}
 
+	cfgPtr    atomic.Pointer[config.Config] // d.cfg, readable without d.mu (remote commands)
+	disp      *remote.Dispatcher
+	front     *remote.MQTT
 	base      context.Context // the Run context: parts live until it ends
 	metrics   *httpapi.Metrics
 	handler   *httpapi.Handler
@@ -60,6 +63,12 @@ type Daemon struct {
 	ended     chan pipelineEnd
 	startedAt time.Time
 	stopping  atomic.Bool
+	// inspectedBefore counts the inspections of pipelines replaced by a
+	// restart; rate samples the total every second; lastReloadErr is the
+	// latest refused reload (a timedError), for the status command.
+	inspectedBefore atomic.Uint64
+	rate            rateMeter
+	lastReloadErr   atomic.Value
 	status    string // the retained status last set
 }
 
@@ -87,7 +96,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, er
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return d, fmt.Errorf("state_dir %s: %w (set state_dir to a writable folder)", cfg.StateDir, err)
 	}
-	d.cfg = cfg
+	d.setConfig(cfg)
 	d.metrics = httpapi.NewMetrics()
 	d.handler = httpapi.New(httpapi.Options{
 		Camera:  httpapi.CheckerFunc(d.cameraHealth),
@@ -123,6 +132,10 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, er
 	}
 	d.src, d.desc = newSwapSource(base), desc
 	if d.clientID, err = resolveClientID(cfg, d.deviceID); err != nil {
+		det.Close()
+		return d, err
+	}
+	if d.disp, err = remote.New(remote.Options{Controller: d, DeviceID: d.deviceID, StateDir: cfg.StateDir, Logger: d.log}); err != nil {
 		det.Close()
 		return d, err
 	}
@@ -209,10 +222,34 @@ func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*m
 	if err := pub.OnTrigger(d.onTrigger); err != nil {
 		return nil, err
 	}
+	// Command topics are subscribed before the connection starts, so that
+	// requests the broker kept for this session are routed.
+	fo := remote.MQTTOptions{Prefix: m.TopicPrefix, DeviceID: deviceID, Groups: m.Groups, Logger: d.log}
+	if d.front == nil {
+		if d.front, err = remote.NewMQTT(pub, d.disp, fo); err == nil {
+			err = d.front.Start()
+		}
+	} else {
+		err = d.front.Attach(pub, fo)
+		d.disp.SetDeviceID(deviceID)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if err := pub.Start(); err != nil {
 		return nil, err
 	}
 	return pub, nil
+}
+
+// setConfig makes cfg the configuration in force. Called with d.mu held
+// (or before the daemon is shared).
+func (d *Daemon) setConfig(cfg *config.Config) {
+	d.cfg = cfg
+	d.cfgPtr.Store(cfg)
+	if d.o.LogLevel != nil {
+		d.o.LogLevel.Set(cfg.SlogLevel())
+	}
 }
 
 // connect opens the MQTT connections cfg asks for: the JSON publisher
@@ -237,8 +274,8 @@ func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string) (*mqttpu
 }
 
 // submitter is the remote command dispatcher the Sparkplug edge node hands
-// its DCMD writes to; nil until remote control is on.
-func (d *Daemon) submitter() remote.Submitter { return nil }
+// its DCMD writes to: the same commands as the JSON front end's.
+func (d *Daemon) submitter() remote.Submitter { return d.disp }
 
 // publishInfo sets the retained info document from what runs now.
 func (d *Daemon) publishInfo() {
@@ -386,6 +423,9 @@ func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal) error {
 			d.reloadFile(ctx)
 		case <-tick.C:
 			d.updateStatus()
+			if p := d.pipe.Load(); p != nil {
+				d.rate.add(d.inspectedBefore.Load() + p.Inspected())
+			}
 		}
 	}
 }
@@ -410,16 +450,14 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 		}
 	}
 	d.metrics.ReloadFailures.Inc()
+	d.lastReloadErr.Store(timedError{msg: "configuration not reloaded: " + err.Error(), at: time.Now()})
 	d.log.Error("configuration not reloaded, keeping the running one", "file", d.o.ConfigPath, "err", err)
 }
 
-// Config returns a copy of the configuration in force.
-func (d *Daemon) Config() *config.Config {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	c := *d.cfg
-	return &c
-}
+// Config returns the configuration in force. It is never modified in
+// place (a change replaces it), so the caller may keep it but must not
+// modify it. It never waits for a configuration change in progress.
+func (d *Daemon) Config() *config.Config { return d.cfgPtr.Load() }
 
 // changeSet is what differs between two configurations, by part.
 type changeSet struct {
@@ -564,7 +602,8 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		}
 		newBroker = nil
 	}
-	d.cfg, d.deviceID, d.clientID = next, nextDev, clientID
+	d.setConfig(next)
+	d.deviceID, d.clientID = nextDev, clientID
 	if oldBroker != nil {
 		oldBroker.Close()
 	}
@@ -584,6 +623,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	}
 	if ch.pipeline {
 		d.stopPipeline("the pipeline restarts for a configuration change: trigger not inspected")
+		d.inspectedBefore.Add(p.Inspected())
 		if newSrc != nil {
 			_ = d.src.Swap(ctx, newSrc)
 			d.desc = newDesc
@@ -663,6 +703,16 @@ func (d *Daemon) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var det *model.Detector
+	if d.disp != nil { // a refit in progress is cancelled; its reply says so
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := d.disp.Close(cctx); err != nil {
+			d.log.Warn("remote commands close", "err", err)
+		}
+		cancel()
+	}
+	if d.front != nil {
+		d.front.Stop()
+	}
 	if p := d.pipe.Load(); p != nil {
 		det = p.Detector()
 		d.stopPipeline(errStopping.Error())

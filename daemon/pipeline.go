@@ -145,6 +145,7 @@ type Pipeline struct {
 	queuesMu  sync.Mutex
 	inspFails atomic.Int64 // consecutive failed inspections
 	lastFail  atomic.Value // string: the latest inspection failure
+	lastErr   atomic.Value // timedError: the latest capture or inspection error
 
 	// publish-stage state
 	rf          regionFinder
@@ -177,6 +178,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p.policy.Store(&pol)
 	p.lastFail.Store("")
 	p.health.init(o.Source)
+	p.health.onError = p.noteError
 	return p, nil
 }
 
@@ -189,6 +191,15 @@ func (p *Pipeline) Inspected() uint64 { return p.inspected.Load() }
 
 // Seq is the seq of the latest result.
 func (p *Pipeline) Seq() uint64 { return p.seq.Load() }
+
+// LastError is the latest capture or inspection error and when it
+// happened ("" when there was none).
+func (p *Pipeline) LastError() (string, time.Time) {
+	e, _ := p.lastErr.Load().(timedError)
+	return e.msg, e.at
+}
+
+func (p *Pipeline) noteError(err error) { p.lastErr.Store(timedError{msg: err.Error(), at: time.Now()}) }
 
 // QueueDepths is how many frames wait before inspection and before
 // publishing.
@@ -451,6 +462,7 @@ func (p *Pipeline) publishStage(s *slot) {
 		p.failed.Add(1)
 		p.inspFails.Add(1)
 		p.lastFail.Store(s.inspErr.Error())
+		p.noteError(s.inspErr)
 		if msg := s.inspErr.Error(); msg != p.lastInspErr { // one line per kind of failure, not per frame
 			p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
 			p.lastInspErr = msg
@@ -645,6 +657,7 @@ type captureHealth struct {
 	badSince atomic.Uint64
 	// counter totals at the last good frame: a rise means frames failed since.
 	decodeAtGood, timeoutAtGood atomic.Uint64
+	onError                     func(error)
 }
 
 func (h *captureHealth) init(src capture.Source) {
@@ -671,6 +684,9 @@ func (h *captureHealth) good() {
 }
 
 func (h *captureHealth) failed(err error) {
+	if h.onError != nil {
+		h.onError(err)
+	}
 	h.lastErr.Store(err.Error())
 	h.badSince.Add(1)
 }

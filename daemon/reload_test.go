@@ -92,6 +92,7 @@ func (r *runningDaemon) daemon() *Daemon {
 		r.d <- d
 		return d
 	case err := <-r.done:
+		r.done <- err // for the cleanup
 		r.t.Fatalf("daemon ended before it started: %v\n%s", err, r.logs.String())
 	case <-time.After(90 * time.Second):
 		r.t.Fatalf("daemon did not start; log:\n%s", r.logs.String())

@@ -41,6 +41,9 @@ type RunOptions struct {
 	// OnStarted, when set, is called once everything is up with the running
 	// daemon (tests and embedding programs).
 	OnStarted func(*Daemon)
+	// LogLevel, when set, is the level of Logger's handler: the daemon sets
+	// it to log_level at start and on every configuration change.
+	LogLevel *slog.LevelVar
 }
 
 // Run is `inspectd run`: it starts everything the configuration asks for

@@ -24,6 +24,9 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Log    *slog.Logger
+	// Level is Log's level: INSPECTD_LOG_LEVEL, or for the daemon the
+	// configuration's log_level when that variable is not set.
+	Level *slog.LevelVar
 }
 
 // Command is one sub-command. Name may hold a space ("model inspect").
@@ -72,8 +75,10 @@ func commands() []*Command {
 // Main runs the sub-command named by args and returns the exit status:
 // 0 success, 1 failure, 2 usage error.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))}
+	level := new(slog.LevelVar)
+	level.Set(logLevel())
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Level: level,
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))}
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stderr, cmds)
@@ -163,6 +168,15 @@ func parseDataCommand(fs *flag.FlagSet, args []string, data, cfgPath *string) (*
 		return nil, usagef("--data is required and no positional arguments are taken")
 	}
 	return daemon.LoadConfig(*cfgPath)
+}
+
+// daemonLogLevel is the level the daemon may set from log_level: nil
+// when INSPECTD_LOG_LEVEL says otherwise.
+func daemonLogLevel(env *Env) *slog.LevelVar {
+	if os.Getenv("INSPECTD_LOG_LEVEL") != "" {
+		return nil
+	}
+	return env.Level
 }
 
 // logLevel reads INSPECTD_LOG_LEVEL (debug, info, warn, error).

@@ -30,7 +30,7 @@ func cmdRun() *Command {
 			if err != nil {
 				return err
 			}
-			o := daemon.RunOptions{ConfigPath: *cfgPath, Config: cfg, Version: Version(), Logger: env.Log,
+			o := daemon.RunOptions{ConfigPath: *cfgPath, Config: cfg, Version: Version(), Logger: env.Log, LogLevel: daemonLogLevel(env),
 				Progress: progressBar(env.Stderr, "fit")}
 			if *print {
 				o.Print = env.Stdout

@@ -1,0 +1,353 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/model"
+)
+
+// operator is a SCADA-side MQTT client that sends commands and collects
+// the replies of every box under the prefix.
+type operator struct {
+	t  *testing.T
+	c  mqtt.Client
+	mu sync.Mutex
+	// replies by device, then by request id.
+	replies map[string]map[string][]map[string]any
+}
+
+func newOperator(t *testing.T, url string) *operator {
+	t.Helper()
+	op := &operator{t: t, replies: map[string]map[string][]map[string]any{}}
+	o := mqtt.NewClientOptions().AddBroker(url).SetClientID("operator-" + strconv.Itoa(testbroker.FreePort(t)))
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		c.Subscribe("inspectd/+/reply/+", 1, func(_ mqtt.Client, m mqtt.Message) {
+			var r map[string]any
+			if err := json.Unmarshal(m.Payload(), &r); err != nil {
+				t.Errorf("reply %s: %v", m.Payload(), err)
+				return
+			}
+			dev := strings.Split(m.Topic(), "/")[1]
+			id, _ := r["id"].(string)
+			op.mu.Lock()
+			if op.replies[dev] == nil {
+				op.replies[dev] = map[string][]map[string]any{}
+			}
+			op.replies[dev][id] = append(op.replies[dev][id], r)
+			op.mu.Unlock()
+		}).Wait()
+	})
+	op.c = mqtt.NewClient(o)
+	if tok := op.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("operator connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { op.c.Disconnect(0) })
+	return op
+}
+
+func (op *operator) send(topic, payload string) {
+	op.t.Helper()
+	if tok := op.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		op.t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+func (op *operator) got(dev, id string) []map[string]any {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return append([]map[string]any(nil), op.replies[dev][id]...)
+}
+
+// reply sends a command to one box and waits for its reply.
+func (op *operator) reply(dev, cmd, payload string, timeout time.Duration) map[string]any {
+	op.t.Helper()
+	var req struct{ ID string }
+	_ = json.Unmarshal([]byte(payload), &req)
+	if req.ID == "" {
+		req.ID = "raw-" + strconv.Itoa(len(payload))
+	}
+	op.send("inspectd/"+dev+"/cmd/"+cmd, payload)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if r := op.got(dev, req.ID); len(r) > 0 {
+			return r[0]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	op.t.Fatalf("no reply from %s to %s %s within %v", dev, cmd, payload, timeout)
+	return nil
+}
+
+// remoteYAML is baseYAML on broker url with unsigned remote commands on.
+func remoteYAML(url, deviceID, extra string) func(r *runningDaemon) string {
+	return func(r *runningDaemon) string {
+		y := strings.Replace(r.baseYAML(deviceID), "mqtt: {embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port)+"}",
+			"mqtt: {brokers: ["+url+"], max_reconnect_interval: 1s, username: line, password: s3cret-pw"+extra+"}", 1)
+		return y + "remote: {allow_unsigned: true, max_payload: 64KiB}\n"
+	}
+}
+
+// TestRemoteConfigPush: a valid push is applied, answered and still in
+// force after a restart, and config-get shows it with the password
+// redacted; invalid, non-JSON, oversize, duplicate-key and alias-bomb
+// pushes are each refused precisely while inspection goes on.
+func TestRemoteConfigPush(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	r := startDaemon(t, remoteYAML(b.URL, "cell1", ""))
+	d := r.daemon()
+	r.moreInspections(2)
+	// The command subscription is made on connect: wait for a status reply.
+	r.waitFor("remote commands", func() bool {
+		op.send("inspectd/cell1/cmd/status", `{"id":"hello"}`)
+		time.Sleep(300 * time.Millisecond)
+		return len(op.got("cell1", "hello")) > 0
+	})
+
+	rep := op.reply("cell1", "config", `{"id":"c1","config":{"mqtt":{"result_qos":1},"capture":{"synthetic":{"fps":15}}},"version":3}`, 60*time.Second)
+	if rep["ok"] != true {
+		t.Fatalf("valid push refused: %v", rep)
+	}
+	if c := d.Config(); c.MQTT.ResultQoS != 1 || c.Capture.Synthetic.FPS != 15 {
+		t.Errorf("config in force after the push: result_qos %d fps %d", c.MQTT.ResultQoS, c.Capture.Synthetic.FPS)
+	}
+	onDisk, err := config.Load(r.cfgPath)
+	if err != nil || onDisk.MQTT.ResultQoS != 1 {
+		t.Errorf("config file after the push: %v result_qos %v", err, onDisk)
+	}
+	r.moreInspections(2)
+
+	get := op.reply("cell1", "config-get", `{"id":"g1"}`, 30*time.Second)
+	text, _ := json.Marshal(get)
+	pw, _ := get["config"].(map[string]any)["mqtt"].(map[string]any)["password"].(string)
+	if strings.Contains(string(text), "s3cret-pw") || pw != "<redacted>" {
+		t.Errorf("config-get shows the password or no redaction (%q): %s", pw, text)
+	}
+	if !strings.Contains(string(text), `"result_qos":1`) {
+		t.Errorf("config-get does not show the pushed setting: %s", text)
+	}
+
+	before := r.inspections()
+	bomb := `a: &a [x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c]\n`
+	for _, bad := range []struct{ name, payload, code string }{
+		{"out of range", `{"id":"b1","config":{"model":{"features":5000}}}`, "invalid"},
+		{"unknown key", `{"id":"b2","config":{"mqtt":{"retain":true}}}`, "invalid"},
+		{"not JSON", `config please`, "invalid"},
+		{"duplicate key", `{"id":"b4","config":{"mqtt":{"result_qos":0,"result_qos":1}}}`, "invalid"},
+		{"alias bomb", `{"id":"b5","config":"` + bomb + `"}`, "invalid"},
+		{"oversize", `{"id":"b6","config":{"device_id":"` + strings.Repeat("x", 70<<10) + `"}}`, "too_large"},
+	} {
+		op.send("inspectd/cell1/cmd/config", bad.payload)
+		var rep map[string]any
+		r.waitFor("the refusal of "+bad.name, func() bool {
+			op.mu.Lock()
+			defer op.mu.Unlock()
+			for _, rs := range op.replies["cell1"] {
+				for _, x := range rs {
+					if x["ok"] == false && x["code"] == bad.code && !seenRefusal(x) {
+						rep = x
+						x["_seen"] = true
+						return true
+					}
+				}
+			}
+			return false
+		})
+		if rep["error"] == nil || rep["error"] == "" {
+			t.Errorf("%s: refusal without a reason: %v", bad.name, rep)
+		}
+		t.Logf("%s: %v", bad.name, rep["error"])
+	}
+	r.moreInspections(3)
+	if c := d.Config(); c.MQTT.ResultQoS != 1 || c.Model.Features != 16 {
+		t.Errorf("a refused push changed the config in force: %+v", c.MQTT)
+	}
+	t.Logf("%d inspections while the refusals were handled", r.inspections()-before)
+
+	// The pushed configuration is what the next start runs on.
+	r.cancel()
+	<-r.done
+	r.done <- nil
+	again, err := LoadConfig(r.cfgPath)
+	if err != nil || again.MQTT.ResultQoS != 1 || again.Capture.Synthetic.FPS != 15 {
+		t.Errorf("after a restart the config file holds %v (err %v)", again, err)
+	}
+}
+
+func seenRefusal(x map[string]any) bool { return x["_seen"] == true }
+
+// writePNGs renders n synthetic frames (normal, or all with defects) into
+// dir as PNG files.
+func writePNGs(t *testing.T, dir string, n int, seed uint64, defects bool) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := capture.SyntheticOptions{Width: 160, Height: 120, Seed: seed, NormalOnly: !defects}
+	if defects {
+		opts.DefectRate = 1
+	}
+	src, err := capture.NewSynthetic(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		var f capture.Frame
+		if err := src.Next(t.Context(), &f); err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Create(filepath.Join(dir, fmt.Sprintf("part%03d.png", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(out, f.Image); err != nil {
+			t.Fatal(err)
+		}
+		out.Close()
+	}
+}
+
+// TestRemoteRefitAndRollback: a refit from a folder of normal images on
+// the box changes the model id while inspection goes on; defective parts
+// still score above the new threshold; rollback brings the old model back.
+func TestRemoteRefitAndRollback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits a model")
+	}
+	good := filepath.Join(t.TempDir(), "good")
+	writePNGs(t, good, 48, 77, false)
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	r := startDaemon(t, remoteYAML(b.URL, "cell1", ""))
+	d := r.daemon()
+	r.waitFor("remote commands", func() bool {
+		op.send("inspectd/cell1/cmd/status", `{"id":"hello"}`)
+		time.Sleep(300 * time.Millisecond)
+		return len(op.got("cell1", "hello")) > 0
+	})
+	oldID := d.ModelInfo().ID
+	before := r.inspections()
+	// 48 images leave a handful held out: the threshold is rough, so the
+	// false-alarm gate is loosened (its own tests are in daemon/remote).
+	rep := op.reply("cell1", "refit", `{"id":"f1","folder":"`+good+`","max_false_alarm_rate":0.5}`, 3*time.Minute)
+	if rep["ok"] != true {
+		t.Fatalf("refit refused or failed: %v", rep)
+	}
+	newID := d.ModelInfo().ID
+	if newID == oldID || rep["model_id"] != newID {
+		t.Fatalf("model %s after the refit (reply %v), was %s", newID, rep["model_id"], oldID)
+	}
+	t.Logf("refit: %v; %d inspections during it", rep, r.inspections()-before)
+
+	// Defective parts score above the new model's threshold.
+	cfg := d.Config()
+	mopts, err := ModelOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, err := model.Load(cfg.ModelPath(), mopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	bad := filepath.Join(t.TempDir(), "bad")
+	writePNGs(t, bad, 10, 991, true)
+	flagged := 0
+	files, _ := filepath.Glob(filepath.Join(bad, "*.png"))
+	for _, f := range files {
+		img := loadImage(t, f)
+		res, err := det.Inspect(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Anomalous {
+			flagged++
+		}
+	}
+	if flagged < len(files)*8/10 {
+		t.Errorf("the refitted model flags %d of %d defective parts", flagged, len(files))
+	}
+	t.Logf("refitted model flags %d of %d defective parts", flagged, len(files))
+
+	rb := op.reply("cell1", "rollback", `{"id":"r1","target":"model"}`, time.Minute)
+	if rb["ok"] != true || d.ModelInfo().ID != oldID {
+		t.Fatalf("rollback: %v; model %s, want %s", rb, d.ModelInfo().ID, oldID)
+	}
+	r.moreInspections(2)
+}
+
+func loadImage(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestFleetConfigPush: three boxes on one broker; a push to fleet/cmd/config
+// changes all three, each replying once on its own topic; a push to a
+// group changes only the boxes in it.
+func TestFleetConfigPush(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	boxes := map[string]*runningDaemon{}
+	for _, dev := range []string{"box1", "box2", "box3"} {
+		groups := ""
+		if dev != "box3" {
+			groups = ", groups: [line3]"
+		}
+		boxes[dev] = startDaemon(t, remoteYAML(b.URL, dev, groups))
+	}
+	for dev, r := range boxes {
+		r.daemon()
+		r.waitFor(dev+" remote commands", func() bool {
+			op.send("inspectd/"+dev+"/cmd/status", `{"id":"hello"}`)
+			time.Sleep(300 * time.Millisecond)
+			return len(op.got(dev, "hello")) > 0
+		})
+	}
+	op.send("inspectd/fleet/cmd/config", `{"id":"fleet-1","config":{"mqtt":{"result_max_rate":2}}}`)
+	for dev, r := range boxes {
+		r.waitFor(dev+"'s fleet reply", func() bool { return len(op.got(dev, "fleet-1")) > 0 })
+		if got := r.daemon().Config().MQTT.ResultMaxRate; got != 2 {
+			t.Errorf("%s: result_max_rate %v after the fleet push", dev, got)
+		}
+	}
+	op.send("inspectd/group/line3/cmd/config", `{"id":"group-1","config":{"mqtt":{"result_max_rate":3}}}`)
+	for _, dev := range []string{"box1", "box2"} {
+		boxes[dev].waitFor(dev+"'s group reply", func() bool { return len(op.got(dev, "group-1")) > 0 })
+		if got := boxes[dev].daemon().Config().MQTT.ResultMaxRate; got != 3 {
+			t.Errorf("%s: result_max_rate %v after the group push", dev, got)
+		}
+	}
+	time.Sleep(time.Second) // box3 must stay silent
+	if n := len(op.got("box3", "group-1")); n != 0 || boxes["box3"].daemon().Config().MQTT.ResultMaxRate != 2 {
+		t.Errorf("box3 (not in line3) answered the group push %d times", n)
+	}
+	for dev := range boxes {
+		if n := len(op.got(dev, "fleet-1")); n != 1 {
+			t.Errorf("%s replied %d times to the fleet push", dev, n)
+		}
+	}
+}
