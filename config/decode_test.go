@@ -105,7 +105,7 @@ func TestParseErrors(t *testing.T) {
 		want     []string
 	}{
 		{"unknown key in section", "mqtt:\n  brokers: []\n  retain: true\n",
-			[]string{`config x.yaml: line 3: unknown key "retain" in section "mqtt" (known keys: `+yamlKeys(MQTT{})+`)`}},
+			[]string{`config x.yaml: line 3: unknown key "retain" in section "mqtt" (known keys: ` + yamlKeys(MQTT{}) + `)`}},
 		{"typo gets a suggestion", "mqtt:\n  brokrs: []\n",
 			[]string{`config x.yaml: line 2: unknown key "brokrs" in section "mqtt" (did you mean "brokers"?)`}},
 		{"case typo", "model:\n  XNNPack: false\n",
@@ -113,10 +113,10 @@ func TestParseErrors(t *testing.T) {
 		{"unknown nested key", "mqtt:\n  tls:\n    cafile: x\n",
 			[]string{`config x.yaml: line 3: unknown key "cafile" in section "mqtt.tls" (known keys: ca, cert, key, server_name, insecure_skip_verify)`}},
 		{"unknown top-level key", "verbose: true\n",
-			[]string{`config x.yaml: line 1: unknown key "verbose" at the top level (known keys: `+yamlKeys(Config{})+`)`}},
+			[]string{`config x.yaml: line 1: unknown key "verbose" at the top level (known keys: ` + yamlKeys(Config{}) + `)`}},
 		{"all unknown keys reported", "foo: 1\nmodel:\n  bar: 2\n",
 			[]string{
-				`config x.yaml: line 1: unknown key "foo" at the top level (known keys: `+yamlKeys(Config{})+`)`,
+				`config x.yaml: line 1: unknown key "foo" at the top level (known keys: ` + yamlKeys(Config{}) + `)`,
 				`config x.yaml: line 3: unknown key "bar" in section "model" (known keys: path, backbone, taps, input, threads, xnnpack, optimize, delegate, features, min_features, seed, epsilon, memory_budget, memory_fraction, position_zscore, context_pool, context_features, context_weight, blur_sigma, threshold)`,
 			}},
 		{"duplicate key", "model:\n  threads: 2\n  features: 10\n  threads: 4\n",
@@ -180,7 +180,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad merge", "model:\n  <<: 5\n",
 			[]string{`config x.yaml: line 2: merge key "<<" in section "model" needs a mapping or a list of mappings, got 5`}},
 		{"merged unknown key", "x: &x {width: 5}\n",
-			[]string{`config x.yaml: line 1: unknown key "x" at the top level (known keys: `+yamlKeys(Config{})+`)`}},
+			[]string{`config x.yaml: line 1: unknown key "x" at the top level (known keys: ` + yamlKeys(Config{}) + `)`}},
 		{"merged key unknown in target", "capture:\n  roi: &r {x: 1}\n  camera:\n    <<: *r\n",
 			[]string{`config x.yaml: line 2: unknown key "x" in section "capture.camera" (known keys: device, formats, width, height, fps, buffers, timeout, controls)`}},
 

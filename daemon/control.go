@@ -99,7 +99,9 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	if err != nil {
 		return model.Info{}, err
 	}
-	undo := func() { _ = p.det.modify(func(det *model.Detector) error { return det.SetThresholds(oldImage, oldPixel) }) }
+	undo := func() {
+		_ = p.det.modify(func(det *model.Detector) error { return det.SetThresholds(oldImage, oldPixel) })
+	}
 	dst := d.cfg.ModelPath()
 	tmp := tempName(dst, "new")
 	var saveErr error

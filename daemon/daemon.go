@@ -69,7 +69,7 @@ type Daemon struct {
 	inspectedBefore atomic.Uint64
 	rate            rateMeter
 	lastReloadErr   atomic.Value
-	status    string // the retained status last set
+	status          string // the retained status last set
 }
 
 // pipelineEnd is a pipeline's Run returning; gen tells a restarted

@@ -199,7 +199,9 @@ func (p *Pipeline) LastError() (string, time.Time) {
 	return e.msg, e.at
 }
 
-func (p *Pipeline) noteError(err error) { p.lastErr.Store(timedError{msg: err.Error(), at: time.Now()}) }
+func (p *Pipeline) noteError(err error) {
+	p.lastErr.Store(timedError{msg: err.Error(), at: time.Now()})
+}
 
 // QueueDepths is how many frames wait before inspection and before
 // publishing.
