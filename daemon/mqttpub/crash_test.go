@@ -28,6 +28,8 @@ const (
 	envFirst   = "MQTTPUB_TEST_FIRST"
 	envCount   = "MQTTPUB_TEST_COUNT"
 	envConnect = "MQTTPUB_TEST_WAIT_CONNECT"
+	envPad     = "MQTTPUB_TEST_PAD_REGIONS"
+	envQoS2    = "MQTTPUB_TEST_QOS2_RESULTS"
 )
 
 func TestMain(m *testing.M) {
@@ -69,8 +71,19 @@ func childPublisher() int {
 		}
 		fmt.Println("CONNECTED")
 	}
+	pad, _ := strconv.Atoi(os.Getenv(envPad))
 	for i := first; i < first+count; i++ {
-		if err := p.PublishAlarm(sampleAlarm(i)); err != nil {
+		a := sampleAlarm(i)
+		for range pad {
+			a.Regions = append(a.Regions, mqttpub.Region{X: 1000, Y: 1000, W: 1000, H: 1000, Area: 1000000})
+		}
+		var err error
+		if os.Getenv(envQoS2) == "1" {
+			err = p.PublishResult(sampleResult(i, ""), 2)
+		} else {
+			err = p.PublishAlarm(a)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
