@@ -163,7 +163,7 @@ func TestOutboxBounds(t *testing.T) {
 	mustAdd(t, o, tp.Heatmap, 0, "h2")
 	mustAdd(t, o, tp.Result, 1, "r2")
 	mustAdd(t, o, tp.Alarm, 1, "a1")
-	mustAdd(t, o, tp.Result, 1, "r3") // full now: 6
+	mustAdd(t, o, tp.Result, 1, "r3")  // full now: 6
 	mustAdd(t, o, tp.Heatmap, 1, "h3") // pushes out h1
 	mustAdd(t, o, tp.Result, 1, "r4")  // pushes out h2
 	mustAdd(t, o, tp.Alarm, 1, "a2")   // pushes out h3
