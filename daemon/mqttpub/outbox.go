@@ -88,6 +88,7 @@ type outbox struct {
 
 	evicted, refused, tooLarge [numClasses]uint64
 	droppedOffline             uint64
+	acks                       uint64    // acknowledgements received
 	fullLogged                 bool      // the first eviction of an episode was logged
 	alarmLogAt                 time.Time // last "alarm refused" line
 	alarmLogSkipped            int
@@ -985,6 +986,13 @@ func (o *outbox) idle() bool {
 	return o.handing == nil
 }
 
+// acknowledged counts the acknowledgements received so far.
+func (o *outbox) acknowledged() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.acks
+}
+
 // outboxStats is the outbox part of State.
 type outboxStats struct {
 	queued, onDisk, notDurable int
@@ -1137,12 +1145,19 @@ func (o *outbox) Get(key string) packets.ControlPacket {
 }
 
 // All returns the keys paho holds: messages handed to it in hand-over
-// order (those of an earlier run first), then the rest.
+// order (those of an earlier run first), then the rest. paho calls it at
+// start (to reserve packet ids) and to replay the session after each
+// connect; it does the replay after the connection is open, when the
+// sender may already have handed over new messages (paho sent those
+// itself): they are left out, or paho would send them twice.
 func (o *outbox) All() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	list := make([]*entry, 0, len(o.session))
 	for _, e := range o.session {
+		if o.up && e.gen == o.gen {
+			continue
+		}
 		list = append(list, e)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].order < list[j].order })
@@ -1178,6 +1193,7 @@ func (o *outbox) Del(key string) {
 		return
 	}
 	delete(o.session, uint16(id))
+	o.acks++
 	if e.sendQoS > 0 {
 		o.maxGood = max(o.maxGood, e.size)
 	}

@@ -136,9 +136,17 @@ func TestOutboxWindowAndGate(t *testing.T) {
 	if handOver(t, o, &id) == nil || handOver(t, o, &id) != nil {
 		t.Fatal("one acknowledgement must free exactly one place")
 	}
+	// paho replays its session after the connection is open: what the
+	// sender handed over since is not in it (paho sent it already).
+	if keys := o.All(); len(keys) != 0 {
+		t.Fatalf("paho would send %d messages twice", len(keys))
+	}
 	// The connection drops and comes back: paho replays its 20.
 	if _, ok := o.connEnded(time.Now()); !ok {
 		t.Fatal("connEnded")
+	}
+	if keys := o.All(); len(keys) != maxInflight {
+		t.Fatalf("paho replays %d messages after a reconnect, want %d", len(keys), maxInflight)
 	}
 	o.connUp(time.Now())
 	for i := uint16(2); i <= 20; i++ {

@@ -779,22 +779,24 @@ func (p *Publisher) Health() (bool, string) {
 	return true, d
 }
 
-// Goodbye bounds for Close: how long the queue may drain first, and how
-// long the offline status may take to be acknowledged.
+// Goodbye bounds for Close: how long the queue may drain first (and how
+// long without any acknowledgement before that stops), and how long the
+// offline status may take to be acknowledged.
 const (
 	closeFlushMax   = 2 * time.Second
-	closeGoodbyeMax = 2 * time.Second
+	closeStalled    = 300 * time.Millisecond
+	closeGoodbyeMax = time.Second
 	closeQuiesce    = 250 * time.Millisecond
 )
 
-// Close says goodbye: it lets the sender hand over what is queued for a
-// moment (at most 2 s, or half of ctx's time), publishes "offline"
-// (retained), waits for its acknowledgement (at most 2 s), and disconnects
-// (DISCONNECT, so the broker discards the Last Will). Each wait also ends
-// as soon as the connection is lost or ctx ends: Close never waits for a
-// broker that is going away. Messages still queued stay in the outbox for
-// the next start; the error counts those on disk, and those lost because
-// they were held in memory only.
+// Close says goodbye: it lets the sender hand over what is queued while
+// the broker keeps acknowledging (at most 2 s, or half of ctx's time),
+// publishes "offline" (retained), waits for its acknowledgement (at most
+// 1 s), and disconnects (DISCONNECT, so the broker discards the Last Will).
+// Each wait also ends as soon as the connection is lost or ctx ends: Close
+// never waits for a broker that is going away. Messages still queued stay
+// in the outbox for the next start; the error counts those on disk, and
+// those lost because they were held in memory only.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -813,7 +815,13 @@ func (p *Publisher) Close(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		flushBy = minTime(flushBy, time.Now().Add(time.Until(dl)/2))
 	}
-	waitUntil(ctx, flushBy, func() bool { return p.box.idle() || !connected() })
+	acks, progressAt := p.box.acknowledged(), time.Now()
+	waitUntil(ctx, flushBy, func() bool {
+		if a := p.box.acknowledged(); a != acks {
+			acks, progressAt = a, time.Now()
+		}
+		return p.box.idle() || !connected() || time.Since(progressAt) > closeStalled
+	})
 
 	close(p.stopSender)
 	select { // the sender may be inside paho's Publish; the goodbye does not depend on it
