@@ -122,6 +122,10 @@ func TestFullDisk(t *testing.T) {
 	// on disk is "kept for the next start", the rest is counted as lost.
 	b.Stop()
 	waitFor(t, 5*time.Second, "disconnect", func() bool { return !p.State().Connected })
+	waitFor(t, 5*time.Second, "the acknowledged copies to go", func() bool {
+		m, _ := filepath.Glob(filepath.Join(store, "*.msg"))
+		return len(m) == 0
+	})
 	durable, notDurable = fill(n + 1)
 	err := p.Close(ctxTimeout(t, 3*time.Second))
 	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(durable)+" messages not acknowledged by the broker, kept in "+store) ||

@@ -88,9 +88,10 @@ type outbox struct {
 
 	evicted, refused, tooLarge [numClasses]uint64
 	droppedOffline             uint64
-	acks                       uint64    // acknowledgements received
-	fullLogged                 bool      // the first eviction of an episode was logged
-	alarmLogAt                 time.Time // last "alarm refused" line
+	acks                       uint64       // acknowledgements received
+	linger                     []lingerFile // copies of acknowledged messages, oldest first
+	fullLogged                 bool         // the first eviction of an episode was logged
+	alarmLogAt                 time.Time    // last "alarm refused" line
 	alarmLogSkipped            int
 
 	// Connection state, as the sender needs it.
@@ -474,9 +475,31 @@ func (o *outbox) removePending(e *entry) {
 	}
 }
 
-// finish forgets e (acknowledged, evicted or set aside) and its durable
-// copy; set aside copies are renamed, not removed. Callers hold mu.
-func (o *outbox) finish(e *entry, setAside bool) {
+// How an entry leaves the outbox.
+type finishHow uint8
+
+const (
+	dropped  finishHow = iota // evicted, or a QoS 0 message written or dropped
+	acked                     // acknowledged by the broker
+	setAside                  // too large for the broker: its file is kept, renamed
+)
+
+// ackGrace is how long the durable copy of an acknowledged message stays
+// on disk. A broker may acknowledge before it has stored the message for
+// its subscribers (the embedded broker writes its database a moment after
+// the PUBACK): if the daemon dies in that moment, the copy is sent again
+// at the next start (a duplicate, which QoS 1 allows) instead of being
+// lost. Close removes what is left.
+const ackGrace = time.Second
+
+// lingerFile is the durable copy of an acknowledged message, kept for ackGrace.
+type lingerFile struct {
+	path string
+	at   time.Time
+}
+
+// finish forgets e and its durable copy; callers hold mu.
+func (o *outbox) finish(e *entry, how finishHow) {
 	if e.gone {
 		return
 	}
@@ -493,16 +516,41 @@ func (o *outbox) finish(e *entry, setAside bool) {
 	case e.file != "":
 		o.onDisk--
 		path := filepath.Join(o.dir, e.file)
-		if setAside {
+		switch how {
+		case setAside:
 			_ = os.Rename(path, strings.TrimSuffix(path, outboxExt)+tooLargeExt)
-		} else if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			// The removal is not fsynced either: if a power cut undoes it
-			// the message is sent again, which QoS 1 allows.
-			o.log.Warn("mqtt outbox: cannot remove acknowledged message", "file", e.file, "error", err)
+		case acked:
+			o.linger = append(o.linger, lingerFile{path, time.Now()})
+		default:
+			o.remove(path)
 		}
 		e.file = ""
 	case e.wantDisk && !e.writing:
 		o.notDur--
+	}
+}
+
+// remove deletes a durable copy. The removal is not fsynced: if a power
+// cut undoes it the message is sent again, which QoS 1 allows.
+func (o *outbox) remove(path string) {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		o.log.Warn("mqtt outbox: cannot remove a message file", "file", path, "error", err)
+	}
+}
+
+// sweep removes the copies of acknowledged messages older than ackGrace
+// (all of them with all set).
+func (o *outbox) sweep(now time.Time, all bool) {
+	o.mu.Lock()
+	var old []lingerFile
+	i := 0
+	for ; i < len(o.linger) && (all || now.Sub(o.linger[i].at) >= ackGrace); i++ {
+		old = append(old, o.linger[i])
+	}
+	o.linger = o.linger[i:]
+	o.mu.Unlock()
+	for _, f := range old {
+		o.remove(f.path)
 	}
 }
 
@@ -709,7 +757,7 @@ func (o *outbox) makeRoom(e *entry) bool {
 	}
 	for _, v := range out {
 		o.evicted[v.class]++
-		o.finish(v, false)
+		o.finish(v, dropped)
 	}
 	if !o.fullLogged {
 		o.fullLogged = true
@@ -727,7 +775,7 @@ func (o *outbox) shrinkToBounds() {
 			next := el.Next()
 			v := el.Value.(*entry)
 			o.evicted[c]++
-			o.finish(v, false)
+			o.finish(v, dropped)
 			el = next
 		}
 	}
@@ -782,7 +830,7 @@ func (o *outbox) take() (e *entry, aside []*entry) {
 			}
 			if o.limit > 0 && cand.size > o.limit {
 				o.tooLarge[c]++
-				o.finish(cand, true)
+				o.finish(cand, setAside)
 				aside = append(aside, cand)
 				continue
 			}
@@ -818,7 +866,7 @@ func (o *outbox) handed(e *entry) {
 	switch {
 	case e.gone:
 	case e.sendQoS == 0:
-		o.finish(e, false)
+		o.finish(e, dropped)
 	case e.id == 0:
 		if o.probe == e {
 			o.probe = nil
@@ -909,7 +957,7 @@ func (o *outbox) connEnded(now time.Time) (ev dropEvent, ok bool) {
 		// completes); that costs one of 65,535 ids per message set aside,
 		// and only a few are ever set aside, as each lowers the limit.
 		o.tooLarge[p.class]++
-		o.finish(p, true)
+		o.finish(p, setAside)
 		lim := learnLimit(p.size, o.maxGood)
 		if o.limit == 0 || lim < o.limit {
 			o.limit = lim
@@ -931,7 +979,7 @@ func (o *outbox) connectFailed() {
 			next := el.Next()
 			if e := el.Value.(*entry); e.qos == 0 && e.class != classControl {
 				o.droppedOffline++
-				o.finish(e, false)
+				o.finish(e, dropped)
 			}
 			el = next
 		}
@@ -1200,7 +1248,7 @@ func (o *outbox) Del(key string) {
 	if o.probe == e {
 		o.probe = nil
 	}
-	o.finish(e, false)
+	o.finish(e, acked)
 	o.signal()
 }
 

@@ -110,6 +110,13 @@ func TestOutboxPriorityOrderAndReload(t *testing.T) {
 	if st := o2.stats(); st.queued != 0 || st.onDisk != 0 {
 		t.Fatalf("after acknowledgements %+v", st)
 	}
+	// The copies stay a moment (the broker may not have stored them yet),
+	// then go.
+	o2.sweep(time.Now(), false)
+	if m, _ := filepath.Glob(filepath.Join(dir, "*")); len(m) != 4 {
+		t.Fatalf("acknowledged copies removed at once: %v", m)
+	}
+	o2.sweep(time.Now().Add(ackGrace), false)
 	if m, _ := filepath.Glob(filepath.Join(dir, "*")); len(m) != 0 {
 		t.Fatalf("files left after every acknowledgement: %v", m)
 	}
@@ -428,6 +435,7 @@ func TestOutboxWriteFailure(t *testing.T) {
 		t.Fatal("message not delivered")
 	}
 	o.Del("o.1")
+	o.sweep(time.Now(), true)
 	if m, _ := filepath.Glob(filepath.Join(dir, "*")); len(m) != 0 {
 		t.Fatalf("files after acknowledgement: %v", m)
 	}

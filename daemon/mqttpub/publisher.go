@@ -844,7 +844,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 		quiesce = max(time.Until(dl), time.Millisecond)
 	}
 	p.client.Disconnect(uint(quiesce.Milliseconds()))
-
+	p.box.sweep(time.Now(), true) // a clean stop: the broker has what it acknowledged
 	return p.closeReport(p.box.stats())
 }
 

@@ -25,6 +25,7 @@ func (p *Publisher) runSender() {
 		case <-p.stopSender:
 			return
 		case now := <-tick.C:
+			p.box.sweep(now, false)
 			if now.Sub(lastRetry) >= retryDiskEvery {
 				lastRetry = now
 				p.box.retryDisk()
