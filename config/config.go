@@ -329,6 +329,17 @@ type MQTT struct {
 	// ImageMaxSide bounds the longer side of a published heatmap, in
 	// pixels; 0 publishes it at the frame's size.
 	ImageMaxSide int `yaml:"image_max_side"`
+
+	// Delivery limits (daemon/mqttpub).
+	// MaxPayload is the largest payload published; larger images are
+	// downsized or skipped, so that no broker drops the connection over one.
+	MaxPayload Size `yaml:"max_payload"`
+	// OutboxMaxMessages bounds the messages waiting for the broker; past it
+	// the oldest images, then the oldest results are dropped, and alarms are
+	// refused only when alarms alone fill it.
+	OutboxMaxMessages int `yaml:"outbox_max_messages"`
+	// OutboxMaxBytes bounds their size (on disk, and in memory).
+	OutboxMaxBytes Size `yaml:"outbox_max_bytes"`
 }
 
 // TLS holds the files and settings for TLS connections to the broker.
@@ -412,6 +423,11 @@ func Default() *Config {
 			Mask:                 PublishAnomalous,
 			Heatmap:              PublishAnomalous,
 			ImageMaxSide:         640,
+
+			// Delivery limits: see mqttpub.DefaultMaxPayload and friends.
+			MaxPayload:        256 << 10,
+			OutboxMaxMessages: 10000,
+			OutboxMaxBytes:    64 << 20,
 		},
 		HTTP:     HTTP{Listen: "127.0.0.1:9100"},
 		Pipeline: Pipeline{Queue: 4},

@@ -105,7 +105,7 @@ func TestParseErrors(t *testing.T) {
 		want     []string
 	}{
 		{"unknown key in section", "mqtt:\n  brokers: []\n  retain: true\n",
-			[]string{`config x.yaml: line 3: unknown key "retain" in section "mqtt" (known keys: brokers, embedded_listen, client_id, username, password, tls, keepalive, connect_timeout, max_reconnect_interval, topic_prefix, result_qos, result_max_rate, mask, heatmap, image_max_side)`}},
+			[]string{`config x.yaml: line 3: unknown key "retain" in section "mqtt" (known keys: brokers, embedded_listen, client_id, username, password, tls, keepalive, connect_timeout, max_reconnect_interval, topic_prefix, result_qos, result_max_rate, mask, heatmap, image_max_side, max_payload, outbox_max_messages, outbox_max_bytes)`}},
 		{"typo gets a suggestion", "mqtt:\n  brokrs: []\n",
 			[]string{`config x.yaml: line 2: unknown key "brokrs" in section "mqtt" (did you mean "brokers"?)`}},
 		{"case typo", "model:\n  XNNPack: false\n",
