@@ -267,7 +267,11 @@ func TestValidate(t *testing.T) {
 			}},
 
 		// mqtt delivery limits
-		{"delivery limits", func(c *Config) { c.MQTT.MaxPayload = 512; c.MQTT.OutboxMaxMessages = 99; c.MQTT.OutboxMaxBytes = 32 << 30 },
+		{"delivery limits", func(c *Config) {
+			c.MQTT.MaxPayload = 512
+			c.MQTT.OutboxMaxMessages = 99
+			c.MQTT.OutboxMaxBytes = 32 << 30
+		},
 			[]string{
 				`mqtt.max_payload: 512B is out of range 1KiB..256MiB`,
 				`mqtt.outbox_max_messages: 99 is out of range 100..1000000`,
