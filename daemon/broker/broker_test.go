@@ -498,3 +498,49 @@ func BenchmarkEmbeddedBrokerAlarms(b *testing.B) {
 	b.ReportMetric(float64(n)/mem.Seconds(), "alarms/s_memory")
 	b.ReportMetric(float64(perDisk)/float64(mem), "x_memory")
 }
+
+// TestShutdownOrder: client first, broker last stops in well under a
+// second with the goodbye acknowledged; the other order (a broker stopped
+// by its context first) does not make the client wait either.
+func TestShutdownOrder(t *testing.T) {
+	for _, brokerFirst := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		b, err := broker.Start(ctx, broker.Options{Address: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := mqttpub.New(mqttpub.Options{Brokers: []string{b.URL()}, DeviceID: "cam1", StoreDir: t.TempDir(), Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.WaitConnected(wctx); err != nil {
+			t.Fatal(err)
+		}
+		wcancel()
+		if err := p.PublishAlarm(&mqttpub.Alarm{Header: mqttpub.Header{Seq: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if brokerFirst {
+			cancel()
+			<-b.Done()
+		}
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = p.Close(cctx)
+		ccancel()
+		b.Close()
+		cancel()
+		took := time.Since(start)
+		switch {
+		case !brokerFirst && (err != nil || took > 500*time.Millisecond):
+			t.Fatalf("client first: Close %v after %s", err, took)
+		case brokerFirst && took > time.Second:
+			t.Fatalf("broker first: stopping took %s (Close: %v)", took, err)
+		}
+		t.Logf("broker first=%v: stopped in %s", brokerFirst, took.Round(time.Millisecond))
+	}
+}
