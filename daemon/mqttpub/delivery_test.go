@@ -188,6 +188,9 @@ func TestClientIDClash(t *testing.T) {
 	if got := lb.count("same client id", "client_id=inspectd-cam1"); got != 1 {
 		t.Fatalf("%d clash lines, want one per episode:\n%s", got, lb.String())
 	}
+	if got := lb.count("level=WARN", "connection lost"); got > 4 {
+		t.Fatalf("%d lines for drops: after the clash line the drops are not logged one by one:\n%s", got, lb.String())
+	}
 }
 
 // TestCloseFast: Close says goodbye in well under a second when the broker

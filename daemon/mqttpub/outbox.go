@@ -85,6 +85,7 @@ type outbox struct {
 	notDur   int                              // of count, alarms/results that failed to reach the disk
 	storeErr string                           // last outbox I/O failure, "" once writes succeed again
 	loadErr  string                           // stored messages that could not be read at start
+	unreadQ  []string                         // queued messages not read yet (tried again, see retryUnread)
 
 	evicted, refused, tooLarge [numClasses]uint64
 	droppedOffline             uint64
@@ -249,6 +250,8 @@ func (o *outbox) load(des []os.DirEntry) {
 			if kind == 'o' {
 				e := &entry{seq: seq, class: classResult, id: id, file: name, wantDisk: true, unreadable: true, sendQoS: 2}
 				loaded = append(loaded, e)
+			} else {
+				o.unreadQ = append(o.unreadQ, name)
 			}
 			continue
 		case err != nil:
@@ -298,8 +301,8 @@ func (o *outbox) load(des []os.DirEntry) {
 	}
 	o.order = o.seq // messages handed from now on come after those of earlier runs
 	if unreadable > 0 {
-		o.loadErr = fmt.Sprintf("%d stored messages could not be read (left in place for the next start): %v", unreadable, lastReadErr)
-		o.log.Error("mqtt outbox: stored messages could not be read; they stay on disk and are tried again at the next start",
+		o.loadErr = fmt.Sprintf("%d stored messages could not be read (left in place, tried again): %v", unreadable, lastReadErr)
+		o.log.Error("mqtt outbox: stored messages could not be read; they stay on disk and are tried again (QoS 2 ones at the next start)",
 			"dir", o.dir, "count", unreadable, "error", lastReadErr)
 	}
 	if o.count > o.maxMsgs || o.bytes > o.maxBytes {
@@ -612,7 +615,7 @@ func (o *outbox) persist(e *entry) error {
 	if e.id != 0 && e.sendQoS == 2 {
 		name = fmt.Sprintf("%020d-o.%d%s", e.seq, e.id, outboxExt)
 	}
-	err := o.writePacket(name, e.packet(e.id))
+	err := o.writePacket(name, e.packet(e.id), true)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	e.writing = false
@@ -633,17 +636,21 @@ func (o *outbox) persist(e *entry) error {
 	return err
 }
 
-// writePacket stores a packet durably under name.
-func (o *outbox) writePacket(name string, pkt packets.ControlPacket) error {
+// writePacket stores a packet durably under name; fresh says that name
+// held nothing before (so a failed write may remove what it left).
+func (o *outbox) writePacket(name string, pkt packets.ControlPacket, fresh bool) error {
 	var buf bytes.Buffer
 	if err := pkt.Write(&buf); err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
 	path := filepath.Join(o.dir, name)
 	if err := atomicfile.WriteBytes(path, 0o600, buf.Bytes()); err != nil {
-		// The rename may have happened before the directory fsync failed:
-		// a new message that is not durable must not be replayed either.
-		_ = os.Remove(path)
+		if fresh {
+			// The rename may have happened before the directory fsync
+			// failed: a message reported as not durable must not be
+			// replayed later either.
+			_ = os.Remove(path)
+		}
 		return err
 	}
 	return nil
@@ -658,9 +665,6 @@ func (e *entry) packet(id uint16) packets.ControlPacket {
 	}
 	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
 	p.Qos, p.Retain, p.TopicName, p.Payload, p.MessageID = e.sendQoS, e.retain, e.topic, e.payload, id
-	if p.Qos == 0 {
-		p.Qos = e.qos
-	}
 	return p
 }
 
@@ -701,6 +705,56 @@ func (o *outbox) retryDisk() {
 		if err := o.persist(next); err != nil {
 			return
 		}
+	}
+}
+
+// retryUnread reads again the stored messages a read error kept out of
+// the queue at start; those it can read now join it.
+func (o *outbox) retryUnread() {
+	o.mu.Lock()
+	names := o.unreadQ
+	o.unreadQ = nil
+	o.mu.Unlock()
+	var still []string
+	for _, name := range names {
+		seq, _, _, _ := parseOutboxName(name)
+		pkt, err := o.readPacket(name)
+		var rerr readError
+		switch {
+		case errors.As(err, &rerr):
+			still = append(still, name)
+			continue
+		case err != nil:
+			o.quarantine(name, err)
+			continue
+		}
+		e := o.entryFromPacket(seq, name, 'q', 0, pkt)
+		if e == nil {
+			o.remove(filepath.Join(o.dir, name))
+			continue
+		}
+		o.mu.Lock()
+		o.insertPending(e)
+		o.count++
+		o.bytes += e.cost
+		o.onDisk++
+		o.mu.Unlock()
+		o.log.Info("mqtt outbox: stored message read on a later try, queued", "file", name)
+	}
+	o.mu.Lock()
+	o.unreadQ = append(o.unreadQ, still...)
+	if len(o.unreadQ) == 0 && o.loadErr != "" {
+		held := false
+		for _, e := range o.session {
+			held = held || e.unreadable
+		}
+		if !held {
+			o.loadErr = ""
+		}
+	}
+	o.mu.Unlock()
+	if len(names) > len(still) {
+		o.signal()
 	}
 }
 
@@ -1138,7 +1192,7 @@ func (o *outbox) Put(key string, m packets.ControlPacket) {
 // crash leaves one or the other, never neither.
 func (o *outbox) rebind(e *entry) {
 	name := fmt.Sprintf("%020d-o.%d%s", e.seq, e.id, outboxExt)
-	err := o.writePacket(name, e.packet(e.id))
+	err := o.writePacket(name, e.packet(e.id), name != e.file)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	e.writing = false

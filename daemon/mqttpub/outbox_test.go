@@ -358,6 +358,18 @@ func TestOutboxUnreadableStaysAndHoldsID(t *testing.T) {
 	if e, _ := o.take(); e == nil || string(e.payload) != "a" {
 		t.Fatal("an unreadable message must not hold up the queue")
 	}
+	// The disk recovers: the queued message is read and joins the queue.
+	must(t, os.Remove(filepath.Join(dir, "00000000000000000004.msg")))
+	f, err := os.Create(filepath.Join(dir, "00000000000000000004.msg"))
+	must(t, err)
+	late := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	late.Qos, late.TopicName, late.Payload = 1, tp.Alarm, []byte("late")
+	must(t, late.Write(f))
+	must(t, f.Close())
+	o.retryUnread()
+	if st := o.stats(); st.queued != 2 || !strings.Contains(st.storeErr, "could not be read") {
+		t.Fatalf("after the retry %+v (the QoS 2 one is still held)", st)
+	}
 }
 
 // TestOutboxLoadsOlderVersionsAndDropsJunk: files of the earlier outbox

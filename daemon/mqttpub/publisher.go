@@ -419,8 +419,12 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		up := p.box.connLost(time.Now()).Round(time.Millisecond)
 		p.stMu.Lock()
 		p.lastErr, p.lastErrAt = reason, time.Now()
+		level := slog.LevelWarn
+		if p.clash.active { // reported once for the episode
+			level = slog.LevelDebug
+		}
 		p.stMu.Unlock()
-		p.log.Warn("mqtt connection lost, reconnecting", "error", reason, "connected_for", up, "queued", p.box.stats().queued)
+		p.log.Log(context.Background(), level, "mqtt connection lost, reconnecting", "error", reason, "connected_for", up, "queued", p.box.stats().queued)
 	}
 }
 
@@ -501,6 +505,10 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 	p.connects++
 	n, failures, broker := p.connects, p.failures, p.broker
 	p.failures, p.connectedAt = 0, now
+	level := slog.LevelInfo
+	if p.clash.active { // reported once for the episode
+		level = slog.LevelDebug
+	}
 	p.stMu.Unlock()
 	p.mu.Lock()
 	info, status := p.info, p.status
@@ -519,7 +527,7 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 	if n == 1 {
 		p.log.Info("mqtt connected", "broker", broker, "client_id", p.opts.ClientID, "failed_attempts", failures, "queued", queued)
 	} else {
-		p.log.Info("mqtt reconnected", "broker", broker, "reconnects", n-1, "failed_attempts", failures, "queued", queued)
+		p.log.Log(context.Background(), level, "mqtt reconnected", "broker", broker, "reconnects", n-1, "failed_attempts", failures, "queued", queued)
 	}
 	for filter, s := range subs {
 		tok := c.Subscribe(filter, s.qos, s.handler)

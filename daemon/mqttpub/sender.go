@@ -5,7 +5,7 @@ import (
 )
 
 // retryDiskEvery is how often the sender tries again to write alarms and
-// results that the disk refused.
+// results that the disk refused, and to read stored ones it could not read.
 const retryDiskEvery = 5 * time.Second
 
 // runSender is the one goroutine that hands messages to paho: it takes
@@ -29,6 +29,7 @@ func (p *Publisher) runSender() {
 			if now.Sub(lastRetry) >= retryDiskEvery {
 				lastRetry = now
 				p.box.retryDisk()
+				p.box.retryUnread()
 			}
 			p.checkClashSettled()
 		}
