@@ -27,6 +27,24 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// startPublisher starts a publisher for device cam1 on url with its outbox
+// in store ("" keeps it in memory); stop closes it and returns Close's error.
+func startPublisher(tb testing.TB, url, store string) (p *mqttpub.Publisher, stop func() error) {
+	tb.Helper()
+	p, err := mqttpub.New(mqttpub.Options{Brokers: []string{url}, DeviceID: "cam1", StoreDir: store, Logger: quiet()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return p, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return p.Close(ctx)
+	}
+}
+
 // TestEmbeddedBrokerDelivers: the publisher connects to the embedded
 // broker and a subscriber receives its alarm and the retained status.
 func TestEmbeddedBrokerDelivers(t *testing.T) {
@@ -178,17 +196,20 @@ func (s *scada) distinct() int {
 	return len(s.alarms)
 }
 
+// await waits up to 10 s for n distinct alarms and returns how many came.
+func (s *scada) await(n int) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for s.distinct() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.distinct()
+}
+
 // publishAlarms runs a publisher on url that publishes alarms first..last
 // and closes once the broker has acknowledged them all.
 func publishAlarms(t *testing.T, url, store string, first, last uint64) {
 	t.Helper()
-	p, err := mqttpub.New(mqttpub.Options{Brokers: []string{url}, DeviceID: "cam1", StoreDir: store, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p, stop := startPublisher(t, url, store)
 	for i := first; i <= last; i++ {
 		if err := p.PublishAlarm(&mqttpub.Alarm{Header: mqttpub.Header{Seq: i}}); err != nil {
 			t.Fatal(err)
@@ -198,9 +219,7 @@ func publishAlarms(t *testing.T, url, store string, first, last uint64) {
 	for p.State().Queued > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.Close(ctx); err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("publisher close: %v", err)
 	}
 }
@@ -235,11 +254,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 
 	s.connect() // back: the session and its queue are still there
 	defer s.client.Disconnect(0)
-	deadline := time.Now().Add(10 * time.Second)
-	for s.distinct() < 18 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := s.distinct(); n != 18 {
+	if n := s.await(18); n != 18 {
 		t.Fatalf("the absent subscriber received %d of 18 alarms", n)
 	}
 
@@ -393,25 +408,11 @@ func TestSessionsSurviveKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	p, err := mqttpub.New(mqttpub.Options{Brokers: []string{b.URL()}, DeviceID: "cam1", StoreDir: filepath.Join(store, "outbox"), Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	}()
+	_, stop := startPublisher(t, b.URL(), filepath.Join(store, "outbox"))
+	defer func() { _ = stop() }()
 	s.connect()
 	defer s.client.Disconnect(0)
-	deadline := time.Now().Add(10 * time.Second)
-	for s.distinct() < 18 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := s.distinct(); n != 18 {
+	if n := s.await(18); n != 18 {
 		t.Fatalf("after a SIGKILL the absent subscriber received %d of 18 alarms", n)
 	}
 }
@@ -446,18 +447,8 @@ func deliver(b *testing.B, store string, n int) time.Duration {
 	if store != "" {
 		outbox = filepath.Join(store, "outbox")
 	}
-	p, err := mqttpub.New(mqttpub.Options{Brokers: []string{br.URL()}, DeviceID: "cam1", StoreDir: outbox, Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	}()
+	p, stop := startPublisher(b, br.URL(), outbox)
+	defer func() { _ = stop() }()
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer wcancel()
 	if err := p.WaitConnected(wctx); err != nil {

@@ -51,6 +51,16 @@ func handOver(t *testing.T, o *outbox, id *uint16) *entry {
 	return e
 }
 
+// handOverAll hands over everything that may go now.
+func handOverAll(t *testing.T, o *outbox, id *uint16) []*entry {
+	t.Helper()
+	var got []*entry
+	for e := handOver(t, o, id); e != nil; e = handOver(t, o, id) {
+		got = append(got, e)
+	}
+	return got
+}
+
 func itoa(n uint16) string { return strconv.Itoa(int(n)) }
 
 func payloads(es []*entry) []string {
@@ -84,10 +94,7 @@ func TestOutboxPriorityOrderAndReload(t *testing.T) {
 	}
 	o.connUp(time.Now())
 	var id uint16
-	var got []*entry
-	for e := handOver(t, o, &id); e != nil; e = handOver(t, o, &id) {
-		got = append(got, e)
-	}
+	got := handOverAll(t, o, &id)
 	if want := []string{"a1", "a2", "r1", "r2-qos0", "c1", "h1"}; !reflect.DeepEqual(payloads(got), want) {
 		t.Fatalf("hand-over order %v, want %v", payloads(got), want)
 	}
@@ -96,11 +103,8 @@ func TestOutboxPriorityOrderAndReload(t *testing.T) {
 	// replays the durable ones, in the same order.
 	o2 := testOutbox(t, dir, 100, 1<<20)
 	o2.connUp(time.Now())
-	got = nil
 	id = 0
-	for e := handOver(t, o2, &id); e != nil; e = handOver(t, o2, &id) {
-		got = append(got, e)
-	}
+	got = handOverAll(t, o2, &id)
 	if want := []string{"a1", "a2", "r1", "c1"}; !reflect.DeepEqual(payloads(got), want) {
 		t.Fatalf("after reload %v, want %v", payloads(got), want)
 	}
@@ -206,10 +210,7 @@ func TestOutboxBounds(t *testing.T) {
 	}
 	o.connUp(time.Now())
 	var id uint16
-	var got []*entry
-	for e := handOver(t, o, &id); e != nil; e = handOver(t, o, &id) {
-		got = append(got, e)
-	}
+	got := handOverAll(t, o, &id)
 	if want := []string{"a1", "a2", "a3", "a4", "a5", "a6"}; !reflect.DeepEqual(payloads(got), want) {
 		t.Fatalf("queue %v, want %v", payloads(got), want)
 	}
@@ -398,10 +399,7 @@ func TestOutboxLoadsOlderVersionsAndDropsJunk(t *testing.T) {
 	o := testOutbox(t, dir, 100, 1<<20)
 	o.connUp(time.Now())
 	var id uint16
-	var got []*entry
-	for e := handOver(t, o, &id); e != nil; e = handOver(t, o, &id) {
-		got = append(got, e)
-	}
+	got := handOverAll(t, o, &id)
 	if want := []string{"a-old", "r-old"}; !reflect.DeepEqual(payloads(got), want) {
 		t.Fatalf("replayed %v, want %v", payloads(got), want)
 	}
@@ -637,8 +635,7 @@ func FuzzOutboxFile(f *testing.F) {
 		o := testOutbox(t, dir, 100, 1<<20)
 		o.connUp(time.Now())
 		var id uint16 = 100
-		for e := handOver(t, o, &id); e != nil; e = handOver(t, o, &id) {
-		}
+		handOverAll(t, o, &id)
 		for _, k := range o.All() {
 			_ = o.Get(k)
 		}
