@@ -344,6 +344,16 @@ type MQTT struct {
 	// Profile says which payloads go out: json (the topics under
 	// topic_prefix), sparkplug (a Sparkplug B edge node) or both.
 	Profile Profile `yaml:"profile"`
+	// Delivery limits (daemon/mqttpub).
+	// MaxPayload is the largest payload published; larger images are
+	// downsized or skipped, so that no broker drops the connection over one.
+	MaxPayload Size `yaml:"max_payload"`
+	// OutboxMaxMessages bounds the messages waiting for the broker; past it
+	// the oldest images, then the oldest results are dropped, and alarms are
+	// refused only when alarms alone fill it.
+	OutboxMaxMessages int `yaml:"outbox_max_messages"`
+	// OutboxMaxBytes bounds their size (on disk, and in memory).
+	OutboxMaxBytes Size `yaml:"outbox_max_bytes"`
 }
 
 // Profile names the MQTT output profile.
@@ -463,6 +473,11 @@ func Default() *Config {
 			Heatmap:              PublishAnomalous,
 			ImageMaxSide:         640,
 			Profile:              ProfileJSON,
+
+			// Delivery limits: see mqttpub.DefaultMaxPayload and friends.
+			MaxPayload:        256 << 10,
+			OutboxMaxMessages: 10000,
+			OutboxMaxBytes:    64 << 20,
 		},
 		Sparkplug: Sparkplug{GroupID: "inspectd"},
 		HTTP:      HTTP{Listen: "127.0.0.1:9100"},

@@ -353,6 +353,26 @@ func (v *validator) mqtt(m *MQTT) {
 	if m.ImageMaxSide != 0 {
 		v.intRange("mqtt.image_max_side", m.ImageMaxSide, 32, 16384)
 	}
+
+	// Delivery limits.
+	v.sizeRange("mqtt.max_payload", m.MaxPayload, minMaxPayload, maxMaxPayload)
+	v.intRange("mqtt.outbox_max_messages", m.OutboxMaxMessages, 100, 1_000_000)
+	v.sizeRange("mqtt.outbox_max_bytes", m.OutboxMaxBytes, 1<<20, 16<<30)
+	if m.OutboxMaxBytes < m.MaxPayload && m.OutboxMaxBytes >= 1<<20 && m.MaxPayload <= maxMaxPayload {
+		v.addf("mqtt.outbox_max_bytes", "%s is smaller than mqtt.max_payload %s: a message that large could never be queued", m.OutboxMaxBytes, m.MaxPayload)
+	}
+}
+
+// Bounds of mqtt.max_payload: MQTT's remaining length ends at 256 MiB.
+const (
+	minMaxPayload = Size(1 << 10)
+	maxMaxPayload = Size(256 << 20)
+)
+
+func (v *validator) sizeRange(field string, x, lo, hi Size) {
+	if x < lo || x > hi {
+		v.addf(field, "%s is out of range %s..%s", x, lo, hi)
+	}
 }
 
 // checkBroker explains what is wrong with a broker URL, "" if nothing.

@@ -289,6 +289,19 @@ func TestValidate(t *testing.T) {
 			[]string{`sparkplug.client_id: "cam" is also mqtt.client_id; the two connections need their own ids`}},
 		{"sparkplug client id NUL", func(c *Config) { c.Sparkplug.ClientID = "a\x00" },
 			[]string{`sparkplug.client_id: "a\x00" is not 1..256 bytes of UTF-8 without NUL; leave it empty for <mqtt client id>-sparkplug`}},
+		// mqtt delivery limits
+		{"delivery limits", func(c *Config) {
+			c.MQTT.MaxPayload = 512
+			c.MQTT.OutboxMaxMessages = 99
+			c.MQTT.OutboxMaxBytes = 32 << 30
+		},
+			[]string{
+				`mqtt.max_payload: 512B is out of range 1KiB..256MiB`,
+				`mqtt.outbox_max_messages: 99 is out of range 100..1000000`,
+				`mqtt.outbox_max_bytes: 32GiB is out of range 1MiB..16GiB`,
+			}},
+		{"outbox smaller than a payload", func(c *Config) { c.MQTT.MaxPayload = 8 << 20; c.MQTT.OutboxMaxBytes = 4 << 20 },
+			[]string{`mqtt.outbox_max_bytes: 4MiB is smaller than mqtt.max_payload 8MiB: a message that large could never be queued`}},
 
 		// http and pipeline
 		{"http off", func(c *Config) { c.HTTP.Listen = "" }, nil},

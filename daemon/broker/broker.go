@@ -2,6 +2,12 @@
 // that inspectd starts when no broker is configured, so that it works on a
 // bare machine. It accepts anonymous clients, and therefore listens on
 // loopback addresses only and refuses connections from anywhere else.
+//
+// With Options.StoreDir it keeps its state on disk (store.go): persistent
+// sessions and their subscriptions, QoS 1/2 messages queued for
+// subscribers that are away, and retained messages, so that a SCADA
+// client with a persistent session gets the alarms published while it was
+// away even across a restart of the daemon or a power cut.
 package broker
 
 import (
@@ -27,6 +33,11 @@ type Options struct {
 	// Address is host:port; the host must be a loopback address or
 	// "localhost" (default DefaultAddress). Port 0 picks a free port.
 	Address string
+	// StoreDir, when set, is the folder of the broker's database
+	// (StoreDir/broker.db, bbolt, fsynced on every change): persistent
+	// sessions, subscriptions, messages queued for absent subscribers and
+	// retained messages survive restarts. Empty keeps them in memory.
+	StoreDir string
 	// Logger receives the broker's log; default slog.Default().
 	Logger *slog.Logger
 }
@@ -54,17 +65,24 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	log := opts.Logger.With("component", "broker")
-	srv := mochi.New(&mochi.Options{
-		Logger: log,
-		// Retained status/info and persistent sessions live in memory; the
-		// publisher's own outbox covers broker restarts.
-		InlineClient: false,
-	})
+	caps := mochi.NewDefaultServerCapabilities()
+	// No expiry: mochi's default (24 h) would delete the retained status
+	// and info of a daemon that runs for more than a day, and the alarms
+	// queued for a subscriber away for a weekend. What bounds the queue
+	// of an absent subscriber is MaximumInflight (8192 messages each).
+	caps.MaximumMessageExpiryInterval = 0
+	srv := mochi.New(&mochi.Options{Logger: log, Capabilities: caps, InlineClient: false})
 	if err := srv.AddHook(new(loopbackOnly), nil); err != nil {
 		return nil, fmt.Errorf("embedded MQTT broker: add auth hook: %w", err)
 	}
+	if opts.StoreDir != "" {
+		if err := addStore(srv, opts.StoreDir, log); err != nil {
+			return nil, err
+		}
+	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "inspectd", Address: opts.Address})
 	if err := srv.AddListener(tcp); err != nil {
+		_ = srv.Close() // closes the store
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("embedded MQTT broker: listen on %s: address already in use (another MQTT broker, such as mosquitto, may be running there: configure inspectd to use it, or give the embedded broker another address)", opts.Address)
 		}
@@ -75,7 +93,7 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("embedded MQTT broker: serve on %s: %w", opts.Address, err)
 	}
 	b := &Broker{server: srv, addr: tcp.Address(), log: log, done: make(chan struct{})}
-	log.Info("embedded MQTT broker listening", "address", b.addr)
+	log.Info("embedded MQTT broker listening", "address", b.addr, "store", opts.StoreDir)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -93,8 +111,9 @@ func (b *Broker) Addr() string { return b.addr }
 // URL returns the broker address as a client URL, tcp://host:port.
 func (b *Broker) URL() string { return "tcp://" + b.addr }
 
-// Close disconnects all clients and stops listening; it is safe to call
-// more than once.
+// Close disconnects all clients, stops listening and closes the store; it
+// is safe to call more than once. Close the MQTT clients of this process
+// first, so that they can say goodbye.
 func (b *Broker) Close() {
 	b.once.Do(func() {
 		_ = b.server.Close()

@@ -28,6 +28,9 @@ const (
 	envFirst   = "MQTTPUB_TEST_FIRST"
 	envCount   = "MQTTPUB_TEST_COUNT"
 	envConnect = "MQTTPUB_TEST_WAIT_CONNECT"
+	envPad     = "MQTTPUB_TEST_PAD_REGIONS"
+	envQoS2    = "MQTTPUB_TEST_QOS2_RESULTS"
+	envGo      = "MQTTPUB_TEST_WAIT_GO"
 )
 
 func TestMain(m *testing.M) {
@@ -38,9 +41,11 @@ func TestMain(m *testing.M) {
 }
 
 // childPublisher starts a publisher, publishes alarms FIRST..FIRST+COUNT-1
-// and reports "QUEUED <depth>" on stdout once Publish has returned for
-// all of them (they are then on disk). With WAIT_CONNECT it reports
-// "CONNECTED" first. It closes cleanly when stdin reaches EOF.
+// (padded with PAD_REGIONS regions; QoS 2 results instead with
+// QOS2_RESULTS) and reports "QUEUED <depth>" on stdout once Publish has
+// returned for all of them (they are then on disk). With WAIT_CONNECT it
+// reports "CONNECTED" first, and with WAIT_GO it then waits for a line on
+// stdin before publishing. It closes cleanly when stdin reaches EOF.
 func childPublisher() int {
 	first, _ := strconv.ParseUint(os.Getenv(envFirst), 10, 64)
 	count, _ := strconv.ParseUint(os.Getenv(envCount), 10, 64)
@@ -69,14 +74,29 @@ func childPublisher() int {
 		}
 		fmt.Println("CONNECTED")
 	}
+	in := bufio.NewReader(os.Stdin)
+	if os.Getenv(envGo) == "1" {
+		_, _ = in.ReadString('\n')
+	}
+	pad, _ := strconv.Atoi(os.Getenv(envPad))
 	for i := first; i < first+count; i++ {
-		if err := p.PublishAlarm(sampleAlarm(i)); err != nil {
+		a := sampleAlarm(i)
+		for range pad {
+			a.Regions = append(a.Regions, mqttpub.Region{X: 1000, Y: 1000, W: 1000, H: 1000, Area: 1000000})
+		}
+		var err error
+		if os.Getenv(envQoS2) == "1" {
+			err = p.PublishResult(sampleResult(i, ""), 2)
+		} else {
+			err = p.PublishAlarm(a)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}
 	fmt.Printf("QUEUED %d\n", p.State().Queued)
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	_, _ = io.Copy(io.Discard, in)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {

@@ -55,6 +55,18 @@ type Options struct {
 	// acknowledges it, so messages survive broker outages and restarts
 	// of the daemon. Empty keeps the outbox in memory only.
 	StoreDir string
+	// MaxPayload is the largest payload published, in bytes (default
+	// DefaultMaxPayload); larger ones are refused with ErrPayloadTooLarge
+	// before they reach a broker that would drop the connection over them.
+	// Set it to the broker's limit when that is lower.
+	MaxPayload int
+	// OutboxMaxMessages and OutboxMaxBytes bound the outbox (defaults
+	// DefaultOutboxMaxMessages, DefaultOutboxMaxBytes): beyond them the
+	// oldest images, then the oldest results are dropped, and an alarm is
+	// refused (ErrOutboxFull) only when alarms alone fill it. Every queued
+	// message is also held in memory, so OutboxMaxBytes bounds that too.
+	OutboxMaxMessages int
+	OutboxMaxBytes    int64
 	// TopicPrefix is the first topic level(s), default "inspectd".
 	TopicPrefix string
 	// DeviceID is the topic level after the prefix; required.
@@ -70,6 +82,20 @@ const (
 	DefaultConnectTimeout       = 10 * time.Second
 	DefaultMaxReconnectInterval = 60 * time.Second
 	DefaultWriteTimeout         = 10 * time.Second
+	// DefaultMaxPayload (256 KiB) is accepted by every common broker:
+	// mosquitto, HiveMQ and EMQX allow far more by default, Azure IoT Hub
+	// 256 KB; AWS IoT Core allows 128 KB, which a broker teaches the
+	// publisher after one dropped connection (set it for such brokers). It
+	// holds a heatmap JPEG of a 1280x720 frame at quality 80.
+	DefaultMaxPayload = 256 << 10
+	// MaxPacketPayload is the largest payload MQTT can carry at all: the
+	// remaining length field ends at 268,435,455 bytes.
+	MaxPacketPayload = 268435455 - 1024
+	// DefaultOutboxMaxMessages holds about 15 minutes of results at 10
+	// inspections per second, or 10,000 alarms.
+	DefaultOutboxMaxMessages = 10000
+	// DefaultOutboxMaxBytes bounds what the outbox holds on disk and in memory.
+	DefaultOutboxMaxBytes = 64 << 20
 	// firstRetryInterval is the first backoff step; it doubles per failed
 	// attempt up to MaxReconnectInterval (paho uses the same 1 s start for
 	// reconnects, so initial connects and reconnects pace alike).
@@ -96,6 +122,24 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
+	if o.OutboxMaxMessages == 0 {
+		o.OutboxMaxMessages = DefaultOutboxMaxMessages
+	}
+	if o.OutboxMaxBytes == 0 {
+		o.OutboxMaxBytes = DefaultOutboxMaxBytes
+	}
+	if o.MaxPayload < 0 || o.MaxPayload > MaxPacketPayload {
+		return o, fmt.Errorf("mqtt MaxPayload is %d; expected 1 to %d bytes", o.MaxPayload, MaxPacketPayload)
+	}
+	if o.OutboxMaxMessages < 0 {
+		return o, fmt.Errorf("mqtt OutboxMaxMessages is %d; expected a positive count", o.OutboxMaxMessages)
+	}
+	if o.OutboxMaxBytes < 0 {
+		return o, fmt.Errorf("mqtt OutboxMaxBytes is %d; expected a positive size", o.OutboxMaxBytes)
 	}
 	if err := checkTopicLevel("DeviceID", o.DeviceID, false); err != nil {
 		return o, err

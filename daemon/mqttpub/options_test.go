@@ -13,7 +13,8 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.ClientID != "inspectd-cam1" || o.TopicPrefix != "inspectd" || o.KeepAlive != 30*time.Second ||
-		o.MaxReconnectInterval != time.Minute || o.Logger == nil {
+		o.MaxReconnectInterval != time.Minute || o.Logger == nil || o.MaxPayload != 256<<10 ||
+		o.OutboxMaxMessages != 10000 || o.OutboxMaxBytes != 64<<20 {
 		t.Fatalf("defaults not applied: %+v", o)
 	}
 	for _, tc := range []struct {
@@ -32,6 +33,10 @@ func TestOptionsValidation(t *testing.T) {
 		{func(o *Options) { o.KeepAlive = 500 * time.Millisecond }, "KeepAlive"},
 		{func(o *Options) { o.ConnectTimeout = -time.Second }, "ConnectTimeout"},
 		{func(o *Options) { o.TLS.KeyFile = "k.pem" }, "CertFile and KeyFile"},
+		{func(o *Options) { o.MaxPayload = -1 }, "MaxPayload is -1"},
+		{func(o *Options) { o.MaxPayload = 300 << 20 }, "MaxPayload is 314572800; expected 1 to"},
+		{func(o *Options) { o.OutboxMaxMessages = -5 }, "OutboxMaxMessages is -5"},
+		{func(o *Options) { o.OutboxMaxBytes = -5 }, "OutboxMaxBytes is -5"},
 	} {
 		o := ok
 		tc.edit(&o)

@@ -2,19 +2,27 @@
 // over MQTT 3.1.1 (github.com/eclipse/paho.mqtt.golang) and receives
 // trigger requests.
 //
-// Topics live under <prefix>/<device_id>/: status (retained online/offline,
-// offline being the Last Will), info (retained JSON), result, alarm, mask,
-// heatmap, and trigger (subscribed).
+// Topics live under <prefix>/<device_id>/: status (retained online/offline
+// or what SetStatus says, offline being the Last Will), info (retained
+// JSON), result, alarm, mask, heatmap, and trigger (subscribed).
 //
 // Delivery: the client keeps a persistent session (clean session off) and
-// every QoS 1/2 message goes through a durable outbox in Options.StoreDir
-// before Publish returns; it leaves the outbox only when the broker
-// acknowledges it. Messages published while the broker is unreachable,
-// or left unacknowledged when the process was killed, are sent when the
-// connection comes back, in the order they were published (duplicates
-// are possible, as QoS 1 allows). Connection attempts back off
-// exponentially from 1 s to Options.MaxReconnectInterval with one log line
-// per failed attempt, and never stop until Close.
+// every message goes through the outbox (outbox.go) before Publish returns:
+// alarms and results at QoS 1/2 on disk in Options.StoreDir, images and
+// QoS 0 messages in memory. One sender goroutine hands them to the broker
+// in order (alarms before results before images, publish order within
+// each), at most 20 unacknowledged at a time; a QoS 1/2 message leaves the
+// outbox only when the broker acknowledges it. Messages published while the
+// broker is unreachable, or left unacknowledged when the process was
+// killed, are sent when the connection comes back (duplicates are
+// possible, as QoS 1 allows). The outbox is bounded
+// (Options.OutboxMaxMessages, OutboxMaxBytes): the oldest images, then the
+// oldest results make room, and an alarm is refused only when alarms alone
+// fill it. Payloads over Options.MaxPayload are refused; a broker that
+// drops the connection over a large message teaches the publisher a lower
+// limit (MaxPayload). Connection attempts back off exponentially from 1 s
+// to Options.MaxReconnectInterval with one log line per failed attempt, and
+// never stop until Close.
 package mqttpub
 
 import (
@@ -26,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -37,7 +46,11 @@ const (
 	StatusOffline = "offline"
 )
 
-// Errors returned by the publish methods.
+// MaxStatusLen bounds a SetStatus payload.
+const MaxStatusLen = 1024
+
+// Errors returned by the publish methods. Test them with errors.Is; each
+// returned error also names the topic.
 var (
 	// ErrNotStarted: Start has not been called yet.
 	ErrNotStarted = errors.New("mqtt publisher not started")
@@ -46,7 +59,43 @@ var (
 	// ErrNotConnected: a QoS 0 message while the broker is unreachable; it
 	// is dropped (QoS 0 promises nothing), the caller may count it.
 	ErrNotConnected = errors.New("mqtt not connected: QoS 0 message dropped")
+	// ErrPayloadTooLarge: the payload exceeds MaxPayload (Options.MaxPayload,
+	// or a lower limit learned from the broker); the message is not sent.
+	// errors.As with *PayloadTooLargeError gives the size and the limit, so
+	// the caller can downsize an image and try again.
+	ErrPayloadTooLarge = errors.New("mqtt payload too large")
+	// ErrOutboxFull: the outbox is at its bound and holds nothing of lower
+	// priority to drop; the message is not queued. For an alarm this means
+	// alarms alone fill the outbox (and an error line is logged).
+	ErrOutboxFull = errors.New("mqtt outbox full")
+	// ErrNotDurable: the message is queued and will be delivered while the
+	// process lives, but the outbox could not write it to disk (full or
+	// read-only disk): it is lost if the daemon stops before the broker has
+	// it. State().NotDurable counts such messages, State().StoreError says why.
+	ErrNotDurable = errors.New("mqtt message not durable")
 )
+
+// PayloadTooLargeError is the error behind ErrPayloadTooLarge.
+type PayloadTooLargeError struct {
+	Topic string
+	// Size is the payload size, Limit the largest payload accepted on
+	// Topic now, in bytes.
+	Size, Limit int
+	// Learned is set when Limit comes from the broker dropping the
+	// connection over a larger message rather than from Options.MaxPayload.
+	Learned bool
+}
+
+func (e *PayloadTooLargeError) Error() string {
+	src := "mqtt.max_payload"
+	if e.Learned {
+		src = "learned from the broker, which dropped the connection over a larger message"
+	}
+	return fmt.Sprintf("mqtt publish %s: payload of %d bytes exceeds the limit of %d bytes (%s)", e.Topic, e.Size, e.Limit, src)
+}
+
+// Is makes errors.Is(err, ErrPayloadTooLarge) true.
+func (e *PayloadTooLargeError) Is(target error) bool { return target == ErrPayloadTooLarge }
 
 // Message is one message received on a subscribed topic.
 type Message struct {
@@ -78,7 +127,14 @@ func TopicsFor(prefix, deviceID string) Topics {
 	}
 }
 
-// State is a snapshot of the connection for health checks and metrics.
+// ClassCounts counts messages by delivery class: alarms, results (and
+// anything published on other topics), images (mask, heatmap).
+type ClassCounts struct {
+	Alarm, Result, Image uint64
+}
+
+// State is a snapshot of the connection and the outbox for health checks
+// and metrics. Counters only grow while the publisher lives.
 type State struct {
 	// Connected is true while a connection to a broker is up.
 	Connected bool
@@ -91,12 +147,35 @@ type State struct {
 	Failures int
 	// Reconnects counts successful connections after the first one.
 	Reconnects uint64
-	// Queued is the number of QoS 1/2 messages not yet acknowledged by the
-	// broker (in the outbox).
-	Queued int
-	// StoreError is the last outbox I/O error ("" if none): messages are
-	// then held in memory only.
+	// Queued is the number of messages not yet acknowledged by the broker
+	// (QoS 1/2) or not yet written to it (QoS 0); QueuedBytes their size.
+	Queued      int
+	QueuedBytes int64
+	// OnDisk is how many queued messages are on disk and survive a
+	// restart; NotDurable how many alarms and results are held in memory
+	// only because the outbox could not write them (see ErrNotDurable).
+	OnDisk, NotDurable int
+	// StoreError is the last outbox I/O error, "" while the outbox works.
 	StoreError string
+	// Evicted counts queued messages dropped to make room (oldest images,
+	// then oldest results); Refused counts publishes refused with
+	// ErrOutboxFull; TooLarge counts messages refused with
+	// ErrPayloadTooLarge or set aside after the broker dropped the
+	// connection over them.
+	Evicted, Refused, TooLarge ClassCounts
+	// DroppedOffline counts QoS 0 messages accepted during a short
+	// connection drop and dropped when the reconnect failed.
+	DroppedOffline uint64
+	// MaxPayload is the largest image payload accepted now (see MaxPayload).
+	MaxPayload int
+	// BrokerPacketLimit is the packet size limit learned from the broker
+	// (0: none learned).
+	BrokerPacketLimit int
+	// ClientIDClash describes a likely client-id clash (another client
+	// connecting with the same id), "" when there is none.
+	ClientIDClash string
+	// Status is the payload of the retained status topic while connected.
+	Status string
 }
 
 // Publisher is one MQTT connection for one device. Create it with New,
@@ -109,8 +188,12 @@ type Publisher struct {
 	client mqtt.Client
 	box    *outbox
 
+	stopSender chan struct{}
+	senderDone chan struct{}
+
 	mu      sync.Mutex
 	info    []byte
+	status  string
 	subs    map[string]subscription
 	started bool
 	closed  bool
@@ -124,6 +207,7 @@ type Publisher struct {
 	lastErr     string
 	lastErrAt   time.Time
 	connectedAt time.Time
+	clash       clashDetector
 }
 
 type subscription struct {
@@ -134,27 +218,32 @@ type subscription struct {
 // New validates opts, loads the outbox left by a previous run and prepares
 // the client. It does not connect: register subscriptions first (so that
 // messages the broker kept for this session are routed), then call Start.
+// An outbox folder that cannot be written does not make New fail: the
+// publisher runs with messages in memory, State().StoreError says why and
+// publishes of alarms and results return ErrNotDurable.
 func New(opts Options) (*Publisher, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	p := &Publisher{
-		opts:    opts,
-		log:     opts.Logger.With("component", "mqtt"),
-		topics:  TopicsFor(opts.TopicPrefix, opts.DeviceID),
-		subs:    map[string]subscription{},
-		closing: make(chan struct{}),
+		opts:       opts,
+		log:        opts.Logger.With("component", "mqtt"),
+		topics:     TopicsFor(opts.TopicPrefix, opts.DeviceID),
+		subs:       map[string]subscription{},
+		status:     StatusOnline,
+		closing:    make(chan struct{}),
+		stopSender: make(chan struct{}),
+		senderDone: make(chan struct{}),
+		clash:      newClashDetector(),
 	}
-	// status and info are retained state that Start publishes afresh; an
-	// old copy replayed after the new one would overwrite it.
-	superseded := func(pub *packets.PublishPacket) bool {
-		return pub.TopicName == p.topics.Status || pub.TopicName == p.topics.Info
-	}
-	p.box, err = openOutbox(opts.StoreDir, p.log, superseded)
-	if err != nil {
-		return nil, err
-	}
+	p.box = openOutbox(outboxOptions{
+		dir: opts.StoreDir, log: p.log, maxMsgs: opts.OutboxMaxMessages, maxBytes: opts.OutboxMaxBytes,
+		classify: p.classify,
+		// status and info are retained state that every connect publishes
+		// afresh; an old copy replayed after the new one would overwrite it.
+		superseded: func(topic string) bool { return topic == p.topics.Status || topic == p.topics.Info },
+	})
 
 	co := mqtt.NewClientOptions()
 	for _, b := range opts.Brokers {
@@ -187,9 +276,10 @@ func New(opts Options) (*Publisher, error) {
 		SetDialer(&net.Dialer{Timeout: opts.ConnectTimeout}).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(opts.MaxReconnectInterval).
-		// ConnectRetry lets Publish queue before the first connect and
-		// reserves the packet ids of replayed messages; the backoff between
-		// initial attempts is applied in onNotify, hence the tiny interval.
+		// ConnectRetry reserves the packet ids of the QoS 2 messages an
+		// earlier run handed over (the broker may hold them until PUBREL);
+		// the backoff between initial attempts is applied in onNotify,
+		// hence the tiny interval.
 		SetConnectRetry(true).
 		SetConnectRetryInterval(10*time.Millisecond).
 		SetBinaryWill(p.topics.Status, []byte(StatusOffline), 1, true).
@@ -215,12 +305,23 @@ func usesTLS(brokers []string) bool {
 	return false
 }
 
+// classify maps a topic to its delivery class.
+func (p *Publisher) classify(topic string) class {
+	switch topic {
+	case p.topics.Alarm:
+		return classAlarm
+	case p.topics.Mask, p.topics.Heatmap:
+		return classImage
+	}
+	return classResult
+}
+
 // Topics returns this publisher's topic names.
 func (p *Publisher) Topics() Topics { return p.topics }
 
 // Start begins connecting in the background and returns at once; the
 // connection is retried until Close. Messages published before the first
-// connect are queued (QoS 1/2) or dropped with ErrNotConnected (QoS 0).
+// connect are queued (QoS 1/2) or refused with ErrNotConnected (QoS 0).
 func (p *Publisher) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -231,8 +332,10 @@ func (p *Publisher) Start() error {
 		return errors.New("mqtt publisher already started")
 	}
 	p.started = true
+	st := p.box.stats()
 	p.log.Info("mqtt connecting", "brokers", strings.Join(p.opts.Brokers, ","), "client_id", p.opts.ClientID,
-		"status_topic", p.topics.Status, "queued", p.box.depth(), "store", p.opts.StoreDir)
+		"status_topic", p.topics.Status, "queued", st.queued, "store", p.opts.StoreDir)
+	go p.runSender()
 	p.client.Connect() // with ConnectRetry the token only completes once connected or closed
 	return nil
 }
@@ -257,13 +360,21 @@ func (p *Publisher) WaitConnected(ctx context.Context) error {
 }
 
 // onNotify tracks connection attempts: one log line per failure, the
-// backoff before the next initial attempt, and the state for health.
+// backoff before the next initial attempt, the end of a connection (size
+// rejections, client-id clashes), and the state for health.
 func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 	switch n := n.(type) {
 	case mqtt.ConnectionNotificationConnecting:
+		// paho calls this synchronously before each attempt, so it runs
+		// after paho reserved the stored packet ids at start and, for a
+		// reconnect, before the session is replayed.
+		p.box.markReserved()
 		p.stMu.Lock()
 		p.reconnect = n.IsReconnect
 		p.stMu.Unlock()
+		if n.IsReconnect {
+			p.connectionEnded(time.Now())
+		}
 	case mqtt.ConnectionNotificationBroker:
 		p.stMu.Lock()
 		p.broker = n.Broker.String()
@@ -273,6 +384,7 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 			p.log.Debug("mqtt broker unreachable, trying the next", "broker", n.Broker.String(), "error", n.Reason)
 		}
 	case mqtt.ConnectionNotificationFailed:
+		p.box.connectFailed()
 		// paho reports attempts one at a time from one goroutine, so the
 		// count can be read here and bumped after logging: State never
 		// shows a failure whose log line is not written yet.
@@ -281,7 +393,7 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		p.stMu.Unlock()
 		wait := backoff(failures, p.opts.MaxReconnectInterval)
 		args := []any{"brokers", strings.Join(p.opts.Brokers, ","), "client_id", p.opts.ClientID,
-			"attempt", failures, "error", n.Reason, "retry_in", wait, "queued", p.box.depth()}
+			"attempt", failures, "error", n.Reason, "retry_in", wait, "queued", p.box.stats().queued}
 		if h := hint(n.Reason); h != "" {
 			args = append(args, "hint", h)
 		}
@@ -304,11 +416,54 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		if n.Reason != nil {
 			reason = n.Reason.Error()
 		}
+		up := p.box.connLost(time.Now()).Round(time.Millisecond)
 		p.stMu.Lock()
 		p.lastErr, p.lastErrAt = reason, time.Now()
-		up := time.Since(p.connectedAt).Round(time.Millisecond)
+		level := slog.LevelWarn
+		if p.clash.active { // reported once for the episode
+			level = slog.LevelDebug
+		}
 		p.stMu.Unlock()
-		p.log.Warn("mqtt connection lost, reconnecting", "error", reason, "connected_for", up, "queued", p.box.depth())
+		p.log.Log(context.Background(), level, "mqtt connection lost, reconnecting", "error", reason, "connected_for", up, "queued", p.box.stats().queued)
+	}
+}
+
+// connectionEnded handles the end of a connection before paho reconnects:
+// a message the broker dropped the connection over is set aside and the
+// limit lowered (one log line), and short connections feed the client-id
+// clash detector.
+func (p *Publisher) connectionEnded(now time.Time) {
+	ev, ok := p.box.connEnded(now)
+	if !ok {
+		return
+	}
+	if m := ev.tooLarge; m != nil {
+		p.log.Warn("mqtt broker dropped the connection right after a large message: it probably limits packets to less than that; "+
+			"the message is set aside (not resent) and larger messages are refused from now on; set mqtt.max_payload to the broker's limit",
+			"topic", m.topic, "class", m.class, "bytes", m.size, "assumed_packet_limit", ev.newLimit, "max_payload", p.MaxPayload())
+	}
+	p.stMu.Lock()
+	started := p.clash.ended(ev.connectedFor, ev.tooLarge != nil, now)
+	drops := p.clash.drops
+	p.stMu.Unlock()
+	if started {
+		p.log.Warn("mqtt connection dropped within seconds of being accepted, again and again: another client probably uses the same client id "+
+			"(the broker drops one whenever the other connects); give each device its own mqtt.client_id / device_id",
+			"client_id", p.opts.ClientID, "drops", drops, "connected_for", ev.connectedFor.Round(time.Millisecond))
+	}
+}
+
+// checkClashSettled ends a client-id clash episode once a connection has
+// lasted long enough, with one log line.
+func (p *Publisher) checkClashSettled() {
+	if !p.client.IsConnectionOpen() {
+		return
+	}
+	p.stMu.Lock()
+	settled := p.clash.settled(time.Since(p.connectedAt))
+	p.stMu.Unlock()
+	if settled {
+		p.log.Info("mqtt connection stable again: the client-id clash is over", "client_id", p.opts.ClientID)
 	}
 }
 
@@ -343,28 +498,36 @@ func backoff(failures int, max time.Duration) time.Duration {
 }
 
 // onConnect runs (on its own goroutine) after every successful connect:
-// announce online, re-publish info, and (re)subscribe.
+// announce the status, re-publish info, (re)subscribe, and let the sender go.
 func (p *Publisher) onConnect(c mqtt.Client) {
+	now := time.Now()
 	p.stMu.Lock()
 	p.connects++
 	n, failures, broker := p.connects, p.failures, p.broker
-	p.failures, p.connectedAt = 0, time.Now()
-	p.stMu.Unlock()
-	if n == 1 {
-		p.log.Info("mqtt connected", "broker", broker, "client_id", p.opts.ClientID, "failed_attempts", failures, "queued", p.box.depth())
-	} else {
-		p.log.Info("mqtt reconnected", "broker", broker, "reconnects", n-1, "failed_attempts", failures, "queued", p.box.depth())
+	p.failures, p.connectedAt = 0, now
+	level := slog.LevelInfo
+	if p.clash.active { // reported once for the episode
+		level = slog.LevelDebug
 	}
-	c.Publish(p.topics.Status, 1, true, []byte(StatusOnline))
+	p.stMu.Unlock()
 	p.mu.Lock()
-	info := p.info
+	info, status := p.info, p.status
 	subs := make(map[string]subscription, len(p.subs))
 	for f, s := range p.subs {
 		subs[f] = s
 	}
 	p.mu.Unlock()
+	// Queued before the sender may go: the status comes first.
+	p.box.setControl(p.topics.Status, []byte(status))
 	if info != nil {
-		c.Publish(p.topics.Info, 1, true, info)
+		p.box.setControl(p.topics.Info, info)
+	}
+	p.box.connUp(now)
+	queued := p.box.stats().queued
+	if n == 1 {
+		p.log.Info("mqtt connected", "broker", broker, "client_id", p.opts.ClientID, "failed_attempts", failures, "queued", queued)
+	} else {
+		p.log.Log(context.Background(), level, "mqtt reconnected", "broker", broker, "reconnects", n-1, "failed_attempts", failures, "queued", queued)
 	}
 	for filter, s := range subs {
 		tok := c.Subscribe(filter, s.qos, s.handler)
@@ -378,8 +541,10 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 	}
 }
 
-// PublishResult publishes r as JSON on the result topic at qos (0 or 1
-// from the configuration).
+// PublishResult publishes r as JSON on the result topic at qos. Answers
+// to triggers should go at QoS 1 (PublishResult(r, 1)): they are then on
+// disk before this returns and delivered across broker outages and
+// restarts; free-running results may use the configured QoS.
 func (p *Publisher) PublishResult(r *Result, qos byte) error {
 	return p.publishJSON(p.topics.Result, qos, false, r)
 }
@@ -390,15 +555,34 @@ func (p *Publisher) PublishAlarm(a *Alarm) error {
 }
 
 // PublishMask publishes a PNG-encoded binary mask on the mask topic. The
-// bytes are copied; the caller may reuse its buffer.
+// bytes are copied; the caller may reuse its buffer. Images are held in
+// memory only, go out after alarms and results, one at a time, and are the
+// first dropped when the outbox is full; a payload over MaxPayload() is
+// refused with ErrPayloadTooLarge.
 func (p *Publisher) PublishMask(png []byte, qos byte) error {
 	return p.Publish(p.topics.Mask, png, qos, false)
 }
 
-// PublishHeatmap publishes a JPEG heatmap overlay on the heatmap topic.
-// The bytes are copied; the caller may reuse its buffer.
+// PublishHeatmap publishes a JPEG heatmap overlay on the heatmap topic,
+// like PublishMask.
 func (p *Publisher) PublishHeatmap(jpeg []byte, qos byte) error {
 	return p.Publish(p.topics.Heatmap, jpeg, qos, false)
+}
+
+// MaxPayload returns the largest mask or heatmap payload, in bytes, that
+// is accepted now: Options.MaxPayload, or less once the broker has dropped
+// the connection over a large message. Downsize images to fit it.
+func (p *Publisher) MaxPayload() int {
+	return p.maxPayload(p.topics.Heatmap)
+}
+
+// maxPayload is the payload limit on topic.
+func (p *Publisher) maxPayload(topic string) int {
+	limit := p.opts.MaxPayload
+	if l := p.box.packetLimit(); l > 0 {
+		limit = min(limit, maxPayloadFor(len(topic), l))
+	}
+	return limit
 }
 
 // SetInfo replaces the retained info document and publishes it now if
@@ -408,15 +592,35 @@ func (p *Publisher) SetInfo(info *Info) error {
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.info = data
-	p.mu.Unlock()
-	// Stored before the check: if the connection comes up in between,
-	// onConnect reads the new document.
-	if !p.client.IsConnectionOpen() {
-		return nil
+	p.setRetained(p.topics.Info, data, func() { p.info = data })
+	return nil
+}
+
+// SetStatus replaces the retained status payload ("online" until called;
+// for example "degraded: outbox cannot write" while something is wrong,
+// "online" again once it is not). It is published now if connected and on
+// every reconnect. The Last Will stays "offline", and Close publishes
+// "offline", whatever the status.
+func (p *Publisher) SetStatus(payload string) error {
+	if payload == "" || len(payload) > MaxStatusLen || !utf8.ValidString(payload) {
+		return fmt.Errorf("mqtt status %q: expected 1 to %d bytes of UTF-8", quoteShort([]byte(payload)), MaxStatusLen)
 	}
-	return p.publish(p.topics.Info, 1, true, data)
+	p.setRetained(p.topics.Status, []byte(payload), func() { p.status = payload })
+	return nil
+}
+
+// setRetained records a retained control message and queues it when
+// connected (onConnect queues it otherwise).
+func (p *Publisher) setRetained(topic string, data []byte, set func()) {
+	p.mu.Lock()
+	set()
+	started, closed := p.started, p.closed
+	p.mu.Unlock()
+	// Recorded before the check: if the connection comes up in between,
+	// onConnect queues the new value (and the sender sends it once).
+	if started && !closed && p.client.IsConnectionOpen() {
+		p.box.setControl(topic, data)
+	}
 }
 
 // Publish sends payload on an arbitrary topic (for command answers). The
@@ -434,7 +638,7 @@ func (p *Publisher) publishJSON(topic string, qos byte, retained bool, v any) er
 	return p.publish(topic, qos, retained, data)
 }
 
-// publish hands payload (owned by the callee from here on) to paho.
+// publish queues payload (owned by the callee from here on).
 func (p *Publisher) publish(topic string, qos byte, retained bool, payload []byte) error {
 	if qos > 2 {
 		return fmt.Errorf("mqtt publish %s: QoS %d; expected 0, 1 or 2", topic, qos)
@@ -450,18 +654,16 @@ func (p *Publisher) publish(topic string, qos byte, retained bool, payload []byt
 		return fmt.Errorf("mqtt publish %s: %w", topic, ErrClosed)
 	case !started:
 		return fmt.Errorf("mqtt publish %s: %w", topic, ErrNotStarted)
-	case qos == 0 && !p.client.IsConnectionOpen():
+	}
+	c := p.classify(topic)
+	if limit := p.maxPayload(topic); len(payload) > limit {
+		p.box.noteTooLarge(c)
+		return &PayloadTooLargeError{Topic: topic, Size: len(payload), Limit: limit, Learned: limit < p.opts.MaxPayload}
+	}
+	if qos == 0 && !p.box.acceptQoS0() {
 		return fmt.Errorf("mqtt publish %s: %w", topic, ErrNotConnected)
 	}
-	tok := p.client.Publish(topic, qos, retained, payload)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("mqtt publish %s: %w", topic, err)
-		}
-	default: // in flight; the outbox holds it until the broker acknowledges
-	}
-	return nil
+	return p.box.add(topic, qos, retained, payload, c)
 }
 
 // Subscribe routes messages matching filter to h and subscribes on every
@@ -501,18 +703,33 @@ func (p *Publisher) OnTrigger(h Handler) error {
 	return p.Subscribe(p.topics.Trigger, 1, h)
 }
 
-// State returns a snapshot of the connection state.
+// State returns a snapshot of the connection and the outbox.
 func (p *Publisher) State() State {
+	bs := p.box.stats()
+	p.mu.Lock()
+	status := p.status
+	p.mu.Unlock()
 	p.stMu.Lock()
 	defer p.stMu.Unlock()
 	st := State{
-		Connected:   p.client.IsConnectionOpen(),
-		Broker:      p.broker,
-		LastError:   p.lastErr,
-		LastErrorAt: p.lastErrAt,
-		Failures:    p.failures,
-		Queued:      p.box.depth(),
-		StoreError:  p.box.lastError(),
+		Connected:         p.client.IsConnectionOpen(),
+		Broker:            p.broker,
+		LastError:         p.lastErr,
+		LastErrorAt:       p.lastErrAt,
+		Failures:          p.failures,
+		Queued:            bs.queued,
+		QueuedBytes:       bs.bytes,
+		OnDisk:            bs.onDisk,
+		NotDurable:        bs.notDurable,
+		StoreError:        bs.storeErr,
+		Evicted:           bs.evicted,
+		Refused:           bs.refused,
+		TooLarge:          bs.tooLarge,
+		DroppedOffline:    bs.droppedOffline,
+		MaxPayload:        p.maxPayload(p.topics.Heatmap),
+		BrokerPacketLimit: bs.limit,
+		ClientIDClash:     p.clash.describe(p.opts.ClientID),
+		Status:            status,
 	}
 	if p.connects > 1 {
 		st.Reconnects = p.connects - 1
@@ -520,46 +737,74 @@ func (p *Publisher) State() State {
 	return st
 }
 
-// Health reports whether messages can reach the broker now; detail says
-// why not (the last connection error and how many messages wait). It
-// satisfies the health-checker interface of the HTTP API.
+// Health reports whether messages reach the broker now and are safe on
+// the way; detail says why not: not connected (the last connection error
+// and how many messages wait), a likely client-id clash, or an outbox that
+// cannot write (alarms held in memory only). It satisfies the
+// health-checker interface of the HTTP API.
 func (p *Publisher) Health() (bool, string) {
 	st := p.State()
-	if st.Connected {
-		d := "connected to " + st.Broker
-		if st.Queued > 0 {
-			d += fmt.Sprintf(", %d messages awaiting acknowledgement", st.Queued)
-		}
-		if st.StoreError != "" {
-			d += "; outbox error: " + st.StoreError
-		}
-		return true, d
-	}
 	p.mu.Lock()
 	started, closed := p.started, p.closed
 	p.mu.Unlock()
-	switch {
-	case closed:
-		return false, "closed"
-	case !started:
-		return false, "not started"
+	var problems []string
+	if !st.Connected {
+		switch {
+		case closed:
+			return false, "closed"
+		case !started:
+			return false, "not started"
+		}
+		d := "not connected"
+		if st.LastError != "" {
+			d += fmt.Sprintf(": %s (%d failed attempts, last %s ago)", st.LastError, st.Failures,
+				time.Since(st.LastErrorAt).Round(time.Second))
+		} else {
+			d += ": connecting to " + strings.Join(p.opts.Brokers, ",")
+		}
+		if st.Queued > 0 {
+			d += fmt.Sprintf("; %d messages queued", st.Queued)
+		}
+		problems = append(problems, d)
 	}
-	d := "not connected"
-	if st.LastError != "" {
-		d += fmt.Sprintf(": %s (%d failed attempts, last %s ago)", st.LastError, st.Failures,
-			time.Since(st.LastErrorAt).Round(time.Second))
-	} else {
-		d += ": connecting to " + strings.Join(p.opts.Brokers, ",")
+	if st.ClientIDClash != "" {
+		problems = append(problems, st.ClientIDClash)
 	}
+	if st.StoreError != "" {
+		d := fmt.Sprintf("outbox error: %s", st.StoreError)
+		if st.NotDurable > 0 {
+			d += fmt.Sprintf(" (%d alarms/results held in memory only)", st.NotDurable)
+		}
+		problems = append(problems, d)
+	}
+	if len(problems) > 0 {
+		return false, strings.Join(problems, "; ")
+	}
+	d := "connected to " + st.Broker
 	if st.Queued > 0 {
-		d += fmt.Sprintf("; %d messages queued", st.Queued)
+		d += fmt.Sprintf(", %d messages awaiting acknowledgement", st.Queued)
 	}
-	return false, d
+	return true, d
 }
 
-// Close publishes offline (retained), waits until the queued messages are
-// acknowledged or ctx ends, and disconnects. Messages still unacknowledged
-// stay in the outbox for the next start; the error says how many.
+// Goodbye bounds for Close: how long the queue may drain first (and how
+// long without any acknowledgement before that stops), and how long the
+// offline status may take to be acknowledged.
+const (
+	closeFlushMax   = 2 * time.Second
+	closeStalled    = 300 * time.Millisecond
+	closeGoodbyeMax = time.Second
+	closeQuiesce    = 250 * time.Millisecond
+)
+
+// Close says goodbye: it lets the sender hand over what is queued while
+// the broker keeps acknowledging (at most 2 s, or half of ctx's time),
+// publishes "offline" (retained), waits for its acknowledgement (at most
+// 1 s), and disconnects (DISCONNECT, so the broker discards the Last Will).
+// Each wait also ends as soon as the connection is lost or ctx ends: Close
+// never waits for a broker that is going away. Messages still queued stay
+// in the outbox for the next start; the error counts those on disk, and
+// those lost because they were held in memory only.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -573,33 +818,84 @@ func (p *Publisher) Close(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	if p.client.IsConnectionOpen() {
-		tok := p.client.Publish(p.topics.Status, 1, true, []byte(StatusOffline))
-		select {
-		case <-tok.Done():
-		case <-ctx.Done():
-		}
-		t := time.NewTicker(10 * time.Millisecond)
-		for p.box.depth() > 0 && p.client.IsConnectionOpen() && ctx.Err() == nil {
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-		}
-		t.Stop()
+	connected := p.client.IsConnectionOpen
+	flushBy := time.Now().Add(closeFlushMax)
+	if dl, ok := ctx.Deadline(); ok {
+		flushBy = minTime(flushBy, time.Now().Add(time.Until(dl)/2))
 	}
-	quiesce := 250 * time.Millisecond
+	acks, progressAt := p.box.acknowledged(), time.Now()
+	waitUntil(ctx, flushBy, func() bool {
+		if a := p.box.acknowledged(); a != acks {
+			acks, progressAt = a, time.Now()
+		}
+		return p.box.idle() || !connected() || time.Since(progressAt) > closeStalled
+	})
+
+	close(p.stopSender)
+	select { // the sender may be inside paho's Publish; the goodbye does not depend on it
+	case <-p.senderDone:
+	case <-time.After(100 * time.Millisecond):
+	}
+	if connected() {
+		tok := p.client.Publish(p.topics.Status, 1, true, []byte(StatusOffline))
+		waitUntil(ctx, time.Now().Add(closeGoodbyeMax), func() bool {
+			select {
+			case <-tok.Done():
+				return true
+			default:
+				return !connected()
+			}
+		})
+	}
+	quiesce := closeQuiesce
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < quiesce {
 		quiesce = max(time.Until(dl), time.Millisecond)
 	}
 	p.client.Disconnect(uint(quiesce.Milliseconds()))
-	n := p.box.depth()
-	if n == 0 {
+	p.box.sweep(time.Now(), true) // a clean stop: the broker has what it acknowledged
+	return p.closeReport(p.box.stats())
+}
+
+// closeReport says what Close leaves behind: only what is on disk is
+// "kept for the next start".
+func (p *Publisher) closeReport(st outboxStats) error {
+	if st.queued == 0 {
 		p.log.Info("mqtt closed")
 		return nil
 	}
 	if p.opts.StoreDir == "" {
-		return fmt.Errorf("mqtt close: %d messages not acknowledged by the broker are lost (no StoreDir)", n)
+		return fmt.Errorf("mqtt close: %d messages not acknowledged by the broker are lost (no StoreDir)", st.queued)
 	}
-	return fmt.Errorf("mqtt close: %d messages not acknowledged by the broker, kept in %s for the next start", n, p.opts.StoreDir)
+	var parts []string
+	if st.onDisk > 0 {
+		parts = append(parts, fmt.Sprintf("%d messages not acknowledged by the broker, kept in %s for the next start", st.onDisk, p.opts.StoreDir))
+	}
+	if st.notDurable > 0 {
+		parts = append(parts, fmt.Sprintf("%d alarms/results are lost: the outbox could not write them (%s)", st.notDurable, st.storeErr))
+	}
+	if rest := st.queued - st.onDisk - st.notDurable; rest > 0 {
+		parts = append(parts, fmt.Sprintf("%d images or QoS 0 messages not sent are dropped", rest))
+	}
+	return fmt.Errorf("mqtt close: %s", strings.Join(parts, "; "))
+}
+
+// waitUntil polls done every 10 ms until it is true, deadline passes or
+// ctx ends.
+func waitUntil(ctx context.Context, deadline time.Time, done func() bool) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !done() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -44,6 +44,11 @@ type Options struct {
 	// clients with clean session off) in a database that survives Stop
 	// and, once SaveNow has run, Kill.
 	Persistence bool
+	// MaxPacketSize, when positive, is mosquitto's max_packet_size: a
+	// client that sends a larger packet is disconnected without a word
+	// (MQTT 3.1.1 has no way to say why), as on a broker configured like
+	// ../shared/cases/mqtt/mosquitto-small-packets.conf.
+	MaxPacketSize int
 }
 
 // Broker is a running (or stopped) mosquitto child process.
@@ -127,6 +132,9 @@ func Start(t testing.TB, opts Options) *Broker {
 		fmt.Fprintf(&conf, "allow_anonymous false\npassword_file %s\n", pw)
 	} else {
 		conf.WriteString("allow_anonymous true\n")
+	}
+	if opts.MaxPacketSize > 0 {
+		fmt.Fprintf(&conf, "max_packet_size %d\n", opts.MaxPacketSize)
 	}
 	fmt.Fprintf(&conf, "listener %d 127.0.0.1\n", b.Port)
 	if opts.TLS {

@@ -1,0 +1,72 @@
+package mqttpub
+
+import (
+	"fmt"
+	"time"
+)
+
+// clashDetector recognises the pattern two clients with one client id
+// make: the broker accepts each and drops the other (MQTT 3.1.1 section
+// 3.1.4: a new connection with an existing client id takes the session
+// over), so both are disconnected within seconds of every CONNACK, forever,
+// with nothing but EOF to say why. Several such short connections in a row
+// start an episode, reported once; a connection that lasts ends it.
+type clashDetector struct {
+	short  time.Duration // a connection shorter than this counts
+	needed int           // this many in a row make an episode
+	quiet  time.Duration // a connection lasting this long ends it
+
+	run    int // short connections in a row
+	drops  int // in the current episode
+	active bool
+	since  time.Time
+}
+
+func newClashDetector() clashDetector {
+	return clashDetector{short: 5 * time.Second, needed: 3, quiet: 30 * time.Second}
+}
+
+// ended records a connection that lasted connectedFor; tooLarge drops
+// (the broker refused a message) do not count. It reports whether this
+// drop starts an episode.
+func (d *clashDetector) ended(connectedFor time.Duration, tooLarge bool, now time.Time) (started bool) {
+	switch {
+	case tooLarge:
+		return false
+	case connectedFor < d.short:
+		d.run++
+		if d.active {
+			d.drops++
+			return false
+		}
+		if d.run >= d.needed {
+			d.active, d.since, d.drops = true, now, d.run
+			return true
+		}
+	default:
+		d.run = 0
+		if d.active && connectedFor >= d.quiet {
+			d.active = false
+		}
+	}
+	return false
+}
+
+// settled ends an active episode once the current connection has lasted
+// d.quiet; it reports whether it did.
+func (d *clashDetector) settled(connectedFor time.Duration) bool {
+	if d.active && connectedFor >= d.quiet {
+		d.active, d.run = false, 0
+		return true
+	}
+	return false
+}
+
+// describe is the health detail of an active episode, "" otherwise.
+func (d *clashDetector) describe(clientID string) string {
+	if !d.active {
+		return ""
+	}
+	return fmt.Sprintf("client id %q is probably used by another client: %d connections dropped within %s of being accepted since %s",
+		clientID, d.drops, d.short, d.since.Format(time.RFC3339))
+}
