@@ -147,10 +147,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, er
 	d.sink.set(pub, node, noJSON)
 	d.startPipeline(cfg, det)
 	d.publishInfo()
-	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats {
-		s := d.sink.state()
-		return httpapi.MQTTStats{Connected: s.Connected, Reconnects: s.Reconnects, Queued: s.Queued}
-	})
+	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state()) })
 	_ = d.metrics.WatchCamera(func() httpapi.CameraStats {
 		c := capture.CountersOf(d.src)
 		if c == nil {
@@ -182,7 +179,8 @@ func (d *Daemon) logModel(det *model.Detector) {
 func startBroker(cfg *config.Config, log *slog.Logger) (*broker.Broker, error) {
 	// Not tied to the Run context: the broker stops last, after the MQTT
 	// client has said goodbye through it.
-	b, err := broker.Start(context.Background(), broker.Options{Address: cfg.MQTT.EmbeddedListen, Logger: log})
+	b, err := broker.Start(context.Background(), broker.Options{Address: cfg.MQTT.EmbeddedListen, Logger: log,
+		StoreDir: filepath.Join(cfg.StateDir, "mqtt-broker")})
 	if err != nil {
 		return nil, fmt.Errorf("embedded MQTT broker: %w", err)
 	}
@@ -213,7 +211,8 @@ func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*m
 	pub, err := mqttpub.New(mqttpub.Options{Brokers: d.brokerURLs(cfg), ClientID: clientID, Username: m.Username, Password: m.Password,
 		TLS:       tlsOptions(&m),
 		KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
-		StoreDir: filepath.Join(cfg.StateDir, "mqtt-outbox"), TopicPrefix: m.TopicPrefix, DeviceID: deviceID, Logger: d.log})
+		StoreDir: filepath.Join(cfg.StateDir, "mqtt-outbox"), TopicPrefix: m.TopicPrefix, DeviceID: deviceID, Logger: d.log,
+		MaxPayload: int(m.MaxPayload), OutboxMaxMessages: m.OutboxMaxMessages, OutboxMaxBytes: int64(m.OutboxMaxBytes)})
 	if err != nil {
 		return nil, err
 	}
@@ -673,10 +672,17 @@ func (d *Daemon) updateStatus() {
 		for _, c := range []struct {
 			name string
 			h    httpapi.ComponentHealth
-		}{{"camera", h.Camera}, {"model", h.Model}, {"mqtt", h.MQTT}} {
-			if !c.h.OK && c.name != "mqtt" { // an MQTT problem cannot be reported over MQTT
+		}{{"camera", h.Camera}, {"model", h.Model}} {
+			if !c.h.OK {
 				why = append(why, c.name+": "+c.h.Detail)
 			}
+		}
+		// Of the MQTT problems those that do not stop messages from going
+		// out: alarms not durable, a client-id clash.
+		if st := d.sink.state(); st.StoreError != "" {
+			why = append(why, "storage: alarms and results not durable: "+st.StoreError)
+		} else if st.ClientIDClash != "" {
+			why = append(why, "mqtt: "+st.ClientIDClash)
 		}
 		if len(why) > 0 {
 			status = "degraded: " + strings.Join(why, "; ")

@@ -154,6 +154,7 @@ type Pipeline struct {
 	lastErrRes  time.Time
 	latency     map[string]float64
 	lastInspErr string
+	lastPubErr  string // kind/reason of the latest publish failure logged
 }
 
 // NewPipeline checks the options.
@@ -512,10 +513,7 @@ func (p *Pipeline) publishStage(s *slot) {
 		if r.Anomalous {
 			a := &mqttpub.Alarm{Header: r.Header, ImageWidth: s.w, ImageHeight: s.h, Regions: p.rf.find(&s.mask)}
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
-				p.log.Error("alarm not queued", "seq", seq, "err", err)
-				if p.o.Metrics != nil {
-					p.o.Metrics.PublishFailure("alarm")
-				}
+				p.publishFailed("alarm", seq, err)
 			}
 		}
 		due := pol.ResultMaxRate <= 0 || time.Since(p.lastRes) >= time.Duration(float64(time.Second)/pol.ResultMaxRate)
@@ -527,10 +525,7 @@ func (p *Pipeline) publishStage(s *slot) {
 				qos = 1 // a PLC waits for this answer: it goes through the outbox
 			}
 			if err := p.o.Sink.PublishResult(r, qos); err != nil && !errors.Is(err, mqttpub.ErrNotConnected) {
-				p.log.Warn("result not published", "seq", seq, "err", err)
-				if p.o.Metrics != nil {
-					p.o.Metrics.PublishFailure("result")
-				}
+				p.publishFailed("result", seq, err)
 			}
 		}
 		p.publishImages(s, pol)
@@ -548,6 +543,35 @@ func (p *Pipeline) publishStage(s *slot) {
 	p.printLine(seq, f, verdict, r.Score, r.Threshold, r.NormalizedScore, total, "")
 	if p.o.OnInspection != nil {
 		p.o.OnInspection(&Stats{Seq: seq, Anomalous: r.Anomalous, Score: r.Score, Latency: total})
+	}
+}
+
+// publishFailed counts a result or alarm the publisher refused or could
+// not make durable, and logs it once per kind of failure: an alarm kept in
+// memory is not an alarm lost, and must not read like one.
+func (p *Pipeline) publishFailed(kind string, seq uint64, err error) {
+	reason := "other"
+	switch {
+	case errors.Is(err, mqttpub.ErrNotDurable):
+		reason = "not_durable"
+	case errors.Is(err, mqttpub.ErrOutboxFull):
+		reason = "outbox_full"
+	case errors.Is(err, mqttpub.ErrPayloadTooLarge):
+		reason = "too_large"
+	}
+	if p.o.Metrics != nil {
+		p.o.Metrics.PublishFailure(kind, reason)
+	}
+	if key := kind + "/" + reason; key != p.lastPubErr {
+		p.lastPubErr = key
+		switch reason {
+		case "not_durable":
+			p.log.Warn(kind+" not durable: held in memory and delivered while inspectd runs, lost if it stops first", "seq", seq, "err", err)
+		case "outbox_full":
+			p.log.Error(kind+" refused: the MQTT outbox is full", "seq", seq, "err", err)
+		default:
+			p.log.Error(kind+" not published", "seq", seq, "err", err)
+		}
 	}
 }
 

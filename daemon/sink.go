@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/daemon/sparkplug"
 )
@@ -96,13 +97,12 @@ func (s *sinkSwitch) PublishHeatmap(jpeg []byte, qos byte) error {
 		func(n *sparkplug.Node) error { return n.PublishHeatmap(jpeg, qos) })
 }
 
-// MaxPayload is the largest payload the broker takes (0: no limit known).
+// MaxPayload is the largest image payload the broker takes now (0: no
+// limit known).
 func (s *sinkSwitch) MaxPayload() int {
 	n := 0
 	_ = s.do(func(p *mqttpub.Publisher) error {
-		if m, ok := any(p).(interface{ MaxPayload() int }); ok {
-			n = m.MaxPayload()
-		}
+		n = p.MaxPayload()
 		return nil
 	})
 	return n
@@ -150,12 +150,7 @@ func (s *sinkSwitch) setInfo(info *mqttpub.Info) error {
 
 // setStatus replaces the retained status ("online", "degraded: ...").
 func (s *sinkSwitch) setStatus(status string) error {
-	return s.do(func(p *mqttpub.Publisher) error {
-		if st, ok := any(p).(interface{ SetStatus(string) error }); ok {
-			return st.SetStatus(status)
-		}
-		return p.Publish(p.Topics().Status, []byte(status), 1, true)
-	})
+	return s.do(func(p *mqttpub.Publisher) error { return p.SetStatus(status) })
 }
 
 // replace closes the connections and opens the ones f makes; publishing
@@ -193,4 +188,15 @@ func (s *sinkSwitch) closeLocked(log *slog.Logger, wait time.Duration) {
 		}
 		s.pub = nil
 	}
+}
+
+// mqttStats maps the publisher's state onto the metrics' view of it.
+func mqttStats(s mqttpub.State) httpapi.MQTTStats {
+	byClass := func(c mqttpub.ClassCounts) map[string]uint64 {
+		return map[string]uint64{"alarm": c.Alarm, "result": c.Result, "image": c.Image}
+	}
+	return httpapi.MQTTStats{Connected: s.Connected, Reconnects: s.Reconnects, Queued: s.Queued, QueuedBytes: s.QueuedBytes,
+		OnDisk: s.OnDisk, NotDurable: s.NotDurable, Evicted: byClass(s.Evicted), Refused: byClass(s.Refused),
+		TooLarge: byClass(s.TooLarge), DroppedOffline: s.DroppedOffline, MaxPayload: s.MaxPayload,
+		StoreFailing: s.StoreError != "", ClientIDClash: s.ClientIDClash != ""}
 }

@@ -76,7 +76,8 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10},
 		}),
 		PublishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "publish_failures_total",
-			Help: "Results and alarms the MQTT publisher refused (storage failure, payload too large), by kind."}, []string{"kind"}),
+			Help: "Results and alarms the MQTT publisher refused or could not make durable, by kind and reason (not_durable, outbox_full, too_large, other)."},
+			[]string{"kind", "reason"}),
 		ImagesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "images_skipped_total",
 			Help: "Masks and heatmaps not published (over the payload limit, encoding failed), by kind."}, []string{"kind"}),
 		Triggers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "triggers_total",
@@ -105,8 +106,8 @@ func NewMetrics() *Metrics {
 func (m *Metrics) InspectionError() { m.errs.Inc() }
 
 // PublishFailure counts one result or alarm ("result", "alarm") the
-// publisher refused.
-func (m *Metrics) PublishFailure(kind string) { m.PublishFailures.WithLabelValues(kind).Inc() }
+// publisher refused or could not make durable, with the reason.
+func (m *Metrics) PublishFailure(kind, reason string) { m.PublishFailures.WithLabelValues(kind, reason).Inc() }
 
 // ImageSkipped counts one mask or heatmap not published.
 func (m *Metrics) ImageSkipped(kind string) { m.ImagesSkipped.WithLabelValues(kind).Inc() }
@@ -180,8 +181,24 @@ func (m *Metrics) ObserveInspection(score, normalized float64, anomalous bool) {
 type MQTTStats struct {
 	Connected  bool
 	Reconnects uint64
-	// Queued is the number of QoS 1/2 messages awaiting acknowledgement.
-	Queued int
+	// Queued is the number of messages awaiting the broker; QueuedBytes
+	// their size; OnDisk how many of them survive a restart; NotDurable
+	// how many alarms and results are held in memory only because the
+	// outbox could not write them.
+	Queued             int
+	QueuedBytes        int64
+	OnDisk, NotDurable int
+	// Evicted, Refused and TooLarge count messages by class ("alarm",
+	// "result", "image"): dropped to make room, refused because the outbox
+	// was full, refused or set aside for their size.
+	Evicted, Refused, TooLarge map[string]uint64
+	// DroppedOffline counts QoS 0 messages dropped when a reconnect failed.
+	DroppedOffline uint64
+	// MaxPayload is the largest image payload accepted now, in bytes.
+	MaxPayload int
+	// StoreFailing and ClientIDClash are the outbox failing to write and
+	// a likely client-id clash.
+	StoreFailing, ClientIDClash bool
 }
 
 // CameraStats is what the metrics read from the frame source at scrape time.
@@ -192,23 +209,48 @@ type CameraStats struct {
 }
 
 // WatchMQTT exports the publisher's state, read by f on every scrape:
-// inspectd_mqtt_connected, inspectd_mqtt_reconnects_total and
-// inspectd_mqtt_queue_depth. It may be called once.
+// inspectd_mqtt_connected, inspectd_mqtt_reconnects_total,
+// inspectd_mqtt_queue_depth and the outbox's state. It may be called once.
 func (m *Metrics) WatchMQTT(f func() MQTTStats) error {
+	class := []string{"class"}
 	c := &funcCollector{descs: []*prometheus.Desc{
 		prometheus.NewDesc(namespace+"_mqtt_connected", "1 while connected to the MQTT broker.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_reconnects_total", "Successful MQTT reconnections since start.", nil, nil),
-		prometheus.NewDesc(namespace+"_mqtt_queue_depth", "QoS 1/2 messages awaiting broker acknowledgement (in the outbox).", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_queue_depth", "Messages awaiting the broker (in the outbox).", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_queue_bytes", "Size of the messages awaiting the broker.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_queue_on_disk", "Messages awaiting the broker that are on disk (survive a restart).", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_not_durable", "Alarms and results held in memory only because the outbox could not write them.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_evicted_total", "Queued messages dropped to make room (oldest images, then results), by class.", class, nil),
+		prometheus.NewDesc(namespace+"_mqtt_refused_total", "Messages refused because the outbox was full, by class.", class, nil),
+		prometheus.NewDesc(namespace+"_mqtt_too_large_total", "Messages refused or set aside for their size, by class.", class, nil),
+		prometheus.NewDesc(namespace+"_mqtt_dropped_offline_total", "QoS 0 messages dropped when a reconnect failed.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_max_payload_bytes", "Largest image payload published now (mqtt.max_payload, or lower as learned from the broker).", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_store_failing", "1 while the outbox cannot write to disk.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_client_id_clash", "1 while another client seems to use this client id.", nil, nil),
 	}}
+	b := func(x bool) float64 {
+		if x {
+			return 1
+		}
+		return 0
+	}
 	c.collect = func(ch chan<- prometheus.Metric) {
 		s := f()
-		conn := 0.0
-		if s.Connected {
-			conn = 1
-		}
-		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, conn)
+		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, b(s.Connected))
 		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.CounterValue, float64(s.Reconnects))
 		ch <- prometheus.MustNewConstMetric(c.descs[2], prometheus.GaugeValue, float64(s.Queued))
+		ch <- prometheus.MustNewConstMetric(c.descs[3], prometheus.GaugeValue, float64(s.QueuedBytes))
+		ch <- prometheus.MustNewConstMetric(c.descs[4], prometheus.GaugeValue, float64(s.OnDisk))
+		ch <- prometheus.MustNewConstMetric(c.descs[5], prometheus.GaugeValue, float64(s.NotDurable))
+		for i, m := range []map[string]uint64{s.Evicted, s.Refused, s.TooLarge} {
+			for _, k := range []string{"alarm", "result", "image"} {
+				ch <- prometheus.MustNewConstMetric(c.descs[6+i], prometheus.CounterValue, float64(m[k]), k)
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs[9], prometheus.CounterValue, float64(s.DroppedOffline))
+		ch <- prometheus.MustNewConstMetric(c.descs[10], prometheus.GaugeValue, float64(s.MaxPayload))
+		ch <- prometheus.MustNewConstMetric(c.descs[11], prometheus.GaugeValue, b(s.StoreFailing))
+		ch <- prometheus.MustNewConstMetric(c.descs[12], prometheus.GaugeValue, b(s.ClientIDClash))
 	}
 	if err := m.Registry.Register(c); err != nil {
 		return fmt.Errorf("register MQTT metrics: %w", err)
