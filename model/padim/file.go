@@ -266,6 +266,11 @@ func encodeHeader(m *Model) ([]byte, []namedData, error) {
 		}
 		tensors = append(tensors, namedData{name: name, dtype: "F32", shape: shape, f32: t.Data})
 	}
+	for _, t := range tensors {
+		if err := checkFinite(t.name, t.shape, t.f32); err != nil {
+			return nil, nil, err // Load would refuse the file
+		}
+	}
 	hdr := map[string]any{"__metadata__": meta}
 	var off int64
 	for _, t := range tensors {
@@ -696,9 +701,13 @@ func (lay *layout) bind(buf []byte) (*Model, error) {
 		}
 		m.Tensors[name] = Tensor{Shape: shape, Data: f32(name)}
 	}
-	for _, v := range m.State.Mean {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("tensor %q holds a non-finite value", TensorMean)
+	// Every float tensor, whoever added it: one NaN in an inverse
+	// covariance makes every score NaN, which no threshold flags.
+	for _, name := range slices.Sorted(maps.Keys(lay.entries)) {
+		if e := lay.entries[name]; e.Dtype == "F32" {
+			if err := checkFinite(name, e.Shape, f32(name)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil
