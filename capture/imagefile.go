@@ -87,7 +87,7 @@ func checkSize(name, format string, w, h int, limit int64) error {
 // not restored.
 func CheckImage(r io.ReadSeeker, name string, maxPixels int64) (image.Config, string, error) {
 	var d imageDecoder
-	defer d.reader(nil) // keep no reference to r
+	defer d.release()
 	_, cfg, format, err := d.check(r, name, maxPixels)
 	return cfg, format, err
 }
@@ -137,6 +137,13 @@ func (d *imageDecoder) reader(r io.Reader) *bufio.Reader {
 	return d.br
 }
 
+// release drops the reference to the last reader.
+func (d *imageDecoder) release() {
+	if d.br != nil {
+		d.br.Reset(nil)
+	}
+}
+
 // check is CheckImage; it returns r's offset at the start too.
 func (d *imageDecoder) check(r io.ReadSeeker, name string, maxPixels int64) (start int64, cfg image.Config, format string, err error) {
 	if start, err = r.Seek(0, io.SeekCurrent); err != nil {
@@ -168,7 +175,7 @@ func (d *imageDecoder) check(r io.ReadSeeker, name string, maxPixels int64) (sta
 }
 
 func (d *imageDecoder) decode(r io.ReadSeeker, name string, maxPixels int64) (img image.Image, format string, err error) {
-	defer d.reader(nil) // keep no reference to r
+	defer d.release() // keep no reference to r
 	start, _, format, err := d.check(r, name, maxPixels)
 	if err != nil {
 		return nil, format, err

@@ -92,7 +92,8 @@ func FixMJPEG(dst, frame []byte) (out []byte, inserted bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return h.fix(dst, frame)
+	out, inserted = h.fix(dst, frame)
+	return out, inserted, nil
 }
 
 // mjpegHeader is what the header walk found: where the first scan starts,
@@ -104,14 +105,15 @@ type mjpegHeader struct {
 	width, height int
 }
 
-func (h mjpegHeader) fix(dst, frame []byte) ([]byte, bool, error) {
+// fix is FixMJPEG once the headers are known.
+func (h mjpegHeader) fix(dst, frame []byte) ([]byte, bool) {
 	if h.dht {
-		return frame, false, nil
+		return frame, false
 	}
 	out := append(dst[:0], frame[:h.sos]...)
 	out = append(out, stdDHT...)
 	out = append(out, frame[h.sos:]...)
-	return out, true, nil
+	return out, true
 }
 
 // isSOF reports the start-of-frame markers (baseline, extended,
@@ -200,10 +202,7 @@ func (d *MJPEGDecoder) Decode(dst image.Image, frame []byte, color Color) (image
 			return nil, err
 		}
 	}
-	data, inserted, err := h.fix(d.fixed, frame)
-	if err != nil {
-		return nil, err
-	}
+	data, inserted := h.fix(d.fixed, frame)
 	if inserted {
 		d.fixed = data[:0]
 	}

@@ -20,23 +20,34 @@ var ErrTooFewImages = errors.New("too few normal images")
 // covariance of fewer say nothing about a surface.
 const minFitImages = 3
 
+// holdoutEvery is splitHoldout's k: every k-th image is held out at
+// fraction frac (> 0), bounded so that a tiny fraction cannot overflow.
+func holdoutEvery(frac float64) int {
+	return max(2, int(math.Round(min(1/frac, 1e12))))
+}
+
 // holdoutCounts is how many of n images splitHoldout keeps in the fit and
 // holds out, without listing them.
 func holdoutCounts(n int, frac float64) (fit, hold int) {
 	if frac > 0 && n >= 4 {
-		k := max(2, int(math.Round(1/frac)))
-		hold = n / k
+		hold = n / holdoutEvery(frac)
 	}
 	return n - hold, hold
 }
 
-// minImages is the fewest of n images with at least minFit fitted and
-// minHold held out at hold-out fraction frac.
+// minImages is the fewest images that leave at least minFit in the fit and
+// minHold held out at hold-out fraction frac (> 0 when minHold is).
 func minImages(frac float64, minFit, minHold int) int {
-	for n := 1; ; n++ {
+	n := minFit
+	if minHold > 0 {
+		n = max(n, 4, minHold*holdoutEvery(frac))
+	}
+	// From there each image adds to the fit or the hold-out: a few steps.
+	for {
 		if f, h := holdoutCounts(n, frac); f >= minFit && h >= minHold {
 			return n
 		}
+		n++
 	}
 }
 
@@ -65,7 +76,7 @@ func (o *Options) checkImageCount(n int) error {
 			ErrTooFewImages, n, need)
 	}
 	fit, hold := holdoutCounts(need, o.Holdout)
-	k := max(2, int(math.Round(1/o.Holdout)))
+	k := holdoutEvery(o.Holdout)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d given; the threshold is chosen on held-out images, and with model.threshold.holdout %g "+
 		"(every %d%s image held out) that takes at least %d (%d fitted, %d held out)",

@@ -197,7 +197,7 @@ func TestFitTooFewImages(t *testing.T) {
 		frac     float64
 		explicit float64
 		want     int
-	}{{0.1, 0, 10}, {0.5, 0, 5}, {0.25, 0, 4}, {0.9, 0, 5}, {0.01, 0, 100}, {0.1, 3, 3}, {0, 0, 10}} {
+	}{{0.1, 0, 10}, {0.5, 0, 5}, {0.25, 0, 4}, {0.9, 0, 5}, {0.01, 0, 100}, {0.1, 3, 3}, {0, 0, 10}, {1e-300, 0, 1e12}} {
 		o := Options{Holdout: c.frac}
 		o.Threshold.Explicit = c.explicit
 		if got := o.MinImages(); got != c.want {
