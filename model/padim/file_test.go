@@ -343,4 +343,25 @@ func TestFirstNonFinite(t *testing.T) {
 			t.Errorf("FirstNonFinite(%v) = %d, want %d", tc.v, got, tc.want)
 		}
 	}
+	// Across block boundaries and lengths: the first bad value wins.
+	bads := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7f800001)}
+	for _, n := range []int{1, 3, 4, 255, 256, 257, 1000, 1027} {
+		for _, at := range []int{0, n / 3, n - 1} {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(i) * -1e30 // large finite values of both signs
+			}
+			v[at] = bads[(n+at)%len(bads)]
+			if at+1 < n {
+				v[n-1] = bads[0]
+			}
+			if got := FirstNonFinite(v); got != at {
+				t.Errorf("n=%d, bad at %d: got %d", n, at, got)
+			}
+			v[at], v[n-1] = 0, 0
+			if got := FirstNonFinite(v); got != -1 {
+				t.Errorf("n=%d all finite: got %d", n, got)
+			}
+		}
+	}
 }

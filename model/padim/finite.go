@@ -7,7 +7,9 @@ import (
 
 // FirstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
 // It reads each value once and allocates nothing: cheap enough for a
-// frame's P distances and for every tensor of a model file at load.
+// frame's P distances and for every tensor of a model file at load (about
+// as long as the CRC-32C over the same bytes: BenchmarkFiniteCheck; a
+// branch-free block maximum measured no faster).
 func FirstNonFinite(v []float32) int {
 	for i, x := range v {
 		// All exponent bits set: Inf (zero mantissa) or NaN.
