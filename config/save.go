@@ -64,7 +64,8 @@ func flowScalarLists(n *yaml.Node) {
 // (a symlink is followed and stays a symlink, even one whose file does not
 // exist yet: the file is created where it points); a new one gets 0600
 // because the configuration may hold the MQTT password. The directory must
-// exist.
+// exist. Temporary files of an earlier save that a crash left behind are
+// removed once an hour old.
 func Save(path string, c *Config) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("save config %s: refusing an invalid configuration:\n%w", path, err)
@@ -94,6 +95,7 @@ func writeFileAtomic(path string, data []byte) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	atomicfile.RemoveStale(target)
 	return atomicfile.WriteBytes(target, mode, data)
 }
 

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSaveNewFile(t *testing.T) {
@@ -136,6 +137,22 @@ func TestSaveFailureLeavesNoTemp(t *testing.T) {
 	}
 	if err := Save(link, Default()); err == nil || !strings.Contains(err.Error(), "save config "+link) {
 		t.Errorf("save into a missing folder: %v", err)
+	}
+	assertNoTemp(t, dir)
+}
+
+// A temporary file that a crash left in the middle of a save, an hour
+// old, is removed by the next save.
+func TestSaveRemovesStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".inspectd.yaml.tmp-123")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if err := Save(filepath.Join(dir, "inspectd.yaml"), Default()); err != nil {
+		t.Fatal(err)
 	}
 	assertNoTemp(t, dir)
 }

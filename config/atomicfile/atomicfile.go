@@ -20,20 +20,19 @@ import (
 // directory's owner can remove the ones a crash left behind (IsTemp).
 const tempMark = ".tmp-"
 
-// StaleAfter is the age from which Write takes a temporary file of the
-// same target for one a crash or power cut left behind, and removes it: a
-// model file's temporary copy is tens of megabytes, and a device that
-// loses power while saving must not fill its disk with them. A write in
-// progress touches its file far more often than this.
+// StaleAfter is the age from which RemoveStale takes a temporary file for
+// one a crash or power cut left behind. A write in progress touches its
+// file far more often than this.
 const StaleAfter = time.Hour
 
 // Write creates or replaces path with what write produces, with permissions
 // perm. On any failure, a panic in write included, the target is untouched
-// and the temporary file removed. Temporary files of the same target older
-// than StaleAfter are removed first. The directory must exist (see MkdirAll).
+// and the temporary file removed. The directory must exist (see MkdirAll).
+// Temporary files that a crash left behind are not looked for here: that
+// costs a directory listing per write, and the MQTT outbox writes
+// thousands of files into one directory (see RemoveStale).
 func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
-	removeStale(dir, base, time.Now())
 	f, err := os.CreateTemp(dir, "."+base+tempMark+"*")
 	if err != nil {
 		return err
@@ -78,15 +77,22 @@ func IsTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, tempMark)
 }
 
-// removeStale removes the temporary files of target base in dir that are
-// older than StaleAfter at now. Failures are ignored: the write goes on.
-func removeStale(dir, base string, now time.Time) {
+// RemoveStale removes the temporary files of Write for path that are older
+// than StaleAfter (left by a crash or power cut in the middle of a write)
+// and returns how many it removed. Writers of large files that are saved
+// now and then (models, configurations) call it before Write: a device that
+// loses power while saving a model must not fill its disk with
+// tens-of-megabyte copies. Failures to list or remove are ignored.
+func RemoveStale(path string) int {
+	dir, base := filepath.Dir(path), filepath.Base(path)
 	matches, _ := filepath.Glob(filepath.Join(dir, globEscape("."+base+tempMark)+"*"))
+	n := 0
 	for _, m := range matches {
-		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && now.Sub(fi.ModTime()) > StaleAfter {
-			os.Remove(m)
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > StaleAfter && os.Remove(m) == nil {
+			n++
 		}
 	}
+	return n
 }
 
 // globEscape quotes the characters filepath.Match treats specially.

@@ -104,10 +104,9 @@ func TestWriteRenameFailureLeavesNoTemp(t *testing.T) {
 	}
 }
 
-// Temporary files a crash left behind are removed by the next write of the
-// same target once they are stale; fresh ones (a write in progress) and
-// other targets' are kept.
-func TestWriteRemovesStaleTemps(t *testing.T) {
+// Temporary files a crash left behind are removed by RemoveStale once they
+// are stale; fresh ones (a write in progress) and other targets' are kept.
+func TestRemoveStale(t *testing.T) {
 	dir := t.TempDir()
 	old := time.Now().Add(-StaleAfter - time.Minute)
 	mk := func(name string, mtime time.Time) {
@@ -122,7 +121,11 @@ func TestWriteRemovesStaleTemps(t *testing.T) {
 	mk(".model [1].bin.tmp-111", old)        // stale, this target (glob characters in the name)
 	mk(".model [1].bin.tmp-222", time.Now()) // in progress
 	mk(".other.bin.tmp-333", old)            // another target's
-	if err := WriteBytes(filepath.Join(dir, "model [1].bin"), 0o644, []byte("x")); err != nil {
+	target := filepath.Join(dir, "model [1].bin")
+	if n := RemoveStale(target); n != 1 {
+		t.Errorf("removed %d, want 1", n)
+	}
+	if err := WriteBytes(target, 0o644, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	var names []string

@@ -152,7 +152,8 @@ func (nd namedData) bytes() []byte {
 
 // Save writes m to path atomically: a temporary file in the same
 // directory, fsynced, renamed over path, and the directory fsynced, so a
-// crash leaves either the old or the new model, never a torn one.
+// crash leaves either the old or the new model, never a torn one (and the
+// next Save removes such a crash's temporary file once an hour old).
 func Save(path string, m *Model) (err error) {
 	defer func() {
 		if err != nil {
@@ -174,6 +175,7 @@ func Save(path string, m *Model) (err error) {
 	i := bytes.Index(hdr, []byte(checksumPrefix+"00000000"))
 	copy(hdr[i+len(checksumPrefix):], fmt.Sprintf("%08x", crc))
 
+	atomicfile.RemoveStale(path) // tens of MB each, left by a crash mid-save
 	return atomicfile.Write(path, 0o644, func(f io.Writer) error {
 		w := bufio.NewWriterSize(f, 1<<20)
 		var n [8]byte

@@ -225,6 +225,18 @@ func TestSaveRefuses(t *testing.T) {
 	if err := Save(filepath.Join(dir, "no/such/dir/m"), testModel(t)); err == nil {
 		t.Error("saved into a missing directory")
 	}
+	// A crash's leftover (tens of MB for a real model) goes with the next
+	// save once it is an hour old.
+	stale := filepath.Join(dir, ".m.safetensors.tmp-42")
+	os.WriteFile(stale, []byte("half a model"), 0o644)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if err := Save(filepath.Join(dir, "m.safetensors"), testModel(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("stale temporary file kept")
+	}
 }
 
 // resign recomputes the checksum of an edited file, to reach the checks
