@@ -52,6 +52,9 @@ type CameraOptions struct {
 	// YUVRange is the quantization of YUYV frames (limited by default, as
 	// V4L2 defines for YUYV).
 	YUVRange YUVRange
+	// MaxPixels refuses an MJPEG frame whose SOF header declares more pixels
+	// (0: DefaultMaxPixels), before decoding it.
+	MaxPixels int64
 	// Open opens the device; nil uses V4L2 through github.com/blackjack/webcam.
 	Open Opener
 	// Log receives one line per event (opened, lost, timeouts, corrupt
@@ -155,12 +158,17 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 		log = slog.Default()
 	}
 	c := &Camera{opts: opts, log: log.With("device", opts.Device)}
+	c.mj.MaxPixels = opts.MaxPixels
 	c.status = CameraStatus{Device: opts.Device, Since: time.Now()}
 	return c, nil
 }
 
 // Counters returns the camera's counters.
 func (c *Camera) Counters() *Counters { return &c.counters }
+
+// Lossless implements LosslessSource: a live camera's frames may be
+// dropped; the newest one is worth more than an old one.
+func (c *Camera) Lossless() bool { return false }
 
 // Status returns what the camera is doing; safe from any goroutine.
 func (c *Camera) Status() CameraStatus {
@@ -231,7 +239,11 @@ func (c *Camera) Next(ctx context.Context, f *Frame) error {
 			return c.lose(fmt.Errorf("requeue buffer %d: %w", idx, err))
 		}
 		if derr != nil {
-			c.counters.DecodeErrors.Add(1)
+			if errors.Is(derr, ErrImageTooLarge) {
+				c.counters.TooLarge.Add(1)
+			} else {
+				c.counters.DecodeErrors.Add(1)
+			}
 			corrupt++
 			c.corruptRun++
 			lastDecodeErr = derr

@@ -89,11 +89,15 @@ type Counters struct {
 	Reopens atomic.Uint64
 	// DecodeErrors: corrupt frames or files that were skipped.
 	DecodeErrors atomic.Uint64
+	// TooLarge: images and MJPEG frames skipped, unread, because their
+	// header declares more pixels than the limit (ErrImageTooLarge); not
+	// counted in DecodeErrors.
+	TooLarge atomic.Uint64
 }
 
 // CounterValues is a copy of Counters at one moment.
 type CounterValues struct {
-	Frames, Dropped, Timeouts, Reopens, DecodeErrors uint64
+	Frames, Dropped, Timeouts, Reopens, DecodeErrors, TooLarge uint64
 }
 
 // Snapshot reads all counters.
@@ -104,6 +108,7 @@ func (c *Counters) Snapshot() CounterValues {
 		Timeouts:     c.Timeouts.Load(),
 		Reopens:      c.Reopens.Load(),
 		DecodeErrors: c.DecodeErrors.Load(),
+		TooLarge:     c.TooLarge.Load(),
 	}
 }
 
@@ -119,6 +124,24 @@ func CountersOf(src Source) *Counters {
 		return c.Counters()
 	}
 	return nil
+}
+
+// LosslessSource is implemented by sources that say whether a frame may be
+// dropped, and forwarded by wrappers the way Counters are. A lossless
+// source's frames each stand for a part (a file in a folder that a
+// line-scan system dropped there): the consumer must take every one, and
+// apply back-pressure instead of dropping. A live camera is not lossless:
+// it produces frames whether or not they are taken, and an old frame is
+// worth less than a fresh one.
+type LosslessSource interface {
+	Lossless() bool
+}
+
+// IsLossless reports whether src's frames must never be dropped; false for
+// sources that do not say.
+func IsLossless(src Source) bool {
+	l, ok := src.(LosslessSource)
+	return ok && l.Lossless()
 }
 
 // Flusher is implemented by live sources that buffer frames (cameras). Flush

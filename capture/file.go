@@ -1,12 +1,10 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -19,10 +17,14 @@ type FileOptions struct {
 	Loop bool
 	// Color selects RGBA or gray frames; ColorAuto keeps gray files gray.
 	Color Color
+	// MaxPixels refuses, from its header and before decoding, an image of
+	// more pixels (0: DefaultMaxPixels).
+	MaxPixels int64
 }
 
 // File is a Source returning one image file, once or (Loop) forever. The
-// file is decoded once, when the source is made.
+// file is decoded once, when the source is made. It is Lossless: each
+// frame stands for the file, so none may be dropped.
 type File struct {
 	opts     FileOptions
 	img      image.Image
@@ -31,18 +33,16 @@ type File struct {
 	counters Counters
 }
 
-// NewFile reads and decodes the file.
+// NewFile reads and decodes the file. A file whose header declares more
+// than MaxPixels pixels is refused before decoding with an error matching
+// ErrImageTooLarge: a single-file source has nothing else to go on with.
 func NewFile(opts FileOptions) (*File, error) {
 	if opts.Path == "" {
 		return nil, errors.New("file source: no file given")
 	}
-	data, err := os.ReadFile(opts.Path)
+	img, _, err := DecodeImageFile(opts.Path, opts.MaxPixels)
 	if err != nil {
 		return nil, fmt.Errorf("file source: %w", err)
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("file source: decode %s: %w", opts.Path, err)
 	}
 	// Convert once so that each Next is a plain copy.
 	return &File{opts: opts, img: convertInto(nil, img, opts.Color), name: filepath.Base(opts.Path)}, nil
@@ -50,6 +50,9 @@ func NewFile(opts FileOptions) (*File, error) {
 
 // Counters returns the source's counters.
 func (s *File) Counters() *Counters { return &s.counters }
+
+// Lossless implements LosslessSource.
+func (s *File) Lossless() bool { return true }
 
 // Next implements Source.
 func (s *File) Next(ctx context.Context, f *Frame) error {

@@ -1,14 +1,10 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
-	_ "image/gif"  // folders may hold GIF
-	_ "image/jpeg" // and JPEG
-	_ "image/png"  // and PNG files
 	"io/fs"
 	"log/slog"
 	"os"
@@ -16,9 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	_ "golang.org/x/image/bmp"  // line-scan systems often drop BMP
-	_ "golang.org/x/image/tiff" // or TIFF files
 )
 
 // DefaultExtensions lists the image file endings a folder source reads
@@ -44,13 +37,18 @@ type FolderOptions struct {
 	Extensions []string
 	// Color selects RGBA or gray frames; ColorAuto keeps gray files gray.
 	Color Color
+	// MaxPixels refuses, from its header and before decoding, an image of
+	// more pixels (0: DefaultMaxPixels).
+	MaxPixels int64
 	// Log receives one line per skipped file; nil uses slog.Default().
 	Log *slog.Logger
 }
 
 // Folder is a Source reading the image files of a folder in name order
 // (sorted once at start). Unreadable or corrupt files are counted as decode
-// errors and skipped.
+// errors, and images over the pixel limit as TooLarge; both are skipped
+// with one log line each. Every file is a part: the folder never drops one
+// (Lossless).
 type Folder struct {
 	opts     FolderOptions
 	log      *slog.Logger
@@ -59,8 +57,7 @@ type Folder struct {
 	queue    []string // still to read
 	seen     map[string]bool
 	pending  map[string]int64 // watched files seen once, with their size
-	buf      bytes.Buffer
-	rd       bytes.Reader
+	dec      imageDecoder
 	seq      uint64
 	timer    *time.Timer
 }
@@ -129,6 +126,9 @@ func (fl *Folder) Len() int { return len(fl.files) }
 // Counters returns the folder's counters.
 func (fl *Folder) Counters() *Counters { return &fl.counters }
 
+// Lossless implements LosslessSource: each file is a part to inspect.
+func (fl *Folder) Lossless() bool { return true }
+
 // Next implements Source. It returns ErrEOF after the last file unless the
 // folder is watched or looped.
 func (fl *Folder) Next(ctx context.Context, f *Frame) error {
@@ -159,8 +159,14 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			if errors.Is(err, fs.ErrNotExist) && fl.opts.Watch {
 				continue // taken away before we got to it
 			}
-			fl.counters.DecodeErrors.Add(1)
-			fl.log.Warn("folder source: file skipped", "file", name, "err", err)
+			reason := "unreadable or corrupt"
+			if errors.Is(err, ErrImageTooLarge) {
+				fl.counters.TooLarge.Add(1)
+				reason = "too large"
+			} else {
+				fl.counters.DecodeErrors.Add(1)
+			}
+			fl.log.Warn("folder source: file skipped", "file", name, "reason", reason, "err", err)
 			continue
 		}
 		fl.seq++
@@ -180,17 +186,8 @@ func (fl *Folder) read(name string) (image.Image, error) {
 		return nil, err
 	}
 	defer fh.Close()
-	fl.buf.Reset()
-	if _, err := fl.buf.ReadFrom(fh); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	fl.rd.Reset(fl.buf.Bytes())
-	img, _, err := image.Decode(&fl.rd)
-	fl.rd.Reset(nil)
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return img, nil
+	img, _, err := fl.dec.decode(fh, path, fl.opts.MaxPixels)
+	return img, err
 }
 
 // poll lists a watched folder and queues, in name order, the new files whose

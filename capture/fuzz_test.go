@@ -2,10 +2,17 @@ package capture
 
 import (
 	"bytes"
+	"errors"
 	"image"
+	"image/gif"
 	"image/jpeg"
+	"image/png"
+	"io"
 	"math"
 	"testing"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
 // FuzzFixMJPEG feeds arbitrary camera frames to the Huffman-table fix-up
@@ -98,6 +105,61 @@ func FuzzDecodeYUYV(f *testing.F) {
 					t.Fatal("alpha not opaque")
 				}
 			}
+		}
+	})
+}
+
+// FuzzDecodeImage feeds the bounded decode arbitrary files, seeded with
+// the decompression bombs of the field report and one of each format:
+// under a pixel limit it must return an image within the limit or an
+// error, never panic, and an ImageTooLargeError must be true.
+func FuzzDecodeImage(f *testing.F) {
+	f.Add(readTestdata(f, pngBomb))
+	f.Add(readTestdata(f, bmpBomb))
+	f.Add(tiffBomb(f, 65535, 65535))
+	f.Add(gifBomb())
+	f.Add(jpegBomb(f, 60000, 60000))
+	src := testImage(24, 16)
+	for _, enc := range []func(io.Writer, image.Image) error{
+		png.Encode, bmp.Encode,
+		func(w io.Writer, m image.Image) error {
+			return tiff.Encode(w, m, &tiff.Options{Compression: tiff.Deflate})
+		},
+		func(w io.Writer, m image.Image) error { return gif.Encode(w, m, nil) },
+		func(w io.Writer, m image.Image) error { return jpeg.Encode(w, m, nil) },
+	} {
+		var b bytes.Buffer
+		if err := enc(&b, src); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	// Small enough that whatever is accepted decodes in a blink.
+	const limit = 1 << 16
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, format, err := DecodeImage(bytes.NewReader(data), "fuzz", limit)
+		cfg, cformat, cerr := CheckImage(bytes.NewReader(data), "fuzz", limit)
+		var tl *ImageTooLargeError
+		if errors.As(cerr, &tl) != errors.Is(err, ErrImageTooLarge) {
+			t.Fatalf("CheckImage says %v, DecodeImage %v", cerr, err)
+		}
+		if errors.As(err, &tl) {
+			if tl.Width <= 0 || tl.Height <= 0 || tl.Width <= limit/tl.Height || tl.Limit != limit {
+				t.Fatalf("refused %dx%d under a limit of %d", tl.Width, tl.Height, limit)
+			}
+		}
+		if err != nil {
+			if img != nil {
+				t.Fatal("image with an error")
+			}
+			return
+		}
+		if cerr != nil || cformat != format {
+			t.Fatalf("decoded as %s, but CheckImage says %s, %v", format, cformat, cerr)
+		}
+		b := img.Bounds()
+		if b.Dx() <= 0 || b.Dy() <= 0 || b.Dx()*b.Dy() > limit || b.Dx() > cfg.Width || b.Dy() > cfg.Height {
+			t.Fatalf("decoded %v, header %dx%d, limit %d", b, cfg.Width, cfg.Height, limit)
 		}
 	})
 }

@@ -88,16 +88,53 @@ const (
 // capacity suffices); otherwise it returns frame itself. It walks only the
 // header segments, so its cost does not grow with the image data.
 func FixMJPEG(dst, frame []byte) (out []byte, inserted bool, err error) {
+	h, err := scanMJPEG(frame)
+	if err != nil {
+		return nil, false, err
+	}
+	out, inserted = h.fix(dst, frame)
+	return out, inserted, nil
+}
+
+// mjpegHeader is what the header walk found: where the first scan starts,
+// whether Huffman tables came before it, and the frame size its SOF
+// declares (0×0 when no SOF came before the scan).
+type mjpegHeader struct {
+	sos           int
+	dht           bool
+	width, height int
+}
+
+// fix is FixMJPEG once the headers are known.
+func (h mjpegHeader) fix(dst, frame []byte) ([]byte, bool) {
+	if h.dht {
+		return frame, false
+	}
+	out := append(dst[:0], frame[:h.sos]...)
+	out = append(out, stdDHT...)
+	out = append(out, frame[h.sos:]...)
+	return out, true
+}
+
+// isSOF reports the start-of-frame markers (baseline, extended,
+// progressive, lossless; Huffman or arithmetic), which carry the size.
+func isSOF(m byte) bool {
+	return m >= 0xc0 && m <= 0xcf && m != markerDHT && m != 0xc8 && m != 0xcc
+}
+
+// scanMJPEG walks the header segments of a frame up to its first SOS.
+func scanMJPEG(frame []byte) (mjpegHeader, error) {
+	var h mjpegHeader
 	if len(frame) < 4 || frame[0] != 0xff || frame[1] != markerSOI {
-		return nil, false, errors.New("MJPEG frame: no SOI marker at the start")
+		return h, errors.New("MJPEG frame: no SOI marker at the start")
 	}
 	pos := 2
 	for {
 		if pos >= len(frame) {
-			return nil, false, fmt.Errorf("MJPEG frame: truncated in the headers at byte %d (no SOS)", pos)
+			return h, fmt.Errorf("MJPEG frame: truncated in the headers at byte %d (no SOS)", pos)
 		}
 		if frame[pos] != 0xff {
-			return nil, false, fmt.Errorf("MJPEG frame: byte %d is %#02x, want a 0xff marker", pos, frame[pos])
+			return h, fmt.Errorf("MJPEG frame: byte %d is %#02x, want a 0xff marker", pos, frame[pos])
 		}
 		// A marker may be preceded by any number of 0xff fill bytes.
 		start := pos
@@ -105,32 +142,35 @@ func FixMJPEG(dst, frame []byte) (out []byte, inserted bool, err error) {
 			pos++
 		}
 		if pos >= len(frame) {
-			return nil, false, fmt.Errorf("MJPEG frame: truncated in the headers at byte %d (no SOS)", pos)
+			return h, fmt.Errorf("MJPEG frame: truncated in the headers at byte %d (no SOS)", pos)
 		}
 		m := frame[pos]
 		pos++
 		switch {
 		case m == markerSOS:
-			// The scan starts and no DHT came before it.
-			out = append(dst[:0], frame[:start]...)
-			out = append(out, stdDHT...)
-			out = append(out, frame[start:]...)
-			return out, true, nil
-		case m == markerDHT:
-			return frame, false, nil
+			h.sos = start
+			return h, nil
 		case m == markerEOI:
-			return nil, false, fmt.Errorf("MJPEG frame: EOI at byte %d before any SOS", start)
+			return h, fmt.Errorf("MJPEG frame: EOI at byte %d before any SOS", start)
 		case m == markerSOI || m == markerTEM || (m >= 0xd0 && m <= 0xd7):
 			continue // stand-alone markers carry no length
 		case m == 0:
-			return nil, false, fmt.Errorf("MJPEG frame: stuffed byte at %d in the headers", start)
+			return h, fmt.Errorf("MJPEG frame: stuffed byte at %d in the headers", start)
 		}
 		if pos+2 > len(frame) {
-			return nil, false, fmt.Errorf("MJPEG frame: truncated segment %#02x at byte %d", m, start)
+			return h, fmt.Errorf("MJPEG frame: truncated segment %#02x at byte %d", m, start)
 		}
 		n := int(frame[pos])<<8 | int(frame[pos+1])
 		if n < 2 || pos+n > len(frame) {
-			return nil, false, fmt.Errorf("MJPEG frame: segment %#02x at byte %d has length %d, %d bytes left", m, start, n, len(frame)-pos)
+			return h, fmt.Errorf("MJPEG frame: segment %#02x at byte %d has length %d, %d bytes left", m, start, n, len(frame)-pos)
+		}
+		switch {
+		case m == markerDHT:
+			h.dht = true
+		case isSOF(m) && n >= 7:
+			// Length, precision, then height and width (ITU-T T.81 B.2.2).
+			h.height = int(frame[pos+3])<<8 | int(frame[pos+4])
+			h.width = int(frame[pos+5])<<8 | int(frame[pos+6])
 		}
 		pos += n
 	}
@@ -140,6 +180,10 @@ func FixMJPEG(dst, frame []byte) (out []byte, inserted bool, err error) {
 // Huffman tables and converting into reusable RGBA or gray buffers. One
 // decoder serves one goroutine.
 type MJPEGDecoder struct {
+	// MaxPixels refuses a frame whose SOF declares more pixels (0:
+	// DefaultMaxPixels) with an *ImageTooLargeError, before decoding.
+	MaxPixels int64
+
 	fixed []byte
 	rd    bytes.Reader
 }
@@ -147,10 +191,18 @@ type MJPEGDecoder struct {
 // Decode decodes frame into dst's buffers: *image.Gray when gray is set or
 // the JPEG is grayscale and color is ColorAuto, else *image.RGBA.
 func (d *MJPEGDecoder) Decode(dst image.Image, frame []byte, color Color) (image.Image, error) {
-	data, inserted, err := FixMJPEG(d.fixed, frame)
+	h, err := scanMJPEG(frame)
 	if err != nil {
 		return nil, err
 	}
+	// A frame without SOF before its scan fails in the decoder below,
+	// before it allocates anything.
+	if h.width != 0 || h.height != 0 {
+		if err := checkSize("MJPEG frame", "jpeg", h.width, h.height, pixelLimit(d.MaxPixels)); err != nil {
+			return nil, err
+		}
+	}
+	data, inserted := h.fix(d.fixed, frame)
 	if inserted {
 		d.fixed = data[:0]
 	}

@@ -187,6 +187,10 @@ func smooth(t float64) float64 { return t * t * (3 - 2*t) }
 // Counters returns the source's counters.
 func (sy *Synthetic) Counters() *Counters { return &sy.counters }
 
+// Lossless implements LosslessSource: rendered frames stand in for a live
+// camera, whose frames may be dropped when inspection falls behind.
+func (sy *Synthetic) Lossless() bool { return false }
+
 // defect is one injected defect in part coordinates.
 type defect struct {
 	kind DefectKind

@@ -217,6 +217,9 @@ func (t *Transform) Next(ctx context.Context, f *Frame) error {
 // Counters forwards to the wrapped source.
 func (t *Transform) Counters() *Counters { return CountersOf(t.src) }
 
+// Lossless forwards to the wrapped source.
+func (t *Transform) Lossless() bool { return IsLossless(t.src) }
+
 // Flush forwards to the wrapped source.
 func (t *Transform) Flush() {
 	if fl, ok := t.src.(Flusher); ok {

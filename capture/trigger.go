@@ -121,6 +121,9 @@ func (t *Triggered) TriggerCounters() *TriggerCounters { return &t.counters }
 // Counters forwards to the wrapped source.
 func (t *Triggered) Counters() *Counters { return CountersOf(t.src) }
 
+// Lossless forwards to the wrapped source.
+func (t *Triggered) Lossless() bool { return IsLossless(t.src) }
+
 // Next implements Source: it waits for a request, then captures. Once a
 // request has been taken, every failure comes back as a *TriggerError
 // carrying its id (Temporary still sees through it).
@@ -210,6 +213,9 @@ func (t *Throttle) Next(ctx context.Context, f *Frame) error {
 
 // Counters forwards to the wrapped source.
 func (t *Throttle) Counters() *Counters { return CountersOf(t.src) }
+
+// Lossless forwards to the wrapped source.
+func (t *Throttle) Lossless() bool { return IsLossless(t.src) }
 
 // Close closes the wrapped source.
 func (t *Throttle) Close() error {

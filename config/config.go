@@ -97,6 +97,12 @@ type Capture struct {
 	Rotate int `yaml:"rotate"`
 	// Trigger says which frames are inspected.
 	Trigger Trigger `yaml:"trigger"`
+	// MaxPixels is the largest image, in pixels (width × height), that the
+	// folder and file sources, MJPEG camera frames, fit and eval decode. A
+	// larger one is refused from its header, before any memory is taken for
+	// its pixels, and skipped with one log line (a decompression bomb: a
+	// 69-byte PNG can declare 40 gigapixels).
+	MaxPixels int `yaml:"max_pixels"`
 }
 
 // Camera configures a V4L2 camera.
@@ -438,6 +444,7 @@ func Default() *Config {
 			Synthetic: Synthetic{Seed: 1, Width: 640, Height: 480, DefectRate: 0.25, FPS: 10},
 			Trigger: Trigger{Mode: TriggerFreeRun, Queue: 64, MaxAge: Duration(5 * time.Second),
 				DedupWindow: Duration(10 * time.Minute)},
+			MaxPixels: DefaultMaxPixels,
 		},
 		Model: Model{
 			Input: Input{

@@ -36,6 +36,9 @@ type Problem struct {
 	File string
 	// Line is the 1-based line in File; 0 when unknown.
 	Line int
+	// Column is the 1-based column (in bytes) in Line, when a problem is
+	// one character (a tab that indents); 0 otherwise.
+	Column int
 	// Field is the dotted path of the offending setting, such as
 	// model.features or mqtt.brokers[1]; empty for syntax and key errors.
 	Field string
@@ -43,14 +46,20 @@ type Problem struct {
 	Msg string
 }
 
-// Error reads like `config FILE: line N: model.features: 5000 is out of range 1..2048`.
+// Error reads like `config FILE: line N: model.features: 5000 is out of
+// range 1..2048`, or `config FILE: line N, column C: ...` when the column
+// is known.
 func (p *Problem) Error() string {
 	var b strings.Builder
 	if p.File != "" {
 		b.WriteString("config " + p.File + ": ")
 	}
 	if p.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(p.Line) + ": ")
+		b.WriteString("line " + strconv.Itoa(p.Line))
+		if p.Column > 0 {
+			b.WriteString(", column " + strconv.Itoa(p.Column))
+		}
+		b.WriteString(": ")
 	}
 	if p.Field != "" {
 		b.WriteString(p.Field + ": ")
@@ -112,7 +121,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	}
 	root, err := document(data)
 	if err != nil {
-		d.probs = append(d.probs, yamlProblem(name, err))
+		d.probs = append(d.probs, yamlProblem(name, data, err))
 		return nil, errors.Join(d.probs...)
 	}
 	c := Default()
@@ -171,14 +180,42 @@ func document(data []byte) (*yaml.Node, error) {
 
 var yamlLineRE = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
 
-// yamlProblem turns a yaml syntax error into a Problem with its line.
-func yamlProblem(file string, err error) *Problem {
+// yamlProblem turns a yaml syntax error into a Problem with its line. When
+// a tab indents a line at or before the one the parser stopped at, that is
+// the problem: YAML allows only spaces for indentation, and the parser's
+// own words ("found character that cannot start any token") do not say so.
+func yamlProblem(file string, data []byte, err error) *Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := &Problem{File: file, Msg: msg}
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Problem{File: file, Line: line, Msg: m[2]}
+		p.Line, _ = strconv.Atoi(m[1])
+		p.Msg = m[2]
 	}
-	return &Problem{File: file, Msg: msg}
+	if line, col := indentingTab(data, p.Line); line > 0 {
+		return &Problem{File: file, Line: line, Column: col,
+			Msg: fmt.Sprintf("a tab character indents this line; YAML indents with spaces only: replace the tab with spaces (the YAML parser said: %s)", p.Msg)}
+	}
+	return p
+}
+
+// indentingTab returns the line and column (1-based) of the first tab in
+// the leading white space of a line, looking at lines up to maxLine (all
+// lines when 0); 0, 0 if there is none.
+func indentingTab(data []byte, maxLine int) (line, col int) {
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		if maxLine > 0 && i+1 > maxLine {
+			break
+		}
+		for j, c := range l {
+			if c == '\t' {
+				return i + 1, j + 1
+			}
+			if c != ' ' {
+				break
+			}
+		}
+	}
+	return 0, 0
 }
 
 // decoder walks the YAML node tree alongside the Config struct, so that

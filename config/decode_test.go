@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -172,7 +173,15 @@ func TestParseErrors(t *testing.T) {
 		{"syntax", "model:\n  threads: 2\n features: 3\n",
 			[]string{`config x.yaml: line 2: did not find expected key`}},
 		{"tab indentation", "model:\n\tthreads: 2\n",
-			[]string{`config x.yaml: line 2: found character that cannot start any token`}},
+			[]string{`config x.yaml: line 2, column 1: a tab character indents this line; YAML indents with spaces only: replace the tab with spaces (the YAML parser said: found character that cannot start any token)`}},
+		{"tab after spaces", "capture:\n  source: camera\n  camera:\n  \t device: /dev/video2\n",
+			[]string{`config x.yaml: line 4, column 3: a tab character indents this line; YAML indents with spaces only: replace the tab with spaces (the YAML parser said: found character that cannot start any token)`}},
+		{"tab in a list", "mqtt:\n  brokers:\n\t- tcp://b:1883\n",
+			[]string{`config x.yaml: line 3, column 1: a tab character indents this line; YAML indents with spaces only: replace the tab with spaces (the YAML parser said: found character that cannot start any token)`}},
+		{"tab inside a value is fine", "device_id: \"a\\tb\"\nstate_dir: \"/x\ty\"\n",
+			[]string{`config x.yaml: line 1: device_id: "a\tb" is not 1..64 letters, digits, '.', '_' or '-' (it is an MQTT topic level); leave it empty for the host name`}},
+		{"tab after the error is not blamed", "model:\n  threads: 2\n features: 3\nlog_level:\n\tinfo\n",
+			[]string{`config x.yaml: line 2: did not find expected key`}},
 		{"two documents", "log_level: info\n---\nlog_level: debug\n",
 			[]string{`config x.yaml: line 2: a second YAML document starts here; a configuration file holds one`}},
 		{"complex key", "? [a]\n: 1\n",
@@ -232,6 +241,46 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// The field case (../shared/cases/yaml/tab-indent.yaml): a tab indents
+// "device:". The message names the tab, its line and column, and says to
+// use spaces; through Load (a file) as through Parse (pushed bytes).
+func TestTabIndentCase(t *testing.T) {
+	data := []byte("state_dir: /var/lib/inspectd\ncapture:\n  source: camera\n  camera:\n\tdevice: /dev/video2\n")
+	if p := filepath.Join("..", "..", "shared", "cases", "yaml", "tab-indent.yaml"); fileExists(p) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, data) {
+			t.Fatalf("the shared case changed:\n%q", b)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "tab-indent.yaml")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	ps := Problems(err)
+	if len(ps) != 1 || ps[0].Line != 5 || ps[0].Column != 1 || ps[0].File != path {
+		t.Fatalf("problems %+v", ps)
+	}
+	want := "config " + path + ": line 5, column 1: a tab character indents this line; YAML indents with spaces only: replace the tab with spaces"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got  %s\nwant %s...", err, want)
+	}
+	// Duplicate and unknown keys keep their own messages.
+	_, err = Parse([]byte("capture:\n  source: camera\n  source: folder\n  camra: {}\n"), "pushed")
+	got := err.Error()
+	for _, want := range []string{`line 3: duplicate key "source" in section "capture" (first set at line 2)`,
+		`line 4: unknown key "camra" in section "capture" (did you mean "camera"?)`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func TestParseProblemFields(t *testing.T) {
 	_, err := Parse([]byte("model:\n  features: 0\n"), "f.yaml")

@@ -103,6 +103,7 @@ func nonDefault() *Config {
 		ROI:       ROI{X: 1, Y: 2, Width: 3, Height: 4},
 		Rotate:    90,
 		Trigger:   Trigger{Mode: TriggerExternal, MaxRate: 2.5, Queue: 3, MaxAge: 0, DedupWindow: Duration(time.Minute)},
+		MaxPixels: 12_000_000,
 	}
 	c.Model = Model{
 		Path: "/m/model.safetensors", Backbone: "/m/backbone.tflite",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"os"
 	"reflect"
 	"testing"
@@ -31,6 +32,8 @@ func FuzzParse(f *testing.F) {
 		"? [a]\n: 1\n",
 		"log_level: info\n---\nlog_level: debug\n",
 		"model:\n\tthreads: 2\n",
+		"state_dir: /var/lib/inspectd\ncapture:\n  source: camera\n  camera:\n\tdevice: /dev/video2\n",
+		"capture:\n  \t source: x\n",
 		"mqtt: {brokers: [\"tcp://[::1\", \"ssl://b\", \"ws://b/x\"], topic_prefix: \"a//b\"}\n",
 		"capture: {source: folder, folder: {watch: true, loop: true}}\n",
 		"\xef\xbb\xbfdevice_id: x\n",
@@ -47,8 +50,16 @@ func FuzzParse(f *testing.F) {
 			if c != nil {
 				t.Fatal("config and error both returned")
 			}
-			if len(Problems(err)) == 0 {
+			ps := Problems(err)
+			if len(ps) == 0 {
 				t.Fatalf("error without problems: %v", err)
+			}
+			// A problem with a column points at the tab it blames.
+			lines := bytes.Split(data, []byte("\n"))
+			for _, p := range ps {
+				if p.Column > 0 && (p.Line < 1 || p.Line > len(lines) || p.Column > len(lines[p.Line-1]) || lines[p.Line-1][p.Column-1] != '\t') {
+					t.Fatalf("problem %v points at no tab", p)
+				}
 			}
 			return
 		}

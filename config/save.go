@@ -61,8 +61,11 @@ func flowScalarLists(n *yaml.Node) {
 // directory is fsynced, so that a crash or power cut leaves either the old
 // file or the new one, never a torn one. This is how the daemon persists a
 // configuration pushed over MQTT. An existing file keeps its permissions
-// (a symlink is followed and stays a symlink); a new one gets 0600 because
-// the configuration may hold the MQTT password.
+// (a symlink is followed and stays a symlink, even one whose file does not
+// exist yet: the file is created where it points); a new one gets 0600
+// because the configuration may hold the MQTT password. The directory must
+// exist. Temporary files of an earlier save that a crash left behind are
+// removed once an hour old.
 func Save(path string, c *Config) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("save config %s: refusing an invalid configuration:\n%w", path, err)
@@ -79,10 +82,8 @@ func Save(path string, c *Config) error {
 
 // writeFileAtomic replaces path's contents with data; see Save.
 func writeFileAtomic(path string, data []byte) error {
-	target := path
-	if resolved, err := filepath.EvalSymlinks(path); err == nil {
-		target = resolved
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	target, err := resolveLinks(path)
+	if err != nil {
 		return err
 	}
 	mode := fs.FileMode(0o600)
@@ -91,6 +92,42 @@ func writeFileAtomic(path string, data []byte) error {
 			return fmt.Errorf("%s is not a regular file", target)
 		}
 		mode = fi.Mode().Perm()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
+	atomicfile.RemoveStale(target)
 	return atomicfile.WriteBytes(target, mode, data)
+}
+
+// maxLinks bounds the symlinks resolveLinks follows, as the kernel does
+// (ELOOP).
+const maxLinks = 40
+
+// resolveLinks follows path through symlinks to the file they end at,
+// which need not exist: a dangling link is followed to the file it names,
+// so that the file is created there and the link stays a link.
+// filepath.EvalSymlinks cannot do that (it fails on a dangling link).
+func resolveLinks(path string) (string, error) {
+	p := path
+	for range maxLinks {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return p, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return p, nil
+		}
+		dest, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(p), dest)
+		}
+		p = dest
+	}
+	return "", fmt.Errorf("%s: more than %d symbolic links (a loop?)", path, maxLinks)
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSaveNewFile(t *testing.T) {
@@ -76,6 +77,84 @@ func TestSaveFollowsSymlink(t *testing.T) {
 	if err != nil || back.DeviceID != "linked" {
 		t.Errorf("target not written: %v, %v", back, err)
 	}
+}
+
+// A symlink whose file does not exist yet stays a symlink: the file is
+// created where it points (relative to the link's folder), as Save's doc
+// promises; chains are followed, loops refused.
+func TestSaveDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "inspectd.yaml")
+	mid := filepath.Join(dir, "etc", "current.yaml")
+	real := filepath.Join(dir, "etc", "line3.yaml")
+	if err := os.Symlink("etc/current.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, mid); err != nil { // absolute, and dangling
+		t.Fatal(err)
+	}
+	c := Default()
+	c.DeviceID = "dangling"
+	if err := Save(link, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{link, mid} {
+		if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer a symlink: %v, %v", l, fi, err)
+		}
+	}
+	fi, err := os.Stat(real)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("target %v, %v; want a new 0600 file", fi, err)
+	}
+	if back, err := Load(link); err != nil || back.DeviceID != "dangling" {
+		t.Errorf("read back %v, %v", back, err)
+	}
+	assertNoTemp(t, dir)
+	assertNoTemp(t, filepath.Join(dir, "etc"))
+
+	loop := filepath.Join(dir, "loop.yaml")
+	if err := os.Symlink("loop.yaml", loop); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(loop, c); err == nil || !strings.Contains(err.Error(), "symbolic links") {
+		t.Errorf("symlink loop: %v", err)
+	}
+}
+
+// A save through a link into a folder that does not exist fails, naming
+// the path, and leaves nothing behind (the failures after the temporary
+// file exists are atomicfile's tests).
+func TestSaveFailureLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "inspectd.yaml")
+	// A dangling link into a folder that does not exist: nothing to write to.
+	if err := os.Symlink("nowhere/inspectd.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(link, Default()); err == nil || !strings.Contains(err.Error(), "save config "+link) {
+		t.Errorf("save into a missing folder: %v", err)
+	}
+	assertNoTemp(t, dir)
+}
+
+// A temporary file that a crash left in the middle of a save, an hour
+// old, is removed by the next save.
+func TestSaveRemovesStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".inspectd.yaml.tmp-123")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if err := Save(filepath.Join(dir, "inspectd.yaml"), Default()); err != nil {
+		t.Fatal(err)
+	}
+	assertNoTemp(t, dir)
 }
 
 func TestSaveRefusesInvalid(t *testing.T) {

@@ -35,7 +35,13 @@ const (
 	maxTaps          = 16
 	minBudget        = Size(1 << 20)
 	maxHoldout       = 0.9
+	// maxMaxPixels bounds capture.max_pixels: a gigapixel is 4 GB as RGBA.
+	maxMaxPixels = 1_000_000_000
 )
+
+// DefaultMaxPixels is capture.max_pixels by default: 40 megapixels, twice a
+// 20 MP industrial sensor, 160 MB as RGBA.
+const DefaultMaxPixels = 40_000_000
 
 // Validate checks every setting and every rule between settings, and
 // returns all problems found, joined (see Problems); nil if none. Each
@@ -178,6 +184,8 @@ func (v *validator) capture(c *Capture) {
 	v.intRange("capture.synthetic.height", s.Height, 1, maxFrameSide)
 	v.floatRange("capture.synthetic.defect_rate", s.DefectRate, 0, 1, true)
 	v.intRange("capture.synthetic.fps", s.FPS, 0, maxCameraFPS)
+
+	v.intRange("capture.max_pixels", c.MaxPixels, 1, maxMaxPixels)
 
 	r := c.ROI
 	for _, f := range []struct {

@@ -57,13 +57,14 @@ func openCapture(cfg *config.Config, log *slog.Logger) (capture.Source, string, 
 		}
 		src, err = capture.NewCamera(capture.CameraOptions{Device: c.Camera.Device, Formats: formats, Width: c.Camera.Width,
 			Height: c.Camera.Height, FPS: float64(c.Camera.FPS), Buffers: c.Camera.Buffers, Controls: c.Camera.Controls,
-			FrameTimeout: c.Camera.Timeout.Std(), Log: log})
+			FrameTimeout: c.Camera.Timeout.Std(), MaxPixels: int64(c.MaxPixels), Log: log})
 		desc = c.Camera.Device
 	case config.SourceFolder:
-		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop, Log: log})
+		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop,
+			MaxPixels: int64(c.MaxPixels), Log: log})
 		desc = "folder " + c.Folder.Path
 	case config.SourceFile:
-		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true})
+		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true, MaxPixels: int64(c.MaxPixels)})
 		desc = "file " + c.File.Path
 	default:
 		return nil, "", fmt.Errorf("capture.source %q: want synthetic, camera, folder or file", c.Source)

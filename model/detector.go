@@ -255,12 +255,20 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 			return nil, err
 		}
 	}
+	// A NaN distance would vanish in the map's maximum (NaN compares
+	// false) and the frame pass as ok: one pass over the P distances.
+	if i := padim.FirstNonFinite(d.dist); i >= 0 {
+		return nil, fmt.Errorf("inspect: %w: distance %v at grid position %d of %d", ErrNonFinite, d.dist[i], i, len(d.dist))
+	}
 	m := time.Now()
 	r.Timing.PaDiM = m.Sub(s)
 	b := img.Bounds()
 	score, err := d.render(b.Dx(), b.Dy(), reg)
 	if err != nil {
 		return nil, err
+	}
+	if math.IsNaN(float64(score)) || math.IsInf(float64(score), 0) {
+		return nil, fmt.Errorf("inspect: %w: image score %v", ErrNonFinite, score)
 	}
 	if err := d.th.Inspect(&r.Result, r.Map, r.W, r.H, score); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -90,6 +91,16 @@ func Load(path string, opts Options) (*Detector, error) {
 		d.bb = nil
 		d.Close()
 		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	for _, th := range []struct {
+		key string
+		v   float64
+	}{{"image_threshold", pm.Meta.ImageThreshold}, {"pixel_threshold", pm.Meta.PixelThreshold}} {
+		// The file format reads 0 as unset; a detector compares every frame
+		// against both, so neither may be.
+		if !(th.v > 0) || math.IsInf(th.v, 0) {
+			return fail(fmt.Errorf("metadata %s=%g, want a positive finite threshold: refit the model", th.key, th.v))
+		}
 	}
 	var pre preprocessing
 	if err := json.Unmarshal([]byte(pm.Meta.Preprocessing), &pre); err != nil {

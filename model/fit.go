@@ -50,8 +50,8 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	opts.defaults()
 	var rep FitReport
 	start := time.Now()
-	if src.Len() < 3 {
-		return nil, rep, fmt.Errorf("fit: %d normal images, need at least 3", src.Len())
+	if err := opts.checkImageCount(src.Len()); err != nil {
+		return nil, rep, err
 	}
 	if len(opts.Backbone.Taps) == 0 && len(opts.DefaultTaps) > 0 {
 		opts.Backbone.Taps = opts.DefaultTaps

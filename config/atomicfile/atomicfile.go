@@ -6,27 +6,41 @@
 package atomicfile
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // tempMark is in the name of every temporary file Write creates, so that a
 // directory's owner can remove the ones a crash left behind (IsTemp).
 const tempMark = ".tmp-"
 
+// StaleAfter is the age from which RemoveStale takes a temporary file for
+// one a crash or power cut left behind. A write in progress touches its
+// file far more often than this.
+const StaleAfter = time.Hour
+
 // Write creates or replaces path with what write produces, with permissions
-// perm. On any error the target is untouched and the temporary file removed.
+// perm. On any failure, a panic in write included, the target is untouched
+// and the temporary file removed. The directory must exist (see MkdirAll).
+// Temporary files that a crash left behind are not looked for here: that
+// costs a directory listing per write, and the MQTT outbox writes
+// thousands of files into one directory (see RemoveStale).
 func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempMark+"*")
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	f, err := os.CreateTemp(dir, "."+base+tempMark+"*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
+	renamed := false
 	defer func() {
-		if err != nil {
+		if !renamed {
 			f.Close()
 			os.Remove(tmp)
 		}
@@ -46,12 +60,8 @@ func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err er
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	renamed = true
+	return syncDir(dir)
 }
 
 // WriteBytes is Write for content already in memory.
@@ -65,4 +75,85 @@ func WriteBytes(path string, perm os.FileMode, data []byte) error {
 // IsTemp reports whether a file name is one of Write's temporary files.
 func IsTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, tempMark)
+}
+
+// RemoveStale removes the temporary files of Write for path that are older
+// than StaleAfter (left by a crash or power cut in the middle of a write)
+// and returns how many it removed. Writers of large files that are saved
+// now and then (models, configurations) call it before Write: a device that
+// loses power while saving a model must not fill its disk with
+// tens-of-megabyte copies. Failures to list or remove are ignored.
+func RemoveStale(path string) int {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	matches, _ := filepath.Glob(filepath.Join(dir, globEscape("."+base+tempMark)+"*"))
+	n := 0
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > StaleAfter && os.Remove(m) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// globEscape quotes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// syncDir fsyncs a directory, so that entries created or renamed in it
+// are on disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// MkdirAll creates dir and any missing parents with permissions perm, like
+// os.MkdirAll, and fsyncs the parent of each directory it creates, so that
+// a file written into a new directory does not vanish with it after a
+// power cut. An existing directory is not an error; an existing file is.
+func MkdirAll(dir string, perm os.FileMode) error {
+	return mkdirAll(dir, perm, syncDir)
+}
+
+func mkdirAll(dir string, perm os.FileMode, sync func(string) error) error {
+	dir = filepath.Clean(dir)
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: errors.New("exists and is not a directory")}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAll(parent, perm, sync); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+				return nil // made by someone else meanwhile
+			}
+		}
+		return err
+	}
+	if err := sync(parent); err != nil {
+		return fmt.Errorf("sync directory %s after creating %s: %w", parent, filepath.Base(dir), err)
+	}
+	return nil
 }

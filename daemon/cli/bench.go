@@ -65,7 +65,8 @@ func cmdBench() *Command {
 				if st, err := os.Stat(filepath.Join(*data, "test")); err == nil && st.IsDir() {
 					folder = filepath.Join(*data, "test", "good")
 				}
-				if src, err = capture.NewFolder(capture.FolderOptions{Dir: folder, Loop: true, Log: env.Log}); err != nil {
+				maxPixels := int64(cfg.Capture.MaxPixels)
+				if src, err = capture.NewFolder(capture.FolderOptions{Dir: folder, Loop: true, MaxPixels: maxPixels, Log: env.Log}); err != nil {
 					return err
 				}
 				if *modelPath == "" {
@@ -73,9 +74,14 @@ func cmdBench() *Command {
 					if err != nil {
 						return err
 					}
+					sk := newSkipped(cfg.Capture.MaxPixels)
+					fit := imageFiles{paths: admitImages(paths, maxPixels, env.Log, sk), maxPixels: maxPixels}
 					var rep model.FitReport
-					if det, rep, err = model.Fit(ctx, mopts, pathSource(paths), progressBar(env.Stderr, "fit")); err != nil {
+					if det, rep, err = model.Fit(ctx, mopts, fit, progressBar(env.Stderr, "fit")); err != nil {
 						return err
+					}
+					if sk.count() > 0 {
+						fmt.Fprintln(env.Stdout, sk)
 					}
 					fmt.Fprintf(env.Stdout, "fitted on %d images in %s\n", rep.Images, rep.Wall.Round(time.Millisecond))
 				}

@@ -57,6 +57,9 @@ type EvalResult struct {
 	// Accuracy of the fitted threshold: share of test images judged right.
 	Accuracy  float64 `json:"threshold_accuracy"`
 	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// SkippedFiles are training and test images (or their masks) left out
+	// because they could not be read or were over capture.max_pixels.
+	SkippedFiles int `json:"skipped_files"`
 }
 
 type evalItem struct {
@@ -134,6 +137,8 @@ func cmdEval() *Command {
 				return fmt.Errorf("data set %s has no test images", *data)
 			}
 			res := EvalResult{Data: *data, PerDefect: map[string]float64{}, PixelPerDefect: map[string]float64{}}
+			files := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
+			sk := newSkipped(cfg.Capture.MaxPixels)
 			var det *model.Detector
 			if *modelPath != "" {
 				det, err = model.Load(*modelPath, opts)
@@ -141,14 +146,19 @@ func cmdEval() *Command {
 					return err
 				}
 			} else {
-				train := pathsOf(set.Train)
+				train := admitImages(pathsOf(set.Train), files.maxPixels, env.Log, sk)
 				if *maxTrain > 0 && *maxTrain < len(train) {
 					train = spread(train, *maxTrain)
 				}
 				start := time.Now()
 				var rep model.FitReport
-				det, rep, err = model.Fit(ctx, opts, pathSource(train), progressBar(env.Stderr, "fit"))
+				fit := files
+				fit.paths = train
+				det, rep, err = model.Fit(ctx, opts, fit, progressBar(env.Stderr, "fit"))
 				if err != nil {
+					if sk.count() > 0 {
+						return fmt.Errorf("%w (%s)", err, sk)
+					}
 					return err
 				}
 				res.FitSeconds = time.Since(start).Seconds()
@@ -177,9 +187,13 @@ func cmdEval() *Command {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				img, err := dataset.Load(it.Path)
+				if progress != nil {
+					progress(i+1, len(set.Test))
+				}
+				img, err := files.load(it.Path)
 				if err != nil {
-					return err
+					sk.add(env.Log, it.Path, err)
+					continue
 				}
 				s := time.Now()
 				r, err := det.Inspect(img)
@@ -187,8 +201,9 @@ func cmdEval() *Command {
 					return fmt.Errorf("inspect %s: %w", it.Path, err)
 				}
 				inspect += time.Since(s)
-				if mask, err = dataset.LoadMask(it.MaskPath, r.W, r.H, mask); err != nil {
-					return fmt.Errorf("%s: %w", it.Path, err)
+				if mask, err = dataset.LoadMaskWith(files.load, it.MaskPath, r.W, r.H, mask); err != nil {
+					sk.add(env.Log, it.MaskPath, fmt.Errorf("mask of %s: %w", it.Path, err))
+					continue
 				}
 				if err := pix.AddLabeled(it.Label, r.Map, mask, r.W, r.H); err != nil {
 					return fmt.Errorf("%s: %w", it.Path, err)
@@ -197,11 +212,12 @@ func cmdEval() *Command {
 					right++
 				}
 				items = append(items, evalItem{it, r.Score})
-				if progress != nil {
-					progress(i+1, len(set.Test))
-				}
+			}
+			if len(items) == 0 {
+				return fmt.Errorf("data set %s: no test image could be inspected (%s)", *data, sk)
 			}
 			res.TestImages = len(items)
+			res.SkippedFiles = sk.count()
 			res.MsPerImage = float64(inspect.Microseconds()) / 1e3 / float64(len(items))
 			res.Accuracy = float64(right) / float64(len(items))
 			scores, labels := scoresLabels(items, "")
@@ -233,6 +249,9 @@ func cmdEval() *Command {
 			}
 			res.PeakRSSMB = peakRSSMB()
 			printEval(env.Stdout, &res)
+			if sk.count() > 0 {
+				fmt.Fprintln(env.Stdout, sk)
+			}
 			if *jsonOut != "" {
 				b, _ := json.MarshalIndent(res, "", "  ")
 				if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
@@ -240,7 +259,7 @@ func cmdEval() *Command {
 				}
 			}
 			if *reportDir != "" {
-				if err := writeReport(*reportDir, det, items, pix, scores, labels); err != nil {
+				if err := writeReport(*reportDir, det, files.load, items, pix, scores, labels); err != nil {
 					return fmt.Errorf("report: %w", err)
 				}
 				fmt.Fprintf(env.Stdout, "report written to %s\n", *reportDir)
@@ -355,7 +374,7 @@ func peakRSSMB() float64 {
 // (misses first) and the highest-scored good images (false alarms first),
 // each as image | heatmap overlay | ground-truth mask | predicted mask, and
 // the image and pixel ROC curves.
-func writeReport(dir string, det *model.Detector, items []evalItem, pix *metrics.Pixels, scores []float64, labels []bool) error {
+func writeReport(dir string, det *model.Detector, load dataset.Loader, items []evalItem, pix *metrics.Pixels, scores []float64, labels []bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -373,7 +392,7 @@ func writeReport(dir string, det *model.Detector, items []evalItem, pix *metrics
 	write := func(prefix string, list []evalItem) error {
 		for k := 0; k < n && k < len(list); k++ {
 			e := list[k]
-			img, err := dataset.Load(e.it.Path)
+			img, err := load(e.it.Path)
 			if err != nil {
 				return err
 			}
@@ -381,7 +400,7 @@ func writeReport(dir string, det *model.Detector, items []evalItem, pix *metrics
 			if err != nil {
 				return err
 			}
-			gt, err := dataset.LoadMask(e.it.MaskPath, r.W, r.H, nil)
+			gt, err := dataset.LoadMaskWith(load, e.it.MaskPath, r.W, r.H, nil)
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"github.com/inspectd/inspectd/daemon"
-	"image"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,12 +15,6 @@ import (
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
 )
-
-// pathSource is a model.ImageSource over image files.
-type pathSource []string
-
-func (p pathSource) Len() int                         { return len(p) }
-func (p pathSource) Image(i int) (image.Image, error) { return dataset.Load(p[i]) }
 
 // normalImages lists the normal images of DIR: train/good in the MVTec AD
 // layout, or DIR's own images.
@@ -97,8 +90,13 @@ func cmdFit() *Command {
 			if err != nil {
 				return err
 			}
-			det, rep, err := model.Fit(ctx, opts, pathSource(paths), progressBar(env.Stderr, "fit"))
+			sk := newSkipped(cfg.Capture.MaxPixels)
+			src := imageFiles{paths: admitImages(paths, int64(cfg.Capture.MaxPixels), env.Log, sk), maxPixels: int64(cfg.Capture.MaxPixels)}
+			det, rep, err := model.Fit(ctx, opts, src, progressBar(env.Stderr, "fit"))
 			if err != nil {
+				if sk.count() > 0 {
+					return fmt.Errorf("%w (%s)", err, sk)
+				}
 				return err
 			}
 			defer det.Close()
@@ -113,6 +111,9 @@ func cmdFit() *Command {
 			fmt.Fprintf(env.Stdout, "fitted %s on %d images (%d held out for the threshold): d=%d, grid %dx%d, %s, state %.1f MiB, threshold %.4g, %s\n",
 				*out, rep.Images, rep.HeldOut, rep.Features, info.GridH, info.GridW, ctxGrid, float64(rep.StateBytes)/(1<<20),
 				info.ImageThreshold, rep.Wall.Round(time.Millisecond))
+			if sk.count() > 0 {
+				fmt.Fprintln(env.Stdout, sk)
+			}
 			return nil
 		},
 	}

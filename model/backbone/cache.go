@@ -115,7 +115,7 @@ func storeCache(dir string, c cacheFile) error {
 		}
 		delete(c.Entries, oldest)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(c, "", "  ")

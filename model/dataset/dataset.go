@@ -124,7 +124,8 @@ func (s *Set) Labels() []string {
 	return out
 }
 
-// Load decodes a JPEG or PNG file.
+// Load decodes a JPEG or PNG file, trusting its header: for files from
+// outside, use a bounded Loader.
 func Load(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -138,15 +139,25 @@ func Load(path string) (image.Image, error) {
 	return img, nil
 }
 
+// Loader decodes one image file of a data set. Load is the plain decoder;
+// the CLI plugs in capture's bounded one, which refuses a decompression
+// bomb from its header (model does not import capture).
+type Loader func(path string) (image.Image, error)
+
 // LoadMask reads a ground-truth mask as 0/1 bytes at w×h (the image's size).
 // An empty path gives an all-normal mask; a mask of another size is scaled
 // by nearest neighbour.
 func LoadMask(path string, w, h int, dst []uint8) ([]uint8, error) {
+	return LoadMaskWith(Load, path, w, h, dst)
+}
+
+// LoadMaskWith is LoadMask with the mask decoded by load.
+func LoadMaskWith(load Loader, path string, w, h int, dst []uint8) ([]uint8, error) {
 	dst = append(dst[:0], make([]uint8, w*h)...)
 	if path == "" {
 		return dst, nil
 	}
-	img, err := Load(path)
+	img, err := load(path)
 	if err != nil {
 		return nil, fmt.Errorf("mask: %w", err)
 	}

@@ -2,11 +2,13 @@ package padim
 
 import (
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // randomState fills a state of the given size with arbitrary values:
@@ -227,4 +229,50 @@ func BenchmarkEmbed(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkFiniteCheck times what the NaN/Inf checks add: at load, one
+// pass over a d=100 56×56 model's 64.6 MB of floats against the CRC-32C
+// pass over the same bytes (finite/crc); per frame, one pass over the
+// 3136 distances against that frame's scoring (frame/score).
+func BenchmarkFiniteCheck(b *testing.B) {
+	s := randomState(56, 56, 100)
+	all := append(append([]float32(nil), s.Mean...), s.InvCov...)
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(all))), 4*len(all))
+	sc, err := NewScorer(s, runtime.GOMAXPROCS(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close()
+	emb := make([]float32, len(s.Mean))
+	dist := make([]float32, s.Positions())
+	var finite, crc, frame, score time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		if FirstNonFinite(all) >= 0 {
+			b.Fatal("non-finite")
+		}
+		t1 := time.Now()
+		crc32.Update(0, castagnoli, raw)
+		t2 := time.Now()
+		if err := sc.Score(dist, emb); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		for range 100 {
+			if FirstNonFinite(dist) >= 0 {
+				b.Fatal("non-finite")
+			}
+		}
+		t4 := time.Now()
+		finite, crc, score, frame = finite+t1.Sub(t0), crc+t2.Sub(t1), score+t3.Sub(t2), frame+t4.Sub(t3)/100
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(finite.Nanoseconds())/n, "finite-ns/op")
+	b.ReportMetric(float64(crc.Nanoseconds())/n, "crc-ns/op")
+	b.ReportMetric(float64(finite)/float64(crc), "finite/crc")
+	b.ReportMetric(float64(frame.Nanoseconds())/n, "frame-ns/op")
+	b.ReportMetric(float64(frame)/float64(score), "frame/score")
 }

@@ -152,7 +152,8 @@ func (nd namedData) bytes() []byte {
 
 // Save writes m to path atomically: a temporary file in the same
 // directory, fsynced, renamed over path, and the directory fsynced, so a
-// crash leaves either the old or the new model, never a torn one.
+// crash leaves either the old or the new model, never a torn one (and the
+// next Save removes such a crash's temporary file once an hour old).
 func Save(path string, m *Model) (err error) {
 	defer func() {
 		if err != nil {
@@ -174,6 +175,7 @@ func Save(path string, m *Model) (err error) {
 	i := bytes.Index(hdr, []byte(checksumPrefix+"00000000"))
 	copy(hdr[i+len(checksumPrefix):], fmt.Sprintf("%08x", crc))
 
+	atomicfile.RemoveStale(path) // tens of MB each, left by a crash mid-save
 	return atomicfile.Write(path, 0o644, func(f io.Writer) error {
 		w := bufio.NewWriterSize(f, 1<<20)
 		var n [8]byte
@@ -265,6 +267,11 @@ func encodeHeader(m *Model) ([]byte, []namedData, error) {
 			return nil, nil, fmt.Errorf("tensor %q: shape %v holds %d values, data has %d", name, t.Shape, n, len(t.Data))
 		}
 		tensors = append(tensors, namedData{name: name, dtype: "F32", shape: shape, f32: t.Data})
+	}
+	for _, t := range tensors {
+		if err := checkFinite(t.name, t.shape, t.f32); err != nil {
+			return nil, nil, err // Load would refuse the file
+		}
 	}
 	hdr := map[string]any{"__metadata__": meta}
 	var off int64
@@ -696,9 +703,13 @@ func (lay *layout) bind(buf []byte) (*Model, error) {
 		}
 		m.Tensors[name] = Tensor{Shape: shape, Data: f32(name)}
 	}
-	for _, v := range m.State.Mean {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("tensor %q holds a non-finite value", TensorMean)
+	// Every float tensor, whoever added it: one NaN in an inverse
+	// covariance makes every score NaN, which no threshold flags.
+	for _, name := range slices.Sorted(maps.Keys(lay.entries)) {
+		if e := lay.entries[name]; e.Dtype == "F32" {
+			if err := checkFinite(name, e.Shape, f32(name)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -205,6 +206,10 @@ func TestSaveRefuses(t *testing.T) {
 		{"tensor shape", func(m *Model) { m.Tensors = map[string]Tensor{"x": {Shape: []int{3}, Data: []float32{1}}} }, "holds 3 values"},
 		{"channel order", func(m *Model) { m.Channels = []int32{3, 0, 5, 9} }, "not ascending"},
 		{"state", func(m *Model) { m.State.InvCov = m.State.InvCov[1:] }, "inverse covariance"},
+		{"NaN", func(m *Model) { m.State.InvCov[7] = float32(math.NaN()) }, `tensor "inv_cov" holds NaN at index 7`},
+		{"Inf tensor", func(m *Model) {
+			m.Tensors = map[string]Tensor{"x": {Shape: []int{2}, Data: []float32{1, float32(math.Inf(1))}}}
+		}, `tensor "x" holds +Inf at index 1`},
 	} {
 		m := testModel(t)
 		tc.edit(m)
@@ -219,6 +224,18 @@ func TestSaveRefuses(t *testing.T) {
 	}
 	if err := Save(filepath.Join(dir, "no/such/dir/m"), testModel(t)); err == nil {
 		t.Error("saved into a missing directory")
+	}
+	// A crash's leftover (tens of MB for a real model) goes with the next
+	// save once it is an hour old.
+	stale := filepath.Join(dir, ".m.safetensors.tmp-42")
+	os.WriteFile(stale, []byte("half a model"), 0o644)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if err := Save(filepath.Join(dir, "m.safetensors"), testModel(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("stale temporary file kept")
 	}
 }
 
@@ -259,5 +276,104 @@ func FuzzDecode(f *testing.F) {
 		if len(m.Channels) != m.State.D {
 			t.Fatalf("%d channels for d=%d accepted", len(m.Channels), m.State.D)
 		}
+		floats := [][]float32{m.State.Mean, m.State.InvCov}
+		for _, x := range m.Tensors {
+			floats = append(floats, x.Data)
+		}
+		for _, v := range floats {
+			if i := FirstNonFinite(v); i >= 0 {
+				t.Fatalf("accepted a non-finite value %v", v[i])
+			}
+		}
 	})
+}
+
+// setFloat writes v into the i-th float32 of a tensor of a model file and
+// recomputes the checksum, as a corrupting tool would.
+func setFloat(t *testing.T, raw []byte, tensor string, i int, v float32) []byte {
+	t.Helper()
+	lay, err := parseHeader(raw[8:8+int(binary.LittleEndian.Uint64(raw))], int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := lay.entries[tensor]
+	if !ok {
+		t.Fatalf("no tensor %q", tensor)
+	}
+	b := slices.Clone(raw)
+	binary.LittleEndian.PutUint32(b[lay.dataStart+e.DataOffsets[0]+int64(4*i):], math.Float32bits(v))
+	return resign(b)
+}
+
+// A NaN or Inf in any float tensor (the inverse covariances, the means, a
+// tensor added by a caller) is refused at load, naming the tensor and the
+// first bad index, although the checksum matches.
+func TestLoadRefusesNonFinite(t *testing.T) {
+	_, raw := testFile(t)
+	if _, err := decode(raw, LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nan := float32(math.NaN())
+	for _, tc := range []struct {
+		tensor string
+		i      int
+		v      float32
+		want   string
+	}{
+		{TensorInvCov, 13, nan, `tensor "inv_cov" holds NaN at index 13 ([1 3] of shape [6 10])`},
+		{TensorInvCov, 0, float32(math.Inf(1)), `tensor "inv_cov" holds +Inf at index 0`},
+		{TensorMean, 23, float32(math.Inf(-1)), `tensor "mean" holds -Inf at index 23 ([5 3] of shape [6 4])`},
+		{"map_mean", 2, nan, `tensor "map_mean" holds NaN at index 2 ([1 0] of shape [2 2])`},
+	} {
+		_, err := decode(setFloat(t, raw, tc.tensor, tc.i, tc.v), LoadOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s[%d] = %v: %v, want %q", tc.tensor, tc.i, tc.v, err, tc.want)
+		}
+	}
+	// Through the file path too, and the error names the file.
+	path := filepath.Join(t.TempDir(), "nan.safetensors")
+	if err := os.WriteFile(path, setFloat(t, raw, TensorInvCov, 5, nan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, LoadOptions{}); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"inv_cov" holds NaN`) {
+		t.Errorf("Load: %v", err)
+	}
+}
+
+func TestFirstNonFinite(t *testing.T) {
+	for _, tc := range []struct {
+		v    []float32
+		want int
+	}{
+		{nil, -1},
+		{[]float32{0, -1, math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32}, -1},
+		{[]float32{1, float32(math.NaN())}, 1},
+		{[]float32{float32(math.Inf(-1)), float32(math.NaN())}, 0},
+		{[]float32{2, 3, math.Float32frombits(0xffc00001)}, 2}, // a negative NaN with payload
+	} {
+		if got := FirstNonFinite(tc.v); got != tc.want {
+			t.Errorf("FirstNonFinite(%v) = %d, want %d", tc.v, got, tc.want)
+		}
+	}
+	// Across block boundaries and lengths: the first bad value wins.
+	bads := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7f800001)}
+	for _, n := range []int{1, 3, 4, 255, 256, 257, 1000, 1027} {
+		for _, at := range []int{0, n / 3, n - 1} {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(i) * -1e30 // large finite values of both signs
+			}
+			v[at] = bads[(n+at)%len(bads)]
+			if at+1 < n {
+				v[n-1] = bads[0]
+			}
+			if got := FirstNonFinite(v); got != at {
+				t.Errorf("n=%d, bad at %d: got %d", n, at, got)
+			}
+			v[at], v[n-1] = 0, 0
+			if got := FirstNonFinite(v); got != -1 {
+				t.Errorf("n=%d all finite: got %d", n, got)
+			}
+		}
+	}
 }

@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The 69-byte PNG of ../shared/cases/image-bombs, whose header declares
+// 200000×200000 pixels: in train/good or test/good it ended fit and eval
+// with "fatal error: runtime: out of memory".
+const pngBombFile = "../../capture/testdata/png-200000x200000-gray.png"
+
+// bombDataSet exports a small synthetic data set and drops into train/good
+// and test/good a decompression bomb and a file that is not an image.
+func bombDataSet(t *testing.T, train int) (dir, cfg string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "set")
+	if code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", dir, "--train", strconv.Itoa(train), "--test", "6",
+		"--width", "96", "--height", "64", "--defect-rate", "0.5", "--seed", "5"); code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	bomb, err := os.ReadFile(pngBombFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"train/good", "test/good"} {
+		for name, data := range map[string][]byte{"bomb.png": bomb, "broken.png": []byte("\x89PNG\r\n\x1a\n not really")} {
+			if err := os.WriteFile(filepath.Join(dir, sub, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg = filepath.Join(t.TempDir(), "inspectd.yaml")
+	y := "state_dir: " + t.TempDir() + "\nmodel: {features: 32, min_features: 16, context_pool: 0, optimize: off}\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfg
+}
+
+// fit and eval skip the bomb and the broken file, name each in the log,
+// say how many were skipped and why, and finish.
+func TestFitAndEvalSkipBadImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two fits on the real backbone")
+	}
+	dir, cfg := bombDataSet(t, 12)
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
+	if _, err := os.Stat(out); code == 0 && err != nil {
+		t.Error(err)
+	}
+	if code != 0 {
+		t.Fatalf("fit: exit %d\n%s", code, stderr)
+	}
+	want := "skipped 2 files: 1 over capture.max_pixels (40000000 pixels), 1 unreadable or not an image (the log names each)"
+	if !strings.Contains(stdout, "on 11 images") || !strings.Contains(stdout, want) {
+		t.Errorf("fit stdout %q, want 11 images fitted and %q", stdout, want)
+	}
+	for _, w := range []string{`file=` + filepath.Join(dir, "train", "good", "bomb.png"), `reason="too large"`, "200000×200000",
+		`file=` + filepath.Join(dir, "train", "good", "broken.png"), `reason="unreadable or not an image"`} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("fit log lacks %q:\n%s", w, stderr)
+		}
+	}
+
+	code, stdout, stderr = runCaptureCmd(t, "eval", "--data", dir, "--config", cfg, "--json", filepath.Join(t.TempDir(), "r.json"))
+	if code != 0 {
+		t.Fatalf("eval: exit %d\n%s", code, stderr)
+	}
+	// Eval fits too: the bad files of train/good and of test/good.
+	want = "skipped 4 files: 2 over capture.max_pixels (40000000 pixels), 2 unreadable or not an image (the log names each)"
+	if !strings.Contains(stdout, want) || !strings.Contains(stdout, "(6 test images)") || !strings.Contains(stdout, " 12 images in") {
+		t.Errorf("eval stdout %q, want %q, 12 training images and 6 test images inspected", stdout, want)
+	}
+	if !strings.Contains(stderr, filepath.Join(dir, "test", "good", "bomb.png")) {
+		t.Errorf("eval log does not name the test bomb:\n%s", stderr)
+	}
+}
+
+// Too few images are refused before the backbone is touched, with the
+// minimum and the ways out; skipped files are named in the message too.
+func TestFitTooFewImagesCLI(t *testing.T) {
+	dir, cfg := bombDataSet(t, 5)
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", filepath.Join(t.TempDir(), "m"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, stderr)
+	}
+	for _, w := range []string{"too few normal images: 5 given", "at least 10", "model.threshold.value", "model.threshold.holdout",
+		"skipped 2 files: 1 over capture.max_pixels"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+	if strings.Contains(stderr, "quantile") || strings.Contains(stderr, "backbone") {
+		t.Errorf("the refusal came after backbone work:\n%s", stderr)
+	}
+}

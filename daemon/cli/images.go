@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"strings"
+
+	"github.com/inspectd/inspectd/capture"
+)
+
+// imageFiles is a model.ImageSource over image files, decoded through
+// capture's bounded decode: a file whose header declares more than
+// maxPixels pixels (capture.max_pixels) is refused before any pixel
+// memory is taken for it.
+type imageFiles struct {
+	paths     []string
+	maxPixels int64
+}
+
+func (s imageFiles) Len() int { return len(s.paths) }
+
+func (s imageFiles) Image(i int) (image.Image, error) { return s.load(s.paths[i]) }
+
+// load is a dataset.Loader.
+func (s imageFiles) load(path string) (image.Image, error) {
+	img, _, err := capture.DecodeImageFile(path, s.maxPixels)
+	return img, err
+}
+
+// skipped counts the files a command left out, by reason, for its summary
+// line; each one is also named in a log line when it is skipped.
+type skipped struct {
+	tooLarge, unreadable int
+	maxPixels            int64
+}
+
+// add counts path as skipped for err and logs it.
+func (s *skipped) add(log *slog.Logger, path string, err error) {
+	reason := "unreadable or not an image"
+	if errors.Is(err, capture.ErrImageTooLarge) {
+		s.tooLarge++
+		reason = "too large"
+	} else {
+		s.unreadable++
+	}
+	log.Warn("file skipped", "file", path, "reason", reason, "err", err)
+}
+
+func (s *skipped) count() int { return s.tooLarge + s.unreadable }
+
+// String is the summary, "" when nothing was skipped.
+func (s *skipped) String() string {
+	if s.count() == 0 {
+		return ""
+	}
+	var why []string
+	if s.tooLarge > 0 {
+		why = append(why, fmt.Sprintf("%d over capture.max_pixels (%d pixels)", s.tooLarge, s.maxPixels))
+	}
+	if s.unreadable > 0 {
+		why = append(why, fmt.Sprintf("%d unreadable or not an image", s.unreadable))
+	}
+	plural := "s"
+	if s.count() == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("skipped %d file%s: %s (the log names each)", s.count(), plural, strings.Join(why, ", "))
+}
+
+// admitImages reads the header of each file and keeps those the bounded
+// decode accepts, in order; the others are counted in sk and logged. It
+// reads a few KB per file, so a fit can count its images, and refuse too
+// few, before any decoding.
+func admitImages(paths []string, maxPixels int64, log *slog.Logger, sk *skipped) []string {
+	kept := paths[:0:0]
+	for _, p := range paths {
+		if _, _, err := capture.CheckImageFile(p, maxPixels); err != nil {
+			sk.add(log, p, err)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// newSkipped starts the tally for a command run under cfgMaxPixels
+// (capture.max_pixels).
+func newSkipped(cfgMaxPixels int) *skipped { return &skipped{maxPixels: int64(cfgMaxPixels)} }
