@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -55,10 +54,7 @@ func ParsePush(running *Config, data []byte, name string, mode PushMode) (*Confi
 	}
 	root, err := document(data)
 	if err != nil {
-		if p := tabProblem(data, name, err); p != nil {
-			return nil, p
-		}
-		return nil, yamlProblem(name, err)
+		return nil, yamlProblem(name, data, err) // names an indenting tab
 	}
 	if err := refuseAliases(root, name); err != nil {
 		return nil, err
@@ -156,28 +152,6 @@ func keyLine(root *yaml.Node, path ...string) int {
 		n = next
 	}
 	return line
-}
-
-// tabProblem explains a YAML syntax error on a line indented with a tab,
-// which yaml.v3 reports only as a character that cannot start a token; nil
-// when the error is something else.
-func tabProblem(data []byte, name string, err error) *Problem {
-	p := yamlProblem(name, err)
-	if p.Line < 1 {
-		return nil
-	}
-	lines := bytes.Split(data, []byte("\n"))
-	if p.Line > len(lines) {
-		return nil
-	}
-	l := lines[p.Line-1]
-	indent := l[:len(l)-len(bytes.TrimLeft(l, " \t"))]
-	col := bytes.IndexByte(indent, '\t')
-	if col < 0 {
-		return nil
-	}
-	return &Problem{File: name, Line: p.Line,
-		Msg: fmt.Sprintf("column %d: a tab indents this line; YAML indentation must be spaces", col+1)}
 }
 
 // Clone returns a deep copy of c: the copy shares no list or map with c.

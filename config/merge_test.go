@@ -110,7 +110,7 @@ func TestParsePushRefusals(t *testing.T) {
 		{"wrong type", `{"model": {"features": "many"}}`,
 			[]string{`config push: line 1: model.features: expected an integer, got "many"`}},
 		{"tab", "model:\n\tfeatures: 3\n",
-			[]string{`config push: line 2: column 1: a tab indents this line; YAML indentation must be spaces`}},
+			[]string{`config push: line 2, column 1: a tab character indents this line; YAML indents with spaces only: replace the tab with spaces (the YAML parser said: found character that cannot start any token)`}},
 		{"invalid merged result", "capture:\n  folder:\n    path: \"\"\n",
 			[]string{`config push: line 3: capture.folder.path: is empty; capture.source is folder`}},
 		{"anchor", "model: &m {features: 3}\n",

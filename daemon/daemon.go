@@ -17,6 +17,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon/broker"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
@@ -93,7 +94,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, er
 	if d.deviceID, err = cfg.ResolvedDeviceID(); err != nil {
 		return d, err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+	if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return d, fmt.Errorf("state_dir %s: %w (set state_dir to a writable folder)", cfg.StateDir, err)
 	}
 	d.setConfig(cfg)
@@ -154,7 +155,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, er
 			return httpapi.CameraStats{}
 		}
 		v := c.Snapshot()
-		return httpapi.CameraStats{Reopens: v.Reopens, Timeouts: v.Timeouts, DecodeErrors: v.DecodeErrors}
+		return httpapi.CameraStats{Reopens: v.Reopens, Timeouts: v.Timeouts, DecodeErrors: v.DecodeErrors, TooLarge: v.TooLarge}
 	})
 	_ = d.metrics.WatchPipeline(func() httpapi.PipelineStats {
 		return httpapi.PipelineStats{LastGoodFrameAge: d.pipe.Load().LastGoodFrameAge()}
@@ -520,7 +521,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		return nil, err
 	}
 	ch := diffConfig(cur, next, d.deviceID, nextDev)
-	if err := os.MkdirAll(next.StateDir, 0o750); err != nil {
+	if err := atomicfile.MkdirAll(next.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
 	}
 

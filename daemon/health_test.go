@@ -17,6 +17,8 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/modeltest"
 )
 
 // TestFailedInspectionIsNeverOK: an inspection that fails (a score that is
@@ -36,7 +38,7 @@ func TestFailedInspectionIsNeverOK(t *testing.T) {
 		t.Fatal(err)
 	}
 	fail := func(trigger string) {
-		s := &slot{inspErr: fmt.Errorf("%w: image score NaN", errNonFiniteScore), modelID: "m1"}
+		s := &slot{inspErr: fmt.Errorf("%w: image score NaN", model.ErrNonFinite), modelID: "m1"}
 		s.frame.Time, s.frame.Trigger = time.Now(), trigger
 		p.publishStage(s)
 	}
@@ -47,7 +49,7 @@ func TestFailedInspectionIsNeverOK(t *testing.T) {
 		t.Fatalf("%d results for two free-run failures within a second and one triggered: %+v", len(got), got)
 	}
 	for _, r := range got {
-		if r.Verdict != VerdictError || !r.Anomalous || !strings.Contains(r.Error, "not a finite number") || r.ModelID != "m1" {
+		if r.Verdict != VerdictError || !r.Anomalous || !strings.Contains(r.Error, "non-finite score") || r.ModelID != "m1" {
 			t.Errorf("failed inspection published as %+v", r)
 		}
 	}
@@ -171,4 +173,78 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 			t.Fatal("the retained status never said degraded")
 		}
 	}
+}
+
+// TestWatchedFolderBombsAndBackPressure: image bombs dropped into a watched
+// folder (the field cases, and a TIFF of the same kind) are skipped, named
+// and counted while the daemon lives with a flat resident set; and every
+// file of a folder is inspected, none dropped, however slow inspection is.
+func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
+	bombs := []string{"image-bombs/png-200000x200000-gray.png", "image-bombs/bmp-100000x100000.bmp", "image-bombs/png-20000x20000-decodable.png"}
+	var paths []string
+	for _, b := range bombs {
+		paths = append(paths, modeltest.Case(t, b))
+	}
+	frames := filepath.Join(t.TempDir(), "frames")
+	writePNGs(t, frames, 8, 5, false)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		if err := os.MkdirAll(filepath.Join(r.dir, "state"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := det.Save(filepath.Join(r.dir, "state", "model.safetensors")); err != nil {
+			t.Fatal(err)
+		}
+		// No rate limit: a folder source offers files as fast as it can read
+		// them, far faster than the backbone takes them.
+		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
+	})
+	d := r.daemon()
+	r.waitFor("all 8 files inspected", func() bool { return r.inspections() >= 8 })
+	time.Sleep(500 * time.Millisecond)
+	if n := r.inspections(); n != 8 {
+		t.Errorf("%d inspections of 8 files", n)
+	}
+	if drops := d.pipe.Load().Drops(); drops != 0 {
+		t.Errorf("%d frames of a folder dropped", drops)
+	}
+	rss := residentMB()
+	for i, b := range paths {
+		data, err := os.ReadFile(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(frames, fmt.Sprintf("zz-bomb%d%s", i, filepath.Ext(b))), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePNGs(t, filepath.Join(frames, "later"), 1, 6, false)
+	if err := os.Rename(filepath.Join(frames, "later", "part000.png"), filepath.Join(frames, "zzz-after.png")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the file after the bombs", func() bool { return strings.Contains(r.lines.String(), "zzz-after.png") })
+	c := capture.CountersOf(d.src)
+	if got := c.TooLarge.Load(); got != uint64(len(paths)) {
+		t.Errorf("%d files counted too large, want %d", got, len(paths))
+	}
+	for i := range paths {
+		if !strings.Contains(r.logs.String(), fmt.Sprintf("zz-bomb%d", i)) {
+			t.Errorf("bomb %d not named in the log", i)
+		}
+	}
+	if grew := residentMB() - rss; grew > 100 {
+		t.Errorf("resident set grew %.0f MB over the bombs (a decoded 400 MP image takes 1,350)", grew)
+	}
+}
+
+// residentMB is the process's resident set size in MB.
+func residentMB() float64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseFloat(f[1], 64)
+	return pages * float64(os.Getpagesize()) / (1 << 20)
 }

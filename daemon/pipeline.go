@@ -27,10 +27,6 @@ const (
 	PublishNever     = "never"
 )
 
-// errNonFiniteScore reports a NaN or infinite image score: a part nobody
-// could judge, never a good one.
-var errNonFiniteScore = errors.New("inspection gave a score that is not a finite number")
-
 // Verdicts of a result.
 const (
 	VerdictOK        = "ok"
@@ -171,7 +167,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{o: o, log: o.Logger, latency: map[string]float64{}, lossless: isLossless(o.Source), started: time.Now()}
+	p := &Pipeline{o: o, log: o.Logger, latency: map[string]float64{}, lossless: capture.IsLossless(o.Source), started: time.Now()}
 	p.det.det = o.Detector
 	p.seq.Store(o.FirstSeq)
 	p.taps = newFrameTaps()
@@ -404,7 +400,7 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			s.modelID = det.Info().ID
 			r, err := det.Inspect(s.frame.Image)
 			if err == nil && !finite(r.Score) {
-				err = fmt.Errorf("%w: image score %v", errNonFiniteScore, r.Score)
+				err = fmt.Errorf("%w: image score %v", model.ErrNonFinite, r.Score) // Inspect checks too; a part nobody could judge is never a good one
 			}
 			s.inspErr = err
 			if err != nil {
@@ -691,9 +687,9 @@ func (h *captureHealth) init(src capture.Source) {
 	h.lastErr.Store("")
 }
 
-func (h *captureHealth) counters() (decode, timeouts uint64) {
+func (h *captureHealth) counters() (undecodable, timeouts uint64) {
 	if c := capture.CountersOf(h.src); c != nil {
-		return c.DecodeErrors.Load(), c.Timeouts.Load()
+		return c.DecodeErrors.Load() + c.TooLarge.Load(), c.Timeouts.Load()
 	}
 	return 0, 0
 }

@@ -142,7 +142,7 @@ func (s *swapSource) Flush() {
 
 // Lossless reports whether the current source's frames are parts that
 // must all be inspected (folders, files) rather than a live view.
-func (s *swapSource) Lossless() bool { return isLossless(s.Current()) }
+func (s *swapSource) Lossless() bool { return capture.IsLossless(s.Current()) }
 
 // Close closes the current (and any pending) source.
 func (s *swapSource) Close() error {
@@ -164,12 +164,6 @@ func (s *swapSource) Close() error {
 		s.retired = nil
 	}
 	return s.cur.Close()
-}
-
-// isLossless reports whether src says its frames must never be dropped.
-func isLossless(src capture.Source) bool {
-	l, ok := src.(interface{ Lossless() bool })
-	return ok && l.Lossless()
 }
 
 // detectorSlot holds the detector the pipeline inspects with and replaces

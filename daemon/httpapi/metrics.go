@@ -206,6 +206,9 @@ type CameraStats struct {
 	Reopens      uint64
 	Timeouts     uint64
 	DecodeErrors uint64
+	// TooLarge counts image files and frames refused for declaring more
+	// pixels than capture.max_pixels (decompression bombs among them).
+	TooLarge uint64
 }
 
 // WatchMQTT exports the publisher's state, read by f on every scrape:
@@ -266,12 +269,14 @@ func (m *Metrics) WatchCamera(f func() CameraStats) error {
 		prometheus.NewDesc(namespace+"_camera_reopens_total", "Times the camera was reopened after an error.", nil, nil),
 		prometheus.NewDesc(namespace+"_camera_timeouts_total", "Frame reads that timed out.", nil, nil),
 		prometheus.NewDesc(namespace+"_camera_decode_errors_total", "Frames that could not be decoded.", nil, nil),
+		prometheus.NewDesc(namespace+"_camera_too_large_total", "Image files and frames refused for declaring more pixels than capture.max_pixels.", nil, nil),
 	}}
 	c.collect = func(ch chan<- prometheus.Metric) {
 		s := f()
 		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.CounterValue, float64(s.Reopens))
 		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.CounterValue, float64(s.Timeouts))
 		ch <- prometheus.MustNewConstMetric(c.descs[2], prometheus.CounterValue, float64(s.DecodeErrors))
+		ch <- prometheus.MustNewConstMetric(c.descs[3], prometheus.CounterValue, float64(s.TooLarge))
 	}
 	if err := m.Registry.Register(c); err != nil {
 		return fmt.Errorf("register camera metrics: %w", err)

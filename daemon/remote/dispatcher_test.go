@@ -261,7 +261,7 @@ func TestConfigPushAndGet(t *testing.T) {
 	// Refusals with path and line.
 	for _, tc := range []struct{ body, field, part string }{
 		{`{"id":"c4","config":"model:\n  featurez: 3\n"}`, "config", `line 2: unknown key "featurez" in section "model"`},
-		{`{"id":"c5","config":"model:\n\tfeatures: 3\n"}`, "config", "line 2: column 1: a tab indents this line"},
+		{`{"id":"c5","config":"model:\n\tfeatures: 3\n"}`, "config", "line 2, column 1: a tab character indents this line"},
 		{`{"id":"c6","config":"a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"}`, "config", "anchor &a: anchors and aliases are not accepted"},
 		{`{"id":"c7","config":{"model":{"features":5000}}}`, "config.model.features", "5000 is out of range 1..2048"},
 		{`{"id":"c8","config":{"remote":{"trust_keys":{"x":"` + newSigner("x", 1).pub() + `"}}}}`, "config.remote.trust_keys", "cannot be changed by a configuration push"},
