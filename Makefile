@@ -56,7 +56,7 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go
 # so that every later commit sorts higher; outside git 0.0.0-dev. `make
 # VERSION=...` overrides it. `inspectd version` and the .deb carry it.
 ifneq ($(origin VERSION),command line)
-  VERSION := $(shell v=$$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null) && echo "$${v\#v}" || \
+  VERSION := $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' | grep . || \
     { c=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && \
       echo "0.0.0-$$c-g$$h$$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"; } || echo 0.0.0-dev)
 endif
