@@ -64,6 +64,11 @@ const (
 // this process when $WATCHDOG_PID says so), both set by systemd. Without
 // $NOTIFY_SOCKET (not started by systemd, or not Type=notify) every method
 // is a no-op. Methods are safe for concurrent use.
+//
+// One Notifier serves the whole process: NewNotifier at start, Ready each
+// time a pipeline runs (after the first start and after every reload),
+// Reloading when SIGHUP's configuration is about to replace the pipeline,
+// Stopping on SIGTERM, Close on return.
 type Notifier struct {
 	log         *slog.Logger
 	enabled     bool
@@ -78,7 +83,7 @@ type Notifier struct {
 	reloadAt  time.Time // when the current reload began
 	lastProg  uint64    // Progress at the last ping
 	movedAt   time.Time // when Progress last moved
-	stalled   bool      // the stall has been logged
+	stalled   bool      // the stall has been logged (3/4 of a period still)
 	gaveUp    bool      // a reload outlived ReloadTimeout (logged)
 	lastInsp  uint64    // Inspections at the last STATUS=
 	statusAt  time.Time
@@ -144,6 +149,10 @@ func (n *Notifier) Ready(l Liveness) {
 	}
 	now := time.Now()
 	n.mu.Lock()
+	if n.state == stateStopping { // a pending stop wins over a restart that raced it
+		n.mu.Unlock()
+		return
+	}
 	n.state, n.live, n.gen = stateReady, l, n.gen+1
 	n.lastProg, n.movedAt, n.stalled, n.gaveUp = prog, now, false, false
 	n.lastInsp, n.statusAt = insp, now
@@ -184,6 +193,10 @@ func (n *Notifier) Reloading() {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	n.mu.Lock()
+	if n.state == stateStopping {
+		n.mu.Unlock()
+		return
+	}
 	n.state, n.reloadAt, n.gaveUp, n.gen = stateReloading, time.Now(), false, n.gen+1
 	err := n.sendLocked(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading the configuration", ts.Nano()/1000))
 	n.mu.Unlock()
@@ -192,7 +205,8 @@ func (n *Notifier) Reloading() {
 
 // Stopping sends STOPPING=1: call it as soon as shutdown begins (SIGTERM),
 // before in-flight frames are finished and MQTT says offline. systemd stops
-// watching the watchdog then; no more pings are sent.
+// watching the watchdog then; no more pings are sent. It is final: a Ready
+// or Reloading after it (a reload that raced the stop) sends nothing.
 func (n *Notifier) Stopping() {
 	if !n.enabled {
 		return
@@ -282,7 +296,9 @@ func (n *Notifier) readyTick(now time.Time, gen, prog, insp uint64, live Livenes
 	if prog != n.lastProg {
 		ping, logResume = true, n.stalled
 		n.lastProg, n.movedAt, n.stalled = prog, now, false
-	} else if n.interval > 0 && !n.stalled && now.Sub(n.movedAt) >= n.interval/2 {
+	} else if n.interval > 0 && !n.stalled && now.Sub(n.movedAt) >= n.interval*3/4 {
+		// Logged a quarter period before systemd's kill, late enough that
+		// a loop turning every half period never trips it.
 		n.stalled, logStall = true, true
 	}
 	stillFor := now.Sub(n.movedAt)

@@ -162,7 +162,8 @@ func (b *syncBuffer) String() string {
 // none for 2.5 periods while the stage is wedged (so
 // systemd would restart it), with one log line; pings again when it moves;
 // pings on the timer during a reload, stopping when the reload outlives
-// its bound; STATUS= with the inspection rate; STOPPING=1 and silence after.
+// its bound; STATUS= with the inspection rate; STOPPING=1 and silence after,
+// even when a racing reload reports ready.
 func TestNotifierWatchdogFollowsProgress(t *testing.T) {
 	sock := newNotifySocket(t)
 	const interval = 400 * time.Millisecond
@@ -262,8 +263,11 @@ func TestNotifierWatchdogFollowsProgress(t *testing.T) {
 		t.Error("no ping after the reload's Ready")
 	}
 
-	// Stopping: STOPPING=1, then silence although frames still move.
+	// Stopping: STOPPING=1, then silence although frames still move, and
+	// although a reload that raced the stop reports ready: the stop wins.
 	n.Stopping()
+	n.Reloading()
+	n.Ready(daemon.Liveness{Progress: stage.frames.Load, ModelID: "849136775203"})
 	time.Sleep(interval)
 	all := sock.all()
 	stopAt := -1
