@@ -22,7 +22,14 @@ type Liveness struct {
 	// It is called from the Notifier's goroutine: it must be cheap and safe
 	// to call concurrently (an atomic counter).
 	Progress func() uint64
+	// Idle, when set, reports true while the pipeline waits for input with
+	// nothing in flight: in trigger mode, the capture stage parked on an
+	// empty trigger queue, which can last hours. While it does, the
+	// watchdog is pinged although Progress stands still; a stage that hangs
+	// once work arrived (a camera read, an inference) is not idle.
+	Idle func() bool
 	// Inspections counts the inspections made; STATUS= reports their rate.
+	// A counter that starts again from zero (a new pipeline) is followed.
 	// Nil: STATUS= reports no rate.
 	Inspections func() uint64
 	// ModelID names the model in STATUS=.
@@ -258,10 +265,11 @@ func (n *Notifier) tick(now time.Time) {
 		if live.Progress != nil {
 			prog = live.Progress()
 		}
+		idle := live.Idle != nil && live.Idle()
 		if live.Inspections != nil {
 			insp = live.Inspections()
 		}
-		n.readyTick(now, gen, prog, insp, live)
+		n.readyTick(now, gen, prog, idle, insp, live)
 	case stateReloading:
 		n.mu.Lock()
 		if n.gen != gen {
@@ -284,16 +292,17 @@ func (n *Notifier) tick(now time.Time) {
 	}
 }
 
-// readyTick pings when Progress moved since the last ping and refreshes
-// STATUS= every StatusEvery; prog and insp were read in generation gen.
-func (n *Notifier) readyTick(now time.Time, gen, prog, insp uint64, live Liveness) {
+// readyTick pings when Progress moved since the last ping or the pipeline
+// is idle, and refreshes STATUS= every StatusEvery; prog, idle and insp
+// were read in generation gen.
+func (n *Notifier) readyTick(now time.Time, gen, prog uint64, idle bool, insp uint64, live Liveness) {
 	n.mu.Lock()
 	if n.gen != gen { // Ready, Reloading or Stopping came in meanwhile
 		n.mu.Unlock()
 		return
 	}
 	ping, logStall, logResume := false, false, false
-	if prog != n.lastProg {
+	if prog != n.lastProg || idle {
 		ping, logResume = true, n.stalled
 		n.lastProg, n.movedAt, n.stalled = prog, now, false
 	} else if n.interval > 0 && !n.stalled && now.Sub(n.movedAt) >= n.interval*3/4 {
@@ -304,6 +313,9 @@ func (n *Notifier) readyTick(now time.Time, gen, prog, insp uint64, live Livenes
 	stillFor := now.Sub(n.movedAt)
 	var status string
 	if el := now.Sub(n.statusAt); el >= n.statusEvery {
+		if insp < n.lastInsp { // a new pipeline counts from zero
+			n.lastInsp = 0
+		}
 		if live.Inspections != nil {
 			rate := float64(insp-n.lastInsp) / el.Seconds()
 			status = fmt.Sprintf("%.1f inspections/s, model %s, %d inspected", rate, live.ModelID, insp)

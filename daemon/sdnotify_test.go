@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -161,6 +162,8 @@ func (b *syncBuffer) String() string {
 // READY=1 with the model; pings every quarter period while frames move;
 // none for 2.5 periods while the stage is wedged (so
 // systemd would restart it), with one log line; pings again when it moves;
+// pings while the stage is idle (parked on an empty trigger queue), none
+// once it took work and hung;
 // pings on the timer during a reload, stopping when the reload outlives
 // its bound; STATUS= with the inspection rate; STOPPING=1 and silence after,
 // even when a racing reload reports ready.
@@ -234,6 +237,37 @@ func TestNotifierWatchdogFollowsProgress(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "pipeline progressing again") {
 		t.Error("resumption not logged")
+	}
+
+	// Idle: the stage is parked waiting for a trigger (no progress, nothing
+	// in flight): the pings go on. Once work arrived and it hangs, they stop.
+	var idle atomic.Bool
+	var inspected atomic.Uint64
+	inspected.Store(500)
+	n.Ready(daemon.Liveness{Progress: stage.frames.Load, Idle: idle.Load, Inspections: inspected.Load, ModelID: "849136775201"})
+	idle.Store(true)
+	stage.wedge.Lock()
+	parked := time.Now()
+	time.Sleep(interval)
+	inspected.Store(0) // the pipeline was replaced: its count starts again
+	time.Sleep(3 * interval / 2)
+	if ps := sock.pings(parked, time.Now()); len(ps) < 3 || maxGap(parked, ps, time.Now()) >= 2*interval {
+		t.Errorf("pings %v while idle (parked at %v); want them to go on", ps, parked)
+	}
+	idle.Store(false)
+	hung := time.Now()
+	time.Sleep(5 * interval / 2)
+	if ps := sock.pings(hung, time.Now()); len(ps) > 1 {
+		t.Errorf("%d pings after the idle stage took work and hung: %v", len(ps), ps)
+	}
+	stage.wedge.Unlock()
+	for _, m := range sock.all() {
+		var rate float64
+		if _, st, ok := strings.Cut(m.msg, "STATUS="); ok && m.at.After(parked) {
+			if _, err := fmt.Sscanf(st, "%g inspections/s", &rate); err == nil && rate != 0 {
+				t.Errorf("a counter that started again from zero reported as a rate: %q", m.msg)
+			}
+		}
 	}
 
 	// Reload: the pipeline is torn down (no progress); the watchdog is fed
