@@ -50,13 +50,56 @@ DEPS_STAMP := $(BUILD)/.deps-$(TFLITE_ARCH)
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
+# ---- Version (packaging, issue 16) ------------------------------------------
+# The release is `git describe` of the last v* tag (1.2.0, 1.2.0-3-gabc1234,
+# -dirty with uncommitted changes); before the first tag 0.0.0-<commits>-g<hash>,
+# so that every later commit sorts higher; outside git 0.0.0-dev. `make
+# VERSION=...` overrides it. `inspectd version` and the .deb carry it.
+ifneq ($(origin VERSION),command line)
+  VERSION := $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' | grep . || \
+    { c=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && \
+      echo "0.0.0-$$c-g$$h$$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"; } || echo 0.0.0-dev)
+endif
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GO_LDFLAGS := -X github.com/inspectd/inspectd/daemon/cli.version=$(VERSION) -X github.com/inspectd/inspectd/daemon/cli.commit=$(GIT_COMMIT)
+# Rewritten only when the version changes, so that the binary is relinked then.
+VERSION_STAMP := $(BUILD)/.version
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(VERSION_STAMP) 2>/dev/null)" = "$(VERSION) $(GIT_COMMIT)" ] || echo "$(VERSION) $(GIT_COMMIT)" > $(VERSION_STAMP))
+
+# ---- Debian packages through apt-get (packaging, issue 16) ------------------
+# Every apt-get of this Makefile goes through $(call apt_install,PACKAGES,WHY)
+# or $(call apt_get,ARGUMENTS). On a fresh Debian box unattended-upgrades
+# holds the package manager's locks for minutes after boot: apt-get waits for
+# the dpkg lock (DPkg::Lock::Timeout), and the locks that option does not cover
+# (the package lists' of `apt-get update`, the download cache's) are retried
+# every 5 s, all up to APT_LOCK_TIMEOUT seconds. Any other failure stops at once.
+APT_LOCK_TIMEOUT ?= 600
+APT_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_GET  := $(APT_SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT) -y -q
+define apt_get
+{ apt_deadline=$$(( $$(date +%s) + $(APT_LOCK_TIMEOUT) )); \
+  until apt_out=$$($(APT_GET) $(1) 2>&1); do \
+    case "$$apt_out" in *"Could not get lock"*|*"Unable to lock"*|*"Unable to acquire the dpkg frontend lock"*) ;; \
+      *) printf '%s\n' "$$apt_out" >&2; echo "make: 'apt-get $(1)' failed" >&2; exit 1;; esac; \
+    [ "$$(date +%s)" -lt "$$apt_deadline" ] || { printf '%s\n' "$$apt_out" >&2; \
+      echo "make: another package manager held apt's lock for $(APT_LOCK_TIMEOUT) s; try again later (APT_LOCK_TIMEOUT=seconds waits longer)" >&2; exit 1; }; \
+    sleep 5; \
+  done; }
+endef
+define apt_install
+{ echo "make: installing $(1) from Debian ($(2)); if another package manager (e.g. unattended-upgrades) holds the lock, this waits for it, up to $(APT_LOCK_TIMEOUT) s"; \
+  $(call apt_get,update) && $(call apt_get,install --no-install-recommends $(1)); }
+endef
+
 .PHONY: build deps check-tools test test-deps test-short race fuzz bench demo install clean vet arm64-check env
 
 build: $(BIN)
 
-$(BIN): $(DEPS_STAMP) $(GO_SOURCES)
+# Built with the flags `go test` uses (no -trimpath), so that after the tests
+# it only links: `make test` packages this binary in seconds.
+$(BIN): $(DEPS_STAMP) $(GO_SOURCES) $(VERSION_STAMP)
 	@mkdir -p $(dir $@)
-	$(GO) build -trimpath -o $@ ./daemon/cmd/inspectd
+	$(GO) build -ldflags "$(GO_LDFLAGS)" -o $@ ./daemon/cmd/inspectd
 
 deps: $(DEPS_STAMP)
 
@@ -95,10 +138,7 @@ $(DEPS_STAMP): $(BUILD)/npm/$(TFLITE_TGZ) model/backbone/include/tensorflow/lite
 
 # mosquitto is the real MQTT broker the integration tests start on loopback.
 test-deps: deps
-	@command -v mosquitto >/dev/null || { \
-	  echo "make test: installing mosquitto (Debian package) for the MQTT integration tests"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; }
+	@PATH=$$PATH:/usr/sbin command -v mosquitto >/dev/null || $(call apt_install,mosquitto mosquitto-clients,the MQTT integration tests)
 	@command -v mosquitto >/dev/null || PATH=$$PATH:/usr/sbin command -v mosquitto >/dev/null || { echo "make test: mosquitto is missing: apt-get install mosquitto"; exit 1; }
 
 # Packages that start goroutines run under the race detector too.
@@ -109,23 +149,24 @@ test: test-deps
 	PATH=$$PATH:/usr/sbin $(GO) test -count=1 -timeout 20m ./...
 	PATH=$$PATH:/usr/sbin $(GO) test -count=1 -race -short -timeout 20m $(RACE_PKGS)
 	$(MAKE) --no-print-directory arm64-check
+	$(MAKE) --no-print-directory package-test
 
 # The same code path on linux/arm64: cross-compile the whole binary (cgo
 # included) against the arm64 TensorFlow Lite library of the same npm
 # package, with Debian's cross compiler.
 ARM64_LIB := $(BUILD)/arm64/lib/inspectd
-arm64-check: $(DEPS_STAMP)
-	@command -v aarch64-linux-gnu-gcc >/dev/null || { \
-	  echo "make arm64-check: installing Debian's arm64 cross compiler (gcc-aarch64-linux-gnu)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null; }
-	@mkdir -p $(ARM64_LIB)
-	@[ -f $(ARM64_LIB)/libtensorflowlite_c.so ] || tar -xzOf $(BUILD)/npm/$(TFLITE_TGZ) package/cc_deps/linux_arm64/libtensorflowlite_c.so > $(ARM64_LIB)/libtensorflowlite_c.so
-	GOARCH=arm64 CC=aarch64-linux-gnu-gcc CGO_LDFLAGS="-L$(ARM64_LIB) -Wl,-rpath,\$$ORIGIN/../lib/inspectd" \
-	  $(GO) build -trimpath -o $(BUILD)/arm64/bin/inspectd ./daemon/cmd/inspectd
+arm64-check: arm64-bin
 	GOARCH=arm64 CC=aarch64-linux-gnu-gcc CGO_LDFLAGS="-L$(ARM64_LIB)" $(GO) vet ./...
 	@file $(BUILD)/arm64/bin/inspectd 2>/dev/null | grep -q aarch64 || [ ! -x /usr/bin/file ] || { echo "make arm64-check: not an arm64 binary"; exit 1; }
 	@echo "make arm64-check: linux/arm64 binary built in $(BUILD)/arm64/bin"
+
+.PHONY: arm64-bin
+arm64-bin: $(DEPS_STAMP)
+	@command -v aarch64-linux-gnu-gcc >/dev/null || $(call apt_install,gcc-aarch64-linux-gnu libc6-dev-arm64-cross,the arm64 cross build)
+	@mkdir -p $(ARM64_LIB)
+	@[ -f $(ARM64_LIB)/libtensorflowlite_c.so ] || tar -xzOf $(BUILD)/npm/$(TFLITE_TGZ) package/cc_deps/linux_arm64/libtensorflowlite_c.so > $(ARM64_LIB)/libtensorflowlite_c.so
+	GOARCH=arm64 CC=aarch64-linux-gnu-gcc CGO_LDFLAGS="-L$(ARM64_LIB) -Wl,-rpath,\$$ORIGIN/../lib/inspectd" \
+	  $(GO) build -trimpath -ldflags "$(GO_LDFLAGS)" -o $(BUILD)/arm64/bin/inspectd ./daemon/cmd/inspectd
 
 test-short: deps
 	$(GO) test -count=1 -short ./...
@@ -150,14 +191,120 @@ DEMO_ARGS ?=
 demo: $(BIN)
 	$(BIN) demo --state $(BUILD)/demo $(DEMO_ARGS)
 
-install: $(BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/inspectd $(DESTDIR)$(PREFIX)/share/inspectd \
-	  $(DESTDIR)/etc/inspectd $(DESTDIR)/lib/systemd/system
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/inspectd
-	install -m 0644 $(LIBDIR)/libtensorflowlite_c.so $(DESTDIR)$(PREFIX)/lib/inspectd/
-	install -m 0644 $(SHARE)/$(BACKBONE) $(SHARE)/mobilenet_labels.txt $(DESTDIR)$(PREFIX)/share/inspectd/
-	sed 's|@PREFIX@|$(PREFIX)|g' systemd/inspectd.service > $(DESTDIR)/lib/systemd/system/inspectd.service
-	[ -e $(DESTDIR)/etc/inspectd/inspectd.yaml ] || install -m 0640 systemd/inspectd.example.yaml $(DESTDIR)/etc/inspectd/inspectd.yaml
-
 clean:
-	rm -rf $(BUILD)/bin
+	rm -rf $(BUILD)/bin $(BUILD)/deb $(BUILD)/package-test $(BUILD)/*.deb
+
+# ---- Install, uninstall, Debian package (packaging, issue 16) ----------------
+# `make install` (PREFIX=/usr/local, DESTDIR= for staging) installs:
+#   $(PREFIX)/bin/inspectd                     finds its library through $$ORIGIN/../lib/inspectd
+#   $(PREFIX)/lib/inspectd/libtensorflowlite_c.so
+#   $(PREFIX)/share/inspectd/                  the bundled backbone(s)
+#   $(PREFIX)/share/doc/inspectd/              README.md, examples/ (drop-ins for accelerators)
+#   $(PREFIX)/share/man/man1/inspectd.1.gz
+#   $(UNITDIR)/inspectd.service                @PREFIX@ replaced
+#   $(SYSUSERSDIR)/inspectd.conf               the system user inspectd
+#   /etc/inspectd/inspectd.yaml                the example configuration, only when none is there
+# Installing on the live system (no DESTDIR) also creates the user and its
+# state and cache directories and reloads systemd; it enables nothing.
+UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL_BIN ?= $(BIN)
+INSTALL_LIB ?= $(LIBDIR)/libtensorflowlite_c.so
+
+.PHONY: install uninstall deb deb-arm64 deb-tools lintian unit-check package-test version
+
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/inspectd $(DESTDIR)$(PREFIX)/share/inspectd \
+	  $(DESTDIR)$(PREFIX)/share/doc/inspectd/examples $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)/etc/inspectd
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/bin/inspectd
+	install -m 0644 $(INSTALL_LIB) $(DESTDIR)$(PREFIX)/lib/inspectd/libtensorflowlite_c.so
+	install -m 0644 $(SHARE)/*.tflite $(SHARE)/*.txt $(DESTDIR)$(PREFIX)/share/inspectd/
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/inspectd/
+	install -m 0644 systemd/dropins/*.conf $(DESTDIR)$(PREFIX)/share/doc/inspectd/examples/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	gzip -9n < systemd/inspectd.1 > $(DESTDIR)$(PREFIX)/share/man/man1/inspectd.1.gz
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man1/inspectd.1.gz
+	sed 's|@PREFIX@|$(PREFIX)|g' systemd/inspectd.service > $(DESTDIR)$(UNITDIR)/inspectd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/inspectd.service
+	install -m 0644 systemd/inspectd.sysusers $(DESTDIR)$(SYSUSERSDIR)/inspectd.conf
+	@if [ -e $(DESTDIR)/etc/inspectd/inspectd.yaml ]; then echo "make install: kept the existing /etc/inspectd/inspectd.yaml"; \
+	else install -m 0640 systemd/inspectd.example.yaml $(DESTDIR)/etc/inspectd/inspectd.yaml; fi
+	@[ -n "$(DESTDIR)" ] || { \
+	  if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/inspectd.conf; \
+	  else echo "make install: systemd-sysusers not found; create the user: useradd --system --user-group --groups video --home-dir /var/lib/inspectd --shell /usr/sbin/nologin inspectd"; exit 1; fi; \
+	  install -d -o inspectd -g inspectd -m 0750 /var/lib/inspectd /var/cache/inspectd; \
+	  chgrp inspectd /etc/inspectd/inspectd.yaml; \
+	  [ ! -d /run/systemd/system ] || systemctl daemon-reload; \
+	  echo "make install: done. Edit /etc/inspectd/inspectd.yaml, fit a model (sudo -u inspectd $(PREFIX)/bin/inspectd fit --data DIR),"; \
+	  echo "  then: systemctl enable --now inspectd"; }
+
+uninstall:
+	@[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl disable --now inspectd.service 2>/dev/null || true
+	rm -f $(DESTDIR)$(PREFIX)/bin/inspectd $(DESTDIR)$(UNITDIR)/inspectd.service $(DESTDIR)$(SYSUSERSDIR)/inspectd.conf
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/inspectd.1.gz
+	rm -rf $(DESTDIR)$(PREFIX)/lib/inspectd $(DESTDIR)$(PREFIX)/share/inspectd $(DESTDIR)$(PREFIX)/share/doc/inspectd
+	@[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
+	@echo "make uninstall: kept /etc/inspectd, /var/lib/inspectd (the model, the MQTT outgoing store), /var/cache/inspectd and the user inspectd"
+
+# `make deb` builds build/inspectd_<version>_<arch>.deb for this machine,
+# `make deb-arm64` the arm64 one from arm64-check's cross build: the same
+# `make install` tree (PREFIX=/usr), stripped, with the maintainer scripts of
+# systemd/debian. DEB_VERSION is VERSION in Debian's syntax (1.2.0-3-gabc1234
+# -> 1.2.0+3.gabc1234). Set DEB_MAINTAINER to the address that answers for
+# the packages you ship.
+DEB_VERSION    := $(shell echo '$(VERSION)' | sed 's/-/+/; s/-/./g')
+DEB_ARCH       := $(patsubst linux_%,%,$(TFLITE_ARCH))
+DEB_MAINTAINER ?= The inspectd authors <inspectd@users.noreply.github.com>
+DEB            := $(BUILD)/inspectd_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_ARM64      := $(BUILD)/inspectd_$(DEB_VERSION)_arm64.deb
+# $(call make_deb,ARCH,BINARY,LIBRARY,STRIP,OUT,COMPRESS)
+define make_deb
+rm -rf $(BUILD)/deb/$(1)
+$(MAKE) --no-print-directory -s install DESTDIR=$(BUILD)/deb/$(1) PREFIX=/usr INSTALL_BIN=$(2) INSTALL_LIB=$(3)
+systemd/debian/mkdeb.sh --stage $(BUILD)/deb/$(1) --out $(5) --arch $(1) --version $(DEB_VERSION) \
+  --commit $(GIT_COMMIT) --maintainer '$(DEB_MAINTAINER)' --strip $(4) --compress $(6)
+endef
+
+# Debian's packaging tools: dpkg-deb, chrpath (the binary's library path),
+# fakeroot (package-test as a user).
+deb-tools:
+	@command -v dpkg-deb >/dev/null && command -v chrpath >/dev/null && command -v fakeroot >/dev/null || \
+	  $(call apt_install,dpkg chrpath fakeroot,building and testing the Debian package)
+
+deb: $(BIN) deb-tools
+	$(call make_deb,$(DEB_ARCH),$(BIN),$(LIBDIR)/libtensorflowlite_c.so,strip,$(BUILD),xz)
+
+deb-arm64: arm64-bin deb-tools
+	$(call make_deb,arm64,$(BUILD)/arm64/bin/inspectd,$(ARM64_LIB)/libtensorflowlite_c.so,aarch64-linux-gnu-strip,$(BUILD),xz)
+
+# lintian from Debian; errors fail, warnings are shown.
+lintian: deb
+	@command -v lintian >/dev/null || $(call apt_install,lintian,checking the Debian package)
+	lintian --fail-on error --tag-display-limit 0 $(DEB)
+
+# The unit as installed: `systemd-analyze verify` (alone and with each
+# example drop-in) and its `systemd-analyze security` exposure, which must
+# stay at or below 2.0.
+SECURITY_MAX ?= 2.0
+unit-check: $(BIN)
+	@command -v systemd-analyze >/dev/null || $(call apt_install,systemd,systemd-analyze checks the unit)
+	systemd/check-unit.sh $(BIN) $(SECURITY_MAX)
+
+# Run by `make test`: the unit checks; both packages built and checked by
+# lintian; the native one installed, upgraded, rolled back, removed and
+# purged in a scratch root (systemd/debian/test-deb.sh); `make install` and
+# `make uninstall` with a PREFIX and DESTDIR (systemd/test-install.sh). The packages are
+# those of `make deb` and `make deb-arm64`, but gzip-compressed (a second,
+# not half a minute, each), in build/package-test.
+PKGTEST := $(BUILD)/package-test
+package-test: unit-check $(BIN) arm64-bin deb-tools
+	@command -v lintian >/dev/null || $(call apt_install,lintian,checking the Debian package)
+	$(call make_deb,$(DEB_ARCH),$(BIN),$(LIBDIR)/libtensorflowlite_c.so,strip,$(PKGTEST),gzip)
+	$(call make_deb,arm64,$(BUILD)/arm64/bin/inspectd,$(ARM64_LIB)/libtensorflowlite_c.so,aarch64-linux-gnu-strip,$(PKGTEST),gzip)
+	lintian --fail-on error $(PKGTEST)/inspectd_$(DEB_VERSION)_$(DEB_ARCH).deb $(PKGTEST)/inspectd_$(DEB_VERSION)_arm64.deb
+	systemd/debian/test-deb.sh $(PKGTEST)/inspectd_$(DEB_VERSION)_$(DEB_ARCH).deb $(DEB_VERSION) $(VERSION) \
+	  $(PKGTEST)/inspectd_$(DEB_VERSION)_arm64.deb
+	systemd/test-install.sh
+
+version:
+	@echo "version $(VERSION) (Debian $(DEB_VERSION)), commit $(GIT_COMMIT)"

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/inspectd/inspectd/config"
@@ -66,6 +67,18 @@ func BackbonePath(p string) (string, error) {
 	return "", fmt.Errorf("bundled backbone %s not found in %v: run 'make deps' or set model.backbone", defaultBackbone, shareDirs())
 }
 
+// CacheDir is where measurements that can be redone are kept (which
+// backbone variant runs fastest): the service's own cache directory when
+// systemd gives it one (CacheDirectory= sets $CACHE_DIRECTORY to
+// /var/cache/inspectd, which `systemctl clean --what=cache` empties), else
+// state_dir.
+func CacheDir(cfg *config.Config) string {
+	if d, _, _ := strings.Cut(os.Getenv("CACHE_DIRECTORY"), ":"); d != "" {
+		return d
+	}
+	return cfg.StateDir
+}
+
 // ModelOptions maps the configuration onto the model package's options.
 func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	m := cfg.Model
@@ -107,7 +120,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	return model.Options{
 		Backbone: backbone.Options{
 			Optimize:     m.Optimize,
-			StateDir:     cfg.StateDir,
+			StateDir:     CacheDir(cfg),
 			ProbeCommand: probe,
 			Path:         bbPath,
 			Taps:         m.Taps,

@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
+	"github.com/inspectd/inspectd/model"
+)
+
+// TestMain lets the test binary run as a daemon child process (see
+// runChild) for the tests that kill it.
+func TestMain(m *testing.M) {
+	if os.Getenv("INSPECTD_TEST_CHILD") == "daemon" {
+		os.Exit(runChild())
+	}
+	os.Exit(m.Run())
+}
+
+// runChild runs the daemon on $INSPECTD_TEST_CONFIG until its standard
+// input ends, printing "started <model id> <result_max_rate>" once up.
+func runChild() int {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	err := Run(ctx, RunOptions{ConfigPath: os.Getenv("INSPECTD_TEST_CONFIG"),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		OnStarted: func(d *Daemon) {
+			fmt.Printf("started %s %g\n", d.ModelInfo().ID, d.Config().MQTT.ResultMaxRate)
+		}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestSIGKILLDuringConfigPushAndRefit kills the daemon at random points
+// while it writes a pushed configuration and while it refits, 20 times
+// each: every restart runs the complete old or the complete new
+// configuration and model, never a mix, never a file that does not load.
+func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the daemon 40 times")
+	}
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	det := syntheticDetector(t)
+	modelPath := filepath.Join(state, "model.safetensors")
+	if err := det.Save(modelPath); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good")
+	writePNGs(t, good, 24, 17, false)
+	cfgPath := filepath.Join(dir, "inspectd.yaml")
+	yaml := "device_id: crash1\nstate_dir: " + state + "\n" +
+		"capture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+		"model: {features: 16, min_features: 16, position_zscore: false, context_pool: 0}\n" +
+		"mqtt: {brokers: [" + b.URL + "], max_reconnect_interval: 1s}\nhttp: {listen: \"\"}\n" +
+		"remote: {allow_unsigned: true}\n"
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mopts, err := ModelOptions(config.Default(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*testproc.Child, string, string) {
+		c := testproc.Start(t, "INSPECTD_TEST_CHILD=daemon", "INSPECTD_TEST_CONFIG="+cfgPath)
+		f := strings.Fields(c.Expect(t, "started "))
+		return c, f[0], f[1]
+	}
+	kill := func(c *testproc.Child) {
+		_ = c.Cmd.Process.Kill()
+		<-c.Done
+	}
+	// waitCommands waits until the child answers commands (it subscribes on connect).
+	waitCommands := func(i int) {
+		id := fmt.Sprintf("hello-%d", i)
+		deadline := time.Now().Add(30 * time.Second)
+		for len(op.got("crash1", id)) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the daemon does not answer commands", i)
+			}
+			op.send("inspectd/crash1/cmd/status", `{"id":"`+id+`"}`)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	rates := map[string]bool{"0": true}
+	for i := range 20 {
+		c, _, rate := start()
+		if !rates[rate] {
+			t.Fatalf("round %d: the daemon runs result_max_rate %s, which was never pushed", i, rate)
+		}
+		onDisk, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatalf("round %d: the configuration file does not load after a kill: %v", i, err)
+		}
+		if got := fmt.Sprint(onDisk.MQTT.ResultMaxRate); got != rate {
+			t.Fatalf("round %d: the file says result_max_rate %s, the daemon runs %s", i, got, rate)
+		}
+		waitCommands(i)
+		next := fmt.Sprint(i + 1)
+		rates[next] = true
+		op.send("inspectd/crash1/cmd/config", fmt.Sprintf(`{"id":"push-%d","config":{"mqtt":{"result_max_rate":%s}}}`, i, next))
+		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
+		kill(c)
+	}
+	models := map[string]bool{det.Info().ID: true}
+	for i := range 20 {
+		c, id, _ := start()
+		if !models[id] {
+			models[id] = true // a refit that completed before the kill
+		}
+		m, err := model.Load(modelPath, mopts)
+		if err != nil {
+			t.Fatalf("refit round %d: the model file does not load after a kill: %v", i, err)
+		}
+		if m.Info().ID != id {
+			t.Errorf("refit round %d: the file holds model %s, the daemon runs %s", i, m.Info().ID, id)
+		}
+		m.Close()
+		waitCommands(100 + i)
+		op.send("inspectd/crash1/cmd/refit", fmt.Sprintf(`{"id":"refit-%d","folder":"%s","max_false_alarm_rate":1}`, i, good))
+		time.Sleep(time.Duration(rng.IntN(4000)) * time.Millisecond)
+		kill(c)
+	}
+	t.Logf("%d distinct models across 20 killed refits", len(models))
+}
