@@ -71,6 +71,7 @@ type Triggered struct {
 	opts     TriggerOptions
 	reqs     chan triggerRequest
 	counters TriggerCounters
+	waiting  atomic.Bool // Next is parked on an empty request queue
 }
 
 // NewTriggered wraps src.
@@ -101,6 +102,10 @@ func (t *Triggered) Trigger(id string) error {
 // Pending is the number of requests waiting.
 func (t *Triggered) Pending() int { return len(t.reqs) }
 
+// Waiting reports whether Next is parked waiting for a request (an idle
+// line), as opposed to capturing a frame for one.
+func (t *Triggered) Waiting() bool { return t.waiting.Load() }
+
 // Drain removes the requests still waiting and returns their ids in
 // arrival order, so that a daemon that stops can answer each of them.
 func (t *Triggered) Drain() []string {
@@ -129,10 +134,13 @@ func (t *Triggered) Lossless() bool { return IsLossless(t.src) }
 // carrying its id (Temporary still sees through it).
 func (t *Triggered) Next(ctx context.Context, f *Frame) error {
 	var req triggerRequest
+	t.waiting.Store(true)
 	select {
 	case <-ctx.Done():
+		t.waiting.Store(false)
 		return ctx.Err()
 	case req = <-t.reqs:
+		t.waiting.Store(false)
 	}
 	if t.opts.MaxAge > 0 {
 		if age := time.Since(req.at); age > t.opts.MaxAge {

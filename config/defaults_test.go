@@ -120,7 +120,7 @@ func nonDefault() *Config {
 		TLS:       TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "broker", InsecureSkipVerify: true},
 		Keepalive: 0, ConnectTimeout: Duration(3 * time.Second), MaxReconnectInterval: Duration(2 * time.Minute),
 		TopicPrefix: "factory/line3", ResultQoS: 2, ResultMaxRate: 0.5, Mask: PublishAlways, Heatmap: PublishNever, ImageMaxSide: 0,
-		Profile: ProfileBoth,
+		Profile:    ProfileBoth,
 		MaxPayload: 128 << 10, OutboxMaxMessages: 500, OutboxMaxBytes: 3 << 20,
 	}
 	c.Sparkplug = Sparkplug{GroupID: "Plant 1: Line 3", EdgeNodeID: "cam-3 ü", PrimaryHostID: "IamHost", ClientID: "spb"}

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	sddaemon "github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/config/atomicfile"
@@ -55,6 +53,7 @@ type Daemon struct {
 	disp      *remote.Dispatcher
 	front     *remote.MQTT
 	base      context.Context // the Run context: parts live until it ends
+	notifier  *Notifier       // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
 	metrics   *httpapi.Metrics
 	handler   *httpapi.Handler
 	sink      sinkSwitch
@@ -84,8 +83,8 @@ type pipelineEnd struct {
 // inspect with otherwise), then the broker, the frame source, the MQTT
 // connection, the pipeline and HTTP. On failure what was started is
 // stopped again.
-func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, err error) {
-	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now()}
+func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier) (d *Daemon, err error) {
+	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier}
 	defer func() {
 		if err != nil {
 			d.stop()
@@ -167,8 +166,19 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions) (d *Daemon, er
 	}
 	d.log.Info("inspecting", "source", desc, "device_id", d.deviceID, "topics", cfg.MQTT.TopicPrefix+"/"+d.deviceID+"/#",
 		"trigger", string(cfg.Capture.Trigger.Mode))
-	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+	d.ready()
 	return d, nil
+}
+
+// ready tells systemd the daemon is up (again), and has the watchdog
+// follow the pipeline in force.
+func (d *Daemon) ready() {
+	d.notifier.Ready(Liveness{
+		Progress:    func() uint64 { return d.pipe.Load().Progress() },
+		Idle:        func() bool { return d.pipe.Load().Idle() },
+		Inspections: func() uint64 { return d.inspectedBefore.Load() + d.pipe.Load().Inspected() },
+		ModelID:     d.ModelInfo().ID,
+	})
 }
 
 func (d *Daemon) logModel(det *model.Detector) {
@@ -516,6 +526,8 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	if reflect.DeepEqual(cur, next) {
 		return nil, nil
 	}
+	d.notifier.Reloading()
+	defer d.ready() // also when the change is refused: systemd waits for READY=1
 	nextDev, err := next.ResolvedDeviceID()
 	if err != nil {
 		return nil, err
@@ -706,7 +718,7 @@ func (d *Daemon) updateStatus() {
 // source and the detector.
 func (d *Daemon) stop() {
 	d.stopping.Store(true)
-	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	d.notifier.Stopping()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var det *model.Detector

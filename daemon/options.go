@@ -81,6 +81,9 @@ func CacheDir(cfg *config.Config) string {
 
 // ModelOptions maps the configuration onto the model package's options.
 func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m := cfg.Model
 	bbPath, err := BackbonePath(m.Backbone)
 	if err != nil {

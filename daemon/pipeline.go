@@ -132,6 +132,7 @@ type Pipeline struct {
 	seq       atomic.Uint64
 	drops     atomic.Uint64
 	progress  atomic.Uint64 // frames taken or trigger waits finished: the watchdog's pulse
+	inflight  atomic.Int32  // frames handed to inspection and not yet published
 	inspected atomic.Uint64
 	failed    atomic.Uint64
 	health    captureHealth
@@ -215,6 +216,13 @@ func (p *Pipeline) QueueDepths() map[string]int {
 // trigger wait that ended. The systemd watchdog is fed only while it moves.
 func (p *Pipeline) Progress() uint64 { return p.progress.Load() }
 
+// Idle reports whether the pipeline waits for a trigger with nothing in
+// flight: an idle line, not a wedged one (the watchdog's view).
+func (p *Pipeline) Idle() bool {
+	tr, ok := p.o.Source.(*capture.Triggered)
+	return ok && tr.Waiting() && p.inflight.Load() == 0
+}
+
 // Detector returns the detector in use (for its Info; it may be swapped).
 func (p *Pipeline) Detector() *model.Detector { return p.det.Get() }
 
@@ -282,6 +290,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	count := 0
 	for s := range publishQ {
 		p.publishStage(s)
+		p.inflight.Add(-1)
 		pool <- s
 		count++
 		if p.o.MaxInspections > 0 && count >= p.o.MaxInspections {
@@ -356,6 +365,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		if p.o.Metrics != nil {
 			p.o.Metrics.Frame()
 		}
+		p.inflight.Add(1)
 		if s.frame.Trigger != "" || !p.o.FreeRun || p.lossless {
 			select { // triggered frames and parts from files wait for room: never dropped
 			case out <- s:
@@ -374,6 +384,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 				select {
 				case old := <-out:
 					pool <- old
+					p.inflight.Add(-1)
 					p.drops.Add(1)
 					if p.o.Metrics != nil {
 						p.o.Metrics.Drop("overload")

@@ -68,7 +68,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	d, err := start(ctx, cfg, o)
+	notifier := NewNotifier(NotifierOptions{Logger: o.Logger})
+	defer notifier.Close()
+	d, err := start(ctx, cfg, o, notifier)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,9 @@ func (m *Metrics) InspectionError() { m.errs.Inc() }
 
 // PublishFailure counts one result or alarm ("result", "alarm") the
 // publisher refused or could not make durable, with the reason.
-func (m *Metrics) PublishFailure(kind, reason string) { m.PublishFailures.WithLabelValues(kind, reason).Inc() }
+func (m *Metrics) PublishFailure(kind, reason string) {
+	m.PublishFailures.WithLabelValues(kind, reason).Inc()
+}
 
 // ImageSkipped counts one mask or heatmap not published.
 func (m *Metrics) ImageSkipped(kind string) { m.ImagesSkipped.WithLabelValues(kind).Inc() }

@@ -96,7 +96,7 @@ done <<'EOF'
 /usr/share/doc/inspectd/copyright 644 0:0
 /usr/share/doc/inspectd/changelog.gz 644 0:0
 /usr/share/doc/inspectd/examples/gpu.conf 644 0:0
-/etc/inspectd 755 0:0
+/etc/inspectd 770 0:GID
 /etc/inspectd/inspectd.yaml 640 0:GID
 /var/lib/inspectd 750 UID:GID
 /var/cache/inspectd 750 UID:GID
