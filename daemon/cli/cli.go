@@ -55,6 +55,7 @@ func commands() []*Command {
 		cmdConfigDefaults(),
 		cmdCaptureList(),
 		cmdCaptureSnapshot(),
+		cmdCaptureSet(),
 		cmdCaptureExport(),
 		cmdModelInspect(),
 		cmdModelOptimize(), cmdModelProbe(),
