@@ -104,6 +104,7 @@ type Camera struct {
 	// timestamps before it are not on that clock.
 	streamStart    time.Duration
 	badStampLogged bool
+	noticesLogged  bool // what negotiation substituted, said once
 	errBufLogged   bool
 	errBufRun      int
 
@@ -536,6 +537,8 @@ func (e *configError) Error() string { return e.msg }
 // camera lacks, a size or rate it does not offer) is logged with what was
 // chosen instead.
 func (c *Camera) configure(dev Device) error {
+	notify := !c.noticesLogged
+	c.noticesLogged = true
 	offered := dev.Formats()
 	var format FourCC
 	for _, want := range c.opts.Formats {
@@ -556,7 +559,7 @@ func (c *Camera) configure(dev Device) error {
 		return &configError{fmt.Sprintf("camera %s offers none of the pixel formats %s (it has %s)",
 			c.opts.Device, strings.Join(want, ", "), strings.Join(have, ", "))}
 	}
-	if format != c.opts.Formats[0] && !c.everOpened {
+	if format != c.opts.Formats[0] && notify {
 		c.log.Info("camera: preferred pixel format not offered, using the next one", "wanted", strings.Join(want, ","),
 			"using", format.String(), "offered", strings.Join(have, ","))
 	}
@@ -575,7 +578,7 @@ func (c *Camera) configure(dev Device) error {
 	if gw%2 != 0 && got == FormatYUYV {
 		return &configError{fmt.Sprintf("camera %s: YUYV width %d is odd", c.opts.Device, gw)}
 	}
-	if (gw != uint32(c.opts.Width) || gh != uint32(c.opts.Height)) && !c.everOpened {
+	if (gw != uint32(c.opts.Width) || gh != uint32(c.opts.Height)) && notify {
 		c.log.Warn("camera: frame size not offered, using the nearest", "wanted", fmt.Sprintf("%dx%d", c.opts.Width, c.opts.Height),
 			"using", fmt.Sprintf("%dx%d", gw, gh), "format", got.String())
 	}
@@ -596,7 +599,7 @@ func (c *Camera) configure(dev Device) error {
 		case err != nil:
 			c.log.Warn("camera: frame rate not set", "fps", c.opts.FPS, "err", err)
 			fps, _ = dev.Framerate()
-		case !sameRate(fps, c.opts.FPS) && !c.everOpened:
+		case !sameRate(fps, c.opts.FPS) && notify:
 			c.log.Warn("camera: frame rate not offered, using the nearest", "wanted", c.opts.FPS, "using", fps,
 				"offered", formatRates(rates), "format", got.String(), "size", fmt.Sprintf("%dx%d", gw, gh))
 		}
