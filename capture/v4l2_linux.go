@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -163,15 +164,15 @@ func (d *v4l2Device) Controls() []Control {
 		}
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(a, b Control) int { return int(int64(a.ID) - int64(b.ID)) })
+	slices.SortFunc(out, func(a, b Control) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
-// menu lists a menu control's items; indexes the driver skips are not
-// valid values.
+// menu lists a menu control's items (the first 1024); indexes the driver
+// skips are not valid values.
 func (d *v4l2Device) menu(q v4l2Queryctrl) []MenuItem {
 	var out []MenuItem
-	for i := q.Minimum; i <= q.Maximum && i >= 0; i++ {
+	for i := max(q.Minimum, 0); i <= q.Maximum && i-q.Minimum < 1024; i++ {
 		m := v4l2Querymenu{ID: q.ID, Index: uint32(i)}
 		if ioctl(d.fd, vidiocQuerymenu, unsafe.Pointer(&m)) != nil {
 			continue
@@ -301,7 +302,7 @@ func (d *v4l2Device) unmap() {
 }
 
 func (d *v4l2Device) WaitFrame(timeout time.Duration) (bool, error) {
-	ms := int(timeout / time.Millisecond)
+	ms := int((timeout + time.Millisecond - 1) / time.Millisecond) // a wait under 1ms is not a poll
 	for {
 		d.fds[0].Revents = 0
 		n, err := unix.Poll(d.fds, ms)
