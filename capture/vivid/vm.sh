@@ -39,10 +39,15 @@ if [ ! -f "$kdir/.done" ]; then
 	if [ ! -f "$deb" ] || ! echo "$KERNEL_SHA256  $deb" | sha256sum -c --status; then
 		rm -f "$deb"
 		say "downloading $pkg=$KERNEL_VERSION (Debian)"
-		if ! (cd "$VIVID_DIR" && apt-get download -q "$pkg=$KERNEL_VERSION" 2>&1 | grep -v '^W: Download is performed unsandboxed'); then
-			(apt-get -o DPkg::Lock::Timeout=600 update -qq || true) >/dev/null
-			(cd "$VIVID_DIR" && apt-get download -q "$pkg=$KERNEL_VERSION" 2>&1 | grep -v '^W: Download is performed unsandboxed') ||
-				fail "could not download $pkg=$KERNEL_VERSION; if Debian no longer serves that version, set KERNEL_ABI, KERNEL_VERSION and KERNEL_SHA256 in the Makefile to the current linux-image-amd64 dependency (apt-cache show linux-image-amd64)"
+		# apt-get warns that root downloads unsandboxed into a folder its
+		# _apt user cannot write: harmless here.
+		download() { (cd "$VIVID_DIR" && apt-get download -q "$pkg=$KERNEL_VERSION" 2>&1) >"$VIVID_DIR/download.log"; }
+		if ! download; then
+			apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || true
+			download || {
+				grep -v '^W: Download is performed unsandboxed' "$VIVID_DIR/download.log" >&2 || true
+				fail "could not download $pkg=$KERNEL_VERSION; if Debian no longer serves that version, set VIVID_KERNEL_ABI, VIVID_KERNEL_VERSION and VIVID_KERNEL_SHA256 in the Makefile to the current linux-image-amd64 dependency (apt-cache show linux-image-amd64)"
+			}
 		fi
 		[ -f "$deb" ] || fail "apt-get download left no $deb"
 		got=$(sha256sum "$deb" | cut -d' ' -f1)
