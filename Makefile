@@ -148,6 +148,7 @@ test: test-deps
 	$(GO) vet ./...
 	PATH=$$PATH:/usr/sbin $(GO) test -count=1 -timeout 20m ./...
 	PATH=$$PATH:/usr/sbin $(GO) test -count=1 -race -short -timeout 20m $(RACE_PKGS)
+	$(MAKE) --no-print-directory test-v4l2
 	$(MAKE) --no-print-directory arm64-check
 	$(MAKE) --no-print-directory package-test
 
@@ -308,3 +309,31 @@ package-test: unit-check $(BIN) arm64-bin deb-tools
 
 version:
 	@echo "version $(VERSION) (Debian $(DEB_VERSION)), commit $(GIT_COMMIT)"
+
+# ---- test-v4l2: the camera path against the kernel's vivid driver ----------
+# Boots Debian's kernel (this exact package, checked by sha256) in qemu
+# (TCG, 2 CPUs) with an initramfs holding vivid, the freshly built inspectd
+# and the tests of capture/vivid, and reads their result from the serial
+# console (capture/vivid/vm.sh). Skipped with one line where qemu cannot
+# run. VIVID_RUN=REGEXP runs some tests only; VIVID_RATE_SECONDS=20 makes
+# the capture rate measurement longer.
+VIVID_KERNEL_ABI     := 6.1.0-57
+VIVID_KERNEL_VERSION := 6.1.192-3
+VIVID_KERNEL_SHA256  := 14d219d01e1283261817d961dbb3895cb5b4288d0de10e0ba0632a0d993e15bf
+VIVID_DIR            := $(BUILD)/vivid
+VIVID_TOOLS          := qemu-system-x86_64 busybox cpio depmod v4l2-ctl dpkg-deb xz
+
+.PHONY: test-v4l2
+test-v4l2: $(BIN)
+	@start=$$(date +%s.%N); \
+	if [ "$(UNAME_M)" != x86_64 ]; then echo "make test-v4l2: skipped: the VM runs Debian's amd64 kernel and binaries; this machine is $(UNAME_M)"; exit 0; fi; \
+	missing=; for t in $(VIVID_TOOLS); do PATH=$$PATH:/usr/sbin:/sbin command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then echo "make test-v4l2: skipped: qemu cannot run here ($$missing missing and no apt-get to install them)"; exit 0; fi; \
+	  $(call apt_install,qemu-system-x86 busybox-static cpio kmod v4l-utils xz-utils,the camera test against vivid in qemu) || exit 1; \
+	fi; \
+	$(GO) vet -tags vivid ./capture/vivid && CGO_ENABLED=0 $(GO) test -c -tags vivid -o $(VIVID_DIR)/vivid.test ./capture/vivid || exit 1; \
+	PATH=$$PATH:/usr/sbin:/sbin VIVID_START=$$start VIVID_DIR=$(VIVID_DIR) KERNEL_ABI=$(VIVID_KERNEL_ABI) KERNEL_VERSION=$(VIVID_KERNEL_VERSION) \
+	  KERNEL_SHA256=$(VIVID_KERNEL_SHA256) INSPECTD_BIN=$(BIN) INSPECTD_LIB=$(LIBDIR) INSPECTD_SHARE=$(SHARE) \
+	  VIVID_TEST=$(VIVID_DIR)/vivid.test capture/vivid/vm.sh
+# ---- end of test-v4l2 -------------------------------------------------------

@@ -3,7 +3,6 @@ module github.com/inspectd/inspectd
 go 1.26.0
 
 require (
-	github.com/blackjack/webcam v0.6.1
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/mattn/go-tflite v1.0.1

@@ -163,7 +163,7 @@ type loopDevice struct {
 }
 
 func (d *loopDevice) WaitFrame(t time.Duration) (bool, error) { return t > 0, nil }
-func (d *loopDevice) GetFrame() ([]byte, uint32, error)       { return d.frame, 0, nil }
+func (d *loopDevice) GetFrame() (Buffer, error)               { return Buffer{Data: d.frame}, nil }
 func (d *loopDevice) ReleaseFrame(uint32) error               { return nil }
 func (d *loopDevice) Close() error                            { return nil }
 

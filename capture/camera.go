@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,11 +34,12 @@ type CameraOptions struct {
 	// Buffers is the number of driver buffers. Few buffers keep latency low.
 	// Default 3.
 	Buffers int
-	// Controls sets camera controls by name where the camera has them:
-	// "exposure", "gain", "white_balance", "focus" (the matching automatic
-	// mode is switched off), or any control's own name in lower case with
-	// '_' for spaces and punctuation ("exposure_time_absolute",
-	// "brightness", "auto_exposure").
+	// Controls sets camera controls by name where the camera has them
+	// (see SetControls): "exposure", "gain", "white_balance", "focus" (the
+	// matching automatic mode is switched off), or any control's own name
+	// in lower case with '_' for spaces and punctuation
+	// ("exposure_time_absolute", "brightness", "auto_exposure"). They are
+	// set on every open, so they survive a replugged camera.
 	Controls map[string]int32
 	// FrameTimeout bounds the wait for one good frame. Default 2s.
 	FrameTimeout time.Duration
@@ -49,13 +52,14 @@ type CameraOptions struct {
 	ReopenMin, ReopenMax time.Duration
 	// Color selects RGBA or gray frames; ColorAuto keeps GREY cameras gray.
 	Color Color
-	// YUVRange is the quantization of YUYV frames (limited by default, as
-	// V4L2 defines for YUYV).
+	// YUVRange is the quantization of YUYV frames when the driver states
+	// none (limited by default, as V4L2 defines for YUYV); a range the
+	// driver states is used instead.
 	YUVRange YUVRange
 	// MaxPixels refuses an MJPEG frame whose SOF header declares more pixels
 	// (0: DefaultMaxPixels), before decoding it.
 	MaxPixels int64
-	// Open opens the device; nil uses V4L2 through github.com/blackjack/webcam.
+	// Open opens the device; nil uses the kernel's V4L2 interface (OpenV4L2).
 	Open Opener
 	// Log receives one line per event (opened, lost, timeouts, corrupt
 	// frames); nil uses slog.Default().
@@ -69,6 +73,8 @@ type CameraStatus struct {
 	Format    FourCC
 	Width     int
 	Height    int
+	// FPS is the frame rate the driver settled on (0: unknown).
+	FPS float64
 	// LastError is the most recent reason frames did not arrive ("" when
 	// the last frame was good).
 	LastError string
@@ -90,9 +96,20 @@ type Camera struct {
 	dev           Device
 	format        FourCC
 	width, height int
+	fps           float64
+	yuvRange      YUVRange
+	grayLimited   bool // GREY samples the driver says are limited range
 	mj            MJPEGDecoder
 	seq           uint64
 	closed        bool
+
+	// streamStart is CLOCK_MONOTONIC when streaming started: driver
+	// timestamps before it are not on that clock.
+	streamStart    time.Duration
+	badStampLogged bool
+	noticesLogged  bool // what negotiation substituted, said once
+	errBufLogged   bool
+	errBufRun      int
 
 	everOpened    bool
 	backoff       time.Duration
@@ -184,7 +201,7 @@ func (c *Camera) setStatus(connected bool, lastErr error) {
 		c.status.Since = time.Now()
 	}
 	c.status.Connected = connected
-	c.status.Format, c.status.Width, c.status.Height = c.format, c.width, c.height
+	c.status.Format, c.status.Width, c.status.Height, c.status.FPS = c.format, c.width, c.height, c.fps
 	c.status.LastError = ""
 	if lastErr != nil {
 		c.status.LastError = lastErr.Error()
@@ -222,21 +239,32 @@ func (c *Camera) Next(ctx context.Context, f *Frame) error {
 		if !ready {
 			continue
 		}
-		buf, idx, err := c.dev.GetFrame()
+		b, err := c.dev.GetFrame()
 		if err != nil {
 			if retryable(err) {
 				continue
 			}
 			return c.lose(fmt.Errorf("dequeue frame: %w", err))
 		}
-		buf, idx, err = c.newest(buf, idx)
+		b, err = c.newest(b)
 		if err != nil {
 			return c.lose(fmt.Errorf("dequeue frame: %w", err))
 		}
-		now := time.Now()
-		img, derr := c.decode(f.Image, buf)
-		if err := c.dev.ReleaseFrame(idx); err != nil {
-			return c.lose(fmt.Errorf("requeue buffer %d: %w", idx, err))
+		if b.Error {
+			// The driver says the data is corrupt: never inspected.
+			if err := c.dev.ReleaseFrame(b.Index); err != nil {
+				return c.lose(fmt.Errorf("requeue buffer %d: %w", b.Index, err))
+			}
+			c.errorBuffer()
+			corrupt++
+			lastDecodeErr = errDriverFlagged
+			continue
+		}
+		now, mono := clockPair()
+		stamp := c.frameTime(b, now, mono)
+		img, derr := c.decode(f.Image, b.Data)
+		if err := c.dev.ReleaseFrame(b.Index); err != nil {
+			return c.lose(fmt.Errorf("requeue buffer %d: %w", b.Index, err))
 		}
 		if derr != nil {
 			if errors.Is(derr, ErrImageTooLarge) {
@@ -257,6 +285,10 @@ func (c *Camera) Next(ctx context.Context, f *Frame) error {
 			c.log.Info("camera: good frames again", "corrupt_skipped", c.corruptRun)
 			c.corruptRun, c.corruptLogged = 0, false
 		}
+		if c.errBufRun > 0 {
+			c.log.Info("camera: good frames again", "flagged_skipped", c.errBufRun)
+			c.errBufRun, c.errBufLogged = 0, false
+		}
 		if c.timeoutsInRow > 0 {
 			c.log.Info("camera: frames resumed", "timeouts", c.timeoutsInRow)
 			c.timeoutsInRow = 0
@@ -265,11 +297,55 @@ func (c *Camera) Next(ctx context.Context, f *Frame) error {
 		c.seq++
 		f.Image = img
 		f.Mask, f.Name, f.Label = nil, "", ""
-		f.Seq, f.Time = c.seq, now
+		f.Seq, f.Time = c.seq, stamp
 		f.Trigger, f.TriggerTime = "", time.Time{}
 		c.counters.Frames.Add(1)
 		return nil
 	}
+}
+
+// errDriverFlagged is why a buffer flagged V4L2_BUF_FLAG_ERROR was skipped.
+var errDriverFlagged = errors.New("the driver flagged the frame as corrupt (V4L2_BUF_FLAG_ERROR)")
+
+// errorBuffer counts a buffer the driver flagged as corrupt; the first of
+// a run is logged.
+func (c *Camera) errorBuffer() {
+	c.counters.DecodeErrors.Add(1)
+	c.errBufRun++
+	if !c.errBufLogged {
+		c.log.Warn("camera: frame flagged as corrupt by the driver, skipped", "err", errDriverFlagged)
+		c.errBufLogged = true
+	}
+}
+
+// frameTime is when the frame was captured: the driver's timestamp
+// (CLOCK_MONOTONIC) moved onto the wall clock, or now, the dequeue time,
+// when the device gives none.
+//
+// A timestamp up to a second ahead of now is taken as now: drivers that
+// stamp the end of the frame may stamp it before it ends (vivid adds 0.9
+// of a frame period to the time it fills the buffer), and a frame cannot
+// have been captured after it was dequeued. One further ahead, or from
+// before streaming started, is not on the monotonic clock (vivid's
+// timestamp wrap control shows such a driver): the dequeue time is used.
+func (c *Camera) frameTime(b Buffer, now time.Time, mono time.Duration) time.Time {
+	if b.Timestamp <= 0 {
+		return now
+	}
+	if mono <= 0 || b.Timestamp > mono+time.Second || b.Timestamp < c.streamStart-time.Second {
+		if !c.badStampLogged {
+			c.log.Warn("camera: driver timestamps are not on the monotonic clock; frames are timed when dequeued",
+				"timestamp", b.Timestamp, "monotonic_now", mono, "stream_start", c.streamStart)
+			c.badStampLogged = true
+		}
+		return now
+	}
+	if b.Timestamp >= mono {
+		return now
+	}
+	// Time.Add keeps the monotonic reading, shifted by the same amount, so
+	// latencies measured from the frame time stay exact.
+	return now.Add(-(mono - b.Timestamp))
 }
 
 // retryable reports dequeue errors that mean "no buffer right now".
@@ -277,27 +353,57 @@ func retryable(err error) bool {
 	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)
 }
 
+// clockPair reads the wall clock and CLOCK_MONOTONIC at one instant (to
+// within 50µs, unless the thread keeps being preempted between the reads),
+// so that driver timestamps convert with that precision.
+func clockPair() (time.Time, time.Duration) {
+	var now time.Time
+	var mono time.Duration
+	for range 3 {
+		m1 := monotonicNow()
+		now = time.Now()
+		m2 := monotonicNow()
+		mono = m1 + (m2-m1)/2
+		if m2-m1 <= 50*time.Microsecond {
+			break
+		}
+	}
+	return now, mono
+}
+
 // newest keeps dequeuing while more filled buffers are ready, requeuing the
 // older ones, so the caller gets the most recent frame instead of one that
-// waited in the queue.
-func (c *Camera) newest(buf []byte, idx uint32) ([]byte, uint32, error) {
+// waited in the queue. A newer buffer the driver flagged as corrupt is
+// counted and requeued; the good one in hand is kept.
+func (c *Camera) newest(b Buffer) (Buffer, error) {
 	for {
 		ready, err := c.dev.WaitFrame(0)
 		if err != nil || !ready {
-			return buf, idx, nil // a real failure shows up on the next wait
+			return b, nil // a real failure shows up on the next wait
 		}
-		b2, i2, err := c.dev.GetFrame()
+		b2, err := c.dev.GetFrame()
 		if err != nil {
 			if retryable(err) {
-				return buf, idx, nil
+				return b, nil
 			}
-			return nil, 0, err
+			return Buffer{}, err
 		}
-		if err := c.dev.ReleaseFrame(idx); err != nil {
-			return nil, 0, err
+		if b2.Error && !b.Error {
+			if err := c.dev.ReleaseFrame(b2.Index); err != nil {
+				return Buffer{}, err
+			}
+			c.errorBuffer()
+			continue
 		}
-		c.counters.Dropped.Add(1)
-		buf, idx = b2, i2
+		if err := c.dev.ReleaseFrame(b.Index); err != nil {
+			return Buffer{}, err
+		}
+		if b.Error {
+			c.errorBuffer()
+		} else {
+			c.counters.Dropped.Add(1)
+		}
+		b = b2
 	}
 }
 
@@ -312,14 +418,18 @@ func (c *Camera) Flush() {
 		if err != nil || !ready {
 			return
 		}
-		_, idx, err := c.dev.GetFrame()
+		b, err := c.dev.GetFrame()
 		if err != nil {
 			return
 		}
-		if c.dev.ReleaseFrame(idx) != nil {
+		if c.dev.ReleaseFrame(b.Index) != nil {
 			return
 		}
-		c.counters.Dropped.Add(1)
+		if b.Error {
+			c.errorBuffer()
+		} else {
+			c.counters.Dropped.Add(1)
+		}
 	}
 }
 
@@ -329,11 +439,15 @@ func (c *Camera) decode(dst image.Image, buf []byte) (image.Image, error) {
 		return c.mj.Decode(dst, buf, c.opts.Color)
 	case FormatYUYV:
 		if c.opts.Color.gray(false) {
-			return DecodeYUYVGray(dst, buf, c.width, c.height, c.opts.YUVRange)
+			return DecodeYUYVGray(dst, buf, c.width, c.height, c.yuvRange)
 		}
-		return DecodeYUYV(dst, buf, c.width, c.height, c.opts.YUVRange)
+		return DecodeYUYV(dst, buf, c.width, c.height, c.yuvRange)
 	case FormatGREY:
-		return DecodeGrey(dst, buf, c.width, c.height, !c.opts.Color.gray(true))
+		img, err := DecodeGrey(dst, buf, c.width, c.height, !c.opts.Color.gray(true))
+		if err == nil && c.grayLimited {
+			expandLimited(img)
+		}
+		return img, err
 	}
 	return nil, fmt.Errorf("pixel format %s cannot be decoded", c.format)
 }
@@ -419,7 +533,7 @@ func (c *Camera) open(ctx context.Context) error {
 	c.everOpened = true
 	c.backoff, c.retryAt, c.downLogged = 0, time.Time{}, false
 	c.log.Info("camera: streaming", "card", dev.Card(), "format", c.format.String(),
-		"width", c.width, "height", c.height, "fps", c.opts.FPS, "buffers", c.opts.Buffers)
+		"width", c.width, "height", c.height, "fps", c.fps, "buffers", c.opts.Buffers)
 	c.setStatus(true, nil)
 	return nil
 }
@@ -430,9 +544,13 @@ type configError struct{ msg string }
 
 func (e *configError) Error() string { return e.msg }
 
-// configure negotiates format and size, applies controls and starts
-// streaming.
+// configure negotiates format, size and frame rate, applies controls and
+// starts streaming. Whatever differs from what was asked (a format the
+// camera lacks, a size or rate it does not offer) is logged with what was
+// chosen instead.
 func (c *Camera) configure(dev Device) error {
+	notify := !c.noticesLogged
+	c.noticesLogged = true
 	offered := dev.Formats()
 	var format FourCC
 	for _, want := range c.opts.Formats {
@@ -441,43 +559,99 @@ func (c *Camera) configure(dev Device) error {
 			break
 		}
 	}
+	var have []string
+	for _, d := range offered {
+		have = append(have, d.Format.String())
+	}
+	var want []string
+	for _, f := range c.opts.Formats {
+		want = append(want, f.String())
+	}
 	if format == 0 {
-		var have []string
-		for _, d := range offered {
-			have = append(have, d.Format.String())
-		}
-		var want []string
-		for _, f := range c.opts.Formats {
-			want = append(want, f.String())
-		}
 		return &configError{fmt.Sprintf("camera %s offers none of the pixel formats %s (it has %s)",
 			c.opts.Device, strings.Join(want, ", "), strings.Join(have, ", "))}
 	}
+	if format != c.opts.Formats[0] && notify {
+		c.log.Info("camera: preferred pixel format not offered, using the next one", "wanted", strings.Join(want, ","),
+			"using", format.String(), "offered", strings.Join(have, ","))
+	}
 	w, h := nearestSize(dev.FrameSizes(format), uint32(c.opts.Width), uint32(c.opts.Height))
-	got, gw, gh, err := dev.SetFormat(format, w, h)
+	pf, err := dev.SetFormat(format, w, h)
 	if err != nil {
 		return fmt.Errorf("set format %s %dx%d: %w", format, w, h, err)
 	}
+	got, gw, gh := pf.Format, pf.Width, pf.Height
 	if got != format && !got.decodable() {
 		return &configError{fmt.Sprintf("camera %s switched to pixel format %s, which cannot be decoded", c.opts.Device, got)}
+	}
+	if gw == 0 || gh == 0 {
+		return &configError{fmt.Sprintf("camera %s: the driver set a frame size of %dx%d", c.opts.Device, gw, gh)}
 	}
 	if gw%2 != 0 && got == FormatYUYV {
 		return &configError{fmt.Sprintf("camera %s: YUYV width %d is odd", c.opts.Device, gw)}
 	}
+	if (gw != uint32(c.opts.Width) || gh != uint32(c.opts.Height)) && notify {
+		c.log.Warn("camera: frame size not offered, using the nearest", "wanted", fmt.Sprintf("%dx%d", c.opts.Width, c.opts.Height),
+			"using", fmt.Sprintf("%dx%d", gw, gh), "format", got.String())
+	}
 	c.format, c.width, c.height = got, int(gw), int(gh)
+	c.yuvRange = c.opts.YUVRange
+	if !pf.RangeDefault {
+		c.yuvRange = pf.Range
+	}
+	// GREY cameras mostly send full-range samples without saying so; only
+	// a driver that states limited range gets its samples expanded.
+	c.grayLimited = !pf.RangeDefault && pf.Range == YUVLimited
+	c.fps = 0
 	if c.opts.FPS > 0 {
-		if err := dev.SetFramerate(c.opts.FPS); err != nil {
+		rates := dev.FrameRates(got, gw, gh)
+		ask := nearestRate(rates, c.opts.FPS)
+		fps, err := dev.SetFramerate(ask)
+		switch {
+		case err != nil:
 			c.log.Warn("camera: frame rate not set", "fps", c.opts.FPS, "err", err)
+			fps, _ = dev.Framerate()
+		case !sameRate(fps, c.opts.FPS) && notify:
+			c.log.Warn("camera: frame rate not offered, using the nearest", "wanted", c.opts.FPS, "using", fps,
+				"offered", formatRates(rates), "format", got.String(), "size", fmt.Sprintf("%dx%d", gw, gh))
 		}
+		c.fps = fps
+	} else {
+		c.fps, _ = dev.Framerate()
 	}
-	c.applyControls(dev)
-	if err := dev.SetBufferCount(uint32(c.opts.Buffers)); err != nil {
-		return fmt.Errorf("set %d buffers: %w", c.opts.Buffers, err)
-	}
-	if err := dev.StartStreaming(); err != nil {
+	SetControls(dev, c.opts.Controls, c.log)
+	c.streamStart = monotonicNow()
+	if err := dev.StartStreaming(uint32(c.opts.Buffers)); err != nil {
 		return fmt.Errorf("start streaming: %w", err)
 	}
 	return nil
+}
+
+// nearestRate picks the offered frame rate closest to fps (ties go to the
+// faster one). With nothing offered it asks for fps and lets the driver
+// choose.
+func nearestRate(rates []float64, fps float64) float64 {
+	best := fps
+	bd := -1.0
+	for _, r := range rates {
+		d := math.Abs(r - fps)
+		if bd < 0 || d < bd-1e-9 || (math.Abs(d-bd) <= 1e-9 && r > best) {
+			best, bd = r, d
+		}
+	}
+	return best
+}
+
+// sameRate compares frame rates to the precision drivers keep (intervals in
+// whole microseconds or small fractions).
+func sameRate(a, b float64) bool { return math.Abs(a-b) <= 0.005*max(a, b) }
+
+func formatRates(rates []float64) string {
+	parts := make([]string, len(rates))
+	for i, r := range rates {
+		parts[i] = strconv.FormatFloat(r, 'g', 4, 64)
+	}
+	return strings.Join(parts, ",")
 }
 
 // nearestSize picks the offered size closest to w×h (sum of the width and
@@ -518,104 +692,6 @@ func absDiff(a, b uint32) int64 {
 	return int64(b - a)
 }
 
-// controlKey normalizes a control name: "Exposure Time, Absolute" becomes
-// "exposure_time_absolute".
-func controlKey(name string) string {
-	var b strings.Builder
-	under := false
-	for _, r := range strings.ToLower(name) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			if under && b.Len() > 0 {
-				b.WriteByte('_')
-			}
-			under = false
-			b.WriteRune(r)
-			continue
-		}
-		under = true
-	}
-	return b.String()
-}
-
-// controlAlias maps the friendly names to the driver names that implement
-// them and to the automatic mode that must be off for a manual value to
-// stick (with the value that means "manual").
-func controlAlias(key string) (names, autos []string, manual int32) {
-	switch key {
-	case "exposure":
-		return []string{"exposure_time_absolute", "exposure_absolute", "exposure"}, []string{"auto_exposure", "exposure_auto"}, 1
-	case "gain":
-		return []string{"gain", "analogue_gain", "analog_gain"}, []string{"gain_automatic", "autogain", "auto_gain"}, 0
-	case "white_balance":
-		return []string{"white_balance_temperature", "white_balance"}, []string{"white_balance_automatic", "white_balance_temperature_auto", "auto_white_balance"}, 0
-	case "focus":
-		return []string{"focus_absolute", "focus"}, []string{"focus_automatic_continuous", "focus_auto", "auto_focus"}, 0
-	}
-	return []string{key}, nil, 0
-}
-
-// applyControls sets the configured controls. Automatic modes go first, as
-// cameras reject manual values while automatic mode is on. Controls the
-// camera lacks are logged and skipped.
-func (c *Camera) applyControls(dev Device) {
-	if len(c.opts.Controls) == 0 {
-		return
-	}
-	byKey := map[string]Control{}
-	for _, ctl := range dev.Controls() {
-		byKey[controlKey(ctl.Name)] = ctl
-	}
-	keys := make([]string, 0, len(c.opts.Controls))
-	explicit := map[string]bool{}
-	for k := range c.opts.Controls {
-		keys = append(keys, k)
-		explicit[controlKey(k)] = true
-	}
-	isAuto := func(k string) bool { return strings.Contains(controlKey(k), "auto") }
-	slices.SortFunc(keys, func(a, b string) int {
-		if isAuto(a) != isAuto(b) {
-			if isAuto(a) {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
-	set := func(ctl Control, v int32, asked string) {
-		if v < ctl.Min || v > ctl.Max {
-			nv := min(max(v, ctl.Min), ctl.Max)
-			c.log.Warn("camera: control value clamped", "control", asked, "value", v, "min", ctl.Min, "max", ctl.Max, "used", nv)
-			v = nv
-		}
-		if err := dev.SetControl(ctl.ID, v); err != nil {
-			c.log.Warn("camera: control not set", "control", asked, "driver_name", ctl.Name, "value", v, "err", err)
-		}
-	}
-	for _, k := range keys {
-		names, autos, manual := controlAlias(controlKey(k))
-		ctl, ok := Control{}, false
-		for _, n := range names {
-			if ctl, ok = byKey[n]; ok {
-				break
-			}
-		}
-		if !ok {
-			c.log.Warn("camera: no such control on this camera", "control", k)
-			continue
-		}
-		for _, a := range autos {
-			if explicit[a] {
-				break
-			}
-			if actl, ok := byKey[a]; ok {
-				set(actl, manual, a)
-				break
-			}
-		}
-		set(ctl, c.opts.Controls[k], k)
-	}
-}
-
 // Close implements Source.
 func (c *Camera) Close() error {
 	c.closed = true
@@ -632,4 +708,20 @@ func (c *Camera) Close() error {
 		return fmt.Errorf("close camera %s: %w", c.opts.Device, err)
 	}
 	return nil
+}
+
+// expandLimited maps limited-range luma (16..235) onto 0..255 in place, as
+// DecodeYUYVGray does for YUYV.
+func expandLimited(img image.Image) {
+	switch m := img.(type) {
+	case *image.Gray:
+		for i, v := range m.Pix {
+			m.Pix[i] = clamp16((int32(v)-limYOff)*limYMul + limRound)
+		}
+	case *image.RGBA:
+		for i := 0; i+3 < len(m.Pix); i += 4 {
+			v := clamp16((int32(m.Pix[i])-limYOff)*limYMul + limRound)
+			m.Pix[i], m.Pix[i+1], m.Pix[i+2] = v, v, v
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,26 +19,41 @@ import (
 )
 
 // fakeWorld is the hardware edge for tests: a camera that can be plugged
-// and unplugged, replaying queued frames through fakeDevices.
+// and unplugged, replaying queued frames through fakeDevices. It behaves
+// as the kernel's vivid driver was seen to (capture/vivid): the driver
+// picks the size and frame rate it offers, buffers carry CLOCK_MONOTONIC
+// timestamps and may be flagged as errors, buttons have no value.
 type fakeWorld struct {
 	mu       sync.Mutex
 	present  bool
 	opens    int
 	formats  []FormatDesc
 	sizes    map[FourCC][]FrameSize
+	rates    []float64
+	rate     float64
+	rng      YUVRange
+	rngSaid  bool
 	controls []Control
+	values   map[uint32]int32
 	sets     []string // "id=value" in the order they were set
 	feed     []fakeEvent
 	// oneAtATime makes polls (timeout 0) report nothing, so every queued
 	// frame is delivered instead of only the newest.
 	oneAtATime bool
-	outMax     int // most buffers the camera held at once
-	cur        *fakeDevice
+	// startErrs fails that many StartStreaming calls, as vivid's "Inject
+	// VIDIOC_STREAMON Error" button does once.
+	startErrs int
+	// noStamps delivers buffers without timestamps.
+	noStamps bool
+	outMax   int // most buffers the camera held at once
+	cur      *fakeDevice
 }
 
 type fakeEvent struct {
-	frame  []byte
-	unplug bool
+	frame   []byte
+	unplug  bool
+	errFlag bool
+	stamp   time.Duration // CLOCK_MONOTONIC capture time; 0: none
 }
 
 func newFakeWorld() *fakeWorld {
@@ -48,12 +64,18 @@ func newFakeWorld() *fakeWorld {
 			FormatYUYV:  {{MinWidth: 64, MaxWidth: 64, MinHeight: 48, MaxHeight: 48}, {MinWidth: 640, MaxWidth: 640, MinHeight: 480, MaxHeight: 480}},
 			FormatMJPEG: {{MinWidth: 48, MaxWidth: 48, MinHeight: 32, MaxHeight: 32}},
 		},
+		rates: []float64{5, 15, 30},
+		rate:  5,
 		controls: []Control{
-			{ID: 1, Name: "Brightness", Min: 0, Max: 255, Step: 1, Kind: "int"},
-			{ID: 2, Name: "Auto Exposure", Min: 0, Max: 3, Step: 1, Kind: "menu"},
-			{ID: 3, Name: "Exposure Time, Absolute", Min: 3, Max: 2047, Step: 1, Kind: "int"},
-			{ID: 4, Name: "Gain", Min: 0, Max: 255, Step: 1, Kind: "int"},
+			{ID: 1, Name: "Brightness", Min: 0, Max: 255, Step: 1, Default: 128, Kind: ControlInt},
+			{ID: 2, Name: "Auto Exposure", Min: 0, Max: 3, Step: 1, Default: 3, Kind: ControlMenu,
+				Menu: []MenuItem{{1, "Manual Mode"}, {3, "Aperture Priority Mode"}}},
+			{ID: 3, Name: "Exposure Time, Absolute", Min: 3, Max: 2047, Step: 1, Default: 250, Kind: ControlInt},
+			{ID: 4, Name: "Gain", Min: 0, Max: 255, Step: 1, Kind: ControlInt},
+			{ID: 5, Name: "Disconnect", Kind: ControlButton, WriteOnly: true},
+			{ID: 6, Name: "Read-Only Integer 32 Bits", Max: 255, Step: 1, Kind: ControlInt, ReadOnly: true},
 		},
+		values: map[uint32]int32{},
 	}
 }
 
@@ -68,12 +90,20 @@ func (w *fakeWorld) open(path string) (Device, error) {
 	return w.cur, nil
 }
 
+// push queues frames captured now.
 func (w *fakeWorld) push(frames ...[]byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, f := range frames {
-		w.feed = append(w.feed, fakeEvent{frame: f})
+		w.feed = append(w.feed, fakeEvent{frame: f, stamp: monotonicNow()})
 	}
+}
+
+// pushEvent queues one event as given.
+func (w *fakeWorld) pushEvent(ev fakeEvent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.feed = append(w.feed, ev)
 }
 
 func (w *fakeWorld) unplug() {
@@ -106,25 +136,97 @@ func (d *fakeDevice) Formats() []FormatDesc {
 }
 func (d *fakeDevice) FrameSizes(f FourCC) []FrameSize { return d.w.sizes[f] }
 func (d *fakeDevice) FrameRates(f FourCC, w, h uint32) []float64 {
-	return []float64{30, 15}
+	return d.w.rates
 }
 func (d *fakeDevice) Controls() []Control { return d.w.controls }
+func (d *fakeDevice) control(id uint32) (Control, bool) {
+	for _, c := range d.w.controls {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Control{}, false
+}
 func (d *fakeDevice) GetControl(id uint32) (int32, error) {
-	return int32(id * 10), nil
+	d.w.mu.Lock()
+	defer d.w.mu.Unlock()
+	c, ok := d.control(id)
+	switch {
+	case !ok:
+		return 0, syscall.EINVAL
+	case c.WriteOnly:
+		return 0, syscall.EACCES // as V4L2 answers for buttons
+	}
+	if v, ok := d.w.values[id]; ok {
+		return v, nil
+	}
+	return c.Default, nil
 }
 func (d *fakeDevice) SetControl(id uint32, v int32) error {
 	d.w.mu.Lock()
 	defer d.w.mu.Unlock()
+	c, ok := d.control(id)
+	switch {
+	case !ok:
+		return syscall.EINVAL
+	case c.ReadOnly:
+		return syscall.EACCES
+	case c.Kind != ControlButton && c.Kind != ControlBitmask && (v < c.Min || v > c.Max):
+		return syscall.ERANGE
+	}
 	d.w.sets = append(d.w.sets, fmt.Sprintf("%d=%d", id, v))
+	if c.Kind != ControlButton {
+		d.w.values[id] = v
+	}
 	return nil
 }
-func (d *fakeDevice) SetFormat(f FourCC, w, h uint32) (FourCC, uint32, uint32, error) {
+
+// SetFormat settles on the offered size nearest to the one asked for, as
+// V4L2 drivers do.
+func (d *fakeDevice) SetFormat(f FourCC, w, h uint32) (PixFormat, error) {
+	sizes := d.w.sizes[f]
+	if len(sizes) == 0 {
+		return PixFormat{}, syscall.EINVAL
+	}
+	best, bd := sizes[0], int64(-1)
+	for _, s := range sizes {
+		dd := absDiff(s.MaxWidth, w) + absDiff(s.MaxHeight, h)
+		if bd < 0 || dd < bd {
+			best, bd = s, dd
+		}
+	}
 	d.format = f
-	return f, w, h, nil
+	return PixFormat{Format: f, Width: best.MaxWidth, Height: best.MaxHeight, BytesPerLine: 2 * best.MaxWidth,
+		Range: d.w.rng, RangeDefault: !d.w.rngSaid}, nil
 }
-func (d *fakeDevice) SetFramerate(fps float64) error { return nil }
-func (d *fakeDevice) SetBufferCount(n uint32) error  { return nil }
-func (d *fakeDevice) StartStreaming() error {
+
+// SetFramerate takes the slowest offered rate at or above the one asked
+// for (the fastest when none is), as vivid does.
+func (d *fakeDevice) SetFramerate(fps float64) (float64, error) {
+	d.w.mu.Lock()
+	defer d.w.mu.Unlock()
+	rates := slices.Sorted(slices.Values(d.w.rates))
+	d.w.rate = rates[len(rates)-1]
+	for _, r := range rates {
+		if r >= fps-1e-9 {
+			d.w.rate = r
+			break
+		}
+	}
+	return d.w.rate, nil
+}
+func (d *fakeDevice) Framerate() (float64, error) {
+	d.w.mu.Lock()
+	defer d.w.mu.Unlock()
+	return d.w.rate, nil
+}
+func (d *fakeDevice) StartStreaming(n uint32) error {
+	d.w.mu.Lock()
+	defer d.w.mu.Unlock()
+	if d.w.startErrs > 0 {
+		d.w.startErrs--
+		return fmt.Errorf("VIDIOC_STREAMON: %w", syscall.EINVAL)
+	}
 	d.streaming = true
 	return nil
 }
@@ -148,35 +250,39 @@ func (d *fakeDevice) WaitFrame(timeout time.Duration) (bool, error) {
 	return ready, nil
 }
 
-func (d *fakeDevice) GetFrame() ([]byte, uint32, error) {
+func (d *fakeDevice) GetFrame() (Buffer, error) {
 	d.w.mu.Lock()
 	defer d.w.mu.Unlock()
 	if d.dead {
-		return nil, 0, syscall.ENODEV
+		return Buffer{}, syscall.ENODEV
 	}
 	if !d.streaming {
-		return nil, 0, errors.New("fake: dequeue while not streaming")
+		return Buffer{}, errors.New("fake: dequeue while not streaming")
 	}
 	if len(d.w.feed) == 0 {
-		return nil, 0, syscall.EAGAIN
+		return Buffer{}, syscall.EAGAIN
 	}
 	ev := d.w.feed[0]
 	d.w.feed = d.w.feed[1:]
 	if ev.unplug {
 		d.dead = true
 		d.w.present = false
-		return nil, 0, syscall.ENODEV
+		return Buffer{}, syscall.ENODEV
 	}
 	idx := d.next % uint32(len(d.bufs))
 	d.next++
 	if d.held[idx] {
-		return nil, 0, fmt.Errorf("fake: buffer %d dequeued twice", idx)
+		return Buffer{}, fmt.Errorf("fake: buffer %d dequeued twice", idx)
 	}
 	// Like mmap buffers: the camera must decode before releasing.
 	d.bufs[idx] = append(d.bufs[idx][:0], ev.frame...)
 	d.held[idx] = true
 	d.w.outMax = max(d.w.outMax, len(d.held))
-	return d.bufs[idx], idx, nil
+	b := Buffer{Data: d.bufs[idx], Index: idx, Error: ev.errFlag, Timestamp: ev.stamp}
+	if d.w.noStamps {
+		b.Timestamp = 0
+	}
+	return b, nil
 }
 
 func (d *fakeDevice) ReleaseFrame(idx uint32) error {
@@ -585,8 +691,16 @@ func TestListDevices(t *testing.T) {
 		t.Fatalf("devices %+v: want video0, video1, video10", devs)
 	}
 	d := devs[0]
-	if d.Card != "Fake Cam" || len(d.Formats) != 2 || len(d.Formats[0].Sizes) != 2 || len(d.Controls) != 4 {
+	if d.Card != "Fake Cam" || len(d.Formats) != 2 || len(d.Formats[0].Sizes) != 2 || len(d.Controls) != 6 {
 		t.Errorf("video0 described as %+v", d)
+	}
+	// Buttons are listed, without a value to read (V4L2 refuses to read
+	// write-only controls).
+	if b := d.Controls[4]; b.Key != "disconnect" || b.Kind != ControlButton || b.ValueErr != nil {
+		t.Errorf("button listed as %+v", b)
+	}
+	if m := d.Controls[1]; m.Value != 3 || len(m.Menu) != 2 || m.Menu[1].Name != "Aperture Priority Mode" {
+		t.Errorf("menu listed as %+v", m)
 	}
 	if len(d.Links) != 1 || !strings.HasSuffix(d.Links[0], "usb-Fake_Cam-video-index0") {
 		t.Errorf("links %v", d.Links)

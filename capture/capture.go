@@ -1,5 +1,5 @@
-// Package capture produces frames for inspection: V4L2 cameras (through
-// github.com/blackjack/webcam), image folders, single image files and a
+// Package capture produces frames for inspection: V4L2 cameras (kernel
+// ioctls, mmap streaming), image folders, single image files and a
 // seeded synthetic inspection scene with ground-truth defect masks.
 //
 // Every source implements Source. Frames are written into buffers the caller
@@ -26,8 +26,13 @@ import (
 type Frame struct {
 	// Seq is the per-source sequence number, starting at 1.
 	Seq uint64
-	// Time is the capture time, read from the wall clock with its monotonic
-	// reading so that latencies can be measured against it.
+	// Time is the capture time on the wall clock, with a monotonic reading
+	// so that latencies can be measured against it. Cameras give the
+	// driver's buffer timestamp (CLOCK_MONOTONIC, moved onto the wall
+	// clock: when the driver captured the frame, start of exposure or end
+	// of frame as the driver stamps it), or the time the frame was dequeued
+	// where the driver gives none, stamps ahead of the dequeue, or uses
+	// another clock. Other sources give the time the frame was read.
 	Time time.Time
 	// Image is concretely *image.RGBA or *image.Gray with its origin at 0,0;
 	// the source reuses it across frames when its size fits.

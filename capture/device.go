@@ -75,16 +75,71 @@ type FormatDesc struct {
 	Description string
 }
 
+// ControlKind is the type of a camera control.
+type ControlKind string
+
+// Control kinds: the V4L2 control types that VIDIOC_S_CTRL sets.
+const (
+	ControlInt  ControlKind = "int"
+	ControlBool ControlKind = "bool"
+	// ControlMenu takes the value of one of its Menu items (integer menus
+	// too: the value is the item's index, its Name the integer).
+	ControlMenu ControlKind = "menu"
+	// ControlButton performs an action when set (any value but 0 presses
+	// it) and has no value to read.
+	ControlButton  ControlKind = "button"
+	ControlBitmask ControlKind = "bitmask"
+)
+
+// MenuItem is one valid value of a menu control.
+type MenuItem struct {
+	Value int32
+	Name  string
+}
+
 // Control is a camera control a device offers.
 type Control struct {
-	ID             uint32
-	Name           string // as the driver spells it ("Exposure Time, Absolute")
-	Min, Max, Step int32
-	Kind           string // "int", "bool" or "menu"
+	ID                      uint32
+	Name                    string // as the driver spells it ("Exposure Time, Absolute")
+	Min, Max, Step, Default int32
+	Kind                    ControlKind
+	// ReadOnly controls report a value but cannot be set; WriteOnly ones
+	// (buttons) can be set but have no value. Inactive controls are
+	// overridden for now by another one (gain while automatic gain is on).
+	ReadOnly, WriteOnly, Inactive bool
+	// Menu lists the valid values of a menu control.
+	Menu []MenuItem
+}
+
+// PixFormat is the image format a device settled on.
+type PixFormat struct {
+	Format        FourCC
+	Width, Height uint32
+	// BytesPerLine is the row stride in bytes (0: the driver does not say).
+	BytesPerLine uint32
+	// SizeImage is the size of a full frame in bytes (0: not said).
+	SizeImage uint32
+	// Range is the quantization of Y'CbCr and luma samples; RangeDefault
+	// says that the driver named none, so Range is V4L2's default
+	// (limited) rather than something the driver asserted.
+	Range        YUVRange
+	RangeDefault bool
+}
+
+// Buffer is one filled driver buffer.
+type Buffer struct {
+	// Data is the frame; it stays valid until ReleaseFrame(Index).
+	Data  []byte
+	Index uint32
+	// Error: the driver flagged the buffer as corrupt (V4L2_BUF_FLAG_ERROR).
+	Error bool
+	// Timestamp is when the driver captured the frame, on CLOCK_MONOTONIC;
+	// 0 when the device gives no monotonic timestamp.
+	Timestamp time.Duration
 }
 
 // Device is the narrow slice of a V4L2 capture device the camera uses. The
-// real one wraps github.com/blackjack/webcam (OpenV4L2); tests replay
+// real one drives the kernel's V4L2 ioctls (OpenV4L2); tests replay
 // recorded frames through a fake. Errors from GetFrame other than EAGAIN
 // mean the device is lost (unplugged) and will be reopened.
 type Device interface {
@@ -99,17 +154,22 @@ type Device interface {
 	Controls() []Control
 	GetControl(id uint32) (int32, error)
 	SetControl(id uint32, value int32) error
-	// SetFormat asks for a format and size; the driver may adjust the size.
-	SetFormat(f FourCC, w, h uint32) (FourCC, uint32, uint32, error)
-	SetFramerate(fps float64) error
-	SetBufferCount(n uint32) error
-	StartStreaming() error
+	// SetFormat asks for a format and size and returns what the driver
+	// chose: drivers adjust sizes they do not offer.
+	SetFormat(f FourCC, w, h uint32) (PixFormat, error)
+	// SetFramerate asks for a frame rate and returns the one the driver
+	// chose; Framerate reads it.
+	SetFramerate(fps float64) (float64, error)
+	Framerate() (float64, error)
+	// StartStreaming allocates n buffers (the driver may give more or
+	// fewer) and starts capturing into them.
+	StartStreaming(n uint32) error
 	// WaitFrame waits up to timeout for a filled buffer and reports whether
 	// one is ready; timeout 0 polls.
 	WaitFrame(timeout time.Duration) (bool, error)
 	// GetFrame dequeues a filled buffer. Its bytes stay valid until
 	// ReleaseFrame(index).
-	GetFrame() (buf []byte, index uint32, err error)
+	GetFrame() (Buffer, error)
 	ReleaseFrame(index uint32) error
 	Close() error
 }

@@ -41,7 +41,10 @@ type SizeInfo struct {
 // ControlInfo is one control with its current value.
 type ControlInfo struct {
 	Control
-	Value int32
+	// Value is the current value (0 for write-only controls); ValueErr says
+	// why it could not be read.
+	Value    int32
+	ValueErr error
 	// Key is the name CameraOptions.Controls accepts for it.
 	Key string
 }
@@ -127,7 +130,10 @@ func describe(dev Device, info *DeviceInfo) {
 		info.Formats = append(info.Formats, fi)
 	}
 	for _, c := range dev.Controls() {
-		v, _ := dev.GetControl(c.ID) // write-only controls have no value
-		info.Controls = append(info.Controls, ControlInfo{Control: c, Value: v, Key: controlKey(c.Name)})
+		ci := ControlInfo{Control: c, Key: controlKey(c.Name)}
+		if !c.WriteOnly { // buttons have no value to read
+			ci.Value, ci.ValueErr = dev.GetControl(c.ID)
+		}
+		info.Controls = append(info.Controls, ci)
 	}
 }

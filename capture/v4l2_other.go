@@ -2,7 +2,10 @@
 
 package capture
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // OpenV4L2 reports that V4L2 cameras need Linux.
 func OpenV4L2(path string) (Device, error) {
@@ -10,3 +13,7 @@ func OpenV4L2(path string) (Device, error) {
 }
 
 func defaultOpener() Opener { return OpenV4L2 }
+
+// monotonicNow has no V4L2 clock to match off Linux: frames keep their
+// dequeue time.
+func monotonicNow() time.Duration { return 0 }

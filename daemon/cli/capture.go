@@ -76,12 +76,52 @@ func printDevices(w io.Writer, devs []capture.DeviceInfo) {
 			}
 		}
 		if len(d.Controls) > 0 {
-			fmt.Fprintln(w, "  controls (name for --control: min..max step, current):")
+			fmt.Fprintln(w, "  controls (name for --control and 'capture set': kind, values, current):")
 			for _, c := range d.Controls {
-				fmt.Fprintf(w, "    %-32s %s %d..%d step %d, now %d\n", c.Key, c.Kind, c.Min, c.Max, c.Step, c.Value)
+				fmt.Fprintf(w, "    %-32s %s\n", c.Key, describeControl(c))
 			}
 		}
 	}
+}
+
+// describeControl says what values a control takes and what it is now.
+func describeControl(c capture.ControlInfo) string {
+	var b strings.Builder
+	switch c.Kind {
+	case capture.ControlButton:
+		fmt.Fprintf(&b, "button: set it to 1 to press it")
+	case capture.ControlBool:
+		fmt.Fprintf(&b, "bool 0/1, default %d", c.Default)
+	case capture.ControlMenu:
+		items := make([]string, len(c.Menu))
+		for i, m := range c.Menu {
+			items[i] = fmt.Sprintf("%d %s", m.Value, m.Name)
+		}
+		fmt.Fprintf(&b, "menu %s; default %d", strings.Join(items, ", "), c.Default)
+	case capture.ControlBitmask:
+		fmt.Fprintf(&b, "bitmask of %#x, default %#x", uint32(c.Max), uint32(c.Default))
+	default:
+		fmt.Fprintf(&b, "%s %d..%d step %d, default %d", c.Kind, c.Min, c.Max, c.Step, c.Default)
+	}
+	switch {
+	case c.WriteOnly:
+	case c.ValueErr != nil:
+		fmt.Fprintf(&b, ", now unreadable (%v)", c.ValueErr)
+	default:
+		fmt.Fprintf(&b, ", now %d", c.Value)
+		for _, m := range c.Menu {
+			if m.Value == c.Value {
+				fmt.Fprintf(&b, " (%s)", m.Name)
+			}
+		}
+	}
+	if c.ReadOnly {
+		b.WriteString(", read-only")
+	}
+	if c.Inactive {
+		b.WriteString(", inactive (an automatic mode overrides it)")
+	}
+	return b.String()
 }
 
 // controlFlags collects repeated --control name=value flags.
@@ -113,6 +153,65 @@ func (c controlFlags) Set(s string) error {
 	return nil
 }
 
+func cmdCaptureSet() *Command {
+	return &Command{
+		Name:    "capture set",
+		Summary: "set camera controls by name (buttons too) and print what the driver reads back",
+		Usage:   "--device PATH name=value...",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "capture set")
+			device := fs.String("device", "", "V4L2 camera: /dev/videoN or a /dev/v4l/by-id name (required)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if *device == "" {
+				return usagef("--device is required")
+			}
+			if fs.NArg() == 0 {
+				return usagef("name which controls to set: name=value (names as 'capture list' shows them)")
+			}
+			want := controlFlags{}
+			for _, a := range fs.Args() {
+				if err := want.Set(a); err != nil {
+					return usagef("%v", err)
+				}
+			}
+			path := *device
+			if !strings.Contains(path, "/") {
+				path = filepath.Join("/dev/v4l/by-id", path)
+			}
+			dev, err := capture.OpenV4L2(path)
+			if err != nil {
+				return err
+			}
+			defer dev.Close()
+			failed := 0
+			for _, r := range capture.SetControls(dev, want, env.Log) {
+				switch {
+				case r.Err != nil:
+					failed++
+					fmt.Fprintf(env.Stdout, "%s: not set: %v\n", r.Asked, r.Err)
+				case r.Control.Kind == capture.ControlButton && r.Value == 0:
+					fmt.Fprintf(env.Stdout, "%s: button left alone (0)\n", r.Asked)
+				case r.Control.Kind == capture.ControlButton:
+					fmt.Fprintf(env.Stdout, "%s: pressed\n", r.Asked)
+				default:
+					v, err := dev.GetControl(r.Control.ID)
+					if err != nil {
+						fmt.Fprintf(env.Stdout, "%s = %d (written; reading it back failed: %v)\n", r.Asked, r.Value, err)
+						continue
+					}
+					fmt.Fprintf(env.Stdout, "%s = %d\n", r.Asked, v)
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of the controls asked for were not set", failed)
+			}
+			return nil
+		},
+	}
+}
+
 func cmdCaptureSnapshot() *Command {
 	return &Command{
 		Name:    "capture snapshot",
@@ -130,7 +229,7 @@ func cmdCaptureSnapshot() *Command {
 			height := fs.Int("height", 0, "camera frame height (default 720) or synthetic height (default 256)")
 			fpsFlag := fs.Float64("fps", 0, "camera frame rate (0 keeps the driver's)")
 			controls := controlFlags{}
-			fs.Var(controls, "control", "camera control `name=value` (exposure, gain, white_balance, focus or a name from 'capture list'); repeatable")
+			fs.Var(controls, "control", "camera control `name=value` (exposure, gain, white_balance, focus or a name from 'capture list'; 1 presses a button); repeatable")
 			colorFlag := fs.String("color", "auto", "pixel layout: auto, rgb or gray")
 			roi := fs.String("roi", "", "region of interest `x,y,width,height` in frame pixels")
 			rotate := fs.Int("rotate", 0, "clockwise rotation: 0, 90, 180 or 270")

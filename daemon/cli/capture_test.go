@@ -124,6 +124,25 @@ func TestCaptureSnapshotMissingDevice(t *testing.T) {
 	}
 }
 
+func TestCaptureSetUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"brightness=1"},
+		{"--device", "/dev/video0"},
+		{"--device", "/dev/video0", "brightness"},
+		{"--device", "/dev/video0", "brightness=bright"},
+	} {
+		code, _, errs := runCaptureCmd(t, append([]string{"capture", "set"}, args...)...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage): %s", args, code, errs)
+		}
+	}
+	dev := filepath.Join(t.TempDir(), "video9")
+	code, _, errs := runCaptureCmd(t, "capture", "set", "--device", dev, "brightness=1")
+	if code != 1 || !strings.Contains(errs, dev) {
+		t.Errorf("missing camera: exit %d, stderr %q, want 1 naming %s", code, errs, dev)
+	}
+}
+
 func TestPrintDevices(t *testing.T) {
 	var b bytes.Buffer
 	printDevices(&b, []capture.DeviceInfo{
@@ -133,7 +152,14 @@ func TestPrintDevices(t *testing.T) {
 			Formats: []capture.FormatInfo{{Format: capture.FormatMJPEG, Description: "Motion-JPEG", Sizes: []capture.SizeInfo{
 				{Size: capture.FrameSize{MinWidth: 1280, MaxWidth: 1280, MinHeight: 720, MaxHeight: 720}, FPS: []float64{30, 7.5}},
 			}}},
-			Controls: []capture.ControlInfo{{Control: capture.Control{Name: "Exposure Time, Absolute", Min: 3, Max: 2047, Step: 1, Kind: "int"}, Value: 250, Key: "exposure_time_absolute"}},
+			Controls: []capture.ControlInfo{
+				{Control: capture.Control{Name: "Exposure Time, Absolute", Min: 3, Max: 2047, Step: 1, Default: 156, Kind: capture.ControlInt}, Value: 250, Key: "exposure_time_absolute"},
+				{Control: capture.Control{Name: "Auto Exposure", Min: 0, Max: 3, Default: 3, Kind: capture.ControlMenu,
+					Menu: []capture.MenuItem{{Value: 1, Name: "Manual Mode"}, {Value: 3, Name: "Aperture Priority Mode"}}}, Value: 1, Key: "auto_exposure"},
+				{Control: capture.Control{Name: "Trigger", Kind: capture.ControlButton, WriteOnly: true}, Key: "trigger"},
+				{Control: capture.Control{Name: "Gain", Max: 255, Step: 1, Kind: capture.ControlInt, Inactive: true}, Value: 17, Key: "gain"},
+				{Control: capture.Control{Name: "Sensor Temperature", Max: 100, Step: 1, Kind: capture.ControlInt, ReadOnly: true}, Value: 41, Key: "sensor_temperature"},
+			},
 		},
 		{Path: "/dev/video1", Err: errors.New("not a video capture device")},
 	})
@@ -143,8 +169,11 @@ func TestPrintDevices(t *testing.T) {
 		"also /dev/v4l/by-id/usb-Cam_HD_Webcam-video-index0",
 		"MJPG Motion-JPEG",
 		"1280x720 @ 30, 7.5 fps",
-		"exposure_time_absolute",
-		"3..2047 step 1, now 250",
+		"exposure_time_absolute           int 3..2047 step 1, default 156, now 250",
+		"auto_exposure                    menu 1 Manual Mode, 3 Aperture Priority Mode; default 3, now 1 (Manual Mode)",
+		"trigger                          button: set it to 1 to press it\n",
+		"gain                             int 0..255 step 1, default 0, now 17, inactive (an automatic mode overrides it)",
+		"sensor_temperature               int 0..100 step 1, default 0, now 41, read-only",
 		"/dev/video1: not usable: not a video capture device",
 	} {
 		if !strings.Contains(out, want) {

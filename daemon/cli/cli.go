@@ -58,6 +58,7 @@ func commands() []*Command {
 		cmdConfigDefaults(),
 		cmdCaptureList(),
 		cmdCaptureSnapshot(),
+		cmdCaptureSet(),
 		cmdCaptureExport(),
 		cmdModelInspect(),
 		cmdModelOptimize(), cmdModelProbe(),
