@@ -310,6 +310,26 @@ package-test: unit-check $(BIN) arm64-bin deb-tools
 version:
 	@echo "version $(VERSION) (Debian $(DEB_VERSION)), commit $(GIT_COMMIT)"
 
+# ---- libjpeg-turbo: MJPEG decoding of the camera path (issue 14) -------------
+# Camera MJPEG frames are decoded by libjpeg-turbo's TurboJPEG API (cgo in
+# capture/jpeg_turbo.go, -lturbojpeg), scaled in the DCT domain. Debian's
+# libturbojpeg0-dev has the header and the library; the arm64 cross build
+# links the arm64 one, which installs beside the native one (Multi-Arch:
+# same) once dpkg knows the arm64 architecture. `go build -tags noturbojpeg`
+# (or CGO_ENABLED=0) decodes with Go's image/jpeg instead.
+TURBOJPEG_H     := /usr/include/turbojpeg.h
+TURBOJPEG_ARM64 := /usr/lib/aarch64-linux-gnu/libturbojpeg.so
+.PHONY: turbojpeg turbojpeg-arm64
+turbojpeg:
+	@[ -f $(TURBOJPEG_H) ] && ls /usr/lib/*/libturbojpeg.so >/dev/null 2>&1 || \
+	  $(call apt_install,libturbojpeg0-dev,MJPEG decoding with libjpeg-turbo)
+turbojpeg-arm64: turbojpeg
+	@[ -f $(TURBOJPEG_ARM64) ] || { dpkg --print-foreign-architectures | grep -qx arm64 || $(APT_SUDO) dpkg --add-architecture arm64; \
+	  $(call apt_install,libturbojpeg0-dev:arm64,the arm64 cross build's MJPEG decoding); }
+$(DEPS_STAMP): | turbojpeg
+arm64-bin: turbojpeg-arm64
+# ---- end of libjpeg-turbo ---------------------------------------------------
+
 # ---- test-v4l2: the camera path against the kernel's vivid driver ----------
 # Boots Debian's kernel (this exact package, checked by sha256) in qemu
 # (TCG, 2 CPUs) with an initramfs holding vivid, the freshly built inspectd

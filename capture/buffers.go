@@ -31,6 +31,21 @@ func grayBuffer(img image.Image, w, h int) *image.Gray {
 	return image.NewGray(image.Rect(0, 0, w, h))
 }
 
+// ycbcrBuffer returns a Y'CbCr image of w×h at the origin with the given
+// subsampling, over planes of at least yStride×yRows and cStride×cRows
+// bytes (a decoder may write whole MCUs past the image's edge), reusing
+// img's planes when it is an *image.YCbCr with enough capacity.
+func ycbcrBuffer(img image.Image, w, h int, ratio image.YCbCrSubsampleRatio, yStride, yRows, cStride, cRows int) *image.YCbCr {
+	m, ok := img.(*image.YCbCr)
+	ny, nc := yStride*yRows, cStride*cRows
+	if !ok || m == nil || cap(m.Y) < ny || cap(m.Cb) < nc || cap(m.Cr) < nc {
+		m = &image.YCbCr{Y: make([]byte, ny), Cb: make([]byte, nc), Cr: make([]byte, nc)}
+	}
+	m.Y, m.Cb, m.Cr = m.Y[:ny], m.Cb[:nc], m.Cr[:nc]
+	m.YStride, m.CStride, m.SubsampleRatio, m.Rect = yStride, cStride, ratio, image.Rect(0, 0, w, h)
+	return m
+}
+
 // maskBuffer is grayBuffer for a possibly nil mask.
 func maskBuffer(m *image.Gray, w, h int) *image.Gray {
 	if m == nil {

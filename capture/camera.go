@@ -50,7 +50,10 @@ type CameraOptions struct {
 	// ReopenMin and ReopenMax bound the exponential backoff between attempts
 	// to reopen a lost device. Defaults 250ms and 5s.
 	ReopenMin, ReopenMax time.Duration
-	// Color selects RGBA or gray frames; ColorAuto keeps GREY cameras gray.
+	// Color selects the frames' layout: ColorAuto keeps the camera's own
+	// (MJPEG: *image.YCbCr planes, YUYV: packed *YUYV, GREY: *image.Gray),
+	// which the backbone reads without conversion; ColorRGB converts to
+	// *image.RGBA, ColorGray to *image.Gray.
 	Color Color
 	// YUVRange is the quantization of YUYV frames when the driver states
 	// none (limited by default, as V4L2 defines for YUYV); a range the
@@ -262,7 +265,8 @@ func (c *Camera) Next(ctx context.Context, f *Frame) error {
 		}
 		now, mono := clockPair()
 		stamp := c.frameTime(b, now, mono)
-		img, derr := c.decode(f.Image, b.Data)
+		img, reduced, derr := c.decode(f.target(), b.Data, f.Need)
+		decodeTime := time.Since(now)
 		if err := c.dev.ReleaseFrame(b.Index); err != nil {
 			return c.lose(fmt.Errorf("requeue buffer %d: %w", b.Index, err))
 		}
@@ -295,8 +299,14 @@ func (c *Camera) Next(ctx context.Context, f *Frame) error {
 			c.setStatus(true, nil)
 		}
 		c.seq++
-		f.Image = img
-		f.Mask, f.Name, f.Label = nil, "", ""
+		f.setDecoded(img)
+		f.Native = image.Point{}
+		if reduced > 1 {
+			f.Native = image.Pt(c.width, c.height)
+		}
+		f.Decode = decodeTime
+		f.setMask(nil)
+		f.Name, f.Label = "", ""
 		f.Seq, f.Time = c.seq, stamp
 		f.Trigger, f.TriggerTime = "", time.Time{}
 		c.counters.Frames.Add(1)
@@ -433,23 +443,34 @@ func (c *Camera) Flush() {
 	}
 }
 
-func (c *Camera) decode(dst image.Image, buf []byte) (image.Image, error) {
+// decode turns a driver buffer into an image in dst's buffers, reduced by
+// the returned factor (MJPEG at a reduced scale, as need allows) or at full
+// resolution (1). With ColorAuto frames keep the camera's layout: MJPEG's
+// Y'CbCr planes, YUYV packed, GREY as gray.
+func (c *Camera) decode(dst image.Image, buf []byte, need NeedFunc) (image.Image, int, error) {
 	switch c.format {
 	case FormatMJPEG, FormatJPEG:
-		return c.mj.Decode(dst, buf, c.opts.Color)
+		return c.mj.DecodeScaled(dst, buf, c.opts.Color, need)
 	case FormatYUYV:
-		if c.opts.Color.gray(false) {
-			return DecodeYUYVGray(dst, buf, c.width, c.height, c.yuvRange)
+		var img image.Image
+		var err error
+		switch c.opts.Color {
+		case ColorGray:
+			img, err = DecodeYUYVGray(dst, buf, c.width, c.height, c.yuvRange)
+		case ColorRGB:
+			img, err = DecodeYUYV(dst, buf, c.width, c.height, c.yuvRange)
+		default:
+			img, err = decodeYUYVPacked(dst, buf, c.width, c.height, c.yuvRange)
 		}
-		return DecodeYUYV(dst, buf, c.width, c.height, c.yuvRange)
+		return img, 1, err
 	case FormatGREY:
 		img, err := DecodeGrey(dst, buf, c.width, c.height, !c.opts.Color.gray(true))
 		if err == nil && c.grayLimited {
 			expandLimited(img)
 		}
-		return img, err
+		return img, 1, err
 	}
-	return nil, fmt.Errorf("pixel format %s cannot be decoded", c.format)
+	return nil, 1, fmt.Errorf("pixel format %s cannot be decoded", c.format)
 }
 
 // timedOut counts a timeout and, after several in a row, closes the device
@@ -532,8 +553,13 @@ func (c *Camera) open(ctx context.Context) error {
 	}
 	c.everOpened = true
 	c.backoff, c.retryAt, c.downLogged = 0, time.Time{}, false
-	c.log.Info("camera: streaming", "card", dev.Card(), "format", c.format.String(),
-		"width", c.width, "height", c.height, "fps", c.fps, "buffers", c.opts.Buffers)
+	if c.format == FormatMJPEG || c.format == FormatJPEG {
+		c.log.Info("camera: streaming", "card", dev.Card(), "format", c.format.String(),
+			"width", c.width, "height", c.height, "fps", c.fps, "buffers", c.opts.Buffers, "decoder", JPEGDecoderName())
+	} else {
+		c.log.Info("camera: streaming", "card", dev.Card(), "format", c.format.String(),
+			"width", c.width, "height", c.height, "fps", c.fps, "buffers", c.opts.Buffers)
+	}
 	c.setStatus(true, nil)
 	return nil
 }
@@ -695,6 +721,7 @@ func absDiff(a, b uint32) int64 {
 // Close implements Source.
 func (c *Camera) Close() error {
 	c.closed = true
+	c.mj.Close()
 	if c.timer != nil {
 		c.timer.Stop()
 	}

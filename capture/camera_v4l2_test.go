@@ -25,19 +25,19 @@ func grayFrame(w, h int, v uint8) []byte {
 	return toYUYV(img, 0)
 }
 
-func red(f *Frame) uint8 { return f.Image.(*image.RGBA).Pix[0] }
+func red(f *Frame) uint8 { return flat(f.Image).Pix[0] }
 
 // A buffer the driver flags V4L2_BUF_FLAG_ERROR is counted and never
 // returned, whether it comes alone or behind a good one.
 func TestCameraSkipsFlaggedBuffers(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	w.oneAtATime = true
 	var logBuf bytes.Buffer
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48,
 		Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
-	w.push(grayFrame(64, 48, 60))
+	w.Push(grayFrame(64, 48, 60))
 	w.pushEvent(fakeEvent{frame: grayFrame(64, 48, 250), errFlag: true, stamp: monotonicNow()})
-	w.push(grayFrame(64, 48, 120))
+	w.Push(grayFrame(64, 48, 120))
 	var f Frame
 	ctx := context.Background()
 	for _, want := range []uint8{60, 120} {
@@ -58,7 +58,7 @@ func TestCameraSkipsFlaggedBuffers(t *testing.T) {
 	// Newest-frame skipping keeps the good frame in hand over a newer
 	// flagged one; only flagged buffers in a row end as a timeout.
 	w.oneAtATime = false
-	w.push(grayFrame(64, 48, 60))
+	w.Push(grayFrame(64, 48, 60))
 	w.pushEvent(fakeEvent{frame: grayFrame(64, 48, 250), errFlag: true, stamp: monotonicNow()})
 	if err := c.Next(ctx, &f); err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestCameraSkipsFlaggedBuffers(t *testing.T) {
 // one ahead of the dequeue (vivid's end-of-frame stamps) and, with one log
 // line, where its clock cannot be the monotonic one.
 func TestCameraFrameTime(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	w.oneAtATime = true
 	var logBuf bytes.Buffer
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48,
@@ -92,7 +92,7 @@ func TestCameraFrameTime(t *testing.T) {
 	var f Frame
 	// The first Next opens the device: stamps from before that are not
 	// from this stream.
-	w.push(frame)
+	w.Push(frame)
 	if err := c.Next(ctx, &f); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestCameraFrameTime(t *testing.T) {
 // trigger but dequeued after it is stale (issue 19, item 9), which only the
 // driver's timestamp can tell.
 func TestTriggeredRejectsFrameExposedBeforeTrigger(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	w.oneAtATime = true // nothing buffered for Flush to drop
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48})
 	tr := NewTriggered(c, TriggerOptions{})
@@ -176,13 +176,13 @@ func TestTriggeredRejectsFrameExposedBeforeTrigger(t *testing.T) {
 // driver would pick for the request (vivid picks the slowest rate at or
 // above it), and every substitution is logged with what was chosen.
 func TestCameraNegotiatesNearest(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	w.formats = []FormatDesc{{FormatYUYV, "YUYV 4:2:2"}, {FormatGREY, "8-bit Greyscale"}}
 	w.sizes[FormatGREY] = w.sizes[FormatYUYV]
 	var logBuf bytes.Buffer
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatMJPEG, FormatGREY}, Width: 600, Height: 400, FPS: 20,
 		Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
-	w.push(make([]byte, 640*480))
+	w.Push(make([]byte, 640*480))
 	var f Frame
 	if err := c.Next(context.Background(), &f); err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestCameraNegotiatesNearest(t *testing.T) {
 // A failed VIDIOC_STREAMON (vivid's "Inject VIDIOC_STREAMON Error") is
 // retried with backoff and is not a reopen.
 func TestCameraRetriesFailedStreamOn(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	w.startErrs = 1
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48})
 	var f Frame
@@ -217,7 +217,7 @@ func TestCameraRetriesFailedStreamOn(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "next try in") {
 		t.Fatalf("err %v: want a temporary error naming the failed VIDIOC_STREAMON and the backoff", err)
 	}
-	w.push(grayFrame(64, 48, 60))
+	w.Push(grayFrame(64, 48, 60))
 	if err := c.Next(context.Background(), &f); err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestCameraRetriesFailedStreamOn(t *testing.T) {
 // GREY samples are passed through unless the driver states limited range;
 // a range the driver states wins over the YUYV default.
 func TestCameraQuantizationFromDriver(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	w.formats = []FormatDesc{{FormatGREY, "8-bit Greyscale"}}
 	w.sizes[FormatGREY] = w.sizes[FormatYUYV][:1]
 	frame := make([]byte, 64*48)
@@ -240,7 +240,7 @@ func TestCameraQuantizationFromDriver(t *testing.T) {
 	}{{false, 16, 235}, {true, 0, 255}} {
 		w.rng, w.rngSaid = YUVLimited, tc.said
 		c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatGREY}, Width: 64, Height: 48})
-		w.push(frame)
+		w.Push(frame)
 		var f Frame
 		if err := c.Next(context.Background(), &f); err != nil {
 			t.Fatal(err)
@@ -251,10 +251,10 @@ func TestCameraQuantizationFromDriver(t *testing.T) {
 		}
 		_ = c.Close()
 	}
-	w = newFakeWorld()
+	w = NewFakeCamera()
 	w.rng, w.rngSaid = YUVFull, true
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48})
-	w.push(grayFrame(64, 48, 0)) // Y = 16 in limited range
+	w.Push(grayFrame(64, 48, 0)) // Y = 16 in limited range
 	var f Frame
 	if err := c.Next(context.Background(), &f); err != nil {
 		t.Fatal(err)
@@ -267,8 +267,8 @@ func TestCameraQuantizationFromDriver(t *testing.T) {
 // SetControls presses buttons, refuses read-only controls and values that
 // are not menu items, clamps ranges and names what it cannot find.
 func TestSetControls(t *testing.T) {
-	w := newFakeWorld()
-	dev, _ := w.open("/dev/video7")
+	w := NewFakeCamera()
+	dev, _ := w.Open("/dev/video7")
 	var logBuf bytes.Buffer
 	res := SetControls(dev, map[string]int32{"disconnect": 1, "read_only_integer_32_bits": 3, "auto_exposure": 2,
 		"brightness": 300, "zoom": 1}, slog.New(slog.NewTextHandler(&logBuf, nil)))

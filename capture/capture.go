@@ -34,9 +34,24 @@ type Frame struct {
 	// where the driver gives none, stamps ahead of the dequeue, or uses
 	// another clock. Other sources give the time the frame was read.
 	Time time.Time
-	// Image is concretely *image.RGBA or *image.Gray with its origin at 0,0;
-	// the source reuses it across frames when its size fits.
+	// Image is the frame as its consumer sees it: *image.RGBA or
+	// *image.Gray, or as a camera delivers it (ColorAuto) *image.YCbCr
+	// (MJPEG: the JPEG's own planes) or *YUYV (packed 4:2:2); a region of
+	// interest is a view into it (Bounds need not start at 0,0) and a
+	// rotation a *Rotated view. Flatten copies any of them
+	// into *image.RGBA or *image.Gray. The source reuses the buffers
+	// behind it across frames when their size fits.
 	Image image.Image
+	// Native is the size of Image at the source's full resolution when the
+	// source delivered it reduced (an MJPEG camera decoding at 1/2, 1/4 or
+	// 1/8 scale because Need allowed it); zero when Image is at full
+	// resolution. Coordinates in Image scale by Native.X/Image width.
+	Native image.Point
+	// Need is set by the caller of Next to say how much resolution it
+	// uses; sources that can deliver frames reduced for free (MJPEG
+	// cameras, in the DCT domain) deliver them at the largest reduction
+	// that keeps it, and set Native. nil: full resolution.
+	Need NeedFunc
 	// Mask is the ground-truth defect mask (255 = defect) for sources that
 	// know it (synthetic), else nil.
 	Mask *image.Gray
@@ -50,6 +65,66 @@ type Frame struct {
 	Trigger string
 	// TriggerTime is when that request was made (zero in free-run).
 	TriggerTime time.Time
+	// Decode is how long the source took to turn the driver's buffer into
+	// Image (cameras; zero for other sources).
+	Decode time.Duration
+
+	// buf and maskBuf are the full decoded image and mask that Image and
+	// Mask may be views or copies of (Transform): sources decode into
+	// them, so that a view never makes a source allocate anew.
+	buf     image.Image
+	maskBuf *image.Gray
+	views   *frameViews
+}
+
+// target is the image a source decodes the next frame into.
+func (f *Frame) target() image.Image {
+	if f.buf != nil {
+		return f.buf
+	}
+	return f.Image
+}
+
+// setDecoded stores a frame a source decoded into its buffers.
+func (f *Frame) setDecoded(img image.Image) { f.buf, f.Image = img, img }
+
+// maskTarget is the mask a source writes the next frame's mask into.
+func (f *Frame) maskTarget() *image.Gray {
+	if f.maskBuf != nil {
+		return f.maskBuf
+	}
+	return f.Mask
+}
+
+// setMask stores a mask a source wrote into its buffer (nil: none).
+func (f *Frame) setMask(m *image.Gray) { f.maskBuf, f.Mask = m, m }
+
+// NeedFunc says how much resolution a consumer of frames uses: for an
+// image of w×h pixels at the source's full resolution (after the region
+// of interest and rotation), the smallest width and height it may be
+// delivered at without losing anything the consumer looks at. A network
+// that squashes the image onto a 224×224 input needs min(w,224)×min(h,224).
+type NeedFunc func(w, h int) (minW, minH int)
+
+// Reductions are the scales a source may reduce frames by (libjpeg-turbo's
+// DCT-domain scaling of 8×8 blocks to 4×4, 2×2 and 1×1).
+var Reductions = [...]int{2, 4, 8}
+
+// reduction is the largest of Reductions that keeps need for a w×h frame
+// (a frame reduced by r is ceil(w/r)×ceil(h/r)); 1 without need.
+func reduction(w, h int, need NeedFunc) int {
+	if need == nil || w <= 0 || h <= 0 {
+		return 1
+	}
+	nw, nh := need(w, h)
+	r := 1
+	for _, s := range Reductions {
+		if (w+s-1)/s < nw || (h+s-1)/s < nh {
+			break
+		}
+		r = s
+	}
+	return r
 }
 
 // Source produces frames. Next blocks until a frame is available, ctx is
@@ -159,8 +234,9 @@ type Flusher interface {
 type Color int
 
 const (
-	// ColorAuto keeps gray sources gray (*image.Gray) and writes everything
-	// else as *image.RGBA.
+	// ColorAuto keeps gray sources gray (*image.Gray); cameras deliver
+	// colour frames in their own layout (*image.YCbCr, *YUYV), files and
+	// synthetic frames as *image.RGBA.
 	ColorAuto Color = iota
 	// ColorRGB always writes *image.RGBA.
 	ColorRGB

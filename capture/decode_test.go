@@ -196,6 +196,38 @@ func TestYCbCrToRGBAExact(t *testing.T) {
 	}
 }
 
+// smoothImage is a colourful image without edges, whose r×r block means a
+// DCT-domain reduction must reproduce closely.
+func smoothImage(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			img.SetRGBA(x, y, color.RGBA{
+				uint8(128 + 100*math.Sin(2*math.Pi*(fx+0.3*fy))),
+				uint8(128 + 90*math.Cos(2*math.Pi*(1.5*fy-0.5*fx))),
+				uint8(60 + 150*fx*fy), 255})
+		}
+	}
+	return img
+}
+
+// maxLumaDiff is the largest difference of BT.601 luma between two images.
+func maxLumaDiff(a, b *image.RGBA) float64 {
+	worst := 0.0
+	for i := 0; i+3 < len(a.Pix) && i+3 < len(b.Pix); i += 4 {
+		la := 0.299*float64(a.Pix[i]) + 0.587*float64(a.Pix[i+1]) + 0.114*float64(a.Pix[i+2])
+		lb := 0.299*float64(b.Pix[i]) + 0.587*float64(b.Pix[i+1]) + 0.114*float64(b.Pix[i+2])
+		worst = max(worst, math.Abs(la-lb))
+	}
+	return worst
+}
+
+// jpegTolerance is how far libjpeg-turbo's decoding may differ from
+// image/jpeg's: both invert the DCT exactly in integers, with different
+// rounding (0 where the build decodes with image/jpeg itself).
+var jpegTolerance = map[bool]int{true: 3, false: 0}[turboAvailable]
+
 // encodeJPEG encodes img with image/jpeg, which writes the Annex K tables.
 func encodeJPEG(t testing.TB, img image.Image) []byte {
 	t.Helper()
@@ -292,36 +324,178 @@ func TestMJPEGDecoder(t *testing.T) {
 	src := testImage(48, 32)
 	orig := encodeJPEG(t, src)
 	noDHT, _ := stripDHT(t, orig)
-	var d MJPEGDecoder
 	want, err := jpeg.Decode(bytes.NewReader(orig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := image.NewRGBA(want.Bounds())
-	for y := 0; y < 32; y++ {
-		for x := 0; x < 48; x++ {
-			r, g, b, _ := want.At(x, y).RGBA()
-			ref.SetRGBA(x, y, color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 255})
+	ref := convertInto(nil, want, ColorRGB).(*image.RGBA)
+	for _, std := range []bool{true, false} {
+		d := MJPEGDecoder{Std: std}
+		tol := jpegTolerance
+		if std {
+			tol = 0 // image/jpeg itself
 		}
-	}
-	var img image.Image
-	for _, frame := range [][]byte{orig, noDHT, noDHT} {
-		img, err = d.Decode(img, frame, ColorAuto)
+		var img image.Image
+		for _, frame := range [][]byte{orig, noDHT, noDHT} {
+			img, err = d.Decode(img, frame, ColorAuto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := img.(*image.YCbCr); !ok {
+				t.Fatalf("std=%v: ColorAuto gave %T, want the JPEG's planes", std, img)
+			}
+			if diff := maxDiff(t, ref, flat(img)); diff > tol {
+				t.Fatalf("std=%v: decoded frame differs from image/jpeg by %d levels, want <= %d", std, diff, tol)
+			}
+		}
+		rgb, err := d.Decode(nil, noDHT, ColorRGB)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := maxDiff(t, ref, img.(*image.RGBA)); diff != 0 {
-			t.Fatalf("decoded frame differs from image/jpeg by %d levels", diff)
+		// libjpeg-turbo interpolates the chroma it converts to RGB (image/jpeg
+		// repeats it), which moves colours across testImage's hard edges:
+		// compare the luma there (which moves only where a colour clips).
+		if diff := maxLumaDiff(ref, rgb.(*image.RGBA)); diff > float64(2*tol) {
+			t.Errorf("std=%v: ColorRGB's luma differs from image/jpeg's by %.1f levels", std, diff)
 		}
+		g, err := d.Decode(nil, noDHT, ColorGray)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := g.(*image.Gray); !ok {
+			t.Errorf("std=%v: ColorGray gave %T", std, g)
+		}
+		if _, err := d.Decode(nil, noDHT[:len(noDHT)/2], ColorAuto); err == nil {
+			t.Errorf("std=%v: truncated frame: want an error", std)
+		}
+		d.Close()
 	}
-	g, err := d.Decode(nil, noDHT, ColorGray)
+}
+
+// The DCT-domain reduction: the largest of 1/2, 1/4, 1/8 that keeps what
+// the consumer needs, agreeing with a full decode averaged down.
+func TestMJPEGDecodeScaled(t *testing.T) {
+	if !turboAvailable {
+		t.Skip("built without libjpeg-turbo: frames decode at full resolution")
+	}
+	src := smoothImage(640, 360)
+	frame, _ := stripDHT(t, encodeJPEG(t, src))
+	var d MJPEGDecoder
+	defer d.Close()
+	full, err := d.Decode(nil, frame, ColorRGB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := g.(*image.Gray); !ok {
-		t.Errorf("ColorGray gave %T", g)
+	for _, c := range []struct {
+		needW, needH, reduce int
+	}{
+		{640, 360, 1}, {320, 180, 2}, {300, 100, 2}, {160, 45, 4}, {80, 45, 8}, {10, 10, 8}, {321, 10, 1},
+	} {
+		need := func(w, h int) (int, int) { return c.needW, c.needH }
+		for _, color := range []Color{ColorAuto, ColorRGB, ColorGray} {
+			img, r, err := d.DecodeScaled(nil, frame, color, need)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r != c.reduce {
+				t.Fatalf("need %dx%d: reduced by %d, want %d", c.needW, c.needH, r, c.reduce)
+			}
+			if b := img.Bounds(); b.Dx() != (640+r-1)/r || b.Dy() != (360+r-1)/r {
+				t.Fatalf("reduced by %d: %v", r, b)
+			}
+			if color == ColorGray {
+				continue
+			}
+			// Each pixel is close to the mean of its r×r block at full
+			// resolution (the scaled IDCT is a low-pass, not a box).
+			// The luma tightly; the colours within what repeating rather
+			// than interpolating the chroma (ColorAuto's planes, flattened)
+			// moves them at 1/8 of this image.
+			got := flat(img)
+			fr := full.(*image.RGBA)
+			worst, worstLuma := 0.0, 0.0
+			for y := 1; y < got.Rect.Dy()-1; y++ {
+				for x := 1; x < got.Rect.Dx()-1; x++ {
+					var mean [3]float64
+					for ch := 0; ch < 3; ch++ {
+						sum := 0
+						for dy := 0; dy < r; dy++ {
+							for dx := 0; dx < r; dx++ {
+								sum += int(fr.Pix[fr.PixOffset(x*r+dx, y*r+dy)+ch])
+							}
+						}
+						mean[ch] = float64(sum) / float64(r*r)
+						worst = max(worst, math.Abs(float64(got.Pix[got.PixOffset(x, y)+ch])-mean[ch]))
+					}
+					p := got.Pix[got.PixOffset(x, y):]
+					luma := 0.299*float64(p[0]) + 0.587*float64(p[1]) + 0.114*float64(p[2])
+					worstLuma = max(worstLuma, math.Abs(luma-(0.299*mean[0]+0.587*mean[1]+0.114*mean[2])))
+				}
+			}
+			if worstLuma > 4 || worst > 12 {
+				t.Errorf("reduced by %d (%v): a pixel differs from its block's mean by %.1f levels of luma, %.0f of a colour",
+					r, color, worstLuma, worst)
+			}
+		}
 	}
-	if _, err := d.Decode(nil, noDHT[:len(noDHT)/2], ColorAuto); err == nil {
-		t.Error("truncated frame: want an error")
+	// Reused buffers: nothing allocated per frame.
+	need := func(w, h int) (int, int) { return 224, 224 }
+	img, _, _ := d.DecodeScaled(nil, frame, ColorAuto, need)
+	if n := testing.AllocsPerRun(10, func() { img, _, _ = d.DecodeScaled(img, frame, ColorAuto, need) }); n != 0 {
+		t.Errorf("DecodeScaled allocates %v times per frame", n)
+	}
+}
+
+// Every subsampling libjpeg-turbo writes, at sizes that are and are not
+// whole MCUs, at every reduction: the Y'CbCr planes (written with the
+// padding libjpeg-turbo adds to partial MCUs; a buffer without it was
+// overrun into the chroma planes) agree with libjpeg-turbo's own RGB
+// output: the luma exactly up to rounding, the chroma on average (RGB
+// output interpolates the chroma, the planes keep it).
+func TestMJPEGPlanesEverySubsampling(t *testing.T) {
+	if !turboAvailable {
+		t.Skip("built without libjpeg-turbo")
+	}
+	ratios := []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411}
+	for _, ratio := range ratios {
+		for _, size := range []image.Point{{640, 360}, {333, 211}, {328, 248}, {1288, 728}} {
+			frame, err := EncodeJPEG(nil, smoothImage(size.X, size.Y), 90, ratio)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []int{1, 2, 4, 8} {
+				need := func(w, h int) (int, int) { return (w + r - 1) / r, (h + r - 1) / r }
+				var d MJPEGDecoder
+				planes, got, err := d.DecodeScaled(nil, frame, ColorAuto, need)
+				if err != nil || got != r {
+					t.Fatalf("%v %v 1/%d: reduced by %d, err %v", ratio, size, r, got, err)
+				}
+				if y, ok := planes.(*image.YCbCr); !ok || y.SubsampleRatio != ratio {
+					t.Fatalf("%v %v 1/%d: decoded as %T", ratio, size, r, planes)
+				}
+				rgb, _, err := d.DecodeScaled(nil, frame, ColorRGB, need)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d.Close()
+				a, b := flat(planes), rgb.(*image.RGBA)
+				if l := maxLumaDiff(a, b); l > 2.5 {
+					t.Errorf("%v %v 1/%d: luma differs by %.1f levels", ratio, size, r, l)
+				}
+				// Row by row: an overrun plane shows as a row far off.
+				for y := 0; y < a.Rect.Dy(); y++ {
+					sum := 0
+					for i, v := range a.Pix[y*a.Stride : (y+1)*a.Stride] {
+						dv := int(v) - int(b.Pix[y*b.Stride+i])
+						sum += max(dv, -dv)
+					}
+					if mean := float64(sum) / float64(a.Stride); mean > 8 {
+						t.Errorf("%v %v 1/%d: row %d's colours differ by %.1f levels on average", ratio, size, r, y, mean)
+						break
+					}
+				}
+			}
+		}
 	}
 }

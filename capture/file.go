@@ -63,8 +63,10 @@ func (s *File) Next(ctx context.Context, f *Frame) error {
 		return ErrEOF
 	}
 	s.seq++
-	f.Image = convertInto(f.Image, s.img, ColorAuto)
-	f.Mask, f.Name, f.Label = nil, s.name, ""
+	f.setDecoded(convertInto(f.target(), s.img, ColorAuto))
+	f.setMask(nil)
+	f.Native, f.Decode = image.Point{}, 0
+	f.Name, f.Label = s.name, ""
 	f.Seq, f.Time = s.seq, time.Now()
 	f.Trigger, f.TriggerTime = "", time.Time{}
 	s.counters.Frames.Add(1)

@@ -170,8 +170,10 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			continue
 		}
 		fl.seq++
-		f.Image = convertInto(f.Image, img, fl.opts.Color)
-		f.Mask, f.Name, f.Label = nil, name, ""
+		f.setDecoded(convertInto(f.target(), img, fl.opts.Color))
+		f.setMask(nil)
+		f.Native, f.Decode = image.Point{}, 0
+		f.Name, f.Label = name, ""
 		f.Seq, f.Time = fl.seq, time.Now()
 		f.Trigger, f.TriggerTime = "", time.Time{}
 		fl.counters.Frames.Add(1)

@@ -405,11 +405,11 @@ func TestCameraRefusesHugeMJPEGFrame(t *testing.T) {
 		t.Errorf("a 48×32 frame under a limit of %d: %v", d.MaxPixels, err)
 	}
 
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	w.oneAtATime = true
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatMJPEG}})
 	good := encodeJPEG(t, testImage(48, 32))
-	w.push(bomb, noDHT, good)
+	w.Push(bomb, noDHT, good)
 	var f Frame
 	if err := c.Next(context.Background(), &f); err != nil || f.Image.Bounds().Dx() != 48 {
 		t.Fatalf("after the huge frames: %v", err)
@@ -437,7 +437,7 @@ func TestLossless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cam := newTestCamera(t, newFakeWorld(), CameraOptions{})
+	cam := newTestCamera(t, NewFakeCamera(), CameraOptions{})
 	wrap := func(src Source) []Source {
 		tr, err := NewTransform(src, TransformOptions{Rotate: 90})
 		if err != nil {

@@ -176,41 +176,107 @@ func scanMJPEG(frame []byte) (mjpegHeader, error) {
 	}
 }
 
-// MJPEGDecoder decodes camera MJPEG frames with image/jpeg, inserting missing
-// Huffman tables and converting into reusable RGBA or gray buffers. One
-// decoder serves one goroutine.
+// MJPEGDecoder decodes camera MJPEG frames into reusable buffers, inserting
+// missing Huffman tables. It decodes with libjpeg-turbo where the build has
+// it (JPEGDecoderName), reduced in the DCT domain when the consumer needs
+// less than the full resolution, and with Go's image/jpeg otherwise. One
+// decoder serves one goroutine; Close frees the libjpeg-turbo state.
 type MJPEGDecoder struct {
 	// MaxPixels refuses a frame whose SOF declares more pixels (0:
 	// DefaultMaxPixels) with an *ImageTooLargeError, before decoding.
 	MaxPixels int64
+	// Std decodes with Go's image/jpeg at full resolution, as builds
+	// without libjpeg-turbo do (a baseline for comparisons).
+	Std bool
 
 	fixed []byte
 	rd    bytes.Reader
+	tj    turbo
 }
 
-// Decode decodes frame into dst's buffers: *image.Gray when gray is set or
-// the JPEG is grayscale and color is ColorAuto, else *image.RGBA.
+// Decode decodes frame at full resolution (DecodeScaled without a need).
 func (d *MJPEGDecoder) Decode(dst image.Image, frame []byte, color Color) (image.Image, error) {
+	img, _, err := d.DecodeScaled(dst, frame, color, nil)
+	return img, err
+}
+
+// DecodeScaled decodes frame into dst's buffers (reused when they fit) and
+// returns the image and the reduction r it was decoded at: with
+// libjpeg-turbo the largest of 1/2, 1/4 and 1/8 that still leaves what need
+// asks for (the DCT of each 8×8 block is inverted at 4×4, 2×2 or 1×1, an
+// antialiased reduction that also saves most of the decoding), else 1. The
+// image is ceil(w/r)×ceil(h/r):
+//
+//   - ColorAuto: *image.YCbCr, the JPEG's own planes without colour
+//     conversion (with image/jpeg: as it decodes them), or *image.Gray for
+//     a grayscale JPEG; other colour spaces (RGB, CMYK) *image.RGBA;
+//   - ColorRGB: *image.RGBA;
+//   - ColorGray: *image.Gray, the luma (libjpeg-turbo skips the chroma).
+func (d *MJPEGDecoder) DecodeScaled(dst image.Image, frame []byte, color Color, need NeedFunc) (image.Image, int, error) {
 	h, err := scanMJPEG(frame)
 	if err != nil {
-		return nil, err
+		return nil, 1, err
 	}
 	// A frame without SOF before its scan fails in the decoder below,
 	// before it allocates anything.
 	if h.width != 0 || h.height != 0 {
 		if err := checkSize("MJPEG frame", "jpeg", h.width, h.height, pixelLimit(d.MaxPixels)); err != nil {
-			return nil, err
+			return nil, 1, err
 		}
 	}
 	data, inserted := h.fix(d.fixed, frame)
 	if inserted {
 		d.fixed = data[:0]
 	}
+	if d.Std || !turboAvailable {
+		img, err := d.decodeStd(dst, data, color)
+		if err != nil {
+			return nil, 1, fmt.Errorf("MJPEG frame of %d bytes: %w", len(frame), err)
+		}
+		return img, 1, nil
+	}
+	img, r, err := d.decodeTurbo(dst, data, color, need)
+	if err != nil {
+		return nil, 1, fmt.Errorf("MJPEG frame of %d bytes: %w", len(frame), err)
+	}
+	return img, r, nil
+}
+
+func (d *MJPEGDecoder) decodeStd(dst image.Image, data []byte, color Color) (image.Image, error) {
 	d.rd.Reset(data)
 	img, err := jpeg.Decode(&d.rd)
 	d.rd.Reset(nil)
 	if err != nil {
-		return nil, fmt.Errorf("MJPEG frame of %d bytes: %w", len(frame), err)
+		return nil, err
+	}
+	if y, ok := img.(*image.YCbCr); ok && color == ColorAuto {
+		return y, nil // the planes as decoded: no conversion to throw away
 	}
 	return convertInto(dst, img, color), nil
 }
+
+func (d *MJPEGDecoder) decodeTurbo(dst image.Image, data []byte, color Color, need NeedFunc) (image.Image, int, error) {
+	in, err := d.tj.header(data)
+	if err != nil {
+		return nil, 1, err
+	}
+	if err := checkSize("MJPEG frame", "jpeg", in.width, in.height, pixelLimit(d.MaxPixels)); err != nil {
+		return nil, 1, err
+	}
+	r := reduction(in.width, in.height, need)
+	w, h := scaled(in.width, r), scaled(in.height, r)
+	switch {
+	case color == ColorGray || (in.gray && color == ColorAuto):
+		out := grayBuffer(dst, w, h)
+		return out, r, d.tj.decodePacked(data, out.Pix, out.Stride, w, h, turboGray, r)
+	case color == ColorRGB || !in.ycc:
+		out := rgbaBuffer(dst, w, h)
+		return out, r, d.tj.decodePacked(data, out.Pix, out.Stride, w, h, turboRGBA, r)
+	}
+	ys, yr, cs, cr := in.planes(w, h)
+	out := ycbcrBuffer(dst, w, h, in.subsamp, ys, yr, cs, cr)
+	return out, r, d.tj.decodeYCbCr(data, out, r)
+}
+
+// Close frees the decoder's libjpeg-turbo state; the decoder stays usable.
+func (d *MJPEGDecoder) Close() { d.tj.close() }

@@ -232,13 +232,14 @@ func (sy *Synthetic) Next(ctx context.Context, f *Frame) error {
 	var rgba *image.RGBA
 	var gimg *image.Gray
 	if gray {
-		gimg = grayBuffer(f.Image, sy.w, sy.h)
-		f.Image = gimg
+		gimg = grayBuffer(f.target(), sy.w, sy.h)
+		f.setDecoded(gimg)
 	} else {
-		rgba = rgbaBuffer(f.Image, sy.w, sy.h)
-		f.Image = rgba
+		rgba = rgbaBuffer(f.target(), sy.w, sy.h)
+		f.setDecoded(rgba)
 	}
-	f.Mask = maskBuffer(f.Mask, sy.w, sy.h)
+	f.setMask(maskBuffer(f.maskTarget(), sy.w, sy.h))
+	f.Native, f.Decode = image.Point{}, 0
 	sy.render(p, rgba, gimg, f.Mask)
 	f.Label = ""
 	if p.def != nil {

@@ -64,58 +64,6 @@ func ParseROI(s string) (image.Rectangle, error) {
 	return image.Rect(v[0], v[1], v[0]+v[2], v[1]+v[3]), nil
 }
 
-// ApplyTransform cuts opts.ROI out of src's image (and mask), rotates it and
-// writes the result into dst's buffers, copying src's metadata. src.Image
-// must be an *image.RGBA or *image.Gray. It allocates only when dst's
-// buffers are too small.
-func ApplyTransform(dst, src *Frame, opts TransformOptions) error {
-	if err := opts.Validate(); err != nil {
-		return err
-	}
-	b := src.Image.Bounds()
-	r := opts.ROI
-	if r.Max.X >= ToEdge {
-		r.Max.X = b.Max.X
-	}
-	if r.Max.Y >= ToEdge {
-		r.Max.Y = b.Max.Y
-	}
-	if r.Empty() && opts.ROI.Empty() {
-		r = b
-	} else if r.Empty() || !r.In(b) {
-		return fmt.Errorf("roi x=%d y=%d %dx%d does not fit in the %dx%d frame",
-			r.Min.X, r.Min.Y, r.Dx(), r.Dy(), b.Dx(), b.Dy())
-	}
-	w, h := r.Dx(), r.Dy()
-	if opts.Rotate == 90 || opts.Rotate == 270 {
-		w, h = h, w
-	}
-	copyMeta(dst, src)
-	switch s := src.Image.(type) {
-	case *image.RGBA:
-		out := rgbaBuffer(dst.Image, w, h)
-		cropRotate(out.Pix, s.Pix[s.PixOffset(r.Min.X, r.Min.Y):], s.Stride, r.Dx(), r.Dy(), 4, opts.Rotate)
-		dst.Image = out
-	case *image.Gray:
-		out := grayBuffer(dst.Image, w, h)
-		cropRotate(out.Pix, s.Pix[s.PixOffset(r.Min.X, r.Min.Y):], s.Stride, r.Dx(), r.Dy(), 1, opts.Rotate)
-		dst.Image = out
-	default:
-		return fmt.Errorf("transform: image type %T: want *image.RGBA or *image.Gray", src.Image)
-	}
-	if src.Mask == nil {
-		dst.Mask = nil
-		return nil
-	}
-	if !r.In(src.Mask.Bounds()) {
-		return fmt.Errorf("transform: mask %v does not cover roi %v", src.Mask.Bounds(), r)
-	}
-	m := maskBuffer(dst.Mask, w, h)
-	cropRotate(m.Pix, src.Mask.Pix[src.Mask.PixOffset(r.Min.X, r.Min.Y):], src.Mask.Stride, r.Dx(), r.Dy(), 1, opts.Rotate)
-	dst.Mask = m
-	return nil
-}
-
 // cropRotate copies a sw×sh region starting at src (rows srcStride apart)
 // into the tightly packed dst, rotated clockwise by rot degrees.
 func cropRotate(dst, src []byte, srcStride, sw, sh, bpp, rot int) {
@@ -187,11 +135,18 @@ func reversePixels(d, s []byte, bpp int) {
 	}
 }
 
-// Transform is a Source that crops and rotates another source's frames.
+// Transform is a Source that cuts a region of interest out of another
+// source's frames and rotates it, without copying the frame: the frame's
+// Image becomes a view (a sub-image, a *Rotated) of the image the source
+// decoded into the frame's own buffers. A ground-truth mask (synthetic
+// frames) is copied, cut and rotated. A consumer's Need is passed on in the
+// source's terms, so that a camera decodes the frame reduced only as far as
+// the region still keeps what the consumer needs.
 type Transform struct {
-	src  Source
-	opts TransformOptions
-	in   Frame
+	src   Source
+	opts  TransformOptions
+	outer NeedFunc // the consumer's, during Next
+	need  NeedFunc // t.translate, bound once
 }
 
 // NewTransform wraps src. With identity options it returns src itself.
@@ -202,16 +157,121 @@ func NewTransform(src Source, opts TransformOptions) (Source, error) {
 	if opts.Identity() {
 		return src, nil
 	}
-	return &Transform{src: src, opts: opts}, nil
+	t := &Transform{src: src, opts: opts}
+	t.need = t.translate
+	return t, nil
+}
+
+// region resolves the region of interest in a w×h frame (ToEdge).
+func (o TransformOptions) region(w, h int) image.Rectangle {
+	r := o.ROI
+	if r.Max.X >= ToEdge {
+		r.Max.X = w
+	}
+	if r.Max.Y >= ToEdge {
+		r.Max.Y = h
+	}
+	if r.Empty() && o.ROI.Empty() {
+		r = image.Rect(0, 0, w, h)
+	}
+	return r
+}
+
+// quarter reports a rotation that swaps width and height.
+func (o TransformOptions) quarter() bool { return o.Rotate == 90 || o.Rotate == 270 }
+
+// translate is the consumer's need for the region, rotated, stated for
+// the whole w×h frame: the frame size at which the region keeps it.
+func (t *Transform) translate(w, h int) (int, int) {
+	r := t.opts.region(w, h)
+	if r.Empty() || !r.In(image.Rect(0, 0, w, h)) {
+		return w, h // Next reports the misfit; no reduction meanwhile
+	}
+	rw, rh := r.Dx(), r.Dy()
+	lw, lh := rw, rh
+	if t.opts.quarter() {
+		lw, lh = rh, rw
+	}
+	nw, nh := t.outer(lw, lh)
+	if t.opts.quarter() {
+		nw, nh = nh, nw
+	}
+	return (nw*w + rw - 1) / rw, (nh*h + rh - 1) / rh
 }
 
 // Next implements Source. A region that does not fit the frames is an
 // error that retrying cannot fix.
 func (t *Transform) Next(ctx context.Context, f *Frame) error {
-	if err := t.src.Next(ctx, &t.in); err != nil {
+	outer := f.Need
+	if outer != nil {
+		t.outer = outer
+		f.Need = t.need
+	}
+	err := t.src.Next(ctx, f)
+	f.Need, t.outer = outer, nil
+	if err != nil {
 		return err
 	}
-	return ApplyTransform(f, &t.in, t.opts)
+	return t.view(f)
+}
+
+// view makes f's image and mask the region of interest, rotated.
+func (t *Transform) view(f *Frame) error {
+	img := f.Image
+	b := img.Bounds()
+	// The region in the source's full-resolution pixels, then in the
+	// image's, which the source may have reduced.
+	fw, fh := b.Dx(), b.Dy()
+	if f.Native != (image.Point{}) {
+		fw, fh = f.Native.X, f.Native.Y
+	}
+	full := t.opts.region(fw, fh)
+	if full.Empty() || !full.In(image.Rect(0, 0, fw, fh)) {
+		return fmt.Errorf("roi x=%d y=%d %dx%d does not fit in the %dx%d frame",
+			full.Min.X, full.Min.Y, full.Dx(), full.Dy(), fw, fh)
+	}
+	r := full
+	if f.Native != (image.Point{}) {
+		r = image.Rect(full.Min.X*b.Dx()/fw, full.Min.Y*b.Dy()/fh,
+			(full.Max.X*b.Dx()+fw-1)/fw, (full.Max.Y*b.Dy()+fh-1)/fh)
+		nw, nh := full.Dx(), full.Dy()
+		if t.opts.quarter() {
+			nw, nh = nh, nw
+		}
+		f.Native = image.Pt(nw, nh)
+	}
+	r = r.Add(b.Min)
+	if f.views == nil {
+		f.views = &frameViews{}
+	}
+	v := f.views
+	if r != b {
+		sub, ok := v.subView(img, r)
+		if !ok {
+			return fmt.Errorf("transform: image type %T cannot be cut", img)
+		}
+		img = sub
+	}
+	if t.opts.Rotate != 0 {
+		v.rot = Rotated{Src: img, Deg: t.opts.Rotate}
+		img = &v.rot
+	}
+	f.Image = img
+	if f.Mask == nil {
+		return nil
+	}
+	if !full.In(f.Mask.Bounds()) {
+		return fmt.Errorf("transform: mask %v does not cover roi %v", f.Mask.Bounds(), full)
+	}
+	w, h := full.Dx(), full.Dy()
+	if t.opts.quarter() {
+		w, h = h, w
+	}
+	v.mask = maskBuffer(v.mask, w, h)
+	m := f.Mask
+	cropRotate(v.mask.Pix, m.Pix[m.PixOffset(full.Min.X, full.Min.Y):], m.Stride, full.Dx(), full.Dy(), 1, t.opts.Rotate)
+	f.Mask = v.mask
+	return nil
 }
 
 // Counters forwards to the wrapped source.

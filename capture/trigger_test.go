@@ -79,7 +79,7 @@ func TestTriggeredOverrunAndExpiry(t *testing.T) {
 // TestTriggeredCameraSkipsBufferedFrames: frames waiting in the driver when
 // the trigger comes are older than the request and must not answer it.
 func TestTriggeredCameraSkipsBufferedFrames(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48})
 	solid := func(v uint8) []byte {
 		img := image.NewRGBA(image.Rect(0, 0, 64, 48))
@@ -89,26 +89,26 @@ func TestTriggeredCameraSkipsBufferedFrames(t *testing.T) {
 		return toYUYV(img, 0)
 	}
 	var f Frame
-	w.push(solid(50))
+	w.Push(solid(50))
 	if err := c.Next(context.Background(), &f); err != nil { // streaming
 		t.Fatal(err)
 	}
-	w.push(solid(50), solid(50)) // captured before the trigger
+	w.Push(solid(50), solid(50)) // captured before the trigger
 	tr := NewTriggered(c, TriggerOptions{})
 	go func() {
 		time.Sleep(10 * time.Millisecond)
-		w.push(solid(200)) // the part under the camera
+		w.Push(solid(200)) // the part under the camera
 	}()
 	if err := tr.NextTriggered(context.Background(), "part-17", &f); err != nil {
 		t.Fatal(err)
 	}
-	if r := f.Image.(*image.RGBA).Pix[0]; r < 195 || f.Trigger != "part-17" {
+	if r := flat(f.Image).Pix[0]; r < 195 || f.Trigger != "part-17" {
 		t.Errorf("trigger answered with red %d id %q, want the fresh frame (200)", r, f.Trigger)
 	}
 }
 
 func TestTriggeredErrorCarriesID(t *testing.T) {
-	w := newFakeWorld()
+	w := NewFakeCamera()
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48, FrameTimeout: 10 * time.Millisecond})
 	tr := NewTriggered(c, TriggerOptions{})
 	_ = tr.Trigger("x9")
