@@ -191,6 +191,13 @@ func (d *Detector) Info() Info { return d.info }
 // Backbone is the detector's feature extractor.
 func (d *Detector) Backbone() *backbone.Backbone { return d.bb }
 
+// SourceNeed is the smallest size a w×h frame can be delivered at without
+// losing resolution the detector uses (backbone.SourceNeed): a camera that
+// decodes frames reduced keeps at least this much. It reads only the
+// detector's fixed geometry, so it is safe while another goroutine
+// inspects.
+func (d *Detector) SourceNeed(w, h int) (int, int) { return d.bb.SourceNeed(w, h) }
+
 func tapShapes(bb *backbone.Backbone) []padim.TapShape {
 	var s []padim.TapShape
 	for _, t := range bb.Taps() {
@@ -208,10 +215,11 @@ func (d *Detector) bindBuffers() {
 // embed runs the backbone and the embedder on one image.
 func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
 	s := time.Now()
+	var ph backbone.Photometric
 	if d.std != nil {
-		img = d.std.Apply(img)
+		ph = d.std.Measure(img)
 	}
-	reg, err := d.bb.SetInput(img)
+	reg, err := d.bb.SetInputWith(img, ph)
 	if err != nil {
 		return reg, err
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"math"
 	"os"
 	"unsafe"
 
@@ -101,7 +102,8 @@ type Backbone struct {
 	inType        tflite.TensorType
 	in            unsafe.Pointer
 	prep          Preprocess
-	rs            *resizer
+	fused         fused
+	rs            *resizer // the reference path's (SetInputReference)
 	row           []float32
 
 	taps   []Tap
@@ -377,8 +379,55 @@ func (b *Backbone) Extract(img image.Image) ([]FeatureMap, Region, error) {
 	return b.Features(), reg, nil
 }
 
-// SetInput preprocesses an image into the input tensor.
+// SetInput preprocesses an image into the input tensor (SetInputWith
+// without a photometric map).
 func (b *Backbone) SetInput(img image.Image) (Region, error) {
+	return b.SetInputWith(img, Photometric{})
+}
+
+// SetInputWith preprocesses an image into the input tensor in one fused
+// pass (fused.go): frames as the camera path delivers them (*image.Gray,
+// *image.RGBA, *image.YCbCr of any subsampling, packed YUYV, regions of
+// them, rotated views) are resampled where they lie, antialiased, mapped
+// by ph and quantized straight into the interpreter's input; other image
+// types are converted to RGBA first. It returns the part of the input that
+// holds the image, and allocates nothing in steady state.
+func (b *Backbone) SetInputWith(img image.Image, ph Photometric) (Region, error) {
+	reg, ok, err := b.fusedInput(img, ph)
+	if ok || err != nil {
+		return reg, err
+	}
+	reg, _, err = b.fusedInput(b.fused.flatten(img), ph)
+	return reg, err
+}
+
+// SourceNeed is the smallest size a w×h image can be delivered at without
+// losing resolution the network uses: the input pixels it fills (all of
+// them when squashed, the letterboxed part when fitted), and for a cropped
+// image the whole image at that scale. A source that reduces frames (an
+// MJPEG camera's DCT scaling) keeps at least this much.
+func (b *Backbone) SourceNeed(w, h int) (int, int) {
+	gx, gy, err := geometry(w, h, b.inW, b.inH, b.prep.Resize)
+	if err != nil {
+		return w, h
+	}
+	need := func(n int, s span) int {
+		return min(n, int(math.Ceil(float64(n)*float64(s.dstLen)/s.len-1e-9)))
+	}
+	return need(w, gx), need(h, gy)
+}
+
+// SetInputReference preprocesses an image the way inspectd did before the
+// fused pass, the yardstick the fused pass is measured and tested against
+// (`inspectd bench --camera-replay` times both): the image converted to
+// RGBA at full resolution, then resampled in two float passes over every
+// row. Without a standardizer it writes the same input as SetInput to
+// within rounding; std, when given, standardizes the full-resolution copy
+// first (Standardizer.Apply).
+func (b *Backbone) SetInputReference(img image.Image, std *Standardizer) (Region, error) {
+	if std != nil {
+		img = std.Apply(img)
+	}
 	img = normalizeOrigin(img)
 	bd := img.Bounds()
 	if b.rs == nil || b.rs.srcW != bd.Dx() || b.rs.srcH != bd.Dy() {

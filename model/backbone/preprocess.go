@@ -91,11 +91,20 @@ type resizer struct {
 	region     Region
 }
 
-func newResizer(srcW, srcH, dstW, dstH int, mode ResizeMode) (*resizer, error) {
+// span is how one axis of an image maps onto the network input: source
+// pixels [off, off+len) (fractional for crop) fill input pixels
+// [dstOff, dstOff+dstLen) of dst; input pixels outside repeat the edge.
+type span struct {
+	off, len       float64
+	dst            int
+	dstOff, dstLen int
+}
+
+// geometry is how a srcW×srcH image fits a dstW×dstH input in mode.
+func geometry(srcW, srcH, dstW, dstH int, mode ResizeMode) (x, y span, err error) {
 	if srcW <= 0 || srcH <= 0 {
-		return nil, fmt.Errorf("empty image (%dx%d)", srcW, srcH)
+		return x, y, fmt.Errorf("empty image (%dx%d)", srcW, srcH)
 	}
-	r := &resizer{srcW: srcW, srcH: srcH, mode: mode}
 	sx0, sy0, sw, sh := 0.0, 0.0, float64(srcW), float64(srcH)
 	ox, oy, nw, nh := 0, 0, dstW, dstH
 	switch mode {
@@ -114,13 +123,27 @@ func newResizer(srcW, srcH, dstW, dstH int, mode ResizeMode) (*resizer, error) {
 		nh = max(1, min(dstH, int(math.Round(sh*s))))
 		ox, oy = (dstW-nw)/2, (dstH-nh)/2
 	default:
-		return nil, fmt.Errorf("unknown resize mode %q (want fit, squash or crop)", mode)
+		return x, y, fmt.Errorf("unknown resize mode %q (want fit, squash or crop)", mode)
 	}
-	r.ax = newAxis(srcW, dstW, ox, nw, sx0, sw)
-	r.ay = newAxis(srcH, dstH, oy, nh, sy0, sh)
+	return span{sx0, sw, dstW, ox, nw}, span{sy0, sh, dstH, oy, nh}, nil
+}
+
+// region is the part of the input the image fills.
+func region(x, y span) Region {
+	return Region{float64(x.dstOff) / float64(x.dst), float64(y.dstOff) / float64(y.dst),
+		float64(x.dstOff+x.dstLen) / float64(x.dst), float64(y.dstOff+y.dstLen) / float64(y.dst)}
+}
+
+func newResizer(srcW, srcH, dstW, dstH int, mode ResizeMode) (*resizer, error) {
+	gx, gy, err := geometry(srcW, srcH, dstW, dstH, mode)
+	if err != nil {
+		return nil, err
+	}
+	r := &resizer{srcW: srcW, srcH: srcH, mode: mode}
+	r.ax = newAxis(srcW, dstW, gx.dstOff, gx.dstLen, gx.off, gx.len)
+	r.ay = newAxis(srcH, dstH, gy.dstOff, gy.dstLen, gy.off, gy.len)
 	r.tmp = make([]float32, srcH*dstW*3)
-	r.region = Region{float64(ox) / float64(dstW), float64(oy) / float64(dstH),
-		float64(ox+nw) / float64(dstW), float64(oy+nh) / float64(dstH)}
+	r.region = region(gx, gy)
 	return r, nil
 }
 
@@ -233,8 +256,9 @@ type Standardizer struct {
 	// (0..255 scale); 0 means 128 and StandardStd.
 	Mean, Std float64
 
-	gray *image.Gray
-	rgba *image.RGBA
+	gray  *image.Gray
+	rgba  *image.RGBA
+	frame frame // Measure's view of the image
 }
 
 // StandardStd is the default target standard deviation: wide enough to keep
