@@ -262,6 +262,46 @@ func stripDHT(t testing.TB, j []byte) (stripped, dht []byte) {
 	return nil, nil
 }
 
+func TestStripHuffmanTables(t *testing.T) {
+	orig := encodeJPEG(t, testImage(40, 24))
+	want, _ := stripDHT(t, orig)
+	got, err := StripHuffmanTables(nil, orig)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("StripHuffmanTables: %d bytes, err %v; want the %d bytes without DHT", len(got), err, len(want))
+	}
+	if again, _ := StripHuffmanTables(nil, got); !bytes.Equal(again, got) {
+		t.Error("a frame without tables changed")
+	}
+	if _, err := StripHuffmanTables(nil, []byte("GIF89a")); err == nil {
+		t.Error("not a JPEG: want an error")
+	}
+}
+
+func TestSplitMJPEG(t *testing.T) {
+	a := encodeJPEG(t, testImage(40, 24))
+	b, _ := stripDHT(t, encodeJPEG(t, smoothImage(64, 48)))
+	var stream []byte
+	stream = append(stream, a...)
+	stream = append(stream, b...)
+	stream = append(stream, "\r\n--boundary\r\n"...) // bytes between frames are skipped
+	stream = append(stream, a...)
+	frames, err := SplitMJPEG(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != 3 || !bytes.Equal(frames[0], a) || !bytes.Equal(frames[1], b) || !bytes.Equal(frames[2], a) {
+		t.Fatalf("split into %d frames", len(frames))
+	}
+	for name, bad := range map[string][]byte{
+		"no frame":  []byte("hello"),
+		"truncated": stream[:len(a)+len(b)/2],
+	} {
+		if _, err := SplitMJPEG(bad); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
 func TestStandardDHTMatchesImageJPEG(t *testing.T) {
 	_, dht := stripDHT(t, encodeJPEG(t, testImage(16, 16)))
 	if !bytes.Equal(dht, stdDHT) {
@@ -389,7 +429,7 @@ func TestMJPEGDecodeScaled(t *testing.T) {
 	for _, c := range []struct {
 		needW, needH, reduce int
 	}{
-		{640, 360, 1}, {320, 180, 2}, {300, 100, 2}, {160, 45, 4}, {80, 45, 8}, {10, 10, 8}, {321, 10, 1},
+		{640, 360, 1}, {320, 180, 2}, {300, 100, 2}, {160, 45, 4}, {80, 45, 4}, {40, 22, 8}, {10, 10, 8}, {321, 10, 1},
 	} {
 		need := func(w, h int) (int, int) { return c.needW, c.needH }
 		for _, color := range []Color{ColorAuto, ColorRGB, ColorGray} {
@@ -465,7 +505,8 @@ func TestMJPEGPlanesEverySubsampling(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, r := range []int{1, 2, 4, 8} {
-				need := func(w, h int) (int, int) { return (w + r - 1) / r, (h + r - 1) / r }
+				k := map[bool]int{true: 2, false: 1}[r == 8] // 1/8 keeps twice the need
+				need := func(w, h int) (int, int) { return (w + r - 1) / r / k, (h + r - 1) / r / k }
 				var d MJPEGDecoder
 				planes, got, err := d.DecodeScaled(nil, frame, ColorAuto, need)
 				if err != nil || got != r {
@@ -497,5 +538,28 @@ func TestMJPEGPlanesEverySubsampling(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// EncodeYUYV is the inverse of the decoder, to rounding.
+func TestEncodeYUYVRoundTrip(t *testing.T) {
+	src := testImage(64, 48)
+	buf, err := EncodeYUYV(nil, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := toYUYV(src, 0); !bytes.Equal(buf, want) {
+		n := 0
+		for i := range buf {
+			if d := int(buf[i]) - int(want[i]); d > 1 || d < -1 {
+				n++
+			}
+		}
+		if n > 0 {
+			t.Errorf("%d samples differ from the reference packing by more than rounding", n)
+		}
+	}
+	if _, err := EncodeYUYV(nil, testImage(63, 4)); err == nil {
+		t.Error("odd width: want an error")
 	}
 }

@@ -56,7 +56,37 @@ func FuzzFixMJPEG(f *testing.F) {
 		if len(data) < 1<<16 {
 			if cfg, err := jpeg.DecodeConfig(bytes.NewReader(out)); err == nil && cfg.Width*cfg.Height <= 1<<20 {
 				_, _ = dec.Decode(nil, data, ColorAuto)
+				// Reduced in the DCT domain, and converted by libjpeg-turbo.
+				img, r, err := dec.DecodeScaled(nil, data, ColorRGB, func(w, h int) (int, int) { return 8, 8 })
+				if err == nil && (img.Bounds().Dx() != (cfg.Width+r-1)/r || img.Bounds().Dy() != (cfg.Height+r-1)/r) {
+					t.Fatalf("%dx%d decoded at 1/%d as %v", cfg.Width, cfg.Height, r, img.Bounds())
+				}
+				_, _, _ = dec.DecodeScaled(nil, data, ColorGray, func(w, h int) (int, int) { return 8, 8 })
 			}
+		}
+	})
+}
+
+// FuzzSplitMJPEG cuts arbitrary streams into frames: each frame it
+// returns runs from an SOI to an EOI, in order, without overlap.
+func FuzzSplitMJPEG(f *testing.F) {
+	a := encodeJPEG(f, testImage(24, 16))
+	f.Add(append(append([]byte(nil), a...), a...))
+	f.Add(a[:len(a)-3])
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xda, 0, 2, 0xff, 0, 0xff, 0xd0, 0xff, 0xd9})
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		frames, err := SplitMJPEG(data)
+		if err != nil {
+			return
+		}
+		pos := 0
+		for _, fr := range frames {
+			i := bytes.Index(data[pos:], fr)
+			if len(fr) < 4 || fr[0] != 0xff || fr[1] != markerSOI || fr[len(fr)-2] != 0xff || fr[len(fr)-1] != markerEOI || i < 0 {
+				t.Fatalf("frame of %d bytes is not an SOI..EOI slice of the stream after byte %d", len(fr), pos)
+			}
+			pos += i + len(fr)
 		}
 	})
 }

@@ -96,6 +96,124 @@ func FixMJPEG(dst, frame []byte) (out []byte, inserted bool, err error) {
 	return out, inserted, nil
 }
 
+// StripHuffmanTables returns a JPEG without the DHT segments before its
+// first scan, as USB cameras send MJPEG frames (the decoder assumes the
+// standard tables, FixMJPEG): recorded camera frames for tests and the
+// replay bench. It appends to dst.
+func StripHuffmanTables(dst, jpg []byte) ([]byte, error) {
+	h, err := scanMJPEG(jpg)
+	if err != nil {
+		return nil, err
+	}
+	out := append(dst, jpg[:2]...)
+	pos := 2
+	for pos < h.sos {
+		// scanMJPEG checked the segments: a marker (after fill bytes) and
+		// a length, or a stand-alone marker.
+		start := pos
+		for jpg[pos] == 0xff {
+			pos++
+		}
+		m := jpg[pos]
+		pos++
+		if m == markerSOI || m == markerTEM || (m >= 0xd0 && m <= 0xd7) {
+			out = append(out, jpg[start:pos]...)
+			continue
+		}
+		pos += int(jpg[pos])<<8 | int(jpg[pos+1])
+		if m != markerDHT {
+			out = append(out, jpg[start:pos]...)
+		}
+	}
+	return append(out, jpg[h.sos:]...), nil
+}
+
+// SplitMJPEG cuts a Motion-JPEG stream (JPEG frames back to back, as
+// recorded from a camera or written by `inspectd capture encode`) into its
+// frames, each from its SOI to its EOI; the frames share data's bytes.
+// Bytes between frames are skipped; a stream that ends inside a frame, or
+// holds none, is an error that says where.
+func SplitMJPEG(data []byte) ([][]byte, error) {
+	var frames [][]byte
+	pos := 0
+	for {
+		// The next SOI.
+		for pos+1 < len(data) && !(data[pos] == 0xff && data[pos+1] == markerSOI) {
+			pos++
+		}
+		if pos+1 >= len(data) {
+			break
+		}
+		end, err := jpegEnd(data, pos)
+		if err != nil {
+			return nil, fmt.Errorf("MJPEG stream: frame %d at byte %d: %w", len(frames)+1, pos, err)
+		}
+		frames = append(frames, data[pos:end:end])
+		pos = end
+	}
+	if len(frames) == 0 {
+		return nil, errors.New("MJPEG stream: no JPEG frame (no SOI marker)")
+	}
+	return frames, nil
+}
+
+// jpegEnd finds the end of the JPEG starting at data[start] (just past its
+// EOI): header segments are skipped by their lengths, entropy-coded data
+// byte by byte (0xff 0x00 is a stuffed byte, 0xff 0xd0..0xd7 a restart
+// marker), and further scans of progressive JPEGs are followed.
+func jpegEnd(data []byte, start int) (int, error) {
+	pos := start + 2
+	for {
+		if pos >= len(data) {
+			return 0, errors.New("truncated (no EOI)")
+		}
+		if data[pos] != 0xff {
+			return 0, fmt.Errorf("byte %d is %#02x, want a marker", pos-start, data[pos])
+		}
+		for pos < len(data) && data[pos] == 0xff {
+			pos++
+		}
+		if pos >= len(data) {
+			return 0, errors.New("truncated (no EOI)")
+		}
+		m := data[pos]
+		pos++
+		switch {
+		case m == markerEOI:
+			return pos, nil
+		case m == markerSOI || m == markerTEM || (m >= 0xd0 && m <= 0xd7):
+			continue
+		case m == 0:
+			return 0, fmt.Errorf("stuffed byte in the headers at byte %d", pos-start)
+		}
+		if pos+2 > len(data) {
+			return 0, errors.New("truncated (no EOI)")
+		}
+		n := int(data[pos])<<8 | int(data[pos+1])
+		if n < 2 || pos+n > len(data) {
+			return 0, fmt.Errorf("segment %#02x at byte %d has length %d", m, pos-start, n)
+		}
+		pos += n
+		if m != markerSOS {
+			continue
+		}
+		// Entropy-coded data up to the next marker that is not a stuffed
+		// byte or a restart.
+		for {
+			i := bytes.IndexByte(data[pos:], 0xff)
+			if i < 0 || pos+i+1 >= len(data) {
+				return 0, errors.New("truncated in the scan (no EOI)")
+			}
+			pos += i
+			if n := data[pos+1]; n == 0 || (n >= 0xd0 && n <= 0xd7) || n == 0xff {
+				pos++
+				continue
+			}
+			break
+		}
+	}
+}
+
 // mjpegHeader is what the header walk found: where the first scan starts,
 // whether Huffman tables came before it, and the frame size its SOF
 // declares (0×0 when no SOF came before the scan).

@@ -162,8 +162,10 @@ func NewTransform(src Source, opts TransformOptions) (Source, error) {
 	return t, nil
 }
 
-// region resolves the region of interest in a w×h frame (ToEdge).
-func (o TransformOptions) region(w, h int) image.Rectangle {
+// Region resolves the region of interest in a w×h frame: ToEdge ends
+// become the frame's edges, an empty ROI the whole frame. The result may
+// not fit the frame; Transform reports that.
+func (o TransformOptions) Region(w, h int) image.Rectangle {
 	r := o.ROI
 	if r.Max.X >= ToEdge {
 		r.Max.X = w
@@ -183,7 +185,7 @@ func (o TransformOptions) quarter() bool { return o.Rotate == 90 || o.Rotate == 
 // translate is the consumer's need for the region, rotated, stated for
 // the whole w×h frame: the frame size at which the region keeps it.
 func (t *Transform) translate(w, h int) (int, int) {
-	r := t.opts.region(w, h)
+	r := t.opts.Region(w, h)
 	if r.Empty() || !r.In(image.Rect(0, 0, w, h)) {
 		return w, h // Next reports the misfit; no reduction meanwhile
 	}
@@ -225,15 +227,19 @@ func (t *Transform) view(f *Frame) error {
 	if f.Native != (image.Point{}) {
 		fw, fh = f.Native.X, f.Native.Y
 	}
-	full := t.opts.region(fw, fh)
+	full := t.opts.Region(fw, fh)
 	if full.Empty() || !full.In(image.Rect(0, 0, fw, fh)) {
 		return fmt.Errorf("roi x=%d y=%d %dx%d does not fit in the %dx%d frame",
 			full.Min.X, full.Min.Y, full.Dx(), full.Dy(), fw, fh)
 	}
-	r := full
+	r, red := full, 1
 	if f.Native != (image.Point{}) {
-		r = image.Rect(full.Min.X*b.Dx()/fw, full.Min.Y*b.Dy()/fh,
-			(full.Max.X*b.Dx()+fw-1)/fw, (full.Max.Y*b.Dy()+fh-1)/fh)
+		// A frame reduced by red (ceil(fw/red) pixels wide): the region's
+		// edges at full resolution fall between its pixels unless they are
+		// multiples of red. The view is the smallest region of whole pixels
+		// around it; the exact edges go with it (Region).
+		red = (fw + b.Dx() - 1) / b.Dx()
+		r = image.Rect(full.Min.X/red, full.Min.Y/red, (full.Max.X+red-1)/red, (full.Max.Y+red-1)/red).Intersect(image.Rect(0, 0, b.Dx(), b.Dy()))
 		nw, nh := full.Dx(), full.Dy()
 		if t.opts.quarter() {
 			nw, nh = nh, nw
@@ -251,6 +257,12 @@ func (t *Transform) view(f *Frame) error {
 			return fmt.Errorf("transform: image type %T cannot be cut", img)
 		}
 		img = sub
+	}
+	if red > 1 && (full.Min.X%red != 0 || full.Min.Y%red != 0 || full.Max.X%red != 0 || full.Max.Y%red != 0) {
+		d := float64(red)
+		v.region = Region{Image: img, X0: float64(b.Min.X) + float64(full.Min.X)/d, Y0: float64(b.Min.Y) + float64(full.Min.Y)/d,
+			X1: min(float64(b.Min.X)+float64(full.Max.X)/d, float64(r.Max.X)), Y1: min(float64(b.Min.Y)+float64(full.Max.Y)/d, float64(r.Max.Y))}
+		img = &v.region
 	}
 	if t.opts.Rotate != 0 {
 		v.rot = Rotated{Src: img, Deg: t.opts.Rotate}
@@ -273,6 +285,9 @@ func (t *Transform) view(f *Frame) error {
 	f.Mask = v.mask
 	return nil
 }
+
+// Options are the region of interest and rotation the transform applies.
+func (t *Transform) Options() TransformOptions { return t.opts }
 
 // Counters forwards to the wrapped source.
 func (t *Transform) Counters() *Counters { return CountersOf(t.src) }

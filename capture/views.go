@@ -141,15 +141,34 @@ func (r *Rotated) At(x, y int) color.Color {
 // in degrees, for code that reads the source's pixels directly.
 func (r *Rotated) Unrotated() (image.Image, int) { return r.Src, r.Deg }
 
+// Region is a region of interest whose edges fall between the pixels of
+// the frame it is cut from: the region of a frame the source reduced
+// (Frame.Native), where a region given in full-resolution pixels does not
+// start or end on a multiple of the reduction. Image is the smallest
+// region of whole pixels that holds it (a view, which pictures and the map
+// use); X0, Y0, X1, Y1 are the region's exact edges in Image's coordinates,
+// which the backbone's preprocess resamples (Exact), so that the network
+// sees the region the full-resolution frame would have given it.
+type Region struct {
+	image.Image
+	X0, Y0, X1, Y1 float64
+}
+
+// Exact returns the whole-pixel view and the region's exact edges.
+func (r *Region) Exact() (image.Image, float64, float64, float64, float64) {
+	return r.Image, r.X0, r.Y0, r.X1, r.Y1
+}
+
 // frameViews are the headers a Frame's views are written into, so that
 // cutting a region of interest and rotating allocate nothing per frame.
 type frameViews struct {
-	ycc  image.YCbCr
-	gray image.Gray
-	rgba image.RGBA
-	yuyv YUYV
-	rot  Rotated
-	mask *image.Gray
+	ycc    image.YCbCr
+	gray   image.Gray
+	rgba   image.RGBA
+	yuyv   YUYV
+	rot    Rotated
+	region Region
+	mask   *image.Gray
 }
 
 // subView returns the part of img inside r as a view sharing img's pixels,
@@ -185,6 +204,9 @@ func Flatten(dst image.Image, src image.Image) image.Image {
 	rot := 0
 	if r, ok := src.(*Rotated); ok {
 		src, rot = r.Src, r.Deg
+	}
+	if r, ok := src.(*Region); ok {
+		src = r.Image // the whole pixels around it
 	}
 	b := src.Bounds()
 	w, h := b.Dx(), b.Dy()

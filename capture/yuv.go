@@ -271,3 +271,35 @@ func ycbcrRowGeneric(d []byte, src *image.YCbCr, sy int) {
 		p[3] = 0xff
 	}
 }
+
+// EncodeYUYV packs an image (even width) as YUYV 4:2:2 in BT.601 studio
+// range, as V4L2 cameras send it, appending to dst: each pair of pixels
+// keeps its two lumas and the mean of their chromas. For recorded test
+// frames and the replay bench.
+func EncodeYUYV(dst []byte, img image.Image) ([]byte, error) {
+	b := img.Bounds()
+	if b.Dx()%2 != 0 || b.Empty() {
+		return nil, fmt.Errorf("encode YUYV: %dx%d: want a non-empty image of even width", b.Dx(), b.Dy())
+	}
+	rgba, ok := img.(*image.RGBA)
+	if !ok {
+		rgba = Flatten(nil, img).(*image.RGBA)
+		b = rgba.Rect
+	}
+	// Studio range: Y = 16 + 219·L/255, C = 128 + 224·(B−L)/(1.772·255).
+	ycc := func(p []byte) (y, cb, cr float64) {
+		r, g, bl := float64(p[0]), float64(p[1]), float64(p[2])
+		l := 0.299*r + 0.587*g + 0.114*bl
+		return 16 + 219*l/255, 224 * (bl - l) / 1.772 / 255, 224 * (r - l) / 1.402 / 255
+	}
+	round := func(v float64) byte { return byte(min(max(v+0.5, 0), 255)) }
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			o := rgba.PixOffset(x, y)
+			y0, u0, v0 := ycc(rgba.Pix[o : o+3])
+			y1, u1, v1 := ycc(rgba.Pix[o+4 : o+7])
+			dst = append(dst, round(y0), round(128+(u0+u1)/2), round(y1), round(128+(v0+v1)/2))
+		}
+	}
+	return dst, nil
+}

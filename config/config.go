@@ -343,8 +343,8 @@ type MQTT struct {
 	Mask Publish `yaml:"mask"`
 	// Heatmap says when the heatmap JPEG is published.
 	Heatmap Publish `yaml:"heatmap"`
-	// ImageMaxSide bounds the longer side of a published heatmap, in
-	// pixels; 0 publishes it at the frame's size.
+	// ImageMaxSide bounds the longer side of a published heatmap and
+	// mask, in pixels; 0 publishes them at the frame's size.
 	ImageMaxSide int `yaml:"image_max_side"`
 
 	// Profile says which payloads go out: json (the topics under

@@ -4,26 +4,42 @@ import (
 	"bytes"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"image/png"
 
 	xdraw "golang.org/x/image/draw"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/model/render"
 )
 
 // imageEncoder encodes the mask PNG and the heatmap JPEG of the publish
-// stage into reused buffers, bounded in size: the heatmap's longer side to
+// stage into reused buffers, bounded in size: the longer side of both to
 // Policy.ImageMaxSide, and both to the broker's payload limit (a broker
 // drops the connection on a packet over its limit, taking alarms and
-// results in flight with it).
+// results in flight with it). The JPEG is libjpeg-turbo's where the build
+// has it (capture.EncodeJPEG): a few milliseconds, where image/jpeg took
+// several times that on the publish goroutine.
 type imageEncoder struct {
-	pngEnc  png.Encoder
-	pngBuf  bytes.Buffer
-	jpgBuf  bytes.Buffer
-	overlay *image.RGBA // at the frame's size
-	small   *image.RGBA // overlay scaled down to the size bound
-	lastErr string
+	pngEnc    png.Encoder
+	pngBuf    bytes.Buffer
+	jpg       []byte
+	overlay   *image.RGBA // at the frame's size
+	small     *image.RGBA // overlay scaled down to the size bound
+	smallMask *image.Gray // mask scaled down to the size bound
+	flat      image.Image // the frame as plain pixels (capture.Flatten)
+	lastErr   string
+}
+
+// picture is the frame as image/draw reads quickly: plain RGBA or gray
+// as they are, camera layouts and views (Y'CbCr, YUYV, rotated) flattened
+// into a reused buffer.
+func (e *imageEncoder) picture(frame image.Image) image.Image {
+	switch frame.(type) {
+	case *image.RGBA, *image.Gray:
+		return frame
+	}
+	e.flat = capture.Flatten(e.flat, frame)
+	return e.flat
 }
 
 // heatmapQualities are tried in turn until the JPEG fits the payload limit;
@@ -35,7 +51,7 @@ var heatmapQualities = [...]int{80, 60, 40}
 // bytes (0: no limit), halving the size once more when the lowest quality
 // still does not fit. The returned bytes are valid until the next call.
 func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, threshold float64, maxSide, limit int) ([]byte, error) {
-	e.overlay = render.Overlay(e.overlay, frame, amap, w, h, threshold)
+	e.overlay = render.Overlay(e.overlay, e.picture(frame), amap, w, h, threshold)
 	side := max(w, h)
 	if maxSide > 0 && maxSide < side {
 		side = maxSide
@@ -43,17 +59,17 @@ func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, thre
 	for attempt := 0; attempt < 3; attempt++ {
 		img := e.scaled(side)
 		for _, q := range heatmapQualities {
-			e.jpgBuf.Reset()
-			if err := jpeg.Encode(&e.jpgBuf, img, &jpeg.Options{Quality: q}); err != nil {
+			var err error
+			if e.jpg, err = capture.EncodeJPEG(e.jpg[:0], img, q, image.YCbCrSubsampleRatio420); err != nil {
 				return nil, fmt.Errorf("encode heatmap: %w", err)
 			}
-			if limit <= 0 || e.jpgBuf.Len() <= limit {
-				return e.jpgBuf.Bytes(), nil
+			if limit <= 0 || len(e.jpg) <= limit {
+				return e.jpg, nil
 			}
 		}
 		side /= 2
 	}
-	return nil, fmt.Errorf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload)", e.jpgBuf.Len(), side*2, limit)
+	return nil, fmt.Errorf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload)", len(e.jpg), side*2, limit)
 }
 
 // scaled returns the overlay with its longer side at most side pixels.
@@ -71,11 +87,21 @@ func (e *imageEncoder) scaled(side int) image.Image {
 	return e.small
 }
 
-// mask encodes the binary mask as a PNG of at most limit bytes (0: no
-// limit). A binary mask compresses well; one that does not fit is refused
-// rather than scaled, since a scaled mask no longer lines up with the
-// frame's pixels.
-func (e *imageEncoder) mask(m *image.Gray, limit int) ([]byte, error) {
+// mask encodes the binary mask as a PNG whose longer side is at most
+// maxSide (0: the mask's own size; a smaller mask is the same picture at
+// a lower resolution, a pixel anomalous where any pixel it covers is, so
+// that no defect vanishes) and of at most limit bytes (0: no limit). A
+// binary mask compresses well; one that does not fit is refused rather
+// than shrunk further.
+func (e *imageEncoder) mask(m *image.Gray, maxSide, limit int) ([]byte, error) {
+	if w, h := m.Rect.Dx(), m.Rect.Dy(); maxSide > 0 && max(w, h) > maxSide {
+		sw, sh := max(w*maxSide/max(w, h), 1), max(h*maxSide/max(w, h), 1)
+		if e.smallMask == nil || e.smallMask.Rect.Dx() != sw || e.smallMask.Rect.Dy() != sh {
+			e.smallMask = image.NewGray(image.Rect(0, 0, sw, sh))
+		}
+		maxPool(e.smallMask, m)
+		m = e.smallMask
+	}
 	e.pngEnc.CompressionLevel = png.BestSpeed
 	e.pngBuf.Reset()
 	if err := e.pngEnc.Encode(&e.pngBuf, m); err != nil {
@@ -92,4 +118,25 @@ func (e *imageEncoder) mask(m *image.Gray, limit int) ([]byte, error) {
 		}
 	}
 	return e.pngBuf.Bytes(), nil
+}
+
+// maxPool shrinks src into dst: each pixel of dst is the largest of the
+// pixels of src it covers.
+func maxPool(dst, src *image.Gray) {
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	dw, dh := dst.Rect.Dx(), dst.Rect.Dy()
+	for y := 0; y < dh; y++ {
+		y0, y1 := y*sh/dh, max((y+1)*sh/dh, y*sh/dh+1)
+		d := dst.Pix[y*dst.Stride : y*dst.Stride+dw]
+		clear(d)
+		for sy := y0; sy < y1; sy++ {
+			row := src.Pix[sy*src.Stride : sy*src.Stride+sw]
+			for x := range d {
+				x0, x1 := x*sw/dw, max((x+1)*sw/dw, x*sw/dw+1)
+				for _, v := range row[x0:x1] {
+					d[x] = max(d[x], v)
+				}
+			}
+		}
+	}
 }

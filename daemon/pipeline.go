@@ -52,8 +52,8 @@ type Policy struct {
 	ResultMaxRate float64
 	// Mask and Heatmap say when those images are published.
 	Mask, Heatmap string
-	// ImageMaxSide bounds the longer side of a published heatmap, in
-	// pixels (0: the frame's size).
+	// ImageMaxSide bounds the longer side of a published heatmap and
+	// mask, in pixels (0: the frame's size).
 	ImageMaxSide int
 }
 
@@ -88,6 +88,10 @@ type PipelineOptions struct {
 	// FirstSeq is the seq of the first result minus one: a pipeline that
 	// replaces another (a configuration change) continues its numbering.
 	FirstSeq uint64
+	// CPUClock, when set, is read around the publish stage and its CPU
+	// time given in Stats (bench: the process's CPU clock, meaningful when
+	// one frame is in flight at a time).
+	CPUClock func() time.Duration
 	Logger   *slog.Logger
 }
 
@@ -98,23 +102,35 @@ type Stats struct {
 	Score     float64
 	// Latency is from capture to published.
 	Latency time.Duration
+	// Dequeued is when the source took the frame off the driver's queue
+	// (before its decode); Published when its result was published.
+	Dequeued, Published time.Time
+	// Decode, Timing and Publish are the stages' wall times; PublishCPU
+	// the publish stage's CPU time with PipelineOptions.CPUClock
+	// (Timing.CPU: the detector's stages', with its own clock).
+	Decode     time.Duration
+	Timing     model.Timing
+	Publish    time.Duration
+	PublishCPU time.Duration
 }
 
 // slot carries one frame through the stages; slots are recycled so the
 // steady state allocates no frame or mask buffers.
 type slot struct {
-	frame   capture.Frame
-	res     mqttpub.Result
-	timing  model.Timing
-	mask    image.Gray
-	amap    []float32
-	hasMap  bool
-	forHTTP bool
-	w, h    int
-	inspErr error
-	modelID string
-	dequeue time.Time
-	done    time.Time
+	frame    capture.Frame
+	res      mqttpub.Result
+	timing   model.Timing
+	mask     image.Gray
+	amap     []float32
+	hasMap   bool
+	forHTTP  bool
+	images   bool // the publish queue had room: masks and heatmaps may go
+	w, h     int
+	inspErr  error
+	modelID  string
+	captured time.Time // when the source returned it
+	dequeue  time.Time
+	done     time.Time
 }
 
 // Pipeline runs capture → inspect (preprocess, backbone, PaDiM, map) →
@@ -143,6 +159,8 @@ type Pipeline struct {
 	inspFails atomic.Int64 // consecutive failed inspections
 	lastFail  atomic.Value // string: the latest inspection failure
 	lastErr   atomic.Value // timedError: the latest capture or inspection error
+
+	need capture.NeedFunc // p.sourceNeed, bound once
 
 	// publish-stage state
 	rf          regionFinder
@@ -177,7 +195,21 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p.lastFail.Store("")
 	p.health.init(o.Source)
 	p.health.onError = p.noteError
+	p.need = p.sourceNeed
 	return p, nil
+}
+
+// sourceNeed is the resolution the detector in use needs of a frame
+// (capture.NeedFunc): a camera decodes an MJPEG frame reduced as far as
+// that allows. It reads only the detector's fixed geometry.
+func (p *Pipeline) sourceNeed(w, h int) (int, int) { return p.det.Get().SourceNeed(w, h) }
+
+// cpu reads PipelineOptions.CPUClock (0 without one).
+func (p *Pipeline) cpu() time.Duration {
+	if p.o.CPUClock == nil {
+		return 0
+	}
+	return p.o.CPUClock()
 }
 
 // Drops is the number of free-run frames dropped because inspection fell
@@ -316,7 +348,15 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		// Frames are decoded no larger than the detector needs, except
+		// while a frame tap (a refit) waits: a model fitted on them may
+		// need more than the one in use.
+		s.frame.Need = p.need
+		if p.taps.n.Load() > 0 {
+			s.frame.Need = nil
+		}
 		err := p.o.Source.Next(ctx, &s.frame)
+		s.captured = time.Now()
 		p.progress.Add(1)
 		if err != nil {
 			pool <- s
@@ -425,7 +465,11 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			if s.forHTTP {
 				lastHTTP = time.Now()
 			}
-			s.hasMap = s.forHTTP || wantImage(p.policy.Load().Heatmap, r.Anomalous)
+			// Images wait for the publish stage; while it is behind (an
+			// anomalous burst), inspection goes on and the images are
+			// skipped (counted), results and alarms never.
+			s.images = len(out) < cap(out)
+			s.hasMap = s.forHTTP || s.images && wantImage(p.policy.Load().Heatmap, r.Anomalous)
 			if s.hasMap {
 				s.amap = append(s.amap[:0], r.Map...)
 			}
@@ -464,6 +508,7 @@ func wantImage(policy string, anomalous bool) bool {
 const errorResultEvery = time.Second
 
 func (p *Pipeline) publishStage(s *slot) {
+	cpu0 := p.cpu()
 	seq := p.seq.Add(1)
 	p.inspected.Add(1)
 	f := &s.frame
@@ -500,6 +545,9 @@ func (p *Pipeline) publishStage(s *slot) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	clear(p.latency)
 	p.latency["queue"] = ms(s.dequeue.Sub(f.Time))
+	if f.Decode > 0 {
+		p.latency["decode"] = ms(f.Decode)
+	}
 	p.latency["preprocess"] = ms(s.timing.Preprocess)
 	p.latency["backbone"] = ms(s.timing.Backbone)
 	p.latency["padim"] = ms(s.timing.PaDiM)
@@ -507,6 +555,9 @@ func (p *Pipeline) publishStage(s *slot) {
 	r.LatencyMS = p.latency
 	if m := p.o.Metrics; m != nil {
 		m.ObserveStage("queue", s.dequeue.Sub(f.Time))
+		if f.Decode > 0 {
+			m.ObserveStage("decode", f.Decode)
+		}
 		m.ObserveStage("preprocess", s.timing.Preprocess)
 		m.ObserveStage("backbone", s.timing.Backbone)
 		m.ObserveStage("padim", s.timing.PaDiM)
@@ -518,7 +569,13 @@ func (p *Pipeline) publishStage(s *slot) {
 		// Alarm and result first: an image never delays or shares the fate
 		// of the verdict.
 		if r.Anomalous {
+			// Regions in the frame's own pixels, also when the source
+			// delivered it reduced.
 			a := &mqttpub.Alarm{Header: r.Header, ImageWidth: s.w, ImageHeight: s.h, Regions: p.rf.find(&s.mask)}
+			if n := f.Native; n != (image.Point{}) {
+				a.ImageWidth, a.ImageHeight = n.X, n.Y
+				scaleRegions(a.Regions, s.w, s.h, n)
+			}
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
 				p.publishFailed("alarm", seq, err)
 			}
@@ -538,18 +595,35 @@ func (p *Pipeline) publishStage(s *slot) {
 		p.publishImages(s, pol)
 	}
 	if s.forHTTP {
-		p.o.HTTP.SetSnapshot(f.Image)
-		p.img.overlay = render.Overlay(p.img.overlay, f.Image, s.amap, s.w, s.h, r.Threshold)
+		pic := p.img.picture(f.Image)
+		p.o.HTTP.SetSnapshot(pic)
+		p.img.overlay = render.Overlay(p.img.overlay, pic, s.amap, s.w, s.h, r.Threshold)
 		p.o.HTTP.SetHeatmap(p.img.overlay)
 	}
-	total := time.Since(f.Time)
+	published := time.Now()
+	total := published.Sub(f.Time)
 	verdict := "ok     "
 	if r.Anomalous {
 		verdict = "DEFECT "
 	}
 	p.printLine(seq, f, verdict, r.Score, r.Threshold, r.NormalizedScore, total, "")
 	if p.o.OnInspection != nil {
-		p.o.OnInspection(&Stats{Seq: seq, Anomalous: r.Anomalous, Score: r.Score, Latency: total})
+		st := &Stats{Seq: seq, Anomalous: r.Anomalous, Score: r.Score, Latency: total,
+			Dequeued: s.captured.Add(-f.Decode), Published: published, Decode: f.Decode, Timing: s.timing,
+			Publish: published.Sub(start), PublishCPU: p.cpu() - cpu0}
+		p.o.OnInspection(st)
+	}
+}
+
+// scaleRegions moves regions found on a w×h image into the pixels of the
+// frame it was reduced from (native).
+func scaleRegions(rs []mqttpub.Region, w, h int, native image.Point) {
+	for i := range rs {
+		r := &rs[i]
+		x0, y0 := r.X*native.X/w, r.Y*native.Y/h
+		x1, y1 := ((r.X+r.W)*native.X+w-1)/w, ((r.Y+r.H)*native.Y+h-1)/h
+		r.X, r.Y, r.W, r.H = x0, y0, min(x1, native.X)-x0, min(y1, native.Y)-y0
+		r.Area = int(float64(r.Area) * float64(native.X) * float64(native.Y) / float64(w*h))
 	}
 }
 
@@ -605,8 +679,17 @@ func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 	if m, ok := p.o.Sink.(interface{ MaxPayload() int }); ok {
 		limit = m.MaxPayload()
 	}
+	if !s.images {
+		if wantImage(pol.Mask, r.Anomalous) {
+			p.sendImage("mask", r.Seq, nil, errPublishBehind, nil)
+		}
+		if wantImage(pol.Heatmap, r.Anomalous) {
+			p.sendImage("heatmap", r.Seq, nil, errPublishBehind, nil)
+		}
+		return
+	}
 	if wantImage(pol.Mask, r.Anomalous) {
-		data, err := p.img.mask(&s.mask, limit)
+		data, err := p.img.mask(&s.mask, pol.ImageMaxSide, limit)
 		p.sendImage("mask", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishMask(b, pol.ResultQoS) })
 	}
 	if wantImage(pol.Heatmap, r.Anomalous) && s.hasMap {
@@ -635,6 +718,10 @@ func (p *Pipeline) sendImage(kind string, seq uint64, data []byte, err error, pu
 		p.img.lastErr = msg
 	}
 }
+
+// errPublishBehind is why an image was skipped: the publish stage was
+// still busy with earlier frames when the frame was inspected.
+var errPublishBehind = errors.New("skipped: the publish stage is behind (an anomalous burst); results and alarms go out, images wait for it to catch up")
 
 // AnswerTriggerFailure answers a trigger that got no frame (queue full,
 // stale, capture failed) with an error result that says why, so that a PLC

@@ -114,13 +114,26 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	if err != nil {
 		return nil, err
 	}
-	if err := det.Save(path); err != nil {
-		det.Close()
+	if det, err = SaveAndReload(det, path, mopts); err != nil {
 		return nil, err
 	}
-	debug.FreeOSMemory() // the fit's accumulators (about 150 MB at d=100) are garbage now
 	o.Logger.Info("model fitted and saved", "model", path, "images", rep.Images, "held_out", rep.HeldOut, "wall", rep.Wall.Round(time.Millisecond))
 	return det, nil
+}
+
+// SaveAndReload writes a detector fitted in this process to path, closes
+// it and loads it back: the fitted state then lives in the file's read-only
+// mapping, as a model loaded at start does, instead of on the Go heap, whose
+// collector would keep about as much again in headroom (RSS 219 against
+// 160 MB at d = 100), and the fit's accumulators are returned to the OS.
+func SaveAndReload(det *model.Detector, path string, mopts model.Options) (*model.Detector, error) {
+	err := det.Save(path)
+	det.Close()
+	if err != nil {
+		return nil, err
+	}
+	debug.FreeOSMemory() // the fit's accumulators (about 150 MB at d=100) and state are garbage now
+	return model.Load(path, mopts)
 }
 
 // FrameSource adapts n frames of a capture source to model.ImageSource for

@@ -72,16 +72,7 @@ func openCapture(cfg *config.Config, log *slog.Logger) (capture.Source, string, 
 	if err != nil {
 		return nil, "", fmt.Errorf("capture.source %s: %w", c.Source, err)
 	}
-	t := capture.TransformOptions{Rotate: c.Rotate}
-	if c.ROI.Width > 0 || c.ROI.Height > 0 || c.ROI.X > 0 || c.ROI.Y > 0 {
-		t.ROI = image.Rect(c.ROI.X, c.ROI.Y, c.ROI.X+c.ROI.Width, c.ROI.Y+c.ROI.Height)
-		if c.ROI.Width == 0 {
-			t.ROI.Max.X = capture.ToEdge
-		}
-		if c.ROI.Height == 0 {
-			t.ROI.Max.Y = capture.ToEdge
-		}
-	}
+	t := TransformOptions(cfg)
 	if !t.Identity() {
 		if src, err = capture.NewTransform(src, t); err != nil {
 			_ = src.Close()
@@ -97,4 +88,21 @@ func openCapture(cfg *config.Config, log *slog.Logger) (capture.Source, string, 
 		return nil, "", fmt.Errorf("capture.trigger.max_rate: %w", err)
 	}
 	return throttled, desc, nil
+}
+
+// TransformOptions maps capture.roi and capture.rotate onto the region of
+// interest and rotation of capture.Transform.
+func TransformOptions(cfg *config.Config) capture.TransformOptions {
+	c := cfg.Capture
+	t := capture.TransformOptions{Rotate: c.Rotate}
+	if c.ROI.Width > 0 || c.ROI.Height > 0 || c.ROI.X > 0 || c.ROI.Y > 0 {
+		t.ROI = image.Rect(c.ROI.X, c.ROI.Y, c.ROI.X+c.ROI.Width, c.ROI.Y+c.ROI.Height)
+		if c.ROI.Width == 0 {
+			t.ROI.Max.X = capture.ToEdge
+		}
+		if c.ROI.Height == 0 {
+			t.ROI.Max.Y = capture.ToEdge
+		}
+	}
+	return t
 }

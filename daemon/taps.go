@@ -94,25 +94,7 @@ func (p *Pipeline) NextFrame(ctx context.Context, tr *capture.Triggered) (image.
 	}
 }
 
-// cloneImage copies a frame (*image.RGBA or *image.Gray; anything else
-// is converted to RGBA) into memory the caller owns.
-func cloneImage(img image.Image) image.Image {
-	switch m := img.(type) {
-	case *image.Gray:
-		c := *m
-		c.Pix = append([]uint8(nil), m.Pix...)
-		return &c
-	case *image.RGBA:
-		c := *m
-		c.Pix = append([]uint8(nil), m.Pix...)
-		return &c
-	}
-	b := img.Bounds()
-	c := image.NewRGBA(b)
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			c.Set(x, y, img.At(x, y))
-		}
-	}
-	return c
-}
+// cloneImage copies a frame of any kind the sources deliver (views,
+// camera layouts) into memory the caller owns, as plain *image.RGBA or
+// *image.Gray at the origin.
+func cloneImage(img image.Image) image.Image { return capture.Flatten(nil, img) }

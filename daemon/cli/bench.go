@@ -3,10 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +28,7 @@ func cmdBench() *Command {
 	return &Command{
 		Name:    "bench",
 		Summary: "measure end-to-end inspections/s, latency percentiles and memory of the whole pipeline",
-		Usage:   "[--data DIR] [--model FILE] [--count N] [--config FILE]",
+		Usage:   "[--data DIR | --camera-replay FILE.mjpeg|FILE.yuyv|DIR [--fps N] [--size WxH]] [--model FILE] [--count N] [--config FILE]",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "bench")
 			data := fs.String("data", "", "image folder to replay in a loop (MVTec AD layout: its test images; default: the synthetic source)")
@@ -37,11 +37,29 @@ func cmdBench() *Command {
 			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
 			noMQTT := fs.Bool("no-mqtt", false, "do not publish (measure capture and inspection alone)")
 			rate := fs.Float64("rate", 0, "frames per second offered, like a line's camera (0: as fast as the pipeline takes them, which measures throughput; queueing then dominates latency)")
+			replay := fs.String("camera-replay", "", "recorded camera frames (an MJPEG stream, raw YUYV frames, or a folder of them; see capture encode) replayed through the camera path at --fps")
+			fps := fs.Float64("fps", 30, "with --camera-replay: the camera's frame rate")
+			size := fs.String("size", "", "with --camera-replay of raw YUYV frames: their size, WIDTHxHEIGHT")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
 			if fs.NArg() != 0 || *count <= 0 {
 				return usagef("--count must be positive and no positional arguments are taken")
+			}
+			var sz image.Point
+			if *replay != "" {
+				if *data != "" || *rate != 0 {
+					return usagef("--camera-replay replays a camera at --fps: --data and --rate do not apply")
+				}
+				if !(*fps > 0 && *fps <= 1000) {
+					return usagef("--fps %v: want a frame rate above 0, up to 1000", *fps)
+				}
+				if *size != "" {
+					var err error
+					if sz, err = parseSize(*size); err != nil {
+						return usagef("--size: %v", err)
+					}
+				}
 			}
 			cfg, err := daemon.LoadConfig(*cfgPath)
 			if err != nil {
@@ -53,6 +71,11 @@ func cmdBench() *Command {
 			}
 			defer os.RemoveAll(tmp)
 			cfg.StateDir = tmp
+			newSink := func() (daemon.Sink, func(), error) { return benchSink(ctx, env, tmp, *noMQTT) }
+			if *replay != "" {
+				return replayBench(ctx, env, cfg, replayOptions{path: *replay, size: sz, fps: *fps, count: *count,
+					modelPath: *modelPath}, newSink)
+			}
 			mopts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
 				return err
@@ -104,42 +127,59 @@ func cmdBench() *Command {
 			if src, err = capture.NewThrottle(src, *rate); err != nil {
 				return usagef("--rate: %v", err)
 			}
-			// The fit's accumulators are garbage now; give their pages back so
-			// that RSS shows the steady state of a daemon that loaded a model.
-			debug.FreeOSMemory()
+			if det != nil {
+				// As inspectd run does with a model it fits: saved, and
+				// loaded back from the file (daemon.SaveAndReload).
+				if det, err = daemon.SaveAndReload(det, filepath.Join(tmp, "model.safetensors"), mopts); err != nil {
+					return err
+				}
+			}
 			if det == nil {
 				if det, err = model.Load(*modelPath, mopts); err != nil {
 					return err
 				}
 			}
 			defer det.Close()
-			var sink daemon.Sink
-			if !*noMQTT {
-				addr, err := freeLoopback()
-				if err != nil {
-					return err
-				}
-				b, err := broker.Start(ctx, broker.Options{Address: addr, Logger: env.Log})
-				if err != nil {
-					return err
-				}
-				defer b.Close()
-				pub, err := mqttpub.New(mqttpub.Options{Brokers: []string{b.URL()}, DeviceID: "bench", StoreDir: filepath.Join(tmp, "outbox"), Logger: env.Log})
-				if err != nil {
-					return err
-				}
-				if err := pub.Start(); err != nil {
-					return err
-				}
-				if err := pub.WaitConnected(ctx); err != nil {
-					return err
-				}
-				defer pub.Close(context.Background())
-				sink = pub
+			sink, closeSink, err := newSink()
+			if err != nil {
+				return err
 			}
+			defer closeSink()
 			return runBench(ctx, env, cfg, det, src, sink, *count)
 		},
 	}
+}
+
+// benchSink publishes to an embedded broker on loopback, alarms on disk
+// in tmp, as a line's box does; nil with noMQTT.
+func benchSink(ctx context.Context, env *Env, tmp string, noMQTT bool) (daemon.Sink, func(), error) {
+	if noMQTT {
+		return nil, func() {}, nil
+	}
+	addr, err := freeLoopback()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := broker.Start(ctx, broker.Options{Address: addr, Logger: env.Log})
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := mqttpub.New(mqttpub.Options{Brokers: []string{b.URL()}, DeviceID: "bench", StoreDir: filepath.Join(tmp, "outbox"), Logger: env.Log})
+	if err == nil {
+		if err = pub.Start(); err == nil {
+			if err = pub.WaitConnected(ctx); err != nil {
+				pub.Close(context.Background())
+			}
+		}
+	}
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	return pub, func() {
+		pub.Close(context.Background())
+		b.Close()
+	}, nil
 }
 
 func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Detector, src capture.Source, sink daemon.Sink, count int) error {

@@ -60,6 +60,7 @@ func commands() []*Command {
 		cmdCaptureSnapshot(),
 		cmdCaptureSet(),
 		cmdCaptureExport(),
+		cmdCaptureEncode(),
 		cmdModelInspect(),
 		cmdModelOptimize(), cmdModelProbe(),
 		cmdFit(),

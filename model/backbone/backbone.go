@@ -525,6 +525,13 @@ func (b *Backbone) RawTap(i int) []byte {
 	return unsafe.Slice((*byte)(o.data), o.t.ByteSize())
 }
 
+// RawInput returns the raw bytes of the input tensor as the last SetInput
+// wrote them (valid until the next one), for comparisons of
+// preprocessing paths.
+func (b *Backbone) RawInput() []byte {
+	return unsafe.Slice((*byte)(b.in), b.interp.GetInputTensor(0).ByteSize())
+}
+
 // Extra returns extra output i (as configured in Options.Extra) as raw bytes
 // with its type name.
 func (b *Backbone) Extra(i int) ([]byte, string) {

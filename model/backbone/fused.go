@@ -70,11 +70,21 @@ type plane struct {
 
 // frame is an image as the fused pass reads it.
 type frame struct {
-	planes   []plane
-	col      colour
-	rect     image.Rectangle // the image, in absolute luma pixels
-	rot      int             // clockwise
+	planes []plane
+	col    colour
+	rect   image.Rectangle // the image, in absolute luma pixels
+	rot    int             // clockwise
+	// exact: the image is a region whose edges ex (x0, y0, x1, y1) fall
+	// between rect's pixels (exactRegion); zero otherwise.
+	exact    bool
+	ex       [4]float64
 	planeBuf [3]plane
+}
+
+// exactRegion is a region of interest whose edges fall between the pixels
+// of the view that holds it (capture.Region).
+type exactRegion interface {
+	Exact() (img image.Image, x0, y0, x1, y1 float64)
 }
 
 // describe reads img's layout; false for image types the pass cannot read
@@ -86,6 +96,16 @@ func (f *frame) describe(img image.Image) bool {
 		if _, nested := img.(rotatedImage); nested {
 			return false
 		}
+	}
+	f.exact, f.ex = false, [4]float64{}
+	if e, ok := img.(exactRegion); ok {
+		var x0, y0, x1, y1 float64
+		img, x0, y0, x1, y1 = e.Exact()
+		b := img.Bounds()
+		if x0 < float64(b.Min.X) || y0 < float64(b.Min.Y) || x1 > float64(b.Max.X) || y1 > float64(b.Max.Y) || !(x1 > x0 && y1 > y0) {
+			return false
+		}
+		f.exact, f.ex = true, [4]float64{x0, y0, x1, y1}
 	}
 	f.rect = img.Bounds()
 	p := f.planeBuf[:0]
@@ -141,15 +161,6 @@ func (f *frame) describe(img image.Image) bool {
 	}
 	f.planes = p
 	return true
-}
-
-// size is the image's width and height after rotation.
-func (f *frame) size() (int, int) {
-	w, h := f.rect.Dx(), f.rect.Dy()
-	if f.rot == 90 || f.rot == 270 {
-		return h, w
-	}
-	return w, h
 }
 
 // weights resample one axis: output i reads taps samples from start[i],
@@ -269,6 +280,7 @@ type fusedKey struct {
 	nplanes       int
 	inW, inH, inC int
 	mode          ResizeMode
+	exact         [4]float64
 }
 
 // fused is the fused pass's state for one backbone; it is rebuilt when the
@@ -285,7 +297,7 @@ type fused struct {
 
 // plan builds the resampling of f into a inW×inH input.
 func (fu *fused) plan(f *frame, inW, inH, inC int, mode ResizeMode) error {
-	k := fusedKey{rect: f.rect, rot: f.rot, col: f.col, nplanes: len(f.planes), inW: inW, inH: inH, inC: inC, mode: mode}
+	k := fusedKey{rect: f.rect, rot: f.rot, col: f.col, nplanes: len(f.planes), inW: inW, inH: inH, inC: inC, mode: mode, exact: f.ex}
 	for i, p := range f.planes {
 		k.sub[i] = [4]int{p.sx, p.sy, p.bx, p.by}
 	}
@@ -293,7 +305,19 @@ func (fu *fused) plan(f *frame, inW, inH, inC int, mode ResizeMode) error {
 		return nil
 	}
 	fu.ok = false
-	w, h := f.size()
+	// The image's extent along the source's x and y: its pixels, or its
+	// exact edges (a region of a reduced frame), and the whole number of
+	// pixels the geometry works with.
+	r := f.rect
+	ex0, ey0, ew, eh := float64(r.Min.X), float64(r.Min.Y), float64(r.Dx()), float64(r.Dy())
+	if f.exact {
+		ex0, ey0, ew, eh = f.ex[0], f.ex[1], f.ex[2]-f.ex[0], f.ex[3]-f.ex[1]
+	}
+	lw, lh := max(1, int(math.Round(ew))), max(1, int(math.Round(eh)))
+	w, h := lw, lh
+	if f.rot == 90 || f.rot == 270 {
+		w, h = lh, lw
+	}
 	gx, gy, err := geometry(w, h, inW, inH, mode)
 	if err != nil {
 		return err
@@ -312,7 +336,7 @@ func (fu *fused) plan(f *frame, inW, inH, inC int, mode ResizeMode) error {
 	case 270:
 		ax, ay, revX, revY = gy, gx, true, false
 	}
-	r := f.rect
+	kx, ky := ew/float64(lw), eh/float64(lh) // source pixels per geometry unit
 	nplanes := len(f.planes)
 	if f.col == colourGray || inC == 1 && f.col != colourRGB {
 		nplanes = 1 // the luma is the gray
@@ -328,16 +352,16 @@ func (fu *fused) plan(f *frame, inW, inH, inC int, mode ResizeMode) error {
 		// backwards, in the plane's sample units relative to x0, y0.
 		offX := ax.off
 		if revX {
-			offX = float64(r.Dx()) - ax.off - ax.len
+			offX = float64(lw) - ax.off - ax.len
 		}
 		offY := ay.off
 		if revY {
-			offY = float64(r.Dy()) - ay.off - ay.len
+			offY = float64(lh) - ay.off - ay.len
 		}
-		fx := (float64(r.Min.X)+offX)/float64(p.sx) - float64(x0)
-		fy := (float64(r.Min.Y)+offY)/float64(p.sy) - float64(y0)
-		axisWeights(&pp.a, pp.nx, fx, ax.len/float64(p.sx), ax.dst, ax.dstOff, ax.dstLen, revX)
-		axisWeights(&pp.b, pp.ny, fy, ay.len/float64(p.sy), ay.dst, ay.dstOff, ay.dstLen, revY)
+		fx := (ex0+offX*kx)/float64(p.sx) - float64(x0)
+		fy := (ey0+offY*ky)/float64(p.sy) - float64(y0)
+		axisWeights(&pp.a, pp.nx, fx, ax.len*kx/float64(p.sx), ax.dst, ax.dstOff, ax.dstLen, revX)
+		axisWeights(&pp.b, pp.ny, fy, ay.len*ky/float64(p.sy), ay.dst, ay.dstOff, ay.dstLen, revY)
 		if n := pp.ny * pp.a.n * p.nch; cap(pp.tmp) < n {
 			pp.tmp = make([]int32, n)
 		}

@@ -65,9 +65,33 @@ func GoTFLiteDir(tb testing.TB) string {
 // data set is not beside the checkout.
 func MagneticTile(tb testing.TB) string {
 	tb.Helper()
-	dir := filepath.Join(root(tb), "..", "shared", "data", "magnetic_tile")
-	if _, err := os.Stat(filepath.Join(dir, "train", "good")); err != nil {
-		tb.Skip("magnetic_tile data set not found beside the checkout (../shared/data/magnetic_tile)")
+	return DataSet(tb, "magnetic_tile")
+}
+
+// DataSet is the data set name (magnetic_tile, screw, transistor,
+// kolektorsdd) in $INSPECTD_DATA, or else in ../shared/data beside the
+// checkout; the test is skipped when it is in neither.
+func DataSet(tb testing.TB, name string) string {
+	tb.Helper()
+	if dir, ok := FindDataSet(tb, name); ok {
+		return dir
 	}
-	return dir
+	tb.Skipf("%s data set not found in $INSPECTD_DATA or beside the checkout (../shared/data/%s)", name, name)
+	return ""
+}
+
+// FindDataSet is DataSet for callers that fall back on something else:
+// false when the data set is not there.
+func FindDataSet(tb testing.TB, name string) (string, bool) {
+	tb.Helper()
+	for _, base := range []string{os.Getenv("INSPECTD_DATA"), filepath.Join(root(tb), "..", "shared", "data")} {
+		if base == "" {
+			continue
+		}
+		dir := filepath.Join(base, name)
+		if _, err := os.Stat(filepath.Join(dir, "train", "good")); err == nil {
+			return dir, true
+		}
+	}
+	return "", false
 }
