@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/model/backbone"
 )
 
@@ -65,8 +66,8 @@ func cmdVersion() *Command {
 			return usagef("takes no arguments")
 		}
 		// The first line stays "inspectd VERSION" for scripts that read it.
-		fmt.Fprintf(env.Stdout, "inspectd %s\ncommit   %s\ntflite   %s\ngo       %s %s/%s\n",
-			Version(), Commit(), backbone.TFLiteVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintf(env.Stdout, "inspectd %s\ncommit   %s\ntflite   %s\njpeg     %s\ngo       %s %s/%s\n",
+			Version(), Commit(), backbone.TFLiteVersion(), capture.JPEGDecoderName(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	}}
 }

@@ -60,6 +60,11 @@ if [ -n "$glibcxx" ] && [ "$(printf '%s\n' "$glibcxx" 3.4.26 | sort -V | tail -1
 	exit 1
 fi
 depends="libc6 (>= $glibc), libgcc-s1 (>= 3.0), libstdc++6 (>= 9), systemd | systemd-sysusers"
+# libturbojpeg0 decodes camera MJPEG (TurboJPEG 2.1 API: Debian 12, Ubuntu
+# 22.04 and newer) when the binary was linked against it.
+if readelf -d "$bin" | grep -q 'NEEDED.*libturbojpeg'; then
+	depends="$depends, libturbojpeg0 (>= 1:2.1)"
+fi
 
 # Documentation: copyright and changelog (a native package: changelog.gz).
 doc=$stage/usr/share/doc/inspectd
