@@ -553,13 +553,12 @@ func (c *Camera) open(ctx context.Context) error {
 	}
 	c.everOpened = true
 	c.backoff, c.retryAt, c.downLogged = 0, time.Time{}, false
+	attrs := []any{"card", dev.Card(), "format", c.format.String(), "width", c.width, "height", c.height,
+		"fps", c.fps, "buffers", c.opts.Buffers}
 	if c.format == FormatMJPEG || c.format == FormatJPEG {
-		c.log.Info("camera: streaming", "card", dev.Card(), "format", c.format.String(),
-			"width", c.width, "height", c.height, "fps", c.fps, "buffers", c.opts.Buffers, "decoder", JPEGDecoderName())
-	} else {
-		c.log.Info("camera: streaming", "card", dev.Card(), "format", c.format.String(),
-			"width", c.width, "height", c.height, "fps", c.fps, "buffers", c.opts.Buffers)
+		attrs = append(attrs, "decoder", JPEGDecoderName()) // which one this build has
 	}
+	c.log.Info("camera: streaming", attrs...)
 	c.setStatus(true, nil)
 	return nil
 }

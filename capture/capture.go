@@ -37,10 +37,11 @@ type Frame struct {
 	// Image is the frame as its consumer sees it: *image.RGBA or
 	// *image.Gray, or as a camera delivers it (ColorAuto) *image.YCbCr
 	// (MJPEG: the JPEG's own planes) or *YUYV (packed 4:2:2); a region of
-	// interest is a view into it (Bounds need not start at 0,0) and a
-	// rotation a *Rotated view. Flatten copies any of them
-	// into *image.RGBA or *image.Gray. The source reuses the buffers
-	// behind it across frames when their size fits.
+	// interest is a view into it (Bounds need not start at 0,0; a *Region
+	// when its edges fall between the pixels of a reduced frame) and a
+	// rotation a *Rotated view. Flatten copies any of them into
+	// *image.RGBA or *image.Gray. The source reuses the buffers behind it
+	// across frames when their size fits.
 	Image image.Image
 	// Native is the size of Image at the source's full resolution when the
 	// source delivered it reduced (an MJPEG camera decoding at 1/2, 1/4 or

@@ -161,6 +161,9 @@ type Pipeline struct {
 	lastErr   atomic.Value // timedError: the latest capture or inspection error
 
 	need capture.NeedFunc // p.sourceNeed, bound once
+	// maps are anomaly-map copies for frames whose heatmap is drawn (a few
+	// in flight), recycled by the publish stage instead of one per slot.
+	maps chan []float32
 
 	// publish-stage state
 	rf          regionFinder
@@ -196,7 +199,29 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p.health.init(o.Source)
 	p.health.onError = p.noteError
 	p.need = p.sourceNeed
+	p.maps = make(chan []float32, 3)
 	return p, nil
+}
+
+// takeMap returns a buffer of n floats for an anomaly-map copy, a recycled
+// one when it fits.
+func (p *Pipeline) takeMap(n int) []float32 {
+	select {
+	case b := <-p.maps:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]float32, n)
+}
+
+// giveMap recycles a map copy once its pictures are drawn.
+func (p *Pipeline) giveMap(b []float32) {
+	select {
+	case p.maps <- b:
+	default: // enough kept: the collector takes this one
+	}
 }
 
 // sourceNeed is the resolution the detector in use needs of a frame
@@ -322,6 +347,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	count := 0
 	for s := range publishQ {
 		p.publishStage(s)
+		if s.amap != nil {
+			p.giveMap(s.amap)
+			s.amap = nil
+		}
 		p.inflight.Add(-1)
 		pool <- s
 		count++
@@ -471,7 +500,8 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			s.images = len(out) < cap(out)
 			s.hasMap = s.forHTTP || s.images && wantImage(p.policy.Load().Heatmap, r.Anomalous)
 			if s.hasMap {
-				s.amap = append(s.amap[:0], r.Map...)
+				s.amap = p.takeMap(len(r.Map))
+				copy(s.amap, r.Map)
 			}
 		})
 		s.done = time.Now()

@@ -65,6 +65,7 @@ func cmdBench() *Command {
 			if err != nil {
 				return err
 			}
+			daemon.TuneGC() // as inspectd run does
 			tmp, err := os.MkdirTemp("", "inspectd-bench")
 			if err != nil {
 				return err
