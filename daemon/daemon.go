@@ -62,6 +62,7 @@ type Daemon struct {
 	triggers  *triggerIntake
 	ended     chan pipelineEnd
 	startedAt time.Time
+	bootID    string // random per process start, beside every result's seq
 	stopping  atomic.Bool
 	// inspectedBefore counts the inspections of pipelines replaced by a
 	// restart; rate samples the total every second; lastReloadErr is the
@@ -84,7 +85,8 @@ type pipelineEnd struct {
 // connection, the pipeline and HTTP. On failure what was started is
 // stopped again.
 func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier) (d *Daemon, err error) {
-	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier}
+	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
+		bootID: newBootID()}
 	defer func() {
 		if err != nil {
 			d.stop()
@@ -325,7 +327,7 @@ func (d *Daemon) startPipeline(cfg *config.Config, det *model.Detector) {
 	if old := d.pipe.Load(); old != nil {
 		seq = old.Seq()
 	}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &d.sink, HTTP: d.handler, Metrics: d.metrics, FirstSeq: seq,
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &d.sink, HTTP: d.handler, Metrics: d.metrics, FirstSeq: seq, BootID: d.bootID,
 		Queue: cfg.Pipeline.Queue, FreeRun: d.trig == nil, Policy: PolicyOf(cfg), StallTimeout: stall,
 		Print: d.o.Print, MaxInspections: d.o.MaxInspections, Logger: d.log})
 	if err != nil { // only for a nil source or detector: a bug

@@ -88,6 +88,8 @@ type PipelineOptions struct {
 	// FirstSeq is the seq of the first result minus one: a pipeline that
 	// replaces another (a configuration change) continues its numbering.
 	FirstSeq uint64
+	// BootID is put beside every seq (see mqttpub.Header.BootID).
+	BootID string
 	Logger   *slog.Logger
 }
 
@@ -496,7 +498,7 @@ func (p *Pipeline) publishStage(s *slot) {
 	if r.Anomalous {
 		r.Verdict = VerdictAnomalous
 	}
-	r.Seq, r.FrameTime, r.TriggerID, r.ModelID = seq, f.Time, f.Trigger, s.modelID
+	r.Seq, r.BootID, r.FrameTime, r.TriggerID, r.ModelID = seq, p.o.BootID, f.Time, f.Trigger, s.modelID
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	clear(p.latency)
 	p.latency["queue"] = ms(s.dequeue.Sub(f.Time))
@@ -658,7 +660,7 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
 	if err := p.o.Sink.PublishResult(r, 1); err != nil {
 		p.log.Warn("error result not published", "trigger", f.Trigger, "err", err)

@@ -28,9 +28,10 @@ var errStaleTrigger = errors.New("stale trigger")
 //   - A request whose id was answered within the dedup window is answered
 //     again with the stored result (a QoS 1 redelivery must not inspect a
 //     second part); one still waiting is not queued twice.
-//   - A request carrying its send time that is older than max_age on
-//     arrival (held by the broker while inspectd was down) is answered as
-//     stale.
+//   - A request older than max_age on arrival is answered as stale: by its
+//     send time when it carries one, else when the broker held it for this
+//     session while inspectd was not connected (it arrives before the
+//     subscription is acknowledged).
 //   - A request the queue cannot take is answered at once with an error
 //     result ("trigger queue full"): every request gets exactly one answer.
 type triggerIntake struct {
@@ -115,11 +116,22 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 	maxAge := t.maxAge
 	t.pending[req.ID] = now
 	t.mu.Unlock()
-	if !req.Time.IsZero() && maxAge > 0 && now.Sub(req.Time) > maxAge {
+	var stale error
+	switch {
+	case maxAge <= 0:
+	case !req.Time.IsZero():
+		if age := now.Sub(req.Time); age > maxAge {
+			stale = fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,
+				req.Time.UTC().Format(time.RFC3339Nano), age.Round(time.Millisecond), maxAge)
+		}
+	case m.Backlog:
+		// Held by the broker while inspectd was not connected: the part it
+		// asked about is long gone, and nothing says how long.
+		stale = fmt.Errorf("%w: the broker held it while inspectd was not connected (send \"time\" with triggers to have such a one judged by its age)", errStaleTrigger)
+	}
+	if stale != nil {
 		t.count("stale")
-		err := fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,
-			req.Time.UTC().Format(time.RFC3339Nano), now.Sub(req.Time).Round(time.Millisecond), maxAge)
-		go fail(req.ID, err)
+		go fail(req.ID, stale)
 		return
 	}
 	if err := enqueue(req.ID); err != nil {

@@ -14,8 +14,12 @@ import (
 // Header is what results and alarms both say of an inspection; its fields
 // appear at the top level of either payload.
 type Header struct {
-	// Seq numbers inspections from 1 since the daemon started.
-	Seq uint64 `json:"seq"`
+	// Seq numbers inspections from 1 since the process started; it goes on
+	// across configuration reloads and remote pushes. BootID changes at
+	// every start, so (BootID, Seq) names one inspection for good: a
+	// consumer that deduplicates by seq must key on both.
+	Seq    uint64 `json:"seq"`
+	BootID string `json:"boot_id,omitempty"`
 	// FrameTime is when the camera captured the frame (RFC 3339, UTC).
 	FrameTime time.Time `json:"frame_time"`
 	// TriggerID echoes the id of the trigger request this inspection
