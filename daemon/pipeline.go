@@ -90,7 +90,7 @@ type PipelineOptions struct {
 	FirstSeq uint64
 	// BootID is put beside every seq (see mqttpub.Header.BootID).
 	BootID string
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 // Stats is one inspection's outcome as the publish stage saw it.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/modeltest"
 )
 
@@ -206,16 +207,7 @@ func TestStopSaysGoodbyeBeforeTheBrokerGoes(t *testing.T) {
 	r := startDaemon(t, nil)
 	r.daemon()
 	r.moreInspections(2)
-	status := make(chan string, 16)
-	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada").SetAutoReconnect(false)
-	o.SetOnConnectHandler(func(c mqtt.Client) {
-		c.Subscribe("inspectd/cell1/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
-	})
-	sub := mqtt.NewClient(o)
-	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber connect: %v", tok.Error())
-	}
-	defer sub.Disconnect(0)
+	status := r.watchStatus("cell1")
 	select {
 	case s := <-status:
 		if s != "online" {
@@ -248,5 +240,34 @@ func TestStopSaysGoodbyeBeforeTheBrokerGoes(t *testing.T) {
 	}
 	if strings.Contains(r.logs.String(), "not acknowledged") {
 		t.Errorf("messages left unacknowledged on stop:\n%s", r.logs.String())
+	}
+}
+
+// watchStatus subscribes to the device's retained status on the daemon's
+// embedded broker and returns the payloads as they arrive.
+func (r *runningDaemon) watchStatus(dev string) <-chan string {
+	r.t.Helper()
+	status := make(chan string, 16)
+	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-" + dev).SetAutoReconnect(false)
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		c.Subscribe("inspectd/"+dev+"/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
+	})
+	sub := mqtt.NewClient(o)
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		r.t.Fatalf("status subscriber connect: %v", tok.Error())
+	}
+	r.t.Cleanup(func() { sub.Disconnect(0) })
+	return status
+}
+
+// withModel saves det as the state folder's model, for a daemon on a
+// source that does not fit one by itself.
+func (r *runningDaemon) withModel(det *model.Detector) {
+	r.t.Helper()
+	if err := os.MkdirAll(filepath.Join(r.dir, "state"), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := det.Save(filepath.Join(r.dir, "state", "model.safetensors")); err != nil {
+		r.t.Fatal(err)
 	}
 }
