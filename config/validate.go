@@ -300,8 +300,9 @@ func (v *validator) model(m *Model) {
 	if !(t.Margin > 0) || math.IsInf(t.Margin, 0) {
 		v.addf("model.threshold.margin", "%s must be a finite number above 0", fmtFloat(t.Margin))
 	}
-	if !(t.Value >= 0) || math.IsInf(t.Value, 0) {
-		v.addf("model.threshold.value", "%s must be 0 (choose automatically) or a finite number above 0", fmtFloat(t.Value))
+	// The range of model.CheckThreshold (config imports no other package).
+	if t.Value != 0 && !(t.Value >= 1e-6 && t.Value <= 1e9) {
+		v.addf("model.threshold.value", "%s must be 0 (choose automatically) or a number in [1e-06, 1e+09]", fmtFloat(t.Value))
 	}
 	v.floatRange("model.threshold.holdout", t.Holdout, 0, maxHoldout, true)
 	if t.Value == 0 && t.Holdout == 0 {

@@ -187,7 +187,7 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			`model.threshold.quantile: 0 is out of range (0, 1]`,
 			`model.threshold.margin: -1 must be a finite number above 0`,
-			`model.threshold.value: -2 must be 0 (choose automatically) or a finite number above 0`,
+			`model.threshold.value: -2 must be 0 (choose automatically) or a number in [1e-06, 1e+09]`,
 			`model.threshold.holdout: 0.95 is out of range [0, 0.9]`,
 		}},
 		{"no holdout for automatic threshold", func(c *Config) { c.Model.Threshold.Holdout = 0 },

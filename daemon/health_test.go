@@ -150,7 +150,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 	for {
 		select {
 		case s := <-status:
-			if strings.HasPrefix(s, "degraded: camera: capture: no good frame") {
+			if strings.HasPrefix(s, "degraded: camera: no good frame") {
 				return
 			}
 		case <-deadline:

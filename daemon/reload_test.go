@@ -198,6 +198,17 @@ func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
 	if strings.Count(r.logs.String(), "embedded MQTT broker listening") != 1 {
 		t.Errorf("the embedded broker was restarted by a reload that did not change it:\n%s", r.logs.String())
 	}
+
+	// A new address for the embedded broker: it moves, with its store.
+	r.port = testbroker.FreePort(t)
+	r.write(r.baseYAML("cell2"))
+	r.hup()
+	r.waitFor("the broker on its new address", func() bool { return strings.Count(r.logs.String(), "embedded MQTT broker listening") == 2 })
+	r.waitFor("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") == 2 })
+	r.moreInspections(3)
+	if got := testutil.ToFloat64(d.metrics.ReloadFailures); got != 2 {
+		t.Errorf("reload_failures_total = %v after moving the broker, want still 2", got)
+	}
 }
 
 // TestStopSaysGoodbyeBeforeTheBrokerGoes: on SIGTERM with the embedded
@@ -269,5 +280,23 @@ func (r *runningDaemon) withModel(det *model.Detector) {
 	}
 	if err := det.Save(filepath.Join(r.dir, "state", "model.safetensors")); err != nil {
 		r.t.Fatal(err)
+	}
+}
+
+// TestStateDirInUse: a second daemon on a state folder in use is refused,
+// naming the folder and the process that holds it (two daemons would send
+// each other's queued messages and overwrite each other's model).
+func TestStateDirInUse(t *testing.T) {
+	r := startDaemon(t, nil)
+	r.daemon()
+	cfg, err := LoadConfig(r.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DeviceID = "other"
+	cfg.MQTT.EmbeddedListen = "127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t))
+	err = Run(context.Background(), RunOptions{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "is in use by another inspectd (process "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("a second daemon on the same state_dir: %v", err)
 	}
 }

@@ -90,12 +90,27 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 		}
 		return
 	}
+	if len(m.Payload) == 0 {
+		return // the publish that clears a retained trigger (brokers deliver it to live subscribers unflagged)
+	}
 	req, err := mqttpub.ParseTrigger(m.Topic, m.Payload)
 	if err != nil {
 		t.count("invalid")
 		t.log.Warn("trigger refused", "err", err)
+		if id := mqttpub.TriggerID(m.Payload); id != "" {
+			go fail(id, err) // the sender can be told why
+		}
 		return
 	}
+	_ = t.accept(req, m.Backlog, enqueue, fail, republish)
+}
+
+// accept takes one parsed trigger request (backlog: held by the broker
+// while inspectd was away) and returns why it was not queued (nil when it
+// was, or when it was answered from the dedup memory). Every request not
+// queued is also answered through fail.
+func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(id string) error, fail func(id string, err error),
+	republish func(*mqttpub.Result) error) error {
 	now := time.Now()
 	t.mu.Lock()
 	t.expireLocked(now)
@@ -105,13 +120,13 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 		t.log.Info("trigger id answered before: sending the stored result again", "id", req.ID, "answered", a.at.Format(time.RFC3339Nano))
 		r := a.res
 		go func() { _ = republish(&r) }()
-		return
+		return nil
 	}
 	if _, ok := t.pending[req.ID]; ok {
 		t.mu.Unlock()
 		t.count("duplicate")
 		t.log.Info("trigger id already waiting: not queued twice", "id", req.ID)
-		return
+		return nil
 	}
 	maxAge := t.maxAge
 	t.pending[req.ID] = now
@@ -124,7 +139,7 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 			stale = fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,
 				req.Time.UTC().Format(time.RFC3339Nano), age.Round(time.Millisecond), maxAge)
 		}
-	case m.Backlog:
+	case backlog:
 		// Held by the broker while inspectd was not connected: the part it
 		// asked about is long gone, and nothing says how long.
 		stale = fmt.Errorf("%w: the broker held it while inspectd was not connected (send \"time\" with triggers to have such a one judged by its age)", errStaleTrigger)
@@ -132,7 +147,7 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 	if stale != nil {
 		t.count("stale")
 		go fail(req.ID, stale)
-		return
+		return stale
 	}
 	if err := enqueue(req.ID); err != nil {
 		var te *capture.TriggerError
@@ -141,9 +156,10 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 		}
 		t.count(triggerOutcome(err))
 		go fail(req.ID, err)
-		return
+		return err
 	}
 	t.count("accepted")
+	return nil
 }
 
 func (t *triggerIntake) count(outcome string) {

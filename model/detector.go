@@ -367,18 +367,34 @@ type decoded struct {
 // Progress reports fit progress: images done of total.
 type Progress func(done, total int)
 
+// The range of a threshold. Scores are (standardized) Mahalanobis
+// distances, typically 1 to 1000: a threshold far outside would flag every
+// part or none, and one near 0 would make score/threshold overflow to Inf,
+// which no result can carry.
+const (
+	MinThreshold = 1e-6
+	MaxThreshold = 1e9
+)
+
+// CheckThreshold says whether v is a usable threshold (within
+// [MinThreshold, MaxThreshold]); the error names what (name) and the range.
+func CheckThreshold(name string, v float64) error {
+	if !(v >= MinThreshold && v <= MaxThreshold) {
+		return fmt.Errorf("%s threshold %g: want a number in [%g, %g]", name, v, MinThreshold, MaxThreshold)
+	}
+	return nil
+}
+
 // SetThresholds replaces the image and pixel thresholds (scores above them
-// are anomalous; both must be positive and finite), for an operator who
-// tunes a line's false-alarm rate without refitting. Save writes them.
-// Like Inspect it must not run concurrently with another call.
+// are anomalous; see CheckThreshold), for an operator who tunes a line's
+// false-alarm rate without refitting. Save writes them. Like Inspect it
+// must not run concurrently with another call.
 func (d *Detector) SetThresholds(image, pixel float64) error {
-	for _, v := range []struct {
-		name string
-		x    float64
-	}{{"image", image}, {"pixel", pixel}} {
-		if !(v.x > 0) || math.IsInf(v.x, 0) {
-			return fmt.Errorf("%s threshold %v: want a positive finite number", v.name, v.x)
-		}
+	if err := CheckThreshold("image", image); err != nil {
+		return err
+	}
+	if err := CheckThreshold("pixel", pixel); err != nil {
+		return err
 	}
 	d.th = padim.Thresholds{Image: image, Pixel: pixel}
 	d.info.ImageThreshold, d.info.PixelThreshold = image, pixel

@@ -3,7 +3,6 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -97,9 +96,9 @@ func Load(path string, opts Options) (*Detector, error) {
 		v   float64
 	}{{"image_threshold", pm.Meta.ImageThreshold}, {"pixel_threshold", pm.Meta.PixelThreshold}} {
 		// The file format reads 0 as unset; a detector compares every frame
-		// against both, so neither may be.
-		if !(th.v > 0) || math.IsInf(th.v, 0) {
-			return fail(fmt.Errorf("metadata %s=%g, want a positive finite threshold: refit the model", th.key, th.v))
+		// against both, so neither may be, nor be out of range.
+		if err := CheckThreshold(th.key, th.v); err != nil {
+			return fail(fmt.Errorf("metadata %s=%g: %w: refit the model or set it with the threshold command", th.key, th.v, err))
 		}
 	}
 	var pre preprocessing

@@ -32,13 +32,12 @@ func normalImages(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".jpg", ".jpeg", ".png":
+		if !e.IsDir() && dataset.IsImageFile(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("data %s: no train/good folder and no JPEG or PNG images", dir)
+		return nil, fmt.Errorf("data %s: no train/good folder with images and no %s images in the folder itself", dir, dataset.ImageKinds)
 	}
 	return out, nil
 }
