@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/inspectd/inspectd/daemon"
 	"image"
 	"image/png"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
 	"github.com/inspectd/inspectd/model/metrics"
