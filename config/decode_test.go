@@ -422,3 +422,13 @@ func yamlKeys(v any) string {
 	}
 	return strings.Join(keys, ", ")
 }
+
+// TestTabAfterTheLineYAMLNames: yaml.v3 reports some tabs ("found a tab
+// character that violates indentation") on the line before the tab's; the
+// message still names the tab's own line and column.
+func TestTabAfterTheLineYAMLNames(t *testing.T) {
+	_, err := Parse([]byte("device_id: a\ncapture:\n  source: synthetic\n  synthetic:\n    width: 100\n\theight: 80\n"), "x.yaml")
+	if err == nil || !strings.Contains(err.Error(), "line 6, column 1: a tab character indents this line") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -54,6 +54,7 @@ type Daemon struct {
 	disp      *remote.Dispatcher
 	front     *remote.MQTT
 	lock      *stateLock      // the state folder's, held while the daemon runs
+	restart   func()          // ends Run with ErrRestartRequested
 	base      context.Context // the Run context: parts live until it ends
 	notifier  *Notifier       // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
 	metrics   *httpapi.Metrics
@@ -86,9 +87,9 @@ type pipelineEnd struct {
 // inspect with otherwise), then the broker, the frame source, the MQTT
 // connection, the pipeline and HTTP. On failure what was started is
 // stopped again.
-func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier) (d *Daemon, err error) {
+func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier, restart func()) (d *Daemon, err error) {
 	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
-		bootID: newBootID()}
+		bootID: newBootID(), restart: restart}
 	defer func() {
 		if err != nil {
 			d.stop()

@@ -326,7 +326,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *slot) error {
 	var lastLogged string
+	taken := 0
 	for {
+		if p.o.MaxInspections > 0 && taken >= p.o.MaxInspections {
+			return nil // enough frames are on their way: MaxInspections means that many, not a few more
+		}
 		var s *slot
 		select {
 		case s = <-pool:
@@ -383,6 +387,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			p.o.Metrics.Frame()
 		}
 		p.inflight.Add(1)
+		taken++
 		if s.frame.Trigger != "" || !p.o.FreeRun || p.lossless {
 			select { // triggered frames and parts from files wait for room: never dropped
 			case out <- s:
@@ -402,6 +407,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 				case old := <-out:
 					pool <- old
 					p.inflight.Add(-1)
+					taken--
 					p.drops.Add(1)
 					if p.o.Metrics != nil {
 						p.o.Metrics.Drop("overload")

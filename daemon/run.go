@@ -70,7 +70,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	defer signal.Stop(hup)
 	notifier := NewNotifier(NotifierOptions{Logger: o.Logger})
 	defer notifier.Close()
-	d, err := start(ctx, cfg, o, notifier)
+	outer := ctx
+	ctx, restart := context.WithCancelCause(ctx)
+	defer restart(nil)
+	d, err := start(ctx, cfg, o, notifier, func() { restart(ErrRestartRequested) })
 	if err != nil {
 		return err
 	}
@@ -79,11 +82,19 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	err = d.loop(ctx, hup)
 	d.stop()
+	if errors.Is(context.Cause(ctx), ErrRestartRequested) && outer.Err() == nil {
+		return ErrRestartRequested
+	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
 	return err
 }
+
+// ErrRestartRequested ends Run when a SCADA host asked for a reboot
+// (Sparkplug Node Control/Reboot): the process exits with a failure status
+// so that its service manager (systemd's Restart=) starts it again.
+var ErrRestartRequested = errors.New("restart requested by the SCADA host (Sparkplug Node Control/Reboot): exiting for the service manager to start inspectd again")
 
 // openDetector loads the model file, or fits one on normal synthetic
 // frames when the file is missing and the source is synthetic (the demo on

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,4 +99,40 @@ func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
 		defer mu.Unlock()
 		return kinds["NDEATH"] > 0
 	})
+}
+
+// TestSparkplugReboot: NCMD Node Control/Reboot ends the daemon with
+// ErrRestartRequested, for its service manager to start it again.
+func TestSparkplugReboot(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1)
+	})
+	r.daemon()
+	host := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-host"))
+	if tok := host.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("host connect: %v", tok.Error())
+	}
+	defer host.Disconnect(0)
+	reboot := &sppb.Payload{Timestamp: uint64(time.Now().UnixMilli()),
+		Metrics: []sppb.Metric{{Name: "Node Control/Reboot", DataType: sppb.TypeBoolean, Value: sppb.Value{Kind: sppb.KindBoolean, Bool: true}}}}
+	b, err := reboot.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the node to subscribe", func() bool { return strings.Contains(r.logs.String(), "NBIRTH") || strings.Contains(r.logs.String(), "sparkplug") })
+	deadline := time.After(60 * time.Second)
+	for {
+		host.Publish("spBv1.0/inspectd/NCMD/cell1", 0, false, b).Wait()
+		select {
+		case err := <-r.done:
+			r.done <- nil
+			if !errors.Is(err, ErrRestartRequested) {
+				t.Fatalf("Run ended with %v, want ErrRestartRequested", err)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the daemon did not stop on Node Control/Reboot")
+		}
+	}
 }
