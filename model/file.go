@@ -191,12 +191,18 @@ func Load(path string, opts Options) (*Detector, error) {
 	if pre.Tiles < 0 || pre.Tiles > MaxTiles || (pre.Tiles > 1 && pre.TileAxis != axisX && pre.TileAxis != axisY) {
 		return fail(fmt.Errorf("preprocessing metadata: tiles %d along %q, want 0..%d along x or y", pre.Tiles, pre.TileAxis, MaxTiles))
 	}
-	// The fit's backbone, taps and preprocessing win over the configuration's.
+	// The fit's backbone, taps and preprocessing win over the
+	// configuration's. When a bundled backbone is configured (the recipe
+	// search may have chosen another bundled one), the bundled backbone
+	// the file was fitted for runs; a backbone of the user's must be the
+	// file's.
 	bo := opts.Backbone
 	recipe := Recipe{Taps: pm.Meta.Taps, Resize: backbone.ResizeMode(pre.Resize), Tiles: pre.Tiles, TileAxis: pre.TileAxis, Standardize: pre.Standardize}
-	for _, b := range opts.Bundled {
-		if bd, ok := backbone.BundleByName(b.Name); ok && bd.SHA256 == pm.Meta.BackboneSHA256 {
-			bo.Path, bo.Bytes, recipe.Backbone = b.Path, nil, b.Name
+	if slices.ContainsFunc(opts.Bundled, func(b BundledPath) bool { return b.Path == opts.Backbone.Path }) {
+		for _, b := range opts.Bundled {
+			if bd, ok := backbone.BundleByName(b.Name); ok && bd.SHA256 == pm.Meta.BackboneSHA256 {
+				bo.Path, bo.Bytes, recipe.Backbone = b.Path, nil, b.Name
+			}
 		}
 	}
 	if recipe.Backbone == "" && (opts.Recipe == "" || opts.Recipe == RecipeFixed) && len(opts.Backbone.Taps) > 0 && !slices.Equal(opts.Backbone.Taps, pm.Meta.Taps) {

@@ -239,3 +239,40 @@ func TestTilesLongPart(t *testing.T) {
 		t.Errorf("loaded model scores %.6f, fitted %.6f", r.Score, want)
 	}
 }
+
+// A model fitted on a bundled backbone other than the configured bundled
+// one (the search chose it) loads with its own; a backbone of the user's
+// must be the one the file was fitted for.
+func TestLoadFindsBundledBackbone(t *testing.T) {
+	o := testOptions(t)
+	v2 := filepath.Join(modeltest.ShareDir(t), "mobilenet_v2_1.0_224_quant.tflite")
+	o.Bundled = []BundledPath{{backbone.MobileNetV1, modeltest.BackbonePath(t)}, {backbone.MobileNetV2, v2}}
+	o.Recipe = "v2-squash-raw"
+	det, _, err := Fit(context.Background(), o, textures(8), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	r, _ := det.Inspect(texture(1001, true))
+	want := r.Score
+	if det.Info().Recipe != "v2-squash-raw" || det.Info().RecipeChoice != "named" || det.Info().Backbone != v2 {
+		t.Fatalf("info %+v", det.Info())
+	}
+	path := filepath.Join(t.TempDir(), "v2.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	o.Recipe = RecipeAuto // configured: the bundled v1
+	ld, err := Load(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	if r, _ := ld.Inspect(texture(1001, true)); ld.Info().Backbone != v2 || ld.Info().Recipe != "v2-squash-raw" || math.Abs(r.Score-want) > 1e-5*want {
+		t.Fatalf("loaded info %+v, score %v want %v", ld.Info(), r.Score, want)
+	}
+	o.Backbone.Path = filepath.Join(modeltest.GoTFLiteDir(t), "_example", "segment", "deeplabv3_257_mv_gpu.tflite")
+	if _, err := Load(path, o); err == nil || !strings.Contains(err.Error(), "refit") {
+		t.Fatalf("a backbone of the user's that is not the file's: %v", err)
+	}
+}

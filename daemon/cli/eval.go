@@ -43,7 +43,7 @@ type EvalReport struct {
 type EvalSet struct {
 	Data string `json:"data"`
 	// Results are the configured recipe's figures and, with --compare,
-	// the second recipe's.
+	// each further recipe's.
 	Results []EvalResult `json:"results"`
 	// Candidates are every recipe-search candidate: its synthetic
 	// validation figures beside its figures on the real test set (fitted
@@ -155,7 +155,7 @@ func cmdEval() *Command {
 	return &Command{
 		Name:    "eval",
 		Summary: "fit on train/good of MVTec AD style data sets and measure image/pixel AUROC, PRO, region IoU, F1-max, false alarms and misses at the threshold, and speed",
-		Usage:   "--data DIR [--data DIR ...] [--compare RECIPE] [--candidates] [--json FILE] [--report DIR] [--config FILE] [--model FILE] [overrides]",
+		Usage:   "--data DIR [--data DIR ...] [--compare RECIPE ...] [--candidates] [--json FILE] [--report DIR] [--config FILE] [--model FILE] [overrides]",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "eval")
 			var data stringList
@@ -166,7 +166,8 @@ func cmdEval() *Command {
 			modelPath := fs.String("model", "", "evaluate this fitted model instead of fitting one")
 			saveModel := fs.String("save-model", "", "keep the fitted model in this file (one data set)")
 			recipe := fs.String("recipe", "", "override model.recipe (auto, fixed or a recipe's name)")
-			compare := fs.String("compare", "", "also fit this recipe (a name such as plain, or fixed, or auto) in the same run and show its figures beside")
+			var compare stringList
+			fs.Var(&compare, "compare", "also fit this recipe (a name such as plain, or fixed, or auto) in the same run and show its figures beside; repeat for several")
 			candidates := fs.Bool("candidates", false, "with recipe auto: score the real test set with every search candidate and show how the synthetic score ranks them")
 			features := fs.Int("features", 0, "override model.features")
 			resize := fs.String("resize", "", "override model.input.resize (fit, squash, crop)")
@@ -223,13 +224,10 @@ func cmdEval() *Command {
 			if err := cfg.Validate(); err != nil {
 				return usagef("overrides: %v", err)
 			}
-			if *saveModel != "" && (len(data) > 1 || *compare != "") {
+			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
 				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
 			}
-			columns := []string{cfg.Model.Recipe}
-			if *compare != "" {
-				columns = append(columns, *compare)
-			}
+			columns := append([]string{cfg.Model.Recipe}, compare...)
 			for _, r := range columns {
 				if r != model.RecipeAuto && r != model.RecipeFixed {
 					if _, err := model.ParseRecipe(r, cfg.Model.Taps); err != nil {
