@@ -325,6 +325,25 @@ func TestAutoUnstableRaceNotCached(t *testing.T) {
 	}
 }
 
+// A cache entry from before the race (no figure) is measured again.
+func TestAutoRemeasuresOldEntries(t *testing.T) {
+	state := t.TempDir()
+	ref := open(t, Options{})
+	var outs []int
+	for _, tp := range ref.Taps() {
+		outs = append(outs, tp.Index)
+	}
+	key := ref.cacheKey(outs)
+	if err := storeCache(state, cacheFile{Entries: map[string]cacheEntry{key: {Variant: VariantFloat32, Measured: time.Now()}}}); err != nil {
+		t.Fatal(err)
+	}
+	var log logged
+	b := open(t, Options{Optimize: OptimizeAuto, StateDir: state, Logger: log.logger(), ProbeCommand: fakeProbe(VariantInt8, 0.999, 5)})
+	if b.Variant() != VariantInt8 || len(log.lines("source=measured")) != 1 || readCache(t, state).Entries[key].Ms != 5 {
+		t.Fatalf("variant %q, log:\n%s", b.Variant(), log.String())
+	}
+}
+
 // A live latency far from the cached figure (here: a cache claiming the
 // builtin kernels take 0.5 ms) starts a new measurement in the background,
 // whose choice replaces the cache entry.

@@ -153,7 +153,9 @@ func (b *Backbone) auto(data []byte, outputs []int, cs []candidate) error {
 		if err != nil {
 			b.log().Warn("backbone variant cache unreadable, measuring again", "err", err)
 		}
-		if e, ok := cache.Entries[b.cacheKeyOf]; ok {
+		// Entries from before the race (no ms_per_frame) came from one
+		// unchecked measurement: they are measured again.
+		if e, ok := cache.Entries[b.cacheKeyOf]; ok && e.Ms > 0 {
 			if c, ok := findCandidate(cs, func(c candidate) bool { return c.name == e.Variant }); ok {
 				if err := b.apply(c); err == nil {
 					b.live.cachedMs = e.Ms
