@@ -63,6 +63,11 @@ const lowCoverage = 0.35
 // KB, per image for the threshold).
 func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) (*Detector, FitReport, error) {
 	opts.defaults()
+	if opts.Backbone.Memo == nil {
+		// The search opens a backbone per candidate family: the variant
+		// is measured once per backbone.
+		opts.Backbone.Memo = &backbone.VariantMemo{}
+	}
 	start := time.Now()
 	if err := opts.checkImageCount(src.Len()); err != nil {
 		return nil, FitReport{}, err

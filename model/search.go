@@ -107,7 +107,9 @@ type Candidate struct {
 }
 
 // Candidates lists the recipes the search tries on images whose long
-// side is aspect times their short side along axis: each bundled backbone
+// side is aspect times their short side along axis (square: every image
+// is, so letterboxing and squashing onto the bundled backbones' square
+// inputs are the same and only squash is tried): each bundled backbone
 // (or only the configured one when it is not bundled) with letterboxed
 // (fit) or squashed frames, each with and without standardization; tiles
 // along the long side for parts at least twice as long as wide; plain
@@ -117,7 +119,7 @@ type Candidate struct {
 // patch scale's alone (the context scale then counts in the score only).
 // Candidates sharing a preprocessing and backbone
 // share one backbone pass and one Gaussian fit per scale.
-func (o *Options) Candidates(aspect float64, axis string) []Recipe {
+func (o *Options) Candidates(aspect float64, axis string, square bool) []Recipe {
 	type bb struct {
 		name string
 		taps []string
@@ -164,6 +166,9 @@ func (o *Options) Candidates(aspect float64, axis string) []Recipe {
 	for _, b := range bbs {
 		for _, std := range []bool{false, true} {
 			for _, rs := range []backbone.ResizeMode{backbone.ResizeFit, backbone.ResizeSquash} {
+				if rs == backbone.ResizeFit && square && b.name != "" {
+					continue
+				}
 				add(Recipe{Backbone: b.name, Taps: b.taps, Resize: rs, Standardize: std})
 			}
 			if tiles > 0 {
@@ -272,13 +277,13 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 			fit[i] = rest[j]
 		}
 	}
-	aspect, axis, err := aspectOf(src, fit)
+	aspect, axis, square, err := aspectOf(src, fit)
 	if err != nil {
 		return nil, err
 	}
 	cands := so.Candidates
 	if cands == nil {
-		cands = opts.Candidates(aspect, axis)
+		cands = opts.Candidates(aspect, axis, square)
 	}
 	var families [][]Recipe
 	index := map[string]int{}
@@ -365,14 +370,15 @@ func spreadIndices(n, k int) []int {
 }
 
 // aspectOf is the median ratio of long to short side over a sample of the
-// images, and the long side's axis by majority.
-func aspectOf(src ImageSource, idx []int) (float64, string, error) {
+// images, the long side's axis by majority, and whether every sampled
+// image is square (within 1%).
+func aspectOf(src ImageSource, idx []int) (float64, string, bool, error) {
 	var ratios []float64
 	wide := 0
 	for _, i := range spreadIndices(len(idx), min(len(idx), 9)) {
 		img, err := src.Image(idx[i])
 		if err != nil {
-			return 0, "", fmt.Errorf("fit: image %d: %w", idx[i], err)
+			return 0, "", false, fmt.Errorf("fit: image %d: %w", idx[i], err)
 		}
 		b := img.Bounds()
 		w, h := float64(b.Dx()), float64(b.Dy())
@@ -386,7 +392,7 @@ func aspectOf(src ImageSource, idx []int) (float64, string, error) {
 	if 2*wide < len(ratios) {
 		axis = axisY
 	}
-	return ratios[len(ratios)/2], axis, nil
+	return ratios[len(ratios)/2], axis, ratios[len(ratios)-1] < 1.01, nil
 }
 
 // validation is the search's held-out set: the good images and, per

@@ -21,7 +21,7 @@ func TestRecipeNames(t *testing.T) {
 	o := testOptions(t)
 	o.Bundled = []BundledPath{{backbone.MobileNetV1, "v1.tflite"}, {backbone.MobileNetV2, "v2.tflite"}}
 	o.Backbone.Path = "v1.tflite"
-	cands := o.Candidates(3.2, axisX)
+	cands := o.Candidates(3.2, axisX, false)
 	seen := map[string]bool{}
 	for _, r := range cands {
 		n := r.Name()
@@ -51,8 +51,11 @@ func TestRecipeNames(t *testing.T) {
 			}))
 		}
 	}
-	if cs := o.Candidates(1.3, axisX); slices.ContainsFunc(cs, func(r Recipe) bool { return r.Tiles > 1 }) {
+	if cs := o.Candidates(1.3, axisX, false); slices.ContainsFunc(cs, func(r Recipe) bool { return r.Tiles > 1 }) {
 		t.Error("tiles offered for a part that is not long")
+	}
+	if cs := o.Candidates(1, axisX, true); slices.ContainsFunc(cs, func(r Recipe) bool { return r.resize() == backbone.ResizeFit }) {
+		t.Error("letterboxing offered for square frames on square inputs (the same as squashing)")
 	}
 	for _, c := range []struct{ name, want string }{
 		{"v3-fit-raw", `unknown backbone "v3"`},

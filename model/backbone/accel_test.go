@@ -325,6 +325,25 @@ func TestAutoUnstableRaceNotCached(t *testing.T) {
 	}
 }
 
+// Backbones opened in one process with one memo measure once, even when
+// the measurement was too disturbed to cache on disk.
+func TestAutoMemo(t *testing.T) {
+	calls := filepath.Join(t.TempDir(), "calls")
+	probe := fakeProbeRounds(VariantInt8, 0.999, 10, []float64{10, 30, 9}, []float64{70, 65, 72})
+	probe[2] = "echo x >> " + calls + "; " + probe[2]
+	memo := &VariantMemo{}
+	for range 3 {
+		if b := open(t, Options{Optimize: OptimizeAuto, StateDir: t.TempDir(), ProbeCommand: probe, Memo: memo}); b.Variant() != VariantInt8 {
+			t.Fatalf("variant %q", b.Variant())
+		}
+	}
+	b, _ := os.ReadFile(calls)
+	// One measurement: a probe per candidate and the race.
+	if n := strings.Count(string(b), "x"); n != 3 {
+		t.Fatalf("%d probe runs for three opens, want 3 (one measurement)", n)
+	}
+}
+
 // A cache entry from before the race (no figure) is measured again.
 func TestAutoRemeasuresOldEntries(t *testing.T) {
 	state := t.TempDir()

@@ -61,6 +61,9 @@ type Options struct {
 	// no XNNPACK candidate, since a delegate crash would take the caller
 	// down.
 	ProbeCommand []string
+	// Memo, when set, shares "auto"'s choices between the backbones one
+	// process opens (nil: every Open without a cached choice measures).
+	Memo *VariantMemo
 }
 
 // Tap describes one tapped tensor.

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/inspectd/inspectd/config/atomicfile"
@@ -173,6 +174,14 @@ func (b *Backbone) auto(data []byte, outputs []int, cs []candidate) error {
 		b.log().Warn("backbone runs on the builtin kernels", "variant", VariantBuiltin, "reason", errNoProbe)
 		return b.apply(cs[0])
 	}
+	if v, ok := b.opts.Memo.get(b.cacheKeyOf); ok {
+		if c, ok := findCandidate(cs, func(c candidate) bool { return c.name == v }); ok {
+			if err := b.apply(c); err == nil {
+				b.log().Debug("backbone variant", "variant", c.name, "source", "this process")
+				return nil
+			}
+		}
+	}
 	m, err := b.measure(data, cs)
 	if err != nil {
 		b.log().Warn("backbone runs on the builtin kernels", "variant", VariantBuiltin, "reason", err)
@@ -187,9 +196,45 @@ func (b *Backbone) auto(data []byte, outputs []int, cs []candidate) error {
 		}
 	}
 	b.log().Info("backbone variant", append([]any{"variant", m.best.name, "source", "measured", "speedup", fmt.Sprintf("%.2f", m.speedup)}, m.logs...)...)
-	b.live.cachedMs = m.ms
+	if m.cache {
+		b.live.cachedMs = m.ms // a disturbed measurement is no yardstick
+	}
 	b.remember(m)
+	b.opts.Memo.set(b.cacheKeyOf, m.best.name)
 	return nil
+}
+
+// VariantMemo remembers, for the life of one process, which variant "auto"
+// chose per model, taps and threads, so that opening the same backbone
+// again (a recipe search opens one per candidate family) does not measure
+// again, even when the measurement was too disturbed to cache on disk.
+// Safe for concurrent use; the zero value is empty, a nil one remembers
+// nothing.
+type VariantMemo struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (v *VariantMemo) get(key string) (string, bool) {
+	if v == nil {
+		return "", false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s, ok := v.m[key]
+	return s, ok
+}
+
+func (v *VariantMemo) set(key, variant string) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[string]string{}
+	}
+	v.m[key] = variant
 }
 
 // measurement is what measure found.
