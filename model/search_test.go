@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"image"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -277,5 +278,21 @@ func TestLoadFindsBundledBackbone(t *testing.T) {
 	o.Backbone.Path = filepath.Join(modeltest.GoTFLiteDir(t), "_example", "segment", "deeplabv3_257_mv_gpu.tflite")
 	if _, err := Load(path, o); err == nil || !strings.Contains(err.Error(), "refit") {
 		t.Fatalf("a backbone of the user's that is not the file's: %v", err)
+	}
+}
+
+// Letterboxing a part far longer than wide leaves most of the input
+// without image: fit says so.
+func TestFitWarnsOnLowCoverage(t *testing.T) {
+	var log strings.Builder
+	o := testOptions(t)
+	o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	det, rep, err := Fit(context.Background(), o, wides(6), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det.Close()
+	if rep.InputCoverage > 0.3 || !strings.Contains(log.String(), "little of the network input carries image") {
+		t.Fatalf("coverage %.2f, log:\n%s", rep.InputCoverage, log.String())
 	}
 }

@@ -39,7 +39,7 @@ const (
 // maxRoundSpread is how far apart (max/min) the rounds of one candidate's
 // speed relative to the builtin kernels may be before the measurement is
 // taken as disturbed (another process loading the CPU) and not cached.
-const maxRoundSpread = 1.5
+const maxRoundSpread = 2.0
 
 // liveFactor is how far (either way) the live median latency may drift
 // from the cached measurement before the variants are measured again.
