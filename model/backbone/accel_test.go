@@ -363,12 +363,16 @@ func TestAutoRemeasuresOldEntries(t *testing.T) {
 	}
 }
 
-// A live latency far from the cached figure (here: a cache claiming the
-// builtin kernels take 0.5 ms) starts a new measurement in the background,
-// whose choice replaces the cache entry.
+// A live latency far below the cached figure (here: a cache claiming the
+// builtin kernels take 10 s, as if measured on a machine loaded to a
+// standstill) starts a new measurement in the background, whose choice
+// replaces the cache entry; a live latency above it does not (the machine
+// is busy now).
 func TestLiveLatencyRemeasures(t *testing.T) {
 	state := t.TempDir()
-	ref := open(t, Options{})
+	// The tiny model: windows of invokes take milliseconds.
+	tiny := Options{Path: tinyModel(t), Taps: []string{"conv/Relu6", "dw/Relu6"}}
+	ref := open(t, tiny)
 	key := ref.cacheKey(func() []int {
 		var o []int
 		for _, tp := range ref.Taps() {
@@ -376,11 +380,13 @@ func TestLiveLatencyRemeasures(t *testing.T) {
 		}
 		return o
 	}())
-	if err := storeCache(state, cacheFile{Entries: map[string]cacheEntry{key: {Variant: VariantBuiltin, Measured: time.Now(), Ms: 0.5}}}); err != nil {
+	if err := storeCache(state, cacheFile{Entries: map[string]cacheEntry{key: {Variant: VariantBuiltin, Measured: time.Now(), Ms: 10000}}}); err != nil {
 		t.Fatal(err)
 	}
 	var log logged
-	b := open(t, Options{Optimize: OptimizeAuto, StateDir: state, Logger: log.logger(), ProbeCommand: fakeProbe(VariantInt8, 0.999, 5)})
+	o := tiny
+	o.Optimize, o.StateDir, o.Logger, o.ProbeCommand = OptimizeAuto, state, log.logger(), fakeProbe(VariantInt8, 0.999, 5)
+	b := open(t, o)
 	if b.Variant() != VariantBuiltin || len(log.lines("source=cache")) != 1 {
 		t.Fatalf("variant %q, log:\n%s", b.Variant(), log.String())
 	}
@@ -393,11 +399,21 @@ func TestLiveLatencyRemeasures(t *testing.T) {
 		t.Fatalf("no re-measurement started, log:\n%s", log.String())
 	}
 	<-b.live.done
-	if len(log.lines("far from the cached measurement")) != 1 {
+	if len(log.lines("far below the cached measurement")) != 1 {
 		t.Fatalf("log:\n%s", log.String())
 	}
 	if e := readCache(t, state).Entries[key]; e.Variant != VariantInt8 || e.Ms != 5 {
 		t.Fatalf("cache entry after the re-measurement: %+v", e)
+	}
+	// A latency above the figure starts nothing.
+	o.Logger = nil
+	slow := open(t, o)
+	slow.live.cachedMs = 0.001
+	for range liveWarmup + liveWindow {
+		slow.Invoke()
+	}
+	if slow.live.done != nil || slow.live.fired {
+		t.Fatal("a latency above the cached figure started a re-measurement")
 	}
 	// Once per backbone: later windows start nothing more.
 	done := b.live.done

@@ -41,8 +41,8 @@ const (
 // taken as disturbed (another process loading the CPU) and not cached.
 const maxRoundSpread = 2.0
 
-// liveFactor is how far (either way) the live median latency may drift
-// from the cached measurement before the variants are measured again.
+// liveFactor is how far below the cached measurement the live median
+// latency may fall before the variants are measured again.
 const liveFactor = 2.0
 
 // cacheFile is CacheFile's content.
@@ -363,10 +363,10 @@ func (b *Backbone) remember(m *measurement) {
 }
 
 // liveCheck watches the backbone's latency against the cached measurement
-// it was chosen by: a median far from it (a measurement made while another
-// process loaded the machine, or a machine that changed) starts a new
-// measurement in the background, which replaces the cache entry for the
-// next start.
+// it was chosen by: a median far below it (a measurement made while
+// another process loaded the machine, or a machine that changed) starts a
+// new measurement in the background, which replaces the cache entry for
+// the next start.
 type liveCheck struct {
 	cachedMs float64
 	ring     [liveWindow]float64
@@ -400,11 +400,15 @@ func (b *Backbone) observe(d time.Duration) {
 	}
 	w := l.ring
 	live := median(w[:])
-	if live <= l.cachedMs*liveFactor && live >= l.cachedMs/liveFactor {
+	// Only a live latency far below the figure says the measurement was
+	// disturbed (the issue of a cached builtin choice measured while the
+	// machine was loaded); a slower one says the machine is busy now, and
+	// a measurement now would be disturbed in turn.
+	if live >= l.cachedMs/liveFactor {
 		return
 	}
 	l.fired = true
-	b.log().Warn("backbone latency far from the cached measurement: measuring the variants again in the background (the result applies at the next start)",
+	b.log().Warn("backbone latency far below the cached measurement: measuring the variants again in the background (the result applies at the next start)",
 		"variant", b.variant, "live_ms", fmt.Sprintf("%.2f", live), "cached_ms", fmt.Sprintf("%.2f", l.cachedMs))
 	if len(b.opts.ProbeCommand) == 0 || b.data == nil {
 		return
