@@ -296,3 +296,59 @@ func TestFitWarnsOnLowCoverage(t *testing.T) {
 		t.Fatalf("coverage %.2f, log:\n%s", rep.InputCoverage, log.String())
 	}
 }
+
+// With a -fine recipe the context scale raises the score, but the map,
+// the mask and so the alarm's regions follow the patch scale: a small
+// defect's mask stays near it instead of filling the coarse cells around
+// it. The fine threshold is saved with the model.
+func TestFineMapFollowsPatchScale(t *testing.T) {
+	area := func(d *Detector) (int, *Inspection) {
+		r, err := d.Inspect(texture(5000, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, v := range r.Mask.Pix {
+			if v != 0 {
+				n++
+			}
+		}
+		return n, r
+	}
+	fit := func(recipe string) *Detector {
+		o := testOptions(t)
+		o.Recipe = recipe
+		d, _, err := Fit(context.Background(), o, textures(minZScoreImages), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	sum, fine := fit("custom-fit-z-ctx2"), fit("custom-fit-z-ctx2-fine")
+	if !fine.localizesFine() || sum.localizesFine() || fine.Info().Recipe != "custom-fit-z-ctx2-fine" {
+		t.Fatalf("fine map: %v / %v, recipe %s", fine.localizesFine(), sum.localizesFine(), fine.Info().Recipe)
+	}
+	aSum, rSum := area(sum)
+	sumScore := rSum.Score
+	aFine, rFine := area(fine)
+	t.Logf("mask of a 30x25 blob: %d pixels with the summed map, %d following the patch scale", aSum, aFine)
+	if !rFine.Anomalous || rFine.Score != sumScore {
+		t.Fatalf("fine map changes the verdict: score %v (summed %v), anomalous %v", rFine.Score, sumScore, rFine.Anomalous)
+	}
+	if aFine == 0 || aFine >= aSum {
+		t.Errorf("mask %d pixels following the patch scale, %d with the summed map: want a smaller, non-empty one", aFine, aSum)
+	}
+	path := filepath.Join(t.TempDir(), "fine.safetensors")
+	if err := fine.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := Load(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	if a, r := area(ld); a != aFine || r.Score != rFine.Score || ld.fineTh != fine.fineTh || ld.Info().Recipe != "custom-fit-z-ctx2-fine" {
+		t.Errorf("loaded: mask %d (want %d), score %v (want %v), fine threshold %v (want %v), recipe %s", a, aFine, r.Score, rFine.Score, ld.fineTh, fine.fineTh, ld.Info().Recipe)
+	}
+}
