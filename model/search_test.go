@@ -116,6 +116,9 @@ func searchOptions(t *testing.T) Options {
 // one fit; the chosen recipe and its figures are recorded in the model and
 // its file.
 func TestSearchRanksAndRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three candidates in two families and a final fit")
+	}
 	o := searchOptions(t)
 	bd, _ := backbone.BundleByName(backbone.MobileNetV1)
 	squashRaw := Recipe{Backbone: backbone.MobileNetV1, Taps: bd.Taps, Resize: backbone.ResizeSquash}
@@ -196,6 +199,9 @@ func TestSearchFallsBackOnFewImages(t *testing.T) {
 // follows the frame (a defect at the right end lights the right end), and
 // a saved model scores the same.
 func TestTilesLongPart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three backbone passes per image")
+	}
 	o := testOptions(t)
 	o.Tiles = 3
 	o.Backbone.Preprocess.Resize = backbone.ResizeSquash
@@ -248,6 +254,9 @@ func TestTilesLongPart(t *testing.T) {
 // one (the search chose it) loads with its own; a backbone of the user's
 // must be the one the file was fitted for.
 func TestLoadFindsBundledBackbone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on the second backbone")
+	}
 	o := testOptions(t)
 	v2 := filepath.Join(modeltest.ShareDir(t), "mobilenet_v2_1.0_224_quant.tflite")
 	o.Bundled = []BundledPath{{backbone.MobileNetV1, modeltest.BackbonePath(t)}, {backbone.MobileNetV2, v2}}
@@ -302,6 +311,9 @@ func TestFitWarnsOnLowCoverage(t *testing.T) {
 // defect's mask stays near it instead of filling the coarse cells around
 // it. The fine threshold is saved with the model.
 func TestFineMapFollowsPatchScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two fits with context scales")
+	}
 	area := func(d *Detector) (int, *Inspection) {
 		r, err := d.Inspect(texture(5000, true))
 		if err != nil {
