@@ -43,6 +43,12 @@ type SearchOptions struct {
 	// candidate's threshold beyond which the candidate ranks below every
 	// one that keeps to it (0: 0.1).
 	FalseAlarms float64
+	// Margin is how much higher than the fixed recipe's (Options.Fixed,
+	// the configured settings) a candidate's score must be to replace it
+	// (0: 0.01). Scores of candidates that differ little move by about as
+	// much from one draw of held-out images and synthetic defects to the
+	// next; the fixed recipe is the one measured on every data set.
+	Margin float64
 	// Seed makes the synthetic defects repeatable.
 	Seed uint64
 	// Candidates replaces the candidate list (nil: Options.Candidates).
@@ -77,14 +83,20 @@ func (s *SearchOptions) defaults() {
 	if !(s.FalseAlarms > 0) {
 		s.FalseAlarms = 0.1
 	}
+	if !(s.Margin >= 0) || s.Margin == 0 {
+		s.Margin = 0.01
+	}
 }
 
 // SearchReport is what the recipe search measured and chose.
 type SearchReport struct {
 	// Candidates are every candidate's figures, in the order fitted.
 	Candidates []Candidate
-	// Chosen is the best candidate.
-	Chosen Candidate
+	// Chosen is the best candidate; Reference names the fixed recipe's
+	// candidate, which a candidate must beat by SearchOptions.Margin ("":
+	// the fixed recipe was not among the candidates).
+	Chosen    Candidate
+	Reference string
 	// Fallback, when set, says why no search ran: Chosen is then the
 	// fixed recipe, unmeasured.
 	Fallback string
@@ -329,17 +341,16 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 		}
 		rep.Candidates = append(rep.Candidates, res...)
 	}
-	best := -1
-	for i, c := range rep.Candidates {
-		if c.Err != "" {
-			continue
-		}
-		if best < 0 || better(c, rep.Candidates[best], so.FalseAlarms) {
-			best = i
-		}
+	ref := opts.Fixed()
+	if square && ref.Resize == backbone.ResizeFit {
+		ref.Resize = backbone.ResizeSquash // the same on square frames
 	}
+	best := choose(rep.Candidates, ref.Name(), so)
 	if best < 0 {
 		return nil, errors.New("recipe search: no candidate could be fitted (see the log)")
+	}
+	if slices.ContainsFunc(rep.Candidates, func(c Candidate) bool { return c.Name == ref.Name() && c.Err == "" }) {
+		rep.Reference = ref.Name()
 	}
 	rep.Chosen = rep.Candidates[best]
 	rep.Wall = time.Since(start)
@@ -348,13 +359,41 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	return rep, nil
 }
 
+// choose returns the index of the chosen candidate (-1: none fitted): the
+// best by better, unless the reference (the fixed recipe) keeps to the
+// false-alarm limit and the best does not beat its score by more than the
+// margin.
+func choose(cs []Candidate, ref string, so SearchOptions) int {
+	best := -1
+	for i, c := range cs {
+		if c.Err != "" {
+			continue
+		}
+		if best < 0 || better(c, cs[best], so.FalseAlarms) {
+			best = i
+		}
+	}
+	for i, c := range cs {
+		if c.Name != ref || c.Err != "" || best < 0 {
+			continue
+		}
+		if c.Figures.FalseAlarms <= so.FalseAlarms && !(cs[best].Figures.Score > c.Figures.Score+so.Margin) {
+			best = i
+		}
+	}
+	return best
+}
+
 // better ranks a above b: a candidate whose threshold flags at most the
-// allowed share of untouched good images beats one that flags more; then
-// the higher score wins.
+// allowed share of untouched good images beats one that flags more, of two
+// that both flag more the one that flags fewer; then the higher score wins.
 func better(a, b Candidate, allowed float64) bool {
 	okA, okB := a.Figures.FalseAlarms <= allowed, b.Figures.FalseAlarms <= allowed
 	if okA != okB {
 		return okA
+	}
+	if !okA && a.Figures.FalseAlarms != b.Figures.FalseAlarms {
+		return a.Figures.FalseAlarms < b.Figures.FalseAlarms
 	}
 	return a.Figures.Score > b.Figures.Score
 }

@@ -364,3 +364,36 @@ func TestFineMapFollowsPatchScale(t *testing.T) {
 		t.Errorf("loaded: mask %d (want %d), score %v (want %v), fine threshold %v (want %v), recipe %s", a, aFine, r.Score, rFine.Score, ld.fineTh, fine.fineTh, ld.Info().Recipe)
 	}
 }
+
+// The fixed recipe stays unless a candidate beats it by the margin; one
+// whose threshold flags too many held-out good images ranks below all that
+// do not, the fixed recipe included.
+func TestChoose(t *testing.T) {
+	so := SearchOptions{}
+	so.defaults()
+	c := func(name string, score, fa float64) Candidate {
+		return Candidate{Name: name, Figures: RecipeFigures{Score: score, FalseAlarms: fa}}
+	}
+	cases := []struct {
+		cs   []Candidate
+		ref  string
+		want string
+	}{
+		{[]Candidate{c("a", 0.90, 0), c("ref", 0.895, 0)}, "ref", "ref"},
+		{[]Candidate{c("a", 0.92, 0), c("ref", 0.895, 0)}, "ref", "a"},
+		{[]Candidate{c("a", 0.92, 0.2), c("ref", 0.895, 0), c("b", 0.90, 0)}, "ref", "ref"},
+		{[]Candidate{c("a", 0.92, 0), c("ref", 0.95, 0.3)}, "ref", "a"},
+		{[]Candidate{c("a", 0.92, 0), c("b", 0.93, 0)}, "", "b"},
+		{[]Candidate{c("a", 0.92, 0.2), c("b", 0.90, 0.15)}, "", "b"},
+		{[]Candidate{{Name: "ref", Err: "failed"}, c("a", 0.5, 0)}, "ref", "a"},
+	}
+	for i, tc := range cases {
+		got := choose(tc.cs, tc.ref, so)
+		if got < 0 || tc.cs[got].Name != tc.want {
+			t.Errorf("case %d: chose %d, want %s", i, got, tc.want)
+		}
+	}
+	if choose([]Candidate{{Name: "x", Err: "failed"}}, "", so) != -1 {
+		t.Error("chose a candidate that failed")
+	}
+}
