@@ -137,8 +137,11 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 	fmt.Fprintln(tw, "recipe\tscore\timage AUROC\tpixel AUROC\tPRO\tfalse alarms\tmisses\tthreshold\t")
 	for _, c := range s.Candidates {
 		mark := "  "
-		if c.Name == s.Chosen.Name {
+		switch {
+		case c.Name == s.Chosen.Name:
 			mark = " *"
+		case c.Name == s.Reference:
+			mark = " ="
 		}
 		if c.Err != "" {
 			fmt.Fprintf(tw, "%s%s\t%s\t\t\t\t\t\t\t\n", c.Name, mark, "failed: "+c.Err)
@@ -149,5 +152,11 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 			100*f.FalseAlarms, 100*f.Misses, c.Threshold)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "chosen: %s (* above)\n", s.Chosen.Name)
+	if s.Reference != "" && s.Reference != s.Chosen.Name {
+		fmt.Fprintf(w, "chosen: %s (*), more than the margin above the fixed recipe %s (=)\n", s.Chosen.Name, s.Reference)
+	} else if s.Reference != "" {
+		fmt.Fprintf(w, "chosen: %s (*), the fixed recipe: no candidate beat it by more than the margin\n", s.Chosen.Name)
+	} else {
+		fmt.Fprintf(w, "chosen: %s (* above)\n", s.Chosen.Name)
+	}
 }
