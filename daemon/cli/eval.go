@@ -150,10 +150,6 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-// maxAlarmRegions is how many regions an alarm carries (the largest), as
-// the daemon publishes them.
-const maxAlarmRegions = 32
-
 func cmdEval() *Command {
 	return &Command{
 		Name:    "eval",
@@ -510,7 +506,7 @@ func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, trut
 			a.miss++
 		}
 		if len(truth) > 0 && r.Anomalous {
-			pred := a.regions.Find(r.Mask.Pix, r.W, r.H, maxAlarmRegions)
+			pred := a.regions.FindGray(r.Mask, daemon.MaxAlarmRegions)
 			a.iou += metrics.BoxIoU(pred, truth, r.W, r.H)
 			a.iouN++
 		}

@@ -24,7 +24,15 @@ type Box struct {
 // non-zero pixels (w×h, row major), largest area first, at most most (0:
 // all), as the largest regions are what an alarm keeps. The slice is
 // reused by the next call.
-func (r *Regions) Find(mask []uint8, w, h, most int) []Box {
+func (r *Regions) Find(mask []uint8, w, h, most int) []Box { return r.find(mask, w, w, h, most) }
+
+// FindGray is Find on a gray image's pixels (0: normal); boxes are
+// relative to its top-left corner.
+func (r *Regions) FindGray(m *image.Gray, most int) []Box {
+	return r.find(m.Pix, m.Stride, m.Rect.Dx(), m.Rect.Dy(), most)
+}
+
+func (r *Regions) find(mask []uint8, stride, w, h, most int) []Box {
 	if cap(r.label) < w*h {
 		r.label = make([]int32, w*h)
 	}
@@ -32,8 +40,8 @@ func (r *Regions) Find(mask []uint8, w, h, most int) []Box {
 	clear(lab)
 	r.boxes = r.boxes[:0]
 	var id int32
-	for i, m := range mask[:w*h] {
-		if m == 0 || lab[i] != 0 {
+	for i := range w * h {
+		if mask[(i/w)*stride+i%w] == 0 || lab[i] != 0 {
 			continue
 		}
 		id++
@@ -54,7 +62,7 @@ func (r *Regions) Find(mask []uint8, w, h, most int) []Box {
 						continue
 					}
 					j := ny*w + nx
-					if lab[j] == 0 && mask[j] != 0 {
+					if lab[j] == 0 && mask[ny*stride+nx] != 0 {
 						lab[j] = id
 						r.stack = append(r.stack, int32(j))
 					}

@@ -34,6 +34,19 @@ func TestRegionsFind(t *testing.T) {
 	if got := r.Find(mask, w, h, 2); len(got) != 2 || got[1].Area != 2 {
 		t.Errorf("at most 2: %v", got)
 	}
+	// The same mask as the right part of a wider gray image: its stride is
+	// not its width.
+	g := image.NewGray(image.Rect(0, 0, w+5, h))
+	for i, v := range mask {
+		g.Pix[(i/w)*g.Stride+5+i%w] = v
+	}
+	sub := g.SubImage(image.Rect(5, 0, w+5, h)).(*image.Gray)
+	got = r.FindGray(sub, 0)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("sub-image box %d: %v, want %v", i, got[i], want[i])
+		}
+	}
 }
 
 func TestBoxIoU(t *testing.T) {
