@@ -19,19 +19,25 @@ import (
 // texture renders a gray surface with fine random grain and, when defect
 // is set, a bright blob: enough for the real backbone to tell them apart.
 func texture(seed uint64, defect bool) *image.Gray {
-	r := rand.New(rand.NewPCG(seed, 7))
-	img := image.NewGray(image.Rect(0, 0, 200, 160))
-	for y := 0; y < 160; y++ {
-		for x := 0; x < 200; x++ {
-			v := 110 + 30*math.Sin(float64(x)/6) + 20*r.NormFloat64()
-			img.Pix[y*img.Stride+x] = uint8(min(max(v, 0), 255))
-		}
-	}
+	var blob image.Rectangle
 	if defect {
-		for y := 60; y < 85; y++ {
-			for x := 90; x < 120; x++ {
-				img.Pix[y*img.Stride+x] = 250
+		blob = image.Rect(90, 60, 120, 85)
+	}
+	return grain(seed, 200, 160, blob)
+}
+
+// grain renders a w×h gray surface of vertical stripes and fine random
+// grain, bright (250) inside blob.
+func grain(seed uint64, w, h int, blob image.Rectangle) *image.Gray {
+	r := rand.New(rand.NewPCG(seed, 7))
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			v := 110 + 30*math.Sin(float64(x)/6) + 20*r.NormFloat64()
+			if (image.Point{x, y}).In(blob) {
+				v = 250
 			}
+			img.Pix[y*img.Stride+x] = uint8(min(max(v, 0), 255))
 		}
 	}
 	return img

@@ -5,7 +5,6 @@ import (
 	"image"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,22 +78,11 @@ func TestRecipeNames(t *testing.T) {
 // wide renders a wide strip of the test texture; with defect, a bright
 // blob near its right end, where a centre crop cannot see it.
 func wide(seed uint64, defect bool) *image.Gray {
-	r := rand.New(rand.NewPCG(seed, 9))
-	img := image.NewGray(image.Rect(0, 0, 360, 100))
-	for y := range 100 {
-		for x := range 360 {
-			v := 110 + 30*math.Sin(float64(x)/6) + 20*r.NormFloat64()
-			img.Pix[y*img.Stride+x] = uint8(min(max(v, 0), 255))
-		}
-	}
+	var blob image.Rectangle
 	if defect {
-		for y := 40; y < 60; y++ {
-			for x := 320; x < 345; x++ {
-				img.Pix[y*img.Stride+x] = 250
-			}
-		}
+		blob = image.Rect(320, 40, 345, 60)
 	}
-	return img
+	return grain(seed, 360, 100, blob)
 }
 
 type wides int
