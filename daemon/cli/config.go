@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model"
 )
 
 // cmdConfigCheck validates configuration files the way the daemon loads
@@ -28,6 +29,12 @@ func cmdConfigCheck() *Command {
 			var bad []string
 			for _, path := range fs.Args() {
 				c, err := config.Load(path)
+				if err == nil && c.Model.Recipe != model.RecipeAuto && c.Model.Recipe != model.RecipeFixed {
+					// The recipe grammar is the model's (config imports no model code).
+					if _, perr := model.ParseRecipe(c.Model.Recipe, c.Model.Taps); perr != nil {
+						err = &config.Problem{File: path, Field: "model.recipe", Msg: strings.TrimPrefix(perr.Error(), fmt.Sprintf("recipe %q: ", c.Model.Recipe))}
+					}
+				}
 				if err != nil {
 					bad = append(bad, path)
 					printProblems(env.Stderr, err)

@@ -114,3 +114,22 @@ func TestConfigCheckInvalid(t *testing.T) {
 		t.Errorf("no file: exit %d, stderr %q", code, errs)
 	}
 }
+
+// A recipe name the model cannot read is refused by config check, naming
+// the key and what is expected; a good one passes.
+func TestConfigCheckRecipe(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.yaml")
+	for _, c := range []struct {
+		recipe string
+		ok     bool
+	}{{"v2-squash-std-z", true}, {"plain", true}, {"v9-fit-raw", false}, {"v1-fit-zz", false}} {
+		if err := os.WriteFile(path, []byte("model: {recipe: "+c.recipe+"}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := runConfigCLI("config", "check", path)
+		if c.ok != (code == 0) || (!c.ok && !strings.Contains(errs, "config "+path+": model.recipe: ")) {
+			t.Errorf("recipe %s: exit %d, stderr %q", c.recipe, code, errs)
+		}
+	}
+}
