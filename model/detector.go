@@ -499,7 +499,9 @@ func (d *Detector) Close() error {
 }
 
 // ImageSource hands out the images to fit on, by index; Fit decodes ahead
-// of the backbone in a second goroutine.
+// of the backbone in a second goroutine. Image(i) must give the same image
+// every time: Fit reads each image at least twice (the Gaussians, then its
+// leave-one-out score), the recipe search more often.
 type ImageSource interface {
 	Len() int
 	Image(i int) (image.Image, error)
