@@ -134,13 +134,13 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	return det, nil
 }
 
-// FrameSource adapts n frames of a capture source to model.ImageSource for
-// fitting. Frames are taken in order, whatever index is asked for: each
-// index is asked for once.
-func FrameSource(src capture.Source, n int) model.ImageSource { return &frameSource{src: src, n: n} }
+// FrameSource adapts the first n frames of a synthetic source to
+// model.ImageSource for fitting: image i is frame i+1, the same every time
+// it is asked for (a fit reads its images more than once).
+func FrameSource(src *capture.Synthetic, n int) model.ImageSource { return &frameSource{src: src, n: n} }
 
 type frameSource struct {
-	src capture.Source
+	src *capture.Synthetic
 	n   int
 }
 
@@ -148,8 +148,6 @@ func (f *frameSource) Len() int { return f.n }
 
 func (f *frameSource) Image(i int) (image.Image, error) {
 	var fr capture.Frame // a fresh buffer per image: Fit decodes ahead
-	if err := f.src.Next(context.Background(), &fr); err != nil {
-		return nil, err
-	}
+	f.src.Frame(uint64(i)+1, &fr)
 	return fr.Image, nil
 }

@@ -111,7 +111,6 @@ func (c *testController) FitOptions() (model.Options, error) {
 		Seed:         1,
 		MemoryBudget: 64 << 20,
 		Sigma:        4,
-		Holdout:      0.2,
 		Standardize:  true,
 	}, nil
 }
