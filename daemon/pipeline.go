@@ -92,7 +92,9 @@ type PipelineOptions struct {
 	// time given in Stats (bench: the process's CPU clock, meaningful when
 	// one frame is in flight at a time).
 	CPUClock func() time.Duration
-	Logger   *slog.Logger
+	// BootID is put beside every seq (see mqttpub.Header.BootID).
+	BootID string
+	Logger *slog.Logger
 }
 
 // Stats is one inspection's outcome as the publish stage saw it.
@@ -159,6 +161,8 @@ type Pipeline struct {
 	inspFails atomic.Int64 // consecutive failed inspections
 	lastFail  atomic.Value // string: the latest inspection failure
 	lastErr   atomic.Value // timedError: the latest capture or inspection error
+	pubFail   atomic.Value // timedError: the latest result or alarm lost by the publisher
+	pubOK     atomic.Int64 // unix nanos of the latest result or alarm the publisher took
 
 	need capture.NeedFunc // p.sourceNeed, bound once
 	// maps are anomaly-map copies for frames whose heatmap is drawn (a few
@@ -247,6 +251,17 @@ func (p *Pipeline) Inspected() uint64 { return p.inspected.Load() }
 // Seq is the seq of the latest result.
 func (p *Pipeline) Seq() uint64 { return p.seq.Load() }
 
+// PublishHealth says whether results and alarms reach the publisher: bad
+// while the latest one it refused (not merely kept in memory: lost) is
+// newer than the latest it took.
+func (p *Pipeline) PublishHealth() (bool, string) {
+	e, ok := p.pubFail.Load().(timedError)
+	if !ok || e.at.UnixNano() < p.pubOK.Load() {
+		return true, ""
+	}
+	return false, e.msg
+}
+
 // LastError is the latest capture or inspection error and when it
 // happened ("" when there was none).
 func (p *Pipeline) LastError() (string, time.Time) {
@@ -292,7 +307,9 @@ func (p *Pipeline) SetPolicy(pol Policy) { p.policy.Store(&pol) }
 
 // CameraHealth says whether good frames are coming (see captureHealth).
 func (p *Pipeline) CameraHealth() (bool, string) {
-	return p.health.check(p.o.FreeRun, p.o.StallTimeout, p.started)
+	// A live free-running source must deliver; a trigger-mode line or a
+	// folder waiting for files may be idle.
+	return p.health.check(p.o.FreeRun && !p.lossless, p.o.StallTimeout, p.started)
 }
 
 // LastGoodFrameAge is the time since the last frame that was captured and
@@ -370,7 +387,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *slot) error {
 	var lastLogged string
+	taken := 0
 	for {
+		if p.o.MaxInspections > 0 && taken >= p.o.MaxInspections {
+			return nil // enough frames are on their way: MaxInspections means that many, not a few more
+		}
 		var s *slot
 		select {
 		case s = <-pool:
@@ -435,6 +456,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			p.o.Metrics.Frame()
 		}
 		p.inflight.Add(1)
+		taken++
 		if s.frame.Trigger != "" || !p.o.FreeRun || p.lossless {
 			select { // triggered frames and parts from files wait for room: never dropped
 			case out <- s:
@@ -454,6 +476,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 				case old := <-out:
 					pool <- old
 					p.inflight.Add(-1)
+					taken--
 					p.drops.Add(1)
 					if p.o.Metrics != nil {
 						p.o.Metrics.Drop("overload")
@@ -479,8 +502,9 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 		p.det.Use(func(det *model.Detector) {
 			s.modelID = det.Info().ID
 			r, err := det.Inspect(s.frame.Image)
-			if err == nil && !finite(r.Score) {
-				err = fmt.Errorf("%w: image score %v", model.ErrNonFinite, r.Score) // Inspect checks too; a part nobody could judge is never a good one
+			if err == nil && (!finite(r.Score) || !finite(r.Normalized)) {
+				// Inspect checks too; a part nobody could judge is never a good one.
+				err = fmt.Errorf("%w: image score %v, normalized %v", model.ErrNonFinite, r.Score, r.Normalized)
 			}
 			s.inspErr = err
 			if err != nil {
@@ -571,7 +595,7 @@ func (p *Pipeline) publishStage(s *slot) {
 	if r.Anomalous {
 		r.Verdict = VerdictAnomalous
 	}
-	r.Seq, r.FrameTime, r.TriggerID, r.ModelID = seq, f.Time, f.Trigger, s.modelID
+	r.Seq, r.BootID, r.FrameTime, r.TriggerID, r.ModelID = seq, p.o.BootID, f.Time, f.Trigger, s.modelID
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	clear(p.latency)
 	p.latency["queue"] = ms(s.dequeue.Sub(f.Time))
@@ -608,6 +632,8 @@ func (p *Pipeline) publishStage(s *slot) {
 			}
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
 				p.publishFailed("alarm", seq, err)
+			} else {
+				p.pubOK.Store(time.Now().UnixNano())
 			}
 		}
 		due := pol.ResultMaxRate <= 0 || time.Since(p.lastRes) >= time.Duration(float64(time.Second)/pol.ResultMaxRate)
@@ -618,7 +644,14 @@ func (p *Pipeline) publishStage(s *slot) {
 			if f.Trigger != "" {
 				qos = 1 // a PLC waits for this answer: it goes through the outbox
 			}
-			if err := p.o.Sink.PublishResult(r, qos); err != nil && !errors.Is(err, mqttpub.ErrNotConnected) {
+			switch err := p.o.Sink.PublishResult(r, qos); {
+			case err == nil:
+				p.pubOK.Store(time.Now().UnixNano())
+			case errors.Is(err, mqttpub.ErrNotConnected): // QoS 0 while offline: dropped, as QoS 0 allows
+				if p.o.Metrics != nil {
+					p.o.Metrics.PublishFailure("result", "not_connected")
+				}
+			default:
 				p.publishFailed("result", seq, err)
 			}
 		}
@@ -672,6 +705,9 @@ func (p *Pipeline) publishFailed(kind string, seq uint64, err error) {
 	}
 	if p.o.Metrics != nil {
 		p.o.Metrics.PublishFailure(kind, reason)
+	}
+	if reason != "not_durable" { // lost, not merely kept in memory
+		p.pubFail.Store(timedError{msg: kind + " not published: " + err.Error(), at: time.Now()})
 	}
 	if key := kind + "/" + reason; key != p.lastPubErr {
 		p.lastPubErr = key
@@ -775,7 +811,7 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
 	if err := p.o.Sink.PublishResult(r, 1); err != nil {
 		p.log.Warn("error result not published", "trigger", f.Trigger, "err", err)
@@ -808,6 +844,11 @@ type captureHealth struct {
 	// counter totals at the last good frame: a rise means frames failed since.
 	decodeAtGood, timeoutAtGood atomic.Uint64
 	onError                     func(error)
+	// failSeen is the failure counters' total at the check that last saw
+	// it change, at failAt.
+	mu       sync.Mutex
+	failSeen uint64
+	failAt   time.Time
 }
 
 func (h *captureHealth) init(src capture.Source) {
@@ -848,13 +889,22 @@ func (h *captureHealth) age(started time.Time) time.Duration {
 	return time.Since(started)
 }
 
-func (h *captureHealth) check(freeRun bool, stall time.Duration, started time.Time) (bool, string) {
+func (h *captureHealth) check(live bool, stall time.Duration, started time.Time) (bool, string) {
 	age := h.age(started).Round(time.Second)
 	msg := h.lastErr.Load().(string)
 	d, t := h.counters()
 	undecodable := d - h.decodeAtGood.Load()
 	timeouts := t - h.timeoutAtGood.Load()
-	failing := msg != "" || undecodable > 0 || timeouts > 0
+	// Failures count while they keep coming: one bad file at the end of a
+	// watched folder does not leave the line unhealthy for good.
+	now := time.Now()
+	h.mu.Lock()
+	if d+t != h.failSeen {
+		h.failSeen, h.failAt = d+t, now
+	}
+	recent := now.Sub(h.failAt) < 2*stall
+	h.mu.Unlock()
+	failing := msg != "" || ((undecodable > 0 || timeouts > 0) && recent)
 	last := h.lastGood.Load()
 	switch {
 	case failing && age > stall:
@@ -872,11 +922,11 @@ func (h *captureHealth) check(freeRun bool, stall time.Duration, started time.Ti
 			detail += "; last error: " + msg
 		}
 		return false, detail
-	case last == 0 && freeRun && age > stall:
+	case last == 0 && live && age > stall:
 		return false, fmt.Sprintf("capture: no frame captured in the %s since the start", age)
 	case last == 0:
-		if !freeRun {
-			return true, "waiting for the first trigger"
+		if !live {
+			return true, "waiting for the first frame (trigger or file)"
 		}
 		return true, "starting"
 	case msg != "":

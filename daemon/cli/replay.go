@@ -114,6 +114,29 @@ func (s *pullSource) Next(ctx context.Context, f *capture.Frame) error {
 
 func (s *pullSource) Close() error { return nil }
 
+// recordingImages adapts the first n frames of the recording to
+// model.ImageSource for fitting: image i is recording frame i (modulo its
+// length) pushed through the camera and taken from it at full resolution,
+// the same every time it is asked for, as a fit needs.
+type recordingImages struct {
+	mu sync.Mutex // one push and its dequeue at a time
+	r  *replayCamera
+	n  int
+}
+
+func (s *recordingImages) Len() int { return s.n }
+
+func (s *recordingImages) Image(i int) (image.Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var f capture.Frame // a fresh buffer per image: Fit decodes ahead
+	s.r.fake.Push(s.r.rec.frames[i%len(s.r.rec.frames)])
+	if err := s.r.src.Next(context.Background(), &f); err != nil {
+		return nil, fmt.Errorf("recording frame %d: %w", i%len(s.r.rec.frames), err)
+	}
+	return f.Image, nil
+}
+
 // percentile of sorted durations.
 func percentile(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
@@ -167,9 +190,10 @@ func replayBench(ctx context.Context, env *Env, cfg *config.Config, o replayOpti
 		det, err = model.Load(o.modelPath, mopts)
 	} else {
 		// Fitted on the recording's frames as the camera path delivers
-		// them, at full resolution (a refit collects them so).
-		n := min(max(len(rec.frames), 200), 300)
-		det, _, err = model.Fit(ctx, mopts, daemon.FrameSource(&pullSource{r: rc}, n), progressBar(env.Stderr, "fit"))
+		// them, at full resolution (a refit collects them so), each once:
+		// a frame repeated would stay in its own leave-one-out model.
+		n := min(len(rec.frames), 300)
+		det, _, err = model.Fit(ctx, mopts, &recordingImages{r: rc, n: n}, progressBar(env.Stderr, "fit"))
 		if err == nil {
 			det, err = daemon.SaveAndReload(det, filepath.Join(cfg.StateDir, "model.safetensors"), mopts)
 		}
