@@ -206,8 +206,12 @@ func modelSummary(c *config.Config) string {
 	if m.Recipe == "auto" {
 		recipe = fmt.Sprintf("recipe auto (judged on %.4g%% held-out images)", m.Threshold.Holdout*100)
 	}
-	s := fmt.Sprintf("%s, %s, d ≤ %d (min %d), memory %s, %s; backbone %s, %d threads",
-		c.ModelPath(), recipe, m.Features, m.MinFeatures, budget, threshold, backbone, m.Threads)
+	threads := "1 thread"
+	if m.Threads != 1 {
+		threads = fmt.Sprintf("%d threads", m.Threads)
+	}
+	s := fmt.Sprintf("%s, %s, d ≤ %d (min %d), memory %s, %s; backbone %s, %s",
+		c.ModelPath(), recipe, m.Features, m.MinFeatures, budget, threshold, backbone, threads)
 	if m.Delegate.Library != "" {
 		s += ", delegate " + m.Delegate.Library
 		if m.Delegate.Required {
