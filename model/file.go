@@ -134,10 +134,7 @@ func (d *Detector) Save(path string) error {
 		s.save(m, scalePrefix(k), d.weights[i+1])
 		k++
 	}
-	if err := padim.Save(path, m); err != nil {
-		return fmt.Errorf("save model %s: %w", path, err)
-	}
-	return nil
+	return padim.Save(path, m) // its errors name the file
 }
 
 // save adds a further scale's tensors, cell size, channels and weight to
