@@ -254,6 +254,9 @@ type Model struct {
 	ContextWeight float64 `yaml:"context_weight"`
 	// BlurSigma is the anomaly map's Gaussian blur, in pixels at 224 px; 0 disables it.
 	BlurSigma float64 `yaml:"blur_sigma"`
+	// Align registers every frame to a reference view of a good part
+	// before scoring, for lines whose parts arrive shifted or turned.
+	Align Align `yaml:"align"`
 	// Threshold says how the anomaly threshold is chosen.
 	Threshold Threshold `yaml:"threshold"`
 }
@@ -271,6 +274,30 @@ type Input struct {
 	// defects rather than by exposure or finish that varies part to part.
 	Standardize bool `yaml:"standardize"`
 }
+
+// Align configures registration (model.align). The mode is fitted: the
+// reference view is chosen from the good images and stored in the model
+// file with it, and a model file's own mode wins at load. The bounds apply
+// at every load.
+type Align struct {
+	// Mode is off, translate (shifts) or rigid (shifts and rotations).
+	Mode string `yaml:"mode"`
+	// MaxShift is the largest shift corrected, as a fraction of the
+	// frame's width and height; a part further off is an error.
+	MaxShift float64 `yaml:"max_shift"`
+	// MaxAngle is the largest rotation corrected, in degrees.
+	MaxAngle float64 `yaml:"max_angle"`
+	// MinConfidence is the lowest registration confidence scored; 0 takes
+	// the floor learned from the training images.
+	MinConfidence float64 `yaml:"min_confidence"`
+}
+
+// The registration modes model.align.mode accepts.
+const (
+	AlignOff       = "off"
+	AlignTranslate = "translate"
+	AlignRigid     = "rigid"
+)
 
 // Delegate configures an external TFLite delegate plugin.
 type Delegate struct {
@@ -468,6 +495,7 @@ func Default() *Config {
 			MemoryBudget:    AutoMemoryBudget(),
 			MemoryFraction:  0.25,
 			BlurSigma:       4,
+			Align:           Align{Mode: AlignOff, MaxShift: 0.25, MaxAngle: 20},
 			Threshold:       Threshold{Quantile: 0.99, Margin: 1.1, Value: 0, Holdout: 0.1},
 		},
 		MQTT: MQTT{

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 	"github.com/inspectd/inspectd/model/sysmem"
@@ -145,6 +146,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		ContextPool:     m.ContextPool,
 		ContextFeatures: m.ContextFeatures,
 		ContextWeight:   m.ContextWeight,
+		Align:           model.AlignOptions{Mode: align.Mode(m.Align.Mode), MaxShift: m.Align.MaxShift, MaxAngle: m.Align.MaxAngle, MinConfidence: m.Align.MinConfidence},
 		Threshold:       padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
 		Holdout:         m.Threshold.Holdout,
 		Logger:          log,

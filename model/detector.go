@@ -67,6 +67,9 @@ type Options struct {
 	// before they are added to the patch scale's (0: DefaultContextWeight).
 	// Above 1 favours defects that cover a region over small ones.
 	ContextWeight float64
+	// Align registers every frame to a reference view of a good part
+	// before the backbone (model/align); off by default.
+	Align AlignOptions
 	// Workers for scoring and fitting (0: all cores).
 	Workers int
 	Logger  *slog.Logger
@@ -107,18 +110,25 @@ func (o *Options) defaults() {
 	}
 }
 
-// Timing is the latency of each stage of one inspection.
+// Timing is the latency of each stage of one inspection. Align is the
+// registration and the warp into the reference view (0 without
+// registration); Map includes warping the map back to the frame.
 type Timing struct {
-	Preprocess, Backbone, PaDiM, Map time.Duration
+	Align, Preprocess, Backbone, PaDiM, Map time.Duration
 }
 
 // Inspection is the verdict on one frame. Its buffers (Map, Mask) are reused
 // by the next Inspect call.
 type Inspection struct {
 	padim.Result
-	// Map is the anomaly map at the image's size (W×H, row major).
+	// Map is the anomaly map at the image's size (W×H, row major), in the
+	// frame's own coordinates (with registration, warped back from the
+	// reference view the frame was scored in).
 	Map  []float32
 	W, H int
+	// Registration is the frame's registration to the reference view
+	// (zero when the model has none).
+	Registration Registration
 	Timing
 }
 
@@ -142,10 +152,14 @@ type Detector struct {
 	// (Options.PositionZScore); nil when off.
 	zMean, zInvStd []float32
 	// ctx is the context scale; nil when the model has none.
-	ctx    *contextScale
+	ctx *contextScale
+	// al registers frames to the reference view; nil without registration.
+	al     *aligner
 	maps   *padim.AnomalyMap
 	mapKey mapKey
-	res    Inspection
+	// rmap is the rendered map (on the aligned view with registration).
+	rmap []float32
+	res  Inspection
 }
 
 type mapKey struct {
@@ -174,15 +188,19 @@ type Info struct {
 	ContextGridW    int `json:"context_grid_w,omitempty"`
 	ContextFeatures int `json:"context_features,omitempty"`
 	// ContextWeight multiplies the context scale's standardized distances.
-	ContextWeight  float64 `json:"context_weight,omitempty"`
-	Standardize    bool    `json:"standardize"`
-	ImageThreshold float64 `json:"image_threshold"`
-	PixelThreshold float64 `json:"pixel_threshold"`
-	Images         int     `json:"images"`
-	HeldOut        int     `json:"held_out"`
-	Fitted         string  `json:"fitted"`
-	StateBytes     int64   `json:"state_bytes"`
-	ID             string  `json:"id"`
+	ContextWeight float64 `json:"context_weight,omitempty"`
+	Standardize   bool    `json:"standardize"`
+	// Align is the registration mode (off, translate, rigid) and
+	// AlignMinConfidence the confidence floor learned at fit time.
+	Align              string  `json:"align"`
+	AlignMinConfidence float64 `json:"align_min_confidence,omitempty"`
+	ImageThreshold     float64 `json:"image_threshold"`
+	PixelThreshold     float64 `json:"pixel_threshold"`
+	Images             int     `json:"images"`
+	HeldOut            int     `json:"held_out"`
+	Fitted             string  `json:"fitted"`
+	StateBytes         int64   `json:"state_bytes"`
+	ID                 string  `json:"id"`
 }
 
 // Info returns the detector's description.
@@ -208,6 +226,16 @@ func (d *Detector) bindBuffers() {
 // embed runs the backbone and the embedder on one image.
 func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
 	s := time.Now()
+	if d.al != nil {
+		var err error
+		if img, err = d.al.apply(img); err != nil {
+			return backbone.Region{}, err
+		}
+		if t != nil {
+			t.Align = time.Since(s)
+		}
+		s = time.Now()
+	}
 	if d.std != nil {
 		img = d.std.Apply(img)
 	}
@@ -239,6 +267,9 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 	}
 	r := &d.res
 	reg, err := d.embed(img, &r.Timing)
+	if d.al != nil {
+		r.Registration = d.al.registration()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -263,12 +294,23 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 	m := time.Now()
 	r.Timing.PaDiM = m.Sub(s)
 	b := img.Bounds()
-	score, err := d.render(b.Dx(), b.Dy(), reg)
+	w, h := d.mapSize(b)
+	score, err := d.render(w, h, reg)
 	if err != nil {
 		return nil, err
 	}
 	if math.IsNaN(float64(score)) || math.IsInf(float64(score), 0) {
 		return nil, fmt.Errorf("inspect: %w: image score %v", ErrNonFinite, score)
+	}
+	r.Map, r.W, r.H = d.rmap, w, h
+	if d.al != nil {
+		// The map and mask go out in the frame's coordinates, and the score
+		// is their maximum (as the threshold was chosen).
+		if r.Map, score, err = d.al.mapBack(d.al.back, d.rmap, d.al.lastPose()); err != nil {
+			return nil, err
+		}
+		d.al.back = r.Map
+		r.W, r.H = b.Dx(), b.Dy()
 	}
 	if err := d.th.Inspect(&r.Result, r.Map, r.W, r.H, score); err != nil {
 		return nil, err
@@ -287,12 +329,22 @@ func (d *Detector) standardizeDistances() {
 	}
 }
 
-// render draws the anomaly map of d.dist at w×h and returns its maximum.
+// mapSize is the size the map of an image of bounds b is drawn at: the
+// image's, or with registration its aligned view's.
+func (d *Detector) mapSize(b image.Rectangle) (int, int) {
+	if d.al != nil {
+		return d.al.viewSize()
+	}
+	return b.Dx(), b.Dy()
+}
+
+// render draws the anomaly map of d.dist at w×h into d.rmap and returns
+// its maximum.
 func (d *Detector) render(w, h int, reg backbone.Region) (float32, error) {
 	if err := d.ensureMap(w, h, reg); err != nil {
 		return 0, err
 	}
-	return d.maps.Render(d.res.Map, d.dist)
+	return d.maps.Render(d.rmap, d.dist)
 }
 
 func (d *Detector) ensureMap(w, h int, reg backbone.Region) error {
@@ -307,10 +359,10 @@ func (d *Detector) ensureMap(w, h int, reg backbone.Region) error {
 		return err
 	}
 	d.maps, d.mapKey = m, k
-	if cap(d.res.Map) < w*h {
-		d.res.Map = make([]float32, w*h)
+	if cap(d.rmap) < w*h {
+		d.rmap = make([]float32, w*h)
 	}
-	d.res.Map, d.res.W, d.res.H = d.res.Map[:w*h], w, h
+	d.rmap = d.rmap[:w*h]
 	return nil
 }
 

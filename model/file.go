@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 )
@@ -54,6 +55,11 @@ func (d *Detector) Save(path string) error {
 	}
 	if d.ctx != nil {
 		d.ctx.save(m)
+	}
+	if d.al != nil {
+		if err := d.al.save(m); err != nil {
+			return fmt.Errorf("save model %s: %w", path, err)
+		}
 	}
 	if err := padim.Save(path, m); err != nil {
 		return fmt.Errorf("save model %s: %w", path, err)
@@ -153,6 +159,18 @@ func Load(path string, opts Options) (*Detector, error) {
 	if d.ctx != nil && !okm {
 		return fail(fmt.Errorf("context scale without the position z-score tensors %s and %s", tensorDistMean, tensorDistInvStd))
 	}
+	inW, inH := bb.InputSize()
+	if d.al, err = loadAligner(pm, opts.Align, max(inW, inH)); err != nil {
+		return fail(err)
+	}
+	fileAlign := align.Off
+	if d.al != nil {
+		fileAlign = d.al.ref.Mode()
+	}
+	if want := opts.Align.Mode; want != "" && want != fileAlign {
+		opts.Logger.Warn("model file's registration differs from the configuration; using the model's (refit to change it)",
+			"model", path, "model_align", fileAlign, "configured", want)
+	}
 	held, _ := strconv.Atoi(pm.Meta.Extra["held_out"])
 	d.info = Info{Backbone: opts.Backbone.Path, BackboneSHA256: pm.Meta.BackboneSHA256, Taps: pm.Meta.Taps, Resize: pre.Resize,
 		GridH: pm.State.GridH, GridW: pm.State.GridW, Pool: pm.Meta.Pool, Features: pm.State.D, Epsilon: pm.Meta.Eps,
@@ -164,6 +182,10 @@ func Load(path string, opts Options) (*Detector, error) {
 		if opts.MemoryBudget > 0 && d.info.StateBytes > opts.MemoryBudget {
 			return fail(fmt.Errorf("scoring state with the context scale is %d bytes, over the memory budget of %d bytes", d.info.StateBytes, opts.MemoryBudget))
 		}
+	}
+	d.info.Align = string(fileAlign)
+	if d.al != nil {
+		d.info.AlignMinConfidence = d.al.learned
 	}
 	if d.info.ID == "" {
 		d.info.ID = d.id()

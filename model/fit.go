@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 )
@@ -119,6 +121,18 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	total := src.Len()
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var confs []float64 // registration confidences of the training images
+	unregistered := 0   // training images that could not be registered
+	if opts.Align.Mode != "" && opts.Align.Mode != align.Off {
+		ref, brep, err := buildReference(cctx, opts.Align.Mode, src, fitIdx)
+		if err != nil {
+			return fail(fmt.Errorf("fit: reference view: %w", err))
+		}
+		inW, inH := bb.InputSize()
+		d.al = newAligner(ref, opts.Align, 0, max(inW, inH))
+		d.al.check = false // the floor is learned from these images
+		opts.Logger.Info("reference view built", "align", opts.Align.Mode, "images", brep.Images)
+	}
 	done := 0
 	for im := range prefetch(cctx, src, fitIdx) {
 		if im.err != nil {
@@ -129,7 +143,14 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		}
 		s := time.Now()
 		if _, err := d.embed(im.img, nil); err != nil {
+			if errors.Is(err, ErrRegistration) {
+				unregistered++ // not the part the others show: left out
+				continue
+			}
 			return fail(fmt.Errorf("fit: image %d: %w", im.i, err))
+		}
+		if d.al != nil {
+			confs = append(confs, d.al.last.Confidence)
 		}
 		var ctxVec []float32
 		if ctxAcc != nil {
@@ -190,13 +211,23 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		}
 		reg, err := d.embed(im.img, nil)
 		if err != nil {
+			if errors.Is(err, ErrRegistration) {
+				unregistered++
+				continue
+			}
 			return fail(fmt.Errorf("fit: image %d: %w", im.i, err))
+		}
+		if d.al != nil {
+			confs = append(confs, d.al.last.Confidence)
 		}
 		if err := d.scorer.Score(d.dist, d.vec); err != nil {
 			return fail(err)
 		}
-		b := im.img.Bounds()
-		h := heldOut{dist: append([]float32(nil), d.dist...), reg: reg, w: b.Dx(), h: b.Dy()}
+		w, hh := d.mapSize(im.img.Bounds())
+		h := heldOut{dist: append([]float32(nil), d.dist...), reg: reg, w: w, h: hh}
+		if d.al != nil {
+			h.pose = d.al.lastPose()
+		}
 		if d.ctx != nil {
 			if err := d.ctx.score(d.fmaps); err != nil {
 				return fail(err)
@@ -222,6 +253,17 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	t, err := padim.ImageThreshold(scores, opts.Threshold)
 	if err != nil {
 		return fail(fmt.Errorf("fit: threshold: %w", err))
+	}
+	if unregistered > 0 {
+		opts.Logger.Warn("training images left out: no position of the reference view overlaps them enough", "images", unregistered, "of", src.Len())
+	}
+	if d.al != nil {
+		d.al.learned = learnedFloor(confs)
+		d.al.setBounds(opts.Align)
+		d.info.Align, d.info.AlignMinConfidence = string(opts.Align.Mode), d.al.learned
+		opts.Logger.Info("registration confidence floor learned", "floor", d.al.learned, "images", len(confs))
+	} else {
+		d.info.Align = string(align.Off)
 	}
 	d.th = padim.Thresholds{Image: t, Pixel: t}
 	d.info.ImageThreshold, d.info.PixelThreshold = t, t
@@ -280,6 +322,8 @@ type heldOut struct {
 	ctx  []float32 // context scale's distances; nil without one
 	reg  backbone.Region
 	w, h int
+	// pose brings the map back to the frame (with registration).
+	pose pose
 }
 
 // heldOutScores returns the image scores of the held-out images, which the
@@ -309,6 +353,11 @@ func (d *Detector) heldOutScores(held []heldOut, zscore bool) ([]float64, error)
 		sc, err := d.render(h.w, h.h, h.reg)
 		if err != nil {
 			return nil, err
+		}
+		if d.al != nil {
+			if d.al.back, sc, err = d.al.mapBack(d.al.back, d.rmap, h.pose); err != nil {
+				return nil, err
+			}
 		}
 		scores[i] = float64(sc)
 	}

@@ -2,6 +2,8 @@ package align
 
 import (
 	"image"
+	"image/color/palette"
+	"image/draw"
 	"math"
 	"strings"
 	"testing"
@@ -229,11 +231,11 @@ func TestNewReferenceRefusesBadTemplates(t *testing.T) {
 		{"NaN", Rigid, tw, th, append([]float32{float32(math.NaN())}, good[1:]...), "0..255"},
 		{"range", Rigid, tw, th, append([]float32{300}, good[1:]...), "0..255"},
 	} {
-		if _, err := NewReference(c.mode, 640, 480, c.w, c.h, c.pix); err == nil || !strings.Contains(err.Error(), c.wants) {
+		if _, err := NewReference(c.mode, 640, 480, c.w, c.h, c.pix, nil); err == nil || !strings.Contains(err.Error(), c.wants) {
 			t.Errorf("%s: err %v, want one naming %q", c.name, err, c.wants)
 		}
 	}
-	if _, err := NewReference(Rigid, 640, 480, tw, th, good); err != nil {
+	if _, err := NewReference(Rigid, 640, 480, tw, th, good, nil); err != nil {
 		t.Errorf("good template refused: %v", err)
 	}
 }
@@ -268,4 +270,58 @@ func TestRegisterDoesNotAllocate(t *testing.T) {
 	if a := testing.AllocsPerRun(10, run); a != 0 {
 		t.Errorf("%v allocations per frame, want 0", a)
 	}
+}
+
+// TestWarpFrameTypes: every frame type the pipeline meets warps to the
+// same picture as its RGBA conversion (YCbCr: JPEG frames, chroma
+// interpolated where image/draw takes the nearest sample).
+func TestWarpFrameTypes(t *testing.T) {
+	w, h := 64, 48
+	ycc := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			ycc.Y[ycc.YOffset(x, y)] = uint8(40 + 3*x)
+			ycc.Cb[ycc.COffset(x, y)] = uint8(100 + y)
+			ycc.Cr[ycc.COffset(x, y)] = uint8(160 - x)
+		}
+	}
+	ref := image.NewRGBA(ycc.Rect)
+	draw.Draw(ref, ref.Rect, ycc, image.Point{}, draw.Src)
+	nrgba := image.NewNRGBA(ycc.Rect)
+	draw.Draw(nrgba, nrgba.Rect, ycc, image.Point{}, draw.Src)
+	gray := image.NewGray(ycc.Rect)
+	draw.Draw(gray, gray.Rect, ycc, image.Point{}, draw.Src)
+	paletted := image.NewPaletted(ycc.Rect, palette.Plan9)
+	draw.Draw(paletted, paletted.Rect, ycc, image.Point{}, draw.Src)
+	tr := Transform{Angle: 0.1, DX: 3, DY: -2}
+	var want Warper
+	wantImg := want.Apply(ref, tr, 1).(*image.RGBA)
+	for name, c := range map[string]struct {
+		img image.Image
+		tol int
+	}{"YCbCr": {ycc, 4}, "NRGBA": {nrgba, 0}, "Paletted": {paletted, 60}} {
+		var wp Warper
+		got, ok := wp.Apply(c.img, tr, 1).(*image.RGBA)
+		if !ok {
+			t.Fatalf("%s: %T, want *image.RGBA", name, got)
+		}
+		worst := 0
+		for i := range got.Pix {
+			worst = max(worst, abs(int(got.Pix[i])-int(wantImg.Pix[i])))
+		}
+		if worst > c.tol {
+			t.Errorf("%s: differs from the RGBA frame's warp by up to %d, want ≤ %d", name, worst, c.tol)
+		}
+	}
+	var wp Warper
+	if g, ok := wp.Apply(gray, tr, 1).(*image.Gray); !ok || g.Rect.Dx() != w {
+		t.Errorf("gray frame: %T, want *image.Gray", wp.Apply(gray, tr, 1))
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -107,7 +107,7 @@ func (b *Builder) Build() (*Reference, BuildReport, error) {
 		if t.w != fw || t.h != fh {
 			continue
 		}
-		ref, err := NewReference(b.mode, fw, fh, t.g.W, t.g.H, t.g.Pix)
+		ref, err := NewReference(b.mode, fw, fh, t.g.W, t.g.H, t.g.Pix, centrePrior(t.g.W, t.g.H))
 		if err != nil {
 			return nil, BuildReport{}, err
 		}
@@ -192,6 +192,7 @@ func (b *Builder) average(ref *Reference, res []Result) (*Reference, error) {
 	tw, th := ref.template.W, ref.template.H
 	fw, fh := ref.frameW, ref.frameH
 	sum := make([]float64, tw*th)
+	sq := make([]float64, tw*th)
 	cnt := make([]float64, tw*th)
 	var allMean, allStd float64
 	for i, r := range res {
@@ -228,7 +229,9 @@ func (b *Builder) average(ref *Reference, res []Result) (*Reference, error) {
 				if !ok {
 					continue
 				}
-				sum[y*tw+x] += (float64(v) - mean) / std
+				z := (float64(v) - mean) / std
+				sum[y*tw+x] += z
+				sq[y*tw+x] += z * z
 				cnt[y*tw+x]++
 			}
 		}
@@ -236,12 +239,69 @@ func (b *Builder) average(ref *Reference, res []Result) (*Reference, error) {
 	allMean /= float64(kept)
 	allStd /= float64(kept)
 	pix := make([]float32, tw*th)
+	vars := make([]float64, 0, tw*th)
 	for i := range pix {
 		v := float64(ref.template.Pix[i])
 		if cnt[i] > 0 {
-			v = allMean + allStd*sum[i]/cnt[i]
+			m := sum[i] / cnt[i]
+			v = allMean + allStd*m
+			vars = append(vars, max(sq[i]/cnt[i]-m*m, 0))
 		}
 		pix[i] = float32(min(max(v, 0), 255))
 	}
-	return NewReference(ref.mode, fw, fh, tw, th, pix)
+	// Weights: the centre prior times the consistency of the images at
+	// each pixel, 1/(variance + the median variance); pixels seen by fewer
+	// than half the images count less in proportion.
+	slices.Sort(vars)
+	floorVar := 1e-3
+	if len(vars) > 0 {
+		floorVar = max(vars[len(vars)/2], floorVar)
+	}
+	prior := centrePrior(tw, th)
+	wt := make([]float32, tw*th)
+	var total float64
+	for i := range wt {
+		if cnt[i] == 0 {
+			continue
+		}
+		m := sum[i] / cnt[i]
+		v := max(sq[i]/cnt[i]-m*m, 0)
+		c := min(1, 2*cnt[i]/float64(kept))
+		wt[i] = float32(float64(prior[i]) * c / (v + floorVar))
+		total += float64(wt[i])
+	}
+	if !(total > 0) {
+		return NewReference(ref.mode, fw, fh, tw, th, pix, nil)
+	}
+	k := float64(len(wt)) / total
+	for i := range wt {
+		wt[i] = float32(min(float64(wt[i])*k, maxWeight))
+	}
+	return NewReference(ref.mode, fw, fh, tw, th, pix, wt)
+}
+
+// priorSigma is the centre prior's standard deviation as a fraction of
+// each side: the inspected part is framed near the centre (the camera or
+// the ROI is set up for it), so the centre decides the registration before
+// the training images have said what is consistent.
+const priorSigma = 0.3
+
+// centrePrior is the centre prior over a w×h template (mean 1).
+func centrePrior(w, h int) []float32 {
+	out := make([]float32, w*h)
+	var sum float64
+	for y := 0; y < h; y++ {
+		dy := (float64(y) + 0.5 - float64(h)/2) / (priorSigma * float64(h))
+		for x := 0; x < w; x++ {
+			dx := (float64(x) + 0.5 - float64(w)/2) / (priorSigma * float64(w))
+			v := math.Exp(-0.5 * (dx*dx + dy*dy))
+			out[y*w+x] = float32(v)
+			sum += v
+		}
+	}
+	k := float32(float64(len(out)) / sum)
+	for i := range out {
+		out[i] *= k
+	}
+	return out
 }

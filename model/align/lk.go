@@ -18,22 +18,28 @@ type tmplLevel struct {
 	g      Gray32 // normalized template
 	sd     [3][]float32
 	cx, cy float64
-	// inner is the pixels used: all but a one-pixel border, where the
-	// gradient would be one-sided.
-	n int
+	// wt weighs each pixel's say in the registration (Reference's
+	// weights); the pixels used are all but a one-pixel border, where the
+	// gradient would be one-sided, and wsum is their total weight.
+	wt   []float32
+	wsum float64
 }
 
-// cx, cy is the centre of the view in the level's continuous coordinates.
-func newTmplLevel(raw *Gray32, cx, cy float64) *tmplLevel {
+// newTmplLevel prepares a level from the template and its weights (same
+// size); cx, cy is the centre of the view in the level's continuous
+// coordinates.
+func newTmplLevel(raw, weight *Gray32, cx, cy float64) *tmplLevel {
 	w, h := raw.W, raw.H
-	t := &tmplLevel{cx: cx, cy: cy}
+	t := &tmplLevel{cx: cx, cy: cy, wt: weight.Pix}
 	t.g.resize(w, h)
-	var s, ss float64
-	for _, v := range raw.Pix {
-		s += float64(v)
-		ss += float64(v) * float64(v)
+	var s, ss, n float64
+	for i, v := range raw.Pix {
+		wt := float64(weight.Pix[i])
+		s += wt * float64(v)
+		ss += wt * float64(v) * float64(v)
+		n += wt
 	}
-	n := float64(len(raw.Pix))
+	n = max(n, 1e-12)
 	mean := s / n
 	std := math.Sqrt(max(ss/n-mean*mean, 0))
 	inv := 1 / max(std, 1e-3)
@@ -54,7 +60,7 @@ func newTmplLevel(raw *Gray32, cx, cy float64) *tmplLevel {
 			t.sd[0][i] = -gx*uy + gy*ux
 			t.sd[1][i] = gx
 			t.sd[2][i] = gy
-			t.n++
+			t.wsum += float64(t.wt[i])
 		}
 	}
 	return t
@@ -75,20 +81,44 @@ type lkResult struct {
 // little of the part.
 const minOverlap = 0.4
 
+// lkScratch holds refine's per-pixel buffer and residual histogram.
+type lkScratch struct {
+	vals []float32 // the image sampled at each template pixel (NaN outside)
+	hist [residualBins]int32
+}
+
+// Robust weighting of the residuals (iteratively reweighted least
+// squares): Tukey's biweight with c = 4.685 robust standard deviations,
+// the standard deviation taken as 1.4826 times the median absolute
+// residual (read from a histogram of residualBins bins over
+// [0, residualMax) normalized intensity). Pixels that do not fit the
+// pose of the rest (a part displaced on its fixture, a defect, glare)
+// then stop pulling the registration towards a compromise.
+const (
+	tukeyC       = 4.685
+	residualBins = 128
+	residualMax  = 4.0
+)
+
 // refine runs inverse-compositional Gauss–Newton on the rigid pose (or the
 // translation alone) of image img against template t, starting from p,
-// for at most iters steps; (cix, ciy) is the image's centre. The image's intensities over the overlap are
-// normalized to the template's mean and spread at every step.
-func refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose, rigid bool, iters int) lkResult {
+// for at most iters steps; (cix, ciy) is the image's centre. The image's
+// intensities over the overlap are normalized to zero mean and unit
+// variance at every step, as the template's are, and the residuals are
+// weighted robustly (tukeyC) after the first step.
+func (sc *lkScratch) refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose, rigid bool, iters int) lkResult {
 	w, h := t.g.W, t.g.H
 	maxX, maxY := float32(img.W)-0.5, float32(img.H)-0.5
+	if cap(sc.vals) < w*h {
+		sc.vals = make([]float32, w*h)
+	}
+	vals := sc.vals[:w*h]
+	nan := float32(math.NaN())
 	var res lkResult
+	scale := float32(0) // robust residual scale; 0: unweighted
 	for it := 0; ; it++ {
-		// Sums over the overlap: image, image², template, template²,
-		// image·template, SD·image, SD·template, SD, SDᵀSD.
+		// Pass 1: sample the image under the pose; moments of the overlap.
 		var n, si, sii, stt, st, sit float64
-		var sdi, sdt, sd [3]float64
-		var hs [6]float64
 		c, s := math.Cos(p.theta), math.Sin(p.theta)
 		fc, fs := float32(c), float32(s)
 		for y := 1; y < h-1; y++ {
@@ -97,13 +127,15 @@ func refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose, rigid bool, ite
 			x0 := float32(c*ux - s*uy + cix + p.tx)
 			y0 := float32(s*ux + c*uy + ciy + p.ty)
 			var rn, rsi, rsii, rstt, rst, rsit float32
-			var rsdi, rsdt, rsd [3]float32
-			var rh [6]float32
+			row := vals[y*w : (y+1)*w]
+			trow := t.g.Pix[y*w : (y+1)*w]
+			wrow := t.wt[y*w : (y+1)*w]
 			for x := 1; x < w-1; x, x0, y0 = x+1, x0+fc, y0+fs {
-				if !(x0 >= 0.5 && y0 >= 0.5 && x0 <= maxX && y0 <= maxY) {
+				wt := wrow[x]
+				if wt == 0 || !(x0 >= 0.5 && y0 >= 0.5 && x0 <= maxX && y0 <= maxY) {
+					row[x] = nan
 					continue
 				}
-				// Bilinear sample of the image at (x0, y0).
 				fx, fy := x0-0.5, y0-0.5
 				ix, iy := int(fx), int(fy)
 				ax, ay := fx-float32(ix), fy-float32(iy)
@@ -119,50 +151,26 @@ func refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose, rigid bool, ite
 				top := pp[i] + ax*(pp[i+dx]-pp[i])
 				bot := pp[i+dy] + ax*(pp[i+dy+dx]-pp[i+dy])
 				v := top + ay*(bot-top)
-				j := y*w + x
-				tv := t.g.Pix[j]
-				s0, s1, s2 := t.sd[0][j], t.sd[1][j], t.sd[2][j]
-				rn++
-				rsi += v
-				rsii += v * v
-				rstt += tv * tv
-				rst += tv
-				rsit += v * tv
-				rsdi[0] += s0 * v
-				rsdi[1] += s1 * v
-				rsdi[2] += s2 * v
-				rsdt[0] += s0 * tv
-				rsdt[1] += s1 * tv
-				rsdt[2] += s2 * tv
-				rsd[0] += s0
-				rsd[1] += s1
-				rsd[2] += s2
-				rh[0] += s0 * s0
-				rh[1] += s0 * s1
-				rh[2] += s0 * s2
-				rh[3] += s1 * s1
-				rh[4] += s1 * s2
-				rh[5] += s2 * s2
+				row[x] = v
+				tv := trow[x]
+				wv := wt * v
+				rn += wt
+				rsi += wv
+				rsii += wv * v
+				rstt += wt * tv * tv
+				rst += wt * tv
+				rsit += wv * tv
 			}
-			// Rows are summed in float32, the image in float64.
 			n += float64(rn)
 			si += float64(rsi)
 			sii += float64(rsii)
 			stt += float64(rstt)
 			st += float64(rst)
 			sit += float64(rsit)
-			for k := range 3 {
-				sdi[k] += float64(rsdi[k])
-				sdt[k] += float64(rsdt[k])
-				sd[k] += float64(rsd[k])
-			}
-			for k := range hs {
-				hs[k] += float64(rh[k])
-			}
 		}
 		res.p, res.iters = p, it
-		res.overlap = n / float64(max(t.n, 1))
-		if res.overlap < minOverlap || n < 16 {
+		res.overlap = n / max(t.wsum, 1e-12)
+		if res.overlap < minOverlap || n < 1e-6 {
 			res.ncc = -1
 			return res
 		}
@@ -174,11 +182,84 @@ func refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose, rigid bool, ite
 		if it >= iters {
 			return res
 		}
-		// Error image e = (I−μI)/σI − (T−μT)/σT, projected on the SD images.
+		// Pass 2: residuals e = (I−μI)/σI − (T−μT)/σT, weighted, projected
+		// on the steepest-descent images.
+		ki, bi := float32(1/si0), float32(-mi/si0)
+		kt, bt := float32(1/st0), float32(-mt/st0)
+		var hs [6]float64
 		var b [3]float64
-		for k := range 3 {
-			b[k] = (sdi[k]-mi*sd[k])/si0 - (sdt[k]-mt*sd[k])/st0
+		clear(sc.hist[:])
+		var over int32
+		inv := float32(0)
+		if scale > 0 {
+			inv = 1 / (tukeyC * scale)
 		}
+		const binScale = residualBins / residualMax
+		for y := 1; y < h-1; y++ {
+			row := vals[y*w : (y+1)*w]
+			trow := t.g.Pix[y*w : (y+1)*w]
+			s0r, s1r, s2r := t.sd[0][y*w:(y+1)*w], t.sd[1][y*w:(y+1)*w], t.sd[2][y*w:(y+1)*w]
+			wrow := t.wt[y*w : (y+1)*w]
+			var rh [6]float32
+			var rb [3]float32
+			for x := 1; x < w-1; x++ {
+				v := row[x]
+				if v != v {
+					continue
+				}
+				e := (v*ki + bi) - (trow[x]*kt + bt)
+				ae := e
+				if ae < 0 {
+					ae = -ae
+				}
+				if k := int(ae * binScale); k < residualBins {
+					sc.hist[k]++
+				} else {
+					over++
+				}
+				wt := wrow[x]
+				if inv > 0 {
+					r := ae * inv
+					if r >= 1 {
+						continue
+					}
+					q := 1 - r*r
+					wt *= q * q
+				}
+				s0, s1, s2 := s0r[x], s1r[x], s2r[x]
+				we := wt * e
+				rb[0] += s0 * we
+				rb[1] += s1 * we
+				rb[2] += s2 * we
+				ws0, ws1 := wt*s0, wt*s1
+				rh[0] += ws0 * s0
+				rh[1] += ws0 * s1
+				rh[2] += ws0 * s2
+				rh[3] += ws1 * s1
+				rh[4] += ws1 * s2
+				rh[5] += wt * s2 * s2
+			}
+			for k := range hs {
+				hs[k] += float64(rh[k])
+			}
+			for k := range b {
+				b[k] += float64(rb[k])
+			}
+		}
+		// The next step's scale: 1.4826 × the median absolute residual.
+		total := over
+		for _, c := range sc.hist {
+			total += c
+		}
+		half, acc := total/2, int32(0)
+		scale = residualMax
+		for k, c := range sc.hist {
+			if acc += c; acc >= half {
+				scale = float32(1.4826 * (float64(k) + 0.5) / binScale)
+				break
+			}
+		}
+		scale = max(scale, 0.05)
 		var d [3]float64
 		if rigid {
 			var ok bool

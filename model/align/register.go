@@ -98,9 +98,14 @@ type Reference struct {
 	// template is the averaged luminance, 0..255, at the thumbnail scale
 	// of a frameW×frameH frame.
 	template Gray32
-	lv       [levels]*tmplLevel
-	pcLevel  int
-	pcRef    []complex128 // conjugate spectrum of level pcLevel
+	// weight is each template pixel's say in the registration (mean 1):
+	// where the good images agree after registration (the part) counts
+	// more than what varies between them (a background the part slides
+	// over, reflections).
+	weight  Gray32
+	lv      [levels]*tmplLevel
+	pcLevel int
+	pcRef   []complex128 // conjugate spectrum of level pcLevel
 }
 
 // Mode is what the reference registers.
@@ -109,15 +114,20 @@ func (r *Reference) Mode() Mode { return r.mode }
 // FrameSize is the size of the frames the reference was built from.
 func (r *Reference) FrameSize() (w, h int) { return r.frameW, r.frameH }
 
-// Template is the reference view: its width, height and luminance
-// (0..255, row major). The slice is the reference's own; do not modify it.
-func (r *Reference) Template() (w, h int, pix []float32) {
-	return r.template.W, r.template.H, r.template.Pix
+// Template is the reference view: its width, height, luminance (0..255,
+// row major) and each pixel's weight in the registration. The slices are
+// the reference's own; do not modify them.
+func (r *Reference) Template() (w, h int, pix, weight []float32) {
+	return r.template.W, r.template.H, r.template.Pix, r.weight.Pix
 }
 
+// maxWeight bounds a pixel's weight (the mean is 1).
+const maxWeight = 64
+
 // NewReference makes a reference from a stored template (Template's
-// output) for frames of frameW×frameH pixels.
-func NewReference(mode Mode, frameW, frameH, w, h int, pix []float32) (*Reference, error) {
+// output) for frames of frameW×frameH pixels; nil weights weigh every
+// pixel alike.
+func NewReference(mode Mode, frameW, frameH, w, h int, pix, weight []float32) (*Reference, error) {
 	if mode != Translate && mode != Rigid {
 		return nil, fmt.Errorf("align reference: mode %q, want translate or rigid", mode)
 	}
@@ -133,9 +143,30 @@ func NewReference(mode Mode, frameW, frameH, w, h int, pix []float32) (*Referenc
 			return nil, fmt.Errorf("align reference: template value %v at %d, want 0..255", v, i)
 		}
 	}
+	if weight != nil && len(weight) != w*h {
+		return nil, fmt.Errorf("align reference: %d weights for a %dx%d template", len(weight), w, h)
+	}
+	var sum float64
+	for i, v := range weight {
+		if !(v >= 0 && v <= maxWeight) {
+			return nil, fmt.Errorf("align reference: weight %v at %d, want 0..%d", v, i, maxWeight)
+		}
+		sum += float64(v)
+	}
+	if weight != nil && !(sum > 0) {
+		return nil, errors.New("align reference: every weight is 0")
+	}
 	r := &Reference{mode: mode, frameW: frameW, frameH: frameH}
 	r.template.resize(w, h)
 	copy(r.template.Pix, pix)
+	r.weight.resize(w, h)
+	if weight == nil {
+		for i := range r.weight.Pix {
+			r.weight.Pix[i] = 1
+		}
+	} else {
+		copy(r.weight.Pix, weight)
+	}
 	r.prepare()
 	return r, nil
 }
@@ -144,12 +175,12 @@ func NewReference(mode Mode, frameW, frameH, w, h int, pix []float32) (*Referenc
 func (r *Reference) prepare() {
 	_, _, f := thumbGeometry(r.frameW, r.frameH, Thumb)
 	cx, cy := float64(r.frameW)*f/2, float64(r.frameH)*f/2
-	g := r.template
+	g, wg := r.template, r.weight
 	r.pcLevel = levels - 1
 	var pcImg Gray32
 	for l := 0; l < levels; l++ {
 		k := math.Ldexp(1, -l)
-		r.lv[l] = newTmplLevel(&g, cx*k, cy*k)
+		r.lv[l] = newTmplLevel(&g, &wg, cx*k, cy*k)
 		if max(g.W, g.H) <= pcSize && l < r.pcLevel {
 			r.pcLevel = l
 			pcImg = g
@@ -158,9 +189,10 @@ func (r *Reference) prepare() {
 			pcImg = g
 		}
 		if l < levels-1 {
-			var next Gray32
+			var next, wnext Gray32
 			halve(&next, &g)
-			g = next
+			halve(&wnext, &wg)
+			g, wg = next, wnext
 		}
 	}
 	pc := newPhaseCorr(pcSize)
@@ -176,6 +208,7 @@ type Registrar struct {
 	w, h  int // the frame's size
 	pc    *phaseCorr
 	peaks []peak
+	lk    lkScratch
 	plan  thumbPlan
 }
 
@@ -236,14 +269,14 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 	sel := max(top-selectDepth, 0)
 	best := lkResult{ncc: math.Inf(-1)}
 	for _, q := range g.peaks {
-		r := refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), off(q, top), rigid, iterCoarse)
+		r := g.lk.refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), off(q, top), rigid, iterCoarse)
 		if r.ncc == -1 {
 			continue
 		}
 		p := r.p
 		for l := top - 1; l >= sel; l-- {
 			p.tx, p.ty = 2*p.tx, 2*p.ty
-			r = refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0)
+			r = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0)
 		}
 		if r.ncc > best.ncc {
 			best = r
@@ -258,7 +291,7 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 		if l < sel {
 			p.tx, p.ty = 2*p.tx, 2*p.ty
 		}
-		best = refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, iters[l])
+		best = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, iters[l])
 		if best.ncc == -1 {
 			return Result{}, ErrNoOverlap
 		}

@@ -3,6 +3,7 @@ package align
 import (
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
 	"math"
 )
@@ -65,7 +66,8 @@ type Warper struct {
 // ViewSize(w, h, scale) takes the frame bilinearly at its transformed
 // centre; where that falls outside the frame, the nearest edge pixel is
 // replicated (as the backbone pads letterboxed frames). Gray frames give
-// *image.Gray, all others *image.RGBA.
+// *image.Gray, all others *image.RGBA (Gray, RGBA, NRGBA and YCbCr frames
+// are read directly, others converted first).
 func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
@@ -83,6 +85,10 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 	case *image.NRGBA:
 		wp.rgba = reuseRGBA(wp.rgba, vw, vh)
 		warpRGBA(wp.rgba, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
+		return wp.rgba
+	case *image.YCbCr:
+		wp.rgba = reuseRGBA(wp.rgba, vw, vh)
+		warpYCbCr(wp.rgba, im, m)
 		return wp.rgba
 	}
 	wp.conv = reuseRGBA(wp.conv, w, h)
@@ -115,6 +121,15 @@ func rowSampler(m affine, y int) sampler {
 	return sampler{x0: float32(sx - 0.5), y0: float32(sy - 0.5), dx: float32(m.a), dy: float32(m.c)}
 }
 
+// inside reports whether every sample of a row of n pixels has all four
+// bilinear taps inside a w×h source (no clamping needed).
+func (s sampler) inside(n, w, h int) bool {
+	ex, ey := s.x0+float32(n-1)*s.dx, s.y0+float32(n-1)*s.dy
+	lo := func(a, b float32) float32 { return min(a, b) }
+	hi := func(a, b float32) float32 { return max(a, b) }
+	return lo(s.x0, ex) >= 0 && lo(s.y0, ey) >= 0 && hi(s.x0, ex) < float32(w-1) && hi(s.y0, ey) < float32(h-1)
+}
+
 // clampTap returns the integer index, the next index and the weight of
 // the next one for a source coordinate on an axis of n pixels, the edge
 // pixel replicated beyond it.
@@ -129,21 +144,47 @@ func clampTap(v float32, n int) (int, int, float32) {
 	return i, i + 1, v - float32(i)
 }
 
+// taps is one bilinear sample in fixed point: the offsets of its four
+// source pixels (in pixels) and their weights, which sum to 1<<16.
+type taps struct {
+	o00, o01, o10, o11 int
+	w00, w01, w10, w11 uint32
+}
+
+// tapsAt computes the taps at (sx, sy) of a w×h source with stride (in
+// pixels), clamping at the edges when clamp is set.
+func tapsAt(sx, sy float32, w, h, stride int, clamp bool) taps {
+	var x0, x1, y0, y1 int
+	var fx, fy float32
+	if clamp {
+		x0, x1, fx = clampTap(sx, w)
+		y0, y1, fy = clampTap(sy, h)
+	} else {
+		x0, y0 = int(sx), int(sy)
+		x1, y1 = x0+1, y0+1
+		fx, fy = sx-float32(x0), sy-float32(y0)
+	}
+	ax, ay := uint32(fx*256+0.5), uint32(fy*256+0.5)
+	return taps{
+		o00: y0*stride + x0, o01: y0*stride + x1, o10: y1*stride + x0, o11: y1*stride + x1,
+		w00: (256 - ax) * (256 - ay), w01: ax * (256 - ay), w10: (256 - ax) * ay, w11: ax * ay,
+	}
+}
+
+func (t *taps) mix(p []uint8, k int) uint8 {
+	return uint8((uint32(p[t.o00+k])*t.w00 + uint32(p[t.o01+k])*t.w01 + uint32(p[t.o10+k])*t.w10 + uint32(p[t.o11+k])*t.w11 + 1<<15) >> 16)
+}
+
 func warpGray(dst *image.Gray, src []uint8, stride, w, h int, m affine) {
 	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
 	for y := 0; y < vh; y++ {
 		s := rowSampler(m, y)
+		clamp := !s.inside(vw, w, h)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+vw]
 		sx, sy := s.x0, s.y0
 		for x := range out {
-			x0, x1, fx := clampTap(sx, w)
-			y0, y1, fy := clampTap(sy, h)
-			r0, r1 := src[y0*stride:], src[y1*stride:]
-			a, b := float32(r0[x0]), float32(r0[x1])
-			c, d := float32(r1[x0]), float32(r1[x1])
-			top := a + fx*(b-a)
-			bot := c + fx*(d-c)
-			out[x] = uint8(top + fy*(bot-top) + 0.5)
+			t := tapsAt(sx, sy, w, h, stride, clamp)
+			out[x] = t.mix(src, 0)
 			sx += s.dx
 			sy += s.dy
 		}
@@ -154,24 +195,44 @@ func warpRGBA(dst *image.RGBA, src []uint8, stride, w, h int, m affine) {
 	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
 	for y := 0; y < vh; y++ {
 		s := rowSampler(m, y)
+		clamp := !s.inside(vw, w, h)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
 		sx, sy := s.x0, s.y0
 		for x := 0; x < vw; x++ {
-			x0, x1, fx := clampTap(sx, w)
-			y0, y1, fy := clampTap(sy, h)
-			p00 := src[y0*stride+4*x0 : y0*stride+4*x0+3 : y0*stride+4*x0+3]
-			p01 := src[y0*stride+4*x1 : y0*stride+4*x1+3 : y0*stride+4*x1+3]
-			p10 := src[y1*stride+4*x0 : y1*stride+4*x0+3 : y1*stride+4*x0+3]
-			p11 := src[y1*stride+4*x1 : y1*stride+4*x1+3 : y1*stride+4*x1+3]
+			t := tapsAt(sx, sy, w, h, stride/4, clamp)
+			t.o00, t.o01, t.o10, t.o11 = 4*t.o00, 4*t.o01, 4*t.o10, 4*t.o11
 			o := out[4*x : 4*x+4 : 4*x+4]
-			for c := 0; c < 3; c++ {
-				a, b := float32(p00[c]), float32(p01[c])
-				cc, d := float32(p10[c]), float32(p11[c])
-				top := a + fx*(b-a)
-				bot := cc + fx*(d-cc)
-				o[c] = uint8(top + fy*(bot-top) + 0.5)
-			}
-			o[3] = 255
+			o[0], o[1], o[2], o[3] = t.mix(src, 0), t.mix(src, 1), t.mix(src, 2), 255
+			sx += s.dx
+			sy += s.dy
+		}
+	}
+}
+
+// warpYCbCr samples the luma and chroma planes of a JPEG frame and writes
+// RGB (image/color's conversion).
+func warpYCbCr(dst *image.RGBA, src *image.YCbCr, m affine) {
+	b := src.Rect
+	w, h := b.Dx(), b.Dy()
+	// Chroma planes are subsampled by an integer factor per axis.
+	cw := (src.COffset(b.Max.X-1, b.Min.Y) - src.COffset(b.Min.X, b.Min.Y)) + 1
+	ch := (src.COffset(b.Min.X, b.Max.Y-1)-src.COffset(b.Min.X, b.Min.Y))/src.CStride + 1
+	kx, ky := float32(w)/float32(max(cw, 1)), float32(h)/float32(max(ch, 1))
+	yp := src.Y[src.YOffset(b.Min.X, b.Min.Y):]
+	cb := src.Cb[src.COffset(b.Min.X, b.Min.Y):]
+	cr := src.Cr[src.COffset(b.Min.X, b.Min.Y):]
+	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
+	for y := 0; y < vh; y++ {
+		s := rowSampler(m, y)
+		clamp := !s.inside(vw, w, h)
+		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
+		sx, sy := s.x0, s.y0
+		for x := 0; x < vw; x++ {
+			t := tapsAt(sx, sy, w, h, src.YStride, clamp)
+			c := tapsAt((sx+0.5)/kx-0.5, (sy+0.5)/ky-0.5, cw, ch, src.CStride, true)
+			r, g, bb := color.YCbCrToRGB(t.mix(yp, 0), c.mix(cb, 0), c.mix(cr, 0))
+			o := out[4*x : 4*x+4 : 4*x+4]
+			o[0], o[1], o[2], o[3] = r, g, bb, 255
 			sx += s.dx
 			sy += s.dy
 		}

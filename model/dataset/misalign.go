@@ -28,6 +28,9 @@ type Misalign struct {
 	// Crop is the side of the window as a fraction of the image's (0:
 	// 0.875).
 	Crop float64
+	// EdgeFill replicates the image's edge into the corners the rotation
+	// uncovers instead of filling them black.
+	EdgeFill bool
 }
 
 // The paper's protocol.
@@ -54,6 +57,8 @@ type MisalignParams struct {
 	// X0, Y0 are the window's top-left corner as fractions of the image's
 	// width and height (0..1−Crop); Crop its side as a fraction.
 	X0, Y0, Crop float64
+	// EdgeFill: see Misalign.
+	EdgeFill bool
 }
 
 // Params returns the transform of the image with the given key.
@@ -63,7 +68,7 @@ func (m Misalign) Params(key string) MisalignParams {
 	fmt.Fprintf(h, "%d\x00%s", m.Seed, key)
 	r := rand.New(rand.NewPCG(m.Seed, h.Sum64()))
 	a := (2*r.Float64() - 1) * m.MaxAngle * math.Pi / 180
-	return MisalignParams{Angle: a, X0: r.Float64() * (1 - m.Crop), Y0: r.Float64() * (1 - m.Crop), Crop: m.Crop}
+	return MisalignParams{Angle: a, X0: r.Float64() * (1 - m.Crop), Y0: r.Float64() * (1 - m.Crop), Crop: m.Crop, EdgeFill: m.EdgeFill}
 }
 
 // Source is the map from an output pixel's centre (x+0.5, y+0.5) of a w×h
@@ -94,7 +99,10 @@ func (p MisalignParams) Apply(img image.Image) image.Image {
 		off := g.PixOffset(b.Min.X, b.Min.Y)
 		px := func(x, y int) float64 {
 			if x < 0 || y < 0 || x >= w || y >= h {
-				return 0
+				if !p.EdgeFill {
+					return 0
+				}
+				x, y = min(max(x, 0), w-1), min(max(y, 0), h-1)
 			}
 			return float64(g.Pix[off+y*g.Stride+x])
 		}
@@ -112,7 +120,10 @@ func (p MisalignParams) Apply(img image.Image) image.Image {
 	for ch := 0; ch < 3; ch++ {
 		px := func(x, y int) float64 {
 			if x < 0 || y < 0 || x >= w || y >= h {
-				return 0
+				if !p.EdgeFill {
+					return 0
+				}
+				x, y = min(max(x, 0), w-1), min(max(y, 0), h-1)
 			}
 			return float64(src.Pix[y*src.Stride+4*x+ch])
 		}
