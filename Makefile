@@ -136,6 +136,32 @@ $(DEPS_STAMP): $(BUILD)/npm/$(TFLITE_TGZ) model/backbone/include/tensorflow/lite
 	@touch $@
 	@echo "make deps: TensorFlow Lite 2.9 ($(TFLITE_ARCH)) and the default backbone are in $(BUILD)"
 
+# --- Second bundled backbone: MobileNet V2 1.0/224 quant -----------------------
+# The standard TF hosted uint8 model (quantization-aware trained, Apache-2.0)
+# ships as testing/mobilenet_v2_1.0_224_quant.tflite in the Go module
+# github.com/nbortolotti/tflitego@v0.1.0-alpha, which the module proxy serves.
+# The checksum database has no entry for it and it is no dependency of this
+# module, so it is downloaded outside the module (no go.mod or go.sum is
+# touched) and checked twice: the module against its pinned go.sum hash, the
+# file against its pinned sha256. `model.backbone: mobilenet_v2` selects it;
+# `model.recipe: auto` tries it beside MobileNet v1.
+TFLITEGO           := github.com/nbortolotti/tflitego@v0.1.0-alpha
+TFLITEGO_H1        := h1:YZ9+YtJDpPslRwAIKsFCxF/Pe1IrWPm/AGr80bOaY3w=
+BACKBONE_V2        := mobilenet_v2_1.0_224_quant.tflite
+BACKBONE_V2_SHA256 := f08d447cde49b4e0446428aa921aff0a14ea589fa9c5817b31f83128e9a43c1d
+
+deps: $(SHARE)/$(BACKBONE_V2)
+
+$(SHARE)/$(BACKBONE_V2): | check-tools
+	@mkdir -p $(SHARE)
+	cd "$${TMPDIR:-/tmp}" && GOFLAGS=-mod=mod GONOSUMDB=github.com/nbortolotti/tflitego $(GO) mod download -json $(TFLITEGO) > $(BUILD)/tflitego.json
+	@grep -q '"Sum": "$(TFLITEGO_H1)"' $(BUILD)/tflitego.json || { echo "make deps: $(TFLITEGO) does not have the pinned hash $(TFLITEGO_H1): $$(grep '"Sum"' $(BUILD)/tflitego.json)"; exit 1; }
+	cp -f "$$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p' $(BUILD)/tflitego.json)/testing/$(BACKBONE_V2)" $@.tmp
+	@echo "$(BACKBONE_V2_SHA256)  $@.tmp" | sha256sum -c --status || { echo "make deps: checksum mismatch for $(BACKBONE_V2): expected sha256 $(BACKBONE_V2_SHA256), got $$(sha256sum $@.tmp | cut -d' ' -f1); removed it"; rm -f $@.tmp; exit 1; }
+	@chmod u+w $@.tmp && mv -f $@.tmp $@
+	@echo "make deps: the second backbone, MobileNet V2 quant, is in $(SHARE)"
+# ------------------------------------------------------------------------------
+
 # mosquitto is the real MQTT broker the integration tests start on loopback.
 test-deps: deps
 	@PATH=$$PATH:/usr/sbin command -v mosquitto >/dev/null || $(call apt_install,mosquitto mosquitto-clients,the MQTT integration tests)

@@ -57,6 +57,11 @@ type Folder struct {
 	queue    []string // still to read
 	seen     map[string]bool
 	pending  map[string]int64 // watched files seen once, with their size
+	// failed are the files that did not decode, with their size and
+	// modification time when they failed: logged once, and in a watched
+	// folder read again when they change (a copy that paused half-way).
+	failed   map[string]fileStamp
+	goodPass bool // the current pass of a looped folder gave a frame
 	dec      imageDecoder
 	seq      uint64
 	timer    *time.Timer
@@ -89,7 +94,7 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), seen: map[string]bool{}, pending: map[string]int64{}}
+	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), seen: map[string]bool{}, pending: map[string]int64{}, failed: map[string]fileStamp{}}
 	entries, err := os.ReadDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("folder source: %w", err)
@@ -139,7 +144,14 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		if len(fl.queue) == 0 {
 			switch {
 			case fl.opts.Loop:
-				fl.queue = fl.files
+				if !fl.goodPass {
+					// A whole pass without one image: wait before the next,
+					// instead of spinning over files that never decode.
+					if err := sleepCtx(ctx, &fl.timer, fl.opts.PollInterval); err != nil {
+						return err
+					}
+				}
+				fl.queue, fl.goodPass = fl.files, false
 			case fl.opts.Watch:
 				if err := sleepCtx(ctx, &fl.timer, fl.opts.PollInterval); err != nil {
 					return err
@@ -166,9 +178,15 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			} else {
 				fl.counters.DecodeErrors.Add(1)
 			}
-			fl.log.Warn("folder source: file skipped", "file", name, "reason", reason, "err", err)
+			stamp := fl.stamp(name)
+			if prev, ok := fl.failed[name]; !ok || prev != stamp { // one line per file, not per pass
+				fl.log.Warn("folder source: file skipped", "file", name, "reason", reason, "err", err)
+			}
+			fl.failed[name] = stamp
 			continue
 		}
+		delete(fl.failed, name)
+		fl.goodPass = true
 		fl.seq++
 		f.Image = convertInto(f.Image, img, fl.opts.Color)
 		f.Mask, f.Name, f.Label = nil, name, ""
@@ -190,8 +208,23 @@ func (fl *Folder) read(name string) (image.Image, error) {
 	return img, err
 }
 
+// fileStamp is what tells a changed file: its size and modification time.
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+}
+
+func (fl *Folder) stamp(name string) fileStamp {
+	info, err := os.Stat(filepath.Join(fl.opts.Dir, name))
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{info.Size(), info.ModTime()}
+}
+
 // poll lists a watched folder and queues, in name order, the new files whose
-// size did not change since the previous poll.
+// size did not change since the previous poll, and those that failed to
+// decode and have changed since (a writer that paused half-way).
 func (fl *Folder) poll() error {
 	entries, err := os.ReadDir(fl.opts.Dir)
 	if err != nil {
@@ -205,12 +238,16 @@ func (fl *Folder) poll() error {
 		}
 		name := e.Name()
 		present[name] = true
-		if fl.seen[name] {
-			continue
-		}
 		info, err := e.Info()
 		if err != nil {
 			continue
+		}
+		if fl.seen[name] {
+			prev, failed := fl.failed[name]
+			if !failed || prev == (fileStamp{info.Size(), info.ModTime()}) {
+				continue
+			}
+			delete(fl.seen, name) // changed since it failed: read it again once it is still
 		}
 		size := info.Size()
 		if prev, ok := fl.pending[name]; ok && prev == size && size > 0 {
@@ -231,6 +268,11 @@ func (fl *Folder) poll() error {
 	for name := range fl.pending {
 		if !present[name] {
 			delete(fl.pending, name)
+		}
+	}
+	for name := range fl.failed {
+		if !present[name] {
+			delete(fl.failed, name)
 		}
 	}
 	slices.Sort(ready)

@@ -223,6 +223,22 @@ func (sy *Synthetic) Next(ctx context.Context, f *Frame) error {
 		return err
 	}
 	sy.seq++
+	sy.renderSeq(f)
+	return nil
+}
+
+// Frame renders frame n (1 is the first Next delivers) into f without
+// moving the sequence: the same n gives the same frame every time, for
+// fitting, which reads its images more than once.
+func (sy *Synthetic) Frame(n uint64, f *Frame) {
+	seq := sy.seq
+	sy.seq = n
+	sy.renderSeq(f)
+	sy.seq = seq
+}
+
+// renderSeq renders frame sy.seq into f.
+func (sy *Synthetic) renderSeq(f *Frame) {
 	// The parameters live in the source, not on the stack: the defect
 	// pointer into them would move them to the heap every frame.
 	p := &sy.p
@@ -247,7 +263,6 @@ func (sy *Synthetic) Next(ctx context.Context, f *Frame) error {
 	f.Seq, f.Time, f.Name = sy.seq, time.Now(), ""
 	f.Trigger, f.TriggerTime = "", time.Time{}
 	sy.counters.Frames.Add(1)
-	return nil
 }
 
 // Close implements Source.

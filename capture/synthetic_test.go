@@ -202,3 +202,31 @@ func TestSyntheticDefectsStandOut(t *testing.T) {
 		t.Errorf("the highest-scoring pixel is a defect in only %d of %d frames", hits, nTest)
 	}
 }
+
+// Frame(n) renders what the nth Next delivers, without moving the
+// sequence.
+func TestSyntheticFrameByIndex(t *testing.T) {
+	a, err := NewSynthetic(SyntheticOptions{Width: 64, Height: 48, Seed: 3, DefectRate: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewSynthetic(SyntheticOptions{Width: 64, Height: 48, Seed: 3, DefectRate: 0.5})
+	var seq [4]Frame
+	for i := range seq {
+		if err := a.Next(context.Background(), &seq[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []int{3, 1, 4, 3} {
+		var f Frame
+		b.Frame(uint64(n), &f)
+		if !bytes.Equal(f.Image.(*image.RGBA).Pix, seq[n-1].Image.(*image.RGBA).Pix) || f.Label != seq[n-1].Label {
+			t.Fatalf("Frame(%d) differs from the %dth Next", n, n)
+		}
+	}
+	var next Frame
+	b.Next(context.Background(), &next)
+	if !bytes.Equal(next.Image.(*image.RGBA).Pix, seq[0].Image.(*image.RGBA).Pix) {
+		t.Fatal("Frame moved the sequence")
+	}
+}

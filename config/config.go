@@ -210,7 +210,13 @@ type Model struct {
 	// Path is the fitted PaDiM model file; empty means
 	// <state_dir>/model.safetensors (see ModelPath).
 	Path string `yaml:"path"`
-	// Backbone is a TFLite model file; empty means the bundled MobileNet v1 quant.
+	// Recipe is auto (choose the recipe per line from its good images),
+	// fixed (the settings below as written) or a recipe's name, such as
+	// plain or v2-squash-std-z.
+	Recipe string `yaml:"recipe"`
+	// Backbone is a TFLite model file, or the name of a bundled one
+	// (mobilenet_v1, mobilenet_v2); empty means the bundled backbones
+	// (MobileNet v1 with recipe fixed).
 	Backbone string `yaml:"backbone"`
 	// Taps names the backbone tensors whose outputs are embedded; empty picks
 	// Conv2d_3/5/9 pointwise for the bundled backbone, else the last tensor
@@ -273,6 +279,9 @@ type Input struct {
 	// before the backbone, so that parts are judged by texture and local
 	// defects rather than by exposure or finish that varies part to part.
 	Standardize bool `yaml:"standardize"`
+	// Tiles above 1 cuts every frame along its long side into that many
+	// views, each squashed onto the input (long narrow parts).
+	Tiles int `yaml:"tiles"`
 }
 
 // Align configures registration (model.align). The mode is fitted: the
@@ -313,15 +322,16 @@ type Delegate struct {
 // Threshold configures the image-score threshold above which an inspection
 // is anomalous.
 type Threshold struct {
-	// Quantile of the held-out normal images' scores.
+	// Quantile of the training images' leave-one-out scores.
 	Quantile float64 `yaml:"quantile"`
 	// Margin multiplies the quantile.
 	Margin float64 `yaml:"margin"`
-	// Value, when above 0, is the threshold itself and Quantile, Margin and
-	// Holdout are not used to choose it.
+	// Value, when above 0, is the threshold itself and Quantile and Margin
+	// are not used to choose it.
 	Value float64 `yaml:"value"`
-	// Holdout is the fraction of normal images kept out of the Gaussian fit
-	// to choose the threshold from.
+	// Holdout is the fraction of normal images the recipe search keeps
+	// out of the candidates' fits to judge them on (recipe auto); the
+	// threshold itself comes from every image, scored leave one out.
 	Holdout float64 `yaml:"holdout"`
 }
 
@@ -474,6 +484,7 @@ func Default() *Config {
 			MaxPixels: DefaultMaxPixels,
 		},
 		Model: Model{
+			Recipe: "auto",
 			Input: Input{
 				Resize: ResizeFit,
 				Mean:   [3]float64{127.5, 127.5, 127.5},
@@ -496,7 +507,7 @@ func Default() *Config {
 			MemoryFraction:  0.25,
 			BlurSigma:       4,
 			Align:           Align{Mode: AlignOff, MaxShift: 0.25, MaxAngle: 20},
-			Threshold:       Threshold{Quantile: 0.99, Margin: 1.1, Value: 0, Holdout: 0.1},
+			Threshold:       Threshold{Quantile: 0.99, Margin: 1.1, Value: 0, Holdout: 0.2},
 		},
 		MQTT: MQTT{
 			EmbeddedListen:       "127.0.0.1:1883",

@@ -191,7 +191,9 @@ func yamlProblem(file string, data []byte, err error) *Problem {
 		p.Line, _ = strconv.Atoi(m[1])
 		p.Msg = m[2]
 	}
-	if line, col := indentingTab(data, p.Line); line > 0 {
+	// yaml.v3 places "found a tab character that violates indentation" on
+	// the line before the tab's: look one line further.
+	if line, col := indentingTab(data, p.Line+1); line > 0 && (line <= p.Line || strings.Contains(p.Msg, "tab character")) {
 		return &Problem{File: file, Line: line, Column: col,
 			Msg: fmt.Sprintf("a tab character indents this line; YAML indents with spaces only: replace the tab with spaces (the YAML parser said: %s)", p.Msg)}
 	}

@@ -31,6 +31,14 @@ const (
 // can be edited and pushed again.
 const RedactedValue = "<redacted>"
 
+// Blank reports whether a configuration document holds no setting at all
+// (empty, or only comments): valid as a file, where it means every
+// default, but never what a reload of a running daemon's file meant.
+func Blank(data []byte) bool {
+	root, err := document(data)
+	return err == nil && (root == nil || isNull(root))
+}
+
 // ParsePush decodes a configuration document pushed over the network (YAML,
 // or JSON, which is YAML's flow syntax) with the rules of a file: unknown
 // keys, duplicate keys, values of the wrong type and tab indentation are
@@ -66,6 +74,10 @@ func ParsePush(running *Config, data []byte, name string, mode PushMode) (*Confi
 	var c *Config
 	switch mode {
 	case PushReplace:
+		if root == nil || isNull(root) {
+			d.fail(0, "", "an empty document cannot replace the whole configuration (it would put every setting back to its default: another device id, state folder and source); send the settings, or merge")
+			return nil, errors.Join(d.probs...)
+		}
 		if c, err = Parse(data, name); err != nil {
 			return nil, err
 		}

@@ -37,6 +37,7 @@ const (
 	maxHoldout       = 0.9
 	// maxMaxPixels bounds capture.max_pixels: a gigapixel is 4 GB as RGBA.
 	maxMaxPixels = 1_000_000_000
+	maxTiles     = 8
 )
 
 // DefaultMaxPixels is capture.max_pixels by default: 40 megapixels, twice a
@@ -248,7 +249,13 @@ func (v *validator) model(m *Model) {
 		}
 		seen[t] = true
 	}
+	if m.Recipe == "" || strings.ContainsAny(m.Recipe, " \t\n/") {
+		v.addf("model.recipe", "%q: want auto, fixed or a recipe's name (such as plain or v1-fit-std-z-ctx2)", m.Recipe)
+	}
 	v.oneOf("model.input.resize", string(m.Input.Resize), string(ResizeFit), string(ResizeSquash), string(ResizeCrop))
+	if m.Input.Tiles != 0 && (m.Input.Tiles < 2 || m.Input.Tiles > maxTiles) {
+		v.addf("model.input.tiles", "%d must be 0 (one view of the whole frame) or 2..%d", m.Input.Tiles, maxTiles)
+	}
 	for i, x := range m.Input.Mean {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			v.addf(fmt.Sprintf("model.input.mean[%d]", i), "%s is not a finite number", fmtFloat(x))
@@ -306,12 +313,13 @@ func (v *validator) model(m *Model) {
 	if !(t.Margin > 0) || math.IsInf(t.Margin, 0) {
 		v.addf("model.threshold.margin", "%s must be a finite number above 0", fmtFloat(t.Margin))
 	}
-	if !(t.Value >= 0) || math.IsInf(t.Value, 0) {
-		v.addf("model.threshold.value", "%s must be 0 (choose automatically) or a finite number above 0", fmtFloat(t.Value))
+	// The range of model.CheckThreshold (config imports no other package).
+	if t.Value != 0 && !(t.Value >= 1e-6 && t.Value <= 1e9) {
+		v.addf("model.threshold.value", "%s must be 0 (choose automatically) or a number in [1e-06, 1e+09]", fmtFloat(t.Value))
 	}
 	v.floatRange("model.threshold.holdout", t.Holdout, 0, maxHoldout, true)
-	if t.Value == 0 && t.Holdout == 0 {
-		v.addf("model.threshold.holdout", "0 leaves no normal images to choose the threshold from; set it in (0, %s] or set model.threshold.value", fmtFloat(maxHoldout))
+	if m.Recipe == "auto" && t.Holdout == 0 {
+		v.addf("model.threshold.holdout", "0 leaves no normal images to judge recipes on with model.recipe auto; set it in (0, %s] or choose a recipe", fmtFloat(maxHoldout))
 	}
 }
 

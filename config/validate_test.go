@@ -196,12 +196,17 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			`model.threshold.quantile: 0 is out of range (0, 1]`,
 			`model.threshold.margin: -1 must be a finite number above 0`,
-			`model.threshold.value: -2 must be 0 (choose automatically) or a finite number above 0`,
+			`model.threshold.value: -2 must be 0 (choose automatically) or a number in [1e-06, 1e+09]`,
 			`model.threshold.holdout: 0.95 is out of range [0, 0.9]`,
 		}},
-		{"no holdout for automatic threshold", func(c *Config) { c.Model.Threshold.Holdout = 0 },
-			[]string{`model.threshold.holdout: 0 leaves no normal images to choose the threshold from; set it in (0, 0.9] or set model.threshold.value`}},
-		{"explicit threshold without holdout", func(c *Config) { c.Model.Threshold.Holdout = 0; c.Model.Threshold.Value = 3.5 }, nil},
+		{"no holdout for the recipe search", func(c *Config) { c.Model.Threshold.Holdout = 0 },
+			[]string{`model.threshold.holdout: 0 leaves no normal images to judge recipes on with model.recipe auto; set it in (0, 0.9] or choose a recipe`}},
+		{"fixed recipe without holdout", func(c *Config) { c.Model.Threshold.Holdout = 0; c.Model.Recipe = "fixed" }, nil},
+		{"recipe empty", func(c *Config) { c.Model.Recipe = "" },
+			[]string{`model.recipe: "": want auto, fixed or a recipe's name (such as plain or v1-fit-std-z-ctx2)`}},
+		{"recipe named", func(c *Config) { c.Model.Recipe = "v2-squash-std-z" }, nil},
+		{"tiles", func(c *Config) { c.Model.Input.Tiles = 1 }, []string{`model.input.tiles: 1 must be 0 (one view of the whole frame) or 2..8`}},
+		{"tiles ok", func(c *Config) { c.Model.Input.Tiles = 3 }, nil},
 
 		// mqtt
 		{"brokers ok", func(c *Config) {

@@ -56,3 +56,10 @@ func validSuffix(s string) bool {
 	_, err := hex.DecodeString(s)
 	return err == nil
 }
+
+// newBootID is a random id for this start of the process (8 hex digits).
+func newBootID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail on Linux
+	return hex.EncodeToString(b[:])
+}

@@ -138,6 +138,21 @@ func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
 			t.Errorf("refit round %d: the file holds model %s, the daemon runs %s", i, m.Info().ID, id)
 		}
 		m.Close()
+		if i > 0 { // the refit killed in the last round is answered: done (the reply was durable) or interrupted
+			prev := fmt.Sprintf("refit-%d", i-1)
+			deadline := time.Now().Add(30 * time.Second)
+			for len(op.got("crash1", prev)) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("refit round %d: the refit killed in the round before got no reply after the restart", i)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			for _, r := range op.got("crash1", prev) { // a durable reply may come twice (QoS 1)
+				if r["ok"] != true && r["code"] != "interrupted" {
+					t.Errorf("refit round %d: the killed refit was answered %v", i, r)
+				}
+			}
+		}
 		waitCommands(100 + i)
 		op.send("inspectd/crash1/cmd/refit", fmt.Sprintf(`{"id":"refit-%d","folder":"%s","max_false_alarm_rate":1}`, i, good))
 		time.Sleep(time.Duration(rng.IntN(4000)) * time.Millisecond)

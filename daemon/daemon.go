@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,8 @@ type Daemon struct {
 	cfgPtr    atomic.Pointer[config.Config] // d.cfg, readable without d.mu (remote commands)
 	disp      *remote.Dispatcher
 	front     *remote.MQTT
+	lock      *stateLock      // the state folder's, held while the daemon runs
+	restart   func()          // ends Run with ErrRestartRequested
 	base      context.Context // the Run context: parts live until it ends
 	notifier  *Notifier       // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
 	metrics   *httpapi.Metrics
@@ -62,6 +65,7 @@ type Daemon struct {
 	triggers  *triggerIntake
 	ended     chan pipelineEnd
 	startedAt time.Time
+	bootID    string // random per process start, beside every result's seq
 	stopping  atomic.Bool
 	// inspectedBefore counts the inspections of pipelines replaced by a
 	// restart; rate samples the total every second; lastReloadErr is the
@@ -83,8 +87,9 @@ type pipelineEnd struct {
 // inspect with otherwise), then the broker, the frame source, the MQTT
 // connection, the pipeline and HTTP. On failure what was started is
 // stopped again.
-func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier) (d *Daemon, err error) {
-	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier}
+func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier, restart func()) (d *Daemon, err error) {
+	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
+		bootID: newBootID(), restart: restart}
 	defer func() {
 		if err != nil {
 			d.stop()
@@ -96,12 +101,15 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return d, fmt.Errorf("state_dir %s: %w (set state_dir to a writable folder)", cfg.StateDir, err)
 	}
+	if d.lock, err = lockStateDir(cfg.StateDir); err != nil {
+		return d, err
+	}
 	d.setConfig(cfg)
 	d.metrics = httpapi.NewMetrics()
 	d.handler = httpapi.New(httpapi.Options{
 		Camera:  httpapi.CheckerFunc(d.cameraHealth),
 		Model:   httpapi.CheckerFunc(d.modelHealth),
-		MQTT:    &d.sink,
+		MQTT:    httpapi.CheckerFunc(d.mqttHealth),
 		Metrics: d.metrics,
 		Logger:  d.log,
 	})
@@ -145,6 +153,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 		return d, err
 	}
 	d.sink.set(pub, node, noJSON)
+	d.status = mqttpub.StatusOnline // announced by the publisher on connect
 	d.startPipeline(cfg, det)
 	d.publishInfo()
 	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state()) })
@@ -249,6 +258,7 @@ func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*m
 	if err := pub.Start(); err != nil {
 		return nil, err
 	}
+	d.front.AnswerInterrupted()
 	return pub, nil
 }
 
@@ -283,9 +293,29 @@ func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string) (*mqttpu
 	return pub, node, !cfg.MQTT.UsesJSON(), nil
 }
 
-// submitter is the remote command dispatcher the Sparkplug edge node hands
-// its DCMD writes to: the same commands as the JSON front end's.
-func (d *Daemon) submitter() remote.Submitter { return d.disp }
+// submitter is where the Sparkplug edge node hands its DCMD writes: the
+// same commands as the JSON front end's. A trigger is an operational
+// message, as on the JSON trigger topic, not remote control: it goes to the
+// trigger intake whatever remote.trust_keys and remote.allow_unsigned say.
+func (d *Daemon) submitter() remote.Submitter { return sparkplugCommands{d} }
+
+type sparkplugCommands struct{ d *Daemon }
+
+func (s sparkplugCommands) Submit(req remote.Request, done func(remote.Reply)) {
+	if req.Name != "trigger" {
+		s.d.disp.Submit(req, done)
+		return
+	}
+	var t mqttpub.Trigger
+	_ = json.Unmarshal(req.Body, &t) // the edge node built it from a checked string
+	go func() {
+		if err := s.d.Trigger(context.Background(), req.ID, t.Time); err != nil {
+			done(remote.Reply{ID: req.ID, Error: "trigger not taken: " + err.Error()})
+			return
+		}
+		done(remote.Reply{ID: req.ID, OK: true, Data: map[string]any{"queued": true}})
+	}()
+}
 
 // publishInfo sets the retained info document from what runs now.
 func (d *Daemon) publishInfo() {
@@ -325,7 +355,7 @@ func (d *Daemon) startPipeline(cfg *config.Config, det *model.Detector) {
 	if old := d.pipe.Load(); old != nil {
 		seq = old.Seq()
 	}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &d.sink, HTTP: d.handler, Metrics: d.metrics, FirstSeq: seq,
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &d.sink, HTTP: d.handler, Metrics: d.metrics, FirstSeq: seq, BootID: d.bootID,
 		Queue: cfg.Pipeline.Queue, FreeRun: d.trig == nil, Policy: PolicyOf(cfg), StallTimeout: stall,
 		Print: d.o.Print, MaxInspections: d.o.MaxInspections, Logger: d.log})
 	if err != nil { // only for a nil source or detector: a bug
@@ -371,22 +401,30 @@ func PolicyOf(cfg *config.Config) Policy {
 
 // onTrigger receives trigger requests from MQTT (see triggerIntake).
 func (d *Daemon) onTrigger(m mqttpub.Message) {
-	p := d.pipe.Load()
-	answer := func(id string, err error) {
-		if p != nil {
-			p.AnswerTriggerFailure(&capture.TriggerError{ID: id, Err: err})
-		}
+	d.triggers.handle(m, d.enqueueTrigger, d.answerTrigger, d.sink.republish)
+}
+
+// Trigger queues a trigger from a remote command (the Sparkplug front end's
+// Command/Trigger), as one from the trigger topic.
+func (d *Daemon) Trigger(ctx context.Context, id string, sent time.Time) error {
+	return d.triggers.accept(mqttpub.Trigger{ID: id, Time: sent}, false, d.enqueueTrigger, d.answerTrigger, d.sink.republish)
+}
+
+func (d *Daemon) enqueueTrigger(id string) error {
+	if d.stopping.Load() {
+		return errStopping
 	}
-	d.triggers.handle(m, func(id string) error {
-		if d.stopping.Load() {
-			return errStopping
-		}
-		tr := d.trigPtr.Load() // not d.mu: a reload may hold it for seconds
-		if tr == nil {
-			return errFreeRun
-		}
-		return tr.Trigger(id)
-	}, answer, d.sink.republish)
+	tr := d.trigPtr.Load() // not d.mu: a reload may hold it for seconds
+	if tr == nil {
+		return errFreeRun
+	}
+	return tr.Trigger(id)
+}
+
+func (d *Daemon) answerTrigger(id string, err error) {
+	if p := d.pipe.Load(); p != nil {
+		p.AnswerTriggerFailure(&capture.TriggerError{ID: id, Err: err})
+	}
 }
 
 var (
@@ -399,6 +437,18 @@ func (d *Daemon) cameraHealth() (bool, string) {
 		return p.CameraHealth()
 	}
 	return false, "not started"
+}
+
+// mqttHealth is the connections' health, and bad while results or alarms
+// are refused by the publisher (an encoding failure, a full outbox).
+func (d *Daemon) mqttHealth() (bool, string) {
+	ok, detail := d.sink.Health()
+	if p := d.pipe.Load(); p != nil {
+		if pok, why := p.PublishHealth(); !pok {
+			return false, why + "; " + detail
+		}
+	}
+	return ok, detail
 }
 
 func (d *Daemon) modelHealth() (bool, string) {
@@ -447,6 +497,11 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 		return
 	}
 	next, err := config.Load(d.o.ConfigPath)
+	if data, rerr := os.ReadFile(d.o.ConfigPath); err == nil && rerr == nil && config.Blank(data) {
+		// An editor that crashed, a copy cut short: every default (another
+		// device id, state folder and source) is never what was meant.
+		err = fmt.Errorf("the file holds no setting; an empty configuration is not applied to a running daemon (restart it to run on the defaults)")
+	}
 	if err == nil {
 		var changed []string
 		changed, err = d.Apply(ctx, next)
@@ -536,6 +591,12 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	if err := atomicfile.MkdirAll(next.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
 	}
+	var newLock *stateLock
+	if next.StateDir != cur.StateDir {
+		if newLock, err = lockStateDir(next.StateDir); err != nil {
+			return nil, err
+		}
+	}
 
 	// Build the new parts beside the running ones.
 	var (
@@ -546,6 +607,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		newHTTP   *httpapi.Server
 	)
 	undo := func() {
+		newLock.release()
 		if newDet != nil {
 			newDet.Close()
 		}
@@ -575,7 +637,10 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 			return nil, err
 		}
 	}
-	if ch.broker && len(next.MQTT.Brokers) == 0 {
+	// A new embedded broker on the same state folder must wait for the old
+	// one to let go of its store: it is started in the swap below.
+	brokerInPlace := ch.broker && len(next.MQTT.Brokers) == 0 && d.broker != nil && next.StateDir == cur.StateDir
+	if ch.broker && len(next.MQTT.Brokers) == 0 && !brokerInPlace {
 		if newBroker, err = startBroker(next, d.log); err != nil {
 			undo()
 			return nil, err
@@ -598,12 +663,24 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	// Swap them in. The MQTT connection goes first so that a failure
 	// there can still be undone without touching anything else.
 	var oldBroker *broker.Broker
+	if brokerInPlace {
+		d.broker.Close()
+		if newBroker, err = startBroker(next, d.log); err != nil {
+			var rerr error
+			if d.broker, rerr = startBroker(cur, d.log); rerr != nil {
+				d.log.Error("embedded MQTT broker not restored", "err", rerr)
+			}
+			undo()
+			return nil, err
+		}
+		d.broker, newBroker = newBroker, nil
+	}
 	if ch.mqtt {
-		if ch.broker {
+		if ch.broker && !brokerInPlace {
 			oldBroker, d.broker = d.broker, newBroker
 		}
 		if err := d.replacePublisher(next, nextDev, clientID); err != nil {
-			if ch.broker {
+			if ch.broker && !brokerInPlace {
 				d.broker = oldBroker
 			}
 			undo()
@@ -616,6 +693,10 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	}
 	d.setConfig(next)
 	d.deviceID, d.clientID = nextDev, clientID
+	if newLock != nil {
+		d.lock.release()
+		d.lock = newLock
+	}
 	if oldBroker != nil {
 		oldBroker.Close()
 	}
@@ -677,39 +758,47 @@ func (d *Daemon) replacePublisher(cfg *config.Config, deviceID, clientID string)
 
 // updateStatus keeps the retained status topic saying whether the
 // daemon is healthy, so SCADA sees a degraded box without polling HTTP.
+// The reasons are stable words (what is wrong, not for how long: /healthz
+// has the detail), so the retained message changes only when the
+// situation does.
 func (d *Daemon) updateStatus() {
 	h := d.handler.Health()
+	var why []string
+	if !h.Camera.OK {
+		why = append(why, "camera: no good frame")
+	}
+	if !h.Model.OK {
+		why = append(why, "model: inspections failing")
+	}
+	// Of the MQTT problems those that do not stop messages from going out.
+	if p := d.pipe.Load(); p != nil {
+		if ok, _ := p.PublishHealth(); !ok {
+			why = append(why, "mqtt: results or alarms not published")
+		}
+	}
+	if st := d.sink.state(); st.StoreError != "" {
+		why = append(why, "storage: alarms and results not durable")
+	} else if st.ClientIDClash != "" {
+		why = append(why, "mqtt: another client uses client id "+d.clientIDNow())
+	}
 	status := mqttpub.StatusOnline
-	if !h.OK {
-		var why []string
-		for _, c := range []struct {
-			name string
-			h    httpapi.ComponentHealth
-		}{{"camera", h.Camera}, {"model", h.Model}} {
-			if !c.h.OK {
-				why = append(why, c.name+": "+c.h.Detail)
-			}
-		}
-		// Of the MQTT problems those that do not stop messages from going
-		// out: alarms not durable, a client-id clash.
-		if st := d.sink.state(); st.StoreError != "" {
-			why = append(why, "storage: alarms and results not durable: "+st.StoreError)
-		} else if st.ClientIDClash != "" {
-			why = append(why, "mqtt: "+st.ClientIDClash)
-		}
-		if len(why) > 0 {
-			status = "degraded: " + strings.Join(why, "; ")
-		}
+	if len(why) > 0 {
+		status = "degraded: " + strings.Join(why, "; ")
 	}
 	if status == d.status {
 		return
 	}
 	if err := d.sink.setStatus(status); err == nil {
-		if d.status != "" || status != mqttpub.StatusOnline {
-			d.log.Info("status", "status", status)
-		}
+		d.log.Info("status", "status", status)
 		d.status = status
 	}
+}
+
+// clientIDNow is the JSON connection's client id.
+func (d *Daemon) clientIDNow() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.clientID
 }
 
 // stop takes everything down in the reverse order of start: the pipeline
@@ -752,4 +841,5 @@ func (d *Daemon) stop() {
 	if det != nil {
 		det.Close()
 	}
+	d.lock.release()
 }

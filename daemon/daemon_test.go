@@ -69,6 +69,7 @@ func fitTile(t *testing.T, dir string, n int, out string) model.Options {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
+	cfg.Model.Recipe = "fixed" // the recipe search has tests of its own
 	opts, err := ModelOptions(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
@@ -111,12 +109,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 	}
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
-		if err := os.MkdirAll(filepath.Join(r.dir, "state"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := det.Save(filepath.Join(r.dir, "state", "model.safetensors")); err != nil {
-			t.Fatal(err)
-		}
+		r.withModel(det)
 		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
 			"capture: {source: folder, folder: {path: "+frames+", loop: true}}", 1)
 		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
@@ -126,16 +119,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 	url := "http://" + d.httpSrv.Addr()
 	d.mu.Unlock()
 
-	status := make(chan string, 16)
-	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada")
-	o.SetOnConnectHandler(func(c mqtt.Client) {
-		c.Subscribe("inspectd/cell1/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
-	})
-	sub := mqtt.NewClient(o)
-	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber connect: %v", tok.Error())
-	}
-	defer sub.Disconnect(0)
+	status := r.watchStatus("cell1")
 
 	var report httpapi.HealthReport
 	r.waitFor("/healthz to turn 503", func() bool {
@@ -166,7 +150,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 	for {
 		select {
 		case s := <-status:
-			if strings.HasPrefix(s, "degraded: camera: capture: no good frame") {
+			if strings.HasPrefix(s, "degraded: camera: no good frame") {
 				return
 			}
 		case <-deadline:
@@ -189,12 +173,7 @@ func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
 	writePNGs(t, frames, 8, 5, false)
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
-		if err := os.MkdirAll(filepath.Join(r.dir, "state"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := det.Save(filepath.Join(r.dir, "state", "model.safetensors")); err != nil {
-			t.Fatal(err)
-		}
+		r.withModel(det)
 		// No rate limit: a folder source offers files as fast as it can read
 		// them, far faster than the backbone takes them.
 		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",

@@ -21,22 +21,6 @@ import (
 	"github.com/inspectd/inspectd/model/sysmem"
 )
 
-// defaultBackbone is the bundled backbone's file name.
-const defaultBackbone = "mobilenet_quant_v1_224.tflite"
-
-// bundledTaps are the bundled MobileNet v1's taps when model.taps is empty:
-// the stride-4, -8 and -16 pointwise outputs, the stride-16 one taken at
-// Conv2d_9 rather than the last (Conv2d_11): on the magnetic tile data set
-// it raised image AUROC from 0.92 to 0.95 (README, "Choosing the defaults"),
-// and it prunes two layers off the backbone.
-func bundledTaps() []string {
-	return []string{
-		"MobilenetV1/MobilenetV1/Conv2d_3_pointwise/Relu6",
-		"MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6",
-		"MobilenetV1/MobilenetV1/Conv2d_9_pointwise/Relu6",
-	}
-}
-
 // shareDirs are where the bundled backbone is looked for: the build tree or
 // test setup (INSPECTD_SHARE), next to the binary (make install and the
 // build folder share one layout), then the usual prefixes.
@@ -54,18 +38,44 @@ func shareDirs() []string {
 	return append(dirs, "/usr/local/share/inspectd", "/usr/share/inspectd")
 }
 
-// BackbonePath resolves model.backbone: "" is the bundled backbone.
+// BackbonePath resolves model.backbone: "" is the default bundled
+// backbone (MobileNet v1), a bundled backbone's name (mobilenet_v1,
+// mobilenet_v2) that one, anything else a file.
 func BackbonePath(p string) (string, error) {
-	if p != "" {
+	name := p
+	if name == "" {
+		name = backbone.MobileNetV1
+	}
+	b, ok := backbone.BundleByName(name)
+	if !ok {
 		return p, nil
 	}
 	for _, d := range shareDirs() {
-		f := filepath.Join(d, defaultBackbone)
+		f := filepath.Join(d, b.File)
 		if _, err := os.Stat(f); err == nil {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("bundled backbone %s not found in %v: run 'make deps' or set model.backbone", defaultBackbone, shareDirs())
+	return "", fmt.Errorf("bundled backbone %s (%s) not found in %v: run 'make deps' or set model.backbone", b.Name, b.File, shareDirs())
+}
+
+// bundled lists the bundled backbones installed on this machine, or only
+// the one model.backbone names. A missing one other than the default is
+// left out of the recipe search with one log line.
+func bundled(name string, log *slog.Logger) []model.BundledPath {
+	var out []model.BundledPath
+	for _, b := range backbone.Bundles() {
+		if name != "" && name != b.Name {
+			continue
+		}
+		p, err := BackbonePath(b.Name)
+		if err != nil {
+			log.Warn("bundled backbone missing: the recipe search leaves it out", "backbone", b.Name, "err", err)
+			continue
+		}
+		out = append(out, model.BundledPath{Name: b.Name, Path: p})
+	}
+	return out
 }
 
 // CacheDir is where measurements that can be redone are kept (which
@@ -105,8 +115,19 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		return model.Options{}, errors.New("model.memory_budget resolved to 0 bytes")
 	}
 	var defaultTaps []string
-	if m.Backbone == "" {
-		defaultTaps = bundledTaps()
+	named := ""
+	if b, ok := backbone.BundleByName(m.Backbone); ok || m.Backbone == "" {
+		if !ok {
+			b, _ = backbone.BundleByName(backbone.MobileNetV1)
+		} else {
+			named = b.Name
+		}
+		defaultTaps = b.Taps
+	}
+	if m.Recipe != model.RecipeAuto && m.Recipe != model.RecipeFixed {
+		if _, err := model.ParseRecipe(m.Recipe, m.Taps); err != nil {
+			return model.Options{}, fmt.Errorf("model.recipe: %w", err)
+		}
 	}
 	var mean, std [3]float32
 	for i := range 3 {
@@ -134,8 +155,12 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 			Preprocess:   backbone.Preprocess{Resize: backbone.ResizeMode(m.Input.Resize), Mean: mean, Std: std},
 			Logger:       log,
 		},
+		Bundled:         bundled(named, log),
+		Recipe:          m.Recipe,
+		Search:          model.SearchOptions{Holdout: m.Threshold.Holdout},
 		DefaultTaps:     defaultTaps,
 		Standardize:     m.Input.Standardize,
+		Tiles:           m.Input.Tiles,
 		Features:        m.Features,
 		MinFeatures:     m.MinFeatures,
 		Seed:            uint64(m.Seed),
@@ -148,7 +173,6 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		ContextWeight:   m.ContextWeight,
 		Align:           model.AlignOptions{Mode: align.Mode(m.Align.Mode), MaxShift: m.Align.MaxShift, MaxAngle: m.Align.MaxAngle, MinConfidence: m.Align.MinConfidence},
 		Threshold:       padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
-		Holdout:         m.Threshold.Holdout,
 		Logger:          log,
 	}, nil
 }

@@ -88,7 +88,9 @@ type PipelineOptions struct {
 	// FirstSeq is the seq of the first result minus one: a pipeline that
 	// replaces another (a configuration change) continues its numbering.
 	FirstSeq uint64
-	Logger   *slog.Logger
+	// BootID is put beside every seq (see mqttpub.Header.BootID).
+	BootID string
+	Logger *slog.Logger
 }
 
 // Stats is one inspection's outcome as the publish stage saw it.
@@ -143,6 +145,8 @@ type Pipeline struct {
 	inspFails atomic.Int64 // consecutive failed inspections
 	lastFail  atomic.Value // string: the latest inspection failure
 	lastErr   atomic.Value // timedError: the latest capture or inspection error
+	pubFail   atomic.Value // timedError: the latest result or alarm lost by the publisher
+	pubOK     atomic.Int64 // unix nanos of the latest result or alarm the publisher took
 
 	// publish-stage state
 	rf          regionFinder
@@ -190,6 +194,17 @@ func (p *Pipeline) Inspected() uint64 { return p.inspected.Load() }
 // Seq is the seq of the latest result.
 func (p *Pipeline) Seq() uint64 { return p.seq.Load() }
 
+// PublishHealth says whether results and alarms reach the publisher: bad
+// while the latest one it refused (not merely kept in memory: lost) is
+// newer than the latest it took.
+func (p *Pipeline) PublishHealth() (bool, string) {
+	e, ok := p.pubFail.Load().(timedError)
+	if !ok || e.at.UnixNano() < p.pubOK.Load() {
+		return true, ""
+	}
+	return false, e.msg
+}
+
 // LastError is the latest capture or inspection error and when it
 // happened ("" when there was none).
 func (p *Pipeline) LastError() (string, time.Time) {
@@ -235,7 +250,9 @@ func (p *Pipeline) SetPolicy(pol Policy) { p.policy.Store(&pol) }
 
 // CameraHealth says whether good frames are coming (see captureHealth).
 func (p *Pipeline) CameraHealth() (bool, string) {
-	return p.health.check(p.o.FreeRun, p.o.StallTimeout, p.started)
+	// A live free-running source must deliver; a trigger-mode line or a
+	// folder waiting for files may be idle.
+	return p.health.check(p.o.FreeRun && !p.lossless, p.o.StallTimeout, p.started)
 }
 
 // LastGoodFrameAge is the time since the last frame that was captured and
@@ -309,7 +326,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *slot) error {
 	var lastLogged string
+	taken := 0
 	for {
+		if p.o.MaxInspections > 0 && taken >= p.o.MaxInspections {
+			return nil // enough frames are on their way: MaxInspections means that many, not a few more
+		}
 		var s *slot
 		select {
 		case s = <-pool:
@@ -366,6 +387,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			p.o.Metrics.Frame()
 		}
 		p.inflight.Add(1)
+		taken++
 		if s.frame.Trigger != "" || !p.o.FreeRun || p.lossless {
 			select { // triggered frames and parts from files wait for room: never dropped
 			case out <- s:
@@ -385,6 +407,7 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 				case old := <-out:
 					pool <- old
 					p.inflight.Add(-1)
+					taken--
 					p.drops.Add(1)
 					if p.o.Metrics != nil {
 						p.o.Metrics.Drop("overload")
@@ -410,8 +433,9 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 		p.det.Use(func(det *model.Detector) {
 			s.modelID = det.Info().ID
 			r, err := det.Inspect(s.frame.Image)
-			if err == nil && !finite(r.Score) {
-				err = fmt.Errorf("%w: image score %v", model.ErrNonFinite, r.Score) // Inspect checks too; a part nobody could judge is never a good one
+			if err == nil && (!finite(r.Score) || !finite(r.Normalized)) {
+				// Inspect checks too; a part nobody could judge is never a good one.
+				err = fmt.Errorf("%w: image score %v, normalized %v", model.ErrNonFinite, r.Score, r.Normalized)
 			}
 			s.inspErr = err
 			if err != nil {
@@ -496,7 +520,7 @@ func (p *Pipeline) publishStage(s *slot) {
 	if r.Anomalous {
 		r.Verdict = VerdictAnomalous
 	}
-	r.Seq, r.FrameTime, r.TriggerID, r.ModelID = seq, f.Time, f.Trigger, s.modelID
+	r.Seq, r.BootID, r.FrameTime, r.TriggerID, r.ModelID = seq, p.o.BootID, f.Time, f.Trigger, s.modelID
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	clear(p.latency)
 	p.latency["queue"] = ms(s.dequeue.Sub(f.Time))
@@ -521,6 +545,8 @@ func (p *Pipeline) publishStage(s *slot) {
 			a := &mqttpub.Alarm{Header: r.Header, ImageWidth: s.w, ImageHeight: s.h, Regions: p.rf.find(&s.mask)}
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
 				p.publishFailed("alarm", seq, err)
+			} else {
+				p.pubOK.Store(time.Now().UnixNano())
 			}
 		}
 		due := pol.ResultMaxRate <= 0 || time.Since(p.lastRes) >= time.Duration(float64(time.Second)/pol.ResultMaxRate)
@@ -531,7 +557,14 @@ func (p *Pipeline) publishStage(s *slot) {
 			if f.Trigger != "" {
 				qos = 1 // a PLC waits for this answer: it goes through the outbox
 			}
-			if err := p.o.Sink.PublishResult(r, qos); err != nil && !errors.Is(err, mqttpub.ErrNotConnected) {
+			switch err := p.o.Sink.PublishResult(r, qos); {
+			case err == nil:
+				p.pubOK.Store(time.Now().UnixNano())
+			case errors.Is(err, mqttpub.ErrNotConnected): // QoS 0 while offline: dropped, as QoS 0 allows
+				if p.o.Metrics != nil {
+					p.o.Metrics.PublishFailure("result", "not_connected")
+				}
+			default:
 				p.publishFailed("result", seq, err)
 			}
 		}
@@ -568,6 +601,9 @@ func (p *Pipeline) publishFailed(kind string, seq uint64, err error) {
 	}
 	if p.o.Metrics != nil {
 		p.o.Metrics.PublishFailure(kind, reason)
+	}
+	if reason != "not_durable" { // lost, not merely kept in memory
+		p.pubFail.Store(timedError{msg: kind + " not published: " + err.Error(), at: time.Now()})
 	}
 	if key := kind + "/" + reason; key != p.lastPubErr {
 		p.lastPubErr = key
@@ -658,7 +694,7 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
 	if err := p.o.Sink.PublishResult(r, 1); err != nil {
 		p.log.Warn("error result not published", "trigger", f.Trigger, "err", err)
@@ -691,6 +727,11 @@ type captureHealth struct {
 	// counter totals at the last good frame: a rise means frames failed since.
 	decodeAtGood, timeoutAtGood atomic.Uint64
 	onError                     func(error)
+	// failSeen is the failure counters' total at the check that last saw
+	// it change, at failAt.
+	mu       sync.Mutex
+	failSeen uint64
+	failAt   time.Time
 }
 
 func (h *captureHealth) init(src capture.Source) {
@@ -731,13 +772,22 @@ func (h *captureHealth) age(started time.Time) time.Duration {
 	return time.Since(started)
 }
 
-func (h *captureHealth) check(freeRun bool, stall time.Duration, started time.Time) (bool, string) {
+func (h *captureHealth) check(live bool, stall time.Duration, started time.Time) (bool, string) {
 	age := h.age(started).Round(time.Second)
 	msg := h.lastErr.Load().(string)
 	d, t := h.counters()
 	undecodable := d - h.decodeAtGood.Load()
 	timeouts := t - h.timeoutAtGood.Load()
-	failing := msg != "" || undecodable > 0 || timeouts > 0
+	// Failures count while they keep coming: one bad file at the end of a
+	// watched folder does not leave the line unhealthy for good.
+	now := time.Now()
+	h.mu.Lock()
+	if d+t != h.failSeen {
+		h.failSeen, h.failAt = d+t, now
+	}
+	recent := now.Sub(h.failAt) < 2*stall
+	h.mu.Unlock()
+	failing := msg != "" || ((undecodable > 0 || timeouts > 0) && recent)
 	last := h.lastGood.Load()
 	switch {
 	case failing && age > stall:
@@ -755,11 +805,11 @@ func (h *captureHealth) check(freeRun bool, stall time.Duration, started time.Ti
 			detail += "; last error: " + msg
 		}
 		return false, detail
-	case last == 0 && freeRun && age > stall:
+	case last == 0 && live && age > stall:
 		return false, fmt.Sprintf("capture: no frame captured in the %s since the start", age)
 	case last == 0:
-		if !freeRun {
-			return true, "waiting for the first trigger"
+		if !live {
+			return true, "waiting for the first frame (trigger or file)"
 		}
 		return true, "starting"
 	case msg != "":

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/modeltest"
 )
 
@@ -197,6 +198,17 @@ func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
 	if strings.Count(r.logs.String(), "embedded MQTT broker listening") != 1 {
 		t.Errorf("the embedded broker was restarted by a reload that did not change it:\n%s", r.logs.String())
 	}
+
+	// A new address for the embedded broker: it moves, with its store.
+	r.port = testbroker.FreePort(t)
+	r.write(r.baseYAML("cell2"))
+	r.hup()
+	r.waitFor("the broker on its new address", func() bool { return strings.Count(r.logs.String(), "embedded MQTT broker listening") == 2 })
+	r.waitFor("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") == 2 })
+	r.moreInspections(3)
+	if got := testutil.ToFloat64(d.metrics.ReloadFailures); got != 2 {
+		t.Errorf("reload_failures_total = %v after moving the broker, want still 2", got)
+	}
 }
 
 // TestStopSaysGoodbyeBeforeTheBrokerGoes: on SIGTERM with the embedded
@@ -206,16 +218,7 @@ func TestStopSaysGoodbyeBeforeTheBrokerGoes(t *testing.T) {
 	r := startDaemon(t, nil)
 	r.daemon()
 	r.moreInspections(2)
-	status := make(chan string, 16)
-	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada").SetAutoReconnect(false)
-	o.SetOnConnectHandler(func(c mqtt.Client) {
-		c.Subscribe("inspectd/cell1/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
-	})
-	sub := mqtt.NewClient(o)
-	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber connect: %v", tok.Error())
-	}
-	defer sub.Disconnect(0)
+	status := r.watchStatus("cell1")
 	select {
 	case s := <-status:
 		if s != "online" {
@@ -248,5 +251,52 @@ func TestStopSaysGoodbyeBeforeTheBrokerGoes(t *testing.T) {
 	}
 	if strings.Contains(r.logs.String(), "not acknowledged") {
 		t.Errorf("messages left unacknowledged on stop:\n%s", r.logs.String())
+	}
+}
+
+// watchStatus subscribes to the device's retained status on the daemon's
+// embedded broker and returns the payloads as they arrive.
+func (r *runningDaemon) watchStatus(dev string) <-chan string {
+	r.t.Helper()
+	status := make(chan string, 16)
+	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-" + dev).SetAutoReconnect(false)
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		c.Subscribe("inspectd/"+dev+"/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
+	})
+	sub := mqtt.NewClient(o)
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		r.t.Fatalf("status subscriber connect: %v", tok.Error())
+	}
+	r.t.Cleanup(func() { sub.Disconnect(0) })
+	return status
+}
+
+// withModel saves det as the state folder's model, for a daemon on a
+// source that does not fit one by itself.
+func (r *runningDaemon) withModel(det *model.Detector) {
+	r.t.Helper()
+	if err := os.MkdirAll(filepath.Join(r.dir, "state"), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := det.Save(filepath.Join(r.dir, "state", "model.safetensors")); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestStateDirInUse: a second daemon on a state folder in use is refused,
+// naming the folder and the process that holds it (two daemons would send
+// each other's queued messages and overwrite each other's model).
+func TestStateDirInUse(t *testing.T) {
+	r := startDaemon(t, nil)
+	r.daemon()
+	cfg, err := LoadConfig(r.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DeviceID = "other"
+	cfg.MQTT.EmbeddedListen = "127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t))
+	err = Run(context.Background(), RunOptions{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "is in use by another inspectd (process "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("a second daemon on the same state_dir: %v", err)
 	}
 }

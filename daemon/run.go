@@ -70,7 +70,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	defer signal.Stop(hup)
 	notifier := NewNotifier(NotifierOptions{Logger: o.Logger})
 	defer notifier.Close()
-	d, err := start(ctx, cfg, o, notifier)
+	outer := ctx
+	ctx, restart := context.WithCancelCause(ctx)
+	defer restart(nil)
+	d, err := start(ctx, cfg, o, notifier, func() { restart(ErrRestartRequested) })
 	if err != nil {
 		return err
 	}
@@ -79,11 +82,19 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	err = d.loop(ctx, hup)
 	d.stop()
+	if errors.Is(context.Cause(ctx), ErrRestartRequested) && outer.Err() == nil {
+		return ErrRestartRequested
+	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
 	return err
 }
+
+// ErrRestartRequested ends Run when a SCADA host asked for a reboot
+// (Sparkplug Node Control/Reboot): the process exits with a failure status
+// so that its service manager (systemd's Restart=) starts it again.
+var ErrRestartRequested = errors.New("restart requested by the SCADA host (Sparkplug Node Control/Reboot): exiting for the service manager to start inspectd again")
 
 // openDetector loads the model file, or fits one on normal synthetic
 // frames when the file is missing and the source is synthetic (the demo on
@@ -123,13 +134,13 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	return det, nil
 }
 
-// FrameSource adapts n frames of a capture source to model.ImageSource for
-// fitting. Frames are taken in order, whatever index is asked for: each
-// index is asked for once.
-func FrameSource(src capture.Source, n int) model.ImageSource { return &frameSource{src: src, n: n} }
+// FrameSource adapts the first n frames of a synthetic source to
+// model.ImageSource for fitting: image i is frame i+1, the same every time
+// it is asked for (a fit reads its images more than once).
+func FrameSource(src *capture.Synthetic, n int) model.ImageSource { return &frameSource{src: src, n: n} }
 
 type frameSource struct {
-	src capture.Source
+	src *capture.Synthetic
 	n   int
 }
 
@@ -137,8 +148,6 @@ func (f *frameSource) Len() int { return f.n }
 
 func (f *frameSource) Image(i int) (image.Image, error) {
 	var fr capture.Frame // a fresh buffer per image: Fit decodes ahead
-	if err := f.src.Next(context.Background(), &fr); err != nil {
-		return nil, err
-	}
+	f.src.Frame(uint64(i)+1, &fr)
 	return fr.Image, nil
 }

@@ -31,7 +31,7 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string)
 		TLS: tc, KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
 		GroupID: cfg.Sparkplug.GroupID, EdgeNodeID: nodeID, DeviceID: deviceID, PrimaryHostID: cfg.Sparkplug.PrimaryHostID,
 		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, Submitter: d.submitter(),
-		Camera: d.cameraHealth, Logger: d.log,
+		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart,
 	})
 	if err != nil {
 		return nil, err
@@ -40,4 +40,14 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string)
 		return nil, err
 	}
 	return n, nil
+}
+
+// requestRestart ends the daemon for its service manager to start it again
+// (Sparkplug Node Control/Reboot). It only starts the stop: the edge node
+// calls it from its MQTT goroutine.
+func (d *Daemon) requestRestart() {
+	d.log.Warn("restart requested by the SCADA host (Node Control/Reboot): stopping; the service manager starts inspectd again")
+	if d.restart != nil {
+		d.restart()
+	}
 }

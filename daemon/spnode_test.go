@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
 	var mu sync.Mutex
 	kinds := map[string]int{}
 	scores, results := 0, 0
+	spTriggerAnswer := ""
 	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-host")
 	o.SetOnConnectHandler(func(c mqtt.Client) {
 		c.Subscribe("spBv1.0/#", 0, func(_ mqtt.Client, m mqtt.Message) {
@@ -48,6 +50,9 @@ func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
 		c.Subscribe("inspectd/cell1/result", 0, func(_ mqtt.Client, m mqtt.Message) {
 			mu.Lock()
 			results++
+			if strings.Contains(string(m.Payload()), `"trigger_id":"sp-1"`) {
+				spTriggerAnswer = string(m.Payload())
+			}
 			mu.Unlock()
 		})
 	})
@@ -69,6 +74,24 @@ func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
 		defer mu.Unlock()
 		return kinds["NBIRTH"] > 0 && kinds["DBIRTH"] > 0 && kinds["DDATA"] >= 3 && scores >= 3 && results >= 3
 	})
+	// A DCMD trigger takes the trigger path: in free-run it is answered on
+	// result with an error saying so, under its id.
+	trig := &sppb.Payload{Timestamp: uint64(time.Now().UnixMilli()),
+		Metrics: []sppb.Metric{{Name: "Command/Trigger", DataType: sppb.TypeString, Value: sppb.Value{Kind: sppb.KindString, Str: "sp-1"}}}}
+	tb, err := trig.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host.Publish("spBv1.0/inspectd/DCMD/cell1/cell1", 0, false, tb).Wait()
+	r.waitFor("the answer to the DCMD trigger", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return spTriggerAnswer != ""
+	})
+	if !strings.Contains(spTriggerAnswer, "free-run") {
+		t.Errorf("DCMD trigger answered %s", spTriggerAnswer)
+	}
+
 	r.write(r.baseYAML("cell1"))
 	r.hup()
 	r.waitFor("the NDEATH after switching to json", func() bool {
@@ -76,4 +99,40 @@ func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
 		defer mu.Unlock()
 		return kinds["NDEATH"] > 0
 	})
+}
+
+// TestSparkplugReboot: NCMD Node Control/Reboot ends the daemon with
+// ErrRestartRequested, for its service manager to start it again.
+func TestSparkplugReboot(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1)
+	})
+	r.daemon()
+	host := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-host"))
+	if tok := host.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("host connect: %v", tok.Error())
+	}
+	defer host.Disconnect(0)
+	reboot := &sppb.Payload{Timestamp: uint64(time.Now().UnixMilli()),
+		Metrics: []sppb.Metric{{Name: "Node Control/Reboot", DataType: sppb.TypeBoolean, Value: sppb.Value{Kind: sppb.KindBoolean, Bool: true}}}}
+	b, err := reboot.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the node to subscribe", func() bool { return strings.Contains(r.logs.String(), "NBIRTH") || strings.Contains(r.logs.String(), "sparkplug") })
+	deadline := time.After(60 * time.Second)
+	for {
+		host.Publish("spBv1.0/inspectd/NCMD/cell1", 0, false, b).Wait()
+		select {
+		case err := <-r.done:
+			r.done <- nil
+			if !errors.Is(err, ErrRestartRequested) {
+				t.Fatalf("Run ended with %v, want ErrRestartRequested", err)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the daemon did not stop on Node Control/Reboot")
+		}
+	}
 }

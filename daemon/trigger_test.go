@@ -255,3 +255,35 @@ func TestTriggerDuplicateAndStale(t *testing.T) {
 		t.Errorf("a fresh trigger with its send time answered %+v", r)
 	}
 }
+
+// TestTriggerHeldByBrokerIsStale: a trigger the broker held for the
+// daemon's persistent session while the daemon was down is answered as
+// stale when it comes back, not with a frame of whatever part is there
+// now; a fresh trigger afterwards is inspected; results carry a boot id
+// that differs between the two starts.
+func TestTriggerHeldByBrokerIsStale(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	l := newTriggerLine(t, b, "")
+	l.trigger(`{"id":"before"}`)
+	first := l.waitAnswer("before")
+	l.cancel()
+	<-l.done
+	l.done <- nil
+	// The daemon is gone; its session (clean session off) keeps the
+	// subscription, so the broker holds this one for it.
+	l.trigger(`{"id":"held"}`)
+	l2 := newTriggerLine(t, b, "")
+	held := l.waitAnswer("held")
+	if held.Verdict != VerdictError || !strings.Contains(held.Error, "stale trigger") ||
+		!strings.Contains(held.Error, "held it while inspectd was not connected") {
+		t.Errorf("the held trigger was answered %+v, want a stale-trigger error", held)
+	}
+	l2.trigger(`{"id":"after"}`)
+	after := l2.waitAnswer("after")
+	if after.Verdict == VerdictError {
+		t.Errorf("a fresh trigger after the restart: %+v", after)
+	}
+	if first.BootID == "" || after.BootID == "" || first.BootID == after.BootID {
+		t.Errorf("boot ids %q and %q across a restart", first.BootID, after.BootID)
+	}
+}

@@ -28,9 +28,10 @@ var errStaleTrigger = errors.New("stale trigger")
 //   - A request whose id was answered within the dedup window is answered
 //     again with the stored result (a QoS 1 redelivery must not inspect a
 //     second part); one still waiting is not queued twice.
-//   - A request carrying its send time that is older than max_age on
-//     arrival (held by the broker while inspectd was down) is answered as
-//     stale.
+//   - A request older than max_age on arrival is answered as stale: by its
+//     send time when it carries one, else when the broker held it for this
+//     session while inspectd was not connected (it arrives before the
+//     subscription is acknowledged).
 //   - A request the queue cannot take is answered at once with an error
 //     result ("trigger queue full"): every request gets exactly one answer.
 type triggerIntake struct {
@@ -89,12 +90,27 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 		}
 		return
 	}
+	if len(m.Payload) == 0 {
+		return // the publish that clears a retained trigger (brokers deliver it to live subscribers unflagged)
+	}
 	req, err := mqttpub.ParseTrigger(m.Topic, m.Payload)
 	if err != nil {
 		t.count("invalid")
 		t.log.Warn("trigger refused", "err", err)
+		if id := mqttpub.TriggerID(m.Payload); id != "" {
+			go fail(id, err) // the sender can be told why
+		}
 		return
 	}
+	_ = t.accept(req, m.Backlog, enqueue, fail, republish)
+}
+
+// accept takes one parsed trigger request (backlog: held by the broker
+// while inspectd was away) and returns why it was not queued (nil when it
+// was, or when it was answered from the dedup memory). Every request not
+// queued is also answered through fail.
+func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(id string) error, fail func(id string, err error),
+	republish func(*mqttpub.Result) error) error {
 	now := time.Now()
 	t.mu.Lock()
 	t.expireLocked(now)
@@ -104,23 +120,34 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 		t.log.Info("trigger id answered before: sending the stored result again", "id", req.ID, "answered", a.at.Format(time.RFC3339Nano))
 		r := a.res
 		go func() { _ = republish(&r) }()
-		return
+		return nil
 	}
 	if _, ok := t.pending[req.ID]; ok {
 		t.mu.Unlock()
 		t.count("duplicate")
 		t.log.Info("trigger id already waiting: not queued twice", "id", req.ID)
-		return
+		return nil
 	}
 	maxAge := t.maxAge
 	t.pending[req.ID] = now
 	t.mu.Unlock()
-	if !req.Time.IsZero() && maxAge > 0 && now.Sub(req.Time) > maxAge {
+	var stale error
+	switch {
+	case maxAge <= 0:
+	case !req.Time.IsZero():
+		if age := now.Sub(req.Time); age > maxAge {
+			stale = fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,
+				req.Time.UTC().Format(time.RFC3339Nano), age.Round(time.Millisecond), maxAge)
+		}
+	case backlog:
+		// Held by the broker while inspectd was not connected: the part it
+		// asked about is long gone, and nothing says how long.
+		stale = fmt.Errorf("%w: the broker held it while inspectd was not connected (send \"time\" with triggers to have such a one judged by its age)", errStaleTrigger)
+	}
+	if stale != nil {
 		t.count("stale")
-		err := fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,
-			req.Time.UTC().Format(time.RFC3339Nano), now.Sub(req.Time).Round(time.Millisecond), maxAge)
-		go fail(req.ID, err)
-		return
+		go fail(req.ID, stale)
+		return stale
 	}
 	if err := enqueue(req.ID); err != nil {
 		var te *capture.TriggerError
@@ -129,9 +156,10 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 		}
 		t.count(triggerOutcome(err))
 		go fail(req.ID, err)
-		return
+		return err
 	}
 	t.count("accepted")
+	return nil
 }
 
 func (t *triggerIntake) count(outcome string) {

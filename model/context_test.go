@@ -33,7 +33,6 @@ func unevenTexture(seed uint64) (*image.Gray, []uint8) {
 func contextOptions(t *testing.T, pool int) Options {
 	opts := testOptions(t)
 	opts.PositionZScore = true
-	opts.Holdout = 0.5
 	opts.ContextPool = pool
 	opts.ContextFeatures = 64
 	return opts
@@ -48,11 +47,11 @@ func TestContextScaleFindsRegions(t *testing.T) {
 	}
 	var aurocs [2]float64
 	for k, pool := range []int{0, 8} {
-		det, rep, err := Fit(context.Background(), contextOptions(t, pool), textures(2*minZScoreHeldOut), nil)
+		det, rep, err := Fit(context.Background(), contextOptions(t, pool), textures(minZScoreImages), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (rep.ContextPool != 0) != (pool != 0) || (det.ctx != nil) != (pool != 0) {
+		if (rep.ContextPool != 0) != (pool != 0) || (len(det.scales) > 1) != (pool != 0) {
 			t.Fatalf("context pool %d: report %+v", pool, rep)
 		}
 		pix := metrics.NewPixels()
@@ -90,7 +89,7 @@ func TestContextScaleFindsRegions(t *testing.T) {
 // of the model-file tests.
 func fitAndSave(t *testing.T, opts Options) (det *Detector, img image.Image, score float64, path string) {
 	t.Helper()
-	det, _, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
+	det, _, err := Fit(context.Background(), opts, textures(minZScoreImages), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +235,7 @@ func TestContextScaleWeightMissingInFile(t *testing.T) {
 func TestContextScaleAddTo(t *testing.T) {
 	taps := []padim.TapShape{{H: 56, W: 56, C: 8}, {H: 28, W: 28, C: 8}, {H: 14, W: 14, C: 8}}
 	render := func(weight float64, cell int) []float32 {
-		c, err := newContextScale(taps, 6, 4, 1, nil, weight, 56, 56)
+		c, err := newScale(taps, 6, 4, 1, nil, weight, 1, 56, 56)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,14 +243,14 @@ func TestContextScaleAddTo(t *testing.T) {
 			t.Fatalf("cells cover %dx%d on a %dx%d grid", c.coverH, c.coverW, c.emb.GridH(), c.emb.GridW())
 		}
 		p := c.emb.Positions()
-		c.zMean, c.zInvStd = make([]float32, p), make([]float32, p)
+		mean, inv := make([]float32, p), make([]float32, p)
 		dist := make([]float32, p)
 		for i := range p {
-			c.zInvStd[i] = 1
+			inv[i] = 1
 		}
 		dist[cell] = 1
 		fine := make([]float32, 56*56)
-		if err := c.addTo(fine, dist); err != nil {
+		if err := c.addTo(fine, dist, mean, inv, float32(weight), false); err != nil {
 			t.Fatal(err)
 		}
 		return fine
@@ -279,7 +278,7 @@ func TestContextScaleAddTo(t *testing.T) {
 	}
 	// On a patch grid pooled to 28×28 (a small budget) the same cells
 	// cover 27 of its rows and columns.
-	c, err := newContextScale(taps, 6, 4, 1, nil, 1, 28, 28)
+	c, err := newScale(taps, 6, 4, 1, nil, 1, 1, 28, 28)
 	if err != nil || c.coverH != 27 || c.coverW != 27 {
 		t.Fatalf("pooled patch grid: cover %v, err %v", c, err)
 	}
@@ -300,7 +299,7 @@ func TestContextScaleNeedsZScore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer det.Close()
-	if det.ctx != nil || rep.ContextPool != 0 || det.Info().ContextPool != 0 {
+	if len(det.scales) > 1 || rep.ContextPool != 0 || det.Info().ContextPool != 0 {
 		t.Fatalf("context scale fitted without the z-score: %+v", rep)
 	}
 }
@@ -317,13 +316,13 @@ func TestContextScaleFitsBudget(t *testing.T) {
 	}{{padim.StateBytes(7*7, 40), 40}, {padim.StateBytes(7*7, 16) - 1, 0}} {
 		opts := contextOptions(t, 8)
 		opts.MemoryBudget = padim.StateBytes(56*56, 32) + c.left
-		det, rep, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
+		det, rep, err := Fit(context.Background(), opts, textures(minZScoreImages), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		d := 0
-		if det.ctx != nil {
-			d = det.ctx.emb.D()
+		if len(det.scales) > 1 {
+			d = det.scales[1].emb.D()
 		}
 		det.Close()
 		if d != c.wantD || rep.Features != 32 || rep.StateBytes > opts.MemoryBudget {
@@ -337,13 +336,13 @@ func TestContextScaleFitsBudget(t *testing.T) {
 func TestContextScaleOnPooledPatchGrid(t *testing.T) {
 	opts := contextOptions(t, 6)
 	opts.MemoryBudget = 1_500_000
-	det, rep, err := Fit(context.Background(), opts, textures(2*minZScoreHeldOut), nil)
+	det, rep, err := Fit(context.Background(), opts, textures(minZScoreImages), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer det.Close()
-	if rep.Pool != 2 || det.ctx == nil || det.ctx.coverH != 27 {
-		t.Fatalf("report %+v, context scale %v", rep, det.ctx != nil)
+	if rep.Pool != 2 || len(det.scales) != 2 || det.scales[1].coverH != 27 {
+		t.Fatalf("report %+v, %d scales", rep, len(det.scales))
 	}
 	if _, err := det.Inspect(texture(5000, true)); err != nil {
 		t.Fatal(err)
@@ -376,16 +375,23 @@ func FuzzLoadContextScale(f *testing.F) {
 				tensorContextDistInvSD: {Data: make([]float32, size(nStat))},
 			},
 		}
-		c, err := loadContextScale(pm, taps, 1)
+		patch, err := newScale(taps, 1, 2, 1, nil, 1, 1, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadScale(pm, scalePrefix(1), taps, 1, patch, 1)
 		if err != nil || c == nil {
 			return
 		}
 		defer c.close()
 		maps := []padim.FeatureMap{{H: 4, W: 4, C: 4, Data: make([]float32, 64)}, {H: 2, W: 2, C: 2, Data: make([]float32, 8)}}
-		if err := c.score(maps); err != nil {
+		if err := c.embedView(0, maps); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.addTo(make([]float32, 16), c.dist); err != nil {
+		if err := c.score(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.addTo(make([]float32, 16), c.dist, c.zMean, c.zInvStd, c.weight, false); err != nil {
 			t.Fatal(err)
 		}
 	})

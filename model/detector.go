@@ -1,9 +1,11 @@
 // Package model composes inspectd's anomaly detector the way anomalib's
 // PaDiM does: a feature extractor (model/backbone: a TFLite CNN with taps),
-// a multivariate Gaussian per patch (model/padim: embedding, streaming fit,
+// multivariate Gaussians per patch (model/padim: embedding, streaming fit,
 // Mahalanobis scoring) and an anomaly-map generator (model/padim: upsample,
-// blur, thresholds). It fits detectors from normal images, saves and loads
-// them, and inspects frames.
+// blur, thresholds). A detector is a list of scales over the same taps (the
+// patch scale, optionally a coarser context scale), fitted by a recipe that
+// Search chooses per line from its good images. It fits detectors from
+// normal images, saves and loads them, and inspects frames.
 package model
 
 import (
@@ -15,14 +17,26 @@ import (
 	"math"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 )
 
 // Options configure fitting and loading a detector.
 type Options struct {
-	// Backbone is the feature extractor's configuration.
+	// Backbone is the feature extractor's configuration. Its Path, Taps
+	// and Preprocess.Resize are the fixed recipe's; a recipe naming a
+	// bundled backbone takes that one's path from Bundled instead.
 	Backbone backbone.Options
+	// Bundled are the bundled backbones found on this machine, by name
+	// (backbone.Bundles), with their paths. Recipes that name one, and the
+	// recipe search, use them.
+	Bundled []BundledPath
+	// Recipe is RecipeAuto (choose per line, Search), RecipeFixed (the
+	// settings below as written; also "") or a recipe's name (ParseRecipe).
+	Recipe string
+	// Search configures RecipeAuto.
+	Search SearchOptions
 	// Features is the largest embedding dimension d; memory sizing may pick
 	// less, down to MinFeatures.
 	Features, MinFeatures int
@@ -34,45 +48,51 @@ type Options struct {
 	MemoryBudget int64
 	// Sigma is the anomaly map's blur at 224 pixels (padim.DefaultSigma).
 	Sigma float64
-	// Threshold picks the decision threshold from held-out normal images.
+	// Threshold picks the decision threshold from the leave-one-out scores
+	// of the training images.
 	Threshold padim.ThresholdOptions
-	// Holdout is the fraction of normal images kept out of the Gaussian fit
-	// to choose the threshold (0: 10%).
-	Holdout float64
 	// Standardize rescales each frame's brightness and contrast to one
 	// level (backbone.Standardizer) before the backbone: parts whose overall
 	// brightness varies from part to part are then judged by their texture
-	// and local defects, not their exposure. Recorded in the model file.
+	// and local defects, not their exposure (fixed recipe).
 	Standardize bool
+	// Tiles > 1 cuts each frame along its long side into that many views
+	// (fixed recipe; Recipe.Tiles).
+	Tiles int
 	// DefaultTaps are the taps used when Backbone.Taps is empty (the daemon
 	// names the bundled backbone's tuned taps here); empty leaves the choice
 	// to the backbone (graph.AutoTaps). Load does not check them: a model
 	// file's own taps always win.
 	DefaultTaps []string
 	// PositionZScore standardizes each grid position's distance by its
-	// mean and spread over the held-out normal images: positions that vary
-	// more on good parts (edges, borders of letterboxed images) then need
-	// a larger deviation to light up, which evens out the map.
+	// mean and spread over the training images, each scored leave-one-out
+	// (fixed recipe): positions that vary more on good parts (edges, borders
+	// of letterboxed images) then need a larger deviation to light up.
 	PositionZScore bool
-	// ContextPool adds a context scale (see contextScale): a second
-	// Gaussian per cell of ContextPool×ContextPool finest-tap positions,
-	// whose standardized distances are added to the fine ones. It needs the
-	// position z-score (PositionZScore with enough held-out images); 0 or 1
-	// leaves it out.
+	// ContextPool adds a context scale (fixed recipe): a second Gaussian per
+	// cell of ContextPool×ContextPool finest-tap positions, whose
+	// standardized distances are added to the patch scale's. It needs
+	// PositionZScore; 0 or 1 leaves it out.
 	ContextPool int
 	// ContextFeatures is the context scale's largest d (0: 300); the
 	// memory budget left by the patch scale may make it smaller.
 	ContextFeatures int
 	// ContextWeight multiplies the context scale's standardized distances
 	// before they are added to the patch scale's (0: DefaultContextWeight).
-	// Above 1 favours defects that cover a region over small ones.
 	ContextWeight float64
 	// Align registers every frame to a reference view of a good part
-	// before the backbone (model/align); off by default.
+	// before the backbone (model/align): its Mode is the fixed recipe's,
+	// and the recipe search's offer (off: only when the good images'
+	// poses vary); its bounds apply to every recipe that registers.
 	Align AlignOptions
 	// Workers for scoring and fitting (0: all cores).
 	Workers int
 	Logger  *slog.Logger
+}
+
+// BundledPath is a bundled backbone found on this machine.
+type BundledPath struct {
+	Name, Path string
 }
 
 // DefaultContextFeatures is the context scale's d when Options leave it
@@ -99,15 +119,58 @@ func (o *Options) defaults() {
 	if o.Sigma < 0 {
 		o.Sigma = 0
 	}
-	if o.Holdout <= 0 || o.Holdout >= 1 {
-		o.Holdout = 0.1
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Backbone.Logger == nil {
 		o.Backbone.Logger = o.Logger
 	}
+	o.Search.defaults()
+}
+
+// Fixed is the recipe the options spell out (RecipeFixed).
+func (o *Options) Fixed() Recipe {
+	taps := o.Backbone.Taps
+	if len(taps) == 0 {
+		taps = o.DefaultTaps
+	}
+	r := Recipe{Taps: taps, Resize: o.Backbone.Preprocess.Resize, Tiles: o.Tiles, Standardize: o.Standardize, ZScore: o.PositionZScore}
+	if o.Align.Mode != align.Off {
+		r.Align = o.Align.Mode
+	}
+	if r.Resize == "" {
+		r.Resize = backbone.ResizeSquash
+	}
+	for _, b := range o.Bundled {
+		if b.Path == o.Backbone.Path {
+			r.Backbone = b.Name
+		}
+	}
+	if o.ContextPool > 1 && o.PositionZScore {
+		r.ContextPool, r.ContextWeight = o.ContextPool, o.ContextWeight
+	}
+	return r
+}
+
+// backboneFor is the backbone configuration a recipe runs: its bundled
+// backbone's path (or the configured one), its taps and its resize mode.
+func (o *Options) backboneFor(r Recipe) (backbone.Options, error) {
+	bo := o.Backbone
+	if r.Backbone != "" {
+		path := ""
+		for _, b := range o.Bundled {
+			if b.Name == r.Backbone {
+				path = b.Path
+			}
+		}
+		if path == "" {
+			return bo, fmt.Errorf("recipe %s: bundled backbone %s is not installed (run 'make deps')", r.Name(), r.Backbone)
+		}
+		bo.Path, bo.Bytes = path, nil
+	}
+	bo.Taps = r.Taps
+	bo.Preprocess.Resize = r.resize()
+	return bo, nil
 }
 
 // Timing is the latency of each stage of one inspection. Align is the
@@ -136,30 +199,41 @@ type Inspection struct {
 // safe for concurrent use; one pipeline goroutine owns a Detector.
 type Detector struct {
 	opts   Options
+	recipe Recipe
 	bb     *backbone.Backbone
 	std    *backbone.Standardizer // nil: frames go to the backbone as they are
-	emb    *padim.Embedder
-	state  *padim.State
-	scorer *padim.Scorer
-	th     padim.Thresholds
-	info   Info
-	closer func() error
-
-	fmaps []padim.FeatureMap
-	vec   []float32
-	dist  []float32
-	// zMean and zInvStd standardize distances per position
-	// (Options.PositionZScore); nil when off.
-	zMean, zInvStd []float32
-	// ctx is the context scale; nil when the model has none.
-	ctx *contextScale
+	tiles  tiling
 	// al registers frames to the reference view; nil without registration.
-	al     *aligner
+	al *aligner
+	// scales[0] is the patch scale; its grid is the anomaly map's.
+	scales []*scale
+	// weights are each scale's weight in this detector's map (0: left
+	// out), zscore whether distances are standardized; the scales' own
+	// weights are those of the fitted recipe (a search variant differs).
+	weights []float32
+	zscore  bool
+	// fineMap: when a coarser scale counts in the score, the published map
+	// and mask follow the patch scale's evidence, rescaled so that its own
+	// threshold fineTh lands on the image threshold; an image flagged on
+	// coarse evidence alone shows the combined map.
+	fineMap bool
+	fineTh  float64
+	th      padim.Thresholds
+	info    Info
+	closer  func() error
+	// shared marks a variant of a search family: the backbone and scales
+	// belong to the family, whose Close releases them.
+	shared bool
+
+	fmaps  []padim.FeatureMap
+	grid   []float32 // combined distances on the patch grid, view after view
+	layout []float32 // grid in the image's layout when views sit side by side
+	alt    []float32 // the combined map while the fine one is drawn
+	rmap   []float32 // the rendered map (of the aligned view with registration)
+	back   []float32 // the map warped back to the frame (registration)
 	maps   *padim.AnomalyMap
 	mapKey mapKey
-	// rmap is the rendered map (on the aligned view with registration).
-	rmap []float32
-	res  Inspection
+	res    Inspection
 }
 
 type mapKey struct {
@@ -167,44 +241,11 @@ type mapKey struct {
 	r    backbone.Region
 }
 
-// Info describes a fitted detector: what it was fitted with and how big it is.
-type Info struct {
-	Backbone       string   `json:"backbone"`
-	BackboneSHA256 string   `json:"backbone_sha256"`
-	Taps           []string `json:"taps"`
-	Resize         string   `json:"resize"`
-	GridH          int      `json:"grid_h"`
-	GridW          int      `json:"grid_w"`
-	Pool           int      `json:"pool"`
-	Features       int      `json:"features"`
-	Epsilon        float64  `json:"epsilon"`
-	Sigma          float64  `json:"sigma"`
-	PositionZScore bool     `json:"position_zscore"`
-	// ContextPool is the context scale's cell size in finest-tap
-	// positions (0: none), on a ContextGridH×ContextGridW grid with
-	// ContextFeatures features; StateBytes includes its state.
-	ContextPool     int `json:"context_pool"`
-	ContextGridH    int `json:"context_grid_h,omitempty"`
-	ContextGridW    int `json:"context_grid_w,omitempty"`
-	ContextFeatures int `json:"context_features,omitempty"`
-	// ContextWeight multiplies the context scale's standardized distances.
-	ContextWeight float64 `json:"context_weight,omitempty"`
-	Standardize   bool    `json:"standardize"`
-	// Align is the registration mode (off, translate, rigid) and
-	// AlignMinConfidence the confidence floor learned at fit time.
-	Align              string  `json:"align"`
-	AlignMinConfidence float64 `json:"align_min_confidence,omitempty"`
-	ImageThreshold     float64 `json:"image_threshold"`
-	PixelThreshold     float64 `json:"pixel_threshold"`
-	Images             int     `json:"images"`
-	HeldOut            int     `json:"held_out"`
-	Fitted             string  `json:"fitted"`
-	StateBytes         int64   `json:"state_bytes"`
-	ID                 string  `json:"id"`
-}
-
 // Info returns the detector's description.
 func (d *Detector) Info() Info { return d.info }
+
+// Recipe is the recipe the detector was fitted with.
+func (d *Detector) Recipe() Recipe { return d.recipe }
 
 // Backbone is the detector's feature extractor.
 func (d *Detector) Backbone() *backbone.Backbone { return d.bb }
@@ -217,13 +258,23 @@ func tapShapes(bb *backbone.Backbone) []padim.TapShape {
 	return s
 }
 
+// bindBuffers sizes the per-frame buffers once the scales exist, and
+// takes the combination from the scales' weights and z-scores.
 func (d *Detector) bindBuffers() {
 	d.fmaps = make([]padim.FeatureMap, len(d.bb.Taps()))
-	d.vec = make([]float32, d.emb.Len())
-	d.dist = make([]float32, d.emb.Positions())
+	d.grid = make([]float32, d.scales[0].positions())
+	if d.tiles.n > 1 && d.tiles.axis == axisX {
+		d.layout = make([]float32, len(d.grid))
+	}
+	d.weights = make([]float32, len(d.scales))
+	for i, s := range d.scales {
+		d.weights[i] = s.weight
+	}
 }
 
-// embed runs the backbone and the embedder on one image.
+// embed runs the backbone on each view of one image and embeds it for
+// every scale. It returns the region of the network input that holds the
+// image (all of it with tiles).
 func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
 	s := time.Now()
 	if d.al != nil {
@@ -239,30 +290,52 @@ func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
 	if d.std != nil {
 		img = d.std.Apply(img)
 	}
-	reg, err := d.bb.SetInput(img)
-	if err != nil {
-		return reg, err
+	var reg backbone.Region
+	var inBackbone time.Duration
+	for v := range d.tiles.views() {
+		r, err := d.bb.SetInput(d.tiles.view(img, v))
+		if err != nil {
+			return reg, err
+		}
+		reg = r
+		m := time.Now()
+		if err := d.bb.Invoke(); err != nil {
+			return reg, err
+		}
+		inBackbone += time.Since(m)
+		for i, f := range d.bb.Features() {
+			d.fmaps[i] = padim.FeatureMap{H: f.Tap.H, W: f.Tap.W, C: f.Tap.C, Data: f.Data}
+		}
+		for _, sc := range d.scales {
+			if err := sc.embedView(v, d.fmaps); err != nil {
+				return reg, err
+			}
+		}
 	}
-	m := time.Now()
-	if err := d.bb.Invoke(); err != nil {
-		return reg, err
-	}
-	for i, f := range d.bb.Features() {
-		d.fmaps[i] = padim.FeatureMap{H: f.Tap.H, W: f.Tap.W, C: f.Tap.C, Data: f.Data}
-	}
-	if err := d.emb.Embed(d.vec, d.fmaps); err != nil {
-		return reg, err
+	if d.tiles.n > 1 {
+		reg = backbone.Region{X0: 0, Y0: 0, X1: 1, Y1: 1}
 	}
 	if t != nil {
-		t.Preprocess, t.Backbone = m.Sub(s), time.Since(m)
+		t.Backbone = inBackbone
+		t.Preprocess = time.Since(s) - inBackbone
 	}
 	return reg, nil
+}
+
+// score computes every scale's raw distances of the last embedding.
+func (d *Detector) score() error {
+	for _, s := range d.scales {
+		if err := s.score(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Inspect scores one image: anomaly map at the image's size, image score,
 // verdict and mask. It does not allocate in steady state (same frame size).
 func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
-	if d.state == nil {
+	if d.scales == nil || d.scales[0].state == nil {
 		return nil, errors.New("inspect: detector is not fitted")
 	}
 	r := &d.res
@@ -274,86 +347,203 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 		return nil, err
 	}
 	s := time.Now()
-	if err := d.scorer.Score(d.dist, d.vec); err != nil {
+	if err := d.score(); err != nil {
 		return nil, err
 	}
-	d.standardizeDistances()
-	if d.ctx != nil {
-		if err := d.ctx.score(d.fmaps); err != nil {
-			return nil, err
-		}
-		if err := d.ctx.addTo(d.dist, d.ctx.dist); err != nil {
-			return nil, err
-		}
+	if err := d.combine(nil); err != nil {
+		return nil, err
 	}
 	// A NaN distance would vanish in the map's maximum (NaN compares
 	// false) and the frame pass as ok: one pass over the P distances.
-	if i := padim.FirstNonFinite(d.dist); i >= 0 {
-		return nil, fmt.Errorf("inspect: %w: distance %v at grid position %d of %d", ErrNonFinite, d.dist[i], i, len(d.dist))
+	if i := padim.FirstNonFinite(d.grid); i >= 0 {
+		return nil, fmt.Errorf("inspect: %w: distance %v at grid position %d of %d", ErrNonFinite, d.grid[i], i, len(d.grid))
 	}
 	m := time.Now()
 	r.Timing.PaDiM = m.Sub(s)
-	b := img.Bounds()
-	w, h := d.mapSize(b)
-	score, err := d.render(w, h, reg)
-	if err != nil {
-		return nil, err
-	}
-	if math.IsNaN(float64(score)) || math.IsInf(float64(score), 0) {
-		return nil, fmt.Errorf("inspect: %w: image score %v", ErrNonFinite, score)
-	}
-	r.Map, r.W, r.H = d.rmap, w, h
-	if d.al != nil {
-		// The map and mask go out in the frame's coordinates, and the score
-		// is their maximum (as the threshold was chosen).
-		if r.Map, score, err = d.al.mapBack(d.al.back, d.rmap, d.al.lastPose()); err != nil {
-			return nil, err
-		}
-		d.al.back = r.Map
-		r.W, r.H = b.Dx(), b.Dy()
-	}
-	if err := d.th.Inspect(&r.Result, r.Map, r.W, r.H, score); err != nil {
+	if err := d.finish(img.Bounds(), reg); err != nil {
 		return nil, err
 	}
 	r.Timing.Map = time.Since(m)
 	return r, nil
 }
 
-// standardizeDistances applies the per-position z-score, when fitted.
-func (d *Detector) standardizeDistances() {
-	if d.zMean == nil {
-		return
+// finish renders the combined grid onto an image of bounds b and fills
+// the verdict. With registration the map is drawn on the aligned view and
+// warped back to the frame, whose own pixels give the image score (view
+// pixels the frame does not reach never decide it).
+func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
+	r := &d.res
+	w, h := d.mapSize(b)
+	score, err := d.render(w, h, reg)
+	if err != nil {
+		return err
 	}
-	for i, v := range d.dist {
-		d.dist[i] = (v - d.zMean[i]) * d.zInvStd[i]
+	var p pose
+	if d.al != nil {
+		p = d.al.lastPose()
+		if score, err = d.toFrame(p); err != nil {
+			return err
+		}
 	}
+	if math.IsNaN(float64(score)) || math.IsInf(float64(score), 0) {
+		return fmt.Errorf("inspect: %w: image score %v", ErrNonFinite, score)
+	}
+	if d.localizesFine() {
+		if err := d.fineOverlay(w, h, reg, score, p); err != nil {
+			return err
+		}
+		if d.al != nil {
+			if _, err := d.toFrame(p); err != nil {
+				return err
+			}
+		}
+	}
+	r.Map, r.W, r.H = d.rmap, w, h
+	if d.al != nil {
+		r.Map, r.W, r.H = d.back, b.Dx(), b.Dy()
+	}
+	return d.th.Inspect(&r.Result, r.Map, r.W, r.H, score)
 }
 
 // mapSize is the size the map of an image of bounds b is drawn at: the
 // image's, or with registration its aligned view's.
 func (d *Detector) mapSize(b image.Rectangle) (int, int) {
 	if d.al != nil {
-		return d.al.viewSize()
+		return d.al.viewSize(b.Dx(), b.Dy())
 	}
 	return b.Dx(), b.Dy()
 }
 
-// render draws the anomaly map of d.dist at w×h into d.rmap and returns
-// its maximum.
-func (d *Detector) render(w, h int, reg backbone.Region) (float32, error) {
-	if err := d.ensureMap(w, h, reg); err != nil {
-		return 0, err
-	}
-	return d.maps.Render(d.rmap, d.dist)
+// toFrame warps the rendered map of a frame at pose p back to the frame
+// (into d.back) and returns its maximum.
+func (d *Detector) toFrame(p pose) (float32, error) {
+	var err error
+	var m float32
+	d.back, m, err = d.al.mapBack(d.back, d.rmap, p)
+	return m, err
 }
 
-func (d *Detector) ensureMap(w, h int, reg backbone.Region) error {
+// localizesFine says whether the published map follows the patch scale
+// while coarser scales count in the score.
+func (d *Detector) localizesFine() bool {
+	if !d.fineMap || !(d.fineTh > 0) {
+		return false
+	}
+	for _, w := range d.weights[1:] {
+		if w != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// fineOverlay replaces the combined map (whose maximum, score, decides the
+// verdict) by the patch scale's map in threshold units: a coarse scale
+// raises whole cells, and a small defect would otherwise light up a region
+// many times its size. When the image is flagged although no fine
+// evidence reaches its threshold (a defect only the coarse scale sees), the
+// combined map stays, so an alarm always shows where it comes from.
+func (d *Detector) fineOverlay(w, h int, reg backbone.Region, score float32, pp pose) error {
+	m := d.rmap
+	if cap(d.alt) < len(m) {
+		d.alt = make([]float32, len(m))
+	}
+	d.alt = d.alt[:len(m)]
+	copy(d.alt, m)
+	p := d.scales[0]
+	if err := p.addTo(d.grid, p.dist, p.zMean, p.zInvStd, 1, true); err != nil {
+		return err
+	}
+	fine, err := d.render(w, h, reg)
+	if err != nil {
+		return err
+	}
+	if d.al != nil {
+		if fine, err = d.toFrame(pp); err != nil {
+			return err
+		}
+	}
+	if float64(score) > d.th.Image && float64(fine) <= d.fineTh {
+		copy(m, d.alt)
+		return nil
+	}
+	k := float32(d.th.Image / d.fineTh)
+	for i := range m {
+		m[i] *= k
+	}
+	return nil
+}
+
+// zstats are the per-position distance statistics of one scale.
+type zstats struct{ mean, invStd []float32 }
+
+// combine writes the map grid from the scales' last distances: each
+// scale's distances, standardized per position when the detector has the
+// z-score (by z[i] when given, else by the scale's own statistics),
+// weighted and brought onto the patch grid, summed.
+func (d *Detector) combine(z []zstats) error {
+	return d.combineDists(func(i int) []float32 { return d.scales[i].dist }, z)
+}
+
+func (d *Detector) combineDists(dist func(i int) []float32, z []zstats) error {
+	first := true
+	for i, s := range d.scales {
+		w := d.weights[i]
+		if w == 0 {
+			continue
+		}
+		var mean, inv []float32
+		if d.zscore {
+			mean, inv = s.zMean, s.zInvStd
+			if z != nil {
+				mean, inv = z[i].mean, z[i].invStd
+			}
+		}
+		if err := s.addTo(d.grid, dist(i), mean, inv, w, first); err != nil {
+			return err
+		}
+		first = false
+	}
+	return nil
+}
+
+// mapGrid is the combined grid in the image's layout and its size.
+func (d *Detector) mapGrid() ([]float32, int, int) {
+	p := d.scales[0]
+	gh, gw := p.emb.GridH(), p.emb.GridW()
+	if d.tiles.n <= 1 {
+		return d.grid, gh, gw
+	}
+	if d.tiles.axis == axisY {
+		return d.grid, d.tiles.n * gh, gw
+	}
+	// Views side by side: row y of the map is row y of every view.
+	n := d.tiles.n
+	for v := range n {
+		for y := range gh {
+			copy(d.layout[y*n*gw+v*gw:y*n*gw+(v+1)*gw], d.grid[(v*gh+y)*gw:(v*gh+y+1)*gw])
+		}
+	}
+	return d.layout, gh, n * gw
+}
+
+// render draws the anomaly map of the combined grid at w×h and returns
+// its maximum.
+func (d *Detector) render(w, h int, reg backbone.Region) (float32, error) {
+	g, gh, gw := d.mapGrid()
+	if err := d.ensureMap(w, h, gh, gw, reg); err != nil {
+		return 0, err
+	}
+	return d.maps.Render(d.rmap, g)
+}
+
+func (d *Detector) ensureMap(w, h, gh, gw int, reg backbone.Region) error {
 	k := mapKey{w, h, reg}
 	if d.maps != nil && d.mapKey == k {
 		return nil
 	}
 	// The grid covers the network input; the image occupies reg of it.
-	m, err := padim.NewAnomalyMap(padim.AnomalyMapOptions{GridW: d.state.GridW, GridH: d.state.GridH,
+	m, err := padim.NewAnomalyMap(padim.AnomalyMapOptions{GridW: gw, GridH: gh,
 		OutW: w, OutH: h, Sigma: d.info.Sigma, Region: padim.Rect{X0: reg.X0, Y0: reg.Y0, X1: reg.X1, Y1: reg.Y1}})
 	if err != nil {
 		return err
@@ -368,11 +558,11 @@ func (d *Detector) ensureMap(w, h int, reg backbone.Region) error {
 
 // Close releases the backbone, the scoring workers and the mapped file.
 func (d *Detector) Close() error {
-	if d.scorer != nil {
-		d.scorer.Close()
+	if d.shared {
+		return nil
 	}
-	if d.ctx != nil {
-		d.ctx.close()
+	for _, s := range d.scales {
+		s.close()
 	}
 	if d.bb != nil {
 		d.bb.Close()
@@ -384,7 +574,9 @@ func (d *Detector) Close() error {
 }
 
 // ImageSource hands out the images to fit on, by index; Fit decodes ahead
-// of the backbone in a second goroutine.
+// of the backbone in a second goroutine. Image(i) must give the same image
+// every time: Fit reads each image at least twice (the Gaussians, then its
+// leave-one-out score), the recipe search more often.
 type ImageSource interface {
 	Len() int
 	Image(i int) (image.Image, error)
@@ -419,18 +611,38 @@ type decoded struct {
 // Progress reports fit progress: images done of total.
 type Progress func(done, total int)
 
+// The range of a threshold. Scores are (standardized) Mahalanobis
+// distances, typically 1 to 1000: a threshold far outside would flag every
+// part or none, and one near 0 would make score/threshold overflow to Inf,
+// which no result can carry.
+const (
+	MinThreshold = 1e-6
+	MaxThreshold = 1e9
+)
+
+// CheckThreshold says whether v is a usable threshold (within
+// [MinThreshold, MaxThreshold]); the error names what (name) and the range.
+func CheckThreshold(name string, v float64) error {
+	if !(v >= MinThreshold && v <= MaxThreshold) {
+		return fmt.Errorf("%s threshold %g: want a number in [%g, %g]", name, v, MinThreshold, MaxThreshold)
+	}
+	return nil
+}
+
 // SetThresholds replaces the image and pixel thresholds (scores above them
-// are anomalous; both must be positive and finite), for an operator who
-// tunes a line's false-alarm rate without refitting. Save writes them.
-// Like Inspect it must not run concurrently with another call.
+// are anomalous; see CheckThreshold), for an operator who tunes a line's
+// false-alarm rate without refitting. Save writes them. Like Inspect it
+// must not run concurrently with another call.
 func (d *Detector) SetThresholds(image, pixel float64) error {
-	for _, v := range []struct {
-		name string
-		x    float64
-	}{{"image", image}, {"pixel", pixel}} {
-		if !(v.x > 0) || math.IsInf(v.x, 0) {
-			return fmt.Errorf("%s threshold %v: want a positive finite number", v.name, v.x)
-		}
+	if err := CheckThreshold("image", image); err != nil {
+		return err
+	}
+	if err := CheckThreshold("pixel", pixel); err != nil {
+		return err
+	}
+	if d.fineTh > 0 {
+		// The patch scale's map keeps its place relative to the threshold.
+		d.fineTh *= image / d.th.Image
 	}
 	d.th = padim.Thresholds{Image: image, Pixel: pixel}
 	d.info.ImageThreshold, d.info.PixelThreshold = image, pixel

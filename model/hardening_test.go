@@ -126,10 +126,10 @@ func testInspectNonFinite(t *testing.T, det *Detector) {
 		name string
 		v    *float32
 	}{
-		{"inverse covariance", &det.state.InvCov[0]},
-		{"mean", &det.state.Mean[len(det.state.Mean)-1]},
-		{"z-score spread", &det.zInvStd[len(det.zInvStd)/2]},
-		{"context inverse covariance", &det.ctx.state.InvCov[0]},
+		{"inverse covariance", &det.scales[0].state.InvCov[0]},
+		{"mean", &det.scales[0].state.Mean[len(det.scales[0].state.Mean)-1]},
+		{"z-score spread", &det.scales[0].zInvStd[len(det.scales[0].zInvStd)/2]},
+		{"context inverse covariance", &det.scales[1].state.InvCov[0]},
 	} {
 		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1))} {
 			old := *c.v
@@ -148,75 +148,35 @@ func testInspectNonFinite(t *testing.T, det *Detector) {
 }
 
 // Fit refuses too few images before it touches the backbone (here: one
-// that does not exist), naming the real minimum for its settings and the
-// ways out. 3..9 images used to fail after the whole fit with "quantile:
-// no scores".
+// that does not exist), naming the minimum and the way out.
 func TestFitTooFewImages(t *testing.T) {
 	opts := testOptions(t)
 	opts.Backbone.Path = filepath.Join(t.TempDir(), "no-backbone.tflite")
 	opts.PositionZScore = true
-	for _, n := range []int{0, 1, 2, 5, 9} {
+	for _, n := range []int{0, 1, 2} {
 		_, _, err := Fit(context.Background(), opts, textures(n), nil)
 		if !errors.Is(err, ErrTooFewImages) {
 			t.Fatalf("%d images: %v, want ErrTooFewImages", n, err)
 		}
-		for _, want := range []string{fmt.Sprintf("%d given", n), "holdout 0.1", "every 10th image", "at least 10 (9 fitted, 1 held out)",
-			"z-score and the context scale need 20 held out (200 images)", "model.threshold.value", "then 3 suffice",
-			"raise model.threshold.holdout (at 0.5, 5 suffice)"} {
+		for _, want := range []string{fmt.Sprintf("%d given", n), "needs at least 3", "leave one out", "z-score and the context scale 20",
+			"recipe search 40", "Add images of good parts"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%d images: %q lacks %q", n, err, want)
 			}
 		}
 	}
-	o := opts
-	o.Threshold.Explicit = 2.5
-	for _, n := range []int{1, 2} {
-		_, _, err := Fit(context.Background(), o, textures(n), nil)
-		if !errors.Is(err, ErrTooFewImages) || !strings.Contains(err.Error(), "needs at least 3 (model.threshold.value is set") {
-			t.Errorf("%d images with an explicit threshold: %v", n, err)
-		}
-	}
-	o = opts
-	o.Holdout = 0.5
-	if _, _, err := Fit(context.Background(), o, textures(4), nil); !errors.Is(err, ErrTooFewImages) ||
-		!strings.Contains(err.Error(), "every 2nd image held out) that takes at least 5 (3 fitted, 2 held out)") ||
-		strings.Contains(err.Error(), "raise model.threshold.holdout") {
-		t.Errorf("4 images at hold-out 0.5: %v", err)
-	}
 	// At the minimum, the count check passes and the fit reaches the
 	// backbone (which is missing here).
-	for _, c := range []struct {
-		o Options
-		n int
-	}{{opts, 10}, {o, 5}} {
-		if _, _, err := Fit(context.Background(), c.o, textures(c.n), nil); err == nil || errors.Is(err, ErrTooFewImages) {
-			t.Errorf("%d images at hold-out %g: %v, want the backbone error", c.n, c.o.Holdout, err)
-		}
+	if _, _, err := Fit(context.Background(), opts, textures(3), nil); err == nil || errors.Is(err, ErrTooFewImages) {
+		t.Errorf("3 images: %v, want the backbone error", err)
 	}
-	for _, c := range []struct {
-		frac     float64
-		explicit float64
-		want     int
-	}{{0.1, 0, 10}, {0.5, 0, 5}, {0.25, 0, 4}, {0.9, 0, 5}, {0.01, 0, 100}, {0.1, 3, 3}, {0, 0, 10}, {1e-300, 0, 1e12}} {
-		o := Options{Holdout: c.frac}
-		o.Threshold.Explicit = c.explicit
-		if got := o.MinImages(); got != c.want {
-			t.Errorf("MinImages at hold-out %g, explicit %g = %d, want %d", c.frac, c.explicit, got, c.want)
-		}
-	}
-	// holdoutCounts, which the minimum is computed with, counts what
-	// splitHoldout does.
-	for _, frac := range []float64{0.05, 0.1, 0.25, 0.3, 0.5, 0.9} {
-		for n := range 120 {
-			fit, hold := splitHoldout(n, frac)
-			if f, h := holdoutCounts(n, frac); f != len(fit) || h != len(hold) {
-				t.Fatalf("%d images at %g: holdoutCounts %d/%d, splitHoldout %d/%d", n, frac, f, h, len(fit), len(hold))
-			}
-		}
+	if got := opts.MinImages(); got != 3 {
+		t.Errorf("MinImages = %d, want 3", got)
 	}
 }
 
-// A real fit at the minimum works: 10 images at the default hold-out.
+// A real fit at the minimum works: 3 images, each scored leave one out for
+// the threshold.
 func TestFitAtMinimum(t *testing.T) {
 	opts := testOptions(t)
 	det, rep, err := Fit(context.Background(), opts, textures(opts.MinImages()), nil)
@@ -224,7 +184,7 @@ func TestFitAtMinimum(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer det.Close()
-	if rep.Images != 9 || rep.HeldOut != 1 {
+	if rep.Images != 3 || rep.ThresholdImages != 3 || !(det.Info().ImageThreshold > 0) {
 		t.Fatalf("report %+v", rep)
 	}
 }

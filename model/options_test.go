@@ -84,8 +84,10 @@ func TestStandardizeOption(t *testing.T) {
 	if p1 < 1.5*p0 {
 		t.Fatalf("test setup: without standardizing, the dark exposure scores %.2f vs %.2f; want it clearly higher", p1, p0)
 	}
-	if math.Abs(s1-s0) > 0.1*s0 {
-		t.Errorf("standardized: dark exposure scores %.2f vs %.2f for the part, want within 10%%", s1, s0)
+	// Within 15%: the 0.4-gain exposure keeps only 40% of the grey levels,
+	// which standardizing cannot give back.
+	if math.Abs(s1-s0) > 0.15*s0 {
+		t.Errorf("standardized: dark exposure scores %.2f vs %.2f for the part, want within 15%%", s1, s0)
 	}
 
 	path := filepath.Join(t.TempDir(), "m.safetensors")

@@ -102,7 +102,10 @@ type aligner struct {
 	last      align.Result
 	lastW     int
 	lastH     int
-	back      []float32 // the map warped back to the frame
+	// confs collects the confidences of the frames registered while
+	// collecting is set (the training images, for the learned floor).
+	confs      []float64
+	collecting bool
 }
 
 func newAligner(ref *align.Reference, o AlignOptions, learned float64, inputSide int) *aligner {
@@ -146,6 +149,9 @@ func (a *aligner) apply(img image.Image) (image.Image, error) {
 	a.lastW, a.lastH = b.Dx(), b.Dy()
 	r, err := a.reg.Register(img)
 	a.last = r
+	if err == nil && a.collecting {
+		a.confs = append(a.confs, r.Confidence)
+	}
 	if err != nil {
 		if errors.Is(err, align.ErrNoOverlap) {
 			return nil, &RegistrationError{Kind: "no_overlap", msg: "no position of the reference view overlaps the frame enough (is the part in view?)"}
@@ -178,9 +184,9 @@ func (a *aligner) bounds(r align.Result, w, h int) error {
 	return nil
 }
 
-// viewSize is the aligned view's size for the last frame.
-func (a *aligner) viewSize() (int, int) {
-	return align.ViewSize(a.lastW, a.lastH, a.viewScale(a.lastW, a.lastH))
+// viewSize is the aligned view's size for a w×h frame.
+func (a *aligner) viewSize(w, h int) (int, int) {
+	return align.ViewSize(w, h, a.viewScale(w, h))
 }
 
 // pose is where a frame lay: its size and registration, what is needed to
@@ -232,6 +238,45 @@ func (d *Detector) InspectUnbounded(img image.Image) (r *Inspection, refused, er
 	return r, d.al.bounds(d.al.last, b.Dx(), b.Dy()), nil
 }
 
+// attachAligner gives a detector whose recipe registers frames its
+// reference view, built from (up to align.BuildImages of) the images idx;
+// the bounds stay unenforced until arm (every training image is fitted at
+// its estimated pose) and the confidences of the frames registered until
+// learnFloor are collected.
+func (d *Detector) attachAligner(ctx context.Context, src ImageSource, idx []int) error {
+	if !d.recipe.aligned() {
+		return nil
+	}
+	ref, brep, err := buildReference(ctx, d.recipe.Align, src, idx)
+	if err != nil {
+		return fmt.Errorf("fit: reference view: %w", err)
+	}
+	inW, inH := d.bb.InputSize()
+	d.al = newAligner(ref, d.opts.Align, 0, max(inW, inH))
+	d.al.check, d.al.collecting = false, true
+	d.opts.Logger.Debug("reference view built", "align", d.recipe.Align, "images", brep.Images)
+	return nil
+}
+
+// learnFloor sets the confidence floor from the confidences collected
+// (learnedFloor) and the bounds of o; nil-safe.
+func (a *aligner) learnFloor(o AlignOptions) {
+	if a == nil {
+		return
+	}
+	a.learned = learnedFloor(a.confs)
+	a.confs, a.collecting = nil, false
+	a.setBounds(o)
+	a.check = false
+}
+
+// arm enforces the bounds from now on; nil-safe.
+func (a *aligner) arm() {
+	if a != nil {
+		a.check = true
+	}
+}
+
 // buildReference builds the reference view from up to align.BuildImages
 // of the images idx of src, spread over them.
 func buildReference(ctx context.Context, mode align.Mode, src ImageSource, idx []int) (*align.Reference, align.BuildReport, error) {
@@ -258,6 +303,62 @@ func buildReference(ctx context.Context, mode align.Mode, src ImageSource, idx [
 	return b.Build()
 }
 
+// PoseSpread is how much the parts of a line move between its good
+// images: the root mean square of their registration to a rigid reference
+// view built from them (BuildReport.Results), shift as a fraction of the
+// frame's diagonal, angle in degrees.
+type PoseSpread struct {
+	Shift, Angle float64
+	Images       int
+}
+
+// Pose variation above which the recipe search offers registration
+// although the configuration leaves it off (measured by PoseSpread on the
+// four sets of shared/data: see README, registration).
+const (
+	poseShiftVaries = 0.01
+	poseAngleVaries = 1.0
+)
+
+// poseSpread measures the pose spread of the images idx of src.
+func poseSpread(ctx context.Context, src ImageSource, idx []int) (PoseSpread, error) {
+	ref, rep, err := buildReference(ctx, align.Rigid, src, idx)
+	if err != nil {
+		return PoseSpread{}, err
+	}
+	fw, fh := ref.FrameSize()
+	diag := math.Hypot(float64(fw), float64(fh))
+	var ps PoseSpread
+	for _, r := range rep.Results {
+		ps.Shift += (r.DX*r.DX + r.DY*r.DY) / (diag * diag)
+		ps.Angle += r.AngleDegrees() * r.AngleDegrees()
+	}
+	n := float64(max(len(rep.Results), 1))
+	ps.Shift, ps.Angle, ps.Images = math.Sqrt(ps.Shift/n), math.Sqrt(ps.Angle/n), len(rep.Results)
+	return ps, nil
+}
+
+// alignOffer is the registration the recipe search tries beside
+// unregistered frames: the configured mode, or with registration off,
+// rigid when the good images turn, translate when they only shift, none
+// when they keep still.
+func alignOffer(ctx context.Context, o Options, src ImageSource, idx []int) (align.Mode, PoseSpread, error) {
+	if o.Align.Mode == align.Translate || o.Align.Mode == align.Rigid {
+		return o.Align.Mode, PoseSpread{}, nil
+	}
+	ps, err := poseSpread(ctx, src, idx)
+	if err != nil {
+		return "", ps, err
+	}
+	switch {
+	case ps.Angle > poseAngleVaries:
+		return align.Rigid, ps, nil
+	case ps.Shift > poseShiftVaries:
+		return align.Translate, ps, nil
+	}
+	return "", ps, nil
+}
+
 // learnedFloor is the confidence floor from the training images'
 // confidences: their 1st percentile less confidenceMargin.
 func learnedFloor(conf []float64) float64 {
@@ -272,6 +373,7 @@ func learnedFloor(conf []float64) float64 {
 // Model file entries of the reference view.
 const (
 	tensorAlignTemplate = "align_template"
+	tensorAlignWeight   = "align_weight"
 	extraAlign          = "align"
 )
 
@@ -286,7 +388,7 @@ type alignMeta struct {
 
 // save writes the reference view into m.
 func (a *aligner) save(m *padim.Model) error {
-	w, h, pix, _ := a.ref.Template()
+	w, h, pix, weight := a.ref.Template()
 	fw, fh := a.ref.FrameSize()
 	meta, err := json.Marshal(alignMeta{Mode: a.ref.Mode(), FrameW: fw, FrameH: fh, MinConfidence: a.learned})
 	if err != nil {
@@ -296,6 +398,7 @@ func (a *aligner) save(m *padim.Model) error {
 		m.Tensors = map[string]padim.Tensor{}
 	}
 	m.Tensors[tensorAlignTemplate] = padim.Tensor{Shape: []int{h, w}, Data: pix}
+	m.Tensors[tensorAlignWeight] = padim.Tensor{Shape: []int{h, w}, Data: weight}
 	if m.Meta.Extra == nil {
 		m.Meta.Extra = map[string]string{}
 	}
@@ -324,7 +427,11 @@ func loadAligner(pm *padim.Model, o AlignOptions, inputSide int) (*aligner, erro
 	if !(meta.MinConfidence >= -1 && meta.MinConfidence <= 1) {
 		return nil, fmt.Errorf("registration: min_confidence %v, want −1..1", meta.MinConfidence)
 	}
-	ref, err := align.NewReference(meta.Mode, meta.FrameW, meta.FrameH, t.Shape[1], t.Shape[0], t.Data, nil)
+	var weight []float32 // absent: every pixel weighs alike
+	if wt, ok := pm.Tensors[tensorAlignWeight]; ok {
+		weight = wt.Data
+	}
+	ref, err := align.NewReference(meta.Mode, meta.FrameW, meta.FrameH, t.Shape[1], t.Shape[0], t.Data, weight)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model"
 )
 
 // cmdConfigCheck validates configuration files the way the daemon loads
@@ -28,6 +29,12 @@ func cmdConfigCheck() *Command {
 			var bad []string
 			for _, path := range fs.Args() {
 				c, err := config.Load(path)
+				if err == nil && c.Model.Recipe != model.RecipeAuto && c.Model.Recipe != model.RecipeFixed {
+					// The recipe grammar is the model's (config imports no model code).
+					if _, perr := model.ParseRecipe(c.Model.Recipe, c.Model.Taps); perr != nil {
+						err = &config.Problem{File: path, Field: "model.recipe", Msg: strings.TrimPrefix(perr.Error(), fmt.Sprintf("recipe %q: ", c.Model.Recipe))}
+					}
+				}
 				if err != nil {
 					bad = append(bad, path)
 					printProblems(env.Stderr, err)
@@ -161,15 +168,22 @@ func modelSummary(c *config.Config) string {
 	}
 	threshold := fmt.Sprintf("threshold %g", m.Threshold.Value)
 	if m.Threshold.Value == 0 {
-		threshold = fmt.Sprintf("threshold %g quantile × %g of %.4g%% held-out images",
-			m.Threshold.Quantile, m.Threshold.Margin, m.Threshold.Holdout*100)
+		threshold = fmt.Sprintf("threshold %g quantile × %g of the training images' leave-one-out scores",
+			m.Threshold.Quantile, m.Threshold.Margin)
 	}
 	backbone := m.Backbone
-	if backbone == "" {
+	switch {
+	case backbone == "" && m.Recipe == "auto":
+		backbone = "bundled (MobileNet v1 or v2)"
+	case backbone == "":
 		backbone = "bundled MobileNet v1"
 	}
-	s := fmt.Sprintf("%s, d ≤ %d (min %d), memory %s, %s; backbone %s, %d threads",
-		c.ModelPath(), m.Features, m.MinFeatures, budget, threshold, backbone, m.Threads)
+	recipe := "recipe " + m.Recipe
+	if m.Recipe == "auto" {
+		recipe = fmt.Sprintf("recipe auto (judged on %.4g%% held-out images)", m.Threshold.Holdout*100)
+	}
+	s := fmt.Sprintf("%s, %s, d ≤ %d (min %d), memory %s, %s; backbone %s, %d threads",
+		c.ModelPath(), recipe, m.Features, m.MinFeatures, budget, threshold, backbone, m.Threads)
 	if m.Delegate.Library != "" {
 		s += ", delegate " + m.Delegate.Library
 		if m.Delegate.Required {

@@ -52,7 +52,7 @@ func TestConfigCheckValid(t *testing.T) {
 		"  capture:  folder /data (looped); free-run\n",
 		"  mqtt:     embedded broker on 127.0.0.1:1883 as inspectd-cam-1; topics inspectd/cam-1/..., results QoS 0\n",
 		"  http:     127.0.0.1:9100\n",
-		"  model:    /var/lib/inspectd/model.safetensors, d ≤ 100 (min 32), memory auto (25% of available memory), threshold 0.99 quantile × 1.1 of 10% held-out images; backbone bundled MobileNet v1, 2 threads\n",
+		"  model:    /var/lib/inspectd/model.safetensors, recipe auto (judged on 20% held-out images), d ≤ 100 (min 32), memory auto (25% of available memory), threshold 0.99 quantile × 1.1 of the training images' leave-one-out scores; backbone bundled (MobileNet v1 or v2), 2 threads\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -112,5 +112,24 @@ func TestConfigCheckInvalid(t *testing.T) {
 
 	if code, _, errs := runConfigCLI("config", "check"); code != 2 || !strings.Contains(errs, "name a configuration file") {
 		t.Errorf("no file: exit %d, stderr %q", code, errs)
+	}
+}
+
+// A recipe name the model cannot read is refused by config check, naming
+// the key and what is expected; a good one passes.
+func TestConfigCheckRecipe(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.yaml")
+	for _, c := range []struct {
+		recipe string
+		ok     bool
+	}{{"v2-squash-std-z", true}, {"plain", true}, {"v9-fit-raw", false}, {"v1-fit-zz", false}} {
+		if err := os.WriteFile(path, []byte("model: {recipe: "+c.recipe+"}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := runConfigCLI("config", "check", path)
+		if c.ok != (code == 0) || (!c.ok && !strings.Contains(errs, "config "+path+": model.recipe: ")) {
+			t.Errorf("recipe %s: exit %d, stderr %q", c.recipe, code, errs)
+		}
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/inspectd/inspectd/daemon"
 	"image"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,37 +22,111 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/dataset"
 	"github.com/inspectd/inspectd/model/metrics"
 	"github.com/inspectd/inspectd/model/render"
 )
 
-// EvalResult is what `inspectd eval --json` writes.
-type EvalResult struct {
-	Data       string  `json:"data"`
+// EvalReport is what `inspectd eval --json` writes: per data set, the
+// configured recipe's figures (and the --compare recipe's), the recipe
+// search's candidates measured on the real test set when --candidates is
+// given, and the means over the sets.
+type EvalReport struct {
+	Sets []EvalSet `json:"sets"`
+	// Mean holds, per recipe column, the mean of each figure over the sets.
+	Mean []EvalResult `json:"mean,omitempty"`
+}
+
+// EvalSet is one data set's evaluation.
+type EvalSet struct {
+	Data string `json:"data"`
+	// Results are the configured recipe's figures and, with --compare,
+	// each further recipe's.
+	Results []EvalResult `json:"results"`
+	// Candidates are every recipe-search candidate: its synthetic
+	// validation figures beside its figures on the real test set (fitted
+	// on the same images as in the search).
+	Candidates []CandidateEval `json:"candidates,omitempty"`
+	// Agreement is the Spearman rank correlation over the candidates of
+	// the synthetic score with each real figure.
+	Agreement *RankAgreement `json:"agreement,omitempty"`
+}
+
+// CandidateEval is one search candidate on synthetic and real defects.
+type CandidateEval struct {
+	Recipe    string              `json:"recipe"`
+	Synthetic model.RecipeFigures `json:"synthetic"`
+	Real      RealFigures         `json:"real"`
+	Chosen    bool                `json:"chosen,omitempty"`
+}
+
+// RealFigures are a candidate's figures on the real test set.
+type RealFigures struct {
 	ImageAUROC float64 `json:"image_auroc"`
 	PixelAUROC float64 `json:"pixel_auroc"`
 	PRO        float64 `json:"pro"`
-	F1Max      float64 `json:"f1_max"`
-	MsPerImage float64 `json:"ms_per_image"`
-	FitSeconds float64 `json:"fit_seconds"`
-	ModelBytes int64   `json:"model_bytes"`
-	Features   int     `json:"features"`
-	Grid       string  `json:"grid"`
-	Resize     string  `json:"resize"`
-	Sigma      float64 `json:"sigma"`
+}
+
+// RankAgreement holds Spearman rank correlations of the candidates'
+// synthetic score with their real image AUROC, pixel AUROC, PRO and the
+// mean of the three.
+type RankAgreement struct {
+	ImageAUROC float64 `json:"image_auroc"`
+	PixelAUROC float64 `json:"pixel_auroc"`
+	PRO        float64 `json:"pro"`
+	Mean       float64 `json:"mean"`
+	// ChosenRank is the chosen candidate's rank by the real mean (1: best)
+	// among Candidates.
+	ChosenRank int `json:"chosen_rank"`
+	Candidates int `json:"candidates"`
+}
+
+// EvalResult is one recipe's figures on one data set (or their mean).
+type EvalResult struct {
+	Data string `json:"data"`
+	// Recipe is the fitted recipe's name; RecipeChoice how it was chosen.
+	Recipe       string  `json:"recipe"`
+	RecipeChoice string  `json:"recipe_choice,omitempty"`
+	ImageAUROC   float64 `json:"image_auroc"`
+	PixelAUROC   float64 `json:"pixel_auroc"`
+	PRO          float64 `json:"pro"`
+	// RegionIoU is the mean over the defective test images the threshold
+	// flags (and that have a mask; RegionIoUImages of them) of the overlap
+	// (IoU) of the regions the alarm publishes (the boxes of the mask's
+	// regions, the largest 32) with the boxes of the ground truth's
+	// regions; the misses are MissRate.
+	RegionIoU       float64 `json:"region_iou"`
+	RegionIoUImages int     `json:"region_iou_images"`
+	F1Max     float64 `json:"f1_max"`
+	// FalseAlarmRate is the share of good test images above the threshold,
+	// MissRate the share of defective ones at or below it.
+	FalseAlarmRate float64 `json:"false_alarm_rate"`
+	MissRate       float64 `json:"miss_rate"`
+	MsPerImage     float64 `json:"ms_per_image"`
+	FitSeconds     float64 `json:"fit_seconds"`
+	// SearchSeconds is the part of the fit the recipe search took.
+	SearchSeconds float64 `json:"search_seconds,omitempty"`
+	ModelBytes    int64   `json:"model_bytes"`
+	Features      int     `json:"features"`
+	Grid          string  `json:"grid"`
+	Resize        string  `json:"resize"`
+	Sigma         float64 `json:"sigma"`
 	// ContextPool is the context scale's cell in finest-tap positions (0:
 	// none), ContextFeatures its d and ContextWeight its weight.
-	ContextPool     int                `json:"context_pool"`
-	ContextFeatures int                `json:"context_features"`
-	ContextWeight   float64            `json:"context_weight,omitempty"`
-	TrainImages     int                `json:"train_images"`
-	TestImages      int                `json:"test_images"`
-	PerDefect       map[string]float64 `json:"image_auroc_per_defect"`
+	ContextPool     int     `json:"context_pool"`
+	ContextFeatures int     `json:"context_features"`
+	ContextWeight   float64 `json:"context_weight,omitempty"`
+	TrainImages     int     `json:"train_images"`
+	TestImages      int     `json:"test_images"`
+	// ThresholdImages is the number of good images the threshold rests on.
+	ThresholdImages int                `json:"threshold_images"`
+	PerDefect       map[string]float64 `json:"image_auroc_per_defect,omitempty"`
 	// PixelPerDefect is each type's defect pixels against all normal
 	// pixels of the test set.
-	PixelPerDefect map[string]float64 `json:"pixel_auroc_per_defect"`
+	PixelPerDefect map[string]float64 `json:"pixel_auroc_per_defect,omitempty"`
 	Threshold      float64            `json:"threshold"`
 	// Accuracy of the fitted threshold: share of test images judged right.
 	Accuracy  float64 `json:"threshold_accuracy"`
@@ -60,6 +134,9 @@ type EvalResult struct {
 	// SkippedFiles are training and test images (or their masks) left out
 	// because they could not be read or were over capture.max_pixels.
 	SkippedFiles int `json:"skipped_files"`
+	// Search is the fit's recipe search, every candidate with its
+	// validation figures (recipe auto).
+	Search []model.Candidate `json:"search,omitempty"`
 }
 
 type evalItem struct {
@@ -67,19 +144,30 @@ type evalItem struct {
 	score float64
 }
 
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
 func cmdEval() *Command {
 	return &Command{
 		Name:    "eval",
-		Summary: "fit on train/good of an MVTec AD style data set and measure image/pixel AUROC, PRO, F1-max and speed",
-		Usage:   "--data DIR [--json FILE] [--report DIR] [--config FILE] [--model FILE] [overrides]",
+		Summary: "fit on train/good of MVTec AD style data sets and measure image/pixel AUROC, PRO, region IoU, F1-max, false alarms and misses at the threshold, and speed",
+		Usage:   "--data DIR [--data DIR ...] [--compare RECIPE ...] [--candidates] [--json FILE] [--report DIR] [--config FILE] [--model FILE] [overrides]",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "eval")
-			data := fs.String("data", "", "data set folder (train/good, test/<label>, ground_truth/<label>/<name>_mask.png)")
+			var data stringList
+			fs.Var(&data, "data", "data set folder (train/good, test/<label>, ground_truth/<label>/<name>_mask.png); repeat for several")
 			jsonOut := fs.String("json", "", "write the results as JSON to this file")
 			reportDir := fs.String("report", "", "write heatmap overlays of the worst-scored images and ROC curves (PNG) here")
 			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
 			modelPath := fs.String("model", "", "evaluate this fitted model instead of fitting one")
-			saveModel := fs.String("save-model", "", "keep the fitted model in this file")
+			saveModel := fs.String("save-model", "", "keep the fitted model in this file (one data set)")
+			recipe := fs.String("recipe", "", "override model.recipe (auto, fixed or a recipe's name)")
+			var compare stringList
+			fs.Var(&compare, "compare", "also fit this recipe (a name such as plain, or fixed, or auto) in the same run and show its figures beside; repeat for several")
+			candidates := fs.Bool("candidates", false, "with recipe auto: score the real test set with every search candidate and show how the synthetic score ranks them")
 			features := fs.Int("features", 0, "override model.features")
 			resize := fs.String("resize", "", "override model.input.resize (fit, squash, crop)")
 			sigma := fs.Float64("sigma", -1, "override model.blur_sigma")
@@ -90,9 +178,19 @@ func cmdEval() *Command {
 			contextWeight := fs.Float64("context-weight", 0, "override model.context_weight")
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
-			cfg, err := parseDataCommand(fs, args, data, cfgPath)
+			maxTest := fs.Int("max-test", 0, "score at most this many test images (spread over the set)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if len(data) == 0 || fs.NArg() != 0 {
+				return usagef("--data is required and no positional arguments are taken")
+			}
+			cfg, err := daemon.LoadConfig(*cfgPath)
 			if err != nil {
 				return err
+			}
+			if *recipe != "" {
+				cfg.Model.Recipe = *recipe
 			}
 			if *features > 0 {
 				cfg.Model.Features = *features
@@ -125,148 +223,437 @@ func cmdEval() *Command {
 			if err := cfg.Validate(); err != nil {
 				return usagef("overrides: %v", err)
 			}
-			opts, err := daemon.ModelOptions(cfg, env.Log)
-			if err != nil {
-				return err
+			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
+				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
 			}
-			set, err := dataset.Scan(*data)
-			if err != nil {
-				return err
+			columns := append([]string{cfg.Model.Recipe}, compare...)
+			for _, r := range columns {
+				if r != model.RecipeAuto && r != model.RecipeFixed {
+					if _, err := model.ParseRecipe(r, cfg.Model.Taps); err != nil {
+						return usagef("%v", err)
+					}
+				}
 			}
-			if len(set.Test) == 0 {
-				return fmt.Errorf("data set %s has no test images", *data)
-			}
-			res := EvalResult{Data: *data, PerDefect: map[string]float64{}, PixelPerDefect: map[string]float64{}}
-			files := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
-			sk := newSkipped(cfg.Capture.MaxPixels)
-			var det *model.Detector
-			if *modelPath != "" {
-				det, err = model.Load(*modelPath, opts)
+			var rep EvalReport
+			memo := &backbone.VariantMemo{}
+			for _, dir := range data {
+				set, err := dataset.Scan(dir)
 				if err != nil {
 					return err
 				}
-			} else {
-				train := admitImages(pathsOf(set.Train), files.maxPixels, env.Log, sk)
+				if len(set.Test) == 0 {
+					return fmt.Errorf("data set %s has no test images", dir)
+				}
+				if *maxTest > 0 && *maxTest < len(set.Test) {
+					set.Test = spreadItems(set.Test, *maxTest)
+				}
+				files := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
+				admitted := newSkipped(cfg.Capture.MaxPixels)
+				train := admitImages(pathsOf(set.Train), files.maxPixels, env.Log, admitted)
 				if *maxTrain > 0 && *maxTrain < len(train) {
 					train = spread(train, *maxTrain)
 				}
-				start := time.Now()
-				var rep model.FitReport
-				fit := files
-				fit.paths = train
-				det, rep, err = model.Fit(ctx, opts, fit, progressBar(env.Stderr, "fit"))
-				if err != nil {
-					if sk.count() > 0 {
-						return fmt.Errorf("%w (%s)", err, sk)
+				es := EvalSet{Data: dir}
+				for k, r := range columns {
+					c := *cfg
+					c.Model.Recipe = r
+					if err := c.Validate(); err != nil {
+						return usagef("--compare %s: %v", r, err)
 					}
-					return err
-				}
-				res.FitSeconds = time.Since(start).Seconds()
-				res.TrainImages = len(train)
-				env.Log.Info("fit timing", "extract", rep.Extract.Round(time.Millisecond), "accumulate", rep.Accumulate.Round(time.Millisecond),
-					"finalize", rep.Finalize.Round(time.Millisecond), "threshold", rep.Threshold.Round(time.Millisecond), "wall", rep.Wall.Round(time.Millisecond))
-				if *saveModel != "" {
-					if err := det.Save(*saveModel); err != nil {
-						return err
+					report := ""
+					if *reportDir != "" {
+						report = filepath.Join(*reportDir, filepath.Base(filepath.Clean(dir)), strings.ReplaceAll(r, "/", "_"))
+						if len(data) == 1 && len(columns) == 1 {
+							report = *reportDir
+						}
+					}
+					job := evalJob{memo: memo, files: files, sk: newSkipped(cfg.Capture.MaxPixels), set: set, train: train, model: *modelPath, save: *saveModel, report: report,
+						candidates: *candidates && k == 0 && r == model.RecipeAuto}
+					job.sk.tooLarge, job.sk.unreadable = admitted.tooLarge, admitted.unreadable
+					res, cands, err := job.run(ctx, env, &c)
+					if err != nil {
+						if job.sk.count() > 0 {
+							err = fmt.Errorf("%w (%s)", err, job.sk)
+						}
+						return fmt.Errorf("eval %s, recipe %s: %w", dir, r, err)
+					}
+					if job.sk.count() > 0 {
+						fmt.Fprintln(env.Stdout, job.sk)
+					}
+					es.Results = append(es.Results, *res)
+					if cands != nil {
+						es.Candidates = cands
+						es.Agreement = agreement(cands)
 					}
 				}
+				rep.Sets = append(rep.Sets, es)
 			}
-			defer det.Close()
-			info := det.Info()
-			res.Features, res.Grid, res.Resize, res.Sigma = info.Features, fmt.Sprintf("%dx%d", info.GridH, info.GridW), info.Resize, info.Sigma
-			res.ContextPool, res.ContextFeatures, res.ContextWeight = info.ContextPool, info.ContextFeatures, info.ContextWeight
-			res.ModelBytes, res.Threshold = info.StateBytes, info.ImageThreshold
-
-			pix := metrics.NewPixels()
-			items := make([]evalItem, 0, len(set.Test))
-			var mask []uint8
-			var inspect time.Duration
-			progress := progressBar(env.Stderr, "eval")
-			right := 0
-			for i, it := range set.Test {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if progress != nil {
-					progress(i+1, len(set.Test))
-				}
-				img, err := files.load(it.Path)
-				if err != nil {
-					sk.add(env.Log, it.Path, err)
-					continue
-				}
-				s := time.Now()
-				r, err := det.Inspect(img)
-				if err != nil {
-					return fmt.Errorf("inspect %s: %w", it.Path, err)
-				}
-				inspect += time.Since(s)
-				if mask, err = dataset.LoadMaskWith(files.load, it.MaskPath, r.W, r.H, mask); err != nil {
-					sk.add(env.Log, it.MaskPath, fmt.Errorf("mask of %s: %w", it.Path, err))
-					continue
-				}
-				if err := pix.AddLabeled(it.Label, r.Map, mask, r.W, r.H); err != nil {
-					return fmt.Errorf("%s: %w", it.Path, err)
-				}
-				if r.Anomalous == it.Anomalous() {
-					right++
-				}
-				items = append(items, evalItem{it, r.Score})
-			}
-			if len(items) == 0 {
-				return fmt.Errorf("data set %s: no test image could be inspected (%s)", *data, sk)
-			}
-			res.TestImages = len(items)
-			res.SkippedFiles = sk.count()
-			res.MsPerImage = float64(inspect.Microseconds()) / 1e3 / float64(len(items))
-			res.Accuracy = float64(right) / float64(len(items))
-			scores, labels := scoresLabels(items, "")
-			if res.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {
-				return fmt.Errorf("image AUROC: %w", err)
-			}
-			if res.F1Max, _, err = metrics.F1Max(scores, labels); err != nil {
-				return err
-			}
-			for _, l := range set.Labels() {
-				if l == dataset.Good {
-					continue
-				}
-				s, lb := scoresLabels(items, l)
-				if a, err := metrics.AUROC(s, lb); err == nil {
-					res.PerDefect[l] = a
-				}
-			}
-			if res.PixelAUROC, err = pix.AUROC(); err != nil {
-				return fmt.Errorf("pixel AUROC: %w", err)
-			}
-			for _, l := range pix.Classes() {
-				if a, err := pix.ClassAUROC(l); err == nil {
-					res.PixelPerDefect[l] = a
-				}
-			}
-			if res.PRO, err = pix.PRO(0.3); err != nil {
-				env.Log.Warn("PRO not computed", "err", err)
-			}
-			res.PeakRSSMB = peakRSSMB()
-			printEval(env.Stdout, &res)
-			if sk.count() > 0 {
-				fmt.Fprintln(env.Stdout, sk)
-			}
+			rep.Mean = meanResults(rep.Sets, columns)
+			printEval(env.Stdout, &rep)
 			if *jsonOut != "" {
-				b, _ := json.MarshalIndent(res, "", "  ")
+				b, _ := json.MarshalIndent(rep, "", "  ")
 				if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
 					return err
 				}
 			}
-			if *reportDir != "" {
-				if err := writeReport(*reportDir, det, files.load, items, pix, scores, labels); err != nil {
-					return fmt.Errorf("report: %w", err)
-				}
-				fmt.Fprintf(env.Stdout, "report written to %s\n", *reportDir)
-			}
 			return nil
 		},
 	}
+}
+
+// evalJob evaluates one recipe on one data set.
+type evalJob struct {
+	memo        *backbone.VariantMemo
+	files       imageFiles // decodes through capture's bounded decode
+	sk          *skipped
+	set         *dataset.Set
+	train       []string
+	model, save string
+	report      string
+	candidates  bool
+}
+
+// run fits (or loads) the detector and scores the test set with it; with
+// candidates, the search's every candidate scores it too.
+func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalResult, []CandidateEval, error) {
+	opts, err := daemon.ModelOptions(cfg, env.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Every recipe of the run on the same backbone variant: figures then
+	// differ by the recipe alone.
+	opts.Backbone.Memo = j.memo
+	res := EvalResult{Data: j.set.Dir, PerDefect: map[string]float64{}, PixelPerDefect: map[string]float64{}}
+	real := map[string]*RealFigures{}
+	if j.candidates {
+		opts.Search.OnFamily = func(f *model.Family) error {
+			accs := make([]*testScore, len(f.Variants))
+			for i := range accs {
+				accs[i] = newTestScore(false)
+			}
+			err := j.scoreTestSet(ctx, env, "candidates", func(img image.Image) ([]*model.Inspection, error) { return f.Inspect(img) }, accs)
+			if err != nil {
+				return err
+			}
+			for i, v := range f.Variants {
+				a := accs[i]
+				rf := &RealFigures{}
+				s, l := scoresLabels(a.items, "")
+				rf.ImageAUROC, _ = metrics.AUROC(s, l)
+				rf.PixelAUROC, _ = a.pix.AUROC()
+				rf.PRO, _ = a.pix.PRO(0.3)
+				real[v.Info().Recipe] = rf
+			}
+			return nil
+		}
+	}
+	var det *model.Detector
+	if j.model != "" {
+		if det, err = model.Load(j.model, opts); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		start := time.Now()
+		var rep model.FitReport
+		src := j.files
+		src.paths = j.train
+		det, rep, err = model.Fit(ctx, opts, src, progressBar(env.Stderr, "fit"))
+		if err != nil {
+			return nil, nil, err
+		}
+		res.FitSeconds = time.Since(start).Seconds()
+		res.SearchSeconds = rep.SearchTime.Seconds()
+		res.TrainImages = len(j.train)
+		env.Log.Info("fit timing", "search", rep.SearchTime.Round(time.Millisecond), "extract", rep.Extract.Round(time.Millisecond),
+			"accumulate", rep.Accumulate.Round(time.Millisecond), "finalize", rep.Finalize.Round(time.Millisecond),
+			"threshold", rep.Threshold.Round(time.Millisecond), "wall", rep.Wall.Round(time.Millisecond))
+		if rep.Search != nil && rep.Search.Fallback == "" {
+			res.Search = rep.Search.Candidates
+		}
+		if j.save != "" {
+			if err := det.Save(j.save); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	defer det.Close()
+	info := det.Info()
+	res.Recipe, res.RecipeChoice = info.Recipe, info.RecipeChoice
+	res.Features, res.Grid, res.Resize, res.Sigma = info.Features, fmt.Sprintf("%dx%d", info.GridH, info.GridW), info.Resize, info.Sigma
+	res.ContextPool, res.ContextFeatures, res.ContextWeight = info.ContextPool, info.ContextFeatures, info.ContextWeight
+	res.ModelBytes, res.Threshold, res.ThresholdImages = info.StateBytes, info.ImageThreshold, info.ThresholdImages
+
+	acc := newTestScore(true)
+	if err := j.scoreTestSet(ctx, env, "eval", func(img image.Image) ([]*model.Inspection, error) {
+		r, err := det.Inspect(img)
+		return []*model.Inspection{r}, err
+	}, []*testScore{acc}); err != nil {
+		return nil, nil, err
+	}
+	if err := acc.fill(&res, j.set); err != nil {
+		return nil, nil, err
+	}
+	res.SkippedFiles = j.sk.count()
+	res.PeakRSSMB = peakRSSMB()
+	if j.report != "" {
+		scores, labels := scoresLabels(acc.items, "")
+		if err := writeReport(j.report, det, j.files.load, acc.items, acc.pix, scores, labels); err != nil {
+			return nil, nil, fmt.Errorf("report: %w", err)
+		}
+		fmt.Fprintf(env.Stdout, "report written to %s\n", j.report)
+	}
+	var cands []CandidateEval
+	for _, c := range res.Search {
+		rf, ok := real[c.Name]
+		if !ok {
+			continue
+		}
+		cands = append(cands, CandidateEval{Recipe: c.Name, Synthetic: c.Figures, Real: *rf, Chosen: c.Name == info.Recipe})
+	}
+	return &res, cands, nil
+}
+
+// testScore accumulates one detector's results over a test set.
+type testScore struct {
+	pix     *metrics.Pixels
+	items   []evalItem
+	right   int
+	fa, fan int // false alarms of good images, good images
+	miss, n int // misses of defective images, defective images
+	iou     float64
+	iouN    int
+	inspect time.Duration
+	regions metrics.Regions
+	truth   []metrics.Box
+	labeled bool
+}
+
+func newTestScore(labeled bool) *testScore {
+	return &testScore{pix: metrics.NewPixels(), labeled: labeled}
+}
+
+// scoreTestSet runs every test image through inspect, which returns one
+// inspection per accumulator. Images and masks that cannot be read, or are
+// over capture.max_pixels, are skipped and counted (once, on the final
+// detector's pass).
+func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, inspect func(image.Image) ([]*model.Inspection, error), accs []*testScore) error {
+	var mask []uint8
+	var gtRegions metrics.Regions
+	progress := progressBar(env.Stderr, label)
+	count := label == "eval"
+	scored := 0
+	for i, it := range j.set.Test {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(i+1, len(j.set.Test))
+		}
+		img, err := j.files.load(it.Path)
+		if err != nil {
+			if count {
+				j.sk.add(env.Log, it.Path, err)
+			}
+			continue
+		}
+		b := img.Bounds()
+		if mask, err = dataset.LoadMaskWith(j.files.load, it.MaskPath, b.Dx(), b.Dy(), mask); err != nil {
+			if count {
+				j.sk.add(env.Log, it.MaskPath, fmt.Errorf("mask of %s: %w", it.Path, err))
+			}
+			continue
+		}
+		s := time.Now()
+		rs, err := inspect(img)
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", it.Path, err)
+		}
+		el := time.Since(s)
+		var truth []metrics.Box
+		if it.MaskPath != "" {
+			truth = append(truth, gtRegions.Find(mask, b.Dx(), b.Dy(), 0)...)
+		}
+		for k, r := range rs {
+			if err := accs[k].add(it, r, mask, truth, el); err != nil {
+				return fmt.Errorf("%s: %w", it.Path, err)
+			}
+		}
+		scored++
+	}
+	if scored == 0 {
+		return fmt.Errorf("data set %s: no test image could be inspected (%s)", j.set.Dir, j.sk)
+	}
+	return nil
+}
+
+func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, truth []metrics.Box, el time.Duration) error {
+	a.inspect += el
+	var err error
+	if a.labeled {
+		err = a.pix.AddLabeled(it.Label, r.Map, mask, r.W, r.H)
+	} else {
+		err = a.pix.Add(r.Map, mask, r.W, r.H)
+	}
+	if err != nil {
+		return err
+	}
+	if r.Anomalous == it.Anomalous() {
+		a.right++
+	}
+	if it.Anomalous() {
+		a.n++
+		if !r.Anomalous {
+			a.miss++
+		}
+		if len(truth) > 0 && r.Anomalous {
+			pred := a.regions.FindGray(r.Mask, daemon.MaxAlarmRegions)
+			a.iou += metrics.BoxIoU(pred, truth, r.W, r.H)
+			a.iouN++
+		}
+	} else {
+		a.fan++
+		if r.Anomalous {
+			a.fa++
+		}
+	}
+	a.items = append(a.items, evalItem{it, r.Score})
+	return nil
+}
+
+// fill computes the figures into res.
+func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
+	n := len(a.items)
+	res.TestImages = n
+	res.MsPerImage = float64(a.inspect.Microseconds()) / 1e3 / float64(n)
+	res.Accuracy = float64(a.right) / float64(n)
+	res.FalseAlarmRate = float64(a.fa) / float64(max(a.fan, 1))
+	res.MissRate = float64(a.miss) / float64(max(a.n, 1))
+	res.RegionIoU, res.RegionIoUImages = a.iou/float64(max(a.iouN, 1)), a.iouN
+	scores, labels := scoresLabels(a.items, "")
+	var err error
+	if res.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {
+		return fmt.Errorf("image AUROC: %w", err)
+	}
+	if res.F1Max, _, err = metrics.F1Max(scores, labels); err != nil {
+		return err
+	}
+	for _, l := range set.Labels() {
+		if l == dataset.Good {
+			continue
+		}
+		s, lb := scoresLabels(a.items, l)
+		if v, err := metrics.AUROC(s, lb); err == nil {
+			res.PerDefect[l] = v
+		}
+	}
+	if res.PixelAUROC, err = a.pix.AUROC(); err != nil {
+		return fmt.Errorf("pixel AUROC: %w", err)
+	}
+	for _, l := range a.pix.Classes() {
+		if v, err := a.pix.ClassAUROC(l); err == nil {
+			res.PixelPerDefect[l] = v
+		}
+	}
+	res.PRO, _ = a.pix.PRO(0.3)
+	return nil
+}
+
+// agreement computes how the synthetic score ranks the candidates against
+// their real figures.
+func agreement(c []CandidateEval) *RankAgreement {
+	if len(c) < 3 {
+		return nil
+	}
+	syn := make([]float64, len(c))
+	var img, pix, pro, mean []float64
+	for i, x := range c {
+		syn[i] = x.Synthetic.Score
+		img = append(img, x.Real.ImageAUROC)
+		pix = append(pix, x.Real.PixelAUROC)
+		pro = append(pro, x.Real.PRO)
+		mean = append(mean, (x.Real.ImageAUROC+x.Real.PixelAUROC+x.Real.PRO)/3)
+	}
+	a := &RankAgreement{ImageAUROC: spearman(syn, img), PixelAUROC: spearman(syn, pix), PRO: spearman(syn, pro), Mean: spearman(syn, mean), Candidates: len(c)}
+	for i, x := range c {
+		if !x.Chosen {
+			continue
+		}
+		a.ChosenRank = 1
+		for j := range c {
+			if mean[j] > mean[i] {
+				a.ChosenRank++
+			}
+		}
+	}
+	return a
+}
+
+// spearman is Spearman's rank correlation of x and y (ties get their mean
+// rank): the Pearson correlation of the ranks.
+func spearman(x, y []float64) float64 {
+	rx, ry := ranks(x), ranks(y)
+	n := float64(len(x))
+	var mx, my float64
+	for i := range rx {
+		mx += rx[i] / n
+		my += ry[i] / n
+	}
+	var sxy, sxx, syy float64
+	for i := range rx {
+		sxy += (rx[i] - mx) * (ry[i] - my)
+		sxx += (rx[i] - mx) * (rx[i] - mx)
+		syy += (ry[i] - my) * (ry[i] - my)
+	}
+	if sxx == 0 || syy == 0 {
+		return 0
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
+func ranks(v []float64) []float64 {
+	idx := make([]int, len(v))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return v[idx[a]] < v[idx[b]] })
+	r := make([]float64, len(v))
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && v[idx[j]] == v[idx[i]] {
+			j++
+		}
+		for k := i; k < j; k++ {
+			r[idx[k]] = float64(i+j+1) / 2
+		}
+		i = j
+	}
+	return r
+}
+
+// meanResults averages each column's figures over the sets.
+func meanResults(sets []EvalSet, columns []string) []EvalResult {
+	if len(sets) < 2 {
+		return nil
+	}
+	out := make([]EvalResult, len(columns))
+	n := float64(len(sets))
+	for k := range out {
+		m := &out[k]
+		m.Data, m.Recipe = "mean", columns[k]
+		for _, s := range sets {
+			r := s.Results[k]
+			m.ImageAUROC += r.ImageAUROC / n
+			m.PixelAUROC += r.PixelAUROC / n
+			m.PRO += r.PRO / n
+			m.RegionIoU += r.RegionIoU / n
+			m.F1Max += r.F1Max / n
+			m.FalseAlarmRate += r.FalseAlarmRate / n
+			m.MissRate += r.MissRate / n
+			m.MsPerImage += r.MsPerImage / n
+			m.FitSeconds += r.FitSeconds / n
+		}
+	}
+	return out
 }
 
 // overrideBool applies an on/off flag to a setting; "" leaves it.
@@ -300,6 +687,16 @@ func spread(p []string, n int) []string {
 	return out
 }
 
+// spreadItems picks n test items evenly over the list (which is sorted by
+// label, so every label keeps its share).
+func spreadItems(p []dataset.Item, n int) []dataset.Item {
+	out := make([]dataset.Item, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, p[i*len(p)/n])
+	}
+	return out
+}
+
 // scoresLabels returns image scores and labels: all test images, or good
 // images plus one defect type.
 func scoresLabels(items []evalItem, only string) ([]float64, []bool) {
@@ -315,17 +712,50 @@ func scoresLabels(items []evalItem, only string) ([]float64, []bool) {
 	return s, l
 }
 
-func printEval(w io.Writer, r *EvalResult) {
+func printEval(w io.Writer, rep *EvalReport) {
+	for _, s := range rep.Sets {
+		for _, r := range s.Results {
+			printResultDetail(w, &r)
+		}
+		if len(s.Candidates) > 0 {
+			printCandidates(w, &s)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	head := "set\trecipe\timage AUROC\tpixel AUROC\tPRO\tregion IoU\tF1-max\tfalse alarms\tmisses\tms/image\tfit s\t"
+	fmt.Fprintln(tw, head)
+	row := func(name string, r *EvalResult) {
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO, r.RegionIoU,
+			r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate, r.MsPerImage, r.FitSeconds)
+	}
+	for _, s := range rep.Sets {
+		for _, r := range s.Results {
+			row(filepath.Base(filepath.Clean(s.Data)), &r)
+		}
+	}
+	for _, m := range rep.Mean {
+		row("mean", &m)
+	}
+	tw.Flush()
+}
+
+func printResultDetail(w io.Writer, r *EvalResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "data\t%s\n", r.Data)
 	ctx := "off"
 	if r.ContextPool > 0 {
 		ctx = fmt.Sprintf("cells of %d, d=%d, weight %g", r.ContextPool, r.ContextFeatures, r.ContextWeight)
 	}
+	choice := ""
+	if r.RecipeChoice != "" {
+		choice = " (" + r.RecipeChoice + ")"
+	}
+	fmt.Fprintf(tw, "recipe\t%s%s\n", r.Recipe, choice)
 	fmt.Fprintf(tw, "model\td=%d grid %s resize %s sigma %g context %s\n", r.Features, r.Grid, r.Resize, r.Sigma, ctx)
 	fmt.Fprintf(tw, "image AUROC\t%.4f\n", r.ImageAUROC)
 	fmt.Fprintf(tw, "pixel AUROC\t%.4f\n", r.PixelAUROC)
 	fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\t%.4f\n", r.PRO)
+	fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes, %d flagged defective images)\n", r.RegionIoU, r.RegionIoUImages)
 	fmt.Fprintf(tw, "F1-max\t%.4f\n", r.F1Max)
 	labels := make([]string, 0, len(r.PerDefect))
 	for l := range r.PerDefect {
@@ -340,14 +770,41 @@ func printEval(w io.Writer, r *EvalResult) {
 		}
 		fmt.Fprintf(tw, "  %s\t%.4f  %s\n", l, r.PerDefect[l], px)
 	}
-	fmt.Fprintf(tw, "threshold\t%.4g (%.1f%% of test images judged right)\n", r.Threshold, 100*r.Accuracy)
+	fmt.Fprintf(tw, "threshold\t%.4g from %d good images: false alarms %.1f%% of good test images, misses %.1f%% of defective ones (%.1f%% judged right)\n",
+		r.Threshold, r.ThresholdImages, 100*r.FalseAlarmRate, 100*r.MissRate, 100*r.Accuracy)
 	if r.TrainImages > 0 {
-		fmt.Fprintf(tw, "fit\t%d images in %.1f s\n", r.TrainImages, r.FitSeconds)
+		s := ""
+		if r.SearchSeconds > 0 {
+			s = fmt.Sprintf(" (recipe search %.1f s)", r.SearchSeconds)
+		}
+		fmt.Fprintf(tw, "fit\t%d images in %.1f s%s\n", r.TrainImages, r.FitSeconds, s)
 	}
 	fmt.Fprintf(tw, "time per image\t%.1f ms (%d test images)\n", r.MsPerImage, r.TestImages)
 	fmt.Fprintf(tw, "model bytes\t%d (%.1f MiB scoring state)\n", r.ModelBytes, float64(r.ModelBytes)/(1<<20))
 	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.PeakRSSMB)
 	tw.Flush()
+	fmt.Fprintln(w)
+}
+
+// printCandidates shows every search candidate's synthetic figures beside
+// its real ones, and how well the first rank the second.
+func printCandidates(w io.Writer, s *EvalSet) {
+	fmt.Fprintf(w, "recipe candidates on %s: synthetic defects (validation) against the real test set\n", s.Data)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "recipe\tsyn score\tsyn image\tsyn pixel\tsyn PRO\tsyn FA\treal image\treal pixel\treal PRO\t")
+	for _, c := range s.Candidates {
+		mark := ""
+		if c.Chosen {
+			mark = " *"
+		}
+		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.4f\t%.4f\t%.4f\t\n", c.Recipe, mark, c.Synthetic.Score, c.Synthetic.ImageAUROC, c.Synthetic.PixelAUROC,
+			c.Synthetic.PRO, 100*c.Synthetic.FalseAlarms, c.Real.ImageAUROC, c.Real.PixelAUROC, c.Real.PRO)
+	}
+	tw.Flush()
+	if a := s.Agreement; a != nil {
+		fmt.Fprintf(w, "rank correlation (Spearman) of the synthetic score with real image AUROC %.3f, pixel AUROC %.3f, PRO %.3f, their mean %.3f; chosen ranks %d of %d by the real mean\n\n",
+			a.ImageAUROC, a.PixelAUROC, a.PRO, a.Mean, a.ChosenRank, a.Candidates)
+	}
 }
 
 // peakRSSMB reads VmHWM, the process's peak resident set.

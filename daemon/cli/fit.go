@@ -3,15 +3,16 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/inspectd/inspectd/daemon"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
 )
@@ -32,13 +33,12 @@ func normalImages(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".jpg", ".jpeg", ".png":
+		if !e.IsDir() && dataset.IsImageFile(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("data %s: no train/good folder and no JPEG or PNG images", dir)
+		return nil, fmt.Errorf("data %s: no train/good folder with images and no %s images in the folder itself", dir, dataset.ImageKinds)
 	}
 	return out, nil
 }
@@ -104,17 +104,58 @@ func cmdFit() *Command {
 				return err
 			}
 			info := det.Info()
+			if rep.Search != nil {
+				printSearch(env.Stdout, rep.Search)
+			}
 			ctxGrid := "no context scale"
 			if info.ContextPool > 0 {
 				ctxGrid = fmt.Sprintf("context grid %dx%d d=%d weight %g", info.ContextGridH, info.ContextGridW, info.ContextFeatures, info.ContextWeight)
 			}
-			fmt.Fprintf(env.Stdout, "fitted %s on %d images (%d held out for the threshold): d=%d, grid %dx%d, %s, state %.1f MiB, threshold %.4g, %s\n",
-				*out, rep.Images, rep.HeldOut, rep.Features, info.GridH, info.GridW, ctxGrid, float64(rep.StateBytes)/(1<<20),
-				info.ImageThreshold, rep.Wall.Round(time.Millisecond))
+			fmt.Fprintf(env.Stdout, "fitted %s with recipe %s on %d images: d=%d, grid %dx%d, %s, state %.1f MiB, threshold %.4g from %d good images (each scored leave one out), %s\n",
+				*out, info.Recipe, rep.Images, rep.Features, info.GridH, info.GridW, ctxGrid, float64(rep.StateBytes)/(1<<20),
+				info.ImageThreshold, rep.ThresholdImages, rep.Wall.Round(time.Millisecond))
 			if sk.count() > 0 {
 				fmt.Fprintln(env.Stdout, sk)
 			}
 			return nil
 		},
+	}
+}
+
+// printSearch prints the recipe search's table: every candidate's
+// validation figures on held-out good images with synthetic defects, the
+// chosen one marked.
+func printSearch(w io.Writer, s *model.SearchReport) {
+	if s.Fallback != "" {
+		fmt.Fprintf(w, "recipe search skipped (%s): fixed recipe %s\n", s.Fallback, s.Chosen.Name)
+		return
+	}
+	fmt.Fprintf(w, "recipe search: %d candidates, each fitted on %d images and judged on %d held-out good images, untouched and with %d synthetic defects (%.1f s)\n",
+		len(s.Candidates), s.FitImages, s.Good, s.Defects, s.Wall.Seconds())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "recipe\tscore\timage AUROC\tpixel AUROC\tPRO\tfalse alarms\tmisses\tthreshold\t")
+	for _, c := range s.Candidates {
+		mark := "  "
+		switch {
+		case c.Name == s.Chosen.Name:
+			mark = " *"
+		case c.Name == s.Reference:
+			mark = " ="
+		}
+		if c.Err != "" {
+			fmt.Fprintf(tw, "%s%s\t%s\t\t\t\t\t\t\t\n", c.Name, mark, "failed: "+c.Err)
+			continue
+		}
+		f := c.Figures
+		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.4g\t\n", c.Name, mark, f.Score, f.ImageAUROC, f.PixelAUROC, f.PRO,
+			100*f.FalseAlarms, 100*f.Misses, c.Threshold)
+	}
+	tw.Flush()
+	if s.Reference != "" && s.Reference != s.Chosen.Name {
+		fmt.Fprintf(w, "chosen: %s (*), more than the margin above the fixed recipe %s (=)\n", s.Chosen.Name, s.Reference)
+	} else if s.Reference != "" {
+		fmt.Fprintf(w, "chosen: %s (*), the fixed recipe: no candidate beat it by more than the margin\n", s.Chosen.Name)
+	} else {
+		fmt.Fprintf(w, "chosen: %s (* above)\n", s.Chosen.Name)
 	}
 }

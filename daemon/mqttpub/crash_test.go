@@ -8,14 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
 
@@ -106,74 +105,10 @@ func childPublisher() int {
 	return 0
 }
 
-// child is a running publisher process.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	done  chan error
-}
-
-func startChild(t *testing.T, env ...string) *child {
+// startChild runs the test binary as a publisher child process.
+func startChild(t *testing.T, env ...string) *testproc.Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), envChild+"=1"), env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb := &logBuffer{}
-	cmd.Stderr = lb
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("child publisher log:\n%s", lb.String())
-		}
-	})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-	}()
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return c
-}
-
-// expect waits for a line starting with prefix and returns the rest.
-func (c *child) expect(t *testing.T, prefix string) string {
-	t.Helper()
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("child exited before printing %q", prefix)
-			}
-			if rest, found := strings.CutPrefix(l, prefix); found {
-				return strings.TrimSpace(rest)
-			}
-		case <-timeout:
-			t.Fatalf("child did not print %q within 15s", prefix)
-		}
-	}
-}
-
-func (c *child) kill(t *testing.T) {
-	t.Helper()
-	if err := c.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-c.done
+	return testproc.Start(t, append([]string{envChild + "=1"}, env...)...)
 }
 
 func countMsgFiles(t *testing.T, dir string) int {
@@ -198,16 +133,16 @@ func TestSIGKILLWhileBrokerDown(t *testing.T) {
 	env := []string{envBroker + "=" + b.URL, envStore + "=" + store}
 
 	first := startChild(t, append(env, envFirst+"=1", envCount+"=20")...)
-	if q := first.expect(t, "QUEUED"); q != "20" {
+	if q := first.Expect(t, "QUEUED"); q != "20" {
 		t.Fatalf("first run queued %s, want 20", q)
 	}
-	first.kill(t)
+	first.Kill(t)
 	if n := countMsgFiles(t, store); n != 20 {
 		t.Fatalf("%d messages on disk after SIGKILL, want 20", n)
 	}
 
 	second := startChild(t, append(env, envFirst+"=21", envCount+"=10")...)
-	if q := second.expect(t, "QUEUED"); q != "30" {
+	if q := second.Expect(t, "QUEUED"); q != "30" {
 		t.Fatalf("second run reports %s queued, want 30 (20 recovered + 10 new)", q)
 	}
 	b.Restart()
@@ -231,9 +166,9 @@ func TestSIGKILLWhileBrokerDown(t *testing.T) {
 			t.Fatalf("alarms replayed out of order: %v", order)
 		}
 	}
-	second.stdin.Close()
+	second.Stdin.Close()
 	select {
-	case err := <-second.done:
+	case err := <-second.Done:
 		if err != nil {
 			t.Fatalf("second run exited with %v", err)
 		}
@@ -252,12 +187,12 @@ func TestLastWill(t *testing.T) {
 	status := mqttpub.TopicsFor(mqttpub.DefaultTopicPrefix, "cam1").Status
 	sub := collect(t, b.URL, "watcher", false, status)
 	c := startChild(t, envBroker+"="+b.URL, envStore+"="+t.TempDir(), envCount+"=0", envConnect+"=1")
-	c.expect(t, "CONNECTED")
+	c.Expect(t, "CONNECTED")
 	waitFor(t, 5*time.Second, "online", func() bool {
 		m := sub.on(status)
 		return len(m) > 0 && string(m[len(m)-1].payload) == "online"
 	})
-	c.kill(t)
+	c.Kill(t)
 	waitFor(t, 10*time.Second, "offline from the Last Will", func() bool {
 		m := sub.on(status)
 		return string(m[len(m)-1].payload) == "offline"

@@ -81,7 +81,7 @@ func TestBrokerPacketLimit(t *testing.T) {
 		t.Fatalf("%d distinct results of %d", len(seen), n)
 	}
 	st := p.State()
-	learned := lb.count("dropped the connection right after a large message")
+	learned := lb.Count("dropped the connection right after a large message")
 	if st.Reconnects < 1 || st.Reconnects > 3 || uint64(learned) != st.Reconnects {
 		t.Fatalf("%d reconnects, %d limit lines: want 1-3, one line each", st.Reconnects, learned)
 	}
@@ -148,7 +148,7 @@ func TestOversizeQoS1NotResent(t *testing.T) {
 	if st := p.State(); st.Reconnects != 1 {
 		t.Fatalf("%d reconnects: the oversize message was resent", st.Reconnects)
 	}
-	if lb.count("set aside") != 1 {
+	if lb.Count("set aside") != 1 {
 		t.Fatalf("want one log line for the set-aside message:\n%s", lb.String())
 	}
 }
@@ -185,10 +185,10 @@ func TestClientIDClash(t *testing.T) {
 	}
 	before := p.State().Reconnects
 	waitFor(t, 15*time.Second, "more drops", func() bool { return p.State().Reconnects >= before+2 })
-	if got := lb.count("same client id", "client_id=inspectd-cam1"); got != 1 {
+	if got := lb.Count("same client id", "client_id=inspectd-cam1"); got != 1 {
 		t.Fatalf("%d clash lines, want one per episode:\n%s", got, lb.String())
 	}
-	if got := lb.count("level=WARN", "connection lost"); got > 4 {
+	if got := lb.Count("level=WARN", "connection lost"); got > 4 {
 		t.Fatalf("%d lines for drops: after the clash line the drops are not logged one by one:\n%s", got, lb.String())
 	}
 }

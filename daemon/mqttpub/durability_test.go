@@ -196,10 +196,10 @@ func TestOutboxFlood(t *testing.T) {
 	if want := (mqttpub.ClassCounts{Image: 50, Alarm: 50}); st.Refused != want {
 		t.Fatalf("Refused %+v, want %+v", st.Refused, want)
 	}
-	if lb.count("level=ERROR", "ALARM REFUSED") < 1 || lb.count("ALARM REFUSED") > 2 {
+	if lb.Count("level=ERROR", "ALARM REFUSED") < 1 || lb.Count("ALARM REFUSED") > 2 {
 		t.Fatalf("want a loud line for refused alarms, not one per alarm:\n%s", lb.String())
 	}
-	if lb.count("mqtt outbox full: dropping") != 1 {
+	if lb.Count("mqtt outbox full: dropping") != 1 {
 		t.Fatalf("want one line when the outbox starts dropping:\n%s", lb.String())
 	}
 	b.Restart()
@@ -269,10 +269,10 @@ func TestReplayNotOvertaken(t *testing.T) {
 	sub := collect(t, b.URL, "alarm-counter", false, topic)
 	store := t.TempDir()
 	first := startChild(t, envBroker+"=tcp://127.0.0.1:1", envStore+"="+store, envFirst+"=1", envCount+"=300", envPad+"=300")
-	first.expect(t, "QUEUED")
-	first.kill(t)
+	first.Expect(t, "QUEUED")
+	first.Kill(t)
 	second := startChild(t, envBroker+"="+b.URL, envStore+"="+store, envFirst+"=301", envCount+"=50", envConnect+"=1")
-	second.expect(t, "QUEUED")
+	second.Expect(t, "QUEUED")
 	seen := map[uint64]bool{}
 	var order []uint64
 	waitFor(t, 30*time.Second, "350 alarms", func() bool {
@@ -307,18 +307,18 @@ func TestQoS2PacketIDsNotReused(t *testing.T) {
 	store := t.TempDir()
 	env := []string{envStore + "=" + store, envQoS2 + "=1"}
 	first := startChild(t, append(env, envBroker+"="+px.URL, envConnect+"=1", envGo+"=1", envFirst+"=1", envCount+"=5")...)
-	first.expect(t, "CONNECTED")
+	first.Expect(t, "CONNECTED")
 	px.StallToClient() // from now on the broker's PUBRECs are held
-	if _, err := first.stdin.Write([]byte("go\n")); err != nil {
+	if _, err := first.Stdin.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
-	first.expect(t, "QUEUED")
+	first.Expect(t, "QUEUED")
 	waitFor(t, 5*time.Second, "five messages handed over with their packet ids on disk", func() bool {
 		m, _ := filepath.Glob(filepath.Join(store, "*-o.*.msg"))
 		return len(m) == 5
 	})
 	time.Sleep(200 * time.Millisecond) // let the proxy pass them on
-	first.kill(t)
+	first.Kill(t)
 	px.Cut()
 	px.Resume()
 
@@ -329,17 +329,17 @@ func TestQoS2PacketIDsNotReused(t *testing.T) {
 	must(t, os.Rename(last, last+".away"))
 	must(t, os.Mkdir(last, 0o700))
 	second := startChild(t, append(env, envBroker+"="+b.URL, envConnect+"=1", envFirst+"=6", envCount+"=30")...)
-	second.expect(t, "QUEUED")
+	second.Expect(t, "QUEUED")
 	waitFor(t, 10*time.Second, "34 results", func() bool { return len(sub.on(topic)) >= 34 })
 	if strings.Contains(b.Log(), "Reused message ID") {
 		t.Fatalf("a packet id held by the broker was reused:\n%s", b.Log())
 	}
-	second.stdin.Close()
-	<-second.done
+	second.Stdin.Close()
+	<-second.Done
 	must(t, os.Remove(last))
 	must(t, os.Rename(last+".away", last))
 	third := startChild(t, append(env, envBroker+"="+b.URL, envConnect+"=1", envFirst+"=100", envCount+"=0")...)
-	third.expect(t, "QUEUED")
+	third.Expect(t, "QUEUED")
 	waitFor(t, 10*time.Second, "35 results", func() bool { return len(sub.on(topic)) >= 35 })
 	time.Sleep(300 * time.Millisecond)
 	if strings.Contains(b.Log(), "Reused message ID") {

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
 
-func newPublisher(t *testing.T, url, device string, mut func(*mqttpub.Options)) (*mqttpub.Publisher, *logBuffer) {
+func newPublisher(t *testing.T, url, device string, mut func(*mqttpub.Options)) (*mqttpub.Publisher, *testproc.LogBuffer) {
 	t.Helper()
 	log, lb := newLogger(t)
 	o := mqttpub.Options{
@@ -239,7 +240,7 @@ func TestBrokerKilledMidRun(t *testing.T) {
 	if queuedWhileDown == 0 {
 		t.Fatal("no alarm was queued while the broker was down; the test did not exercise the outage")
 	}
-	if lb.count("mqtt connection lost") < 1 || lb.count("mqtt reconnected") < 1 {
+	if lb.Count("mqtt connection lost") < 1 || lb.Count("mqtt reconnected") < 1 {
 		t.Fatalf("expected connection lost / reconnected log lines")
 	}
 	t.Logf("%d alarms, %d queued during the outage, %d duplicates allowed by QoS 1", n, queuedWhileDown, dupes(seen))
@@ -286,7 +287,7 @@ func TestWrongPassword(t *testing.T) {
 		t.Fatalf("State() = %+v", st)
 	}
 	// One line per attempt (a further attempt may have started since State).
-	if got := lb.count("mqtt connect failed", "hint=\"the broker refused the credentials"); got < st.Failures || got > st.Failures+1 {
+	if got := lb.Count("mqtt connect failed", "hint=\"the broker refused the credentials"); got < st.Failures || got > st.Failures+1 {
 		t.Fatalf("%d log lines for %d failed attempts:\n%s", got, st.Failures, lb.String())
 	}
 	if st.Queued != 1 {

@@ -14,8 +14,12 @@ import (
 // Header is what results and alarms both say of an inspection; its fields
 // appear at the top level of either payload.
 type Header struct {
-	// Seq numbers inspections from 1 since the daemon started.
-	Seq uint64 `json:"seq"`
+	// Seq numbers inspections from 1 since the process started; it goes on
+	// across configuration reloads and remote pushes. BootID changes at
+	// every start, so (BootID, Seq) names one inspection for good: a
+	// consumer that deduplicates by seq must key on both.
+	Seq    uint64 `json:"seq"`
+	BootID string `json:"boot_id,omitempty"`
 	// FrameTime is when the camera captured the frame (RFC 3339, UTC).
 	FrameTime time.Time `json:"frame_time"`
 	// TriggerID echoes the id of the trigger request this inspection
@@ -133,6 +137,9 @@ func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return fail("payload %s is not a JSON object", quoteShort(payload))
 	}
+	if key := duplicateKey(trimmed); key != "" {
+		return fail("field %q appears twice", key)
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&t); err != nil {
@@ -153,6 +160,58 @@ func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 		}
 	}
 	return t, nil
+}
+
+// duplicateKey returns a key that appears twice at the top level of a JSON
+// object ("" when none does, or when it is not an object: the decoder says
+// what is wrong then). encoding/json would keep the last one silently.
+func duplicateKey(obj []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
+// TriggerID returns the "id" string of a trigger request that ParseTrigger
+// refused for another reason (an unknown field, a bad time), so that its
+// sender can still be answered; "" when there is no usable id.
+func TriggerID(payload []byte) string {
+	if len(payload) > maxTriggerPayload {
+		return ""
+	}
+	var v struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(payload, &v) != nil {
+		return ""
+	}
+	id, _ := v.ID.(string)
+	if id == "" || len(id) > MaxTriggerIDLen || !utf8.ValidString(id) {
+		return ""
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return ""
+		}
+	}
+	return id
 }
 
 // quoteShort quotes at most 64 bytes of b for an error message.

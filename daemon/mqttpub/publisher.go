@@ -33,6 +33,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -106,6 +107,14 @@ type Message struct {
 	Retained bool
 	// Duplicate is the MQTT DUP flag: a QoS 1/2 redelivery.
 	Duplicate bool
+	// Backlog is set for a message that arrived on this connection before
+	// the broker acknowledged the subscription it matches: one the broker
+	// held for this (persistent) session while the client was away, sent
+	// right after CONNACK. A request that needs an answer now (a trigger)
+	// is that old; one that may be applied late (a configuration push) is
+	// not harmed by it. A message published in the moment between CONNACK
+	// and SUBACK is flagged too.
+	Backlog bool
 }
 
 // Handler receives messages on subscribed topics. It runs on a paho
@@ -213,6 +222,9 @@ type Publisher struct {
 type subscription struct {
 	qos     byte
 	handler mqtt.MessageHandler
+	// acked is set once the broker acknowledged the subscription on the
+	// current connection; until then matching messages are Backlog.
+	acked *atomic.Bool
 }
 
 // New validates opts, loads the outbox left by a previous run and prepares
@@ -417,6 +429,11 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 			reason = n.Reason.Error()
 		}
 		up := p.box.connLost(time.Now()).Round(time.Millisecond)
+		p.mu.Lock()
+		for _, sub := range p.subs { // what comes before the next SUBACK is the session's backlog
+			sub.acked.Store(false)
+		}
+		p.mu.Unlock()
 		p.stMu.Lock()
 		p.lastErr, p.lastErrAt = reason, time.Now()
 		level := slog.LevelWarn
@@ -537,7 +554,9 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 		}
 		if err := tok.Error(); err != nil {
 			p.log.Warn("mqtt subscribe failed; retried on the next connect", "topic", filter, "error", err)
+			continue
 		}
+		s.acked.Store(true)
 	}
 }
 
@@ -673,15 +692,16 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if filter == "" || h == nil || qos > 2 {
 		return fmt.Errorf("mqtt subscribe %q: need a non-empty filter, a handler and QoS 0..2", filter)
 	}
+	acked := new(atomic.Bool)
 	mh := func(_ mqtt.Client, m mqtt.Message) {
-		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate()})
+		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: !acked.Load()})
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return fmt.Errorf("mqtt subscribe %s: %w", filter, ErrClosed)
 	}
-	p.subs[filter] = subscription{qos: qos, handler: mh}
+	p.subs[filter] = subscription{qos: qos, handler: mh, acked: acked}
 	p.mu.Unlock()
 	p.client.AddRoute(filter, mh)
 	if !p.client.IsConnectionOpen() {
@@ -694,6 +714,7 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("mqtt subscribe %s: %w", filter, err)
 	}
+	acked.Store(true)
 	return nil
 }
 

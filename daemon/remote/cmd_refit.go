@@ -11,8 +11,9 @@ import (
 // Refit defaults and bounds.
 const (
 	// DefaultRefitFrames is the frames a live refit fits on when count is
-	// not given: 10% of them are held out for the threshold, 20 held out
-	// frames being the least the per-position statistics need.
+	// not given: all are fitted and each scored leave one out for the
+	// threshold; the recipe search (model.recipe auto) holds a fifth of
+	// them out to judge its candidates.
 	DefaultRefitFrames = 200
 	// DefaultMaxFalseAlarmRate is the share of validation frames the new
 	// model may flag before it is rejected.

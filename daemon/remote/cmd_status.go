@@ -60,16 +60,26 @@ func modelSummary(info model.Info) map[string]any {
 		return nil
 	}
 	m := map[string]any{
-		"id":              info.ID,
-		"image_threshold": info.ImageThreshold,
-		"pixel_threshold": info.PixelThreshold,
-		"features":        info.Features,
-		"grid":            fmt.Sprintf("%dx%d", info.GridH, info.GridW),
-		"images":          info.Images,
-		"held_out":        info.HeldOut,
-		"fitted":          info.Fitted,
-		"state_bytes":     info.StateBytes,
-		"backbone_sha256": info.BackboneSHA256,
+		"id":               info.ID,
+		"image_threshold":  info.ImageThreshold,
+		"pixel_threshold":  info.PixelThreshold,
+		"features":         info.Features,
+		"grid":             fmt.Sprintf("%dx%d", info.GridH, info.GridW),
+		"images":           info.Images,
+		"recipe":           info.Recipe,
+		"threshold_images": info.ThresholdImages,
+		"fitted":           info.Fitted,
+		"state_bytes":      info.StateBytes,
+		"backbone_sha256":  info.BackboneSHA256,
+	}
+	if info.HeldOut > 0 {
+		m["held_out"] = info.HeldOut // files from before leave-one-out thresholds
+	}
+	if info.RecipeChoice != "" {
+		m["recipe_choice"] = info.RecipeChoice
+	}
+	if info.RecipeFigures != nil {
+		m["recipe_figures"] = info.RecipeFigures
 	}
 	if info.ContextPool > 0 {
 		m["context_pool"] = info.ContextPool

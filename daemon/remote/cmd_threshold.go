@@ -2,12 +2,9 @@ package remote
 
 import (
 	"context"
-	"math"
-)
 
-// maxThreshold bounds a threshold set by hand; scores are Mahalanobis
-// distances (standardized with the z-score), far below it.
-const maxThreshold = 1e9
+	"github.com/inspectd/inspectd/model"
+)
 
 // cmdThreshold sets the image and pixel thresholds of the model in force,
 // persisted in its model file.
@@ -38,8 +35,8 @@ func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
 		name string
 		v    float64
 	}{{"image", *a.Image}, {"pixel", *a.Pixel}} {
-		if !(f.v > 0) || f.v > maxThreshold || math.IsInf(f.v, 0) {
-			return nil, invalidf(f.name, "%g is out of range (0, %g]", f.v, float64(maxThreshold))
+		if err := model.CheckThreshold(f.name, f.v); err != nil {
+			return nil, invalidf(f.name, "%v", err)
 		}
 	}
 	if err := env.refuseWhileRefit("a threshold set now would be replaced by the refitted model's"); err != nil {

@@ -45,6 +45,7 @@ func commands() []Command {
 		cmdSnapshot{},
 		cmdRestartCamera{},
 		cmdStatus{},
+		cmdTrigger{},
 		cmdTrustKeys{},
 	}
 }

@@ -119,6 +119,14 @@ type Camera interface {
 	// Snapshot returns the latest inspected frame as a JPEG and when it
 	// was captured; an error when no frame was inspected yet.
 	Snapshot(ctx context.Context) (jpeg []byte, captured time.Time, err error)
+	// Trigger queues a trigger request with correlation id id (sent, when
+	// not zero, is when the sender made it), exactly as one on the trigger
+	// topic: its inspection, or the error saying why there is none, is
+	// published as a result with this trigger id. It returns an error when
+	// the request is not taken (the queue full, stale, not in trigger
+	// mode); that error is also published as the trigger's result. It must
+	// not wait for the inspection.
+	Trigger(ctx context.Context, id string, sent time.Time) error
 }
 
 // StatusReporter reports the daemon's state.

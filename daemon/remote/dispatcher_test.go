@@ -37,7 +37,7 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 		{"id control character", "status", `{"id":"a\u0007"}`, CodeInvalid, "id", []string{"control character"}},
 		{"unknown command", "reboot", `{"id":"x1"}`, CodeUnknownCommand, "", []string{`unknown command "reboot"`, "config, config-get, refit"}},
 		{"deep nesting", "config", `{"id":"c2","config":` + strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 41), CodeInvalid, "config" + strings.Repeat(".a", 31), []string{"nested more than 32 levels deep"}},
-		{"threshold out of range", "threshold", `{"id":"t2","image":-1}`, CodeInvalid, "image", []string{"-1 is out of range"}},
+		{"threshold out of range", "threshold", `{"id":"t2","image":-1}`, CodeInvalid, "image", []string{"image threshold -1: want a number in"}},
 		{"rollback target", "rollback", `{"id":"r1","target":"firmware"}`, CodeInvalid, "target", []string{`"firmware" is not model or config`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,7 +171,7 @@ func TestReplayedNonceRefused(t *testing.T) {
 	}
 	// A nonce spent by a refused request stays spent.
 	bad := ops.sign(t, "threshold", "*", `{"id":"t2","image":-1}`, r.clk.Now())
-	mustFail(t, r.wait(r.submit("threshold", "device", bad)), CodeInvalid, "out of range")
+	mustFail(t, r.wait(r.submit("threshold", "device", bad)), CodeInvalid, "want a number in")
 	mustFail(t, r.wait(r.submit("threshold", "device", bad)), CodeUnauthorized, "replayed")
 }
 

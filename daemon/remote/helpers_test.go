@@ -111,7 +111,6 @@ func (c *testController) FitOptions() (model.Options, error) {
 		Seed:         1,
 		MemoryBudget: 64 << 20,
 		Sigma:        4,
-		Holdout:      0.2,
 		Standardize:  true,
 	}, nil
 }
@@ -223,6 +222,9 @@ func (c *testController) RestartCamera(ctx context.Context) error {
 	c.restarts.Add(1)
 	return nil
 }
+
+// Trigger takes every trigger; the daemon's own tests cover the queue.
+func (c *testController) Trigger(ctx context.Context, id string, sent time.Time) error { return nil }
 
 func (c *testController) Snapshot(ctx context.Context) ([]byte, time.Time, error) {
 	img, err := c.NextFrame(ctx)

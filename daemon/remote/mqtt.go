@@ -128,9 +128,9 @@ func (m *MQTT) Attach(c Client, o MQTTOptions) error {
 }
 
 // Start subscribes to the command topics (call it before the connection's
-// Start, so that requests the broker kept for this session are routed),
-// registers the front end for events when s is a *Dispatcher, and
-// publishes the replies of requests a previous process was interrupted in.
+// Start, so that requests the broker kept for this session are routed) and
+// registers the front end for events when s is a *Dispatcher. Call
+// AnswerInterrupted once the connection is started.
 func (m *MQTT) Start() error {
 	for _, f := range m.Filters() {
 		if err := m.c.Subscribe(f, 1, m.handle); err != nil {
@@ -140,11 +140,19 @@ func (m *MQTT) Start() error {
 	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
 	if d, ok := m.s.(*Dispatcher); ok {
 		d.AddEvents(m)
+	}
+	return nil
+}
+
+// AnswerInterrupted publishes the replies of the requests a previous
+// process was interrupted in (once the connection is started: they are
+// queued until the broker is reached).
+func (m *MQTT) AnswerInterrupted() {
+	if d, ok := m.s.(*Dispatcher); ok {
 		for _, in := range d.TakeInterrupted(isMQTTOrigin) {
 			m.reply(in.Name, in.Reply)
 		}
 	}
-	return nil
 }
 
 // Stop unregisters the front end's events (the subscriptions end with the

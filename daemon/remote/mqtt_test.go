@@ -61,6 +61,7 @@ func (x *box) connect(t *testing.T, b *testbroker.Broker, groups []string) {
 	if err := pub.Start(); err != nil {
 		t.Fatal(err)
 	}
+	front.AnswerInterrupted()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := pub.WaitConnected(ctx); err != nil {

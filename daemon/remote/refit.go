@@ -8,7 +8,7 @@ import (
 	"image"
 	_ "image/gif"  // folders of images may hold GIF,
 	_ "image/jpeg" // JPEG
-	_ "image/png"  // and PNG files,
+	"image/png"    // and PNG files (live frames kept for the fit too),
 	"io"
 	"io/fs"
 	"math"
@@ -190,34 +190,61 @@ type refit struct {
 	collected int
 }
 
-// frames hands out a refit's images one by one: live frames (paced by
-// the interval) or the folder's chosen files.
+// frames hands out a refit's images: live frames (paced by the interval)
+// or the folder's chosen files. A fit reads every image more than once
+// (its Gaussians, then each image's leave-one-out score; the recipe search
+// more), so image i is the same every time it is asked for: a live frame
+// is collected once, in order, and kept as a PNG file in keep.
 type frames struct {
 	r     *refit
 	ctx   context.Context
 	paths []string // nil: live
 	n     int
-	next  int
-	last  time.Time
+	next  int       // live: frames collected; folder: files read so far
+	last  time.Time // the last live frame's time (zero: none yet, no wait)
+	keep  string    // live frames' folder ("": not kept, each read once)
 }
 
 // Len implements model.ImageSource.
 func (f *frames) Len() int { return f.n }
 
-// Image implements model.ImageSource: frames are taken in order whatever
-// index is asked for (model.Fit asks each index once).
-func (f *frames) Image(int) (image.Image, error) {
+// Image implements model.ImageSource.
+func (f *frames) Image(i int) (image.Image, error) {
+	if i < 0 || i >= f.n {
+		return nil, fmt.Errorf("image %d of %d", i, f.n)
+	}
 	if f.paths != nil {
-		if f.next >= len(f.paths) {
-			return nil, errors.New("no more images")
+		img, err := loadImage(f.paths[i])
+		if i >= f.next {
+			f.next = i + 1
+			f.r.took()
 		}
-		p := f.paths[f.next]
-		f.next++
-		img, err := loadImage(p)
-		f.r.took()
 		return img, err
 	}
-	if f.next > 0 && f.r.p.interval > 0 {
+	if f.keep != "" && i < f.next {
+		return loadImage(f.kept(i))
+	}
+	var img image.Image
+	for f.next <= i {
+		var err error
+		if img, err = f.live(); err != nil {
+			return nil, err
+		}
+		if f.keep != "" {
+			if err := savePNG(f.kept(f.next-1), img); err != nil {
+				return nil, fmt.Errorf("keep live frame %d for the fit: %w", f.next, err)
+			}
+		}
+	}
+	return img, nil
+}
+
+// kept is the file of live frame i.
+func (f *frames) kept(i int) string { return filepath.Join(f.keep, fmt.Sprintf("frame-%05d.png", i)) }
+
+// live collects the next live frame, waiting out the interval.
+func (f *frames) live() (image.Image, error) {
+	if !f.last.IsZero() && f.r.p.interval > 0 {
 		wait := time.Until(f.last.Add(f.r.p.interval))
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -237,6 +264,19 @@ func (f *frames) Image(int) (image.Image, error) {
 	}
 	f.r.took()
 	return img, nil
+}
+
+// savePNG writes img losslessly (the fit must read what the camera gave).
+func savePNG(path string, img image.Image) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(fh, img); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
 }
 
 // took counts a frame and publishes progress.
@@ -331,6 +371,16 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		src.paths = r.p.folder.fit
 		r.phase("fitting")
 	} else {
+		base := r.env.d.stateDir
+		if base != "" {
+			os.RemoveAll(filepath.Join(base, refitFramesName)) // an interrupted refit's
+		}
+		keep, err := keepDir(base)
+		if err != nil {
+			return nil, errorf(CodeFailed, "", "a folder for the live frames: %v; %s", err, keeps)
+		}
+		defer os.RemoveAll(keep)
+		src.keep = keep
 		r.phase("collecting")
 	}
 	det, rep, err := model.Fit(ctx, opts, src, nil)
@@ -347,7 +397,8 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	}()
 	info := det.Info()
 	out := map[string]any{"previous_model_id": prev.ID, "image_threshold": info.ImageThreshold, "pixel_threshold": info.PixelThreshold,
-		"features": info.Features, "grid": fmt.Sprintf("%dx%d", info.GridH, info.GridW), "images": rep.Images, "held_out": rep.HeldOut,
+		"features": info.Features, "grid": fmt.Sprintf("%dx%d", info.GridH, info.GridW), "images": rep.Images, "threshold_images": rep.ThresholdImages,
+		"recipe":      info.Recipe,
 		"state_bytes": info.StateBytes, "fit_s": math.Round(rep.Wall.Seconds()*10) / 10}
 	if f := r.p.folder; f != nil && f.skipped > 0 {
 		out["skipped"] = f.skipped
@@ -356,9 +407,10 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 
 	// The new model judged on frames the fit never saw.
 	r.phase("validating")
-	vsrc := &frames{r: r, ctx: ctx, n: r.p.validate, next: 1, last: time.Now()}
+	// Live: the first frame waits the interval after the last fit frame.
+	vsrc := &frames{r: r, ctx: ctx, n: r.p.validate, last: time.Now()}
 	if r.p.folder != nil {
-		vsrc.paths, vsrc.next = r.p.folder.val, 0
+		vsrc.paths = r.p.folder.val
 	}
 	var alarms int
 	var worst float64
@@ -438,4 +490,28 @@ func removeStaleRefitFile(dir string, log interface{ Info(string, ...any) }) {
 	if err := os.Remove(p); err == nil {
 		log.Info("removed the model file of an interrupted refit", "file", p)
 	}
+	if p := filepath.Join(dir, refitFramesName); exists(p) {
+		if err := os.RemoveAll(p); err == nil {
+			log.Info("removed the live frames of an interrupted refit", "folder", p)
+		}
+	}
+}
+
+// refitFramesName is the folder in the state directory that holds a live
+// refit's frames while it fits.
+const refitFramesName = "refit-frames"
+
+// keepDir makes the folder for a live refit's frames: refitFramesName in
+// the state directory, or a temporary folder without one.
+func keepDir(stateDir string) (string, error) {
+	if stateDir == "" {
+		return os.MkdirTemp("", "inspectd-refit-frames-")
+	}
+	p := filepath.Join(stateDir, refitFramesName)
+	return p, os.MkdirAll(p, 0o700)
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

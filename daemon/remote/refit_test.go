@@ -65,11 +65,17 @@ func TestRefitLiveWhileCommandsFlow(t *testing.T) {
 	if newID == old || rep.Data["model_id"] != newID || rep.Data["previous_model_id"] != old || r.ctl.installs.Load() != 1 {
 		t.Errorf("model %s → %s, reply %+v, %d installs", old, newID, rep.Data, r.ctl.installs.Load())
 	}
+	// The fit reads each frame more than once (its Gaussians, then the
+	// leave-one-out scores): the live frames are kept, not taken again,
+	// and the folder that kept them is gone.
 	if n := r.ctl.frames.Load(); n != 24 {
 		t.Errorf("%d live frames taken, want 20 to fit and 4 to validate", n)
 	}
+	if _, err := os.Stat(filepath.Join(r.ctl.dir, refitFramesName)); !os.IsNotExist(err) {
+		t.Errorf("the live frames' folder is left behind: %v", err)
+	}
 	v := rep.Data["validation"].(map[string]any)
-	if v["frames"] != 4 || v["false_alarm_rate"].(float64) > 0.1 || rep.Data["images"].(int)+rep.Data["held_out"].(int) != 20 {
+	if v["frames"] != 4 || v["false_alarm_rate"].(float64) > 0.1 || rep.Data["images"].(int) != 20 || rep.Data["threshold_images"].(int) != 20 {
 		t.Errorf("figures: %+v", rep.Data)
 	}
 	evs := r.events.named("refit")
@@ -208,7 +214,7 @@ func TestRefitFromFolder(t *testing.T) {
 		t.Errorf("skipped: %v %v", rep.Data["skipped"], rep.Data["skipped_reasons"])
 	}
 	// 30 images: 6 to validate, 24 to fit (of which the fit holds some out).
-	if v := rep.Data["validation"].(map[string]any); v["frames"] != 6 || rep.Data["images"].(int)+rep.Data["held_out"].(int) != 24 {
+	if v := rep.Data["validation"].(map[string]any); v["frames"] != 6 || rep.Data["images"].(int) != 24 || rep.Data["threshold_images"].(int) != 24 {
 		t.Errorf("split: %+v", rep.Data)
 	}
 	if r.ctl.ModelInfo().ID == old || r.ctl.frames.Load() != 0 || rep.Data["source"] != "folder "+good {

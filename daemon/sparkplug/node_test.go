@@ -546,3 +546,30 @@ func TestCameraAndRate(t *testing.T) {
 		return ok && r.Value.Float64 > 20 && r.Value.Float64 < 150
 	})
 }
+
+// TestClientIDClashBacksOff: two nodes configured with one client id take
+// the connection from each other; each reconnects with backoff, not at
+// once (a tight loop of CONNECTs, deaths and births), and says once what
+// is probably wrong.
+func TestClientIDClashBacksOff(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	h := newHost(t, b.URL, testGroup)
+	_, lb, _ := startNode(t, b.URL, nil)
+	h.wait(0, "NBIRTH", nil)
+	mark := h.mark()
+	startNode(t, b.URL, func(o *Options) { o.EdgeNodeID = "other-node" }) // same ClientID
+	const watch = 6 * time.Second
+	time.Sleep(watch)
+	births := 0
+	for _, m := range h.since(mark) {
+		if m.verb == "NBIRTH" {
+			births++
+		}
+	}
+	// With MaxReconnectInterval 1 s each node connects at most about once
+	// a second; without backoff mosquitto saw hundreds in this time.
+	if births < 2 || births > 2*int(watch/time.Second)+4 {
+		t.Errorf("%d NBIRTHs in %s from two nodes sharing a client id; want a few (backoff)", births, watch)
+	}
+	waitLog(t, lb, "another client may be using this client id")
+}

@@ -56,13 +56,23 @@ func (n *Node) run() {
 			}
 			continue
 		}
+		began := time.Now()
 		err = n.serve(s)
 		switch {
 		case errors.Is(err, ErrClosed):
 			return
-		case err != nil:
+		case err != nil || time.Since(began) < shortSession:
+			// A session that ends within seconds of its CONNECT (another
+			// client with the same id takes it over, a broker that refuses
+			// our publishes) would otherwise reconnect at once, forever,
+			// each time burning a bdSeq and sending a death and a birth.
 			failures++
-			if !n.sleep(backoff(failures, n.o.MaxReconnectInterval)) {
+			wait := backoff(failures, n.o.MaxReconnectInterval)
+			if err == nil && failures == shortSessionsBeforeWarning {
+				n.log.Warn("sparkplug sessions keep ending within seconds of connecting; another client may be using this client id, reconnecting with backoff",
+					"client_id", n.o.ClientID, "sessions", failures, "retry_in", wait)
+			}
+			if !n.sleep(wait) {
 				return
 			}
 		default:
@@ -70,6 +80,14 @@ func (n *Node) run() {
 		}
 	}
 }
+
+// shortSession is how long a session must last for the next connection
+// not to wait; shortSessionsBeforeWarning short sessions in a row are
+// logged once as a probable client-id clash.
+const (
+	shortSession               = 5 * time.Second
+	shortSessionsBeforeWarning = 3
+)
 
 // connect sends the CONNECT with this session's NDEATH as the Will.
 func (n *Node) connect(s *session) error {

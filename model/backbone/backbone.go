@@ -15,6 +15,7 @@ import (
 	"image"
 	"log/slog"
 	"os"
+	"time"
 	"unsafe"
 
 	"github.com/mattn/go-tflite"
@@ -60,6 +61,9 @@ type Options struct {
 	// no XNNPACK candidate, since a delegate crash would take the caller
 	// down.
 	ProbeCommand []string
+	// Memo, when set, shares "auto"'s choices between the backbones one
+	// process opens (nil: every Open without a cached choice measures).
+	Memo *VariantMemo
 }
 
 // Tap describes one tapped tensor.
@@ -108,6 +112,12 @@ type Backbone struct {
 	outs   []output
 	extras []*tflite.Tensor
 	fmaps  []FeatureMap
+
+	// data is the original model file (for a re-measurement), cacheKeyOf
+	// its variant cache key and live the latency watch ("auto" only).
+	data       []byte
+	cacheKeyOf string
+	live       liveCheck
 }
 
 type output struct {
@@ -142,6 +152,9 @@ func Open(o Options) (*Backbone, error) {
 	}
 	sum := sha256.Sum256(data)
 	b.sha = hex.EncodeToString(sum[:])
+	if o.Optimize == OptimizeAuto {
+		b.data = data
+	}
 	g, err := graph.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("load backbone %s: %w", name, err)
@@ -444,9 +457,11 @@ func gray(p []float32) float32 { return 0.299*p[0] + 0.587*p[1] + 0.114*p[2] }
 
 // Invoke runs the network on the current input.
 func (b *Backbone) Invoke() error {
+	s := time.Now()
 	if st := b.interp.Invoke(); st != tflite.OK {
 		return fmt.Errorf("backbone %s: invoke: %s", b.name, st)
 	}
+	b.observe(time.Since(s))
 	return nil
 }
 

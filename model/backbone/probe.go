@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,18 +27,27 @@ import (
 // taps on a few synthetic frames, times both interleaved, and writes one
 // probeResult as a JSON line to stdout.
 
-// probeRequest is what the parent asks a probe child.
+// probeRequest is what the parent asks a probe child: Optimize names one
+// candidate to check (agreement with the original, a first timing), or is
+// "race" to time the original and every mode in Race interleaved.
 type probeRequest struct {
 	Path       string     `json:"path"`
 	Taps       []string   `json:"taps"`
 	NoPrune    bool       `json:"no_prune,omitempty"`
 	Threads    int        `json:"threads"`
 	Optimize   string     `json:"optimize"`
+	Race       []string   `json:"race,omitempty"`
 	Preprocess Preprocess `json:"preprocess"`
 	Frames     int        `json:"frames"`
+	Rounds     int        `json:"rounds,omitempty"`
 }
 
-// probeResult is what a child reports about one candidate.
+// raceMode is probeRequest.Optimize for the interleaved timing of all
+// candidates that passed their own probe.
+const raceMode = "race"
+
+// probeResult is what a child reports about one candidate, or, for a
+// race, about all of them (Race, by variant; BuiltinMs is the original's).
 type probeResult struct {
 	Variant     string    `json:"variant"`
 	Accelerator string    `json:"accelerator,omitempty"`
@@ -45,6 +55,11 @@ type probeResult struct {
 	Ms          float64   `json:"ms_per_frame,omitempty"`
 	BuiltinMs   float64   `json:"builtin_ms_per_frame,omitempty"`
 	Cosine      []float64 `json:"cosine,omitempty"`
+	// RoundMs and BuiltinRoundMs are the medians of each round of frames.
+	RoundMs        []float64 `json:"round_ms,omitempty"`
+	BuiltinRoundMs []float64 `json:"builtin_round_ms,omitempty"`
+	// Race holds each raced candidate's timing.
+	Race map[string]probeResult `json:"race,omitempty"`
 	// transient marks failures that say nothing about the candidate (the
 	// probe could not start or timed out): such a measurement is not
 	// cached.
@@ -92,10 +107,18 @@ func runProbe(req probeRequest, log *slog.Logger) probeResult {
 		res.Error = fmt.Sprintf(format, a...)
 		return res
 	}
+	modes := []string{req.Optimize}
 	switch req.Optimize {
 	case OptimizeInt8, OptimizeFloat:
+	case raceMode:
+		modes = req.Race
+		for _, m := range modes {
+			if m != OptimizeInt8 && m != OptimizeFloat {
+				return fail("probe: race %q: want int8 or float", m)
+			}
+		}
 	default:
-		return fail("probe: optimize %q: want int8 or float", req.Optimize)
+		return fail("probe: optimize %q: want int8, float or race", req.Optimize)
 	}
 	base := Options{Path: req.Path, Taps: req.Taps, NoPrune: req.NoPrune, Threads: req.Threads, Preprocess: req.Preprocess, Logger: log}
 	ref, err := Open(base)
@@ -103,39 +126,97 @@ func runProbe(req probeRequest, log *slog.Logger) probeResult {
 		return fail("%v", err)
 	}
 	defer ref.Close()
-	co := base
-	co.Optimize = req.Optimize
-	cand, err := Open(co)
+	runs := []*Backbone{ref}
+	for _, m := range modes {
+		co := base
+		co.Optimize = m
+		cand, err := Open(co)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer cand.Close()
+		if cand.Accelerator() != "xnnpack" {
+			return fail("XNNPACK did not take the %s model (the delegate could not be applied)", cand.Variant())
+		}
+		runs = append(runs, cand)
+	}
+	if req.Optimize != raceMode {
+		res.Variant, res.Accelerator = runs[1].Variant(), runs[1].Accelerator()
+		if res.Cosine, err = Agreement(ref, runs[1]); err != nil {
+			return fail("%v", err)
+		}
+	}
+	rounds, err := timeInterleaved(runs, max(req.Frames, 1), max(req.Rounds, 1))
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer cand.Close()
-	res.Variant, res.Accelerator = cand.Variant(), cand.Accelerator()
-	if cand.Accelerator() != "xnnpack" {
-		return fail("XNNPACK did not take the %s model (the delegate could not be applied)", cand.Variant())
+	res.BuiltinMs, res.BuiltinRoundMs = median(concat(rounds[0])), roundMedians(rounds[0])
+	if req.Optimize != raceMode {
+		res.Ms, res.RoundMs = median(concat(rounds[1])), roundMedians(rounds[1])
+		return res
 	}
-	if res.Cosine, err = Agreement(ref, cand); err != nil {
-		return fail("%v", err)
+	res.Race = map[string]probeResult{}
+	for i, b := range runs[1:] {
+		res.Race[b.Variant()] = probeResult{Variant: b.Variant(), Accelerator: b.Accelerator(), Ms: median(concat(rounds[i+1])), RoundMs: roundMedians(rounds[i+1])}
 	}
-	frames := max(req.Frames, 1)
-	var tr, tc time.Duration
-	for i := 0; i < frames+1; i++ {
-		s := time.Now()
-		if err := ref.Invoke(); err != nil {
-			return fail("%v", err)
-		}
-		m := time.Now()
-		if err := cand.Invoke(); err != nil {
-			return fail("%v", err)
-		}
-		if i > 0 { // the first invoke of each warms caches and threads
-			tr += m.Sub(s)
-			tc += time.Since(m)
-		}
-	}
-	res.BuiltinMs = float64(tr.Microseconds()) / 1e3 / float64(frames)
-	res.Ms = float64(tc.Microseconds()) / 1e3 / float64(frames)
 	return res
+}
+
+// timeInterleaved times frames×rounds invokes of each backbone, taking
+// turns frame by frame (a, b, c, a, b, c, ...) so that whatever else loads
+// the machine loads them all alike. Each backbone's first invoke warms its
+// caches and threads and is not counted. It returns, per backbone and
+// round, the milliseconds of each invoke.
+func timeInterleaved(runs []*Backbone, frames, rounds int) ([][][]float64, error) {
+	out := make([][][]float64, len(runs))
+	for i := range out {
+		out[i] = make([][]float64, rounds)
+	}
+	for _, b := range runs {
+		if err := b.Invoke(); err != nil {
+			return nil, err
+		}
+	}
+	for r := range rounds {
+		for range frames {
+			for i, b := range runs {
+				s := time.Now()
+				if err := b.Invoke(); err != nil {
+					return nil, err
+				}
+				out[i][r] = append(out[i][r], float64(time.Since(s).Microseconds())/1e3)
+			}
+		}
+	}
+	return out, nil
+}
+
+func concat(rounds [][]float64) []float64 {
+	var all []float64
+	for _, r := range rounds {
+		all = append(all, r...)
+	}
+	return all
+}
+
+func roundMedians(rounds [][]float64) []float64 {
+	out := make([]float64, len(rounds))
+	for i, r := range rounds {
+		out[i] = median(r)
+	}
+	return out
+}
+
+// median of v (0 when empty); v is reordered.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // Agreement runs fixed synthetic frames (probeImages) through a reference
@@ -239,13 +320,30 @@ func clamp8(v float64) uint8 { return uint8(math.Max(0, math.Min(255, math.Round
 // goes wrong (a crash, a hang, garbage on stdout) becomes the result's
 // Error.
 func (b *Backbone) probe(c candidate, path string, frames int) (res probeResult) {
-	res = probeResult{Variant: c.name}
+	return b.runChild(probeRequest{Path: path, Optimize: c.mode, Frames: frames, Rounds: probeRounds}, c.name)
+}
+
+// race times the original and the candidates in one child, interleaved
+// (timeInterleaved), over probeRounds rounds.
+func (b *Backbone) race(cs []candidate, path string) probeResult {
+	req := probeRequest{Path: path, Optimize: raceMode, Frames: probeFrames, Rounds: probeRounds}
+	for _, c := range cs {
+		req.Race = append(req.Race, c.mode)
+	}
+	return b.runChild(req, raceMode)
+}
+
+// runChild runs one probe request in a child process; it never fails:
+// whatever goes wrong (a crash, a hang, garbage on stdout) becomes the
+// result's Error.
+func (b *Backbone) runChild(r probeRequest, name string) (res probeResult) {
+	res = probeResult{Variant: name}
 	taps := make([]string, len(b.taps))
 	for i, t := range b.taps {
 		taps[i] = t.Name
 	}
-	req, err := json.Marshal(probeRequest{Path: path, Taps: taps, NoPrune: b.opts.NoPrune, Threads: max(b.opts.Threads, 1),
-		Optimize: c.mode, Preprocess: b.opts.Preprocess, Frames: frames})
+	r.Taps, r.NoPrune, r.Threads, r.Preprocess = taps, b.opts.NoPrune, max(b.opts.Threads, 1), b.opts.Preprocess
+	req, err := json.Marshal(r)
 	if err != nil {
 		res.Error = err.Error()
 		return res

@@ -12,12 +12,16 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/jpeg" // decoders for Load
+	_ "image/gif"  // decoders for Load
+	_ "image/jpeg" // (the data set's images)
 	_ "image/png"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	_ "golang.org/x/image/bmp"  // BMP and TIFF data sets too,
+	_ "golang.org/x/image/tiff" // as the folder source reads them
 )
 
 // Good is the label of defect-free images.
@@ -43,7 +47,17 @@ type Set struct {
 	Test  []Item
 }
 
-var imageExt = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": false}
+// imageExt are the file endings of images a data set may hold: those the
+// capture folder source reads (capture.DefaultExtensions, which this
+// package may not import).
+var imageExt = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": true, ".tif": true, ".tiff": true, ".gif": true}
+
+// IsImageFile reports whether name ends like an image file a data set may
+// hold (case-insensitive).
+func IsImageFile(name string) bool { return imageExt[strings.ToLower(filepath.Ext(name))] }
+
+// ImageKinds names the image file endings, for messages.
+const ImageKinds = "JPEG, PNG, BMP, TIFF or GIF"
 
 func listImages(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
@@ -52,7 +66,7 @@ func listImages(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() && imageExt[strings.ToLower(filepath.Ext(e.Name()))] {
+		if !e.IsDir() && IsImageFile(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -69,7 +83,7 @@ func Scan(dir string) (*Set, error) {
 		return nil, fmt.Errorf("data set %s: want normal images in train/good: %w", dir, err)
 	}
 	if len(train) == 0 {
-		return nil, fmt.Errorf("data set %s: train/good holds no JPEG or PNG images", dir)
+		return nil, fmt.Errorf("data set %s: train/good holds no %s images", dir, ImageKinds)
 	}
 	for _, p := range train {
 		s.Train = append(s.Train, Item{Path: p, Label: Good})
@@ -124,7 +138,7 @@ func (s *Set) Labels() []string {
 	return out
 }
 
-// Load decodes a JPEG or PNG file, trusting its header: for files from
+// Load decodes an image file, trusting its header: for files from
 // outside, use a bounded Loader.
 func Load(path string) (image.Image, error) {
 	f, err := os.Open(path)

@@ -1,0 +1,76 @@
+package model
+
+// Info describes a fitted detector: what it was fitted with and how big it is.
+type Info struct {
+	// Recipe is the recipe's name (Recipe.Name); RecipeChoice says how it
+	// was chosen ("auto", "fixed" or "named") and RecipeFigures holds the
+	// validation figures it was chosen by (auto only).
+	Recipe         string         `json:"recipe"`
+	RecipeChoice   string         `json:"recipe_choice,omitempty"`
+	RecipeFigures  *RecipeFigures `json:"recipe_figures,omitempty"`
+	Backbone       string         `json:"backbone"`
+	BackboneSHA256 string         `json:"backbone_sha256"`
+	Taps           []string       `json:"taps"`
+	Resize         string         `json:"resize"`
+	// Tiles is the number of views per frame (0 or 1: the whole frame),
+	// cut along TileAxis ("x" or "y").
+	Tiles    int     `json:"tiles,omitempty"`
+	TileAxis string  `json:"tile_axis,omitempty"`
+	GridH    int     `json:"grid_h"`
+	GridW    int     `json:"grid_w"`
+	Pool     int     `json:"pool"`
+	Features int     `json:"features"`
+	Epsilon  float64 `json:"epsilon"`
+	Sigma    float64 `json:"sigma"`
+	// PositionZScore says whether distances are standardized per position.
+	PositionZScore bool `json:"position_zscore"`
+	// ContextPool is the context scale's cell size in finest-tap
+	// positions (0: none), on a ContextGridH×ContextGridW grid with
+	// ContextFeatures features; StateBytes includes its state.
+	ContextPool     int `json:"context_pool"`
+	ContextGridH    int `json:"context_grid_h,omitempty"`
+	ContextGridW    int `json:"context_grid_w,omitempty"`
+	ContextFeatures int `json:"context_features,omitempty"`
+	// ContextWeight multiplies the context scale's standardized distances.
+	ContextWeight float64 `json:"context_weight,omitempty"`
+	Standardize   bool    `json:"standardize"`
+	// Align is the registration mode (off, translate, rigid) and
+	// AlignMinConfidence the confidence floor learned at fit time.
+	Align              string  `json:"align"`
+	AlignMinConfidence float64 `json:"align_min_confidence,omitempty"`
+	ImageThreshold     float64 `json:"image_threshold"`
+	PixelThreshold     float64 `json:"pixel_threshold"`
+	// Images is the number of images the Gaussians were fitted on.
+	Images int `json:"images"`
+	// ThresholdImages is the number of good images whose scores the
+	// threshold was chosen from: every training image, scored leave one
+	// out; files from before held some images out (HeldOut) and chose it
+	// from those.
+	ThresholdImages int    `json:"threshold_images"`
+	HeldOut         int    `json:"held_out,omitempty"`
+	Fitted          string `json:"fitted"`
+	StateBytes      int64  `json:"state_bytes"`
+	ID              string `json:"id"`
+}
+
+// RecipeFigures are a recipe's validation figures in the search: how well
+// its maps separate synthetic defects pasted into held-out good images from
+// those images untouched, and how its threshold does on them.
+type RecipeFigures struct {
+	// ImageAUROC: synthetic-defect images against untouched good ones.
+	ImageAUROC float64 `json:"image_auroc"`
+	// PixelAUROC and PRO: the synthetic defects' pixels against all
+	// normal pixels of both.
+	PixelAUROC float64 `json:"pixel_auroc"`
+	PRO        float64 `json:"pro"`
+	// FalseAlarms is the share of untouched held-out good images above the
+	// recipe's threshold, Misses the share of synthetic defects below it.
+	FalseAlarms float64 `json:"false_alarms"`
+	Misses      float64 `json:"misses"`
+	// Score is what the search ranks by (SearchOptions: the mean of the
+	// three AUROC-type figures, less a penalty for false alarms).
+	Score float64 `json:"score"`
+	// Good and Defects are the numbers of validation images.
+	Good    int `json:"good"`
+	Defects int `json:"defects"`
+}

@@ -1,0 +1,246 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/inspectd/inspectd/model/align"
+	"github.com/inspectd/inspectd/model/backbone"
+)
+
+// Options.Recipe values besides a recipe's name.
+const (
+	// RecipeAuto chooses the recipe per line from its good images (Search).
+	RecipeAuto = "auto"
+	// RecipeFixed fits the recipe the options spell out (Options.Fixed).
+	RecipeFixed = "fixed"
+	// RecipePlain names plain PaDiM: the bundled MobileNet v1 with the last
+	// tensor of stride 4, 8 and 16 as taps, the frame squashed onto the
+	// input, raw Mahalanobis distances, no context scale.
+	RecipePlain = "plain"
+)
+
+// DefaultContextPool is the context scale's cell size in finest-tap
+// positions when a recipe names only its weight: cells of 6 (a 9×9 grid on
+// 56×56) measured best on magnetic tile (README, context scale).
+const DefaultContextPool = 6
+
+// Recipe is how a detector turns frames into anomaly maps: the backbone and
+// its taps, how a frame becomes network input, and how the distances of
+// the scales are combined. Everything else (d, the memory budget, ε, the
+// blur, the threshold quantile) comes from Options and is the same for
+// every recipe. Its Name is what fit's table, model files and the info
+// topic show, and what model.recipe and `eval --compare` accept.
+type Recipe struct {
+	// Backbone is a bundled backbone's name (backbone.Bundles) or, for a
+	// backbone of the user's, "" (Options.Backbone.Path then).
+	Backbone string `json:"backbone,omitempty"`
+	// Taps are the tapped tensors; empty: the backbone's automatic ones.
+	Taps []string `json:"taps,omitempty"`
+	// Resize fits each view into the network input.
+	Resize backbone.ResizeMode `json:"resize"`
+	// Tiles > 1 cuts the frame along its long side into this many equal
+	// views, each squashed onto the network input and modelled by
+	// Gaussians of its own: a long narrow part keeps its resolution along
+	// its length.
+	Tiles int `json:"tiles,omitempty"`
+	// TileAxis is the long side the tiles are cut along, axisX or axisY,
+	// taken from the training images (not part of the name).
+	TileAxis string `json:"tile_axis,omitempty"`
+	// Align registers each frame to the reference view of a good part
+	// before anything else (align.Translate or align.Rigid; "" or
+	// align.Off: frames are taken as they come).
+	Align align.Mode `json:"align,omitempty"`
+	// Standardize rescales each frame's brightness and contrast first
+	// (backbone.Standardizer).
+	Standardize bool `json:"standardize"`
+	// ZScore standardizes each scale's distances per position by their
+	// mean and spread on good images; the context scale needs it.
+	ZScore bool `json:"zscore"`
+	// ContextPool > 1 adds the context scale with cells of this many
+	// finest-tap positions, weighted by ContextWeight in the map.
+	ContextPool   int     `json:"context_pool,omitempty"`
+	ContextWeight float64 `json:"context_weight,omitempty"`
+	// FineMap: with the context scale, the published map and mask follow
+	// the patch scale's evidence (Detector.fineOverlay); the context scale
+	// counts in the score.
+	FineMap bool `json:"fine_map,omitempty"`
+}
+
+// views is the number of network inputs per frame.
+func (r Recipe) views() int { return max(r.Tiles, 1) }
+
+// hasContext says whether the recipe has a context scale.
+func (r Recipe) hasContext() bool { return r.ContextPool > 1 && r.ContextWeight > 0 && r.ZScore }
+
+// Name is the recipe's short name: backbone (v1, v2 or custom, with "p"
+// for plain PaDiM's taps and "*" for other taps), resize (fit, squash,
+// crop, or tilesN), "shift" or "rigid" when frames are registered
+// (translate or rigid), "std" when frames are standardized, and the scoring:
+// raw, z, or z-ctx<weight> (z-ctx<cells>x<weight> for cells other than 6),
+// with "-fine" when the published map follows the patch scale.
+// Plain PaDiM is called "plain".
+func (r Recipe) Name() string {
+	tok := []string{r.backboneToken()}
+	if r.Tiles > 1 {
+		tok = append(tok, "tiles"+strconv.Itoa(r.Tiles))
+	} else {
+		tok = append(tok, string(r.resize()))
+	}
+	if t := alignToken(r.Align); t != "" {
+		tok = append(tok, t)
+	}
+	if r.Standardize {
+		tok = append(tok, "std")
+	}
+	switch {
+	case r.hasContext():
+		w := strconv.FormatFloat(r.ContextWeight, 'g', 4, 64)
+		if r.ContextPool != DefaultContextPool {
+			w = strconv.Itoa(r.ContextPool) + "x" + w
+		}
+		tok = append(tok, "z", "ctx"+w)
+		if r.FineMap {
+			tok = append(tok, "fine")
+		}
+	case r.ZScore:
+		tok = append(tok, "z")
+	default:
+		tok = append(tok, "raw")
+	}
+	n := strings.Join(tok, "-")
+	if n == "v1p-squash-raw" {
+		return RecipePlain
+	}
+	return n
+}
+
+// aligned says whether the recipe registers frames.
+func (r Recipe) aligned() bool { return r.Align != "" && r.Align != align.Off }
+
+// alignToken is a registration mode's token in a recipe's name.
+func alignToken(m align.Mode) string {
+	switch m {
+	case align.Translate:
+		return "shift"
+	case align.Rigid:
+		return "rigid"
+	}
+	return ""
+}
+
+func (r Recipe) resize() backbone.ResizeMode {
+	if r.Resize == "" {
+		return backbone.ResizeSquash
+	}
+	return r.Resize
+}
+
+func (r Recipe) backboneToken() string {
+	b, ok := backbone.BundleByName(r.Backbone)
+	if !ok {
+		return "custom"
+	}
+	short := strings.TrimPrefix(b.Name, "mobilenet_")
+	switch {
+	case slices.Equal(r.Taps, b.Taps):
+		return short
+	case slices.Equal(r.Taps, b.PlainTaps) || len(r.Taps) == 0:
+		return short + "p"
+	}
+	return short + "*"
+}
+
+// ParseRecipe reads a recipe name (Recipe.Name's form, or "plain"). The
+// taps of "*" backbones and custom backbones come from taps.
+func ParseRecipe(name string, taps []string) (Recipe, error) {
+	if name == RecipePlain {
+		name = "v1p-squash-raw"
+	}
+	bad := func(why string, a ...any) (Recipe, error) {
+		return Recipe{}, fmt.Errorf("recipe %q: %s (want e.g. plain, v1-fit-std-z-ctx2, v1-squash-rigid-z or v2-squash-raw: backbone v1/v2[p], resize fit/squash/crop/tilesN, optional shift/rigid, optional std, scoring raw/z/z-ctxW[-fine])",
+			name, fmt.Sprintf(why, a...))
+	}
+	tok := strings.Split(name, "-")
+	if len(tok) < 3 {
+		return bad("too few parts")
+	}
+	var r Recipe
+	bb := tok[0]
+	switch {
+	case bb == "custom":
+		r.Taps = taps
+	default:
+		base := strings.TrimRight(bb, "p*")
+		b, ok := backbone.BundleByName("mobilenet_" + base)
+		if !ok {
+			return bad("unknown backbone %q", bb)
+		}
+		r.Backbone = b.Name
+		switch strings.TrimPrefix(bb, base) {
+		case "":
+			r.Taps = b.Taps
+		case "p":
+			r.Taps = b.PlainTaps
+		case "*":
+			r.Taps = taps
+		default:
+			return bad("unknown backbone %q", bb)
+		}
+	}
+	rs := tok[1]
+	switch {
+	case strings.HasPrefix(rs, "tiles"):
+		n, err := strconv.Atoi(strings.TrimPrefix(rs, "tiles"))
+		if err != nil || n < 2 || n > MaxTiles {
+			return bad("tiles %q: want tiles2 to tiles%d", rs, MaxTiles)
+		}
+		r.Tiles, r.Resize = n, backbone.ResizeSquash
+	case rs == string(backbone.ResizeFit) || rs == string(backbone.ResizeSquash) || rs == string(backbone.ResizeCrop):
+		r.Resize = backbone.ResizeMode(rs)
+	default:
+		return bad("unknown resize %q", rs)
+	}
+	rest := tok[2:]
+	switch rest[0] {
+	case "shift":
+		r.Align, rest = align.Translate, rest[1:]
+	case "rigid":
+		r.Align, rest = align.Rigid, rest[1:]
+	}
+	if len(rest) > 0 && rest[0] == "std" {
+		r.Standardize, rest = true, rest[1:]
+	}
+	switch {
+	case len(rest) == 0:
+		return bad("no scoring")
+	case len(rest) == 1 && rest[0] == "raw":
+	case len(rest) == 1 && rest[0] == "z":
+		r.ZScore = true
+	case (len(rest) == 2 || len(rest) == 3 && rest[2] == "fine") && rest[0] == "z" && strings.HasPrefix(rest[1], "ctx"):
+		r.FineMap = len(rest) == 3
+		c := strings.TrimPrefix(rest[1], "ctx")
+		pool := DefaultContextPool
+		if p, w, ok := strings.Cut(c, "x"); ok {
+			var err error
+			if pool, err = strconv.Atoi(p); err != nil || pool < 2 {
+				return bad("context cells %q: want an integer ≥ 2", p)
+			}
+			c = w
+		}
+		w, err := strconv.ParseFloat(c, 64)
+		if err != nil || !(w > 0 && w <= maxContextWeight) {
+			return bad("context weight %q: want a number above 0 and at most %d", c, maxContextWeight)
+		}
+		r.ZScore, r.ContextPool, r.ContextWeight = true, pool, w
+	default:
+		return bad("unknown scoring %q", strings.Join(rest, "-"))
+	}
+	return r, nil
+}
+
+// MaxTiles bounds a recipe's tiles: each is a full backbone pass and a
+// Gaussian per position of its own.
+const MaxTiles = 8

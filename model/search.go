@@ -1,0 +1,626 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/inspectd/inspectd/model/backbone"
+	"github.com/inspectd/inspectd/model/metrics"
+	"github.com/inspectd/inspectd/model/synth"
+)
+
+// SearchOptions configure the recipe search (RecipeAuto).
+type SearchOptions struct {
+	// Holdout is the share of the good images held out of the candidates'
+	// fits, each scored untouched and with synthetic defects (0: 0.2); at
+	// least MinValidation and at most MaxValidation images.
+	Holdout float64
+	// MinValidation and MaxValidation bound the held-out images (0: 10
+	// and 40).
+	MinValidation, MaxValidation int
+	// FitImages caps the images each candidate is fitted on, spread over
+	// the rest (0: 160): the search then takes the same time on any number
+	// of images, and the chosen recipe is fitted on all of them afterwards.
+	FitImages int
+	// LOOImages caps the fit images scored leave one out for each
+	// candidate's per-position statistics and threshold (0: 48).
+	LOOImages int
+	// DefectsPerImage is the number of synthetic defects pasted into each
+	// held-out image, one image each, cycling through the kinds (0: 2).
+	DefectsPerImage int
+	// MinImages is the fewest normal images the search runs on; with
+	// fewer, the fixed recipe is fitted (0: 40).
+	MinImages int
+	// FalseAlarms is the share of untouched held-out good images above a
+	// candidate's threshold beyond which the candidate ranks below every
+	// one that keeps to it (0: 0.1).
+	FalseAlarms float64
+	// Margin is how much higher than the fixed recipe's (Options.Fixed,
+	// the configured settings) a candidate's score must be to replace it
+	// (0: 0.01). Scores of candidates that differ little move by about as
+	// much from one draw of held-out images and synthetic defects to the
+	// next; the fixed recipe is the one measured on every data set.
+	Margin float64
+	// Seed makes the synthetic defects repeatable.
+	Seed uint64
+	// Candidates replaces the candidate list (nil: Options.Candidates).
+	Candidates []Recipe
+	// OnFamily, when set, is called with each fitted family of candidates
+	// before it is released (eval scores the real test set with it).
+	OnFamily func(*Family) error
+}
+
+func (s *SearchOptions) defaults() {
+	if !(s.Holdout > 0 && s.Holdout < 1) {
+		s.Holdout = 0.2
+	}
+	if s.MinValidation <= 0 {
+		s.MinValidation = 10
+	}
+	if s.MaxValidation < s.MinValidation {
+		s.MaxValidation = max(40, s.MinValidation)
+	}
+	if s.FitImages <= 0 {
+		s.FitImages = 160
+	}
+	if s.LOOImages <= 0 {
+		s.LOOImages = 48
+	}
+	if s.DefectsPerImage <= 0 {
+		s.DefectsPerImage = 2
+	}
+	if s.MinImages <= 0 {
+		s.MinImages = 40
+	}
+	if !(s.FalseAlarms > 0) {
+		s.FalseAlarms = 0.1
+	}
+	if !(s.Margin >= 0) || s.Margin == 0 {
+		s.Margin = 0.01
+	}
+}
+
+// SearchReport is what the recipe search measured and chose.
+type SearchReport struct {
+	// Candidates are every candidate's figures, in the order fitted.
+	Candidates []Candidate
+	// Chosen is the best candidate; Reference names the fixed recipe's
+	// candidate, which a candidate must beat by SearchOptions.Margin ("":
+	// the fixed recipe was not among the candidates).
+	Chosen    Candidate
+	Reference string
+	// Fallback, when set, says why no search ran: Chosen is then the
+	// fixed recipe, unmeasured.
+	Fallback string
+	// FitImages is the number of images each candidate was fitted on,
+	// Good and Defects the validation images.
+	FitImages, Good, Defects int
+	Wall                     time.Duration
+}
+
+// Candidate is one recipe's result in the search.
+type Candidate struct {
+	Recipe  Recipe
+	Name    string
+	Figures RecipeFigures
+	// Threshold is the candidate's threshold (from its leave-one-out
+	// scores, as a fit sets it).
+	Threshold float64
+	// Err says why the candidate could not be fitted ("" when it was).
+	Err string
+}
+
+// Candidates lists the recipes the search tries on images whose long
+// side is aspect times their short side along axis (square: every image
+// is, so letterboxing and squashing onto the bundled backbones' square
+// inputs are the same and only squash is tried): each bundled backbone
+// (or only the configured one when it is not bundled) with letterboxed
+// (fit) or squashed frames, each with and without standardization; tiles
+// along the long side for parts at least twice as long as wide; plain
+// PaDiM. Each of those preprocessings comes with four ways to score: raw
+// distances, the per-position z-score, and the z-score with the context
+// scale at weight 1 or 2. (Maps that follow the patch scale alone, -fine,
+// measured worse in pixel AUROC and PRO on every data set, synthetic and
+// real, and are not tried; they can be named.) Candidates sharing a
+// preprocessing and backbone
+// share one backbone pass and one Gaussian fit per scale.
+func (o *Options) Candidates(aspect float64, axis string, square bool) []Recipe {
+	type bb struct {
+		name string
+		taps []string
+	}
+	var bbs []bb
+	custom := true
+	for _, b := range o.Bundled {
+		if b.Path == o.Backbone.Path {
+			custom = false
+		}
+	}
+	if custom && o.Backbone.Path != "" {
+		taps := o.Backbone.Taps
+		if len(taps) == 0 {
+			taps = o.DefaultTaps
+		}
+		bbs = append(bbs, bb{"", taps})
+	} else {
+		for _, b := range o.Bundled {
+			if bd, ok := backbone.BundleByName(b.Name); ok {
+				bbs = append(bbs, bb{b.Name, bd.Taps})
+			}
+		}
+	}
+	var scorings []Recipe
+	scorings = append(scorings, Recipe{}, Recipe{ZScore: true})
+	for _, w := range []float64{1, 2} {
+		scorings = append(scorings, Recipe{ZScore: true, ContextPool: DefaultContextPool, ContextWeight: w})
+	}
+	var out []Recipe
+	add := func(base Recipe) {
+		for _, s := range scorings {
+			r := base
+			r.ZScore, r.ContextPool, r.ContextWeight, r.FineMap = s.ZScore, s.ContextPool, s.ContextWeight, s.FineMap
+			out = append(out, r)
+		}
+	}
+	tiles := 0
+	if aspect >= 2 {
+		tiles = min(max(int(math.Round(aspect)), 2), 4)
+	}
+	for _, b := range bbs {
+		for _, std := range []bool{false, true} {
+			for _, rs := range []backbone.ResizeMode{backbone.ResizeFit, backbone.ResizeSquash} {
+				if rs == backbone.ResizeFit && square && b.name != "" {
+					continue
+				}
+				add(Recipe{Backbone: b.name, Taps: b.taps, Resize: rs, Standardize: std})
+			}
+			if tiles > 0 {
+				add(Recipe{Backbone: b.name, Taps: b.taps, Resize: backbone.ResizeSquash, Tiles: tiles, TileAxis: axis, Standardize: std})
+			}
+		}
+	}
+	for _, b := range o.Bundled {
+		if b.Name == backbone.MobileNetV1 && !custom {
+			bd, _ := backbone.BundleByName(b.Name)
+			out = append(out, Recipe{Backbone: b.Name, Taps: bd.PlainTaps, Resize: backbone.ResizeSquash})
+		}
+	}
+	return out
+}
+
+// familyKey groups recipes that share a backbone pass and Gaussians.
+func familyKey(r Recipe) string {
+	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%t", r.Backbone, strings.Join(r.Taps, ","), r.resize(), r.Tiles, r.TileAxis, alignToken(r.Align), r.Standardize)
+}
+
+// Family is a set of candidate recipes fitted together: one backbone pass,
+// one set of scales (the patch scale, and the context scale when a
+// candidate uses it), and a detector per candidate that scores the shared
+// distances its own way.
+type Family struct {
+	base *Detector
+	// Variants are the family's candidates, fitted and thresholded.
+	Variants []*Detector
+	res      []*Inspection
+}
+
+// Inspect scores img with every candidate of the family (one backbone
+// pass); result i is Variants[i]'s, valid until the next call.
+func (f *Family) Inspect(img image.Image) ([]*Inspection, error) {
+	reg, err := f.base.embed(img, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.base.score(); err != nil {
+		return nil, err
+	}
+	f.res = f.res[:0]
+	for _, v := range f.Variants {
+		if err := v.combine(nil); err != nil {
+			return nil, err
+		}
+		if err := v.finish(img.Bounds(), reg); err != nil {
+			return nil, err
+		}
+		f.res = append(f.res, &v.res)
+	}
+	return f.res, nil
+}
+
+// variant is a detector that scores d's scales as recipe r does, sharing
+// d's backbone and scales (d's Close releases them).
+func (d *Detector) variant(r Recipe) *Detector {
+	v := &Detector{opts: d.opts, recipe: r, bb: d.bb, std: d.std, al: d.al, tiles: d.tiles, scales: d.scales, shared: true,
+		fmaps: d.fmaps, grid: make([]float32, len(d.grid)), zscore: r.ZScore && d.zscore, fineMap: r.FineMap}
+	if d.layout != nil {
+		v.layout = make([]float32, len(d.layout))
+	}
+	v.weights = make([]float32, len(d.scales))
+	v.weights[0] = 1
+	withContext := v.zscore && len(d.scales) > 1 && r.hasContext()
+	if withContext {
+		v.weights[1] = float32(r.ContextWeight)
+	}
+	v.recipe.ZScore = v.zscore
+	if !withContext {
+		v.recipe.ContextPool, v.recipe.ContextWeight, v.recipe.FineMap, v.fineMap = 0, 0, false, false
+	}
+	v.info = d.info
+	v.info.Recipe = v.recipe.Name()
+	v.info.PositionZScore = v.zscore
+	v.describeScales()
+	return v
+}
+
+// search runs the recipe search on src's images and reports every
+// candidate's figures and the chosen one.
+func search(ctx context.Context, opts Options, src ImageSource, pc *progressCounter) (*SearchReport, error) {
+	start := time.Now()
+	so := opts.Search
+	n := src.Len()
+	rep := &SearchReport{}
+	if n < so.MinImages {
+		rep.Fallback = fmt.Sprintf("%d normal images, the search needs at least %d", n, so.MinImages)
+		rep.Chosen = Candidate{Recipe: opts.Fixed(), Name: opts.Fixed().Name()}
+		opts.Logger.Warn("recipe search skipped: the fixed recipe is fitted", "reason", rep.Fallback, "recipe", rep.Chosen.Name)
+		return rep, nil
+	}
+	val := min(max(int(math.Round(so.Holdout*float64(n))), so.MinValidation), so.MaxValidation, n/2)
+	hold := spreadIndices(n, val)
+	var rest []int
+	for i := range n {
+		if !slices.Contains(hold, i) {
+			rest = append(rest, i)
+		}
+	}
+	fit := rest
+	if len(rest) > so.FitImages {
+		fit = make([]int, so.FitImages)
+		for i, j := range spreadIndices(len(rest), so.FitImages) {
+			fit[i] = rest[j]
+		}
+	}
+	aspect, axis, square, err := aspectOf(src, fit)
+	if err != nil {
+		return nil, err
+	}
+	cands := so.Candidates
+	if cands == nil {
+		cands = opts.Candidates(aspect, axis, square)
+	}
+	var families [][]Recipe
+	index := map[string]int{}
+	for _, r := range cands {
+		if r.Tiles > 1 && r.TileAxis == "" {
+			r.TileAxis = axis
+		}
+		k := familyKey(r)
+		if i, ok := index[k]; ok {
+			families[i] = append(families[i], r)
+		} else {
+			index[k] = len(families)
+			families = append(families, []Recipe{r})
+		}
+	}
+	defects := len(hold) * so.DefectsPerImage
+	rep.FitImages, rep.Good, rep.Defects = len(fit), len(hold), defects
+	loo := fit
+	if len(fit) > so.LOOImages {
+		loo = make([]int, so.LOOImages)
+		for i, j := range spreadIndices(len(fit), so.LOOImages) {
+			loo[i] = fit[j]
+		}
+	}
+	per := 0
+	for _, f := range families {
+		per += (len(fit) + len(loo) + len(hold) + defects) * f[0].views()
+	}
+	pc.total += per
+	opts.Logger.Info("recipe search", "candidates", len(cands), "families", len(families), "fit_images", len(fit),
+		"held_out", len(hold), "synthetic_defects", defects, "aspect", fmt.Sprintf("%.2f", aspect))
+	v := &validation{hold: hold, perImage: so.DefectsPerImage, seed: so.Seed}
+	for _, fam := range families {
+		res, err := runFamily(ctx, opts, fam, src, fit, loo, v, pc)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			opts.Logger.Warn("recipe family could not be fitted", "recipe", fam[0].Name(), "err", err)
+			for _, r := range fam {
+				rep.Candidates = append(rep.Candidates, Candidate{Recipe: r, Name: r.Name(), Err: err.Error()})
+			}
+			continue
+		}
+		rep.Candidates = append(rep.Candidates, res...)
+	}
+	ref := opts.Fixed()
+	if square && ref.Resize == backbone.ResizeFit {
+		ref.Resize = backbone.ResizeSquash // the same on square frames
+	}
+	best := choose(rep.Candidates, ref.Name(), so)
+	if best < 0 {
+		return nil, errors.New("recipe search: no candidate could be fitted (see the log)")
+	}
+	if slices.ContainsFunc(rep.Candidates, func(c Candidate) bool { return c.Name == ref.Name() && c.Err == "" }) {
+		rep.Reference = ref.Name()
+	}
+	rep.Chosen = rep.Candidates[best]
+	rep.Wall = time.Since(start)
+	opts.Logger.Info("recipe chosen", "recipe", rep.Chosen.Name, "score", fmt.Sprintf("%.4f", rep.Chosen.Figures.Score),
+		"false_alarms", fmt.Sprintf("%.3f", rep.Chosen.Figures.FalseAlarms), "wall", rep.Wall.Round(time.Millisecond))
+	return rep, nil
+}
+
+// choose returns the index of the chosen candidate (-1: none fitted): the
+// best by better, unless the reference (the fixed recipe) keeps to the
+// false-alarm limit and the best does not beat its score by more than the
+// margin.
+func choose(cs []Candidate, ref string, so SearchOptions) int {
+	best := -1
+	for i, c := range cs {
+		if c.Err != "" {
+			continue
+		}
+		if best < 0 || better(c, cs[best], so.FalseAlarms) {
+			best = i
+		}
+	}
+	for i, c := range cs {
+		if c.Name != ref || c.Err != "" || best < 0 {
+			continue
+		}
+		if c.Figures.FalseAlarms <= so.FalseAlarms && !(cs[best].Figures.Score > c.Figures.Score+so.Margin) {
+			best = i
+		}
+	}
+	return best
+}
+
+// better ranks a above b: a candidate whose threshold flags at most the
+// allowed share of untouched good images beats one that flags more, of two
+// that both flag more the one that flags fewer; then the higher score wins.
+func better(a, b Candidate, allowed float64) bool {
+	okA, okB := a.Figures.FalseAlarms <= allowed, b.Figures.FalseAlarms <= allowed
+	if okA != okB {
+		return okA
+	}
+	if !okA && a.Figures.FalseAlarms != b.Figures.FalseAlarms {
+		return a.Figures.FalseAlarms < b.Figures.FalseAlarms
+	}
+	return a.Figures.Score > b.Figures.Score
+}
+
+// spreadIndices picks k of n indices evenly spread.
+func spreadIndices(n, k int) []int {
+	out := make([]int, 0, k)
+	for i := range k {
+		out = append(out, (2*i+1)*n/(2*k))
+	}
+	return out
+}
+
+// aspectOf is the median ratio of long to short side over a sample of the
+// images, the long side's axis by majority, and whether every sampled
+// image is square (within 1%).
+func aspectOf(src ImageSource, idx []int) (float64, string, bool, error) {
+	var ratios []float64
+	wide := 0
+	for _, i := range spreadIndices(len(idx), min(len(idx), 9)) {
+		img, err := src.Image(idx[i])
+		if err != nil {
+			return 0, "", false, fmt.Errorf("fit: image %d: %w", idx[i], err)
+		}
+		b := img.Bounds()
+		w, h := float64(b.Dx()), float64(b.Dy())
+		ratios = append(ratios, max(w, h)/max(min(w, h), 1))
+		if w >= h {
+			wide++
+		}
+	}
+	sort.Float64s(ratios)
+	axis := axisX
+	if 2*wide < len(ratios) {
+		axis = axisY
+	}
+	return ratios[len(ratios)/2], axis, ratios[len(ratios)-1] < 1.01, nil
+}
+
+// validation is the search's held-out set: the good images and, per
+// image, the synthetic defects pasted into it.
+type validation struct {
+	hold     []int
+	perImage int
+	seed     uint64
+}
+
+// runFamily fits one family of candidates on the fit images, takes the
+// per-position statistics and each candidate's threshold from the
+// leave-one-out scores of looIdx (some of the fit images), scores the
+// validation set with each and returns their figures.
+func runFamily(ctx context.Context, opts Options, fam []Recipe, src ImageSource, fit, looIdx []int, v *validation, pc *progressCounter) ([]Candidate, error) {
+	base := fam[0]
+	base.ZScore = len(looIdx) >= minZScoreImages
+	ctxPool := 0
+	for _, r := range fam {
+		if r.hasContext() {
+			ctxPool = r.ContextPool
+		}
+	}
+	base.ContextPool, base.ContextWeight = ctxPool, DefaultContextWeight
+	d, err := newDetector(opts, base, base.ZScore && ctxPool > 1)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	d.zscore = base.ZScore
+	if err := d.attachAligner(ctx, src, fit); err != nil {
+		return nil, err
+	}
+	var rep FitReport
+	kept, err := d.accumulate(ctx, src, fit, pc, &rep)
+	if err != nil {
+		return nil, err
+	}
+	d.al.learnFloor(opts.Align)
+	d.describe(len(kept))
+	looIdx = slices.DeleteFunc(slices.Clone(looIdx), func(i int) bool { return !slices.Contains(kept, i) })
+	loo, err := d.leaveOneOutPass(ctx, src, looIdx, len(kept), pc)
+	if err != nil {
+		return nil, err
+	}
+	if d.zscore {
+		d.setPositionStats(loo)
+	}
+	fam2 := &Family{base: d}
+	var out []Candidate
+	seen := map[string]bool{}
+	for _, r := range fam {
+		vd := d.variant(r)
+		if seen[vd.recipe.Name()] {
+			continue // a context variant without a context scale (too few images, no room)
+		}
+		seen[vd.recipe.Name()] = true
+		scores, fine, err := vd.looScores(loo)
+		if err != nil {
+			return nil, err
+		}
+		// An explicit threshold does not apply to the search: every
+		// candidate scores on its own scale.
+		o := opts.Threshold
+		o.Explicit = 0
+		if err := vd.setThresholds(o, scores, fine); err != nil {
+			return nil, err
+		}
+		fam2.Variants = append(fam2.Variants, vd)
+		out = append(out, Candidate{Recipe: vd.recipe, Name: vd.recipe.Name(), Threshold: vd.th.Image})
+	}
+	loo = nil
+	figs, err := v.score(ctx, fam2, src, pc)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Figures = figs[i]
+	}
+	if opts.Search.OnFamily != nil {
+		if err := opts.Search.OnFamily(fam2); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// score runs the validation images through a family: each held-out good
+// image untouched and with its synthetic defects, every candidate scoring
+// them, and returns each candidate's figures.
+func (v *validation) score(ctx context.Context, f *Family, src ImageSource, pc *progressCounter) ([]RecipeFigures, error) {
+	nv := len(f.Variants)
+	pix := make([]*metrics.Pixels, nv)
+	for i := range pix {
+		pix[i] = metrics.NewPixelsBits(searchPixelBits)
+	}
+	good := make([][]float64, nv)
+	bad := make([][]float64, nv)
+	var zero []uint8
+	add := func(img image.Image, mask []uint8) error {
+		res, err := f.Inspect(img)
+		if err != nil {
+			return err
+		}
+		for i, r := range res {
+			if mask == nil {
+				good[i] = append(good[i], r.Score)
+				if len(zero) != r.W*r.H {
+					zero = make([]uint8, r.W*r.H)
+				}
+				if err := pix[i].Add(r.Map, zero, r.W, r.H); err != nil {
+					return err
+				}
+				continue
+			}
+			bad[i] = append(bad[i], r.Score)
+			if err := pix[i].Add(r.Map, mask, r.W, r.H); err != nil {
+				return err
+			}
+		}
+		pc.step()
+		return nil
+	}
+	kinds := synth.Kinds()
+	var donor image.Image
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	k := 0
+	for im := range prefetch(cctx, src, v.hold) {
+		if im.err != nil {
+			return nil, fmt.Errorf("fit: image %d: %w", im.i, im.err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := add(im.img, nil); err != nil {
+			return nil, fmt.Errorf("fit: image %d: %w", im.i, err)
+		}
+		for j := range v.perImage {
+			kind := kinds[(k*v.perImage+j)%len(kinds)]
+			rng := rand.New(rand.NewPCG(v.seed, uint64(im.i)<<8|uint64(j)))
+			img, mask := synth.Apply(im.img, donor, kind, rng)
+			if err := add(img, mask); err != nil {
+				return nil, fmt.Errorf("fit: image %d with a synthetic %s: %w", im.i, kind, err)
+			}
+		}
+		donor = im.img
+		k++
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]RecipeFigures, nv)
+	for i, vd := range f.Variants {
+		fg := &out[i]
+		fg.Good, fg.Defects = len(good[i]), len(bad[i])
+		scores := append(append([]float64(nil), good[i]...), bad[i]...)
+		labels := make([]bool, len(scores))
+		for j := len(good[i]); j < len(labels); j++ {
+			labels[j] = true
+		}
+		var err error
+		if fg.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {
+			return nil, err
+		}
+		if fg.PixelAUROC, err = pix[i].AUROC(); err != nil {
+			return nil, err
+		}
+		if fg.PRO, err = pix[i].PRO(0.3); err != nil {
+			return nil, err
+		}
+		t := vd.th.Image
+		for _, s := range good[i] {
+			if s > t {
+				fg.FalseAlarms++
+			}
+		}
+		for _, s := range bad[i] {
+			if s <= t {
+				fg.Misses++
+			}
+		}
+		fg.FalseAlarms /= float64(max(fg.Good, 1))
+		fg.Misses /= float64(max(fg.Defects, 1))
+		fg.Score = (fg.ImageAUROC + fg.PixelAUROC + fg.PRO) / 3
+	}
+	return out, nil
+}
+
+// searchPixelBits sizes the validation's pixel histograms: 2^16 bins
+// (0.8% relative resolution, 1.5 MB per candidate) rank maps as well as
+// the 2^20 that eval reports with.
+const searchPixelBits = 16
