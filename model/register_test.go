@@ -62,7 +62,7 @@ func poses(n int) grays {
 	return g
 }
 
-func alignOptions(t *testing.T, mode align.Mode) Options {
+func alignOptions(t testing.TB, mode align.Mode) Options {
 	return Options{Backbone: backbone.Options{Path: modeltest.BackbonePath(t), Threads: 2, Preprocess: backbone.Preprocess{Resize: backbone.ResizeSquash}},
 		Features: 32, MinFeatures: 16, Sigma: 4, Align: AlignOptions{Mode: mode, MaxShift: 0.15, MaxAngle: 12}}
 }
@@ -204,5 +204,37 @@ func TestRecipeAlignName(t *testing.T) {
 	}
 	if _, err := ParseRecipe("v1-squash-rigid", nil); err == nil {
 		t.Error("a name without scoring parsed")
+	}
+}
+
+// The recipe search offers registration when the good images' parts turn
+// (rigid) or only shift (translate), not when they keep still, and always
+// the configured mode.
+func TestAlignOffer(t *testing.T) {
+	still, shifted := grays{}, grays{}
+	for i := range 16 {
+		f := float64(i)
+		still = append(still, plate(160, 120, 0, 0, 0, -1, -1))
+		shifted = append(shifted, plate(160, 120, 0, 6*math.Sin(2.1*f), 5*math.Cos(1.7*f), -1, -1))
+	}
+	idx := make([]int, 16)
+	for i := range idx {
+		idx[i] = i
+	}
+	for _, c := range []struct {
+		name string
+		src  grays
+		mode align.Mode
+		want align.Mode
+	}{
+		{"turning", poses(16), align.Off, align.Rigid},
+		{"shifting", shifted, align.Off, align.Translate},
+		{"still", still, align.Off, ""},
+		{"configured", still, align.Translate, align.Translate},
+	} {
+		got, ps, err := alignOffer(context.Background(), Options{Align: AlignOptions{Mode: c.mode}}, c.src, idx)
+		if err != nil || got != c.want {
+			t.Errorf("%s: offer %q (spread %+v, err %v), want %q", c.name, got, ps, err, c.want)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/metrics"
 	"github.com/inspectd/inspectd/model/synth"
@@ -100,6 +101,11 @@ type SearchReport struct {
 	// Fallback, when set, says why no search ran: Chosen is then the
 	// fixed recipe, unmeasured.
 	Fallback string
+	// Align is the registration the search tried beside unregistered
+	// frames ("": none), Pose the good images' pose spread that decided it
+	// (zero when the configuration named the mode).
+	Align align.Mode
+	Pose  PoseSpread
 	// FitImages is the number of images each candidate was fitted on,
 	// Good and Defects the validation images.
 	FitImages, Good, Defects int
@@ -295,6 +301,24 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	cands := so.Candidates
 	if cands == nil {
 		cands = opts.Candidates(aspect, axis, square)
+		// Registration is one more setting: every candidate is tried with
+		// it too when the configuration asks for it or the good images'
+		// poses vary (alignOffer).
+		offer, ps, err := alignOffer(ctx, opts, src, fit)
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			opts.Logger.Info("recipe search: registration not offered, no reference view could be built from the good images", "err", err)
+		case offer != "":
+			opts.Logger.Info("recipe search: registration offered", "align", offer, "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
+				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "configured", string(opts.Align.Mode))
+			for _, r := range cands[:len(cands):len(cands)] {
+				r.Align = offer
+				cands = append(cands, r)
+			}
+		}
+		rep.Align, rep.Pose = offer, ps
 	}
 	var families [][]Recipe
 	index := map[string]int{}
