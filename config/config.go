@@ -103,6 +103,9 @@ type Capture struct {
 	// its pixels, and skipped with one log line (a decompression bomb: a
 	// 69-byte PNG can declare 40 gigapixels).
 	MaxPixels int `yaml:"max_pixels"`
+	// Align registers every frame to a reference view of a good part
+	// before the backbone, for lines whose parts arrive shifted or turned.
+	Align Align `yaml:"align"`
 }
 
 // Camera configures a V4L2 camera.
@@ -260,9 +263,6 @@ type Model struct {
 	ContextWeight float64 `yaml:"context_weight"`
 	// BlurSigma is the anomaly map's Gaussian blur, in pixels at 224 px; 0 disables it.
 	BlurSigma float64 `yaml:"blur_sigma"`
-	// Align registers every frame to a reference view of a good part
-	// before scoring, for lines whose parts arrive shifted or turned.
-	Align Align `yaml:"align"`
 	// Threshold says how the anomaly threshold is chosen.
 	Threshold Threshold `yaml:"threshold"`
 }
@@ -284,7 +284,7 @@ type Input struct {
 	Tiles int `yaml:"tiles"`
 }
 
-// Align configures registration (model.align). The mode is fitted: the
+// Align configures registration (capture.align). The mode is fitted: the
 // reference view is chosen from the good images and stored in the model
 // file with it, and a model file's own mode wins at load. The bounds apply
 // at every load.
@@ -301,7 +301,7 @@ type Align struct {
 	MinConfidence float64 `yaml:"min_confidence"`
 }
 
-// The registration modes model.align.mode accepts.
+// The registration modes capture.align.mode accepts.
 const (
 	AlignOff       = "off"
 	AlignTranslate = "translate"
@@ -469,6 +469,7 @@ func Default() *Config {
 		LogLevel: "info",
 		Capture: Capture{
 			Source: SourceSynthetic,
+			Align:  Align{Mode: AlignOff, MaxShift: 0.25, MaxAngle: 20},
 			Camera: Camera{
 				Device:  "/dev/video0",
 				Formats: []string{FormatMJPEG, FormatYUYV, FormatGREY},
@@ -506,7 +507,6 @@ func Default() *Config {
 			MemoryBudget:    AutoMemoryBudget(),
 			MemoryFraction:  0.25,
 			BlurSigma:       4,
-			Align:           Align{Mode: AlignOff, MaxShift: 0.25, MaxAngle: 20},
 			Threshold:       Threshold{Quantile: 0.99, Margin: 1.1, Value: 0, Holdout: 0.2},
 		},
 		MQTT: MQTT{

@@ -104,6 +104,7 @@ func nonDefault() *Config {
 		Rotate:    90,
 		Trigger:   Trigger{Mode: TriggerExternal, MaxRate: 2.5, Queue: 3, MaxAge: 0, DedupWindow: Duration(time.Minute)},
 		MaxPixels: 12_000_000,
+		Align:     Align{Mode: AlignRigid, MaxShift: 0.1, MaxAngle: 5.5, MinConfidence: 0.6},
 	}
 	c.Model = Model{
 		Path: "/m/model.safetensors", Recipe: "v2-tiles3-std-z-ctx1", Backbone: "/m/backbone.tflite",
@@ -113,7 +114,6 @@ func nonDefault() *Config {
 		Delegate: Delegate{Library: "libedgetpu.so.1", Options: map[string]string{"device": "usb", "n": "1"}, Required: true},
 		Features: 550, MinFeatures: 50, Seed: 42, Epsilon: 1e-3,
 		MemoryBudget: FixedMemoryBudget(512_000_000), MemoryFraction: 0.5, PositionZScore: false, ContextPool: 4, ContextFeatures: 64, ContextWeight: 0.5, BlurSigma: 0,
-		Align:     Align{Mode: AlignRigid, MaxShift: 0.1, MaxAngle: 5.5, MinConfidence: 0.6},
 		Threshold: Threshold{Quantile: 0.95, Margin: 1.5, Value: 12.25, Holdout: 0},
 	}
 	c.MQTT = MQTT{

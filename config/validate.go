@@ -140,6 +140,12 @@ func unwrapAddrErr(err error) string {
 
 func (v *validator) capture(c *Capture) {
 	v.oneOf("capture.source", string(c.Source), string(SourceSynthetic), string(SourceCamera), string(SourceFolder), string(SourceFile))
+	v.oneOf("capture.align.mode", c.Align.Mode, AlignOff, AlignTranslate, AlignRigid)
+	v.floatRange("capture.align.max_shift", c.Align.MaxShift, 0, 0.5, false)
+	v.floatRange("capture.align.max_angle", c.Align.MaxAngle, 0, 180, false)
+	if !(c.Align.MinConfidence >= 0 && c.Align.MinConfidence < 1) {
+		v.addf("capture.align.min_confidence", "%s must be 0 (learned at fit) or above 0 and below 1", fmtFloat(c.Align.MinConfidence))
+	}
 
 	cam := &c.Camera
 	if c.Source == SourceCamera && strings.TrimSpace(cam.Device) == "" {
@@ -301,12 +307,6 @@ func (v *validator) model(m *Model) {
 	}
 	v.intRange("model.context_features", m.ContextFeatures, 1, maxFeatures)
 	v.floatRange("model.context_weight", m.ContextWeight, 0, maxContextWeight, false)
-	v.oneOf("model.align.mode", m.Align.Mode, AlignOff, AlignTranslate, AlignRigid)
-	v.floatRange("model.align.max_shift", m.Align.MaxShift, 0, 0.5, false)
-	v.floatRange("model.align.max_angle", m.Align.MaxAngle, 0, 180, false)
-	if !(m.Align.MinConfidence >= 0 && m.Align.MinConfidence < 1) {
-		v.addf("model.align.min_confidence", "%s must be 0 (learned at fit) or above 0 and below 1", fmtFloat(m.Align.MinConfidence))
-	}
 
 	t := &m.Threshold
 	v.floatRange("model.threshold.quantile", t.Quantile, 0, 1, false)

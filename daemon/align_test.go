@@ -47,14 +47,14 @@ func shifted(img image.Image, dx int) *image.RGBA {
 }
 
 // TestRegistrationInResults: with a model fitted with registration (the
-// configuration's model.align), every result carries the frame's shift,
-// angle and confidence, and a part further off than model.align.max_shift
+// configuration's capture.align), every result carries the frame's shift,
+// angle and confidence, and a part further off than capture.align.max_shift
 // is answered with verdict "error" naming the reason and the estimate,
 // never scored unaligned; the metrics count it.
 func TestRegistrationInResults(t *testing.T) {
 	cfg := config.Default()
 	cfg.Model.Recipe = "fixed"
-	cfg.Model.Align = config.Align{Mode: config.AlignRigid, MaxShift: 0.15, MaxAngle: 10}
+	cfg.Capture.Align = config.Align{Mode: config.AlignRigid, MaxShift: 0.15, MaxAngle: 10}
 	opts, err := ModelOptions(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := cfg.Model
+	a := cfg.Capture.Align // registration runs before the backbone, fitted with the model
 	bbPath, err := BackbonePath(m.Backbone)
 	if err != nil {
 		return model.Options{}, err
@@ -171,7 +172,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		ContextPool:     m.ContextPool,
 		ContextFeatures: m.ContextFeatures,
 		ContextWeight:   m.ContextWeight,
-		Align:           model.AlignOptions{Mode: align.Mode(m.Align.Mode), MaxShift: m.Align.MaxShift, MaxAngle: m.Align.MaxAngle, MinConfidence: m.Align.MinConfidence},
+		Align:           model.AlignOptions{Mode: align.Mode(a.Mode), MaxShift: a.MaxShift, MaxAngle: a.MaxAngle, MinConfidence: a.MinConfidence},
 		Threshold:       padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
 		Logger:          log,
 	}, nil

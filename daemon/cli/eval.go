@@ -189,7 +189,7 @@ func cmdEval() *Command {
 			maxTest := fs.Int("max-test", 0, "score at most this many test images (spread over the set)")
 			misalign := fs.Bool("misalign", false, "the PaDiM paper's Rd-MVTec protocol: every training and test image (and mask) turned by a random angle in ±10° and cropped to 87.5% of each side at a random place, then resized back, fixed by the draw's seed")
 			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
-			alignMode := fs.String("align", "", "override model.align.mode (off, translate, rigid)")
+			alignMode := fs.String("align", "", "override capture.align.mode (off, translate, rigid)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -232,7 +232,7 @@ func cmdEval() *Command {
 				cfg.Model.ContextWeight = *contextWeight
 			}
 			if *alignMode != "" {
-				cfg.Model.Align.Mode = *alignMode
+				cfg.Capture.Align.Mode = *alignMode
 			}
 			draws := []uint64{0}
 			if *misalign {
@@ -770,8 +770,14 @@ func scoresLabels(items []evalItem, only string) ([]float64, []bool) {
 
 func printEval(w io.Writer, rep *EvalReport) {
 	for _, s := range rep.Sets {
-		for _, r := range s.Results {
-			printResultDetail(w, &r)
+		detail := []EvalSet{s}
+		if len(s.Draws) > 0 {
+			detail = s.Draws // each draw's model and figures; their mean is in the table
+		}
+		for _, d := range detail {
+			for _, r := range d.Results {
+				printResultDetail(w, &r)
+			}
 		}
 		if len(s.Candidates) > 0 {
 			printCandidates(w, &s)
