@@ -140,10 +140,7 @@ func (d *Detector) Save(path string) error {
 			return fmt.Errorf("save model %s: %w", path, err)
 		}
 	}
-	if err := padim.Save(path, m); err != nil {
-		return fmt.Errorf("save model %s: %w", path, err)
-	}
-	return nil
+	return padim.Save(path, m) // its errors name the file
 }
 
 // save adds a further scale's tensors, cell size, channels and weight to

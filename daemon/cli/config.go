@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -20,6 +21,7 @@ func cmdConfigCheck() *Command {
 		Usage:   "FILE...",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "config check")
+			here := fs.Bool("here", true, "also check what the file names on this machine: the backbone and model load, the capture folder or file exists, the camera is present, state_dir can be written (--here=false checks only the file, e.g. before pushing it to another box)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -27,6 +29,7 @@ func cmdConfigCheck() *Command {
 				return usagef("name a configuration file, e.g. /etc/inspectd/inspectd.yaml")
 			}
 			var bad []string
+			notHere := map[string]bool{} // valid files that cannot run on this machine
 			for _, path := range fs.Args() {
 				c, err := config.Load(path)
 				if err == nil && c.Model.Recipe != model.RecipeAuto && c.Model.Recipe != model.RecipeFixed {
@@ -42,14 +45,35 @@ func cmdConfigCheck() *Command {
 				}
 				fmt.Fprintf(env.Stdout, "%s: ok\n", path)
 				writeSummary(env.Stdout, c)
+				if !*here {
+					continue
+				}
+				fatal := 0
+				fmt.Fprintln(env.Stdout, "  on this machine:")
+				for _, f := range daemon.Preflight(c, env.Log) {
+					if f.Fatal {
+						fatal++
+						fmt.Fprintf(env.Stderr, "%s: %s\n", path, f)
+						continue
+					}
+					fmt.Fprintf(env.Stdout, "    %s\n", f)
+				}
+				if fatal > 0 {
+					bad = append(bad, path)
+					notHere[path] = true
+				}
 			}
 			switch {
 			case len(bad) == 0:
 				return nil
+			case fs.NArg() == 1 && notHere[bad[0]]:
+				return errors.New(bad[0] + " is valid but cannot run on this machine as it is")
 			case fs.NArg() == 1:
 				return errors.New(bad[0] + " is not valid")
-			default:
+			case len(notHere) == 0:
 				return fmt.Errorf("%d of %d files are not valid: %s", len(bad), fs.NArg(), strings.Join(bad, ", "))
+			default:
+				return fmt.Errorf("%d of %d files are not valid or cannot run on this machine as they are: %s", len(bad), fs.NArg(), strings.Join(bad, ", "))
 			}
 		},
 	}
@@ -182,8 +206,12 @@ func modelSummary(c *config.Config) string {
 	if m.Recipe == "auto" {
 		recipe = fmt.Sprintf("recipe auto (judged on %.4g%% held-out images)", m.Threshold.Holdout*100)
 	}
-	s := fmt.Sprintf("%s, %s, d ≤ %d (min %d), memory %s, %s; backbone %s, %d threads",
-		c.ModelPath(), recipe, m.Features, m.MinFeatures, budget, threshold, backbone, m.Threads)
+	threads := "1 thread"
+	if m.Threads != 1 {
+		threads = fmt.Sprintf("%d threads", m.Threads)
+	}
+	s := fmt.Sprintf("%s, %s, d ≤ %d (min %d), memory %s, %s; backbone %s, %s",
+		c.ModelPath(), recipe, m.Features, m.MinFeatures, budget, threshold, backbone, threads)
 	if m.Delegate.Library != "" {
 		s += ", delegate " + m.Delegate.Library
 		if m.Delegate.Required {

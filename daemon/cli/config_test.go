@@ -42,7 +42,7 @@ func TestConfigCheckValid(t *testing.T) {
 	if err := os.WriteFile(path, []byte("device_id: cam-1\ncapture: {source: folder, folder: {path: /data, loop: true}}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runConfigCLI("config", "check", path)
+	code, out, errs := runConfigCLI("config", "check", "--here=false", path)
 	if code != 0 || errs != "" {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -62,7 +62,7 @@ func TestConfigCheckValid(t *testing.T) {
 
 func TestConfigCheckExample(t *testing.T) {
 	const path = "../../systemd/inspectd.example.yaml"
-	code, out, errs := runConfigCLI("config", "check", path)
+	code, out, errs := runConfigCLI("config", "check", "--here=false", path)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -92,7 +92,7 @@ func TestConfigCheckInvalid(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("model:\n  features: 5000\n  threads: 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runConfigCLI("config", "check", good, bad, filepath.Join(dir, "missing.yaml"))
+	code, out, errs := runConfigCLI("config", "check", "--here=false", good, bad, filepath.Join(dir, "missing.yaml"))
 	if code != 1 {
 		t.Errorf("exit %d; want 1", code)
 	}
@@ -131,5 +131,54 @@ func TestConfigCheckRecipe(t *testing.T) {
 		if c.ok != (code == 0) || (!c.ok && !strings.Contains(errs, "config "+path+": model.recipe: ")) {
 			t.Errorf("recipe %s: exit %d, stderr %q", c.recipe, code, errs)
 		}
+	}
+}
+
+// TestConfigCheckHere: by default config check also tries what the file
+// names on this machine, naming the key of each thing `inspectd run`
+// would stop on; what only needs saying (a model the synthetic demo fits
+// at start) is not a failure.
+func TestConfigCheckHere(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	demo := write("demo.yaml", "state_dir: "+state+"\n")
+	code, out, errs := runConfigCLI("config", "check", demo)
+	if code != 0 {
+		t.Fatalf("synthetic source without a model: exit %d, stderr %q", code, errs)
+	}
+	for _, want := range []string{"state_dir: " + state + " does not exist yet", "fits one on normal synthetic frames at start"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	folder := write("folder.yaml", "state_dir: "+dir+"\ncapture: {source: folder, folder: {path: "+filepath.Join(dir, "nope")+"}}\n")
+	code, _, errs = runConfigCLI("config", "check", folder)
+	for _, want := range []string{
+		folder + ": capture.folder.path: stat " + filepath.Join(dir, "nope") + ": no such file or directory",
+		folder + ": model.path: no model at " + filepath.Join(dir, "model.safetensors") + ": fit one first",
+		"inspectd config check: " + folder + " is valid but cannot run on this machine as it is",
+	} {
+		if code != 1 || !strings.Contains(errs, want) {
+			t.Errorf("exit %d; stderr lacks %q:\n%s", code, want, errs)
+		}
+	}
+
+	bad := write("model.safetensors", "not a model")
+	corrupt := write("corrupt.yaml", "state_dir: "+dir+"\nmodel: {path: "+bad+"}\n")
+	code, _, errs = runConfigCLI("config", "check", corrupt)
+	if code != 1 || !strings.Contains(errs, corrupt+": model.path: ") || !strings.Contains(errs, bad) {
+		t.Errorf("corrupt model file: exit %d, stderr:\n%s", code, errs)
+	}
+	if code, _, errs := runConfigCLI("config", "check", "--here=false", corrupt); code != 0 {
+		t.Errorf("--here=false checks only the file: exit %d, stderr:\n%s", code, errs)
 	}
 }

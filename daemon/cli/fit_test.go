@@ -57,8 +57,8 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 		t.Fatalf("fit: exit %d\n%s", code, stderr)
 	}
 	want := "skipped 2 files: 1 over capture.max_pixels (40000000 pixels), 1 unreadable or not an image (the log names each)"
-	if !strings.Contains(stdout, "on 11 images") || !strings.Contains(stdout, want) {
-		t.Errorf("fit stdout %q, want 11 images fitted and %q", stdout, want)
+	if !strings.Contains(stdout, "on 12 images") || !strings.Contains(stdout, "from 12 good images") || !strings.Contains(stdout, want) {
+		t.Errorf("fit stdout %q, want 12 images fitted, the threshold from 12 and %q", stdout, want)
 	}
 	for _, w := range []string{`file=` + filepath.Join(dir, "train", "good", "bomb.png"), `reason="too large"`, "200000×200000",
 		`file=` + filepath.Join(dir, "train", "good", "broken.png"), `reason="unreadable or not an image"`} {
@@ -84,12 +84,19 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 // Too few images are refused before the backbone is touched, with the
 // minimum and the ways out; skipped files are named in the message too.
 func TestFitTooFewImagesCLI(t *testing.T) {
-	dir, cfg := bombDataSet(t, 5)
+	dir, cfg := bombDataSet(t, 3) // the fewest capture export writes; one goes
+	goods, _ := filepath.Glob(filepath.Join(dir, "train", "good", "0*.png"))
+	if len(goods) != 3 {
+		t.Fatalf("export wrote %d training images: %v", len(goods), goods)
+	}
+	if err := os.Remove(goods[0]); err != nil {
+		t.Fatal(err)
+	}
 	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", filepath.Join(t.TempDir(), "m"))
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, stderr)
 	}
-	for _, w := range []string{"too few normal images: 5 given", "at least 10", "model.threshold.value", "model.threshold.holdout",
+	for _, w := range []string{"too few normal images: 2 given", "at least 3", "Add images of good parts",
 		"skipped 2 files: 1 over capture.max_pixels"} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, stderr)
