@@ -106,6 +106,13 @@ type aligner struct {
 	// collecting is set (the training images, for the learned floor).
 	confs      []float64
 	collecting bool
+	// unplaced: a frame no position of the reference overlaps is scored
+	// where it lies (InspectUnbounded); noOverlap says the last one was.
+	unplaced, noOverlap bool
+}
+
+func errNoOverlap() error {
+	return &RegistrationError{Kind: "no_overlap", msg: "no position of the reference view overlaps the frame enough (is the part in view?)"}
 }
 
 func newAligner(ref *align.Reference, o AlignOptions, learned float64, inputSide int) *aligner {
@@ -148,13 +155,19 @@ func (a *aligner) apply(img image.Image) (image.Image, error) {
 	b := img.Bounds()
 	a.lastW, a.lastH = b.Dx(), b.Dy()
 	r, err := a.reg.Register(img)
-	a.last = r
+	a.last, a.noOverlap = r, false
 	if err == nil && a.collecting {
 		a.confs = append(a.confs, r.Confidence)
 	}
 	if err != nil {
 		if errors.Is(err, align.ErrNoOverlap) {
-			return nil, &RegistrationError{Kind: "no_overlap", msg: "no position of the reference view overlaps the frame enough (is the part in view?)"}
+			a.noOverlap = true
+			if a.unplaced {
+				// Evaluation only: the frame is scored where it lies.
+				a.last = align.Result{Confidence: math.NaN()}
+				return a.warp.Apply(img, align.Identity, a.viewScale(b.Dx(), b.Dy())), nil
+			}
+			return nil, errNoOverlap()
 		}
 		return nil, fmt.Errorf("%w: %w", ErrRegistration, err)
 	}
@@ -219,8 +232,9 @@ func (a *aligner) mapBack(dst, view []float32, p pose) ([]float32, float32, erro
 
 // InspectUnbounded is Inspect with the registration's bounds (confidence,
 // shift, angle) not enforced: a frame beyond them is scored at its
-// estimated pose, and the error Inspect would have returned comes back as
-// refused (nil within the bounds). It is for evaluation, which measures
+// estimated pose (one no position of the reference overlaps, where it
+// lies), and the error Inspect would have returned comes back as refused
+// (nil within the bounds). It is for evaluation, which measures
 // the maps of frames the daemon refuses; the daemon never scores them.
 // Without registration it is Inspect.
 func (d *Detector) InspectUnbounded(img image.Image) (r *Inspection, refused, err error) {
@@ -228,11 +242,14 @@ func (d *Detector) InspectUnbounded(img image.Image) (r *Inspection, refused, er
 		r, err = d.Inspect(img)
 		return r, nil, err
 	}
-	d.al.check = false
+	d.al.check, d.al.unplaced = false, true
 	r, err = d.Inspect(img)
-	d.al.check = true
+	d.al.check, d.al.unplaced = true, false
 	if err != nil {
 		return nil, nil, err
+	}
+	if d.al.noOverlap {
+		return r, errNoOverlap(), nil
 	}
 	b := img.Bounds()
 	return r, d.al.bounds(d.al.last, b.Dx(), b.Dy()), nil

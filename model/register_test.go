@@ -134,6 +134,17 @@ func TestRegistrationInspectAndRoundTrip(t *testing.T) {
 		if !errors.Is(err, ErrRegistration) {
 			t.Errorf("blank frame: err %v, want ErrRegistration", err)
 		}
+		// Evaluation scores what the daemon refuses and says so; the
+		// bounds hold again after.
+		for _, img := range []image.Image{plate(160, 120, 0, 30, 0, -1, -1), image.NewGray(image.Rect(0, 0, 160, 120))} {
+			r, refused, err := d.InspectUnbounded(img)
+			if err != nil || r == nil || len(r.Map) != 160*120 || !errors.Is(refused, ErrRegistration) {
+				t.Errorf("InspectUnbounded: err %v, refused %v", err, refused)
+			}
+		}
+		if _, err := d.Inspect(plate(160, 120, 0, 30, 0, -1, -1)); !errors.Is(err, ErrRegistration) {
+			t.Errorf("after InspectUnbounded a frame beyond the bounds is scored: err %v", err)
+		}
 		return good
 	}
 	before := check(d)
