@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/model/align"
+	"github.com/inspectd/inspectd/model/backbone"
 )
 
 // BenchmarkInspectRigid inspects a turned and shifted frame with a model
@@ -24,6 +25,9 @@ func BenchmarkInspectRigid(b *testing.B) {
 				train = append(train, plate(w, h, 2*f/7-1, 4*f/7-2, 2-4*f/7, -1, -1))
 			}
 			opts := alignOptions(b, align.Rigid)
+			// The backbone as the daemon runs it on this CPU (int8 on
+			// XNNPACK; builtin kernels are several times slower).
+			opts.Backbone.Optimize, opts.Backbone.XNNPACK = backbone.OptimizeInt8, true
 			d, _, err := Fit(context.Background(), opts, train, nil)
 			if err != nil {
 				b.Fatal(err)
