@@ -12,6 +12,7 @@ import (
 	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/modeltest"
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // plate renders a w×h grey frame of a machined plate with holes and a slot
@@ -172,6 +173,51 @@ func TestRegistrationInspectAndRoundTrip(t *testing.T) {
 	}
 	if after := check(l); math.Abs(after-before) > 1e-4*before {
 		t.Errorf("good part scores %.5f after Load, %.5f before", after, before)
+	}
+	// A file whose registration entries are damaged is refused, naming them.
+	for _, c := range []struct {
+		name  string
+		spoil func(m *padim.Model)
+		want  string
+	}{
+		{"metadata without template", func(m *padim.Model) { delete(m.Tensors, tensorAlignTemplate) }, `metadata "align" and tensor "align_template" must come together`},
+		{"bad metadata", func(m *padim.Model) { m.Meta.Extra[extraAlign] = "{" }, `registration metadata "align"`},
+		{"unknown mode", func(m *padim.Model) { m.Meta.Extra[extraAlign] = `{"mode":"affine","frame_w":160,"frame_h":120}` }, `mode "affine"`},
+		{"template size", func(m *padim.Model) {
+			t := m.Tensors[tensorAlignTemplate]
+			m.Tensors[tensorAlignTemplate] = padim.Tensor{Shape: []int{t.Shape[0] - 1, t.Shape[1]}, Data: t.Data[t.Shape[1]:]}
+		}, "template"},
+		{"weights", func(m *padim.Model) {
+			t := m.Tensors[tensorAlignWeight]
+			m.Tensors[tensorAlignWeight] = padim.Tensor{Shape: []int{1, 3}, Data: t.Data[:3]}
+		}, "weights"},
+	} {
+		pm, err := padim.Load(path, padim.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.spoil(pm)
+		bad := filepath.Join(t.TempDir(), "bad.safetensors")
+		if err := padim.Save(bad, pm); err != nil {
+			t.Fatal(err)
+		}
+		pm.Close()
+		if _, err := Load(bad, alignOptions(t, align.Off)); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s: err %v, want one naming %q and the file", c.name, err, c.want)
+		}
+	}
+}
+
+// Model files from before registration load without it.
+func TestLegacyFileHasNoRegistration(t *testing.T) {
+	d, err := Load(filepath.Join("testdata", "legacy_plain.safetensors"), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r, err := d.Inspect(texture(1000, false))
+	if err != nil || d.Info().Align != string(align.Off) || r.Registration != (Registration{}) || r.Timing.Align != 0 {
+		t.Errorf("legacy model: err %v, align %q, registration %+v", err, d.Info().Align, r.Registration)
 	}
 }
 
