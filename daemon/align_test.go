@@ -4,6 +4,7 @@ import (
 	"context"
 	"image"
 	"image/draw"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -78,16 +79,20 @@ func TestRegistrationInResults(t *testing.T) {
 	var got []mqttpub.Result
 	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
 	m := httpapi.NewMetrics()
-	p, err := NewPipeline(PipelineOptions{Source: &frames{imgs: []image.Image{keep, shifted(keep, 40)}}, Detector: det, Sink: sink, Metrics: m,
-		Queue: 1, FreeRun: false, MaxInspections: 2, Logger: testLogger(t)})
+	var logs syncBuffer
+	p, err := NewPipeline(PipelineOptions{Source: &frames{imgs: []image.Image{keep, shifted(keep, 40), shifted(keep, 44)}}, Detector: det, Sink: sink, Metrics: m,
+		Queue: 1, FreeRun: false, MaxInspections: 3, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 {
+	if len(got) != 2 { // the second refusal within a second is counted, not published
 		t.Fatalf("%d results, want 2: %+v", len(got), got)
+	}
+	if n := strings.Count(logs.String(), "inspection failed"); n != 1 {
+		t.Errorf("%d log lines for two refusals of one kind, want 1:\n%s", n, logs.String())
 	}
 	r := got[0]
 	if r.Verdict == VerdictError || r.Registration == nil || r.Registration.Mode != "rigid" || r.Registration.Confidence < 0.5 || r.Registration.Failure != "" {
@@ -105,7 +110,7 @@ func TestRegistrationInResults(t *testing.T) {
 	for _, f := range gather(t, m) {
 		mf.WriteString(f)
 	}
-	for _, want := range []string{`inspectd_registration_failures_total{reason="shift"} 1`, `inspectd_last_registration{quantity="confidence"}`,
+	for _, want := range []string{`inspectd_registration_failures_total{reason="shift"} 2`, `inspectd_last_registration{quantity="confidence"}`,
 		`inspectd_stage_latency_seconds_count{stage="align"} 1`} {
 		if !strings.Contains(mf.String(), want) {
 			t.Errorf("metrics lack %s", want)

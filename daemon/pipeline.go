@@ -498,12 +498,16 @@ func (p *Pipeline) publishStage(s *slot) {
 		p.inspFails.Add(1)
 		p.lastFail.Store(s.inspErr.Error())
 		p.noteError(s.inspErr)
-		if msg := s.inspErr.Error(); msg != p.lastInspErr { // one line per kind of failure, not per frame
+		var rerr *model.RegistrationError
+		isReg := errors.As(s.inspErr, &rerr)
+		msg := s.inspErr.Error()
+		if isReg {
+			msg = "registration: " + rerr.Kind // its message carries each frame's estimate
+		}
+		if msg != p.lastInspErr { // one line per kind of failure, not per frame
 			p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
 			p.lastInspErr = msg
 		}
-		var rerr *model.RegistrationError
-		isReg := errors.As(s.inspErr, &rerr)
 		if p.o.Metrics != nil {
 			p.o.Metrics.InspectionError()
 			if isReg {
