@@ -265,8 +265,9 @@ func TestRecipeAlignName(t *testing.T) {
 }
 
 // The recipe search offers registration when the good images' parts turn
-// (rigid) or only shift (translate), not when they keep still, and always
-// the configured mode.
+// (rigid) or only shift (translate), not when they keep still or turn more
+// than half the bounds allow (screws at any angle), and always the
+// configured mode.
 func TestAlignOffer(t *testing.T) {
 	still, shifted := grays{}, grays{}
 	for i := range 16 {
@@ -280,16 +281,18 @@ func TestAlignOffer(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		src  grays
-		mode align.Mode
-		want align.Mode
+		src      grays
+		mode     align.Mode
+		maxAngle float64
+		want     align.Mode
 	}{
-		{"turning", poses(16), align.Off, align.Rigid},
-		{"shifting", shifted, align.Off, align.Translate},
-		{"still", still, align.Off, ""},
-		{"configured", still, align.Translate, align.Translate},
+		{"turning", poses(16), align.Off, 0, align.Rigid},
+		{"turning beyond the bounds", poses(16), align.Off, 1.5, ""},
+		{"shifting", shifted, align.Off, 0, align.Translate},
+		{"still", still, align.Off, 0, ""},
+		{"configured", still, align.Translate, 0, align.Translate},
 	} {
-		got, ps, err := alignOffer(context.Background(), Options{Align: AlignOptions{Mode: c.mode}}, c.src, idx)
+		got, ps, err := alignOffer(context.Background(), Options{Align: AlignOptions{Mode: c.mode, MaxAngle: c.maxAngle}}, c.src, idx)
 		if err != nil || got != c.want {
 			t.Errorf("%s: offer %q (spread %+v, err %v), want %q", c.name, got, ps, err, c.want)
 		}
