@@ -103,6 +103,9 @@ type Capture struct {
 	// its pixels, and skipped with one log line (a decompression bomb: a
 	// 69-byte PNG can declare 40 gigapixels).
 	MaxPixels int `yaml:"max_pixels"`
+	// Align registers every frame to a reference view of a good part
+	// before the backbone, for lines whose parts arrive shifted or turned.
+	Align Align `yaml:"align"`
 }
 
 // Camera configures a V4L2 camera.
@@ -281,6 +284,30 @@ type Input struct {
 	Tiles int `yaml:"tiles"`
 }
 
+// Align configures registration (capture.align). The mode is fitted: the
+// reference view is chosen from the good images and stored in the model
+// file with it, and a model file's own mode wins at load. The bounds apply
+// at every load.
+type Align struct {
+	// Mode is off, translate (shifts) or rigid (shifts and rotations).
+	Mode string `yaml:"mode"`
+	// MaxShift is the largest shift corrected, as a fraction of the
+	// frame's width and height; a part further off is an error.
+	MaxShift float64 `yaml:"max_shift"`
+	// MaxAngle is the largest rotation corrected, in degrees.
+	MaxAngle float64 `yaml:"max_angle"`
+	// MinConfidence is the lowest registration confidence scored; 0 takes
+	// the floor learned from the training images.
+	MinConfidence float64 `yaml:"min_confidence"`
+}
+
+// The registration modes capture.align.mode accepts.
+const (
+	AlignOff       = "off"
+	AlignTranslate = "translate"
+	AlignRigid     = "rigid"
+)
+
 // Delegate configures an external TFLite delegate plugin.
 type Delegate struct {
 	// Library is the plugin's shared object; empty means none.
@@ -442,6 +469,7 @@ func Default() *Config {
 		LogLevel: "info",
 		Capture: Capture{
 			Source: SourceSynthetic,
+			Align:  Align{Mode: AlignOff, MaxShift: 0.25, MaxAngle: 20},
 			Camera: Camera{
 				Device:  "/dev/video0",
 				Formats: []string{FormatMJPEG, FormatYUYV, FormatGREY},

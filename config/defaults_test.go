@@ -104,6 +104,7 @@ func nonDefault() *Config {
 		Rotate:    90,
 		Trigger:   Trigger{Mode: TriggerExternal, MaxRate: 2.5, Queue: 3, MaxAge: 0, DedupWindow: Duration(time.Minute)},
 		MaxPixels: 12_000_000,
+		Align:     Align{Mode: AlignRigid, MaxShift: 0.1, MaxAngle: 5.5, MinConfidence: 0.6},
 	}
 	c.Model = Model{
 		Path: "/m/model.safetensors", Recipe: "v2-tiles3-std-z-ctx1", Backbone: "/m/backbone.tflite",

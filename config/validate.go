@@ -140,6 +140,12 @@ func unwrapAddrErr(err error) string {
 
 func (v *validator) capture(c *Capture) {
 	v.oneOf("capture.source", string(c.Source), string(SourceSynthetic), string(SourceCamera), string(SourceFolder), string(SourceFile))
+	v.oneOf("capture.align.mode", c.Align.Mode, AlignOff, AlignTranslate, AlignRigid)
+	v.floatRange("capture.align.max_shift", c.Align.MaxShift, 0, 0.5, false)
+	v.floatRange("capture.align.max_angle", c.Align.MaxAngle, 0, 180, false)
+	if !(c.Align.MinConfidence >= 0 && c.Align.MinConfidence < 1) {
+		v.addf("capture.align.min_confidence", "%s must be 0 (learned at fit) or above 0 and below 1", fmtFloat(c.Align.MinConfidence))
+	}
 
 	cam := &c.Camera
 	if c.Source == SourceCamera && strings.TrimSpace(cam.Device) == "" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 	"github.com/inspectd/inspectd/model/sysmem"
@@ -95,6 +96,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := cfg.Model
+	a := cfg.Capture.Align // registration runs before the backbone, fitted with the model
 	bbPath, err := BackbonePath(m.Backbone)
 	if err != nil {
 		return model.Options{}, err
@@ -170,6 +172,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		ContextPool:     m.ContextPool,
 		ContextFeatures: m.ContextFeatures,
 		ContextWeight:   m.ContextWeight,
+		Align:           model.AlignOptions{Mode: align.Mode(a.Mode), MaxShift: a.MaxShift, MaxAngle: a.MaxAngle, MinConfidence: a.MinConfidence},
 		Threshold:       padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
 		Logger:          log,
 	}, nil

@@ -512,7 +512,8 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			}
 			s.timing = r.Timing
 			s.w, s.h = r.W, r.H
-			s.res = mqttpub.Result{Header: mqttpub.Header{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized}, Anomalous: r.Anomalous}
+			s.res = mqttpub.Result{Header: mqttpub.Header{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized}, Anomalous: r.Anomalous,
+				Registration: registration(r.Registration, "")}
 			copyGray(&s.mask, r.Mask)
 			s.forHTTP = p.o.HTTP != nil && (r.Anomalous || time.Since(lastHTTP) >= httpEvery)
 			if s.forHTTP {
@@ -572,12 +573,21 @@ func (p *Pipeline) publishStage(s *slot) {
 		p.inspFails.Add(1)
 		p.lastFail.Store(s.inspErr.Error())
 		p.noteError(s.inspErr)
-		if msg := s.inspErr.Error(); msg != p.lastInspErr { // one line per kind of failure, not per frame
+		var rerr *model.RegistrationError
+		isReg := errors.As(s.inspErr, &rerr)
+		msg := s.inspErr.Error()
+		if isReg {
+			msg = "registration: " + rerr.Kind // its message carries each frame's estimate
+		}
+		if msg != p.lastInspErr { // one line per kind of failure, not per frame
 			p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
 			p.lastInspErr = msg
 		}
 		if p.o.Metrics != nil {
 			p.o.Metrics.InspectionError()
+			if isReg {
+				p.o.Metrics.RegistrationFailure(rerr.Kind)
+			}
 		}
 		// A part nobody could judge is never reported as good: triggered
 		// ones are answered each, free-run failures once a second.
@@ -602,6 +612,9 @@ func (p *Pipeline) publishStage(s *slot) {
 	if f.Decode > 0 {
 		p.latency["decode"] = ms(f.Decode)
 	}
+	if r.Registration != nil {
+		p.latency["align"] = ms(s.timing.Align)
+	}
 	p.latency["preprocess"] = ms(s.timing.Preprocess)
 	p.latency["backbone"] = ms(s.timing.Backbone)
 	p.latency["padim"] = ms(s.timing.PaDiM)
@@ -611,6 +624,10 @@ func (p *Pipeline) publishStage(s *slot) {
 		m.ObserveStage("queue", s.dequeue.Sub(f.Time))
 		if f.Decode > 0 {
 			m.ObserveStage("decode", f.Decode)
+		}
+		if g := r.Registration; g != nil {
+			m.ObserveStage("align", s.timing.Align)
+			m.ObserveRegistration(g.ShiftX, g.ShiftY, g.AngleDeg, g.Confidence)
 		}
 		m.ObserveStage("preprocess", s.timing.Preprocess)
 		m.ObserveStage("backbone", s.timing.Backbone)
@@ -813,9 +830,24 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	}
 	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
+	if rerr := (*model.RegistrationError)(nil); errors.As(cause, &rerr) {
+		r.Registration = registration(rerr.Registration, rerr.Kind)
+		if r.Registration == nil {
+			r.Registration = &mqttpub.Registration{Failure: rerr.Kind}
+		}
+	}
 	if err := p.o.Sink.PublishResult(r, 1); err != nil {
 		p.log.Warn("error result not published", "trigger", f.Trigger, "err", err)
 	}
+}
+
+// registration is a result's registration from the model's (nil for a
+// model without registration); failure names why the frame was refused.
+func registration(g model.Registration, failure string) *mqttpub.Registration {
+	if g.Mode == "" {
+		return nil
+	}
+	return &mqttpub.Registration{Mode: string(g.Mode), ShiftX: g.ShiftX, ShiftY: g.ShiftY, AngleDeg: g.Angle, Confidence: g.Confidence, Failure: failure}
 }
 
 // triggerOutcome names a trigger failure for the triggers_total metric.

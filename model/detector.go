@@ -17,6 +17,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 )
@@ -79,6 +80,11 @@ type Options struct {
 	// ContextWeight multiplies the context scale's standardized distances
 	// before they are added to the patch scale's (0: DefaultContextWeight).
 	ContextWeight float64
+	// Align registers every frame to a reference view of a good part
+	// before the backbone (model/align): its Mode is the fixed recipe's,
+	// and the recipe search's offer (off: only when the good images'
+	// poses vary); its bounds apply to every recipe that registers.
+	Align AlignOptions
 	// Workers for scoring and fitting (0: all cores).
 	Workers int
 	Logger  *slog.Logger
@@ -129,6 +135,9 @@ func (o *Options) Fixed() Recipe {
 		taps = o.DefaultTaps
 	}
 	r := Recipe{Taps: taps, Resize: o.Backbone.Preprocess.Resize, Tiles: o.Tiles, Standardize: o.Standardize, ZScore: o.PositionZScore}
+	if o.Align.Mode != align.Off {
+		r.Align = o.Align.Mode
+	}
 	if r.Resize == "" {
 		r.Resize = backbone.ResizeSquash
 	}
@@ -164,9 +173,11 @@ func (o *Options) backboneFor(r Recipe) (backbone.Options, error) {
 	return bo, nil
 }
 
-// Timing is the latency of each stage of one inspection.
+// Timing is the latency of each stage of one inspection. Align is the
+// registration and the warp into the reference view (0 without
+// registration); Map includes warping the map back to the frame.
 type Timing struct {
-	Preprocess, Backbone, PaDiM, Map time.Duration
+	Align, Preprocess, Backbone, PaDiM, Map time.Duration
 	// CPU is the CPU time of the same stages, read from the clock given to
 	// SetCPUClock (zero without one).
 	CPU StageCPU
@@ -174,16 +185,21 @@ type Timing struct {
 
 // StageCPU is the CPU time of each stage of one inspection.
 type StageCPU struct {
-	Preprocess, Backbone, PaDiM, Map time.Duration
+	Align, Preprocess, Backbone, PaDiM, Map time.Duration
 }
 
 // Inspection is the verdict on one frame. Its buffers (Map, Mask) are reused
 // by the next Inspect call.
 type Inspection struct {
 	padim.Result
-	// Map is the anomaly map at the image's size (W×H, row major).
+	// Map is the anomaly map at the image's size (W×H, row major), in the
+	// frame's own coordinates (with registration, warped back from the
+	// reference view the frame was scored in).
 	Map  []float32
 	W, H int
+	// Registration is the frame's registration to the reference view
+	// (zero when the model has none).
+	Registration Registration
 	Timing
 }
 
@@ -195,6 +211,8 @@ type Detector struct {
 	bb     *backbone.Backbone
 	std    *backbone.Standardizer // nil: frames go to the backbone as they are
 	tiles  tiling
+	// al registers frames to the reference view; nil without registration.
+	al *aligner
 	// scales[0] is the patch scale; its grid is the anomaly map's.
 	scales []*scale
 	// weights are each scale's weight in this detector's map (0: left
@@ -219,6 +237,8 @@ type Detector struct {
 	grid   []float32 // combined distances on the patch grid, view after view
 	layout []float32 // grid in the image's layout when views sit side by side
 	alt    []float32 // the combined map while the fine one is drawn
+	rmap   []float32 // the rendered map (of the aligned view with registration)
+	back   []float32 // the map warped back to the frame (registration)
 	maps   *padim.AnomalyMap
 	mapKey mapKey
 	res    Inspection
@@ -266,10 +286,14 @@ func (d *Detector) Standardizer() *backbone.Standardizer { return d.std }
 // decodes frames reduced keeps at least this much. It reads only the
 // detector's fixed geometry, so it is safe while another goroutine
 // inspects. With tiles each view is squashed onto the whole input, so the
-// frame needs n views' worth along the tiling axis.
+// frame needs n views' worth along the tiling axis. With registration the
+// frame is needed whole: the reference view was built at the training
+// frames' size, and registration was measured at it.
 func (d *Detector) SourceNeed(w, h int) (int, int) {
 	n := d.tiles.views()
 	switch {
+	case d.al != nil:
+		return w, h
 	case n <= 1:
 		return d.bb.SourceNeed(w, h)
 	case d.tiles.axis == axisY:
@@ -308,6 +332,16 @@ func (d *Detector) bindBuffers() {
 // image (all of it with tiles).
 func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
 	s, cs := time.Now(), d.cpuNow()
+	if d.al != nil {
+		var err error
+		if img, err = d.al.apply(img); err != nil {
+			return backbone.Region{}, err
+		}
+		if t != nil {
+			t.Align, t.CPU.Align = time.Since(s), d.cpuNow()-cs
+		}
+		s, cs = time.Now(), d.cpuNow()
+	}
 	var ph backbone.Photometric
 	switch {
 	case d.std == nil:
@@ -372,6 +406,9 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 	}
 	r := &d.res
 	reg, err := d.embed(img, &r.Timing)
+	if d.al != nil {
+		r.Registration = d.al.registration()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -397,22 +434,59 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 }
 
 // finish renders the combined grid onto an image of bounds b and fills
-// the verdict.
+// the verdict. With registration the map is drawn on the aligned view and
+// warped back to the frame, whose own pixels give the image score (view
+// pixels the frame does not reach never decide it).
 func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 	r := &d.res
-	score, err := d.render(b.Dx(), b.Dy(), reg)
+	w, h := d.mapSize(b)
+	score, err := d.render(w, h, reg)
 	if err != nil {
 		return err
+	}
+	var p pose
+	if d.al != nil {
+		p = d.al.lastPose()
+		if score, err = d.toFrame(p); err != nil {
+			return err
+		}
 	}
 	if math.IsNaN(float64(score)) || math.IsInf(float64(score), 0) {
 		return fmt.Errorf("inspect: %w: image score %v", ErrNonFinite, score)
 	}
 	if d.localizesFine() {
-		if err := d.fineOverlay(b, reg, score); err != nil {
+		if err := d.fineOverlay(w, h, reg, score, p); err != nil {
 			return err
 		}
+		if d.al != nil {
+			if _, err := d.toFrame(p); err != nil {
+				return err
+			}
+		}
+	}
+	r.Map, r.W, r.H = d.rmap, w, h
+	if d.al != nil {
+		r.Map, r.W, r.H = d.back, b.Dx(), b.Dy()
 	}
 	return d.th.Inspect(&r.Result, r.Map, r.W, r.H, score)
+}
+
+// mapSize is the size the map of an image of bounds b is drawn at: the
+// image's, or with registration its aligned view's.
+func (d *Detector) mapSize(b image.Rectangle) (int, int) {
+	if d.al != nil {
+		return d.al.viewSize(b.Dx(), b.Dy())
+	}
+	return b.Dx(), b.Dy()
+}
+
+// toFrame warps the rendered map of a frame at pose p back to the frame
+// (into d.back) and returns its maximum.
+func (d *Detector) toFrame(p pose) (float32, error) {
+	var err error
+	var m float32
+	d.back, m, err = d.al.mapBack(d.back, d.rmap, p)
+	return m, err
 }
 
 // localizesFine says whether the published map follows the patch scale
@@ -435,28 +509,33 @@ func (d *Detector) localizesFine() bool {
 // many times its size. When the image is flagged although no fine
 // evidence reaches its threshold (a defect only the coarse scale sees), the
 // combined map stays, so an alarm always shows where it comes from.
-func (d *Detector) fineOverlay(b image.Rectangle, reg backbone.Region, score float32) error {
-	r := &d.res
-	if cap(d.alt) < len(r.Map) {
-		d.alt = make([]float32, len(r.Map))
+func (d *Detector) fineOverlay(w, h int, reg backbone.Region, score float32, pp pose) error {
+	m := d.rmap
+	if cap(d.alt) < len(m) {
+		d.alt = make([]float32, len(m))
 	}
-	d.alt = d.alt[:len(r.Map)]
-	copy(d.alt, r.Map)
+	d.alt = d.alt[:len(m)]
+	copy(d.alt, m)
 	p := d.scales[0]
 	if err := p.addTo(d.grid, p.dist, p.zMean, p.zInvStd, 1, true); err != nil {
 		return err
 	}
-	fine, err := d.render(b.Dx(), b.Dy(), reg)
+	fine, err := d.render(w, h, reg)
 	if err != nil {
 		return err
 	}
+	if d.al != nil {
+		if fine, err = d.toFrame(pp); err != nil {
+			return err
+		}
+	}
 	if float64(score) > d.th.Image && float64(fine) <= d.fineTh {
-		copy(r.Map, d.alt)
+		copy(m, d.alt)
 		return nil
 	}
 	k := float32(d.th.Image / d.fineTh)
-	for i := range r.Map {
-		r.Map[i] *= k
+	for i := range m {
+		m[i] *= k
 	}
 	return nil
 }
@@ -521,7 +600,7 @@ func (d *Detector) render(w, h int, reg backbone.Region) (float32, error) {
 	if err := d.ensureMap(w, h, gh, gw, reg); err != nil {
 		return 0, err
 	}
-	return d.maps.Render(d.res.Map, g)
+	return d.maps.Render(d.rmap, g)
 }
 
 func (d *Detector) ensureMap(w, h, gh, gw int, reg backbone.Region) error {
@@ -536,10 +615,10 @@ func (d *Detector) ensureMap(w, h, gh, gw int, reg backbone.Region) error {
 		return err
 	}
 	d.maps, d.mapKey = m, k
-	if cap(d.res.Map) < w*h {
-		d.res.Map = make([]float32, w*h)
+	if cap(d.rmap) < w*h {
+		d.rmap = make([]float32, w*h)
 	}
-	d.res.Map, d.res.W, d.res.H = d.res.Map[:w*h], w, h
+	d.rmap = d.rmap[:w*h]
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 )
@@ -133,6 +134,11 @@ func (d *Detector) Save(path string) error {
 		}
 		s.save(m, scalePrefix(k), d.weights[i+1])
 		k++
+	}
+	if d.al != nil {
+		if err := d.al.save(m); err != nil {
+			return fmt.Errorf("save model %s: %w", path, err)
+		}
 	}
 	return padim.Save(path, m) // its errors name the file
 }
@@ -270,6 +276,18 @@ func Load(path string, opts Options) (*Detector, error) {
 			return fail(fmt.Errorf("metadata %s: %w", metaRecipe, err))
 		}
 		recipe.Backbone = r.Backbone
+	}
+	inW, inH := d.bb.InputSize()
+	if d.al, err = loadAligner(pm, opts.Align, max(inW, inH)); err != nil {
+		return fail(err)
+	}
+	if d.al != nil {
+		recipe.Align = d.al.ref.Mode()
+		d.al.arm()
+	}
+	if want := opts.Align.Mode; (opts.Recipe == "" || opts.Recipe == RecipeFixed) && want != "" && want != align.Off && want != recipe.Align {
+		opts.Logger.Warn("model file's registration differs from the configuration; using the model's (refit to change it)",
+			"model", path, "model_align", string(recipe.Align), "configured", string(want))
 	}
 	d.recipe = recipe
 	d.opts.Epsilon, d.opts.Sigma, d.opts.Seed = pm.Meta.Eps, pre.Sigma, pm.Meta.Seed

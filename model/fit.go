@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"image"
 	"math"
 	"slices"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 )
@@ -262,13 +264,18 @@ func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx
 		d.recipe.ContextPool, d.recipe.ContextWeight, d.recipe.FineMap, d.fineMap = 0, 0, false, false
 	}
 	d.zscore = zscore
-	if err := d.accumulate(ctx, src, idx, pc, &rep); err != nil {
+	if err := d.attachAligner(ctx, src, idx); err != nil {
 		return fail(err)
 	}
+	if idx, err = d.accumulate(ctx, src, idx, pc, &rep); err != nil {
+		return fail(err)
+	}
+	d.al.learnFloor(opts.Align)
 	d.describe(len(idx))
 	if !zscore && opts.Threshold.Explicit > 0 {
 		// Nothing needs the leave-one-out scores.
 		d.setThreshold(opts.Threshold.Explicit, 0)
+		d.al.arm()
 		rep.Images, rep.Features, rep.Pool, rep.StateBytes = len(idx), d.info.Features, d.info.Pool, d.info.StateBytes
 		rep.Wall = time.Since(start)
 		return d, rep, nil
@@ -298,37 +305,47 @@ func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx
 	rep.Images, rep.Features, rep.Pool, rep.StateBytes = len(idx), d.info.Features, d.info.Pool, d.info.StateBytes
 	rep.ContextPool = d.info.ContextPool
 	rep.Wall = time.Since(start)
+	d.al.arm()
 	return d, rep, nil
 }
 
 // accumulate streams the images through the backbone into every scale's
-// Gaussians and finalizes them.
-func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, pc *progressCounter, rep *FitReport) error {
+// Gaussians and finalizes them. It returns the images in them: all of idx,
+// less those registration cannot place (not the part the others show;
+// logged).
+func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, pc *progressCounter, rep *FitReport) ([]int, error) {
 	accs := make([]*padim.Accumulator, len(d.scales))
 	for i, s := range d.scales {
 		a, err := padim.NewAccumulator(padim.AccumulatorOptions{GridH: s.views * s.emb.GridH(), GridW: s.emb.GridW(), D: s.emb.D(), Workers: d.opts.Workers})
 		if err != nil {
-			return fmt.Errorf("fit: %w", err)
+			return nil, fmt.Errorf("fit: %w", err)
 		}
 		accs[i] = a
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	kept := make([]int, 0, len(idx))
 	for im := range prefetch(cctx, src, idx) {
 		if im.err != nil {
-			return fmt.Errorf("fit: image %d: %w", im.i, im.err)
+			return nil, fmt.Errorf("fit: image %d: %w", im.i, im.err)
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		s := time.Now()
 		if _, err := d.embed(im.img, nil); err != nil {
-			return fmt.Errorf("fit: image %d: %w", im.i, err)
+			if errors.Is(err, ErrRegistration) {
+				d.opts.Logger.Warn("training image left out: registration cannot place it", "image", im.i, "err", err)
+				pc.step()
+				continue
+			}
+			return nil, fmt.Errorf("fit: image %d: %w", im.i, err)
 		}
+		kept = append(kept, im.i)
 		m := time.Now()
 		for i, a := range accs {
 			if err := a.Add(d.scales[i].vec); err != nil {
-				return fmt.Errorf("fit: %w", err)
+				return nil, fmt.Errorf("fit: %w", err)
 			}
 		}
 		rep.Extract += m.Sub(s)
@@ -336,21 +353,24 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 		pc.step()
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	s := time.Now()
+	if len(kept) < minFitImages {
+		return nil, fmt.Errorf("fit: registration placed %d of %d normal images, need at least %d", len(kept), len(idx), minFitImages)
+	}
 	for i, a := range accs {
 		st, err := a.Finalize(padim.FinalizeOptions{Eps: d.opts.Epsilon, Logger: d.opts.Logger, Workers: d.opts.Workers, Context: ctx})
 		if err != nil {
-			return fmt.Errorf("fit: %w", err)
+			return nil, fmt.Errorf("fit: %w", err)
 		}
 		accs[i] = nil // the sums are garbage now
 		if err := d.scales[i].setState(st, d.opts.Workers); err != nil {
-			return fmt.Errorf("fit: %w", err)
+			return nil, fmt.Errorf("fit: %w", err)
 		}
 	}
 	rep.Finalize += time.Since(s) // includes the last batch's accumulation
-	return nil
+	return kept, nil
 }
 
 // looGrids are the leave-one-out distances of the training images, per
@@ -365,6 +385,8 @@ type looGrids struct {
 type looGeom struct {
 	b   image.Rectangle
 	reg backbone.Region
+	// pose brings the map back to the frame (registration).
+	pose pose
 }
 
 // leaveOneOutPass scores training images idx again with the Gaussians
@@ -395,7 +417,11 @@ func (d *Detector) leaveOneOutPass(ctx context.Context, src ImageSource, idx []i
 			leaveOneOut(g[k], n)
 		}
 		out.dist = append(out.dist, g)
-		out.geom = append(out.geom, looGeom{b: im.img.Bounds(), reg: reg})
+		geo := looGeom{b: im.img.Bounds(), reg: reg}
+		if d.al != nil {
+			geo.pose = d.al.lastPose()
+		}
+		out.geom = append(out.geom, geo)
 		out.coverage += (reg.X1 - reg.X0) * (reg.Y1 - reg.Y0)
 		pc.step()
 	}
@@ -449,7 +475,7 @@ func (d *Detector) looScores(loo *looGrids) (scores, fine []float64, err error) 
 			return nil, nil, err
 		}
 		geo := loo.geom[i]
-		sc, err := d.render(geo.b.Dx(), geo.b.Dy(), geo.reg)
+		sc, err := d.renderFrame(geo)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -465,13 +491,24 @@ func (d *Detector) looScores(loo *looGrids) (scores, fine []float64, err error) 
 		if err := p.addTo(d.grid, g[0], mean, inv, 1, true); err != nil {
 			return nil, nil, err
 		}
-		f, err := d.render(geo.b.Dx(), geo.b.Dy(), geo.reg)
+		f, err := d.renderFrame(geo)
 		if err != nil {
 			return nil, nil, err
 		}
 		fine = append(fine, float64(f))
 	}
 	return scores, fine, nil
+}
+
+// renderFrame draws the combined grid of a training image of geometry geo
+// and returns its maximum over the frame's own pixels.
+func (d *Detector) renderFrame(geo looGeom) (float32, error) {
+	w, h := d.mapSize(geo.b)
+	sc, err := d.render(w, h, geo.reg)
+	if err != nil || d.al == nil {
+		return sc, err
+	}
+	return d.toFrame(geo.pose)
 }
 
 // setThresholds sets the image threshold from the leave-one-out scores
@@ -503,7 +540,11 @@ func (d *Detector) describe(images int) {
 	p := d.scales[0]
 	d.info = Info{Recipe: d.recipe.Name(), Backbone: d.opts.Backbone.Path, BackboneSHA256: d.bb.SHA256(), Resize: string(d.recipe.resize()),
 		GridH: p.emb.GridH(), GridW: p.emb.GridW(), Pool: p.emb.Pool(), Features: p.emb.D(), Epsilon: d.opts.Epsilon, Sigma: d.opts.Sigma,
-		Standardize: d.recipe.Standardize, PositionZScore: d.zscore, Images: images, Fitted: time.Now().UTC().Format(time.RFC3339)}
+		Standardize: d.recipe.Standardize, PositionZScore: d.zscore, Images: images, Fitted: time.Now().UTC().Format(time.RFC3339),
+		Align: string(align.Off)}
+	if d.al != nil {
+		d.info.Align, d.info.AlignMinConfidence = string(d.al.ref.Mode()), d.al.learned
+	}
 	if d.tiles.n > 1 {
 		d.info.Tiles, d.info.TileAxis = d.tiles.n, d.tiles.axis
 	}

@@ -32,10 +32,14 @@ type Info struct {
 	ContextGridW    int `json:"context_grid_w,omitempty"`
 	ContextFeatures int `json:"context_features,omitempty"`
 	// ContextWeight multiplies the context scale's standardized distances.
-	ContextWeight  float64 `json:"context_weight,omitempty"`
-	Standardize    bool    `json:"standardize"`
-	ImageThreshold float64 `json:"image_threshold"`
-	PixelThreshold float64 `json:"pixel_threshold"`
+	ContextWeight float64 `json:"context_weight,omitempty"`
+	Standardize   bool    `json:"standardize"`
+	// Align is the registration mode (off, translate, rigid) and
+	// AlignMinConfidence the confidence floor learned at fit time.
+	Align              string  `json:"align"`
+	AlignMinConfidence float64 `json:"align_min_confidence,omitempty"`
+	ImageThreshold     float64 `json:"image_threshold"`
+	PixelThreshold     float64 `json:"pixel_threshold"`
 	// Images is the number of images the Gaussians were fitted on.
 	Images int `json:"images"`
 	// ThresholdImages is the number of good images whose scores the

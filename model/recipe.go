@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 )
 
@@ -48,6 +49,10 @@ type Recipe struct {
 	// TileAxis is the long side the tiles are cut along, axisX or axisY,
 	// taken from the training images (not part of the name).
 	TileAxis string `json:"tile_axis,omitempty"`
+	// Align registers each frame to the reference view of a good part
+	// before anything else (align.Translate or align.Rigid; "" or
+	// align.Off: frames are taken as they come).
+	Align align.Mode `json:"align,omitempty"`
 	// Standardize rescales each frame's brightness and contrast first
 	// (backbone.Standardizer).
 	Standardize bool `json:"standardize"`
@@ -72,7 +77,8 @@ func (r Recipe) hasContext() bool { return r.ContextPool > 1 && r.ContextWeight 
 
 // Name is the recipe's short name: backbone (v1, v2 or custom, with "p"
 // for plain PaDiM's taps and "*" for other taps), resize (fit, squash,
-// crop, or tilesN), "std" when frames are standardized, and the scoring:
+// crop, or tilesN), "shift" or "rigid" when frames are registered
+// (translate or rigid), "std" when frames are standardized, and the scoring:
 // raw, z, or z-ctx<weight> (z-ctx<cells>x<weight> for cells other than 6),
 // with "-fine" when the published map follows the patch scale.
 // Plain PaDiM is called "plain".
@@ -82,6 +88,9 @@ func (r Recipe) Name() string {
 		tok = append(tok, "tiles"+strconv.Itoa(r.Tiles))
 	} else {
 		tok = append(tok, string(r.resize()))
+	}
+	if t := alignToken(r.Align); t != "" {
+		tok = append(tok, t)
 	}
 	if r.Standardize {
 		tok = append(tok, "std")
@@ -106,6 +115,20 @@ func (r Recipe) Name() string {
 		return RecipePlain
 	}
 	return n
+}
+
+// aligned says whether the recipe registers frames.
+func (r Recipe) aligned() bool { return r.Align != "" && r.Align != align.Off }
+
+// alignToken is a registration mode's token in a recipe's name.
+func alignToken(m align.Mode) string {
+	switch m {
+	case align.Translate:
+		return "shift"
+	case align.Rigid:
+		return "rigid"
+	}
+	return ""
 }
 
 func (r Recipe) resize() backbone.ResizeMode {
@@ -137,7 +160,7 @@ func ParseRecipe(name string, taps []string) (Recipe, error) {
 		name = "v1p-squash-raw"
 	}
 	bad := func(why string, a ...any) (Recipe, error) {
-		return Recipe{}, fmt.Errorf("recipe %q: %s (want e.g. plain, v1-fit-std-z-ctx2 or v2-squash-raw: backbone v1/v2[p], resize fit/squash/crop/tilesN, optional std, scoring raw/z/z-ctxW[-fine])",
+		return Recipe{}, fmt.Errorf("recipe %q: %s (want e.g. plain, v1-fit-std-z-ctx2, v1-squash-rigid-z or v2-squash-raw: backbone v1/v2[p], resize fit/squash/crop/tilesN, optional shift/rigid, optional std, scoring raw/z/z-ctxW[-fine])",
 			name, fmt.Sprintf(why, a...))
 	}
 	tok := strings.Split(name, "-")
@@ -181,10 +204,18 @@ func ParseRecipe(name string, taps []string) (Recipe, error) {
 		return bad("unknown resize %q", rs)
 	}
 	rest := tok[2:]
-	if rest[0] == "std" {
+	switch rest[0] {
+	case "shift":
+		r.Align, rest = align.Translate, rest[1:]
+	case "rigid":
+		r.Align, rest = align.Rigid, rest[1:]
+	}
+	if len(rest) > 0 && rest[0] == "std" {
 		r.Standardize, rest = true, rest[1:]
 	}
 	switch {
+	case len(rest) == 0:
+		return bad("no scoring")
 	case len(rest) == 1 && rest[0] == "raw":
 	case len(rest) == 1 && rest[0] == "z":
 		r.ZScore = true

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/metrics"
 	"github.com/inspectd/inspectd/model/synth"
@@ -100,6 +101,11 @@ type SearchReport struct {
 	// Fallback, when set, says why no search ran: Chosen is then the
 	// fixed recipe, unmeasured.
 	Fallback string
+	// Align is the registration the search tried beside unregistered
+	// frames ("": none), Pose the good images' pose spread that decided it
+	// (zero when the configuration named the mode).
+	Align align.Mode
+	Pose  PoseSpread
 	// FitImages is the number of images each candidate was fitted on,
 	// Good and Defects the validation images.
 	FitImages, Good, Defects int
@@ -198,7 +204,7 @@ func (o *Options) Candidates(aspect float64, axis string, square bool) []Recipe 
 
 // familyKey groups recipes that share a backbone pass and Gaussians.
 func familyKey(r Recipe) string {
-	return fmt.Sprintf("%s|%s|%s|%d|%s|%t", r.Backbone, strings.Join(r.Taps, ","), r.resize(), r.Tiles, r.TileAxis, r.Standardize)
+	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%t", r.Backbone, strings.Join(r.Taps, ","), r.resize(), r.Tiles, r.TileAxis, alignToken(r.Align), r.Standardize)
 }
 
 // Family is a set of candidate recipes fitted together: one backbone pass,
@@ -238,7 +244,7 @@ func (f *Family) Inspect(img image.Image) ([]*Inspection, error) {
 // variant is a detector that scores d's scales as recipe r does, sharing
 // d's backbone and scales (d's Close releases them).
 func (d *Detector) variant(r Recipe) *Detector {
-	v := &Detector{opts: d.opts, recipe: r, bb: d.bb, std: d.std, tiles: d.tiles, scales: d.scales, shared: true,
+	v := &Detector{opts: d.opts, recipe: r, bb: d.bb, std: d.std, al: d.al, tiles: d.tiles, scales: d.scales, shared: true,
 		fmaps: d.fmaps, grid: make([]float32, len(d.grid)), zscore: r.ZScore && d.zscore, fineMap: r.FineMap}
 	if d.layout != nil {
 		v.layout = make([]float32, len(d.layout))
@@ -295,6 +301,24 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	cands := so.Candidates
 	if cands == nil {
 		cands = opts.Candidates(aspect, axis, square)
+		// Registration is one more setting: every candidate is tried with
+		// it too when the configuration asks for it or the good images'
+		// poses vary (alignOffer).
+		offer, ps, err := alignOffer(ctx, opts, src, fit)
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			opts.Logger.Info("recipe search: registration not offered, no reference view could be built from the good images", "err", err)
+		case offer != "":
+			opts.Logger.Info("recipe search: registration offered", "align", offer, "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
+				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "configured", string(opts.Align.Mode))
+			for _, r := range cands[:len(cands):len(cands)] {
+				r.Align = offer
+				cands = append(cands, r)
+			}
+		}
+		rep.Align, rep.Pose = offer, ps
 	}
 	var families [][]Recipe
 	index := map[string]int{}
@@ -461,12 +485,18 @@ func runFamily(ctx context.Context, opts Options, fam []Recipe, src ImageSource,
 	}
 	defer d.Close()
 	d.zscore = base.ZScore
-	var rep FitReport
-	if err := d.accumulate(ctx, src, fit, pc, &rep); err != nil {
+	if err := d.attachAligner(ctx, src, fit); err != nil {
 		return nil, err
 	}
-	d.describe(len(fit))
-	loo, err := d.leaveOneOutPass(ctx, src, looIdx, len(fit), pc)
+	var rep FitReport
+	kept, err := d.accumulate(ctx, src, fit, pc, &rep)
+	if err != nil {
+		return nil, err
+	}
+	d.al.learnFloor(opts.Align)
+	d.describe(len(kept))
+	looIdx = slices.DeleteFunc(slices.Clone(looIdx), func(i int) bool { return !slices.Contains(kept, i) })
+	loo, err := d.leaveOneOutPass(ctx, src, looIdx, len(kept), pc)
 	if err != nil {
 		return nil, err
 	}

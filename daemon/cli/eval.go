@@ -53,6 +53,9 @@ type EvalSet struct {
 	// Agreement is the Spearman rank correlation over the candidates of
 	// the synthetic score with each real figure.
 	Agreement *RankAgreement `json:"agreement,omitempty"`
+	// Draws are, with --misalign, each random draw of the Rd-MVTec
+	// transform (its seed in Data); Results are then their mean.
+	Draws []EvalSet `json:"draws,omitempty"`
 }
 
 // CandidateEval is one search candidate on synthetic and real defects.
@@ -100,7 +103,7 @@ type EvalResult struct {
 	// regions; the misses are MissRate.
 	RegionIoU       float64 `json:"region_iou"`
 	RegionIoUImages int     `json:"region_iou_images"`
-	F1Max     float64 `json:"f1_max"`
+	F1Max           float64 `json:"f1_max"`
 	// FalseAlarmRate is the share of good test images above the threshold,
 	// MissRate the share of defective ones at or below it.
 	FalseAlarmRate float64 `json:"false_alarm_rate"`
@@ -134,6 +137,11 @@ type EvalResult struct {
 	// SkippedFiles are training and test images (or their masks) left out
 	// because they could not be read or were over capture.max_pixels.
 	SkippedFiles int `json:"skipped_files"`
+	// Align is the model's registration mode; RegistrationRefused the
+	// test images the daemon would answer with verdict "error" for their
+	// registration (scored at their estimated pose here).
+	Align               string `json:"align,omitempty"`
+	RegistrationRefused int    `json:"registration_refused,omitempty"`
 	// Search is the fit's recipe search, every candidate with its
 	// validation figures (recipe auto).
 	Search []model.Candidate `json:"search,omitempty"`
@@ -179,6 +187,9 @@ func cmdEval() *Command {
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
 			maxTest := fs.Int("max-test", 0, "score at most this many test images (spread over the set)")
+			misalign := fs.Bool("misalign", false, "the PaDiM paper's Rd-MVTec protocol: every training and test image (and mask) turned by a random angle in ±10° and cropped to 87.5% of each side at a random place, then resized back, fixed by the draw's seed")
+			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
+			alignMode := fs.String("align", "", "override capture.align.mode (off, translate, rigid)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -220,6 +231,19 @@ func cmdEval() *Command {
 			if *contextWeight > 0 {
 				cfg.Model.ContextWeight = *contextWeight
 			}
+			if *alignMode != "" {
+				cfg.Capture.Align.Mode = *alignMode
+			}
+			draws := []uint64{0}
+			if *misalign {
+				if *misalignSeeds < 1 {
+					return usagef("--misalign-seeds %d: want at least 1", *misalignSeeds)
+				}
+				draws = draws[:0]
+				for s := range *misalignSeeds {
+					draws = append(draws, uint64(s+1))
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return usagef("overrides: %v", err)
 			}
@@ -247,46 +271,68 @@ func cmdEval() *Command {
 				if *maxTest > 0 && *maxTest < len(set.Test) {
 					set.Test = spreadItems(set.Test, *maxTest)
 				}
-				files := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
+				raw := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
 				admitted := newSkipped(cfg.Capture.MaxPixels)
-				train := admitImages(pathsOf(set.Train), files.maxPixels, env.Log, admitted)
+				train := admitImages(pathsOf(set.Train), raw.maxPixels, env.Log, admitted)
 				if *maxTrain > 0 && *maxTrain < len(train) {
 					train = spread(train, *maxTrain)
 				}
-				es := EvalSet{Data: dir}
-				for k, r := range columns {
-					c := *cfg
-					c.Model.Recipe = r
-					if err := c.Validate(); err != nil {
-						return usagef("--compare %s: %v", r, err)
+				all := EvalSet{Data: dir}
+				for _, seed := range draws {
+					files := raw
+					es := EvalSet{Data: dir}
+					if *misalign {
+						files.misalign, files.root = &dataset.Misalign{Seed: seed}, set.Dir
+						es.Data = fmt.Sprintf("%s@misalign%d", dir, seed)
 					}
-					report := ""
-					if *reportDir != "" {
-						report = filepath.Join(*reportDir, filepath.Base(filepath.Clean(dir)), strings.ReplaceAll(r, "/", "_"))
-						if len(data) == 1 && len(columns) == 1 {
-							report = *reportDir
+					for k, r := range columns {
+						c := *cfg
+						c.Model.Recipe = r
+						if err := c.Validate(); err != nil {
+							return usagef("--compare %s: %v", r, err)
 						}
-					}
-					job := evalJob{memo: memo, files: files, sk: newSkipped(cfg.Capture.MaxPixels), set: set, train: train, model: *modelPath, save: *saveModel, report: report,
-						candidates: *candidates && k == 0 && r == model.RecipeAuto}
-					job.sk.tooLarge, job.sk.unreadable = admitted.tooLarge, admitted.unreadable
-					res, cands, err := job.run(ctx, env, &c)
-					if err != nil {
+						report := ""
+						if *reportDir != "" {
+							report = filepath.Join(*reportDir, filepath.Base(filepath.Clean(dir)), strings.ReplaceAll(r, "/", "_"))
+							if len(data) == 1 && len(columns) == 1 {
+								report = *reportDir
+							}
+						}
+						job := evalJob{memo: memo, files: files, sk: newSkipped(cfg.Capture.MaxPixels), set: set, train: train, model: *modelPath, save: *saveModel, report: report,
+							candidates: *candidates && k == 0 && r == model.RecipeAuto}
+						job.sk.tooLarge, job.sk.unreadable = admitted.tooLarge, admitted.unreadable
+						res, cands, err := job.run(ctx, env, &c)
+						if err != nil {
+							if job.sk.count() > 0 {
+								err = fmt.Errorf("%w (%s)", err, job.sk)
+							}
+							return fmt.Errorf("eval %s, recipe %s: %w", dir, r, err)
+						}
 						if job.sk.count() > 0 {
-							err = fmt.Errorf("%w (%s)", err, job.sk)
+							fmt.Fprintln(env.Stdout, job.sk)
 						}
-						return fmt.Errorf("eval %s, recipe %s: %w", dir, r, err)
+						es.Results = append(es.Results, *res)
+						if cands != nil {
+							es.Candidates = cands
+							es.Agreement = agreement(cands)
+						}
 					}
-					if job.sk.count() > 0 {
-						fmt.Fprintln(env.Stdout, job.sk)
+					if !*misalign {
+						all = es
+						break
 					}
-					es.Results = append(es.Results, *res)
-					if cands != nil {
-						es.Candidates = cands
-						es.Agreement = agreement(cands)
+					all.Draws = append(all.Draws, es)
+				}
+				if *misalign {
+					all.Results = meanResults(all.Draws, columns)
+					if len(all.Draws) == 1 {
+						all.Results = all.Draws[0].Results
+					}
+					for k := range all.Results {
+						all.Results[k].Data = fmt.Sprintf("%s@misalign (mean of %d draws)", dir, len(all.Draws))
 					}
 				}
-				rep.Sets = append(rep.Sets, es)
+				rep.Sets = append(rep.Sets, all)
 			}
 			rep.Mean = meanResults(rep.Sets, columns)
 			printEval(env.Stdout, &rep)
@@ -385,11 +431,18 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 
 	acc := newTestScore(true)
 	if err := j.scoreTestSet(ctx, env, "eval", func(img image.Image) ([]*model.Inspection, error) {
-		r, err := det.Inspect(img)
+		// A frame the daemon refuses for its registration (verdict error)
+		// is scored at its estimated pose here, so that every test image
+		// counts in the figures; the refusals are counted beside them.
+		r, refused, err := det.InspectUnbounded(img)
+		if refused != nil {
+			res.RegistrationRefused++
+		}
 		return []*model.Inspection{r}, err
 	}, []*testScore{acc}); err != nil {
 		return nil, nil, err
 	}
+	res.Align = info.Align
 	if err := acc.fill(&res, j.set); err != nil {
 		return nil, nil, err
 	}
@@ -457,11 +510,14 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 			continue
 		}
 		b := img.Bounds()
-		if mask, err = dataset.LoadMaskWith(j.files.load, it.MaskPath, b.Dx(), b.Dy(), mask); err != nil {
+		if mask, err = dataset.LoadMaskWith(j.files.loadRaw, it.MaskPath, b.Dx(), b.Dy(), mask); err != nil {
 			if count {
 				j.sk.add(env.Log, it.MaskPath, fmt.Errorf("mask of %s: %w", it.Path, err))
 			}
 			continue
+		}
+		if p, ok := j.files.params(it.Path); ok && it.MaskPath != "" {
+			mask = p.ApplyMask(mask, b.Dx(), b.Dy()) // moved exactly as its image
 		}
 		s := time.Now()
 		rs, err := inspect(img)
@@ -714,8 +770,14 @@ func scoresLabels(items []evalItem, only string) ([]float64, []bool) {
 
 func printEval(w io.Writer, rep *EvalReport) {
 	for _, s := range rep.Sets {
-		for _, r := range s.Results {
-			printResultDetail(w, &r)
+		detail := []EvalSet{s}
+		if len(s.Draws) > 0 {
+			detail = s.Draws // each draw's model and figures; their mean is in the table
+		}
+		for _, d := range detail {
+			for _, r := range d.Results {
+				printResultDetail(w, &r)
+			}
 		}
 		if len(s.Candidates) > 0 {
 			printCandidates(w, &s)
@@ -729,8 +791,17 @@ func printEval(w io.Writer, rep *EvalReport) {
 			r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate, r.MsPerImage, r.FitSeconds)
 	}
 	for _, s := range rep.Sets {
+		name := filepath.Base(filepath.Clean(s.Data))
+		for _, d := range s.Draws {
+			for _, r := range d.Results {
+				row(filepath.Base(filepath.Clean(d.Data)), &r)
+			}
+		}
+		if len(s.Draws) > 0 {
+			name += fmt.Sprintf("@misalign mean of %d", len(s.Draws))
+		}
 		for _, r := range s.Results {
-			row(filepath.Base(filepath.Clean(s.Data)), &r)
+			row(name, &r)
 		}
 	}
 	for _, m := range rep.Mean {
@@ -782,6 +853,9 @@ func printResultDetail(w io.Writer, r *EvalResult) {
 	fmt.Fprintf(tw, "time per image\t%.1f ms (%d test images)\n", r.MsPerImage, r.TestImages)
 	fmt.Fprintf(tw, "model bytes\t%d (%.1f MiB scoring state)\n", r.ModelBytes, float64(r.ModelBytes)/(1<<20))
 	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.PeakRSSMB)
+	if r.Align != "" && r.Align != "off" {
+		fmt.Fprintf(tw, "registration\t%s; %d test images beyond its bounds (verdict error in the daemon), scored at their estimated pose\n", r.Align, r.RegistrationRefused)
+	}
 	tw.Flush()
 	fmt.Fprintln(w)
 }

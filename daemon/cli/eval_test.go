@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +69,65 @@ func TestEvalSetsAndCompare(t *testing.T) {
 	}
 	if code, _, stderr := runCaptureCmd(t, "eval", "--data", sets[0], "--compare", "v9-fit-raw", "--config", cfg); code != 2 || !strings.Contains(stderr, `unknown backbone "v9"`) {
 		t.Errorf("unknown compare recipe: exit %d, %s", code, stderr)
+	}
+}
+
+// eval --misalign runs the Rd-MVTec protocol: each draw's figures, their
+// mean as the set's, composing with --compare; the draws differ from each
+// other and repeat from their seed.
+func TestEvalMisalign(t *testing.T) {
+	if testing.Short() {
+		t.Skip("six fits on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set := filepath.Join(dir, "a")
+	if code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", set, "--train", "20", "--test", "8",
+		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", "5"); code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	cfg := filepath.Join(dir, "cfg.yaml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(seeds string) EvalReport {
+		js := filepath.Join(dir, "eval"+seeds+".json")
+		code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--compare", "v1p-squash-rigid-raw",
+			"--features", "16", "--misalign", "--misalign-seeds", seeds, "--json", js)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.Contains(stdout, "a@misalign1") || !strings.Contains(stdout, "@misalign mean of "+seeds) {
+			t.Errorf("output lacks the draws and their mean:\n%s", stdout)
+		}
+		b, err := os.ReadFile(js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep EvalReport
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rep := run("2")
+	if len(rep.Sets) != 1 || len(rep.Sets[0].Draws) != 2 || len(rep.Sets[0].Results) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	s := rep.Sets[0]
+	d1, d2 := s.Draws[0].Results, s.Draws[1].Results
+	for k := range 2 {
+		if want := (d1[k].PixelAUROC + d2[k].PixelAUROC) / 2; math.Abs(s.Results[k].PixelAUROC-want) > 1e-12 {
+			t.Errorf("recipe %s: mean pixel AUROC %v, draws %v and %v", s.Results[k].Recipe, s.Results[k].PixelAUROC, d1[k].PixelAUROC, d2[k].PixelAUROC)
+		}
+	}
+	if d1[1].Recipe != "v1p-squash-rigid-raw" || d1[1].Align != "rigid" || d1[0].Align != "off" {
+		t.Errorf("columns %+v", d1)
+	}
+	if d1[0].PixelAUROC == d2[0].PixelAUROC && d1[0].ImageAUROC == d2[0].ImageAUROC {
+		t.Errorf("draws 1 and 2 gave the same figures: %+v", d1[0])
+	}
+	again := run("1")
+	if r := again.Sets[0].Draws[0].Results[0]; r.PixelAUROC != d1[0].PixelAUROC || r.ImageAUROC != d1[0].ImageAUROC {
+		t.Errorf("seed 1 again: %v / %v, first %v / %v", r.ImageAUROC, r.PixelAUROC, d1[0].ImageAUROC, d1[0].PixelAUROC)
 	}
 }

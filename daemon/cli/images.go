@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/model/dataset"
 )
 
 // imageFiles is a model.ImageSource over image files, decoded through
@@ -17,16 +19,44 @@ import (
 type imageFiles struct {
 	paths     []string
 	maxPixels int64
+	// misalign, when set, moves every image by its Rd-MVTec transform
+	// (eval --misalign), keyed by its path under root.
+	misalign *dataset.Misalign
+	root     string
 }
 
 func (s imageFiles) Len() int { return len(s.paths) }
 
 func (s imageFiles) Image(i int) (image.Image, error) { return s.load(s.paths[i]) }
 
-// load is a dataset.Loader.
+// load is a dataset.Loader: the image as the evaluation sees it (moved
+// by its misalignment transform, when there is one).
 func (s imageFiles) load(path string) (image.Image, error) {
+	img, err := s.loadRaw(path)
+	if p, ok := s.params(path); ok && err == nil {
+		img = p.Apply(img)
+	}
+	return img, err
+}
+
+// loadRaw decodes an image file as it is.
+func (s imageFiles) loadRaw(path string) (image.Image, error) {
 	img, _, err := capture.DecodeImageFile(path, s.maxPixels)
 	return img, err
+}
+
+// params is the misalignment transform of the image at path (false
+// without --misalign). The key is the path under the data set's folder,
+// so a draw moves each image the same way whatever folder the set lies in.
+func (s imageFiles) params(path string) (dataset.MisalignParams, bool) {
+	if s.misalign == nil {
+		return dataset.MisalignParams{}, false
+	}
+	key := path
+	if rel, err := filepath.Rel(s.root, path); err == nil {
+		key = filepath.ToSlash(rel)
+	}
+	return s.misalign.Params(key), true
 }
 
 // skipped counts the files a command left out, by reason, for its summary

@@ -45,6 +45,12 @@ type Metrics struct {
 	// LastScore and LastScoreNormalized are those of the latest inspection.
 	LastScore           prometheus.Gauge
 	LastScoreNormalized prometheus.Gauge
+	// Registration is the latest registered frame's shift (x, y, frame
+	// pixels), angle (degrees) and confidence, by "quantity";
+	// RegistrationFailures counts frames refused for their registration,
+	// by reason (no_overlap, low_confidence, shift, angle).
+	Registration         *prometheus.GaugeVec
+	RegistrationFailures *prometheus.CounterVec
 
 	mu     sync.Mutex
 	stages map[string]prometheus.Observer
@@ -90,11 +96,15 @@ func NewMetrics() *Metrics {
 			Help: "Image anomaly score of the latest inspection."}),
 		LastScoreNormalized: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score_normalized",
 			Help: "Score/threshold of the latest inspection."}),
+		Registration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "last_registration",
+			Help: "Registration of the latest registered frame to the reference view: shift_x_px, shift_y_px, angle_degrees, confidence."}, []string{"quantity"}),
+		RegistrationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "registration_failures_total",
+			Help: "Frames not scored because registration failed or exceeded its bounds, by reason."}, []string{"reason"}),
 		stages: map[string]prometheus.Observer{},
 		drops:  map[string]prometheus.Counter{},
 	}
 	m.Registry.MustRegister(m.Frames, m.Drops, m.Inspections, m.PublishFailures, m.ImagesSkipped, m.Triggers, m.Reloads, m.ReloadFailures,
-		m.StageLatency, m.ScoreNormalized, m.LastScore, m.LastScoreNormalized,
+		m.StageLatency, m.ScoreNormalized, m.LastScore, m.LastScoreNormalized, m.Registration, m.RegistrationFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.normal = m.Inspections.WithLabelValues("normal")
 	m.anom = m.Inspections.WithLabelValues("anomalous")
@@ -177,6 +187,20 @@ func (m *Metrics) ObserveInspection(score, normalized float64, anomalous bool) {
 	m.ScoreNormalized.Observe(normalized)
 	m.LastScore.Set(score)
 	m.LastScoreNormalized.Set(normalized)
+}
+
+// ObserveRegistration records the latest frame's registration: shift in
+// frame pixels, angle in degrees, confidence.
+func (m *Metrics) ObserveRegistration(shiftX, shiftY, angleDeg, confidence float64) {
+	m.Registration.WithLabelValues("shift_x_px").Set(shiftX)
+	m.Registration.WithLabelValues("shift_y_px").Set(shiftY)
+	m.Registration.WithLabelValues("angle_degrees").Set(angleDeg)
+	m.Registration.WithLabelValues("confidence").Set(confidence)
+}
+
+// RegistrationFailure counts one frame refused for its registration.
+func (m *Metrics) RegistrationFailure(reason string) {
+	m.RegistrationFailures.WithLabelValues(reason).Inc()
 }
 
 // MQTTStats is what the metrics read from the MQTT publisher at scrape time.

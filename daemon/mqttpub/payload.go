@@ -49,8 +49,32 @@ type Result struct {
 	// Error says why no inspection was made (Verdict "error").
 	Error string `json:"error,omitempty"`
 	// LatencyMS holds the time spent in each pipeline stage, in
-	// milliseconds, keyed by stage name (capture, preprocess, backbone, ...).
+	// milliseconds, keyed by stage name (capture, align, preprocess,
+	// backbone, ...).
 	LatencyMS map[string]float64 `json:"latency_ms"`
+	// Registration is the frame's registration to the model's reference
+	// view (models fitted with registration only; with Verdict "error"
+	// when the frame was refused for it, the estimate that was refused,
+	// when there was one).
+	Registration *Registration `json:"registration,omitempty"`
+}
+
+// Registration is where the part lay in the frame against the reference
+// view of a good part the model was fitted on.
+type Registration struct {
+	// Mode is the model's registration mode: translate or rigid.
+	Mode string `json:"mode"`
+	// ShiftX, ShiftY are the part's shift in frame pixels (x right, y
+	// down); AngleDeg its rotation in degrees, clockwise on the image.
+	ShiftX   float64 `json:"shift_x"`
+	ShiftY   float64 `json:"shift_y"`
+	AngleDeg float64 `json:"angle_deg"`
+	// Confidence is the normalized cross-correlation of the aligned
+	// frame with the reference view, −1..1.
+	Confidence float64 `json:"confidence"`
+	// Failure names why the frame was refused: no_overlap,
+	// low_confidence, shift or angle (Verdict "error" only).
+	Failure string `json:"failure,omitempty"`
 }
 
 // Region is one connected region of the binary anomaly mask, in pixels of

@@ -1,0 +1,327 @@
+package align
+
+import (
+	"image"
+	"image/color/palette"
+	"image/draw"
+	"math"
+	"strings"
+	"testing"
+)
+
+// cornerError is the largest distance, in frame pixels, between where two
+// transforms put the corners and the centre of a w×h frame.
+func cornerError(a, b Transform, w, h int) float64 {
+	var worst float64
+	for _, c := range [][2]float64{{0, 0}, {float64(w), 0}, {0, float64(h)}, {float64(w), float64(h)}, {float64(w) / 2, float64(h) / 2}} {
+		x1, y1 := a.toFrame(w, h, w, h).apply(c[0], c[1])
+		x2, y2 := b.toFrame(w, h, w, h).apply(c[0], c[1])
+		worst = max(worst, math.Hypot(x1-x2, y1-y2))
+	}
+	return worst
+}
+
+func reference(t *testing.T, mode Mode, frames ...image.Image) *Reference {
+	t.Helper()
+	b, err := NewBuilder(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := b.Add(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, _, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// TestRegisterRecoversTransforms renders the same part shifted and turned
+// by known amounts and checks that registration finds them to well under
+// a PaDiM patch (a 56-cell grid: a cell is 11 pixels of a 640-pixel frame),
+// whatever the exposure.
+func TestRegisterRecoversTransforms(t *testing.T) {
+	for _, size := range [][2]int{{320, 240}, {240, 400}} {
+		w, h := size[0], size[1]
+		base := scene(w, h, Identity, 1)
+		ref := reference(t, Rigid, base, base)
+		g := NewRegistrar(ref)
+		cell := float64(max(w, h)) / 56
+		for _, c := range []struct {
+			tr   Transform
+			gain float64
+		}{
+			{Identity, 1},
+			{Transform{DX: 0.1 * float64(w), DY: -0.08 * float64(h)}, 1},
+			{Transform{Angle: 10 * math.Pi / 180}, 1},
+			{Transform{Angle: -12 * math.Pi / 180, DX: -0.12 * float64(w), DY: 0.1 * float64(h)}, 1},
+			{Transform{Angle: 6 * math.Pi / 180, DX: 0.05 * float64(w), DY: 0.05 * float64(h)}, 0.5},
+		} {
+			r, err := g.Register(scene(w, h, c.tr, c.gain))
+			if err != nil {
+				t.Fatalf("%dx%d %+v: %v", w, h, c.tr, err)
+			}
+			if e := cornerError(r.Transform, c.tr, w, h); e > 0.25*cell {
+				t.Errorf("%dx%d: registered %+v, want %+v: corners off by %.2f px (a patch is %.1f)", w, h, r.Transform, c.tr, e, cell)
+			}
+			if r.Confidence < 0.9 {
+				t.Errorf("%dx%d %+v: confidence %.3f, want ≥ 0.9 for the same part", w, h, c.tr, r.Confidence)
+			}
+		}
+	}
+}
+
+// TestTranslateModeKeepsAngle: translate mode finds the shift and never
+// a rotation.
+func TestTranslateModeKeepsAngle(t *testing.T) {
+	w, h := 320, 240
+	base := scene(w, h, Identity, 1)
+	g := NewRegistrar(reference(t, Translate, base, base))
+	want := Transform{DX: 25, DY: -17}
+	r, err := g.Register(scene(w, h, want, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Angle != 0 || cornerError(r.Transform, want, w, h) > 1 {
+		t.Errorf("translate: got %+v, want %+v", r.Transform, want)
+	}
+}
+
+// TestUnrelatedFrameHasLowConfidence: a frame of something else (a blank
+// plate, the part's negative) does not match the reference.
+func TestUnrelatedFrameHasLowConfidence(t *testing.T) {
+	w, h := 320, 240
+	base := scene(w, h, Identity, 1)
+	g := NewRegistrar(reference(t, Rigid, base, base))
+	neg := scene(w, h, Identity, -1)
+	r, err := g.Register(neg)
+	if err == nil && r.Confidence > 0.5 {
+		t.Errorf("negative of the part: confidence %.3f, want below 0.5", r.Confidence)
+	}
+	blank := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range blank.Pix {
+		blank.Pix[i] = 128
+	}
+	r, err = g.Register(blank)
+	if err == nil && r.Confidence > 0.5 {
+		t.Errorf("blank frame: confidence %.3f, want below 0.5", r.Confidence)
+	}
+}
+
+// TestWarpAlignsFrame: a frame warped by its registration looks like the
+// reference view (pixel by pixel inside the part), at full and reduced
+// scale.
+func TestWarpAlignsFrame(t *testing.T) {
+	w, h := 320, 240
+	base := scene(w, h, Identity, 1)
+	tr := Transform{Angle: 8 * math.Pi / 180, DX: 20, DY: -12}
+	frame := scene(w, h, tr, 1)
+	var wp Warper
+	for _, scale := range []float64{1, 2} {
+		v := wp.Apply(frame, tr, scale)
+		vw, vh := ViewSize(w, h, scale)
+		if v.Bounds().Dx() != vw || v.Bounds().Dy() != vh {
+			t.Fatalf("scale %g: view %v, want %dx%d", scale, v.Bounds(), vw, vh)
+		}
+		var diff float64
+		var n int
+		for y := vh / 4; y < 3*vh/4; y++ {
+			for x := vw / 4; x < 3*vw/4; x++ {
+				got := v.(*image.RGBA).RGBAAt(x, y).R
+				want := base.RGBAAt(int((float64(x)+0.5)*scale), int((float64(y)+0.5)*scale)).R
+				diff += math.Abs(float64(got) - float64(want))
+				n++
+			}
+		}
+		if m := diff / float64(n); m > 12*scale {
+			t.Errorf("scale %g: aligned view differs from the reference by %.1f grey levels on average", scale, m)
+		}
+	}
+}
+
+// TestWarpBackInvertsWarp: a map marking one spot of the aligned view lands
+// on the same part spot in the frame.
+func TestWarpBackInvertsWarp(t *testing.T) {
+	w, h := 400, 300
+	tr := Transform{Angle: -9 * math.Pi / 180, DX: -30, DY: 18}
+	for _, scale := range []float64{1, 1.6} {
+		vw, vh := ViewSize(w, h, scale)
+		view := make([]float32, vw*vh)
+		// A spot at reference position (100, 80).
+		ux, uy := 100.0, 80.0
+		for y := 0; y < vh; y++ {
+			for x := 0; x < vw; x++ {
+				rx, ry := (float64(x)+0.5)*float64(w)/float64(vw), (float64(y)+0.5)*float64(h)/float64(vh)
+				view[y*vw+x] = float32(math.Exp(-(math.Pow(rx-ux, 2) + math.Pow(ry-uy, 2)) / 200))
+			}
+		}
+		m, err := WarpBack(nil, w, h, view, vw, vh, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best, bx, by := float32(-1), 0, 0
+		for i, v := range m {
+			if v > best {
+				best, bx, by = v, i%w, i/w
+			}
+		}
+		fx, fy := tr.toFrame(w, h, w, h).apply(ux, uy)
+		if d := math.Hypot(float64(bx)+0.5-fx, float64(by)+0.5-fy); d > 2 {
+			t.Errorf("scale %g: spot at (%d,%d) in the frame, want (%.1f,%.1f)", scale, bx, by, fx, fy)
+		}
+	}
+	if _, err := WarpBack(nil, w, h, make([]float32, 10), 4, 4, tr); err == nil {
+		t.Error("WarpBack accepted a map of the wrong size")
+	}
+}
+
+// TestBuildMeanPose: the reference view sits at the mean pose of the
+// images it is built from, so that no frame has to move further than the
+// line's own spread.
+func TestBuildMeanPose(t *testing.T) {
+	w, h := 320, 240
+	shifts := []Transform{{DX: -20, DY: 10}, {DX: 0, DY: -6}, {DX: 14, DY: 2}, {DX: 6, DY: -6}}
+	var frames []image.Image
+	var mx, my float64
+	for _, s := range shifts {
+		frames = append(frames, scene(w, h, s, 1))
+		mx += s.DX / float64(len(shifts))
+		my += s.DY / float64(len(shifts))
+	}
+	b, _ := NewBuilder(Rigid)
+	for _, f := range frames {
+		b.Add(f)
+	}
+	ref, rep, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Images != len(shifts) || len(rep.Results) != len(shifts) {
+		t.Fatalf("report %+v", rep)
+	}
+	g := NewRegistrar(ref)
+	for i, s := range shifts {
+		r, err := g.Register(frames[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Transform{DX: s.DX - mx, DY: s.DY - my}
+		if e := cornerError(r.Transform, want, w, h); e > 1.5 {
+			t.Errorf("frame %d: %+v against the mean pose, want %+v", i, r.Transform, want)
+		}
+	}
+}
+
+func TestNewReferenceRefusesBadTemplates(t *testing.T) {
+	tw, th, _ := thumbGeometry(640, 480, Thumb)
+	good := make([]float32, tw*th)
+	for _, c := range []struct {
+		name  string
+		mode  Mode
+		w, h  int
+		pix   []float32
+		wants string
+	}{
+		{"mode", Off, tw, th, good, "mode"},
+		{"size", Rigid, tw + 1, th, good, "want"},
+		{"length", Rigid, tw, th, good[1:], "values"},
+		{"NaN", Rigid, tw, th, append([]float32{float32(math.NaN())}, good[1:]...), "0..255"},
+		{"range", Rigid, tw, th, append([]float32{300}, good[1:]...), "0..255"},
+	} {
+		if _, err := NewReference(c.mode, 640, 480, c.w, c.h, c.pix, nil); err == nil || !strings.Contains(err.Error(), c.wants) {
+			t.Errorf("%s: err %v, want one naming %q", c.name, err, c.wants)
+		}
+	}
+	if _, err := NewReference(Rigid, 640, 480, tw, th, good, nil); err != nil {
+		t.Errorf("good template refused: %v", err)
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for s, want := range map[string]Mode{"": Off, "off": Off, "translate": Translate, "rigid": Rigid} {
+		if m, err := ParseMode(s); err != nil || m != want {
+			t.Errorf("ParseMode(%q) = %q, %v", s, m, err)
+		}
+	}
+	if _, err := ParseMode("affine"); err == nil {
+		t.Error("ParseMode accepted affine")
+	}
+}
+
+// TestRegisterDoesNotAllocate: steady state registration and warping
+// allocate nothing (the pipeline runs them per frame).
+func TestRegisterDoesNotAllocate(t *testing.T) {
+	w, h := 320, 240
+	base := scene(w, h, Identity, 1)
+	g := NewRegistrar(reference(t, Rigid, base, base))
+	frame := scene(w, h, Transform{DX: 5}, 1)
+	var wp Warper
+	var m []float32
+	view := make([]float32, 160*120)
+	run := func() {
+		r, _ := g.Register(frame)
+		wp.Apply(frame, r.Transform, 2)
+		m, _ = WarpBack(m, w, h, view, 160, 120, r.Transform)
+	}
+	run()
+	if a := testing.AllocsPerRun(10, run); a != 0 {
+		t.Errorf("%v allocations per frame, want 0", a)
+	}
+}
+
+// TestWarpFrameTypes: every frame type the pipeline meets warps to the
+// same picture as its RGBA conversion (YCbCr: JPEG frames, chroma
+// interpolated where image/draw takes the nearest sample).
+func TestWarpFrameTypes(t *testing.T) {
+	w, h := 64, 48
+	ycc := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			ycc.Y[ycc.YOffset(x, y)] = uint8(40 + 3*x)
+			ycc.Cb[ycc.COffset(x, y)] = uint8(100 + y)
+			ycc.Cr[ycc.COffset(x, y)] = uint8(160 - x)
+		}
+	}
+	ref := image.NewRGBA(ycc.Rect)
+	draw.Draw(ref, ref.Rect, ycc, image.Point{}, draw.Src)
+	nrgba := image.NewNRGBA(ycc.Rect)
+	draw.Draw(nrgba, nrgba.Rect, ycc, image.Point{}, draw.Src)
+	gray := image.NewGray(ycc.Rect)
+	draw.Draw(gray, gray.Rect, ycc, image.Point{}, draw.Src)
+	paletted := image.NewPaletted(ycc.Rect, palette.Plan9)
+	draw.Draw(paletted, paletted.Rect, ycc, image.Point{}, draw.Src)
+	tr := Transform{Angle: 0.1, DX: 3, DY: -2}
+	var want Warper
+	wantImg := want.Apply(ref, tr, 1).(*image.RGBA)
+	for name, c := range map[string]struct {
+		img image.Image
+		tol int
+	}{"YCbCr": {ycc, 4}, "NRGBA": {nrgba, 0}, "Paletted": {paletted, 60}} {
+		var wp Warper
+		got, ok := wp.Apply(c.img, tr, 1).(*image.RGBA)
+		if !ok {
+			t.Fatalf("%s: %T, want *image.RGBA", name, got)
+		}
+		worst := 0
+		for i := range got.Pix {
+			worst = max(worst, abs(int(got.Pix[i])-int(wantImg.Pix[i])))
+		}
+		if worst > c.tol {
+			t.Errorf("%s: differs from the RGBA frame's warp by up to %d, want ≤ %d", name, worst, c.tol)
+		}
+	}
+	var wp Warper
+	if g, ok := wp.Apply(gray, tr, 1).(*image.Gray); !ok || g.Rect.Dx() != w {
+		t.Errorf("gray frame: %T, want *image.Gray", wp.Apply(gray, tr, 1))
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

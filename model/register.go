@@ -1,0 +1,470 @@
+package model
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"slices"
+
+	"github.com/inspectd/inspectd/model/align"
+	"github.com/inspectd/inspectd/model/padim"
+)
+
+// AlignOptions configure registration: every frame is aligned to a
+// reference view of a good part, chosen at fit time and stored in the model
+// file, before it reaches the backbone (model/align).
+type AlignOptions struct {
+	// Mode is align.Off, align.Translate or align.Rigid (fit; a model
+	// file's own mode wins at load, since its Gaussians were fitted on
+	// frames aligned that way).
+	Mode align.Mode
+	// MaxShift bounds the shift a frame may be corrected by, as a fraction
+	// of its width and of its height (0: DefaultMaxShift).
+	MaxShift float64
+	// MaxAngle bounds the rotation, in degrees (0: DefaultMaxAngle).
+	MaxAngle float64
+	// MinConfidence is the lowest registration confidence (normalized
+	// cross-correlation with the reference view, −1..1) a frame may have
+	// to be scored; 0 takes the one learned at fit time from the training
+	// images (Info.AlignMinConfidence).
+	MinConfidence float64
+}
+
+// Default bounds of a registration: beyond them a frame is not scored.
+// The Rd-MVTec protocol moves parts by up to ±10° and 12.5% of the frame
+// against each other; half a quarter of the frame and 20° leave room for
+// that and refuse a part lying somewhere else.
+const (
+	DefaultMaxShift = 0.25
+	DefaultMaxAngle = 20
+)
+
+// confidenceMargin is how far below the 1st percentile of the training
+// images' confidences the learned floor lies: measured on transistor
+// (Rd-MVTec), training images 0.79-0.98, good test images from 0.76,
+// misplaced transistors from −0.04 (median 0.54).
+const confidenceMargin = 0.15
+
+// Registration is what Inspect reports of a frame's registration to the
+// reference view.
+type Registration struct {
+	// Mode is the model's registration mode ("" when it has none; the
+	// other fields are then zero).
+	Mode align.Mode `json:"mode,omitempty"`
+	// ShiftX, ShiftY are the part's shift in the frame against the
+	// reference view, in frame pixels (x right, y down).
+	ShiftX float64 `json:"shift_x"`
+	ShiftY float64 `json:"shift_y"`
+	// Angle is the part's rotation in degrees, clockwise on the image.
+	Angle float64 `json:"angle_deg"`
+	// Confidence is the normalized cross-correlation of the aligned frame
+	// with the reference view over their overlap, −1..1.
+	Confidence float64 `json:"confidence"`
+}
+
+// ErrRegistration is wrapped by Inspect's error when a frame could not be
+// aligned to the reference view, or only by more than the bounds allow: it
+// was not scored (scoring it unaligned would judge the part against the
+// wrong patches) and must be reported as an error.
+var ErrRegistration = errors.New("registration failed")
+
+// RegistrationError says why a frame was not aligned. Kind is a short
+// stable name of the reason ("no_overlap", "low_confidence", "shift",
+// "angle") for logs and metrics; Registration is the estimate (zero for
+// no_overlap).
+type RegistrationError struct {
+	Kind         string
+	Registration Registration
+	msg          string
+}
+
+func (e *RegistrationError) Error() string { return ErrRegistration.Error() + ": " + e.msg }
+
+// Unwrap makes errors.Is(err, ErrRegistration) hold.
+func (e *RegistrationError) Unwrap() error { return ErrRegistration }
+
+// aligner registers frames to the reference and warps them into it.
+type aligner struct {
+	ref  *align.Reference
+	reg  *align.Registrar
+	warp align.Warper
+	// Bounds in force: shift as a fraction of the frame, angle in degrees,
+	// confidence floor (learned: the fit's; check off while fitting).
+	maxShift, maxAngle, minConf float64
+	learned                     float64
+	check                       bool
+	// inputSide is the backbone's input side: views are resampled to at
+	// least twice it (viewScale).
+	inputSide int
+	last      align.Result
+	lastW     int
+	lastH     int
+	// confs collects the confidences of the frames registered while
+	// collecting is set (the training images, for the learned floor).
+	confs      []float64
+	collecting bool
+	// unplaced: a frame no position of the reference overlaps is scored
+	// where it lies (InspectUnbounded); noOverlap says the last one was.
+	unplaced, noOverlap bool
+}
+
+func errNoOverlap() error {
+	return &RegistrationError{Kind: "no_overlap", msg: "no position of the reference view overlaps the frame enough (is the part in view?)"}
+}
+
+func newAligner(ref *align.Reference, o AlignOptions, learned float64, inputSide int) *aligner {
+	a := &aligner{ref: ref, reg: align.NewRegistrar(ref), learned: learned, inputSide: inputSide}
+	a.setBounds(o)
+	return a
+}
+
+// setBounds applies the configured bounds (defaults for zeros).
+func (a *aligner) setBounds(o AlignOptions) {
+	a.maxShift, a.maxAngle, a.minConf = o.MaxShift, o.MaxAngle, o.MinConfidence
+	if !(a.maxShift > 0) {
+		a.maxShift = DefaultMaxShift
+	}
+	if !(a.maxAngle > 0) {
+		a.maxAngle = DefaultMaxAngle
+	}
+	if a.minConf == 0 {
+		a.minConf = a.learned
+	}
+	a.check = true
+}
+
+// viewScale is the factor a w×h frame is reduced by in its aligned view:
+// the view keeps at least twice the backbone's input resolution on its
+// short side (a finer view would cost time and change nothing the
+// backbone sees), and is never enlarged.
+func (a *aligner) viewScale(w, h int) float64 {
+	return max(1, float64(min(w, h))/float64(2*a.inputSide))
+}
+
+// registration is the last frame's registration as Inspect reports it.
+func (a *aligner) registration() Registration {
+	r := a.last
+	return Registration{Mode: a.ref.Mode(), ShiftX: r.DX, ShiftY: r.DY, Angle: r.AngleDegrees(), Confidence: r.Confidence}
+}
+
+// apply registers img, checks the bounds and returns its aligned view.
+func (a *aligner) apply(img image.Image) (image.Image, error) {
+	b := img.Bounds()
+	a.lastW, a.lastH = b.Dx(), b.Dy()
+	r, err := a.reg.Register(img)
+	a.last, a.noOverlap = r, false
+	if err == nil && a.collecting {
+		a.confs = append(a.confs, r.Confidence)
+	}
+	if err != nil {
+		if errors.Is(err, align.ErrNoOverlap) {
+			a.noOverlap = true
+			if a.unplaced {
+				// Evaluation only: the frame is scored where it lies.
+				a.last = align.Result{Confidence: math.NaN()}
+				return a.warp.Apply(img, align.Identity, a.viewScale(b.Dx(), b.Dy())), nil
+			}
+			return nil, errNoOverlap()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrRegistration, err)
+	}
+	if a.check {
+		if err := a.bounds(r, b.Dx(), b.Dy()); err != nil {
+			return nil, err
+		}
+	}
+	return a.warp.Apply(img, r.Transform, a.viewScale(b.Dx(), b.Dy())), nil
+}
+
+// bounds returns the RegistrationError of a result beyond the bounds.
+func (a *aligner) bounds(r align.Result, w, h int) error {
+	reg := a.registration()
+	switch {
+	case math.IsNaN(r.Confidence) || r.Confidence < a.minConf:
+		return &RegistrationError{Kind: "low_confidence", Registration: reg,
+			msg: fmt.Sprintf("confidence %.3f below %.3f: the frame does not match the reference view of a good part", r.Confidence, a.minConf)}
+	case math.Abs(reg.Angle) > a.maxAngle:
+		return &RegistrationError{Kind: "angle", Registration: reg,
+			msg: fmt.Sprintf("part turned by %.1f°, beyond the bound of %g°", reg.Angle, a.maxAngle)}
+	case math.Abs(r.DX) > a.maxShift*float64(w) || math.Abs(r.DY) > a.maxShift*float64(h):
+		return &RegistrationError{Kind: "shift", Registration: reg,
+			msg: fmt.Sprintf("part shifted by (%.0f, %.0f) px, beyond the bound of %g of the frame (%.0f, %.0f px)",
+				r.DX, r.DY, a.maxShift, a.maxShift*float64(w), a.maxShift*float64(h))}
+	}
+	return nil
+}
+
+// viewSize is the aligned view's size for a w×h frame.
+func (a *aligner) viewSize(w, h int) (int, int) {
+	return align.ViewSize(w, h, a.viewScale(w, h))
+}
+
+// pose is where a frame lay: its size and registration, what is needed to
+// bring its map back.
+type pose struct {
+	w, h int
+	t    align.Transform
+}
+
+// lastPose is the last frame's pose.
+func (a *aligner) lastPose() pose { return pose{a.lastW, a.lastH, a.last.Transform} }
+
+// mapBack warps a map of the view of a frame at pose p into dst at the
+// frame's size and returns it with its maximum, the image score: the
+// score is taken over the frame's own pixels, so that view pixels the
+// frame does not reach (edge pixels replicated into the view) never
+// decide it.
+func (a *aligner) mapBack(dst, view []float32, p pose) ([]float32, float32, error) {
+	vw, vh := align.ViewSize(p.w, p.h, a.viewScale(p.w, p.h))
+	dst, err := align.WarpBack(dst, p.w, p.h, view, vw, vh, p.t)
+	if err != nil {
+		return dst, 0, err
+	}
+	best := float32(math.Inf(-1))
+	for _, v := range dst {
+		best = max(best, v)
+	}
+	return dst, best, nil
+}
+
+// InspectUnbounded is Inspect with the registration's bounds (confidence,
+// shift, angle) not enforced: a frame beyond them is scored at its
+// estimated pose (one no position of the reference overlaps, where it
+// lies), and the error Inspect would have returned comes back as refused
+// (nil within the bounds). It is for evaluation, which measures
+// the maps of frames the daemon refuses; the daemon never scores them.
+// Without registration it is Inspect.
+func (d *Detector) InspectUnbounded(img image.Image) (r *Inspection, refused, err error) {
+	if d.al == nil {
+		r, err = d.Inspect(img)
+		return r, nil, err
+	}
+	d.al.check, d.al.unplaced = false, true
+	r, err = d.Inspect(img)
+	d.al.check, d.al.unplaced = true, false
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.al.noOverlap {
+		return r, errNoOverlap(), nil
+	}
+	b := img.Bounds()
+	return r, d.al.bounds(d.al.last, b.Dx(), b.Dy()), nil
+}
+
+// attachAligner gives a detector whose recipe registers frames its
+// reference view, built from (up to align.BuildImages of) the images idx;
+// the bounds stay unenforced until arm (every training image is fitted at
+// its estimated pose) and the confidences of the frames registered until
+// learnFloor are collected.
+func (d *Detector) attachAligner(ctx context.Context, src ImageSource, idx []int) error {
+	if !d.recipe.aligned() {
+		return nil
+	}
+	ref, brep, err := buildReference(ctx, d.recipe.Align, src, idx)
+	if err != nil {
+		return fmt.Errorf("fit: reference view: %w", err)
+	}
+	inW, inH := d.bb.InputSize()
+	d.al = newAligner(ref, d.opts.Align, 0, max(inW, inH))
+	d.al.check, d.al.collecting = false, true
+	d.opts.Logger.Debug("reference view built", "align", d.recipe.Align, "images", brep.Images)
+	return nil
+}
+
+// learnFloor sets the confidence floor from the confidences collected
+// (learnedFloor) and the bounds of o; nil-safe.
+func (a *aligner) learnFloor(o AlignOptions) {
+	if a == nil {
+		return
+	}
+	a.learned = learnedFloor(a.confs)
+	a.confs, a.collecting = nil, false
+	a.setBounds(o)
+	a.check = false
+}
+
+// arm enforces the bounds from now on; nil-safe.
+func (a *aligner) arm() {
+	if a != nil {
+		a.check = true
+	}
+}
+
+// buildReference builds the reference view from up to align.BuildImages
+// of the images idx of src, spread over them.
+func buildReference(ctx context.Context, mode align.Mode, src ImageSource, idx []int) (*align.Reference, align.BuildReport, error) {
+	b, err := align.NewBuilder(mode)
+	if err != nil {
+		return nil, align.BuildReport{}, err
+	}
+	n := min(len(idx), align.BuildImages)
+	pick := make([]int, n)
+	for i := range pick {
+		pick[i] = idx[i*len(idx)/n]
+	}
+	for im := range prefetch(ctx, src, pick) {
+		if im.err != nil {
+			return nil, align.BuildReport{}, fmt.Errorf("image %d: %w", im.i, im.err)
+		}
+		if err := b.Add(im.img); err != nil {
+			return nil, align.BuildReport{}, fmt.Errorf("image %d: %w", im.i, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, align.BuildReport{}, err
+	}
+	return b.Build()
+}
+
+// PoseSpread is how much the parts of a line move between its good
+// images: the root mean square of their registration to a rigid reference
+// view built from them (BuildReport.Results), shift as a fraction of the
+// frame's diagonal, angle in degrees.
+type PoseSpread struct {
+	Shift, Angle float64
+	Images       int
+}
+
+// Pose variation above which the recipe search offers registration
+// although the configuration leaves it off (measured by PoseSpread on the
+// four sets of shared/data: see README, registration).
+const (
+	poseShiftVaries = 0.01
+	poseAngleVaries = 1.0
+)
+
+// poseSpread measures the pose spread of the images idx of src.
+func poseSpread(ctx context.Context, src ImageSource, idx []int) (PoseSpread, error) {
+	ref, rep, err := buildReference(ctx, align.Rigid, src, idx)
+	if err != nil {
+		return PoseSpread{}, err
+	}
+	fw, fh := ref.FrameSize()
+	diag := math.Hypot(float64(fw), float64(fh))
+	var ps PoseSpread
+	for _, r := range rep.Results {
+		ps.Shift += (r.DX*r.DX + r.DY*r.DY) / (diag * diag)
+		ps.Angle += r.AngleDegrees() * r.AngleDegrees()
+	}
+	n := float64(max(len(rep.Results), 1))
+	ps.Shift, ps.Angle, ps.Images = math.Sqrt(ps.Shift/n), math.Sqrt(ps.Angle/n), len(rep.Results)
+	return ps, nil
+}
+
+// alignOffer is the registration the recipe search tries beside
+// unregistered frames: the configured mode, or with registration off,
+// rigid when the good images turn, translate when they only shift, none
+// when they keep still or move more than half the bounds allow.
+func alignOffer(ctx context.Context, o Options, src ImageSource, idx []int) (align.Mode, PoseSpread, error) {
+	if o.Align.Mode == align.Translate || o.Align.Mode == align.Rigid {
+		return o.Align.Mode, PoseSpread{}, nil
+	}
+	ps, err := poseSpread(ctx, src, idx)
+	if err != nil {
+		return "", ps, err
+	}
+	maxShift, maxAngle := o.Align.MaxShift, o.Align.MaxAngle
+	if maxShift <= 0 {
+		maxShift = DefaultMaxShift
+	}
+	if maxAngle <= 0 {
+		maxAngle = DefaultMaxAngle
+	}
+	// Poses spread beyond half the bounds (screws lying at any angle, a
+	// texture with no pose of its own) are not something registration to
+	// one view can follow: it would refuse good parts (31 of 40 screw test
+	// images at the default bounds) and its candidates only cost time.
+	if ps.Angle > maxAngle/2 || ps.Shift > maxShift/2 {
+		return "", ps, nil
+	}
+	switch {
+	case ps.Angle > poseAngleVaries:
+		return align.Rigid, ps, nil
+	case ps.Shift > poseShiftVaries:
+		return align.Translate, ps, nil
+	}
+	return "", ps, nil
+}
+
+// learnedFloor is the confidence floor from the training images'
+// confidences: their 1st percentile less confidenceMargin.
+func learnedFloor(conf []float64) float64 {
+	if len(conf) == 0 {
+		return 0
+	}
+	c := slices.Clone(conf)
+	slices.Sort(c)
+	return c[len(c)/100] - confidenceMargin
+}
+
+// Model file entries of the reference view.
+const (
+	tensorAlignTemplate = "align_template"
+	tensorAlignWeight   = "align_weight"
+	extraAlign          = "align"
+)
+
+// alignMeta is what the model file records of the registration besides
+// its template.
+type alignMeta struct {
+	Mode          align.Mode `json:"mode"`
+	FrameW        int        `json:"frame_w"`
+	FrameH        int        `json:"frame_h"`
+	MinConfidence float64    `json:"min_confidence"`
+}
+
+// save writes the reference view into m.
+func (a *aligner) save(m *padim.Model) error {
+	w, h, pix, weight := a.ref.Template()
+	fw, fh := a.ref.FrameSize()
+	meta, err := json.Marshal(alignMeta{Mode: a.ref.Mode(), FrameW: fw, FrameH: fh, MinConfidence: a.learned})
+	if err != nil {
+		return err
+	}
+	if m.Tensors == nil {
+		m.Tensors = map[string]padim.Tensor{}
+	}
+	m.Tensors[tensorAlignTemplate] = padim.Tensor{Shape: []int{h, w}, Data: pix}
+	m.Tensors[tensorAlignWeight] = padim.Tensor{Shape: []int{h, w}, Data: weight}
+	if m.Meta.Extra == nil {
+		m.Meta.Extra = map[string]string{}
+	}
+	m.Meta.Extra[extraAlign] = string(meta)
+	return nil
+}
+
+// loadAligner reads the reference view of a model file; nil when the
+// model has none.
+func loadAligner(pm *padim.Model, o AlignOptions, inputSide int) (*aligner, error) {
+	raw, ok := pm.Meta.Extra[extraAlign]
+	t, okT := pm.Tensors[tensorAlignTemplate]
+	if !ok && !okT {
+		return nil, nil
+	}
+	if ok != okT {
+		return nil, fmt.Errorf("registration: metadata %q and tensor %q must come together", extraAlign, tensorAlignTemplate)
+	}
+	var meta alignMeta
+	if err := json.Unmarshal([]byte(raw), &meta); err != nil {
+		return nil, fmt.Errorf("registration metadata %q: %w", extraAlign, err)
+	}
+	if len(t.Shape) != 2 {
+		return nil, fmt.Errorf("registration: tensor %s has shape %v, want [height width]", tensorAlignTemplate, t.Shape)
+	}
+	if !(meta.MinConfidence >= -1 && meta.MinConfidence <= 1) {
+		return nil, fmt.Errorf("registration: min_confidence %v, want −1..1", meta.MinConfidence)
+	}
+	var weight []float32 // absent: every pixel weighs alike
+	if wt, ok := pm.Tensors[tensorAlignWeight]; ok {
+		weight = wt.Data
+	}
+	ref, err := align.NewReference(meta.Mode, meta.FrameW, meta.FrameH, t.Shape[1], t.Shape[0], t.Data, weight)
+	if err != nil {
+		return nil, err
+	}
+	return newAligner(ref, o, meta.MinConfidence, inputSide), nil
+}

@@ -1,0 +1,300 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"image"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/model/align"
+	"github.com/inspectd/inspectd/model/backbone"
+	"github.com/inspectd/inspectd/model/modeltest"
+	"github.com/inspectd/inspectd/model/padim"
+)
+
+// plate renders a w×h grey frame of a machined plate with holes and a slot
+// on a textured background, the part turned by deg degrees (clockwise on
+// the image) about the frame's centre and shifted by (dx, dy) pixels; a
+// dark blob of radius 5 px marks a defect at part position (bx, by)
+// (frame pixels of the unmoved part) when bx ≥ 0.
+func plate(w, h int, deg, dx, dy, bx, by float64) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	th := deg * math.Pi / 180
+	cs, sn := math.Cos(th), math.Sin(th)
+	cx, cy := float64(w)/2, float64(h)/2
+	s := float64(min(w, h))
+	for y := range h {
+		for x := range w {
+			// Frame → part: u = R(−θ)(x − c − shift) + c.
+			fx, fy := float64(x)+0.5-cx-dx, float64(y)+0.5-cy-dy
+			u, v := cs*fx+sn*fy+cx, -sn*fx+cs*fy+cy
+			px, py := (u-cx)/s, (v-cy)/s
+			val := 70 + 18*math.Sin(u*0.41)*math.Cos(v*0.33)
+			if math.Abs(px) < 0.32 && math.Abs(py) < 0.22 {
+				val = 185 + 8*math.Sin(px*37)
+				for _, c := range [][2]float64{{-0.2, -0.1}, {0.2, -0.1}, {-0.2, 0.1}, {0.06, 0.12}} {
+					if math.Hypot(px-c[0], py-c[1]) < 0.045 {
+						val = 35
+					}
+				}
+				if px > -0.05 && px < 0.15 && math.Abs(py+0.02) < 0.016 {
+					val = 45
+				}
+			}
+			if bx >= 0 && math.Hypot(u-bx, v-by) < 5 {
+				val = 20
+			}
+			img.Pix[y*img.Stride+x] = uint8(min(max(val, 0), 255))
+		}
+	}
+	return img
+}
+
+// poses are the training parts: small shifts and turns, as on a line.
+func poses(n int) grays {
+	var g grays
+	for i := range n {
+		f := float64(i)
+		g = append(g, plate(160, 120, 2.5*math.Sin(1.7*f), 4*math.Sin(2.3*f+1), 3*math.Cos(1.3*f), -1, -1))
+	}
+	return g
+}
+
+func alignOptions(t testing.TB, mode align.Mode) Options {
+	return Options{Backbone: backbone.Options{Path: modeltest.BackbonePath(t), Threads: 2, Preprocess: backbone.Preprocess{Resize: backbone.ResizeSquash}},
+		Features: 32, MinFeatures: 16, Sigma: 4, Align: AlignOptions{Mode: mode, MaxShift: 0.15, MaxAngle: 12}}
+}
+
+// A detector fitted with rigid registration reports each frame's shift
+// and angle within tolerance, scores a displaced good part as good, draws
+// a displaced defect where it lies in the frame, refuses a frame beyond
+// its bounds or unlike the part with a RegistrationError, and keeps all of
+// it through Save and Load.
+func TestRegistrationInspectAndRoundTrip(t *testing.T) {
+	opts := alignOptions(t, align.Rigid)
+	d, rep, err := Fit(context.Background(), opts, poses(24), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if rep.Images != 24 || d.Info().Align != string(align.Rigid) || !strings.Contains(d.Info().Recipe, "-rigid") {
+		t.Fatalf("report %+v, info align %q recipe %q", rep, d.Info().Align, d.Info().Recipe)
+	}
+	check := func(d *Detector) float64 {
+		t.Helper()
+		// A good part moved a little further than any training part.
+		r, err := d.Inspect(plate(160, 120, 3, 4, -3, -1, -1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := r.Registration
+		if g.Mode != align.Rigid || math.Abs(g.Angle-3) > 0.5 || math.Abs(g.ShiftX-4) > 1 || math.Abs(g.ShiftY+3) > 1 || g.Confidence < 0.8 {
+			t.Errorf("registration %+v, want rigid, 3°, (4, −3) px, confidence ≥ 0.8", g)
+		}
+		if r.W != 160 || r.H != 120 || len(r.Map) != 160*120 || r.Anomalous {
+			t.Errorf("map %dx%d (%d values), anomalous %v (score %.2f, threshold %.2f): want the frame's 160x120, good",
+				r.W, r.H, len(r.Map), r.Anomalous, r.Score, r.Threshold)
+		}
+		good := r.Score
+		// A defect on the moved part: the map's peak is where the frame shows it.
+		bx, by := 80.0+0.2*120, 60.0+0.02*120 // on the plate, off the holes and slot
+		r, err = d.Inspect(plate(160, 120, 3, 4, -3, bx, by))
+		if err != nil {
+			t.Fatal(err)
+		}
+		th := 3 * math.Pi / 180
+		fx := math.Cos(th)*(bx-80) - math.Sin(th)*(by-60) + 80 + 4
+		fy := math.Sin(th)*(bx-80) + math.Cos(th)*(by-60) + 60 - 3
+		best := 0
+		for i, v := range r.Map {
+			if v > r.Map[best] {
+				best = i
+			}
+		}
+		px, py := float64(best%r.W)+0.5, float64(best/r.W)+0.5
+		if math.Hypot(px-fx, py-fy) > 10 || !(r.Score > 1.3*good) {
+			t.Errorf("defect at (%.0f, %.0f) in the frame, map peak at (%.0f, %.0f); score %.2f against the good part's %.2f",
+				fx, fy, px, py, r.Score, good)
+		}
+		// Beyond the shift bound (0.15 of 160 = 24 px).
+		_, err = d.Inspect(plate(160, 120, 0, 30, 0, -1, -1))
+		var re *RegistrationError
+		if !errors.As(err, &re) || !errors.Is(err, ErrRegistration) || re.Kind != "shift" || math.Abs(re.Registration.ShiftX-30) > 2 {
+			t.Errorf("shift of 30 px: err %v (%+v), want a RegistrationError of kind shift with the estimate", err, re)
+		}
+		// Beyond the angle bound (12°).
+		_, err = d.Inspect(plate(160, 120, 18, 0, 0, -1, -1))
+		if !errors.As(err, &re) || re.Kind != "angle" {
+			t.Errorf("turn of 18°: err %v, want a RegistrationError of kind angle", err)
+		}
+		// Not the part at all.
+		_, err = d.Inspect(image.NewGray(image.Rect(0, 0, 160, 120)))
+		if !errors.Is(err, ErrRegistration) {
+			t.Errorf("blank frame: err %v, want ErrRegistration", err)
+		}
+		// Evaluation scores what the daemon refuses and says so; the
+		// bounds hold again after.
+		for _, img := range []image.Image{plate(160, 120, 0, 30, 0, -1, -1), image.NewGray(image.Rect(0, 0, 160, 120))} {
+			r, refused, err := d.InspectUnbounded(img)
+			if err != nil || r == nil || len(r.Map) != 160*120 || !errors.Is(refused, ErrRegistration) {
+				t.Errorf("InspectUnbounded: err %v, refused %v", err, refused)
+			}
+		}
+		if _, err := d.Inspect(plate(160, 120, 0, 30, 0, -1, -1)); !errors.Is(err, ErrRegistration) {
+			t.Errorf("after InspectUnbounded a frame beyond the bounds is scored: err %v", err)
+		}
+		return good
+	}
+	before := check(d)
+	path := filepath.Join(t.TempDir(), "aligned.safetensors")
+	if err := d.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(path, alignOptions(t, align.Off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.Info().Align != string(align.Rigid) || l.Info().AlignMinConfidence != d.Info().AlignMinConfidence || l.Info().Recipe != d.Info().Recipe {
+		t.Errorf("loaded info %+v, want the fitted %+v", l.Info(), d.Info())
+	}
+	w0, h0, p0, q0 := d.al.ref.Template()
+	w1, h1, p1, q1 := l.al.ref.Template()
+	if w0 != w1 || h0 != h1 || len(p0) != len(p1) {
+		t.Fatalf("template %dx%d loaded as %dx%d", w0, h0, w1, h1)
+	}
+	for i := range p0 {
+		if p0[i] != p1[i] || q0[i] != q1[i] {
+			t.Fatalf("template pixel %d: %v (weight %v) saved, %v (%v) loaded", i, p0[i], q0[i], p1[i], q1[i])
+		}
+	}
+	if after := check(l); math.Abs(after-before) > 1e-4*before {
+		t.Errorf("good part scores %.5f after Load, %.5f before", after, before)
+	}
+	// A file whose registration entries are damaged is refused, naming them.
+	for _, c := range []struct {
+		name  string
+		spoil func(m *padim.Model)
+		want  string
+	}{
+		{"metadata without template", func(m *padim.Model) { delete(m.Tensors, tensorAlignTemplate) }, `metadata "align" and tensor "align_template" must come together`},
+		{"bad metadata", func(m *padim.Model) { m.Meta.Extra[extraAlign] = "{" }, `registration metadata "align"`},
+		{"unknown mode", func(m *padim.Model) { m.Meta.Extra[extraAlign] = `{"mode":"affine","frame_w":160,"frame_h":120}` }, `mode "affine"`},
+		{"template size", func(m *padim.Model) {
+			t := m.Tensors[tensorAlignTemplate]
+			m.Tensors[tensorAlignTemplate] = padim.Tensor{Shape: []int{t.Shape[0] - 1, t.Shape[1]}, Data: t.Data[t.Shape[1]:]}
+		}, "template"},
+		{"weights", func(m *padim.Model) {
+			t := m.Tensors[tensorAlignWeight]
+			m.Tensors[tensorAlignWeight] = padim.Tensor{Shape: []int{1, 3}, Data: t.Data[:3]}
+		}, "weights"},
+	} {
+		pm, err := padim.Load(path, padim.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.spoil(pm)
+		bad := filepath.Join(t.TempDir(), "bad.safetensors")
+		if err := padim.Save(bad, pm); err != nil {
+			t.Fatal(err)
+		}
+		pm.Close()
+		if _, err := Load(bad, alignOptions(t, align.Off)); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s: err %v, want one naming %q and the file", c.name, err, c.want)
+		}
+	}
+}
+
+// Model files from before registration load without it.
+func TestLegacyFileHasNoRegistration(t *testing.T) {
+	d, err := Load(filepath.Join("testdata", "legacy_plain.safetensors"), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r, err := d.Inspect(texture(1000, false))
+	if err != nil || d.Info().Align != string(align.Off) || r.Registration != (Registration{}) || r.Timing.Align != 0 {
+		t.Errorf("legacy model: err %v, align %q, registration %+v", err, d.Info().Align, r.Registration)
+	}
+}
+
+// Translate mode corrects shifts and leaves turns alone; a model without
+// registration reports none.
+func TestRegistrationTranslateAndOff(t *testing.T) {
+	opts := alignOptions(t, align.Translate)
+	d, _, err := Fit(context.Background(), opts, poses(24), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r, err := d.Inspect(plate(160, 120, 0, -9, 6, -1, -1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := r.Registration; g.Mode != align.Translate || g.Angle != 0 || math.Abs(g.ShiftX+9) > 1.5 || math.Abs(g.ShiftY-6) > 1.5 {
+		t.Errorf("registration %+v, want translate, 0°, (−9, 6) px", g)
+	}
+	off, _, err := Fit(context.Background(), alignOptions(t, align.Off), poses(24), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	r, err = off.Inspect(plate(160, 120, 0, 30, 0, -1, -1))
+	if err != nil || r.Registration != (Registration{}) || off.Info().Align != string(align.Off) {
+		t.Errorf("without registration: err %v, registration %+v, info align %q", err, r.Registration, off.Info().Align)
+	}
+}
+
+// Recipe names carry the registration and parse back.
+func TestRecipeAlignName(t *testing.T) {
+	for _, n := range []string{"v1-squash-rigid-z", "v2-fit-shift-std-z-ctx2", "v1p-squash-rigid-raw"} {
+		r, err := ParseRecipe(n, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if r.Name() != n || !r.aligned() {
+			t.Errorf("%s parsed as %+v, named %s", n, r, r.Name())
+		}
+	}
+	if _, err := ParseRecipe("v1-squash-rigid", nil); err == nil {
+		t.Error("a name without scoring parsed")
+	}
+}
+
+// The recipe search offers registration when the good images' parts turn
+// (rigid) or only shift (translate), not when they keep still or turn more
+// than half the bounds allow (screws at any angle), and always the
+// configured mode.
+func TestAlignOffer(t *testing.T) {
+	still, shifted := grays{}, grays{}
+	for i := range 16 {
+		f := float64(i)
+		still = append(still, plate(160, 120, 0, 0, 0, -1, -1))
+		shifted = append(shifted, plate(160, 120, 0, 6*math.Sin(2.1*f), 5*math.Cos(1.7*f), -1, -1))
+	}
+	idx := make([]int, 16)
+	for i := range idx {
+		idx[i] = i
+	}
+	for _, c := range []struct {
+		name string
+		src      grays
+		mode     align.Mode
+		maxAngle float64
+		want     align.Mode
+	}{
+		{"turning", poses(16), align.Off, 0, align.Rigid},
+		{"turning beyond the bounds", poses(16), align.Off, 1.5, ""},
+		{"shifting", shifted, align.Off, 0, align.Translate},
+		{"still", still, align.Off, 0, ""},
+		{"configured", still, align.Translate, 0, align.Translate},
+	} {
+		got, ps, err := alignOffer(context.Background(), Options{Align: AlignOptions{Mode: c.mode, MaxAngle: c.maxAngle}}, c.src, idx)
+		if err != nil || got != c.want {
+			t.Errorf("%s: offer %q (spread %+v, err %v), want %q", c.name, got, ps, err, c.want)
+		}
+	}
+}
