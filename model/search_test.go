@@ -54,6 +54,9 @@ func TestRecipeNames(t *testing.T) {
 	if cs := o.Candidates(1.3, axisX, false); slices.ContainsFunc(cs, func(r Recipe) bool { return r.Tiles > 1 }) {
 		t.Error("tiles offered for a part that is not long")
 	}
+	if cs := o.Candidates(1.3, axisX, false); slices.ContainsFunc(cs, func(r Recipe) bool { return r.resize() == backbone.ResizeSquash && r.Name() != "plain" }) {
+		t.Error("squashing offered for a part neither square nor long (synthetic defects misjudge it: squashMisjudged)")
+	}
 	if cs := o.Candidates(1, axisX, true); slices.ContainsFunc(cs, func(r Recipe) bool { return r.resize() == backbone.ResizeFit }) {
 		t.Error("letterboxing offered for square frames on square inputs (the same as squashing)")
 	}
