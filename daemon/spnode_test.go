@@ -119,7 +119,9 @@ func TestSparkplugReboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor("the node to subscribe", func() bool { return strings.Contains(r.logs.String(), "NBIRTH") || strings.Contains(r.logs.String(), "sparkplug") })
+	r.waitFor("the node to subscribe", func() bool {
+		return strings.Contains(r.logs.String(), "NBIRTH") || strings.Contains(r.logs.String(), "sparkplug")
+	})
 	deadline := time.After(60 * time.Second)
 	for {
 		host.Publish("spBv1.0/inspectd/NCMD/cell1", 0, false, b).Wait()

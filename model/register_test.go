@@ -280,7 +280,7 @@ func TestAlignOffer(t *testing.T) {
 		idx[i] = i
 	}
 	for _, c := range []struct {
-		name string
+		name     string
 		src      grays
 		mode     align.Mode
 		maxAngle float64
