@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/backbone"
 )
 
 // Finding is one thing Preflight found about a configuration on this
@@ -38,13 +40,13 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case config.SourceFolder:
 		p := cfg.Capture.Folder.Path
 		if st, err := os.Stat(p); err != nil {
-			add("capture.folder.path", true, "%v", err)
+			add("capture.folder.path", true, "%v: create the folder or set capture.folder.path", err)
 		} else if !st.IsDir() {
 			add("capture.folder.path", true, "%s is not a directory", p)
 		}
 	case config.SourceFile:
 		if _, err := os.Stat(cfg.Capture.File.Path); err != nil {
-			add("capture.file.path", true, "%v", err)
+			add("capture.file.path", true, "%v: set capture.file.path to an image file", err)
 		}
 	case config.SourceCamera:
 		if _, err := os.Stat(cfg.Capture.Camera.Device); err != nil {
@@ -52,24 +54,34 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		}
 	}
 
+	stateOK := true
 	switch st, err := os.Stat(cfg.StateDir); {
 	case err == nil && !st.IsDir():
-		add("state_dir", true, "%s is not a directory", cfg.StateDir)
+		add("state_dir", true, "%s is not a directory: set state_dir to a folder", cfg.StateDir)
+		stateOK = false
 	case err == nil:
-		if f, err := os.CreateTemp(cfg.StateDir, ".preflight-*"); err != nil {
-			add("state_dir", true, "not writable by this user: %v", err)
-		} else {
-			f.Close()
-			os.Remove(f.Name())
+		if err := tryWrite(cfg.StateDir); err != nil {
+			add("state_dir", true, "%s cannot be written by this user (%v): chown it to the user that runs inspectd, or set state_dir", cfg.StateDir, err)
+			stateOK = false
 		}
 	case errors.Is(err, os.ErrNotExist):
-		if _, perr := os.Stat(filepath.Dir(cfg.StateDir)); perr != nil {
-			add("state_dir", true, "%s does not exist and neither does its parent", cfg.StateDir)
+		// inspectd creates it: the nearest folder that exists must let it.
+		parent := filepath.Dir(cfg.StateDir)
+		for {
+			if _, err := os.Stat(parent); err == nil || parent == filepath.Dir(parent) {
+				break
+			}
+			parent = filepath.Dir(parent)
+		}
+		if err := tryWrite(parent); err != nil {
+			add("state_dir", true, "%s does not exist and cannot be created by this user: %s is not writable (%v); create it for the user that runs inspectd, or set state_dir", cfg.StateDir, parent, err)
+			stateOK = false
 		} else {
 			add("state_dir", false, "%s does not exist yet; inspectd creates it (the systemd unit's StateDirectory= does as a service)", cfg.StateDir)
 		}
 	default:
 		add("state_dir", true, "%v", err)
+		stateOK = false
 	}
 
 	mopts, err := ModelOptions(cfg, log)
@@ -78,10 +90,21 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		return out
 	}
 	if _, err := os.Stat(mopts.Backbone.Path); err != nil {
+		add("model.backbone", true, "%v: name a TFLite file or a bundled backbone (%s)", err, strings.Join(bundledNames(), ", "))
+		return out
+	}
+	bo := mopts.Backbone
+	bo.Optimize = backbone.OptimizeOff // loading is the question here, not the fastest variant
+	bb, err := backbone.Open(bo)
+	if err != nil {
 		add("model.backbone", true, "%v", err)
 		return out
 	}
+	bb.Close()
 	path := cfg.ModelPath()
+	if !stateOK && cfg.Model.Path == "" {
+		return out // the model lives in state_dir: said above
+	}
 	switch _, err := os.Stat(path); {
 	case errors.Is(err, os.ErrNotExist) && cfg.Capture.Source == config.SourceSynthetic:
 		add("model.path", false, "%s does not exist yet; inspectd fits one on normal synthetic frames at start", path)
@@ -92,12 +115,32 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	default:
 		det, err := model.Load(path, mopts)
 		if err != nil {
-			add("model.path", true, "%v", err)
+			add("model.path", true, "%v; if it is not a model inspectd fitted, fit one with 'inspectd fit --data DIR --out %s'", err, path)
 			break
 		}
 		info := det.Info()
 		det.Close()
 		add("model.path", false, "%s loads: recipe %s, backbone %s", path, info.Recipe, info.Backbone)
+	}
+	return out
+}
+
+// tryWrite creates and removes a file in dir: the only sure test of
+// write access (permissions, ACLs, read-only mounts, root on /proc).
+func tryWrite(dir string) error {
+	f, err := os.CreateTemp(dir, ".inspectd-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// bundledNames lists the bundled backbones' names.
+func bundledNames() []string {
+	var out []string
+	for _, b := range backbone.Bundles() {
+		out = append(out, b.Name)
 	}
 	return out
 }

@@ -22,7 +22,16 @@ func cmdConfigCheck() *Command {
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "config check")
 			here := fs.Bool("here", true, "also check what the file names on this machine: the backbone and model load, the capture folder or file exists, the camera is present, state_dir can be written (--here=false checks only the file, e.g. before pushing it to another box)")
-			if err := parseFlags(fs, args); err != nil {
+			// Flags may follow the files (config check a.yaml --here=false).
+			var flags, files []string
+			for _, a := range args {
+				if strings.HasPrefix(a, "-") && len(a) > 1 {
+					flags = append(flags, a)
+				} else {
+					files = append(files, a)
+				}
+			}
+			if err := parseFlags(fs, append(flags, files...)); err != nil {
 				return err
 			}
 			if fs.NArg() == 0 {

@@ -178,7 +178,21 @@ func TestConfigCheckHere(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, corrupt+": model.path: ") || !strings.Contains(errs, bad) {
 		t.Errorf("corrupt model file: exit %d, stderr:\n%s", code, errs)
 	}
-	if code, _, errs := runConfigCLI("config", "check", "--here=false", corrupt); code != 0 {
-		t.Errorf("--here=false checks only the file: exit %d, stderr:\n%s", code, errs)
+	if code, _, errs := runConfigCLI("config", "check", corrupt, "--here=false"); code != 0 {
+		t.Errorf("--here=false (after the file) checks only the file: exit %d, stderr:\n%s", code, errs)
+	}
+
+	// A state_dir that cannot be created (root may write almost anywhere,
+	// but not into /proc), and a backbone that is not a TFLite file.
+	procState := write("proc.yaml", "state_dir: /proc/inspectd-check-test/state\n")
+	code, _, errs = runConfigCLI("config", "check", procState)
+	if code != 1 || !strings.Contains(errs, procState+": state_dir: /proc/inspectd-check-test/state does not exist and cannot be created") {
+		t.Errorf("uncreatable state_dir: exit %d, stderr:\n%s", code, errs)
+	}
+	garbage := write("garbage.tflite", strings.Repeat("not a flatbuffer ", 300))
+	bb := write("backbone.yaml", "state_dir: "+dir+"\nmodel: {backbone: "+garbage+"}\n")
+	code, _, errs = runConfigCLI("config", "check", bb)
+	if code != 1 || !strings.Contains(errs, bb+": model.backbone: ") || !strings.Contains(errs, garbage) {
+		t.Errorf("garbage backbone: exit %d, stderr:\n%s", code, errs)
 	}
 }
