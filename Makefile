@@ -110,12 +110,12 @@ env:
 
 check-tools:
 	@command -v $(GO) >/dev/null || { echo "make deps: 'go' not found: install Go 1.26 (https://go.dev/dl) and put it on PATH"; exit 1; }
-	@command -v gcc >/dev/null || { echo "make deps: 'gcc' not found (cgo needs it): apt-get install gcc"; exit 1; }
-	@command -v tar >/dev/null || { echo "make deps: 'tar' not found: apt-get install tar"; exit 1; }
+	@command -v gcc >/dev/null || { echo "make deps: 'gcc' not found (cgo needs it): apt-get -o DPkg::Lock::Timeout=600 install gcc"; exit 1; }
+	@command -v tar >/dev/null || { echo "make deps: 'tar' not found: apt-get -o DPkg::Lock::Timeout=600 install tar"; exit 1; }
 	@case "$(TFLITE_ARCH)" in unsupported-*) echo "make deps: no TensorFlow Lite library for machine type '$(UNAME_M)' (x86_64 and aarch64 are supported)"; exit 1;; esac
 
 $(BUILD)/npm/$(TFLITE_TGZ):
-	@command -v npm >/dev/null || { echo "make deps: 'npm' not found (it fetches the TensorFlow Lite C library): apt-get install npm"; exit 1; }
+	@command -v npm >/dev/null || { echo "make deps: 'npm' not found (it fetches the TensorFlow Lite C library): apt-get -o DPkg::Lock::Timeout=600 install npm"; exit 1; }
 	@mkdir -p $(BUILD)/npm
 	cd $(BUILD)/npm && npm pack --silent $(TFLITE_NPM) >/dev/null
 	@echo "$(TFLITE_SHA256)  $@" | sha256sum -c --status || { echo "make deps: checksum mismatch for $(TFLITE_TGZ): expected sha256 $(TFLITE_SHA256), got $$(sha256sum $@ | cut -d' ' -f1); removed it"; rm -f $@; exit 1; }
@@ -165,7 +165,7 @@ $(SHARE)/$(BACKBONE_V2): | check-tools
 # mosquitto is the real MQTT broker the integration tests start on loopback.
 test-deps: deps
 	@PATH=$$PATH:/usr/sbin command -v mosquitto >/dev/null || $(call apt_install,mosquitto mosquitto-clients,the MQTT integration tests)
-	@command -v mosquitto >/dev/null || PATH=$$PATH:/usr/sbin command -v mosquitto >/dev/null || { echo "make test: mosquitto is missing: apt-get install mosquitto"; exit 1; }
+	@command -v mosquitto >/dev/null || PATH=$$PATH:/usr/sbin command -v mosquitto >/dev/null || { echo "make test: mosquitto is missing: apt-get -o DPkg::Lock::Timeout=600 install mosquitto"; exit 1; }
 
 # Packages that start goroutines run under the race detector too.
 RACE_PKGS := ./daemon/... ./capture/... ./model/...

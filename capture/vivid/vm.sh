@@ -41,7 +41,7 @@ if [ ! -f "$kdir/.done" ]; then
 		say "downloading $pkg=$KERNEL_VERSION (Debian)"
 		# apt-get warns that root downloads unsandboxed into a folder its
 		# _apt user cannot write: harmless here.
-		download() { (cd "$VIVID_DIR" && apt-get download -q "$pkg=$KERNEL_VERSION" 2>&1) >"$VIVID_DIR/download.log"; }
+		download() { (cd "$VIVID_DIR" && apt-get -o DPkg::Lock::Timeout=600 download -q "$pkg=$KERNEL_VERSION" 2>&1) >"$VIVID_DIR/download.log"; }
 		if ! download; then
 			apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || true
 			download || {
@@ -84,7 +84,7 @@ root="$VIVID_DIR/root"
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,usr/local/bin,usr/local/lib/inspectd,usr/local/share/inspectd}
 install -m 0755 "$here/init" "$root/init"
-busybox=$(command -v busybox) || fail "busybox is missing (apt-get install busybox-static)"
+busybox=$(command -v busybox) || fail "busybox is missing (apt-get -o DPkg::Lock::Timeout=600 install busybox-static)"
 cp "$busybox" "$root/bin/busybox"
 cp "$INSPECTD_BIN" "$root/usr/local/bin/inspectd"
 cp "$INSPECTD_LIB"/libtensorflowlite_c.so "$root/usr/local/lib/inspectd/"

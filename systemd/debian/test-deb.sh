@@ -22,7 +22,7 @@ if [ "$(id -u)" != 0 ]; then
 	if command -v fakeroot >/dev/null; then
 		exec fakeroot -- "$0" "$@"
 	fi
-	echo "test-deb.sh: SKIP: needs root or fakeroot (apt-get install fakeroot) to install into a scratch root"
+	echo "test-deb.sh: SKIP: needs root or fakeroot (apt-get -o DPkg::Lock::Timeout=600 install fakeroot) to install into a scratch root"
 	exit 0
 fi
 

@@ -85,7 +85,7 @@ func Find() (string, error) {
 	if st, err := os.Stat(sbin); err == nil && !st.IsDir() {
 		return sbin, nil
 	}
-	return "", errors.New("mosquitto not found on PATH or in /usr/sbin (install it with `make test-deps` or `apt-get install mosquitto mosquitto-clients`)")
+	return "", errors.New("mosquitto not found on PATH or in /usr/sbin (install it with `make test-deps` or `apt-get -o DPkg::Lock::Timeout=600 install mosquitto mosquitto-clients`)")
 }
 
 // Start writes the configuration, starts mosquitto and waits until its
