@@ -145,13 +145,7 @@ func subscribe(t *testing.T, url, topic string, c *collector) mqtt.Client {
 	t.Helper()
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID("inspectd-test-sub").SetCleanSession(false).SetAutoReconnect(true).
 		SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(time.Second)
-	o.SetOnConnectHandler(func(cl mqtt.Client) { cl.Subscribe(topic, 1, c.handle) })
-	cl := mqtt.NewClient(o)
-	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { cl.Disconnect(100) })
-	return cl
+	return testbroker.Connect(t, o, testbroker.Sub{Topic: topic, QoS: 1, Handler: c.handle})
 }
 
 // TestRunEndToEnd runs the whole daemon against a real mosquitto with the

@@ -262,15 +262,8 @@ func TestStopSaysGoodbyeBeforeTheBrokerGoes(t *testing.T) {
 func (r *runningDaemon) watchStatus(dev string) <-chan string {
 	r.t.Helper()
 	status := make(chan string, 16)
-	o := mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-" + dev).SetAutoReconnect(false)
-	o.SetOnConnectHandler(func(c mqtt.Client) {
-		c.Subscribe("inspectd/"+dev+"/status", 1, func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) })
-	})
-	sub := mqtt.NewClient(o)
-	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		r.t.Fatalf("status subscriber connect: %v", tok.Error())
-	}
-	r.t.Cleanup(func() { sub.Disconnect(0) })
+	testbroker.Connect(r.t, mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:"+strconv.Itoa(r.port)).SetClientID("scada-"+dev).SetAutoReconnect(false),
+		testbroker.Sub{Topic: "inspectd/" + dev + "/status", QoS: 1, Handler: func(_ mqtt.Client, m mqtt.Message) { status <- string(m.Payload()) }})
 	return status
 }
 

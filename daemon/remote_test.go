@@ -34,9 +34,8 @@ type operator struct {
 func newOperator(t *testing.T, url string) *operator {
 	t.Helper()
 	op := &operator{t: t, replies: map[string]map[string][]map[string]any{}}
-	o := mqtt.NewClientOptions().AddBroker(url).SetClientID("operator-" + strconv.Itoa(testbroker.FreePort(t)))
-	o.SetOnConnectHandler(func(c mqtt.Client) {
-		c.Subscribe("inspectd/+/reply/+", 1, func(_ mqtt.Client, m mqtt.Message) {
+	op.c = testbroker.Connect(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("operator-"+strconv.Itoa(testbroker.FreePort(t))),
+		testbroker.Sub{Topic: "inspectd/+/reply/+", QoS: 1, Handler: func(_ mqtt.Client, m mqtt.Message) {
 			var r map[string]any
 			if err := json.Unmarshal(m.Payload(), &r); err != nil {
 				t.Errorf("reply %s: %v", m.Payload(), err)
@@ -50,13 +49,7 @@ func newOperator(t *testing.T, url string) *operator {
 			}
 			op.replies[dev][id] = append(op.replies[dev][id], r)
 			op.mu.Unlock()
-		}).Wait()
-	})
-	op.c = mqtt.NewClient(o)
-	if tok := op.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("operator connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { op.c.Disconnect(0) })
+		}})
 	return op
 }
 

@@ -40,10 +40,9 @@ func triggerYAML(url, triggerExtra string) func(r *runningDaemon) string {
 func newTriggerLine(t *testing.T, b *testbroker.Broker, triggerExtra string) *triggerLine {
 	t.Helper()
 	l := &triggerLine{b: b}
-	o := mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("plc-" + strconv.Itoa(testbroker.FreePort(t))).
-		SetAutoReconnect(true).SetOrderMatters(true)
-	o.SetOnConnectHandler(func(c mqtt.Client) {
-		c.Subscribe("inspectd/cell1/result", 1, func(_ mqtt.Client, m mqtt.Message) {
+	l.plc = testbroker.Connect(t, mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("plc-"+strconv.Itoa(testbroker.FreePort(t))).
+		SetAutoReconnect(true).SetOrderMatters(true),
+		testbroker.Sub{Topic: "inspectd/cell1/result", QoS: 1, Handler: func(_ mqtt.Client, m mqtt.Message) {
 			var r mqttpub.Result
 			if err := json.Unmarshal(m.Payload(), &r); err != nil {
 				t.Errorf("result %s: %v", m.Payload(), err)
@@ -52,13 +51,7 @@ func newTriggerLine(t *testing.T, b *testbroker.Broker, triggerExtra string) *tr
 			l.mu.Lock()
 			l.results = append(l.results, r)
 			l.mu.Unlock()
-		}).Wait()
-	})
-	l.plc = mqtt.NewClient(o)
-	if tok := l.plc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("plc connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { l.plc.Disconnect(0) })
+		}})
 	l.runningDaemon = startDaemon(t, triggerYAML(b.URL, triggerExtra))
 	l.daemon()
 	l.probe()

@@ -110,19 +110,10 @@ type operator struct {
 func newOperator(t *testing.T, b *testbroker.Broker) *operator {
 	t.Helper()
 	o := &operator{}
-	opts := mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("operator-" + t.Name()).SetAutoReconnect(true).SetConnectRetry(true).
-		SetOnConnectHandler(func(c mqtt.Client) {
-			c.Subscribe("inspectd/+/reply/#", 1, o.record).Wait()
-			c.Subscribe("inspectd/+/snapshot", 0, o.record).Wait()
-			c.Subscribe("inspectd/+/refit", 0, o.record).Wait()
-		})
-	o.c = mqtt.NewClient(opts)
-	if tok := o.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("operator connect: %v", tok.Error())
-	}
-	testbroker.WaitFor(context.Background(), 5*time.Second, o.c.IsConnectionOpen)
-	time.Sleep(100 * time.Millisecond) // the subscriptions of OnConnect
-	t.Cleanup(func() { o.c.Disconnect(100) })
+	o.c = testbroker.Connect(t, mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("operator-"+t.Name()).SetAutoReconnect(true).SetConnectRetry(true),
+		testbroker.Sub{Topic: "inspectd/+/reply/#", QoS: 1, Handler: o.record},
+		testbroker.Sub{Topic: "inspectd/+/snapshot", Handler: o.record},
+		testbroker.Sub{Topic: "inspectd/+/refit", Handler: o.record})
 	return o
 }
 
