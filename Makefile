@@ -91,7 +91,7 @@ define apt_install
   $(call apt_get,update) && $(call apt_get,install --no-install-recommends $(1)); }
 endef
 
-.PHONY: build deps check-tools test test-deps test-short race fuzz bench demo install clean vet arm64-check env
+.PHONY: build deps check-tools test test-deps test-short race fuzz bench bench-pytorch demo install clean vet arm64-check env
 
 build: $(BIN)
 
@@ -210,6 +210,21 @@ fuzz: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./model/... ./capture/...
+
+# The anomalib-style PyTorch PaDiM-R18-Rd100 (model/torchbaseline, the model
+# alone) and `inspectd bench` (the whole pipeline on the synthetic 640x480
+# source: capture, backbone, PaDiM, maps, MQTT), one after the other in one
+# run, and their ratio. Installs Debian's python3-torch (about 250 MB).
+BENCH_COUNT ?= 1000
+bench-pytorch: $(BIN)
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || $(call apt_install,python3-torch,the PyTorch baseline of make bench-pytorch)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	/usr/bin/python3 model/torchbaseline/padim_r18.py --count 200 --json > $$tmp/torch.json && \
+	printf 'state_dir: %s\n' "$$tmp/state" > $$tmp/bench.yaml && \
+	$(BIN) bench --config $$tmp/bench.yaml --count $(BENCH_COUNT) 2>/dev/null | tee $$tmp/inspectd.txt && \
+	/usr/bin/python3 -c 'import json,re,sys; t=json.load(open(sys.argv[1])); i=float(re.search(r"^throughput +([0-9.]+)", open(sys.argv[2]).read(), re.M).group(1)); \
+	print("pytorch PaDiM-R18-Rd100 (torch %s, %d threads, model alone): %.1f inspections/s, p50 %.1f ms, %.1f ms CPU each\ninspectd (whole pipeline): %.1f inspections/s: %.1fx" % (t["torch"], t["threads"], t["inspections_per_s"], t["p50_ms"], t["cpu_ms_per_inspection"], i, i / t["inspections_per_s"]))' \
+	  $$tmp/torch.json $$tmp/inspectd.txt
 
 vet: deps
 	$(GO) vet ./...

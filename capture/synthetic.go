@@ -388,121 +388,124 @@ func (sy *Synthetic) render(p *frameParams, rgba *image.RGBA, gimg *image.Gray, 
 	for y := 0; y < h; y++ {
 		py := float64(y) + 0.5 - cy
 		light0 := p.gain + p.gy*(float64(y)+0.5-hy)/hy
+		xlo, xhi := sy.plateSpan(p, py, cx)
 		mrow := mask.Pix[y*mask.Stride : y*mask.Stride+w]
 		for x := 0; x < w; x++ {
-			px := float64(x) + 0.5 - cx
-			u := p.cosA*px + p.sinA*py
-			v := -p.sinA*px + p.cosA*py
-
 			// Belt behind everything.
 			bgv := float64(sy.bg[y*w+x])
 			br, bgc, bb := beltR+bgv, beltG+bgv, beltB+bgv
 
-			// Plate coverage: outside the rounded rectangle and inside the
-			// holes there is no metal.
-			dOut := roundRectSDF(u, v, sy.hw, sy.hh, sy.corner)
-			hxp, hyp := math.Abs(u)-sy.holeX, math.Abs(v)-sy.holeY
-			dHole := math.Sqrt(hxp*hxp+hyp*hyp) - sy.holeR
-			cov := clamp01(0.5-dOut) * clamp01(0.5+dHole)
-			// The plate casts a soft shadow down and to the right.
-			if dSh := roundRectSDF(u-sy.shadow, v-sy.shadow, sy.hw, sy.hh, sy.corner); dSh < 2*sy.shadow {
-				k := 0.7 + 0.3*clamp01(dSh/(2*sy.shadow))
-				br, bgc, bb = br*k, bgc*k, bb*k
-			}
-			if dHole < 0 {
-				// The belt seen through a hole is in the plate's shadow.
-				br, bgc, bb = br*0.55, bgc*0.55, bb*0.55
-			}
-
-			var mr, mg, mb float64
+			// Away from the plate and its shadow only the belt shows.
+			var mr, mg, mb, cov float64
 			defectHere := false
-			if cov > 0 {
-				// Surface.
-				ti := (int(v+sy.hh)+p.tv)*sy.texW + int(u+sy.hw) + p.tu
-				t := 0.0
-				if ti >= 0 && ti < len(sy.tex) {
-					t = float64(sy.tex[ti])
+			if x >= xlo && x < xhi {
+				px := float64(x) + 0.5 - cx
+				u := p.cosA*px + p.sinA*py
+				v := -p.sinA*px + p.cosA*py
+				// Plate coverage: outside the rounded rectangle and inside the
+				// holes there is no metal.
+				dOut := roundRectSDF(u, v, sy.hw, sy.hh, sy.corner)
+				hxp, hyp := math.Abs(u)-sy.holeX, math.Abs(v)-sy.holeY
+				dHole := math.Sqrt(hxp*hxp+hyp*hyp) - sy.holeR
+				cov = clamp01(0.5-dOut) * clamp01(0.5+dHole)
+				// The plate casts a soft shadow down and to the right.
+				if dSh := roundRectSDF(u-sy.shadow, v-sy.shadow, sy.hw, sy.hh, sy.corner); dSh < 2*sy.shadow {
+					k := 0.7 + 0.3*clamp01(dSh/(2*sy.shadow))
+					br, bgc, bb = br*k, bgc*k, bb*k
 				}
-				r := math.Sqrt(u*u + v*v)
-				if r < sy.recessR {
-					// Turned recess: concentric tool marks, no brushing.
-					t = 3*math.Sin(r*2.4) + 0.3*t
-					mr, mg, mb = recessR+t, recessG+t, recessB+t
-				} else {
-					mr, mg, mb = steelR+t, steelG+t, steelB+t
+				if dHole < 0 {
+					// The belt seen through a hole is in the plate's shadow.
+					br, bgc, bb = br*0.55, bgc*0.55, bb*0.55
 				}
-				shadeAdd := 0.0
-				if g := math.Abs(r - sy.recessR); g < sy.rim {
-					shadeAdd -= 28 * (1 - g/sy.rim) // groove around the recess
-				}
-				if -dOut < sy.rim {
-					// Bevel on the outer edge, lit from the top left.
-					if sy.hw-math.Abs(u) < sy.hh-math.Abs(v) {
-						if u < 0 {
+
+				if cov > 0 {
+					// Surface.
+					ti := (int(v+sy.hh)+p.tv)*sy.texW + int(u+sy.hw) + p.tu
+					t := 0.0
+					if ti >= 0 && ti < len(sy.tex) {
+						t = float64(sy.tex[ti])
+					}
+					r := math.Sqrt(u*u + v*v)
+					if r < sy.recessR {
+						// Turned recess: concentric tool marks, no brushing.
+						t = 3*math.Sin(r*2.4) + 0.3*t
+						mr, mg, mb = recessR+t, recessG+t, recessB+t
+					} else {
+						mr, mg, mb = steelR+t, steelG+t, steelB+t
+					}
+					shadeAdd := 0.0
+					if g := math.Abs(r - sy.recessR); g < sy.rim {
+						shadeAdd -= 28 * (1 - g/sy.rim) // groove around the recess
+					}
+					if -dOut < sy.rim {
+						// Bevel on the outer edge, lit from the top left.
+						if sy.hw-math.Abs(u) < sy.hh-math.Abs(v) {
+							if u < 0 {
+								shadeAdd += 22
+							} else {
+								shadeAdd -= 18
+							}
+						} else if v < 0 {
 							shadeAdd += 22
 						} else {
 							shadeAdd -= 18
 						}
-					} else if v < 0 {
-						shadeAdd += 22
-					} else {
-						shadeAdd -= 18
 					}
-				}
-				if dHole > 0 && dHole < sy.rim {
-					shadeAdd -= 26 // chamfer around the holes
-				}
-				mr, mg, mb = mr+shadeAdd, mg+shadeAdd, mb+shadeAdd
+					if dHole > 0 && dHole < sy.rim {
+						shadeAdd -= 26 // chamfer around the holes
+					}
+					mr, mg, mb = mr+shadeAdd, mg+shadeAdd, mb+shadeAdd
 
-				if d != nil && u >= d.u0 && u <= d.u1 && v >= d.v0 && v <= d.v1 {
-					switch d.kind {
-					case Scratch:
-						ds := segDist(u, v, d.ax, d.ay, d.bx, d.by)
-						if ds < d.r {
-							k := 1 - d.depth*(1-0.6*(ds/d.r)*(ds/d.r))
-							mr, mg, mb = mr*k, mg*k, mb*k
-							defectHere = cov >= 0.5
-						} else if ds < d.r+1 {
-							mr, mg, mb = mr+14, mg+14, mb+14 // burr
-						}
-					case Spot:
-						du, dv := u-d.ax, v-d.ay
-						a := (du*d.cos + dv*d.sin) / d.r
-						b := (-du*d.sin + dv*d.cos) / d.r2
-						q := a*a + b*b
-						if q < 1 {
-							al := d.depth * clamp01((1-q)*6)
-							mr, mg, mb = mix(mr, spotR, al), mix(mg, spotG, al), mix(mb, spotB, al)
-							defectHere = cov >= 0.5
-						}
-					case Chip:
-						du, dv := u-d.ax, v-d.ay
-						dc := math.Sqrt(du*du+dv*dv) - d.r
-						if dc < 0 {
-							defectHere = cov >= 0.5
-						} else if dc < sy.rim {
-							mr, mg, mb = mr+fractureUp, mg+fractureUp, mb+fractureUp
-						}
-						cov *= clamp01(0.5 + dc)
-					case Contamination:
-						inside := false
-						for i := 0; i < d.nblobs; i++ {
-							b := &d.blobs[i]
-							du, dv := u-b.x, v-b.y
-							if math.Abs(du) > 1.5*b.r || math.Abs(dv) > 1.5*b.r {
-								continue
+					if d != nil && u >= d.u0 && u <= d.u1 && v >= d.v0 && v <= d.v1 {
+						switch d.kind {
+						case Scratch:
+							ds := segDist(u, v, d.ax, d.ay, d.bx, d.by)
+							if ds < d.r {
+								k := 1 - d.depth*(1-0.6*(ds/d.r)*(ds/d.r))
+								mr, mg, mb = mr*k, mg*k, mb*k
+								defectHere = cov >= 0.5
+							} else if ds < d.r+1 {
+								mr, mg, mb = mr+14, mg+14, mb+14 // burr
 							}
-							th := math.Atan2(dv, du)
-							rr := b.r * (1 + b.a1*math.Sin(3*th+b.p1) + b.a2*math.Sin(5*th+b.p2))
-							if du*du+dv*dv < rr*rr {
-								inside = true
-								break
+						case Spot:
+							du, dv := u-d.ax, v-d.ay
+							a := (du*d.cos + dv*d.sin) / d.r
+							b := (-du*d.sin + dv*d.cos) / d.r2
+							q := a*a + b*b
+							if q < 1 {
+								al := d.depth * clamp01((1-q)*6)
+								mr, mg, mb = mix(mr, spotR, al), mix(mg, spotG, al), mix(mb, spotB, al)
+								defectHere = cov >= 0.5
 							}
-						}
-						if inside {
-							al := d.depth
-							mr, mg, mb = mix(mr, contamR, al)*0.9, mix(mg, contamG, al)*0.9, mix(mb, contamB, al)*0.9
-							defectHere = cov >= 0.5
+						case Chip:
+							du, dv := u-d.ax, v-d.ay
+							dc := math.Sqrt(du*du+dv*dv) - d.r
+							if dc < 0 {
+								defectHere = cov >= 0.5
+							} else if dc < sy.rim {
+								mr, mg, mb = mr+fractureUp, mg+fractureUp, mb+fractureUp
+							}
+							cov *= clamp01(0.5 + dc)
+						case Contamination:
+							inside := false
+							for i := 0; i < d.nblobs; i++ {
+								b := &d.blobs[i]
+								du, dv := u-b.x, v-b.y
+								if math.Abs(du) > 1.5*b.r || math.Abs(dv) > 1.5*b.r {
+									continue
+								}
+								th := math.Atan2(dv, du)
+								rr := b.r * (1 + b.a1*math.Sin(3*th+b.p1) + b.a2*math.Sin(5*th+b.p2))
+								if du*du+dv*dv < rr*rr {
+									inside = true
+									break
+								}
+							}
+							if inside {
+								al := d.depth
+								mr, mg, mb = mix(mr, contamR, al)*0.9, mix(mg, contamG, al)*0.9, mix(mb, contamB, al)*0.9
+								defectHere = cov >= 0.5
+							}
 						}
 					}
 				}
@@ -538,6 +541,37 @@ func (sy *Synthetic) render(p *frameParams, rgba *image.RGBA, gimg *image.Gray, 
 			}
 		}
 	}
+}
+
+// plateSpan returns the columns [xlo, xhi) of the row at py (relative to
+// the plate's centre cx) that the plate, its bevel and its shadow can
+// reach: the part-coordinate box |u| ≤ hw+3·shadow+2, |v| ≤ hh+3·shadow+2
+// (a superset of every pixel where coverage or the shadow is not zero)
+// turned by the frame's pose. Outside it a pixel is belt alone, which
+// renders a frame the same, pixel for pixel, at half the cost.
+func (sy *Synthetic) plateSpan(p *frameParams, py, cx float64) (int, int) {
+	pad := 3*sy.shadow + 2
+	bu, bv := sy.hw+pad, sy.hh+pad
+	// u = cosA·px + sinA·py, v = −sinA·px + cosA·py, with cosA > 0 (the
+	// pose turns by at most a few degrees).
+	lo, hi := (-bu-p.sinA*py)/p.cosA, (bu-p.sinA*py)/p.cosA
+	switch {
+	case p.sinA > 0:
+		lo, hi = max(lo, (p.cosA*py-bv)/p.sinA), min(hi, (p.cosA*py+bv)/p.sinA)
+	case p.sinA < 0:
+		lo, hi = max(lo, (p.cosA*py+bv)/p.sinA), min(hi, (p.cosA*py-bv)/p.sinA)
+	default:
+		if math.Abs(py) > bv {
+			return 0, 0
+		}
+	}
+	if !(hi >= lo) {
+		return 0, 0
+	}
+	// px = x + 0.5 − cx: whole columns, one more on each side.
+	xlo := int(math.Floor(lo+cx-0.5)) - 1
+	xhi := int(math.Ceil(hi+cx-0.5)) + 2
+	return min(max(xlo, 0), sy.w), min(max(xhi, 0), sy.w)
 }
 
 // roundRectSDF is the signed distance from (u, v) to a rectangle of half

@@ -230,3 +230,46 @@ func TestSyntheticFrameByIndex(t *testing.T) {
 		t.Fatal("Frame moved the sequence")
 	}
 }
+
+// TestPlateSpanHoldsThePlate: the columns render skips as belt alone are
+// belt alone: for frames of several sizes and poses, every pixel outside
+// plateSpan's interval has no plate coverage (its rounded rectangle's
+// distance ≥ 0.5 px) and no shadow, so frames are the same as when every
+// pixel took the whole path.
+func TestPlateSpanHoldsThePlate(t *testing.T) {
+	for _, sz := range []image.Point{{640, 480}, {96, 64}, {1280, 720}, {300, 900}} {
+		sy, err := NewSynthetic(SyntheticOptions{Width: sz.X, Height: sz.Y, Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		skipped := 0
+		for n := uint64(1); n <= 25; n++ {
+			sy.seq = n
+			p := &sy.p
+			*p = frameParams{}
+			sy.params(p)
+			cx, cy := float64(sy.w)/2+p.dx, float64(sy.h)/2+p.dy
+			for y := 0; y < sy.h; y++ {
+				py := float64(y) + 0.5 - cy
+				xlo, xhi := sy.plateSpan(p, py, cx)
+				for x := 0; x < sy.w; x++ {
+					if x >= xlo && x < xhi {
+						continue
+					}
+					skipped++
+					px := float64(x) + 0.5 - cx
+					u, v := p.cosA*px+p.sinA*py, -p.sinA*px+p.cosA*py
+					if d := roundRectSDF(u, v, sy.hw, sy.hh, sy.corner); d < 0.5 {
+						t.Fatalf("%v frame %d: pixel (%d,%d) outside the span [%d,%d) is %.2f px from the plate", sz, n, x, y, xlo, xhi, d)
+					}
+					if d := roundRectSDF(u-sy.shadow, v-sy.shadow, sy.hw, sy.hh, sy.corner); d < 2*sy.shadow {
+						t.Fatalf("%v frame %d: pixel (%d,%d) outside the span [%d,%d) is in the plate's shadow", sz, n, x, y, xlo, xhi)
+					}
+				}
+			}
+		}
+		if skipped == 0 {
+			t.Errorf("%v: no pixel was skipped", sz)
+		}
+	}
+}

@@ -227,7 +227,11 @@ type Model struct {
 	Taps []string `yaml:"taps"`
 	// Input says how frames become backbone input.
 	Input Input `yaml:"input"`
-	// Threads is the number of CPU threads TFLite uses.
+	// Threads is the number of CPU threads TFLite uses; 0 (the default):
+	// half the cores, at least one. The pipeline's other stages (capture,
+	// PaDiM scoring on every core, publishing) run beside the backbone, and
+	// TFLite's worker threads spin while they wait for work: on a saturated
+	// 2-core box a second thread cost a third of the throughput.
 	Threads int `yaml:"threads"`
 	// XNNPACK uses the XNNPACK delegate for float backbones.
 	XNNPACK bool `yaml:"xnnpack"`
@@ -493,7 +497,7 @@ func Default() *Config {
 
 				Standardize: true,
 			},
-			Threads:         2,
+			Threads:         0,
 			XNNPACK:         true,
 			Optimize:        "auto",
 			PositionZScore:  true,

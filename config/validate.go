@@ -272,7 +272,7 @@ func (v *validator) model(m *Model) {
 			v.addf(fmt.Sprintf("model.input.std[%d]", i), "%s must be a finite number above 0 (it divides)", fmtFloat(x))
 		}
 	}
-	v.intRange("model.threads", m.Threads, 1, maxThreads)
+	v.intRange("model.threads", m.Threads, 0, maxThreads) // 0: half the cores
 	v.oneOf("model.optimize", m.Optimize, "auto", "off", "int8", "float")
 	if m.Delegate.Library == "" {
 		if m.Delegate.Required {

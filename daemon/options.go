@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -150,7 +151,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 			ProbeCommand: probe,
 			Path:         bbPath,
 			Taps:         m.Taps,
-			Threads:      m.Threads,
+			Threads:      BackboneThreads(m.Threads),
 			XNNPACK:      m.XNNPACK,
 			Delegate:     backbone.DelegateOptions{Library: m.Delegate.Library, Options: m.Delegate.Options, Required: m.Delegate.Required},
 			Preprocess:   backbone.Preprocess{Resize: backbone.ResizeMode(m.Input.Resize), Mean: mean, Std: std},
@@ -184,4 +185,14 @@ func LoadConfig(path string) (*config.Config, error) {
 		return config.Default(), nil
 	}
 	return config.Load(path)
+}
+
+// BackboneThreads is the TFLite thread count for model.threads: the
+// configured number, or for 0 half the cores and at least one (see
+// config.Model.Threads for why not all of them).
+func BackboneThreads(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	return max(1, runtime.NumCPU()/2)
 }

@@ -215,9 +215,13 @@ func modelSummary(c *config.Config) string {
 	if m.Recipe == "auto" {
 		recipe = fmt.Sprintf("recipe auto (judged on %.4g%% held-out images)", m.Threshold.Holdout*100)
 	}
-	threads := "1 thread"
-	if m.Threads != 1 {
-		threads = fmt.Sprintf("%d threads", m.Threads)
+	n := daemon.BackboneThreads(m.Threads)
+	threads := fmt.Sprintf("%d threads", n)
+	if n == 1 {
+		threads = "1 thread"
+	}
+	if m.Threads == 0 {
+		threads += " (half the cores)"
 	}
 	s := fmt.Sprintf("%s, %s, d ≤ %d (min %d), memory %s, %s; backbone %s, %s",
 		c.ModelPath(), recipe, m.Features, m.MinFeatures, budget, threshold, backbone, threads)

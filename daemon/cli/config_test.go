@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -52,7 +54,7 @@ func TestConfigCheckValid(t *testing.T) {
 		"  capture:  folder /data (looped); free-run\n",
 		"  mqtt:     embedded broker on 127.0.0.1:1883 as inspectd-cam-1; topics inspectd/cam-1/..., results QoS 0\n",
 		"  http:     127.0.0.1:9100\n",
-		"  model:    /var/lib/inspectd/model.safetensors, recipe auto (judged on 20% held-out images), d ≤ 100 (min 32), memory auto (25% of available memory), threshold 0.99 quantile × 1.1 of the training images' leave-one-out scores; backbone bundled (MobileNet v1 or v2), 2 threads\n",
+		"  model:    /var/lib/inspectd/model.safetensors, recipe auto (judged on 20% held-out images), d ≤ 100 (min 32), memory auto (25% of available memory), threshold 0.99 quantile × 1.1 of the training images' leave-one-out scores; backbone bundled (MobileNet v1 or v2), " + halfTheCores() + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -89,7 +91,7 @@ func TestConfigCheckInvalid(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", code, errs, want)
 	}
 
-	if err := os.WriteFile(bad, []byte("model:\n  features: 5000\n  threads: 0\n"), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte("model:\n  features: 5000\n  threads: -1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errs := runConfigCLI("config", "check", "--here=false", good, bad, filepath.Join(dir, "missing.yaml"))
@@ -101,7 +103,7 @@ func TestConfigCheckInvalid(t *testing.T) {
 	}
 	for _, want := range []string{
 		"config " + bad + ": line 2: model.features: 5000 is out of range 1..2048\n",
-		"config " + bad + ": line 3: model.threads: 0 is out of range 1..64\n",
+		"config " + bad + ": line 3: model.threads: -1 is out of range 0..64\n",
 		"missing.yaml: no such file or directory\n",
 		"inspectd config check: 2 of 3 files are not valid: " + bad + ", " + filepath.Join(dir, "missing.yaml") + "\n",
 	} {
@@ -195,4 +197,12 @@ func TestConfigCheckHere(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, bb+": model.backbone: ") || !strings.Contains(errs, garbage) {
 		t.Errorf("garbage backbone: exit %d, stderr:\n%s", code, errs)
 	}
+}
+
+// halfTheCores is what config check says of model.threads: 0 here.
+func halfTheCores() string {
+	if n := runtime.NumCPU() / 2; n > 1 {
+		return fmt.Sprintf("%d threads (half the cores)", n)
+	}
+	return "1 thread (half the cores)"
 }

@@ -312,7 +312,7 @@ func TestConfigPushAndGet(t *testing.T) {
 
 	// Rollback swaps with .prev; the version follows.
 	rep = r.do("rollback", `{"id":"r1","target":"config"}`)
-	if !rep.OK || r.ctl.Config().Model.Threads != 2 || r.ctl.Config().MQTT.ResultQoS != 0 {
+	if !rep.OK || r.ctl.Config().Model.Threads != 0 || r.ctl.Config().MQTT.ResultQoS != 0 {
 		t.Fatalf("rollback: %+v, threads %d", rep, r.ctl.Config().Model.Threads)
 	}
 	if rep := r.do("rollback", `{"id":"r2","target":"config"}`); !rep.OK || r.ctl.Config().Model.Threads != 1 {

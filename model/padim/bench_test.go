@@ -63,39 +63,54 @@ func streamFloor(a []float32, workers int, sink []float32) {
 // BenchmarkScore times one frame's scoring on a 56×56 grid and, interleaved
 // in the same run, one streaming pass over as many bytes as the inverse
 // covariances occupy. ns/op is the scoring; floor-ns/op the stream;
-// score/floor their ratio.
+// score/floor their ratio; cpu-ns/op the process's CPU time per frame
+// (all workers). kernel=gonum is the portable quadForm (one gonum Sdot per
+// row), the baseline for kernel=fma (quadFormFMA, where the CPU has AVX2
+// and FMA).
 func BenchmarkScore(b *testing.B) {
 	workers := runtime.GOMAXPROCS(0)
-	for _, d := range []int{100, 200, 550} {
-		b.Run(fmt.Sprintf("d=%d", d), func(b *testing.B) {
-			s := randomState(56, 56, d)
-			sc, err := NewScorer(s, workers)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer sc.Close()
-			emb := make([]float32, len(s.Mean))
-			dist := make([]float32, s.Positions())
-			sink := make([]float32, workers)
-			b.SetBytes(int64(len(s.InvCov)) * 4)
-			b.ReportAllocs()
-			b.ResetTimer()
-			var tScore, tFloor time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				_ = sc.Score(dist, emb)
-				t1 := time.Now()
-				b.StopTimer()
-				streamFloor(s.InvCov, workers, sink)
-				tFloor += time.Since(t1)
-				tScore += t1.Sub(t0)
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(tFloor.Nanoseconds())/float64(b.N), "floor-ns/op")
-			b.ReportMetric(float64(tScore)/float64(tFloor), "score/floor")
-			b.ReportMetric(float64(StateBytes(s.Positions(), d))/1e6, "state-MB")
-		})
+	kernels := []string{"gonum"}
+	if cpuHasFMA {
+		kernels = append(kernels, "fma")
 	}
+	for _, d := range []int{100, 200, 550} {
+		for _, k := range kernels {
+			b.Run(fmt.Sprintf("d=%d/kernel=%s", d, k), func(b *testing.B) { benchmarkScore(b, d, workers, k == "fma") })
+		}
+	}
+}
+
+func benchmarkScore(b *testing.B, d, workers int, fma bool) {
+	s := randomState(56, 56, d)
+	sc, err := NewScorer(s, workers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc.fma = fma
+	defer sc.Close()
+	emb := make([]float32, len(s.Mean))
+	dist := make([]float32, s.Positions())
+	sink := make([]float32, workers)
+	b.SetBytes(int64(len(s.InvCov)) * 4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var tScore, tFloor, cpu time.Duration
+	for b.Loop() {
+		c0 := processCPU()
+		t0 := time.Now()
+		_ = sc.Score(dist, emb)
+		t1 := time.Now()
+		cpu += processCPU() - c0
+		b.StopTimer()
+		streamFloor(s.InvCov, workers, sink)
+		tFloor += time.Since(t1)
+		tScore += t1.Sub(t0)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(tFloor.Nanoseconds())/float64(b.N), "floor-ns/op")
+	b.ReportMetric(float64(tScore)/float64(tFloor), "score/floor")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(StateBytes(s.Positions(), d))/1e6, "state-MB")
 }
 
 // nominalBackbone is the backbone time per image the fit budget is set

@@ -27,6 +27,7 @@ type Scorer struct {
 	state   *State
 	workers int
 	blas    gonum.Implementation
+	fma     bool // quadFormFMA instead of quadForm (cpuHasFMA)
 
 	mu     sync.Mutex
 	start  []chan struct{}
@@ -47,7 +48,7 @@ func NewScorer(s *State, workers int) (*Scorer, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	sc := &Scorer{state: s, workers: workers, xs: make([][]float32, workers)}
+	sc := &Scorer{state: s, workers: workers, xs: make([][]float32, workers), fma: cpuHasFMA}
 	for i := range sc.xs {
 		sc.xs[i] = make([]float32, s.D)
 	}
@@ -121,7 +122,13 @@ func (sc *Scorer) work(w int) {
 			for i := range x {
 				x[i] = e[i] - m[i]
 			}
-			v := quadForm(sc.blas, s.InvCov[q*tri:q*tri+tri], x)
+			a := s.InvCov[q*tri : q*tri+tri]
+			var v float64
+			if sc.fma {
+				v = quadFormFMA(&a[0], &x[0], d)
+			} else {
+				v = quadForm(sc.blas, a, x)
+			}
 			sc.dst[q] = float32(math.Sqrt(max(v, 0)))
 		}
 	}

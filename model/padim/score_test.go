@@ -2,8 +2,11 @@ package padim
 
 import (
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // The fast packed float32 path against the float64 unpacked reference on the
@@ -110,5 +113,54 @@ func TestScoreErrorsAndAllocs(t *testing.T) {
 	}
 	if _, err := NewScorer(&State{GridH: 1, GridW: 1, D: 2, Mean: []float32{1}}, 1); err == nil {
 		t.Error("invalid state accepted")
+	}
+}
+
+// TestQuadFormKernels: the assembly kernel (where the CPU has AVX2 and FMA)
+// and the portable quadForm agree with xᵀAx summed in float64 for every
+// row length's tail (d = 1…40) and the sizes models use, on matrices and
+// vectors with values of both signs.
+func TestQuadFormKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var impl gonum.Implementation
+	sizes := []int{100, 128, 200, 550}
+	for d := 1; d <= 40; d++ {
+		sizes = append(sizes, d)
+	}
+	for _, d := range sizes {
+		a := make([]float32, packedLen(d))
+		for i := range a {
+			a[i] = r.Float32()*2 - 1
+		}
+		x := make([]float32, d)
+		for i := range x {
+			x[i] = r.Float32()*4 - 2
+		}
+		var want, mag float64
+		off := 0
+		for i := range d {
+			for j := i; j < d; j++ {
+				v := float64(a[off+j-i]) * float64(x[i]) * float64(x[j])
+				if j > i {
+					v *= 2
+				}
+				want += v
+				mag += math.Abs(v)
+			}
+			off += d - i
+		}
+		tol := 1e-5 * mag
+		if got := quadForm(impl, a, x); math.Abs(got-want) > tol {
+			t.Errorf("d=%d: quadForm = %g, want %g (±%g)", d, got, want, tol)
+		}
+		if !cpuHasFMA {
+			continue
+		}
+		if got := quadFormFMA(&a[0], &x[0], d); math.Abs(got-want) > tol {
+			t.Errorf("d=%d: quadFormFMA = %g, want %g (±%g)", d, got, want, tol)
+		}
+	}
+	if !cpuHasFMA {
+		t.Log("no AVX2/FMA on this CPU: only the portable kernel was checked")
 	}
 }
