@@ -52,8 +52,8 @@ tail8:
 tailr:
 	TESTQ R9, R9
 	JZ   reduce
-	// Lane mask of the first R9 floats: quadmask<>+4*(8-R9).
-	LEAQ quadmask<>+32(SB), R12
+	// Lane mask of the first R9 floats: ·tailmask+4*(8-R9) (syrk_amd64.s).
+	LEAQ ·tailmask+32(SB), R12
 	SHLQ $2, R9
 	SUBQ R9, R12
 	VMOVUPS (R12), Y5
@@ -89,14 +89,3 @@ done:
 	VZEROUPPER
 	MOVSD X14, ret+24(FP)
 	RET
-
-// quadmask<>+4*(8-r) holds the lane mask of the first r floats.
-DATA quadmask<>+0(SB)/8, $0xffffffffffffffff
-DATA quadmask<>+8(SB)/8, $0xffffffffffffffff
-DATA quadmask<>+16(SB)/8, $0xffffffffffffffff
-DATA quadmask<>+24(SB)/8, $0xffffffffffffffff
-DATA quadmask<>+32(SB)/8, $0
-DATA quadmask<>+40(SB)/8, $0
-DATA quadmask<>+48(SB)/8, $0
-DATA quadmask<>+56(SB)/8, $0
-GLOBL quadmask<>(SB), RODATA|NOPTR, $64

@@ -1,15 +1,16 @@
 #include "textflag.h"
 
-// tailmask<>+4*(8-r) holds the lane mask of the first r floats.
-DATA tailmask<>+0(SB)/8, $0xffffffffffffffff
-DATA tailmask<>+8(SB)/8, $0xffffffffffffffff
-DATA tailmask<>+16(SB)/8, $0xffffffffffffffff
-DATA tailmask<>+24(SB)/8, $0xffffffffffffffff
-DATA tailmask<>+32(SB)/8, $0
-DATA tailmask<>+40(SB)/8, $0
-DATA tailmask<>+48(SB)/8, $0
-DATA tailmask<>+56(SB)/8, $0
-GLOBL tailmask<>(SB), RODATA|NOPTR, $64
+// ·tailmask+4*(8-r) holds the lane mask of the first r floats (quad_amd64.s
+// uses it too).
+DATA ·tailmask+0(SB)/8, $0xffffffffffffffff
+DATA ·tailmask+8(SB)/8, $0xffffffffffffffff
+DATA ·tailmask+16(SB)/8, $0xffffffffffffffff
+DATA ·tailmask+24(SB)/8, $0xffffffffffffffff
+DATA ·tailmask+32(SB)/8, $0
+DATA ·tailmask+40(SB)/8, $0
+DATA ·tailmask+48(SB)/8, $0
+DATA ·tailmask+56(SB)/8, $0
+GLOBL ·tailmask(SB), RODATA|NOPTR, $64
 
 // func syrkRowFMA(acc *float64, n int, x *float32, stride int, k int)
 //
@@ -133,7 +134,7 @@ tail:
 	JZ   done
 	// Y13: mask of the first CX floats; Y11, Y12: the same lanes as
 	// doubles (low and high four).
-	LEAQ tailmask<>+32(SB), R13
+	LEAQ ·tailmask+32(SB), R13
 	MOVQ CX, AX
 	SHLQ $2, AX
 	SUBQ AX, R13
