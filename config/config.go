@@ -228,10 +228,11 @@ type Model struct {
 	// Input says how frames become backbone input.
 	Input Input `yaml:"input"`
 	// Threads is the number of CPU threads TFLite uses; 0 (the default):
-	// half the cores, at least one. The pipeline's other stages (capture,
-	// PaDiM scoring on every core, publishing) run beside the backbone, and
-	// TFLite's worker threads spin while they wait for work: on a saturated
-	// 2-core box a second thread cost a third of the throughput.
+	// half the cores the process may use (GOMAXPROCS), at least one. The
+	// pipeline's other stages (capture, PaDiM scoring on every core,
+	// publishing) run beside the backbone, and TFLite's worker threads spin
+	// while they wait for work: on a saturated 2-core box a second thread
+	// cost a third of the throughput.
 	Threads int `yaml:"threads"`
 	// XNNPACK uses the XNNPACK delegate for float backbones.
 	XNNPACK bool `yaml:"xnnpack"`

@@ -194,5 +194,5 @@ func BackboneThreads(configured int) int {
 	if configured > 0 {
 		return configured
 	}
-	return max(1, runtime.NumCPU()/2)
+	return max(1, runtime.GOMAXPROCS(0)/2) // GOMAXPROCS follows cgroup CPU limits
 }

@@ -201,7 +201,7 @@ func TestConfigCheckHere(t *testing.T) {
 
 // halfTheCores is what config check says of model.threads: 0 here.
 func halfTheCores() string {
-	if n := runtime.NumCPU() / 2; n > 1 {
+	if n := runtime.GOMAXPROCS(0) / 2; n > 1 {
 		return fmt.Sprintf("%d threads (half the cores)", n)
 	}
 	return "1 thread (half the cores)"
