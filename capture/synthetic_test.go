@@ -234,7 +234,7 @@ func TestSyntheticFrameByIndex(t *testing.T) {
 // TestPlateSpanHoldsThePlate: the columns render skips as belt alone are
 // belt alone: for frames of several sizes and poses, every pixel outside
 // plateSpan's interval has no plate coverage (its rounded rectangle's
-// distance ≥ 0.5 px) and no shadow, so frames are the same as when every
+// distance ≥ 0.5 px), no shadow and no hole, so frames are the same as when every
 // pixel took the whole path.
 func TestPlateSpanHoldsThePlate(t *testing.T) {
 	for _, sz := range []image.Point{{640, 480}, {96, 64}, {1280, 720}, {300, 900}} {
@@ -264,6 +264,9 @@ func TestPlateSpanHoldsThePlate(t *testing.T) {
 					}
 					if d := roundRectSDF(u-sy.shadow, v-sy.shadow, sy.hw, sy.hh, sy.corner); d < 2*sy.shadow {
 						t.Fatalf("%v frame %d: pixel (%d,%d) outside the span [%d,%d) is in the plate's shadow", sz, n, x, y, xlo, xhi)
+					}
+					if hx, hy := math.Abs(u)-sy.holeX, math.Abs(v)-sy.holeY; math.Sqrt(hx*hx+hy*hy) < sy.holeR {
+						t.Fatalf("%v frame %d: pixel (%d,%d) outside the span [%d,%d) is in a hole", sz, n, x, y, xlo, xhi)
 					}
 				}
 			}
