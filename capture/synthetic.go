@@ -110,6 +110,12 @@ type Synthetic struct {
 	recessR float64
 	rim     float64
 	shadow  float64
+	// plain[x] says that pixel x of the row being rendered is plain steel
+	// (plainRow); reused from row to row.
+	plain []bool
+	// reference renders every pixel the whole way (tests compare the
+	// shortcuts against it).
+	reference bool
 }
 
 // NewSynthetic builds the scene.
@@ -143,6 +149,7 @@ func NewSynthetic(opts SyntheticOptions) (*Synthetic, error) {
 	sy.rim = max(1.2, 0.012*s)
 	sy.shadow = 0.015 * s
 	sy.margin = max(4, int(0.06*s))
+	sy.plain = make([]bool, sy.w)
 
 	scene := rand.New(rand.NewPCG(opts.SceneSeed, 0x5ce11e))
 	sy.bg = make([]float32, sy.w*sy.h)
@@ -389,6 +396,11 @@ func (sy *Synthetic) render(p *frameParams, rgba *image.RGBA, gimg *image.Gray, 
 		py := float64(y) + 0.5 - cy
 		light0 := p.gain + p.gy*(float64(y)+0.5-hy)/hy
 		xlo, xhi := sy.plateSpan(p, py, cx)
+		sy.plainRow(p, py, cx, xlo, xhi)
+		if sy.reference {
+			xlo, xhi = 0, w
+			clear(sy.plain)
+		}
 		mrow := mask.Pix[y*mask.Stride : y*mask.Stride+w]
 		for x := 0; x < w; x++ {
 			// Belt behind everything.
@@ -402,6 +414,20 @@ func (sy *Synthetic) render(p *frameParams, rgba *image.RGBA, gimg *image.Gray, 
 				px := float64(x) + 0.5 - cx
 				u := p.cosA*px + p.sinA*py
 				v := -p.sinA*px + p.cosA*py
+				if sy.plain[x] && (d == nil || u < d.u0 || u > d.u1 || v < d.v0 || v > d.v1) {
+					// Plain steel (plainRow): the whole path below gives
+					// full coverage, the shadow's darkest 0.7, brushed
+					// steel and no shading, in the same operations.
+					br, bgc, bb = br*0.7, bgc*0.7, bb*0.7
+					ti := (int(v+sy.hh)+p.tv)*sy.texW + int(u+sy.hw) + p.tu
+					t := 0.0
+					if ti >= 0 && ti < len(sy.tex) {
+						t = float64(sy.tex[ti])
+					}
+					mr, mg, mb = steelR+t, steelG+t, steelB+t
+					cov = 1
+					goto lit
+				}
 				// Plate coverage: outside the rounded rectangle and inside the
 				// holes there is no metal.
 				dOut := roundRectSDF(u, v, sy.hw, sy.hh, sy.corner)
@@ -510,6 +536,7 @@ func (sy *Synthetic) render(p *frameParams, rgba *image.RGBA, gimg *image.Gray, 
 					}
 				}
 			}
+		lit:
 			rr := mix(br, mr, cov)
 			gg := mix(bgc, mg, cov)
 			bb2 := mix(bb, mb, cov)
@@ -548,7 +575,8 @@ func (sy *Synthetic) render(p *frameParams, rgba *image.RGBA, gimg *image.Gray, 
 // reach: the part-coordinate box |u| ≤ hw+3·shadow+2, |v| ≤ hh+3·shadow+2
 // (a superset of every pixel where coverage or the shadow is not zero)
 // turned by the frame's pose. Outside it a pixel is belt alone, which
-// renders a frame the same, pixel for pixel, at half the cost.
+// renders a frame the same, pixel for pixel
+// (TestSyntheticShortcutsRenderTheSameFrames), for less.
 func (sy *Synthetic) plateSpan(p *frameParams, py, cx float64) (int, int) {
 	pad := 3*sy.shadow + 2
 	bu, bv := sy.hw+pad, sy.hh+pad
@@ -572,6 +600,58 @@ func (sy *Synthetic) plateSpan(p *frameParams, py, cx float64) (int, int) {
 	xlo := int(math.Floor(lo+cx-0.5)) - 1
 	xhi := int(math.Ceil(hi+cx-0.5)) + 2
 	return min(max(xlo, 0), sy.w), min(max(xhi, 0), sy.w)
+}
+
+// plainRow marks in sy.plain the columns of [xlo, xhi) in the row at py
+// whose pixels are plain steel: at least m = max(corner+shadow, rim+1)+1
+// inside the plate's outline (so full coverage, no bevel, and inside the
+// shadow's flat part, its factor 0.7), and more than rim+2 away from the
+// holes and from the recess with its groove (no chamfer, no tool marks).
+// Such a pixel is brushed steel and nothing else, unless a defect is
+// there (render checks the defect's box).
+func (sy *Synthetic) plainRow(p *frameParams, py, cx float64, xlo, xhi int) {
+	clear(sy.plain[xlo:xhi])
+	m := max(sy.corner+sy.shadow, sy.rim+1) + 1
+	bu, bv := sy.hw-m, sy.hh-m
+	if bu <= 0 || bv <= 0 {
+		return
+	}
+	lo, hi := (-bu-p.sinA*py)/p.cosA, (bu-p.sinA*py)/p.cosA
+	switch {
+	case p.sinA > 0:
+		lo, hi = max(lo, (p.cosA*py-bv)/p.sinA), min(hi, (p.cosA*py+bv)/p.sinA)
+	case p.sinA < 0:
+		lo, hi = max(lo, (p.cosA*py+bv)/p.sinA), min(hi, (p.cosA*py-bv)/p.sinA)
+	default:
+		if math.Abs(py) > bv {
+			return
+		}
+	}
+	if !(hi > lo) {
+		return
+	}
+	// Whole columns strictly inside, one more off each side.
+	a := min(max(int(math.Ceil(lo+cx-0.5))+1, xlo), xhi)
+	b := min(max(int(math.Floor(hi+cx-0.5))-1, a), xhi)
+	for x := a; x < b; x++ {
+		sy.plain[x] = true
+	}
+	// The circles to keep clear of, in part coordinates: the four holes
+	// and the recess with its groove. A circle stays a circle in the
+	// frame, centred at the turned centre.
+	hr, rr := sy.holeR+sy.rim+2, sy.recessR+sy.rim+2
+	for _, c := range [5][3]float64{{0, 0, rr}, {sy.holeX, sy.holeY, hr}, {-sy.holeX, sy.holeY, hr},
+		{sy.holeX, -sy.holeY, hr}, {-sy.holeX, -sy.holeY, hr}} {
+		pxc, pyc := p.cosA*c[0]-p.sinA*c[1], p.sinA*c[0]+p.cosA*c[1]
+		dy := py - pyc
+		if math.Abs(dy) >= c[2] {
+			continue
+		}
+		half := math.Sqrt(c[2]*c[2] - dy*dy)
+		ca := min(max(int(math.Floor(pxc-half+cx-0.5))-1, a), b)
+		cb := min(max(int(math.Ceil(pxc+half+cx-0.5))+2, ca), b)
+		clear(sy.plain[ca:cb])
+	}
 }
 
 // roundRectSDF is the signed distance from (u, v) to a rectangle of half

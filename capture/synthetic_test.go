@@ -276,3 +276,52 @@ func TestPlateSpanHoldsThePlate(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntheticShortcutsRenderTheSameFrames: the belt-only columns
+// (plateSpan) and the plain-steel ones (plainRow) give frames and masks
+// byte for byte equal to rendering every pixel the whole way, in colour
+// and grey, at several sizes, with every kind of defect.
+func TestSyntheticShortcutsRenderTheSameFrames(t *testing.T) {
+	for _, tc := range []struct {
+		w, h  int
+		color Color
+	}{{640, 480, ColorRGB}, {96, 64, ColorRGB}, {300, 900, ColorGray}, {1280, 720, ColorGray}} {
+		opts := SyntheticOptions{Width: tc.w, Height: tc.h, Seed: 11, DefectRate: 0.8, Color: tc.color}
+		fast, err := NewSynthetic(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := NewSynthetic(opts)
+		ref.reference = true
+		plain := 0
+		for n := uint64(1); n <= 12; n++ {
+			var a, b Frame
+			fast.Frame(n, &a)
+			ref.Frame(n, &b)
+			if !bytes.Equal(pixels(a.Image), pixels(b.Image)) || !bytes.Equal(a.Mask.Pix, b.Mask.Pix) {
+				t.Fatalf("%dx%d frame %d (%s): the shortcuts render another frame than the whole path", tc.w, tc.h, n, a.Label)
+			}
+		}
+		// A row between the recess and the plate's top edge has plain
+		// steel: the shortcut is taken.
+		fast.plainRow(&fast.p, -0.19*float64(tc.h), float64(tc.w)/2+fast.p.dx, 0, tc.w)
+		for _, v := range fast.plain {
+			if v {
+				plain++
+			}
+		}
+		if tc.w >= 300 && plain < tc.w/4 {
+			t.Errorf("%dx%d: %d plain columns in a row across the plate: the shortcut is hardly taken", tc.w, tc.h, plain)
+		}
+	}
+}
+
+func pixels(img image.Image) []byte {
+	switch m := img.(type) {
+	case *image.RGBA:
+		return m.Pix
+	case *image.Gray:
+		return m.Pix
+	}
+	return nil
+}
