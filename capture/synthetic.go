@@ -579,10 +579,23 @@ func (sy *Synthetic) render(p *frameParams, rgba *image.RGBA, gimg *image.Gray, 
 // (TestSyntheticShortcutsRenderTheSameFrames), for less.
 func (sy *Synthetic) plateSpan(p *frameParams, py, cx float64) (int, int) {
 	pad := 3*sy.shadow + 2
-	bu, bv := sy.hw+pad, sy.hh+pad
-	// u = cosA·px + sinA·py, v = −sinA·px + cosA·py, with cosA > 0 (the
-	// pose turns by at most a few degrees).
-	lo, hi := (-bu-p.sinA*py)/p.cosA, (bu-p.sinA*py)/p.cosA
+	lo, hi, ok := turnedBoxRow(p, py, sy.hw+pad, sy.hh+pad)
+	if !ok {
+		return 0, 0
+	}
+	// px = x + 0.5 − cx: whole columns, one more on each side.
+	xlo := int(math.Floor(lo+cx-0.5)) - 1
+	xhi := int(math.Ceil(hi+cx-0.5)) + 2
+	return min(max(xlo, 0), sy.w), min(max(xhi, 0), sy.w)
+}
+
+// turnedBoxRow returns the frame offsets px (from the plate's centre) of
+// the row at py whose part coordinates lie in the box |u| ≤ bu, |v| ≤ bv,
+// an interval [lo, hi]; ok is false when the row misses the box. With
+// u = cosA·px + sinA·py and v = −sinA·px + cosA·py, each bound is linear
+// in px; cosA > 0 (the pose turns by at most a few degrees).
+func turnedBoxRow(p *frameParams, py, bu, bv float64) (lo, hi float64, ok bool) {
+	lo, hi = (-bu-p.sinA*py)/p.cosA, (bu-p.sinA*py)/p.cosA
 	switch {
 	case p.sinA > 0:
 		lo, hi = max(lo, (p.cosA*py-bv)/p.sinA), min(hi, (p.cosA*py+bv)/p.sinA)
@@ -590,16 +603,10 @@ func (sy *Synthetic) plateSpan(p *frameParams, py, cx float64) (int, int) {
 		lo, hi = max(lo, (p.cosA*py+bv)/p.sinA), min(hi, (p.cosA*py-bv)/p.sinA)
 	default:
 		if math.Abs(py) > bv {
-			return 0, 0
+			return 0, 0, false
 		}
 	}
-	if !(hi >= lo) {
-		return 0, 0
-	}
-	// px = x + 0.5 − cx: whole columns, one more on each side.
-	xlo := int(math.Floor(lo+cx-0.5)) - 1
-	xhi := int(math.Ceil(hi+cx-0.5)) + 2
-	return min(max(xlo, 0), sy.w), min(max(xhi, 0), sy.w)
+	return lo, hi, hi >= lo
 }
 
 // plainRow marks in sy.plain the columns of [xlo, xhi) in the row at py
@@ -612,22 +619,11 @@ func (sy *Synthetic) plateSpan(p *frameParams, py, cx float64) (int, int) {
 func (sy *Synthetic) plainRow(p *frameParams, py, cx float64, xlo, xhi int) {
 	clear(sy.plain[xlo:xhi])
 	m := max(sy.corner+sy.shadow, sy.rim+1) + 1
-	bu, bv := sy.hw-m, sy.hh-m
-	if bu <= 0 || bv <= 0 {
+	if sy.hw <= m || sy.hh <= m {
 		return
 	}
-	lo, hi := (-bu-p.sinA*py)/p.cosA, (bu-p.sinA*py)/p.cosA
-	switch {
-	case p.sinA > 0:
-		lo, hi = max(lo, (p.cosA*py-bv)/p.sinA), min(hi, (p.cosA*py+bv)/p.sinA)
-	case p.sinA < 0:
-		lo, hi = max(lo, (p.cosA*py+bv)/p.sinA), min(hi, (p.cosA*py-bv)/p.sinA)
-	default:
-		if math.Abs(py) > bv {
-			return
-		}
-	}
-	if !(hi > lo) {
+	lo, hi, ok := turnedBoxRow(p, py, sy.hw-m, sy.hh-m)
+	if !ok || !(hi > lo) {
 		return
 	}
 	// Whole columns strictly inside, one more off each side.
