@@ -187,8 +187,8 @@ func (o *Options) Candidates(aspect float64, axis string, square bool) []Recipe 
 				if rs == backbone.ResizeFit && square && b.name != "" {
 					continue
 				}
-				if rs == backbone.ResizeSquash && !square && aspect < 2 {
-					continue // see squashMisjudged
+				if rs == backbone.ResizeSquash && squashMisjudged(aspect, square) {
+					continue
 				}
 				add(Recipe{Backbone: b.name, Taps: b.taps, Resize: rs, Standardize: std})
 			}
@@ -206,16 +206,17 @@ func (o *Options) Candidates(aspect float64, axis string, square bool) []Recipe 
 	return out
 }
 
-// squashMisjudged: squashing a frame that is neither square nor long
-// (aspect between 1 and 2) onto the square input is not a candidate,
-// only plain PaDiM's squash is. Synthetic defects rank squashed frames
-// above letterboxed ones on both non-square sets of shared/data, and the
-// real defects say the opposite on both: magnetic tile (aspect 1.28) fit
-// 0.75–0.81 pixel AUROC against squash 0.72–0.78 in every scoring, and
-// kolektorsdd (aspect 2.5) fit 0.92–0.96 against squash 0.82–0.90; a
-// pasted blob survives the distortion, a real defect's shape does not.
-// Long parts keep squash (letterboxing leaves most of the input empty)
-// and their tiles.
+// squashMisjudged says that squashing frames of this aspect onto the
+// square input is left out of the candidates (plain PaDiM's squash stays):
+// frames neither square nor long (aspect below 2). Synthetic defects rank
+// squashed frames above letterboxed ones on both non-square sets of
+// shared/data, and the real defects say the opposite on both: magnetic
+// tile (aspect 1.28) fit 0.75–0.81 pixel AUROC against squash 0.72–0.78
+// in every scoring, and kolektorsdd (aspect 2.5) fit 0.92–0.96 against
+// squash 0.82–0.90; a pasted blob survives the distortion, a real
+// defect's shape does not. Long parts keep squash all the same
+// (letterboxing leaves most of the input empty) beside their tiles.
+func squashMisjudged(aspect float64, square bool) bool { return !square && aspect < 2 }
 
 // familyKey groups recipes that share a backbone pass and Gaussians.
 func familyKey(r Recipe) string {
