@@ -9,6 +9,7 @@ import (
 	"image"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/inspectd/inspectd/model/align"
@@ -131,15 +132,25 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 // progressCounter turns the steps of a fit (search passes, the final fit's
 // two passes) into one running count.
 type progressCounter struct {
+	mu          sync.Mutex // the recipe search fits families at once
 	f           Progress
 	done, total int
 }
 
 func (p *progressCounter) step() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.done++
 	if p.f != nil {
 		p.f(min(p.done, p.total), p.total)
 	}
+}
+
+// grow adds n steps to the total.
+func (p *progressCounter) grow(n int) {
+	p.mu.Lock()
+	p.total += n
+	p.mu.Unlock()
 }
 
 // newDetector opens the backbone a recipe runs and prepares its scales
@@ -570,10 +581,11 @@ func (d *Detector) describeScales() {
 	}
 }
 
-// setThreshold sets the image and pixel thresholds and the model's id.
+// setThreshold sets the image threshold, the pixel threshold at
+// padim.DefaultPixelRatio of it, and the model's id.
 func (d *Detector) setThreshold(t float64, images int) {
-	d.th = padim.Thresholds{Image: t, Pixel: t}
-	d.info.ImageThreshold, d.info.PixelThreshold, d.info.ThresholdImages = t, t, images
+	d.th = padim.Thresholds{Image: t, Pixel: t * padim.DefaultPixelRatio}
+	d.info.ImageThreshold, d.info.PixelThreshold, d.info.ThresholdImages = t, d.th.Pixel, images
 	d.info.ID = d.id()
 }
 

@@ -55,8 +55,12 @@ type SearchOptions struct {
 	// Candidates replaces the candidate list (nil: Options.Candidates).
 	Candidates []Recipe
 	// OnFamily, when set, is called with each fitted family of candidates
-	// before it is released (eval scores the real test set with it).
+	// before it is released (eval scores the real test set with it), one
+	// call at a time.
 	OnFamily func(*Family) error
+	// Parallel is the number of candidate families fitted at once (0: two
+	// on two or more cores), within the memory gate of runFamilies.
+	Parallel int
 }
 
 func (s *SearchOptions) defaults() {
@@ -86,6 +90,9 @@ func (s *SearchOptions) defaults() {
 	}
 	if !(s.Margin >= 0) || s.Margin == 0 {
 		s.Margin = 0.01
+	}
+	if s.Parallel <= 0 {
+		s.Parallel = defaultSearchParallel()
 	}
 }
 
@@ -363,23 +370,23 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	for _, f := range families {
 		per += (len(fit) + len(loo) + len(hold) + defects) * f[0].views()
 	}
-	pc.total += per
+	pc.grow(per)
 	opts.Logger.Info("recipe search", "candidates", len(cands), "families", len(families), "fit_images", len(fit),
 		"held_out", len(hold), "synthetic_defects", defects, "aspect", fmt.Sprintf("%.2f", aspect))
 	v := &validation{hold: hold, perImage: so.DefectsPerImage, seed: so.Seed}
-	for _, fam := range families {
-		res, err := runFamily(ctx, opts, fam, src, fit, loo, v, pc)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+	results, errs := runFamilies(ctx, opts, families, src, fit, loo, v, pc)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, fam := range families {
+		if err := errs[i]; err != nil {
 			opts.Logger.Warn("recipe family could not be fitted", "recipe", fam[0].Name(), "err", err)
 			for _, r := range fam {
 				rep.Candidates = append(rep.Candidates, Candidate{Recipe: r, Name: r.Name(), Err: err.Error()})
 			}
 			continue
 		}
-		rep.Candidates = append(rep.Candidates, res...)
+		rep.Candidates = append(rep.Candidates, results[i]...)
 	}
 	ref := opts.Fixed()
 	if square && ref.Resize == backbone.ResizeFit {
@@ -485,7 +492,7 @@ type validation struct {
 // per-position statistics and each candidate's threshold from the
 // leave-one-out scores of looIdx (some of the fit images), scores the
 // validation set with each and returns their figures.
-func runFamily(ctx context.Context, opts Options, fam []Recipe, src ImageSource, fit, looIdx []int, v *validation, pc *progressCounter) ([]Candidate, error) {
+func runFamily(ctx context.Context, opts Options, fam []Recipe, src ImageSource, fit, looIdx []int, v *validation, pc *progressCounter, mem *memGate) ([]Candidate, error) {
 	base := fam[0]
 	base.ZScore = len(looIdx) >= minZScoreImages
 	ctxPool := 0
@@ -499,7 +506,15 @@ func runFamily(ctx context.Context, opts Options, fam []Recipe, src ImageSource,
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
+	release, err := mem.acquire(ctx, d.fitBytes())
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	defer func() {
+		d.Close()
+		release() // after the state is gone
+	}()
 	d.zscore = base.ZScore
 	if err := d.attachAligner(ctx, src, fit); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/modeltest"
@@ -392,4 +393,63 @@ func TestChoose(t *testing.T) {
 	if choose([]Candidate{{Name: "x", Err: "failed"}}, "", so) != -1 {
 		t.Error("chose a candidate that failed")
 	}
+}
+
+// Families fitted at once (SearchOptions.Parallel) give every candidate
+// exactly the figures and threshold it gets when the families run one
+// after the other, in the same order, so the choice cannot depend on the
+// machine's cores. (TestMemGate: a budget too small for two families at
+// once runs them one at a time.)
+func TestSearchInParallelAsAlone(t *testing.T) {
+	bd, _ := backbone.BundleByName(backbone.MobileNetV1)
+	squash := Recipe{Backbone: backbone.MobileNetV1, Taps: bd.Taps, Resize: backbone.ResizeSquash}
+	crop, std := squash, squash
+	crop.Resize, std.Standardize = backbone.ResizeCrop, true
+	run := func(parallel int) *SearchReport {
+		o := searchOptions(t)
+		o.Search = SearchOptions{MinImages: 12, FitImages: 8, Holdout: 0.2, MinValidation: 3, MaxValidation: 3, DefectsPerImage: 1, Seed: 1,
+			Parallel: parallel, Candidates: []Recipe{squash, crop, std}}
+		o.defaults()
+		pc := &progressCounter{}
+		rep, err := search(context.Background(), o, wides(12), pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pc.done != pc.total {
+			t.Errorf("parallel %d: progress %d of %d", parallel, pc.done, pc.total)
+		}
+		return rep
+	}
+	alone, at := run(1), run(2)
+	if len(at.Candidates) != 3 || len(alone.Candidates) != 3 || at.Chosen.Name != alone.Chosen.Name {
+		t.Fatalf("in parallel: %d candidates, chose %s; alone %d, chose %s", len(at.Candidates), at.Chosen.Name, len(alone.Candidates), alone.Chosen.Name)
+	}
+	for i, a := range alone.Candidates {
+		if b := at.Candidates[i]; a.Name != b.Name || a.Err != "" || b.Err != "" || a.Figures != b.Figures || a.Threshold != b.Threshold {
+			t.Errorf("candidate %d in parallel: %+v, alone %+v", i, b, a)
+		}
+	}
+}
+
+func TestMemGate(t *testing.T) {
+	if newMemGate(0) != nil {
+		t.Fatal("no budget: no gate")
+	}
+	g := newMemGate(200)
+	ctx := context.Background()
+	r1, err := g.acquire(ctx, 150)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.acquire(short, 100); err == nil {
+		t.Fatal("150 + 100 bytes passed a 200-byte gate")
+	}
+	r1()
+	r2, err := g.acquire(ctx, 1<<40) // more than the gate: the whole gate
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2()
 }

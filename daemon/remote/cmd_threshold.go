@@ -9,7 +9,7 @@ import (
 // cmdThreshold sets the image and pixel thresholds of the model in force,
 // persisted in its model file.
 //
-//	request: {"id": "t1", "image": 17.5, "pixel": 15}   (pixel: default image)
+//	request: {"id": "t1", "image": 17.5, "pixel": 15}   (pixel: default the model's pixel/image ratio)
 //	reply:   {"id": "t1", "ok": true, "model_id": "...", "image_threshold": 17.5,
 //	          "pixel_threshold": 15, "previous": {"image_threshold": ..., "pixel_threshold": ...}}
 type cmdThreshold struct{}
@@ -28,14 +28,15 @@ func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
 	if a.Image == nil {
 		return nil, invalidf("image", "missing; give the image-score threshold, a number above 0")
 	}
-	if a.Pixel == nil {
-		a.Pixel = a.Image
-	}
-	for _, f := range []struct {
+	checks := []struct {
 		name string
-		v    float64
-	}{{"image", *a.Image}, {"pixel", *a.Pixel}} {
-		if err := model.CheckThreshold(f.name, f.v); err != nil {
+		v    *float64
+	}{{"image", a.Image}, {"pixel", a.Pixel}}
+	for _, f := range checks {
+		if f.v == nil {
+			continue
+		}
+		if err := model.CheckThreshold(f.name, *f.v); err != nil {
 			return nil, invalidf(f.name, "%v", err)
 		}
 	}
@@ -47,11 +48,25 @@ func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
 	}
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
 		prev := env.Ctl.ModelInfo()
-		info, err := env.Ctl.SetThresholds(ctx, *a.Image, *a.Pixel)
+		pixel := pixelFor(*a.Image, a.Pixel, prev)
+		info, err := env.Ctl.SetThresholds(ctx, *a.Image, pixel)
 		if err != nil {
 			return nil, errorf(CodeFailed, "", "thresholds unchanged: %v", err)
 		}
 		return map[string]any{"model_id": info.ID, "image_threshold": info.ImageThreshold, "pixel_threshold": info.PixelThreshold,
 			"previous": map[string]any{"image_threshold": prev.ImageThreshold, "pixel_threshold": prev.PixelThreshold}}, nil
 	}}, nil
+}
+
+// pixelFor is the pixel threshold of a threshold command: the one given,
+// else the image threshold at the model's own ratio of pixel to image
+// threshold, so that the masks keep their reach relative to the verdict.
+func pixelFor(image float64, pixel *float64, prev model.Info) float64 {
+	if pixel != nil {
+		return *pixel
+	}
+	if prev.ImageThreshold > 0 && prev.PixelThreshold > 0 {
+		return image * prev.PixelThreshold / prev.ImageThreshold
+	}
+	return image
 }

@@ -384,9 +384,15 @@ func TestQuickCommands(t *testing.T) {
 	if m := st.Data["model"].(map[string]any); m["id"] != r.ctl.ModelInfo().ID {
 		t.Errorf("status model: %v", m)
 	}
+	before := r.ctl.ModelInfo()
 	th := r.do("threshold", `{"id":"t1","image":12.5}`)
-	if !th.OK || th.Data["image_threshold"] != 12.5 || th.Data["pixel_threshold"] != 12.5 {
-		t.Errorf("threshold: %+v", th)
+	ratio := before.PixelThreshold / before.ImageThreshold
+	if !th.OK || th.Data["image_threshold"] != 12.5 || th.Data["pixel_threshold"] != 12.5*ratio || !(ratio > 0 && ratio <= 1) {
+		t.Errorf("threshold without pixel (the model's pixel/image ratio %g kept): %+v", ratio, th)
+	}
+	th = r.do("threshold", `{"id":"t2","image":12.5,"pixel":20}`)
+	if !th.OK || th.Data["image_threshold"] != 12.5 || th.Data["pixel_threshold"] != 20.0 {
+		t.Errorf("threshold with pixel: %+v", th)
 	}
 	sn := r.do("snapshot", `{"id":"p1"}`)
 	if ev := r.events.named("snapshot"); !sn.OK || len(ev) != 1 || sn.Data["bytes"] != len(ev[0].payload) || ev[0].payload[0] != 0xff {

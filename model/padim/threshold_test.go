@@ -2,6 +2,7 @@ package padim
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -69,10 +70,10 @@ func TestInspect(t *testing.T) {
 	}
 	mask := r.Mask
 	th.Pixel = 2.5
-	if n := testing.AllocsPerRun(3, func() { _ = th.Inspect(&r, amap, 3, 2, 4) }); n != 0 {
+	if n := testing.AllocsPerRun(3, func() { _ = th.Inspect(&r, amap, 3, 2, 6) }); n != 0 {
 		t.Errorf("%v allocs", n)
 	}
-	if r.Mask != mask || r.Anomalous || r.Mask.Pix[2] != 255 || r.Mask.Pix[1] != 0 {
+	if r.Mask != mask || !r.Anomalous || r.Mask.Pix[2] != 255 || r.Mask.Pix[1] != 0 {
 		t.Fatalf("reuse or pixel threshold wrong: %+v %v", r, r.Mask.Pix)
 	}
 	if err := th.Inspect(&r, amap, 4, 2, 4); err == nil {
@@ -80,5 +81,58 @@ func TestInspect(t *testing.T) {
 	}
 	if err := (Thresholds{}).Inspect(&r, amap, 3, 2, 4); err == nil {
 		t.Error("zero threshold accepted")
+	}
+}
+
+// The mask grows from the pixels above the image threshold into their
+// 8-connected neighbours above the pixel threshold: a flagged defect's
+// whole bright area, not a second area that never reaches the image
+// threshold, and nothing at all on a passing image.
+func TestInspectGrowsRegions(t *testing.T) {
+	const w, h = 7, 4
+	amap := []float32{
+		0, 6, 9, 0, 0, 0, 0,
+		0, 0, 6, 0, 0, 6, 7,
+		7, 0, 0, 6, 0, 6, 0,
+		0, 0, 0, 0, 0, 0, 0,
+	}
+	th := Thresholds{Image: 8, Pixel: 5}
+	var r Result
+	if err := th.Inspect(&r, amap, w, h, 9); err != nil {
+		t.Fatal(err)
+	}
+	want := []uint8{
+		0, 1, 1, 0, 0, 0, 0,
+		0, 0, 1, 0, 0, 0, 0,
+		0, 0, 0, 1, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0,
+	}
+	for i, v := range r.Mask.Pix {
+		if v != want[i]*255 {
+			t.Fatalf("mask\n%v\nwant the blob around 9 only (diagonal steps count, the 6–7 blob and the lone 7 never reach 8)\n%v", r.Mask.Pix, want)
+		}
+	}
+	// Below the image threshold: a pass, and no mask.
+	pass := slices.Clone(amap)
+	pass[2] = 7.5
+	if err := th.Inspect(&r, pass, w, h, 7.5); err != nil {
+		t.Fatal(err)
+	}
+	if r.Anomalous || slices.ContainsFunc(r.Mask.Pix, func(v uint8) bool { return v != 0 }) {
+		t.Fatalf("passing image: anomalous %v, mask %v", r.Anomalous, r.Mask.Pix)
+	}
+	// Pixel at or above Image: the pixels above Pixel, as before.
+	th.Pixel = 6.5
+	th.Image = 6
+	if err := th.Inspect(&r, amap, w, h, 9); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range r.Mask.Pix {
+		if (v == 255) != (amap[i] > 6.5) {
+			t.Fatalf("pixel above image threshold: mask %v", r.Mask.Pix)
+		}
+	}
+	if n := testing.AllocsPerRun(3, func() { _ = (Thresholds{Image: 8, Pixel: 5}).Inspect(&r, amap, w, h, 9) }); n != 0 {
+		t.Errorf("%v allocs per inspection in steady state", n)
 	}
 }
