@@ -241,6 +241,10 @@ type Model struct {
 	Optimize string `yaml:"optimize"`
 	// Delegate loads an external TFLite delegate (GPU, NPU).
 	Delegate Delegate `yaml:"delegate"`
+	// Precision of the inverse covariances PaDiM scores with: auto
+	// (float16 where the CPU converts it in hardware, else float32),
+	// float32, or float16. Model files and fits stay float32.
+	Precision string `yaml:"precision"`
 	// Features is the largest embedding size d that fitting may pick.
 	Features int `yaml:"features"`
 	// MinFeatures is the smallest d memory sizing may pick before it
@@ -501,6 +505,7 @@ func Default() *Config {
 			Threads:         0,
 			XNNPACK:         true,
 			Optimize:        "auto",
+			Precision:       "auto",
 			PositionZScore:  true,
 			ContextPool:     6,
 			ContextFeatures: 300,

@@ -110,7 +110,7 @@ func nonDefault() *Config {
 		Path: "/m/model.safetensors", Recipe: "v2-tiles3-std-z-ctx1", Backbone: "/m/backbone.tflite",
 		Taps:    []string{"a/b:0", "null", "123"},
 		Input:   Input{Resize: ResizeCrop, Mean: [3]float64{0.485, 0.456, 0.406}, Std: [3]float64{0.229, 0.224, 0.225}, Tiles: 2},
-		Threads: 4, XNNPACK: false, Optimize: "int8",
+		Threads: 4, XNNPACK: false, Optimize: "int8", Precision: "float32",
 		Delegate: Delegate{Library: "libedgetpu.so.1", Options: map[string]string{"device": "usb", "n": "1"}, Required: true},
 		Features: 550, MinFeatures: 50, Seed: 42, Epsilon: 1e-3,
 		MemoryBudget: FixedMemoryBudget(512_000_000), MemoryFraction: 0.5, PositionZScore: false, ContextPool: 4, ContextFeatures: 64, ContextWeight: 0.5, BlurSigma: 0,

@@ -274,6 +274,7 @@ func (v *validator) model(m *Model) {
 	}
 	v.intRange("model.threads", m.Threads, 0, maxThreads) // 0: half the cores
 	v.oneOf("model.optimize", m.Optimize, "auto", "off", "int8", "float")
+	v.oneOf("model.precision", m.Precision, "auto", "float32", "float16")
 	if m.Delegate.Library == "" {
 		if m.Delegate.Required {
 			v.addf("model.delegate.required", "is true but model.delegate.library is empty")

@@ -35,6 +35,11 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *Config) { c.LogLevel = "verbose" },
 			[]string{`log_level: "verbose" is not one of debug, info, warn, error`}},
 
+		// model.precision
+		{"precision float16", func(c *Config) { c.Model.Precision = "float16" }, nil},
+		{"precision unknown", func(c *Config) { c.Model.Precision = "fp16" },
+			[]string{`model.precision: "fp16" is not one of auto, float32, float16`}},
+
 		// capture
 		{"source", func(c *Config) { c.Capture.Source = "webcam" },
 			[]string{`capture.source: "webcam" is not one of synthetic, camera, folder, file`}},

@@ -135,6 +135,16 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	for i := range 3 {
 		mean[i], std[i] = float32(m.Input.Mean[i]), float32(m.Input.Std[i])
 	}
+	half := false
+	switch m.Precision {
+	case "float16":
+		if !padim.HalfSupported() {
+			return model.Options{}, errors.New("model.precision: float16 needs an x86-64 CPU with AVX2, FMA and F16C, which this one is not; use auto (float32 here) or float32")
+		}
+		half = true
+	case "auto", "":
+		half = padim.HalfSupported()
+	}
 	probe, err := backbone.SelfProbeCommand()
 	if err != nil {
 		return model.Options{}, err
@@ -157,6 +167,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 			Preprocess:   backbone.Preprocess{Resize: backbone.ResizeMode(m.Input.Resize), Mean: mean, Std: std},
 			Logger:       log,
 		},
+		HalfPrecision:   half,
 		Bundled:         bundled(named, log),
 		Recipe:          m.Recipe,
 		Search:          model.SearchOptions{Holdout: m.Threshold.Holdout},

@@ -107,6 +107,37 @@ func TestFitSaveLoad(t *testing.T) {
 		t.Errorf("Inspect allocates %v times per frame", n)
 	}
 
+	t.Run("half precision", func(t *testing.T) {
+		if !padim.HalfSupported() {
+			t.Skip("no AVX2/FMA/F16C: float32 only")
+		}
+		o := opts
+		o.HalfPrecision = true
+		hd, err := Load(path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hd.Close()
+		if !hd.scales[0].scorer.Half() || ld.scales[0].scorer.Half() {
+			t.Fatal("precision option not applied")
+		}
+		for _, c := range []struct {
+			img  image.Image
+			want float64
+			bad  bool
+		}{{good, sg, false}, {bad, sb, true}} {
+			r, err := hd.Inspect(c.img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(r.Score-c.want) > 5e-3*c.want || r.Anomalous != c.bad {
+				t.Errorf("half precision scores %.4f (anomalous %v), float32 %.4f", r.Score, r.Anomalous, c.want)
+			}
+		}
+		if n := testing.AllocsPerRun(5, func() { hd.Inspect(good) }); n != 0 {
+			t.Errorf("Inspect allocates %v times per frame", n)
+		}
+	})
 	t.Run("other backbone refused", func(t *testing.T) {
 		o := opts
 		o.Backbone.Path = filepath.Join(modeltest.GoTFLiteDir(t), "_example", "segment", "deeplabv3_257_mv_gpu.tflite")

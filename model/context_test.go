@@ -379,7 +379,7 @@ func FuzzLoadContextScale(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := loadScale(pm, scalePrefix(1), taps, 1, patch, 1)
+		c, err := loadScale(pm, scalePrefix(1), taps, 1, patch, padim.ScorerOptions{Workers: 1})
 		if err != nil || c == nil {
 			return
 		}

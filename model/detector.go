@@ -87,7 +87,17 @@ type Options struct {
 	Align AlignOptions
 	// Workers for scoring and fitting (0: all cores).
 	Workers int
-	Logger  *slog.Logger
+	// HalfPrecision scores with the inverse covariances rounded to
+	// float16 where padim.HalfSupported (padim.ScorerOptions.Half); the
+	// fit, its thresholds and the model file are computed and kept the
+	// same way, so a threshold fits the scores it is compared with.
+	HalfPrecision bool
+	Logger        *slog.Logger
+}
+
+// scorer is the scorer configuration of every scale.
+func (o *Options) scorer() padim.ScorerOptions {
+	return padim.ScorerOptions{Workers: o.Workers, Half: o.HalfPrecision}
 }
 
 // BundledPath is a bundled backbone found on this machine.

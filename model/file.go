@@ -234,7 +234,7 @@ func Load(path string, opts Options) (*Detector, error) {
 		return fail(err)
 	}
 	d.scales = []*scale{patch}
-	if err := patch.setState(&pm.State, opts.Workers); err != nil {
+	if err := patch.setState(&pm.State, opts.scorer()); err != nil {
 		return fail(fmt.Errorf("grid %dx%d d=%d in the file, but the backbone and pool %d give %d views of %dx%d: %w",
 			pm.State.GridH, pm.State.GridW, pm.State.D, pm.Meta.Pool, views, patch.emb.GridH(), patch.emb.GridW(), err))
 	}
@@ -249,7 +249,7 @@ func Load(path string, opts Options) (*Detector, error) {
 	d.zscore = okm
 	recipe.ZScore = okm
 	for k := 1; ; k++ {
-		s, err := loadScale(pm, scalePrefix(k), shapes, views, patch, opts.Workers)
+		s, err := loadScale(pm, scalePrefix(k), shapes, views, patch, opts.scorer())
 		if err != nil {
 			return fail(err)
 		}
@@ -268,6 +268,13 @@ func Load(path string, opts Options) (*Detector, error) {
 		}
 	}
 	d.bindBuffers()
+	for _, s := range d.scales {
+		if s.scorer.Half() {
+			// The scorer holds its own half-precision copy; the float32
+			// pages read to make it need not stay resident.
+			pm.DontNeed(s.state.InvCov)
+		}
+	}
 	// The file's own recipe, when it has one, names what was fitted;
 	// files from before recipes get one from the above.
 	if js, ok := pm.Meta.Extra[metaRecipe]; ok {
@@ -330,7 +337,7 @@ func Load(path string, opts Options) (*Detector, error) {
 // loadScale restores further scale prefix of a model file for the taps,
 // or returns nil when the file has none. Missing or mis-sized entries are
 // errors naming them.
-func loadScale(pm *padim.Model, prefix string, taps []padim.TapShape, views int, patch *scale, workers int) (*scale, error) {
+func loadScale(pm *padim.Model, prefix string, taps []padim.TapShape, views int, patch *scale, so padim.ScorerOptions) (*scale, error) {
 	poolKey, chKey, wKey := prefix+suffixPool, prefix+suffixChannels, prefix+suffixWeight
 	names := []string{prefix + suffixMean, prefix + suffixInvCov, prefix + tensorDistMean, prefix + tensorDistInvStd}
 	v, ok := pm.Meta.Extra[poolKey]
@@ -395,7 +402,7 @@ func loadScale(pm *padim.Model, prefix string, taps []padim.TapShape, views int,
 	if s.zInvStd, err = get(names[3], p); err != nil {
 		return nil, err
 	}
-	if err := s.setState(st, workers); err != nil {
+	if err := s.setState(st, so); err != nil {
 		return nil, fmt.Errorf("%s: %w", strings.TrimSuffix(prefix, "_"), err)
 	}
 	return s, nil

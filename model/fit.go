@@ -376,7 +376,7 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 			return nil, fmt.Errorf("fit: %w", err)
 		}
 		accs[i] = nil // the sums are garbage now
-		if err := d.scales[i].setState(st, d.opts.Workers); err != nil {
+		if err := d.scales[i].setState(st, d.opts.scorer()); err != nil {
 			return nil, fmt.Errorf("fit: %w", err)
 		}
 	}

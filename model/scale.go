@@ -91,11 +91,11 @@ func (s *scale) embedView(v int, fmaps []padim.FeatureMap) error {
 }
 
 // setState binds a fitted or loaded state and starts its scorer.
-func (s *scale) setState(st *padim.State, workers int) error {
+func (s *scale) setState(st *padim.State, so padim.ScorerOptions) error {
 	if st.GridH != s.views*s.emb.GridH() || st.GridW != s.emb.GridW() || st.D != s.emb.D() {
 		return fmt.Errorf("state is %dx%d d=%d, want %dx%d d=%d", st.GridH, st.GridW, st.D, s.views*s.emb.GridH(), s.emb.GridW(), s.emb.D())
 	}
-	sc, err := padim.NewScorer(st, workers)
+	sc, err := padim.NewScorerWith(st, so)
 	if err != nil {
 		return err
 	}

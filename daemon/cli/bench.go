@@ -188,14 +188,15 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	var rss []float64
 	step := max(count/10, 1)
 	var start time.Time
+	var cpu0 time.Duration
 	warm := min(20, count/10)
 	p, err := daemon.NewPipeline(daemon.PipelineOptions{Source: src, Detector: det, Sink: sink, Queue: cfg.Pipeline.Queue,
 		FreeRun: false, Policy: daemon.PolicyOf(cfg),
 		MaxInspections: count + warm, Logger: env.Log,
 		OnInspection: func(s *daemon.Stats) {
 			if int(s.Seq) == warm {
-				start = time.Now()
 				runtime.GC()
+				start, cpu0 = time.Now(), processCPU()
 			}
 			if int(s.Seq) <= warm {
 				return
@@ -211,7 +212,7 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	if err := p.Run(ctx); err != nil {
 		return err
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), processCPU()-cpu0
 	if len(lat) == 0 {
 		return fmt.Errorf("bench: no inspections")
 	}
@@ -227,6 +228,10 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	fmt.Fprintf(env.Stdout, "throughput         %.1f inspections/s (%.1f× the paper's PaDiM-R18-Rd100 CPU figure of %.1f/s)\n", rate, rate/paperImagesPerSecond, paperImagesPerSecond)
 	fmt.Fprintf(env.Stdout, "latency            p50 %.1f ms, p99 %.1f ms, max %.1f ms (capture to published)\n",
 		ms(pct(0.5)), ms(pct(0.99)), ms(lat[len(lat)-1]))
+	// CPU per inspection varies less than throughput on a shared machine:
+	// another job's load stretches wall time, not the work done.
+	fmt.Fprintf(env.Stdout, "CPU                %.1f ms per inspection (%.2f of %d cores busy)\n",
+		ms(cpu)/float64(len(lat)), cpu.Seconds()/el.Seconds(), runtime.GOMAXPROCS(0))
 	var sb strings.Builder
 	for _, v := range rss {
 		sb.WriteString(strconv.FormatFloat(v, 'f', 0, 64) + " ")

@@ -40,36 +40,39 @@ func (r *Regions) find(mask []uint8, stride, w, h, most int) []Box {
 	clear(lab)
 	r.boxes = r.boxes[:0]
 	var id int32
-	for i := range w * h {
-		if mask[(i/w)*stride+i%w] == 0 || lab[i] != 0 {
-			continue
-		}
-		id++
-		x0, y0, x1, y1 := i%w, i/w, i%w, i/w
-		area := 0
-		r.stack = append(r.stack[:0], int32(i))
-		lab[i] = id
-		for len(r.stack) > 0 {
-			p := int(r.stack[len(r.stack)-1])
-			r.stack = r.stack[:len(r.stack)-1]
-			area++
-			px, py := p%w, p/w
-			x0, y0, x1, y1 = min(x0, px), min(y0, py), max(x1, px), max(y1, py)
-			for dy := -1; dy <= 1; dy++ {
-				for dx := -1; dx <= 1; dx++ {
-					nx, ny := px+dx, py+dy
-					if nx < 0 || ny < 0 || nx >= w || ny >= h {
-						continue
-					}
-					j := ny*w + nx
-					if lab[j] == 0 && mask[ny*stride+nx] != 0 {
-						lab[j] = id
-						r.stack = append(r.stack, int32(j))
+	for y := range h {
+		for x, mv := range mask[y*stride : y*stride+w] {
+			i := y*w + x
+			if mv == 0 || lab[i] != 0 {
+				continue
+			}
+			id++
+			x0, y0, x1, y1 := x, y, x, y
+			area := 0
+			r.stack = append(r.stack[:0], int32(i))
+			lab[i] = id
+			for len(r.stack) > 0 {
+				p := int(r.stack[len(r.stack)-1])
+				r.stack = r.stack[:len(r.stack)-1]
+				area++
+				px, py := p%w, p/w
+				x0, y0, x1, y1 = min(x0, px), min(y0, py), max(x1, px), max(y1, py)
+				for dy := -1; dy <= 1; dy++ {
+					for dx := -1; dx <= 1; dx++ {
+						nx, ny := px+dx, py+dy
+						if nx < 0 || ny < 0 || nx >= w || ny >= h {
+							continue
+						}
+						j := ny*w + nx
+						if lab[j] == 0 && mask[ny*stride+nx] != 0 {
+							lab[j] = id
+							r.stack = append(r.stack, int32(j))
+						}
 					}
 				}
 			}
+			r.boxes = append(r.boxes, Box{image.Rect(x0, y0, x1+1, y1+1), area})
 		}
-		r.boxes = append(r.boxes, Box{image.Rect(x0, y0, x1+1, y1+1), area})
 	}
 	slices.SortStableFunc(r.boxes, func(a, b Box) int { return b.Area - a.Area })
 	if most > 0 && len(r.boxes) > most {

@@ -66,27 +66,31 @@ func streamFloor(a []float32, workers int, sink []float32) {
 // score/floor their ratio; cpu-ns/op the process's CPU time per frame
 // (all workers). kernel=gonum is the portable quadForm (one gonum Sdot per
 // row), the baseline for kernel=fma (quadFormFMA, where the CPU has AVX2
-// and FMA).
+// and FMA) and kernel=half (quadFormHalf on half-precision inverse
+// covariances, where it also has F16C; the floor stays the float32 bytes).
 func BenchmarkScore(b *testing.B) {
 	workers := runtime.GOMAXPROCS(0)
 	kernels := []string{"gonum"}
 	if cpuHasFMA {
 		kernels = append(kernels, "fma")
 	}
+	if cpuHasHalf {
+		kernels = append(kernels, "half")
+	}
 	for _, d := range []int{100, 200, 550} {
 		for _, k := range kernels {
-			b.Run(fmt.Sprintf("d=%d/kernel=%s", d, k), func(b *testing.B) { benchmarkScore(b, d, workers, k == "fma") })
+			b.Run(fmt.Sprintf("d=%d/kernel=%s", d, k), func(b *testing.B) { benchmarkScore(b, d, workers, k) })
 		}
 	}
 }
 
-func benchmarkScore(b *testing.B, d, workers int, fma bool) {
+func benchmarkScore(b *testing.B, d, workers int, kernel string) {
 	s := randomState(56, 56, d)
-	sc, err := NewScorer(s, workers)
+	sc, err := NewScorerWith(s, ScorerOptions{Workers: workers, Half: kernel == "half"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	sc.fma = fma
+	sc.fma = kernel != "gonum"
 	defer sc.Close()
 	emb := make([]float32, len(s.Mean))
 	dist := make([]float32, s.Positions())

@@ -102,6 +102,30 @@ func (m *Model) Path() string { return m.path }
 // FileBytes is the size of the loaded file.
 func (m *Model) FileBytes() int64 { return m.size }
 
+// DontNeed lets the kernel drop the pages of v, a tensor of this model's
+// file mapping, from the process's resident memory (madvise
+// MADV_DONTNEED on the whole pages inside v): they are read from the file
+// again if touched. For the inverse covariances once a half-precision
+// scorer holds its own copy: otherwise their float32 pages, read once to
+// make it, would stay resident beside it. It does nothing where v is not
+// in the mapping or there is no mapping (an in-memory model).
+func (m *Model) DontNeed(v []float32) {
+	if m.mapped == nil || len(v) == 0 {
+		return
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.mapped)))
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+	hi := lo + uintptr(len(v))*4
+	if lo < base || hi > base+uintptr(len(m.mapped)) {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	a, b := (lo-base+page-1)/page*page, (hi-base)/page*page
+	if a < b {
+		dontNeed(m.mapped[a:b])
+	}
+}
+
 // Close releases the file mapping. The model's slices are invalid after it.
 func (m *Model) Close() error {
 	if m.mapped == nil {

@@ -20,3 +20,7 @@ func mapFile(f *os.File, size int64) ([]byte, func([]byte) error, error) {
 	}
 	return b, syscall.Munmap, nil
 }
+
+// dontNeed drops b's pages (whole pages of a read-only shared file
+// mapping) from the resident set; errors only mean they stay.
+func dontNeed(b []byte) { _ = syscall.Madvise(b, syscall.MADV_DONTNEED) }

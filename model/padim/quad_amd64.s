@@ -89,3 +89,4 @@ done:
 	VZEROUPPER
 	MOVSD X14, ret+24(FP)
 	RET
+

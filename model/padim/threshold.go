@@ -184,34 +184,28 @@ func (t Thresholds) Inspect(r *Result, amap []float32, w, h int, score float32) 
 }
 
 // growRegions turns every candidate pixel (1) of the mask that is
-// 8-connected through candidates to a kept pixel (255) into a kept pixel.
+// 8-connected through candidates to a kept pixel (255) into a kept pixel:
+// a flood from every kept pixel, each pixel pushed at most once.
 func (r *Result) growRegions(w, h int) {
 	m := r.Mask
-	at := func(i int) *uint8 { return &m.Pix[(i/w)*m.Stride+i%w] }
-	for i := range w * h {
-		if *at(i) != 255 {
-			continue
-		}
-		// Flood from each seed whose neighbours may still be candidates;
-		// seeds reached by an earlier flood are skipped cheaply below.
-		r.stack = append(r.stack[:0], int32(i))
-		for len(r.stack) > 0 {
-			p := int(r.stack[len(r.stack)-1])
-			r.stack = r.stack[:len(r.stack)-1]
-			px, py := p%w, p/w
-			for dy := -1; dy <= 1; dy++ {
-				ny := py + dy
-				if ny < 0 || ny >= h {
-					continue
-				}
-				for dx := -1; dx <= 1; dx++ {
-					nx := px + dx
-					if nx < 0 || nx >= w {
-						continue
-					}
-					if q := ny*w + nx; *at(q) == 1 {
-						*at(q) = 255
-						r.stack = append(r.stack, int32(q))
+	st := m.Stride
+	pix := m.Pix
+	for y := range h {
+		for x, v := range pix[y*st : y*st+w] {
+			if v != 255 {
+				continue
+			}
+			r.stack = append(r.stack[:0], int32(y*st+x))
+			for len(r.stack) > 0 {
+				p := int(r.stack[len(r.stack)-1])
+				r.stack = r.stack[:len(r.stack)-1]
+				py, px := p/st, p%st
+				for ny := max(py-1, 0); ny <= min(py+1, h-1); ny++ {
+					for nx := max(px-1, 0); nx <= min(px+1, w-1); nx++ {
+						if q := ny*st + nx; pix[q] == 1 {
+							pix[q] = 255
+							r.stack = append(r.stack, int32(q))
+						}
 					}
 				}
 			}
