@@ -59,8 +59,8 @@ func NewScorer(s *State, workers int) (*Scorer, error) {
 
 // NewScorerWith validates the state and starts the workers; with
 // o.Half (where HalfSupported) it first makes the half-precision copy of
-// the inverse covariances, about a second per 100 MB of them. Close stops
-// the workers.
+// the inverse covariances (one pass over them, about half their bytes
+// more memory while both are held). Close stops the workers.
 func NewScorerWith(s *State, o ScorerOptions) (*Scorer, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
