@@ -193,7 +193,7 @@ func (d *Daemon) ready() {
 func (d *Daemon) logModel(det *model.Detector) {
 	info := det.Info()
 	d.log.Info("model ready", "id", info.ID, "features", info.Features, "grid", fmt.Sprintf("%dx%d", info.GridH, info.GridW),
-		"threshold", info.ImageThreshold, "accelerator", det.Backbone().Accelerator())
+		"threshold", info.ImageThreshold, "accelerator", det.Backbone().Accelerator(), "precision", info.Precision)
 }
 
 func startBroker(cfg *config.Config, log *slog.Logger) (*broker.Broker, error) {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,6 +137,26 @@ func TestFitSaveLoad(t *testing.T) {
 		}
 		if n := testing.AllocsPerRun(5, func() { hd.Inspect(good) }); n != 0 {
 			t.Errorf("Inspect allocates %v times per frame", n)
+		}
+	})
+	t.Run("half precision fit", func(t *testing.T) {
+		if !padim.HalfSupported() {
+			t.Skip("no AVX2/FMA/F16C: float32 only")
+		}
+		// The fit scores in float32 whatever the precision: the same
+		// thresholds and per-position statistics as the float32 fit, a
+		// detector that then scores in float16.
+		o := opts
+		o.HalfPrecision = true
+		hd, _, err := Fit(context.Background(), o, textures(30), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hd.Close()
+		if !hd.scales[0].scorer.Half() || hd.Info().ImageThreshold != det.Info().ImageThreshold ||
+			!slices.Equal(hd.scales[0].zInvStd, det.scales[0].zInvStd) || !slices.Equal(hd.scales[0].zMean, det.scales[0].zMean) {
+			t.Fatalf("half-precision fit: scorer half %v, threshold %v against float32's %v, statistics equal %v",
+				hd.scales[0].scorer.Half(), hd.Info().ImageThreshold, det.Info().ImageThreshold, slices.Equal(hd.scales[0].zInvStd, det.scales[0].zInvStd))
 		}
 	})
 	t.Run("other backbone refused", func(t *testing.T) {

@@ -66,6 +66,13 @@ const lowCoverage = 0.35
 // KB, per image for the threshold).
 func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) (*Detector, FitReport, error) {
 	opts.defaults()
+	// The fit scores in float32 whatever the precision: its leave-one-out
+	// distances divide by 1 − leverage, which near the leverage bound (few
+	// images for d) magnifies float16's rounding into per-position
+	// statistics tens of percent off. The fitted detector then scores as
+	// configured.
+	half := opts.HalfPrecision
+	opts.HalfPrecision = false
 	if opts.Backbone.Memo == nil {
 		// The search opens a backbone per candidate family: the variant
 		// is measured once per backbone.
@@ -112,6 +119,15 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	d, rep, err := fitRecipe(ctx, opts, r, src, all, pc)
 	if err != nil {
 		return nil, rep, err
+	}
+	if half {
+		d.opts.HalfPrecision = true
+		for _, s := range d.scales {
+			if err := s.setState(s.state, d.opts.scorer()); err != nil {
+				d.Close()
+				return nil, rep, fmt.Errorf("fit: %w", err)
+			}
+		}
 	}
 	d.info.RecipeChoice = choice
 	if sr != nil {

@@ -50,7 +50,11 @@ type Info struct {
 	HeldOut         int    `json:"held_out,omitempty"`
 	Fitted          string `json:"fitted"`
 	StateBytes      int64  `json:"state_bytes"`
-	ID              string `json:"id"`
+	// Precision is how frames are scored: "float16" (inverse covariances
+	// rounded, Options.HalfPrecision) or "float32". StateBytes stays the
+	// float32 state's size, as the file holds it.
+	Precision string `json:"precision"`
+	ID        string `json:"id"`
 }
 
 // RecipeFigures are a recipe's validation figures in the search: how well

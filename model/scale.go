@@ -99,8 +99,19 @@ func (s *scale) setState(st *padim.State, so padim.ScorerOptions) error {
 	if err != nil {
 		return err
 	}
+	if s.scorer != nil {
+		s.scorer.Close()
+	}
 	s.state, s.scorer = st, sc
 	return nil
+}
+
+// precision names how the scale's scorer scores (Info.Precision).
+func (s *scale) precision() string {
+	if s.scorer != nil && s.scorer.Half() {
+		return "float16"
+	}
+	return "float32"
 }
 
 // score computes the raw distances of the last embedding into s.dist.

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/inspectd/inspectd/model/backbone"
-	"github.com/inspectd/inspectd/model/padim"
 )
 
 // runFamilies fits every family of candidates and returns each one's
@@ -143,15 +142,11 @@ func (g *memGate) acquire(ctx context.Context, n int64) (func(), error) {
 
 // fitBytes estimates a family's peak memory while it is fitted: each
 // scale's float64 sums (twice its float32 state) and the state finalized
-// from them while they are still held, and the scorer's half-precision
-// copy (half the state) when it makes one.
+// from them while they are still held (the search scores in float32).
 func (d *Detector) fitBytes() int64 {
 	var n int64
 	for _, s := range d.scales {
 		n += 3 * s.bytes()
-		if d.opts.HalfPrecision && padim.HalfSupported() {
-			n += s.bytes() / 2
-		}
 	}
 	return n
 }

@@ -91,6 +91,21 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	cmd, rest := find(cmds, args)
 	if cmd == nil {
+		// "inspectd config" (a group without its subcommand) names the
+		// subcommands rather than calling the group unknown.
+		var subs []string
+		for _, c := range cmds {
+			if g, sub, ok := strings.Cut(c.Name, " "); ok && g == args[0] {
+				subs = append(subs, sub)
+			}
+		}
+		if len(subs) > 0 && (len(args) == 1 || strings.HasPrefix(args[1], "-")) {
+			fmt.Fprintf(stderr, "inspectd %s: give a subcommand: %s (inspectd %s <subcommand> -h for its flags)\n", args[0], strings.Join(subs, ", "), args[0])
+			if len(args) > 1 && (args[1] == "-h" || args[1] == "--help") {
+				return 0
+			}
+			return 2
+		}
 		fmt.Fprintf(stderr, "inspectd: unknown command %q\n\n", strings.Join(args[:min(len(args), 2)], " "))
 		printUsage(stderr, cmds)
 		return 2

@@ -206,3 +206,24 @@ func halfTheCores() string {
 	}
 	return "1 thread (half the cores)"
 }
+
+// A command group without its subcommand names the subcommands; an
+// unknown word is still unknown.
+func TestCommandGroupNamesSubcommands(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"config"}, 2, "inspectd config: give a subcommand: check, defaults"},
+		{[]string{"config", "--help"}, 0, "give a subcommand: check, defaults"},
+		{[]string{"capture"}, 2, "encode, export, list, set, snapshot"},
+		{[]string{"config", "chek"}, 2, `unknown command "config chek"`},
+		{[]string{"konfig"}, 2, `unknown command "konfig"`},
+	} {
+		code, _, stderr := runCaptureCmd(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("inspectd %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"bytes"
+	"image/jpeg"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,6 +51,10 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 		t.Skip("two fits on the real backbone")
 	}
 	dir, cfg := bombDataSet(t, 12)
+	// A JPEG cut short (a copy interrupted, a camera's last frame): its
+	// header reads, its body does not. It once ended the fit after the
+	// search had tried every candidate.
+	cut := cutJPEG(t, filepath.Join(dir, "train", "good"))
 	out := filepath.Join(t.TempDir(), "m.safetensors")
 	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
 	if _, err := os.Stat(out); code == 0 && err != nil {
@@ -56,12 +63,12 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("fit: exit %d\n%s", code, stderr)
 	}
-	want := "skipped 2 files: 1 over capture.max_pixels (40000000 pixels), 1 unreadable or not an image (the log names each)"
+	want := "skipped 3 files: 1 over capture.max_pixels (40000000 pixels), 2 unreadable or not an image (the log names each)"
 	if !strings.Contains(stdout, "on 12 images") || !strings.Contains(stdout, "from 12 good images") || !strings.Contains(stdout, want) {
 		t.Errorf("fit stdout %q, want 12 images fitted, the threshold from 12 and %q", stdout, want)
 	}
 	for _, w := range []string{`file=` + filepath.Join(dir, "train", "good", "bomb.png"), `reason="too large"`, "200000×200000",
-		`file=` + filepath.Join(dir, "train", "good", "broken.png"), `reason="unreadable or not an image"`} {
+		`file=` + filepath.Join(dir, "train", "good", "broken.png"), `reason="unreadable or not an image"`, `file=` + cut} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("fit log lacks %q:\n%s", w, stderr)
 		}
@@ -72,7 +79,7 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 		t.Fatalf("eval: exit %d\n%s", code, stderr)
 	}
 	// Eval fits too: the bad files of train/good and of test/good.
-	want = "skipped 4 files: 2 over capture.max_pixels (40000000 pixels), 2 unreadable or not an image (the log names each)"
+	want = "skipped 5 files: 2 over capture.max_pixels (40000000 pixels), 3 unreadable or not an image (the log names each)"
 	if !strings.Contains(stdout, want) || !strings.Contains(stdout, "(6 test images)") || !strings.Contains(stdout, " 12 images in") {
 		t.Errorf("eval stdout %q, want %q, 12 training images and 6 test images inspected", stdout, want)
 	}
@@ -105,4 +112,32 @@ func TestFitTooFewImagesCLI(t *testing.T) {
 	if strings.Contains(stderr, "quantile") || strings.Contains(stderr, "backbone") {
 		t.Errorf("the refusal came after backbone work:\n%s", stderr)
 	}
+}
+
+// cutJPEG writes the first half of a JPEG of one of dir's PNG images into
+// dir and returns its path.
+func cutJPEG(t *testing.T, dir string) string {
+	t.Helper()
+	pngs, _ := filepath.Glob(filepath.Join(dir, "0*.png"))
+	if len(pngs) == 0 {
+		t.Fatal("no exported image to cut")
+	}
+	f, err := os.Open(pngs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cut.jpg")
+	if err := os.WriteFile(path, b.Bytes()[:b.Len()/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -99,14 +99,17 @@ func (s *skipped) String() string {
 	return fmt.Sprintf("skipped %d file%s: %s (the log names each)", s.count(), plural, strings.Join(why, ", "))
 }
 
-// admitImages reads the header of each file and keeps those the bounded
-// decode accepts, in order; the others are counted in sk and logged. It
-// reads a few KB per file, so a fit can count its images, and refuse too
-// few, before any decoding.
+// admitImages decodes each file through the bounded decode and keeps
+// those that decode, in order; the others are counted in sk and logged.
+// The header alone is not enough: a file cut short reads as an image until
+// its body runs out, and the fit meets it in every candidate family. The
+// header check comes first, so a decompression bomb is refused before any
+// pixel memory is taken; a decode costs a few milliseconds per training
+// image, once, against the fit's backbone passes.
 func admitImages(paths []string, maxPixels int64, log *slog.Logger, sk *skipped) []string {
 	kept := paths[:0:0]
 	for _, p := range paths {
-		if _, _, err := capture.CheckImageFile(p, maxPixels); err != nil {
+		if _, _, err := capture.DecodeImageFile(p, maxPixels); err != nil {
 			sk.add(log, p, err)
 			continue
 		}

@@ -70,6 +70,7 @@ func modelSummary(info model.Info) map[string]any {
 		"threshold_images": info.ThresholdImages,
 		"fitted":           info.Fitted,
 		"state_bytes":      info.StateBytes,
+		"precision":        info.Precision,
 		"backbone_sha256":  info.BackboneSHA256,
 	}
 	if info.HeldOut > 0 {

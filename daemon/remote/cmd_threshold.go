@@ -9,7 +9,8 @@ import (
 // cmdThreshold sets the image and pixel thresholds of the model in force,
 // persisted in its model file.
 //
-//	request: {"id": "t1", "image": 17.5, "pixel": 15}   (pixel: default the model's pixel/image ratio)
+//	request: {"id": "t1", "image": 17.5, "pixel": 15}   (pixel ≤ image; default: the
+//	         model's pixel/image ratio in force, 0.75 after a fit)
 //	reply:   {"id": "t1", "ok": true, "model_id": "...", "image_threshold": 17.5,
 //	          "pixel_threshold": 15, "previous": {"image_threshold": ..., "pixel_threshold": ...}}
 type cmdThreshold struct{}
@@ -39,6 +40,9 @@ func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
 		if err := model.CheckThreshold(f.name, *f.v); err != nil {
 			return nil, invalidf(f.name, "%v", err)
 		}
+	}
+	if a.Pixel != nil && *a.Pixel > *a.Image {
+		return nil, invalidf("pixel", "%g is above the image threshold %g: flagged frames scoring between them would have empty masks and alarms without regions; give at most %g", *a.Pixel, *a.Image, *a.Image)
 	}
 	if err := env.refuseWhileRefit("a threshold set now would be replaced by the refitted model's"); err != nil {
 		return nil, err

@@ -390,9 +390,15 @@ func TestQuickCommands(t *testing.T) {
 	if !th.OK || th.Data["image_threshold"] != 12.5 || th.Data["pixel_threshold"] != 12.5*ratio || !(ratio > 0 && ratio <= 1) {
 		t.Errorf("threshold without pixel (the model's pixel/image ratio %g kept): %+v", ratio, th)
 	}
-	th = r.do("threshold", `{"id":"t2","image":12.5,"pixel":20}`)
-	if !th.OK || th.Data["image_threshold"] != 12.5 || th.Data["pixel_threshold"] != 20.0 {
+	th = r.do("threshold", `{"id":"t2","image":12.5,"pixel":10}`)
+	if !th.OK || th.Data["image_threshold"] != 12.5 || th.Data["pixel_threshold"] != 10.0 {
 		t.Errorf("threshold with pixel: %+v", th)
+	}
+	// A pixel threshold above the image threshold would leave flagged
+	// frames without regions: refused, naming the field.
+	th = r.do("threshold", `{"id":"t3","image":12.5,"pixel":20}`)
+	if th.OK || th.Data["field"] != "pixel" || !strings.Contains(th.Error, "above the image threshold") {
+		t.Errorf("pixel above image: %+v", th)
 	}
 	sn := r.do("snapshot", `{"id":"p1"}`)
 	if ev := r.events.named("snapshot"); !sn.OK || len(ev) != 1 || sn.Data["bytes"] != len(ev[0].payload) || ev[0].payload[0] != 0xff {
