@@ -71,7 +71,7 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 	// queued for a subscriber away for a weekend. What bounds the queue
 	// of an absent subscriber is MaximumInflight (8192 messages each).
 	caps.MaximumMessageExpiryInterval = 0
-	srv := mochi.New(&mochi.Options{Logger: log, Capabilities: caps, InlineClient: false})
+	srv := mochi.New(&mochi.Options{Logger: slog.New(listenerLog{log.Handler()}), Capabilities: caps, InlineClient: false})
 	if err := srv.AddHook(new(loopbackOnly), nil); err != nil {
 		return nil, fmt.Errorf("embedded MQTT broker: add auth hook: %w", err)
 	}

@@ -238,9 +238,11 @@ func (b *Backbone) resolveTaps() error {
 	return nil
 }
 
+// log is the backbone's logger; its lines name the backbone, since a
+// recipe search opens several (and their variant measurements interleave).
 func (b *Backbone) log() *slog.Logger {
 	if b.opts.Logger != nil {
-		return b.opts.Logger
+		return b.opts.Logger.With("backbone", b.name)
 	}
 	return slog.New(slog.DiscardHandler)
 }
