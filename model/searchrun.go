@@ -13,9 +13,10 @@ import (
 )
 
 // runFamilies fits every family of candidates and returns each one's
-// candidates or error, in the families' order. One family alone keeps a
-// core idle most of the time (its backbone runs on one thread between the
-// parallel accumulation and scoring), so after the first family the rest
+// candidates or error, in the families' order. One family alone leaves a
+// core idle about a third of the time (its backbone runs on one thread
+// between the parallel accumulation and scoring: 1.3 of 2 cores busy on
+// kolektorsdd), so after the first family the rest
 // run SearchOptions.Parallel at a time, as far as the memory gate lets
 // them. The first runs alone because it reads every image the others read
 // (a live refit source collects its frames then) and opens the first

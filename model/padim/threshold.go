@@ -98,10 +98,10 @@ const DefaultPixelRatio = 0.75
 type Thresholds struct {
 	// Image flags an image whose score (the anomaly map's maximum) exceeds it.
 	Image float64
-	// Pixel bounds the mask: it holds the map's pixels above Pixel that are
-	// 8-connected, through such pixels, to a pixel above Image. A mask is
-	// therefore non-empty exactly when the image is flagged, so an alarm
-	// always comes with a region and a pass never shows one. Fits set
+	// Pixel bounds the mask of a flagged image: it holds the map's pixels
+	// above Pixel that are 8-connected, through such pixels, to a pixel
+	// above Image; a pass has an empty mask. Since the score is the map's
+	// maximum, an alarm always comes with a region. Fits set
 	// Pixel = DefaultPixelRatio × Image; with Pixel ≥ Image the mask is
 	// simply the pixels above Pixel (models fitted before the ratio had
 	// Pixel = Image).
@@ -146,10 +146,18 @@ func (t Thresholds) Inspect(r *Result, amap []float32, w, h int, score float32) 
 	if r.Mask == nil || r.Mask.Rect.Dx() != w || r.Mask.Rect.Dy() != h || r.Mask.Rect.Min != (image.Point{}) {
 		r.Mask = image.NewGray(image.Rect(0, 0, w, h))
 	}
+	m := r.Mask
+	if !r.Anomalous {
+		// A pass shows no mask, even where a map that is not the score's
+		// (a -fine recipe's patch-scale map) crosses the threshold.
+		for y := range h {
+			clear(m.Pix[y*m.Stride : y*m.Stride+w])
+		}
+		return nil
+	}
 	// Marks: 0 below the pixel threshold, candidate above it, 255 kept.
 	const candidate = 1
 	p32, i32 := float32(pt), float32(t.Image)
-	m := r.Mask
 	seeds := false
 	for y := range h {
 		row := amap[y*w : (y+1)*w]

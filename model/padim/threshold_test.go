@@ -121,6 +121,14 @@ func TestInspectGrowsRegions(t *testing.T) {
 	if r.Anomalous || slices.ContainsFunc(r.Mask.Pix, func(v uint8) bool { return v != 0 }) {
 		t.Fatalf("passing image: anomalous %v, mask %v", r.Anomalous, r.Mask.Pix)
 	}
+	// A score below the threshold while the map crosses it (a -fine
+	// recipe publishes the patch scale's map): still a pass, no mask.
+	if err := th.Inspect(&r, amap, w, h, 7); err != nil {
+		t.Fatal(err)
+	}
+	if r.Anomalous || slices.ContainsFunc(r.Mask.Pix, func(v uint8) bool { return v != 0 }) {
+		t.Fatalf("pass on its score: anomalous %v, mask %v", r.Anomalous, r.Mask.Pix)
+	}
 	// Pixel at or above Image: the pixels above Pixel, as before.
 	th.Pixel = 6.5
 	th.Image = 6
