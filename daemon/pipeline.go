@@ -500,7 +500,7 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	for s := range in {
 		s.dequeue = time.Now()
 		p.det.Use(func(det *model.Detector) {
-			s.modelID = det.Info().ID
+			s.modelID = det.ID()
 			r, err := det.Inspect(s.frame.Image)
 			if err == nil && (!finite(r.Score) || !finite(r.Normalized)) {
 				// Inspect checks too; a part nobody could judge is never a good one.

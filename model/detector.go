@@ -288,6 +288,10 @@ func (d *Detector) Info() Info {
 	return i
 }
 
+// ID is the model's id (Info().ID without copying the rest, for the
+// per-frame path).
+func (d *Detector) ID() string { return d.info.ID }
+
 // Recipe is the recipe the detector was fitted with.
 func (d *Detector) Recipe() Recipe { return d.recipe }
 
@@ -712,6 +716,16 @@ func CheckThreshold(name string, v float64) error {
 	return nil
 }
 
+// CheckPixelThreshold refuses a pixel threshold above the image
+// threshold: a mask grows from the pixels above both, so flagged frames
+// scoring between them would have empty masks (alarms without regions).
+func CheckPixelThreshold(image, pixel float64) error {
+	if pixel > image {
+		return fmt.Errorf("pixel threshold %g is above the image threshold %g: flagged frames scoring between them would have empty masks and alarms without regions; give at most %g", pixel, image, image)
+	}
+	return nil
+}
+
 // SetThresholds replaces the image and pixel thresholds (scores above them
 // are anomalous; see CheckThreshold), for an operator who tunes a line's
 // false-alarm rate without refitting. Save writes them. Like Inspect it
@@ -723,8 +737,8 @@ func (d *Detector) SetThresholds(image, pixel float64) error {
 	if err := CheckThreshold("pixel", pixel); err != nil {
 		return err
 	}
-	if pixel > image {
-		return fmt.Errorf("pixel threshold %g is above the image threshold %g: the masks of flagged frames with scores between them would be empty (alarms without regions); give at most the image threshold", pixel, image)
+	if err := CheckPixelThreshold(image, pixel); err != nil {
+		return err
 	}
 	if d.fineTh > 0 {
 		// The patch scale's map keeps its place relative to the threshold.

@@ -41,8 +41,10 @@ func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
 			return nil, invalidf(f.name, "%v", err)
 		}
 	}
-	if a.Pixel != nil && *a.Pixel > *a.Image {
-		return nil, invalidf("pixel", "%g is above the image threshold %g: flagged frames scoring between them would have empty masks and alarms without regions; give at most %g", *a.Pixel, *a.Image, *a.Image)
+	if a.Pixel != nil {
+		if err := model.CheckPixelThreshold(*a.Image, *a.Pixel); err != nil {
+			return nil, invalidf("pixel", "%v", err)
+		}
 	}
 	if err := env.refuseWhileRefit("a threshold set now would be replaced by the refitted model's"); err != nil {
 		return nil, err

@@ -1,10 +1,6 @@
 package padim
 
-import (
-	"unsafe"
-
-	"github.com/x448/float16"
-)
+import "github.com/x448/float16"
 
 // HalfSupported says whether a Scorer can score with half-precision
 // inverse covariances on this CPU (ScorerOptions.Half): x86-64 with AVX2,
@@ -60,24 +56,4 @@ func newHalfInv(s *State) *halfInv {
 }
 
 // bytes is the memory the half-precision copy holds.
-func (h *halfInv) bytes() int64 {
-	return int64(len(h.off))*2 + int64(len(h.diag))*int64(unsafe.Sizeof(float32(0)))
-}
-
-// quadFormHalfRef is quadFormHalf in Go, for the tests: the same rounded
-// values, widened exactly, summed like quadForm.
-func quadFormHalfRef(h *halfInv, q int, x []float32) float64 {
-	d := len(x)
-	o := h.off[q*h.stride:]
-	var total float64
-	at := 0
-	for i := range d {
-		var dot float32
-		for j := range d - 1 - i {
-			dot += float16.Frombits(o[at+j]).Float32() * x[i+1+j]
-		}
-		total += float64(x[i]) * float64(h.diag[q*d+i]*x[i]+2*dot)
-		at += halfRowLen(d, i)
-	}
-	return total
-}
+func (h *halfInv) bytes() int64 { return int64(len(h.off))*2 + int64(len(h.diag))*4 }

@@ -72,8 +72,8 @@ func TestScorerHalf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !half.Half() || full.Half() || tc.d >= 100 && half.HalfBytes() >= int64(len(s.InvCov))*4*6/10 {
-			t.Fatalf("d=%d: half %v (%d bytes for %d float32s), full %v", tc.d, half.Half(), half.HalfBytes(), len(s.InvCov), full.Half())
+		if !half.Half() || full.Half() || tc.d >= 100 && half.half.bytes() >= int64(len(s.InvCov))*4*6/10 {
+			t.Fatalf("d=%d: half %v (%d bytes for %d float32s), full %v", tc.d, half.Half(), half.half.bytes(), len(s.InvCov), full.Half())
 		}
 		e := make([]float32, len(s.Mean))
 		a, b := make([]float32, s.Positions()), make([]float32, s.Positions())
@@ -111,4 +111,22 @@ func TestHalfRounding(t *testing.T) {
 			t.Errorf("%g rounds to %g", v, got)
 		}
 	}
+}
+
+// quadFormHalfRef is quadFormHalf in Go, for the tests: the same rounded
+// values, widened exactly, summed like quadForm.
+func quadFormHalfRef(h *halfInv, q int, x []float32) float64 {
+	d := len(x)
+	o := h.off[q*h.stride:]
+	var total float64
+	at := 0
+	for i := range d {
+		var dot float32
+		for j := range d - 1 - i {
+			dot += float16.Frombits(o[at+j]).Float32() * x[i+1+j]
+		}
+		total += float64(x[i]) * float64(h.diag[q*d+i]*x[i]+2*dot)
+		at += halfRowLen(d, i)
+	}
+	return total
 }

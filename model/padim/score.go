@@ -93,14 +93,6 @@ func NewScorerWith(s *State, o ScorerOptions) (*Scorer, error) {
 // Half says whether the scorer uses half-precision inverse covariances.
 func (sc *Scorer) Half() bool { return sc.half != nil }
 
-// HalfBytes is the memory of the half-precision copy (0 without one).
-func (sc *Scorer) HalfBytes() int64 {
-	if sc.half == nil {
-		return 0
-	}
-	return sc.half.bytes()
-}
-
 // Close stops the workers. The Scorer must not be used afterwards.
 func (sc *Scorer) Close() {
 	sc.mu.Lock()
