@@ -164,9 +164,12 @@ func (f *frame) describe(img image.Image) bool {
 }
 
 // weights resample one axis: output i reads taps samples from start[i],
-// weighted by w (fixed point, summing to 1<<weightBits).
+// weighted by w (fixed point, summing to 1<<weightBits). Outputs outside
+// [lo, hi) are the letterbox's padding: each repeats the nearest output
+// inside, so the passes compute [lo, hi) and copy the rest.
 type weights struct {
 	n, taps int
+	lo, hi  int
 	start   []int32
 	w       []int32
 }
@@ -232,6 +235,10 @@ func axisWeights(wt *weights, n int, off, length float64, dst, dstOff, dstLen in
 		taps = max(taps, last-first+1)
 	}
 	wt.n, wt.taps = dst, taps
+	wt.lo, wt.hi = min(max(dstOff, 0), dst), min(max(dstOff+dstLen, 0), dst)
+	if wt.lo >= wt.hi {
+		wt.lo, wt.hi = 0, dst
+	}
 	if cap(wt.start) < dst {
 		wt.start = make([]int32, dst)
 	}
@@ -666,7 +673,7 @@ func columns(pp *planePlan, nch int) {
 	line := pp.a.n * nch
 	tmp := pp.tmp
 	row := func(i int) []int32 { return tmp[i*line : (i+1)*line] }
-	for i := 0; i < bw.n; i++ {
+	for i := bw.lo; i < bw.hi; i++ {
 		o := pp.out[i*line : (i+1)*line]
 		s := int(bw.start[i])
 		w := bw.w[i*bw.taps : (i+1)*bw.taps]
@@ -725,6 +732,23 @@ func columns(pp *planePlan, nch int) {
 				}
 			}
 		}
+	}
+	padRows(pp.out, line, bw.lo, bw.hi, bw.n)
+}
+
+// padRows fills rows [0, lo) and [hi, n) of a buffer of n rows of line
+// elements with copies of rows lo and hi−1: the letterbox's padding, which
+// repeats the image's edge.
+func padRows[E any](buf []E, line, lo, hi, n int) {
+	if lo >= hi {
+		return
+	}
+	first, last := buf[lo*line:(lo+1)*line], buf[(hi-1)*line:hi*line]
+	for i := 0; i < lo; i++ {
+		copy(buf[i*line:(i+1)*line], first)
+	}
+	for i := hi; i < n; i++ {
+		copy(buf[i*line:(i+1)*line], last)
 	}
 }
 
@@ -789,7 +813,9 @@ func (fu *fused) store(b *Backbone, f *frame, nplanes int, ph Photometric) {
 		fu.row = make([]float32, 3*w)
 	}
 	row := fu.row[:3*w]
-	for y := 0; y < h; y++ {
+	lo, hi := fu.tensorRows(f)
+	defer fu.padTensorRows(b, lo, hi)
+	for y := lo; y < hi; y++ {
 		// Element (x, y) of a plane's output: a along the source rows, so
 		// (y, x) under a quarter turn.
 		idx, step := y*w, 1
@@ -867,7 +893,9 @@ func (fu *fused) storeYCbCr8(b *Backbone, f *frame, ph Photometric) {
 	}
 	dst := unsafe.Slice((*uint8)(b.in), w*h*3)
 	ys, cbs, crs := fu.plans[0].out, fu.plans[1].out, fu.plans[2].out
-	for y := 0; y < h; y++ {
+	rows0, rows1 := fu.tensorRows(f)
+	defer padRows(dst, w*3, rows0, rows1, h)
+	for y := rows0; y < rows1; y++ {
 		idx, step := y*w, 1
 		if swap {
 			idx, step = y, h
@@ -883,6 +911,27 @@ func (fu *fused) storeYCbCr8(b *Backbone, f *frame, ph Photometric) {
 			p[0], p[1], p[2] = uint8(r)-bias, uint8(gg)-bias, uint8(bl)-bias
 		}
 	}
+}
+
+// tensorRows is the range of the input tensor's rows that hold the image;
+// the rows outside it are the letterbox's padding (axis b of the planes
+// runs down the tensor, or across it under a quarter turn).
+func (fu *fused) tensorRows(f *frame) (lo, hi int) {
+	if f.rot == 90 || f.rot == 270 {
+		return fu.plans[0].a.lo, fu.plans[0].a.hi
+	}
+	return fu.plans[0].b.lo, fu.plans[0].b.hi
+}
+
+// padTensorRows copies the input tensor's rows lo and hi−1 over the
+// padding rows before and after them, whatever the tensor's element type.
+func (fu *fused) padTensorRows(b *Backbone, lo, hi int) {
+	size := 1
+	if b.inType == tflite.Float32 {
+		size = 4
+	}
+	line := b.inW * b.inC * size
+	padRows(unsafe.Slice((*byte)(b.in), line*b.inH), line, lo, hi, b.inH)
 }
 
 // clampTo clips v into [lo, hi].
