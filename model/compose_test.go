@@ -271,10 +271,16 @@ func TestPositionStats(t *testing.T) {
 	if sd := 1 / float64(inv[0]); math.Abs(sd-math.Sqrt(8.0/3)) > 1e-4 {
 		t.Errorf("std of position 0 = %v", sd)
 	}
-	// Positions that do not vary are floored at a tenth of the average spread.
+	// Positions that do not vary are floored at spreadFloor of the average spread.
 	avg := (math.Sqrt(8.0/3) + 0 + math.Sqrt(0.02*0.02*2/9)) / 3
-	if sd := 1 / float64(inv[1]); math.Abs(sd-0.1*avg) > 1e-4 {
-		t.Errorf("floored std %v, want %v", sd, 0.1*avg)
+	if sd := 1 / float64(inv[1]); math.Abs(sd-spreadFloor*avg) > 1e-4 {
+		t.Errorf("floored std %v, want %v", sd, spreadFloor*avg)
+	}
+	// A position half as variable as the average (a quiet border) is
+	// divided by the floor, not by its own spread: its z is not magnified.
+	_, inv = positionStats([][]float32{{0, 0}, {2, 1}})
+	if got, want := 1/float64(inv[1]), spreadFloor*0.75; math.Abs(got-want) > 1e-6 {
+		t.Errorf("quiet position's spread %v, want the floor %v", got, want)
 	}
 }
 
