@@ -814,7 +814,6 @@ func (fu *fused) store(b *Backbone, f *frame, nplanes int, ph Photometric) {
 	}
 	row := fu.row[:3*w]
 	lo, hi := fu.tensorRows(f)
-	defer fu.padTensorRows(b, lo, hi)
 	for y := lo; y < hi; y++ {
 		// Element (x, y) of a plane's output: a along the source rows, so
 		// (y, x) under a quarter turn.
@@ -855,6 +854,7 @@ func (fu *fused) store(b *Backbone, f *frame, nplanes int, ph Photometric) {
 		}
 		fu.quantize(b, y, row, gray, ph)
 	}
+	padTensorRows(b, lo, hi)
 }
 
 // ycc is a Y'CbCr to RGB conversion on the planes' fixed point: a level is
@@ -894,7 +894,6 @@ func (fu *fused) storeYCbCr8(b *Backbone, f *frame, ph Photometric) {
 	dst := unsafe.Slice((*uint8)(b.in), w*h*3)
 	ys, cbs, crs := fu.plans[0].out, fu.plans[1].out, fu.plans[2].out
 	rows0, rows1 := fu.tensorRows(f)
-	defer padRows(dst, w*3, rows0, rows1, h)
 	for y := rows0; y < rows1; y++ {
 		idx, step := y*w, 1
 		if swap {
@@ -911,6 +910,7 @@ func (fu *fused) storeYCbCr8(b *Backbone, f *frame, ph Photometric) {
 			p[0], p[1], p[2] = uint8(r)-bias, uint8(gg)-bias, uint8(bl)-bias
 		}
 	}
+	padTensorRows(b, rows0, rows1)
 }
 
 // tensorRows is the range of the input tensor's rows that hold the image;
@@ -924,8 +924,9 @@ func (fu *fused) tensorRows(f *frame) (lo, hi int) {
 }
 
 // padTensorRows copies the input tensor's rows lo and hi−1 over the
-// padding rows before and after them, whatever the tensor's element type.
-func (fu *fused) padTensorRows(b *Backbone, lo, hi int) {
+// padding rows before and after them, whatever the tensor's element type
+// (sized from the backbone's fields: asking the interpreter allocates).
+func padTensorRows(b *Backbone, lo, hi int) {
 	size := 1
 	if b.inType == tflite.Float32 {
 		size = 4
