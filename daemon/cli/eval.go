@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"image"
 	"image/png"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,14 +98,32 @@ type EvalResult struct {
 	ImageAUROC   float64 `json:"image_auroc"`
 	PixelAUROC   float64 `json:"pixel_auroc"`
 	PRO          float64 `json:"pro"`
-	// RegionIoU is the mean over the defective test images the threshold
-	// flags (and that have a mask; RegionIoUImages of them) of the overlap
-	// (IoU) of the regions the alarm publishes (the boxes of the mask's
-	// regions, the largest 32) with the boxes of the ground truth's
-	// regions; the misses are MissRate.
-	RegionIoU       float64 `json:"region_iou"`
-	RegionIoUImages int     `json:"region_iou_images"`
-	F1Max           float64 `json:"f1_max"`
+	// RegionIoU is the overlap (IoU) of the regions the alarm publishes
+	// (the boxes of the mask's regions, the largest 32) with the boxes of
+	// the ground truth's regions, averaged over every defective test image
+	// that has a mask (RegionIoUDefects of them): a missed defect publishes
+	// no region and counts 0, so a recipe is not rewarded for flagging
+	// only its easiest defects.
+	RegionIoU        float64 `json:"region_iou"`
+	RegionIoUDefects int     `json:"region_iou_defects"`
+	// RegionIoUFlagged is the same overlap averaged over the defective
+	// images the threshold flags (RegionIoUImages of them): how well an
+	// alarm's regions sit on the defect when there is an alarm.
+	RegionIoUFlagged float64 `json:"region_iou_flagged"`
+	RegionIoUImages  int     `json:"region_iou_flagged_images"`
+	// RegionIoUShared is the overlap averaged over the defective images
+	// that every recipe of the run (the configured one and each --compare)
+	// flags (RegionIoUSharedImages of them): the recipes' localization on
+	// the same defects, free of which defects each one detects.
+	RegionIoUShared       float64 `json:"region_iou_shared"`
+	RegionIoUSharedImages int     `json:"region_iou_shared_images"`
+	// flaggedIoU is each flagged defective image's overlap, by path.
+	flaggedIoU map[string]float64
+	// MasksMissing is the number of defective test images without a
+	// ground-truth mask: they count in the image figures and are left out
+	// of the pixel ones (PixelAUROC, PRO, region IoU).
+	MasksMissing int     `json:"masks_missing,omitempty"`
+	F1Max        float64 `json:"f1_max"`
 	// FalseAlarmRate is the share of good test images above the threshold,
 	// MissRate the share of defective ones at or below it.
 	FalseAlarmRate float64 `json:"false_alarm_rate"`
@@ -234,6 +254,14 @@ func cmdEval() *Command {
 			if *alignMode != "" {
 				cfg.Capture.Align.Mode = *alignMode
 			}
+			if *maxTrain < 0 || *maxTest < 0 {
+				return usagef("--max-train %d, --max-test %d: want a count ≥ 0 (0: all)", *maxTrain, *maxTest)
+			}
+			seedsSet := false
+			fs.Visit(func(f *flag.Flag) { seedsSet = seedsSet || f.Name == "misalign-seeds" })
+			if seedsSet && !*misalign {
+				return usagef("--misalign-seeds applies to --misalign draws: add --misalign (or leave the seeds out)")
+			}
 			draws := []uint64{0}
 			if *misalign {
 				if *misalignSeeds < 1 {
@@ -251,10 +279,14 @@ func cmdEval() *Command {
 				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
 			}
 			columns := append([]string{cfg.Model.Recipe}, compare...)
-			for _, r := range columns {
+			for k, r := range columns {
 				if r != model.RecipeAuto && r != model.RecipeFixed {
 					if _, err := model.ParseRecipe(r, cfg.Model.Taps); err != nil {
-						return usagef("%v", err)
+						flagName := "--compare"
+						if k == 0 {
+							flagName = "--recipe (or model.recipe)"
+						}
+						return usagef("%s: %v", flagName, err)
 					}
 				}
 			}
@@ -317,6 +349,11 @@ func cmdEval() *Command {
 							es.Agreement = agreement(cands)
 						}
 					}
+					rs := make([]*EvalResult, len(es.Results))
+					for k := range es.Results {
+						rs[k] = &es.Results[k]
+					}
+					sharedIoU(rs)
 					if !*misalign {
 						all = es
 						break
@@ -474,7 +511,10 @@ type testScore struct {
 	fa, fan int // false alarms of good images, good images
 	miss, n int // misses of defective images, defective images
 	iou     float64
-	iouN    int
+	iouN    int // flagged defective images with a mask
+	iouD    int // defective images with a mask
+	iouBy   map[string]float64
+	noMask  int // defective images without a mask
 	inspect time.Duration
 	regions metrics.Regions
 	truth   []metrics.Box
@@ -494,7 +534,8 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 	var gtRegions metrics.Regions
 	progress := progressBar(env.Stderr, label)
 	count := label == "eval"
-	scored := 0
+	scored, unmasked := 0, 0
+	firstUnmasked := ""
 	for i, it := range j.set.Test {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -515,6 +556,11 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 				j.sk.add(env.Log, it.MaskPath, fmt.Errorf("mask of %s: %w", it.Path, err))
 			}
 			continue
+		}
+		if it.MaskMissing != "" && count {
+			if unmasked++; firstUnmasked == "" {
+				firstUnmasked = it.MaskMissing
+			}
 		}
 		if p, ok := j.files.params(it.Path); ok && it.MaskPath != "" {
 			mask = p.ApplyMask(mask, b.Dx(), b.Dy()) // moved exactly as its image
@@ -539,13 +585,19 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 	if scored == 0 {
 		return fmt.Errorf("data set %s: no test image could be inspected (%s)", j.set.Dir, j.sk)
 	}
+	if unmasked > 0 {
+		env.Log.Warn("defective test images without a ground-truth mask are left out of the pixel figures", "data", j.set.Dir,
+			"images", unmasked, "first_missing", firstUnmasked)
+	}
 	return nil
 }
 
 func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, truth []metrics.Box, el time.Duration) error {
 	a.inspect += el
 	var err error
-	if a.labeled {
+	if it.Anomalous() && it.MaskPath == "" {
+		a.noMask++ // which pixels are the defect is unknown
+	} else if a.labeled {
 		err = a.pix.AddLabeled(it.Label, r.Map, mask, r.W, r.H)
 	} else {
 		err = a.pix.Add(r.Map, mask, r.W, r.H)
@@ -561,10 +613,18 @@ func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, trut
 		if !r.Anomalous {
 			a.miss++
 		}
+		if len(truth) > 0 {
+			a.iouD++
+		}
 		if len(truth) > 0 && r.Anomalous {
 			pred := a.regions.FindGray(r.Mask, daemon.MaxAlarmRegions)
-			a.iou += metrics.BoxIoU(pred, truth, r.W, r.H)
+			v := metrics.BoxIoU(pred, truth, r.W, r.H)
+			a.iou += v
 			a.iouN++
+			if a.iouBy == nil {
+				a.iouBy = map[string]float64{}
+			}
+			a.iouBy[it.Path] = v
 		}
 	} else {
 		a.fan++
@@ -584,7 +644,11 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	res.Accuracy = float64(a.right) / float64(n)
 	res.FalseAlarmRate = float64(a.fa) / float64(max(a.fan, 1))
 	res.MissRate = float64(a.miss) / float64(max(a.n, 1))
-	res.RegionIoU, res.RegionIoUImages = a.iou/float64(max(a.iouN, 1)), a.iouN
+	res.MasksMissing = a.noMask
+	res.RegionIoU, res.RegionIoUDefects = a.iou/float64(max(a.iouD, 1)), a.iouD
+	res.RegionIoUFlagged, res.RegionIoUImages = a.iou/float64(max(a.iouN, 1)), a.iouN
+	res.flaggedIoU = a.iouBy
+	sharedIoU([]*EvalResult{res}) // alone until the run's other recipes join
 	scores, labels := scoresLabels(a.items, "")
 	var err error
 	if res.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {
@@ -603,6 +667,9 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 		}
 	}
 	if res.PixelAUROC, err = a.pix.AUROC(); err != nil {
+		if a.noMask > 0 && a.noMask == a.n {
+			return fmt.Errorf("pixel AUROC: none of the %d defective test images has a ground-truth mask (want ground_truth/<label>/<name>_mask.png for test/<label>/<name>.*): %w", a.n, err)
+		}
 		return fmt.Errorf("pixel AUROC: %w", err)
 	}
 	for _, l := range a.pix.Classes() {
@@ -686,6 +753,26 @@ func ranks(v []float64) []float64 {
 	return r
 }
 
+// sharedIoU sets each result's RegionIoUShared: its flagged defective
+// images' overlap averaged over the images every result flags.
+func sharedIoU(rs []*EvalResult) {
+	if len(rs) == 0 {
+		return
+	}
+	var common []string
+	for p := range rs[0].flaggedIoU {
+		if !slices.ContainsFunc(rs[1:], func(r *EvalResult) bool { _, ok := r.flaggedIoU[p]; return !ok }) {
+			common = append(common, p)
+		}
+	}
+	for _, r := range rs {
+		r.RegionIoUShared, r.RegionIoUSharedImages = 0, len(common)
+		for _, p := range common {
+			r.RegionIoUShared += r.flaggedIoU[p] / float64(len(common))
+		}
+	}
+}
+
 // meanResults averages each column's figures over the sets.
 func meanResults(sets []EvalSet, columns []string) []EvalResult {
 	if len(sets) < 2 {
@@ -702,6 +789,8 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			m.PixelAUROC += r.PixelAUROC / n
 			m.PRO += r.PRO / n
 			m.RegionIoU += r.RegionIoU / n
+			m.RegionIoUFlagged += r.RegionIoUFlagged / n
+			m.RegionIoUShared += r.RegionIoUShared / n
 			m.F1Max += r.F1Max / n
 			m.FalseAlarmRate += r.FalseAlarmRate / n
 			m.MissRate += r.MissRate / n
@@ -784,11 +873,11 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	head := "set\trecipe\timage AUROC\tpixel AUROC\tPRO\tregion IoU\tF1-max\tfalse alarms\tmisses\tms/image\tfit s\t"
+	head := "set\trecipe\timage AUROC\tpixel AUROC\tPRO\tregion IoU\tIoU flagged\tIoU shared\tF1-max\tfalse alarms\tmisses\tms/image\tfit s\t"
 	fmt.Fprintln(tw, head)
 	row := func(name string, r *EvalResult) {
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO, r.RegionIoU,
-			r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate, r.MsPerImage, r.FitSeconds)
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
+			r.RegionIoU, r.RegionIoUFlagged, r.RegionIoUShared, r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate, r.MsPerImage, r.FitSeconds)
 	}
 	for _, s := range rep.Sets {
 		name := filepath.Base(filepath.Clean(s.Data))
@@ -826,7 +915,18 @@ func printResultDetail(w io.Writer, r *EvalResult) {
 	fmt.Fprintf(tw, "image AUROC\t%.4f\n", r.ImageAUROC)
 	fmt.Fprintf(tw, "pixel AUROC\t%.4f\n", r.PixelAUROC)
 	fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\t%.4f\n", r.PRO)
-	fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes, %d flagged defective images)\n", r.RegionIoU, r.RegionIoUImages)
+	fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes over all %d defective images with a mask, a miss counts 0)\n", r.RegionIoU, r.RegionIoUDefects)
+	if r.RegionIoUImages > 0 {
+		fmt.Fprintf(tw, "  flagged\t%.4f (over the %d flagged ones)\n", r.RegionIoUFlagged, r.RegionIoUImages)
+	} else {
+		fmt.Fprintf(tw, "  flagged\tn/a (no defective image with a mask flagged)\n")
+	}
+	if r.RegionIoUSharedImages > 0 {
+		fmt.Fprintf(tw, "  shared\t%.4f (over the %d that every recipe of the run flags)\n", r.RegionIoUShared, r.RegionIoUSharedImages)
+	}
+	if r.MasksMissing > 0 {
+		fmt.Fprintf(tw, "masks missing\t%d defective test images have no ground_truth/<label>/<name>_mask.png: left out of the pixel figures\n", r.MasksMissing)
+	}
 	fmt.Fprintf(tw, "F1-max\t%.4f\n", r.F1Max)
 	labels := make([]string, 0, len(r.PerDefect))
 	for l := range r.PerDefect {

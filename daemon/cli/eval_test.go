@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"image"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -62,6 +64,16 @@ func TestEvalSetsAndCompare(t *testing.T) {
 				r.FalseAlarmRate < 0 || r.FalseAlarmRate > 1 || r.MissRate < 0 || r.MissRate > 1 || r.RegionIoU < 0 || r.RegionIoU > 1 {
 				t.Errorf("set %s, recipe %s: %+v", s.Data, r.Recipe, r)
 			}
+			// Over every defective image a miss counts 0: the flagged
+			// images' sum spread over all of them.
+			if r.RegionIoUImages > r.RegionIoUDefects || math.Abs(r.RegionIoU*float64(r.RegionIoUDefects)-r.RegionIoUFlagged*float64(r.RegionIoUImages)) > 1e-9 ||
+				r.RegionIoUSharedImages > r.RegionIoUImages {
+				t.Errorf("set %s, recipe %s: region IoU %g over %d defects, %g over %d flagged, %g over %d shared", s.Data, r.Recipe,
+					r.RegionIoU, r.RegionIoUDefects, r.RegionIoUFlagged, r.RegionIoUImages, r.RegionIoUShared, r.RegionIoUSharedImages)
+			}
+		}
+		if a, b := s.Results[0].RegionIoUSharedImages, s.Results[1].RegionIoUSharedImages; a != b {
+			t.Errorf("set %s: shared images %d and %d, want the same", s.Data, a, b)
 		}
 	}
 	if code, _, stderr := runCaptureCmd(t, "eval", "--recipe", "fixed"); code != 2 || !strings.Contains(stderr, "--data is required") {
@@ -129,5 +141,92 @@ func TestEvalMisalign(t *testing.T) {
 	again := run("1")
 	if r := again.Sets[0].Draws[0].Results[0]; r.PixelAUROC != d1[0].PixelAUROC || r.ImageAUROC != d1[0].ImageAUROC {
 		t.Errorf("seed 1 again: %v / %v, first %v / %v", r.ImageAUROC, r.PixelAUROC, d1[0].ImageAUROC, d1[0].PixelAUROC)
+	}
+}
+
+// The shared region IoU compares recipes on the defects all of them flag,
+// each with its own overlap there.
+func TestSharedIoU(t *testing.T) {
+	a := &EvalResult{flaggedIoU: map[string]float64{"x": 0.8, "y": 0.4, "z": 0.1}}
+	b := &EvalResult{flaggedIoU: map[string]float64{"y": 0.6, "z": 0.3}}
+	c := &EvalResult{flaggedIoU: map[string]float64{"y": 0.2, "z": 0.0, "w": 1}}
+	sharedIoU([]*EvalResult{a, b, c})
+	for _, x := range []struct {
+		r    *EvalResult
+		want float64
+	}{{a, 0.25}, {b, 0.45}, {c, 0.1}} {
+		if x.r.RegionIoUSharedImages != 2 || math.Abs(x.r.RegionIoUShared-x.want) > 1e-12 {
+			t.Errorf("shared %g over %d, want %g over 2", x.r.RegionIoUShared, x.r.RegionIoUSharedImages, x.want)
+		}
+	}
+	none := &EvalResult{}
+	sharedIoU([]*EvalResult{a, none})
+	if a.RegionIoUSharedImages != 0 || a.RegionIoUShared != 0 {
+		t.Errorf("nothing shared: %g over %d", a.RegionIoUShared, a.RegionIoUSharedImages)
+	}
+}
+
+// A defective test image without its mask is left out of the pixel
+// figures (counted, warned about), never scored as all-normal pixels; a
+// mask of another shape than its image is refused naming both sizes and
+// its image skipped; bad counts are usage errors.
+func TestEvalMasksAndCounts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", set, "--train", "12", "--test", "12",
+		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", "7")
+	if code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	masks, _ := filepath.Glob(filepath.Join(set, "ground_truth", "*", "*_mask.png"))
+	if len(masks) < 3 {
+		t.Fatalf("%d masks exported, want at least 3", len(masks))
+	}
+	if err := os.Remove(masks[0]); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(masks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 10, 7))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cfg := filepath.Join(dir, "cfg.yaml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	js := filepath.Join(dir, "eval.json")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--json", js)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "is 10x7, its image 96x72") || !strings.Contains(stderr, "without a ground-truth mask") ||
+		!strings.Contains(stdout, "masks missing") {
+		t.Errorf("the missing and the misshapen mask are not reported:\nstdout %s\nstderr %s", stdout, stderr)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep EvalReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Sets[0].Results[0]
+	if r.MasksMissing != 1 || r.SkippedFiles != 1 || r.RegionIoUDefects != len(masks)-2 {
+		t.Errorf("masks missing %d (want 1), skipped %d (want 1), defects with a mask %d (want %d)", r.MasksMissing, r.SkippedFiles, r.RegionIoUDefects, len(masks)-2)
+	}
+	for _, args := range [][]string{
+		{"--max-train", "-5"}, {"--max-test", "-1"}, {"--misalign-seeds", "2"},
+	} {
+		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set}, args...)...)
+		if code != 2 || !strings.Contains(stderr, args[0]) {
+			t.Errorf("eval %v: exit %d, %s", args, code, stderr)
+		}
 	}
 }

@@ -33,8 +33,12 @@ type Item struct {
 	// Label is "good" or the defect type (the test sub-folder's name).
 	Label string
 	// MaskPath is the ground-truth mask, "" for good images or when the
-	// data set has none for this image (an all-normal mask is assumed).
+	// data set has none for this image.
 	MaskPath string
+	// MaskMissing is where a defective image's mask was looked for when
+	// there is none there ("" otherwise): which of its pixels are the
+	// defect is unknown, so pixel metrics must leave the image out.
+	MaskMissing string
 }
 
 // Anomalous reports whether the item is a defect.
@@ -111,6 +115,8 @@ func Scan(dir string) (*Set, error) {
 				m := filepath.Join(dir, "ground_truth", label, base+"_mask.png")
 				if _, err := os.Stat(m); err == nil {
 					it.MaskPath = m
+				} else {
+					it.MaskMissing = m
 				}
 			}
 			s.Test = append(s.Test, it)
@@ -159,8 +165,9 @@ func Load(path string) (image.Image, error) {
 type Loader func(path string) (image.Image, error)
 
 // LoadMask reads a ground-truth mask as 0/1 bytes at w×h (the image's size).
-// An empty path gives an all-normal mask; a mask of another size is scaled
-// by nearest neighbour.
+// An empty path gives an all-normal mask; a mask of another size but the
+// same shape (aspect ratio within 1%) is scaled by nearest neighbour, one
+// of another shape is refused: it cannot be the image's.
 func LoadMask(path string, w, h int, dst []uint8) ([]uint8, error) {
 	return LoadMaskWith(Load, path, w, h, dst)
 }
@@ -176,6 +183,9 @@ func LoadMaskWith(load Loader, path string, w, h int, dst []uint8) ([]uint8, err
 		return nil, fmt.Errorf("mask: %w", err)
 	}
 	b := img.Bounds()
+	if r := float64(b.Dx()) * float64(h) / (float64(max(b.Dy(), 1)) * float64(w)); !(r > 0.99 && r < 1.01) {
+		return nil, fmt.Errorf("mask %s is %dx%d, its image %dx%d: want the image's size (or its shape, scaled)", path, b.Dx(), b.Dy(), w, h)
+	}
 	for y := 0; y < h; y++ {
 		sy := b.Min.Y + y*b.Dy()/h
 		for x := 0; x < w; x++ {

@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -49,8 +50,11 @@ func TestScanLayout(t *testing.T) {
 		if filepath.Base(it.Path) == "d.png" {
 			d = it
 		}
-		if filepath.Base(it.Path) == "e.png" && it.MaskPath != "" {
-			t.Error("e.png has no mask")
+		if filepath.Base(it.Path) == "e.png" && (it.MaskPath != "" || it.MaskMissing != filepath.Join(dir, "ground_truth/scratch/e_mask.png")) {
+			t.Errorf("e.png has no mask: %+v", it)
+		}
+		if !it.Anomalous() && it.MaskMissing != "" {
+			t.Errorf("good image %s: a mask is missing (%s)", it.Path, it.MaskMissing)
 		}
 	}
 	m, err := LoadMask(d.MaskPath, 8, 4, nil)
@@ -63,6 +67,11 @@ func TestScanLayout(t *testing.T) {
 		if (v == 1) != want[i] {
 			t.Fatalf("mask %v", m)
 		}
+	}
+	// A mask of another shape is not the image's: refused, naming both
+	// sizes.
+	if _, err := LoadMask(d.MaskPath, 8, 8, nil); err == nil || !strings.Contains(err.Error(), "is 4x2, its image 8x8") {
+		t.Errorf("mask of another shape: %v", err)
 	}
 }
 
