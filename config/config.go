@@ -298,7 +298,9 @@ type Input struct {
 // file with it, and a model file's own mode wins at load. The bounds apply
 // at every load.
 type Align struct {
-	// Mode is off, translate (shifts) or rigid (shifts and rotations).
+	// Mode is off, translate (shifts), rigid (shifts and rotations up to
+	// MaxAngle) or turn (shifts and rotations by any angle: parts that lie
+	// anyhow, MaxAngle not applied).
 	Mode string `yaml:"mode"`
 	// MaxShift is the largest shift corrected, as a fraction of the
 	// frame's width and height; a part further off is an error.
@@ -315,6 +317,7 @@ const (
 	AlignOff       = "off"
 	AlignTranslate = "translate"
 	AlignRigid     = "rigid"
+	AlignTurn      = "turn"
 )
 
 // Delegate configures an external TFLite delegate plugin.

@@ -77,8 +77,9 @@ func (r Recipe) hasContext() bool { return r.ContextPool > 1 && r.ContextWeight 
 
 // Name is the recipe's short name: backbone (v1, v2 or custom, with "p"
 // for plain PaDiM's taps and "*" for other taps), resize (fit, squash,
-// crop, or tilesN), "shift" or "rigid" when frames are registered
-// (translate or rigid), "std" when frames are standardized, and the scoring:
+// crop, or tilesN), "shift", "rigid" or "turn" when frames are registered
+// (translate, rigid or at any angle), "std" when frames are standardized,
+// and the scoring:
 // raw, z, or z-ctx<weight> (z-ctx<cells>x<weight> for cells other than 6),
 // with "-fine" when the published map follows the patch scale.
 // Plain PaDiM is called "plain".
@@ -127,6 +128,8 @@ func alignToken(m align.Mode) string {
 		return "shift"
 	case align.Rigid:
 		return "rigid"
+	case align.Turn:
+		return "turn"
 	}
 	return ""
 }
@@ -160,12 +163,12 @@ func ParseRecipe(name string, taps []string) (Recipe, error) {
 		name = "v1p-squash-raw"
 	}
 	bad := func(why string, a ...any) (Recipe, error) {
-		return Recipe{}, fmt.Errorf("recipe %q: %s (want e.g. plain, v1-fit-std-z-ctx2, v1-squash-rigid-z or v2-squash-raw: backbone v1/v2[p], resize fit/squash/crop/tilesN, optional shift/rigid, optional std, scoring raw/z/z-ctxW[-fine])",
+		return Recipe{}, fmt.Errorf("recipe %q: %s (want e.g. plain, v1-fit-std-z-ctx2, v1-squash-rigid-z or v2-squash-raw: backbone v1/v2[p], resize fit/squash/crop/tilesN, optional shift/rigid/turn, optional std, scoring raw/z/z-ctxW[-fine])",
 			name, fmt.Sprintf(why, a...))
 	}
 	tok := strings.Split(name, "-")
 	if len(tok) < 3 {
-		return bad("too few parts")
+		return bad("not a recipe name: a name has at least three parts joined by '-'")
 	}
 	var r Recipe
 	bb := tok[0]
@@ -209,6 +212,8 @@ func ParseRecipe(name string, taps []string) (Recipe, error) {
 		r.Align, rest = align.Translate, rest[1:]
 	case "rigid":
 		r.Align, rest = align.Rigid, rest[1:]
+	case "turn":
+		r.Align, rest = align.Turn, rest[1:]
 	}
 	if len(rest) > 0 && rest[0] == "std" {
 		r.Standardize, rest = true, rest[1:]

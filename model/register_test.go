@@ -221,6 +221,44 @@ func TestLegacyFileHasNoRegistration(t *testing.T) {
 	}
 }
 
+// Turn mode registers parts lying at any angle: fitted on plates turned
+// every which way, it places one turned by 130° (beyond any rigid bound)
+// and scores it like an upright one; the angle bound does not apply.
+func TestRegistrationTurn(t *testing.T) {
+	var g grays
+	for i := range 24 {
+		f := float64(i)
+		g = append(g, plate(160, 160, 15*f, 3*math.Sin(2.3*f+1), 3*math.Cos(1.3*f), -1, -1))
+	}
+	opts := alignOptions(t, align.Turn)
+	d, _, err := Fit(context.Background(), opts, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Info().Align != string(align.Turn) {
+		t.Fatalf("info align %q, want turn", d.Info().Align)
+	}
+	// Angles are against the reference view, which sits at the training
+	// images' mean pose: the turns between frames must come out.
+	var upright float64
+	for _, deg := range []float64{0, 130, -100, 175} {
+		r, err := d.Inspect(plate(160, 160, deg, 4, -3, -1, -1))
+		if err != nil {
+			t.Fatalf("%g°: %v", deg, err)
+		}
+		if deg == 0 {
+			upright = r.Registration.Angle
+		}
+		got := r.Registration.Angle - upright
+		// The view's corners the frame does not reach at odd angles (edge
+		// pixels repeated) cost a little: 0.6–1.3 of the threshold here.
+		if diff := math.Remainder(got-deg, 360); math.Abs(diff) > 2 || r.Normalized > 1.6 {
+			t.Errorf("%g°: registered %.1f° from the upright plate, score %.3g of the threshold", deg, got, r.Normalized)
+		}
+	}
+}
+
 // Translate mode corrects shifts and leaves turns alone; a model without
 // registration reports none.
 func TestRegistrationTranslateAndOff(t *testing.T) {
@@ -250,7 +288,7 @@ func TestRegistrationTranslateAndOff(t *testing.T) {
 
 // Recipe names carry the registration and parse back.
 func TestRecipeAlignName(t *testing.T) {
-	for _, n := range []string{"v1-squash-rigid-z", "v2-fit-shift-std-z-ctx2", "v1p-squash-rigid-raw"} {
+	for _, n := range []string{"v1-squash-rigid-z", "v2-fit-shift-std-z-ctx2", "v1p-squash-rigid-raw", "v1p-squash-turn-raw"} {
 		r, err := ParseRecipe(n, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", n, err)
@@ -266,14 +304,16 @@ func TestRecipeAlignName(t *testing.T) {
 
 // The recipe search offers registration when the good images' parts turn
 // (rigid) or only shift (translate), not when they keep still or turn more
-// than half the bounds allow (screws at any angle), and always the
+// than half the bounds allow (screws at any angle: registration at any
+// angle is suggested then, in near-square frames only); always the
 // configured mode.
 func TestAlignOffer(t *testing.T) {
-	still, shifted := grays{}, grays{}
+	still, shifted, wide := grays{}, grays{}, grays{}
 	for i := range 16 {
 		f := float64(i)
 		still = append(still, plate(160, 120, 0, 0, 0, -1, -1))
 		shifted = append(shifted, plate(160, 120, 0, 6*math.Sin(2.1*f), 5*math.Cos(1.7*f), -1, -1))
+		wide = append(wide, plate(320, 120, 2.5*math.Sin(1.7*f), 4*math.Sin(2.3*f+1), 3*math.Cos(1.3*f), -1, -1))
 	}
 	idx := make([]int, 16)
 	for i := range idx {
@@ -288,13 +328,19 @@ func TestAlignOffer(t *testing.T) {
 	}{
 		{"turning", poses(16), align.Off, 0, align.Rigid},
 		{"turning beyond the bounds", poses(16), align.Off, 1.5, ""},
+		{"turning beyond the bounds in long frames", wide, align.Off, 1.5, ""},
 		{"shifting", shifted, align.Off, 0, align.Translate},
 		{"still", still, align.Off, 0, ""},
 		{"configured", still, align.Translate, 0, align.Translate},
+		{"configured turn", still, align.Turn, 0, align.Turn},
 	} {
-		got, ps, err := alignOffer(context.Background(), Options{Align: AlignOptions{Mode: c.mode, MaxAngle: c.maxAngle}}, c.src, idx)
+		o := Options{Align: AlignOptions{Mode: c.mode, MaxAngle: c.maxAngle}}
+		got, ps, err := alignOffer(context.Background(), o, c.src, idx)
 		if err != nil || got != c.want {
 			t.Errorf("%s: offer %q (spread %+v, err %v), want %q", c.name, got, ps, err, c.want)
+		}
+		if want := c.name == "turning beyond the bounds"; ps.TurnSuggested(o.Align) != want {
+			t.Errorf("%s: turn suggested %v, want %v (spread %+v)", c.name, !want, want, ps)
 		}
 	}
 }

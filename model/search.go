@@ -340,6 +340,12 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 				r.Align = offer
 				cands = append(cands, r)
 			}
+		case ps.TurnSuggested(opts.Align):
+			opts.Logger.Info("recipe search: registration not offered: the parts turn beyond the angle bound; capture.align.mode: turn registers them at any angle",
+				"pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
+		case ps.Images > 0:
+			opts.Logger.Info("recipe search: registration not offered", "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
+				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "one_frame_size", ps.OneSize, "aspect", fmt.Sprintf("%.2f", ps.Aspect))
 		}
 		rep.Align, rep.Pose = offer, ps
 	}

@@ -67,7 +67,7 @@ func TestRecipeNames(t *testing.T) {
 		{"v1-tiles9-raw", "tiles2 to tiles8"},
 		{"v1-fit-zz", `unknown scoring "zz"`},
 		{"v1-fit-z-ctx0", `context weight "0"`},
-		{"v1-fit", "too few parts"},
+		{"v1-fit", "at least three parts"},
 	} {
 		if _, err := ParseRecipe(c.name, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)

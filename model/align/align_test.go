@@ -5,6 +5,7 @@ import (
 	"image/color/palette"
 	"image/draw"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -241,7 +242,7 @@ func TestNewReferenceRefusesBadTemplates(t *testing.T) {
 }
 
 func TestParseMode(t *testing.T) {
-	for s, want := range map[string]Mode{"": Off, "off": Off, "translate": Translate, "rigid": Rigid} {
+	for s, want := range map[string]Mode{"": Off, "off": Off, "translate": Translate, "rigid": Rigid, "turn": Turn} {
 		if m, err := ParseMode(s); err != nil || m != want {
 			t.Errorf("ParseMode(%q) = %q, %v", s, m, err)
 		}
@@ -324,4 +325,106 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+// TestRegisterAnyAngle: with a max angle of 180° a part turned by any
+// amount (a screw lying anyhow on a belt) is registered from the start
+// angle nearest its turn; with the default reach the large turns are not
+// found (which is why the bound decides the search).
+func TestRegisterAnyAngle(t *testing.T) {
+	w, h := 320, 320
+	base := scene(w, h, Identity, 1)
+	ref := reference(t, Rigid, base, base)
+	g := NewRegistrar(ref)
+	g.SetMaxAngle(180)
+	cell := float64(max(w, h)) / 56
+	for _, deg := range []float64{0, 47, 90, 133, -75, 165, -170, 180} {
+		want := Transform{Angle: deg * math.Pi / 180, DX: 0.05 * float64(w), DY: -0.04 * float64(h)}
+		r, err := g.Register(scene(w, h, want, 1))
+		if err != nil {
+			t.Fatalf("%g°: %v", deg, err)
+		}
+		if e := cornerError(r.Transform, want, w, h); e > 0.25*cell || r.Confidence < 0.9 {
+			t.Errorf("%g°: registered %.1f° %+v (confidence %.3f), want %+v: corners off by %.2f px", deg, r.AngleDegrees(), r.Transform, r.Confidence, want, e)
+		}
+		if !(r.Angle > -math.Pi-1e-9 && r.Angle <= math.Pi+1e-9) {
+			t.Errorf("%g°: angle %g not in (−π, π]", deg, r.Angle)
+		}
+	}
+	narrow := NewRegistrar(ref)
+	narrow.SetMaxAngle(20)
+	r, err := narrow.Register(scene(w, h, Transform{Angle: math.Pi / 2}, 1))
+	if err == nil && math.Abs(r.AngleDegrees()-90) < 2 {
+		t.Errorf("one start angle found a 90° turn (%.1f°): the start angles are not what finds it", r.AngleDegrees())
+	}
+	if got := len(StartAngles(180)); got != 12 {
+		t.Errorf("StartAngles(180): %d starts, want 12", got)
+	}
+	if got := StartAngles(20); len(got) != 1 || got[0] != 0 {
+		t.Errorf("StartAngles(20) = %v, want [0]", got)
+	}
+	if got := len(StartAngles(45)); got != 3 {
+		t.Errorf("StartAngles(45): %d starts, want 3 (0, ±30°)", got)
+	}
+}
+
+// TestWarpRowEndsAtEdge: rows whose last sample lies a hair inside the
+// frame's edge are sampled without clamping; every sample must then lie
+// inside too. Positions accumulated pixel by pixel in float32 drifted up
+// to 0.004 pixels past the end point on such rows (a turned, shifted
+// screw panicked the warp with an index beyond the frame).
+func TestWarpRowEndsAtEdge(t *testing.T) {
+	const w, h, vw = 512, 512, 448
+	rng := rand.New(rand.NewPCG(5, 9))
+	src := make([]uint8, w*h)
+	dst := image.NewGray(image.Rect(0, 0, vw, 1))
+	unclamped := 0
+	for range 20000 {
+		// sy runs from y0 to just below h−1 along the row.
+		y0 := rng.Float64() * 60
+		delta := rng.Float64() * 0.01
+		c := (float64(h-1) - delta - y0) / (vw - 1)
+		m := affine{a: 0.3, c: c, e: 10, f: y0 + 0.5 - c*0.5}
+		s := rowSampler(m, 0)
+		if !s.inside(vw, w, h) {
+			continue
+		}
+		unclamped++
+		for x := range vw {
+			if sx, sy := s.at(x); !(sx >= 0 && sy >= 0 && sx < w-1 && sy < h-1) {
+				t.Fatalf("row judged inside: sample %d at (%g, %g), outside the %dx%d frame's inner pixels", x, sx, sy, w, h)
+			}
+		}
+		warpGray(dst, src, w, w, h, m)
+	}
+	if unclamped < 1000 {
+		t.Fatalf("%d rows ending near the edge were sampled unclamped, want many: the test does not test the edge", unclamped)
+	}
+}
+
+// TestWarpAnyPoseStaysInside warps frames under many poses, from turned a
+// little to upside down and shifted by up to half the frame, at the view
+// scales the detector uses: every sample must stay inside the frame (a
+// row judged inside its edges by its end points once drifted past them as
+// the position was accumulated pixel by pixel, and indexed beyond the
+// frame).
+func TestWarpAnyPoseStaysInside(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 7))
+	var wp Warper
+	for _, size := range [][2]int{{512, 512}, {640, 480}, {333, 517}} {
+		w, h := size[0], size[1]
+		gray := image.NewGray(image.Rect(0, 0, w, h))
+		rgba := image.NewRGBA(image.Rect(0, 0, w, h))
+		ycc := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+		for range 60 {
+			tr := Transform{Angle: (2*rng.Float64() - 1) * math.Pi, DX: (rng.Float64() - 0.5) * float64(w), DY: (rng.Float64() - 0.5) * float64(h)}
+			scale := 1 + rng.Float64()
+			if rng.IntN(4) == 0 {
+				scale = 8.0 / 7
+			}
+			for _, img := range []image.Image{gray, rgba, ycc} {
+				wp.Apply(img, tr, scale)
+			}
+		}
+	}
 }

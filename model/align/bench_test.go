@@ -34,6 +34,24 @@ func benchmarkRegister(b *testing.B, w, h int) {
 func BenchmarkRegister640x480(b *testing.B)  { benchmarkRegister(b, 640, 480) }
 func BenchmarkRegister1280x720(b *testing.B) { benchmarkRegister(b, 1280, 720) }
 
+// benchmarkRegisterAnyAngle: parts lying at any angle (max angle 180°,
+// 12 start angles), the frame turned by 100°.
+func benchmarkRegisterAnyAngle(b *testing.B, w, h int) {
+	g, _ := benchRegistrar(b, w, h)
+	g.SetMaxAngle(180)
+	frame := scene(w, h, Transform{Angle: 1.745, DX: float64(w) * 0.05, DY: -float64(h) * 0.04}, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := g.Register(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRegisterAnyAngle640x480(b *testing.B)  { benchmarkRegisterAnyAngle(b, 640, 480) }
+func BenchmarkRegisterAnyAngle1280x720(b *testing.B) { benchmarkRegisterAnyAngle(b, 1280, 720) }
+
 func benchmarkWarp(b *testing.B, w, h int) {
 	frame := scene(w, h, Transform{Angle: 0.06, DX: 10}, 1)
 	scale := max(1, float64(min(w, h))/448)

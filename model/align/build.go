@@ -23,9 +23,10 @@ const buildCandidates = 8
 // Builder collects normal images' thumbnails and builds a Reference from
 // them. Only the thumbnails are kept (a few tens of KB each).
 type Builder struct {
-	mode   Mode
-	thumbs []builderThumb
-	plan   thumbPlan
+	mode     Mode
+	thumbs   []builderThumb
+	plan     thumbPlan
+	maxAngle float64 // degrees searched (Registrar.SetMaxAngle); 0: one start
 }
 
 type builderThumb struct {
@@ -34,13 +35,18 @@ type builderThumb struct {
 	f    float64
 }
 
-// NewBuilder starts a reference of the given mode (Translate or Rigid).
+// NewBuilder starts a reference of the given mode (Translate, Rigid or
+// Turn).
 func NewBuilder(mode Mode) (*Builder, error) {
-	if mode != Translate && mode != Rigid {
-		return nil, fmt.Errorf("align: mode %q has no reference (want translate or rigid)", mode)
+	if mode != Translate && !mode.Rotates() {
+		return nil, fmt.Errorf("align: mode %q has no reference (want translate, rigid or turn)", mode)
 	}
 	return &Builder{mode: mode}, nil
 }
+
+// SetMaxAngle sets the rotations the images are searched over, as
+// Registrar.SetMaxAngle: parts that lie at any angle need 180.
+func (b *Builder) SetMaxAngle(deg float64) { b.maxAngle = deg }
 
 // Add takes one normal image.
 func (b *Builder) Add(img image.Image) error {
@@ -66,6 +72,9 @@ type BuildReport struct {
 	Images, Seed int
 	// Results are each image's registration to the final reference.
 	Results []Result
+	// FrameSizes is the number of distinct frame sizes among the images
+	// (the reference takes the most common one).
+	FrameSizes int
 }
 
 // Build makes the reference: each of up to buildCandidates images spread
@@ -128,13 +137,14 @@ func (b *Builder) Build() (*Reference, BuildReport, error) {
 		ref = next
 		res = b.registerAll(ref, pyrs)
 	}
-	return ref, BuildReport{Images: n, Seed: seed, Results: res}, nil
+	return ref, BuildReport{Images: n, Seed: seed, Results: res, FrameSizes: len(sizes)}, nil
 }
 
 // registerAll registers every thumbnail pyramid to ref; a failure has
 // confidence −1.
 func (b *Builder) registerAll(ref *Reference, pyrs [][levels]Gray32) []Result {
 	g := NewRegistrar(ref)
+	g.SetMaxAngle(b.maxAngle)
 	out := make([]Result, len(pyrs))
 	for i := range pyrs {
 		g.pyr = pyrs[i]
@@ -172,12 +182,15 @@ func (b *Builder) average(ref *Reference, res []Result) (*Reference, error) {
 	}
 	slices.Sort(conf)
 	floor := conf[len(conf)/2] - outlierMargin
-	// Mean pose of the images kept.
+	// Mean pose of the images kept (the angle's circular mean: parts
+	// may lie at any angle).
 	var mt Transform
 	var kept int
+	var sinSum, cosSum float64
 	for _, r := range res {
 		if r.Confidence >= floor && r.Confidence > -1 {
-			mt.Angle += r.Angle
+			sinSum += math.Sin(r.Angle)
+			cosSum += math.Cos(r.Angle)
 			mt.DX += r.DX
 			mt.DY += r.DY
 			kept++
@@ -186,7 +199,7 @@ func (b *Builder) average(ref *Reference, res []Result) (*Reference, error) {
 	if kept == 0 {
 		return nil, errors.New("align: no image registered to the reference")
 	}
-	mt.Angle /= float64(kept)
+	mt.Angle = math.Atan2(sinSum, cosSum)
 	mt.DX /= float64(kept)
 	mt.DY /= float64(kept)
 	tw, th := ref.template.W, ref.template.H

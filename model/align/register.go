@@ -18,17 +18,23 @@ const (
 	Translate Mode = "translate"
 	// Rigid corrects shifts and rotations.
 	Rigid Mode = "rigid"
+	// Turn corrects shifts and rotations by any angle: parts that lie
+	// anyhow (screws on a belt). It searches every StartAngles(180).
+	Turn Mode = "turn"
 )
+
+// Rotates says whether the mode corrects rotations.
+func (m Mode) Rotates() bool { return m == Rigid || m == Turn }
 
 // ParseMode reads a mode name; "" is Off.
 func ParseMode(s string) (Mode, error) {
 	switch Mode(s) {
 	case "", Off:
 		return Off, nil
-	case Translate, Rigid:
+	case Translate, Rigid, Turn:
 		return Mode(s), nil
 	}
-	return Off, fmt.Errorf("align mode %q: want off, translate or rigid", s)
+	return Off, fmt.Errorf("align mode %q: want off, translate, rigid or turn", s)
 }
 
 // Thumb is the long side, in pixels, of the grid frames are registered
@@ -60,6 +66,41 @@ const pcSize = 32
 // background (a perforated board, a grid) correlates at several shifts and
 // only the refinement of the whole view tells them apart.
 const hypotheses = 4
+
+// Rotation search: refinement from one start angle finds rotations up to
+// about turnReach; when the bounds allow parts to turn further (parts
+// lying at any angle on a belt: max angle 180°), the registration starts
+// from every turnStep within them, each start with its own phase
+// correlation of the frame turned back by that angle, and keeps the
+// best-matching pose.
+const (
+	turnReach = 20 * math.Pi / 180
+	turnStep  = 30 * math.Pi / 180
+	// turnHypotheses is the number of peaks refined per further start:
+	// the start at the part's own turn matches clearly, the others only
+	// need to be ruled out.
+	turnHypotheses = 2
+)
+
+// StartAngles are the rotations, in radians, a registration with bounds of
+// ±maxDeg degrees starts from: 0 alone up to turnReach, else every
+// turnStep within the bounds (a full turn: 12 starts).
+func StartAngles(maxDeg float64) []float64 {
+	m := maxDeg * math.Pi / 180
+	if !(m > turnReach) {
+		return []float64{0}
+	}
+	out := []float64{0}
+	// A further start while the one before it does not reach the bound.
+	for k := 1; float64(k-1)*turnStep+turnReach < m && float64(k)*turnStep < math.Pi+1e-9; k++ {
+		a := float64(k) * turnStep
+		out = append(out, a)
+		if a < math.Pi-1e-9 {
+			out = append(out, -a)
+		}
+	}
+	return out
+}
 
 // Transform is a frame's rigid transform to the reference view: a point u
 // of the reference view, in the frame's pixel coordinates, lies in the
@@ -128,8 +169,8 @@ const maxWeight = 64
 // output) for frames of frameW×frameH pixels; nil weights weigh every
 // pixel alike.
 func NewReference(mode Mode, frameW, frameH, w, h int, pix, weight []float32) (*Reference, error) {
-	if mode != Translate && mode != Rigid {
-		return nil, fmt.Errorf("align reference: mode %q, want translate or rigid", mode)
+	if mode != Translate && !mode.Rotates() {
+		return nil, fmt.Errorf("align reference: mode %q, want translate, rigid or turn", mode)
 	}
 	tw, th, _ := thumbGeometry(frameW, frameH, Thumb)
 	if frameW <= 0 || frameH <= 0 || w != tw || h != th {
@@ -210,13 +251,35 @@ type Registrar struct {
 	peaks []peak
 	lk    lkScratch
 	plan  thumbPlan
+	// starts are the start angles (StartAngles); rot the phase
+	// correlation level turned back by one of them.
+	starts []float64
+	rot    Gray32
 }
 
 // NewRegistrar prepares the buffers for registering frames to ref.
 func NewRegistrar(ref *Reference) *Registrar {
 	pc := newPhaseCorr(pcSize)
 	pc.ref = ref.pcRef
-	return &Registrar{ref: ref, pc: pc, peaks: make([]peak, 0, hypotheses)}
+	g := &Registrar{ref: ref, pc: pc, peaks: make([]peak, 0, hypotheses)}
+	g.SetMaxAngle(0)
+	return g
+}
+
+// SetMaxAngle sets the rotations a rigid reference's frames are searched
+// over to ±deg degrees (the bounds' max angle): beyond turnReach the
+// registration starts from several angles (StartAngles), which costs one
+// phase correlation and two coarse refinements per start. A turn
+// reference always searches a full turn, a translate one none.
+func (g *Registrar) SetMaxAngle(deg float64) {
+	switch g.ref.mode {
+	case Rigid:
+		g.starts = StartAngles(deg)
+	case Turn:
+		g.starts = StartAngles(180)
+	default:
+		g.starts = []float64{0}
+	}
 }
 
 // Reference is what the registrar registers to.
@@ -248,7 +311,7 @@ func (g *Registrar) Register(img image.Image) (Result, error) {
 // thumbnail scale (thumbnail pixels per frame pixel).
 func (g *Registrar) registerPyramid(f float64) (Result, error) {
 	ref := g.ref
-	rigid := ref.mode == Rigid
+	rigid := ref.mode.Rotates()
 	// Translation hypotheses from phase correlation, in pcLevel pixels.
 	pl := ref.pcLevel
 	tl := ref.lv[pl]
@@ -268,21 +331,34 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 	top := levels - 1
 	sel := max(top-selectDepth, 0)
 	best := lkResult{ncc: math.Inf(-1)}
-	for _, q := range g.peaks {
-		r := g.lk.refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), off(q, top), rigid, iterCoarse)
-		if r.ncc == -1 {
-			continue
+	hyps := 0
+	for si, a := range g.starts {
+		if si > 0 {
+			// The frame turned back by a: its content then sits at the
+			// template's plus d, i.e. the pose (a, R(a)·d).
+			rotateInto(&g.rot, &g.pyr[pl], a, ci[0]*scale(pl), ci[1]*scale(pl))
+			g.peaks = g.pc.correlate(g.peaks, &g.rot, turnHypotheses)
 		}
-		p := r.p
-		for l := top - 1; l >= sel; l-- {
-			p.tx, p.ty = 2*p.tx, 2*p.ty
-			r = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0)
-		}
-		if r.ncc > best.ncc {
-			best = r
+		cs, sn := math.Cos(a), math.Sin(a)
+		hyps += len(g.peaks)
+		for _, q := range g.peaks {
+			p0 := off(q, top)
+			p0 = pose{theta: a, tx: cs*p0.tx - sn*p0.ty, ty: sn*p0.tx + cs*p0.ty}
+			r := g.lk.refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), p0, rigid, iterCoarse)
+			if r.ncc == -1 {
+				continue
+			}
+			p := r.p
+			for l := top - 1; l >= sel; l-- {
+				p.tx, p.ty = 2*p.tx, 2*p.ty
+				r = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0)
+			}
+			if r.ncc > best.ncc {
+				best = r
+			}
 		}
 	}
-	if len(g.peaks) == 0 || best.ncc == -1 || math.IsInf(best.ncc, -1) {
+	if hyps == 0 || best.ncc == -1 || math.IsInf(best.ncc, -1) {
 		return Result{}, ErrNoOverlap
 	}
 	p := best.p
@@ -297,5 +373,38 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 		}
 		p = best.p
 	}
-	return Result{Transform: Transform{Angle: p.theta, DX: p.tx / f, DY: p.ty / f}, Confidence: best.ncc, Overlap: best.overlap}, nil
+	return Result{Transform: Transform{Angle: wrapAngle(p.theta), DX: p.tx / f, DY: p.ty / f}, Confidence: best.ncc, Overlap: best.overlap}, nil
+}
+
+// wrapAngle brings an angle into (−π, π].
+func wrapAngle(a float64) float64 {
+	a = math.Remainder(a, 2*math.Pi)
+	if a <= -math.Pi {
+		a += 2 * math.Pi
+	}
+	return a
+}
+
+// rotateInto writes src turned back by angle a about (cx, cy) into dst:
+// dst(x) = src(R(a)·(x − c) + c), bilinear; what falls outside src takes
+// its mean, which the phase correlation removes.
+func rotateInto(dst, src *Gray32, a, cx, cy float64) {
+	dst.resize(src.W, src.H)
+	var mean float64
+	for _, v := range src.Pix {
+		mean += float64(v)
+	}
+	fill := float32(mean / float64(max(len(src.Pix), 1)))
+	cs, sn := math.Cos(a), math.Sin(a)
+	for y := 0; y < src.H; y++ {
+		uy := float64(y) + 0.5 - cy
+		for x := 0; x < src.W; x++ {
+			ux := float64(x) + 0.5 - cx
+			v, ok := src.sample(float32(cs*ux-sn*uy+cx), float32(sn*ux+cs*uy+cy))
+			if !ok {
+				v = fill
+			}
+			dst.Pix[y*src.W+x] = v
+		}
+	}
 }

@@ -113,8 +113,17 @@ func reuseRGBA(g *image.RGBA, w, h int) *image.RGBA {
 }
 
 // sampler walks one destination row: the source position of pixel x is
-// (x0 + x·dx, y0 + x·dy) in pixel-index coordinates (centres at integers).
+// (x0 + x·dx, y0 + x·dy) in pixel-index coordinates (centres at integers),
+// computed from the row's start for every pixel (at): accumulated pixel by
+// pixel in float32 it drifts by up to a few thousandths of a pixel, enough
+// to step past the frame's edge on a row that inside judged within it.
 type sampler struct{ x0, y0, dx, dy float32 }
+
+// at is pixel x's source position; for x in [0, n) it lies between the
+// row's end points (rounding is monotonic), which inside checks.
+func (s sampler) at(x int) (float32, float32) {
+	return s.x0 + float32(x)*s.dx, s.y0 + float32(x)*s.dy
+}
 
 func rowSampler(m affine, y int) sampler {
 	sx, sy := m.apply(0.5, float64(y)+0.5)
@@ -122,13 +131,18 @@ func rowSampler(m affine, y int) sampler {
 }
 
 // inside reports whether every sample of a row of n pixels has all four
-// bilinear taps inside a w×h source (no clamping needed).
+// bilinear taps inside a w×h source (no clamping needed), with a margin of
+// insideMargin pixels (the compiler may fuse at's multiply-add in one place
+// and not another, a difference of an ulp).
 func (s sampler) inside(n, w, h int) bool {
-	ex, ey := s.x0+float32(n-1)*s.dx, s.y0+float32(n-1)*s.dy
+	ex, ey := s.at(n - 1)
 	lo := func(a, b float32) float32 { return min(a, b) }
 	hi := func(a, b float32) float32 { return max(a, b) }
-	return lo(s.x0, ex) >= 0 && lo(s.y0, ey) >= 0 && hi(s.x0, ex) < float32(w-1) && hi(s.y0, ey) < float32(h-1)
+	return lo(s.x0, ex) >= insideMargin && lo(s.y0, ey) >= insideMargin &&
+		hi(s.x0, ex) < float32(w-1)-insideMargin && hi(s.y0, ey) < float32(h-1)-insideMargin
 }
+
+const insideMargin = 1.0 / 256
 
 // clampTap returns the integer index, the next index and the weight of
 // the next one for a source coordinate on an axis of n pixels, the edge
@@ -181,12 +195,10 @@ func warpGray(dst *image.Gray, src []uint8, stride, w, h int, m affine) {
 		s := rowSampler(m, y)
 		clamp := !s.inside(vw, w, h)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+vw]
-		sx, sy := s.x0, s.y0
 		for x := range out {
+			sx, sy := s.at(x)
 			t := tapsAt(sx, sy, w, h, stride, clamp)
 			out[x] = t.mix(src, 0)
-			sx += s.dx
-			sy += s.dy
 		}
 	}
 }
@@ -197,14 +209,12 @@ func warpRGBA(dst *image.RGBA, src []uint8, stride, w, h int, m affine) {
 		s := rowSampler(m, y)
 		clamp := !s.inside(vw, w, h)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
-		sx, sy := s.x0, s.y0
 		for x := 0; x < vw; x++ {
+			sx, sy := s.at(x)
 			t := tapsAt(sx, sy, w, h, stride/4, clamp)
 			t.o00, t.o01, t.o10, t.o11 = 4*t.o00, 4*t.o01, 4*t.o10, 4*t.o11
 			o := out[4*x : 4*x+4 : 4*x+4]
 			o[0], o[1], o[2], o[3] = t.mix(src, 0), t.mix(src, 1), t.mix(src, 2), 255
-			sx += s.dx
-			sy += s.dy
 		}
 	}
 }
@@ -226,15 +236,13 @@ func warpYCbCr(dst *image.RGBA, src *image.YCbCr, m affine) {
 		s := rowSampler(m, y)
 		clamp := !s.inside(vw, w, h)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
-		sx, sy := s.x0, s.y0
 		for x := 0; x < vw; x++ {
+			sx, sy := s.at(x)
 			t := tapsAt(sx, sy, w, h, src.YStride, clamp)
 			c := tapsAt((sx+0.5)/kx-0.5, (sy+0.5)/ky-0.5, cw, ch, src.CStride, true)
 			r, g, bb := color.YCbCrToRGB(t.mix(yp, 0), c.mix(cb, 0), c.mix(cr, 0))
 			o := out[4*x : 4*x+4 : 4*x+4]
 			o[0], o[1], o[2], o[3] = r, g, bb, 255
-			sx += s.dx
-			sy += s.dy
 		}
 	}
 }
@@ -255,16 +263,14 @@ func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform) (
 	for y := 0; y < h; y++ {
 		s := rowSampler(m, y)
 		out := dst[y*w : (y+1)*w]
-		sx, sy := s.x0, s.y0
 		for x := range out {
+			sx, sy := s.at(x)
 			x0, x1, fx := clampTap(sx, vw)
 			y0, y1, fy := clampTap(sy, vh)
 			r0, r1 := src[y0*vw:], src[y1*vw:]
 			top := r0[x0] + fx*(r0[x1]-r0[x0])
 			bot := r1[x0] + fx*(r1[x1]-r1[x0])
 			out[x] = top + fy*(bot-top)
-			sx += s.dx
-			sy += s.dy
 		}
 	}
 	return dst, nil
