@@ -752,6 +752,10 @@ func (p *Pipeline) printLine(seq uint64, f *capture.Frame, verdict string, score
 	if f.Trigger != "" {
 		extra += " trigger=" + f.Trigger
 	}
+	if !(threshold > 0) { // not scored (verdict error): no score to show
+		fmt.Fprintf(p.o.Print, "#%-5d %s not scored  %5.1f ms%s\n", seq, verdict, float64(total.Microseconds())/1e3, extra)
+		return
+	}
 	fmt.Fprintf(p.o.Print, "#%-5d %s score %6.2f / %.2f (%.2f×)  %5.1f ms%s\n", seq, verdict, score, threshold, norm,
 		float64(total.Microseconds())/1e3, extra)
 }

@@ -108,6 +108,13 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			return nil, FitReport{}, fmt.Errorf("fit: %w", err)
 		}
 		choice = "named"
+		if m := opts.Align.Mode; m != "" && m != align.Off && r.Align != m {
+			// The name spells out the whole recipe, registration included.
+			named := r
+			named.Align = m
+			opts.Logger.Warn("the named recipe decides the registration: capture.align.mode is not applied",
+				"recipe", r.Name(), "align", string(m), "recipe_with_it", named.Name())
+		}
 	}
 	if r.Tiles > 1 && r.TileAxis == "" {
 		img, err := src.Image(0)

@@ -34,7 +34,7 @@ type Info struct {
 	// ContextWeight multiplies the context scale's standardized distances.
 	ContextWeight float64 `json:"context_weight,omitempty"`
 	Standardize   bool    `json:"standardize"`
-	// Align is the registration mode (off, translate, rigid) and
+	// Align is the registration mode (off, translate, rigid, turn) and
 	// AlignMinConfidence the confidence floor learned at fit time.
 	Align              string  `json:"align"`
 	AlignMinConfidence float64 `json:"align_min_confidence,omitempty"`

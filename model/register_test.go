@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"image"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"strings"
@@ -342,5 +343,24 @@ func TestAlignOffer(t *testing.T) {
 		if want := c.name == "turning beyond the bounds"; ps.TurnSuggested(o.Align) != want {
 			t.Errorf("%s: turn suggested %v, want %v (spread %+v)", c.name, !want, want, ps)
 		}
+	}
+}
+
+// A named recipe spells out its registration: a configured mode it does
+// not name is not applied, and the fit says so with the name that has it.
+func TestNamedRecipeKeepsItsRegistration(t *testing.T) {
+	var logs strings.Builder
+	opts := alignOptions(t, align.Turn)
+	opts.Recipe = RecipePlain
+	opts.Bundled = []BundledPath{{backbone.MobileNetV1, modeltest.BackbonePath(t)}}
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	d, _, err := Fit(context.Background(), opts, poses(6), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Info().Align != string(align.Off) || !strings.Contains(logs.String(), "capture.align.mode is not applied") ||
+		!strings.Contains(logs.String(), "recipe_with_it=v1p-squash-turn-raw") {
+		t.Errorf("align %q, log:\n%s", d.Info().Align, logs.String())
 	}
 }

@@ -333,9 +333,11 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 			return nil, ctx.Err()
 		case err != nil:
 			opts.Logger.Info("recipe search: registration not offered, no reference view could be built from the good images", "err", err)
+		case offer != "" && ps.Images == 0:
+			opts.Logger.Info("recipe search: registration offered", "align", offer, "configured", string(opts.Align.Mode))
 		case offer != "":
 			opts.Logger.Info("recipe search: registration offered", "align", offer, "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
-				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "configured", string(opts.Align.Mode))
+				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
 			for _, r := range cands[:len(cands):len(cands)] {
 				r.Align = offer
 				cands = append(cands, r)

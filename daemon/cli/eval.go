@@ -114,7 +114,11 @@ type EvalResult struct {
 	// RegionIoUShared is the overlap averaged over the defective images
 	// that every recipe of the run (the configured one and each --compare)
 	// flags (RegionIoUSharedImages of them): the recipes' localization on
-	// the same defects, free of which defects each one detects.
+	// the same defects, free of which defects each one detects. With no
+	// image to average over a figure is 0 and its count 0 (the table
+	// prints n/a). In a mean over sets or draws, RegionIoUDefects is their
+	// total, RegionIoUImages and RegionIoUSharedImages the numbers of sets
+	// (draws) the flagged and shared figures are averaged over.
 	RegionIoUShared       float64 `json:"region_iou_shared"`
 	RegionIoUSharedImages int     `json:"region_iou_shared_images"`
 	// flaggedIoU is each flagged defective image's overlap, by path.
@@ -209,7 +213,7 @@ func cmdEval() *Command {
 			maxTest := fs.Int("max-test", 0, "score at most this many test images (spread over the set)")
 			misalign := fs.Bool("misalign", false, "the PaDiM paper's Rd-MVTec protocol: every training and test image (and mask) turned by a random angle in ±10° and cropped to 87.5% of each side at a random place, then resized back, fixed by the draw's seed")
 			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
-			alignMode := fs.String("align", "", "override capture.align.mode (off, translate, rigid)")
+			alignMode := fs.String("align", "", "override capture.align.mode (off, translate, rigid, turn)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -789,14 +793,22 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			m.PixelAUROC += r.PixelAUROC / n
 			m.PRO += r.PRO / n
 			m.RegionIoU += r.RegionIoU / n
-			m.RegionIoUFlagged += r.RegionIoUFlagged / n
-			m.RegionIoUShared += r.RegionIoUShared / n
+			m.RegionIoUDefects += r.RegionIoUDefects
+			// The flagged and shared figures exist only where images
+			// were flagged: their mean is over those sets.
+			m.RegionIoUFlagged += r.RegionIoUFlagged * float64(min(r.RegionIoUImages, 1))
+			m.RegionIoUImages += min(r.RegionIoUImages, 1)
+			m.RegionIoUShared += r.RegionIoUShared * float64(min(r.RegionIoUSharedImages, 1))
+			m.RegionIoUSharedImages += min(r.RegionIoUSharedImages, 1)
 			m.F1Max += r.F1Max / n
 			m.FalseAlarmRate += r.FalseAlarmRate / n
 			m.MissRate += r.MissRate / n
 			m.MsPerImage += r.MsPerImage / n
 			m.FitSeconds += r.FitSeconds / n
 		}
+		// In a mean, the image counts are the numbers of sets averaged.
+		m.RegionIoUFlagged /= float64(max(m.RegionIoUImages, 1))
+		m.RegionIoUShared /= float64(max(m.RegionIoUSharedImages, 1))
 	}
 	return out
 }
@@ -875,9 +887,16 @@ func printEval(w io.Writer, rep *EvalReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	head := "set\trecipe\timage AUROC\tpixel AUROC\tPRO\tregion IoU\tIoU flagged\tIoU shared\tF1-max\tfalse alarms\tmisses\tms/image\tfit s\t"
 	fmt.Fprintln(tw, head)
+	// An overlap over no image does not exist: n/a, not 0.
+	iou := func(v float64, images int) string {
+		if images == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.4f", v)
+	}
 	row := func(name string, r *EvalResult) {
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
-			r.RegionIoU, r.RegionIoUFlagged, r.RegionIoUShared, r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate, r.MsPerImage, r.FitSeconds)
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%s\t%s\t%s\t%.4f\t%.1f%%\t%.1f%%\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
+			iou(r.RegionIoU, r.RegionIoUDefects), iou(r.RegionIoUFlagged, r.RegionIoUImages), iou(r.RegionIoUShared, r.RegionIoUSharedImages), r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate, r.MsPerImage, r.FitSeconds)
 	}
 	for _, s := range rep.Sets {
 		name := filepath.Base(filepath.Clean(s.Data))
@@ -921,7 +940,7 @@ func printResultDetail(w io.Writer, r *EvalResult) {
 	} else {
 		fmt.Fprintf(tw, "  flagged\tn/a (no defective image with a mask flagged)\n")
 	}
-	if r.RegionIoUSharedImages > 0 {
+	if r.RegionIoUSharedImages > 0 && r.RegionIoUSharedImages != r.RegionIoUImages {
 		fmt.Fprintf(tw, "  shared\t%.4f (over the %d that every recipe of the run flags)\n", r.RegionIoUShared, r.RegionIoUSharedImages)
 	}
 	if r.MasksMissing > 0 {

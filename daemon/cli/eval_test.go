@@ -206,7 +206,7 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	if !strings.Contains(stderr, "is 10x7, its image 96x72") || !strings.Contains(stderr, "without a ground-truth mask") ||
-		!strings.Contains(stdout, "masks missing") {
+		!strings.Contains(stdout, "masks missing") || !strings.Contains(stdout, "1 with a mask of another shape") {
 		t.Errorf("the missing and the misshapen mask are not reported:\nstdout %s\nstderr %s", stdout, stderr)
 	}
 	b, err := os.ReadFile(js)
@@ -228,5 +228,32 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, args[0]) {
 			t.Errorf("eval %v: exit %d, %s", args, code, stderr)
 		}
+	}
+}
+
+// A set where nothing was flagged has no flagged or shared region IoU: the
+// table says n/a and the mean over sets averages only the sets that have
+// the figure.
+func TestEvalMeanIoUWithoutFlagged(t *testing.T) {
+	sets := []EvalSet{
+		{Data: "a", Results: []EvalResult{{Recipe: "plain", RegionIoU: 0, RegionIoUDefects: 10}}},
+		{Data: "b", Results: []EvalResult{{Recipe: "plain", RegionIoU: 0.2, RegionIoUDefects: 8, RegionIoUFlagged: 0.4, RegionIoUImages: 4,
+			RegionIoUShared: 0.4, RegionIoUSharedImages: 4}}},
+	}
+	m := meanResults(sets, []string{"plain"})[0]
+	if math.Abs(m.RegionIoUFlagged-0.4) > 1e-12 || math.Abs(m.RegionIoUShared-0.4) > 1e-12 || math.Abs(m.RegionIoU-0.1) > 1e-12 ||
+		m.RegionIoUImages != 1 || m.RegionIoUDefects != 18 {
+		t.Errorf("mean %+v: want flagged and shared 0.4 over 1 set, all defects 0.1 over 18 images", m)
+	}
+	var b strings.Builder
+	printEval(&b, &EvalReport{Sets: sets, Mean: []EvalResult{m}})
+	var row string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "a" {
+			row = l
+		}
+	}
+	if strings.Count(row, "n/a") != 2 {
+		t.Errorf("set without flagged images: want n/a for flagged and shared IoU, row %q", row)
 	}
 }

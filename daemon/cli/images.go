@@ -62,23 +62,27 @@ func (s imageFiles) params(path string) (dataset.MisalignParams, bool) {
 // skipped counts the files a command left out, by reason, for its summary
 // line; each one is also named in a log line when it is skipped.
 type skipped struct {
-	tooLarge, unreadable int
-	maxPixels            int64
+	tooLarge, unreadable, misshapen int
+	maxPixels                       int64
 }
 
 // add counts path as skipped for err and logs it.
 func (s *skipped) add(log *slog.Logger, path string, err error) {
 	reason := "unreadable or not an image"
-	if errors.Is(err, capture.ErrImageTooLarge) {
+	switch {
+	case errors.Is(err, capture.ErrImageTooLarge):
 		s.tooLarge++
 		reason = "too large"
-	} else {
+	case errors.Is(err, dataset.ErrMaskShape):
+		s.misshapen++
+		reason = "mask of another shape than its image"
+	default:
 		s.unreadable++
 	}
 	log.Warn("file skipped", "file", path, "reason", reason, "err", err)
 }
 
-func (s *skipped) count() int { return s.tooLarge + s.unreadable }
+func (s *skipped) count() int { return s.tooLarge + s.unreadable + s.misshapen }
 
 // String is the summary, "" when nothing was skipped.
 func (s *skipped) String() string {
@@ -91,6 +95,9 @@ func (s *skipped) String() string {
 	}
 	if s.unreadable > 0 {
 		why = append(why, fmt.Sprintf("%d unreadable or not an image", s.unreadable))
+	}
+	if s.misshapen > 0 {
+		why = append(why, fmt.Sprintf("%d with a mask of another shape", s.misshapen))
 	}
 	plural := "s"
 	if s.count() == 1 {

@@ -9,6 +9,7 @@
 package dataset
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -164,6 +165,10 @@ func Load(path string) (image.Image, error) {
 // bomb from its header (model does not import capture).
 type Loader func(path string) (image.Image, error)
 
+// ErrMaskShape is wrapped by LoadMask's error for a mask whose shape is
+// not its image's.
+var ErrMaskShape = errors.New("mask does not fit its image")
+
 // LoadMask reads a ground-truth mask as 0/1 bytes at w×h (the image's size).
 // An empty path gives an all-normal mask; a mask of another size but the
 // same shape (aspect ratio within 1%) is scaled by nearest neighbour, one
@@ -184,7 +189,7 @@ func LoadMaskWith(load Loader, path string, w, h int, dst []uint8) ([]uint8, err
 	}
 	b := img.Bounds()
 	if r := float64(b.Dx()) * float64(h) / (float64(max(b.Dy(), 1)) * float64(w)); !(r > 0.99 && r < 1.01) {
-		return nil, fmt.Errorf("mask %s is %dx%d, its image %dx%d: want the image's size (or its shape, scaled)", path, b.Dx(), b.Dy(), w, h)
+		return nil, fmt.Errorf("%w: mask %s is %dx%d, its image %dx%d: want the image's size (or its shape, scaled)", ErrMaskShape, path, b.Dx(), b.Dy(), w, h)
 	}
 	for y := 0; y < h; y++ {
 		sy := b.Min.Y + y*b.Dy()/h

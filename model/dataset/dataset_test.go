@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"errors"
 	"image"
 	"image/png"
 	"os"
@@ -70,7 +71,7 @@ func TestScanLayout(t *testing.T) {
 	}
 	// A mask of another shape is not the image's: refused, naming both
 	// sizes.
-	if _, err := LoadMask(d.MaskPath, 8, 8, nil); err == nil || !strings.Contains(err.Error(), "is 4x2, its image 8x8") {
+	if _, err := LoadMask(d.MaskPath, 8, 8, nil); !errors.Is(err, ErrMaskShape) || !strings.Contains(err.Error(), "is 4x2, its image 8x8") {
 		t.Errorf("mask of another shape: %v", err)
 	}
 }
