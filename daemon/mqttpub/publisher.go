@@ -113,7 +113,10 @@ type Message struct {
 	// right after CONNACK. A request that needs an answer now (a trigger)
 	// is that old; one that may be applied late (a configuration push) is
 	// not harmed by it. A message published in the moment between CONNACK
-	// and SUBACK is flagged too.
+	// and SUBACK is flagged too, and so is one handled within backlogSettle
+	// of the SUBACK: paho hands a message read before the SUBACK to its
+	// router goroutine, which may call the handler only after the SUBACK
+	// was processed on another goroutine.
 	Backlog bool
 }
 
@@ -225,6 +228,28 @@ type subscription struct {
 	// acked is set once the broker acknowledged the subscription on the
 	// current connection; until then matching messages are Backlog.
 	acked *atomic.Bool
+	// ackedAt is when (Unix ns), for backlogSettle.
+	ackedAt *atomic.Int64
+}
+
+// backlogSettle is how long after a SUBACK messages still count as
+// Backlog: the time paho's router may take to call the handler of a
+// message it read before the SUBACK (a trigger the broker held was once
+// answered as fresh under the race detector on a loaded 2-core machine).
+// A trigger sent that soon after the daemon subscribed is answered with a
+// stale-trigger error, which the PLC sees, never with another part's
+// verdict.
+const backlogSettle = 300 * time.Millisecond
+
+// backlog says whether a message handled now is the session's backlog.
+func backlog(acked *atomic.Bool, ackedAt *atomic.Int64) bool {
+	return !acked.Load() || time.Since(time.Unix(0, ackedAt.Load())) < backlogSettle
+}
+
+// markAcked records the subscription's SUBACK.
+func markAcked(acked *atomic.Bool, ackedAt *atomic.Int64) {
+	ackedAt.Store(time.Now().UnixNano())
+	acked.Store(true)
 }
 
 // New validates opts, loads the outbox left by a previous run and prepares
@@ -556,7 +581,7 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 			p.log.Warn("mqtt subscribe failed; retried on the next connect", "topic", filter, "error", err)
 			continue
 		}
-		s.acked.Store(true)
+		markAcked(s.acked, s.ackedAt)
 	}
 }
 
@@ -692,16 +717,16 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if filter == "" || h == nil || qos > 2 {
 		return fmt.Errorf("mqtt subscribe %q: need a non-empty filter, a handler and QoS 0..2", filter)
 	}
-	acked := new(atomic.Bool)
+	acked, ackedAt := new(atomic.Bool), new(atomic.Int64)
 	mh := func(_ mqtt.Client, m mqtt.Message) {
-		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: !acked.Load()})
+		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: backlog(acked, ackedAt)})
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return fmt.Errorf("mqtt subscribe %s: %w", filter, ErrClosed)
 	}
-	p.subs[filter] = subscription{qos: qos, handler: mh, acked: acked}
+	p.subs[filter] = subscription{qos: qos, handler: mh, acked: acked, ackedAt: ackedAt}
 	p.mu.Unlock()
 	p.client.AddRoute(filter, mh)
 	if !p.client.IsConnectionOpen() {
@@ -714,7 +739,7 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("mqtt subscribe %s: %w", filter, err)
 	}
-	acked.Store(true)
+	markAcked(acked, ackedAt)
 	return nil
 }
 

@@ -1,0 +1,26 @@
+package mqttpub
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A message counts as the session's backlog before the SUBACK and for
+// backlogSettle after it (paho may call the handler of a message read
+// before the SUBACK only after the SUBACK was processed); later ones are
+// live.
+func TestBacklogSettles(t *testing.T) {
+	acked, at := new(atomic.Bool), new(atomic.Int64)
+	if !backlog(acked, at) {
+		t.Error("before the SUBACK: not backlog")
+	}
+	markAcked(acked, at)
+	if !backlog(acked, at) {
+		t.Error("right after the SUBACK: not backlog")
+	}
+	at.Store(time.Now().Add(-2 * backlogSettle).UnixNano())
+	if backlog(acked, at) {
+		t.Error("well after the SUBACK: still backlog")
+	}
+}
