@@ -82,6 +82,9 @@ func cmdFit() *Command {
 			if *out == "" {
 				*out = cfg.ModelPath()
 			}
+			if err := canWriteBeside(*out); err != nil {
+				return err // before minutes of fitting, not after
+			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
 				return err
@@ -120,6 +123,19 @@ func cmdFit() *Command {
 			return nil
 		},
 	}
+}
+
+// canWriteBeside checks that a file can be created in path's folder (the
+// model is saved there atomically: a temporary file, then a rename).
+func canWriteBeside(path string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".inspectd-write-check-*")
+	if err != nil {
+		return fmt.Errorf("model file %s: cannot write in %s: %w", path, dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }
 
 // printSearch prints the recipe search's table: every candidate's

@@ -141,3 +141,17 @@ func cutJPEG(t *testing.T, dir string) string {
 	}
 	return path
 }
+
+// An output folder that does not exist is refused before any fitting,
+// naming the model file and the folder, and leaves nothing behind.
+func TestFitRefusesUnwritableOutFirst(t *testing.T) {
+	dir, cfg := bombDataSet(t, 3)
+	out := filepath.Join(t.TempDir(), "missing", "m.safetensors")
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "model file "+out+": cannot write in "+filepath.Dir(out)) {
+		t.Fatalf("exit %d, want 1 naming the file and its folder:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "fit done") || strings.Contains(stderr, "backbone") {
+		t.Errorf("the refusal came after fitting:\n%s", stderr)
+	}
+}

@@ -465,7 +465,7 @@ func readHeader(r io.ReaderAt, size int64) ([]byte, error) {
 	}
 	hl := binary.LittleEndian.Uint64(n[:])
 	if hl < 2 || hl > maxHeader || hl > uint64(size-8) {
-		return nil, fmt.Errorf("header length %d is out of bounds (file is %d bytes, limit %d)", hl, size, maxHeader)
+		return nil, fmt.Errorf("header length %d is out of bounds (file is %d bytes, limit %d): not a model file inspectd wrote (safetensors), or cut short", hl, size, maxHeader)
 	}
 	hdr := make([]byte, hl)
 	if _, err := r.ReadAt(hdr, 8); err != nil {
@@ -514,7 +514,7 @@ func parseHeader(hdr []byte, size int64) (*layout, error) {
 		}
 		b, en := e.DataOffsets[0], e.DataOffsets[1]
 		if b < 0 || en < b || en > dataLen {
-			return nil, fmt.Errorf("tensor %q has data_offsets [%d, %d], outside the %d data bytes", name, b, en, dataLen)
+			return nil, fmt.Errorf("tensor %q has data_offsets [%d, %d], outside the %d data bytes (the file is cut short or damaged)", name, b, en, dataLen)
 		}
 		if en-b != 4*n {
 			return nil, fmt.Errorf("tensor %q: shape %v × 4 bytes = %d, but data_offsets span %d bytes", name, e.Shape, 4*n, en-b)
