@@ -121,15 +121,27 @@ func newAligner(ref *align.Reference, o AlignOptions, learned float64, inputSide
 	return a
 }
 
-// setBounds applies the configured bounds (defaults for zeros).
+// bounds are the shift and angle bounds in force: the configured ones,
+// the defaults for zeros.
+func (o AlignOptions) bounds() (maxShift, maxAngle float64) {
+	maxShift, maxAngle = o.MaxShift, o.MaxAngle
+	if !(maxShift > 0) {
+		maxShift = DefaultMaxShift
+	}
+	if !(maxAngle > 0) {
+		maxAngle = DefaultMaxAngle
+	}
+	return maxShift, maxAngle
+}
+
+// setBounds applies the configured bounds (defaults for zeros); a turn
+// reference takes parts at any angle, whatever the angle bound.
 func (a *aligner) setBounds(o AlignOptions) {
-	a.maxShift, a.maxAngle, a.minConf = o.MaxShift, o.MaxAngle, o.MinConfidence
-	if !(a.maxShift > 0) {
-		a.maxShift = DefaultMaxShift
+	a.maxShift, a.maxAngle = o.bounds()
+	if a.ref.Mode() == align.Turn {
+		a.maxAngle = 180
 	}
-	if !(a.maxAngle > 0) {
-		a.maxAngle = DefaultMaxAngle
-	}
+	a.minConf = o.MinConfidence
 	if a.minConf == 0 {
 		a.minConf = a.learned
 	}
@@ -187,7 +199,7 @@ func (a *aligner) bounds(r align.Result, w, h int) error {
 	case math.IsNaN(r.Confidence) || r.Confidence < a.minConf:
 		return &RegistrationError{Kind: "low_confidence", Registration: reg,
 			msg: fmt.Sprintf("confidence %.3f below %.3f: the frame does not match the reference view of a good part", r.Confidence, a.minConf)}
-	case a.ref.Mode() != align.Turn && math.Abs(reg.Angle) > a.maxAngle:
+	case math.Abs(reg.Angle) > a.maxAngle:
 		return &RegistrationError{Kind: "angle", Registration: reg,
 			msg: fmt.Sprintf("part turned by %.1f°, beyond the bound of %g°", reg.Angle, a.maxAngle)}
 	case math.Abs(r.DX) > a.maxShift*float64(w) || math.Abs(r.DY) > a.maxShift*float64(h):
@@ -374,10 +386,7 @@ const turnAspect = 1.5
 // worth trying. The search does not offer it by itself: on screw it lifted
 // pixel AUROC and PRO but cost image AUROC (README, registration).
 func (ps PoseSpread) TurnSuggested(o AlignOptions) bool {
-	maxAngle := o.MaxAngle
-	if maxAngle <= 0 {
-		maxAngle = DefaultMaxAngle
-	}
+	_, maxAngle := o.bounds()
 	return ps.Images > 0 && ps.Angle > maxAngle/2 && ps.OneSize && ps.Aspect < turnAspect
 }
 
@@ -393,17 +402,7 @@ func alignOffer(ctx context.Context, o Options, src ImageSource, idx []int) (ali
 	if err != nil {
 		return "", ps, err
 	}
-	maxShift, maxAngle := o.Align.MaxShift, o.Align.MaxAngle
-	if maxShift <= 0 {
-		maxShift = DefaultMaxShift
-	}
-	if maxAngle <= 0 {
-		maxAngle = DefaultMaxAngle
-	}
-	// Poses spread beyond half the bounds (screws lying at any angle, a
-	// texture with no pose of its own) are not something registration to
-	// one view can follow: it would refuse good parts (31 of 40 screw test
-	// images at the default bounds) and its candidates only cost time.
+	maxShift, maxAngle := o.Align.bounds()
 	// Poses spread beyond half the bounds (screws lying at any angle, a
 	// texture with no pose of its own) are not something registration to
 	// one view within the bounds can follow: it would refuse good parts

@@ -514,15 +514,17 @@ type testScore struct {
 	right   int
 	fa, fan int // false alarms of good images, good images
 	miss, n int // misses of defective images, defective images
-	iou     float64
-	iouN    int // flagged defective images with a mask
-	iouD    int // defective images with a mask
-	iouBy   map[string]float64
-	noMask  int // defective images without a mask
-	inspect time.Duration
-	regions metrics.Regions
-	truth   []metrics.Box
-	labeled bool
+	// iouBy is each flagged defective image's region IoU, by path; iouD
+	// counts the defective images with a mask.
+	iouBy map[string]float64
+	iouD  int
+	// noMask counts the defective images without a mask, firstNoMask is
+	// where the first one's was looked for.
+	noMask      int
+	firstNoMask string
+	inspect     time.Duration
+	regions     metrics.Regions
+	labeled     bool
 }
 
 func newTestScore(labeled bool) *testScore {
@@ -538,8 +540,7 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 	var gtRegions metrics.Regions
 	progress := progressBar(env.Stderr, label)
 	count := label == "eval"
-	scored, unmasked := 0, 0
-	firstUnmasked := ""
+	scored := 0
 	for i, it := range j.set.Test {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -560,11 +561,6 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 				j.sk.add(env.Log, it.MaskPath, fmt.Errorf("mask of %s: %w", it.Path, err))
 			}
 			continue
-		}
-		if it.MaskMissing != "" && count {
-			if unmasked++; firstUnmasked == "" {
-				firstUnmasked = it.MaskMissing
-			}
 		}
 		if p, ok := j.files.params(it.Path); ok && it.MaskPath != "" {
 			mask = p.ApplyMask(mask, b.Dx(), b.Dy()) // moved exactly as its image
@@ -589,9 +585,9 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 	if scored == 0 {
 		return fmt.Errorf("data set %s: no test image could be inspected (%s)", j.set.Dir, j.sk)
 	}
-	if unmasked > 0 {
+	if a := accs[0]; count && a.noMask > 0 { // every accumulator saw the same images
 		env.Log.Warn("defective test images without a ground-truth mask are left out of the pixel figures", "data", j.set.Dir,
-			"images", unmasked, "first_missing", firstUnmasked)
+			"images", a.noMask, "first_missing", a.firstNoMask)
 	}
 	return nil
 }
@@ -599,8 +595,11 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, truth []metrics.Box, el time.Duration) error {
 	a.inspect += el
 	var err error
-	if it.Anomalous() && it.MaskPath == "" {
-		a.noMask++ // which pixels are the defect is unknown
+	if it.MaskMissing != "" {
+		// Which pixels are the defect is unknown: no pixel figures.
+		if a.noMask++; a.firstNoMask == "" {
+			a.firstNoMask = it.MaskMissing
+		}
 	} else if a.labeled {
 		err = a.pix.AddLabeled(it.Label, r.Map, mask, r.W, r.H)
 	} else {
@@ -622,13 +621,10 @@ func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, trut
 		}
 		if len(truth) > 0 && r.Anomalous {
 			pred := a.regions.FindGray(r.Mask, daemon.MaxAlarmRegions)
-			v := metrics.BoxIoU(pred, truth, r.W, r.H)
-			a.iou += v
-			a.iouN++
 			if a.iouBy == nil {
 				a.iouBy = map[string]float64{}
 			}
-			a.iouBy[it.Path] = v
+			a.iouBy[it.Path] = metrics.BoxIoU(pred, truth, r.W, r.H)
 		}
 	} else {
 		a.fan++
@@ -649,10 +645,13 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	res.FalseAlarmRate = float64(a.fa) / float64(max(a.fan, 1))
 	res.MissRate = float64(a.miss) / float64(max(a.n, 1))
 	res.MasksMissing = a.noMask
-	res.RegionIoU, res.RegionIoUDefects = a.iou/float64(max(a.iouD, 1)), a.iouD
-	res.RegionIoUFlagged, res.RegionIoUImages = a.iou/float64(max(a.iouN, 1)), a.iouN
-	res.flaggedIoU = a.iouBy
-	sharedIoU([]*EvalResult{res}) // alone until the run's other recipes join
+	var iou float64
+	for _, v := range a.iouBy {
+		iou += v
+	}
+	res.RegionIoU, res.RegionIoUDefects = iou/float64(max(a.iouD, 1)), a.iouD
+	res.RegionIoUFlagged, res.RegionIoUImages = iou/float64(max(len(a.iouBy), 1)), len(a.iouBy)
+	res.flaggedIoU = a.iouBy // RegionIoUShared: sharedIoU, once the run's recipes are in
 	scores, labels := scoresLabels(a.items, "")
 	var err error
 	if res.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {

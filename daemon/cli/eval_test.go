@@ -28,10 +28,7 @@ func TestEvalSetsAndCompare(t *testing.T) {
 		}
 		sets = append(sets, out)
 	}
-	cfg := filepath.Join(dir, "cfg.yaml")
-	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := evalConfig(t, dir)
 	js := filepath.Join(dir, "eval.json")
 	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", sets[0], "--data", sets[1], "--recipe", "fixed",
 		"--compare", "plain", "--features", "16", "--json", js)
@@ -44,14 +41,7 @@ func TestEvalSetsAndCompare(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep EvalReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readEvalReport(t, js)
 	if len(rep.Sets) != 2 || len(rep.Mean) != 2 || rep.Mean[1].Recipe != "plain" {
 		t.Fatalf("report %+v", rep)
 	}
@@ -97,10 +87,7 @@ func TestEvalMisalign(t *testing.T) {
 		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", "5"); code != 0 {
 		t.Fatalf("export: %s", stderr)
 	}
-	cfg := filepath.Join(dir, "cfg.yaml")
-	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := evalConfig(t, dir)
 	run := func(seeds string) EvalReport {
 		js := filepath.Join(dir, "eval"+seeds+".json")
 		code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--compare", "v1p-squash-rigid-raw",
@@ -111,15 +98,7 @@ func TestEvalMisalign(t *testing.T) {
 		if !strings.Contains(stdout, "a@misalign1") || !strings.Contains(stdout, "@misalign mean of "+seeds) {
 			t.Errorf("output lacks the draws and their mean:\n%s", stdout)
 		}
-		b, err := os.ReadFile(js)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rep EvalReport
-		if err := json.Unmarshal(b, &rep); err != nil {
-			t.Fatal(err)
-		}
-		return rep
+		return readEvalReport(t, js)
 	}
 	rep := run("2")
 	if len(rep.Sets) != 1 || len(rep.Sets[0].Draws) != 2 || len(rep.Sets[0].Results) != 2 {
@@ -196,10 +175,7 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	cfg := filepath.Join(dir, "cfg.yaml")
-	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := evalConfig(t, dir)
 	js := filepath.Join(dir, "eval.json")
 	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--json", js)
 	if code != 0 {
@@ -209,14 +185,7 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		!strings.Contains(stdout, "masks missing") || !strings.Contains(stdout, "1 with a mask of another shape") {
 		t.Errorf("the missing and the misshapen mask are not reported:\nstdout %s\nstderr %s", stdout, stderr)
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep EvalReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readEvalReport(t, js)
 	r := rep.Sets[0].Results[0]
 	if r.MasksMissing != 1 || r.SkippedFiles != 1 || r.RegionIoUDefects != len(masks)-2 {
 		t.Errorf("masks missing %d (want 1), skipped %d (want 1), defects with a mask %d (want %d)", r.MasksMissing, r.SkippedFiles, r.RegionIoUDefects, len(masks)-2)
@@ -256,4 +225,29 @@ func TestEvalMeanIoUWithoutFlagged(t *testing.T) {
 	if strings.Count(row, "n/a") != 2 {
 		t.Errorf("set without flagged images: want n/a for flagged and shared IoU, row %q", row)
 	}
+}
+
+// evalConfig writes a configuration whose state folder is under dir and
+// returns its path.
+func evalConfig(t *testing.T, dir string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "cfg.yaml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// readEvalReport reads eval's --json file.
+func readEvalReport(t *testing.T, path string) EvalReport {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep EvalReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

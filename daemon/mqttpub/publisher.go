@@ -225,10 +225,9 @@ type Publisher struct {
 type subscription struct {
 	qos     byte
 	handler mqtt.MessageHandler
-	// acked is set once the broker acknowledged the subscription on the
-	// current connection; until then matching messages are Backlog.
-	acked *atomic.Bool
-	// ackedAt is when (Unix ns), for backlogSettle.
+	// ackedAt is when (Unix ns) the broker acknowledged the subscription
+	// on the current connection, 0 before: until then, and for
+	// backlogSettle after, matching messages are Backlog.
 	ackedAt *atomic.Int64
 }
 
@@ -241,15 +240,11 @@ type subscription struct {
 // verdict.
 const backlogSettle = 300 * time.Millisecond
 
-// backlog says whether a message handled now is the session's backlog.
-func backlog(acked *atomic.Bool, ackedAt *atomic.Int64) bool {
-	return !acked.Load() || time.Since(time.Unix(0, ackedAt.Load())) < backlogSettle
-}
-
-// markAcked records the subscription's SUBACK.
-func markAcked(acked *atomic.Bool, ackedAt *atomic.Int64) {
-	ackedAt.Store(time.Now().UnixNano())
-	acked.Store(true)
+// backlog says whether a message handled now is the session's backlog,
+// given when its subscription was acknowledged (ackedAt).
+func backlog(ackedAt *atomic.Int64) bool {
+	at := ackedAt.Load()
+	return at == 0 || time.Since(time.Unix(0, at)) < backlogSettle
 }
 
 // New validates opts, loads the outbox left by a previous run and prepares
@@ -456,7 +451,7 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		up := p.box.connLost(time.Now()).Round(time.Millisecond)
 		p.mu.Lock()
 		for _, sub := range p.subs { // what comes before the next SUBACK is the session's backlog
-			sub.acked.Store(false)
+			sub.ackedAt.Store(0)
 		}
 		p.mu.Unlock()
 		p.stMu.Lock()
@@ -581,7 +576,7 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 			p.log.Warn("mqtt subscribe failed; retried on the next connect", "topic", filter, "error", err)
 			continue
 		}
-		markAcked(s.acked, s.ackedAt)
+		s.ackedAt.Store(time.Now().UnixNano())
 	}
 }
 
@@ -717,16 +712,16 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if filter == "" || h == nil || qos > 2 {
 		return fmt.Errorf("mqtt subscribe %q: need a non-empty filter, a handler and QoS 0..2", filter)
 	}
-	acked, ackedAt := new(atomic.Bool), new(atomic.Int64)
+	ackedAt := new(atomic.Int64)
 	mh := func(_ mqtt.Client, m mqtt.Message) {
-		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: backlog(acked, ackedAt)})
+		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: backlog(ackedAt)})
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return fmt.Errorf("mqtt subscribe %s: %w", filter, ErrClosed)
 	}
-	p.subs[filter] = subscription{qos: qos, handler: mh, acked: acked, ackedAt: ackedAt}
+	p.subs[filter] = subscription{qos: qos, handler: mh, ackedAt: ackedAt}
 	p.mu.Unlock()
 	p.client.AddRoute(filter, mh)
 	if !p.client.IsConnectionOpen() {
@@ -739,7 +734,7 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("mqtt subscribe %s: %w", filter, err)
 	}
-	markAcked(acked, ackedAt)
+	ackedAt.Store(time.Now().UnixNano())
 	return nil
 }
 
