@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"image"
+	"image/draw"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -362,5 +363,54 @@ func TestNamedRecipeKeepsItsRegistration(t *testing.T) {
 	if d.Info().Align != string(align.Off) || !strings.Contains(logs.String(), "capture.align.mode is not applied") ||
 		!strings.Contains(logs.String(), "recipe_with_it=v1p-squash-turn-raw") {
 		t.Errorf("align %q, log:\n%s", d.Info().Align, logs.String())
+	}
+}
+
+// TestRegistrationFrameTypes: the same frame as a camera delivers it in
+// gray, RGBA or Y'CbCr 4:2:0 (JPEG: the aligned view stays Y'CbCr and is
+// converted at the network's input size) is registered alike and scored
+// alike.
+func TestRegistrationFrameTypes(t *testing.T) {
+	d, _, err := Fit(context.Background(), alignOptions(t, align.Rigid), poses(24), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, defect := range []bool{false, true} {
+		bx, by := -1.0, -1.0
+		if defect {
+			bx, by = 80+0.2*120, 60+0.02*120
+		}
+		gray := plate(160, 120, 3, 4, -3, bx, by)
+		rgba := image.NewRGBA(gray.Rect)
+		draw.Draw(rgba, rgba.Rect, gray, image.Point{}, draw.Src)
+		ycc := image.NewYCbCr(gray.Rect, image.YCbCrSubsampleRatio420)
+		copy(ycc.Y, gray.Pix)
+		for i := range ycc.Cb {
+			ycc.Cb[i], ycc.Cr[i] = 128, 128
+		}
+		var scores []float64
+		var first Registration
+		for i, img := range []image.Image{gray, rgba, ycc} {
+			r, err := d.Inspect(img)
+			if err != nil {
+				t.Fatalf("%T: %v", img, err)
+			}
+			g := r.Registration
+			if i == 0 {
+				first = g
+			} else if math.Abs(g.Angle-first.Angle) > 0.05 || math.Abs(g.ShiftX-first.ShiftX) > 0.2 || math.Abs(g.ShiftY-first.ShiftY) > 0.2 {
+				t.Errorf("%T: registered %+v, the gray frame %+v", img, g, first)
+			}
+			if r.Anomalous != defect {
+				t.Errorf("%T (defect %v): anomalous %v, score %.3f, threshold %.3f", img, defect, r.Anomalous, r.Score, r.Threshold)
+			}
+			scores = append(scores, r.Score)
+		}
+		for i, s := range scores[1:] {
+			if math.Abs(s-scores[0]) > 0.03*scores[0] {
+				t.Errorf("defect %v: score %.4f for frame type %d, %.4f for gray: want within 3%%", defect, s, i+1, scores[0])
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package align
 
 import (
+	"fmt"
 	"image"
 	"image/color/palette"
 	"image/draw"
@@ -274,8 +275,8 @@ func TestRegisterDoesNotAllocate(t *testing.T) {
 }
 
 // TestWarpFrameTypes: every frame type the pipeline meets warps to the
-// same picture as its RGBA conversion (YCbCr: JPEG frames, chroma
-// interpolated where image/draw takes the nearest sample).
+// same picture as its RGBA conversion (YCbCr: JPEG frames, a Y'CbCr view,
+// chroma interpolated where image/draw takes the nearest sample).
 func TestWarpFrameTypes(t *testing.T) {
 	w, h := 64, 48
 	ycc := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
@@ -298,14 +299,16 @@ func TestWarpFrameTypes(t *testing.T) {
 	var want Warper
 	wantImg := want.Apply(ref, tr, 1).(*image.RGBA)
 	for name, c := range map[string]struct {
-		img image.Image
-		tol int
-	}{"YCbCr": {ycc, 4}, "NRGBA": {nrgba, 0}, "Paletted": {paletted, 60}} {
+		img  image.Image
+		tol  int
+		kind string
+	}{"YCbCr": {ycc, 4, "*image.YCbCr"}, "NRGBA": {nrgba, 0, "*image.RGBA"}, "Paletted": {paletted, 60, "*image.RGBA"}} {
 		var wp Warper
-		got, ok := wp.Apply(c.img, tr, 1).(*image.RGBA)
-		if !ok {
-			t.Fatalf("%s: %T, want *image.RGBA", name, got)
+		view := wp.Apply(c.img, tr, 1)
+		if kind := fmt.Sprintf("%T", view); kind != c.kind {
+			t.Fatalf("%s: %s, want %s", name, kind, c.kind)
 		}
+		got := toRGBA(view)
 		worst := 0
 		for i := range got.Pix {
 			worst = max(worst, abs(int(got.Pix[i])-int(wantImg.Pix[i])))
@@ -318,6 +321,16 @@ func TestWarpFrameTypes(t *testing.T) {
 	if g, ok := wp.Apply(gray, tr, 1).(*image.Gray); !ok || g.Rect.Dx() != w {
 		t.Errorf("gray frame: %T, want *image.Gray", wp.Apply(gray, tr, 1))
 	}
+}
+
+// toRGBA is img converted to RGBA (a Y'CbCr view as the backbone reads it).
+func toRGBA(img image.Image) *image.RGBA {
+	if m, ok := img.(*image.RGBA); ok {
+		return m
+	}
+	out := image.NewRGBA(img.Bounds())
+	draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
+	return out
 }
 
 func abs(x int) int {
@@ -369,36 +382,46 @@ func TestRegisterAnyAngle(t *testing.T) {
 }
 
 // TestWarpRowEndsAtEdge: rows whose last sample lies a hair inside the
-// frame's edge are sampled without clamping; every sample must then lie
-// inside too. Positions accumulated pixel by pixel in float32 drifted up
-// to 0.004 pixels past the end point on such rows (a turned, shifted
-// screw panicked the warp with an index beyond the frame).
+// frame's edge are sampled without clamping up to where the taps stay
+// inside; every sample of that span must lie inside. Positions accumulated
+// pixel by pixel in float32 once drifted up to 0.004 pixels past the end
+// point on such rows (a turned, shifted screw panicked the warp with an
+// index beyond the frame); they are now exact fixed point.
 func TestWarpRowEndsAtEdge(t *testing.T) {
 	const w, h, vw = 512, 512, 448
 	rng := rand.New(rand.NewPCG(5, 9))
-	src := make([]uint8, w*h)
-	dst := image.NewGray(image.Rect(0, 0, vw, 1))
-	unclamped := 0
+	src := plane8{pix: make([]uint8, w*h), stride: w, step: 1, w: w, h: h}
+	out := make([]uint8, vw)
+	whole := 0
 	for range 20000 {
 		// sy runs from y0 to just below h−1 along the row.
 		y0 := rng.Float64() * 60
 		delta := rng.Float64() * 0.01
 		c := (float64(h-1) - delta - y0) / (vw - 1)
 		m := affine{a: 0.3, c: c, e: 10, f: y0 + 0.5 - c*0.5}
-		s := rowSampler(m, 0)
-		if !s.inside(vw, w, h) {
-			continue
+		r := rowFix(m, 0)
+		lo, hi := r.span(vw, w, h)
+		if lo == 0 && hi == vw {
+			whole++
 		}
-		unclamped++
-		for x := range vw {
-			if sx, sy := s.at(x); !(sx >= 0 && sy >= 0 && sx < w-1 && sy < h-1) {
-				t.Fatalf("row judged inside: sample %d at (%g, %g), outside the %dx%d frame's inner pixels", x, sx, sy, w, h)
+		for x := lo; x < hi; x++ {
+			px, py := r.at(x)
+			if px < 0 || py < 0 || px>>fixBits+1 > w-1 || py>>fixBits+1 > h-1 {
+				t.Fatalf("sample %d of the unclamped span [%d, %d) at (%g, %g): its taps leave the %dx%d frame", x, lo, hi, float64(px)/fixOne, float64(py)/fixOne, w, h)
 			}
 		}
-		warpGray(dst, src, w, w, h, m)
+		for _, x := range []int{lo - 1, hi} {
+			if x < 0 || x >= vw {
+				continue
+			}
+			if px, py := r.at(x); px >= 0 && py >= 0 && px>>fixBits+1 <= w-1 && py>>fixBits+1 <= h-1 {
+				t.Fatalf("sample %d just outside the span [%d, %d) has its taps inside: the span is too narrow", x, lo, hi)
+			}
+		}
+		src.row(r, out)
 	}
-	if unclamped < 1000 {
-		t.Fatalf("%d rows ending near the edge were sampled unclamped, want many: the test does not test the edge", unclamped)
+	if whole < 1000 {
+		t.Fatalf("%d rows ending near the edge were sampled whole without clamping, want many: the test does not test the edge", whole)
 	}
 }
 

@@ -1,6 +1,10 @@
 package align
 
-import "testing"
+import (
+	"fmt"
+	"image"
+	"testing"
+)
 
 // benchRegistrar is a registrar to the rigid reference of a w×h part
 // (synthetic, see scene).
@@ -39,18 +43,6 @@ func BenchmarkRegister1280x720(b *testing.B) { benchmarkRegister(b, 1280, 720, 0
 func BenchmarkRegisterAnyAngle640x480(b *testing.B)  { benchmarkRegister(b, 640, 480, 180, 1.745) }
 func BenchmarkRegisterAnyAngle1280x720(b *testing.B) { benchmarkRegister(b, 1280, 720, 180, 1.745) }
 
-func benchmarkWarp(b *testing.B, w, h int) {
-	frame := scene(w, h, Transform{Angle: 0.06, DX: 10}, 1)
-	scale := max(1, float64(min(w, h))/448)
-	var wp Warper
-	tr := Transform{Angle: 0.06, DX: 10}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		wp.Apply(frame, tr, scale)
-	}
-}
-
 func benchmarkWarpBack(b *testing.B, w, h int) {
 	scale := max(1, float64(min(w, h))/448)
 	vw, vh := ViewSize(w, h, scale)
@@ -64,7 +56,52 @@ func benchmarkWarpBack(b *testing.B, w, h int) {
 	}
 }
 
-func BenchmarkWarp640x480(b *testing.B)      { benchmarkWarp(b, 640, 480) }
-func BenchmarkWarp1280x720(b *testing.B)     { benchmarkWarp(b, 1280, 720) }
 func BenchmarkWarpBack640x480(b *testing.B)  { benchmarkWarpBack(b, 640, 480) }
 func BenchmarkWarpBack1280x720(b *testing.B) { benchmarkWarpBack(b, 1280, 720) }
+
+// hidden hides a frame's type: Apply converts it whole first (image/draw),
+// the path every frame took before its layout was read in place.
+type hidden struct{ image.Image }
+
+// BenchmarkWarpFrames warps the frame types cameras deliver (RGBA, JPEG's
+// Y'CbCr 4:2:0, V4L2's packed YUYV) into the view at camera sizes; the
+// converted=… runs are the same frames converted whole first, this run's
+// baseline.
+func BenchmarkWarpFrames(b *testing.B) {
+	for _, sz := range [][2]int{{640, 480}, {1280, 720}} {
+		w, h := sz[0], sz[1]
+		rgba := scene(w, h, Transform{Angle: 0.06, DX: 10}, 1)
+		ycc := image.NewYCbCr(rgba.Rect, image.YCbCrSubsampleRatio420)
+		for y := range h {
+			for x := range w {
+				ycc.Y[ycc.YOffset(x, y)] = rgba.Pix[rgba.PixOffset(x, y)]
+				ycc.Cb[ycc.COffset(x, y)], ycc.Cr[ycc.COffset(x, y)] = 120, 136
+			}
+		}
+		yuyv := &yuyvFrame{pix: make([]byte, 2*w*h), stride: 2 * w, rect: rgba.Rect}
+		for y := range h {
+			for x := range w {
+				yuyv.pix[y*2*w+2*x] = rgba.Pix[rgba.PixOffset(x, y)]
+				if x%2 == 0 {
+					yuyv.pix[y*2*w+2*x+1], yuyv.pix[y*2*w+2*x+3] = 120, 136
+				}
+			}
+		}
+		scale := max(1, float64(min(w, h))/448)
+		tr := Transform{Angle: 0.06, DX: 10}
+		for _, c := range []struct {
+			name string
+			img  image.Image
+		}{{"rgba", rgba}, {"ycbcr420", ycc}, {"yuyv", yuyv}, {"converted=ycbcr420", hidden{ycc}}, {"converted=yuyv", hidden{yuyv}}} {
+			b.Run(fmt.Sprintf("%s/%dx%d", c.name, w, h), func(b *testing.B) {
+				var wp Warper
+				wp.Apply(c.img, tr, scale)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					wp.Apply(c.img, tr, scale)
+				}
+			})
+		}
+	}
+}

@@ -1,9 +1,9 @@
 package align
 
 import (
+	"encoding/binary"
 	"fmt"
 	"image"
-	"image/color"
 	"image/draw"
 	"math"
 )
@@ -59,15 +59,27 @@ func ViewSize(w, h int, scale float64) (int, int) {
 type Warper struct {
 	gray *image.Gray
 	rgba *image.RGBA
+	ycc  *image.YCbCr
 	conv *image.RGBA // frames of other types, converted once
+}
+
+// packedYUYV is a packed Y'CbCr 4:2:2 frame as V4L2 cameras send it
+// (capture.YUYV): pairs of pixels Y0 Cb Y1 Cr aligned to even x in absolute
+// coordinates, pix starting at the pair that holds rect.Min.
+type packedYUYV interface {
+	PackedYUYV() (pix []byte, stride int, rect image.Rectangle, fullRange bool)
 }
 
 // Apply returns the reference view of img under t: each pixel of a view of
 // ViewSize(w, h, scale) takes the frame bilinearly at its transformed
 // centre; where that falls outside the frame, the nearest edge pixel is
 // replicated (as the backbone pads letterboxed frames). Gray frames give
-// *image.Gray, all others *image.RGBA (Gray, RGBA, NRGBA and YCbCr frames
-// are read directly, others converted first).
+// *image.Gray; Y'CbCr frames (JPEG, any subsampling) and packed YUYV
+// frames (V4L2, studio or full range) give a full-range *image.YCbCr
+// 4:2:0, their chroma interpolated at each 2×2 block's centre, so that
+// colour is converted once at the network's input size rather than for
+// every view pixel; all others give *image.RGBA. Gray, RGBA, NRGBA,
+// Y'CbCr and YUYV frames are read in place, others converted first.
 func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
@@ -76,7 +88,10 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 	switch im := img.(type) {
 	case *image.Gray:
 		wp.gray = reuseGray(wp.gray, vw, vh)
-		warpGray(wp.gray, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
+		src := plane8{pix: im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], stride: im.Stride, step: 1, w: w, h: h}
+		for y := range vh {
+			src.row(rowFix(m, y), wp.gray.Pix[y*wp.gray.Stride:y*wp.gray.Stride+vw])
+		}
 		return wp.gray
 	case *image.RGBA:
 		wp.rgba = reuseRGBA(wp.rgba, vw, vh)
@@ -87,9 +102,27 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 		warpRGBA(wp.rgba, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
 		return wp.rgba
 	case *image.YCbCr:
-		wp.rgba = reuseRGBA(wp.rgba, vw, vh)
-		warpYCbCr(wp.rgba, im, m)
-		return wp.rgba
+		if sx, sy, ok := subsampling(im.SubsampleRatio); ok {
+			cx0, cy0 := floorDiv(b.Min.X, sx), floorDiv(b.Min.Y, sy)
+			cw, ch := ceilDiv(b.Max.X, sx)-cx0, ceilDiv(b.Max.Y, sy)-cy0
+			co := im.COffset(b.Min.X, b.Min.Y)
+			luma := plane8{pix: im.Y[im.YOffset(b.Min.X, b.Min.Y):], stride: im.YStride, step: 1, w: w, h: h}
+			cb := plane8{pix: im.Cb[co:], stride: im.CStride, step: 1, w: cw, h: ch}
+			cr := plane8{pix: im.Cr[co:], stride: im.CStride, step: 1, w: cw, h: ch}
+			wp.warpYCbCr(vw, vh, luma, cb, cr, m, chromaMap(m, b.Min, sx, sy), false)
+			return wp.ycc
+		}
+	case packedYUYV:
+		pix, stride, r, full := im.PackedYUYV()
+		if r == b && r.Dx() > 0 && r.Dy() > 0 {
+			odd := r.Min.X & 1 // the pair holding Min starts one pixel before it
+			pairs := ceilDiv(r.Max.X, 2) - floorDiv(r.Min.X, 2)
+			luma := plane8{pix: pix[2*odd:], stride: stride, step: 2, w: w, h: h}
+			cb := plane8{pix: pix[1:], stride: stride, step: 4, w: pairs, h: h}
+			cr := plane8{pix: pix[3:], stride: stride, step: 4, w: pairs, h: h}
+			wp.warpYCbCr(vw, vh, luma, cb, cr, m, chromaMap(m, r.Min, 2, 1), !full)
+			return wp.ycc
+		}
 	}
 	wp.conv = reuseRGBA(wp.conv, w, h)
 	draw.Draw(wp.conv, wp.conv.Rect, img, b.Min, draw.Src)
@@ -97,6 +130,47 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 	warpRGBA(wp.rgba, wp.conv.Pix, wp.conv.Stride, w, h, m)
 	return wp.rgba
 }
+
+// subsampling is the chroma subsampling of a Y'CbCr ratio per axis.
+func subsampling(r image.YCbCrSubsampleRatio) (sx, sy int, ok bool) {
+	switch r {
+	case image.YCbCrSubsampleRatio444:
+		return 1, 1, true
+	case image.YCbCrSubsampleRatio422:
+		return 2, 1, true
+	case image.YCbCrSubsampleRatio420:
+		return 2, 2, true
+	case image.YCbCrSubsampleRatio440:
+		return 1, 2, true
+	case image.YCbCrSubsampleRatio411:
+		return 4, 1, true
+	case image.YCbCrSubsampleRatio410:
+		return 4, 2, true
+	}
+	return 0, 0, false
+}
+
+// chromaMap is m onto the chroma plane of a frame whose chroma samples
+// each cover sx×sy luma pixels aligned to multiples of sx, sy in absolute
+// coordinates (image.YCbCr, packed YUYV), the plane starting at the sample
+// that holds min: a luma position u (continuous, relative to min) is the
+// chroma position (u + min mod s)/s.
+func chromaMap(m affine, min image.Point, sx, sy int) affine {
+	ox := float64(min.X - floorDiv(min.X, sx)*sx)
+	oy := float64(min.Y - floorDiv(min.Y, sy)*sy)
+	kx, ky := float64(sx), float64(sy)
+	return affine{a: m.a / kx, b: m.b / kx, e: (m.e + ox) / kx, c: m.c / ky, d: m.d / ky, f: (m.f + oy) / ky}
+}
+
+func floorDiv(a, b int) int {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int) int { return -floorDiv(-a, b) }
 
 func reuseGray(g *image.Gray, w, h int) *image.Gray {
 	if g == nil || g.Rect.Dx() != w || g.Rect.Dy() != h {
@@ -112,139 +186,220 @@ func reuseRGBA(g *image.RGBA, w, h int) *image.RGBA {
 	return g
 }
 
-// sampler walks one destination row: the source position of pixel x is
-// (x0 + x·dx, y0 + x·dy) in pixel-index coordinates (centres at integers),
-// computed from the row's start for every pixel (at): accumulated pixel by
-// pixel in float32 it drifts by up to a few thousandths of a pixel, enough
-// to step past the frame's edge on a row that inside judged within it.
-type sampler struct{ x0, y0, dx, dy float32 }
+// Source positions are fixed point with fixBits fractional bits: exact
+// integer steps along a row (positions accumulated in floating point
+// drifted past a row's end point and indexed beyond the frame), and the
+// bilinear weights are their top 8 fractional bits.
+const (
+	fixBits = 16
+	fixOne  = 1 << fixBits
+	// fixLimit bounds positions so that no product along a row overflows
+	// (a frame is far smaller; a wild transform only clamps).
+	fixLimit = 1 << 40
+	// weightBias is half a step of the 8-bit weights.
+	weightBias = 1 << (fixBits - 9)
+)
 
-// at is pixel x's source position; for x in [0, n) it lies between the
-// row's end points (rounding is monotonic), which inside checks.
-func (s sampler) at(x int) (float32, float32) {
-	return s.x0 + float32(x)*s.dx, s.y0 + float32(x)*s.dy
+// fixRow is one destination row's source positions: pixel x samples
+// (x0 + x·dx, y0 + x·dy) in pixel-index coordinates (centres at
+// integers), fixed point.
+type fixRow struct{ x0, y0, dx, dy int }
+
+func toFix(v float64) int {
+	if !(v > -fixLimit) { // also NaN: far outside, clamped to the edge
+		return -fixLimit
+	}
+	return int(math.Round(min(v, fixLimit) * fixOne))
 }
 
-func rowSampler(m affine, y int) sampler {
+// rowFix is row y's positions under m. The start is biased by half a
+// weight step so that the weights' truncation to 8 bits rounds.
+func rowFix(m affine, y int) fixRow {
 	sx, sy := m.apply(0.5, float64(y)+0.5)
-	return sampler{x0: float32(sx - 0.5), y0: float32(sy - 0.5), dx: float32(m.a), dy: float32(m.c)}
+	return fixRow{x0: toFix(sx-0.5) + weightBias, y0: toFix(sy-0.5) + weightBias, dx: toFix(m.a), dy: toFix(m.c)}
 }
 
-// inside reports whether every sample of a row of n pixels has all four
-// bilinear taps inside a w×h source (no clamping needed), with a margin of
-// insideMargin pixels (the compiler may fuse at's multiply-add in one place
-// and not another, a difference of an ulp).
-func (s sampler) inside(n, w, h int) bool {
-	ex, ey := s.at(n - 1)
-	lo := func(a, b float32) float32 { return min(a, b) }
-	hi := func(a, b float32) float32 { return max(a, b) }
-	return lo(s.x0, ex) >= insideMargin && lo(s.y0, ey) >= insideMargin &&
-		hi(s.x0, ex) < float32(w-1)-insideMargin && hi(s.y0, ey) < float32(h-1)-insideMargin
+func (r fixRow) at(x int) (int, int) { return r.x0 + x*r.dx, r.y0 + x*r.dy }
+
+// span is the pixels [lo, hi) of a row of n whose four bilinear taps all
+// lie inside a w×h source: 0 ≤ position < (size−1) on both axes. The
+// positions are linear in x and exact, so this is one interval.
+func (r fixRow) span(n, w, h int) (lo, hi int) {
+	lo, hi = within(0, n, r.x0, r.dx, (w-1)<<fixBits)
+	return within(lo, hi, r.y0, r.dy, (h-1)<<fixBits)
 }
 
-const insideMargin = 1.0 / 256
+// within narrows [lo, hi) to the x with 0 ≤ p0 + x·d < lim; an empty
+// result still lies within [lo, hi].
+func within(lo, hi, p0, d, lim int) (int, int) {
+	lo0, hi0 := lo, hi
+	switch {
+	case lim <= 0:
+		return lo, lo
+	case d == 0:
+		if p0 < 0 || p0 >= lim {
+			return lo, lo
+		}
+	case d > 0:
+		lo = max(lo, ceilDiv(-p0, d))
+		hi = min(hi, floorDiv(lim-1-p0, d)+1)
+	default:
+		hi = min(hi, floorDiv(p0, -d)+1)
+		lo = max(lo, ceilDiv(p0-lim+1, -d))
+	}
+	lo = min(max(lo, lo0), hi0)
+	return lo, min(max(hi, lo), hi0)
+}
 
-// clampTap returns the integer index, the next index and the weight of
-// the next one for a source coordinate on an axis of n pixels, the edge
-// pixel replicated beyond it.
-func clampTap(v float32, n int) (int, int, float32) {
-	if !(v > 0) { // also NaN
+// clampFix is the tap index, the next index and the next one's 8-bit
+// weight at position p on an axis of n samples, the edge replicated.
+func clampFix(p, n int) (int, int, uint32) {
+	if p <= 0 {
 		return 0, 0, 0
 	}
-	if v >= float32(n-1) {
+	if p >= (n-1)<<fixBits {
 		return n - 1, n - 1, 0
 	}
-	i := int(v)
-	return i, i + 1, v - float32(i)
+	i := p >> fixBits
+	return i, i + 1, uint32(p>>(fixBits-8)) & 0xff
 }
 
-// taps is one bilinear sample in fixed point: the offsets of its four
-// source pixels (in pixels) and their weights, which sum to 1<<16.
-type taps struct {
-	o00, o01, o10, o11 int
-	w00, w01, w10, w11 uint32
+// lerp8 mixes a and b by f/256.
+func lerp8(a, b uint8, f uint32) uint32 { return uint32(a)*(256-f) + uint32(b)*f }
+
+// plane8 is one 8-bit plane of w×h samples: sample (i, j) at
+// pix[j·stride + i·step].
+type plane8 struct {
+	pix                []uint8
+	stride, step, w, h int
 }
 
-// tapsAt computes the taps at (sx, sy) of a w×h source with stride (in
-// pixels), clamping at the edges when clamp is set.
-func tapsAt(sx, sy float32, w, h, stride int, clamp bool) taps {
-	var x0, x1, y0, y1 int
-	var fx, fy float32
-	if clamp {
-		x0, x1, fx = clampTap(sx, w)
-		y0, y1, fy = clampTap(sy, h)
-	} else {
-		x0, y0 = int(sx), int(sy)
-		x1, y1 = x0+1, y0+1
-		fx, fy = sx-float32(x0), sy-float32(y0)
+// row samples the plane bilinearly at row r's positions into out: the
+// pixels whose taps lie inside without clamping, the rest with the edge
+// replicated.
+func (p plane8) row(r fixRow, out []uint8) {
+	lo, hi := r.span(len(out), p.w, p.h)
+	for x := range lo {
+		out[x] = p.clamped(r.at(x))
 	}
-	ax, ay := uint32(fx*256+0.5), uint32(fy*256+0.5)
-	return taps{
-		o00: y0*stride + x0, o01: y0*stride + x1, o10: y1*stride + x0, o11: y1*stride + x1,
-		w00: (256 - ax) * (256 - ay), w01: ax * (256 - ay), w10: (256 - ax) * ay, w11: ax * ay,
+	st, sd := p.step, p.stride
+	for x := lo; x < hi; x++ {
+		px, py := r.at(x)
+		o := (py>>fixBits)*sd + (px>>fixBits)*st
+		q := p.pix[o : o+sd+st+1 : o+sd+st+1]
+		fx, fy := uint32(px>>(fixBits-8))&0xff, uint32(py>>(fixBits-8))&0xff
+		top, bot := lerp8(q[0], q[st], fx), lerp8(q[sd], q[sd+st], fx)
+		out[x] = uint8((top*(256-fy) + bot*fy + 1<<15) >> 16)
 	}
-}
-
-func (t *taps) mix(p []uint8, k int) uint8 {
-	return uint8((uint32(p[t.o00+k])*t.w00 + uint32(p[t.o01+k])*t.w01 + uint32(p[t.o10+k])*t.w10 + uint32(p[t.o11+k])*t.w11 + 1<<15) >> 16)
-}
-
-func warpGray(dst *image.Gray, src []uint8, stride, w, h int, m affine) {
-	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
-	for y := 0; y < vh; y++ {
-		s := rowSampler(m, y)
-		clamp := !s.inside(vw, w, h)
-		out := dst.Pix[y*dst.Stride : y*dst.Stride+vw]
-		for x := range out {
-			sx, sy := s.at(x)
-			t := tapsAt(sx, sy, w, h, stride, clamp)
-			out[x] = t.mix(src, 0)
-		}
+	for x := hi; x < len(out); x++ {
+		out[x] = p.clamped(r.at(x))
 	}
 }
 
+func (p plane8) clamped(px, py int) uint8 {
+	x0, x1, fx := clampFix(px, p.w)
+	y0, y1, fy := clampFix(py, p.h)
+	r0, r1 := y0*p.stride, y1*p.stride
+	top := lerp8(p.pix[r0+x0*p.step], p.pix[r0+x1*p.step], fx)
+	bot := lerp8(p.pix[r1+x0*p.step], p.pix[r1+x1*p.step], fx)
+	return uint8((top*(256-fy) + bot*fy + 1<<15) >> 16)
+}
+
+// lerpRGBA mixes two packed 8-bit RGBA pixels by f/256, two channels per
+// 32-bit lane pair (each product stays below 1<<16).
+func lerpRGBA(a, b, f uint32) uint32 {
+	g := 256 - f
+	rb := ((a&0x00ff00ff)*g + (b&0x00ff00ff)*f + 0x00800080) >> 8 & 0x00ff00ff
+	ga := ((a>>8&0x00ff00ff)*g + (b>>8&0x00ff00ff)*f + 0x00800080) & 0xff00ff00
+	return rb | ga
+}
+
+func pixelAt(src []uint8, o int) uint32 { return binary.LittleEndian.Uint32(src[o : o+4 : o+4]) }
+
+// warpRGBA samples an RGBA (or NRGBA: frames carry no transparency)
+// source of w×h pixels, rows stride bytes apart; the view is opaque.
 func warpRGBA(dst *image.RGBA, src []uint8, stride, w, h int, m affine) {
 	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
-	for y := 0; y < vh; y++ {
-		s := rowSampler(m, y)
-		clamp := !s.inside(vw, w, h)
+	for y := range vh {
+		r := rowFix(m, y)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
-		for x := 0; x < vw; x++ {
-			sx, sy := s.at(x)
-			t := tapsAt(sx, sy, w, h, stride/4, clamp)
-			t.o00, t.o01, t.o10, t.o11 = 4*t.o00, 4*t.o01, 4*t.o10, 4*t.o11
-			o := out[4*x : 4*x+4 : 4*x+4]
-			o[0], o[1], o[2], o[3] = t.mix(src, 0), t.mix(src, 1), t.mix(src, 2), 255
+		lo, hi := r.span(vw, w, h)
+		for x := range lo {
+			binary.LittleEndian.PutUint32(out[4*x:], clampedRGBA(src, stride, w, h, r, x))
+		}
+		px, py := r.at(lo)
+		for x := lo; x < hi; x++ {
+			o := (py>>fixBits)*stride + 4*(px>>fixBits)
+			q := src[o : o+stride+8 : o+stride+8]
+			t, b := binary.LittleEndian.Uint64(q), binary.LittleEndian.Uint64(q[stride:])
+			fx, fy := uint32(px>>(fixBits-8))&0xff, uint32(py>>(fixBits-8))&0xff
+			top := lerpRGBA(uint32(t), uint32(t>>32), fx)
+			bot := lerpRGBA(uint32(b), uint32(b>>32), fx)
+			binary.LittleEndian.PutUint32(out[4*x:4*x+4:4*x+4], lerpRGBA(top, bot, fy)|0xff000000)
+			px, py = px+r.dx, py+r.dy
+		}
+		for x := hi; x < vw; x++ {
+			binary.LittleEndian.PutUint32(out[4*x:], clampedRGBA(src, stride, w, h, r, x))
 		}
 	}
 }
 
-// warpYCbCr samples the luma and chroma planes of a JPEG frame and writes
-// RGB (image/color's conversion).
-func warpYCbCr(dst *image.RGBA, src *image.YCbCr, m affine) {
-	b := src.Rect
-	w, h := b.Dx(), b.Dy()
-	// Chroma planes are subsampled by an integer factor per axis.
-	cw := (src.COffset(b.Max.X-1, b.Min.Y) - src.COffset(b.Min.X, b.Min.Y)) + 1
-	ch := (src.COffset(b.Min.X, b.Max.Y-1)-src.COffset(b.Min.X, b.Min.Y))/src.CStride + 1
-	kx, ky := float32(w)/float32(max(cw, 1)), float32(h)/float32(max(ch, 1))
-	yp := src.Y[src.YOffset(b.Min.X, b.Min.Y):]
-	cb := src.Cb[src.COffset(b.Min.X, b.Min.Y):]
-	cr := src.Cr[src.COffset(b.Min.X, b.Min.Y):]
-	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
-	for y := 0; y < vh; y++ {
-		s := rowSampler(m, y)
-		clamp := !s.inside(vw, w, h)
-		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
-		for x := 0; x < vw; x++ {
-			sx, sy := s.at(x)
-			t := tapsAt(sx, sy, w, h, src.YStride, clamp)
-			c := tapsAt((sx+0.5)/kx-0.5, (sy+0.5)/ky-0.5, cw, ch, src.CStride, true)
-			r, g, bb := color.YCbCrToRGB(t.mix(yp, 0), c.mix(cb, 0), c.mix(cr, 0))
-			o := out[4*x : 4*x+4 : 4*x+4]
-			o[0], o[1], o[2], o[3] = r, g, bb, 255
+func clampedRGBA(src []uint8, stride, w, h int, r fixRow, x int) uint32 {
+	px, py := r.at(x)
+	x0, x1, fx := clampFix(px, w)
+	y0, y1, fy := clampFix(py, h)
+	top := lerpRGBA(pixelAt(src, y0*stride+4*x0), pixelAt(src, y0*stride+4*x1), fx)
+	bot := lerpRGBA(pixelAt(src, y1*stride+4*x0), pixelAt(src, y1*stride+4*x1), fx)
+	return lerpRGBA(top, bot, fy) | 0xff000000
+}
+
+// warpYCbCr samples the luma plane at each view pixel's position and the
+// chroma planes (whose grid cm maps view positions onto) at the centre of
+// each 2×2 block of view pixels, into a vw×vh 4:2:0 view. Studio-range
+// samples (BT.601, YUYV's default) are expanded to full range, so that the
+// view's JFIF conversion gives the colours capture.YUYV's does.
+func (wp *Warper) warpYCbCr(vw, vh int, luma, cb, cr plane8, m, cm affine, studio bool) {
+	if wp.ycc == nil || wp.ycc.Rect.Dx() != vw || wp.ycc.Rect.Dy() != vh {
+		wp.ycc = image.NewYCbCr(image.Rect(0, 0, vw, vh), image.YCbCrSubsampleRatio420)
+	}
+	v := wp.ycc
+	for y := range vh {
+		row := v.Y[y*v.YStride : y*v.YStride+vw]
+		luma.row(rowFix(m, y), row)
+		if studio {
+			for i, s := range row {
+				row[i] = studioLuma[s]
+			}
 		}
 	}
+	// A chroma sample's centre (i+½, j+½) is the view position (2i+1, 2j+1).
+	c2 := affine{a: 2 * cm.a, b: 2 * cm.b, c: 2 * cm.c, d: 2 * cm.d, e: cm.e, f: cm.f}
+	cw, ch := (vw+1)/2, (vh+1)/2
+	for j := range ch {
+		r := rowFix(c2, j)
+		rb, rr := v.Cb[j*v.CStride:j*v.CStride+cw], v.Cr[j*v.CStride:j*v.CStride+cw]
+		cb.row(r, rb)
+		cr.row(r, rr)
+		if studio {
+			for i := range rb {
+				rb[i], rr[i] = studioChroma[rb[i]], studioChroma[rr[i]]
+			}
+		}
+	}
+}
+
+// studioLuma and studioChroma expand BT.601 studio-range samples to full
+// range: luma (Y'−16)·255/219, chroma (C−128)·255/224 + 128, rounded and
+// clipped; the JFIF conversion of the result is the studio conversion
+// (R = 1.164·(Y'−16) + 1.596·(Cr−128), …) to within rounding.
+var studioLuma, studioChroma = rangeTables()
+
+func rangeTables() (l, c [256]uint8) {
+	for i := range 256 {
+		l[i] = uint8(min(max(math.Round(float64(i-16)*255/219), 0), 255))
+		c[i] = uint8(min(max(math.Round(float64(i-128)*255/224+128), 0), 255))
+	}
+	return l, c
 }
 
 // WarpBack resamples a map drawn on the reference view (vw×vh, row major)
@@ -260,18 +415,46 @@ func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform) (
 	}
 	dst = dst[:w*h]
 	m := t.fromFrame(w, h, vw, vh)
-	for y := 0; y < h; y++ {
-		s := rowSampler(m, y)
+	const frac = 1.0 / fixOne
+	for y := range h {
+		r := rowFix(m, y)
+		r.x0, r.y0 = r.x0-weightBias, r.y0-weightBias // float weights: all 16 bits
 		out := dst[y*w : (y+1)*w]
-		for x := range out {
-			sx, sy := s.at(x)
-			x0, x1, fx := clampTap(sx, vw)
-			y0, y1, fy := clampTap(sy, vh)
-			r0, r1 := src[y0*vw:], src[y1*vw:]
-			top := r0[x0] + fx*(r0[x1]-r0[x0])
-			bot := r1[x0] + fx*(r1[x1]-r1[x0])
+		lo, hi := r.span(w, vw, vh)
+		for x := range lo {
+			out[x] = clampedMap(src, vw, vh, r, x)
+		}
+		for x := lo; x < hi; x++ {
+			px, py := r.at(x)
+			o := (py>>fixBits)*vw + px>>fixBits
+			q := src[o : o+vw+2 : o+vw+2]
+			fx, fy := float32(px&(fixOne-1))*frac, float32(py&(fixOne-1))*frac
+			top := q[0] + fx*(q[1]-q[0])
+			bot := q[vw] + fx*(q[vw+1]-q[vw])
 			out[x] = top + fy*(bot-top)
+		}
+		for x := hi; x < w; x++ {
+			out[x] = clampedMap(src, vw, vh, r, x)
 		}
 	}
 	return dst, nil
+}
+
+func clampedMap(src []float32, vw, vh int, r fixRow, x int) float32 {
+	px, py := r.at(x)
+	x0, x1, _ := clampFix(px, vw)
+	y0, y1, _ := clampFix(py, vh)
+	const frac = 1.0 / fixOne
+	fx := float32(min(max(px-x0<<fixBits, 0), fixOne)) * frac
+	fy := float32(min(max(py-y0<<fixBits, 0), fixOne)) * frac
+	if x1 == x0 {
+		fx = 0
+	}
+	if y1 == y0 {
+		fy = 0
+	}
+	r0, r1 := src[y0*vw:], src[y1*vw:]
+	top := r0[x0] + fx*(r0[x1]-r0[x0])
+	bot := r1[x0] + fx*(r1[x1]-r1[x0])
+	return top + fy*(bot-top)
 }

@@ -1,0 +1,204 @@
+package align
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// bilinearAt is the reference the fixed-point warp is held to: the source
+// sampled at (sx, sy) (pixel-index coordinates) in float64, the edge
+// replicated outside.
+func bilinearAt(get func(x, y int) float64, w, h int, sx, sy float64) float64 {
+	cl := func(v float64, n int) (int, int, float64) {
+		if !(v > 0) {
+			return 0, 0, 0
+		}
+		if v >= float64(n-1) {
+			return n - 1, n - 1, 0
+		}
+		i := int(v)
+		return i, i + 1, v - float64(i)
+	}
+	x0, x1, fx := cl(sx, w)
+	y0, y1, fy := cl(sy, h)
+	top := get(x0, y0) + fx*(get(x1, y0)-get(x0, y0))
+	bot := get(x0, y1) + fx*(get(x1, y1)-get(x0, y1))
+	return top + fy*(bot-top)
+}
+
+// noisyFrame is an RGBA frame of smooth gradients and hard edges (the
+// worst case for the weights' rounding).
+func noisyFrame(w, h int, rng *rand.Rand) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.IntN(256))
+	}
+	for y := range h {
+		for x := range w {
+			if (x/7+y/5)%3 == 0 {
+				o := img.PixOffset(x, y)
+				img.Pix[o], img.Pix[o+1], img.Pix[o+2] = uint8(x), uint8(y), uint8(x+y)
+			}
+		}
+	}
+	return img
+}
+
+// TestWarpMatchesBilinear: the fixed-point warp of Gray and RGBA frames is
+// the float64 bilinear sample of the frame at each view pixel's position
+// within two levels, under poses that leave parts of the view outside the
+// frame (edge replicated), turned up to a full turn, at the view scales the
+// detector uses, on frames of odd sizes and sub-images.
+func TestWarpMatchesBilinear(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 2))
+	var wp Warper
+	for _, size := range [][2]int{{97, 61}, {64, 64}, {33, 120}} {
+		w, h := size[0], size[1]
+		big := noisyFrame(w+9, h+4, rng)
+		rgba := big.SubImage(image.Rect(5, 3, 5+w, 3+h)).(*image.RGBA)
+		gray := image.NewGray(image.Rect(2, 1, 2+w, 1+h))
+		draw.Draw(gray, gray.Rect, rgba, rgba.Rect.Min, draw.Src)
+		for range 25 {
+			tr := Transform{Angle: (2*rng.Float64() - 1) * math.Pi, DX: (rng.Float64() - 0.5) * float64(w) / 2, DY: (rng.Float64() - 0.5) * float64(h) / 2}
+			scale := 1 + rng.Float64()
+			vw, vh := ViewSize(w, h, scale)
+			m := tr.toFrame(w, h, vw, vh)
+			gv := wp.Apply(gray, tr, scale).(*image.Gray)
+			worstG := 0.0
+			for y := range vh {
+				for x := range vw {
+					sx, sy := m.apply(float64(x)+0.5, float64(y)+0.5)
+					want := bilinearAt(func(i, j int) float64 { return float64(gray.GrayAt(gray.Rect.Min.X+i, gray.Rect.Min.Y+j).Y) }, w, h, sx-0.5, sy-0.5)
+					worstG = max(worstG, math.Abs(float64(gv.Pix[y*gv.Stride+x])-want))
+				}
+			}
+			cv := wp.Apply(rgba, tr, scale).(*image.RGBA)
+			worstC := 0.0
+			for y := range vh {
+				for x := range vw {
+					sx, sy := m.apply(float64(x)+0.5, float64(y)+0.5)
+					for c := range 3 {
+						get := func(i, j int) float64 { return float64(rgba.Pix[rgba.PixOffset(rgba.Rect.Min.X+i, rgba.Rect.Min.Y+j)+c]) }
+						want := bilinearAt(get, w, h, sx-0.5, sy-0.5)
+						worstC = max(worstC, math.Abs(float64(cv.Pix[y*cv.Stride+4*x+c])-want))
+					}
+					if a := cv.Pix[y*cv.Stride+4*x+3]; a != 255 {
+						t.Fatalf("view pixel (%d, %d) has alpha %d, want opaque", x, y, a)
+					}
+				}
+			}
+			if worstG > 2 || worstC > 2 {
+				t.Errorf("%dx%d under %+v at scale %.2f: gray off by %.2f, RGBA by %.2f levels from float bilinear, want ≤ 2", w, h, tr, scale, worstG, worstC)
+			}
+		}
+	}
+}
+
+// TestWithin: the span of positions inside a limit, against counting.
+func TestWithin(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 20000 {
+		n := rng.IntN(40)
+		lim := rng.IntN(30*fixOne) - fixOne
+		p0 := rng.IntN(80*fixOne) - 40*fixOne
+		d := rng.IntN(6*fixOne) - 3*fixOne
+		if rng.IntN(10) == 0 {
+			d = 0
+		}
+		lo, hi := within(0, n, p0, d, lim)
+		if lo < 0 || hi > n || lo > hi {
+			t.Fatalf("within(0, %d, %d, %d, %d) = [%d, %d): not inside [0, %d]", n, p0, d, lim, lo, hi, n)
+		}
+		for x := range n {
+			p := p0 + x*d
+			in := p >= 0 && p < lim
+			if got := x >= lo && x < hi; got != in {
+				t.Fatalf("within(0, %d, %d, %d, %d) = [%d, %d): x=%d at %d is inside=%v", n, p0, d, lim, lo, hi, x, p, in)
+			}
+		}
+	}
+}
+
+// yuyvFrame is a packed YUYV frame as capture.YUYV lays it out (align
+// cannot import capture): At converts like it, PackedYUYV exposes the
+// samples.
+type yuyvFrame struct {
+	pix    []byte
+	stride int
+	rect   image.Rectangle
+	full   bool
+}
+
+func (f *yuyvFrame) ColorModel() color.Model { return color.RGBAModel }
+func (f *yuyvFrame) Bounds() image.Rectangle { return f.rect }
+func (f *yuyvFrame) PackedYUYV() ([]byte, int, image.Rectangle, bool) {
+	return f.pix, f.stride, f.rect, f.full
+}
+
+func (f *yuyvFrame) At(x, y int) color.Color {
+	o := (y-f.rect.Min.Y)*f.stride + 4*(x/2-f.rect.Min.X/2)
+	yy, u, v := float64(f.pix[o+2*(x&1)]), float64(f.pix[o+1])-128, float64(f.pix[o+3])-128
+	if !f.full {
+		yy = (yy - 16) * 255 / 219
+		u, v = u*255/224, v*255/224
+	}
+	c := func(v float64) uint8 { return uint8(min(max(math.Round(v), 0), 255)) }
+	return color.RGBA{c(yy + 1.402*v), c(yy - 0.344136*u - 0.714136*v), c(yy + 1.772*u), 255}
+}
+
+// sub is the frame's part inside r (r.Min.X may be odd: the pair that
+// holds it starts one pixel before).
+func (f *yuyvFrame) sub(r image.Rectangle) *yuyvFrame {
+	o := (r.Min.Y-f.rect.Min.Y)*f.stride + 4*(r.Min.X/2-f.rect.Min.X/2)
+	return &yuyvFrame{pix: f.pix[o:], stride: f.stride, rect: r, full: f.full}
+}
+
+// TestWarpYUYV: a packed YUYV frame (a V4L2 camera's, studio or full
+// range, whole or a region starting at an odd column) is warped in place
+// to the same view as its RGB conversion, within the chroma
+// interpolation's difference (the conversion takes each pair's chroma as
+// it is, the view interpolates it at each 2×2 block's centre).
+func TestWarpYUYV(t *testing.T) {
+	const w, h = 66, 40
+	rng := rand.New(rand.NewPCG(4, 4))
+	pix := make([]byte, 2*w*h)
+	for y := range h {
+		for x := range w / 2 {
+			o := y*2*w + 4*x
+			pix[o], pix[o+2] = uint8(30+3*x+rng.IntN(5)), uint8(32+3*x+rng.IntN(5))
+			pix[o+1], pix[o+3] = uint8(100+y), uint8(150-x)
+		}
+	}
+	tr := Transform{Angle: 0.15, DX: 2.5, DY: -1.5}
+	for _, full := range []bool{false, true} {
+		whole := &yuyvFrame{pix: pix, stride: 2 * w, rect: image.Rect(0, 0, w, h), full: full}
+		for _, f := range []*yuyvFrame{whole, whole.sub(image.Rect(3, 2, 61, 37))} {
+			name := fmt.Sprintf("full=%v %v", full, f.rect)
+			conv := image.NewRGBA(f.rect)
+			draw.Draw(conv, conv.Rect, f, f.rect.Min, draw.Src)
+			var want, got Warper
+			wi := want.Apply(conv, tr, 1.3).(*image.RGBA)
+			view, ok := got.Apply(f, tr, 1.3).(*image.YCbCr)
+			if !ok || view.SubsampleRatio != image.YCbCrSubsampleRatio420 {
+				t.Fatalf("%s: %T, want a 4:2:0 *image.YCbCr", name, got.Apply(f, tr, 1.3))
+			}
+			gi := toRGBA(view)
+			if got.conv != nil {
+				t.Errorf("%s: the frame was converted whole before warping, want it read in place", name)
+			}
+			worst, sum := 0, 0
+			for i := range gi.Pix {
+				d := abs(int(gi.Pix[i]) - int(wi.Pix[i]))
+				worst, sum = max(worst, d), sum+d
+			}
+			if mean := float64(sum) / float64(len(gi.Pix)); worst > 6 || mean > 1 {
+				t.Errorf("%s: differs from the warp of its RGB conversion by up to %d (mean %.2f), want ≤ 6 (mean ≤ 1)", name, worst, mean)
+			}
+		}
+	}
+}
