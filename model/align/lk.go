@@ -102,11 +102,12 @@ const (
 
 // refine runs inverse-compositional Gauss–Newton on the rigid pose (or the
 // translation alone) of image img against template t, starting from p,
-// for at most iters steps; (cix, ciy) is the image's centre. The image's
+// for at most iters steps or until a step moves no template pixel by tol
+// pixels; (cix, ciy) is the image's centre. The image's
 // intensities over the overlap are normalized to zero mean and unit
 // variance at every step, as the template's are, and the residuals are
 // weighted robustly (tukeyC) after the first step.
-func (sc *lkScratch) refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose, rigid bool, iters int) lkResult {
+func (sc *lkScratch) refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose, rigid bool, iters int, tol float64) lkResult {
 	w, h := t.g.W, t.g.H
 	maxX, maxY := float32(img.W)-0.5, float32(img.H)-0.5
 	if cap(sc.vals) < w*h {
@@ -279,9 +280,9 @@ func (sc *lkScratch) refine(t *tmplLevel, img *Gray32, cix, ciy float64, p pose,
 		c, s = math.Cos(p.theta), math.Sin(p.theta)
 		p.tx -= c*d[1] - s*d[2]
 		p.ty -= s*d[1] + c*d[2]
-		// Converged: the increment moves no template pixel by 0.01 pixel.
+		// Converged: the increment moves no template pixel by tol.
 		r := math.Hypot(float64(w), float64(h)) / 2
-		if math.Abs(d[0])*r < 0.01 && math.Hypot(d[1], d[2]) < 0.01 {
+		if math.Abs(d[0])*r < tol && math.Hypot(d[1], d[2]) < tol {
 			iters = it + 1 // one more pass for the correlation at the final pose
 		}
 	}

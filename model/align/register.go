@@ -58,6 +58,26 @@ const (
 // levels is the number of pyramid levels (Thumb, Thumb/2, Thumb/4).
 const levels = 3
 
+// converge is how far, in pixels of level l (0 the finest), the last
+// step may still move a template pixel when refinement stops. Only the
+// finest level's result is kept; a coarser one is refined again on the
+// finer levels, so 0.05 and 0.1 of its pixels (0.1 and 0.4 of the
+// finest's) are enough. At 0.01 on every level the coarse refinement of
+// each hypothesis, held at that precision by the robust reweighting, ran
+// 24 of its 30 steps on average and made up most of the registration's
+// time; at 0.1 it takes 6 and the registration 40–45% less time, with the
+// same precision (TestRegisterPrecision: mean corner error 0.34 px at
+// 640×480 either way).
+func converge(l int) float64 {
+	switch l {
+	case 0:
+		return 0.01
+	case 1:
+		return 0.05
+	}
+	return 0.1
+}
+
 // pcSize is the phase correlation's array: the pyramid level whose long
 // side fits in it is correlated.
 const pcSize = 32
@@ -344,14 +364,14 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 		for _, q := range g.peaks {
 			p0 := off(q, top)
 			p0 = pose{theta: a, tx: cs*p0.tx - sn*p0.ty, ty: sn*p0.tx + cs*p0.ty}
-			r := g.lk.refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), p0, rigid, iterCoarse)
+			r := g.lk.refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), p0, rigid, iterCoarse, converge(top))
 			if r.ncc == -1 {
 				continue
 			}
 			p := r.p
 			for l := top - 1; l >= sel; l-- {
 				p.tx, p.ty = 2*p.tx, 2*p.ty
-				r = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0)
+				r = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0, converge(l))
 			}
 			if r.ncc > best.ncc {
 				best = r
@@ -367,7 +387,7 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 		if l < sel {
 			p.tx, p.ty = 2*p.tx, 2*p.ty
 		}
-		best = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, iters[l])
+		best = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, iters[l], converge(l))
 		if best.ncc == -1 {
 			return Result{}, ErrNoOverlap
 		}

@@ -83,7 +83,9 @@ func TestWarpMatchesBilinear(t *testing.T) {
 				for x := range vw {
 					sx, sy := m.apply(float64(x)+0.5, float64(y)+0.5)
 					for c := range 3 {
-						get := func(i, j int) float64 { return float64(rgba.Pix[rgba.PixOffset(rgba.Rect.Min.X+i, rgba.Rect.Min.Y+j)+c]) }
+						get := func(i, j int) float64 {
+							return float64(rgba.Pix[rgba.PixOffset(rgba.Rect.Min.X+i, rgba.Rect.Min.Y+j)+c])
+						}
 						want := bilinearAt(get, w, h, sx-0.5, sy-0.5)
 						worstC = max(worstC, math.Abs(float64(cv.Pix[y*cv.Stride+4*x+c])-want))
 					}
