@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/draw"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +116,89 @@ func TestRegistrationInResults(t *testing.T) {
 		if !strings.Contains(mf.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// toYUYV encodes img as a camera's packed YUYV frame, BT.601 studio range
+// (each pair's chroma from its left pixel).
+func toYUYV(img image.Image) *capture.YUYV {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := &capture.YUYV{Pix: make([]byte, 2*w*h), Stride: 2 * w, Rect: image.Rect(0, 0, w, h)}
+	q := func(v float64) byte { return byte(math.Round(min(max(v, 0), 255))) }
+	for y := range h {
+		for x := range w {
+			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			R, G, B := float64(r>>8), float64(g>>8), float64(bl>>8)
+			o := y*2*w + 2*x
+			out.Pix[o] = q(16 + (65.481*R+128.553*G+24.966*B)/255)
+			if x%2 == 0 {
+				out.Pix[o+1] = q(128 + (-37.797*R-74.203*G+112*B)/255)
+				out.Pix[o+3] = q(128 + (112*R-93.786*G-18.214*B)/255)
+			}
+		}
+	}
+	return out
+}
+
+// TestRegistrationYUYVFrames: a V4L2 camera's packed YUYV frame (studio
+// range) is registered and scored as its RGBA conversion is: the aligned
+// view keeps its samples and the backbone converts them with the studio
+// matrix.
+func TestRegistrationYUYVFrames(t *testing.T) {
+	cfg := config.Default()
+	cfg.Model.Recipe = "fixed"
+	cfg.Capture.Align = config.Align{Mode: config.AlignRigid, MaxShift: 0.15, MaxAngle: 10}
+	opts, err := ModelOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Features, opts.MinFeatures = 32, 32
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, _, err := model.Fit(context.Background(), opts, FrameSource(syn, 24), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	src := FrameSource(syn, 40)
+	var diff float64
+	n := 0
+	for i := 24; i < 40; i++ {
+		img, err := src.Image(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same picture both ways: the YUYV frame, and its conversion
+		// to RGBA by capture.YUYV (what the warp read before).
+		yuyv := toYUYV(img)
+		rgba := image.NewRGBA(yuyv.Rect)
+		draw.Draw(rgba, rgba.Rect, yuyv, image.Point{}, draw.Src)
+		a, err := det.Inspect(rgba)
+		if err != nil {
+			t.Fatalf("frame %d as RGBA: %v", i, err)
+		}
+		ra, sa, anomA := a.Registration, a.Score, a.Anomalous
+		b, err := det.Inspect(yuyv)
+		if err != nil {
+			t.Fatalf("frame %d as YUYV: %v", i, err)
+		}
+		rb := b.Registration
+		if math.Abs(ra.Angle-rb.Angle) > 0.1 || math.Abs(ra.ShiftX-rb.ShiftX) > 0.3 || math.Abs(ra.ShiftY-rb.ShiftY) > 0.3 {
+			t.Errorf("frame %d: registered %+v as YUYV, %+v as RGBA", i, rb, ra)
+		}
+		if b.Anomalous != anomA {
+			t.Errorf("frame %d: anomalous %v as YUYV (score %.3f), %v as RGBA (%.3f), threshold %.3f", i, b.Anomalous, b.Score, anomA, sa, b.Threshold)
+		}
+		diff += math.Abs(b.Score-sa) / b.Threshold
+		n++
+	}
+	// A one-level change of the input moves these scores by about 3% of
+	// the threshold on average (a small model, 32 features): a frame read
+	// wrongly (another layout, colours off) moves them far more.
+	if mean := diff / float64(n); mean > 0.1 {
+		t.Errorf("YUYV frames' scores differ from their RGBA conversions' by %.3f of the threshold on average, want ≤ 0.1", mean)
 	}
 }

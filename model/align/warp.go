@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
 	"math"
 )
@@ -75,11 +76,14 @@ type packedYUYV interface {
 // centre; where that falls outside the frame, the nearest edge pixel is
 // replicated (as the backbone pads letterboxed frames). Gray frames give
 // *image.Gray; Y'CbCr frames (JPEG, any subsampling) and packed YUYV
-// frames (V4L2, studio or full range) give a full-range *image.YCbCr
-// 4:2:0, their chroma interpolated at each 2×2 block's centre, so that
+// frames (V4L2) give a Y'CbCr view of the frame's subsampling (4:2:2 for
+// YUYV), the chroma interpolated at each chroma sample's centre, so that
 // colour is converted once at the network's input size rather than for
-// every view pixel; all others give *image.RGBA. Gray, RGBA, NRGBA,
-// Y'CbCr and YUYV frames are read in place, others converted first.
+// every view pixel: *image.YCbCr for
+// full-range samples (JPEG), for studio-range ones (YUYV's default) an
+// image whose StudioYCbCr method returns the planes, samples unchanged;
+// all others give *image.RGBA. Gray, RGBA, NRGBA, Y'CbCr and YUYV frames
+// are read in place, others converted first.
 func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
@@ -102,25 +106,31 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 		warpRGBA(wp.rgba, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
 		return wp.rgba
 	case *image.YCbCr:
-		if sx, sy, ok := subsampling(im.SubsampleRatio); ok {
+		// image.YCbCr places the chroma of negative coordinates by
+		// truncating division: such frames (never a camera's) are
+		// converted first.
+		if sx, sy, ok := subsampling(im.SubsampleRatio); ok && b.Min.X >= 0 && b.Min.Y >= 0 {
 			cx0, cy0 := floorDiv(b.Min.X, sx), floorDiv(b.Min.Y, sy)
 			cw, ch := ceilDiv(b.Max.X, sx)-cx0, ceilDiv(b.Max.Y, sy)-cy0
 			co := im.COffset(b.Min.X, b.Min.Y)
 			luma := plane8{pix: im.Y[im.YOffset(b.Min.X, b.Min.Y):], stride: im.YStride, step: 1, w: w, h: h}
 			cb := plane8{pix: im.Cb[co:], stride: im.CStride, step: 1, w: cw, h: ch}
 			cr := plane8{pix: im.Cr[co:], stride: im.CStride, step: 1, w: cw, h: ch}
-			wp.warpYCbCr(vw, vh, luma, cb, cr, m, chromaMap(m, b.Min, sx, sy), false)
+			wp.warpYCbCr(vw, vh, im.SubsampleRatio, luma, cb, cr, m, chromaMap(m, b.Min, sx, sy))
 			return wp.ycc
 		}
 	case packedYUYV:
 		pix, stride, r, full := im.PackedYUYV()
-		if r == b && r.Dx() > 0 && r.Dy() > 0 {
+		if r == b && r.Dx() > 0 && r.Dy() > 0 && r.Min.X >= 0 && r.Min.Y >= 0 {
 			odd := r.Min.X & 1 // the pair holding Min starts one pixel before it
 			pairs := ceilDiv(r.Max.X, 2) - floorDiv(r.Min.X, 2)
 			luma := plane8{pix: pix[2*odd:], stride: stride, step: 2, w: w, h: h}
 			cb := plane8{pix: pix[1:], stride: stride, step: 4, w: pairs, h: h}
 			cr := plane8{pix: pix[3:], stride: stride, step: 4, w: pairs, h: h}
-			wp.warpYCbCr(vw, vh, luma, cb, cr, m, chromaMap(m, r.Min, 2, 1), !full)
+			wp.warpYCbCr(vw, vh, image.YCbCrSubsampleRatio422, luma, cb, cr, m, chromaMap(m, r.Min, 2, 1))
+			if !full {
+				return studioYCbCr{wp.ycc}
+			}
 			return wp.ycc
 		}
 	}
@@ -162,7 +172,7 @@ func chromaMap(m affine, min image.Point, sx, sy int) affine {
 	return affine{a: m.a / kx, b: m.b / kx, e: (m.e + ox) / kx, c: m.c / ky, d: m.d / ky, f: (m.f + oy) / ky}
 }
 
-func floorDiv(a, b int) int {
+func floorDiv[T int | int64](a, b T) T {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
 		q--
@@ -170,7 +180,7 @@ func floorDiv(a, b int) int {
 	return q
 }
 
-func ceilDiv(a, b int) int { return -floorDiv(-a, b) }
+func ceilDiv[T int | int64](a, b T) T { return -floorDiv(-a, b) }
 
 func reuseGray(g *image.Gray, w, h int) *image.Gray {
 	if g == nil || g.Rect.Dx() != w || g.Rect.Dy() != h {
@@ -191,11 +201,12 @@ func reuseRGBA(g *image.RGBA, w, h int) *image.RGBA {
 // drifted past a row's end point and indexed beyond the frame), and the
 // bilinear weights are their top 8 fractional bits.
 const (
-	fixBits = 16
+	fixBits = 32
 	fixOne  = 1 << fixBits
-	// fixLimit bounds positions so that no product along a row overflows
-	// (a frame is far smaller; a wild transform only clamps).
-	fixLimit = 1 << 40
+	// fixLimit bounds positions, in pixels, so that no position inside a
+	// frame comes from an overflowing product (a frame is far smaller; a
+	// wild transform only clamps).
+	fixLimit = 1 << 20
 	// weightBias is half a step of the 8-bit weights.
 	weightBias = 1 << (fixBits - 9)
 )
@@ -203,13 +214,13 @@ const (
 // fixRow is one destination row's source positions: pixel x samples
 // (x0 + x·dx, y0 + x·dy) in pixel-index coordinates (centres at
 // integers), fixed point.
-type fixRow struct{ x0, y0, dx, dy int }
+type fixRow struct{ x0, y0, dx, dy int64 }
 
-func toFix(v float64) int {
+func toFix(v float64) int64 {
 	if !(v > -fixLimit) { // also NaN: far outside, clamped to the edge
-		return -fixLimit
+		return -fixLimit * fixOne
 	}
-	return int(math.Round(min(v, fixLimit) * fixOne))
+	return int64(math.Round(min(v, fixLimit) * fixOne))
 }
 
 // rowFix is row y's positions under m. The start is biased by half a
@@ -219,20 +230,20 @@ func rowFix(m affine, y int) fixRow {
 	return fixRow{x0: toFix(sx-0.5) + weightBias, y0: toFix(sy-0.5) + weightBias, dx: toFix(m.a), dy: toFix(m.c)}
 }
 
-func (r fixRow) at(x int) (int, int) { return r.x0 + x*r.dx, r.y0 + x*r.dy }
+func (r fixRow) at(x int) (int64, int64) { return r.x0 + int64(x)*r.dx, r.y0 + int64(x)*r.dy }
 
 // span is the pixels [lo, hi) of a row of n whose four bilinear taps all
 // lie inside a w×h source: 0 ≤ position < (size−1) on both axes. The
 // positions are linear in x and exact, so this is one interval.
 func (r fixRow) span(n, w, h int) (lo, hi int) {
-	lo, hi = within(0, n, r.x0, r.dx, (w-1)<<fixBits)
-	return within(lo, hi, r.y0, r.dy, (h-1)<<fixBits)
+	lo, hi = within(0, n, r.x0, r.dx, int64(w-1)<<fixBits)
+	return within(lo, hi, r.y0, r.dy, int64(h-1)<<fixBits)
 }
 
 // within narrows [lo, hi) to the x with 0 ≤ p0 + x·d < lim; an empty
 // result still lies within [lo, hi].
-func within(lo, hi, p0, d, lim int) (int, int) {
-	lo0, hi0 := lo, hi
+func within(lo, hi int, p0, d, lim int64) (int, int) {
+	l, h := int64(lo), int64(hi)
 	switch {
 	case lim <= 0:
 		return lo, lo
@@ -241,26 +252,26 @@ func within(lo, hi, p0, d, lim int) (int, int) {
 			return lo, lo
 		}
 	case d > 0:
-		lo = max(lo, ceilDiv(-p0, d))
-		hi = min(hi, floorDiv(lim-1-p0, d)+1)
+		l = max(l, ceilDiv(-p0, d))
+		h = min(h, floorDiv(lim-1-p0, d)+1)
 	default:
-		hi = min(hi, floorDiv(p0, -d)+1)
-		lo = max(lo, ceilDiv(p0-lim+1, -d))
+		h = min(h, floorDiv(p0, -d)+1)
+		l = max(l, ceilDiv(p0-lim+1, -d))
 	}
-	lo = min(max(lo, lo0), hi0)
-	return lo, min(max(hi, lo), hi0)
+	l = min(max(l, int64(lo)), int64(hi))
+	return int(l), int(min(max(h, l), int64(hi)))
 }
 
 // clampFix is the tap index, the next index and the next one's 8-bit
 // weight at position p on an axis of n samples, the edge replicated.
-func clampFix(p, n int) (int, int, uint32) {
+func clampFix(p int64, n int) (int, int, uint32) {
 	if p <= 0 {
 		return 0, 0, 0
 	}
-	if p >= (n-1)<<fixBits {
+	if p >= int64(n-1)<<fixBits {
 		return n - 1, n - 1, 0
 	}
-	i := p >> fixBits
+	i := int(p >> fixBits)
 	return i, i + 1, uint32(p>>(fixBits-8)) & 0xff
 }
 
@@ -288,7 +299,7 @@ func (p plane8) row(r fixRow, out []uint8) {
 		// Both rows' pixel pairs in one word, mixed along x two lanes at a
 		// time (each lane stays below 1<<16).
 		for x := lo; x < hi; x++ {
-			o := (py>>fixBits)*sd + px>>fixBits
+			o := int(py>>fixBits)*sd + int(px>>fixBits)
 			q := p.pix[o : o+sd+2 : o+sd+2]
 			v := uint32(binary.LittleEndian.Uint16(q)) | uint32(binary.LittleEndian.Uint16(q[sd:]))<<16
 			fx, fy := uint32(px>>(fixBits-8))&0xff, uint32(py>>(fixBits-8))&0xff
@@ -298,7 +309,7 @@ func (p plane8) row(r fixRow, out []uint8) {
 		}
 	} else {
 		for x := lo; x < hi; x++ {
-			o := (py>>fixBits)*sd + (px>>fixBits)*st
+			o := int(py>>fixBits)*sd + int(px>>fixBits)*st
 			q := p.pix[o : o+sd+st+1 : o+sd+st+1]
 			fx, fy := uint32(px>>(fixBits-8))&0xff, uint32(py>>(fixBits-8))&0xff
 			top, bot := lerp8(q[0], q[st], fx), lerp8(q[sd], q[sd+st], fx)
@@ -311,7 +322,7 @@ func (p plane8) row(r fixRow, out []uint8) {
 	}
 }
 
-func (p plane8) clamped(px, py int) uint8 {
+func (p plane8) clamped(px, py int64) uint8 {
 	x0, x1, fx := clampFix(px, p.w)
 	y0, y1, fy := clampFix(py, p.h)
 	r0, r1 := y0*p.stride, y1*p.stride
@@ -344,7 +355,7 @@ func warpRGBA(dst *image.RGBA, src []uint8, stride, w, h int, m affine) {
 		}
 		px, py := r.at(lo)
 		for x := lo; x < hi; x++ {
-			o := (py>>fixBits)*stride + 4*(px>>fixBits)
+			o := int(py>>fixBits)*stride + 4*int(px>>fixBits)
 			q := src[o : o+stride+8 : o+stride+8]
 			t, b := binary.LittleEndian.Uint64(q), binary.LittleEndian.Uint64(q[stride:])
 			fx, fy := uint32(px>>(fixBits-8))&0xff, uint32(py>>(fixBits-8))&0xff
@@ -370,51 +381,76 @@ func clampedRGBA(src []uint8, stride, w, h int, r fixRow, x int) uint32 {
 
 // warpYCbCr samples the luma plane at each view pixel's position and the
 // chroma planes (whose grid cm maps view positions onto) at the centre of
-// each 2×2 block of view pixels, into a vw×vh 4:2:0 view. Studio-range
-// samples (BT.601, YUYV's default) are expanded to full range, so that the
-// view's JFIF conversion gives the colours capture.YUYV's does.
-func (wp *Warper) warpYCbCr(vw, vh int, luma, cb, cr plane8, m, cm affine, studio bool) {
-	if wp.ycc == nil || wp.ycc.Rect.Dx() != vw || wp.ycc.Rect.Dy() != vh {
-		wp.ycc = image.NewYCbCr(image.Rect(0, 0, vw, vh), image.YCbCrSubsampleRatio420)
+// each block of view pixels one chroma sample of ratio covers, into a
+// vw×vh view with the frame's own subsampling: the view keeps the
+// frame's chroma detail relative to its luma (a frame smaller than twice
+// the network's input is not reduced, and 4:2:0 would halve a YUYV
+// frame's vertical chroma).
+func (wp *Warper) warpYCbCr(vw, vh int, ratio image.YCbCrSubsampleRatio, luma, cb, cr plane8, m, cm affine) {
+	if wp.ycc == nil || wp.ycc.Rect.Dx() != vw || wp.ycc.Rect.Dy() != vh || wp.ycc.SubsampleRatio != ratio {
+		wp.ycc = image.NewYCbCr(image.Rect(0, 0, vw, vh), ratio)
 	}
 	v := wp.ycc
 	for y := range vh {
-		row := v.Y[y*v.YStride : y*v.YStride+vw]
-		luma.row(rowFix(m, y), row)
-		if studio {
-			for i, s := range row {
-				row[i] = studioLuma[s]
-			}
-		}
+		luma.row(rowFix(m, y), v.Y[y*v.YStride:y*v.YStride+vw])
 	}
-	// A chroma sample's centre (i+½, j+½) is the view position (2i+1, 2j+1).
-	c2 := affine{a: 2 * cm.a, b: 2 * cm.b, c: 2 * cm.c, d: 2 * cm.d, e: cm.e, f: cm.f}
-	cw, ch := (vw+1)/2, (vh+1)/2
+	// A chroma sample's centre (i+½, j+½) is the view position
+	// (sx·(i+½), sy·(j+½)).
+	sx, sy, _ := subsampling(ratio)
+	kx, ky := float64(sx), float64(sy)
+	c2 := affine{a: kx * cm.a, b: ky * cm.b, c: kx * cm.c, d: ky * cm.d, e: cm.e, f: cm.f}
+	cw, ch := ceilDiv(vw, sx), ceilDiv(vh, sy)
 	for j := range ch {
 		r := rowFix(c2, j)
-		rb, rr := v.Cb[j*v.CStride:j*v.CStride+cw], v.Cr[j*v.CStride:j*v.CStride+cw]
-		cb.row(r, rb)
-		cr.row(r, rr)
-		if studio {
-			for i := range rb {
-				rb[i], rr[i] = studioChroma[rb[i]], studioChroma[rr[i]]
-			}
-		}
+		cb.row(r, v.Cb[j*v.CStride:j*v.CStride+cw])
+		cr.row(r, v.Cr[j*v.CStride:j*v.CStride+cw])
 	}
 }
 
-// studioLuma and studioChroma expand BT.601 studio-range samples to full
-// range: luma (Y'−16)·255/219, chroma (C−128)·255/224 + 128, rounded and
-// clipped; the JFIF conversion of the result is the studio conversion
-// (R = 1.164·(Y'−16) + 1.596·(Cr−128), …) to within rounding.
-var studioLuma, studioChroma = rangeTables()
+// studioYCbCr is a Y'CbCr view whose samples are BT.601 studio range
+// (luma 16..235, chroma 16..240, and beyond: cameras send superwhites), as
+// V4L2's YUYV frames are. The backbone reads its planes through
+// StudioYCbCr and converts with the studio matrix; At converts as
+// capture.YUYV does. Expanding the samples to full range instead would
+// clip what lies beyond the nominal range before the conversion (up to 30
+// levels off). The planes are a field, not embedded: *image.YCbCr's
+// colour methods (RGBA64At, YCbCrAt) would be promoted and image/draw
+// would read them as full range.
+type studioYCbCr struct{ m *image.YCbCr }
 
-func rangeTables() (l, c [256]uint8) {
-	for i := range 256 {
-		l[i] = uint8(min(max(math.Round(float64(i-16)*255/219), 0), 255))
-		c[i] = uint8(min(max(math.Round(float64(i-128)*255/224+128), 0), 255))
+// StudioYCbCr returns the view's planes, studio range.
+func (s studioYCbCr) StudioYCbCr() *image.YCbCr { return s.m }
+
+// ColorModel implements image.Image.
+func (s studioYCbCr) ColorModel() color.Model { return color.RGBAModel }
+
+// Bounds implements image.Image.
+func (s studioYCbCr) Bounds() image.Rectangle { return s.m.Rect }
+
+// At implements image.Image: BT.601 studio range to RGB in 16.16 fixed
+// point, R = 1.164383·(Y'−16) + 1.596027·(Cr−128), G = … − 0.391762·(Cb−128)
+// − 0.812968·(Cr−128), B = … + 2.017232·(Cb−128), rounded and clipped.
+func (s studioYCbCr) At(x, y int) color.Color {
+	if !(image.Point{x, y}.In(s.m.Rect)) {
+		return color.RGBA{}
 	}
-	return l, c
+	yi, ci := s.m.YOffset(x, y), s.m.COffset(x, y)
+	yy := (int32(s.m.Y[yi])-16)*76309 + 1<<15
+	u, v := int32(s.m.Cb[ci])-128, int32(s.m.Cr[ci])-128
+	return color.RGBA{sat16(yy + 104597*v), sat16(yy - 25675*u - 53279*v), sat16(yy + 132201*u), 0xff}
+}
+
+// SubImage returns the part of the view inside r, still studio range.
+func (s studioYCbCr) SubImage(r image.Rectangle) image.Image {
+	return studioYCbCr{s.m.SubImage(r).(*image.YCbCr)}
+}
+
+// sat16 takes a 16.16 value to a byte, saturating.
+func sat16(v int32) uint8 {
+	if uint32(v)&0xff000000 == 0 {
+		return uint8(v >> 16)
+	}
+	return uint8(^(v >> 31))
 }
 
 // WarpBack resamples a map drawn on the reference view (vw×vh, row major)
@@ -433,7 +469,7 @@ func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform) (
 	const frac = 1.0 / fixOne
 	for y := range h {
 		r := rowFix(m, y)
-		r.x0, r.y0 = r.x0-weightBias, r.y0-weightBias // float weights: all 16 bits
+		r.x0, r.y0 = r.x0-weightBias, r.y0-weightBias // float weights: all the bits
 		out := dst[y*w : (y+1)*w]
 		lo, hi := r.span(w, vw, vh)
 		for x := range lo {
@@ -441,7 +477,7 @@ func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform) (
 		}
 		for x := lo; x < hi; x++ {
 			px, py := r.at(x)
-			o := (py>>fixBits)*vw + px>>fixBits
+			o := int(py>>fixBits)*vw + int(px>>fixBits)
 			q := src[o : o+vw+2 : o+vw+2]
 			fx, fy := float32(px&(fixOne-1))*frac, float32(py&(fixOne-1))*frac
 			top := q[0] + fx*(q[1]-q[0])
@@ -460,8 +496,8 @@ func clampedMap(src []float32, vw, vh int, r fixRow, x int) float32 {
 	x0, x1, _ := clampFix(px, vw)
 	y0, y1, _ := clampFix(py, vh)
 	const frac = 1.0 / fixOne
-	fx := float32(min(max(px-x0<<fixBits, 0), fixOne)) * frac
-	fy := float32(min(max(py-y0<<fixBits, 0), fixOne)) * frac
+	fx := float32(min(max(px-int64(x0)<<fixBits, 0), fixOne)) * frac
+	fy := float32(min(max(py-int64(y0)<<fixBits, 0), fixOne)) * frac
 	if x1 == x0 {
 		fx = 0
 	}

@@ -53,17 +53,18 @@ func noisyFrame(w, h int, rng *rand.Rand) *image.RGBA {
 // the float64 bilinear sample of the frame at each view pixel's position
 // within two levels, under poses that leave parts of the view outside the
 // frame (edge replicated), turned up to a full turn, at the view scales the
-// detector uses, on frames of odd sizes and sub-images.
+// detector uses, on frames of odd sizes, sub-images and a 1280×720 frame
+// (positions stepped along its long rows must not drift).
 func TestWarpMatchesBilinear(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 2))
 	var wp Warper
-	for _, size := range [][2]int{{97, 61}, {64, 64}, {33, 120}} {
+	for _, size := range [][3]int{{97, 61, 25}, {64, 64, 25}, {33, 120, 25}, {1280, 720, 3}} {
 		w, h := size[0], size[1]
 		big := noisyFrame(w+9, h+4, rng)
 		rgba := big.SubImage(image.Rect(5, 3, 5+w, 3+h)).(*image.RGBA)
 		gray := image.NewGray(image.Rect(2, 1, 2+w, 1+h))
 		draw.Draw(gray, gray.Rect, rgba, rgba.Rect.Min, draw.Src)
-		for range 25 {
+		for range size[2] { // poses; a camera-size frame shows drift along long rows
 			tr := Transform{Angle: (2*rng.Float64() - 1) * math.Pi, DX: (rng.Float64() - 0.5) * float64(w) / 2, DY: (rng.Float64() - 0.5) * float64(h) / 2}
 			scale := 1 + rng.Float64()
 			vw, vh := ViewSize(w, h, scale)
@@ -106,18 +107,21 @@ func TestWithin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for range 20000 {
 		n := rng.IntN(40)
-		lim := rng.IntN(30*fixOne) - fixOne
-		p0 := rng.IntN(80*fixOne) - 40*fixOne
-		d := rng.IntN(6*fixOne) - 3*fixOne
-		if rng.IntN(10) == 0 {
+		lim := rng.Int64N(30*fixOne) - fixOne
+		p0 := rng.Int64N(80*fixOne) - 40*fixOne
+		d := rng.Int64N(6*fixOne) - 3*fixOne
+		switch rng.IntN(10) {
+		case 0:
 			d = 0
+		case 1: // near the limits toFix allows
+			p0, d = (rng.Int64N(2*fixLimit)-fixLimit)*fixOne, (rng.Int64N(2*fixLimit)-fixLimit)*fixOne/1024
 		}
 		lo, hi := within(0, n, p0, d, lim)
 		if lo < 0 || hi > n || lo > hi {
 			t.Fatalf("within(0, %d, %d, %d, %d) = [%d, %d): not inside [0, %d]", n, p0, d, lim, lo, hi, n)
 		}
 		for x := range n {
-			p := p0 + x*d
+			p := p0 + int64(x)*d
 			in := p >= 0 && p < lim
 			if got := x >= lo && x < hi; got != in {
 				t.Fatalf("within(0, %d, %d, %d, %d) = [%d, %d): x=%d at %d is inside=%v", n, p0, d, lim, lo, hi, x, p, in)
@@ -185,9 +189,13 @@ func TestWarpYUYV(t *testing.T) {
 			draw.Draw(conv, conv.Rect, f, f.rect.Min, draw.Src)
 			var want, got Warper
 			wi := want.Apply(conv, tr, 1.3).(*image.RGBA)
-			view, ok := got.Apply(f, tr, 1.3).(*image.YCbCr)
-			if !ok || view.SubsampleRatio != image.YCbCrSubsampleRatio420 {
-				t.Fatalf("%s: %T, want a 4:2:0 *image.YCbCr", name, got.Apply(f, tr, 1.3))
+			view := got.Apply(f, tr, 1.3)
+			planes, ok := view.(*image.YCbCr)
+			if s, studio := view.(interface{ StudioYCbCr() *image.YCbCr }); studio {
+				planes, ok = s.StudioYCbCr(), !full
+			}
+			if !ok || planes.SubsampleRatio != image.YCbCrSubsampleRatio422 {
+				t.Fatalf("%s: %T, want a 4:2:2 Y'CbCr view (the frame's), studio range only for studio frames", name, view)
 			}
 			gi := toRGBA(view)
 			if got.conv != nil {
@@ -200,6 +208,31 @@ func TestWarpYUYV(t *testing.T) {
 			}
 			if mean := float64(sum) / float64(len(gi.Pix)); worst > 6 || mean > 1 {
 				t.Errorf("%s: differs from the warp of its RGB conversion by up to %d (mean %.2f), want ≤ 6 (mean ≤ 1)", name, worst, mean)
+			}
+		}
+	}
+}
+
+// TestWarpYUYVBeyondRange: samples beyond studio range's nominal 16..235
+// (luma) and 16..240 (chroma), which cameras do send (superwhites), keep
+// their colour in the view: the view of a uniform frame has the colour
+// capture.YUYV's conversion gives its samples, not the colour of samples
+// clipped to the nominal range first.
+func TestWarpYUYVBeyondRange(t *testing.T) {
+	const w, h = 16, 12
+	for _, c := range [][3]uint8{{250, 60, 128}, {16, 128, 250}, {10, 128, 200}, {255, 0, 255}, {240, 250, 5}, {3, 10, 20}, {128, 128, 128}} {
+		for _, full := range []bool{false, true} {
+			pix := make([]byte, 2*w*h)
+			for i := 0; i < len(pix); i += 4 {
+				pix[i], pix[i+1], pix[i+2], pix[i+3] = c[0], c[1], c[0], c[2]
+			}
+			f := &yuyvFrame{pix: pix, stride: 2 * w, rect: image.Rect(0, 0, w, h), full: full}
+			var wp Warper
+			view := toRGBA(wp.Apply(f, Transform{Angle: 0.05, DX: 0.5}, 1))
+			want := color.RGBAModel.Convert(f.At(3, 3)).(color.RGBA)
+			got := view.RGBAAt(w/2, h/2)
+			if abs(int(got.R)-int(want.R)) > 2 || abs(int(got.G)-int(want.G)) > 2 || abs(int(got.B)-int(want.B)) > 2 {
+				t.Errorf("Y'CbCr %v full=%v: view colour %v, want %v (capture.YUYV's conversion) within 2", c, full, got, want)
 			}
 		}
 	}

@@ -81,6 +81,13 @@ type frame struct {
 	planeBuf [3]plane
 }
 
+// studioPlanes is a Y'CbCr image whose samples are BT.601 studio range
+// (align's view of a YUYV frame): its planes, converted with the studio
+// matrix.
+type studioPlanes interface {
+	StudioYCbCr() *image.YCbCr
+}
+
 // exactRegion is a region of interest whose edges fall between the pixels
 // of the view that holds it (capture.Region).
 type exactRegion interface {
@@ -106,6 +113,10 @@ func (f *frame) describe(img image.Image) bool {
 			return false
 		}
 		f.exact, f.ex = true, [4]float64{x0, y0, x1, y1}
+	}
+	studio := false
+	if s, ok := img.(studioPlanes); ok {
+		img, studio = s.StudioYCbCr(), true
 	}
 	f.rect = img.Bounds()
 	p := f.planeBuf[:0]
@@ -139,6 +150,9 @@ func (f *frame) describe(img image.Image) bool {
 			return false
 		}
 		f.col = colourJFIF
+		if studio {
+			f.col = colourBT601
+		}
 		r := m.Rect
 		p = append(p,
 			plane{pix: m.Y, stride: m.YStride, step: 1, nch: 1, sx: 1, sy: 1, bx: r.Min.X, by: r.Min.Y},
