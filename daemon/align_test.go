@@ -48,12 +48,10 @@ func shifted(img image.Image, dx int) *image.RGBA {
 	return out
 }
 
-// TestRegistrationInResults: with a model fitted with registration (the
-// configuration's capture.align), every result carries the frame's shift,
-// angle and confidence, and a part further off than capture.align.max_shift
-// is answered with verdict "error" naming the reason and the estimate,
-// never scored unaligned; the metrics count it.
-func TestRegistrationInResults(t *testing.T) {
+// fitRegistered fits a model with rigid registration (bounds 0.15 of the
+// frame, 10°) on the first 24 frames of a 160×120 synthetic scene.
+func fitRegistered(t *testing.T, so capture.SyntheticOptions) (*model.Detector, *capture.Synthetic) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Model.Recipe = "fixed"
 	cfg.Capture.Align = config.Align{Mode: config.AlignRigid, MaxShift: 0.15, MaxAngle: 10}
@@ -62,7 +60,8 @@ func TestRegistrationInResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts.Features, opts.MinFeatures = 32, 32
-	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 99, NormalOnly: true})
+	so.Width, so.Height = 160, 120
+	syn, err := capture.NewSynthetic(so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,17 @@ func TestRegistrationInResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer det.Close()
+	t.Cleanup(func() { det.Close() })
+	return det, syn
+}
+
+// TestRegistrationInResults: with a model fitted with registration (the
+// configuration's capture.align), every result carries the frame's shift,
+// angle and confidence, and a part further off than capture.align.max_shift
+// is answered with verdict "error" naming the reason and the estimate,
+// never scored unaligned; the metrics count it.
+func TestRegistrationInResults(t *testing.T) {
+	det, syn := fitRegistered(t, capture.SyntheticOptions{Seed: 99, NormalOnly: true})
 	good, err := FrameSource(syn, 25).Image(24)
 	if err != nil {
 		t.Fatal(err)
@@ -146,23 +155,7 @@ func toYUYV(img image.Image) *capture.YUYV {
 // view keeps its samples and the backbone converts them with the studio
 // matrix.
 func TestRegistrationYUYVFrames(t *testing.T) {
-	cfg := config.Default()
-	cfg.Model.Recipe = "fixed"
-	cfg.Capture.Align = config.Align{Mode: config.AlignRigid, MaxShift: 0.15, MaxAngle: 10}
-	opts, err := ModelOptions(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Features, opts.MinFeatures = 32, 32
-	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	det, _, err := model.Fit(context.Background(), opts, FrameSource(syn, 24), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer det.Close()
+	det, syn := fitRegistered(t, capture.SyntheticOptions{Seed: 7})
 	src := FrameSource(syn, 40)
 	var diff float64
 	n := 0
