@@ -79,11 +79,11 @@ type packedYUYV interface {
 // frames (V4L2) give a Y'CbCr view of the frame's subsampling (4:2:2 for
 // YUYV), the chroma interpolated at each chroma sample's centre, so that
 // colour is converted once at the network's input size rather than for
-// every view pixel: *image.YCbCr for
-// full-range samples (JPEG), for studio-range ones (YUYV's default) an
-// image whose StudioYCbCr method returns the planes, samples unchanged;
-// all others give *image.RGBA. Gray, RGBA, NRGBA, Y'CbCr and YUYV frames
-// are read in place, others converted first.
+// every view pixel: *image.YCbCr for full-range samples (JPEG), and for
+// studio-range ones (YUYV's default) an image whose StudioYCbCr method
+// returns the planes, samples unchanged; all others give *image.RGBA.
+// Gray, RGBA, NRGBA, Y'CbCr and YUYV frames are read in place, others
+// converted first.
 func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
