@@ -216,7 +216,8 @@ func (d *Daemon) ConfigPath() string {
 	return p
 }
 
-// errStarting refuses a model change before the pipeline runs.
+// errStarting refuses a model change, or a trigger, before the pipeline
+// runs.
 var errStarting = errors.New("inspectd is starting: try again in a moment")
 
 // errNoConfigFile refuses a configuration push to a daemon started without

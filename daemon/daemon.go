@@ -50,18 +50,24 @@ type Daemon struct {
 	pipeStop context.CancelFunc
 	pipeDone chan struct{}
 
-	cfgPtr    atomic.Pointer[config.Config] // d.cfg, readable without d.mu (remote commands)
-	disp      *remote.Dispatcher
-	front     *remote.MQTT
-	lock      *stateLock      // the state folder's, held while the daemon runs
-	restart   func()          // ends Run with ErrRestartRequested
-	base      context.Context // the Run context: parts live until it ends
-	notifier  *Notifier       // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
-	metrics   *httpapi.Metrics
-	handler   *httpapi.Handler
-	sink      sinkSwitch
-	pipe      atomic.Pointer[Pipeline]
-	trigPtr   atomic.Pointer[capture.Triggered]
+	cfgPtr   atomic.Pointer[config.Config] // d.cfg, readable without d.mu (remote commands)
+	disp     *remote.Dispatcher
+	front    *remote.MQTT
+	lock     *stateLock      // the state folder's, held while the daemon runs
+	restart  func()          // ends Run with ErrRestartRequested
+	base     context.Context // the Run context: parts live until it ends
+	notifier *Notifier       // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
+	metrics  *httpapi.Metrics
+	handler  *httpapi.Handler
+	sink     sinkSwitch
+	pipe     atomic.Pointer[Pipeline]
+	trigPtr  atomic.Pointer[capture.Triggered]
+	// early holds the answers to triggers refused before the first
+	// pipeline exists (one the broker held for this session arrives right
+	// after the connection, before the pipeline starts): the pipeline
+	// publishes them when it starts, so that no trigger goes unanswered.
+	earlyMu   sync.Mutex
+	early     []capture.TriggerError
 	triggers  *triggerIntake
 	ended     chan pipelineEnd
 	startedAt time.Time
@@ -362,6 +368,7 @@ func (d *Daemon) startPipeline(cfg *config.Config, det *model.Detector) {
 		panic(err)
 	}
 	d.pipe.Store(p)
+	d.answerEarly(p)
 	d.pipeGen++
 	gen := d.pipeGen
 	pctx, cancel := context.WithCancel(d.base)
@@ -416,14 +423,44 @@ func (d *Daemon) enqueueTrigger(id string) error {
 	}
 	tr := d.trigPtr.Load() // not d.mu: a reload may hold it for seconds
 	if tr == nil {
+		if d.pipe.Load() == nil {
+			return errStarting
+		}
 		return errFreeRun
 	}
 	return tr.Trigger(id)
 }
 
+// answerTrigger answers a trigger that was not inspected with an error
+// result, now or, before the first pipeline exists, when it starts.
 func (d *Daemon) answerTrigger(id string, err error) {
-	if p := d.pipe.Load(); p != nil {
-		p.AnswerTriggerFailure(&capture.TriggerError{ID: id, Err: err})
+	te := capture.TriggerError{ID: id, Err: err}
+	d.earlyMu.Lock()
+	p := d.pipe.Load()
+	if p == nil {
+		if len(d.early) < maxEarlyAnswers {
+			d.early = append(d.early, te)
+		}
+		d.earlyMu.Unlock()
+		return
+	}
+	d.earlyMu.Unlock()
+	p.AnswerTriggerFailure(&te)
+}
+
+// maxEarlyAnswers bounds the answers held until the first pipeline starts
+// (a PLC retrying fast against a daemon that cannot start).
+const maxEarlyAnswers = 1024
+
+// answerEarly publishes the answers held for triggers refused before p,
+// the first pipeline, was stored.
+func (d *Daemon) answerEarly(p *Pipeline) {
+	d.earlyMu.Lock()
+	early := d.early
+	d.early = nil
+	d.earlyMu.Unlock()
+	for i := range early {
+		p.AnswerTriggerFailure(&early[i])
 	}
 }
 

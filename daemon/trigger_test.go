@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -246,6 +247,34 @@ func TestTriggerDuplicateAndStale(t *testing.T) {
 	l.trigger(`{"id":"fresh","time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`)
 	if r := l.waitAnswer("fresh"); r.Verdict == VerdictError {
 		t.Errorf("a fresh trigger with its send time answered %+v", r)
+	}
+}
+
+// TestTriggerAnsweredBeforePipeline: a trigger refused before the first
+// pipeline exists (a held one arrives right after the connection, which
+// comes first) is answered when the pipeline starts, not dropped (CI once
+// waited for the answer to a held trigger in vain); a trigger queued then
+// is refused as "starting", not as free-run.
+func TestTriggerAnsweredBeforePipeline(t *testing.T) {
+	d := &Daemon{}
+	if err := d.enqueueTrigger("early"); !errors.Is(err, errStarting) {
+		t.Errorf("a trigger before the pipeline: %v, want errStarting", err)
+	}
+	d.answerTrigger("held", errors.New("stale trigger: held"))
+	var got []mqttpub.Result
+	p, err := NewPipeline(PipelineOptions{Source: &frames{}, Detector: syntheticDetector(t),
+		Sink: &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.pipe.Store(p)
+	d.answerEarly(p)
+	if len(got) != 1 || got[0].TriggerID != "held" || got[0].Verdict != VerdictError || !got[0].Anomalous || !strings.Contains(got[0].Error, "held") {
+		t.Fatalf("answers published when the pipeline started: %+v, want the held trigger's error", got)
+	}
+	d.answerTrigger("later", errors.New("queue full"))
+	if len(got) != 2 || got[1].TriggerID != "later" || len(d.early) != 0 {
+		t.Errorf("a refusal once the pipeline runs: %d answers (%+v), %d held back", len(got), got, len(d.early))
 	}
 }
 
