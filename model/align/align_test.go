@@ -399,7 +399,7 @@ func TestWarpRowEndsAtEdge(t *testing.T) {
 		delta := rng.Float64() * 0.01
 		c := (float64(h-1) - delta - y0) / (vw - 1)
 		m := affine{a: 0.3, c: c, e: 10, f: y0 + 0.5 - c*0.5}
-		r := rowFix(m, 0)
+		r := rowFix(m, 0, weightBias)
 		lo, hi := r.span(vw, w, h)
 		if lo == 0 && hi == vw {
 			whole++

@@ -94,7 +94,7 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 		wp.gray = reuseGray(wp.gray, vw, vh)
 		src := plane8{pix: im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], stride: im.Stride, step: 1, w: w, h: h}
 		for y := range vh {
-			src.row(rowFix(m, y), wp.gray.Pix[y*wp.gray.Stride:y*wp.gray.Stride+vw])
+			src.row(rowFix(m, y, weightBias), wp.gray.Pix[y*wp.gray.Stride:y*wp.gray.Stride+vw])
 		}
 		return wp.gray
 	case *image.RGBA:
@@ -223,11 +223,13 @@ func toFix(v float64) int64 {
 	return int64(math.Round(min(v, fixLimit) * fixOne))
 }
 
-// rowFix is row y's positions under m. The start is biased by half a
-// weight step so that the weights' truncation to 8 bits rounds.
-func rowFix(m affine, y int) fixRow {
+// rowFix is row y's positions under m, their start moved by bias (in
+// fixed-point units): the 8-bit samplers pass weightBias, half a weight
+// step, so that truncating a weight to 8 bits rounds it; WarpBack, whose
+// weights keep every bit, passes 0.
+func rowFix(m affine, y int, bias int64) fixRow {
 	sx, sy := m.apply(0.5, float64(y)+0.5)
-	return fixRow{x0: toFix(sx-0.5) + weightBias, y0: toFix(sy-0.5) + weightBias, dx: toFix(m.a), dy: toFix(m.c)}
+	return fixRow{x0: toFix(sx-0.5) + bias, y0: toFix(sy-0.5) + bias, dx: toFix(m.a), dy: toFix(m.c)}
 }
 
 func (r fixRow) at(x int) (int64, int64) { return r.x0 + int64(x)*r.dx, r.y0 + int64(x)*r.dy }
@@ -347,7 +349,7 @@ func pixelAt(src []uint8, o int) uint32 { return binary.LittleEndian.Uint32(src[
 func warpRGBA(dst *image.RGBA, src []uint8, stride, w, h int, m affine) {
 	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
 	for y := range vh {
-		r := rowFix(m, y)
+		r := rowFix(m, y, weightBias)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
 		lo, hi := r.span(vw, w, h)
 		for x := range lo {
@@ -392,7 +394,7 @@ func (wp *Warper) warpYCbCr(vw, vh int, ratio image.YCbCrSubsampleRatio, luma, c
 	}
 	v := wp.ycc
 	for y := range vh {
-		luma.row(rowFix(m, y), v.Y[y*v.YStride:y*v.YStride+vw])
+		luma.row(rowFix(m, y, weightBias), v.Y[y*v.YStride:y*v.YStride+vw])
 	}
 	// A chroma sample's centre (i+½, j+½) is the view position
 	// (sx·(i+½), sy·(j+½)).
@@ -401,7 +403,7 @@ func (wp *Warper) warpYCbCr(vw, vh int, ratio image.YCbCrSubsampleRatio, luma, c
 	c2 := affine{a: kx * cm.a, b: ky * cm.b, c: kx * cm.c, d: ky * cm.d, e: cm.e, f: cm.f}
 	cw, ch := ceilDiv(vw, sx), ceilDiv(vh, sy)
 	for j := range ch {
-		r := rowFix(c2, j)
+		r := rowFix(c2, j, weightBias)
 		cb.row(r, v.Cb[j*v.CStride:j*v.CStride+cw])
 		cr.row(r, v.Cr[j*v.CStride:j*v.CStride+cw])
 	}
@@ -468,8 +470,7 @@ func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform) (
 	m := t.fromFrame(w, h, vw, vh)
 	const frac = 1.0 / fixOne
 	for y := range h {
-		r := rowFix(m, y)
-		r.x0, r.y0 = r.x0-weightBias, r.y0-weightBias // float weights: all the bits
+		r := rowFix(m, y, 0)
 		out := dst[y*w : (y+1)*w]
 		lo, hi := r.span(w, vw, vh)
 		for x := range lo {
