@@ -219,8 +219,12 @@ func TestNotifierWatchdogFollowsProgress(t *testing.T) {
 
 	// Wedged: the stage blocks (a hung inspection). At most one ping, for
 	// frames counted just before; then none for two and a half watchdog periods, so
-	// systemd would restart the service.
+	// systemd would restart the service. The window opens a tick after the
+	// stage stopped: a tick that read the progress just before the stage's
+	// last frame pings, and so does the next, which sees that frame (two
+	// pings 100 ms apart once failed this on a loaded machine).
 	stage.wedge.Lock()
+	time.Sleep(interval / 4)
 	wedged := time.Now()
 	time.Sleep(5 * interval / 2)
 	if ps := sock.pings(wedged, time.Now()); len(ps) > 1 {
