@@ -455,9 +455,9 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 }
 
 // finish renders the combined grid onto an image of bounds b and fills
-// the verdict. With registration the map is drawn on the aligned view and
-// warped back to the frame, whose own pixels give the image score (view
-// pixels the frame does not reach never decide it).
+// the verdict. With registration the map is drawn on the aligned view,
+// scored over the view pixels the frame covers (view pixels the frame does
+// not reach never decide it) and warped back to the frame.
 func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 	r := &d.res
 	w, h := d.mapSize(b)
@@ -468,7 +468,7 @@ func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 	var p pose
 	if d.al != nil {
 		p = d.al.lastPose()
-		if score, err = d.toFrame(p); err != nil {
+		if score, err = d.al.score(d.rmap, p); err != nil {
 			return err
 		}
 	}
@@ -479,14 +479,14 @@ func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 		if err := d.fineOverlay(w, h, reg, score, p); err != nil {
 			return err
 		}
-		if d.al != nil {
-			if _, err := d.toFrame(p); err != nil {
-				return err
-			}
-		}
 	}
 	r.Map, r.W, r.H = d.rmap, w, h
 	if d.al != nil {
+		// The map goes back to the frame's own pixels once, when its
+		// score is known.
+		if d.back, err = d.al.mapBack(d.back, d.rmap, p); err != nil {
+			return err
+		}
 		r.Map, r.W, r.H = d.back, b.Dx(), b.Dy()
 	}
 	return d.th.Inspect(&r.Result, r.Map, r.W, r.H, score)
@@ -499,15 +499,6 @@ func (d *Detector) mapSize(b image.Rectangle) (int, int) {
 		return d.al.viewSize(b.Dx(), b.Dy())
 	}
 	return b.Dx(), b.Dy()
-}
-
-// toFrame warps the rendered map of a frame at pose p back to the frame
-// (into d.back) and returns its maximum.
-func (d *Detector) toFrame(p pose) (float32, error) {
-	var err error
-	var m float32
-	d.back, m, err = d.al.mapBack(d.back, d.rmap, p)
-	return m, err
 }
 
 // localizesFine says whether the published map follows the patch scale
@@ -546,7 +537,7 @@ func (d *Detector) fineOverlay(w, h int, reg backbone.Region, score float32, pp 
 		return err
 	}
 	if d.al != nil {
-		if fine, err = d.toFrame(pp); err != nil {
+		if fine, err = d.al.score(d.rmap, pp); err != nil {
 			return err
 		}
 	}

@@ -542,7 +542,7 @@ func (d *Detector) renderFrame(geo looGeom) (float32, error) {
 	if err != nil || d.al == nil {
 		return sc, err
 	}
-	return d.toFrame(geo.pose)
+	return d.al.score(d.rmap, geo.pose)
 }
 
 // setThresholds sets the image threshold from the leave-one-out scores

@@ -226,21 +226,21 @@ type pose struct {
 func (a *aligner) lastPose() pose { return pose{a.lastW, a.lastH, a.last.Transform} }
 
 // mapBack warps a map of the view of a frame at pose p into dst at the
-// frame's size and returns it with its maximum, the image score: the
-// score is taken over the frame's own pixels, so that view pixels the
-// frame does not reach (edge pixels replicated into the view) never
-// decide it.
-func (a *aligner) mapBack(dst, view []float32, p pose) ([]float32, float32, error) {
+// frame's size.
+func (a *aligner) mapBack(dst, view []float32, p pose) ([]float32, error) {
 	vw, vh := align.ViewSize(p.w, p.h, a.viewScale(p.w, p.h))
-	dst, err := align.WarpBack(dst, p.w, p.h, view, vw, vh, p.t)
-	if err != nil {
-		return dst, 0, err
-	}
-	best := float32(math.Inf(-1))
-	for _, v := range dst {
-		best = max(best, v)
-	}
-	return dst, best, nil
+	return align.WarpBack(dst, p.w, p.h, view, vw, vh, p.t)
+}
+
+// score is the image score of a map of the view of a frame at pose p: its
+// maximum over the view pixels the frame covers (align.MaxInFrame), so
+// that view pixels the frame does not reach (edge pixels replicated into
+// the view) never decide it. It reads the view's map as it is: warping it
+// back to the frame (three times per frame with the fine overlay) cost
+// 2.7 ms each at 1280×720.
+func (a *aligner) score(view []float32, p pose) (float32, error) {
+	vw, vh := align.ViewSize(p.w, p.h, a.viewScale(p.w, p.h))
+	return align.MaxInFrame(view, vw, vh, p.w, p.h, p.t)
 }
 
 // InspectUnbounded is Inspect with the registration's bounds (confidence,

@@ -17,7 +17,7 @@ import (
 // backbone's time in the same inspections (backbone-ms) and their ratio;
 // map-ms includes warping the map back to the frame.
 func BenchmarkInspectRigid(b *testing.B) {
-	for _, mode := range []align.Mode{align.Rigid, align.Turn} {
+	for _, mode := range []align.Mode{align.Off, align.Rigid, align.Turn} {
 		for _, sz := range [][2]int{{640, 480}, {1280, 720}} {
 			benchmarkInspectAligned(b, mode, sz[0], sz[1])
 		}
@@ -45,7 +45,7 @@ func benchmarkInspectAligned(b *testing.B, mode align.Mode, w, h int) {
 		}
 		defer d.Close()
 		frame := plate(w, h, 3, float64(w)*0.02, -float64(h)*0.02, -1, -1)
-		var al, bb, mp time.Duration
+		var al, pre, bb, mp time.Duration
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
@@ -54,11 +54,13 @@ func benchmarkInspectAligned(b *testing.B, mode align.Mode, w, h int) {
 				b.Fatal(err)
 			}
 			al += r.Timing.Align
+			pre += r.Timing.Preprocess
 			bb += r.Timing.Backbone
 			mp += r.Timing.Map
 		}
 		n := float64(b.N)
 		b.ReportMetric(al.Seconds()*1e3/n, "align-ms/op")
+		b.ReportMetric(pre.Seconds()*1e3/n, "pre-ms/op")
 		b.ReportMetric(bb.Seconds()*1e3/n, "backbone-ms/op")
 		b.ReportMetric(mp.Seconds()*1e3/n, "map-ms/op")
 		b.ReportMetric(al.Seconds()/bb.Seconds(), "align/backbone")

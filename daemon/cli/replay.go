@@ -330,7 +330,7 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 	gate := make(chan struct{}, 1)
 	gate <- struct{}{}
 	var (
-		sum            [6]time.Duration // capture, preprocess, backbone, PaDiM, map, publish
+		sum            [7]time.Duration // capture, align, preprocess, backbone, PaDiM, map, publish
 		seen           int
 		cpu0, cpu1     time.Duration
 		decode, wallPP time.Duration
@@ -349,7 +349,7 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 				c := s.Timing.CPU
 				// The frame's capture ran before its inspection and the
 				// next one waits for this callback: src.cpu is this frame's.
-				for i, d := range []time.Duration{src.cpu, c.Preprocess, c.Backbone, c.PaDiM, c.Map, s.PublishCPU} {
+				for i, d := range []time.Duration{src.cpu, c.Align, c.Preprocess, c.Backbone, c.PaDiM, c.Map, s.PublishCPU} {
 					sum[i] += d
 				}
 				decode += s.Decode
@@ -371,7 +371,7 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 	per := func(d time.Duration) float64 { return ms(d) / float64(n) }
 	total := per(cpu1 - cpu0)
 	fmt.Fprintf(out, "stage CPU per frame (%d frames, one in flight at a time; ms):\n", n)
-	names := []string{"dequeue, decode, ROI", "preprocess", "backbone", "PaDiM", "map", "publish"}
+	names := []string{"dequeue, decode, ROI", "align", "preprocess", "backbone", "PaDiM", "map", "publish"}
 	var stages float64
 	for i, name := range names {
 		fmt.Fprintf(out, "  %-20s %6.2f\n", name, per(sum[i]))

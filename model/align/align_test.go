@@ -180,6 +180,72 @@ func TestWarpBackInvertsWarp(t *testing.T) {
 	}
 }
 
+// TestMaxInFrame: the maximum over the view pixels whose centre lies in
+// the frame, against counting them one by one in float64 (random maps and
+// poses, views partly outside the frame); on a smooth map it agrees with
+// the maximum of the map warped back to the frame.
+func TestMaxInFrame(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	for k := range 300 {
+		w, h := 40+rng.IntN(600), 30+rng.IntN(400)
+		scale := 1 + 2*rng.Float64()
+		vw, vh := ViewSize(w, h, scale)
+		tr := Transform{Angle: (rng.Float64() - 0.5) * 2 * math.Pi, DX: (rng.Float64() - 0.5) * float64(w), DY: (rng.Float64() - 0.5) * float64(h)}
+		view := make([]float32, vw*vh)
+		for i := range view {
+			view[i] = rng.Float32()
+		}
+		got, err := MaxInFrame(view, vw, vh, w, h, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := tr.toFrame(w, h, vw, vh)
+		want, n := float32(math.Inf(-1)), 0
+		for y := range vh {
+			for x := range vw {
+				fx, fy := m.apply(float64(x)+0.5, float64(y)+0.5)
+				if fx >= 0 && fx < float64(w) && fy >= 0 && fy < float64(h) {
+					want = max(want, view[y*vw+x])
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			for _, v := range view {
+				want = max(want, v)
+			}
+		}
+		if got != want {
+			t.Fatalf("case %d: %dx%d frame, view %dx%d, %+v: max %v, want %v (%d pixels inside)", k, w, h, vw, vh, tr, got, want, n)
+		}
+	}
+	// A smooth map (a spot and a slope): the same score as warping back.
+	w, h := 640, 480
+	vw, vh := ViewSize(w, h, 1.4)
+	tr := Transform{Angle: 0.15, DX: 25, DY: -14}
+	view := make([]float32, vw*vh)
+	for y := range vh {
+		for x := range vw {
+			view[y*vw+x] = float32(math.Exp(-(math.Pow(float64(x)-300, 2)+math.Pow(float64(y)-100, 2))/800) + float64(x)/float64(4*vw))
+		}
+	}
+	back, err := WarpBack(nil, w, h, view, vw, vh, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := float32(math.Inf(-1))
+	for _, v := range back {
+		want = max(want, v)
+	}
+	got, _ := MaxInFrame(view, vw, vh, w, h, tr)
+	if math.Abs(float64(got-want)) > 0.002*float64(want) {
+		t.Errorf("smooth map: max in frame %v, warped back %v", got, want)
+	}
+	if _, err := MaxInFrame(view, vw, vh-1, w, h, tr); err == nil {
+		t.Error("MaxInFrame accepted a map of the wrong size")
+	}
+}
+
 // TestBuildMeanPose: the reference view sits at the mean pose of the
 // images it is built from, so that no frame has to move further than the
 // line's own spread.

@@ -35,6 +35,34 @@ func benchmarkRegister(b *testing.B, w, h int, maxDeg, angle float64) {
 	}
 }
 
+// BenchmarkRegisterYUYV registers a V4L2 camera's packed YUYV frames
+// (studio range), as the daemon receives them.
+func BenchmarkRegisterYUYV(b *testing.B) {
+	for _, sz := range [][2]int{{640, 480}, {1280, 720}} {
+		w, h := sz[0], sz[1]
+		b.Run(fmt.Sprintf("%dx%d", w, h), func(b *testing.B) {
+			g := benchRegistrar(b, w, h)
+			rgba := scene(w, h, Transform{Angle: 0.06, DX: float64(w) * 0.05, DY: -float64(h) * 0.04}, 1)
+			f := &yuyvFrame{pix: make([]byte, 2*w*h), stride: 2 * w, rect: rgba.Rect}
+			for y := range h {
+				for x := range w {
+					f.pix[y*2*w+2*x] = uint8(16 + int(rgba.Pix[rgba.PixOffset(x, y)])*219/255)
+					if x%2 == 0 {
+						f.pix[y*2*w+2*x+1], f.pix[y*2*w+2*x+3] = 128, 128
+					}
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := g.Register(f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkRegister640x480(b *testing.B)  { benchmarkRegister(b, 640, 480, 0, 0.06) }
 func BenchmarkRegister1280x720(b *testing.B) { benchmarkRegister(b, 1280, 720, 0, 0.06) }
 

@@ -85,8 +85,8 @@ func (p *thumbPlan) build(w, h, tw, th int, f float64) {
 
 // thumbnail writes the luminance of img averaged over each cell of a
 // tw×th grid (f thumbnail pixels per frame pixel) into dst. Gray, RGBA,
-// NRGBA and YCbCr frames are read directly; others through their color
-// model (slower). plan is rebuilt when the geometry changes.
+// NRGBA, YCbCr and packed YUYV frames are read directly; others through
+// their color model (slower). plan is rebuilt when the geometry changes.
 func thumbnail(dst *Gray32, img image.Image, tw, th int, f float64, plan *thumbPlan) {
 	dst.resize(tw, th)
 	b := img.Bounds()
@@ -97,9 +97,25 @@ func thumbnail(dst *Gray32, img image.Image, tw, th int, f float64, plan *thumbP
 	acc := plan.acc
 	clear(acc)
 	xs, xbin := plan.xs, plan.xbin
+	// A camera's packed YUYV frame: its luma read in place, every second
+	// byte (through its color model it cost a conversion to RGB per
+	// sample).
+	var yuyv []byte
+	var yuyvStride int
+	studio := false
+	if im, ok := img.(packedYUYV); ok {
+		pix, stride, r, full := im.PackedYUYV()
+		if r == b && r.Min.X >= 0 && r.Min.Y >= 0 {
+			yuyv, yuyvStride, studio = pix[2*(r.Min.X&1):], stride, !full
+		}
+	}
 	for k, y := range plan.ys {
 		row := acc[int(plan.ybin[k])*tw : int(plan.ybin[k]+1)*tw]
 		sy := int(y) + b.Min.Y
+		if yuyv != nil {
+			lumaRow(row, yuyv[int(y)*yuyvStride:], xs, xbin)
+			continue
+		}
 		switch im := img.(type) {
 		case *image.Gray:
 			grayRow(row, im.Pix[(sy-im.Rect.Min.Y)*im.Stride+b.Min.X-im.Rect.Min.X:], xs, xbin)
@@ -117,6 +133,22 @@ func thumbnail(dst *Gray32, img image.Image, tw, th int, f float64, plan *thumbP
 	}
 	for i, v := range acc {
 		dst.Pix[i] = float32(v) * plan.inv[i]
+	}
+	if studio {
+		// Studio-range luma (16..235) to the full range the other frame
+		// types give, superwhites clipped: a reference built from files
+		// and frames from the camera then share one scale.
+		for i, v := range dst.Pix {
+			dst.Pix[i] = min(max((v-16)*(255.0/219), 0), 255)
+		}
+	}
+}
+
+// lumaRow adds the luma of the sampled pixels of one packed YUYV row (luma
+// every second byte) to their cells, in 1/256 units.
+func lumaRow(row []uint32, src []uint8, xs, xbin []int32) {
+	for i, x := range xs {
+		row[xbin[i]] += uint32(src[2*x]) << 8
 	}
 }
 

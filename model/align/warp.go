@@ -510,3 +510,35 @@ func clampedMap(src []float32, vw, vh int, r fixRow, x int) float32 {
 	bot := r1[x0] + fx*(r1[x1]-r1[x0])
 	return top + fy*(bot-top)
 }
+
+// MaxInFrame is the maximum of a map drawn on the reference view (vw×vh,
+// row major) of a w×h frame at t, over the view pixels whose centre lies
+// in the frame: the image score without warping the map back (WarpBack
+// interpolates between these same values, and frame pixels beyond the
+// view take its edge, so the two maxima differ by the interpolation
+// only). View pixels the frame does not reach (edge pixels replicated into
+// the view) never count. When none lies in the frame it is the maximum of
+// the whole map.
+func MaxInFrame(src []float32, vw, vh, w, h int, t Transform) (float32, error) {
+	if len(src) != vw*vh || vw <= 0 || vh <= 0 || w <= 0 || h <= 0 {
+		return 0, fmt.Errorf("max in frame: map of %d values for %dx%d, frame %dx%d", len(src), vw, vh, w, h)
+	}
+	m := t.toFrame(w, h, vw, vh)
+	best := float32(math.Inf(-1))
+	found := false
+	for y := range vh {
+		r := rowFix(m, y, fixOne/2) // centres in [0, size) after the half-pixel shift
+		lo, hi := within(0, vw, r.x0, r.dx, int64(w)<<fixBits)
+		lo, hi = within(lo, hi, r.y0, r.dy, int64(h)<<fixBits)
+		for _, v := range src[y*vw+lo : y*vw+hi] {
+			best = max(best, v)
+		}
+		found = found || hi > lo
+	}
+	if !found {
+		for _, v := range src {
+			best = max(best, v)
+		}
+	}
+	return best, nil
+}

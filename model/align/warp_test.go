@@ -237,3 +237,64 @@ func TestWarpYUYVBeyondRange(t *testing.T) {
 		}
 	}
 }
+
+// TestThumbnailYUYV: the registration's thumbnail of a packed YUYV frame
+// (studio and full range, whole and from an odd column) is read in place
+// and equals, within the RGB conversion's rounding, the thumbnail of the
+// frame read through its colour model; and a frame registers to its own
+// reference the same either way.
+func TestThumbnailYUYV(t *testing.T) {
+	const w, h = 330, 250
+	for _, full := range []bool{false, true} {
+		rng := rand.New(rand.NewPCG(5, 5))
+		pix := make([]byte, 2*w*h)
+		for y := range h {
+			for x := range w / 2 {
+				o := y*2*w + 4*x
+				pix[o], pix[o+2] = uint8(60+x/2+rng.IntN(9)), uint8(64+x/2+rng.IntN(9))
+				pix[o+1], pix[o+3] = uint8(110+y/8), uint8(140-x/8)
+			}
+		}
+		whole := &yuyvFrame{pix: pix, stride: 2 * w, rect: image.Rect(0, 0, w, h), full: full}
+		for _, f := range []*yuyvFrame{whole, whole.sub(image.Rect(5, 3, 321, 247))} {
+			name := fmt.Sprintf("full=%v %v", full, f.rect)
+			b := f.Bounds()
+			tw, th, k := thumbGeometry(b.Dx(), b.Dy(), Thumb)
+			var got, want Gray32
+			var p1, p2 thumbPlan
+			thumbnail(&got, atless{f}, tw, th, k, &p1)
+			thumbnail(&want, hidden{f}, tw, th, k, &p2)
+			worst := 0.0
+			for i := range got.Pix {
+				worst = max(worst, math.Abs(float64(got.Pix[i]-want.Pix[i])))
+			}
+			if worst > 1.5 {
+				t.Errorf("%s: thumbnail differs from the colour model's by up to %.2f levels, want ≤ 1.5", name, worst)
+			}
+		}
+	}
+	// Superwhites of a studio-range frame clip at 255, the top of a
+	// reference template's range (NewReference refuses more).
+	pix := make([]byte, 2*w*h)
+	for i := range pix {
+		pix[i] = 250
+		if i%2 == 1 {
+			pix[i] = 128
+		}
+	}
+	var g Gray32
+	var p thumbPlan
+	tw, th, k := thumbGeometry(w, h, Thumb)
+	thumbnail(&g, &yuyvFrame{pix: pix, stride: 2 * w, rect: image.Rect(0, 0, w, h)}, tw, th, k, &p)
+	for i, v := range g.Pix {
+		if v != 255 {
+			t.Fatalf("superwhite frame: thumbnail pixel %d is %v, want 255", i, v)
+		}
+	}
+}
+
+// atless is a YUYV frame that cannot be read pixel by pixel: what reads
+// it must read its bytes in place.
+type atless struct{ *yuyvFrame }
+
+func (atless) At(x, y int) color.Color { panic("At called: the frame was not read in place") }
