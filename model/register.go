@@ -117,6 +117,7 @@ func errNoOverlap() error {
 
 func newAligner(ref *align.Reference, o AlignOptions, learned float64, inputSide int) *aligner {
 	a := &aligner{ref: ref, reg: align.NewRegistrar(ref), learned: learned, inputSide: inputSide}
+	a.warp.InputSide = inputSide
 	a.setBounds(o)
 	return a
 }

@@ -3,6 +3,8 @@ package model
 import (
 	"context"
 	"fmt"
+	"image"
+	"image/color"
 	"testing"
 	"time"
 
@@ -16,24 +18,74 @@ import (
 // registration and warp into the reference view (align-ms) beside the
 // backbone's time in the same inspections (backbone-ms) and their ratio;
 // map-ms includes warping the map back to the frame.
+//
+// mode=off is the same inspection without registration, this run's
+// baseline: what registration costs a frame is the difference of the
+// inspections' times (ns/op), since the backbone's resize then reads the
+// whole frame and the map is drawn at the frame's size. format=yuyv
+// inspects a V4L2 camera's packed YUYV frames (studio range) instead of
+// gray ones.
 func BenchmarkInspectRigid(b *testing.B) {
-	for _, mode := range []align.Mode{align.Off, align.Rigid, align.Turn} {
-		for _, sz := range [][2]int{{640, 480}, {1280, 720}} {
-			benchmarkInspectAligned(b, mode, sz[0], sz[1])
+	for _, yuyv := range []bool{false, true} {
+		for _, mode := range []align.Mode{align.Off, align.Rigid, align.Turn} {
+			for _, sz := range [][2]int{{640, 480}, {1280, 720}} {
+				if yuyv && mode == align.Turn {
+					continue
+				}
+				benchmarkInspectAligned(b, mode, sz[0], sz[1], yuyv)
+			}
 		}
 	}
 }
 
-func benchmarkInspectAligned(b *testing.B, mode align.Mode, w, h int) {
+// packedYUYV is a gray frame as a V4L2 camera sends it: packed YUYV
+// (capture.YUYV's layout), studio range, neutral chroma.
+type packedYUYV struct {
+	pix  []byte
+	rect image.Rectangle
+}
+
+func toYUYV(g *image.Gray) *packedYUYV {
+	w, h := g.Rect.Dx(), g.Rect.Dy()
+	f := &packedYUYV{pix: make([]byte, 2*w*h), rect: g.Rect}
+	for y := range h {
+		for x := range w {
+			f.pix[y*2*w+2*x] = uint8(16 + int(g.Pix[y*g.Stride+x])*219/255)
+			f.pix[y*2*w+2*x+1] = 128
+		}
+	}
+	return f
+}
+
+func (f *packedYUYV) ColorModel() color.Model { return color.YCbCrModel }
+func (f *packedYUYV) Bounds() image.Rectangle { return f.rect }
+func (f *packedYUYV) At(x, y int) color.Color {
+	v := f.pix[(y-f.rect.Min.Y)*2*f.rect.Dx()+2*(x-f.rect.Min.X)]
+	return color.Gray{uint8(min(max((int(v)-16)*255/219, 0), 255))}
+}
+func (f *packedYUYV) PackedYUYV() ([]byte, int, image.Rectangle, bool) {
+	return f.pix, 2 * f.rect.Dx(), f.rect, false
+}
+
+func benchmarkInspectAligned(b *testing.B, mode align.Mode, w, h int, yuyv bool) {
 	name := fmt.Sprintf("%dx%d", w, h)
 	if mode != align.Rigid {
 		name = fmt.Sprintf("mode=%s/%s", mode, name)
+	}
+	if yuyv {
+		name = "format=yuyv/" + name
+	}
+	frameOf := func(g *image.Gray) image.Image {
+		if yuyv {
+			return toYUYV(g)
+		}
+		return g
 	}
 	b.Run(name, func(b *testing.B) {
 		var train grays
 		for i := range 8 {
 			f := float64(i)
-			train = append(train, plate(w, h, 2*f/7-1, 4*f/7-2, 2-4*f/7, -1, -1))
+			train = append(train, frameOf(plate(w, h, 2*f/7-1, 4*f/7-2, 2-4*f/7, -1, -1)))
 		}
 		opts := alignOptions(b, mode)
 		// The backbone as the daemon runs it on this CPU (int8 on
@@ -44,7 +96,7 @@ func benchmarkInspectAligned(b *testing.B, mode align.Mode, w, h int) {
 			b.Fatal(err)
 		}
 		defer d.Close()
-		frame := plate(w, h, 3, float64(w)*0.02, -float64(h)*0.02, -1, -1)
+		frame := frameOf(plate(w, h, 3, float64(w)*0.02, -float64(h)*0.02, -1, -1))
 		var al, pre, bb, mp time.Duration
 		b.ReportAllocs()
 		b.ResetTimer()

@@ -92,7 +92,8 @@ func BenchmarkWarpBack1280x720(b *testing.B) { benchmarkWarpBack(b, 1280, 720) }
 type hidden struct{ image.Image }
 
 // BenchmarkWarpFrames warps the frame types cameras deliver (RGBA, JPEG's
-// Y'CbCr 4:2:0, V4L2's packed YUYV) into the view at camera sizes; the
+// Y'CbCr 4:2:0, V4L2's packed YUYV, to a 4:2:2 view or, yuyv-to-420, to
+// the 4:2:0 view a 224-pixel input gets) into the view at camera sizes; the
 // converted=… runs are the same frames converted whole first, this run's
 // baseline.
 func BenchmarkWarpFrames(b *testing.B) {
@@ -120,9 +121,11 @@ func BenchmarkWarpFrames(b *testing.B) {
 		for _, c := range []struct {
 			name string
 			img  image.Image
-		}{{"rgba", rgba}, {"ycbcr420", ycc}, {"yuyv", yuyv}, {"converted=ycbcr420", hidden{ycc}}, {"converted=yuyv", hidden{yuyv}}} {
+			side int // the warper's InputSide
+		}{{"rgba", rgba, 0}, {"ycbcr420", ycc, 0}, {"yuyv", yuyv, 0}, {"yuyv-to-420", yuyv, 224},
+			{"converted=ycbcr420", hidden{ycc}, 0}, {"converted=yuyv", hidden{yuyv}, 0}} {
 			b.Run(fmt.Sprintf("%s/%dx%d", c.name, w, h), func(b *testing.B) {
-				var wp Warper
+				wp := Warper{InputSide: c.side}
 				wp.Apply(c.img, tr, scale)
 				b.ReportAllocs()
 				b.ResetTimer()

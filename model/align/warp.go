@@ -58,6 +58,13 @@ func ViewSize(w, h int, scale float64) (int, int) {
 // images: the result of Apply is valid until the next call. It does not
 // allocate in steady state (same frame size and type).
 type Warper struct {
+	// InputSide is the network input's side, in pixels (0: unknown). A
+	// packed YUYV frame's view is 4:2:0 when its chroma then keeps at
+	// least that many rows, which is all the backbone reads of it (a view
+	// of twice the input's side): a quarter fewer samples to warp and to
+	// resample. Otherwise it keeps the frame's 4:2:2.
+	InputSide int
+
 	gray *image.Gray
 	rgba *image.RGBA
 	ycc  *image.YCbCr
@@ -77,8 +84,8 @@ type packedYUYV interface {
 // replicated (as the backbone pads letterboxed frames). Gray frames give
 // *image.Gray; Y'CbCr frames (JPEG, any subsampling) and packed YUYV
 // frames (V4L2) give a Y'CbCr view of the frame's subsampling (4:2:2 for
-// YUYV), the chroma interpolated at each chroma sample's centre, so that
-// colour is converted once at the network's input size rather than for
+// YUYV, or 4:2:0: see InputSide), the chroma interpolated at each chroma
+// sample's centre, so that colour is converted once at the network's input size rather than for
 // every view pixel: *image.YCbCr for full-range samples (JPEG), and for
 // studio-range ones (YUYV's default) an image whose StudioYCbCr method
 // returns the planes, samples unchanged; all others give *image.RGBA.
@@ -127,7 +134,11 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 			luma := plane8{pix: pix[2*odd:], stride: stride, step: 2, w: w, h: h}
 			cb := plane8{pix: pix[1:], stride: stride, step: 4, w: pairs, h: h}
 			cr := plane8{pix: pix[3:], stride: stride, step: 4, w: pairs, h: h}
-			wp.warpYCbCr(vw, vh, image.YCbCrSubsampleRatio422, luma, cb, cr, m, chromaMap(m, r.Min, 2, 1))
+			ratio := image.YCbCrSubsampleRatio422
+			if wp.InputSide > 0 && vh/2 >= wp.InputSide {
+				ratio = image.YCbCrSubsampleRatio420
+			}
+			wp.warpYCbCr(vw, vh, ratio, luma, cb, cr, m, chromaMap(m, r.Min, 2, 1))
 			if !full {
 				return studioYCbCr{wp.ycc}
 			}
@@ -384,10 +395,8 @@ func clampedRGBA(src []uint8, stride, w, h int, r fixRow, x int) uint32 {
 // warpYCbCr samples the luma plane at each view pixel's position and the
 // chroma planes (whose grid cm maps view positions onto) at the centre of
 // each block of view pixels one chroma sample of ratio covers, into a
-// vw×vh view with the frame's own subsampling: the view keeps the
-// frame's chroma detail relative to its luma (a frame smaller than twice
-// the network's input is not reduced, and 4:2:0 would halve a YUYV
-// frame's vertical chroma).
+// vw×vh view with that subsampling (the frame's own, or for YUYV 4:2:0
+// where the backbone reads no more; see InputSide).
 func (wp *Warper) warpYCbCr(vw, vh int, ratio image.YCbCrSubsampleRatio, luma, cb, cr plane8, m, cm affine) {
 	if wp.ycc == nil || wp.ycc.Rect.Dx() != vw || wp.ycc.Rect.Dy() != vh || wp.ycc.SubsampleRatio != ratio {
 		wp.ycc = image.NewYCbCr(image.Rect(0, 0, vw, vh), ratio)

@@ -166,7 +166,8 @@ func (f *yuyvFrame) sub(r image.Rectangle) *yuyvFrame {
 
 // TestWarpYUYV: a packed YUYV frame (a V4L2 camera's, studio or full
 // range, whole or a region starting at an odd column) is warped in place
-// to the same view as its RGB conversion, within the chroma
+// (to a 4:2:2 view, or 4:2:0 where its chroma keeps InputSide rows) to
+// the same view as its RGB conversion, within the chroma
 // interpolation's difference (the conversion takes each pair's chroma as
 // it is, the view interpolates it at each 2×2 block's centre).
 func TestWarpYUYV(t *testing.T) {
@@ -181,21 +182,29 @@ func TestWarpYUYV(t *testing.T) {
 		}
 	}
 	tr := Transform{Angle: 0.15, DX: 2.5, DY: -1.5}
-	for _, full := range []bool{false, true} {
+	for _, c := range []struct {
+		full  bool
+		side  int // the warper's InputSide
+		ratio image.YCbCrSubsampleRatio
+	}{{false, 0, image.YCbCrSubsampleRatio422}, {true, 0, image.YCbCrSubsampleRatio422},
+		{false, 12, image.YCbCrSubsampleRatio420}, {false, 16, image.YCbCrSubsampleRatio422}} {
+		full := c.full
 		whole := &yuyvFrame{pix: pix, stride: 2 * w, rect: image.Rect(0, 0, w, h), full: full}
 		for _, f := range []*yuyvFrame{whole, whole.sub(image.Rect(3, 2, 61, 37))} {
-			name := fmt.Sprintf("full=%v %v", full, f.rect)
+			name := fmt.Sprintf("full=%v side=%d %v", full, c.side, f.rect)
 			conv := image.NewRGBA(f.rect)
 			draw.Draw(conv, conv.Rect, f, f.rect.Min, draw.Src)
-			var want, got Warper
+			var want Warper
+			got := Warper{InputSide: c.side}
 			wi := want.Apply(conv, tr, 1.3).(*image.RGBA)
 			view := got.Apply(f, tr, 1.3)
 			planes, ok := view.(*image.YCbCr)
 			if s, studio := view.(interface{ StudioYCbCr() *image.YCbCr }); studio {
 				planes, ok = s.StudioYCbCr(), !full
 			}
-			if !ok || planes.SubsampleRatio != image.YCbCrSubsampleRatio422 {
-				t.Fatalf("%s: %T, want a 4:2:2 Y'CbCr view (the frame's), studio range only for studio frames", name, view)
+			// Views of 31 and 27 rows: 4:2:0 keeps 15 and 13 chroma rows.
+			if !ok || planes.SubsampleRatio != c.ratio {
+				t.Fatalf("%s: %T (%v), want a %v Y'CbCr view, studio range only for studio frames", name, view, planes.SubsampleRatio, c.ratio)
 			}
 			gi := toRGBA(view)
 			if got.conv != nil {
@@ -298,3 +307,34 @@ func TestThumbnailYUYV(t *testing.T) {
 type atless struct{ *yuyvFrame }
 
 func (atless) At(x, y int) color.Color { panic("At called: the frame was not read in place") }
+
+// TestPlaneRowExact: a plane's row sampler (the packed fast path for
+// planes of step 1, the general one for others) gives, bit for bit,
+// what the per-pixel clamped sampler gives at every position, inside the
+// plane and beyond its edges.
+func TestPlaneRowExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 8))
+	for k := range 400 {
+		st := []int{1, 2, 4}[k%3]
+		w, h := 2+rng.IntN(90), 2+rng.IntN(70)
+		stride := st*w + rng.IntN(5)
+		pix := make([]uint8, stride*h)
+		for i := range pix {
+			pix[i] = uint8(rng.IntN(256))
+		}
+		p := plane8{pix: pix, stride: stride, step: st, w: w, h: h}
+		tr := Transform{Angle: (rng.Float64() - 0.5) * 4, DX: (rng.Float64() - 0.5) * float64(w), DY: (rng.Float64() - 0.5) * float64(h)}
+		vw, vh := 1+rng.IntN(80), 1+rng.IntN(60)
+		m := tr.toFrame(w, h, vw, vh)
+		out := make([]uint8, vw)
+		for y := range vh {
+			r := rowFix(m, y, weightBias)
+			p.row(r, out)
+			for x, v := range out {
+				if want := p.clamped(r.at(x)); v != want {
+					t.Fatalf("case %d (step %d, %dx%d): view (%d,%d) = %d, want %d", k, st, w, h, x, y, v, want)
+				}
+			}
+		}
+	}
+}

@@ -192,8 +192,8 @@ func plain(img image.Image) *image.RGBA {
 
 // The fused pass writes the input the reference path (full-resolution RGBA,
 // then the two float passes) writes, for every kind of frame the camera
-// path delivers (and the aligned view of a YUYV frame: studio-range
-// planes), regions of them, rotations and every resize mode.
+// path delivers (and the aligned view of a YUYV frame: studio-range 4:2:2
+// or 4:2:0 planes), regions of them, rotations and every resize mode.
 func TestFusedMatchesReference(t *testing.T) {
 	src := camTexture(641, 363, 1) // odd sizes: chroma pairs cut in half
 	var jb bytes.Buffer
@@ -209,7 +209,7 @@ func TestFusedMatchesReference(t *testing.T) {
 		gray.Pix[i] = src.Pix[4*i+1]
 	}
 	kinds := map[string]image.Image{"rgba": src, "gray": gray, "ycbcr420": ycc, "yuyv": toYUYV(camTexture(640, 363, 1)),
-		"studio422": studioOf(src, image.YCbCrSubsampleRatio422)}
+		"studio422": studioOf(src, image.YCbCrSubsampleRatio422), "studio420": studioOf(src, image.YCbCrSubsampleRatio420)}
 	roi := image.Rect(101, 37, 533, 301) // odd corner: chroma halves
 	for _, mode := range []ResizeMode{ResizeSquash, ResizeFit, ResizeCrop} {
 		b := open(t, Options{Preprocess: Preprocess{Resize: mode}})
@@ -250,7 +250,7 @@ func TestFusedMatchesReference(t *testing.T) {
 					// resampling instead of pixel by pixel (this texture
 					// saturates some).
 					limW, limM := 1, 0.01
-					if name == "ycbcr420" || name == "yuyv" || name == "studio422" {
+					if name == "ycbcr420" || name == "yuyv" || name == "studio422" || name == "studio420" {
 						limW, limM = 16, 0.3
 					}
 					if worst > limW || mean > limM {
