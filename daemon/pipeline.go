@@ -83,7 +83,8 @@ type PipelineOptions struct {
 	// MaxInspections stops after this many (0: run until the source ends
 	// or the context is cancelled).
 	MaxInspections int
-	// OnInspection is called after each published inspection (bench).
+	// OnInspection is called after each published inspection (bench),
+	// failed ones included (Stats.Err).
 	OnInspection func(*Stats)
 	// FirstSeq is the seq of the first result minus one: a pipeline that
 	// replaces another (a configuration change) continues its numbering.
@@ -114,6 +115,9 @@ type Stats struct {
 	Timing     model.Timing
 	Publish    time.Duration
 	PublishCPU time.Duration
+	// Err is why the frame could not be inspected (it was answered with
+	// verdict error): Anomalous, Score and the stage times are then zero.
+	Err error
 }
 
 // slot carries one frame through the stages; slots are recycled so the
@@ -596,6 +600,11 @@ func (p *Pipeline) publishStage(s *slot) {
 			p.publishError(seq, f, s.modelID, s.inspErr)
 		}
 		p.printLine(seq, f, "ERROR  ", 0, 0, 0, time.Since(f.Time), " "+s.inspErr.Error())
+		if p.o.OnInspection != nil {
+			now := time.Now()
+			p.o.OnInspection(&Stats{Seq: seq, Latency: now.Sub(f.Time), Dequeued: s.captured.Add(-f.Decode), Published: now,
+				Decode: f.Decode, Err: s.inspErr})
+		}
 		return
 	}
 	p.inspFails.Store(0)

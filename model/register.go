@@ -198,8 +198,11 @@ func (a *aligner) bounds(r align.Result, w, h int) error {
 	reg := a.registration()
 	switch {
 	case math.IsNaN(r.Confidence) || r.Confidence < a.minConf:
-		return &RegistrationError{Kind: "low_confidence", Registration: reg,
-			msg: fmt.Sprintf("confidence %.3f below %.3f: the frame does not match the reference view of a good part", r.Confidence, a.minConf)}
+		msg := fmt.Sprintf("confidence %.3f below %.3f: the frame does not match the reference view of a good part", r.Confidence, a.minConf)
+		if fw, fh := a.ref.FrameSize(); fw != w || fh != h {
+			msg += fmt.Sprintf(" (fitted on %dx%d frames, this one is %dx%d)", fw, fh, w, h)
+		}
+		return &RegistrationError{Kind: "low_confidence", Registration: reg, msg: msg}
 	case math.Abs(reg.Angle) > a.maxAngle:
 		return &RegistrationError{Kind: "angle", Registration: reg,
 			msg: fmt.Sprintf("part turned by %.1f°, beyond the bound of %g°", reg.Angle, a.maxAngle)}

@@ -137,6 +137,13 @@ func TestRegistrationInspectAndRoundTrip(t *testing.T) {
 		if !errors.Is(err, ErrRegistration) {
 			t.Errorf("blank frame: err %v, want ErrRegistration", err)
 		}
+		// A frame of another size that matches poorly says the size the
+		// model was fitted on.
+		_, err = d.Inspect(plate(200, 120, 0, 0, 0, -1, -1))
+		if !errors.As(err, &re) || re.Kind != "low_confidence" ||
+			!strings.Contains(err.Error(), "fitted on 160x120 frames, this one is 200x120") {
+			t.Errorf("frame of another size: err %v, want the fitted size named", err)
+		}
 		// Evaluation scores what the daemon refuses and says so; the
 		// bounds hold again after.
 		for _, img := range []image.Image{plate(160, 120, 0, 30, 0, -1, -1), image.NewGray(image.Rect(0, 0, 160, 120))} {

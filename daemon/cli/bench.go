@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"os"
@@ -186,6 +188,7 @@ func benchSink(ctx context.Context, env *Env, tmp string, noMQTT bool) (daemon.S
 func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Detector, src capture.Source, sink daemon.Sink, count int) error {
 	lat := make([]time.Duration, 0, count)
 	var rss []float64
+	var fails failures
 	step := max(count/10, 1)
 	var start time.Time
 	var cpu0 time.Duration
@@ -201,6 +204,10 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 			if int(s.Seq) <= warm {
 				return
 			}
+			if s.Err != nil {
+				fails.add(s.Err)
+				return
+			}
 			lat = append(lat, s.Latency)
 			if (int(s.Seq)-warm)%step == 0 {
 				rss = append(rss, rssMB())
@@ -214,7 +221,7 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	}
 	el, cpu := time.Since(start), processCPU()-cpu0
 	if len(lat) == 0 {
-		return fmt.Errorf("bench: no inspections")
+		return fails.none("bench: no inspections")
 	}
 	slices.Sort(lat)
 	pct := func(q float64) time.Duration { return lat[min(int(q*float64(len(lat))), len(lat)-1)] }
@@ -238,7 +245,74 @@ func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Dete
 	}
 	fmt.Fprintf(env.Stdout, "RSS (MB) every %d  %s\n", step, sb.String())
 	fmt.Fprintf(env.Stdout, "peak RSS           %.0f MB, frames dropped %d\n", peakRSSMB(), p.Drops())
+	fmt.Fprint(env.Stdout, fails.line())
 	return nil
+}
+
+// failures tallies the frames a bench saw answered with verdict error
+// (registration refused, a frame that could not be inspected), by reason,
+// for its report: they are not inspections, and a run where every frame
+// fails says so instead of reporting nothing.
+type failures struct {
+	n     int
+	kinds map[string]int
+	first string
+}
+
+func (f *failures) add(err error) {
+	f.n++
+	k := err.Error()
+	if r, ok := errors.AsType[*model.RegistrationError](err); ok {
+		k = "registration " + r.Kind
+	}
+	if f.kinds == nil {
+		f.kinds = map[string]int{}
+	}
+	f.kinds[k]++
+	if f.first == "" {
+		f.first = err.Error()
+	}
+}
+
+// summary is the count by reason and the first error, "" without failures.
+func (f *failures) summary() string {
+	if f.n == 0 {
+		return ""
+	}
+	kinds := make([]string, 0, len(f.kinds))
+	for k := range f.kinds {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int { return cmp.Or(f.kinds[b]-f.kinds[a], strings.Compare(a, b)) })
+	var sb strings.Builder
+	for i, k := range kinds {
+		if i == 4 {
+			fmt.Fprintf(&sb, ", …")
+			break
+		}
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s: %d", k, f.kinds[k])
+	}
+	return fmt.Sprintf("%d frames answered with verdict error (%s); the first: %s", f.n, sb.String(), f.first)
+}
+
+// line is the report's line of failures, "" without any.
+func (f *failures) line() string {
+	if f.n == 0 {
+		return ""
+	}
+	return "errors             " + f.summary() + "\n"
+}
+
+// none is the error of a run with no inspection: msg, and why when every
+// frame failed.
+func (f *failures) none(msg string) error {
+	if f.n == 0 {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("%s: every frame was answered with verdict error: %s", msg, f.summary())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }

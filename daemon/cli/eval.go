@@ -972,7 +972,7 @@ func printResultDetail(w io.Writer, r *EvalResult) {
 	fmt.Fprintf(tw, "model bytes\t%d (%.1f MiB scoring state)\n", r.ModelBytes, float64(r.ModelBytes)/(1<<20))
 	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.PeakRSSMB)
 	if r.Align != "" && r.Align != "off" {
-		fmt.Fprintf(tw, "registration\t%s; %d test images beyond its bounds (verdict error in the daemon), scored at their estimated pose\n", r.Align, r.RegistrationRefused)
+		fmt.Fprintf(tw, "registration\t%s; %s beyond its bounds (verdict error in the daemon), scored at their estimated pose\n", r.Align, plural(r.RegistrationRefused, "test image"))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -1114,4 +1114,12 @@ func savePNG(path string, img image.Image) error {
 		return err
 	}
 	return f.Close()
+}
+
+// plural is "n thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -115,7 +115,10 @@ func (r *recording) add(name string, data []byte, size image.Point) error {
 			return fmt.Errorf("%s: raw YUYV frames carry no size: give --size WIDTHxHEIGHT", name)
 		}
 		n := 2 * size.X * size.Y
-		if size.X%2 != 0 || len(data) == 0 || len(data)%n != 0 {
+		if size.X%2 != 0 {
+			return fmt.Errorf("%s: --size %dx%d: YUYV frames have an even width (two pixels share their chroma)", name, size.X, size.Y)
+		}
+		if len(data) == 0 || len(data)%n != 0 {
 			return fmt.Errorf("%s: %d bytes is not a whole number of %dx%d YUYV frames (%d bytes each)", name, len(data), size.X, size.Y, n)
 		}
 		r.width, r.height = size.X, size.Y

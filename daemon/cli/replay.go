@@ -239,6 +239,7 @@ func replayRealTime(ctx context.Context, env *Env, cfg *config.Config, rc *repla
 		skipped0       uint64
 		rss            []float64
 		seen           int
+		fails          failures
 		p              *daemon.Pipeline
 		started        = make(chan struct{})
 		decodedW, natW int
@@ -257,6 +258,10 @@ func replayRealTime(ctx context.Context, env *Env, cfg *config.Config, rc *repla
 				return
 			}
 			if seen < warm {
+				return
+			}
+			if s.Err != nil {
+				fails.add(s.Err)
 				return
 			}
 			lat = append(lat, s.Published.Sub(s.Dequeued))
@@ -298,6 +303,9 @@ func replayRealTime(ctx context.Context, env *Env, cfg *config.Config, rc *repla
 	defer mu.Unlock()
 	wall := t1.Sub(t0)
 	n := len(lat)
+	if n == 0 {
+		return fails.none("bench: no inspection after the warm-up")
+	}
 	overload, lost, skipped := p.Drops()-drops0, rc.fake.Lost()-lost0, counters.Dropped.Load()-skipped0
 	slices.Sort(lat)
 	slices.Sort(full)
@@ -310,6 +318,7 @@ func replayRealTime(ctx context.Context, env *Env, cfg *config.Config, rc *repla
 	}
 	fmt.Fprintf(out, "frames             %d inspected in %.1f s after %d warm-up: %.1f inspections/s at %g fps offered; dropped %d (lost by the driver %d, older frames skipped %d, inspection overload %d); %d pushed in all\n",
 		n, wall.Seconds(), warm, float64(n)/wall.Seconds(), o.fps, lost+skipped+overload, lost, skipped, overload, pushed)
+	fmt.Fprint(out, fails.line())
 	fmt.Fprintf(out, "latency            dequeue to published: p50 %.1f ms, p99 %.1f ms, max %.1f ms; capture to published: p50 %.1f ms, p99 %.1f ms\n",
 		ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), ms(lat[n-1]), ms(percentile(full, 0.5)), ms(percentile(full, 0.99)))
 	fmt.Fprintf(out, "CPU                %.2f of %d cores busy: %.1f%% used, %.1f%% idle; %.1f ms CPU per frame\n",
@@ -331,7 +340,7 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 	gate <- struct{}{}
 	var (
 		sum            [7]time.Duration // capture, align, preprocess, backbone, PaDiM, map, publish
-		seen           int
+		seen, failed   int
 		cpu0, cpu1     time.Duration
 		decode, wallPP time.Duration
 	)
@@ -341,6 +350,13 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 	p, err := daemon.NewPipeline(daemon.PipelineOptions{Source: src, Detector: det, Sink: sink,
 		Queue: cfg.Pipeline.Queue, Policy: daemon.PolicyOf(cfg), MaxInspections: warm + frames, CPUClock: processCPU,
 		OnInspection: func(s *daemon.Stats) {
+			if s.Err != nil {
+				// Answered with verdict error: not profiled, but the next
+				// frame may go.
+				failed++
+				gate <- struct{}{}
+				return
+			}
 			seen++
 			switch {
 			case seen == warm:
@@ -366,18 +382,24 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 	}
 	n := seen - warm
 	if n <= 0 {
+		if failed > 0 {
+			return fmt.Errorf("bench: no frame in the stage profile: %d of its frames were answered with verdict error", failed)
+		}
 		return errors.New("bench: no frame in the stage profile")
 	}
 	per := func(d time.Duration) float64 { return ms(d) / float64(n) }
 	total := per(cpu1 - cpu0)
 	fmt.Fprintf(out, "stage CPU per frame (%d frames, one in flight at a time; ms):\n", n)
+	if failed > 0 {
+		fmt.Fprintf(out, "  (%d frames answered with verdict error left out; their CPU counts in other)\n", failed)
+	}
 	names := []string{"dequeue, decode, ROI", "align", "preprocess", "backbone", "PaDiM", "map", "publish"}
 	var stages float64
 	for i, name := range names {
 		fmt.Fprintf(out, "  %-20s %6.2f\n", name, per(sum[i]))
 		stages += per(sum[i])
 	}
-	fmt.Fprintf(out, "  %-20s %6.2f (MQTT client and broker, GC, the fake camera's clock)\n", "other", total-stages)
+	fmt.Fprintf(out, "  %-20s %6.2f (GC, the fake camera's clock; the MQTT client and broker when publishing)\n", "other", total-stages)
 	fmt.Fprintf(out, "  %-20s %6.2f (decode wall %.2f ms, preprocess wall %.2f ms)\n", "total", total, per(decode), per(wallPP))
 	return nil
 }
