@@ -69,3 +69,16 @@ func TestBenchReplayOddWidth(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want the odd width named", code, errs)
 	}
 }
+
+// An MJPEG recording replayed with a --size other than its frames' is
+// refused naming both sizes (the flag is for raw YUYV; it was ignored).
+func TestBenchReplayMJPEGSize(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "r.mjpeg")
+	if code, _, errs := runCaptureCmd(t, "capture", "encode", "--out", rec, "--size", "64x48", "--frames", "2"); code != 0 {
+		t.Fatalf("capture encode: exit %d: %s", code, errs)
+	}
+	code, _, errs := runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--camera-replay", rec, "--size", "640x480")
+	if code == 0 || !strings.Contains(errs, "is 64x48, --size says 640x480") {
+		t.Errorf("exit %d, stderr %q: want both sizes named", code, errs)
+	}
+}

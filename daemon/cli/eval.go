@@ -347,6 +347,7 @@ func cmdEval() *Command {
 						if job.sk.count() > 0 {
 							fmt.Fprintln(env.Stdout, job.sk)
 						}
+						res.Data = es.Data // a draw's figures say which draw
 						es.Results = append(es.Results, *res)
 						if cands != nil {
 							es.Candidates = cands

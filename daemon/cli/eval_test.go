@@ -114,6 +114,9 @@ func TestEvalMisalign(t *testing.T) {
 	if d1[1].Recipe != "v1p-squash-rigid-raw" || d1[1].Align != "rigid" || d1[0].Align != "off" {
 		t.Errorf("columns %+v", d1)
 	}
+	if !strings.HasSuffix(d1[0].Data, "@misalign1") || !strings.HasSuffix(d2[1].Data, "@misalign2") {
+		t.Errorf("draws' figures labelled %q and %q, want the draw named", d1[0].Data, d2[1].Data)
+	}
 	if d1[0].PixelAUROC == d2[0].PixelAUROC && d1[0].ImageAUROC == d2[0].ImageAUROC {
 		t.Errorf("draws 1 and 2 gave the same figures: %+v", d1[0])
 	}

@@ -144,6 +144,12 @@ func (r *recording) add(name string, data []byte, size image.Point) error {
 			r.width, r.height = cfg.Width, cfg.Height
 			r.subsampling = jpegSubsampling(fixed)
 		}
+		if size != (image.Point{}) && (cfg.Width != size.X || cfg.Height != size.Y) {
+			// JPEG frames carry their size: --size is for raw YUYV, and a
+			// different one here is a mistake worth naming.
+			return fmt.Errorf("%s: frame %d is %dx%d, --size says %dx%d (JPEG frames carry their own size: --size is for raw YUYV)",
+				name, i+1, cfg.Width, cfg.Height, size.X, size.Y)
+		}
 		if cfg.Width != r.width || cfg.Height != r.height {
 			return fmt.Errorf("%s: frame %d is %dx%d, the recording's frames %dx%d: a camera sends one size", name, i+1, cfg.Width, cfg.Height, r.width, r.height)
 		}

@@ -85,8 +85,8 @@ type packedYUYV interface {
 // *image.Gray; Y'CbCr frames (JPEG, any subsampling) and packed YUYV
 // frames (V4L2) give a Y'CbCr view of the frame's subsampling (4:2:2 for
 // YUYV, or 4:2:0: see InputSide), the chroma interpolated at each chroma
-// sample's centre, so that colour is converted once at the network's input size rather than for
-// every view pixel: *image.YCbCr for full-range samples (JPEG), and for
+// sample's centre, so that colour is converted once at the network's
+// input size rather than for every view pixel: *image.YCbCr for full-range samples (JPEG), and for
 // studio-range ones (YUYV's default) an image whose StudioYCbCr method
 // returns the planes, samples unchanged; all others give *image.RGBA.
 // Gray, RGBA, NRGBA, Y'CbCr and YUYV frames are read in place, others

@@ -3,6 +3,7 @@ package padim
 import (
 	"fmt"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -294,4 +295,27 @@ func BenchmarkFiniteCheck(b *testing.B) {
 	b.ReportMetric(float64(finite)/float64(crc), "finite/crc")
 	b.ReportMetric(float64(frame.Nanoseconds())/n, "frame-ns/op")
 	b.ReportMetric(float64(frame)/float64(score), "frame/score")
+}
+
+// BenchmarkThresholdRegions draws the mask of a flagged 1280×720 map whose
+// defect regions cover two fifths of it (a part the line judges bad all
+// over), the hysteresis growing them from their peaks.
+func BenchmarkThresholdRegions(b *testing.B) {
+	const w, h = 1280, 720
+	amap := make([]float32, w*h)
+	for y := range h {
+		for x := range w {
+			// Blobs on a 160-pixel lattice, 6 at their centres, 0 far away.
+			dx, dy := float64(x%160-80), float64(y%160-80)
+			amap[y*w+x] = float32(6 * math.Exp(-(dx*dx+dy*dy)/(2*40*40)))
+		}
+	}
+	th := Thresholds{Image: 5, Pixel: 2}
+	var r Result
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := th.Inspect(&r, amap, w, h, 6); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -156,7 +156,6 @@ func (t Thresholds) Inspect(r *Result, amap []float32, w, h int, score float32) 
 		return nil
 	}
 	// Marks: 0 below the pixel threshold, candidate above it, 255 kept.
-	const candidate = 1
 	p32, i32 := float32(pt), float32(t.Image)
 	seeds := false
 	for y := range h {
@@ -183,39 +182,79 @@ func (t Thresholds) Inspect(r *Result, amap []float32, w, h int, score float32) 
 	for y := range h {
 		pix := m.Pix[y*m.Stride : y*m.Stride+w]
 		for x, v := range pix {
-			if v == candidate {
+			switch v {
+			case candidate:
 				pix[x] = 0
+			case grown:
+				pix[x] = 255
 			}
 		}
 	}
 	return nil
 }
 
-// growRegions turns every candidate pixel (1) of the mask that is
-// 8-connected through candidates to a kept pixel (255) into a kept pixel:
-// a flood from every kept pixel, each pixel pushed at most once.
+// Marks of the mask while its regions grow: a candidate is above the
+// pixel threshold, not yet reached; grown was reached from a kept pixel
+// (255) and becomes one at the end, so that the scan for kept pixels does
+// not start a flood again from every pixel a flood reached.
+const (
+	candidate = 1
+	grown     = 2
+)
+
+// growRegions marks grown every candidate pixel of the mask that is
+// 8-connected through candidates to a kept pixel (255), by scanline fill:
+// the runs of candidates beside each kept pixel are seeds; a seed's run is
+// extended along its row and marked, and the runs of candidates it touches
+// in the rows above and below (diagonals included) become seeds. Each
+// pixel is read a few times in row order. A flood pixel by pixel (a
+// division per pixel, a flood from every pixel it reached) took three
+// times as long on a 1280×720 map whose regions cover two fifths of it
+// (BenchmarkThresholdRegions: 10.3 against 3.4 ms).
 func (r *Result) growRegions(w, h int) {
-	m := r.Mask
-	st := m.Stride
-	pix := m.Pix
+	pix, st := r.Mask.Pix, r.Mask.Stride
+	// runs pushes the first pixel of every run of candidates of row y
+	// within [x0, x1].
+	runs := func(y, x0, x1 int) {
+		if y < 0 || y >= h {
+			return
+		}
+		row := pix[y*st : y*st+w]
+		x0, x1 = max(x0, 0), min(x1, w-1)
+		for x := x0; x <= x1; x++ {
+			if row[x] == candidate && (x == x0 || row[x-1] != candidate) {
+				r.stack = append(r.stack, int32(x), int32(y))
+			}
+		}
+	}
 	for y := range h {
 		for x, v := range pix[y*st : y*st+w] {
 			if v != 255 {
 				continue
 			}
-			r.stack = append(r.stack[:0], int32(y*st+x))
-			for len(r.stack) > 0 {
-				p := int(r.stack[len(r.stack)-1])
-				r.stack = r.stack[:len(r.stack)-1]
-				py, px := p/st, p%st
-				for ny := max(py-1, 0); ny <= min(py+1, h-1); ny++ {
-					for nx := max(px-1, 0); nx <= min(px+1, w-1); nx++ {
-						if q := ny*st + nx; pix[q] == 1 {
-							pix[q] = 255
-							r.stack = append(r.stack, int32(q))
-						}
-					}
+			r.stack = r.stack[:0]
+			runs(y-1, x-1, x+1)
+			runs(y, x-1, x+1)
+			runs(y+1, x-1, x+1)
+			for n := len(r.stack); n > 0; n = len(r.stack) {
+				sx, sy := int(r.stack[n-2]), int(r.stack[n-1])
+				r.stack = r.stack[:n-2]
+				row := pix[sy*st : sy*st+w]
+				if row[sx] != candidate {
+					continue // reached since it was pushed
 				}
+				lx, rx := sx, sx
+				for lx > 0 && row[lx-1] == candidate {
+					lx--
+				}
+				for rx < w-1 && row[rx+1] == candidate {
+					rx++
+				}
+				for i := lx; i <= rx; i++ {
+					row[i] = grown
+				}
+				runs(sy-1, lx-1, rx+1)
+				runs(sy+1, lx-1, rx+1)
 			}
 		}
 	}

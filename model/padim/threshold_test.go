@@ -1,7 +1,9 @@
 package padim
 
 import (
+	"image"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -142,5 +144,58 @@ func TestInspectGrowsRegions(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(3, func() { _ = (Thresholds{Image: 8, Pixel: 5}).Inspect(&r, amap, w, h, 9) }); n != 0 {
 		t.Errorf("%v allocs per inspection in steady state", n)
+	}
+}
+
+// The mask of random maps equals a plain breadth-first reference: the
+// pixels above Pixel 8-connected through such pixels to one above Image
+// (regions touching the edges, several seeds per region, stride beyond
+// the width).
+func TestInspectRegionsMatchReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 11))
+	var r Result
+	for k := range 200 {
+		w, h := 1+rng.IntN(60), 1+rng.IntN(40)
+		amap := make([]float32, w*h)
+		for i := range amap {
+			amap[i] = rng.Float32() * 10
+		}
+		th := Thresholds{Image: 9, Pixel: 3 + 5*rng.Float64()}
+		if k%2 == 0 {
+			r.Mask = image.NewGray(image.Rect(0, 0, w+3, h)).SubImage(image.Rect(0, 0, w, h)).(*image.Gray) // reused only if it fits
+		}
+		if err := th.Inspect(&r, amap, w, h, 10); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]bool, w*h)
+		var queue []int
+		for i, v := range amap {
+			if v > float32(th.Image) {
+				want[i] = true
+				queue = append(queue, i)
+			}
+		}
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					x, y := p%w+dx, p/w+dy
+					if x < 0 || y < 0 || x >= w || y >= h {
+						continue
+					}
+					if q := y*w + x; !want[q] && amap[q] > float32(th.Pixel) {
+						want[q] = true
+						queue = append(queue, q)
+					}
+				}
+			}
+		}
+		for i, ok := range want {
+			x, y := i%w, i/w
+			if got := r.Mask.GrayAt(x, y).Y; (got == 255) != ok || (got != 0 && got != 255) {
+				t.Fatalf("case %d (%dx%d, pixel threshold %.2f): mask at (%d,%d) is %d, want kept=%v", k, w, h, th.Pixel, x, y, got, ok)
+			}
+		}
 	}
 }
