@@ -182,6 +182,17 @@ func captureSummary(c *config.Capture) string {
 	if c.Rotate != 0 {
 		s += fmt.Sprintf("; rotated %d°", c.Rotate)
 	}
+	if a := c.Align; a.Mode != "" && a.Mode != "off" {
+		s += fmt.Sprintf("; registration %s within %g of the frame", a.Mode, a.MaxShift)
+		if a.Mode != "turn" {
+			s += fmt.Sprintf(" and %g°", a.MaxAngle)
+		}
+		if a.MinConfidence > 0 {
+			s += fmt.Sprintf(", confidence ≥ %g", a.MinConfidence)
+		} else {
+			s += ", confidence floor learned at fit"
+		}
+	}
 	switch {
 	case c.Trigger.Mode == config.TriggerExternal:
 		s += "; external trigger"

@@ -38,6 +38,24 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
+// config check's summary says what registration is configured to do.
+func TestConfigCheckAlign(t *testing.T) {
+	for body, want := range map[string]string{
+		"capture: {align: {mode: rigid}}\n":                                     "; registration rigid within 0.25 of the frame and 20°, confidence floor learned at fit;",
+		"capture: {align: {mode: turn, max_shift: 0.1, min_confidence: 0.5}}\n": "; registration turn within 0.1 of the frame, confidence ≥ 0.5;",
+		"capture: {align: {mode: 'off'}}\n":                                     "seed 1; free-run\n",
+	} {
+		path := filepath.Join(t.TempDir(), "inspectd.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runConfigCLI("config", "check", "--here=false", path)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %q", body, code, out, errs, want)
+		}
+	}
+}
+
 func TestConfigCheckValid(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "inspectd.yaml")

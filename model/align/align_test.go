@@ -551,3 +551,20 @@ func TestRegisterPrecision(t *testing.T) {
 		}
 	}
 }
+
+// Frames below MinSide are refused with their size, by the reference's
+// builder and by the registrar, not left to fail inside.
+func TestRegisterTooSmall(t *testing.T) {
+	small := scene(MinSide-1, 40, Transform{}, 1)
+	bl, _ := NewBuilder(Rigid)
+	if err := bl.Add(small); err == nil || !strings.Contains(err.Error(), "31x40 frame is too small") {
+		t.Errorf("builder: %v", err)
+	}
+	g := benchRegistrar(t, 160, 120)
+	if _, err := g.Register(small); err == nil || !strings.Contains(err.Error(), "too small") {
+		t.Errorf("registrar: %v", err)
+	}
+	if err := bl.Add(scene(MinSide, MinSide, Transform{}, 1)); err != nil {
+		t.Errorf("a %dx%d frame: %v", MinSide, MinSide, err)
+	}
+}

@@ -8,7 +8,7 @@ import (
 
 // benchRegistrar is a registrar to the rigid reference of a w×h part
 // (synthetic, see scene).
-func benchRegistrar(b *testing.B, w, h int) *Registrar {
+func benchRegistrar(b testing.TB, w, h int) *Registrar {
 	ref := scene(w, h, Transform{}, 1)
 	bl, _ := NewBuilder(Rigid)
 	bl.Add(ref)

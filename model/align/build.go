@@ -51,8 +51,8 @@ func (b *Builder) SetMaxAngle(deg float64) { b.maxAngle = deg }
 // Add takes one normal image.
 func (b *Builder) Add(img image.Image) error {
 	r := img.Bounds()
-	if r.Dx() <= 0 || r.Dy() <= 0 {
-		return fmt.Errorf("align: empty image (%dx%d)", r.Dx(), r.Dy())
+	if err := checkSize(r.Dx(), r.Dy()); err != nil {
+		return err
 	}
 	t := builderThumb{w: r.Dx(), h: r.Dy()}
 	tw, th, f := thumbGeometry(t.w, t.h, Thumb)

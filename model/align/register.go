@@ -78,6 +78,20 @@ func converge(l int) float64 {
 	return 0.1
 }
 
+// MinSide is the least width and height of a frame registration works on:
+// a 32-pixel side keeps 8 pixels on the coarsest pyramid level, what the
+// phase correlation and the refinement's gradients need. Smaller frames
+// failed with "no image registered", a reason no user could act on.
+const MinSide = 32
+
+// checkSize refuses frames registration cannot work on.
+func checkSize(w, h int) error {
+	if w < MinSide || h < MinSide {
+		return fmt.Errorf("registration: a %dx%d frame is too small, it needs at least %d pixels on each side", w, h, MinSide)
+	}
+	return nil
+}
+
 // pcSize is the phase correlation's array: the pyramid level whose long
 // side fits in it is correlated.
 const pcSize = 32
@@ -315,8 +329,8 @@ var ErrNoOverlap = errors.New("registration failed: no position of the reference
 func (g *Registrar) Register(img image.Image) (Result, error) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	if w <= 0 || h <= 0 {
-		return Result{}, fmt.Errorf("registration: empty frame (%dx%d)", w, h)
+	if err := checkSize(w, h); err != nil {
+		return Result{}, err
 	}
 	g.w, g.h = w, h
 	tw, th, f := thumbGeometry(w, h, Thumb)

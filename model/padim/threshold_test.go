@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -51,6 +52,10 @@ func TestImageThreshold(t *testing.T) {
 	}
 	if _, err := ImageThreshold(nil, ThresholdOptions{}); err == nil {
 		t.Error("no held-out scores accepted")
+	}
+	// Identical training images score 0 each: the error says so.
+	if _, err := ImageThreshold(make([]float64, 5), ThresholdOptions{}); err == nil || !strings.Contains(err.Error(), "all alike") {
+		t.Errorf("all-zero scores: %v", err)
 	}
 }
 
