@@ -88,20 +88,19 @@ func (e *RegistrationError) Unwrap() error { return ErrRegistration }
 
 // aligner registers frames to the reference and warps them into it.
 type aligner struct {
-	ref  *align.Reference
-	reg  *align.Registrar
+	ref *align.Reference
+	reg *align.Registrar
+	// warp's InputSide is the backbone's input side: views are resampled
+	// to at least twice it (viewScale).
 	warp align.Warper
 	// Bounds in force: shift as a fraction of the frame, angle in degrees,
 	// confidence floor (learned: the fit's; check off while fitting).
 	maxShift, maxAngle, minConf float64
 	learned                     float64
 	check                       bool
-	// inputSide is the backbone's input side: views are resampled to at
-	// least twice it (viewScale).
-	inputSide int
-	last      align.Result
-	lastW     int
-	lastH     int
+	last                        align.Result
+	lastW                       int
+	lastH                       int
 	// confs collects the confidences of the frames registered while
 	// collecting is set (the training images, for the learned floor).
 	confs      []float64
@@ -116,8 +115,7 @@ func errNoOverlap() error {
 }
 
 func newAligner(ref *align.Reference, o AlignOptions, learned float64, inputSide int) *aligner {
-	a := &aligner{ref: ref, reg: align.NewRegistrar(ref), learned: learned, inputSide: inputSide}
-	a.warp.InputSide = inputSide
+	a := &aligner{ref: ref, reg: align.NewRegistrar(ref), learned: learned, warp: align.Warper{InputSide: inputSide}}
 	a.setBounds(o)
 	return a
 }
@@ -155,7 +153,7 @@ func (a *aligner) setBounds(o AlignOptions) {
 // short side (a finer view would cost time and change nothing the
 // backbone sees), and is never enlarged.
 func (a *aligner) viewScale(w, h int) float64 {
-	return max(1, float64(min(w, h))/float64(2*a.inputSide))
+	return max(1, float64(min(w, h))/float64(2*a.warp.InputSide))
 }
 
 // registration is the last frame's registration as Inspect reports it.
@@ -232,7 +230,7 @@ func (a *aligner) lastPose() pose { return pose{a.lastW, a.lastH, a.last.Transfo
 // mapBack warps a map of the view of a frame at pose p into dst at the
 // frame's size.
 func (a *aligner) mapBack(dst, view []float32, p pose) ([]float32, error) {
-	vw, vh := align.ViewSize(p.w, p.h, a.viewScale(p.w, p.h))
+	vw, vh := a.viewSize(p.w, p.h)
 	return align.WarpBack(dst, p.w, p.h, view, vw, vh, p.t)
 }
 
@@ -243,7 +241,7 @@ func (a *aligner) mapBack(dst, view []float32, p pose) ([]float32, error) {
 // back to the frame (three times per frame with the fine overlay) cost
 // 2.7 ms each at 1280×720.
 func (a *aligner) score(view []float32, p pose) (float32, error) {
-	vw, vh := align.ViewSize(p.w, p.h, a.viewScale(p.w, p.h))
+	vw, vh := a.viewSize(p.w, p.h)
 	return align.MaxInFrame(view, vw, vh, p.w, p.h, p.t)
 }
 

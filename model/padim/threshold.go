@@ -76,10 +76,10 @@ func ImageThreshold(scores []float64, opts ThresholdOptions) (float64, error) {
 	}
 	t := v * m
 	if !(t > 0) {
-		if slices.Max(scores) <= 0 {
+		if top := slices.Max(scores); top <= 0 {
 			// Every good image matched the others exactly: identical
 			// images, which a fit cannot tell defects from.
-			return 0, fmt.Errorf("threshold: every one of the %d held-out images scored %g: the training images are all alike (a blank or frozen camera, one image copied?)", len(scores), slices.Max(scores))
+			return 0, fmt.Errorf("threshold: every one of the %d held-out images scored %g: the training images are all alike (a blank or frozen camera, one image copied?)", len(scores), top)
 		}
 		return 0, fmt.Errorf("threshold: quantile %g of the held-out scores × margin %g = %g, want > 0", q, m, t)
 	}
