@@ -484,7 +484,7 @@ func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 	if d.al != nil {
 		// The map goes back to the frame's own pixels once, when its
 		// score is known.
-		if d.back, err = d.al.mapBack(d.back, d.rmap, p); err != nil {
+		if d.back, err = d.al.mapBack(d.back, d.rmap, p, d.maps.SigmaPixels()); err != nil {
 			return err
 		}
 		r.Map, r.W, r.H = d.back, b.Dx(), b.Dy()
@@ -493,10 +493,10 @@ func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 }
 
 // mapSize is the size the map of an image of bounds b is drawn at: the
-// image's, or with registration its aligned view's.
+// image's, or with registration on its reference view (aligner.mapSize).
 func (d *Detector) mapSize(b image.Rectangle) (int, int) {
 	if d.al != nil {
-		return d.al.viewSize(b.Dx(), b.Dy())
+		return d.al.mapSize(b.Dx(), b.Dy())
 	}
 	return b.Dx(), b.Dy()
 }
@@ -642,6 +642,7 @@ func (d *Detector) Close() error {
 	for _, s := range d.scales {
 		s.close()
 	}
+	d.al.close()
 	if d.bb != nil {
 		d.bb.Close()
 	}

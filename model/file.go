@@ -284,8 +284,7 @@ func Load(path string, opts Options) (*Detector, error) {
 		}
 		recipe.Backbone = r.Backbone
 	}
-	inW, inH := d.bb.InputSize()
-	if d.al, err = loadAligner(pm, opts.Align, max(inW, inH)); err != nil {
+	if d.al, err = loadAligner(pm, opts.Align, d.viewShape()); err != nil {
 		return fail(err)
 	}
 	if d.al != nil {

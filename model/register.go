@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"runtime"
 	"slices"
 
 	"github.com/inspectd/inspectd/model/align"
+	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
 )
 
@@ -90,9 +92,10 @@ func (e *RegistrationError) Unwrap() error { return ErrRegistration }
 type aligner struct {
 	ref *align.Reference
 	reg *align.Registrar
-	// warp's InputSide is the backbone's input side: views are resampled
-	// to at least twice it (viewScale).
-	warp align.Warper
+	// shape is what the backbone makes of a view (viewSize); warp's
+	// InputSide is the input's side.
+	shape viewShape
+	warp  align.Warper
 	// Bounds in force: shift as a fraction of the frame, angle in degrees,
 	// confidence floor (learned: the fit's; check off while fitting).
 	maxShift, maxAngle, minConf float64
@@ -114,8 +117,9 @@ func errNoOverlap() error {
 	return &RegistrationError{Kind: "no_overlap", msg: "no position of the reference view overlaps the frame enough (is the part in view?)"}
 }
 
-func newAligner(ref *align.Reference, o AlignOptions, learned float64, inputSide int) *aligner {
-	a := &aligner{ref: ref, reg: align.NewRegistrar(ref), learned: learned, warp: align.Warper{InputSide: inputSide}}
+func newAligner(ref *align.Reference, o AlignOptions, learned float64, shape viewShape) *aligner {
+	a := &aligner{ref: ref, reg: align.NewRegistrar(ref), learned: learned, shape: shape,
+		warp: align.Warper{InputSide: max(shape.inW, shape.inH), Workers: shape.workers}}
 	a.setBounds(o)
 	return a
 }
@@ -148,12 +152,40 @@ func (a *aligner) setBounds(o AlignOptions) {
 	a.reg.SetMaxAngle(a.maxAngle) // parts that may turn further are searched further
 }
 
-// viewScale is the factor a w×h frame is reduced by in its aligned view:
-// the view keeps at least twice the backbone's input resolution on its
-// short side (a finer view would cost time and change nothing the
-// backbone sees), and is never enlarged.
-func (a *aligner) viewScale(w, h int) float64 {
-	return max(1, float64(min(w, h))/float64(2*a.warp.InputSide))
+// viewShape is what the backbone makes of an aligned view: its input's
+// size, whether it letterboxes the view (fit) or squashes it, and the
+// tiles the view is cut into along one axis (each squashed).
+type viewShape struct {
+	inW, inH int
+	fit      bool
+	tiles    int
+	axis     string
+	// workers share the warp's rows (align.Warper.Workers).
+	workers int
+}
+
+// viewSize is the size of the aligned view of a w×h frame: on each axis
+// twice the network input's pixels that axis reaches, never more than the
+// frame's. A finer view would cost time and change nothing the backbone
+// sees after its antialiasing resample: a squashed 1280×720 frame's view
+// is 448×448 (it was 796×448, its short side's resolution on both axes);
+// a letterboxed one is scaled alike on both axes, by its long side.
+func (a *aligner) viewSize(w, h int) image.Point {
+	sh := a.shape
+	tx, ty := 1, 1
+	if sh.tiles > 1 {
+		if sh.axis == axisY {
+			ty = sh.tiles
+		} else {
+			tx = sh.tiles
+		}
+	}
+	if sh.fit && sh.tiles <= 1 {
+		s := max(1, float64(w)/float64(2*sh.inW), float64(h)/float64(2*sh.inH))
+		vw, vh := align.ViewSize(w, h, s)
+		return image.Pt(vw, vh)
+	}
+	return image.Pt(min(w, 2*sh.inW*tx), min(h, 2*sh.inH*ty))
 }
 
 // registration is the last frame's registration as Inspect reports it.
@@ -177,7 +209,7 @@ func (a *aligner) apply(img image.Image) (image.Image, error) {
 			if a.unplaced {
 				// Evaluation only: the frame is scored where it lies.
 				a.last = align.Result{Confidence: math.NaN()}
-				return a.warp.Apply(img, align.Identity, a.viewScale(b.Dx(), b.Dy())), nil
+				return a.warp.Apply(img, align.Identity, a.viewSize(b.Dx(), b.Dy())), nil
 			}
 			return nil, errNoOverlap()
 		}
@@ -188,7 +220,7 @@ func (a *aligner) apply(img image.Image) (image.Image, error) {
 			return nil, err
 		}
 	}
-	return a.warp.Apply(img, r.Transform, a.viewScale(b.Dx(), b.Dy())), nil
+	return a.warp.Apply(img, r.Transform, a.viewSize(b.Dx(), b.Dy())), nil
 }
 
 // bounds returns the RegistrationError of a result beyond the bounds.
@@ -212,9 +244,13 @@ func (a *aligner) bounds(r align.Result, w, h int) error {
 	return nil
 }
 
-// viewSize is the aligned view's size for a w×h frame.
-func (a *aligner) viewSize(w, h int) (int, int) {
-	return align.ViewSize(w, h, a.viewScale(w, h))
+// mapSize is the size the anomaly map of a w×h frame is drawn at on the
+// reference view: the network input's resolution (its short side the
+// input's side, where PaDiM draws it), never finer than the frame. At the
+// view's size (short side twice that) it drew four times the pixels of a
+// map blurred by 4 of them, which mapBack interpolates anyway.
+func (a *aligner) mapSize(w, h int) (int, int) {
+	return align.ViewSize(w, h, float64(min(w, h))/float64(max(a.shape.inW, a.shape.inH, 1)))
 }
 
 // pose is where a frame lay: its size and registration, what is needed to
@@ -227,21 +263,26 @@ type pose struct {
 // lastPose is the last frame's pose.
 func (a *aligner) lastPose() pose { return pose{a.lastW, a.lastH, a.last.Transform} }
 
-// mapBack warps a map of the view of a frame at pose p into dst at the
-// frame's size.
-func (a *aligner) mapBack(dst, view []float32, p pose) ([]float32, error) {
-	vw, vh := a.viewSize(p.w, p.h)
-	return align.WarpBack(dst, p.w, p.h, view, vw, vh, p.t)
+// mapBack warps a map drawn on the view of a frame at pose p (mapSize)
+// into dst at the frame's size; sigma is the map's blur in its pixels.
+// The map is smooth on that scale, so it is sampled at knots a quarter of
+// the blur apart in the frame (align.StepFor) and interpolated between:
+// at 1280×720 the warp back of every pixel cost 3–4 ms, as much as the
+// map itself.
+func (a *aligner) mapBack(dst, view []float32, p pose, sigma float64) ([]float32, error) {
+	vw, vh := a.mapSize(p.w, p.h)
+	k := min(float64(p.w)/float64(vw), float64(p.h)/float64(vh))
+	return a.warp.WarpBack(dst, p.w, p.h, view, vw, vh, p.t, align.StepFor(sigma*k))
 }
 
-// score is the image score of a map of the view of a frame at pose p: its
-// maximum over the view pixels the frame covers (align.MaxInFrame), so
-// that view pixels the frame does not reach (edge pixels replicated into
-// the view) never decide it. It reads the view's map as it is: warping it
+// score is the image score of a map drawn on the view of a frame at pose
+// p (mapSize): its maximum over the map pixels the frame covers
+// (align.MaxInFrame), so that pixels the frame does not reach (edge
+// pixels replicated into the view) never decide it. It reads the view's map as it is: warping it
 // back to the frame (three times per frame with the fine overlay) cost
 // 2.7 ms each at 1280×720.
 func (a *aligner) score(view []float32, p pose) (float32, error) {
-	vw, vh := a.viewSize(p.w, p.h)
+	vw, vh := a.mapSize(p.w, p.h)
 	return align.MaxInFrame(view, vw, vh, p.w, p.h, p.t)
 }
 
@@ -270,6 +311,31 @@ func (d *Detector) InspectUnbounded(img image.Image) (r *Inspection, refused, er
 	return r, d.al.bounds(d.al.last, b.Dx(), b.Dy()), nil
 }
 
+// viewShape is what the detector's backbone and tiles make of a view,
+// and how many goroutines warp it: as many as score (Options.Workers),
+// at most maxWarpWorkers.
+func (d *Detector) viewShape() viewShape {
+	inW, inH := d.bb.InputSize()
+	workers := d.opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return viewShape{inW: inW, inH: inH, fit: d.opts.Backbone.Preprocess.Resize == backbone.ResizeFit,
+		tiles: d.tiles.n, axis: d.tiles.axis, workers: min(workers, maxWarpWorkers)}
+}
+
+// maxWarpWorkers bounds the goroutines that share a view's rows: a view
+// of 448×448 takes about 1 ms on one core of a 2-vCPU box, and each
+// helper's share costs a hand-off.
+const maxWarpWorkers = 4
+
+// close stops the warp's helpers; nil-safe.
+func (a *aligner) close() {
+	if a != nil {
+		a.warp.Close()
+	}
+}
+
 // attachAligner gives a detector whose recipe registers frames its
 // reference view, built from (up to align.BuildImages of) the images idx;
 // the bounds stay unenforced until arm (every training image is fitted at
@@ -283,8 +349,7 @@ func (d *Detector) attachAligner(ctx context.Context, src ImageSource, idx []int
 	if err != nil {
 		return fmt.Errorf("fit: reference view: %w", err)
 	}
-	inW, inH := d.bb.InputSize()
-	d.al = newAligner(ref, d.opts.Align, 0, max(inW, inH))
+	d.al = newAligner(ref, d.opts.Align, 0, d.viewShape())
 	d.al.check, d.al.collecting = false, true
 	d.opts.Logger.Debug("reference view built", "align", d.recipe.Align, "images", brep.Images)
 	return nil
@@ -471,7 +536,7 @@ func (a *aligner) save(m *padim.Model) error {
 
 // loadAligner reads the reference view of a model file; nil when the
 // model has none.
-func loadAligner(pm *padim.Model, o AlignOptions, inputSide int) (*aligner, error) {
+func loadAligner(pm *padim.Model, o AlignOptions, shape viewShape) (*aligner, error) {
 	raw, ok := pm.Meta.Extra[extraAlign]
 	t, okT := pm.Tensors[tensorAlignTemplate]
 	if !ok && !okT {
@@ -498,5 +563,5 @@ func loadAligner(pm *padim.Model, o AlignOptions, inputSide int) (*aligner, erro
 	if err != nil {
 		return nil, err
 	}
-	return newAligner(ref, o, meta.MinConfidence, inputSide), nil
+	return newAligner(ref, o, meta.MinConfidence, shape), nil
 }

@@ -26,7 +26,10 @@ import (
 // anomalous by this small model, and the regions of its mask cost the map
 // stage more; the registered pose of a placed frame is still estimated in
 // full. format=yuyv inspects a V4L2 camera's packed YUYV frames (studio
-// range) instead of gray ones.
+// range) instead of gray ones. cpu-ms is the process's CPU time per
+// inspection, every thread: the backbone's interpreter runs on two cores,
+// registration and the warps on one, so the ratio of their CPU times
+// (cpu-align/backbone) is the share of the machine registration takes.
 func BenchmarkInspectRigid(b *testing.B) {
 	for _, yuyv := range []bool{false, true} {
 		for _, sz := range [][2]int{{640, 480}, {1280, 720}} {
@@ -105,9 +108,14 @@ func benchmarkInspectAligned(b *testing.B, mode align.Mode, w, h int, yuyv, plac
 		if placed {
 			frame = frameOf(plate(w, h, 0, 0, 0, -1, -1))
 		}
-		var al, pre, bb, mp time.Duration
+		d.SetCPUClock(processCPU)
+		if _, err := d.Inspect(frame); err != nil { // the buffers of this frame size
+			b.Fatal(err)
+		}
+		var al, pre, bb, mp, cpuAl, cpuBB time.Duration
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu0 := processCPU()
 		for range b.N {
 			r, err := d.Inspect(frame)
 			if err != nil {
@@ -117,12 +125,21 @@ func benchmarkInspectAligned(b *testing.B, mode align.Mode, w, h int, yuyv, plac
 			pre += r.Timing.Preprocess
 			bb += r.Timing.Backbone
 			mp += r.Timing.Map
+			cpuAl += r.Timing.CPU.Align
+			cpuBB += r.Timing.CPU.Backbone
 		}
+		cpu := processCPU() - cpu0
 		n := float64(b.N)
 		b.ReportMetric(al.Seconds()*1e3/n, "align-ms/op")
 		b.ReportMetric(pre.Seconds()*1e3/n, "pre-ms/op")
 		b.ReportMetric(bb.Seconds()*1e3/n, "backbone-ms/op")
 		b.ReportMetric(mp.Seconds()*1e3/n, "map-ms/op")
 		b.ReportMetric(al.Seconds()/bb.Seconds(), "align/backbone")
+		// CPU time, every thread: the backbone's interpreter runs on two.
+		b.ReportMetric(cpu.Seconds()*1e3/n, "cpu-ms/op")
+		b.ReportMetric(cpuBB.Seconds()*1e3/n, "cpu-backbone-ms/op")
+		if cpuBB > 0 {
+			b.ReportMetric(cpuAl.Seconds()/cpuBB.Seconds(), "cpu-align/backbone")
+		}
 	})
 }

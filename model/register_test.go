@@ -421,3 +421,36 @@ func TestRegistrationFrameTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestViewAndMapSize: an aligned view keeps twice the network input's
+// pixels on each axis that reaches it (squashed: each axis alone;
+// letterboxed: by the long side; tiled: per tile), never more than the
+// frame; the map is drawn at the input's resolution, never finer than the
+// frame.
+func TestViewAndMapSize(t *testing.T) {
+	squash := viewShape{inW: 224, inH: 224}
+	fit := viewShape{inW: 224, inH: 224, fit: true}
+	for _, c := range []struct {
+		name       string
+		sh         viewShape
+		w, h       int
+		view, amap image.Point
+	}{
+		{"squash 1280x720", squash, 1280, 720, image.Pt(448, 448), image.Pt(398, 224)},
+		{"squash 640x480", squash, 640, 480, image.Pt(448, 448), image.Pt(299, 224)},
+		{"squash 512x512", squash, 512, 512, image.Pt(448, 448), image.Pt(224, 224)},
+		{"squash 300x200", squash, 300, 200, image.Pt(300, 200), image.Pt(300, 200)},
+		{"fit 1280x720", fit, 1280, 720, image.Pt(448, 252), image.Pt(398, 224)},
+		{"fit 400x300", fit, 400, 300, image.Pt(400, 300), image.Pt(299, 224)},
+		{"tiles 3 along x", viewShape{inW: 224, inH: 224, fit: true, tiles: 3, axis: axisX}, 1500, 400, image.Pt(1344, 400), image.Pt(840, 224)},
+		{"tiles 3 along y", viewShape{inW: 224, inH: 224, tiles: 3, axis: axisY}, 500, 1240, image.Pt(448, 1240), image.Pt(224, 556)},
+	} {
+		a := &aligner{shape: c.sh}
+		if got := a.viewSize(c.w, c.h); got != c.view {
+			t.Errorf("%s: view %v, want %v", c.name, got, c.view)
+		}
+		if w, h := a.mapSize(c.w, c.h); image.Pt(w, h) != c.amap {
+			t.Errorf("%s: map %dx%d, want %v", c.name, w, h, c.amap)
+		}
+	}
+}

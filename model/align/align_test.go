@@ -123,7 +123,7 @@ func TestWarpAlignsFrame(t *testing.T) {
 	frame := scene(w, h, tr, 1)
 	var wp Warper
 	for _, scale := range []float64{1, 2} {
-		v := wp.Apply(frame, tr, scale)
+		v := wp.Apply(frame, tr, viewOf(frame, scale))
 		vw, vh := ViewSize(w, h, scale)
 		if v.Bounds().Dx() != vw || v.Bounds().Dy() != vh {
 			t.Fatalf("scale %g: view %v, want %dx%d", scale, v.Bounds(), vw, vh)
@@ -160,7 +160,7 @@ func TestWarpBackInvertsWarp(t *testing.T) {
 				view[y*vw+x] = float32(math.Exp(-(math.Pow(rx-ux, 2) + math.Pow(ry-uy, 2)) / 200))
 			}
 		}
-		m, err := WarpBack(nil, w, h, view, vw, vh, tr)
+		m, err := WarpBack(nil, w, h, view, vw, vh, tr, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestWarpBackInvertsWarp(t *testing.T) {
 			t.Errorf("scale %g: spot at (%d,%d) in the frame, want (%.1f,%.1f)", scale, bx, by, fx, fy)
 		}
 	}
-	if _, err := WarpBack(nil, w, h, make([]float32, 10), 4, 4, tr); err == nil {
+	if _, err := WarpBack(nil, w, h, make([]float32, 10), 4, 4, tr, 1); err == nil {
 		t.Error("WarpBack accepted a map of the wrong size")
 	}
 }
@@ -229,7 +229,7 @@ func TestMaxInFrame(t *testing.T) {
 			view[y*vw+x] = float32(math.Exp(-(math.Pow(float64(x)-300, 2)+math.Pow(float64(y)-100, 2))/800) + float64(x)/float64(4*vw))
 		}
 	}
-	back, err := WarpBack(nil, w, h, view, vw, vh, tr)
+	back, err := WarpBack(nil, w, h, view, vw, vh, tr, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,23 +320,28 @@ func TestParseMode(t *testing.T) {
 }
 
 // TestRegisterDoesNotAllocate: steady state registration and warping
-// allocate nothing (the pipeline runs them per frame).
+// allocate nothing (the pipeline runs them per frame), by one goroutine
+// or with the rows shared.
 func TestRegisterDoesNotAllocate(t *testing.T) {
 	w, h := 320, 240
 	base := scene(w, h, Identity, 1)
 	g := NewRegistrar(reference(t, Rigid, base, base))
 	frame := scene(w, h, Transform{DX: 5}, 1)
-	var wp Warper
 	var m []float32
 	view := make([]float32, 160*120)
-	run := func() {
-		r, _ := g.Register(frame)
-		wp.Apply(frame, r.Transform, 2)
-		m, _ = WarpBack(m, w, h, view, 160, 120, r.Transform)
-	}
-	run()
-	if a := testing.AllocsPerRun(10, run); a != 0 {
-		t.Errorf("%v allocations per frame, want 0", a)
+	for _, workers := range []int{1, 2} {
+		wp := Warper{Workers: workers}
+		run := func() {
+			r, _ := g.Register(frame)
+			wp.Apply(frame, r.Transform, viewOf(frame, 2))
+			m, _ = WarpBack(m, w, h, view, 160, 120, r.Transform, 1)
+			m, _ = wp.WarpBack(m, w, h, view, 160, 120, r.Transform, 3)
+		}
+		run()
+		if a := testing.AllocsPerRun(10, run); a != 0 {
+			t.Errorf("%d workers: %v allocations per frame, want 0", workers, a)
+		}
+		wp.Close()
 	}
 }
 
@@ -363,14 +368,14 @@ func TestWarpFrameTypes(t *testing.T) {
 	draw.Draw(paletted, paletted.Rect, ycc, image.Point{}, draw.Src)
 	tr := Transform{Angle: 0.1, DX: 3, DY: -2}
 	var want Warper
-	wantImg := want.Apply(ref, tr, 1).(*image.RGBA)
+	wantImg := want.Apply(ref, tr, viewOf(ref, 1)).(*image.RGBA)
 	for name, c := range map[string]struct {
 		img  image.Image
 		tol  int
 		kind string
 	}{"YCbCr": {ycc, 4, "*image.YCbCr"}, "NRGBA": {nrgba, 0, "*image.RGBA"}, "Paletted": {paletted, 60, "*image.RGBA"}} {
 		var wp Warper
-		view := wp.Apply(c.img, tr, 1)
+		view := wp.Apply(c.img, tr, viewOf(c.img, 1))
 		if kind := fmt.Sprintf("%T", view); kind != c.kind {
 			t.Fatalf("%s: %s, want %s", name, kind, c.kind)
 		}
@@ -384,8 +389,8 @@ func TestWarpFrameTypes(t *testing.T) {
 		}
 	}
 	var wp Warper
-	if g, ok := wp.Apply(gray, tr, 1).(*image.Gray); !ok || g.Rect.Dx() != w {
-		t.Errorf("gray frame: %T, want *image.Gray", wp.Apply(gray, tr, 1))
+	if g, ok := wp.Apply(gray, tr, viewOf(gray, 1)).(*image.Gray); !ok || g.Rect.Dx() != w {
+		t.Errorf("gray frame: %T, want *image.Gray", wp.Apply(gray, tr, viewOf(gray, 1)))
 	}
 }
 
@@ -512,7 +517,7 @@ func TestWarpAnyPoseStaysInside(t *testing.T) {
 				scale = 8.0 / 7
 			}
 			for _, img := range []image.Image{gray, rgba, ycc} {
-				wp.Apply(img, tr, scale)
+				wp.Apply(img, tr, viewOf(img, scale))
 			}
 		}
 	}
@@ -566,5 +571,64 @@ func TestRegisterTooSmall(t *testing.T) {
 	}
 	if err := bl.Add(scene(MinSide, MinSide, Transform{}, 1)); err != nil {
 		t.Errorf("a %dx%d frame: %v", MinSide, MinSide, err)
+	}
+}
+
+// TestWarpBackStep: a map blurred as the anomaly map is (a sum of
+// Gaussian spots of σ view pixels), warped back at knots StepFor(σ in
+// frame pixels) apart and interpolated, stays within 2% of its range of
+// the warp of every pixel, equals it on the knots, and covers frames of
+// every size and poses that leave part of the frame outside the view.
+func TestWarpBackStep(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	for k := range 60 {
+		w, h := 20+rng.IntN(1300), 20+rng.IntN(740)
+		scale := max(1, float64(min(w, h))/448)
+		vw, vh := ViewSize(w, h, scale)
+		sigma := 8 * float64(min(vw, vh)) / 448 // the detector's: 4 at 224
+		tr := Transform{Angle: (rng.Float64() - 0.5) * 0.7, DX: (rng.Float64() - 0.5) * 0.3 * float64(w), DY: (rng.Float64() - 0.5) * 0.3 * float64(h)}
+		view := make([]float32, vw*vh)
+		for range 6 {
+			cx, cy, a := rng.Float64()*float64(vw), rng.Float64()*float64(vh), rng.Float64()
+			for y := range vh {
+				for x := range vw {
+					d2 := math.Pow(float64(x)-cx, 2) + math.Pow(float64(y)-cy, 2)
+					view[y*vw+x] += float32(a * math.Exp(-d2/(2*sigma*sigma)))
+				}
+			}
+		}
+		lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+		for _, v := range view {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		step := StepFor(sigma * min(float64(w)/float64(vw), float64(h)/float64(vh)))
+		exact, err := WarpBack(nil, w, h, view, vw, vh, tr, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := WarpBack(make([]float32, 3), w, h, view, vw, vh, tr, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst, at := 0.0, 0
+		for i := range exact {
+			if d := math.Abs(float64(got[i] - exact[i])); d > worst {
+				worst, at = d, i
+			}
+			x, y := i%w, i/w
+			knot := (x%step == 0 || x == w-1) && (y%step == 0 || y == h-1)
+			if knot && got[i] != exact[i] {
+				t.Fatalf("case %d: knot (%d,%d) %v, exact %v", k, x, y, got[i], exact[i])
+			}
+		}
+		if worst > 0.02*float64(hi-lo) {
+			t.Errorf("case %d: %dx%d frame, view %dx%d, σ %.1f, step %d: off by %.4f at (%d,%d), range %.3f", k, w, h, vw, vh, sigma, step, worst, at%w, at/w, hi-lo)
+		}
+	}
+	if s := StepFor(12.9); s != 3 {
+		t.Errorf("StepFor(12.9) = %d, want 3", s)
+	}
+	if s := StepFor(5); s != 1 {
+		t.Errorf("StepFor(5) = %d, want 1 (a sharp map is warped pixel by pixel)", s)
 	}
 }

@@ -71,16 +71,35 @@ func BenchmarkRegister1280x720(b *testing.B) { benchmarkRegister(b, 1280, 720, 0
 func BenchmarkRegisterAnyAngle640x480(b *testing.B)  { benchmarkRegister(b, 640, 480, 180, 1.745) }
 func BenchmarkRegisterAnyAngle1280x720(b *testing.B) { benchmarkRegister(b, 1280, 720, 180, 1.745) }
 
+// benchmarkWarpBack warps an anomaly map drawn on the view back to the
+// frame as the detector does (step=knots: the map is drawn at the
+// backbone's 224 pixels on its short side, blurred by 4 of them, and
+// sampled a quarter of the blur apart in the frame), beside the warp of
+// every pixel (step=1), the baseline; workers=2 shares the rows between
+// two goroutines.
 func benchmarkWarpBack(b *testing.B, w, h int) {
-	scale := max(1, float64(min(w, h))/448)
+	scale := float64(min(w, h)) / 224
 	vw, vh := ViewSize(w, h, scale)
 	view := make([]float32, vw*vh)
 	dst := make([]float32, w*h)
 	tr := Transform{Angle: 0.06, DX: 10}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		dst, _ = WarpBack(dst, w, h, view, vw, vh, tr)
+	knots := StepFor(4 * scale)
+	for _, c := range []struct{ step, workers int }{{1, 1}, {knots, 1}, {knots, 2}} {
+		name := "step=1"
+		if c.step != 1 {
+			name = fmt.Sprintf("step=knots/%d", c.step)
+		}
+		if c.workers > 1 {
+			name += fmt.Sprintf("/workers=%d", c.workers)
+		}
+		b.Run(name, func(b *testing.B) {
+			wp := Warper{Workers: c.workers}
+			defer wp.Close()
+			b.ReportAllocs()
+			for range b.N {
+				dst, _ = wp.WarpBack(dst, w, h, view, vw, vh, tr, c.step)
+			}
+		})
 	}
 }
 
@@ -93,7 +112,9 @@ type hidden struct{ image.Image }
 
 // BenchmarkWarpFrames warps the frame types cameras deliver (RGBA, JPEG's
 // Y'CbCr 4:2:0, V4L2's packed YUYV, to a 4:2:2 view or, yuyv-to-420, to
-// the 4:2:0 view a 224-pixel input gets) into the view at camera sizes; the
+// the 4:2:0 view a 224-pixel input gets; gray) at camera sizes into the
+// 448×448 view of a frame squashed onto a 224-pixel input, by one
+// goroutine or, workers=2, two sharing its rows; the
 // converted=… runs are the same frames converted whole first, this run's
 // baseline.
 func BenchmarkWarpFrames(b *testing.B) {
@@ -116,21 +137,29 @@ func BenchmarkWarpFrames(b *testing.B) {
 				}
 			}
 		}
-		scale := max(1, float64(min(w, h))/448)
+		gray := image.NewGray(rgba.Rect)
+		for i := range gray.Pix {
+			gray.Pix[i] = rgba.Pix[4*i]
+		}
+		// The view of a frame squashed onto a 224-pixel input.
+		view := image.Pt(448, 448)
 		tr := Transform{Angle: 0.06, DX: 10}
 		for _, c := range []struct {
-			name string
-			img  image.Image
-			side int // the warper's InputSide
-		}{{"rgba", rgba, 0}, {"ycbcr420", ycc, 0}, {"yuyv", yuyv, 0}, {"yuyv-to-420", yuyv, 224},
-			{"converted=ycbcr420", hidden{ycc}, 0}, {"converted=yuyv", hidden{yuyv}, 0}} {
+			name    string
+			img     image.Image
+			side    int // the warper's InputSide
+			workers int
+		}{{"gray", gray, 0, 1}, {"gray/workers=2", gray, 0, 2}, {"rgba", rgba, 0, 1}, {"ycbcr420", ycc, 0, 1},
+			{"yuyv", yuyv, 0, 1}, {"yuyv-to-420", yuyv, 224, 1}, {"yuyv-to-420/workers=2", yuyv, 224, 2},
+			{"converted=ycbcr420", hidden{ycc}, 0, 1}, {"converted=yuyv", hidden{yuyv}, 0, 1}} {
 			b.Run(fmt.Sprintf("%s/%dx%d", c.name, w, h), func(b *testing.B) {
-				wp := Warper{InputSide: c.side}
-				wp.Apply(c.img, tr, scale)
+				wp := Warper{InputSide: c.side, Workers: c.workers}
+				defer wp.Close()
+				wp.Apply(c.img, tr, view)
 				b.ReportAllocs()
 				b.ResetTimer()
 				for range b.N {
-					wp.Apply(c.img, tr, scale)
+					wp.Apply(c.img, tr, view)
 				}
 			})
 		}

@@ -25,5 +25,6 @@
 // Warp then resamples the frame into the reference's coordinates (at a
 // scale the backbone can use, edge pixels replicated where the frame does
 // not reach), and WarpBack brings an anomaly map drawn on the aligned frame
-// back to the frame's own pixels.
+// back to the frame's own pixels (a smooth map sampled at knots and
+// interpolated between: StepFor).
 package align

@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/draw"
 	"math"
+	"sync"
 )
 
 // affine is x' = A·(x, y) + B with A = [[a, b], [c, d]], the map from a
@@ -64,11 +65,142 @@ type Warper struct {
 	// of twice the input's side): a quarter fewer samples to warp and to
 	// resample. Otherwise it keeps the frame's 4:2:2.
 	InputSide int
+	// Workers is how many goroutines share the rows of each view and map
+	// (≤ 1: the caller's alone). The helpers start with the first Apply
+	// or WarpBack and stop at Close; the backbone's interpreter uses the
+	// same cores, but not while a frame is being warped for it.
+	Workers int
 
 	gray *image.Gray
 	rgba *image.RGBA
 	ycc  *image.YCbCr
 	conv *image.RGBA // frames of other types, converted once
+	job  warpJob
+	pool *rowPool
+}
+
+// Close stops the helpers; the Warper must not be used afterwards.
+func (wp *Warper) Close() {
+	if wp.pool != nil {
+		wp.pool.close()
+		wp.pool = nil
+	}
+}
+
+// run warps the rows of wp.job, shared among the workers.
+func (wp *Warper) run() {
+	if wp.Workers <= 1 {
+		wp.job.rows(0, 1)
+		return
+	}
+	if wp.pool == nil {
+		wp.pool = newRowPool(wp.Workers)
+	}
+	wp.pool.run(&wp.job)
+}
+
+// Kinds of warp jobs.
+const (
+	jobPlane = iota // one 8-bit plane (gray)
+	jobRGBA
+	jobYCbCr
+	jobBackKnots // WarpBack's knot rows
+	jobBackFill  // WarpBack's rows between them
+)
+
+// warpJob is one frame's warp, cut into bands of rows.
+type warpJob struct {
+	kind int
+	m    affine // view → frame (luma for jobYCbCr)
+	// jobPlane: luma into gray; jobYCbCr: luma into ycc's Y, and cb, cr
+	// at the chroma grid c2 into its chroma planes.
+	luma, cb, cr plane8
+	gray         *image.Gray
+	ycc          *image.YCbCr
+	c2           affine
+	// jobRGBA: a w×h source, rows stride bytes apart.
+	rgba         *image.RGBA
+	src          []uint8
+	stride, w, h int
+	// jobBackKnots, jobBackFill: the w×h frame's map back, from the
+	// vw×vh map mapSrc, knots step pixels apart.
+	back, mapSrc []float32
+	vw, vh, step int
+}
+
+// band is part k of n of the rows [0, rows).
+func band(rows, k, n int) (int, int) { return rows * k / n, rows * (k + 1) / n }
+
+// rows warps part k of n of the job's rows.
+func (j *warpJob) rows(k, n int) {
+	switch j.kind {
+	case jobPlane:
+		g := j.gray
+		vw := g.Rect.Dx()
+		y0, y1 := band(g.Rect.Dy(), k, n)
+		for y := y0; y < y1; y++ {
+			j.luma.row(rowFix(j.m, y, weightBias), g.Pix[y*g.Stride:y*g.Stride+vw])
+		}
+	case jobRGBA:
+		y0, y1 := band(j.rgba.Rect.Dy(), k, n)
+		warpRGBA(j.rgba, j.src, j.stride, j.w, j.h, j.m, y0, y1)
+	case jobYCbCr:
+		v := j.ycc
+		vw := v.Rect.Dx()
+		y0, y1 := band(v.Rect.Dy(), k, n)
+		for y := y0; y < y1; y++ {
+			j.luma.row(rowFix(j.m, y, weightBias), v.Y[y*v.YStride:y*v.YStride+vw])
+		}
+		sx, sy, _ := subsampling(v.SubsampleRatio)
+		cw := ceilDiv(vw, sx)
+		c0, c1 := band(ceilDiv(v.Rect.Dy(), sy), k, n)
+		for c := c0; c < c1; c++ {
+			r := rowFix(j.c2, c, weightBias)
+			j.cb.row(r, v.Cb[c*v.CStride:c*v.CStride+cw])
+			j.cr.row(r, v.Cr[c*v.CStride:c*v.CStride+cw])
+		}
+	case jobBackKnots:
+		j.backKnots(band(j.knots(), k, n))
+	case jobBackFill:
+		j.backFill(band(j.knots()-1, k, n))
+	}
+}
+
+// rowPool is n−1 helper goroutines that each warp their band of a job's
+// rows while the caller warps the first: no allocation per frame.
+type rowPool struct {
+	start []chan *warpJob
+	wg    sync.WaitGroup
+}
+
+func newRowPool(n int) *rowPool {
+	p := &rowPool{}
+	for k := 1; k < n; k++ {
+		c := make(chan *warpJob)
+		p.start = append(p.start, c)
+		go func() {
+			for j := range c {
+				j.rows(k, n)
+				p.wg.Done()
+			}
+		}()
+	}
+	return p
+}
+
+func (p *rowPool) run(j *warpJob) {
+	p.wg.Add(len(p.start))
+	for _, c := range p.start {
+		c <- j
+	}
+	j.rows(0, len(p.start)+1)
+	p.wg.Wait()
+}
+
+func (p *rowPool) close() {
+	for _, c := range p.start {
+		close(c)
+	}
 }
 
 // packedYUYV is a packed Y'CbCr 4:2:2 frame as V4L2 cameras send it
@@ -79,7 +211,8 @@ type packedYUYV interface {
 }
 
 // Apply returns the reference view of img under t: each pixel of a view of
-// ViewSize(w, h, scale) takes the frame bilinearly at its transformed
+// size (for example ViewSize's; its axes may be scaled differently: the
+// view covers the whole reference frame) takes the frame bilinearly at its transformed
 // centre; where that falls outside the frame, the nearest edge pixel is
 // replicated (as the backbone pads letterboxed frames). Gray frames give
 // *image.Gray; Y'CbCr frames (JPEG, any subsampling) and packed YUYV
@@ -91,27 +224,22 @@ type packedYUYV interface {
 // returns the planes, samples unchanged; all others give *image.RGBA.
 // Gray, RGBA, NRGBA, Y'CbCr and YUYV frames are read in place, others
 // converted first.
-func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image {
+func (wp *Warper) Apply(img image.Image, t Transform, size image.Point) image.Image {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	vw, vh := ViewSize(w, h, scale)
+	vw, vh := max(size.X, 1), max(size.Y, 1)
 	m := t.toFrame(w, h, vw, vh)
 	switch im := img.(type) {
 	case *image.Gray:
 		wp.gray = reuseGray(wp.gray, vw, vh)
-		src := plane8{pix: im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], stride: im.Stride, step: 1, w: w, h: h}
-		for y := range vh {
-			src.row(rowFix(m, y, weightBias), wp.gray.Pix[y*wp.gray.Stride:y*wp.gray.Stride+vw])
-		}
+		wp.job = warpJob{kind: jobPlane, m: m, gray: wp.gray,
+			luma: plane8{pix: im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], stride: im.Stride, step: 1, w: w, h: h}}
+		wp.run()
 		return wp.gray
 	case *image.RGBA:
-		wp.rgba = reuseRGBA(wp.rgba, vw, vh)
-		warpRGBA(wp.rgba, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
-		return wp.rgba
+		return wp.warpRGBA(vw, vh, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
 	case *image.NRGBA:
-		wp.rgba = reuseRGBA(wp.rgba, vw, vh)
-		warpRGBA(wp.rgba, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
-		return wp.rgba
+		return wp.warpRGBA(vw, vh, im.Pix[im.PixOffset(b.Min.X, b.Min.Y):], im.Stride, w, h, m)
 	case *image.YCbCr:
 		// image.YCbCr places the chroma of negative coordinates by
 		// truncating division: such frames (never a camera's) are
@@ -147,8 +275,14 @@ func (wp *Warper) Apply(img image.Image, t Transform, scale float64) image.Image
 	}
 	wp.conv = reuseRGBA(wp.conv, w, h)
 	draw.Draw(wp.conv, wp.conv.Rect, img, b.Min, draw.Src)
+	return wp.warpRGBA(vw, vh, wp.conv.Pix, wp.conv.Stride, w, h, m)
+}
+
+// warpRGBA warps an RGBA source into the RGBA view.
+func (wp *Warper) warpRGBA(vw, vh int, src []uint8, stride, w, h int, m affine) *image.RGBA {
 	wp.rgba = reuseRGBA(wp.rgba, vw, vh)
-	warpRGBA(wp.rgba, wp.conv.Pix, wp.conv.Stride, w, h, m)
+	wp.job = warpJob{kind: jobRGBA, m: m, rgba: wp.rgba, src: src, stride: stride, w: w, h: h}
+	wp.run()
 	return wp.rgba
 }
 
@@ -356,10 +490,11 @@ func lerpRGBA(a, b, f uint32) uint32 {
 func pixelAt(src []uint8, o int) uint32 { return binary.LittleEndian.Uint32(src[o : o+4 : o+4]) }
 
 // warpRGBA samples an RGBA (or NRGBA: frames carry no transparency)
-// source of w×h pixels, rows stride bytes apart; the view is opaque.
-func warpRGBA(dst *image.RGBA, src []uint8, stride, w, h int, m affine) {
-	vw, vh := dst.Rect.Dx(), dst.Rect.Dy()
-	for y := range vh {
+// source of w×h pixels, rows stride bytes apart, into rows [y0, y1) of
+// the view; the view is opaque.
+func warpRGBA(dst *image.RGBA, src []uint8, stride, w, h int, m affine, y0, y1 int) {
+	vw := dst.Rect.Dx()
+	for y := y0; y < y1; y++ {
 		r := rowFix(m, y, weightBias)
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*vw]
 		lo, hi := r.span(vw, w, h)
@@ -401,21 +536,13 @@ func (wp *Warper) warpYCbCr(vw, vh int, ratio image.YCbCrSubsampleRatio, luma, c
 	if wp.ycc == nil || wp.ycc.Rect.Dx() != vw || wp.ycc.Rect.Dy() != vh || wp.ycc.SubsampleRatio != ratio {
 		wp.ycc = image.NewYCbCr(image.Rect(0, 0, vw, vh), ratio)
 	}
-	v := wp.ycc
-	for y := range vh {
-		luma.row(rowFix(m, y, weightBias), v.Y[y*v.YStride:y*v.YStride+vw])
-	}
 	// A chroma sample's centre (i+½, j+½) is the view position
 	// (sx·(i+½), sy·(j+½)).
 	sx, sy, _ := subsampling(ratio)
 	kx, ky := float64(sx), float64(sy)
 	c2 := affine{a: kx * cm.a, b: ky * cm.b, c: kx * cm.c, d: ky * cm.d, e: cm.e, f: cm.f}
-	cw, ch := ceilDiv(vw, sx), ceilDiv(vh, sy)
-	for j := range ch {
-		r := rowFix(c2, j, weightBias)
-		cb.row(r, v.Cb[j*v.CStride:j*v.CStride+cw])
-		cr.row(r, v.Cr[j*v.CStride:j*v.CStride+cw])
-	}
+	wp.job = warpJob{kind: jobYCbCr, m: m, c2: c2, ycc: wp.ycc, luma: luma, cb: cb, cr: cr}
+	wp.run()
 }
 
 // studioYCbCr is a Y'CbCr view whose samples are BT.601 studio range
@@ -468,7 +595,46 @@ func sat16(v int32) uint8 {
 // into the frame's own w×h pixels under t, bilinearly; frame pixels whose
 // reference position lies outside the view take the view's nearest edge
 // value. It returns dst resized to w×h.
-func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform) ([]float32, error) {
+//
+// With step > 1 the view is sampled only at every step-th frame pixel on
+// both axes (and the last column and row), and the pixels between these
+// knots are interpolated bilinearly from them: about 1/step² of the
+// samples, each pixel then an add or a multiply-add. For a map blurred by
+// a Gaussian of σ frame pixels the interpolation's error is at most about
+// step²/(4σ²) of its peak (twice the 1-D bound h²/8·|f”|, f” = A/σ² at a
+// peak), so StepFor keeps it under 2%; a step of 1 samples every pixel.
+func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform, step int) ([]float32, error) {
+	var j warpJob
+	dst, err := j.backJob(dst, w, h, src, vw, vh, t, step)
+	if err != nil {
+		return dst, err
+	}
+	j.rows(0, 1)
+	if j.step > 1 {
+		j.kind = jobBackFill
+		j.rows(0, 1)
+	}
+	return dst, nil
+}
+
+// WarpBack is the package's WarpBack with the rows shared among the
+// warper's workers: the knot rows first, then the rows between them.
+func (wp *Warper) WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform, step int) ([]float32, error) {
+	dst, err := wp.job.backJob(dst, w, h, src, vw, vh, t, step)
+	if err != nil {
+		return dst, err
+	}
+	wp.run()
+	if wp.job.step > 1 {
+		wp.job.kind = jobBackFill
+		wp.run()
+	}
+	return dst, nil
+}
+
+// backJob checks a warp back's sizes, sizes dst and makes j its knot
+// rows' job.
+func (j *warpJob) backJob(dst []float32, w, h int, src []float32, vw, vh int, t Transform, step int) ([]float32, error) {
 	if len(src) != vw*vh || vw <= 0 || vh <= 0 || w <= 0 || h <= 0 {
 		return dst, fmt.Errorf("warp back: map of %d values for %dx%d, frame %dx%d", len(src), vw, vh, w, h)
 	}
@@ -476,29 +642,137 @@ func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform) (
 		dst = make([]float32, w*h)
 	}
 	dst = dst[:w*h]
-	m := t.fromFrame(w, h, vw, vh)
-	const frac = 1.0 / fixOne
-	for y := range h {
-		r := rowFix(m, y, 0)
-		out := dst[y*w : (y+1)*w]
-		lo, hi := r.span(w, vw, vh)
-		for x := range lo {
-			out[x] = clampedMap(src, vw, vh, r, x)
-		}
-		for x := lo; x < hi; x++ {
-			px, py := r.at(x)
-			o := int(py>>fixBits)*vw + int(px>>fixBits)
-			q := src[o : o+vw+2 : o+vw+2]
-			fx, fy := float32(px&(fixOne-1))*frac, float32(py&(fixOne-1))*frac
-			top := q[0] + fx*(q[1]-q[0])
-			bot := q[vw] + fx*(q[vw+1]-q[vw])
-			out[x] = top + fy*(bot-top)
-		}
-		for x := hi; x < w; x++ {
-			out[x] = clampedMap(src, vw, vh, r, x)
+	*j = warpJob{kind: jobBackKnots, m: t.fromFrame(w, h, vw, vh), back: dst, w: w, h: h, mapSrc: src, vw: vw, vh: vh, step: max(step, 1)}
+	return dst, nil
+}
+
+// knots is the number of knot rows of a warp back: every step-th row and
+// the last.
+func (j *warpJob) knots() int { return (j.h-1+j.step-1)/j.step + 1 }
+
+// knotY is the frame row of knot row i.
+func (j *warpJob) knotY(i int) int { return min(i*j.step, j.h-1) }
+
+// backKnots warps knot rows [i0, i1) of a warp back: every pixel of
+// each row for step 1, else every step-th and the last, filled linearly.
+func (j *warpJob) backKnots(i0, i1 int) {
+	w := j.w
+	for i := i0; i < i1; i++ {
+		y := j.knotY(i)
+		out, r := j.back[y*w:(y+1)*w], rowFix(j.m, y, 0)
+		if j.step <= 1 {
+			warpBackRow(out, j.mapSrc, j.vw, j.vh, r)
+		} else {
+			knotRow(out, j.mapSrc, j.vw, j.vh, r, j.step)
 		}
 	}
-	return dst, nil
+}
+
+// backFill interpolates the rows between knot rows g and g+1 for the
+// gaps g in [g0, g1).
+func (j *warpJob) backFill(g0, g1 int) {
+	w := j.w
+	for g := g0; g < g1; g++ {
+		ya, yb := j.knotY(g), j.knotY(g+1)
+		top, bot := j.back[ya*w:(ya+1)*w], j.back[yb*w:(yb+1)*w]
+		n := float32(yb - ya)
+		for y := ya + 1; y < yb; y++ {
+			a := float32(y-ya) / n
+			mid := j.back[y*w : (y+1)*w]
+			t, o := top[:len(mid)], bot[:len(mid)]
+			for x := range mid {
+				mid[x] = t[x] + a*(o[x]-t[x])
+			}
+		}
+	}
+}
+
+// StepFor is the WarpBack step for a map blurred by a Gaussian of sigma
+// frame pixels: at most a quarter of sigma, so that the interpolation's
+// error stays within 1/64 of the map's peak, at least 1.
+func StepFor(sigma float64) int {
+	if !(sigma >= 8) {
+		return 1
+	}
+	return int(min(sigma/4, 64))
+}
+
+// warpBackRow samples every pixel of one frame row from the view map.
+func warpBackRow(out, src []float32, vw, vh int, r fixRow) {
+	const frac = 1.0 / fixOne
+	lo, hi := r.span(len(out), vw, vh)
+	for x := range lo {
+		out[x] = clampedMap(src, vw, vh, r, x)
+	}
+	px, py := r.at(lo)
+	for x := lo; x < hi; x++ {
+		o := int(py>>fixBits)*vw + int(px>>fixBits)
+		q := src[o : o+vw+2 : o+vw+2]
+		fx, fy := float32(px&(fixOne-1))*frac, float32(py&(fixOne-1))*frac
+		top := q[0] + fx*(q[1]-q[0])
+		bot := q[vw] + fx*(q[vw+1]-q[vw])
+		out[x] = top + fy*(bot-top)
+		px, py = px+r.dx, py+r.dy
+	}
+	for x := hi; x < len(out); x++ {
+		out[x] = clampedMap(src, vw, vh, r, x)
+	}
+}
+
+// knotRow samples one frame row at every step-th pixel and the last, and
+// fills the pixels between linearly.
+func knotRow(out, src []float32, vw, vh int, r fixRow, step int) {
+	n := len(out)
+	lo, hi := r.span(n, vw, vh)
+	sample := func(x int) float32 {
+		if x >= lo && x < hi {
+			return mapAt(src, vw, r, x)
+		}
+		return clampedMap(src, vw, vh, r, x)
+	}
+	prev := sample(0)
+	out[0] = prev
+	inv := 1 / float32(step)
+	x0 := 0
+	for ; x0+step < n; x0 += step {
+		x1 := x0 + step
+		var v float32
+		if x1 >= lo && x1 < hi {
+			v = mapAt(src, vw, r, x1)
+		} else {
+			v = clampedMap(src, vw, vh, r, x1)
+		}
+		d := (v - prev) * inv
+		seg := out[x0+1 : x1+1 : x1+1]
+		acc := prev
+		for i := range seg {
+			acc += d
+			seg[i] = acc
+		}
+		seg[len(seg)-1] = v
+		prev = v
+	}
+	if x0 < n-1 { // the last, shorter span ends on the last pixel
+		v := sample(n - 1)
+		d := (v - prev) / float32(n-1-x0)
+		for i, x := float32(1), x0+1; x < n; i, x = i+1, x+1 {
+			out[x] = prev + i*d
+		}
+		out[n-1] = v
+	}
+}
+
+// mapAt is pixel x of row r sampled from the view map, its four taps
+// inside the map (x within the row's span).
+func mapAt(src []float32, vw int, r fixRow, x int) float32 {
+	const frac = 1.0 / fixOne
+	px, py := r.at(x)
+	o := int(py>>fixBits)*vw + int(px>>fixBits)
+	q := src[o : o+vw+2 : o+vw+2]
+	fx, fy := float32(px&(fixOne-1))*frac, float32(py&(fixOne-1))*frac
+	top := q[0] + fx*(q[1]-q[0])
+	bot := q[vw] + fx*(q[vw+1]-q[vw])
+	return top + fy*(bot-top)
 }
 
 func clampedMap(src []float32, vw, vh int, r fixRow, x int) float32 {

@@ -1,13 +1,17 @@
 package align
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
+	"time"
 )
 
 // bilinearAt is the reference the fixed-point warp is held to: the source
@@ -69,7 +73,7 @@ func TestWarpMatchesBilinear(t *testing.T) {
 			scale := 1 + rng.Float64()
 			vw, vh := ViewSize(w, h, scale)
 			m := tr.toFrame(w, h, vw, vh)
-			gv := wp.Apply(gray, tr, scale).(*image.Gray)
+			gv := wp.Apply(gray, tr, viewOf(gray, scale)).(*image.Gray)
 			worstG := 0.0
 			for y := range vh {
 				for x := range vw {
@@ -78,7 +82,7 @@ func TestWarpMatchesBilinear(t *testing.T) {
 					worstG = max(worstG, math.Abs(float64(gv.Pix[y*gv.Stride+x])-want))
 				}
 			}
-			cv := wp.Apply(rgba, tr, scale).(*image.RGBA)
+			cv := wp.Apply(rgba, tr, viewOf(rgba, scale)).(*image.RGBA)
 			worstC := 0.0
 			for y := range vh {
 				for x := range vw {
@@ -196,8 +200,8 @@ func TestWarpYUYV(t *testing.T) {
 			draw.Draw(conv, conv.Rect, f, f.rect.Min, draw.Src)
 			var want Warper
 			got := Warper{InputSide: c.side}
-			wi := want.Apply(conv, tr, 1.3).(*image.RGBA)
-			view := got.Apply(f, tr, 1.3)
+			wi := want.Apply(conv, tr, viewOf(conv, 1.3)).(*image.RGBA)
+			view := got.Apply(f, tr, viewOf(f, 1.3))
 			planes, ok := view.(*image.YCbCr)
 			if s, studio := view.(interface{ StudioYCbCr() *image.YCbCr }); studio {
 				planes, ok = s.StudioYCbCr(), !full
@@ -237,7 +241,7 @@ func TestWarpYUYVBeyondRange(t *testing.T) {
 			}
 			f := &yuyvFrame{pix: pix, stride: 2 * w, rect: image.Rect(0, 0, w, h), full: full}
 			var wp Warper
-			view := toRGBA(wp.Apply(f, Transform{Angle: 0.05, DX: 0.5}, 1))
+			view := toRGBA(wp.Apply(f, Transform{Angle: 0.05, DX: 0.5}, viewOf(f, 1)))
 			want := color.RGBAModel.Convert(f.At(3, 3)).(color.RGBA)
 			got := view.RGBAAt(w/2, h/2)
 			if abs(int(got.R)-int(want.R)) > 2 || abs(int(got.G)-int(want.G)) > 2 || abs(int(got.B)-int(want.B)) > 2 {
@@ -337,4 +341,77 @@ func TestPlaneRowExact(t *testing.T) {
 			}
 		}
 	}
+}
+
+// viewOf is the size of img's view at scale (ViewSize).
+func viewOf(img image.Image, scale float64) image.Point {
+	b := img.Bounds()
+	w, h := ViewSize(b.Dx(), b.Dy(), scale)
+	return image.Pt(w, h)
+}
+
+// TestWarpWorkers: a view whose rows are shared among helper goroutines
+// is the one the caller alone warps, bit for bit, for every frame type
+// read in place and views of odd sizes (chroma rows cut unevenly), and a
+// closed Warper's helpers are gone.
+func TestWarpWorkers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	w, h := 333, 251
+	rgba := scene(w, h, Transform{Angle: 0.1, DX: 7}, 1)
+	gray := image.NewGray(rgba.Rect)
+	for i := range gray.Pix {
+		gray.Pix[i] = rgba.Pix[4*i+1]
+	}
+	ycc := image.NewYCbCr(rgba.Rect, image.YCbCrSubsampleRatio420)
+	for y := range h {
+		for x := range w {
+			ycc.Y[ycc.YOffset(x, y)] = rgba.Pix[rgba.PixOffset(x, y)]
+			ycc.Cb[ycc.COffset(x, y)], ycc.Cr[ycc.COffset(x, y)] = uint8(x), uint8(y)
+		}
+	}
+	yuyv := &yuyvFrame{pix: make([]byte, 2*(w+1)*h), stride: 2 * (w + 1), rect: image.Rect(0, 0, w, h)}
+	for i := range yuyv.pix {
+		yuyv.pix[i] = uint8(i * 7)
+	}
+	tr := Transform{Angle: -0.2, DX: -9, DY: 4}
+	for _, c := range []struct {
+		name string
+		img  image.Image
+		side int
+	}{{"gray", gray, 0}, {"rgba", rgba, 0}, {"ycbcr420", ycc, 0}, {"yuyv", yuyv, 0}, {"yuyv-to-420", yuyv, 40}} {
+		for _, view := range []image.Point{{w, h}, {101, 77}, {64, 3}, {5, 1}} {
+			alone := Warper{InputSide: c.side}
+			shared := Warper{InputSide: c.side, Workers: 3}
+			want := toRGBA(alone.Apply(c.img, tr, view))
+			got := toRGBA(shared.Apply(c.img, tr, view))
+			if !bytes.Equal(got.Pix, want.Pix) {
+				t.Errorf("%s, view %v: rows warped by 3 workers differ from one", c.name, view)
+			}
+			shared.Close()
+		}
+	}
+	// The map back: knot rows and the rows between them shared.
+	shared := Warper{Workers: 3}
+	vw, vh := 120, 90
+	amap := make([]float32, vw*vh)
+	for i := range amap {
+		amap[i] = float32(math.Sin(float64(i%vw)/9) + math.Cos(float64(i/vw)/7))
+	}
+	for _, step := range []int{1, 2, 3, 7} {
+		for _, fh := range []int{1, 2, 251} {
+			want, _ := WarpBack(nil, w, fh, amap, vw, vh, tr, step)
+			got, err := shared.WarpBack(nil, w, fh, amap, vw, vh, tr, step)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("warp back to %dx%d, step %d: shared rows differ from one goroutine's (%v)", w, fh, step, err)
+			}
+		}
+	}
+	shared.Close()
+	for range 100 {
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%d goroutines after every Warper was closed, %d before", runtime.NumGoroutine(), before)
 }
