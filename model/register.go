@@ -235,10 +235,10 @@ func (a *aligner) bounds(r align.Result, w, h int) error {
 		return &RegistrationError{Kind: "low_confidence", Registration: reg, msg: msg}
 	case math.Abs(reg.Angle) > a.maxAngle:
 		return &RegistrationError{Kind: "angle", Registration: reg,
-			msg: fmt.Sprintf("part turned by %.1f°, beyond the bound of %g°", reg.Angle, a.maxAngle)}
+			msg: fmt.Sprintf("part turned by %.2f°, beyond the bound of %g°", reg.Angle, a.maxAngle)}
 	case math.Abs(r.DX) > a.maxShift*float64(w) || math.Abs(r.DY) > a.maxShift*float64(h):
 		return &RegistrationError{Kind: "shift", Registration: reg,
-			msg: fmt.Sprintf("part shifted by (%.0f, %.0f) px, beyond the bound of %g of the frame (%.0f, %.0f px)",
+			msg: fmt.Sprintf("part shifted by (%.1f, %.1f) px, beyond the bound of %g of the frame (%.1f, %.1f px)",
 				r.DX, r.DY, a.maxShift, a.maxShift*float64(w), a.maxShift*float64(h))}
 	}
 	return nil

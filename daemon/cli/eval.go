@@ -136,28 +136,29 @@ type EvalResult struct {
 	FitSeconds     float64 `json:"fit_seconds"`
 	// SearchSeconds is the part of the fit the recipe search took.
 	SearchSeconds float64 `json:"search_seconds,omitempty"`
-	ModelBytes    int64   `json:"model_bytes"`
-	Features      int     `json:"features"`
-	Grid          string  `json:"grid"`
-	Resize        string  `json:"resize"`
+	ModelBytes    int64   `json:"model_bytes,omitempty"`
+	Features      int     `json:"features,omitempty"`
+	Grid          string  `json:"grid,omitempty"`
+	Resize        string  `json:"resize,omitempty"`
 	Sigma         float64 `json:"sigma"`
 	// ContextPool is the context scale's cell in finest-tap positions (0:
 	// none), ContextFeatures its d and ContextWeight its weight.
 	ContextPool     int     `json:"context_pool"`
 	ContextFeatures int     `json:"context_features"`
 	ContextWeight   float64 `json:"context_weight,omitempty"`
-	TrainImages     int     `json:"train_images"`
-	TestImages      int     `json:"test_images"`
+	TrainImages     int     `json:"train_images,omitempty"`
+	TestImages      int     `json:"test_images,omitempty"`
 	// ThresholdImages is the number of good images the threshold rests on.
-	ThresholdImages int                `json:"threshold_images"`
+	ThresholdImages int                `json:"threshold_images,omitempty"`
 	PerDefect       map[string]float64 `json:"image_auroc_per_defect,omitempty"`
 	// PixelPerDefect is each type's defect pixels against all normal
 	// pixels of the test set.
 	PixelPerDefect map[string]float64 `json:"pixel_auroc_per_defect,omitempty"`
-	Threshold      float64            `json:"threshold"`
+	// Threshold is the fitted image threshold (left out of means).
+	Threshold float64 `json:"threshold,omitempty"`
 	// Accuracy of the fitted threshold: share of test images judged right.
 	Accuracy  float64 `json:"threshold_accuracy"`
-	PeakRSSMB float64 `json:"peak_rss_mb"`
+	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
 	// SkippedFiles are training and test images (or their masks) left out
 	// because they could not be read or were over capture.max_pixels.
 	SkippedFiles int `json:"skipped_files"`
@@ -166,6 +167,9 @@ type EvalResult struct {
 	// registration (scored at their estimated pose here).
 	Align               string `json:"align,omitempty"`
 	RegistrationRefused int    `json:"registration_refused,omitempty"`
+	// RegistrationRefusedPerDraw is, in the mean of --misalign draws,
+	// RegistrationRefused's mean per draw.
+	RegistrationRefusedPerDraw float64 `json:"registration_refused_per_draw,omitempty"`
 	// Search is the fit's recipe search, every candidate with its
 	// validation figures (recipe auto).
 	Search []model.Candidate `json:"search,omitempty"`
@@ -366,10 +370,7 @@ func cmdEval() *Command {
 					all.Draws = append(all.Draws, es)
 				}
 				if *misalign {
-					all.Results = meanResults(all.Draws, columns)
-					if len(all.Draws) == 1 {
-						all.Results = all.Draws[0].Results
-					}
+					all.Results = drawsMean(all.Draws, columns)
 					for k := range all.Results {
 						all.Results[k].Data = fmt.Sprintf("%s@misalign (mean of %d draws)", dir, len(all.Draws))
 					}
@@ -801,6 +802,7 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			m.RegionIoUShared += r.RegionIoUShared * float64(min(r.RegionIoUSharedImages, 1))
 			m.RegionIoUSharedImages += min(r.RegionIoUSharedImages, 1)
 			m.F1Max += r.F1Max / n
+			m.Accuracy += r.Accuracy / n
 			m.FalseAlarmRate += r.FalseAlarmRate / n
 			m.MissRate += r.MissRate / n
 			m.MsPerImage += r.MsPerImage / n
@@ -809,6 +811,40 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 		// In a mean, the image counts are the numbers of sets averaged.
 		m.RegionIoUFlagged /= float64(max(m.RegionIoUImages, 1))
 		m.RegionIoUShared /= float64(max(m.RegionIoUSharedImages, 1))
+	}
+	return out
+}
+
+// drawsMean is, per recipe column, the mean of --misalign draws: their
+// figures' means (meanResults; one draw's own figures when there is one),
+// the test images refused per draw, and the model's description where
+// every draw agrees on it.
+func drawsMean(draws []EvalSet, columns []string) []EvalResult {
+	out := meanResults(draws, columns)
+	if len(draws) == 1 {
+		out = slices.Clone(draws[0].Results)
+	}
+	for k := range out {
+		m, first := &out[k], draws[0].Results[k]
+		refused, same := 0, true
+		for _, d := range draws {
+			r := d.Results[k]
+			refused += r.RegistrationRefused
+			same = same && r.RecipeChoice == first.RecipeChoice && r.Features == first.Features && r.Grid == first.Grid &&
+				r.Resize == first.Resize && r.Sigma == first.Sigma && r.ContextPool == first.ContextPool &&
+				r.ContextFeatures == first.ContextFeatures && r.ContextWeight == first.ContextWeight &&
+				r.TrainImages == first.TrainImages && r.TestImages == first.TestImages
+		}
+		m.Align = first.Align
+		m.RegistrationRefused, m.RegistrationRefusedPerDraw = refused, float64(refused)/float64(len(draws))
+		if same {
+			m.RecipeChoice, m.Features, m.Grid, m.Resize, m.Sigma = first.RecipeChoice, first.Features, first.Grid, first.Resize, first.Sigma
+			m.ContextPool, m.ContextFeatures, m.ContextWeight = first.ContextPool, first.ContextFeatures, first.ContextWeight
+			m.TrainImages, m.TestImages = first.TrainImages, first.TestImages
+		}
+		if len(draws) > 1 {
+			m.Threshold, m.ThresholdImages, m.ModelBytes, m.PeakRSSMB = 0, 0, 0, 0
+		}
 	}
 	return out
 }
@@ -885,7 +921,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	head := "set\trecipe\timage AUROC\tpixel AUROC\tPRO\tregion IoU\tIoU flagged\tIoU shared\tF1-max\tfalse alarms\tmisses\tms/image\tfit s\t"
+	head := "set\trecipe\timage AUROC\tpixel AUROC\tPRO\tregion IoU\tIoU flagged\tIoU shared\tF1-max\tfalse alarms\tmisses\trefused\tms/image\tfit s\t"
 	fmt.Fprintln(tw, head)
 	// An overlap over no image does not exist: n/a, not 0.
 	iou := func(v float64, images int) string {
@@ -894,26 +930,38 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 		return fmt.Sprintf("%.4f", v)
 	}
-	row := func(name string, r *EvalResult) {
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%s\t%s\t%s\t%.4f\t%.1f%%\t%.1f%%\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
-			iou(r.RegionIoU, r.RegionIoUDefects), iou(r.RegionIoUFlagged, r.RegionIoUImages), iou(r.RegionIoUShared, r.RegionIoUSharedImages), r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate, r.MsPerImage, r.FitSeconds)
+	// Test images registration refuses (scored at their pose here): "-"
+	// without registration, per draw in a mean of draws.
+	refused := func(r *EvalResult, mean bool) string {
+		switch {
+		case r.Align == "":
+			return "-"
+		case mean:
+			return fmt.Sprintf("%.1f", r.RegistrationRefusedPerDraw)
+		}
+		return fmt.Sprint(r.RegistrationRefused)
+	}
+	row := func(name string, r *EvalResult, mean bool) {
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%s\t%s\t%s\t%.4f\t%.1f%%\t%.1f%%\t%s\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
+			iou(r.RegionIoU, r.RegionIoUDefects), iou(r.RegionIoUFlagged, r.RegionIoUImages), iou(r.RegionIoUShared, r.RegionIoUSharedImages), r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate,
+			refused(r, mean), r.MsPerImage, r.FitSeconds)
 	}
 	for _, s := range rep.Sets {
 		name := filepath.Base(filepath.Clean(s.Data))
 		for _, d := range s.Draws {
 			for _, r := range d.Results {
-				row(filepath.Base(filepath.Clean(d.Data)), &r)
+				row(filepath.Base(filepath.Clean(d.Data)), &r, false)
 			}
 		}
 		if len(s.Draws) > 0 {
 			name += fmt.Sprintf("@misalign mean of %d", len(s.Draws))
 		}
 		for _, r := range s.Results {
-			row(name, &r)
+			row(name, &r, len(s.Draws) > 0)
 		}
 	}
 	for _, m := range rep.Mean {
-		row("mean", &m)
+		row("mean", &m, false)
 	}
 	tw.Flush()
 }

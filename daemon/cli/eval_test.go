@@ -120,9 +120,19 @@ func TestEvalMisalign(t *testing.T) {
 	if d1[0].PixelAUROC == d2[0].PixelAUROC && d1[0].ImageAUROC == d2[0].ImageAUROC {
 		t.Errorf("draws 1 and 2 gave the same figures: %+v", d1[0])
 	}
+	// The mean keeps the registration's refusals (per draw) and what
+	// every draw's model has in common; no threshold of its own.
+	m := s.Results[1]
+	if m.Align != "rigid" || m.RegistrationRefused != d1[1].RegistrationRefused+d2[1].RegistrationRefused ||
+		m.RegistrationRefusedPerDraw != float64(m.RegistrationRefused)/2 || m.Features != d1[1].Features || m.Threshold != 0 {
+		t.Errorf("mean of the registered column %+v, draws %+v and %+v", m, d1[1], d2[1])
+	}
 	again := run("1")
 	if r := again.Sets[0].Draws[0].Results[0]; r.PixelAUROC != d1[0].PixelAUROC || r.ImageAUROC != d1[0].ImageAUROC {
 		t.Errorf("seed 1 again: %v / %v, first %v / %v", r.ImageAUROC, r.PixelAUROC, d1[0].ImageAUROC, d1[0].PixelAUROC)
+	}
+	if got := again.Sets[0].Draws[0].Results[0].Data; !strings.HasSuffix(got, "@misalign1") {
+		t.Errorf("the one draw's figures labelled %q: the mean's label must not overwrite them", got)
 	}
 }
 

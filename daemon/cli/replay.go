@@ -389,9 +389,9 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 	}
 	per := func(d time.Duration) float64 { return ms(d) / float64(n) }
 	total := per(cpu1 - cpu0)
-	fmt.Fprintf(out, "stage CPU per frame (%d frames, one in flight at a time; ms):\n", n)
+	fmt.Fprintf(out, "stage CPU per frame (a second pass, one frame in flight at a time: %d frames profiled; ms):\n", n)
 	if failed > 0 {
-		fmt.Fprintf(out, "  (%d frames answered with verdict error left out; their CPU counts in other)\n", failed)
+		fmt.Fprintf(out, "  (%d frames of this pass answered with verdict error, left out; their CPU counts in other)\n", failed)
 	}
 	names := []string{"dequeue, decode, ROI", "align", "preprocess", "backbone", "PaDiM", "map", "publish"}
 	var stages float64

@@ -572,6 +572,30 @@ func TestRegisterTooSmall(t *testing.T) {
 	if err := bl.Add(scene(MinSide, MinSide, Transform{}, 1)); err != nil {
 		t.Errorf("a %dx%d frame: %v", MinSide, MinSide, err)
 	}
+	// Too elongated: named as such (it failed with "no image registered").
+	for _, sz := range [][2]int{{800, 100}, {80, 1000}} {
+		long := scene(sz[0], sz[1], Transform{}, 1)
+		if err := bl.Add(long); err == nil || !strings.Contains(err.Error(), "times as long as wide") {
+			t.Errorf("builder, %dx%d: %v", sz[0], sz[1], err)
+		}
+		if _, err := g.Register(long); err == nil || !strings.Contains(err.Error(), "times as long as wide") {
+			t.Errorf("registrar, %dx%d: %v", sz[0], sz[1], err)
+		}
+	}
+	// At the bound it registers: a 7.5:1 part shifted by 4 pixels.
+	b2, _ := NewBuilder(Rigid)
+	for i := range 4 {
+		if err := b2.Add(scene(750, 100, Transform{DX: float64(i) - 1.5}, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, _, err := b2.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := NewRegistrar(ref).Register(scene(750, 100, Transform{DX: 4}, 1)); err != nil || math.Abs(r.DX-4) > 1.5 {
+		t.Errorf("a 750x100 frame shifted by 4 px: %+v, %v", r, err)
+	}
 }
 
 // TestWarpBackStep: a map blurred as the anomaly map is (a sum of

@@ -136,11 +136,8 @@ func (j *warpJob) rows(k, n int) {
 	switch j.kind {
 	case jobPlane:
 		g := j.gray
-		vw := g.Rect.Dx()
 		y0, y1 := band(g.Rect.Dy(), k, n)
-		for y := y0; y < y1; y++ {
-			j.luma.row(rowFix(j.m, y, weightBias), g.Pix[y*g.Stride:y*g.Stride+vw])
-		}
+		j.luma.rows(j.m, g.Pix, g.Stride, g.Rect.Dx(), y0, y1)
 	case jobRGBA:
 		y0, y1 := band(j.rgba.Rect.Dy(), k, n)
 		warpRGBA(j.rgba, j.src, j.stride, j.w, j.h, j.m, y0, y1)
@@ -148,9 +145,7 @@ func (j *warpJob) rows(k, n int) {
 		v := j.ycc
 		vw := v.Rect.Dx()
 		y0, y1 := band(v.Rect.Dy(), k, n)
-		for y := y0; y < y1; y++ {
-			j.luma.row(rowFix(j.m, y, weightBias), v.Y[y*v.YStride:y*v.YStride+vw])
-		}
+		j.luma.rows(j.m, v.Y, v.YStride, vw, y0, y1)
 		sx, sy, _ := subsampling(v.SubsampleRatio)
 		cw := ceilDiv(vw, sx)
 		c0, c1 := band(ceilDiv(v.Rect.Dy(), sy), k, n)
@@ -430,6 +425,14 @@ func lerp8(a, b uint8, f uint32) uint32 { return uint32(a)*(256-f) + uint32(b)*f
 type plane8 struct {
 	pix                []uint8
 	stride, step, w, h int
+}
+
+// rows samples rows [y0, y1) of an 8-bit view vw pixels wide, rows
+// stride bytes apart in pix, from the plane under m.
+func (p plane8) rows(m affine, pix []uint8, stride, vw, y0, y1 int) {
+	for y := y0; y < y1; y++ {
+		p.row(rowFix(m, y, weightBias), pix[y*stride:y*stride+vw])
+	}
 }
 
 // row samples the plane bilinearly at row r's positions into out: the
