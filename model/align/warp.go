@@ -206,8 +206,8 @@ type packedYUYV interface {
 }
 
 // Apply returns the reference view of img under t: each pixel of a view of
-// size (for example ViewSize's; its axes may be scaled differently: the
-// view covers the whole reference frame) takes the frame bilinearly at its transformed
+// size (ViewSize's, or its axes scaled differently: the view covers the
+// whole reference frame) takes the frame bilinearly at its transformed
 // centre; where that falls outside the frame, the nearest edge pixel is
 // replicated (as the backbone pads letterboxed frames). Gray frames give
 // *image.Gray; Y'CbCr frames (JPEG, any subsampling) and packed YUYV
@@ -604,8 +604,9 @@ func sat16(v int32) uint8 {
 // knots are interpolated bilinearly from them: about 1/step² of the
 // samples, each pixel then an add or a multiply-add. For a map blurred by
 // a Gaussian of σ frame pixels the interpolation's error is at most about
-// step²/(4σ²) of its peak (twice the 1-D bound h²/8·|f”|, f” = A/σ² at a
-// peak), so StepFor keeps it under 2%; a step of 1 samples every pixel.
+// step²/(4σ²) of its peak (twice the 1-D bound, step²/8 times the second
+// derivative, which is A/σ² at a peak of height A), so StepFor keeps it
+// under 2%; a step of 1 samples every pixel.
 func WarpBack(dst []float32, w, h int, src []float32, vw, vh int, t Transform, step int) ([]float32, error) {
 	var j warpJob
 	dst, err := j.backJob(dst, w, h, src, vw, vh, t, step)
@@ -702,20 +703,12 @@ func StepFor(sigma float64) int {
 
 // warpBackRow samples every pixel of one frame row from the view map.
 func warpBackRow(out, src []float32, vw, vh int, r fixRow) {
-	const frac = 1.0 / fixOne
 	lo, hi := r.span(len(out), vw, vh)
 	for x := range lo {
 		out[x] = clampedMap(src, vw, vh, r, x)
 	}
-	px, py := r.at(lo)
 	for x := lo; x < hi; x++ {
-		o := int(py>>fixBits)*vw + int(px>>fixBits)
-		q := src[o : o+vw+2 : o+vw+2]
-		fx, fy := float32(px&(fixOne-1))*frac, float32(py&(fixOne-1))*frac
-		top := q[0] + fx*(q[1]-q[0])
-		bot := q[vw] + fx*(q[vw+1]-q[vw])
-		out[x] = top + fy*(bot-top)
-		px, py = px+r.dx, py+r.dy
+		out[x] = mapAt(src, vw, r, x)
 	}
 	for x := hi; x < len(out); x++ {
 		out[x] = clampedMap(src, vw, vh, r, x)
@@ -739,12 +732,7 @@ func knotRow(out, src []float32, vw, vh int, r fixRow, step int) {
 	x0 := 0
 	for ; x0+step < n; x0 += step {
 		x1 := x0 + step
-		var v float32
-		if x1 >= lo && x1 < hi {
-			v = mapAt(src, vw, r, x1)
-		} else {
-			v = clampedMap(src, vw, vh, r, x1)
-		}
+		v := sample(x1)
 		d := (v - prev) * inv
 		seg := out[x0+1 : x1+1 : x1+1]
 		acc := prev
