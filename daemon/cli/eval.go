@@ -816,7 +816,8 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 }
 
 // drawsMean is, per recipe column, the mean of --misalign draws: their
-// figures' means (meanResults; one draw's own figures when there is one),
+// figures' means (meanResults, which leaves each draw's own threshold,
+// model size and memory out; one draw's own figures when there is one),
 // the test images refused per draw, and the model's description where
 // every draw agrees on it.
 func drawsMean(draws []EvalSet, columns []string) []EvalResult {
@@ -841,9 +842,6 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 			m.RecipeChoice, m.Features, m.Grid, m.Resize, m.Sigma = first.RecipeChoice, first.Features, first.Grid, first.Resize, first.Sigma
 			m.ContextPool, m.ContextFeatures, m.ContextWeight = first.ContextPool, first.ContextFeatures, first.ContextWeight
 			m.TrainImages, m.TestImages = first.TrainImages, first.TestImages
-		}
-		if len(draws) > 1 {
-			m.Threshold, m.ThresholdImages, m.ModelBytes, m.PeakRSSMB = 0, 0, 0, 0
 		}
 	}
 	return out
@@ -934,7 +932,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 	// without registration, per draw in a mean of draws.
 	refused := func(r *EvalResult, mean bool) string {
 		switch {
-		case r.Align == "":
+		case r.Align == "" || r.Align == "off":
 			return "-"
 		case mean:
 			return fmt.Sprintf("%.1f", r.RegistrationRefusedPerDraw)

@@ -98,6 +98,12 @@ func TestEvalMisalign(t *testing.T) {
 		if !strings.Contains(stdout, "a@misalign1") || !strings.Contains(stdout, "@misalign mean of "+seeds) {
 			t.Errorf("output lacks the draws and their mean:\n%s", stdout)
 		}
+		// The summary's refused column: "-" for the unregistered recipe.
+		for _, l := range strings.Split(stdout, "\n") {
+			if f := strings.Fields(l); len(f) > 11 && f[1] == "plain" && f[11] != "-" {
+				t.Errorf("plain PaDiM's refused column %q, want -: %q", f[11], l)
+			}
+		}
 		return readEvalReport(t, js)
 	}
 	rep := run("2")
