@@ -512,13 +512,18 @@ type alignMeta struct {
 	FrameW        int        `json:"frame_w"`
 	FrameH        int        `json:"frame_h"`
 	MinConfidence float64    `json:"min_confidence"`
+	// SpreadX, SpreadY are the reference's pose spread (align.Spread);
+	// absent in files from before it, which register without the prior.
+	SpreadX float64 `json:"spread_x,omitempty"`
+	SpreadY float64 `json:"spread_y,omitempty"`
 }
 
 // save writes the reference view into m.
 func (a *aligner) save(m *padim.Model) error {
 	w, h, pix, weight := a.ref.Template()
 	fw, fh := a.ref.FrameSize()
-	meta, err := json.Marshal(alignMeta{Mode: a.ref.Mode(), FrameW: fw, FrameH: fh, MinConfidence: a.learned})
+	sp := a.ref.Spread()
+	meta, err := json.Marshal(alignMeta{Mode: a.ref.Mode(), FrameW: fw, FrameH: fh, MinConfidence: a.learned, SpreadX: sp.X, SpreadY: sp.Y})
 	if err != nil {
 		return err
 	}
@@ -562,6 +567,9 @@ func loadAligner(pm *padim.Model, o AlignOptions, shape viewShape) (*aligner, er
 	ref, err := align.NewReference(meta.Mode, meta.FrameW, meta.FrameH, t.Shape[1], t.Shape[0], t.Data, weight)
 	if err != nil {
 		return nil, err
+	}
+	if err := ref.SetSpread(align.Spread{X: meta.SpreadX, Y: meta.SpreadY}); err != nil {
+		return nil, fmt.Errorf("registration metadata %q: %w", extraAlign, err)
 	}
 	return newAligner(ref, o, meta.MinConfidence, shape), nil
 }

@@ -180,6 +180,9 @@ func TestRegistrationInspectAndRoundTrip(t *testing.T) {
 			t.Fatalf("template pixel %d: %v (weight %v) saved, %v (%v) loaded", i, p0[i], q0[i], p1[i], q1[i])
 		}
 	}
+	if sp := d.al.ref.Spread(); !sp.Known() || l.al.ref.Spread() != sp {
+		t.Errorf("pose spread %+v fitted, %+v loaded: want it measured and kept", sp, l.al.ref.Spread())
+	}
 	if after := check(l); math.Abs(after-before) > 1e-4*before {
 		t.Errorf("good part scores %.5f after Load, %.5f before", after, before)
 	}
@@ -196,6 +199,9 @@ func TestRegistrationInspectAndRoundTrip(t *testing.T) {
 			t := m.Tensors[tensorAlignTemplate]
 			m.Tensors[tensorAlignTemplate] = padim.Tensor{Shape: []int{t.Shape[0] - 1, t.Shape[1]}, Data: t.Data[t.Shape[1]:]}
 		}, "template"},
+		{"spread", func(m *padim.Model) {
+			m.Meta.Extra[extraAlign] = strings.Replace(m.Meta.Extra[extraAlign], `"spread_x":`, `"spread_x":-`, 1)
+		}, "align spread"},
 		{"weights", func(m *padim.Model) {
 			t := m.Tensors[tensorAlignWeight]
 			m.Tensors[tensorAlignWeight] = padim.Tensor{Shape: []int{1, 3}, Data: t.Data[:3]}

@@ -656,3 +656,91 @@ func TestWarpBackStep(t *testing.T) {
 		t.Errorf("StepFor(5) = %d, want 1 (a sharp map is warped pixel by pixel)", s)
 	}
 }
+
+// board renders a w×h frame of a perforated board (holes every period
+// pixels, a periodic fixture) shifted by boardDX, with a part (a plate
+// with a slot and a hole, nothing periodic) on it shifted by partDX, both
+// along x.
+func board(w, h, period int, boardDX, partDX float64) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	p := float64(period)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			u, v := float64(x)+0.5-boardDX, float64(y)+0.5
+			// Copper with a hole at the centre of every period×period cell.
+			du, dv := math.Mod(math.Mod(u, p)+p, p)-p/2, math.Mod(math.Mod(v, p)+p, p)-p/2
+			val := 150.0
+			if math.Hypot(du, dv) < p/5 {
+				val = 25
+			}
+			// The part, around the frame's centre.
+			px, py := float64(x)+0.5-partDX-float64(w)/2, float64(y)+0.5-float64(h)/2
+			if math.Abs(px) < 0.3*p && math.Abs(py) < 0.4*p {
+				val = 50 + 4*py/p
+				if math.Abs(px+0.2*p) < 0.08*p && py < 0.5*p {
+					val = 220 // a slot
+				}
+				if math.Hypot(px-0.3*p, py+0.4*p) < 0.12*p {
+					val = 200
+				}
+			}
+			img.Pix[y*img.Stride+x] = uint8(val)
+		}
+	}
+	return img
+}
+
+// TestRegisterPrefersThePartsPoses: a part that moved one period along
+// its perforated board matches the reference better one period off (the
+// board lines up again there) than where the good parts lay; the
+// registration keeps the board where the good parts' boards were, so that
+// the part's move shows on the map, and still follows a scene that moved
+// further than the good parts did when it matches clearly. Without the
+// pose spread (files from before it) the period shift wins: the case that
+// fails without the prior.
+func TestRegisterPrefersThePartsPoses(t *testing.T) {
+	const w, h, period = 320, 240, 64
+	var frames []image.Image
+	for _, dx := range []float64{-3, 0, 2, 4, -1, 1} {
+		frames = append(frames, board(w, h, period, dx, dx))
+	}
+	ref := reference(t, Rigid, frames...)
+	sp := ref.Spread()
+	if !sp.Known() || sp.X > 0.03 || sp.Y > 0.01 {
+		t.Fatalf("spread %+v, want the training parts' few pixels", sp)
+	}
+	moved := board(w, h, period, 0, period)
+	g := NewRegistrar(ref)
+	r, err := g.Register(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(r.DX) > 3 || math.Abs(r.DY) > 3 {
+		t.Errorf("part moved one period on its board: registered at (%.1f, %.1f) px, want the board where the good parts' were (0, 0)", r.DX, r.DY)
+	}
+	// The whole scene moved half a period, further than the good parts
+	// lay: the match there is clear and wins. (A whole period would look
+	// like the part moved on its board but at the frame's edges; the
+	// prior reads it so.)
+	r, err = g.Register(board(w, h, period, period/2, period/2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(r.DX-period/2) > 1.5 || math.Abs(r.DY) > 1.5 {
+		t.Errorf("scene moved half a period: registered at (%.1f, %.1f) px, want (%d, 0)", r.DX, r.DY, period/2)
+	}
+	// Without the prior the moved part is registered onto the next period.
+	if err := ref.SetSpread(Spread{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = NewRegistrar(ref).Register(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(r.DX-period) > 3 {
+		t.Fatalf("without the pose prior the moved part registered at (%.1f, %.1f) px: this test no longer tells the prior's work (want %d px)", r.DX, r.DY, period)
+	}
+	if err := ref.SetSpread(Spread{X: -0.1}); err == nil {
+		t.Error("SetSpread took a negative spread")
+	}
+}

@@ -84,7 +84,8 @@ type BuildReport struct {
 // part has to be moved further than the spread of the line requires), and
 // the template becomes the average of all images registered into it, each
 // scaled to the same mean and contrast. That is repeated once against the
-// averaged template, which is less noisy than any one image.
+// averaged template, which is less noisy than any one image. The
+// reference records how far those images lay from it (Spread).
 func (b *Builder) Build() (*Reference, BuildReport, error) {
 	n := len(b.thumbs)
 	if n < 2 {
@@ -137,7 +138,29 @@ func (b *Builder) Build() (*Reference, BuildReport, error) {
 		ref = next
 		res = b.registerAll(ref, pyrs)
 	}
+	ref.spread = b.spread(res)
 	return ref, BuildReport{Images: n, Seed: seed, Results: res, FrameSizes: len(sizes)}, nil
+}
+
+// spread is the largest shift, as a fraction of its frame, of the images
+// registered to the final reference that average would keep.
+func (b *Builder) spread(res []Result) Spread {
+	conf := make([]float64, len(res))
+	for i, r := range res {
+		conf[i] = r.Confidence
+	}
+	slices.Sort(conf)
+	floor := conf[len(conf)/2] - outlierMargin
+	var s Spread
+	for i, r := range res {
+		if r.Confidence < floor || r.Confidence == -1 {
+			continue
+		}
+		t := b.thumbs[i]
+		s.X = max(s.X, min(math.Abs(r.DX)/float64(t.w), 1))
+		s.Y = max(s.Y, min(math.Abs(r.DY)/float64(t.h), 1))
+	}
+	return s
 }
 
 // registerAll registers every thumbnail pyramid to ref; a failure has

@@ -188,7 +188,10 @@ type Reference struct {
 	// where the good images agree after registration (the part) counts
 	// more than what varies between them (a background the part slides
 	// over, reflections).
-	weight  Gray32
+	weight Gray32
+	// spread is how far the good images the reference was built from lay
+	// from it (zero: unknown, no pose prior).
+	spread  Spread
 	lv      [levels]*tmplLevel
 	pcLevel int
 	pcRef   []complex128 // conjugate spectrum of level pcLevel
@@ -196,6 +199,67 @@ type Reference struct {
 
 // Mode is what the reference registers.
 func (r *Reference) Mode() Mode { return r.mode }
+
+// Spread is how far from the reference view the good images it was built
+// from lay: the largest shift of any of them, as a fraction of the frame's
+// width (X) and height (Y). The registration prefers poses within it
+// (plus spreadMargin): a part that moved further is registered there only
+// when it matches clearly better than any pose the good parts took
+// (spreadWeight). Without it (zero, models fitted before it existed)
+// every pose within the bounds is judged by its match alone.
+type Spread struct {
+	X, Y float64
+}
+
+// Known says the spread was measured.
+func (s Spread) Known() bool { return s.X > 0 || s.Y > 0 }
+
+// Check returns an error unless both fractions are in 0..1 and finite.
+func (s Spread) Check() error {
+	if !(s.X >= 0 && s.X <= 1 && s.Y >= 0 && s.Y <= 1) {
+		return fmt.Errorf("align spread (%v, %v): want fractions of the frame in 0..1", s.X, s.Y)
+	}
+	return nil
+}
+
+// Spread is the pose spread of the good images the reference was built
+// from (zero when unknown).
+func (r *Reference) Spread() Spread { return r.spread }
+
+// SetSpread sets the pose spread of a reference loaded from a model file
+// (Spread.Check).
+func (r *Reference) SetSpread(s Spread) error {
+	if err := s.Check(); err != nil {
+		return err
+	}
+	r.spread = s
+	return nil
+}
+
+// The pose prior. A periodic fixture (a perforated board, a tray, a
+// grid) matches itself one period away; a part that moved on it, or is
+// missing, then matches the reference better one period off than where
+// the good parts lay (MVTec AD transistor's misplaced parts: registered
+// 110–126 px off in a 512-px frame, the whole board misaligned and every
+// pixel of the map lit, where the good parts spread ±24 px). So every
+// hypothesis's match is discounted by spreadWeight per frame side it lies
+// beyond the spread plus spreadMargin, and the home pose (where the good
+// parts lay on average) is always one of the hypotheses.
+const (
+	spreadMargin = 0.05
+	spreadWeight = 2.0
+)
+
+// priorPenalty is the discount of a hypothesis shifted by (dx, dy)
+// frame pixels in a w×h frame.
+func (s Spread) priorPenalty(dx, dy float64, w, h int) float64 {
+	if !s.Known() {
+		return 0
+	}
+	ex := max(math.Abs(dx)/float64(w)-s.X-spreadMargin, 0)
+	ey := max(math.Abs(dy)/float64(h)-s.Y-spreadMargin, 0)
+	return spreadWeight * (ex + ey)
+}
 
 // FrameSize is the size of the frames the reference was built from.
 func (r *Reference) FrameSize() (w, h int) { return r.frameW, r.frameH }
@@ -376,7 +440,26 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 	top := levels - 1
 	sel := max(top-selectDepth, 0)
 	best := lkResult{ncc: math.Inf(-1)}
+	bestScore := math.Inf(-1)
 	hyps := 0
+	// judge refines a hypothesis at pose p0 (level top) down to level sel
+	// and keeps it when its match, less the pose prior, is the best yet.
+	judge := func(p0 pose) {
+		r := g.lk.refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), p0, rigid, iterCoarse, converge(top))
+		if r.ncc == -1 {
+			return
+		}
+		p := r.p
+		for l := top - 1; l >= sel; l-- {
+			p.tx, p.ty = 2*p.tx, 2*p.ty
+			r = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0, converge(l))
+		}
+		k := 1 / (scale(sel) * f) // level-sel pixels to frame pixels
+		if s := r.ncc - ref.spread.priorPenalty(r.p.tx*k, r.p.ty*k, g.w, g.h); s > bestScore {
+			best, bestScore = r, s
+		}
+	}
+	home := ref.spread.Known()
 	for si, a := range g.starts {
 		if si > 0 {
 			// The frame turned back by a: its content then sits at the
@@ -388,20 +471,15 @@ func (g *Registrar) registerPyramid(f float64) (Result, error) {
 		hyps += len(g.peaks)
 		for _, q := range g.peaks {
 			p0 := off(q, top)
-			p0 = pose{theta: a, tx: cs*p0.tx - sn*p0.ty, ty: sn*p0.tx + cs*p0.ty}
-			r := g.lk.refine(ref.lv[top], &g.pyr[top], ci[0]*scale(top), ci[1]*scale(top), p0, rigid, iterCoarse, converge(top))
-			if r.ncc == -1 {
-				continue
+			if si == 0 && math.Abs(p0.tx) < 1 && math.Abs(p0.ty) < 1 {
+				home = false // a peak starts there already
 			}
-			p := r.p
-			for l := top - 1; l >= sel; l-- {
-				p.tx, p.ty = 2*p.tx, 2*p.ty
-				r = g.lk.refine(ref.lv[l], &g.pyr[l], ci[0]*scale(l), ci[1]*scale(l), p, rigid, 0, converge(l))
-			}
-			if r.ncc > best.ncc {
-				best = r
-			}
+			judge(pose{theta: a, tx: cs*p0.tx - sn*p0.ty, ty: sn*p0.tx + cs*p0.ty})
 		}
+	}
+	if home {
+		hyps++
+		judge(pose{})
 	}
 	if hyps == 0 || best.ncc == -1 || math.IsInf(best.ncc, -1) {
 		return Result{}, ErrNoOverlap
