@@ -145,12 +145,7 @@ func (b *Builder) Build() (*Reference, BuildReport, error) {
 // spread is the largest shift, as a fraction of its frame, of the images
 // registered to the final reference that average would keep.
 func (b *Builder) spread(res []Result) Spread {
-	conf := make([]float64, len(res))
-	for i, r := range res {
-		conf[i] = r.Confidence
-	}
-	slices.Sort(conf)
-	floor := conf[len(conf)/2] - outlierMargin
+	floor := keepFloor(res)
 	var s Spread
 	for i, r := range res {
 		if r.Confidence < floor || r.Confidence == -1 {
@@ -181,7 +176,12 @@ func (b *Builder) registerAll(ref *Reference, pyrs [][levels]Gray32) []Result {
 	return out
 }
 
-// medianConfidence is the median confidence of the images other than skip.
+// keepFloor is the least confidence an image registered to the reference
+// may have to be kept: outlierMargin below the median.
+func keepFloor(res []Result) float64 { return medianConfidence(res, -1) - outlierMargin }
+
+// medianConfidence is the median confidence of the images other than skip
+// (−1: none).
 func medianConfidence(res []Result, skip int) float64 {
 	c := make([]float64, 0, len(res))
 	for i, r := range res {
@@ -199,12 +199,7 @@ func medianConfidence(res []Result, skip int) float64 {
 // mean and unit spread, is resampled into the new view; where no image
 // reaches, the old template stays.
 func (b *Builder) average(ref *Reference, res []Result) (*Reference, error) {
-	conf := make([]float64, len(res))
-	for i, r := range res {
-		conf[i] = r.Confidence
-	}
-	slices.Sort(conf)
-	floor := conf[len(conf)/2] - outlierMargin
+	floor := keepFloor(res)
 	// Mean pose of the images kept (the angle's circular mean: parts
 	// may lie at any angle).
 	var mt Transform
