@@ -512,18 +512,22 @@ type alignMeta struct {
 	FrameW        int        `json:"frame_w"`
 	FrameH        int        `json:"frame_h"`
 	MinConfidence float64    `json:"min_confidence"`
-	// SpreadX, SpreadY are the reference's pose spread (align.Spread);
-	// absent in files from before it, which register without the prior.
-	SpreadX float64 `json:"spread_x,omitempty"`
-	SpreadY float64 `json:"spread_y,omitempty"`
+	// SpreadX, SpreadY are the reference's pose spread (align.Spread),
+	// both or neither: files from before it have neither and register
+	// without the prior.
+	SpreadX *float64 `json:"spread_x,omitempty"`
+	SpreadY *float64 `json:"spread_y,omitempty"`
 }
 
 // save writes the reference view into m.
 func (a *aligner) save(m *padim.Model) error {
 	w, h, pix, weight := a.ref.Template()
 	fw, fh := a.ref.FrameSize()
-	sp := a.ref.Spread()
-	meta, err := json.Marshal(alignMeta{Mode: a.ref.Mode(), FrameW: fw, FrameH: fh, MinConfidence: a.learned, SpreadX: sp.X, SpreadY: sp.Y})
+	m0 := alignMeta{Mode: a.ref.Mode(), FrameW: fw, FrameH: fh, MinConfidence: a.learned}
+	if sp := a.ref.Spread(); sp.Measured {
+		m0.SpreadX, m0.SpreadY = &sp.X, &sp.Y
+	}
+	meta, err := json.Marshal(m0)
 	if err != nil {
 		return err
 	}
@@ -568,8 +572,13 @@ func loadAligner(pm *padim.Model, o AlignOptions, shape viewShape) (*aligner, er
 	if err != nil {
 		return nil, err
 	}
-	if err := ref.SetSpread(align.Spread{X: meta.SpreadX, Y: meta.SpreadY}); err != nil {
-		return nil, fmt.Errorf("registration metadata %q: %w", extraAlign, err)
+	switch {
+	case (meta.SpreadX == nil) != (meta.SpreadY == nil):
+		return nil, fmt.Errorf("registration metadata %q: spread_x and spread_y must come together (a fraction of the frame each; neither in files from before the pose prior)", extraAlign)
+	case meta.SpreadX != nil:
+		if err := ref.SetSpread(align.Spread{X: *meta.SpreadX, Y: *meta.SpreadY, Measured: true}); err != nil {
+			return nil, fmt.Errorf("registration metadata %q: %w", extraAlign, err)
+		}
 	}
 	return newAligner(ref, o, meta.MinConfidence, shape), nil
 }

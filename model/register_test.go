@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -180,7 +181,7 @@ func TestRegistrationInspectAndRoundTrip(t *testing.T) {
 			t.Fatalf("template pixel %d: %v (weight %v) saved, %v (%v) loaded", i, p0[i], q0[i], p1[i], q1[i])
 		}
 	}
-	if sp := d.al.ref.Spread(); !sp.Known() || l.al.ref.Spread() != sp {
+	if sp := d.al.ref.Spread(); !sp.Measured || l.al.ref.Spread() != sp {
 		t.Errorf("pose spread %+v fitted, %+v loaded: want it measured and kept", sp, l.al.ref.Spread())
 	}
 	if after := check(l); math.Abs(after-before) > 1e-4*before {
@@ -202,6 +203,12 @@ func TestRegistrationInspectAndRoundTrip(t *testing.T) {
 		{"spread", func(m *padim.Model) {
 			m.Meta.Extra[extraAlign] = strings.Replace(m.Meta.Extra[extraAlign], `"spread_x":`, `"spread_x":-`, 1)
 		}, "align spread"},
+		{"one spread", func(m *padim.Model) {
+			m.Meta.Extra[extraAlign] = regexp.MustCompile(`,"spread_y":[^,}]*`).ReplaceAllString(m.Meta.Extra[extraAlign], "")
+		}, "spread_x and spread_y must come together"},
+		{"null spread", func(m *padim.Model) {
+			m.Meta.Extra[extraAlign] = regexp.MustCompile(`"spread_x":[^,}]*`).ReplaceAllString(m.Meta.Extra[extraAlign], `"spread_x":null`)
+		}, "spread_x and spread_y must come together"},
 		{"weights", func(m *padim.Model) {
 			t := m.Tensors[tensorAlignWeight]
 			m.Tensors[tensorAlignWeight] = padim.Tensor{Shape: []int{1, 3}, Data: t.Data[:3]}

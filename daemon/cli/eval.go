@@ -346,6 +346,9 @@ func cmdEval() *Command {
 							if job.sk.count() > 0 {
 								err = fmt.Errorf("%w (%s)", err, job.sk)
 							}
+							if *modelPath != "" {
+								return fmt.Errorf("eval %s, model %s: %w", dir, *modelPath, err)
+							}
 							return fmt.Errorf("eval %s, recipe %s: %w", dir, r, err)
 						}
 						if job.sk.count() > 0 {
@@ -1092,7 +1095,10 @@ func writeReport(dir string, det *model.Detector, load dataset.Loader, items []e
 			if err != nil {
 				return err
 			}
-			r, err := det.Inspect(img)
+			// A frame the daemon would refuse for its registration is
+			// shown at its estimated pose, as the figures score it, and
+			// named so.
+			r, refused, err := det.InspectUnbounded(img)
 			if err != nil {
 				return err
 			}
@@ -1102,8 +1108,12 @@ func writeReport(dir string, det *model.Detector, load dataset.Loader, items []e
 			}
 			over := render.Overlay(nil, img, r.Map, r.W, r.H, r.Threshold)
 			panel := render.Panel(img, over, render.Mask(gt, r.W, r.H), r.Mask)
-			name := fmt.Sprintf("%s_%d_%s_%s_score%.3g.png", prefix, k+1, e.it.Label,
+			name := fmt.Sprintf("%s_%d_%s_%s_score%.3g", prefix, k+1, e.it.Label,
 				strings.TrimSuffix(filepath.Base(e.it.Path), filepath.Ext(e.it.Path)), r.Normalized)
+			if refused != nil {
+				name += "_refused"
+			}
+			name += ".png"
 			if err := savePNG(filepath.Join(dir, name), panel); err != nil {
 				return err
 			}

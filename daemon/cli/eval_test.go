@@ -270,3 +270,37 @@ func readEvalReport(t *testing.T, path string) EvalReport {
 	}
 	return rep
 }
+
+// TestEvalReportShowsRefusedFrames: --report draws the worst images of a
+// registered model even when the daemon would refuse them for their
+// registration (shown at their estimated pose, named so); it failed the
+// whole evaluation with the registration's error.
+func TestEvalReportShowsRefusedFrames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set := filepath.Join(dir, "a")
+	if code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", set, "--train", "12", "--test", "6",
+		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", "7"); code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	// A confidence floor no frame reaches: every test image is refused.
+	cfg := filepath.Join(dir, "cfg.yaml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\ncapture:\n  align:\n    min_confidence: 0.9999\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := filepath.Join(dir, "report")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "v1p-squash-rigid-raw",
+		"--features", "16", "--report", rep)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "6 test images beyond its bounds") {
+		t.Errorf("output does not count the 6 refused test images:\n%s", stdout)
+	}
+	names, err := filepath.Glob(filepath.Join(rep, "*_refused.png"))
+	if err != nil || len(names) != 6 {
+		t.Errorf("report panels named refused: %v (err %v), want all 6 test images", names, err)
+	}
+}

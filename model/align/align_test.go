@@ -706,7 +706,7 @@ func TestRegisterPrefersThePartsPoses(t *testing.T) {
 	}
 	ref := reference(t, Rigid, frames...)
 	sp := ref.Spread()
-	if !sp.Known() || sp.X > 0.03 || sp.Y > 0.01 {
+	if !sp.Measured || sp.X > 0.03 || sp.Y > 0.01 {
 		t.Fatalf("spread %+v, want the training parts' few pixels", sp)
 	}
 	moved := board(w, h, period, 0, period)

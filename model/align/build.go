@@ -146,7 +146,7 @@ func (b *Builder) Build() (*Reference, BuildReport, error) {
 // registered to the final reference that average would keep.
 func (b *Builder) spread(res []Result) Spread {
 	floor := keepFloor(res)
-	var s Spread
+	s := Spread{Measured: true}
 	for i, r := range res {
 		if r.Confidence < floor || r.Confidence == -1 {
 			continue
