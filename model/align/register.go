@@ -190,7 +190,7 @@ type Reference struct {
 	// over, reflections).
 	weight Gray32
 	// spread is how far the good images the reference was built from lay
-	// from it (zero: unknown, no pose prior).
+	// from it (not Measured in files from before it: no pose prior).
 	spread  Spread
 	lv      [levels]*tmplLevel
 	pcLevel int
@@ -223,7 +223,7 @@ func (s Spread) Check() error {
 }
 
 // Spread is the pose spread of the good images the reference was built
-// from (zero when unknown).
+// from (not Measured when unknown).
 func (r *Reference) Spread() Spread { return r.spread }
 
 // SetSpread sets the pose spread of a reference loaded from a model file
