@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,11 +22,7 @@ func TestEvalSetsAndCompare(t *testing.T) {
 	var sets []string
 	for i, name := range []string{"a", "b"} {
 		out := filepath.Join(dir, name)
-		code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", out, "--train", "24", "--test", "10",
-			"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", string(rune('3'+i)))
-		if code != 0 {
-			t.Fatalf("export: %s", stderr)
-		}
+		exportSet(t, out, 24, 10, 3+i)
 		sets = append(sets, out)
 	}
 	cfg := evalConfig(t, dir)
@@ -83,10 +80,7 @@ func TestEvalMisalign(t *testing.T) {
 	}
 	dir := t.TempDir()
 	set := filepath.Join(dir, "a")
-	if code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", set, "--train", "20", "--test", "8",
-		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", "5"); code != 0 {
-		t.Fatalf("export: %s", stderr)
-	}
+	exportSet(t, set, 20, 8, 5)
 	cfg := evalConfig(t, dir)
 	run := func(seeds string) EvalReport {
 		js := filepath.Join(dir, "eval"+seeds+".json")
@@ -174,11 +168,7 @@ func TestEvalMasksAndCounts(t *testing.T) {
 	}
 	dir := t.TempDir()
 	set := filepath.Join(dir, "set")
-	code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", set, "--train", "12", "--test", "12",
-		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", "7")
-	if code != 0 {
-		t.Fatalf("export: %s", stderr)
-	}
+	exportSet(t, set, 12, 12, 7)
 	masks, _ := filepath.Glob(filepath.Join(set, "ground_truth", "*", "*_mask.png"))
 	if len(masks) < 3 {
 		t.Fatalf("%d masks exported, want at least 3", len(masks))
@@ -257,6 +247,16 @@ func evalConfig(t *testing.T, dir string) string {
 	return cfg
 }
 
+// exportSet exports a synthetic 96×72 data set to out: train good
+// images, test images half of them defective, fixed by seed.
+func exportSet(t *testing.T, out string, train, test, seed int) {
+	t.Helper()
+	if code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", out, "--train", strconv.Itoa(train), "--test", strconv.Itoa(test),
+		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", strconv.Itoa(seed)); code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+}
+
 // readEvalReport reads eval's --json file.
 func readEvalReport(t *testing.T, path string) EvalReport {
 	t.Helper()
@@ -281,10 +281,7 @@ func TestEvalReportShowsRefusedFrames(t *testing.T) {
 	}
 	dir := t.TempDir()
 	set := filepath.Join(dir, "a")
-	if code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", set, "--train", "12", "--test", "6",
-		"--width", "96", "--height", "72", "--defect-rate", "0.5", "--seed", "7"); code != 0 {
-		t.Fatalf("export: %s", stderr)
-	}
+	exportSet(t, set, 12, 6, 7)
 	// A confidence floor no frame reaches: every test image is refused.
 	cfg := filepath.Join(dir, "cfg.yaml")
 	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\ncapture:\n  align:\n    min_confidence: 0.9999\n"), 0o644); err != nil {

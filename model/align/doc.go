@@ -14,7 +14,10 @@
 //     translation hypotheses, whatever the shift;
 //  2. each is refined by inverse-compositional Lucas–Kanade (Baker &
 //     Matthews, "Lucas-Kanade 20 Years On", IJCV 2004) on the rotation
-//     and translation on that level and judged on the next finer one; the
+//     and translation on that level and judged on the next finer one,
+//     beside the pose where the reference's good images lay on average,
+//     each by its match less a pose prior (Spread: how far the good images
+//     lay, so that a periodic fixture's next period does not win); the
 //     best is refined coarse to fine, with the
 //     intensities of the overlap normalized to zero mean and unit variance
 //     at every step, so that exposure and contrast do not move the result
