@@ -98,6 +98,27 @@ func (e *PayloadTooLargeError) Error() string {
 // Is makes errors.Is(err, ErrPayloadTooLarge) true.
 func (e *PayloadTooLargeError) Is(target error) bool { return target == ErrPayloadTooLarge }
 
+// ackState is a received message's acknowledgement: sent when its handler
+// returns, unless the handler held it.
+type ackState struct {
+	ack  func()
+	held bool
+}
+
+// Hold keeps the broker from being acknowledged (QoS 1 and 2) when the
+// handler returns; the returned release acknowledges it (once; safe from
+// any goroutine). A handler that only enqueues a message holds it until
+// the queue's consumer has made it durable: acknowledged before that, a
+// crash in between loses it, since the broker then never sends it again.
+// It must be called from the handler itself; every hold must be released.
+func (m Message) Hold() (release func()) {
+	if m.ack == nil {
+		return func() {}
+	}
+	m.ack.held = true
+	return m.ack.ack
+}
+
 // Message is one message received on a subscribed topic.
 type Message struct {
 	Topic   string
@@ -118,6 +139,8 @@ type Message struct {
 	// router goroutine, which may call the handler only after the SUBACK
 	// was processed on another goroutine.
 	Backlog bool
+	// ack is the message's acknowledgement to the broker (Hold).
+	ack *ackState
 }
 
 // Handler receives messages on subscribed topics. It runs on a paho
@@ -301,6 +324,10 @@ func New(opts Options) (*Publisher, error) {
 		// Handlers only enqueue, so they may run in order on paho's own
 		// goroutine: triggers are then taken in the order they arrived.
 		SetOrderMatters(true).
+		// Acknowledged when the handler returns, unless it holds the
+		// message (Message.Hold) until what it handed it to made it
+		// durable.
+		SetAutoAckDisabled(true).
 		SetKeepAlive(opts.KeepAlive).
 		SetPingTimeout(pingTimeout).
 		SetConnectTimeout(opts.ConnectTimeout).
@@ -714,7 +741,11 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	}
 	ackedAt := new(atomic.Int64)
 	mh := func(_ mqtt.Client, m mqtt.Message) {
-		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: backlog(ackedAt)})
+		st := &ackState{ack: m.Ack} // paho's Ack runs once
+		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: backlog(ackedAt), ack: st})
+		if !st.held {
+			m.Ack()
+		}
 	}
 	p.mu.Lock()
 	if p.closed {

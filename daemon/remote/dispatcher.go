@@ -20,6 +20,14 @@ import (
 // DefaultQueue is how many requests may wait for the command goroutine.
 const DefaultQueue = 64
 
+// maxHeld is how many waiting requests keep their transport's
+// acknowledgement held (Request.Release) until they are recorded; those
+// queued beyond it are released on arrival. A broker sends a client only
+// so many unacknowledged QoS 1 messages (mosquitto's
+// max_inflight_messages: 20): holding more behind a long command would
+// stall the triggers that share the connection.
+const maxHeld = 8
+
 // Options configure a Dispatcher.
 type Options struct {
 	// Controller is the daemon. Required.
@@ -195,6 +203,9 @@ func (d *Dispatcher) TakeInterrupted(match func(origin string) bool) []Interrupt
 // anything else looks at it. It never blocks: when the queue is full the
 // request is answered busy.
 func (d *Dispatcher) Submit(req Request, done func(Reply)) {
+	if r := req.Release; r != nil {
+		req.Release = sync.OnceFunc(r)
+	}
 	it := item{req: req, done: done}
 	if max := d.ctl.Config().Remote.MaxPayload; uint64(len(req.Body)) > uint64(max) {
 		it.err = errorf(CodeTooLarge, "", "message is %d bytes, over remote.max_payload (%s); nothing of it was read", len(req.Body), max)
@@ -210,6 +221,9 @@ func (d *Dispatcher) Submit(req Request, done func(Reply)) {
 	}
 	select {
 	case d.queue <- it:
+		if len(d.queue) > maxHeld {
+			it.release()
+		}
 	default:
 		go d.refuse(it, "", errorf(CodeBusy, "", "%d commands are waiting; try again shortly", cap(d.queue)))
 	}
@@ -250,6 +264,7 @@ func (d *Dispatcher) loop() {
 
 // refuse answers a request that is not executed, with one log line.
 func (d *Dispatcher) refuse(it item, id string, err error) {
+	defer it.release()
 	if id == "" {
 		id = it.req.ID
 	}
@@ -265,8 +280,17 @@ type auth struct {
 	signer string
 }
 
+// release tells the front end the request is durable or answered
+// (Request.Release).
+func (it item) release() {
+	if it.req.Release != nil {
+		it.req.Release()
+	}
+}
+
 // handle runs one request on the command goroutine.
 func (d *Dispatcher) handle(it item) {
+	defer it.release() // answered without being recorded
 	start := d.now()
 	req := it.req
 	if it.err != nil {
@@ -365,6 +389,7 @@ func (d *Dispatcher) handle(it item) {
 		d.refuse(it, id, errorf(CodeFailed, "", "not executed: the request could not be recorded, so a repeat could run it twice: %v", err))
 		return
 	}
+	it.release() // recorded: a crash from here on answers it "interrupted"
 	if plan.Background {
 		d.startJob(env, plan, it.done, start)
 		return

@@ -3,9 +3,11 @@ package remote
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -460,5 +462,89 @@ func TestCorruptRequestTableMovedAside(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 1 {
 		t.Errorf("corrupt table kept as %v", m)
+	}
+}
+
+// TestReleasedOnceRecorded: a front end that acknowledges on Release (MQTT
+// QoS 1) learns the request is durable before the command runs — recorded
+// as running, so a crash from then on answers it "interrupted" — and a
+// request answered without being recorded (refused, busy) is released
+// too; each once. Acknowledged on arrival instead, a kill between the
+// broker's PUBACK and the record lost the command without a reply.
+func TestReleasedOnceRecorded(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.opts.Queue = 1
+	r.restart()
+	var released [4]atomic.Int32
+	submit := func(k int, name, body string) chan Reply {
+		ch := make(chan Reply, 1)
+		r.d.Submit(Request{Name: name, Body: []byte(body), Origin: "device", Release: func() { released[k].Add(1) }},
+			func(rep Reply) { ch <- rep })
+		return ch
+	}
+	gate := r.ctl.holdFrames()
+	running := submit(0, "snapshot", `{"id":"p1"}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for released[0].Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if e := r.d.store.lookup("snapshot", "p1", r.opts.Now(), time.Hour); e == nil || e.Done || released[0].Load() != 1 {
+		t.Fatalf("while the command runs: released %d times, table entry %+v; want once, recorded as running", released[0].Load(), e)
+	}
+	waiting := submit(1, "status", `{"id":"s1"}`)
+	busy := submit(2, "status", `{"id":"s2"}`)
+	mustFail(t, r.wait(busy), CodeBusy, "waiting")
+	close(gate)
+	if rep := r.wait(running); !rep.OK {
+		t.Error(rep)
+	}
+	if rep := r.wait(waiting); !rep.OK {
+		t.Error(rep)
+	}
+	mustFail(t, r.wait(submit(3, "status", `{"id":""}`)), CodeInvalid, "id")
+	for k := range released {
+		if n := released[k].Load(); n != 1 {
+			t.Errorf("request %d released %d times, want once", k, n)
+		}
+	}
+}
+
+// TestHeldOnlyUpToMaxHeld: requests waiting behind a long command keep
+// their acknowledgement held only up to maxHeld; those beyond are released
+// on arrival, so that a broker's limit of unacknowledged messages is never
+// reached and triggers on the same connection keep flowing.
+func TestHeldOnlyUpToMaxHeld(t *testing.T) {
+	r := newRig(t, unsigned)
+	gate := r.ctl.holdFrames()
+	first := r.submit("snapshot", "device", []byte(`{"id":"p1"}`))
+	time.Sleep(50 * time.Millisecond) // the snapshot runs, the queue is empty
+	var released [maxHeld + 2]atomic.Int32
+	var replies []chan Reply
+	for k := range released {
+		ch := make(chan Reply, 1)
+		r.d.Submit(Request{Name: "status", Body: []byte(fmt.Sprintf(`{"id":"s%d"}`, k)), Origin: "device", Release: func() { released[k].Add(1) }},
+			func(rep Reply) { ch <- rep })
+		replies = append(replies, ch)
+	}
+	for k := range released {
+		want := int32(0) // held until recorded
+		if k >= maxHeld {
+			want = 1 // beyond maxHeld: released on arrival
+		}
+		if n := released[k].Load(); n != want {
+			t.Errorf("waiting request %d released %d times while the snapshot runs, want %d", k, n, want)
+		}
+	}
+	close(gate)
+	if rep := r.wait(first); !rep.OK {
+		t.Error(rep)
+	}
+	for k, ch := range replies {
+		if rep := r.wait(ch); !rep.OK {
+			t.Error(rep)
+		}
+		if n := released[k].Load(); n != 1 {
+			t.Errorf("request %d released %d times in all, want once", k, n)
+		}
 	}
 }

@@ -206,7 +206,10 @@ func (m *MQTT) handle(msg mqttpub.Message) {
 	if msg.Duplicate {
 		m.log.Debug("remote: redelivered message (DUP); deduplicated by its id", "topic", msg.Topic)
 	}
-	m.s.Submit(Request{Name: name, Body: msg.Payload, Origin: origin}, func(r Reply) { m.reply(name, r) })
+	// Acknowledged to the broker once the dispatcher has recorded the
+	// request (or answered it): a crash before that gets it redelivered.
+	release := msg.Hold()
+	m.s.Submit(Request{Name: name, Body: msg.Payload, Origin: origin, Release: release}, func(r Reply) { m.reply(name, r) })
 }
 
 // reply publishes a reply at QoS 1.

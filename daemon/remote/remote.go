@@ -28,6 +28,12 @@ type Request struct {
 	// Retained is true when the transport delivered the message with the
 	// retain flag: such a request is never executed.
 	Retained bool
+	// Release, when set, is called once the request is durable (recorded
+	// in the request table, so that a crash from then on answers it
+	// "interrupted" after the restart) or answered without being
+	// recorded: a front end whose transport redelivers what it has not
+	// acknowledged (MQTT QoS 1) acknowledges it then. It is called once.
+	Release func()
 }
 
 // Reply is the one answer to a Request. It is published as a JSON object
