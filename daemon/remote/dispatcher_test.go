@@ -503,10 +503,22 @@ func TestReleasedOnceRecorded(t *testing.T) {
 	}
 	mustFail(t, r.wait(submit(3, "status", `{"id":""}`)), CodeInvalid, "id")
 	for k := range released {
-		if n := released[k].Load(); n != 1 {
+		if n := releasedOnce(&released[k]); n != 1 {
 			t.Errorf("request %d released %d times, want once", k, n)
 		}
 	}
+}
+
+// releasedOnce returns the count once it is at least one or after ten
+// seconds: a request is released after its reply is handed over (a crash
+// in between then redelivers rather than loses it), so a reply can reach
+// the test a moment before the release does.
+func releasedOnce(n *atomic.Int32) int32 {
+	for deadline := time.Now().Add(10 * time.Second); n.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond) // a second release would show here
+	return n.Load()
 }
 
 // TestHeldOnlyUpToMaxHeld: requests waiting behind a long command keep
@@ -516,8 +528,13 @@ func TestReleasedOnceRecorded(t *testing.T) {
 func TestHeldOnlyUpToMaxHeld(t *testing.T) {
 	r := newRig(t, unsigned)
 	gate := r.ctl.holdFrames()
-	first := r.submit("snapshot", "device", []byte(`{"id":"p1"}`))
-	time.Sleep(50 * time.Millisecond) // the snapshot runs, the queue is empty
+	first := make(chan Reply, 1)
+	var running atomic.Int32
+	r.d.Submit(Request{Name: "snapshot", Body: []byte(`{"id":"p1"}`), Origin: "device", Release: func() { running.Add(1) }},
+		func(rep Reply) { first <- rep })
+	if releasedOnce(&running) != 1 { // recorded as running: the queue is empty
+		t.Fatal("the snapshot was not recorded as running")
+	}
 	var released [maxHeld + 2]atomic.Int32
 	var replies []chan Reply
 	for k := range released {
@@ -543,7 +560,7 @@ func TestHeldOnlyUpToMaxHeld(t *testing.T) {
 		if rep := r.wait(ch); !rep.OK {
 			t.Error(rep)
 		}
-		if n := released[k].Load(); n != 1 {
+		if n := releasedOnce(&released[k]); n != 1 {
 			t.Errorf("request %d released %d times in all, want once", k, n)
 		}
 	}
