@@ -429,8 +429,7 @@ func TestQueueFullAndClose(t *testing.T) {
 	r.restart()
 	// Hold the command goroutine in a snapshot until released.
 	gate := r.ctl.holdFrames()
-	first := r.submit("snapshot", "device", []byte(`{"id":"p1"}`))
-	time.Sleep(50 * time.Millisecond)
+	first := r.submitRunning("snapshot", `{"id":"p1"}`)
 	second := r.submit("status", "device", []byte(`{"id":"s1"}`))
 	third := r.submit("status", "device", []byte(`{"id":"s2"}`))
 	mustFail(t, r.wait(third), CodeBusy, "1 commands are waiting")
@@ -528,13 +527,7 @@ func releasedOnce(n *atomic.Int32) int32 {
 func TestHeldOnlyUpToMaxHeld(t *testing.T) {
 	r := newRig(t, unsigned)
 	gate := r.ctl.holdFrames()
-	first := make(chan Reply, 1)
-	var running atomic.Int32
-	r.d.Submit(Request{Name: "snapshot", Body: []byte(`{"id":"p1"}`), Origin: "device", Release: func() { running.Add(1) }},
-		func(rep Reply) { first <- rep })
-	if releasedOnce(&running) != 1 { // recorded as running: the queue is empty
-		t.Fatal("the snapshot was not recorded as running")
-	}
+	first := r.submitRunning("snapshot", `{"id":"p1"}`)
 	var released [maxHeld + 2]atomic.Int32
 	var replies []chan Reply
 	for k := range released {

@@ -470,6 +470,24 @@ func (r *rig) submit(name, origin string, body []byte) <-chan Reply {
 	return ch
 }
 
+// submitRunning submits a request from the device topic and returns once
+// the command goroutine has taken it and recorded it as running (its
+// Release), so that the queue is empty behind it; a test that slept
+// instead found the request still queued on a loaded machine.
+func (r *rig) submitRunning(name, body string) <-chan Reply {
+	r.t.Helper()
+	ch := make(chan Reply, 4)
+	running := make(chan struct{})
+	r.d.Submit(Request{Name: name, Body: []byte(body), Origin: "device", Release: func() { close(running) }},
+		func(rep Reply) { ch <- rep })
+	select {
+	case <-running:
+	case <-time.After(10 * time.Second):
+		r.t.Fatalf("%s %s was not recorded as running within 10 s", name, body)
+	}
+	return ch
+}
+
 // do submits a request from the device topic and waits for its reply.
 func (r *rig) do(name string, body string) Reply {
 	r.t.Helper()
