@@ -1,6 +1,7 @@
 package mqttpub_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -60,5 +61,46 @@ func TestHeldMessageRedelivered(t *testing.T) {
 	// Released by the client before: never sent again.
 	if got := run(false, false, ""); len(got) != 0 {
 		t.Errorf("a released message was sent again: %q", got)
+	}
+}
+
+// TestUnroutedMessageAcknowledged: a message the broker still sends on a
+// subscription this session made before (a changed topic prefix, a
+// removed trigger) and that no handler takes is acknowledged all the same.
+// Left unacknowledged, as paho leaves them once auto-acknowledgement is
+// off, 20 of them filled mosquitto's in-flight window and every later
+// command waited behind it for ever.
+func TestUnroutedMessageAcknowledged(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	sender := collect(t, b.URL, "sender", false, "nothing/#")
+	const stale, live = "inspectd/hold2/old/x", "inspectd/hold2/cmd/x"
+	old, _ := newPublisher(t, b.URL, "hold2", nil)
+	must(t, old.Subscribe("inspectd/hold2/old/#", 1, func(mqttpub.Message) {}))
+	must(t, old.Start())
+	waitFor(t, 5*time.Second, "connected", func() bool { return old.State().Connected })
+	time.Sleep(200 * time.Millisecond) // the subscription is in place
+	must(t, old.Close(ctxTimeout(t, 2*time.Second)))
+
+	p, _ := newPublisher(t, b.URL, "hold2", nil)
+	got := make(chan string, 1)
+	must(t, p.Subscribe(live, 1, func(m mqttpub.Message) { got <- string(m.Payload) }))
+	must(t, p.Start())
+	waitFor(t, 5*time.Second, "connected", func() bool { return p.State().Connected })
+	time.Sleep(200 * time.Millisecond)
+	for k := range 30 {
+		if tok := sender.client.Publish(stale, 1, false, fmt.Sprint(k)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	if tok := sender.client.Publish(live, 1, false, "live"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	select {
+	case m := <-got:
+		if m != "live" {
+			t.Errorf("got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a command behind 30 unrouted messages never arrived: they were not acknowledged")
 	}
 }

@@ -347,7 +347,13 @@ func New(opts Options) (*Publisher, error) {
 		SetConnectionLostHandler(nil).
 		SetConnectionNotificationHandler(p.onNotify).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+			// A subscription the persistent session kept from before
+			// (another prefix, a removed trigger). Acknowledged all the
+			// same: with auto-acknowledgement off, unacknowledged ones
+			// would fill the broker's in-flight window and stall every
+			// later message.
 			p.log.Debug("mqtt message on a topic without handler", "topic", m.Topic())
+			m.Ack()
 		})
 	p.client = mqtt.NewClient(co)
 	return p, nil
