@@ -11,27 +11,40 @@ import (
 )
 
 // TestHeldMessageRedelivered: a QoS 1 message whose handler holds it is
-// not acknowledged to the broker until released, so a client that stops
-// before the release gets it again from its persistent session; a
-// released (or not held) one is not sent again. Acknowledged when the
-// handler returned, a command that a crash caught between the handler's
-// enqueue and its record was lost without a reply.
+// not acknowledged to the broker until released, so a client that dies
+// before the release (the connection cut, no Close) gets it again from its
+// persistent session; a released one, or one still held at a clean Close
+// (a stop, a move to another broker), is not sent again. Acknowledged
+// when the handler returned, a command that a crash caught between the
+// handler's enqueue and its record was lost without a reply.
 func TestHeldMessageRedelivered(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
 	sender := collect(t, b.URL, "sender", false, "nothing/#")
 	const topic = "inspectd/hold1/cmd/x"
-	run := func(hold, release bool, send string) []string {
+	type mode int
+	const (
+		noHold mode = iota
+		holdRelease
+		holdClose // held at a clean Close
+		holdCrash // held when the connection dies without a Close
+	)
+	run := func(m mode, send string) []string {
 		t.Helper()
-		p, _ := newPublisher(t, b.URL, "hold1", nil)
+		url, px := b.URL, (*testbroker.Proxy)(nil)
+		if m == holdCrash {
+			px = testbroker.NewProxy(t, b.URL)
+			url = px.URL
+		}
+		p, _ := newPublisher(t, url, "hold1", nil)
 		var mu sync.Mutex
 		var got []string
-		must(t, p.Subscribe(topic, 1, func(m mqttpub.Message) {
+		must(t, p.Subscribe(topic, 1, func(msg mqttpub.Message) {
 			mu.Lock()
-			got = append(got, string(m.Payload))
+			got = append(got, string(msg.Payload))
 			mu.Unlock()
-			if hold {
-				r := m.Hold()
-				if release {
+			if m != noHold {
+				r := msg.Hold()
+				if m == holdRelease {
 					go r()
 				}
 			}
@@ -46,20 +59,28 @@ func TestHeldMessageRedelivered(t *testing.T) {
 		}
 		waitFor(t, 5*time.Second, "a message", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 || send == "" })
 		time.Sleep(300 * time.Millisecond) // an acknowledgement reaches the broker, a redelivery arrives
-		must(t, p.Close(ctxTimeout(t, 2*time.Second)))
+		if px != nil {
+			px.Close() // the process dies: nothing more reaches the broker
+		}
+		_ = p.Close(ctxTimeout(t, 2*time.Second))
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), got...)
 	}
-	run(false, false, "") // the persistent session exists
-	if got := run(true, false, "held"); len(got) != 1 || got[0] != "held" {
+	run(noHold, "") // the persistent session exists
+	if got := run(holdCrash, "held"); len(got) != 1 || got[0] != "held" {
 		t.Fatalf("first client got %q", got)
 	}
-	if got := run(true, true, ""); len(got) != 1 || got[0] != "held" {
-		t.Fatalf("after a stop before the release the broker sent %q, want the held message again", got)
+	if got := run(holdClose, ""); len(got) != 1 || got[0] != "held" {
+		t.Fatalf("after a crash before the release the broker sent %q, want the held message again", got)
 	}
-	// Released by the client before: never sent again.
-	if got := run(false, false, ""); len(got) != 0 {
+	if got := run(noHold, ""); len(got) != 0 {
+		t.Fatalf("a message held at a clean Close was sent again: %q", got)
+	}
+	if got := run(holdRelease, "released"); len(got) != 1 || got[0] != "released" {
+		t.Fatalf("got %q", got)
+	}
+	if got := run(noHold, ""); len(got) != 0 {
 		t.Errorf("a released message was sent again: %q", got)
 	}
 }

@@ -98,27 +98,6 @@ func (e *PayloadTooLargeError) Error() string {
 // Is makes errors.Is(err, ErrPayloadTooLarge) true.
 func (e *PayloadTooLargeError) Is(target error) bool { return target == ErrPayloadTooLarge }
 
-// ackState is a received message's acknowledgement: sent when its handler
-// returns, unless the handler held it.
-type ackState struct {
-	ack  func()
-	held bool
-}
-
-// Hold keeps the broker from being acknowledged (QoS 1 and 2) when the
-// handler returns; the returned release acknowledges it (once; safe from
-// any goroutine). A handler that only enqueues a message holds it until
-// the queue's consumer has made it durable: acknowledged before that, a
-// crash in between loses it, since the broker then never sends it again.
-// It must be called from the handler itself; every hold must be released.
-func (m Message) Hold() (release func()) {
-	if m.ack == nil {
-		return func() {}
-	}
-	m.ack.held = true
-	return m.ack.ack
-}
-
 // Message is one message received on a subscribed topic.
 type Message struct {
 	Topic   string
@@ -226,10 +205,13 @@ type Publisher struct {
 	stopSender chan struct{}
 	senderDone chan struct{}
 
-	mu      sync.Mutex
-	info    []byte
-	status  string
-	subs    map[string]subscription
+	mu     sync.Mutex
+	info   []byte
+	status string
+	subs   map[string]subscription
+	// holds are the received messages held and not yet released (its
+	// own lock).
+	holds   holdSet
 	started bool
 	closed  bool
 	closing chan struct{}
@@ -747,7 +729,7 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	}
 	ackedAt := new(atomic.Int64)
 	mh := func(_ mqtt.Client, m mqtt.Message) {
-		st := &ackState{ack: m.Ack} // paho's Ack runs once
+		st := &ackState{ack: m.Ack, holds: &p.holds} // paho's Ack runs once
 		h(Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate(), Backlog: backlog(ackedAt), ack: st})
 		if !st.held {
 			m.Ack()
@@ -914,6 +896,12 @@ func (p *Publisher) Close(ctx context.Context) error {
 	case <-p.senderDone:
 	case <-time.After(100 * time.Millisecond):
 	}
+	// Held messages are acknowledged on this connection, which is closed
+	// for good: their handlers' owners answer or run them (a stop answers
+	// them "stopping"; a reload onto another broker or client id runs
+	// them), and the session would otherwise deliver them again to
+	// whoever connects with this client id next.
+	p.holds.ackAll(ctx)
 	if connected() {
 		tok := p.client.Publish(p.topics.Status, 1, true, []byte(StatusOffline))
 		waitUntil(ctx, time.Now().Add(closeGoodbyeMax), func() bool {

@@ -214,17 +214,20 @@ func (d *Dispatcher) Submit(req Request, done func(Reply)) {
 		it.req.Body = bytes.Clone(req.Body)
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		go d.refuse(it, "", errorf(CodeFailed, "", "inspectd is stopping; not executed"))
 		return
 	}
 	select {
 	case d.queue <- it:
-		if len(d.queue) > maxHeld {
+		beyond := len(d.queue) > maxHeld
+		d.mu.Unlock()
+		if beyond { // released outside the lock: a front end's release may wait on its network
 			it.release()
 		}
 	default:
+		d.mu.Unlock()
 		go d.refuse(it, "", errorf(CodeBusy, "", "%d commands are waiting; try again shortly", cap(d.queue)))
 	}
 }

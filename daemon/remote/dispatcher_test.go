@@ -558,3 +558,39 @@ func TestHeldOnlyUpToMaxHeld(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowReleaseOutsideTheLock: a front end's release may wait on its
+// network (paho's acknowledgement on a stalled socket); the one Submit
+// makes for a request beyond maxHeld runs outside the dispatcher's lock,
+// so the device id, event sinks and every later request are not held up.
+func TestSlowReleaseOutsideTheLock(t *testing.T) {
+	r := newRig(t, unsigned)
+	gate := r.ctl.holdFrames()
+	first := r.submitRunning("snapshot", `{"id":"p1"}`)
+	var waiting []<-chan Reply
+	for k := range maxHeld {
+		waiting = append(waiting, r.submit("status", "device", []byte(fmt.Sprintf(`{"id":"s%d"}`, k))))
+	}
+	stalled, unstall := make(chan struct{}), make(chan struct{})
+	go r.d.Submit(Request{Name: "status", Body: []byte(`{"id":"slow"}`), Origin: "device", Release: func() { close(stalled); <-unstall }},
+		func(Reply) {})
+	select {
+	case <-stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request beyond maxHeld was not released on arrival")
+	}
+	set := make(chan struct{})
+	go func() { r.d.SetDeviceID("box9"); close(set) }()
+	select {
+	case <-set:
+	case <-time.After(5 * time.Second):
+		t.Error("SetDeviceID waited on a release")
+	}
+	close(unstall)
+	close(gate)
+	for _, ch := range append(waiting, first) {
+		if rep := r.wait(ch); !rep.OK {
+			t.Error(rep)
+		}
+	}
+}
