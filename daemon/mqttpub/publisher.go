@@ -204,14 +204,14 @@ type Publisher struct {
 
 	stopSender chan struct{}
 	senderDone chan struct{}
-
-	mu     sync.Mutex
-	info   []byte
-	status string
-	subs   map[string]subscription
 	// holds are the received messages held and not yet released (its
 	// own lock).
-	holds   holdSet
+	holds holdSet
+
+	mu      sync.Mutex
+	info    []byte
+	status  string
+	subs    map[string]subscription
 	started bool
 	closed  bool
 	closing chan struct{}
