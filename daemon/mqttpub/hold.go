@@ -3,6 +3,8 @@ package mqttpub
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ackState is a received message's acknowledgement: sent when its handler
@@ -20,7 +22,11 @@ type ackState struct {
 func (st *ackState) release() {
 	st.once.Do(func() {
 		st.holds.remove(st)
-		go st.ack()
+		st.holds.sending.Add(1)
+		go func() {
+			defer st.holds.sending.Add(-1)
+			st.ack()
+		}()
 	})
 }
 
@@ -29,6 +35,11 @@ func (st *ackState) release() {
 type holdSet struct {
 	mu sync.Mutex
 	m  map[*ackState]struct{}
+	// sending counts released acknowledgements paho has not taken yet:
+	// Close waits for them, or a command answered just before a stop
+	// ("stopping; not executed") would be delivered again and run after
+	// the restart.
+	sending atomic.Int32
 }
 
 func (h *holdSet) add(st *ackState) {
@@ -46,24 +57,30 @@ func (h *holdSet) remove(st *ackState) {
 	delete(h.m, st)
 }
 
+// ackAllMax bounds how long Close waits for paho to take the
+// acknowledgements of held messages.
+const ackAllMax = time.Second
+
 // ackAll acknowledges every message still held and waits until paho has
-// taken the acknowledgements or ctx is done; later releases of them do
-// nothing.
+// taken those and the released ones' acknowledgements, ctx is done or
+// ackAllMax has passed; later releases of them do nothing.
 func (h *holdSet) ackAll(ctx context.Context) {
 	h.mu.Lock()
 	held := h.m
 	h.m = nil
 	h.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for st := range held {
-			st.once.Do(st.ack)
-		}
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	for st := range held {
+		st.once.Do(func() {
+			h.sending.Add(1)
+			go func() {
+				defer h.sending.Add(-1)
+				st.ack()
+			}()
+		})
+	}
+	// A stalled socket must not hold the stop up: at most ackAllMax.
+	for by := time.Now().Add(ackAllMax); h.sending.Load() > 0 && ctx.Err() == nil && time.Now().Before(by); {
+		time.Sleep(time.Millisecond)
 	}
 }
 
