@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,17 @@ func (op *operator) got(dev, id string) []map[string]any {
 	return append([]map[string]any(nil), op.replies[dev][id]...)
 }
 
+// awaitCommands waits until box dev answers commands: its command
+// subscription is made on connect, after the daemon has started.
+func (op *operator) awaitCommands(r *runningDaemon, dev string) {
+	op.t.Helper()
+	r.waitFor(dev+" remote commands", func() bool {
+		op.send("inspectd/"+dev+"/cmd/status", `{"id":"hello"}`)
+		time.Sleep(300 * time.Millisecond)
+		return len(op.got(dev, "hello")) > 0
+	})
+}
+
 // reply sends a command to one box and waits for its reply.
 func (op *operator) reply(dev, cmd, payload string, timeout time.Duration) map[string]any {
 	op.t.Helper()
@@ -105,12 +117,7 @@ func TestRemoteConfigPush(t *testing.T) {
 	r := startDaemon(t, remoteYAML(b.URL, "cell1", ""))
 	d := r.daemon()
 	r.moreInspections(2)
-	// The command subscription is made on connect: wait for a status reply.
-	r.waitFor("remote commands", func() bool {
-		op.send("inspectd/cell1/cmd/status", `{"id":"hello"}`)
-		time.Sleep(300 * time.Millisecond)
-		return len(op.got("cell1", "hello")) > 0
-	})
+	op.awaitCommands(r, "cell1")
 
 	rep := op.reply("cell1", "config", `{"id":"c1","config":{"mqtt":{"result_qos":1},"capture":{"synthetic":{"fps":15}}},"version":3}`, 60*time.Second)
 	if rep["ok"] != true {
@@ -228,11 +235,7 @@ func TestRemoteRefitAndRollback(t *testing.T) {
 	op := newOperator(t, b.URL)
 	r := startDaemon(t, remoteYAML(b.URL, "cell1", ""))
 	d := r.daemon()
-	r.waitFor("remote commands", func() bool {
-		op.send("inspectd/cell1/cmd/status", `{"id":"hello"}`)
-		time.Sleep(300 * time.Millisecond)
-		return len(op.got("cell1", "hello")) > 0
-	})
+	op.awaitCommands(r, "cell1")
 	oldID := d.ModelInfo().ID
 	before := r.inspections()
 	// 48 images leave a handful held out: the threshold is rough, so the
@@ -314,11 +317,7 @@ func TestFleetConfigPush(t *testing.T) {
 	}
 	for dev, r := range boxes {
 		r.daemon()
-		r.waitFor(dev+" remote commands", func() bool {
-			op.send("inspectd/"+dev+"/cmd/status", `{"id":"hello"}`)
-			time.Sleep(300 * time.Millisecond)
-			return len(op.got(dev, "hello")) > 0
-		})
+		op.awaitCommands(r, dev)
 	}
 	op.send("inspectd/fleet/cmd/config", `{"id":"fleet-1","config":{"mqtt":{"result_max_rate":2}}}`)
 	for dev, r := range boxes {
@@ -342,5 +341,48 @@ func TestFleetConfigPush(t *testing.T) {
 		if n := len(op.got(dev, "fleet-1")); n != 1 {
 			t.Errorf("%s replied %d times to the fleet push", dev, n)
 		}
+	}
+}
+
+// TestPushToUnreachableBrokerReverts: an operator moves a box to a broker
+// address with a typo. Without "confirm" (or "force") the push is refused;
+// with it, the box goes to the address, hears nothing there, and at the
+// deadline comes back on the broker it came from by itself, says so on
+// its config-revert topic and answers commands again (real mosquitto).
+func TestPushToUnreachableBrokerReverts(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	reverts := make(chan []byte, 4)
+	testbroker.Connect(t, mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("revert-watch"),
+		testbroker.Sub{Topic: "inspectd/+/config-revert", QoS: 1, Handler: func(_ mqtt.Client, m mqtt.Message) { reverts <- m.Payload() }})
+	r := startDaemon(t, remoteYAML(b.URL, "cell7", ""))
+	d := r.daemon()
+	op.awaitCommands(r, "cell7")
+	typo := "tcp://127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t)) // nothing listens there
+	push := `{"id":"%s","config":{"mqtt":{"brokers":["` + typo + `"]}}%s}`
+	rep := op.reply("cell7", "config", fmt.Sprintf(push, "m1", ""), 30*time.Second)
+	if rep["ok"] != false || rep["field"] != "config.mqtt.brokers" {
+		t.Fatalf("a push moving the broker without confirm: %v", rep)
+	}
+	op.send("inspectd/cell7/cmd/config", fmt.Sprintf(push, "m2", `,"confirm":"5s"`))
+	r.waitFor("the push to move the box", func() bool { return slices.Equal(d.Config().MQTT.Brokers, []string{typo}) })
+	select {
+	case ev := <-reverts:
+		var e map[string]any
+		if err := json.Unmarshal(ev, &e); err != nil || e["id"] != "m2" || e["reverted"] != true {
+			t.Errorf("config-revert event %s (%v)", ev, err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("no config-revert event within 90 s; log:\n%s", r.logs.String())
+	}
+	if got := d.Config().MQTT.Brokers; !slices.Equal(got, []string{b.URL}) {
+		t.Errorf("brokers after the revert: %v", got)
+	}
+	if rep := op.reply("cell7", "status", `{"id":"s2"}`, 60*time.Second); rep["ok"] != true || rep["config_pending"] != nil {
+		t.Errorf("status after the revert: %v", rep)
+	}
+	onDisk, err := LoadConfig(r.cfgPath)
+	if err != nil || !slices.Equal(onDisk.MQTT.Brokers, []string{b.URL}) {
+		t.Errorf("the file after the revert: %v (%v)", onDisk, err)
 	}
 }

@@ -17,10 +17,15 @@ import (
 // (the previous file kept as .prev) and applied live by the daemon, which
 // restores the previous configuration if applying fails. An optional
 // version makes pushes idempotent: one at or below the version in force is
-// acknowledged and not applied.
+// acknowledged and not applied. A push that changes the connection carrying
+// remote control (broker, credentials, TLS, client id, topic prefix,
+// profile, allow_unsigned) needs "confirm" (applied on probation: the
+// previous configuration comes back unless config-confirm arrives within
+// it) or "force".
 //
 //	request: {"id": "c7", "config": {"mqtt": {"result_qos": 1}}, "version": 7}
 //	         {"id": "c8", "config": "model:\n  features: 64\n", "mode": "merge", "dry_run": true}
+//	         {"id": "c9", "config": {"mqtt": {"brokers": ["tcp://10.0.0.2:1883"]}}, "confirm": "5m"}
 //	reply:   {"id": "c7", "ok": true, "applied": true, "version": 7,
 //	          "changed": ["mqtt.result_qos"], "restarted": ["mqtt"]}
 type cmdConfig struct{}
@@ -33,6 +38,12 @@ type configArgs struct {
 	Mode    string          `json:"mode"`
 	Version *int64          `json:"version"`
 	DryRun  bool            `json:"dry_run"`
+	// Confirm ("5m") applies the push on probation: unless config-confirm
+	// arrives within it, the previous configuration comes back.
+	Confirm json.RawMessage `json:"confirm"`
+	// Force applies a change to the connection that carries remote
+	// control without a confirm window.
+	Force bool `json:"force"`
 }
 
 func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
@@ -41,6 +52,10 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		return nil, err
 	}
 	doc, err := configDocument(a.Config)
+	if err != nil {
+		return nil, err
+	}
+	confirm, err := parseConfirm(a.Confirm)
 	if err != nil {
 		return nil, err
 	}
@@ -73,16 +88,23 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err := checkConfigChange(env, running, next, changed); err != nil {
 		return nil, err
 	}
+	if k := connectionChange(changed); k != "" && confirm == 0 && !a.Force {
+		return nil, invalidf("config."+k, "changes the connection that carries remote control: with a mistake in it, this box could not be reached to undo it. "+
+			"Push it with \"confirm\":\"5m\" (then send config-confirm once the box answers on its new connection; without it the previous configuration comes back after 5 minutes), or with \"force\":true")
+	}
 	if a.DryRun {
 		return &Plan{Run: func(context.Context) (map[string]any, error) {
 			return map[string]any{"applied": false, "dry_run": true, "changed": nonNil(changed)}, nil
 		}}, nil
 	}
+	if err := env.refuseWhilePending("another push"); err != nil {
+		return nil, err
+	}
 	version := cur.Current
 	if a.Version != nil {
 		version = *a.Version
 	}
-	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
+	apply := func(ctx context.Context) (map[string]any, error) {
 		out := map[string]any{"changed": nonNil(changed), "version": version}
 		var restarted []string
 		if len(changed) > 0 {
@@ -96,7 +118,11 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		}
 		out["applied"], out["restarted"] = len(changed) > 0, nonNil(restarted)
 		return out, nil
-	}}, nil
+	}
+	if confirm == 0 || len(changed) == 0 {
+		return &Plan{Run: apply}, nil
+	}
+	return &Plan{Run: func(ctx context.Context) (map[string]any, error) { return runPending(ctx, env, confirm, apply) }}, nil
 }
 
 // configDocument is the pushed document's bytes: a JSON object as it came,

@@ -10,7 +10,8 @@ import (
 // cmdRollback goes back to the previous model (the one a refit, threshold
 // change or rollback replaced) or the previous configuration file. Rolling
 // back twice goes forward again. A configuration rollback keeps the trust
-// keys in force: they change only through trust-keys.
+// keys in force: they change only through trust-keys. A config rollback
+// while a push waits for config-confirm reverts that push now.
 //
 //	request: {"id": "r1", "target": "model"}     or "config"
 //	reply:   {"id": "r1", "ok": true, "target": "model", "model_id": "...", "previous_model_id": "..."}
@@ -79,6 +80,13 @@ func prepareConfigRollback(env *Env) (*Plan, error) {
 		}
 		if err := env.d.store.setConfigVersion(configVersion{Current: v.Previous, Previous: v.Current}, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
 			env.Log.Error("remote: configuration version not recorded", "error", err)
+		}
+		if p := env.d.store.pendingConfirm(); p != nil {
+			// Rolled back by hand, or by the revert: nothing waits any more.
+			if err := env.d.store.setPending(nil, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
+				env.Log.Error("remote: unconfirmed push not cleared from the request table", "error", err)
+			}
+			out["reverted"] = p.ID
 		}
 		out["restarted"], out["version"] = nonNil(restarted), v.Previous
 		return out, nil

@@ -16,7 +16,8 @@ import (
 //	reply:   {"id": "s1", "ok": true, "device_id": "box1", "uptime_s": 3600,
 //	          "model": {...}, "inspections": 130000, "inspections_per_s": 36.2,
 //	          "queues": {...}, "last_error": "...", "health": {...},
-//	          "refit": null or its progress, "config_version": 7}
+//	          "refit": null or its progress, "config_version": 7,
+//	          "config_pending": {"id": "c9", "revert_at": "..."} while a push waits for config-confirm}
 type cmdStatus struct{}
 
 func (cmdStatus) Name() string { return "status" }
@@ -46,6 +47,9 @@ func (cmdStatus) Prepare(env *Env, body []byte) (*Plan, error) {
 		if st.LastError != "" {
 			out["last_error"] = st.LastError
 			out["last_error_at"] = st.LastErrorAt.UTC().Format(time.RFC3339)
+		}
+		if p := env.d.store.pendingConfirm(); p != nil {
+			out["config_pending"] = p.describe()
 		}
 		if j := env.running(); j != nil {
 			out["refit"] = j.snapshot()

@@ -28,6 +28,9 @@ func (cmdTrustKeys) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}
+	if err := env.refuseWhilePending("changing the trust keys"); err != nil {
+		return nil, err
+	}
 	if len(a.Keys) == 0 {
 		return nil, invalidf("keys", "missing or empty; removing every trust key would turn remote control off: do that in the configuration file on the box")
 	}

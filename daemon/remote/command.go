@@ -38,6 +38,7 @@ func commands() []Command {
 	return []Command{
 		cmdConfig{},
 		cmdConfigGet{},
+		cmdConfigConfirm{},
 		cmdRefit{},
 		cmdRefitCancel{},
 		cmdThreshold{},

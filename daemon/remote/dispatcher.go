@@ -67,9 +67,12 @@ type Dispatcher struct {
 	cmds     map[string]Command
 	store    *store
 	queue    chan item
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// revertRetryAt is when a failed revert of an unconfirmed push is
+	// tried again; read and written by the command goroutine only.
+	revertRetryAt time.Time
+	ctx           context.Context
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
 
 	mu          sync.Mutex
 	deviceID    string
@@ -260,8 +263,20 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 
 func (d *Dispatcher) loop() {
 	defer d.wg.Done()
-	for it := range d.queue {
-		d.handle(it)
+	for {
+		due, t := d.confirmTimer()
+		select {
+		case it, ok := <-d.queue:
+			if t != nil {
+				t.Stop()
+			}
+			if !ok {
+				return
+			}
+			d.handle(it)
+		case <-due:
+			d.revertUnconfirmed()
+		}
 	}
 }
 

@@ -40,6 +40,7 @@ type store struct {
 	entries map[string]*entry // by entryKey(name, id)
 	nonces  map[string]time.Time
 	version configVersion
+	pending *pendingConfirm
 }
 
 // entry is one executed request.
@@ -67,6 +68,9 @@ type stateFile struct {
 	Requests []*entry          `json:"requests"`
 	Nonces   map[string]string `json:"nonces"` // key → expiry, RFC 3339
 	Config   configVersion     `json:"config_version"`
+	// Pending is a configuration push waiting for config-confirm, so that
+	// a restart before its deadline still reverts it.
+	Pending *pendingConfirm `json:"config_pending,omitempty"`
 }
 
 // CorruptTableError reports a request table that could not be read; New
@@ -138,6 +142,7 @@ func openStore(dir string, now time.Time) (*store, []*entry, error) {
 		}
 	}
 	s.version = sf.Config
+	s.pending = sf.Pending
 	if len(interrupted) > 0 {
 		if err := s.saveLocked(now, 0); err != nil {
 			return nil, nil, err
@@ -249,6 +254,31 @@ func (s *store) setConfigVersion(v configVersion, now time.Time, window time.Dur
 	return nil
 }
 
+// pendingConfirm returns the push waiting for config-confirm, nil if none.
+func (s *store) pendingConfirm() *pendingConfirm {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil {
+		return nil
+	}
+	p := *s.pending
+	return &p
+}
+
+// setPending records (p not nil) or clears (nil) the push waiting for
+// config-confirm; on a failed write the table in memory is unchanged.
+func (s *store) setPending(p *pendingConfirm, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.pending
+	s.pending = p
+	if err := s.saveLocked(now, window); err != nil {
+		s.pending = old
+		return err
+	}
+	return nil
+}
+
 // pruneLocked drops expired nonces and finished requests older than
 // window, then the oldest finished requests beyond maxEntries.
 func (s *store) pruneLocked(now time.Time, window time.Duration) {
@@ -280,7 +310,7 @@ func (s *store) saveLocked(now time.Time, window time.Duration) error {
 	if s.path == "" {
 		return nil
 	}
-	sf := stateFile{Format: 1, Nonces: make(map[string]string, len(s.nonces)), Config: s.version}
+	sf := stateFile{Format: 1, Nonces: make(map[string]string, len(s.nonces)), Config: s.version, Pending: s.pending}
 	for _, e := range s.entries {
 		sf.Requests = append(sf.Requests, e)
 	}

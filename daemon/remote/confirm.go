@@ -1,0 +1,237 @@
+package remote
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/inspectd/inspectd/config"
+)
+
+// A configuration push can move the connection that carries remote control
+// itself: another broker, credentials, TLS files, client id, topic prefix.
+// Pushed with a mistake, it leaves a box nobody can reach to undo it but
+// someone on site. So such a push is applied only with "confirm" (the
+// previous configuration comes back by itself unless config-confirm
+// arrives in time, as a router's "commit confirmed") or with "force".
+
+// Bounds of a push's confirm window.
+const (
+	minConfirm = 5 * time.Second
+	maxConfirm = 24 * time.Hour
+)
+
+// revertRetry is how long the dispatcher waits before trying a revert
+// again when the configuration could not be restored (a refit running, a
+// capture that would not reopen).
+const revertRetry = 30 * time.Second
+
+// connectionKeys are the settings (config.Diff names, or prefixes of them)
+// through which remote commands reach this box: changed by mistake, the
+// box no longer hears its operator.
+var connectionKeys = []string{
+	"mqtt.brokers", "mqtt.embedded_listen", "mqtt.client_id", "mqtt.username", "mqtt.password",
+	"mqtt.tls.", "mqtt.topic_prefix", "mqtt.profile", "remote.allow_unsigned",
+}
+
+// connectionChange returns the first changed setting that carries remote
+// control, "" if none.
+func connectionChange(changed []string) string {
+	for _, c := range changed {
+		for _, k := range connectionKeys {
+			if c == k || (strings.HasSuffix(k, ".") && strings.HasPrefix(c, k)) {
+				return c
+			}
+		}
+	}
+	return ""
+}
+
+// pendingConfirm is a configuration push applied with "confirm" that waits
+// for config-confirm; at Deadline the dispatcher restores the configuration
+// it replaced. It is persisted in the request table, so a restart (the
+// push's own effect, a power cut) does not forget it.
+type pendingConfirm struct {
+	// ID and Origin are the push's request id and topic.
+	ID     string `json:"id"`
+	Origin string `json:"origin"`
+	// Deadline is when the previous configuration comes back.
+	Deadline time.Time `json:"deadline"`
+	// Before is the SHA-256 of the configuration file the push replaced,
+	// After that of the file it wrote ("" until it is applied). The revert
+	// restores the .prev file only while it is Before and the file in force
+	// is After: a file edited on the box since is left as it is.
+	Before string `json:"before_sha256"`
+	After  string `json:"after_sha256,omitempty"`
+}
+
+// describe is the pending push in a reply or a status.
+func (p *pendingConfirm) describe() map[string]any {
+	return map[string]any{"id": p.ID, "revert_at": p.Deadline.UTC().Format(time.RFC3339)}
+}
+
+// parseConfirm reads a push's "confirm": a duration string ("5m") within
+// minConfirm..maxConfirm; absent or null is 0.
+func parseConfirm(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, invalidf("confirm", "expected a duration such as \"5m\", got %s", truncate(string(raw), 20))
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, invalidf("confirm", "%q is not a duration such as \"5m\" or \"90s\"", truncate(s, 20))
+	}
+	if d < minConfirm || d > maxConfirm {
+		return 0, invalidf("confirm", "%s is out of range %s..%s", d, minConfirm, maxConfirm)
+	}
+	return d, nil
+}
+
+// fileSHA256 is the hex SHA-256 of a file's bytes.
+func fileSHA256(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// refuseWhilePending is a busy error while a push waits for config-confirm:
+// another change to the configuration file would make its revert restore
+// the wrong file.
+func (e *Env) refuseWhilePending(what string) error {
+	p := e.d.store.pendingConfirm()
+	if p == nil {
+		return nil
+	}
+	return errorf(CodeBusy, "", "configuration push %q waits for config-confirm until %s (the previous configuration comes back then); %s now would change what that restores: send config-confirm first, or rollback with target config to revert the push now",
+		p.ID, p.Deadline.UTC().Format(time.RFC3339), what)
+}
+
+// revertDue returns when the pending push must be reverted (the zero time
+// when none is pending), no earlier than the next retry.
+func (d *Dispatcher) revertDue() time.Time {
+	p := d.store.pendingConfirm()
+	if p == nil {
+		return time.Time{}
+	}
+	if d.revertRetryAt.After(p.Deadline) {
+		return d.revertRetryAt
+	}
+	return p.Deadline
+}
+
+// revertUnconfirmed restores the configuration an unconfirmed push
+// replaced, on the command goroutine. It publishes the outcome as the
+// "config-revert" event and logs it; a revert that cannot run now is tried
+// again after revertRetry.
+func (d *Dispatcher) revertUnconfirmed() {
+	p := d.store.pendingConfirm()
+	if p == nil {
+		return
+	}
+	now := d.now()
+	window := d.ctl.Config().Remote.DedupWindow.Std()
+	log := d.log.With("push", p.ID, "origin", p.Origin, "deadline", p.Deadline)
+	env := &Env{Ctl: d.ctl, Log: log, Now: d.now, Name: "config-revert", ID: p.ID, Origin: p.Origin, d: d}
+	event := map[string]any{"id": p.ID, "deadline": p.Deadline.UTC().Format(time.RFC3339)}
+	done := func(reverted bool, note string) {
+		if err := d.store.setPending(nil, now, window); err != nil {
+			log.Error("remote: unconfirmed push not cleared from the request table", "error", err)
+		}
+		event["reverted"], event["note"] = reverted, note
+		if b, err := json.Marshal(event); err == nil {
+			env.emit("config-revert", b, 1)
+		}
+	}
+	path := d.ctl.ConfigPath()
+	cur, err := fileSHA256(path)
+	if err != nil {
+		log.Error("remote: unconfirmed push not reverted: the configuration file cannot be read; trying again", "file", path, "error", err, "retry_in", revertRetry)
+		d.revertRetryAt = now.Add(revertRetry)
+		return
+	}
+	switch {
+	case cur == p.Before:
+		log.Info("remote: unconfirmed push was never in force (stopped before it was saved); nothing to revert")
+		done(false, "the push was never in force")
+		return
+	case p.After != "" && cur != p.After:
+		log.Warn("remote: unconfirmed push not reverted: the configuration file changed since the push (edited on the box?); it stays in force", "file", path)
+		done(false, "the configuration file changed since the push; it stays in force")
+		return
+	}
+	if prev, err := fileSHA256(config.PreviousPath(path)); err != nil || prev != p.Before {
+		log.Error("remote: unconfirmed push not reverted: the previous file is not the configuration the push replaced", "file", config.PreviousPath(path), "error", err)
+		done(false, "the previous configuration file is not the one the push replaced")
+		return
+	}
+	plan, err := prepareConfigRollback(env)
+	var data map[string]any
+	if err == nil {
+		data, err = plan.Run(d.ctx)
+	}
+	if err != nil {
+		log.Error("remote: unconfirmed push not reverted yet; trying again", "error", err, "retry_in", revertRetry)
+		d.revertRetryAt = now.Add(revertRetry)
+		return
+	}
+	log.Warn("remote: configuration push not confirmed in time; the previous configuration is in force again", "changed", fmt.Sprint(data["changed"]), "restarted", fmt.Sprint(data["restarted"]))
+	for _, k := range []string{"changed", "restarted", "version"} {
+		event[k] = data[k]
+	}
+	done(true, "not confirmed in time; the previous configuration is in force again")
+}
+
+// confirmTimer returns a channel that fires when the pending push is due,
+// nil (never) when none is pending, and the timer to stop.
+func (d *Dispatcher) confirmTimer() (<-chan time.Time, *time.Timer) {
+	due := d.revertDue()
+	if due.IsZero() {
+		return nil, nil
+	}
+	t := time.NewTimer(max(due.Sub(d.now()), 0))
+	return t.C, t
+}
+
+// runPending is the Run of a push with a confirm window: the pending
+// revert is recorded before the configuration is applied (a crash in
+// between still reverts), and cleared when applying fails.
+func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func(context.Context) (map[string]any, error)) (map[string]any, error) {
+	path := env.Ctl.ConfigPath()
+	window := env.Ctl.Config().Remote.DedupWindow.Std()
+	before, err := fileSHA256(path)
+	if err != nil {
+		return nil, errorf(CodeFailed, "", "not applied: the configuration file cannot be read to keep it for the revert: %v", err)
+	}
+	p := &pendingConfirm{ID: env.ID, Origin: env.Origin, Deadline: env.Now().Add(confirm), Before: before}
+	if err := env.d.store.setPending(p, env.Now(), window); err != nil {
+		return nil, errorf(CodeFailed, "", "not applied: the revert could not be recorded: %v", err)
+	}
+	out, err := apply(ctx)
+	if err != nil || out["applied"] != true {
+		if cerr := env.d.store.setPending(nil, env.Now(), window); cerr != nil {
+			env.Log.Error("remote: pending revert not cleared after a push that was not applied", "error", cerr)
+		}
+		return out, err
+	}
+	q := *p
+	if q.After, err = fileSHA256(path); err != nil {
+		env.Log.Error("remote: the pushed configuration file cannot be read back; the revert will restore the previous file whatever is in force then", "error", err)
+	}
+	if err := env.d.store.setPending(&q, env.Now(), window); err != nil {
+		env.Log.Error("remote: pushed configuration's checksum not recorded", "error", err)
+	}
+	out["revert_at"] = p.Deadline.UTC().Format(time.RFC3339)
+	out["note"] = fmt.Sprintf("send config-confirm before %s, or the previous configuration comes back", p.Deadline.UTC().Format(time.RFC3339))
+	return out, nil
+}

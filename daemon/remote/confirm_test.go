@@ -1,0 +1,184 @@
+package remote
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/config"
+)
+
+// The broker a push moves the box to; nothing listens there (the test
+// controller does not connect).
+const movedBroker = `{"mqtt":{"brokers":["tcp://10.99.0.1:1883"]}}`
+
+// waitFor polls cond for up to limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func brokers(r *rig) []string { return r.ctl.Config().MQTT.Brokers }
+
+// TestConnectionChangeNeedsConfirmOrForce: a push that moves the connection
+// carrying remote control is refused without "confirm" or "force", naming
+// the setting (a dry run too).
+func TestConnectionChangeNeedsConfirmOrForce(t *testing.T) {
+	r := newRig(t, unsigned)
+	for i, doc := range []string{movedBroker, `{"mqtt":{"topic_prefix":"plant2"}}`, `{"mqtt":{"tls":{"server_name":"b.example"}}}`,
+		`{"remote":{"allow_unsigned":false}}`, `{"mqtt":{"profile":"sparkplug"}}`} {
+		rep := r.do("config", `{"id":"p`+string(rune('0'+i))+`","config":`+doc+`}`)
+		mustFail(t, rep, CodeInvalid, "changes the connection that carries remote control", `"confirm":"5m"`, `"force":true`)
+		if f := field(rep); f == "" || f == "config" {
+			t.Errorf("%s: field %q, want the setting", doc, f)
+		}
+	}
+	if n := r.ctl.applies.Load(); n != 0 {
+		t.Fatalf("refused pushes applied %d times", n)
+	}
+	// A dry run answers as the push would be answered.
+	mustFail(t, r.do("config", `{"id":"d1","config":`+movedBroker+`,"dry_run":true}`), CodeInvalid, "changes the connection")
+	if rep := r.do("config", `{"id":"d2","config":`+movedBroker+`,"dry_run":true,"confirm":"5m"}`); !rep.OK || !slices.Equal(rep.Data["changed"].([]string), []string{"mqtt.brokers"}) {
+		t.Errorf("dry run: %+v", rep)
+	}
+	// Other settings need neither.
+	if rep := r.do("config", `{"id":"q1","config":{"mqtt":{"result_qos":1}}}`); !rep.OK {
+		t.Errorf("an ordinary push: %+v", rep)
+	}
+	if rep := r.do("config", `{"id":"f1","config":`+movedBroker+`,"force":true}`); !rep.OK || !slices.Equal(brokers(r), []string{"tcp://10.99.0.1:1883"}) {
+		t.Errorf("forced push: %+v, brokers %v", rep, brokers(r))
+	}
+	for _, bad := range []struct{ confirm, want string }{
+		{`"1s"`, "out of range 5s..24h0m0s"}, {`"48h"`, "out of range"}, {`"soon"`, `"soon" is not a duration`}, {`300`, `expected a duration such as "5m"`},
+	} {
+		mustFail(t, r.do("config", `{"id":"c-bad","config":{"mqtt":{"result_qos":0}},"confirm":`+bad.confirm+`}`), CodeInvalid, bad.want)
+	}
+}
+
+// TestUnconfirmedPushReverts: a push with a confirm window is applied,
+// blocks other configuration changes while it waits, and comes back out by
+// itself when config-confirm does not arrive; the revert is published as an
+// event and shown by status.
+func TestUnconfirmedPushReverts(t *testing.T) {
+	r := newRig(t, unsigned)
+	rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s","version":4}`)
+	if !rep.OK || rep.Data["applied"] != true || rep.Data["revert_at"] == nil || len(brokers(r)) != 1 {
+		t.Fatalf("push with confirm: %+v, brokers %v", rep, brokers(r))
+	}
+	st := r.do("status", `{"id":"s1"}`)
+	if p, _ := st.Data["config_pending"].(map[string]any); p == nil || p["id"] != "c1" {
+		t.Errorf("status while waiting: config_pending %v", st.Data["config_pending"])
+	}
+	mustFail(t, r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":1}}}`), CodeBusy, `push "c1" waits for config-confirm`)
+	mustFail(t, r.do("trust-keys", `{"id":"k1","keys":{"a":"`+newSigner("a", 1).pub()+`"}}`), CodeBusy, "changing the trust keys")
+	waitFor(t, 30*time.Second, "revert", func() bool { return len(brokers(r)) == 0 })
+	waitFor(t, 5*time.Second, "config-revert event", func() bool { return len(r.events.named("config-revert")) == 1 })
+	var ev map[string]any
+	if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["id"] != "c1" || ev["reverted"] != true {
+		t.Errorf("config-revert event %s (%v)", r.events.named("config-revert")[0].payload, err)
+	}
+	onDisk, err := config.Load(r.ctl.ConfigPath())
+	if err != nil || len(onDisk.MQTT.Brokers) != 0 {
+		t.Errorf("file after the revert: %v %v", err, onDisk)
+	}
+	st = r.do("status", `{"id":"s2"}`)
+	if st.Data["config_pending"] != nil || st.Data["config_version"] != int64(0) {
+		t.Errorf("status after the revert: pending %v version %v", st.Data["config_pending"], st.Data["config_version"])
+	}
+	mustFail(t, r.do("config-confirm", `{"id":"k2"}`), CodeFailed, "no configuration push waits for confirmation")
+	if rep := r.do("config", `{"id":"c3","config":{"mqtt":{"result_qos":1}}}`); !rep.OK {
+		t.Errorf("a push after the revert: %+v", rep)
+	}
+}
+
+// TestConfirmedPushStays: config-confirm keeps the push; the deadline then
+// passes without a revert.
+func TestConfirmedPushStays(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	rep := r.do("config-confirm", `{"id":"k1"}`)
+	if !rep.OK || rep.Data["confirmed"] != "c1" {
+		t.Fatalf("config-confirm: %+v", rep)
+	}
+	time.Sleep(6 * time.Second)
+	if len(brokers(r)) != 1 || len(r.events.named("config-revert")) != 0 {
+		t.Errorf("confirmed push reverted: brokers %v, events %d", brokers(r), len(r.events.named("config-revert")))
+	}
+	if rep := r.do("config-confirm", `{"id":"k1"}`); !rep.OK || rep.Data["duplicate"] != true {
+		t.Errorf("repeated config-confirm: %+v", rep)
+	}
+}
+
+// TestPendingPushSurvivesRestart: a restart while a push waits (the push's
+// own effect, a power cut) still reverts it at its deadline; a rollback
+// reverts it at once.
+func TestPendingPushSurvivesRestart(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	r.restart()
+	if p := r.d.store.pendingConfirm(); p == nil || p.ID != "c1" || p.After == "" {
+		t.Fatalf("pending push after a restart: %+v", p)
+	}
+	waitFor(t, 30*time.Second, "revert after a restart", func() bool { return len(brokers(r)) == 0 })
+
+	if rep := r.do("config", `{"id":"c2","config":`+movedBroker+`,"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("second push: %+v", rep)
+	}
+	rep := r.do("rollback", `{"id":"r1","target":"config"}`)
+	if !rep.OK || rep.Data["reverted"] != "c2" || len(brokers(r)) != 0 || r.d.store.pendingConfirm() != nil {
+		t.Errorf("rollback while waiting: %+v, brokers %v", rep, brokers(r))
+	}
+}
+
+// TestRevertLeavesAnEditedFile: a configuration file changed on the box
+// after the push is not replaced by the revert; a push that was never
+// saved (a crash before it) has nothing to revert.
+func TestRevertLeavesAnEditedFile(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	edited := r.ctl.Config().Clone()
+	edited.MQTT.ResultQoS = 1
+	if err := config.Save(r.ctl.ConfigPath(), edited); err != nil {
+		t.Fatal(err)
+	}
+	applies := r.ctl.applies.Load()
+	waitFor(t, 30*time.Second, "the wait to end", func() bool { return r.d.store.pendingConfirm() == nil })
+	if r.ctl.applies.Load() != applies || len(brokers(r)) != 1 {
+		t.Errorf("an edited file was reverted: applies %d → %d, brokers %v", applies, r.ctl.applies.Load(), brokers(r))
+	}
+	var ev map[string]any
+	if evs := r.events.named("config-revert"); len(evs) != 1 || json.Unmarshal(evs[0].payload, &ev) != nil || ev["reverted"] != false {
+		t.Errorf("config-revert events: %v", evs)
+	}
+
+	// A pending push recorded, then a crash before the file was saved.
+	sum, err := fileSHA256(r.ctl.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.store.setPending(&pendingConfirm{ID: "c2", Deadline: r.clk.Now().Add(-time.Minute), Before: sum}, r.clk.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	r.restart()
+	waitFor(t, 10*time.Second, "the never-saved push to be cleared", func() bool { return r.d.store.pendingConfirm() == nil })
+	if r.ctl.applies.Load() != applies {
+		t.Errorf("a push that was never saved was reverted")
+	}
+	if _, err := os.Stat(config.PreviousPath(r.ctl.ConfigPath())); err != nil {
+		t.Error(err)
+	}
+}
