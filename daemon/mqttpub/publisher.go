@@ -208,6 +208,10 @@ type Publisher struct {
 	// own lock).
 	holds holdSet
 
+	// subMu serializes changes to the broker's subscriptions: Subscribe
+	// against forgetStale's UNSUBSCRIBEs on connect.
+	subMu sync.Mutex
+
 	mu      sync.Mutex
 	info    []byte
 	status  string
@@ -593,6 +597,7 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 		}
 		s.ackedAt.Store(time.Now().UnixNano())
 	}
+	p.forgetStale(c, broker)
 }
 
 // PublishResult publishes r as JSON on the result topic at qos. Answers
@@ -727,6 +732,8 @@ func (p *Publisher) Subscribe(filter string, qos byte, h Handler) error {
 	if filter == "" || h == nil || qos > 2 {
 		return fmt.Errorf("mqtt subscribe %q: need a non-empty filter, a handler and QoS 0..2", filter)
 	}
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
 	ackedAt := new(atomic.Int64)
 	mh := func(_ mqtt.Client, m mqtt.Message) {
 		st := &ackState{ack: m.Ack, holds: &p.holds} // paho's Ack runs once

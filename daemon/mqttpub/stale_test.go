@@ -1,0 +1,63 @@
+package mqttpub_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+)
+
+// TestStaleSubscriptionUnsubscribed: a filter an earlier configuration
+// subscribed (another prefix) is unsubscribed when the same client id
+// connects without it, so the broker stops sending its messages; with the
+// record lost (another StoreDir) they still come, acknowledged and
+// dropped (real mosquitto).
+func TestStaleSubscriptionUnsubscribed(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	sender := collect(t, b.URL, "sender", false, "nothing/#")
+	for _, recorded := range []bool{true, false} {
+		t.Run(fmt.Sprintf("recorded=%v", recorded), func(t *testing.T) {
+			dev := fmt.Sprintf("stale-%v", recorded)
+			stale, live := "inspectd/"+dev+"/old/x", "inspectd/"+dev+"/cmd/x"
+			dir := t.TempDir()
+			old, _ := newPublisher(t, b.URL, dev, func(o *mqttpub.Options) { o.StoreDir = dir })
+			must(t, old.Subscribe("inspectd/"+dev+"/old/#", 1, func(mqttpub.Message) {}))
+			must(t, old.Start())
+			waitFor(t, 5*time.Second, "connected", func() bool { return old.State().Connected })
+			must(t, old.Close(ctxTimeout(t, 2*time.Second)))
+
+			if !recorded {
+				dir = t.TempDir()
+			}
+			p, lb := newPublisher(t, b.URL, dev, func(o *mqttpub.Options) { o.StoreDir = dir })
+			got := make(chan string, 1)
+			must(t, p.Subscribe(live, 1, func(m mqttpub.Message) { got <- string(m.Payload) }))
+			must(t, p.Start())
+			waitFor(t, 5*time.Second, "connected", func() bool { return p.State().Connected })
+			if recorded {
+				waitFor(t, 5*time.Second, "the old filter unsubscribed", func() bool {
+					return strings.Contains(lb.String(), "unsubscribed a filter of an earlier configuration")
+				})
+			} else {
+				time.Sleep(200 * time.Millisecond) // its subscription is in place
+			}
+			for _, topic := range []string{stale, live} {
+				if tok := sender.client.Publish(topic, 1, false, topic); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+					t.Fatalf("publish: %v", tok.Error())
+				}
+			}
+			select {
+			case <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the live command never arrived")
+			}
+			time.Sleep(200 * time.Millisecond) // a stale message would have come before the live one
+			if came := strings.Contains(lb.String(), "topic="+stale); came == recorded {
+				t.Errorf("a message on the old filter came: %v, want %v; log:\n%s", came, !recorded, lb.String())
+			}
+		})
+	}
+}
