@@ -733,6 +733,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	if newLock != nil {
 		d.lock.release()
 		d.lock = newLock
+		if err := d.disp.SetStateDir(next.StateDir); err != nil {
+			d.log.Error("remote request table not moved to the new state_dir: the next start will not know the requests answered and a push waiting for config-confirm", "error", err)
+		}
 	}
 	if oldBroker != nil {
 		oldBroker.Close()

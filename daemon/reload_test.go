@@ -57,19 +57,14 @@ func (r *runningDaemon) write(yaml string) {
 // startDaemon writes yaml (baseYAML when empty) and runs the daemon on it.
 func startDaemon(t *testing.T, yaml func(r *runningDaemon) string) *runningDaemon {
 	t.Helper()
-	r := &runningDaemon{t: t, dir: t.TempDir(), port: testbroker.FreePort(t), d: make(chan *Daemon, 1), done: make(chan error, 1)}
+	r := &runningDaemon{t: t, dir: t.TempDir(), port: testbroker.FreePort(t)}
 	r.cfgPath = filepath.Join(r.dir, "inspectd.yaml")
 	if yaml == nil {
 		r.write(r.baseYAML("cell1"))
 	} else {
 		r.write(yaml(r))
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	go func() {
-		r.done <- Run(r.ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: 12,
-			Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&r.logs, testWriter(t)), nil)),
-			OnStarted: func(d *Daemon) { r.d <- d }})
-	}()
+	r.run()
 	t.Cleanup(func() {
 		r.cancel()
 		select {
@@ -79,6 +74,28 @@ func startDaemon(t *testing.T, yaml func(r *runningDaemon) string) *runningDaemo
 		}
 	})
 	return r
+}
+
+// run runs the daemon on r's configuration file in a goroutine.
+func (r *runningDaemon) run() {
+	r.d, r.done = make(chan *Daemon, 1), make(chan error, 1)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	ctx, started, done := r.ctx, r.d, r.done
+	go func() {
+		done <- Run(ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: 12,
+			Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&r.logs, testWriter(r.t)), nil)),
+			OnStarted: func(d *Daemon) { started <- d }})
+	}()
+}
+
+// stop stops the daemon and waits for it to end; run starts it again.
+func (r *runningDaemon) stop() {
+	r.t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		r.t.Errorf("daemon ended with %v", err)
+	}
+	r.done <- nil // for the cleanup
 }
 
 // testWriter shows the daemon's log with -v only.

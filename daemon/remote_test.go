@@ -19,6 +19,7 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -384,5 +385,39 @@ func TestPushToUnreachableBrokerReverts(t *testing.T) {
 	onDisk, err := LoadConfig(r.cfgPath)
 	if err != nil || !slices.Equal(onDisk.MQTT.Brokers, []string{b.URL}) {
 		t.Errorf("the file after the revert: %v (%v)", onDisk, err)
+	}
+}
+
+// TestPendingPushRevertsAfterRestart: the box is stopped (a power cut)
+// while a push that moved it to a dead broker and to another state_dir
+// waits for config-confirm, and started again after the deadline: once it
+// runs, it reverts the push, to the broker and the state_dir it came from
+// (real mosquitto).
+func TestPendingPushRevertsAfterRestart(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	r := startDaemon(t, remoteYAML(b.URL, "cell8", ""))
+	d := r.daemon()
+	op.awaitCommands(r, "cell8")
+	typo := "tcp://127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t))
+	state, moved := d.Config().StateDir, filepath.Join(r.dir, "state2")
+	op.send("inspectd/cell8/cmd/config", `{"id":"p1","config":{"state_dir":"`+moved+`","mqtt":{"brokers":["`+typo+`"]}},"confirm":"5s"}`)
+	r.waitFor("the push to move the box", func() bool { return slices.Equal(d.Config().MQTT.Brokers, []string{typo}) })
+	if _, err := os.Stat(filepath.Join(moved, remote.StateFile)); err != nil {
+		t.Errorf("the request table did not follow state_dir: %v", err)
+	}
+	r.stop()
+	time.Sleep(6 * time.Second) // past the deadline, stopped
+	r.run()
+	d = r.daemon()
+	r.waitFor("the revert after the restart", func() bool {
+		c := d.Config()
+		return slices.Equal(c.MQTT.Brokers, []string{b.URL}) && c.StateDir == state
+	})
+	if rep := op.reply("cell8", "status", `{"id":"s2"}`, 60*time.Second); rep["ok"] != true || rep["config_pending"] != nil {
+		t.Errorf("status after the revert: %v", rep)
+	}
+	if _, err := os.Stat(filepath.Join(state, remote.StateFile)); err != nil {
+		t.Errorf("the request table did not come back with state_dir: %v", err)
 	}
 }

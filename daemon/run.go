@@ -78,6 +78,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	d.disp.Started()
 	if o.OnStarted != nil {
 		o.OnStarted(d)
 	}

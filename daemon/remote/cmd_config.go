@@ -89,8 +89,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		return nil, err
 	}
 	if k := connectionChange(changed); k != "" && confirm == 0 && !a.Force {
-		return nil, invalidf("config."+k, "changes the connection that carries remote control: with a mistake in it, this box could not be reached to undo it. "+
-			"Push it with \"confirm\":\"5m\" (then send config-confirm once the box answers on its new connection; without it the previous configuration comes back after 5 minutes), or with \"force\":true")
+		return nil, invalidf("config."+k, "%s", connectionRefusal("push"))
 	}
 	if a.DryRun {
 		return &Plan{Run: func(context.Context) (map[string]any, error) {

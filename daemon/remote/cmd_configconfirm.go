@@ -5,12 +5,13 @@ import (
 	"time"
 )
 
-// cmdConfigConfirm keeps a configuration pushed with "confirm": it answers
-// on the box's new connection, which proves the push left the box
-// reachable, and ends the wait after which the previous configuration
-// would come back.
+// cmdConfigConfirm keeps a configuration pushed with "confirm", ending the
+// wait after which the previous configuration would come back. Only a
+// confirm that arrived after the push took effect counts: one sent right
+// behind the push reaches the box over the old connection and would prove
+// nothing about the new one. push, when given, must name the push waiting.
 //
-//	request: {"id": "k1"}
+//	request: {"id": "k1"}  or  {"id": "k1", "push": "c9"}
 //	reply:   {"id": "k1", "ok": true, "confirmed": "c9", "version": 8}
 type cmdConfigConfirm struct{}
 
@@ -18,16 +19,23 @@ func (cmdConfigConfirm) Name() string { return "config-confirm" }
 
 func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
 	var a struct {
-		ID string `json:"id"`
+		ID   string `json:"id"`
+		Push string `json:"push"`
 	}
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}
+	p := env.d.store.pendingConfirm()
+	switch {
+	case p == nil:
+		return nil, errorf(CodeFailed, "", "no configuration push waits for confirmation (none was pushed with \"confirm\", it was confirmed already, or its time ran out and it was reverted: see the config-revert event)")
+	case a.Push != "" && a.Push != p.ID:
+		return nil, invalidf("push", "%q does not wait for confirmation; push %q does (until %s)", truncate(a.Push, 40), p.ID, p.Deadline.UTC().Format(time.RFC3339))
+	case env.Arrived.Before(p.AppliedAt):
+		return nil, errorf(CodeFailed, "", "this confirm reached the box at %s, before push %q took effect at %s: it came over the old connection and proves nothing about the new one; send it again once the box answers (until %s)",
+			env.Arrived.UTC().Format(time.RFC3339Nano), p.ID, p.AppliedAt.UTC().Format(time.RFC3339Nano), p.Deadline.UTC().Format(time.RFC3339))
+	}
 	return &Plan{Run: func(context.Context) (map[string]any, error) {
-		p := env.d.store.pendingConfirm()
-		if p == nil {
-			return nil, errorf(CodeFailed, "", "no configuration push waits for confirmation (none was pushed with \"confirm\", it was confirmed already, or its time ran out and it was reverted: see the config-revert event)")
-		}
 		if err := env.d.store.setPending(nil, env.Now(), env.Ctl.Config().Remote.DedupWindow.Std()); err != nil {
 			return nil, errorf(CodeFailed, "", "not confirmed: the request table could not be written, so a restart would still revert the push: %v", err)
 		}

@@ -2,7 +2,9 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
+	"time"
 
 	"github.com/inspectd/inspectd/config"
 )
@@ -11,7 +13,9 @@ import (
 // change or rollback replaced) or the previous configuration file. Rolling
 // back twice goes forward again. A configuration rollback keeps the trust
 // keys in force: they change only through trust-keys. A config rollback
-// while a push waits for config-confirm reverts that push now.
+// while a push waits for config-confirm reverts that push now; otherwise
+// one that changes the connection remote control arrives on needs confirm
+// or force, as a push does.
 //
 //	request: {"id": "r1", "target": "model"}     or "config"
 //	reply:   {"id": "r1", "ok": true, "target": "model", "model_id": "...", "previous_model_id": "..."}
@@ -22,11 +26,20 @@ func (cmdRollback) Name() string { return "rollback" }
 
 func (cmdRollback) Prepare(env *Env, body []byte) (*Plan, error) {
 	var a struct {
-		ID     string `json:"id"`
-		Target string `json:"target"`
+		ID      string          `json:"id"`
+		Target  string          `json:"target"`
+		Confirm json.RawMessage `json:"confirm"`
+		Force   bool            `json:"force"`
 	}
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
+	}
+	confirm, err := parseConfirm(a.Confirm)
+	if err != nil {
+		return nil, err
+	}
+	if a.Target != "config" && (confirm > 0 || a.Force) {
+		return nil, invalidf("confirm", "confirm and force go with target config only")
 	}
 	switch a.Target {
 	case "model":
@@ -42,14 +55,24 @@ func (cmdRollback) Prepare(env *Env, body []byte) (*Plan, error) {
 			return map[string]any{"target": "model", "model_id": info.ID, "previous_model_id": prev, "model": modelSummary(info)}, nil
 		}}, nil
 	case "config":
-		return prepareConfigRollback(env)
+		return prepareConfigRollback(env, rollbackArgs{confirm: confirm, force: a.Force, guard: true})
 	case "":
 		return nil, invalidf("target", "missing; say \"model\" or \"config\"")
 	}
 	return nil, invalidf("target", "%q is not model or config", truncate(a.Target, 20))
 }
 
-func prepareConfigRollback(env *Env) (*Plan, error) {
+// rollbackArgs are a config rollback's options: guard applies the rule of
+// pushes (a change to the connection that carries remote control needs
+// confirm or force) unless the rollback reverts a push waiting for
+// config-confirm; the revert itself does not guard.
+type rollbackArgs struct {
+	confirm time.Duration
+	force   bool
+	guard   bool
+}
+
+func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 	path := env.Ctl.ConfigPath()
 	if path == "" {
 		return nil, errorf(CodeFailed, "", "the daemon runs without a configuration file; there is nothing to roll back")
@@ -68,8 +91,17 @@ func prepareConfigRollback(env *Env) (*Plan, error) {
 	if err := checkConfigChange(env, running, prev, changed); err != nil {
 		return nil, err
 	}
+	pending := env.d.store.pendingConfirm()
+	switch {
+	case pending != nil && ra.confirm > 0:
+		return nil, invalidf("confirm", "this rollback reverts push %q, which waits for config-confirm: it goes back to the configuration before that push, with no confirm", pending.ID)
+	case pending == nil && ra.guard && ra.confirm == 0 && !ra.force:
+		if k := connectionChange(changed); k != "" {
+			return nil, invalidf("config."+k, "%s", connectionRefusal("roll back"))
+		}
+	}
 	v := env.d.store.configVersion()
-	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
+	run := func(ctx context.Context) (map[string]any, error) {
 		out := map[string]any{"target": "config", "changed": nonNil(changed)}
 		if keysKept {
 			out["note"] = "the previous file had other trust keys; the ones in force are kept (change them with trust-keys)"
@@ -81,14 +113,18 @@ func prepareConfigRollback(env *Env) (*Plan, error) {
 		if err := env.d.store.setConfigVersion(configVersion{Current: v.Previous, Previous: v.Current}, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
 			env.Log.Error("remote: configuration version not recorded", "error", err)
 		}
-		if p := env.d.store.pendingConfirm(); p != nil {
+		if pending != nil {
 			// Rolled back by hand, or by the revert: nothing waits any more.
 			if err := env.d.store.setPending(nil, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
 				env.Log.Error("remote: unconfirmed push not cleared from the request table", "error", err)
 			}
-			out["reverted"] = p.ID
+			out["reverted"] = pending.ID
 		}
-		out["restarted"], out["version"] = nonNil(restarted), v.Previous
+		out["restarted"], out["version"], out["applied"] = nonNil(restarted), v.Previous, true
 		return out, nil
-	}}, nil
+	}
+	if ra.confirm == 0 || len(changed) == 0 {
+		return &Plan{Run: run}, nil
+	}
+	return &Plan{Run: func(ctx context.Context) (map[string]any, error) { return runPending(ctx, env, ra.confirm, run) }}, nil
 }

@@ -77,6 +77,9 @@ type Env struct {
 	Signer string
 	// Envelope is the request's envelope, nil when it came unsigned.
 	Envelope *Envelope
+	// Arrived is when the front end handed the request over (before it
+	// waited in the queue).
+	Arrived time.Time
 
 	d *Dispatcher
 }

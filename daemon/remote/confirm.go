@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -52,6 +53,14 @@ func connectionChange(changed []string) string {
 	return ""
 }
 
+// connectionRefusal is the refusal of a change to the connection that
+// carries remote control without confirm or force; verb is what the
+// request does ("push", "roll back").
+func connectionRefusal(verb string) string {
+	return "changes the connection that carries remote control: with a mistake in it, this box could not be reached to undo it. " +
+		"Send the " + verb + " with \"confirm\":\"5m\" (then send config-confirm once the box answers on its new connection; without it the previous configuration comes back 5 minutes after it took effect), or with \"force\":true"
+}
+
 // pendingConfirm is a configuration push applied with "confirm" that waits
 // for config-confirm; at Deadline the dispatcher restores the configuration
 // it replaced. It is persisted in the request table, so a restart (the
@@ -60,8 +69,12 @@ type pendingConfirm struct {
 	// ID and Origin are the push's request id and topic.
 	ID     string `json:"id"`
 	Origin string `json:"origin"`
-	// Deadline is when the previous configuration comes back.
+	// Deadline is when the previous configuration comes back: the confirm
+	// window counted from AppliedAt (before it, from the push's start).
 	Deadline time.Time `json:"deadline"`
+	// AppliedAt is when the push took effect; only a config-confirm that
+	// arrived after it can have come over the connection the push made.
+	AppliedAt time.Time `json:"applied_at,omitzero"`
 	// Before is the SHA-256 of the configuration file the push replaced,
 	// After that of the file it wrote ("" until it is applied). The revert
 	// restores the .prev file only while it is Before and the file in force
@@ -117,6 +130,14 @@ func (e *Env) refuseWhilePending(what string) error {
 		p.ID, p.Deadline.UTC().Format(time.RFC3339), what)
 }
 
+// revertRetryState is the state of a revert that could not run, for the
+// push of id.
+type revertRetryState struct {
+	id    string
+	at    time.Time
+	fails int
+}
+
 // revertDue returns when the pending push must be reverted (the zero time
 // when none is pending), no earlier than the next retry.
 func (d *Dispatcher) revertDue() time.Time {
@@ -124,10 +145,26 @@ func (d *Dispatcher) revertDue() time.Time {
 	if p == nil {
 		return time.Time{}
 	}
-	if d.revertRetryAt.After(p.Deadline) {
-		return d.revertRetryAt
+	if d.retry.id == p.ID && d.retry.at.After(p.Deadline) {
+		return d.retry.at
 	}
 	return p.Deadline
+}
+
+// revertFailed schedules another try of the revert of push p, logging the
+// first failure and every tenth after it.
+func (d *Dispatcher) revertFailed(log *slog.Logger, p *pendingConfirm, now time.Time, msg string, args ...any) {
+	if d.retry.id != p.ID {
+		d.retry = revertRetryState{id: p.ID}
+	}
+	d.retry.fails++
+	d.retry.at = now.Add(revertRetry)
+	if d.ctx.Err() != nil {
+		return // stopping: the next start tries again
+	}
+	if d.retry.fails%10 == 1 {
+		log.Error(msg, append(args, "attempt", d.retry.fails, "retry_in", revertRetry)...)
+	}
 }
 
 // revertUnconfirmed restores the configuration an unconfirmed push
@@ -156,14 +193,13 @@ func (d *Dispatcher) revertUnconfirmed() {
 	path := d.ctl.ConfigPath()
 	cur, err := fileSHA256(path)
 	if err != nil {
-		log.Error("remote: unconfirmed push not reverted: the configuration file cannot be read; trying again", "file", path, "error", err, "retry_in", revertRetry)
-		d.revertRetryAt = now.Add(revertRetry)
+		d.revertFailed(log, p, now, "remote: unconfirmed push not reverted: the configuration file cannot be read; trying again", "file", path, "error", err)
 		return
 	}
 	switch {
 	case cur == p.Before:
-		log.Info("remote: unconfirmed push was never in force (stopped before it was saved); nothing to revert")
-		done(false, "the push was never in force")
+		log.Info("remote: unconfirmed push: the configuration file is the one it replaced (the push never took effect, or the file was restored on the box); nothing to revert")
+		done(false, "the configuration file is the one the push replaced (it never took effect, or it was restored on the box)")
 		return
 	case p.After != "" && cur != p.After:
 		log.Warn("remote: unconfirmed push not reverted: the configuration file changed since the push (edited on the box?); it stays in force", "file", path)
@@ -175,14 +211,13 @@ func (d *Dispatcher) revertUnconfirmed() {
 		done(false, "the previous configuration file is not the one the push replaced")
 		return
 	}
-	plan, err := prepareConfigRollback(env)
+	plan, err := prepareConfigRollback(env, rollbackArgs{})
 	var data map[string]any
 	if err == nil {
 		data, err = plan.Run(d.ctx)
 	}
 	if err != nil {
-		log.Error("remote: unconfirmed push not reverted yet; trying again", "error", err, "retry_in", revertRetry)
-		d.revertRetryAt = now.Add(revertRetry)
+		d.revertFailed(log, p, now, "remote: unconfirmed push not reverted yet; trying again", "error", err)
 		return
 	}
 	log.Warn("remote: configuration push not confirmed in time; the previous configuration is in force again", "changed", fmt.Sprint(data["changed"]), "restarted", fmt.Sprint(data["restarted"]))
@@ -224,14 +259,18 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 		}
 		return out, err
 	}
+	// The window counts from now: a slow apply (a model reloaded) must not
+	// use it up.
 	q := *p
+	q.AppliedAt = env.Now()
+	q.Deadline = q.AppliedAt.Add(confirm)
 	if q.After, err = fileSHA256(path); err != nil {
 		env.Log.Error("remote: the pushed configuration file cannot be read back; the revert will restore the previous file whatever is in force then", "error", err)
 	}
 	if err := env.d.store.setPending(&q, env.Now(), window); err != nil {
 		env.Log.Error("remote: pushed configuration's checksum not recorded", "error", err)
 	}
-	out["revert_at"] = p.Deadline.UTC().Format(time.RFC3339)
-	out["note"] = fmt.Sprintf("send config-confirm before %s, or the previous configuration comes back", p.Deadline.UTC().Format(time.RFC3339))
+	out["revert_at"] = q.Deadline.UTC().Format(time.RFC3339)
+	out["note"] = fmt.Sprintf("send config-confirm once this box answers on its new connection, before %s, or the previous configuration comes back", q.Deadline.UTC().Format(time.RFC3339))
 	return out, nil
 }

@@ -182,3 +182,48 @@ func TestRevertLeavesAnEditedFile(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestConfirmMustComeAfterThePush: a confirm that reached the box before
+// the push took effect (sent right behind it, over the old connection) is
+// refused and can be sent again; the window counts from the apply, however
+// long it took; a confirm naming another push is refused.
+func TestConfirmMustComeAfterThePush(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.ctl.mu.Lock()
+	r.ctl.applyHook = func() { r.clk.Add(time.Hour) } // a slow apply
+	r.ctl.mu.Unlock()
+	push := r.submit("config", "device", []byte(`{"id":"c1","config":`+movedBroker+`,"confirm":"5m"}`))
+	early := r.submit("config-confirm", "device", []byte(`{"id":"k1"}`))
+	if rep := r.wait(push); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	mustFail(t, r.wait(early), CodeFailed, "before push \"c1\" took effect", "send it again")
+	p := r.d.store.pendingConfirm()
+	if p == nil || !p.Deadline.Equal(p.AppliedAt.Add(5*time.Minute)) || !p.AppliedAt.Equal(r.clk.Now()) {
+		t.Fatalf("pending push %+v: want the window counted from the apply (now %s)", p, r.clk.Now())
+	}
+	mustFail(t, r.do("config-confirm", `{"id":"k1","push":"c0"}`), CodeInvalid, `"c0" does not wait for confirmation; push "c1" does`)
+	if rep := r.do("config-confirm", `{"id":"k1","push":"c1"}`); !rep.OK || rep.Data["confirmed"] != "c1" {
+		t.Errorf("confirm sent again after the push: %+v", rep)
+	}
+}
+
+// TestRollbackOfAConnectionNeedsConfirm: rolling the configuration back
+// (or forward again) onto another broker follows the rule of pushes.
+func TestRollbackOfAConnectionNeedsConfirm(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"f1","config":`+movedBroker+`,"force":true}`); !rep.OK {
+		t.Fatalf("forced push: %+v", rep)
+	}
+	mustFail(t, r.do("rollback", `{"id":"r1","target":"config"}`), CodeInvalid, "changes the connection", "Send the roll back with")
+	mustFail(t, r.do("rollback", `{"id":"r2","target":"model","force":true}`), CodeInvalid, "target config only")
+	rep := r.do("rollback", `{"id":"r3","target":"config","confirm":"5s"}`)
+	if !rep.OK || len(brokers(r)) != 0 || rep.Data["revert_at"] == nil {
+		t.Fatalf("rollback on probation: %+v, brokers %v", rep, brokers(r))
+	}
+	mustFail(t, r.do("rollback", `{"id":"r4","target":"config","confirm":"5s"}`), CodeInvalid, `reverts push "r3"`)
+	waitFor(t, 30*time.Second, "the unconfirmed rollback to be undone", func() bool { return len(brokers(r)) == 1 })
+	if rep := r.do("rollback", `{"id":"r5","target":"config","force":true}`); !rep.OK || len(brokers(r)) != 0 {
+		t.Errorf("forced rollback: %+v", rep)
+	}
+}

@@ -60,19 +60,23 @@ type Options struct {
 // directory.
 type Dispatcher struct {
 	ctl      Controller
-	stateDir string
+	stateDir string // guarded by mu: SetStateDir
 	log      *slog.Logger
 	now      func() time.Time
 	memory   func() (sysmem.Memory, error)
 	cmds     map[string]Command
 	store    *store
 	queue    chan item
-	// revertRetryAt is when a failed revert of an unconfirmed push is
-	// tried again; read and written by the command goroutine only.
-	revertRetryAt time.Time
-	ctx           context.Context
-	cancel        context.CancelFunc
-	wg            sync.WaitGroup
+	// started is closed by Started: reverts of unconfirmed pushes wait
+	// for it.
+	started     chan struct{}
+	startedOnce sync.Once
+	// retry is the state of a failed revert of an unconfirmed push; read
+	// and written by the command goroutine only.
+	retry  revertRetryState
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu          sync.Mutex
 	deviceID    string
@@ -86,9 +90,10 @@ type Dispatcher struct {
 }
 
 type item struct {
-	req  Request
-	done func(Reply)
-	err  error // refused on arrival (too large)
+	req     Request
+	done    func(Reply)
+	err     error     // refused on arrival (too large)
+	arrived time.Time // when Submit took it
 }
 
 // Interrupted is a request whose command was running when a previous
@@ -126,11 +131,16 @@ func New(opts Options) (*Dispatcher, error) {
 	case err != nil:
 		return nil, err
 	}
+	if p := st.pending; p != nil && p.AppliedAt.IsZero() {
+		// Stopped while the push was applied: this start runs on whatever
+		// file is there, so a confirm from now on came over its connection.
+		p.AppliedAt = opts.Now()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
 		ctl: opts.Controller, deviceID: opts.DeviceID, stateDir: opts.StateDir,
 		log: opts.Logger.With("component", "remote"), now: opts.Now, memory: opts.Memory,
-		cmds: map[string]Command{}, store: st, queue: make(chan item, opts.Queue),
+		cmds: map[string]Command{}, store: st, queue: make(chan item, opts.Queue), started: make(chan struct{}),
 		ctx: ctx, cancel: cancel, interrupted: interrupted,
 	}
 	for _, c := range commands() {
@@ -209,7 +219,7 @@ func (d *Dispatcher) Submit(req Request, done func(Reply)) {
 	if r := req.Release; r != nil {
 		req.Release = sync.OnceFunc(r)
 	}
-	it := item{req: req, done: done}
+	it := item{req: req, done: done, arrived: d.now()}
 	if max := d.ctl.Config().Remote.MaxPayload; uint64(len(req.Body)) > uint64(max) {
 		it.err = errorf(CodeTooLarge, "", "message is %d bytes, over remote.max_payload (%s); nothing of it was read", len(req.Body), max)
 		it.req.Body = nil
@@ -263,13 +273,17 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 
 func (d *Dispatcher) loop() {
 	defer d.wg.Done()
+	started := d.started
 	for {
-		due, t := d.confirmTimer()
+		var due <-chan time.Time
+		var t *time.Timer
+		if started == nil { // a revert restarts parts of the daemon: not before it runs
+			due, t = d.confirmTimer()
+		}
 		select {
+		case <-started:
+			started = nil
 		case it, ok := <-d.queue:
-			if t != nil {
-				t.Stop()
-			}
 			if !ok {
 				return
 			}
@@ -277,7 +291,36 @@ func (d *Dispatcher) loop() {
 		case <-due:
 			d.revertUnconfirmed()
 		}
+		if t != nil {
+			t.Stop()
+		}
 	}
+}
+
+// Started tells the dispatcher that the daemon runs (its parts started):
+// from then on it reverts a configuration push whose confirm window ran
+// out, which applies a configuration. Commands are taken before it.
+func (d *Dispatcher) Started() { d.startedOnce.Do(func() { close(d.started) }) }
+
+// SetStateDir follows a state_dir change: the request table (answered
+// ids, nonces, a push waiting for config-confirm) moves to the new
+// directory, which the next start reads, and the refit's files go there.
+// On error the table stays where it was.
+func (d *Dispatcher) SetStateDir(dir string) error {
+	if err := d.store.move(dir, d.now(), d.ctl.Config().Remote.DedupWindow.Std()); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.stateDir = dir
+	d.mu.Unlock()
+	return nil
+}
+
+// dir is the state directory in force.
+func (d *Dispatcher) dir() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stateDir
 }
 
 // refuse answers a request that is not executed, with one log line.
@@ -395,7 +438,7 @@ func (d *Dispatcher) handle(it item) {
 		d.refuse(it, id, errorf(CodeUnknownCommand, "", "unknown command %q; known: %s", truncate(req.Name, 64), strings.Join(Names(), ", ")))
 		return
 	}
-	env := &Env{Ctl: d.ctl, Log: log, Now: d.now, Name: req.Name, ID: id, Origin: req.Origin, Signer: a.signer, Envelope: a.env, d: d}
+	env := &Env{Ctl: d.ctl, Log: log, Now: d.now, Name: req.Name, ID: id, Origin: req.Origin, Signer: a.signer, Envelope: a.env, Arrived: it.arrived, d: d}
 	plan, err := cmd.Prepare(env, a.body)
 	if err != nil {
 		spend()

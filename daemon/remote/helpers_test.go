@@ -46,6 +46,7 @@ type testController struct {
 	defectiveAfter int64
 	gate           chan struct{} // when set, NextFrame waits for a token
 	applyErr       error
+	applyHook      func() // when set, ApplyConfig calls it first (a slow apply)
 
 	applies, installs, thresholds, restarts, frames atomic.Int64
 	now                                             func() time.Time
@@ -76,8 +77,11 @@ func (c *testController) ConfigPath() string     { return filepath.Join(c.dir, "
 func (c *testController) ApplyConfig(ctx context.Context, cfg *config.Config) ([]string, error) {
 	c.applies.Add(1)
 	c.mu.Lock()
-	err := c.applyErr
+	err, hook := c.applyErr, c.applyHook
 	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -451,6 +455,7 @@ func (r *rig) start() {
 	}
 	r.d = d
 	d.AddEvents(&r.events)
+	d.Started()
 	r.t.Cleanup(func() { d.Close(context.Background()) })
 }
 

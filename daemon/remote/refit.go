@@ -371,7 +371,7 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		src.paths = r.p.folder.fit
 		r.phase("fitting")
 	} else {
-		base := r.env.d.stateDir
+		base := r.env.d.dir()
 		if base != "" {
 			os.RemoveAll(filepath.Join(base, refitFramesName)) // an interrupted refit's
 		}
@@ -446,7 +446,7 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	}
 
 	r.phase("installing")
-	dir := r.env.d.stateDir
+	dir := r.env.d.dir()
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "inspectd-refit-"); err != nil {
 			return out, errorf(CodeFailed, "", "%v; %s", err, keeps)

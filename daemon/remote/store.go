@@ -279,6 +279,26 @@ func (s *store) setPending(p *pendingConfirm, now time.Time, window time.Duratio
 	return nil
 }
 
+// move writes the table into dir, makes it the table's place and removes
+// the file it had; on error nothing changes.
+func (s *store) move(dir string, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.path == "" || dir == "" || filepath.Join(dir, StateFile) == s.path {
+		return nil
+	}
+	old := s.path
+	s.path = filepath.Join(dir, StateFile)
+	if err := s.saveLocked(now, window); err != nil {
+		s.path = old
+		return err
+	}
+	if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remote request table: moved to %s, but the old %s stays: %w", s.path, old, err)
+	}
+	return nil
+}
+
 // pruneLocked drops expired nonces and finished requests older than
 // window, then the oldest finished requests beyond maxEntries.
 func (s *store) pruneLocked(now time.Time, window time.Duration) {
