@@ -307,17 +307,54 @@ func SaveKeepPrevious(path string, c *Config) error {
 	return Save(path, c)
 }
 
-// RestorePrevious undoes SaveKeepPrevious when the configuration it saved
-// could not be applied: path gets the bytes of PreviousPath(path) back,
-// atomically (PreviousPath keeps them too). An error when there is no
-// previous file.
-func RestorePrevious(path string) error {
-	old, err := os.ReadFile(PreviousPath(path))
-	if err != nil {
-		return fmt.Errorf("restore config %s: %w", path, err)
+// Checkpoint holds a configuration file and its previous file
+// (PreviousPath) as they were, so that a SaveKeepPrevious whose
+// configuration could not be applied is undone whole: copying the
+// previous file back alone would leave the replaced file as the previous one, and the previous
+// file before it, which a rollback or a revert still needs, is lost.
+type Checkpoint struct {
+	path            string
+	cur, prev       []byte
+	hasCur, hasPrev bool
+}
+
+// NewCheckpoint reads path and PreviousPath(path); a missing file is
+// remembered as missing.
+func NewCheckpoint(path string) (*Checkpoint, error) {
+	c := &Checkpoint{path: path}
+	for _, f := range []struct {
+		name string
+		data *[]byte
+		has  *bool
+	}{{path, &c.cur, &c.hasCur}, {PreviousPath(path), &c.prev, &c.hasPrev}} {
+		b, err := os.ReadFile(f.name)
+		switch {
+		case err == nil:
+			*f.data, *f.has = b, true
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("config checkpoint %s: %w", f.name, err)
+		}
 	}
-	if err := writeFileAtomic(path, old); err != nil {
-		return fmt.Errorf("restore config %s: %w", path, err)
+	return c, nil
+}
+
+// Restore puts both files back as NewCheckpoint found them (each written
+// atomically; one that was missing is removed).
+func (c *Checkpoint) Restore() error {
+	for _, f := range []struct {
+		name string
+		data []byte
+		has  bool
+	}{{c.path, c.cur, c.hasCur}, {PreviousPath(c.path), c.prev, c.hasPrev}} {
+		var err error
+		if f.has {
+			err = writeFileAtomic(f.name, f.data)
+		} else if err = os.Remove(f.name); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("restore config %s: %w", f.name, err)
+		}
 	}
 	return nil
 }

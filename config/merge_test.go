@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -262,21 +264,44 @@ func TestSaveKeepPreviousAndRollback(t *testing.T) {
 	if cur.Model.Features != 100 || fwd.Model.Features != 64 {
 		t.Errorf("after rollback: current d %d, previous d %d", cur.Model.Features, fwd.Model.Features)
 	}
-	// A configuration that failed to apply is undone byte for byte.
+	// A configuration that failed to apply is undone byte for byte, the
+	// previous file included (what a rollback still needs).
 	applied, _ := os.ReadFile(path)
+	keptPrev, _ := os.ReadFile(PreviousPath(path))
+	cp, err := NewCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c2 := cur.Clone()
 	c2.Pipeline.Queue = 9
 	if err := SaveKeepPrevious(path, c2); err != nil {
 		t.Fatal(err)
 	}
-	if err := RestorePrevious(path); err != nil {
+	if err := cp.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	if back, _ := os.ReadFile(path); string(back) != string(applied) {
-		t.Errorf("restored file differs from the one before the save")
+	back, _ := os.ReadFile(path)
+	backPrev, _ := os.ReadFile(PreviousPath(path))
+	if string(back) != string(applied) || string(backPrev) != string(keptPrev) {
+		t.Errorf("restored files differ from the ones before the save")
 	}
-	if err := RestorePrevious(filepath.Join(dir, "none.yaml")); err == nil {
-		t.Error("restored a file that had no previous one")
+	// A file that had no previous one: restored without one.
+	lone := filepath.Join(dir, "lone.yaml")
+	if err := Save(lone, cur); err != nil {
+		t.Fatal(err)
+	}
+	cp, err = NewCheckpoint(lone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveKeepPrevious(lone, c2); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(PreviousPath(lone)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a previous file left behind: %v", err)
 	}
 	cur, _ = Load(path)
 	// An invalid configuration touches neither file.

@@ -226,20 +226,26 @@ var errNoConfigFile = errors.New("inspectd runs on its built-in defaults, withou
 
 // ApplyConfig saves c as the configuration file (the previous kept as
 // .prev) and applies it live, changing only the parts whose settings
-// differ; on any failure the previous file is restored and the running
-// parts stay as they were.
+// differ; on any failure the file and its .prev are restored as they were
+// and the running parts stay as they were.
 func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) ([]string, error) {
 	path := d.ConfigPath()
 	if path == "" {
 		return nil, errNoConfigFile
+	}
+	cp, err := config.NewCheckpoint(path)
+	if err != nil {
+		return nil, err
 	}
 	if err := config.SaveKeepPrevious(path, c); err != nil {
 		return nil, err
 	}
 	changed, err := d.Apply(ctx, c)
 	if err != nil {
-		if rerr := config.RestorePrevious(path); rerr != nil {
-			d.log.Error("previous configuration file not restored", "file", path, "err", rerr)
+		// Both files back: the previous file is what a rollback, or the
+		// revert of an unconfirmed push, restores.
+		if rerr := cp.Restore(); rerr != nil {
+			d.log.Error("previous configuration files not restored", "file", path, "err", rerr)
 		}
 		d.metrics.ReloadFailures.Inc()
 		return nil, err

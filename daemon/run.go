@@ -15,6 +15,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -76,6 +77,17 @@ func Run(ctx context.Context, o RunOptions) error {
 	defer restart(nil)
 	d, err := start(ctx, cfg, o, notifier, func() { restart(ErrRestartRequested) })
 	if err != nil {
+		if o.Config == nil {
+			// A configuration pushed on probation that cannot even start
+			// is never confirmed: the one before it is put back for the
+			// next start (systemd restarts the service).
+			if id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now()); id != "" || rerr != nil {
+				o.Logger.Error("remote: configuration push waiting for config-confirm does not start; reverted for the next start", "push", id, "error", err, "revert_error", rerr)
+				if rerr == nil {
+					return fmt.Errorf("%w (configuration push %q, which waited for config-confirm, is reverted: start again to run on the configuration before it)", err, id)
+				}
+			}
+		}
 		return err
 	}
 	d.disp.Started()

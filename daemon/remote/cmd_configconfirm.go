@@ -9,7 +9,8 @@ import (
 // wait after which the previous configuration would come back. Only a
 // confirm that arrived after the push took effect counts: one sent right
 // behind the push reaches the box over the old connection and would prove
-// nothing about the new one. push, when given, must name the push waiting.
+// nothing about the new one; one after the deadline is too late. push,
+// when given, must name the push waiting.
 //
 //	request: {"id": "k1"}  or  {"id": "k1", "push": "c9"}
 //	reply:   {"id": "k1", "ok": true, "confirmed": "c9", "version": 8}
@@ -31,9 +32,11 @@ func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
 		return nil, errorf(CodeFailed, "", "no configuration push waits for confirmation (none was pushed with \"confirm\", it was confirmed already, or its time ran out and it was reverted: see the config-revert event)")
 	case a.Push != "" && a.Push != p.ID:
 		return nil, invalidf("push", "%q does not wait for confirmation; push %q does (until %s)", truncate(a.Push, 40), p.ID, p.Deadline.UTC().Format(time.RFC3339))
-	case env.Arrived.Before(p.AppliedAt):
-		return nil, errorf(CodeFailed, "", "this confirm reached the box at %s, before push %q took effect at %s: it came over the old connection and proves nothing about the new one; send it again once the box answers (until %s)",
-			env.Arrived.UTC().Format(time.RFC3339Nano), p.ID, p.AppliedAt.UTC().Format(time.RFC3339Nano), p.Deadline.UTC().Format(time.RFC3339))
+	case env.Arrived.Before(p.confirmableSince()):
+		return nil, errorf(CodeFailed, "", "this confirm reached the box at %s, before push %q took effect at %s: it came over the old connection and proves nothing about the new one; send it again (signed: with a new nonce) once the box answers, until %s",
+			env.Arrived.UTC().Format(time.RFC3339Nano), p.ID, p.confirmableSince().UTC().Format(time.RFC3339Nano), p.Deadline.UTC().Format(time.RFC3339))
+	case env.Arrived.After(p.Deadline):
+		return nil, errorf(CodeFailed, "", "too late: push %q had to be confirmed by %s; it is being reverted (see the config-revert event)", p.ID, p.Deadline.UTC().Format(time.RFC3339))
 	}
 	return &Plan{Run: func(context.Context) (map[string]any, error) {
 		if err := env.d.store.setPending(nil, env.Now(), env.Ctl.Config().Remote.DedupWindow.Std()); err != nil {

@@ -106,6 +106,9 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 		if keysKept {
 			out["note"] = "the previous file had other trust keys; the ones in force are kept (change them with trust-keys)"
 		}
+		if err := carryTable(env, running, prev); err != nil {
+			return out, err
+		}
 		restarted, err := env.Ctl.ApplyConfig(ctx, prev)
 		if err != nil {
 			return out, errorf(CodeFailed, "", "not rolled back; the configuration in force is unchanged: %v", err)

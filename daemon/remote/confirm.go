@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,6 +39,7 @@ const revertRetry = 30 * time.Second
 var connectionKeys = []string{
 	"mqtt.brokers", "mqtt.embedded_listen", "mqtt.client_id", "mqtt.username", "mqtt.password",
 	"mqtt.tls.", "mqtt.topic_prefix", "mqtt.profile", "remote.allow_unsigned",
+	"device_id", // the command topics, and the default client id
 }
 
 // connectionChange returns the first changed setting that carries remote
@@ -72,15 +74,27 @@ type pendingConfirm struct {
 	// Deadline is when the previous configuration comes back: the confirm
 	// window counted from AppliedAt (before it, from the push's start).
 	Deadline time.Time `json:"deadline"`
-	// AppliedAt is when the push took effect; only a config-confirm that
-	// arrived after it can have come over the connection the push made.
-	AppliedAt time.Time `json:"applied_at,omitzero"`
+	// AppliedAt is when the push took effect, ConnectedAt when the MQTT
+	// front end moved to the connection it made (zero: it made none). A
+	// config-confirm counts only when it arrived after ConnectedAt, or
+	// after AppliedAt for a push that kept the connection: one before came
+	// over the old connection.
+	AppliedAt   time.Time `json:"applied_at,omitzero"`
+	ConnectedAt time.Time `json:"connected_at,omitzero"`
 	// Before is the SHA-256 of the configuration file the push replaced,
 	// After that of the file it wrote ("" until it is applied). The revert
 	// restores the .prev file only while it is Before and the file in force
 	// is After: a file edited on the box since is left as it is.
 	Before string `json:"before_sha256"`
 	After  string `json:"after_sha256,omitempty"`
+}
+
+// confirmableSince is when a config-confirm starts to count.
+func (p *pendingConfirm) confirmableSince() time.Time {
+	if !p.ConnectedAt.IsZero() {
+		return p.ConnectedAt
+	}
+	return p.AppliedAt
 }
 
 // describe is the pending push in a reply or a status.
@@ -182,7 +196,9 @@ func (d *Dispatcher) revertUnconfirmed() {
 	env := &Env{Ctl: d.ctl, Log: log, Now: d.now, Name: "config-revert", ID: p.ID, Origin: p.Origin, d: d}
 	event := map[string]any{"id": p.ID, "deadline": p.Deadline.UTC().Format(time.RFC3339)}
 	done := func(reverted bool, note string) {
-		if err := d.store.setPending(nil, now, window); err != nil {
+		// Cleared in memory even when the table cannot be written: the
+		// revert is done (a restart finds the file changed and leaves it).
+		if err := d.store.putPending(nil, now, window); err != nil {
 			log.Error("remote: unconfirmed push not cleared from the request table", "error", err)
 		}
 		event["reverted"], event["note"] = reverted, note
@@ -238,6 +254,20 @@ func (d *Dispatcher) confirmTimer() (<-chan time.Time, *time.Timer) {
 	return t.C, t
 }
 
+// carryTable copies the request table into the state_dir of next before
+// the configuration naming it is saved: a stop before the daemon moves the
+// table there (SetStateDir) would otherwise start on an empty one, which
+// knows neither the requests answered nor a push waiting for confirmation.
+func carryTable(env *Env, running, next *config.Config) error {
+	if next.StateDir == running.StateDir {
+		return nil
+	}
+	if err := env.d.store.copyTo(next.StateDir, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
+		return errorf(CodeFailed, "config.state_dir", "not applied: the new state_dir cannot hold the request table: %v", err)
+	}
+	return nil
+}
+
 // runPending is the Run of a push with a confirm window: the pending
 // revert is recorded before the configuration is applied (a crash in
 // between still reverts), and cleared when applying fails.
@@ -248,8 +278,9 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 	if err != nil {
 		return nil, errorf(CodeFailed, "", "not applied: the configuration file cannot be read to keep it for the revert: %v", err)
 	}
-	p := &pendingConfirm{ID: env.ID, Origin: env.Origin, Deadline: env.Now().Add(confirm), Before: before}
-	if err := env.d.store.setPending(p, env.Now(), window); err != nil {
+	start := env.Now()
+	p := &pendingConfirm{ID: env.ID, Origin: env.Origin, Deadline: start.Add(confirm), Before: before}
+	if err := env.d.store.setPending(p, start, window); err != nil {
 		return nil, errorf(CodeFailed, "", "not applied: the revert could not be recorded: %v", err)
 	}
 	out, err := apply(ctx)
@@ -264,13 +295,64 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 	q := *p
 	q.AppliedAt = env.Now()
 	q.Deadline = q.AppliedAt.Add(confirm)
+	if c := env.d.connectedAt(); c.After(start) {
+		q.ConnectedAt = c
+	}
 	if q.After, err = fileSHA256(path); err != nil {
 		env.Log.Error("remote: the pushed configuration file cannot be read back; the revert will restore the previous file whatever is in force then", "error", err)
 	}
-	if err := env.d.store.setPending(&q, env.Now(), window); err != nil {
+	if err := env.d.store.putPending(&q, env.Now(), window); err != nil {
 		env.Log.Error("remote: pushed configuration's checksum not recorded", "error", err)
 	}
 	out["revert_at"] = q.Deadline.UTC().Format(time.RFC3339)
 	out["note"] = fmt.Sprintf("send config-confirm once this box answers on its new connection, before %s, or the previous configuration comes back", q.Deadline.UTC().Format(time.RFC3339))
 	return out, nil
+}
+
+// RevertUnstartable is for a daemon whose start failed on the
+// configuration file at configPath, with the request table in stateDir
+// (that configuration's state_dir): when that file is a push still waiting
+// for config-confirm, the configuration the push replaced (its .prev) is
+// saved back, as a config rollback does, and the wait ends, so that the
+// next start runs on the configuration before the push. It returns the
+// push's id, or "" when no such push waits (the failure is not a push's).
+func RevertUnstartable(configPath, stateDir string, now time.Time) (string, error) {
+	if configPath == "" || stateDir == "" {
+		return "", nil
+	}
+	st, _, err := openStore(stateDir, now)
+	var corrupt *CorruptTableError
+	switch {
+	case errors.As(err, &corrupt):
+		return "", nil
+	case err != nil:
+		return "", err
+	}
+	p := st.pendingConfirm()
+	if p == nil {
+		return "", nil
+	}
+	cur, err := fileSHA256(configPath)
+	if err != nil {
+		return "", fmt.Errorf("revert push %q: %w", p.ID, err)
+	}
+	if cur == p.Before || (p.After != "" && cur != p.After) {
+		return "", nil // not the pushed file
+	}
+	if prev, err := fileSHA256(config.PreviousPath(configPath)); err != nil || prev != p.Before {
+		return "", fmt.Errorf("revert push %q: %s is not the configuration it replaced (%v)", p.ID, config.PreviousPath(configPath), err)
+	}
+	before, err := config.LoadPrevious(configPath)
+	if err != nil {
+		return "", fmt.Errorf("revert push %q: %w", p.ID, err)
+	}
+	if err := config.SaveKeepPrevious(configPath, before); err != nil {
+		return "", fmt.Errorf("revert push %q: %w", p.ID, err)
+	}
+	v := st.configVersion()
+	st.version = configVersion{Current: v.Previous, Previous: v.Current}
+	if err := st.putPending(nil, now, 0); err != nil {
+		return p.ID, fmt.Errorf("push %q reverted, but the request table is not written: %w", p.ID, err)
+	}
+	return p.ID, nil
 }

@@ -227,3 +227,64 @@ func TestRollbackOfAConnectionNeedsConfirm(t *testing.T) {
 		t.Errorf("forced rollback: %+v", rep)
 	}
 }
+
+// TestCommandsWaitForStarted: commands taken before the daemon runs wait
+// for Started (they apply configurations and swap models); closed before
+// it, what waits is refused.
+func TestCommandsWaitForStarted(t *testing.T) {
+	r := newRig(t, unsigned)
+	for _, start := range []bool{true, false} {
+		d, err := New(r.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan Reply, 1)
+		d.Submit(Request{Name: "status", Body: []byte(`{"id":"early"}`), Origin: "device"}, func(rep Reply) { ch <- rep })
+		select {
+		case rep := <-ch:
+			t.Fatalf("answered before Started: %+v", rep)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if start {
+			d.Started()
+			if rep := r.wait(ch); !rep.OK {
+				t.Errorf("after Started: %+v", rep)
+			}
+		}
+		if err := d.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if !start {
+			mustFail(t, r.wait(ch), CodeFailed, "inspectd is stopping")
+		}
+	}
+}
+
+// TestRevertUnstartable: a pushed configuration waiting for config-confirm
+// that the daemon cannot start on is rolled back on disk for the next
+// start; any other file is left alone.
+func TestRevertUnstartable(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"1h","version":2}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if err := r.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now())
+	if err != nil || id != "c1" {
+		t.Fatalf("RevertUnstartable: %q, %v", id, err)
+	}
+	c, err := config.Load(r.ctl.ConfigPath())
+	if err != nil || len(c.MQTT.Brokers) != 0 {
+		t.Errorf("the file after the revert: %v, %v", c, err)
+	}
+	r.start()
+	if p := r.d.store.pendingConfirm(); p != nil || r.d.store.configVersion().Current != 0 {
+		t.Errorf("after the revert: pending %+v, version %+v", p, r.d.store.configVersion())
+	}
+	// Nothing waits now: a failed start is not a push's.
+	if id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now()); id != "" || err != nil {
+		t.Errorf("a second call: %q, %v", id, err)
+	}
+}

@@ -47,8 +47,9 @@ type Configs interface {
 	//      settings reconnect, model settings build a new detector beside
 	//      the running one and swap it in between two frames, http settings
 	//      rebind, log_level takes effect;
-	//   3. on any failure in 1 or 2 restores the previous file
-	//      (config.RestorePrevious) and the previous running parts, and returns an error saying what failed
+	//   3. on any failure in 1 or 2 restores the file and its .prev as they
+	//      were (config.Checkpoint) and the previous running parts, and
+	//      returns an error saying what failed
 	//      ("reopen capture: open /dev/video2: no such device"): the
 	//      configuration in force, on disk and running, is then the old one.
 	// On success it returns the parts restarted, in words ("capture",

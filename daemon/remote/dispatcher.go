@@ -79,6 +79,7 @@ type Dispatcher struct {
 	wg     sync.WaitGroup
 
 	mu          sync.Mutex
+	connected   time.Time // when a front end last moved to a new connection (Attach)
 	deviceID    string
 	closed      bool
 	job         *job
@@ -273,16 +274,15 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 
 func (d *Dispatcher) loop() {
 	defer d.wg.Done()
-	started := d.started
+	// Nothing runs before the daemon does: a command or a revert applies
+	// configurations and swaps models, which need every part started.
+	select {
+	case <-d.started:
+	case <-d.ctx.Done(): // closed before it started: what waits is refused
+	}
 	for {
-		var due <-chan time.Time
-		var t *time.Timer
-		if started == nil { // a revert restarts parts of the daemon: not before it runs
-			due, t = d.confirmTimer()
-		}
+		due, t := d.confirmTimer()
 		select {
-		case <-started:
-			started = nil
 		case it, ok := <-d.queue:
 			if !ok {
 				return
@@ -298,8 +298,8 @@ func (d *Dispatcher) loop() {
 }
 
 // Started tells the dispatcher that the daemon runs (its parts started):
-// from then on it reverts a configuration push whose confirm window ran
-// out, which applies a configuration. Commands are taken before it.
+// commands taken before wait for it, and so does the revert of a push
+// whose confirm window ran out while the box was down.
 func (d *Dispatcher) Started() { d.startedOnce.Do(func() { close(d.started) }) }
 
 // SetStateDir follows a state_dir change: the request table (answered
@@ -314,6 +314,20 @@ func (d *Dispatcher) SetStateDir(dir string) error {
 	d.stateDir = dir
 	d.mu.Unlock()
 	return nil
+}
+
+// noteConnection records that a front end moved to a new connection.
+func (d *Dispatcher) noteConnection() {
+	d.mu.Lock()
+	d.connected = d.now()
+	d.mu.Unlock()
+}
+
+// connectedAt is when a front end last moved to a new connection.
+func (d *Dispatcher) connectedAt() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.connected
 }
 
 // dir is the state directory in force.

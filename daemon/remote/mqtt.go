@@ -118,6 +118,9 @@ func (m *MQTT) Attach(c Client, o MQTTOptions) error {
 		return err
 	}
 	m.set(c, o)
+	if d, ok := m.s.(*Dispatcher); ok {
+		d.noteConnection() // a config-confirm from now on came over c
+	}
 	for _, f := range m.Filters() {
 		if err := c.Subscribe(f, 1, m.handle); err != nil {
 			return fmt.Errorf("remote mqtt: %w", err)

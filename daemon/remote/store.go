@@ -293,10 +293,38 @@ func (s *store) move(dir string, now time.Time, window time.Duration) error {
 		s.path = old
 		return err
 	}
-	if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remote request table: moved to %s, but the old %s stays: %w", s.path, old, err)
-	}
+	_ = os.Remove(old) // left behind, it is rewritten whole if state_dir comes back
 	return nil
+}
+
+// putPending records p (nil: clears) in memory whatever the write does,
+// and returns the write's error: for a state the box is already in (a
+// push applied, a revert done), which memory must follow even when the
+// disk does not.
+func (s *store) putPending(p *pendingConfirm, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = p
+	return s.saveLocked(now, window)
+}
+
+// copyTo writes the table into dir as well (created if missing), without
+// moving it: a configuration that names dir as state_dir is about to be
+// saved, and a stop before the move (SetStateDir) must find it there.
+func (s *store) copyTo(dir string, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.path == "" || dir == "" || filepath.Join(dir, StateFile) == s.path {
+		return nil
+	}
+	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("remote request table: %w", err)
+	}
+	old := s.path
+	s.path = filepath.Join(dir, StateFile)
+	err := s.saveLocked(now, window)
+	s.path = old
+	return err
 }
 
 // pruneLocked drops expired nonces and finished requests older than
