@@ -131,7 +131,7 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 		opts.Features = p.features
 		opts.MinFeatures = min(opts.MinFeatures, p.features)
 	}
-	r := &refit{env: env, p: p, opts: opts, started: env.Now()}
+	r := &refit{env: env, p: p, opts: opts, started: env.Now(), dir: env.d.dir()}
 	return &Plan{Background: true, Run: r.run}, nil
 }
 

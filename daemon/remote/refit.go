@@ -183,6 +183,9 @@ type refit struct {
 	p       *refitPlan
 	opts    model.Options
 	started time.Time
+	// dir is the state directory when the refit started: its frames and
+	// model file stay there if state_dir changes meanwhile (a reload).
+	dir string
 
 	mu        sync.Mutex
 	prog      Progress
@@ -371,7 +374,7 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		src.paths = r.p.folder.fit
 		r.phase("fitting")
 	} else {
-		base := r.env.d.dir()
+		base := r.dir
 		if base != "" {
 			os.RemoveAll(filepath.Join(base, refitFramesName)) // an interrupted refit's
 		}
@@ -446,7 +449,7 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	}
 
 	r.phase("installing")
-	dir := r.env.d.dir()
+	dir := r.dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "inspectd-refit-"); err != nil {
 			return out, errorf(CodeFailed, "", "%v; %s", err, keeps)
