@@ -33,7 +33,7 @@ func TestStaleSubscriptionUnsubscribed(t *testing.T) {
 				dir = t.TempDir()
 			}
 			p, lb := newPublisher(t, b.URL, dev, func(o *mqttpub.Options) { o.StoreDir = dir })
-			got := make(chan string, 1)
+			got := make(chan string, 16)
 			must(t, p.Subscribe(live, 1, func(m mqttpub.Message) { got <- string(m.Payload) }))
 			must(t, p.Start())
 			waitFor(t, 5*time.Second, "connected", func() bool { return p.State().Connected })
@@ -41,20 +41,34 @@ func TestStaleSubscriptionUnsubscribed(t *testing.T) {
 				waitFor(t, 5*time.Second, "the old filter unsubscribed", func() bool {
 					return strings.Contains(lb.String(), "unsubscribed a filter of an earlier configuration")
 				})
-			} else {
-				time.Sleep(200 * time.Millisecond) // its subscription is in place
 			}
-			for _, topic := range []string{stale, live} {
-				if tok := sender.client.Publish(topic, 1, false, topic); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			publish := func(topic, payload string) {
+				if tok := sender.client.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 					t.Fatalf("publish: %v", tok.Error())
 				}
 			}
-			select {
-			case <-got:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the live command never arrived")
+			// The live filter's SUBACK may lag the connection on a loaded
+			// box: publish until one arrives.
+			waitFor(t, 10*time.Second, "the live filter", func() bool {
+				publish(live, "probe")
+				select {
+				case <-got:
+					return true
+				case <-time.After(300 * time.Millisecond):
+					return false
+				}
+			})
+			// In order on one connection: a stale message would come
+			// before the live one behind it.
+			publish(stale, "stale")
+			publish(live, "live")
+			for m := ""; m != "live"; {
+				select {
+				case m = <-got:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the live command never arrived")
+				}
 			}
-			time.Sleep(200 * time.Millisecond) // a stale message would have come before the live one
 			if came := strings.Contains(lb.String(), "topic="+stale); came == recorded {
 				t.Errorf("a message on the old filter came: %v, want %v; log:\n%s", came, !recorded, lb.String())
 			}
