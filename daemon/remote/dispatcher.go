@@ -67,8 +67,8 @@ type Dispatcher struct {
 	cmds     map[string]Command
 	store    *store
 	queue    chan item
-	// started is closed by Started: reverts of unconfirmed pushes wait
-	// for it.
+	// started is closed by Started: commands, and reverts of unconfirmed
+	// pushes, wait for it.
 	started     chan struct{}
 	startedOnce sync.Once
 	// retry is the state of a failed revert of an unconfirmed push; read
