@@ -208,7 +208,7 @@ func startBroker(cfg *config.Config, log *slog.Logger) (*broker.Broker, error) {
 	b, err := broker.Start(context.Background(), broker.Options{Address: cfg.MQTT.EmbeddedListen, Logger: log,
 		StoreDir: filepath.Join(cfg.StateDir, "mqtt-broker")})
 	if err != nil {
-		return nil, fmt.Errorf("embedded MQTT broker: %w", err)
+		return nil, err // broker.Start names the embedded broker and its address
 	}
 	return b, nil
 }

@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -419,5 +424,53 @@ func TestPendingPushRevertsAfterRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, remote.StateFile)); err != nil {
 		t.Errorf("the request table did not come back with state_dir: %v", err)
+	}
+}
+
+// TestUnstartablePushReverted: the box restarts on a pushed configuration
+// that waits for config-confirm and cannot start (its embedded broker's
+// port taken meanwhile): Run fails saying so, with the configuration
+// before the push back in the file for the next start.
+func TestUnstartablePushReverted(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	state := filepath.Join(dir, "state")
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := "device_id: cell6\nstate_dir: " + state + "\ncapture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+		"model: {features: 16, min_features: 16}\nhttp: {listen: \"\"}\nremote: {allow_unsigned: true}\n"
+	good := base + "mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t)) + "}\n"
+	pushed := base + "mqtt: {embedded_listen: " + taken.Addr().String() + "}\n"
+	cfgPath := filepath.Join(dir, "inspectd.yaml")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(config.PreviousPath(cfgPath), []byte(good), 0o600))
+	must(os.WriteFile(cfgPath, []byte(pushed), 0o600))
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	table := fmt.Sprintf(`{"format":1,"requests":[],"nonces":{},"config_version":{"current":0,"previous":0},`+
+		`"config_pending":{"id":"p6","origin":"device","deadline":%q,"before_sha256":%q,"after_sha256":%q}}`,
+		time.Now().Add(time.Hour).UTC().Format(time.RFC3339), sum(good), sum(pushed))
+	must(os.WriteFile(filepath.Join(state, remote.StateFile), []byte(table), 0o600))
+
+	cfg, err := LoadConfig(cfgPath)
+	must(err)
+	// As inspectd run calls it: the configuration loaded, and its file.
+	err = Run(t.Context(), RunOptions{ConfigPath: cfgPath, Config: cfg, Print: io.Discard, FitFrames: 12,
+		Logger: slog.New(slog.NewTextHandler(testWriter(t), nil))})
+	if err == nil || !strings.Contains(err.Error(), `configuration push "p6"`) {
+		t.Fatalf("Run on an unstartable pushed configuration: %v", err)
+	}
+	c, err := LoadConfig(cfgPath)
+	if err != nil || c.MQTT.EmbeddedListen == taken.Addr().String() {
+		t.Errorf("the file after the failed start: %v, %v", c, err)
 	}
 }

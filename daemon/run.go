@@ -77,7 +77,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	defer restart(nil)
 	d, err := start(ctx, cfg, o, notifier, func() { restart(ErrRestartRequested) })
 	if err != nil {
-		if o.Config == nil {
+		if o.ConfigPath != "" {
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).

@@ -59,6 +59,9 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if confirm > 0 && a.Force {
+		return nil, invalidf("force", "give confirm (applied on probation) or force (applied for good), not both")
+	}
 	mode := config.PushMode(a.Mode)
 	switch mode {
 	case "":

@@ -16,6 +16,17 @@ import (
 //	reply:   {"id": "k1", "ok": true, "confirmed": "c9", "version": 8}
 type cmdConfigConfirm struct{}
 
+// checkReplay refuses a repeated id whose stored reply confirmed another
+// push than the one waiting: replaying it would answer ok and confirm
+// nothing.
+func (cmdConfigConfirm) checkReplay(env *Env, stored Reply) error {
+	p := env.d.store.pendingConfirm()
+	if p == nil || stored.Data["confirmed"] == p.ID {
+		return nil
+	}
+	return invalidf("id", "%q answered an earlier config-confirm (of push %v); push %q waits: confirm it with a new id", truncate(env.ID, 40), stored.Data["confirmed"], p.ID)
+}
+
 func (cmdConfigConfirm) Name() string { return "config-confirm" }
 
 func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
@@ -32,6 +43,9 @@ func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
 		return nil, errorf(CodeFailed, "", "no configuration push waits for confirmation (none was pushed with \"confirm\", it was confirmed already, or its time ran out and it was reverted: see the config-revert event)")
 	case a.Push != "" && a.Push != p.ID:
 		return nil, invalidf("push", "%q does not wait for confirmation; push %q does (until %s)", truncate(a.Push, 40), p.ID, p.Deadline.UTC().Format(time.RFC3339))
+	case env.Backlog:
+		return nil, errorf(CodeFailed, "", "this confirm waited on the broker for this box's session (it was sent while the box was not connected there), so it says nothing about the box answering now; send a new one (id %q can be used again), until %s",
+			truncate(a.ID, 40), p.Deadline.UTC().Format(time.RFC3339))
 	case env.Arrived.Before(p.confirmableSince()):
 		return nil, errorf(CodeFailed, "", "this confirm reached the box at %s, before push %q took effect at %s: it came over the old connection and proves nothing about the new one; send it again (signed: with a new nonce) once the box answers, until %s",
 			env.Arrived.UTC().Format(time.RFC3339Nano), p.ID, p.confirmableSince().UTC().Format(time.RFC3339Nano), p.Deadline.UTC().Format(time.RFC3339))

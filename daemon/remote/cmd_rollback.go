@@ -38,6 +38,9 @@ func (cmdRollback) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if confirm > 0 && a.Force {
+		return nil, invalidf("force", "give confirm (applied on probation) or force (applied for good), not both")
+	}
 	if a.Target != "config" && (confirm > 0 || a.Force) {
 		return nil, invalidf("confirm", "confirm and force go with target config only")
 	}

@@ -48,7 +48,7 @@ func (cmdStatus) Prepare(env *Env, body []byte) (*Plan, error) {
 			out["last_error"] = st.LastError
 			out["last_error_at"] = st.LastErrorAt.UTC().Format(time.RFC3339)
 		}
-		if p := env.d.store.pendingConfirm(); p != nil {
+		if p := env.d.settlePending(); p != nil {
 			out["config_pending"] = p.describe()
 		}
 		if j := env.running(); j != nil {

@@ -21,6 +21,12 @@ type Command interface {
 	Prepare(env *Env, body []byte) (*Plan, error)
 }
 
+// replayChecker is a Command whose stored reply may no longer fit a
+// repeat of its id; checkReplay refuses the repeat instead of replaying.
+type replayChecker interface {
+	checkReplay(env *Env, stored Reply) error
+}
+
 // Plan is a prepared command.
 type Plan struct {
 	// Background runs Run on a goroutine of its own, as the one background
@@ -78,8 +84,10 @@ type Env struct {
 	// Envelope is the request's envelope, nil when it came unsigned.
 	Envelope *Envelope
 	// Arrived is when the front end handed the request over (before it
-	// waited in the queue).
+	// waited in the queue); Backlog, whether the broker had kept it for
+	// the session while the box was not connected (Request.Backlog).
 	Arrived time.Time
+	Backlog bool
 
 	d *Dispatcher
 }

@@ -68,9 +68,11 @@ func connectionRefusal(verb string) string {
 // it replaced. It is persisted in the request table, so a restart (the
 // push's own effect, a power cut) does not forget it.
 type pendingConfirm struct {
-	// ID and Origin are the push's request id and topic.
-	ID     string `json:"id"`
-	Origin string `json:"origin"`
+	// ID and Origin are the push's request id and topic, Command its
+	// command ("config", or "rollback" on probation; "" is "config").
+	ID      string `json:"id"`
+	Origin  string `json:"origin"`
+	Command string `json:"command,omitempty"`
 	// Deadline is when the previous configuration comes back: the confirm
 	// window counted from AppliedAt (before it, from the push's start).
 	Deadline time.Time `json:"deadline"`
@@ -136,7 +138,7 @@ func fileSHA256(path string) (string, error) {
 // another change to the configuration file would make its revert restore
 // the wrong file.
 func (e *Env) refuseWhilePending(what string) error {
-	p := e.d.store.pendingConfirm()
+	p := e.d.settlePending()
 	if p == nil {
 		return nil
 	}
@@ -150,6 +152,27 @@ type revertRetryState struct {
 	id    string
 	at    time.Time
 	fails int
+}
+
+// settlePending ends the wait of a pending push whose configuration file
+// was changed on the box since (edited, then reloaded with SIGHUP): the
+// revert would leave it as it is anyway, and pushes need not wait for the
+// deadline. It returns the push still waiting, nil if none.
+func (d *Dispatcher) settlePending() *pendingConfirm {
+	p := d.store.pendingConfirm()
+	if p == nil || p.After == "" {
+		return p
+	}
+	cur, err := fileSHA256(d.ctl.ConfigPath())
+	if err != nil || cur == p.After {
+		return p
+	}
+	now := d.now()
+	if err := d.store.putPending(nil, now, d.ctl.Config().Remote.DedupWindow.Std()); err != nil {
+		d.log.Error("remote: unconfirmed push not cleared from the request table", "push", p.ID, "error", err)
+	}
+	d.log.Warn("remote: the configuration file changed on the box since the push; it no longer waits for config-confirm and is not reverted", "push", p.ID)
+	return nil
 }
 
 // revertDue returns when the pending push must be reverted (the zero time
@@ -237,6 +260,13 @@ func (d *Dispatcher) revertUnconfirmed() {
 		return
 	}
 	log.Warn("remote: configuration push not confirmed in time; the previous configuration is in force again", "changed", fmt.Sprint(data["changed"]), "restarted", fmt.Sprint(data["restarted"]))
+	cmd := p.Command
+	if cmd == "" {
+		cmd = "config"
+	}
+	if err := d.store.amend(cmd, p.ID, map[string]any{"reverted": true, "note": fmt.Sprintf("not confirmed in time: reverted at %s; send the push again with a new id", now.UTC().Format(time.RFC3339))}, now, window); err != nil {
+		log.Error("remote: the reverted push's stored reply not amended", "error", err)
+	}
 	for _, k := range []string{"changed", "restarted", "version"} {
 		event[k] = data[k]
 	}
@@ -279,7 +309,7 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 		return nil, errorf(CodeFailed, "", "not applied: the configuration file cannot be read to keep it for the revert: %v", err)
 	}
 	start := env.Now()
-	p := &pendingConfirm{ID: env.ID, Origin: env.Origin, Deadline: start.Add(confirm), Before: before}
+	p := &pendingConfirm{ID: env.ID, Origin: env.Origin, Command: env.Name, Deadline: start.Add(confirm), Before: before}
 	if err := env.d.store.setPending(p, start, window); err != nil {
 		return nil, errorf(CodeFailed, "", "not applied: the revert could not be recorded: %v", err)
 	}
@@ -304,8 +334,14 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 	if err := env.d.store.putPending(&q, env.Now(), window); err != nil {
 		env.Log.Error("remote: pushed configuration's checksum not recorded", "error", err)
 	}
-	out["revert_at"] = q.Deadline.UTC().Format(time.RFC3339)
-	out["note"] = fmt.Sprintf("send config-confirm once this box answers on its new connection, before %s, or the previous configuration comes back", q.Deadline.UTC().Format(time.RFC3339))
+	at := q.Deadline.UTC().Format(time.RFC3339)
+	out["revert_at"] = at
+	if q.ConnectedAt.IsZero() {
+		out["note"] = fmt.Sprintf("send config-confirm before %s, or the previous configuration comes back", at)
+	} else {
+		out["note"] = fmt.Sprintf("send config-confirm once this box answers on its new connection, before %s, or the previous configuration comes back", at)
+	}
+	env.Log.Warn("remote: configuration applied on probation: the previous one comes back unless config-confirm arrives in time", "push", q.ID, "revert_at", at)
 	return out, nil
 }
 

@@ -288,3 +288,71 @@ func TestRevertUnstartable(t *testing.T) {
 		t.Errorf("a second call: %q, %v", id, err)
 	}
 }
+
+// TestConfirmRefusals: a confirm id used before for another push, a
+// confirm the broker kept for the session while the box was away, and
+// confirm with force are refused; a repeat of a reverted push says it was
+// reverted; a file changed on the box ends the wait at once.
+func TestConfirmRefusals(t *testing.T) {
+	r := newRig(t, unsigned)
+	mustFail(t, r.do("config", `{"id":"cf","config":`+movedBroker+`,"confirm":"5m","force":true}`), CodeInvalid, "not both")
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if rep := r.do("config-confirm", `{"id":"k1"}`); !rep.OK {
+		t.Fatalf("confirm: %+v", rep)
+	}
+	if rep := r.do("rollback", `{"id":"r1","target":"config","confirm":"5s"}`); !rep.OK {
+		t.Fatalf("rollback on probation: %+v", rep)
+	}
+	mustFail(t, r.do("config-confirm", `{"id":"k1"}`), CodeInvalid, `answered an earlier config-confirm (of push c1); push "r1" waits`)
+	backlog := make(chan Reply, 1)
+	r.d.Submit(Request{Name: "config-confirm", Body: []byte(`{"id":"k2"}`), Origin: "device", Backlog: true}, func(rep Reply) { backlog <- rep })
+	mustFail(t, r.wait(backlog), CodeFailed, "waited on the broker for this box's session")
+	waitFor(t, 30*time.Second, "the rollback to be undone", func() bool { return len(brokers(r)) == 1 })
+	rep := r.do("rollback", `{"id":"r1","target":"config","confirm":"5s"}`)
+	if rep.Data["duplicate"] != true || rep.Data["reverted"] != true {
+		t.Errorf("a repeat of the reverted rollback: %+v", rep)
+	}
+
+	// Edited on the box: the wait ends at the next look, not at the deadline.
+	if rep := r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	edited := r.ctl.Config().Clone()
+	edited.MQTT.ResultQoS = 2
+	if err := config.Save(r.ctl.ConfigPath(), edited); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.do("status", `{"id":"s1"}`); st.Data["config_pending"] != nil {
+		t.Errorf("status after an edit on the box: %v", st.Data["config_pending"])
+	}
+	if rep := r.do("config", `{"id":"c3","config":{"mqtt":{"result_qos":0}}}`); !rep.OK {
+		t.Errorf("a push after an edit on the box: %+v", rep)
+	}
+}
+
+// TestUnsentReplySentAfterRestart: a reply stored but not handed to the
+// front end when the process died (killed between the two) is sent by
+// the next start, once; one handed over is not.
+func TestUnsentReplySentAfterRestart(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("status", `{"id":"s1"}`); !rep.OK {
+		t.Fatalf("status: %+v", rep)
+	}
+	// What the refit's job does at its end, stopped before the hand-over.
+	if err := r.d.store.finish("refit", "f1", Reply{ID: "f1", OK: true, Data: map[string]any{"model_id": "m2"}}, r.clk.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	all := func(string) bool { return true }
+	r.restart()
+	got := r.d.TakeInterrupted(all)
+	if len(got) != 1 || got[0].Name != "refit" || got[0].Reply.ID != "f1" || !got[0].Reply.OK || got[0].Reply.Data["model_id"] != "m2" {
+		t.Fatalf("after a restart: %+v, want refit f1's stored reply only", got)
+	}
+	r.d.markSent(got[0].Name, got[0].Reply.ID)
+	r.restart()
+	if got := r.d.TakeInterrupted(all); len(got) != 0 {
+		t.Errorf("a reply sent once is sent again: %+v", got)
+	}
+}

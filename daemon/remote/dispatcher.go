@@ -97,8 +97,10 @@ type item struct {
 	arrived time.Time // when Submit took it
 }
 
-// Interrupted is a request whose command was running when a previous
-// process died, with the reply it gets now.
+// Interrupted is a request whose reply a previous process did not send
+// before it died: the command was running (the reply says interrupted),
+// or had just finished (its stored reply). The front end publishes it
+// (TakeInterrupted), then the dispatcher records it sent.
 type Interrupted struct {
 	Name, Origin string
 	Reply        Reply
@@ -147,8 +149,11 @@ func New(opts Options) (*Dispatcher, error) {
 	for _, c := range commands() {
 		d.cmds[c.Name()] = c
 	}
+	if p := st.pending; p != nil {
+		d.log.Warn("remote: a configuration push waits for config-confirm; the previous configuration comes back then unless it arrives", "push", p.ID, "revert_at", p.Deadline.UTC().Format(time.RFC3339))
+	}
 	for _, e := range interrupted {
-		d.log.Warn("remote command interrupted by the previous stop; answered as interrupted", "command", e.Name, "id", e.ID, "origin", e.Origin, "since", e.At)
+		d.log.Warn("remote command's reply not sent before the previous stop (interrupted while it ran, or stopped just after); sent now", "command", e.Name, "id", e.ID, "origin", e.Origin, "since", e.At)
 	}
 	removeStaleRefitFile(opts.StateDir, d.log)
 	d.wg.Add(1)
@@ -414,6 +419,12 @@ func (d *Dispatcher) handle(it item) {
 			d.refuse(it, id, errorf(CodeFailed, "", "a request with this id was answered at %s, but its stored reply is unreadable: %v", e.At.Format(time.RFC3339), err))
 			return
 		}
+		if rc, ok := d.cmds[req.Name].(replayChecker); ok {
+			if err := rc.checkReplay(&Env{Ctl: d.ctl, Log: log, Now: d.now, Name: req.Name, ID: id, Origin: req.Origin, d: d}, r); err != nil {
+				d.refuse(it, id, err)
+				return
+			}
+		}
 		r.Data["duplicate"] = true
 		log.Info("remote command repeated; answered again with the stored reply", "answered_at", e.At)
 		it.done(r)
@@ -452,7 +463,7 @@ func (d *Dispatcher) handle(it item) {
 		d.refuse(it, id, errorf(CodeUnknownCommand, "", "unknown command %q; known: %s", truncate(req.Name, 64), strings.Join(Names(), ", ")))
 		return
 	}
-	env := &Env{Ctl: d.ctl, Log: log, Now: d.now, Name: req.Name, ID: id, Origin: req.Origin, Signer: a.signer, Envelope: a.env, Arrived: it.arrived, d: d}
+	env := &Env{Ctl: d.ctl, Log: log, Now: d.now, Name: req.Name, ID: id, Origin: req.Origin, Signer: a.signer, Envelope: a.env, Arrived: it.arrived, Backlog: req.Backlog, d: d}
 	plan, err := cmd.Prepare(env, a.body)
 	if err != nil {
 		spend()
@@ -471,6 +482,15 @@ func (d *Dispatcher) handle(it item) {
 	}
 	data, err := plan.Run(d.ctx)
 	it.done(d.finish(env, data, err, start))
+	d.markSent(env.Name, env.ID)
+}
+
+// markSent records that a request's stored reply has been handed to its
+// front end, so that a restart does not send it again.
+func (d *Dispatcher) markSent(name, id string) {
+	if err := d.store.markSent(name, id, d.now(), d.ctl.Config().Remote.DedupWindow.Std()); err != nil {
+		d.log.Error("remote: a reply sent is not recorded as sent; a restart sends it again", "command", name, "id", id, "error", err)
+	}
 }
 
 // finish builds, stores and logs a command's reply.

@@ -96,6 +96,7 @@ func (d *Dispatcher) startJob(env *Env, plan *Plan, done func(Reply), start time
 		d.job = nil
 		d.mu.Unlock()
 		deliver(r, waiters)
+		d.markSent(env.Name, env.ID)
 		close(j.done)
 	}()
 }

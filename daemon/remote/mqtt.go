@@ -154,6 +154,7 @@ func (m *MQTT) AnswerInterrupted() {
 	if d, ok := m.s.(*Dispatcher); ok {
 		for _, in := range d.TakeInterrupted(isMQTTOrigin) {
 			m.reply(in.Name, in.Reply)
+			d.markSent(in.Name, in.Reply.ID)
 		}
 	}
 }
@@ -212,7 +213,7 @@ func (m *MQTT) handle(msg mqttpub.Message) {
 	// Acknowledged to the broker once the dispatcher has recorded the
 	// request (or answered it): a crash before that gets it redelivered.
 	release := msg.Hold()
-	m.s.Submit(Request{Name: name, Body: msg.Payload, Origin: origin, Release: release}, func(r Reply) { m.reply(name, r) })
+	m.s.Submit(Request{Name: name, Body: msg.Payload, Origin: origin, Backlog: msg.Backlog, Release: release}, func(r Reply) { m.reply(name, r) })
 }
 
 // reply publishes a reply at QoS 1.

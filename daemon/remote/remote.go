@@ -28,6 +28,10 @@ type Request struct {
 	// Retained is true when the transport delivered the message with the
 	// retain flag: such a request is never executed.
 	Retained bool
+	// Backlog is true when the broker kept the message for this client's
+	// session while it was not connected, and delivered it as the
+	// connection came up (mqttpub.Message.Backlog).
+	Backlog bool
 	// Release, when set, is called once the request is durable (recorded
 	// in the request table, so that a crash from then on answers it
 	// "interrupted" after the restart) or answered without being

@@ -54,6 +54,11 @@ type entry struct {
 	Done bool `json:"done"`
 	// Reply is the reply as published (Reply.MarshalJSON).
 	Reply json.RawMessage `json:"reply,omitempty"`
+	// Unsent is true from when the reply is stored until it has been
+	// handed to the front end (an MQTT QoS 1 reply is in its outbox on
+	// disk then): a table loaded with an unsent reply belongs to a process
+	// that died in between, and the reply is sent again.
+	Unsent bool `json:"unsent,omitempty"`
 }
 
 // configVersion is the `version` of the pushed configuration in force and
@@ -131,7 +136,9 @@ func openStore(dir string, now time.Time) (*store, []*entry, error) {
 				"the configuration and model in force are complete, either the old or the new: ask status or config-get, and send the command again with a new id if needed",
 				Data: map[string]any{"code": CodeInterrupted}}
 			e.Reply, _ = r.MarshalJSON()
-			e.Done = true
+			e.Done, e.Unsent = true, true
+		}
+		if e.Unsent {
 			interrupted = append(interrupted, e)
 		}
 		s.entries[entryKey(e.Name, e.ID)] = e
@@ -230,7 +237,19 @@ func (s *store) finish(name, id string, reply Reply, now time.Time, window time.
 		e = &entry{Name: name, ID: id, At: now}
 		s.entries[entryKey(name, id)] = e
 	}
-	e.Done, e.Reply = true, data
+	e.Done, e.Reply, e.Unsent = true, data, true
+	return s.saveLocked(now, window)
+}
+
+// markSent records that a stored reply has been handed to the front end.
+func (s *store) markSent(name, id string, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[entryKey(name, id)]
+	if e == nil || !e.Unsent {
+		return nil
+	}
+	e.Unsent = false
 	return s.saveLocked(now, window)
 }
 
@@ -325,6 +344,30 @@ func (s *store) copyTo(dir string, now time.Time, window time.Duration) error {
 	err := s.saveLocked(now, window)
 	s.path = old
 	return err
+}
+
+// amend merges data into the stored reply of a finished request (a push
+// reverted since it was answered), so that a repeat of its id says so.
+func (s *store) amend(name, id string, data map[string]any, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[entryKey(name, id)]
+	if e == nil || !e.Done {
+		return nil
+	}
+	r, err := storedReply(e.Reply)
+	if err != nil {
+		return err
+	}
+	for k, v := range data {
+		r.Data[k] = v
+	}
+	b, err := r.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	e.Reply = b
+	return s.saveLocked(now, window)
 }
 
 // pruneLocked drops expired nonces and finished requests older than
