@@ -339,15 +339,24 @@ func TestFrameTimestamps(t *testing.T) {
 		}
 	}
 	setControls(t, "timestamp_source=1") // start of exposure: when vivid fills the buffer
+	// Three pauses; a stamp taken at dequeue would fail all three. Two must
+	// pass: vivid's kernel thread, starved on a loaded host, once filled a
+	// buffer at the pause's end (a CI run: 605 ms).
+	var late []time.Duration
 	for i := 0; i < 3; i++ {
 		next(t, cam, &f, 30*time.Second)
 		t0 := time.Now()
 		time.Sleep(hold)
 		next(t, cam, &f, 30*time.Second)
 		if d := f.Time.Sub(t0); d < 0 || d > 4*period+100*time.Millisecond {
-			t.Errorf("after %v without reading, the newest frame is stamped %v after the pause began; want within the first three frame periods (%v), as the driver filled it",
-				hold, d, 3*period)
+			late = append(late, d)
 		}
+	}
+	if len(late) > 1 {
+		t.Errorf("after %v without reading, the newest frame was stamped %v after the pause began; want within the first three frame periods (%v), as the driver filled it, in 2 of 3 pauses",
+			hold, late, 3*period)
+	} else if len(late) == 1 {
+		t.Logf("one pause of three: newest frame stamped %v after it began (the driver's thread late)", late[0])
 	}
 	if strings.Contains(logs.String(), "timestamps are not on the monotonic clock") {
 		t.Errorf("good timestamps refused:\n%s", logs)
