@@ -134,6 +134,34 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h[:]), nil
 }
 
+// fileState is what the configuration files say of a pending push.
+type fileState int
+
+const (
+	fileRevertible fileState = iota // the file is the push's, .prev the one it replaced
+	fileBefore                      // the file is the one the push replaced (never saved, or restored on the box)
+	fileEdited                      // the file changed since the push (edited on the box)
+	filePrevOther                   // .prev is not the file the push replaced
+)
+
+// files compares the configuration file at path and its .prev with the
+// checksums the push recorded; an error when the file cannot be read.
+func (p *pendingConfirm) files(path string) (fileState, error) {
+	cur, err := fileSHA256(path)
+	switch {
+	case err != nil:
+		return 0, err
+	case cur == p.Before:
+		return fileBefore, nil
+	case p.After != "" && cur != p.After:
+		return fileEdited, nil
+	}
+	if prev, err := fileSHA256(config.PreviousPath(path)); err != nil || prev != p.Before {
+		return filePrevOther, nil
+	}
+	return fileRevertible, nil
+}
+
 // refuseWhilePending is a busy error while a push waits for config-confirm:
 // another change to the configuration file would make its revert restore
 // the wrong file.
@@ -163,8 +191,7 @@ func (d *Dispatcher) settlePending() *pendingConfirm {
 	if p == nil || p.After == "" {
 		return p
 	}
-	cur, err := fileSHA256(d.ctl.ConfigPath())
-	if err != nil || cur == p.After {
+	if st, err := p.files(d.ctl.ConfigPath()); err != nil || st != fileEdited {
 		return p
 	}
 	now := d.now()
@@ -230,23 +257,22 @@ func (d *Dispatcher) revertUnconfirmed() {
 		}
 	}
 	path := d.ctl.ConfigPath()
-	cur, err := fileSHA256(path)
+	st, err := p.files(path)
 	if err != nil {
 		d.revertFailed(log, p, now, "remote: unconfirmed push not reverted: the configuration file cannot be read; trying again", "file", path, "error", err)
 		return
 	}
-	switch {
-	case cur == p.Before:
+	switch st {
+	case fileBefore:
 		log.Info("remote: unconfirmed push: the configuration file is the one it replaced (the push never took effect, or the file was restored on the box); nothing to revert")
 		done(false, "the configuration file is the one the push replaced (it never took effect, or it was restored on the box)")
 		return
-	case p.After != "" && cur != p.After:
+	case fileEdited:
 		log.Warn("remote: unconfirmed push not reverted: the configuration file changed since the push (edited on the box?); it stays in force", "file", path)
 		done(false, "the configuration file changed since the push; it stays in force")
 		return
-	}
-	if prev, err := fileSHA256(config.PreviousPath(path)); err != nil || prev != p.Before {
-		log.Error("remote: unconfirmed push not reverted: the previous file is not the configuration the push replaced", "file", config.PreviousPath(path), "error", err)
+	case filePrevOther:
+		log.Error("remote: unconfirmed push not reverted: the previous file is not the configuration the push replaced", "file", config.PreviousPath(path))
 		done(false, "the previous configuration file is not the one the push replaced")
 		return
 	}
@@ -368,15 +394,13 @@ func RevertUnstartable(configPath, stateDir string, now time.Time) (string, erro
 	if p == nil {
 		return "", nil
 	}
-	cur, err := fileSHA256(configPath)
-	if err != nil {
+	switch fs, err := p.files(configPath); {
+	case err != nil:
 		return "", fmt.Errorf("revert push %q: %w", p.ID, err)
-	}
-	if cur == p.Before || (p.After != "" && cur != p.After) {
+	case fs == fileBefore || fs == fileEdited:
 		return "", nil // not the pushed file
-	}
-	if prev, err := fileSHA256(config.PreviousPath(configPath)); err != nil || prev != p.Before {
-		return "", fmt.Errorf("revert push %q: %s is not the configuration it replaced (%v)", p.ID, config.PreviousPath(configPath), err)
+	case fs == filePrevOther:
+		return "", fmt.Errorf("revert push %q: %s is not the configuration it replaced", p.ID, config.PreviousPath(configPath))
 	}
 	before, err := config.LoadPrevious(configPath)
 	if err != nil {

@@ -8,21 +8,19 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 )
 
 // The broker a push moves the box to; nothing listens there (the test
 // controller does not connect).
 const movedBroker = `{"mqtt":{"brokers":["tcp://10.99.0.1:1883"]}}`
 
-// waitFor polls cond for up to limit.
+// waitFor waits up to limit for cond (testbroker.WaitFor), failing the
+// test naming what did not happen.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testbroker.WaitFor(t.Context(), limit, cond) {
+		t.Fatalf("%s: not within %s", what, limit)
 	}
 }
 

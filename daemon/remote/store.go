@@ -301,19 +301,7 @@ func (s *store) setPending(p *pendingConfirm, now time.Time, window time.Duratio
 // move writes the table into dir, makes it the table's place and removes
 // the file it had; on error nothing changes.
 func (s *store) move(dir string, now time.Time, window time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.path == "" || dir == "" || filepath.Join(dir, StateFile) == s.path {
-		return nil
-	}
-	old := s.path
-	s.path = filepath.Join(dir, StateFile)
-	if err := s.saveLocked(now, window); err != nil {
-		s.path = old
-		return err
-	}
-	_ = os.Remove(old) // left behind, it is rewritten whole if state_dir comes back
-	return nil
+	return s.writeTo(dir, true, now, window)
 }
 
 // putPending records p (nil: clears) in memory whatever the write does,
@@ -331,6 +319,12 @@ func (s *store) putPending(p *pendingConfirm, now time.Time, window time.Duratio
 // moving it: a configuration that names dir as state_dir is about to be
 // saved, and a stop before the move (SetStateDir) must find it there.
 func (s *store) copyTo(dir string, now time.Time, window time.Duration) error {
+	return s.writeTo(dir, false, now, window)
+}
+
+// writeTo writes the table into dir (created if missing); with move, dir
+// becomes its place and the old file is removed.
+func (s *store) writeTo(dir string, move bool, now time.Time, window time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.path == "" || dir == "" || filepath.Join(dir, StateFile) == s.path {
@@ -342,8 +336,12 @@ func (s *store) copyTo(dir string, now time.Time, window time.Duration) error {
 	old := s.path
 	s.path = filepath.Join(dir, StateFile)
 	err := s.saveLocked(now, window)
-	s.path = old
-	return err
+	if err != nil || !move {
+		s.path = old
+		return err
+	}
+	_ = os.Remove(old) // left behind, it is rewritten whole if state_dir comes back
+	return nil
 }
 
 // amend merges data into the stored reply of a finished request (a push
