@@ -367,6 +367,56 @@ func TestAlignOffer(t *testing.T) {
 	}
 }
 
+// The search tries every candidate registered too when the configuration
+// names a mode (whatever the poses) or the poses vary, and only
+// unregistered otherwise. (A configured mode once logged "registration
+// offered" and added no registered candidate: auto ignored capture.align.)
+func TestSearchCandidatesRegistered(t *testing.T) {
+	still := grays{}
+	for range 16 {
+		still = append(still, plate(160, 120, 0, 0, 0, -1, -1))
+	}
+	idx := make([]int, 16)
+	for i := range idx {
+		idx[i] = i
+	}
+	for _, c := range []struct {
+		name string
+		src  grays
+		mode align.Mode
+		want align.Mode
+	}{
+		{"configured translate", still, align.Translate, align.Translate},
+		{"configured turn", still, align.Turn, align.Turn},
+		{"turning", poses(16), align.Off, align.Rigid},
+		{"still", still, align.Off, ""},
+	} {
+		o := Options{Align: AlignOptions{Mode: c.mode}, Logger: slog.New(slog.DiscardHandler),
+			Bundled: []BundledPath{{backbone.MobileNetV1, "v1.tflite"}, {backbone.MobileNetV2, "v2.tflite"}}}
+		base := o.Candidates(1.33, "x", false)
+		got, offer, _, err := o.searchCandidates(context.Background(), c.src, idx, 1.33, "x", false)
+		if err != nil || offer != c.want {
+			t.Fatalf("%s: offer %q, err %v; want %q", c.name, offer, err, c.want)
+		}
+		want, wantRegistered := len(base), 0
+		if c.want != "" {
+			want, wantRegistered = 2*len(base), len(base)
+		}
+		registered := 0
+		for _, r := range got {
+			if r.Align != "" {
+				registered++
+				if r.Align != c.want {
+					t.Errorf("%s: candidate %s registered %q, want %q", c.name, r.Name(), r.Align, c.want)
+				}
+			}
+		}
+		if len(got) != want || registered != wantRegistered {
+			t.Errorf("%s: %d candidates, %d registered; want %d, %d registered", c.name, len(got), registered, want, wantRegistered)
+		}
+	}
+}
+
 // A named recipe spells out its registration: a configured mode it does
 // not name is not applied, and the fit says so with the name that has it.
 func TestNamedRecipeKeepsItsRegistration(t *testing.T) {

@@ -323,33 +323,9 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	}
 	cands := so.Candidates
 	if cands == nil {
-		cands = opts.Candidates(aspect, axis, square)
-		// Registration is one more setting: every candidate is tried with
-		// it too when the configuration asks for it or the good images'
-		// poses vary (alignOffer).
-		offer, ps, err := alignOffer(ctx, opts, src, fit)
-		switch {
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case err != nil:
-			opts.Logger.Info("recipe search: registration not offered, no reference view could be built from the good images", "err", err)
-		case offer != "" && ps.Images == 0:
-			opts.Logger.Info("recipe search: registration offered", "align", offer, "configured", string(opts.Align.Mode))
-		case offer != "":
-			opts.Logger.Info("recipe search: registration offered", "align", offer, "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
-				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
-			for _, r := range cands[:len(cands):len(cands)] {
-				r.Align = offer
-				cands = append(cands, r)
-			}
-		case ps.TurnSuggested(opts.Align):
-			opts.Logger.Info("recipe search: registration not offered: the parts turn beyond the angle bound; capture.align.mode: turn registers them at any angle",
-				"pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
-		case ps.Images > 0:
-			opts.Logger.Info("recipe search: registration not offered", "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
-				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "one_frame_size", ps.OneSize, "aspect", fmt.Sprintf("%.2f", ps.Aspect))
+		if cands, rep.Align, rep.Pose, err = opts.searchCandidates(ctx, src, fit, aspect, axis, square); err != nil {
+			return nil, err
 		}
-		rep.Align, rep.Pose = offer, ps
 	}
 	var families [][]Recipe
 	index := map[string]int{}
@@ -412,6 +388,44 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	opts.Logger.Info("recipe chosen", "recipe", rep.Chosen.Name, "score", fmt.Sprintf("%.4f", rep.Chosen.Figures.Score),
 		"false_alarms", fmt.Sprintf("%.3f", rep.Chosen.Figures.FalseAlarms), "wall", rep.Wall.Round(time.Millisecond))
 	return rep, nil
+}
+
+// searchCandidates lists the recipes the search tries on the images fit of
+// src (Candidates), each also registered when the configuration names a
+// registration mode or the good images' poses vary (alignOffer), and
+// returns the registration offered and the pose spread that decided it
+// (zero when the configuration named the mode). Errors: only ctx's; a
+// reference view that cannot be built leaves registration out (logged).
+func (o *Options) searchCandidates(ctx context.Context, src ImageSource, fit []int, aspect float64, axis string, square bool) ([]Recipe, align.Mode, PoseSpread, error) {
+	cands := o.Candidates(aspect, axis, square)
+	offer, ps, err := alignOffer(ctx, *o, src, fit)
+	switch {
+	case ctx.Err() != nil:
+		return nil, "", ps, ctx.Err()
+	case err != nil:
+		o.Logger.Info("recipe search: registration not offered, no reference view could be built from the good images", "err", err)
+		return cands, "", ps, nil
+	case offer != "" && ps.Images == 0:
+		o.Logger.Info("recipe search: registration offered", "align", offer, "configured", string(o.Align.Mode))
+	case offer != "":
+		o.Logger.Info("recipe search: registration offered", "align", offer, "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
+			"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
+	case ps.TurnSuggested(o.Align):
+		o.Logger.Info("recipe search: registration not offered: the parts turn beyond the angle bound; capture.align.mode: turn registers them at any angle",
+			"pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
+	case ps.Images > 0:
+		o.Logger.Info("recipe search: registration not offered", "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
+			"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "one_frame_size", ps.OneSize, "aspect", fmt.Sprintf("%.2f", ps.Aspect))
+	}
+	if offer != "" {
+		// Registration is one more setting: every candidate is tried with
+		// it too, and the synthetic defects judge it like any other.
+		for _, r := range cands[:len(cands):len(cands)] {
+			r.Align = offer
+			cands = append(cands, r)
+		}
+	}
+	return cands, offer, ps, nil
 }
 
 // choose returns the index of the chosen candidate (-1: none fitted): the
