@@ -19,7 +19,7 @@ import (
 // version makes pushes idempotent: one at or below the version in force is
 // acknowledged and not applied. A push that changes the connection carrying
 // remote control (broker, credentials, TLS, client id, topic prefix,
-// profile, allow_unsigned) needs "confirm" (applied on probation: the
+// profile, allow_unsigned, max_skew) needs "confirm" (applied on probation: the
 // previous configuration comes back unless config-confirm arrives within
 // it) or "force".
 //

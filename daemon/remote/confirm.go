@@ -40,6 +40,10 @@ var connectionKeys = []string{
 	"mqtt.brokers", "mqtt.embedded_listen", "mqtt.client_id", "mqtt.username", "mqtt.password",
 	"mqtt.tls.", "mqtt.topic_prefix", "mqtt.profile", "remote.allow_unsigned",
 	"device_id", // the command topics, and the default client id
+	// Signed commands (rollback, config-confirm included) whose timestamp
+	// is further from this box's clock are refused: pushed down to a
+	// second on a box whose clock drifts, every later command would be.
+	"remote.max_skew",
 }
 
 // connectionChange returns the first changed setting that carries remote

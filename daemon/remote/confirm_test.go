@@ -32,7 +32,7 @@ func brokers(r *rig) []string { return r.ctl.Config().MQTT.Brokers }
 func TestConnectionChangeNeedsConfirmOrForce(t *testing.T) {
 	r := newRig(t, unsigned)
 	for i, doc := range []string{movedBroker, `{"mqtt":{"topic_prefix":"plant2"}}`, `{"mqtt":{"tls":{"server_name":"b.example"}}}`,
-		`{"remote":{"allow_unsigned":false}}`, `{"mqtt":{"profile":"sparkplug"}}`} {
+		`{"remote":{"allow_unsigned":false}}`, `{"mqtt":{"profile":"sparkplug"}}`, `{"remote":{"max_skew":"1s"}}`} {
 		rep := r.do("config", `{"id":"p`+string(rune('0'+i))+`","config":`+doc+`}`)
 		mustFail(t, rep, CodeInvalid, "changes the connection that carries remote control", `"confirm":"5m"`, `"force":true`)
 		if f := field(rep); f == "" || f == "config" {
