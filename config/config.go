@@ -298,9 +298,12 @@ type Input struct {
 // file with it, and a model file's own mode wins at load. The bounds apply
 // at every load.
 type Align struct {
-	// Mode is off, translate (shifts), rigid (shifts and rotations up to
-	// MaxAngle) or turn (shifts and rotations by any angle: parts that lie
-	// anyhow, MaxAngle not applied).
+	// Mode is auto (the recipe search, model.recipe auto, tries
+	// registration when the good images' poses vary; other recipes do not
+	// register), off (never), translate (shifts), rigid (shifts and
+	// rotations up to MaxAngle) or turn (shifts and rotations by any angle:
+	// parts that lie anyhow, MaxAngle not applied). A mode named here
+	// registers every frame, whatever the recipe search finds.
 	Mode string `yaml:"mode"`
 	// MaxShift is the largest shift corrected, as a fraction of the
 	// frame's width and height; a part further off is an error.
@@ -314,6 +317,7 @@ type Align struct {
 
 // The registration modes capture.align.mode accepts.
 const (
+	AlignAuto      = "auto"
 	AlignOff       = "off"
 	AlignTranslate = "translate"
 	AlignRigid     = "rigid"
@@ -481,7 +485,7 @@ func Default() *Config {
 		LogLevel: "info",
 		Capture: Capture{
 			Source: SourceSynthetic,
-			Align:  Align{Mode: AlignOff, MaxShift: 0.25, MaxAngle: 20},
+			Align:  Align{Mode: AlignAuto, MaxShift: 0.25, MaxAngle: 20},
 			Camera: Camera{
 				Device:  "/dev/video0",
 				Formats: []string{FormatMJPEG, FormatYUYV, FormatGREY},

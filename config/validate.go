@@ -140,7 +140,7 @@ func unwrapAddrErr(err error) string {
 
 func (v *validator) capture(c *Capture) {
 	v.oneOf("capture.source", string(c.Source), string(SourceSynthetic), string(SourceCamera), string(SourceFolder), string(SourceFile))
-	v.oneOf("capture.align.mode", c.Align.Mode, AlignOff, AlignTranslate, AlignRigid, AlignTurn)
+	v.oneOf("capture.align.mode", c.Align.Mode, AlignAuto, AlignOff, AlignTranslate, AlignRigid, AlignTurn)
 	v.floatRange("capture.align.max_shift", c.Align.MaxShift, 0, 0.5, false)
 	v.floatRange("capture.align.max_angle", c.Align.MaxAngle, 0, 180, false)
 	if !(c.Align.MinConfidence >= 0 && c.Align.MinConfidence < 1) {

@@ -174,7 +174,7 @@ func TestValidate(t *testing.T) {
 			[]string{`model.context_weight: NaN is out of range (0, 16]`}},
 		{"align rigid", func(c *Config) { c.Capture.Align.Mode = AlignRigid }, nil},
 		{"align mode", func(c *Config) { c.Capture.Align.Mode = "affine" },
-			[]string{`capture.align.mode: "affine" is not one of off, translate, rigid, turn`}},
+			[]string{`capture.align.mode: "affine" is not one of auto, off, translate, rigid, turn`}},
 		{"align shift", func(c *Config) { c.Capture.Align.MaxShift = 0.6 },
 			[]string{`capture.align.max_shift: 0.6 is out of range (0, 0.5]`}},
 		{"align angle", func(c *Config) { c.Capture.Align.MaxAngle = math.NaN() },

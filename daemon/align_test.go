@@ -52,7 +52,7 @@ func shifted(img image.Image, dx int) *image.RGBA {
 // frame, 10°) on the first 24 frames of a 160×120 synthetic scene.
 func fitRegistered(t *testing.T, so capture.SyntheticOptions) (*model.Detector, *capture.Synthetic) {
 	t.Helper()
-	cfg := config.Default()
+	cfg := testDefaults(t)
 	cfg.Model.Recipe = "fixed"
 	cfg.Capture.Align = config.Align{Mode: config.AlignRigid, MaxShift: 0.15, MaxAngle: 10}
 	opts, err := ModelOptions(cfg, testLogger(t))

@@ -78,7 +78,7 @@ func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mopts, err := ModelOptions(config.Default(), testLogger(t))
+	mopts, err := ModelOptions(testDefaults(t), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

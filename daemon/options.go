@@ -184,7 +184,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		ContextPool:     m.ContextPool,
 		ContextFeatures: m.ContextFeatures,
 		ContextWeight:   m.ContextWeight,
-		Align:           model.AlignOptions{Mode: align.Mode(a.Mode), MaxShift: a.MaxShift, MaxAngle: a.MaxAngle, MinConfidence: a.MinConfidence},
+		Align:           alignOptions(a),
 		Threshold:       padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
 		Logger:          log,
 	}, nil
@@ -206,4 +206,14 @@ func BackboneThreads(configured int) int {
 		return configured
 	}
 	return max(1, runtime.GOMAXPROCS(0)/2) // GOMAXPROCS follows cgroup CPU limits
+}
+
+// alignOptions maps capture.align onto the model's registration options:
+// auto is no registration of its own that the recipe search may offer.
+func alignOptions(a config.Align) model.AlignOptions {
+	o := model.AlignOptions{Mode: align.Mode(a.Mode), MaxShift: a.MaxShift, MaxAngle: a.MaxAngle, MinConfidence: a.MinConfidence}
+	if a.Mode == config.AlignAuto || a.Mode == "" {
+		o.Mode, o.Offer = align.Off, true
+	}
+	return o
 }

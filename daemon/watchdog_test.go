@@ -30,7 +30,9 @@ func (w *wedgingSource) Next(ctx context.Context, f *capture.Frame) error {
 
 func smallDetector(t *testing.T) *model.Detector {
 	t.Helper()
-	opts, err := daemon.ModelOptions(config.Default(), nil)
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir() // not the machine's /var/lib/inspectd
+	opts, err := daemon.ModelOptions(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,6 +224,9 @@ type Detector struct {
 	tiles  tiling
 	// al registers frames to the reference view; nil without registration.
 	al *aligner
+	// alignSizes is the number of frame sizes the reference view was
+	// built from (fit only).
+	alignSizes int
 	// scales[0] is the patch scale; its grid is the anomaly map's.
 	scales []*scale
 	// weights are each scale's weight in this detector's map (0: left

@@ -301,6 +301,14 @@ func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx
 	if err := d.attachAligner(ctx, src, idx); err != nil {
 		return fail(err)
 	}
+	if d.alignSizes > 1 {
+		// Registration runs on thumbnails of any frame, so nothing fails:
+		// the part of a frame of another size just lies at another scale
+		// than the reference view's, which no shift or turn corrects.
+		fw, fh := d.al.ref.FrameSize()
+		opts.Logger.Warn("registration: the good images come in several frame sizes, and registration aligns every frame to one reference view without scaling it: fit and inspect frames of one size (a camera's, or cut by capture.roi)",
+			"sizes", d.alignSizes, "reference", fmt.Sprintf("%dx%d", fw, fh), "align", string(d.recipe.Align))
+	}
 	if idx, err = d.accumulate(ctx, src, idx, pc, &rep); err != nil {
 		return fail(err)
 	}

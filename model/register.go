@@ -19,10 +19,14 @@ import (
 // reference view of a good part, chosen at fit time and stored in the model
 // file, before it reaches the backbone (model/align).
 type AlignOptions struct {
-	// Mode is align.Off, align.Translate or align.Rigid (fit; a model
-	// file's own mode wins at load, since its Gaussians were fitted on
-	// frames aligned that way).
+	// Mode is align.Off, align.Translate, align.Rigid or align.Turn (fit;
+	// a model file's own mode wins at load, since its Gaussians were fitted
+	// on frames aligned that way). With a mode other than off, the recipe
+	// search registers every candidate that way.
 	Mode align.Mode
+	// Offer lets the recipe search, with Mode off, try registration beside
+	// unregistered frames when the good images' poses vary (alignOffer).
+	Offer bool
 	// MaxShift bounds the shift a frame may be corrected by, as a fraction
 	// of its width and of its height (0: DefaultMaxShift).
 	MaxShift float64
@@ -352,6 +356,7 @@ func (d *Detector) attachAligner(ctx context.Context, src ImageSource, idx []int
 	d.al = newAligner(ref, d.opts.Align, 0, d.viewShape())
 	d.al.check, d.al.collecting = false, true
 	d.opts.Logger.Debug("reference view built", "align", d.recipe.Align, "images", brep.Images)
+	d.alignSizes = brep.FrameSizes
 	return nil
 }
 
@@ -457,13 +462,22 @@ func (ps PoseSpread) TurnSuggested(o AlignOptions) bool {
 	return ps.Images > 0 && ps.Angle > maxAngle/2 && ps.OneSize && ps.Aspect < turnAspect
 }
 
-// alignOffer is the registration the recipe search tries beside
-// unregistered frames: the configured mode, or with registration off,
-// rigid when the good images turn, translate when they only shift, none
-// when they keep still or move more than half the bounds allow.
+// alignOffer is the registration the recipe search tries: the configured
+// mode (every candidate registered; the spread is measured, except for
+// turn, to warn of parts beyond the bounds), or with registration off and
+// Offer set, rigid when the good images turn, translate when they only
+// shift, none when they keep still or move more than half the bounds
+// allow (then beside unregistered frames).
 func alignOffer(ctx context.Context, o Options, src ImageSource, idx []int) (align.Mode, PoseSpread, error) {
-	if o.Align.Mode == align.Translate || o.Align.Mode.Rotates() {
+	if o.Align.Mode == align.Turn {
 		return o.Align.Mode, PoseSpread{}, nil
+	}
+	if o.Align.Mode == align.Translate || o.Align.Mode == align.Rigid {
+		ps, err := poseSpread(ctx, src, idx)
+		return o.Align.Mode, ps, err
+	}
+	if !o.Align.Offer {
+		return "", PoseSpread{}, nil
 	}
 	ps, err := poseSpread(ctx, src, idx)
 	if err != nil {

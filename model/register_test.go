@@ -355,8 +355,9 @@ func TestAlignOffer(t *testing.T) {
 		{"still", still, align.Off, 0, ""},
 		{"configured", still, align.Translate, 0, align.Translate},
 		{"configured turn", still, align.Turn, 0, align.Turn},
+		{"off", poses(16), align.Off, 0, ""},
 	} {
-		o := Options{Align: AlignOptions{Mode: c.mode, MaxAngle: c.maxAngle}}
+		o := Options{Align: AlignOptions{Mode: c.mode, MaxAngle: c.maxAngle, Offer: c.name != "off"}}
 		got, ps, err := alignOffer(context.Background(), o, c.src, idx)
 		if err != nil || got != c.want {
 			t.Errorf("%s: offer %q (spread %+v, err %v), want %q", c.name, got, ps, err, c.want)
@@ -367,10 +368,13 @@ func TestAlignOffer(t *testing.T) {
 	}
 }
 
-// The search tries every candidate registered too when the configuration
-// names a mode (whatever the poses) or the poses vary, and only
+// The search registers every candidate the way the configuration names
+// (whatever the poses: the user's choice), tries every candidate
+// registered too when the mode is auto (Offer) and the poses vary, and only
 // unregistered otherwise. (A configured mode once logged "registration
-// offered" and added no registered candidate: auto ignored capture.align.)
+// offered" and added no registered candidate: auto ignored capture.align;
+// a new user's trial then found an unregistered candidate chosen over the
+// configured mode, silently.)
 func TestSearchCandidatesRegistered(t *testing.T) {
 	still := grays{}
 	for range 16 {
@@ -381,17 +385,20 @@ func TestSearchCandidatesRegistered(t *testing.T) {
 		idx[i] = i
 	}
 	for _, c := range []struct {
-		name string
-		src  grays
-		mode align.Mode
-		want align.Mode
+		name  string
+		src   grays
+		mode  align.Mode
+		offer bool
+		want  align.Mode
 	}{
-		{"configured translate", still, align.Translate, align.Translate},
-		{"configured turn", still, align.Turn, align.Turn},
-		{"turning", poses(16), align.Off, align.Rigid},
-		{"still", still, align.Off, ""},
+		{"configured translate", still, align.Translate, false, align.Translate},
+		{"configured turn", still, align.Turn, true, align.Turn},
+		{"configured rigid, turning", poses(16), align.Rigid, true, align.Rigid},
+		{"auto, turning", poses(16), align.Off, true, align.Rigid},
+		{"auto, still", still, align.Off, true, ""},
+		{"off, turning", poses(16), align.Off, false, ""},
 	} {
-		o := Options{Align: AlignOptions{Mode: c.mode}, Logger: slog.New(slog.DiscardHandler),
+		o := Options{Align: AlignOptions{Mode: c.mode, Offer: c.offer}, Logger: slog.New(slog.DiscardHandler),
 			Bundled: []BundledPath{{backbone.MobileNetV1, "v1.tflite"}, {backbone.MobileNetV2, "v2.tflite"}}}
 		base := o.Candidates(1.33, "x", false)
 		got, offer, _, err := o.searchCandidates(context.Background(), c.src, idx, 1.33, "x", false)
@@ -399,7 +406,10 @@ func TestSearchCandidatesRegistered(t *testing.T) {
 			t.Fatalf("%s: offer %q, err %v; want %q", c.name, offer, err, c.want)
 		}
 		want, wantRegistered := len(base), 0
-		if c.want != "" {
+		switch {
+		case c.mode != align.Off:
+			wantRegistered = len(base)
+		case c.want != "":
 			want, wantRegistered = 2*len(base), len(base)
 		}
 		registered := 0
@@ -413,6 +423,33 @@ func TestSearchCandidatesRegistered(t *testing.T) {
 		}
 		if len(got) != want || registered != wantRegistered {
 			t.Errorf("%s: %d candidates, %d registered; want %d, %d registered", c.name, len(got), registered, want, wantRegistered)
+		}
+	}
+}
+
+// Good images of several frame sizes with registration: the fit warns
+// (registration aligns every frame to one reference view without scaling
+// it), and does not for frames of one size.
+func TestRegistrationWarnsOnSeveralFrameSizes(t *testing.T) {
+	for _, mixed := range []bool{false, true} {
+		var logs strings.Builder
+		opts := alignOptions(t, align.Translate)
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		src := grays{}
+		for i := range 6 {
+			w, h := 160, 120
+			if mixed && i%2 == 1 {
+				w, h = 200, 150
+			}
+			src = append(src, plate(w, h, 0, float64(i%3), 0, -1, -1))
+		}
+		d, _, err := Fit(context.Background(), opts, src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		if got := strings.Contains(logs.String(), "several frame sizes"); got != mixed || mixed && !strings.Contains(logs.String(), "sizes=2") {
+			t.Errorf("mixed %v: warned %v, log:\n%s", mixed, got, logs.String())
 		}
 	}
 }

@@ -108,11 +108,13 @@ type SearchReport struct {
 	// Fallback, when set, says why no search ran: Chosen is then the
 	// fixed recipe, unmeasured.
 	Fallback string
-	// Align is the registration the search tried beside unregistered
-	// frames ("": none), Pose the good images' pose spread that decided it
-	// (zero when the configuration named the mode).
-	Align align.Mode
-	Pose  PoseSpread
+	// Align is the registration the search tried ("": none): on every
+	// candidate when Configured (capture.align named it), else beside
+	// unregistered frames. Pose is the good images' pose spread (zero when
+	// not measured).
+	Align      align.Mode
+	Configured bool
+	Pose       PoseSpread
 	// FitImages is the number of images each candidate was fitted on,
 	// Good and Defects the validation images.
 	FitImages, Good, Defects int
@@ -326,6 +328,7 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 		if cands, rep.Align, rep.Pose, err = opts.searchCandidates(ctx, src, fit, aspect, axis, square); err != nil {
 			return nil, err
 		}
+		rep.Configured = rep.Align != "" && rep.Align == opts.Align.Mode
 	}
 	var families [][]Recipe
 	index := map[string]int{}
@@ -391,39 +394,60 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 }
 
 // searchCandidates lists the recipes the search tries on the images fit of
-// src (Candidates), each also registered when the configuration names a
-// registration mode or the good images' poses vary (alignOffer), and
-// returns the registration offered and the pose spread that decided it
-// (zero when the configuration named the mode). Errors: only ctx's; a
-// reference view that cannot be built leaves registration out (logged).
+// src (Candidates): each registered when the configuration names a
+// registration mode (the user's choice; a warning when the good images
+// move beyond half its bounds), or also registered when Offer is set and
+// the good images' poses vary (alignOffer). It returns the registration
+// tried and the pose spread measured (zero when none was). Errors: only
+// ctx's; a reference view that cannot be built leaves an offer out
+// (logged).
 func (o *Options) searchCandidates(ctx context.Context, src ImageSource, fit []int, aspect float64, axis string, square bool) ([]Recipe, align.Mode, PoseSpread, error) {
 	cands := o.Candidates(aspect, axis, square)
 	offer, ps, err := alignOffer(ctx, *o, src, fit)
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return nil, "", ps, ctx.Err()
+	}
+	if m := o.Align.Mode; m == align.Translate || m.Rotates() {
+		maxShift, maxAngle := o.Align.bounds()
+		switch {
+		case err == nil && ps.TurnSuggested(o.Align) && m != align.Turn:
+			o.Logger.Warn("capture.align: the good images turn beyond half the angle bound: registered frames beyond it will be refused; capture.align.mode: turn registers parts at any angle",
+				"align", string(m), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "max_angle", maxAngle)
+		case err == nil && ps.Images > 0 && (ps.Shift > maxShift/2 || m.Rotates() && ps.Angle > maxAngle/2):
+			o.Logger.Warn("capture.align: the good images move beyond half the bounds: registered frames beyond them will be refused",
+				"align", string(m), "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "max_shift", maxShift,
+				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "max_angle", maxAngle)
+		case err == nil && m == align.Translate && ps.Angle > poseAngleVaries:
+			o.Logger.Warn("capture.align: the good images turn, which translate does not follow; capture.align.mode: rigid does",
+				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
+		}
+		o.Logger.Info("recipe search: every candidate registered", "align", string(m), "configured", true)
+		for i := range cands {
+			cands[i].Align = m
+		}
+		return cands, m, ps, nil
+	}
+	switch {
 	case err != nil:
 		o.Logger.Info("recipe search: registration not offered, no reference view could be built from the good images", "err", err)
 		return cands, "", ps, nil
-	case offer != "" && ps.Images == 0:
-		o.Logger.Info("recipe search: registration offered", "align", offer, "configured", string(o.Align.Mode))
 	case offer != "":
 		o.Logger.Info("recipe search: registration offered", "align", offer, "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
 			"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
-	case ps.TurnSuggested(o.Align):
-		o.Logger.Info("recipe search: registration not offered: the parts turn beyond the angle bound; capture.align.mode: turn registers them at any angle",
-			"pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
-	case ps.Images > 0:
-		o.Logger.Info("recipe search: registration not offered", "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
-			"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "one_frame_size", ps.OneSize, "aspect", fmt.Sprintf("%.2f", ps.Aspect))
-	}
-	if offer != "" {
 		// Registration is one more setting: every candidate is tried with
 		// it too, and the synthetic defects judge it like any other.
 		for _, r := range cands[:len(cands):len(cands)] {
 			r.Align = offer
 			cands = append(cands, r)
 		}
+	case ps.TurnSuggested(o.Align):
+		o.Logger.Info("recipe search: registration not offered: the parts turn beyond the angle bound; capture.align.mode: turn registers them at any angle",
+			"pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
+	case ps.Images > 0:
+		o.Logger.Info("recipe search: registration not offered", "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
+			"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "one_frame_size", ps.OneSize, "aspect", fmt.Sprintf("%.2f", ps.Aspect))
+	case !o.Align.Offer:
+		o.Logger.Info("recipe search: registration not tried (capture.align.mode off)")
 	}
 	return cands, offer, ps, nil
 }

@@ -182,7 +182,7 @@ func captureSummary(c *config.Capture) string {
 	if c.Rotate != 0 {
 		s += fmt.Sprintf("; rotated %d°", c.Rotate)
 	}
-	if a := c.Align; a.Mode != "" && a.Mode != "off" {
+	if a := c.Align; a.Mode != "" && a.Mode != "off" && a.Mode != "auto" {
 		s += fmt.Sprintf("; registration %s within %g of the frame", a.Mode, a.MaxShift)
 		if a.Mode != "turn" {
 			s += fmt.Sprintf(" and %g°", a.MaxAngle)

@@ -217,8 +217,11 @@ func cmdEval() *Command {
 			maxTest := fs.Int("max-test", 0, "score at most this many test images (spread over the set)")
 			misalign := fs.Bool("misalign", false, "the PaDiM paper's Rd-MVTec protocol: every training and test image (and mask) turned by a random angle in ±10° and cropped to 87.5% of each side at a random place, then resized back, fixed by the draw's seed")
 			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
-			alignMode := fs.String("align", "", "override capture.align.mode (off, translate, rigid, turn)")
+			alignMode := fs.String("align", "", "override capture.align.mode (auto, off, translate, rigid, turn)")
 			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if err := checkModelFlags(fs, *modelPath); err != nil {
 				return err
 			}
 			if len(data) == 0 || fs.NArg() != 0 {
@@ -1179,4 +1182,32 @@ func plural(n int, thing string) string {
 		return "1 " + thing
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// fitFlags are eval's flags that decide how a model is fitted.
+var fitFlags = []string{"recipe", "compare", "candidates", "features", "resize", "taps", "zscore", "context", "context-features",
+	"context-weight", "standardize", "max-train", "align", "save-model"}
+
+// checkModelFlags refuses flags that decide a fit beside --model, whose
+// file's own settings apply (they were once ignored without a word), and
+// an --align given empty.
+func checkModelFlags(fs *flag.FlagSet, modelPath string) error {
+	var set []string
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "align" && f.Value.String() == "" {
+			err = usagef("--align: want auto, off, translate, rigid or turn")
+		}
+		if modelPath != "" && slices.Contains(fitFlags, f.Name) {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(set) > 0 {
+		return usagef("%s: with --model %s (evaluated with the settings it was fitted with) a flag that decides how a model is fitted does not apply; leave it out, or leave --model out to fit one",
+			strings.Join(set, ", "), modelPath)
+	}
+	return nil
 }

@@ -200,7 +200,8 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		t.Errorf("masks missing %d (want 1), skipped %d (want 1), defects with a mask %d (want %d)", r.MasksMissing, r.SkippedFiles, r.RegionIoUDefects, len(masks)-2)
 	}
 	for _, args := range [][]string{
-		{"--max-train", "-5"}, {"--max-test", "-1"}, {"--misalign-seeds", "2"},
+		{"--max-train", "-5"}, {"--max-test", "-1"}, {"--misalign-seeds", "2"}, {"--align", ""},
+		{"--align", "rigid", "--model", js}, {"--recipe", "plain", "--model", js}, {"--max-train", "5", "--model", js},
 	} {
 		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set}, args...)...)
 		if code != 2 || !strings.Contains(stderr, args[0]) {

@@ -149,11 +149,11 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 	fmt.Fprintf(w, "recipe search: %d candidates, each fitted on %d images and judged on %d held-out good images, untouched and with %d synthetic defects (%.1f s)\n",
 		len(s.Candidates), s.FitImages, s.Good, s.Defects, s.Wall.Seconds())
 	switch {
-	case s.Align != "" && s.Pose.Images > 0:
-		fmt.Fprintf(w, "registration (%s) tried with every candidate: the good images' parts move (%.1f%% of the frame's diagonal, %.1f° rms)\n",
-			s.Align, 100*s.Pose.Shift, s.Pose.Angle)
+	case s.Configured:
+		fmt.Fprintf(w, "registration (%s, capture.align) on every candidate\n", s.Align)
 	case s.Align != "":
-		fmt.Fprintf(w, "registration (%s, capture.align) tried with every candidate\n", s.Align)
+		fmt.Fprintf(w, "registration (%s) tried with every candidate beside unregistered frames: the good images' parts move (%.1f%% of the frame's diagonal, %.1f° rms)\n",
+			s.Align, 100*s.Pose.Shift, s.Pose.Angle)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "recipe\tscore\timage AUROC\tpixel AUROC\tPRO\tfalse alarms\tmisses\tthreshold\t")
