@@ -299,11 +299,12 @@ type Input struct {
 // at every load.
 type Align struct {
 	// Mode is auto (the recipe search, model.recipe auto, tries
-	// registration when the good images' poses vary; other recipes do not
-	// register), off (never), translate (shifts), rigid (shifts and
+	// registration when the good images' poses vary; the fixed recipe does
+	// not register), off (never), translate (shifts), rigid (shifts and
 	// rotations up to MaxAngle) or turn (shifts and rotations by any angle:
 	// parts that lie anyhow, MaxAngle not applied). A mode named here
-	// registers every frame, whatever the recipe search finds.
+	// registers every frame, whatever the recipe search finds. A named
+	// model.recipe decides its own registration either way.
 	Mode string `yaml:"mode"`
 	// MaxShift is the largest shift corrected, as a fraction of the
 	// frame's width and height; a part further off is an error.

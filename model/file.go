@@ -291,7 +291,7 @@ func Load(path string, opts Options) (*Detector, error) {
 		recipe.Align = d.al.ref.Mode()
 		d.al.arm()
 	}
-	if want := opts.Align.Mode; (opts.Recipe == "" || opts.Recipe == RecipeFixed) && want != "" && want != align.Off && want != recipe.Align {
+	if want := opts.Align.Mode; (opts.Recipe == "" || opts.Recipe == RecipeFixed || opts.Recipe == RecipeAuto) && want != "" && want != align.Off && want != recipe.Align {
 		opts.Logger.Warn("model file's registration differs from the configuration; using the model's (refit to change it)",
 			"model", path, "model_align", string(recipe.Align), "configured", string(want))
 	}

@@ -419,8 +419,8 @@ type PoseSpread struct {
 	Aspect  float64
 }
 
-// Pose variation above which the recipe search offers registration
-// although the configuration leaves it off (measured by PoseSpread on the
+// Pose variation above which the recipe search offers registration when
+// the configuration leaves it to the search (AlignOptions.Offer, mode auto) (measured by PoseSpread on the
 // four sets of shared/data: see README, registration).
 const (
 	poseShiftVaries = 0.01

@@ -385,25 +385,35 @@ func TestSearchCandidatesRegistered(t *testing.T) {
 		idx[i] = i
 	}
 	for _, c := range []struct {
-		name  string
-		src   grays
-		mode  align.Mode
-		offer bool
-		want  align.Mode
+		name     string
+		src      grays
+		mode     align.Mode
+		offer    bool
+		maxAngle float64
+		want     align.Mode
+		warn     string // "": no warning
 	}{
-		{"configured translate", still, align.Translate, false, align.Translate},
-		{"configured turn", still, align.Turn, true, align.Turn},
-		{"configured rigid, turning", poses(16), align.Rigid, true, align.Rigid},
-		{"auto, turning", poses(16), align.Off, true, align.Rigid},
-		{"auto, still", still, align.Off, true, ""},
-		{"off, turning", poses(16), align.Off, false, ""},
+		{"configured translate", still, align.Translate, false, 0, align.Translate, ""},
+		{"configured turn", still, align.Turn, true, 0, align.Turn, ""},
+		{"configured rigid, turning", poses(16), align.Rigid, true, 0, align.Rigid, ""},
+		{"configured rigid, turning beyond half the bound", poses(16), align.Rigid, false, 1.5, align.Rigid, "capture.align.mode: turn registers parts at any angle"},
+		{"configured translate, turning", poses(16), align.Translate, false, 0, align.Translate, "which translate does not follow"},
+		{"auto, turning", poses(16), align.Off, true, 0, align.Rigid, ""},
+		{"auto, still", still, align.Off, true, 0, "", ""},
+		{"off, turning", poses(16), align.Off, false, 0, "", "capture.align.mode auto lets the search try it"},
+		{"off, still", still, align.Off, false, 0, "", ""},
 	} {
-		o := Options{Align: AlignOptions{Mode: c.mode, Offer: c.offer}, Logger: slog.New(slog.DiscardHandler),
+		var logs strings.Builder
+		o := Options{Align: AlignOptions{Mode: c.mode, Offer: c.offer, MaxAngle: c.maxAngle}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 			Bundled: []BundledPath{{backbone.MobileNetV1, "v1.tflite"}, {backbone.MobileNetV2, "v2.tflite"}}}
 		base := o.Candidates(1.33, "x", false)
 		got, offer, _, err := o.searchCandidates(context.Background(), c.src, idx, 1.33, "x", false)
 		if err != nil || offer != c.want {
 			t.Fatalf("%s: offer %q, err %v; want %q", c.name, offer, err, c.want)
+		}
+		warned := strings.Contains(logs.String(), "level=WARN")
+		if warned != (c.warn != "") || !strings.Contains(logs.String(), c.warn) {
+			t.Errorf("%s: log %s\nwant a warning %q", c.name, logs.String(), c.warn)
 		}
 		want, wantRegistered := len(base), 0
 		switch {
@@ -424,6 +434,22 @@ func TestSearchCandidatesRegistered(t *testing.T) {
 		if len(got) != want || registered != wantRegistered {
 			t.Errorf("%s: %d candidates, %d registered; want %d, %d registered", c.name, len(got), registered, want, wantRegistered)
 		}
+	}
+}
+
+// A configured registration whose reference view cannot be built is an
+// error naming the mode, before any candidate is fitted (each would fail on
+// it, one warning per family).
+func TestSearchCandidatesConfiguredReferenceFails(t *testing.T) {
+	tiny := grays{}
+	for range 4 {
+		tiny = append(tiny, image.NewGray(image.Rect(0, 0, 24, 24)))
+	}
+	o := Options{Align: AlignOptions{Mode: align.Rigid}, Logger: slog.New(slog.DiscardHandler),
+		Bundled: []BundledPath{{backbone.MobileNetV1, "v1.tflite"}}}
+	_, _, _, err := o.searchCandidates(context.Background(), tiny, []int{0, 1, 2, 3}, 1, "x", true)
+	if err == nil || !strings.Contains(err.Error(), "capture.align.mode rigid: reference view") || !strings.Contains(err.Error(), "24x24") {
+		t.Fatalf("err %v", err)
 	}
 }
 

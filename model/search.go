@@ -398,8 +398,9 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 // registration mode (the user's choice; a warning when the good images
 // move beyond half its bounds), or also registered when Offer is set and
 // the good images' poses vary (alignOffer). It returns the registration
-// tried and the pose spread measured (zero when none was). Errors: only
-// ctx's; a reference view that cannot be built leaves an offer out
+// tried and the pose spread measured (zero when none was). Errors: ctx's,
+// and a configured mode's reference view that cannot be built (every
+// candidate would fail on it); under auto such a view leaves the offer out
 // (logged).
 func (o *Options) searchCandidates(ctx context.Context, src ImageSource, fit []int, aspect float64, axis string, square bool) ([]Recipe, align.Mode, PoseSpread, error) {
 	cands := o.Candidates(aspect, axis, square)
@@ -408,17 +409,24 @@ func (o *Options) searchCandidates(ctx context.Context, src ImageSource, fit []i
 		return nil, "", ps, ctx.Err()
 	}
 	if m := o.Align.Mode; m == align.Translate || m.Rotates() {
+		if err != nil {
+			// Every candidate would fail on the same reference view.
+			return nil, "", ps, fmt.Errorf("capture.align.mode %s: reference view from the good images: %w", m, err)
+		}
 		maxShift, maxAngle := o.Align.bounds()
+		if ps.Images > 0 && ps.Shift > maxShift/2 {
+			o.Logger.Warn("capture.align: the good images shift beyond half max_shift: registered frames beyond it will be refused",
+				"align", string(m), "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "max_shift", maxShift)
+		}
 		switch {
-		case err == nil && ps.TurnSuggested(o.Align) && m != align.Turn:
+		case m == align.Rigid && ps.TurnSuggested(o.Align):
 			o.Logger.Warn("capture.align: the good images turn beyond half the angle bound: registered frames beyond it will be refused; capture.align.mode: turn registers parts at any angle",
 				"align", string(m), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "max_angle", maxAngle)
-		case err == nil && ps.Images > 0 && (ps.Shift > maxShift/2 || m.Rotates() && ps.Angle > maxAngle/2):
-			o.Logger.Warn("capture.align: the good images move beyond half the bounds: registered frames beyond them will be refused",
-				"align", string(m), "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "max_shift", maxShift,
-				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "max_angle", maxAngle)
-		case err == nil && m == align.Translate && ps.Angle > poseAngleVaries:
-			o.Logger.Warn("capture.align: the good images turn, which translate does not follow; capture.align.mode: rigid does",
+		case m == align.Rigid && ps.Angle > maxAngle/2:
+			o.Logger.Warn("capture.align: the good images turn beyond half the angle bound: registered frames beyond it will be refused",
+				"align", string(m), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "max_angle", maxAngle)
+		case m == align.Translate && ps.Angle > poseAngleVaries:
+			o.Logger.Warn("capture.align: the good images turn, which translate does not follow; capture.align.mode rigid (or turn, for parts at any angle) does",
 				"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
 		}
 		o.Logger.Info("recipe search: every candidate registered", "align", string(m), "configured", true)
@@ -447,9 +455,25 @@ func (o *Options) searchCandidates(ctx context.Context, src ImageSource, fit []i
 		o.Logger.Info("recipe search: registration not offered", "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift),
 			"pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle), "one_frame_size", ps.OneSize, "aspect", fmt.Sprintf("%.2f", ps.Aspect))
 	case !o.Align.Offer:
-		o.Logger.Info("recipe search: registration not tried (capture.align.mode off)")
+		o.warnOffWouldOffer(ctx, src, fit)
 	}
 	return cands, offer, ps, nil
+}
+
+// warnOffWouldOffer warns when registration is off but the good images'
+// poses vary as those the search registers under auto: configuration
+// files written before auto existed say off where they meant the search
+// may register, and their next fit would drop registration silently.
+func (o *Options) warnOffWouldOffer(ctx context.Context, src ImageSource, fit []int) {
+	a := *o
+	a.Align.Offer = true
+	offer, ps, err := alignOffer(ctx, a, src, fit)
+	if err != nil || offer == "" {
+		o.Logger.Info("recipe search: registration not tried (capture.align.mode off)")
+		return
+	}
+	o.Logger.Warn("recipe search: registration not tried (capture.align.mode off) although the good images' parts move; capture.align.mode auto lets the search try it (configuration files written before auto existed say off)",
+		"would_offer", string(offer), "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "pose_angle_rms_deg", fmt.Sprintf("%.2f", ps.Angle))
 }
 
 // choose returns the index of the chosen candidate (-1: none fitted): the

@@ -1185,7 +1185,7 @@ func plural(n int, thing string) string {
 }
 
 // fitFlags are eval's flags that decide how a model is fitted.
-var fitFlags = []string{"recipe", "compare", "candidates", "features", "resize", "taps", "zscore", "context", "context-features",
+var fitFlags = []string{"recipe", "compare", "candidates", "features", "resize", "sigma", "taps", "zscore", "context", "context-features",
 	"context-weight", "standardize", "max-train", "align", "save-model"}
 
 // checkModelFlags refuses flags that decide a fit beside --model, whose

@@ -201,7 +201,7 @@ func TestEvalMasksAndCounts(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--max-train", "-5"}, {"--max-test", "-1"}, {"--misalign-seeds", "2"}, {"--align", ""},
-		{"--align", "rigid", "--model", js}, {"--recipe", "plain", "--model", js}, {"--max-train", "5", "--model", js},
+		{"--align", "rigid", "--model", js}, {"--recipe", "plain", "--model", js}, {"--max-train", "5", "--model", js}, {"--sigma", "2", "--model", js},
 	} {
 		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set}, args...)...)
 		if code != 2 || !strings.Contains(stderr, args[0]) {

@@ -158,6 +158,8 @@ func TestRevertLeavesAnEditedFile(t *testing.T) {
 	if r.ctl.applies.Load() != applies || len(brokers(r)) != 1 {
 		t.Errorf("an edited file was reverted: applies %d → %d, brokers %v", applies, r.ctl.applies.Load(), brokers(r))
 	}
+	// The event is emitted just after the wait is cleared.
+	waitFor(t, 10*time.Second, "the config-revert event", func() bool { return len(r.events.named("config-revert")) > 0 })
 	var ev map[string]any
 	if evs := r.events.named("config-revert"); len(evs) != 1 || json.Unmarshal(evs[0].payload, &ev) != nil || ev["reverted"] != false {
 		t.Errorf("config-revert events: %v", evs)
