@@ -664,6 +664,22 @@ type ImageSource interface {
 	Image(i int) (image.Image, error)
 }
 
+// ImageNamer is an ImageSource that names its images (a file's path), so
+// that an error about one image says which.
+type ImageNamer interface {
+	ImageName(i int) string
+}
+
+// imageLabel is "image i", with the image's name when src gives one.
+func imageLabel(src ImageSource, i int) string {
+	if n, ok := src.(ImageNamer); ok {
+		if name := n.ImageName(i); name != "" {
+			return fmt.Sprintf("image %d (%s)", i, name)
+		}
+	}
+	return fmt.Sprintf("image %d", i)
+}
+
 // prefetch decodes images ahead of their use.
 func prefetch(ctx context.Context, src ImageSource, idx []int) <-chan decoded {
 	out := make(chan decoded, 2)

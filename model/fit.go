@@ -377,11 +377,11 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 		s := time.Now()
 		if _, err := d.embed(im.img, nil); err != nil {
 			if errors.Is(err, ErrRegistration) {
-				d.opts.Logger.Warn("training image left out: registration cannot place it", "image", im.i, "err", err)
+				d.opts.Logger.Warn("training image left out: registration cannot place it", "image", imageLabel(src, im.i), "err", err)
 				pc.step()
 				continue
 			}
-			return nil, fmt.Errorf("fit: image %d: %w", im.i, err)
+			return nil, fmt.Errorf("fit: %s: %w", imageLabel(src, im.i), err)
 		}
 		kept = append(kept, im.i)
 		m := time.Now()
@@ -448,7 +448,7 @@ func (d *Detector) leaveOneOutPass(ctx context.Context, src ImageSource, idx []i
 		}
 		reg, err := d.embed(im.img, nil)
 		if err != nil {
-			return nil, fmt.Errorf("fit: image %d: %w", im.i, err)
+			return nil, fmt.Errorf("fit: %s: %w", imageLabel(src, im.i), err)
 		}
 		if err := d.score(); err != nil {
 			return nil, err

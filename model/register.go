@@ -397,7 +397,7 @@ func buildReference(ctx context.Context, mode align.Mode, maxAngle float64, src 
 			return nil, align.BuildReport{}, fmt.Errorf("image %d: %w", im.i, im.err)
 		}
 		if err := b.Add(im.img); err != nil {
-			return nil, align.BuildReport{}, fmt.Errorf("image %d: %w", im.i, err)
+			return nil, align.BuildReport{}, fmt.Errorf("%s: %w", imageLabel(src, im.i), err)
 		}
 	}
 	if err := ctx.Err(); err != nil {

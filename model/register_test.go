@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/draw"
 	"log/slog"
@@ -438,8 +439,9 @@ func TestSearchCandidatesRegistered(t *testing.T) {
 }
 
 // A configured registration whose reference view cannot be built is an
-// error naming the mode, before any candidate is fitted (each would fail on
-// it, one warning per family).
+// error naming the mode and the image (by its name when the source gives
+// one), before any candidate is fitted (each would fail on it, one warning
+// per family).
 func TestSearchCandidatesConfiguredReferenceFails(t *testing.T) {
 	tiny := grays{}
 	for range 4 {
@@ -447,11 +449,22 @@ func TestSearchCandidatesConfiguredReferenceFails(t *testing.T) {
 	}
 	o := Options{Align: AlignOptions{Mode: align.Rigid}, Logger: slog.New(slog.DiscardHandler),
 		Bundled: []BundledPath{{backbone.MobileNetV1, "v1.tflite"}}}
-	_, _, _, err := o.searchCandidates(context.Background(), tiny, []int{0, 1, 2, 3}, 1, "x", true)
-	if err == nil || !strings.Contains(err.Error(), "capture.align.mode rigid: reference view") || !strings.Contains(err.Error(), "24x24") {
-		t.Fatalf("err %v", err)
+	for _, c := range []struct {
+		src  ImageSource
+		want string
+	}{{tiny, "image 0: "}, {namedGrays{tiny}, "image 0 (part-0.png): "}} {
+		_, _, _, err := o.searchCandidates(context.Background(), c.src, []int{0, 1, 2, 3}, 1, "x", true)
+		if err == nil || !strings.Contains(err.Error(), "capture.align.mode rigid: reference view") || !strings.Contains(err.Error(), "24x24") ||
+			!strings.Contains(err.Error(), c.want) {
+			t.Errorf("err %v, want it to name %q", err, c.want)
+		}
 	}
 }
+
+// namedGrays names its images as files would be (ImageNamer).
+type namedGrays struct{ grays }
+
+func (n namedGrays) ImageName(i int) string { return fmt.Sprintf("part-%d.png", i) }
 
 // Good images of several frame sizes with registration: the fit warns
 // (registration aligns every frame to one reference view without scaling

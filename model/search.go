@@ -692,7 +692,7 @@ func (v *validation) score(ctx context.Context, f *Family, src ImageSource, pc *
 			return nil, err
 		}
 		if err := add(im.img, nil); err != nil {
-			return nil, fmt.Errorf("fit: image %d: %w", im.i, err)
+			return nil, fmt.Errorf("fit: %s: %w", imageLabel(src, im.i), err)
 		}
 		for j := range v.perImage {
 			kind := kinds[(k*v.perImage+j)%len(kinds)]

@@ -97,6 +97,14 @@ func (s *lockedSource) Image(i int) (image.Image, error) {
 	return s.src.Image(i)
 }
 
+// ImageName names image i as the wrapped source does ("" if it does not).
+func (s *lockedSource) ImageName(i int) string {
+	if n, ok := s.src.(ImageNamer); ok {
+		return n.ImageName(i)
+	}
+	return ""
+}
+
 // serialized wraps f so that calls from families fitted at once run one at
 // a time (nil stays nil).
 func serialized(f func(*Family) error) func(*Family) error {

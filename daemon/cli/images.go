@@ -29,6 +29,9 @@ func (s imageFiles) Len() int { return len(s.paths) }
 
 func (s imageFiles) Image(i int) (image.Image, error) { return s.load(s.paths[i]) }
 
+// ImageName is image i's path (model.ImageNamer: fit errors name it).
+func (s imageFiles) ImageName(i int) string { return s.paths[i] }
+
 // load is a dataset.Loader: the image as the evaluation sees it (moved
 // by its misalignment transform, when there is one).
 func (s imageFiles) load(path string) (image.Image, error) {
