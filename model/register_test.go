@@ -338,10 +338,7 @@ func TestAlignOffer(t *testing.T) {
 		shifted = append(shifted, plate(160, 120, 0, 6*math.Sin(2.1*f), 5*math.Cos(1.7*f), -1, -1))
 		wide = append(wide, plate(320, 120, 2.5*math.Sin(1.7*f), 4*math.Sin(2.3*f+1), 3*math.Cos(1.3*f), -1, -1))
 	}
-	idx := make([]int, 16)
-	for i := range idx {
-		idx[i] = i
-	}
+	idx := firstIndices(16)
 	for _, c := range []struct {
 		name     string
 		src      grays
@@ -369,6 +366,15 @@ func TestAlignOffer(t *testing.T) {
 	}
 }
 
+// firstIndices is 0..n-1: the images of a source of n.
+func firstIndices(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
 // The search registers every candidate the way the configuration names
 // (whatever the poses: the user's choice), tries every candidate
 // registered too when the mode is auto (Offer) and the poses vary, and only
@@ -381,10 +387,7 @@ func TestSearchCandidatesRegistered(t *testing.T) {
 	for range 16 {
 		still = append(still, plate(160, 120, 0, 0, 0, -1, -1))
 	}
-	idx := make([]int, 16)
-	for i := range idx {
-		idx[i] = i
-	}
+	idx := firstIndices(16)
 	for _, c := range []struct {
 		name     string
 		src      grays
