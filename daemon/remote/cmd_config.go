@@ -91,7 +91,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err := checkConfigChange(env, running, next, changed); err != nil {
 		return nil, err
 	}
-	if k := connectionChange(changed); k != "" && confirm == 0 && !a.Force {
+	if k := connectionChange(running, next, changed); k != "" && confirm == 0 && !a.Force {
 		return nil, invalidf("config."+k, "%s", connectionRefusal("push"))
 	}
 	if a.DryRun {

@@ -99,7 +99,7 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 	case pending != nil && ra.confirm > 0:
 		return nil, invalidf("confirm", "this rollback reverts push %q, which waits for config-confirm: it goes back to the configuration before that push, with no confirm", pending.ID)
 	case pending == nil && ra.guard && ra.confirm == 0 && !ra.force:
-		if k := connectionChange(changed); k != "" {
+		if k := connectionChange(running, prev, changed); k != "" {
 			return nil, invalidf("config."+k, "%s", connectionRefusal("roll back"))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,11 +47,23 @@ var connectionKeys = []string{
 	"remote.max_skew",
 }
 
-// connectionChange returns the first changed setting that carries remote
-// control, "" if none.
-func connectionChange(changed []string) string {
+// sparkplugKeys carry remote control when the Sparkplug B edge node runs
+// (before or after the change): its group and edge node id are the NCMD
+// topic's levels, its client id is its session (one shared with another
+// box makes the broker drop one of the two, over and over), and a primary
+// host id no host answers to holds back the births a host application
+// needs before it sends commands.
+var sparkplugKeys = []string{"sparkplug."}
+
+// connectionChange returns the first setting changed from running to next
+// (changed, config.Diff's names) that carries remote control, "" if none.
+func connectionChange(running, next *config.Config, changed []string) string {
+	keys := connectionKeys
+	if running.MQTT.UsesSparkplug() || next.MQTT.UsesSparkplug() {
+		keys = append(slices.Clone(keys), sparkplugKeys...)
+	}
 	for _, c := range changed {
-		for _, k := range connectionKeys {
+		for _, k := range keys {
 			if c == k || (strings.HasSuffix(k, ".") && strings.HasPrefix(c, k)) {
 				return c
 			}

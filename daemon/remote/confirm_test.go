@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,31 @@ func TestConnectionChangeNeedsConfirmOrForce(t *testing.T) {
 		{`"1s"`, "out of range 5s..24h0m0s"}, {`"48h"`, "out of range"}, {`"soon"`, `"soon" is not a duration`}, {`300`, `expected a duration such as "5m"`},
 	} {
 		mustFail(t, r.do("config", `{"id":"c-bad","config":{"mqtt":{"result_qos":0}},"confirm":`+bad.confirm+`}`), CodeInvalid, bad.want)
+	}
+}
+
+// TestSparkplugChangeNeedsConfirmWhenItCarriesControl: the edge node's
+// settings name its NCMD topic and session, so on a box running Sparkplug
+// (or a push that starts it) a change to them needs confirm or force; on a
+// JSON-only box they carry no command and are applied as any setting.
+func TestSparkplugChangeNeedsConfirmWhenItCarriesControl(t *testing.T) {
+	jsonBox := newRig(t, unsigned)
+	if rep := jsonBox.do("config", `{"id":"j1","config":{"sparkplug":{"group_id":"line2"}}}`); !rep.OK {
+		t.Fatalf("JSON-only box: %+v", rep)
+	}
+	mustFail(t, jsonBox.do("config", `{"id":"j2","config":{"mqtt":{"profile":"both"},"sparkplug":{"group_id":"line3"}}}`),
+		CodeInvalid, "changes the connection that carries remote control")
+	spBox := newRig(t, unsigned+"mqtt: {profile: both}\n")
+	for i, doc := range []string{`{"sparkplug":{"group_id":"line2"}}`, `{"sparkplug":{"edge_node_id":"press-7"}}`,
+		`{"sparkplug":{"client_id":"other"}}`, `{"sparkplug":{"primary_host_id":"scada-b"}}`} {
+		rep := spBox.do("config", `{"id":"s`+string(rune('0'+i))+`","config":`+doc+`}`)
+		mustFail(t, rep, CodeInvalid, "changes the connection that carries remote control")
+		if f := field(rep); !strings.HasPrefix(f, "config.sparkplug.") {
+			t.Errorf("%s: field %q, want config.sparkplug.*", doc, f)
+		}
+	}
+	if rep := spBox.do("config", `{"id":"s9","config":{"sparkplug":{"group_id":"line2"}},"force":true}`); !rep.OK || spBox.ctl.Config().Sparkplug.GroupID != "line2" {
+		t.Errorf("forced: %+v", rep)
 	}
 }
 
