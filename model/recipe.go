@@ -241,9 +241,25 @@ func ParseRecipe(name string, taps []string) (Recipe, error) {
 		}
 		r.ZScore, r.ContextPool, r.ContextWeight = true, pool, w
 	default:
-		return bad("unknown scoring %q", strings.Join(rest, "-"))
+		return bad("%s", unknownPart(rest))
 	}
 	return r, nil
+}
+
+// unknownPart names the first part of a recipe's tail (after backbone,
+// resize, registration and std) that does not read as scoring: the word
+// the user mistyped, not the whole tail.
+func unknownPart(rest []string) string {
+	switch p := rest[0]; p {
+	case "shift", "rigid", "turn":
+		return fmt.Sprintf("registration %q out of place: it comes right after the resize", p)
+	case "std":
+		return `"std" out of place: it comes after registration and before the scoring`
+	case "raw", "z":
+		return fmt.Sprintf("unknown scoring %q", strings.Join(rest, "-"))
+	default:
+		return fmt.Sprintf("unknown part %q (want shift, rigid or turn, then std, then raw, z or z-ctxW)", p)
+	}
 }
 
 // MaxTiles bounds a recipe's tiles: each is a full backbone pass and a

@@ -65,7 +65,11 @@ func TestRecipeNames(t *testing.T) {
 		{"v3-fit-raw", `unknown backbone "v3"`},
 		{"v1-wide-raw", `unknown resize "wide"`},
 		{"v1-tiles9-raw", "tiles2 to tiles8"},
-		{"v1-fit-zz", `unknown scoring "zz"`},
+		{"v1-fit-zz", `unknown part "zz"`},
+		{"v1-squash-spin-z", `unknown part "spin"`},
+		{"v1-squash-std-rigid-z", `registration "rigid" out of place`},
+		{"v1-squash-rigid-std-std-z", `"std" out of place`},
+		{"v1-fit-z-wide", `unknown scoring "z-wide"`},
 		{"v1-fit-z-ctx0", `context weight "0"`},
 		{"v1-fit", "at least three parts"},
 	} {
