@@ -412,7 +412,13 @@ func buildReference(ctx context.Context, mode align.Mode, maxAngle float64, src 
 // frame's diagonal, angle in degrees.
 type PoseSpread struct {
 	Shift, Angle float64
-	Images       int
+	// SideShift is the same shift measured as registration's bounds are
+	// (AlignOptions.MaxShift): the larger of its horizontal part over the
+	// frame's width and its vertical part over the height, root mean
+	// square over the images. Shift, a fraction of the diagonal, is
+	// smaller by up to √2 on square frames.
+	SideShift float64
+	Images    int
 	// OneSize says every image had the same size; Aspect is that frame's
 	// long side over its short side.
 	OneSize bool
@@ -438,10 +444,13 @@ func poseSpread(ctx context.Context, src ImageSource, idx []int) (PoseSpread, er
 	var ps PoseSpread
 	for _, r := range rep.Results {
 		ps.Shift += (r.DX*r.DX + r.DY*r.DY) / (diag * diag)
+		side := max(math.Abs(r.DX)/float64(fw), math.Abs(r.DY)/float64(fh))
+		ps.SideShift += side * side
 		ps.Angle += r.AngleDegrees() * r.AngleDegrees()
 	}
 	n := float64(max(len(rep.Results), 1))
 	ps.Shift, ps.Angle, ps.Images = math.Sqrt(ps.Shift/n), math.Sqrt(ps.Angle/n), len(rep.Results)
+	ps.SideShift = math.Sqrt(ps.SideShift / n)
 	ps.OneSize, ps.Aspect = rep.FrameSizes == 1, float64(max(fw, fh))/float64(max(min(fw, fh), 1))
 	return ps, nil
 }
@@ -489,7 +498,7 @@ func alignOffer(ctx context.Context, o Options, src ImageSource, idx []int) (ali
 	// one view within the bounds can follow: it would refuse good parts
 	// (31 of 40 screw test images at the default bounds) and its
 	// candidates only cost time (TurnSuggested says when align.Turn may).
-	if ps.Angle > maxAngle/2 || ps.Shift > maxShift/2 {
+	if ps.Angle > maxAngle/2 || ps.SideShift > maxShift/2 {
 		return "", ps, nil
 	}
 	switch {

@@ -364,6 +364,17 @@ func TestAlignOffer(t *testing.T) {
 			t.Errorf("%s: turn suggested %v, want %v (spread %+v)", c.name, !want, want, ps)
 		}
 	}
+	// The bounds are fractions of width and height, as registration
+	// applies them per frame: a spread within half the bounds measured
+	// along the diagonal but beyond them along a side is beyond.
+	_, ps, err := alignOffer(context.Background(), Options{Align: AlignOptions{Offer: true}}, shifted, idx)
+	if err != nil || !(ps.SideShift > ps.Shift) {
+		t.Fatalf("shifting: spread %+v, err %v: want the side's fraction above the diagonal's", ps, err)
+	}
+	o := Options{Align: AlignOptions{Offer: true, MaxShift: ps.Shift + ps.SideShift}} // half of it between the two
+	if got, _, _ := alignOffer(context.Background(), o, shifted, idx); got != "" {
+		t.Errorf("shifting by %.3f of a side (%.3f of the diagonal), max_shift %.3f: offer %q, want none (beyond half the bounds)", ps.SideShift, ps.Shift, o.Align.MaxShift, got)
+	}
 }
 
 // firstIndices is 0..n-1: the images of a source of n.

@@ -414,9 +414,9 @@ func (o *Options) searchCandidates(ctx context.Context, src ImageSource, fit []i
 			return nil, "", ps, fmt.Errorf("capture.align.mode %s: reference view from the good images: %w", m, err)
 		}
 		maxShift, maxAngle := o.Align.bounds()
-		if ps.Images > 0 && ps.Shift > maxShift/2 {
+		if ps.Images > 0 && ps.SideShift > maxShift/2 {
 			o.Logger.Warn("capture.align: the good images shift beyond half max_shift: registered frames beyond it will be refused",
-				"align", string(m), "pose_shift_rms", fmt.Sprintf("%.3f", ps.Shift), "max_shift", maxShift)
+				"align", string(m), "pose_shift_rms_of_side", fmt.Sprintf("%.3f", ps.SideShift), "max_shift", maxShift)
 		}
 		switch {
 		case m == align.Rigid && ps.TurnSuggested(o.Align):
