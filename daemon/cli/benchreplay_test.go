@@ -64,7 +64,7 @@ func TestBenchReplayOddWidth(t *testing.T) {
 	if err := os.WriteFile(rec, make([]byte, 3*2*641*481), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--camera-replay", rec, "--size", "641x481")
+	code, _, errs := runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--config", evalConfig(t, t.TempDir()), "--camera-replay", rec, "--size", "641x481")
 	if code == 0 || !strings.Contains(errs, "even width") || strings.Contains(errs, "whole number") {
 		t.Errorf("exit %d, stderr %q: want the odd width named", code, errs)
 	}
@@ -77,7 +77,7 @@ func TestBenchReplayMJPEGSize(t *testing.T) {
 	if code, _, errs := runCaptureCmd(t, "capture", "encode", "--out", rec, "--size", "64x48", "--frames", "2"); code != 0 {
 		t.Fatalf("capture encode: exit %d: %s", code, errs)
 	}
-	code, _, errs := runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--camera-replay", rec, "--size", "640x480")
+	code, _, errs := runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--config", evalConfig(t, t.TempDir()), "--camera-replay", rec, "--size", "640x480")
 	if code == 0 || !strings.Contains(errs, "is 64x48, --size says 640x480") {
 		t.Errorf("exit %d, stderr %q: want both sizes named", code, errs)
 	}
