@@ -89,6 +89,13 @@ type Model struct {
 	Meta     Metadata
 	// Tensors are optional further tensors (float32), by name.
 	Tensors map[string]Tensor
+	// Members are further fitted models stored in the same file (an
+	// ensemble's other detectors: their own backbone, grid and metadata),
+	// each without members of its own. A reader that does not know them
+	// sees this model alone, with extra tensors and metadata keys under
+	// MemberPrefix. When loaded, their slices point into this model's
+	// mapping (DontNeed takes them) and are invalid after its Close.
+	Members []*Model
 
 	path   string
 	size   int64
@@ -133,7 +140,7 @@ func (m *Model) Close() error {
 	}
 	b := m.mapped
 	m.mapped = nil
-	m.State.Mean, m.State.InvCov, m.Channels, m.Tensors = nil, nil, nil, nil
+	m.State.Mean, m.State.InvCov, m.Channels, m.Tensors, m.Members = nil, nil, nil, nil, nil
 	if err := m.unmap(b); err != nil {
 		return fmt.Errorf("close model %s: %w", m.path, err)
 	}
@@ -143,7 +150,32 @@ func (m *Model) Close() error {
 // reserved are the metadata keys this package owns.
 var reserved = []string{"format_version", "grid_h", "grid_w", "d", "pool", "eps", "image_threshold",
 	"pixel_threshold", "backbone_sha256", "taps", "tap_shapes", "preprocessing", "fit_date", "images",
-	"seed", "checksum"}
+	"seed", "checksum", metaMembers}
+
+// metaMembers is the number of members a file holds (absent: none).
+const metaMembers = "members"
+
+// MaxMembers bounds the members of a model file.
+const MaxMembers = 8
+
+// MemberPrefix is the prefix of member k's (1-based) metadata keys and
+// tensor names in a model file: its own keys and names, prefixed.
+func MemberPrefix(k int) string { return "member" + strconv.Itoa(k) + "." }
+
+// memberOf returns the member a prefixed key or tensor name belongs to
+// and the name without the prefix (0 for the main model's own).
+func memberOf(key string) (int, string) {
+	rest, ok := strings.CutPrefix(key, "member")
+	if !ok {
+		return 0, key
+	}
+	num, name, ok := strings.Cut(rest, ".")
+	k, err := strconv.Atoi(num)
+	if !ok || err != nil || k < 1 || strconv.Itoa(k) != num {
+		return 0, key
+	}
+	return k, name
+}
 
 func littleEndian() bool {
 	var x uint16 = 1
@@ -218,6 +250,48 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // encodeHeader validates m and returns the padded JSON header (checksum
 // digits zeroed) and the tensors in file order.
 func encodeHeader(m *Model) ([]byte, []namedData, error) {
+	meta, tensors, err := encodePart(m, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(m.Members) > MaxMembers {
+		return nil, nil, fmt.Errorf("%d members, at most %d", len(m.Members), MaxMembers)
+	}
+	for i, mem := range m.Members {
+		if len(mem.Members) > 0 {
+			return nil, nil, fmt.Errorf("member %d has members of its own", i+1)
+		}
+		mm, mt, err := encodePart(mem, MemberPrefix(i+1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("member %d: %w", i+1, err)
+		}
+		maps.Copy(meta, mm)
+		tensors = append(tensors, mt...)
+	}
+	if len(m.Members) > 0 {
+		meta[metaMembers] = strconv.Itoa(len(m.Members))
+	}
+	meta["format_version"] = strconv.Itoa(FormatVersion)
+	meta["checksum"] = checksumPrefix + "00000000"
+	hdr := map[string]any{"__metadata__": meta}
+	var off int64
+	for _, t := range tensors {
+		end := off + int64(len(t.bytes()))
+		hdr[t.name] = tensorEntry{Dtype: t.dtype, Shape: t.shape, DataOffsets: [2]int64{off, end}}
+		off = end
+	}
+	js, err := json.Marshal(hdr)
+	if err != nil {
+		return nil, nil, err
+	}
+	pad := (headerAlign - (8+len(js))%headerAlign) % headerAlign
+	js = append(js, bytes.Repeat([]byte{' '}, pad)...)
+	return js, tensors, nil
+}
+
+// encodePart returns one model's metadata and tensors (not its members),
+// under prefix ("" for the main model, MemberPrefix for a member).
+func encodePart(m *Model, prefix string) (map[string]string, []namedData, error) {
 	s := &m.State
 	if err := s.Validate(); err != nil {
 		return nil, nil, err
@@ -237,10 +311,10 @@ func encodeHeader(m *Model) ([]byte, []namedData, error) {
 	}
 	meta := map[string]string{}
 	for k, v := range md.Extra {
-		if slices.Contains(reserved, k) {
+		if n, _ := memberOf(k); slices.Contains(reserved, k) || n > 0 {
 			return nil, nil, fmt.Errorf("extra metadata key %q is reserved", k)
 		}
-		meta[k] = v
+		meta[prefix+k] = v
 	}
 	taps, _ := json.Marshal(md.Taps)
 	shapes := make([][3]int, len(md.TapShapes))
@@ -249,8 +323,7 @@ func encodeHeader(m *Model) ([]byte, []namedData, error) {
 	}
 	tapShapes, _ := json.Marshal(shapes)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	maps.Copy(meta, map[string]string{
-		"format_version":  strconv.Itoa(FormatVersion),
+	for k, v := range map[string]string{
 		"grid_h":          strconv.Itoa(s.GridH),
 		"grid_w":          strconv.Itoa(s.GridW),
 		"d":               strconv.Itoa(s.D),
@@ -265,17 +338,18 @@ func encodeHeader(m *Model) ([]byte, []namedData, error) {
 		"fit_date":        md.FitDate.UTC().Format(time.RFC3339Nano),
 		"images":          strconv.Itoa(md.Images),
 		"seed":            strconv.FormatUint(md.Seed, 10),
-		"checksum":        checksumPrefix + "00000000",
-	})
+	} {
+		meta[prefix+k] = v
+	}
 	p := int64(s.Positions())
 	tensors := []namedData{
-		{name: TensorChannels, dtype: "I32", shape: []int64{int64(s.D)}, i32: m.Channels},
-		{name: TensorMean, dtype: "F32", shape: []int64{p, int64(s.D)}, f32: s.Mean},
-		{name: TensorInvCov, dtype: "F32", shape: []int64{p, int64(packedLen(s.D))}, f32: s.InvCov},
+		{name: prefix + TensorChannels, dtype: "I32", shape: []int64{int64(s.D)}, i32: m.Channels},
+		{name: prefix + TensorMean, dtype: "F32", shape: []int64{p, int64(s.D)}, f32: s.Mean},
+		{name: prefix + TensorInvCov, dtype: "F32", shape: []int64{p, int64(packedLen(s.D))}, f32: s.InvCov},
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.Tensors)) {
 		t := m.Tensors[name]
-		if name == TensorChannels || name == TensorMean || name == TensorInvCov || name == "__metadata__" || name == "" {
+		if n, _ := memberOf(name); n > 0 || name == TensorChannels || name == TensorMean || name == TensorInvCov || name == "__metadata__" || name == "" {
 			return nil, nil, fmt.Errorf("tensor name %q is reserved", name)
 		}
 		n := 1
@@ -290,27 +364,14 @@ func encodeHeader(m *Model) ([]byte, []namedData, error) {
 		if n != len(t.Data) {
 			return nil, nil, fmt.Errorf("tensor %q: shape %v holds %d values, data has %d", name, t.Shape, n, len(t.Data))
 		}
-		tensors = append(tensors, namedData{name: name, dtype: "F32", shape: shape, f32: t.Data})
+		tensors = append(tensors, namedData{name: prefix + name, dtype: "F32", shape: shape, f32: t.Data})
 	}
 	for _, t := range tensors {
 		if err := checkFinite(t.name, t.shape, t.f32); err != nil {
 			return nil, nil, err // Load would refuse the file
 		}
 	}
-	hdr := map[string]any{"__metadata__": meta}
-	var off int64
-	for _, t := range tensors {
-		end := off + int64(len(t.bytes()))
-		hdr[t.name] = tensorEntry{Dtype: t.dtype, Shape: t.shape, DataOffsets: [2]int64{off, end}}
-		off = end
-	}
-	js, err := json.Marshal(hdr)
-	if err != nil {
-		return nil, nil, err
-	}
-	pad := (headerAlign - (8+len(js))%headerAlign) % headerAlign
-	js = append(js, bytes.Repeat([]byte{' '}, pad)...)
-	return js, tensors, nil
+	return meta, tensors, nil
 }
 
 // checkMeta validates the metadata fields a model needs, in terms that
@@ -390,6 +451,9 @@ type layout struct {
 	meta      Metadata
 	checksum  uint32
 	sumAt     int // index of the checksum digits in header
+	// members are the layouts of the file's members (entries and
+	// metadata without their prefix).
+	members []*layout
 }
 
 // Load opens, validates and maps a model file. Large tensors are not
@@ -542,13 +606,65 @@ func parseHeader(hdr []byte, size int64) (*layout, error) {
 	if at != dataLen {
 		return nil, fmt.Errorf("tensors cover %d data bytes, the file holds %d", at, dataLen)
 	}
-	if err := lay.parseMeta(meta); err != nil {
+	if err := lay.splitMembers(meta); err != nil {
 		return nil, err
 	}
 	return lay, nil
 }
 
-func (lay *layout) parseMeta(meta map[string]string) error {
+// splitMembers parses the main model's metadata and each member's: the
+// keys and tensors under MemberPrefix(k) go to member k.
+func (lay *layout) splitMembers(meta map[string]string) error {
+	n := 0
+	if v, ok := meta[metaMembers]; ok {
+		k, err := strconv.Atoi(v)
+		if err != nil || k < 1 || k > MaxMembers {
+			return fmt.Errorf("metadata %s=%q, want an integer in 1..%d", metaMembers, v, MaxMembers)
+		}
+		n = k
+	}
+	own := map[string]string{}
+	subs := make([]map[string]string, n)
+	lay.members = make([]*layout, n)
+	for i := range n {
+		subs[i] = map[string]string{}
+		lay.members[i] = &layout{dataStart: lay.dataStart, size: lay.size, entries: map[string]tensorEntry{}}
+	}
+	for k, v := range meta {
+		switch m, name := memberOf(k); {
+		case m == 0:
+			own[k] = v
+		case m > n:
+			return fmt.Errorf("metadata key %q belongs to member %d, but the file declares %d members", k, m, n)
+		default:
+			subs[m-1][name] = v
+		}
+	}
+	for name, e := range lay.entries {
+		m, base := memberOf(name)
+		if m == 0 {
+			continue
+		}
+		if m > n {
+			return fmt.Errorf("tensor %q belongs to member %d, but the file declares %d members", name, m, n)
+		}
+		lay.members[m-1].entries[base] = e
+		delete(lay.entries, name)
+	}
+	if err := lay.parseMeta(own, false); err != nil {
+		return err
+	}
+	for i, ml := range lay.members {
+		if err := ml.parseMeta(subs[i], true); err != nil {
+			return fmt.Errorf("member %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// parseMeta reads one model's metadata; a member's has no format version
+// or checksum of its own (the file's cover it).
+func (lay *layout) parseMeta(meta map[string]string, member bool) error {
 	get := func(k string) (string, error) {
 		v, ok := meta[k]
 		if !ok {
@@ -580,8 +696,10 @@ func (lay *layout) parseMeta(meta map[string]string) error {
 		}
 		return x
 	}
-	if v := str("format_version"); firstErr == nil && v != strconv.Itoa(FormatVersion) {
-		return fmt.Errorf("metadata format_version=%q, this build reads version %d", v, FormatVersion)
+	if !member {
+		if v := str("format_version"); firstErr == nil && v != strconv.Itoa(FormatVersion) {
+			return fmt.Errorf("metadata format_version=%q, this build reads version %d", v, FormatVersion)
+		}
 	}
 	const big = 1 << 20
 	s := &lay.state
@@ -596,7 +714,11 @@ func (lay *layout) parseMeta(meta map[string]string) error {
 	md.BackboneSHA256 = str("backbone_sha256")
 	md.Preprocessing = str("preprocessing")
 	md.Images = integer("images", 0, math.MaxInt32)
-	taps, shapes, date, seed, sum := str("taps"), str("tap_shapes"), str("fit_date"), str("seed"), str("checksum")
+	taps, shapes, date, seed := str("taps"), str("tap_shapes"), str("fit_date"), str("seed")
+	var sum string
+	if !member {
+		sum = str("checksum")
+	}
 	if firstErr != nil {
 		return firstErr
 	}
@@ -617,17 +739,19 @@ func (lay *layout) parseMeta(meta map[string]string) error {
 	if md.Seed, err = strconv.ParseUint(seed, 10, 64); err != nil {
 		return fmt.Errorf("metadata seed=%q, want an unsigned integer", seed)
 	}
-	digits, ok := strings.CutPrefix(sum, checksumPrefix)
-	c, err := strconv.ParseUint(digits, 16, 32)
-	if !ok || len(digits) != 8 || err != nil {
-		return fmt.Errorf("metadata checksum=%q, want %s and 8 hex digits", sum, checksumPrefix)
+	if !member {
+		digits, ok := strings.CutPrefix(sum, checksumPrefix)
+		c, err := strconv.ParseUint(digits, 16, 32)
+		if !ok || len(digits) != 8 || err != nil {
+			return fmt.Errorf("metadata checksum=%q, want %s and 8 hex digits", sum, checksumPrefix)
+		}
+		lay.checksum = uint32(c)
+		key := []byte(`"checksum":"` + sum + `"`)
+		if bytes.Count(lay.header, key) != 1 {
+			return errors.New("metadata checksum is not written as this format writes it")
+		}
+		lay.sumAt = bytes.Index(lay.header, key) + len(`"checksum":"`+checksumPrefix)
 	}
-	lay.checksum = uint32(c)
-	key := []byte(`"checksum":"` + sum + `"`)
-	if bytes.Count(lay.header, key) != 1 {
-		return errors.New("metadata checksum is not written as this format writes it")
-	}
-	lay.sumAt = bytes.Index(lay.header, key) + len(`"checksum":"`+checksumPrefix)
 	if err := checkMeta(md); err != nil {
 		return err
 	}
@@ -679,6 +803,16 @@ func (lay *layout) check(opts LoadOptions) error {
 		return fmt.Errorf("scoring state needs %d bytes (%.1f MiB: grid %dx%d, d=%d), over the memory budget of %d bytes (%.1f MiB)",
 			b, float64(b)/(1<<20), lay.state.GridH, lay.state.GridW, lay.state.D, opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
 	}
+	if len(lay.members) > 0 && opts.MaxStateBytes > 0 {
+		b := StateBytes(lay.state.Positions(), lay.state.D)
+		for _, ml := range lay.members {
+			b += StateBytes(ml.state.Positions(), ml.state.D)
+		}
+		if b > opts.MaxStateBytes {
+			return fmt.Errorf("scoring state of the model and its %d members needs %d bytes (%.1f MiB), over the memory budget of %d bytes (%.1f MiB)",
+				len(lay.members), b, float64(b)/(1<<20), opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
+		}
+	}
 	return nil
 }
 
@@ -698,6 +832,23 @@ func (lay *layout) bind(buf []byte) (*Model, error) {
 		return nil, fmt.Errorf("checksum mismatch: file says %08x, contents give %08x (corrupt or truncated file)", lay.checksum, crc)
 	}
 	data := buf[lay.dataStart:]
+	m, err := lay.bindPart(data)
+	if err != nil {
+		return nil, err
+	}
+	for i, ml := range lay.members {
+		mm, err := ml.bindPart(data)
+		if err != nil {
+			return nil, fmt.Errorf("member %d: %w", i+1, err)
+		}
+		m.Members = append(m.Members, mm)
+	}
+	return m, nil
+}
+
+// bindPart points one model's slices (the main one's or a member's) at
+// the file's data.
+func (lay *layout) bindPart(data []byte) (*Model, error) {
 	m := &Model{State: lay.state, Meta: lay.meta, size: lay.size}
 	f32 := func(name string) []float32 {
 		e := lay.entries[name]

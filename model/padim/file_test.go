@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -107,6 +108,71 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err := Save(path, want); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A file with members: each comes back with its own state, metadata and
+// tensors, in the mapping; the main model keeps only its own; a reader
+// that does not know members would see the main model with extra keys.
+func TestMembersRoundTrip(t *testing.T) {
+	main, m1, m2 := testModel(t), testModel(t), testModel(t)
+	m1.Meta.ImageThreshold, m1.Meta.Extra = 3.5, map[string]string{"recipe": "v2"}
+	m2.State.Mean = slices.Clone(m2.State.Mean)
+	m2.State.Mean[0] += 1
+	m2.Meta.Taps = []string{"x", "y"}
+	main.Members = []*Model{m1, m2}
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := Save(path, main); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(path, LoadOptions{MaxStateBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if len(m.Members) != 2 || len(m.Tensors) != 1 || len(m.Meta.Extra) != 1 || m.Meta.ImageThreshold != 12.5 {
+		t.Fatalf("main model: %d members, tensors %v, extra %v, threshold %g", len(m.Members), slices.Collect(maps.Keys(m.Tensors)), m.Meta.Extra, m.Meta.ImageThreshold)
+	}
+	a, b := m.Members[0], m.Members[1]
+	if a.Meta.ImageThreshold != 3.5 || a.Meta.Extra["recipe"] != "v2" || len(a.Meta.Extra) != 1 || !slices.Equal(a.Channels, m1.Channels) {
+		t.Errorf("member 1: %+v", a.Meta)
+	}
+	if !slices.Equal(b.State.Mean, m2.State.Mean) || !slices.Equal(b.Meta.Taps, []string{"x", "y"}) || b.Tensors["map_mean"].Data[3] != 4 {
+		t.Errorf("member 2: state or taps differ: %v", b.Meta.Taps)
+	}
+	if a.mapped != nil || !inMappingOf(m, b.State.InvCov) {
+		t.Error("a member's tensors are not in the file's mapping")
+	}
+	if _, err := Load(path, LoadOptions{MaxStateBytes: StateBytes(6, 4) * 2}); err == nil || !strings.Contains(err.Error(), "and its 2 members") {
+		t.Errorf("budget for two of three states: %v", err)
+	}
+	raw, _ := os.ReadFile(path)
+	for _, c := range []struct{ from, to, want string }{
+		{`"members":"2"`, `"members":"1"`, `belongs to member 2, but the file declares 1 members`},
+		{`"members":"2"`, `"members":"9"`, `want an integer in 1..8`},
+		{`"member1.grid_h":"2"`, `"member1.grid_h":"x"`, `member 1: metadata grid_h="x"`},
+	} {
+		b := bytes.Replace(raw, []byte(c.from), []byte(c.to), 1)
+		if bytes.Equal(b, raw) {
+			t.Fatalf("%s not in the header", c.from)
+		}
+		if _, err := decode(resign(b), LoadOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s → %s: %v, want %q", c.from, c.to, err, c.want)
+		}
+	}
+	main.Members = []*Model{{State: m1.State, Channels: m1.Channels, Meta: m1.Meta, Members: []*Model{m2}}}
+	if err := Save(path, main); err == nil || !strings.Contains(err.Error(), "member 1 has members of its own") {
+		t.Errorf("nested members saved: %v", err)
+	}
+	main.Members, main.Meta.Extra = nil, map[string]string{"member1.d": "4"}
+	if err := Save(path, main); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("a member's key in the main model's extra metadata saved: %v", err)
+	}
+}
+
+func inMappingOf(m *Model, v []float32) bool {
+	p := uintptr(unsafePointer(&v[0]))
+	b := uintptr(unsafePointer(&m.mapped[0]))
+	return p >= b && p < b+uintptr(len(m.mapped))
 }
 
 func inMapping(m *Model) bool {
@@ -265,6 +331,15 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add(append(binary.LittleEndian.AppendUint64(nil, 2), "{}"...))
+	withMembers := testModel(f)
+	withMembers.Members = []*Model{testModel(f)}
+	path := filepath.Join(f.TempDir(), "members.safetensors")
+	if err := Save(path, withMembers); err != nil {
+		f.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decode(b, LoadOptions{})
 		if err != nil {
@@ -279,6 +354,15 @@ func FuzzDecode(f *testing.F) {
 		floats := [][]float32{m.State.Mean, m.State.InvCov}
 		for _, x := range m.Tensors {
 			floats = append(floats, x.Data)
+		}
+		for _, mm := range m.Members {
+			if err := mm.State.Validate(); err != nil || len(mm.Channels) != mm.State.D || len(mm.Members) > 0 {
+				t.Fatalf("accepted an invalid member: %v (%d channels for d=%d)", err, len(mm.Channels), mm.State.D)
+			}
+			floats = append(floats, mm.State.Mean, mm.State.InvCov)
+			for _, x := range mm.Tensors {
+				floats = append(floats, x.Data)
+			}
 		}
 		for _, v := range floats {
 			if i := FirstNonFinite(v); i >= 0 {
