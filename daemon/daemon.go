@@ -164,11 +164,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	d.publishInfo()
 	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state()) })
 	_ = d.metrics.WatchCamera(func() httpapi.CameraStats {
-		c := capture.CountersOf(d.src)
-		if c == nil {
-			return httpapi.CameraStats{}
-		}
-		v := c.Snapshot()
+		v := d.src.Totals() // across reloads that replaced the camera
 		return httpapi.CameraStats{Reopens: v.Reopens, Timeouts: v.Timeouts, DecodeErrors: v.DecodeErrors, TooLarge: v.TooLarge}
 	})
 	_ = d.metrics.WatchPipeline(func() httpapi.PipelineStats {

@@ -28,6 +28,9 @@ type swapSource struct {
 	cancel  context.CancelFunc // cancels ctx
 	retired chan error         // receives the old source's Close error after a deferred swap
 	closed  bool
+	// carried sums the counters of the sources swapped out: the exported
+	// counters must not fall when a reload replaces the camera.
+	carried capture.CounterValues
 }
 
 func newSwapSource(src capture.Source) *swapSource { return &swapSource{cur: src} }
@@ -75,6 +78,7 @@ func (s *swapSource) finishSwapLocked() {
 	old := s.cur
 	s.cur, s.pending = s.pending, nil
 	err := old.Close()
+	s.carryLocked(old)
 	if s.retired != nil {
 		s.retired <- err
 		s.retired = nil
@@ -101,7 +105,11 @@ func (s *swapSource) Swap(ctx context.Context, src capture.Source) error {
 		old := s.cur
 		s.cur = src
 		s.mu.Unlock()
-		return old.Close()
+		err := old.Close()
+		s.mu.Lock()
+		s.carryLocked(old)
+		s.mu.Unlock()
+		return err
 	}
 	done := make(chan error, 1)
 	if s.retired != nil {
@@ -132,6 +140,33 @@ func (s *swapSource) Current() capture.Source {
 
 // Counters forwards to the current source.
 func (s *swapSource) Counters() *capture.Counters { return capture.CountersOf(s.Current()) }
+
+// carryLocked adds a source's counters, once it is closed, to those
+// carried over.
+func (s *swapSource) carryLocked(old capture.Source) {
+	c := capture.CountersOf(old)
+	if c == nil {
+		return
+	}
+	v := c.Snapshot()
+	t := &s.carried
+	t.Frames, t.Dropped, t.Timeouts = t.Frames+v.Frames, t.Dropped+v.Dropped, t.Timeouts+v.Timeouts
+	t.Reopens, t.DecodeErrors, t.TooLarge = t.Reopens+v.Reopens, t.DecodeErrors+v.DecodeErrors, t.TooLarge+v.TooLarge
+}
+
+// Totals are the counters of every source this one has used: those
+// swapped out and the current one's.
+func (s *swapSource) Totals() capture.CounterValues {
+	s.mu.Lock()
+	t, cur := s.carried, s.cur
+	s.mu.Unlock()
+	if c := capture.CountersOf(cur); c != nil {
+		v := c.Snapshot()
+		t.Frames, t.Dropped, t.Timeouts = t.Frames+v.Frames, t.Dropped+v.Dropped, t.Timeouts+v.Timeouts
+		t.Reopens, t.DecodeErrors, t.TooLarge = t.Reopens+v.Reopens, t.DecodeErrors+v.DecodeErrors, t.TooLarge+v.TooLarge
+	}
+	return t
+}
 
 // Flush forwards to the current source when it buffers frames.
 func (s *swapSource) Flush() {

@@ -231,17 +231,23 @@ func cmdEval() *Command {
 			if err != nil {
 				return err
 			}
+			// A flag given overrides its setting whatever its value: the
+			// configuration's checks below refuse the values out of range
+			// (--features 0 or --context -5 once ran on the defaults
+			// without a word).
+			given := map[string]bool{}
+			fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 			if *recipe != "" {
 				cfg.Model.Recipe = *recipe
 			}
-			if *features > 0 {
+			if given["features"] {
 				cfg.Model.Features = *features
-				cfg.Model.MinFeatures = min(cfg.Model.MinFeatures, *features)
+				cfg.Model.MinFeatures = max(min(cfg.Model.MinFeatures, *features), 1)
 			}
 			if *resize != "" {
 				cfg.Model.Input.Resize = config.Resize(*resize)
 			}
-			if *sigma >= 0 {
+			if given["sigma"] {
 				cfg.Model.BlurSigma = *sigma
 			}
 			if *taps != "" {
@@ -253,13 +259,13 @@ func cmdEval() *Command {
 			if err := overrideBool("--zscore", *zscore, &cfg.Model.PositionZScore); err != nil {
 				return err
 			}
-			if *contextPool >= 0 {
+			if given["context"] {
 				cfg.Model.ContextPool = *contextPool
 			}
-			if *contextFeatures > 0 {
+			if given["context-features"] {
 				cfg.Model.ContextFeatures = *contextFeatures
 			}
-			if *contextWeight > 0 {
+			if given["context-weight"] {
 				cfg.Model.ContextWeight = *contextWeight
 			}
 			if *alignMode != "" {
@@ -268,9 +274,7 @@ func cmdEval() *Command {
 			if *maxTrain < 0 || *maxTest < 0 {
 				return usagef("--max-train %d, --max-test %d: want a count ≥ 0 (0: all)", *maxTrain, *maxTest)
 			}
-			seedsSet := false
-			fs.Visit(func(f *flag.Flag) { seedsSet = seedsSet || f.Name == "misalign-seeds" })
-			if seedsSet && !*misalign {
+			if given["misalign-seeds"] && !*misalign {
 				return usagef("--misalign-seeds applies to --misalign draws: add --misalign (or leave the seeds out)")
 			}
 			draws := []uint64{0}
@@ -285,6 +289,25 @@ func cmdEval() *Command {
 			}
 			if err := cfg.Validate(); err != nil {
 				return usagef("overrides: %v", err)
+			}
+			// Where the results go is checked before minutes of fitting.
+			if *jsonOut != "" {
+				if err := canWriteBeside("--json file", *jsonOut); err != nil {
+					return err
+				}
+			}
+			if *saveModel != "" {
+				if err := canWriteBeside("--save-model file", *saveModel); err != nil {
+					return err
+				}
+			}
+			if *reportDir != "" {
+				if err := os.MkdirAll(*reportDir, 0o755); err != nil {
+					return fmt.Errorf("--report folder: %w", err)
+				}
+				if err := canWriteBeside("--report folder", filepath.Join(*reportDir, "x")); err != nil {
+					return err
+				}
 			}
 			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
 				return usagef("--save-model keeps one fitted model: give one --data and no --compare")

@@ -69,6 +69,30 @@ func TestEvalSetsAndCompare(t *testing.T) {
 	if code, _, stderr := runCaptureCmd(t, "eval", "--data", sets[0], "--compare", "v9-fit-raw", "--config", cfg); code != 2 || !strings.Contains(stderr, `unknown backbone "v9"`) {
 		t.Errorf("unknown compare recipe: exit %d, %s", code, stderr)
 	}
+	// Overrides out of range are refused, not replaced by the defaults; the
+	// places results go are checked before any fit (a new user's trial: a
+	// --report path that was a file failed after the whole run).
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--features", "0"}, "model.features"},
+		{[]string{"--features", "-7"}, "model.features"},
+		{[]string{"--context", "-5"}, "model.context_pool"},
+		{[]string{"--context-weight", "-3"}, "model.context_weight"},
+		{[]string{"--context-features", "-1"}, "model.context_features"},
+		{[]string{"--sigma", "-2"}, "model.blur_sigma"},
+		{[]string{"--report", notDir}, "--report folder"},
+		{[]string{"--json", filepath.Join(notDir, "x.json")}, "--json file"},
+		{[]string{"--save-model", filepath.Join(notDir, "m.safetensors")}, "--save-model file"},
+	} {
+		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--data", sets[0], "--config", cfg}, c.args...)...)
+		if code == 0 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "fit done") {
+			t.Errorf("%v: exit %d, %s; want a refusal naming %s before any fit", c.args, code, stderr, c.want)
+		}
+	}
 }
 
 // eval --misalign runs the Rd-MVTec protocol: each draw's figures, their

@@ -82,7 +82,7 @@ func cmdFit() *Command {
 			if *out == "" {
 				*out = cfg.ModelPath()
 			}
-			if err := canWriteBeside(*out); err != nil {
+			if err := canWriteBeside("model file", *out); err != nil {
 				return err // before minutes of fitting, not after
 			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
@@ -125,13 +125,14 @@ func cmdFit() *Command {
 	}
 }
 
-// canWriteBeside checks that a file can be created in path's folder (the
-// model is saved there atomically: a temporary file, then a rename).
-func canWriteBeside(path string) error {
+// canWriteBeside checks that a file can be created in path's folder (a
+// model is saved there atomically: a temporary file, then a rename); what
+// names the file in the error.
+func canWriteBeside(what, path string) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".inspectd-write-check-*")
 	if err != nil {
-		return fmt.Errorf("model file %s: cannot write in %s: %w", path, dir, err)
+		return fmt.Errorf("%s %s: cannot write in %s: %w", what, path, dir, err)
 	}
 	name := f.Name()
 	f.Close()

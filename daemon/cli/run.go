@@ -101,7 +101,7 @@ func cmdDemo() *Command {
 				cfg.HTTP.Listen = addr
 			}
 			host, port, _ := net.SplitHostPort(cfg.MQTT.EmbeddedListen)
-			fmt.Fprintf(env.Stdout, "inspectd demo: synthetic parts (%dx%d, %.0f%% with injected defects) → MobileNet v1 backbone → PaDiM → MQTT\n",
+			fmt.Fprintf(env.Stdout, "inspectd demo: synthetic parts (%dx%d, %.0f%% with injected defects) → bundled backbone (the recipe search picks MobileNet v1 or V2) → PaDiM → MQTT\n",
 				cfg.Capture.Synthetic.Width, cfg.Capture.Synthetic.Height, 100*cfg.Capture.Synthetic.DefectRate)
 			fmt.Fprintf(env.Stdout, "watch it:  mosquitto_sub -h %s -p %s -t 'inspectd/demo/#' -v\n", host, port)
 			fmt.Fprintf(env.Stdout, "health:    curl http://%s/healthz   (metrics: /metrics, latest heatmap: /heatmap.jpg)\n", cfg.HTTP.Listen)

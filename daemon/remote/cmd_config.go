@@ -123,6 +123,13 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 			env.Log.Error("remote: configuration version not recorded", "version", version, "error", err)
 		}
 		out["applied"], out["restarted"] = len(changed) > 0, nonNil(restarted)
+		if len(changed) == 0 {
+			// The configuration in force is already what this version
+			// says: the version is recorded (a later push must be newer),
+			// and the note tells this apart from a push refused as not
+			// newer.
+			out["note"] = fmt.Sprintf("nothing to change: the configuration in force already says this; version %d recorded", version)
+		}
 		return out, nil
 	}
 	if confirm == 0 || len(changed) == 0 {

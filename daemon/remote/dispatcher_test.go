@@ -320,6 +320,12 @@ func TestConfigPushAndGet(t *testing.T) {
 	if rep := r.do("rollback", `{"id":"r2","target":"config"}`); !rep.OK || r.ctl.Config().Model.Threads != 1 {
 		t.Errorf("second rollback (forward): %+v", rep)
 	}
+	// A newer version that changes nothing: recorded, and said so (a new
+	// user's trial could not tell it from a push refused as not newer).
+	rep = r.do("config", `{"id":"c2b","config":{"mqtt":{"result_qos":1}},"version":40}`)
+	if !rep.OK || rep.Data["applied"] != false || rep.Data["version"] != int64(40) || !strings.Contains(fmt.Sprint(rep.Data["note"]), "nothing to change") {
+		t.Errorf("no-op push: %+v", rep)
+	}
 }
 
 func TestMemoryBudgetCheckedBeforeApplying(t *testing.T) {

@@ -134,6 +134,36 @@ func (f *folderImages) pick(count, validate int) {
 	}
 }
 
+// admit decodes every picked image and leaves out (counted, with the
+// first reasons) those that do not decode: a file cut short reads as an
+// image by its header, which is all listFolder reads, and one such file
+// would fail the whole refit where a fit from the command line skips it.
+// It runs in the refit's job, not while the command is checked: a few
+// milliseconds per image. An error when fewer than 3 images to fit on or
+// none to validate with remain.
+func (f *folderImages) admit() error {
+	keep := func(paths []string) []string {
+		out := paths[:0:0]
+		for _, p := range paths {
+			if _, err := loadImage(p); err != nil {
+				f.skipped++
+				if len(f.reasons) < 5 {
+					f.reasons = append(f.reasons, err.Error())
+				}
+				continue
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	f.fit, f.val = keep(f.fit), keep(f.val)
+	if len(f.fit) < 3 || len(f.val) < 1 {
+		return fmt.Errorf("%s: %d images to fit on and %d to validate with decode, a refit needs at least 3 and 1 (%d skipped: %s)",
+			f.dir, len(f.fit), len(f.val), f.skipped, strings.Join(f.reasons, "; "))
+	}
+	return nil
+}
+
 // checkImage reads an image file's header: its format and size must be
 // known and within bounds.
 func checkImage(path string) error {
@@ -369,9 +399,14 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	opts.Logger = r.env.Log
 	opts.Backbone.Logger = r.env.Log
 
-	src := &frames{r: r, ctx: ctx, n: r.p.count}
-	if r.p.folder != nil {
-		src.paths = r.p.folder.fit
+	count, validate := r.p.count, r.p.validate
+	src := &frames{r: r, ctx: ctx, n: count}
+	if f := r.p.folder; f != nil {
+		if err := f.admit(); err != nil {
+			return nil, errorf(CodeFailed, "folder", "%v; %s", err, keeps)
+		}
+		count, validate = len(f.fit), len(f.val)
+		src.paths, src.n = f.fit, count
 		r.phase("fitting")
 	} else {
 		base := r.dir
@@ -391,7 +426,7 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s", keeps)
 		}
-		return nil, errorf(CodeFailed, "", "fit: %v; %s", err, keeps)
+		return nil, errorf(CodeFailed, "", "%v; %s", err, keeps)
 	}
 	defer func() {
 		if det != nil {
@@ -411,13 +446,13 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	// The new model judged on frames the fit never saw.
 	r.phase("validating")
 	// Live: the first frame waits the interval after the last fit frame.
-	vsrc := &frames{r: r, ctx: ctx, n: r.p.validate, last: time.Now()}
+	vsrc := &frames{r: r, ctx: ctx, n: validate, last: time.Now()}
 	if r.p.folder != nil {
 		vsrc.paths = r.p.folder.val
 	}
 	var alarms int
 	var worst float64
-	for i := range r.p.validate {
+	for i := range validate {
 		img, err := vsrc.Image(i)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -437,12 +472,12 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		}
 		worst = max(worst, ins.Normalized)
 	}
-	far := float64(alarms) / float64(r.p.validate)
-	out["validation"] = map[string]any{"frames": r.p.validate, "false_alarms": alarms, "false_alarm_rate": round3(far),
+	far := float64(alarms) / float64(validate)
+	out["validation"] = map[string]any{"frames": validate, "false_alarms": alarms, "false_alarm_rate": round3(far),
 		"max_normalized_score": round3(worst), "max_false_alarm_rate": r.p.maxFAR}
 	if far > r.p.maxFAR {
 		return out, errorf(CodeFailed, "", "refit rejected: %d of %d validation frames (%.1f%%) score above the new threshold %.4g, more than max_false_alarm_rate %.1f%% allows: the frames were not all normal, or the line changed during collection; %s",
-			alarms, r.p.validate, 100*far, info.ImageThreshold, 100*r.p.maxFAR, keeps)
+			alarms, validate, 100*far, info.ImageThreshold, 100*r.p.maxFAR, keeps)
 	}
 	if err := ctx.Err(); err != nil {
 		return out, fmt.Errorf("%s", keeps)

@@ -206,16 +206,28 @@ func TestRefitFromFolder(t *testing.T) {
 	} {
 		os.WriteFile(filepath.Join(good, name), data, 0o644)
 	}
+	// A file cut short: its header reads as an image, its body does not
+	// decode (a new user's trial: it failed the whole refit). Named to be
+	// picked for validation, and one to fit on.
+	whole, err := os.ReadFile(filepath.Join(good, "good_aa.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"good_zz_cut.png", "good_ak_cut.png"} {
+		os.WriteFile(filepath.Join(good, name), whole[:100], 0o644)
+	}
 	rep := r.do("refit", `{"id":"f1","folder":"`+dir+`"}`)
 	if !rep.OK {
 		t.Fatalf("folder refit: %+v", rep)
 	}
-	if rep.Data["skipped"] != 2 || !strings.Contains(strings.Join(rep.Data["skipped_reasons"].([]string), ";"), "bomb.png: 200000x200000 pixels, over the limit") {
+	reasons := strings.Join(rep.Data["skipped_reasons"].([]string), ";")
+	if rep.Data["skipped"] != 4 || !strings.Contains(reasons, "bomb.png: 200000x200000 pixels, over the limit") || !strings.Contains(reasons, "good_zz_cut.png: ") {
 		t.Errorf("skipped: %v %v", rep.Data["skipped"], rep.Data["skipped_reasons"])
 	}
-	// 30 images: 6 to validate, 24 to fit (of which the fit holds some out).
-	if v := rep.Data["validation"].(map[string]any); v["frames"] != 6 || rep.Data["images"].(int) != 24 || rep.Data["threshold_images"].(int) != 24 {
-		t.Errorf("split: %+v", rep.Data)
+	// 32 images by their headers: 6 to validate, 26 to fit; the two cut
+	// short left out of each.
+	if v := rep.Data["validation"].(map[string]any); v["frames"] != 5 || rep.Data["images"].(int) != 25 || rep.Data["threshold_images"].(int) != 25 {
+		t.Errorf("split: validation %v, images %v", rep.Data["validation"], rep.Data["images"])
 	}
 	if r.ctl.ModelInfo().ID == old || r.ctl.frames.Load() != 0 || rep.Data["source"] != "folder "+good {
 		t.Errorf("model %s (was %s), %d live frames, source %v", r.ctl.ModelInfo().ID, old, r.ctl.frames.Load(), rep.Data["source"])
