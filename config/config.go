@@ -217,6 +217,11 @@ type Model struct {
 	// fixed (the settings below as written) or a recipe's name, such as
 	// plain or v2-squash-std-z.
 	Recipe string `yaml:"recipe"`
+	// Ensemble lets the recipe search (recipe auto) try its best candidate
+	// as an ensemble with the same recipe on the other bundled backbone
+	// and plain PaDiM; false keeps single detectors (one backbone pass per
+	// frame).
+	Ensemble bool `yaml:"ensemble"`
 	// Backbone is a TFLite model file, or the name of a bundled one
 	// (mobilenet_v1, mobilenet_v2); empty means the bundled backbones
 	// (MobileNet v1 with recipe fixed).
@@ -502,7 +507,8 @@ func Default() *Config {
 			MaxPixels: DefaultMaxPixels,
 		},
 		Model: Model{
-			Recipe: "auto",
+			Recipe:   "auto",
+			Ensemble: true,
 			Input: Input{
 				Resize: ResizeFit,
 				Mean:   [3]float64{127.5, 127.5, 127.5},

@@ -118,7 +118,7 @@ func TestParseErrors(t *testing.T) {
 		{"all unknown keys reported", "foo: 1\nmodel:\n  bar: 2\n",
 			[]string{
 				`config x.yaml: line 1: unknown key "foo" at the top level (known keys: ` + yamlKeys(Config{}) + `)`,
-				`config x.yaml: line 3: unknown key "bar" in section "model" (known keys: path, recipe, backbone, taps, input, threads, xnnpack, optimize, delegate, precision, features, min_features, seed, epsilon, memory_budget, memory_fraction, position_zscore, context_pool, context_features, context_weight, blur_sigma, threshold)`,
+				`config x.yaml: line 3: unknown key "bar" in section "model" (known keys: path, recipe, ensemble, backbone, taps, input, threads, xnnpack, optimize, delegate, precision, features, min_features, seed, epsilon, memory_budget, memory_fraction, position_zscore, context_pool, context_features, context_weight, blur_sigma, threshold)`,
 			}},
 		{"duplicate key", "model:\n  threads: 2\n  features: 10\n  threads: 4\n",
 			[]string{`config x.yaml: line 4: duplicate key "threads" in section "model" (first set at line 2)`}},

@@ -170,7 +170,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		HalfPrecision:   half,
 		Bundled:         bundled(named, log),
 		Recipe:          m.Recipe,
-		Search:          model.SearchOptions{Holdout: m.Threshold.Holdout},
+		Search:          model.SearchOptions{Holdout: m.Threshold.Holdout, NoEnsemble: !m.Ensemble},
 		DefaultTaps:     defaultTaps,
 		Standardize:     m.Input.Standardize,
 		Tiles:           m.Input.Tiles,

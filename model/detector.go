@@ -246,6 +246,9 @@ type Detector struct {
 	// shared marks a variant of a search family: the backbone and scales
 	// belong to the family, whose Close releases them.
 	shared bool
+	// members, when set, make the detector an ensemble (ensemble.go): it
+	// has no backbone or scales of its own.
+	members []*Detector
 
 	fmaps  []padim.FeatureMap
 	grid   []float32 // combined distances on the patch grid, view after view
@@ -267,7 +270,12 @@ type Detector struct {
 // CPU clock) at the same points as the wall clock and report each stage's
 // CPU time in Timing.CPU: for benchmarks, where one frame is inspected at
 // a time. nil turns it off.
-func (d *Detector) SetCPUClock(clock func() time.Duration) { d.cpu = clock }
+func (d *Detector) SetCPUClock(clock func() time.Duration) {
+	d.cpu = clock
+	for _, m := range d.members {
+		m.SetCPUClock(clock)
+	}
+}
 
 // cpuNow reads the CPU clock (0 without one).
 func (d *Detector) cpuNow() time.Duration {
@@ -288,6 +296,13 @@ func (d *Detector) Info() Info {
 	if len(d.scales) > 0 {
 		i.Precision = d.scales[0].precision()
 	}
+	if len(d.members) > 0 {
+		i.Precision = d.members[0].Info().Precision
+		i.Members = make([]Info, len(d.members))
+		for k, m := range d.members {
+			i.Members[k] = m.Info()
+		}
+	}
 	return i
 }
 
@@ -298,12 +313,13 @@ func (d *Detector) ID() string { return d.info.ID }
 // Recipe is the recipe the detector was fitted with.
 func (d *Detector) Recipe() Recipe { return d.recipe }
 
-// Backbone is the detector's feature extractor.
-func (d *Detector) Backbone() *backbone.Backbone { return d.bb }
+// Backbone is the detector's feature extractor (an ensemble's first
+// member's).
+func (d *Detector) Backbone() *backbone.Backbone { return d.parts()[0].bb }
 
 // Standardizer is the photometric standardization frames get before the
-// backbone, nil when the model has none.
-func (d *Detector) Standardizer() *backbone.Standardizer { return d.std }
+// backbone, nil when the model has none (an ensemble's first member's).
+func (d *Detector) Standardizer() *backbone.Standardizer { return d.parts()[0].std }
 
 // SourceNeed is the smallest size a w×h frame can be delivered at without
 // losing resolution the detector uses (backbone.SourceNeed): a camera that
@@ -314,6 +330,14 @@ func (d *Detector) Standardizer() *backbone.Standardizer { return d.std }
 // frame is needed whole: the reference view was built at the training
 // frames' size, and registration was measured at it.
 func (d *Detector) SourceNeed(w, h int) (int, int) {
+	if d.members != nil {
+		var nw, nh int
+		for _, m := range d.members {
+			mw, mh := m.SourceNeed(w, h)
+			nw, nh = max(nw, mw), max(nh, mh)
+		}
+		return nw, nh
+	}
 	n := d.tiles.views()
 	switch {
 	case d.al != nil:
@@ -425,6 +449,9 @@ func (d *Detector) score() error {
 // Inspect scores one image: anomaly map at the image's size, image score,
 // verdict and mask. It does not allocate in steady state (same frame size).
 func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
+	if d.members != nil {
+		return d.inspectEnsemble(img)
+	}
 	if d.scales == nil || d.scales[0].state == nil {
 		return nil, errors.New("inspect: detector is not fitted")
 	}
@@ -641,6 +668,9 @@ func (d *Detector) ensureMap(w, h, gh, gw int, reg backbone.Region) error {
 func (d *Detector) Close() error {
 	if d.shared {
 		return nil
+	}
+	for _, m := range d.members {
+		m.Close() // a member's own close has nothing to fail on: the file is the ensemble's
 	}
 	for _, s := range d.scales {
 		s.close()

@@ -85,17 +85,30 @@ const DefaultContextWeight = 2
 // useful one, so that weighted scores stay finite in float32.
 const maxContextWeight = 1000
 
-// Save writes the detector to one safetensors file, atomically.
+// Save writes the detector to one safetensors file, atomically (an
+// ensemble's members in the same file).
 func (d *Detector) Save(path string) error {
+	m, err := d.fileModel()
+	if err != nil {
+		return fmt.Errorf("save model %s: %w", path, err)
+	}
+	return padim.Save(path, m) // its errors name the file
+}
+
+// fileModel is what the detector's model file holds.
+func (d *Detector) fileModel() (*padim.Model, error) {
+	if d.members != nil {
+		return d.ensembleModel()
+	}
 	p := d.opts.Backbone.Preprocess
 	pre, err := json.Marshal(preprocessing{Resize: string(d.recipe.resize()), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma,
 		Standardize: d.recipe.Standardize, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis, Path: d.info.Backbone})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	recipe, err := json.Marshal(d.recipe)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fitted, _ := time.Parse(time.RFC3339, d.info.Fitted)
 	patch := d.scales[0]
@@ -115,7 +128,7 @@ func (d *Detector) Save(path string) error {
 	if d.info.RecipeFigures != nil {
 		f, err := json.Marshal(d.info.RecipeFigures)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m.Meta.Extra[metaRecipeFigures] = string(f)
 	}
@@ -137,10 +150,10 @@ func (d *Detector) Save(path string) error {
 	}
 	if d.al != nil {
 		if err := d.al.save(m); err != nil {
-			return fmt.Errorf("save model %s: %w", path, err)
+			return nil, err
 		}
 	}
-	return padim.Save(path, m) // its errors name the file
+	return m, nil
 }
 
 // save adds a further scale's tensors, cell size, channels and weight to
@@ -172,7 +185,26 @@ func Load(path string, opts Options) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Detector{opts: opts, closer: pm.Close}
+	_, ensemble := pm.Meta.Extra[metaEnsemble]
+	if ensemble || len(pm.Members) > 0 {
+		return loadEnsemble(path, pm, opts)
+	}
+	d, err := fromFile(pm, pm, opts, path)
+	if err != nil {
+		pm.Close()
+		return nil, err
+	}
+	d.closer = pm.Close
+	return d, nil
+}
+
+// fromFile builds the detector of one model of a file (the file's main
+// model, or a member: root is the file's, whose mapping the pages of the
+// inverse covariances are dropped from). On error it releases what it
+// opened, not the file.
+func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, error) {
+	d := &Detector{opts: opts}
+	var err error
 	fail := func(err error) (*Detector, error) {
 		d.Close()
 		return nil, fmt.Errorf("load model %s: %w", path, err)
@@ -272,7 +304,7 @@ func Load(path string, opts Options) (*Detector, error) {
 		if s.scorer.Half() {
 			// The scorer holds its own half-precision copy; the float32
 			// pages read to make it need not stay resident.
-			pm.DontNeed(s.state.InvCov)
+			root.DontNeed(s.state.InvCov)
 		}
 	}
 	// The file's own recipe, when it has one, names what was fitted;

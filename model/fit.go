@@ -128,13 +128,16 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		return nil, rep, err
 	}
 	if half {
-		d.opts.HalfPrecision = true
-		for _, s := range d.scales {
-			if err := s.setState(s.state, d.opts.scorer()); err != nil {
-				d.Close()
-				return nil, rep, fmt.Errorf("fit: %w", err)
+		for _, p := range d.parts() {
+			p.opts.HalfPrecision = true
+			for _, s := range p.scales {
+				if err := s.setState(s.state, p.opts.scorer()); err != nil {
+					d.Close()
+					return nil, rep, fmt.Errorf("fit: %w", err)
+				}
 			}
 		}
+		d.opts.HalfPrecision = true
 	}
 	d.info.RecipeChoice = choice
 	if sr != nil {
@@ -275,10 +278,21 @@ func contextSeed(seed uint64) uint64 { return seed ^ 0x636f6e74657874 }
 // of them, then each scored leave one out for the per-position statistics
 // and the threshold.
 func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx []int, pc *progressCounter) (*Detector, FitReport, error) {
+	if r.Ensemble() {
+		return fitEnsemble(ctx, opts, r, src, idx, pc)
+	}
+	d, rep, _, err := fitOne(ctx, opts, r, src, idx, pc)
+	return d, rep, err
+}
+
+// fitOne is fitRecipe for a recipe that is not an ensemble; it also
+// returns the leave-one-out distances the threshold came from (nil when an
+// explicit threshold left them out), for an ensemble's own threshold.
+func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx []int, pc *progressCounter) (*Detector, FitReport, *looGrids, error) {
 	start := time.Now()
 	rep := FitReport{Recipe: r}
 	if len(idx) < minFitImages {
-		return nil, rep, fmt.Errorf("fit: %d normal images, need at least %d", len(idx), minFitImages)
+		return nil, rep, nil, fmt.Errorf("fit: %d normal images, need at least %d", len(idx), minFitImages)
 	}
 	zscore := r.ZScore && len(idx) >= minZScoreImages
 	if r.ZScore && !zscore {
@@ -288,11 +302,11 @@ func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx
 	}
 	d, err := newDetector(opts, r, zscore)
 	if err != nil {
-		return nil, rep, fmt.Errorf("fit: %w", err)
+		return nil, rep, nil, fmt.Errorf("fit: %w", err)
 	}
-	fail := func(err error) (*Detector, FitReport, error) {
+	fail := func(err error) (*Detector, FitReport, *looGrids, error) {
 		d.Close()
-		return nil, rep, err
+		return nil, rep, nil, err
 	}
 	if len(d.scales) == 1 && r.ContextPool > 0 {
 		d.recipe.ContextPool, d.recipe.ContextWeight, d.recipe.FineMap, d.fineMap = 0, 0, false, false
@@ -320,7 +334,7 @@ func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx
 		d.al.arm()
 		rep.Images, rep.Features, rep.Pool, rep.StateBytes = len(idx), d.info.Features, d.info.Pool, d.info.StateBytes
 		rep.Wall = time.Since(start)
-		return d, rep, nil
+		return d, rep, nil, nil
 	}
 	s := time.Now()
 	loo, err := d.leaveOneOutPass(ctx, src, idx, len(idx), pc)
@@ -348,7 +362,7 @@ func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx
 	rep.ContextPool = d.info.ContextPool
 	rep.Wall = time.Since(start)
 	d.al.arm()
-	return d, rep, nil
+	return d, rep, loo, nil
 }
 
 // accumulate streams the images through the backbone into every scale's
@@ -495,29 +509,11 @@ func (d *Detector) setPositionStats(loo *looGrids) {
 // the threshold too), so each is standardized by the statistics of all
 // the others.
 func (d *Detector) looScores(loo *looGrids) (scores, fine []float64, err error) {
-	var stats []*distStats
-	var z []zstats
-	if d.zscore {
-		for k, s := range d.scales {
-			st := newDistStats(s.positions())
-			for _, g := range loo.dist {
-				st.add(g[k])
-			}
-			stats = append(stats, st)
-			z = append(z, zstats{make([]float32, s.positions()), make([]float32, s.positions())})
-		}
-	}
+	ls := d.newLOOScorer(loo)
 	withFine := d.fineMap && slices.ContainsFunc(d.weights[1:], func(w float32) bool { return w != 0 })
 	scores = make([]float64, len(loo.dist))
 	for i, g := range loo.dist {
-		for k, st := range stats {
-			st.stats(g[k], z[k].mean, z[k].invStd)
-		}
-		if err := d.combineDists(func(k int) []float32 { return g[k] }, z); err != nil {
-			return nil, nil, err
-		}
-		geo := loo.geom[i]
-		sc, err := d.renderFrame(geo)
+		sc, err := ls.render(i)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -527,19 +523,56 @@ func (d *Detector) looScores(loo *looGrids) (scores, fine []float64, err error) 
 		}
 		p := d.scales[0]
 		var mean, inv []float32
-		if z != nil {
-			mean, inv = z[0].mean, z[0].invStd
+		if ls.z != nil {
+			mean, inv = ls.z[0].mean, ls.z[0].invStd
 		}
 		if err := p.addTo(d.grid, g[0], mean, inv, 1, true); err != nil {
 			return nil, nil, err
 		}
-		f, err := d.renderFrame(geo)
+		f, err := d.renderFrame(loo.geom[i])
 		if err != nil {
 			return nil, nil, err
 		}
 		fine = append(fine, float64(f))
 	}
 	return scores, fine, nil
+}
+
+// looScorer draws training images' leave-one-out maps: with the z-score,
+// each image is standardized by the statistics of all the others.
+type looScorer struct {
+	d     *Detector
+	loo   *looGrids
+	stats []*distStats
+	z     []zstats
+}
+
+func (d *Detector) newLOOScorer(loo *looGrids) *looScorer {
+	ls := &looScorer{d: d, loo: loo}
+	if d.zscore {
+		for k, s := range d.scales {
+			st := newDistStats(s.positions())
+			for _, g := range loo.dist {
+				st.add(g[k])
+			}
+			ls.stats = append(ls.stats, st)
+			ls.z = append(ls.z, zstats{make([]float32, s.positions()), make([]float32, s.positions())})
+		}
+	}
+	return ls
+}
+
+// render draws training image i's leave-one-out map (d.rmap, at the size
+// mapSize gives its frame) and returns its score.
+func (ls *looScorer) render(i int) (float32, error) {
+	g := ls.loo.dist[i]
+	for k, st := range ls.stats {
+		st.stats(g[k], ls.z[k].mean, ls.z[k].invStd)
+	}
+	if err := ls.d.combineDists(func(k int) []float32 { return g[k] }, ls.z); err != nil {
+		return 0, err
+	}
+	return ls.d.renderFrame(ls.loo.geom[i])
 }
 
 // renderFrame draws the combined grid of a training image of geometry geo

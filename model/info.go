@@ -55,6 +55,10 @@ type Info struct {
 	// float32 state's size, as the file holds it.
 	Precision string `json:"precision"`
 	ID        string `json:"id"`
+	// Members describe an ensemble's members (Recipe.Members), each fitted
+	// on the same images; the fields above are then the first member's,
+	// but for Recipe, the thresholds, StateBytes (all members') and ID.
+	Members []Info `json:"members,omitempty"`
 }
 
 // RecipeFigures are a recipe's validation figures in the search: how well

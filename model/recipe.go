@@ -67,6 +67,44 @@ type Recipe struct {
 	// the patch scale's evidence (Detector.fineOverlay); the context scale
 	// counts in the score.
 	FineMap bool `json:"fine_map,omitempty"`
+	// Members, when set, make the recipe an ensemble: each member is a
+	// detector of its own (its backbone pass, Gaussians and threshold) and
+	// the ensemble's map is the mean of the members' maps, each divided by
+	// its member's image threshold; every other field is then empty.
+	Members []Recipe `json:"members,omitempty"`
+}
+
+// Ensemble bounds.
+const (
+	// ensembleSep joins the members' names in an ensemble's name.
+	ensembleSep = "+"
+	// maxMembers bounds an ensemble: each member is a backbone pass and a
+	// scoring state per frame.
+	maxMembers = 4
+)
+
+// Ensemble says whether the recipe is an ensemble of members.
+func (r Recipe) Ensemble() bool { return len(r.Members) > 0 }
+
+// checkMembers refuses an ensemble its detector could not run: too few or
+// too many members, a member that is an ensemble itself, registers frames
+// (each member would register on its own, to maps in different views) or
+// publishes a fine map of its own.
+func (r Recipe) checkMembers() error {
+	if len(r.Members) < 2 || len(r.Members) > maxMembers {
+		return fmt.Errorf("ensemble of %d members, want 2 to %d", len(r.Members), maxMembers)
+	}
+	for _, m := range r.Members {
+		switch {
+		case m.Ensemble():
+			return fmt.Errorf("member %s is an ensemble itself", m.Name())
+		case m.aligned():
+			return fmt.Errorf("member %s registers frames: an ensemble's members take frames as they come", m.Name())
+		case m.FineMap:
+			return fmt.Errorf("member %s publishes its patch scale's map (-fine): an ensemble averages whole maps", m.Name())
+		}
+	}
+	return nil
 }
 
 // views is the number of network inputs per frame.
@@ -82,8 +120,16 @@ func (r Recipe) hasContext() bool { return r.ContextPool > 1 && r.ContextWeight 
 // and the scoring:
 // raw, z, or z-ctx<weight> (z-ctx<cells>x<weight> for cells other than 6),
 // with "-fine" when the published map follows the patch scale.
-// Plain PaDiM is called "plain".
+// Plain PaDiM is called "plain". An ensemble's name is its members'
+// joined by "+" (v1-fit-std-z-ctx2+v2-fit-std-z-ctx2+plain).
 func (r Recipe) Name() string {
+	if r.Ensemble() {
+		names := make([]string, len(r.Members))
+		for i, m := range r.Members {
+			names[i] = m.Name()
+		}
+		return strings.Join(names, ensembleSep)
+	}
 	tok := []string{r.backboneToken()}
 	if r.Tiles > 1 {
 		tok = append(tok, "tiles"+strconv.Itoa(r.Tiles))
@@ -156,9 +202,29 @@ func (r Recipe) backboneToken() string {
 	return short + "*"
 }
 
-// ParseRecipe reads a recipe name (Recipe.Name's form, or "plain"). The
-// taps of "*" backbones and custom backbones come from taps.
+// ParseRecipe reads a recipe name (Recipe.Name's form, or "plain"; an
+// ensemble's members joined by "+"). The taps of "*" backbones and custom
+// backbones come from taps.
 func ParseRecipe(name string, taps []string) (Recipe, error) {
+	if strings.Contains(name, ensembleSep) {
+		var r Recipe
+		for _, n := range strings.Split(name, ensembleSep) {
+			m, err := parseRecipe(n, taps)
+			if err != nil {
+				return Recipe{}, fmt.Errorf("ensemble %q: %w", name, err)
+			}
+			r.Members = append(r.Members, m)
+		}
+		if err := r.checkMembers(); err != nil {
+			return Recipe{}, fmt.Errorf("recipe %q: %w", name, err)
+		}
+		return r, nil
+	}
+	return parseRecipe(name, taps)
+}
+
+// parseRecipe reads one detector's recipe name.
+func parseRecipe(name string, taps []string) (Recipe, error) {
 	if name == RecipePlain {
 		name = "v1p-squash-raw"
 	}

@@ -61,6 +61,9 @@ type SearchOptions struct {
 	// Parallel is the number of candidate families fitted at once (0: two
 	// on two or more cores), within the memory gate of runFamilies.
 	Parallel int
+	// NoEnsemble leaves out the ensemble candidate (ensembleOf): every
+	// candidate is then one detector, one backbone pass per frame.
+	NoEnsemble bool
 }
 
 func (s *SearchOptions) defaults() {
@@ -246,6 +249,15 @@ type Family struct {
 // Inspect scores img with every candidate of the family (one backbone
 // pass); result i is Variants[i]'s, valid until the next call.
 func (f *Family) Inspect(img image.Image) ([]*Inspection, error) {
+	if f.base == nil {
+		// A candidate fitted on its own (an ensemble).
+		r, err := f.Variants[0].Inspect(img)
+		if err != nil {
+			return nil, err
+		}
+		f.res = append(f.res[:0], r)
+		return f.res, nil
+	}
 	reg, err := f.base.embed(img, nil)
 	if err != nil {
 		return nil, err
@@ -383,6 +395,11 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	if best < 0 {
 		return nil, errors.New("recipe search: no candidate could be fitted (see the log)")
 	}
+	if so.Candidates == nil && !so.NoEnsemble {
+		if best, err = opts.tryEnsemble(ctx, rep, best, src, fit, v, pc); err != nil {
+			return nil, err
+		}
+	}
 	if slices.ContainsFunc(rep.Candidates, func(c Candidate) bool { return c.Name == ref.Name() && c.Err == "" }) {
 		rep.Reference = ref.Name()
 	}
@@ -391,6 +408,95 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	opts.Logger.Info("recipe chosen", "recipe", rep.Chosen.Name, "score", fmt.Sprintf("%.4f", rep.Chosen.Figures.Score),
 		"false_alarms", fmt.Sprintf("%.3f", rep.Chosen.Figures.FalseAlarms), "wall", rep.Wall.Round(time.Millisecond))
 	return rep, nil
+}
+
+// ensembleOf is the ensemble the search tries beside its best single
+// candidate w: w, the same recipe on the other bundled backbone, and plain
+// PaDiM (ensemble.go). None when w is plain, registered (each member
+// would register on its own) or tiled (three tiled members would not fit
+// a fit's time), uses taps of the user's, or a backbone is not installed.
+func (o *Options) ensembleOf(w Recipe) (Recipe, bool) {
+	if w.Ensemble() || w.aligned() || w.Tiles > 1 || w.FineMap || w.Name() == RecipePlain {
+		return Recipe{}, false
+	}
+	b, ok := backbone.BundleByName(w.Backbone)
+	if !ok || !slices.Equal(w.Taps, b.Taps) {
+		return Recipe{}, false
+	}
+	otherName := backbone.MobileNetV2
+	if w.Backbone == backbone.MobileNetV2 {
+		otherName = backbone.MobileNetV1
+	}
+	other, ok := backbone.BundleByName(otherName)
+	installed := func(name string) bool {
+		return slices.ContainsFunc(o.Bundled, func(p BundledPath) bool { return p.Name == name })
+	}
+	if !ok || !installed(otherName) || !installed(backbone.MobileNetV1) {
+		return Recipe{}, false
+	}
+	second := w
+	second.Backbone, second.Taps = other.Name, other.Taps
+	plain, err := ParseRecipe(RecipePlain, nil)
+	if err != nil {
+		return Recipe{}, false
+	}
+	return Recipe{Members: []Recipe{w, second, plain}}, true
+}
+
+// tryEnsemble adds the ensemble of the chosen candidate rep.Candidates[best]
+// (ensembleOf) to the report's candidates and returns the index of the
+// choice: the ensemble when it beats the single recipe by the search's
+// margin without more false alarms than allowed, else best. An ensemble
+// that cannot be fitted is a failed candidate (logged); only ctx's end is
+// an error.
+func (o *Options) tryEnsemble(ctx context.Context, rep *SearchReport, best int, src ImageSource, fit []int, v *validation, pc *progressCounter) (int, error) {
+	e, ok := o.ensembleOf(rep.Candidates[best].Recipe)
+	if !ok {
+		return best, nil
+	}
+	c, err := runEnsemble(ctx, *o, e, src, fit, v, pc)
+	if err := ctx.Err(); err != nil {
+		return best, err
+	}
+	if err != nil {
+		o.Logger.Warn("ensemble candidate could not be fitted", "recipe", e.Name(), "err", err)
+		c = Candidate{Recipe: e, Name: e.Name(), Err: err.Error()}
+	}
+	rep.Candidates = append(rep.Candidates, c)
+	// An ensemble costs a backbone pass per member on every frame: it must
+	// beat the single recipe by the margin the fixed recipe is kept by.
+	so := o.Search
+	if c.Err == "" && c.Figures.FalseAlarms <= so.FalseAlarms && c.Figures.Score > rep.Candidates[best].Figures.Score+so.Margin {
+		return len(rep.Candidates) - 1, nil
+	}
+	return best, nil
+}
+
+// runEnsemble fits ensemble e on the search's fit images and scores it on
+// the validation images as any candidate.
+func runEnsemble(ctx context.Context, opts Options, e Recipe, src ImageSource, fit []int, v *validation, pc *progressCounter) (Candidate, error) {
+	c := Candidate{Recipe: e, Name: e.Name()}
+	pc.grow(2*len(fit) + len(v.hold)*(1+v.perImage))
+	o := opts
+	o.Threshold.Explicit = 0 // as every candidate: each on its own scale
+	opts.Logger.Info("recipe search: ensemble candidate", "recipe", e.Name(), "fit_images", len(fit))
+	d, _, err := fitEnsemble(ctx, o, e, src, fit, pc)
+	if err != nil {
+		return c, err
+	}
+	defer d.Close()
+	fam := &Family{Variants: []*Detector{d}}
+	figs, err := v.score(ctx, fam, src, pc)
+	if err != nil {
+		return c, err
+	}
+	c.Recipe, c.Threshold, c.Figures = d.recipe, d.th.Image, figs[0]
+	if opts.Search.OnFamily != nil {
+		if err := opts.Search.OnFamily(fam); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 // searchCandidates lists the recipes the search tries on the images fit of

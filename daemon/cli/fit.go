@@ -69,15 +69,19 @@ func cmdFit() *Command {
 	return &Command{
 		Name:    "fit",
 		Summary: "fit a PaDiM model on normal images and save it",
-		Usage:   "--data DIR [--out MODEL] [--config FILE]",
+		Usage:   "--data DIR [--out MODEL] [--config FILE] [--max-train N]",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "fit")
 			data := fs.String("data", "", "normal images: a folder in MVTec AD layout (train/good) or a folder of images")
 			out := fs.String("out", "", "model file to write (default: model.path of the configuration)")
 			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
+			maxTrain := fs.Int("max-train", 0, "fit on at most this many images (spread over the folder; 0: all)")
 			cfg, err := parseDataCommand(fs, args, data, cfgPath)
 			if err != nil {
 				return err
+			}
+			if *maxTrain < 0 {
+				return usagef("--max-train %d: want a count ≥ 0 (0: all)", *maxTrain)
 			}
 			if *out == "" {
 				*out = cfg.ModelPath()
@@ -95,6 +99,9 @@ func cmdFit() *Command {
 			}
 			sk := newSkipped(cfg.Capture.MaxPixels)
 			src := imageFiles{paths: admitImages(paths, int64(cfg.Capture.MaxPixels), env.Log, sk), maxPixels: int64(cfg.Capture.MaxPixels)}
+			if *maxTrain > 0 && *maxTrain < len(src.paths) {
+				src.paths = spread(src.paths, *maxTrain)
+			}
 			det, rep, err := model.Fit(ctx, opts, src, progressBar(env.Stderr, "fit"))
 			if err != nil {
 				if sk.count() > 0 {
@@ -175,7 +182,10 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 			100*f.FalseAlarms, 100*f.Misses, c.Threshold)
 	}
 	tw.Flush()
-	if s.Reference != "" && s.Reference != s.Chosen.Name {
+	if s.Chosen.Recipe.Ensemble() {
+		fmt.Fprintf(w, "chosen: %s (*), an ensemble: more than the margin above the single recipe the search chose; it runs %d backbones per frame (model.ensemble: false keeps one)\n",
+			s.Chosen.Name, len(s.Chosen.Recipe.Members))
+	} else if s.Reference != "" && s.Reference != s.Chosen.Name {
 		fmt.Fprintf(w, "chosen: %s (*), more than the margin above the fixed recipe %s (=)\n", s.Chosen.Name, s.Reference)
 	} else if s.Reference != "" {
 		fmt.Fprintf(w, "chosen: %s (*), the fixed recipe: no candidate beat it by more than the margin\n", s.Chosen.Name)

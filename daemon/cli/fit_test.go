@@ -155,3 +155,18 @@ func TestFitRefusesUnwritableOutFirst(t *testing.T) {
 		t.Errorf("the refusal came after fitting:\n%s", stderr)
 	}
 }
+
+// --max-train fits on that many of the folder's images, spread over it.
+func TestFitMaxTrain(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 9, 2, 3)
+	cfg := evalConfig(t, dir)
+	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", filepath.Join(dir, "m.safetensors"), "--max-train", "5")
+	if code != 0 || !strings.Contains(stdout, " on 5 images") {
+		t.Errorf("exit %d, stdout %q, stderr %s: want a fit on 5 images", code, stdout, stderr)
+	}
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--max-train", "-1"); code != 2 || !strings.Contains(stderr, "--max-train -1") {
+		t.Errorf("--max-train -1: exit %d, %s", code, stderr)
+	}
+}

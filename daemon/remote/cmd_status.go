@@ -83,6 +83,16 @@ func modelSummary(info model.Info) map[string]any {
 	if info.RecipeChoice != "" {
 		m["recipe_choice"] = info.RecipeChoice
 	}
+	if len(info.Members) > 0 {
+		// An ensemble: each member's own recipe, threshold (its unit in
+		// the mean map), backbone and state.
+		var ms []map[string]any
+		for _, mi := range info.Members {
+			ms = append(ms, map[string]any{"recipe": mi.Recipe, "image_threshold": mi.ImageThreshold,
+				"backbone_sha256": mi.BackboneSHA256, "features": mi.Features, "state_bytes": mi.StateBytes})
+		}
+		m["members"] = ms
+	}
 	if info.RecipeFigures != nil {
 		m["recipe_figures"] = info.RecipeFigures
 	}

@@ -1,0 +1,213 @@
+package model
+
+import (
+	"context"
+	"image"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/model/backbone"
+	"github.com/inspectd/inspectd/model/modeltest"
+	"github.com/inspectd/inspectd/model/padim"
+)
+
+func TestEnsembleRecipeNames(t *testing.T) {
+	r, err := ParseRecipe("v1-fit-std-z-ctx2+v2-fit-std-z-ctx2+plain", nil)
+	if err != nil || len(r.Members) != 3 || r.Members[2].Name() != RecipePlain || r.Name() != "v1-fit-std-z-ctx2+v2-fit-std-z-ctx2+plain" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	for _, c := range []struct{ name, want string }{
+		{"v1-squash-rigid-z+plain", "registers frames"},
+		{"v1-fit-z-ctx2-fine+plain", "-fine"},
+		{"plain+plain+plain+plain+plain", "5 members, want 2 to 4"},
+		{"v1-fit-z+", "at least three parts"},
+		{"v1-fit-z+v1-fit-zz", `unknown part "zz"`},
+	} {
+		if _, err := ParseRecipe(c.name, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// An ensemble's map is the mean of its members' maps, each in units of its
+// member's threshold, and its score that map's maximum; the model file
+// holds every member, loads to the same scores, and shows a reader that
+// knows no ensembles the first member with its own threshold.
+func TestEnsembleFitSaveLoad(t *testing.T) {
+	opts := testOptions(t)
+	opts.Bundled = []BundledPath{{backbone.MobileNetV1, modeltest.BackbonePath(t)}}
+	opts.Recipe = "v1-fit-z+plain"
+	det, rep, err := Fit(context.Background(), opts, textures(30), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	info := det.Info()
+	if rep.Images != 30 || rep.ThresholdImages != 30 || info.Recipe != "v1-fit-z+plain" || len(info.Members) != 2 ||
+		info.Members[0].Recipe != "v1-fit-z" || info.Members[1].Recipe != RecipePlain || info.StateBytes != info.Members[0].StateBytes+info.Members[1].StateBytes {
+		t.Fatalf("report %+v, info %+v", rep, info)
+	}
+	good, bad := texture(1000, false), texture(1001, true)
+	want := map[image.Image]float64{}
+	for _, img := range []image.Image{good, bad} {
+		// The members alone, first: their results are their own buffers.
+		var mean []float32
+		for _, m := range det.members {
+			r, err := m.Inspect(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mean == nil {
+				mean = make([]float32, len(r.Map))
+			}
+			for i, v := range r.Map {
+				mean[i] += v / float32(m.th.Image*2)
+			}
+		}
+		r, err := det.Inspect(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top := float32(math.Inf(-1))
+		for i, v := range r.Map {
+			top = max(top, v)
+			if math.Abs(float64(v-mean[i])) > 1e-5 {
+				t.Fatalf("pixel %d: %v, the members' mean %v", i, v, mean[i])
+			}
+		}
+		if r.Score != float64(top) {
+			t.Errorf("score %v, the map's maximum %v", r.Score, top)
+		}
+		if r.Anomalous != (img == bad) {
+			t.Errorf("defective %v: anomalous %v (score %.3f, threshold %.3f)", img == bad, r.Anomalous, r.Score, r.Threshold)
+		}
+		want[img] = r.Score
+	}
+	if n := testing.AllocsPerRun(3, func() { det.Inspect(good) }); n != 0 {
+		t.Errorf("Inspect allocates %v times per frame", n)
+	}
+
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := Load(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	for img, w := range want {
+		r, err := ld.Inspect(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(r.Score-w) > 1e-5*math.Abs(w) {
+			t.Errorf("loaded ensemble scores %.6f, fitted one %.6f", r.Score, w)
+		}
+	}
+	li := ld.Info()
+	if li.ID != info.ID || li.ImageThreshold != info.ImageThreshold || li.Recipe != info.Recipe || len(li.Members) != 2 || li.ThresholdImages != 30 {
+		t.Errorf("info after load %+v, fitted %+v", li, info)
+	}
+	pm, err := padim.Load(path, padim.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pm.Members) != 1 || pm.Meta.ImageThreshold != det.members[0].th.Image {
+		t.Errorf("file: %d members, main threshold %g, want the first member's %g", len(pm.Members), pm.Meta.ImageThreshold, det.members[0].th.Image)
+	}
+	pm.Close()
+
+	// An operator's threshold is the ensemble's; the members keep theirs.
+	if err := ld.SetThresholds(2*li.ImageThreshold, li.ImageThreshold); err != nil {
+		t.Fatal(err)
+	}
+	if err := ld.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if ai := again.Info(); ai.ImageThreshold != 2*li.ImageThreshold || again.members[0].th.Image != det.members[0].th.Image {
+		t.Errorf("after set-threshold: %g (want %g), first member %g (want %g)", ai.ImageThreshold, 2*li.ImageThreshold, again.members[0].th.Image, det.members[0].th.Image)
+	}
+
+	// The members' states together count against the memory budget.
+	small := opts
+	small.MemoryBudget = info.StateBytes - 1
+	if _, err := Load(path, small); err == nil || !strings.Contains(err.Error(), "memory budget") {
+		t.Errorf("ensemble over the budget loaded: %v", err)
+	}
+}
+
+// The search's ensemble is the chosen recipe, the same on the other bundled
+// backbone and plain PaDiM, and only where each member can run on its own.
+func TestEnsembleOf(t *testing.T) {
+	both := Options{Bundled: []BundledPath{{backbone.MobileNetV1, "v1.tflite"}, {backbone.MobileNetV2, "v2.tflite"}}}
+	onlyV1 := Options{Bundled: both.Bundled[:1]}
+	for _, c := range []struct {
+		opts   Options
+		chosen string
+		want   string
+	}{
+		{both, "v1-fit-std-z-ctx2", "v1-fit-std-z-ctx2+v2-fit-std-z-ctx2+plain"},
+		{both, "v2-squash-z", "v2-squash-z+v1-squash-z+plain"},
+		{both, "plain", ""},
+		{both, "v1-squash-rigid-z", ""},
+		{both, "v1-tiles3-std-z-ctx2", ""},
+		{both, "v1p-fit-z", ""}, // plain's taps: no counterpart on the other backbone
+		{onlyV1, "v1-fit-std-z-ctx2", ""},
+	} {
+		r, err := ParseRecipe(c.chosen, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := c.opts.ensembleOf(r)
+		if got := e.Name(); ok != (c.want != "") || (ok && got != c.want) {
+			t.Errorf("%s: %q (%v), want %q", c.chosen, got, ok, c.want)
+		}
+	}
+}
+
+// The search fits the chosen recipe's ensemble, scores it on the held-out
+// images with synthetic defects like any candidate, and keeps it only when
+// it beats the single recipe by the margin.
+func TestTryEnsemble(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits a three-member ensemble")
+	}
+	opts := searchOptions(t)
+	opts.Bundled = append(opts.Bundled, BundledPath{backbone.MobileNetV2, filepath.Join(modeltest.ShareDir(t), "mobilenet_v2_1.0_224_quant.tflite")})
+	opts.defaults()
+	single, err := ParseRecipe("v1-fit-z", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := textures(30)
+	fit, hold := firstIndices(22), []int{22, 23, 24, 25, 26, 27, 28, 29}
+	v := &validation{hold: hold, perImage: 2, seed: 1}
+	for _, c := range []struct {
+		singleScore float64
+		kept        bool
+	}{{0, true}, {2, false}} {
+		rep := &SearchReport{Candidates: []Candidate{{Recipe: single, Name: single.Name(), Figures: RecipeFigures{Score: c.singleScore}}}}
+		best, err := opts.tryEnsemble(context.Background(), rep, 0, src, fit, v, &progressCounter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Candidates) != 2 {
+			t.Fatalf("%d candidates, want the single one and its ensemble", len(rep.Candidates))
+		}
+		e := rep.Candidates[1]
+		if e.Err != "" || e.Name != "v1-fit-z+v2-fit-z+plain" || !(e.Figures.Score > 0.3) || e.Figures.Good != 8 || e.Figures.Defects != 16 || !(e.Threshold > 0) {
+			t.Fatalf("ensemble candidate %+v", e)
+		}
+		if (best == 1) != c.kept {
+			t.Errorf("single recipe scoring %g against the ensemble's %.4f: chose %d", c.singleScore, e.Figures.Score, best)
+		}
+	}
+}
