@@ -47,7 +47,7 @@ func TestFailedInspectionIsNeverOK(t *testing.T) {
 		t.Fatalf("%d results for two free-run failures within a second and one triggered: %+v", len(got), got)
 	}
 	for _, r := range got {
-		if r.Verdict != VerdictError || !r.Anomalous || !strings.Contains(r.Error, "non-finite score") || r.ModelID != "m1" {
+		if r.Verdict != VerdictError || !r.Anomalous || !strings.Contains(r.Error, "non-finite score") || r.ModelID != "m1" || !(r.Threshold > 0) {
 			t.Errorf("failed inspection published as %+v", r)
 		}
 	}

@@ -843,6 +843,11 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	}
 	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
+	// The threshold in force, as on every result: a consumer dividing by it
+	// (or plotting it) must not meet 0 on the frames that failed.
+	if det := p.det.Get(); det != nil {
+		r.Threshold = det.Info().ImageThreshold
+	}
 	if rerr := (*model.RegistrationError)(nil); errors.As(cause, &rerr) {
 		r.Registration = registration(rerr.Registration, rerr.Kind)
 		if r.Registration == nil {

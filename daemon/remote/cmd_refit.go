@@ -185,7 +185,7 @@ func checkRefit(a *refitArgs, maxFrames int) (*refitPlan, error) {
 			return nil, invalidf("folder", "holds %d images, more than remote.max_refit_frames (%d); give count to use part of them", n, maxFrames)
 		}
 		if p.count < 3 || p.validate < 1 {
-			return nil, invalidf("folder", "holds %d usable images; a refit needs at least 3 to fit and 1 to check the model on", n)
+			return nil, invalidf("folder", "holds %d usable image(s); a refit needs at least 3 to fit and 1 to check the model on", n)
 		}
 		f.pick(p.count, p.validate)
 		p.folder = f
