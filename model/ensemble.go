@@ -66,17 +66,20 @@ func (d *Detector) inspectEnsemble(img image.Image) (*Inspection, error) {
 	r := &d.res
 	r.Timing = Timing{}
 	n := float64(len(d.members))
+	var mean time.Duration
 	for k, m := range d.members {
 		mr, err := m.Inspect(img)
 		if err != nil {
 			return nil, fmt.Errorf("ensemble member %s: %w", m.recipe.Name(), err)
 		}
+		r.Timing.add(mr.Timing)
+		s := time.Now()
 		if err := d.addMemberMap(k, mr.Map, mr.W, mr.H, m.th.Image*n); err != nil {
 			return nil, err
 		}
-		r.Timing.add(mr.Timing)
+		mean += time.Since(s)
 	}
-	s := time.Now()
+	s := time.Now().Add(-mean) // the averaging counts in the map stage
 	score, err := maxFinite(d.rmap)
 	if err != nil {
 		return nil, err
@@ -137,10 +140,12 @@ func (t *Timing) add(o Timing) {
 }
 
 // fitEnsemble fits every member of r on the images idx of src (each with
-// an equal share of the memory budget, and its own threshold from its
-// leave-one-out scores), then the ensemble's threshold from the
-// leave-one-out maps of the members averaged.
-func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, idx []int, pc *progressCounter) (*Detector, FitReport, error) {
+// an equal share of the memory budget, and its own threshold from the
+// leave-one-out scores of looIdx, nil: all of idx), then the ensemble's
+// threshold from the same images' leave-one-out maps of the members
+// averaged. The caller counts its progress: each member steps once per
+// image of idx and of looIdx.
+func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, idx, looIdx []int, pc *progressCounter) (*Detector, FitReport, error) {
 	start := time.Now()
 	rep := FitReport{Recipe: r}
 	if err := r.checkMembers(); err != nil {
@@ -157,7 +162,6 @@ func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, i
 	if mo.MemoryBudget > 0 {
 		mo.MemoryBudget /= int64(len(r.Members))
 	}
-	pc.grow(2 * len(idx) * (len(r.Members) - 1))
 	var loos []*looGrids
 	for i, mr := range r.Members {
 		if mr.Tiles > 1 && mr.TileAxis == "" {
@@ -167,7 +171,7 @@ func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, i
 			}
 			mr.TileAxis = tileAxis(img.Bounds().Dx(), img.Bounds().Dy())
 		}
-		m, mrep, loo, err := fitOne(ctx, mo, mr, src, idx, pc)
+		m, mrep, loo, err := fitOne(ctx, mo, mr, src, idx, looIdx, pc)
 		if err != nil {
 			return fail(fmt.Errorf("ensemble member %s: %w", mr.Name(), err))
 		}
@@ -200,6 +204,7 @@ func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, i
 	d.describeEnsemble(len(idx), images, "")
 	rep.Threshold += time.Since(s)
 	rep.Images, rep.ThresholdImages = len(idx), images
+	d.info.ThresholdImages = images
 	rep.Wall = time.Since(start)
 	return d, rep, nil
 }
@@ -296,7 +301,7 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 	}
 	js, ok := pm.Meta.Extra[metaEnsemble]
 	if !ok || len(pm.Members) == 0 {
-		return fail(fmt.Errorf("metadata %s and members go together: the file has %d members and %s %q", metaEnsemble, len(pm.Members), metaEnsemble, js))
+		return fail(fmt.Errorf("metadata %s and members go together: the file has %d member(s) and %s %q", metaEnsemble, len(pm.Members), metaEnsemble, js))
 	}
 	var em ensembleMeta
 	if err := json.Unmarshal([]byte(js), &em); err != nil {
@@ -306,6 +311,9 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 		return fail(fmt.Errorf("metadata %s: %w", metaEnsemble, err))
 	}
 	if err := CheckThreshold("ensemble pixel", em.PixelThreshold); err != nil {
+		return fail(fmt.Errorf("metadata %s: %w", metaEnsemble, err))
+	}
+	if err := CheckPixelThreshold(em.ImageThreshold, em.PixelThreshold); err != nil {
 		return fail(fmt.Errorf("metadata %s: %w", metaEnsemble, err))
 	}
 	if len(pm.Members)+1 > maxMembers {

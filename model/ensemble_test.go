@@ -22,6 +22,7 @@ func TestEnsembleRecipeNames(t *testing.T) {
 		{"v1-squash-rigid-z+plain", "registers frames"},
 		{"v1-fit-z-ctx2-fine+plain", "-fine"},
 		{"plain+plain+plain+plain+plain", "5 members, want 2 to 4"},
+		{"v1-fit-z+plain+plain", "member plain twice"},
 		{"v1-fit-z+", "at least three parts"},
 		{"v1-fit-z+v1-fit-zz", `unknown part "zz"`},
 	} {
@@ -195,9 +196,15 @@ func TestTryEnsemble(t *testing.T) {
 		kept        bool
 	}{{0, true}, {2, false}} {
 		rep := &SearchReport{Candidates: []Candidate{{Recipe: single, Name: single.Name(), Figures: RecipeFigures{Score: c.singleScore}}}}
-		best, err := opts.tryEnsemble(context.Background(), rep, 0, src, fit, v, &progressCounter{})
+		loo := firstIndices(12)
+		steps := 3*(len(fit)+len(loo)) + len(hold)*3 // what search reserves for it
+		pc := &progressCounter{total: steps}
+		best, err := opts.tryEnsemble(context.Background(), rep, 0, src, fit, loo, v, pc, steps)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if pc.done != steps {
+			t.Errorf("progress: %d steps done of the %d reserved", pc.done, steps)
 		}
 		if len(rep.Candidates) != 2 {
 			t.Fatalf("%d candidates, want the single one and its ensemble", len(rep.Candidates))

@@ -108,7 +108,9 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			return nil, FitReport{}, fmt.Errorf("fit: %w", err)
 		}
 		choice = "named"
-		if m := opts.Align.Mode; m != "" && m != align.Off && r.Align != m {
+		if m := opts.Align.Mode; r.Ensemble() && m != "" && m != align.Off {
+			opts.Logger.Warn("an ensemble's members take frames as they come: capture.align.mode is not applied", "recipe", r.Name(), "align", string(m))
+		} else if m != "" && m != align.Off && r.Align != m {
 			// The name spells out the whole recipe, registration included.
 			named := r
 			named.Align = m
@@ -122,6 +124,11 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 			return nil, FitReport{}, fmt.Errorf("fit: image 0: %w", err)
 		}
 		r.TileAxis = tileAxis(img.Bounds().Dx(), img.Bounds().Dy())
+	}
+	if r.Ensemble() && sr == nil {
+		// A named ensemble: its further members' passes (the search
+		// reserves them for an ensemble it may choose).
+		pc.grow(2 * len(all) * (len(r.Members) - 1))
 	}
 	d, rep, err := fitRecipe(ctx, opts, r, src, all, pc)
 	if err != nil {
@@ -161,6 +168,19 @@ type progressCounter struct {
 	mu          sync.Mutex // the recipe search fits families at once
 	f           Progress
 	done, total int
+}
+
+// skip counts n steps reserved and not taken as done.
+func (p *progressCounter) skip(n int) {
+	if n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	if p.f != nil {
+		p.f(min(p.done, p.total), p.total)
+	}
 }
 
 func (p *progressCounter) step() {
@@ -279,16 +299,19 @@ func contextSeed(seed uint64) uint64 { return seed ^ 0x636f6e74657874 }
 // and the threshold.
 func fitRecipe(ctx context.Context, opts Options, r Recipe, src ImageSource, idx []int, pc *progressCounter) (*Detector, FitReport, error) {
 	if r.Ensemble() {
-		return fitEnsemble(ctx, opts, r, src, idx, pc)
+		return fitEnsemble(ctx, opts, r, src, idx, nil, pc)
 	}
-	d, rep, _, err := fitOne(ctx, opts, r, src, idx, pc)
+	d, rep, _, err := fitOne(ctx, opts, r, src, idx, nil, pc)
 	return d, rep, err
 }
 
-// fitOne is fitRecipe for a recipe that is not an ensemble; it also
-// returns the leave-one-out distances the threshold came from (nil when an
-// explicit threshold left them out), for an ensemble's own threshold.
-func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx []int, pc *progressCounter) (*Detector, FitReport, *looGrids, error) {
+// fitOne is fitRecipe for a recipe that is not an ensemble, with the
+// leave-one-out scores (the per-position statistics and the threshold)
+// taken on looIdx, some of idx (nil: all of them, as a fit does; the
+// search takes fewer). It also returns those leave-one-out distances (nil
+// when an explicit threshold left them out), for an ensemble's own
+// threshold.
+func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx, looIdx []int, pc *progressCounter) (*Detector, FitReport, *looGrids, error) {
 	start := time.Now()
 	rep := FitReport{Recipe: r}
 	if len(idx) < minFitImages {
@@ -337,7 +360,11 @@ func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx []
 		return d, rep, nil, nil
 	}
 	s := time.Now()
-	loo, err := d.leaveOneOutPass(ctx, src, idx, len(idx), pc)
+	scored := idx
+	if looIdx != nil {
+		scored = slices.DeleteFunc(slices.Clone(looIdx), func(i int) bool { return !slices.Contains(idx, i) })
+	}
+	loo, err := d.leaveOneOutPass(ctx, src, scored, len(idx), pc)
 	if err != nil {
 		return fail(err)
 	}

@@ -94,8 +94,10 @@ func (r Recipe) checkMembers() error {
 	if len(r.Members) < 2 || len(r.Members) > maxMembers {
 		return fmt.Errorf("ensemble of %d members, want 2 to %d", len(r.Members), maxMembers)
 	}
-	for _, m := range r.Members {
+	for i, m := range r.Members {
 		switch {
+		case slices.ContainsFunc(r.Members[:i], func(o Recipe) bool { return o.Name() == m.Name() }):
+			return fmt.Errorf("member %s twice: it would average its own map with itself", m.Name())
 		case m.Ensemble():
 			return fmt.Errorf("member %s is an ensemble itself", m.Name())
 		case m.aligned():

@@ -336,6 +336,9 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 		return nil, err
 	}
 	cands := so.Candidates
+	if slices.ContainsFunc(cands, Recipe.Ensemble) {
+		return nil, errors.New("recipe search: an ensemble among SearchOptions.Candidates: ensembles are tried by the ensemble step")
+	}
 	if cands == nil {
 		if cands, rep.Align, rep.Pose, err = opts.searchCandidates(ctx, src, fit, aspect, axis, square); err != nil {
 			return nil, err
@@ -369,7 +372,15 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	for _, f := range families {
 		per += (len(fit) + len(loo) + len(hold) + defects) * f[0].views()
 	}
-	pc.grow(per)
+	// The ensemble step's three members and validation, and the final
+	// fit's two further members, are reserved now so that the progress
+	// total never grows mid-run; what goes unused is skipped.
+	var ensembleSteps, finalSteps int
+	withEnsemble := so.Candidates == nil && !so.NoEnsemble
+	if withEnsemble {
+		ensembleSteps, finalSteps = 3*(len(fit)+len(loo))+len(hold)+defects, 2*2*n
+	}
+	pc.grow(per + ensembleSteps + finalSteps)
 	opts.Logger.Info("recipe search", "candidates", len(cands), "families", len(families), "fit_images", len(fit),
 		"held_out", len(hold), "synthetic_defects", defects, "aspect", fmt.Sprintf("%.2f", aspect))
 	v := &validation{hold: hold, perImage: so.DefectsPerImage, seed: so.Seed}
@@ -395,9 +406,12 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	if best < 0 {
 		return nil, errors.New("recipe search: no candidate could be fitted (see the log)")
 	}
-	if so.Candidates == nil && !so.NoEnsemble {
-		if best, err = opts.tryEnsemble(ctx, rep, best, src, fit, v, pc); err != nil {
+	if withEnsemble {
+		if best, err = opts.tryEnsemble(ctx, rep, best, src, fit, loo, v, pc, ensembleSteps); err != nil {
 			return nil, err
+		}
+		if !rep.Candidates[best].Recipe.Ensemble() {
+			pc.skip(finalSteps)
 		}
 	}
 	if slices.ContainsFunc(rep.Candidates, func(c Candidate) bool { return c.Name == ref.Name() && c.Err == "" }) {
@@ -444,17 +458,20 @@ func (o *Options) ensembleOf(w Recipe) (Recipe, bool) {
 }
 
 // tryEnsemble adds the ensemble of the chosen candidate rep.Candidates[best]
-// (ensembleOf) to the report's candidates and returns the index of the
-// choice: the ensemble when it beats the single recipe by the search's
-// margin without more false alarms than allowed, else best. An ensemble
-// that cannot be fitted is a failed candidate (logged); only ctx's end is
-// an error.
-func (o *Options) tryEnsemble(ctx context.Context, rep *SearchReport, best int, src ImageSource, fit []int, v *validation, pc *progressCounter) (int, error) {
+// (ensembleOf) to the report's candidates, fitted on the fit images with
+// the leave-one-out images loo as every candidate, and returns the index
+// of the choice: the ensemble when it beats the single recipe by the
+// search's margin without more false alarms than the search allows any
+// candidate, else best. An ensemble that cannot be fitted is a failed
+// candidate (logged); only ctx's end is an error. steps is the progress
+// reserved for it, skipped when no ensemble is tried.
+func (o *Options) tryEnsemble(ctx context.Context, rep *SearchReport, best int, src ImageSource, fit, loo []int, v *validation, pc *progressCounter, steps int) (int, error) {
 	e, ok := o.ensembleOf(rep.Candidates[best].Recipe)
 	if !ok {
+		pc.skip(steps)
 		return best, nil
 	}
-	c, err := runEnsemble(ctx, *o, e, src, fit, v, pc)
+	c, err := runEnsemble(ctx, *o, e, src, fit, loo, v, pc)
 	if err := ctx.Err(); err != nil {
 		return best, err
 	}
@@ -474,13 +491,12 @@ func (o *Options) tryEnsemble(ctx context.Context, rep *SearchReport, best int, 
 
 // runEnsemble fits ensemble e on the search's fit images and scores it on
 // the validation images as any candidate.
-func runEnsemble(ctx context.Context, opts Options, e Recipe, src ImageSource, fit []int, v *validation, pc *progressCounter) (Candidate, error) {
+func runEnsemble(ctx context.Context, opts Options, e Recipe, src ImageSource, fit, loo []int, v *validation, pc *progressCounter) (Candidate, error) {
 	c := Candidate{Recipe: e, Name: e.Name()}
-	pc.grow(2*len(fit) + len(v.hold)*(1+v.perImage))
 	o := opts
 	o.Threshold.Explicit = 0 // as every candidate: each on its own scale
 	opts.Logger.Info("recipe search: ensemble candidate", "recipe", e.Name(), "fit_images", len(fit))
-	d, _, err := fitEnsemble(ctx, o, e, src, fit, pc)
+	d, _, err := fitEnsemble(ctx, o, e, src, fit, loo, pc)
 	if err != nil {
 		return c, err
 	}

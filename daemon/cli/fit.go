@@ -117,6 +117,10 @@ func cmdFit() *Command {
 			if rep.Search != nil {
 				printSearch(env.Stdout, rep.Search)
 			}
+			for k, m := range info.Members {
+				fmt.Fprintf(env.Stdout, "ensemble member %d: %s, d=%d, grid %dx%d, state %.1f MiB, its threshold %.4g (the unit of its map in the mean)\n",
+					k+1, m.Recipe, m.Features, m.GridH, m.GridW, float64(m.StateBytes)/(1<<20), m.ImageThreshold)
+			}
 			ctxGrid := "no context scale"
 			if info.ContextPool > 0 {
 				ctxGrid = fmt.Sprintf("context grid %dx%d d=%d weight %g", info.ContextGridH, info.ContextGridW, info.ContextFeatures, info.ContextWeight)

@@ -342,8 +342,18 @@ func encodePart(m *Model, prefix string) (map[string]string, []namedData, error)
 		meta[prefix+k] = v
 	}
 	p := int64(s.Positions())
+	channels := namedData{name: prefix + TensorChannels, dtype: "I32", shape: []int64{int64(s.D)}, i32: m.Channels}
+	if prefix != "" {
+		// A member's channel indices as float32 (exact below 2^24): a
+		// reader from before members takes them for an extra tensor,
+		// which it accepts only in F32, and loads the main model.
+		channels.dtype, channels.i32, channels.f32 = "F32", nil, make([]float32, len(m.Channels))
+		for i, c := range m.Channels {
+			channels.f32[i] = float32(c)
+		}
+	}
 	tensors := []namedData{
-		{name: prefix + TensorChannels, dtype: "I32", shape: []int64{int64(s.D)}, i32: m.Channels},
+		channels,
 		{name: prefix + TensorMean, dtype: "F32", shape: []int64{p, int64(s.D)}, f32: s.Mean},
 		{name: prefix + TensorInvCov, dtype: "F32", shape: []int64{p, int64(packedLen(s.D))}, f32: s.InvCov},
 	}
@@ -635,7 +645,7 @@ func (lay *layout) splitMembers(meta map[string]string) error {
 		case m == 0:
 			own[k] = v
 		case m > n:
-			return fmt.Errorf("metadata key %q belongs to member %d, but the file declares %d members", k, m, n)
+			return fmt.Errorf("metadata key %q belongs to member %d, but the file declares %d member(s)", k, m, n)
 		default:
 			subs[m-1][name] = v
 		}
@@ -646,7 +656,7 @@ func (lay *layout) splitMembers(meta map[string]string) error {
 			continue
 		}
 		if m > n {
-			return fmt.Errorf("tensor %q belongs to member %d, but the file declares %d members", name, m, n)
+			return fmt.Errorf("tensor %q belongs to member %d, but the file declares %d member(s)", name, m, n)
 		}
 		lay.members[m-1].entries[base] = e
 		delete(lay.entries, name)
@@ -773,6 +783,12 @@ func (lay *layout) parseMeta(meta map[string]string, member bool) error {
 		TensorInvCov:   {"F32", []int64{p, int64(packedLen(s.D))}},
 		TensorChannels: {"I32", []int64{int64(s.D)}},
 	}
+	if member {
+		want[TensorChannels] = struct {
+			dtype string
+			shape []int64
+		}{"F32", []int64{int64(s.D)}} // see encodePart
+	}
 	for name, w := range want {
 		e, ok := lay.entries[name]
 		if !ok {
@@ -809,7 +825,7 @@ func (lay *layout) check(opts LoadOptions) error {
 			b += StateBytes(ml.state.Positions(), ml.state.D)
 		}
 		if b > opts.MaxStateBytes {
-			return fmt.Errorf("scoring state of the model and its %d members needs %d bytes (%.1f MiB), over the memory budget of %d bytes (%.1f MiB)",
+			return fmt.Errorf("scoring state of the model and its %d member(s) needs %d bytes (%.1f MiB), over the memory budget of %d bytes (%.1f MiB)",
 				len(lay.members), b, float64(b)/(1<<20), opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
 		}
 	}
@@ -861,6 +877,14 @@ func (lay *layout) bindPart(data []byte) (*Model, error) {
 	m.Channels = make([]int32, len(ch)/4)
 	for i := range m.Channels {
 		m.Channels[i] = int32(binary.LittleEndian.Uint32(ch[4*i:]))
+	}
+	if ce.Dtype == "F32" { // a member's (encodePart)
+		for i, v := range f32(TensorChannels) {
+			if v != float32(int32(v)) {
+				return nil, fmt.Errorf("tensor %q: channel index %v at %d is not an integer", TensorChannels, v, i)
+			}
+			m.Channels[i] = int32(v)
+		}
 	}
 	if err := checkChannels(m.Channels, lay.meta.TapShapes); err != nil {
 		return nil, fmt.Errorf("tensor %q: %w", TensorChannels, err)
