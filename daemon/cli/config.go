@@ -219,12 +219,20 @@ func modelSummary(c *config.Config) string {
 	switch {
 	case backbone == "" && m.Recipe == "auto":
 		backbone = "bundled (MobileNet v1 or v2)"
+	case backbone == "" && strings.Contains(m.Recipe, "+"):
+		backbone = "bundled (each ensemble member its own)"
+	case backbone == "" && strings.HasPrefix(m.Recipe, "v2"):
+		backbone = "bundled MobileNet v2"
 	case backbone == "":
 		backbone = "bundled MobileNet v1"
 	}
 	recipe := "recipe " + m.Recipe
 	if m.Recipe == "auto" {
-		recipe = fmt.Sprintf("recipe auto (judged on %.4g%% held-out images)", m.Threshold.Holdout*100)
+		ens := "ensembles tried"
+		if !m.Ensemble {
+			ens = "no ensembles"
+		}
+		recipe = fmt.Sprintf("recipe auto (judged on %.4g%% held-out images; %s)", m.Threshold.Holdout*100, ens)
 	}
 	n := daemon.BackboneThreads(m.Threads)
 	threads := fmt.Sprintf("%d threads", n)

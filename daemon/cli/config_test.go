@@ -72,7 +72,7 @@ func TestConfigCheckValid(t *testing.T) {
 		"  capture:  folder /data (looped); free-run\n",
 		"  mqtt:     embedded broker on 127.0.0.1:1883 as inspectd-cam-1; topics inspectd/cam-1/..., results QoS 0\n",
 		"  http:     127.0.0.1:9100\n",
-		"  model:    /var/lib/inspectd/model.safetensors, recipe auto (judged on 20% held-out images), d ≤ 100 (min 32), memory auto (25% of available memory), threshold 0.99 quantile × 1.1 of the training images' leave-one-out scores; backbone bundled (MobileNet v1 or v2), " + halfTheCores() + "\n",
+		"  model:    /var/lib/inspectd/model.safetensors, recipe auto (judged on 20% held-out images; ensembles tried), d ≤ 100 (min 32), memory auto (25% of available memory), threshold 0.99 quantile × 1.1 of the training images' leave-one-out scores; backbone bundled (MobileNet v1 or v2), " + halfTheCores() + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
