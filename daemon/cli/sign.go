@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -102,6 +103,13 @@ func cmdSign() *Command {
 			e, err := remote.Sign(priv, *name, *target, *command, body, time.Now(), nil)
 			if err != nil {
 				return err
+			}
+			given := false
+			fs.Visit(func(f *flag.Flag) { given = given || f.Name == "target" })
+			if !given {
+				// The envelope is good on every box that trusts the key:
+				// say so, since a copy sent to another box runs there too.
+				fmt.Fprintf(env.Stderr, "inspectd sign: signed for every box that trusts key %q (target *); --target device/<id> limits it to one\n", *name)
 			}
 			out, err := json.Marshal(e)
 			if err != nil {

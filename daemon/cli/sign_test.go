@@ -58,6 +58,15 @@ func TestKeygenAndSign(t *testing.T) {
 	if string(payload) != body || e.Command != "config" || e.Target != "fleet" || e.Key != "scada" || e.Verify(pub, payload) != nil {
 		t.Errorf("envelope %+v does not verify or names the wrong command, target or key", e)
 	}
+	if strings.Contains(se.String(), "every box") {
+		t.Errorf("with --target, sign said: %s", se.String())
+	}
+	// Without --target the envelope runs on every box: said on stderr.
+	so.Reset()
+	se.Reset()
+	if code := Main(context.Background(), []string{"sign", "--key", prefix + ".key"}, strings.NewReader(body), &so, &se); code != 0 || !strings.Contains(se.String(), "signed for every box that trusts key \"scada\" (target *)") {
+		t.Errorf("sign without --target: exit %d, stderr %q", code, se.String())
+	}
 	for _, tc := range []struct {
 		args  []string
 		stdin string
