@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -226,4 +229,41 @@ func residentMB() float64 {
 	f := strings.Fields(string(b))
 	pages, _ := strconv.ParseFloat(f[1], 64)
 	return pages * float64(os.Getpagesize()) / (1 << 20)
+}
+
+// Frames of another kind than the training images (grayscale frames on a
+// model fitted on colour ones: a camera switched to GREY after the fit)
+// are inspected as before and warned about once per model, not per frame.
+func TestInputMismatchWarnedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	det := syntheticDetector(t) // fitted on colour frames
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 3, Color: capture.ColorGray})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &memSink{}, Metrics: httpapi.NewMetrics(), FreeRun: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out := make(chan *slot, 3), make(chan *slot, 3)
+	for range 3 {
+		s := &slot{}
+		if err := src.Next(context.Background(), &s.frame); err != nil {
+			t.Fatal(err)
+		}
+		in <- s
+	}
+	close(in)
+	if err := p.inspectStage(in, out); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if s := <-out; s.inspErr != nil {
+			t.Fatalf("inspection: %v", s.inspErr)
+		}
+	}
+	if n := strings.Count(logs.String(), "frames unlike the training images"); n != 1 || !strings.Contains(logs.String(), "a grayscale frame, the model was fitted on colour images") {
+		t.Errorf("%d warnings for 3 grayscale frames, want 1 naming the kinds:\n%s", n, logs.String())
+	}
 }

@@ -144,12 +144,15 @@ type slot struct {
 // the publish policy can be replaced while it runs; the source can be
 // replaced through a swapping source in front of it.
 type Pipeline struct {
-	o        PipelineOptions
-	log      *slog.Logger
-	det      detectorSlot
-	policy   atomic.Pointer[Policy]
-	lossless bool
-	started  time.Time
+	o   PipelineOptions
+	log *slog.Logger
+	det detectorSlot
+	// inputWarned is the model whose frames were last found unlike its
+	// training images (the inspect stage's own: warned once per model).
+	inputWarned string
+	policy      atomic.Pointer[Policy]
+	lossless    bool
+	started     time.Time
 
 	seq       atomic.Uint64
 	drops     atomic.Uint64
@@ -513,6 +516,12 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			s.inspErr = err
 			if err != nil {
 				return
+			}
+			if r.InputMismatch != "" && p.inputWarned != s.modelID {
+				// Once per model: every frame would say it.
+				p.inputWarned = s.modelID
+				p.log.Warn("frames unlike the training images: scores are not comparable and good parts may be flagged; refit on this camera's frames, or set the camera to the format the model was fitted on",
+					"model", s.modelID, "frame", r.InputMismatch)
 			}
 			s.timing = r.Timing
 			s.w, s.h = r.W, r.H

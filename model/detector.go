@@ -211,6 +211,12 @@ type Inspection struct {
 	// Registration is the frame's registration to the reference view
 	// (zero when the model has none).
 	Registration Registration
+	// InputMismatch, when set, says how the frame differs in kind from the
+	// training images (a grayscale frame on a model fitted on colour
+	// images, or the reverse): scores are then not comparable and good
+	// parts may be flagged. "" when it matches, or the model file does
+	// not say (fitted before this was recorded).
+	InputMismatch string
 	Timing
 }
 
@@ -249,6 +255,9 @@ type Detector struct {
 	// members, when set, make the detector an ensemble (ensemble.go): it
 	// has no backbone or scales of its own.
 	members []*Detector
+	// trainInput is what the training images were: inputGray, inputColour
+	// or "" (unknown: a file from before it was recorded).
+	trainInput string
 
 	fmaps  []padim.FeatureMap
 	grid   []float32 // combined distances on the patch grid, view after view
@@ -456,6 +465,7 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 		return nil, errors.New("inspect: detector is not fitted")
 	}
 	r := &d.res
+	r.InputMismatch = d.inputMismatch(img)
 	reg, err := d.embed(img, &r.Timing)
 	if d.al != nil {
 		r.Registration = d.al.registration()
@@ -520,6 +530,34 @@ func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 		r.Map, r.W, r.H = d.back, b.Dx(), b.Dy()
 	}
 	return d.th.Inspect(&r.Result, r.Map, r.W, r.H, score)
+}
+
+// Kinds of training input a model records.
+const (
+	inputGray   = "gray"
+	inputColour = "colour"
+)
+
+// inputKind is inputGray for a single-channel image, else inputColour.
+func inputKind(img image.Image) string {
+	if _, ok := img.(*image.Gray); ok {
+		return inputGray
+	}
+	return inputColour
+}
+
+// inputMismatch says how img differs in kind from the training images
+// ("" when it does not, or the model does not know).
+func (d *Detector) inputMismatch(img image.Image) string {
+	k := inputKind(img)
+	switch {
+	case d.trainInput == "" || d.trainInput == k:
+		return ""
+	case k == inputGray:
+		return "a grayscale frame, the model was fitted on colour images"
+	default:
+		return "a colour frame, the model was fitted on grayscale images"
+	}
 }
 
 // mapSize is the size the map of an image of bounds b is drawn at: the

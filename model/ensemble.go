@@ -73,6 +73,9 @@ func (d *Detector) inspectEnsemble(img image.Image) (*Inspection, error) {
 			return nil, fmt.Errorf("ensemble member %s: %w", m.recipe.Name(), err)
 		}
 		r.Timing.add(mr.Timing)
+		if k == 0 {
+			r.InputMismatch = mr.InputMismatch
+		}
 		s := time.Now()
 		if err := d.addMemberMap(k, mr.Map, mr.W, mr.H, m.th.Image*n); err != nil {
 			return nil, err

@@ -24,6 +24,9 @@ type preprocessing struct {
 	Sigma  float64    `json:"sigma"`
 	// Standardize is absent (false) in files written before it existed.
 	Standardize bool `json:"standardize,omitempty"`
+	// TrainInput is what the training images were (gray or colour);
+	// absent in files written before it was recorded.
+	TrainInput string `json:"train_input,omitempty"`
 	// Tiles and TileAxis are absent in files written before tiling.
 	Tiles    int    `json:"tiles,omitempty"`
 	TileAxis string `json:"tile_axis,omitempty"`
@@ -102,7 +105,7 @@ func (d *Detector) fileModel() (*padim.Model, error) {
 	}
 	p := d.opts.Backbone.Preprocess
 	pre, err := json.Marshal(preprocessing{Resize: string(d.recipe.resize()), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma,
-		Standardize: d.recipe.Standardize, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis, Path: d.info.Backbone})
+		Standardize: d.recipe.Standardize, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis, Path: d.info.Backbone, TrainInput: d.trainInput})
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +260,12 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	d.opts.Backbone = bo
 	if pre.Standardize {
 		d.std = &backbone.Standardizer{}
+	}
+	switch pre.TrainInput {
+	case "", inputGray, inputColour:
+		d.trainInput = pre.TrainInput
+	default:
+		return fail(fmt.Errorf("preprocessing metadata: train_input %q, want %s or %s", pre.TrainInput, inputGray, inputColour))
 	}
 	d.tiles = tiling{n: pre.Tiles, axis: pre.TileAxis}
 	views := d.tiles.views()

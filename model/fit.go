@@ -425,6 +425,9 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 			return nil, fmt.Errorf("fit: %s: %w", imageLabel(src, im.i), err)
 		}
 		kept = append(kept, im.i)
+		if k := inputKind(im.img); d.trainInput != inputColour {
+			d.trainInput = k // colour if any training image was
+		}
 		m := time.Now()
 		for i, a := range accs {
 			if err := a.Add(d.scales[i].vec); err != nil {
@@ -643,7 +646,7 @@ func (d *Detector) describe(images int) {
 	d.info = Info{Recipe: d.recipe.Name(), Backbone: d.opts.Backbone.Path, BackboneSHA256: d.bb.SHA256(), Resize: string(d.recipe.resize()),
 		GridH: p.emb.GridH(), GridW: p.emb.GridW(), Pool: p.emb.Pool(), Features: p.emb.D(), Epsilon: d.opts.Epsilon, Sigma: d.opts.Sigma,
 		Standardize: d.recipe.Standardize, PositionZScore: d.zscore, Images: images, Fitted: time.Now().UTC().Format(time.RFC3339),
-		Align: string(align.Off)}
+		Align: string(align.Off), TrainInput: d.trainInput}
 	if d.al != nil {
 		d.info.Align, d.info.AlignMinConfidence = string(d.al.ref.Mode()), d.al.learned
 	}

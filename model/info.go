@@ -34,6 +34,9 @@ type Info struct {
 	// ContextWeight multiplies the context scale's standardized distances.
 	ContextWeight float64 `json:"context_weight,omitempty"`
 	Standardize   bool    `json:"standardize"`
+	// TrainInput is what the training images were: "gray" or "colour"
+	// ("" in files from before it was recorded).
+	TrainInput string `json:"train_input,omitempty"`
 	// Align is the registration mode (off, translate, rigid, turn) and
 	// AlignMinConfidence the confidence floor learned at fit time.
 	Align              string  `json:"align"`
