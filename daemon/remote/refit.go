@@ -221,6 +221,13 @@ type refit struct {
 	prog      Progress
 	lastEmit  time.Time
 	collected int
+	// fitDone and fitTotal are the fit's own steps (model.Progress): the
+	// fit reads every image several times (the recipe search), so once
+	// its images are in, its steps say how far it is, not the frames.
+	fitDone, fitTotal int
+	// done is the share of the job reported last: progress never goes
+	// back.
+	done float64
 }
 
 // frames hands out a refit's images: live frames (paced by the interval)
@@ -317,6 +324,31 @@ func (r *refit) took() {
 	r.mu.Lock()
 	r.collected++
 	r.prog.Frames = r.collected
+	// A live refit's fit frames are all in: what is left of the fit is
+	// the fitting itself.
+	collected := r.prog.Phase == "collecting" && r.collected == r.p.count
+	if collected {
+		r.prog.Phase = "fitting"
+	}
+	r.mu.Unlock()
+	r.publish(collected)
+}
+
+// jobShare is how much of a refit is done, 0 to 1: the frames taken of
+// total, except while fitting, when the fit's share of the job (its count
+// frames) goes as far as its own steps (fitDone of fitTotal).
+func jobShare(phase string, frames, total, count, fitDone, fitTotal int) float64 {
+	done := float64(frames) / float64(total)
+	if phase == "fitting" && fitTotal > 0 {
+		done = float64(count) / float64(total) * float64(fitDone) / float64(fitTotal)
+	}
+	return min(max(done, 0), 1)
+}
+
+// fitProgress records the fit's own progress (model.Progress).
+func (r *refit) fitProgress(done, total int) {
+	r.mu.Lock()
+	r.fitDone, r.fitTotal = done, total
 	r.mu.Unlock()
 	r.publish(false)
 }
@@ -337,12 +369,13 @@ func (r *refit) publish(force bool) {
 	p := &r.prog
 	p.Elapsed = math.Round(now.Sub(r.started).Seconds()*10) / 10
 	if p.Total > 0 {
-		p.Percent = math.Round(1000*float64(p.Frames)/float64(p.Total)) / 10
-	}
-	if p.Frames > 0 && p.Frames < p.Total {
-		p.ETA = math.Round(p.Elapsed*float64(p.Total-p.Frames)/float64(p.Frames)*10) / 10
-	} else {
-		p.ETA = 0
+		r.done = max(r.done, jobShare(p.Phase, p.Frames, p.Total, r.p.count, r.fitDone, r.fitTotal))
+		p.Percent = math.Round(1000*r.done) / 10
+		if r.done > 0 && r.done < 1 {
+			p.ETA = math.Round(p.Elapsed*(1-r.done)/r.done*10) / 10
+		} else {
+			p.ETA = 0
+		}
 	}
 	snap := *p
 	due := force || now.Sub(r.lastEmit) >= progressEvery
@@ -421,7 +454,7 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		src.keep = keep
 		r.phase("collecting")
 	}
-	det, rep, err := model.Fit(ctx, opts, src, nil)
+	det, rep, err := model.Fit(ctx, opts, src, r.fitProgress)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s", keeps)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"hash/crc32"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,7 +80,7 @@ func TestRefitLiveWhileCommandsFlow(t *testing.T) {
 		t.Errorf("figures: %+v", rep.Data)
 	}
 	evs := r.events.named("refit")
-	if got := strings.Join(phases(evs), ","); got != "collecting,validating,installing,done" {
+	if got := strings.Join(phases(evs), ","); got != "collecting,fitting,validating,installing,done" {
 		t.Errorf("refit phases %s", got)
 	}
 	var final map[string]any
@@ -232,8 +233,19 @@ func TestRefitFromFolder(t *testing.T) {
 	if r.ctl.ModelInfo().ID == old || r.ctl.frames.Load() != 0 || rep.Data["source"] != "folder "+good {
 		t.Errorf("model %s (was %s), %d live frames, source %v", r.ctl.ModelInfo().ID, old, r.ctl.frames.Load(), rep.Data["source"])
 	}
-	if p := phases(r.events.named("refit")); strings.Join(p, ",") != "fitting,validating,installing,done" {
+	evs := r.events.named("refit")
+	if p := phases(evs); strings.Join(p, ",") != "fitting,validating,installing,done" {
 		t.Errorf("phases %v", p)
+	}
+	// Progress never goes back (the final event carries the figures).
+	last := -1.0
+	for _, e := range evs[:len(evs)-1] {
+		var p Progress
+		json.Unmarshal(e.payload, &p)
+		if p.Percent < last {
+			t.Errorf("progress went back: %g%% after %g%% (%s)", p.Percent, last, p.Phase)
+		}
+		last = p.Percent
 	}
 }
 
@@ -277,5 +289,28 @@ func TestRefitBoundsCheckedBeforeAnything(t *testing.T) {
 	mustFail(t, r.do("refit", `{"id":"m1","count":20}`), CodeFailed, "not started: the fit needs about", "and 100.0 MiB is available (test)")
 	if r.ctl.frames.Load() != 0 || r.d.runningJob() != nil {
 		t.Error("a refused refit took frames or started")
+	}
+}
+
+// While fitting, a refit's progress follows the fit's own steps (the fit
+// reads its images several times: a new user saw 18% for the whole recipe
+// search, then an ETA of 255 s a second before the end); otherwise the
+// frames taken.
+func TestRefitJobShare(t *testing.T) {
+	for _, c := range []struct {
+		phase                                   string
+		frames, total, count, fitDone, fitTotal int
+		want                                    float64
+	}{
+		{"collecting", 10, 60, 50, 10, 400, 10.0 / 60},
+		{"fitting", 50, 60, 50, 0, 400, 0},
+		{"fitting", 50, 60, 50, 200, 400, 50.0 / 60 / 2},
+		{"fitting", 50, 60, 50, 400, 400, 50.0 / 60},
+		{"fitting", 50, 60, 50, 0, 0, 50.0 / 60}, // no fit steps yet
+		{"validating", 55, 60, 50, 400, 400, 55.0 / 60},
+	} {
+		if got := jobShare(c.phase, c.frames, c.total, c.count, c.fitDone, c.fitTotal); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("%+v: %g, want %g", c, got, c.want)
+		}
 	}
 }
