@@ -37,6 +37,7 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 		{"id not a string", "status", `{"id":7}`, CodeInvalid, "id", []string{"expected a string, got 7"}},
 		{"id too long", "status", `{"id":"` + strings.Repeat("é", 129) + `"}`, CodeInvalid, "id", []string{"129 characters long; at most 128"}},
 		{"id control character", "status", `{"id":"a\u0007"}`, CodeInvalid, "id", []string{"control character"}},
+		{"not UTF-8", "status", "{\"id\":\"s\xff\xfe\"}", CodeInvalid, "", []string{"not valid UTF-8 (byte 8)"}},
 		{"unknown command", "reboot", `{"id":"x1"}`, CodeUnknownCommand, "", []string{`unknown command "reboot"`, "config, config-confirm, config-get, refit"}},
 		{"deep nesting", "config", `{"id":"c2","config":` + strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 41), CodeInvalid, "config" + strings.Repeat(".a", 31), []string{"nested more than 32 levels deep"}},
 		{"threshold out of range", "threshold", `{"id":"t2","image":-1}`, CodeInvalid, "image", []string{"image threshold -1: want a number in"}},

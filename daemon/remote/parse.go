@@ -77,6 +77,20 @@ const maxIDLen = 128
 // two equal keys silently, which would let a signed payload mean two
 // things to two parsers.
 func checkJSON(data []byte) error {
+	if !utf8.Valid(data) {
+		// encoding/json would replace the bytes by U+FFFD silently: an id
+		// so mangled comes back unlike the one sent, and no client could
+		// match its reply.
+		i := 0
+		for i < len(data) {
+			r, n := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			i += n
+		}
+		return invalidf("", "the message is not valid UTF-8 (byte %d): JSON text must be UTF-8", i)
+	}
 	type frame struct {
 		obj       bool
 		keys      map[string]bool
