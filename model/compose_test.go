@@ -54,6 +54,22 @@ func testOptions(t testing.TB) Options {
 		Preprocess: backbone.Preprocess{Resize: backbone.ResizeFit}}, Features: 32, MinFeatures: 16, Sigma: 4}
 }
 
+// saveLoad saves det in a temporary folder and loads it back with opts,
+// closed when the test ends; it returns the file's path too.
+func saveLoad(t *testing.T, det *Detector, opts Options) (string, *Detector) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := Load(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ld.Close() })
+	return path, ld
+}
+
 func TestFitSaveLoad(t *testing.T) {
 	opts := testOptions(t)
 	det, rep, err := Fit(context.Background(), opts, textures(30), nil)
@@ -80,15 +96,7 @@ func TestFitSaveLoad(t *testing.T) {
 		t.Error("mask does not mark the defect")
 	}
 
-	path := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := det.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	ld, err := Load(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ld.Close()
+	path, ld := saveLoad(t, det, opts)
 	for _, c := range []struct {
 		img  image.Image
 		want float64

@@ -255,6 +255,9 @@ type Detector struct {
 	// members, when set, make the detector an ensemble (ensemble.go): it
 	// has no backbone or scales of its own.
 	members []*Detector
+	// member marks an ensemble's member: its maps feed the ensemble's,
+	// which alone decides (Inspect leaves its verdict and mask out).
+	member bool
 	// trainInput is what the training images were: inputGray, inputColour
 	// or "" (unknown: a file from before it was recorded).
 	trainInput string
@@ -528,6 +531,12 @@ func (d *Detector) finish(b image.Rectangle, reg backbone.Region) error {
 			return err
 		}
 		r.Map, r.W, r.H = d.back, b.Dx(), b.Dy()
+	}
+	if d.member {
+		// The ensemble judges the mean of its members' maps: a member's
+		// own verdict and mask would be drawn for nothing on every frame.
+		r.Score = float64(score)
+		return nil
 	}
 	return d.th.Inspect(&r.Result, r.Map, r.W, r.H, score)
 }

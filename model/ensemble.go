@@ -178,6 +178,7 @@ func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, i
 		if err != nil {
 			return fail(fmt.Errorf("ensemble member %s: %w", mr.Name(), err))
 		}
+		m.member = true
 		d.members = append(d.members, m)
 		d.recipe.Members[i] = m.recipe
 		loos = append(loos, loo)
@@ -328,6 +329,7 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 			d.Close()
 			return nil, fmt.Errorf("ensemble member %d: %w", k+1, err)
 		}
+		m.member = true
 		d.members = append(d.members, m)
 		d.recipe.Members = append(d.recipe.Members, m.recipe)
 	}

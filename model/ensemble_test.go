@@ -90,15 +90,7 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 		t.Errorf("Inspect allocates %v times per frame", n)
 	}
 
-	path := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := det.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	ld, err := Load(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ld.Close()
+	path, ld := saveLoad(t, det, opts)
 	for img, w := range want {
 		r, err := ld.Inspect(img)
 		if err != nil {
@@ -125,14 +117,7 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	if err := ld.SetThresholds(2*li.ImageThreshold, li.ImageThreshold); err != nil {
 		t.Fatal(err)
 	}
-	if err := ld.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	again, err := Load(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
+	_, again := saveLoad(t, ld, opts)
 	if ai := again.Info(); ai.ImageThreshold != 2*li.ImageThreshold || again.members[0].th.Image != det.members[0].th.Image {
 		t.Errorf("after set-threshold: %g (want %g), first member %g (want %g)", ai.ImageThreshold, 2*li.ImageThreshold, again.members[0].th.Image, det.members[0].th.Image)
 	}

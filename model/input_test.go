@@ -3,7 +3,6 @@ package model
 import (
 	"context"
 	"image"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -26,15 +25,7 @@ func TestInputMismatch(t *testing.T) {
 	for i, v := range gray.Pix {
 		colour.Pix[4*i], colour.Pix[4*i+1], colour.Pix[4*i+2], colour.Pix[4*i+3] = v, v, v, 255
 	}
-	path := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := det.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	ld, err := Load(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ld.Close()
+	_, ld := saveLoad(t, det, opts)
 	for _, d := range []*Detector{det, ld} {
 		r, err := d.Inspect(gray)
 		if err != nil || r.InputMismatch != "" {
