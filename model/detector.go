@@ -258,6 +258,10 @@ type Detector struct {
 	// member marks an ensemble's member: its maps feed the ensemble's,
 	// which alone decides (Inspect leaves its verdict and mask out).
 	member bool
+	// runs inspect the members side by side (started at the first frame);
+	// serial keeps them one after another (a baseline for benchmarks).
+	runs   *memberRuns
+	serial bool
 	// trainInput is what the training images were: inputGray, inputColour
 	// or "" (unknown: a file from before it was recorded).
 	trainInput string
@@ -716,6 +720,8 @@ func (d *Detector) Close() error {
 	if d.shared {
 		return nil
 	}
+	d.runs.stop()
+	d.runs = nil
 	for _, m := range d.members {
 		m.Close() // a member's own close has nothing to fail on: the file is the ensemble's
 	}

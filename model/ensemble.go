@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/inspectd/inspectd/model/padim"
@@ -61,17 +63,28 @@ func (d *Detector) parts() []*Detector {
 }
 
 // inspectEnsemble scores img with every member and averages their maps in
-// threshold units.
+// threshold units. The members run side by side (memberRuns) unless the
+// detector runs on one core or measures CPU time per stage (SetCPUClock:
+// concurrent members would count each other's time).
 func (d *Detector) inspectEnsemble(img image.Image) (*Inspection, error) {
 	r := &d.res
 	r.Timing = Timing{}
 	n := float64(len(d.members))
+	if d.runs == nil && !d.serial && runtime.GOMAXPROCS(0) > 1 {
+		d.runs = startMemberRuns(d.members)
+	}
 	var mean time.Duration
+	var err error
+	if d.runs != nil && d.cpu == nil && !d.serial {
+		err = d.runs.inspect(img)
+	} else {
+		err = d.runMembers(img)
+	}
+	if err != nil {
+		return nil, err
+	}
 	for k, m := range d.members {
-		mr, err := m.Inspect(img)
-		if err != nil {
-			return nil, fmt.Errorf("ensemble member %s: %w", m.recipe.Name(), err)
-		}
+		mr := &m.res
 		r.Timing.add(mr.Timing)
 		if k == 0 {
 			r.InputMismatch = mr.InputMismatch
@@ -93,6 +106,79 @@ func (d *Detector) inspectEnsemble(img image.Image) (*Inspection, error) {
 	}
 	r.Timing.Map += time.Since(s)
 	return r, nil
+}
+
+// runMembers inspects img with each member in turn; each member's result
+// is its own (m.res).
+func (d *Detector) runMembers(img image.Image) error {
+	for _, m := range d.members {
+		if _, err := m.Inspect(img); err != nil {
+			return memberError(m, err)
+		}
+	}
+	return nil
+}
+
+func memberError(m *Detector, err error) error {
+	return fmt.Errorf("ensemble member %s: %w", m.recipe.Name(), err)
+}
+
+// memberRuns inspects a frame with an ensemble's members side by side: the
+// first on the caller's goroutine, each other on a goroutine of its own
+// that lives as long as the ensemble (a goroutine started per frame would
+// allocate on every frame). Each member's backbone runs on half the cores
+// (model.threads) and waits for its input between frames, so members one
+// after another left a core idle through every backbone pass: on two
+// cores, BenchmarkInspectEnsemble measures what running them together
+// saves. The results are the members' own (m.res); the ensemble averages
+// them in member order, so the map does not depend on which finished first.
+type memberRuns struct {
+	members []*Detector
+	req     []chan image.Image // req[k] feeds member k (k ≥ 1)
+	errs    []error            // errs[k] is member k's last error
+	wg      sync.WaitGroup
+}
+
+func startMemberRuns(members []*Detector) *memberRuns {
+	mr := &memberRuns{members: members, req: make([]chan image.Image, len(members)), errs: make([]error, len(members))}
+	for k := 1; k < len(members); k++ {
+		c := make(chan image.Image)
+		mr.req[k] = c
+		go func() {
+			for img := range c {
+				_, mr.errs[k] = members[k].Inspect(img)
+				mr.wg.Done()
+			}
+		}()
+	}
+	return mr
+}
+
+// inspect runs every member on img and waits for all of them; the error is
+// the first member's, in member order.
+func (mr *memberRuns) inspect(img image.Image) error {
+	mr.wg.Add(len(mr.members) - 1)
+	for k := 1; k < len(mr.members); k++ {
+		mr.req[k] <- img
+	}
+	_, mr.errs[0] = mr.members[0].Inspect(img)
+	mr.wg.Wait()
+	for k, err := range mr.errs {
+		if err != nil {
+			return memberError(mr.members[k], err)
+		}
+	}
+	return nil
+}
+
+// stop ends the members' goroutines; the members are not closed.
+func (mr *memberRuns) stop() {
+	if mr == nil {
+		return
+	}
+	for _, c := range mr.req[1:] {
+		close(c)
+	}
 }
 
 // addMemberMap adds member k's w×h map divided by div into the ensemble's

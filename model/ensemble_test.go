@@ -5,6 +5,8 @@ import (
 	"image"
 	"math"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,6 +90,29 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(3, func() { det.Inspect(good) }); n != 0 {
 		t.Errorf("Inspect allocates %v times per frame", n)
+	}
+	if runtime.GOMAXPROCS(0) > 1 && det.runs == nil {
+		t.Error("the members ran one after another on a machine with more than one core")
+	}
+	// Members side by side draw the map they draw one after another, to
+	// the bit (the ensemble adds them up in member order either way).
+	det.serial = true
+	r, err := det.Inspect(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := slices.Clone(r.Map)
+	det.serial = false
+	if r, err = det.Inspect(bad); err != nil || !slices.Equal(r.Map, serial) || r.Score != want[bad] {
+		t.Errorf("members side by side: score %v (one after another %v), error %v, maps equal %v", r.Score, want[bad], err, slices.Equal(r.Map, serial))
+	}
+	// A member's error is the ensemble's, naming the member, and the
+	// members' goroutines serve the next frame.
+	if _, err := det.Inspect(image.NewGray(image.Rect(0, 0, 0, 0))); err == nil || !strings.Contains(err.Error(), "ensemble member v1-fit-z") {
+		t.Errorf("an empty frame: %v", err)
+	}
+	if r, err := det.Inspect(bad); err != nil || r.Score != want[bad] {
+		t.Errorf("after a member's error: score %v, want %v (%v)", r.Score, want[bad], err)
 	}
 
 	path, ld := saveLoad(t, det, opts)
