@@ -234,19 +234,19 @@ func Fingerprint(pub ed25519.PublicKey) string {
 func GenerateKey(privPath, pubPath string) (ed25519.PublicKey, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("keygen: %w", err)
+		return nil, fmt.Errorf("generate key pair: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return nil, fmt.Errorf("keygen: %w", err)
+		return nil, fmt.Errorf("generate key pair: %w", err)
 	}
 	pubDER, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return nil, fmt.Errorf("keygen: %w", err)
+		return nil, fmt.Errorf("generate key pair: %w", err)
 	}
 	for _, p := range []string{privPath, pubPath} {
 		if _, err := os.Lstat(p); err == nil {
-			return nil, fmt.Errorf("keygen: %s exists; refusing to overwrite a key", p)
+			return nil, fmt.Errorf("%s exists; refusing to overwrite a key", p)
 		}
 	}
 	if err := writeNew(privPath, 0o600, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
@@ -264,7 +264,7 @@ func GenerateKey(privPath, pubPath string) (ed25519.PublicKey, error) {
 func writeNew(path string, perm os.FileMode, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err // *PathError: "open PATH: ..."
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -278,7 +278,7 @@ func writeNew(path string, perm os.FileMode, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(path)
-		return fmt.Errorf("keygen: write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
