@@ -460,11 +460,31 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		isInt := t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64
 		tmp := reflect.New(t)
 		if isInt && n.ShortTag() != "!!int" || n.Decode(tmp.Interface()) != nil {
+			if outOfRange(n.Value, t) {
+				d.fail(n.Line, path, "expected %s, got %s: out of range", expect(t), n.Value)
+				return
+			}
 			d.fail(n.Line, path, "expected %s, got %s", expect(t), describe(n))
 			return
 		}
 		v.Set(tmp.Elem())
 	}
+}
+
+// outOfRange says whether v is a number written as YAML writes them that
+// does not fit t: YAML reads 1e400 as a string, and "expected a number,
+// got \"1e400\"" left a user wondering what else a number looks like.
+func outOfRange(v string, t reflect.Type) bool {
+	var err error
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		_, err = strconv.ParseFloat(v, t.Bits())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, err = strconv.ParseInt(strings.ReplaceAll(v, "_", ""), 0, t.Bits())
+	default:
+		return false
+	}
+	return errors.Is(err, strconv.ErrRange)
 }
 
 // resolve follows an alias to its anchored node.

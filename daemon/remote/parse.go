@@ -208,13 +208,38 @@ func decodeStrict(data []byte, v any) error {
 		if field == "" {
 			field = "(message)"
 		}
-		return invalidf(field, "expected %s, got %s", expectJSON(te.Type), te.Value)
+		got := te.Value
+		if num, ok := strings.CutPrefix(got, "number "); ok {
+			// A number that does not fit the field: 1e400 for a float,
+			// 3000000000 for an int32, 2.5 for an integer.
+			got = num
+			if numericOverflow(num, te.Type) {
+				got += ": out of range"
+			}
+		}
+		return invalidf(field, "expected %s, got %s", expectJSON(te.Type), got)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
 		return invalidf(name, "unknown field (this command takes: %s)", strings.Join(jsonFields(reflect.TypeOf(v).Elem()), ", "))
 	}
 	return invalidf("", "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// numericOverflow says whether the JSON number num failed to fit t for its
+// size alone (not for a fraction in an integer field).
+func numericOverflow(num string, t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return !strings.ContainsAny(num, ".eE")
+	}
+	return false
 }
 
 // expectJSON says in words what JSON value fits a Go type.
