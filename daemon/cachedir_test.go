@@ -29,3 +29,27 @@ func TestCacheDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestNamedBackboneLoadsEither: model.backbone naming a bundled backbone
+// restricts the recipe search to it, while a model file fitted on the
+// other bundled one still loads (Installed lists both).
+func TestNamedBackboneLoadsEither(t *testing.T) {
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	all, err := ModelOptions(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Bundled) < 2 {
+		t.Skipf("%d bundled backbones installed", len(all.Bundled))
+	}
+	cfg.Model.Backbone = "mobilenet_v1"
+	named, err := ModelOptions(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(named.Bundled) != 1 || named.Bundled[0].Name != "mobilenet_v1" || len(named.Installed) != len(all.Bundled) {
+		t.Errorf("model.backbone mobilenet_v1: search on %v, loads on %v; want v1, and every one of %v", named.Bundled, named.Installed, all.Bundled)
+	}
+}

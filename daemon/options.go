@@ -79,6 +79,16 @@ func bundled(name string, log *slog.Logger) []model.BundledPath {
 	return out
 }
 
+// installed lists every bundled backbone installed on this machine when
+// model.backbone names one (bundled then lists only that one, for the
+// search), so that a model fitted on the other still loads; nil otherwise.
+func installed(named string, log *slog.Logger) []model.BundledPath {
+	if named == "" {
+		return nil
+	}
+	return bundled("", slog.New(slog.DiscardHandler)) // bundled warned of a missing one
+}
+
 // CacheDir is where measurements that can be redone are kept (which
 // backbone variant runs fastest): the service's own cache directory when
 // systemd gives it one (CacheDirectory= sets $CACHE_DIRECTORY to
@@ -169,6 +179,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		},
 		HalfPrecision:   half,
 		Bundled:         bundled(named, log),
+		Installed:       installed(named, log),
 		Recipe:          m.Recipe,
 		Search:          model.SearchOptions{Holdout: m.Threshold.Holdout, NoEnsemble: !m.Ensemble},
 		DefaultTaps:     defaultTaps,

@@ -32,6 +32,12 @@ type Options struct {
 	// (backbone.Bundles), with their paths. Recipes that name one, and the
 	// recipe search, use them.
 	Bundled []BundledPath
+	// Installed are every bundled backbone found on this machine, when
+	// Bundled is restricted to fewer (a configuration naming one for the
+	// search): Load runs a model file on the bundled backbone it was
+	// fitted on among them, whichever bundled one is configured. Empty:
+	// Bundled.
+	Installed []BundledPath
 	// Recipe is RecipeAuto (choose per line, Search), RecipeFixed (the
 	// settings below as written; also "") or a recipe's name (ParseRecipe).
 	Recipe string

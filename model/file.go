@@ -236,8 +236,13 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	// file's.
 	bo := opts.Backbone
 	recipe := Recipe{Taps: pm.Meta.Taps, Resize: backbone.ResizeMode(pre.Resize), Tiles: pre.Tiles, TileAxis: pre.TileAxis, Standardize: pre.Standardize}
-	if slices.ContainsFunc(opts.Bundled, func(b BundledPath) bool { return b.Path == opts.Backbone.Path }) {
-		for _, b := range opts.Bundled {
+	installed := opts.Installed
+	if len(installed) == 0 {
+		installed = opts.Bundled
+	}
+	configuredBundled := slices.ContainsFunc(installed, func(b BundledPath) bool { return b.Path == opts.Backbone.Path })
+	if configuredBundled {
+		for _, b := range installed {
 			if bd, ok := backbone.BundleByName(b.Name); ok && bd.SHA256 == pm.Meta.BackboneSHA256 {
 				bo.Path, bo.Bytes, recipe.Backbone = b.Path, nil, b.Name
 			}
@@ -251,11 +256,24 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	if bo.Preprocess != opts.Backbone.Preprocess && (opts.Recipe == "" || opts.Recipe == RecipeFixed) {
 		opts.Logger.Info("model file's preprocessing differs from the configuration; using the model's", "model", path, "resize", pre.Resize)
 	}
+	// otherBundled says which bundled backbone the file was fitted on
+	// when the one opened is not it: the configured backbone is a file of
+	// the user's, or that bundled one is not installed here.
+	otherBundled := func(err error) error {
+		fb, ok := backbone.BundleBySHA256(pm.Meta.BackboneSHA256)
+		switch {
+		case !ok || recipe.Backbone != "":
+			return err
+		case configuredBundled:
+			return fmt.Errorf("fitted on the bundled backbone %s, which is not installed on this machine (no %s): install it (make deps, or the package) or refit the model: %w", fb.Name, fb.File, err)
+		}
+		return fmt.Errorf("fitted on the bundled backbone %s, but model.backbone is %s: set model.backbone to %s (or leave it empty), or refit the model: %w", fb.Name, opts.Backbone.Path, fb.Name, err)
+	}
 	if d.bb, err = backbone.Open(bo); err != nil {
-		return fail(err)
+		return fail(otherBundled(err))
 	}
 	if d.bb.SHA256() != pm.Meta.BackboneSHA256 {
-		return fail(fmt.Errorf("fitted for backbone sha256 %s, but the backbone in use is %s: refit the model", pm.Meta.BackboneSHA256, d.bb.SHA256()))
+		return fail(otherBundled(fmt.Errorf("fitted for backbone sha256 %s, but the backbone in use is %s: refit the model", pm.Meta.BackboneSHA256, d.bb.SHA256())))
 	}
 	d.opts.Backbone = bo
 	if pre.Standardize {

@@ -285,8 +285,22 @@ func TestLoadFindsBundledBackbone(t *testing.T) {
 	if r, _ := ld.Inspect(texture(1001, true)); ld.Info().Backbone != v2 || ld.Info().Recipe != "v2-squash-raw" || math.Abs(r.Score-want) > 1e-5*want {
 		t.Fatalf("loaded info %+v, score %v want %v", ld.Info(), r.Score, want)
 	}
+	// A configuration naming v1 restricts the search to it (Bundled), not
+	// the loading: the file runs on the installed v2.
+	named := o
+	named.Bundled, named.Installed = o.Bundled[:1], o.Bundled
+	if ld, err := Load(path, named); err != nil || ld.Info().Backbone != v2 {
+		t.Fatalf("configured mobilenet_v1, both installed: %v", err)
+	} else {
+		ld.Close()
+	}
+	named.Installed = nil // v2 not installed here
+	if _, err := Load(path, named); err == nil || !strings.Contains(err.Error(), "fitted on the bundled backbone mobilenet_v2, which is not installed on this machine") {
+		t.Fatalf("v2 not installed: %v", err)
+	}
 	o.Backbone.Path = filepath.Join(modeltest.GoTFLiteDir(t), "_example", "segment", "deeplabv3_257_mv_gpu.tflite")
-	if _, err := Load(path, o); err == nil || !strings.Contains(err.Error(), "refit") {
+	if _, err := Load(path, o); err == nil || !strings.Contains(err.Error(), "refit") ||
+		!strings.Contains(err.Error(), "fitted on the bundled backbone mobilenet_v2, but model.backbone is "+o.Backbone.Path+": set model.backbone to mobilenet_v2") {
 		t.Fatalf("a backbone of the user's that is not the file's: %v", err)
 	}
 }
