@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -42,6 +43,74 @@ type FolderOptions struct {
 	MaxPixels int64
 	// Log receives one line per skipped file; nil uses slog.Default().
 	Log *slog.Logger
+	// Ledger, when set, records the files this folder hands out, and a
+	// folder that is not looped skips those it records unchanged (same
+	// size and modification time): a source opened again on the same
+	// folder (a capture restart) goes on where the last one stopped
+	// instead of inspecting every file again. A looped folder ignores it.
+	Ledger *FolderLedger
+}
+
+// FolderLedger is the record of the files folder sources handed out, by
+// name with their size and modification time, kept by the caller across
+// the sources it opens on a folder. It forgets a file that is no longer
+// in the folder, and everything when a source opens another folder.
+// Safe for concurrent use (a source being replaced may still hand out a
+// file while its successor starts).
+type FolderLedger struct {
+	mu    sync.Mutex
+	dir   string
+	files map[string]fileStamp
+}
+
+// NewFolderLedger returns an empty ledger.
+func NewFolderLedger() *FolderLedger { return &FolderLedger{files: map[string]fileStamp{}} }
+
+// open starts the ledger on dir: a ledger of another folder is emptied,
+// and the files no longer present are forgotten.
+func (l *FolderLedger) open(dir string, present []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dir != dir {
+		l.dir, l.files = dir, map[string]fileStamp{}
+		return
+	}
+	keep := make(map[string]bool, len(present))
+	for _, n := range present {
+		keep[n] = true
+	}
+	for n := range l.files {
+		if !keep[n] {
+			delete(l.files, n)
+		}
+	}
+}
+
+// handedOut says whether name was handed out as it is now (st).
+func (l *FolderLedger) handedOut(name string, st fileStamp) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	prev, ok := l.files[name]
+	return ok && prev == st
+}
+
+func (l *FolderLedger) record(name string, st fileStamp) {
+	l.mu.Lock()
+	l.files[name] = st
+	l.mu.Unlock()
+}
+
+func (l *FolderLedger) forget(name string) {
+	l.mu.Lock()
+	delete(l.files, name)
+	l.mu.Unlock()
+}
+
+// Len is the number of files recorded.
+func (l *FolderLedger) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.files)
 }
 
 // Folder is a Source reading the image files of a folder in name order
@@ -106,6 +175,12 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 		}
 	}
 	slices.Sort(fl.files)
+	if opts.Loop {
+		fl.opts.Ledger = nil // replays are the point
+	}
+	if l := fl.opts.Ledger; l != nil {
+		l.open(opts.Dir, fl.files)
+	}
 	if len(fl.files) == 0 && !opts.Watch {
 		return nil, fmt.Errorf("folder source %s: no image files (%s)", opts.Dir, strings.Join(opts.Extensions, " "))
 	}
@@ -166,6 +241,12 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		}
 		name := fl.queue[0]
 		fl.queue = fl.queue[1:]
+		var st fileStamp
+		if l := fl.opts.Ledger; l != nil {
+			if st = fl.stamp(name); l.handedOut(name, st) {
+				continue // a source before this one on the folder did
+			}
+		}
 		img, err := fl.read(name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && fl.opts.Watch {
@@ -186,6 +267,9 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			continue
 		}
 		delete(fl.failed, name)
+		if l := fl.opts.Ledger; l != nil {
+			l.record(name, st)
+		}
 		fl.goodPass = true
 		fl.seq++
 		f.setDecoded(convertInto(f.target(), img, fl.opts.Color))
@@ -265,6 +349,9 @@ func (fl *Folder) poll() error {
 	for name := range fl.seen {
 		if !present[name] {
 			delete(fl.seen, name)
+			if l := fl.opts.Ledger; l != nil {
+				l.forget(name)
+			}
 		}
 	}
 	for name := range fl.pending {

@@ -185,6 +185,89 @@ func TestFolderWatch(t *testing.T) {
 	}
 }
 
+// A folder source opened again on the same folder with the ledger of the
+// one before (a capture restart) goes on after the files that one handed
+// out; a file rewritten since is read again, a looped folder replays.
+func TestFolderLedgerAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"0001.png", "0002.png", "0003.png"} {
+		if err := writeFile(filepath.Join(dir, n), encodePNG(t, testImage(8, 8))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ledger := NewFolderLedger()
+	open := func(o FolderOptions) *Folder {
+		t.Helper()
+		o.Dir, o.PollInterval, o.Log, o.Ledger = dir, 5*time.Millisecond, quietLog(), ledger
+		fl, err := NewFolder(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fl.Close() })
+		return fl
+	}
+	names := func(fl *Folder, n int) []string {
+		t.Helper()
+		var out []string
+		var f Frame
+		for range n {
+			if err := fl.Next(ctx, &f); err != nil {
+				t.Fatalf("after %v: %v", out, err)
+			}
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	first := open(FolderOptions{Watch: true})
+	if got := names(first, 2); strings.Join(got, " ") != "0001.png 0002.png" {
+		t.Fatalf("first source: %v", got)
+	}
+	// The restart: the new source starts while the old one could still
+	// hand out a file.
+	second := open(FolderOptions{Watch: true})
+	if got := names(second, 1); got[0] != "0003.png" {
+		t.Fatalf("after the restart: %v, want 0003.png (0001 and 0002 were inspected)", got)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, "0001.png"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	third := open(FolderOptions{Watch: true})
+	if got := names(third, 1); got[0] != "0001.png" {
+		t.Errorf("a file changed since it was inspected: %v, want 0001.png again", got)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 40*time.Millisecond)
+	defer cancel2()
+	var f Frame
+	if err := third.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("nothing new after the restart: %q, %v", f.Name, err)
+	}
+	// Not watched, read once: the same; looped: every file, every pass.
+	if err := open(FolderOptions{}).Next(ctx, &f); !errors.Is(err, ErrEOF) {
+		t.Errorf("once, every file inspected: %q, %v", f.Name, err)
+	}
+	if got := names(open(FolderOptions{Loop: true}), 4); strings.Join(got, " ") != "0001.png 0002.png 0003.png 0001.png" {
+		t.Errorf("looped: %v", got)
+	}
+	// A file that is gone is forgotten; another folder empties the ledger.
+	if err := os.Remove(filepath.Join(dir, "0002.png")); err != nil {
+		t.Fatal(err)
+	}
+	open(FolderOptions{Watch: true})
+	if ledger.Len() != 2 {
+		t.Errorf("ledger holds %d files, want the 2 still there", ledger.Len())
+	}
+	other := t.TempDir()
+	if err := writeFile(filepath.Join(other, "x.png"), encodePNG(t, testImage(8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewFolder(FolderOptions{Dir: other, Ledger: ledger, Log: quietLog()}); err != nil || ledger.Len() != 0 {
+		t.Errorf("another folder: %v, ledger %d", err, ledger.Len())
+	}
+}
+
 func TestFolderErrors(t *testing.T) {
 	if _, err := NewFolder(FolderOptions{Dir: filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Error("missing folder: want an error")

@@ -180,10 +180,13 @@ func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
 
 // RestartCamera closes and reopens the frame source with the configuration
 // in force and returns once a frame came from it (or ctx ends; the source
-// then keeps retrying as it does after an unplug).
+// then keeps retrying as it does after an unplug). A folder source returns
+// once it is open: it goes on after the files already inspected
+// (capture.FolderLedger), and a watched folder has a frame only when the
+// next file arrives.
 func (d *Daemon) RestartCamera(ctx context.Context) error {
 	cfg := d.Config()
-	src, desc, err := openCapture(cfg, d.log)
+	src, desc, err := openCapture(cfg, d.log, d.folders)
 	if err != nil {
 		return err
 	}
@@ -194,6 +197,9 @@ func (d *Daemon) RestartCamera(ctx context.Context) error {
 	d.desc = desc
 	d.mu.Unlock()
 	d.log.Info("frame source restarted", "source", desc)
+	if cfg.Capture.Source == config.SourceFolder {
+		return nil
+	}
 	_, err = d.NextFrame(ctx)
 	return err
 }

@@ -46,6 +46,10 @@ type Daemon struct {
 	httpSrv  *httpapi.Server
 	src      *swapSource
 	trig     *capture.Triggered // nil in free-run; also in trigPtr for the MQTT handler
+	// folders records the files folder sources handed out, so that a
+	// capture restart (restart-camera, a reload or push changing capture)
+	// does not inspect them again.
+	folders  *capture.FolderLedger
 	pipeGen  uint64
 	pipeStop context.CancelFunc
 	pipeDone chan struct{}
@@ -94,7 +98,7 @@ type pipelineEnd struct {
 // connection, the pipeline and HTTP. On failure what was started is
 // stopped again.
 func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier, restart func()) (d *Daemon, err error) {
-	d = &Daemon{o: o, log: o.Logger, base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
+	d = &Daemon{o: o, log: o.Logger, folders: capture.NewFolderLedger(), base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
 		bootID: newBootID(), restart: restart}
 	defer func() {
 		if err != nil {
@@ -139,7 +143,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 			return d, err
 		}
 	}
-	base, desc, err := openCapture(cfg, d.log)
+	base, desc, err := openCapture(cfg, d.log, d.folders)
 	if err != nil {
 		det.Close()
 		return d, err
@@ -665,7 +669,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		}
 	}
 	if ch.capture {
-		if newSrc, newDesc, err = openCapture(next, d.log); err != nil {
+		if newSrc, newDesc, err = openCapture(next, d.log, d.folders); err != nil {
 			undo()
 			return nil, err
 		}

@@ -218,6 +218,28 @@ func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
 	if grew := residentMB() - rss; grew > 100 {
 		t.Errorf("resident set grew %.0f MB over the bombs (a decoded 400 MP image takes 1,350)", grew)
 	}
+
+	// A capture restart goes on after the files already inspected (it
+	// inspected the whole folder again, and alarmed twice on the same
+	// parts), and returns without waiting for a file to arrive.
+	n := r.inspections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.RestartCamera(ctx); err != nil {
+		t.Fatalf("restart of a watched folder: %v", err)
+	}
+	time.Sleep(time.Second)
+	if got := r.inspections(); got != n {
+		t.Errorf("%d inspections after a capture restart, %d before: files inspected again", got, n)
+	}
+	writePNGs(t, filepath.Join(frames, "new"), 1, 7, false)
+	if err := os.Rename(filepath.Join(frames, "new", "part000.png"), filepath.Join(frames, "zzzz-new.png")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the file after the restart", func() bool { return strings.Contains(r.lines.String(), "zzzz-new.png") })
+	if got := r.inspections(); got != n+1 {
+		t.Errorf("%d inspections after one new file, %d before the restart", got, n)
+	}
 }
 
 // residentMB is the process's resident set size in MB.

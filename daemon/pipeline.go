@@ -623,7 +623,7 @@ func (p *Pipeline) publishStage(s *slot) {
 	if r.Anomalous {
 		r.Verdict = VerdictAnomalous
 	}
-	r.Seq, r.BootID, r.FrameTime, r.TriggerID, r.ModelID = seq, p.o.BootID, f.Time, f.Trigger, s.modelID
+	r.Seq, r.BootID, r.FrameTime, r.TriggerID, r.File, r.ModelID = seq, p.o.BootID, f.Time, f.Trigger, f.Name, s.modelID
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	clear(p.latency)
 	p.latency["queue"] = ms(s.dequeue.Sub(f.Time))
@@ -850,7 +850,7 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, File: f.Name, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
 	// The threshold in force, as on every result: a consumer dividing by it
 	// (or plotting it) must not meet 0 on the frames that failed.

@@ -13,7 +13,7 @@ import (
 // trigger mode. The Triggered wrapper is returned too when the mode is
 // external, for the MQTT trigger handler.
 func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.Triggered, string, error) {
-	src, desc, err := openCapture(cfg, log)
+	src, desc, err := openCapture(cfg, log, nil)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -31,8 +31,10 @@ func triggerOptions(cfg *config.Config) capture.TriggerOptions {
 
 // openCapture builds the configured frame source with its ROI and
 // rotation, throttled to capture.trigger.max_rate in free-run; the trigger
-// queue, when the mode is external, goes in front of it.
-func openCapture(cfg *config.Config, log *slog.Logger) (capture.Source, string, error) {
+// queue, when the mode is external, goes in front of it. A folder source
+// records the files it hands out in ledger (nil: none), which the daemon
+// keeps across the sources it opens.
+func openCapture(cfg *config.Config, log *slog.Logger, ledger *capture.FolderLedger) (capture.Source, string, error) {
 	c := cfg.Capture
 	var src capture.Source
 	var desc string
@@ -61,7 +63,7 @@ func openCapture(cfg *config.Config, log *slog.Logger) (capture.Source, string, 
 		desc = c.Camera.Device
 	case config.SourceFolder:
 		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop,
-			MaxPixels: int64(c.MaxPixels), Log: log})
+			MaxPixels: int64(c.MaxPixels), Log: log, Ledger: ledger})
 		desc = "folder " + c.Folder.Path
 	case config.SourceFile:
 		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true, MaxPixels: int64(c.MaxPixels)})

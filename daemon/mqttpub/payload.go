@@ -25,6 +25,10 @@ type Header struct {
 	// TriggerID echoes the id of the trigger request this inspection
 	// answers; empty for free-running inspections.
 	TriggerID string `json:"trigger_id,omitempty"`
+	// File is the image file the frame came from, its name within the
+	// folder (folder and file sources; empty for cameras and synthetic
+	// frames): what tells a part from a file the source read again.
+	File string `json:"file,omitempty"`
 	// Score is the image anomaly score (max of the anomaly map).
 	Score float64 `json:"score"`
 	// Threshold is the image score above which a frame is anomalous.

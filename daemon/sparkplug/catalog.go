@@ -68,6 +68,7 @@ const (
 	dLastID
 	dLastOK
 	dLastReply
+	dFile // after the others: their aliases stay as they were
 	numDevice
 )
 
@@ -123,6 +124,7 @@ func deviceDefs() [numDevice]def {
 		dLastID:            {name: "Command/Last ID", dt: sppb.TypeString},
 		dLastOK:            {name: "Command/Last OK", dt: sppb.TypeBoolean},
 		dLastReply:         {name: "Command/Last Reply", dt: sppb.TypeString},
+		dFile:              {name: "Inspection/File", dt: sppb.TypeString},
 	}
 }
 

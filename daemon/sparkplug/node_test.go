@@ -182,7 +182,7 @@ func TestBirthsAndData(t *testing.T) {
 	// a mask left over is not attached to it.
 	mark = h.mark()
 	_ = n.PublishMask([]byte("stale"), 0)
-	err := n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 4, FrameTime: time.Now(), TriggerID: "part-7"},
+	err := n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 4, FrameTime: time.Now(), TriggerID: "part-7", File: "0004.png"},
 		Anomalous: true, Verdict: "error", Error: "no frame within 2s", LatencyMS: map[string]float64{}}, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +196,9 @@ func TestBirthsAndData(t *testing.T) {
 	}
 	if id := mustMetric(t, h, dd, "Inspection/Trigger ID"); id.Value.Str != "part-7" {
 		t.Errorf("Inspection/Trigger ID %q", id.Value.Str)
+	}
+	if f := mustMetric(t, h, dd, "Inspection/File"); f.Value.Str != "0004.png" {
+		t.Errorf("Inspection/File %q", f.Value.Str)
 	}
 	if _, ok := dd.metric(h, "Mask"); ok {
 		t.Error("a failed inspection got a mask")

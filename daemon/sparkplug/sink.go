@@ -76,6 +76,7 @@ func (n *Node) recordLocked(r *mqttpub.Result) {
 	d.set(dAnomalous, sppb.BoolValue(r.Anomalous), ts)
 	d.set(dVerdict, sppb.StringValue(clip(r.Verdict, maxText)), ts)
 	d.set(dTriggerID, sppb.StringValue(clip(r.TriggerID, maxText)), ts)
+	d.set(dFile, sppb.StringValue(clip(r.File, maxText)), ts)
 	d.set(dModelID, sppb.StringValue(clip(r.ModelID, maxText)), ts)
 	if a := &n.alarm; a.ok && a.seq == r.Seq {
 		d.set(dAlarmSeq, sppb.ULongValue(a.seq), ts)
