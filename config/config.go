@@ -591,6 +591,8 @@ func sanitizeDeviceID(h string) string {
 }
 
 // ResolvedClientID is mqtt.client_id, or inspectd-<device id> when empty.
+// Without device_id the daemon adds a random suffix kept in its state
+// folder (daemon.PreviewClientID says which).
 func (c *Config) ResolvedClientID() (string, error) {
 	if c.MQTT.ClientID != "" {
 		return c.MQTT.ClientID, nil

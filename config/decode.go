@@ -339,7 +339,12 @@ func (d *decoder) section(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(n.Line, path, "expected a mapping of keys, got %s", describe(n))
+		// Name the keys: "model.threshold: 17.5" means model.threshold.value.
+		keys := orderedKeys(v.Type())
+		if len(keys) > 6 {
+			keys = append(keys[:6:6], "...")
+		}
+		d.fail(n.Line, path, "expected a mapping of keys (%s), got %s", strings.Join(keys, ", "), describe(n))
 		return
 	}
 	where := "at the top level"
@@ -391,7 +396,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(tmp.Elem())
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.fail(n.Line, path, "expected a list of %s, got %s", expect(t.Elem()), describe(n))
+			d.fail(n.Line, path, "expected a list of %s, got %s", expectPlural(t.Elem()), describe(n))
 			return
 		}
 		out := reflect.MakeSlice(t, 0, len(n.Content))
@@ -565,6 +570,17 @@ func yamlFields(t reflect.Type) map[string]int {
 		}
 	}
 	return m
+}
+
+// orderedKeys are a section's keys in the order of its fields.
+func orderedKeys(t reflect.Type) []string {
+	fields := yamlFields(t)
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return fields[names[i]] < fields[names[j]] })
+	return names
 }
 
 // suggest names the known key closest to an unknown one, or lists the

@@ -49,6 +49,28 @@ func resolveClientID(cfg *config.Config, deviceID string) (string, error) {
 	return "inspectd-" + deviceID + "-" + suffix, nil
 }
 
+// PreviewClientID is the MQTT client id the daemon will connect as, read
+// without choosing or writing anything (for `config check`): the suffix in
+// the state folder when a start chose one, else a placeholder saying where
+// it will be kept.
+func PreviewClientID(cfg *config.Config) string {
+	if cfg.MQTT.ClientID != "" {
+		return cfg.MQTT.ClientID
+	}
+	dev, err := cfg.ResolvedDeviceID()
+	if err != nil {
+		dev = "<host name>"
+	}
+	if cfg.DeviceID != "" {
+		return "inspectd-" + dev
+	}
+	path := filepath.Join(cfg.StateDir, clientIDFile)
+	if data, err := os.ReadFile(path); err == nil && validSuffix(strings.TrimSpace(string(data))) {
+		return "inspectd-" + dev + "-" + strings.TrimSpace(string(data))
+	}
+	return "inspectd-" + dev + "-<random suffix, chosen at the first start and kept in " + path + ">"
+}
+
 func validSuffix(s string) bool {
 	if len(s) != 8 {
 		return false

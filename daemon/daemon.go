@@ -564,6 +564,10 @@ func (d *Daemon) Config() *config.Config { return d.cfgPtr.Load() }
 // changeSet is what differs between two configurations, by part.
 type changeSet struct {
 	model, capture, pipeline, policy, mqtt, broker, http bool
+	// remote and logLevel take effect without rebuilding a part (the
+	// dispatcher and the log read the configuration in force), but a
+	// change to who may command the box is a change to report.
+	remote, logLevel bool
 }
 
 func (c changeSet) names() []string {
@@ -572,7 +576,7 @@ func (c changeSet) names() []string {
 		on   bool
 		name string
 	}{{c.model, "model"}, {c.capture, "capture"}, {c.pipeline, "pipeline"}, {c.policy, "publish"}, {c.mqtt, "mqtt"},
-		{c.broker, "broker"}, {c.http, "http"}} {
+		{c.broker, "broker"}, {c.http, "http"}, {c.remote, "remote"}, {c.logLevel, "log_level"}} {
 		if x.on {
 			n = append(n, x.name)
 		}
@@ -599,6 +603,8 @@ func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 		a.StateDir != b.StateDir || a.DeviceID != b.DeviceID || c.broker ||
 		(a.MQTT.Mask == config.PublishNever) != (b.MQTT.Mask == config.PublishNever) // the edge node declares the Mask metric or not
 	c.http = a.HTTP != b.HTTP
+	c.remote = !reflect.DeepEqual(a.Remote, b.Remote)
+	c.logLevel = a.LogLevel != b.LogLevel
 	return c
 }
 
@@ -665,6 +671,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		}
 		if err != nil {
 			undo()
+			if nm := (*noModelError)(nil); errors.As(err, &nm) {
+				return nil, err // names its key already
+			}
 			return nil, fmt.Errorf("model: %w", err)
 		}
 	}

@@ -183,7 +183,10 @@ type Pipeline struct {
 	lastErrRes  time.Time
 	latency     map[string]float64
 	lastInspErr string
-	lastPubErr  string // kind/reason of the latest publish failure logged
+	// pubLogged are the kinds of publish failure (kind/reason) logged
+	// since the last publish that went through: one line each per outage,
+	// however the alarms and results of anomalous parts alternate.
+	pubLogged map[string]bool
 }
 
 // NewPipeline checks the options.
@@ -668,7 +671,7 @@ func (p *Pipeline) publishStage(s *slot) {
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
 				p.publishFailed("alarm", seq, err)
 			} else {
-				p.pubOK.Store(time.Now().UnixNano())
+				p.published()
 			}
 		}
 		due := pol.ResultMaxRate <= 0 || time.Since(p.lastRes) >= time.Duration(float64(time.Second)/pol.ResultMaxRate)
@@ -681,7 +684,7 @@ func (p *Pipeline) publishStage(s *slot) {
 			}
 			switch err := p.o.Sink.PublishResult(r, qos); {
 			case err == nil:
-				p.pubOK.Store(time.Now().UnixNano())
+				p.published()
 			case errors.Is(err, mqttpub.ErrNotConnected): // QoS 0 while offline: dropped, as QoS 0 allows
 				if p.o.Metrics != nil {
 					p.o.Metrics.PublishFailure("result", "not_connected")
@@ -725,6 +728,13 @@ func scaleRegions(rs []mqttpub.Region, w, h int, native image.Point) {
 	}
 }
 
+// published notes a result or alarm the publisher took: a failure after it
+// is a new outage, logged again.
+func (p *Pipeline) published() {
+	p.pubOK.Store(time.Now().UnixNano())
+	clear(p.pubLogged)
+}
+
 // publishFailed counts a result or alarm the publisher refused or could
 // not make durable, and logs it once per kind of failure: an alarm kept in
 // memory is not an alarm lost, and must not read like one.
@@ -744,8 +754,11 @@ func (p *Pipeline) publishFailed(kind string, seq uint64, err error) {
 	if reason != "not_durable" { // lost, not merely kept in memory
 		p.pubFail.Store(timedError{msg: kind + " not published: " + err.Error(), at: time.Now()})
 	}
-	if key := kind + "/" + reason; key != p.lastPubErr {
-		p.lastPubErr = key
+	if key := kind + "/" + reason; !p.pubLogged[key] {
+		if p.pubLogged == nil {
+			p.pubLogged = map[string]bool{}
+		}
+		p.pubLogged[key] = true
 		switch reason {
 		case "not_durable":
 			p.log.Warn(kind+" not durable: held in memory and delivered while inspectd runs, lost if it stops first", "seq", seq, "err", err)

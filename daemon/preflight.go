@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/backbone"
@@ -36,6 +37,27 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		out = append(out, Finding{Field: field, Msg: fmt.Sprintf(format, a...), Fatal: fatal})
 	}
 
+	// Relative paths follow the working directory of the process that
+	// reads the file, not the file's folder: say where each one landed
+	// (under systemd, the working directory is /).
+	if wd, err := os.Getwd(); err == nil {
+		rel := []struct{ key, path string }{{"state_dir", cfg.StateDir}, {"model.path", cfg.Model.Path}}
+		switch cfg.Capture.Source {
+		case config.SourceFolder:
+			rel = append(rel, struct{ key, path string }{"capture.folder.path", cfg.Capture.Folder.Path})
+		case config.SourceFile:
+			rel = append(rel, struct{ key, path string }{"capture.file.path", cfg.Capture.File.Path})
+		}
+		if _, bundled := backbone.BundleByName(cfg.Model.Backbone); !bundled {
+			rel = append(rel, struct{ key, path string }{"model.backbone", cfg.Model.Backbone})
+		}
+		for _, r := range rel {
+			if r.path != "" && !filepath.IsAbs(r.path) {
+				add(r.key, false, "%s is relative: taken from the working directory %s as %s (a service runs in /: write absolute paths)", r.path, wd, filepath.Join(wd, r.path))
+			}
+		}
+	}
+
 	switch cfg.Capture.Source {
 	case config.SourceFolder:
 		p := cfg.Capture.Folder.Path
@@ -45,8 +67,13 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 			add("capture.folder.path", true, "%s is not a directory", p)
 		}
 	case config.SourceFile:
+		// Decoded as the file source does at start: a file that is there
+		// but is not an image the source reads (empty, another format, over
+		// capture.max_pixels) stops run as surely as a missing one.
 		if _, err := os.Stat(cfg.Capture.File.Path); err != nil {
 			add("capture.file.path", true, "%v: set capture.file.path to an image file", err)
+		} else if _, _, err := capture.DecodeImageFile(cfg.Capture.File.Path, int64(cfg.Capture.MaxPixels)); err != nil {
+			add("capture.file.path", true, "%v: set capture.file.path to a JPEG, PNG, BMP, TIFF or GIF image", err)
 		}
 	case config.SourceCamera:
 		if _, err := os.Stat(cfg.Capture.Camera.Device); err != nil {
@@ -105,7 +132,9 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	if !stateOK && cfg.Model.Path == "" {
 		return out // the model lives in state_dir: said above
 	}
-	switch _, err := os.Stat(path); {
+	switch st, err := os.Stat(path); {
+	case err == nil && st.IsDir():
+		add("model.path", true, "%s is a folder: set model.path to a model file in it, such as %s", path, filepath.Join(path, "model.safetensors"))
 	case errors.Is(err, os.ErrNotExist) && cfg.Capture.Source == config.SourceSynthetic:
 		add("model.path", false, "%s does not exist yet; inspectd fits one on normal synthetic frames at start", path)
 	case errors.Is(err, os.ErrNotExist):

@@ -110,6 +110,14 @@ func Run(ctx context.Context, o RunOptions) error {
 // so that its service manager (systemd's Restart=) starts it again.
 var ErrRestartRequested = errors.New("restart requested by the SCADA host (Sparkplug Node Control/Reboot): exiting for the service manager to start inspectd again")
 
+// noModelError is a model file that is not there, named by the key that
+// names it (model.path, or state_dir when the model lives there).
+type noModelError struct{ key, path string }
+
+func (e *noModelError) Error() string {
+	return fmt.Sprintf("%s: no model at %s: fit one first with 'inspectd fit --data DIR --out %s' (DIR holds normal images, or train/good)", e.key, e.path, e.path)
+}
+
 // openDetector loads the model file, or fits one on normal synthetic
 // frames when the file is missing and the source is synthetic (the demo on
 // a bare machine).
@@ -121,7 +129,11 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	if cfg.Capture.Source != config.SourceSynthetic {
-		return nil, fmt.Errorf("no model at %s: fit one first with 'inspectd fit --data DIR --out %s' (DIR holds normal images, or train/good)", path, path)
+		key := "model.path"
+		if cfg.Model.Path == "" {
+			key = "state_dir" // the model lives there
+		}
+		return nil, &noModelError{key: key, path: path}
 	}
 	n := o.FitFrames
 	if n <= 0 {

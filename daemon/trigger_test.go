@@ -248,6 +248,17 @@ func TestTriggerDuplicateAndStale(t *testing.T) {
 	if r := l.waitAnswer("fresh"); r.Verdict == VerdictError {
 		t.Errorf("a fresh trigger with its send time answered %+v", r)
 	}
+	// Dated ahead of the box's clock (a PLC with a wrong clock): served,
+	// and the clocks' disagreement said once, not per trigger.
+	for _, id := range []string{"ahead1", "ahead2"} {
+		l.trigger(`{"id":"` + id + `","time":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano) + `"}`)
+		if r := l.waitAnswer(id); r.Verdict == VerdictError {
+			t.Errorf("a trigger dated an hour ahead answered %+v", r)
+		}
+	}
+	if n := strings.Count(l.logs.String(), "trigger dated ahead of this box's clock"); n != 1 {
+		t.Errorf("%d warnings for two triggers dated ahead, want 1", n)
+	}
 }
 
 // TestTriggerAnsweredBeforePipeline: a trigger refused before the first

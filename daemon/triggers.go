@@ -38,13 +38,15 @@ type triggerIntake struct {
 	log     *slog.Logger
 	metrics *httpapi.Metrics
 
-	mu       sync.Mutex
-	window   time.Duration
-	maxAge   time.Duration
-	warned   map[string]bool
-	pending  map[string]time.Time
-	answers  map[string]answeredTrigger
-	answerAt []idTime // answers in the order they were stored, for expiry
+	mu     sync.Mutex
+	window time.Duration
+	maxAge time.Duration
+	warned map[string]bool
+	// warnedAhead: a trigger dated ahead of the clock was warned about.
+	warnedAhead bool
+	pending     map[string]time.Time
+	answers     map[string]answeredTrigger
+	answerAt    []idTime // answers in the order they were stored, for expiry
 }
 
 type answeredTrigger struct {
@@ -135,6 +137,18 @@ func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(i
 	switch {
 	case maxAge <= 0:
 	case !req.Time.IsZero():
+		if ahead := req.Time.Sub(now); ahead > maxAge {
+			// Served (the part is there), but no age can be judged while
+			// the clocks disagree: said once per daemon.
+			t.mu.Lock()
+			first := !t.warnedAhead
+			t.warnedAhead = true
+			t.mu.Unlock()
+			if first {
+				t.log.Warn("trigger dated ahead of this box's clock: stale triggers cannot be told while the clocks disagree; check NTP on the sender and on this box",
+					"id", req.ID, "time", req.Time.UTC().Format(time.RFC3339Nano), "ahead", ahead.Round(time.Millisecond))
+			}
+		}
 		if age := now.Sub(req.Time); age > maxAge {
 			stale = fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,
 				req.Time.UTC().Format(time.RFC3339Nano), age.Round(time.Millisecond), maxAge)

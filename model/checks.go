@@ -17,7 +17,7 @@ var ErrTooFewImages = errors.New("too few normal images")
 // MinImages returns the fewest normal images Fit accepts: the Gaussians
 // are fitted on every image and each image's threshold score is taken
 // leave one out, which needs 3. The per-position z-score and the context
-// scale need minZScoreImages and are left out below that (with a log
+// scale need MinZScoreImages and are left out below that (with a log
 // line); the recipe search needs SearchOptions.MinImages and fits the
 // fixed recipe below that.
 func (o Options) MinImages() int { return minFitImages }
@@ -32,5 +32,5 @@ func (o *Options) checkImageCount(n int) error {
 	}
 	return fmt.Errorf("fit: %w: %d given; the Gaussian fit needs at least %d (every image is fitted and scored leave one out for the threshold), "+
 		"the per-position z-score and the context scale %d, the recipe search %d. Add images of good parts",
-		ErrTooFewImages, n, need, minZScoreImages, o.Search.MinImages)
+		ErrTooFewImages, n, need, MinZScoreImages, o.Search.MinImages)
 }

@@ -298,7 +298,7 @@ func fitZScore(t *testing.T) (Options, *Detector) {
 	t.Helper()
 	opts := testOptions(t)
 	opts.PositionZScore = true
-	det, _, err := Fit(context.Background(), opts, textures(minZScoreImages), nil)
+	det, _, err := Fit(context.Background(), opts, textures(MinZScoreImages), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

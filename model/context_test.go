@@ -47,7 +47,7 @@ func TestContextScaleFindsRegions(t *testing.T) {
 	}
 	var aurocs [2]float64
 	for k, pool := range []int{0, 8} {
-		det, rep, err := Fit(context.Background(), contextOptions(t, pool), textures(minZScoreImages), nil)
+		det, rep, err := Fit(context.Background(), contextOptions(t, pool), textures(MinZScoreImages), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestContextScaleFindsRegions(t *testing.T) {
 // of the model-file tests.
 func fitAndSave(t *testing.T, opts Options) (det *Detector, img image.Image, score float64, path string) {
 	t.Helper()
-	det, _, err := Fit(context.Background(), opts, textures(minZScoreImages), nil)
+	det, _, err := Fit(context.Background(), opts, textures(MinZScoreImages), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestContextScaleFitsBudget(t *testing.T) {
 	}{{padim.StateBytes(7*7, 40), 40}, {padim.StateBytes(7*7, 16) - 1, 0}} {
 		opts := contextOptions(t, 8)
 		opts.MemoryBudget = padim.StateBytes(56*56, 32) + c.left
-		det, rep, err := Fit(context.Background(), opts, textures(minZScoreImages), nil)
+		det, rep, err := Fit(context.Background(), opts, textures(MinZScoreImages), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +336,7 @@ func TestContextScaleFitsBudget(t *testing.T) {
 func TestContextScaleOnPooledPatchGrid(t *testing.T) {
 	opts := contextOptions(t, 6)
 	opts.MemoryBudget = 1_500_000
-	det, rep, err := Fit(context.Background(), opts, textures(minZScoreImages), nil)
+	det, rep, err := Fit(context.Background(), opts, textures(MinZScoreImages), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,11 +45,11 @@ type FitReport struct {
 	Extract, Accumulate, Finalize, Threshold, SearchTime, Wall time.Duration
 }
 
-// minZScoreImages is the fewest training images the per-position z-score
+// MinZScoreImages is the fewest training images the per-position z-score
 // (and so the context scale) is fitted with: with fewer, the spread of
 // each position is too noisy and hurts more than it helps (measured: 10
 // held-out tiles of magnetic_tile dropped image AUROC from 0.87 to 0.76).
-const minZScoreImages = 20
+const MinZScoreImages = 20
 
 // minFitImages is the fewest images a Gaussian per position is fitted on:
 // leave-one-out scoring needs n ≥ 3.
@@ -317,10 +317,10 @@ func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx, l
 	if len(idx) < minFitImages {
 		return nil, rep, nil, fmt.Errorf("fit: %d normal images, need at least %d", len(idx), minFitImages)
 	}
-	zscore := r.ZScore && len(idx) >= minZScoreImages
+	zscore := r.ZScore && len(idx) >= MinZScoreImages
 	if r.ZScore && !zscore {
 		opts.Logger.Warn("position z-score skipped: too few normal images for per-position statistics (the context scale needs them too)",
-			"images", len(idx), "need", minZScoreImages)
+			"images", len(idx), "need", MinZScoreImages)
 		r.ZScore, r.ContextPool, r.ContextWeight = false, 0, 0
 	}
 	d, err := newDetector(opts, r, zscore)

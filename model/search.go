@@ -108,6 +108,11 @@ type SearchReport struct {
 	// the fixed recipe was not among the candidates).
 	Chosen    Candidate
 	Reference string
+	// FalseAlarms and Margin are the search's rules in force
+	// (SearchOptions.FalseAlarms and Margin): the fixed recipe is kept
+	// against a candidate within the margin only while its own false
+	// alarms keep to the allowed share.
+	FalseAlarms, Margin float64
 	// Fallback, when set, says why no search ran: Chosen is then the
 	// fixed recipe, unmeasured.
 	Fallback string
@@ -122,6 +127,16 @@ type SearchReport struct {
 	// Good and Defects the validation images.
 	FitImages, Good, Defects int
 	Wall                     time.Duration
+}
+
+// Candidate returns the candidate named name.
+func (r *SearchReport) Candidate(name string) (Candidate, bool) {
+	for _, c := range r.Candidates {
+		if c.Name == name && name != "" {
+			return c, true
+		}
+	}
+	return Candidate{}, false
 }
 
 // Candidate is one recipe's result in the search.
@@ -418,6 +433,7 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 		rep.Reference = ref.Name()
 	}
 	rep.Chosen = rep.Candidates[best]
+	rep.FalseAlarms, rep.Margin = so.FalseAlarms, so.Margin
 	rep.Wall = time.Since(start)
 	opts.Logger.Info("recipe chosen", "recipe", rep.Chosen.Name, "score", fmt.Sprintf("%.4f", rep.Chosen.Figures.Score),
 		"false_alarms", fmt.Sprintf("%.3f", rep.Chosen.Figures.FalseAlarms), "wall", rep.Wall.Round(time.Millisecond))
@@ -686,7 +702,7 @@ type validation struct {
 // validation set with each and returns their figures.
 func runFamily(ctx context.Context, opts Options, fam []Recipe, src ImageSource, fit, looIdx []int, v *validation, pc *progressCounter, mem *memGate) ([]Candidate, error) {
 	base := fam[0]
-	base.ZScore = len(looIdx) >= minZScoreImages
+	base.ZScore = len(looIdx) >= MinZScoreImages
 	ctxPool := 0
 	for _, r := range fam {
 		if r.hasContext() {

@@ -345,7 +345,7 @@ func TestFineMapFollowsPatchScale(t *testing.T) {
 	fit := func(recipe string) *Detector {
 		o := testOptions(t)
 		o.Recipe = recipe
-		d, _, err := Fit(context.Background(), o, textures(minZScoreImages), nil)
+		d, _, err := Fit(context.Background(), o, textures(MinZScoreImages), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -236,7 +236,7 @@ func cmdCaptureSnapshot() *Command {
 			seed := fs.Uint64("seed", 1, "synthetic: seed of the frame sequence")
 			defectRate := fs.Float64("defect-rate", 0.5, "synthetic: probability of a defect")
 			kinds := fs.String("defects", "", "synthetic: defect kinds (scratch,spot,chip,contamination; default all)")
-			warmup := fs.Int("warmup", -1, "frames to skip first so auto exposure settles (default 5 for cameras, 0 otherwise)")
+			warmup := fs.Int("warmup", -1, "frames to skip first so auto exposure settles; -1: 5 for cameras, 0 otherwise")
 			timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 			quality := fs.Int("quality", 92, "JPEG quality 1..100")
 			maskOut := fs.String("mask", "", "also write the ground-truth mask (synthetic only) to this PNG")

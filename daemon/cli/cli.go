@@ -62,6 +62,7 @@ func commands() []*Command {
 		cmdCaptureExport(),
 		cmdCaptureEncode(),
 		cmdModelInspect(),
+		cmdModelInfo(),
 		cmdModelOptimize(), cmdModelProbe(),
 		cmdFit(),
 		cmdEval(),
@@ -82,11 +83,19 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Level: level,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))}
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		printUsage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		// Asked for: the help is the output (`inspectd help | less`).
+		// "inspectd help run" is "inspectd run -h".
+		if len(args) > 1 && args[0] == "help" {
+			if cmd, _ := find(cmds, args[1:]); cmd != nil {
+				return Main(ctx, append(strings.Fields(cmd.Name), "-h"), stdin, stdout, stderr)
+			}
 		}
+		printUsage(stdout, cmds)
 		return 0
 	}
 	cmd, rest := find(cmds, args)

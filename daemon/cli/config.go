@@ -261,15 +261,7 @@ func mqttSummary(c *config.Config) string {
 	} else {
 		s = strings.Join(m.Brokers, ", ")
 	}
-	client := m.ClientID
-	if client == "" {
-		if id, err := c.ResolvedClientID(); err == nil {
-			client = id
-		} else {
-			client = "inspectd-<host name>"
-		}
-	}
-	s += " as " + client
+	s += " as " + daemon.PreviewClientID(c)
 	if m.Username != "" {
 		s += ", user " + m.Username
 		if m.Password != "" {

@@ -192,6 +192,29 @@ func TestConfigCheckHere(t *testing.T) {
 		}
 	}
 
+	// A file source that is there but is not an image run can read
+	// (empty, text) is as fatal as a missing one.
+	for _, body := range []string{"", "not an image"} {
+		img := write("frame.jpg", body)
+		file := write("file.yaml", "state_dir: "+dir+"\ncapture: {source: file, file: {path: "+img+"}}\n")
+		code, _, errs = runConfigCLI("config", "check", file)
+		if want := file + ": capture.file.path: "; code != 1 || !strings.Contains(errs, want) || !strings.Contains(errs, "set capture.file.path to a JPEG, PNG") {
+			t.Errorf("file source of %d bytes that is no image: exit %d; stderr lacks %q:\n%s", len(body), code, want, errs)
+		}
+	}
+
+	// Relative paths are named with the folder they resolved against; a
+	// folder given as the model is refused naming a file to give instead.
+	wd, _ := os.Getwd()
+	rel := write("rel.yaml", "state_dir: "+dir+"\ncapture: {source: folder, folder: {path: testdata-nope}}\nmodel: {path: "+dir+"}\n")
+	code, out, errs = runConfigCLI("config", "check", rel)
+	for _, want := range []string{"capture.folder.path: testdata-nope is relative: taken from the working directory " + wd + " as " + filepath.Join(wd, "testdata-nope"),
+		rel + ": model.path: " + dir + " is a folder: set model.path to a model file in it, such as " + filepath.Join(dir, "model.safetensors")} {
+		if code != 1 || !strings.Contains(out+errs, want) {
+			t.Errorf("exit %d; output lacks %q:\n%s%s", code, want, out, errs)
+		}
+	}
+
 	bad := write("model.safetensors", "not a model")
 	corrupt := write("corrupt.yaml", "state_dir: "+dir+"\nmodel: {path: "+bad+"}\n")
 	code, _, errs = runConfigCLI("config", "check", corrupt)

@@ -125,6 +125,10 @@ func cmdFit() *Command {
 			if info.ContextPool > 0 {
 				ctxGrid = fmt.Sprintf("context grid %dx%d d=%d weight %g", info.ContextGridH, info.ContextGridW, info.ContextFeatures, info.ContextWeight)
 			}
+			if s := rep.Search; s != nil && s.Fallback != "" && s.Chosen.Name != info.Recipe {
+				fmt.Fprintf(env.Stdout, "fitted %s instead of %s: the position z-score and the context scale need at least %d images (this fit had %d)\n",
+					info.Recipe, s.Chosen.Name, model.MinZScoreImages, rep.Images)
+			}
 			fmt.Fprintf(env.Stdout, "fitted %s with recipe %s on %d images: d=%d, grid %dx%d, %s, state %.1f MiB, threshold %.4g from %d good images (each scored leave one out), %s\n",
 				*out, info.Recipe, rep.Images, rep.Features, info.GridH, info.GridW, ctxGrid, float64(rep.StateBytes)/(1<<20),
 				info.ImageThreshold, rep.ThresholdImages, rep.Wall.Round(time.Millisecond))
@@ -189,8 +193,11 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 	if s.Chosen.Recipe.Ensemble() {
 		fmt.Fprintf(w, "chosen: %s (*), an ensemble: more than the margin above the single recipe the search chose; it runs %d backbones per frame (model.ensemble: false keeps one)\n",
 			s.Chosen.Name, len(s.Chosen.Recipe.Members))
+	} else if ref, ok := s.Candidate(s.Reference); ok && s.Reference != s.Chosen.Name && ref.Figures.FalseAlarms > s.FalseAlarms {
+		fmt.Fprintf(w, "chosen: %s (*), the best ranked: the fixed recipe %s (=) flagged %.1f%% of the held-out good images, more than the %.0f%% allowed, so no margin kept it\n",
+			s.Chosen.Name, s.Reference, 100*ref.Figures.FalseAlarms, 100*s.FalseAlarms)
 	} else if s.Reference != "" && s.Reference != s.Chosen.Name {
-		fmt.Fprintf(w, "chosen: %s (*), more than the margin above the fixed recipe %s (=)\n", s.Chosen.Name, s.Reference)
+		fmt.Fprintf(w, "chosen: %s (*), more than the margin (%.2g) above the fixed recipe %s (=)\n", s.Chosen.Name, s.Margin, s.Reference)
 	} else if s.Reference != "" {
 		fmt.Fprintf(w, "chosen: %s (*), the fixed recipe: no candidate beat it by more than the margin\n", s.Chosen.Name)
 	} else {

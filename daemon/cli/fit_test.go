@@ -166,6 +166,23 @@ func TestFitMaxTrain(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, " on 5 images") {
 		t.Errorf("exit %d, stdout %q, stderr %s: want a fit on 5 images", code, stdout, stderr)
 	}
+	// Too few for the search and for the fixed recipe's z-score: fit says
+	// what it fitted instead of what it named first.
+	if !strings.Contains(stdout, "fitted v1-fit-std-raw instead of v1-fit-std-z-ctx2: the position z-score and the context scale need at least 20 images (this fit had 5)") {
+		t.Errorf("stdout %q: want the recipe fitted instead of the fixed one, and why", stdout)
+	}
+	// model info describes the file without a daemon.
+	m := filepath.Join(dir, "m.safetensors")
+	if code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, m); code != 0 || !strings.Contains(out, "recipe           v1-fit-std-raw") ||
+		!strings.Contains(out, "on 5 images") || !strings.Contains(out, "thresholds       image ") {
+		t.Errorf("model info: exit %d, stdout %q, stderr %s", code, out, errs)
+	}
+	if code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, "--json", m); code != 0 || !strings.Contains(out, `"recipe": "v1-fit-std-raw"`) {
+		t.Errorf("model info --json: exit %d, stdout %q, stderr %s", code, out, errs)
+	}
+	if code, _, errs := runCaptureCmd(t, "model", "inspect", m); code != 1 || !strings.Contains(errs, "'inspectd model info "+m+"' describes it") {
+		t.Errorf("model inspect on a fitted model: exit %d, stderr %s", code, errs)
+	}
 	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--max-train", "-1"); code != 2 || !strings.Contains(stderr, "--max-train -1") {
 		t.Errorf("--max-train -1: exit %d, %s", code, stderr)
 	}

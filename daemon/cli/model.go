@@ -25,6 +25,9 @@ func cmdModelInspect() *Command {
 			}
 			m, err := graph.ReadFile(fs.Arg(0))
 			if err != nil {
+				if strings.HasSuffix(fs.Arg(0), ".safetensors") {
+					return fmt.Errorf("%w (a fitted inspectd model? 'inspectd model info %s' describes it)", err, fs.Arg(0))
+				}
 				return err
 			}
 			writeInspect(env, m, *all)

@@ -29,7 +29,7 @@ func cmdModelOptimize() *Command {
 				return usagef("--int8 and --float exclude each other")
 			}
 			if fs.NArg() != 2 {
-				return usagef("want an input and an output model file")
+				return usagef("want two arguments, the input and the output model file (flags before them), got %d: %q", fs.NArg(), fs.Args())
 			}
 			in, out := fs.Arg(0), fs.Arg(1)
 			if abs(in) == abs(out) {

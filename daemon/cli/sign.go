@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,11 @@ func cmdSign() *Command {
 			}
 			if *keyFile == "" || fs.NArg() != 0 {
 				return usagef("--key is required and the body comes on stdin")
+			}
+			if !slices.Contains(remote.Names(), *command) {
+				// The boxes would refuse it as an unknown command, after
+				// the envelope was carried to them.
+				return usagef("--command %q is not a remote command (%s)", *command, strings.Join(remote.Names(), ", "))
 			}
 			if *name == "" {
 				*name = keyName(filepath.Base(*keyFile))

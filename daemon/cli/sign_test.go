@@ -76,6 +76,7 @@ func TestKeygenAndSign(t *testing.T) {
 		{[]string{"sign", "--key", prefix + ".key"}, "model: {features: 3}", "malformed JSON"},
 		{[]string{"sign", "--key", prefix + ".pub"}, body, `not a PEM "PRIVATE KEY" file`},
 		{[]string{"sign", "--key", prefix + ".key", "--target", "line3"}, body, "target"},
+		{[]string{"sign", "--key", prefix + ".key", "--command", "bogus"}, body, `--command "bogus" is not a remote command (config, `},
 	} {
 		var so, se bytes.Buffer
 		if code := Main(context.Background(), tc.args, strings.NewReader(tc.stdin), &so, &se); code == 0 || !strings.Contains(se.String(), tc.want) {

@@ -109,6 +109,22 @@ func NewMetrics() *Metrics {
 	m.normal = m.Inspections.WithLabelValues("normal")
 	m.anom = m.Inspections.WithLabelValues("anomalous")
 	m.errs = m.Inspections.WithLabelValues("error")
+	// Every series an alert may watch exists at 0 from the start:
+	// increase() misses a counter's first event when the series appears
+	// with it, and absent() cannot tell "none yet" from "not exported".
+	m.drops["overload"] = m.Drops.WithLabelValues("overload")
+	for _, o := range []string{"accepted", "queue_full", "stale", "no_frame", "retained", "duplicate", "invalid"} {
+		m.Triggers.WithLabelValues(o)
+	}
+	for _, kind := range []string{"result", "alarm"} {
+		for _, reason := range []string{"not_durable", "outbox_full", "too_large", "other"} {
+			m.PublishFailures.WithLabelValues(kind, reason)
+		}
+	}
+	m.PublishFailures.WithLabelValues("result", "not_connected")
+	for _, kind := range []string{"mask", "heatmap"} {
+		m.ImagesSkipped.WithLabelValues(kind)
+	}
 	return m
 }
 

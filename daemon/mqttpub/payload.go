@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -168,16 +169,37 @@ func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 	if key := duplicateKey(trimmed); key != "" {
 		return fail("field %q appears twice", key)
 	}
+	var raw struct {
+		ID   string `json:"id"`
+		Time string `json:"time"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return fail("%v", err)
+	if err := dec.Decode(&raw); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// encoding/json's own words name Go's types ("Go struct field
+			// Trigger.id of type string"): a PLC programmer reads JSON's.
+			return fail("field %q: expected a string, got %s", te.Field, te.Value)
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return fail("unknown field %s (a trigger takes \"id\" and \"time\")", name)
+		}
+		return fail("%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	t.ID = raw.ID
+	if raw.Time != "" {
+		tm, err := time.Parse(time.RFC3339Nano, raw.Time)
+		if err != nil {
+			return fail("field \"time\": %s is not an RFC 3339 time such as \"2026-11-28T16:25:32.435Z\"", quoteShort([]byte(raw.Time)))
+		}
+		t.Time = tm
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fail("extra data after the JSON object")
 	}
-	if t.ID == "" {
-		return fail("field \"id\" is missing or empty")
+	if strings.TrimSpace(t.ID) == "" {
+		return fail("field \"id\" is missing, empty or blank")
 	}
 	if len(t.ID) > MaxTriggerIDLen {
 		return fail("field \"id\" is %d bytes long", len(t.ID))

@@ -537,6 +537,8 @@ func hint(err error) string {
 		return "the broker certificate does not match the broker address: check the TLS server name"
 	case strings.Contains(s, "connection refused"):
 		return "nothing listens on the broker address (broker down or wrong port)"
+	case strings.Contains(s, "non-CONNACK"):
+		return "what answers on the broker address does not speak MQTT (another service's port, or TLS expected: ssl:// with mqtt.tls)"
 	}
 	return ""
 }

@@ -20,14 +20,21 @@ func (cmdTrigger) Name() string { return "trigger" }
 
 func (cmdTrigger) Prepare(env *Env, body []byte) (*Plan, error) {
 	var a struct {
-		ID   string    `json:"id"`
-		Time time.Time `json:"time"`
+		ID   string `json:"id"`
+		Time string `json:"time"`
 	}
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}
+	var sent time.Time
+	if a.Time != "" {
+		var err error
+		if sent, err = time.Parse(time.RFC3339Nano, a.Time); err != nil {
+			return nil, invalidf("time", "%q is not an RFC 3339 time such as \"2026-11-28T16:25:32.435Z\"", a.Time)
+		}
+	}
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
-		if err := env.Ctl.Trigger(ctx, a.ID, a.Time); err != nil {
+		if err := env.Ctl.Trigger(ctx, a.ID, sent); err != nil {
 			return nil, errorf(CodeFailed, "", "trigger not taken: %v", err)
 		}
 		return map[string]any{"queued": true}, nil

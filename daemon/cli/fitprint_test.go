@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/model"
+)
+
+// fit's last line says what decided the choice: the margin over the fixed
+// recipe, or the fixed recipe's own false alarms (a field report: "more
+// than the margin above the fixed recipe" for a lead of 0.0084, where
+// the fixed recipe had lost for flagging 20% of the good images).
+func TestPrintSearchSaysWhy(t *testing.T) {
+	cand := func(name string, score, fa float64) model.Candidate {
+		return model.Candidate{Name: name, Figures: model.RecipeFigures{Score: score, FalseAlarms: fa}}
+	}
+	for _, c := range []struct {
+		name string
+		rep  model.SearchReport
+		want string
+	}{
+		{"over the margin", model.SearchReport{Candidates: []model.Candidate{cand("fixed", 0.78, 0.05), cand("other", 0.80, 0.05)},
+			Chosen: cand("other", 0.80, 0.05), Reference: "fixed", FalseAlarms: 0.1, Margin: 0.01},
+			"chosen: other (*), more than the margin (0.01) above the fixed recipe fixed (=)"},
+		{"fixed over the false-alarm limit", model.SearchReport{Candidates: []model.Candidate{cand("fixed", 0.7863, 0.2), cand("other", 0.7947, 0.2)},
+			Chosen: cand("other", 0.7947, 0.2), Reference: "fixed", FalseAlarms: 0.1, Margin: 0.01},
+			"chosen: other (*), the best ranked: the fixed recipe fixed (=) flagged 20.0% of the held-out good images, more than the 10% allowed, so no margin kept it"},
+		{"fixed kept", model.SearchReport{Candidates: []model.Candidate{cand("fixed", 0.79, 0.05), cand("other", 0.795, 0.05)},
+			Chosen: cand("fixed", 0.79, 0.05), Reference: "fixed", FalseAlarms: 0.1, Margin: 0.01},
+			"chosen: fixed (*), the fixed recipe: no candidate beat it by more than the margin"},
+	} {
+		var b strings.Builder
+		printSearch(&b, &c.rep)
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("%s: output lacks %q:\n%s", c.name, c.want, b.String())
+		}
+	}
+}

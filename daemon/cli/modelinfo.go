@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/inspectd/inspectd/daemon"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/backbone"
+)
+
+// cmdModelInfo describes a fitted model file: what `status` and the info
+// topic say of a running model, without starting the daemon.
+func cmdModelInfo() *Command {
+	return &Command{
+		Name:    "model info",
+		Summary: "describe a fitted model file: recipe, backbone, thresholds, images, grid, state size, members",
+		Usage:   "[--config FILE] [--json] MODEL",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "model info")
+			cfgPath := fs.String("config", "", "configuration file whose backbone settings load it (default: built-in defaults)")
+			asJSON := fs.Bool("json", false, "print the description as JSON (the fields of status's model)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() != 1 {
+				return usagef("want exactly one model file")
+			}
+			cfg, err := daemon.LoadConfig(*cfgPath)
+			if err != nil {
+				return err
+			}
+			opts, err := daemon.ModelOptions(cfg, env.Log)
+			if err != nil {
+				return err
+			}
+			// The file is described, not run: the backbone loads as it is.
+			opts.Backbone.Optimize = backbone.OptimizeOff
+			det, err := model.Load(fs.Arg(0), opts)
+			if err != nil {
+				return err
+			}
+			defer det.Close()
+			info := det.Info()
+			if *asJSON {
+				b, err := json.MarshalIndent(info, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Stdout, string(b))
+				return nil
+			}
+			writeModelInfo(env, info, "")
+			for k, m := range info.Members {
+				fmt.Fprintf(env.Stdout, "member %d:\n", k+1)
+				writeModelInfo(env, m, "  ")
+			}
+			return nil
+		},
+	}
+}
+
+func writeModelInfo(env *Env, i model.Info, indent string) {
+	w := env.Stdout
+	line := func(k, format string, a ...any) { fmt.Fprintf(w, "%s%-16s %s\n", indent, k, fmt.Sprintf(format, a...)) }
+	choice := ""
+	if i.RecipeChoice != "" {
+		choice = " (" + i.RecipeChoice + ")"
+	}
+	line("recipe", "%s%s", i.Recipe, choice)
+	if len(i.Members) == 0 {
+		line("backbone", "%s (sha256 %s), taps %s, resize %s", i.Backbone, i.BackboneSHA256, strings.Join(i.Taps, ", "), i.Resize)
+		line("grid", "%dx%d, d=%d, context pool %d, align %s", i.GridH, i.GridW, i.Features, i.ContextPool, i.Align)
+	}
+	line("thresholds", "image %.6g, pixel %.6g (from %d good images)", i.ImageThreshold, i.PixelThreshold, i.ThresholdImages)
+	line("fitted", "%s on %d images", i.Fitted, i.Images)
+	line("state", "%.1f MiB", float64(i.StateBytes)/(1<<20))
+	if i.ID != "" {
+		line("id", "%s", i.ID)
+	}
+}

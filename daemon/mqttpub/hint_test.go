@@ -1,0 +1,19 @@
+package mqttpub
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// A broker address that answers with something other than MQTT (the
+// daemon's own HTTP port in a field trial) gets advice, as a refused
+// connection does.
+func TestHintNotMQTT(t *testing.T) {
+	if h := hint(errors.New("network Error : non-CONNACK first packet received")); !strings.Contains(h, "does not speak MQTT") {
+		t.Errorf("hint %q", h)
+	}
+	if h := hint(errors.New("dial tcp 127.0.0.1:1: connect: connection refused")); !strings.Contains(h, "nothing listens") {
+		t.Errorf("hint %q", h)
+	}
+}

@@ -1,0 +1,132 @@
+package daemon
+
+// Tests from a new user's trial (field-report style: each fails on the code before its fix).
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/model"
+)
+
+// Results of a folder source name the file each frame came from, so that
+// a consumer tells a part from a file read again.
+func TestResultsNameTheirFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "frames")
+	writePNGs(t, dir, 2, 5, false)
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	sink := &memSink{onResult: func(r *mqttpub.Result) { files = append(files, r.File) }}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(),
+		Queue: 1, MaxInspections: 2, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0] != "part000.png" || files[1] != "part001.png" {
+		t.Errorf("results name %q, want part000.png and part001.png", files)
+	}
+}
+
+// A reload that changes only who may command the box, or the log level,
+// says so: it was logged "configuration unchanged" while it took effect.
+func TestDiffConfigNamesRemoteAndLogLevel(t *testing.T) {
+	a := config.Default()
+	b := config.Default()
+	b.Remote.TrustKeys = map[string]string{"scada": "HnOG"}
+	if got := diffConfig(a, b, "d", "d").names(); !slices.Equal(got, []string{"remote"}) {
+		t.Errorf("trust keys added: changed %v, want [remote]", got)
+	}
+	b = config.Default()
+	b.LogLevel = "debug"
+	if got := diffConfig(a, b, "d", "d").names(); !slices.Equal(got, []string{"log_level"}) {
+		t.Errorf("log level: changed %v, want [log_level]", got)
+	}
+	if got := diffConfig(a, config.Default(), "d", "d").names(); len(got) != 0 {
+		t.Errorf("the same configuration: changed %v", got)
+	}
+}
+
+// failingSink refuses every result and alarm as the outbox does when the
+// state folder cannot be written.
+type failingSink struct{ memSink }
+
+func (f *failingSink) PublishResult(r *mqttpub.Result, qos byte) error {
+	return fmt.Errorf("outbox: %w", mqttpub.ErrNotDurable)
+}
+func (f *failingSink) PublishAlarm(a *mqttpub.Alarm) error { return f.PublishResult(nil, 1) }
+
+// An outbox that cannot write is logged once per kind (alarm, result) per
+// outage, not on every frame: the alarms and results of anomalous parts
+// alternated and logged each (20 lines in 20 s in a field trial).
+func TestPublishFailuresLoggedOncePerOutage(t *testing.T) {
+	var logs syncBuffer
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 4, DefectRate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: &failingSink{}, Metrics: httpapi.NewMetrics(),
+		Queue: 1, MaxInspections: 6, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "held in memory and delivered"); n != 2 {
+		t.Errorf("%d log lines for 6 anomalous parts not made durable, want 2 (alarm, result):\n%s", n, logs.String())
+	}
+}
+
+// config check names the client id the daemon connects as: with neither
+// mqtt.client_id nor device_id, the one with the suffix a start chose.
+func TestPreviewClientID(t *testing.T) {
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir()
+	if got := PreviewClientID(cfg); !strings.Contains(got, "<random suffix, chosen at the first start") {
+		t.Errorf("before the first start: %q", got)
+	}
+	id, err := resolveClientID(cfg, "box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DeviceID = ""
+	dev, _ := cfg.ResolvedDeviceID()
+	if want := strings.Replace(id, "inspectd-box-", "inspectd-"+dev+"-", 1); PreviewClientID(cfg) != want {
+		t.Errorf("after the first start: %q, want %q", PreviewClientID(cfg), want)
+	}
+	cfg.DeviceID = "cam-1"
+	if got := PreviewClientID(cfg); got != "inspectd-cam-1" {
+		t.Errorf("with device_id: %q", got)
+	}
+}
+
+// A missing model file is named by its key, at start and at a reload
+// (which said "model: no model at ...").
+func TestNoModelNamesItsKey(t *testing.T) {
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir()
+	cfg.Capture.Source = config.SourceFolder
+	_, err := openDetector(context.Background(), cfg, model.Options{}, RunOptions{})
+	if err == nil || !strings.HasPrefix(err.Error(), "state_dir: no model at "+filepath.Join(cfg.StateDir, "model.safetensors")) {
+		t.Errorf("model in state_dir missing: %v", err)
+	}
+	cfg.Model.Path = filepath.Join(cfg.StateDir, "line3.safetensors")
+	if _, err := openDetector(context.Background(), cfg, model.Options{}, RunOptions{}); err == nil || !strings.HasPrefix(err.Error(), "model.path: no model at "+cfg.Model.Path) {
+		t.Errorf("model.path missing: %v", err)
+	}
+}
