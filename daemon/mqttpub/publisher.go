@@ -204,6 +204,11 @@ type Publisher struct {
 
 	stopSender chan struct{}
 	senderDone chan struct{}
+	// onConn counts the connect handlers running (subscribing, then
+	// recording the session's filters): Close waits for them, so that
+	// the next publisher on the state folder reads a record that is
+	// complete (on a loaded box one wrote it after Close returned).
+	onConn sync.WaitGroup
 	// holds are the received messages held and not yet released (its
 	// own lock).
 	holds holdSet
@@ -558,6 +563,14 @@ func backoff(failures int, max time.Duration) time.Duration {
 // onConnect runs (on its own goroutine) after every successful connect:
 // announce the status, re-publish info, (re)subscribe, and let the sender go.
 func (p *Publisher) onConnect(c mqtt.Client) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.onConn.Add(1) // under mu, before Close can wait
+	p.mu.Unlock()
+	defer p.onConn.Done()
 	now := time.Now()
 	p.stMu.Lock()
 	p.connects++
@@ -927,6 +940,12 @@ func (p *Publisher) Close(ctx context.Context) error {
 		quiesce = max(time.Until(dl), time.Millisecond)
 	}
 	p.client.Disconnect(uint(quiesce.Milliseconds()))
+	handlers := make(chan struct{})
+	go func() { p.onConn.Wait(); close(handlers) }()
+	select { // a connect handler still subscribing ends with the connection
+	case <-handlers:
+	case <-ctx.Done():
+	}
 	p.box.sweep(time.Now(), true) // a clean stop: the broker has what it acknowledged
 	return p.closeReport(p.box.stats())
 }
