@@ -51,66 +51,87 @@ type FolderOptions struct {
 	Ledger *FolderLedger
 }
 
-// FolderLedger is the record of the files folder sources handed out, by
-// name with their size and modification time, kept by the caller across
-// the sources it opens on a folder. It forgets a file that is no longer
-// in the folder, and everything when a source opens another folder.
-// Safe for concurrent use (a source being replaced may still hand out a
-// file while its successor starts).
+// FolderLedger is the record of the files folder sources handed out, per
+// folder (by its absolute, cleaned path), by name with their size,
+// modification time and, where the system has them, inode and change
+// time; the caller keeps it across the sources it opens. Opening a source
+// forgets that folder's files that are no longer in it; a source opened on
+// another folder, or refused, leaves the others' records alone (a reload
+// that is refused must not make the folder still in use start over). Safe
+// for concurrent use (a source being replaced may still hand out a file
+// while its successor starts).
 type FolderLedger struct {
 	mu    sync.Mutex
-	dir   string
-	files map[string]fileStamp
+	files map[string]map[string]fileStamp // folder → name → stamp
 }
 
 // NewFolderLedger returns an empty ledger.
-func NewFolderLedger() *FolderLedger { return &FolderLedger{files: map[string]fileStamp{}} }
+func NewFolderLedger() *FolderLedger { return &FolderLedger{files: map[string]map[string]fileStamp{}} }
 
-// open starts the ledger on dir: a ledger of another folder is emptied,
-// and the files no longer present are forgotten.
-func (l *FolderLedger) open(dir string, present []string) {
+// ledgerKey is the folder's key: the same folder written two ways
+// ("/data/in", "/data/in/", a relative path) is one.
+func ledgerKey(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(dir)
+}
+
+// open starts a source on dir, whose files are present: the records of
+// files no longer there are forgotten. It returns how many of present were
+// handed out before (by name; a changed file is read again).
+func (l *FolderLedger) open(dir string, present []string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.dir != dir {
-		l.dir, l.files = dir, map[string]fileStamp{}
-		return
+	m := l.files[dir]
+	if m == nil {
+		m = map[string]fileStamp{}
+		l.files[dir] = m
 	}
 	keep := make(map[string]bool, len(present))
 	for _, n := range present {
 		keep[n] = true
 	}
-	for n := range l.files {
+	for n := range m {
 		if !keep[n] {
-			delete(l.files, n)
+			delete(m, n)
 		}
 	}
+	return len(m)
 }
 
-// handedOut says whether name was handed out as it is now (st).
-func (l *FolderLedger) handedOut(name string, st fileStamp) bool {
+// handedOut says whether name in dir was handed out as it is now (st).
+func (l *FolderLedger) handedOut(dir, name string, st fileStamp) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	prev, ok := l.files[name]
+	prev, ok := l.files[dir][name]
 	return ok && prev == st
 }
 
-func (l *FolderLedger) record(name string, st fileStamp) {
+func (l *FolderLedger) record(dir, name string, st fileStamp) {
 	l.mu.Lock()
-	l.files[name] = st
+	if l.files[dir] == nil {
+		l.files[dir] = map[string]fileStamp{}
+	}
+	l.files[dir][name] = st
 	l.mu.Unlock()
 }
 
-func (l *FolderLedger) forget(name string) {
+func (l *FolderLedger) forget(dir, name string) {
 	l.mu.Lock()
-	delete(l.files, name)
+	delete(l.files[dir], name)
 	l.mu.Unlock()
 }
 
-// Len is the number of files recorded.
+// Len is the number of files recorded, over every folder.
 func (l *FolderLedger) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.files)
+	n := 0
+	for _, m := range l.files {
+		n += len(m)
+	}
+	return n
 }
 
 // Folder is a Source reading the image files of a folder in name order
@@ -134,6 +155,7 @@ type Folder struct {
 	dec      imageDecoder
 	seq      uint64
 	timer    *time.Timer
+	key      string // the folder's key in opts.Ledger
 }
 
 // NewFolder lists and sorts the folder's image files. A folder with no
@@ -179,7 +201,10 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 		fl.opts.Ledger = nil // replays are the point
 	}
 	if l := fl.opts.Ledger; l != nil {
-		l.open(opts.Dir, fl.files)
+		fl.key = ledgerKey(opts.Dir)
+		if n := l.open(fl.key, fl.files); n > 0 {
+			fl.log.Info("folder source: going on after the files already inspected", "inspected", n, "files", len(fl.files))
+		}
 	}
 	if len(fl.files) == 0 && !opts.Watch {
 		return nil, fmt.Errorf("folder source %s: no image files (%s)", opts.Dir, strings.Join(opts.Extensions, " "))
@@ -243,7 +268,7 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		fl.queue = fl.queue[1:]
 		var st fileStamp
 		if l := fl.opts.Ledger; l != nil {
-			if st = fl.stamp(name); l.handedOut(name, st) {
+			if st = fl.stamp(name); l.handedOut(fl.key, name, st) {
 				continue // a source before this one on the folder did
 			}
 		}
@@ -268,7 +293,7 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		}
 		delete(fl.failed, name)
 		if l := fl.opts.Ledger; l != nil {
-			l.record(name, st)
+			l.record(fl.key, name, st)
 		}
 		fl.goodPass = true
 		fl.seq++
@@ -294,10 +319,23 @@ func (fl *Folder) read(name string) (image.Image, error) {
 	return img, err
 }
 
-// fileStamp is what tells a changed file: its size and modification time.
+// fileStamp is what tells a changed file: its size and modification time,
+// and where the system has them its inode and change time (a file
+// replaced by one of the same size with its modification time kept, as
+// `cp -p` and unpacking tools do, or on a file system that counts time in
+// 2 s steps).
 type fileStamp struct {
-	size  int64
-	mtime time.Time
+	size   int64
+	mtime  time.Time
+	ino    uint64
+	ctimeN int64
+}
+
+// stampOf is info's stamp.
+func stampOf(info fs.FileInfo) fileStamp {
+	st := fileStamp{size: info.Size(), mtime: info.ModTime()}
+	st.ino, st.ctimeN = inodeAndChange(info)
+	return st
 }
 
 func (fl *Folder) stamp(name string) fileStamp {
@@ -305,7 +343,7 @@ func (fl *Folder) stamp(name string) fileStamp {
 	if err != nil {
 		return fileStamp{}
 	}
-	return fileStamp{info.Size(), info.ModTime()}
+	return stampOf(info)
 }
 
 // poll lists a watched folder and queues, in name order, the new files whose
@@ -330,7 +368,7 @@ func (fl *Folder) poll() error {
 		}
 		if fl.seen[name] {
 			prev, failed := fl.failed[name]
-			if !failed || prev == (fileStamp{info.Size(), info.ModTime()}) {
+			if !failed || prev == stampOf(info) {
 				continue
 			}
 			delete(fl.seen, name) // changed since it failed: read it again once it is still
@@ -350,7 +388,7 @@ func (fl *Folder) poll() error {
 		if !present[name] {
 			delete(fl.seen, name)
 			if l := fl.opts.Ledger; l != nil {
-				l.forget(name)
+				l.forget(fl.key, name)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -221,12 +222,16 @@ func TestFolderLedgerAcrossRestarts(t *testing.T) {
 		return out
 	}
 	first := open(FolderOptions{Watch: true})
-	if got := names(first, 2); strings.Join(got, " ") != "0001.png 0002.png" {
+	if got := names(first, 1); got[0] != "0001.png" {
 		t.Fatalf("first source: %v", got)
 	}
-	// The restart: the new source starts while the old one could still
-	// hand out a file.
+	// The restart: the new source opens while the old one still hands
+	// out a file (a capture reload builds the new source first); the new
+	// one skips it.
 	second := open(FolderOptions{Watch: true})
+	if got := names(first, 1); got[0] != "0002.png" {
+		t.Fatalf("first source after the second opened: %v", got)
+	}
 	if got := names(second, 1); got[0] != "0003.png" {
 		t.Fatalf("after the restart: %v, want 0003.png (0001 and 0002 were inspected)", got)
 	}
@@ -244,14 +249,20 @@ func TestFolderLedgerAcrossRestarts(t *testing.T) {
 	if err := third.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("nothing new after the restart: %q, %v", f.Name, err)
 	}
-	// Not watched, read once: the same; looped: every file, every pass.
+	// The same folder written another way is the same folder.
 	if err := open(FolderOptions{}).Next(ctx, &f); !errors.Is(err, ErrEOF) {
 		t.Errorf("once, every file inspected: %q, %v", f.Name, err)
 	}
+	if fl, err := NewFolder(FolderOptions{Dir: dir + "/", Ledger: ledger, Log: quietLog()}); err != nil || !errors.Is(fl.Next(ctx, &f), ErrEOF) {
+		t.Errorf("the folder as %s/: %v, read %q", dir, err, f.Name)
+	}
+	// Looped: every file, every pass.
 	if got := names(open(FolderOptions{Loop: true}), 4); strings.Join(got, " ") != "0001.png 0002.png 0003.png 0001.png" {
 		t.Errorf("looped: %v", got)
 	}
-	// A file that is gone is forgotten; another folder empties the ledger.
+	// A file that is gone is forgotten; a source refused on another folder
+	// (a reload to an empty one) or opened on one leaves this folder's
+	// records alone.
 	if err := os.Remove(filepath.Join(dir, "0002.png")); err != nil {
 		t.Fatal(err)
 	}
@@ -259,12 +270,60 @@ func TestFolderLedgerAcrossRestarts(t *testing.T) {
 	if ledger.Len() != 2 {
 		t.Errorf("ledger holds %d files, want the 2 still there", ledger.Len())
 	}
+	if _, err := NewFolder(FolderOptions{Dir: t.TempDir(), Ledger: ledger, Log: quietLog()}); err == nil {
+		t.Error("an empty folder read once was accepted")
+	}
 	other := t.TempDir()
 	if err := writeFile(filepath.Join(other, "x.png"), encodePNG(t, testImage(8, 8))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewFolder(FolderOptions{Dir: other, Ledger: ledger, Log: quietLog()}); err != nil || ledger.Len() != 0 {
-		t.Errorf("another folder: %v, ledger %d", err, ledger.Len())
+	if _, err := NewFolder(FolderOptions{Dir: other, Ledger: ledger, Log: quietLog()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(FolderOptions{}).Next(ctx, &f); !errors.Is(err, ErrEOF) || ledger.Len() != 2 {
+		t.Errorf("back on the folder after a refused and another one: read %q (%v), ledger %d files", f.Name, err, ledger.Len())
+	}
+}
+
+// A file replaced by one of the same size with its modification time kept
+// (cp -p, unpacking) is a new part: the inode and change time tell it.
+func TestFolderLedgerSeesReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0001.png")
+	data := encodePNG(t, testImage(8, 8))
+	if err := writeFile(path, data); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := NewFolderLedger()
+	ctx := context.Background()
+	var f Frame
+	fl, err := NewFolder(FolderOptions{Dir: dir, Ledger: ledger, Log: quietLog()})
+	if err != nil || fl.Next(ctx, &f) != nil {
+		t.Fatalf("first read: %v", err)
+	}
+	tmp := filepath.Join(dir, ".new")
+	if err := writeFile(tmp, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tmp, info.ModTime(), info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("size and modification time alone here")
+	}
+	fl, err = NewFolder(FolderOptions{Dir: dir, Ledger: ledger, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Next(ctx, &f); err != nil || f.Name != "0001.png" {
+		t.Errorf("a replaced file with the same size and time: %q, %v; want it read again", f.Name, err)
 	}
 }
 

@@ -181,9 +181,10 @@ func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
 // RestartCamera closes and reopens the frame source with the configuration
 // in force and returns once a frame came from it (or ctx ends; the source
 // then keeps retrying as it does after an unplug). A folder source returns
-// once it is open: it goes on after the files already inspected
-// (capture.FolderLedger), and a watched folder has a frame only when the
-// next file arrives.
+// once it is in use: a watched or once-read folder goes on after the files
+// already inspected (capture.FolderLedger; a looped one starts its loop
+// again), and a watched folder has a frame only when the next file
+// arrives.
 func (d *Daemon) RestartCamera(ctx context.Context) error {
 	cfg := d.Config()
 	src, desc, err := openCapture(cfg, d.log, d.folders)
@@ -191,6 +192,9 @@ func (d *Daemon) RestartCamera(ctx context.Context) error {
 		return err
 	}
 	if err := d.src.Swap(ctx, src); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("the new frame source is not in use yet: %w", err) // the swap still happens at the next frame
+		}
 		d.log.Warn("previous frame source closed with an error", "err", err)
 	}
 	d.mu.Lock()

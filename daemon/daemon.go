@@ -541,7 +541,11 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 	}
 	if err == nil {
 		var changed []string
+		prev := d.Config()
 		changed, err = d.Apply(ctx, next)
+		// Settings that take effect without restarting a part are a change
+		// all the same: who may command the box, the log level.
+		changed = append(changed, settingsChanged(prev, next)...)
 		if err == nil {
 			if len(changed) == 0 {
 				d.log.Info("configuration unchanged", "file", d.o.ConfigPath)
@@ -564,19 +568,31 @@ func (d *Daemon) Config() *config.Config { return d.cfgPtr.Load() }
 // changeSet is what differs between two configurations, by part.
 type changeSet struct {
 	model, capture, pipeline, policy, mqtt, broker, http bool
-	// remote and logLevel take effect without rebuilding a part (the
-	// dispatcher and the log read the configuration in force), but a
-	// change to who may command the box is a change to report.
-	remote, logLevel bool
 }
 
+// settingsChanged names the sections that changed from a to b and take
+// effect without restarting a part (the dispatcher and the log read the
+// configuration in force): not among Apply's restarted parts, but a
+// change to report in the log, such as who may command the box.
+func settingsChanged(a, b *config.Config) []string {
+	var n []string
+	if !reflect.DeepEqual(a.Remote, b.Remote) {
+		n = append(n, "remote")
+	}
+	if a.LogLevel != b.LogLevel {
+		n = append(n, "log_level")
+	}
+	return n
+}
+
+// names are the parts restarted.
 func (c changeSet) names() []string {
 	var n []string
 	for _, x := range []struct {
 		on   bool
 		name string
 	}{{c.model, "model"}, {c.capture, "capture"}, {c.pipeline, "pipeline"}, {c.policy, "publish"}, {c.mqtt, "mqtt"},
-		{c.broker, "broker"}, {c.http, "http"}, {c.remote, "remote"}, {c.logLevel, "log_level"}} {
+		{c.broker, "broker"}, {c.http, "http"}} {
 		if x.on {
 			n = append(n, x.name)
 		}
@@ -603,8 +619,6 @@ func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 		a.StateDir != b.StateDir || a.DeviceID != b.DeviceID || c.broker ||
 		(a.MQTT.Mask == config.PublishNever) != (b.MQTT.Mask == config.PublishNever) // the edge node declares the Mask metric or not
 	c.http = a.HTTP != b.HTTP
-	c.remote = !reflect.DeepEqual(a.Remote, b.Remote)
-	c.logLevel = a.LogLevel != b.LogLevel
 	return c
 }
 

@@ -82,7 +82,7 @@ func bundled(name string, log *slog.Logger) []model.BundledPath {
 // installed lists every bundled backbone installed on this machine when
 // model.backbone names one (bundled then lists only that one, for the
 // search), so that a model fitted on the other still loads; nil otherwise.
-func installed(named string, log *slog.Logger) []model.BundledPath {
+func installed(named string) []model.BundledPath {
 	if named == "" {
 		return nil
 	}
@@ -179,7 +179,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		},
 		HalfPrecision:   half,
 		Bundled:         bundled(named, log),
-		Installed:       installed(named, log),
+		Installed:       installed(named),
 		Recipe:          m.Recipe,
 		Search:          model.SearchOptions{Holdout: m.Threshold.Holdout, NoEnsemble: !m.Ensemble},
 		DefaultTaps:     defaultTaps,

@@ -671,7 +671,7 @@ func (p *Pipeline) publishStage(s *slot) {
 			if err := p.o.Sink.PublishAlarm(a); err != nil {
 				p.publishFailed("alarm", seq, err)
 			} else {
-				p.published()
+				p.published("alarm")
 			}
 		}
 		due := pol.ResultMaxRate <= 0 || time.Since(p.lastRes) >= time.Duration(float64(time.Second)/pol.ResultMaxRate)
@@ -684,7 +684,11 @@ func (p *Pipeline) publishStage(s *slot) {
 			}
 			switch err := p.o.Sink.PublishResult(r, qos); {
 			case err == nil:
-				p.published()
+				if qos > 0 {
+					p.published("result")
+				} else {
+					p.pubOK.Store(time.Now().UnixNano())
+				}
 			case errors.Is(err, mqttpub.ErrNotConnected): // QoS 0 while offline: dropped, as QoS 0 allows
 				if p.o.Metrics != nil {
 					p.o.Metrics.PublishFailure("result", "not_connected")
@@ -728,11 +732,17 @@ func scaleRegions(rs []mqttpub.Region, w, h int, native image.Point) {
 	}
 }
 
-// published notes a result or alarm the publisher took: a failure after it
-// is a new outage, logged again.
-func (p *Pipeline) published() {
+// published notes a result or alarm (kind) the publisher took: a failure
+// of that kind after it is a new outage, logged again. Only the same
+// kind's: a QoS 0 result is taken while the outbox that QoS 1 alarms go
+// through still cannot write, and must not re-arm the alarm's line.
+func (p *Pipeline) published(kind string) {
 	p.pubOK.Store(time.Now().UnixNano())
-	clear(p.pubLogged)
+	for key := range p.pubLogged {
+		if strings.HasPrefix(key, kind+"/") {
+			delete(p.pubLogged, key)
+		}
+	}
 }
 
 // publishFailed counts a result or alarm the publisher refused or could

@@ -44,51 +44,67 @@ func TestResultsNameTheirFile(t *testing.T) {
 
 // A reload that changes only who may command the box, or the log level,
 // says so: it was logged "configuration unchanged" while it took effect.
-func TestDiffConfigNamesRemoteAndLogLevel(t *testing.T) {
+// Neither is a restarted part (remote replies list those in "restarted").
+func TestSettingsChangedNamesRemoteAndLogLevel(t *testing.T) {
 	a := config.Default()
 	b := config.Default()
 	b.Remote.TrustKeys = map[string]string{"scada": "HnOG"}
-	if got := diffConfig(a, b, "d", "d").names(); !slices.Equal(got, []string{"remote"}) {
+	if got := settingsChanged(a, b); !slices.Equal(got, []string{"remote"}) {
 		t.Errorf("trust keys added: changed %v, want [remote]", got)
+	}
+	if got := diffConfig(a, b, "d", "d").names(); len(got) != 0 {
+		t.Errorf("trust keys added: restarted %v, want none", got)
 	}
 	b = config.Default()
 	b.LogLevel = "debug"
-	if got := diffConfig(a, b, "d", "d").names(); !slices.Equal(got, []string{"log_level"}) {
+	if got := settingsChanged(a, b); !slices.Equal(got, []string{"log_level"}) {
 		t.Errorf("log level: changed %v, want [log_level]", got)
 	}
-	if got := diffConfig(a, config.Default(), "d", "d").names(); len(got) != 0 {
+	if got := settingsChanged(a, config.Default()); len(got) != 0 {
 		t.Errorf("the same configuration: changed %v", got)
 	}
 }
 
-// failingSink refuses every result and alarm as the outbox does when the
-// state folder cannot be written.
+// failingSink refuses what goes through the outbox (alarms; results at
+// QoS 1) as it does when the state folder cannot be written; a QoS 0
+// result does not touch the disk and goes out.
 type failingSink struct{ memSink }
 
 func (f *failingSink) PublishResult(r *mqttpub.Result, qos byte) error {
+	if qos == 0 {
+		return nil
+	}
 	return fmt.Errorf("outbox: %w", mqttpub.ErrNotDurable)
 }
 func (f *failingSink) PublishAlarm(a *mqttpub.Alarm) error { return f.PublishResult(nil, 1) }
 
 // An outbox that cannot write is logged once per kind (alarm, result) per
 // outage, not on every frame: the alarms and results of anomalous parts
-// alternated and logged each (20 lines in 20 s in a field trial).
+// alternated and logged each (20 lines in 20 s in a field trial); and a
+// QoS 0 result that goes out (the default) must not re-arm the alarm's line.
 func TestPublishFailuresLoggedOncePerOutage(t *testing.T) {
-	var logs syncBuffer
-	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 4, DefectRate: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: &failingSink{}, Metrics: httpapi.NewMetrics(),
-		Queue: 1, MaxInspections: 6, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(logs.String(), "held in memory and delivered"); n != 2 {
-		t.Errorf("%d log lines for 6 anomalous parts not made durable, want 2 (alarm, result):\n%s", n, logs.String())
+	det := syntheticDetector(t)
+	for _, qos := range []int{1, 0} {
+		var logs syncBuffer
+		src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 4, DefectRate: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: &failingSink{}, Metrics: httpapi.NewMetrics(),
+			Policy: Policy{ResultQoS: byte(qos)}, Queue: 1, MaxInspections: 6, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := 2 // alarm and result at QoS 1, the alarm alone at QoS 0
+		if qos == 0 {
+			want = 1
+		}
+		if n := strings.Count(logs.String(), "held in memory and delivered"); n != want {
+			t.Errorf("results at QoS %d: %d log lines for 6 anomalous parts not made durable, want %d:\n%s", qos, n, want, logs.String())
+		}
 	}
 }
 

@@ -42,7 +42,8 @@ type triggerIntake struct {
 	window time.Duration
 	maxAge time.Duration
 	warned map[string]bool
-	// warnedAhead: a trigger dated ahead of the clock was warned about.
+	// warnedAhead: the last dated trigger was ahead of the clock, and
+	// that was warned about.
 	warnedAhead bool
 	pending     map[string]time.Time
 	answers     map[string]answeredTrigger
@@ -137,17 +138,16 @@ func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(i
 	switch {
 	case maxAge <= 0:
 	case !req.Time.IsZero():
-		if ahead := req.Time.Sub(now); ahead > maxAge {
+		ahead := req.Time.Sub(now)
+		t.mu.Lock()
+		first := ahead > maxAge && !t.warnedAhead
+		t.warnedAhead = ahead > maxAge // re-armed once the clocks agree again
+		t.mu.Unlock()
+		if first {
 			// Served (the part is there), but no age can be judged while
-			// the clocks disagree: said once per daemon.
-			t.mu.Lock()
-			first := !t.warnedAhead
-			t.warnedAhead = true
-			t.mu.Unlock()
-			if first {
-				t.log.Warn("trigger dated ahead of this box's clock: stale triggers cannot be told while the clocks disagree; check NTP on the sender and on this box",
-					"id", req.ID, "time", req.Time.UTC().Format(time.RFC3339Nano), "ahead", ahead.Round(time.Millisecond))
-			}
+			// the clocks disagree: said once per disagreement.
+			t.log.Warn("trigger dated ahead of this box's clock: stale triggers cannot be told while the clocks disagree; check NTP on the sender and on this box",
+				"id", req.ID, "time", req.Time.UTC().Format(time.RFC3339Nano), "ahead", ahead.Round(time.Millisecond))
 		}
 		if age := now.Sub(req.Time); age > maxAge {
 			stale = fmt.Errorf("%w: sent at %s, %s ago (capture.trigger.max_age %s)", errStaleTrigger,

@@ -73,10 +73,12 @@ func (d *Detector) inspectEnsemble(img image.Image) (*Inspection, error) {
 	if d.runs == nil && !d.serial && runtime.GOMAXPROCS(0) > 1 {
 		d.runs = startMemberRuns(d.members)
 	}
-	var mean time.Duration
+	var mean, wall time.Duration
 	var err error
 	if d.runs != nil && d.cpu == nil && !d.serial {
+		s := time.Now()
 		err = d.runs.inspect(img)
+		wall = time.Since(s)
 	} else {
 		err = d.runMembers(img)
 	}
@@ -89,6 +91,12 @@ func (d *Detector) inspectEnsemble(img image.Image) (*Inspection, error) {
 		if k == 0 {
 			r.InputMismatch = mr.InputMismatch
 		}
+	}
+	if wall > 0 {
+		r.Timing.fitWall(wall)
+	}
+	for k, m := range d.members {
+		mr := &m.res
 		s := time.Now()
 		if err := d.addMemberMap(k, mr.Map, mr.W, mr.H, m.th.Image*n); err != nil {
 			return nil, err
@@ -119,6 +127,7 @@ func (d *Detector) runMembers(img image.Image) error {
 	return nil
 }
 
+// memberError names the member an error came from.
 func memberError(m *Detector, err error) error {
 	return fmt.Errorf("ensemble member %s: %w", m.recipe.Name(), err)
 }
@@ -226,6 +235,21 @@ func (t *Timing) add(o Timing) {
 	t.CPU.Backbone += o.CPU.Backbone
 	t.CPU.PaDiM += o.CPU.PaDiM
 	t.CPU.Map += o.CPU.Map
+}
+
+// fitWall scales the stage times (wall clock) down in proportion so that
+// they add up to wall, when the members' sums exceed it: members that ran
+// side by side overlapped, and a frame's stages must add up to at most its
+// time (latency_ms). The CPU times stay the members' sums.
+func (t *Timing) fitWall(wall time.Duration) {
+	total := t.Align + t.Preprocess + t.Backbone + t.PaDiM + t.Map
+	if total <= wall || total <= 0 {
+		return
+	}
+	f := float64(wall) / float64(total)
+	for _, d := range []*time.Duration{&t.Align, &t.Preprocess, &t.Backbone, &t.PaDiM, &t.Map} {
+		*d = time.Duration(float64(*d) * f)
+	}
 }
 
 // fitEnsemble fits every member of r on the images idx of src (each with

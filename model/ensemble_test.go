@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/modeltest"
@@ -94,8 +95,12 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	if runtime.GOMAXPROCS(0) > 1 && det.runs == nil {
 		t.Error("the members ran one after another on a machine with more than one core")
 	}
+	if det.runs == nil { // one core: the side-by-side path all the same
+		det.runs = startMemberRuns(det.members)
+	}
 	// Members side by side draw the map they draw one after another, to
-	// the bit (the ensemble adds them up in member order either way).
+	// the bit (the ensemble adds them up in member order either way), and
+	// their overlapping stage times add up to no more than the frame's.
 	det.serial = true
 	r, err := det.Inspect(bad)
 	if err != nil {
@@ -103,14 +108,27 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	}
 	serial := slices.Clone(r.Map)
 	det.serial = false
-	if r, err = det.Inspect(bad); err != nil || !slices.Equal(r.Map, serial) || r.Score != want[bad] {
+	start := time.Now()
+	r, err = det.Inspect(bad)
+	took := time.Since(start)
+	if err != nil || !slices.Equal(r.Map, serial) || r.Score != want[bad] {
 		t.Errorf("members side by side: score %v (one after another %v), error %v, maps equal %v", r.Score, want[bad], err, slices.Equal(r.Map, serial))
 	}
-	// A member's error is the ensemble's, naming the member, and the
-	// members' goroutines serve the next frame.
+	if tm := r.Timing; tm.Align+tm.Preprocess+tm.Backbone+tm.PaDiM+tm.Map > took {
+		t.Errorf("stage times %+v add up to more than the frame's %v", tm, took)
+	}
+	// A member's error is the ensemble's, naming the member, also from a
+	// member on a goroutine of its own; the goroutines serve the next frame.
 	if _, err := det.Inspect(image.NewGray(image.Rect(0, 0, 0, 0))); err == nil || !strings.Contains(err.Error(), "ensemble member v1-fit-z") {
 		t.Errorf("an empty frame: %v", err)
 	}
+	second := det.members[1]
+	scales := second.scales
+	second.scales = nil // not fitted: its Inspect fails, the first's does not
+	if _, err := det.Inspect(bad); err == nil || !strings.Contains(err.Error(), "ensemble member plain") {
+		t.Errorf("the second member failing: %v", err)
+	}
+	second.scales = scales
 	if r, err := det.Inspect(bad); err != nil || r.Score != want[bad] {
 		t.Errorf("after a member's error: score %v, want %v (%v)", r.Score, want[bad], err)
 	}

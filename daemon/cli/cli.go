@@ -92,8 +92,16 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		// "inspectd help run" is "inspectd run -h".
 		if len(args) > 1 && args[0] == "help" {
 			if cmd, _ := find(cmds, args[1:]); cmd != nil {
-				return Main(ctx, append(strings.Fields(cmd.Name), "-h"), stdin, stdout, stderr)
+				return Main(ctx, append(strings.Fields(cmd.Name), "-h"), stdin, stdout, stdout)
 			}
+			for _, c := range cmds {
+				if g, _, ok := strings.Cut(c.Name, " "); ok && g == args[1] { // a group: its subcommands
+					return Main(ctx, []string{g, "-h"}, stdin, stdout, stdout)
+				}
+			}
+			fmt.Fprintf(stderr, "inspectd help: unknown command %q\n\n", strings.Join(args[1:min(len(args), 3)], " "))
+			printUsage(stderr, cmds)
+			return 2
 		}
 		printUsage(stdout, cmds)
 		return 0

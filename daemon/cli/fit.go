@@ -125,7 +125,7 @@ func cmdFit() *Command {
 			if info.ContextPool > 0 {
 				ctxGrid = fmt.Sprintf("context grid %dx%d d=%d weight %g", info.ContextGridH, info.ContextGridW, info.ContextFeatures, info.ContextWeight)
 			}
-			if s := rep.Search; s != nil && s.Fallback != "" && s.Chosen.Name != info.Recipe {
+			if s := rep.Search; s != nil && s.Fallback != "" && s.Chosen.Recipe.ZScore && !info.PositionZScore && rep.Images < model.MinZScoreImages {
 				fmt.Fprintf(env.Stdout, "fitted %s instead of %s: the position z-score and the context scale need at least %d images (this fit had %d)\n",
 					info.Recipe, s.Chosen.Name, model.MinZScoreImages, rep.Images)
 			}

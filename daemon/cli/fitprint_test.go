@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -34,6 +35,28 @@ func TestPrintSearchSaysWhy(t *testing.T) {
 		printSearch(&b, &c.rep)
 		if !strings.Contains(b.String(), c.want) {
 			t.Errorf("%s: output lacks %q:\n%s", c.name, c.want, b.String())
+		}
+	}
+}
+
+// Help asked for is the output: `inspectd help | less`, `inspectd help
+// fit`; an unknown name is a usage error.
+func TestHelpOnStdout(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"help"}, 0, "usage: inspectd <command>"},
+		{[]string{"help", "fit"}, 0, "Usage of inspectd fit"},
+		{[]string{"help", "config"}, 0, "give a subcommand: check, defaults"},
+		{[]string{"help", "config", "check"}, 0, "Usage of inspectd config check"},
+		{[]string{"help", "nosuch"}, 2, ""},
+	} {
+		var so, se strings.Builder
+		code := Main(context.Background(), c.args, strings.NewReader(""), &so, &se)
+		if code != c.code || !strings.Contains(so.String(), c.out) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", c.args, code, so.String(), se.String())
 		}
 	}
 }

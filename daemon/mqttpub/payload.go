@@ -136,7 +136,8 @@ type Trigger struct {
 	Time time.Time `json:"time,omitzero"`
 }
 
-// MaxTriggerIDLen bounds the trigger id, which is echoed into every result.
+// MaxTriggerIDLen bounds the trigger id, in characters, which is echoed
+// into every result.
 const MaxTriggerIDLen = 128
 
 // maxTriggerPayload bounds what ParseTrigger reads: a valid request is tiny.
@@ -201,8 +202,8 @@ func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 	if strings.TrimSpace(t.ID) == "" {
 		return fail("field \"id\" is missing, empty or blank")
 	}
-	if len(t.ID) > MaxTriggerIDLen {
-		return fail("field \"id\" is %d bytes long", len(t.ID))
+	if n := utf8.RuneCountInString(t.ID); n > MaxTriggerIDLen {
+		return fail("field \"id\" is %d characters long", n)
 	}
 	for _, r := range t.ID {
 		if unicode.IsControl(r) || r == utf8.RuneError {
@@ -253,7 +254,7 @@ func TriggerID(payload []byte) string {
 		return ""
 	}
 	id, _ := v.ID.(string)
-	if id == "" || len(id) > MaxTriggerIDLen || !utf8.ValidString(id) {
+	if strings.TrimSpace(id) == "" || utf8.RuneCountInString(id) > MaxTriggerIDLen || !utf8.ValidString(id) {
 		return ""
 	}
 	for _, r := range id {

@@ -15,6 +15,7 @@ func TestParseTrigger(t *testing.T) {
 		{`{"id":"abc"}`, "abc"},
 		{` { "id" : "batch-7/pos 3" } ` + "\n", "batch-7/pos 3"},
 		{`{"id":"Prüfung-ß"}`, "Prüfung-ß"},
+		{`{"id":"` + strings.Repeat("é", MaxTriggerIDLen) + `"}`, strings.Repeat("é", MaxTriggerIDLen)}, // characters, not bytes
 		{`{"id":"` + strings.Repeat("x", MaxTriggerIDLen) + `"}`, strings.Repeat("x", MaxTriggerIDLen)},
 	} {
 		tr, err := ParseTrigger(trigTopic, []byte(ok.in))
@@ -40,7 +41,7 @@ func TestParseTrigger(t *testing.T) {
 		{`{"id":"a"} {"id":"b"}`, "extra data"},
 		{`{"id":"a"`, "unexpected EOF"},
 		{`{"id":"a\u0007b"}`, "control"},
-		{`{"id":"` + strings.Repeat("x", MaxTriggerIDLen+1) + `"}`, "bytes long"},
+		{`{"id":"` + strings.Repeat("x", MaxTriggerIDLen+1) + `"}`, "129 characters long"},
 		{"{\"id\":\"\xff\"}", "not valid UTF-8"},
 		{`{"id":"` + strings.Repeat("x", 2000) + `"}`, "more than 1024"},
 	} {

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,9 @@ func (cmdTrigger) Prepare(env *Env, body []byte) (*Plan, error) {
 	}
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
+	}
+	if strings.TrimSpace(a.ID) == "" {
+		return nil, invalidf("id", "blank: a trigger id names the part its result answers") // as on the trigger topic
 	}
 	var sent time.Time
 	if a.Time != "" {

@@ -34,6 +34,7 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 		{"wrong type", "refit", `{"id":"f1","count":"many"}`, CodeInvalid, "count", []string{"expected an integer, got string"}},
 		{"float for int", "refit", `{"id":"f1","count":2.5}`, CodeInvalid, "count", []string{"expected an integer, got 2.5"}},
 		{"int overflow", "refit", `{"id":"f1","count":99999999999999999999}`, CodeInvalid, "count", []string{"expected an integer, got 99999999999999999999: out of range"}},
+		{"trigger id blank", "trigger", `{"id":"  "}`, CodeInvalid, "id", []string{"blank"}},
 		{"trigger time not RFC 3339", "trigger", `{"id":"p1","time":"yesterday"}`, CodeInvalid, "time", []string{`"yesterday" is not an RFC 3339 time`}},
 		{"float overflow", "threshold", `{"id":"t3","image":1e400}`, CodeInvalid, "image", []string{"expected a number, got 1e400: out of range"}},
 		{"id missing", "status", `{}`, CodeInvalid, "id", []string{"missing"}},
