@@ -157,7 +157,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 		det.Close()
 		return d, err
 	}
-	pub, node, noJSON, err := d.connect(cfg, d.deviceID, d.clientID)
+	pub, node, noJSON, err := d.connect(cfg, d.deviceID, d.clientID, nil)
 	if err != nil {
 		det.Close()
 		return d, err
@@ -280,8 +280,9 @@ func (d *Daemon) setConfig(cfg *config.Config) {
 
 // connect opens the MQTT connections cfg asks for: the JSON publisher
 // (always: status, info, triggers and commands go over it) and, for
-// mqtt.profile sparkplug or both, the Sparkplug B edge node.
-func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
+// mqtt.profile sparkplug or both, the Sparkplug B edge node, going on
+// from what the edge node it replaces knew (carry, nil at start).
+func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string, carry *sparkplug.Carry) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
 	pub, err := d.newPublisher(cfg, deviceID, clientID)
 	if err != nil {
 		return nil, nil, false, err
@@ -289,7 +290,7 @@ func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string) (*mqttpu
 	if !cfg.MQTT.UsesSparkplug() {
 		return pub, nil, false, nil
 	}
-	node, err := d.newSparkplugNode(cfg, deviceID, clientID)
+	node, err := d.newSparkplugNode(cfg, deviceID, clientID, carry)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
@@ -600,11 +601,34 @@ func (c changeSet) names() []string {
 	return n
 }
 
+// activeCapture is c with the sections of the sources not in use cleared:
+// only the active source's section is used, and a change to another's
+// (a fleet push of capture.camera to a folder box) rebuilds nothing.
+func activeCapture(c config.Capture) config.Capture {
+	src := c.Source
+	if src == "" {
+		src = config.SourceSynthetic
+	}
+	if src != config.SourceCamera {
+		c.Camera = config.Camera{}
+	}
+	if src != config.SourceFolder {
+		c.Folder = config.Folder{}
+	}
+	if src != config.SourceFile {
+		c.File = config.File{}
+	}
+	if src != config.SourceSynthetic {
+		c.Synthetic = config.Synthetic{}
+	}
+	return c
+}
+
 // diffConfig says which parts must change to go from a to b.
 func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 	var c changeSet
 	c.model = !reflect.DeepEqual(a.Model, b.Model) || a.StateDir != b.StateDir
-	c.capture = !reflect.DeepEqual(a.Capture, b.Capture)
+	c.capture = !reflect.DeepEqual(activeCapture(a.Capture), activeCapture(b.Capture))
 	ta, tb := a.Capture.Trigger, b.Capture.Trigger
 	c.pipeline = a.Pipeline != b.Pipeline || ta.Mode != tb.Mode || ta.Queue != tb.Queue || ta.MaxAge != tb.MaxAge ||
 		a.Capture.Source != b.Capture.Source
@@ -615,7 +639,8 @@ func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 	for _, m := range []*config.MQTT{&ma, &mb} { // the parts the connection does not depend on
 		m.ResultQoS, m.ResultMaxRate, m.Mask, m.Heatmap, m.ImageMaxSide, m.EmbeddedListen = 0, 0, "", "", 0, ""
 	}
-	c.mqtt = !reflect.DeepEqual(ma, mb) || !reflect.DeepEqual(a.Sparkplug, b.Sparkplug) || aDev != bDev ||
+	spChanged := (a.MQTT.UsesSparkplug() || b.MQTT.UsesSparkplug()) && !reflect.DeepEqual(a.Sparkplug, b.Sparkplug)
+	c.mqtt = !reflect.DeepEqual(ma, mb) || spChanged || aDev != bDev ||
 		a.StateDir != b.StateDir || a.DeviceID != b.DeviceID || c.broker ||
 		(a.MQTT.Mask == config.PublishNever) != (b.MQTT.Mask == config.PublishNever) // the edge node declares the Mask metric or not
 	c.http = a.HTTP != b.HTTP
@@ -692,6 +717,15 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		}
 	}
 	if ch.capture {
+		if c := next.Capture; c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || cur.Capture.Camera.Device != c.Camera.Device) {
+			// A camera source waits for its device (an unplugged camera at
+			// start); a change to a camera that is not there is a mistake
+			// that would stop inspection: refused, the running source kept.
+			if _, err := os.Stat(c.Camera.Device); err != nil {
+				undo()
+				return nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)
+			}
+		}
 		if newSrc, newDesc, err = openCapture(next, d.log, d.folders); err != nil {
 			undo()
 			return nil, err
@@ -813,9 +847,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 // the ones cfg asks for. Publishing waits meanwhile, so no alarm finds the
 // connection closed. Called with d.mu held.
 func (d *Daemon) replacePublisher(cfg *config.Config, deviceID, clientID string) error {
-	return d.sink.replace(d.log, func() (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
+	return d.sink.replace(d.log, func(carry *sparkplug.Carry) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
 		d.deviceID = deviceID // the publisher's topics follow the device id
-		return d.connect(cfg, deviceID, clientID)
+		return d.connect(cfg, deviceID, clientID, carry)
 	})
 }
 

@@ -155,12 +155,18 @@ func (s *sinkSwitch) setStatus(status string) error {
 
 // replace closes the connections and opens the ones f makes; publishing
 // waits meanwhile. On error none is set.
-func (s *sinkSwitch) replace(log *slog.Logger, f func() (*mqttpub.Publisher, *sparkplug.Node, bool, error)) error {
+// f gets what the edge node being closed knew (nil without one), for the
+// new one to go on from.
+func (s *sinkSwitch) replace(log *slog.Logger, f func(carry *sparkplug.Carry) (*mqttpub.Publisher, *sparkplug.Node, bool, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var carry *sparkplug.Carry
+	if s.node != nil {
+		carry = s.node.Carry()
+	}
 	s.closeLocked(log, 3*time.Second)
 	var err error
-	s.pub, s.node, s.noJSON, err = f()
+	s.pub, s.node, s.noJSON, err = f(carry)
 	return err
 }
 

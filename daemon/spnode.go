@@ -15,7 +15,7 @@ func tlsOptions(m *config.MQTT) mqttpub.TLSOptions {
 // newSparkplugNode creates and starts the Sparkplug B edge node for cfg
 // (mqtt.profile sparkplug or both): its own MQTT connection to the same
 // brokers, fed the same inspection results as the JSON topics.
-func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string) (*sparkplug.Node, error) {
+func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string, carry *sparkplug.Carry) (*sparkplug.Node, error) {
 	m := &cfg.MQTT
 	nodeID, err := cfg.SparkplugEdgeNodeID()
 	if err != nil {
@@ -31,7 +31,7 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string)
 		TLS: tc, KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
 		GroupID: cfg.Sparkplug.GroupID, EdgeNodeID: nodeID, DeviceID: deviceID, PrimaryHostID: cfg.Sparkplug.PrimaryHostID,
 		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, Submitter: d.submitter(),
-		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart,
+		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart, Carry: carry,
 	})
 	if err != nil {
 		return nil, err

@@ -146,3 +146,37 @@ func TestNoModelNamesItsKey(t *testing.T) {
 		t.Errorf("model.path missing: %v", err)
 	}
 }
+
+// A reload or push onto a camera that is not there is refused, the running
+// source kept (it was applied, and inspection stopped on a typo).
+func TestReloadOntoMissingCameraRefused(t *testing.T) {
+	r := startDaemon(t, nil)
+	d := r.daemon()
+	r.moreInspections(2)
+	next := *d.Config()
+	next.Capture.Source = config.SourceCamera
+	next.Capture.Camera.Device = filepath.Join(t.TempDir(), "video-nope")
+	_, err := d.Apply(context.Background(), &next)
+	if err == nil || !strings.Contains(err.Error(), "capture.camera.device") || d.Config().Capture.Source == config.SourceCamera {
+		t.Fatalf("push onto a missing camera: %v, source in force %s", err, d.Config().Capture.Source)
+	}
+	r.moreInspections(2)
+}
+
+// A change to a section the box does not use rebuilds nothing: the
+// camera section on a folder box (a fleet push sent a looped folder back
+// to its first file), Sparkplug settings on a box that publishes JSON only.
+func TestDiffConfigIgnoresUnusedSections(t *testing.T) {
+	a := config.Default()
+	a.Capture.Source, a.Capture.Folder.Path = config.SourceFolder, "/srv/parts"
+	b := *a
+	b.Capture.Camera.Width = 1920
+	b.Sparkplug.GroupID = "Plant 2"
+	if got := diffConfig(a, &b, "d", "d").names(); len(got) != 0 {
+		t.Errorf("camera and sparkplug sections of a JSON folder box: restarted %v, want none", got)
+	}
+	b.Capture.Folder.Path = "/srv/other"
+	if got := diffConfig(a, &b, "d", "d").names(); !slices.Contains(got, "capture") {
+		t.Errorf("the folder's own path: restarted %v, want capture", got)
+	}
+}

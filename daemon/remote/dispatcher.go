@@ -390,7 +390,11 @@ func (d *Dispatcher) handle(it item) {
 	window := rc.DedupWindow.Std()
 	a, err := d.authenticate(req, cfg)
 	if err != nil {
-		d.refuse(it, peekID(a.body), err)
+		body := a.body
+		if body == nil {
+			body = req.Body // an envelope refused before its payload was read
+		}
+		d.refuse(it, peekID(body), err)
 		return
 	}
 	id, err := requestID(a.body, req.ID)
@@ -439,8 +443,12 @@ func (d *Dispatcher) handle(it item) {
 		skew := rc.MaxSkew.Std()
 		ts := time.Unix(a.env.TS, 0)
 		if off := start.Sub(ts); off > skew || off < -skew {
-			d.refuse(it, id, errorf(CodeUnauthorized, "ts", "stale: signed at %s, %s from this box's clock (%s); remote.max_skew is %s: check both clocks and sign again",
-				ts.UTC().Format(time.RFC3339), off.Round(time.Second).Abs(), start.UTC().Format(time.RFC3339), rc.MaxSkew))
+			what, side := "stale", "before"
+			if off < 0 {
+				what, side = "from the future", "ahead of"
+			}
+			d.refuse(it, id, errorf(CodeUnauthorized, "ts", "%s: signed at %s, %s %s this box's clock (%s); remote.max_skew is %s: check both clocks and sign again",
+				what, ts.UTC().Format(time.RFC3339), off.Round(time.Second).Abs(), side, start.UTC().Format(time.RFC3339), rc.MaxSkew))
 			return
 		}
 		if d.store.nonceSeen(a.env.Key, a.env.Nonce, start) {

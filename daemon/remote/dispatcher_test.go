@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -132,9 +133,9 @@ func TestSignedCommands(t *testing.T) {
 		t.Fatal("a refused signed request was applied")
 	}
 
-	// Stale in both directions.
-	mustFail(t, send("status", ops.sign(t, "status", "*", `{"id":"s5"}`, now.Add(-6*time.Minute))), CodeUnauthorized, "stale", "6m0s from this box's clock", "remote.max_skew is 5m")
-	mustFail(t, send("status", ops.sign(t, "status", "*", `{"id":"s6"}`, now.Add(6*time.Minute))), CodeUnauthorized, "stale")
+	// Beyond the skew in both directions, each called what it is.
+	mustFail(t, send("status", ops.sign(t, "status", "*", `{"id":"s5"}`, now.Add(-6*time.Minute))), CodeUnauthorized, "stale", "6m0s before this box's clock", "remote.max_skew is 5m")
+	mustFail(t, send("status", ops.sign(t, "status", "*", `{"id":"s6"}`, now.Add(6*time.Minute))), CodeUnauthorized, "from the future", "6m0s ahead of this box's clock")
 
 	// Executed once; the same envelope again is the stored reply.
 	rep = send("config", env)
@@ -299,8 +300,8 @@ func TestConfigPushAndGet(t *testing.T) {
 	if !get.OK || get.Data["version"] != int64(3) {
 		t.Fatalf("config-get: %+v", get)
 	}
-	b, _ := json.Marshal(get.Data["config"])
-	if strings.Contains(string(b), "s3cret") || !strings.Contains(string(b), `"password":"\u003credacted\u003e"`) || !strings.Contains(string(b), `"result_qos":1`) {
+	b, _ := get.MarshalJSON() // as published: no HTML escaping, so a grep for <redacted> finds it
+	if strings.Contains(string(b), "s3cret") || !strings.Contains(string(b), `"password":"<redacted>"`) || !strings.Contains(string(b), `"result_qos":1`) {
 		t.Errorf("config-get shows %s", b)
 	}
 	if y := r.do("config-get", `{"id":"g2","format":"yaml"}`); !strings.Contains(y.Data["yaml"].(string), "password: <redacted>") {
@@ -603,5 +604,21 @@ func TestSlowReleaseOutsideTheLock(t *testing.T) {
 		if rep := r.wait(ch); !rep.OK {
 			t.Error(rep)
 		}
+	}
+}
+
+// A refusal carries the request's id whenever it can be read: before a
+// nesting too deep for the JSON decoder, inside a signed envelope refused
+// for its own fields (they came back with "id":"", unmatched on a fleet).
+func TestRefusalsKeepTheID(t *testing.T) {
+	r := newRig(t, unsigned)
+	deep := `{"id":"deep","config":` + strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20001)
+	if rep := r.do("config", deep); rep.OK || rep.ID != "deep" {
+		t.Errorf("nested 20000 deep: reply %+v", rep)
+	}
+	env := `{"envelope":"` + EnvelopeVersion + `","key":"k","target":"*","command":"status","ts":"soon","nonce":"0123456789abcdef","payload":"` +
+		base64.StdEncoding.EncodeToString([]byte(`{"id":"env1"}`)) + `","sig":"AA=="}`
+	if rep := r.do("status", env); rep.OK || rep.ID != "env1" {
+		t.Errorf("an envelope with a bad ts: reply %+v", rep)
 	}
 }

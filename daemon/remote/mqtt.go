@@ -224,7 +224,17 @@ func (m *MQTT) reply(name string, r Reply) {
 		return
 	}
 	c, base := m.client()
-	if err := c.Publish(base+"reply/"+name, b, 1, false); err != nil {
+	err = c.Publish(base+"reply/"+name, b, 1, false)
+	if errors.Is(err, mqttpub.ErrPayloadTooLarge) {
+		// Every request gets a reply: one that says why the answer is
+		// not there (a config-get or snapshot over mqtt.max_payload).
+		short := errorReply(r.ID, errorf(CodeTooLarge, "", "the reply of %d bytes is over mqtt.max_payload; raise it, or ask for less", len(b)), nil)
+		if sb, serr := short.MarshalJSON(); serr == nil && c.Publish(base+"reply/"+name, sb, 1, false) == nil {
+			m.log.Warn("remote: reply over mqtt.max_payload; answered with its size instead", "command", name, "id", r.ID, "bytes", len(b))
+			return
+		}
+	}
+	if err != nil {
 		m.log.Warn("remote: reply not published", "command", name, "id", r.ID, "error", err)
 	}
 }

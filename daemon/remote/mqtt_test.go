@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -348,11 +349,13 @@ func TestMQTTFleetAndGroups(t *testing.T) {
 	}
 }
 
-// fakeClient records subscriptions and publishes, for front-end unit tests.
+// fakeClient records subscriptions and publishes, for front-end unit tests;
+// with max > 0 it refuses larger payloads as the publisher does.
 type fakeClient struct {
 	mu   sync.Mutex
 	subs map[string]mqttpub.Handler
 	pubs []mqttpub.Message
+	max  int
 }
 
 func (f *fakeClient) Subscribe(filter string, qos byte, h mqttpub.Handler) error {
@@ -368,8 +371,36 @@ func (f *fakeClient) Subscribe(filter string, qos byte, h mqttpub.Handler) error
 func (f *fakeClient) Publish(topic string, payload []byte, qos byte, retained bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.max > 0 && len(payload) > f.max {
+		return fmt.Errorf("mqtt %s: payload of %d bytes: %w", topic, len(payload), mqttpub.ErrPayloadTooLarge)
+	}
 	f.pubs = append(f.pubs, mqttpub.Message{Topic: topic, Payload: payload, Retained: retained})
 	return nil
+}
+
+// A reply over mqtt.max_payload is answered with one that says so: every
+// request gets a reply (a config-get after max_payload was lowered got
+// none, only a log line).
+func TestMQTTReplyOverMaxPayload(t *testing.T) {
+	r := newRig(t, unsigned)
+	c := &fakeClient{max: 300}
+	front, err := NewMQTT(c, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.subs["plant/a/box1/cmd/+"](mqttpub.Message{Topic: "plant/a/box1/cmd/config-get", Payload: []byte(`{"id":"g1"}`)})
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return c.published("plant/a/box1/reply/config-get") == 1 }) {
+		t.Fatal("no reply to a config-get whose answer is over the limit")
+	}
+	c.mu.Lock()
+	reply := string(c.pubs[len(c.pubs)-1].Payload)
+	c.mu.Unlock()
+	if !strings.Contains(reply, `"code":"too_large"`) || !strings.Contains(reply, `"id":"g1"`) || !strings.Contains(reply, "over mqtt.max_payload") {
+		t.Errorf("reply %s", reply)
+	}
 }
 
 func (f *fakeClient) published(topic string) int {

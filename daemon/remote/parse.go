@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -299,16 +300,53 @@ func checkID(id string) error {
 // that even a refused request's reply can carry it; "" when there is none.
 func peekID(body []byte) string {
 	var h struct {
-		ID any `json:"id"`
+		ID      any    `json:"id"`
+		Payload string `json:"payload"`
 	}
 	if json.Unmarshal(body, &h) != nil {
-		return ""
+		// Not valid as a whole (nested too deep, a value of the wrong
+		// kind): the id may still come before what is wrong.
+		h.ID = scanTopID(body)
 	}
 	id, _ := h.ID.(string)
+	if id == "" && h.Payload != "" {
+		// A signed envelope refused before its payload was read: the
+		// command's own id, for the refusal to be matched by its sender.
+		if b, err := base64.StdEncoding.DecodeString(h.Payload); err == nil && len(b) < len(body) {
+			return peekID(b)
+		}
+	}
 	if checkID(id) != nil {
 		return ""
 	}
 	return id
+}
+
+// scanTopID reads a JSON object's top-level keys in order until "id" and
+// returns its value, nil when it does not get that far.
+func scanTopID(body []byte) any {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if key, _ := tok.(string); key == "id" {
+			var v any
+			if dec.Decode(&v) != nil {
+				return nil
+			}
+			return v
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // human writes a byte count for people: 25.1 GiB, 62.0 MiB, 900 KiB.

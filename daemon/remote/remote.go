@@ -6,7 +6,10 @@
 // each Request gets exactly one Reply.
 package remote
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // Request is one command as a front end hands it over.
 type Request struct {
@@ -64,7 +67,15 @@ func (r Reply) MarshalJSON() ([]byte, error) {
 	if r.Error != "" {
 		m["error"] = r.Error
 	}
-	return json.Marshal(m)
+	// Without HTML escaping: a reply is read by programs and people, and
+	// "\u003credacted\u003e" defeated a grep for <redacted>.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // Submitter accepts requests from a front end. It must not block for long

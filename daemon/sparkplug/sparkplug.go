@@ -97,6 +97,10 @@ type Options struct {
 	// the restart (cancel a context), not wait for it. nil refuses the
 	// write. The daemon restarts itself; systemd brings it back.
 	OnReboot func()
+	// Carry, when set, is what the edge node this one replaces knew
+	// (Node.Carry): its births then say the counters and the latest
+	// inspection and alarm, not zeros and nulls.
+	Carry *Carry
 	// Camera reports whether frames are coming and, if not, why; it is
 	// polled every StatsInterval for Camera/Connected and Camera/Error.
 	// nil leaves those metrics null.
@@ -270,7 +274,53 @@ func New(o Options) (*Node, error) {
 	n.dev.m[dMask].omitted = !o.Mask
 	n.dev.m[dMask].meta = &sppb.MetaData{ContentType: "image/png"}
 	n.rate.window = o.RateWindow
+	if c := o.Carry; c != nil {
+		n.counts.anomalous, n.counts.errors, n.lastSeq = c.anomalous, c.errors, c.lastSeq
+		for i, v := range c.vals {
+			m := &n.dev.m[i]
+			m.val, m.null, m.ts, m.dirty = v.val, v.null, v.ts, true
+		}
+	}
 	return n, nil
+}
+
+// Carry is what an edge node hands to the one that replaces it (a reload
+// that rebuilds the MQTT connections): the cumulative counters and the
+// latest inspection's, alarm's and command's values. A SCADA host reads
+// the counters to tell how many inspections it missed; a reload is not a
+// restart of the process and must not set them back to 0.
+type Carry struct {
+	anomalous, errors, lastSeq uint64
+	vals                       map[int]carriedValue
+}
+
+type carriedValue struct {
+	val  sppb.Value
+	null bool
+	ts   uint64
+}
+
+// carriedMetrics are the device metrics a replacement keeps: not the writable
+// command metrics (reset by a birth), the camera's and the rate (measured
+// again) nor the mask (the next alarm's).
+func carriedMetrics() []int {
+	return []int{dScore, dThreshold, dNormalized, dAnomalous, dVerdict, dSeq, dTriggerID, dError, dModelID,
+		dAnomalousCount, dErrorCount, dLatencyQueue, dLatencyPreprocess, dLatencyBackbone, dLatencyPaDiM, dLatencyMap,
+		dLatencyPublish, dAlarmSeq, dAlarmScore, dAlarmRegions, dAlarmWidth, dAlarmHeight, dLastCommand, dLastID,
+		dLastOK, dLastReply, dFile}
+}
+
+// Carry returns what a replacement of this edge node should go on from.
+func (n *Node) Carry() *Carry {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := &Carry{anomalous: n.counts.anomalous, errors: n.counts.errors, lastSeq: n.lastSeq, vals: map[int]carriedValue{}}
+	for _, i := range carriedMetrics() {
+		if m := n.dev.m[i]; !m.null {
+			c.vals[i] = carriedValue{val: m.val, ts: m.ts}
+		}
+	}
+	return c
 }
 
 // Topics returns the edge node's topic names.

@@ -234,3 +234,44 @@ type sink interface {
 }
 
 var _ sink = (*Node)(nil)
+
+// TestCarryAcrossReplacement: an edge node rebuilt by a reload (another
+// keepalive, broker or group) goes on from the one it replaces: its birth
+// says the cumulative counters and the latest inspection and alarm, not 0
+// and null (a host reading Stats/Anomalous Count saw the count fall to 0).
+func TestCarryAcrossReplacement(t *testing.T) {
+	o := Options{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "c", GroupID: "Plant 1", EdgeNodeID: "e", DeviceID: "d", Logger: discard()}
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range inspections(5) {
+		a.recordLocked(r)
+	}
+	a.alarm = pendingAlarm{ok: true, seq: 6, w: 64, h: 48}
+	a.recordLocked(&mqttpub.Result{Header: mqttpub.Header{Seq: 6, FrameTime: time.Now(), Score: 20, Threshold: 10}, Anomalous: true, Verdict: "anomalous"})
+	want := map[int]sppb.Value{}
+	for _, i := range []int{dAnomalousCount, dErrorCount, dSeq, dScore, dAlarmSeq} {
+		want[i] = a.dev.m[i].val
+		if a.dev.m[i].null {
+			t.Fatalf("metric %s null before the replacement", a.dev.m[i].name)
+		}
+	}
+	o.Carry = a.Carry()
+	b, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range want {
+		if m := b.dev.m[i]; m.null || !m.val.Equal(v) {
+			t.Errorf("%s after the replacement: %+v (null %v), want %+v", m.name, m.val, m.null, v)
+		}
+	}
+	if b.counts != a.counts || b.lastSeq != a.lastSeq {
+		t.Errorf("counts %+v seq %d, want %+v seq %d", b.counts, b.lastSeq, a.counts, a.lastSeq)
+	}
+	b.recordLocked(&mqttpub.Result{Header: mqttpub.Header{Seq: 7, FrameTime: time.Now(), Score: 30, Threshold: 10}, Anomalous: true, Verdict: "anomalous"})
+	if got := b.dev.m[dAnomalousCount].val; !got.Equal(sppb.ULongValue(a.counts.anomalous + 1)) {
+		t.Errorf("the count goes on from the carried one: %+v", got)
+	}
+}
