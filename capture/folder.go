@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -63,10 +64,120 @@ type FolderOptions struct {
 type FolderLedger struct {
 	mu    sync.Mutex
 	files map[string]map[string]fileStamp // folder → name → stamp
+	// The file it is kept in (OpenFolderLedger), one JSON line appended
+	// per file handed out; lines counts them, for compaction.
+	path  string
+	f     *os.File
+	lines int
+	log   *slog.Logger
 }
 
-// NewFolderLedger returns an empty ledger.
+// NewFolderLedger returns an empty ledger kept in memory.
 func NewFolderLedger() *FolderLedger { return &FolderLedger{files: map[string]map[string]fileStamp{}} }
+
+// ledgerLine is one file handed out, as the ledger's file holds it.
+type ledgerLine struct {
+	Dir   string `json:"dir"`
+	Name  string `json:"name"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime_ns"`
+	Ino   uint64 `json:"ino,omitempty"`
+	CTime int64  `json:"ctime_ns,omitempty"`
+}
+
+// OpenFolderLedger returns a ledger kept in the file at path as well (a
+// daemon's state folder), so that a restart of the process goes on after
+// the files already inspected too, not only a restart of the source: it
+// reads what the file holds, rewrites it compacted, and appends a line
+// for every file handed out. The appends are not synced: a power cut
+// may forget the last few files, which are then inspected again (never
+// one left out). A file it cannot read is logged and started afresh; one
+// it cannot write leaves the ledger in memory, logged once.
+func OpenFolderLedger(path string, log *slog.Logger) *FolderLedger {
+	if log == nil {
+		log = slog.Default()
+	}
+	l := NewFolderLedger()
+	l.path, l.log = path, log
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		lines, bad := strings.Split(string(data), "\n"), 0
+		for i, line := range lines {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			var e ledgerLine
+			if err := json.Unmarshal([]byte(line), &e); err != nil || e.Dir == "" || e.Name == "" {
+				if i < len(lines)-1 { // a last line cut short by a crash is expected
+					bad++
+				}
+				continue
+			}
+			if l.files[e.Dir] == nil {
+				l.files[e.Dir] = map[string]fileStamp{}
+			}
+			l.files[e.Dir][e.Name] = fileStamp{size: e.Size, mtime: time.Unix(0, e.MTime), ino: e.Ino, ctimeN: e.CTime}
+		}
+		if bad > 0 {
+			log.Warn("folder ledger: lines not understood, left out (their files may be inspected again)", "file", path, "lines", bad)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		log.Warn("folder ledger unreadable: files in watched folders may be inspected again", "file", path, "err", err)
+	}
+	l.mu.Lock()
+	l.compactLocked()
+	l.mu.Unlock()
+	return l
+}
+
+// compactLocked rewrites the ledger's file with one line per file it
+// holds (atomically), and opens it for appending.
+func (l *FolderLedger) compactLocked() {
+	if l.path == "" {
+		return
+	}
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	var b strings.Builder
+	n := 0
+	for dir, m := range l.files {
+		for name, st := range m {
+			line, _ := json.Marshal(ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN})
+			b.Write(line)
+			b.WriteByte('\n')
+			n++
+		}
+	}
+	tmp := l.path + ".tmp"
+	err := os.WriteFile(tmp, []byte(b.String()), 0o640)
+	if err == nil {
+		err = os.Rename(tmp, l.path)
+	}
+	if err == nil {
+		l.f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o640)
+	}
+	if err != nil {
+		l.log.Warn("folder ledger not written: a restart may inspect files in watched folders again", "file", l.path, "err", err)
+		l.path = "" // in memory from now on
+		return
+	}
+	l.lines = n
+}
+
+// Close closes the ledger's file.
+func (l *FolderLedger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
 
 // ledgerKey is the folder's key: the same folder written two ways
 // ("/data/in", "/data/in/", a relative path) is one.
@@ -110,11 +221,33 @@ func (l *FolderLedger) handedOut(dir, name string, st fileStamp) bool {
 
 func (l *FolderLedger) record(dir, name string, st fileStamp) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.files[dir] == nil {
 		l.files[dir] = map[string]fileStamp{}
 	}
 	l.files[dir][name] = st
-	l.mu.Unlock()
+	if l.f == nil {
+		return
+	}
+	line, _ := json.Marshal(ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN})
+	if _, err := l.f.Write(append(line, '\n')); err != nil {
+		l.log.Warn("folder ledger not written: a restart may inspect files in watched folders again", "file", l.path, "err", err)
+		l.f.Close()
+		l.f, l.path = nil, ""
+		return
+	}
+	l.lines++
+	if total := l.entriesLocked(); l.lines > 4*total+10000 {
+		l.compactLocked() // forgotten files' lines add up
+	}
+}
+
+func (l *FolderLedger) entriesLocked() int {
+	n := 0
+	for _, m := range l.files {
+		n += len(m)
+	}
+	return n
 }
 
 func (l *FolderLedger) forget(dir, name string) {
@@ -127,11 +260,7 @@ func (l *FolderLedger) forget(dir, name string) {
 func (l *FolderLedger) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
-	for _, m := range l.files {
-		n += len(m)
-	}
-	return n
+	return l.entriesLocked()
 }
 
 // Folder is a Source reading the image files of a folder in name order

@@ -489,3 +489,72 @@ func TestFolderWatchRereadsAFileCompletedLater(t *testing.T) {
 		t.Fatalf("the completed file: %v %q", err, f.Name)
 	}
 }
+
+// A ledger kept in a file goes on across a restart of the process: the
+// files handed out before are skipped, a changed one is read again; lines
+// it cannot read (a crash cut the last one short) cost at most their
+// files being inspected again; a file it cannot write leaves it in memory.
+func TestFolderLedgerFile(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	for _, n := range []string{"0001.png", "0002.png", "0003.png"} {
+		if err := writeFile(filepath.Join(dir, n), encodePNG(t, testImage(8, 8))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(state, "ledger.jsonl")
+	ctx := context.Background()
+	read := func(l *FolderLedger) []string {
+		t.Helper()
+		fl, err := NewFolder(FolderOptions{Dir: dir, Ledger: l, Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		var f Frame
+		for fl.Next(ctx, &f) == nil {
+			got = append(got, f.Name)
+		}
+		return got
+	}
+	first := OpenFolderLedger(path, quietLog())
+	fl, err := NewFolder(FolderOptions{Dir: dir, Ledger: first, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	for range 2 {
+		if err := fl.Next(ctx, &f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.Close()
+	// A crash cut the last line short.
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.WriteString(`{"dir":"` + dir + `","name":"0003.p`)
+	fh.Close()
+	if got := read(OpenFolderLedger(path, quietLog())); strings.Join(got, " ") != "0003.png" {
+		t.Errorf("after a restart: read %v, want only 0003.png", got)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, "0002.png"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(OpenFolderLedger(path, quietLog())); strings.Join(got, " ") != "0002.png" {
+		t.Errorf("after a change to 0002.png: read %v, want it alone", got)
+	}
+	// Garbage in the middle: its files only are read again.
+	if err := os.WriteFile(path, []byte("not json\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(OpenFolderLedger(path, quietLog())); len(got) != 3 {
+		t.Errorf("a ledger file of garbage: read %v, want all 3", got)
+	}
+	// A folder it cannot write in: kept in memory.
+	mem := OpenFolderLedger(filepath.Join(state, "no-such-dir", "ledger.jsonl"), quietLog())
+	if got := read(mem); len(got) != 3 || len(read(mem)) != 0 {
+		t.Errorf("unwritable ledger: first read %v, the second should read nothing", got)
+	}
+}

@@ -48,7 +48,8 @@ type Daemon struct {
 	trig     *capture.Triggered // nil in free-run; also in trigPtr for the MQTT handler
 	// folders records the files folder sources handed out, so that a
 	// capture restart (restart-camera, a reload or push changing capture)
-	// does not inspect them again.
+	// does not inspect them again; kept in state_dir (folderLedgerFile)
+	// when the daemon starts on a folder, for a restart of the process.
 	folders  *capture.FolderLedger
 	pipeGen  uint64
 	pipeStop context.CancelFunc
@@ -113,6 +114,11 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	}
 	if d.lock, err = lockStateDir(cfg.StateDir); err != nil {
 		return d, err
+	}
+	if cfg.Capture.Source == config.SourceFolder || cfg.Capture.Source == config.SourceFile {
+		// Kept in the state folder: a restart of the process goes on after
+		// the files a watched folder already had inspected, too.
+		d.folders = capture.OpenFolderLedger(filepath.Join(cfg.StateDir, folderLedgerFile), d.log)
 	}
 	d.setConfig(cfg)
 	d.metrics = httpapi.NewMetrics()
@@ -566,6 +572,10 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 // modify it. It never waits for a configuration change in progress.
 func (d *Daemon) Config() *config.Config { return d.cfgPtr.Load() }
 
+// folderLedgerFile, in state_dir, holds the files folder sources handed
+// out (capture.OpenFolderLedger).
+const folderLedgerFile = "folder-ledger.jsonl"
+
 // changeSet is what differs between two configurations, by part.
 type changeSet struct {
 	model, capture, pipeline, policy, mqtt, broker, http bool
@@ -938,5 +948,6 @@ func (d *Daemon) stop() {
 	if det != nil {
 		det.Close()
 	}
+	_ = d.folders.Close()
 	d.lock.release()
 }

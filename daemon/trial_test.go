@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
@@ -178,5 +180,32 @@ func TestDiffConfigIgnoresUnusedSections(t *testing.T) {
 	b.Capture.Folder.Path = "/srv/other"
 	if got := diffConfig(a, &b, "d", "d").names(); !slices.Contains(got, "capture") {
 		t.Errorf("the folder's own path: restarted %v, want capture", got)
+	}
+}
+
+// A restart of the daemon on a watched folder goes on after the files it
+// inspected before (they were all inspected again, with their alarms).
+func TestWatchedFolderAcrossDaemonRestart(t *testing.T) {
+	frames := filepath.Join(t.TempDir(), "frames")
+	writePNGs(t, frames, 3, 5, false)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
+	})
+	r.daemon()
+	r.waitFor("the 3 files inspected", func() bool { return r.inspections() >= 3 })
+	r.stop()
+	r.run()
+	r.daemon()
+	writePNGs(t, filepath.Join(frames, "new"), 1, 7, false)
+	if err := os.Rename(filepath.Join(frames, "new", "part000.png"), filepath.Join(frames, "zz-new.png")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the new file", func() bool { return strings.Contains(r.lines.String(), "zz-new.png") })
+	time.Sleep(500 * time.Millisecond)
+	if n := r.inspections(); n != 4 {
+		t.Errorf("%d inspections over two runs of 3 files then 1 new, want 4:\n%s", n, r.lines.String())
 	}
 }
