@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // DefaultExtensions lists the image file endings a folder source reads
@@ -151,11 +153,9 @@ func (l *FolderLedger) compactLocked() {
 			n++
 		}
 	}
-	tmp := l.path + ".tmp"
-	err := os.WriteFile(tmp, []byte(b.String()), 0o640)
-	if err == nil {
-		err = os.Rename(tmp, l.path)
-	}
+	// Synced and renamed: a power cut during the rewrite leaves the old
+	// file or the new one, never an empty one (every file inspected again).
+	err := atomicfile.WriteBytes(l.path, 0o640, []byte(b.String()))
 	if err == nil {
 		l.f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o640)
 	}
