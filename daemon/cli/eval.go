@@ -127,6 +127,13 @@ type EvalResult struct {
 	// ground-truth mask: they count in the image figures and are left out
 	// of the pixel ones (PixelAUROC, PRO, region IoU).
 	MasksMissing int     `json:"masks_missing,omitempty"`
+	// DefectsOutOfView is, with --misalign, the number of defective test
+	// images whose every defect pixel the transform moved out of the view
+	// (the crop cut the defect away): their view shows no defect, so they
+	// are left out of the image figures (image AUROC, F1-max, miss rate,
+	// region IoU, TestImages) and their pixels count as normal ones in the
+	// pixel figures. In a mean over draws it is their total.
+	DefectsOutOfView int `json:"defects_out_of_view,omitempty"`
 	F1Max        float64 `json:"f1_max"`
 	// FalseAlarmRate is the share of good test images above the threshold,
 	// MissRate the share of defective ones at or below it.
@@ -553,6 +560,9 @@ type testScore struct {
 	// where the first one's was looked for.
 	noMask      int
 	firstNoMask string
+	// outOfView counts the defective images whose defect a --misalign
+	// transform moved out of the view (left out of the image figures).
+	outOfView int
 	inspect     time.Duration
 	regions     metrics.Regions
 	labeled     bool
@@ -593,8 +603,11 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 			}
 			continue
 		}
+		outOfView := false
 		if p, ok := j.files.params(it.Path); ok && it.MaskPath != "" {
+			had := slices.ContainsFunc(mask, func(v uint8) bool { return v != 0 })
 			mask = p.ApplyMask(mask, b.Dx(), b.Dy()) // moved exactly as its image
+			outOfView = it.Anomalous() && had && !slices.ContainsFunc(mask, func(v uint8) bool { return v != 0 })
 		}
 		s := time.Now()
 		rs, err := inspect(img)
@@ -607,7 +620,7 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 			truth = append(truth, gtRegions.Find(mask, b.Dx(), b.Dy(), 0)...)
 		}
 		for k, r := range rs {
-			if err := accs[k].add(it, r, mask, truth, el); err != nil {
+			if err := accs[k].add(it, r, mask, truth, el, outOfView); err != nil {
 				return fmt.Errorf("%s: %w", it.Path, err)
 			}
 		}
@@ -623,7 +636,10 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 	return nil
 }
 
-func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, truth []metrics.Box, el time.Duration) error {
+// add counts one inspection of a test image. outOfView says that the
+// image is defective but its view shows none of the defect (see
+// EvalResult.DefectsOutOfView): only its pixels count.
+func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, truth []metrics.Box, el time.Duration, outOfView bool) error {
 	a.inspect += el
 	var err error
 	if it.MaskMissing != "" {
@@ -638,6 +654,10 @@ func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, trut
 	}
 	if err != nil {
 		return err
+	}
+	if outOfView {
+		a.outOfView++
+		return nil
 	}
 	if r.Anomalous == it.Anomalous() {
 		a.right++
@@ -671,11 +691,11 @@ func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, trut
 func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	n := len(a.items)
 	res.TestImages = n
-	res.MsPerImage = float64(a.inspect.Microseconds()) / 1e3 / float64(n)
+	res.MsPerImage = float64(a.inspect.Microseconds()) / 1e3 / float64(n+a.outOfView)
 	res.Accuracy = float64(a.right) / float64(n)
 	res.FalseAlarmRate = float64(a.fa) / float64(max(a.fan, 1))
 	res.MissRate = float64(a.miss) / float64(max(a.n, 1))
-	res.MasksMissing = a.noMask
+	res.MasksMissing, res.DefectsOutOfView = a.noMask, a.outOfView
 	var iou float64
 	for _, v := range a.iouBy {
 		iou += v
@@ -856,10 +876,11 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 	}
 	for k := range out {
 		m, first := &out[k], draws[0].Results[k]
-		refused, same := 0, true
+		refused, outOfView, same := 0, 0, true
 		for _, d := range draws {
 			r := d.Results[k]
 			refused += r.RegistrationRefused
+			outOfView += r.DefectsOutOfView
 			same = same && r.RecipeChoice == first.RecipeChoice && r.Features == first.Features && r.Grid == first.Grid &&
 				r.Resize == first.Resize && r.Sigma == first.Sigma && r.ContextPool == first.ContextPool &&
 				r.ContextFeatures == first.ContextFeatures && r.ContextWeight == first.ContextWeight &&
@@ -867,6 +888,7 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 		}
 		m.Align = first.Align
 		m.RegistrationRefused, m.RegistrationRefusedPerDraw = refused, float64(refused)/float64(len(draws))
+		m.DefectsOutOfView = outOfView
 		if same {
 			m.RecipeChoice, m.Features, m.Grid, m.Resize, m.Sigma = first.RecipeChoice, first.Features, first.Grid, first.Resize, first.Sigma
 			m.ContextPool, m.ContextFeatures, m.ContextWeight = first.ContextPool, first.ContextFeatures, first.ContextWeight
@@ -1020,6 +1042,9 @@ func printResultDetail(w io.Writer, r *EvalResult) {
 	}
 	if r.MasksMissing > 0 {
 		fmt.Fprintf(tw, "masks missing\t%d defective test images have no ground_truth/<label>/<name>_mask.png: left out of the pixel figures\n", r.MasksMissing)
+	}
+	if r.DefectsOutOfView > 0 {
+		fmt.Fprintf(tw, "defects out of view\t%s whose defect the transform cut out of the view: left out of the image figures, their pixels normal ones\n", plural(r.DefectsOutOfView, "defective test image"))
 	}
 	fmt.Fprintf(tw, "F1-max\t%.4f\n", r.F1Max)
 	labels := make([]string, 0, len(r.PerDefect))

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"math"
@@ -10,6 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
+	"github.com/inspectd/inspectd/model/metrics"
 )
 
 // eval takes several data sets and a second recipe, and prints and writes
@@ -324,5 +330,74 @@ func TestEvalReportShowsRefusedFrames(t *testing.T) {
 	names, err := filepath.Glob(filepath.Join(rep, "*_refused.png"))
 	if err != nil || len(names) != 6 {
 		t.Errorf("report panels named refused: %v (err %v), want all 6 test images", names, err)
+	}
+}
+
+// A defective test image whose defect --misalign cut out of the view shows
+// no defect: it is left out of the image figures (a detector that scores
+// it as good is right) and counted, and its pixels count as normal ones.
+func TestDefectOutOfViewLeftOutOfImageFigures(t *testing.T) {
+	const w, h = 4, 4
+	insp := func(score float32, hot int) *model.Inspection {
+		m := make([]float32, w*h)
+		for i := range m {
+			m[i] = score / 10
+		}
+		if hot >= 0 {
+			m[hot] = score
+		}
+		r := &model.Inspection{Map: m, W: w, H: h}
+		r.Score, r.Anomalous, r.Mask = float64(score), score > 4.5, image.NewGray(image.Rect(0, 0, w, h))
+		return r
+	}
+	maskAt := func(i int) []uint8 {
+		m := make([]uint8, w*h)
+		if i >= 0 {
+			m[i] = 1
+		}
+		return m
+	}
+	good := dataset.Item{Path: "test/good/x.png", Label: dataset.Good}
+	crack := func(name string) dataset.Item {
+		return dataset.Item{Path: "test/crack/" + name, Label: "crack", MaskPath: "ground_truth/crack/" + name}
+	}
+	set := &dataset.Set{Test: []dataset.Item{good, crack("a.png")}}
+	fill := func(cut bool) EvalResult {
+		a := newTestScore(true)
+		for _, s := range []float32{1, 2, 3, 4} {
+			if err := a.add(good, insp(s, -1), maskAt(-1), nil, time.Millisecond, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, s := range []float32{5, 6} {
+			if err := a.add(crack(fmt.Sprint(i)), insp(s, 5), maskAt(5), []metrics.Box{{Rectangle: image.Rect(1, 1, 2, 2), Area: 1}}, time.Millisecond, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Its view holds no defect pixel: its mask was cut away with it.
+		if err := a.add(crack("cut.png"), insp(2.5, -1), maskAt(-1), nil, time.Millisecond, cut); err != nil {
+			t.Fatal(err)
+		}
+		res := EvalResult{PerDefect: map[string]float64{}, PixelPerDefect: map[string]float64{}}
+		if err := a.fill(&res, set); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	kept, left := fill(false), fill(true)
+	if kept.ImageAUROC >= 1 || kept.TestImages != 7 || kept.DefectsOutOfView != 0 {
+		t.Errorf("counted as defective: image AUROC %v over %d images, %d out of view; want below 1 over 7, 0", kept.ImageAUROC, kept.TestImages, kept.DefectsOutOfView)
+	}
+	if left.ImageAUROC != 1 || left.TestImages != 6 || left.DefectsOutOfView != 1 || left.MissRate != 0 || left.MsPerImage != 1 {
+		t.Errorf("left out: image AUROC %v over %d images, %d out of view, miss rate %v, %v ms per image; want 1 over 6, 1, 0, 1",
+			left.ImageAUROC, left.TestImages, left.DefectsOutOfView, left.MissRate, left.MsPerImage)
+	}
+	if left.PixelAUROC != kept.PixelAUROC {
+		t.Errorf("pixel AUROC %v, %v counted as defective: its pixels are normal either way", left.PixelAUROC, kept.PixelAUROC)
+	}
+	var b strings.Builder
+	printResultDetail(&b, &left)
+	if !strings.Contains(b.String(), "1 defective test image whose defect the transform cut out of the view") {
+		t.Errorf("detail does not say what was left out:\n%s", b.String())
 	}
 }
