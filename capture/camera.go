@@ -62,6 +62,12 @@ type CameraOptions struct {
 	// MaxPixels refuses an MJPEG frame whose SOF header declares more pixels
 	// (0: DefaultMaxPixels), before decoding it.
 	MaxPixels int64
+	// RequireDevice makes NewCamera fail (ErrNoDevice) when the device
+	// node is not there. Without it the camera waits for its device, as a
+	// line that starts before its camera is plugged in needs; a running
+	// line switched to a device that is not there would stop inspecting
+	// while it waits, so a change of device sets it.
+	RequireDevice bool
 	// Open opens the device; nil uses the kernel's V4L2 interface (OpenV4L2).
 	Open Opener
 	// Log receives one line per event (opened, lost, timeouts, corrupt
@@ -140,6 +146,13 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 	if !strings.Contains(opts.Device, "/") {
 		// A bare by-id name.
 		opts.Device = filepath.Join("/dev/v4l/by-id", opts.Device)
+	}
+	if opts.RequireDevice {
+		if _, err := os.Stat(opts.Device); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("camera %s: %w", opts.Device, ErrNoDevice)
+		} else if err != nil {
+			return nil, fmt.Errorf("camera %s: %w: %w", opts.Device, ErrNoDevice, err)
+		}
 	}
 	if len(opts.Formats) == 0 {
 		opts.Formats = []FourCC{FormatMJPEG, FormatYUYV, FormatGREY}

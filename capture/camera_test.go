@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -424,4 +426,31 @@ func TestListDevices(t *testing.T) {
 	if err != nil || len(empty) != 0 {
 		t.Errorf("empty /dev: %v %v", empty, err)
 	}
+}
+
+// A camera that must be there (a running line switched to it) is refused
+// at once when its node is missing, by its resolved path; one that may
+// wait for its device is not.
+func TestNewCameraRequireDevice(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "video-nope")
+	if _, err := NewCamera(CameraOptions{Device: missing, RequireDevice: true}); !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing device: %v, want ErrNoDevice naming %s", err, missing)
+	}
+	if _, err := NewCamera(CameraOptions{Device: "usb-Nope_Cam-video-index0", RequireDevice: true}); !errors.Is(err, ErrNoDevice) ||
+		!strings.Contains(err.Error(), "/dev/v4l/by-id/usb-Nope_Cam-video-index0") {
+		t.Errorf("bare by-id name: %v, want ErrNoDevice naming its /dev/v4l/by-id path", err)
+	}
+	c, err := NewCamera(CameraOptions{Device: missing})
+	if err != nil {
+		t.Fatalf("a camera that waits for its device: %v", err)
+	}
+	_ = c.Close()
+	there := filepath.Join(t.TempDir(), "video0")
+	if err := os.WriteFile(there, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = NewCamera(CameraOptions{Device: there, RequireDevice: true}); err != nil {
+		t.Fatalf("device node there: %v", err)
+	}
+	_ = c.Close()
 }

@@ -162,6 +162,10 @@ var ErrTimeout = errors.New("capture: frame timeout")
 // now (unplugged, busy). The source keeps retrying with backoff on later calls.
 var ErrUnavailable = errors.New("capture: device unavailable")
 
+// ErrNoDevice is wrapped by NewCamera's error when the device node is not
+// there and CameraOptions.RequireDevice is set.
+var ErrNoDevice = errors.New("capture: no such device")
+
 // Temporary reports whether err is one a source recovers from by itself, so
 // that the caller should log it, count it and call Next again.
 func Temporary(err error) bool {

@@ -108,6 +108,31 @@ type Capture struct {
 	Align Align `yaml:"align"`
 }
 
+// Active is c with the sections of the sources other than the active one
+// cleared (an empty Source is the synthetic one, as at start): two
+// configurations whose Active captures are equal capture alike, so a
+// change to a section not in use (a fleet push of capture.camera to a
+// box that reads a folder) needs no new frame source.
+func (c Capture) Active() Capture {
+	src := c.Source
+	if src == "" {
+		src = SourceSynthetic
+	}
+	if src != SourceCamera {
+		c.Camera = Camera{}
+	}
+	if src != SourceFolder {
+		c.Folder = Folder{}
+	}
+	if src != SourceFile {
+		c.File = File{}
+	}
+	if src != SourceSynthetic {
+		c.Synthetic = Synthetic{}
+	}
+	return c
+}
+
 // Camera configures a V4L2 camera.
 type Camera struct {
 	// Device is the device node, a /dev/videoN path or a stable

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -400,5 +401,29 @@ func TestSparkplugIDs(t *testing.T) {
 		if got := [2]bool{c.MQTT.UsesJSON(), c.MQTT.UsesSparkplug()}; got != want {
 			t.Errorf("profile %s: json, sparkplug = %v, want %v", p, got, want)
 		}
+	}
+}
+
+// Active keeps the active source's section and clears the others', so a
+// change to a section not in use compares equal.
+func TestCaptureActive(t *testing.T) {
+	a := Default().Capture
+	a.Source, a.Folder.Path = SourceFolder, "/srv/parts"
+	b := a
+	b.Camera.Width, b.Synthetic.Seed, b.File.Path = 1920, 7, "/srv/one.png"
+	if !reflect.DeepEqual(a.Active(), b.Active()) {
+		t.Errorf("sections not in use differ in Active: %+v, %+v", a.Active(), b.Active())
+	}
+	if got := a.Active(); got.Folder.Path != "/srv/parts" || !reflect.DeepEqual(got.Camera, Camera{}) || got.Source != SourceFolder {
+		t.Errorf("Active of a folder source %+v", got)
+	}
+	b.Folder.Watch = !a.Folder.Watch
+	if reflect.DeepEqual(a.Active(), b.Active()) {
+		t.Error("a change to the active source's section hidden")
+	}
+	var empty Capture // an empty source is the synthetic one
+	empty.Synthetic.Width, empty.Camera.Width = 640, 1920
+	if got := empty.Active(); got.Synthetic.Width != 640 || got.Camera.Width != 0 {
+		t.Errorf("Active of an empty source %+v", got)
 	}
 }

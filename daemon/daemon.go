@@ -149,7 +149,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 			return d, err
 		}
 	}
-	base, desc, err := openCapture(cfg, d.log, d.folders)
+	base, desc, err := openCapture(cfg, d.log, d.folders, false)
 	if err != nil {
 		det.Close()
 		return d, err
@@ -611,34 +611,11 @@ func (c changeSet) names() []string {
 	return n
 }
 
-// activeCapture is c with the sections of the sources not in use cleared:
-// only the active source's section is used, and a change to another's
-// (a fleet push of capture.camera to a folder box) rebuilds nothing.
-func activeCapture(c config.Capture) config.Capture {
-	src := c.Source
-	if src == "" {
-		src = config.SourceSynthetic
-	}
-	if src != config.SourceCamera {
-		c.Camera = config.Camera{}
-	}
-	if src != config.SourceFolder {
-		c.Folder = config.Folder{}
-	}
-	if src != config.SourceFile {
-		c.File = config.File{}
-	}
-	if src != config.SourceSynthetic {
-		c.Synthetic = config.Synthetic{}
-	}
-	return c
-}
-
 // diffConfig says which parts must change to go from a to b.
 func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 	var c changeSet
 	c.model = !reflect.DeepEqual(a.Model, b.Model) || a.StateDir != b.StateDir
-	c.capture = !reflect.DeepEqual(activeCapture(a.Capture), activeCapture(b.Capture))
+	c.capture = !reflect.DeepEqual(a.Capture.Active(), b.Capture.Active())
 	ta, tb := a.Capture.Trigger, b.Capture.Trigger
 	c.pipeline = a.Pipeline != b.Pipeline || ta.Mode != tb.Mode || ta.Queue != tb.Queue || ta.MaxAge != tb.MaxAge ||
 		a.Capture.Source != b.Capture.Source
@@ -727,17 +704,16 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		}
 	}
 	if ch.capture {
-		if c := next.Capture; c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || cur.Capture.Camera.Device != c.Camera.Device) {
-			// A camera source waits for its device (an unplugged camera at
-			// start); a change to a camera that is not there is a mistake
-			// that would stop inspection: refused, the running source kept.
-			if _, err := os.Stat(c.Camera.Device); err != nil {
-				undo()
+		// A camera source waits for its device (an unplugged camera at
+		// start); a change to a camera that is not there is a mistake that
+		// would stop inspection: refused, the running source kept.
+		c := next.Capture
+		newDevice := c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || cur.Capture.Camera.Device != c.Camera.Device)
+		if newSrc, newDesc, err = openCapture(next, d.log, d.folders, newDevice); err != nil {
+			undo()
+			if errors.Is(err, capture.ErrNoDevice) {
 				return nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)
 			}
-		}
-		if newSrc, newDesc, err = openCapture(next, d.log, d.folders); err != nil {
-			undo()
 			return nil, err
 		}
 	}

@@ -113,8 +113,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
-			"capture: {source: folder, folder: {path: "+frames+", loop: true}}", 1)
+		y := r.folderYAML(frames, "loop")
 		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
 	})
 	d := r.daemon()
@@ -179,8 +178,7 @@ func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
 		r.withModel(det)
 		// No rate limit: a folder source offers files as fast as it can read
 		// them, far faster than the backbone takes them.
-		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
-			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
+		return r.folderYAML(frames, "watch")
 	})
 	d := r.daemon()
 	r.waitFor("all 8 files inspected", func() bool { return r.inspections() >= 8 })

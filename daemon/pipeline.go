@@ -183,11 +183,15 @@ type Pipeline struct {
 	lastErrRes  time.Time
 	latency     map[string]float64
 	lastInspErr string
-	// pubLogged are the kinds of publish failure (kind/reason) logged
-	// since the last publish that went through: one line each per outage,
+	// pubLogged are the kinds of publish failure logged since the last
+	// publish of their kind that went through: one line each per outage,
 	// however the alarms and results of anomalous parts alternate.
-	pubLogged map[string]bool
+	pubLogged map[pubFailure]bool
 }
+
+// pubFailure is a kind of publish failure: what was not published
+// ("result", "alarm") and why (a PublishFailure reason).
+type pubFailure struct{ kind, reason string }
 
 // NewPipeline checks the options.
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
@@ -739,7 +743,7 @@ func scaleRegions(rs []mqttpub.Region, w, h int, native image.Point) {
 func (p *Pipeline) published(kind string) {
 	p.pubOK.Store(time.Now().UnixNano())
 	for key := range p.pubLogged {
-		if strings.HasPrefix(key, kind+"/") {
+		if key.kind == kind {
 			delete(p.pubLogged, key)
 		}
 	}
@@ -764,9 +768,9 @@ func (p *Pipeline) publishFailed(kind string, seq uint64, err error) {
 	if reason != "not_durable" { // lost, not merely kept in memory
 		p.pubFail.Store(timedError{msg: kind + " not published: " + err.Error(), at: time.Now()})
 	}
-	if key := kind + "/" + reason; !p.pubLogged[key] {
+	if key := (pubFailure{kind, reason}); !p.pubLogged[key] {
 		if p.pubLogged == nil {
-			p.pubLogged = map[string]bool{}
+			p.pubLogged = map[pubFailure]bool{}
 		}
 		p.pubLogged[key] = true
 		switch reason {

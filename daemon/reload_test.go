@@ -47,6 +47,13 @@ func (r *runningDaemon) baseYAML(deviceID string) string {
 		"mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(r.port) + "}\nhttp: {listen: \"\"}\n"
 }
 
+// folderYAML is baseYAML reading the image folder frames instead of
+// rendering frames; flag is the folder's mode ("watch" or "loop").
+func (r *runningDaemon) folderYAML(frames, flag string) string {
+	return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		"capture: {source: folder, folder: {path: "+frames+", "+flag+": true}}", 1)
+}
+
 func (r *runningDaemon) write(yaml string) {
 	r.t.Helper()
 	if err := os.WriteFile(r.cfgPath, []byte(yaml), 0o644); err != nil {

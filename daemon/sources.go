@@ -13,7 +13,7 @@ import (
 // trigger mode. The Triggered wrapper is returned too when the mode is
 // external, for the MQTT trigger handler.
 func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.Triggered, string, error) {
-	src, desc, err := openCapture(cfg, log, nil)
+	src, desc, err := openCapture(cfg, log, nil, false)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -34,7 +34,7 @@ func triggerOptions(cfg *config.Config) capture.TriggerOptions {
 // queue, when the mode is external, goes in front of it. A folder source
 // records the files it hands out in ledger (nil: none), which the daemon
 // keeps across the sources it opens.
-func openCapture(cfg *config.Config, log *slog.Logger, ledger *capture.FolderLedger) (capture.Source, string, error) {
+func openCapture(cfg *config.Config, log *slog.Logger, ledger *capture.FolderLedger, requireDevice bool) (capture.Source, string, error) {
 	c := cfg.Capture
 	var src capture.Source
 	var desc string
@@ -59,7 +59,7 @@ func openCapture(cfg *config.Config, log *slog.Logger, ledger *capture.FolderLed
 		}
 		src, err = capture.NewCamera(capture.CameraOptions{Device: c.Camera.Device, Formats: formats, Width: c.Camera.Width,
 			Height: c.Camera.Height, FPS: float64(c.Camera.FPS), Buffers: c.Camera.Buffers, Controls: c.Camera.Controls,
-			FrameTimeout: c.Camera.Timeout.Std(), MaxPixels: int64(c.MaxPixels), Log: log})
+			FrameTimeout: c.Camera.Timeout.Std(), MaxPixels: int64(c.MaxPixels), Log: log, RequireDevice: requireDevice})
 		desc = c.Camera.Device
 	case config.SourceFolder:
 		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop,

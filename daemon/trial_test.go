@@ -191,8 +191,7 @@ func TestWatchedFolderAcrossDaemonRestart(t *testing.T) {
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
-			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
+		return r.folderYAML(frames, "watch")
 	})
 	r.daemon()
 	r.waitFor("the 3 files inspected", func() bool { return r.inspections() >= 3 })
