@@ -15,6 +15,7 @@ import (
 	"image"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/inspectd/inspectd/model/align"
@@ -271,6 +272,11 @@ type Detector struct {
 	// trainInput is what the training images were: inputGray, inputColour
 	// or "" (unknown: a file from before it was recorded).
 	trainInput string
+	// trainAspect is the least and greatest width/height of the training
+	// images (zero: not recorded, a file from before); trainMixed says
+	// they were grayscale and colour both (fit only).
+	trainAspect [2]float64
+	trainMixed  bool
 
 	fmaps  []padim.FeatureMap
 	grid   []float32 // combined distances on the patch grid, view after view
@@ -565,18 +571,37 @@ func inputKind(img image.Image) string {
 	return inputColour
 }
 
-// inputMismatch says how img differs in kind from the training images
-// ("" when it does not, or the model does not know).
+// aspectSlack is how far a frame's width/height may lie outside the
+// training images' range before inspections say so: a model fitted on
+// 2000×100 strips scored 512×512 frames at its threshold whatever they
+// showed, while the four shared sets' test frames lie within their
+// training range.
+const aspectSlack = 1.25
+
+// inputMismatch says how img differs from the training images, in kind
+// (grayscale or colour) and in shape (width/height beyond the training
+// images' range by more than aspectSlack): "" when it does not, or the
+// model does not know.
 func (d *Detector) inputMismatch(img image.Image) string {
-	k := inputKind(img)
-	switch {
+	var why []string
+	switch k := inputKind(img); {
 	case d.trainInput == "" || d.trainInput == k:
-		return ""
 	case k == inputGray:
-		return "a grayscale frame, the model was fitted on colour images"
+		why = append(why, "a grayscale frame, the model was fitted on colour images")
 	default:
-		return "a colour frame, the model was fitted on grayscale images"
+		why = append(why, "a colour frame, the model was fitted on grayscale images")
 	}
+	if lo, hi := d.trainAspect[0], d.trainAspect[1]; lo > 0 {
+		b := img.Bounds()
+		if a := float64(b.Dx()) / float64(max(b.Dy(), 1)); a < lo/aspectSlack || a > hi*aspectSlack {
+			fitted := fmt.Sprintf("%.2f", lo)
+			if hi > lo*1.01 {
+				fitted += fmt.Sprintf("–%.2f", hi)
+			}
+			why = append(why, fmt.Sprintf("a %dx%d frame (width/height %.2f), the model was fitted on images of width/height %s", b.Dx(), b.Dy(), a, fitted))
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // mapSize is the size the map of an image of bounds b is drawn at: the

@@ -27,6 +27,9 @@ type preprocessing struct {
 	// TrainInput is what the training images were (gray or colour);
 	// absent in files written before it was recorded.
 	TrainInput string `json:"train_input,omitempty"`
+	// TrainAspect is the least and greatest width/height of the training
+	// images; absent in files written before it was recorded.
+	TrainAspect []float64 `json:"train_aspect,omitempty"`
 	// Tiles and TileAxis are absent in files written before tiling.
 	Tiles    int    `json:"tiles,omitempty"`
 	TileAxis string `json:"tile_axis,omitempty"`
@@ -98,6 +101,14 @@ func (d *Detector) Save(path string) error {
 	return padim.Save(path, m) // its errors name the file
 }
 
+// trainAspectMeta is trainAspect as the file records it (nil: unknown).
+func (d *Detector) trainAspectMeta() []float64 {
+	if d.trainAspect[0] == 0 {
+		return nil
+	}
+	return d.trainAspect[:]
+}
+
 // fileModel is what the detector's model file holds.
 func (d *Detector) fileModel() (*padim.Model, error) {
 	if d.members != nil {
@@ -105,7 +116,8 @@ func (d *Detector) fileModel() (*padim.Model, error) {
 	}
 	p := d.opts.Backbone.Preprocess
 	pre, err := json.Marshal(preprocessing{Resize: string(d.recipe.resize()), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma,
-		Standardize: d.recipe.Standardize, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis, Path: d.info.Backbone, TrainInput: d.trainInput})
+		Standardize: d.recipe.Standardize, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis, Path: d.info.Backbone, TrainInput: d.trainInput,
+		TrainAspect: d.trainAspectMeta()})
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +296,12 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 		d.trainInput = pre.TrainInput
 	default:
 		return fail(fmt.Errorf("preprocessing metadata: train_input %q, want %s or %s", pre.TrainInput, inputGray, inputColour))
+	}
+	if a := pre.TrainAspect; a != nil {
+		if len(a) != 2 || !(a[0] > 0) || !(a[1] >= a[0]) || math.IsInf(a[1], 0) {
+			return fail(fmt.Errorf("preprocessing metadata: train_aspect %v, want [least, greatest] width/height, both above 0", a))
+		}
+		d.trainAspect = [2]float64{a[0], a[1]}
 	}
 	d.tiles = tiling{n: pre.Tiles, axis: pre.TileAxis}
 	views := d.tiles.views()

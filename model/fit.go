@@ -381,6 +381,9 @@ func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx, l
 	}
 	rep.ThresholdImages = d.info.ThresholdImages
 	rep.Threshold = time.Since(s)
+	if d.trainMixed {
+		opts.Logger.Warn("the training images are grayscale and colour both: a frame scores by the kind most of them were, and the other kind's parts may be flagged; fit on images from the camera the line uses, all of one kind")
+	}
 	if d.recipe.resize() == backbone.ResizeFit && loo.coverage < lowCoverage {
 		opts.Logger.Warn("little of the network input carries image: the frames are far from square and letterboxing pads the rest; a recipe with squash or tiles keeps more detail",
 			"coverage", fmt.Sprintf("%.0f%%", 100*loo.coverage), "recipe", d.recipe.Name())
@@ -425,8 +428,17 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 			return nil, fmt.Errorf("fit: %s: %w", imageLabel(src, im.i), err)
 		}
 		kept = append(kept, im.i)
-		if k := inputKind(im.img); d.trainInput != inputColour {
+		k := inputKind(im.img)
+		d.trainMixed = d.trainMixed || (d.trainInput != "" && d.trainInput != k)
+		if d.trainInput != inputColour {
 			d.trainInput = k // colour if any training image was
+		}
+		if b := im.img.Bounds(); b.Dy() > 0 {
+			a := float64(b.Dx()) / float64(b.Dy())
+			if d.trainAspect[0] == 0 {
+				d.trainAspect = [2]float64{a, a}
+			}
+			d.trainAspect = [2]float64{min(d.trainAspect[0], a), max(d.trainAspect[1], a)}
 		}
 		m := time.Now()
 		for i, a := range accs {

@@ -1,5 +1,10 @@
 package model
 
+import (
+	"errors"
+	"fmt"
+)
+
 // Info describes a fitted detector: what it was fitted with and how big it is.
 type Info struct {
 	// Recipe is the recipe's name (Recipe.Name); RecipeChoice says how it
@@ -85,3 +90,41 @@ type RecipeFigures struct {
 	Good    int `json:"good"`
 	Defects int `json:"defects"`
 }
+
+// MinSeparation is the least image AUROC on the recipe search's
+// synthetic defects that a fitted model is installed with (0.5 is chance).
+// The recipes the search chooses on the four shared data sets reach
+// 0.8–0.95; a line whose images the chosen recipe cannot tell from its own
+// images with defects pasted in (2000×100 strips of screws reached 0.50)
+// would pass real defects as good, the one failure an inspection must not
+// have. The validation set is small (tens of images each way), so the
+// bound sits well above chance rather than just at it.
+const MinSeparation = 0.6
+
+// ErrNoSeparation is wrapped by FitReport.Separates's error.
+var ErrNoSeparation = errors.New("the model separates synthetic defects from good images no better than chance")
+
+// Separates returns nil when the recipe search measured the fitted recipe
+// separating its synthetic defects from good images (image AUROC at least
+// MinSeparation), or measured nothing (no search: a fixed or named recipe,
+// or too few images); otherwise an error wrapping ErrNoSeparation that
+// gives the figures and what to check.
+func (r FitReport) Separates() error {
+	s := r.Search
+	if s == nil || s.Fallback != "" || s.Chosen.Figures.Defects == 0 {
+		return nil
+	}
+	f := s.Chosen.Figures
+	if f.ImageAUROC >= MinSeparation {
+		return nil
+	}
+	return fmt.Errorf("%w: recipe %s, image AUROC %.3f on %d held-out good images and %d with synthetic defects (at least %.2f wanted, 0.5 is chance), %.0f%% of the defects below its threshold: "+
+		"it would pass defective parts as good. Check that the images show the parts under inspection, in focus, all from the same view; more images, or capture.roi cutting the frame to the part, may help",
+		ErrNoSeparation, s.Chosen.Name, f.ImageAUROC, f.Good, f.Defects, MinSeparation, 100*f.Misses)
+}
+
+// FewThresholdImages is the number of good images below which a fitted
+// threshold is the largest of a handful of leave-one-out scores: good parts
+// from the line's own spread score above it often (5 images flagged every
+// good test image of screw). Fit then warns; 200 are recommended.
+const FewThresholdImages = 50

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"image"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -35,5 +36,52 @@ func TestInputMismatch(t *testing.T) {
 		if err != nil || !strings.Contains(r.InputMismatch, "a colour frame, the model was fitted on grayscale images") {
 			t.Errorf("colour frame: %q, %v", r.InputMismatch, err)
 		}
+		// A frame of another shape (a model fitted on strips shown a
+		// square part scored at its threshold whatever it showed).
+		r, err = d.Inspect(grain(501, 160, 160, image.Rectangle{}))
+		if err != nil || r.InputMismatch != "" {
+			t.Errorf("a square frame within the slack of 200x160 training images: %q, %v", r.InputMismatch, err)
+		}
+		r, err = d.Inspect(grain(502, 400, 80, image.Rectangle{}))
+		if err != nil || r.InputMismatch != "a 400x80 frame (width/height 5.00), the model was fitted on images of width/height 1.25" {
+			t.Errorf("a 400x80 frame: %q, %v", r.InputMismatch, err)
+		}
 	}
+	if a := ld.Info(); a.TrainInput != inputGray {
+		t.Errorf("loaded info %+v", a)
+	}
+}
+
+// A fit on grayscale and colour images together says so: frames score by
+// the kind most of them were.
+func TestFitWarnsOnMixedInput(t *testing.T) {
+	opts := testOptions(t)
+	var logs strings.Builder
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	det, _, err := Fit(context.Background(), opts, mixedTextures(12), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	if !strings.Contains(logs.String(), "the training images are grayscale and colour both") {
+		t.Errorf("no warning of mixed training images:\n%s", logs.String())
+	}
+}
+
+
+// mixedTextures are textures, every other one as a colour image.
+type mixedTextures int
+
+func (n mixedTextures) Len() int { return int(n) }
+
+func (n mixedTextures) Image(i int) (image.Image, error) {
+	g := texture(uint64(i), false)
+	if i%2 == 0 {
+		return g, nil
+	}
+	c := image.NewRGBA(g.Bounds())
+	for k, v := range g.Pix {
+		c.Pix[4*k], c.Pix[4*k+1], c.Pix[4*k+2], c.Pix[4*k+3] = v, v, v, 255
+	}
+	return c, nil
 }

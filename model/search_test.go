@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"errors"
 	"image"
 	"log/slog"
 	"math"
@@ -155,6 +156,9 @@ func TestSearchRanksAndRecords(t *testing.T) {
 	}
 	if fig["v1-crop-raw"].PixelAUROC >= fig["v1-squash-raw"].PixelAUROC || s.Chosen.Name == "v1-crop-raw" {
 		t.Errorf("the crop that cannot see the ends ranks too high: %+v", fig)
+	}
+	if err := rep.Separates(); err != nil {
+		t.Errorf("a recipe that tells the pasted defects apart: %v", err)
 	}
 	info := det.Info()
 	if info.Recipe != s.Chosen.Name || info.RecipeChoice != RecipeAuto || info.RecipeFigures == nil || *info.RecipeFigures != s.Chosen.Figures ||
@@ -470,4 +474,33 @@ func TestMemGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2()
+}
+
+// A fit whose chosen recipe tells synthetic defects no better than chance
+// is not to be installed: Separates says so with the figures; a fit the
+// search did not measure (a fixed recipe, too few images) passes.
+func TestFitReportSeparates(t *testing.T) {
+	at := func(auroc float64) FitReport {
+		return FitReport{Search: &SearchReport{Chosen: Candidate{Name: "v2-tiles4-std-z-ctx1",
+			Figures: RecipeFigures{ImageAUROC: auroc, Good: 40, Defects: 80, Misses: 1}}}}
+	}
+	err := at(0.5).Separates()
+	if !errors.Is(err, ErrNoSeparation) {
+		t.Fatalf("at chance: %v", err)
+	}
+	for _, w := range []string{"v2-tiles4-std-z-ctx1", "image AUROC 0.500 on 40 held-out good images and 80 with synthetic defects", "at least 0.60", "100% of the defects"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
+		}
+	}
+	if err := at(MinSeparation).Separates(); err != nil {
+		t.Errorf("at the bound: %v", err)
+	}
+	fallback := at(0.5)
+	fallback.Search.Fallback = "12 normal images"
+	for _, r := range []FitReport{{}, fallback} {
+		if err := r.Separates(); err != nil {
+			t.Errorf("nothing measured: %v", err)
+		}
+	}
 }

@@ -45,8 +45,11 @@ func cmdBench() *Command {
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
-			if fs.NArg() != 0 || *count <= 0 {
-				return usagef("--count must be positive and no positional arguments are taken")
+			if err := noArgs(fs); err != nil {
+				return err
+			}
+			if *count <= 0 {
+				return usagef("--count %d: want a positive number of inspections", *count)
 			}
 			var sz image.Point
 			if *replay != "" {

@@ -198,10 +198,22 @@ func parseDataCommand(fs *flag.FlagSet, args []string, data, cfgPath *string) (*
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	if *data == "" || fs.NArg() != 0 {
-		return nil, usagef("--data is required and no positional arguments are taken")
+	if err := noArgs(fs); err != nil {
+		return nil, err
+	}
+	if *data == "" {
+		return nil, usagef("--data is required: the folder of images")
 	}
 	return daemon.LoadConfig(*cfgPath)
+}
+
+// noArgs refuses positional arguments, naming the first: a flag's value
+// given without its flag (or a value with a space in it) lands there.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() != 0 {
+		return usagef("unexpected argument %q: this command takes flags only (-h lists them)", fs.Arg(0))
+	}
+	return nil
 }
 
 // daemonLogLevel is the level the daemon may set from log_level: nil

@@ -126,15 +126,15 @@ type EvalResult struct {
 	// MasksMissing is the number of defective test images without a
 	// ground-truth mask: they count in the image figures and are left out
 	// of the pixel ones (PixelAUROC, PRO, region IoU).
-	MasksMissing int     `json:"masks_missing,omitempty"`
+	MasksMissing int `json:"masks_missing,omitempty"`
 	// DefectsOutOfView is, with --misalign, the number of defective test
 	// images whose every defect pixel the transform moved out of the view
 	// (the crop cut the defect away): their view shows no defect, so they
 	// are left out of the image figures (image AUROC, F1-max, miss rate,
 	// region IoU, TestImages) and their pixels count as normal ones in the
 	// pixel figures. In a mean over draws it is their total.
-	DefectsOutOfView int `json:"defects_out_of_view,omitempty"`
-	F1Max        float64 `json:"f1_max"`
+	DefectsOutOfView int     `json:"defects_out_of_view,omitempty"`
+	F1Max            float64 `json:"f1_max"`
 	// FalseAlarmRate is the share of good test images above the threshold,
 	// MissRate the share of defective ones at or below it.
 	FalseAlarmRate float64 `json:"false_alarm_rate"`
@@ -231,8 +231,11 @@ func cmdEval() *Command {
 			if err := checkModelFlags(fs, *modelPath); err != nil {
 				return err
 			}
-			if len(data) == 0 || fs.NArg() != 0 {
-				return usagef("--data is required and no positional arguments are taken")
+			if err := noArgs(fs); err != nil {
+				return err
+			}
+			if len(data) == 0 {
+				return usagef("--data is required: an MVTec AD style data set folder (repeat for several)")
 			}
 			cfg, err := daemon.LoadConfig(*cfgPath)
 			if err != nil {
@@ -563,9 +566,9 @@ type testScore struct {
 	// outOfView counts the defective images whose defect a --misalign
 	// transform moved out of the view (left out of the image figures).
 	outOfView int
-	inspect     time.Duration
-	regions     metrics.Regions
-	labeled     bool
+	inspect   time.Duration
+	regions   metrics.Regions
+	labeled   bool
 }
 
 func newTestScore(labeled bool) *testScore {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,13 +70,14 @@ func cmdFit() *Command {
 	return &Command{
 		Name:    "fit",
 		Summary: "fit a PaDiM model on normal images and save it",
-		Usage:   "--data DIR [--out MODEL] [--config FILE] [--max-train N]",
+		Usage:   "--data DIR [--out MODEL] [--config FILE] [--max-train N] [--force]",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "fit")
 			data := fs.String("data", "", "normal images: a folder in MVTec AD layout (train/good) or a folder of images")
 			out := fs.String("out", "", "model file to write (default: model.path of the configuration)")
 			cfgPath := fs.String("config", "", "configuration file (default: built-in defaults)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many images (spread over the folder; 0: all)")
+			force := fs.Bool("force", false, "save the model even when the recipe search finds it separating synthetic defects from good images no better than chance")
 			cfg, err := parseDataCommand(fs, args, data, cfgPath)
 			if err != nil {
 				return err
@@ -99,24 +101,35 @@ func cmdFit() *Command {
 			}
 			sk := newSkipped(cfg.Capture.MaxPixels)
 			src := imageFiles{paths: admitImages(paths, int64(cfg.Capture.MaxPixels), env.Log, sk), maxPixels: int64(cfg.Capture.MaxPixels)}
+			capped := ""
 			if *maxTrain > 0 && *maxTrain < len(src.paths) {
+				capped = fmt.Sprintf("--max-train %d kept %d of the %d images", *maxTrain, *maxTrain, len(src.paths))
 				src.paths = spread(src.paths, *maxTrain)
 			}
 			det, rep, err := model.Fit(ctx, opts, src, progressBar(env.Stderr, "fit"))
 			if err != nil {
+				if capped != "" && errors.Is(err, model.ErrTooFewImages) {
+					err = fmt.Errorf("%w (%s)", err, capped)
+				}
 				if sk.count() > 0 {
 					return fmt.Errorf("%w (%s)", err, sk)
 				}
 				return err
 			}
 			defer det.Close()
+			if rep.Search != nil {
+				printSearch(env.Stdout, rep.Search)
+			}
+			if err := rep.Separates(); err != nil {
+				if !*force {
+					return fmt.Errorf("%s not written: %w (--force writes it anyway)", *out, err)
+				}
+				fmt.Fprintf(env.Stdout, "WARNING: %v\n", err)
+			}
 			if err := det.Save(*out); err != nil {
 				return err
 			}
 			info := det.Info()
-			if rep.Search != nil {
-				printSearch(env.Stdout, rep.Search)
-			}
 			for k, m := range info.Members {
 				fmt.Fprintf(env.Stdout, "ensemble member %d: %s, d=%d, grid %dx%d, state %.1f MiB, its threshold %.4g (the unit of its map in the mean)\n",
 					k+1, m.Recipe, m.Features, m.GridH, m.GridW, float64(m.StateBytes)/(1<<20), m.ImageThreshold)
@@ -135,6 +148,10 @@ func cmdFit() *Command {
 			if sk.count() > 0 {
 				fmt.Fprintln(env.Stdout, sk)
 			}
+			if n := rep.ThresholdImages; n < model.FewThresholdImages {
+				fmt.Fprintf(env.Stdout, "WARNING: the threshold rests on %d good images: with fewer than %d it is the largest of a few scores and good parts will be flagged; fit on 200 or more\n",
+					n, model.FewThresholdImages)
+			}
 			return nil
 		},
 	}
@@ -144,6 +161,14 @@ func cmdFit() *Command {
 // model is saved there atomically: a temporary file, then a rename); what
 // names the file in the error.
 func canWriteBeside(what, path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		// The file is renamed into place at the end: onto a folder that
+		// fails only after the whole fit.
+		if strings.Contains(what, "model") {
+			return fmt.Errorf("%s %s is a folder: give a file in it, such as %s", what, path, filepath.Join(path, "model.safetensors"))
+		}
+		return fmt.Errorf("%s %s is a folder: give a file's path", what, path)
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".inspectd-write-check-*")
 	if err != nil {

@@ -156,6 +156,20 @@ func TestFitRefusesUnwritableOutFirst(t *testing.T) {
 	}
 }
 
+// An --out that is a folder is refused before any fitting (the model is
+// renamed into place at the end: it failed after the whole fit).
+func TestFitRefusesFolderOutFirst(t *testing.T) {
+	dir, cfg := bombDataSet(t, 3)
+	out := t.TempDir()
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "model file "+out+" is a folder: give a file in it, such as "+filepath.Join(out, "model.safetensors")) {
+		t.Fatalf("exit %d, want 1 naming the folder and a file in it:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "fit done") || strings.Contains(stderr, "backbone") {
+		t.Errorf("the refusal came after fitting:\n%s", stderr)
+	}
+}
+
 // --max-train fits on that many of the folder's images, spread over it.
 func TestFitMaxTrain(t *testing.T) {
 	dir := t.TempDir()
@@ -171,6 +185,9 @@ func TestFitMaxTrain(t *testing.T) {
 	if !strings.Contains(stdout, "fitted v1-fit-std-raw instead of v1-fit-std-z-ctx2: the position z-score and the context scale need at least 20 images (this fit had 5)") {
 		t.Errorf("stdout %q: want the recipe fitted instead of the fixed one, and why", stdout)
 	}
+	if !strings.Contains(stdout, "WARNING: the threshold rests on 5 good images: with fewer than 50") {
+		t.Errorf("stdout %q: want a warning that 5 images make a threshold that flags good parts", stdout)
+	}
 	// model info describes the file without a daemon.
 	m := filepath.Join(dir, "m.safetensors")
 	if code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, m); code != 0 || !strings.Contains(out, "recipe           v1-fit-std-raw") ||
@@ -182,6 +199,12 @@ func TestFitMaxTrain(t *testing.T) {
 	}
 	if code, _, errs := runCaptureCmd(t, "model", "inspect", m); code != 1 || !strings.Contains(errs, "'inspectd model info "+m+"' describes it") {
 		t.Errorf("model inspect on a fitted model: exit %d, stderr %s", code, errs)
+	}
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", filepath.Join(dir, "m2.safetensors"), "--max-train", "2"); code != 1 || !strings.Contains(stderr, "(--max-train 2 kept 2 of the 9 images)") {
+		t.Errorf("--max-train 2: exit %d, %s: want the refusal to say the flag kept 2 of 9", code, stderr)
+	}
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "extra"); code != 2 || !strings.Contains(stderr, `unexpected argument "extra"`) || strings.Contains(stderr, "--data is required") {
+		t.Errorf("a stray argument: exit %d, %s: want it named, not --data asked for", code, stderr)
 	}
 	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--max-train", "-1"); code != 2 || !strings.Contains(stderr, "--max-train -1") {
 		t.Errorf("--max-train -1: exit %d, %s", code, stderr)

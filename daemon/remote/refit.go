@@ -466,6 +466,9 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 			det.Close()
 		}
 	}()
+	if err := rep.Separates(); err != nil {
+		return nil, errorf(CodeFailed, "", "refit rejected: %v; %s", err, keeps)
+	}
 	info := det.Info()
 	out := map[string]any{"previous_model_id": prev.ID, "image_threshold": info.ImageThreshold, "pixel_threshold": info.PixelThreshold,
 		"features": info.Features, "grid": fmt.Sprintf("%dx%d", info.GridH, info.GridW), "images": rep.Images, "threshold_images": rep.ThresholdImages,

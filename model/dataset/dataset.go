@@ -58,8 +58,12 @@ type Set struct {
 var imageExt = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": true, ".tif": true, ".tiff": true, ".gif": true}
 
 // IsImageFile reports whether name ends like an image file a data set may
-// hold (case-insensitive).
-func IsImageFile(name string) bool { return imageExt[strings.ToLower(filepath.Ext(name))] }
+// hold (case-insensitive) and is not hidden: a name starting with a dot is
+// an editor's or a copy tool's temporary file (".~tmp003.jpg"), which the
+// folder source skips too, so fit must not learn from it either.
+func IsImageFile(name string) bool {
+	return !strings.HasPrefix(name, ".") && imageExt[strings.ToLower(filepath.Ext(name))]
+}
 
 // ImageKinds names the image file endings, for messages.
 const ImageKinds = "JPEG, PNG, BMP, TIFF or GIF"

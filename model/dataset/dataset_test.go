@@ -30,6 +30,8 @@ func TestScanLayout(t *testing.T) {
 	img := image.NewGray(image.Rect(0, 0, 8, 4))
 	writePNG(t, filepath.Join(dir, "train/good/a.png"), img)
 	writePNG(t, filepath.Join(dir, "train/good/b.png"), img)
+	// A copy tool's temporary file: hidden, as the folder source skips it.
+	writePNG(t, filepath.Join(dir, "train/good/.~tmp003.png"), img)
 	writePNG(t, filepath.Join(dir, "test/good/c.png"), img)
 	writePNG(t, filepath.Join(dir, "test/scratch/d.png"), img)
 	writePNG(t, filepath.Join(dir, "test/scratch/e.png"), img)
