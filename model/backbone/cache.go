@@ -7,10 +7,12 @@ import "C"
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -160,7 +162,14 @@ func (b *Backbone) auto(data []byte, outputs []int, cs []candidate) error {
 			if c, ok := findCandidate(cs, func(c candidate) bool { return c.name == e.Variant }); ok {
 				if err := b.apply(c); err == nil {
 					b.live.cachedMs = e.Ms
-					b.log().Info("backbone variant", "variant", c.name, "source", "cache", "measured", e.Measured.Format(time.RFC3339))
+					// Once per process and choice: a fit opens a backbone per
+					// candidate family (twenty identical lines).
+					level := slog.LevelInfo
+					if v, ok := b.opts.Memo.get(b.cacheKeyOf); ok && v == c.name {
+						level = slog.LevelDebug
+					}
+					b.opts.Memo.set(b.cacheKeyOf, c.name)
+					b.log().Log(context.Background(), level, "backbone variant", "variant", c.name, "source", "cache", "measured", e.Measured.Format(time.RFC3339))
 					return nil
 				}
 			}
