@@ -161,6 +161,82 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 	}
 }
 
+// TestCorruptFileInIdleFolderStaysHealthy is the field case of one corrupt
+// file dropped into an idle watched folder: it is skipped and counted, and
+// neither /healthz nor the retained status changes (it turned the status
+// degraded at once and back to online 10 s later); the next good file is
+// inspected.
+func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
+	frames := filepath.Join(t.TempDir(), "frames")
+	writePNGs(t, frames, 2, 5, false)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		y := r.folderYAML(frames, "watch")
+		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
+	})
+	d := r.daemon()
+	d.mu.Lock()
+	url := "http://" + d.httpSrv.Addr()
+	d.mu.Unlock()
+	status := r.watchStatus("cell1")
+	r.waitFor("the 2 files inspected", func() bool { return r.inspections() >= 2 })
+	select {
+	case s := <-status:
+		if s != mqttpub.StatusOnline {
+			t.Fatalf("status %q before the corrupt file", s)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no retained status")
+	}
+	// The line has been idle for a minute: the last good frame is older
+	// than the stall timeout (5 s), without the test waiting for it.
+	d.pipe.Load().health.lastGood.Store(time.Now().Add(-time.Minute).UnixNano())
+
+	if err := os.WriteFile(filepath.Join(frames, "zz_corrupt2.jpg"), []byte("garbage2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := capture.CountersOf(d.src)
+	r.waitFor("the corrupt file skipped", func() bool { return c.DecodeErrors.Load() == 1 })
+	healthz := func() (int, httpapi.HealthReport) {
+		var report httpapi.HealthReport
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&report); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, report
+	}
+	// The retained status is updated once a second: a few of its updates.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if code, report := healthz(); code != http.StatusOK || !report.Camera.OK {
+			t.Fatalf("/healthz %d after one corrupt file in an idle folder: camera %+v", code, report.Camera)
+		}
+		select {
+		case s := <-status:
+			if s != mqttpub.StatusOnline { // online may be said again (on connect, then by the status loop)
+				t.Fatalf("retained status %q after one corrupt file in an idle folder", s)
+			}
+		default:
+		}
+	}
+	if n := strings.Count(r.logs.String(), "file=zz_corrupt2.jpg"); n != 1 {
+		t.Errorf("the corrupt file logged %d times, want once", n)
+	}
+
+	writePNGs(t, filepath.Join(frames, "next"), 1, 6, false)
+	if err := os.Rename(filepath.Join(frames, "next", "part000.png"), filepath.Join(frames, "zzz-next.png")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the next good file", func() bool { return strings.Contains(r.lines.String(), "zzz-next.png") })
+	if code, report := healthz(); code != http.StatusOK || !report.Camera.OK {
+		t.Errorf("/healthz %d after the next good file: camera %+v", code, report.Camera)
+	}
+}
+
 // TestWatchedFolderBombsAndBackPressure: image bombs dropped into a watched
 // folder (the field cases, and a TIFF of the same kind) are skipped, named
 // and counted while the daemon lives with a flat resident set; and every

@@ -214,7 +214,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	pol := o.Policy
 	p.policy.Store(&pol)
 	p.lastFail.Store("")
-	p.health.init(o.Source)
+	p.health.init(o.Source, p.lossless)
 	p.health.onError = p.noteError
 	p.need = p.sourceNeed
 	p.maps = make(chan []float32, 3)
@@ -922,8 +922,18 @@ func triggerOutcome(err error) string {
 // frame is older than the stall timeout. An idle line (a watched folder
 // with no new files, a trigger-mode camera waiting for a trigger) stays
 // healthy: nothing failed.
+//
+// A source of files (folder, file) skips a bad file by itself and goes on;
+// its last good frame may be old only because the line was idle. One
+// corrupt file dropped into an idle watched folder is a bad part, not a
+// failing source, so for such a source the failures must also form a run
+// that lasted the stall timeout: failures seen at least that far apart
+// with no good frame and no pause of two stall timeouts between them.
+// A camera counts a timeout only after waiting the stall timeout, and its
+// frames keep coming, so it keeps the plain rule.
 type captureHealth struct {
 	src      capture.Source
+	perFile  bool         // the source skips bad files itself (capture.IsLossless)
 	lastGood atomic.Int64 // unix nanos; 0 before the first
 	lastErr  atomic.Value // string; "" once a good frame came
 	badSince atomic.Uint64
@@ -931,14 +941,16 @@ type captureHealth struct {
 	decodeAtGood, timeoutAtGood atomic.Uint64
 	onError                     func(error)
 	// failSeen is the failure counters' total at the check that last saw
-	// it change, at failAt.
+	// it change, at failAt; runFrom is when the check first saw the run of
+	// failures that failAt continues.
 	mu       sync.Mutex
 	failSeen uint64
 	failAt   time.Time
+	runFrom  time.Time
 }
 
-func (h *captureHealth) init(src capture.Source) {
-	h.src = src
+func (h *captureHealth) init(src capture.Source, perFile bool) {
+	h.src, h.perFile = src, perFile
 	h.lastErr.Store("")
 }
 
@@ -984,14 +996,20 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 	// Failures count while they keep coming: one bad file at the end of a
 	// watched folder does not leave the line unhealthy for good.
 	now := time.Now()
+	last := h.lastGood.Load()
 	h.mu.Lock()
 	if d+t != h.failSeen {
+		// A new failure continues the run unless a good frame came since
+		// the run began or the failures had stopped for a while.
+		if h.runFrom.IsZero() || h.runFrom.UnixNano() < last || now.Sub(h.failAt) >= 2*stall {
+			h.runFrom = now
+		}
 		h.failSeen, h.failAt = d+t, now
 	}
 	recent := now.Sub(h.failAt) < 2*stall
+	lasted := !h.perFile || h.failAt.Sub(h.runFrom) >= stall
 	h.mu.Unlock()
-	failing := msg != "" || ((undecodable > 0 || timeouts > 0) && recent)
-	last := h.lastGood.Load()
+	failing := msg != "" || ((undecodable > 0 || timeouts > 0) && recent && lasted)
 	switch {
 	case failing && age > stall:
 		detail := fmt.Sprintf("capture: no good frame for %s", age)
