@@ -191,7 +191,7 @@ func TestFitMaxTrain(t *testing.T) {
 	// model info describes the file without a daemon.
 	m := filepath.Join(dir, "m.safetensors")
 	if code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, m); code != 0 || !strings.Contains(out, "recipe           v1-fit-std-raw") ||
-		!strings.Contains(out, "on 5 images") || !strings.Contains(out, "thresholds       image ") {
+		!strings.Contains(out, "on 5 images") || !strings.Contains(out, "thresholds       image ") || !strings.Contains(out, "trained on       ") {
 		t.Errorf("model info: exit %d, stdout %q, stderr %s", code, out, errs)
 	}
 	if code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, "--json", m); code != 0 || !strings.Contains(out, `"recipe": "v1-fit-std-raw"`) {

@@ -70,9 +70,20 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 		choice = " (" + i.RecipeChoice + ")"
 	}
 	line("recipe", "%s%s", i.Recipe, choice)
+	if f := i.RecipeFigures; f != nil {
+		line("chosen by", "image AUROC %.4f, pixel AUROC %.4f, PRO %.4f, false alarms %.1f%%, misses %.1f%% on %d held-out good images and %d with synthetic defects",
+			f.ImageAUROC, f.PixelAUROC, f.PRO, 100*f.FalseAlarms, 100*f.Misses, f.Good, f.Defects)
+	}
 	if len(i.Members) == 0 {
-		line("backbone", "%s (sha256 %s), taps %s, resize %s", i.Backbone, i.BackboneSHA256, strings.Join(i.Taps, ", "), i.Resize)
+		resize := i.Resize
+		if i.Tiles > 1 {
+			resize += fmt.Sprintf(", %d tiles along %s", i.Tiles, i.TileAxis)
+		}
+		line("backbone", "%s (sha256 %s), taps %s, resize %s", i.Backbone, i.BackboneSHA256, strings.Join(i.Taps, ", "), resize)
 		line("grid", "%dx%d, d=%d, context pool %d, align %s", i.GridH, i.GridW, i.Features, i.ContextPool, i.Align)
+	}
+	if i.TrainInput != "" {
+		line("trained on", "%s images", i.TrainInput)
 	}
 	line("thresholds", "image %.6g, pixel %.6g (from %d good images)", i.ImageThreshold, i.PixelThreshold, i.ThresholdImages)
 	line("fitted", "%s on %d images", i.Fitted, i.Images)
