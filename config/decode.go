@@ -42,6 +42,12 @@ type Problem struct {
 	// Field is the dotted path of the offending setting, such as
 	// model.features or mqtt.brokers[1]; empty for syntax and key errors.
 	Field string
+	// Key is the dotted path of an unknown or duplicate key (the key as
+	// written, model.treshold), for a caller that must point at it, such
+	// as a remote push's reply; Field stays empty, since no setting has
+	// that path, and Error does not repeat it (the message names the key
+	// and its section).
+	Key string
 	// Msg says what is wrong and what is allowed.
 	Msg string
 }
@@ -236,6 +242,12 @@ func (d *decoder) fail(line int, field, format string, args ...any) {
 	d.probs = append(d.probs, &Problem{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
+// failKey records a problem with the key at path itself (unknown,
+// duplicate): Problem.Key, not Field.
+func (d *decoder) failKey(line int, path, format string, args ...any) {
+	d.probs = append(d.probs, &Problem{File: d.file, Line: line, Key: path, Msg: fmt.Sprintf(format, args...)})
+}
+
 // spend counts one visit; false once the budget is gone (reported once).
 func (d *decoder) spend(line int) bool {
 	if d.visits == 0 {
@@ -269,10 +281,10 @@ func (d *decoder) lineOf(field string) int {
 // pair is one key/value of a mapping after merge keys are expanded.
 type pair struct{ key, val *yaml.Node }
 
-// pairs lists a mapping's entries with YAML merge keys ("<<: *base")
-// expanded: the mapping's own keys first, then merged keys that nothing
-// before set. Duplicate own keys are reported.
-func (d *decoder) pairs(n *yaml.Node, where string, depth int) []pair {
+// pairs lists the entries of the mapping at path with YAML merge keys
+// ("<<: *base") expanded: the mapping's own keys first, then merged keys
+// that nothing before set. Duplicate own keys are reported.
+func (d *decoder) pairs(n *yaml.Node, path, where string, depth int) []pair {
 	var out []pair
 	seen := map[string]int{}
 	var merges []*yaml.Node
@@ -290,7 +302,7 @@ func (d *decoder) pairs(n *yaml.Node, where string, depth int) []pair {
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.fail(k.Line, "", "duplicate key %q %s (first set at line %d)", k.Value, where, first)
+			d.failKey(k.Line, joinKey(path, k.Value), "duplicate key %q %s (first set at line %d)", k.Value, where, first)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -316,7 +328,7 @@ func (d *decoder) pairs(n *yaml.Node, where string, depth int) []pair {
 				d.fail(s.Line, "", "merge keys %s are nested more than %d deep", where, maxMergeDepth)
 				continue
 			}
-			for _, p := range d.pairs(s, where, depth+1) {
+			for _, p := range d.pairs(s, path, where, depth+1) {
 				if _, dup := seen[p.key.Value]; dup {
 					continue
 				}
@@ -352,19 +364,25 @@ func (d *decoder) section(n *yaml.Node, v reflect.Value, path string) {
 		where = fmt.Sprintf("in section %q", path)
 	}
 	fields := yamlFields(v.Type())
-	for _, p := range d.pairs(n, where, 0) {
+	for _, p := range d.pairs(n, path, where, 0) {
+		fp := joinKey(path, p.key.Value)
 		idx, ok := fields[p.key.Value]
 		if !ok {
-			d.fail(p.key.Line, "", "unknown key %q %s%s", p.key.Value, where, suggest(p.key.Value, fields))
+			d.failKey(p.key.Line, fp, "unknown key %q %s%s", p.key.Value, where, suggest(p.key.Value, fields))
 			continue
-		}
-		fp := p.key.Value
-		if path != "" {
-			fp = path + "." + fp
 		}
 		d.lines[fp] = p.key.Line
 		d.field(p.val, v.Field(idx), fp)
 	}
+}
+
+// joinKey is the dotted path of key in the section or map at path ("":
+// the top level).
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -440,7 +458,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		out := reflect.MakeMap(t)
-		for _, p := range d.pairs(n, fmt.Sprintf("in %q", path), 0) {
+		for _, p := range d.pairs(n, path, fmt.Sprintf("in %q", path), 0) {
 			ep := path + "." + p.key.Value
 			d.lines[ep] = p.key.Line
 			val := resolve(p.val)

@@ -309,6 +309,33 @@ func TestParseProblemFields(t *testing.T) {
 	}
 }
 
+// Unknown and duplicate keys carry their path in Key (a remote push's
+// reply names it), never in Field, and their message stays as it was.
+func TestParseProblemKeys(t *testing.T) {
+	doc := "modle: {}\nmodel:\n  treshold: {}\n  features: 8\n  features: 9\ncapture:\n  camera:\n    controls: {gain: 1, gain: 2}\n"
+	_, err := Parse([]byte(doc), "f.yaml")
+	ps := Problems(err)
+	want := map[string]string{
+		"modle":                        `unknown key "modle" at the top level`,
+		"model.treshold":               `unknown key "treshold" in section "model" (did you mean "threshold"?)`,
+		"model.features":               `duplicate key "features" in section "model" (first set at line 4)`,
+		"capture.camera.controls.gain": `duplicate key "gain" in "capture.camera.controls"`,
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("problems %v", err)
+	}
+	for _, p := range ps {
+		if msg, ok := want[p.Key]; !ok || p.Field != "" || !strings.HasPrefix(p.Msg, msg) || strings.Contains(p.Error(), p.Key+": ") {
+			t.Errorf("problem %+v (%s); want a key of %v, no field, its message", *p, p.Error(), want)
+		}
+	}
+	// The same for a pushed document merged onto a configuration.
+	_, err = ParsePush(Default(), []byte("mqtt:\n  retian: true\n"), "push", PushMerge)
+	if ps := Problems(err); len(ps) != 1 || ps[0].Key != "mqtt.retian" {
+		t.Errorf("pushed unknown key: %v", err)
+	}
+}
+
 func TestParseTooLarge(t *testing.T) {
 	data := []byte("# " + strings.Repeat("x", MaxFileSize) + "\n")
 	_, err := Parse(data, "big.yaml")

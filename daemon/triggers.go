@@ -23,8 +23,11 @@ var errStaleTrigger = errors.New("stale trigger")
 // triggerIntake is the front door for trigger requests from MQTT. It never
 // blocks the MQTT client: it parses, refuses what must not run, and queues.
 //
-//   - A retained trigger is never executed (a broker would replay it at
-//     every start and reconnect); one warning per topic says how to clear it.
+//   - A trigger delivered with the retain flag, a retained message handed
+//     over as the subscription starts, is never executed (a broker would
+//     replay it at every start and reconnect); one warning per topic says
+//     how to clear it. One published retained while inspectd is subscribed
+//     comes live, the flag cleared (MQTT 3.1.1), and runs like any other.
 //   - A request whose id was answered within the dedup window is answered
 //     again with the stored result (a QoS 1 redelivery must not inspect a
 //     second part); one still waiting is not queued twice.

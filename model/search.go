@@ -141,14 +141,14 @@ func (r *SearchReport) Candidate(name string) (Candidate, bool) {
 
 // Candidate is one recipe's result in the search.
 type Candidate struct {
-	Recipe  Recipe
-	Name    string
-	Figures RecipeFigures
+	Recipe  Recipe        `json:"recipe"`
+	Name    string        `json:"name"`
+	Figures RecipeFigures `json:"figures"`
 	// Threshold is the candidate's threshold (from its leave-one-out
 	// scores, as a fit sets it).
-	Threshold float64
+	Threshold float64 `json:"threshold"`
 	// Err says why the candidate could not be fitted ("" when it was).
-	Err string
+	Err string `json:"error,omitempty"`
 }
 
 // Candidates lists the recipes the search tries on images whose long

@@ -411,7 +411,7 @@ func cmdEval() *Command {
 				if *misalign {
 					all.Results = drawsMean(all.Draws, columns)
 					for k := range all.Results {
-						all.Results[k].Data = fmt.Sprintf("%s@misalign (mean of %d draws)", dir, len(all.Draws))
+						all.Results[k].Data = fmt.Sprintf("%s@misalign (mean of %s)", dir, plural(len(all.Draws), "draw"))
 					}
 				}
 				rep.Sets = append(rep.Sets, all)
@@ -725,7 +725,11 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	}
 	if res.PixelAUROC, err = a.pix.AUROC(); err != nil {
 		if a.noMask > 0 && a.noMask == a.n {
-			return fmt.Errorf("pixel AUROC: none of the %d defective test images has a ground-truth mask (want ground_truth/<label>/<name>_mask.png for test/<label>/<name>.*): %w", a.n, err)
+			none := fmt.Sprintf("none of the %d defective test images has", a.n)
+			if a.n == 1 {
+				none = "the one defective test image has no"
+			}
+			return fmt.Errorf("pixel AUROC: %s a ground-truth mask (want ground_truth/<label>/<name>_mask.png for test/<label>/<name>.*): %w", none, err)
 		}
 		return fmt.Errorf("pixel AUROC: %w", err)
 	}
@@ -965,7 +969,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 		for _, d := range detail {
 			for _, r := range d.Results {
-				printResultDetail(w, &r)
+				printResultDetail(w, &r, len(d.Results) > 1)
 			}
 		}
 		if len(s.Candidates) > 0 {
@@ -993,10 +997,18 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 		return fmt.Sprint(r.RegistrationRefused)
 	}
+	// A model evaluated as it was fitted (--model) had no fit here: "-",
+	// not a fit of 0.0 s.
+	fit := func(r *EvalResult) string {
+		if r.FitSeconds == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", r.FitSeconds)
+	}
 	row := func(name string, r *EvalResult, mean bool) {
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%s\t%s\t%s\t%.4f\t%.1f%%\t%.1f%%\t%s\t%.1f\t%.1f\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%s\t%s\t%s\t%.4f\t%.1f%%\t%.1f%%\t%s\t%.1f\t%s\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
 			iou(r.RegionIoU, r.RegionIoUDefects), iou(r.RegionIoUFlagged, r.RegionIoUImages), iou(r.RegionIoUShared, r.RegionIoUSharedImages), r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate,
-			refused(r, mean), r.MsPerImage, r.FitSeconds)
+			refused(r, mean), r.MsPerImage, fit(r))
 	}
 	for _, s := range rep.Sets {
 		name := filepath.Base(filepath.Clean(s.Data))
@@ -1018,7 +1030,11 @@ func printEval(w io.Writer, rep *EvalReport) {
 	tw.Flush()
 }
 
-func printResultDetail(w io.Writer, r *EvalResult) {
+// printResultDetail prints one recipe's figures on one set (or draw).
+// compared says the run has more than one recipe column (--compare): every
+// block then shows the overlap over the images all of them flag, as the
+// table does, even where it is over the same images as the flagged one.
+func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "data\t%s\n", r.Data)
 	ctx := "off"
@@ -1034,17 +1050,24 @@ func printResultDetail(w io.Writer, r *EvalResult) {
 	fmt.Fprintf(tw, "image AUROC\t%.4f\n", r.ImageAUROC)
 	fmt.Fprintf(tw, "pixel AUROC\t%.4f\n", r.PixelAUROC)
 	fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\t%.4f\n", r.PRO)
-	fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes over all %d defective images with a mask, a miss counts 0)\n", r.RegionIoU, r.RegionIoUDefects)
+	fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes over %s with a mask, a miss counts 0)\n", r.RegionIoU, plural(r.RegionIoUDefects, "defective image"))
 	if r.RegionIoUImages > 0 {
-		fmt.Fprintf(tw, "  flagged\t%.4f (over the %d flagged ones)\n", r.RegionIoUFlagged, r.RegionIoUImages)
+		fmt.Fprintf(tw, "  flagged\t%.4f (over the %s)\n", r.RegionIoUFlagged, plural(r.RegionIoUImages, "flagged one"))
 	} else {
 		fmt.Fprintf(tw, "  flagged\tn/a (no defective image with a mask flagged)\n")
 	}
-	if r.RegionIoUSharedImages > 0 && r.RegionIoUSharedImages != r.RegionIoUImages {
+	switch {
+	case r.RegionIoUSharedImages > 0 && (compared || r.RegionIoUSharedImages != r.RegionIoUImages):
 		fmt.Fprintf(tw, "  shared\t%.4f (over the %d that every recipe of the run flags)\n", r.RegionIoUShared, r.RegionIoUSharedImages)
+	case compared:
+		fmt.Fprintf(tw, "  shared\tn/a (no defective image with a mask that every recipe of the run flags)\n")
 	}
 	if r.MasksMissing > 0 {
-		fmt.Fprintf(tw, "masks missing\t%d defective test images have no ground_truth/<label>/<name>_mask.png: left out of the pixel figures\n", r.MasksMissing)
+		verb := "have"
+		if r.MasksMissing == 1 {
+			verb = "has"
+		}
+		fmt.Fprintf(tw, "masks missing\t%s %s no ground_truth/<label>/<name>_mask.png: left out of the pixel figures\n", plural(r.MasksMissing, "defective test image"), verb)
 	}
 	if r.DefectsOutOfView > 0 {
 		fmt.Fprintf(tw, "defects out of view\t%s whose defect the transform cut out of the view: left out of the image figures, their pixels normal ones\n", plural(r.DefectsOutOfView, "defective test image"))
@@ -1063,16 +1086,16 @@ func printResultDetail(w io.Writer, r *EvalResult) {
 		}
 		fmt.Fprintf(tw, "  %s\t%.4f  %s\n", l, r.PerDefect[l], px)
 	}
-	fmt.Fprintf(tw, "threshold\t%.4g from %d good images: false alarms %.1f%% of good test images, misses %.1f%% of defective ones (%.1f%% judged right)\n",
-		r.Threshold, r.ThresholdImages, 100*r.FalseAlarmRate, 100*r.MissRate, 100*r.Accuracy)
+	fmt.Fprintf(tw, "threshold\t%.4g from %s: false alarms %.1f%% of good test images, misses %.1f%% of defective ones (%.1f%% judged right)\n",
+		r.Threshold, plural(r.ThresholdImages, "good image"), 100*r.FalseAlarmRate, 100*r.MissRate, 100*r.Accuracy)
 	if r.TrainImages > 0 {
 		s := ""
 		if r.SearchSeconds > 0 {
 			s = fmt.Sprintf(" (recipe search %.1f s)", r.SearchSeconds)
 		}
-		fmt.Fprintf(tw, "fit\t%d images in %.1f s%s\n", r.TrainImages, r.FitSeconds, s)
+		fmt.Fprintf(tw, "fit\t%s in %.1f s%s\n", plural(r.TrainImages, "image"), r.FitSeconds, s)
 	}
-	fmt.Fprintf(tw, "time per image\t%.1f ms (%d test images)\n", r.MsPerImage, r.TestImages)
+	fmt.Fprintf(tw, "time per image\t%.1f ms (%s)\n", r.MsPerImage, plural(r.TestImages, "test image"))
 	fmt.Fprintf(tw, "model bytes\t%d (%.1f MiB scoring state)\n", r.ModelBytes, float64(r.ModelBytes)/(1<<20))
 	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.PeakRSSMB)
 	if r.Align != "" && r.Align != "off" {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,6 +166,9 @@ func TestEvalMisalign(t *testing.T) {
 	if got := again.Sets[0].Draws[0].Results[0].Data; !strings.HasSuffix(got, "@misalign1") {
 		t.Errorf("the one draw's figures labelled %q: the mean's label must not overwrite them", got)
 	}
+	if got := again.Sets[0].Results[0].Data; !strings.HasSuffix(got, "@misalign (mean of 1 draw)") {
+		t.Errorf("the mean of one draw labelled %q, want it to end in \"@misalign (mean of 1 draw)\"", got)
+	}
 }
 
 // The shared region IoU compares recipes on the defects all of them flag,
@@ -264,6 +269,84 @@ func TestEvalMeanIoUWithoutFlagged(t *testing.T) {
 	}
 	if strings.Count(row, "n/a") != 2 {
 		t.Errorf("set without flagged images: want n/a for flagged and shared IoU, row %q", row)
+	}
+}
+
+// eval's text speaks of one image, draw or missing mask in the singular;
+// a model scored as it was fitted (--model) shows no fit time ("-", not
+// 0.0); with --compare every recipe's block shows the shared region IoU,
+// as the table does, also the one whose flagged images are all shared
+// (its block once left the line out).
+func TestEvalTextWording(t *testing.T) {
+	one := EvalResult{Data: "a", Recipe: "plain", RegionIoU: 0.1, RegionIoUDefects: 1, RegionIoUFlagged: 0.5, RegionIoUImages: 1,
+		RegionIoUShared: 0.5, RegionIoUSharedImages: 1, MasksMissing: 1, TestImages: 1, ThresholdImages: 1}
+	wider := one
+	wider.Recipe, wider.RegionIoUDefects, wider.RegionIoUImages, wider.RegionIoUFlagged = "fixed", 3, 2, 0.4
+	var b strings.Builder
+	printEval(&b, &EvalReport{Sets: []EvalSet{{Data: "a", Results: []EvalResult{wider, one}}}})
+	out := b.String()
+	for _, want := range []string{
+		"over 1 defective image with a mask", "over 3 defective images with a mask", "(over the 1 flagged one)", "(over the 2 flagged ones)",
+		"1 defective test image has no ground_truth", "from 1 good image:", "(1 test image)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, bad := range []string{"1 defective test images", "1 good images", "1 test images", "1 defective images"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("output says %q:\n%s", bad, out)
+		}
+	}
+	if n := strings.Count(out, "  shared"); n != 2 {
+		t.Errorf("%d shared region IoU lines in the two recipes' blocks, want 2:\n%s", n, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "a" && f[len(f)-1] != "-" {
+			t.Errorf("fit column %q of a model not fitted here, want -: %q", f[len(f)-1], l)
+		}
+	}
+	// One recipe: the shared overlap is the flagged one, not repeated.
+	b.Reset()
+	printResultDetail(&b, &one, false)
+	if strings.Contains(b.String(), "shared") {
+		t.Errorf("a run of one recipe shows a shared region IoU:\n%s", b.String())
+	}
+	// With --compare and no image every recipe flags: n/a, as the table.
+	none := one
+	none.RegionIoUShared, none.RegionIoUSharedImages = 0, 0
+	b.Reset()
+	printResultDetail(&b, &none, true)
+	if !strings.Contains(b.String(), "shared") || !strings.Contains(b.String(), "n/a (no defective image with a mask that every recipe of the run flags)") {
+		t.Errorf("nothing shared under --compare:\n%s", b.String())
+	}
+}
+
+// eval --json's recipe-search rows use the snake_case keys of the rest of
+// the file (they came out as Go's Recipe, Name, Figures, Threshold, Err).
+func TestEvalJSONSearchKeys(t *testing.T) {
+	r := EvalResult{Recipe: "plain", Search: []model.Candidate{
+		{Recipe: model.Recipe{Backbone: "v1"}, Name: "v1-fit-raw", Figures: model.RecipeFigures{ImageAUROC: 0.9}, Threshold: 17.5},
+		{Name: "v2-fit-raw", Err: "out of memory"},
+	}}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Search []map[string]json.RawMessage `json:"search"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || len(got.Search) != 2 {
+		t.Fatalf("search %s: %v", b, err)
+	}
+	for i, want := range [][]string{{"figures", "name", "recipe", "threshold"}, {"error", "figures", "name", "recipe", "threshold"}} {
+		keys := slices.Sorted(maps.Keys(got.Search[i]))
+		if !slices.Equal(keys, want) {
+			t.Errorf("search[%d] keys %v, want %v", i, keys, want)
+		}
+	}
+	if string(got.Search[1]["error"]) != `"out of memory"` || !strings.Contains(string(got.Search[0]["figures"]), `"image_auroc":0.9`) {
+		t.Errorf("search %s", b)
 	}
 }
 
@@ -396,7 +479,7 @@ func TestDefectOutOfViewLeftOutOfImageFigures(t *testing.T) {
 		t.Errorf("pixel AUROC %v, %v counted as defective: its pixels are normal either way", left.PixelAUROC, kept.PixelAUROC)
 	}
 	var b strings.Builder
-	printResultDetail(&b, &left)
+	printResultDetail(&b, &left, false)
 	if !strings.Contains(b.String(), "1 defective test image whose defect the transform cut out of the view") {
 		t.Errorf("detail does not say what was left out:\n%s", b.String())
 	}

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,6 +46,8 @@ type configArgs struct {
 	// control without a confirm window.
 	Force bool `json:"force"`
 }
+
+func (cmdConfig) args() any { return new(configArgs) }
 
 func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	var a configArgs
@@ -158,7 +161,9 @@ func configDocument(raw json.RawMessage) ([]byte, error) {
 }
 
 // configError turns config problems into one refusal naming the first
-// field (as config.<field>) and listing them all.
+// field (as config.<field>), or the first unknown or duplicate key (as
+// config.<key>: a client points at what it sent, as it does for a value
+// out of range), and listing them all.
 func configError(field string, err error) error {
 	ps := config.Problems(err)
 	if len(ps) == 0 {
@@ -168,8 +173,8 @@ func configError(field string, err error) error {
 	for i, p := range ps {
 		msgs[i] = p.Error()
 	}
-	if ps[0].Field != "" {
-		field += "." + ps[0].Field
+	if f := cmp.Or(ps[0].Field, ps[0].Key); f != "" {
+		field += "." + f
 	}
 	return &Error{Code: CodeInvalid, Field: field, Msg: strings.Join(msgs, "; "), named: true}
 }

@@ -29,11 +29,16 @@ func (cmdConfigConfirm) checkReplay(env *Env, stored Reply) error {
 
 func (cmdConfigConfirm) Name() string { return "config-confirm" }
 
+// configConfirmArgs is the request cmdConfigConfirm takes.
+type configConfirmArgs struct {
+	ID   string `json:"id"`
+	Push string `json:"push"`
+}
+
+func (cmdConfigConfirm) args() any { return new(configConfirmArgs) }
+
 func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID   string `json:"id"`
-		Push string `json:"push"`
-	}
+	var a configConfirmArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

@@ -19,11 +19,16 @@ type cmdConfigGet struct{}
 
 func (cmdConfigGet) Name() string { return "config-get" }
 
+// configGetArgs is the request cmdConfigGet takes.
+type configGetArgs struct {
+	ID     string `json:"id"`
+	Format string `json:"format"`
+}
+
+func (cmdConfigGet) args() any { return new(configGetArgs) }
+
 func (cmdConfigGet) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID     string `json:"id"`
-		Format string `json:"format"`
-	}
+	var a configGetArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

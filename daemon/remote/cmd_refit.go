@@ -69,6 +69,8 @@ type refitPlan struct {
 	features        int // 0: the configuration's
 }
 
+func (cmdRefit) args() any { return new(refitArgs) }
+
 func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 	var a refitArgs
 	if err := decodeStrict(body, &a); err != nil {

@@ -20,10 +20,15 @@ type cmdRefitCancel struct{}
 
 func (cmdRefitCancel) Name() string { return "refit-cancel" }
 
+// refitCancelArgs is the request cmdRefitCancel takes.
+type refitCancelArgs struct {
+	ID string `json:"id"`
+}
+
+func (cmdRefitCancel) args() any { return new(refitCancelArgs) }
+
 func (cmdRefitCancel) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID string `json:"id"`
-	}
+	var a refitCancelArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

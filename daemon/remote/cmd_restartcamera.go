@@ -17,10 +17,15 @@ type cmdRestartCamera struct{}
 
 func (cmdRestartCamera) Name() string { return "restart-camera" }
 
+// restartCameraArgs is the request cmdRestartCamera takes.
+type restartCameraArgs struct {
+	ID string `json:"id"`
+}
+
+func (cmdRestartCamera) args() any { return new(restartCameraArgs) }
+
 func (cmdRestartCamera) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID string `json:"id"`
-	}
+	var a restartCameraArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

@@ -24,13 +24,18 @@ type cmdRollback struct{}
 
 func (cmdRollback) Name() string { return "rollback" }
 
+// rollbackRequest is the request cmdRollback takes.
+type rollbackRequest struct {
+	ID      string          `json:"id"`
+	Target  string          `json:"target"`
+	Confirm json.RawMessage `json:"confirm"`
+	Force   bool            `json:"force"`
+}
+
+func (cmdRollback) args() any { return new(rollbackRequest) }
+
 func (cmdRollback) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID      string          `json:"id"`
-		Target  string          `json:"target"`
-		Confirm json.RawMessage `json:"confirm"`
-		Force   bool            `json:"force"`
-	}
+	var a rollbackRequest
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

@@ -17,10 +17,15 @@ type cmdSnapshot struct{}
 
 func (cmdSnapshot) Name() string { return "snapshot" }
 
+// snapshotArgs is the request cmdSnapshot takes.
+type snapshotArgs struct {
+	ID string `json:"id"`
+}
+
+func (cmdSnapshot) args() any { return new(snapshotArgs) }
+
 func (cmdSnapshot) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID string `json:"id"`
-	}
+	var a snapshotArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

@@ -22,10 +22,15 @@ type cmdStatus struct{}
 
 func (cmdStatus) Name() string { return "status" }
 
+// statusArgs is the request cmdStatus takes.
+type statusArgs struct {
+	ID string `json:"id"`
+}
+
+func (cmdStatus) args() any { return new(statusArgs) }
+
 func (cmdStatus) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID string `json:"id"`
-	}
+	var a statusArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

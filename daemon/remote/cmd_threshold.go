@@ -17,12 +17,17 @@ type cmdThreshold struct{}
 
 func (cmdThreshold) Name() string { return "threshold" }
 
+// thresholdArgs is the request cmdThreshold takes.
+type thresholdArgs struct {
+	ID    string   `json:"id"`
+	Image *float64 `json:"image"`
+	Pixel *float64 `json:"pixel"`
+}
+
+func (cmdThreshold) args() any { return new(thresholdArgs) }
+
 func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID    string   `json:"id"`
-		Image *float64 `json:"image"`
-		Pixel *float64 `json:"pixel"`
-	}
+	var a thresholdArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

@@ -19,11 +19,16 @@ type cmdTrigger struct{}
 
 func (cmdTrigger) Name() string { return "trigger" }
 
+// triggerArgs is the request cmdTrigger takes.
+type triggerArgs struct {
+	ID   string `json:"id"`
+	Time string `json:"time"`
+}
+
+func (cmdTrigger) args() any { return new(triggerArgs) }
+
 func (cmdTrigger) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID   string `json:"id"`
-		Time string `json:"time"`
-	}
+	var a triggerArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

@@ -20,11 +20,16 @@ type cmdTrustKeys struct{}
 
 func (cmdTrustKeys) Name() string { return "trust-keys" }
 
+// trustKeysArgs is the request cmdTrustKeys takes.
+type trustKeysArgs struct {
+	ID   string            `json:"id"`
+	Keys map[string]string `json:"keys"`
+}
+
+func (cmdTrustKeys) args() any { return new(trustKeysArgs) }
+
 func (cmdTrustKeys) Prepare(env *Env, body []byte) (*Plan, error) {
-	var a struct {
-		ID   string            `json:"id"`
-		Keys map[string]string `json:"keys"`
-	}
+	var a trustKeysArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,11 @@ type Command interface {
 	// being recorded, so that it can be fixed and sent again with the same
 	// id. The returned Plan does the work.
 	Prepare(env *Env, body []byte) (*Plan, error)
+	// args returns a new request struct of the command, the one Prepare
+	// decodes its body into: a request refused before Prepare, for its
+	// id, still has the fields the command does not take named
+	// ({"idd": "s2"} is an id misspelt, not only an id missing).
+	args() any
 }
 
 // replayChecker is a Command whose stored reply may no longer fit a

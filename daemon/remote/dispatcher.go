@@ -399,6 +399,9 @@ func (d *Dispatcher) handle(it item) {
 	}
 	id, err := requestID(a.body, req.ID)
 	if err != nil {
+		if cmd := d.cmds[req.Name]; cmd != nil {
+			err = withUnknownFields(err, a.body, cmd.args())
+		}
 		d.refuse(it, peekID(a.body), err)
 		return
 	}

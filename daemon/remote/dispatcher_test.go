@@ -39,6 +39,21 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 		{"trigger time not RFC 3339", "trigger", `{"id":"p1","time":"yesterday"}`, CodeInvalid, "time", []string{`"yesterday" is not an RFC 3339 time`}},
 		{"float overflow", "threshold", `{"id":"t3","image":1e400}`, CodeInvalid, "image", []string{"expected a number, got 1e400: out of range"}},
 		{"id missing", "status", `{}`, CodeInvalid, "id", []string{"missing"}},
+		// A misspelt id is named, not only the id found missing; a field
+		// the command takes is not.
+		{"id misspelt", "status", `{"idd":"s2"}`, CodeInvalid, "idd", []string{`unknown field "idd" (this command takes: id); id: missing`}},
+		{"id missing, unknown fields", "config-get", `{"format":"yaml","FORMAT":"json","zz":1,"idd":"g1"}`, CodeInvalid, "idd",
+			[]string{`unknown fields "idd", "zz" (this command takes: format, id); id: missing`}},
+		{"id missing beside known fields", "threshold", `{"image":2}`, CodeInvalid, "id", []string{"id: missing"}},
+		// Unknown and duplicate keys of a pushed configuration are named
+		// by their path, as values out of range are.
+		{"pushed unknown key", "config", `{"id":"c3","config":{"model":{"treshold":{}}}}`, CodeInvalid, "config.model.treshold",
+			[]string{`unknown key "treshold" in section "model" (did you mean "threshold"?)`}},
+		{"pushed unknown top-level key", "config", `{"id":"c4","config":{"modle":{}}}`, CodeInvalid, "config.modle", []string{`unknown key "modle" at the top level`}},
+		{"pushed YAML unknown key", "config", `{"id":"c5","config":"mqtt:\n  result_qos: 1\n  retian: true\n"}`, CodeInvalid, "config.mqtt.retian",
+			[]string{`line 3: unknown key "retian" in section "mqtt"`}},
+		{"pushed YAML duplicate key", "config", `{"id":"c6","config":"model:\n  features: 1\n  features: 2\n"}`, CodeInvalid, "config.model.features",
+			[]string{`line 3: duplicate key "features" in section "model"`}},
 		{"id not a string", "status", `{"id":7}`, CodeInvalid, "id", []string{"expected a string, got 7"}},
 		{"id too long", "status", `{"id":"` + strings.Repeat("é", 129) + `"}`, CodeInvalid, "id", []string{"129 characters long; at most 128"}},
 		{"id control character", "status", `{"id":"a\u0007"}`, CodeInvalid, "id", []string{"control character"}},
@@ -268,7 +283,7 @@ func TestConfigPushAndGet(t *testing.T) {
 	}
 	// Refusals with path and line.
 	for _, tc := range []struct{ body, field, part string }{
-		{`{"id":"c4","config":"model:\n  featurez: 3\n"}`, "config", `line 2: unknown key "featurez" in section "model"`},
+		{`{"id":"c4","config":"model:\n  featurez: 3\n"}`, "config.model.featurez", `line 2: unknown key "featurez" in section "model"`},
 		{`{"id":"c5","config":"model:\n\tfeatures: 3\n"}`, "config", "line 2, column 1: a tab character indents this line"},
 		{`{"id":"c6","config":"a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"}`, "config", "anchor &a: anchors and aliases are not accepted"},
 		{`{"id":"c7","config":{"model":{"features":5000}}}`, "config.model.features", "5000 is out of range 1..2048"},

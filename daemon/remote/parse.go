@@ -227,6 +227,49 @@ func decodeStrict(data []byte, v any) error {
 	return invalidf("", "%s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
+// withUnknownFields adds the top-level fields of body that the request
+// struct v does not take to err, a refusal of the request's id (answered
+// before the command decodes its body): {"idd": "s2"} would otherwise be
+// told only that its id is missing, not that it misspelt it. The refusal
+// then names the first unknown field, and says both. Other errors are
+// returned as they are.
+func withUnknownFields(err error, body []byte, v any) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Field != "id" {
+		return err
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return err
+	}
+	known := jsonFields(reflect.TypeOf(v).Elem())
+	var unknown []string
+	for k := range top {
+		// encoding/json matches field names regardless of case.
+		if !slices.ContainsFunc(known, func(f string) bool { return strings.EqualFold(f, k) }) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return err
+	}
+	slices.Sort(unknown)
+	var quoted []string
+	for i, k := range unknown {
+		if i == 5 { // a body of many keys gets a reply of a few lines
+			quoted = append(quoted, fmt.Sprintf("and %d more", len(unknown)-i))
+			break
+		}
+		quoted = append(quoted, strconv.Quote(truncate(k, 40)))
+	}
+	what := "unknown field "
+	if len(unknown) > 1 {
+		what = "unknown fields "
+	}
+	return &Error{Code: e.Code, Field: unknown[0], named: true,
+		Msg: fmt.Sprintf("%s%s (this command takes: %s); %s", what, strings.Join(quoted, ", "), strings.Join(known, ", "), e.Error())}
+}
+
 // numericOverflow says whether the JSON number num failed to fit t for its
 // size alone (not for a fraction in an integer field).
 func numericOverflow(num string, t reflect.Type) bool {
