@@ -110,16 +110,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		y := r.folderYAML(frames, "loop")
-		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
-	})
-	d := r.daemon()
-	d.mu.Lock()
-	url := "http://" + d.httpSrv.Addr()
-	d.mu.Unlock()
+	r, url := startFolderDaemon(t, frames, "loop")
 
 	status := r.watchStatus("cell1")
 
@@ -169,16 +160,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
 	frames := filepath.Join(t.TempDir(), "frames")
 	writePNGs(t, frames, 2, 5, false)
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		y := r.folderYAML(frames, "watch")
-		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
-	})
-	d := r.daemon()
-	d.mu.Lock()
-	url := "http://" + d.httpSrv.Addr()
-	d.mu.Unlock()
+	r, url := startFolderDaemon(t, frames, "watch")
 	status := r.watchStatus("cell1")
 	r.waitFor("the 2 files inspected", func() bool { return r.inspections() >= 2 })
 	select {
@@ -191,6 +173,7 @@ func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
 	}
 	// The line has been idle for a minute: the last good frame is older
 	// than the stall timeout (5 s), without the test waiting for it.
+	d := r.daemon()
 	d.pipe.Load().health.lastGood.Store(time.Now().Add(-time.Minute).UnixNano())
 
 	if err := os.WriteFile(filepath.Join(frames, "zz_corrupt2.jpg"), []byte("garbage2\n"), 0o644); err != nil {
@@ -362,4 +345,19 @@ func TestInputMismatchWarnedOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "frames unlike the training images"); n != 1 || !strings.Contains(logs.String(), "a grayscale frame, the model was fitted on colour images") {
 		t.Errorf("%d warnings for 3 grayscale frames, want 1 naming the kinds:\n%s", n, logs.String())
 	}
+}
+
+// startFolderDaemon starts a daemon on the image folder frames (flag:
+// "watch" or "loop") with the HTTP API on, and returns it with the API's
+// base URL.
+func startFolderDaemon(t *testing.T, frames, flag string) (*runningDaemon, string) {
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return strings.Replace(r.folderYAML(frames, flag), `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
+	})
+	d := r.daemon()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return r, "http://" + d.httpSrv.Addr()
 }

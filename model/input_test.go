@@ -68,7 +68,6 @@ func TestFitWarnsOnMixedInput(t *testing.T) {
 	}
 }
 
-
 // mixedTextures are textures, every other one as a colour image.
 type mixedTextures int
 
