@@ -62,8 +62,8 @@ type CameraOptions struct {
 	// MaxPixels refuses an MJPEG frame whose SOF header declares more pixels
 	// (0: DefaultMaxPixels), before decoding it.
 	MaxPixels int64
-	// RequireDevice makes NewCamera fail (ErrNoDevice) when the device
-	// node is not there. Without it the camera waits for its device, as a
+	// RequireDevice makes NewCamera fail when the device node is not there
+	// (ErrNoDevice) or cannot be looked at (its folder's permissions). Without it the camera waits for its device, as a
 	// line that starts before its camera is plugged in needs; a running
 	// line switched to a device that is not there would stop inspecting
 	// while it waits, so a change of device sets it.
@@ -151,7 +151,7 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 		if _, err := os.Stat(opts.Device); errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("camera %s: %w", opts.Device, ErrNoDevice)
 		} else if err != nil {
-			return nil, fmt.Errorf("camera %s: %w: %w", opts.Device, ErrNoDevice, err)
+			return nil, fmt.Errorf("camera %s: %w", opts.Device, err) // there, but not for us (permissions)
 		}
 	}
 	if len(opts.Formats) == 0 {

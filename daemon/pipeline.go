@@ -527,7 +527,7 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			if r.InputMismatch != "" && p.inputWarned != s.modelID {
 				// Once per model: every frame would say it.
 				p.inputWarned = s.modelID
-				p.log.Warn("frames unlike the training images: scores are not comparable and good parts may be flagged; refit on this camera's frames, or set the camera to the format the model was fitted on",
+				p.log.Warn("frames unlike the training images: scores are not comparable, good parts may be flagged and defective ones passed; refit on this camera's frames, or set the camera's format and size (or capture.roi) to those the model was fitted on",
 					"model", s.modelID, "frame", r.InputMismatch)
 			}
 			s.timing = r.Timing

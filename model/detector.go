@@ -218,11 +218,13 @@ type Inspection struct {
 	// Registration is the frame's registration to the reference view
 	// (zero when the model has none).
 	Registration Registration
-	// InputMismatch, when set, says how the frame differs in kind from the
-	// training images (a grayscale frame on a model fitted on colour
-	// images, or the reverse): scores are then not comparable and good
-	// parts may be flagged. "" when it matches, or the model file does
-	// not say (fitted before this was recorded).
+	// InputMismatch, when set, says how the frame differs from the
+	// training images, in kind (a grayscale frame on a model fitted on
+	// colour images, or the reverse) or in shape (a width/height beyond
+	// the training images' by more than aspectSlack): scores are then not
+	// comparable, good parts may be flagged and defective ones passed. ""
+	// when it matches, or the model file does not say (fitted before this
+	// was recorded).
 	InputMismatch string
 	Timing
 }

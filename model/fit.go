@@ -134,6 +134,10 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	if err != nil {
 		return nil, rep, err
 	}
+	if slices.ContainsFunc(d.parts(), func(p *Detector) bool { return p.trainMixed }) {
+		// Once per fit, here: an ensemble fits each member on the images.
+		opts.Logger.Warn("the training images are grayscale and colour both: a frame scores by the kind most of them were, and the other kind's parts may be flagged; fit on images from the camera the line uses, all of one kind")
+	}
 	if half {
 		for _, p := range d.parts() {
 			p.opts.HalfPrecision = true
@@ -381,9 +385,6 @@ func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx, l
 	}
 	rep.ThresholdImages = d.info.ThresholdImages
 	rep.Threshold = time.Since(s)
-	if d.trainMixed {
-		opts.Logger.Warn("the training images are grayscale and colour both: a frame scores by the kind most of them were, and the other kind's parts may be flagged; fit on images from the camera the line uses, all of one kind")
-	}
 	if d.recipe.resize() == backbone.ResizeFit && loo.coverage < lowCoverage {
 		opts.Logger.Warn("little of the network input carries image: the frames are far from square and letterboxing pads the rest; a recipe with squash or tiles keeps more detail",
 			"coverage", fmt.Sprintf("%.0f%%", 100*loo.coverage), "recipe", d.recipe.Name())

@@ -102,7 +102,7 @@ type RecipeFigures struct {
 const MinSeparation = 0.6
 
 // ErrNoSeparation is wrapped by FitReport.Separates's error.
-var ErrNoSeparation = errors.New("the model separates synthetic defects from good images no better than chance")
+var ErrNoSeparation = errors.New("the model barely separates synthetic defects from good images, if at all")
 
 // Separates returns nil when the recipe search measured the fitted recipe
 // separating its synthetic defects from good images (image AUROC at least
@@ -119,12 +119,13 @@ func (r FitReport) Separates() error {
 		return nil
 	}
 	return fmt.Errorf("%w: recipe %s, image AUROC %.3f on %d held-out good images and %d with synthetic defects (at least %.2f wanted, 0.5 is chance), %.0f%% of the defects below its threshold: "+
-		"it would pass defective parts as good. Check that the images show the parts under inspection, in focus, all from the same view; more images, or capture.roi cutting the frame to the part, may help",
+		"defective parts would pass as good. Check that the images show the parts under inspection, in focus, all from the same view; more images, or images cut to the part (capture.roi on the daemon's frames), may help",
 		ErrNoSeparation, s.Chosen.Name, f.ImageAUROC, f.Good, f.Defects, MinSeparation, 100*f.Misses)
 }
 
 // FewThresholdImages is the number of good images below which a fitted
 // threshold is the largest of a handful of leave-one-out scores: good parts
 // from the line's own spread score above it often (5 images flagged every
-// good test image of screw). Fit then warns; 200 are recommended.
+// good test image of screw). The fit command warns below it; 200 are
+// recommended.
 const FewThresholdImages = 50

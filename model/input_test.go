@@ -58,13 +58,19 @@ func TestFitWarnsOnMixedInput(t *testing.T) {
 	opts := testOptions(t)
 	var logs strings.Builder
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	det, _, err := Fit(context.Background(), opts, mixedTextures(12), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer det.Close()
-	if !strings.Contains(logs.String(), "the training images are grayscale and colour both") {
-		t.Errorf("no warning of mixed training images:\n%s", logs.String())
+	const warning = "the training images are grayscale and colour both"
+	for _, explicit := range []float64{0, 5} { // a threshold given skips the leave-one-out scores
+		logs.Reset()
+		o := opts
+		o.Threshold.Explicit = explicit
+		det, _, err := Fit(context.Background(), o, mixedTextures(12), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		det.Close()
+		if n := strings.Count(logs.String(), warning); n != 1 {
+			t.Errorf("threshold %g: %d warnings of mixed training images, want 1:\n%s", explicit, n, logs.String())
+		}
 	}
 }
 

@@ -302,12 +302,12 @@ func cmdEval() *Command {
 			}
 			// Where the results go is checked before minutes of fitting.
 			if *jsonOut != "" {
-				if err := canWriteBeside("--json file", *jsonOut); err != nil {
+				if err := canWriteBeside("--json file", *jsonOut, "eval.json"); err != nil {
 					return err
 				}
 			}
 			if *saveModel != "" {
-				if err := canWriteBeside("--save-model file", *saveModel); err != nil {
+				if err := canWriteBeside("--save-model file", *saveModel, "model.safetensors"); err != nil {
 					return err
 				}
 			}
@@ -315,7 +315,7 @@ func cmdEval() *Command {
 				if err := os.MkdirAll(*reportDir, 0o755); err != nil {
 					return fmt.Errorf("--report folder: %w", err)
 				}
-				if err := canWriteBeside("--report folder", filepath.Join(*reportDir, "x")); err != nil {
+				if err := canWriteBeside("--report folder", filepath.Join(*reportDir, ".inspectd-report-check"), ""); err != nil {
 					return err
 				}
 			}
@@ -1095,7 +1095,7 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 		}
 		fmt.Fprintf(tw, "fit\t%s in %.1f s%s\n", plural(r.TrainImages, "image"), r.FitSeconds, s)
 	}
-	fmt.Fprintf(tw, "time per image\t%.1f ms (%s)\n", r.MsPerImage, plural(r.TestImages, "test image"))
+	fmt.Fprintf(tw, "time per image\t%.1f ms (%s)\n", r.MsPerImage, plural(r.TestImages+r.DefectsOutOfView, "test image"))
 	fmt.Fprintf(tw, "model bytes\t%d (%.1f MiB scoring state)\n", r.ModelBytes, float64(r.ModelBytes)/(1<<20))
 	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.PeakRSSMB)
 	if r.Align != "" && r.Align != "off" {

@@ -88,7 +88,7 @@ func cmdFit() *Command {
 			if *out == "" {
 				*out = cfg.ModelPath()
 			}
-			if err := canWriteBeside("model file", *out); err != nil {
+			if err := canWriteBeside("model file", *out, "model.safetensors"); err != nil {
 				return err // before minutes of fitting, not after
 			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
@@ -120,11 +120,8 @@ func cmdFit() *Command {
 			if rep.Search != nil {
 				printSearch(env.Stdout, rep.Search)
 			}
-			if err := rep.Separates(); err != nil {
-				if !*force {
-					return fmt.Errorf("%s not written: %w (--force writes it anyway)", *out, err)
-				}
-				fmt.Fprintf(env.Stdout, "WARNING: %v\n", err)
+			if err := checkSeparation(env.Stdout, rep, *out, *force); err != nil {
+				return err
 			}
 			if err := det.Save(*out); err != nil {
 				return err
@@ -142,13 +139,13 @@ func cmdFit() *Command {
 				fmt.Fprintf(env.Stdout, "fitted %s instead of %s: the position z-score and the context scale need at least %d images (this fit had %d)\n",
 					info.Recipe, s.Chosen.Name, model.MinZScoreImages, rep.Images)
 			}
-			fmt.Fprintf(env.Stdout, "fitted %s with recipe %s on %d images: d=%d, grid %dx%d, %s, state %.1f MiB, threshold %.4g from %d good images (each scored leave one out), %s\n",
+			fmt.Fprintf(env.Stdout, "fitted %s with recipe %s on %d images: d=%d, grid %dx%d, %s, state %.1f MiB, %s, %s\n",
 				*out, info.Recipe, rep.Images, rep.Features, info.GridH, info.GridW, ctxGrid, float64(rep.StateBytes)/(1<<20),
-				info.ImageThreshold, rep.ThresholdImages, rep.Wall.Round(time.Millisecond))
+				thresholdNote(info.ImageThreshold, rep.ThresholdImages), rep.Wall.Round(time.Millisecond))
 			if sk.count() > 0 {
 				fmt.Fprintln(env.Stdout, sk)
 			}
-			if n := rep.ThresholdImages; n < model.FewThresholdImages {
+			if n := rep.ThresholdImages; n > 0 && n < model.FewThresholdImages { // 0: model.threshold.value
 				fmt.Fprintf(env.Stdout, "WARNING: the threshold rests on %d good images: with fewer than %d it is the largest of a few scores and good parts will be flagged; fit on 200 or more\n",
 					n, model.FewThresholdImages)
 			}
@@ -157,17 +154,39 @@ func cmdFit() *Command {
 	}
 }
 
+// checkSeparation refuses a fit whose chosen recipe does not separate the
+// search's synthetic defects (model.FitReport.Separates): the model would
+// pass defective parts. With force it is written, after a warning on w.
+func checkSeparation(w io.Writer, rep model.FitReport, out string, force bool) error {
+	err := rep.Separates()
+	switch {
+	case err == nil:
+		return nil
+	case !force:
+		return fmt.Errorf("%s not written: %w (--force writes it anyway)", out, err)
+	}
+	fmt.Fprintf(w, "WARNING: %v\n", err)
+	return nil
+}
+
+// thresholdNote says where the image threshold came from: the leave-one-out
+// scores of images good images, or (none) model.threshold.value.
+func thresholdNote(th float64, images int) string {
+	if images == 0 {
+		return fmt.Sprintf("threshold %.4g (model.threshold.value)", th)
+	}
+	return fmt.Sprintf("threshold %.4g from %d good images (each scored leave one out)", th, images)
+}
+
 // canWriteBeside checks that a file can be created in path's folder (a
-// model is saved there atomically: a temporary file, then a rename); what
-// names the file in the error.
-func canWriteBeside(what, path string) error {
+// model is saved there atomically: a temporary file, then a rename) and
+// that path is not a folder; what names the file in the error, example a
+// file name to suggest in a folder.
+func canWriteBeside(what, path, example string) error {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		// The file is renamed into place at the end: onto a folder that
 		// fails only after the whole fit.
-		if strings.Contains(what, "model") {
-			return fmt.Errorf("%s %s is a folder: give a file in it, such as %s", what, path, filepath.Join(path, "model.safetensors"))
-		}
-		return fmt.Errorf("%s %s is a folder: give a file's path", what, path)
+		return fmt.Errorf("%s %s is a folder: give a file in it, such as %s", what, path, filepath.Join(path, example))
 	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".inspectd-write-check-*")

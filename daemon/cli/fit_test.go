@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"image/jpeg"
 	"image/png"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/inspectd/inspectd/model"
 )
 
 // The 69-byte PNG of ../shared/cases/image-bombs, whose header declares
@@ -208,5 +211,33 @@ func TestFitMaxTrain(t *testing.T) {
 	}
 	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--max-train", "-1"); code != 2 || !strings.Contains(stderr, "--max-train -1") {
 		t.Errorf("--max-train -1: exit %d, %s", code, stderr)
+	}
+}
+
+// fit does not write a model whose chosen recipe separates the synthetic
+// defects no better than chance; --force writes it after a warning. A
+// threshold given in the configuration is said to be so, not to rest on
+// no images.
+func TestFitSeparationAndThresholdNote(t *testing.T) {
+	weak := model.FitReport{Search: &model.SearchReport{Chosen: model.Candidate{Name: "v2-tiles4-std-z-ctx1",
+		Figures: model.RecipeFigures{ImageAUROC: 0.5, Good: 12, Defects: 24, Misses: 1}}}}
+	var w strings.Builder
+	err := checkSeparation(&w, weak, "/srv/m.safetensors", false)
+	if !errors.Is(err, model.ErrNoSeparation) || !strings.HasPrefix(err.Error(), "/srv/m.safetensors not written: ") ||
+		!strings.HasSuffix(err.Error(), "(--force writes it anyway)") || w.Len() != 0 {
+		t.Errorf("at chance: %v, printed %q", err, w.String())
+	}
+	if err := checkSeparation(&w, weak, "/srv/m.safetensors", true); err != nil || !strings.HasPrefix(w.String(), "WARNING: ") {
+		t.Errorf("at chance with --force: %v, printed %q", err, w.String())
+	}
+	weak.Search.Chosen.Figures.ImageAUROC = 0.9
+	if err := checkSeparation(&w, weak, "/srv/m.safetensors", false); err != nil {
+		t.Errorf("a recipe that separates: %v", err)
+	}
+	if got := thresholdNote(5, 0); got != "threshold 5 (model.threshold.value)" {
+		t.Errorf("explicit threshold: %q", got)
+	}
+	if got := thresholdNote(23.82, 60); got != "threshold 23.82 from 60 good images (each scored leave one out)" {
+		t.Errorf("fitted threshold: %q", got)
 	}
 }

@@ -174,7 +174,7 @@ func configError(field string, err error) error {
 		msgs[i] = p.Error()
 	}
 	if f := cmp.Or(ps[0].Field, ps[0].Key); f != "" {
-		field += "." + f
+		field += "." + fieldName(f)
 	}
 	return &Error{Code: CodeInvalid, Field: field, Msg: strings.Join(msgs, "; "), named: true}
 }

@@ -54,6 +54,12 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 			[]string{`line 3: unknown key "retian" in section "mqtt"`}},
 		{"pushed YAML duplicate key", "config", `{"id":"c6","config":"model:\n  features: 1\n  features: 2\n"}`, CodeInvalid, "config.model.features",
 			[]string{`line 3: duplicate key "features" in section "model"`}},
+		// A field's name is bounded in the reply, and its control
+		// characters dropped.
+		{"unknown field of 10000 characters", "status", `{"id":"s5","` + strings.Repeat("k", 10000) + `":1}`, CodeInvalid, strings.Repeat("k", 64) + "...", []string{"unknown field"}},
+		{"id misspelt with a control character", "status", `{"i\u0007dd":"s6"}`, CodeInvalid, "idd", []string{"unknown field", "id: missing"}},
+		{"pushed unknown key of 1000 characters", "config", `{"id":"c7","config":{"model":{"` + strings.Repeat("k", 1000) + `":1}}}`, CodeInvalid,
+			"config.model." + strings.Repeat("k", 58) + "...", []string{"unknown key"}},
 		{"id not a string", "status", `{"id":7}`, CodeInvalid, "id", []string{"expected a string, got 7"}},
 		{"id too long", "status", `{"id":"` + strings.Repeat("é", 129) + `"}`, CodeInvalid, "id", []string{"129 characters long; at most 128"}},
 		{"id control character", "status", `{"id":"a\u0007"}`, CodeInvalid, "id", []string{"control character"}},

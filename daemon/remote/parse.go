@@ -222,9 +222,21 @@ func decodeStrict(data []byte, v any) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
-		return invalidf(name, "unknown field (this command takes: %s)", strings.Join(jsonFields(reflect.TypeOf(v).Elem()), ", "))
+		return invalidf(fieldName(name), "unknown field (this command takes: %s)", strings.Join(jsonFields(reflect.TypeOf(v).Elem()), ", "))
 	}
 	return invalidf("", "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// fieldName is a key from a request as a reply's field names it: control
+// characters dropped and at most 64 bytes, so that a key of ten thousand
+// characters (the sender's own typo or worse) makes no reply of its size.
+func fieldName(key string) string {
+	return truncate(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, key), 64)
 }
 
 // withUnknownFields adds the top-level fields of body that the request
@@ -266,7 +278,7 @@ func withUnknownFields(err error, body []byte, v any) error {
 	if len(unknown) > 1 {
 		what = "unknown fields "
 	}
-	return &Error{Code: e.Code, Field: unknown[0], named: true,
+	return &Error{Code: e.Code, Field: fieldName(unknown[0]), named: true,
 		Msg: fmt.Sprintf("%s%s (this command takes: %s); %s", what, strings.Join(quoted, ", "), strings.Join(known, ", "), e.Error())}
 }
 

@@ -23,6 +23,7 @@ import (
 	_ "golang.org/x/image/tiff" // and TIFF, as the folder source reads them.
 
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
 )
 
 // Bounds of a folder refit, checked before an image is decoded.
@@ -38,9 +39,6 @@ const (
 	// progressEvery paces progress messages.
 	progressEvery = time.Second
 )
-
-// imageExtensions are the image file endings a folder refit reads.
-var imageExtensions = []string{".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif"}
 
 // folderImages is a folder refit's images: all usable ones in name order,
 // then (pick) those chosen to fit on and to validate with.
@@ -80,7 +78,7 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 				return nil, invalidf("folder", "%s holds more than %d entries; put the images for the refit in a folder of their own", dir, limit)
 			}
 			name := e.Name()
-			if strings.HasPrefix(name, ".") || !slices.Contains(imageExtensions, strings.ToLower(filepath.Ext(name))) {
+			if !dataset.IsImageFile(name) { // as fit reads a folder: hidden files left out
 				continue
 			}
 			if t := e.Type(); t.IsRegular() || t&fs.ModeSymlink != 0 {
@@ -108,7 +106,7 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 		f.paths = append(f.paths, p)
 	}
 	if len(f.paths) == 0 {
-		msg := fmt.Sprintf("%s holds no usable images (%s)", dir, strings.Join(imageExtensions, " "))
+		msg := fmt.Sprintf("%s holds no usable images (%s)", dir, dataset.ImageKinds)
 		if f.skipped > 0 {
 			msg += fmt.Sprintf("; %d skipped: %s", f.skipped, strings.Join(f.reasons, "; "))
 		}

@@ -273,7 +273,7 @@ func TestRefitBoundsCheckedBeforeAnything(t *testing.T) {
 		{`{"id":"b11","folder":"/nonexistent/good"}`, "folder", "no such file or directory"},
 		{`{"id":"b12","folder":"` + many + `"}`, "folder", "holds more than 500 entries; put the images for the refit in a folder of their own"},
 		{`{"id":"b13","folder":"` + small + `","count":5}`, "count", "5 images asked for, but the folder's 5 images leave 4 after the 1 validation images"},
-		{`{"id":"b14","folder":"` + bombs + `"}`, "folder", "holds no usable images (.jpg .jpeg .png .bmp .tif .tiff .gif); 1 skipped: a.png: 100000x100000 pixels, over the limit"},
+		{`{"id":"b14","folder":"` + bombs + `"}`, "folder", "holds no usable images (JPEG, PNG, BMP, TIFF or GIF); 1 skipped: a.png: 100000x100000 pixels, over the limit"},
 	} {
 		rep := r.do("refit", tc.body)
 		mustFail(t, rep, CodeInvalid, tc.part)

@@ -162,8 +162,8 @@ func (b *Backbone) auto(data []byte, outputs []int, cs []candidate) error {
 			if c, ok := findCandidate(cs, func(c candidate) bool { return c.name == e.Variant }); ok {
 				if err := b.apply(c); err == nil {
 					b.live.cachedMs = e.Ms
-					// Once per process and choice: a fit opens a backbone per
-					// candidate family (twenty identical lines).
+					// Once per fit (Options' memo) and choice: a fit opens a
+					// backbone per candidate family (twenty identical lines).
 					level := slog.LevelInfo
 					if v, ok := b.opts.Memo.get(b.cacheKeyOf); ok && v == c.name {
 						level = slog.LevelDebug
