@@ -46,6 +46,12 @@ type FolderOptions struct {
 	MaxPixels int64
 	// Log receives one line per skipped file; nil uses slog.Default().
 	Log *slog.Logger
+	// ReportSkips makes Next return a *SkippedFileError for a file it
+	// skips (once per file and version, when it logs it), where it would
+	// otherwise go on to the next file: every file is a part, and a line
+	// that tracks parts by file name must hear that this one got no
+	// verdict. The next call goes on with the next file.
+	ReportSkips bool
 	// Ledger, when set, records the files this folder hands out, and a
 	// folder that is not looped skips those it records unchanged (same
 	// size and modification time): a source opened again on the same
@@ -263,6 +269,25 @@ func (l *FolderLedger) Len() int {
 	return l.entriesLocked()
 }
 
+// SkippedFileError is what a folder source's Next returns, with
+// FolderOptions.ReportSkips, for a file it skipped: unreadable, not an
+// image, or over the pixel limit (Reason says which). The frame then
+// carries only the file's Name and the Time; the source goes on with the
+// next file at the next call.
+type SkippedFileError struct {
+	Name   string
+	Reason string // "unreadable or corrupt" or "too large"
+	Err    error
+}
+
+func (e *SkippedFileError) Error() string {
+	return fmt.Sprintf("file %s skipped (%s): %v", e.Name, e.Reason, e.Err)
+}
+
+// Unwrap returns the reading error (ErrImageTooLarge for a file over the
+// pixel limit).
+func (e *SkippedFileError) Unwrap() error { return e.Err }
+
 // Folder is a Source reading the image files of a folder in name order
 // (sorted once at start). Unreadable or corrupt files are counted as decode
 // errors, and images over the pixel limit as TooLarge; both are skipped
@@ -414,10 +439,20 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 				fl.counters.DecodeErrors.Add(1)
 			}
 			stamp := fl.stamp(name)
-			if prev, ok := fl.failed[name]; !ok || prev != stamp { // one line per file, not per pass
-				fl.log.Warn("folder source: file skipped", "file", name, "reason", reason, "err", err)
-			}
+			prev, ok := fl.failed[name]
 			fl.failed[name] = stamp
+			if !ok || prev != stamp { // one line per file, not per pass
+				fl.log.Warn("folder source: file skipped", "file", name, "reason", reason, "err", err)
+				if fl.opts.ReportSkips {
+					// Answered: recorded as handed out, so that a restart
+					// does not answer it again (a changed file is read again).
+					if l := fl.opts.Ledger; l != nil {
+						l.record(fl.key, name, stamp)
+					}
+					f.Name, f.Label, f.Time, f.Trigger, f.TriggerTime, f.Decode = name, "", time.Now(), "", time.Time{}, 0
+					return &SkippedFileError{Name: name, Reason: reason, Err: err}
+				}
+			}
 			continue
 		}
 		delete(fl.failed, name)

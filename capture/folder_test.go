@@ -558,3 +558,37 @@ func TestFolderLedgerFile(t *testing.T) {
 		t.Errorf("unwritable ledger: first read %v, the second should read nothing", got)
 	}
 }
+
+// With ReportSkips a skipped file is said, in its place among the files,
+// once: the next call goes on with the next file, and a looped folder does
+// not say it again on its next pass.
+func TestFolderReportsSkips(t *testing.T) {
+	dir, _ := folderFixture(t)
+	fl, err := NewFolder(FolderOptions{Dir: dir, Log: quietLog(), ReportSkips: true, Loop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	ctx := context.Background()
+	var f Frame
+	var got []string
+	for range 8 { // two passes of three images and the corrupt file
+		err := fl.Next(ctx, &f)
+		var sf *SkippedFileError
+		switch {
+		case errors.As(err, &sf):
+			if sf.Name != f.Name || sf.Reason != "unreadable or corrupt" || f.Time.IsZero() {
+				t.Errorf("skip %+v, frame name %q time %v", sf, f.Name, f.Time)
+			}
+			got = append(got, "skipped "+sf.Name)
+		case err != nil:
+			t.Fatal(err)
+		default:
+			got = append(got, f.Name)
+		}
+	}
+	want := "a_photo.JPG b_color.png c_gray.png skipped d_broken.jpg a_photo.JPG b_color.png c_gray.png a_photo.JPG"
+	if strings.Join(got, " ") != want {
+		t.Errorf("read %q, want %q", strings.Join(got, " "), want)
+	}
+}

@@ -187,7 +187,7 @@ func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
 // arrives.
 func (d *Daemon) RestartCamera(ctx context.Context) error {
 	cfg := d.Config()
-	src, desc, err := openCapture(cfg, d.log, d.folders, false)
+	src, desc, err := openCapture(cfg, d.log, sourceOpen{ledger: d.folders, reportSkips: true})
 	if err != nil {
 		return err
 	}

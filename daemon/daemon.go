@@ -149,7 +149,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 			return d, err
 		}
 	}
-	base, desc, err := openCapture(cfg, d.log, d.folders, false)
+	base, desc, err := openCapture(cfg, d.log, sourceOpen{ledger: d.folders, reportSkips: true})
 	if err != nil {
 		det.Close()
 		return d, err
@@ -709,7 +709,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		// would stop inspection: refused, the running source kept.
 		c := next.Capture
 		newDevice := c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || cur.Capture.Camera.Device != c.Camera.Device)
-		if newSrc, newDesc, err = openCapture(next, d.log, d.folders, newDevice); err != nil {
+		if newSrc, newDesc, err = openCapture(next, d.log, sourceOpen{ledger: d.folders, requireDevice: newDevice, reportSkips: true}); err != nil {
 			undo()
 			if errors.Is(err, capture.ErrNoDevice) {
 				return nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)

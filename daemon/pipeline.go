@@ -377,6 +377,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}()
 	count := 0
 	for s := range publishQ {
+		inspected := !skippedFile(s.inspErr)
 		p.publishStage(s)
 		if s.amap != nil {
 			p.giveMap(s.amap)
@@ -384,6 +385,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		p.inflight.Add(-1)
 		pool <- s
+		if !inspected {
+			continue
+		}
 		count++
 		if p.o.MaxInspections > 0 && count >= p.o.MaxInspections {
 			stop()
@@ -422,6 +426,21 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		err := p.o.Source.Next(ctx, &s.frame)
 		s.captured = time.Now()
 		p.progress.Add(1)
+		s.inspErr = nil
+		if sf, te := (*capture.SkippedFileError)(nil), (*capture.TriggerError)(nil); errors.As(err, &sf) && !errors.As(err, &te) && ctx.Err() == nil {
+			// A file the folder source could not read is a part without
+			// a verdict: answered in its place among the results, never
+			// inspected (its counters and log line are the source's).
+			s.inspErr = err
+			p.inflight.Add(1) // not taken: MaxInspections counts inspections
+			select {
+			case out <- s:
+			case <-ctx.Done():
+				out <- s
+				return ctx.Err()
+			}
+			continue
+		}
 		if err != nil {
 			pool <- s
 			var te *capture.TriggerError
@@ -513,6 +532,11 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	var lastHTTP time.Time
 	for s := range in {
 		s.dequeue = time.Now()
+		if s.inspErr != nil { // a skipped file: nothing to inspect
+			s.done = s.dequeue
+			out <- s
+			continue
+		}
 		p.det.Use(func(det *model.Detector) {
 			s.modelID = det.ID()
 			r, err := det.Inspect(s.frame.Image)
@@ -555,6 +579,13 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	return nil
 }
 
+// skippedFile says whether a slot's error is a file the source skipped
+// (answered, not inspected) rather than a failed inspection.
+func skippedFile(err error) bool {
+	var sf *capture.SkippedFileError
+	return errors.As(err, &sf)
+}
+
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 func copyGray(dst *image.Gray, src *image.Gray) {
@@ -585,8 +616,17 @@ const errorResultEvery = time.Second
 func (p *Pipeline) publishStage(s *slot) {
 	cpu0 := p.cpu()
 	seq := p.seq.Add(1)
-	p.inspected.Add(1)
 	f := &s.frame
+	if sf := (*capture.SkippedFileError)(nil); errors.As(s.inspErr, &sf) {
+		id := ""
+		if det := p.det.Get(); det != nil {
+			id = det.ID()
+		}
+		p.publishError(seq, f, id, s.inspErr) // every one: each is a file, said once
+		p.printLine(seq, f, "SKIPPED", 0, 0, 0, time.Since(f.Time), " ("+sf.Reason+")")
+		return
+	}
+	p.inspected.Add(1)
 	pol := p.policy.Load()
 	if s.inspErr != nil {
 		p.failed.Add(1)

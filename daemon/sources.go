@@ -13,7 +13,7 @@ import (
 // trigger mode. The Triggered wrapper is returned too when the mode is
 // external, for the MQTT trigger handler.
 func OpenSource(cfg *config.Config, log *slog.Logger) (capture.Source, *capture.Triggered, string, error) {
-	src, desc, err := openCapture(cfg, log, nil, false)
+	src, desc, err := openCapture(cfg, log, sourceOpen{})
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -29,12 +29,24 @@ func triggerOptions(cfg *config.Config) capture.TriggerOptions {
 	return capture.TriggerOptions{Queue: cfg.Capture.Trigger.Queue, MaxAge: cfg.Capture.Trigger.MaxAge.Std()}
 }
 
+// sourceOpen is what the daemon asks of a frame source beyond its
+// configuration.
+type sourceOpen struct {
+	// ledger records the files a folder source hands out (nil: none); the
+	// daemon keeps it across the sources it opens.
+	ledger *capture.FolderLedger
+	// requireDevice refuses a camera whose device is not there instead of
+	// waiting for it (a change of device on a running line).
+	requireDevice bool
+	// reportSkips makes a folder source return the files it skips
+	// (capture.SkippedFileError), for the pipeline to answer each.
+	reportSkips bool
+}
+
 // openCapture builds the configured frame source with its ROI and
 // rotation, throttled to capture.trigger.max_rate in free-run; the trigger
-// queue, when the mode is external, goes in front of it. A folder source
-// records the files it hands out in ledger (nil: none), which the daemon
-// keeps across the sources it opens.
-func openCapture(cfg *config.Config, log *slog.Logger, ledger *capture.FolderLedger, requireDevice bool) (capture.Source, string, error) {
+// queue, when the mode is external, goes in front of it.
+func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.Source, string, error) {
 	c := cfg.Capture
 	var src capture.Source
 	var desc string
@@ -59,11 +71,11 @@ func openCapture(cfg *config.Config, log *slog.Logger, ledger *capture.FolderLed
 		}
 		src, err = capture.NewCamera(capture.CameraOptions{Device: c.Camera.Device, Formats: formats, Width: c.Camera.Width,
 			Height: c.Camera.Height, FPS: float64(c.Camera.FPS), Buffers: c.Camera.Buffers, Controls: c.Camera.Controls,
-			FrameTimeout: c.Camera.Timeout.Std(), MaxPixels: int64(c.MaxPixels), Log: log, RequireDevice: requireDevice})
+			FrameTimeout: c.Camera.Timeout.Std(), MaxPixels: int64(c.MaxPixels), Log: log, RequireDevice: o.requireDevice})
 		desc = c.Camera.Device
 	case config.SourceFolder:
 		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop,
-			MaxPixels: int64(c.MaxPixels), Log: log, Ledger: ledger})
+			MaxPixels: int64(c.MaxPixels), Log: log, Ledger: o.ledger, ReportSkips: o.reportSkips})
 		desc = "folder " + c.Folder.Path
 	case config.SourceFile:
 		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true, MaxPixels: int64(c.MaxPixels)})

@@ -44,6 +44,46 @@ func TestResultsNameTheirFile(t *testing.T) {
 	}
 }
 
+// A file the folder source cannot read is answered with an error result
+// naming it, in its place among the files (a line that tracks parts by file
+// name heard nothing of it), once; it is not an inspection.
+func TestSkippedFileAnswered(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "frames")
+	writePNGs(t, dir, 2, 5, false)
+	if err := os.WriteFile(filepath.Join(dir, "part000b.png"), []byte("not a PNG"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: slog.New(slog.DiscardHandler), ReportSkips: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	sink := &memSink{onResult: func(r *mqttpub.Result) {
+		got = append(got, fmt.Sprintf("%s %s", r.File, r.Verdict))
+		if r.Verdict == VerdictError && (!strings.Contains(r.Error, "part000b.png skipped (unreadable or corrupt)") || !r.Anomalous || r.ModelID == "") {
+			t.Errorf("error result %+v", r)
+		}
+	}}
+	var print strings.Builder
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(),
+		Queue: 1, MaxInspections: 2, Logger: slog.New(slog.DiscardHandler), Print: &print})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !strings.HasPrefix(got[0], "part000.png ") || got[1] != "part000b.png error" || !strings.HasPrefix(got[2], "part001.png ") {
+		t.Errorf("results %q, want part000.png, part000b.png error, part001.png", got)
+	}
+	if n := p.inspected.Load(); n != 2 {
+		t.Errorf("%d inspections, want 2: a skipped file is not one", n)
+	}
+	if !strings.Contains(print.String(), "SKIPPED") {
+		t.Errorf("printed lines lack the skipped file:\n%s", print.String())
+	}
+}
+
 // A reload that changes only who may command the box, or the log level,
 // says so: it was logged "configuration unchanged" while it took effect.
 // Neither is a restarted part (remote replies list those in "restarted").
