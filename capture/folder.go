@@ -50,8 +50,16 @@ type FolderOptions struct {
 	// skips (once per file and version, when it logs it), where it would
 	// otherwise go on to the next file: every file is a part, and a line
 	// that tracks parts by file name must hear that this one got no
-	// verdict. The next call goes on with the next file.
+	// verdict. The next call goes on with the next file. A watched folder
+	// then gives a file that fails to decode, or stays empty, until it has
+	// been unchanged for Settle before it answers it: a copy that paused
+	// half-way for a second was answered as corrupt, then again as the
+	// part it was.
 	ReportSkips bool
+	// Settle is how long a file in a watched folder must stay unchanged
+	// before, with ReportSkips, it is answered as unreadable or empty
+	// (0: DefaultSettle).
+	Settle time.Duration
 	// Ledger, when set, records the files this folder hands out, and a
 	// folder that is not looped skips those it records unchanged (same
 	// size and modification time): a source opened again on the same
@@ -269,6 +277,10 @@ func (l *FolderLedger) Len() int {
 	return l.entriesLocked()
 }
 
+// DefaultSettle is FolderOptions.Settle's default: longer than the pauses
+// of a file share or FTP upload that is still going on.
+const DefaultSettle = 5 * time.Second
+
 // SkippedFileError is what a folder source's Next returns, with
 // FolderOptions.ReportSkips, for a file it skipped: unreadable, not an
 // image, or over the pixel limit (Reason says which). The frame then
@@ -323,6 +335,9 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 200 * time.Millisecond
+	}
+	if opts.Settle <= 0 {
+		opts.Settle = DefaultSettle
 	}
 	if len(opts.Extensions) == 0 {
 		opts.Extensions = DefaultExtensions()
@@ -431,14 +446,24 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			if errors.Is(err, fs.ErrNotExist) && fl.opts.Watch {
 				continue // taken away before we got to it
 			}
+			stamp := fl.stamp(name)
+			if !errors.Is(err, ErrImageTooLarge) && fl.unsettled(stamp) { // a header is final
+				// Perhaps still being written: poll gives it again, and
+				// it is answered once it has been still for Settle.
+				delete(fl.seen, name)
+				continue
+			}
 			reason := "unreadable or corrupt"
-			if errors.Is(err, ErrImageTooLarge) {
+			switch {
+			case errors.Is(err, ErrImageTooLarge):
 				fl.counters.TooLarge.Add(1)
 				reason = "too large"
-			} else {
+			case stamp.size == 0 && !stamp.mtime.IsZero():
+				fl.counters.DecodeErrors.Add(1)
+				reason = "empty"
+			default:
 				fl.counters.DecodeErrors.Add(1)
 			}
-			stamp := fl.stamp(name)
 			prev, ok := fl.failed[name]
 			fl.failed[name] = stamp
 			if !ok || prev != stamp { // one line per file, not per pass
@@ -495,6 +520,14 @@ type fileStamp struct {
 	ctimeN int64
 }
 
+// unsettled says whether a watched folder's file of stamp st may still be
+// being written (with ReportSkips: its failures are answered only once it
+// has been still for Settle).
+func (fl *Folder) unsettled(st fileStamp) bool {
+	age := time.Since(st.mtime) // a file dated ahead of the clock counts as still
+	return fl.opts.Watch && fl.opts.ReportSkips && age >= 0 && age < fl.opts.Settle
+}
+
 // stampOf is info's stamp.
 func stampOf(info fs.FileInfo) fileStamp {
 	st := fileStamp{size: info.Size(), mtime: info.ModTime()}
@@ -538,7 +571,10 @@ func (fl *Folder) poll() error {
 			delete(fl.seen, name) // changed since it failed: read it again once it is still
 		}
 		size := info.Size()
-		if prev, ok := fl.pending[name]; ok && prev == size && size > 0 {
+		// An empty file waits for its bytes; with ReportSkips one that
+		// stayed empty for Settle is read, and answered as empty.
+		emptyDone := size == 0 && fl.opts.ReportSkips && !fl.unsettled(stampOf(info))
+		if prev, ok := fl.pending[name]; ok && prev == size && (size > 0 || emptyDone) {
 			delete(fl.pending, name)
 			fl.seen[name] = true
 			ready = append(ready, name)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -487,6 +488,63 @@ func TestFolderWatchRereadsAFileCompletedLater(t *testing.T) {
 	var f Frame
 	if err := fl.Next(ctx, &f); err != nil || f.Name != "part.png" {
 		t.Fatalf("the completed file: %v %q", err, f.Name)
+	}
+}
+
+// With ReportSkips a watched folder answers a file that fails to decode or
+// stays empty only once it has been still for Settle: a copy that paused
+// half-way is read again when complete and answered once, as the part it
+// is; a corrupt file and an empty one are answered after Settle, each
+// once.
+func TestFolderWatchSettlesBeforeAnswering(t *testing.T) {
+	dir := t.TempDir()
+	data := encodePNG(t, testImage(16, 16))
+	written := time.Now()
+	half := filepath.Join(dir, "a-half.png")
+	if err := writeFile(half, data[:len(data)/2]); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"b-corrupt.png": []byte("not a PNG"), "c-empty.png": nil} {
+		if err := writeFile(filepath.Join(dir, name), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const settle = 400 * time.Millisecond
+	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, PollInterval: 10 * time.Millisecond, Log: quietLog(), ReportSkips: true, Settle: settle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	go func() {
+		time.Sleep(settle / 2) // the writer pauses, then completes the file
+		_ = writeFile(half, data)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < 3 {
+		var f Frame
+		err := fl.Next(ctx, &f)
+		var sf *SkippedFileError
+		switch {
+		case errors.As(err, &sf):
+			if el := time.Since(written); el < settle-20*time.Millisecond { // file times are a little coarse
+				t.Errorf("%s answered after %v, before it was still for %v", sf.Name, el, settle)
+			}
+			got = append(got, sf.Name+" skipped ("+sf.Reason+")")
+		case err != nil:
+			t.Fatalf("after %q: %v", got, err)
+		default:
+			got = append(got, f.Name)
+		}
+	}
+	slices.Sort(got)
+	want := []string{"a-half.png", "b-corrupt.png skipped (unreadable or corrupt)", "c-empty.png skipped (empty)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("answered %q, want %q", got, want)
+	}
+	if c := fl.Counters().Snapshot(); c.DecodeErrors != 2 || c.Frames != 1 {
+		t.Errorf("counters %+v: want 2 decode errors (the corrupt and the empty file) and 1 frame", c)
 	}
 }
 

@@ -659,7 +659,7 @@ func (d *Detector) describe(images int) {
 	d.info = Info{Recipe: d.recipe.Name(), Backbone: d.opts.Backbone.Path, BackboneSHA256: d.bb.SHA256(), Resize: string(d.recipe.resize()),
 		GridH: p.emb.GridH(), GridW: p.emb.GridW(), Pool: p.emb.Pool(), Features: p.emb.D(), Epsilon: d.opts.Epsilon, Sigma: d.opts.Sigma,
 		Standardize: d.recipe.Standardize, PositionZScore: d.zscore, Images: images, Fitted: time.Now().UTC().Format(time.RFC3339),
-		Align: string(align.Off), TrainInput: d.trainInput}
+		Align: string(align.Off), TrainInput: d.trainInput, TrainAspect: d.trainAspectMeta()}
 	if d.al != nil {
 		d.info.Align, d.info.AlignMinConfidence = string(d.al.ref.Mode()), d.al.learned
 	}

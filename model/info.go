@@ -42,6 +42,9 @@ type Info struct {
 	// TrainInput is what the training images were: "gray" or "colour"
 	// ("" in files from before it was recorded).
 	TrainInput string `json:"train_input,omitempty"`
+	// TrainAspect is the least and greatest width/height of the training
+	// images (absent in files from before it was recorded).
+	TrainAspect []float64 `json:"train_aspect,omitempty"`
 	// Align is the registration mode (off, translate, rigid, turn) and
 	// AlignMinConfidence the confidence floor learned at fit time.
 	Align              string  `json:"align"`

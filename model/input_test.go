@@ -4,6 +4,7 @@ import (
 	"context"
 	"image"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -47,7 +48,7 @@ func TestInputMismatch(t *testing.T) {
 			t.Errorf("a 400x80 frame: %q, %v", r.InputMismatch, err)
 		}
 	}
-	if a := ld.Info(); a.TrainInput != inputGray {
+	if a := ld.Info(); a.TrainInput != inputGray || !slices.Equal(a.TrainAspect, []float64{1.25, 1.25}) {
 		t.Errorf("loaded info %+v", a)
 	}
 }

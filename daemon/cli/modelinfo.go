@@ -83,7 +83,14 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 		line("grid", "%dx%d, d=%d, context pool %d, align %s", i.GridH, i.GridW, i.Features, i.ContextPool, i.Align)
 	}
 	if i.TrainInput != "" {
-		line("trained on", "%s images", i.TrainInput)
+		shape := ""
+		if a := i.TrainAspect; len(a) == 2 {
+			shape = fmt.Sprintf(" of width/height %.2f", a[0])
+			if a[1] > a[0]*1.01 {
+				shape += fmt.Sprintf("–%.2f", a[1])
+			}
+		}
+		line("trained on", "%s images%s", i.TrainInput, shape)
 	}
 	line("thresholds", "image %.6g, pixel %.6g (from %d good images)", i.ImageThreshold, i.PixelThreshold, i.ThresholdImages)
 	line("fitted", "%s on %d images", i.Fitted, i.Images)
