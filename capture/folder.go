@@ -101,6 +101,16 @@ type ledgerLine struct {
 	CTime int64  `json:"ctime_ns,omitempty"`
 }
 
+// lineOf is the file's line of a folder's file and its stamp.
+func lineOf(dir, name string, st fileStamp) ledgerLine {
+	return ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN}
+}
+
+// stamp is the line's file stamp.
+func (e ledgerLine) stamp() fileStamp {
+	return fileStamp{size: e.Size, mtime: time.Unix(0, e.MTime), ino: e.Ino, ctimeN: e.CTime}
+}
+
 // OpenFolderLedger returns a ledger kept in the file at path as well (a
 // daemon's state folder), so that a restart of the process goes on after
 // the files already inspected too, not only a restart of the source: it
@@ -133,7 +143,7 @@ func OpenFolderLedger(path string, log *slog.Logger) *FolderLedger {
 			if l.files[e.Dir] == nil {
 				l.files[e.Dir] = map[string]fileStamp{}
 			}
-			l.files[e.Dir][e.Name] = fileStamp{size: e.Size, mtime: time.Unix(0, e.MTime), ino: e.Ino, ctimeN: e.CTime}
+			l.files[e.Dir][e.Name] = e.stamp()
 		}
 		if bad > 0 {
 			log.Warn("folder ledger: lines not understood, left out (their files may be inspected again)", "file", path, "lines", bad)
@@ -161,7 +171,7 @@ func (l *FolderLedger) compactLocked() {
 	n := 0
 	for dir, m := range l.files {
 		for name, st := range m {
-			line, _ := json.Marshal(ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN})
+			line, _ := json.Marshal(lineOf(dir, name, st))
 			b.Write(line)
 			b.WriteByte('\n')
 			n++
@@ -243,7 +253,7 @@ func (l *FolderLedger) record(dir, name string, st fileStamp) {
 	if l.f == nil {
 		return
 	}
-	line, _ := json.Marshal(ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN})
+	line, _ := json.Marshal(lineOf(dir, name, st))
 	if _, err := l.f.Write(append(line, '\n')); err != nil {
 		l.log.Warn("folder ledger not written: a restart may inspect files in watched folders again", "file", l.path, "err", err)
 		l.f.Close()
@@ -288,7 +298,7 @@ const DefaultSettle = 5 * time.Second
 // next file at the next call.
 type SkippedFileError struct {
 	Name   string
-	Reason string // "unreadable or corrupt" or "too large"
+	Reason string // "unreadable or corrupt", "empty" or "too large"
 	Err    error
 }
 

@@ -110,7 +110,8 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, url := startFolderDaemon(t, frames, "loop")
+	r := startFolderDaemon(t, frames, "loop", true)
+	url := r.httpURL()
 
 	status := r.watchStatus("cell1")
 
@@ -160,7 +161,8 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
 	frames := filepath.Join(t.TempDir(), "frames")
 	writePNGs(t, frames, 2, 5, false)
-	r, url := startFolderDaemon(t, frames, "watch")
+	r := startFolderDaemon(t, frames, "watch", true)
+	url := r.httpURL()
 	status := r.watchStatus("cell1")
 	r.waitFor("the 2 files inspected", func() bool { return r.inspections() >= 2 })
 	select {
@@ -232,13 +234,9 @@ func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
 	}
 	frames := filepath.Join(t.TempDir(), "frames")
 	writePNGs(t, frames, 8, 5, false)
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		// No rate limit: a folder source offers files as fast as it can read
-		// them, far faster than the backbone takes them.
-		return r.folderYAML(frames, "watch")
-	})
+	// No rate limit: a folder source offers files as fast as it can read
+	// them, far faster than the backbone takes them.
+	r := startFolderDaemon(t, frames, "watch", false)
 	d := r.daemon()
 	r.waitFor("all 8 files inspected", func() bool { return r.inspections() >= 8 })
 	time.Sleep(500 * time.Millisecond)
@@ -345,19 +343,4 @@ func TestInputMismatchWarnedOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "frames unlike the training images"); n != 1 || !strings.Contains(logs.String(), "a grayscale frame, the model was fitted on colour images") {
 		t.Errorf("%d warnings for 3 grayscale frames, want 1 naming the kinds:\n%s", n, logs.String())
 	}
-}
-
-// startFolderDaemon starts a daemon on the image folder frames (flag:
-// "watch" or "loop") with the HTTP API on, and returns it with the API's
-// base URL.
-func startFolderDaemon(t *testing.T, frames, flag string) (*runningDaemon, string) {
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		return strings.Replace(r.folderYAML(frames, flag), `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
-	})
-	d := r.daemon()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return r, "http://" + d.httpSrv.Addr()
 }

@@ -123,16 +123,19 @@ type Stats struct {
 // slot carries one frame through the stages; slots are recycled so the
 // steady state allocates no frame or mask buffers.
 type slot struct {
-	frame    capture.Frame
-	res      mqttpub.Result
-	timing   model.Timing
-	mask     image.Gray
-	amap     []float32
-	hasMap   bool
-	forHTTP  bool
-	images   bool // the publish queue had room: masks and heatmaps may go
-	w, h     int
-	inspErr  error
+	frame   capture.Frame
+	res     mqttpub.Result
+	timing  model.Timing
+	mask    image.Gray
+	amap    []float32
+	hasMap  bool
+	forHTTP bool
+	images  bool // the publish queue had room: masks and heatmaps may go
+	w, h    int
+	inspErr error
+	// skipped is set for a file the source skipped: answered with an
+	// error result in its place, never inspected.
+	skipped  *capture.SkippedFileError
 	modelID  string
 	captured time.Time // when the source returned it
 	dequeue  time.Time
@@ -377,7 +380,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}()
 	count := 0
 	for s := range publishQ {
-		inspected := !skippedFile(s.inspErr)
+		inspected := s.skipped == nil
 		p.publishStage(s)
 		if s.amap != nil {
 			p.giveMap(s.amap)
@@ -426,12 +429,11 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		err := p.o.Source.Next(ctx, &s.frame)
 		s.captured = time.Now()
 		p.progress.Add(1)
-		s.inspErr = nil
-		if sf, te := (*capture.SkippedFileError)(nil), (*capture.TriggerError)(nil); errors.As(err, &sf) && !errors.As(err, &te) && ctx.Err() == nil {
+		s.skipped = nil
+		if te := (*capture.TriggerError)(nil); err != nil && errors.As(err, &s.skipped) && !errors.As(err, &te) && ctx.Err() == nil {
 			// A file the folder source could not read is a part without
 			// a verdict: answered in its place among the results, never
 			// inspected (its counters and log line are the source's).
-			s.inspErr = err
 			p.inflight.Add(1) // not taken: MaxInspections counts inspections
 			select {
 			case out <- s:
@@ -532,7 +534,7 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	var lastHTTP time.Time
 	for s := range in {
 		s.dequeue = time.Now()
-		if s.inspErr != nil { // a skipped file: nothing to inspect
+		if s.skipped != nil { // nothing to inspect
 			s.done = s.dequeue
 			out <- s
 			continue
@@ -579,13 +581,6 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	return nil
 }
 
-// skippedFile says whether a slot's error is a file the source skipped
-// (answered, not inspected) rather than a failed inspection.
-func skippedFile(err error) bool {
-	var sf *capture.SkippedFileError
-	return errors.As(err, &sf)
-}
-
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 func copyGray(dst *image.Gray, src *image.Gray) {
@@ -617,12 +612,12 @@ func (p *Pipeline) publishStage(s *slot) {
 	cpu0 := p.cpu()
 	seq := p.seq.Add(1)
 	f := &s.frame
-	if sf := (*capture.SkippedFileError)(nil); errors.As(s.inspErr, &sf) {
+	if sf := s.skipped; sf != nil {
 		id := ""
 		if det := p.det.Get(); det != nil {
 			id = det.ID()
 		}
-		p.publishError(seq, f, id, s.inspErr) // every one: each is a file, said once
+		p.publishError(seq, f, id, sf) // every one: each is a file, said once
 		p.printLine(seq, f, "SKIPPED", 0, 0, 0, time.Since(f.Time), " ("+sf.Reason+")")
 		return
 	}

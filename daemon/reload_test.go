@@ -47,11 +47,28 @@ func (r *runningDaemon) baseYAML(deviceID string) string {
 		"mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(r.port) + "}\nhttp: {listen: \"\"}\n"
 }
 
-// folderYAML is baseYAML reading the image folder frames instead of
-// rendering frames; flag is the folder's mode ("watch" or "loop").
-func (r *runningDaemon) folderYAML(frames, flag string) string {
-	return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
-		"capture: {source: folder, folder: {path: "+frames+", "+flag+": true}}", 1)
+// startFolderDaemon starts a daemon with the synthetic detector on the
+// image folder frames (flag: "watch" or "loop"), with the HTTP API on a
+// free loopback port when withHTTP is set (httpURL).
+func startFolderDaemon(t *testing.T, frames, flag string, withHTTP bool) *runningDaemon {
+	det := syntheticDetector(t)
+	return startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", "+flag+": true}}", 1)
+		if withHTTP {
+			y = strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
+		}
+		return y
+	})
+}
+
+// httpURL is the base URL of the running daemon's HTTP API.
+func (r *runningDaemon) httpURL() string {
+	d := r.daemon()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return "http://" + d.httpSrv.Addr()
 }
 
 func (r *runningDaemon) write(yaml string) {

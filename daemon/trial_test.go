@@ -228,11 +228,7 @@ func TestDiffConfigIgnoresUnusedSections(t *testing.T) {
 func TestWatchedFolderAcrossDaemonRestart(t *testing.T) {
 	frames := filepath.Join(t.TempDir(), "frames")
 	writePNGs(t, frames, 3, 5, false)
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		return r.folderYAML(frames, "watch")
-	})
+	r := startFolderDaemon(t, frames, "watch", false)
 	r.daemon()
 	r.waitFor("the 3 files inspected", func() bool { return r.inspections() >= 3 })
 	r.stop()

@@ -279,6 +279,14 @@ type Detector struct {
 	// they were grayscale and colour both (fit only).
 	trainAspect [2]float64
 	trainMixed  bool
+	// mismatch is the last frame's inputMismatch, by its kind and size: a
+	// line whose frames differ says the same of every one, and saying it
+	// again would allocate per frame.
+	mismatch struct {
+		kind string
+		w, h int
+		msg  string
+	}
 
 	fmaps  []padim.FeatureMap
 	grid   []float32 // combined distances on the patch grid, view after view
@@ -585,8 +593,12 @@ const aspectSlack = 1.25
 // images' range by more than aspectSlack): "" when it does not, or the
 // model does not know.
 func (d *Detector) inputMismatch(img image.Image) string {
+	k, b := inputKind(img), img.Bounds()
+	if m := &d.mismatch; m.kind == k && m.w == b.Dx() && m.h == b.Dy() {
+		return m.msg
+	}
 	var why []string
-	switch k := inputKind(img); {
+	switch {
 	case d.trainInput == "" || d.trainInput == k:
 	case k == inputGray:
 		why = append(why, "a grayscale frame, the model was fitted on colour images")
@@ -594,7 +606,6 @@ func (d *Detector) inputMismatch(img image.Image) string {
 		why = append(why, "a colour frame, the model was fitted on grayscale images")
 	}
 	if lo, hi := d.trainAspect[0], d.trainAspect[1]; lo > 0 {
-		b := img.Bounds()
 		if a := float64(b.Dx()) / float64(max(b.Dy(), 1)); a < lo/aspectSlack || a > hi*aspectSlack {
 			fitted := fmt.Sprintf("%.2f", lo)
 			if hi > lo*1.01 {
@@ -603,7 +614,8 @@ func (d *Detector) inputMismatch(img image.Image) string {
 			why = append(why, fmt.Sprintf("a %dx%d frame (width/height %.2f), the model was fitted on images of width/height %s", b.Dx(), b.Dy(), a, fitted))
 		}
 	}
-	return strings.Join(why, "; ")
+	d.mismatch.kind, d.mismatch.w, d.mismatch.h, d.mismatch.msg = k, b.Dx(), b.Dy(), strings.Join(why, "; ")
+	return d.mismatch.msg
 }
 
 // mapSize is the size the map of an image of bounds b is drawn at: the

@@ -441,6 +441,7 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 			}
 			d.trainAspect = [2]float64{min(d.trainAspect[0], a), max(d.trainAspect[1], a)}
 		}
+		d.mismatch.kind = "" // said of the training images so far
 		m := time.Now()
 		for i, a := range accs {
 			if err := a.Add(d.scales[i].vec); err != nil {

@@ -47,6 +47,11 @@ func TestInputMismatch(t *testing.T) {
 		if err != nil || r.InputMismatch != "a 400x80 frame (width/height 5.00), the model was fitted on images of width/height 1.25" {
 			t.Errorf("a 400x80 frame: %q, %v", r.InputMismatch, err)
 		}
+		// Every frame of such a line says the same, without a new message each.
+		strip := grain(503, 400, 80, image.Rectangle{})
+		if n := testing.AllocsPerRun(10, func() { d.inputMismatch(strip) }); n != 0 {
+			t.Errorf("%v allocations per mismatched frame, want 0", n)
+		}
 	}
 	if a := ld.Info(); a.TrainInput != inputGray || !slices.Equal(a.TrainAspect, []float64{1.25, 1.25}) {
 		t.Errorf("loaded info %+v", a)
