@@ -52,16 +52,30 @@ func cmdConfigCheck() *Command {
 					printProblems(env.Stderr, err)
 					continue
 				}
-				fmt.Fprintf(env.Stdout, "%s: ok\n", path)
-				writeSummary(env.Stdout, c)
 				if !*here {
+					fmt.Fprintf(env.Stdout, "%s: ok\n", path)
+					writeSummary(env.Stdout, c)
 					continue
 				}
+				// The machine is tried before the file's first line is
+				// printed: a plain "ok" followed by "cannot run on this
+				// machine" read as a pass to whoever stopped at the "ok".
+				findings := daemon.Preflight(c, env.Log)
 				fatal := 0
-				fmt.Fprintln(env.Stdout, "  on this machine:")
-				for _, f := range daemon.Preflight(c, env.Log) {
+				for _, f := range findings {
 					if f.Fatal {
 						fatal++
+					}
+				}
+				if fatal == 0 {
+					fmt.Fprintf(env.Stdout, "%s: ok\n", path)
+				} else {
+					fmt.Fprintf(env.Stdout, "%s: the file is valid, but it cannot run on this machine as it is (%s)\n", path, plural(fatal, "problem"))
+				}
+				writeSummary(env.Stdout, c)
+				fmt.Fprintln(env.Stdout, "  on this machine:")
+				for _, f := range findings {
+					if f.Fatal {
 						fmt.Fprintf(env.Stderr, "%s: %s\n", path, f)
 						continue
 					}

@@ -240,6 +240,38 @@ func TestConfigCheckHere(t *testing.T) {
 	}
 }
 
+// TestConfigCheckNoOKWhenItCannotRun: a valid file that cannot run on this
+// machine is not announced with a plain "ok" (a trial user read the "ok"
+// and stopped before the problems that followed): its first line says the
+// file is valid but cannot run here, and the run ends failing; a file that
+// passes both says ok.
+func TestConfigCheckNoOKWhenItCannotRun(t *testing.T) {
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "folder.yaml")
+	body := "state_dir: " + dir + "\ncapture: {source: folder, folder: {path: " + filepath.Join(dir, "nope") + "}}\n"
+	if err := os.WriteFile(folder, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runConfigCLI("config", "check", folder)
+	if strings.Contains(out, folder+": ok") {
+		t.Errorf("a file that cannot run here is announced ok:\n%s", out)
+	}
+	if want := folder + ": the file is valid, but it cannot run on this machine as it is (2 problems)\n"; !strings.HasPrefix(out, want) {
+		t.Errorf("stdout does not start with %q:\n%s", want, out)
+	}
+	if want := "inspectd config check: " + folder + " is valid but cannot run on this machine as it is\n"; code != 1 || !strings.HasSuffix(errs, want) {
+		t.Errorf("exit %d, stderr does not end with %q:\n%s", code, want, errs)
+	}
+
+	demo := filepath.Join(dir, "demo.yaml")
+	if err := os.WriteFile(demo, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runConfigCLI("config", "check", demo); code != 0 || !strings.HasPrefix(out, demo+": ok\n") {
+		t.Errorf("a file that runs here: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
 // halfTheCores is what config check says of model.threads: 0 here.
 func halfTheCores() string {
 	if n := runtime.GOMAXPROCS(0) / 2; n > 1 {
