@@ -153,6 +153,27 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 	}
 }
 
+// TestHealthNamesTooLargeApart: images skipped for declaring more pixels
+// than capture.max_pixels are named as too large in the camera health,
+// not counted among the undecodable frames (their header decoded: the
+// remedy is the limit or the camera's size, not a corrupt file).
+func TestHealthNamesTooLargeApart(t *testing.T) {
+	src := &countedSource{}
+	var h captureHealth
+	h.init(src, false)
+	started := time.Now().Add(-time.Minute)
+	src.c.TooLarge.Add(3)
+	ok, detail := h.check(true, time.Second, started)
+	if ok || !strings.Contains(detail, "3 frames too large (over capture.max_pixels)") || strings.Contains(detail, "undecodable") {
+		t.Errorf("3 frames too large: %v %q, want them named too large and none undecodable", ok, detail)
+	}
+	src.c.DecodeErrors.Add(2)
+	ok, detail = h.check(true, time.Second, started)
+	if ok || !strings.Contains(detail, ", 2 undecodable frames") || !strings.Contains(detail, "3 frames too large") {
+		t.Errorf("2 undecodable and 3 too large: %v %q, want both counted apart", ok, detail)
+	}
+}
+
 // TestCorruptFileInIdleFolderStaysHealthy is the field case of one corrupt
 // file dropped into an idle watched folder: it is skipped and counted, and
 // neither /healthz nor the retained status changes (it turned the status

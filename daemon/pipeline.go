@@ -953,7 +953,8 @@ func triggerOutcome(err error) string {
 
 // captureHealth tracks whether good frames arrive. Capture is unhealthy
 // when the source reports an error that no good frame has cleared yet, or
-// when frames keep failing (decode errors, timeouts) and the last good
+// when frames keep failing (decode errors, images over the pixel limit,
+// timeouts) and the last good
 // frame is older than the stall timeout. An idle line (a watched folder
 // with no new files, a trigger-mode camera waiting for a trigger) stays
 // healthy: nothing failed.
@@ -973,8 +974,8 @@ type captureHealth struct {
 	lastErr  atomic.Value // string; "" once a good frame came
 	badSince atomic.Uint64
 	// counter totals at the last good frame: a rise means frames failed since.
-	decodeAtGood, timeoutAtGood atomic.Uint64
-	onError                     func(error)
+	decodeAtGood, tooLargeAtGood, timeoutAtGood atomic.Uint64
+	onError                                     func(error)
 	// failSeen is the failure counters' total at the check that last saw
 	// it change, at failAt; runFrom is when the check first saw the run of
 	// failures that failAt continues.
@@ -989,11 +990,14 @@ func (h *captureHealth) init(src capture.Source, perFile bool) {
 	h.lastErr.Store("")
 }
 
-func (h *captureHealth) counters() (undecodable, timeouts uint64) {
+// counters are the source's failure totals. Images over the pixel limit
+// are kept apart from undecodable ones: their header decoded, and the
+// remedy (capture.max_pixels, the camera's size) is not a corrupt file's.
+func (h *captureHealth) counters() (undecodable, tooLarge, timeouts uint64) {
 	if c := capture.CountersOf(h.src); c != nil {
-		return c.DecodeErrors.Load() + c.TooLarge.Load(), c.Timeouts.Load()
+		return c.DecodeErrors.Load(), c.TooLarge.Load(), c.Timeouts.Load()
 	}
-	return 0, 0
+	return 0, 0, 0
 }
 
 func (h *captureHealth) good() {
@@ -1001,8 +1005,9 @@ func (h *captureHealth) good() {
 	if h.lastErr.Load().(string) != "" {
 		h.lastErr.Store("")
 	}
-	d, t := h.counters()
+	d, l, t := h.counters()
 	h.decodeAtGood.Store(d)
+	h.tooLargeAtGood.Store(l)
 	h.timeoutAtGood.Store(t)
 	h.badSince.Store(0)
 }
@@ -1025,26 +1030,27 @@ func (h *captureHealth) age(started time.Time) time.Duration {
 func (h *captureHealth) check(live bool, stall time.Duration, started time.Time) (bool, string) {
 	age := h.age(started).Round(time.Second)
 	msg := h.lastErr.Load().(string)
-	d, t := h.counters()
+	d, l, t := h.counters()
 	undecodable := d - h.decodeAtGood.Load()
+	tooLarge := l - h.tooLargeAtGood.Load()
 	timeouts := t - h.timeoutAtGood.Load()
 	// Failures count while they keep coming: one bad file at the end of a
 	// watched folder does not leave the line unhealthy for good.
 	now := time.Now()
 	last := h.lastGood.Load()
 	h.mu.Lock()
-	if d+t != h.failSeen {
+	if d+l+t != h.failSeen {
 		// A new failure continues the run unless a good frame came since
 		// the run began or the failures had stopped for a while.
 		if h.runFrom.IsZero() || h.runFrom.UnixNano() < last || now.Sub(h.failAt) >= 2*stall {
 			h.runFrom = now
 		}
-		h.failSeen, h.failAt = d+t, now
+		h.failSeen, h.failAt = d+l+t, now
 	}
 	recent := now.Sub(h.failAt) < 2*stall
 	lasted := !h.perFile || h.failAt.Sub(h.runFrom) >= stall
 	h.mu.Unlock()
-	failing := msg != "" || ((undecodable > 0 || timeouts > 0) && recent && lasted)
+	failing := msg != "" || ((undecodable > 0 || tooLarge > 0 || timeouts > 0) && recent && lasted)
 	switch {
 	case failing && age > stall:
 		detail := fmt.Sprintf("capture: no good frame for %s", age)
@@ -1053,6 +1059,9 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 		}
 		if undecodable > 0 {
 			detail += fmt.Sprintf(", %d undecodable frames", undecodable)
+		}
+		if tooLarge > 0 {
+			detail += fmt.Sprintf(", %d frames too large (over capture.max_pixels)", tooLarge)
 		}
 		if timeouts > 0 {
 			detail += fmt.Sprintf(", %d frame timeouts", timeouts)
