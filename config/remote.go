@@ -112,6 +112,11 @@ func decodeBase64(s string) ([]byte, error) {
 	return nil, err
 }
 
+// Enabled says whether remote commands can run: signed ones with
+// TrustKeys, or unsigned ones with AllowUnsigned. Without either every
+// command is answered unauthorized, saying how to turn them on.
+func (r *Remote) Enabled() bool { return len(r.TrustKeys) > 0 || r.AllowUnsigned }
+
 // Keys parses TrustKeys; the error names the first key that does not parse
 // (Validate reports all of them).
 func (r *Remote) Keys() (map[string]ed25519.PublicKey, error) {

@@ -255,7 +255,7 @@ func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*m
 	}
 	// Command topics are subscribed before the connection starts, so that
 	// requests the broker kept for this session are routed.
-	fo := remote.MQTTOptions{Prefix: m.TopicPrefix, DeviceID: deviceID, Groups: m.Groups, Logger: d.log}
+	fo := remote.MQTTOptions{Prefix: m.TopicPrefix, DeviceID: deviceID, Groups: m.Groups, Enabled: cfg.Remote.Enabled(), Logger: d.log}
 	if d.front == nil {
 		if d.front, err = remote.NewMQTT(pub, d.disp, fo); err == nil {
 			err = d.front.Start()

@@ -474,3 +474,24 @@ func TestUnstartablePushReverted(t *testing.T) {
 		t.Errorf("the file after the failed start: %v, %v", c, err)
 	}
 }
+
+// The daemon says "remote commands subscribed" only when its configuration
+// turns remote control on (a trial user read it on a box with remote
+// control off).
+func TestRemoteSubscribedLoggedOnlyWhenOn(t *testing.T) {
+	det := syntheticDetector(t)
+	for _, c := range []struct {
+		remote string
+		want   int
+	}{{"", 0}, {"remote: {allow_unsigned: true}\n", 1}} {
+		r := startDaemon(t, func(r *runningDaemon) string {
+			r.withModel(det)
+			return r.baseYAML("cell1") + c.remote
+		})
+		r.daemon() // the command topics are subscribed before the start is announced
+		if n := strings.Count(r.logs.String(), "remote commands subscribed"); n != c.want {
+			t.Errorf("configuration %q: %d lines saying remote commands are subscribed, want %d:\n%s", c.remote, n, c.want, r.logs.String())
+		}
+		r.stop()
+	}
+}

@@ -26,6 +26,11 @@ type MQTTOptions struct {
 	Prefix, DeviceID string
 	// Groups are mqtt.groups.
 	Groups []string
+	// Enabled says remote control is on (config.Remote.Enabled). The
+	// command topics are subscribed either way, so that a command sent
+	// while it is off is answered unauthorized, saying how to turn it on;
+	// only the log line that says commands are taken depends on it.
+	Enabled bool
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -51,6 +56,7 @@ type MQTT struct {
 	prefix string
 	base   string // <prefix>/<device_id>/
 	groups []string
+	on     bool // MQTTOptions.Enabled of the last Start or Attach
 }
 
 // NewMQTT builds the front end; Start subscribes.
@@ -81,6 +87,7 @@ func (o *MQTTOptions) check() error {
 func (m *MQTT) set(c Client, o MQTTOptions) {
 	m.mu.Lock()
 	m.c, m.prefix, m.base, m.groups = c, o.Prefix, o.Prefix+"/"+o.DeviceID+"/", append([]string(nil), o.Groups...)
+	m.on = o.Enabled
 	m.mu.Unlock()
 }
 
@@ -126,7 +133,7 @@ func (m *MQTT) Attach(c Client, o MQTTOptions) error {
 			return fmt.Errorf("remote mqtt: %w", err)
 		}
 	}
-	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
+	m.logSubscribed()
 	return nil
 }
 
@@ -140,11 +147,27 @@ func (m *MQTT) Start() error {
 			return fmt.Errorf("remote mqtt: %w", err)
 		}
 	}
-	m.log.Info("remote commands subscribed", "topics", strings.Join(m.Filters(), " "))
+	m.logSubscribed()
 	if d, ok := m.s.(*Dispatcher); ok {
 		d.AddEvents(m)
 	}
 	return nil
+}
+
+// logSubscribed logs the subscription to the command topics: at Info, as
+// taking commands, only when remote control is on; a trial user read
+// "remote commands subscribed" on a box with remote control off as
+// remote control being on.
+func (m *MQTT) logSubscribed() {
+	m.mu.Lock()
+	on := m.on
+	m.mu.Unlock()
+	topics := strings.Join(m.Filters(), " ")
+	if on {
+		m.log.Info("remote commands subscribed", "topics", topics)
+		return
+	}
+	m.log.Debug("command topics subscribed only to answer unauthorized: remote commands are off (no remote.trust_keys, remote.allow_unsigned false)", "topics", topics)
 }
 
 // AnswerInterrupted publishes the replies of the requests a previous

@@ -415,6 +415,31 @@ func (f *fakeClient) published(topic string) int {
 	return n
 }
 
+// "remote commands subscribed" is logged only when remote control is on
+// (a trial user read it on a box with remote control off); the command
+// topics are subscribed either way, to answer commands unauthorized.
+func TestMQTTSubscribedLoggedOnlyWhenOn(t *testing.T) {
+	r := newRig(t, unsigned)
+	const line = "INFO remote commands subscribed"
+	off, on := &fakeClient{}, &fakeClient{}
+	front, err := NewMQTT(off, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.log.count(line); n != 0 || len(off.subs) != 2 {
+		t.Errorf("remote control off: %d lines saying commands are subscribed, %d subscriptions (want 0 and 2):\n%s", n, len(off.subs), r.log.all())
+	}
+	if err := front.Attach(on, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.log.count(line, "plant/a/box1/cmd/+"); n != 1 || len(on.subs) != 2 {
+		t.Errorf("remote control on: %d lines saying commands are subscribed, %d subscriptions (want 1 and 2):\n%s", n, len(on.subs), r.log.all())
+	}
+}
+
 func TestMQTTAttachMovesRepliesAndSubscriptions(t *testing.T) {
 	r := newRig(t, unsigned)
 	old, next := &fakeClient{}, &fakeClient{}
