@@ -365,3 +365,51 @@ func TestInputMismatchWarnedOnce(t *testing.T) {
 		t.Errorf("%d warnings for 3 grayscale frames, want 1 naming the kinds:\n%s", n, logs.String())
 	}
 }
+
+// TestInputMismatchWarnedOncePerKind: a kind of difference that shows up
+// after another was warned of (frames of another shape, then a camera
+// switched to grayscale) is warned of too (it never was: one warning per
+// model, whatever the kind), each kind once, however many frames show it.
+func TestInputMismatchWarnedOncePerKind(t *testing.T) {
+	var logs bytes.Buffer
+	det := syntheticDetector(t) // fitted on 160x120 colour frames
+	frames := func(w, h int, color capture.Color) capture.Source {
+		src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: w, Height: h, Seed: 3, Color: color})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	p, err := NewPipeline(PipelineOptions{Source: frames(160, 120, capture.ColorGray), Detector: det, Sink: &memSink{}, Metrics: httpapi.NewMetrics(), FreeRun: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Strips in colour, then grayscale frames of the training shape, then
+	// grayscale strips (both kinds, each already warned of).
+	srcs := []capture.Source{frames(400, 80, capture.ColorRGB), frames(160, 120, capture.ColorGray), frames(400, 80, capture.ColorGray)}
+	in, out := make(chan *slot, 2*len(srcs)), make(chan *slot, 2*len(srcs))
+	for _, src := range srcs {
+		for range 2 {
+			s := &slot{}
+			if err := src.Next(context.Background(), &s.frame); err != nil {
+				t.Fatal(err)
+			}
+			in <- s
+		}
+	}
+	close(in)
+	if err := p.inspectStage(in, out); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 * len(srcs) {
+		if s := <-out; s.inspErr != nil {
+			t.Fatalf("inspection: %v", s.inspErr)
+		}
+	}
+	got := logs.String()
+	if n := strings.Count(got, "frames unlike the training images"); n != 2 ||
+		!strings.Contains(got, "a 400x80 frame") || !strings.Contains(got, "a grayscale frame, the model was fitted on colour images") {
+		t.Errorf("%d warnings, want 2: one for the strips' shape, one for the grayscale frames:\n%s", n, got)
+	}
+}

@@ -151,11 +151,16 @@ type Pipeline struct {
 	log *slog.Logger
 	det detectorSlot
 	// inputWarned is the model whose frames were last found unlike its
-	// training images (the inspect stage's own: warned once per model).
-	inputWarned string
-	policy      atomic.Pointer[Policy]
-	lossless    bool
-	started     time.Time
+	// training images and the kinds of difference warned of for it (the
+	// inspect stage's own): one warning per model and kind, not per frame,
+	// and a second kind coming later is warned of too.
+	inputWarned struct {
+		id    string
+		kinds model.Mismatch
+	}
+	policy   atomic.Pointer[Policy]
+	lossless bool
+	started  time.Time
 
 	seq       atomic.Uint64
 	drops     atomic.Uint64
@@ -550,12 +555,7 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			if err != nil {
 				return
 			}
-			if r.InputMismatch != "" && p.inputWarned != s.modelID {
-				// Once per model: every frame would say it.
-				p.inputWarned = s.modelID
-				p.log.Warn("frames unlike the training images: scores are not comparable, good parts may be flagged and defective ones passed; refit on this camera's frames, or set the camera's format and size (or capture.roi) to those the model was fitted on",
-					"model", s.modelID, "frame", r.InputMismatch)
-			}
+			p.warnMismatch(s.modelID, r)
 			s.timing = r.Timing
 			s.w, s.h = r.W, r.H
 			s.res = mqttpub.Result{Header: mqttpub.Header{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized}, Anomalous: r.Anomalous,
@@ -937,6 +937,27 @@ func registration(g model.Registration, failure string) *mqttpub.Registration {
 		return nil
 	}
 	return &mqttpub.Registration{Mode: string(g.Mode), ShiftX: g.ShiftX, ShiftY: g.ShiftY, AngleDeg: g.Angle, Confidence: g.Confidence, Failure: failure}
+}
+
+// warnMismatch warns that frames are unlike model modelID's training
+// images, once per model and kind of difference (MismatchInput,
+// MismatchAspect): every frame of such a line would say it, but a kind
+// that shows up later (a camera switched to GREY on a line already warned
+// of its frames' shape) is news. Called by the inspect stage only.
+func (p *Pipeline) warnMismatch(modelID string, r *model.Inspection) {
+	if r.Mismatch == 0 {
+		return
+	}
+	w := &p.inputWarned
+	if w.id != modelID {
+		w.id, w.kinds = modelID, 0
+	}
+	if r.Mismatch&^w.kinds == 0 {
+		return
+	}
+	w.kinds |= r.Mismatch
+	p.log.Warn("frames unlike the training images: scores are not comparable, good parts may be flagged and defective ones passed; refit on this camera's frames, or set the camera's format and size (or capture.roi) to those the model was fitted on",
+		"model", modelID, "frame", r.InputMismatch)
 }
 
 // triggerOutcome names a trigger failure for the triggers_total metric.

@@ -226,6 +226,10 @@ type Inspection struct {
 	// when it matches, or the model file does not say (fitted before this
 	// was recorded).
 	InputMismatch string
+	// Mismatch says which kinds of difference InputMismatch names, for a
+	// caller that reports each kind once (a frame's message names its
+	// size, so two messages may differ while saying the same kind).
+	Mismatch Mismatch
 	Timing
 }
 
@@ -283,9 +287,10 @@ type Detector struct {
 	// line whose frames differ says the same of every one, and saying it
 	// again would allocate per frame.
 	mismatch struct {
-		kind string
-		w, h int
-		msg  string
+		kind  string
+		w, h  int
+		msg   string
+		kinds Mismatch
 	}
 
 	fmaps  []padim.FeatureMap
@@ -494,7 +499,7 @@ func (d *Detector) Inspect(img image.Image) (*Inspection, error) {
 		return nil, errors.New("inspect: detector is not fitted")
 	}
 	r := &d.res
-	r.InputMismatch = d.inputMismatch(img)
+	r.InputMismatch, r.Mismatch = d.inputMismatch(img)
 	reg, err := d.embed(img, &r.Timing)
 	if d.al != nil {
 		r.Registration = d.al.registration()
@@ -588,22 +593,38 @@ func inputKind(img image.Image) string {
 // training range.
 const aspectSlack = 1.25
 
+// Mismatch is a set of the kinds of difference between a frame and the
+// training images (Inspection.Mismatch).
+type Mismatch uint8
+
+const (
+	// MismatchInput: a grayscale frame on a model fitted on colour
+	// images, or the reverse.
+	MismatchInput Mismatch = 1 << iota
+	// MismatchAspect: a frame whose width/height lies beyond the training
+	// images' range by more than aspectSlack.
+	MismatchAspect
+)
+
 // inputMismatch says how img differs from the training images, in kind
 // (grayscale or colour) and in shape (width/height beyond the training
-// images' range by more than aspectSlack): "" when it does not, or the
-// model does not know.
-func (d *Detector) inputMismatch(img image.Image) string {
+// images' range by more than aspectSlack), and which of these kinds it
+// names: "" and none when it does not, or the model does not know.
+func (d *Detector) inputMismatch(img image.Image) (string, Mismatch) {
 	k, b := inputKind(img), img.Bounds()
 	if m := &d.mismatch; m.kind == k && m.w == b.Dx() && m.h == b.Dy() {
-		return m.msg
+		return m.msg, m.kinds
 	}
 	var why []string
+	var kinds Mismatch
 	switch {
 	case d.trainInput == "" || d.trainInput == k:
 	case k == inputGray:
 		why = append(why, "a grayscale frame, the model was fitted on colour images")
+		kinds |= MismatchInput
 	default:
 		why = append(why, "a colour frame, the model was fitted on grayscale images")
+		kinds |= MismatchInput
 	}
 	if lo, hi := d.trainAspect[0], d.trainAspect[1]; lo > 0 {
 		if a := float64(b.Dx()) / float64(max(b.Dy(), 1)); a < lo/aspectSlack || a > hi*aspectSlack {
@@ -612,10 +633,11 @@ func (d *Detector) inputMismatch(img image.Image) string {
 				fitted += fmt.Sprintf("–%.2f", hi)
 			}
 			why = append(why, fmt.Sprintf("a %dx%d frame (width/height %.2f), the model was fitted on images of width/height %s", b.Dx(), b.Dy(), a, fitted))
+			kinds |= MismatchAspect
 		}
 	}
-	d.mismatch.kind, d.mismatch.w, d.mismatch.h, d.mismatch.msg = k, b.Dx(), b.Dy(), strings.Join(why, "; ")
-	return d.mismatch.msg
+	d.mismatch.kind, d.mismatch.w, d.mismatch.h, d.mismatch.msg, d.mismatch.kinds = k, b.Dx(), b.Dy(), strings.Join(why, "; "), kinds
+	return d.mismatch.msg, kinds
 }
 
 // mapSize is the size the map of an image of bounds b is drawn at: the

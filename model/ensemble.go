@@ -89,7 +89,7 @@ func (d *Detector) inspectEnsemble(img image.Image) (*Inspection, error) {
 		mr := &m.res
 		r.Timing.add(mr.Timing)
 		if k == 0 {
-			r.InputMismatch = mr.InputMismatch
+			r.InputMismatch, r.Mismatch = mr.InputMismatch, mr.Mismatch
 		}
 	}
 	if wall > 0 {

@@ -30,12 +30,12 @@ func TestInputMismatch(t *testing.T) {
 	_, ld := saveLoad(t, det, opts)
 	for _, d := range []*Detector{det, ld} {
 		r, err := d.Inspect(gray)
-		if err != nil || r.InputMismatch != "" {
-			t.Errorf("grayscale frame: %q, %v", r.InputMismatch, err)
+		if err != nil || r.InputMismatch != "" || r.Mismatch != 0 {
+			t.Errorf("grayscale frame: %q (%b), %v", r.InputMismatch, r.Mismatch, err)
 		}
 		r, err = d.Inspect(colour)
-		if err != nil || !strings.Contains(r.InputMismatch, "a colour frame, the model was fitted on grayscale images") {
-			t.Errorf("colour frame: %q, %v", r.InputMismatch, err)
+		if err != nil || !strings.Contains(r.InputMismatch, "a colour frame, the model was fitted on grayscale images") || r.Mismatch != MismatchInput {
+			t.Errorf("colour frame: %q (%b), %v", r.InputMismatch, r.Mismatch, err)
 		}
 		// A frame of another shape (a model fitted on strips shown a
 		// square part scored at its threshold whatever it showed).
@@ -44,8 +44,8 @@ func TestInputMismatch(t *testing.T) {
 			t.Errorf("a square frame within the slack of 200x160 training images: %q, %v", r.InputMismatch, err)
 		}
 		r, err = d.Inspect(grain(502, 400, 80, image.Rectangle{}))
-		if err != nil || r.InputMismatch != "a 400x80 frame (width/height 5.00), the model was fitted on images of width/height 1.25" {
-			t.Errorf("a 400x80 frame: %q, %v", r.InputMismatch, err)
+		if err != nil || r.InputMismatch != "a 400x80 frame (width/height 5.00), the model was fitted on images of width/height 1.25" || r.Mismatch != MismatchAspect {
+			t.Errorf("a 400x80 frame: %q (%b), %v", r.InputMismatch, r.Mismatch, err)
 		}
 		// Every frame of such a line says the same, without a new message each.
 		strip := grain(503, 400, 80, image.Rectangle{})
