@@ -23,12 +23,17 @@ type imageSink struct {
 	alarms           []mqttpub.Alarm
 	masks, heatmaps  [][]byte
 	results, flagged int
+	seqs             map[uint64]bool // the results' seqs
 }
 
 func (s *imageSink) PublishResult(r *mqttpub.Result, qos byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.results++
+	if s.seqs == nil {
+		s.seqs = map[uint64]bool{}
+	}
+	s.seqs[r.Seq] = true
 	if r.Anomalous {
 		s.flagged++
 	}
@@ -221,5 +226,17 @@ func TestPipelineImagesSkippedWhilePublishIsBehind(t *testing.T) {
 	}
 	if !strings.Contains(mf.String(), `inspectd_images_skipped_total{kind="heatmap"}`) {
 		t.Errorf("skipped heatmaps not counted:\n%s", mf.String())
+	}
+	// With images skipped, their order no longer says which result they
+	// belong to: each says it itself, mask and heatmap alike.
+	for k, imgs := range [][][]byte{sink.masks, sink.heatmaps} {
+		var last uint64
+		for _, b := range imgs {
+			seq := readImageTag(t, b).Seq
+			if !sink.seqs[seq] || seq <= last {
+				t.Fatalf("image kind %d tagged seq %d (previous %d): want a result's seq, increasing", k, seq, last)
+			}
+			last = seq
+		}
 	}
 }

@@ -2,13 +2,18 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/png"
+	"time"
 
 	xdraw "golang.org/x/image/draw"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model/render"
 )
 
@@ -27,7 +32,83 @@ type imageEncoder struct {
 	small     *image.RGBA // overlay scaled down to the size bound
 	smallMask *image.Gray // mask scaled down to the size bound
 	flat      image.Image // the frame as plain pixels (capture.Flatten)
+	tagged    []byte      // the last image with its tag inserted
 	lastErr   string
+}
+
+// ImageTagKey names the tag in a mask PNG (the keyword of its iTXt chunk);
+// a heatmap JPEG carries the same text as its comment (COM segment).
+const ImageTagKey = "inspectd"
+
+// imageTag is what a published mask or heatmap says of its inspection, as
+// JSON in the image itself: the images go on topics of their own, after
+// the result, and are the first dropped when the publish stage falls
+// behind or the payload is over the limit, so their order does not tell a
+// subscriber which result they belong to. (BootID, Seq) names the
+// inspection, as in the result.
+type imageTag struct {
+	Seq       uint64    `json:"seq"`
+	BootID    string    `json:"boot_id,omitempty"`
+	FrameTime time.Time `json:"frame_time"`
+	TriggerID string    `json:"trigger_id,omitempty"`
+	File      string    `json:"file,omitempty"`
+}
+
+// tagOf is the tag of the inspection h, as JSON.
+func tagOf(h *mqttpub.Header) []byte {
+	b, err := json.Marshal(imageTag{Seq: h.Seq, BootID: h.BootID, FrameTime: h.FrameTime, TriggerID: h.TriggerID, File: h.File})
+	if err != nil { // strings and a time: only an unrepresentable year fails
+		b, _ = json.Marshal(imageTag{Seq: h.Seq, BootID: h.BootID})
+	}
+	return b
+}
+
+// pngText returns the PNG data with an iTXt chunk (keyword ImageTagKey,
+// uncompressed UTF-8 text) inserted after its IHDR chunk (PNG
+// specification, 11.3.4.5), into e.tagged.
+func (e *imageEncoder) pngText(data, text []byte) ([]byte, error) {
+	const ihdrEnd = 8 + 4 + 4 + 13 + 4 // signature, IHDR's length, type, data, CRC
+	if len(data) < ihdrEnd || string(data[12:16]) != "IHDR" {
+		return nil, fmt.Errorf("tag mask: not a PNG from the encoder")
+	}
+	// keyword, NUL, compression flag and method 0, empty language tag and
+	// translated keyword (each NUL-terminated), then the text.
+	body := len(ImageTagKey) + 5 + len(text)
+	e.tagged = append(e.tagged[:0], data[:ihdrEnd]...)
+	e.tagged = binary.BigEndian.AppendUint32(e.tagged, uint32(body))
+	start := len(e.tagged)
+	e.tagged = append(e.tagged, "iTXt"...)
+	e.tagged = append(e.tagged, ImageTagKey...)
+	e.tagged = append(e.tagged, 0, 0, 0, 0, 0)
+	e.tagged = append(e.tagged, text...)
+	e.tagged = binary.BigEndian.AppendUint32(e.tagged, crc32.ChecksumIEEE(e.tagged[start:]))
+	e.tagged = append(e.tagged, data[ihdrEnd:]...)
+	return e.tagged, nil
+}
+
+// jpegComment returns the JPEG data with a comment segment (COM) holding
+// text inserted after its start of image and any JFIF APP0 segment (which
+// must come first), into e.tagged.
+func (e *imageEncoder) jpegComment(data, text []byte) ([]byte, error) {
+	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+		return nil, fmt.Errorf("tag heatmap: not a JPEG from the encoder")
+	}
+	if len(text) > 0xFFFF-2 {
+		return nil, fmt.Errorf("tag heatmap: %d bytes of tag, a JPEG comment holds at most %d", len(text), 0xFFFF-2)
+	}
+	at := 2
+	if data[2] == 0xFF && data[3] == 0xE0 && len(data) >= 6 { // APP0
+		at = 4 + int(binary.BigEndian.Uint16(data[4:6]))
+		if at > len(data) {
+			return nil, fmt.Errorf("tag heatmap: APP0 segment runs past the JPEG's end")
+		}
+	}
+	e.tagged = append(e.tagged[:0], data[:at]...)
+	e.tagged = append(e.tagged, 0xFF, 0xFE)
+	e.tagged = binary.BigEndian.AppendUint16(e.tagged, uint16(len(text)+2))
+	e.tagged = append(e.tagged, text...)
+	e.tagged = append(e.tagged, data[at:]...)
+	return e.tagged, nil
 }
 
 // picture is the frame as image/draw reads quickly: plain RGBA or gray
@@ -48,9 +129,10 @@ var heatmapQualities = [...]int{80, 60, 40}
 
 // heatmap renders the anomaly map over the frame, scaled so that its
 // longer side is at most maxSide (0: no bound), as a JPEG of at most limit
-// bytes (0: no limit), halving the size once more when the lowest quality
-// still does not fit. The returned bytes are valid until the next call.
-func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, threshold float64, maxSide, limit int) ([]byte, error) {
+// bytes (0: no limit) with tag as its comment, halving the size once more
+// when the lowest quality still does not fit. The returned bytes are valid
+// until the next call.
+func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, threshold float64, maxSide, limit int, tag []byte) ([]byte, error) {
 	e.overlay = render.Overlay(e.overlay, e.picture(frame), amap, w, h, threshold)
 	side := max(w, h)
 	if maxSide > 0 && maxSide < side {
@@ -63,13 +145,13 @@ func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, thre
 			if e.jpg, err = capture.EncodeJPEG(e.jpg[:0], img, q, image.YCbCrSubsampleRatio420); err != nil {
 				return nil, fmt.Errorf("encode heatmap: %w", err)
 			}
-			if limit <= 0 || len(e.jpg) <= limit {
-				return e.jpg, nil
+			if limit <= 0 || len(e.jpg)+4+len(tag) <= limit {
+				return e.jpegComment(e.jpg, tag)
 			}
 		}
 		side /= 2
 	}
-	return nil, fmt.Errorf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload)", len(e.jpg), side*2, limit)
+	return nil, fmt.Errorf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload)", len(e.jpg)+4+len(tag), side*2, limit)
 }
 
 // scaled returns the overlay with its longer side at most side pixels.
@@ -90,10 +172,11 @@ func (e *imageEncoder) scaled(side int) image.Image {
 // mask encodes the binary mask as a PNG whose longer side is at most
 // maxSide (0: the mask's own size; a smaller mask is the same picture at
 // a lower resolution, a pixel anomalous where any pixel it covers is, so
-// that no defect vanishes) and of at most limit bytes (0: no limit). A
-// binary mask compresses well; one that does not fit is refused rather
-// than shrunk further.
-func (e *imageEncoder) mask(m *image.Gray, maxSide, limit int) ([]byte, error) {
+// that no defect vanishes) and of at most limit bytes (0: no limit), with
+// tag in an iTXt chunk. A binary mask compresses well; one that does not
+// fit is refused rather than shrunk further. The returned bytes are valid
+// until the next call.
+func (e *imageEncoder) mask(m *image.Gray, maxSide, limit int, tag []byte) ([]byte, error) {
 	if w, h := m.Rect.Dx(), m.Rect.Dy(); maxSide > 0 && max(w, h) > maxSide {
 		sw, sh := max(w*maxSide/max(w, h), 1), max(h*maxSide/max(w, h), 1)
 		if e.smallMask == nil || e.smallMask.Rect.Dx() != sw || e.smallMask.Rect.Dy() != sh {
@@ -107,17 +190,18 @@ func (e *imageEncoder) mask(m *image.Gray, maxSide, limit int) ([]byte, error) {
 	if err := e.pngEnc.Encode(&e.pngBuf, m); err != nil {
 		return nil, fmt.Errorf("encode mask: %w", err)
 	}
-	if limit > 0 && e.pngBuf.Len() > limit {
+	chunk := 12 + len(ImageTagKey) + 5 + len(tag) // the iTXt chunk's bytes
+	if limit > 0 && e.pngBuf.Len()+chunk > limit {
 		e.pngEnc.CompressionLevel = png.BestCompression
 		e.pngBuf.Reset()
 		if err := e.pngEnc.Encode(&e.pngBuf, m); err != nil {
 			return nil, fmt.Errorf("encode mask: %w", err)
 		}
-		if e.pngBuf.Len() > limit {
-			return nil, fmt.Errorf("mask PNG of %d bytes exceeds the %d-byte payload limit (mqtt.max_payload)", e.pngBuf.Len(), limit)
+		if e.pngBuf.Len()+chunk > limit {
+			return nil, fmt.Errorf("mask PNG of %d bytes exceeds the %d-byte payload limit (mqtt.max_payload)", e.pngBuf.Len()+chunk, limit)
 		}
 	}
-	return e.pngBuf.Bytes(), nil
+	return e.pngText(e.pngBuf.Bytes(), tag)
 }
 
 // maxPool shrinks src into dst: each pixel of dst is the largest of the

@@ -855,12 +855,13 @@ func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 		}
 		return
 	}
+	tag := tagOf(&r.Header)
 	if wantImage(pol.Mask, r.Anomalous) {
-		data, err := p.img.mask(&s.mask, pol.ImageMaxSide, limit)
+		data, err := p.img.mask(&s.mask, pol.ImageMaxSide, limit, tag)
 		p.sendImage("mask", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishMask(b, pol.ResultQoS) })
 	}
 	if wantImage(pol.Heatmap, r.Anomalous) && s.hasMap {
-		data, err := p.img.heatmap(s.frame.Image, s.amap, s.w, s.h, r.Threshold, pol.ImageMaxSide, limit)
+		data, err := p.img.heatmap(s.frame.Image, s.amap, s.w, s.h, r.Threshold, pol.ImageMaxSide, limit, tag)
 		p.sendImage("heatmap", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishHeatmap(b, pol.ResultQoS) })
 	}
 }

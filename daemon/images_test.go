@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"hash/crc32"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+)
+
+// readImageTag returns the inspection tag of a published mask (PNG, iTXt
+// chunk ImageTagKey) or heatmap (JPEG, comment segment), failing the test
+// when the image has none or its chunks are malformed.
+func readImageTag(t *testing.T, data []byte) imageTag {
+	t.Helper()
+	var text []byte
+	switch {
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		for at := 8; at+12 <= len(data); {
+			n := int(binary.BigEndian.Uint32(data[at:]))
+			if at+12+n > len(data) {
+				t.Fatalf("PNG chunk at %d runs past the end", at)
+			}
+			typ, body := string(data[at+4:at+8]), data[at+8:at+8+n]
+			if crc32.ChecksumIEEE(data[at+4:at+8+n]) != binary.BigEndian.Uint32(data[at+8+n:]) {
+				t.Fatalf("PNG chunk %s: bad CRC", typ)
+			}
+			if k := ImageTagKey + "\x00\x00\x00\x00\x00"; typ == "iTXt" && bytes.HasPrefix(body, []byte(k)) {
+				text = body[len(k):]
+			}
+			at += 12 + n
+		}
+	case bytes.HasPrefix(data, []byte{0xFF, 0xD8}):
+		for at := 2; at+4 <= len(data) && data[at] == 0xFF && data[at+1] != 0xDA; {
+			n := int(binary.BigEndian.Uint16(data[at+2:]))
+			if data[at+1] == 0xFE {
+				text = data[at+4 : at+2+n]
+			}
+			at += 2 + n
+		}
+	default:
+		t.Fatalf("neither a PNG nor a JPEG: % x", data[:min(len(data), 8)])
+	}
+	if text == nil {
+		t.Fatal("image carries no inspection tag")
+	}
+	var tag imageTag
+	if err := json.Unmarshal(text, &tag); err != nil {
+		t.Fatalf("tag %q: %v", text, err)
+	}
+	return tag
+}
+
+// A published mask and heatmap say which inspection they show (a PNG text
+// chunk, a JPEG comment), stay images every decoder reads, and count the
+// tag against the payload limit.
+func TestImagesCarryTheirInspection(t *testing.T) {
+	h := mqttpub.Header{Seq: 42, BootID: "b-1", FrameTime: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), TriggerID: "part-7", File: "Teil_ä.jpg"}
+	tag := tagOf(&h)
+	m := image.NewGray(image.Rect(0, 0, 64, 48))
+	for i := range m.Pix {
+		if i%7 == 0 {
+			m.Pix[i] = 255
+		}
+	}
+	var e imageEncoder
+	b, err := e.mask(m, 0, 0, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("tagged mask does not decode: %v", err)
+	}
+	if g, ok := got.(*image.Gray); !ok || !bytes.Equal(g.Pix, m.Pix) {
+		t.Error("tagged mask decodes to other pixels")
+	}
+	if tg := readImageTag(t, b); tg.Seq != 42 || tg.BootID != "b-1" || tg.TriggerID != "part-7" || tg.File != "Teil_ä.jpg" || !tg.FrameTime.Equal(h.FrameTime) {
+		t.Errorf("mask tag %+v, want the inspection's %+v", tg, h)
+	}
+	size := len(b)
+
+	frame := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	amap := make([]float32, 64*48)
+	amap[100] = 20
+	j, err := e.heatmap(frame, amap, 64, 48, 10, 0, 0, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jpeg.Decode(bytes.NewReader(j)); err != nil {
+		t.Fatalf("tagged heatmap does not decode: %v", err)
+	}
+	if tg := readImageTag(t, j); tg.Seq != 42 || tg.File != "Teil_ä.jpg" {
+		t.Errorf("heatmap tag %+v", tg)
+	}
+
+	// The limit holds for the tagged bytes.
+	for _, limit := range []int{size - 1, size, size + 1} {
+		b, err := e.mask(m, 0, limit, tag)
+		if err == nil && len(b) > limit {
+			t.Errorf("limit %d: a mask of %d bytes", limit, len(b))
+		}
+		if err != nil && !strings.Contains(err.Error(), "payload limit") {
+			t.Errorf("limit %d: %v", limit, err)
+		}
+	}
+	if _, err := e.mask(m, 0, size, tag); err != nil {
+		t.Errorf("a limit of the tagged mask's own size refused it: %v", err)
+	}
+}
