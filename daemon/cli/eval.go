@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -135,6 +136,17 @@ type EvalResult struct {
 	// pixel figures. In a mean over draws it is their total.
 	DefectsOutOfView int     `json:"defects_out_of_view,omitempty"`
 	F1Max            float64 `json:"f1_max"`
+	// F1MaxAt is where F1-max is reached, and AtFalseAlarms the lowest
+	// thresholds whose false alarms on the good test images stay within
+	// OperatingFalseAlarms (1% and 5%): the operating points a line that
+	// needs more of its defects caught than the fitted threshold's rare
+	// false alarms allow can start from (the remote `threshold` command or
+	// model.threshold.value). They are chosen on the test images
+	// themselves, so new parts fare somewhat worse. On test sets with more
+	// defective images than good ones F1-max is reached by flagging most
+	// of them (magnetic tile: 40% false alarms).
+	F1MaxAt       OperatingPoint   `json:"f1_max_at"`
+	AtFalseAlarms []OperatingPoint `json:"at_false_alarms"`
 	// FalseAlarmRate is the share of good test images above the threshold,
 	// MissRate the share of defective ones at or below it.
 	FalseAlarmRate float64 `json:"false_alarm_rate"`
@@ -181,6 +193,24 @@ type EvalResult struct {
 	// validation figures (recipe auto).
 	Search []model.Candidate `json:"search,omitempty"`
 }
+
+// OperatingPoint is an image threshold measured on the test images.
+type OperatingPoint struct {
+	// MaxFalseAlarmRate is the false-alarm rate the threshold was chosen
+	// to stay within (absent for F1-max's).
+	MaxFalseAlarmRate float64 `json:"max_false_alarm_rate,omitempty"`
+	// Threshold flags a score above it, as the daemon does (left out of
+	// means).
+	Threshold float64 `json:"threshold,omitempty"`
+	// FalseAlarmRate is the share of good test images it flags,
+	// MissRate the share of defective ones it passes.
+	FalseAlarmRate float64 `json:"false_alarm_rate"`
+	MissRate       float64 `json:"miss_rate"`
+}
+
+// OperatingFalseAlarms are the false-alarm rates eval gives an operating
+// point for (EvalResult.AtFalseAlarms).
+var OperatingFalseAlarms = [...]float64{0.01, 0.05}
 
 type evalItem struct {
 	it    dataset.Item
@@ -711,8 +741,14 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	if res.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {
 		return fmt.Errorf("image AUROC: %w", err)
 	}
-	if res.F1Max, _, err = metrics.F1Max(scores, labels); err != nil {
+	var f1At float64
+	if res.F1Max, f1At, err = metrics.F1Max(scores, labels); err != nil {
 		return err
+	}
+	res.F1MaxAt = f1Point(scores, labels, f1At)
+	res.AtFalseAlarms = nil
+	for _, fa := range OperatingFalseAlarms {
+		res.AtFalseAlarms = append(res.AtFalseAlarms, faPoint(scores, labels, fa))
 	}
 	for _, l := range set.Labels() {
 		if l == dataset.Good {
@@ -740,6 +776,65 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	}
 	res.PRO, _ = a.pix.PRO(0.3)
 	return nil
+}
+
+// f1Point is the operating point of an F1Max threshold at (anomalous when
+// score ≥ at) under the daemon's rule (anomalous when score > threshold):
+// a threshold midway between at and the highest score below it (just
+// under at when none is below), which flags the same images.
+func f1Point(scores []float64, labels []bool, at float64) OperatingPoint {
+	below := math.Inf(-1)
+	for _, s := range scores {
+		if s < at {
+			below = max(below, s)
+		}
+	}
+	t := (at + below) / 2
+	if math.IsInf(below, -1) || !(t < at) {
+		t = math.Nextafter(at, math.Inf(-1))
+	}
+	return measurePoint(scores, labels, t)
+}
+
+// faPoint is the lowest threshold that flags at most maxFA of the normal
+// scores (labels false): the ⌊maxFA·n⌋+1-th highest normal score, so that
+// only the ⌊maxFA·n⌋ above it are flagged (fewer where scores tie).
+func faPoint(scores []float64, labels []bool, maxFA float64) OperatingPoint {
+	var good []float64
+	for i, s := range scores {
+		if !labels[i] {
+			good = append(good, s)
+		}
+	}
+	if len(good) == 0 {
+		return OperatingPoint{MaxFalseAlarmRate: maxFA}
+	}
+	slices.SortFunc(good, func(a, b float64) int { return cmp.Compare(b, a) })
+	k := min(int(math.Floor(maxFA*float64(len(good))+1e-9)), len(good)-1)
+	p := measurePoint(scores, labels, good[k])
+	p.MaxFalseAlarmRate = maxFA
+	return p
+}
+
+// measurePoint measures threshold t on the scores: the share of normal
+// ones above it and of anomalous ones at or below it.
+func measurePoint(scores []float64, labels []bool, t float64) OperatingPoint {
+	var fa, good, miss, bad int
+	for i, s := range scores {
+		flagged := s > t
+		if labels[i] {
+			bad++
+			if !flagged {
+				miss++
+			}
+		} else {
+			good++
+			if flagged {
+				fa++
+			}
+		}
+	}
+	return OperatingPoint{Threshold: t, FalseAlarmRate: float64(fa) / float64(max(good, 1)), MissRate: float64(miss) / float64(max(bad, 1))}
 }
 
 // agreement computes how the synthetic score ranks the candidates against
@@ -858,6 +953,16 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			m.RegionIoUShared += r.RegionIoUShared * float64(min(r.RegionIoUSharedImages, 1))
 			m.RegionIoUSharedImages += min(r.RegionIoUSharedImages, 1)
 			m.F1Max += r.F1Max / n
+			m.F1MaxAt.FalseAlarmRate += r.F1MaxAt.FalseAlarmRate / n
+			m.F1MaxAt.MissRate += r.F1MaxAt.MissRate / n
+			if m.AtFalseAlarms == nil {
+				m.AtFalseAlarms = make([]OperatingPoint, len(r.AtFalseAlarms))
+			}
+			for i, p := range r.AtFalseAlarms {
+				m.AtFalseAlarms[i].MaxFalseAlarmRate = p.MaxFalseAlarmRate
+				m.AtFalseAlarms[i].FalseAlarmRate += p.FalseAlarmRate / n
+				m.AtFalseAlarms[i].MissRate += p.MissRate / n
+			}
 			m.Accuracy += r.Accuracy / n
 			m.FalseAlarmRate += r.FalseAlarmRate / n
 			m.MissRate += r.MissRate / n
@@ -1072,7 +1177,11 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 	if r.DefectsOutOfView > 0 {
 		fmt.Fprintf(tw, "defects out of view\t%s whose defect the transform cut out of the view: left out of the image figures, their pixels normal ones\n", plural(r.DefectsOutOfView, "defective test image"))
 	}
-	fmt.Fprintf(tw, "F1-max\t%.4f\n", r.F1Max)
+	fmt.Fprintf(tw, "F1-max\t%.4f%s\n", r.F1Max, pointText(r.F1MaxAt, r.Threshold))
+	for _, p := range r.AtFalseAlarms {
+		fmt.Fprintf(tw, "  ≤ %g%% false alarms\t%s\n", 100*p.MaxFalseAlarmRate, strings.TrimPrefix(pointText(p, r.Threshold), " "))
+	}
+	fmt.Fprintf(tw, "  \t(these thresholds are chosen on the test images themselves: new parts will fare somewhat worse)\n")
 	labels := make([]string, 0, len(r.PerDefect))
 	for l := range r.PerDefect {
 		labels = append(labels, l)
@@ -1103,6 +1212,16 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+}
+
+// pointText describes an operating point: its threshold, as a share of
+// the fitted one, and the false alarms and misses there.
+func pointText(p OperatingPoint, fitted float64) string {
+	rel := ""
+	if fitted > 0 {
+		rel = fmt.Sprintf(" (%.2f× the fitted one)", p.Threshold/fitted)
+	}
+	return fmt.Sprintf(" at image threshold %.4g%s: false alarms %.1f%%, misses %.1f%%", p.Threshold, rel, 100*p.FalseAlarmRate, 100*p.MissRate)
 }
 
 // printCandidates shows every search candidate's synthetic figures beside

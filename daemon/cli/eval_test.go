@@ -56,7 +56,8 @@ func TestEvalSetsAndCompare(t *testing.T) {
 		}
 		for _, r := range s.Results {
 			if r.TestImages != 10 || r.TrainImages != 24 || r.ThresholdImages != 24 || !(r.ImageAUROC > 0) || !(r.PRO > 0) ||
-				r.FalseAlarmRate < 0 || r.FalseAlarmRate > 1 || r.MissRate < 0 || r.MissRate > 1 || r.RegionIoU < 0 || r.RegionIoU > 1 {
+				r.FalseAlarmRate < 0 || r.FalseAlarmRate > 1 || r.MissRate < 0 || r.MissRate > 1 || r.RegionIoU < 0 || r.RegionIoU > 1 ||
+				r.F1MaxAt.Threshold == 0 || len(r.AtFalseAlarms) != len(OperatingFalseAlarms) || r.AtFalseAlarms[0].FalseAlarmRate > 0.01 || r.AtFalseAlarms[1].FalseAlarmRate > 0.05 {
 				t.Errorf("set %s, recipe %s: %+v", s.Data, r.Recipe, r)
 			}
 			// Over every defective image a miss counts 0: the flagged
@@ -99,6 +100,66 @@ func TestEvalSetsAndCompare(t *testing.T) {
 		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--data", sets[0], "--config", cfg}, c.args...)...)
 		if code == 0 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "fit done") {
 			t.Errorf("%v: exit %d, %s; want a refusal naming %s before any fit", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+// The F1-max operating point is a threshold under the daemon's rule
+// (flagged when score > threshold) that flags exactly what F1-max counts
+// as flagged (score ≥ its threshold), with its false alarms and misses.
+func TestF1Point(t *testing.T) {
+	for _, c := range []struct {
+		scores        []float64
+		labels        []bool
+		want, fa, mis float64
+	}{
+		// F1-max at 3: flags 3 to 6 (one good among them), passes 1 and 2.
+		{[]float64{1, 2, 3, 4, 5, 6}, []bool{false, false, true, false, true, true}, 2.5, 1.0 / 3, 0},
+		// Ties at the threshold are flagged; the point lies below them.
+		{[]float64{2, 2, 3, 3, 1}, []bool{true, true, true, true, false}, 1.5, 0, 0},
+		// Everything flagged: just under the lowest score.
+		{[]float64{-2, 2, 3}, []bool{true, false, true}, math.Nextafter(-2, math.Inf(-1)), 1, 0},
+	} {
+		f1, at, err := metrics.F1Max(c.scores, c.labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := f1Point(c.scores, c.labels, at)
+		if p.Threshold != c.want || math.Abs(p.FalseAlarmRate-c.fa) > 1e-12 || math.Abs(p.MissRate-c.mis) > 1e-12 {
+			t.Errorf("scores %v (F1-max %.3f at %g): %+v; want threshold %g, false alarms %g, misses %g", c.scores, f1, at, p, c.want, c.fa, c.mis)
+		}
+		for _, s := range c.scores {
+			if (s > p.Threshold) != (s >= at) {
+				t.Errorf("scores %v: %g flagged %v at %g, F1-max flags it %v", c.scores, s, s > p.Threshold, p.Threshold, s >= at)
+			}
+		}
+	}
+}
+
+// The operating point at a false-alarm rate is the lowest threshold that
+// flags no more good images than the rate allows.
+func TestFalseAlarmPoint(t *testing.T) {
+	// 20 good images scored 1..20, defects at 5, 15, 19.5, 25.
+	var scores []float64
+	var labels []bool
+	for i := 1; i <= 20; i++ {
+		scores, labels = append(scores, float64(i)), append(labels, false)
+	}
+	scores, labels = append(scores, 5, 15, 19.5, 25), append(labels, true, true, true, true)
+	for _, c := range []struct {
+		maxFA, want, fa, mis float64
+	}{
+		{0.01, 20, 0, 0.75},   // none of 20 may be flagged: at the highest
+		{0.05, 19, 0.05, 0.5}, // one may: at the second highest
+		{0.10, 18, 0.10, 0.5},
+		{1, 1, 0.95, 0}, // all but the lowest (it is the threshold itself)
+	} {
+		p := faPoint(scores, labels, c.maxFA)
+		if p.Threshold != c.want || math.Abs(p.FalseAlarmRate-c.fa) > 1e-12 || math.Abs(p.MissRate-c.mis) > 1e-12 || p.MaxFalseAlarmRate != c.maxFA {
+			t.Errorf("at ≤ %g false alarms: %+v, want threshold %g, false alarms %g, misses %g", c.maxFA, p, c.want, c.fa, c.mis)
+		}
+		if p.FalseAlarmRate > c.maxFA {
+			t.Errorf("at ≤ %g false alarms: %g flagged", c.maxFA, p.FalseAlarmRate)
 		}
 	}
 }
@@ -279,7 +340,9 @@ func TestEvalMeanIoUWithoutFlagged(t *testing.T) {
 // (its block once left the line out).
 func TestEvalTextWording(t *testing.T) {
 	one := EvalResult{Data: "a", Recipe: "plain", RegionIoU: 0.1, RegionIoUDefects: 1, RegionIoUFlagged: 0.5, RegionIoUImages: 1,
-		RegionIoUShared: 0.5, RegionIoUSharedImages: 1, MasksMissing: 1, TestImages: 1, ThresholdImages: 1}
+		RegionIoUShared: 0.5, RegionIoUSharedImages: 1, MasksMissing: 1, TestImages: 1, ThresholdImages: 1,
+		Threshold: 10, F1Max: 0.8, F1MaxAt: OperatingPoint{Threshold: 8.5, FalseAlarmRate: 0.05, MissRate: 0.25},
+		AtFalseAlarms: []OperatingPoint{{MaxFalseAlarmRate: 0.01, Threshold: 12, MissRate: 0.5}, {MaxFalseAlarmRate: 0.05, Threshold: 9, FalseAlarmRate: 0.05, MissRate: 0.3}}}
 	wider := one
 	wider.Recipe, wider.RegionIoUDefects, wider.RegionIoUImages, wider.RegionIoUFlagged = "fixed", 3, 2, 0.4
 	var b strings.Builder
@@ -288,6 +351,8 @@ func TestEvalTextWording(t *testing.T) {
 	for _, want := range []string{
 		"over 1 defective image with a mask", "over 3 defective images with a mask", "(over the 1 flagged one)", "(over the 2 flagged ones)",
 		"1 defective test image has no ground_truth", "from 1 good image:", "(1 test image)",
+		"0.8000 at image threshold 8.5 (0.85× the fitted one): false alarms 5.0%, misses 25.0%",
+		"at image threshold 12 (1.20× the fitted one): false alarms 0.0%, misses 50.0%", "≤ 5% false alarms",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
