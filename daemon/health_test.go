@@ -344,23 +344,7 @@ func TestInputMismatchWarnedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, out := make(chan *slot, 3), make(chan *slot, 3)
-	for range 3 {
-		s := &slot{}
-		if err := src.Next(context.Background(), &s.frame); err != nil {
-			t.Fatal(err)
-		}
-		in <- s
-	}
-	close(in)
-	if err := p.inspectStage(in, out); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if s := <-out; s.inspErr != nil {
-			t.Fatalf("inspection: %v", s.inspErr)
-		}
-	}
+	inspectFrames(t, p, src, 3)
 	if n := strings.Count(logs.String(), "frames unlike the training images"); n != 1 || !strings.Contains(logs.String(), "a grayscale frame, the model was fitted on colour images") {
 		t.Errorf("%d warnings for 3 grayscale frames, want 1 naming the kinds:\n%s", n, logs.String())
 	}
@@ -387,29 +371,35 @@ func TestInputMismatchWarnedOncePerKind(t *testing.T) {
 	}
 	// Strips in colour, then grayscale frames of the training shape, then
 	// grayscale strips (both kinds, each already warned of).
-	srcs := []capture.Source{frames(400, 80, capture.ColorRGB), frames(160, 120, capture.ColorGray), frames(400, 80, capture.ColorGray)}
-	in, out := make(chan *slot, 2*len(srcs)), make(chan *slot, 2*len(srcs))
-	for _, src := range srcs {
-		for range 2 {
-			s := &slot{}
-			if err := src.Next(context.Background(), &s.frame); err != nil {
-				t.Fatal(err)
-			}
-			in <- s
-		}
-	}
-	close(in)
-	if err := p.inspectStage(in, out); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 * len(srcs) {
-		if s := <-out; s.inspErr != nil {
-			t.Fatalf("inspection: %v", s.inspErr)
-		}
+	for _, src := range []capture.Source{frames(400, 80, capture.ColorRGB), frames(160, 120, capture.ColorGray), frames(400, 80, capture.ColorGray)} {
+		inspectFrames(t, p, src, 2)
 	}
 	got := logs.String()
 	if n := strings.Count(got, "frames unlike the training images"); n != 2 ||
 		!strings.Contains(got, "a 400x80 frame") || !strings.Contains(got, "a grayscale frame, the model was fitted on colour images") {
 		t.Errorf("%d warnings, want 2: one for the strips' shape, one for the grayscale frames:\n%s", n, got)
+	}
+}
+
+// inspectFrames runs n frames of src through p's inspect stage alone and
+// fails the test on an inspection error.
+func inspectFrames(t *testing.T, p *Pipeline, src capture.Source, n int) {
+	t.Helper()
+	in, out := make(chan *slot, n), make(chan *slot, n)
+	for range n {
+		s := &slot{}
+		if err := src.Next(context.Background(), &s.frame); err != nil {
+			t.Fatal(err)
+		}
+		in <- s
+	}
+	close(in)
+	if err := p.inspectStage(in, out); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if s := <-out; s.inspErr != nil {
+			t.Fatalf("inspection: %v", s.inspErr)
+		}
 	}
 }
