@@ -855,12 +855,16 @@ func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 		}
 		return
 	}
+	mask, heatmap := wantImage(pol.Mask, r.Anomalous), wantImage(pol.Heatmap, r.Anomalous) && s.hasMap
+	if !mask && !heatmap {
+		return // most frames of a line: no tag to build
+	}
 	tag := tagOf(&r.Header)
-	if wantImage(pol.Mask, r.Anomalous) {
+	if mask {
 		data, err := p.img.mask(&s.mask, pol.ImageMaxSide, limit, tag)
 		p.sendImage("mask", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishMask(b, pol.ResultQoS) })
 	}
-	if wantImage(pol.Heatmap, r.Anomalous) && s.hasMap {
+	if heatmap {
 		data, err := p.img.heatmap(s.frame.Image, s.amap, s.w, s.h, r.Threshold, pol.ImageMaxSide, limit, tag)
 		p.sendImage("heatmap", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishHeatmap(b, pol.ResultQoS) })
 	}
