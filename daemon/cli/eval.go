@@ -138,7 +138,7 @@ type EvalResult struct {
 	F1Max            float64 `json:"f1_max"`
 	// F1MaxAt is where F1-max is reached, and AtFalseAlarms the lowest
 	// thresholds whose false alarms on the good test images stay within
-	// OperatingFalseAlarms (1% and 5%): the operating points a line that
+	// operatingFalseAlarms (1% and 5%): the operating points a line that
 	// needs more of its defects caught than the fitted threshold's rare
 	// false alarms allow can start from (the remote `threshold` command or
 	// model.threshold.value). They are chosen on the test images
@@ -208,9 +208,9 @@ type OperatingPoint struct {
 	MissRate       float64 `json:"miss_rate"`
 }
 
-// OperatingFalseAlarms are the false-alarm rates eval gives an operating
+// operatingFalseAlarms are the false-alarm rates eval gives an operating
 // point for (EvalResult.AtFalseAlarms).
-var OperatingFalseAlarms = [...]float64{0.01, 0.05}
+func operatingFalseAlarms() [2]float64 { return [...]float64{0.01, 0.05} }
 
 type evalItem struct {
 	it    dataset.Item
@@ -747,7 +747,7 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	}
 	res.F1MaxAt = f1Point(scores, labels, f1At)
 	res.AtFalseAlarms = nil
-	for _, fa := range OperatingFalseAlarms {
+	for _, fa := range operatingFalseAlarms() {
 		res.AtFalseAlarms = append(res.AtFalseAlarms, faPoint(scores, labels, fa))
 	}
 	for _, l := range set.Labels() {
