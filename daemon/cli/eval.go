@@ -797,8 +797,11 @@ func f1Point(scores []float64, labels []bool, at float64) OperatingPoint {
 }
 
 // faPoint is the lowest threshold that flags at most maxFA of the normal
-// scores (labels false): the ⌊maxFA·n⌋+1-th highest normal score, so that
-// only the ⌊maxFA·n⌋ above it are flagged (fewer where scores tie).
+// scores (labels false): above the ⌊maxFA·n⌋+1-th highest normal score g,
+// so that only the ⌊maxFA·n⌋ above it are flagged (fewer where scores
+// tie). It lies midway between g and the next higher score (g plus 0.01%
+// of it when none is higher), not on g: a threshold copied from the
+// printout rounded down to g's digits would flag g's image too.
 func faPoint(scores []float64, labels []bool, maxFA float64) OperatingPoint {
 	var good []float64
 	for i, s := range scores {
@@ -810,8 +813,18 @@ func faPoint(scores []float64, labels []bool, maxFA float64) OperatingPoint {
 		return OperatingPoint{MaxFalseAlarmRate: maxFA}
 	}
 	slices.SortFunc(good, func(a, b float64) int { return cmp.Compare(b, a) })
-	k := min(int(math.Floor(maxFA*float64(len(good))+1e-9)), len(good)-1)
-	p := measurePoint(scores, labels, good[k])
+	g := good[min(int(math.Floor(maxFA*float64(len(good))+1e-9)), len(good)-1)]
+	above := math.Inf(1)
+	for _, s := range scores {
+		if s > g {
+			above = min(above, s)
+		}
+	}
+	t := (g + above) / 2
+	if math.IsInf(above, 1) || !(t > g) {
+		t = g + max(math.Abs(g)*1e-4, 1e-9)
+	}
+	p := measurePoint(scores, labels, t)
 	p.MaxFalseAlarmRate = maxFA
 	return p
 }
@@ -1221,7 +1234,7 @@ func pointText(p OperatingPoint, fitted float64) string {
 	if fitted > 0 {
 		rel = fmt.Sprintf(" (%.2f× the fitted one)", p.Threshold/fitted)
 	}
-	return fmt.Sprintf(" at image threshold %.4g%s: false alarms %.1f%%, misses %.1f%%", p.Threshold, rel, 100*p.FalseAlarmRate, 100*p.MissRate)
+	return fmt.Sprintf(" at image threshold %.6g%s: false alarms %.1f%%, misses %.1f%%", p.Threshold, rel, 100*p.FalseAlarmRate, 100*p.MissRate)
 }
 
 // printCandidates shows every search candidate's synthetic figures beside

@@ -137,7 +137,9 @@ func TestF1Point(t *testing.T) {
 }
 
 // The operating point at a false-alarm rate is the lowest threshold that
-// flags no more good images than the rate allows.
+// flags no more good images than the rate allows, placed between scores:
+// a trial user copied 14.24 for a point on a good image's 14.2411 and got
+// twice the false alarms eval had printed.
 func TestFalseAlarmPoint(t *testing.T) {
 	// 20 good images scored 1..20, defects at 5, 15, 19.5, 25.
 	var scores []float64
@@ -149,18 +151,22 @@ func TestFalseAlarmPoint(t *testing.T) {
 	for _, c := range []struct {
 		maxFA, want, fa, mis float64
 	}{
-		{0.01, 20, 0, 0.75},   // none of 20 may be flagged: at the highest
-		{0.05, 19, 0.05, 0.5}, // one may: at the second highest
-		{0.10, 18, 0.10, 0.5},
-		{1, 1, 0.95, 0}, // all but the lowest (it is the threshold itself)
+		{0.01, 22.5, 0, 0.75},    // none of 20 may be flagged: above the highest
+		{0.05, 19.25, 0.05, 0.5}, // one may: between the second highest and the defect at 19.5
+		{0.10, 18.5, 0.10, 0.5},
+		{1, 1.5, 0.95, 0}, // all but the lowest
 	} {
 		p := faPoint(scores, labels, c.maxFA)
 		if p.Threshold != c.want || math.Abs(p.FalseAlarmRate-c.fa) > 1e-12 || math.Abs(p.MissRate-c.mis) > 1e-12 || p.MaxFalseAlarmRate != c.maxFA {
 			t.Errorf("at ≤ %g false alarms: %+v, want threshold %g, false alarms %g, misses %g", c.maxFA, p, c.want, c.fa, c.mis)
 		}
-		if p.FalseAlarmRate > c.maxFA {
-			t.Errorf("at ≤ %g false alarms: %g flagged", c.maxFA, p.FalseAlarmRate)
-		}
+	}
+	// No score above the highest good one: just above it, still above
+	// it as printed.
+	p := faPoint([]float64{14.241052627563477, 3, 2}, []bool{false, true, false}, 0.01)
+	printed, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(strings.TrimPrefix(pointText(p, 0), " at image threshold "))[0], ":"), 64)
+	if err != nil || !(printed > 14.241052627563477) || p.FalseAlarmRate != 0 {
+		t.Errorf("highest good score 14.2411: %+v, printed %v (%v); want a threshold above it as printed, no false alarm", p, printed, err)
 	}
 }
 
