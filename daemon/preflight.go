@@ -15,13 +15,15 @@ import (
 )
 
 // Finding is one thing Preflight found about a configuration on this
-// machine. Fatal findings keep `inspectd run` from starting; the others
-// are worth knowing (a camera that is unplugged now, a model that will be
-// fitted at start).
+// machine. Fatal findings keep `inspectd run` from starting; Warn ones let
+// it start but it will not inspect until they are mended (a camera that is
+// not there now: a mistyped by-id path waits for ever); the others are
+// worth knowing (a model that will be fitted at start).
 type Finding struct {
 	Field string // the configuration key it concerns, e.g. "model.path"
 	Msg   string
 	Fatal bool
+	Warn  bool
 }
 
 func (f Finding) String() string { return f.Field + ": " + f.Msg }
@@ -78,6 +80,7 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case config.SourceCamera:
 		if _, err := os.Stat(cfg.Capture.Camera.Device); err != nil {
 			add("capture.camera.device", false, "%v (inspectd waits for the camera and reports it on /healthz and status)", err)
+			out[len(out)-1].Warn = true
 		}
 	}
 
@@ -136,6 +139,15 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case err == nil && st.IsDir():
 		add("model.path", true, "%s is a folder: set model.path to a model file in it, such as %s", path, filepath.Join(path, "model.safetensors"))
 	case errors.Is(err, os.ErrNotExist) && cfg.Capture.Source == config.SourceSynthetic:
+		// The model fitted at start is written beside it: a folder that is
+		// not there or not writable fails the start after the whole fit.
+		// (In state_dir, the checks above cover it.)
+		if dir := filepath.Dir(path); cfg.Model.Path != "" {
+			if err := tryWrite(dir); err != nil {
+				add("model.path", true, "%s does not exist, and the model inspectd fits on synthetic frames at start could not be saved there: %v; create the folder for the user that runs inspectd, or set model.path", path, err)
+				break
+			}
+		}
 		add("model.path", false, "%s does not exist yet; inspectd fits one on normal synthetic frames at start", path)
 	case errors.Is(err, os.ErrNotExist):
 		add("model.path", true, "no model at %s: fit one first with 'inspectd fit --data DIR --out %s'", path, path)

@@ -61,22 +61,24 @@ func cmdConfigCheck() *Command {
 				// printed: a plain "ok" followed by "cannot run on this
 				// machine" read as a pass to whoever stopped at the "ok".
 				findings := daemon.Preflight(c, env.Log)
-				fatal := 0
+				fatal, warn := 0, 0
 				for _, f := range findings {
 					if f.Fatal {
 						fatal++
+					} else if f.Warn {
+						warn++
 					}
 				}
-				if fatal == 0 {
-					fmt.Fprintf(env.Stdout, "%s: ok\n", path)
-				} else {
-					fmt.Fprintf(env.Stdout, "%s: the file is valid, but it cannot run on this machine as it is (%s)\n", path, plural(fatal, "problem"))
-				}
+				fmt.Fprintln(env.Stdout, verdictLine(path, fatal, warn))
 				writeSummary(env.Stdout, c)
 				fmt.Fprintln(env.Stdout, "  on this machine:")
 				for _, f := range findings {
 					if f.Fatal {
 						fmt.Fprintf(env.Stderr, "%s: %s\n", path, f)
+						continue
+					}
+					if f.Warn {
+						fmt.Fprintf(env.Stdout, "    warning: %s\n", f)
 						continue
 					}
 					fmt.Fprintf(env.Stdout, "    %s\n", f)
@@ -100,6 +102,20 @@ func cmdConfigCheck() *Command {
 			}
 		},
 	}
+}
+
+// verdictLine is config check's first line for a valid file with fatal
+// problems and warn warnings on this machine: "ok" only with neither. With
+// warnings alone inspectd starts, but a camera that is not there (a
+// mistyped by-id path) leaves it waiting, which a plain "ok" hid.
+func verdictLine(path string, fatal, warn int) string {
+	switch {
+	case fatal == 0 && warn == 0:
+		return path + ": ok"
+	case fatal == 0:
+		return fmt.Sprintf("%s: valid, and inspectd can start here, but it will not inspect until the %s below is mended", path, plural(warn, "warning"))
+	}
+	return fmt.Sprintf("%s: the file is valid, but it cannot run on this machine as it is (%s)", path, plural(fatal, "problem"))
 }
 
 // cmdConfigDefaults prints the annotated default configuration, the

@@ -272,6 +272,35 @@ func TestConfigCheckNoOKWhenItCannotRun(t *testing.T) {
 	}
 }
 
+// A trial: a camera that is not there (a mistyped by-id path) passed as a
+// plain "ok" (inspectd starts and waits for it: exit 0, but a warning on
+// the first line), and a model the synthetic demo fits at start into a
+// folder it cannot write passed too (the run failed after the whole fit).
+func TestConfigCheckWarnsAndModelFolder(t *testing.T) {
+	dir := t.TempDir()
+	cam := filepath.Join(dir, "cam.yaml")
+	os.WriteFile(cam, []byte("state_dir: "+dir+"\nmodel: {path: "+filepath.Join(dir, "m.safetensors")+"}\ncapture: {source: camera, camera: {device: "+filepath.Join(dir, "video7")+"}}\n"), 0o644)
+	code, out, _ := runConfigCLI("config", "check", cam) // no model either: that one is fatal
+	if !strings.Contains(out, "    warning: capture.camera.device: stat "+filepath.Join(dir, "video7")) {
+		t.Errorf("absent camera: exit %d, stdout:\n%s", code, out)
+	}
+	if got, want := verdictLine("c.yaml", 0, 1), "c.yaml: valid, and inspectd can start here, but it will not inspect until the 1 warning below is mended"; got != want {
+		t.Errorf("first line with a warning alone: %q, want %q", got, want)
+	}
+	if got := verdictLine("c.yaml", 0, 0); got != "c.yaml: ok" {
+		t.Errorf("first line with nothing found: %q", got)
+	}
+	if got := verdictLine("c.yaml", 2, 1); !strings.Contains(got, "cannot run on this machine as it is (2 problems)") {
+		t.Errorf("first line with problems and a warning: %q", got)
+	}
+	demo := filepath.Join(dir, "demo.yaml")
+	os.WriteFile(demo, []byte("state_dir: "+dir+"\nmodel: {path: "+filepath.Join(dir, "nope", "m.safetensors")+"}\n"), 0o644)
+	code, out, errs := runConfigCLI("config", "check", demo)
+	if code != 1 || !strings.Contains(out, "cannot run on this machine") || !strings.Contains(errs, "model.path: "+filepath.Join(dir, "nope", "m.safetensors")+" does not exist, and the model inspectd fits") {
+		t.Errorf("model folder missing: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
 // halfTheCores is what config check says of model.threads: 0 here.
 func halfTheCores() string {
 	if n := runtime.GOMAXPROCS(0) / 2; n > 1 {
