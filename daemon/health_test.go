@@ -174,6 +174,24 @@ func TestHealthNamesTooLargeApart(t *testing.T) {
 	}
 }
 
+// Before the stall timeout, a line whose first files all failed is not
+// "waiting for the first frame" (a trial saw that with a hundred failed):
+// healthy still, with the failures named.
+func TestHealthBeforeFirstGoodFrameNamesFailures(t *testing.T) {
+	src := &countedSource{}
+	var h captureHealth
+	h.init(src, true)
+	started := time.Now()
+	if ok, detail := h.check(false, time.Hour, started); !ok || detail != "waiting for the first frame (trigger or file)" {
+		t.Errorf("nothing yet: %v %q", ok, detail)
+	}
+	src.c.DecodeErrors.Add(4)
+	src.c.TooLarge.Add(1)
+	if ok, detail := h.check(false, time.Hour, started); !ok || detail != "no good frame yet, 4 undecodable frames, 1 frame too large (over capture.max_pixels)" {
+		t.Errorf("5 files failed: %v %q, want healthy, naming them", ok, detail)
+	}
+}
+
 // TestCorruptFileInIdleFolderStaysHealthy is the field case of one corrupt
 // file dropped into an idle watched folder: it is skipped and counted, and
 // neither /healthz nor the retained status changes (it turned the status

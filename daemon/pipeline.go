@@ -836,7 +836,14 @@ func (p *Pipeline) printLine(seq uint64, f *capture.Frame, verdict string, score
 		fmt.Fprintf(p.o.Print, "#%-5d %s not scored  %5.1f ms%s\n", seq, verdict, float64(total.Microseconds())/1e3, extra)
 		return
 	}
-	fmt.Fprintf(p.o.Print, "#%-5d %s score %6.2f / %.2f (%.2f×)  %5.1f ms%s\n", seq, verdict, score, threshold, norm,
+	// Two decimals, unless they would show a score and a threshold that
+	// differ as equal (a trial read "14.24 / 14.24 (1.00×)" as a defect
+	// beside the same line as ok).
+	sf, tf, nf := "%6.2f", "%.2f", "%.2f"
+	if score != threshold && fmt.Sprintf("%.2f", score) == fmt.Sprintf("%.2f", threshold) {
+		sf, tf, nf = "%.9g", "%.9g", "%.6f"
+	}
+	fmt.Fprintf(p.o.Print, "#%-5d %s score "+sf+" / "+tf+" ("+nf+"×)  %5.1f ms%s\n", seq, verdict, score, threshold, norm,
 		float64(total.Microseconds())/1e3, extra)
 }
 
@@ -965,6 +972,28 @@ func (p *Pipeline) warnMismatch(modelID string, r *model.Inspection) {
 		"model", modelID, "frame", r.InputMismatch)
 }
 
+// failureCounts lists the frame failures since the last good frame for
+// a health detail (", 3 undecodable frames, ..."; "" when none).
+func failureCounts(undecodable, tooLarge, timeouts uint64) string {
+	var b strings.Builder
+	for _, c := range []struct {
+		n              uint64
+		one, many, why string
+	}{
+		{undecodable, "undecodable frame", "undecodable frames", ""},
+		{tooLarge, "frame too large", "frames too large", " (over capture.max_pixels)"},
+		{timeouts, "frame timeout", "frame timeouts", ""},
+	} {
+		switch {
+		case c.n == 1:
+			fmt.Fprintf(&b, ", 1 %s%s", c.one, c.why)
+		case c.n > 1:
+			fmt.Fprintf(&b, ", %d %s%s", c.n, c.many, c.why)
+		}
+	}
+	return b.String()
+}
+
 // triggerOutcome names a trigger failure for the triggers_total metric.
 func triggerOutcome(err error) string {
 	switch {
@@ -1083,15 +1112,7 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 		if last == 0 {
 			detail = fmt.Sprintf("capture: no good frame since the start %s ago", age)
 		}
-		if undecodable > 0 {
-			detail += fmt.Sprintf(", %d undecodable frames", undecodable)
-		}
-		if tooLarge > 0 {
-			detail += fmt.Sprintf(", %d frames too large (over capture.max_pixels)", tooLarge)
-		}
-		if timeouts > 0 {
-			detail += fmt.Sprintf(", %d frame timeouts", timeouts)
-		}
+		detail += failureCounts(undecodable, tooLarge, timeouts)
 		if msg != "" {
 			detail += "; last error: " + msg
 		}
@@ -1099,6 +1120,11 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 	case last == 0 && live && age > stall:
 		return false, fmt.Sprintf("capture: no frame captured in the %s since the start", age)
 	case last == 0:
+		if f := failureCounts(undecodable, tooLarge, timeouts); f != "" {
+			// Within the stall timeout still, but not waiting: a trial
+			// read "waiting" with a hundred files already failed.
+			return true, "no good frame yet" + f
+		}
 		if !live {
 			return true, "waiting for the first frame (trigger or file)"
 		}

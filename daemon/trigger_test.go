@@ -308,7 +308,7 @@ func TestTriggerHeldByBrokerIsStale(t *testing.T) {
 	l2 := newTriggerLine(t, b, "")
 	held := l.waitAnswer("held")
 	if held.Verdict != VerdictError || !strings.Contains(held.Error, "stale trigger") ||
-		!strings.Contains(held.Error, "held it while inspectd was not connected") {
+		!strings.Contains(held.Error, "what the broker held while inspectd was not connected") {
 		t.Errorf("the held trigger was answered %+v, want a stale-trigger error", held)
 	}
 	l2.trigger(`{"id":"after"}`)

@@ -364,19 +364,26 @@ func cmdEval() *Command {
 					}
 				}
 			}
-			var rep EvalReport
-			memo := &backbone.VariantMemo{}
-			for _, dir := range data {
+			// Every set's test images are checked before any fit: a set
+			// without good or without defective ones failed after its fit.
+			sets := make([]*dataset.Set, len(data))
+			for i, dir := range data {
 				set, err := dataset.Scan(dir)
 				if err != nil {
 					return err
 				}
-				if len(set.Test) == 0 {
-					return fmt.Errorf("data set %s has no test images", dir)
-				}
 				if *maxTest > 0 && *maxTest < len(set.Test) {
 					set.Test = spreadItems(set.Test, *maxTest)
 				}
+				if err := bothKinds(set, *maxTest); err != nil {
+					return err
+				}
+				sets[i] = set
+			}
+			var rep EvalReport
+			memo := &backbone.VariantMemo{}
+			for i, dir := range data {
+				set := sets[i]
 				raw := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
 				admitted := newSkipped(cfg.Capture.MaxPixels)
 				train := admitImages(pathsOf(set.Train), raw.maxPixels, env.Log, admitted)
@@ -576,6 +583,33 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 		cands = append(cands, CandidateEval{Recipe: c.Name, Synthetic: c.Figures, Real: *rf, Chosen: c.Name == info.Recipe})
 	}
 	return &res, cands, nil
+}
+
+// bothKinds says why set's test images cannot be evaluated: none, or no
+// good or no defective one among them (image AUROC and the false-alarm
+// and miss rates need both).
+func bothKinds(set *dataset.Set, maxTest int) error {
+	var good, bad int
+	for _, it := range set.Test {
+		if it.Anomalous() {
+			bad++
+		} else {
+			good++
+		}
+	}
+	after := ""
+	if maxTest > 0 {
+		after = fmt.Sprintf(" (the %d that --max-test %d keeps)", len(set.Test), maxTest)
+	}
+	switch {
+	case len(set.Test) == 0:
+		return fmt.Errorf("data set %s has no test images (test/good/*, test/<defect>/*)", set.Dir)
+	case bad == 0:
+		return fmt.Errorf("data set %s: its %d test images%s are all good: eval needs defective ones too, in test/<defect>/", set.Dir, good, after)
+	case good == 0:
+		return fmt.Errorf("data set %s: its %d test images%s are all defective: eval needs good ones too, in test/good/", set.Dir, bad, after)
+	}
+	return nil
 }
 
 // testScore accumulates one detector's results over a test set.

@@ -170,6 +170,25 @@ func TestFalseAlarmPoint(t *testing.T) {
 	}
 }
 
+// A set whose test images are all good (or all defective) is refused
+// before any fit, naming it (it failed after the fit, in image AUROC).
+func TestEvalRefusesOneKindOfTestImages(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "s")
+	exportSet(t, set, 12, 6, 3)
+	entries, _ := os.ReadDir(filepath.Join(set, "test"))
+	for _, e := range entries {
+		if e.Name() != "good" {
+			os.RemoveAll(filepath.Join(set, "test", e.Name()))
+		}
+	}
+	cfg := evalConfig(t, dir)
+	code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain")
+	if code == 0 || !strings.Contains(stderr, "are all good: eval needs defective ones too") || strings.Contains(stderr, "fit done") {
+		t.Errorf("all-good test set: exit %d, stderr:\n%s\nwant a refusal before any fit", code, stderr)
+	}
+}
+
 // eval --misalign runs the Rd-MVTec protocol: each draw's figures, their
 // mean as the set's, composing with --compare; the draws differ from each
 // other and repeat from their seed.
