@@ -154,6 +154,10 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case err != nil:
 		add("model.path", true, "%v", err)
 	default:
+		// Loading is the question, as for the backbone above: with
+		// optimize auto a first load would time the backbone's variants
+		// for seconds (they are timed when run starts).
+		mopts.Backbone.Optimize = backbone.OptimizeOff
 		det, err := model.Load(path, mopts)
 		if err != nil {
 			add("model.path", true, "%v; if it is not a model inspectd fitted, fit one with 'inspectd fit --data DIR --out %s'", err, path)
