@@ -32,8 +32,10 @@ type imageEncoder struct {
 	small     *image.RGBA // overlay scaled down to the size bound
 	smallMask *image.Gray // mask scaled down to the size bound
 	flat      image.Image // the frame as plain pixels (capture.Flatten)
-	tagged    []byte      // the last image with its tag inserted
-	lastErr   string
+	// taggedPNG and taggedJPG are the last mask and heatmap with their
+	// tags inserted, apart: both may be held until published.
+	taggedPNG, taggedJPG []byte
+	lastErr              string
 }
 
 // ImageTagKey names the tag in a mask PNG (the keyword of its iTXt chunk);
@@ -65,7 +67,7 @@ func tagOf(h *mqttpub.Header) []byte {
 
 // pngText returns the PNG data with an iTXt chunk (keyword ImageTagKey,
 // uncompressed UTF-8 text) inserted after its IHDR chunk (PNG
-// specification, 11.3.4.5), into e.tagged.
+// specification, 11.3.4.5), into e.taggedPNG.
 func (e *imageEncoder) pngText(data, text []byte) ([]byte, error) {
 	const ihdrEnd = 8 + 4 + 4 + 13 + 4 // signature, IHDR's length, type, data, CRC
 	if len(data) < ihdrEnd || string(data[12:16]) != "IHDR" {
@@ -74,21 +76,21 @@ func (e *imageEncoder) pngText(data, text []byte) ([]byte, error) {
 	// keyword, NUL, compression flag and method 0, empty language tag and
 	// translated keyword (each NUL-terminated), then the text.
 	body := len(ImageTagKey) + 5 + len(text)
-	e.tagged = append(e.tagged[:0], data[:ihdrEnd]...)
-	e.tagged = binary.BigEndian.AppendUint32(e.tagged, uint32(body))
-	start := len(e.tagged)
-	e.tagged = append(e.tagged, "iTXt"...)
-	e.tagged = append(e.tagged, ImageTagKey...)
-	e.tagged = append(e.tagged, 0, 0, 0, 0, 0)
-	e.tagged = append(e.tagged, text...)
-	e.tagged = binary.BigEndian.AppendUint32(e.tagged, crc32.ChecksumIEEE(e.tagged[start:]))
-	e.tagged = append(e.tagged, data[ihdrEnd:]...)
-	return e.tagged, nil
+	e.taggedPNG = append(e.taggedPNG[:0], data[:ihdrEnd]...)
+	e.taggedPNG = binary.BigEndian.AppendUint32(e.taggedPNG, uint32(body))
+	start := len(e.taggedPNG)
+	e.taggedPNG = append(e.taggedPNG, "iTXt"...)
+	e.taggedPNG = append(e.taggedPNG, ImageTagKey...)
+	e.taggedPNG = append(e.taggedPNG, 0, 0, 0, 0, 0)
+	e.taggedPNG = append(e.taggedPNG, text...)
+	e.taggedPNG = binary.BigEndian.AppendUint32(e.taggedPNG, crc32.ChecksumIEEE(e.taggedPNG[start:]))
+	e.taggedPNG = append(e.taggedPNG, data[ihdrEnd:]...)
+	return e.taggedPNG, nil
 }
 
 // jpegComment returns the JPEG data with a comment segment (COM) holding
 // text inserted after its start of image and any JFIF APP0 segment (which
-// must come first), into e.tagged.
+// must come first), into e.taggedJPG.
 func (e *imageEncoder) jpegComment(data, text []byte) ([]byte, error) {
 	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
 		return nil, fmt.Errorf("tag heatmap: not a JPEG from the encoder")
@@ -103,12 +105,12 @@ func (e *imageEncoder) jpegComment(data, text []byte) ([]byte, error) {
 			return nil, fmt.Errorf("tag heatmap: APP0 segment runs past the JPEG's end")
 		}
 	}
-	e.tagged = append(e.tagged[:0], data[:at]...)
-	e.tagged = append(e.tagged, 0xFF, 0xFE)
-	e.tagged = binary.BigEndian.AppendUint16(e.tagged, uint16(len(text)+2))
-	e.tagged = append(e.tagged, text...)
-	e.tagged = append(e.tagged, data[at:]...)
-	return e.tagged, nil
+	e.taggedJPG = append(e.taggedJPG[:0], data[:at]...)
+	e.taggedJPG = append(e.taggedJPG, 0xFF, 0xFE)
+	e.taggedJPG = binary.BigEndian.AppendUint16(e.taggedJPG, uint16(len(text)+2))
+	e.taggedJPG = append(e.taggedJPG, text...)
+	e.taggedJPG = append(e.taggedJPG, data[at:]...)
+	return e.taggedJPG, nil
 }
 
 // picture is the frame as image/draw reads quickly: plain RGBA or gray

@@ -1120,9 +1120,12 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 	case last == 0 && live && age > stall:
 		return false, fmt.Sprintf("capture: no frame captured in the %s since the start", age)
 	case last == 0:
-		if f := failureCounts(undecodable, tooLarge, timeouts); f != "" {
+		if f := failureCounts(undecodable, tooLarge, timeouts); f != "" || msg != "" {
 			// Within the stall timeout still, but not waiting: a trial
 			// read "waiting" with a hundred files already failed.
+			if msg != "" {
+				f += "; last error: " + msg
+			}
 			return true, "no good frame yet" + f
 		}
 		if !live {

@@ -20,10 +20,13 @@ import (
 // not there now: a mistyped by-id path waits for ever); the others are
 // worth knowing (a model that will be fitted at start).
 type Finding struct {
-	Field string // the configuration key it concerns, e.g. "model.path"
-	Msg   string
-	Fatal bool
-	Warn  bool
+	// Field is the configuration key it concerns, e.g. "model.path".
+	Field string
+	// Msg says what was found and what to do.
+	Msg string
+	// Fatal: `inspectd run` would not start. Warn (never with Fatal): it
+	// starts but will not inspect until this is mended.
+	Fatal, Warn bool
 }
 
 func (f Finding) String() string { return f.Field + ": " + f.Msg }
@@ -37,6 +40,9 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	var out []Finding
 	add := func(field string, fatal bool, format string, a ...any) {
 		out = append(out, Finding{Field: field, Msg: fmt.Sprintf(format, a...), Fatal: fatal})
+	}
+	warn := func(field string, format string, a ...any) {
+		out = append(out, Finding{Field: field, Msg: fmt.Sprintf(format, a...), Warn: true})
 	}
 
 	// Relative paths follow the working directory of the process that
@@ -79,8 +85,7 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		}
 	case config.SourceCamera:
 		if _, err := os.Stat(cfg.Capture.Camera.Device); err != nil {
-			add("capture.camera.device", false, "%v (inspectd waits for the camera and reports it on /healthz and status)", err)
-			out[len(out)-1].Warn = true
+			warn("capture.camera.device", "%v (inspectd waits for the camera and reports it on /healthz and status)", err)
 		}
 	}
 
@@ -141,8 +146,9 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case errors.Is(err, os.ErrNotExist) && cfg.Capture.Source == config.SourceSynthetic:
 		// The model fitted at start is written beside it: a folder that is
 		// not there or not writable fails the start after the whole fit.
-		// (In state_dir, the checks above cover it.)
-		if dir := filepath.Dir(path); cfg.Model.Path != "" {
+		// (In state_dir itself, which inspectd creates, the checks above
+		// cover it.)
+		if dir := filepath.Dir(path); filepath.Clean(dir) != filepath.Clean(cfg.StateDir) {
 			if err := tryWrite(dir); err != nil {
 				add("model.path", true, "%s does not exist, and the model inspectd fits on synthetic frames at start could not be saved there: %v; create the folder for the user that runs inspectd, or set model.path", path, err)
 				break

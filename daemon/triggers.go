@@ -159,7 +159,7 @@ func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(i
 	case backlog:
 		// Held by the broker while inspectd was not connected: the part it
 		// asked about is long gone, and nothing says how long.
-		stale = fmt.Errorf("%w: it came as inspectd (re)subscribed, with what the broker held while inspectd was not connected, and could not be told from that (triggers sent within 0.3 s of the subscription count so; send \"time\" with triggers to have each judged by its age)", errStaleTrigger)
+		stale = fmt.Errorf("%w: it arrived as inspectd (re)subscribed, with what the broker held while inspectd was not connected, and could not be told from that (triggers arriving within %s of the subscription count so; send \"time\" with triggers to have each judged by its age)", errStaleTrigger, mqttpub.BacklogSettle)
 	}
 	if stale != nil {
 		t.count("stale")

@@ -279,7 +279,9 @@ func TestConfigCheckNoOKWhenItCannotRun(t *testing.T) {
 func TestConfigCheckWarnsAndModelFolder(t *testing.T) {
 	dir := t.TempDir()
 	cam := filepath.Join(dir, "cam.yaml")
-	os.WriteFile(cam, []byte("state_dir: "+dir+"\nmodel: {path: "+filepath.Join(dir, "m.safetensors")+"}\ncapture: {source: camera, camera: {device: "+filepath.Join(dir, "video7")+"}}\n"), 0o644)
+	if err := os.WriteFile(cam, []byte("state_dir: "+dir+"\nmodel: {path: "+filepath.Join(dir, "m.safetensors")+"}\ncapture: {source: camera, camera: {device: "+filepath.Join(dir, "video7")+"}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, out, _ := runConfigCLI("config", "check", cam) // no model either: that one is fatal
 	if !strings.Contains(out, "    warning: capture.camera.device: stat "+filepath.Join(dir, "video7")) {
 		t.Errorf("absent camera: exit %d, stdout:\n%s", code, out)
@@ -294,10 +296,22 @@ func TestConfigCheckWarnsAndModelFolder(t *testing.T) {
 		t.Errorf("first line with problems and a warning: %q", got)
 	}
 	demo := filepath.Join(dir, "demo.yaml")
-	os.WriteFile(demo, []byte("state_dir: "+dir+"\nmodel: {path: "+filepath.Join(dir, "nope", "m.safetensors")+"}\n"), 0o644)
+	if err := os.WriteFile(demo, []byte("state_dir: "+dir+"\nmodel: {path: "+filepath.Join(dir, "nope", "m.safetensors")+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, out, errs := runConfigCLI("config", "check", demo)
 	if code != 1 || !strings.Contains(out, "cannot run on this machine") || !strings.Contains(errs, "model.path: "+filepath.Join(dir, "nope", "m.safetensors")+" does not exist, and the model inspectd fits") {
 		t.Errorf("model folder missing: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	// The service's layout: the model named in a state_dir that inspectd
+	// creates at start (a reviewer: refused as unwritable).
+	state := filepath.Join(dir, "state")
+	svc := filepath.Join(dir, "svc.yaml")
+	if err := os.WriteFile(svc, []byte("state_dir: "+state+"\nmodel: {path: "+filepath.Join(state, "model.safetensors")+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runConfigCLI("config", "check", svc); code != 0 || !strings.HasPrefix(out, svc+": ok\n") {
+		t.Errorf("model in a state_dir to be created: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 }
 

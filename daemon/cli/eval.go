@@ -814,8 +814,8 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 
 // f1Point is the operating point of an F1Max threshold at (anomalous when
 // score ≥ at) under the daemon's rule (anomalous when score > threshold):
-// a threshold midway between at and the highest score below it (just
-// under at when none is below), which flags the same images.
+// a threshold between at and the highest score below it, which flags the
+// same images (shortestBetween).
 func f1Point(scores []float64, labels []bool, at float64) OperatingPoint {
 	below := math.Inf(-1)
 	for _, s := range scores {
@@ -823,19 +823,16 @@ func f1Point(scores []float64, labels []bool, at float64) OperatingPoint {
 			below = max(below, s)
 		}
 	}
-	t := (at + below) / 2
-	if math.IsInf(below, -1) || !(t < at) {
-		t = math.Nextafter(at, math.Inf(-1))
+	if math.IsInf(below, -1) {
+		below = at - max(math.Abs(at)*2e-4, 1e-9) // every score flagged: a little under the lowest
 	}
-	return measurePoint(scores, labels, t)
+	return measurePoint(scores, labels, shortestBetween(below, at))
 }
 
 // faPoint is the lowest threshold that flags at most maxFA of the normal
 // scores (labels false): above the ⌊maxFA·n⌋+1-th highest normal score g,
 // so that only the ⌊maxFA·n⌋ above it are flagged (fewer where scores
-// tie). It lies midway between g and the next higher score (g plus 0.01%
-// of it when none is higher), not on g: a threshold copied from the
-// printout rounded down to g's digits would flag g's image too.
+// tie), and below the next higher score (shortestBetween).
 func faPoint(scores []float64, labels []bool, maxFA float64) OperatingPoint {
 	var good []float64
 	for i, s := range scores {
@@ -854,13 +851,28 @@ func faPoint(scores []float64, labels []bool, maxFA float64) OperatingPoint {
 			above = min(above, s)
 		}
 	}
-	t := (g + above) / 2
-	if math.IsInf(above, 1) || !(t > g) {
-		t = g + max(math.Abs(g)*1e-4, 1e-9)
+	if math.IsInf(above, 1) {
+		above = g + max(math.Abs(g)*2e-4, 1e-9) // nothing above: a little over it
 	}
-	p := measurePoint(scores, labels, t)
+	p := measurePoint(scores, labels, shortestBetween(g, above))
 	p.MaxFalseAlarmRate = maxFA
 	return p
+}
+
+// shortestBetween is the number with the fewest significant digits in
+// (lo, hi) (lo < hi), or lo when no decimal of up to 17 digits lies
+// between them: a threshold that flags the scores above lo and none at or
+// below it, and that reads the same when copied from the printout (a
+// trial copied 14.24 for a threshold on a good image's 14.2411 and got
+// twice the false alarms eval had printed).
+func shortestBetween(lo, hi float64) float64 {
+	mid := lo + (hi-lo)/2
+	for prec := 1; prec <= 17; prec++ {
+		if v, err := strconv.ParseFloat(strconv.FormatFloat(mid, 'g', prec, 64), 64); err == nil && v > lo && v < hi {
+			return v
+		}
+	}
+	return lo
 }
 
 // measurePoint measures threshold t on the scores: the share of normal
@@ -1002,8 +1014,8 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			m.F1Max += r.F1Max / n
 			m.F1MaxAt.FalseAlarmRate += r.F1MaxAt.FalseAlarmRate / n
 			m.F1MaxAt.MissRate += r.F1MaxAt.MissRate / n
-			if m.AtFalseAlarms == nil {
-				m.AtFalseAlarms = make([]OperatingPoint, len(r.AtFalseAlarms))
+			for len(m.AtFalseAlarms) < len(r.AtFalseAlarms) {
+				m.AtFalseAlarms = append(m.AtFalseAlarms, OperatingPoint{})
 			}
 			for i, p := range r.AtFalseAlarms {
 				m.AtFalseAlarms[i].MaxFalseAlarmRate = p.MaxFalseAlarmRate
@@ -1228,7 +1240,9 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 	for _, p := range r.AtFalseAlarms {
 		fmt.Fprintf(tw, "  ≤ %g%% false alarms\t%s\n", 100*p.MaxFalseAlarmRate, strings.TrimPrefix(pointText(p, r.Threshold), " "))
 	}
-	fmt.Fprintf(tw, "  \t(these thresholds are chosen on the test images themselves: new parts will fare somewhat worse)\n")
+	if len(r.AtFalseAlarms) > 0 {
+		fmt.Fprintf(tw, "  \t(these thresholds are chosen on the test images themselves: new parts will fare somewhat worse)\n")
+	}
 	labels := make([]string, 0, len(r.PerDefect))
 	for l := range r.PerDefect {
 		labels = append(labels, l)
@@ -1268,7 +1282,7 @@ func pointText(p OperatingPoint, fitted float64) string {
 	if fitted > 0 {
 		rel = fmt.Sprintf(" (%.2f× the fitted one)", p.Threshold/fitted)
 	}
-	return fmt.Sprintf(" at image threshold %.6g%s: false alarms %.1f%%, misses %.1f%%", p.Threshold, rel, 100*p.FalseAlarmRate, 100*p.MissRate)
+	return fmt.Sprintf(" at image threshold %s%s: false alarms %.1f%%, misses %.1f%%", strconv.FormatFloat(p.Threshold, 'g', -1, 64), rel, 100*p.FalseAlarmRate, 100*p.MissRate)
 }
 
 // printCandidates shows every search candidate's synthetic figures beside

@@ -118,7 +118,7 @@ func TestF1Point(t *testing.T) {
 		// Ties at the threshold are flagged; the point lies below them.
 		{[]float64{2, 2, 3, 3, 1}, []bool{true, true, true, true, false}, 1.5, 0, 0},
 		// Everything flagged: just under the lowest score.
-		{[]float64{-2, 2, 3}, []bool{true, false, true}, math.Nextafter(-2, math.Inf(-1)), 1, 0},
+		{[]float64{-2, 2, 3}, []bool{true, false, true}, -2.0002, 1, 0},
 	} {
 		f1, at, err := metrics.F1Max(c.scores, c.labels)
 		if err != nil {
@@ -151,8 +151,8 @@ func TestFalseAlarmPoint(t *testing.T) {
 	for _, c := range []struct {
 		maxFA, want, fa, mis float64
 	}{
-		{0.01, 22.5, 0, 0.75},    // none of 20 may be flagged: above the highest
-		{0.05, 19.25, 0.05, 0.5}, // one may: between the second highest and the defect at 19.5
+		{0.01, 22, 0, 0.75},     // none of 20 may be flagged: above the highest, below the defect at 25
+		{0.05, 19.2, 0.05, 0.5}, // one may: between the second highest and the defect at 19.5
 		{0.10, 18.5, 0.10, 0.5},
 		{1, 1.5, 0.95, 0}, // all but the lowest
 	} {
@@ -161,12 +161,26 @@ func TestFalseAlarmPoint(t *testing.T) {
 			t.Errorf("at ≤ %g false alarms: %+v, want threshold %g, false alarms %g, misses %g", c.maxFA, p, c.want, c.fa, c.mis)
 		}
 	}
-	// No score above the highest good one: just above it, still above
-	// it as printed.
-	p := faPoint([]float64{14.241052627563477, 3, 2}, []bool{false, true, false}, 0.01)
-	printed, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(strings.TrimPrefix(pointText(p, 0), " at image threshold "))[0], ":"), 64)
-	if err != nil || !(printed > 14.241052627563477) || p.FalseAlarmRate != 0 {
-		t.Errorf("highest good score 14.2411: %+v, printed %v (%v); want a threshold above it as printed, no false alarm", p, printed, err)
+	// As printed, the threshold flags what it says: with no score above
+	// the highest good one, and with a defect two float32 steps above a
+	// good image (a reviewer's case: "14.2411" printed for a threshold
+	// between 14.2411013 and 14.2411032 flagged the good image).
+	printed := func(p OperatingPoint) float64 {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(strings.TrimPrefix(pointText(p, 0), " at image threshold "))[0], ":"), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	g := 14.241052627563477
+	if p := faPoint([]float64{g, 3, 2}, []bool{false, true, false}, 0.01); !(printed(p) > g) || p.FalseAlarmRate != 0 {
+		t.Errorf("highest good score %v: %+v, printed %v; want above it", g, p, printed(p))
+	}
+	g, d := float64(float32(14.2411013)), float64(math.Nextafter32(math.Nextafter32(float32(14.2411013), 20), 20))
+	for _, p := range []OperatingPoint{faPoint([]float64{g, d, 2}, []bool{false, true, false}, 0.01), f1Point([]float64{g, d, 2}, []bool{false, true, false}, d)} {
+		if v := printed(p); !(v > g && v < d) {
+			t.Errorf("good %v, defect %v: threshold %v printed %v, want between them", g, d, p.Threshold, v)
+		}
 	}
 }
 

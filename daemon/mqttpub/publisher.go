@@ -113,7 +113,7 @@ type Message struct {
 	// right after CONNACK. A request that needs an answer now (a trigger)
 	// is that old; one that may be applied late (a configuration push) is
 	// not harmed by it. A message published in the moment between CONNACK
-	// and SUBACK is flagged too, and so is one handled within backlogSettle
+	// and SUBACK is flagged too, and so is one handled within BacklogSettle
 	// of the SUBACK: paho hands a message read before the SUBACK to its
 	// router goroutine, which may call the handler only after the SUBACK
 	// was processed on another goroutine.
@@ -241,24 +241,24 @@ type subscription struct {
 	handler mqtt.MessageHandler
 	// ackedAt is when (Unix ns) the broker acknowledged the subscription
 	// on the current connection, 0 before: until then, and for
-	// backlogSettle after, matching messages are Backlog.
+	// BacklogSettle after, matching messages are Backlog.
 	ackedAt *atomic.Int64
 }
 
-// backlogSettle is how long after a SUBACK messages still count as
+// BacklogSettle is how long after a SUBACK messages still count as
 // Backlog: the time paho's router may take to call the handler of a
 // message it read before the SUBACK (a trigger the broker held was once
 // answered as fresh under the race detector on a loaded 2-core machine).
 // A trigger sent that soon after the daemon subscribed is answered with a
 // stale-trigger error, which the PLC sees, never with another part's
 // verdict.
-const backlogSettle = 300 * time.Millisecond
+const BacklogSettle = 300 * time.Millisecond
 
 // backlog says whether a message handled now is the session's backlog,
 // given when its subscription was acknowledged (ackedAt).
 func backlog(ackedAt *atomic.Int64) bool {
 	at := ackedAt.Load()
-	return at == 0 || time.Since(time.Unix(0, at)) < backlogSettle
+	return at == 0 || time.Since(time.Unix(0, at)) < BacklogSettle
 }
 
 // New validates opts, loads the outbox left by a previous run and prepares

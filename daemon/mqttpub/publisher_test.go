@@ -7,7 +7,7 @@ import (
 )
 
 // A message counts as the session's backlog before the SUBACK and for
-// backlogSettle after it (paho may call the handler of a message read
+// BacklogSettle after it (paho may call the handler of a message read
 // before the SUBACK only after the SUBACK was processed); later ones are
 // live.
 func TestBacklogSettles(t *testing.T) {
@@ -19,7 +19,7 @@ func TestBacklogSettles(t *testing.T) {
 	if !backlog(at) {
 		t.Error("right after the SUBACK: not backlog")
 	}
-	at.Store(time.Now().Add(-2 * backlogSettle).UnixNano())
+	at.Store(time.Now().Add(-2 * BacklogSettle).UnixNano())
 	if backlog(at) {
 		t.Error("well after the SUBACK: still backlog")
 	}
