@@ -13,6 +13,7 @@ import (
 	xdraw "golang.org/x/image/draw"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/daemon/internal/jpegcomment"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model/render"
 )
@@ -88,29 +89,15 @@ func (e *imageEncoder) pngText(data, text []byte) ([]byte, error) {
 	return e.taggedPNG, nil
 }
 
-// jpegComment returns the JPEG data with a comment segment (COM) holding
-// text inserted after its start of image and any JFIF APP0 segment (which
-// must come first), into e.taggedJPG.
+// jpegComment returns the JPEG data with text as its comment
+// (jpegcomment.Append), into e.taggedJPG.
 func (e *imageEncoder) jpegComment(data, text []byte) ([]byte, error) {
-	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
-		return nil, fmt.Errorf("tag heatmap: not a JPEG from the encoder")
+	b, err := jpegcomment.Append(e.taggedJPG[:0], data, text)
+	if err != nil {
+		return nil, fmt.Errorf("tag heatmap: %w", err)
 	}
-	if len(text) > 0xFFFF-2 {
-		return nil, fmt.Errorf("tag heatmap: %d bytes of tag, a JPEG comment holds at most %d", len(text), 0xFFFF-2)
-	}
-	at := 2
-	if data[2] == 0xFF && data[3] == 0xE0 && len(data) >= 6 { // APP0
-		at = 4 + int(binary.BigEndian.Uint16(data[4:6]))
-		if at > len(data) {
-			return nil, fmt.Errorf("tag heatmap: APP0 segment runs past the JPEG's end")
-		}
-	}
-	e.taggedJPG = append(e.taggedJPG[:0], data[:at]...)
-	e.taggedJPG = append(e.taggedJPG, 0xFF, 0xFE)
-	e.taggedJPG = binary.BigEndian.AppendUint16(e.taggedJPG, uint16(len(text)+2))
-	e.taggedJPG = append(e.taggedJPG, text...)
-	e.taggedJPG = append(e.taggedJPG, data[at:]...)
-	return e.taggedJPG, nil
+	e.taggedJPG = b
+	return b, nil
 }
 
 // picture is the frame as image/draw reads quickly: plain RGBA or gray
@@ -147,13 +134,13 @@ func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, thre
 			if e.jpg, err = capture.EncodeJPEG(e.jpg[:0], img, q, image.YCbCrSubsampleRatio420); err != nil {
 				return nil, fmt.Errorf("encode heatmap: %w", err)
 			}
-			if limit <= 0 || len(e.jpg)+4+len(tag) <= limit {
+			if limit <= 0 || len(e.jpg)+jpegcomment.Overhead+len(tag) <= limit {
 				return e.jpegComment(e.jpg, tag)
 			}
 		}
 		side /= 2
 	}
-	return nil, fmt.Errorf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload)", len(e.jpg)+4+len(tag), side*2, limit)
+	return nil, fmt.Errorf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload)", len(e.jpg)+jpegcomment.Overhead+len(tag), side*2, limit)
 }
 
 // scaled returns the overlay with its longer side at most side pixels.

@@ -8,10 +8,19 @@ import (
 	"image"
 	"image/jpeg"
 	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
 
@@ -113,5 +122,67 @@ func TestImagesCarryTheirInspection(t *testing.T) {
 	}
 	if _, err := e.mask(m, 0, size, tag); err != nil {
 		t.Errorf("a limit of the tagged mask's own size refused it: %v", err)
+	}
+}
+
+// /heatmap.jpg carries the tag of the inspection it shows, as the heatmap
+// published on MQTT does (it carried none: a picture fetched over HTTP
+// could not be matched to its result), and follows the next inspection.
+func TestHTTPHeatmapCarriesItsInspection(t *testing.T) {
+	frames := filepath.Join(t.TempDir(), "frames")
+	if err := os.MkdirAll(frames, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := startFolderDaemon(t, frames, "watch", true)
+	url := r.httpURL()
+	var mu sync.Mutex
+	results := map[string]mqttpub.Result{} // by file
+	testbroker.Connect(t, mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:"+strconv.Itoa(r.port)).SetClientID("heatmap-test"),
+		testbroker.Sub{Topic: "inspectd/cell1/result", QoS: 1, Handler: func(_ mqtt.Client, m mqtt.Message) {
+			var res mqttpub.Result
+			if err := json.Unmarshal(m.Payload(), &res); err == nil {
+				mu.Lock()
+				results[res.File] = res
+				mu.Unlock()
+			}
+		}})
+
+	for i, name := range []string{"first.png", "second.png"} {
+		// Written aside and moved in: the folder source reads whole files.
+		writePNGs(t, filepath.Join(frames, "new"), 1, uint64(11+i), false)
+		if err := os.Rename(filepath.Join(frames, "new", "part000.png"), filepath.Join(frames, name)); err != nil {
+			t.Fatal(err)
+		}
+		var res mqttpub.Result
+		r.waitFor("the result of "+name, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			var ok bool
+			res, ok = results[name]
+			return ok
+		})
+		var body []byte
+		r.waitFor("/heatmap.jpg of "+name, func() bool {
+			resp, err := http.Get(url + "/heatmap.jpg")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			body, err = io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return false
+			}
+			// Not yet tagged (old code) is a failure, not a wait.
+			return readImageTag(t, body).File == name
+		})
+		if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
+			t.Fatalf("tagged /heatmap.jpg does not decode: %v", err)
+		}
+		tag := readImageTag(t, body)
+		if tag.Seq != res.Seq || tag.BootID != res.BootID || tag.BootID == "" || !tag.FrameTime.Equal(res.FrameTime) || tag.TriggerID != res.TriggerID {
+			t.Errorf("/heatmap.jpg of %s tagged %+v, its result says seq %d boot %q frame time %v trigger %q",
+				name, tag, res.Seq, res.BootID, res.FrameTime, res.TriggerID)
+		}
+		time.Sleep(httpEvery + 100*time.Millisecond) // the next file refreshes the picture
 	}
 }

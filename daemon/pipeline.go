@@ -742,7 +742,7 @@ func (p *Pipeline) publishStage(s *slot) {
 		pic := p.img.picture(f.Image)
 		p.o.HTTP.SetSnapshot(pic)
 		p.img.overlay = render.Overlay(p.img.overlay, pic, s.amap, s.w, s.h, r.Threshold)
-		p.o.HTTP.SetHeatmap(p.img.overlay)
+		p.o.HTTP.SetHeatmap(p.img.overlay, tagOf(&r.Header))
 	}
 	published := time.Now()
 	total := published.Sub(f.Time)

@@ -167,7 +167,7 @@ func (h *Handler) SetHeatmapJPEG(data []byte) { h.heatmap.setJPEG(data) }
 // SetSnapshot copies img (the caller may reuse it at once); it is
 // JPEG-encoded only when /snapshot.jpg is requested. The copy reuses its
 // buffer, so a steady stream of same-sized frames does not allocate.
-func (h *Handler) SetSnapshot(img image.Image) { h.snapshot.setImage(img) }
+func (h *Handler) SetSnapshot(img image.Image) { h.snapshot.setImage(img, nil) }
 
 // Snapshot returns the latest frame handed over with SetSnapshot as a JPEG
 // and when it was handed over; an error before the first.
@@ -179,8 +179,10 @@ func (h *Handler) Snapshot() ([]byte, time.Time, error) {
 	return data, at, err
 }
 
-// SetHeatmap is SetSnapshot for /heatmap.jpg.
-func (h *Handler) SetHeatmap(img image.Image) { h.heatmap.setImage(img) }
+// SetHeatmap is SetSnapshot for /heatmap.jpg; the JPEG carries tag (the
+// inspection's, as in the heatmap published on MQTT) as its comment
+// segment, none when tag is empty. The tag is copied.
+func (h *Handler) SetHeatmap(img image.Image, tag []byte) { h.heatmap.setImage(img, tag) }
 
 // Server is a running HTTP server.
 type Server struct {

@@ -159,14 +159,15 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	m.Drop("overload")
 	m.ObserveStage("backbone", time.Millisecond)
 	h.SetSnapshot(frame)
-	h.SetHeatmap(rgba)
+	tag := []byte(`{"seq":1}`)
+	h.SetHeatmap(rgba, tag)
 	for name, f := range map[string]func(){
 		"Frame":             m.Frame,
 		"Drop":              func() { m.Drop("overload") },
 		"ObserveStage":      func() { m.ObserveStage("backbone", 3*time.Millisecond) },
 		"ObserveInspection": func() { m.ObserveInspection(3, 0.3, false) },
 		"SetSnapshot(Gray)": func() { h.SetSnapshot(frame) },
-		"SetHeatmap(RGBA)":  func() { h.SetHeatmap(rgba) },
+		"SetHeatmap(RGBA)":  func() { h.SetHeatmap(rgba, tag) },
 	} {
 		if a := testing.AllocsPerRun(100, f); a != 0 {
 			t.Errorf("%s allocates %.1f times per call", name, a)
@@ -221,7 +222,7 @@ func TestSnapshotAndHeatmap(t *testing.T) {
 	for i := 0; i < len(rgba.Pix); i += 4 {
 		rgba.Pix[i], rgba.Pix[i+3] = 255, 255
 	}
-	h.SetHeatmap(rgba.SubImage(image.Rect(10, 10, 42, 34)))
+	h.SetHeatmap(rgba.SubImage(image.Rect(10, 10, 42, 34)), nil)
 	img, err = jpeg.Decode(get(t, h, "/heatmap.jpg").Body)
 	if err != nil {
 		t.Fatal(err)

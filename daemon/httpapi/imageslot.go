@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/draw"
 	"image/jpeg"
 	"sync"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/jpegcomment"
 )
 
 // imageSlot holds the latest image of one kind. The pipeline writes it
@@ -17,15 +20,17 @@ type imageSlot struct {
 	name    string
 	quality int
 
-	mu    sync.Mutex
-	live  draw.Image // latest image handed over with setImage
-	dirty bool       // live is newer than cached
-	gen   uint64     // bumps on every set
-	at    time.Time
-	jpeg  []byte // cached or handed-over encoding
+	mu      sync.Mutex
+	live    draw.Image // latest image handed over with setImage
+	comment []byte     // live's JPEG comment (its inspection's tag), if any
+	dirty   bool       // live is newer than cached
+	gen     uint64     // bumps on every set
+	at      time.Time
+	jpeg    []byte // cached or handed-over encoding
 
-	encMu sync.Mutex // one encoder at a time; it owns spare
-	spare draw.Image
+	encMu        sync.Mutex // one encoder at a time; it owns spare and spareComment
+	spare        draw.Image
+	spareComment []byte
 }
 
 func newImageSlot(name string, quality int) *imageSlot {
@@ -39,9 +44,11 @@ func (s *imageSlot) setJPEG(data []byte) {
 	s.mu.Unlock()
 }
 
-func (s *imageSlot) setImage(src image.Image) {
+// setImage copies src, and comment, which the JPEG of src will carry.
+func (s *imageSlot) setImage(src image.Image, comment []byte) {
 	s.mu.Lock()
 	s.live = copyInto(s.live, src)
+	s.comment = append(s.comment[:0], comment...)
 	s.dirty, s.at = true, time.Now()
 	s.gen++
 	s.mu.Unlock()
@@ -60,6 +67,7 @@ func (s *imageSlot) get() ([]byte, time.Time, error) {
 	}
 	// Snapshot the pixels (a memcpy) and encode without holding mu.
 	s.spare = copyInto(s.spare, s.live)
+	s.spareComment = append(s.spareComment[:0], s.comment...)
 	gen, at := s.gen, s.at
 	s.mu.Unlock()
 
@@ -68,6 +76,12 @@ func (s *imageSlot) get() ([]byte, time.Time, error) {
 		return nil, at, err
 	}
 	data := buf.Bytes()
+	if len(s.spareComment) > 0 {
+		var err error
+		if data, err = jpegcomment.Append(make([]byte, 0, len(data)+jpegcomment.Overhead+len(s.spareComment)), data, s.spareComment); err != nil {
+			return nil, at, fmt.Errorf("tag the %s: %w", s.name, err)
+		}
+	}
 	s.mu.Lock()
 	if s.gen == gen { // nothing newer arrived meanwhile
 		s.jpeg, s.dirty = data, false
