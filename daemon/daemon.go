@@ -772,6 +772,11 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		newBroker = nil
 	}
 	d.setConfig(next)
+	// A new connection said whether commands are taken; without one (a
+	// change to remote.* alone) the front end says it now.
+	if d.front != nil {
+		d.front.SetEnabled(next.Remote.Enabled())
+	}
 	d.deviceID, d.clientID = nextDev, clientID
 	if newLock != nil {
 		d.lock.release()

@@ -495,3 +495,48 @@ func TestRemoteSubscribedLoggedOnlyWhenOn(t *testing.T) {
 		r.stop()
 	}
 }
+
+// Remote control turned on by a reload, and off by a push, is logged once
+// when it takes effect: the lines came only with a new MQTT connection, so
+// a box whose remote.* alone changed said nothing of taking commands (or
+// of no longer taking them) until its connection was replaced.
+func TestRemoteSwitchLoggedWhenItTakesEffect(t *testing.T) {
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return r.baseYAML("cell1")
+	})
+	r.daemon()
+	const on, off = "remote commands subscribed", "remote commands off"
+	count := func(s string) int { return strings.Count(r.logs.String(), s) }
+	reloads := func() int { return count("configuration reloaded") }
+	if n := count(on); n != 0 {
+		t.Fatalf("remote control off at start: %d lines saying commands are subscribed", n)
+	}
+
+	r.write(r.baseYAML("cell1") + "remote: {allow_unsigned: true}\n")
+	r.hup()
+	r.waitFor("the reload turning remote control on", func() bool { return reloads() == 1 })
+	if n := count(on); n != 1 {
+		t.Errorf("remote control turned on by a reload: %d lines saying commands are subscribed, want 1:\n%s", n, r.logs.String())
+	}
+	r.write(r.baseYAML("cell1") + "remote: {allow_unsigned: true}\nlog_level: debug\n")
+	r.hup()
+	r.waitFor("a reload leaving remote control on", func() bool { return reloads() == 2 })
+	if n := count(on); n != 1 {
+		t.Errorf("a reload that left remote control on: %d lines saying commands are subscribed, want still 1", n)
+	}
+
+	op := newOperator(t, "tcp://127.0.0.1:"+strconv.Itoa(r.port))
+	op.awaitCommands(r, "cell1")
+	if rep := op.reply("cell1", "config", `{"id":"off1","config":{"remote":{"allow_unsigned":false}},"force":true}`, 60*time.Second); rep["ok"] != true {
+		t.Fatalf("push turning remote control off: %v", rep)
+	}
+	r.waitFor("the push to take effect", func() bool { return !r.daemon().Config().Remote.Enabled() })
+	if n := count(off); n != 1 {
+		t.Errorf("remote control turned off by a push: %d lines saying commands are off, want 1:\n%s", n, r.logs.String())
+	}
+	if n := count(on); n != 1 {
+		t.Errorf("%d lines saying commands are subscribed after remote control went off, want still 1", n)
+	}
+}

@@ -124,6 +124,9 @@ func (m *MQTT) Attach(c Client, o MQTTOptions) error {
 	if err := o.check(); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	was := m.on
+	m.mu.Unlock()
 	m.set(c, o)
 	if d, ok := m.s.(*Dispatcher); ok {
 		d.noteConnection() // a config-confirm from now on came over c
@@ -133,8 +136,37 @@ func (m *MQTT) Attach(c Client, o MQTTOptions) error {
 			return fmt.Errorf("remote mqtt: %w", err)
 		}
 	}
+	if was && !o.Enabled {
+		m.logSwitchedOff()
+		return nil
+	}
 	m.logSubscribed()
 	return nil
+}
+
+// SetEnabled follows a configuration change that turns remote control on
+// or off without replacing the connection (remote.* alone: the command
+// topics are subscribed either way). The dispatcher reads the
+// configuration in force, so the change takes effect at once; it is
+// logged once, as a start or a new connection would, so that the log
+// does not say commands are off while they are taken, or the reverse.
+func (m *MQTT) SetEnabled(on bool) {
+	m.mu.Lock()
+	was := m.on
+	m.on = on
+	m.mu.Unlock()
+	switch {
+	case on && !was:
+		m.logSubscribed()
+	case !on && was:
+		m.logSwitchedOff()
+	}
+}
+
+// logSwitchedOff says remote control went off: at Info, as its start was.
+func (m *MQTT) logSwitchedOff() {
+	m.log.Info("remote commands off: the command topics stay subscribed only to answer unauthorized (no remote.trust_keys, remote.allow_unsigned false)",
+		"topics", strings.Join(m.Filters(), " "))
 }
 
 // Start subscribes to the command topics (call it before the connection's
