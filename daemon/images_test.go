@@ -186,3 +186,48 @@ func TestHTTPHeatmapCarriesItsInspection(t *testing.T) {
 		time.Sleep(httpEvery + 100*time.Millisecond) // the next file refreshes the picture
 	}
 }
+
+// The heatmap's limit counts the tag's comment segment: a limit of the
+// tagged heatmap's own size takes it as it is, one byte less gets a
+// smaller one (a lower quality) that still fits with its tag, and a limit
+// no quality or size meets is refused.
+func TestHeatmapLimitCountsTheTag(t *testing.T) {
+	h := mqttpub.Header{Seq: 7, BootID: "b-2", FrameTime: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), File: "part.png"}
+	tag := tagOf(&h)
+	frame := image.NewRGBA(image.Rect(0, 0, 160, 120))
+	for i := range frame.Pix {
+		frame.Pix[i] = uint8(i * 7)
+	}
+	amap := make([]float32, 160*120)
+	for i := range amap {
+		amap[i] = float32(i % 23)
+	}
+	var e imageEncoder
+	full, err := e.heatmap(frame, amap, 160, 120, 10, 0, 0, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full = bytes.Clone(full)
+	n := len(full)
+
+	at, err := e.heatmap(frame, amap, 160, 120, 10, 0, n, tag)
+	if err != nil || !bytes.Equal(at, full) {
+		t.Errorf("limit %d, the tagged heatmap's size: %d bytes, %v; want the same %d bytes", n, len(at), err, n)
+	}
+	below, err := e.heatmap(frame, amap, 160, 120, 10, 0, n-1, tag)
+	if err != nil {
+		t.Fatalf("limit %d: %v", n-1, err)
+	}
+	if len(below) > n-1 {
+		t.Errorf("limit %d: a heatmap of %d bytes", n-1, len(below))
+	}
+	if _, err := jpeg.Decode(bytes.NewReader(below)); err != nil {
+		t.Errorf("limit %d: the smaller heatmap does not decode: %v", n-1, err)
+	}
+	if tg := readImageTag(t, below); tg.Seq != 7 || tg.File != "part.png" {
+		t.Errorf("limit %d: the smaller heatmap's tag %+v", n-1, tg)
+	}
+	if b, err := e.heatmap(frame, amap, 160, 120, 10, 0, len(tag)+100, tag); err == nil || !strings.Contains(err.Error(), "payload limit") {
+		t.Errorf("a limit no heatmap meets: %d bytes, %v", len(b), err)
+	}
+}
