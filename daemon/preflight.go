@@ -119,23 +119,18 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		stateOK = false
 	}
 
+	// The model file is checked whether the backbone loads or not: a
+	// missing model is a problem of its own, which an operator mending
+	// the backbone would otherwise meet only at the next check. Only
+	// loading it needs the backbone.
 	mopts, err := ModelOptions(cfg, log)
+	if err == nil {
+		err = tryBackbone(mopts.Backbone)
+	}
+	bbOK := err == nil
 	if err != nil {
 		add("model.backbone", true, "%v", err)
-		return out
 	}
-	if _, err := os.Stat(mopts.Backbone.Path); err != nil {
-		add("model.backbone", true, "%v: name a TFLite file or a bundled backbone (%s)", err, strings.Join(bundledNames(), ", "))
-		return out
-	}
-	bo := mopts.Backbone
-	bo.Optimize = backbone.OptimizeOff // loading is the question here, not the fastest variant
-	bb, err := backbone.Open(bo)
-	if err != nil {
-		add("model.backbone", true, "%v", err)
-		return out
-	}
-	bb.Close()
 	path := cfg.ModelPath()
 	if !stateOK && cfg.Model.Path == "" {
 		return out // the model lives in state_dir: said above
@@ -159,6 +154,8 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		add("model.path", true, "no model at %s: fit one first with 'inspectd fit --data DIR --out %s'", path, path)
 	case err != nil:
 		add("model.path", true, "%v", err)
+	case !bbOK:
+		add("model.path", false, "%s is there; not loaded, as it loads only with the backbone above", path)
 	default:
 		// Loading is the question, as for the backbone above: with
 		// optimize auto a first load would time the backbone's variants
@@ -174,6 +171,20 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		add("model.path", false, "%s loads: recipe %s, backbone %s", path, info.Recipe, info.Backbone)
 	}
 	return out
+}
+
+// tryBackbone loads the backbone bo names once and closes it.
+func tryBackbone(bo backbone.Options) error {
+	if _, err := os.Stat(bo.Path); err != nil {
+		return fmt.Errorf("%w: name a TFLite file or a bundled backbone (%s)", err, strings.Join(bundledNames(), ", "))
+	}
+	bo.Optimize = backbone.OptimizeOff // loading is the question here, not the fastest variant
+	bb, err := backbone.Open(bo)
+	if err != nil {
+		return err
+	}
+	bb.Close()
+	return nil
 }
 
 // tryWrite creates and removes a file in dir: the only sure test of

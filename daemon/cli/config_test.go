@@ -343,3 +343,43 @@ func TestCommandGroupNamesSubcommands(t *testing.T) {
 		}
 	}
 }
+
+// A backbone that does not load hid the model's own problem: config check
+// stopped there, so a missing model was neither reported nor counted, and
+// whoever mended the backbone met it only at the next check. Each is
+// reported and counted; a model file that is there is said to be
+// unchecked, not counted.
+func TestConfigCheckCountsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	frames := filepath.Join(dir, "frames")
+	if err := os.MkdirAll(frames, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	garbage := write("garbage.tflite", strings.Repeat("not a flatbuffer ", 300))
+	model := filepath.Join(dir, "model.safetensors")
+	for _, bb := range []string{garbage, filepath.Join(dir, "missing.tflite")} {
+		cfg := write("check.yaml", "state_dir: "+dir+"\ncapture: {source: folder, folder: {path: "+frames+"}}\nmodel: {backbone: "+bb+"}\n")
+		code, out, errs := runConfigCLI("config", "check", cfg)
+		if want := cfg + ": the file is valid, but it cannot run on this machine as it is (2 problems)\n"; code != 1 || !strings.HasPrefix(out, want) {
+			t.Errorf("backbone %s and no model: exit %d, stdout does not start with %q:\n%s", bb, code, want, out)
+		}
+		for _, want := range []string{cfg + ": model.backbone: ", cfg + ": model.path: no model at " + model} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("backbone %s and no model: stderr lacks %q:\n%s", bb, want, errs)
+			}
+		}
+	}
+	write("model.safetensors", "not a model either")
+	cfg := write("check.yaml", "state_dir: "+dir+"\ncapture: {source: folder, folder: {path: "+frames+"}}\nmodel: {backbone: "+garbage+"}\n")
+	code, out, errs := runConfigCLI("config", "check", cfg)
+	if want := "(1 problem)\n"; code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "model.path: "+model+" is there; not loaded") {
+		t.Errorf("backbone garbage, a model file: exit %d, stdout lacks %q or the unchecked model:\n%s\nstderr:\n%s", code, want, out, errs)
+	}
+}
