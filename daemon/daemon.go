@@ -657,14 +657,14 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		return nil, err
 	}
 	ch := diffConfig(cur, next, d.deviceID, nextDev)
-	if err := atomicfile.MkdirAll(next.StateDir, 0o750); err != nil {
-		return nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
-	}
 	var newLock *stateLock
+	giveBack := func() {} // leaves a refused state_dir as it was found
 	if next.StateDir != cur.StateDir {
-		if newLock, err = lockStateDir(next.StateDir); err != nil {
+		if newLock, giveBack, err = claimStateDir(next.StateDir); err != nil {
 			return nil, err
 		}
+	} else if err := atomicfile.MkdirAll(next.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
 	}
 
 	// Build the new parts beside the running ones.
@@ -676,7 +676,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		newHTTP   *httpapi.Server
 	)
 	undo := func() {
-		newLock.release()
+		giveBack()
 		if newDet != nil {
 			newDet.Close()
 		}

@@ -540,3 +540,101 @@ func TestRemoteSwitchLoggedWhenItTakesEffect(t *testing.T) {
 		t.Errorf("%d lines saying commands are subscribed after remote control went off, want still 1", n)
 	}
 }
+
+// A push of state_dir that Apply refuses (the folder is another inspectd's,
+// or inspectd would not start there) leaves nothing behind in the folder
+// it tried: the request table carried there ahead of the change (so that a
+// stop in between finds it) is taken back with the refusal; a folder in
+// use keeps its own table, a folder the push created is gone (real
+// mosquitto).
+func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	r := startDaemon(t, remoteYAML(b.URL, "cell9", ""))
+	d := r.daemon()
+	op.awaitCommands(r, "cell9")
+	state := d.Config().StateDir
+
+	// Another inspectd's folder, with its own request table.
+	inUse := filepath.Join(r.dir, "other")
+	if err := os.MkdirAll(inUse, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	theirs := []byte(`{"format":1,"requests":[],"nonces":{},"config_version":{"current":7,"previous":6}}`)
+	if err := os.WriteFile(filepath.Join(inUse, remote.StateFile), theirs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := lockStateDir(inUse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.release()
+	before := listDir(t, inUse)
+
+	rep := op.reply("cell9", "config", `{"id":"s1","config":{"state_dir":"`+inUse+`"}}`, 60*time.Second)
+	if rep["ok"] != false || !strings.Contains(fmt.Sprint(rep["error"]), "in use by another inspectd") {
+		t.Fatalf("push onto a state_dir in use: %v", rep)
+	}
+	if got := listDir(t, inUse); !slices.Equal(got, before) {
+		t.Errorf("the folder in use holds %q after the refusal, %q before", got, before)
+	}
+	if got, _ := os.ReadFile(filepath.Join(inUse, remote.StateFile)); string(got) != string(theirs) {
+		t.Errorf("the other daemon's request table was overwritten:\n%s", got)
+	}
+
+	// A new folder under a path where inspectd cannot start: its model
+	// path is a folder.
+	fresh := filepath.Join(r.dir, "fresh", "state")
+	rep = op.reply("cell9", "config", `{"id":"s2","config":{"state_dir":"`+fresh+`","model":{"path":"`+r.dir+`"}}}`, 60*time.Second)
+	if rep["ok"] != false {
+		t.Fatalf("push onto a state_dir with a folder for model: %v", rep)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "fresh")); !os.IsNotExist(err) {
+		t.Errorf("the refused push left %q behind: %v %q", filepath.Join(r.dir, "fresh"), err, listDir(t, fresh))
+	}
+	// A folder that is there, empty, stays so.
+	empty := filepath.Join(r.dir, "empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep = op.reply("cell9", "config", `{"id":"s3","config":{"state_dir":"`+empty+`","model":{"path":"`+r.dir+`"}}}`, 60*time.Second)
+	if rep["ok"] != false {
+		t.Fatalf("push onto an empty state_dir with a folder for model: %v", rep)
+	}
+	if got := listDir(t, empty); got != nil {
+		t.Errorf("the refused push left %q in the empty folder", got)
+	}
+
+	// A reload refused the same way leaves nothing either.
+	reloaded := filepath.Join(r.dir, "reloaded")
+	y := strings.Replace(remoteYAML(b.URL, "cell9", "")(r), "state_dir: "+state, "state_dir: "+reloaded, 1)
+	r.write(strings.Replace(y, "model: {features: 16,", "model: {path: "+r.dir+", features: 16,", 1))
+	r.hup()
+	r.waitFor("the refused reload", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
+	if l := r.logs.String(); !strings.Contains(l[strings.Index(l, "configuration not reloaded"):], "err=\"model: ") {
+		t.Fatalf("the reload was refused for another reason than its model:\n%s", l)
+	}
+	if _, err := os.Stat(reloaded); !os.IsNotExist(err) {
+		t.Errorf("the refused reload left %s behind: %v %q", reloaded, err, listDir(t, reloaded))
+	}
+	if c := d.Config(); c.StateDir != state {
+		t.Errorf("state_dir %s after refused pushes, want %s", c.StateDir, state)
+	}
+	if _, err := os.Stat(filepath.Join(state, remote.StateFile)); err != nil {
+		t.Errorf("the request table left the running state_dir: %v", err)
+	}
+}
+
+// listDir names the entries of dir; nil when it does not exist.
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}

@@ -3,12 +3,16 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
+	"github.com/inspectd/inspectd/daemon/internal/dirs"
 )
 
 // stateLockFile is held locked by the daemon that uses a state folder.
@@ -46,6 +50,37 @@ func lockStateDir(dir string) (*stateLock, error) {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &stateLock{f: f, dir: dir}, nil
+}
+
+// claimStateDir creates dir if it is missing and takes its lock, for a
+// change to state_dir dir, and returns what gives the folder back as it
+// was found if the change is refused: the lock released, and the folders
+// it created, or else the lock file it created, removed. A refused change
+// left an empty folder or a lock file behind, which read as a state
+// folder in use.
+func claimStateDir(dir string) (*stateLock, func(), error) {
+	top := dirs.FirstMissing(dir)
+	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("state_dir %s: %w", dir, err)
+	}
+	lockFile := filepath.Join(dir, stateLockFile)
+	_, err := os.Lstat(lockFile)
+	newLockFile := errors.Is(err, fs.ErrNotExist)
+	l, err := lockStateDir(dir)
+	giveBack := func() {
+		l.release()
+		switch {
+		case top != "":
+			_ = os.RemoveAll(top) // made for this change: nobody else knew it
+		case newLockFile:
+			_ = os.Remove(lockFile)
+		}
+	}
+	if err != nil {
+		giveBack()
+		return nil, nil, err
+	}
+	return l, giveBack, nil
 }
 
 // release lets another daemon use the folder.

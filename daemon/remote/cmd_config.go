@@ -113,11 +113,13 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		out := map[string]any{"changed": nonNil(changed), "version": version}
 		var restarted []string
 		if len(changed) > 0 {
-			if err := carryTable(env, running, next); err != nil {
+			takeBack, err := carryTable(env, running, next)
+			if err != nil {
 				out["applied"], out["version"] = false, cur.Current
 				return out, err
 			}
 			if restarted, err = env.Ctl.ApplyConfig(ctx, next); err != nil {
+				takeBack()
 				out["applied"], out["version"] = false, cur.Current
 				return out, errorf(CodeFailed, "", "not applied; the previous configuration is in force: %v", err)
 			}

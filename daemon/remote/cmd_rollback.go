@@ -114,11 +114,13 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 		if keysKept {
 			out["note"] = "the previous file had other trust keys; the ones in force are kept (change them with trust-keys)"
 		}
-		if err := carryTable(env, running, prev); err != nil {
+		takeBack, err := carryTable(env, running, prev)
+		if err != nil {
 			return out, err
 		}
 		restarted, err := env.Ctl.ApplyConfig(ctx, prev)
 		if err != nil {
+			takeBack()
 			return out, errorf(CodeFailed, "", "not rolled back; the configuration in force is unchanged: %v", err)
 		}
 		if err := env.d.store.setConfigVersion(configVersion{Current: v.Previous, Previous: v.Current}, env.Now(), running.Remote.DedupWindow.Std()); err != nil {

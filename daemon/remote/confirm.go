@@ -331,14 +331,22 @@ func (d *Dispatcher) confirmTimer() (<-chan time.Time, *time.Timer) {
 // the configuration naming it is saved: a stop before the daemon moves the
 // table there (SetStateDir) would otherwise start on an empty one, which
 // knows neither the requests answered nor a push waiting for confirmation.
-func carryTable(env *Env, running, next *config.Config) error {
+// Call the returned function when the change is refused: it takes the copy
+// back (store.carryTo), so that a refused folder, another inspectd's
+// included, is left as it was.
+func carryTable(env *Env, running, next *config.Config) (func(), error) {
 	if next.StateDir == running.StateDir {
-		return nil
+		return func() {}, nil
 	}
-	if err := env.d.store.copyTo(next.StateDir, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
-		return errorf(CodeFailed, "config.state_dir", "not applied: the new state_dir cannot hold the request table: %v", err)
+	undo, err := env.d.store.carryTo(next.StateDir, env.Now(), running.Remote.DedupWindow.Std())
+	if err != nil {
+		return nil, errorf(CodeFailed, "config.state_dir", "not applied: the new state_dir cannot hold the request table: %v", err)
 	}
-	return nil
+	return func() {
+		if err := undo(); err != nil {
+			env.Log.Error("remote: the request table copied into a refused state_dir not taken back", "state_dir", next.StateDir, "error", err)
+		}
+	}, nil
 }
 
 // runPending is the Run of a push with a confirm window: the pending

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config/atomicfile"
+	"github.com/inspectd/inspectd/daemon/internal/dirs"
 )
 
 // StateFile is the request table's file name in the state directory.
@@ -320,6 +322,62 @@ func (s *store) putPending(p *pendingConfirm, now time.Time, window time.Duratio
 // saved, and a stop before the move (SetStateDir) must find it there.
 func (s *store) copyTo(dir string, now time.Time, window time.Duration) error {
 	return s.writeTo(dir, false, now, window)
+}
+
+// carryTo copies the table into dir as copyTo does, for a change of
+// state_dir not applied yet, and returns what takes the copy back if the
+// change is refused, so that the refused folder is left as it was: the
+// folders the copy created are removed, a table that was there before is
+// put back, and a copy that was not is removed. A file that no longer
+// holds the copy has been rewritten by whoever owns dir (another
+// inspectd) and is left alone.
+func (s *store) carryTo(dir string, now time.Time, window time.Duration) (func() error, error) {
+	target := filepath.Join(dir, StateFile)
+	s.mu.Lock()
+	same := s.path == "" || dir == "" || target == s.path
+	s.mu.Unlock()
+	if same {
+		return func() error { return nil }, nil
+	}
+	top := dirs.FirstMissing(dir)
+	var before []byte
+	perm := os.FileMode(0o600)
+	fi, err := os.Stat(target)
+	if err == nil {
+		perm = fi.Mode().Perm()
+		before, err = os.ReadFile(target)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remote request table %s: %w", target, err)
+	}
+	existed := err == nil
+	if err := s.copyTo(dir, now, window); err != nil {
+		if top != "" {
+			_ = os.RemoveAll(top)
+		}
+		return nil, err
+	}
+	ours, err := os.ReadFile(target)
+	if err != nil {
+		ours = nil // never equal to what is there: nothing is taken back
+	}
+	return func() error {
+		if top != "" {
+			return os.RemoveAll(top) // made for this change: nobody else knew it
+		}
+		cur, err := os.ReadFile(target)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return fmt.Errorf("remote request table %s: %w", target, err)
+		case ours == nil || !bytes.Equal(cur, ours):
+			return nil
+		case existed:
+			return atomicfile.WriteBytes(target, perm, before)
+		}
+		return os.Remove(target)
+	}, nil
 }
 
 // writeTo writes the table into dir (created if missing); with move, dir
