@@ -19,6 +19,7 @@ import (
 	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon/broker"
 	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/daemon/sparkplug"
@@ -58,7 +59,7 @@ type Daemon struct {
 	cfgPtr   atomic.Pointer[config.Config] // d.cfg, readable without d.mu (remote commands)
 	disp     *remote.Dispatcher
 	front    *remote.MQTT
-	lock     *stateLock      // the state folder's, held while the daemon runs
+	lock     *statelock.Lock // the state folder's, held while the daemon runs
 	restart  func()          // ends Run with ErrRestartRequested
 	base     context.Context // the Run context: parts live until it ends
 	notifier *Notifier       // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
@@ -112,7 +113,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return d, fmt.Errorf("state_dir %s: %w (set state_dir to a writable folder)", cfg.StateDir, err)
 	}
-	if d.lock, err = lockStateDir(cfg.StateDir); err != nil {
+	if d.lock, err = statelock.Take(cfg.StateDir); err != nil {
 		return d, err
 	}
 	if cfg.Capture.Source == config.SourceFolder || cfg.Capture.Source == config.SourceFile {
@@ -657,10 +658,10 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		return nil, err
 	}
 	ch := diffConfig(cur, next, d.deviceID, nextDev)
-	var newLock *stateLock
+	var newLock *statelock.Lock
 	giveBack := func() {} // leaves a refused state_dir as it was found
 	if next.StateDir != cur.StateDir {
-		if newLock, giveBack, err = claimStateDir(next.StateDir); err != nil {
+		if newLock, giveBack, err = statelock.Claim(next.StateDir); err != nil {
 			return nil, err
 		}
 	} else if err := atomicfile.MkdirAll(next.StateDir, 0o750); err != nil {
@@ -779,7 +780,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	}
 	d.deviceID, d.clientID = nextDev, clientID
 	if newLock != nil {
-		d.lock.release()
+		d.lock.Release()
 		d.lock = newLock
 		if err := d.disp.SetStateDir(next.StateDir); err != nil {
 			d.log.Error("remote request table not moved to the new state_dir: the next start will not know the requests answered and a push waiting for config-confirm", "error", err)
@@ -930,5 +931,5 @@ func (d *Daemon) stop() {
 		det.Close()
 	}
 	_ = d.folders.Close()
-	d.lock.release()
+	d.lock.Release()
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
@@ -564,12 +565,18 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(inUse, remote.StateFile), theirs, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lock, err := lockStateDir(inUse)
+	lock, err := statelock.Take(inUse)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lock.release()
+	defer lock.Release()
 	before := listDir(t, inUse)
+	// An old modification time tells a file rewritten (even with the same
+	// bytes, or put back) from one left alone.
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(inUse, remote.StateFile), old, old); err != nil {
+		t.Fatal(err)
+	}
 
 	rep := op.reply("cell9", "config", `{"id":"s1","config":{"state_dir":"`+inUse+`"}}`, 60*time.Second)
 	if rep["ok"] != false || !strings.Contains(fmt.Sprint(rep["error"]), "in use by another inspectd") {
@@ -580,6 +587,12 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(inUse, remote.StateFile)); string(got) != string(theirs) {
 		t.Errorf("the other daemon's request table was overwritten:\n%s", got)
+	}
+	// Not even for a moment: the folder in use is refused before the
+	// table is copied (a copy put back afterwards leaves a window in which
+	// the other daemon reads ours).
+	if fi, err := os.Stat(filepath.Join(inUse, remote.StateFile)); err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("the other daemon's request table was rewritten (and put back): %v", err)
 	}
 
 	// A new folder under a path where inspectd cannot start: its model

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon/internal/dirs"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 )
 
 // StateFile is the request table's file name in the state directory.
@@ -338,6 +339,13 @@ func (s *store) carryTo(dir string, now time.Time, window time.Duration) (func()
 	s.mu.Unlock()
 	if same {
 		return func() error { return nil }, nil
+	}
+	// Another inspectd's folder is refused before anything is written
+	// there: its table is its own. The take-back below covers what
+	// refuses the change later (a daemon that took the folder meanwhile,
+	// a model that does not load).
+	if err := statelock.Free(dir); err != nil {
+		return nil, err
 	}
 	top := dirs.FirstMissing(dir)
 	var before []byte

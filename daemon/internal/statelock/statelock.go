@@ -1,0 +1,128 @@
+// Package statelock holds the lock that gives one inspectd a state folder
+// of its own: two daemons on one folder would share the model, the MQTT
+// outbox (and send each other's messages) and the request tables. It is
+// its own package so that the remote front end can ask whether a folder
+// is taken before it writes anything there.
+package statelock
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
+	"github.com/inspectd/inspectd/daemon/internal/dirs"
+)
+
+// File is held locked (flock) by the daemon that uses a state folder, and
+// holds its process id. The lock ends with the process, so a killed daemon
+// never leaves a stale one.
+const File = ".inspectd.lock"
+
+// Lock is an exclusive lock on a state folder.
+type Lock struct {
+	f   *os.File
+	dir string
+}
+
+// Take takes the lock of dir, which must exist, or says which process
+// holds it.
+func Take(dir string) (*Lock, error) {
+	path := filepath.Join(dir, File)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("state_dir %s: %w", dir, err)
+	}
+	if err := flock(f, dir, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &Lock{f: f, dir: dir}, nil
+}
+
+// Free returns nil when no other process holds dir's lock (the folder or
+// its lock file missing included), else the error Take would return. It
+// creates and changes nothing, so a change of state_dir can be refused
+// before anything is written into a folder another inspectd uses. A
+// process that takes the lock after Free returned is still refused by
+// Take.
+func Free(dir string) error {
+	path := filepath.Join(dir, File)
+	f, err := os.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state_dir %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := flock(f, dir, path); err != nil {
+		return err
+	}
+	return unix.Flock(int(f.Fd()), unix.LOCK_UN)
+}
+
+// flock locks f exclusively without waiting; the error names the holder.
+func flock(f *os.File, dir, path string) error {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		who := "another process"
+		holder, _ := os.ReadFile(path)
+		if pid := strings.TrimSpace(string(holder)); pid != "" {
+			who = "process " + pid
+		}
+		return fmt.Errorf("state_dir %s is in use by another inspectd (%s): give every daemon a state_dir of its own", dir, who)
+	}
+	return fmt.Errorf("state_dir %s: lock: %w", dir, err)
+}
+
+// Claim creates dir if it is missing and takes its lock, for a change to
+// state_dir dir, and returns what gives the folder back as it was found
+// if the change is refused: the lock released, and the folders it
+// created, or else the lock file it created, removed (an empty folder or
+// a lock file left behind reads as a state folder in use).
+func Claim(dir string) (*Lock, func(), error) {
+	top := dirs.FirstMissing(dir)
+	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("state_dir %s: %w", dir, err)
+	}
+	lockFile := filepath.Join(dir, File)
+	_, err := os.Lstat(lockFile)
+	newLockFile := errors.Is(err, fs.ErrNotExist)
+	l, err := Take(dir)
+	giveBack := func() {
+		l.Release()
+		switch {
+		case top != "":
+			_ = os.RemoveAll(top) // made for this change: nobody else knew it
+		case newLockFile:
+			_ = os.Remove(lockFile)
+		}
+	}
+	if err != nil {
+		giveBack()
+		return nil, nil, err
+	}
+	return l, giveBack, nil
+}
+
+// Release lets another daemon use the folder. A nil Lock is allowed.
+func (l *Lock) Release() {
+	if l != nil && l.f != nil {
+		_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+		_ = l.f.Close()
+		l.f = nil
+	}
+}
