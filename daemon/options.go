@@ -101,7 +101,19 @@ func CacheDir(cfg *config.Config) string {
 	return cfg.StateDir
 }
 
+// FieldError is a configuration value that is valid on its own but
+// cannot be used here (a backbone file missing, a memory budget this
+// machine cannot give, a precision its CPU lacks): Field names the key.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
 // ModelOptions maps the configuration onto the model package's options.
+// Its errors are *FieldError, naming the key that cannot be used.
 func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -110,7 +122,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	a := cfg.Capture.Align // registration runs before the backbone, fitted with the model
 	bbPath, err := BackbonePath(m.Backbone)
 	if err != nil {
-		return model.Options{}, err
+		return model.Options{}, &FieldError{Field: "model.backbone", Err: err}
 	}
 	budget, err := m.MemoryBudget.Resolve(m.MemoryFraction, func() (uint64, error) {
 		mem, err := sysmem.Available()
@@ -121,10 +133,10 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		return uint64(max(mem.Bytes, 0)), nil
 	})
 	if err != nil {
-		return model.Options{}, fmt.Errorf("model.memory_budget: %w", err)
+		return model.Options{}, &FieldError{Field: "model.memory_budget", Err: err}
 	}
 	if budget == 0 {
-		return model.Options{}, errors.New("model.memory_budget resolved to 0 bytes")
+		return model.Options{}, &FieldError{Field: "model.memory_budget", Err: errors.New("resolved to 0 bytes")}
 	}
 	var defaultTaps []string
 	named := ""
@@ -138,7 +150,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	}
 	if m.Recipe != model.RecipeAuto && m.Recipe != model.RecipeFixed {
 		if _, err := model.ParseRecipe(m.Recipe, m.Taps); err != nil {
-			return model.Options{}, fmt.Errorf("model.recipe: %w", err)
+			return model.Options{}, &FieldError{Field: "model.recipe", Err: err}
 		}
 	}
 	var mean, std [3]float32
@@ -149,7 +161,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	switch m.Precision {
 	case "float16":
 		if !padim.HalfSupported() {
-			return model.Options{}, errors.New("model.precision: float16 needs an x86-64 CPU with AVX2, FMA and F16C, which this one is not; use auto (float32 here) or float32")
+			return model.Options{}, &FieldError{Field: "model.precision", Err: errors.New("float16 needs an x86-64 CPU with AVX2, FMA and F16C, which this one is not; use auto (float32 here) or float32")}
 		}
 		half = true
 	case "auto", "":
@@ -157,7 +169,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	}
 	probe, err := backbone.SelfProbeCommand()
 	if err != nil {
-		return model.Options{}, err
+		return model.Options{}, &FieldError{Field: "model.optimize", Err: err}
 	}
 	if testing.Testing() {
 		// A test binary cannot serve "inspectd model probe": it would run

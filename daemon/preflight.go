@@ -124,13 +124,18 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	// the backbone would otherwise meet only at the next check. Only
 	// loading it needs the backbone.
 	mopts, err := ModelOptions(cfg, log)
-	if err == nil {
-		err = tryBackbone(mopts.Backbone)
+	var fe *FieldError
+	switch {
+	case errors.As(err, &fe):
+		add(fe.Field, true, "%v", fe.Err)
+	case err != nil:
+		add("model", true, "%v", err)
+	default:
+		if err = tryBackbone(mopts.Backbone); err != nil {
+			add("model.backbone", true, "%v", err)
+		}
 	}
 	bbOK := err == nil
-	if err != nil {
-		add("model.backbone", true, "%v", err)
-	}
 	path := cfg.ModelPath()
 	if !stateOK && cfg.Model.Path == "" {
 		return out // the model lives in state_dir: said above

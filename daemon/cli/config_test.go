@@ -383,3 +383,23 @@ func TestConfigCheckCountsEveryProblem(t *testing.T) {
 		t.Errorf("backbone garbage, a model file: exit %d, stdout lacks %q or the unchecked model:\n%s\nstderr:\n%s", code, want, out, errs)
 	}
 }
+
+// TestConfigCheckNamesTheFieldThatCannotBeUsed: a value valid on its own
+// that this machine cannot use (a memory fraction that leaves 0 bytes) is
+// filed under its own key, not under model.backbone.
+func TestConfigCheckNamesTheFieldThatCannotBeUsed(t *testing.T) {
+	dir := t.TempDir()
+	frames := filepath.Join(dir, "frames")
+	if err := os.MkdirAll(frames, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "check.yaml")
+	body := "state_dir: " + dir + "\ncapture: {source: folder, folder: {path: " + frames + "}}\nmodel: {memory_fraction: 0.000000000001}\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runConfigCLI("config", "check", cfg)
+	if want := cfg + ": model.memory_budget: resolved to 0 bytes"; code != 1 || !strings.Contains(errs, want) || strings.Contains(errs, "model.backbone") {
+		t.Errorf("exit %d, stderr lacks %q or files it under model.backbone:\n%s", code, want, errs)
+	}
+}
