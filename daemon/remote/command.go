@@ -105,19 +105,47 @@ type Events interface {
 }
 
 // emit hands an event to every front end; it reports whether one took it.
+// A front end that cannot publish an event is logged once until it
+// publishes that event again: a refit reports progress every second, and
+// a broker outage would otherwise log a line per report.
 func (e *Env) emit(name string, payload []byte, qos byte) bool {
 	e.d.mu.Lock()
 	sinks := slices.Clone(e.d.sinks)
 	e.d.mu.Unlock()
 	ok := false
 	for _, s := range sinks {
-		if err := s.Emit(name, payload, qos); err != nil {
-			e.Log.Warn("remote event not published", "event", name, "error", err)
-			continue
+		err := s.Emit(name, payload, qos)
+		key := eventSink{s, name}
+		e.d.mu.Lock()
+		was := e.d.eventFailing[key]
+		if err != nil {
+			if e.d.eventFailing == nil {
+				e.d.eventFailing = map[eventSink]bool{}
+			}
+			e.d.eventFailing[key] = true
+		} else {
+			delete(e.d.eventFailing, key)
 		}
-		ok = true
+		e.d.mu.Unlock()
+		switch {
+		case err != nil && !was:
+			e.Log.Warn("remote event not published (logged again only after one is published)", "event", name, "error", err)
+		case err != nil:
+			e.Log.Debug("remote event not published", "event", name, "error", err)
+		case was:
+			e.Log.Info("remote event published again", "event", name)
+		}
+		if err == nil {
+			ok = true
+		}
 	}
 	return ok
+}
+
+// eventSink is one front end's events of one name.
+type eventSink struct {
+	sink Events
+	name string
 }
 
 // running returns the background job in progress, nil if none.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -78,16 +79,19 @@ type Dispatcher struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu          sync.Mutex
-	connected   time.Time // when a front end last moved to a new connection (Attach)
-	deviceID    string
-	closed      bool
-	job         *job
-	sinks       []Events
-	interrupted []*entry
-	keysOf      *config.Config // the configuration keys were parsed from
-	keys        map[string]ed25519.PublicKey
-	keysErr     error
+	mu        sync.Mutex
+	connected time.Time // when a front end last moved to a new connection (Attach)
+	deviceID  string
+	closed    bool
+	job       *job
+	sinks     []Events
+	// eventFailing marks the front ends' events whose last publish
+	// failed (Env.emit), so that an outage is logged once.
+	eventFailing map[eventSink]bool
+	interrupted  []*entry
+	keysOf       *config.Config // the configuration keys were parsed from
+	keys         map[string]ed25519.PublicKey
+	keysErr      error
 }
 
 type item struct {
@@ -192,6 +196,7 @@ func (d *Dispatcher) AddEvents(e Events) {
 func (d *Dispatcher) RemoveEvents(e Events) {
 	d.mu.Lock()
 	d.sinks = slices.DeleteFunc(d.sinks, func(x Events) bool { return x == e })
+	maps.DeleteFunc(d.eventFailing, func(k eventSink, _ bool) bool { return k.sink == e })
 	d.mu.Unlock()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -641,5 +642,49 @@ func TestRefusalsKeepTheID(t *testing.T) {
 		base64.StdEncoding.EncodeToString([]byte(`{"id":"env1"}`)) + `","sig":"AA=="}`
 	if rep := r.do("status", env); rep.OK || rep.ID != "env1" {
 		t.Errorf("an envelope with a bad ts: reply %+v", rep)
+	}
+}
+
+// flakySink is a front end whose publishes fail while down is set.
+type flakySink struct{ down atomic.Bool }
+
+func (f *flakySink) Emit(string, []byte, byte) error {
+	if f.down.Load() {
+		return errors.New("not connected")
+	}
+	return nil
+}
+
+// TestEventFailureLoggedOncePerOutage: a refit reports progress every
+// second; a broker outage must log one line, not one per report, and say
+// when events go out again.
+func TestEventFailureLoggedOncePerOutage(t *testing.T) {
+	r := newRig(t, "")
+	f := &flakySink{}
+	r.d.AddEvents(f)
+	env := &Env{Log: r.d.log, d: r.d}
+	f.down.Store(true)
+	for range 5 {
+		if !env.emit("refit", []byte("{}"), 0) {
+			t.Fatal("the working front end took no event")
+		}
+	}
+	if n := r.log.count("WARN remote event not published"); n != 1 {
+		t.Fatalf("%d warnings over one outage of 5 reports, want 1:\n%s", n, r.log.all())
+	}
+	f.down.Store(false)
+	env.emit("refit", []byte("{}"), 0)
+	env.emit("refit", []byte("{}"), 0)
+	if n := r.log.count("INFO remote event published again", "event=refit"); n != 1 {
+		t.Fatalf("%d lines saying events go out again, want 1:\n%s", n, r.log.all())
+	}
+	f.down.Store(true)
+	env.emit("refit", []byte("{}"), 0)
+	if n := r.log.count("WARN remote event not published"); n != 2 {
+		t.Fatalf("%d warnings after a second outage, want 2:\n%s", n, r.log.all())
+	}
+	r.d.RemoveEvents(f)
+	if len(r.d.eventFailing) != 0 {
+		t.Errorf("a removed front end's failures are still kept: %v", r.d.eventFailing)
 	}
 }
