@@ -642,6 +642,13 @@ func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 // replaced last; if the new one cannot be made, the old settings are
 // restored. It returns the names of the parts that changed.
 func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, error) {
+	// A stop (SIGTERM) ends the change too: building a new detector can fit
+	// a model for minutes, and stop waits for d.mu, so a remote push
+	// (whose ctx is the dispatcher's, cancelled only after that) held the
+	// stop until the fit was done.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(d.base, cancel)()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ctx.Err() != nil || d.stopping.Load() {
@@ -698,6 +705,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		}
 		if err != nil {
 			undo()
+			if d.base.Err() != nil {
+				return nil, fmt.Errorf("inspectd is stopping; not applied (model: %w)", err)
+			}
 			if nm := (*noModelError)(nil); errors.As(err, &nm) {
 				return nil, err // names its key already
 			}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -36,6 +37,9 @@ type runningDaemon struct {
 	done    chan error
 	cancel  context.CancelFunc
 	ctx     context.Context
+	// fitFrames is RunOptions.FitFrames (0: 12), for a fit that must
+	// last.
+	fitFrames int
 }
 
 // baseYAML is a small synthetic line on the embedded broker: 160×120
@@ -106,7 +110,7 @@ func (r *runningDaemon) run() {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	ctx, started, done := r.ctx, r.d, r.done
 	go func() {
-		done <- Run(ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: 12,
+		done <- Run(ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: cmp.Or(r.fitFrames, 12),
 			Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&r.logs, testWriter(r.t)), nil)),
 			OnStarted: func(d *Daemon) { started <- d }})
 	}()

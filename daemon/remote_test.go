@@ -651,3 +651,47 @@ func listDir(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// TestStopEndsAPushThatFits: a push naming a model file that is not there
+// fits one (the synthetic line), which can take minutes; a SIGTERM meanwhile
+// must end the fit and the daemon at once, the push not applied (a stop
+// used to wait for the whole fit: systemd kills a service that does not
+// stop within its TimeoutStopSec).
+func TestStopEndsAPushThatFits(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		r.fitFrames = 100000 // minutes of fitting
+		return remoteYAML(b.URL, "cell7", "")(r)
+	})
+	r.daemon()
+	op.awaitCommands(r, "cell7")
+	missing := filepath.Join(r.dir, "elsewhere.safetensors")
+	op.send("inspectd/cell7/cmd/config", `{"id":"fit1","config":{"model":{"path":"`+missing+`"}}}`)
+	r.waitFor("the push's fit", func() bool { return strings.Contains(r.logs.String(), "no model yet: fitting") })
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		if err != nil {
+			t.Errorf("daemon ended with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a stop during a push's fit still waits after 20 s; log:\n%s", r.logs.String())
+	}
+	if !strings.Contains(r.logs.String(), "inspectd is stopping; not applied") {
+		t.Errorf("the push's end was not said; log:\n%s", r.logs.String())
+	}
+	c, err := config.Load(r.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Model.Path == missing {
+		t.Errorf("the push cut short by the stop is in the configuration file: model.path %s", c.Model.Path)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("the unfinished fit left %s: %v", missing, err)
+	}
+}
