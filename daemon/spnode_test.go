@@ -1,7 +1,11 @@
 package daemon
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,7 +14,9 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
@@ -108,10 +114,11 @@ func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
 }
 
 // TestSparkplugReboot: NCMD Node Control/Reboot ends the daemon with
-// ErrRestartRequested, for its service manager to start it again.
+// ErrRestartRequested, for its service manager to start it again, where
+// remote control takes unsigned commands.
 func TestSparkplugReboot(t *testing.T) {
 	r := startDaemon(t, func(r *runningDaemon) string {
-		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1)
+		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1) + "remote: {allow_unsigned: true}\n"
 	})
 	r.daemon()
 	host := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(r.port)).SetClientID("scada-host"))
@@ -141,6 +148,218 @@ func TestSparkplugReboot(t *testing.T) {
 		case <-time.After(500 * time.Millisecond):
 		case <-deadline:
 			t.Fatal("the daemon did not stop on Node Control/Reboot")
+		}
+	}
+}
+
+// spHost is a Sparkplug host for daemon tests: it learns the aliases from
+// the births and keeps every message with its metrics by name.
+type spHost struct {
+	c     mqtt.Client
+	mu    sync.Mutex
+	alias map[uint64]string
+	msgs  []spMsg
+}
+
+// spMsg is one message the host received, its metrics by name.
+type spMsg struct {
+	verb    string
+	metrics map[string]sppb.Metric
+}
+
+// newSPHost connects a host to r's embedded broker, subscribed to every
+// Sparkplug topic.
+func newSPHost(t *testing.T, r *runningDaemon) *spHost {
+	t.Helper()
+	h := &spHost{alias: map[uint64]string{}}
+	h.c = testbroker.Connect(t, mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:"+strconv.Itoa(r.port)).SetClientID("scada-host"),
+		testbroker.Sub{Topic: "spBv1.0/#", Handler: func(_ mqtt.Client, m mqtt.Message) {
+			parts := strings.Split(m.Topic(), "/")
+			if len(parts) < 4 || parts[1] == "STATE" {
+				return
+			}
+			var p sppb.Payload
+			if err := sppb.Unmarshal(m.Payload(), &p); err != nil {
+				t.Errorf("%s: %v", m.Topic(), err)
+				return
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			msg := spMsg{verb: parts[2], metrics: map[string]sppb.Metric{}}
+			for _, mt := range p.Metrics {
+				if mt.Name != "" && mt.HasAlias {
+					h.alias[mt.Alias] = mt.Name
+				}
+				name := mt.Name
+				if name == "" {
+					name = h.alias[mt.Alias]
+				}
+				msg.metrics[name] = mt
+			}
+			h.msgs = append(h.msgs, msg)
+		}})
+	return h
+}
+
+// mark is the number of messages received so far, for since.
+func (h *spHost) mark() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.msgs)
+}
+
+// find returns the first message from index from on with verb (any verb
+// when "") that has metric (any when "").
+func (h *spHost) find(from int, verb, metric string) (spMsg, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.msgs[min(from, len(h.msgs)):] {
+		if verb != "" && m.verb != verb {
+			continue
+		}
+		if _, ok := m.metrics[metric]; metric == "" || ok {
+			return m, true
+		}
+	}
+	return spMsg{}, false
+}
+
+// send publishes a command with one metric write on topic.
+func (h *spHost) send(t *testing.T, topic string, m sppb.Metric) {
+	t.Helper()
+	m.Timestamp = uint64(time.Now().UnixMilli())
+	b, err := (&sppb.Payload{Timestamp: m.Timestamp, Metrics: []sppb.Metric{m}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c.Publish(topic, 0, false, b).Wait()
+}
+
+// born asks for births until an NBIRTH and a DBIRTH arrive (the host may
+// have subscribed after the first ones; a rebirth sent before the edge
+// node subscribed is lost, as on any broker).
+func (h *spHost) born(t *testing.T, r *runningDaemon, ncmd string) {
+	t.Helper()
+	last := time.Time{}
+	r.waitFor("the births", func() bool {
+		if time.Since(last) > 2*time.Second {
+			last = time.Now()
+			h.send(t, ncmd, sppb.Metric{Name: "Node Control/Rebirth", DataType: sppb.TypeBoolean, Value: sppb.BoolValue(true)})
+		}
+		_, nb := h.find(0, "NBIRTH", "")
+		_, db := h.find(0, "DBIRTH", "")
+		return nb && db
+	})
+}
+
+// ended says whether Run has returned, and with what.
+func (r *runningDaemon) ended() (error, bool) {
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		return err, true
+	default:
+		return nil, false
+	}
+}
+
+// TestSparkplugRebootNeedsRemoteControl: Node Control/Reboot follows remote
+// control's rule for unsigned commands, as the threshold and refit writes
+// do: on a box that takes only signed commands, or has remote control off,
+// an NCMD (which carries no signature) is refused unauthorized in Command/
+// Last Reply and the log, and the daemon goes on. Node Control/Rebirth stays
+// open: it changes nothing, and hosts need it.
+func TestSparkplugRebootNeedsRemoteControl(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, remote, want string
+	}{
+		{"signed only", "remote: {trust_keys: {ops: " + base64.StdEncoding.EncodeToString(pub) + "}}\n", "unsigned"},
+		{"remote control off", "", "remote commands are off"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startDaemon(t, func(r *runningDaemon) string {
+				return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1) + tc.remote
+			})
+			r.daemon()
+			h := newSPHost(t, r)
+			const ncmd = "spBv1.0/inspectd/NCMD/cell1"
+			h.born(t, r, ncmd)
+
+			mark := h.mark()
+			h.send(t, ncmd, sppb.Metric{Name: "Node Control/Reboot", DataType: sppb.TypeBoolean, Value: sppb.BoolValue(true)})
+			var reply spMsg
+			r.waitFor("Command/Last Reply for the reboot", func() bool {
+				if err, ok := r.ended(); ok {
+					t.Fatalf("an unsigned Node Control/Reboot restarted the daemon (Run returned %v)", err)
+				}
+				var ok bool
+				reply, ok = h.find(mark, "DDATA", "Command/Last Reply")
+				return ok
+			})
+			if c := reply.metrics["Command/Last Command"].Value.Str; c != "reboot" {
+				t.Errorf("Command/Last Command %q, want reboot", c)
+			}
+			if ok := reply.metrics["Command/Last OK"]; ok.Value.Bool {
+				t.Error("Command/Last OK true for a refused reboot")
+			}
+			var rep map[string]any
+			if err := json.Unmarshal([]byte(reply.metrics["Command/Last Reply"].Value.Str), &rep); err != nil ||
+				rep["code"] != "unauthorized" || !strings.Contains(fmt.Sprint(rep["error"]), tc.want) {
+				t.Errorf("Command/Last Reply %v (%v); want code unauthorized, an error saying %q", rep, err, tc.want)
+			}
+			if !strings.Contains(r.logs.String(), "remote command refused") || !strings.Contains(r.logs.String(), "command=reboot") {
+				t.Errorf("no \"remote command refused\" log line for the reboot; log:\n%s", r.logs.String())
+			}
+			// The dispatcher refuses a threshold write the same way.
+			mark = h.mark()
+			h.send(t, "spBv1.0/inspectd/DCMD/cell1/cell1", sppb.Metric{Name: "Inspection/Threshold", DataType: sppb.TypeDouble, Value: sppb.DoubleValue(15)})
+			r.waitFor("Command/Last Reply for the threshold", func() bool {
+				var ok bool
+				reply, ok = h.find(mark, "DDATA", "Command/Last Reply")
+				return ok
+			})
+			var thr map[string]any
+			if err := json.Unmarshal([]byte(reply.metrics["Command/Last Reply"].Value.Str), &thr); err != nil ||
+				thr["code"] != rep["code"] || !strings.Contains(fmt.Sprint(thr["error"]), tc.want) {
+				t.Errorf("threshold write answered %v (%v), the reboot %v: remote control and the reboot disagree", thr, err, rep)
+			}
+			// A rebirth is still taken unsigned, and the daemon still runs.
+			mark = h.mark()
+			h.send(t, ncmd, sppb.Metric{Name: "Node Control/Rebirth", DataType: sppb.TypeBoolean, Value: sppb.BoolValue(true)})
+			r.waitFor("the NBIRTH of an unsigned rebirth", func() bool { _, ok := h.find(mark, "NBIRTH", ""); return ok })
+			if err, ok := r.ended(); ok {
+				t.Fatalf("daemon ended: %v", err)
+			}
+		})
+	}
+}
+
+// TestUnsignedRefusal: the reboot's rule is remote control's for unsigned
+// commands; a key that does not parse turns remote control off.
+func TestUnsignedRefusal(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rc   config.Remote
+		want string // "" when taken
+	}{
+		{config.Remote{AllowUnsigned: true}, ""},
+		{config.Remote{}, "remote commands are off: no remote.trust_keys"},
+		{config.Remote{AllowUnsigned: true, TrustKeys: map[string]string{"ops": base64.StdEncoding.EncodeToString(pub)}}, "unsigned: this box runs only commands signed by one of its trust keys (ops)"},
+		{config.Remote{TrustKeys: map[string]string{"bad": "AAAA"}}, "remote commands are off: remote.trust_keys.bad"},
+	} {
+		err := unsignedRefusal(&tc.rc)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: refused %v", tc.rc, err)
+		case tc.want != "" && (err == nil || err.Code != remote.CodeUnauthorized || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v; want unauthorized, %q", tc.rc, err, tc.want)
 		}
 	}
 }

@@ -90,12 +90,14 @@ type Options struct {
 	// mqtt.mask other than never).
 	Mask bool
 	// Submitter runs the DCMD writes of Inspection/Threshold,
-	// Command/Trigger and Command/Refit; nil refuses them.
+	// Command/Trigger and Command/Refit, and decides whether an NCMD
+	// Node Control/Reboot is taken (CommandReboot); nil refuses them all.
 	Submitter remote.Submitter
-	// OnReboot is called on an NCMD Node Control/Reboot = true, outside any
-	// lock, from the MQTT client's message goroutine: it must only start
-	// the restart (cancel a context), not wait for it. nil refuses the
-	// write. The daemon restarts itself; systemd brings it back.
+	// OnReboot is called when the Submitter answers a Node Control/Reboot
+	// = true OK, outside any lock, from the goroutine that delivers the
+	// reply: it must only start the restart (cancel a context), not wait
+	// for it. nil refuses the write. The daemon restarts itself; systemd
+	// brings it back.
 	OnReboot func()
 	// Carry, when set, is what the edge node this one replaces knew
 	// (Node.Carry): its births then say the counters and the latest
