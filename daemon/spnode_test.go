@@ -363,3 +363,44 @@ func TestUnsignedRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestSparkplugTriggerReplyIsTheJSONReply: Command/Last Reply for a DCMD
+// trigger is the object the JSON front end publishes for the same command
+// (the README says so): a trigger not taken carries "code": "failed" there
+// too, not only "error".
+func TestSparkplugTriggerReplyIsTheJSONReply(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: both, ", 1) + "remote: {allow_unsigned: true}\n"
+	})
+	r.daemon()
+	h := newSPHost(t, r)
+	h.born(t, r, "spBv1.0/inspectd/NCMD/cell1")
+	op := newOperator(t, "tcp://127.0.0.1:"+strconv.Itoa(r.port))
+	op.awaitCommands(r, "cell1")
+	// Free-run: neither trigger is taken.
+	jsonReply := op.reply("cell1", "trigger", `{"id":"json-1"}`, 30*time.Second)
+
+	mark := h.mark()
+	h.send(t, "spBv1.0/inspectd/DCMD/cell1/cell1", sppb.Metric{Name: "Command/Trigger", DataType: sppb.TypeString, Value: sppb.StringValue("sp-1")})
+	var m spMsg
+	r.waitFor("Command/Last Reply for the trigger", func() bool {
+		var ok bool
+		m, ok = h.find(mark, "DDATA", "Command/Last Reply")
+		return ok
+	})
+	var spReply map[string]any
+	if err := json.Unmarshal([]byte(m.metrics["Command/Last Reply"].Value.Str), &spReply); err != nil {
+		t.Fatal(err)
+	}
+	if spReply["id"] != "sp-1" {
+		t.Errorf("Command/Last Reply %v: id is not the trigger id", spReply)
+	}
+	delete(spReply, "id")
+	delete(jsonReply, "id")
+	if fmt.Sprint(spReply) != fmt.Sprint(jsonReply) {
+		t.Errorf("Command/Last Reply %v\nJSON reply          %v", spReply, jsonReply)
+	}
+	if spReply["code"] != "failed" {
+		t.Errorf("Command/Last Reply %v has no code failed", spReply)
+	}
+}

@@ -239,6 +239,18 @@ func (n *Node) reply(req remote.Request, r remote.Reply) {
 }
 
 func (n *Node) publishReply(req remote.Request, r remote.Reply) {
+	if !r.OK && r.Data["code"] == nil {
+		// Every failed reply says its code (remote.Reply); the dispatcher
+		// gives "failed" to a failure without one of its own, and a
+		// Submitter that answers outside it (the daemon's trigger intake)
+		// gets the same, so Last Reply is the JSON front end's object.
+		data := make(map[string]any, len(r.Data)+1)
+		for k, v := range r.Data {
+			data[k] = v
+		}
+		data["code"] = remote.CodeFailed
+		r.Data = data
+	}
 	text, err := json.Marshal(r)
 	if err != nil {
 		text = mustJSON(map[string]any{"id": r.ID, "ok": r.OK, "error": r.Error})

@@ -373,8 +373,10 @@ func TestCommandsReachSubmitter(t *testing.T) {
 	if ok := mustMetric(t, h, dd, "Command/Last OK"); ok.Value.Bool {
 		t.Error("Command/Last OK true for a failed command")
 	}
-	if rep := mustMetric(t, h, dd, "Command/Last Reply").Value.Str; !strings.Contains(rep, "model file is read-only") {
-		t.Errorf("Command/Last Reply %q", rep)
+	// A failure without a code gets "failed", as from the dispatcher.
+	if rep := mustMetric(t, h, dd, "Command/Last Reply").Value.Str; !strings.Contains(rep, "model file is read-only") ||
+		!strings.Contains(rep, `"code":"failed"`) {
+		t.Errorf("Command/Last Reply %q; want the error and code failed", rep)
 	}
 	thr := sub.requests()[1]
 	var body thresholdBody
