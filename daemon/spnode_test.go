@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
@@ -402,5 +403,85 @@ func TestSparkplugTriggerReplyIsTheJSONReply(t *testing.T) {
 	}
 	if spReply["code"] != "failed" {
 		t.Errorf("Command/Last Reply %v has no code failed", spReply)
+	}
+}
+
+// sparkplugTurnedOnMidRun runs a daemon on the JSON profile with every
+// inspection anomalous (a threshold far below any score), then pushes
+// mqtt.profile both, and returns the edge node's first DBIRTH with the
+// anomalous inspections /metrics had counted before the push and after
+// the birth.
+func sparkplugTurnedOnMidRun(t *testing.T) (r *runningDaemon, dbirth spMsg, before, after uint64) {
+	t.Helper()
+	yaml := func(r *runningDaemon, profile string) string {
+		y := strings.Replace(r.baseYAML("cell1"), "model: {features: 16, min_features: 16}",
+			"model: {features: 16, min_features: 16, threshold: {value: 0.01}}", 1)
+		return strings.Replace(y, "mqtt: {", "mqtt: {profile: "+profile+", ", 1)
+	}
+	r = startDaemon(t, func(r *runningDaemon) string { return yaml(r, "json") })
+	d := r.daemon()
+	h := newSPHost(t, r)
+	r.moreInspections(30)
+	anomalous := func() uint64 { return uint64(testutil.ToFloat64(d.metrics.Inspections.WithLabelValues("anomalous"))) }
+	before = anomalous()
+	if before == 0 {
+		t.Fatal("no anomalous inspection counted with threshold 0.01")
+	}
+	r.write(yaml(r, "both"))
+	r.hup()
+	r.waitFor("the DBIRTH after turning Sparkplug on", func() bool {
+		var ok bool
+		dbirth, ok = h.find(0, "DBIRTH", "")
+		return ok
+	})
+	return r, dbirth, before, anomalous()
+}
+
+// TestSparkplugCountsWhenTurnedOnMidRun: an edge node started by a
+// configuration change mid-run says the counts of the process, as
+// /metrics does, not 0: Stats/Anomalous Count is inspectd_inspections_total
+// {verdict="anomalous"}.
+func TestSparkplugCountsWhenTurnedOnMidRun(t *testing.T) {
+	_, db, before, after := sparkplugTurnedOnMidRun(t)
+	got := db.metrics["Stats/Anomalous Count"].Value.Uint
+	if got < before || got > after {
+		t.Errorf("DBIRTH Stats/Anomalous Count %d; /metrics counted %d before Sparkplug was turned on, %d after its birth", got, before, after)
+	}
+}
+
+// last is the latest value of metric the host received.
+func (h *spHost) last(metric string) (sppb.Metric, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := len(h.msgs) - 1; i >= 0; i-- {
+		if m, ok := h.msgs[i].metrics[metric]; ok {
+			return m, true
+		}
+	}
+	return sppb.Metric{}, false
+}
+
+// TestSparkplugErrorCountIsInspectionsTotalError: Stats/Error Count counts
+// what inspectd_inspections_total{verdict="error"} counts, inspections
+// that could not be made, as both are documented to; a trigger answered
+// with an error because it got no frame (here: free-run) is no
+// inspection, and shows in inspectd_triggers_total instead.
+func TestSparkplugErrorCountIsInspectionsTotalError(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1)
+	})
+	d := r.daemon()
+	h := newSPHost(t, r)
+	h.born(t, r, "spBv1.0/inspectd/NCMD/cell1")
+	mark := h.mark()
+	h.send(t, "spBv1.0/inspectd/DCMD/cell1/cell1", sppb.Metric{Name: "Command/Trigger", DataType: sppb.TypeString, Value: sppb.StringValue("sp-1")})
+	r.waitFor("the error result answering the trigger", func() bool {
+		m, ok := h.find(mark, "DDATA", "Inspection/Trigger ID")
+		return ok && m.metrics["Inspection/Trigger ID"].Value.Str == "sp-1"
+	})
+	time.Sleep(1500 * time.Millisecond) // a stats update, were the count to move later
+	want := uint64(testutil.ToFloat64(d.metrics.Inspections.WithLabelValues("error")))
+	if c, ok := h.last("Stats/Error Count"); !ok || c.Value.Uint != want {
+		t.Errorf("Stats/Error Count %d after a trigger answered with an error; inspectd_inspections_total{verdict=\"error\"} is %d", c.Value.Uint, want)
 	}
 }

@@ -103,6 +103,16 @@ type Options struct {
 	// (Node.Carry): its births then say the counters and the latest
 	// inspection and alarm, not zeros and nulls.
 	Carry *Carry
+	// Counts, when set, gives Stats/Anomalous Count and Stats/Error Count:
+	// the daemon's own counters of this process (its /metrics
+	// inspectd_inspections_total), so that an edge node started mid-run,
+	// by a configuration change to mqtt.profile sparkplug or both, says
+	// what the process counted before it rather than 0, and the two never
+	// disagree. It is read at New, with every anomalous or error result
+	// and every StatsInterval, without the node's lock. nil: the node
+	// counts the results it is given (Carry takes the counts across a
+	// replacement).
+	Counts func() Counts
 	// Camera reports whether frames are coming and, if not, why; it is
 	// polled every StatsInterval for Camera/Connected and Camera/Error.
 	// nil leaves those metrics null.
@@ -116,6 +126,16 @@ type Options struct {
 	// Logger receives one line per session event and per refused command;
 	// default slog.Default().
 	Logger *slog.Logger
+}
+
+// Counts are the daemon's cumulative inspection counters (Options.Counts).
+type Counts struct {
+	// Anomalous counts the inspections with verdict anomalous.
+	Anomalous uint64
+	// Errors counts the inspections that could not be made (the model or
+	// registration failed on the frame); a trigger that got no frame is
+	// not one.
+	Errors uint64
 }
 
 // Defaults for zero Options fields.
@@ -282,6 +302,9 @@ func New(o Options) (*Node, error) {
 			m := &n.dev.m[i]
 			m.val, m.null, m.ts, m.dirty = v.val, v.null, v.ts, true
 		}
+	}
+	if o.Counts != nil {
+		n.setCountsLocked(o.Counts(), now)
 	}
 	return n, nil
 }
