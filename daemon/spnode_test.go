@@ -422,6 +422,7 @@ func sparkplugTurnedOnMidRun(t *testing.T) (r *runningDaemon, dbirth spMsg, befo
 	d := r.daemon()
 	h := newSPHost(t, r)
 	r.moreInspections(30)
+	r.waitFor("a measured inspection rate", func() bool { return d.Status().InspectionsPerSecond > 0 })
 	anomalous := func() uint64 { return uint64(testutil.ToFloat64(d.metrics.Inspections.WithLabelValues("anomalous"))) }
 	before = anomalous()
 	if before == 0 {
@@ -483,5 +484,44 @@ func TestSparkplugErrorCountIsInspectionsTotalError(t *testing.T) {
 	want := uint64(testutil.ToFloat64(d.metrics.Inspections.WithLabelValues("error")))
 	if c, ok := h.last("Stats/Error Count"); !ok || c.Value.Uint != want {
 		t.Errorf("Stats/Error Count %d after a trigger answered with an error; inspectd_inspections_total{verdict=\"error\"} is %d", c.Value.Uint, want)
+	}
+}
+
+// TestSparkplugRateInTheFirstBirth: the DBIRTH of an edge node started
+// while the line runs says the inspection rate, not 0.0: the node's own
+// meter had no two samples yet at its first birth, right after the
+// CONNECT, and so said 0 in every birth that followed a connect.
+func TestSparkplugRateInTheFirstBirth(t *testing.T) {
+	r, db, _, _ := sparkplugTurnedOnMidRun(t)
+	rate := db.metrics["Stats/Inspections per Second"]
+	st := r.daemon().Status()
+	if rate.IsNull || rate.Value.Float64 <= 0 {
+		t.Errorf("DBIRTH Stats/Inspections per Second %+v while the daemon inspects %.1f/s", rate, st.InspectionsPerSecond)
+	}
+}
+
+// TestRateMeterOver: the edge node's rate is the daemon's count over the
+// last few seconds of one-second samples, not over the minute the meter
+// keeps for the status command.
+func TestRateMeterOver(t *testing.T) {
+	var r rateMeter
+	if _, ok := r.over(5 * time.Second); ok {
+		t.Error("a rate without samples")
+	}
+	t0 := time.Now()
+	for i := 0; i <= 30; i++ { // 10 per second for 30 s
+		r.samples = append(r.samples, rateSample{t0.Add(time.Duration(i) * time.Second), uint64(10 * i)})
+	}
+	if v, ok := r.over(5 * time.Second); !ok || v != 10 {
+		t.Errorf("over 5 s: %v, %v; want 10", v, ok)
+	}
+	for i := 31; i <= 36; i++ { // then 6 s without an inspection
+		r.samples = append(r.samples, rateSample{t0.Add(time.Duration(i) * time.Second), 300})
+	}
+	if v, _ := r.over(5 * time.Second); v != 0 {
+		t.Errorf("over 5 s after 6 s without inspections: %v; want 0", v)
+	}
+	if v := r.perSecond(); v == 0 {
+		t.Error("the minute's average fell to 0 with the last seconds'")
 	}
 }

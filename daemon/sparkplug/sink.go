@@ -226,12 +226,20 @@ func (n *Node) stats() {
 			// not each: the error count moves between results too.
 			c = n.o.Counts()
 		}
+		var rate float64
+		var rateOK bool
+		if n.o.Rate != nil {
+			rate, rateOK = n.o.Rate()
+		}
 		n.mu.Lock()
 		if n.o.Counts != nil {
 			n.setCountsLocked(c, nowMS())
 		}
-		if v, ok := n.rate.add(time.Now(), n.lastSeq); ok {
-			n.dev.set(dRate, sppb.DoubleValue(v), nowMS())
+		if n.o.Rate == nil {
+			rate, rateOK = n.rate.add(time.Now(), n.lastSeq)
+		}
+		if rateOK {
+			n.dev.set(dRate, sppb.DoubleValue(tenth(rate)), nowMS())
 		}
 		_ = n.flushLocked(&n.dev, n.topics.DDATA)
 		n.mu.Unlock()
@@ -284,8 +292,12 @@ func (r *rateMeter) add(t time.Time, seq uint64) (float64, bool) {
 	if len(r.samples) < 2 || dt <= 0 {
 		return 0, false
 	}
-	return math.Round(float64(seq-first.seq)/dt*10) / 10, true
+	return tenth(float64(seq-first.seq) / dt), true
 }
+
+// tenth rounds a rate to a tenth: the metric changes, and a DDATA goes
+// out, only when the rate does by that much.
+func tenth(v float64) float64 { return math.Round(v*10) / 10 }
 
 // clip makes s valid UTF-8 of at most max bytes, cut on a rune boundary.
 func clip(s string, max int) string {

@@ -117,11 +117,18 @@ type Options struct {
 	// polled every StatsInterval for Camera/Connected and Camera/Error.
 	// nil leaves those metrics null.
 	Camera func() (ok bool, detail string)
+	// Rate, when set, gives Stats/Inspections per Second, read at New and
+	// every StatsInterval without the node's lock: the daemon measures it
+	// all along, whereas a meter of the node's own has no two samples
+	// before its first births, sent right after the CONNECT, which then
+	// said 0 on every connect and reload. ok false: not measured yet. nil:
+	// the node measures it from the results' Seq over RateWindow.
+	Rate func() (perSecond float64, ok bool)
 	// StatsInterval is how often Camera is polled and Stats/Inspections per
 	// Second recomputed (default 1s).
 	StatsInterval time.Duration
 	// RateWindow is the span Stats/Inspections per Second averages over
-	// (default 5s).
+	// (default DefaultRateWindow; the daemon's Rate uses that too).
 	RateWindow time.Duration
 	// Logger receives one line per session event and per refused command;
 	// default slog.Default().
@@ -305,6 +312,11 @@ func New(o Options) (*Node, error) {
 	}
 	if o.Counts != nil {
 		n.setCountsLocked(o.Counts(), now)
+	}
+	if o.Rate != nil {
+		if v, ok := o.Rate(); ok {
+			n.dev.set(dRate, sppb.DoubleValue(tenth(v)), now)
+		}
 	}
 	return n, nil
 }

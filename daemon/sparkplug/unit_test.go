@@ -308,3 +308,23 @@ func TestCountsFromTheDaemon(t *testing.T) {
 	_ = n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 10, FrameTime: time.Now(), Score: 20, Threshold: 10}, Anomalous: true, Verdict: "anomalous"}, 1)
 	check("after an anomalous inspection", 78, 5)
 }
+
+// TestRateFromTheDaemon: with Options.Rate the first birth already says
+// the daemon's measured rate, to a tenth; not measured yet leaves 0.
+func TestRateFromTheDaemon(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		ok   bool
+		want float64
+	}{{12.34, true, 12.3}, {0, false, 0}} {
+		o := Options{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "c", GroupID: "Plant 1", EdgeNodeID: "e", DeviceID: "d", Logger: discard(),
+			Rate: func() (float64, bool) { return tc.v, tc.ok }}
+		n, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := n.dev.m[dRate]; m.null || m.val.Float64 != tc.want {
+			t.Errorf("Rate %v, %v: Stats/Inspections per Second %+v at New, want %v", tc.v, tc.ok, m.val, tc.want)
+		}
+	}
+}
