@@ -37,7 +37,7 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string,
 		Brokers: d.brokerURLs(cfg), ClientID: cfg.SparkplugClientID(clientID), Username: m.Username, Password: m.Password,
 		TLS: tc, KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
 		GroupID: cfg.Sparkplug.GroupID, EdgeNodeID: nodeID, DeviceID: deviceID, PrimaryHostID: cfg.Sparkplug.PrimaryHostID,
-		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, Submitter: rebootGate{d: d, next: d.submitter()},
+		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, JSONDelivers: m.UsesJSON(), Submitter: rebootGate{d: d, next: d.submitter()},
 		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart, Carry: carry, Counts: d.inspectionCounts(),
 		Rate: func() (float64, bool) { return d.rate.over(sparkplug.DefaultRateWindow) },
 	})

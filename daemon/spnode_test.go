@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
@@ -523,5 +525,40 @@ func TestRateMeterOver(t *testing.T) {
 	}
 	if v := r.perSecond(); v == 0 {
 		t.Error("the minute's average fell to 0 with the last seconds'")
+	}
+}
+
+// TestSparkplugHealthWaitingForPrimaryHost: while the Sparkplug side waits
+// for its primary host, a box on mqtt.profile both delivers everything on
+// the JSON topics and /healthz says 200, with the wait in the MQTT detail;
+// on mqtt.profile sparkplug it delivers nothing and /healthz says 503.
+func TestSparkplugHealthWaitingForPrimaryHost(t *testing.T) {
+	for _, tc := range []struct {
+		profile string
+		want    int
+	}{{"both", http.StatusOK}, {"sparkplug", http.StatusServiceUnavailable}} {
+		t.Run(tc.profile, func(t *testing.T) {
+			r := startDaemon(t, func(r *runningDaemon) string {
+				y := strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: "+tc.profile+", ", 1)
+				y = strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
+				return y + "sparkplug: {primary_host_id: IamHost}\n"
+			})
+			url := r.httpURL()
+			var code int
+			var report httpapi.HealthReport
+			r.waitFor("camera and model healthy, Sparkplug waiting for its host", func() bool {
+				resp, err := http.Get(url + "/healthz")
+				if err != nil {
+					return false
+				}
+				defer resp.Body.Close()
+				code, report = resp.StatusCode, httpapi.HealthReport{}
+				_ = json.NewDecoder(resp.Body).Decode(&report)
+				return report.Camera.OK && report.Model.OK && strings.Contains(report.MQTT.Detail, "waiting for primary host IamHost")
+			})
+			if code != tc.want || report.MQTT.OK != (tc.want == http.StatusOK) {
+				t.Errorf("/healthz %d, mqtt %+v; want %d", code, report.MQTT, tc.want)
+			}
+		})
 	}
 }

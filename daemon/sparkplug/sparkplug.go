@@ -83,6 +83,14 @@ type Options struct {
 	// spBv1.0/STATE/<PrimaryHostID> says the host is online, and end the
 	// session (NDEATH, DISCONNECT, a new CONNECT) when it goes offline.
 	PrimaryHostID string
+	// JSONDelivers says the JSON topics carry the results too (mqtt.profile
+	// both). Health then reports a wait for the primary host as healthy,
+	// saying so in its detail: the box delivers everything to its JSON
+	// consumers, and waiting is what the specification asks of an edge
+	// node whose host is offline, a fault of the host's to be seen there.
+	// Without it (profile sparkplug) the box delivers nothing meanwhile,
+	// and Health says so. Not being connected is unhealthy either way.
+	JSONDelivers bool
 	// StateDir holds the bdSeq file (BdSeqFile); empty keeps it in memory,
 	// so a restart starts again at 0 (tests only).
 	StateDir string
@@ -410,8 +418,9 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // Health reports whether hosts are getting data now (births sent in a live
-// session); detail says what the node waits for otherwise. It satisfies the
-// HTTP API's health-checker interface.
+// session), or, with Options.JSONDelivers, whether the node is connected
+// and only waits for its primary host; detail says what the node waits for
+// otherwise. It satisfies the HTTP API's health-checker interface.
 func (n *Node) Health() (bool, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -422,8 +431,14 @@ func (n *Node) Health() (bool, string) {
 		return false, "not started"
 	case n.born:
 		return true, fmt.Sprintf("online as %s (bdSeq %d)", n.topics.NBIRTH, n.sess.bdSeq)
+	case n.sess != nil && n.sess.ready && n.o.PrimaryHostID != "" && !n.hostUp:
+		detail := fmt.Sprintf("connected, waiting for primary host %s to be online", n.o.PrimaryHostID)
+		if n.o.JSONDelivers {
+			detail += " (the JSON topics deliver meanwhile)"
+		}
+		return n.o.JSONDelivers, detail
 	case n.sess != nil:
-		return false, fmt.Sprintf("connected, waiting for primary host %s to be online", n.o.PrimaryHostID)
+		return false, "connected, births not sent yet"
 	case n.lastErr != "":
 		return false, "not connected: " + n.lastErr
 	}

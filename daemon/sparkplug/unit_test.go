@@ -328,3 +328,24 @@ func TestRateFromTheDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthWhileWaitingForHost: a wait for the primary host is healthy
+// only where the JSON topics deliver the results meanwhile; not being
+// connected never is.
+func TestHealthWhileWaitingForHost(t *testing.T) {
+	for _, json := range []bool{false, true} {
+		n, err := New(Options{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "c", GroupID: "g", EdgeNodeID: "e", DeviceID: "d",
+			PrimaryHostID: "IamHost", JSONDelivers: json, Logger: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.started, n.lastErr = true, "connection refused"
+		if ok, detail := n.Health(); ok {
+			t.Errorf("JSONDelivers %v: healthy while not connected (%s)", json, detail)
+		}
+		n.sess = &session{ready: true}
+		if ok, detail := n.Health(); ok != json || !strings.Contains(detail, "waiting for primary host IamHost") {
+			t.Errorf("JSONDelivers %v: Health() = %v, %q while waiting for the host", json, ok, detail)
+		}
+	}
+}
