@@ -1,8 +1,15 @@
 package daemon
 
 import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/daemon/sparkplug"
 )
 
@@ -30,8 +37,9 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string,
 		Brokers: d.brokerURLs(cfg), ClientID: cfg.SparkplugClientID(clientID), Username: m.Username, Password: m.Password,
 		TLS: tc, KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
 		GroupID: cfg.Sparkplug.GroupID, EdgeNodeID: nodeID, DeviceID: deviceID, PrimaryHostID: cfg.Sparkplug.PrimaryHostID,
-		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, Submitter: d.submitter(),
-		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart, Carry: carry,
+		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, JSONDelivers: m.UsesJSON(), Submitter: rebootGate{d: d, next: d.submitter()},
+		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart, Carry: carry, Counts: d.inspectionCounts(),
+		Rate: func() (float64, bool) { return d.rate.over(sparkplug.DefaultRateWindow) },
 	})
 	if err != nil {
 		return nil, err
@@ -42,6 +50,66 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string,
 	return n, nil
 }
 
+// inspectionCounts reads the process's inspection counters for the edge
+// node's Stats/Anomalous Count and Stats/Error Count: those of /metrics
+// (inspectd_inspections_total by verdict), which count every inspection
+// since the start whatever the MQTT profile was, so that Sparkplug and
+// Prometheus never disagree. The counters are gathered through a registry
+// of their own: Prometheus counters have no getter, and the whole /metrics
+// registry would read the process and Go runtime stats every time. nil
+// (the edge node counts for itself) if they cannot be registered there.
+func (d *Daemon) inspectionCounts() func() sparkplug.Counts {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(d.metrics.Inspections); err != nil {
+		d.log.Warn("Sparkplug counters start from 0: inspection counters not readable", "err", err)
+		return nil
+	}
+	return func() sparkplug.Counts {
+		var c sparkplug.Counts
+		mfs, _ := reg.Gather() // with an error, still what could be gathered
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() != "verdict" {
+						continue
+					}
+					switch v := uint64(m.GetCounter().GetValue()); l.GetValue() {
+					case "anomalous":
+						c.Anomalous = v
+					case "error":
+						c.Errors = v
+					}
+				}
+			}
+		}
+		return c
+	}
+}
+
+// over is the inspection rate over about the last window (at most window,
+// in the loop's one-second samples), for the edge node's Stats/Inspections
+// per Second; ok false before two samples. The status command's
+// perSecond averages over the whole minute the meter keeps.
+func (r *rateMeter) over(window time.Duration) (float64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.samples)
+	if n < 2 {
+		return 0, false
+	}
+	last := r.samples[n-1]
+	i := n - 2
+	for i > 0 && last.at.Sub(r.samples[i-1].at) <= window {
+		i--
+	}
+	first := r.samples[i]
+	dt := last.at.Sub(first.at).Seconds()
+	if dt <= 0 || last.count < first.count {
+		return 0, false
+	}
+	return float64(last.count-first.count) / dt, true
+}
+
 // requestRestart ends the daemon for its service manager to start it again
 // (Sparkplug Node Control/Reboot). It only starts the stop: the edge node
 // calls it from its MQTT goroutine.
@@ -50,4 +118,58 @@ func (d *Daemon) requestRestart() {
 	if d.restart != nil {
 		d.restart()
 	}
+}
+
+// rebootGate is the edge node's Submitter: Node Control/Reboot
+// (sparkplug.CommandReboot) is decided here, everything else goes to next.
+// A restart is remote control, so it follows the rule the dispatcher
+// applies to the other Sparkplug writes, which come unsigned as every NCMD
+// and DCMD does: taken only where remote control runs unsigned commands
+// (remote.allow_unsigned and no remote.trust_keys), refused unauthorized
+// otherwise, with the dispatcher's log line and reply. Without it any
+// client that reached the broker could restart the box, over and over
+// until systemd's start limit stopped it for good.
+type rebootGate struct {
+	d    *Daemon
+	next remote.Submitter
+}
+
+// Submit implements remote.Submitter.
+func (g rebootGate) Submit(req remote.Request, done func(remote.Reply)) {
+	if req.Name != sparkplug.CommandReboot {
+		g.next.Submit(req, done)
+		return
+	}
+	// done is called from another goroutine, as the Submitter contract
+	// says: the edge node may hold its lock while it submits.
+	if err := unsignedRefusal(&g.d.cfgPtr.Load().Remote); err != nil {
+		g.d.log.Warn("remote command refused", "component", "remote", "command", req.Name, "id", req.ID, "origin", req.Origin, "error", err)
+		go done(remote.Reply{ID: req.ID, Error: err.Error(), Data: map[string]any{"code": err.Code}})
+		return
+	}
+	go done(remote.Reply{ID: req.ID, OK: true, Data: map[string]any{"restarting": true}})
+}
+
+// unsignedRefusal is why remote control refuses an unsigned command under
+// rc, nil when it runs one: the dispatcher's rule (remote.Dispatcher
+// authenticate), for the one command that does not go through it.
+// TestSparkplugRebootNeedsRemoteControl checks the two agree.
+func unsignedRefusal(rc *config.Remote) *remote.Error {
+	keys, err := rc.Keys()
+	switch {
+	case err != nil:
+		return &remote.Error{Code: remote.CodeUnauthorized, Msg: "remote commands are off: " + err.Error()}
+	case len(keys) > 0:
+		names := make([]string, 0, len(keys))
+		for k := range keys {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		return &remote.Error{Code: remote.CodeUnauthorized, Msg: "unsigned: this box runs only commands signed by one of its trust keys (" +
+			strings.Join(names, ", ") + "), and a Sparkplug NCMD carries no signature: Node Control/Reboot is refused (restart inspectd on the box)"}
+	case !rc.AllowUnsigned:
+		return &remote.Error{Code: remote.CodeUnauthorized, Msg: "remote commands are off: no remote.trust_keys are configured and remote.allow_unsigned is false; " +
+			"Node Control/Reboot is taken only where remote.allow_unsigned is true (a trusted network)"}
+	}
+	return nil
 }

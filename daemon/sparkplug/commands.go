@@ -31,6 +31,13 @@ const (
 	// CommandRefit: {"id": "...", "count": <frames>}, count left out for
 	// the daemon's default.
 	CommandRefit = "refit"
+	// CommandReboot: {"id": "..."}, for Node Control/Reboot = true. It is
+	// not one of the dispatcher's commands: the Submitter decides whether
+	// this box takes it, by the rule remote control applies to the other
+	// writes (an NCMD carries no signature), and answers OK to go ahead;
+	// OnReboot is called then. A restart is remote control: left open, any
+	// client that reaches the broker could restart the box at will.
+	CommandReboot = "reboot"
 )
 
 type thresholdBody struct {
@@ -49,6 +56,10 @@ type triggerBody struct {
 type refitBody struct {
 	ID    string `json:"id"`
 	Count uint32 `json:"count,omitempty"`
+}
+
+type rebootBody struct {
+	ID string `json:"id"`
 }
 
 // action is one validated command metric, to run once all are valid.
@@ -144,8 +155,12 @@ func (n *Node) checkWrite(c *catalog, dev bool, m *sppb.Metric, frames *uint32) 
 	}
 	a := action{metric: i, dev: dev, val: m.Value}
 	switch {
-	case !dev && i == nReboot && m.Value.Bool && n.o.OnReboot == nil:
-		return a, errors.New("Node Control/Reboot is not enabled in this daemon")
+	case !dev && i == nReboot && m.Value.Bool:
+		if n.o.OnReboot == nil {
+			return a, errors.New("Node Control/Reboot is not enabled in this daemon")
+		}
+		id := n.requestID()
+		a.req = &remote.Request{ID: id, Name: CommandReboot, Body: mustJSON(rebootBody{ID: id})}
 	case dev && i == dThreshold:
 		v := m.Value.Float64
 		if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
@@ -199,11 +214,6 @@ func (n *Node) apply(a action) {
 		n.born = false
 		n.birthLocked("rebirth requested")
 		n.mu.Unlock()
-	case !a.dev && a.metric == nReboot:
-		if a.val.Bool {
-			n.log.Warn("sparkplug Node Control/Reboot requested by the host")
-			n.o.OnReboot()
-		}
 	case a.dev && a.metric == dRefitFrames:
 		n.mu.Lock()
 		n.dev.set(dRefitFrames, a.val, nowMS())
@@ -218,8 +228,29 @@ func (n *Node) apply(a action) {
 
 // reply publishes a command's outcome: Command/Last Command, Last ID, Last
 // OK and Last Reply (the reply's JSON, as the JSON front end publishes it),
-// and for a trigger Command/Trigger, the id written.
+// and for a trigger Command/Trigger, the id written. A reboot the
+// Submitter allowed starts once its reply is out.
 func (n *Node) reply(req remote.Request, r remote.Reply) {
+	n.publishReply(req, r)
+	if req.Name == CommandReboot && r.OK {
+		n.log.Warn("sparkplug Node Control/Reboot taken: restarting", "id", req.ID)
+		n.o.OnReboot()
+	}
+}
+
+func (n *Node) publishReply(req remote.Request, r remote.Reply) {
+	if !r.OK && r.Data["code"] == nil {
+		// Every failed reply says its code (remote.Reply); the dispatcher
+		// gives "failed" to a failure without one of its own, and a
+		// Submitter that answers outside it (the daemon's trigger intake)
+		// gets the same, so Last Reply is the JSON front end's object.
+		data := make(map[string]any, len(r.Data)+1)
+		for k, v := range r.Data {
+			data[k] = v
+		}
+		data["code"] = remote.CodeFailed
+		r.Data = data
+	}
 	text, err := json.Marshal(r)
 	if err != nil {
 		text = mustJSON(map[string]any{"id": r.ID, "ok": r.OK, "error": r.Error})

@@ -373,8 +373,10 @@ func TestCommandsReachSubmitter(t *testing.T) {
 	if ok := mustMetric(t, h, dd, "Command/Last OK"); ok.Value.Bool {
 		t.Error("Command/Last OK true for a failed command")
 	}
-	if rep := mustMetric(t, h, dd, "Command/Last Reply").Value.Str; !strings.Contains(rep, "model file is read-only") {
-		t.Errorf("Command/Last Reply %q", rep)
+	// A failure without a code gets "failed", as from the dispatcher.
+	if rep := mustMetric(t, h, dd, "Command/Last Reply").Value.Str; !strings.Contains(rep, "model file is read-only") ||
+		!strings.Contains(rep, `"code":"failed"`) {
+		t.Errorf("Command/Last Reply %q; want the error and code failed", rep)
 	}
 	thr := sub.requests()[1]
 	var body thresholdBody
@@ -393,6 +395,58 @@ func TestCommandsReachSubmitter(t *testing.T) {
 	}
 	if n := len(sub.requests()); n != 3 {
 		t.Errorf("%d requests, want 3 (Refit Frames is a parameter, not a command)", n)
+	}
+}
+
+// TestRebootAsksSubmitter: Node Control/Reboot is a request the Submitter
+// answers (the daemon applies remote control's rule to it); a refusal is
+// shown in Command/Last * and restarts nothing, an OK reply restarts.
+func TestRebootAsksSubmitter(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	h := newHost(t, b.URL, testGroup)
+	var reboots atomic.Int32
+	var allow atomic.Bool
+	n, _, sub := startNode(t, b.URL, func(o *Options) { o.OnReboot = func() { reboots.Add(1) } })
+	sub.answer = func(r remote.Request) remote.Reply {
+		if allow.Load() {
+			return remote.Reply{ID: r.ID, OK: true}
+		}
+		return remote.Reply{ID: r.ID, Error: "unsigned", Data: map[string]any{"code": remote.CodeUnauthorized}}
+	}
+	h.wait(0, "DBIRTH", nil)
+	reboot := cmd(write("Node Control/Reboot", sppb.TypeBoolean, sppb.BoolValue(true)))
+	hasReply := func(m spMsg) bool { _, ok := m.metric(h, "Command/Last Reply"); return ok }
+
+	mark := h.mark()
+	h.command(n.Topics().NCMD, reboot)
+	dd := h.wait(mark, "DDATA", hasReply)
+	if c := mustMetric(t, h, dd, "Command/Last Command"); c.Value.Str != "reboot" {
+		t.Errorf("Command/Last Command %q", c.Value.Str)
+	}
+	if ok := mustMetric(t, h, dd, "Command/Last OK"); ok.Value.Bool {
+		t.Error("Command/Last OK true for a refused reboot")
+	}
+	if rep := mustMetric(t, h, dd, "Command/Last Reply").Value.Str; !strings.Contains(rep, `"code":"unauthorized"`) {
+		t.Errorf("Command/Last Reply %s", rep)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := reboots.Load(); got != 0 {
+		t.Fatalf("a refused reboot restarted (%d)", got)
+	}
+	reqs := sub.requests()
+	if len(reqs) != 1 || reqs[0].Name != "reboot" || reqs[0].Origin != "sparkplug" || string(reqs[0].Body) != `{"id":"`+reqs[0].ID+`"}` {
+		t.Fatalf("requests %+v", reqs)
+	}
+
+	allow.Store(true)
+	mark = h.mark()
+	h.command(n.Topics().NCMD, reboot)
+	dd = h.wait(mark, "DDATA", hasReply)
+	if ok := mustMetric(t, h, dd, "Command/Last OK"); !ok.Value.Bool {
+		t.Error("Command/Last OK false for a reboot taken")
+	}
+	if !testbroker.WaitFor(context.Background(), 5*time.Second, func() bool { return reboots.Load() == 1 }) {
+		t.Fatalf("%d restarts after the reboot was taken, want 1", reboots.Load())
 	}
 }
 

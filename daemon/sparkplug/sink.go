@@ -35,29 +35,47 @@ type pendingAlarm struct {
 // An inspection that could not be made (Verdict "error") sets the score
 // metrics to null rather than to a number nobody measured.
 func (n *Node) PublishResult(r *mqttpub.Result, _ byte) error {
+	// The daemon's counters move with anomalous and failed inspections
+	// (which it counts before it publishes them); read without the lock,
+	// as the daemon's code.
+	var c Counts
+	counted := n.o.Counts != nil && (r.Verdict == "anomalous" || r.Verdict == "error")
+	if counted {
+		c = n.o.Counts()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrClosed
 	}
 	n.recordLocked(r)
+	if counted {
+		n.setCountsLocked(c, resultTime(r))
+	}
 	return n.flushLocked(&n.dev, n.topics.DDATA)
+}
+
+// setCountsLocked sets Stats/Anomalous Count and Stats/Error Count from
+// the daemon's counters.
+func (n *Node) setCountsLocked(c Counts, ts uint64) {
+	n.counts.anomalous, n.counts.errors = c.Anomalous, c.Errors
+	n.dev.set(dAnomalousCount, sppb.ULongValue(c.Anomalous), ts)
+	n.dev.set(dErrorCount, sppb.ULongValue(c.Errors), ts)
 }
 
 // recordLocked sets the device metrics from one inspection.
 func (n *Node) recordLocked(r *mqttpub.Result) {
-	ts := uint64(r.FrameTime.UnixMilli())
-	if r.FrameTime.IsZero() {
-		ts = nowMS()
-	}
+	ts := resultTime(r)
 	d := &n.dev
 	d.set(dSeq, sppb.ULongValue(r.Seq), ts)
 	if r.Verdict == "error" {
 		d.setNull(dScore, ts)
 		d.setNull(dNormalized, ts)
 		d.set(dError, sppb.StringValue(clip(r.Error, maxText)), ts)
-		n.counts.errors++
-		d.set(dErrorCount, sppb.ULongValue(n.counts.errors), ts)
+		if n.o.Counts == nil {
+			n.counts.errors++
+			d.set(dErrorCount, sppb.ULongValue(n.counts.errors), ts)
+		}
 	} else {
 		d.set(dScore, sppb.DoubleValue(r.Score), ts)
 		d.set(dThreshold, sppb.DoubleValue(r.Threshold), ts)
@@ -69,7 +87,7 @@ func (n *Node) recordLocked(r *mqttpub.Result) {
 			}
 		}
 	}
-	if r.Verdict == "anomalous" {
+	if r.Verdict == "anomalous" && n.o.Counts == nil {
 		n.counts.anomalous++
 		d.set(dAnomalousCount, sppb.ULongValue(n.counts.anomalous), ts)
 	}
@@ -94,6 +112,15 @@ func (n *Node) recordLocked(r *mqttpub.Result) {
 	}
 	n.hasMask = false
 	n.lastSeq = r.Seq
+}
+
+// resultTime is the timestamp of a result's metrics: its frame's capture
+// time, now when it has none.
+func resultTime(r *mqttpub.Result) uint64 {
+	if r.FrameTime.IsZero() {
+		return nowMS()
+	}
+	return uint64(r.FrameTime.UnixMilli())
 }
 
 // regionsDataSet is Last Alarm/Regions: one row per region, largest first.
@@ -181,8 +208,8 @@ func (n *Node) SetInfo(info *mqttpub.Info) error {
 	return nil
 }
 
-// stats polls the camera and updates the inspection rate every
-// StatsInterval.
+// stats polls the camera and updates the inspection rate, and the counts
+// from Options.Counts, every StatsInterval.
 func (n *Node) stats() {
 	t := time.NewTicker(n.o.StatsInterval)
 	defer t.Stop()
@@ -193,9 +220,26 @@ func (n *Node) stats() {
 		case <-t.C:
 		}
 		n.pollCamera()
+		var c Counts
+		if n.o.Counts != nil {
+			// Failed free-run inspections are published once a second,
+			// not each: the error count moves between results too.
+			c = n.o.Counts()
+		}
+		var rate float64
+		var rateOK bool
+		if n.o.Rate != nil {
+			rate, rateOK = n.o.Rate()
+		}
 		n.mu.Lock()
-		if v, ok := n.rate.add(time.Now(), n.lastSeq); ok {
-			n.dev.set(dRate, sppb.DoubleValue(v), nowMS())
+		if n.o.Counts != nil {
+			n.setCountsLocked(c, nowMS())
+		}
+		if n.o.Rate == nil {
+			rate, rateOK = n.rate.add(time.Now(), n.lastSeq)
+		}
+		if rateOK {
+			n.dev.set(dRate, sppb.DoubleValue(tenth(rate)), nowMS())
 		}
 		_ = n.flushLocked(&n.dev, n.topics.DDATA)
 		n.mu.Unlock()
@@ -248,8 +292,12 @@ func (r *rateMeter) add(t time.Time, seq uint64) (float64, bool) {
 	if len(r.samples) < 2 || dt <= 0 {
 		return 0, false
 	}
-	return math.Round(float64(seq-first.seq)/dt*10) / 10, true
+	return tenth(float64(seq-first.seq) / dt), true
 }
+
+// tenth rounds a rate to a tenth: the metric changes, and a DDATA goes
+// out, only when the rate does by that much.
+func tenth(v float64) float64 { return math.Round(v*10) / 10 }
 
 // clip makes s valid UTF-8 of at most max bytes, cut on a rune boundary.
 func clip(s string, max int) string {

@@ -83,6 +83,14 @@ type Options struct {
 	// spBv1.0/STATE/<PrimaryHostID> says the host is online, and end the
 	// session (NDEATH, DISCONNECT, a new CONNECT) when it goes offline.
 	PrimaryHostID string
+	// JSONDelivers says the JSON topics carry the results too (mqtt.profile
+	// both). Health then reports a wait for the primary host as healthy,
+	// saying so in its detail: the box delivers everything to its JSON
+	// consumers, and waiting is what the specification asks of an edge
+	// node whose host is offline, a fault of the host's to be seen there.
+	// Without it (profile sparkplug) the box delivers nothing meanwhile,
+	// and Health says so. Not being connected is unhealthy either way.
+	JSONDelivers bool
 	// StateDir holds the bdSeq file (BdSeqFile); empty keeps it in memory,
 	// so a restart starts again at 0 (tests only).
 	StateDir string
@@ -90,30 +98,59 @@ type Options struct {
 	// mqtt.mask other than never).
 	Mask bool
 	// Submitter runs the DCMD writes of Inspection/Threshold,
-	// Command/Trigger and Command/Refit; nil refuses them.
+	// Command/Trigger and Command/Refit, and decides whether an NCMD
+	// Node Control/Reboot is taken (CommandReboot); nil refuses them all.
 	Submitter remote.Submitter
-	// OnReboot is called on an NCMD Node Control/Reboot = true, outside any
-	// lock, from the MQTT client's message goroutine: it must only start
-	// the restart (cancel a context), not wait for it. nil refuses the
-	// write. The daemon restarts itself; systemd brings it back.
+	// OnReboot is called when the Submitter answers a Node Control/Reboot
+	// = true OK, outside any lock, from the goroutine that delivers the
+	// reply: it must only start the restart (cancel a context), not wait
+	// for it. nil refuses the write. The daemon restarts itself; systemd
+	// brings it back.
 	OnReboot func()
 	// Carry, when set, is what the edge node this one replaces knew
 	// (Node.Carry): its births then say the counters and the latest
 	// inspection and alarm, not zeros and nulls.
 	Carry *Carry
+	// Counts, when set, gives Stats/Anomalous Count and Stats/Error Count:
+	// the daemon's own counters of this process (its /metrics
+	// inspectd_inspections_total), so that an edge node started mid-run,
+	// by a configuration change to mqtt.profile sparkplug or both, says
+	// what the process counted before it rather than 0, and the two never
+	// disagree. It is read at New, with every anomalous or error result
+	// and every StatsInterval, without the node's lock. nil: the node
+	// counts the results it is given (Carry takes the counts across a
+	// replacement).
+	Counts func() Counts
 	// Camera reports whether frames are coming and, if not, why; it is
 	// polled every StatsInterval for Camera/Connected and Camera/Error.
 	// nil leaves those metrics null.
 	Camera func() (ok bool, detail string)
+	// Rate, when set, gives Stats/Inspections per Second, read at New and
+	// every StatsInterval without the node's lock: the daemon measures it
+	// all along, whereas a meter of the node's own has no two samples
+	// before its first births, sent right after the CONNECT, which then
+	// said 0 on every connect and reload. ok false: not measured yet. nil:
+	// the node measures it from the results' Seq over RateWindow.
+	Rate func() (perSecond float64, ok bool)
 	// StatsInterval is how often Camera is polled and Stats/Inspections per
 	// Second recomputed (default 1s).
 	StatsInterval time.Duration
 	// RateWindow is the span Stats/Inspections per Second averages over
-	// (default 5s).
+	// (default DefaultRateWindow; the daemon's Rate uses that too).
 	RateWindow time.Duration
 	// Logger receives one line per session event and per refused command;
 	// default slog.Default().
 	Logger *slog.Logger
+}
+
+// Counts are the daemon's cumulative inspection counters (Options.Counts).
+type Counts struct {
+	// Anomalous counts the inspections with verdict anomalous.
+	Anomalous uint64
+	// Errors counts the inspections that could not be made (the model or
+	// registration failed on the frame); a trigger that got no frame is
+	// not one.
+	Errors uint64
 }
 
 // Defaults for zero Options fields.
@@ -281,6 +318,14 @@ func New(o Options) (*Node, error) {
 			m.val, m.null, m.ts, m.dirty = v.val, v.null, v.ts, true
 		}
 	}
+	if o.Counts != nil {
+		n.setCountsLocked(o.Counts(), now)
+	}
+	if o.Rate != nil {
+		if v, ok := o.Rate(); ok {
+			n.dev.set(dRate, sppb.DoubleValue(tenth(v)), now)
+		}
+	}
 	return n, nil
 }
 
@@ -373,8 +418,9 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // Health reports whether hosts are getting data now (births sent in a live
-// session); detail says what the node waits for otherwise. It satisfies the
-// HTTP API's health-checker interface.
+// session), or, with Options.JSONDelivers, whether the node is connected
+// and only waits for its primary host; detail says what the node waits for
+// otherwise. It satisfies the HTTP API's health-checker interface.
 func (n *Node) Health() (bool, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -385,8 +431,14 @@ func (n *Node) Health() (bool, string) {
 		return false, "not started"
 	case n.born:
 		return true, fmt.Sprintf("online as %s (bdSeq %d)", n.topics.NBIRTH, n.sess.bdSeq)
+	case n.sess != nil && n.sess.ready && n.o.PrimaryHostID != "" && !n.hostUp:
+		detail := fmt.Sprintf("connected, waiting for primary host %s to be online", n.o.PrimaryHostID)
+		if n.o.JSONDelivers {
+			detail += " (the JSON topics deliver meanwhile)"
+		}
+		return n.o.JSONDelivers, detail
 	case n.sess != nil:
-		return false, fmt.Sprintf("connected, waiting for primary host %s to be online", n.o.PrimaryHostID)
+		return false, "connected, births not sent yet"
 	case n.lastErr != "":
 		return false, "not connected: " + n.lastErr
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,5 +274,78 @@ func TestCarryAcrossReplacement(t *testing.T) {
 	b.recordLocked(&mqttpub.Result{Header: mqttpub.Header{Seq: 7, FrameTime: time.Now(), Score: 30, Threshold: 10}, Anomalous: true, Verdict: "anomalous"})
 	if got := b.dev.m[dAnomalousCount].val; !got.Equal(sppb.ULongValue(a.counts.anomalous + 1)) {
 		t.Errorf("the count goes on from the carried one: %+v", got)
+	}
+}
+
+// TestCountsFromTheDaemon: with Options.Counts the counters are the
+// daemon's, from the first birth on (an edge node started mid-run does not
+// say 0), and a result moves them only as far as the daemon counted: a
+// trigger answered with an error, which is no inspection, is not one.
+func TestCountsFromTheDaemon(t *testing.T) {
+	var mu sync.Mutex
+	daemon := Counts{Anomalous: 77, Errors: 5}
+	o := Options{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "c", GroupID: "Plant 1", EdgeNodeID: "e", DeviceID: "d", Logger: discard(),
+		Counts: func() Counts { mu.Lock(); defer mu.Unlock(); return daemon }}
+	n, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, anomalous, errs uint64) {
+		t.Helper()
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if a, e := n.dev.m[dAnomalousCount].val.Uint, n.dev.m[dErrorCount].val.Uint; a != anomalous || e != errs {
+			t.Errorf("%s: Stats/Anomalous Count %d, Stats/Error Count %d; want %d, %d", when, a, e, anomalous, errs)
+		}
+	}
+	check("at New", 77, 5)
+	_ = n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 9, FrameTime: time.Now(), TriggerID: "t1"}, Anomalous: true, Verdict: "error",
+		Error: "trigger not served: no frame"}, 1)
+	check("after a trigger answered with an error", 77, 5)
+	mu.Lock()
+	daemon.Anomalous++
+	mu.Unlock()
+	_ = n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 10, FrameTime: time.Now(), Score: 20, Threshold: 10}, Anomalous: true, Verdict: "anomalous"}, 1)
+	check("after an anomalous inspection", 78, 5)
+}
+
+// TestRateFromTheDaemon: with Options.Rate the first birth already says
+// the daemon's measured rate, to a tenth; not measured yet leaves 0.
+func TestRateFromTheDaemon(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		ok   bool
+		want float64
+	}{{12.34, true, 12.3}, {0, false, 0}} {
+		o := Options{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "c", GroupID: "Plant 1", EdgeNodeID: "e", DeviceID: "d", Logger: discard(),
+			Rate: func() (float64, bool) { return tc.v, tc.ok }}
+		n, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := n.dev.m[dRate]; m.null || m.val.Float64 != tc.want {
+			t.Errorf("Rate %v, %v: Stats/Inspections per Second %+v at New, want %v", tc.v, tc.ok, m.val, tc.want)
+		}
+	}
+}
+
+// TestHealthWhileWaitingForHost: a wait for the primary host is healthy
+// only where the JSON topics deliver the results meanwhile; not being
+// connected never is.
+func TestHealthWhileWaitingForHost(t *testing.T) {
+	for _, json := range []bool{false, true} {
+		n, err := New(Options{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "c", GroupID: "g", EdgeNodeID: "e", DeviceID: "d",
+			PrimaryHostID: "IamHost", JSONDelivers: json, Logger: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.started, n.lastErr = true, "connection refused"
+		if ok, detail := n.Health(); ok {
+			t.Errorf("JSONDelivers %v: healthy while not connected (%s)", json, detail)
+		}
+		n.sess = &session{ready: true}
+		if ok, detail := n.Health(); ok != json || !strings.Contains(detail, "waiting for primary host IamHost") {
+			t.Errorf("JSONDelivers %v: Health() = %v, %q while waiting for the host", json, ok, detail)
+		}
 	}
 }
