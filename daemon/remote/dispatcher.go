@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/jsonkeys"
 	"github.com/inspectd/inspectd/model/sysmem"
 )
 
@@ -598,21 +599,18 @@ func requestID(body []byte, fallback string) (string, error) {
 	if err := checkJSON(body); err != nil {
 		return "", err
 	}
-	var h struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if err := json.Unmarshal(body, &h); err != nil {
-		return "", invalidf("", "%v", err)
-	}
+	// The key spelt exactly: encoding/json would take "ID" for it, and the
+	// command (decodeStrict) refuses "ID".
+	raw, ok := jsonkeys.Lookup(body, "id")
 	var id string
 	switch {
-	case h.ID == nil && fallback != "":
+	case !ok && fallback != "":
 		id = fallback
-	case h.ID == nil:
+	case !ok:
 		return "", invalidf("id", "missing; every request needs an id of 1 to %d characters to match its reply", maxIDLen)
 	default:
-		if err := json.Unmarshal(h.ID, &id); err != nil {
-			return "", invalidf("id", "expected a string, got %s", strings.TrimSpace(truncate(string(h.ID), 40)))
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return "", invalidf("id", "expected a string, got %s", strings.TrimSpace(truncate(string(raw), 40)))
 		}
 		if fallback != "" && fallback != id {
 			return "", invalidf("id", "%q differs from the request's id %q", truncate(id, 40), truncate(fallback, 40))

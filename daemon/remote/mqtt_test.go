@@ -275,6 +275,8 @@ func TestMQTTRefusals(t *testing.T) {
 		{"stale", ops.sign(t, "config", "device/box1", `{"id":"c2"}`, now.Add(-10*time.Minute)), CodeUnauthorized, "stale: signed at"},
 		{"signed", signed, "", ""},
 		{"replayed", ops.sign(t, "config", "device/box1", body, now), "", ""}, // same id: the stored reply
+		// The id spelt twice, in two cases: answered to the exact "id".
+		{"id twice", ops.sign(t, "config", "device/box1", `{"id":"c5","ID":"c6","config":{"mqtt":{"result_qos":0}}}`, now), CodeInvalid, `duplicate key (also given as "id"`},
 	} {
 		op.publish(t, topic, tc.payload, false)
 		r := op.await(t, reply, i+1)
@@ -290,6 +292,9 @@ func TestMQTTRefusals(t *testing.T) {
 	}
 	if r := op.replies(reply)[6]; r["duplicate"] != true {
 		t.Errorf("the second signing of an answered id: %v", r)
+	}
+	if r := op.replies(reply)[7]; r["id"] != "c5" || r["field"] != "ID" {
+		t.Errorf("a body with id and ID: %v, want the refusal answered to c5", r)
 	}
 	if x.ctl.applies.Load() != 1 {
 		t.Errorf("%d applies; only the signed push should have run", x.ctl.applies.Load())
