@@ -236,7 +236,11 @@ func (d *Dispatcher) Submit(req Request, done func(Reply)) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		go d.refuse(it, "", errorf(CodeFailed, "", "inspectd is stopping; not executed"))
+		// With the id its sender used: the MQTT front end hands over what
+		// it still holds when it stops, after the dispatcher closed.
+		go func() {
+			d.refuse(it, peekID(it.req.Body), errorf(CodeFailed, "", "inspectd is stopping; not executed"))
+		}()
 		return
 	}
 	select {
