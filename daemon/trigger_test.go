@@ -259,6 +259,22 @@ func TestTriggerDuplicateAndStale(t *testing.T) {
 	if n := strings.Count(l.logs.String(), "trigger dated ahead of this box's clock"); n != 1 {
 		t.Errorf("%d warnings for two triggers dated ahead, want 1", n)
 	}
+	// Keys spelt exactly: {"ID":"p6"} once caused an inspection. It is
+	// refused, and answered to nobody (it holds no "id"); a request with
+	// "id" and "ID" is refused and answered to its "id".
+	l.trigger(`{"ID":"p6"}`)
+	l.trigger(`{"id":"p7","ID":"p8"}`)
+	if r := l.waitAnswer("p7"); r.Verdict != VerdictError || !strings.Contains(r.Error, `field "ID" appears twice (also as "id")`) {
+		t.Errorf("a trigger with id and ID answered %+v, want an error naming ID", r)
+	}
+	l.trigger(`{"id":"after-keys"}`)
+	l.waitAnswer("after-keys")
+	if n := len(l.answers("p6")) + len(l.answers("p8")); n != 0 || strings.Contains(l.lines.String(), "trigger=p6") {
+		t.Errorf("mis-cased trigger ids answered %d times or inspected:\n%s", n, l.lines.String())
+	}
+	if !strings.Contains(l.logs.String(), `did you mean \"id\"?`) {
+		t.Errorf("the refusal of {\"ID\":\"p6\"} does not say what was meant:\n%s", l.logs.String())
+	}
 }
 
 // TestTriggerAnsweredBeforePipeline: a trigger refused before the first

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/inspectd/inspectd/daemon/internal/jsonkeys"
 )
 
 // Header is what results and alarms both say of an inspection; its fields
@@ -145,7 +148,8 @@ const maxTriggerPayload = 1024
 
 // ParseTrigger decodes a trigger request strictly: a single JSON object
 // with the field "id", a string of 1 to MaxTriggerIDLen bytes of valid
-// UTF-8 without control characters, and optionally "time" (RFC 3339). The error names the topic and
+// UTF-8 without control characters, and optionally "time" (RFC 3339);
+// keys spelt exactly, each once (not "ID", nor "id" and "ID" both). The error names the topic and
 // says what was expected, so a PLC programmer can fix the request from the
 // daemon's log line alone.
 func ParseTrigger(topic string, payload []byte) (Trigger, error) {
@@ -167,12 +171,21 @@ func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return fail("payload %s is not a JSON object", quoteShort(payload))
 	}
-	if key := duplicateKey(trimmed); key != "" {
-		return fail("field %q appears twice", key)
-	}
-	var raw struct {
-		ID   string `json:"id"`
-		Time string `json:"time"`
+	var raw triggerJSON
+	// Keys exactly: encoding/json alone took {"ID":"p6"} for an id, and
+	// the last of two keys differing in case.
+	var ke *jsonkeys.Error
+	if errors.As(jsonkeys.Check(trimmed, reflect.TypeOf(raw)), &ke) {
+		switch ke.Kind {
+		case jsonkeys.Duplicate:
+			if ke.Want != ke.Key {
+				return fail("field %q appears twice (also as %q)", ke.Key, ke.Want)
+			}
+			return fail("field %q appears twice", ke.Key)
+		case jsonkeys.Case:
+			return fail("unknown field %q (did you mean %q? keys are case-sensitive; a trigger takes \"id\" and \"time\")", ke.Key, ke.Want)
+		}
+		return fail("unknown field %q (a trigger takes \"id\" and \"time\")", ke.Key)
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
@@ -213,31 +226,10 @@ func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 	return t, nil
 }
 
-// duplicateKey returns a key that appears twice at the top level of a JSON
-// object ("" when none does, or when it is not an object: the decoder says
-// what is wrong then). encoding/json would keep the last one silently.
-func duplicateKey(obj []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return ""
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return ""
-		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return key
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return ""
-		}
-	}
-	return ""
+// triggerJSON is a trigger request as it travels.
+type triggerJSON struct {
+	ID   string `json:"id"`
+	Time string `json:"time"`
 }
 
 // TriggerID returns the "id" string of a trigger request that ParseTrigger
@@ -247,13 +239,13 @@ func TriggerID(payload []byte) string {
 	if len(payload) > maxTriggerPayload {
 		return ""
 	}
-	var v struct {
-		ID any `json:"id"`
-	}
-	if json.Unmarshal(payload, &v) != nil {
+	// "id" spelt exactly: {"id":"p6","ID":"p7"} is answered to p6, and
+	// {"ID":"p6"} to nobody (its sender used no id inspectd takes).
+	raw, ok := jsonkeys.Lookup(payload, "id")
+	var id string
+	if !ok || json.Unmarshal(raw, &id) != nil {
 		return ""
 	}
-	id, _ := v.ID.(string)
 	if strings.TrimSpace(id) == "" || utf8.RuneCountInString(id) > MaxTriggerIDLen || !utf8.ValidString(id) {
 		return ""
 	}

@@ -57,10 +57,38 @@ func TestParseTrigger(t *testing.T) {
 	}
 }
 
-// FuzzParseTrigger: never panics; accepted ids obey the documented rules
-// and survive a JSON round trip.
+// TestParseTriggerKeysExact: a trigger's keys are spelt exactly. Before,
+// {"ID":"p6"} on the trigger topic caused an inspection (encoding/json
+// matches keys regardless of case), and of "id" and "ID" the last won.
+func TestParseTriggerKeysExact(t *testing.T) {
+	for _, bad := range []struct{ in, want, id string }{
+		{`{"ID":"p6"}`, `unknown field "ID" (did you mean "id"? keys are case-sensitive; a trigger takes "id" and "time")`, ""},
+		{`{"Id":"p6","time":"2026-11-28T16:25:32Z"}`, `unknown field "Id" (did you mean "id"?`, ""},
+		{`{"id":"p6","TIME":"2026-11-28T16:25:32Z"}`, `unknown field "TIME" (did you mean "time"?`, "p6"},
+		{`{"id":"p7","ID":"p8"}`, `field "ID" appears twice (also as "id")`, "p7"},
+		{`{"ID":"p8","id":"p7"}`, `unknown field "ID" (did you mean "id"?`, "p7"},
+		{`{"id":"p9","id":"p10"}`, `field "id" appears twice`, "p10"},
+	} {
+		tr, err := ParseTrigger(trigTopic, []byte(bad.in))
+		if err == nil {
+			t.Errorf("ParseTrigger(%s) accepted, id %q", bad.in, tr.ID)
+			continue
+		}
+		if !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), trigTopic) {
+			t.Errorf("ParseTrigger(%s) error %q: want topic and %q", bad.in, err, bad.want)
+		}
+		// The refusal is answered to the id spelt exactly, or to none.
+		if id := TriggerID([]byte(bad.in)); id != bad.id {
+			t.Errorf("TriggerID(%s) = %q, want %q", bad.in, id, bad.id)
+		}
+	}
+}
+
+// FuzzParseTrigger: never panics; accepted ids obey the documented rules,
+// come from the keys "id" and "time" spelt exactly, and survive a JSON
+// round trip.
 func FuzzParseTrigger(f *testing.F) {
-	for _, s := range []string{`{"id":"abc"}`, `{"id":""}`, `{"id":5}`, `{"id":"a","x":1}`, `[]`, `{"id":"a"} x`,
+	for _, s := range []string{`{"id":"abc"}`, `{"id":""}`, `{"id":5}`, `{"id":"a","x":1}`, `[]`, `{"id":"a"} x`, `{"ID":"p6"}`, `{"id":"p7","ID":"p8"}`,
 		`{"id":"\u00e9\ud800"}`, "\xff", `{"id":"` + strings.Repeat("y", 130) + `"}`, ``} {
 		f.Add([]byte(s))
 	}
@@ -74,6 +102,16 @@ func FuzzParseTrigger(f *testing.F) {
 		}
 		if tr.ID == "" || len(tr.ID) > MaxTriggerIDLen || !utf8.ValidString(tr.ID) {
 			t.Fatalf("accepted bad id %q from %q", tr.ID, payload)
+		}
+		var keys map[string]json.RawMessage
+		json.Unmarshal(payload, &keys)
+		for k := range keys {
+			if k != "id" && k != "time" {
+				t.Fatalf("accepted key %q of %q", k, payload)
+			}
+		}
+		if id := TriggerID(payload); id != tr.ID {
+			t.Fatalf("TriggerID(%q) = %q, ParseTrigger took %q", payload, id, tr.ID)
 		}
 		data, err := json.Marshal(tr)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/jsonkeys"
 	"github.com/inspectd/inspectd/model/sysmem"
 )
 
@@ -240,7 +241,11 @@ func (d *Dispatcher) Submit(req Request, done func(Reply)) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		go d.refuse(it, "", errorf(CodeFailed, "", "inspectd is stopping; not executed"))
+		// With the id its sender used: the MQTT front end hands over what
+		// it still holds when it stops, after the dispatcher closed.
+		go func() {
+			d.refuse(it, peekID(it.req.Body), errorf(CodeFailed, "", "inspectd is stopping; not executed"))
+		}()
 		return
 	}
 	select {
@@ -603,21 +608,18 @@ func requestID(body []byte, fallback string) (string, error) {
 	if err := checkJSON(body); err != nil {
 		return "", err
 	}
-	var h struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if err := json.Unmarshal(body, &h); err != nil {
-		return "", invalidf("", "%v", err)
-	}
+	// The key spelt exactly: encoding/json would take "ID" for it, and the
+	// command (decodeStrict) refuses "ID".
+	raw, ok := jsonkeys.Lookup(body, "id")
 	var id string
 	switch {
-	case h.ID == nil && fallback != "":
+	case !ok && fallback != "":
 		id = fallback
-	case h.ID == nil:
+	case !ok:
 		return "", invalidf("id", "missing; every request needs an id of 1 to %d characters to match its reply", maxIDLen)
 	default:
-		if err := json.Unmarshal(h.ID, &id); err != nil {
-			return "", invalidf("id", "expected a string, got %s", strings.TrimSpace(truncate(string(h.ID), 40)))
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return "", invalidf("id", "expected a string, got %s", strings.TrimSpace(truncate(string(raw), 40)))
 		}
 		if fallback != "" && fallback != id {
 			return "", invalidf("id", "%q differs from the request's id %q", truncate(id, 40), truncate(fallback, 40))

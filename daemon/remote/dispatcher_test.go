@@ -43,8 +43,8 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 		// A misspelt id is named, not only the id found missing; a field
 		// the command takes is not.
 		{"id misspelt", "status", `{"idd":"s2"}`, CodeInvalid, "idd", []string{`unknown field "idd" (this command takes: id); id: missing`}},
-		{"id missing, unknown fields", "config-get", `{"format":"yaml","FORMAT":"json","zz":1,"idd":"g1"}`, CodeInvalid, "idd",
-			[]string{`unknown fields "idd", "zz" (this command takes: format, id); id: missing`}},
+		{"id missing, unknown fields", "config-get", `{"format":"yaml","FORMAT":"json","zz":1,"idd":"g1"}`, CodeInvalid, "FORMAT",
+			[]string{`unknown fields "FORMAT" (did you mean "format"?), "idd", "zz" (this command takes: format, id); id: missing`}},
 		{"id missing beside known fields", "threshold", `{"image":2}`, CodeInvalid, "id", []string{"id: missing"}},
 		// Unknown and duplicate keys of a pushed configuration are named
 		// by their path, as values out of range are.

@@ -67,7 +67,11 @@ type Envelope struct {
 }
 
 // isEnvelope reports whether a command message is a signed envelope: a JSON
-// object with an "envelope" key (no command body has one).
+// object with an "envelope" key (no command body has one). The key is
+// matched regardless of case on purpose: {"Envelope": ...} is a signed
+// command spelt wrong, and ParseEnvelope refuses it naming the key
+// ("did you mean"), where an unsigned body would be refused only as
+// unsigned.
 func isEnvelope(body []byte) bool {
 	var probe struct {
 		Envelope json.RawMessage `json:"envelope"`

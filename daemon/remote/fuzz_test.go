@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		`{"envelope":"inspectd-sig-v1"}`, `{"envelope":null}`, `{"envelope":"inspectd-sig-v1","ts":-1}`,
 		`{"envelope":"inspectd-sig-v1","key":"a","target":"*","command":"c","ts":1,"nonce":"AAAAAAAAAAAAAAAA","payload":"!!","sig":""}`,
 		`{"envelope":"inspectd-sig-v1","envelope":"inspectd-sig-v1"}`, `[]`, ``, `{`,
+		strings.Replace(string(ops.sign(f, "status", "*", `{"id":"s1"}`, at)), `"sig"`, `"Sig"`, 1),
 	} {
 		f.Add([]byte(s))
 	}
@@ -38,6 +41,13 @@ func FuzzParseEnvelope(f *testing.F) {
 				t.Fatalf("refusal %v with envelope %v, or without a code", err, e)
 			}
 			return
+		}
+		var keys map[string]json.RawMessage
+		json.Unmarshal(data, &keys)
+		for k := range keys {
+			if !slices.Contains(jsonFields(reflect.TypeFor[Envelope]()), k) {
+				t.Fatalf("accepted key %q of %q", k, data)
+			}
 		}
 		b, err := json.Marshal(e)
 		if err != nil {
@@ -98,7 +108,7 @@ func FuzzPrepare(f *testing.F) {
 		`{"id":"f1","count":20,"interval":"2s","validate":5,"max_false_alarm_rate":0.1,"features":100}`,
 		`{"id":"f2","folder":"/nonexistent"}`, `{"id":"t1","image":17.5,"pixel":15}`, `{"id":"r1","target":"config"}`,
 		`{"id":"k1","keys":{"ops":"` + newSigner("ops", 1).pub() + `"}}`, `{"id":"g1","format":"yaml"}`,
-		`{"id":1}`, `{"id":"x","id":"y"}`, `{"id":"x","count":1e400}`, `[]`, ``, `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"id":1}`, `{"id":"x","id":"y"}`, `{"ID":"t7","Image":18}`, `{"id":"t10","ID":"t11","image":19}`, `{"id":"c7","Config":{}}`, `{"id":"x","count":1e400}`, `[]`, ``, `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -133,6 +143,14 @@ func FuzzPrepare(f *testing.F) {
 			}
 			if plan == nil || plan.Run == nil {
 				t.Fatalf("%s: no plan and no error", c.Name())
+			}
+			// Accepted: every key names a field exactly ("ID" is not "id").
+			var keys map[string]json.RawMessage
+			json.Unmarshal(body, &keys)
+			for k := range keys {
+				if !slices.Contains(jsonFields(reflect.TypeOf(c.args()).Elem()), k) {
+					t.Fatalf("%s: accepted key %q of %q", c.Name(), k, body)
+				}
 			}
 		}
 	})

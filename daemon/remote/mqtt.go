@@ -1,11 +1,13 @@
 package remote
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
@@ -46,10 +48,22 @@ type MQTTOptions struct {
 // Name is the topic's last level; each reply is published on
 // <prefix>/<device_id>/reply/<name> at QoS 1. Events (refit progress,
 // snapshots) go to <prefix>/<device_id>/<event>.
+//
+// Nor does it hand over the copy of a retained command that the broker
+// queued for the persistent session while the box was away: it arrives
+// as an ordinary message, before or after the retained one. Messages the
+// broker kept for the session (mqttpub.Message.Backlog) are therefore held
+// for retainedCopyWindow, in order with those that come after them, so
+// that their retained twin can arrive first (RetainGuard.CopyOfSkipped).
 type MQTT struct {
 	s     Submitter
 	log   *slog.Logger
 	guard *RetainGuard
+
+	// held are the requests waiting out retainedCopyWindow, in arrival
+	// order; a flush is due while it is not empty.
+	hmu  sync.Mutex
+	held []heldRequest
 
 	mu     sync.Mutex
 	c      Client
@@ -215,8 +229,12 @@ func (m *MQTT) AnswerInterrupted() {
 }
 
 // Stop unregisters the front end's events (the subscriptions end with the
-// connection).
+// connection) and hands over the requests still held (see MQTT) at once:
+// no retained twin comes on a connection that ends, and they are answered
+// as what waits in the dispatcher is, not left to a timer that fires after
+// the stop.
 func (m *MQTT) Stop() {
+	m.flushHeld()
 	if d, ok := m.s.(*Dispatcher); ok {
 		d.RemoveEvents(m)
 	}
@@ -268,7 +286,53 @@ func (m *MQTT) handle(msg mqttpub.Message) {
 	// Acknowledged to the broker once the dispatcher has recorded the
 	// request (or answered it): a crash before that gets it redelivered.
 	release := msg.Hold()
-	m.s.Submit(Request{Name: name, Body: msg.Payload, Origin: origin, Backlog: msg.Backlog, Release: release}, func(r Reply) { m.reply(name, r) })
+	h := heldRequest{topic: msg.Topic, arrived: m.guard.now(), req: Request{Name: name, Body: bytes.Clone(msg.Payload), Origin: origin, Backlog: msg.Backlog, Release: release}}
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	if !msg.Backlog && len(m.held) == 0 {
+		m.submit(h)
+		return
+	}
+	if len(m.held) >= maxHeld {
+		// Acknowledged now, as the dispatcher does beyond maxHeld: the
+		// broker sends only so many unacknowledged messages, and the
+		// retained twin waited for must not be kept out.
+		release()
+	}
+	m.held = append(m.held, h)
+	if len(m.held) == 1 {
+		time.AfterFunc(retainedCopyWindow, m.flushHeld)
+	}
+}
+
+// heldRequest is a request waiting out retainedCopyWindow.
+type heldRequest struct {
+	topic   string
+	arrived time.Time
+	req     Request
+}
+
+// flushHeld hands over the held requests, in order, but for copies of
+// retained commands skipped meanwhile.
+func (m *MQTT) flushHeld() {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	for _, h := range m.held {
+		m.submit(h)
+	}
+	m.held = nil
+}
+
+// submit hands a request to the Submitter, unless it is the copy of a
+// retained command (RetainGuard.CopyOfSkipped): that one is treated as
+// the retained one was, not run and not answered, and acknowledged.
+func (m *MQTT) submit(h heldRequest) {
+	if m.guard.CopyOfSkipped(h.topic, h.req.Body, h.arrived) {
+		h.req.Release()
+		return
+	}
+	name := h.req.Name
+	m.s.Submit(h.req, func(r Reply) { m.reply(name, r) })
 }
 
 // reply publishes a reply at QoS 1.

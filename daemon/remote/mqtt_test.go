@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,6 +221,168 @@ func TestMQTTRetainedCommandsNeverRun(t *testing.T) {
 	}
 }
 
+// TestMQTTRetainedCommandQueuedCopyNotRun: a command published retained
+// at QoS 1 while the box is away reaches it twice when it comes back: as
+// the copy its persistent session queued (retain flag cleared, MQTT 3.1.1)
+// and as the retained message its new subscription is handed. The
+// retained one was refused with a warning and the copy ran ("thresholds
+// set" image=99 0.4 s after the warning, in a trial). Neither may run,
+// with one warning for the two; a command sent while the box was away,
+// not retained, still runs. Both as the daemon starts (its commands wait
+// until it runs) and at a reconnect of a running box.
+func TestMQTTRetainedCommandQueuedCopyNotRun(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b)
+	x := startBox(t, b, "box1", unsigned)
+	x.ctl.setModel(t)
+	x.ready(t, op)
+	// A plain client with a persistent session, away at the same time as
+	// the box, shows the order mosquitto delivers the two copies in.
+	var obsMu sync.Mutex
+	var order []string
+	obsOpts := mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("observer-" + t.Name()).SetCleanSession(false).SetOrderMatters(true)
+	obs := testbroker.Connect(t, obsOpts, testbroker.Sub{Topic: "inspectd/box1/cmd/threshold", QoS: 1, Handler: func(_ mqtt.Client, m mqtt.Message) {
+		if len(m.Payload()) == 0 {
+			return // the clearing publish of the round before
+		}
+		obsMu.Lock()
+		order = append(order, fmt.Sprintf("%s retained=%v", m.Payload(), m.Retained()))
+		obsMu.Unlock()
+	}})
+	const topic = "inspectd/box1/cmd/threshold"
+	for round, mode := range []string{"daemon start", "reconnect"} {
+		obs.Disconnect(100)
+		x.disconnect()
+		obsMu.Lock()
+		order = nil
+		obsMu.Unlock()
+		ret := fmt.Sprintf(`{"id":"ret%d","image":99}`, round)
+		op.publish(t, topic, []byte(ret), true)
+		away := fmt.Sprintf(`{"id":"away%d"}`, round)
+		op.publish(t, "inspectd/box1/cmd/status", []byte(away), false)
+		warned := x.log.count("retained message not executed", topic)
+		if mode == "daemon start" {
+			// As the daemon does: a new dispatcher, connected before the
+			// pipeline runs; commands wait for Started.
+			if err := x.d.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			d, err := New(x.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.d = d
+			d.AddEvents(&x.events)
+			t.Cleanup(func() { d.Close(context.Background()) })
+			x.connect(t, b, nil)
+			time.Sleep(400 * time.Millisecond)
+			d.Started()
+		} else {
+			x.connect(t, b, nil)
+		}
+		if tok := obs.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("observer reconnect: %v", tok.Error())
+		}
+		if r := op.await(t, "inspectd/box1/reply/status", 1+round); r["id"] != fmt.Sprintf("away%d", round) || r["ok"] != true {
+			t.Errorf("%s: the command sent while away: %v", mode, r)
+		}
+		if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool {
+			obsMu.Lock()
+			defer obsMu.Unlock()
+			return len(order) >= 2
+		}) {
+			t.Fatalf("%s: the observer got %q, want the queued copy and the retained message", mode, order)
+		}
+		obsMu.Lock()
+		t.Logf("%s: mosquitto delivered %q", mode, order)
+		obsMu.Unlock()
+		x.ready(t, op)
+		if n := x.ctl.thresholds.Load(); n != 0 {
+			t.Errorf("%s: the retained threshold command ran %d times", mode, n)
+		}
+		for _, r := range op.replies("inspectd/box1/reply/threshold") {
+			t.Errorf("%s: the retained command was answered: %v", mode, r)
+		}
+		if n := x.log.count("retained message not executed", topic) - warned; n != 1 {
+			t.Errorf("%s: %d warnings for the retained command and its copy, want 1:\n%s", mode, n, x.log.all())
+		}
+		if n := x.log.count("ret" + strconv.Itoa(round)); n != 0 {
+			t.Errorf("%s: the copy was logged as a request %d times:\n%s", mode, n, x.log.all())
+		}
+		op.publish(t, topic, nil, true) // cleared for the next round
+	}
+}
+
+// TestMQTTCopyOfRetainedCommandEitherOrder: the copy of a retained
+// command is not run whether it comes after the retained message or
+// before it (mosquitto's order: it is held, as every message the broker
+// kept for the session, for retainedCopyWindow); held messages keep their
+// order with those that come after them, and run when they are not copies.
+func TestMQTTCopyOfRetainedCommandEitherOrder(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	c := &fakeClient{}
+	front, err := NewMQTT(c, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := c.subs["plant/a/box1/cmd/+"]
+	const topic = "plant/a/box1/cmd/threshold"
+	send := func(payload string, retained, backlog bool) {
+		h(mqttpub.Message{Topic: topic, Payload: []byte(payload), Retained: retained, Backlog: backlog})
+	}
+	status := func(id string, backlog bool) {
+		h(mqttpub.Message{Topic: "plant/a/box1/cmd/status", Payload: []byte(`{"id":"` + id + `"}`), Backlog: backlog})
+	}
+	// The retained message first, then its copy.
+	send(`{"id":"ret-a","image":99}`, true, true)
+	send(`{"id":"ret-a","image":99}`, false, false)
+	// The copy first (held), a command sent while away, one sent live
+	// right after the connection, then the retained message.
+	send(`{"id":"ret-b","image":98}`, false, true)
+	status("s1", true)
+	status("s2", false)
+	send(`{"id":"ret-b","image":98}`, true, true)
+	// Other bytes are another command: it runs.
+	send(`{"id":"ret-c","image":97}`, true, true)
+	send(`{"id":"ret-c", "image":97}`, false, true)
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool {
+		return c.published("plant/a/box1/reply/status") == 2 && c.published("plant/a/box1/reply/threshold") == 1
+	}) {
+		t.Fatalf("%d status and %d threshold replies, want 2 and 1", c.published("plant/a/box1/reply/status"), c.published("plant/a/box1/reply/threshold"))
+	}
+	time.Sleep(2 * time.Second) // nothing else comes (twice retainedCopyWindow)
+	c.mu.Lock()
+	var order []string
+	for _, p := range c.pubs {
+		var rep map[string]any
+		json.Unmarshal(p.Payload, &rep)
+		order = append(order, fmt.Sprint(rep["id"]))
+	}
+	c.mu.Unlock()
+	if strings.Join(order, " ") != "s1 s2 ret-c" {
+		t.Errorf("replies to %v, want s1 s2 ret-c: the copies of ret-a and ret-b ran, or the held ones lost their order", order)
+	}
+	if n := r.ctl.thresholds.Load(); n != 1 {
+		t.Errorf("%d thresholds set, want 1 (ret-c)", n)
+	}
+	if n := r.log.count("retained message not executed"); n != 1 {
+		t.Errorf("%d warnings, want one for the topic:\n%s", n, r.log.all())
+	}
+	if n := r.log.count("ret-a") + r.log.count("ret-b"); n != 0 {
+		t.Errorf("copies logged %d times:\n%s", n, r.log.all())
+	}
+	// A stop hands over what is held at once, not a second later.
+	status("s3", true)
+	front.Stop()
+	if !testbroker.WaitFor(context.Background(), 500*time.Millisecond, func() bool { return c.published("plant/a/box1/reply/status") == 3 }) {
+		t.Error("a request held at the stop was not handed over at once")
+	}
+}
+
 func TestMQTTDuplicateIDRunsOnce(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
 	op := newOperator(t, b)
@@ -275,6 +438,8 @@ func TestMQTTRefusals(t *testing.T) {
 		{"stale", ops.sign(t, "config", "device/box1", `{"id":"c2"}`, now.Add(-10*time.Minute)), CodeUnauthorized, "stale: signed at"},
 		{"signed", signed, "", ""},
 		{"replayed", ops.sign(t, "config", "device/box1", body, now), "", ""}, // same id: the stored reply
+		// The id spelt twice, in two cases: answered to the exact "id".
+		{"id twice", ops.sign(t, "config", "device/box1", `{"id":"c5","ID":"c6","config":{"mqtt":{"result_qos":0}}}`, now), CodeInvalid, `duplicate key (also given as "id"`},
 	} {
 		op.publish(t, topic, tc.payload, false)
 		r := op.await(t, reply, i+1)
@@ -290,6 +455,9 @@ func TestMQTTRefusals(t *testing.T) {
 	}
 	if r := op.replies(reply)[6]; r["duplicate"] != true {
 		t.Errorf("the second signing of an answered id: %v", r)
+	}
+	if r := op.replies(reply)[7]; r["id"] != "c5" || r["field"] != "ID" {
+		t.Errorf("a body with id and ID: %v, want the refusal answered to c5", r)
 	}
 	if x.ctl.applies.Load() != 1 {
 		t.Errorf("%d applies; only the signed push should have run", x.ctl.applies.Load())

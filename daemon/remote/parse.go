@@ -13,6 +13,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/inspectd/inspectd/daemon/internal/jsonkeys"
 )
 
 // Error codes in replies ("code"), for machines; "error" says the same in words.
@@ -192,10 +194,14 @@ func describeToken(tok any) string {
 
 // decodeStrict decodes a request body into v (a pointer to a struct with
 // json tags) after checkJSON: unknown fields and values of the wrong type
-// are refused naming the field and what it takes.
+// are refused naming the field and what it takes. Keys must name fields
+// exactly (see keyError), at every depth that decodes into a struct.
 func decodeStrict(data []byte, v any) error {
 	if err := checkJSON(data); err != nil {
 		return err
+	}
+	if err := jsonkeys.Check(data, reflect.TypeOf(v)); err != nil {
+		return keyError(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -221,10 +227,35 @@ func decodeStrict(data []byte, v any) error {
 		return invalidf(field, "expected %s, got %s", expectJSON(te.Type), got)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		// jsonkeys.Check found every unknown key first; kept for a type
+		// it does not look into.
 		name, _ = strconv.Unquote(name)
 		return invalidf(fieldName(name), "unknown field (this command takes: %s)", strings.Join(jsonFields(reflect.TypeOf(v).Elem()), ", "))
 	}
 	return invalidf("", "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// keyError words a jsonkeys refusal as the other refusals of a request:
+// the key's path as the field. encoding/json matches keys regardless of
+// case and keeps the last of two that match one field, so without it
+// {"ID":"t7","Image":18} set a threshold, and {"id":"t10","ID":"t11"}
+// was answered as t11 while its sender waited for t10.
+func keyError(err error) error {
+	var e *jsonkeys.Error
+	if !errors.As(err, &e) {
+		return invalidf("", "%v", err)
+	}
+	takes := strings.Join(e.Fields, ", ")
+	switch e.Kind {
+	case jsonkeys.Case:
+		return invalidf(fieldName(e.Name()), "unknown field (did you mean %q? keys are case-sensitive; this command takes: %s)", e.Want, takes)
+	case jsonkeys.Duplicate:
+		if e.Want != e.Key {
+			return invalidf(fieldName(e.Name()), "duplicate key (also given as %q, which differs only in case)", truncate(e.Want, 64))
+		}
+		return invalidf(fieldName(e.Name()), "duplicate key")
+	}
+	return invalidf(fieldName(e.Name()), "unknown field (this command takes: %s)", takes)
 }
 
 // fieldName is a key from a request as a reply's field names it: control
@@ -257,8 +288,8 @@ func withUnknownFields(err error, body []byte, v any) error {
 	known := jsonFields(reflect.TypeOf(v).Elem())
 	var unknown []string
 	for k := range top {
-		// encoding/json matches field names regardless of case.
-		if !slices.ContainsFunc(known, func(f string) bool { return strings.EqualFold(f, k) }) {
+		// Exactly: the command refuses "ID" for "id" (decodeStrict).
+		if !slices.Contains(known, k) {
 			unknown = append(unknown, k)
 		}
 	}
@@ -272,7 +303,11 @@ func withUnknownFields(err error, body []byte, v any) error {
 			quoted = append(quoted, fmt.Sprintf("and %d more", len(unknown)-i))
 			break
 		}
-		quoted = append(quoted, strconv.Quote(truncate(k, 40)))
+		q := strconv.Quote(truncate(k, 40))
+		if i := slices.IndexFunc(known, func(f string) bool { return strings.EqualFold(f, k) }); i >= 0 {
+			q += fmt.Sprintf(" (did you mean %q?)", known[i])
+		}
+		quoted = append(quoted, q)
 	}
 	what := "unknown field "
 	if len(unknown) > 1 {
@@ -353,21 +388,20 @@ func checkID(id string) error {
 
 // peekID reads the id of a request body without judging anything else, so
 // that even a refused request's reply can carry it; "" when there is none.
+// Only the key "id" spelt exactly counts: a body refused for holding "ID"
+// beside it is answered to the id its sender used, never to "ID"'s.
 func peekID(body []byte) string {
-	var h struct {
-		ID      any    `json:"id"`
-		Payload string `json:"payload"`
+	var id, payload string
+	if raw, ok := jsonkeys.Lookup(body, "id"); ok {
+		json.Unmarshal(raw, &id)
 	}
-	if json.Unmarshal(body, &h) != nil {
-		// Not valid as a whole (nested too deep, a value of the wrong
-		// kind): the id may still come before what is wrong.
-		h.ID = scanTopID(body)
+	if raw, ok := jsonkeys.Lookup(body, "payload"); ok {
+		json.Unmarshal(raw, &payload)
 	}
-	id, _ := h.ID.(string)
-	if id == "" && h.Payload != "" {
+	if id == "" && payload != "" {
 		// A signed envelope refused before its payload was read: the
 		// command's own id, for the refusal to be matched by its sender.
-		if b, err := base64.StdEncoding.DecodeString(h.Payload); err == nil && len(b) < len(body) {
+		if b, err := base64.StdEncoding.DecodeString(payload); err == nil && len(b) < len(body) {
 			return peekID(b)
 		}
 	}
@@ -375,33 +409,6 @@ func peekID(body []byte) string {
 		return ""
 	}
 	return id
-}
-
-// scanTopID reads a JSON object's top-level keys in order until "id" and
-// returns its value, nil when it does not get that far.
-func scanTopID(body []byte) any {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		if key, _ := tok.(string); key == "id" {
-			var v any
-			if dec.Decode(&v) != nil {
-				return nil
-			}
-			return v
-		}
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			return nil
-		}
-	}
-	return nil
 }
 
 // human writes a byte count for people: 25.1 GiB, 62.0 MiB, 900 KiB.
