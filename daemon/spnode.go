@@ -1,8 +1,7 @@
 package daemon
 
 import (
-	"slices"
-	"strings"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,7 +125,8 @@ func (d *Daemon) requestRestart() {
 // applies to the other Sparkplug writes, which come unsigned as every NCMD
 // and DCMD does: taken only where remote control runs unsigned commands
 // (remote.allow_unsigned and no remote.trust_keys), refused unauthorized
-// otherwise, with the dispatcher's log line and reply. Without it any
+// otherwise (remote.Dispatcher.RefuseUnsigned), with the dispatcher's log
+// line and reply. Without it any
 // client that reached the broker could restart the box, over and over
 // until systemd's start limit stopped it for good.
 type rebootGate struct {
@@ -142,34 +142,14 @@ func (g rebootGate) Submit(req remote.Request, done func(remote.Reply)) {
 	}
 	// done is called from another goroutine, as the Submitter contract
 	// says: the edge node may hold its lock while it submits.
-	if err := unsignedRefusal(&g.d.cfgPtr.Load().Remote); err != nil {
+	if err := g.d.disp.RefuseUnsigned(req.Name, req.Origin); err != nil {
+		code := remote.CodeUnauthorized
+		if e := (*remote.Error)(nil); errors.As(err, &e) {
+			code = e.Code
+		}
 		g.d.log.Warn("remote command refused", "component", "remote", "command", req.Name, "id", req.ID, "origin", req.Origin, "error", err)
-		go done(remote.Reply{ID: req.ID, Error: err.Error(), Data: map[string]any{"code": err.Code}})
+		go done(remote.Reply{ID: req.ID, Error: err.Error(), Data: map[string]any{"code": code}})
 		return
 	}
 	go done(remote.Reply{ID: req.ID, OK: true, Data: map[string]any{"restarting": true}})
-}
-
-// unsignedRefusal is why remote control refuses an unsigned command under
-// rc, nil when it runs one: the dispatcher's rule (remote.Dispatcher
-// authenticate), for the one command that does not go through it.
-// TestSparkplugRebootNeedsRemoteControl checks the two agree.
-func unsignedRefusal(rc *config.Remote) *remote.Error {
-	keys, err := rc.Keys()
-	switch {
-	case err != nil:
-		return &remote.Error{Code: remote.CodeUnauthorized, Msg: "remote commands are off: " + err.Error()}
-	case len(keys) > 0:
-		names := make([]string, 0, len(keys))
-		for k := range keys {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		return &remote.Error{Code: remote.CodeUnauthorized, Msg: "unsigned: this box runs only commands signed by one of its trust keys (" +
-			strings.Join(names, ", ") + "), and a Sparkplug NCMD carries no signature: Node Control/Reboot is refused (restart inspectd on the box)"}
-	case !rc.AllowUnsigned:
-		return &remote.Error{Code: remote.CodeUnauthorized, Msg: "remote commands are off: no remote.trust_keys are configured and remote.allow_unsigned is false; " +
-			"Node Control/Reboot is taken only where remote.allow_unsigned is true (a trusted network)"}
-	}
-	return nil
 }

@@ -16,10 +16,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
-	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
@@ -338,32 +336,6 @@ func TestSparkplugRebootNeedsRemoteControl(t *testing.T) {
 				t.Fatalf("daemon ended: %v", err)
 			}
 		})
-	}
-}
-
-// TestUnsignedRefusal: the reboot's rule is remote control's for unsigned
-// commands; a key that does not parse turns remote control off.
-func TestUnsignedRefusal(t *testing.T) {
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		rc   config.Remote
-		want string // "" when taken
-	}{
-		{config.Remote{AllowUnsigned: true}, ""},
-		{config.Remote{}, "remote commands are off: no remote.trust_keys"},
-		{config.Remote{AllowUnsigned: true, TrustKeys: map[string]string{"ops": base64.StdEncoding.EncodeToString(pub)}}, "unsigned: this box runs only commands signed by one of its trust keys (ops)"},
-		{config.Remote{TrustKeys: map[string]string{"bad": "AAAA"}}, "remote commands are off: remote.trust_keys.bad"},
-	} {
-		err := unsignedRefusal(&tc.rc)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: refused %v", tc.rc, err)
-		case tc.want != "" && (err == nil || err.Code != remote.CodeUnauthorized || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: %v; want unauthorized, %q", tc.rc, err, tc.want)
-		}
 	}
 }
 

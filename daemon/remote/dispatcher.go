@@ -639,6 +639,44 @@ func (d *Dispatcher) trustKeys(cfg *config.Config) (map[string]ed25519.PublicKey
 	return d.keys, d.keysErr
 }
 
+// RefuseUnsigned returns why remote control refuses an unsigned command
+// named command from origin (a *Error, code unauthorized), nil when it
+// runs one: the rule every command the Dispatcher runs is held to, for a
+// front end's command that does not go through it (Sparkplug's Node
+// Control/Reboot).
+func (d *Dispatcher) RefuseUnsigned(command, origin string) error {
+	cfg := d.ctl.Config()
+	keys, err := d.trustKeys(cfg)
+	if err != nil {
+		return errorf(CodeUnauthorized, "", "remote commands are off: %v", err)
+	}
+	return d.refuseUnsigned(cfg, keys, command, origin)
+}
+
+// refuseUnsigned is RefuseUnsigned with cfg's trust keys parsed.
+func (d *Dispatcher) refuseUnsigned(cfg *config.Config, keys map[string]ed25519.PublicKey, command, origin string) error {
+	switch {
+	case len(keys) > 0 && origin == OriginSparkplug:
+		instead := "there is no signed form of it: do it on the box"
+		if _, ok := d.cmds[command]; ok {
+			instead = fmt.Sprintf("send it signed on the JSON command topic (`inspectd sign --key FILE --command %s`)", truncate(command, 64))
+		}
+		return errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s), and a Sparkplug write carries no signature; %s",
+			strings.Join(sortedNames(keys), ", "), instead)
+	case len(keys) > 0:
+		return errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s); sign with `inspectd sign --key FILE --command %s`",
+			strings.Join(sortedNames(keys), ", "), truncate(command, 64))
+	case !cfg.Remote.AllowUnsigned:
+		return errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured and remote.allow_unsigned is false; "+
+			"add a public key from `inspectd keygen` to remote.trust_keys in the configuration file on the box, or set remote.allow_unsigned: true on a trusted network")
+	}
+	return nil
+}
+
+// OriginSparkplug is the Request.Origin of the Sparkplug edge node's
+// commands (NCMD and DCMD writes), which carry no signature.
+const OriginSparkplug = "sparkplug"
+
 // authenticate unwraps and checks a signed envelope, or admits an unsigned
 // body when the configuration allows it. The body of the returned auth is
 // set whenever it could be read, for the reply's id.
@@ -651,15 +689,7 @@ func (d *Dispatcher) authenticate(req Request, cfg *config.Config) (auth, error)
 		if err := checkJSON(req.Body); err != nil {
 			return auth{body: req.Body}, err // malformed says more than unsigned
 		}
-		switch {
-		case len(keys) > 0:
-			return auth{body: req.Body}, errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s); sign with `inspectd sign --key FILE --command %s`",
-				strings.Join(sortedNames(keys), ", "), truncate(req.Name, 64))
-		case !cfg.Remote.AllowUnsigned:
-			return auth{body: req.Body}, errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured and remote.allow_unsigned is false; "+
-				"add a public key from `inspectd keygen` to remote.trust_keys in the configuration file on the box, or set remote.allow_unsigned: true on a trusted network")
-		}
-		return auth{body: req.Body}, nil
+		return auth{body: req.Body}, d.refuseUnsigned(cfg, keys, req.Name, req.Origin)
 	}
 	env, payload, err := ParseEnvelope(req.Body)
 	if err != nil {

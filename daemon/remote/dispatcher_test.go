@@ -688,3 +688,34 @@ func TestEventFailureLoggedOncePerOutage(t *testing.T) {
 		t.Errorf("a removed front end's failures are still kept: %v", r.d.eventFailing)
 	}
 }
+
+// TestRefuseUnsigned: the rule for unsigned commands, as a front end asks
+// it for a command that does not go through the Dispatcher (Sparkplug's
+// Node Control/Reboot): the same refusals authenticate gives, and for a
+// Sparkplug write on a box with trust keys, what to do instead, which
+// `inspectd sign` is only for the commands the JSON topics take.
+func TestRefuseUnsigned(t *testing.T) {
+	ops := newSigner("ops", 1)
+	for _, tc := range []struct {
+		yaml, command, origin string
+		want                  string // "" when taken
+	}{
+		{"remote: {allow_unsigned: true}\n", "reboot", OriginSparkplug, ""},
+		{"", "reboot", OriginSparkplug, "remote commands are off: no remote.trust_keys are configured"},
+		{"remote: {allow_unsigned: true, trust_keys: {ops: " + ops.pub() + "}}\n", "reboot", OriginSparkplug,
+			"signed by one of its trust keys (ops), and a Sparkplug write carries no signature; there is no signed form of it"},
+		{"remote: {trust_keys: {ops: " + ops.pub() + "}}\n", "threshold", OriginSparkplug,
+			"a Sparkplug write carries no signature; send it signed on the JSON command topic (`inspectd sign --key FILE --command threshold`)"},
+		{"remote: {trust_keys: {ops: " + ops.pub() + "}}\n", "threshold", "device", "(ops); sign with `inspectd sign --key FILE --command threshold`"},
+	} {
+		r := newRig(t, tc.yaml)
+		err := r.d.RefuseUnsigned(tc.command, tc.origin)
+		var e *Error
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q %s from %s: refused %v", tc.yaml, tc.command, tc.origin, err)
+		case tc.want != "" && (!errors.As(err, &e) || e.Code != CodeUnauthorized || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q %s from %s: %v; want unauthorized, %q", tc.yaml, tc.command, tc.origin, err, tc.want)
+		}
+	}
+}

@@ -188,7 +188,7 @@ func (n *Node) checkWrite(c *catalog, dev bool, m *sppb.Metric, frames *uint32) 
 		if n.o.Submitter == nil {
 			return a, fmt.Errorf("%s: remote commands are not enabled in this daemon", d.name)
 		}
-		a.req.Origin = "sparkplug"
+		a.req.Origin = remote.OriginSparkplug
 	}
 	return a, nil
 }
