@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 )
 
 const unsigned = "remote: {allow_unsigned: true}\n"
@@ -717,5 +718,51 @@ func TestRefuseUnsigned(t *testing.T) {
 		case tc.want != "" && (!errors.As(err, &e) || e.Code != CodeUnauthorized || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%q %s from %s: %v; want unauthorized, %q", tc.yaml, tc.command, tc.origin, err, tc.want)
 		}
+	}
+}
+
+// TestCarryTakeBackSparesAFolderTakenMeanwhile: between the table's copy
+// and the change's refusal another inspectd may take the new folder (it
+// was free when the copy was made); the take-back must then leave the
+// folder and everything in it alone. A folder nobody took is removed
+// again once empty.
+func TestCarryTakeBackSparesAFolderTakenMeanwhile(t *testing.T) {
+	now := time.Date(2026, 11, 28, 16, 0, 0, 0, time.UTC)
+	st, _, err := openStore(t.TempDir(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	taken := filepath.Join(base, "new", "state")
+	undo, err := st.carryTo(taken, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := statelock.Take(taken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if err := os.WriteFile(filepath.Join(taken, "model.safetensors"), []byte("theirs"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := undo(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{statelock.File, "model.safetensors", StateFile} {
+		if _, err := os.Stat(filepath.Join(taken, f)); err != nil {
+			t.Errorf("the take-back removed %s from a folder another inspectd took: %v", f, err)
+		}
+	}
+
+	free := filepath.Join(base, "other", "state")
+	if undo, err = st.carryTo(free, now, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := undo(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "other")); !os.IsNotExist(err) {
+		t.Errorf("the folders made for a refused change are still there: %v", err)
 	}
 }

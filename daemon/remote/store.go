@@ -327,11 +327,11 @@ func (s *store) copyTo(dir string, now time.Time, window time.Duration) error {
 
 // carryTo copies the table into dir as copyTo does, for a change of
 // state_dir not applied yet, and returns what takes the copy back if the
-// change is refused, so that the refused folder is left as it was: the
-// folders the copy created are removed, a table that was there before is
-// put back, and a copy that was not is removed. A file that no longer
-// holds the copy has been rewritten by whoever owns dir (another
-// inspectd) and is left alone.
+// change is refused, so that the refused folder is left as it was: a
+// table that was there before is put back, a copy that was not is
+// removed, and then the folders the copy created, while empty. A folder
+// another inspectd holds by then, or a file that no longer holds the copy
+// (rewritten by whoever owns dir), is left alone.
 func (s *store) carryTo(dir string, now time.Time, window time.Duration) (func() error, error) {
 	target := filepath.Join(dir, StateFile)
 	s.mu.Lock()
@@ -359,10 +359,13 @@ func (s *store) carryTo(dir string, now time.Time, window time.Duration) (func()
 		return nil, fmt.Errorf("remote request table %s: %w", target, err)
 	}
 	existed := err == nil
-	if err := s.copyTo(dir, now, window); err != nil {
+	emptyAgain := func() {
 		if top != "" {
-			_ = os.RemoveAll(top)
+			dirs.RemoveEmpty(dir, top)
 		}
+	}
+	if err := s.copyTo(dir, now, window); err != nil {
+		emptyAgain()
 		return nil, err
 	}
 	ours, err := os.ReadFile(target)
@@ -370,21 +373,25 @@ func (s *store) carryTo(dir string, now time.Time, window time.Duration) (func()
 		ours = nil // never equal to what is there: nothing is taken back
 	}
 	return func() error {
-		if top != "" {
-			return os.RemoveAll(top) // made for this change: nobody else knew it
+		if statelock.Free(dir) != nil {
+			return nil // another inspectd took the folder meanwhile: all there is its own
 		}
 		cur, err := os.ReadFile(target)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return nil
 		case err != nil:
 			return fmt.Errorf("remote request table %s: %w", target, err)
 		case ours == nil || !bytes.Equal(cur, ours):
 			return nil
 		case existed:
 			return atomicfile.WriteBytes(target, perm, before)
+		default:
+			if err := os.Remove(target); err != nil {
+				return err
+			}
 		}
-		return os.Remove(target)
+		emptyAgain()
+		return nil
 	}, nil
 }
 

@@ -5,6 +5,7 @@ package dirs
 import (
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // FirstMissing returns the outermost folder of dir's path that does not
@@ -23,6 +24,24 @@ func FirstMissing(dir string) string {
 		missing = p
 		if filepath.Dir(p) == p {
 			return missing
+		}
+	}
+}
+
+// RemoveEmpty removes dir and then each parent of it up to and including
+// top (what FirstMissing returned before the folders were made), each
+// only while it is empty: a refused change takes back the folders it made
+// without removing anything someone else put there meanwhile (another
+// inspectd that took the folder). top must be dir or one of its parents;
+// otherwise only dir is tried.
+func RemoveEmpty(dir, top string) {
+	dir, top = filepath.Clean(dir), filepath.Clean(top)
+	for p := dir; ; p = filepath.Dir(p) {
+		if os.Remove(p) != nil || p == top || filepath.Dir(p) == p {
+			return
+		}
+		if rel, err := filepath.Rel(top, filepath.Dir(p)); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return
 		}
 	}
 }

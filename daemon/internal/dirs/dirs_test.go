@@ -23,3 +23,42 @@ func TestFirstMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveEmpty: only empty folders go, from dir up to top and never
+// above it; a folder with anything in it (another daemon's files) stops
+// the removal there.
+func TestRemoveEmpty(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "c")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "a", "theirs"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	RemoveEmpty(dir, filepath.Join(base, "a"))
+	if _, err := os.Stat(filepath.Join(base, "a", "b")); !os.IsNotExist(err) {
+		t.Errorf("empty a/b left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "a", "theirs")); err != nil {
+		t.Errorf("a folder with a file in it was removed: %v", err)
+	}
+	// Never above top, even when empty.
+	dir = filepath.Join(base, "x", "y")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	RemoveEmpty(dir, dir)
+	if _, err := os.Stat(filepath.Join(base, "x")); err != nil {
+		t.Errorf("the empty folder above top was removed: %v", err)
+	}
+	// A top that is not above dir: dir alone.
+	dir = filepath.Join(base, "p", "q")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	RemoveEmpty(dir, filepath.Join(base, "elsewhere"))
+	if _, err := os.Stat(filepath.Join(base, "p")); err != nil {
+		t.Errorf("a folder outside top was removed: %v", err)
+	}
+}

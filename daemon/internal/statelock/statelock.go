@@ -90,9 +90,10 @@ func flock(f *os.File, dir, path string) error {
 
 // Claim creates dir if it is missing and takes its lock, for a change to
 // state_dir dir, and returns what gives the folder back as it was found
-// if the change is refused: the lock released, and the folders it
-// created, or else the lock file it created, removed (an empty folder or
-// a lock file left behind reads as a state folder in use).
+// if the change is refused: the lock file it created removed, the lock
+// released, and the folders it created removed while empty (an empty
+// folder or a lock file left behind reads as a state folder in use;
+// anything else put there is left).
 func Claim(dir string) (*Lock, func(), error) {
 	top := dirs.FirstMissing(dir)
 	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
@@ -103,12 +104,14 @@ func Claim(dir string) (*Lock, func(), error) {
 	newLockFile := errors.Is(err, fs.ErrNotExist)
 	l, err := Take(dir)
 	giveBack := func() {
-		l.Release()
-		switch {
-		case top != "":
-			_ = os.RemoveAll(top) // made for this change: nobody else knew it
-		case newLockFile:
+		if l != nil && newLockFile {
+			// Unlinked while still held: a daemon that opens the path from
+			// now on makes a file of its own, never one about to vanish.
 			_ = os.Remove(lockFile)
+		}
+		l.Release()
+		if top != "" {
+			dirs.RemoveEmpty(dir, top)
 		}
 	}
 	if err != nil {
