@@ -329,16 +329,33 @@ func (r *rateMeter) add(count uint64) {
 	r.samples = append(r.samples[:0], r.samples[n:]...)
 }
 
+// perSecond is the rate over the whole minute the meter keeps, for the
+// status command; 0 before two samples.
 func (r *rateMeter) perSecond() float64 {
+	v, _ := r.over(rateWindow)
+	return v
+}
+
+// over is the inspection rate over about the last window (at most window,
+// in the loop's one-second samples), for the edge node's Stats/Inspections
+// per Second, which a birth right after a reload must be able to give;
+// ok false before two samples.
+func (r *rateMeter) over(window time.Duration) (float64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.samples) < 2 {
-		return 0
+	n := len(r.samples)
+	if n < 2 {
+		return 0, false
 	}
-	a, b := r.samples[0], r.samples[len(r.samples)-1]
-	dt := b.at.Sub(a.at).Seconds()
-	if dt <= 0 || b.count < a.count {
-		return 0
+	last := r.samples[n-1]
+	i := n - 2
+	for i > 0 && last.at.Sub(r.samples[i-1].at) <= window {
+		i--
 	}
-	return float64(b.count-a.count) / dt
+	first := r.samples[i]
+	dt := last.at.Sub(first.at).Seconds()
+	if dt <= 0 || last.count < first.count {
+		return 0, false
+	}
+	return float64(last.count-first.count) / dt, true
 }

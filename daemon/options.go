@@ -109,7 +109,11 @@ type FieldError struct {
 	Err   error
 }
 
+// Error is the key and what is wrong with its value ("model.memory_budget:
+// resolved to 0 bytes"), the wording of the errors before FieldError.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the error about the value.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // ModelOptions maps the configuration onto the model package's options.

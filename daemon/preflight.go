@@ -125,10 +125,13 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	// loading it needs the backbone.
 	mopts, err := ModelOptions(cfg, log)
 	var fe *FieldError
+	blocker := "model.backbone" // the key whose problem keeps the model from loading
 	switch {
 	case errors.As(err, &fe):
+		blocker = fe.Field
 		add(fe.Field, true, "%v", fe.Err)
 	case err != nil:
+		blocker = "model"
 		add("model", true, "%v", err)
 	default:
 		if err = tryBackbone(mopts.Backbone); err != nil {
@@ -160,7 +163,7 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case err != nil:
 		add("model.path", true, "%v", err)
 	case !bbOK:
-		add("model.path", false, "%s is there; not loaded, as it loads only with the backbone above", path)
+		add("model.path", false, "%s is there; not loaded, as it loads only with %s above mended", path, blocker)
 	default:
 		// Loading is the question, as for the backbone above: with
 		// optimize auto a first load would time the backbone's variants

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -83,30 +82,6 @@ func (d *Daemon) inspectionCounts() func() sparkplug.Counts {
 		}
 		return c
 	}
-}
-
-// over is the inspection rate over about the last window (at most window,
-// in the loop's one-second samples), for the edge node's Stats/Inspections
-// per Second; ok false before two samples. The status command's
-// perSecond averages over the whole minute the meter keeps.
-func (r *rateMeter) over(window time.Duration) (float64, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := len(r.samples)
-	if n < 2 {
-		return 0, false
-	}
-	last := r.samples[n-1]
-	i := n - 2
-	for i > 0 && last.at.Sub(r.samples[i-1].at) <= window {
-		i--
-	}
-	first := r.samples[i]
-	dt := last.at.Sub(first.at).Seconds()
-	if dt <= 0 || last.count < first.count {
-		return 0, false
-	}
-	return float64(last.count-first.count) / dt, true
 }
 
 // requestRestart ends the daemon for its service manager to start it again

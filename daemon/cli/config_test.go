@@ -402,4 +402,13 @@ func TestConfigCheckNamesTheFieldThatCannotBeUsed(t *testing.T) {
 	if want := cfg + ": model.memory_budget: resolved to 0 bytes"; code != 1 || !strings.Contains(errs, want) || strings.Contains(errs, "model.backbone") {
 		t.Errorf("exit %d, stderr lacks %q or files it under model.backbone:\n%s", code, want, errs)
 	}
+	// A model file there is not loaded, for that key's sake, not the
+	// backbone's.
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), []byte("a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, out, errs := runConfigCLI("config", "check", cfg)
+	if want := "not loaded, as it loads only with model.memory_budget above mended"; !strings.Contains(out+errs, want) {
+		t.Errorf("the model's line does not name model.memory_budget (%q):\n%s%s", want, out, errs)
+	}
 }

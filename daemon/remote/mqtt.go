@@ -286,13 +286,21 @@ func (m *MQTT) handle(msg mqttpub.Message) {
 	// Acknowledged to the broker once the dispatcher has recorded the
 	// request (or answered it): a crash before that gets it redelivered.
 	release := msg.Hold()
-	h := heldRequest{topic: msg.Topic, arrived: m.guard.now(), req: Request{Name: name, Body: bytes.Clone(msg.Payload), Origin: origin, Backlog: msg.Backlog, Release: release}}
+	h := heldRequest{topic: msg.Topic, arrived: m.guard.now(), req: Request{Name: name, Body: msg.Payload, Origin: origin, Backlog: msg.Backlog, Release: release}}
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
 	if !msg.Backlog && len(m.held) == 0 {
+		m.submit(h) // the dispatcher copies the body (or refuses it unread)
+		return
+	}
+	if len(m.held) >= maxHeldWait {
+		// A flood: what waits goes now, in order, and this one with it
+		// (the dispatcher's queue bounds what follows).
+		m.flushHeldLocked()
 		m.submit(h)
 		return
 	}
+	h.req.Body = bytes.Clone(msg.Payload) // the client may reuse it once handle returns
 	if len(m.held) >= maxHeld {
 		// Acknowledged now, as the dispatcher does beyond maxHeld: the
 		// broker sends only so many unacknowledged messages, and the
@@ -317,11 +325,21 @@ type heldRequest struct {
 func (m *MQTT) flushHeld() {
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
+	m.flushHeldLocked()
+}
+
+// flushHeldLocked is flushHeld with hmu held.
+func (m *MQTT) flushHeldLocked() {
 	for _, h := range m.held {
 		m.submit(h)
 	}
 	m.held = nil
 }
+
+// maxHeldWait bounds the requests held at once (each a copy of its body):
+// the dispatcher's queue (DefaultQueue) would refuse more than that as
+// busy anyway.
+const maxHeldWait = DefaultQueue
 
 // submit hands a request to the Submitter, unless it is the copy of a
 // retained command (RetainGuard.CopyOfSkipped): that one is treated as

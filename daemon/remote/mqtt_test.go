@@ -658,3 +658,49 @@ func TestMQTTAttachMovesRepliesAndSubscriptions(t *testing.T) {
 		t.Fatal("no reply on the new device's topic")
 	}
 }
+
+// TestMQTTHeldFloodGoesOnInOrder: the hold of commands the broker kept
+// copies each body; past maxHeldWait of them (more than the dispatcher's
+// queue takes) what waits is handed over at once, in order, rather than
+// held without bound for the whole second, and the payload handed in is
+// not kept (the client may reuse it).
+func TestMQTTHeldFloodGoesOnInOrder(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.opts.Queue = 4 * maxHeldWait // the burst is not refused busy
+	r.restart()
+	c := &fakeClient{}
+	front, err := NewMQTT(c, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := c.subs["plant/a/box1/cmd/+"]
+	buf := make([]byte, 0, 64)
+	for i := range maxHeldWait + 1 {
+		buf = fmt.Appendf(buf[:0], `{"id":"s%d"}`, i)
+		h(mqttpub.Message{Topic: "plant/a/box1/cmd/status", Payload: buf, Backlog: true})
+	}
+	clear(buf[:cap(buf)]) // a reused buffer must not change what was held
+	front.hmu.Lock()
+	held := len(front.held)
+	front.hmu.Unlock()
+	if held != 0 {
+		t.Fatalf("%d requests still held after %d, want them handed over", held, maxHeldWait+1)
+	}
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool {
+		return c.published("plant/a/box1/reply/status") == maxHeldWait+1
+	}) {
+		t.Fatalf("%d status replies, want %d:\n%s", c.published("plant/a/box1/reply/status"), maxHeldWait+1, r.log.all())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.pubs {
+		var rep map[string]any
+		json.Unmarshal(p.Payload, &rep)
+		if want := fmt.Sprintf("s%d", i); rep["id"] != want {
+			t.Fatalf("reply %d is %v, want %s (order kept)", i, rep["id"], want)
+		}
+	}
+}

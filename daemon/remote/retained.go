@@ -23,8 +23,10 @@ const maxWarnedTopics = 1024
 // the retained message its subscription is handed, after the SUBACK; the
 // two are a round trip apart (mosquitto 2 sends the copy first,
 // milliseconds ahead on loopback: TestMQTTRetainedCommandQueuedCopyNotRun
-// logs the order). A second covers a slow link, and delays only commands
-// that waited at the broker while inspectd was away.
+// logs the order). A second covers a slow link. It delays the commands
+// that waited at the broker while inspectd was away, and the live ones
+// that arrive while those are held (to keep their order); a trigger is
+// not held, so one sent live in that second is inspected before them.
 const retainedCopyWindow = time.Second
 
 // maxRememberedRetained bounds the retained messages remembered for

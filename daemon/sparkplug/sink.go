@@ -56,11 +56,13 @@ func (n *Node) PublishResult(r *mqttpub.Result, _ byte) error {
 }
 
 // setCountsLocked sets Stats/Anomalous Count and Stats/Error Count from
-// the daemon's counters.
+// the daemon's counters. The counts are read before the lock is taken, so a reading older than
+// one already set can come second: a counter never goes back (a host's
+// historian reads a drop as a reset).
 func (n *Node) setCountsLocked(c Counts, ts uint64) {
-	n.counts.anomalous, n.counts.errors = c.Anomalous, c.Errors
-	n.dev.set(dAnomalousCount, sppb.ULongValue(c.Anomalous), ts)
-	n.dev.set(dErrorCount, sppb.ULongValue(c.Errors), ts)
+	n.counts.anomalous, n.counts.errors = max(n.counts.anomalous, c.Anomalous), max(n.counts.errors, c.Errors)
+	n.dev.set(dAnomalousCount, sppb.ULongValue(n.counts.anomalous), ts)
+	n.dev.set(dErrorCount, sppb.ULongValue(n.counts.errors), ts)
 }
 
 // recordLocked sets the device metrics from one inspection.

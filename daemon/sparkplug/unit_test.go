@@ -307,6 +307,12 @@ func TestCountsFromTheDaemon(t *testing.T) {
 	mu.Unlock()
 	_ = n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 10, FrameTime: time.Now(), Score: 20, Threshold: 10}, Anomalous: true, Verdict: "anomalous"}, 1)
 	check("after an anomalous inspection", 78, 5)
+	// A reading taken before a newer one was set (the stats tick reads
+	// before it locks) never takes a counter back.
+	n.mu.Lock()
+	n.setCountsLocked(Counts{Anomalous: 77, Errors: 5}, nowMS())
+	n.mu.Unlock()
+	check("after an older reading", 78, 5)
 }
 
 // TestRateFromTheDaemon: with Options.Rate the first birth already says

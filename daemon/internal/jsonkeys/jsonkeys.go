@@ -56,6 +56,7 @@ func (e *Error) Name() string {
 	return e.Path + "." + e.Key
 }
 
+// Error says what is wrong with the key, naming it by its full path.
 func (e *Error) Error() string {
 	switch e.Kind {
 	case Case:
