@@ -37,7 +37,10 @@ const maxRememberedRetained = 1024
 // RetainGuard keeps retained messages from being executed. A broker hands
 // a retained command or trigger to every new subscription, so executing it
 // would run it again at every start and every reconnect. The MQTT command
-// front end uses one; the trigger handler should too.
+// front end uses one, and CopyOfSkipped for the retained message's queued
+// copy; the trigger handler uses Skip only, since the broker's queued copy
+// of a trigger is answered stale unless its own time is recent (README,
+// Triggers).
 type RetainGuard struct {
 	log     *slog.Logger
 	now     func() time.Time
