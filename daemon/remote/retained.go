@@ -38,9 +38,9 @@ const maxRememberedRetained = 1024
 // a retained command or trigger to every new subscription, so executing it
 // would run it again at every start and every reconnect. The MQTT command
 // front end uses one, and CopyOfSkipped for the retained message's queued
-// copy; the trigger handler uses Skip only, since the broker's queued copy
-// of a trigger is answered stale unless its own time is recent (README,
-// Triggers).
+// copy. The daemon's trigger intake skips retained triggers its own way
+// and needs no copy check: the broker's queued copy of a trigger is
+// answered stale unless its own time is recent (README, Triggers).
 type RetainGuard struct {
 	log     *slog.Logger
 	now     func() time.Time
