@@ -257,7 +257,7 @@ func (d *Dispatcher) Submit(req Request, done func(Reply)) {
 		}
 	default:
 		d.mu.Unlock()
-		go d.refuse(it, "", errorf(CodeBusy, "", "%d commands are waiting; try again shortly", cap(d.queue)))
+		go d.refuse(it, peekID(it.req.Body), errorf(CodeBusy, "", "%d commands are waiting; try again shortly", cap(d.queue)))
 	}
 }
 
