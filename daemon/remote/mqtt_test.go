@@ -322,13 +322,7 @@ func TestMQTTCopyOfRetainedCommandEitherOrder(t *testing.T) {
 	r := newRig(t, unsigned)
 	r.ctl.setModel(t)
 	c := &fakeClient{}
-	front, err := NewMQTT(c, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := front.Start(); err != nil {
-		t.Fatal(err)
-	}
+	front := startFront(t, r, c)
 	h := c.subs["plant/a/box1/cmd/+"]
 	const topic = "plant/a/box1/cmd/threshold"
 	send := func(payload string, retained, backlog bool) {
@@ -552,13 +546,7 @@ func (f *fakeClient) Publish(topic string, payload []byte, qos byte, retained bo
 func TestMQTTReplyOverMaxPayload(t *testing.T) {
 	r := newRig(t, unsigned)
 	c := &fakeClient{max: 300}
-	front, err := NewMQTT(c, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := front.Start(); err != nil {
-		t.Fatal(err)
-	}
+	startFront(t, r, c)
 	c.subs["plant/a/box1/cmd/+"](mqttpub.Message{Topic: "plant/a/box1/cmd/config-get", Payload: []byte(`{"id":"g1"}`)})
 	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return c.published("plant/a/box1/reply/config-get") == 1 }) {
 		t.Fatal("no reply to a config-get whose answer is over the limit")
@@ -669,13 +657,7 @@ func TestMQTTHeldFloodGoesOnInOrder(t *testing.T) {
 	r.opts.Queue = 4 * maxHeldWait // the burst is not refused busy
 	r.restart()
 	c := &fakeClient{}
-	front, err := NewMQTT(c, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := front.Start(); err != nil {
-		t.Fatal(err)
-	}
+	front := startFront(t, r, c)
 	h := c.subs["plant/a/box1/cmd/+"]
 	buf := make([]byte, 0, 64)
 	for i := range maxHeldWait + 1 {
@@ -703,4 +685,18 @@ func TestMQTTHeldFloodGoesOnInOrder(t *testing.T) {
 			t.Fatalf("reply %d is %v, want %s (order kept)", i, rep["id"], want)
 		}
 	}
+}
+
+// startFront starts a command front end for box1 under plant/a on the
+// fake client c, handing requests to r's dispatcher.
+func startFront(t *testing.T, r *rig, c *fakeClient) *MQTT {
+	t.Helper()
+	front, err := NewMQTT(c, r.d, MQTTOptions{Prefix: "plant/a", DeviceID: "box1", Logger: slog.New(r.log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return front
 }
