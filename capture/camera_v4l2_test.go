@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"log/slog"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -296,6 +297,18 @@ func TestSetControls(t *testing.T) {
 	}
 	if v, err := dev.GetControl(1); err != nil || v != 255 {
 		t.Errorf("brightness reads back %d, %v", v, err)
+	}
+	// Two spellings of one control: neither is set, both are said.
+	w.sets = nil
+	res = SetControls(dev, map[string]int32{"brightness": 10, "Brightness": 20, "gain": 5}, quietLog())
+	bad := 0
+	for _, r := range res {
+		if r.Err != nil && strings.Contains(r.Err.Error(), "names the same control as Brightness and brightness") {
+			bad++
+		}
+	}
+	if bad != 2 || slices.Contains(w.sets, "1=10") || slices.Contains(w.sets, "1=20") {
+		t.Errorf("brightness and Brightness: %+v, written %v; want both refused, neither written", res, w.sets)
 	}
 	// 0 leaves a button alone.
 	w.sets = nil

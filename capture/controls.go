@@ -37,7 +37,8 @@ var ErrNoSuchControl = errors.New("no such control on this camera")
 // on. Values outside a control's range are clamped, a menu control takes
 // only one of its items, and a button is pressed by any value but 0.
 // Every problem is logged in one line and reported in its result; the
-// other controls are still set.
+// other controls are still set. Two names of one control (any spelling
+// whose key is the same) are both refused.
 func SetControls(dev Device, controls map[string]int32, log *slog.Logger) []ControlResult {
 	if len(controls) == 0 {
 		return nil
@@ -51,10 +52,27 @@ func SetControls(dev Device, controls map[string]int32, log *slog.Logger) []Cont
 	}
 	keys := make([]string, 0, len(controls))
 	explicit := map[string]bool{}
+	spelt := map[string][]string{} // the names given for each key
 	for k := range controls {
 		keys = append(keys, k)
 		explicit[controlKey(k)] = true
+		spelt[controlKey(k)] = append(spelt[controlKey(k)], k)
 	}
+	var out []ControlResult
+	// Two names for one control ("exposure" and "Exposure") would leave the
+	// camera at whichever came last; neither is set, and both are said.
+	keys = slices.DeleteFunc(keys, func(k string) bool {
+		names := spelt[controlKey(k)]
+		if len(names) < 2 {
+			return false
+		}
+		slices.Sort(names)
+		if k == names[0] {
+			log.Warn("camera: control given twice under different names; neither is set", "control", strings.Join(names, ", "))
+		}
+		out = append(out, ControlResult{Asked: k, Value: controls[k], Err: fmt.Errorf("control %q: names the same control as %s; neither is set", k, strings.Join(names, " and "))})
+		return true
+	})
 	isAuto := func(k string) bool { return strings.Contains(controlKey(k), "auto") }
 	slices.SortFunc(keys, func(a, b string) int {
 		if isAuto(a) != isAuto(b) {
@@ -65,7 +83,6 @@ func SetControls(dev Device, controls map[string]int32, log *slog.Logger) []Cont
 		}
 		return strings.Compare(a, b)
 	})
-	var out []ControlResult
 	for _, k := range keys {
 		names, autos, manual := controlAlias(controlKey(k))
 		ctl, ok := Control{}, false

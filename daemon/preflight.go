@@ -163,7 +163,7 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case err != nil:
 		add("model.path", true, "%v", err)
 	case !bbOK:
-		add("model.path", false, "%s is there; not loaded, as it loads only with %s above mended", path, blocker)
+		add("model.path", false, "%s is there; not loaded, as it loads only once %s is mended (its problem is listed with the others)", path, blocker)
 	default:
 		// Loading is the question, as for the backbone above: with
 		// optimize auto a first load would time the backbone's variants

@@ -408,7 +408,7 @@ func TestConfigCheckNamesTheFieldThatCannotBeUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, out, errs := runConfigCLI("config", "check", cfg)
-	if want := "not loaded, as it loads only with model.memory_budget above mended"; !strings.Contains(out+errs, want) {
+	if want := "not loaded, as it loads only once model.memory_budget is mended"; !strings.Contains(out+errs, want) {
 		t.Errorf("the model's line does not name model.memory_budget (%q):\n%s%s", want, out, errs)
 	}
 }

@@ -666,6 +666,10 @@ func (d *Dispatcher) refuseUnsigned(cfg *config.Config, keys map[string]ed25519.
 	case len(keys) > 0:
 		return errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s); sign with `inspectd sign --key FILE --command %s`",
 			strings.Join(sortedNames(keys), ", "), truncate(command, 64))
+	case !cfg.Remote.AllowUnsigned && origin == OriginSparkplug:
+		// Trust keys would not help: a Sparkplug write carries no signature.
+		return errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured and remote.allow_unsigned is false; "+
+			"a Sparkplug write carries no signature, so it runs only with remote.allow_unsigned: true and no trust keys (a trusted network)")
 	case !cfg.Remote.AllowUnsigned:
 		return errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured and remote.allow_unsigned is false; "+
 			"add a public key from `inspectd keygen` to remote.trust_keys in the configuration file on the box, or set remote.allow_unsigned: true on a trusted network")

@@ -706,7 +706,8 @@ func TestRefuseUnsigned(t *testing.T) {
 		want                  string // "" when taken
 	}{
 		{"remote: {allow_unsigned: true}\n", "reboot", OriginSparkplug, ""},
-		{"", "reboot", OriginSparkplug, "remote commands are off: no remote.trust_keys are configured"},
+		{"", "reboot", OriginSparkplug, "a Sparkplug write carries no signature, so it runs only with remote.allow_unsigned: true and no trust keys"},
+		{"", "status", "device", "add a public key from `inspectd keygen` to remote.trust_keys"},
 		{"remote: {allow_unsigned: true, trust_keys: {ops: " + ops.pub() + "}}\n", "reboot", OriginSparkplug,
 			"signed by one of its trust keys (ops), and a Sparkplug write carries no signature; there is no signed form of it"},
 		{"remote: {trust_keys: {ops: " + ops.pub() + "}}\n", "threshold", OriginSparkplug,
