@@ -76,6 +76,13 @@ type action struct {
 // with one log line and no effect.
 func (n *Node) onCommand(dev bool, m mqtt.Message) {
 	topic := m.Topic()
+	if len(m.Payload()) == 0 && !m.Retained() {
+		// The publish that clears a retained command, which the refusal
+		// of one tells the user to send: brokers hand it to live
+		// subscribers with the retain flag cleared. Nothing to refuse.
+		n.log.Debug("sparkplug: empty command ignored (a retained command's clearing)", "topic", topic)
+		return
+	}
 	acts, err := n.checkCommand(dev, m.Payload(), m.Retained())
 	if err != nil {
 		n.log.Warn("sparkplug command refused", "topic", topic, "error", err)

@@ -452,6 +452,29 @@ func TestRebootAsksSubmitter(t *testing.T) {
 
 // TestCommandsRefused: malformed payloads, unknown metrics and wrong
 // datatypes are refused with one log line and change nothing.
+// TestEmptyCommandIgnored: the publish that clears a retained NCMD (which
+// the refusal of a retained one asks for) reaches the node empty and
+// unflagged; it is not refused with a warning, as the JSON front end
+// ignores it too.
+func TestEmptyCommandIgnored(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	h := newHost(t, b.URL, testGroup)
+	n, lb, _ := startNode(t, b.URL, nil)
+	h.wait(0, "DBIRTH", nil)
+	top := n.Topics()
+	before := lb.Count("sparkplug command refused")
+	h.raw(top.NCMD, nil, false)
+	// Then a refused one: messages on one connection arrive in order, so
+	// once its line is there the empty one has been handled.
+	h.raw(top.NCMD, []byte(`{"rebirth": true}`), false)
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug command refused") > before }) {
+		t.Fatal("no log line for the malformed command")
+	}
+	if got := lb.Count("sparkplug command refused") - before; got != 1 || lb.Count("sparkplug command refused", "no metrics") != 0 {
+		t.Errorf("%d refusals after an empty NCMD and a malformed one, want 1 (the malformed one's)", got)
+	}
+}
+
 func TestCommandsRefused(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
 	h := newHost(t, b.URL, testGroup)
