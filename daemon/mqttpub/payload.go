@@ -212,18 +212,30 @@ func ParseTrigger(topic string, payload []byte) (Trigger, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fail("extra data after the JSON object")
 	}
-	if strings.TrimSpace(t.ID) == "" {
-		return fail("field \"id\" is missing, empty or blank")
-	}
-	if n := utf8.RuneCountInString(t.ID); n > MaxTriggerIDLen {
-		return fail("field \"id\" is %d characters long", n)
-	}
-	for _, r := range t.ID {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return fail("field \"id\" contains control or invalid character %U", r)
-		}
+	if err := CheckTriggerID(t.ID); err != nil {
+		return fail("field \"id\" %v", err)
 	}
 	return t, nil
+}
+
+// CheckTriggerID says what is wrong with a trigger id (nil when nothing
+// is): 1 to MaxTriggerIDLen characters of valid UTF-8, not blank, without
+// control characters. The error reads after the id's name ("is 129
+// characters long, at most 128"), for front ends whose ids are not JSON
+// (Sparkplug's Command/Trigger).
+func CheckTriggerID(id string) error {
+	if strings.TrimSpace(id) == "" {
+		return errors.New("is missing, empty or blank")
+	}
+	if n := utf8.RuneCountInString(id); n > MaxTriggerIDLen {
+		return fmt.Errorf("is %d characters long, at most %d", n, MaxTriggerIDLen)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("contains control or invalid character %U", r)
+		}
+	}
+	return nil
 }
 
 // triggerJSON is a trigger request as it travels.

@@ -176,11 +176,12 @@ func (n *Node) checkWrite(c *catalog, dev bool, m *sppb.Metric, frames *uint32) 
 		id := n.requestID()
 		a.req = &remote.Request{ID: id, Name: CommandThreshold, Body: mustJSON(thresholdBody{ID: id, Image: v})}
 	case dev && i == dTrigger:
-		body := mustJSON(triggerBody{ID: m.Value.Str})
-		// The same rules as a trigger on the JSON topic.
-		if _, err := mqttpub.ParseTrigger(n.topics.DCMD, body); err != nil {
-			return a, err
+		// The same rules as a trigger id on the JSON topic, in the
+		// metric's own words (the value is a string, not JSON).
+		if err := mqttpub.CheckTriggerID(m.Value.Str); err != nil {
+			return a, fmt.Errorf("Command/Trigger: the trigger id %v", err)
 		}
+		body := mustJSON(triggerBody{ID: m.Value.Str})
 		a.req = &remote.Request{ID: m.Value.Str, Name: CommandTrigger, Body: body}
 	case dev && i == dRefit && m.Value.Bool:
 		id := n.requestID()

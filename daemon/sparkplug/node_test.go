@@ -500,7 +500,7 @@ func TestCommandsRefused(t *testing.T) {
 		{"wrong value", top.NCMD, nil, cmd(sppb.Metric{Name: "Node Control/Rebirth", Value: sppb.StringValue("true")}), "Node Control/Rebirth takes a Boolean boolean_value, the command has string_value"},
 		{"null", top.DCMD, nil, cmd(sppb.Metric{Name: "Command/Trigger", IsNull: true}), "the command has null"},
 		{"NaN threshold", top.DCMD, nil, cmd(write("Inspection/Threshold", sppb.TypeDouble, sppb.DoubleValue(math.NaN()))), "must be a finite number above 0"},
-		{"bad trigger id", top.DCMD, nil, cmd(write("Command/Trigger", sppb.TypeString, sppb.StringValue(strings.Repeat("x", 129)))), `field \"id\" is 129 characters long`},
+		{"bad trigger id", top.DCMD, nil, cmd(write("Command/Trigger", sppb.TypeString, sppb.StringValue(strings.Repeat("x", 129)))), `Command/Trigger: the trigger id is 129 characters long, at most 128`},
 		{"reboot not enabled", top.NCMD, nil, cmd(write("Node Control/Reboot", sppb.TypeBoolean, sppb.BoolValue(true))), "Node Control/Reboot is not enabled"},
 		{"one bad metric spoils the command", top.DCMD, nil, cmd(write("Command/Refit Frames", sppb.TypeUInt32, sppb.UIntValue(50)),
 			write("Command/Refit", sppb.TypeInt32, sppb.IntValue(1))), "metrics[1]"},
