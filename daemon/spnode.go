@@ -3,8 +3,6 @@ package daemon
 import (
 	"errors"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/daemon/remote"
@@ -36,7 +34,7 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string,
 		TLS: tc, KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
 		GroupID: cfg.Sparkplug.GroupID, EdgeNodeID: nodeID, DeviceID: deviceID, PrimaryHostID: cfg.Sparkplug.PrimaryHostID,
 		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, JSONDelivers: m.UsesJSON(), Submitter: rebootGate{d: d, next: d.submitter()},
-		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart, Carry: carry, Counts: d.inspectionCounts(),
+		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart, Carry: carry, Counts: d.inspectionCounts,
 		Rate: func() (float64, bool) { return d.rate.over(sparkplug.DefaultRateWindow) },
 	})
 	if err != nil {
@@ -52,36 +50,10 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string,
 // node's Stats/Anomalous Count and Stats/Error Count: those of /metrics
 // (inspectd_inspections_total by verdict), which count every inspection
 // since the start whatever the MQTT profile was, so that Sparkplug and
-// Prometheus never disagree. The counters are gathered through a registry
-// of their own: Prometheus counters have no getter, and the whole /metrics
-// registry would read the process and Go runtime stats every time. nil
-// (the edge node counts for itself) if they cannot be registered there.
-func (d *Daemon) inspectionCounts() func() sparkplug.Counts {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(d.metrics.Inspections); err != nil {
-		d.log.Warn("Sparkplug counters start from 0: inspection counters not readable", "err", err)
-		return nil
-	}
-	return func() sparkplug.Counts {
-		var c sparkplug.Counts
-		mfs, _ := reg.Gather() // with an error, still what could be gathered
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() != "verdict" {
-						continue
-					}
-					switch v := uint64(m.GetCounter().GetValue()); l.GetValue() {
-					case "anomalous":
-						c.Anomalous = v
-					case "error":
-						c.Errors = v
-					}
-				}
-			}
-		}
-		return c
-	}
+// Prometheus never disagree.
+func (d *Daemon) inspectionCounts() sparkplug.Counts {
+	a, e := d.metrics.InspectionCounts()
+	return sparkplug.Counts{Anomalous: a, Errors: e}
 }
 
 // requestRestart ends the daemon for its service manager to start it again

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are inspectd's Prometheus metrics on a registry of their own
@@ -130,6 +131,24 @@ func NewMetrics() *Metrics {
 
 // InspectionError counts one inspection that could not be made.
 func (m *Metrics) InspectionError() { m.errs.Inc() }
+
+// InspectionCounts returns inspectd_inspections_total for the verdicts
+// anomalous and error, as /metrics shows them (for Sparkplug's Stats
+// counters, which must agree with it). Read from the two counters
+// themselves: a registry's Gather would read and sort every family.
+func (m *Metrics) InspectionCounts() (anomalous, errors uint64) {
+	return counterValue(m.anom), counterValue(m.errs)
+}
+
+// counterValue reads a counter (0 if it cannot be written out, which a
+// plain counter always can).
+func counterValue(c prometheus.Counter) uint64 {
+	var pm dto.Metric
+	if c.Write(&pm) != nil {
+		return 0
+	}
+	return uint64(pm.GetCounter().GetValue())
+}
 
 // PublishFailure counts one result or alarm ("result", "alarm") the
 // publisher refused or could not make durable, with the reason.

@@ -450,8 +450,6 @@ func TestRebootAsksSubmitter(t *testing.T) {
 	}
 }
 
-// TestCommandsRefused: malformed payloads, unknown metrics and wrong
-// datatypes are refused with one log line and change nothing.
 // TestEmptyCommandIgnored: the publish that clears a retained NCMD (which
 // the refusal of a retained one asks for) reaches the node empty and
 // unflagged; it is not refused with a warning, as the JSON front end
@@ -475,6 +473,8 @@ func TestEmptyCommandIgnored(t *testing.T) {
 	}
 }
 
+// TestCommandsRefused: malformed payloads, unknown metrics and wrong
+// datatypes are refused with one log line and change nothing.
 func TestCommandsRefused(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
 	h := newHost(t, b.URL, testGroup)
