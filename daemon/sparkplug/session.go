@@ -346,7 +346,24 @@ func parseState(b []byte) (hostStatus, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&raw); err != nil {
-		return hostStatus{}, fmt.Errorf("expected a JSON object {\"online\": true|false, \"timestamp\": <ms>}: %w", err)
+		const want = `expected a JSON object {"online": true|false, "timestamp": <ms since the epoch>}`
+		var te *json.UnmarshalTypeError
+		switch t := bytes.TrimSpace(b); {
+		case errors.As(err, &te):
+			// encoding/json's own words name Go's types ("Go struct
+			// field .online of type bool"): a SCADA engineer reads JSON's.
+			what := `a boolean`
+			if te.Field == "timestamp" {
+				what = `a whole number of ms since the epoch, 0 or more`
+			}
+			return hostStatus{}, fmt.Errorf("%s: %q is %s, expected %s", want, te.Field, te.Value, what)
+		case bytes.Equal(t, []byte("ONLINE")) || bytes.Equal(t, []byte("OFFLINE")):
+			// Sparkplug B 2.2 hosts publish this text on STATE/<host_id>.
+			return hostStatus{}, fmt.Errorf("%s: got %s, the text form of Sparkplug B 2.2; inspectd follows Sparkplug 3.0 (a host of 3.0 publishes the JSON object, retained)", want, t)
+		case len(t) == 0:
+			return hostStatus{}, fmt.Errorf("%s: the payload is empty", want)
+		}
+		return hostStatus{}, fmt.Errorf("%s: %s", want, strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
 		return hostStatus{}, errors.New("extra data after the JSON object")

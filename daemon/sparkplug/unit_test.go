@@ -88,13 +88,15 @@ func TestParseState(t *testing.T) {
 	}{
 		{`{"online":true,"timestamp":1668114759262}`, hostStatus{true, 1668114759262}, ""},
 		{` {"timestamp": 5, "online": false, "extra": [1]} `, hostStatus{false, 5}, ""},
-		{`ONLINE`, hostStatus{}, "expected a JSON object"},
+		{`ONLINE`, hostStatus{}, "the text form of Sparkplug B 2.2"},
 		{`{"online":true}`, hostStatus{}, `expected both "online"`},
-		{`{"online":"yes","timestamp":1}`, hostStatus{}, "expected a JSON object"},
-		{`{"online":true,"timestamp":-1}`, hostStatus{}, "expected a JSON object"},
+		{`{"online":"yes","timestamp":1}`, hostStatus{}, `"online" is string, expected a boolean`},
+		{`{"online":true,"timestamp":-1}`, hostStatus{}, `"timestamp" is number -1, expected a whole number of ms`},
+		{`{"online":true,"timestamp":1.5}`, hostStatus{}, `"timestamp" is number 1.5, expected a whole number of ms`},
+		{`{"online":true,"timestamp":1`, hostStatus{}, "unexpected EOF"},
 		{`{"online":true,"timestamp":1} {}`, hostStatus{}, "extra data"},
 		{`{"online":true,"timestamp":1}` + strings.Repeat(" ", maxStatePayload), hostStatus{}, "more than 1024"},
-		{``, hostStatus{}, "expected a JSON object"},
+		{``, hostStatus{}, "the payload is empty"},
 	} {
 		got, err := parseState([]byte(tc.in))
 		if tc.err == "" && (err != nil || got != tc.want) {
