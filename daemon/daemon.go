@@ -708,7 +708,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 			if d.base.Err() != nil {
 				return nil, fmt.Errorf("inspectd is stopping; not applied (model: %w)", err)
 			}
-			if nm := (*noModelError)(nil); errors.As(err, &nm) {
+			if nm, fe := (*noModelError)(nil), (*FieldError)(nil); errors.As(err, &nm) || errors.As(err, &fe) {
 				return nil, err // names its key already
 			}
 			return nil, fmt.Errorf("model: %w", err)

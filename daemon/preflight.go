@@ -170,6 +170,10 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		// for seconds (they are timed when run starts).
 		mopts.Backbone.Optimize = backbone.OptimizeOff
 		det, err := model.Load(path, mopts)
+		if fe := (*FieldError)(nil); errors.As(budgetError(err), &fe) {
+			add(fe.Field, true, "%v", fe.Err)
+			break
+		}
 		if err != nil {
 			add("model.path", true, "%v; if it is not a model inspectd fitted, fit one with 'inspectd fit --data DIR --out %s'", err, path)
 			break

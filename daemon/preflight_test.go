@@ -2,10 +2,15 @@ package daemon
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model"
 )
 
 // config check loads the model to see that it loads, not to time the
@@ -29,5 +34,43 @@ func TestPreflightLoadsWithoutTiming(t *testing.T) {
 	}
 	if !loads || strings.Contains(logs.String(), "backbone") {
 		t.Errorf("model loads: %v; log:\n%s", loads, logs.String())
+	}
+}
+
+// A model refused for its size is sound: config check and the start file
+// it under model.memory_budget and say what to change, not "fit one" under
+// model.path (a new user's trial: the advice to refit a model inspectd had
+// fitted itself).
+func TestModelOverBudgetNamesTheBudget(t *testing.T) {
+	det := syntheticDetector(t)
+	cfg := testDefaults(t)
+	cfg.Model.Path = filepath.Join(t.TempDir(), "m.safetensors")
+	if err := det.Save(cfg.Model.Path); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Model.MemoryBudget = config.FixedMemoryBudget(config.Size(det.Info().StateBytes / 2))
+	var found bool
+	for _, f := range Preflight(cfg, testLogger(t)) {
+		if f.Field == "model.path" && f.Fatal {
+			t.Errorf("filed under model.path: %s", f)
+		}
+		if f.Field == "model.memory_budget" {
+			found = f.Fatal && strings.Contains(f.Msg, "over the memory budget") && strings.Contains(f.Msg, "raise model.memory_budget")
+			if !found {
+				t.Errorf("finding: %s", f)
+			}
+		}
+	}
+	if !found {
+		t.Error("config check does not name model.memory_budget")
+	}
+	mopts, err := ModelOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = openDetector(context.Background(), cfg, mopts, RunOptions{Logger: testLogger(t)})
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "model.memory_budget" || !errors.Is(err, model.ErrOverBudget) {
+		t.Errorf("start: %v, want a model.memory_budget error wrapping model.ErrOverBudget", err)
 	}
 }

@@ -118,13 +118,27 @@ func (e *noModelError) Error() string {
 	return fmt.Sprintf("%s: no model at %s: fit one first with 'inspectd fit --data DIR --out %s' (DIR holds normal images, or train/good)", e.key, e.path, e.path)
 }
 
+// budgetError files a model load refused for its size under the key that
+// decides it, model.memory_budget, with what to do: the file is sound, and
+// "fit one" alone would not help. Other errors come back as they are.
+func budgetError(err error) error {
+	if !errors.Is(err, model.ErrOverBudget) {
+		return err
+	}
+	return &FieldError{Field: "model.memory_budget", Err: fmt.Errorf("%w; raise model.memory_budget for this box, or fit the model here ('inspectd fit' chooses the features d to fit the budget, down to model.min_features)", err)}
+}
+
 // openDetector loads the model file, or fits one on normal synthetic
 // frames when the file is missing and the source is synthetic (the demo on
 // a bare machine).
 func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, o RunOptions) (*model.Detector, error) {
 	path := cfg.ModelPath()
 	if _, err := os.Stat(path); err == nil {
-		return model.Load(path, mopts)
+		det, err := model.Load(path, mopts)
+		if err != nil {
+			return nil, budgetError(err)
+		}
+		return det, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}

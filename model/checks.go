@@ -3,6 +3,8 @@ package model
 import (
 	"errors"
 	"fmt"
+
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // ErrNonFinite is wrapped by Inspect's error when a patch distance or the
@@ -13,6 +15,10 @@ var ErrNonFinite = errors.New("non-finite score")
 // ErrTooFewImages is wrapped by Fit's error when the image source holds
 // fewer normal images than the options need (see Options.MinImages).
 var ErrTooFewImages = errors.New("too few normal images")
+
+// ErrOverBudget is wrapped by Load when the model's scoring state is
+// larger than Options.MemoryBudget (padim.ErrOverBudget).
+var ErrOverBudget = padim.ErrOverBudget
 
 // MinImages returns the fewest normal images Fit accepts: the Gaussians
 // are fitted on every image and each image's threshold score is taken

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"errors"
 	"image"
 	"math"
 	"path/filepath"
@@ -168,7 +169,7 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	// The members' states together count against the memory budget.
 	small := opts
 	small.MemoryBudget = info.StateBytes - 1
-	if _, err := Load(path, small); err == nil || !strings.Contains(err.Error(), "memory budget") {
+	if _, err := Load(path, small); !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "memory budget") {
 		t.Errorf("ensemble over the budget loaded: %v", err)
 	}
 }

@@ -405,7 +405,7 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 		d.info.ID = d.id()
 	}
 	if opts.MemoryBudget > 0 && d.info.StateBytes > opts.MemoryBudget {
-		return fail(fmt.Errorf("scoring state of all scales is %d bytes, over the memory budget of %d bytes", d.info.StateBytes, opts.MemoryBudget))
+		return fail(fmt.Errorf("scoring state of all scales is %d bytes, %w of %d bytes", d.info.StateBytes, ErrOverBudget, opts.MemoryBudget))
 	}
 	return d, nil
 }

@@ -806,6 +806,11 @@ func (lay *layout) parseMeta(meta map[string]string, member bool) error {
 	return nil
 }
 
+// ErrOverBudget is wrapped by a load refused because the model's scoring
+// state is larger than LoadOptions.MaxStateBytes: the file is sound, the
+// box is told to hold less (a caller can say which setting to change).
+var ErrOverBudget = errors.New("over the memory budget")
+
 // check applies the caller's expectations before anything is mapped.
 func (lay *layout) check(opts LoadOptions) error {
 	md := &lay.meta
@@ -816,8 +821,8 @@ func (lay *layout) check(opts LoadOptions) error {
 		return fmt.Errorf("fitted with taps %q, but the backbone is configured with taps %q: refit the model", md.Taps, e)
 	}
 	if b := StateBytes(lay.state.Positions(), lay.state.D); opts.MaxStateBytes > 0 && b > opts.MaxStateBytes {
-		return fmt.Errorf("scoring state needs %d bytes (%.1f MiB: grid %dx%d, d=%d), over the memory budget of %d bytes (%.1f MiB)",
-			b, float64(b)/(1<<20), lay.state.GridH, lay.state.GridW, lay.state.D, opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
+		return fmt.Errorf("scoring state needs %d bytes (%.1f MiB: grid %dx%d, d=%d), %w of %d bytes (%.1f MiB)",
+			b, float64(b)/(1<<20), lay.state.GridH, lay.state.GridW, lay.state.D, ErrOverBudget, opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
 	}
 	if len(lay.members) > 0 && opts.MaxStateBytes > 0 {
 		b := StateBytes(lay.state.Positions(), lay.state.D)
@@ -825,8 +830,8 @@ func (lay *layout) check(opts LoadOptions) error {
 			b += StateBytes(ml.state.Positions(), ml.state.D)
 		}
 		if b > opts.MaxStateBytes {
-			return fmt.Errorf("scoring state of the model and its %d member(s) needs %d bytes (%.1f MiB), over the memory budget of %d bytes (%.1f MiB)",
-				len(lay.members), b, float64(b)/(1<<20), opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
+			return fmt.Errorf("scoring state of the model and its %d member(s) needs %d bytes (%.1f MiB), %w of %d bytes (%.1f MiB)",
+				len(lay.members), b, float64(b)/(1<<20), ErrOverBudget, opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
 		}
 	}
 	return nil

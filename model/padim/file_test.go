@@ -3,6 +3,7 @@ package padim
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"maps"
@@ -208,6 +209,9 @@ func TestLoadRefuses(t *testing.T) {
 		_, err := Load(path, tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
 			t.Errorf("%+v: %v, want %q and the path", tc.opts, err, tc.want)
+		}
+		if budget := tc.opts.MaxStateBytes > 0; errors.Is(err, ErrOverBudget) != budget {
+			t.Errorf("%+v: errors.Is(%v, ErrOverBudget) = %v, want %v", tc.opts, err, !budget, budget)
 		}
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "none"), LoadOptions{}); err == nil {
