@@ -321,8 +321,12 @@ type Folder struct {
 	counters Counters
 	files    []string // sorted at start; Loop replays these
 	queue    []string // still to read
-	seen     map[string]bool
-	pending  map[string]int64 // watched files seen once, with their size
+	// seen are the files queued or read: a zero stamp while queued, then
+	// the file's stamp when it was read, so that a watched folder reads a
+	// file again when it is replaced under the same name (a camera's
+	// software that reuses names, an upload renamed over the last one).
+	seen    map[string]fileStamp
+	pending map[string]int64 // watched files seen once, with their size
 	// failed are the files that did not decode, with their size and
 	// modification time when they failed: logged once, and in a watched
 	// folder read again when they change (a copy that paused half-way).
@@ -364,7 +368,7 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), seen: map[string]bool{}, pending: map[string]int64{}, failed: map[string]fileStamp{}}
+	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), seen: map[string]fileStamp{}, pending: map[string]int64{}, failed: map[string]fileStamp{}}
 	entries, err := os.ReadDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("folder source: %w", err)
@@ -372,7 +376,7 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	for _, e := range entries {
 		if fl.wanted(e) {
 			fl.files = append(fl.files, e.Name())
-			fl.seen[e.Name()] = true
+			fl.seen[e.Name()] = fileStamp{}
 		}
 	}
 	slices.Sort(fl.files)
@@ -445,16 +449,20 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		}
 		name := fl.queue[0]
 		fl.queue = fl.queue[1:]
-		var st fileStamp
-		if l := fl.opts.Ledger; l != nil {
-			if st = fl.stamp(name); l.handedOut(fl.key, name, st) {
-				continue // a source before this one on the folder did
-			}
+		// Stamped before the read: a file changed while it is read gets a
+		// stamp older than its content and is read again, never missed.
+		st := fl.stamp(name)
+		if fl.opts.Watch {
+			fl.seen[name] = st
+		}
+		if l := fl.opts.Ledger; l != nil && l.handedOut(fl.key, name, st) {
+			continue // a source before this one on the folder did
 		}
 		img, err := fl.read(name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && fl.opts.Watch {
-				continue // taken away before we got to it
+				delete(fl.seen, name) // a file put there again under its name is new
+				continue              // taken away before we got to it
 			}
 			stamp := fl.stamp(name)
 			if !errors.Is(err, ErrImageTooLarge) && fl.unsettled(stamp) { // a header is final
@@ -559,7 +567,10 @@ func (fl *Folder) stamp(name string) fileStamp {
 func (fl *Folder) poll() error {
 	entries, err := os.ReadDir(fl.opts.Dir)
 	if err != nil {
-		return fmt.Errorf("watch folder %s: %w", fl.opts.Dir, err)
+		// A network share that dropped, a folder moved away and put back:
+		// like an unplugged camera, polled again until it is back (the
+		// files read before stay read).
+		return fmt.Errorf("%w: watch folder %s cannot be listed, polled again: %v", ErrUnavailable, fl.opts.Dir, err)
 	}
 	present := make(map[string]bool, len(entries))
 	var ready []string
@@ -573,12 +584,19 @@ func (fl *Folder) poll() error {
 		if err != nil {
 			continue
 		}
-		if fl.seen[name] {
+		if read, ok := fl.seen[name]; ok {
+			cur := stampOf(info)
 			prev, failed := fl.failed[name]
-			if !failed || prev == stampOf(info) {
+			switch {
+			case read == (fileStamp{}):
+				continue // queued, not read yet: it is read as it is then
+			case failed && prev == cur, !failed && read == cur:
 				continue
 			}
-			delete(fl.seen, name) // changed since it failed: read it again once it is still
+			// Changed since it failed (a writer that paused half-way), or
+			// replaced or rewritten since it was read: a new part, read
+			// again once it is still.
+			delete(fl.seen, name)
 		}
 		size := info.Size()
 		// An empty file waits for its bytes; with ReportSkips one that
@@ -586,7 +604,7 @@ func (fl *Folder) poll() error {
 		emptyDone := size == 0 && fl.opts.ReportSkips && !fl.unsettled(stampOf(info))
 		if prev, ok := fl.pending[name]; ok && prev == size && (size > 0 || emptyDone) {
 			delete(fl.pending, name)
-			fl.seen[name] = true
+			fl.seen[name] = fileStamp{}
 			ready = append(ready, name)
 			continue
 		}
