@@ -16,6 +16,18 @@ var ErrNonFinite = errors.New("non-finite score")
 // fewer normal images than the options need (see Options.MinImages).
 var ErrTooFewImages = errors.New("too few normal images")
 
+// MinFrameSide is the fewest pixels a frame may have along each side.
+// Scaled up to the network's input, each pixel of a smaller frame spans
+// more than three cells of the patch grid, so no defect the model could
+// tell apart fits in it; a 1×1 frame is one uniform patch that scores as
+// an ordinary stretch of surface and passed as good (a trial: single-pixel
+// images judged ok).
+const MinFrameSide = 16
+
+// ErrFrameTooSmall is wrapped by Inspect's and Fit's error for a frame or
+// image smaller than MinFrameSide on a side: it is not judged.
+var ErrFrameTooSmall = errors.New("frame too small to inspect")
+
 // ErrOverBudget is wrapped by Load when the model's scoring state is
 // larger than Options.MemoryBudget (padim.ErrOverBudget).
 var ErrOverBudget = padim.ErrOverBudget

@@ -422,6 +422,9 @@ func (d *Detector) bindBuffers() {
 // every scale. It returns the region of the network input that holds the
 // image (all of it with tiles).
 func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
+	if b := img.Bounds(); b.Dx() < MinFrameSide || b.Dy() < MinFrameSide {
+		return backbone.Region{}, fmt.Errorf("%w: %dx%d, at least %d pixels a side", ErrFrameTooSmall, b.Dx(), b.Dy(), MinFrameSide)
+	}
 	s, cs := time.Now(), d.cpuNow()
 	if d.al != nil {
 		var err error

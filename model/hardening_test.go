@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -186,5 +187,27 @@ func TestFitAtMinimum(t *testing.T) {
 	defer det.Close()
 	if rep.Images != 3 || rep.ThresholdImages != 3 || !(det.Info().ImageThreshold > 0) {
 		t.Fatalf("report %+v", rep)
+	}
+}
+
+// A frame under MinFrameSide on a side is not judged: Inspect returns
+// ErrFrameTooSmall naming its size (a trial: single-pixel PNGs, a uniform
+// patch once scaled up, scored 0.79× the threshold and passed as good).
+// A frame of MinFrameSide on each side is inspected.
+func TestTinyFrameNotJudged(t *testing.T) {
+	opts := testOptions(t)
+	det, _, err := Fit(context.Background(), opts, textures(opts.MinImages()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	for _, sz := range []image.Point{{1, 1}, {2, 2}, {MinFrameSide - 1, 400}, {400, MinFrameSide - 1}} {
+		r, err := det.Inspect(image.NewGray(image.Rect(0, 0, sz.X, sz.Y)))
+		if !errors.Is(err, ErrFrameTooSmall) || !strings.Contains(err.Error(), fmt.Sprintf("%dx%d", sz.X, sz.Y)) {
+			t.Errorf("%v frame: %v, %v; want ErrFrameTooSmall naming its size", sz, r, err)
+		}
+	}
+	if _, err := det.Inspect(image.NewGray(image.Rect(0, 0, MinFrameSide, MinFrameSide))); err != nil {
+		t.Errorf("%dx%d frame: %v", MinFrameSide, MinFrameSide, err)
 	}
 }

@@ -413,7 +413,7 @@ func cmdEval() *Command {
 						}
 						job := evalJob{memo: memo, files: files, sk: newSkipped(cfg.Capture.MaxPixels), set: set, train: train, model: *modelPath, save: *saveModel, report: report,
 							candidates: *candidates && k == 0 && r == model.RecipeAuto}
-						job.sk.tooLarge, job.sk.unreadable = admitted.tooLarge, admitted.unreadable
+						*job.sk = *admitted // the training files skipped, then the test files
 						res, cands, err := job.run(ctx, env, &c)
 						if err != nil {
 							if job.sk.count() > 0 {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"image"
 	"image/jpeg"
 	"image/png"
 	"os"
@@ -58,6 +59,9 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 	// header reads, its body does not. It once ended the fit after the
 	// search had tried every candidate.
 	cut := cutJPEG(t, filepath.Join(dir, "train", "good"))
+	// A thumbnail: too small to show a part (model.MinFrameSide).
+	tiny := filepath.Join(dir, "train", "good", "tiny.png")
+	writeTinyPNG(t, tiny)
 	out := filepath.Join(t.TempDir(), "m.safetensors")
 	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
 	if _, err := os.Stat(out); code == 0 && err != nil {
@@ -66,12 +70,13 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("fit: exit %d\n%s", code, stderr)
 	}
-	want := "skipped 3 files: 1 over capture.max_pixels (40000000 pixels), 2 unreadable or not an image (the log names each)"
+	want := "skipped 4 files: 1 over capture.max_pixels (40000000 pixels), 2 unreadable or not an image, 1 under 16 pixels a side (the log names each)"
 	if !strings.Contains(stdout, "on 12 images") || !strings.Contains(stdout, "from 12 good images") || !strings.Contains(stdout, want) {
 		t.Errorf("fit stdout %q, want 12 images fitted, the threshold from 12 and %q", stdout, want)
 	}
 	for _, w := range []string{`file=` + filepath.Join(dir, "train", "good", "bomb.png"), `reason="too large"`, "200000×200000",
-		`file=` + filepath.Join(dir, "train", "good", "broken.png"), `reason="unreadable or not an image"`, `file=` + cut} {
+		`file=` + filepath.Join(dir, "train", "good", "broken.png"), `reason="unreadable or not an image"`, `file=` + cut,
+		`file=` + tiny, `reason="too small"`, "4x4"} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("fit log lacks %q:\n%s", w, stderr)
 		}
@@ -82,7 +87,7 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 		t.Fatalf("eval: exit %d\n%s", code, stderr)
 	}
 	// Eval fits too: the bad files of train/good and of test/good.
-	want = "skipped 5 files: 2 over capture.max_pixels (40000000 pixels), 3 unreadable or not an image (the log names each)"
+	want = "skipped 6 files: 2 over capture.max_pixels (40000000 pixels), 3 unreadable or not an image, 1 under 16 pixels a side (the log names each)"
 	if !strings.Contains(stdout, want) || !strings.Contains(stdout, "(6 test images)") || !strings.Contains(stdout, " 12 images in") {
 		t.Errorf("eval stdout %q, want %q, 12 training images and 6 test images inspected", stdout, want)
 	}
@@ -239,5 +244,17 @@ func TestFitSeparationAndThresholdNote(t *testing.T) {
 	}
 	if got := thresholdNote(23.82, 60); got != "threshold 23.82 from 60 good images (each scored leave one out)" {
 		t.Errorf("fitted threshold: %q", got)
+	}
+}
+
+// writeTinyPNG writes a 4×4 grey PNG at path.
+func writeTinyPNG(t *testing.T, path string) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 4, 4))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

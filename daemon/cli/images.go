@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
 )
 
@@ -65,8 +66,8 @@ func (s imageFiles) params(path string) (dataset.MisalignParams, bool) {
 // skipped counts the files a command left out, by reason, for its summary
 // line; each one is also named in a log line when it is skipped.
 type skipped struct {
-	tooLarge, unreadable, misshapen int
-	maxPixels                       int64
+	tooLarge, unreadable, misshapen, tiny int
+	maxPixels                             int64
 }
 
 // add counts path as skipped for err and logs it.
@@ -76,6 +77,9 @@ func (s *skipped) add(log *slog.Logger, path string, err error) {
 	case errors.Is(err, capture.ErrImageTooLarge):
 		s.tooLarge++
 		reason = "too large"
+	case errors.Is(err, model.ErrFrameTooSmall):
+		s.tiny++
+		reason = "too small"
 	case errors.Is(err, dataset.ErrMaskShape):
 		s.misshapen++
 		reason = "mask of another shape than its image"
@@ -85,7 +89,7 @@ func (s *skipped) add(log *slog.Logger, path string, err error) {
 	log.Warn("file skipped", "file", path, "reason", reason, "err", err)
 }
 
-func (s *skipped) count() int { return s.tooLarge + s.unreadable + s.misshapen }
+func (s *skipped) count() int { return s.tooLarge + s.unreadable + s.misshapen + s.tiny }
 
 // String is the summary, "" when nothing was skipped.
 func (s *skipped) String() string {
@@ -98,6 +102,9 @@ func (s *skipped) String() string {
 	}
 	if s.unreadable > 0 {
 		why = append(why, fmt.Sprintf("%d unreadable or not an image", s.unreadable))
+	}
+	if s.tiny > 0 {
+		why = append(why, fmt.Sprintf("%d under %d pixels a side", s.tiny, model.MinFrameSide))
 	}
 	if s.misshapen > 0 {
 		why = append(why, fmt.Sprintf("%d with a mask of another shape", s.misshapen))
@@ -119,7 +126,13 @@ func (s *skipped) String() string {
 func admitImages(paths []string, maxPixels int64, log *slog.Logger, sk *skipped) []string {
 	kept := paths[:0:0]
 	for _, p := range paths {
-		if _, _, err := capture.DecodeImageFile(p, maxPixels); err != nil {
+		img, _, err := capture.DecodeImageFile(p, maxPixels)
+		if err == nil {
+			if b := img.Bounds(); b.Dx() < model.MinFrameSide || b.Dy() < model.MinFrameSide {
+				err = fmt.Errorf("%w: %dx%d, at least %d pixels a side", model.ErrFrameTooSmall, b.Dx(), b.Dy(), model.MinFrameSide)
+			}
+		}
+		if err != nil {
 			sk.add(log, p, err)
 			continue
 		}
