@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
@@ -87,6 +88,13 @@ func cmdFit() *Command {
 			}
 			if *out == "" {
 				*out = cfg.ModelPath()
+			}
+			if filepath.Clean(filepath.Dir(*out)) == filepath.Clean(cfg.StateDir) {
+				// The daemon creates state_dir at its first start (config
+				// check says so); a fit before that first start does too.
+				if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
+					return fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)
+				}
 			}
 			if err := canWriteBeside("model file", *out, "model.safetensors"); err != nil {
 				return err // before minutes of fitting, not after

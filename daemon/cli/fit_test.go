@@ -258,3 +258,25 @@ func writeTinyPNG(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// fit before the daemon's first start creates state_dir for the model that
+// lives there, as the daemon would (a trial: "cannot write in …: no such
+// file or directory" while config check said inspectd creates it).
+func TestFitCreatesStateDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on the real backbone")
+	}
+	dir, _ := bombDataSet(t, 12)
+	state := filepath.Join(t.TempDir(), "not", "yet")
+	cfg := filepath.Join(t.TempDir(), "inspectd.yaml")
+	y := "state_dir: " + state + "\nmodel: {recipe: fixed, features: 32, min_features: 16, context_pool: 0, optimize: off}\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg); code != 0 {
+		t.Fatalf("fit: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(state, "model.safetensors")); err != nil {
+		t.Errorf("model not in the new state_dir: %v", err)
+	}
+}
