@@ -279,10 +279,11 @@ type Detector struct {
 	// or "" (unknown: a file from before it was recorded).
 	trainInput string
 	// trainAspect is the least and greatest width/height of the training
-	// images (zero: not recorded, a file from before); trainMixed says
-	// they were grayscale and colour both (fit only).
+	// images (zero: not recorded, a file from before); trainKinds counts
+	// the grayscale and the colour ones (fit only: trainInput is the kind
+	// most of them were).
 	trainAspect [2]float64
-	trainMixed  bool
+	trainKinds  [2]int
 	// mismatch is the last frame's inputMismatch, by its kind and size: a
 	// line whose frames differ says the same of every one, and saying it
 	// again would allocate per frame.

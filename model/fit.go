@@ -134,9 +134,10 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	if err != nil {
 		return nil, rep, err
 	}
-	if slices.ContainsFunc(d.parts(), func(p *Detector) bool { return p.trainMixed }) {
+	if k := d.parts()[0].trainKinds; k[0] > 0 && k[1] > 0 {
 		// Once per fit, here: an ensemble fits each member on the images.
-		opts.Logger.Warn("the training images are grayscale and colour both: a frame scores by the kind most of them were, and the other kind's parts may be flagged; fit on images from the camera the line uses, all of one kind")
+		opts.Logger.Warn("the training images are grayscale and colour both: the model is taken for one of the kind most of them were, and the other kind's frames are warned of and may be flagged; fit on images from the camera the line uses, all of one kind",
+			"grayscale", k[0], "colour", k[1], "fitted_on", d.parts()[0].trainInput)
 	}
 	if half {
 		for _, p := range d.parts() {
@@ -429,10 +430,14 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 			return nil, fmt.Errorf("fit: %s: %w", imageLabel(src, im.i), err)
 		}
 		kept = append(kept, im.i)
-		k := inputKind(im.img)
-		d.trainMixed = d.trainMixed || (d.trainInput != "" && d.trainInput != k)
-		if d.trainInput != inputColour {
-			d.trainInput = k // colour if any training image was
+		if inputKind(im.img) == inputGray {
+			d.trainKinds[0]++
+		} else {
+			d.trainKinds[1]++
+		}
+		d.trainInput = inputColour // the kind most training images were; colour on a tie
+		if d.trainKinds[0] > d.trainKinds[1] {
+			d.trainInput = inputGray
 		}
 		if b := im.img.Bounds(); b.Dy() > 0 {
 			a := float64(b.Dx()) / float64(b.Dy())

@@ -80,6 +80,48 @@ func TestFitWarnsOnMixedInput(t *testing.T) {
 	}
 }
 
+// The model is taken for one of the kind most training images were:
+// eleven grayscale images and one colour one make a grayscale model, whose
+// colour frames are the ones warned of (a trial: one colour image among
+// thirty grayscale ones recorded a colour model, and the warning then fell
+// on the line's grayscale frames). The warning gives both counts.
+func TestFitRecordsTheMajorityKind(t *testing.T) {
+	opts := testOptions(t)
+	var logs strings.Builder
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	det, _, err := Fit(context.Background(), opts, oneColour(12), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	if got := det.Info().TrainInput; got != inputGray {
+		t.Errorf("train_input %q, want %q", got, inputGray)
+	}
+	if !strings.Contains(logs.String(), "grayscale=11 colour=1 fitted_on="+inputGray) {
+		t.Errorf("warning lacks the counts:\n%s", logs.String())
+	}
+	g, _ := oneColour(12).Image(1)
+	c, _ := oneColour(12).Image(0)
+	if r, err := det.Inspect(g); err != nil || r.Mismatch&MismatchInput != 0 {
+		t.Errorf("grayscale frame: %v, mismatch %q", err, r.InputMismatch)
+	}
+	if r, err := det.Inspect(c); err != nil || r.Mismatch&MismatchInput == 0 {
+		t.Errorf("colour frame: %v, mismatch %q, want a colour-frame warning", err, r.InputMismatch)
+	}
+}
+
+// oneColour are textures, the first one as a colour image.
+type oneColour int
+
+func (n oneColour) Len() int { return int(n) }
+
+func (n oneColour) Image(i int) (image.Image, error) {
+	if i == 0 {
+		return mixedTextures(n).Image(1)
+	}
+	return texture(uint64(i), false), nil
+}
+
 // mixedTextures are textures, every other one as a colour image.
 type mixedTextures int
 
