@@ -130,6 +130,15 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 		Metrics: d.metrics,
 		Logger:  d.log,
 	})
+	if cfg.HTTP.Listen != "" {
+		// Before anything is inspected: a port taken by another program
+		// ended the start after the first file of a watched folder was
+		// inspected and recorded, and its result was lost. Meanwhile
+		// /healthz says "not started" with 503.
+		if d.httpSrv, err = d.startHTTP(cfg.HTTP.Listen); err != nil {
+			return d, err
+		}
+	}
 	d.triggers = newTriggerIntake(d.log, d.metrics)
 	d.triggers.configure(cfg.Capture.Trigger.DedupWindow.Std(), cfg.Capture.Trigger.MaxAge.Std())
 	d.sink.onTriggerResult = d.triggers.answered
@@ -181,11 +190,6 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	_ = d.metrics.WatchPipeline(func() httpapi.PipelineStats {
 		return httpapi.PipelineStats{LastGoodFrameAge: d.pipe.Load().LastGoodFrameAge()}
 	})
-	if cfg.HTTP.Listen != "" {
-		if d.httpSrv, err = d.startHTTP(cfg.HTTP.Listen); err != nil {
-			return d, err
-		}
-	}
 	d.log.Info("inspecting", "source", desc, "device_id", d.deviceID, "topics", cfg.MQTT.TopicPrefix+"/"+d.deviceID+"/#",
 		"trigger", string(cfg.Capture.Trigger.Mode))
 	d.ready()

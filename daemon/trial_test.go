@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,5 +243,45 @@ func TestWatchedFolderAcrossDaemonRestart(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := r.inspections(); n != 4 {
 		t.Errorf("%d inspections over two runs of 3 files then 1 new, want 4:\n%s", n, r.lines.String())
+	}
+}
+
+// An HTTP port taken by another program ends the start before anything is
+// inspected: the watched folder's file stays uninspected for the next
+// start (a trial: the first file was inspected and recorded as done, then
+// the start failed and its result was lost).
+func TestHTTPPortTakenInspectsNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	frames := filepath.Join(t.TempDir(), "frames")
+	writePNGs(t, frames, 1, 5, false)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
+		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "`+ln.Addr().String()+`"}`, 1)
+	})
+	var end error
+	r.waitFor("the start to fail", func() bool { e, ok := r.ended(); end = e; return ok })
+	if end == nil || !strings.Contains(end.Error(), "http.listen "+ln.Addr().String()) {
+		t.Fatalf("start ended with %v, want the http.listen error", end)
+	}
+	if n := r.inspections(); n != 0 {
+		t.Errorf("%d inspections before the start failed:\n%s", n, r.lines.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(r.dir, "state", folderLedgerFile)); err == nil && strings.Contains(string(b), "part000.png") {
+		t.Errorf("the folder ledger records the file as inspected:\n%s", b)
+	}
+	// The order that makes it so, whatever the timing: the endpoint is
+	// bound before the model is loaded and the source opened.
+	ok := startFolderDaemon(t, frames, "watch", true)
+	ok.daemon()
+	logs := ok.logs.String()
+	if h, m := strings.Index(logs, "HTTP endpoint"), strings.Index(logs, "model ready"); h < 0 || m < 0 || h > m {
+		t.Errorf("HTTP endpoint logged at %d, model ready at %d: want the endpoint first\n%s", h, m, logs)
 	}
 }
