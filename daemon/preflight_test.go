@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,5 +73,29 @@ func TestModelOverBudgetNamesTheBudget(t *testing.T) {
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "model.memory_budget" || !errors.Is(err, model.ErrOverBudget) {
 		t.Errorf("start: %v, want a model.memory_budget error wrapping model.ErrOverBudget", err)
+	}
+}
+
+// A start that fails because state_dir is a file says so once; it does
+// not claim a configuration push was reverted (a trial: an ERROR line
+// "configuration push waiting for config-confirm does not start;
+// reverted" with push="", though nothing had been pushed).
+func TestStateDirFileNoRevertClaim(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.WriteFile(state, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "inspectd.yaml")
+	if err := os.WriteFile(cfgPath, []byte("state_dir: "+state+"\nhttp: {listen: \"\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	err := Run(context.Background(), RunOptions{ConfigPath: cfgPath, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err == nil || !strings.Contains(err.Error(), "state_dir "+state) {
+		t.Fatalf("Run: %v, want the state_dir error", err)
+	}
+	if strings.Contains(logs.String(), "reverted") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("log claims a revert:\n%s", logs.String())
 	}
 }

@@ -81,7 +81,13 @@ func Run(ctx context.Context, o RunOptions) error {
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
-			if id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now()); id != "" || rerr != nil {
+			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now()); {
+			case id == "" && rerr != nil:
+				// Nothing was reverted: the request table could not be read
+				// (most often for the start's own reason, a state_dir that
+				// is a file), or a push found could not be put back.
+				o.Logger.Warn("remote: could not check for, or revert, a configuration push waiting for config-confirm", "state_dir", cfg.StateDir, "error", rerr)
+			case id != "":
 				o.Logger.Error("remote: configuration push waiting for config-confirm does not start; reverted for the next start", "push", id, "error", err, "revert_error", rerr)
 				if rerr == nil {
 					return fmt.Errorf("%w (configuration push %q, which waited for config-confirm, is reverted: start again to run on the configuration before it)", err, id)
