@@ -552,7 +552,7 @@ func (c *Camera) open(ctx context.Context) error {
 			c.backoff = min(2*c.backoff, c.opts.ReopenMax)
 		}
 		c.retryAt = time.Now().Add(c.backoff)
-		werr := fmt.Errorf("%w: %w (next try in %v)", ErrUnavailable, err, c.backoff)
+		werr := &RetryError{Err: fmt.Errorf("%w: %w", ErrUnavailable, err), Next: c.backoff}
 		if !c.downLogged {
 			c.log.Warn("camera: unavailable, retrying with backoff", "err", err)
 			c.downLogged = true

@@ -162,6 +162,19 @@ var ErrTimeout = errors.New("capture: frame timeout")
 // now (unplugged, busy). The source keeps retrying with backoff on later calls.
 var ErrUnavailable = errors.New("capture: device unavailable")
 
+// RetryError is a temporary error (Err) with the wait before the source
+// tries again, which grows with each failure: a caller that logs each kind
+// of trouble once compares Err, not the message, which changes with Next.
+type RetryError struct {
+	Err  error
+	Next time.Duration
+}
+
+func (e *RetryError) Error() string { return fmt.Sprintf("%v (next try in %v)", e.Err, e.Next) }
+
+// Unwrap returns Err.
+func (e *RetryError) Unwrap() error { return e.Err }
+
 // ErrNoDevice is wrapped by NewCamera's error when the device node is not
 // there and CameraOptions.RequireDevice is set.
 var ErrNoDevice = errors.New("capture: no such device")

@@ -421,3 +421,29 @@ func inspectFrames(t *testing.T, p *Pipeline, src capture.Source, n int) {
 		}
 	}
 }
+
+// A camera that stays unplugged is logged once by the pipeline, not once
+// per try: the retry's error carries the growing backoff ("next try in
+// 250ms", "500ms", …), which made six lines in eight seconds (a trial).
+func TestUnpluggedCameraLoggedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cam, err := capture.NewCamera(capture.CameraOptions{Device: "/dev/video-unplugged", ReopenMin: time.Millisecond, ReopenMax: 64 * time.Millisecond,
+		Open: func(path string) (capture.Device, error) { return nil, fmt.Errorf("open %s: %w", path, os.ErrNotExist) }, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(PipelineOptions{Source: cam, Detector: syntheticDetector(t), Sink: &memSink{}, Metrics: httpapi.NewMetrics(), FreeRun: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	_ = p.Run(ctx)
+	if tries := strings.Count(logs.String(), "next try in"); tries != 1 {
+		t.Errorf("%d lines with a retry, want 1 (the tries went on for 400 ms, backoff 1–64 ms):\n%s", tries, logs.String())
+	}
+	if n := strings.Count(logs.String(), "capture problem, retrying"); n != 1 {
+		t.Errorf("%d pipeline lines for one unplugged camera, want 1:\n%s", n, logs.String())
+	}
+}

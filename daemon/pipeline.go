@@ -470,9 +470,13 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			}
 			if capture.Temporary(err) {
 				p.health.failed(err)
-				if err.Error() != lastLogged { // one line per kind of trouble, not per frame
+				kind := err.Error()
+				if re := (*capture.RetryError)(nil); errors.As(err, &re) {
+					kind = re.Err.Error() // not the growing backoff
+				}
+				if kind != lastLogged { // one line per kind of trouble, not per frame or per try
 					p.log.Warn("capture problem, retrying", "err", err)
-					lastLogged = err.Error()
+					lastLogged = kind
 				}
 				continue
 			}
