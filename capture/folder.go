@@ -460,10 +460,12 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		}
 		img, err := fl.read(name)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && fl.opts.Watch {
+			if _, lerr := os.Lstat(filepath.Join(fl.opts.Dir, name)); errors.Is(err, fs.ErrNotExist) && fl.opts.Watch && lerr != nil {
 				delete(fl.seen, name) // a file put there again under its name is new
 				continue              // taken away before we got to it
 			}
+			// Still there but not readable as a file: a symbolic link to
+			// nothing is answered as unreadable, like a corrupt file.
 			stamp := fl.stamp(name)
 			if !errors.Is(err, ErrImageTooLarge) && fl.unsettled(stamp) { // a header is final
 				// Perhaps still being written: poll gives it again, and

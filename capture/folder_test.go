@@ -752,3 +752,29 @@ func TestFolderWatchSurvivesTheFolderGoingAway(t *testing.T) {
 		break
 	}
 }
+
+// A symbolic link to nothing in a watched folder is answered once as
+// unreadable, naming it, and not read again at every poll (a trial: it was
+// passed over without a word).
+func TestFolderWatchAnswersADanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(dir, "gone.png"), filepath.Join(dir, "part.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, ReportSkips: true, PollInterval: 5 * time.Millisecond, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var f Frame
+	var sf *SkippedFileError
+	if err := fl.Next(ctx, &f); !errors.As(err, &sf) || sf.Name != "part.jpg" || sf.Reason != "unreadable or corrupt" {
+		t.Fatalf("dangling link: %v, want a SkippedFileError naming part.jpg", err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 60*time.Millisecond)
+	defer cancel2()
+	if err := fl.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("answered again: %v", err)
+	}
+}
