@@ -479,10 +479,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(n.Line, path, "expected %s, got %s", expect(t), describe(n))
 			return
 		}
-		// yaml.v3 truncates 2.5 into an int; a setting must not.
+		// yaml.v3 truncates 2.5 into an int; a setting must not. It also
+		// reads a quoted "yes" or "on" into a bool but refuses a quoted
+		// "true": a quoted value is a string, for a bool setting too.
 		isInt := t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64
+		quotedBool := t.Kind() == reflect.Bool && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
 		tmp := reflect.New(t)
-		if isInt && n.ShortTag() != "!!int" || n.Decode(tmp.Interface()) != nil {
+		if isInt && n.ShortTag() != "!!int" || quotedBool || n.Decode(tmp.Interface()) != nil {
 			if outOfRange(n.Value, t) {
 				d.fail(n.Line, path, "expected %s, got %s: out of range", expect(t), n.Value)
 				return

@@ -154,6 +154,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{`config x.yaml: line 3: capture.camera.controls.gain: expected an integer between -2147483648 and 2147483647, got 3000000000: out of range`}},
 		{"bool", "model:\n  xnnpack: maybe\n",
 			[]string{`config x.yaml: line 2: model.xnnpack: expected true or false, got "maybe"`}},
+		// Quoted, a bool is a string whatever it says (yaml.v3 took "yes"
+		// and "on" for true but refused "true": a trial).
+		{"quoted yes", "model:\n  xnnpack: \"yes\"\n",
+			[]string{`config x.yaml: line 2: model.xnnpack: expected true or false, got "yes"`}},
+		{"quoted on", "model:\n  xnnpack: 'on'\n",
+			[]string{`config x.yaml: line 2: model.xnnpack: expected true or false, got "on"`}},
+		{"quoted true", "model:\n  xnnpack: \"true\"\n",
+			[]string{`config x.yaml: line 2: model.xnnpack: expected true or false, got "true"`}},
 		{"float", "model:\n  epsilon: small\n",
 			[]string{`config x.yaml: line 2: model.epsilon: expected a number, got "small"`}},
 		{"string from mapping", "state_dir: {a: b}\n",
