@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"net/http"
@@ -445,5 +448,48 @@ func TestUnpluggedCameraLoggedOnce(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "capture problem, retrying"); n != 1 {
 		t.Errorf("%d pipeline lines for one unplugged camera, want 1:\n%s", n, logs.String())
+	}
+}
+
+// Every file of a folder source that cannot be inspected gets its own
+// error result (a line tracks its parts by file name), not one a second as
+// a camera's failing frames; and thumbnails under model.MinFrameSide, bad
+// input, do not turn the model's health bad (a trial: of four thumbnails
+// dropped at once only the first was answered on MQTT, and /healthz
+// blamed the model).
+func TestFolderErrorsEachAnswered(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 4 {
+		var b bytes.Buffer
+		if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 3+3*i, 3+3*i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("tiny%d.png", i)), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []mqttpub.Result
+	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(), FreeRun: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil && !errors.Is(err, capture.ErrEOF) {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d results for 4 files that cannot be inspected, want 4: %+v", len(got), got)
+	}
+	for i, r := range got {
+		if r.Verdict != VerdictError || r.File != fmt.Sprintf("tiny%d.png", i) || !strings.Contains(r.Error, "frame too small to inspect") {
+			t.Errorf("result %d: %s %s %q", i, r.Verdict, r.File, r.Error)
+		}
+	}
+	if ok, why := p.ModelHealth(); !ok {
+		t.Errorf("model health after 4 thumbnails: %s", why)
 	}
 }

@@ -629,7 +629,11 @@ func (p *Pipeline) publishStage(s *slot) {
 	pol := p.policy.Load()
 	if s.inspErr != nil {
 		p.failed.Add(1)
-		p.inspFails.Add(1)
+		if !errors.Is(s.inspErr, model.ErrFrameTooSmall) {
+			// A thumbnail dropped into a folder says nothing of the model:
+			// a run of them must not turn its health bad.
+			p.inspFails.Add(1)
+		}
 		p.lastFail.Store(s.inspErr.Error())
 		p.noteError(s.inspErr)
 		var rerr *model.RegistrationError
@@ -649,8 +653,9 @@ func (p *Pipeline) publishStage(s *slot) {
 			}
 		}
 		// A part nobody could judge is never reported as good: triggered
-		// ones are answered each, free-run failures once a second.
-		if f.Trigger != "" || time.Since(p.lastErrRes) >= errorResultEvery {
+		// ones and files (each one a part a line tracks by name) are
+		// answered each, a camera's free-run failures once a second.
+		if f.Trigger != "" || p.lossless || time.Since(p.lastErrRes) >= errorResultEvery {
 			p.lastErrRes = time.Now()
 			p.publishError(seq, f, s.modelID, s.inspErr)
 		}
