@@ -555,10 +555,17 @@ func stampOf(info fs.FileInfo) fileStamp {
 	return st
 }
 
+// stamp is the stamp of the file name leads to; for a symbolic link to
+// nothing, the link's own (never the zero stamp of a file not there, which
+// would leave the name unread for good, and which a restart's ledger would
+// not match either).
 func (fl *Folder) stamp(name string) fileStamp {
-	info, err := os.Stat(filepath.Join(fl.opts.Dir, name))
+	path := filepath.Join(fl.opts.Dir, name)
+	info, err := os.Stat(path)
 	if err != nil {
-		return fileStamp{}
+		if info, err = os.Lstat(path); err != nil {
+			return fileStamp{}
+		}
 	}
 	return stampOf(info)
 }
@@ -588,6 +595,9 @@ func (fl *Folder) poll() error {
 		}
 		if read, ok := fl.seen[name]; ok {
 			cur := stampOf(info)
+			if e.Type()&fs.ModeSymlink != 0 {
+				cur = fl.stamp(name) // the target's, as Next stamped it
+			}
 			prev, failed := fl.failed[name]
 			switch {
 			case read == (fileStamp{}):
@@ -613,9 +623,13 @@ func (fl *Folder) poll() error {
 		fl.pending[name] = size
 	}
 	// Forget files that are gone, so a folder that is emptied as it is
-	// processed does not grow these sets forever.
+	// processed does not grow these sets forever. A listing with no image
+	// at all forgets nothing: a network share that dropped shows its empty
+	// mount point, and when it is back its files are the ones inspected
+	// (a folder emptied as it is processed forgets its last files with the
+	// next one that arrives).
 	for name := range fl.seen {
-		if !present[name] {
+		if len(present) > 0 && !present[name] {
 			delete(fl.seen, name)
 			if l := fl.opts.Ledger; l != nil {
 				l.forget(fl.key, name)

@@ -735,6 +735,22 @@ func TestFolderWatchSurvivesTheFolderGoingAway(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !Temporary(err) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("folder gone: %v, want a temporary ErrUnavailable naming %s", err, dir)
 	}
+	// An empty folder at its place for a while (a network share's mount
+	// point while it is down) forgets nothing: when the folder is back,
+	// a.png is not read again (a trial: every file answered again).
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		short, cancel2 := context.WithTimeout(ctx, 20*time.Millisecond)
+		if err := fl.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("empty folder: %v %q", err, f.Name)
+		}
+		cancel2()
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Rename(gone, dir); err != nil {
 		t.Fatal(err)
 	}
@@ -758,10 +774,12 @@ func TestFolderWatchSurvivesTheFolderGoingAway(t *testing.T) {
 // passed over without a word).
 func TestFolderWatchAnswersADanglingLink(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.Symlink(filepath.Join(dir, "gone.png"), filepath.Join(dir, "part.jpg")); err != nil {
+	link := filepath.Join(dir, "part.jpg")
+	if err := os.Symlink(filepath.Join(dir, "gone.png"), link); err != nil {
 		t.Fatal(err)
 	}
-	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, ReportSkips: true, PollInterval: 5 * time.Millisecond, Log: quietLog()})
+	ledger := NewFolderLedger()
+	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, ReportSkips: true, PollInterval: 5 * time.Millisecond, Settle: 50 * time.Millisecond, Ledger: ledger, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,5 +794,62 @@ func TestFolderWatchAnswersADanglingLink(t *testing.T) {
 	defer cancel2()
 	if err := fl.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("answered again: %v", err)
+	}
+	// A restart (a new source on the same ledger) does not answer it again.
+	again, err := NewFolder(FolderOptions{Dir: dir, Watch: true, ReportSkips: true, PollInterval: 5 * time.Millisecond, Settle: 50 * time.Millisecond, Ledger: ledger, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short2, cancel3 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel3()
+	if err := again.Next(short2, &f); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("answered again after a restart: %v", err)
+	}
+	// A real file put under the name (within one poll) is read (a trial:
+	// the name stayed dead until a restart).
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(link, encodePNG(t, testImage(8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Next(ctx, &f); err != nil || f.Name != "part.jpg" {
+		t.Errorf("the file put under the link's name: %v %q", err, f.Name)
+	}
+}
+
+// A symbolic link to an image is read once, as the image it leads to, and
+// again when that image changes: the poll compares the target's stamp, as
+// the read took it (the link's own stamp differs and would read it at
+// every poll).
+func TestFolderWatchReadsALinkOnce(t *testing.T) {
+	dir, store := t.TempDir(), t.TempDir()
+	target := filepath.Join(store, "img.png")
+	if err := writeFile(target, encodePNG(t, testImage(8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "part.png")); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, PollInterval: 5 * time.Millisecond, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var f Frame
+	if err := fl.Next(ctx, &f); err != nil || f.Name != "part.png" {
+		t.Fatalf("the link: %v %q", err, f.Name)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 60*time.Millisecond)
+	defer cancel2()
+	if err := fl.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("read again unchanged: %v %q", err, f.Name)
+	}
+	if err := writeFile(target, encodePNG(t, testImage(12, 12))); err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Next(ctx, &f); err != nil || f.Image.Bounds().Dx() != 12 {
+		t.Errorf("the changed target: %v", err)
 	}
 }
