@@ -80,7 +80,7 @@ capture:
     <<: {width: 320, height: 240, fps: 5}
     width: 100
   roi:
-    <<: [{x: 7, width: 1}, {height: 9, width: 2}]
+    <<: [{x: 7, width: 21}, {height: 29, width: 22}]
 model:
   taps: *fmts
 `
@@ -91,8 +91,8 @@ model:
 	if s := c.Capture.Synthetic; s.Width != 100 || s.Height != 240 || s.FPS != 5 {
 		t.Errorf("synthetic %dx%d at %d; want 100x240 at 5 (explicit keys win over merged ones)", s.Width, s.Height, s.FPS)
 	}
-	if r := c.Capture.ROI; r != (ROI{X: 7, Width: 1, Height: 9}) {
-		t.Errorf("roi %+v; want {7 0 1 9} (earlier merged mappings win)", r)
+	if r := c.Capture.ROI; r != (ROI{X: 7, Width: 21, Height: 29}) {
+		t.Errorf("roi %+v; want {7 0 21 29} (earlier merged mappings win)", r)
 	}
 	if !slices.Equal(c.Model.Taps, []string{"GREY"}) {
 		t.Errorf("taps %q; want [GREY] through the alias", c.Model.Taps)

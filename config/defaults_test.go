@@ -100,7 +100,7 @@ func nonDefault() *Config {
 		Folder:    Folder{Path: "/data/line 3", Watch: true},
 		File:      File{Path: "yes"}, // a string YAML 1.1 would read as a bool
 		Synthetic: Synthetic{Seed: -5, Width: 100, Height: 80, DefectRate: 0.5, FPS: 0},
-		ROI:       ROI{X: 1, Y: 2, Width: 3, Height: 4},
+		ROI:       ROI{X: 1, Y: 2, Width: 30, Height: 40},
 		Rotate:    90,
 		Trigger:   Trigger{Mode: TriggerExternal, MaxRate: 2.5, Queue: 3, MaxAge: 0, DedupWindow: Duration(time.Minute)},
 		MaxPixels: 12_000_000,

@@ -203,6 +203,14 @@ func (v *validator) capture(c *Capture) {
 			v.addf("capture.roi."+f.name, "%d is out of range 0..%d", f.val, maxFrameSide)
 		}
 	}
+	for _, f := range []struct {
+		name string
+		val  int
+	}{{"width", r.Width}, {"height", r.Height}} {
+		if f.val > 0 && f.val < MinROISide {
+			v.addf("capture.roi."+f.name, "%d pixels: every frame would be too small to inspect; at least %d (or 0: to the frame's edge)", f.val, MinROISide)
+		}
+	}
 	// The frame size is known in advance only for these sources; for files
 	// the capture code checks the ROI against each image.
 	var fw, fh int
@@ -227,6 +235,12 @@ func (v *validator) capture(c *Capture) {
 	v.durRange("capture.trigger.max_age", c.Trigger.MaxAge, 0, 24*time.Hour)
 	v.durRange("capture.trigger.dedup_window", c.Trigger.DedupWindow, 0, 24*time.Hour)
 }
+
+// MinROISide is the least width and height of capture.roi: the model's
+// smallest frame (model.MinFrameSide, which this package may not import;
+// a daemon test holds the two equal). A smaller region makes every frame
+// an error result.
+const MinROISide = 16
 
 // roiFits checks one axis of the ROI against a known frame size.
 func (v *validator) roiFits(pos, size string, p, n, frame int, from string) {

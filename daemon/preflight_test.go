@@ -95,7 +95,15 @@ func TestStateDirFileNoRevertClaim(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "state_dir "+state) {
 		t.Fatalf("Run: %v, want the state_dir error", err)
 	}
-	if strings.Contains(logs.String(), "reverted") || strings.Contains(logs.String(), "level=ERROR") {
+	if strings.Contains(logs.String(), "revert") || strings.Contains(logs.String(), "level=ERROR") || strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("log claims a revert:\n%s", logs.String())
+	}
+}
+
+// The configuration's least ROI side is the model's least frame side
+// (config may not import model, so the number is written twice).
+func TestMinROISideIsMinFrameSide(t *testing.T) {
+	if config.MinROISide != model.MinFrameSide {
+		t.Errorf("config.MinROISide %d, model.MinFrameSide %d", config.MinROISide, model.MinFrameSide)
 	}
 }

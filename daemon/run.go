@@ -77,7 +77,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	defer restart(nil)
 	d, err := start(ctx, cfg, o, notifier, func() { restart(ErrRestartRequested) })
 	if err != nil {
-		if o.ConfigPath != "" {
+		if st, serr := os.Stat(cfg.StateDir); o.ConfigPath != "" && serr == nil && st.IsDir() { // else no request table: nothing to revert
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
