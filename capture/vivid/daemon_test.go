@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,6 +89,15 @@ pipeline: {queue: 2}
 
 	d := startDaemon(t, cfgPath)
 	waitFor(t, "the daemon's HTTP endpoint", 3*time.Minute, func() bool { _, err := health(); return err == nil })
+	// The endpoint is bound first, before the model loads; the embedded
+	// broker starts after it.
+	waitFor(t, "the daemon's embedded broker", 3*time.Minute, func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:1883", time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 	client := subscribe(t, "127.0.0.1:1883", "inspectd/vivid/result", results)
 	defer client.Disconnect(100)
 
