@@ -548,6 +548,14 @@ func (fl *Folder) unsettled(st fileStamp) bool {
 	return fl.opts.Watch && fl.opts.ReportSkips && age >= 0 && age < fl.opts.Settle
 }
 
+// sameContent says whether a file read with stamp st still holds what was
+// read: the same size, modification time and inode. The change time is
+// left out here: it moves with a chmod or chown after the write (copy
+// tools and camera software do that), which would answer a part twice.
+func (st fileStamp) sameContent(o fileStamp) bool {
+	return st.size == o.size && st.mtime.Equal(o.mtime) && st.ino == o.ino
+}
+
 // stampOf is info's stamp.
 func stampOf(info fs.FileInfo) fileStamp {
 	st := fileStamp{size: info.Size(), mtime: info.ModTime()}
@@ -602,7 +610,7 @@ func (fl *Folder) poll() error {
 			switch {
 			case read == (fileStamp{}):
 				continue // queued, not read yet: it is read as it is then
-			case failed && prev == cur, !failed && read == cur:
+			case failed && prev == cur, !failed && read.sameContent(cur):
 				continue
 			}
 			// Changed since it failed (a writer that paused half-way), or
