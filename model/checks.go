@@ -28,6 +28,17 @@ const MinFrameSide = 16
 // image smaller than MinFrameSide on a side: it is not judged.
 var ErrFrameTooSmall = errors.New("frame too small to inspect")
 
+// CheckFrameSize returns an error wrapping ErrFrameTooSmall, giving the
+// size, when a w×h frame (pixels) is under MinFrameSide on a side; what
+// reads images for a fit, an evaluation or a refit skips such an image
+// with it, as Inspect would refuse it.
+func CheckFrameSize(w, h int) error {
+	if w < MinFrameSide || h < MinFrameSide {
+		return fmt.Errorf("%w: %dx%d, at least %d pixels a side", ErrFrameTooSmall, w, h, MinFrameSide)
+	}
+	return nil
+}
+
 // ErrOverBudget is wrapped by Load when the model's scoring state is
 // larger than Options.MemoryBudget (padim.ErrOverBudget).
 var ErrOverBudget = padim.ErrOverBudget

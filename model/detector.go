@@ -423,8 +423,8 @@ func (d *Detector) bindBuffers() {
 // every scale. It returns the region of the network input that holds the
 // image (all of it with tiles).
 func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
-	if b := img.Bounds(); b.Dx() < MinFrameSide || b.Dy() < MinFrameSide {
-		return backbone.Region{}, fmt.Errorf("%w: %dx%d, at least %d pixels a side", ErrFrameTooSmall, b.Dx(), b.Dy(), MinFrameSide)
+	if err := CheckFrameSize(img.Bounds().Dx(), img.Bounds().Dy()); err != nil {
+		return backbone.Region{}, err
 	}
 	s, cs := time.Now(), d.cpuNow()
 	if d.al != nil {

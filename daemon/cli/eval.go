@@ -664,6 +664,14 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 			continue
 		}
 		b := img.Bounds()
+		if err := model.CheckFrameSize(b.Dx(), b.Dy()); err != nil {
+			// Not judged by the daemon either (an error result): not a
+			// figure, and not the end of the run.
+			if count {
+				j.sk.add(env.Log, it.Path, err)
+			}
+			continue
+		}
 		if mask, err = dataset.LoadMaskWith(j.files.loadRaw, it.MaskPath, b.Dx(), b.Dy(), mask); err != nil {
 			if count {
 				j.sk.add(env.Log, it.MaskPath, fmt.Errorf("mask of %s: %w", it.Path, err))

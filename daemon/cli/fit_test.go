@@ -82,17 +82,23 @@ func TestFitAndEvalSkipBadImages(t *testing.T) {
 		}
 	}
 
+	// A thumbnail among the test images once ended the whole evaluation
+	// (the model refuses it) where the training one was skipped.
+	tinyTest := filepath.Join(dir, "test", "good", "tiny.png")
+	writeTinyPNG(t, tinyTest)
 	code, stdout, stderr = runCaptureCmd(t, "eval", "--data", dir, "--config", cfg, "--json", filepath.Join(t.TempDir(), "r.json"))
 	if code != 0 {
 		t.Fatalf("eval: exit %d\n%s", code, stderr)
 	}
 	// Eval fits too: the bad files of train/good and of test/good.
-	want = "skipped 6 files: 2 over capture.max_pixels (40000000 pixels), 3 unreadable or not an image, 1 under 16 pixels a side (the log names each)"
+	want = "skipped 7 files: 2 over capture.max_pixels (40000000 pixels), 3 unreadable or not an image, 2 under 16 pixels a side (the log names each)"
 	if !strings.Contains(stdout, want) || !strings.Contains(stdout, "(6 test images)") || !strings.Contains(stdout, " 12 images in") {
 		t.Errorf("eval stdout %q, want %q, 12 training images and 6 test images inspected", stdout, want)
 	}
-	if !strings.Contains(stderr, filepath.Join(dir, "test", "good", "bomb.png")) {
-		t.Errorf("eval log does not name the test bomb:\n%s", stderr)
+	for _, f := range []string{"bomb.png", "tiny.png"} {
+		if !strings.Contains(stderr, filepath.Join(dir, "test", "good", f)) {
+			t.Errorf("eval log does not name the test set's %s:\n%s", f, stderr)
+		}
 	}
 }
 

@@ -128,9 +128,7 @@ func admitImages(paths []string, maxPixels int64, log *slog.Logger, sk *skipped)
 	for _, p := range paths {
 		img, _, err := capture.DecodeImageFile(p, maxPixels)
 		if err == nil {
-			if b := img.Bounds(); b.Dx() < model.MinFrameSide || b.Dy() < model.MinFrameSide {
-				err = fmt.Errorf("%w: %dx%d, at least %d pixels a side", model.ErrFrameTooSmall, b.Dx(), b.Dy(), model.MinFrameSide)
-			}
+			err = model.CheckFrameSize(img.Bounds().Dx(), img.Bounds().Dy())
 		}
 		if err != nil {
 			sk.add(log, p, err)

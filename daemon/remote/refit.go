@@ -133,7 +133,8 @@ func (f *folderImages) pick(count, validate int) {
 }
 
 // admit decodes every picked image and leaves out (counted, with the
-// first reasons) those that do not decode: a file cut short reads as an
+// first reasons) those that do not decode or are under model.MinFrameSide
+// on a side (a thumbnail would fail the fit): a file cut short reads as an
 // image by its header, which is all listFolder reads, and one such file
 // would fail the whole refit where a fit from the command line skips it.
 // It runs in the refit's job, not while the command is checked: a few
@@ -143,7 +144,13 @@ func (f *folderImages) admit() error {
 	keep := func(paths []string) []string {
 		out := paths[:0:0]
 		for _, p := range paths {
-			if _, err := loadImage(p); err != nil {
+			img, err := loadImage(p)
+			if err == nil {
+				if err = model.CheckFrameSize(img.Bounds().Dx(), img.Bounds().Dy()); err != nil {
+					err = fmt.Errorf("%s: %w", filepath.Base(p), err)
+				}
+			}
+			if err != nil {
 				f.skipped++
 				if len(f.reasons) < 5 {
 					f.reasons = append(f.reasons, err.Error())

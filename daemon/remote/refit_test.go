@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/crc32"
+	"image"
 	"image/png"
 	"math"
 	"os"
@@ -209,24 +210,27 @@ func TestRefitFromFolder(t *testing.T) {
 	}
 	// A file cut short: its header reads as an image, its body does not
 	// decode (a new user's trial: it failed the whole refit). Named to be
-	// picked for validation, and one to fit on.
+	// picked for validation. And a thumbnail, under model.MinFrameSide,
+	// picked to fit on (a review: it failed the refit too).
 	whole, err := os.ReadFile(filepath.Join(good, "good_aa.png"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"good_zz_cut.png", "good_ak_cut.png"} {
-		os.WriteFile(filepath.Join(good, name), whole[:100], 0o644)
-	}
+	os.WriteFile(filepath.Join(good, "good_zz_cut.png"), whole[:100], 0o644)
+	var thumb bytes.Buffer
+	png.Encode(&thumb, image.NewGray(image.Rect(0, 0, 4, 4)))
+	os.WriteFile(filepath.Join(good, "good_ak_thumb.png"), thumb.Bytes(), 0o644)
 	rep := r.do("refit", `{"id":"f1","folder":"`+dir+`"}`)
 	if !rep.OK {
 		t.Fatalf("folder refit: %+v", rep)
 	}
 	reasons := strings.Join(rep.Data["skipped_reasons"].([]string), ";")
-	if rep.Data["skipped"] != 4 || !strings.Contains(reasons, "bomb.png: 200000x200000 pixels, over the limit") || !strings.Contains(reasons, "good_zz_cut.png: ") {
+	if rep.Data["skipped"] != 4 || !strings.Contains(reasons, "bomb.png: 200000x200000 pixels, over the limit") || !strings.Contains(reasons, "good_zz_cut.png: ") ||
+		!strings.Contains(reasons, "good_ak_thumb.png: frame too small to inspect: 4x4") {
 		t.Errorf("skipped: %v %v", rep.Data["skipped"], rep.Data["skipped_reasons"])
 	}
-	// 32 images by their headers: 6 to validate, 26 to fit; the two cut
-	// short left out of each.
+	// 32 images by their headers: 6 to validate, 26 to fit; the one cut
+	// short left out of the first, the thumbnail out of the second.
 	if v := rep.Data["validation"].(map[string]any); v["frames"] != 5 || rep.Data["images"].(int) != 25 || rep.Data["threshold_images"].(int) != 25 {
 		t.Errorf("split: validation %v, images %v", rep.Data["validation"], rep.Data["images"])
 	}
