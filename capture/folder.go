@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -99,16 +101,27 @@ type ledgerLine struct {
 	MTime int64  `json:"mtime_ns"`
 	Ino   uint64 `json:"ino,omitempty"`
 	CTime int64  `json:"ctime_ns,omitempty"`
+	// CRC is the content's checksum (fileStamp.sum); absent in a ledger
+	// written before it was kept, or for a file not read whole.
+	CRC *uint32 `json:"crc32c,omitempty"`
 }
 
 // lineOf is the file's line of a folder's file and its stamp.
 func lineOf(dir, name string, st fileStamp) ledgerLine {
-	return ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN}
+	e := ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN}
+	if st.summed {
+		e.CRC = &st.sum
+	}
+	return e
 }
 
 // stamp is the line's file stamp.
 func (e ledgerLine) stamp() fileStamp {
-	return fileStamp{size: e.Size, mtime: time.Unix(0, e.MTime), ino: e.Ino, ctimeN: e.CTime}
+	st := fileStamp{size: e.Size, mtime: time.Unix(0, e.MTime), ino: e.Ino, ctimeN: e.CTime}
+	if e.CRC != nil {
+		st.sum, st.summed = *e.CRC, true
+	}
+	return st
 }
 
 // OpenFolderLedger returns a ledger kept in the file at path as well (a
@@ -235,12 +248,12 @@ func (l *FolderLedger) open(dir string, present []string) int {
 	return len(m)
 }
 
-// handedOut says whether name in dir was handed out as it is now (st).
-func (l *FolderLedger) handedOut(dir, name string, st fileStamp) bool {
+// recorded is the stamp name in dir had when it was handed out, if it was.
+func (l *FolderLedger) recorded(dir, name string) (fileStamp, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	prev, ok := l.files[dir][name]
-	return ok && prev == st
+	st, ok := l.files[dir][name]
+	return st, ok
 }
 
 func (l *FolderLedger) record(dir, name string, st fileStamp) {
@@ -321,10 +334,13 @@ type Folder struct {
 	counters Counters
 	files    []string // sorted at start; Loop replays these
 	queue    []string // still to read
-	// seen are the files queued or read: a zero stamp while queued, then
-	// the file's stamp when it was read, so that a watched folder reads a
-	// file again when it is replaced under the same name (a camera's
-	// software that reuses names, an upload renamed over the last one).
+	// queued are a watched folder's files listed and not yet taken by
+	// Next, which reads each as it is then.
+	queued map[string]bool
+	// seen are the files read (or tried), with their stamp then, so that a
+	// watched folder reads a file again when it is replaced under the same
+	// name (a camera's software that reuses names, an upload renamed over
+	// the last one).
 	seen    map[string]fileStamp
 	pending map[string]int64 // watched files seen once, with their size
 	// failed are the files that did not decode, with their size and
@@ -336,6 +352,10 @@ type Folder struct {
 	seq      uint64
 	timer    *time.Timer
 	key      string // the folder's key in opts.Ledger
+	// unlisted says the last listing of a watched folder failed.
+	unlisted bool
+	crc      *crc32.Table
+	buf      []byte // checksum's reads
 }
 
 // NewFolder lists and sorts the folder's image files. A folder with no
@@ -368,7 +388,8 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), seen: map[string]fileStamp{}, pending: map[string]int64{}, failed: map[string]fileStamp{}}
+	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), queued: map[string]bool{}, seen: map[string]fileStamp{}, pending: map[string]int64{},
+		failed: map[string]fileStamp{}, crc: crc32.MakeTable(crc32.Castagnoli)}
 	entries, err := os.ReadDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("folder source: %w", err)
@@ -376,7 +397,9 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	for _, e := range entries {
 		if fl.wanted(e) {
 			fl.files = append(fl.files, e.Name())
-			fl.seen[e.Name()] = fileStamp{}
+			if opts.Watch {
+				fl.queued[e.Name()] = true
+			}
 		}
 	}
 	slices.Sort(fl.files)
@@ -449,14 +472,22 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		}
 		name := fl.queue[0]
 		fl.queue = fl.queue[1:]
+		delete(fl.queued, name)
 		// Stamped before the read: a file changed while it is read gets a
 		// stamp older than its content and is read again, never missed.
 		st := fl.stamp(name)
+		if l := fl.opts.Ledger; l != nil {
+			if prev, ok := l.recorded(fl.key, name); ok && fl.unchanged(prev, st, name) {
+				// A source before this one on the folder handed it out.
+				st.sum, st.summed = prev.sum, prev.summed
+				if fl.opts.Watch {
+					fl.seen[name] = st
+				}
+				continue
+			}
+		}
 		if fl.opts.Watch {
 			fl.seen[name] = st
-		}
-		if l := fl.opts.Ledger; l != nil && l.handedOut(fl.key, name, st) {
-			continue // a source before this one on the folder did
 		}
 		img, err := fl.read(name)
 		if err != nil {
@@ -467,7 +498,8 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			// Still there but not readable as a file: a symbolic link to
 			// nothing is answered as unreadable, like a corrupt file.
 			stamp := fl.stamp(name)
-			if !errors.Is(err, ErrImageTooLarge) && fl.unsettled(stamp) { // a header is final
+			tooLarge := errors.Is(err, ErrImageTooLarge)
+			if !tooLarge && fl.unsettled(stamp) { // a header is final
 				// Perhaps still being written: poll gives it again, and
 				// it is answered once it has been still for Settle.
 				delete(fl.seen, name)
@@ -484,9 +516,12 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			default:
 				fl.counters.DecodeErrors.Add(1)
 			}
+			if !tooLarge { // read whole (an image over the limit was not: its header is final)
+				stamp.sum, stamp.summed = fl.checksum(name)
+			}
 			prev, ok := fl.failed[name]
 			fl.failed[name] = stamp
-			if !ok || prev != stamp { // one line per file, not per pass
+			if !ok || !fl.unchanged(prev, stamp, name) { // one line per file, not per pass
 				fl.log.Warn("folder source: file skipped", "file", name, "reason", reason, "err", err)
 				if fl.opts.ReportSkips {
 					// Answered: recorded as handed out, so that a restart
@@ -499,6 +534,13 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 				}
 			}
 			continue
+		}
+		if st == (fileStamp{}) {
+			st = fl.stamp(name) // away when stamped, back by the open
+		}
+		st.sum, st.summed = fl.checksum(name)
+		if fl.opts.Watch {
+			fl.seen[name] = st
 		}
 		delete(fl.failed, name)
 		if l := fl.opts.Ledger; l != nil {
@@ -529,15 +571,15 @@ func (fl *Folder) read(name string) (image.Image, error) {
 }
 
 // fileStamp is what tells a changed file: its size and modification time,
-// and where the system has them its inode and change time (a file
-// replaced by one of the same size with its modification time kept, as
-// `cp -p` and unpacking tools do, or on a file system that counts time in
-// 2 s steps).
+// where the system has them its inode and change time, and a checksum of
+// the content read (see Folder.unchanged).
 type fileStamp struct {
 	size   int64
 	mtime  time.Time
 	ino    uint64
 	ctimeN int64
+	sum    uint32 // CRC-32C of the content, when summed
+	summed bool
 }
 
 // unsettled says whether a watched folder's file of stamp st may still be
@@ -548,12 +590,56 @@ func (fl *Folder) unsettled(st fileStamp) bool {
 	return fl.opts.Watch && fl.opts.ReportSkips && age >= 0 && age < fl.opts.Settle
 }
 
-// sameContent says whether a file read with stamp st still holds what was
-// read: the same size, modification time and inode. The change time is
-// left out here: it moves with a chmod or chown after the write (copy
-// tools and camera software do that), which would answer a part twice.
-func (st fileStamp) sameContent(o fileStamp) bool {
-	return st.size == o.size && st.mtime.Equal(o.mtime) && st.ino == o.ino
+// unchanged says whether the file name, stamped cur now, still holds what
+// it held when it was stamped prev: the same size, modification time and
+// inode, and when only the change time moved, the same content by its
+// checksum. The change time moves with a chmod or chown after the write
+// (copy tools and camera software do that: the same part, not to be
+// answered twice) and with a rewrite in place that puts the modification
+// time back (`cp -p` over the file, a file system that counts time in 2 s
+// steps: a new part, to be read). Without a checksum (a ledger written
+// before it was kept) a moved change time alone is taken for a chmod.
+func (fl *Folder) unchanged(prev, cur fileStamp, name string) bool {
+	if prev.size != cur.size || !prev.mtime.Equal(cur.mtime) || prev.ino != cur.ino {
+		return false
+	}
+	if prev.ctimeN == cur.ctimeN || !prev.summed {
+		return true
+	}
+	sum, ok := fl.checksum(name)
+	return ok && sum == prev.sum
+}
+
+// maxChecksumBytes bounds the files checksummed: a larger one (never an
+// image the pixel limit lets through in practice) is told by its stamp.
+const maxChecksumBytes = 1 << 30
+
+// checksum is the CRC-32C of name's content as it is now, read once more
+// (from the page cache, after a decode: a fraction of a millisecond per
+// megabyte); false when it cannot be read or is over maxChecksumBytes.
+func (fl *Folder) checksum(name string) (uint32, bool) {
+	fh, err := os.Open(filepath.Join(fl.opts.Dir, name))
+	if err != nil {
+		return 0, false
+	}
+	defer fh.Close()
+	if st, err := fh.Stat(); err != nil || st.Size() > maxChecksumBytes {
+		return 0, false
+	}
+	if fl.buf == nil {
+		fl.buf = make([]byte, 64<<10)
+	}
+	var sum uint32
+	for {
+		n, err := fh.Read(fl.buf)
+		sum = crc32.Update(sum, fl.crc, fl.buf[:n])
+		switch {
+		case err == io.EOF:
+			return sum, true
+		case err != nil:
+			return 0, false
+		}
+	}
 }
 
 // stampOf is info's stamp.
@@ -587,7 +673,16 @@ func (fl *Folder) poll() error {
 		// A network share that dropped, a folder moved away and put back:
 		// like an unplugged camera, polled again until it is back (the
 		// files read before stay read).
-		return fmt.Errorf("%w: watch folder %s cannot be listed, polled again: %v", ErrUnavailable, fl.opts.Dir, err)
+		fl.unlisted = true
+		return fmt.Errorf("%w: watch folder %s cannot be listed, polled again: %w", ErrUnavailable, fl.opts.Dir, err)
+	}
+	if fl.unlisted {
+		// Back, and perhaps no file to say so for hours: counted as a
+		// reopen, which tells the consumer's health check the trouble is
+		// over.
+		fl.unlisted = false
+		fl.counters.Reopens.Add(1)
+		fl.log.Info("folder source: the watch folder can be listed again")
 	}
 	present := make(map[string]bool, len(entries))
 	var ready []string
@@ -597,20 +692,31 @@ func (fl *Folder) poll() error {
 		}
 		name := e.Name()
 		present[name] = true
+		if fl.queued[name] {
+			continue // read as it is when its turn comes
+		}
 		info, err := e.Info()
 		if err != nil {
 			continue
 		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			// Judged by the file it leads to, as Next stamps it: its size
+			// grows while it is written, the link's does not.
+			if target, err := os.Stat(filepath.Join(fl.opts.Dir, name)); err == nil {
+				info = target
+			}
+		}
 		if read, ok := fl.seen[name]; ok {
 			cur := stampOf(info)
-			if e.Type()&fs.ModeSymlink != 0 {
-				cur = fl.stamp(name) // the target's, as Next stamped it
-			}
 			prev, failed := fl.failed[name]
 			switch {
-			case read == (fileStamp{}):
-				continue // queued, not read yet: it is read as it is then
-			case failed && prev == cur, !failed && read.sameContent(cur):
+			case failed && fl.unchanged(prev, cur, name):
+				prev.ctimeN = cur.ctimeN // checksummed once per change, not per poll
+				fl.failed[name] = prev
+				continue
+			case !failed && fl.unchanged(read, cur, name):
+				read.ctimeN = cur.ctimeN
+				fl.seen[name] = read
 				continue
 			}
 			// Changed since it failed (a writer that paused half-way), or
@@ -624,7 +730,7 @@ func (fl *Folder) poll() error {
 		emptyDone := size == 0 && fl.opts.ReportSkips && !fl.unsettled(stampOf(info))
 		if prev, ok := fl.pending[name]; ok && prev == size && (size > 0 || emptyDone) {
 			delete(fl.pending, name)
-			fl.seen[name] = fileStamp{}
+			fl.queued[name] = true
 			ready = append(ready, name)
 			continue
 		}

@@ -493,3 +493,71 @@ func TestFolderErrorsEachAnswered(t *testing.T) {
 		t.Errorf("model health after 4 thumbnails: %s", why)
 	}
 }
+
+// A watched folder that could not be listed and is back counts as back at
+// once, not at its next file, which may come hours later (a review: the
+// camera check stayed bad, "cannot be listed", until a part arrived). A
+// camera still says it is back with a frame (TestUnpluggedCameraLoggedOnce).
+func TestFolderBackIsHealthyWithoutAFile(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "watch")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.png"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Watch: true, PollInterval: 10 * time.Millisecond, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inspected := make(chan struct{}, 1)
+	sink := &memSink{onResult: func(*mqttpub.Result) { inspected <- struct{}{} }}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(),
+		FreeRun: true, StallTimeout: 100 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-inspected
+	gone := filepath.Join(parent, "gone")
+	if err := os.Rename(dir, gone); err != nil {
+		t.Fatal(err)
+	}
+	waitHealth := func(want bool, what string) string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ok, why := p.CameraHealth()
+			if ok == want {
+				return why
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: camera health %v (%s), want %v", what, ok, why, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if why := waitHealth(false, "folder gone"); !strings.Contains(why, "cannot be listed") {
+		t.Errorf("folder gone: %s", why)
+	}
+	if err := os.Rename(gone, dir); err != nil {
+		t.Fatal(err)
+	}
+	why := waitHealth(true, "folder back, no new file")
+	if strings.Contains(why, "cannot be listed") {
+		t.Errorf("folder back: %s", why)
+	}
+	// It stays so (no file comes, the stall timeout passes many times).
+	time.Sleep(300 * time.Millisecond)
+	if ok, why := p.CameraHealth(); !ok {
+		t.Errorf("folder back for 300 ms: %s", why)
+	}
+}

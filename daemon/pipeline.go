@@ -1039,6 +1039,10 @@ type captureHealth struct {
 	badSince atomic.Uint64
 	// counter totals at the last good frame: a rise means frames failed since.
 	decodeAtGood, tooLargeAtGood, timeoutAtGood atomic.Uint64
+	// reopensAtErr is the source's reopen count when lastErr was set: a
+	// per-file source that reopened since (a watched folder listed again)
+	// is over that trouble though no file came to say so.
+	reopensAtErr atomic.Uint64
 	onError                                     func(error)
 	// failSeen is the failure counters' total at the check that last saw
 	// it change, at failAt; runFrom is when the check first saw the run of
@@ -1080,6 +1084,9 @@ func (h *captureHealth) failed(err error) {
 	if h.onError != nil {
 		h.onError(err)
 	}
+	if c := capture.CountersOf(h.src); c != nil {
+		h.reopensAtErr.Store(c.Reopens.Load()) // before lastErr: check reads them the other way round
+	}
 	h.lastErr.Store(err.Error())
 	h.badSince.Add(1)
 }
@@ -1094,6 +1101,13 @@ func (h *captureHealth) age(started time.Time) time.Duration {
 func (h *captureHealth) check(live bool, stall time.Duration, started time.Time) (bool, string) {
 	age := h.age(started).Round(time.Second)
 	msg := h.lastErr.Load().(string)
+	if c := capture.CountersOf(h.src); msg != "" && h.perFile && c != nil && c.Reopens.Load() > h.reopensAtErr.Load() {
+		// A camera says it is back with a frame; a watched folder that can
+		// be listed again may wait hours for its next file. Its failed
+		// files are judged by the counters below, as ever.
+		h.lastErr.CompareAndSwap(msg, "")
+		msg = ""
+	}
 	d, l, t := h.counters()
 	undecodable := d - h.decodeAtGood.Load()
 	tooLarge := l - h.tooLargeAtGood.Load()
