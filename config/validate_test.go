@@ -93,7 +93,13 @@ func TestValidate(t *testing.T) {
 		{"roi negative", func(c *Config) { c.Capture.ROI = ROI{X: -1, Y: 0, Width: 20, Height: -5} },
 			[]string{`capture.roi.x: -1 is out of range 0..16384`, `capture.roi.height: -5 is out of range 0..16384`}},
 		{"roi inside synthetic frame", func(c *Config) { c.Capture.ROI = ROI{X: 40, Y: 80, Width: 600, Height: 400} }, nil},
-		{"roi zero size reaches the edge", func(c *Config) { c.Capture.ROI = ROI{X: 639, Y: 479} }, nil},
+		{"roi zero size reaches the edge", func(c *Config) { c.Capture.ROI = ROI{X: 600, Y: 464} }, nil},
+		// To the edge from a pixel before it: every frame 1×1 (a review).
+		{"roi zero size too near the edge", func(c *Config) { c.Capture.ROI = ROI{X: 639, Y: 479} },
+			[]string{
+				`capture.roi.x: 639 leaves 1 pixels to the edge of the 640-pixel frame width (capture.synthetic.width): every frame would be too small to inspect; at least 16`,
+				`capture.roi.y: 479 leaves 1 pixels to the edge of the 480-pixel frame height (capture.synthetic.height): every frame would be too small to inspect; at least 16`,
+			}},
 		{"roi past synthetic frame", func(c *Config) { c.Capture.ROI = ROI{X: 100, Y: 480, Width: 600} },
 			[]string{
 				`capture.roi.width: 600 from x 100 ends at 700, past the 640-pixel frame width (capture.synthetic.width)`,

@@ -95,10 +95,12 @@ type pipelineEnd struct {
 	err error
 }
 
-// start brings every part up in dependency order: model first (nothing to
-// inspect with otherwise), then the broker, the frame source, the MQTT
-// connection, the pipeline and HTTP. On failure what was started is
-// stopped again.
+// start brings every part up in dependency order: the HTTP endpoint first
+// (a port another program holds must end the start before a file is
+// inspected and its result lost; /healthz says "not started" meanwhile),
+// then the model (nothing to inspect with otherwise), the broker, the frame
+// source, the MQTT connection and the pipeline. On failure what was started
+// is stopped again.
 func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier, restart func()) (d *Daemon, err error) {
 	d = &Daemon{o: o, log: o.Logger, folders: capture.NewFolderLedger(), base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
 		bootID: newBootID(), restart: restart}

@@ -136,7 +136,7 @@ func (m *Metrics) InspectionError() { m.errs.Inc() }
 // anomalous and error, as /metrics shows them (for Sparkplug's Stats
 // counters, which must agree with it). Read from the two counters
 // themselves: a registry's Gather would read and sort every family.
-func (m *Metrics) InspectionCounts() (anomalous, errors uint64) {
+func (m *Metrics) InspectionCounts() (anomalous, failed uint64) {
 	return counterValue(m.anom), counterValue(m.errs)
 }
 

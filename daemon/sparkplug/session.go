@@ -349,6 +349,9 @@ func parseState(b []byte) (hostStatus, error) {
 		const want = `expected a JSON object {"online": true|false, "timestamp": <ms since the epoch>}`
 		var te *json.UnmarshalTypeError
 		switch t := bytes.TrimSpace(b); {
+		case errors.As(err, &te) && te.Field == "":
+			// Valid JSON, but not an object: true, "ONLINE", 5, [1].
+			return hostStatus{}, fmt.Errorf("%s: got a JSON %s", want, te.Value)
 		case errors.As(err, &te):
 			// encoding/json's own words name Go's types ("Go struct
 			// field .online of type bool"): a SCADA engineer reads JSON's.

@@ -97,6 +97,11 @@ func TestParseState(t *testing.T) {
 		{`{"online":true,"timestamp":1} {}`, hostStatus{}, "extra data"},
 		{`{"online":true,"timestamp":1}` + strings.Repeat(" ", maxStatePayload), hostStatus{}, "more than 1024"},
 		{``, hostStatus{}, "the payload is empty"},
+		// Valid JSON that is not an object (a review: "" is bool, expected a boolean).
+		{`true`, hostStatus{}, `}: got a JSON bool`},
+		{`"ONLINE"`, hostStatus{}, `}: got a JSON string`},
+		{`5`, hostStatus{}, `}: got a JSON number`},
+		{`[1]`, hostStatus{}, `}: got a JSON array`},
 	} {
 		got, err := parseState([]byte(tc.in))
 		if tc.err == "" && (err != nil || got != tc.want) {
