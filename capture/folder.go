@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/inspectd/inspectd/config/atomicfile"
 )
@@ -104,11 +105,23 @@ type ledgerLine struct {
 	// CRC is the content's checksum (fileStamp.sum); absent in a ledger
 	// written before it was kept, or for a file not read whole.
 	CRC *uint32 `json:"crc32c,omitempty"`
+	// DirBytes and NameBytes hold Dir and Name exactly (base64) when they
+	// are not UTF-8, which a JSON string cannot carry (encoding/json
+	// writes U+FFFD for each bad byte: the file would not match its record
+	// after a restart and be inspected again).
+	DirBytes  []byte `json:"dir_bytes,omitempty"`
+	NameBytes []byte `json:"name_bytes,omitempty"`
 }
 
 // lineOf is the file's line of a folder's file and its stamp.
 func lineOf(dir, name string, st fileStamp) ledgerLine {
 	e := ledgerLine{Dir: dir, Name: name, Size: st.size, MTime: st.mtime.UnixNano(), Ino: st.ino, CTime: st.ctimeN}
+	if !utf8.ValidString(dir) {
+		e.DirBytes = []byte(dir)
+	}
+	if !utf8.ValidString(name) {
+		e.NameBytes = []byte(name)
+	}
 	if st.summed {
 		e.CRC = &st.sum
 	}
@@ -147,7 +160,14 @@ func OpenFolderLedger(path string, log *slog.Logger) *FolderLedger {
 				continue
 			}
 			var e ledgerLine
-			if err := json.Unmarshal([]byte(line), &e); err != nil || e.Dir == "" || e.Name == "" {
+			err := json.Unmarshal([]byte(line), &e)
+			if e.DirBytes != nil {
+				e.Dir = string(e.DirBytes)
+			}
+			if e.NameBytes != nil {
+				e.Name = string(e.NameBytes)
+			}
+			if err != nil || e.Dir == "" || e.Name == "" {
 				if i < len(lines)-1 { // a last line cut short by a crash is expected
 					bad++
 				}
