@@ -1043,7 +1043,7 @@ type captureHealth struct {
 	// per-file source that reopened since (a watched folder listed again)
 	// is over that trouble though no file came to say so.
 	reopensAtErr atomic.Uint64
-	onError                                     func(error)
+	onError      func(error)
 	// failSeen is the failure counters' total at the check that last saw
 	// it change, at failAt; runFrom is when the check first saw the run of
 	// failures that failAt continues.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -122,6 +123,13 @@ type EvalResult struct {
 	// (draws) the flagged and shared figures are averaged over.
 	RegionIoUShared       float64 `json:"region_iou_shared"`
 	RegionIoUSharedImages int     `json:"region_iou_shared_images"`
+	// NoPixelFigures says why the set has no pixel figures (PixelAUROC,
+	// PRO, RegionIoU: 0 here, n/a in the tables) when no test mask marks a
+	// defect pixel (no ground_truth/ masks, or only empty ones); its image
+	// figures stand. A mean's pixel figures are over the sets that have
+	// them (PixelSets of them), and it says so here when none has.
+	NoPixelFigures string `json:"no_pixel_figures,omitempty"`
+	PixelSets      int    `json:"pixel_sets,omitempty"`
 	// flaggedIoU is each flagged defective image's overlap, by path.
 	flaggedIoU map[string]float64
 	// MasksMissing is the number of defective test images without a
@@ -801,14 +809,21 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 			res.PerDefect[l] = v
 		}
 	}
-	if res.PixelAUROC, err = a.pix.AUROC(); err != nil {
-		if a.noMask > 0 && a.noMask == a.n {
-			none := fmt.Sprintf("none of the %d defective test images has", a.n)
-			if a.n == 1 {
-				none = "the one defective test image has no"
-			}
-			return fmt.Errorf("pixel AUROC: %s a ground-truth mask (want ground_truth/<label>/<name>_mask.png for test/<label>/<name>.*): %w", none, err)
+	if res.PixelAUROC, err = a.pix.AUROC(); errors.Is(err, metrics.ErrNoDefectPixels) {
+		// Image figures without pixel ones, not a run lost after its fits
+		// (a trial: the other sets' results went with it).
+		res.PixelAUROC = 0
+		switch {
+		case a.noMask > 0 && a.noMask == a.n && a.n == 1:
+			res.NoPixelFigures = "the one defective test image has no ground-truth mask"
+		case a.noMask > 0 && a.noMask == a.n:
+			res.NoPixelFigures = fmt.Sprintf("none of the %d defective test images has a ground-truth mask", a.n)
+		default:
+			res.NoPixelFigures = "no ground-truth mask marks a defect pixel"
 		}
+		res.NoPixelFigures += " (want ground_truth/<label>/<name>_mask.png for test/<label>/<name>.*, white on the defect)"
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("pixel AUROC: %w", err)
 	}
 	for _, l := range a.pix.Classes() {
@@ -1009,9 +1024,12 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 		for _, s := range sets {
 			r := s.Results[k]
 			m.ImageAUROC += r.ImageAUROC / n
-			m.PixelAUROC += r.PixelAUROC / n
-			m.PRO += r.PRO / n
-			m.RegionIoU += r.RegionIoU / n
+			if r.NoPixelFigures == "" {
+				m.PixelAUROC += r.PixelAUROC
+				m.PRO += r.PRO
+				m.RegionIoU += r.RegionIoU
+				m.PixelSets++
+			}
 			m.RegionIoUDefects += r.RegionIoUDefects
 			// The flagged and shared figures exist only where images
 			// were flagged: their mean is over those sets.
@@ -1036,6 +1054,12 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			m.MsPerImage += r.MsPerImage / n
 			m.FitSeconds += r.FitSeconds / n
 		}
+		if m.PixelSets == 0 {
+			m.NoPixelFigures = "no set of the mean has pixel figures"
+		}
+		m.PixelAUROC /= float64(max(m.PixelSets, 1))
+		m.PRO /= float64(max(m.PixelSets, 1))
+		m.RegionIoU /= float64(max(m.PixelSets, 1))
 		// In a mean, the image counts are the numbers of sets averaged.
 		m.RegionIoUFlagged /= float64(max(m.RegionIoUImages, 1))
 		m.RegionIoUShared /= float64(max(m.RegionIoUSharedImages, 1))
@@ -1177,13 +1201,32 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 		return fmt.Sprintf("%.1f", r.FitSeconds)
 	}
+	// A set without pixel figures (no defect pixel in its masks): n/a.
+	pixel := func(r *EvalResult, v float64) string {
+		if r.NoPixelFigures != "" {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.4f", v)
+	}
 	row := func(name string, r *EvalResult, mean bool) {
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%s\t%s\t%s\t%.4f\t%.1f%%\t%.1f%%\t%s\t%.1f\t%s\t\n", name, r.Recipe, r.ImageAUROC, r.PixelAUROC, r.PRO,
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%s\t%s\t%s\t%s\t%s\t%.4f\t%.1f%%\t%.1f%%\t%s\t%.1f\t%s\t\n", name, r.Recipe, r.ImageAUROC, pixel(r, r.PixelAUROC), pixel(r, r.PRO),
 			iou(r.RegionIoU, r.RegionIoUDefects), iou(r.RegionIoUFlagged, r.RegionIoUImages), iou(r.RegionIoUShared, r.RegionIoUSharedImages), r.F1Max, 100*r.FalseAlarmRate, 100*r.MissRate,
 			refused(r, mean), r.MsPerImage, fit(r))
 	}
+	// Sets are named by their folder's name, or by their path where two
+	// share a name (a trial: two rows named "set").
+	names := map[string]int{}
 	for _, s := range rep.Sets {
-		name := filepath.Base(filepath.Clean(s.Data))
+		names[filepath.Base(filepath.Clean(s.Data))]++
+	}
+	setName := func(dir string) string {
+		if base := filepath.Base(filepath.Clean(dir)); names[base] == 1 {
+			return base
+		}
+		return filepath.Clean(dir)
+	}
+	for _, s := range rep.Sets {
+		name := setName(s.Data)
 		for _, d := range s.Draws {
 			for _, r := range d.Results {
 				row(filepath.Base(filepath.Clean(d.Data)), &r, false)
@@ -1220,15 +1263,24 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 	fmt.Fprintf(tw, "recipe\t%s%s\n", r.Recipe, choice)
 	fmt.Fprintf(tw, "model\td=%d grid %s resize %s sigma %g context %s\n", r.Features, r.Grid, r.Resize, r.Sigma, ctx)
 	fmt.Fprintf(tw, "image AUROC\t%.4f\n", r.ImageAUROC)
-	fmt.Fprintf(tw, "pixel AUROC\t%.4f\n", r.PixelAUROC)
-	fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\t%.4f\n", r.PRO)
-	fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes over %s with a mask, a miss counts 0)\n", r.RegionIoU, plural(r.RegionIoUDefects, "defective image"))
-	if r.RegionIoUImages > 0 {
-		fmt.Fprintf(tw, "  flagged\t%.4f (over the %s)\n", r.RegionIoUFlagged, plural(r.RegionIoUImages, "flagged one"))
+	if r.NoPixelFigures != "" {
+		fmt.Fprintf(tw, "pixel AUROC\tn/a: %s\n", r.NoPixelFigures)
+		fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\tn/a\n")
+		fmt.Fprintf(tw, "region IoU\tn/a\n")
 	} else {
+		fmt.Fprintf(tw, "pixel AUROC\t%.4f\n", r.PixelAUROC)
+		fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\t%.4f\n", r.PRO)
+		fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes over %s with a mask, a miss counts 0)\n", r.RegionIoU, plural(r.RegionIoUDefects, "defective image"))
+	}
+	switch {
+	case r.NoPixelFigures != "":
+	case r.RegionIoUImages > 0:
+		fmt.Fprintf(tw, "  flagged\t%.4f (over the %s)\n", r.RegionIoUFlagged, plural(r.RegionIoUImages, "flagged one"))
+	default:
 		fmt.Fprintf(tw, "  flagged\tn/a (no defective image with a mask flagged)\n")
 	}
 	switch {
+	case r.NoPixelFigures != "":
 	case r.RegionIoUSharedImages > 0 && (compared || r.RegionIoUSharedImages != r.RegionIoUImages):
 		fmt.Fprintf(tw, "  shared\t%.4f (over the %d that every recipe of the run flags)\n", r.RegionIoUShared, r.RegionIoUSharedImages)
 	case compared:

@@ -345,6 +345,72 @@ func TestEvalMasksAndCounts(t *testing.T) {
 	}
 }
 
+// A set whose test masks mark no defect pixel (no ground_truth/ folder, or
+// only empty masks) gets its image figures and n/a for the pixel ones; the
+// other sets' results are kept and the mean's pixel figures are over the
+// sets that have them (a trial: the run ended after its fits, with no
+// table and no JSON).
+func TestEvalSetWithoutMasks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits on exported synthetic sets")
+	}
+	dir := t.TempDir()
+	full, none, blank := filepath.Join(dir, "full"), filepath.Join(dir, "none"), filepath.Join(dir, "blank")
+	for _, set := range []string{full, none, blank} {
+		exportSet(t, set, 12, 8, 7)
+	}
+	if err := os.RemoveAll(filepath.Join(none, "ground_truth")); err != nil {
+		t.Fatal(err)
+	}
+	masks, _ := filepath.Glob(filepath.Join(blank, "ground_truth", "*", "*_mask.png"))
+	if len(masks) == 0 {
+		t.Fatal("no masks exported")
+	}
+	for _, m := range masks {
+		f, err := os.Create(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 96, 72))); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	cfg := evalConfig(t, dir)
+	js := filepath.Join(dir, "eval.json")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", full, "--data", none, "--data", blank, "--recipe", "plain", "--features", "16", "--json", js)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rep := readEvalReport(t, js)
+	if len(rep.Sets) != 3 || len(rep.Mean) != 1 {
+		t.Fatalf("%d sets, %d means", len(rep.Sets), len(rep.Mean))
+	}
+	f, n, b, m := rep.Sets[0].Results[0], rep.Sets[1].Results[0], rep.Sets[2].Results[0], rep.Mean[0]
+	if f.NoPixelFigures != "" || f.PixelAUROC <= 0.5 {
+		t.Errorf("full set: %q, pixel AUROC %v", f.NoPixelFigures, f.PixelAUROC)
+	}
+	if !strings.Contains(n.NoPixelFigures, "none of the") || !strings.Contains(b.NoPixelFigures, "no ground-truth mask marks a defect pixel") ||
+		n.ImageAUROC <= 0.5 || b.ImageAUROC <= 0.5 {
+		t.Errorf("sets without defect pixels: %q (image AUROC %v), %q (%v)", n.NoPixelFigures, n.ImageAUROC, b.NoPixelFigures, b.ImageAUROC)
+	}
+	if m.PixelSets != 1 || m.PixelAUROC != f.PixelAUROC || m.PRO != f.PRO || m.NoPixelFigures != "" {
+		t.Errorf("mean: pixel figures over %d sets, %v (want %v), %v (want %v), %q", m.PixelSets, m.PixelAUROC, f.PixelAUROC, m.PRO, f.PRO, m.NoPixelFigures)
+	}
+	rows := 0
+	for _, l := range strings.Split(stdout, "\n") {
+		if fl := strings.Fields(l); len(fl) > 4 && (fl[0] == "none" || fl[0] == "blank") {
+			rows++
+			if fl[3] != "n/a" || fl[4] != "n/a" || fl[5] != "n/a" {
+				t.Errorf("row %q: want n/a for pixel AUROC, PRO and region IoU", l)
+			}
+		}
+	}
+	if rows != 2 || !strings.Contains(stdout, "pixel AUROC          n/a: none of the") {
+		t.Errorf("%d rows of sets without masks in the table:\n%s", rows, stdout)
+	}
+}
+
 // A set where nothing was flagged has no flagged or shared region IoU: the
 // table says n/a and the mean over sets averages only the sets that have
 // the figure.

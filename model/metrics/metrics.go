@@ -12,6 +12,12 @@ import (
 	"slices"
 )
 
+// ErrNoDefectPixels is wrapped by the pixel figures' error when no mask
+// added marks a defect pixel (a data set without ground-truth masks, or
+// with only empty ones): the figures do not exist, which a caller may
+// report as such rather than fail.
+var ErrNoDefectPixels = errors.New("no mask marks a defect pixel")
+
 // ROCPoint is one point of a ROC curve: predicting "anomalous" for scores
 // ≥ Threshold gives these rates.
 type ROCPoint struct {
@@ -353,7 +359,10 @@ func (p *Pixels) ROC(maxPoints int) ([]ROCPoint, error) {
 // roc is the ROC curve of the defect-pixel histogram pos (nPos pixels)
 // against all normal pixels.
 func (p *Pixels) roc(pos []uint64, nPos uint64, maxPoints int) ([]ROCPoint, error) {
-	if nPos == 0 || p.nNeg == 0 {
+	if nPos == 0 {
+		return nil, fmt.Errorf("pixel metrics: need defect and normal pixels, got %d and %d: %w", nPos, p.nNeg, ErrNoDefectPixels)
+	}
+	if p.nNeg == 0 {
 		return nil, fmt.Errorf("pixel metrics: need defect and normal pixels, got %d and %d", nPos, p.nNeg)
 	}
 	var pts []ROCPoint
