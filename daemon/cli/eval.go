@@ -319,8 +319,16 @@ func cmdEval() *Command {
 			if *alignMode != "" {
 				cfg.Capture.Align.Mode = *alignMode
 			}
-			if *maxTrain < 0 || *maxTest < 0 {
-				return usagef("--max-train %d, --max-test %d: want a count ≥ 0 (0: all)", *maxTrain, *maxTest)
+			if err := nameDecides(cfg.Model.Recipe, given, cfg.Model.Taps); err != nil {
+				return err
+			}
+			for _, f := range []struct {
+				name string
+				v    int
+			}{{"--max-train", *maxTrain}, {"--max-test", *maxTest}} {
+				if f.v < 0 {
+					return usagef("%s %d: want a count ≥ 0 (0: all)", f.name, f.v)
+				}
 			}
 			if given["misalign-seeds"] && !*misalign {
 				return usagef("--misalign-seeds applies to --misalign draws: add --misalign (or leave the seeds out)")
@@ -1011,6 +1019,43 @@ func sharedIoU(rs []*EvalResult) {
 	}
 }
 
+// nameDecides refuses the flags given that a named recipe (not auto or
+// fixed) spells out itself: a recipe's name is the whole recipe (plain is
+// squashed, raw distances, no context scale), so --resize fit beside
+// --recipe plain would be applied to nothing while the figures read as
+// plain letterboxed (a trial). taps are the taps configured, which a
+// name's "custom" or "v1*" backbone takes.
+func nameDecides(recipe string, given map[string]bool, taps []string) error {
+	if recipe == model.RecipeAuto || recipe == model.RecipeFixed || recipe == "" {
+		return nil
+	}
+	withTaps, err := model.ParseRecipe(recipe, taps)
+	if err != nil {
+		return nil // refused with the configuration's own check
+	}
+	withoutTaps, _ := model.ParseRecipe(recipe, nil)
+	takesTaps := false
+	for i, m := range append([]model.Recipe{withTaps}, withTaps.Members...) {
+		o := withoutTaps
+		if i > 0 {
+			o = withoutTaps.Members[i-1]
+		}
+		takesTaps = takesTaps || !slices.Equal(m.Taps, o.Taps)
+	}
+	var named []string
+	for _, f := range []string{"resize", "standardize", "zscore", "context", "context-weight", "taps"} {
+		if given[f] && (f != "taps" || !takesTaps) {
+			named = append(named, "--"+f)
+		}
+	}
+	if len(named) == 0 {
+		return nil
+	}
+	return usagef("%s: recipe %s names this itself (a recipe's name is the whole recipe: backbone and taps, resize, std, scoring and context; "+
+		"README: Choosing the recipe per line): name the recipe you mean instead (e.g. v1p-fit-raw is plain PaDiM letterboxed), or use --recipe fixed with the flags",
+		strings.Join(named, ", "), recipe)
+}
+
 // meanResults averages each column's figures over the sets.
 func meanResults(sets []EvalSet, columns []string) []EvalResult {
 	if len(sets) < 2 {
@@ -1056,6 +1101,12 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 		}
 		if m.PixelSets == 0 {
 			m.NoPixelFigures = "no set of the mean has pixel figures"
+		}
+		// Named by the recipe every set fitted, where they agree (a model
+		// scored as it was fitted, --model, is no "auto"); by the column's
+		// rule where they differ (auto chose per set).
+		if r0 := sets[0].Results[k].Recipe; r0 != "" && !slices.ContainsFunc(sets, func(s EvalSet) bool { return s.Results[k].Recipe != r0 }) {
+			m.Recipe = r0
 		}
 		m.PixelAUROC /= float64(max(m.PixelSets, 1))
 		m.PRO /= float64(max(m.PixelSets, 1))
@@ -1316,8 +1367,12 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 		}
 		fmt.Fprintf(tw, "  %s\t%.4f  %s\n", l, r.PerDefect[l], px)
 	}
-	fmt.Fprintf(tw, "threshold\t%.4g from %s: false alarms %.1f%% of good test images, misses %.1f%% of defective ones (%.1f%% judged right)\n",
-		r.Threshold, plural(r.ThresholdImages, "good image"), 100*r.FalseAlarmRate, 100*r.MissRate, 100*r.Accuracy)
+	from := "from " + plural(r.ThresholdImages, "good image")
+	if r.ThresholdImages == 0 {
+		from = "(model.threshold.value)" // a trial: "from 0 good images"
+	}
+	fmt.Fprintf(tw, "threshold\t%.4g %s: false alarms %.1f%% of good test images, misses %.1f%% of defective ones (%.1f%% judged right)\n",
+		r.Threshold, from, 100*r.FalseAlarmRate, 100*r.MissRate, 100*r.Accuracy)
 	if r.TrainImages > 0 {
 		s := ""
 		if r.SearchSeconds > 0 {

@@ -411,6 +411,36 @@ func TestEvalSetWithoutMasks(t *testing.T) {
 	}
 }
 
+// Flags that a named recipe spells out itself are refused, before any fit,
+// naming each (a trial: --recipe plain --resize fit measured plain squashed
+// while the user read plain letterboxed); those it takes are not.
+func TestEvalNamedRecipeRefusesWhatItNames(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	for _, tc := range []struct {
+		args []string
+		want string // "" : no refusal of this kind
+	}{
+		{[]string{"--recipe", "plain", "--resize", "fit"}, "--resize: recipe plain names this itself"},
+		{[]string{"--recipe", "plain", "--zscore", "on", "--context", "6"}, "--zscore, --context: recipe plain"},
+		{[]string{"--recipe", "v1-fit-std-z-ctx2", "--context-weight", "1", "--standardize", "off"}, "--standardize, --context-weight: recipe v1-fit-std-z-ctx2"},
+		{[]string{"--recipe", "plain+v1-fit-z", "--taps", "a,b"}, "--taps: recipe plain+v1-fit-z"},
+		{[]string{"--recipe", "v1*-fit-raw", "--taps", "a,b"}, ""},
+		{[]string{"--recipe", "fixed", "--resize", "fit"}, ""},
+		{[]string{"--recipe", "plain", "--features", "16", "--sigma", "2"}, ""},
+	} {
+		args := append([]string{"eval", "--config", cfg, "--data", filepath.Join(dir, "nowhere")}, tc.args...)
+		code, _, stderr := runCaptureCmd(t, args...)
+		refused := strings.Contains(stderr, "names this itself")
+		switch {
+		case tc.want == "" && refused:
+			t.Errorf("%v refused: %s", tc.args, stderr)
+		case tc.want != "" && (code != 2 || !strings.Contains(stderr, tc.want)):
+			t.Errorf("%v: exit %d, %s; want %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
 // A set where nothing was flagged has no flagged or shared region IoU: the
 // table says n/a and the mean over sets averages only the sets that have
 // the figure.

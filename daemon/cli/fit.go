@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -86,7 +87,14 @@ func cmdFit() *Command {
 			if *maxTrain < 0 {
 				return usagef("--max-train %d: want a count ≥ 0 (0: all)", *maxTrain)
 			}
-			if *out == "" {
+			outGiven := false
+			fs.Visit(func(f *flag.Flag) { outGiven = outGiven || f.Name == "out" })
+			switch {
+			case outGiven && strings.TrimSpace(*out) == "":
+				// A variable that expanded to nothing: not the system's
+				// model.path (a trial wrote /var/lib/inspectd's model so).
+				return usagef("--out is empty: give the model file to write, or leave --out out for model.path (%s)", cfg.ModelPath())
+			case *out == "":
 				*out = cfg.ModelPath()
 			}
 			if filepath.Clean(filepath.Dir(*out)) == filepath.Clean(cfg.StateDir) {

@@ -286,3 +286,13 @@ func TestFitCreatesStateDir(t *testing.T) {
 		t.Errorf("model not in the new state_dir: %v", err)
 	}
 }
+
+// An empty --out (a shell variable that expanded to nothing) is refused,
+// not taken for model.path (a trial: it wrote the system's model file).
+func TestFitEmptyOutRefused(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--out", "")
+	if code != 2 || !strings.Contains(stderr, "--out is empty") {
+		t.Errorf("exit %d, %s", code, stderr)
+	}
+}
