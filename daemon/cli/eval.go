@@ -665,6 +665,7 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 	progress := progressBar(env.Stderr, label)
 	count := label == "eval"
 	scored := 0
+	warned := make([]model.Mismatch, len(accs)) // kinds warned of, per recipe column
 	for i, it := range j.set.Test {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -711,6 +712,14 @@ func (j *evalJob) scoreTestSet(ctx context.Context, env *Env, label string, insp
 			truth = append(truth, gtRegions.Find(mask, b.Dx(), b.Dy(), 0)...)
 		}
 		for k, r := range rs {
+			if r.Mismatch&^warned[k] != 0 && count {
+				// The daemon warns of such frames; a model scored here as
+				// it was fitted (--model) on another line's images met
+				// them without a word (a trial: 100% false alarms).
+				warned[k] |= r.Mismatch
+				env.Log.Warn("test images unlike the model's training images: scores are not comparable, good parts may be flagged and defective ones passed",
+					"data", j.set.Dir, "image", it.Path, "frame", r.InputMismatch)
+			}
 			if err := accs[k].add(it, r, mask, truth, el, outOfView); err != nil {
 				return fmt.Errorf("%s: %w", it.Path, err)
 			}

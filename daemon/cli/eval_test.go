@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/draw"
 	"image/png"
 	"maps"
 	"math"
@@ -682,5 +684,53 @@ func TestDefectOutOfViewLeftOutOfImageFigures(t *testing.T) {
 	printResultDetail(&b, &left, false)
 	if !strings.Contains(b.String(), "1 defective test image whose defect the transform cut out of the view") {
 		t.Errorf("detail does not say what was left out:\n%s", b.String())
+	}
+}
+
+// A model scored as it was fitted (--model) on test images of another
+// kind (grayscale on a colour model) is warned of once, as the daemon
+// warns of such frames (a trial: 100% false alarms without a word).
+func TestEvalModelWarnsOfOtherImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 12, 6, 3)
+	cfg := evalConfig(t, dir)
+	m := filepath.Join(dir, "m.safetensors")
+	if code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--save-model", m); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--model", m); strings.Contains(stderr, "unlike the model's training images") {
+		t.Errorf("its own kind of images warned of: %s", stderr)
+	}
+	tests, _ := filepath.Glob(filepath.Join(set, "test", "*", "*.png"))
+	for _, p := range tests {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := image.NewGray(img.Bounds())
+		draw.Draw(g, g.Bounds(), img, img.Bounds().Min, draw.Src)
+		var b bytes.Buffer
+		if err := png.Encode(&b, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--model", m)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if n := strings.Count(stderr, "unlike the model's training images"); n != 1 {
+		t.Errorf("%d warnings of grayscale test images on a colour model, want 1:\n%s", n, stderr)
 	}
 }
