@@ -296,3 +296,17 @@ func TestFitEmptyOutRefused(t *testing.T) {
 		t.Errorf("exit %d, %s", code, stderr)
 	}
 }
+
+// A flag after the model file is named as such (Go's flags stop at the
+// first argument; a trial read "want exactly one model file").
+func TestModelCommandsNameAFlagAfterTheFile(t *testing.T) {
+	for _, args := range [][]string{{"model", "info", "m.safetensors", "--json"}, {"model", "inspect", "b.tflite", "--all"}} {
+		code, _, stderr := runCaptureCmd(t, args...)
+		if code != 2 || !strings.Contains(stderr, args[3]+" after the file: flags go before it") {
+			t.Errorf("%v: exit %d, %s", args, code, stderr)
+		}
+	}
+	if code, _, stderr := runCaptureCmd(t, "model", "info", "a", "b"); code != 2 || !strings.Contains(stderr, "want exactly one model file, got 2") {
+		t.Errorf("two files: exit %d, %s", code, stderr)
+	}
+}

@@ -20,8 +20,8 @@ func cmdModelInspect() *Command {
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
-			if fs.NArg() != 1 {
-				return usagef("want exactly one model file")
+			if err := oneFile(fs); err != nil {
+				return err
 			}
 			m, err := graph.ReadFile(fs.Arg(0))
 			if err != nil {

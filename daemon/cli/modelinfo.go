@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strings"
 
@@ -25,8 +26,8 @@ func cmdModelInfo() *Command {
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
-			if fs.NArg() != 1 {
-				return usagef("want exactly one model file")
+			if err := oneFile(fs); err != nil {
+				return err
 			}
 			cfg, err := daemon.LoadConfig(*cfgPath)
 			if err != nil {
@@ -98,4 +99,19 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 	if i.ID != "" {
 		line("id", "%s", i.ID)
 	}
+}
+
+// oneFile checks that the command was given one file, and names a flag
+// written after it (Go's flags stop at the first argument: "model info
+// m.safetensors --json" read --json as a second file).
+func oneFile(fs *flag.FlagSet) error {
+	if fs.NArg() == 1 {
+		return nil
+	}
+	for _, a := range fs.Args()[min(1, fs.NArg()):] {
+		if strings.HasPrefix(a, "-") {
+			return usagef("%s after the file: flags go before it (%s %s ... FILE)", a, fs.Name(), a)
+		}
+	}
+	return usagef("want exactly one model file, got %d", fs.NArg())
 }
