@@ -211,6 +211,19 @@ func TestFitMaxTrain(t *testing.T) {
 	if code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, "--json", m); code != 0 || !strings.Contains(out, `"recipe": "v1-fit-std-raw"`) {
 		t.Errorf("model info --json: exit %d, stdout %q, stderr %s", code, out, errs)
 	}
+	// Over a configuration's memory budget: described, with a warning.
+	small := filepath.Join(dir, "small.yaml")
+	cfgText, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(small, append(cfgText, "model:\n  memory_budget: 1MiB\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCaptureCmd(t, "model", "info", "--config", small, m); code != 0 || !strings.Contains(out, "recipe           v1-fit-std-raw") ||
+		!strings.Contains(errs, "is over model.memory_budget (1048576 bytes)") {
+		t.Errorf("model info over the memory budget: exit %d, stdout %q, stderr %s", code, out, errs)
+	}
 	if code, _, errs := runCaptureCmd(t, "model", "inspect", m); code != 1 || !strings.Contains(errs, "'inspectd model info "+m+"' describes it") {
 		t.Errorf("model inspect on a fitted model: exit %d, stderr %s", code, errs)
 	}

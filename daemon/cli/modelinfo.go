@@ -37,14 +37,22 @@ func cmdModelInfo() *Command {
 			if err != nil {
 				return err
 			}
-			// The file is described, not run: the backbone loads as it is.
+			// The file is described, not run: the backbone loads as it is,
+			// and a model over the memory budget is described all the same
+			// (a trial: refused), with a warning, as a start would refuse it.
 			opts.Backbone.Optimize = backbone.OptimizeOff
+			budget := opts.MemoryBudget
+			opts.MemoryBudget = 0
 			det, err := model.Load(fs.Arg(0), opts)
 			if err != nil {
 				return err
 			}
 			defer det.Close()
 			info := det.Info()
+			if budget > 0 && info.StateBytes > budget {
+				fmt.Fprintf(env.Stderr, "WARNING: its scoring state, %d bytes, is over model.memory_budget (%d bytes): inspectd would not load it under this configuration\n",
+					info.StateBytes, budget)
+			}
 			if *asJSON {
 				b, err := json.MarshalIndent(info, "", "  ")
 				if err != nil {
