@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -313,14 +312,9 @@ func TestEvalMasksAndCounts(t *testing.T) {
 	if err := os.Remove(masks[0]); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Create(masks[1])
-	if err != nil {
+	if err := writePNG(masks[1], image.NewGray(image.Rect(0, 0, 10, 7))); err != nil {
 		t.Fatal(err)
 	}
-	if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 10, 7))); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	cfg := evalConfig(t, dir)
 	js := filepath.Join(dir, "eval.json")
 	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--json", js)
@@ -369,14 +363,9 @@ func TestEvalSetWithoutMasks(t *testing.T) {
 		t.Fatal("no masks exported")
 	}
 	for _, m := range masks {
-		f, err := os.Create(m)
-		if err != nil {
+		if err := writePNG(m, image.NewGray(image.Rect(0, 0, 96, 72))); err != nil {
 			t.Fatal(err)
 		}
-		if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 96, 72))); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
 	}
 	cfg := evalConfig(t, dir)
 	js := filepath.Join(dir, "eval.json")
@@ -718,11 +707,7 @@ func TestEvalModelWarnsOfOtherImages(t *testing.T) {
 		}
 		g := image.NewGray(img.Bounds())
 		draw.Draw(g, g.Bounds(), img, img.Bounds().Min, draw.Src)
-		var b bytes.Buffer
-		if err := png.Encode(&b, g); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		if err := writePNG(p, g); err != nil {
 			t.Fatal(err)
 		}
 	}
