@@ -97,8 +97,8 @@ func TestValidate(t *testing.T) {
 		// To the edge from a pixel before it: every frame 1×1 (a review).
 		{"roi zero size too near the edge", func(c *Config) { c.Capture.ROI = ROI{X: 639, Y: 479} },
 			[]string{
-				`capture.roi.x: 639 leaves 1 pixels to the edge of the 640-pixel frame width (capture.synthetic.width): every frame would be too small to inspect; at least 16`,
-				`capture.roi.y: 479 leaves 1 pixels to the edge of the 480-pixel frame height (capture.synthetic.height): every frame would be too small to inspect; at least 16`,
+				`capture.roi.x: 639 leaves 1 of the 640-pixel frame width to its edge (capture.synthetic.width): every frame would be too small to inspect; at least 16 pixels`,
+				`capture.roi.y: 479 leaves 1 of the 480-pixel frame height to its edge (capture.synthetic.height): every frame would be too small to inspect; at least 16 pixels`,
 			}},
 		{"roi past synthetic frame", func(c *Config) { c.Capture.ROI = ROI{X: 100, Y: 480, Width: 600} },
 			[]string{

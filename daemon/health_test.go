@@ -511,14 +511,16 @@ func TestFolderBackIsHealthyWithoutAFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "a.png"), b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Watch: true, PollInterval: 10 * time.Millisecond, Log: testLogger(t)})
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Watch: true, PollInterval: 10 * time.Millisecond, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	inspected := make(chan struct{}, 1)
 	sink := &memSink{onResult: func(*mqttpub.Result) { inspected <- struct{}{} }}
 	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(),
-		FreeRun: true, StallTimeout: 100 * time.Millisecond, Logger: testLogger(t)})
+		FreeRun: true, StallTimeout: 100 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,5 +561,57 @@ func TestFolderBackIsHealthyWithoutAFile(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if ok, why := p.CameraHealth(); !ok {
 		t.Errorf("folder back for 300 ms: %s", why)
+	}
+	// A second outage is logged as the first (a trial: no line).
+	if err := os.Rename(dir, gone); err != nil {
+		t.Fatal(err)
+	}
+	waitHealth(false, "folder gone again")
+	if n := strings.Count(logs.String(), "capture problem, retrying"); n != 2 {
+		t.Errorf("%d problem lines for two outages, want 2:\n%s", n, logs.String())
+	}
+}
+
+// A file name that is not UTF-8 is published with its exact bytes beside
+// the text (a trial: "p\xff.png" and "p\xfe.png" both read "p\ufffd.png",
+// so the results' file no longer told one part from another).
+func TestResultKeepsAFileNameThatIsNotUTF8(t *testing.T) {
+	dir := t.TempDir()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"p\xfe.png", "p\xff.png", "q.png"} {
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []mqttpub.Result
+	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(), FreeRun: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil && !errors.Is(err, capture.ErrEOF) {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d results, want 3", len(got))
+	}
+	for i, want := range []string{"p\xfe.png", "p\xff.png", ""} {
+		if string(got[i].FileBytes) != want {
+			t.Errorf("result %d (%q): file_bytes %q, want %q", i, got[i].File, got[i].FileBytes, want)
+		}
+	}
+	js, err := json.Marshal(got[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"file_bytes":"cP8ucG5n"`) {
+		t.Errorf("JSON %s: want file_bytes in base64", js)
 	}
 }

@@ -413,6 +413,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *slot) error {
 	var lastLogged string
+	var loggedAt uint64 // the source's reopens when lastLogged was logged
+	reopens := func() uint64 {
+		if c := capture.CountersOf(p.o.Source); c != nil {
+			return c.Reopens.Load()
+		}
+		return 0
+	}
 	taken := 0
 	for {
 		if p.o.MaxInspections > 0 && taken >= p.o.MaxInspections {
@@ -474,9 +481,13 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 				if re := (*capture.RetryError)(nil); errors.As(err, &re) {
 					kind = re.Err.Error() // not the growing backoff
 				}
-				if kind != lastLogged { // one line per kind of trouble, not per frame or per try
+				// One line per kind of trouble and outage, not per frame or
+				// per try: a source back in between (a watched folder listed
+				// again, with no file to say so) starts a new outage (a
+				// trial: the second outage logged no line).
+				if r := reopens(); kind != lastLogged || r != loggedAt {
 					p.log.Warn("capture problem, retrying", "err", err)
-					lastLogged = kind
+					lastLogged, loggedAt = kind, r
 				}
 				continue
 			}
@@ -674,7 +685,8 @@ func (p *Pipeline) publishStage(s *slot) {
 	if r.Anomalous {
 		r.Verdict = VerdictAnomalous
 	}
-	r.Seq, r.BootID, r.FrameTime, r.TriggerID, r.File, r.ModelID = seq, p.o.BootID, f.Time, f.Trigger, f.Name, s.modelID
+	r.Seq, r.BootID, r.FrameTime, r.TriggerID, r.ModelID = seq, p.o.BootID, f.Time, f.Trigger, s.modelID
+	r.SetFile(f.Name)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	clear(p.latency)
 	p.latency["queue"] = ms(s.dequeue.Sub(f.Time))
@@ -933,8 +945,9 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, File: f.Name, ModelID: modelID},
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
+	r.SetFile(f.Name)
 	// The threshold in force, as on every result: a consumer dividing by it
 	// (or plotting it) must not meet 0 on the frames that failed.
 	if det := p.det.Get(); det != nil {

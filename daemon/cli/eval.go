@@ -25,6 +25,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
@@ -285,6 +286,13 @@ func cmdEval() *Command {
 			// without a word).
 			given := map[string]bool{}
 			fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+			for _, f := range []string{"json", "report", "save-model"} {
+				// A variable that expanded to nothing: the user expects a
+				// file, and would get none without a word (a trial).
+				if given[f] && strings.TrimSpace(fs.Lookup(f).Value.String()) == "" {
+					return usagef("--%s is empty: give a path, or leave --%s out", f, f)
+				}
+			}
 			if *recipe != "" {
 				cfg.Model.Recipe = *recipe
 			}
@@ -391,7 +399,7 @@ func cmdEval() *Command {
 				if *maxTest > 0 && *maxTest < len(set.Test) {
 					set.Test = spreadItems(set.Test, *maxTest)
 				}
-				if err := bothKinds(set, *maxTest); err != nil {
+				if err := bothKinds(set, *maxTest, int64(cfg.Capture.MaxPixels)); err != nil {
 					return err
 				}
 				sets[i] = set
@@ -422,7 +430,14 @@ func cmdEval() *Command {
 						}
 						report := ""
 						if *reportDir != "" {
-							report = filepath.Join(*reportDir, filepath.Base(filepath.Clean(dir)), strings.ReplaceAll(r, "/", "_"))
+							// One folder per set (numbered where two sets
+							// share a folder name: a trial's two screw sets
+							// wrote into one) and recipe ("model" for --model).
+							col := strings.ReplaceAll(r, "/", "_")
+							if *modelPath != "" {
+								col = "model"
+							}
+							report = filepath.Join(*reportDir, reportSetName(data, i), col)
 							if len(data) == 1 && len(columns) == 1 {
 								report = *reportDir
 							}
@@ -601,15 +616,45 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 	return &res, cands, nil
 }
 
+// reportSetName is the --report subfolder of data[i]: its folder's name,
+// numbered (name-1, name-2, ...) where several sets share it.
+func reportSetName(data []string, i int) string {
+	base := filepath.Base(filepath.Clean(data[i]))
+	n, nth := 0, 0
+	for k, d := range data {
+		if filepath.Base(filepath.Clean(d)) == base {
+			n++
+			if k == i {
+				nth = n
+			}
+		}
+	}
+	if n == 1 {
+		return base
+	}
+	return fmt.Sprintf("%s-%d", base, nth)
+}
+
 // bothKinds says why set's test images cannot be evaluated: none, or no
 // good or no defective one among them (image AUROC and the false-alarm
-// and miss rates need both).
-func bothKinds(set *dataset.Set, maxTest int) error {
-	var good, bad int
+// and miss rates need both), counting only the images whose header says
+// they will be inspected (an image format, within maxPixels, at least
+// model.MinFrameSide a side), before minutes of fitting: a set whose
+// defective images were all thumbnails once ended the run after its fit,
+// the other sets' results with it (a trial).
+func bothKinds(set *dataset.Set, maxTest int, maxPixels int64) error {
+	var good, bad, unusable int
 	for _, it := range set.Test {
-		if it.Anomalous() {
+		c, _, err := capture.CheckImageFile(it.Path, maxPixels)
+		if err == nil {
+			err = model.CheckFrameSize(c.Width, c.Height)
+		}
+		switch {
+		case err != nil:
+			unusable++
+		case it.Anomalous():
 			bad++
-		} else {
+		default:
 			good++
 		}
 	}
@@ -617,15 +662,33 @@ func bothKinds(set *dataset.Set, maxTest int) error {
 	if maxTest > 0 {
 		after = fmt.Sprintf(" (the %d that --max-test %d keeps)", len(set.Test), maxTest)
 	}
+	others := ""
+	if unusable > 0 {
+		verb := "are"
+		if unusable == 1 {
+			verb = "is"
+		}
+		others = fmt.Sprintf(" (the other %d %s not images, too large or under %d pixels a side)", unusable, verb, model.MinFrameSide)
+	}
 	switch {
+	case good+bad == 0 && unusable > 0:
+		return fmt.Errorf("data set %s: none of its %d test images can be inspected (not images, too large or under %d pixels a side)", set.Dir, unusable, model.MinFrameSide)
 	case len(set.Test) == 0:
 		return fmt.Errorf("data set %s has no test images (test/good/*, test/<defect>/*)", set.Dir)
 	case bad == 0:
-		return fmt.Errorf("data set %s: its %d test images%s are all good: eval needs defective ones too, in test/<defect>/", set.Dir, good, after)
+		return fmt.Errorf("data set %s: its %s%s %s good%s: eval needs defective ones too, in test/<defect>/", set.Dir, plural(good, "test image"), after, allOrIt(good), others)
 	case good == 0:
-		return fmt.Errorf("data set %s: its %d test images%s are all defective: eval needs good ones too, in test/good/", set.Dir, bad, after)
+		return fmt.Errorf("data set %s: its %s%s %s defective%s: eval needs good ones too, in test/good/", set.Dir, plural(bad, "test image"), after, allOrIt(bad), others)
 	}
 	return nil
+}
+
+// allOrIt is "are all" for several images, "is" for one.
+func allOrIt(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are all"
 }
 
 // testScore accumulates one detector's results over a test set.
@@ -1043,17 +1106,18 @@ func nameDecides(recipe string, given map[string]bool, taps []string) error {
 		return nil // refused with the configuration's own check
 	}
 	withoutTaps, _ := model.ParseRecipe(recipe, nil)
-	takesTaps := false
+	takesTaps, context := false, false
 	for i, m := range append([]model.Recipe{withTaps}, withTaps.Members...) {
 		o := withoutTaps
 		if i > 0 {
 			o = withoutTaps.Members[i-1]
 		}
 		takesTaps = takesTaps || !slices.Equal(m.Taps, o.Taps)
+		context = context || m.ContextPool > 1
 	}
 	var named []string
-	for _, f := range []string{"resize", "standardize", "zscore", "context", "context-weight", "taps"} {
-		if given[f] && (f != "taps" || !takesTaps) {
+	for _, f := range []string{"resize", "standardize", "zscore", "context", "context-weight", "context-features", "taps"} {
+		if given[f] && (f != "taps" || !takesTaps) && (f != "context-features" || !context) {
 			named = append(named, "--"+f)
 		}
 	}
@@ -1512,11 +1576,17 @@ func writeReport(dir string, det *model.Detector, load dataset.Loader, items []e
 		return err
 	}
 	pixROC, err := pix.ROC(2000)
-	if err != nil {
+	switch {
+	case errors.Is(err, metrics.ErrNoDefectPixels):
+		pixROC = nil // no pixel figures for this set: the image curve alone (a trial: the run ended)
+	case err != nil:
 		return err
 	}
 	p := plot.New()
 	p.Title.Text = "ROC: image (solid), pixel (dashed)"
+	if pixROC == nil {
+		p.Title.Text = "ROC: image (no pixel ground truth)"
+	}
 	p.X.Label.Text = "false positive rate"
 	p.Y.Label.Text = "true positive rate"
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
@@ -1524,6 +1594,9 @@ func writeReport(dir string, det *model.Detector, load dataset.Loader, items []e
 		name string
 		pts  []metrics.ROCPoint
 	}{{"image", imgROC}, {"pixel", pixROC}} {
+		if len(c.pts) == 0 {
+			continue
+		}
 		xy := make(plotter.XYs, len(c.pts))
 		for i, q := range c.pts {
 			xy[i].X, xy[i].Y = q.FPR, q.TPR

@@ -199,7 +199,7 @@ func TestEvalRefusesOneKindOfTestImages(t *testing.T) {
 	}
 	cfg := evalConfig(t, dir)
 	code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain")
-	if code == 0 || !strings.Contains(stderr, "are all good: eval needs defective ones too") || strings.Contains(stderr, "fit done") {
+	if code == 0 || !strings.Contains(stderr, "is good: eval needs defective ones too") || strings.Contains(stderr, "fit done") {
 		t.Errorf("all-good test set: exit %d, stderr:\n%s\nwant a refusal before any fit", code, stderr)
 	}
 }
@@ -369,9 +369,18 @@ func TestEvalSetWithoutMasks(t *testing.T) {
 	}
 	cfg := evalConfig(t, dir)
 	js := filepath.Join(dir, "eval.json")
-	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", full, "--data", none, "--data", blank, "--recipe", "plain", "--features", "16", "--json", js)
+	// With --report too (a second trial: the report's pixel curve ended
+	// the run): the image curve alone.
+	report := filepath.Join(dir, "report")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", full, "--data", none, "--data", blank, "--recipe", "plain", "--features", "16",
+		"--json", js, "--report", report)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, set := range []string{"full", "none", "blank"} {
+		if _, err := os.Stat(filepath.Join(report, set, "plain", "roc.png")); err != nil {
+			t.Errorf("report of %s: %v", set, err)
+		}
 	}
 	rep := readEvalReport(t, js)
 	if len(rep.Sets) != 3 || len(rep.Mean) != 1 {
@@ -419,6 +428,8 @@ func TestEvalNamedRecipeRefusesWhatItNames(t *testing.T) {
 		{[]string{"--recipe", "v1*-fit-raw", "--taps", "a,b"}, ""},
 		{[]string{"--recipe", "fixed", "--resize", "fit"}, ""},
 		{[]string{"--recipe", "plain", "--features", "16", "--sigma", "2"}, ""},
+		{[]string{"--recipe", "plain", "--context-features", "50"}, "--context-features: recipe plain"},
+		{[]string{"--recipe", "v1-fit-z-ctx2", "--context-features", "50"}, ""},
 	} {
 		args := append([]string{"eval", "--config", cfg, "--data", filepath.Join(dir, "nowhere")}, tc.args...)
 		code, _, stderr := runCaptureCmd(t, args...)
@@ -428,6 +439,47 @@ func TestEvalNamedRecipeRefusesWhatItNames(t *testing.T) {
 			t.Errorf("%v refused: %s", tc.args, stderr)
 		case tc.want != "" && (code != 2 || !strings.Contains(stderr, tc.want)):
 			t.Errorf("%v: exit %d, %s; want %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// A set whose defective test images are all thumbnails (or not images) is
+// refused before any fit, as one with no defective image is (a second
+// trial: it ended the run after its fit, the other sets' results with it);
+// empty output flags are refused; report folders of sets that share a
+// folder name are numbered (the trial's two screw sets wrote into one).
+func TestEvalRefusesBeforeTheFit(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 4, 6, 3)
+	bad, _ := filepath.Glob(filepath.Join(set, "test", "*", "*.png"))
+	n := 0
+	for _, p := range bad {
+		if filepath.Base(filepath.Dir(p)) != "good" {
+			if err := writePNG(p, image.NewGray(image.Rect(0, 0, 8, 8))); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no defective test image exported")
+	}
+	cfg := evalConfig(t, dir)
+	code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain")
+	want := fmt.Sprintf("its 1 test image is good (the other %d are not images, too large or under 16 pixels a side): eval needs defective ones too", n)
+	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "fit done") {
+		t.Errorf("exit %d, %s; want %q before any fit", code, stderr, want)
+	}
+	for _, f := range []string{"--json", "--report", "--save-model"} {
+		if code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, f, " "); code != 2 || !strings.Contains(stderr, f+" is empty") {
+			t.Errorf("%s empty: exit %d, %s", f, code, stderr)
+		}
+	}
+	data := []string{"a/screw", "b/screw/", "tile"}
+	for i, want := range []string{"screw-1", "screw-2", "tile"} {
+		if got := reportSetName(data, i); got != want {
+			t.Errorf("report folder of %s: %s, want %s", data[i], got, want)
 		}
 	}
 }

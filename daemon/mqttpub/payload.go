@@ -33,6 +33,10 @@ type Header struct {
 	// folder (folder and file sources; empty for cameras and synthetic
 	// frames): what tells a part from a file the source read again.
 	File string `json:"file,omitempty"`
+	// FileBytes holds File's exact bytes (base64) when the name is not
+	// UTF-8, which a JSON string cannot carry: File then has U+FFFD for
+	// each byte that is not, and two such names can read alike (SetFile).
+	FileBytes []byte `json:"file_bytes,omitempty"`
 	// Score is the image anomaly score (max of the anomaly map).
 	Score float64 `json:"score"`
 	// Threshold is the image score above which a frame is anomalous.
@@ -41,6 +45,15 @@ type Header struct {
 	NormalizedScore float64 `json:"normalized_score"`
 	// ModelID identifies the fitted model that produced the score.
 	ModelID string `json:"model_id"`
+}
+
+// SetFile sets File to name, and FileBytes to its bytes when name is not
+// UTF-8 (nil otherwise: nothing allocated for the usual names).
+func (h *Header) SetFile(name string) {
+	h.File, h.FileBytes = name, nil
+	if !utf8.ValidString(name) {
+		h.FileBytes = []byte(name)
+	}
 }
 
 // Result is the JSON payload published on <prefix>/<device_id>/result for

@@ -52,7 +52,8 @@ type folderImages struct {
 
 // listFolder lists the usable images of dir (or of dir/train/good, the
 // MVTec AD layout), reading each file's header only: files that are not
-// images, too large or over maxImagePixels are skipped and counted.
+// images, too large, over maxImagePixels or under model.MinFrameSide a
+// side are skipped and counted.
 func listFolder(dir string, maxFrames int) (*folderImages, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, invalidf("folder", "%q is not an absolute path on the box", truncate(dir, 200))
@@ -133,8 +134,7 @@ func (f *folderImages) pick(count, validate int) {
 }
 
 // admit decodes every picked image and leaves out (counted, with the
-// first reasons) those that do not decode or are under model.MinFrameSide
-// on a side (a thumbnail would fail the fit): a file cut short reads as an
+// first reasons) those that do not decode: a file cut short reads as an
 // image by its header, which is all listFolder reads, and one such file
 // would fail the whole refit where a fit from the command line skips it.
 // It runs in the refit's job, not while the command is checked: a few
@@ -144,13 +144,7 @@ func (f *folderImages) admit() error {
 	keep := func(paths []string) []string {
 		out := paths[:0:0]
 		for _, p := range paths {
-			img, err := loadImage(p)
-			if err == nil {
-				if err = model.CheckFrameSize(img.Bounds().Dx(), img.Bounds().Dy()); err != nil {
-					err = fmt.Errorf("%s: %w", filepath.Base(p), err)
-				}
-			}
-			if err != nil {
+			if _, err := loadImage(p); err != nil { // its header's size is checked again there
 				f.skipped++
 				if len(f.reasons) < 5 {
 					f.reasons = append(f.reasons, err.Error())
@@ -163,7 +157,7 @@ func (f *folderImages) admit() error {
 	}
 	f.fit, f.val = keep(f.fit), keep(f.val)
 	if len(f.fit) < 3 || len(f.val) < 1 {
-		return fmt.Errorf("%s: %d images to fit on and %d to validate with decode, a refit needs at least 3 and 1 (%d skipped: %s)",
+		return fmt.Errorf("%s: %d images to fit on and %d to validate with remain after decoding, a refit needs at least 3 and 1 (%d skipped, the first reasons: %s)",
 			f.dir, len(f.fit), len(f.val), f.skipped, strings.Join(f.reasons, "; "))
 	}
 	return nil
@@ -190,6 +184,11 @@ func checkImage(path string) error {
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > maxImagePixels || cfg.Width <= 0 || cfg.Height <= 0 {
 		return fmt.Errorf("%s: %dx%d pixels, over the limit of %d", filepath.Base(path), cfg.Width, cfg.Height, maxImagePixels)
+	}
+	if err := model.CheckFrameSize(cfg.Width, cfg.Height); err != nil {
+		// Told by the header, before the fit and validation images are
+		// picked: thumbnails once took every validation pick (a trial).
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return nil
 }

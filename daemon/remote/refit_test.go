@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/png"
@@ -229,8 +230,8 @@ func TestRefitFromFolder(t *testing.T) {
 		!strings.Contains(reasons, "good_ak_thumb.png: frame too small to inspect: 4x4") {
 		t.Errorf("skipped: %v %v", rep.Data["skipped"], rep.Data["skipped_reasons"])
 	}
-	// 32 images by their headers: 6 to validate, 26 to fit; the one cut
-	// short left out of the first, the thumbnail out of the second.
+	// 31 images by their headers (the thumbnail is told by its header):
+	// 6 to validate, 25 to fit; the one cut short left out of the first.
 	if v := rep.Data["validation"].(map[string]any); v["frames"] != 5 || rep.Data["images"].(int) != 25 || rep.Data["threshold_images"].(int) != 25 {
 		t.Errorf("split: validation %v, images %v", rep.Data["validation"], rep.Data["images"])
 	}
@@ -316,5 +317,32 @@ func TestRefitJobShare(t *testing.T) {
 		if got := jobShare(c.phase, c.frames, c.total, c.count, c.fitDone, c.fitTotal); math.Abs(got-c.want) > 1e-12 {
 			t.Errorf("%+v: %g, want %g", c, got, c.want)
 		}
+	}
+}
+
+// Thumbnails are told by their headers, before the fit and validation
+// images are picked (a trial: five good images and six thumbnails, the
+// thumbnails taking every validation pick, failed the refit).
+func TestRefitFolderThumbnailsLeftOutBeforeThePick(t *testing.T) {
+	dir := t.TempDir()
+	writeFrames(t, dir, 5)
+	var thumb bytes.Buffer
+	png.Encode(&thumb, image.NewGray(image.Rect(0, 0, 4, 4)))
+	for i := range 6 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("t%d.png", i)), thumb.Bytes(), 0o644)
+	}
+	f, err := listFolder(dir, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.paths) != 5 || f.skipped != 6 || !strings.Contains(strings.Join(f.reasons, ";"), "t0.png: frame too small to inspect: 4x4") {
+		t.Fatalf("listed %d, skipped %d: %v", len(f.paths), f.skipped, f.reasons)
+	}
+	f.pick(4, 1)
+	if err := f.admit(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.fit) != 4 || len(f.val) != 1 {
+		t.Errorf("fit %v, validate %v", f.fit, f.val)
 	}
 }
