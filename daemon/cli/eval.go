@@ -377,6 +377,23 @@ func cmdEval() *Command {
 				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
 			}
 			columns := append([]string{cfg.Model.Recipe}, compare...)
+			// The same recipe or set twice is the same fit twice, and a
+			// set given twice counts twice in the mean (a trial).
+			for k, r := range columns {
+				if i := slices.Index(columns, r); i < k {
+					where := "an earlier --compare"
+					if i == 0 {
+						where = "the run's recipe"
+					}
+					return usagef("--compare %s: already in the run (%s)", r, where)
+				}
+			}
+			for k, d := range data {
+				abs, _ := filepath.Abs(d)
+				if i := slices.IndexFunc(data[:k], func(e string) bool { a, _ := filepath.Abs(e); return a == abs }); i >= 0 {
+					return usagef("--data %s: the same set as --data %s", d, data[i])
+				}
+			}
 			for k, r := range columns {
 				if r != model.RecipeAuto && r != model.RecipeFixed {
 					if _, err := model.ParseRecipe(r, cfg.Model.Taps); err != nil {

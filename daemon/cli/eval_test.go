@@ -476,6 +476,11 @@ func TestEvalRefusesBeforeTheFit(t *testing.T) {
 			t.Errorf("%s empty: exit %d, %s", f, code, stderr)
 		}
 	}
+	for _, args := range [][]string{{"--data", set, "--data", set + "/"}, {"--data", set, "--recipe", "plain", "--compare", "plain"}, {"--data", set, "--compare", "fixed", "--compare", "fixed"}} {
+		if code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg}, args...)...); code != 2 || !strings.Contains(stderr, "the same set as") && !strings.Contains(stderr, "already in the run") {
+			t.Errorf("%v: exit %d, %s", args, code, stderr)
+		}
+	}
 	data := []string{"a/screw", "b/screw/", "tile"}
 	for i, want := range []string{"screw-1", "screw-2", "tile"} {
 		if got := reportSetName(data, i); got != want {
