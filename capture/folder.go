@@ -581,6 +581,9 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 
 func (fl *Folder) read(name string) (image.Image, error) {
 	path := filepath.Join(fl.opts.Dir, name)
+	if err := regular(path); err != nil {
+		return nil, err
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -588,6 +591,20 @@ func (fl *Folder) read(name string) (image.Image, error) {
 	defer fh.Close()
 	img, _, err := fl.dec.decode(fh, path, fl.opts.MaxPixels)
 	return img, err
+}
+
+// regular returns an error unless path leads to a regular file: a
+// symbolic link in a watched folder may lead to a named pipe or a device,
+// whose open would block the source until a writer comes, or never end.
+func regular(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file (%s)", path, info.Mode().Type())
+	}
+	return nil
 }
 
 // fileStamp is what tells a changed file: its size and modification time,
@@ -638,6 +655,9 @@ const maxChecksumBytes = 1 << 30
 // (from the page cache, after a decode: a fraction of a millisecond per
 // megabyte); false when it cannot be read or is over maxChecksumBytes.
 func (fl *Folder) checksum(name string) (uint32, bool) {
+	if regular(filepath.Join(fl.opts.Dir, name)) != nil {
+		return 0, false
+	}
 	fh, err := os.Open(filepath.Join(fl.opts.Dir, name))
 	if err != nil {
 		return 0, false

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1064,5 +1065,34 @@ func TestFolderLedgerKeepsNamesThatAreNotUTF8(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A symbolic link to a named pipe is answered as unreadable, not opened:
+// the open would wait for a writer, and the folder source with it.
+func TestFolderLinkToAPipeDoesNotBlock(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	fifo := filepath.Join(elsewhere, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip("no named pipes here:", err)
+	}
+	if err := os.Symlink(fifo, filepath.Join(dir, "a.png")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(filepath.Join(dir, "b.png"), encodePNG(t, testImage(16, 16))); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := NewFolder(FolderOptions{Dir: dir, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var f Frame
+	if err := fl.Next(ctx, &f); err != nil || f.Name != "b.png" {
+		t.Fatalf("%v %q, want b.png after the link to a pipe", err, f.Name)
+	}
+	if n := fl.Counters().DecodeErrors.Load(); n != 1 {
+		t.Errorf("%d decode errors, want the link counted once", n)
 	}
 }
