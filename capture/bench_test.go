@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/draw"
 	"image/jpeg"
@@ -240,22 +241,35 @@ func BenchmarkFolderChecksum(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(kind+"/decode", func(b *testing.B) {
-			b.SetBytes(int64(buf.Len()))
-			for b.Loop() {
-				if _, err := fl.read(name); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(kind+"/checksum", func(b *testing.B) {
+		path := filepath.Join(dir, name)
+		each := func(b *testing.B, use func(fh *os.File) error) {
 			b.SetBytes(int64(buf.Len()))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, ok := fl.checksum(name); !ok {
-					b.Fatal("no checksum")
+				fh, err := openRegular(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				err = use(fh)
+				fh.Close()
+				if err != nil {
+					b.Fatal(err)
 				}
 			}
+		}
+		b.Run(kind+"/decode", func(b *testing.B) {
+			each(b, func(fh *os.File) error {
+				_, _, err := fl.dec.decode(fh, path, 0)
+				return err
+			})
+		})
+		b.Run(kind+"/checksum", func(b *testing.B) {
+			each(b, func(fh *os.File) error {
+				if _, ok := fl.sumOf(fh); !ok {
+					return errors.New("no checksum")
+				}
+				return nil
+			})
 		})
 	}
 }

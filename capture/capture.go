@@ -195,7 +195,9 @@ type Counters struct {
 	Dropped atomic.Uint64
 	// Timeouts: waits that ended without a frame.
 	Timeouts atomic.Uint64
-	// Reopens of the device after it was lost or stalled.
+	// Reopens of the device after it was lost or stalled, and of a
+	// watched folder listed again after it could not be: the trouble
+	// reported before is over.
 	Reopens atomic.Uint64
 	// DecodeErrors: corrupt frames or files that were skipped.
 	DecodeErrors atomic.Uint64

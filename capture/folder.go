@@ -64,8 +64,9 @@ type FolderOptions struct {
 	// (0: DefaultSettle).
 	Settle time.Duration
 	// Ledger, when set, records the files this folder hands out, and a
-	// folder that is not looped skips those it records unchanged (same
-	// size and modification time): a source opened again on the same
+	// folder that is not looped skips those it records unchanged
+	// (Folder.unchanged: size, modification time, inode, and the content's
+	// checksum when only the change time moved): a source opened again on the same
 	// folder (a capture restart) goes on where the last one stopped
 	// instead of inspecting every file again. A looped folder ignores it.
 	Ledger *FolderLedger
@@ -73,8 +74,9 @@ type FolderOptions struct {
 
 // FolderLedger is the record of the files folder sources handed out, per
 // folder (by its absolute, cleaned path), by name with their size,
-// modification time and, where the system has them, inode and change
-// time; the caller keeps it across the sources it opens. Opening a source
+// modification time, where the system has them inode and change time,
+// and the CRC-32C of the content read; the caller keeps it across the
+// sources it opens. Opening a source
 // forgets that folder's files that are no longer in it; a source opened on
 // another folder, or refused, leaves the others' records alone (a reload
 // that is refused must not make the folder still in use start over). Safe
@@ -363,9 +365,10 @@ type Folder struct {
 	// the last one).
 	seen    map[string]fileStamp
 	pending map[string]int64 // watched files seen once, with their size
-	// failed are the files that did not decode, with their size and
-	// modification time when they failed: logged once, and in a watched
-	// folder read again when they change (a copy that paused half-way).
+	// failed are the files that did not decode, with their stamp from
+	// before the read: logged once, and in a watched folder read again
+	// when they change (a copy that paused half-way, a chmod that made
+	// one readable).
 	failed   map[string]fileStamp
 	goodPass bool // the current pass of a looped folder gave a frame
 	dec      imageDecoder
@@ -509,7 +512,11 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		if fl.opts.Watch {
 			fl.seen[name] = st
 		}
-		img, err := fl.read(name)
+		img, sum, summed, err := fl.read(name)
+		if st == (fileStamp{}) {
+			st = fl.stamp(name) // away when stamped, back by the open
+		}
+		st.sum, st.summed = sum, summed
 		if err != nil {
 			if _, lerr := os.Lstat(filepath.Join(fl.opts.Dir, name)); errors.Is(err, fs.ErrNotExist) && fl.opts.Watch && lerr != nil {
 				delete(fl.seen, name) // a file put there again under its name is new
@@ -517,7 +524,9 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			}
 			// Still there but not readable as a file: a symbolic link to
 			// nothing is answered as unreadable, like a corrupt file.
-			stamp := fl.stamp(name)
+			// Its stamp from before the read: a file changed while it was
+			// read is read again (as a good one is).
+			stamp := st
 			tooLarge := errors.Is(err, ErrImageTooLarge)
 			if !tooLarge && fl.unsettled(stamp) { // a header is final
 				// Perhaps still being written: poll gives it again, and
@@ -530,14 +539,11 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			case errors.Is(err, ErrImageTooLarge):
 				fl.counters.TooLarge.Add(1)
 				reason = "too large"
-			case stamp.size == 0 && !stamp.mtime.IsZero():
+			case stamp.size == 0 && !stamp.mtime.IsZero() && !errors.Is(err, errNotRegular):
 				fl.counters.DecodeErrors.Add(1)
 				reason = "empty"
 			default:
 				fl.counters.DecodeErrors.Add(1)
-			}
-			if !tooLarge { // read whole (an image over the limit was not: its header is final)
-				stamp.sum, stamp.summed = fl.checksum(name)
 			}
 			prev, ok := fl.failed[name]
 			fl.failed[name] = stamp
@@ -555,10 +561,6 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			}
 			continue
 		}
-		if st == (fileStamp{}) {
-			st = fl.stamp(name) // away when stamped, back by the open
-		}
-		st.sum, st.summed = fl.checksum(name)
 		if fl.opts.Watch {
 			fl.seen[name] = st
 		}
@@ -579,33 +581,29 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 	}
 }
 
-func (fl *Folder) read(name string) (image.Image, error) {
+// read opens name, takes the checksum of its content, then decodes it from
+// the same open file: the checksum is of what was there before the decode,
+// so a rewrite during the decode (a torn frame) leaves a checksum that the
+// new content does not match, and it is read again.
+func (fl *Folder) read(name string) (image.Image, uint32, bool, error) {
 	path := filepath.Join(fl.opts.Dir, name)
-	if err := regular(path); err != nil {
-		return nil, err
-	}
-	fh, err := os.Open(path)
+	fh, err := openRegular(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, false, err
 	}
 	defer fh.Close()
+	sum, summed := fl.sumOf(fh)
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return nil, 0, false, err
+	}
 	img, _, err := fl.dec.decode(fh, path, fl.opts.MaxPixels)
-	return img, err
+	return img, sum, summed, err
 }
 
-// regular returns an error unless path leads to a regular file: a
-// symbolic link in a watched folder may lead to a named pipe or a device,
-// whose open would block the source until a writer comes, or never end.
-func regular(path string) error {
-	info, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file (%s)", path, info.Mode().Type())
-	}
-	return nil
-}
+// errNotRegular is wrapped by the error for a name that leads to
+// something other than a regular file (a link to a named pipe or a
+// device): answered as unreadable, never opened for reading.
+var errNotRegular = errors.New("not a regular file")
 
 // fileStamp is what tells a changed file: its size and modification time,
 // where the system has them its inode and change time, and a checksum of
@@ -634,36 +632,39 @@ func (fl *Folder) unsettled(st fileStamp) bool {
 // (copy tools and camera software do that: the same part, not to be
 // answered twice) and with a rewrite in place that puts the modification
 // time back (`cp -p` over the file, a file system that counts time in 2 s
-// steps: a new part, to be read). Without a checksum (a ledger written
-// before it was kept) a moved change time alone is taken for a chmod.
+// steps: a new part, to be read). Without a checksum of prev (a file that
+// could not be read, a ledger line written before checksums were kept) a
+// moved change time is a change: a file made readable by a chmod is read.
+// A file that cannot be read now (a chmod took the permission away) is
+// the part it was, not a new one to answer again.
 func (fl *Folder) unchanged(prev, cur fileStamp, name string) bool {
-	if prev.size != cur.size || !prev.mtime.Equal(cur.mtime) || prev.ino != cur.ino {
+	switch {
+	case prev.size != cur.size || !prev.mtime.Equal(cur.mtime) || prev.ino != cur.ino:
+		return false
+	case prev.ctimeN == cur.ctimeN:
+		return true
+	case !prev.summed:
 		return false
 	}
-	if prev.ctimeN == cur.ctimeN || !prev.summed {
+	fh, err := openRegular(filepath.Join(fl.opts.Dir, name))
+	if err != nil {
 		return true
 	}
-	sum, ok := fl.checksum(name)
-	return ok && sum == prev.sum
+	defer fh.Close()
+	sum, ok := fl.sumOf(fh)
+	return !ok || sum == prev.sum
 }
 
 // maxChecksumBytes bounds the files checksummed: a larger one (never an
 // image the pixel limit lets through in practice) is told by its stamp.
 const maxChecksumBytes = 1 << 30
 
-// checksum is the CRC-32C of name's content as it is now, read once more
-// (from the page cache, after a decode: a fraction of a millisecond per
-// megabyte); false when it cannot be read or is over maxChecksumBytes.
-func (fl *Folder) checksum(name string) (uint32, bool) {
-	if regular(filepath.Join(fl.opts.Dir, name)) != nil {
-		return 0, false
-	}
-	fh, err := os.Open(filepath.Join(fl.opts.Dir, name))
-	if err != nil {
-		return 0, false
-	}
-	defer fh.Close()
-	if st, err := fh.Stat(); err != nil || st.Size() > maxChecksumBytes {
+// sumOf reads the open file f from where it is to its end and returns the
+// CRC-32C of what it read (a fraction of a millisecond per megabyte:
+// BenchmarkFolderChecksum); false when it cannot be read or is over
+// maxChecksumBytes.
+func (fl *Folder) sumOf(f *os.File) (uint32, bool) {
+	if st, err := f.Stat(); err != nil || st.Size() > maxChecksumBytes {
 		return 0, false
 	}
 	if fl.buf == nil {
@@ -671,7 +672,7 @@ func (fl *Folder) checksum(name string) (uint32, bool) {
 	}
 	var sum uint32
 	for {
-		n, err := fh.Read(fl.buf)
+		n, err := f.Read(fl.buf)
 		sum = crc32.Update(sum, fl.crc, fl.buf[:n])
 		switch {
 		case err == io.EOF:

@@ -1095,4 +1095,139 @@ func TestFolderLinkToAPipeDoesNotBlock(t *testing.T) {
 	if n := fl.Counters().DecodeErrors.Load(); n != 1 {
 		t.Errorf("%d decode errors, want the link counted once", n)
 	}
+	// Answered as unreadable, not as empty (a review: its size is 0).
+	rs, err := NewFolder(FolderOptions{Dir: dir, ReportSkips: true, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped *SkippedFileError
+	if err := rs.Next(ctx, &f); !errors.As(err, &skipped) || skipped.Reason != "unreadable or corrupt" || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("link to a pipe: %v", err)
+	}
+}
+
+// grayBMP is an n×n BMP of one grey level.
+func grayBMP(t *testing.T, c uint8, n int) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, n, n))
+	for i := range img.Pix {
+		img.Pix[i] = c
+	}
+	var b bytes.Buffer
+	if err := bmp.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// A rewrite in place (the same size, the modification time put back)
+// while the file is decoded is read again whole: the checksum is taken
+// before the decode, so the new content does not match it (a review: the
+// checksum taken after the decode was the new content's, and a torn frame
+// stood for it).
+func TestFolderRewriteDuringTheDecodeIsReadAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("9 MB files rewritten during their decode, 4 times")
+	}
+	a, b := grayBMP(t, 10, 3000), grayBMP(t, 200, 3000)
+	for trial := range 4 {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "part.bmp")
+		if err := os.WriteFile(path, a, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, PollInterval: 5 * time.Millisecond, Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames := make(chan [2]uint8, 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			defer close(frames)
+			var f Frame
+			for fl.Next(ctx, &f) == nil {
+				bd := f.Image.Bounds()
+				first := color.GrayModel.Convert(f.Image.At(bd.Min.X, bd.Min.Y)).(color.Gray)
+				last := color.GrayModel.Convert(f.Image.At(bd.Max.X-1, bd.Max.Y-1)).(color.Gray)
+				frames <- [2]uint8{first.Y, last.Y}
+			}
+		}()
+		time.Sleep(time.Duration(5+trial*10) * time.Millisecond)
+		fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fh.WriteAt(b, 0)
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+		var last [2]uint8
+		for px := range frames {
+			last = px
+		}
+		if last != [2]uint8{200, 200} {
+			t.Errorf("trial %d: the last frame read shows %v, not the new content whole", trial, last)
+		}
+	}
+}
+
+// A file made unreadable after it was inspected (a chmod) is the part it
+// was, not answered again; a file that could not be read and is made
+// readable by a chmod is read (a review: the first was answered twice, the
+// second never read). Root reads anything: run as another user.
+func TestFolderChmodTakingOrGivingReadPermission(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads anything")
+	}
+	dir := t.TempDir()
+	read, unread := filepath.Join(dir, "a.bmp"), filepath.Join(dir, "b.bmp")
+	if err := os.WriteFile(read, bmpOf(t, 10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, ReportSkips: true, Settle: 10 * time.Millisecond, PollInterval: 5 * time.Millisecond, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	next := func(d time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return fl.Next(ctx, &f)
+	}
+	if err := next(2 * time.Second); err != nil || f.Name != "a.bmp" {
+		t.Fatalf("%v %q", err, f.Name)
+	}
+	if err := os.Chmod(read, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := next(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a file made unreadable after it was inspected: %v (%q): answered again", err, f.Name)
+	}
+	if err := os.WriteFile(unread, bmpOf(t, 20), 0); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute) // settled: answered as unreadable at once
+	if err := os.Chtimes(unread, old, old); err != nil {
+		t.Fatal(err)
+	}
+	var skipped *SkippedFileError
+	if err := next(2 * time.Second); !errors.As(err, &skipped) || skipped.Name != "b.bmp" {
+		t.Fatalf("an unreadable file: %v", err)
+	}
+	if err := os.Chmod(unread, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := next(2 * time.Second); err != nil || f.Name != "b.bmp" {
+		t.Errorf("made readable by a chmod: %v %q, want it read", err, f.Name)
+	}
 }

@@ -251,7 +251,7 @@ func (v *validator) roiFits(pos, size string, p, n, frame int, from string) {
 		v.addf("capture.roi."+pos, "%d is outside the %d-pixel frame %s (%s.%s)", p, frame, size, from, size)
 	case n > 0 && p+n > frame:
 		v.addf("capture.roi."+size, "%d from %s %d ends at %d, past the %d-pixel frame %s (%s.%s)", n, pos, p, p+n, frame, size, from, size)
-	case n == 0 && frame-p < MinROISide:
+	case n == 0 && p > 0 && frame-p < MinROISide:
 		// To the frame's edge from near it: every frame too small.
 		v.addf("capture.roi."+pos, "%d leaves %d of the %d-pixel frame %s to its edge (%s.%s): every frame would be too small to inspect; at least %d pixels",
 			p, frame-p, frame, size, from, size, MinROISide)

@@ -94,6 +94,8 @@ func TestValidate(t *testing.T) {
 			[]string{`capture.roi.x: -1 is out of range 0..16384`, `capture.roi.height: -5 is out of range 0..16384`}},
 		{"roi inside synthetic frame", func(c *Config) { c.Capture.ROI = ROI{X: 40, Y: 80, Width: 600, Height: 400} }, nil},
 		{"roi zero size reaches the edge", func(c *Config) { c.Capture.ROI = ROI{X: 600, Y: 464} }, nil},
+		// No ROI on a small frame: nothing said of capture.roi (a review).
+		{"no roi, small frame", func(c *Config) { c.Capture.Synthetic.Width = 8 }, nil},
 		// To the edge from a pixel before it: every frame 1×1 (a review).
 		{"roi zero size too near the edge", func(c *Config) { c.Capture.ROI = ROI{X: 639, Y: 479} },
 			[]string{

@@ -567,6 +567,10 @@ func TestFolderBackIsHealthyWithoutAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHealth(false, "folder gone again")
+	// The line follows the health's error: wait for it a while.
+	for end := time.Now().Add(3 * time.Second); strings.Count(logs.String(), "capture problem, retrying") < 2 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := strings.Count(logs.String(), "capture problem, retrying"); n != 2 {
 		t.Errorf("%d problem lines for two outages, want 2:\n%s", n, logs.String())
 	}

@@ -55,11 +55,12 @@ type imageTag struct {
 	FrameTime time.Time `json:"frame_time"`
 	TriggerID string    `json:"trigger_id,omitempty"`
 	File      string    `json:"file,omitempty"`
+	FileBytes []byte    `json:"file_bytes,omitempty"` // as the result's (mqttpub.Header.SetFile)
 }
 
 // tagOf is the tag of the inspection h, as JSON.
 func tagOf(h *mqttpub.Header) []byte {
-	b, err := json.Marshal(imageTag{Seq: h.Seq, BootID: h.BootID, FrameTime: h.FrameTime, TriggerID: h.TriggerID, File: h.File})
+	b, err := json.Marshal(imageTag{Seq: h.Seq, BootID: h.BootID, FrameTime: h.FrameTime, TriggerID: h.TriggerID, File: h.File, FileBytes: h.FileBytes})
 	if err != nil { // strings and a time: only an unrepresentable year fails
 		b, _ = json.Marshal(imageTag{Seq: h.Seq, BootID: h.BootID})
 	}

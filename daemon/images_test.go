@@ -73,6 +73,12 @@ func readImageTag(t *testing.T, data []byte) imageTag {
 func TestImagesCarryTheirInspection(t *testing.T) {
 	h := mqttpub.Header{Seq: 42, BootID: "b-1", FrameTime: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), TriggerID: "part-7", File: "Teil_ä.jpg"}
 	tag := tagOf(&h)
+	// A name that is not UTF-8 carries its bytes, as the result does.
+	raw := h
+	raw.SetFile("p\xff.jpg")
+	if s := string(tagOf(&raw)); !strings.Contains(s, `"file_bytes":"cP8uanBn"`) {
+		t.Errorf("tag of a non-UTF-8 name: %s", s)
+	}
 	m := image.NewGray(image.Rect(0, 0, 64, 48))
 	for i := range m.Pix {
 		if i%7 == 0 {

@@ -634,22 +634,29 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 }
 
 // reportSetName is the --report subfolder of data[i]: its folder's name,
-// numbered (name-1, name-2, ...) where several sets share it.
+// or, where two sets share it, its place in the run and the name
+// (2-screw); every set numbered so when even that would clash.
 func reportSetName(data []string, i int) string {
-	base := filepath.Base(filepath.Clean(data[i]))
-	n, nth := 0, 0
+	base := func(d string) string { return filepath.Base(filepath.Clean(d)) }
+	count := map[string]int{}
+	for _, d := range data {
+		count[base(d)]++
+	}
+	named := make([]string, len(data))
+	seen := map[string]bool{}
+	clash := false
 	for k, d := range data {
-		if filepath.Base(filepath.Clean(d)) == base {
-			n++
-			if k == i {
-				nth = n
-			}
+		named[k] = base(d)
+		if count[named[k]] > 1 {
+			named[k] = fmt.Sprintf("%d-%s", k+1, named[k])
 		}
+		clash = clash || seen[named[k]]
+		seen[named[k]] = true
 	}
-	if n == 1 {
-		return base
+	if clash {
+		return fmt.Sprintf("%d-%s", i+1, base(data[i]))
 	}
-	return fmt.Sprintf("%s-%d", base, nth)
+	return named[i]
 }
 
 // bothKinds says why set's test images cannot be evaluated: none, or no
@@ -1220,6 +1227,9 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 	}
 	for k := range out {
 		m, first := &out[k], draws[0].Results[k]
+		if m.NoPixelFigures != "" {
+			m.NoPixelFigures = first.NoPixelFigures // the set's own reason (no masks), not "no draw has them"
+		}
 		refused, outOfView, same := 0, 0, true
 		for _, d := range draws {
 			r := d.Results[k]
@@ -1384,6 +1394,13 @@ func printEval(w io.Writer, rep *EvalReport) {
 		row("mean", &m, false)
 	}
 	tw.Flush()
+	// The mean's pixel figures are over the sets that have them: said, as
+	// the row alone would read as over every set.
+	for _, m := range rep.Mean {
+		if m.PixelSets > 0 && m.PixelSets < len(rep.Sets) {
+			fmt.Fprintf(w, "mean of %s: pixel AUROC, PRO and region IoU over the %d of %d sets that have pixel ground truth\n", m.Recipe, m.PixelSets, len(rep.Sets))
+		}
+	}
 }
 
 // printResultDetail prints one recipe's figures on one set (or draw).

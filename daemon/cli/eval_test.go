@@ -481,10 +481,15 @@ func TestEvalRefusesBeforeTheFit(t *testing.T) {
 			t.Errorf("%v: exit %d, %s", args, code, stderr)
 		}
 	}
-	data := []string{"a/screw", "b/screw/", "tile"}
-	for i, want := range []string{"screw-1", "screw-2", "tile"} {
-		if got := reportSetName(data, i); got != want {
-			t.Errorf("report folder of %s: %s, want %s", data[i], got, want)
+	for _, tc := range []struct{ data, want []string }{
+		{[]string{"a/screw", "b/screw/", "tile"}, []string{"1-screw", "2-screw", "tile"}},
+		// A set named as another's number would be (a review): all numbered.
+		{[]string{"a/screw", "b/screw", "c/2-screw"}, []string{"1-screw", "2-screw", "3-2-screw"}},
+	} {
+		for i, want := range tc.want {
+			if got := reportSetName(tc.data, i); got != want {
+				t.Errorf("report folder of %s among %v: %s, want %s", tc.data[i], tc.data, got, want)
+			}
 		}
 	}
 }
