@@ -468,19 +468,7 @@ func TestFolderErrorsEachAnswered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []mqttpub.Result
-	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(), FreeRun: true, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background()); err != nil && !errors.Is(err, capture.ErrEOF) {
-		t.Fatal(err)
-	}
+	p, got := runFolder(t, dir)
 	if len(got) != 4 {
 		t.Fatalf("%d results for 4 files that cannot be inspected, want 4: %+v", len(got), got)
 	}
@@ -590,19 +578,7 @@ func TestResultKeepsAFileNameThatIsNotUTF8(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []mqttpub.Result
-	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(), FreeRun: true, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background()); err != nil && !errors.Is(err, capture.ErrEOF) {
-		t.Fatal(err)
-	}
+	_, got := runFolder(t, dir)
 	if len(got) != 3 {
 		t.Fatalf("%d results, want 3", len(got))
 	}
@@ -618,4 +594,25 @@ func TestResultKeepsAFileNameThatIsNotUTF8(t *testing.T) {
 	if !strings.Contains(string(js), `"file_bytes":"cP8ucG5n"`) {
 		t.Errorf("JSON %s: want file_bytes in base64", js)
 	}
+}
+
+// runFolder runs a pipeline over the files of dir (a folder source, read
+// once) on the synthetic detector and returns it with the results it
+// published, in order.
+func runFolder(t *testing.T, dir string) (*Pipeline, []mqttpub.Result) {
+	t.Helper()
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []mqttpub.Result
+	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(), FreeRun: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil && !errors.Is(err, capture.ErrEOF) {
+		t.Fatal(err)
+	}
+	return p, got
 }
