@@ -258,6 +258,12 @@ func (l *FolderLedger) open(dir string, present []string) int {
 		m = map[string]fileStamp{}
 		l.files[dir] = m
 	}
+	if len(present) == 0 {
+		// An empty listing forgets nothing, as the poll's: a share's empty
+		// mount point at start (a reboot before the mount) would have every
+		// file inspected again when it comes (a trial: all of them were).
+		return 0
+	}
 	keep := make(map[string]bool, len(present))
 	for _, n := range present {
 		keep[n] = true
@@ -382,7 +388,9 @@ type Folder struct {
 }
 
 // NewFolder lists and sorts the folder's image files. A folder with no
-// images is an error unless it is watched.
+// images, or that cannot be listed, is an error unless it is watched (a
+// watched one is then polled until it can be: Next returns ErrUnavailable
+// meanwhile).
 func NewFolder(opts FolderOptions) (*Folder, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("folder source: no folder given")
@@ -414,8 +422,15 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	fl := &Folder{opts: opts, log: log.With("dir", opts.Dir), queued: map[string]bool{}, seen: map[string]fileStamp{}, pending: map[string]int64{},
 		failed: map[string]fileStamp{}, crc: crc32.MakeTable(crc32.Castagnoli)}
 	entries, err := os.ReadDir(opts.Dir)
-	if err != nil {
+	switch {
+	case err != nil && !opts.Watch:
 		return nil, fmt.Errorf("folder source: %w", err)
+	case err != nil:
+		// A watched folder not there yet (a share mounted after the
+		// daemon started at boot): waited for as one that went away is,
+		// its first poll saying so (ErrUnavailable), not the end of the
+		// start (a trial: the unit failed within its start limit).
+		fl.unlisted = true
 	}
 	for _, e := range entries {
 		if fl.wanted(e) {

@@ -16,11 +16,18 @@ func inodeAndChange(info fs.FileInfo) (uint64, int64) {
 	return 0, 0
 }
 
-// openRegular opens path for reading if it is a regular file. The open
-// does not wait (O_NONBLOCK: a named pipe's would wait for a writer, the
-// folder source with it), and the open file itself is checked, so nothing
-// renamed over the name between a check and the open gets through.
+// openRegular opens path for reading if it is a regular file. What it
+// leads to is checked before the open (a named pipe is not opened: that
+// would let a waiting writer write into nothing, and change the pipe), the
+// open does not wait (O_NONBLOCK: a pipe renamed over the name since would
+// block the folder source until a writer came), and the open file itself
+// is checked again.
 func openRegular(path string) (*os.File, error) {
+	if info, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", path, errNotRegular, info.Mode().Type())
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err

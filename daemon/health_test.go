@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -615,4 +616,72 @@ func runFolder(t *testing.T, dir string) (*Pipeline, []mqttpub.Result) {
 		t.Fatal(err)
 	}
 	return p, got
+}
+
+// The last of a run of files is the one /heatmap.jpg shows, however soon
+// after the one before it came (a trial: an idle folder's heatmap stayed
+// on the part before the last for good, the refresh being at most twice a
+// second).
+func TestHeatmapShowsTheLastFile(t *testing.T) {
+	dir := t.TempDir()
+	// Good parts, as the detector was fitted on (an anomalous one is
+	// always shown).
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 5, NormalOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f capture.Frame
+	for _, name := range []string{"a.png", "b.png", "c.png"} {
+		if err := syn.Next(context.Background(), &f); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, f.Image); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := httpapi.NewMetrics()
+	h := httpapi.New(httpapi.Options{Metrics: m, Logger: testLogger(t)})
+	var anomalous int
+	sink := &memSink{onResult: func(r *mqttpub.Result) {
+		if r.Anomalous {
+			anomalous++
+		}
+	}}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: m, HTTP: h, HTTPEvery: time.Hour,
+		FreeRun: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil && !errors.Is(err, capture.ErrEOF) {
+		t.Fatal(err)
+	}
+	if anomalous > 0 {
+		t.Fatalf("%d of the good parts flagged: the test needs good ones", anomalous)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/heatmap.jpg", nil))
+	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, `"seq":3`) || !strings.Contains(body, `"file":"c.png"`) {
+		t.Errorf("heatmap %d, tag of %q: want the last file's (seq 3, c.png)", rec.Code, tagText(body))
+	}
+}
+
+// tagText is the JSON tag inside a heatmap JPEG's bytes, for messages.
+func tagText(body string) string {
+	i := strings.Index(body, `{"seq"`)
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(body[i:], "}")
+	if j < 0 {
+		return body[i:]
+	}
+	return body[i : i+j+1]
 }

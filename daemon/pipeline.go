@@ -64,8 +64,12 @@ type PipelineOptions struct {
 	// Sink receives results; nil publishes nothing (bench).
 	Sink Sink
 	// HTTP receives the latest snapshot and heatmap; nil: none.
-	HTTP    *httpapi.Handler
-	Metrics *httpapi.Metrics
+	HTTP *httpapi.Handler
+	// HTTPEvery bounds how often HTTP's images are refreshed (0:
+	// httpEvery); an anomalous frame, and the last part before the
+	// source goes quiet, are always shown.
+	HTTPEvery time.Duration
+	Metrics   *httpapi.Metrics
 	// Queue is the bound of the queues between stages.
 	Queue int
 	// FreeRun drops the oldest waiting frame when the inspection stage
@@ -552,6 +556,10 @@ const httpEvery = 500 * time.Millisecond
 
 func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	var lastHTTP time.Time
+	every := p.o.HTTPEvery
+	if every <= 0 {
+		every = httpEvery
+	}
 	for s := range in {
 		s.dequeue = time.Now()
 		if s.skipped != nil { // nothing to inspect
@@ -576,7 +584,11 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 			s.res = mqttpub.Result{Header: mqttpub.Header{Score: r.Score, Threshold: r.Threshold, NormalizedScore: r.Normalized}, Anomalous: r.Anomalous,
 				Registration: registration(r.Registration, "")}
 			copyGray(&s.mask, r.Mask)
-			s.forHTTP = p.o.HTTP != nil && (r.Anomalous || time.Since(lastHTTP) >= httpEvery)
+			// Parts (files, triggers) that stop coming leave the last one
+			// shown, not the one before it (a trial: an idle folder's
+			// /heatmap.jpg stayed on the part before the last for good).
+			last := (p.lossless || !p.o.FreeRun) && len(in) == 0
+			s.forHTTP = p.o.HTTP != nil && (r.Anomalous || last || time.Since(lastHTTP) >= every)
 			if s.forHTTP {
 				lastHTTP = time.Now()
 			}

@@ -69,7 +69,9 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	switch cfg.Capture.Source {
 	case config.SourceFolder:
 		p := cfg.Capture.Folder.Path
-		if st, err := os.Stat(p); err != nil {
+		if st, err := os.Stat(p); err != nil && cfg.Capture.Folder.Watch {
+			warn("capture.folder.path", "%v (a watched folder is waited for, as a share mounted after the start: reported on /healthz and status)", err)
+		} else if err != nil {
 			add("capture.folder.path", true, "%v: create the folder or set capture.folder.path", err)
 		} else if !st.IsDir() {
 			add("capture.folder.path", true, "%s is not a directory", p)

@@ -192,6 +192,15 @@ func TestConfigCheckHere(t *testing.T) {
 		}
 	}
 
+	// A watched folder that is not there yet is waited for (a share
+	// mounted after the start): a warning, not a refusal.
+	watched := write("watched.yaml", "state_dir: "+dir+"\ncapture: {source: folder, folder: {path: "+filepath.Join(dir, "nope")+", watch: true}}\n")
+	_, out, errs = runConfigCLI("config", "check", watched)
+	if all := out + errs; !strings.Contains(all, "capture.folder.path: stat "+filepath.Join(dir, "nope")+": no such file or directory (a watched folder is waited for") ||
+		strings.Contains(all, "cannot run on this machine") && strings.Contains(all, "capture.folder.path: stat "+filepath.Join(dir, "nope")+": no such file or directory: create") {
+		t.Errorf("a watched folder not there yet:\n%s", all)
+	}
+
 	// A file source that is there but is not an image run can read
 	// (empty, text) is as fatal as a missing one.
 	for _, body := range []string{"", "not an image"} {
