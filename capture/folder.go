@@ -539,11 +539,10 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			}
 			// Still there but not readable as a file: a symbolic link to
 			// nothing is answered as unreadable, like a corrupt file.
-			// Its stamp from before the read: a file changed while it was
-			// read is read again (as a good one is).
-			stamp := st
+			// Its stamp is from before the read: a file changed while it
+			// was read is read again (as a good one is).
 			tooLarge := errors.Is(err, ErrImageTooLarge)
-			if !tooLarge && fl.unsettled(stamp) { // a header is final
+			if !tooLarge && fl.unsettled(st) { // a header is final
 				// Perhaps still being written: poll gives it again, and
 				// it is answered once it has been still for Settle.
 				delete(fl.seen, name)
@@ -554,21 +553,21 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			case errors.Is(err, ErrImageTooLarge):
 				fl.counters.TooLarge.Add(1)
 				reason = "too large"
-			case stamp.size == 0 && !stamp.mtime.IsZero() && !errors.Is(err, errNotRegular):
+			case st.size == 0 && !st.mtime.IsZero() && !errors.Is(err, errNotRegular):
 				fl.counters.DecodeErrors.Add(1)
 				reason = "empty"
 			default:
 				fl.counters.DecodeErrors.Add(1)
 			}
 			prev, ok := fl.failed[name]
-			fl.failed[name] = stamp
-			if !ok || !fl.unchanged(prev, stamp, name) { // one line per file, not per pass
+			fl.failed[name] = st
+			if !ok || !fl.unchanged(prev, st, name) { // one line per file, not per pass
 				fl.log.Warn("folder source: file skipped", "file", name, "reason", reason, "err", err)
 				if fl.opts.ReportSkips {
 					// Answered: recorded as handed out, so that a restart
 					// does not answer it again (a changed file is read again).
 					if l := fl.opts.Ledger; l != nil {
-						l.record(fl.key, name, stamp)
+						l.record(fl.key, name, st)
 					}
 					f.Name, f.Label, f.Time, f.Trigger, f.TriggerTime, f.Decode = name, "", time.Now(), "", time.Time{}, 0
 					return &SkippedFileError{Name: name, Reason: reason, Err: err}

@@ -933,25 +933,20 @@ func TestFolderChangedByOneRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f Frame
-	next := func(src *Folder, d time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		return src.Next(ctx, &f)
-	}
-	if err := next(fl, 2*time.Second); err != nil {
+	if err := nextWithin(fl, &f, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := next(fl, 150*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+	if err := nextWithin(fl, &f, 150*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("after a chmod: %v, %q read again", err, f.Name)
 	}
 	again, err := NewFolder(opts) // a restart: the ledger decides
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := next(again, 150*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+	if err := nextWithin(again, &f, 150*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("after a chmod and a restart: %v, %q read again", err, f.Name)
 	}
 	st, err := os.Stat(path)
@@ -964,13 +959,13 @@ func TestFolderChangedByOneRule(t *testing.T) {
 	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	if err := next(again, 2*time.Second); err != nil {
+	if err := nextWithin(again, &f, 2*time.Second); err != nil {
 		t.Fatalf("new content of the same size and modification time not read: %v", err)
 	}
 	if got := f.Image.At(0, 0); got != (color.RGBA{200, 0, 0, 255}) {
 		t.Errorf("read %v, want the new content", got)
 	}
-	if err := next(again, 150*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+	if err := nextWithin(again, &f, 150*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("read twice: %v", err)
 	}
 }
@@ -1208,18 +1203,13 @@ func TestFolderChmodTakingOrGivingReadPermission(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f Frame
-	next := func(d time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		return fl.Next(ctx, &f)
-	}
-	if err := next(2 * time.Second); err != nil || f.Name != "a.bmp" {
+	if err := nextWithin(fl, &f, 2*time.Second); err != nil || f.Name != "a.bmp" {
 		t.Fatalf("%v %q", err, f.Name)
 	}
 	if err := os.Chmod(read, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := next(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+	if err := nextWithin(fl, &f, 300*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a file made unreadable after it was inspected: %v (%q): answered again", err, f.Name)
 	}
 	if err := os.WriteFile(unread, bmpOf(t, 20), 0); err != nil {
@@ -1230,13 +1220,13 @@ func TestFolderChmodTakingOrGivingReadPermission(t *testing.T) {
 		t.Fatal(err)
 	}
 	var skipped *SkippedFileError
-	if err := next(2 * time.Second); !errors.As(err, &skipped) || skipped.Name != "b.bmp" {
+	if err := nextWithin(fl, &f, 2*time.Second); !errors.As(err, &skipped) || skipped.Name != "b.bmp" {
 		t.Fatalf("an unreadable file: %v", err)
 	}
 	if err := os.Chmod(unread, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := next(2 * time.Second); err != nil || f.Name != "b.bmp" {
+	if err := nextWithin(fl, &f, 2*time.Second); err != nil || f.Name != "b.bmp" {
 		t.Errorf("made readable by a chmod: %v %q, want it read", err, f.Name)
 	}
 }
@@ -1262,12 +1252,7 @@ func TestFolderWatchStartsBeforeItsShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f Frame
-	next := func(src *Folder, d time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		return src.Next(ctx, &f)
-	}
-	if err := next(fl, 2*time.Second); err != nil || f.Name != "a.png" {
+	if err := nextWithin(fl, &f, 2*time.Second); err != nil || f.Name != "a.png" {
 		t.Fatalf("%v %q", err, f.Name)
 	}
 	if err := os.Rename(dir, away); err != nil {
@@ -1283,7 +1268,7 @@ func TestFolderWatchStartsBeforeItsShare(t *testing.T) {
 		if err != nil {
 			t.Fatalf("a start with the folder away (empty %v): %v", empty, err)
 		}
-		err = next(again, 100*time.Millisecond)
+		err = nextWithin(again, &f, 100*time.Millisecond)
 		if !empty && !errors.Is(err, ErrUnavailable) || empty && !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("folder away (empty %v): %v", empty, err)
 		}
@@ -1298,7 +1283,7 @@ func TestFolderWatchStartsBeforeItsShare(t *testing.T) {
 				t.Fatal(err)
 			}
 			for {
-				err := next(again, 2*time.Second)
+				err := nextWithin(again, &f, 2*time.Second)
 				if errors.Is(err, ErrUnavailable) {
 					continue
 				}
@@ -1307,9 +1292,16 @@ func TestFolderWatchStartsBeforeItsShare(t *testing.T) {
 				}
 				break
 			}
-			if err := next(again, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			if err := nextWithin(again, &f, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("then %v %q: a file inspected before read again", err, f.Name)
 			}
 		}
 	}
+}
+
+// nextWithin is src's next frame into f, or the error of a wait of d.
+func nextWithin(src *Folder, f *Frame, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return src.Next(ctx, f)
 }
