@@ -263,6 +263,8 @@ func cmdEval() *Command {
 			maxTest := fs.Int("max-test", 0, "score at most this many test images (spread over the set)")
 			misalign := fs.Bool("misalign", false, "the PaDiM paper's Rd-MVTec protocol: every training and test image (and mask) turned by a random angle in ±10° and cropped to 87.5% of each side at a random place, then resized back, fixed by the draw's seed")
 			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
+			misalignParts := fs.String("misalign-parts", "all", "with --misalign: the protocol's parts applied (all; crop: the centred window alone, one draw, nothing moved; shift: the window at a random place; turn: the turn alone), to tell what each costs")
+			misalignFill := fs.String("misalign-fill", "black", "with --misalign: what fills the corners a turn uncovers (black, as the paper's torchvision does; edge: the image's edge repeated)")
 			alignMode := fs.String("align", "", "override capture.align.mode (auto, off, translate, rigid, turn)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
@@ -338,19 +340,36 @@ func cmdEval() *Command {
 					return usagef("%s %d: want a count ≥ 0 (0: all)", f.name, f.v)
 				}
 			}
-			if given["misalign-seeds"] && !*misalign {
-				return usagef("--misalign-seeds applies to --misalign draws: add --misalign (or leave the seeds out)")
+			for _, f := range []string{"misalign-seeds", "misalign-parts", "misalign-fill"} {
+				if given[f] && !*misalign {
+					return usagef("--%s applies to --misalign draws: add --misalign (or leave --%s out)", f, f)
+				}
+			}
+			parts, err := dataset.ParseMisalignParts(*misalignParts)
+			if err != nil {
+				return usagef("--misalign-parts: %v", err)
+			}
+			if *misalignFill != "black" && *misalignFill != "edge" {
+				return usagef("--misalign-fill %q: want black or edge", *misalignFill)
 			}
 			draws := []uint64{0}
 			if *misalign {
 				if *misalignSeeds < 1 {
 					return usagef("--misalign-seeds %d: want at least 1", *misalignSeeds)
 				}
+				n := *misalignSeeds
+				if !parts.Random() {
+					if given["misalign-seeds"] && n > 1 {
+						return usagef("--misalign-seeds %d with --misalign-parts %s: the centred window is the same in every draw; leave the seeds out", n, parts)
+					}
+					n = 1
+				}
 				draws = draws[:0]
-				for s := range *misalignSeeds {
+				for s := range n {
 					draws = append(draws, uint64(s+1))
 				}
 			}
+			tag := misalignTag(parts, *misalignFill)
 			if err := cfg.Validate(); err != nil {
 				return usagef("overrides: %v", err)
 			}
@@ -436,8 +455,8 @@ func cmdEval() *Command {
 					files := raw
 					es := EvalSet{Data: dir}
 					if *misalign {
-						files.misalign, files.root = &dataset.Misalign{Seed: seed}, set.Dir
-						es.Data = fmt.Sprintf("%s@misalign%d", dir, seed)
+						files.misalign, files.root = &dataset.Misalign{Seed: seed, Parts: parts, EdgeFill: *misalignFill == "edge"}, set.Dir
+						es.Data = fmt.Sprintf("%s@%s%d", dir, tag, seed)
 					}
 					for k, r := range columns {
 						c := *cfg
@@ -496,7 +515,7 @@ func cmdEval() *Command {
 				if *misalign {
 					all.Results = drawsMean(all.Draws, columns)
 					for k := range all.Results {
-						all.Results[k].Data = fmt.Sprintf("%s@misalign (mean of %s)", dir, plural(len(all.Draws), "draw"))
+						all.Results[k].Data = fmt.Sprintf("%s@%s (mean of %s)", dir, tag, plural(len(all.Draws), "draw"))
 					}
 				}
 				rep.Sets = append(rep.Sets, all)
@@ -1384,7 +1403,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 			}
 		}
 		if len(s.Draws) > 0 {
-			name += fmt.Sprintf("@misalign mean of %d", len(s.Draws))
+			name += fmt.Sprintf("@%s mean of %d", drawsTag(s.Draws[0].Data), len(s.Draws))
 		}
 		for _, r := range s.Results {
 			row(name, &r, len(s.Draws) > 0)
@@ -1695,4 +1714,24 @@ func checkModelFlags(fs *flag.FlagSet, modelPath string) error {
 			strings.Join(set, ", "), modelPath)
 	}
 	return nil
+}
+
+// misalignTag names a --misalign run's draws in their data labels:
+// "misalign" for the paper's protocol, else the parts applied, with
+// "-edgefill" when the turn's corners repeat the image's edge.
+func misalignTag(parts dataset.MisalignParts, fill string) string {
+	tag := "misalign"
+	if parts != dataset.PartsAll {
+		tag = string(parts)
+	}
+	if fill == "edge" {
+		tag += "-edgefill"
+	}
+	return tag
+}
+
+// drawsTag is the tag of a draw's data label (DIR@TAG<seed>).
+func drawsTag(data string) string {
+	_, tag, _ := strings.Cut(filepath.Base(filepath.Clean(data)), "@")
+	return strings.TrimRight(tag, "0123456789")
 }

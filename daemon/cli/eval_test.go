@@ -270,6 +270,23 @@ func TestEvalMisalign(t *testing.T) {
 	if got := again.Sets[0].Results[0].Data; !strings.HasSuffix(got, "@misalign (mean of 1 draw)") {
 		t.Errorf("the mean of one draw labelled %q, want it to end in \"@misalign (mean of 1 draw)\"", got)
 	}
+	// The centred crop alone is one draw whatever the default seeds, and
+	// says so, with the fill, in its labels; it moves nothing, so its
+	// figures differ from a random draw's.
+	js := filepath.Join(dir, "crop.json")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16",
+		"--misalign", "--misalign-parts", "crop", "--misalign-fill", "edge", "--json", js)
+	if code != 0 {
+		t.Fatalf("crop alone: exit %d: %s", code, stderr)
+	}
+	crop := readEvalReport(t, js).Sets[0]
+	if len(crop.Draws) != 1 || !strings.HasSuffix(crop.Draws[0].Data, "@crop-edgefill1") ||
+		!strings.HasSuffix(crop.Results[0].Data, "@crop-edgefill (mean of 1 draw)") || !strings.Contains(stdout, "@crop-edgefill mean of 1") {
+		t.Errorf("crop alone: %d draws labelled %q, mean %q, output:\n%s", len(crop.Draws), crop.Draws[0].Data, crop.Results[0].Data, stdout)
+	}
+	if r := crop.Results[0]; r.ImageAUROC == d1[0].ImageAUROC && r.PixelAUROC == d1[0].PixelAUROC {
+		t.Errorf("crop alone gave draw 1's figures %v / %v", r.ImageAUROC, r.PixelAUROC)
+	}
 }
 
 // The shared region IoU compares recipes on the defects all of them flag,
@@ -337,6 +354,21 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set}, args...)...)
 		if code != 2 || !strings.Contains(stderr, args[0]) {
 			t.Errorf("eval %v: exit %d, %s", args, code, stderr)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--misalign-parts", "crop"}, "--misalign-parts applies to --misalign draws"},
+		{[]string{"--misalign-fill", "edge"}, "--misalign-fill applies to --misalign draws"},
+		{[]string{"--misalign", "--misalign-parts", "zoom"}, "want all, crop, shift or turn"},
+		{[]string{"--misalign", "--misalign-fill", "grey"}, `--misalign-fill "grey": want black or edge`},
+		{[]string{"--misalign", "--misalign-parts", "crop", "--misalign-seeds", "3"}, "the centred window is the same in every draw"},
+	} {
+		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("eval %v: exit %d, %s\nwant exit 2 and %q", c.args, code, stderr, c.want)
 		}
 	}
 }

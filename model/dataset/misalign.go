@@ -31,7 +31,44 @@ type Misalign struct {
 	// EdgeFill replicates the image's edge into the corners the rotation
 	// uncovers instead of filling them black.
 	EdgeFill bool
+	// Parts is which parts of the transform are applied ("": all).
+	Parts MisalignParts
 }
+
+// MisalignParts names a part of the protocol applied alone, to tell what
+// each costs: a figure lost to the centred crop alone (nothing moves
+// between images, nothing to register) is content the crop removed, which
+// no registration restores.
+type MisalignParts string
+
+// The parts --misalign-parts takes.
+const (
+	// PartsAll is the paper's protocol: turn, then a window of Crop at
+	// a random place.
+	PartsAll MisalignParts = "all"
+	// PartsCrop is the window alone, centred: every image zoomed and
+	// cut alike, none moved.
+	PartsCrop MisalignParts = "crop"
+	// PartsShift is the window at a random place, no turn.
+	PartsShift MisalignParts = "shift"
+	// PartsTurn is the turn alone, no window (the whole turned image).
+	PartsTurn MisalignParts = "turn"
+)
+
+// ParseMisalignParts reads a --misalign-parts value ("" is all).
+func ParseMisalignParts(s string) (MisalignParts, error) {
+	switch p := MisalignParts(s); p {
+	case "", PartsAll:
+		return PartsAll, nil
+	case PartsCrop, PartsShift, PartsTurn:
+		return p, nil
+	}
+	return "", fmt.Errorf("misalign parts %q: want all, crop, shift or turn", s)
+}
+
+// Random says whether the parts differ between draws (crop alone does
+// not: every seed gives the same transform).
+func (p MisalignParts) Random() bool { return p != PartsCrop }
 
 // The paper's protocol.
 const (
@@ -68,7 +105,16 @@ func (m Misalign) Params(key string) MisalignParams {
 	fmt.Fprintf(h, "%d\x00%s", m.Seed, key)
 	r := rand.New(rand.NewPCG(m.Seed, h.Sum64()))
 	a := (2*r.Float64() - 1) * m.MaxAngle * math.Pi / 180
-	return MisalignParams{Angle: a, X0: r.Float64() * (1 - m.Crop), Y0: r.Float64() * (1 - m.Crop), Crop: m.Crop, EdgeFill: m.EdgeFill}
+	p := MisalignParams{Angle: a, X0: r.Float64() * (1 - m.Crop), Y0: r.Float64() * (1 - m.Crop), Crop: m.Crop, EdgeFill: m.EdgeFill}
+	switch m.Parts {
+	case PartsCrop:
+		p.Angle, p.X0, p.Y0 = 0, (1-m.Crop)/2, (1-m.Crop)/2
+	case PartsShift:
+		p.Angle = 0
+	case PartsTurn:
+		p.X0, p.Y0, p.Crop = 0, 0, 1
+	}
+	return p
 }
 
 // Source is the map from an output pixel's centre (x+0.5, y+0.5) of a w×h

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -104,5 +106,50 @@ func TestMisalignIdentity(t *testing.T) {
 		if out.Pix[i] != img.Pix[i] {
 			t.Fatalf("pixel %d: %d, want %d", i, out.Pix[i], img.Pix[i])
 		}
+	}
+}
+
+// TestMisalignParts: each part alone is the protocol with the others
+// left out: crop centred and alike for every image and seed, shift
+// without a turn, turn without a window; a name not known is refused
+// naming the choices.
+func TestMisalignParts(t *testing.T) {
+	const c = (1 - MisalignCrop) / 2
+	var shiftX, turnA []float64
+	for i := range 50 {
+		key := fmt.Sprintf("train/good/%03d.png", i)
+		for seed := range uint64(3) {
+			if p := (Misalign{Seed: seed, Parts: PartsCrop}).Params(key); p != (MisalignParams{X0: c, Y0: c, Crop: MisalignCrop}) {
+				t.Fatalf("crop, %s seed %d: %+v, want the centred window and no turn", key, seed, p)
+			}
+		}
+		full := Misalign{Seed: 1}.Params(key)
+		if p := (Misalign{Seed: 1, Parts: PartsAll}).Params(key); p != full {
+			t.Fatalf("all, %s: %+v, want the protocol's %+v", key, p, full)
+		}
+		s := Misalign{Seed: 1, Parts: PartsShift}.Params(key)
+		if s.Angle != 0 || s.X0 != full.X0 || s.Y0 != full.Y0 || s.Crop != MisalignCrop {
+			t.Fatalf("shift, %s: %+v, want the protocol's window %+v without its turn", key, s, full)
+		}
+		tu := Misalign{Seed: 1, Parts: PartsTurn, EdgeFill: true}.Params(key)
+		if tu.Angle != full.Angle || tu.X0 != 0 || tu.Y0 != 0 || tu.Crop != 1 || !tu.EdgeFill {
+			t.Fatalf("turn, %s: %+v, want the protocol's turn %+v on the whole image", key, tu, full)
+		}
+		shiftX, turnA = append(shiftX, s.X0), append(turnA, tu.Angle)
+	}
+	if slices.Min(shiftX) == slices.Max(shiftX) || slices.Min(turnA) == slices.Max(turnA) {
+		t.Errorf("shift or turn does not vary between images: x0 %v, angles %v", shiftX, turnA)
+	}
+	for _, s := range []string{"", "all", "crop", "shift", "turn"} {
+		p, err := ParseMisalignParts(s)
+		if err != nil || (s != "" && string(p) != s) || (s == "" && p != PartsAll) {
+			t.Errorf("ParseMisalignParts(%q) = %q, %v", s, p, err)
+		}
+	}
+	if _, err := ParseMisalignParts("zoom"); err == nil || !strings.Contains(err.Error(), "want all, crop, shift or turn") {
+		t.Errorf("ParseMisalignParts(zoom): %v", err)
+	}
+	if PartsCrop.Random() || !PartsShift.Random() || !PartsAll.Random() || !PartsTurn.Random() {
+		t.Error("only the centred crop is alike in every draw")
 	}
 }
