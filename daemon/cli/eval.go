@@ -352,6 +352,9 @@ func cmdEval() *Command {
 			if *misalignFill != "black" && *misalignFill != "edge" {
 				return usagef("--misalign-fill %q: want black or edge", *misalignFill)
 			}
+			if *misalignFill == "edge" && (parts == dataset.PartsCrop || parts == dataset.PartsShift) {
+				return usagef("--misalign-fill edge with --misalign-parts %s: there is no turn, so no corners to fill; leave the fill out", parts)
+			}
 			draws := []uint64{0}
 			if *misalign {
 				if *misalignSeeds < 1 {
@@ -1732,6 +1735,6 @@ func misalignTag(parts dataset.MisalignParts, fill string) string {
 
 // drawsTag is the tag of a draw's data label (DIR@TAG<seed>).
 func drawsTag(data string) string {
-	_, tag, _ := strings.Cut(filepath.Base(filepath.Clean(data)), "@")
-	return strings.TrimRight(tag, "0123456789")
+	base := filepath.Base(filepath.Clean(data))
+	return strings.TrimRight(base[strings.LastIndex(base, "@")+1:], "0123456789")
 }

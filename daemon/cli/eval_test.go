@@ -270,22 +270,33 @@ func TestEvalMisalign(t *testing.T) {
 	if got := again.Sets[0].Results[0].Data; !strings.HasSuffix(got, "@misalign (mean of 1 draw)") {
 		t.Errorf("the mean of one draw labelled %q, want it to end in \"@misalign (mean of 1 draw)\"", got)
 	}
-	// The centred crop alone is one draw whatever the default seeds, and
-	// says so, with the fill, in its labels; it moves nothing, so its
-	// figures differ from a random draw's.
-	js := filepath.Join(dir, "crop.json")
-	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16",
-		"--misalign", "--misalign-parts", "crop", "--misalign-fill", "edge", "--json", js)
-	if code != 0 {
-		t.Fatalf("crop alone: exit %d: %s", code, stderr)
+	// A part alone says so in its labels (the fill too); the centred crop
+	// is one draw whatever the default seeds. Neither is draw 1 of the
+	// protocol.
+	for _, c := range []struct {
+		args  []string
+		label string
+	}{
+		{[]string{"--misalign-parts", "crop"}, "crop"},
+		{[]string{"--misalign-parts", "turn", "--misalign-fill", "edge", "--misalign-seeds", "1"}, "turn-edgefill"},
+	} {
+		js := filepath.Join(dir, c.label+".json")
+		code, stdout, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16",
+			"--misalign", "--json", js}, c.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", c.args, code, stderr)
+		}
+		got := readEvalReport(t, js).Sets[0]
+		if len(got.Draws) != 1 || !strings.HasSuffix(got.Draws[0].Data, "@"+c.label+"1") ||
+			!strings.HasSuffix(got.Results[0].Data, "@"+c.label+" (mean of 1 draw)") || !strings.Contains(stdout, "@"+c.label+" mean of 1") {
+			t.Errorf("%v: %d draws labelled %q, mean %q, output:\n%s", c.args, len(got.Draws), got.Draws[0].Data, got.Results[0].Data, stdout)
+		}
+		if r := got.Results[0]; r.ImageAUROC == d1[0].ImageAUROC && r.PixelAUROC == d1[0].PixelAUROC {
+			t.Errorf("%v gave draw 1's figures %v / %v", c.args, r.ImageAUROC, r.PixelAUROC)
+		}
 	}
-	crop := readEvalReport(t, js).Sets[0]
-	if len(crop.Draws) != 1 || !strings.HasSuffix(crop.Draws[0].Data, "@crop-edgefill1") ||
-		!strings.HasSuffix(crop.Results[0].Data, "@crop-edgefill (mean of 1 draw)") || !strings.Contains(stdout, "@crop-edgefill mean of 1") {
-		t.Errorf("crop alone: %d draws labelled %q, mean %q, output:\n%s", len(crop.Draws), crop.Draws[0].Data, crop.Results[0].Data, stdout)
-	}
-	if r := crop.Results[0]; r.ImageAUROC == d1[0].ImageAUROC && r.PixelAUROC == d1[0].PixelAUROC {
-		t.Errorf("crop alone gave draw 1's figures %v / %v", r.ImageAUROC, r.PixelAUROC)
+	if got := drawsTag("/data/line@2/screw@shift-edgefill12"); got != "shift-edgefill" {
+		t.Errorf("drawsTag of a folder with an @ in its path: %q", got)
 	}
 }
 
@@ -365,6 +376,7 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		{[]string{"--misalign", "--misalign-parts", "zoom"}, "want all, crop, shift or turn"},
 		{[]string{"--misalign", "--misalign-fill", "grey"}, `--misalign-fill "grey": want black or edge`},
 		{[]string{"--misalign", "--misalign-parts", "crop", "--misalign-seeds", "3"}, "the centred window is the same in every draw"},
+		{[]string{"--misalign", "--misalign-parts", "shift", "--misalign-fill", "edge"}, "there is no turn, so no corners to fill"},
 	} {
 		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
