@@ -345,6 +345,9 @@ func cmdEval() *Command {
 					return usagef("--%s applies to --misalign draws: add --misalign (or leave --%s out)", f, f)
 				}
 			}
+			if *misalignParts == "" {
+				return usagef("--misalign-parts is empty: want all, crop, shift or turn")
+			}
 			parts, err := dataset.ParseMisalignParts(*misalignParts)
 			if err != nil {
 				return usagef("--misalign-parts: %v", err)
@@ -357,8 +360,8 @@ func cmdEval() *Command {
 			}
 			draws := []uint64{0}
 			if *misalign {
-				if *misalignSeeds < 1 {
-					return usagef("--misalign-seeds %d: want at least 1", *misalignSeeds)
+				if *misalignSeeds < 1 || *misalignSeeds > maxMisalignSeeds {
+					return usagef("--misalign-seeds %d: want 1 to %d (each draw is a fit of its own)", *misalignSeeds, maxMisalignSeeds)
 				}
 				n := *misalignSeeds
 				if !parts.Random() {
@@ -397,6 +400,9 @@ func cmdEval() *Command {
 			}
 			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
 				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
+			}
+			if *saveModel != "" && len(draws) > 1 {
+				return usagef("--save-model keeps one fitted model, and each of the %d --misalign draws fits one: give --misalign-seeds 1 (the draw then saved)", len(draws))
 			}
 			columns := append([]string{cfg.Model.Recipe}, compare...)
 			// The same recipe or set twice is the same fit twice, and a
@@ -1718,6 +1724,11 @@ func checkModelFlags(fs *flag.FlagSet, modelPath string) error {
 	}
 	return nil
 }
+
+// maxMisalignSeeds bounds --misalign-seeds: each draw fits a model (the
+// paper averages 5); a mistyped count once allocated until the machine
+// ran out of memory.
+const maxMisalignSeeds = 100
 
 // misalignTag names a --misalign run's draws in their data labels:
 // "misalign" for the paper's protocol, else the parts applied, with

@@ -377,6 +377,9 @@ func TestEvalMasksAndCounts(t *testing.T) {
 		{[]string{"--misalign", "--misalign-fill", "grey"}, `--misalign-fill "grey": want black or edge`},
 		{[]string{"--misalign", "--misalign-parts", "crop", "--misalign-seeds", "3"}, "the centred window is the same in every draw"},
 		{[]string{"--misalign", "--misalign-parts", "shift", "--misalign-fill", "edge"}, "there is no turn, so no corners to fill"},
+		{[]string{"--misalign", "--misalign-parts", ""}, "--misalign-parts is empty"},
+		{[]string{"--misalign", "--misalign-seeds", "99999999999"}, "want 1 to 100"},
+		{[]string{"--misalign", "--misalign-seeds", "2", "--save-model", filepath.Join(dir, "m.safetensors")}, "each of the 2 --misalign draws fits one"},
 	} {
 		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
