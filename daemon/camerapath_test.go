@@ -49,7 +49,7 @@ func (s *imageSink) PublishAlarm(a *mqttpub.Alarm) error {
 	return nil
 }
 
-func (s *imageSink) PublishMask(b []byte, qos byte) error {
+func (s *imageSink) PublishMask(_ uint64, b []byte, qos byte) error {
 	time.Sleep(s.delay)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -329,11 +329,12 @@ func (s sparkplugCommands) Submit(req remote.Request, done func(remote.Reply)) {
 	var t mqttpub.Trigger
 	_ = json.Unmarshal(req.Body, &t) // the edge node built it from a checked string
 	go func() {
-		if err := s.d.Trigger(context.Background(), req.ID, t.Time); err != nil {
+		prev, err := s.d.Trigger(context.Background(), req.ID, t.Time)
+		if err != nil {
 			done(remote.Reply{ID: req.ID, Error: "trigger not taken: " + err.Error()})
 			return
 		}
-		done(remote.Reply{ID: req.ID, OK: true, Data: map[string]any{"queued": true}})
+		done(remote.Reply{ID: req.ID, OK: true, Data: remote.TriggerTaken(prev)})
 	}()
 }
 
@@ -427,8 +428,12 @@ func (d *Daemon) onTrigger(m mqttpub.Message) {
 
 // Trigger queues a trigger from a remote command (the Sparkplug front end's
 // Command/Trigger), as one from the trigger topic.
-func (d *Daemon) Trigger(ctx context.Context, id string, sent time.Time) error {
-	return d.triggers.accept(mqttpub.Trigger{ID: id, Time: sent}, false, d.enqueueTrigger, d.answerTrigger, d.sink.republish)
+func (d *Daemon) Trigger(ctx context.Context, id string, sent time.Time) (*remote.AnsweredTrigger, error) {
+	prev, err := d.triggers.accept(mqttpub.Trigger{ID: id, Time: sent}, false, d.enqueueTrigger, d.answerTrigger, d.sink.republish)
+	if err != nil || prev == nil {
+		return nil, err
+	}
+	return &remote.AnsweredTrigger{Seq: prev.res.Seq, Verdict: prev.res.Verdict, At: prev.at.UTC()}, nil
 }
 
 func (d *Daemon) enqueueTrigger(id string) error {

@@ -375,7 +375,7 @@ func (m *memSink) PublishResult(r *mqttpub.Result, qos byte) error {
 	return nil
 }
 func (m *memSink) PublishAlarm(a *mqttpub.Alarm) error        { return nil }
-func (m *memSink) PublishMask(png []byte, qos byte) error     { return nil }
+func (m *memSink) PublishMask(uint64, []byte, byte) error     { return nil }
 func (m *memSink) PublishHeatmap(jpeg []byte, qos byte) error { return nil }
 
 // syntheticDetector fits a small model on normal synthetic frames.

@@ -39,7 +39,9 @@ const (
 type Sink interface {
 	PublishResult(r *mqttpub.Result, qos byte) error
 	PublishAlarm(a *mqttpub.Alarm) error
-	PublishMask(png []byte, qos byte) error
+	// PublishMask is called after PublishResult for the same inspection
+	// (seq), when the mask is published at all.
+	PublishMask(seq uint64, png []byte, qos byte) error
 	PublishHeatmap(jpeg []byte, qos byte) error
 }
 
@@ -902,7 +904,7 @@ func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 	tag := tagOf(&r.Header)
 	if mask {
 		data, err := p.img.mask(&s.mask, pol.ImageMaxSide, limit, tag)
-		p.sendImage("mask", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishMask(b, pol.ResultQoS) })
+		p.sendImage("mask", r.Seq, data, err, func(b []byte) error { return p.o.Sink.PublishMask(r.Seq, b, pol.ResultQoS) })
 	}
 	if heatmap {
 		data, err := p.img.heatmap(s.frame.Image, s.amap, s.w, s.h, r.Threshold, pol.ImageMaxSide, limit, tag)

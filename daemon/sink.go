@@ -73,10 +73,23 @@ func (s *sinkSwitch) PublishResult(r *mqttpub.Result, qos byte) error {
 	return err
 }
 
-// republish sends a stored answer again, at QoS 1.
+// republish sends a stored answer again, at QoS 1, on the JSON result
+// topic only. The Sparkplug device's Inspection/* metrics are the latest
+// inspection's (a host counts missed parts by Inspection/Seq): an old
+// answer set there as the latest took Seq back, stamped old values as new
+// and could take the next alarm's regions and mask. Over Sparkplug, a
+// repeated Command/Trigger is told in Command/Last Reply
+// (answered_before); with the JSON profile off nothing is sent again.
 func (s *sinkSwitch) republish(r *mqttpub.Result) error {
-	return s.out(func(p *mqttpub.Publisher) error { return p.PublishResult(r, 1) },
-		func(n *sparkplug.Node) error { return n.PublishResult(r, 1) })
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.noJSON {
+		return nil
+	}
+	if s.pub == nil {
+		return mqttpub.ErrNotStarted
+	}
+	return s.pub.PublishResult(r, 1)
 }
 
 // PublishAlarm implements Sink.
@@ -86,9 +99,9 @@ func (s *sinkSwitch) PublishAlarm(a *mqttpub.Alarm) error {
 }
 
 // PublishMask implements Sink.
-func (s *sinkSwitch) PublishMask(png []byte, qos byte) error {
+func (s *sinkSwitch) PublishMask(seq uint64, png []byte, qos byte) error {
 	return s.out(func(p *mqttpub.Publisher) error { return p.PublishMask(png, qos) },
-		func(n *sparkplug.Node) error { return n.PublishMask(png, qos) })
+		func(n *sparkplug.Node) error { return n.PublishMask(seq, png, qos) })
 }
 
 // PublishHeatmap implements Sink.

@@ -225,6 +225,13 @@ func (h *spHost) find(from int, verb, metric string) (spMsg, bool) {
 	return spMsg{}, false
 }
 
+// since returns the messages from index from on.
+func (h *spHost) since(from int) []spMsg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]spMsg(nil), h.msgs[min(from, len(h.msgs)):]...)
+}
+
 // send publishes a command with one metric write on topic.
 func (h *spHost) send(t *testing.T, topic string, m sppb.Metric) {
 	t.Helper()
@@ -377,6 +384,117 @@ func TestSparkplugTriggerReplyIsTheJSONReply(t *testing.T) {
 	}
 	if spReply["code"] != "failed" {
 		t.Errorf("Command/Last Reply %v has no code failed", spReply)
+	}
+}
+
+// TestSparkplugRepeatedTriggerKeepsTheLatest: a trigger id written again
+// to Command/Trigger within the dedup window is not inspected again, and
+// its stored answer does not come back as the device's latest
+// inspection: Inspection/Seq never goes back (a host counts missed parts
+// by it) and Inspection/Trigger ID stays the latest part's. The reply
+// names the earlier answer.
+func TestSparkplugRepeatedTriggerKeepsTheLatest(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		y := strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: both, ", 1)
+		return strings.Replace(y, "capture: {", "capture: {trigger: {mode: external}, ", 1) + "remote: {allow_unsigned: true}\n"
+	})
+	r.daemon()
+	h := newSPHost(t, r)
+	h.born(t, r, "spBv1.0/inspectd/NCMD/cell1")
+	dcmd := "spBv1.0/inspectd/DCMD/cell1/cell1"
+	trigger := func(id string) (reply map[string]any, mark int) {
+		t.Helper()
+		mark = h.mark()
+		h.send(t, dcmd, sppb.Metric{Name: "Command/Trigger", DataType: sppb.TypeString, Value: sppb.StringValue(id)})
+		r.waitFor("the reply to trigger "+id, func() bool {
+			for _, m := range h.since(mark) {
+				if v, ok := m.metrics["Command/Last Reply"]; ok && m.verb == "DDATA" {
+					reply = nil
+					if json.Unmarshal([]byte(v.Value.Str), &reply) == nil && reply["id"] == id {
+						return true
+					}
+				}
+			}
+			return false
+		})
+		return reply, mark
+	}
+	inspected := func(id string, from int) (seq uint64) {
+		t.Helper()
+		r.waitFor("the inspection of "+id, func() bool {
+			for _, m := range h.since(from) {
+				if v, ok := m.metrics["Inspection/Trigger ID"]; ok && m.verb == "DDATA" && v.Value.Str == id {
+					seq = m.metrics["Inspection/Seq"].Value.Uint
+					return true
+				}
+			}
+			return false
+		})
+		return seq
+	}
+	_, mark := trigger("p1")
+	seq1 := inspected("p1", mark)
+	_, mark = trigger("p2")
+	seq2 := inspected("p2", mark)
+	reply, mark := trigger("p1")
+	prev, _ := reply["answered_before"].(map[string]any)
+	if reply["queued"] != false || prev == nil || prev["seq"] != float64(seq1) || prev["verdict"] == "" {
+		t.Errorf("reply to p1 given again %v, want queued false and answered_before naming seq %d", reply, seq1)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, m := range h.since(mark) {
+		if s, ok := m.metrics["Inspection/Seq"]; ok && s.Value.Uint < seq2 {
+			t.Errorf("after p1 given again, Inspection/Seq went back to %d (latest %d)", s.Value.Uint, seq2)
+		}
+		if id, ok := m.metrics["Inspection/Trigger ID"]; ok && id.Value.Str == "p1" {
+			t.Error("after p1 given again, Inspection/Trigger ID went back to p1")
+		}
+	}
+	if n := strings.Count(r.lines.String(), "trigger=p1\n"); n != 1 {
+		t.Errorf("p1 inspected %d times, want once", n)
+	}
+}
+
+// TestSparkplugMaskIsItsInspections: every Mask metric shows the
+// inspection whose Inspection/Seq it is stamped with. The pipeline
+// publishes a mask after its result; the edge node once held it for the
+// next result's DDATA, so each defect's mask went out on the next part,
+// with that part's time.
+func TestSparkplugMaskIsItsInspections(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		y := strings.Replace(r.baseYAML("cell1"), "model: {features: 16, min_features: 16}",
+			"model: {features: 16, min_features: 16, threshold: {value: 0.01}}", 1) // every part anomalous
+		return strings.Replace(y, "mqtt: {", "mqtt: {profile: sparkplug, ", 1)
+	})
+	r.daemon()
+	h := newSPHost(t, r)
+	h.born(t, r, "spBv1.0/inspectd/NCMD/cell1")
+	mark := h.mark()
+	masks := 0
+	r.waitFor("five masks", func() bool {
+		masks = 0
+		for _, m := range h.since(mark) {
+			if _, ok := m.metrics["Mask"]; ok && m.verb == "DDATA" {
+				masks++
+			}
+		}
+		return masks >= 5
+	})
+	seqAt := map[uint64]uint64{} // Inspection/Seq by its timestamp
+	for _, m := range h.since(0) {
+		if s, ok := m.metrics["Inspection/Seq"]; ok {
+			seqAt[s.Timestamp] = s.Value.Uint
+		}
+	}
+	for _, m := range h.since(mark) {
+		mk, ok := m.metrics["Mask"]
+		if !ok || m.verb != "DDATA" {
+			continue
+		}
+		tag := readImageTag(t, mk.Value.Bytes)
+		if seq, ok := seqAt[mk.Timestamp]; !ok || seq != tag.Seq {
+			t.Errorf("the mask of inspection %d is stamped %d, the time of inspection %d (found %v)", tag.Seq, mk.Timestamp, seq, ok)
+		}
 	}
 }
 

@@ -108,31 +108,34 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 		}
 		return
 	}
-	_ = t.accept(req, m.Backlog, enqueue, fail, republish)
+	_, _ = t.accept(req, m.Backlog, enqueue, fail, republish)
 }
 
 // accept takes one parsed trigger request (backlog: held by the broker
 // while inspectd was away) and returns why it was not queued (nil when it
-// was, or when it was answered from the dedup memory). Every request not
-// queued is also answered through fail.
+// was, or when it was answered from the dedup memory), and, when it was
+// answered before, that answer (sent again through republish instead of
+// inspecting a second part). Every request not queued is also answered
+// through fail.
 func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(id string) error, fail func(id string, err error),
-	republish func(*mqttpub.Result) error) error {
+	republish func(*mqttpub.Result) error) (*answeredTrigger, error) {
 	now := time.Now()
 	t.mu.Lock()
 	t.expireLocked(now)
 	if a, ok := t.answers[req.ID]; ok {
 		t.mu.Unlock()
 		t.count("duplicate")
-		t.log.Info("trigger id answered before: sending the stored result again", "id", req.ID, "answered", a.at.Format(time.RFC3339Nano))
+		t.log.Info("trigger id answered before: not inspected again, its stored result sent again", "id", req.ID,
+			"seq", a.res.Seq, "answered", a.at.Format(time.RFC3339Nano))
 		r := a.res
 		go func() { _ = republish(&r) }()
-		return nil
+		return &a, nil
 	}
 	if _, ok := t.pending[req.ID]; ok {
 		t.mu.Unlock()
 		t.count("duplicate")
 		t.log.Info("trigger id already waiting: not queued twice", "id", req.ID)
-		return nil
+		return nil, nil
 	}
 	maxAge := t.maxAge
 	t.pending[req.ID] = now
@@ -164,7 +167,7 @@ func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(i
 	if stale != nil {
 		t.count("stale")
 		go fail(req.ID, stale)
-		return stale
+		return nil, stale
 	}
 	if err := enqueue(req.ID); err != nil {
 		var te *capture.TriggerError
@@ -173,10 +176,10 @@ func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(i
 		}
 		t.count(triggerOutcome(err))
 		go fail(req.ID, err)
-		return err
+		return nil, err
 	}
 	t.count("accepted")
-	return nil
+	return nil, nil
 }
 
 func (t *triggerIntake) count(outcome string) {

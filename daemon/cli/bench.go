@@ -182,10 +182,19 @@ func benchSink(ctx context.Context, env *Env, tmp string, noMQTT bool) (daemon.S
 		b.Close()
 		return nil, nil, err
 	}
-	return pub, func() {
+	return jsonSink{pub}, func() {
 		pub.Close(context.Background())
 		b.Close()
 	}, nil
+}
+
+// jsonSink is the JSON publisher as the pipeline's Sink: a mask's PNG names
+// its inspection in its tag, so the topic needs no sequence number beside it.
+type jsonSink struct{ *mqttpub.Publisher }
+
+// PublishMask implements daemon.Sink.
+func (s jsonSink) PublishMask(_ uint64, png []byte, qos byte) error {
+	return s.Publisher.PublishMask(png, qos)
 }
 
 func runBench(ctx context.Context, env *Env, cfg *config.Config, det *model.Detector, src capture.Source, sink daemon.Sink, count int) error {

@@ -11,10 +11,15 @@ import (
 // writes come here): the request id is the trigger id. The reply says
 // whether the trigger was taken; its inspection (or the error saying why
 // there is none) is published as every trigger's is, on result and in
-// the Sparkplug DDATA, with this id as the trigger id.
+// the Sparkplug DDATA, with this id as the trigger id. An id answered
+// before (within capture.trigger.dedup_window) is not inspected again:
+// the reply names the earlier answer, which is sent again on the JSON
+// result topic only (Sparkplug's Inspection/* stay the latest part's).
 //
 //	request: {"id": "part-0042"}   (optionally "time": RFC 3339, when it was sent)
 //	reply:   {"id": "part-0042", "ok": true, "queued": true}
+//	         {"id": "part-0042", "ok": true, "queued": false,
+//	          "answered_before": {"seq": 118, "verdict": "ok", "answered_at": "..."}}
 type cmdTrigger struct{}
 
 func (cmdTrigger) Name() string { return "trigger" }
@@ -43,9 +48,19 @@ func (cmdTrigger) Prepare(env *Env, body []byte) (*Plan, error) {
 		}
 	}
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
-		if err := env.Ctl.Trigger(ctx, a.ID, sent); err != nil {
+		prev, err := env.Ctl.Trigger(ctx, a.ID, sent)
+		if err != nil {
 			return nil, errorf(CodeFailed, "", "trigger not taken: %v", err)
 		}
-		return map[string]any{"queued": true}, nil
+		return TriggerTaken(prev), nil
 	}}, nil
+}
+
+// TriggerTaken is the reply's data for a trigger that was taken: queued,
+// or (prev not nil) answered before and not inspected again.
+func TriggerTaken(prev *AnsweredTrigger) map[string]any {
+	if prev != nil {
+		return map[string]any{"queued": false, "answered_before": prev}
+	}
+	return map[string]any{"queued": true}
 }

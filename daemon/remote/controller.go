@@ -125,9 +125,20 @@ type Camera interface {
 	// topic: its inspection, or the error saying why there is none, is
 	// published as a result with this trigger id. It returns an error when
 	// the request is not taken (the queue full, stale, not in trigger
-	// mode); that error is also published as the trigger's result. It must
-	// not wait for the inspection.
-	Trigger(ctx context.Context, id string, sent time.Time) error
+	// mode); that error is also published as the trigger's result. An id
+	// answered before, within the trigger dedup window, inspects no second
+	// part: its earlier answer comes back (its result is sent again on the
+	// JSON result topic). It must not wait for the inspection.
+	Trigger(ctx context.Context, id string, sent time.Time) (*AnsweredTrigger, error)
+}
+
+// AnsweredTrigger is the earlier answer to a trigger id given again.
+type AnsweredTrigger struct {
+	// Seq and Verdict are the inspection that answered it.
+	Seq     uint64 `json:"seq"`
+	Verdict string `json:"verdict"`
+	// At is when it was answered (UTC).
+	At time.Time `json:"answered_at"`
 }
 
 // StatusReporter reports the daemon's state.

@@ -228,7 +228,9 @@ func (c *testController) RestartCamera(ctx context.Context) error {
 }
 
 // Trigger takes every trigger; the daemon's own tests cover the queue.
-func (c *testController) Trigger(ctx context.Context, id string, sent time.Time) error { return nil }
+func (c *testController) Trigger(ctx context.Context, id string, sent time.Time) (*AnsweredTrigger, error) {
+	return nil, nil
+}
 
 func (c *testController) Snapshot(ctx context.Context) ([]byte, time.Time, error) {
 	img, err := c.NextFrame(ctx)

@@ -1,7 +1,6 @@
 package sparkplug
 
 import (
-	"bytes"
 	"cmp"
 	"slices"
 
@@ -191,13 +190,12 @@ func (c *catalog) put(i int, v sppb.Value, ts uint64) {
 	m.val, m.null, m.ts, m.dirty = v, false, ts, true
 }
 
-// setBytes records a binary value, copied into the metric's own buffer
-// (the caller reuses its own).
-func (c *catalog) setBytes(i int, b []byte, ts uint64) {
+// putBytes records a binary value, copied into the metric's own buffer
+// (the caller reuses its own), and sends it in the next data message even
+// when it equals the last one (a second part with the same mask is a new
+// value).
+func (c *catalog) putBytes(i int, b []byte, ts uint64) {
 	m := &c.m[i]
-	if !m.null && m.val.Kind == sppb.KindBytes && bytes.Equal(m.val.Bytes, b) {
-		return
-	}
 	m.val, m.null, m.ts, m.dirty = sppb.BytesValue(append(m.val.Bytes[:0], b...)), false, ts, true
 }
 

@@ -145,17 +145,24 @@ func TestBirthsAndData(t *testing.T) {
 		t.Fatalf("DDATA %+v; want only Inspection/Seq = 2", dd.p.Metrics)
 	}
 
-	// An anomalous inspection: mask and alarm first, then the result, all
-	// in one DDATA.
+	// An anomalous inspection as the pipeline publishes it: alarm, result,
+	// then mask (and heatmap, which Sparkplug does not carry). The alarm
+	// goes into the result's DDATA; the mask follows in a DDATA of its
+	// own, stamped with the result's time (it once went out with the next
+	// inspection: the defect on the next, good part).
 	png := []byte("\x89PNG\r\n\x1a\n mask bytes")
 	mark = h.mark()
-	_ = n.PublishMask(png, 0)
-	_ = n.PublishHeatmap([]byte("jpeg"), 0)
 	_ = n.PublishAlarm(&mqttpub.Alarm{Header: mqttpub.Header{Seq: 3, Score: 40}, ImageWidth: 640, ImageHeight: 480,
 		Regions: []mqttpub.Region{{X: 212, Y: 140, W: 96, H: 23, Area: 1544}, {X: 1, Y: 2, W: 3, H: 4, Area: 9}}})
-	if err := n.PublishResult(result(3, 40), 0); err != nil {
+	r3 := result(3, 40)
+	r3.FrameTime = time.Now().Add(-time.Second) // the frame's time, not the publish's
+	if err := n.PublishResult(r3, 0); err != nil {
 		t.Fatal(err)
 	}
+	if err := n.PublishMask(3, png, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = n.PublishHeatmap([]byte("jpeg"), 0)
 	dd = h.wait(mark, "DDATA", nil)
 	if a := mustMetric(t, h, dd, "Inspection/Anomalous"); !a.Value.Bool {
 		t.Error("Inspection/Anomalous not true")
@@ -170,23 +177,52 @@ func TestBirthsAndData(t *testing.T) {
 	if ds == nil || len(ds.Rows) != 2 || ds.Columns[4] != "area_px" || ds.Rows[0].Elements[4].Int32() != 1544 || ds.Rows[1].Elements[0].Int32() != 1 {
 		t.Errorf("Last Alarm/Regions %+v", ds)
 	}
-	mk := mustMetric(t, h, dd, "Mask")
-	if !bytes.Equal(mk.Value.Bytes, png) || mk.MetaData == nil || mk.MetaData.ContentType != "image/png" || mk.MetaData.Size != uint64(len(png)) {
-		t.Errorf("Mask %q with metadata %+v", mk.Value.Bytes, mk.MetaData)
-	}
 	if w := mustMetric(t, h, dd, "Last Alarm/Image Width"); w.Value.Int32() != 640 {
 		t.Errorf("Last Alarm/Image Width %d", w.Value.Int32())
 	}
+	hasMask := func(m spMsg) bool { _, ok := m.metric(h, "Mask"); return ok }
+	md := h.wait(mark, "DDATA", hasMask)
+	mk := mustMetric(t, h, md, "Mask")
+	if !bytes.Equal(mk.Value.Bytes, png) || mk.MetaData == nil || mk.MetaData.ContentType != "image/png" || mk.MetaData.Size != uint64(len(png)) {
+		t.Errorf("Mask %q with metadata %+v", mk.Value.Bytes, mk.MetaData)
+	}
+	if want := uint64(r3.FrameTime.UnixMilli()); mk.Timestamp != want {
+		t.Errorf("Mask stamped %d, want its inspection's frame time %d", mk.Timestamp, want)
+	}
+
+	// The next, good inspection carries no mask; the same mask bytes on a
+	// later anomalous part are sent again, for that part.
+	mark = h.mark()
+	if err := n.PublishResult(result(4, 3.5), 0); err != nil {
+		t.Fatal(err)
+	}
+	if dd := h.wait(mark, "DDATA", nil); hasMask(dd) {
+		t.Error("the good inspection after an anomalous one carries a mask")
+	}
+	mark = h.mark()
+	r5 := result(5, 41)
+	_ = n.PublishResult(r5, 0)
+	_ = n.PublishMask(5, png, 0)
+	if mk := mustMetric(t, h, h.wait(mark, "DDATA", hasMask), "Mask"); mk.Timestamp != uint64(r5.FrameTime.UnixMilli()) {
+		t.Errorf("a second equal mask stamped %d, want inspection 5's %d", mk.Timestamp, r5.FrameTime.UnixMilli())
+	}
+
+	// A mask for an inspection whose result was not the last recorded (a
+	// result left out under result_max_rate), or a second one, is dropped.
+	mark = h.mark()
+	_ = n.PublishMask(5, []byte("again"), 0)
+	_ = n.PublishMask(6, []byte("unpublished result"), 0)
+	h.quiet(mark, 300*time.Millisecond)
 
 	// An inspection that could not be made: its score is null, not 0, and
-	// a mask left over is not attached to it.
+	// a mask that names it is not attached to it.
 	mark = h.mark()
-	_ = n.PublishMask([]byte("stale"), 0)
-	err := n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 4, FrameTime: time.Now(), TriggerID: "part-7", File: "0004.png"},
+	err := n.PublishResult(&mqttpub.Result{Header: mqttpub.Header{Seq: 7, FrameTime: time.Now(), TriggerID: "part-7", File: "0007.png"},
 		Anomalous: true, Verdict: "error", Error: "no frame within 2s", LatencyMS: map[string]float64{}}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = n.PublishMask(7, []byte("stale"), 0)
 	dd = h.wait(mark, "DDATA", nil)
 	if s := mustMetric(t, h, dd, "Inspection/Score"); !s.IsNull {
 		t.Errorf("Score of a failed inspection %+v; want null", s)
@@ -197,32 +233,31 @@ func TestBirthsAndData(t *testing.T) {
 	if id := mustMetric(t, h, dd, "Inspection/Trigger ID"); id.Value.Str != "part-7" {
 		t.Errorf("Inspection/Trigger ID %q", id.Value.Str)
 	}
-	if f := mustMetric(t, h, dd, "Inspection/File"); f.Value.Str != "0004.png" {
+	if f := mustMetric(t, h, dd, "Inspection/File"); f.Value.Str != "0007.png" {
 		t.Errorf("Inspection/File %q", f.Value.Str)
 	}
-	if _, ok := dd.metric(h, "Mask"); ok {
-		t.Error("a failed inspection got a mask")
-	}
+	h.quiet(mark+1, 300*time.Millisecond) // no mask DDATA after it
 
 	// 300 more: seq wraps from 255 to 0 (the host checks every step).
 	mark = h.mark()
-	for i := uint64(5); i < 305; i++ {
+	for i := uint64(8); i < 308; i++ {
 		if err := n.PublishResult(result(i, 3.5), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h.wait(mark, "DDATA", func(m spMsg) bool {
 		s, ok := m.metric(h, "Inspection/Seq")
-		return ok && s.Value.Uint == 304
+		return ok && s.Value.Uint == 307
 	})
 	if got := len(h.since(mark)); got != 300 {
 		t.Errorf("%d DDATA for 300 inspections", got)
 	}
 }
 
-// TestRebirth: an NCMD Node Control/Rebirth, by name or by alias, brings
-// NBIRTH (seq 0, same bdSeq) and DBIRTH with the current values.
-func TestRebirth(t *testing.T) {
+// bornWithAResult starts a broker, a host and an edge node, and waits for
+// the births and the DDATA of one inspection (seq 1, score 5).
+func bornWithAResult(t *testing.T) (*testbroker.Broker, *testHost, *Node) {
+	t.Helper()
 	b := testbroker.Start(t, testbroker.Options{})
 	h := newHost(t, b.URL, testGroup)
 	n, _, _ := startNode(t, b.URL, nil)
@@ -230,6 +265,48 @@ func TestRebirth(t *testing.T) {
 	mark := h.mark()
 	_ = n.PublishResult(result(1, 5), 0)
 	h.wait(mark, "DDATA", nil)
+	return b, h, n
+}
+
+// TestThresholdFollowsTheModel: Inspection/Threshold, which a host
+// writes, says the threshold the next part is judged by as soon as the
+// daemon has it (a threshold write, a refit, a reload), not only with the
+// next inspection: a written value snapped back to the old one until a
+// part came. Inspection/Model ID stays the last inspection's.
+func TestThresholdFollowsTheModel(t *testing.T) {
+	b, h, n := bornWithAResult(t)
+
+	mark := h.mark()
+	if err := n.SetInfo(&mqttpub.Info{Version: "1.2.3", ModelID: "m2", D: 100, Thresholds: mqttpub.Thresholds{Image: 15.5, Pixel: 11.6}}); err != nil {
+		t.Fatal(err)
+	}
+	dd := h.wait(mark, "DDATA", nil)
+	if th := mustMetric(t, h, dd, "Inspection/Threshold"); th.Value.Float64 != 15.5 {
+		t.Errorf("Inspection/Threshold %v after the new threshold, want 15.5", th.Value.Float64)
+	}
+	if _, ok := dd.metric(h, "Inspection/Model ID"); ok {
+		t.Error("Inspection/Model ID changed before an inspection of the new model")
+	}
+	nd := h.wait(mark, "NDATA", nil)
+	if th := mustMetric(t, h, nd, "Properties/Image Threshold"); th.Value.Float64 != 15.5 {
+		t.Errorf("Properties/Image Threshold %v", th.Value.Float64)
+	}
+	// A replacement (a reload) born with another model's threshold.
+	c := n.Carry()
+	mark = h.mark()
+	_ = n.Close(context.Background())
+	n2, _, _ := startNode(t, b.URL, func(o *Options) { o.Carry = c })
+	_ = n2
+	db := h.wait(mark, "DBIRTH", nil)
+	if th := mustMetric(t, h, db, "Inspection/Threshold"); th.Value.Float64 != 14 {
+		t.Errorf("DBIRTH after a reload: Inspection/Threshold %v, want the new model's 14", th.Value.Float64)
+	}
+}
+
+// TestRebirth: an NCMD Node Control/Rebirth, by name or by alias, brings
+// NBIRTH (seq 0, same bdSeq) and DBIRTH with the current values.
+func TestRebirth(t *testing.T) {
+	_, h, n := bornWithAResult(t)
 
 	rebirth := func(m sppb.Metric) {
 		t.Helper()
@@ -253,7 +330,7 @@ func TestRebirth(t *testing.T) {
 	alias, _ := h.alias("Node Control/Rebirth")
 	rebirth(sppb.Metric{Alias: alias, HasAlias: true, Timestamp: nowMS(), Value: sppb.BoolValue(true)})
 
-	mark = h.mark()
+	mark := h.mark()
 	h.command(n.Topics().NCMD, cmd(write("Node Control/Rebirth", sppb.TypeBoolean, sppb.BoolValue(false))))
 	h.quiet(mark, 300*time.Millisecond)
 }

@@ -28,9 +28,15 @@ type pendingAlarm struct {
 
 // PublishResult records an inspection and publishes the metrics it changed
 // as one DDATA (QoS 0 whatever qos says: Sparkplug data is QoS 0). The
-// alarm regions and the mask published just before it for the same
-// inspection go into the same DDATA. Without a Sparkplug session it
-// returns ErrOffline; the values go out with the next DBIRTH.
+// alarm regions published just before it for the same inspection go into
+// the same DDATA; its mask, published after it, follows in a DDATA of its
+// own (PublishMask). Without a Sparkplug session it returns ErrOffline;
+// the values go out with the next DBIRTH.
+//
+// Every result recorded becomes the device's latest inspection
+// (Inspection/*, whose Seq a host counts missed inspections by): a result
+// sent again, such as the stored answer to a repeated trigger id, must
+// not come here.
 //
 // An inspection that could not be made (Verdict "error") sets the score
 // metrics to null rather than to a number nobody measured.
@@ -106,13 +112,9 @@ func (n *Node) recordLocked(r *mqttpub.Result) {
 		d.set(dAlarmRegions, sppb.DataSetValue(regionsDataSet(a.regions)), ts)
 	}
 	n.alarm.ok = false
-	// A mask belongs to the result that follows it: the pipeline publishes
-	// an inspection's mask, then its result. A mask whose result was not
-	// published (result_max_rate) is replaced by the next inspection's.
-	if n.hasMask && r.Verdict != "error" && !d.m[dMask].omitted {
-		d.setBytes(dMask, n.mask, ts)
-	}
-	n.hasMask = false
+	// The pipeline publishes an inspection's mask after its result: the
+	// mask that names this Seq is stamped with this result's time.
+	n.maskFor = maskSlot{ok: r.Verdict != "error", seq: r.Seq, ts: ts}
 	n.lastSeq = r.Seq
 }
 
@@ -154,21 +156,34 @@ func (n *Node) PublishAlarm(a *mqttpub.Alarm) error {
 	return nil
 }
 
-// PublishMask keeps a copy of the PNG mask for its result's DDATA (metric
-// Mask, Bytes with content type image/png). It does nothing when the node
-// was created without Options.Mask.
-func (n *Node) PublishMask(png []byte, _ byte) error {
+// PublishMask publishes inspection seq's PNG mask as the metric Mask
+// (Bytes, content type image/png) in a DDATA of its own, stamped with the
+// time of that inspection's result, which the pipeline publishes first. A
+// mask whose result was not the last one recorded (a result left out
+// under result_max_rate, a failed inspection, a second mask) is dropped:
+// stamped on another inspection it would show the defect on the wrong
+// part. Each mask is sent, even one equal to the last. It does nothing
+// when the node was created without Options.Mask.
+func (n *Node) PublishMask(seq uint64, png []byte, _ byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrClosed
 	}
-	if n.dev.m[dMask].omitted {
+	if n.dev.m[dMask].omitted || !n.maskFor.ok || n.maskFor.seq != seq {
 		return nil
 	}
-	n.mask = append(n.mask[:0], png...)
-	n.hasMask = true
-	return nil
+	n.maskFor.ok = false
+	n.dev.putBytes(dMask, png, n.maskFor.ts)
+	return n.flushLocked(&n.dev, n.topics.DDATA)
+}
+
+// maskSlot is the inspection whose mask may come next: the last result
+// recorded, unless it failed or its mask came.
+type maskSlot struct {
+	ok  bool
+	seq uint64
+	ts  uint64
 }
 
 // PublishHeatmap does nothing: a JPEG overlay per anomalous part is a
@@ -177,8 +192,9 @@ func (n *Node) PublishMask(png []byte, _ byte) error {
 func (n *Node) PublishHeatmap([]byte, byte) error { return nil }
 
 // SetInfo publishes what the daemon runs as the node's Properties/*
-// metrics (NDATA when they change, e.g. after a refit) and the model's
-// image threshold as Inspection/Threshold until the first inspection.
+// metrics (NDATA when they change, e.g. after a refit), the model's image
+// threshold as Inspection/Threshold (DDATA when it changes), and its id as
+// Inspection/Model ID until the first inspection.
 func (n *Node) SetInfo(info *mqttpub.Info) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -197,8 +213,13 @@ func (n *Node) SetInfo(info *mqttpub.Info) error {
 	if !info.StartedAt.IsZero() {
 		c.set(nStartedAt, sppb.ULongValue(uint64(info.StartedAt.UnixMilli())), now)
 	}
-	if n.dev.m[dThreshold].null {
-		n.dev.set(dThreshold, sppb.DoubleValue(info.Thresholds.Image), now)
+	// Inspection/Threshold is writable: after a write, a refit or a
+	// reload it says the threshold the next part is judged by, at once.
+	// Set only until the first inspection, a host's written value
+	// snapped back to the old one until a part came (on a triggered
+	// line, perhaps hours), and a reload's birth showed the old model's.
+	n.dev.set(dThreshold, sppb.DoubleValue(info.Thresholds.Image), now)
+	if n.dev.m[dModelID].null {
 		n.dev.set(dModelID, sppb.StringValue(clip(info.ModelID, maxText)), now)
 	}
 	if err := n.flushLocked(c, n.topics.NDATA); err != nil && err != ErrOffline {

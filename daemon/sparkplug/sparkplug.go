@@ -275,9 +275,8 @@ type Node struct {
 	lastSeq  uint64 // the latest inspection's Seq (for the rate)
 	rate     rateMeter
 	alarm    pendingAlarm
-	mask     []byte // the latest mask not yet attached to its result
-	hasMask  bool
-	reqs     uint64 // request ids handed out
+	maskFor  maskSlot // the inspection whose mask may come next
+	reqs     uint64   // request ids handed out
 	scratch  []sppb.Metric
 	buf      []byte
 	lastPubE string // the last publish error logged

@@ -237,7 +237,7 @@ func TestCatalogChanges(t *testing.T) {
 type sink interface {
 	PublishResult(r *mqttpub.Result, qos byte) error
 	PublishAlarm(a *mqttpub.Alarm) error
-	PublishMask(png []byte, qos byte) error
+	PublishMask(seq uint64, png []byte, qos byte) error
 	PublishHeatmap(jpeg []byte, qos byte) error
 }
 
