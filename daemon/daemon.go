@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -224,6 +225,35 @@ func startBroker(cfg *config.Config, log *slog.Logger) (*broker.Broker, error) {
 		return nil, err // broker.Start names the embedded broker and its address
 	}
 	return b, nil
+}
+
+// stopHTTP shuts the HTTP endpoint down (2 s for requests in flight), if
+// there is one.
+func (d *Daemon) stopHTTP() {
+	if d.httpSrv == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = d.httpSrv.Shutdown(sctx)
+	cancel()
+	d.httpSrv = nil
+}
+
+// rebindHTTP starts the endpoint again on addr, where it was before a
+// move that is not kept.
+func (d *Daemon) rebindHTTP(addr string) {
+	var err error
+	if d.httpSrv, err = d.startHTTP(addr); err != nil {
+		d.log.Error("HTTP endpoint not restored", "listen", addr, "err", err)
+	}
+}
+
+// samePort says whether two listen addresses name the same fixed port
+// (an address with port 0 takes a free one and clashes with nothing).
+func samePort(a, b string) bool {
+	_, pa, errA := net.SplitHostPort(a)
+	_, pb, errB := net.SplitHostPort(b)
+	return errA == nil && errB == nil && pa == pb && pa != "0"
 }
 
 func (d *Daemon) startHTTP(addr string) (*httpapi.Server, error) {
@@ -748,7 +778,11 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 			return nil, err
 		}
 	}
-	if ch.http && next.HTTP.Listen != "" {
+	// A new address on the port the endpoint holds (127.0.0.1:9100 to
+	// 0.0.0.0:9100, as the README suggests for a Prometheus on the plant
+	// network) cannot be bound beside it: it is moved in the swap below.
+	httpInPlace := ch.http && next.HTTP.Listen != "" && d.httpSrv != nil && samePort(d.httpSrv.Addr(), next.HTTP.Listen)
+	if ch.http && next.HTTP.Listen != "" && !httpInPlace {
 		if newHTTP, err = d.startHTTP(next.HTTP.Listen); err != nil {
 			undo()
 			return nil, err
@@ -777,6 +811,16 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		}
 		d.broker, newBroker = newBroker, nil
 	}
+	httpOld := "" // the endpoint's address before an in-place move
+	if httpInPlace {
+		httpOld = d.httpSrv.Addr()
+		d.stopHTTP()
+		if newHTTP, err = d.startHTTP(next.HTTP.Listen); err != nil {
+			d.rebindHTTP(httpOld)
+			undo()
+			return nil, err
+		}
+	}
 	if ch.mqtt {
 		if ch.broker && !brokerInPlace {
 			oldBroker, d.broker = d.broker, newBroker
@@ -786,6 +830,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 				d.broker = oldBroker
 			}
 			undo()
+			if httpOld != "" {
+				d.rebindHTTP(httpOld) // undo shut the moved endpoint down
+			}
 			if rerr := d.replacePublisher(cur, d.deviceID, d.clientID); rerr != nil {
 				d.log.Error("MQTT connection not restored", "err", rerr)
 			}
@@ -811,11 +858,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		oldBroker.Close()
 	}
 	if ch.http {
-		if d.httpSrv != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = d.httpSrv.Shutdown(sctx)
-			cancel()
-		}
+		d.stopHTTP()
 		d.httpSrv, newHTTP = newHTTP, nil
 	}
 	d.triggers.configure(next.Capture.Trigger.DedupWindow.Std(), next.Capture.Trigger.MaxAge.Std())
@@ -940,11 +983,7 @@ func (d *Daemon) stop() {
 	if d.broker != nil {
 		d.broker.Close()
 	}
-	if d.httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = d.httpSrv.Shutdown(sctx)
-		cancel()
-	}
+	d.stopHTTP()
 	if d.src != nil {
 		_ = d.src.Close()
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -387,5 +388,47 @@ func TestReloadsKeepResidentSetFlat(t *testing.T) {
 	t.Logf("resident set %.0f MB, grew %.1f MB over %d reloads", before+grew, grew, n)
 	if grew > 60 { // a leaked backbone per reload would be 800 MB or more
 		t.Errorf("resident set grew %.1f MB over %d reloads that rebuild the backbone and model", grew, n)
+	}
+}
+
+// TestReloadMovesHTTPOnItsPort: a new http.listen on the port the
+// endpoint holds (127.0.0.1:P to localhost:P, or 0.0.0.0:P as the README
+// suggests for a Prometheus on the plant network) is applied by a reload;
+// it was refused "address already in use", the new listener bound beside
+// the old. A move whose bind fails is refused and the endpoint stays
+// where it was.
+func TestReloadMovesHTTPOnItsPort(t *testing.T) {
+	port := strconv.Itoa(testbroker.FreePort(t))
+	yaml := func(r *runningDaemon, listen string) string {
+		return strings.Replace(r.baseYAML("cell1"), `http: {listen: ""}`, `http: {listen: "`+listen+`"}`, 1)
+	}
+	r := startDaemon(t, func(r *runningDaemon) string { return yaml(r, "127.0.0.1:"+port) })
+	d := r.daemon()
+	healthy := func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}
+	r.waitFor("the endpoint", healthy)
+	r.write(yaml(r, "localhost:"+port))
+	r.hup()
+	r.waitFor("the reload", func() bool {
+		return strings.Contains(r.logs.String(), "configuration reloaded") || strings.Contains(r.logs.String(), "configuration not reloaded")
+	})
+	if got := testutil.ToFloat64(d.metrics.ReloadFailures); got != 0 || !healthy() {
+		t.Fatalf("http.listen moved to localhost:%s: reload failures %v, endpoint answers %v:\n%s", port, got, healthy(), r.logs.String())
+	}
+	if addr := r.httpURL(); addr != "http://127.0.0.1:"+port {
+		t.Errorf("endpoint on %s after the move", addr)
+	}
+	// 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails.
+	r.write(yaml(r, "192.0.2.1:"+port))
+	r.hup()
+	r.waitFor("the refused move", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
+	if !strings.Contains(r.logs.String(), "192.0.2.1") || !healthy() {
+		t.Errorf("a move whose bind fails: endpoint answers %v, log:\n%s", healthy(), r.logs.String())
 	}
 }

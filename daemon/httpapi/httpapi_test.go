@@ -314,6 +314,43 @@ func TestServerStartStop(t *testing.T) {
 	}
 }
 
+// TestServerLetsGoOfClients: connections are bounded in time (an idle
+// keep-alive connection, a response its client stopped reading: each held
+// a descriptor and a goroutine for good), and Shutdown closes a request
+// still running once its context ends instead of leaving it behind.
+func TestServerLetsGoOfClients(t *testing.T) {
+	entered := make(chan struct{})
+	ended := make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done() // a response that never completes
+		close(ended)
+	})
+	s, err := Start(context.Background(), "127.0.0.1:0", slow, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.srv.IdleTimeout <= 0 || s.srv.WriteTimeout <= 0 || s.srv.ReadHeaderTimeout <= 0 {
+		t.Errorf("timeouts idle %v, write %v, read header %v: want all set", s.srv.IdleTimeout, s.srv.WriteTimeout, s.srv.ReadHeaderTimeout)
+	}
+	go func() {
+		if resp, err := http.Get("http://" + s.Addr() + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err == nil {
+		t.Error("Shutdown with a request still running returned nil, want its context's error")
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the running request was left behind by Shutdown")
+	}
+}
+
 // BenchmarkSetSnapshot: the per-frame cost of handing a 640x480 gray frame
 // to the HTTP API, as a ratio to a plain copy of the same bytes measured in
 // the same run.
