@@ -263,6 +263,16 @@ func (n *Node) publishReply(req remote.Request, r remote.Reply) {
 	if err != nil {
 		text = mustJSON(map[string]any{"id": r.ID, "ok": r.OK, "error": r.Error})
 	}
+	if len(text) > maxReplyText {
+		// Cut short, the JSON would not parse: the reply's outcome stays,
+		// with where the whole of it is.
+		short := map[string]any{"id": clip(r.ID, maxText), "ok": r.OK, "truncated": true,
+			"note": fmt.Sprintf("the reply is %d bytes, over the %d this metric carries", len(text), maxReplyText)}
+		if r.Error != "" {
+			short["error"] = clip(r.Error, maxText)
+		}
+		text = mustJSON(short)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := nowMS()
@@ -274,7 +284,7 @@ func (n *Node) publishReply(req remote.Request, r remote.Reply) {
 	d.put(dLastCommand, sppb.StringValue(req.Name), now)
 	d.put(dLastID, sppb.StringValue(req.ID), now)
 	d.put(dLastOK, sppb.BoolValue(r.OK), now)
-	d.put(dLastReply, sppb.StringValue(clip(string(text), maxReplyText)), now)
+	d.put(dLastReply, sppb.StringValue(string(text)), now)
 	_ = n.flushLocked(d, n.topics.DDATA)
 }
 

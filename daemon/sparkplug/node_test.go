@@ -303,6 +303,29 @@ func TestThresholdFollowsTheModel(t *testing.T) {
 	}
 }
 
+// TestLongReplyStaysJSON: a reply longer than Command/Last Reply carries
+// is replaced by a short one that still parses (cut at 4096 bytes, the
+// JSON did not), with its outcome and that it was cut.
+func TestLongReplyStaysJSON(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	h := newHost(t, b.URL, testGroup)
+	n, _, sub := startNode(t, b.URL, nil)
+	sub.mu.Lock()
+	sub.answer = func(req remote.Request) remote.Reply {
+		return remote.Reply{ID: req.ID, OK: true, Data: map[string]any{"detail": strings.Repeat("x", 10000)}}
+	}
+	sub.mu.Unlock()
+	h.wait(0, "DBIRTH", nil)
+	mark := h.mark()
+	h.command(n.Topics().DCMD, cmd(write("Command/Trigger", sppb.TypeString, sppb.StringValue("part-long"))))
+	dd := h.wait(mark, "DDATA", func(m spMsg) bool { _, ok := m.metric(h, "Command/Last Reply"); return ok })
+	text := mustMetric(t, h, dd, "Command/Last Reply").Value.Str
+	var reply map[string]any
+	if err := json.Unmarshal([]byte(text), &reply); err != nil || reply["id"] != "part-long" || reply["ok"] != true || reply["truncated"] != true || len(text) > maxReplyText {
+		t.Errorf("Command/Last Reply of a 10 KB reply (%d bytes, %v): %.200s", len(text), err, text)
+	}
+}
+
 // TestRebirth: an NCMD Node Control/Rebirth, by name or by alias, brings
 // NBIRTH (seq 0, same bdSeq) and DBIRTH with the current values.
 func TestRebirth(t *testing.T) {
