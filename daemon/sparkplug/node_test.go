@@ -326,6 +326,26 @@ func TestLongReplyStaysJSON(t *testing.T) {
 	}
 }
 
+// TestBirthRetried: a birth that did not go out while the connection
+// stayed up (its publish failed) is sent again at the next stats tick,
+// not only at a reconnect or a host's rebirth request: until then every
+// message was dropped as offline.
+func TestBirthRetried(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	h := newHost(t, b.URL, testGroup)
+	n, _, _ := startNode(t, b.URL, func(o *Options) { o.StatsInterval = 20 * time.Millisecond })
+	h.wait(0, "DBIRTH", nil)
+	mark := h.mark()
+	n.mu.Lock()
+	n.born = false // as birthLocked leaves it when a publish fails
+	n.mu.Unlock()
+	h.wait(mark, "NBIRTH", nil)
+	h.wait(mark, "DBIRTH", nil)
+	if err := n.PublishResult(result(1, 5), 0); err != nil {
+		t.Errorf("a result after the retried birth: %v", err)
+	}
+}
+
 // TestRebirth: an NCMD Node Control/Rebirth, by name or by alias, brings
 // NBIRTH (seq 0, same bdSeq) and DBIRTH with the current values.
 func TestRebirth(t *testing.T) {

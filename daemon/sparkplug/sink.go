@@ -255,6 +255,12 @@ func (n *Node) stats() {
 			rate, rateOK = n.o.Rate()
 		}
 		n.mu.Lock()
+		if !n.born {
+			// A birth whose publish failed while the connection stayed up
+			// (a write timeout) left every later message dropped as
+			// offline until a reconnect or a host's rebirth request.
+			n.birthLocked("retry")
+		}
 		if n.o.Counts != nil {
 			n.setCountsLocked(c, nowMS())
 		}
