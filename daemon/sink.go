@@ -81,15 +81,12 @@ func (s *sinkSwitch) PublishResult(r *mqttpub.Result, qos byte) error {
 // repeated Command/Trigger is told in Command/Last Reply
 // (answered_before); with the JSON profile off nothing is sent again.
 func (s *sinkSwitch) republish(r *mqttpub.Result) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.noJSON {
-		return nil
-	}
-	if s.pub == nil {
-		return mqttpub.ErrNotStarted
-	}
-	return s.pub.PublishResult(r, 1)
+	return s.do(func(p *mqttpub.Publisher) error {
+		if s.noJSON { // read under do's lock
+			return nil
+		}
+		return p.PublishResult(r, 1)
+	})
 }
 
 // PublishAlarm implements Sink.

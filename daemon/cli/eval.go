@@ -61,6 +61,10 @@ type EvalSet struct {
 	// Draws are, with --misalign, each random draw of the Rd-MVTec
 	// transform (its seed in Data); Results are then their mean.
 	Draws []EvalSet `json:"draws,omitempty"`
+	// Misalign names the draws' transform: "misalign" (the paper's
+	// protocol) or the part applied alone ("crop", "shift", "turn"), with
+	// "-edgefill" when a turn's corners repeat the image's edge.
+	Misalign string `json:"misalign,omitempty"`
 }
 
 // CandidateEval is one search candidate on synthetic and real defects.
@@ -460,6 +464,9 @@ func cmdEval() *Command {
 					train = spread(train, *maxTrain)
 				}
 				all := EvalSet{Data: dir}
+				if *misalign {
+					all.Misalign = tag
+				}
 				for _, seed := range draws {
 					files := raw
 					es := EvalSet{Data: dir}
@@ -1412,7 +1419,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 			}
 		}
 		if len(s.Draws) > 0 {
-			name += fmt.Sprintf("@%s mean of %d", drawsTag(s.Draws[0].Data), len(s.Draws))
+			name += fmt.Sprintf("@%s mean of %d", s.Misalign, len(s.Draws))
 		}
 		for _, r := range s.Results {
 			row(name, &r, len(s.Draws) > 0)
@@ -1742,10 +1749,4 @@ func misalignTag(parts dataset.MisalignParts, fill string) string {
 		tag += "-edgefill"
 	}
 	return tag
-}
-
-// drawsTag is the tag of a draw's data label (DIR@TAG<seed>).
-func drawsTag(data string) string {
-	base := filepath.Base(filepath.Clean(data))
-	return strings.TrimRight(base[strings.LastIndex(base, "@")+1:], "0123456789")
 }

@@ -295,8 +295,7 @@ func TestThresholdFollowsTheModel(t *testing.T) {
 	c := n.Carry()
 	mark = h.mark()
 	_ = n.Close(context.Background())
-	n2, _, _ := startNode(t, b.URL, func(o *Options) { o.Carry = c })
-	_ = n2
+	startNode(t, b.URL, func(o *Options) { o.Carry = c })
 	db := h.wait(mark, "DBIRTH", nil)
 	if th := mustMetric(t, h, db, "Inspection/Threshold"); th.Value.Float64 != 14 {
 		t.Errorf("DBIRTH after a reload: Inspection/Threshold %v, want the new model's 14", th.Value.Float64)
