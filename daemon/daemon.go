@@ -259,7 +259,7 @@ func samePort(a, b string) bool {
 func (d *Daemon) startHTTP(addr string) (*httpapi.Server, error) {
 	srv, err := httpapi.Start(context.Background(), addr, d.handler, d.log)
 	if err != nil {
-		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
+		return nil, fmt.Errorf("http.listen: %w", err) // err names addr
 	}
 	d.log.Info("HTTP endpoint", "url", "http://"+srv.Addr()+"/healthz")
 	return srv, nil

@@ -267,7 +267,7 @@ func TestHTTPPortTakenInspectsNothing(t *testing.T) {
 	})
 	var end error
 	r.waitFor("the start to fail", func() bool { e, ok := r.ended(); end = e; return ok })
-	if end == nil || !strings.Contains(end.Error(), "http.listen "+ln.Addr().String()) {
+	if end == nil || !strings.HasPrefix(end.Error(), "http.listen: ") || strings.Count(end.Error(), ln.Addr().String()) != 1 {
 		t.Fatalf("start ended with %v, want the http.listen error", end)
 	}
 	if n := r.inspections(); n != 0 {

@@ -125,7 +125,9 @@ func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(i
 	if a, ok := t.answers[req.ID]; ok {
 		t.mu.Unlock()
 		t.count("duplicate")
-		t.log.Info("trigger id answered before: not inspected again, its stored result sent again", "id", req.ID,
+		// Sent again on the JSON result topic only (sinkSwitch.republish):
+		// over Sparkplug the command's reply says answered_before.
+		t.log.Info("trigger id answered before: not inspected again; its stored result answers it (sent again on the JSON result topic unless mqtt.profile is sparkplug)", "id", req.ID,
 			"seq", a.res.Seq, "answered", a.at.Format(time.RFC3339Nano))
 		r := a.res
 		go func() { _ = republish(&r) }()

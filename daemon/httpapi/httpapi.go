@@ -208,7 +208,9 @@ func Start(ctx context.Context, addr string, handler http.Handler, log *slog.Log
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("http listen on %s: %w", addr, err)
+		// net's error names the address already ("listen tcp ADDR: bind:
+		// address already in use").
+		return nil, fmt.Errorf("http endpoint: %w", err)
 	}
 	s := &Server{
 		srv: &http.Server{
