@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -94,9 +95,9 @@ func NewMetrics() *Metrics {
 		ReloadFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "reload_failures_total",
 			Help: "Configuration reloads refused; the running configuration, backbone and model stay in place."}),
 		LastScore: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score",
-			Help: "Image anomaly score of the latest inspection."}),
+			Help: "Image anomaly score of the latest inspection; NaN before the first and after one that could not be made."}),
 		LastScoreNormalized: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score_normalized",
-			Help: "Score/threshold of the latest inspection."}),
+			Help: "Score/threshold of the latest inspection; NaN before the first and after one that could not be made."}),
 		Registration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "last_registration",
 			Help: "Registration of the latest registered frame to the reference view: shift_x_px, shift_y_px, angle_degrees, confidence."}, []string{"quantity"}),
 		RegistrationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "registration_failures_total",
@@ -110,6 +111,9 @@ func NewMetrics() *Metrics {
 	m.normal = m.Inspections.WithLabelValues("normal")
 	m.anom = m.Inspections.WithLabelValues("anomalous")
 	m.errs = m.Inspections.WithLabelValues("error")
+	// No inspection yet: 0 would read as a perfect part on a dashboard.
+	m.LastScore.Set(math.NaN())
+	m.LastScoreNormalized.Set(math.NaN())
 	// Every series an alert may watch exists at 0 from the start:
 	// increase() misses a counter's first event when the series appears
 	// with it, and absent() cannot tell "none yet" from "not exported".
@@ -129,8 +133,14 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// InspectionError counts one inspection that could not be made.
-func (m *Metrics) InspectionError() { m.errs.Inc() }
+// InspectionError counts one inspection that could not be made. The last
+// score gauges go to NaN: the latest inspection has no score, and the part
+// before's would pass for this one's.
+func (m *Metrics) InspectionError() {
+	m.errs.Inc()
+	m.LastScore.Set(math.NaN())
+	m.LastScoreNormalized.Set(math.NaN())
+}
 
 // InspectionCounts returns inspectd_inspections_total for the verdicts
 // anomalous and error, as /metrics shows them (for Sparkplug's Stats
