@@ -126,6 +126,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	}
 	d.setConfig(cfg)
 	d.metrics = httpapi.NewMetrics()
+	d.watchMetrics()
 	d.handler = httpapi.New(httpapi.Options{
 		Camera:  httpapi.CheckerFunc(d.cameraHealth),
 		Model:   httpapi.CheckerFunc(d.modelHealth),
@@ -185,18 +186,34 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	d.status = mqttpub.StatusOnline // announced by the publisher on connect
 	d.startPipeline(cfg, det)
 	d.publishInfo()
-	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state()) })
-	_ = d.metrics.WatchCamera(func() httpapi.CameraStats {
-		v := d.src.Totals() // across reloads that replaced the camera
-		return httpapi.CameraStats{Reopens: v.Reopens, Timeouts: v.Timeouts, DecodeErrors: v.DecodeErrors, TooLarge: v.TooLarge}
-	})
-	_ = d.metrics.WatchPipeline(func() httpapi.PipelineStats {
-		return httpapi.PipelineStats{LastGoodFrameAge: d.pipe.Load().LastGoodFrameAge()}
-	})
 	d.log.Info("inspecting", "source", desc, "device_id", d.deviceID, "topics", cfg.MQTT.TopicPrefix+"/"+d.deviceID+"/#",
 		"trigger", string(cfg.Capture.Trigger.Mode))
 	d.ready()
 	return d, nil
+}
+
+// watchMetrics exports the MQTT, camera and pipeline series from the
+// start, before the HTTP endpoint binds: registered once the start had
+// finished, they were absent through a start's fit, and an absent() alert
+// fired. Until the pipeline exists they read nothing connected, no camera
+// event, and the time since the start. The source is read only once the
+// pipeline is stored (d.pipe's store orders d.src's write before it).
+func (d *Daemon) watchMetrics() {
+	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state()) })
+	_ = d.metrics.WatchCamera(func() httpapi.CameraStats {
+		if d.pipe.Load() == nil {
+			return httpapi.CameraStats{}
+		}
+		v := d.src.Totals() // across reloads that replaced the camera
+		return httpapi.CameraStats{Reopens: v.Reopens, Timeouts: v.Timeouts, DecodeErrors: v.DecodeErrors, TooLarge: v.TooLarge}
+	})
+	_ = d.metrics.WatchPipeline(func() httpapi.PipelineStats {
+		p := d.pipe.Load()
+		if p == nil {
+			return httpapi.PipelineStats{LastGoodFrameAge: time.Since(d.startedAt)}
+		}
+		return httpapi.PipelineStats{LastGoodFrameAge: p.LastGoodFrameAge()}
+	})
 }
 
 // ready tells systemd the daemon is up (again), and has the watchdog

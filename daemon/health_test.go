@@ -685,3 +685,31 @@ func tagText(body string) string {
 	}
 	return body[i : i+j+1]
 }
+
+// TestSeriesExportedBeforeTheStartEnds: the MQTT, camera and frame-age
+// series are on /metrics while the start still runs (a fit can take
+// minutes): registered once the start had finished, they were absent
+// meanwhile and an absent() alert fired. Until the pipeline exists they
+// say nothing is connected and how long ago the start began.
+func TestSeriesExportedBeforeTheStartEnds(t *testing.T) {
+	d := &Daemon{startedAt: time.Now().Add(-5 * time.Second)}
+	d.metrics = httpapi.NewMetrics()
+	d.watchMetrics()
+	h := httpapi.New(httpapi.Options{Metrics: d.metrics, Logger: slog.New(slog.DiscardHandler)})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{"inspectd_mqtt_connected 0\n", "inspectd_mqtt_queue_depth 0\n", "inspectd_camera_reopens_total 0\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics before the pipeline lacks %q", want)
+		}
+	}
+	i := strings.Index(body, "\ninspectd_last_good_frame_age_seconds ")
+	if i < 0 {
+		t.Fatal("/metrics before the pipeline lacks inspectd_last_good_frame_age_seconds")
+	}
+	v, _, _ := strings.Cut(body[i+len("\ninspectd_last_good_frame_age_seconds "):], "\n")
+	if age, err := strconv.ParseFloat(v, 64); err != nil || age < 5 {
+		t.Errorf("inspectd_last_good_frame_age_seconds %q before the pipeline; want the time since the start (≥ 5)", v)
+	}
+}
