@@ -322,7 +322,10 @@ func TestTriggerHeldByBrokerIsStale(t *testing.T) {
 	// subscription, so the broker holds this one for it.
 	l.trigger(`{"id":"held"}`)
 	l2 := newTriggerLine(t, b, "")
-	held := l.waitAnswer("held")
+	// l's context ended with its daemon: wait on l2's (l's PLC client
+	// still collects the answers).
+	l2.waitFor("the answer to held", func() bool { return len(l.answers("held")) > 0 })
+	held := l.answers("held")[0]
 	if held.Verdict != VerdictError || !strings.Contains(held.Error, "stale trigger") ||
 		!strings.Contains(held.Error, "what the broker held while inspectd was not connected") {
 		t.Errorf("the held trigger was answered %+v, want a stale-trigger error", held)
