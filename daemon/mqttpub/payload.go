@@ -80,6 +80,27 @@ type Result struct {
 	Registration *Registration `json:"registration,omitempty"`
 }
 
+// MarshalJSON writes the result with Header's tags; a result with Verdict
+// "error" has "score" and "normalized_score" null: no part was measured,
+// and a 0 read as a perfect part by a consumer that tests
+// normalized_score < 1 (Sparkplug sends these metrics null, and /metrics
+// NaN, for the same reason).
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result // without this method
+	if r.Verdict != verdictError {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		// Shallower than Header's fields of the same names: these win.
+		Score           *float64 `json:"score"`
+		NormalizedScore *float64 `json:"normalized_score"`
+	}{plain: plain(r)})
+}
+
+// verdictError is Result.Verdict of an inspection that could not be made.
+const verdictError = "error"
+
 // Registration is where the part lay in the frame against the reference
 // view of a good part the model was fitted on.
 type Registration struct {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -128,5 +129,53 @@ func TestMarshalNaNNamesTopic(t *testing.T) {
 	_, err := marshal("inspectd/cam1/result", &Result{Header: Header{Score: math.NaN()}})
 	if err == nil || !strings.Contains(err.Error(), "inspectd/cam1/result") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestErrorResultHasNoScore: a result that answers an inspection that
+// could not be made says "score": null and "normalized_score": null (it
+// said 0, a perfect part to a consumer testing normalized_score < 1);
+// every other field, and every other verdict's score, as before.
+func TestErrorResultHasNoScore(t *testing.T) {
+	at := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		r    Result
+		want map[string]any
+	}{
+		{Result{Header: Header{Seq: 7, FrameTime: at, TriggerID: "p7", Threshold: 15.5, ModelID: "m1"}, Anomalous: true, Verdict: "error", Error: "stale trigger"},
+			map[string]any{"seq": 7.0, "trigger_id": "p7", "score": nil, "normalized_score": nil, "threshold": 15.5, "model_id": "m1",
+				"anomalous": true, "verdict": "error", "error": "stale trigger", "frame_time": "2026-12-03T09:00:00Z"}},
+		{Result{Header: Header{Seq: 8, FrameTime: at, Score: 0, Threshold: 15.5, NormalizedScore: 0}, Verdict: "ok"},
+			map[string]any{"score": 0.0, "normalized_score": 0.0, "verdict": "ok"}},
+		{Result{Header: Header{Seq: 9, FrameTime: at, Score: 31, Threshold: 15.5, NormalizedScore: 2}, Anomalous: true, Verdict: "anomalous"},
+			map[string]any{"score": 31.0, "normalized_score": 2.0, "verdict": "anomalous"}},
+	} {
+		for _, v := range []any{tc.r, &tc.r} { // as a value and as the publisher hands it
+			b, err := marshal("inspectd/cam1/result", v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			for k, w := range tc.want {
+				if g, ok := got[k]; !ok || g != w {
+					t.Errorf("%s: %q is %v (present %v), want %v", b, k, g, ok, w)
+				}
+			}
+			if strings.Count(string(b), `"score"`) != 1 || strings.Count(string(b), `"normalized_score"`) != 1 {
+				t.Errorf("%s: score keys repeated", b)
+			}
+			var back Result
+			if err := json.Unmarshal(b, &back); err != nil || back.Seq != tc.r.Seq || back.Verdict != tc.r.Verdict {
+				t.Errorf("%s reads back as %+v, %v", b, back, err)
+			}
+		}
+	}
+	// A score that is not a number is refused, naming the topic, unless
+	// the result says it is an error (then there is no score to write).
+	if _, err := marshal("t", &Result{Header: Header{Score: math.NaN()}, Verdict: "error"}); err != nil {
+		t.Errorf("an error result with a NaN score: %v", err)
 	}
 }
