@@ -85,6 +85,11 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	if p == nil {
 		return model.Info{}, errStarting
 	}
+	if v := d.cfg.Model.Threshold.Value; v > 0 && image != v {
+		// It is applied at every model load: the next start or reload
+		// would undo this one without a word.
+		return model.Info{}, fmt.Errorf("model.threshold.value %g is set in the configuration, which applies it at every model load and would undo an image threshold of %g at the next start: push model.threshold.value instead (or set it to 0 to use this command)", v, image)
+	}
 	var info model.Info
 	var oldImage, oldPixel float64
 	err := p.det.modify(func(det *model.Detector) error {
@@ -124,7 +129,15 @@ func (d *Daemon) loadModel(cfg *config.Config, path string) (*model.Detector, er
 	if err != nil {
 		return nil, err
 	}
-	return model.Load(path, mopts)
+	det, err := model.Load(path, mopts)
+	if err != nil {
+		return nil, err
+	}
+	if err := configThreshold(cfg, det, path, d.log); err != nil {
+		det.Close()
+		return nil, err
+	}
+	return det, nil
 }
 
 // swapDetector installs det between two frames and closes the old one.

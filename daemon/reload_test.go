@@ -432,3 +432,41 @@ func TestReloadMovesHTTPOnItsPort(t *testing.T) {
 		t.Errorf("a move whose bind fails: endpoint answers %v, log:\n%s", healthy(), r.logs.String())
 	}
 }
+
+// TestConfigThresholdAppliesToTheLoadedModel: model.threshold.value is the
+// threshold in force also on a model file fitted before (a trial: a push of
+// it answered "applied" while the model kept its fitted threshold); a
+// reload that changes it moves it, and 0 brings the fitted one back. The
+// pixel threshold keeps the model's ratio. While it is set, the threshold
+// command, whose value the next load would undo, is refused.
+func TestConfigThresholdAppliesToTheLoadedModel(t *testing.T) {
+	det := syntheticDetector(t)
+	fitted := det.Info()
+	yaml := func(r *runningDaemon, v string) string {
+		return strings.Replace(r.baseYAML("cell1"), "model: {features: 16, min_features: 16}",
+			"model: {features: 16, min_features: 16, threshold: {value: "+v+"}}", 1)
+	}
+	r := startDaemon(t, func(r *runningDaemon) string { r.withModel(det); return yaml(r, "2") })
+	d := r.daemon()
+	check := func(when string, image float64) {
+		t.Helper()
+		r.waitFor(when, func() bool { return d.ModelInfo().ImageThreshold == image })
+		want := image * fitted.PixelThreshold / fitted.ImageThreshold
+		if got := d.ModelInfo().PixelThreshold; got < want*(1-1e-9) || got > want*(1+1e-9) {
+			t.Errorf("%s: pixel threshold %g, want %g (the model's ratio)", when, got, want)
+		}
+	}
+	check("the configured threshold on the loaded model", 2)
+	if _, err := d.SetThresholds(context.Background(), 5, 3); err == nil || !strings.Contains(err.Error(), "model.threshold.value") {
+		t.Errorf("threshold command while model.threshold.value is set: %v", err)
+	}
+	r.write(yaml(r, "3"))
+	r.hup()
+	check("the configured threshold after a reload", 3)
+	r.write(yaml(r, "0"))
+	r.hup()
+	check("the fitted threshold back after a reload to 0", fitted.ImageThreshold)
+	if _, err := d.SetThresholds(context.Background(), 5, 3); err != nil {
+		t.Errorf("threshold command without model.threshold.value: %v", err)
+	}
+}

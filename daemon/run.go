@@ -144,6 +144,10 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 		if err != nil {
 			return nil, budgetError(err)
 		}
+		if err := configThreshold(cfg, det, path, o.Logger); err != nil {
+			det.Close()
+			return nil, err
+		}
 		return det, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("model %s: %w", path, err)
@@ -176,6 +180,28 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	}
 	o.Logger.Info("model fitted and saved", "model", path, "images", rep.Images, "held_out", rep.HeldOut, "wall", rep.Wall.Round(time.Millisecond))
 	return det, nil
+}
+
+// configThreshold applies model.threshold.value, when set, to det, a model
+// loaded from path: the value is the line's threshold, not only the next
+// fit's (a push of it answered "applied" while the loaded model kept its
+// fitted threshold). The pixel threshold keeps its ratio to the image
+// threshold, as with the threshold command. log may be nil.
+func configThreshold(cfg *config.Config, det *model.Detector, path string, log *slog.Logger) error {
+	v := cfg.Model.Threshold.Value
+	info := det.Info()
+	if v <= 0 || v == info.ImageThreshold {
+		return nil
+	}
+	pixel := v * info.PixelThreshold / info.ImageThreshold
+	if err := det.SetThresholds(v, pixel); err != nil {
+		return fmt.Errorf("model.threshold.value %g on model %s: %w", v, path, err)
+	}
+	if log != nil {
+		log.Info("model.threshold.value applied to the loaded model", "threshold", v, "pixel_threshold", pixel,
+			"fitted", info.ImageThreshold, "model", info.ID)
+	}
+	return nil
 }
 
 // gcPercent is the Go collector's target for the daemon: a collection when
