@@ -695,3 +695,31 @@ func TestStopEndsAPushThatFits(t *testing.T) {
 		t.Errorf("the unfinished fit left %s: %v", missing, err)
 	}
 }
+
+// TestStopDuringTheFirstFit: a SIGTERM while the start fits its first
+// model ends Run without an error (it said "context canceled" and the
+// process exited 1: systemd marked a unit stopped on purpose as failed),
+// says so in one line, and leaves no model file behind.
+func TestStopDuringTheFirstFit(t *testing.T) {
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.fitFrames = 100000 // minutes of fitting
+		return r.baseYAML("cell1")
+	})
+	r.waitFor("the first fit", func() bool { return strings.Contains(r.logs.String(), "no model yet: fitting") })
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		if err != nil {
+			t.Errorf("Run ended with %v, want nil for a stop during the fit", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a stop during the first fit still waits after 20 s; log:\n%s", r.logs.String())
+	}
+	if !strings.Contains(r.logs.String(), "stopped during the start") {
+		t.Errorf("the stop during the start was not said; log:\n%s", r.logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "state", "model.safetensors")); !os.IsNotExist(err) {
+		t.Errorf("the unfinished fit left a model file: %v", err)
+	}
+}

@@ -76,6 +76,13 @@ func Run(ctx context.Context, o RunOptions) error {
 	ctx, restart := context.WithCancelCause(ctx)
 	defer restart(nil)
 	d, err := start(ctx, cfg, o, notifier, func() { restart(ErrRestartRequested) })
+	if err != nil && outer.Err() != nil && errors.Is(err, context.Canceled) {
+		// A stop (SIGTERM, Ctrl-C) during the start, most often during the
+		// first fit: a stop as asked, not a failure (systemd marked the unit
+		// failed, the CLI said only "context canceled").
+		o.Logger.Info("stopped during the start: nothing inspected; a model being fitted is not saved, and the next start fits again", "state_dir", cfg.StateDir)
+		return nil
+	}
 	if err != nil {
 		if st, serr := os.Stat(cfg.StateDir); o.ConfigPath != "" && serr == nil && st.IsDir() { // else no request table: nothing to revert
 			// A configuration pushed on probation that cannot even start
