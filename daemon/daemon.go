@@ -96,11 +96,12 @@ type pipelineEnd struct {
 	err error
 }
 
-// start brings every part up in dependency order: the HTTP endpoint first
-// (a port another program holds must end the start before a file is
-// inspected and its result lost; /healthz says "not started" meanwhile),
-// then the model (nothing to inspect with otherwise), the broker, the frame
-// source, the MQTT connection and the pipeline. On failure what was started
+// start brings every part up in dependency order: the HTTP endpoint and
+// the embedded broker first (a port another program holds must end the
+// start before a file is inspected and its result lost, and before minutes
+// of fitting; /healthz says "not started" meanwhile), then the model
+// (nothing to inspect with otherwise), the frame source, the MQTT
+// connection and the pipeline. On failure what was started
 // is stopped again.
 func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier, restart func()) (d *Daemon, err error) {
 	d = &Daemon{o: o, log: o.Logger, folders: capture.NewFolderLedger(), base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
@@ -151,18 +152,20 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	if err != nil {
 		return d, err
 	}
+	if len(cfg.MQTT.Brokers) == 0 {
+		// Before the model: a port another program holds ends the start
+		// at once, not after minutes of fitting, and clients can connect
+		// while the first fit runs.
+		if d.broker, err = startBroker(cfg, d.log); err != nil {
+			return d, err
+		}
+	}
 	det, err := openDetector(ctx, cfg, mopts, o)
 	if err != nil {
 		return d, err
 	}
 	d.logModel(det)
 
-	if len(cfg.MQTT.Brokers) == 0 {
-		if d.broker, err = startBroker(cfg, d.log); err != nil {
-			det.Close()
-			return d, err
-		}
-	}
 	base, desc, err := openCapture(cfg, d.log, sourceOpen{ledger: d.folders, reportSkips: true})
 	if err != nil {
 		det.Close()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -283,5 +284,29 @@ func TestHTTPPortTakenInspectsNothing(t *testing.T) {
 	logs := ok.logs.String()
 	if h, m := strings.Index(logs, "HTTP endpoint"), strings.Index(logs, "model ready"); h < 0 || m < 0 || h > m {
 		t.Errorf("HTTP endpoint logged at %d, model ready at %d: want the endpoint first\n%s", h, m, logs)
+	}
+}
+
+// TestBrokerPortTakenEndsTheStartBeforeTheFit: an embedded broker whose
+// port another program holds ends the start before the first fit (a trial:
+// found after the whole fit, a minute and a half with recipe auto, its
+// model saved).
+func TestBrokerPortTakenEndsTheStartBeforeTheFit(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.fitFrames = 100000 // minutes of fitting, were it to start
+		return strings.Replace(r.baseYAML("cell1"), "embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port), "embedded_listen: "+ln.Addr().String(), 1)
+	})
+	var end error
+	r.waitFor("the start to fail", func() bool { e, ok := r.ended(); end = e; return ok })
+	if end == nil || !strings.Contains(end.Error(), "embedded MQTT broker") || !strings.Contains(end.Error(), ln.Addr().String()) {
+		t.Fatalf("start ended with %v, want the embedded broker's port error", end)
+	}
+	if strings.Contains(r.logs.String(), "fitting") {
+		t.Errorf("a fit began before the broker's port was found taken; log:\n%s", r.logs.String())
 	}
 }
