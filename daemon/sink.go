@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -79,15 +80,20 @@ func (s *sinkSwitch) PublishResult(r *mqttpub.Result, qos byte) error {
 // answer set there as the latest took Seq back, stamped old values as new
 // and could take the next alarm's regions and mask. Over Sparkplug, a
 // repeated Command/Trigger is told in Command/Last Reply
-// (answered_before); with the JSON profile off nothing is sent again.
+// (answered_before); with the JSON profile off nothing is sent again
+// (errNotRepublished).
 func (s *sinkSwitch) republish(r *mqttpub.Result) error {
 	return s.do(func(p *mqttpub.Publisher) error {
 		if s.noJSON { // read under do's lock
-			return nil
+			return errNotRepublished
 		}
 		return p.PublishResult(r, 1)
 	})
 }
+
+// errNotRepublished: mqtt.profile sparkplug carries no results on JSON, and
+// Sparkplug's Inspection/* metrics are the latest inspection's.
+var errNotRepublished = errors.New("not sent again: mqtt.profile sparkplug")
 
 // PublishAlarm implements Sink.
 func (s *sinkSwitch) PublishAlarm(a *mqttpub.Alarm) error {

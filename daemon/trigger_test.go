@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -337,5 +338,34 @@ func TestTriggerHeldByBrokerIsStale(t *testing.T) {
 	}
 	if first.BootID == "" || after.BootID == "" || first.BootID == after.BootID {
 		t.Errorf("boot ids %q and %q across a restart", first.BootID, after.BootID)
+	}
+}
+
+// TestRepeatedTriggerLogSaysWhatWasSent: the line logged for a trigger id
+// answered before says whether its stored result went out again: over
+// mqtt.profile sparkplug nothing is (it said "sent again" there too).
+func TestRepeatedTriggerLogSaysWhatWasSent(t *testing.T) {
+	for _, tc := range []struct {
+		republishErr error
+		want         string
+	}{{nil, "its stored result sent again"}, {errNotRepublished, "nothing sent again (mqtt.profile sparkplug"}} {
+		var logs syncBuffer
+		in := newTriggerIntake(slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		in.configure(time.Minute, 0)
+		in.answered(&mqttpub.Result{Header: mqttpub.Header{Seq: 3, TriggerID: "p1"}, Verdict: "ok"})
+		done := make(chan struct{})
+		prev, err := in.accept(mqttpub.Trigger{ID: "p1"}, false, func(string) error { t.Error("a repeated id queued"); return nil },
+			func(string, error) {}, func(*mqttpub.Result) error { defer close(done); return tc.republishErr })
+		if err != nil || prev == nil || prev.res.Seq != 3 {
+			t.Fatalf("repeated id: %+v, %v", prev, err)
+		}
+		<-done
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(logs.String(), tc.want) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !strings.Contains(logs.String(), tc.want) {
+			t.Errorf("republish error %v: log %q lacks %q", tc.republishErr, logs.String(), tc.want)
+		}
 	}
 }

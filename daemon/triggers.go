@@ -102,10 +102,11 @@ func (t *triggerIntake) handle(m mqttpub.Message, enqueue func(id string) error,
 	req, err := mqttpub.ParseTrigger(m.Topic, m.Payload)
 	if err != nil {
 		t.count("invalid")
-		t.log.Warn("trigger refused", "err", err)
 		if id := mqttpub.TriggerID(m.Payload); id != "" {
-			go fail(id, err) // the sender can be told why
+			go fail(id, err) // the sender is told why; its answer's log line says it
+			return
 		}
+		t.log.Warn("trigger refused", "err", err)
 		return
 	}
 	_, _ = t.accept(req, m.Backlog, enqueue, fail, republish)
@@ -125,12 +126,20 @@ func (t *triggerIntake) accept(req mqttpub.Trigger, backlog bool, enqueue func(i
 	if a, ok := t.answers[req.ID]; ok {
 		t.mu.Unlock()
 		t.count("duplicate")
-		// Sent again on the JSON result topic only (sinkSwitch.republish):
-		// over Sparkplug the command's reply says answered_before.
-		t.log.Info("trigger id answered before: not inspected again; its stored result answers it (sent again on the JSON result topic unless mqtt.profile is sparkplug)", "id", req.ID,
-			"seq", a.res.Seq, "answered", a.at.Format(time.RFC3339Nano))
 		r := a.res
-		go func() { _ = republish(&r) }()
+		go func() {
+			// Said after the attempt: over Sparkplug alone nothing is sent
+			// again (the command's reply says answered_before).
+			msg, err := "trigger id answered before: not inspected again, its stored result sent again", republish(&r)
+			if errors.Is(err, errNotRepublished) {
+				msg, err = "trigger id answered before: not inspected again; nothing sent again (mqtt.profile sparkplug: the command's reply says answered_before)", nil
+			}
+			args := []any{"id", req.ID, "seq", a.res.Seq, "answered", a.at.Format(time.RFC3339Nano)}
+			if err != nil {
+				args = append(args, "err", err)
+			}
+			t.log.Info(msg, args...)
+		}()
 		return &a, nil
 	}
 	if _, ok := t.pending[req.ID]; ok {
