@@ -138,25 +138,54 @@ func Parse(data []byte, name string) (*Config, error) {
 			d.section(root, reflect.ValueOf(c).Elem(), "")
 		}
 	}
-	if len(d.probs) > 0 {
-		return nil, errors.Join(d.probs...)
-	}
-	if err := c.Validate(); err != nil {
-		for _, p := range Problems(err) {
-			d.probs = append(d.probs, &Problem{File: name, Line: d.lineOf(p.Field), Field: p.Field, Msg: p.Msg})
-		}
-		// In file order, which is how a person fixes them; problems
-		// without a line (settings the file leaves out) come last.
-		slices.SortStableFunc(d.probs, func(a, b error) int {
-			la, lb := a.(*Problem).Line, b.(*Problem).Line
-			if la == 0 || lb == 0 {
-				return lb - la // a nonzero line sorts first
-			}
-			return la - lb
-		})
+	if d.validate(c); len(d.probs) > 0 {
 		return nil, errors.Join(d.probs...)
 	}
 	return c, nil
+}
+
+// validate adds c's validation problems to the decoding's, in file order.
+// It runs also after decoding problems, so that one check names every
+// mistake (a value out of its set beside a value of the wrong type was
+// found only at the next run), leaving out those on a setting that did not
+// decode (it holds its default meanwhile), and all of them when the
+// document's shape was wrong.
+func (d *decoder) validate(c *Config) {
+	var failed []string // the settings (or keys) that did not decode
+	for _, e := range d.probs {
+		p := e.(*Problem)
+		if p.Field == "" && p.Key == "" {
+			return
+		}
+		failed = append(failed, p.Field, p.Key)
+	}
+	err := c.Validate()
+	if err == nil {
+		return
+	}
+	var found []error
+	for _, p := range Problems(err) {
+		if !slices.ContainsFunc(failed, func(f string) bool { return f != "" && related(f, p.Field) }) {
+			found = append(found, &Problem{File: d.file, Line: d.lineOf(p.Field), Field: p.Field, Msg: p.Msg})
+		}
+	}
+	// In file order, which is how a person fixes them; problems without a
+	// line (settings the file leaves out) come last. After the decoding's
+	// own: the first problem is what a push's reply names.
+	slices.SortStableFunc(found, func(a, b error) int {
+		la, lb := a.(*Problem).Line, b.(*Problem).Line
+		if la == 0 || lb == 0 {
+			return lb - la // a nonzero line sorts first
+		}
+		return la - lb
+	})
+	d.probs = append(d.probs, found...)
+}
+
+// related says whether settings a and b are one, or one holds the other.
+func related(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(b, a+".") ||
+		strings.HasPrefix(a, b+"[") || strings.HasPrefix(b, a+"[")
 }
 
 // document returns the root node of the only YAML document in data, nil

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -120,7 +121,7 @@ func TestParseErrors(t *testing.T) {
 				`config x.yaml: line 1: unknown key "foo" at the top level (known keys: ` + yamlKeys(Config{}) + `)`,
 				`config x.yaml: line 3: unknown key "bar" in section "model" (known keys: path, recipe, ensemble, backbone, taps, input, threads, xnnpack, optimize, delegate, precision, features, min_features, seed, epsilon, memory_budget, memory_fraction, position_zscore, context_pool, context_features, context_weight, blur_sigma, threshold)`,
 			}},
-		{"duplicate key", "model:\n  threads: 2\n  features: 10\n  threads: 4\n",
+		{"duplicate key", "model:\n  threads: 2\n  features: 40\n  threads: 4\n",
 			[]string{`config x.yaml: line 4: duplicate key "threads" in section "model" (first set at line 2)`}},
 		{"duplicate map key", "capture:\n  camera:\n    controls: {gain: 1, gain: 2}\n",
 			[]string{`config x.yaml: line 3: duplicate key "gain" in "capture.camera.controls" (first set at line 3)`}},
@@ -320,7 +321,7 @@ func TestParseProblemFields(t *testing.T) {
 // Unknown and duplicate keys carry their path in Key (a remote push's
 // reply names it), never in Field, and their message stays as it was.
 func TestParseProblemKeys(t *testing.T) {
-	doc := "modle: {}\nmodel:\n  treshold: {}\n  features: 8\n  features: 9\ncapture:\n  camera:\n    controls: {gain: 1, gain: 2}\n"
+	doc := "modle: {}\nmodel:\n  treshold: {}\n  features: 80\n  features: 90\ncapture:\n  camera:\n    controls: {gain: 1, gain: 2}\n"
 	_, err := Parse([]byte(doc), "f.yaml")
 	ps := Problems(err)
 	want := map[string]string{
@@ -471,5 +472,26 @@ func TestTabAfterTheLineYAMLNames(t *testing.T) {
 	_, err := Parse([]byte("device_id: a\ncapture:\n  source: synthetic\n  synthetic:\n    width: 100\n\theight: 80\n"), "x.yaml")
 	if err == nil || !strings.Contains(err.Error(), "line 6, column 1: a tab character indents this line") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestParseNamesEveryMistakeAtOnce: a value of the wrong type does not hide
+// a value out of its set elsewhere (a trial found the second only at the
+// next run); a setting that did not decode is not also judged by its
+// default, and a document of the wrong shape is not validated at all.
+func TestParseNamesEveryMistakeAtOnce(t *testing.T) {
+	doc := "log_level: loud\nmqtt:\n  brokers: tcp://a:1883\n  max_payload: big\ncapture:\n  trigger: {mode: externel, max_age: 5 seconds}\n"
+	_, err := Parse([]byte(doc), "f.yaml")
+	var got []string
+	for _, p := range Problems(err) {
+		got = append(got, fmt.Sprintf("%d %s", p.Line, p.Field))
+	}
+	// The decoding's problems first (in file order), then validation's.
+	want := []string{"3 mqtt.brokers", "4 mqtt.max_payload", "6 capture.trigger.max_age", "1 log_level", "6 capture.trigger.mode"}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems %q\nwant %q (line, field)\n%v", got, want, err)
+	}
+	if _, err := Parse([]byte("[1, 2]\n"), "f.yaml"); len(Problems(err)) != 1 {
+		t.Errorf("a list at the top: %v", err)
 	}
 }

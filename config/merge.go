@@ -86,14 +86,8 @@ func ParsePush(running *Config, data []byte, name string, mode PushMode) (*Confi
 		if root != nil {
 			d.section(root, reflect.ValueOf(c).Elem(), "")
 		}
-		if len(d.probs) > 0 {
-			return nil, errors.Join(d.probs...)
-		}
 		restoreSecrets(reflect.ValueOf(c).Elem(), reflect.ValueOf(running).Elem())
-		if err := c.Validate(); err != nil {
-			for _, p := range Problems(err) {
-				d.probs = append(d.probs, &Problem{File: name, Line: d.lineOf(p.Field), Field: p.Field, Msg: p.Msg})
-			}
+		if d.validate(c); len(d.probs) > 0 {
 			return nil, errors.Join(d.probs...)
 		}
 	default:

@@ -106,7 +106,13 @@ func TestParsePushRefusals(t *testing.T) {
 		{"unknown key", "model:\n  featurez: 3\n",
 			[]string{`config push: line 2: unknown key "featurez" in section "model" (did you mean "features"?)`}},
 		{"duplicate key", "model:\n  features: 3\n  features: 4\n",
-			[]string{`config push: line 3: duplicate key "features" in section "model" (first set at line 2)`}},
+			// Beside it, what validation finds with either value: the
+			// running min_features (32) above it.
+			[]string{`config push: line 3: duplicate key "features" in section "model" (first set at line 2)`,
+				`config push: line 1: model.min_features: 32 is above model.features (3); it must be in 1..3`}},
+		{"wrong type beside a value out of its set", "capture:\n  trigger: {mode: externel, max_age: 5 seconds}\n",
+			[]string{`config push: line 2: capture.trigger.max_age: duration "5 seconds" is not like 500ms, 2s or 1m30s (units: ns, us, ms, s, m, h)`,
+				`config push: line 2: capture.trigger.mode: "externel" is not one of free-run, external`}},
 		{"duplicate key in JSON", "{\"mqtt\": {\"result_qos\": 1,\n \"result_qos\": 2}}",
 			[]string{`config push: line 2: duplicate key "result_qos" in section "mqtt" (first set at line 1)`}},
 		{"wrong type", `{"model": {"features": "many"}}`,

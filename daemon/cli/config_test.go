@@ -103,7 +103,10 @@ func TestConfigCheckInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs := runConfigCLI("config", "check", bad)
+	// Both at once: the unknown key hid the value out of range until the
+	// file was checked again.
 	want := "config " + bad + `: line 2: unknown key "brokrs" in section "mqtt" (did you mean "brokers"?)` + "\n" +
+		"config " + bad + ": line 4: model.features: 5000 is out of range 1..2048\n" +
 		"inspectd config check: " + bad + " is not valid\n"
 	if code != 1 || errs != want {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", code, errs, want)
