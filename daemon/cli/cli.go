@@ -70,6 +70,7 @@ func commands() []*Command {
 		cmdDemo(),
 		cmdBench(),
 		cmdKeygen(), cmdSign(),
+		cmdSparkplugWatch(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds

@@ -1,0 +1,285 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
+)
+
+// cmdSparkplugWatch prints the Sparkplug B traffic of a broker decoded, one
+// JSON line per message: what a commissioning engineer checks without a
+// SCADA host (mosquitto_sub shows the protobuf payloads as binary).
+func cmdSparkplugWatch() *Command {
+	return &Command{
+		Name:    "sparkplug watch",
+		Summary: "print Sparkplug B messages decoded, one JSON line each",
+		Usage:   "[--broker URL] [--group GROUP] [--count N] [--rebirth] [--username U --password P]",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "sparkplug watch")
+			broker := fs.String("broker", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, ssl://)")
+			group := fs.String("group", "", "Sparkplug group id to watch (default: every group, and host STATE)")
+			count := fs.Int("count", 0, "exit after this many messages (0: until interrupted)")
+			user := fs.String("username", "", "MQTT user name")
+			pass := fs.String("password", "", "MQTT password")
+			rebirth := fs.Bool("rebirth", false, "ask a node whose births were missed for new ones (NCMD Node Control/Rebirth), once each; without it, its data shows aliases")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return &UsageError{Msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+			}
+			if *count < 0 {
+				return &UsageError{Msg: fmt.Sprintf("--count %d: want 0 or more", *count)}
+			}
+			if strings.ContainsAny(*group, "+#/") {
+				return &UsageError{Msg: fmt.Sprintf("--group %q: a Sparkplug group id has no + # or /", *group)}
+			}
+			filter := "spBv1.0/#"
+			if *group != "" {
+				filter = "spBv1.0/" + *group + "/#"
+			}
+			return watchSparkplug(ctx, env, sparkplugWatch{broker: *broker, filter: filter, count: *count, user: *user, pass: *pass, rebirth: *rebirth})
+		},
+	}
+}
+
+type sparkplugWatch struct {
+	broker, filter, user, pass string
+	count                      int
+	rebirth                    bool
+}
+
+func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dec := newSparkplugDecoder()
+	var mu sync.Mutex // paho delivers on one goroutine, but the count is read here too
+	seen := 0
+	asked := map[string]bool{} // nodes (their NCMD topics) told of or asked for a rebirth
+	opts := mqtt.NewClientOptions().AddBroker(w.broker).SetClientID(fmt.Sprintf("inspectd-spwatch-%d", time.Now().UnixNano())).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(10 * time.Second).
+		SetUsername(w.user).SetPassword(w.pass)
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		// Subscribed again on every connect: a clean session forgets it.
+		tok := c.Subscribe(w.filter, 0, func(_ mqtt.Client, m mqtt.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			if w.count > 0 && seen >= w.count {
+				return
+			}
+			seen++
+			rec := dec.decode(m.Topic(), m.Payload(), time.Now())
+			line, _ := json.Marshal(rec)
+			fmt.Fprintf(env.Stdout, "%s\n", line)
+			if node := rec.unnamed; node != "" && !asked[node] {
+				asked[node] = true
+				if w.rebirth {
+					// Published from the handler: paho does not wait for a
+					// QoS 0 publish, so delivery is not held up.
+					c.Publish(node, 0, false, rebirthRequest())
+					fmt.Fprintf(env.Stderr, "no birth seen from %s: asked for a rebirth on %s\n", rec.Topic, node)
+				} else {
+					fmt.Fprintf(env.Stderr, "no birth seen from %s: its data shows aliases; start the watch before the node, or run with --rebirth\n", rec.Topic)
+				}
+			}
+			if w.count > 0 && seen == w.count {
+				cancel()
+			}
+		})
+		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			fmt.Fprintf(env.Stderr, "watching %s on %s\n", w.filter, w.broker)
+		} else {
+			fmt.Fprintf(env.Stderr, "subscribe %s on %s: %v\n", w.filter, w.broker, tok.Error())
+		}
+	})
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		err := tok.Error()
+		if err == nil {
+			err = fmt.Errorf("no answer within 15 s")
+		}
+		return fmt.Errorf("connect to %s: %w", w.broker, err)
+	}
+	defer c.Disconnect(250)
+	<-ctx.Done()
+	return nil
+}
+
+// sparkplugDecoder turns Sparkplug messages into printable records. It
+// learns each node's and device's metric names from their births: data
+// and command messages carry only aliases.
+type sparkplugDecoder struct {
+	names map[string]map[uint64]string // by the topic's group/node[/device]
+}
+
+func newSparkplugDecoder() *sparkplugDecoder {
+	return &sparkplugDecoder{names: map[string]map[uint64]string{}}
+}
+
+// spRecord is one printed message.
+type spRecord struct {
+	Received  string         `json:"received"`
+	Topic     string         `json:"topic"`
+	Type      string         `json:"type,omitempty"`
+	Seq       *uint64        `json:"seq,omitempty"`
+	Timestamp string         `json:"timestamp,omitempty"`
+	Metrics   map[string]any `json:"metrics,omitempty"`
+	// State is a host application's STATE message (JSON, not protobuf).
+	State json.RawMessage `json:"state,omitempty"`
+	Error string          `json:"error,omitempty"`
+	// unnamed is the NCMD topic of the node whose metrics came as
+	// aliases without a birth seen ("" when every one was named).
+	unnamed string
+}
+
+// rebirthRequest is an NCMD payload asking for new births (Sparkplug 3.0:
+// the metric Node Control/Rebirth, true), dated now.
+func rebirthRequest() []byte {
+	now := uint64(time.Now().UnixMilli())
+	b, _ := (&sppb.Payload{Timestamp: now, Metrics: []sppb.Metric{{Name: "Node Control/Rebirth", Timestamp: now,
+		DataType: sppb.TypeBoolean, Value: sppb.BoolValue(true)}}}).Marshal() // cannot fail: no value out of its type
+	return b
+}
+
+// decode makes the record of one message on topic (spBv1.0/...).
+func (d *sparkplugDecoder) decode(topic string, payload []byte, received time.Time) spRecord {
+	r := spRecord{Received: received.UTC().Format(time.RFC3339Nano), Topic: topic}
+	parts := strings.Split(topic, "/")
+	if len(parts) >= 3 && parts[1] == "STATE" {
+		r.Type = "STATE"
+		if json.Valid(payload) {
+			r.State = payload
+		} else {
+			r.Error = fmt.Sprintf("STATE payload is not JSON (%d bytes)", len(payload))
+		}
+		return r
+	}
+	if len(parts) < 4 || len(parts) > 5 {
+		r.Error = "not a Sparkplug B topic (spBv1.0/<group>/<type>/<node>[/<device>])"
+		return r
+	}
+	r.Type = parts[2]
+	key := parts[1] + "/" + parts[3]
+	if len(parts) == 5 {
+		key += "/" + parts[4]
+	}
+	var p sppb.Payload
+	if err := sppb.Unmarshal(payload, &p); err != nil {
+		r.Error = fmt.Sprintf("payload (%d bytes) does not decode as Sparkplug B: %v", len(payload), err)
+		return r
+	}
+	if p.HasSeq {
+		r.Seq = &p.Seq
+	}
+	if p.Timestamp != 0 {
+		r.Timestamp = msTime(p.Timestamp)
+	}
+	birth := r.Type == "NBIRTH" || r.Type == "DBIRTH"
+	if birth {
+		d.names[key] = map[uint64]string{}
+		if r.Type == "NBIRTH" { // a node's rebirth renews its devices' births too
+			for k := range d.names {
+				if strings.HasPrefix(k, key+"/") {
+					delete(d.names, k)
+				}
+			}
+		}
+	}
+	names := d.names[key]
+	if len(p.Metrics) > 0 {
+		r.Metrics = make(map[string]any, len(p.Metrics))
+	}
+	for _, m := range p.Metrics {
+		name := m.Name
+		if birth && m.HasAlias && name != "" {
+			names[m.Alias] = name
+		}
+		if name == "" && m.HasAlias {
+			if name = names[m.Alias]; name == "" {
+				name = fmt.Sprintf("alias %d (no birth seen)", m.Alias)
+				r.unnamed = "spBv1.0/" + parts[1] + "/NCMD/" + parts[3]
+			}
+		}
+		r.Metrics[name] = metricValue(&m)
+	}
+	return r
+}
+
+// metricValue is a metric's value as JSON: numbers, booleans and strings
+// as such, null for a null metric, a DataSet as its columns and rows, bytes
+// as their size and content type.
+func metricValue(m *sppb.Metric) any {
+	if m.IsNull {
+		return nil
+	}
+	return value(m.DataType, m.Value, m.MetaData)
+}
+
+func value(t sppb.DataType, v sppb.Value, md *sppb.MetaData) any {
+	switch v.Kind {
+	case sppb.KindInt:
+		switch t {
+		case sppb.TypeInt8, sppb.TypeInt16, sppb.TypeInt32:
+			return v.Int32()
+		}
+		return uint32(v.Uint)
+	case sppb.KindLong:
+		switch t {
+		case sppb.TypeInt64:
+			return v.Int64()
+		case sppb.TypeDateTime:
+			return msTime(v.Uint)
+		}
+		return v.Uint
+	case sppb.KindFloat:
+		return finite(float64(v.Float32))
+	case sppb.KindDouble:
+		return finite(v.Float64)
+	case sppb.KindBoolean:
+		return v.Bool
+	case sppb.KindString:
+		return v.Str
+	case sppb.KindBytes:
+		b := map[string]any{"bytes": len(v.Bytes)}
+		if md != nil && md.ContentType != "" {
+			b["content_type"] = md.ContentType
+		}
+		return b
+	case sppb.KindDataSet:
+		ds := v.DataSet
+		rows := make([][]any, len(ds.Rows))
+		for i, row := range ds.Rows {
+			rows[i] = make([]any, len(row.Elements))
+			for j, e := range row.Elements {
+				var ct sppb.DataType
+				if j < len(ds.Types) {
+					ct = ds.Types[j]
+				}
+				rows[i][j] = value(ct, e, nil)
+			}
+		}
+		return map[string]any{"columns": ds.Columns, "rows": rows}
+	}
+	return nil
+}
+
+// finite is f, or its name for NaN and the infinities (JSON has no such
+// numbers).
+func finite(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Sprint(f)
+	}
+	return f
+}
+
+func msTime(ms uint64) string {
+	return time.UnixMilli(int64(ms)).UTC().Format(time.RFC3339Nano)
+}
