@@ -46,7 +46,7 @@ func normalImages(dir string) ([]string, error) {
 	return out, nil
 }
 
-// progressBar draws fit progress on a terminal (images/s, ETA); elsewhere
+// progressBar draws fit progress on a terminal (steps/s, ETA); elsewhere
 // it stays silent and the fit's own log line reports the result.
 func progressBar(w io.Writer, label string) model.Progress {
 	f, ok := w.(*os.File)
@@ -60,7 +60,11 @@ func progressBar(w io.Writer, label string) model.Progress {
 		eta := time.Duration(float64(total-done)/max(rate, 1e-9)) * time.Second
 		const width = 30
 		n := done * width / max(total, 1)
-		fmt.Fprintf(w, "\r%s [%s%s] %d/%d %.1f img/s ETA %s ", label, strings.Repeat("#", n), strings.Repeat(".", width-n),
+		// Steps are image passes (the recipe search passes over each
+		// image several times), not images. The cursor is left at the
+		// line's start: a log line written meanwhile replaces the bar
+		// instead of running on after it, and the next draw comes below.
+		fmt.Fprintf(w, "\r%s [%s%s] %d/%d steps %.1f/s ETA %s\r", label, strings.Repeat("#", n), strings.Repeat(".", width-n),
 			done, total, rate, eta.Round(time.Second))
 		if done == total {
 			fmt.Fprintln(w)
