@@ -236,6 +236,16 @@ func (d *Daemon) logModel(det *model.Detector) {
 		"threshold", info.ImageThreshold, "accelerator", det.Backbone().Accelerator(), "precision", info.Precision)
 }
 
+// portFree says whether addr (host:port) can be listened on now, by
+// listening and closing at once.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
 func startBroker(cfg *config.Config, log *slog.Logger) (*broker.Broker, error) {
 	// Not tied to the Run context: the broker stops last, after the MQTT
 	// client has said goodbye through it.
@@ -792,6 +802,16 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	// A new embedded broker on the same state folder must wait for the old
 	// one to let go of its store: it is started in the swap below.
 	brokerInPlace := ch.broker && len(next.MQTT.Brokers) == 0 && d.broker != nil && next.StateDir == cur.StateDir
+	if brokerInPlace {
+		// Tried before the running broker stops: a port another program
+		// holds refused the reload only after every client, inspectd's own
+		// included, had been dropped by the stop and the old broker's
+		// restart.
+		if err := portFree(next.MQTT.EmbeddedListen); err != nil {
+			undo()
+			return nil, fmt.Errorf("mqtt.embedded_listen: %w (the running broker is kept)", err)
+		}
+	}
 	if ch.broker && len(next.MQTT.Brokers) == 0 && !brokerInPlace {
 		if newBroker, err = startBroker(next, d.log); err != nil {
 			undo()

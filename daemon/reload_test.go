@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -469,4 +470,35 @@ func TestConfigThresholdAppliesToTheLoadedModel(t *testing.T) {
 	if _, err := d.SetThresholds(context.Background(), 5, 3); err != nil {
 		t.Errorf("threshold command without model.threshold.value: %v", err)
 	}
+}
+
+// TestReloadToATakenBrokerPortKeepsTheBroker: a reload that moves
+// mqtt.embedded_listen to a port another program holds is refused before
+// the running broker stops (a trial: every client, inspectd's own too, was
+// dropped by the stop and the old broker's restart, for a reload that then
+// said it changed nothing).
+func TestReloadToATakenBrokerPortKeepsTheBroker(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	r := startDaemon(t, nil)
+	r.daemon()
+	r.waitFor("connected", func() bool { return strings.Contains(r.logs.String(), "mqtt connected") })
+	failures := func() float64 { return testutil.ToFloat64(r.daemon().metrics.ReloadFailures) }
+	r.write(strings.Replace(r.baseYAML("cell1"), "embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port), "embedded_listen: "+taken.Addr().String(), 1))
+	mark := len(r.logs.String())
+	r.hup()
+	r.waitFor("the reload refused", func() bool { return failures() == 1 })
+	after := r.logs.String()[mark:]
+	if !strings.Contains(after, "mqtt.embedded_listen") || !strings.Contains(after, taken.Addr().String()) {
+		t.Errorf("the refusal does not name mqtt.embedded_listen and %s:\n%s", taken.Addr(), after)
+	}
+	for _, s := range []string{"mqtt connection lost", "embedded MQTT broker stopped", "gracefully stopping"} {
+		if strings.Contains(after, s) {
+			t.Errorf("the refused reload touched the running broker (%q):\n%s", s, after)
+		}
+	}
+	r.moreInspections(2) // still inspecting, on the same connection
 }
