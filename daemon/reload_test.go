@@ -21,6 +21,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/modeltest"
@@ -501,4 +502,43 @@ func TestReloadToATakenBrokerPortKeepsTheBroker(t *testing.T) {
 		}
 	}
 	r.moreInspections(2) // still inspecting, on the same connection
+}
+
+// TestConfigThresholdEdges: a value so small that the pixel threshold at
+// the model's ratio falls below the smallest threshold loads with the
+// pixel threshold at the value (config check passed it, the start failed);
+// value 0 on a model whose fit was given a value says that it has no
+// threshold from good images to go back to.
+func TestConfigThresholdEdges(t *testing.T) {
+	cfg := testDefaults(t)
+	opts, err := ModelOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Features, opts.MinFeatures, opts.Threshold.Explicit = 16, 16, 5
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 99, NormalOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, _, err := model.Fit(context.Background(), opts, FrameSource(syn, 12), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.Model.Threshold.Value = 0
+	if err := configThreshold(cfg, det, "m.safetensors", log); err != nil || det.Info().ImageThreshold != 5 {
+		t.Fatalf("value 0: %v, threshold %g", err, det.Info().ImageThreshold)
+	}
+	if !strings.Contains(logs.String(), "keeps it until a refit") {
+		t.Errorf("value 0 on a model fitted with a value said nothing:\n%s", logs.String())
+	}
+	cfg.Model.Threshold.Value = model.MinThreshold
+	if err := configThreshold(cfg, det, "m.safetensors", log); err != nil {
+		t.Fatalf("value %g: %v", model.MinThreshold, err)
+	}
+	if i := det.Info(); i.ImageThreshold != model.MinThreshold || i.PixelThreshold != model.MinThreshold {
+		t.Errorf("value %g: thresholds %g / %g, want both %g", model.MinThreshold, i.ImageThreshold, i.PixelThreshold, model.MinThreshold)
+	}
 }

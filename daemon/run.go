@@ -197,16 +197,24 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 func configThreshold(cfg *config.Config, det *model.Detector, path string, log *slog.Logger) error {
 	v := cfg.Model.Threshold.Value
 	info := det.Info()
+	if v <= 0 && info.ThresholdImages == 0 && info.HeldOut == 0 && log != nil {
+		// Fitted with a value: there is no threshold from good images to
+		// go back to (a trial expected 0 to bring one).
+		log.Warn("model.threshold.value is 0 (choose from good images), but this model's threshold was given by model.threshold.value at its fit: it keeps it until a refit (the refit command, or inspectd fit)",
+			"model", info.ID, "threshold", info.ImageThreshold)
+	}
 	if v <= 0 || v == info.ImageThreshold {
 		return nil
 	}
-	pixel := v * info.PixelThreshold / info.ImageThreshold
+	// Never below the smallest threshold, which a small value at a small
+	// ratio reached: config check passed it and the start failed.
+	pixel := min(v, max(v*info.PixelThreshold/info.ImageThreshold, model.MinThreshold))
 	if err := det.SetThresholds(v, pixel); err != nil {
 		return fmt.Errorf("model.threshold.value %g on model %s: %w", v, path, err)
 	}
 	if log != nil {
 		log.Info("model.threshold.value applied to the loaded model", "threshold", v, "pixel_threshold", pixel,
-			"fitted", info.ImageThreshold, "model", info.ID)
+			"model_threshold", info.ImageThreshold, "model", info.ID)
 	}
 	return nil
 }
