@@ -100,6 +100,10 @@ func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
 			fmt.Fprintf(env.Stderr, "subscribe %s on %s: %v\n", w.filter, w.broker, tok.Error())
 		}
 	})
+	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		// Said: "no traffic" is not "no connection".
+		fmt.Fprintf(env.Stderr, "connection to %s lost: %v; reconnecting\n", w.broker, err)
+	})
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 		err := tok.Error()
