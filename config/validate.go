@@ -64,6 +64,11 @@ func (c *Config) Validate() error {
 	v.sparkplug(&c.MQTT, &c.Sparkplug)
 	if c.HTTP.Listen != "" {
 		v.hostPort("http.listen", c.HTTP.Listen, "127.0.0.1:9100, or empty to disable HTTP")
+		if len(c.MQTT.Brokers) == 0 && samePort(c.HTTP.Listen, c.MQTT.EmbeddedListen) {
+			// Else the start fails on the broker's bind, whose message
+			// blames another MQTT broker.
+			v.addf("http.listen", "%q takes the port of mqtt.embedded_listen (%s): give one of them another port", c.HTTP.Listen, c.MQTT.EmbeddedListen)
+		}
 	}
 	v.intRange("pipeline.queue", c.Pipeline.Queue, 1, maxQueue)
 	v.remote(c) // remote.go: the remote section and mqtt.groups
@@ -127,6 +132,19 @@ func (v *validator) hostPort(field, addr, example string) {
 	if err != nil {
 		v.addf(field, "%q is not host:port (like %s): %v", addr, example, unwrapAddrErr(err))
 	}
+}
+
+// samePort says whether listeners on host:port addresses a and b would
+// take the same port: the same fixed port on the same host, or with either
+// host a wildcard ("", 0.0.0.0, ::).
+func samePort(a, b string) bool {
+	ha, pa, erra := net.SplitHostPort(a)
+	hb, pb, errb := net.SplitHostPort(b)
+	if erra != nil || errb != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 // unwrapAddrErr drops net.AddrError's repetition of the address.

@@ -345,6 +345,12 @@ func TestValidate(t *testing.T) {
 		{"http all interfaces", func(c *Config) { c.HTTP.Listen = ":9100" }, nil},
 		{"http listen", func(c *Config) { c.HTTP.Listen = "9100" },
 			[]string{`http.listen: "9100" is not host:port (like 127.0.0.1:9100, or empty to disable HTTP): missing port in address`}},
+		{"http listen on the embedded broker's port", func(c *Config) { c.HTTP.Listen, c.MQTT.EmbeddedListen = "0.0.0.0:1883", "127.0.0.1:1883" },
+			[]string{`http.listen: "0.0.0.0:1883" takes the port of mqtt.embedded_listen (127.0.0.1:1883): give one of them another port`}},
+		{"http listen beside the embedded broker", func(c *Config) { c.HTTP.Listen, c.MQTT.EmbeddedListen = "127.0.0.2:1883", "127.0.0.1:1883" }, nil},
+		{"http listen on an external broker's port", func(c *Config) {
+			c.HTTP.Listen, c.MQTT.EmbeddedListen, c.MQTT.Brokers = "127.0.0.1:1883", "127.0.0.1:1883", []string{"tcp://10.0.0.5:1883"}
+		}, nil},
 		{"http listen port name", func(c *Config) { c.HTTP.Listen = "localhost:http" },
 			[]string{`http.listen: "localhost:http" is not host:port (like 127.0.0.1:9100, or empty to disable HTTP): port "http" is not 0..65535`}},
 		{"queue", func(c *Config) { c.Pipeline.Queue = 0 },
