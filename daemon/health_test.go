@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/daemon/httpapi"
@@ -226,6 +229,10 @@ func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
 	}
 	c := capture.CountersOf(d.src)
 	r.waitFor("the corrupt file skipped", func() bool { return c.DecodeErrors.Load() == 1 })
+	// The latest part has no score: the one before's must not stand for it.
+	r.waitFor("inspectd_last_score NaN after the skipped file", func() bool {
+		return math.IsNaN(testutil.ToFloat64(d.metrics.LastScore))
+	})
 	healthz := func() (int, httpapi.HealthReport) {
 		var report httpapi.HealthReport
 		resp, err := http.Get(url + "/healthz")

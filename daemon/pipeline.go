@@ -647,6 +647,9 @@ func (p *Pipeline) publishStage(s *slot) {
 			id = det.ID()
 		}
 		p.publishError(seq, f, id, sf) // every one: each is a file, said once
+		if p.o.Metrics != nil {
+			p.o.Metrics.NoScore() // a part, answered without a score
+		}
 		p.printLine(seq, f, "SKIPPED", 0, 0, 0, time.Since(f.Time), " ("+sf.Reason+")")
 		return
 	}

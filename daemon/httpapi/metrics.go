@@ -133,11 +133,17 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// InspectionError counts one inspection that could not be made. The last
-// score gauges go to NaN: the latest inspection has no score, and the part
-// before's would pass for this one's.
+// InspectionError counts one inspection that could not be made, and sets
+// the last score gauges to NaN (NoScore).
 func (m *Metrics) InspectionError() {
 	m.errs.Inc()
+	m.NoScore()
+}
+
+// NoScore sets the last score gauges to NaN: the latest part was answered
+// without a score (an inspection that could not be made, a file skipped
+// as unreadable), and the part before's would pass for its.
+func (m *Metrics) NoScore() {
 	m.LastScore.Set(math.NaN())
 	m.LastScoreNormalized.Set(math.NaN())
 }
