@@ -23,7 +23,7 @@ import (
 // ModelInfo describes the detector in force.
 func (d *Daemon) ModelInfo() model.Info {
 	if p := d.pipe.Load(); p != nil {
-		return p.Detector().Info()
+		return p.ModelInfo()
 	}
 	return model.Info{}
 }

@@ -404,8 +404,7 @@ func (d *Daemon) publishInfo() {
 	if p == nil {
 		return
 	}
-	det := p.Detector()
-	info := det.Info()
+	info := p.ModelInfo()
 	doc := &mqttpub.Info{Version: d.o.Version, DeviceID: d.deviceID, ModelID: info.ID, Backbone: filepath.Base(info.Backbone),
 		D: info.Features, Thresholds: mqttpub.Thresholds{Image: info.ImageThreshold, Pixel: info.PixelThreshold}, Camera: d.desc,
 		StartedAt: d.startedAt.UTC()}

@@ -326,6 +326,10 @@ func (p *Pipeline) Idle() bool {
 // Detector returns the detector in use (for its Info; it may be swapped).
 func (p *Pipeline) Detector() *model.Detector { return p.det.Get() }
 
+// ModelInfo describes the detector in force (read under the slot's lock,
+// which a threshold change takes).
+func (p *Pipeline) ModelInfo() model.Info { return p.det.Info() }
+
 // SwapDetector replaces the detector between two frames and returns the
 // old one, which the caller closes. No frame is scored by a mix of both.
 func (p *Pipeline) SwapDetector(det *model.Detector) *model.Detector { return p.det.Swap(det) }
@@ -351,8 +355,7 @@ const inspectionFailuresUnhealthy = 3
 
 // ModelHealth says whether inspections succeed.
 func (p *Pipeline) ModelHealth() (bool, string) {
-	det := p.det.Get()
-	id := det.Info().ID
+	id := p.det.Info().ID
 	if n := p.inspFails.Load(); n >= inspectionFailuresUnhealthy {
 		return false, fmt.Sprintf("model %s: %d inspections in a row failed, last: %s", id, n, p.lastFail.Load().(string))
 	}
@@ -642,11 +645,7 @@ func (p *Pipeline) publishStage(s *slot) {
 	seq := p.seq.Add(1)
 	f := &s.frame
 	if sf := s.skipped; sf != nil {
-		id := ""
-		if det := p.det.Get(); det != nil {
-			id = det.ID()
-		}
-		p.publishError(seq, f, id, sf) // every one: each is a file, said once
+		p.publishError(seq, f, p.det.Info().ID, sf) // every one: each is a file, said once
 		if p.o.Metrics != nil {
 			p.o.Metrics.NoScore() // a part, answered without a score
 		}
@@ -952,7 +951,7 @@ func (p *Pipeline) AnswerTriggerFailure(te *capture.TriggerError) {
 		err = fmt.Errorf("%w: %w", errStaleTrigger, err)
 	}
 	p.log.Warn("trigger not served", "id", te.ID, "err", err)
-	p.publishError(p.seq.Add(1), &capture.Frame{Time: time.Now(), Trigger: te.ID}, p.det.Get().Info().ID, err)
+	p.publishError(p.seq.Add(1), &capture.Frame{Time: time.Now(), Trigger: te.ID}, p.det.Info().ID, err)
 }
 
 // publishError reports an inspection that could not be made with a result
@@ -967,9 +966,7 @@ func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, ca
 	r.SetFile(f.Name)
 	// The threshold in force, as on every result: a consumer dividing by it
 	// (or plotting it) must not meet 0 on the frames that failed.
-	if det := p.det.Get(); det != nil {
-		r.Threshold = det.Info().ImageThreshold
-	}
+	r.Threshold = p.det.Info().ImageThreshold
 	if rerr := (*model.RegistrationError)(nil); errors.As(cause, &rerr) {
 		r.Registration = registration(rerr.Registration, rerr.Kind)
 		if r.Registration == nil {

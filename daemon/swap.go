@@ -218,11 +218,20 @@ func (d *detectorSlot) Use(f func(*model.Detector)) {
 }
 
 // Get returns the current detector; it may be swapped out (and closed by
-// whoever swapped it) at any time after, so use it only for its Info.
+// whoever swapped it), or its thresholds changed (modify), at any time
+// after: read its description with Info instead.
 func (d *detectorSlot) Get() *model.Detector {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.det
+}
+
+// Info is the current detector's Info, read under the slot's lock: a
+// threshold command changes it in place (modify).
+func (d *detectorSlot) Info() model.Info {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.det.Info()
 }
 
 // modify runs f with the detector while no inspection uses it (to change
