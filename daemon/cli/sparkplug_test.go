@@ -1,44 +1,24 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
-// lockedBuffer is written by the watcher's MQTT goroutine and read by the
-// test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startWatch runs `sparkplug watch` with args on broker b until it
 // subscribed, and connects an edge node's client to b.
-func startWatch(t *testing.T, b *testbroker.Broker, filter string, args ...string) (out, errs *lockedBuffer, done <-chan int, c mqtt.Client) {
+func startWatch(t *testing.T, b *testbroker.Broker, filter string, args ...string) (out, errs *testproc.LogBuffer, done <-chan int, c mqtt.Client) {
 	t.Helper()
-	out, errs = &lockedBuffer{}, &lockedBuffer{}
+	out, errs = &testproc.LogBuffer{}, &testproc.LogBuffer{}
 	ended := make(chan int, 1)
 	go func() {
 		ended <- Main(context.Background(), append([]string{"sparkplug", "watch", "--broker", b.URL}, args...), strings.NewReader(""), out, errs)
