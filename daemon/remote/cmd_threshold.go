@@ -7,7 +7,8 @@ import (
 )
 
 // cmdThreshold sets the image and pixel thresholds of the model in force,
-// persisted in its model file.
+// persisted in its model file; refused (invalid) while the configuration
+// sets model.threshold.value, which every model load applies.
 //
 //	request: {"id": "t1", "image": 17.5, "pixel": 15}   (pixel ≤ image; default: the
 //	         model's pixel/image ratio in force, 0.75 after a fit)
@@ -50,6 +51,13 @@ func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
 		if err := model.CheckPixelThreshold(*a.Image, *a.Pixel); err != nil {
 			return nil, invalidf("pixel", "%v", err)
 		}
+	}
+	if v := env.Ctl.Config().Model.Threshold.Value; v > 0 && *a.Image != v {
+		// Refused by design, not a failure: every model load applies the
+		// configured value, so the next start or reload would undo this
+		// one without a word. As a refusal it is not stored either: the
+		// same id runs once the configuration allows it.
+		return nil, invalidf("image", "%g cannot be set while the configuration sets model.threshold.value (%g), which every model load applies: it would be undone at the next start or reload; push model.threshold.value instead (or 0 there, then this command)", *a.Image, v)
 	}
 	if err := env.refuseWhileRefit("a threshold set now would be replaced by the refitted model's"); err != nil {
 		return nil, err

@@ -771,3 +771,29 @@ func TestCarryTakeBackSparesAFolderTakenMeanwhile(t *testing.T) {
 		t.Errorf("the folders made for a refused change are still there: %v", err)
 	}
 }
+
+// TestThresholdRefusedWhileConfigured: while the configuration sets
+// model.threshold.value, which every model load applies, a threshold
+// command cannot be applied by design: it is refused as invalid, naming
+// image and the setting, before anything runs (a trial got "failed", the
+// code of a command that ran and failed). A refusal is not stored: the
+// same id runs once the configuration allows it.
+func TestThresholdRefusedWhileConfigured(t *testing.T) {
+	r := newRig(t, unsigned+"model: {threshold: {value: 20}}\n")
+	r.ctl.setModel(t)
+	rep := r.do("threshold", `{"id":"t1","image":12.5}`)
+	mustFail(t, rep, CodeInvalid, "model.threshold.value (20)", "push model.threshold.value instead")
+	if field(rep) != "image" || r.ctl.thresholds.Load() != 0 {
+		t.Errorf("field %q, thresholds set %d times; want image, 0", field(rep), r.ctl.thresholds.Load())
+	}
+	// The configured value itself is what the loads apply: taken.
+	if rep := r.do("threshold", `{"id":"t2","image":20}`); !rep.OK {
+		t.Errorf("the configured value: %+v", rep)
+	}
+	cfg := r.ctl.Config().Clone()
+	cfg.Model.Threshold.Value = 0
+	r.ctl.cfg.Store(cfg)
+	if rep := r.do("threshold", `{"id":"t1","image":12.5}`); !rep.OK || rep.Data["duplicate"] == true {
+		t.Errorf("t1 again once allowed: %+v", rep)
+	}
+}
