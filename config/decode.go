@@ -50,6 +50,10 @@ type Problem struct {
 	Key string
 	// Msg says what is wrong and what is allowed.
 	Msg string
+	// also is another setting the problem concerns (a warning about
+	// model.context_pool because of model.position_zscore): its line
+	// stands for the problem's when the document does not write Field.
+	also string
 }
 
 // Error reads like `config FILE: line N: model.features: 5000 is out of
@@ -100,35 +104,59 @@ func Problems(err error) []*Problem {
 	return out
 }
 
+// Rule is a check a caller adds to Validate's own, for what this package
+// cannot judge by itself: config imports no other inspectd package, so a
+// recipe name, whose grammar is the model's, is checked by a Rule that the
+// daemon passes in. It returns the problems it finds with Field (and Msg)
+// set; Parse gives them their file and line and lists them in file order
+// with the others, leaving out those on a setting that did not decode or
+// that Validate already refused.
+type Rule func(c *Config) []*Problem
+
 // Load reads and parses the configuration file at path; see Parse.
-func Load(path string) (*Config, error) {
+func Load(path string, rules ...Rule) (*Config, error) {
+	c, _, err := LoadWithWarnings(path, rules...)
+	return c, err
+}
+
+// LoadWithWarnings is Load that also returns the file's warnings
+// (Config.Warnings: settings that are valid but do not act as written),
+// with their lines; also beside problems, for the settings that decoded,
+// so that `inspectd config check` lists everything in one run.
+func LoadWithWarnings(path string, rules ...Rule) (*Config, []*Problem, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	return Parse(data, path)
+	return parse(data, path, rules)
 }
 
-// Parse decodes a configuration over Default and validates it. Keys the
-// document leaves out, or sets to null, keep their defaults, so an empty
-// document is the default configuration. name (a file path, or where the
-// bytes came from) prefixes every message. The error lists every problem
-// found; Problems splits it.
-func Parse(data []byte, name string) (*Config, error) {
-	d := &decoder{file: name, lines: map[string]int{}, visits: maxVisits}
+// Parse decodes a configuration over Default and validates it, with rules
+// beside Validate's. Keys the document leaves out, or sets to null, keep
+// their defaults, so an empty document is the default configuration. name
+// (a file path, or where the bytes came from) prefixes every message. The
+// error lists every problem found; Problems splits it.
+func Parse(data []byte, name string, rules ...Rule) (*Config, error) {
+	c, _, err := parse(data, name, rules)
+	return c, err
+}
+
+// parse is Parse, returning the warnings too.
+func parse(data []byte, name string, rules []Rule) (*Config, []*Problem, error) {
+	d := &decoder{file: name, lines: map[string]int{}, visits: maxVisits, rules: rules}
 	if len(data) > MaxFileSize {
 		d.fail(0, "", "%d bytes is more than a configuration file may hold (%s)", len(data), Size(MaxFileSize))
-		return nil, errors.Join(d.probs...)
+		return nil, nil, errors.Join(d.probs...)
 	}
 	root, err := document(data)
 	if err != nil {
 		d.probs = append(d.probs, yamlProblem(name, data, err))
-		return nil, errors.Join(d.probs...)
+		return nil, nil, errors.Join(d.probs...)
 	}
 	c := Default()
 	if root != nil {
@@ -139,16 +167,17 @@ func Parse(data []byte, name string) (*Config, error) {
 		}
 	}
 	if d.validate(c); len(d.probs) > 0 {
-		return nil, errors.Join(d.probs...)
+		return nil, d.warnings, errors.Join(d.probs...)
 	}
-	return c, nil
+	return c, d.warnings, nil
 }
 
-// validate adds c's validation problems to the decoding's, in file order.
-// It runs also after decoding problems, so that one check names every
-// mistake (a value out of its set beside a value of the wrong type was
-// found only at the next run), leaving out those on a setting that did not
-// decode (it holds its default meanwhile), and all of them when the
+// validate adds c's validation problems and those of the caller's rules
+// to the decoding's, in file order, and keeps c's warnings with their
+// lines. It runs also after decoding problems, so that one check names
+// every mistake (a value out of its set beside a value of the wrong type
+// was found only at the next run), leaving out those on a setting that did
+// not decode (it holds its default meanwhile), and all of them when the
 // document's shape was wrong.
 func (d *decoder) validate(c *Config) {
 	var failed []string // the settings (or keys) that did not decode
@@ -159,15 +188,35 @@ func (d *decoder) validate(c *Config) {
 		}
 		failed = append(failed, p.Field, p.Key)
 	}
-	err := c.Validate()
-	if err == nil {
-		return
+	isFailed := func(field string) bool {
+		return slices.ContainsFunc(failed, func(f string) bool { return f != "" && related(f, field) })
 	}
 	var found []error
-	for _, p := range Problems(err) {
-		if !slices.ContainsFunc(failed, func(f string) bool { return f != "" && related(f, p.Field) }) {
+	refused := Problems(c.Validate())
+	for _, p := range refused {
+		if !isFailed(p.Field) {
 			found = append(found, &Problem{File: d.file, Line: d.lineOf(p.Field), Field: p.Field, Msg: p.Msg})
 		}
+	}
+	// The callers' rules, on settings that decoded and that Validate let
+	// pass (a recipe name Validate refused is not parsed again).
+	for _, rule := range d.rules {
+		for _, p := range rule(c) {
+			if !isFailed(p.Field) && !slices.ContainsFunc(refused, func(r *Problem) bool { return related(r.Field, p.Field) }) {
+				found = append(found, &Problem{File: d.file, Line: d.lineFor(p), Field: p.Field, Msg: p.Msg})
+			}
+		}
+	}
+	isRefused := func(field string) bool {
+		return slices.ContainsFunc(found, func(e error) bool { return related(e.(*Problem).Field, field) })
+	}
+	for _, w := range c.Warnings() {
+		if !isFailed(w.Field) && !isFailed(w.also) && !isRefused(w.Field) && !isRefused(w.also) {
+			d.warnings = append(d.warnings, &Problem{File: d.file, Line: d.lineFor(w), Field: w.Field, Msg: w.Msg})
+		}
+	}
+	if len(found) == 0 {
+		return
 	}
 	// In file order, which is how a person fixes them; problems without a
 	// line (settings the file leaves out) come last. After the decoding's
@@ -265,6 +314,9 @@ type decoder struct {
 	probs  []error
 	lines  map[string]int
 	visits int
+	rules  []Rule // the caller's, run by validate beside Validate
+	// warnings are Config.Warnings with their lines, found by validate.
+	warnings []*Problem
 }
 
 func (d *decoder) fail(line int, field, format string, args ...any) {
@@ -288,6 +340,17 @@ func (d *decoder) spend(line int) bool {
 		return false
 	}
 	return true
+}
+
+// lineFor is the line of p: its field's, or when the document does not
+// write that field but writes the other setting p concerns, that one's.
+func (d *decoder) lineFor(p *Problem) int {
+	if _, ok := d.lines[p.Field]; !ok && p.also != "" {
+		if l, ok := d.lines[p.also]; ok {
+			return l
+		}
+	}
+	return d.lineOf(p.Field)
 }
 
 // lineOf is the line a field was set on or, for a field the document

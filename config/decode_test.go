@@ -495,3 +495,63 @@ func TestParseNamesEveryMistakeAtOnce(t *testing.T) {
 		t.Errorf("a list at the top: %v", err)
 	}
 }
+
+// TestParseRules: a caller's rule (the daemon's recipe check, which config
+// cannot make) is listed with its line, in file order among the others; not
+// for a setting that did not decode or that Validate refused already.
+func TestParseRules(t *testing.T) {
+	calls := 0
+	rule := func(c *Config) []*Problem {
+		calls++
+		return []*Problem{{Field: "model.recipe", Msg: "not a recipe"}}
+	}
+	_, err := Parse([]byte("model:\n  recipe: zz-top\n  features: 0\nmqtt: {result_qos: 9}\n"), "r.yaml", rule)
+	var got []string
+	for _, p := range Problems(err) {
+		got = append(got, fmt.Sprintf("%d %s", p.Line, p.Field))
+	}
+	if want := []string{"2 model.recipe", "3 model.features", "4 mqtt.result_qos"}; !slices.Equal(got, want) || calls != 1 {
+		t.Errorf("problems %v (rule called %d times), want %v", got, calls, want)
+	}
+	for _, doc := range []string{"model: {recipe: [a, b]}\n", "model: {recipe: 'a b'}\n"} {
+		_, err := Parse([]byte(doc), "r.yaml", rule)
+		if ps := Problems(err); len(ps) != 1 || strings.Contains(ps[0].Msg, "not a recipe") {
+			t.Errorf("%q: %v; want only the decoding's or Validate's problem", doc, err)
+		}
+	}
+	if _, err := Parse([]byte("model: {recipe: auto}\n"), "r.yaml"); err != nil {
+		t.Errorf("no rules: %v", err)
+	}
+}
+
+// TestWarningsHaveTheirLines: a context scale the fit leaves out (no
+// position z-score) is a warning, not a problem: the file is valid. Its
+// line is model.context_pool's, or model.position_zscore's when the file
+// leaves context_pool at its default.
+func TestWarningsHaveTheirLines(t *testing.T) {
+	dir := t.TempDir()
+	for body, line := range map[string]int{
+		"model:\n  position_zscore: false\n":                    2,
+		"model:\n  context_pool: 3\n  position_zscore: false\n": 2,
+		"model:\n  position_zscore: false\n  context_pool: 0\n": 0,
+		"model:\n  position_zscore: true\n  context_pool: 5\n":  0,
+	} {
+		path := filepath.Join(dir, "w.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, ws, err := LoadWithWarnings(path)
+		switch {
+		case err != nil || c == nil:
+			t.Errorf("%q: %v", body, err)
+		case line == 0 && len(ws) != 0:
+			t.Errorf("%q: warnings %v, want none", body, ws)
+		case line > 0 && (len(ws) != 1 || ws[0].Line != line || ws[0].Field != "model.context_pool" || ws[0].File != path):
+			t.Errorf("%q: warnings %v, want one on model.context_pool at line %d", body, ws, line)
+		}
+	}
+	// A value out of range is a problem, not also a warning.
+	if _, ws, err := parse([]byte("model: {position_zscore: false, context_pool: 1}\n"), "w.yaml", nil); err == nil || len(ws) != 0 {
+		t.Errorf("context_pool 1: error %v, warnings %v", err, ws)
+	}
+}

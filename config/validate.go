@@ -75,6 +75,28 @@ func (c *Config) Validate() error {
 	return errors.Join(v.probs...)
 }
 
+// Warnings lists the settings of c that are valid but do not act as
+// written, each a Problem naming its field (no file or line: Parse's
+// warnings have them). Unlike Validate's problems they stop nothing: the
+// daemon runs without them, which is why they must be said, in `inspectd
+// config check` and in the log of the fit they change.
+func (c *Config) Warnings() []*Problem {
+	var out []*Problem
+	m := &c.Model
+	// The fixed recipe (model.recipe fixed, and the one auto weighs its
+	// candidates against) takes the context scale only with the z-score,
+	// whose per-position statistics it is standardized with; a named
+	// recipe spells out its own scoring.
+	if (m.Recipe == "auto" || m.Recipe == "fixed") && m.ContextPool != 0 && !m.PositionZScore {
+		msg := fmt.Sprintf("%d is left out of the fit: the context scale needs model.position_zscore, which is false; set model.context_pool: 0 to fit without it, or model.position_zscore: true to have it", m.ContextPool)
+		if m.Recipe == "auto" {
+			msg += " (with model.recipe auto: in the fixed recipe the search weighs its candidates against; candidates with a context scale are tried all the same)"
+		}
+		out = append(out, &Problem{Field: "model.context_pool", Msg: msg, also: "model.position_zscore"})
+	}
+	return out
+}
+
 // validator collects problems.
 type validator struct{ probs []error }
 

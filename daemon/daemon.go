@@ -89,6 +89,38 @@ type Daemon struct {
 	status          string // the retained status last set
 }
 
+// ConfigRules are the checks of a configuration that need the model's
+// code, which the config package may not import: a model.recipe that names
+// a recipe must read as one (model.ParseRecipe). Passed to config.Load and
+// config.Parse, they list such a mistake with its line among the file's
+// other problems, in the same run, instead of alone at the model's load.
+func ConfigRules() []config.Rule { return []config.Rule{recipeRule} }
+
+// recipeRule refuses a model.recipe the model cannot read.
+func recipeRule(c *config.Config) []*config.Problem {
+	r := c.Model.Recipe
+	if r == model.RecipeAuto || r == model.RecipeFixed {
+		return nil
+	}
+	if _, err := model.ParseRecipe(r, c.Model.Taps); err != nil {
+		// `recipe "v9-fit-raw": unknown backbone…` under model.recipe reads
+		// as the other problems do: the value, then what is wrong.
+		return []*config.Problem{{Field: "model.recipe", Msg: strings.TrimPrefix(err.Error(), "recipe ")}}
+	}
+	return nil
+}
+
+// WarnIgnoredSettings logs, one line each, the settings of cfg that are
+// valid but that a fit leaves out (config.Config.Warnings: a context scale
+// without the position z-score it needs), before a fit with cfg: the fit
+// itself drops them without a word, and `config check` said so only to
+// whoever ran it.
+func WarnIgnoredSettings(cfg *config.Config, log *slog.Logger) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("setting left out of the fit", "field", w.Field, "why", w.Msg)
+	}
+}
+
 // pipelineEnd is a pipeline's Run returning; gen tells a restarted
 // pipeline's end from the current one's.
 type pipelineEnd struct {
@@ -611,7 +643,7 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 		d.log.Warn("SIGHUP ignored: running on built-in defaults, no configuration file to reload")
 		return
 	}
-	next, err := config.Load(d.o.ConfigPath)
+	next, err := config.Load(d.o.ConfigPath, ConfigRules()...)
 	if data, rerr := os.ReadFile(d.o.ConfigPath); err == nil && rerr == nil && config.Blank(data) {
 		// An editor that crashed, a copy cut short: every default (another
 		// device id, state folder and source) is never what was meant.

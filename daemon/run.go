@@ -62,9 +62,12 @@ func Run(ctx context.Context, o RunOptions) error {
 	TuneGC()
 	cfg := o.Config
 	if cfg == nil {
-		var err error
-		if cfg, err = LoadConfig(o.ConfigPath); err != nil {
-			return err
+		cfg = config.Default()
+		if o.ConfigPath != "" {
+			var err error
+			if cfg, err = config.Load(o.ConfigPath, ConfigRules()...); err != nil {
+				return err
+			}
 		}
 	}
 	hup := make(chan os.Signal, 1)
@@ -178,6 +181,7 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 		return nil, err
 	}
 	o.Logger.Info("no model yet: fitting on normal synthetic frames", "frames", n, "model", path)
+	WarnIgnoredSettings(cfg, o.Logger)
 	det, rep, err := model.Fit(ctx, mopts, FrameSource(syn, n), o.Progress)
 	if err != nil {
 		return nil, err

@@ -9,7 +9,6 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon"
-	"github.com/inspectd/inspectd/model"
 )
 
 // cmdConfigCheck validates configuration files the way the daemon loads
@@ -40,21 +39,21 @@ func cmdConfigCheck() *Command {
 			var bad []string
 			notHere := map[string]bool{} // valid files that cannot run on this machine
 			for _, path := range fs.Args() {
-				c, err := config.Load(path)
-				if err == nil && c.Model.Recipe != model.RecipeAuto && c.Model.Recipe != model.RecipeFixed {
-					// The recipe grammar is the model's (config imports no model code).
-					if _, perr := model.ParseRecipe(c.Model.Recipe, c.Model.Taps); perr != nil {
-						err = &config.Problem{File: path, Field: "model.recipe", Msg: strings.TrimPrefix(perr.Error(), fmt.Sprintf("recipe %q: ", c.Model.Recipe))}
-					}
-				}
+				// The daemon's rules check what config cannot (a recipe
+				// name is the model's grammar), listed with the others.
+				c, warnings, err := config.LoadWithWarnings(path, daemon.ConfigRules()...)
 				if err != nil {
 					bad = append(bad, path)
 					printProblems(env.Stderr, err)
+					for _, w := range warnings {
+						fmt.Fprintf(env.Stderr, "warning: %s\n", w)
+					}
 					continue
 				}
 				if !*here {
-					fmt.Fprintf(env.Stdout, "%s: ok\n", path)
+					fmt.Fprintln(env.Stdout, verdictLine(path, 0, 0, len(warnings)))
 					writeSummary(env.Stdout, c)
+					writeWarnings(env.Stdout, warnings)
 					continue
 				}
 				// The machine is tried before the file's first line is
@@ -69,8 +68,9 @@ func cmdConfigCheck() *Command {
 						warn++
 					}
 				}
-				fmt.Fprintln(env.Stdout, verdictLine(path, fatal, warn))
+				fmt.Fprintln(env.Stdout, verdictLine(path, fatal, warn, len(warnings)))
 				writeSummary(env.Stdout, c)
+				writeWarnings(env.Stdout, warnings)
 				fmt.Fprintln(env.Stdout, "  on this machine:")
 				for _, f := range findings {
 					if f.Fatal {
@@ -105,17 +105,47 @@ func cmdConfigCheck() *Command {
 }
 
 // verdictLine is config check's first line for a valid file with fatal
-// problems and warn warnings on this machine: "ok" only with neither. With
+// problems and warn warnings on this machine and unused settings (the
+// file's own warnings, config.Config.Warnings): "ok" only with none. With
 // warnings alone inspectd starts, but a camera that is not there (a
-// mistyped by-id path) leaves it waiting, which a plain "ok" hid.
-func verdictLine(path string, fatal, warn int) string {
-	switch {
-	case fatal == 0 && warn == 0:
-		return path + ": ok"
-	case fatal == 0:
-		return fmt.Sprintf("%s: valid, and inspectd can start here, but it will not inspect until the %s below is mended", path, plural(warn, "warning"))
+// mistyped by-id path) leaves it waiting, which a plain "ok" hid; a
+// setting the fit leaves out was as hidden behind "ok".
+func verdictLine(path string, fatal, warn, unused int) string {
+	settings := ""
+	if unused > 0 {
+		settings = fmt.Sprintf("%s below %s not act as written", plural(unused, "setting"), pick(unused == 1, "does", "do"))
 	}
-	return fmt.Sprintf("%s: the file is valid, but it cannot run on this machine as it is (%s)", path, plural(fatal, "problem"))
+	switch {
+	case fatal == 0 && warn == 0 && unused == 0:
+		return path + ": ok"
+	case fatal == 0 && warn == 0:
+		return fmt.Sprintf("%s: valid, but %s", path, settings)
+	case fatal == 0 && unused == 0:
+		return fmt.Sprintf("%s: valid, and inspectd can start here, but it will not inspect until the %s below is mended", path, plural(warn, "warning"))
+	case fatal == 0:
+		return fmt.Sprintf("%s: valid, and inspectd can start here, but it will not inspect until the %s below is mended; and %s", path, plural(warn, "warning"), settings)
+	case unused == 0:
+		return fmt.Sprintf("%s: the file is valid, but it cannot run on this machine as it is (%s)", path, plural(fatal, "problem"))
+	}
+	return fmt.Sprintf("%s: the file is valid, but it cannot run on this machine as it is (%s); and %s", path, plural(fatal, "problem"), settings)
+}
+
+// pick is a if cond, else b.
+func pick(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// writeWarnings lists the file's warnings (valid settings that do not act
+// as written), with their lines, under its summary.
+func writeWarnings(w io.Writer, warnings []*config.Problem) {
+	for _, p := range warnings {
+		p := *p
+		p.File = "" // the file's own lines: named on the first line
+		fmt.Fprintf(w, "  warning: %s\n", &p)
+	}
 }
 
 // cmdConfigDefaults prints the annotated default configuration, the

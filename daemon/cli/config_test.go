@@ -139,7 +139,7 @@ func TestConfigCheckInvalid(t *testing.T) {
 }
 
 // A recipe name the model cannot read is refused by config check, naming
-// the key and what is expected; a good one passes.
+// the key, its line and what is expected; a good one passes.
 func TestConfigCheckRecipe(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.yaml")
@@ -151,7 +151,7 @@ func TestConfigCheckRecipe(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, _, errs := runConfigCLI("config", "check", path)
-		if c.ok != (code == 0) || (!c.ok && !strings.Contains(errs, "config "+path+": model.recipe: ")) {
+		if c.ok != (code == 0) || (!c.ok && !strings.Contains(errs, "config "+path+": line 1: model.recipe: ")) {
 			t.Errorf("recipe %s: exit %d, stderr %q", c.recipe, code, errs)
 		}
 	}
@@ -298,13 +298,13 @@ func TestConfigCheckWarnsAndModelFolder(t *testing.T) {
 	if !strings.Contains(out, "    warning: capture.camera.device: stat "+filepath.Join(dir, "video7")) {
 		t.Errorf("absent camera: exit %d, stdout:\n%s", code, out)
 	}
-	if got, want := verdictLine("c.yaml", 0, 1), "c.yaml: valid, and inspectd can start here, but it will not inspect until the 1 warning below is mended"; got != want {
+	if got, want := verdictLine("c.yaml", 0, 1, 0), "c.yaml: valid, and inspectd can start here, but it will not inspect until the 1 warning below is mended"; got != want {
 		t.Errorf("first line with a warning alone: %q, want %q", got, want)
 	}
-	if got := verdictLine("c.yaml", 0, 0); got != "c.yaml: ok" {
+	if got := verdictLine("c.yaml", 0, 0, 0); got != "c.yaml: ok" {
 		t.Errorf("first line with nothing found: %q", got)
 	}
-	if got := verdictLine("c.yaml", 2, 1); !strings.Contains(got, "cannot run on this machine as it is (2 problems)") {
+	if got := verdictLine("c.yaml", 2, 1, 0); !strings.Contains(got, "cannot run on this machine as it is (2 problems)") {
 		t.Errorf("first line with problems and a warning: %q", got)
 	}
 	demo := filepath.Join(dir, "demo.yaml")
@@ -422,5 +422,84 @@ func TestConfigCheckNamesTheFieldThatCannotBeUsed(t *testing.T) {
 	_, out, errs := runConfigCLI("config", "check", cfg)
 	if want := "not loaded, as it loads only once model.memory_budget is mended"; !strings.Contains(out+errs, want) {
 		t.Errorf("the model's line does not name model.memory_budget (%q):\n%s%s", want, out, errs)
+	}
+}
+
+// TestConfigCheckListsABadRecipeWithTheOthers: a model.recipe the model
+// cannot read was reported only once the rest of the file was valid, at
+// the next run, and without its line; it is listed in file order among the
+// file's other problems, with its line. A recipe name config itself
+// refuses (a space in it) is said once.
+func TestConfigCheckListsABadRecipeWithTheOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.yaml")
+	body := "model:\n  features: 5000\n  recipe: v9-fit-raw\nmqtt:\n  brokrs: []\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runConfigCLI("config", "check", "--here=false", path)
+	want := "config " + path + `: line 5: unknown key "brokrs" in section "mqtt" (did you mean "brokers"?)` + "\n" +
+		"config " + path + ": line 2: model.features: 5000 is out of range 1..2048\n" +
+		"config " + path + `: line 3: model.recipe: "v9-fit-raw": unknown backbone "v9" (want e.g. plain`
+	if code != 1 || !strings.HasPrefix(errs, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1, stderr starting:\n%s", code, errs, want)
+	}
+
+	if err := os.WriteFile(path, []byte("model:\n  recipe: v1 fit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runConfigCLI("config", "check", "--here=false", path); code != 1 || strings.Count(errs, "model.recipe") != 1 ||
+		!strings.Contains(errs, `line 2: model.recipe: "v1 fit": want auto, fixed or a recipe's name`) {
+		t.Errorf("a recipe config refuses itself: exit %d, stderr:\n%s", code, errs)
+	}
+}
+
+// TestRunListsABadRecipeWithItsLine: `inspectd run` reads the file with
+// the same rules as config check: a bad recipe stops it at the file, with
+// its line, before anything starts.
+func TestRunListsABadRecipeWithItsLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.yaml")
+	body := "state_dir: " + filepath.Join(dir, "state") + "\nhttp: {listen: \"\"}\nmodel:\n  recipe: v1-fit-zz\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runConfigCLI("run", "--config", path)
+	if want := "config " + path + `: line 4: model.recipe: "v1-fit-zz": unknown part "zz"`; code != 1 || !strings.Contains(errs, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, errs, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		t.Error("state_dir was created: the run started before the file was refused")
+	}
+}
+
+// TestConfigCheckWarnsOfAContextScaleWithoutZScore: model.context_pool
+// set with model.position_zscore false passed as "ok", and the fit left
+// the context scale out without a word. It is a warning (the daemon runs,
+// as the README says the scale is left out), on the first line and under
+// the summary with the line of the setting that decides it; a named recipe
+// spells out its own scoring and is not warned of.
+func TestConfigCheckWarnsOfAContextScaleWithoutZScore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	for _, c := range []struct {
+		body, want string
+	}{
+		{"device_id: a\nmodel:\n  position_zscore: false\n", "  warning: line 3: model.context_pool: 6 is left out of the fit: the context scale needs model.position_zscore, which is false"},
+		{"device_id: a\nmodel:\n  recipe: fixed\n  context_pool: 4\n  position_zscore: false\n", "  warning: line 4: model.context_pool: 4 is left out of the fit"},
+		{"device_id: a\nmodel:\n  position_zscore: false\n  context_pool: 0\n", ""},
+		{"device_id: a\nmodel:\n  position_zscore: false\n  recipe: v1-fit-std-raw\n", ""},
+	} {
+		if err := os.WriteFile(path, []byte(c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runConfigCLI("config", "check", "--here=false", path)
+		first, _, _ := strings.Cut(out, "\n")
+		switch {
+		case code != 0:
+			t.Errorf("%q: exit %d, stderr %q", c.body, code, errs)
+		case c.want == "" && (first != path+": ok" || strings.Contains(out, "warning")):
+			t.Errorf("%q: stdout:\n%s\nwant ok and no warning", c.body, out)
+		case c.want != "" && (first != path+": valid, but 1 setting below does not act as written" || !strings.Contains(out, c.want)):
+			t.Errorf("%q: stdout:\n%s\nwant the first line to say so and %q", c.body, out, c.want)
+		}
 	}
 }

@@ -383,6 +383,9 @@ func cmdEval() *Command {
 			if err := cfg.Validate(); err != nil {
 				return usagef("overrides: %v", err)
 			}
+			if *modelPath == "" {
+				daemon.WarnIgnoredSettings(cfg, env.Log) // --zscore off leaves --context out
+			}
 			// Where the results go is checked before minutes of fitting.
 			if *jsonOut != "" {
 				if err := canWriteBeside("--json file", *jsonOut, "eval.json"); err != nil {

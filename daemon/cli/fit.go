@@ -115,6 +115,7 @@ func cmdFit() *Command {
 			if err != nil {
 				return err
 			}
+			daemon.WarnIgnoredSettings(cfg, env.Log)
 			paths, err := normalImages(*data)
 			if err != nil {
 				return err

@@ -323,3 +323,29 @@ func TestModelCommandsNameAFlagAfterTheFile(t *testing.T) {
 		t.Errorf("two files: exit %d, %s", code, stderr)
 	}
 }
+
+// TestFitLogsAContextScaleItLeavesOut: with model.position_zscore false,
+// model.context_pool (6 by default) was dropped by the fit without a word;
+// the fit says so in its log, naming the setting and why.
+func TestFitLogsAContextScaleItLeavesOut(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "set")
+	if code, _, stderr := runCaptureCmd(t, "capture", "export", "--out", dir, "--train", "3", "--test", "2",
+		"--width", "96", "--height", "64", "--defect-rate", "0.5", "--seed", "5"); code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	cfg := filepath.Join(t.TempDir(), "inspectd.yaml")
+	y := "state_dir: " + t.TempDir() + "\nmodel: {recipe: fixed, features: 16, min_features: 16, position_zscore: false, optimize: off}\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", filepath.Join(t.TempDir(), "m.safetensors"))
+	if code != 0 {
+		t.Fatalf("fit: exit %d\n%s", code, stderr)
+	}
+	if want := `msg="setting left out of the fit" field=model.context_pool why="6 is left out of the fit: the context scale needs model.position_zscore`; !strings.Contains(stderr, want) {
+		t.Errorf("fit log lacks %q:\n%s", want, stderr)
+	}
+	if !strings.Contains(stdout, "no context scale") {
+		t.Errorf("fit stdout %q: want no context scale", stdout)
+	}
+}

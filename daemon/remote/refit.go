@@ -435,6 +435,11 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	opts.Workers, opts.Backbone.Threads = 1, 1
 	opts.Logger = r.env.Log
 	opts.Backbone.Logger = r.env.Log
+	// Settings the fit drops without a word (a context scale without the
+	// z-score it needs), said in the log of the fit they change.
+	for _, w := range ctl.Config().Warnings() {
+		r.env.Log.Warn("setting left out of the fit", "field", w.Field, "why", w.Msg, "refit", r.env.ID)
+	}
 
 	count, validate := r.p.count, r.p.validate
 	src := &frames{r: r, ctx: ctx, n: count}
