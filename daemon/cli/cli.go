@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -43,7 +44,9 @@ type Command struct {
 }
 
 // UsageError marks a mistake in the command line itself (exit status 2).
-type UsageError struct{ Msg string }
+// Flags, when set, describes the command's flags, printed after the usage
+// line (a flag the command does not have).
+type UsageError struct{ Msg, Flags string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
@@ -136,7 +139,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "inspectd %s: %s\nusage: inspectd %s %s\n", cmd.Name, ue.Msg, cmd.Name, cmd.Usage)
+		fmt.Fprintf(stderr, "inspectd %s: %s\nusage: inspectd %s %s\n%s", cmd.Name, ue.Msg, cmd.Name, cmd.Usage, ue.Flags)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "inspectd %s: %v\n", cmd.Name, err)
@@ -181,15 +184,28 @@ func newFlagSet(env *Env, cmd string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args and turns a flag error into a UsageError.
+// parseFlags parses args and turns a flag error into a UsageError that
+// carries the flags' descriptions. The flag package prints the error and
+// the usage itself; Main prints the UsageError too, so the error came
+// twice: what the flag package writes is kept for -h only.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &UsageError{Msg: err.Error()}
+	out := fs.Output()
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = out.Write(buf.Bytes())
+		return err
 	}
-	return nil
+	var flags strings.Builder
+	fs.SetOutput(&flags)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+	return &UsageError{Msg: err.Error(), Flags: flags.String()}
 }
 
 // parseDataCommand parses the flags of a command that works on a data
