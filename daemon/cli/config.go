@@ -332,9 +332,34 @@ func mqttSummary(c *config.Config) string {
 	if err != nil {
 		device = "<host name>"
 	}
-	s += fmt.Sprintf("; topics %s/%s/..., results QoS %d", m.TopicPrefix, device, m.ResultQoS)
-	if m.ResultMaxRate > 0 {
-		s += fmt.Sprintf(" at most %g/s", m.ResultMaxRate)
+	if m.UsesJSON() {
+		s += fmt.Sprintf("; topics %s/%s/..., results QoS %d", m.TopicPrefix, device, m.ResultQoS)
+		if m.ResultMaxRate > 0 {
+			s += fmt.Sprintf(" at most %g/s", m.ResultMaxRate)
+		}
+	}
+	if m.UsesSparkplug() {
+		s += "; " + sparkplugSummary(c, device)
+	}
+	return s
+}
+
+// sparkplugSummary names the Sparkplug B topics of the edge node (its own
+// connection and client id) and, with the JSON profile off, what the JSON
+// topics still carry: the results go to Sparkplug only.
+func sparkplugSummary(c *config.Config, device string) string {
+	node, err := c.SparkplugEdgeNodeID()
+	if err != nil {
+		node = "<host name>"
+	}
+	g := c.Sparkplug.GroupID
+	s := fmt.Sprintf("Sparkplug B node spBv1.0/%s/N*/%s, device spBv1.0/%s/D*/%s/%s, as %s",
+		g, node, g, node, device, c.SparkplugClientID(daemon.PreviewClientID(c)))
+	if h := c.Sparkplug.PrimaryHostID; h != "" {
+		s += fmt.Sprintf(", births while host %s is online (spBv1.0/STATE/%s)", h, h)
+	}
+	if !c.MQTT.UsesJSON() {
+		s += fmt.Sprintf("; %s/%s/... carries status, info, triggers and commands only", c.MQTT.TopicPrefix, device)
 	}
 	return s
 }

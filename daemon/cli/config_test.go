@@ -503,3 +503,43 @@ func TestConfigCheckWarnsOfAContextScaleWithoutZScore(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckSparkplugTopics: with mqtt.profile sparkplug the summary
+// listed the JSON result topics, where no result goes; it names the
+// Sparkplug namespace of the node and the device (and the JSON topics only
+// for what they still carry), and with both, both.
+func TestConfigCheckSparkplugTopics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sp.yaml")
+	const base = "device_id: cell1\nmqtt: {brokers: [\"tcp://10.0.0.5:1883\"], profile: %s}\nsparkplug: {group_id: Plant 1, edge_node_id: line3}\n"
+	for _, c := range []struct {
+		profile   string
+		want, not []string
+	}{
+		{"sparkplug", []string{
+			"; Sparkplug B node spBv1.0/Plant 1/N*/line3, device spBv1.0/Plant 1/D*/line3/cell1, as inspectd-cell1-sparkplug;",
+			"; inspectd/cell1/... carries status, info, triggers and commands only\n"},
+			[]string{"results QoS"}},
+		{"both", []string{
+			"; topics inspectd/cell1/..., results QoS 0; Sparkplug B node spBv1.0/Plant 1/N*/line3, device spBv1.0/Plant 1/D*/line3/cell1, as inspectd-cell1-sparkplug\n"},
+			[]string{"commands only"}},
+		{"json", []string{"; topics inspectd/cell1/..., results QoS 0\n"}, []string{"spBv1.0"}},
+	} {
+		if err := os.WriteFile(path, []byte(fmt.Sprintf(base, c.profile)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runConfigCLI("config", "check", "--here=false", path)
+		if code != 0 {
+			t.Fatalf("%s: exit %d, stderr %q", c.profile, code, errs)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: summary lacks %q:\n%s", c.profile, w, out)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(out, n) {
+				t.Errorf("%s: summary has %q:\n%s", c.profile, n, out)
+			}
+		}
+	}
+}
