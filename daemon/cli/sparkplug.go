@@ -3,13 +3,18 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
@@ -66,6 +71,7 @@ func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
 	asked := map[string]bool{} // nodes (their NCMD topics) told of or asked for a rebirth
 	opts := mqtt.NewClientOptions().AddBroker(w.broker).SetClientID(fmt.Sprintf("inspectd-spwatch-%d", time.Now().UnixNano())).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(10 * time.Second).
+		SetProtocolVersion(4). // Sparkplug B is MQTT 3.1.1 (or 5): no silent retry as 3.1 to blur the error
 		SetUsername(w.user).SetPassword(w.pass)
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribed again on every connect: a clean session forgets it.
@@ -79,6 +85,9 @@ func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
 			rec := dec.decode(m.Topic(), m.Payload(), time.Now())
 			line, _ := json.Marshal(rec)
 			fmt.Fprintf(env.Stdout, "%s\n", line)
+			if rec.warning != "" {
+				fmt.Fprintf(env.Stderr, "warning: %s\n", rec.warning)
+			}
 			if node := rec.unnamed; node != "" && !asked[node] {
 				asked[node] = true
 				if w.rebirth {
@@ -94,28 +103,108 @@ func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
 				cancel()
 			}
 		})
-		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		switch {
+		case !tok.WaitTimeout(10 * time.Second):
+			fmt.Fprintf(env.Stderr, "subscribe to %s on the MQTT broker %s: no answer within 10 s; nothing will be printed until a reconnect subscribes again\n", w.filter, w.broker)
+		case tok.Error() != nil:
+			fmt.Fprintf(env.Stderr, "subscribe to %s on the MQTT broker %s: %v; nothing will be printed until a reconnect subscribes again\n", w.filter, w.broker, tok.Error())
+		default:
 			fmt.Fprintf(env.Stderr, "watching %s on %s\n", w.filter, w.broker)
-		} else {
-			fmt.Fprintf(env.Stderr, "subscribe %s on %s: %v\n", w.filter, w.broker, tok.Error())
 		}
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		// Said: "no traffic" is not "no connection".
-		fmt.Fprintf(env.Stderr, "connection to %s lost: %v; reconnecting\n", w.broker, err)
+		fmt.Fprintf(env.Stderr, "connection to the MQTT broker %s lost: %s; reconnecting\n", w.broker, lostCause(err))
 	})
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		err := tok.Error()
-		if err == nil {
-			err = fmt.Errorf("no answer within 15 s")
-		}
-		return fmt.Errorf("connect to %s: %w", w.broker, err)
+		return connectError(w, tok.Error())
 	}
 	defer c.Disconnect(250)
 	<-ctx.Done()
 	return nil
 }
+
+// connectError says why the watch could not connect to w.broker, in
+// words, with what was tried: paho's own errors ("network Error : EOF")
+// name neither the broker nor a cause a person can act on. err is nil
+// when no answer came in time. The error wraps paho's.
+func connectError(w sparkplugWatch, err error) error {
+	user := "no user name"
+	if w.user != "" {
+		user = "user " + w.user
+	}
+	tried := fmt.Sprintf("an MQTT 3.1.1 CONNECT with a clean session and %s, within 10 s", user)
+	cause := netCause(err)
+	var dial *net.OpError
+	if errors.As(cause, &dial) && dial.Op == "dial" {
+		tried = "a connection to its address, within 10 s" // no CONNECT was sent
+	}
+	var why string
+	switch {
+	case err == nil:
+		why = "no answer within 15 s: a firewall that drops the packets, or another host"
+	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword), errors.Is(err, packets.ErrorRefusedNotAuthorised):
+		why = "the broker refused the credentials (" + err.Error() + "): give the --username and --password it expects"
+	case errors.Is(err, packets.ErrorRefusedIDRejected):
+		why = "the broker rejected the client id"
+	case errors.Is(err, packets.ErrorRefusedServerUnavailable):
+		why = "the broker answered that it is unavailable"
+	case errors.Is(err, packets.ErrorRefusedBadProtocolVersion):
+		why = "the broker does not take MQTT 3.1.1, which Sparkplug B needs"
+	case errors.Is(cause, io.EOF), errors.Is(cause, io.ErrUnexpectedEOF), errors.Is(cause, syscall.ECONNRESET):
+		why = "it closed the connection without answering (" + cause.Error() + "): is an MQTT broker listening there, " +
+			"and not a TLS one (use ssl://), and does it take this client (its own log says why it did not)?"
+	case errors.Is(cause, syscall.ECONNREFUSED):
+		why = "nothing listens there (" + cause.Error() + "): the broker is down, or on another port"
+	case isTimeout(cause):
+		why = "no answer in time (" + cause.Error() + "): a firewall that drops the packets, or another host"
+	case errors.As(cause, new(*net.DNSError)):
+		why = "its host name does not resolve (" + cause.Error() + ")"
+	default:
+		why = cause.Error()
+	}
+	return &watchError{msg: fmt.Sprintf("could not connect to the MQTT broker %s (tried %s): %s", w.broker, tried, why), err: err}
+}
+
+// lostCause is why a connection was lost, in words.
+func lostCause(err error) string {
+	cause := netCause(err)
+	switch {
+	case cause == nil:
+		return "no reason given"
+	case errors.Is(cause, io.EOF), errors.Is(cause, io.ErrUnexpectedEOF):
+		return "the broker closed it (" + cause.Error() + ")"
+	}
+	return cause.Error()
+}
+
+// netCause is the network error under paho's "network Error : <cause>"
+// (an error joining the two), or err itself.
+func netCause(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != packets.ErrorNetworkError {
+				return e
+			}
+		}
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// watchError is an error said in words, wrapping the one it explains.
+type watchError struct {
+	msg string
+	err error
+}
+
+func (e *watchError) Error() string { return e.msg }
+func (e *watchError) Unwrap() error { return e.err }
 
 // sparkplugDecoder turns Sparkplug messages into printable records. It
 // learns each node's and device's metric names from their births: data
@@ -142,6 +231,10 @@ type spRecord struct {
 	// unnamed is the NCMD topic of the node whose metrics came as
 	// aliases without a birth seen ("" when every one was named).
 	unnamed string
+	// warning says what is wrong with a message that decoded but breaks
+	// Sparkplug 3.0 in a way a host would stumble on: an NBIRTH without
+	// metrics, a STATE without a boolean "online" ("" when none).
+	warning string
 }
 
 // rebirthRequest is an NCMD payload asking for new births (Sparkplug 3.0:
@@ -159,10 +252,23 @@ func (d *sparkplugDecoder) decode(topic string, payload []byte, received time.Ti
 	parts := strings.Split(topic, "/")
 	if len(parts) >= 3 && parts[1] == "STATE" {
 		r.Type = "STATE"
+		var st struct {
+			Online json.RawMessage `json:"online"`
+		}
 		if json.Valid(payload) {
 			r.State = payload
 		} else {
 			r.Error = fmt.Sprintf("STATE payload is not JSON (%d bytes)", len(payload))
+		}
+		if err := json.Unmarshal(payload, &st); err != nil || (string(st.Online) != "true" && string(st.Online) != "false") {
+			got := "no \"online\""
+			switch {
+			case r.Error != "":
+				got = fmt.Sprintf("%d bytes that are not JSON (a Sparkplug 2 host sends ONLINE or OFFLINE as text)", len(payload))
+			case len(st.Online) > 0:
+				got = "\"online\": " + truncateForLine(string(st.Online))
+			}
+			r.warning = fmt.Sprintf("%s has %s: a Sparkplug 3.0 host's STATE is {\"online\": true or false, \"timestamp\": ms}, and edge nodes waiting for this host take it as not online", topic, got)
 		}
 		return r
 	}
@@ -185,6 +291,9 @@ func (d *sparkplugDecoder) decode(topic string, payload []byte, received time.Ti
 	}
 	if p.Timestamp != 0 {
 		r.Timestamp = msTime(p.Timestamp)
+	}
+	if r.Type == "NBIRTH" && len(p.Metrics) == 0 {
+		r.warning = fmt.Sprintf("%s carries no metrics: a Sparkplug 3.0 NBIRTH carries bdSeq and every node metric, so a host cannot name this node's data (nor match its NDEATH)", topic)
 	}
 	birth := r.Type == "NBIRTH" || r.Type == "DBIRTH"
 	if birth {
@@ -282,6 +391,15 @@ func finite(f float64) any {
 		return fmt.Sprint(f)
 	}
 	return f
+}
+
+// truncateForLine shortens s to fit a one-line warning.
+func truncateForLine(s string) string {
+	const max = 40
+	if r := []rune(s); len(r) > max {
+		return string(r[:max]) + "…"
+	}
+	return s
 }
 
 func msTime(ms uint64) string {

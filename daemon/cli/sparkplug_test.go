@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +154,99 @@ func TestSparkplugWatchRebirth(t *testing.T) {
 	if n := strings.Count(out.String(), `"topic":"spBv1.0/plant/NCMD/cell1","type":"NCMD"`); n != 1 ||
 		!strings.Contains(out.String(), `"metrics":{"Node Control/Rebirth":true}`) {
 		t.Errorf("%d rebirth requests, want one with Node Control/Rebirth true:\n%s", n, out.String())
+	}
+}
+
+// TestSparkplugWatchSaysWhyItCannotConnect: paho's own errors came out as
+// they are ("connect to ...: network Error : EOF"); the watch says, with
+// the broker's address, what it tried and what the failure means.
+func TestSparkplugWatchSaysWhyItCannotConnect(t *testing.T) {
+	// Something that reads the CONNECT and closes the connection
+	// unanswered (not an MQTT broker, or one that turns the client away).
+	// Read first: closed with the CONNECT unread, the client would see a
+	// reset instead of the end of the stream.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			head := make([]byte, 2) // packet type, remaining length (< 128 for this CONNECT)
+			if _, err := io.ReadFull(c, head); err == nil {
+				_, _ = io.ReadFull(c, make([]byte, head[1]))
+			}
+			c.Close()
+		}
+	}()
+	// A port nothing listens on.
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := free.Addr().String()
+	free.Close()
+	for _, c := range []struct{ addr, want string }{
+		{ln.Addr().String(), "(tried an MQTT 3.1.1 CONNECT with a clean session and no user name, within 10 s): it closed the connection without answering (EOF): is an MQTT broker listening there"},
+		{closed, "(tried a connection to its address, within 10 s): nothing listens there ("},
+	} {
+		code, _, errs := runConfigCLI("sparkplug", "watch", "--broker", "tcp://"+c.addr)
+		want := "inspectd sparkplug watch: could not connect to the MQTT broker tcp://" + c.addr + " " + c.want
+		if code != 1 || !strings.HasPrefix(errs, want) || strings.Contains(errs, "network Error") || strings.Count(errs, "\n") != 1 {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and one line starting %q", code, errs, want)
+		}
+	}
+}
+
+// TestSparkplugWatchWarnsOfBrokenBirthsAndStates: an NBIRTH without
+// metrics, and a STATE without a boolean "online" (JSON without it, with
+// another type, or Sparkplug 2's text), printed as any other message, also
+// get one warning line each on stderr, naming the topic; good ones none.
+func TestSparkplugWatchWarnsOfBrokenBirthsAndStates(t *testing.T) {
+	out, errs, done, c := startWatch(t, testbroker.Start(t, testbroker.Options{}), "spBv1.0/#", "--count", "6")
+	pub := func(topic string, payload []byte) {
+		t.Helper()
+		if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	empty, err := (&sppb.Payload{Timestamp: 1, HasSeq: true}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := (&sppb.Payload{Timestamp: 1, HasSeq: true, Metrics: []sppb.Metric{{Name: "bdSeq", DataType: sppb.TypeInt64, Value: sppb.LongValue(0)}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub("spBv1.0/plant/NBIRTH/bare", empty)
+	pub("spBv1.0/plant/NBIRTH/cell1", good)
+	pub("spBv1.0/STATE/h1", []byte(`{"timestamp":1}`))
+	pub("spBv1.0/STATE/h2", []byte(`{"online":"yes","timestamp":1}`))
+	pub("spBv1.0/STATE/h3", []byte("ONLINE"))
+	pub("spBv1.0/STATE/h4", []byte(`{"online":false,"timestamp":1}`))
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("--count 6 did not end the watch; stdout:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"warning: spBv1.0/plant/NBIRTH/bare carries no metrics: a Sparkplug 3.0 NBIRTH carries bdSeq and every node metric",
+		`warning: spBv1.0/STATE/h1 has no "online": a Sparkplug 3.0 host's STATE is {"online": true or false, "timestamp": ms}`,
+		`warning: spBv1.0/STATE/h2 has "online": "yes": `,
+		"warning: spBv1.0/STATE/h3 has 6 bytes that are not JSON (a Sparkplug 2 host sends ONLINE or OFFLINE as text)",
+	} {
+		if strings.Count(errs.String(), want) != 1 {
+			t.Errorf("stderr does not say once %q:\n%s", want, errs.String())
+		}
+	}
+	if n := strings.Count(errs.String(), "warning: "); n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, errs.String())
+	}
+	if n := strings.Count(out.String(), "\n"); n != 6 {
+		t.Errorf("%d lines on stdout, want every message printed:\n%s", n, out.String())
 	}
 }
