@@ -78,7 +78,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	outer := ctx
 	ctx, restart := context.WithCancelCause(ctx)
 	defer restart(nil)
+	startHUP := watchStartHUP(hup, o.Logger, o.ConfigPath)
 	d, err := start(ctx, cfg, o, notifier, func() { restart(ErrRestartRequested) })
+	reload := startHUP()
 	if err != nil && outer.Err() != nil && errors.Is(err, context.Canceled) {
 		// A stop (SIGTERM, Ctrl-C) during the start, most often during the
 		// first fit: a stop as asked, not a failure (systemd marked the unit
@@ -110,6 +112,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	if o.OnStarted != nil {
 		o.OnStarted(d)
 	}
+	if reload && ctx.Err() == nil { // a stop that came meanwhile wins, as in loop
+		d.reloadFile(ctx)
+	}
 	err = d.loop(ctx, hup)
 	d.stop()
 	if errors.Is(context.Cause(ctx), ErrRestartRequested) && outer.Err() == nil {
@@ -119,6 +124,40 @@ func Run(ctx context.Context, o RunOptions) error {
 		return nil
 	}
 	return err
+}
+
+// watchStartHUP takes the SIGHUPs that come during the start, which can
+// last minutes (the first fit), and says each at once: they waited in hup,
+// unsaid, until the loop applied them after the start, and whoever sent
+// one could not tell it was taken. A reload cannot be applied during the
+// start (the parts it would replace do not exist yet); the start goes on
+// with the file as it was read. The returned function ends the watch and
+// says whether a reload is due: applied by Run once the start is done. A
+// signal that comes as the watch ends stays in hup, for the loop.
+func watchStartHUP(hup <-chan os.Signal, log *slog.Logger, path string) (end func() (reload bool)) {
+	quit, due := make(chan struct{}), make(chan bool, 1)
+	go func() {
+		reload := false
+		for {
+			select {
+			case <-hup:
+				if path == "" {
+					log.Warn("SIGHUP during the start ignored: running on built-in defaults, no configuration file to reload")
+					continue
+				}
+				reload = true
+				log.Info("SIGHUP during the start: the configuration file is reloaded once the start is done",
+					"file", path, "why", "the start (the first fit, when there is no model yet) goes on with the file as it was read; a reload replaces parts that do not exist yet")
+			case <-quit:
+				due <- reload
+				return
+			}
+		}
+	}()
+	return func() bool {
+		close(quit)
+		return <-due
+	}
 }
 
 // ErrRestartRequested ends Run when a SCADA host asked for a reboot
