@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inspectd/inspectd/daemon/httpapi"
@@ -19,6 +20,11 @@ import (
 type sinkSwitch struct {
 	mu  sync.RWMutex
 	pub *mqttpub.Publisher
+	// jsonPub is pub for readers that must not take mu: the edge node
+	// reads the packet limit the JSON connection learned (packetLimit)
+	// while out holds mu for reading, where taking it again would
+	// deadlock against a replace waiting for it.
+	jsonPub atomic.Pointer[mqttpub.Publisher]
 	// node is the Sparkplug B edge node (mqtt.profile sparkplug or both);
 	// nil otherwise. noJSON keeps results off the JSON topics (profile
 	// sparkplug): the JSON connection then carries only the control plane
@@ -33,7 +39,19 @@ type sinkSwitch struct {
 func (s *sinkSwitch) set(p *mqttpub.Publisher, node *sparkplug.Node, noJSON bool) {
 	s.mu.Lock()
 	s.pub, s.node, s.noJSON = p, node, noJSON
+	s.jsonPub.Store(p)
 	s.mu.Unlock()
+}
+
+// packetLimit is the broker's packet size limit the JSON connection has
+// learned (0: none, or no connection now), for the edge node's messages
+// to the same broker (sparkplug.Options.PacketLimit). It takes no lock of
+// the switch's.
+func (s *sinkSwitch) packetLimit() int {
+	if p := s.jsonPub.Load(); p != nil {
+		return p.PacketLimit()
+	}
+	return 0
 }
 
 // out runs json with the publisher (unless the JSON profile is off) and
@@ -114,13 +132,21 @@ func (s *sinkSwitch) PublishHeatmap(jpeg []byte, qos byte) error {
 }
 
 // MaxPayload is the largest image payload the broker takes now (0: no
-// limit known).
+// limit known): the JSON publisher's limit and, with the Sparkplug edge
+// node, the largest mask its DDATA carries, so that the pipeline downsizes
+// a mask to fit both rather than the edge node sending it as null.
 func (s *sinkSwitch) MaxPayload() int {
-	n := 0
-	_ = s.do(func(p *mqttpub.Publisher) error {
-		n = p.MaxPayload()
-		return nil
-	})
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.pub == nil {
+		return 0
+	}
+	n := s.pub.MaxPayload()
+	if s.node != nil {
+		if m := s.node.MaxMask(); m > 0 {
+			n = min(n, m)
+		}
+	}
 	return n
 }
 
@@ -151,10 +177,16 @@ func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
 	return s.node.SetInfo(info)
 }
 
+// state is the JSON publisher's state; its TooLarge.Image counts the edge
+// node's masks sent as null for their size too (the same limit, the same
+// broker), so that inspectd_mqtt_too_large_total shows them.
 func (s *sinkSwitch) state() mqttpub.State {
 	var st mqttpub.State
 	_ = s.do(func(p *mqttpub.Publisher) error {
 		st = p.State()
+		if s.node != nil { // read under do's lock
+			st.TooLarge.Image += s.node.MasksTooLarge()
+		}
 		return nil
 	})
 	return st
@@ -183,6 +215,7 @@ func (s *sinkSwitch) replace(log *slog.Logger, f func(carry *sparkplug.Carry) (*
 	s.closeLocked(log, 3*time.Second)
 	var err error
 	s.pub, s.node, s.noJSON, err = f(carry)
+	s.jsonPub.Store(s.pub)
 	return err
 }
 
@@ -209,6 +242,7 @@ func (s *sinkSwitch) closeLocked(log *slog.Logger, wait time.Duration) {
 			log.Warn("MQTT close", "err", err)
 		}
 		s.pub = nil
+		s.jsonPub.Store(nil)
 	}
 }
 

@@ -36,6 +36,8 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string,
 		StateDir: cfg.StateDir, Mask: m.Mask != config.PublishNever, JSONDelivers: m.UsesJSON(), Submitter: rebootGate{d: d, next: d.submitter()},
 		Camera: d.cameraHealth, Logger: d.log, OnReboot: d.requestRestart, Carry: carry, Counts: d.inspectionCounts,
 		Rate: func() (float64, bool) { return d.rate.over(sparkplug.DefaultRateWindow) },
+		// The JSON connection's limits: the same broker takes both.
+		MaxPayload: int(m.MaxPayload), PacketLimit: d.sink.packetLimit,
 	})
 	if err != nil {
 		return nil, err

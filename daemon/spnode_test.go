@@ -18,6 +18,8 @@ import (
 
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/sparkplug"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
@@ -664,5 +666,51 @@ func TestSparkplugHealthWaitingForPrimaryHost(t *testing.T) {
 				t.Errorf("/healthz %d, mqtt %+v; want %d", code, report.MQTT, tc.want)
 			}
 		})
+	}
+}
+
+// TestSparkplugMaskWithinMQTTMaxPayload: the edge node's messages keep to
+// mqtt.max_payload, as the JSON publisher's do (the same broker takes
+// both). The pipeline downsizes a mask to what both carry (the DDATA's own
+// bytes taken off), and a mask larger than that goes in its DDATA as null,
+// counted in inspectd_mqtt_too_large_total{class="image"} beside the JSON
+// topic's refusal; without the limit the edge node sent it whole, for a
+// broker that limits packets to drop its connection over.
+func TestSparkplugMaskWithinMQTTMaxPayload(t *testing.T) {
+	det := syntheticDetector(t)
+	frames := t.TempDir() // no part comes: the test publishes as the pipeline does
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
+		return strings.Replace(y, "mqtt: {", "mqtt: {profile: both, max_payload: 4KiB, ", 1)
+	})
+	d := r.daemon()
+	node := func() *sparkplug.Node {
+		d.sink.mu.RLock()
+		defer d.sink.mu.RUnlock()
+		return d.sink.node
+	}
+	r.waitFor("the Sparkplug births", func() bool {
+		ok, _ := node().Health()
+		return ok
+	})
+	if got := node().MaxMask(); got != 4096-64 {
+		t.Errorf("the edge node carries masks of up to %d bytes; mqtt.max_payload is 4096", got)
+	}
+	if got, want := d.sink.MaxPayload(), node().MaxMask(); got != want {
+		t.Errorf("the pipeline downsizes masks to %d bytes; the DDATA carries %d", got, want)
+	}
+	res := &mqttpub.Result{Header: mqttpub.Header{Seq: 1, FrameTime: time.Now(), Score: 40, Threshold: 14, NormalizedScore: 40.0 / 14},
+		Anomalous: true, Verdict: "anomalous"}
+	if err := d.sink.PublishResult(res, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.sink.PublishMask(1, make([]byte, 10<<10), 0) // the JSON topic refuses it: too large
+	if got := node().MasksTooLarge(); got != 1 {
+		t.Errorf("%d masks sent as null by the edge node, want 1", got)
+	}
+	if got := mqttStats(d.sink.state()).TooLarge["image"]; got != 2 {
+		t.Errorf("inspectd_mqtt_too_large_total{class=\"image\"} %d, want 2 (the JSON mask topic's and the DDATA's)", got)
 	}
 }

@@ -423,16 +423,29 @@ func varintLen(n int) int {
 	return 4
 }
 
-// maxPayloadFor is the largest payload whose QoS 1 PUBLISH on a topic of
+// maxPayloadFor is the largest payload whose PUBLISH at qos on a topic of
 // topicLen bytes fits in limit bytes.
-func maxPayloadFor(topicLen, limit int) int {
+func maxPayloadFor(topicLen int, qos byte, limit int) int {
+	head := 2 + topicLen // topic length prefix and topic
+	if qos > 0 {
+		head += 2 // packet id
+	}
 	for vl := 4; vl >= 1; vl-- {
 		rem := limit - 1 - vl
 		if rem >= 0 && varintLen(rem) == vl {
-			return max(rem-4-topicLen, 0)
+			return max(rem-head, 0)
 		}
 	}
-	return max(limit-1-1-4-topicLen, 0)
+	return max(limit-1-1-head, 0)
+}
+
+// PayloadLimit is the largest payload whose PUBLISH at qos on topic fits a
+// packet of packetLimit bytes (MQTT 3.1.1 section 3.3), 0 when none does.
+// It turns the packet limit a publisher learned from the broker
+// (Publisher.PacketLimit) into a payload limit for another connection to
+// the same broker, whose topics and QoS differ: the Sparkplug edge node's.
+func PayloadLimit(topic string, qos byte, packetLimit int) int {
+	return maxPayloadFor(len(topic), qos, packetLimit)
 }
 
 // learnLimit is the packet size limit to assume after the broker dropped

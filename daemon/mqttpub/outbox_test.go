@@ -524,10 +524,18 @@ func TestPacketSizes(t *testing.T) {
 		}
 	}
 	for _, limit := range []int{200, 16384, 65536, 131072, 2_097_160} {
-		pl := maxPayloadFor(24, limit)
-		if packetSize(24, 1, pl) > limit || packetSize(24, 1, pl+1) <= limit {
-			t.Errorf("maxPayloadFor(24, %d) = %d: packet %d, one more %d", limit, pl, packetSize(24, 1, pl), packetSize(24, 1, pl+1))
+		for qos := byte(0); qos <= 1; qos++ {
+			pl := maxPayloadFor(24, qos, limit)
+			if packetSize(24, qos, pl) > limit || packetSize(24, qos, pl+1) <= limit {
+				t.Errorf("maxPayloadFor(24, %d, %d) = %d: packet %d, one more %d", qos, limit, pl, packetSize(24, qos, pl), packetSize(24, qos, pl+1))
+			}
 		}
+	}
+	// The Sparkplug edge node's DDATA at QoS 0 against a mosquitto with
+	// max_packet_size 65536: 2 bytes more than a QoS 1 PUBLISH takes.
+	ddata := "spBv1.0/Plant 1: Line 3/DDATA/cam-node/cam1"
+	if got, want := PayloadLimit(ddata, 0, 65536), maxPayloadFor(len(ddata), 1, 65536)+2; got != want || packetSize(len(ddata), 0, got) != 65536 {
+		t.Errorf("PayloadLimit(DDATA, 0, 65536) = %d, want %d (a packet of exactly 65536 bytes)", got, want)
 	}
 	for _, tc := range []struct{ size, good, want int }{{300000, 0, 262144}, {65537, 1000, 65536}, {65536, 0, 32768}, {70000, 66000, 69999}} {
 		if got := learnLimit(tc.size, tc.good); got != tc.want {

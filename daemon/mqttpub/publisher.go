@@ -654,9 +654,18 @@ func (p *Publisher) MaxPayload() int {
 func (p *Publisher) maxPayload(topic string) int {
 	limit := p.opts.MaxPayload
 	if l := p.box.packetLimit(); l > 0 {
-		limit = min(limit, maxPayloadFor(len(topic), l))
+		limit = min(limit, maxPayloadFor(len(topic), 1, l))
 	}
 	return limit
+}
+
+// PacketLimit returns the packet size limit learned from the broker when it
+// dropped the connection over a large message (0: none learned). Another
+// connection to the same broker, the Sparkplug edge node's, applies it too
+// (PayloadLimit): it has no acknowledged QoS 1 images to learn it from, and
+// the broker would drop it over a message that large just the same.
+func (p *Publisher) PacketLimit() int {
+	return p.box.packetLimit()
 }
 
 // SetInfo replaces the retained info document and publishes it now if

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
@@ -166,15 +168,18 @@ func (n *Node) serve(s *session) error {
 	}
 }
 
-// leave ends the session on purpose: NDEATH (QoS 1, acknowledged before
-// going on), then DISCONNECT, so hosts learn of it at once rather than
-// after the keepalive (tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath).
+// leave ends the session on purpose: the messages queued for it, then
+// NDEATH (QoS 1, acknowledged before going on), then DISCONNECT, so hosts
+// learn of it at once rather than after the keepalive
+// (tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath),
+// and no data of the session follows its death.
 func (n *Node) leave(s *session, reason string) {
 	n.mu.Lock()
 	if n.sess == s {
 		n.sess, n.born = nil, false
 	}
 	n.mu.Unlock()
+	n.wire.drain(s) // nothing more is queued for s: sess is no longer s
 	tok := s.client.Publish(n.topics.NDEATH, 1, false, n.deathPayload(s.bdSeq))
 	if !tok.WaitTimeout(n.o.WriteTimeout) || tok.Error() != nil {
 		n.log.Warn("sparkplug NDEATH not acknowledged before disconnecting", "bdSeq", s.bdSeq, "error", tok.Error())
@@ -244,14 +249,15 @@ func (n *Node) birthLocked(reason string) {
 	n.born = false
 	n.seq = 0
 	n.scratch = n.node.birth(n.scratch[:0], now)
-	if err := n.publishLocked(n.topics.NBIRTH, now); err != nil {
+	if err := n.sendLocked(n.topics.NBIRTH, now); err != nil {
 		return
 	}
 	n.scratch = n.dev.birth(n.scratch[:0], now)
-	if err := n.publishLocked(n.topics.DBIRTH, now); err != nil {
+	if err := n.sendLocked(n.topics.DBIRTH, now); err != nil {
 		return
 	}
 	n.born = true
+	n.stalled = false // the queue took a whole birth: the next stall is another
 	n.log.Info("sparkplug birth", "reason", reason, "bdSeq", s.bdSeq, "node_metrics", numNode, "device_metrics", len(n.scratch))
 }
 
@@ -266,41 +272,92 @@ func (n *Node) flushLocked(c *catalog, topic string) error {
 	if len(n.scratch) == 0 {
 		return nil
 	}
-	return n.publishLocked(topic, nowMS())
+	return n.sendLocked(topic, nowMS())
 }
 
-// publishLocked sends n.scratch as the payload of the session's next
-// message at QoS 0, not retained (tck-id-topics-ndata-mqtt and the
-// like), with the next seq.
-func (n *Node) publishLocked(topic string, now uint64) error {
+// sendLocked encodes n.scratch as the payload of the session's next
+// message, with the next seq, and queues it for the writer (wire.go),
+// which publishes it at QoS 0 outside the lock. Taken under the lock, seq
+// and queue order agree. A full queue (a stalled connection) refuses it
+// with ErrOffline and ends the births: the values go out with the next
+// birth, which the stats ticker retries, once the queue has room.
+func (n *Node) sendLocked(topic string, now uint64) error {
 	p := sppb.Payload{Timestamp: now, Metrics: n.scratch, Seq: uint64(n.seq), HasSeq: true}
-	n.seq++ // uint8: 255 wraps to 0
+	n.fitLocked(topic, &p)
 	b, err := p.AppendMarshal(n.buf[:0])
 	n.buf = b[:0]
 	if err != nil {
-		n.logPublishError(topic, err)
+		if msg := err.Error(); msg != n.lastEncE {
+			n.log.Warn("sparkplug message not encoded", "topic", topic, "error", err)
+			n.lastEncE = msg
+		}
 		return err
 	}
 	// paho keeps the slice until its writer has sent it.
-	tok := n.sess.client.Publish(topic, 0, false, bytes.Clone(b))
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			n.logPublishError(topic, err)
-			return fmt.Errorf("sparkplug publish %s: %w", topic, err)
+	if !n.wire.push(wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b)}) {
+		n.born = false
+		if !n.stalled {
+			n.log.Warn("sparkplug connection stalled: the send queue is full; data is held back and the births go again once it drains",
+				"topic", topic, "max_messages", maxQueued, "max_bytes", maxQueuedBytes, "write_timeout", n.o.WriteTimeout)
+			n.stalled = true
 		}
-	default:
+		return ErrOffline
 	}
-	n.lastPubE = ""
+	n.seq++ // uint8: 255 wraps to 0
 	return nil
 }
 
-// logPublishError writes one line per kind of failure, not per message.
-func (n *Node) logPublishError(topic string, err error) {
-	if msg := err.Error(); msg != n.lastPubE {
-		n.log.Warn("sparkplug publish failed", "topic", topic, "error", err)
-		n.lastPubE = msg
+// fitLocked keeps a DDATA or DBIRTH within the payload limit: a Mask that
+// would take it over goes as null, stamped with its inspection's time, so
+// that a host learns that this inspection's mask is not coming rather than
+// keeping the previous part's on the tag, and stays null until the next
+// mask (a later birth does not carry it either). The other metrics, the
+// score and verdict among them, go out. Counted (MasksTooLarge) and logged
+// once per limit, as the JSON publisher logs a limit it learns.
+func (n *Node) fitLocked(topic string, p *sppb.Payload) {
+	mk := &n.dev.m[dMask]
+	if mk.null || mk.omitted || topic != n.topics.DDATA && topic != n.topics.DBIRTH {
+		return
 	}
+	i := slices.IndexFunc(p.Metrics, func(m sppb.Metric) bool { return m.HasAlias && m.Alias == mk.alias })
+	if i < 0 {
+		return
+	}
+	limit, learned := n.payloadLimit(topic)
+	size := p.Size()
+	if size <= limit {
+		return
+	}
+	m := &p.Metrics[i]
+	maskBytes := len(m.Value.Bytes)
+	m.IsNull, m.Value, m.MetaData = true, sppb.Value{}, nil
+	mk.val, mk.null = sppb.Value{}, true
+	n.tooLarge++
+	if n.tooLargeLogged != limit {
+		src := "mqtt.max_payload"
+		if learned {
+			src = "learned from the broker, which dropped the JSON connection over a larger message"
+		}
+		n.log.Warn("sparkplug Mask sent as null: with it the message would exceed the payload limit; the inspection's other metrics go out",
+			"topic", topic, "mask_bytes", maskBytes, "payload_bytes", size, "limit", limit, "limit_from", src,
+			"hint", "set mqtt.max_payload to what the broker takes, or a smaller mqtt.image_max_side")
+		n.tooLargeLogged = limit
+	}
+}
+
+// payloadLimit is the largest payload published on topic now: MaxPayload,
+// or less for a packet limit another connection learned from the broker
+// (learned).
+func (n *Node) payloadLimit(topic string) (limit int, learned bool) {
+	limit = n.o.MaxPayload
+	if n.o.PacketLimit != nil {
+		if l := n.o.PacketLimit(); l > 0 {
+			if pl := mqttpub.PayloadLimit(topic, 0, l); pl < limit {
+				return pl, true
+			}
+		}
+	}
+	return limit, false
 }
 
 // hostState is the last STATE accepted from the primary host.

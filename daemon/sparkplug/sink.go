@@ -1,6 +1,7 @@
 package sparkplug
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"time"
@@ -164,6 +165,10 @@ func (n *Node) PublishAlarm(a *mqttpub.Alarm) error {
 // stamped on another inspection it would show the defect on the wrong
 // part. Each mask is sent, even one equal to the last. It does nothing
 // when the node was created without Options.Mask.
+//
+// A mask larger than MaxMask goes as null (see Options.MaxPayload): the
+// DDATA still says which inspection it is for, and nil is returned, since
+// the message went out; MasksTooLarge counts it.
 func (n *Node) PublishMask(seq uint64, png []byte, _ byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -174,8 +179,41 @@ func (n *Node) PublishMask(seq uint64, png []byte, _ byte) error {
 		return nil
 	}
 	n.maskFor.ok = false
+	// What else changed (the camera's state between two stats ticks) goes
+	// first, in a DDATA of its own: the mask's then holds the mask alone,
+	// and a mask of MaxMask bytes fits whatever else was pending.
+	if err := n.flushLocked(&n.dev, n.topics.DDATA); err != nil && !errors.Is(err, ErrOffline) {
+		return err
+	}
 	n.dev.putBytes(dMask, png, n.maskFor.ts)
 	return n.flushLocked(&n.dev, n.topics.DDATA)
+}
+
+// maskOverhead bounds the bytes of a DDATA that carries only the Mask,
+// besides the mask: the payload's timestamp and seq, the metric's alias,
+// timestamp and metadata (content type and size), the length prefixes.
+const maskOverhead = 64
+
+// MaxMask returns the largest PNG mask, in bytes, that goes out in a DDATA
+// now (Options.MaxPayload, or less for Options.PacketLimit, less the
+// DDATA's own bytes); 0 without Options.Mask. The daemon downsizes its
+// masks to fit it and the JSON publisher's limit alike: sized for the JSON
+// mask topic alone, a mask a few bytes under that limit made a DDATA over it.
+func (n *Node) MaxMask() int {
+	if !n.o.Mask {
+		return 0
+	}
+	limit, _ := n.payloadLimit(n.topics.DDATA)
+	return max(limit-maskOverhead, 1)
+}
+
+// MasksTooLarge counts the masks sent as null since New because the
+// message with them would have exceeded the payload limit (the daemon adds
+// it to inspectd_mqtt_too_large_total{class="image"}).
+func (n *Node) MasksTooLarge() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.tooLarge
 }
 
 // maskSlot is the inspection whose mask may come next: the last result

@@ -70,8 +70,26 @@ type Options struct {
 	MaxReconnectInterval time.Duration
 	// WriteTimeout bounds how long a publish waits for a stalled
 	// connection, and the NDEATH before an intentional disconnect
-	// (default 10s).
+	// (default 10s). The wait is the node's writer goroutine's: the
+	// publishing methods only queue their message.
 	WriteTimeout time.Duration
+	// MaxPayload is the largest message payload published, in bytes
+	// (default mqttpub.DefaultMaxPayload): the daemon passes
+	// mqtt.max_payload, the JSON publisher's limit, since both connections
+	// go to the same broker. A DDATA or DBIRTH that its Mask would take
+	// over it, or over PacketLimit, carries the Mask as null instead
+	// (MasksTooLarge): the inspection's other metrics go out, and a broker
+	// that limits packets (mosquitto's max_packet_size) is not made to drop
+	// the connection over it, which cost a death and a birth per
+	// anomalous part.
+	MaxPayload int
+	// PacketLimit, when set, returns the broker's packet size limit as
+	// another connection to it learned it (the JSON publisher's
+	// mqttpub.Publisher.PacketLimit; 0: none learned). The edge node's
+	// QoS 0 messages have no acknowledgement to learn it from. It is read
+	// for every message, under the node's lock, and by MaxMask: it must
+	// neither block nor call the node.
+	PacketLimit func() int
 
 	// GroupID, EdgeNodeID and DeviceID name the topics
 	// spBv1.0/<GroupID>/N*/<EdgeNodeID> and .../D*/<EdgeNodeID>/<DeviceID>:
@@ -202,6 +220,12 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("sparkplug Brokers[%d] %q: expected a URL such as tcp://host:1883", i, b)
 		}
 	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = mqttpub.DefaultMaxPayload
+	}
+	if o.MaxPayload < 0 || o.MaxPayload > mqttpub.MaxPacketPayload {
+		return o, fmt.Errorf("sparkplug MaxPayload is %d; expected 1 to %d bytes", o.MaxPayload, mqttpub.MaxPacketPayload)
+	}
 	for name, d := range map[string]time.Duration{"KeepAlive": o.KeepAlive, "ConnectTimeout": o.ConnectTimeout,
 		"MaxReconnectInterval": o.MaxReconnectInterval, "WriteTimeout": o.WriteTimeout,
 		"StatsInterval": o.StatsInterval, "RateWindow": o.RateWindow} {
@@ -257,29 +281,33 @@ type Node struct {
 	bd     *bdSeqStore
 
 	stop chan struct{} // closed by Close
-	done chan struct{} // closed when run and stats have returned
+	done chan struct{} // closed when run, stats and write have returned
 	wg   sync.WaitGroup
+	wire wire // the messages queued for the broker, in seq order (write)
 
-	mu       sync.Mutex
-	node     catalog // NBIRTH, NDATA, NCMD
-	dev      catalog // DBIRTH, DDATA, DCMD
-	started  bool
-	closed   bool
-	sess     *session // the connected session, nil between sessions
-	born     bool     // NBIRTH and DBIRTH sent in this session
-	seq      uint8    // the next message's seq
-	host     hostState
-	hostUp   bool // the primary host is online, as this session's STATE says
-	lastErr  string
-	counts   struct{ anomalous, errors uint64 }
-	lastSeq  uint64 // the latest inspection's Seq (for the rate)
-	rate     rateMeter
-	alarm    pendingAlarm
-	maskFor  maskSlot // the inspection whose mask may come next
-	reqs     uint64   // request ids handed out
-	scratch  []sppb.Metric
-	buf      []byte
-	lastPubE string // the last publish error logged
+	mu             sync.Mutex
+	node           catalog // NBIRTH, NDATA, NCMD
+	dev            catalog // DBIRTH, DDATA, DCMD
+	started        bool
+	closed         bool
+	sess           *session // the connected session, nil between sessions
+	born           bool     // NBIRTH and DBIRTH queued in this session (wire)
+	seq            uint8    // the next message's seq
+	host           hostState
+	hostUp         bool // the primary host is online, as this session's STATE says
+	lastErr        string
+	counts         struct{ anomalous, errors uint64 }
+	lastSeq        uint64 // the latest inspection's Seq (for the rate)
+	rate           rateMeter
+	alarm          pendingAlarm
+	maskFor        maskSlot // the inspection whose mask may come next
+	reqs           uint64   // request ids handed out
+	scratch        []sppb.Metric
+	buf            []byte
+	lastEncE       string // the last encoding error logged
+	stalled        bool   // the send queue overflowed and that was logged; reset by the next birth queued
+	tooLarge       uint64 // masks sent as null for their size (MasksTooLarge)
+	tooLargeLogged int    // the payload limit the last such log line named; 0: none
 }
 
 // New validates the options and reads the bdSeq file; it does not
@@ -298,6 +326,7 @@ func New(o Options) (*Node, error) {
 	n := &Node{o: o, log: log, bd: bd, topics: TopicsFor(o.GroupID, o.EdgeNodeID, o.DeviceID, o.PrimaryHostID),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		node: newCatalog(nd[:], 1), dev: newCatalog(dd[:], 100)}
+	n.wire.cond.L = &n.wire.mu
 	now := nowMS()
 	n.node.set(nRebirth, sppb.BoolValue(false), now)
 	n.node.set(nReboot, sppb.BoolValue(false), now)
@@ -384,9 +413,14 @@ func (n *Node) Start() error {
 	n.started = true
 	n.log.Info("sparkplug edge node starting", "brokers", strings.Join(n.o.Brokers, ","), "client_id", n.o.ClientID,
 		"node", n.topics.NBIRTH, "device", n.o.DeviceID, "primary_host", n.o.PrimaryHostID)
-	n.wg.Add(2)
-	go func() { defer n.wg.Done(); n.run() }()
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		defer n.wire.close() // after run: no session is left to queue for
+		n.run()
+	}()
 	go func() { defer n.wg.Done(); n.stats() }()
+	go func() { defer n.wg.Done(); n.write() }()
 	go func() { n.wg.Wait(); close(n.done) }()
 	return nil
 }

@@ -1,0 +1,183 @@
+package sparkplug
+
+import (
+	"fmt"
+	"sync"
+)
+
+// The bounds of the send queue. A connection that stalls holds the writer
+// in paho's Publish for up to WriteTimeout (paho's writer waits on the
+// socket as long): at 50 inspections a second with a mask each, that is
+// hundreds of messages. Past the bounds the node stops sending until its
+// next birth (Node.sendLocked), which tells a host every current value
+// again; a queue without a bound would hold masks in memory for as long as
+// the connection hangs.
+const (
+	maxQueued      = 1024
+	maxQueuedBytes = 16 << 20
+)
+
+// wireMsg is one encoded message on its way to the broker.
+type wireMsg struct {
+	s       *session
+	topic   string
+	payload []byte // owned by the queue, then by paho
+}
+
+// wire is the edge node's way out: messages are queued under the node's
+// lock (taken before wire's own, never after), as their seq is taken, and
+// one goroutine (Node.write) hands them to paho in that order. The network
+// wait is that goroutine's alone: a stalled connection no longer holds the
+// node's lock, and with it the pipeline's results, the stats ticker,
+// command replies and Health, for paho's write timeout. Queue order is seq
+// order, so NBIRTH still goes before DBIRTH, DBIRTH before DDATA, and seq
+// runs 0..255 on the wire.
+type wire struct {
+	mu     sync.Mutex
+	cond   sync.Cond // L is &mu (Node.New)
+	q      []wireMsg
+	bytes  int
+	busy   *session // the session of the message being handed to paho
+	closed bool
+}
+
+// push queues m; false when the queue is at its bounds (a lone message
+// of any size is taken: the first after a stall must not be refused for
+// its size). After close it drops m.
+func (w *wire) push(m wireMsg) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return true
+	}
+	if len(w.q) > 0 && (len(w.q) >= maxQueued || w.bytes+len(m.payload) > maxQueuedBytes) {
+		return false
+	}
+	w.q = append(w.q, m)
+	w.bytes += len(m.payload)
+	w.cond.Broadcast()
+	return true
+}
+
+// pop waits for the next message and marks its session busy until done;
+// false once the queue is closed and empty.
+func (w *wire) pop() (wireMsg, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.q) == 0 && !w.closed {
+		w.cond.Wait()
+	}
+	if len(w.q) == 0 {
+		return wireMsg{}, false
+	}
+	m := w.q[0]
+	w.q[0] = wireMsg{}
+	w.q = w.q[1:]
+	w.bytes -= len(m.payload)
+	w.busy = m.s
+	return m, true
+}
+
+// done ends the hand-over of the message pop returned.
+func (w *wire) done() {
+	w.mu.Lock()
+	w.busy = nil
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// dropSession removes the queued messages of s and returns how many.
+func (w *wire) dropSession(s *session) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kept := w.q[:0]
+	for _, m := range w.q {
+		if m.s == s {
+			w.bytes -= len(m.payload)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	dropped := len(w.q) - len(kept)
+	clear(w.q[len(kept):])
+	w.q = kept
+	w.cond.Broadcast()
+	return dropped
+}
+
+// drain waits until every message queued for s has been handed to paho
+// (or dropped after a failure), so that what comes next on s's connection,
+// its NDEATH, follows them on the wire.
+func (w *wire) drain(s *session) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.busy == s || w.holds(s) {
+		w.cond.Wait()
+	}
+}
+
+func (w *wire) holds(s *session) bool {
+	for _, m := range w.q {
+		if m.s == s {
+			return true
+		}
+	}
+	return false
+}
+
+// close lets the writer end once the queue is empty.
+func (w *wire) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// write hands the queued messages to paho in order until the queue is
+// closed (run has returned) and empty. A message paho did not write
+// (a write timeout on a stalled connection, a connection gone) leaves a
+// gap in seq: the session's queued messages are dropped and, while the
+// session lasts, the births go again at the next stats tick, so a host
+// never sees data that does not follow what it has.
+func (n *Node) write() {
+	lastErr := ""
+	for {
+		m, ok := n.wire.pop()
+		if !ok {
+			return
+		}
+		if err := n.hand(m); err != nil {
+			// Under the node's lock, as messages are queued: a birth queued
+			// after born is false is not dropped with the rest.
+			n.mu.Lock()
+			current := n.sess == m.s
+			if current {
+				n.born = false
+			}
+			dropped := n.wire.dropSession(m.s)
+			n.mu.Unlock()
+			if msg := err.Error(); msg != lastErr {
+				n.log.Warn("sparkplug publish failed", "topic", m.topic, "error", err, "dropped_after", dropped,
+					"births_again", current)
+				lastErr = msg
+			}
+		} else {
+			lastErr = ""
+		}
+		n.wire.done()
+	}
+}
+
+// hand publishes one message at QoS 0, not retained
+// (tck-id-topics-ndata-mqtt and the like), and waits until paho has
+// written it.
+func (n *Node) hand(m wireMsg) error {
+	tok := m.s.client.Publish(m.topic, 0, false, m.payload)
+	if !tok.WaitTimeout(n.o.WriteTimeout) {
+		return fmt.Errorf("sparkplug publish %s: not written within %s", m.topic, n.o.WriteTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("sparkplug publish %s: %w", m.topic, err)
+	}
+	return nil
+}

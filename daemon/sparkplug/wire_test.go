@@ -1,0 +1,188 @@
+package sparkplug
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
+)
+
+// TestStalledConnectionHoldsNoCaller: a connection that stops taking data
+// (a network that drops packets, a broker that hangs) holds the edge
+// node's writer, not the ones who publish: the pipeline's results and
+// masks are queued and come back at once, and once the queue is full they
+// are refused as offline (values kept for the next birth), never with
+// paho's write timeout after waiting for it, the node's lock held all the
+// while (the stats ticker, command replies and Health waited with them).
+// When the connection flows again the queued messages, then new births,
+// reach the host in seq order (the test host checks every message).
+func TestStalledConnectionHoldsNoCaller(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	px := testbroker.NewProxy(t, b.URL)
+	h := newHost(t, b.URL, testGroup) // straight to the broker
+	n, lb, _ := startNode(t, px.URL, func(o *Options) {
+		o.MaxPayload = 1 << 20
+		o.StatsInterval = 50 * time.Millisecond // retries the births
+		// Longer than the stall lasts, however slow the machine: the
+		// session outlives it. The old node failed a call with it.
+		o.WriteTimeout = time.Minute
+	})
+	t.Cleanup(px.Resume) // before the node's Close (cleanups run last first)
+	h.wait(0, "DBIRTH", nil)
+	px.Stall()
+
+	// Far more than the socket buffers between the node and the proxy and
+	// the node's queue hold: a call of the old node blocked in paho's
+	// Publish until its write timeout and then failed with it.
+	png := bytes.Repeat([]byte{0x89}, 512<<10)
+	offline := false
+	for seq := uint64(1); seq <= 400 && !offline; seq++ {
+		errR := n.PublishResult(result(seq, 40), 0)
+		errM := n.PublishMask(seq, png, 0)
+		for _, err := range []error{errR, errM} {
+			switch {
+			case errors.Is(err, ErrOffline):
+				offline = true
+			case err != nil:
+				t.Fatalf("inspection %d into a stalled connection: %v; the caller waited for the network", seq, err)
+			}
+		}
+	}
+	if !offline {
+		t.Fatal("200 MiB published into a stalled connection and never refused as offline")
+	}
+	if lb.Count("sparkplug connection stalled") == 0 {
+		t.Error("no log line says the connection stalled")
+	}
+
+	px.Resume()
+	// The births come again (or a new session's, if the stall cost the
+	// connection); the values held back go out with them, the latest
+	// inspection in a DBIRTH or a DDATA.
+	if !testbroker.WaitFor(context.Background(), 30*time.Second, func() bool {
+		return n.PublishResult(result(1001, 3), 0) == nil
+	}) {
+		t.Fatal("the edge node did not come back after the connection flowed again")
+	}
+	if !testbroker.WaitFor(context.Background(), 30*time.Second, func() bool {
+		for _, m := range h.since(0) {
+			if s, ok := m.metric(h, "Inspection/Seq"); ok && s.Value.Uint == 1001 && !s.IsNull {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("inspection 1001 did not reach the host after the stall; got %s", verbs(h.since(0)))
+	}
+}
+
+// TestMaskOverTheLimitSentAsNull: a DDATA whose Mask would exceed the
+// payload limit (mqtt.max_payload, or a packet limit the JSON connection
+// learned from the same broker) goes with the Mask null, stamped with its
+// inspection's time. The mosquitto here drops a connection over a packet
+// of more than 64 KiB, as ../shared/cases/mqtt/mosquitto-small-packets.conf
+// does: a 100 KB mask cost the edge node its session, a death and a birth,
+// on every anomalous part. The result's DDATA (score, verdict) is not
+// touched; each mask left out is counted, the limit logged once.
+func TestMaskOverTheLimitSentAsNull(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Options)
+		limit int
+		from  string
+	}{
+		{"mqtt.max_payload", func(o *Options) { o.MaxPayload = 60_000 }, 60_000, "limit_from=mqtt.max_payload"},
+		{"learned by the JSON connection", func(o *Options) { o.PacketLimit = func() int { return 65536 } },
+			mqttpub.PayloadLimit(TopicsFor(testGroup, testNode, testDevice, "").DDATA, 0, 65536), "learned from the broker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := testbroker.Start(t, testbroker.Options{MaxPacketSize: 65536})
+			h := newHost(t, b.URL, testGroup)
+			var camera atomic.Value
+			camera.Store("no frame yet")
+			n, lb, _ := startNode(t, b.URL, func(o *Options) {
+				o.Camera = func() (bool, string) { return false, camera.Load().(string) }
+				tc.edit(o)
+			})
+			h.wait(0, "DBIRTH", nil)
+			if got := n.MaxMask(); got != tc.limit-maskOverhead {
+				t.Errorf("MaxMask() = %d, want the payload limit %d less %d", got, tc.limit, maskOverhead)
+			}
+			hasMask := func(m spMsg) bool { _, ok := m.metric(h, "Mask"); return ok }
+			big := bytes.Repeat([]byte{1}, 100_000)
+			for seq := uint64(1); seq <= 2; seq++ {
+				mark := h.mark()
+				r := result(seq, 40+float64(seq))
+				r.FrameTime = time.Now().Add(-time.Second)
+				if err := n.PublishResult(r, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := n.PublishMask(seq, big, 0); err != nil {
+					t.Fatalf("a mask over the limit: %v; the DDATA went, with the Mask null", err)
+				}
+				dd := h.wait(mark, "DDATA", nil)
+				if s := mustMetric(t, h, dd, "Inspection/Score"); s.Value.Float64 != 40+float64(seq) {
+					t.Errorf("Inspection/Score %v, want %v", s.Value.Float64, 40+float64(seq))
+				}
+				mk := mustMetric(t, h, h.wait(mark, "DDATA", hasMask), "Mask")
+				if !mk.IsNull || len(mk.Value.Bytes) != 0 || mk.Timestamp != uint64(r.FrameTime.UnixMilli()) {
+					t.Errorf("Mask of inspection %d: null %v, %d bytes, stamped %d; want null at %d", seq, mk.IsNull,
+						len(mk.Value.Bytes), mk.Timestamp, r.FrameTime.UnixMilli())
+				}
+			}
+			if got := n.MasksTooLarge(); got != 2 {
+				t.Errorf("MasksTooLarge() = %d, want 2", got)
+			}
+			if got := lb.Count("sparkplug Mask sent as null", tc.from, fmt.Sprintf("limit=%d", tc.limit)); got != 1 {
+				t.Errorf("%d log lines naming the limit for two masks over it, want 1", got)
+			}
+
+			// A mask of MaxMask bytes fits, whatever else was pending: here
+			// the longest Camera/Error, polled between two stats ticks.
+			mark := h.mark()
+			_ = n.PublishResult(result(3, 42), 0)
+			camera.Store(strings.Repeat("e", maxText))
+			n.pollCamera()
+			fit := bytes.Repeat([]byte{2}, n.MaxMask())
+			if err := n.PublishMask(3, fit, 0); err != nil {
+				t.Fatal(err)
+			}
+			if mk := mustMetric(t, h, h.wait(mark, "DDATA", hasMask), "Mask"); mk.IsNull || !bytes.Equal(mk.Value.Bytes, fit) {
+				t.Errorf("a mask of MaxMask() = %d bytes: null %v, %d bytes", len(fit), mk.IsNull, len(mk.Value.Bytes))
+			}
+
+			// A birth with that mask would be over the limit: a host's
+			// rebirth gets the Mask null, not a DBIRTH the broker drops
+			// (a death and a birth, again and again).
+			mark = h.mark()
+			h.command(n.Topics().NCMD, cmd(write("Node Control/Rebirth", sppb.TypeBoolean, sppb.BoolValue(true))))
+			if mk := mustMetric(t, h, h.wait(mark, "DBIRTH", nil), "Mask"); !mk.IsNull {
+				t.Errorf("DBIRTH Mask of %d bytes over the limit", len(mk.Value.Bytes))
+			}
+			if got := n.MasksTooLarge(); got != 3 {
+				t.Errorf("MasksTooLarge() = %d after the birth, want 3", got)
+			}
+
+			births, deaths := 0, 0
+			for _, m := range h.since(0) {
+				switch m.verb {
+				case "NBIRTH":
+					births++
+				case "NDEATH":
+					deaths++
+				}
+			}
+			if births != 2 || deaths != 0 {
+				t.Errorf("%d NBIRTHs and %d NDEATHs: the broker dropped the edge node's connection", births, deaths)
+			}
+		})
+	}
+}
