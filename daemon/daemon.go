@@ -378,6 +378,7 @@ func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*m
 func (d *Daemon) setConfig(cfg *config.Config) {
 	d.cfg = cfg
 	d.cfgPtr.Store(cfg)
+	d.sink.configured.Store(int64(cfg.MQTT.MaxPayload))
 	if d.o.LogLevel != nil {
 		d.o.LogLevel.Set(cfg.SlogLevel())
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model"
@@ -700,13 +701,18 @@ func tagText(body string) string {
 // say nothing is connected and how long ago the start began.
 func TestSeriesExportedBeforeTheStartEnds(t *testing.T) {
 	d := &Daemon{startedAt: time.Now().Add(-5 * time.Second)}
+	cfg := config.Default()
+	cfg.MQTT.MaxPayload = 128 << 10
+	d.setConfig(cfg)
 	d.metrics = httpapi.NewMetrics()
 	d.watchMetrics()
 	h := httpapi.New(httpapi.Options{Metrics: d.metrics, Logger: slog.New(slog.DiscardHandler)})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
-	for _, want := range []string{"inspectd_mqtt_connected 0\n", "inspectd_mqtt_queue_depth 0\n", "inspectd_camera_reopens_total 0\n"} {
+	for _, want := range []string{"inspectd_mqtt_connected 0\n", "inspectd_mqtt_queue_depth 0\n", "inspectd_camera_reopens_total 0\n",
+		// The configured limit, not 0 ("no limit" to a dashboard).
+		"inspectd_mqtt_max_payload_bytes 131072\n"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics before the pipeline lacks %q", want)
 		}

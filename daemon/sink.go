@@ -34,6 +34,10 @@ type sinkSwitch struct {
 	// onTriggerResult sees every result that answers a trigger, for the
 	// trigger intake's memory of answered ids.
 	onTriggerResult func(*mqttpub.Result)
+	// configured is mqtt.max_payload in bytes, what state reports as the
+	// payload limit before a publisher exists (a start's fit): 0 there
+	// read as "no limit" to a dashboard.
+	configured atomic.Int64
 }
 
 func (s *sinkSwitch) set(p *mqttpub.Publisher, node *sparkplug.Node, noJSON bool) {
@@ -143,8 +147,8 @@ func (s *sinkSwitch) MaxPayload() int {
 	}
 	n := s.pub.MaxPayload()
 	if s.node != nil {
-		if m := s.node.MaxMask(); m > 0 {
-			n = min(n, m)
+		if m := s.node.MaxMask(); m > 0 && (n == 0 || m < n) {
+			n = m
 		}
 	}
 	return n
@@ -181,7 +185,7 @@ func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
 // node's masks sent as null for their size too (the same limit, the same
 // broker), so that inspectd_mqtt_too_large_total shows them.
 func (s *sinkSwitch) state() mqttpub.State {
-	var st mqttpub.State
+	st := mqttpub.State{MaxPayload: int(s.configured.Load())}
 	_ = s.do(func(p *mqttpub.Publisher) error {
 		st = p.State()
 		if s.node != nil { // read under do's lock
