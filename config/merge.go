@@ -53,9 +53,9 @@ func Blank(data []byte) bool {
 // anything but the running keys is refused naming the field, and a replacing
 // document that leaves them out keeps the running ones. Secret fields pushed
 // back as RedactedValue keep their running value. name prefixes every
-// message, like Parse's.
-func ParsePush(running *Config, data []byte, name string, mode PushMode) (*Config, error) {
-	d := &decoder{file: name, lines: map[string]int{}, visits: maxVisits}
+// message, like Parse's. rules run beside Validate, as Parse's do.
+func ParsePush(running *Config, data []byte, name string, mode PushMode, rules ...Rule) (*Config, error) {
+	d := &decoder{file: name, lines: map[string]int{}, visits: maxVisits, rules: rules}
 	if len(data) > MaxFileSize {
 		d.fail(0, "", "%d bytes is more than a configuration may hold (%s)", len(data), Size(MaxFileSize))
 		return nil, errors.Join(d.probs...)
@@ -78,7 +78,7 @@ func ParsePush(running *Config, data []byte, name string, mode PushMode) (*Confi
 			d.fail(0, "", "an empty document cannot replace the whole configuration (it would put every setting back to its default: another device id, state folder and source); send the settings, or merge")
 			return nil, errors.Join(d.probs...)
 		}
-		if c, err = Parse(data, name); err != nil {
+		if c, err = Parse(data, name, rules...); err != nil {
 			return nil, err
 		}
 	case PushMerge, "":

@@ -439,3 +439,26 @@ func FuzzParsePush(f *testing.F) {
 		}
 	})
 }
+
+// TestParsePushRules: a push is checked by the caller's rules as a file
+// is, merged or replacing, with the line and field (a recipe name the
+// model cannot read passed the push and failed at the model's load).
+func TestParsePushRules(t *testing.T) {
+	rule := func(c *Config) []*Problem {
+		if c.Model.Recipe == "zz-top" {
+			return []*Problem{{Field: "model.recipe", Msg: "not a recipe"}}
+		}
+		return nil
+	}
+	running := Default()
+	for _, mode := range []PushMode{PushMerge, PushReplace} {
+		_, err := ParsePush(running, []byte("device_id: b1\nmodel:\n  recipe: zz-top\n"), "push", mode, rule)
+		ps := Problems(err)
+		if len(ps) != 1 || ps[0].Field != "model.recipe" || ps[0].Line != 3 || !strings.Contains(ps[0].Msg, "not a recipe") {
+			t.Errorf("%s: %v; want model.recipe on line 3 refused by the rule", mode, err)
+		}
+		if _, err := ParsePush(running, []byte("device_id: b1\nmodel:\n  recipe: plain\n"), "push", mode, rule); err != nil {
+			t.Errorf("%s: a recipe the rule takes: %v", mode, err)
+		}
+	}
+}

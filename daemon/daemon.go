@@ -208,7 +208,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 		det.Close()
 		return d, err
 	}
-	if d.disp, err = remote.New(remote.Options{Controller: d, DeviceID: d.deviceID, StateDir: cfg.StateDir, Logger: d.log}); err != nil {
+	if d.disp, err = remote.New(remote.Options{Controller: d, DeviceID: d.deviceID, StateDir: cfg.StateDir, Logger: d.log, ConfigRules: ConfigRules()}); err != nil {
 		det.Close()
 		return d, err
 	}

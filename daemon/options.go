@@ -217,12 +217,15 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	}, nil
 }
 
-// LoadConfig reads a configuration file, or the defaults when path is empty.
+// LoadConfig reads a configuration file with the daemon's rules beside
+// config.Validate (ConfigRules: a recipe name the model cannot read is
+// listed with its line among the file's other problems), or the defaults
+// when path is empty.
 func LoadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return config.Default(), nil
 	}
-	return config.Load(path)
+	return config.Load(path, ConfigRules()...)
 }
 
 // BackboneThreads is the TFLite thread count for model.threads: the

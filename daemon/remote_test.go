@@ -158,6 +158,9 @@ func TestRemoteConfigPush(t *testing.T) {
 		{"duplicate key", `{"id":"b4","config":{"mqtt":{"result_qos":0,"result_qos":1}}}`, "invalid"},
 		{"alias bomb", `{"id":"b5","config":"` + bomb + `"}`, "invalid"},
 		{"oversize", `{"id":"b6","config":{"device_id":"` + strings.Repeat("x", 70<<10) + `"}}`, "too_large"},
+		// Refused as a file's would be (ConfigRules), not applied and
+		// failed at the model's load.
+		{"bad recipe", `{"id":"b7","config":{"model":{"recipe":"v9-fit-raw"}}}`, "invalid"},
 	} {
 		op.send("inspectd/cell1/cmd/config", bad.payload)
 		var rep map[string]any
@@ -177,6 +180,9 @@ func TestRemoteConfigPush(t *testing.T) {
 		})
 		if rep["error"] == nil || rep["error"] == "" {
 			t.Errorf("%s: refusal without a reason: %v", bad.name, rep)
+		}
+		if bad.name == "bad recipe" && rep["field"] != "config.model.recipe" {
+			t.Errorf("%s: refusal names field %v, want config.model.recipe: %v", bad.name, rep["field"], rep)
 		}
 		t.Logf("%s: %v", bad.name, rep["error"])
 	}

@@ -221,18 +221,7 @@ func parseDataCommand(fs *flag.FlagSet, args []string, data, cfgPath *string) (*
 	if *data == "" {
 		return nil, usagef("--data is required: the folder of images")
 	}
-	return loadConfig(*cfgPath)
-}
-
-// loadConfig reads the configuration file at path with the daemon's rules
-// (daemon.ConfigRules: a recipe name the model cannot read is listed with
-// its line among the file's other problems), or the defaults when path is
-// empty.
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default(), nil
-	}
-	return config.Load(path, daemon.ConfigRules()...)
+	return daemon.LoadConfig(*cfgPath)
 }
 
 // noArgs refuses positional arguments, naming the first: a flag's value

@@ -470,6 +470,17 @@ func TestRunListsABadRecipeWithItsLine(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
 		t.Error("state_dir was created: the run started before the file was refused")
 	}
+	// eval, bench and model info read the file by the same rule (they
+	// named the recipe later, without its line).
+	for _, args := range [][]string{{"eval", "--data", dir}, {"bench"}, {"model", "info", "--config", path, filepath.Join(dir, "m.safetensors")}} {
+		if args[0] != "model" {
+			args = append(args, "--config", path)
+		}
+		code, _, errs := runConfigCLI(args...)
+		if want := "line 4: model.recipe:"; code == 0 || !strings.Contains(errs, want) {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant %q", args, code, errs, want)
+		}
+	}
 }
 
 // TestConfigCheckWarnsOfAContextScaleWithoutZScore: model.context_pool

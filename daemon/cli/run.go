@@ -26,7 +26,7 @@ func cmdRun() *Command {
 			if fs.NArg() != 0 {
 				return usagef("takes no positional arguments")
 			}
-			cfg, err := loadConfig(*cfgPath)
+			cfg, err := daemon.LoadConfig(*cfgPath)
 			if err != nil {
 				return err
 			}

@@ -86,7 +86,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		}
 	}
 	running := env.Ctl.Config()
-	next, err := config.ParsePush(running, doc, "push", mode)
+	next, err := config.ParsePush(running, doc, "push", mode, env.d.rules...)
 	if err != nil {
 		return nil, configError("config", err)
 	}

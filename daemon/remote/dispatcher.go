@@ -52,6 +52,11 @@ type Options struct {
 	// sysmem.Available), for checking a refit or a memory budget before
 	// anything is allocated.
 	Memory func() (sysmem.Memory, error)
+	// ConfigRules check a pushed configuration beside config.Validate
+	// (config.Rule: what the config package cannot judge, such as a recipe
+	// name), so that a push is refused with the line and field as a file
+	// would be, rather than applied and failed at the model's load.
+	ConfigRules []config.Rule
 }
 
 // Dispatcher runs remote commands. It implements Submitter: front ends
@@ -62,7 +67,8 @@ type Options struct {
 // directory.
 type Dispatcher struct {
 	ctl      Controller
-	stateDir string // guarded by mu: SetStateDir
+	rules    []config.Rule // Options.ConfigRules
+	stateDir string        // guarded by mu: SetStateDir
 	log      *slog.Logger
 	now      func() time.Time
 	memory   func() (sysmem.Memory, error)
@@ -149,7 +155,7 @@ func New(opts Options) (*Dispatcher, error) {
 		ctl: opts.Controller, deviceID: opts.DeviceID, stateDir: opts.StateDir,
 		log: opts.Logger.With("component", "remote"), now: opts.Now, memory: opts.Memory,
 		cmds: map[string]Command{}, store: st, queue: make(chan item, opts.Queue), started: make(chan struct{}),
-		ctx: ctx, cancel: cancel, interrupted: interrupted,
+		ctx: ctx, cancel: cancel, interrupted: interrupted, rules: opts.ConfigRules,
 	}
 	for _, c := range commands() {
 		d.cmds[c.Name()] = c
