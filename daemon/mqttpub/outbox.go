@@ -424,19 +424,19 @@ func varintLen(n int) int {
 }
 
 // maxPayloadFor is the largest payload whose PUBLISH at qos on a topic of
-// topicLen bytes fits in limit bytes.
+// topicLen bytes fits in limit bytes. The remaining length's varint takes
+// 1–4 bytes: for each width, the longest remaining length that both fits
+// the limit and is written in that width at most; the best of the four.
 func maxPayloadFor(topicLen int, qos byte, limit int) int {
 	head := 2 + topicLen // topic length prefix and topic
 	if qos > 0 {
 		head += 2 // packet id
 	}
-	for vl := 4; vl >= 1; vl-- {
-		rem := limit - 1 - vl
-		if rem >= 0 && varintLen(rem) == vl {
-			return max(rem-head, 0)
-		}
+	best := 0
+	for i, top := range [...]int{127, 16383, 2097151, 268435455} { // the largest remaining length of each width
+		best = max(best, min(limit-1-(i+1), top))
 	}
-	return max(limit-1-1-head, 0)
+	return max(best-head, 0)
 }
 
 // PayloadLimit is the largest payload whose PUBLISH at qos on topic fits a
