@@ -448,6 +448,18 @@ func PayloadLimit(topic string, qos byte, packetLimit int) int {
 	return maxPayloadFor(len(topic), qos, packetLimit)
 }
 
+// PacketSize is the size on the wire of a PUBLISH at qos on topic with a
+// payload of payloadLen bytes (MQTT 3.1.1 section 3.3), for another
+// connection that learns a broker's packet limit as this package does.
+func PacketSize(topic string, qos byte, payloadLen int) int {
+	return packetSize(len(topic), qos, payloadLen)
+}
+
+// LearnPacketLimit is learnLimit for another connection to a broker: the
+// packet size limit to assume after the broker dropped the connection
+// over a packet of size bytes when it had taken packets of good bytes.
+func LearnPacketLimit(size, good int) int { return learnLimit(size, good) }
+
 // learnLimit is the packet size limit to assume after the broker dropped
 // the connection over a packet of size bytes when it had accepted good:
 // the largest power of two below size (brokers are configured in powers of

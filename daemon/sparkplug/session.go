@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -23,6 +24,64 @@ type session struct {
 	ready  bool       // subscribed: births may go out (guarded by Node.mu)
 	lost   chan error // the connection dropped (paho's handler)
 	end    chan string
+	sent   sentLog // the packets the writer handed to paho (learnLimit)
+}
+
+// sentLog remembers the sizes of the packets a session handed to paho:
+// those of the last lossWindow one by one, the largest before them as
+// good (the connection outlived them: the broker took them). QoS 0 has
+// no acknowledgement to learn a broker's packet limit from, as the JSON
+// publisher does: a connection lost right after a packet larger than any
+// it outlived is the sign.
+type sentLog struct {
+	mu     sync.Mutex
+	good   int
+	recent []sentPacket
+}
+
+type sentPacket struct {
+	size int
+	at   time.Time
+}
+
+// lossWindow is how soon after a packet a lost connection points at it:
+// a broker drops a connection over a packet as it reads it (mosquitto's
+// max_packet_size), and paho learns of it at once.
+const lossWindow = 2 * time.Second
+
+// add records a packet of size bytes handed at at.
+func (l *sentLog) add(size int, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fold(at.Add(-lossWindow))
+	if len(l.recent) == cap(l.recent) && len(l.recent) >= 256 {
+		// Hundreds of packets within the window: the oldest counts as
+		// taken, for memory's sake (it only raises good).
+		l.good = max(l.good, l.recent[0].size)
+		l.recent = slices.Delete(l.recent, 0, 1)
+	}
+	l.recent = append(l.recent, sentPacket{size, at})
+}
+
+// fold moves the packets handed before t into good.
+func (l *sentLog) fold(t time.Time) {
+	i := 0
+	for ; i < len(l.recent) && l.recent[i].at.Before(t); i++ {
+		l.good = max(l.good, l.recent[i].size)
+	}
+	l.recent = slices.Delete(l.recent, 0, i)
+}
+
+// suspect is the largest packet handed within lossWindow before a loss at
+// t, when it is larger than every packet the connection outlived.
+func (l *sentLog) suspect(t time.Time) (size, good int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fold(t.Add(-lossWindow))
+	for _, p := range l.recent {
+		size = max(size, p.size)
+	}
+	return size, l.good, size > l.good
 }
 
 // run connects, serves the session until it ends, and connects again
@@ -158,9 +217,11 @@ func (n *Node) serve(s *session) error {
 		n.lastErr = err.Error()
 		n.mu.Unlock()
 		n.log.Warn("sparkplug connection lost; the broker publishes the NDEATH", "bdSeq", s.bdSeq, "error", err)
+		n.learnFromLoss(s, time.Now())
 		return nil
 	case reason := <-s.end:
 		n.leave(s, reason)
+		n.suspectSize.Store(0)
 		return nil
 	case <-n.stop:
 		n.leave(s, "closing")
@@ -323,7 +384,7 @@ func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 	if i < 0 {
 		return
 	}
-	limit, learned := n.payloadLimit(topic)
+	limit, src := n.payloadLimit(topic)
 	size := p.Size()
 	if size <= limit {
 		return
@@ -334,10 +395,6 @@ func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 	mk.val, mk.null = sppb.Value{}, true
 	n.tooLarge++
 	if n.tooLargeLogged != limit {
-		src := "mqtt.max_payload"
-		if learned {
-			src = "learned from the broker, which dropped the JSON connection over a larger message"
-		}
 		n.log.Warn("sparkplug Mask sent as null: with it the message would exceed the payload limit; the inspection's other metrics go out",
 			"topic", topic, "mask_bytes", maskBytes, "payload_bytes", size, "limit", limit, "limit_from", src,
 			"hint", "set mqtt.max_payload to what the broker takes, or a smaller mqtt.image_max_side")
@@ -345,19 +402,55 @@ func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 	}
 }
 
-// payloadLimit is the largest payload published on topic now: MaxPayload,
-// or less for a packet limit another connection learned from the broker
-// (learned).
-func (n *Node) payloadLimit(topic string) (limit int, learned bool) {
-	limit = n.o.MaxPayload
+// payloadLimit is the largest payload published on topic now and where
+// it comes from: MaxPayload, or less for a packet limit learned from the
+// broker, by another connection (Options.PacketLimit) or by this node's
+// own (learnFromLoss).
+func (n *Node) payloadLimit(topic string) (limit int, from string) {
+	limit, from = n.o.MaxPayload, "mqtt.max_payload"
+	packet, by := int(n.packetLimit.Load()), "learned from the broker, which dropped this connection right after larger messages"
 	if n.o.PacketLimit != nil {
-		if l := n.o.PacketLimit(); l > 0 {
-			if pl := mqttpub.PayloadLimit(topic, 0, l); pl < limit {
-				return pl, true
-			}
+		if l := n.o.PacketLimit(); l > 0 && (packet == 0 || l < packet) {
+			packet, by = l, "learned from the broker, which dropped the JSON connection over a larger message"
 		}
 	}
-	return limit, false
+	if packet > 0 {
+		if pl := mqttpub.PayloadLimit(topic, 0, packet); pl < limit {
+			return pl, by
+		}
+	}
+	return limit, from
+}
+
+// learnFromLoss learns the broker's packet limit from the node's own
+// connection: lost within lossWindow of a packet larger than every packet
+// it outlived, in two sessions in a row (a broker restarted right after a
+// birth, the largest message of many sessions, is one session, not a
+// limit). Without it a broker that limits packets (mosquitto's
+// max_packet_size) below mqtt.max_payload dropped the connection over a
+// large Mask, and then over every DBIRTH that carried it: a death and a
+// birth per session, no device data, until a smaller mask came. Learned,
+// the next birth carries the Mask as null (fitLocked). Kept for the
+// node's life, logged once.
+func (n *Node) learnFromLoss(s *session, at time.Time) {
+	size, good, ok := s.sent.suspect(at)
+	if !ok {
+		n.suspectSize.Store(0)
+		return
+	}
+	prev := int(n.suspectSize.Swap(int64(size)))
+	if prev == 0 {
+		return
+	}
+	limit := mqttpub.LearnPacketLimit(min(size, prev), good)
+	if old := n.packetLimit.Load(); old != 0 && int(old) <= limit {
+		return
+	}
+	n.packetLimit.Store(int64(limit))
+	n.suspectSize.Store(0)
+	n.log.Warn("sparkplug connection lost right after its largest message, twice: the broker's packet limit is taken as lower; larger Masks go as null for this run",
+		"packet_bytes", min(size, prev), "outlived_bytes", good, "packet_limit", limit,
+		"hint", "set mqtt.max_payload to what the broker takes (mosquitto max_packet_size, message_size_limit)")
 }
 
 // hostState is the last STATE accepted from the primary host.

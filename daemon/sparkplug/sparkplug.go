@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -308,6 +309,11 @@ type Node struct {
 	stalled        bool   // the send queue overflowed and that was logged; reset by the next birth queued
 	tooLarge       uint64 // masks sent as null for their size (MasksTooLarge)
 	tooLargeLogged int    // the payload limit the last such log line named; 0: none
+	// packetLimit is the broker's packet limit the node learned from its
+	// own connection (learnFromLoss), 0: none; suspectSize is the packet
+	// the last session was lost right after, when it was larger than
+	// every one it outlived, 0: none. Read without mu (MaxMask).
+	packetLimit, suspectSize atomic.Int64
 }
 
 // New validates the options and reads the bdSeq file; it does not

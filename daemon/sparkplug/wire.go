@@ -3,6 +3,9 @@ package sparkplug
 import (
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
 
 // The bounds of the send queue. A connection that stalls holds the writer
@@ -146,6 +149,9 @@ func (n *Node) write() {
 		if !ok {
 			return
 		}
+		// Recorded before the hand-over: paho may report the connection
+		// lost over this packet before its token completes.
+		m.s.sent.add(mqttpub.PacketSize(m.topic, 0, len(m.payload)), time.Now())
 		if err := n.hand(m); err != nil {
 			// Under the node's lock, as messages are queued: a birth queued
 			// after born is false is not dropped with the rest.

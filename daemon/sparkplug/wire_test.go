@@ -186,3 +186,93 @@ func TestMaskOverTheLimitSentAsNull(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeLearnsThePacketLimitFromItsOwnConnection: with mqtt.profile
+// sparkplug no JSON connection sends images, so nothing learned the
+// broker's packet limit for the edge node, and a broker that limits
+// packets below mqtt.max_payload dropped the connection over a large Mask
+// and then over every DBIRTH that carried it: a death and a birth per
+// session, no device data, for good. Lost twice right after its largest
+// packet, the node takes the limit as learned (once, logged) and the next
+// DBIRTH carries the Mask as null; the session then holds, a large mask
+// going as null.
+func TestNodeLearnsThePacketLimitFromItsOwnConnection(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: 65536})
+	h := newHost(t, b.URL, testGroup)
+	n, lb, _ := startNode(t, b.URL, nil) // MaxPayload at its default (256 KiB), no PacketLimit
+	h.wait(0, "DBIRTH", nil)
+	big := bytes.Repeat([]byte{1}, 100_000)
+	if err := n.PublishResult(result(1, 41), 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = n.PublishMask(1, big, 0) // queued; the broker drops the connection over it
+	nullBirth := func() bool {   // after a death: the first DBIRTH's Mask is null, no mask yet
+		dead := false
+		for _, m := range h.since(0) {
+			dead = dead || m.verb == "NDEATH"
+			if mk, ok := m.metric(h, "Mask"); ok && dead && m.verb == "DBIRTH" && mk.IsNull {
+				return true
+			}
+		}
+		return false
+	}
+	if !testbroker.WaitFor(context.Background(), 60*time.Second, nullBirth) {
+		var verbs []string
+		for _, m := range h.since(0) {
+			verbs = append(verbs, m.verb)
+		}
+		t.Fatalf("no DBIRTH with the Mask null within 60 s; the host saw %v\n%s", verbs, lb)
+	}
+	if got, want := n.MaxMask(), mqttpub.PayloadLimit(n.Topics().DDATA, 0, 65536)-maskOverhead; got != want {
+		t.Errorf("MaxMask() = %d after learning, want %d (the broker's 65536-byte packets)", got, want)
+	}
+	if got := lb.Count("the broker's packet limit is taken as lower", "packet_limit=65536"); got != 1 {
+		t.Errorf("%d log lines of the learned limit, want 1\n%s", got, lb)
+	}
+
+	mark := h.mark()
+	if err := n.PublishResult(result(2, 42), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.PublishMask(2, big, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.PublishResult(result(3, 43), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(mark, "DDATA", func(m spMsg) bool {
+		s, ok := m.metric(h, "Inspection/Score")
+		return ok && s.Value.Float64 == 43
+	})
+	for _, m := range h.since(mark) {
+		if m.verb == "NBIRTH" || m.verb == "NDEATH" {
+			t.Errorf("%s once the limit was learned: the broker dropped the connection again", m.verb)
+		}
+		if mk, ok := m.metric(h, "Mask"); ok && !mk.IsNull {
+			t.Errorf("a Mask of %d bytes sent over the learned limit", len(mk.Value.Bytes))
+		}
+	}
+}
+
+// TestSentLogSuspect: a packet is suspected only when the loss comes
+// within lossWindow of it and it is larger than every packet the
+// connection outlived.
+func TestSentLogSuspect(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var l sentLog
+	l.add(5000, t0)
+	l.add(300, t0.Add(3*time.Second))
+	l.add(9000, t0.Add(4*time.Second))
+	if size, good, ok := l.suspect(t0.Add(4*time.Second + 100*time.Millisecond)); !ok || size != 9000 || good != 5000 {
+		t.Errorf("suspect = %d, %d, %v; want 9000 over 5000", size, good, ok)
+	}
+	if _, _, ok := l.suspect(t0.Add(7 * time.Second)); ok {
+		t.Error("a loss 3 s after the largest packet suspects it")
+	}
+	var m sentLog
+	m.add(9000, t0)
+	m.add(4000, t0.Add(3*time.Second))
+	if _, _, ok := m.suspect(t0.Add(3*time.Second + time.Millisecond)); ok {
+		t.Error("a packet smaller than one the connection outlived is suspected")
+	}
+}
