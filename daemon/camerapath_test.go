@@ -240,3 +240,40 @@ func TestPipelineImagesSkippedWhilePublishIsBehind(t *testing.T) {
 		}
 	}
 }
+
+// noHeatmapSink is an imageSink whose topics carry no heatmap, as with
+// mqtt.profile sparkplug (sinkSwitch.CarriesHeatmaps).
+type noHeatmapSink struct{ imageSink }
+
+func (*noHeatmapSink) CarriesHeatmaps() bool { return false }
+
+// TestPipelineEncodesNoHeatmapNobodyGets: with mqtt.profile sparkplug no
+// topic carries a heatmap; one was encoded for every anomalous part all
+// the same, and logged as not published when over the payload limit.
+func TestPipelineEncodesNoHeatmapNobodyGets(t *testing.T) {
+	det := syntheticDetector(t)
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 8, DefectRate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := httpapi.NewMetrics()
+	sink := &noHeatmapSink{}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: sink, Metrics: m, MaxInspections: 4,
+		Policy: Policy{Mask: PublishAlways, Heatmap: PublishAlways}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.heatmaps) != 0 || len(sink.masks) == 0 {
+		t.Errorf("%d heatmaps and %d masks handed to a sink that carries no heatmap; want none and some", len(sink.heatmaps), len(sink.masks))
+	}
+	for _, f := range gather(t, m) {
+		if strings.Contains(f, `inspectd_images_skipped_total{kind="heatmap"} `) && !strings.Contains(f, `inspectd_images_skipped_total{kind="heatmap"} 0`) {
+			t.Errorf("heatmaps counted as skipped where none is wanted: %s", f)
+		}
+	}
+}

@@ -36,8 +36,21 @@ type imageEncoder struct {
 	// taggedPNG and taggedJPG are the last mask and heatmap with their
 	// tags inserted, apart: both may be held until published.
 	taggedPNG, taggedJPG []byte
-	lastErr              string
+	// lastErr is the last failure logged per image kind (Pipeline.sendImage),
+	// by its class for images over the payload limit, whose sizes change
+	// with every part.
+	lastErr map[string]string
 }
+
+// tooLargeError is an image that does not fit the payload limit at any
+// size or quality tried.
+type tooLargeError struct{ msg string }
+
+func (e *tooLargeError) Error() string { return e.msg }
+
+// minMaskSide is the smallest longer side a mask is shrunk to to fit the
+// payload limit: below it a mask no longer says where on the part.
+const minMaskSide = 16
 
 // ImageTagKey names the tag in a mask PNG (the keyword of its iTXt chunk);
 // a heatmap JPEG carries the same text as its comment (COM segment).
@@ -141,7 +154,7 @@ func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, thre
 		}
 		side /= 2
 	}
-	return nil, fmt.Errorf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload)", len(e.jpg)+jpegcomment.Overhead+len(tag), side*2, limit)
+	return nil, &tooLargeError{fmt.Sprintf("heatmap JPEG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload, or lower as learned from the broker)", len(e.jpg)+jpegcomment.Overhead+len(tag), side*2, limit)}
 }
 
 // scaled returns the overlay with its longer side at most side pixels.
@@ -164,34 +177,55 @@ func (e *imageEncoder) scaled(side int) image.Image {
 // a lower resolution, a pixel anomalous where any pixel it covers is, so
 // that no defect vanishes) and of at most limit bytes (0: no limit), with
 // tag in an iTXt chunk. A binary mask compresses well; one that does not
-// fit is refused rather than shrunk further. The returned bytes are valid
-// until the next call.
+// fit at the best compression is halved in size until it does, down to
+// minMaskSide (a *tooLargeError then). The returned bytes are valid until
+// the next call.
 func (e *imageEncoder) mask(m *image.Gray, maxSide, limit int, tag []byte) ([]byte, error) {
-	if w, h := m.Rect.Dx(), m.Rect.Dy(); maxSide > 0 && max(w, h) > maxSide {
-		sw, sh := max(w*maxSide/max(w, h), 1), max(h*maxSide/max(w, h), 1)
-		if e.smallMask == nil || e.smallMask.Rect.Dx() != sw || e.smallMask.Rect.Dy() != sh {
-			e.smallMask = image.NewGray(image.Rect(0, 0, sw, sh))
-		}
-		maxPool(e.smallMask, m)
-		m = e.smallMask
-	}
-	e.pngEnc.CompressionLevel = png.BestSpeed
-	e.pngBuf.Reset()
-	if err := e.pngEnc.Encode(&e.pngBuf, m); err != nil {
-		return nil, fmt.Errorf("encode mask: %w", err)
+	src := m
+	side := max(m.Rect.Dx(), m.Rect.Dy())
+	if maxSide > 0 {
+		side = min(side, maxSide)
 	}
 	chunk := 12 + len(ImageTagKey) + 5 + len(tag) // the iTXt chunk's bytes
-	if limit > 0 && e.pngBuf.Len()+chunk > limit {
+	for {
+		m = e.shrinkMask(src, side)
+		e.pngEnc.CompressionLevel = png.BestSpeed
+		e.pngBuf.Reset()
+		if err := e.pngEnc.Encode(&e.pngBuf, m); err != nil {
+			return nil, fmt.Errorf("encode mask: %w", err)
+		}
+		if limit <= 0 || e.pngBuf.Len()+chunk <= limit {
+			break
+		}
 		e.pngEnc.CompressionLevel = png.BestCompression
 		e.pngBuf.Reset()
 		if err := e.pngEnc.Encode(&e.pngBuf, m); err != nil {
 			return nil, fmt.Errorf("encode mask: %w", err)
 		}
-		if e.pngBuf.Len()+chunk > limit {
-			return nil, fmt.Errorf("mask PNG of %d bytes exceeds the %d-byte payload limit (mqtt.max_payload)", e.pngBuf.Len()+chunk, limit)
+		if e.pngBuf.Len()+chunk <= limit {
+			break
 		}
+		if side/2 < minMaskSide {
+			return nil, &tooLargeError{fmt.Sprintf("mask PNG of %d bytes at %d px exceeds the %d-byte payload limit (mqtt.max_payload, or lower as learned from the broker)", e.pngBuf.Len()+chunk, side, limit)}
+		}
+		side /= 2
 	}
 	return e.pngText(e.pngBuf.Bytes(), tag)
+}
+
+// shrinkMask is m with its longer side at most side (maxPool), in a
+// buffer reused between calls; m itself when it is that small.
+func (e *imageEncoder) shrinkMask(m *image.Gray, side int) *image.Gray {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	if max(w, h) <= side {
+		return m
+	}
+	sw, sh := max(w*side/max(w, h), 1), max(h*side/max(w, h), 1)
+	if e.smallMask == nil || e.smallMask.Rect.Dx() != sw || e.smallMask.Rect.Dy() != sh {
+		e.smallMask = image.NewGray(image.Rect(0, 0, sw, sh))
+	}
+	maxPool(e.smallMask, m)
+	return e.smallMask
 }
 
 // maxPool shrinks src into dst: each pixel of dst is the largest of the

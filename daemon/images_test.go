@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/jpeg"
 	"image/png"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
 
@@ -235,5 +239,70 @@ func TestHeatmapLimitCountsTheTag(t *testing.T) {
 	}
 	if b, err := e.heatmap(frame, amap, 160, 120, 10, 0, len(tag)+100, tag); err == nil || !strings.Contains(err.Error(), "payload limit") {
 		t.Errorf("a limit no heatmap meets: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestMaskShrinksToFitTheLimit: a mask whose PNG does not fit the payload
+// limit at the best compression is halved until it does (it was refused:
+// with mqtt.max_payload 16KiB a 4000×3000 line published no mask at all),
+// the defect kept by the max-pool; below minMaskSide it is refused as too
+// large.
+func TestMaskShrinksToFitTheLimit(t *testing.T) {
+	m := image.NewGray(image.Rect(0, 0, 1200, 900))
+	seed := uint32(1)
+	for i := range m.Pix { // speckle: a mask that compresses badly
+		seed = seed*1664525 + 1013904223
+		if seed>>28 == 0 {
+			m.Pix[i] = 255
+		}
+	}
+	tag := tagOf(&mqttpub.Header{Seq: 3, BootID: "b-3"})
+	var e imageEncoder
+	full, err := e.mask(m, 0, 0, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := len(full) / 3
+	b, err := e.mask(m, 0, limit, tag)
+	if err != nil {
+		t.Fatalf("limit %d (a third of the mask's %d bytes): %v", limit, len(full), err)
+	}
+	if len(b) > limit {
+		t.Errorf("limit %d: a mask of %d bytes", limit, len(b))
+	}
+	got, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, h := got.Bounds().Dx(), got.Bounds().Dy(); w >= 1200 || w*900 != h*1200 {
+		t.Errorf("the shrunk mask is %d×%d; want smaller than 1200×900, same aspect", w, h)
+	}
+	if tg := readImageTag(t, b); tg.Seq != 3 {
+		t.Errorf("the shrunk mask's tag %+v", tg)
+	}
+	_, err = e.mask(m, 0, len(tag)+60, tag)
+	var tl *tooLargeError
+	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "payload limit") {
+		t.Errorf("a limit no mask meets: %v; want a tooLargeError", err)
+	}
+}
+
+// TestImageFailureLoggedOncePerKind: an image over the payload limit is
+// so part after part, each time of another size: logged once per kind
+// (two lines per part before, the mask's and the heatmap's alternating),
+// counted every time.
+func TestImageFailureLoggedOncePerKind(t *testing.T) {
+	var lb testproc.LogBuffer
+	p := &Pipeline{log: slog.New(slog.NewTextHandler(&lb, nil))}
+	for i := range 5 {
+		p.sendImage("mask", uint64(i), nil, &tooLargeError{fmt.Sprintf("mask PNG of %d bytes exceeds", 20000+i)}, nil)
+		p.sendImage("heatmap", uint64(i), nil, &tooLargeError{fmt.Sprintf("heatmap JPEG of %d bytes exceeds", 30000+i)}, nil)
+	}
+	if m, h := lb.Count("image not published", "kind=mask"), lb.Count("image not published", "kind=heatmap"); m != 1 || h != 1 {
+		t.Errorf("%d mask and %d heatmap lines for five parts over the limit, want 1 and 1\n%s", m, h, &lb)
+	}
+	p.sendImage("mask", 9, nil, errors.New("encode mask: broken"), nil)
+	if got := lb.Count("image not published", "kind=mask"); got != 2 {
+		t.Errorf("another cause of the mask's: %d lines, want 2", got)
 	}
 }

@@ -890,16 +890,20 @@ func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 	if m, ok := p.o.Sink.(interface{ MaxPayload() int }); ok {
 		limit = m.MaxPayload()
 	}
+	wantHeatmap := wantImage(pol.Heatmap, r.Anomalous)
+	if c, ok := p.o.Sink.(interface{ CarriesHeatmaps() bool }); ok && !c.CarriesHeatmaps() {
+		wantHeatmap = false // mqtt.profile sparkplug: no topic carries it, nothing to encode
+	}
 	if !s.images {
 		if wantImage(pol.Mask, r.Anomalous) {
 			p.sendImage("mask", r.Seq, nil, errPublishBehind, nil)
 		}
-		if wantImage(pol.Heatmap, r.Anomalous) {
+		if wantHeatmap {
 			p.sendImage("heatmap", r.Seq, nil, errPublishBehind, nil)
 		}
 		return
 	}
-	mask, heatmap := wantImage(pol.Mask, r.Anomalous), wantImage(pol.Heatmap, r.Anomalous) && s.hasMap
+	mask, heatmap := wantImage(pol.Mask, r.Anomalous), wantHeatmap && s.hasMap
 	if !mask && !heatmap {
 		return // most frames of a line: no tag to build
 	}
@@ -929,9 +933,19 @@ func (p *Pipeline) sendImage(kind string, seq uint64, data []byte, err error, pu
 	if p.o.Metrics != nil {
 		p.o.Metrics.ImageSkipped(kind)
 	}
-	if msg := kind + ": " + err.Error(); msg != p.img.lastErr {
+	// Once per kind and cause: an image over the payload limit is so part
+	// after part, each of another size (two lines per part before).
+	msg := err.Error()
+	var tl *tooLargeError
+	if errors.As(err, &tl) {
+		msg = "too large"
+	}
+	if p.img.lastErr[kind] != msg {
 		p.log.Warn("image not published", "kind", kind, "seq", seq, "err", err)
-		p.img.lastErr = msg
+		if p.img.lastErr == nil {
+			p.img.lastErr = map[string]string{}
+		}
+		p.img.lastErr[kind] = msg
 	}
 }
 

@@ -129,6 +129,15 @@ func (s *sinkSwitch) PublishMask(seq uint64, png []byte, qos byte) error {
 		func(n *sparkplug.Node) error { return n.PublishMask(seq, png, qos) })
 }
 
+// CarriesHeatmaps says whether a published heatmap goes anywhere: not with
+// mqtt.profile sparkplug (results stay off the JSON topics, and the edge
+// node has no heatmap metric), where encoding one is wasted work.
+func (s *sinkSwitch) CarriesHeatmaps() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return !s.noJSON
+}
+
 // PublishHeatmap implements Sink.
 func (s *sinkSwitch) PublishHeatmap(jpeg []byte, qos byte) error {
 	return s.out(func(p *mqttpub.Publisher) error { return p.PublishHeatmap(jpeg, qos) },
