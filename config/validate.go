@@ -456,6 +456,16 @@ func (v *validator) sizeRange(field string, x, lo, hi Size) {
 	}
 }
 
+// CheckBrokerURL says what is wrong with an MQTT broker URL, by the rules
+// of mqtt.brokers (scheme, host, port, no user in it), nil if nothing:
+// for a command line that takes a broker as the configuration does.
+func CheckBrokerURL(s string) error {
+	if why := checkBroker(s); why != "" {
+		return fmt.Errorf("broker %q %s", s, why)
+	}
+	return nil
+}
+
 // checkBroker explains what is wrong with a broker URL, "" if nothing.
 func checkBroker(s string) string {
 	u, err := url.Parse(s)

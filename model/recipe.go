@@ -326,7 +326,7 @@ func unknownPart(rest []string) string {
 	case "raw", "z":
 		return fmt.Sprintf("unknown scoring %q", strings.Join(rest, "-"))
 	default:
-		return fmt.Sprintf("unknown part %q (want shift, rigid or turn, then std, then raw, z or z-ctxW)", p)
+		return fmt.Sprintf("unknown part %q after the resize: shift, rigid or turn, then std, then raw, z or z-ctxW come there", p)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
@@ -43,6 +44,12 @@ func cmdSparkplugWatch() *Command {
 			}
 			if *count < 0 {
 				return &UsageError{Msg: fmt.Sprintf("--count %d: want 0 or more", *count)}
+			}
+			if err := config.CheckBrokerURL(*broker); err != nil {
+				return &UsageError{Msg: "--broker: " + strings.Replace(err.Error(), "mqtt.username and mqtt.password", "--username and --password", 1)}
+			}
+			if *pass != "" && *user == "" {
+				return &UsageError{Msg: "--password needs --username (MQTT sends no password without a user name)"}
 			}
 			if strings.ContainsAny(*group, "+#/") {
 				return &UsageError{Msg: fmt.Sprintf("--group %q: a Sparkplug group id has no + # or /", *group)}

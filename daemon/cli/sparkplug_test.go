@@ -250,3 +250,24 @@ func TestSparkplugWatchWarnsOfBrokenBirthsAndStates(t *testing.T) {
 		t.Errorf("%d lines on stdout, want every message printed:\n%s", n, out.String())
 	}
 }
+
+// TestSparkplugWatchRefusesBadFlags: a broker URL the configuration would
+// refuse is refused the same way (http:// ended in paho's "unknown
+// protocol"), and --password without --username is refused (it was
+// dropped without a word, and the broker's refusal said "no user name").
+func TestSparkplugWatchRefusesBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--broker", "http://127.0.0.1:1883"}, `--broker: broker "http://127.0.0.1:1883" has scheme "http"; use tcp`},
+		{[]string{"--broker", "127.0.0.1:1883"}, "--broker: broker"},
+		{[]string{"--broker", "tcp://u:p@127.0.0.1:1883"}, "set --username and --password instead"},
+		{[]string{"--password", "secret"}, "--password needs --username"},
+	} {
+		code, _, errs := runConfigCLI(append([]string{"sparkplug", "watch"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+}
