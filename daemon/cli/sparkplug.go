@@ -218,10 +218,13 @@ func (e *watchError) Unwrap() error { return e.err }
 // and command messages carry only aliases.
 type sparkplugDecoder struct {
 	names map[string]map[uint64]string // by the topic's group/node[/device]
+	// seqs is each edge node's last seq (by group/node) since its NBIRTH:
+	// a message whose seq does not follow says messages were lost.
+	seqs map[string]uint64
 }
 
 func newSparkplugDecoder() *sparkplugDecoder {
-	return &sparkplugDecoder{names: map[string]map[uint64]string{}}
+	return &sparkplugDecoder{names: map[string]map[uint64]string{}, seqs: map[string]uint64{}}
 }
 
 // spRecord is one printed message.
@@ -242,6 +245,33 @@ type spRecord struct {
 	// Sparkplug 3.0 in a way a host would stumble on: an NBIRTH without
 	// metrics, a STATE without a boolean "online" ("" when none).
 	warning string
+}
+
+// followSeq checks that a node's message r (payload p) carries the seq
+// after the node's last one, as Sparkplug 3.0 asks of every message from
+// an NBIRTH to the NDEATH, and warns of a gap (messages lost on the way,
+// which a host answers with a rebirth request).
+func (d *sparkplugDecoder) followSeq(node string, r *spRecord, p *sppb.Payload) {
+	switch r.Type {
+	case "NBIRTH":
+		d.seqs[node] = p.Seq
+		return
+	case "NDEATH":
+		delete(d.seqs, node)
+		return
+	case "NDATA", "DBIRTH", "DDATA", "DDEATH":
+	default:
+		return // commands come from hosts, without seq
+	}
+	last, known := d.seqs[node]
+	if !p.HasSeq || !known {
+		return
+	}
+	d.seqs[node] = p.Seq
+	if want := (last + 1) % 256; p.Seq != want && r.warning == "" {
+		r.warning = fmt.Sprintf("%s has seq %d after %d: %d message(s) of node %s lost or not seen on the way (a host asks for a rebirth)",
+			r.Topic, p.Seq, last, (p.Seq+256-want)%256, node)
+	}
 }
 
 // rebirthRequest is an NCMD payload asking for new births (Sparkplug 3.0:
@@ -302,6 +332,7 @@ func (d *sparkplugDecoder) decode(topic string, payload []byte, received time.Ti
 	if r.Type == "NBIRTH" && len(p.Metrics) == 0 {
 		r.warning = fmt.Sprintf("%s carries no metrics: a Sparkplug 3.0 NBIRTH carries bdSeq and every node metric, so a host cannot name this node's data (nor match its NDEATH)", topic)
 	}
+	d.followSeq(parts[1]+"/"+parts[3], &r, &p)
 	birth := r.Type == "NBIRTH" || r.Type == "DBIRTH"
 	if birth {
 		d.names[key] = map[uint64]string{}

@@ -207,7 +207,7 @@ func TestSparkplugWatchSaysWhyItCannotConnect(t *testing.T) {
 // another type, or Sparkplug 2's text), printed as any other message, also
 // get one warning line each on stderr, naming the topic; good ones none.
 func TestSparkplugWatchWarnsOfBrokenBirthsAndStates(t *testing.T) {
-	out, errs, done, c := startWatch(t, testbroker.Start(t, testbroker.Options{}), "spBv1.0/#", "--count", "6")
+	out, errs, done, c := startWatch(t, testbroker.Start(t, testbroker.Options{}), "spBv1.0/#", "--count", "8")
 	pub := func(topic string, payload []byte) {
 		t.Helper()
 		if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -222,8 +222,17 @@ func TestSparkplugWatchWarnsOfBrokenBirthsAndStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seq := func(n uint64) []byte {
+		b, err := (&sppb.Payload{Timestamp: 2, Seq: n, HasSeq: true}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	pub("spBv1.0/plant/NBIRTH/bare", empty)
 	pub("spBv1.0/plant/NBIRTH/cell1", good)
+	pub("spBv1.0/plant/NDATA/cell1", seq(1))
+	pub("spBv1.0/plant/DDATA/cell1/cam1", seq(3)) // seq 2 never came
 	pub("spBv1.0/STATE/h1", []byte(`{"timestamp":1}`))
 	pub("spBv1.0/STATE/h2", []byte(`{"online":"yes","timestamp":1}`))
 	pub("spBv1.0/STATE/h3", []byte("ONLINE"))
@@ -231,22 +240,23 @@ func TestSparkplugWatchWarnsOfBrokenBirthsAndStates(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("--count 6 did not end the watch; stdout:\n%s", out.String())
+		t.Fatalf("--count 8 did not end the watch; stdout:\n%s", out.String())
 	}
 	for _, want := range []string{
 		"warning: spBv1.0/plant/NBIRTH/bare carries no metrics: a Sparkplug 3.0 NBIRTH carries bdSeq and every node metric",
 		`warning: spBv1.0/STATE/h1 has no "online": a Sparkplug 3.0 host's STATE is {"online": true or false, "timestamp": ms}`,
 		`warning: spBv1.0/STATE/h2 has "online": "yes": `,
 		"warning: spBv1.0/STATE/h3 has 6 bytes that are not JSON (a Sparkplug 2 host sends ONLINE or OFFLINE as text)",
+		"warning: spBv1.0/plant/DDATA/cell1/cam1 has seq 3 after 1: 1 message(s) of node plant/cell1 lost or not seen on the way",
 	} {
 		if strings.Count(errs.String(), want) != 1 {
 			t.Errorf("stderr does not say once %q:\n%s", want, errs.String())
 		}
 	}
-	if n := strings.Count(errs.String(), "warning: "); n != 4 {
-		t.Errorf("%d warnings, want 4:\n%s", n, errs.String())
+	if n := strings.Count(errs.String(), "warning: "); n != 5 {
+		t.Errorf("%d warnings, want 5:\n%s", n, errs.String())
 	}
-	if n := strings.Count(out.String(), "\n"); n != 6 {
+	if n := strings.Count(out.String(), "\n"); n != 8 {
 		t.Errorf("%d lines on stdout, want every message printed:\n%s", n, out.String())
 	}
 }
