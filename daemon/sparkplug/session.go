@@ -310,11 +310,16 @@ func (n *Node) birthLocked(reason string) {
 	n.born = false
 	n.seq = 0
 	n.scratch = n.node.birth(n.scratch[:0], now)
-	if err := n.sendLocked(n.topics.NBIRTH, now); err != nil {
+	nb, err := n.encodeLocked(n.topics.NBIRTH, now, 0)
+	if err != nil {
 		return
 	}
 	n.scratch = n.dev.birth(n.scratch[:0], now)
-	if err := n.sendLocked(n.topics.DBIRTH, now); err != nil {
+	db, err := n.encodeLocked(n.topics.DBIRTH, now, 1)
+	if err != nil {
+		return
+	}
+	if err := n.queueLocked(nb, db); err != nil {
 		return
 	}
 	n.born = true
@@ -343,7 +348,17 @@ func (n *Node) flushLocked(c *catalog, topic string) error {
 // with ErrOffline and ends the births: the values go out with the next
 // birth, which the stats ticker retries, once the queue has room.
 func (n *Node) sendLocked(topic string, now uint64) error {
-	p := sppb.Payload{Timestamp: now, Metrics: n.scratch, Seq: uint64(n.seq), HasSeq: true}
+	m, err := n.encodeLocked(topic, now, n.seq)
+	if err != nil {
+		return err
+	}
+	return n.queueLocked(m)
+}
+
+// encodeLocked encodes n.scratch as the payload of a message on topic
+// with seq, for queueLocked.
+func (n *Node) encodeLocked(topic string, now uint64, seq uint8) (wireMsg, error) {
+	p := sppb.Payload{Timestamp: now, Metrics: n.scratch, Seq: uint64(seq), HasSeq: true}
 	n.fitLocked(topic, &p)
 	b, err := p.AppendMarshal(n.buf[:0])
 	n.buf = b[:0]
@@ -352,19 +367,27 @@ func (n *Node) sendLocked(topic string, now uint64) error {
 			n.log.Warn("sparkplug message not encoded", "topic", topic, "error", err)
 			n.lastEncE = msg
 		}
-		return err
+		return wireMsg{}, err
 	}
 	// paho keeps the slice until its writer has sent it.
-	if !n.wire.push(wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b)}) {
+	return wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b)}, nil
+}
+
+// queueLocked queues ms, all or none (a birth's NBIRTH and DBIRTH: an
+// NBIRTH queued without its DBIRTH left the device without a birth until
+// the next), advancing seq past them. A full queue refuses them with
+// ErrOffline and ends the births (see sendLocked).
+func (n *Node) queueLocked(ms ...wireMsg) error {
+	if !n.wire.push(ms...) {
 		n.born = false
 		if !n.stalled {
 			n.log.Warn("sparkplug connection stalled: the send queue is full; data is held back and the births go again once it drains",
-				"topic", topic, "max_messages", maxQueued, "max_bytes", maxQueuedBytes, "write_timeout", n.o.WriteTimeout)
+				"topic", ms[0].topic, "max_messages", maxQueued, "max_bytes", maxQueuedBytes, "write_timeout", n.o.WriteTimeout)
 			n.stalled = true
 		}
 		return ErrOffline
 	}
-	n.seq++ // uint8: 255 wraps to 0
+	n.seq += uint8(len(ms)) // uint8: 255 wraps to 0
 	return nil
 }
 

@@ -44,20 +44,25 @@ type wire struct {
 	closed bool
 }
 
-// push queues m; false when the queue is at its bounds (a lone message
-// of any size is taken: the first after a stall must not be refused for
-// its size). After close it drops m.
-func (w *wire) push(m wireMsg) bool {
+// push queues ms, all or none; false when they would take the queue past
+// its bounds (messages of any size are taken into an empty queue: the
+// first after a stall, a birth of a large mask, must not be refused for
+// their size). After close it drops them.
+func (w *wire) push(ms ...wireMsg) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return true
 	}
-	if len(w.q) > 0 && (len(w.q) >= maxQueued || w.bytes+len(m.payload) > maxQueuedBytes) {
+	size := 0
+	for _, m := range ms {
+		size += len(m.payload)
+	}
+	if len(w.q) > 0 && (len(w.q)+len(ms) > maxQueued || w.bytes+size > maxQueuedBytes) {
 		return false
 	}
-	w.q = append(w.q, m)
-	w.bytes += len(m.payload)
+	w.q = append(w.q, ms...)
+	w.bytes += size
 	w.cond.Broadcast()
 	return true
 }

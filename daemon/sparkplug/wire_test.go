@@ -276,3 +276,28 @@ func TestSentLogSuspect(t *testing.T) {
 		t.Error("a packet smaller than one the connection outlived is suspected")
 	}
 }
+
+// TestWirePushAllOrNone: a birth's NBIRTH and DBIRTH are queued together
+// or not at all (with one slot left the NBIRTH went in alone: the host got
+// births without the device's, and the device stayed stale); an empty
+// queue takes them whatever their size.
+func TestWirePushAllOrNone(t *testing.T) {
+	var w wire
+	w.cond.L = &w.mu
+	for i := 0; i < maxQueued-1; i++ {
+		if !w.push(wireMsg{payload: []byte{1}}) {
+			t.Fatalf("message %d refused below the bound", i)
+		}
+	}
+	if w.push(wireMsg{payload: []byte{2}}, wireMsg{payload: []byte{3}}) {
+		t.Fatal("two messages taken into one free slot")
+	}
+	if len(w.q) != maxQueued-1 || w.bytes != maxQueued-1 {
+		t.Fatalf("a refused pair left %d messages, %d bytes queued; want %d, %d", len(w.q), w.bytes, maxQueued-1, maxQueued-1)
+	}
+	var e wire
+	e.cond.L = &e.mu
+	if !e.push(wireMsg{payload: make([]byte, maxQueuedBytes)}, wireMsg{payload: []byte{1}}) {
+		t.Fatal("an empty queue refused a birth over the byte bound")
+	}
+}
