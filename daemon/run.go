@@ -62,12 +62,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	TuneGC()
 	cfg := o.Config
 	if cfg == nil {
-		cfg = config.Default()
-		if o.ConfigPath != "" {
-			var err error
-			if cfg, err = config.Load(o.ConfigPath, ConfigRules()...); err != nil {
-				return err
-			}
+		var err error
+		if cfg, err = LoadConfig(o.ConfigPath); err != nil {
+			return err
 		}
 	}
 	hup := make(chan os.Signal, 1)
