@@ -126,6 +126,11 @@ func (e *imageEncoder) picture(frame image.Image) image.Image {
 	return e.flat
 }
 
+// minHeatmapSide is the smallest longer side a heatmap is shrunk to to
+// fit the payload limit (halving stopped after three sizes: 4000 px
+// frames stopped at 1000 px where 500 px fit).
+const minHeatmapSide = 64
+
 // heatmapQualities are tried in turn until the JPEG fits the payload limit;
 // below the last the picture no longer shows where the defect is.
 var heatmapQualities = [...]int{80, 60, 40}
@@ -141,7 +146,7 @@ func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, thre
 	if maxSide > 0 && maxSide < side {
 		side = maxSide
 	}
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < 3 || side >= 2*minHeatmapSide; attempt++ {
 		img := e.scaled(side)
 		for _, q := range heatmapQualities {
 			var err error

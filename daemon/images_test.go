@@ -306,3 +306,30 @@ func TestImageFailureLoggedOncePerKind(t *testing.T) {
 		t.Errorf("another cause of the mask's: %d lines, want 2", got)
 	}
 }
+
+// TestHeatmapShrinksPastThreeSizes: a large frame's heatmap is halved
+// until it fits (it stopped after three sizes: a 4000 px frame's at
+// 1000 px, where 500 px would have fit, and every heatmap was skipped).
+func TestHeatmapShrinksPastThreeSizes(t *testing.T) {
+	frame := image.NewRGBA(image.Rect(0, 0, 2048, 1536))
+	seed := uint32(7)
+	for i := range frame.Pix { // noise: a picture that compresses badly
+		seed = seed*1664525 + 1013904223
+		frame.Pix[i] = uint8(seed >> 24)
+	}
+	amap := make([]float32, 2048*1536)
+	var e imageEncoder
+	tag := tagOf(&mqttpub.Header{Seq: 5})
+	small, err := e.heatmap(frame, amap, 2048, 1536, 10, 200, 0, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := len(small) + 200 // what a heatmap of about 200 px takes: five halvings from 2048
+	b, err := e.heatmap(frame, amap, 2048, 1536, 10, 0, limit, tag)
+	if err != nil {
+		t.Fatalf("limit %d: %v", limit, err)
+	}
+	if len(b) > limit {
+		t.Errorf("limit %d: %d bytes", limit, len(b))
+	}
+}

@@ -192,13 +192,17 @@ func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
 
 // state is the JSON publisher's state; its TooLarge.Image counts the edge
 // node's masks sent as null for their size too (the same limit, the same
-// broker), so that inspectd_mqtt_too_large_total shows them.
+// broker), so that inspectd_mqtt_too_large_total shows them, and its
+// MaxPayload is the edge node's when that is lower.
 func (s *sinkSwitch) state() mqttpub.State {
 	st := mqttpub.State{MaxPayload: int(s.configured.Load())}
 	_ = s.do(func(p *mqttpub.Publisher) error {
 		st = p.State()
 		if s.node != nil { // read under do's lock
 			st.TooLarge.Image += s.node.MasksTooLarge()
+			// The lower of the two connections' limits: the edge node
+			// learns its own (mqtt.profile sparkplug sends images there only).
+			st.MaxPayload = min(st.MaxPayload, s.node.MaxPayload())
 		}
 		return nil
 	})

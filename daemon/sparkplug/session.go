@@ -27,21 +27,31 @@ type session struct {
 	sent   sentLog // the packets the writer handed to paho (learnLimit)
 }
 
-// sentLog remembers the sizes of the packets a session handed to paho:
-// those of the last lossWindow one by one, the largest before them as
-// good (the connection outlived them: the broker took them). QoS 0 has
-// no acknowledgement to learn a broker's packet limit from, as the JSON
-// publisher does: a connection lost right after a packet larger than any
-// it outlived is the sign.
+// sentLog remembers the packets a session handed to paho, each by its
+// size and the bytes of the Mask it carries: those of the last lossWindow
+// one by one, the largest before them as outlived (the connection outlived
+// them: the broker took them). QoS 0 has no acknowledgement to learn a
+// broker's packet limit from, as the JSON publisher does: a connection lost
+// right after a packet larger than any outlived, carrying a Mask larger
+// than any outlived, is the sign. Only a Mask makes a packet large; a
+// DBIRTH carries the current one again, a few KB larger than the DDATA
+// that carried it first, and a broker restarted right after a birth would
+// otherwise look like a limit.
 type sentLog struct {
 	mu     sync.Mutex
-	good   int
+	good   outlived
 	recent []sentPacket
 }
 
+// outlived is the largest packet and the largest Mask a connection
+// outlived, in bytes.
+type outlived struct{ size, mask int }
+
+func (o *outlived) add(size, mask int) { o.size, o.mask = max(o.size, size), max(o.mask, mask) }
+
 type sentPacket struct {
-	size int
-	at   time.Time
+	size, mask int
+	at         time.Time
 }
 
 // lossWindow is how soon after a packet a lost connection points at it:
@@ -49,39 +59,52 @@ type sentPacket struct {
 // max_packet_size), and paho learns of it at once.
 const lossWindow = 2 * time.Second
 
-// add records a packet of size bytes handed at at.
-func (l *sentLog) add(size int, at time.Time) {
+// add records a packet of size bytes, with a Mask of mask bytes (0: none),
+// handed at at.
+func (l *sentLog) add(size, mask int, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.fold(at.Add(-lossWindow))
-	if len(l.recent) == cap(l.recent) && len(l.recent) >= 256 {
+	if len(l.recent) >= 256 {
 		// Hundreds of packets within the window: the oldest counts as
-		// taken, for memory's sake (it only raises good).
-		l.good = max(l.good, l.recent[0].size)
+		// taken, for memory's sake (it only raises what was outlived).
+		l.good.add(l.recent[0].size, l.recent[0].mask)
 		l.recent = slices.Delete(l.recent, 0, 1)
 	}
-	l.recent = append(l.recent, sentPacket{size, at})
+	l.recent = append(l.recent, sentPacket{size, mask, at})
 }
 
 // fold moves the packets handed before t into good.
 func (l *sentLog) fold(t time.Time) {
 	i := 0
 	for ; i < len(l.recent) && l.recent[i].at.Before(t); i++ {
-		l.good = max(l.good, l.recent[i].size)
+		l.good.add(l.recent[i].size, l.recent[i].mask)
 	}
 	l.recent = slices.Delete(l.recent, 0, i)
 }
 
-// suspect is the largest packet handed within lossWindow before a loss at
-// t, when it is larger than every packet the connection outlived.
-func (l *sentLog) suspect(t time.Time) (size, good int, ok bool) {
+// all is what every packet handed comes to, as if outlived.
+func (l *sentLog) all() outlived {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o := l.good
+	for _, p := range l.recent {
+		o.add(p.size, p.mask)
+	}
+	return o
+}
+
+// suspect is, for a loss at t, the packets handed within lossWindow
+// before it (their largest size and Mask) and what the connection
+// outlived before them.
+func (l *sentLog) suspect(t time.Time) (recent, good outlived) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.fold(t.Add(-lossWindow))
 	for _, p := range l.recent {
-		size = max(size, p.size)
+		recent.add(p.size, p.mask)
 	}
-	return size, l.good, size > l.good
+	return recent, l.good
 }
 
 // run connects, serves the session until it ends, and connects again
@@ -221,12 +244,22 @@ func (n *Node) serve(s *session) error {
 		return nil
 	case reason := <-s.end:
 		n.leave(s, reason)
-		n.suspectSize.Store(0)
+		n.outlive(s)
 		return nil
 	case <-n.stop:
 		n.leave(s, "closing")
+		n.outlive(s)
 		return ErrClosed
 	}
+}
+
+// outlive records that the connection of s outlived every packet it was
+// handed (it ended on purpose, after them).
+func (n *Node) outlive(s *session) {
+	o := s.sent.all()
+	n.learn.Lock()
+	n.outlived.add(o.size, o.mask)
+	n.learn.Unlock()
 }
 
 // leave ends the session on purpose: the messages queued for it, then
@@ -369,8 +402,16 @@ func (n *Node) encodeLocked(topic string, now uint64, seq uint8) (wireMsg, error
 		}
 		return wireMsg{}, err
 	}
+	mask := 0
+	if mk := &n.dev.m[dMask]; topic == n.topics.DDATA || topic == n.topics.DBIRTH {
+		for _, m := range p.Metrics {
+			if m.HasAlias && m.Alias == mk.alias && !m.IsNull {
+				mask = len(m.Value.Bytes)
+			}
+		}
+	}
 	// paho keeps the slice until its writer has sent it.
-	return wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b)}, nil
+	return wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b), mask: mask}, nil
 }
 
 // queueLocked queues ms, all or none (a birth's NBIRTH and DBIRTH: an
@@ -447,32 +488,38 @@ func (n *Node) payloadLimit(topic string) (limit int, from string) {
 
 // learnFromLoss learns the broker's packet limit from the node's own
 // connection: lost within lossWindow of a packet larger than every packet
-// it outlived, in two sessions in a row (a broker restarted right after a
-// birth, the largest message of many sessions, is one session, not a
-// limit). Without it a broker that limits packets (mosquitto's
-// max_packet_size) below mqtt.max_payload dropped the connection over a
-// large Mask, and then over every DBIRTH that carried it: a death and a
-// birth per session, no device data, until a smaller mask came. Learned,
-// the next birth carries the Mask as null (fitLocked). Kept for the
-// node's life, logged once.
+// the node's connections outlived, carrying a Mask larger than every Mask
+// they outlived (sentLog), in two sessions in a row. Without it a broker
+// that limits packets (mosquitto's max_packet_size) below mqtt.max_payload
+// dropped the connection over a large Mask, and then over every DBIRTH
+// that carried it: a death and a birth per session, no device data, until
+// a smaller mask came. Learned, larger Masks go as null (fitLocked) and
+// the pipeline shrinks masks to fit (MaxMask). Kept for the node's life
+// (and a reload's replacement to the same brokers), logged once.
 func (n *Node) learnFromLoss(s *session, at time.Time) {
-	size, good, ok := s.sent.suspect(at)
-	if !ok {
-		n.suspectSize.Store(0)
+	recent, good := s.sent.suspect(at)
+	n.learn.Lock()
+	defer n.learn.Unlock()
+	n.outlived.add(good.size, good.mask)
+	good = n.outlived
+	if recent.size <= good.size || recent.mask <= good.mask {
+		n.suspect = 0
 		return
 	}
-	prev := int(n.suspectSize.Swap(int64(size)))
+	prev := n.suspect
+	n.suspect = recent.size
 	if prev == 0 {
 		return
 	}
-	limit := mqttpub.LearnPacketLimit(min(size, prev), good)
+	size := min(recent.size, prev)
+	limit := mqttpub.LearnPacketLimit(size, good.size)
 	if old := n.packetLimit.Load(); old != 0 && int(old) <= limit {
 		return
 	}
 	n.packetLimit.Store(int64(limit))
-	n.suspectSize.Store(0)
-	n.log.Warn("sparkplug connection lost right after its largest message, twice: the broker's packet limit is taken as lower; larger Masks go as null for this run",
-		"packet_bytes", min(size, prev), "outlived_bytes", good, "packet_limit", limit,
+	n.suspect = 0
+	n.log.Warn("sparkplug connection lost twice right after a message with a larger Mask than any taken before: the broker's packet limit is taken as lower; larger Masks are shrunk, or go as null, for this run",
+		"packet_bytes", size, "outlived_bytes", good.size, "packet_limit", limit,
 		"hint", "set mqtt.max_payload to what the broker takes (mosquitto max_packet_size, message_size_limit)")
 }
 

@@ -207,6 +207,13 @@ func (n *Node) MaxMask() int {
 	return max(limit-maskOverhead, 1)
 }
 
+// MaxPayload is the largest DDATA payload the edge node publishes now:
+// mqtt.max_payload, or less for a packet limit learned from the broker.
+func (n *Node) MaxPayload() int {
+	limit, _ := n.payloadLimit(n.topics.DDATA)
+	return limit
+}
+
 // MasksTooLarge counts the masks sent as null since New because the
 // message with them would have exceeded the payload limit (the daemon adds
 // it to inspectd_mqtt_too_large_total{class="image"}).

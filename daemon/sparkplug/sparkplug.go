@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -310,10 +311,14 @@ type Node struct {
 	tooLarge       uint64 // masks sent as null for their size (MasksTooLarge)
 	tooLargeLogged int    // the payload limit the last such log line named; 0: none
 	// packetLimit is the broker's packet limit the node learned from its
-	// own connection (learnFromLoss), 0: none; suspectSize is the packet
-	// the last session was lost right after, when it was larger than
-	// every one it outlived, 0: none. Read without mu (MaxMask).
-	packetLimit, suspectSize atomic.Int64
+	// own connection (learnFromLoss), 0: none. Read without mu (MaxMask).
+	packetLimit atomic.Int64
+	// learn guards outlived (what the node's connections outlived, over
+	// every session) and suspect (the packet the last session was lost
+	// right after, when it was a suspect; 0: none), for learnFromLoss.
+	learn    sync.Mutex
+	outlived outlived
+	suspect  int
 }
 
 // New validates the options and reads the bdSeq file; it does not
@@ -347,6 +352,10 @@ func New(o Options) (*Node, error) {
 	n.rate.window = o.RateWindow
 	if c := o.Carry; c != nil {
 		n.counts.anomalous, n.counts.errors, n.lastSeq = c.anomalous, c.errors, c.lastSeq
+		if slices.Equal(c.brokers, o.Brokers) {
+			n.packetLimit.Store(c.packetLimit)
+			n.outlived = c.outlived
+		}
 		for i, v := range c.vals {
 			m := &n.dev.m[i]
 			m.val, m.null, m.ts, m.dirty = v.val, v.null, v.ts, true
@@ -371,6 +380,13 @@ func New(o Options) (*Node, error) {
 type Carry struct {
 	anomalous, errors, lastSeq uint64
 	vals                       map[int]carriedValue
+	// brokers, packetLimit and outlived: what the node learned of its
+	// brokers' packet limit (learnFromLoss), kept when the replacement
+	// goes to the same brokers (a reload forgot it, and learned it again
+	// at the price of two more lost sessions).
+	brokers     []string
+	packetLimit int64
+	outlived    outlived
 }
 
 type carriedValue struct {
@@ -393,7 +409,11 @@ func carriedMetrics() []int {
 func (n *Node) Carry() *Carry {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c := &Carry{anomalous: n.counts.anomalous, errors: n.counts.errors, lastSeq: n.lastSeq, vals: map[int]carriedValue{}}
+	c := &Carry{anomalous: n.counts.anomalous, errors: n.counts.errors, lastSeq: n.lastSeq, vals: map[int]carriedValue{},
+		brokers: slices.Clone(n.o.Brokers), packetLimit: n.packetLimit.Load()}
+	n.learn.Lock()
+	c.outlived = n.outlived
+	n.learn.Unlock()
 	for _, i := range carriedMetrics() {
 		if m := n.dev.m[i]; !m.null {
 			c.vals[i] = carriedValue{val: m.val, ts: m.ts}

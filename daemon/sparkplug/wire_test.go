@@ -226,7 +226,10 @@ func TestNodeLearnsThePacketLimitFromItsOwnConnection(t *testing.T) {
 	if got, want := n.MaxMask(), mqttpub.PayloadLimit(n.Topics().DDATA, 0, 65536)-maskOverhead; got != want {
 		t.Errorf("MaxMask() = %d after learning, want %d (the broker's 65536-byte packets)", got, want)
 	}
-	if got := lb.Count("the broker's packet limit is taken as lower", "packet_limit=65536"); got != 1 {
+	if got, want := n.MaxPayload(), mqttpub.PayloadLimit(n.Topics().DDATA, 0, 65536); got != want {
+		t.Errorf("MaxPayload() = %d after learning, want %d (inspectd_mqtt_max_payload_bytes reads it)", got, want)
+	}
+	if got := lb.Count("packet limit is taken as lower", "packet_limit=65536"); got != 1 {
 		t.Errorf("%d log lines of the learned limit, want 1\n%s", got, lb)
 	}
 
@@ -254,26 +257,65 @@ func TestNodeLearnsThePacketLimitFromItsOwnConnection(t *testing.T) {
 	}
 }
 
-// TestSentLogSuspect: a packet is suspected only when the loss comes
-// within lossWindow of it and it is larger than every packet the
-// connection outlived.
+// TestSentLogSuspect: the packets within lossWindow of a loss are the
+// suspects; those before, what the connection outlived.
 func TestSentLogSuspect(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	var l sentLog
-	l.add(5000, t0)
-	l.add(300, t0.Add(3*time.Second))
-	l.add(9000, t0.Add(4*time.Second))
-	if size, good, ok := l.suspect(t0.Add(4*time.Second + 100*time.Millisecond)); !ok || size != 9000 || good != 5000 {
-		t.Errorf("suspect = %d, %d, %v; want 9000 over 5000", size, good, ok)
+	l.add(5000, 4000, t0)
+	l.add(300, 0, t0.Add(3*time.Second))
+	l.add(9000, 7000, t0.Add(4*time.Second))
+	recent, good := l.suspect(t0.Add(4*time.Second + 100*time.Millisecond))
+	if recent != (outlived{9000, 7000}) || good != (outlived{5000, 4000}) {
+		t.Errorf("suspect = %+v over %+v; want {9000 7000} over {5000 4000}", recent, good)
 	}
-	if _, _, ok := l.suspect(t0.Add(7 * time.Second)); ok {
-		t.Error("a loss 3 s after the largest packet suspects it")
+	recent, good = l.suspect(t0.Add(7 * time.Second))
+	if recent != (outlived{}) || good != (outlived{9000, 7000}) {
+		t.Errorf("3 s after the last packet: %+v over %+v; want none over {9000 7000}", recent, good)
 	}
-	var m sentLog
-	m.add(9000, t0)
-	m.add(4000, t0.Add(3*time.Second))
-	if _, _, ok := m.suspect(t0.Add(3*time.Second + time.Millisecond)); ok {
-		t.Error("a packet smaller than one the connection outlived is suspected")
+	if all := l.all(); all != (outlived{9000, 7000}) {
+		t.Errorf("all = %+v", all)
+	}
+}
+
+// TestBrokerRestartsAfterBirthsTeachNoLimit: a DBIRTH carries the current
+// Mask again, a few KB more than the DDATA that first carried it, and is
+// the largest message of a new session: a broker restarted right after two
+// births in a row (maintenance, a flapping service) looked like a packet
+// limit, and masks were cut or nulled for the rest of the run on a broker
+// that takes them whole. A Mask the connection outlived is no suspect.
+func TestBrokerRestartsAfterBirthsTeachNoLimit(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	p := testbroker.NewProxy(t, b.URL)
+	h := newHost(t, b.URL, testGroup)
+	n, lb, _ := startNode(t, p.URL, nil)
+	h.wait(0, "DBIRTH", nil)
+	big := bytes.Repeat([]byte{1}, 100_000)
+	mark := h.mark()
+	if err := n.PublishResult(result(1, 41), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.PublishMask(1, big, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(mark, "DDATA", func(m spMsg) bool { mk, ok := m.metric(h, "Mask"); return ok && len(mk.Value.Bytes) == len(big) })
+	time.Sleep(lossWindow + 500*time.Millisecond) // the mask is outlived
+	for range 3 {
+		mark := h.mark()
+		p.Cut()
+		h.wait(mark, "DBIRTH", nil) // carrying the mask again
+		p.Cut()                     // right after it
+	}
+	mark = h.mark()
+	p.Cut()
+	if mk := mustMetric(t, h, h.wait(mark, "DBIRTH", nil), "Mask"); mk.IsNull || len(mk.Value.Bytes) != len(big) {
+		t.Errorf("DBIRTH Mask null %v, %d bytes after the restarts; want the whole %d", mk.IsNull, len(mk.Value.Bytes), len(big))
+	}
+	if got := n.MaxMask(); got != mqttpub.DefaultMaxPayload-maskOverhead {
+		t.Errorf("MaxMask() = %d after the restarts, want mqtt.max_payload's %d", got, mqttpub.DefaultMaxPayload-maskOverhead)
+	}
+	if got := lb.Count("packet limit is taken as lower"); got != 0 {
+		t.Errorf("a packet limit learned from restarts:\n%s", lb)
 	}
 }
 
