@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -341,5 +342,32 @@ func TestWirePushAllOrNone(t *testing.T) {
 	e.cond.L = &e.mu
 	if !e.push(wireMsg{payload: make([]byte, maxQueuedBytes)}, wireMsg{payload: []byte{1}}) {
 		t.Fatal("an empty queue refused a birth over the byte bound")
+	}
+}
+
+// TestCarryKeepsTheLearnedLimit: a reload that rebuilds the edge node kept
+// nothing of the packet limit it had learned, and learned it again at the
+// price of two more lost sessions; kept for the same brokers, not for
+// others.
+func TestCarryKeepsTheLearnedLimit(t *testing.T) {
+	mk := func(broker string, c *Carry) *Node {
+		t.Helper()
+		n, err := New(Options{Brokers: []string{broker}, ClientID: "c", GroupID: testGroup, EdgeNodeID: testNode, DeviceID: testDevice,
+			StateDir: t.TempDir(), Mask: true, Carry: c, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	old := mk("tcp://127.0.0.1:1883", nil)
+	old.packetLimit.Store(65536)
+	old.outlived = outlived{size: 40000, mask: 39000}
+	same := mk("tcp://127.0.0.1:1883", old.Carry())
+	if got := same.packetLimit.Load(); got != 65536 || same.outlived != old.outlived {
+		t.Errorf("same brokers: limit %d, outlived %+v; want 65536, %+v", got, same.outlived, old.outlived)
+	}
+	other := mk("tcp://10.0.0.9:1883", old.Carry())
+	if got := other.packetLimit.Load(); got != 0 || other.outlived != (outlived{}) {
+		t.Errorf("other brokers: limit %d, outlived %+v; want none", got, other.outlived)
 	}
 }
