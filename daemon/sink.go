@@ -34,6 +34,11 @@ type sinkSwitch struct {
 	// onTriggerResult sees every result that answers a trigger, for the
 	// trigger intake's memory of answered ids.
 	onTriggerResult func(*mqttpub.Result)
+	// past holds the counters of the publishers and edge nodes a reload
+	// replaced (Reconnects, Evicted, Refused, TooLarge, DroppedOffline),
+	// added to the current ones' by state: inspectd_mqtt_*_total went back
+	// to 0 at every reload that rebuilt the connections. Guarded by mu.
+	past mqttpub.State
 	// configured is mqtt.max_payload in bytes, what state reports as the
 	// payload limit before a publisher exists (a start's fit): 0 there
 	// read as "no limit" to a dashboard.
@@ -193,7 +198,8 @@ func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
 // state is the JSON publisher's state; its TooLarge.Image counts the edge
 // node's masks sent as null for their size too (the same limit, the same
 // broker), so that inspectd_mqtt_too_large_total shows them, and its
-// MaxPayload is the edge node's when that is lower.
+// MaxPayload is the edge node's when that is lower. Its counters go on
+// across reloads (past).
 func (s *sinkSwitch) state() mqttpub.State {
 	st := mqttpub.State{MaxPayload: int(s.configured.Load())}
 	_ = s.do(func(p *mqttpub.Publisher) error {
@@ -206,6 +212,9 @@ func (s *sinkSwitch) state() mqttpub.State {
 		}
 		return nil
 	})
+	s.mu.RLock()
+	addCounters(&st, s.past)
+	s.mu.RUnlock()
 	return st
 }
 
@@ -252,15 +261,29 @@ func (s *sinkSwitch) closeLocked(log *slog.Logger, wait time.Duration) {
 		if err := s.node.Close(ctx); err != nil {
 			log.Warn("Sparkplug close", "err", err)
 		}
+		s.past.TooLarge.Image += s.node.MasksTooLarge()
 		s.node = nil
 	}
 	if s.pub != nil {
 		if err := s.pub.Close(ctx); err != nil {
 			log.Warn("MQTT close", "err", err)
 		}
+		addCounters(&s.past, s.pub.State())
 		s.pub = nil
 		s.jsonPub.Store(nil)
 	}
+}
+
+// addCounters adds the cumulative counters of b to a.
+func addCounters(a *mqttpub.State, b mqttpub.State) {
+	add := func(x *mqttpub.ClassCounts, y mqttpub.ClassCounts) {
+		x.Alarm, x.Result, x.Image = x.Alarm+y.Alarm, x.Result+y.Result, x.Image+y.Image
+	}
+	a.Reconnects += b.Reconnects
+	a.DroppedOffline += b.DroppedOffline
+	add(&a.Evicted, b.Evicted)
+	add(&a.Refused, b.Refused)
+	add(&a.TooLarge, b.TooLarge)
 }
 
 // mqttStats maps the publisher's state onto the metrics' view of it.

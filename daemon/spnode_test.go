@@ -679,11 +679,13 @@ func TestSparkplugHealthWaitingForPrimaryHost(t *testing.T) {
 func TestSparkplugMaskWithinMQTTMaxPayload(t *testing.T) {
 	det := syntheticDetector(t)
 	frames := t.TempDir() // no part comes: the test publishes as the pipeline does
+	var yaml string
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
 		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
 			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
-		return strings.Replace(y, "mqtt: {", "mqtt: {profile: both, max_payload: 4KiB, ", 1)
+		yaml = strings.Replace(y, "mqtt: {", "mqtt: {profile: both, max_payload: 4KiB, ", 1)
+		return yaml
 	})
 	d := r.daemon()
 	node := func() *sparkplug.Node {
@@ -712,5 +714,15 @@ func TestSparkplugMaskWithinMQTTMaxPayload(t *testing.T) {
 	}
 	if got := mqttStats(d.sink.state()).TooLarge["image"]; got != 2 {
 		t.Errorf("inspectd_mqtt_too_large_total{class=\"image\"} %d, want 2 (the JSON mask topic's and the DDATA's)", got)
+	}
+
+	// A reload that rebuilds the connections keeps the counters (they
+	// went back to 0).
+	before := node()
+	r.write(strings.Replace(yaml, "mqtt: {", "mqtt: {keepalive: 20s, ", 1))
+	r.hup()
+	r.waitFor("the connections rebuilt by the reload", func() bool { n := node(); return n != nil && n != before })
+	if got := mqttStats(d.sink.state()).TooLarge["image"]; got != 2 {
+		t.Errorf("inspectd_mqtt_too_large_total{class=\"image\"} %d after a reload, want the 2 counted before it", got)
 	}
 }
