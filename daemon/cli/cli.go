@@ -116,7 +116,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		// subcommands rather than calling the group unknown.
 		var subs []string
 		for _, c := range cmds {
-			if g, sub, ok := strings.Cut(c.Name, " "); ok && g == args[0] {
+			if g, sub, ok := strings.Cut(c.Name, " "); ok && g == args[0] && !c.Hidden {
 				subs = append(subs, sub)
 			}
 		}
@@ -139,7 +139,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "inspectd %s: %s\nusage: inspectd %s %s\n%s", cmd.Name, ue.Msg, cmd.Name, cmd.Usage, ue.Flags)
+		fmt.Fprintf(stderr, "inspectd %s: %s\nusage: %s\n%s", cmd.Name, ue.Msg, strings.TrimSpace("inspectd "+cmd.Name+" "+cmd.Usage), ue.Flags)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "inspectd %s: %v\n", cmd.Name, err)

@@ -31,3 +31,17 @@ func TestFlagErrorSaidOnce(t *testing.T) {
 		t.Errorf("run -h: exit %d, stderr:\n%s", code, errs)
 	}
 }
+
+// TestUsageLinesClean: a group's subcommands leave out the internal ones
+// (`inspectd model` offered `probe`, a child process's probe), and a
+// usage line of a command without flags ends without a space.
+func TestUsageLinesClean(t *testing.T) {
+	code, _, errs := runConfigCLI("model")
+	if code != 2 || !strings.Contains(errs, "give a subcommand: info, inspect, optimize (") || strings.Contains(errs, "probe") {
+		t.Errorf("inspectd model: exit %d, stderr %q", code, errs)
+	}
+	code, _, errs = runConfigCLI("version", "--x")
+	if code != 2 || !strings.Contains(errs, "usage: inspectd version\n") {
+		t.Errorf("inspectd version --x: exit %d, stderr %q", code, errs)
+	}
+}
