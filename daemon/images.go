@@ -146,7 +146,7 @@ func (e *imageEncoder) heatmap(frame image.Image, amap []float32, w, h int, thre
 	if maxSide > 0 && maxSide < side {
 		side = maxSide
 	}
-	for attempt := 0; attempt < 3 || side >= 2*minHeatmapSide; attempt++ {
+	for attempt := 0; attempt < 3 || side >= minHeatmapSide; attempt++ {
 		img := e.scaled(side)
 		for _, q := range heatmapQualities {
 			var err error
