@@ -886,12 +886,8 @@ func (p *Pipeline) printLine(seq uint64, f *capture.Frame, verdict string, score
 
 func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 	r := &s.res
-	limit := 0
-	if m, ok := p.o.Sink.(interface{ MaxPayload() int }); ok {
-		limit = m.MaxPayload()
-	}
 	wantHeatmap := wantImage(pol.Heatmap, r.Anomalous)
-	if c, ok := p.o.Sink.(interface{ CarriesHeatmaps() bool }); ok && !c.CarriesHeatmaps() {
+	if c, ok := p.o.Sink.(interface{ CarriesHeatmaps() bool }); ok && wantHeatmap && !c.CarriesHeatmaps() {
 		wantHeatmap = false // mqtt.profile sparkplug: no topic carries it, nothing to encode
 	}
 	if !s.images {
@@ -905,7 +901,11 @@ func (p *Pipeline) publishImages(s *slot, pol *Policy) {
 	}
 	mask, heatmap := wantImage(pol.Mask, r.Anomalous), wantHeatmap && s.hasMap
 	if !mask && !heatmap {
-		return // most frames of a line: no tag to build
+		return // most frames of a line: no tag to build, no limit to read
+	}
+	limit := 0
+	if m, ok := p.o.Sink.(interface{ MaxPayload() int }); ok {
+		limit = m.MaxPayload() // under the sink's lock: only for a frame that has images
 	}
 	tag := tagOf(&r.Header)
 	if mask {
