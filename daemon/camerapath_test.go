@@ -191,22 +191,10 @@ func TestPipelineCameraFramesReduced(t *testing.T) {
 // and counted while the publish stage is behind, instead of inspection
 // waiting for them.
 func TestPipelineImagesSkippedWhilePublishIsBehind(t *testing.T) {
-	det := syntheticDetector(t)
-	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 8, DefectRate: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := httpapi.NewMetrics()
 	sink := &imageSink{delay: 150 * time.Millisecond}
 	const n = 16
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: sink, Metrics: m, Queue: 2, MaxInspections: n,
-		Policy: Policy{Mask: PublishAlways, Heatmap: PublishAlways}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	p := runImagePipeline(t, sink, m, 2, n)
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	inspected := int(p.Inspected())
@@ -251,21 +239,9 @@ func (*noHeatmapSink) CarriesHeatmaps() bool { return false }
 // topic carries a heatmap; one was encoded for every anomalous part all
 // the same, and logged as not published when over the payload limit.
 func TestPipelineEncodesNoHeatmapNobodyGets(t *testing.T) {
-	det := syntheticDetector(t)
-	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 8, DefectRate: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := httpapi.NewMetrics()
 	sink := &noHeatmapSink{}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: sink, Metrics: m, MaxInspections: 4,
-		Policy: Policy{Mask: PublishAlways, Heatmap: PublishAlways}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	runImagePipeline(t, sink, m, 0, 4)
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	if len(sink.heatmaps) != 0 || len(sink.masks) == 0 {
@@ -276,4 +252,24 @@ func TestPipelineEncodesNoHeatmapNobodyGets(t *testing.T) {
 			t.Errorf("heatmaps counted as skipped where none is wanted: %s", f)
 		}
 	}
+}
+
+// runImagePipeline runs a pipeline over n anomalous synthetic parts that
+// publishes every mask and heatmap to sink (queue: the frame queue, 0 the
+// default) and returns it once done.
+func runImagePipeline(t *testing.T, sink Sink, m *httpapi.Metrics, queue, n int) *Pipeline {
+	t.Helper()
+	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 8, DefectRate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: m, Queue: queue,
+		MaxInspections: n, Policy: Policy{Mask: PublishAlways, Heatmap: PublishAlways}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
