@@ -336,14 +336,16 @@ func (d *Daemon) brokerURLs(cfg *config.Config) []string {
 }
 
 // newPublisher creates and starts the MQTT connection for cfg, with the
-// trigger subscription in trigger mode.
-func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string) (*mqttpub.Publisher, error) {
+// trigger subscription in trigger mode, going on from what the publisher it
+// replaces learned of the brokers (carry, nil at start; mqttpub keeps it
+// for the same broker list only).
+func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string, carry *mqttpub.Carry) (*mqttpub.Publisher, error) {
 	m := cfg.MQTT
 	pub, err := mqttpub.New(mqttpub.Options{Brokers: d.brokerURLs(cfg), ClientID: clientID, Username: m.Username, Password: m.Password,
 		TLS:       tlsOptions(&m),
 		KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
 		StoreDir: filepath.Join(cfg.StateDir, "mqtt-outbox"), TopicPrefix: m.TopicPrefix, DeviceID: deviceID, Logger: d.log,
-		MaxPayload: int(m.MaxPayload), OutboxMaxMessages: m.OutboxMaxMessages, OutboxMaxBytes: int64(m.OutboxMaxBytes)})
+		MaxPayload: int(m.MaxPayload), OutboxMaxMessages: m.OutboxMaxMessages, OutboxMaxBytes: int64(m.OutboxMaxBytes), Carry: carry})
 	if err != nil {
 		return nil, err
 	}
@@ -386,17 +388,20 @@ func (d *Daemon) setConfig(cfg *config.Config) {
 
 // connect opens the MQTT connections cfg asks for: the JSON publisher
 // (always: status, info, triggers and commands go over it) and, for
-// mqtt.profile sparkplug or both, the Sparkplug B edge node, going on
-// from what the edge node it replaces knew (carry, nil at start).
-func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string, carry *sparkplug.Carry) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
-	pub, err := d.newPublisher(cfg, deviceID, clientID)
+// mqtt.profile sparkplug or both, the Sparkplug B edge node, each going
+// on from what the one it replaces knew (carry, nil at start).
+func (d *Daemon) connect(cfg *config.Config, deviceID, clientID string, carry *carried) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
+	if carry == nil {
+		carry = &carried{}
+	}
+	pub, err := d.newPublisher(cfg, deviceID, clientID, carry.pub)
 	if err != nil {
 		return nil, nil, false, err
 	}
 	if !cfg.MQTT.UsesSparkplug() {
 		return pub, nil, false, nil
 	}
-	node, err := d.newSparkplugNode(cfg, deviceID, clientID, carry)
+	node, err := d.newSparkplugNode(cfg, deviceID, clientID, carry.node)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
@@ -975,7 +980,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 // the ones cfg asks for. Publishing waits meanwhile, so no alarm finds the
 // connection closed. Called with d.mu held.
 func (d *Daemon) replacePublisher(cfg *config.Config, deviceID, clientID string) error {
-	return d.sink.replace(d.log, func(carry *sparkplug.Carry) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
+	return d.sink.replace(d.log, func(carry *carried) (*mqttpub.Publisher, *sparkplug.Node, bool, error) {
 		d.deviceID = deviceID // the publisher's topics follow the device id
 		return d.connect(cfg, deviceID, clientID, carry)
 	})

@@ -3,10 +3,12 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/modeltest"
 )
@@ -540,5 +543,87 @@ func TestConfigThresholdEdges(t *testing.T) {
 	}
 	if i := det.Info(); i.ImageThreshold != model.MinThreshold || i.PixelThreshold != model.MinThreshold {
 		t.Errorf("value %g: thresholds %g / %g, want both %g", model.MinThreshold, i.ImageThreshold, i.PixelThreshold, model.MinThreshold)
+	}
+}
+
+// TestReloadKeepsLearnedPacketLimit: the packet limit the JSON connection
+// learned from a broker that limits packets (mosquitto's max_packet_size)
+// is in force right after a reload that rebuilds the connection to the
+// same broker: inspectd_mqtt_max_payload_bytes shows it and a larger image
+// is refused before it costs a connection (the new publisher started
+// knowing no limit and learned it again, a dropped session each time). A
+// reload to another broker list forgets it.
+func TestReloadKeepsLearnedPacketLimit(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: 65536})
+	det := syntheticDetector(t)
+	frames := t.TempDir() // no part comes: the test publishes as the pipeline does
+	var yaml func(brokers string) string
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
+		yaml = func(brokers string) string {
+			return strings.Replace(y, "mqtt: {embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port)+"}",
+				"mqtt: {brokers: ["+brokers+"], max_reconnect_interval: 1s}", 1)
+		}
+		return yaml(b.URL)
+	})
+	d := r.daemon()
+	pub := func() *mqttpub.Publisher {
+		d.sink.mu.RLock()
+		defer d.sink.mu.RUnlock()
+		return d.sink.pub
+	}
+	metric := func() string {
+		rec := httptest.NewRecorder()
+		d.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		i := strings.Index(rec.Body.String(), "\ninspectd_mqtt_max_payload_bytes ")
+		if i < 0 {
+			t.Fatal("/metrics lacks inspectd_mqtt_max_payload_bytes")
+		}
+		v, _, _ := strings.Cut(rec.Body.String()[i+len("\ninspectd_mqtt_max_payload_bytes "):], "\n")
+		return v
+	}
+	reload := func(yaml string) {
+		t.Helper()
+		before := pub()
+		r.write(yaml)
+		r.hup()
+		r.waitFor("the connection rebuilt by the reload", func() bool { p := pub(); return p != nil && p != before })
+	}
+	r.waitFor("the MQTT connection", func() bool { return d.sink.state().Connected })
+
+	// An image the broker drops the connection over teaches the limit.
+	if err := d.sink.PublishHeatmap(make([]byte, 70_000), 1); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the learned packet limit", func() bool { return d.sink.state().BrokerPacketLimit == 65536 })
+	want := mqttpub.PayloadLimit(pub().Topics().Heatmap, 1, 65536)
+	reconnects := d.sink.state().Reconnects
+
+	// Same broker, another keepalive: a new connection, the limit kept.
+	reload(strings.Replace(yaml(b.URL), "mqtt: {", "mqtt: {keepalive: 20s, ", 1))
+	if st := d.sink.state(); st.MaxPayload != want || st.BrokerPacketLimit != 65536 || metric() != strconv.Itoa(want) {
+		t.Fatalf("right after a reload to the same broker: MaxPayload %d, packet limit %d, inspectd_mqtt_max_payload_bytes %s; want %d and 65536",
+			st.MaxPayload, st.BrokerPacketLimit, metric(), want)
+	}
+	var tooLarge *mqttpub.PayloadTooLargeError
+	if err := d.sink.PublishHeatmap(make([]byte, 70_000), 1); !errors.As(err, &tooLarge) || !tooLarge.Learned {
+		t.Errorf("a heatmap over the kept limit after the reload: %v", err)
+	}
+	r.waitFor("the new connection", func() bool { return d.sink.state().Connected })
+	if got := d.sink.state().Reconnects; got != reconnects {
+		t.Errorf("%d reconnects after the reload, want still %d", got, reconnects)
+	}
+	if n := strings.Count(r.logs.String(), "carried over"); n != 1 {
+		t.Errorf("%d log lines on the carried limit, want 1:\n%s", n, r.logs.String())
+	}
+
+	// Another broker: it may take more, nothing is known of it.
+	other := testbroker.Start(t, testbroker.Options{})
+	reload(yaml(other.URL))
+	if st := d.sink.state(); st.MaxPayload != mqttpub.DefaultMaxPayload || st.BrokerPacketLimit != 0 {
+		t.Errorf("after a reload to another broker: MaxPayload %d, packet limit %d; want mqtt.max_payload %d and none",
+			st.MaxPayload, st.BrokerPacketLimit, mqttpub.DefaultMaxPayload)
 	}
 }

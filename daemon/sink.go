@@ -227,16 +227,26 @@ func (s *sinkSwitch) setStatus(status string) error {
 	return s.do(func(p *mqttpub.Publisher) error { return p.SetStatus(status) })
 }
 
+// carried is what the connections a reload closes knew, for the ones it
+// opens to go on from (Daemon.connect; nil at start).
+type carried struct {
+	node *sparkplug.Carry // the edge node's; nil without one
+	pub  *mqttpub.Carry   // the JSON publisher's; nil without one
+}
+
 // replace closes the connections and opens the ones f makes; publishing
 // waits meanwhile. On error none is set.
-// f gets what the edge node being closed knew (nil without one), for the
-// new one to go on from.
-func (s *sinkSwitch) replace(log *slog.Logger, f func(carry *sparkplug.Carry) (*mqttpub.Publisher, *sparkplug.Node, bool, error)) error {
+// f gets what the connections being closed knew, for the new ones to go
+// on from.
+func (s *sinkSwitch) replace(log *slog.Logger, f func(carry *carried) (*mqttpub.Publisher, *sparkplug.Node, bool, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var carry *sparkplug.Carry
+	carry := &carried{}
 	if s.node != nil {
-		carry = s.node.Carry()
+		carry.node = s.node.Carry()
+	}
+	if s.pub != nil {
+		carry.pub = s.pub.Carry()
 	}
 	s.closeLocked(log, 3*time.Second)
 	var err error

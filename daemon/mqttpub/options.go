@@ -60,6 +60,14 @@ type Options struct {
 	// before they reach a broker that would drop the connection over them.
 	// Set it to the broker's limit when that is lower.
 	MaxPayload int
+	// Carry, when set, is what the publisher this one replaces learned of
+	// its brokers (Publisher.Carry, taken at a reload that rebuilds the
+	// connection): with the same Brokers, in the same order, the packet
+	// limit it learned is in force from the first publish, rather than
+	// learned again at the price of another lost connection. Another
+	// broker list starts knowing no limit, as a broker of its own may
+	// take more. MaxPayload still applies: the lower of the two wins.
+	Carry *Carry
 	// OutboxMaxMessages and OutboxMaxBytes bound the outbox (defaults
 	// DefaultOutboxMaxMessages, DefaultOutboxMaxBytes): beyond them the
 	// oldest images, then the oldest results are dropped, and an alarm is

@@ -1082,6 +1082,24 @@ func (o *outbox) packetLimit() int {
 	return o.limit
 }
 
+// learned returns what the outbox learned of the broker: the packet size
+// limit (0: none) and the largest packet it acknowledged, in bytes.
+func (o *outbox) learned() (limit, maxGood int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.limit, o.maxGood
+}
+
+// inherit starts the outbox from what an earlier one learned of the same
+// broker (learned): maxGood too, as the evidence a later drop is judged
+// by, so that packets the broker took are not sent alone again and a drop
+// lowers the limit no further than that evidence allows.
+func (o *outbox) inherit(limit, maxGood int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.limit, o.maxGood = limit, maxGood
+}
+
 // noteTooLarge counts a message refused for its size before queueing.
 func (o *outbox) noteTooLarge(c class) {
 	o.mu.Lock()

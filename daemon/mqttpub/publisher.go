@@ -20,7 +20,8 @@
 // oldest results make room, and an alarm is refused only when alarms alone
 // fill it. Payloads over Options.MaxPayload are refused; a broker that
 // drops the connection over a large message teaches the publisher a lower
-// limit (MaxPayload). Connection attempts back off exponentially from 1 s
+// limit (MaxPayload), which its replacement on the same brokers keeps
+// (Options.Carry). Connection attempts back off exponentially from 1 s
 // to Options.MaxReconnectInterval with one log line per failed attempt, and
 // never stop until Close.
 package mqttpub
@@ -31,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -182,8 +184,9 @@ type State struct {
 	DroppedOffline uint64
 	// MaxPayload is the largest image payload accepted now (see MaxPayload).
 	MaxPayload int
-	// BrokerPacketLimit is the packet size limit learned from the broker
-	// (0: none learned).
+	// BrokerPacketLimit is the packet size limit learned from the broker,
+	// in bytes, by this publisher or the one it replaced (Options.Carry);
+	// 0: none learned.
 	BrokerPacketLimit int
 	// ClientIDClash describes a likely client-id clash (another client
 	// connecting with the same id), "" when there is none.
@@ -201,6 +204,10 @@ type Publisher struct {
 	topics Topics
 	client mqtt.Client
 	box    *outbox
+	// carried is the packet limit, in bytes, taken over from the
+	// publisher this one replaced (Options.Carry), 0 if none: Start says
+	// so once.
+	carried int
 
 	stopSender chan struct{}
 	senderDone chan struct{}
@@ -290,6 +297,10 @@ func New(opts Options) (*Publisher, error) {
 		// afresh; an old copy replayed after the new one would overwrite it.
 		superseded: func(topic string) bool { return topic == p.topics.Status || topic == p.topics.Info },
 	})
+	if c := opts.Carry; c != nil && slices.Equal(c.brokers, opts.Brokers) {
+		p.box.inherit(c.packetLimit, c.maxGood)
+		p.carried = c.packetLimit
+	}
 
 	co := mqtt.NewClientOptions()
 	for _, b := range opts.Brokers {
@@ -391,6 +402,10 @@ func (p *Publisher) Start() error {
 	st := p.box.stats()
 	p.log.Info("mqtt connecting", "brokers", strings.Join(p.opts.Brokers, ","), "client_id", p.opts.ClientID,
 		"status_topic", p.topics.Status, "queued", st.queued, "store", p.opts.StoreDir)
+	if p.carried > 0 {
+		p.log.Info("mqtt broker packet limit carried over from the connection this one replaces (same brokers): larger messages are refused from the start",
+			"packet_limit", p.carried, "max_payload", p.MaxPayload())
+	}
 	go p.runSender()
 	p.client.Connect() // with ConnectRetry the token only completes once connected or closed
 	return nil
@@ -645,7 +660,8 @@ func (p *Publisher) PublishHeatmap(jpeg []byte, qos byte) error {
 
 // MaxPayload returns the largest mask or heatmap payload, in bytes, that
 // is accepted now: Options.MaxPayload, or less once the broker has dropped
-// the connection over a large message. Downsize images to fit it.
+// the connection over a large message (this publisher's connection or,
+// through Options.Carry, the one it replaced). Downsize images to fit it.
 func (p *Publisher) MaxPayload() int {
 	return p.maxPayload(p.topics.Heatmap)
 }
@@ -659,13 +675,33 @@ func (p *Publisher) maxPayload(topic string) int {
 	return limit
 }
 
-// PacketLimit returns the packet size limit learned from the broker when it
-// dropped the connection over a large message (0: none learned). Another
+// PacketLimit returns the packet size limit, in bytes, learned from the
+// broker when it dropped the connection over a large message, here or
+// before a reload (Options.Carry); 0: none learned. Another
 // connection to the same broker, the Sparkplug edge node's, applies it too
 // (PayloadLimit): it has no acknowledged QoS 1 images to learn it from, and
 // the broker would drop it over a message that large just the same.
 func (p *Publisher) PacketLimit() int {
 	return p.box.packetLimit()
+}
+
+// Carry is what a publisher learned of its brokers, for the publisher
+// that replaces it (Options.Carry) when a reload rebuilds the connection:
+// the packet size limit the broker taught by dropping the connection over
+// a larger message, and the largest packet it acknowledged (what a later
+// drop is judged by). Learning the limit again would cost another lost
+// connection: a dropped session, queued messages sent again, a reconnect.
+type Carry struct {
+	brokers     []string // learned from these, in this order
+	packetLimit int      // bytes; 0: none learned
+	maxGood     int      // largest packet acknowledged, bytes
+}
+
+// Carry returns what a publisher replacing this one should go on from
+// (Options.Carry). It may be called before or after Close.
+func (p *Publisher) Carry() *Carry {
+	limit, good := p.box.learned()
+	return &Carry{brokers: slices.Clone(p.opts.Brokers), packetLimit: limit, maxGood: good}
 }
 
 // SetInfo replaces the retained info document and publishes it now if
