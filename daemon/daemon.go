@@ -227,14 +227,16 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	return d, nil
 }
 
-// watchMetrics exports the MQTT, camera and pipeline series from the
-// start, before the HTTP endpoint binds: registered once the start had
-// finished, they were absent through a start's fit, and an absent() alert
-// fired. Until the pipeline exists they read nothing connected, no camera
-// event, and the time since the start. The source is read only once the
-// pipeline is stored (d.pipe's store orders d.src's write before it).
+// watchMetrics exports the MQTT, Sparkplug, camera and pipeline series
+// from the start, before the HTTP endpoint binds: registered once the
+// start had finished, they were absent through a start's fit, and an
+// absent() alert fired. Until the pipeline exists they read nothing
+// connected, no camera event, and the time since the start. The source is
+// read only once the pipeline is stored (d.pipe's store orders d.src's
+// write before it).
 func (d *Daemon) watchMetrics() {
 	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state()) })
+	_ = d.metrics.WatchSparkplug(func() httpapi.SparkplugStats { return sparkplugMetrics(d.sink.sparkplugState()) })
 	_ = d.metrics.WatchCamera(func() httpapi.CameraStats {
 		if d.pipe.Load() == nil {
 			return httpapi.CameraStats{}

@@ -711,6 +711,8 @@ func TestSeriesExportedBeforeTheStartEnds(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{"inspectd_mqtt_connected 0\n", "inspectd_mqtt_queue_depth 0\n", "inspectd_camera_reopens_total 0\n",
+		// Without an edge node (yet): offline, not absent.
+		"inspectd_sparkplug_online 0\n", "inspectd_sparkplug_sessions_total 0\n",
 		// The configured limit, not 0 ("no limit" to a dashboard).
 		"inspectd_mqtt_max_payload_bytes 131072\n"} {
 		if !strings.Contains(body, want) {

@@ -39,6 +39,13 @@ type sinkSwitch struct {
 	// added to the current ones' by state: inspectd_mqtt_*_total went back
 	// to 0 at every reload that rebuilt the connections. Guarded by mu.
 	past mqttpub.State
+	// pastNode holds the counters of the edge nodes a reload replaced, and
+	// the bdSeq of the last one's last session, added to the current
+	// node's by sparkplugState: a reload is not a restart, and
+	// inspectd_sparkplug_*_total must not go back to 0 at one (nor at a
+	// profile change that ends the edge node and a later one that starts
+	// another, which Carry would not bridge). Guarded by mu.
+	pastNode sparkplug.Stats
 	// configured is mqtt.max_payload in bytes, what state reports as the
 	// payload limit before a publisher exists (a start's fit): 0 there
 	// read as "no limit" to a dashboard.
@@ -272,6 +279,11 @@ func (s *sinkSwitch) closeLocked(log *slog.Logger, wait time.Duration) {
 			log.Warn("Sparkplug close", "err", err)
 		}
 		s.past.TooLarge.Image += s.node.MasksTooLarge()
+		st := s.node.Stats()
+		addNodeCounters(&s.pastNode, st)
+		if st.HasBdSeq {
+			s.pastNode.BdSeq, s.pastNode.HasBdSeq = st.BdSeq, true
+		}
 		s.node = nil
 	}
 	if s.pub != nil {
@@ -294,6 +306,39 @@ func addCounters(a *mqttpub.State, b mqttpub.State) {
 	add(&a.Evicted, b.Evicted)
 	add(&a.Refused, b.Refused)
 	add(&a.TooLarge, b.TooLarge)
+}
+
+// sparkplugState is the edge node's state for /metrics: the current
+// node's (offline, an empty queue without one) with the counters of the
+// nodes replaced before it added. Both are read under one hold of mu: a
+// replacement between two reads would count the node it ends twice, or
+// not at all.
+func (s *sinkSwitch) sparkplugState() sparkplug.Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := sparkplug.Stats{BdSeq: s.pastNode.BdSeq, HasBdSeq: s.pastNode.HasBdSeq}
+	if s.node != nil {
+		st = s.node.Stats()
+		if !st.HasBdSeq { // no session yet: the last node's is the last one
+			st.BdSeq, st.HasBdSeq = s.pastNode.BdSeq, s.pastNode.HasBdSeq
+		}
+	}
+	addNodeCounters(&st, s.pastNode)
+	return st
+}
+
+// addNodeCounters adds the cumulative counters of b to a.
+func addNodeCounters(a *sparkplug.Stats, b sparkplug.Stats) {
+	a.Sessions += b.Sessions
+	a.Births += b.Births
+	a.DroppedOffline += b.DroppedOffline
+	a.DroppedQueueFull += b.DroppedQueueFull
+}
+
+// sparkplugMetrics maps the edge node's state onto the metrics' view of it.
+func sparkplugMetrics(s sparkplug.Stats) httpapi.SparkplugStats {
+	return httpapi.SparkplugStats{Online: s.Online, PrimaryHostOnline: s.PrimaryHostOnline, Sessions: s.Sessions, Births: s.Births,
+		BdSeq: s.BdSeq, Queued: s.Queued, QueuedBytes: s.QueuedBytes, DroppedOffline: s.DroppedOffline, DroppedQueueFull: s.DroppedQueueFull}
 }
 
 // mqttStats maps the publisher's state onto the metrics' view of it.

@@ -361,6 +361,77 @@ func (m *Metrics) WatchCamera(f func() CameraStats) error {
 	return nil
 }
 
+// SparkplugStats is what the metrics read from the Sparkplug B edge node
+// (mqtt.profile sparkplug or both) at scrape time; the zero value without
+// one (mqtt.profile json).
+type SparkplugStats struct {
+	// Online: births sent in a live session, hosts get data.
+	Online bool
+	// PrimaryHostOnline: the primary host's STATE says online (false
+	// without sparkplug.primary_host_id, and while not connected).
+	PrimaryHostOnline bool
+	// Sessions counts MQTT sessions established; Births NBIRTH+DBIRTH
+	// pairs queued, rebirths included.
+	Sessions, Births uint64
+	// BdSeq is the bdSeq of the current or last session (0 before the
+	// first).
+	BdSeq uint64
+	// Queued and QueuedBytes are the messages in the edge node's send
+	// queue and the bytes of their payloads.
+	Queued, QueuedBytes int
+	// DroppedOffline counts inspections' DDATA not sent for want of a
+	// live session; DroppedQueueFull data messages the full send queue
+	// refused.
+	DroppedOffline, DroppedQueueFull uint64
+}
+
+// WatchSparkplug exports the Sparkplug B edge node's state, read by f on
+// every scrape: inspectd_sparkplug_online, _primary_host_online,
+// _sessions_total, _births_total, _bdseq, _queue_depth, _queue_bytes and
+// _dropped_total by reason. It may be called once.
+//
+// The series are there whatever mqtt.profile says, reading offline and 0
+// without an edge node, as the inspectd_mqtt_* series are before the
+// publisher exists: registered only with an edge node, they would come
+// and go with reloads that change the profile, and an alert on
+// inspectd_sparkplug_online == 0 could not tell a box that stopped
+// reporting from one that has no edge node (an alert that should not
+// fire on a JSON-only box says so in its selector or its rule).
+func (m *Metrics) WatchSparkplug(f func() SparkplugStats) error {
+	c := &funcCollector{descs: []*prometheus.Desc{
+		prometheus.NewDesc(namespace+"_sparkplug_online", "1 while the Sparkplug edge node's births are sent in a live session (hosts get data); 0 without an edge node.", nil, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_primary_host_online", "1 while the primary host's STATE says online; 0 without sparkplug.primary_host_id and while not connected.", nil, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_sessions_total", "MQTT sessions the Sparkplug edge node established (each with a new bdSeq).", nil, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_births_total", "NBIRTH and DBIRTH pairs the Sparkplug edge node queued, rebirths included.", nil, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_bdseq", "bdSeq of the Sparkplug edge node's current or last session (0 before the first).", nil, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_queue_depth", "Messages in the Sparkplug edge node's send queue.", nil, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_queue_bytes", "Payload bytes of the messages in the Sparkplug edge node's send queue.", nil, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_dropped_total", "Sparkplug data messages not sent, by reason: offline (an inspection's DDATA without a live session), queue_full (refused by the full send queue).", []string{"reason"}, nil),
+	}}
+	b := func(x bool) float64 {
+		if x {
+			return 1
+		}
+		return 0
+	}
+	c.collect = func(ch chan<- prometheus.Metric) {
+		s := f()
+		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, b(s.Online))
+		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.GaugeValue, b(s.PrimaryHostOnline))
+		ch <- prometheus.MustNewConstMetric(c.descs[2], prometheus.CounterValue, float64(s.Sessions))
+		ch <- prometheus.MustNewConstMetric(c.descs[3], prometheus.CounterValue, float64(s.Births))
+		ch <- prometheus.MustNewConstMetric(c.descs[4], prometheus.GaugeValue, float64(s.BdSeq))
+		ch <- prometheus.MustNewConstMetric(c.descs[5], prometheus.GaugeValue, float64(s.Queued))
+		ch <- prometheus.MustNewConstMetric(c.descs[6], prometheus.GaugeValue, float64(s.QueuedBytes))
+		ch <- prometheus.MustNewConstMetric(c.descs[7], prometheus.CounterValue, float64(s.DroppedOffline), "offline")
+		ch <- prometheus.MustNewConstMetric(c.descs[7], prometheus.CounterValue, float64(s.DroppedQueueFull), "queue_full")
+	}
+	if err := m.Registry.Register(c); err != nil {
+		return fmt.Errorf("register Sparkplug metrics: %w", err)
+	}
+	return nil
+}
+
 // funcCollector reads a component's counters once per scrape, so the
 // component keeps plain counters and knows nothing of Prometheus.
 type funcCollector struct {

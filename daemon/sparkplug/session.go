@@ -192,6 +192,8 @@ func (n *Node) connect(s *session) error {
 func (n *Node) serve(s *session) error {
 	n.mu.Lock()
 	n.sess, n.born, n.hostUp, n.lastErr = s, false, false, ""
+	n.stat.sessions++
+	n.stat.bdSeq, n.stat.hasBdSeq = s.bdSeq, true
 	n.node.set(nBdSeq, sppb.LongValue(int64(s.bdSeq)), nowMS())
 	n.mu.Unlock()
 	n.log.Info("sparkplug connected", "client_id", n.o.ClientID, "bdSeq", s.bdSeq)
@@ -356,6 +358,7 @@ func (n *Node) birthLocked(reason string) {
 		return
 	}
 	n.born = true
+	n.stat.births++
 	n.stalled = false // the queue took a whole birth: the next stall is another
 	n.log.Info("sparkplug birth", "reason", reason, "bdSeq", s.bdSeq, "node_metrics", numNode, "device_metrics", len(n.scratch))
 }
@@ -385,7 +388,11 @@ func (n *Node) sendLocked(topic string, now uint64) error {
 	if err != nil {
 		return err
 	}
-	return n.queueLocked(m)
+	if err := n.queueLocked(m); err != nil {
+		n.stat.queueFull++
+		return err
+	}
+	return nil
 }
 
 // encodeLocked encodes n.scratch as the payload of a message on topic

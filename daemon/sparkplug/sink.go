@@ -59,7 +59,22 @@ func (n *Node) PublishResult(r *mqttpub.Result, _ byte) error {
 	if counted {
 		n.setCountsLocked(c, resultTime(r))
 	}
+	n.countOfflineLocked()
 	return n.flushLocked(&n.dev, n.topics.DDATA)
+}
+
+// countOfflineLocked counts an inspection's DDATA that is not sent for
+// want of a live session (Stats.DroppedOffline). Only an inspection's:
+// each is an event a host misses (it sees only the latest in the next
+// DBIRTH), whereas the camera's state, the rate, the properties and the
+// like are state the next birth carries whole; counted too, they moved
+// the counter at every start and reload (SetInfo comes before the first
+// birth) and every second while offline. The full queue's refusals are
+// counted where they happen (sendLocked).
+func (n *Node) countOfflineLocked() {
+	if !n.born {
+		n.stat.droppedOffline++
+	}
 }
 
 // setCountsLocked sets Stats/Anomalous Count and Stats/Error Count from
@@ -186,6 +201,7 @@ func (n *Node) PublishMask(seq uint64, png []byte, _ byte) error {
 		return err
 	}
 	n.dev.putBytes(dMask, png, n.maskFor.ts)
+	n.countOfflineLocked()
 	return n.flushLocked(&n.dev, n.topics.DDATA)
 }
 

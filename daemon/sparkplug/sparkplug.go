@@ -310,6 +310,14 @@ type Node struct {
 	stalled        bool   // the send queue overflowed and that was logged; reset by the next birth queued
 	tooLarge       uint64 // masks sent as null for their size (MasksTooLarge)
 	tooLargeLogged int    // the payload limit the last such log line named; 0: none
+	// stat holds the counters Stats reports, since New (a replacement
+	// starts at 0: the daemon adds those of the nodes it replaced).
+	stat struct {
+		sessions, births          uint64
+		droppedOffline, queueFull uint64
+		bdSeq                     uint64 // the current or last session's
+		hasBdSeq                  bool
+	}
 	// packetLimit is the broker's packet limit the node learned from its
 	// own connection (learnFromLoss), 0: none. Read without mu (MaxMask).
 	packetLimit atomic.Int64
@@ -502,6 +510,61 @@ func (n *Node) Health() (bool, string) {
 		return false, "not connected: " + n.lastErr
 	}
 	return false, "connecting to " + strings.Join(n.o.Brokers, ",")
+}
+
+// Stats is a snapshot of the edge node's state and counters, for
+// monitoring (the daemon's /metrics). Counters count since New.
+type Stats struct {
+	// Online is true while births have been sent in a live session: hosts
+	// are getting data (Health's online, without Options.JSONDelivers'
+	// wait for the primary host).
+	Online bool
+	// PrimaryHostOnline is true while the current session's last STATE of
+	// Options.PrimaryHostID says online; false without a primary host and
+	// while not connected (there is no STATE to go by then).
+	PrimaryHostOnline bool
+	// Sessions counts MQTT sessions established: CONNECTs the broker
+	// accepted, each with its own bdSeq.
+	Sessions uint64
+	// Births counts NBIRTH and DBIRTH pairs queued: one per session that
+	// got that far, plus every rebirth (a host's Node Control/Rebirth, a
+	// retry after a stall or a failed publish).
+	Births uint64
+	// BdSeq is the bdSeq of the current session, or of the last one when
+	// not connected; HasBdSeq is false before the first session.
+	BdSeq    uint64
+	HasBdSeq bool
+	// Queued and QueuedBytes are the messages in the send queue, waiting
+	// for the writer to hand them to the broker connection, and the bytes
+	// of their payloads.
+	Queued      int
+	QueuedBytes int
+	// DroppedOffline counts inspections' DDATA (a result's, a mask's) not
+	// sent because the node had no live session (not connected, waiting
+	// for the primary host, births not sent yet or refused); their latest
+	// values go out in the next DBIRTH. DroppedQueueFull counts data
+	// messages (DDATA, NDATA) the full send queue refused (a stalled
+	// connection; see queueLocked).
+	DroppedOffline, DroppedQueueFull uint64
+}
+
+// Stats returns the edge node's state and counters now. It may be called
+// at any time, also after Close.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := Stats{
+		Online:            n.started && !n.closed && n.born,
+		PrimaryHostOnline: n.o.PrimaryHostID != "" && n.sess != nil && n.hostUp,
+		Sessions:          n.stat.sessions, Births: n.stat.births,
+		BdSeq: n.stat.bdSeq, HasBdSeq: n.stat.hasBdSeq,
+		DroppedOffline: n.stat.droppedOffline, DroppedQueueFull: n.stat.queueFull,
+	}
+	// The node's lock before the queue's, as messages are queued.
+	n.wire.mu.Lock()
+	st.Queued, st.QueuedBytes = len(n.wire.q), n.wire.bytes
+	n.wire.mu.Unlock()
+	return st
 }
 
 func nowMS() uint64 { return uint64(time.Now().UnixMilli()) }

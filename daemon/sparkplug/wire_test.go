@@ -63,6 +63,11 @@ func TestStalledConnectionHoldsNoCaller(t *testing.T) {
 	if lb.Count("sparkplug connection stalled") == 0 {
 		t.Error("no log line says the connection stalled")
 	}
+	// What /metrics shows of the stall: messages held in the queue, and
+	// data refused for want of room in it.
+	if st := n.Stats(); st.DroppedQueueFull == 0 || st.Queued == 0 || st.QueuedBytes < len(png) {
+		t.Errorf("Stats() during the stall = %+v; want the queue holding the masks and a data message refused", st)
+	}
 
 	px.Resume()
 	// The births come again (or a new session's, if the stall cost the
