@@ -16,6 +16,7 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/daemon/sparkplug"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/render"
 )
@@ -765,9 +766,9 @@ func (p *Pipeline) publishStage(s *slot) {
 				} else {
 					p.pubOK.Store(time.Now().UnixNano())
 				}
-			case errors.Is(err, mqttpub.ErrNotConnected): // QoS 0 while offline: dropped, as QoS 0 allows
+			case errors.Is(err, mqttpub.ErrNotConnected): // QoS 0 while offline, or the edge node without a session: dropped
 				if p.o.Metrics != nil {
-					p.o.Metrics.PublishFailure("result", "not_connected")
+					p.o.Metrics.PublishFailure("result", resultNotSentReason(err))
 				}
 			default:
 				p.publishFailed("result", seq, err)
@@ -854,6 +855,21 @@ func (p *Pipeline) publishFailed(kind string, seq uint64, err error) {
 			p.log.Error(kind+" not published", "seq", seq, "err", err)
 		}
 	}
+}
+
+// resultNotSentReason is the publish_failures_total reason of a result
+// that went to no consumer because a connection was not up. The edge
+// node's ErrOffline wraps mqttpub.ErrNotConnected (for the callers that
+// only ask "dropped for being offline?"), but with mqtt.profile sparkplug
+// the JSON connection may well be up: "not_connected" there sent a plant
+// looking at a working broker connection while the Sparkplug side waited
+// for its primary host. With profile both the JSON error wins (sinkSwitch.out),
+// so a result the JSON topics took never comes here.
+func resultNotSentReason(err error) string {
+	if errors.Is(err, sparkplug.ErrOffline) {
+		return "sparkplug_offline"
+	}
+	return "not_connected"
 }
 
 func (p *Pipeline) printLine(seq uint64, f *capture.Frame, verdict string, score, threshold, norm float64, total time.Duration, extra string) {

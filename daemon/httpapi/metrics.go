@@ -84,7 +84,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10},
 		}),
 		PublishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "publish_failures_total",
-			Help: "Results and alarms the MQTT publisher refused or could not make durable, by kind and reason (not_durable, outbox_full, too_large, other)."},
+			Help: "Results and alarms the MQTT publisher refused or could not make durable, and QoS 0 results that reached no consumer, by kind and reason (not_durable, outbox_full, too_large, not_connected: the JSON connection down, sparkplug_offline: mqtt.profile sparkplug and the edge node without a live session, other)."},
 			[]string{"kind", "reason"}),
 		ImagesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "images_skipped_total",
 			Help: "Masks and heatmaps not published (over the payload limit, encoding failed), by kind."}, []string{"kind"}),
@@ -126,7 +126,11 @@ func NewMetrics() *Metrics {
 			m.PublishFailures.WithLabelValues(kind, reason)
 		}
 	}
+	// Results only: on the JSON connection an alarm is queued, never
+	// dropped for the connection, and the edge node sends an alarm's
+	// regions in its result's DDATA.
 	m.PublishFailures.WithLabelValues("result", "not_connected")
+	m.PublishFailures.WithLabelValues("result", "sparkplug_offline")
 	for _, kind := range []string{"mask", "heatmap"} {
 		m.ImagesSkipped.WithLabelValues(kind)
 	}

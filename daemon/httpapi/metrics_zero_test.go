@@ -18,6 +18,7 @@ func TestCountersExportedAtZero(t *testing.T) {
 		`inspectd_frame_drops_total{reason="overload"} 0`,
 		`inspectd_triggers_total{outcome="invalid"} 0`,
 		`inspectd_publish_failures_total{kind="alarm",reason="not_durable"} 0`,
+		`inspectd_publish_failures_total{kind="result",reason="sparkplug_offline"} 0`,
 		`inspectd_images_skipped_total{kind="heatmap"} 0`,
 	} {
 		if !strings.Contains(string(body), want) {
