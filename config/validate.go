@@ -485,6 +485,26 @@ func checkBroker(s string) string {
 	if u.User != nil {
 		return "holds a user name; set mqtt.username and mqtt.password instead"
 	}
+	// paho dials the host part as it stands: one with a colon too many (a
+	// port typed twice) passed url.Parse, which takes the last colon's
+	// digits for the port, and then failed every connect with "too many
+	// colons in address", a typo that silently disconnected a box at a
+	// reload.
+	if u.Port() != "" {
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			why := err.Error()
+			var ae *net.AddrError
+			if errors.As(err, &ae) {
+				why = ae.Err
+			}
+			port := "1883"
+			if tls {
+				port = "8883"
+			}
+			return "has host part " + strconv.Quote(u.Host) + ", not host:port (" + why + "); write it like " +
+				u.Scheme + "://host:" + port + ", an IPv6 address in brackets like " + u.Scheme + "://[::1]:" + port
+		}
+	}
 	if p := u.Port(); p == "" {
 		if u.Scheme != "ws" && u.Scheme != "wss" {
 			port := "1883"

@@ -247,6 +247,17 @@ func TestValidate(t *testing.T) {
 				`mqtt.brokers[0]: "tcp://broker:0" has port 0, not 1..65535`,
 				`mqtt.brokers[1]: "tcp://broker:70000" has port 70000, not 1..65535`,
 			}},
+		{"broker port twice", func(c *Config) {
+			c.MQTT.Brokers = []string{"tcp://127.0.0.1:18831:99", "ssl://::1:8883", "wss://b:443:1/mqtt"}
+		},
+			[]string{
+				`mqtt.brokers[0]: "tcp://127.0.0.1:18831:99" has host part "127.0.0.1:18831:99", not host:port (too many colons in address); write it like tcp://host:1883, an IPv6 address in brackets like tcp://[::1]:1883`,
+				`mqtt.brokers[1]: "ssl://::1:8883" has host part "::1:8883", not host:port (too many colons in address); write it like ssl://host:8883, an IPv6 address in brackets like ssl://[::1]:8883`,
+				`mqtt.brokers[2]: "wss://b:443:1/mqtt" has host part "b:443:1", not host:port (too many colons in address); write it like wss://host:8883, an IPv6 address in brackets like wss://[::1]:8883`,
+			}},
+		{"broker ipv6", func(c *Config) {
+			c.MQTT.Brokers = []string{"tcp://[::1]:1883", "ssl://[fe80::1%25eth0]:8883", "ws://[::1]/mqtt"}
+		}, nil},
 		{"broker no host", func(c *Config) { c.MQTT.Brokers = []string{"tcp://:1883"} },
 			[]string{`mqtt.brokers[0]: "tcp://:1883" has no host; write it like tcp://host:port`}},
 		{"broker user info", func(c *Config) { c.MQTT.Brokers = []string{"tcp://u:p@b:1883"} },

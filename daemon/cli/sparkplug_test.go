@@ -272,6 +272,7 @@ func TestSparkplugWatchRefusesBadFlags(t *testing.T) {
 	}{
 		{[]string{"--broker", "http://127.0.0.1:1883"}, `--broker: broker "http://127.0.0.1:1883" has scheme "http"; use tcp`},
 		{[]string{"--broker", "127.0.0.1:1883"}, "--broker: broker"},
+		{[]string{"--broker", "tcp://127.0.0.1:18831:99"}, `has host part "127.0.0.1:18831:99", not host:port (too many colons in address)`},
 		{[]string{"--broker", "tcp://u:p@127.0.0.1:1883"}, "set --username and --password instead"},
 		{[]string{"--password", "secret"}, "--password needs --username"},
 	} {
