@@ -292,22 +292,25 @@ type CameraStats struct {
 	TooLarge uint64
 }
 
-// WatchMQTT exports the publisher's state, read by f on every scrape:
+// WatchMQTT exports the JSON publisher's state, read by f on every scrape:
 // inspectd_mqtt_connected, inspectd_mqtt_reconnects_total,
-// inspectd_mqtt_queue_depth and the outbox's state. It may be called once.
+// inspectd_mqtt_queue_depth and the outbox's state. The Sparkplug edge
+// node has series of its own (inspectd_sparkplug_*): a plant reading
+// inspectd_mqtt_connected 1 as "SCADA gets data" missed a node waiting for
+// its primary host. It may be called once.
 func (m *Metrics) WatchMQTT(f func() MQTTStats) error {
 	class := []string{"class"}
 	c := &funcCollector{descs: []*prometheus.Desc{
-		prometheus.NewDesc(namespace+"_mqtt_connected", "1 while connected to the MQTT broker.", nil, nil),
-		prometheus.NewDesc(namespace+"_mqtt_reconnects_total", "Successful MQTT reconnections since start.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_connected", "1 while the JSON connection to the MQTT broker is up (status, info, triggers, commands; results too unless mqtt.profile is sparkplug); the Sparkplug edge node's is inspectd_sparkplug_online.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_reconnects_total", "Successful reconnections of the JSON connection to the MQTT broker since start; the Sparkplug edge node's sessions are inspectd_sparkplug_sessions_total.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_queue_depth", "Messages awaiting the broker (in the outbox).", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_queue_bytes", "Size of the messages awaiting the broker.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_queue_on_disk", "Messages awaiting the broker that are on disk (survive a restart).", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_not_durable", "Alarms and results held in memory only because the outbox could not write them.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_evicted_total", "Queued messages dropped to make room (oldest images, then results), by class.", class, nil),
 		prometheus.NewDesc(namespace+"_mqtt_refused_total", "Messages refused because the outbox was full, by class.", class, nil),
-		prometheus.NewDesc(namespace+"_mqtt_too_large_total", "Messages refused or set aside for their size, by class.", class, nil),
-		prometheus.NewDesc(namespace+"_mqtt_dropped_offline_total", "QoS 0 messages dropped when a reconnect failed.", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_too_large_total", "Messages refused or set aside for their size, by class; image includes the Sparkplug masks sent as null for their size.", class, nil),
+		prometheus.NewDesc(namespace+"_mqtt_dropped_offline_total", "QoS 0 messages of the JSON connection dropped when a reconnect failed; the Sparkplug edge node's are inspectd_sparkplug_dropped_total.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_max_payload_bytes", "Largest image payload published now (mqtt.max_payload, or lower as learned from the broker).", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_store_failing", "1 while the outbox cannot write to disk.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_client_id_clash", "1 while another client seems to use this client id.", nil, nil),

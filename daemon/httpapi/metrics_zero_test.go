@@ -55,3 +55,38 @@ func TestLastScoreNaNWithoutAScore(t *testing.T) {
 	m.InspectionError()
 	want("after an inspection that could not be made", "inspectd_last_score NaN", "inspectd_last_score_normalized NaN")
 }
+
+// TestMQTTHelpSaysWhichConnection: the inspectd_mqtt_* series are the
+// JSON connection's, and their HELP says so (a trial read
+// inspectd_mqtt_connected 1, "connected to the MQTT broker", as the
+// Sparkplug edge node delivering while it waited for its primary host);
+// inspectd_mqtt_too_large_total also counts the edge node's masks sent as
+// null for their size, which its HELP did not say.
+func TestMQTTHelpSaysWhichConnection(t *testing.T) {
+	h := New(Options{Logger: quiet()})
+	if err := h.Metrics().WatchMQTT(func() MQTTStats { return MQTTStats{} }); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	help := map[string]string{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(l, "# HELP "); ok {
+			name, text, _ := strings.Cut(rest, " ")
+			help[name] = text
+		}
+	}
+	for name, want := range map[string][]string{
+		"inspectd_mqtt_connected":             {"JSON connection", "unless mqtt.profile is sparkplug", "inspectd_sparkplug_online"},
+		"inspectd_mqtt_reconnects_total":      {"JSON connection", "inspectd_sparkplug_sessions_total"},
+		"inspectd_mqtt_dropped_offline_total": {"JSON connection", "inspectd_sparkplug_dropped_total"},
+		"inspectd_mqtt_too_large_total":       {"Sparkplug masks sent as null"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(help[name], w) {
+				t.Errorf("HELP %s %q lacks %q", name, help[name], w)
+			}
+		}
+	}
+}
