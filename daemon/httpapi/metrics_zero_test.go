@@ -3,6 +3,7 @@ package httpapi
 import (
 	"io"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -88,5 +89,42 @@ func TestMQTTHelpSaysWhichConnection(t *testing.T) {
 				t.Errorf("HELP %s %q lacks %q", name, help[name], w)
 			}
 		}
+	}
+}
+
+// TestREADMEListsPublishFailureReasons: every reason of
+// inspectd_publish_failures_total exported from the start is explained in
+// the README's row for it, so that an alert's author can tell
+// sparkplug_offline (the edge node without a session) from not_connected
+// (the JSON connection down).
+func TestREADMEListsPublishFailureReasons(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, row, ok := strings.Cut(string(readme), "\n| `inspectd_publish_failures_total` |")
+	if !ok {
+		t.Fatal("README's metrics reference lacks inspectd_publish_failures_total")
+	}
+	row, _, _ = strings.Cut(row, "\n")
+	h := New(Options{Logger: quiet()})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	n := 0
+	for _, l := range strings.Split(string(body), "\n") {
+		_, rest, ok := strings.Cut(l, `inspectd_publish_failures_total{`)
+		if !ok {
+			continue
+		}
+		_, reason, _ := strings.Cut(rest, `reason="`)
+		reason, _, _ = strings.Cut(reason, `"`)
+		n++
+		if !strings.Contains(row, "`"+reason+"`") {
+			t.Errorf("README's inspectd_publish_failures_total row lacks reason %s", reason)
+		}
+	}
+	if n == 0 {
+		t.Error("no inspectd_publish_failures_total series exported at 0")
 	}
 }
