@@ -86,8 +86,11 @@ func TestBrokerPacketLimit(t *testing.T) {
 		t.Fatalf("%d reconnects, %d limit lines: want 1-3, one line each", st.Reconnects, learned)
 	}
 	// A QoS 1 PUBLISH on inspectd/cam1/heatmap has 29 bytes of header.
-	if st.BrokerPacketLimit != 65536 || p.MaxPayload() != 65536-29 {
-		t.Fatalf("learned packet limit %d, MaxPayload %d; the broker takes 65536-byte packets", st.BrokerPacketLimit, p.MaxPayload())
+	// 65536, or 60000 from a drop at 65537-70000 bytes before the broker
+	// took more than 60000 (the lower of the power of two and the round
+	// number below a dropped packet is learned): never over the broker's.
+	if l := st.BrokerPacketLimit; l != 65536 && l != 60000 || p.MaxPayload() != l-29 {
+		t.Fatalf("learned packet limit %d, MaxPayload %d; the broker takes 65536-byte packets", l, p.MaxPayload())
 	}
 	for _, m := range sub.on(p.Topics().Heatmap) {
 		if len(m.payload) > 65536 {
@@ -106,12 +109,12 @@ func TestBrokerPacketLimit(t *testing.T) {
 	if !errors.As(err, &tooLarge) || !tooLarge.Learned || tooLarge.Limit != p.MaxPayload() {
 		t.Fatalf("heatmap over the learned limit: %v", err)
 	}
-	if err := p.PublishHeatmap(make([]byte, 60_000), 1); err != nil {
+	if err := p.PublishHeatmap(make([]byte, 50_000), 1); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "a heatmap under the learned limit", func() bool {
 		for _, m := range sub.on(p.Topics().Heatmap) {
-			if len(m.payload) == 60_000 {
+			if len(m.payload) == 50_000 {
 				return true
 			}
 		}

@@ -461,19 +461,45 @@ func PacketSize(topic string, qos byte, payloadLen int) int {
 func LearnPacketLimit(size, good int) int { return learnLimit(size, good) }
 
 // learnLimit is the packet size limit to assume after the broker dropped
-// the connection over a packet of size bytes when it had accepted good:
-// the largest power of two below size (brokers are configured in powers of
-// two, such as mosquitto's max_packet_size 65536), or just below size when
-// the broker accepted more than that power.
+// the connection over a packet of size bytes when it had accepted good.
+// Administrators set a broker's limit (mosquitto's max_packet_size) in
+// powers of two (65536, 262144) as often as in round decimal numbers
+// (2000, 20000, 100000): the candidates are the largest power of two below
+// size and size−1 rounded down to one significant digit (2112 → 2000).
+// Only those at least good can be the limit (the broker took good), and
+// the smaller of them wins: below the real limit a mask or heatmap is
+// shrunk one step more, above it the next one costs a dropped session
+// (with the power of two alone a broker at 2000 taught 2048, then 2002,
+// each a lost session or two). When neither is at least good, the limit
+// lies between good and size: the midpoint halves what is left to learn
+// at each drop, where size−1 shaved a few bytes off per dropped session,
+// and it never goes below good.
 func learnLimit(size, good int) int {
 	if size <= 1 {
 		return 1
 	}
-	l := 1 << (bits.Len(uint(size-1)) - 1)
-	if l <= good {
-		l = size - 1
+	limit := 0
+	for _, c := range []int{1 << (bits.Len(uint(size-1)) - 1), roundDecimal(size - 1)} {
+		if c >= good && (limit == 0 || c < limit) {
+			limit = c
+		}
 	}
-	return l
+	if limit == 0 && good < size {
+		limit = good + (size-good)/2
+	}
+	if limit == 0 { // the broker took more than size: no limit is known, take it as just below
+		limit = size - 1
+	}
+	return limit
+}
+
+// roundDecimal rounds n > 0 down to one significant decimal digit.
+func roundDecimal(n int) int {
+	p := 1
+	for n/p >= 10 {
+		p *= 10
+	}
+	return n / p * p
 }
 
 // signal wakes the sender; it never blocks.

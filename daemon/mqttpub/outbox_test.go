@@ -545,9 +545,23 @@ func TestPacketSizes(t *testing.T) {
 	if got, want := PayloadLimit(ddata, 0, 65536), maxPayloadFor(len(ddata), 1, 65536)+2; got != want || packetSize(len(ddata), 0, got) != 65536 {
 		t.Errorf("PayloadLimit(DDATA, 0, 65536) = %d, want %d (a packet of exactly 65536 bytes)", got, want)
 	}
-	for _, tc := range []struct{ size, good, want int }{{300000, 0, 262144}, {65537, 1000, 65536}, {65536, 0, 32768}, {70000, 66000, 69999}} {
+	// The smaller of the power of two and the one-digit decimal below the
+	// dropped packet that is not below what the broker took; else the
+	// midpoint between the two. A broker at max_packet_size 2000 taught
+	// 2048 from a 2113-byte packet, then 2002: a lost session each.
+	for _, tc := range []struct{ size, good, want int }{
+		{2113, 300, 2000}, {2003, 1990, 2000}, {2003, 2001, 2002}, {300000, 0, 200000}, {65537, 1000, 60000}, {65537, 61000, 65536},
+		{65536, 0, 32768}, {70000, 0, 60000}, {70000, 62000, 65536}, {70029, 0, 65536}, {70000, 66000, 68000},
+		{69999, 0, 60000}, {26532, 0, 16384}, {26532, 17000, 20000}, {1000001, 0, 524288}, {1000001, 600000, 1000000}, {20001, 0, 16384},
+		{20001, 16385, 20000}, {65537, 65536, 65536}, {2, 0, 1}, {1, 0, 1},
+	} {
 		if got := learnLimit(tc.size, tc.good); got != tc.want {
 			t.Errorf("learnLimit(%d, %d) = %d, want %d", tc.size, tc.good, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ n, want int }{{2112, 2000}, {69999, 60000}, {26532, 20000}, {9, 9}, {10, 10}, {1000000, 1000000}} {
+		if got := roundDecimal(tc.n); got != tc.want {
+			t.Errorf("roundDecimal(%d) = %d, want %d", tc.n, got, tc.want)
 		}
 	}
 }

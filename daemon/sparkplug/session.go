@@ -25,6 +25,9 @@ type session struct {
 	lost   chan error // the connection dropped (paho's handler)
 	end    chan string
 	sent   sentLog // the packets the writer handed to paho (learnLimit)
+	// lesson: the connection was lost right after a suspect packet
+	// (learnFromLoss), not as another client with our id would end it.
+	lesson bool
 }
 
 // sentLog remembers the packets a session handed to paho, each by its
@@ -145,6 +148,11 @@ func (n *Node) run() {
 		switch {
 		case errors.Is(err, ErrClosed):
 			return
+		case err == nil && s.lesson:
+			// Lost over a packet the broker would not take: the limit is
+			// being learned, and the next session goes without it. Counted
+			// as short, these sessions warned of a client-id clash and
+			// waited seconds, with the device offline to SCADA meanwhile.
 		case err != nil || time.Since(began) < shortSession:
 			// A session that ends within seconds of its CONNECT (another
 			// client with the same id takes it over, a broker that refuses
@@ -242,7 +250,7 @@ func (n *Node) serve(s *session) error {
 		n.lastErr = err.Error()
 		n.mu.Unlock()
 		n.log.Warn("sparkplug connection lost; the broker publishes the NDEATH", "bdSeq", s.bdSeq, "error", err)
-		n.learnFromLoss(s, time.Now())
+		s.lesson = n.learnFromLoss(s, time.Now())
 		return nil
 	case reason := <-s.end:
 		n.leave(s, reason)
@@ -502,8 +510,14 @@ func (n *Node) payloadLimit(topic string) (limit int, from string) {
 // that carried it: a death and a birth per session, no device data, until
 // a smaller mask came. Learned, larger Masks go as null (fitLocked) and
 // the pipeline shrinks masks to fit (MaxMask). Kept for the node's life
-// (and a reload's replacement to the same brokers), logged once.
-func (n *Node) learnFromLoss(s *session, at time.Time) {
+// (and a reload's replacement to the same brokers), logged once. A loss
+// right after a packet no larger than the limit learned is a suspect all
+// the same (the limit learned was too high) and lowers it by the same
+// rule. It reports whether the loss was a suspect that counts: the first
+// of two, or the second when it lowered the limit; each pair lowers it,
+// so a broker that ends sessions for another reason is not spared the
+// client-id clash warning and its backoff for long.
+func (n *Node) learnFromLoss(s *session, at time.Time) (lesson bool) {
 	recent, good := s.sent.suspect(at)
 	n.learn.Lock()
 	defer n.learn.Unlock()
@@ -511,23 +525,24 @@ func (n *Node) learnFromLoss(s *session, at time.Time) {
 	good = n.outlived
 	if recent.size <= good.size || recent.mask <= good.mask {
 		n.suspect = 0
-		return
+		return false
 	}
 	prev := n.suspect
 	n.suspect = recent.size
 	if prev == 0 {
-		return
+		return true
 	}
 	size := min(recent.size, prev)
 	limit := mqttpub.LearnPacketLimit(size, good.size)
 	if old := n.packetLimit.Load(); old != 0 && int(old) <= limit {
-		return
+		return false
 	}
 	n.packetLimit.Store(int64(limit))
 	n.suspect = 0
 	n.log.Warn("sparkplug connection lost twice right after a message with a larger Mask than any taken before: the broker's packet limit is taken as lower; larger Masks are shrunk, or go as null, for this run",
 		"packet_bytes", size, "outlived_bytes", good.size, "packet_limit", limit,
 		"hint", "set mqtt.max_payload to what the broker takes (mosquitto max_packet_size, message_size_limit)")
+	return true
 }
 
 // hostState is the last STATE accepted from the primary host.

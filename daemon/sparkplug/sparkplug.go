@@ -327,6 +327,10 @@ type Node struct {
 	learn    sync.Mutex
 	outlived outlived
 	suspect  int
+	// carried is the packet limit Options.Carry brought (0: none), logged
+	// at Start: a limit in force without a word looked like masks shrunk
+	// for no reason after a reload.
+	carried int64
 }
 
 // New validates the options and reads the bdSeq file; it does not
@@ -363,6 +367,7 @@ func New(o Options) (*Node, error) {
 		if slices.Equal(c.brokers, o.Brokers) {
 			n.packetLimit.Store(c.packetLimit)
 			n.outlived = c.outlived
+			n.carried = c.packetLimit
 		}
 		for i, v := range c.vals {
 			m := &n.dev.m[i]
@@ -447,6 +452,10 @@ func (n *Node) Start() error {
 	n.started = true
 	n.log.Info("sparkplug edge node starting", "brokers", strings.Join(n.o.Brokers, ","), "client_id", n.o.ClientID,
 		"node", n.topics.NBIRTH, "device", n.o.DeviceID, "primary_host", n.o.PrimaryHostID)
+	if n.carried > 0 {
+		n.log.Info("sparkplug broker packet limit carried over from the edge node this one replaces (same brokers): larger Masks are shrunk, or go as null, from the start",
+			"packet_limit", n.carried, "max_payload", n.MaxPayload())
+	}
 	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
