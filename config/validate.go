@@ -511,7 +511,10 @@ func checkBroker(s string) string {
 			if tls {
 				port = "8883"
 			}
-			return "has no port; write it like " + u.Scheme + "://" + u.Hostname() + ":" + port
+			// The host as written keeps an IPv6 address in its brackets
+			// (and a zone escaped): the hint for tcp://[::1] read
+			// tcp://::1:1883, itself refused.
+			return "has no port; write it like " + u.Scheme + "://" + strings.ReplaceAll(u.Host, "%", "%25") + ":" + port
 		}
 	} else if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 		return "has port " + p + ", not 1..65535"

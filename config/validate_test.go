@@ -237,10 +237,14 @@ func TestValidate(t *testing.T) {
 			[]string{`mqtt.brokers[0]: "10.0.0.5:1883" is not a URL like tcp://host:1883`}},
 		{"broker bare host", func(c *Config) { c.MQTT.Brokers = []string{"broker"} },
 			[]string{`mqtt.brokers[0]: "broker" has no scheme; write it like tcp://host:1883 or ssl://host:8883`}},
-		{"broker no port", func(c *Config) { c.MQTT.Brokers = []string{"tcp://broker", "ssl://broker"} },
+		{"broker no port", func(c *Config) {
+			c.MQTT.Brokers = []string{"tcp://broker", "ssl://broker", "tcp://[::1]", "ssl://[fe80::1%25eth0]"}
+		},
 			[]string{
 				`mqtt.brokers[0]: "tcp://broker" has no port; write it like tcp://broker:1883`,
 				`mqtt.brokers[1]: "ssl://broker" has no port; write it like ssl://broker:8883`,
+				`mqtt.brokers[2]: "tcp://[::1]" has no port; write it like tcp://[::1]:1883`,
+				`mqtt.brokers[3]: "ssl://[fe80::1%25eth0]" has no port; write it like ssl://[fe80::1%25eth0]:8883`,
 			}},
 		{"broker bad port", func(c *Config) { c.MQTT.Brokers = []string{"tcp://broker:0", "tcp://broker:70000"} },
 			[]string{
