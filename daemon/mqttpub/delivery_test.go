@@ -1,10 +1,12 @@
 package mqttpub_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +127,131 @@ func TestBrokerPacketLimit(t *testing.T) {
 	}
 	t.Logf("%d heatmaps refused at publish, %d sent, %d delivered, %d reconnects, MaxPayload %d",
 		refused, sent, len(sub.on(p.Topics().Heatmap)), st.Reconnects, p.MaxPayload())
+}
+
+// TestBrokerSmallPacketLimit: a mosquitto with max_packet_size 3000, under
+// the 16 KiB below which nothing is sent alone until the broker has dropped
+// the connection over a message. Results of about 1 KB and masks and
+// heatmaps of 2-30 KB: the first image over 16 KiB teaches 16384; after
+// that every message larger than what the broker took goes alone, so each
+// drop is blamed on a message and lowers the limit again, to at most 3000
+// within a few reconnects. Pipelined instead, the images between 3000 and
+// 16384 dropped the connection with nothing learned, again and again,
+// taken for a client-id clash, with the queue stuck behind them.
+func TestBrokerSmallPacketLimit(t *testing.T) {
+	const brokerLimit = 3000
+	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: brokerLimit})
+	sub := collect(t, b.URL, "scada", false, "inspectd/cam1/#")
+	p, lb := newPublisher(t, b.URL, "cam1", nil)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitConnected(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	tp := p.Topics()
+	// Image payloads in bytes, each used once, masks and heatmaps in turn;
+	// those under about 2970 fit the broker.
+	sizes := []int{25_000, 2_200, 9_000, 1_900, 2_600, 14_000, 30_000, 2_800, 5_000, 2_300,
+		3_500, 2_400, 12_000, 4_000, 2_000, 7_000, 2_900, 20_000, 2_100, 6_000, 2_700, 3_100, 2_500, 10_000}
+	type image struct {
+		topic string
+		size  int
+	}
+	var sent []image
+	refused := 0
+	var tooLarge *mqttpub.PayloadTooLargeError
+	for i, size := range sizes {
+		r := sampleResult(uint64(i+1), "")
+		r.ModelID = strings.Repeat("m", 700+i*7) // a result of about 1 KB, a little larger each time
+		if err := p.PublishResult(r, 0); err != nil {
+			t.Fatalf("result %d: %v", i+1, err)
+		}
+		img := image{tp.Heatmap, size}
+		if i%2 == 1 {
+			img.topic = tp.Mask
+		}
+		err := p.Publish(img.topic, make([]byte, size), 0, false)
+		switch {
+		case errors.As(err, &tooLarge):
+			refused++
+		case err != nil:
+			t.Fatalf("image %d: %v", i+1, err)
+		default:
+			sent = append(sent, img)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	waitFor(t, 10*time.Second, "all results", func() bool { return len(sub.on(tp.Result)) >= len(sizes) })
+	waitFor(t, 5*time.Second, "an empty outbox", func() bool { st := p.State(); return st.Connected && st.Queued == 0 })
+	st := p.State()
+	limit := p.PacketLimit()
+	if limit <= 0 || limit > brokerLimit || st.BrokerPacketLimit != limit {
+		t.Fatalf("learned packet limit %d (State %d); the broker takes %d-byte packets", limit, st.BrokerPacketLimit, brokerLimit)
+	}
+	// Every drop was over a message, blamed on it (one line each); a
+	// drop per lesson: 25000 teaches 16384, then a few steps down.
+	learned := lb.Count("dropped the connection right after a large message")
+	if st.Reconnects < 2 || st.Reconnects > 6 || uint64(learned) != st.Reconnects {
+		t.Fatalf("%d reconnects, %d limit lines: want 2-6, one line each", st.Reconnects, learned)
+	}
+	if st.ClientIDClash != "" || lb.Count("another client probably uses the same client id") != 0 {
+		t.Fatalf("the drops over large messages were taken for a client-id clash: %q", st.ClientIDClash)
+	}
+	if ok, detail := p.Health(); !ok {
+		t.Fatalf("unhealthy: %s", detail)
+	}
+	seen := map[uint64]bool{}
+	for _, m := range sub.on(tp.Result) {
+		var r mqttpub.Result
+		if err := json.Unmarshal(m.payload, &r); err != nil {
+			t.Fatal(err)
+		}
+		seen[r.Seq] = true
+	}
+	if len(seen) != len(sizes) {
+		t.Fatalf("%d distinct results of %d", len(seen), len(sizes))
+	}
+	delivered := func(img image) bool {
+		for _, m := range sub.on(img.topic) {
+			if len(m.payload) == img.size {
+				return true
+			}
+		}
+		return false
+	}
+	// An image under the learned limit never cost a connection: delivered.
+	var fit []image
+	for _, img := range sent {
+		if mqttpub.PacketSize(img.topic, 1, img.size) <= limit {
+			fit = append(fit, img)
+		}
+	}
+	if !testbroker.WaitFor(context.Background(), 5*time.Second, func() bool { return !slices.ContainsFunc(fit, func(img image) bool { return !delivered(img) }) }) {
+		for _, img := range fit {
+			if !delivered(img) {
+				t.Errorf("a %d-byte image on %s, under the learned limit %d, was not delivered", img.size, img.topic, limit)
+			}
+		}
+	}
+	for _, topic := range []string{tp.Heatmap, tp.Mask} {
+		for _, m := range sub.on(topic) {
+			if n := mqttpub.PacketSize(topic, 1, len(m.payload)); n > brokerLimit {
+				t.Fatalf("a %d-byte packet got through a %d-byte broker", n, brokerLimit)
+			}
+		}
+	}
+	// From now on images fit: the largest accepted goes through at once.
+	img := image{tp.Heatmap, p.MaxPayload()}
+	if err := p.PublishHeatmap(make([]byte, img.size), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a heatmap at the learned limit", func() bool { return delivered(img) })
+	if p.State().Reconnects != st.Reconnects {
+		t.Fatal("a heatmap at the learned limit cost a reconnect")
+	}
+	t.Logf("learned packet limit %d, %d reconnects; %d images refused at publish, %d sent, %d delivered",
+		limit, st.Reconnects, refused, len(sent), len(sub.on(tp.Heatmap))+len(sub.on(tp.Mask))-1)
 }
 
 // TestOversizeQoS1NotResent: a QoS 1 message the broker drops the

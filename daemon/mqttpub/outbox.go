@@ -142,7 +142,11 @@ func (c class) String() string { return classNames[c] }
 // max_inflight_messages (20), a receive maximum every common broker
 // accepts. probeFloor: every common broker accepts packets this small
 // (the smallest documented limits are AWS IoT Core's 128 KB and
-// Azure IoT Hub's 256 KB), so smaller messages need no isolation.
+// Azure IoT Hub's 256 KB), so smaller messages need no isolation, as long
+// as the broker has not shown otherwise: once it has dropped the
+// connection over a message (a limit is learned, here or by the publisher
+// this one replaced), it may well be a mosquitto with a small
+// max_packet_size, and the floor no longer applies to it (probeAbove).
 // probeWindow: a broker that refuses a packet for its size drops the
 // connection as soon as it has read the header, well within this time.
 const (
@@ -942,7 +946,7 @@ func (o *outbox) take() (e *entry, aside []*entry) {
 			if c == classImage && images > 0 {
 				break // one image at a time: an image never holds up the line for long
 			}
-			if cand.size > max(o.maxGood, probeFloor) {
+			if cand.size > o.probeAbove() {
 				// Larger than anything the broker has accepted: send it
 				// alone, at least at QoS 1, and nothing else until it is
 				// acknowledged; if the broker drops the connection over
@@ -959,6 +963,25 @@ func (o *outbox) take() (e *entry, aside []*entry) {
 		}
 	}
 	return nil, aside
+}
+
+// probeAbove is the packet size above which a message goes alone as a
+// probe: larger than the largest packet the broker acknowledged and, until
+// the broker has dropped the connection over a message, than probeFloor.
+// Once a limit is learned the floor is disproved for this broker: a
+// message between its real limit and the learned one, sent pipelined,
+// would drop the connection with no message to blame (nothing learned, the
+// drop taken for a client-id clash, the queue stuck behind it), where
+// alone it is blamed and lowers the limit again (learnLimit), a few drops
+// in all. Messages no larger than one the broker took still pipeline.
+// Both sizes are those of a QoS 1 PUBLISH (entry.size), as probes go at
+// QoS 1 at least and maxGood counts only messages sent at QoS 1 or 2.
+// Callers hold mu.
+func (o *outbox) probeAbove() int {
+	if o.limit > 0 {
+		return o.maxGood
+	}
+	return max(o.maxGood, probeFloor)
 }
 
 // handed ends a hand-over. A QoS 0 message is done once paho has it; a
@@ -1119,7 +1142,8 @@ func (o *outbox) learned() (limit, maxGood int) {
 // inherit starts the outbox from what an earlier one learned of the same
 // broker (learned): maxGood too, as the evidence a later drop is judged
 // by, so that packets the broker took are not sent alone again and a drop
-// lowers the limit no further than that evidence allows.
+// lowers the limit no further than that evidence allows. A carried limit
+// is a learned one: messages larger than maxGood go alone (probeAbove).
 func (o *outbox) inherit(limit, maxGood int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -513,6 +513,56 @@ func TestOutboxProbeAndLearnedLimit(t *testing.T) {
 	}
 }
 
+// TestOutboxProbeAfterLearnedLimit: once a limit is learned (here carried
+// from the publisher this one replaced), a message larger than what the
+// broker took goes alone even under probeFloor, so that a drop over it is
+// blamed on it; one no larger still pipelines. With no limit learned,
+// messages under probeFloor pipeline as before.
+func TestOutboxProbeAfterLearnedLimit(t *testing.T) {
+	img := strings.Repeat("x", 5000)
+	now := time.Now()
+	var id uint16
+
+	o := testOutbox(t, "", 100, 1<<30)
+	o.maxGood = 1000
+	mustAdd(t, o, tp.Result, 1, "r1")
+	mustAdd(t, o, tp.Heatmap, 0, img)
+	o.connUp(now)
+	if got := handOverAll(t, o, &id); len(got) != 2 || o.probe != nil || got[1].sendQoS != 0 {
+		t.Fatalf("no limit learned: the image under probeFloor did not pipeline (%d handed, probe %v)", len(got), o.probe)
+	}
+
+	o = testOutbox(t, "", 100, 1<<30)
+	o.inherit(16384, 1000)
+	mustAdd(t, o, tp.Result, 1, "r1")
+	mustAdd(t, o, tp.Heatmap, 0, img)
+	mustAdd(t, o, tp.Result, 0, strings.Repeat("r", 900))
+	o.connUp(now)
+	id = 0
+	// Both results go (the second no larger than what the broker took,
+	// at its own QoS 0); the image waits for r1's acknowledgement.
+	if got := handOverAll(t, o, &id); len(got) != 2 || got[0].class != classResult || got[1].class != classResult || got[1].sendQoS != 0 {
+		t.Fatalf("handed %d messages, probe %v", len(got), o.probe)
+	}
+	o.Del("o.1")
+	e := handOver(t, o, &id)
+	if e == nil || e.class != classImage || o.probe != e || e.sendQoS != 1 {
+		t.Fatalf("the image larger than what the broker took did not go alone at QoS 1: %+v", e)
+	}
+	if handOver(t, o, &id) != nil {
+		t.Fatal("a result shared the connection with the probe")
+	}
+	ev, _ := o.connEnded(now.Add(10 * time.Millisecond))
+	if ev.tooLarge != e || ev.newLimit != learnLimit(e.size, 1000) || ev.newLimit != 4096 {
+		t.Fatalf("drop event %+v: the drop was not blamed on the probe", ev)
+	}
+	o.connUp(now.Add(time.Second))
+	mustAdd(t, o, tp.Result, 0, strings.Repeat("r", 800))
+	if r := handOver(t, o, &id); r == nil || o.probe != nil || r.sendQoS != 0 {
+		t.Fatalf("a result no larger than what the broker took did not pipeline: %+v", r)
+	}
+}
+
 func TestPacketSizes(t *testing.T) {
 	for _, tc := range []struct{ topic, payload, qos int }{{10, 0, 1}, {21, 100, 1}, {21, 16000, 0}, {30, 2_000_000, 1}} {
 		p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
