@@ -311,19 +311,13 @@ func (m *Metrics) WatchMQTT(f func() MQTTStats) error {
 		prometheus.NewDesc(namespace+"_mqtt_refused_total", "Messages refused because the outbox was full, by class.", class, nil),
 		prometheus.NewDesc(namespace+"_mqtt_too_large_total", "Messages refused or set aside for their size, by class; image includes the Sparkplug masks sent as null for their size.", class, nil),
 		prometheus.NewDesc(namespace+"_mqtt_dropped_offline_total", "QoS 0 messages of the JSON connection dropped when a reconnect failed; the Sparkplug edge node's are inspectd_sparkplug_dropped_total.", nil, nil),
-		prometheus.NewDesc(namespace+"_mqtt_max_payload_bytes", "Largest image payload published now (mqtt.max_payload, or lower as learned from the broker).", nil, nil),
+		prometheus.NewDesc(namespace+"_mqtt_max_payload_bytes", "Largest image payload published now (mqtt.max_payload, or lower as learned from the broker by the JSON connection or the Sparkplug edge node).", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_store_failing", "1 while the outbox cannot write to disk.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_client_id_clash", "1 while another client seems to use this client id.", nil, nil),
 	}}
-	b := func(x bool) float64 {
-		if x {
-			return 1
-		}
-		return 0
-	}
 	c.collect = func(ch chan<- prometheus.Metric) {
 		s := f()
-		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, b(s.Connected))
+		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, gauge01(s.Connected))
 		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.CounterValue, float64(s.Reconnects))
 		ch <- prometheus.MustNewConstMetric(c.descs[2], prometheus.GaugeValue, float64(s.Queued))
 		ch <- prometheus.MustNewConstMetric(c.descs[3], prometheus.GaugeValue, float64(s.QueuedBytes))
@@ -336,8 +330,8 @@ func (m *Metrics) WatchMQTT(f func() MQTTStats) error {
 		}
 		ch <- prometheus.MustNewConstMetric(c.descs[9], prometheus.CounterValue, float64(s.DroppedOffline))
 		ch <- prometheus.MustNewConstMetric(c.descs[10], prometheus.GaugeValue, float64(s.MaxPayload))
-		ch <- prometheus.MustNewConstMetric(c.descs[11], prometheus.GaugeValue, b(s.StoreFailing))
-		ch <- prometheus.MustNewConstMetric(c.descs[12], prometheus.GaugeValue, b(s.ClientIDClash))
+		ch <- prometheus.MustNewConstMetric(c.descs[11], prometheus.GaugeValue, gauge01(s.StoreFailing))
+		ch <- prometheus.MustNewConstMetric(c.descs[12], prometheus.GaugeValue, gauge01(s.ClientIDClash))
 	}
 	if err := m.Registry.Register(c); err != nil {
 		return fmt.Errorf("register MQTT metrics: %w", err)
@@ -415,16 +409,10 @@ func (m *Metrics) WatchSparkplug(f func() SparkplugStats) error {
 		prometheus.NewDesc(namespace+"_sparkplug_queue_bytes", "Payload bytes of the messages in the Sparkplug edge node's send queue.", nil, nil),
 		prometheus.NewDesc(namespace+"_sparkplug_dropped_total", "Sparkplug data messages not sent, by reason: offline (an inspection's DDATA without a live session), queue_full (refused by the full send queue).", []string{"reason"}, nil),
 	}}
-	b := func(x bool) float64 {
-		if x {
-			return 1
-		}
-		return 0
-	}
 	c.collect = func(ch chan<- prometheus.Metric) {
 		s := f()
-		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, b(s.Online))
-		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.GaugeValue, b(s.PrimaryHostOnline))
+		ch <- prometheus.MustNewConstMetric(c.descs[0], prometheus.GaugeValue, gauge01(s.Online))
+		ch <- prometheus.MustNewConstMetric(c.descs[1], prometheus.GaugeValue, gauge01(s.PrimaryHostOnline))
 		ch <- prometheus.MustNewConstMetric(c.descs[2], prometheus.CounterValue, float64(s.Sessions))
 		ch <- prometheus.MustNewConstMetric(c.descs[3], prometheus.CounterValue, float64(s.Births))
 		ch <- prometheus.MustNewConstMetric(c.descs[4], prometheus.GaugeValue, float64(s.BdSeq))
@@ -437,6 +425,14 @@ func (m *Metrics) WatchSparkplug(f func() SparkplugStats) error {
 		return fmt.Errorf("register Sparkplug metrics: %w", err)
 	}
 	return nil
+}
+
+// gauge01 is a flag's gauge value: 1 for true, 0 for false.
+func gauge01(x bool) float64 {
+	if x {
+		return 1
+	}
+	return 0
 }
 
 // funcCollector reads a component's counters once per scrape, so the
