@@ -522,6 +522,15 @@ func checkBroker(s string) string {
 	if u.Scheme != "ws" && u.Scheme != "wss" && u.Path != "" && u.Path != "/" {
 		return "has a path; only ws:// and wss:// URLs take one"
 	}
+	// paho dials host:port and drops the rest without a word: a query
+	// (credentials or options meant for the broker) never reached it. A
+	// WebSocket URL's query is sent (some brokers sign requests in it).
+	if u.Scheme != "ws" && u.Scheme != "wss" && (u.RawQuery != "" || u.ForceQuery) {
+		return "has a query (?" + u.RawQuery + "); only ws:// and wss:// URLs send one, set options in mqtt.* instead"
+	}
+	if u.Fragment != "" || strings.HasSuffix(s, "#") {
+		return "has a fragment (#...), which no broker receives; remove it"
+	}
 	return ""
 }
 

@@ -246,6 +246,14 @@ func TestValidate(t *testing.T) {
 				`mqtt.brokers[2]: "tcp://[::1]" has no port; write it like tcp://[::1]:1883`,
 				`mqtt.brokers[3]: "ssl://[fe80::1%25eth0]" has no port; write it like ssl://[fe80::1%25eth0]:8883`,
 			}},
+		{"broker query or fragment", func(c *Config) {
+			c.MQTT.Brokers = []string{"tcp://b:1883?x=1", "ssl://b:8883#f", "tcp://b:1883?", "wss://b:443/mqtt?X-Amz-Signature=1"}
+		},
+			[]string{
+				`mqtt.brokers[0]: "tcp://b:1883?x=1" has a query (?x=1); only ws:// and wss:// URLs send one, set options in mqtt.* instead`,
+				`mqtt.brokers[1]: "ssl://b:8883#f" has a fragment (#...), which no broker receives; remove it`,
+				`mqtt.brokers[2]: "tcp://b:1883?" has a query (?); only ws:// and wss:// URLs send one, set options in mqtt.* instead`,
+			}},
 		{"broker bad port", func(c *Config) { c.MQTT.Brokers = []string{"tcp://broker:0", "tcp://broker:70000"} },
 			[]string{
 				`mqtt.brokers[0]: "tcp://broker:0" has port 0, not 1..65535`,
