@@ -555,6 +555,8 @@ func hint(err error) string {
 		return "the broker certificate is not signed by the configured CA: check the TLS CA file"
 	case strings.Contains(s, "certificate is valid for"), strings.Contains(s, "doesn't contain any IP SANs"):
 		return "the broker certificate does not match the broker address: check the TLS server name"
+	case strings.Contains(s, "no such host"), strings.Contains(s, "server misbehaving"), strings.Contains(s, "Temporary failure in name resolution"):
+		return "the broker's host name does not resolve: check the name in mqtt.brokers and the box's DNS (/etc/resolv.conf), or use its IP address"
 	case strings.Contains(s, "connection refused"):
 		return "nothing listens on the broker address (broker down or wrong port)"
 	case strings.Contains(s, "non-CONNACK"):
