@@ -217,6 +217,15 @@ func (n *Node) apply(a action) {
 			return
 		}
 		n.mu.Lock()
+		if n.o.PrimaryHostID != "" && !n.hostUp {
+			// No birth may go before the primary host is online; the one it
+			// comes with is the rebirth asked for. Said, since the host
+			// that asked otherwise sees nothing happen.
+			n.log.Info("sparkplug rebirth asked while the primary host is offline: the births go once it is online",
+				"primary_host", n.o.PrimaryHostID)
+			n.mu.Unlock()
+			return
+		}
 		// tck-id-operational-behavior-data-commands-rebirth-action-1..3:
 		// no more data, then NBIRTH (same bdSeq) and DBIRTH.
 		n.born = false

@@ -391,6 +391,11 @@ func TestPrimaryHost(t *testing.T) {
 	if ok, detail := n.Health(); ok || !strings.Contains(detail, "waiting for primary host scada") {
 		t.Errorf("Health() = %v, %q while the host is offline", ok, detail)
 	}
+	// A rebirth asked meanwhile brings no birth (none may go before the
+	// host is online) and says so: it went without a word.
+	h.command(n.Topics().NCMD, cmd(write("Node Control/Rebirth", sppb.TypeBoolean, sppb.BoolValue(true))))
+	waitLog(t, lb, "sparkplug rebirth asked while the primary host is offline")
+	h.quiet(0, 300*time.Millisecond)
 
 	h.state("scada", true, 200)
 	nb := h.wait(0, "NBIRTH", nil)
