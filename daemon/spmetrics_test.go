@@ -1,39 +1,11 @@
 package daemon
 
 import (
-	"bufio"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/inspectd/inspectd/daemon/sparkplug"
 )
-
-// scrapeMetrics reads the unlabelled series of url's /metrics by name
-// (nil when the endpoint does not answer).
-func scrapeMetrics(url string) map[string]float64 {
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	vals := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			vals[name] = f
-		}
-	}
-	return vals
-}
 
 // TestSparkplugMetricsOnline: with mqtt.profile sparkplug, /metrics says
 // the edge node is online once its births are out, and its sessions and
@@ -50,7 +22,7 @@ func TestSparkplugMetricsOnline(t *testing.T) {
 	url := r.httpURL()
 	var m map[string]float64
 	r.waitFor("inspectd_sparkplug_online 1", func() bool {
-		m = scrapeMetrics(url)
+		m = scrapeSeries(url)
 		return m["inspectd_sparkplug_online"] == 1
 	})
 	sessions, births, bdSeq := m["inspectd_sparkplug_sessions_total"], m["inspectd_sparkplug_births_total"], m["inspectd_sparkplug_bdseq"]
@@ -71,7 +43,7 @@ func TestSparkplugMetricsOnline(t *testing.T) {
 		if n := node(); n == nil || n == before {
 			return false
 		}
-		m = scrapeMetrics(url)
+		m = scrapeSeries(url)
 		return m["inspectd_sparkplug_online"] == 1
 	})
 	if got := m["inspectd_sparkplug_sessions_total"]; got < sessions+1 {

@@ -217,7 +217,7 @@ func (n *Node) apply(a action) {
 			return
 		}
 		n.mu.Lock()
-		if n.o.PrimaryHostID != "" && !n.hostUp {
+		if n.hostAwayLocked() {
 			// No birth may go before the primary host is online; the one it
 			// comes with is the rebirth asked for. Said, since the host
 			// that asked otherwise sees nothing happen.

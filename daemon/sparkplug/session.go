@@ -342,11 +342,16 @@ func (n *Node) newClient(s *session) mqtt.Client {
 	return mqtt.NewClient(co)
 }
 
+// hostAwayLocked reports whether births must wait for the primary host:
+// one is configured and its STATE, as this session received it, does not
+// say online (Sparkplug 3.0: no birth before the primary host is online).
+func (n *Node) hostAwayLocked() bool { return n.o.PrimaryHostID != "" && !n.hostUp }
+
 // birthLocked publishes NBIRTH (seq 0) and DBIRTH with every metric, if
 // the session is subscribed and, with a primary host, that host is online.
 func (n *Node) birthLocked(reason string) {
 	s := n.sess
-	if s == nil || !s.ready || (n.o.PrimaryHostID != "" && !n.hostUp) {
+	if s == nil || !s.ready || n.hostAwayLocked() {
 		return
 	}
 	now := nowMS()

@@ -507,7 +507,7 @@ func (n *Node) Health() (bool, string) {
 		return false, "not started"
 	case n.born:
 		return true, fmt.Sprintf("online as %s (bdSeq %d)", n.topics.NBIRTH, n.sess.bdSeq)
-	case n.sess != nil && n.sess.ready && n.o.PrimaryHostID != "" && !n.hostUp:
+	case n.sess != nil && n.sess.ready && n.hostAwayLocked():
 		detail := fmt.Sprintf("connected, waiting for primary host %s to be online", n.o.PrimaryHostID)
 		if n.o.JSONDelivers {
 			detail += " (the JSON topics deliver meanwhile)"

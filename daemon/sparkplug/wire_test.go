@@ -266,6 +266,24 @@ func TestNodeLearnsThePacketLimitFromItsOwnConnection(t *testing.T) {
 // clashWarning is the start of the edge node's client-id clash warning.
 const clashWarning = "sparkplug sessions keep ending within seconds of connecting"
 
+// nodeAtBrokerLimit starts a mosquitto that drops any packet over limit
+// bytes, a host watching it and an edge node born there; publish sends an
+// inspection's result and then a mask of maskBytes.
+func nodeAtBrokerLimit(t *testing.T, limit int) (h *testHost, n *Node, lb *testproc.LogBuffer, publish func(maskBytes int)) {
+	t.Helper()
+	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: limit})
+	h = newHost(t, b.URL, testGroup)
+	n, lb, _ = startNode(t, b.URL, nil)
+	h.wait(0, "DBIRTH", nil)
+	seq := uint64(0)
+	publish = func(maskBytes int) {
+		seq++
+		_ = n.PublishResult(result(seq, 40), 0)
+		_ = n.PublishMask(seq, bytes.Repeat([]byte{1}, maskBytes), 0)
+	}
+	return h, n, lb, publish
+}
+
 // TestNodeLearnsARoundDecimalLimit is the trial's broker: mosquitto with
 // max_packet_size 2000, masks of about 2.1 KB, then of 1.9 to 2 KB. From
 // the power of two alone the node learned 2048 (a 2113-byte DDATA), lost
@@ -275,16 +293,7 @@ const clashWarning = "sparkplug sessions keep ending within seconds of connectin
 // often a round decimal number: one lesson (two lost sessions) teaches
 // 2000, and no mask costs a session after it.
 func TestNodeLearnsARoundDecimalLimit(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: 2000})
-	h := newHost(t, b.URL, testGroup)
-	n, lb, _ := startNode(t, b.URL, nil)
-	h.wait(0, "DBIRTH", nil)
-	seq := uint64(0)
-	publish := func(maskBytes int) {
-		seq++
-		_ = n.PublishResult(result(seq, 40), 0)
-		_ = n.PublishMask(seq, bytes.Repeat([]byte{1}, maskBytes), 0)
-	}
+	h, n, lb, publish := nodeAtBrokerLimit(t, 2000)
 	deaths := func() int {
 		d := 0
 		for _, m := range h.since(0) {
@@ -351,16 +360,7 @@ func TestNodeLearnsARoundDecimalLimit(t *testing.T) {
 // comes from a packet under the limit the first taught: that one was too
 // high.
 func TestPacketLimitLessonsAreNoClientIDClash(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: 2000})
-	h := newHost(t, b.URL, testGroup)
-	n, lb, _ := startNode(t, b.URL, nil)
-	h.wait(0, "DBIRTH", nil)
-	seq := uint64(0)
-	publish := func(maskBytes int) {
-		seq++
-		_ = n.PublishResult(result(seq, 40), 0)
-		_ = n.PublishMask(seq, bytes.Repeat([]byte{1}, maskBytes), 0)
-	}
+	h, n, lb, publish := nodeAtBrokerLimit(t, 2000)
 	publish(4100)
 	if !testbroker.WaitFor(context.Background(), 30*time.Second, func() bool { return n.packetLimit.Load() != 0 }) {
 		t.Fatalf("no packet limit learned within 30 s; the host saw %s", verbs(h.since(0)))
