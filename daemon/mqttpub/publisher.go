@@ -465,7 +465,7 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		wait := backoff(failures, p.opts.MaxReconnectInterval)
 		args := []any{"brokers", strings.Join(p.opts.Brokers, ","), "client_id", p.opts.ClientID,
 			"attempt", failures, "error", n.Reason, "retry_in", wait, "queued", p.box.stats().queued}
-		if h := hint(n.Reason); h != "" {
+		if h := ConnectHint(n.Reason); h != "" {
 			args = append(args, "hint", h)
 		}
 		p.log.Warn("mqtt connect failed", args...)
@@ -543,8 +543,11 @@ func (p *Publisher) checkClashSettled() {
 	}
 }
 
-// hint turns the usual causes of a refused connection into advice.
-func hint(err error) string {
+// ConnectHint turns the usual causes of a refused or failed MQTT connection
+// (paho's connect error) into advice for the person reading the log; "" when
+// the cause is not one it knows. Both the JSON publisher and the Sparkplug edge
+// node use it, so that their log lines give the same advice.
+func ConnectHint(err error) string {
 	s := err.Error()
 	switch {
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised), errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
