@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -776,4 +777,22 @@ func TestClientIDClashBacksOff(t *testing.T) {
 		t.Errorf("%d NBIRTHs in %s from two nodes sharing a client id; want a few (backoff)", births, watch)
 	}
 	waitLog(t, lb, "another client may be using this client id")
+}
+
+// TestConnectFailedGivesTheHint: the edge node's "sparkplug connect failed"
+// line gives the advice the JSON connection's "mqtt connect failed" line
+// gives for the same cause (mqttpub.ConnectHint); it gave none, and the
+// operator reading the edge node's line was left to guess.
+func TestConnectFailedGivesTheHint(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: the CONNECT is refused
+	_, lb, _ := startNode(t, "tcp://"+addr, nil)
+	waitLog(t, lb, "sparkplug connect failed")
+	if lb.Count("sparkplug connect failed", "hint=", "nothing listens on the broker address") == 0 {
+		t.Errorf("the connect-failed line gives no hint:\n%s", lb.String())
+	}
 }

@@ -133,8 +133,14 @@ func (n *Node) run() {
 			}
 			failures++
 			wait := backoff(failures, n.o.MaxReconnectInterval)
-			n.log.Warn("sparkplug connect failed", "brokers", strings.Join(n.o.Brokers, ","), "client_id", n.o.ClientID,
-				"attempt", failures, "bdSeq", bd, "error", err, "retry_in", wait)
+			args := []any{"brokers", strings.Join(n.o.Brokers, ","), "client_id", n.o.ClientID,
+				"attempt", failures, "bdSeq", bd, "error", err, "retry_in", wait}
+			// The JSON connection's line gives this advice; the edge node's,
+			// to the same broker, left the operator to guess.
+			if h := mqttpub.ConnectHint(err); h != "" {
+				args = append(args, "hint", h)
+			}
+			n.log.Warn("sparkplug connect failed", args...)
 			n.mu.Lock()
 			n.lastErr = err.Error()
 			n.mu.Unlock()
