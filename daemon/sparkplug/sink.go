@@ -70,7 +70,7 @@ func (n *Node) PublishResult(r *mqttpub.Result, _ byte) error {
 // like are state the next birth carries whole; counted too, they moved
 // the counter at every start and reload (SetInfo comes before the first
 // birth) and every second while offline. The full queue's refusals are
-// counted where they happen (sendLocked).
+// counted where they happen (sendLocked, PublishMask).
 func (n *Node) countOfflineLocked() {
 	if !n.born {
 		n.stat.droppedOffline++
@@ -197,10 +197,18 @@ func (n *Node) PublishMask(seq uint64, png []byte, _ byte) error {
 	// What else changed (the camera's state between two stats ticks) goes
 	// first, in a DDATA of its own: the mask's then holds the mask alone,
 	// and a mask of MaxMask bytes fits whatever else was pending.
+	born := n.born
 	if err := n.flushLocked(&n.dev, n.topics.DDATA); err != nil && !errors.Is(err, ErrOffline) {
 		return err
 	}
 	n.dev.putBytes(dMask, png, n.maskFor.ts)
+	if born && !n.born {
+		// The queue filled up with what went first, which ended the
+		// births (queueLocked): the mask is refused for want of room in
+		// it, not for want of a session, and was counted as offline.
+		n.stat.queueFull++
+		return ErrOffline
+	}
 	n.countOfflineLocked()
 	return n.flushLocked(&n.dev, n.topics.DDATA)
 }

@@ -474,6 +474,43 @@ func TestWirePushAllOrNone(t *testing.T) {
 	}
 }
 
+// TestMaskRefusedByTheQueueCountedAsQueueFull: a mask whose DDATA is
+// refused because the queue filled inside PublishMask (the camera's state,
+// changed since the last message, went first in a DDATA of its own and
+// took the last room) is dropped for a stalled connection, not for want
+// of a session: /metrics counted it under reason="offline". The node is
+// not started: its queue holds what is pushed, as a stalled writer's does.
+func TestMaskRefusedByTheQueueCountedAsQueueFull(t *testing.T) {
+	camOK := true
+	n, err := New(Options{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "c", GroupID: "g", EdgeNodeID: "e", DeviceID: "d",
+		Mask: true, Logger: discard(), Camera: func() (bool, string) { return camOK, "no frames" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.pollCamera()
+	n.mu.Lock()
+	n.sess = &session{ready: true}
+	n.birthLocked("test")
+	n.mu.Unlock()
+	for len(n.wire.q) < maxQueued-1 {
+		if !n.wire.push(wireMsg{s: n.sess, topic: n.topics.DDATA, payload: []byte{1}}) {
+			t.Fatalf("the queue refused message %d below its bound", len(n.wire.q))
+		}
+	}
+	if err := n.PublishResult(result(1, 40), 0); err != nil { // the last room
+		t.Fatalf("the result into the last room: %v", err)
+	}
+	camOK = false
+	n.pollCamera() // pending: goes before the mask, and finds the queue full
+	if err := n.PublishMask(1, []byte("png"), 0); !errors.Is(err, ErrOffline) {
+		t.Fatalf("PublishMask into a full queue: %v, want ErrOffline", err)
+	}
+	// Two data messages refused: the camera's DDATA and the mask's.
+	if st := n.Stats(); st.DroppedOffline != 0 || st.DroppedQueueFull != 2 {
+		t.Errorf("Stats() = %+v; want DroppedOffline 0, DroppedQueueFull 2 (the camera's DDATA and the mask)", st)
+	}
+}
+
 // TestCarryKeepsTheLearnedLimit: a reload that rebuilds the edge node kept
 // nothing of the packet limit it had learned, and learned it again at the
 // price of two more lost sessions; kept for the same brokers, not for
