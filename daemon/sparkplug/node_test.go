@@ -796,3 +796,20 @@ func TestConnectFailedGivesTheHint(t *testing.T) {
 		t.Errorf("the connect-failed line gives no hint:\n%s", lb.String())
 	}
 }
+
+// TestBrokerGoneLogSaysNoNDEATHPromised: a broker that goes away (stopped,
+// restarted) publishes no NDEATH; the line said "the broker publishes the
+// NDEATH" all the same, and an operator looked for a death a SCADA host
+// never got. The line now says when the broker publishes it.
+func TestBrokerGoneLogSaysNoNDEATHPromised(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	h := newHost(t, b.URL, testGroup)
+	_, lb, _ := startNode(t, b.URL, nil)
+	h.wait(0, "DBIRTH", nil)
+	b.Stop()
+	waitLog(t, lb, "sparkplug connection lost")
+	if lb.Count("sparkplug connection lost", "if it is still up") == 0 {
+		t.Errorf("the connection-lost line does not say the NDEATH depends on the broker still being up:\n%s", lb.String())
+	}
+	b.Restart()
+}

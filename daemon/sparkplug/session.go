@@ -255,7 +255,10 @@ func (n *Node) serve(s *session) error {
 		n.sess, n.born = nil, false
 		n.lastErr = err.Error()
 		n.mu.Unlock()
-		n.log.Warn("sparkplug connection lost; the broker publishes the NDEATH", "bdSeq", s.bdSeq, "error", err)
+		// paho's error (EOF, a reset) is the same whether the broker
+		// dropped the connection, and publishes the Will, or went away
+		// itself, and publishes nothing: the line says both.
+		n.log.Warn("sparkplug connection lost; the broker publishes the NDEATH (the Will) if it is still up", "bdSeq", s.bdSeq, "error", err)
 		s.lesson = n.learnFromLoss(s, time.Now())
 		return nil
 	case reason := <-s.end:
