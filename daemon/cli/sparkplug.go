@@ -218,8 +218,9 @@ func (e *watchError) Unwrap() error { return e.err }
 // and command messages carry only aliases.
 type sparkplugDecoder struct {
 	names map[string]map[uint64]string // by the topic's group/node[/device]
-	// seqs is each edge node's last seq (by group/node) since its NBIRTH:
-	// a message whose seq does not follow says messages were lost.
+	// seqs is each edge node's last seq (by group/node), from the first
+	// of its messages seen (an NBIRTH starts it again, an NDEATH ends
+	// it): a message whose seq does not follow says messages were lost.
 	seqs map[string]uint64
 }
 
@@ -250,7 +251,10 @@ type spRecord struct {
 // followSeq checks that a node's message r (payload p) carries the seq
 // after the node's last one, as Sparkplug 3.0 asks of every message from
 // an NBIRTH to the NDEATH, and warns of a gap (messages lost on the way,
-// which a host answers with a rebirth request).
+// which a host answers with a rebirth request). The first message seen of
+// a node is the reference: a watch is mostly started on a node already
+// running, whose next NBIRTH may be hours away, and a watch that waited
+// for it reported no gap meanwhile.
 func (d *sparkplugDecoder) followSeq(node string, r *spRecord, p *sppb.Payload) {
 	switch r.Type {
 	case "NBIRTH":
@@ -263,11 +267,14 @@ func (d *sparkplugDecoder) followSeq(node string, r *spRecord, p *sppb.Payload) 
 	default:
 		return // commands come from hosts, without seq
 	}
-	last, known := d.seqs[node]
-	if !p.HasSeq || !known {
+	if !p.HasSeq {
 		return
 	}
+	last, known := d.seqs[node]
 	d.seqs[node] = p.Seq
+	if !known {
+		return
+	}
 	if want := (last + 1) % 256; p.Seq != want && r.warning == "" {
 		r.warning = fmt.Sprintf("%s has seq %d after %d: %d message(s) of node %s lost or not seen on the way (a host asks for a rebirth)",
 			r.Topic, p.Seq, last, (p.Seq+256-want)%256, node)

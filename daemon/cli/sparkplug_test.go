@@ -282,3 +282,39 @@ func TestSparkplugWatchRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSparkplugWatchSeqFromTheFirstMessage: a watch started on a node
+// already running (the common case) reports a gap in its seq from the
+// first message it sees of it, 255 wrapping to 0; it reported none until
+// the node's next NBIRTH, perhaps hours away. An NDEATH (no seq) ends the
+// reference: the next message is the first again.
+func TestSparkplugWatchSeqFromTheFirstMessage(t *testing.T) {
+	out, errs, done, c := startWatch(t, testbroker.Start(t, testbroker.Options{}), "spBv1.0/#", "--count", "7")
+	pub := func(topic string, p *sppb.Payload) {
+		t.Helper()
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := c.Publish(topic, 1, false, b); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	seq := func(n uint64) *sppb.Payload { return &sppb.Payload{Timestamp: 2, Seq: n, HasSeq: true} }
+	pub("spBv1.0/plant/DDATA/cell1/cam1", seq(254)) // the reference
+	pub("spBv1.0/plant/DDATA/cell1/cam1", seq(255))
+	pub("spBv1.0/plant/DDATA/cell1/cam1", seq(0))
+	pub("spBv1.0/plant/DDATA/cell1/cam1", seq(3)) // 1 and 2 never came
+	pub("spBv1.0/plant/NDEATH/cell1", &sppb.Payload{Timestamp: 3})
+	pub("spBv1.0/plant/DDATA/cell1/cam1", seq(40)) // after the death: the reference again
+	pub("spBv1.0/plant/DDATA/cell1/cam1", seq(41))
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("--count 7 did not end the watch; stdout:\n%s", out.String())
+	}
+	want := "warning: spBv1.0/plant/DDATA/cell1/cam1 has seq 3 after 0: 2 message(s) of node plant/cell1 lost or not seen on the way"
+	if strings.Count(errs.String(), want) != 1 || strings.Count(errs.String(), "warning: ") != 1 {
+		t.Errorf("stderr does not say once, and alone, %q:\n%s", want, errs.String())
+	}
+}
