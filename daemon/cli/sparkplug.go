@@ -2,12 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +21,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/daemon/sparkplug/sppb"
 )
 
@@ -27,7 +32,7 @@ func cmdSparkplugWatch() *Command {
 	return &Command{
 		Name:    "sparkplug watch",
 		Summary: "print Sparkplug B messages decoded, one JSON line each",
-		Usage:   "[--broker URL] [--group GROUP] [--count N] [--rebirth] [--username U --password P]",
+		Usage:   "[--broker URL] [--group GROUP] [--count N] [--rebirth] [--username U --password P] [--cafile F] [--cert F --key F] [--server-name N] [--insecure-skip-verify]",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "sparkplug watch")
 			broker := fs.String("broker", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, ssl://)")
@@ -36,6 +41,14 @@ func cmdSparkplugWatch() *Command {
 			user := fs.String("username", "", "MQTT user name")
 			pass := fs.String("password", "", "MQTT password")
 			rebirth := fs.Bool("rebirth", false, "ask a node whose births were missed for new ones (NCMD Node Control/Rebirth), once each; without it, its data shows aliases")
+			// The daemon's mqtt.tls, flag by flag: a plant broker has a
+			// private CA and often asks for client certificates.
+			var tf watchTLS
+			fs.StringVar(&tf.ca, "cafile", "", "PEM file of the CAs that may sign the broker's certificate, as mqtt.tls.ca (default: the system's)")
+			fs.StringVar(&tf.cert, "cert", "", "PEM client certificate for a broker that asks for one, as mqtt.tls.cert (needs --key)")
+			fs.StringVar(&tf.key, "key", "", "PEM private key of --cert, as mqtt.tls.key")
+			fs.StringVar(&tf.serverName, "server-name", "", "name checked in the broker's certificate instead of the --broker host, as mqtt.tls.server_name")
+			fs.BoolVar(&tf.insecure, "insecure-skip-verify", false, "accept any broker certificate, as mqtt.tls.insecure_skip_verify; for tests only")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -51,6 +64,9 @@ func cmdSparkplugWatch() *Command {
 			if *pass != "" && *user == "" {
 				return &UsageError{Msg: "--password needs --username (MQTT sends no password without a user name)"}
 			}
+			if err := tf.check(*broker); err != nil {
+				return err
+			}
 			if strings.ContainsAny(*group, "+#/") {
 				return &UsageError{Msg: fmt.Sprintf("--group %q: a Sparkplug group id has no + # or /", *group)}
 			}
@@ -58,7 +74,12 @@ func cmdSparkplugWatch() *Command {
 			if *group != "" {
 				filter = "spBv1.0/" + *group + "/#"
 			}
-			return watchSparkplug(ctx, env, sparkplugWatch{broker: *broker, filter: filter, count: *count, user: *user, pass: *pass, rebirth: *rebirth})
+			tc, err := tf.config()
+			if err != nil {
+				return err
+			}
+			return watchSparkplug(ctx, env, sparkplugWatch{broker: *broker, filter: filter, count: *count, user: *user, pass: *pass,
+				rebirth: *rebirth, tls: tc, tlsFlags: tf})
 		},
 	}
 }
@@ -67,6 +88,72 @@ type sparkplugWatch struct {
 	broker, filter, user, pass string
 	count                      int
 	rebirth                    bool
+	tls                        *tls.Config // nil: paho's default (the system's CAs)
+	tlsFlags                   watchTLS
+}
+
+// watchTLS is the watch's TLS flags, the daemon's mqtt.tls by field.
+type watchTLS struct {
+	ca, cert, key, serverName string
+	insecure                  bool
+}
+
+func (f watchTLS) set() bool { return f != watchTLS{} }
+
+// check refuses flags a watch cannot run with: a certificate without its
+// key, or TLS flags for a broker URL without TLS (they would be ignored,
+// and the watch taken for a check of the TLS set-up).
+func (f watchTLS) check(broker string) error {
+	switch {
+	case f.cert != "" && f.key == "":
+		return &UsageError{Msg: "--cert needs --key (the client certificate's private key)"}
+	case f.key != "" && f.cert == "":
+		return &UsageError{Msg: "--key needs --cert (the client certificate it is the key of)"}
+	}
+	if u, err := url.Parse(broker); err == nil && f.set() && !tlsScheme(u.Scheme) {
+		return &UsageError{Msg: fmt.Sprintf("--cafile, --cert, --key, --server-name and --insecure-skip-verify are for a TLS broker (ssl://, tls://, mqtts://, wss://); --broker %s has none", broker)}
+	}
+	return nil
+}
+
+// tlsScheme reports whether a broker URL scheme has TLS (config's rule).
+func tlsScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss" }
+
+// config builds the TLS configuration as the daemon does from mqtt.tls
+// (mqttpub.TLSOptions), reading the files now; nil when no flag is set.
+// An error names the flag and its file.
+func (f watchTLS) config() (*tls.Config, error) {
+	if !f.set() {
+		return nil, nil
+	}
+	// Each file on its own first: mqttpub's errors name its own fields
+	// (CAFile), not the flags.
+	if f.ca != "" {
+		if _, err := (mqttpub.TLSOptions{CAFile: f.ca}).Config(); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("--cafile %s: %w", f.ca, pe.Err)
+			}
+			return nil, fmt.Errorf("--cafile %s: it holds no PEM certificate", f.ca)
+		}
+	}
+	if f.cert != "" {
+		if _, err := (mqttpub.TLSOptions{CertFile: f.cert, KeyFile: f.key}).Config(); err != nil {
+			var pe *fs.PathError
+			switch {
+			case errors.As(err, &pe) && pe.Path == f.cert:
+				return nil, fmt.Errorf("--cert %s: %w", f.cert, pe.Err)
+			case errors.As(err, &pe):
+				return nil, fmt.Errorf("--key %s: %w", f.key, pe.Err)
+			}
+			if cause := errors.Unwrap(err); cause != nil {
+				err = cause // mqttpub's "mqtt TLS CertFile …" names its field, not the flag
+			}
+			return nil, fmt.Errorf("--cert %s and --key %s: %w", f.cert, f.key, err)
+		}
+	}
+	return mqttpub.TLSOptions{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, ServerName: f.serverName,
+		InsecureSkipVerify: f.insecure}.Config()
 }
 
 func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
@@ -80,6 +167,9 @@ func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(10 * time.Second).
 		SetProtocolVersion(4). // Sparkplug B is MQTT 3.1.1 (or 5): no silent retry as 3.1 to blur the error
 		SetUsername(w.user).SetPassword(w.pass)
+	if w.tls != nil {
+		opts.SetTLSConfig(w.tls)
+	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribed again on every connect: a clean session forgets it.
 		tok := c.Subscribe(w.filter, 0, func(_ mqtt.Client, m mqtt.Message) {
@@ -148,6 +238,10 @@ func connectError(w sparkplugWatch, err error) error {
 		tried = "a connection to its address, within 10 s" // no CONNECT was sent
 	}
 	var why string
+	var unknownCA x509.UnknownAuthorityError
+	closed := errors.Is(cause, io.EOF) || errors.Is(cause, io.ErrUnexpectedEOF) || errors.Is(cause, syscall.ECONNRESET)
+	u, _ := url.Parse(w.broker) // checked before the watch started
+	var wrongHost x509.HostnameError
 	switch {
 	case err == nil:
 		why = "no answer within 15 s: a firewall that drops the packets, or another host"
@@ -159,7 +253,32 @@ func connectError(w sparkplugWatch, err error) error {
 		why = "the broker answered that it is unavailable"
 	case errors.Is(err, packets.ErrorRefusedBadProtocolVersion):
 		why = "the broker does not take MQTT 3.1.1, which Sparkplug B needs"
-	case errors.Is(cause, io.EOF), errors.Is(cause, io.ErrUnexpectedEOF), errors.Is(cause, syscall.ECONNRESET):
+	case errors.As(cause, &unknownCA):
+		tried = "a TLS handshake, within 10 s"
+		why = "its certificate is not signed by a CA the watch trusts (" + cause.Error() + "): give the CA that signed it with --cafile"
+		if w.tlsFlags.ca != "" {
+			why = "its certificate is not signed by a CA in --cafile " + w.tlsFlags.ca + " (" + cause.Error() + "): give the CA that signed it"
+		}
+	case errors.As(cause, &wrongHost):
+		tried = "a TLS handshake, within 10 s"
+		why = "its certificate is not for this address (" + cause.Error() + "): connect by a name it holds, or give that name with --server-name"
+	case refusedClientCert(cause):
+		// TLS 1.3: the broker checks the client's certificate after the
+		// handshake, and says so as the CONNACK is awaited.
+		why = "it refused the client (" + cause.Error() + "): it asks for a client certificate it trusts; give it with --cert and --key"
+		if w.tlsFlags.cert != "" {
+			why = "it refused the client certificate --cert " + w.tlsFlags.cert + " (" + cause.Error() + "): is it one for a client, signed by a CA the broker trusts?"
+		}
+	case closed && u != nil && tlsScheme(u.Scheme):
+		// A broker that refuses the client's certificate sends its alert
+		// and closes: the client may see the close before the alert.
+		client := "does it ask for a client certificate (give it with --cert and --key)"
+		if w.tlsFlags.cert != "" {
+			client = "does it trust the client certificate --cert " + w.tlsFlags.cert
+		}
+		why = "it closed the connection without answering (" + cause.Error() + "): is this the broker's TLS port, and not a plain MQTT one (tcp:// there)? " +
+			client + "? Its own log says why it did not take this client"
+	case closed:
 		why = "it closed the connection without answering (" + cause.Error() + "): is an MQTT broker listening there, " +
 			"and not a TLS one (use ssl://), and does it take this client (its own log says why it did not)?"
 	case errors.Is(cause, syscall.ECONNREFUSED):
@@ -172,6 +291,17 @@ func connectError(w sparkplugWatch, err error) error {
 		why = cause.Error()
 	}
 	return &watchError{msg: fmt.Sprintf("could not connect to the MQTT broker %s (tried %s): %s", w.broker, tried, why), err: err}
+}
+
+// refusedClientCert reports whether err is a TLS alert by which a broker
+// refuses the client's certificate, or its lack of one.
+func refusedClientCert(err error) bool {
+	for _, a := range []string{"certificate required", "bad certificate", "unsupported certificate", "certificate unknown", "unknown certificate authority"} {
+		if strings.Contains(err.Error(), "remote error: tls: "+a) {
+			return true
+		}
+	}
+	return false
 }
 
 // lostCause is why a connection was lost, in words.

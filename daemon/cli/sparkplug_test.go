@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,57 @@ func TestSparkplugWatchSeqFromTheFirstMessage(t *testing.T) {
 	want := "warning: spBv1.0/plant/DDATA/cell1/cam1 has seq 3 after 0: 2 message(s) of node plant/cell1 lost or not seen on the way"
 	if strings.Count(errs.String(), want) != 1 || strings.Count(errs.String(), "warning: ") != 1 {
 		t.Errorf("stderr does not say once, and alone, %q:\n%s", want, errs.String())
+	}
+}
+
+// TestSparkplugWatchTLS: a plant broker with a private CA that asks for
+// client certificates is watched with --cafile, --cert and --key (the
+// daemon's mqtt.tls.ca, cert and key); the watch had only the system's
+// CAs. What goes wrong is said naming the flag and its file, or what the
+// broker refused and which flag gives it.
+func TestSparkplugWatchTLS(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{TLS: true, RequireClientCert: true})
+	crt := b.Certs
+	out, errs, done, c := startWatch(t, b, "spBv1.0/#", "--broker", b.TLSURL, "--cafile", crt.CAFile,
+		"--cert", crt.ClientCertFile, "--key", crt.ClientKeyFile, "--count", "1")
+	birth, err := (&sppb.Payload{Timestamp: 1, HasSeq: true, Metrics: []sppb.Metric{{Name: "bdSeq", DataType: sppb.TypeInt64, Value: sppb.LongValue(0)}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := c.Publish("spBv1.0/plant/NBIRTH/cell1", 1, false, birth); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(out.String(), `"topic":"spBv1.0/plant/NBIRTH/cell1"`) {
+			t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no message through TLS; stdout:\n%s\nstderr:\n%s", out.String(), errs.String())
+	}
+
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--broker", b.TLSURL}, 1, "its certificate is not signed by a CA the watch trusts"},
+		{[]string{"--broker", b.TLSURL, "--cafile", crt.OtherCAFile}, 1, "not signed by a CA in --cafile " + crt.OtherCAFile},
+		{[]string{"--broker", b.TLSURL, "--cafile", crt.CAFile}, 1, "give it with --cert and --key"}, // the alert, or the close before it
+		{[]string{"--broker", b.TLSURL, "--cafile", crt.CAFile, "--cert", crt.ClientCertFile, "--key", crt.ClientKeyFile, "--server-name", "other.example"},
+			1, "its certificate is not for this address"},
+		{[]string{"--broker", b.TLSURL, "--cafile", missing}, 1, "--cafile " + missing + ": no such file or directory"},
+		{[]string{"--broker", b.TLSURL, "--cafile", crt.ClientKeyFile}, 1, "--cafile " + crt.ClientKeyFile + ": it holds no PEM certificate"},
+		{[]string{"--broker", b.TLSURL, "--cert", crt.ClientCertFile, "--key", missing}, 1, "--key " + missing + ": no such file or directory"},
+		{[]string{"--broker", b.TLSURL, "--cert", missing, "--key", crt.ClientKeyFile}, 1, "--cert " + missing + ": no such file or directory"},
+		{[]string{"--broker", b.TLSURL, "--cert", crt.CAFile, "--key", crt.ClientKeyFile}, 1, "--cert " + crt.CAFile + " and --key " + crt.ClientKeyFile + ": "},
+		{[]string{"--broker", b.TLSURL, "--cert", crt.ClientCertFile}, 2, "--cert needs --key"},
+		{[]string{"--broker", b.URL, "--cafile", crt.CAFile}, 2, "are for a TLS broker"},
+	} {
+		code, _, errs := runConfigCLI(append([]string{"sparkplug", "watch"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
 	}
 }
