@@ -366,23 +366,35 @@ func (n *Node) birthLocked(reason string) {
 	now := nowMS()
 	n.born = false
 	n.seq = 0
+	n.maskFollows = false
 	n.scratch = n.node.birth(n.scratch[:0], now)
 	nb, err := n.encodeLocked(n.topics.NBIRTH, now, 0)
 	if err != nil {
 		return
 	}
 	n.scratch = n.dev.birth(n.scratch[:0], now)
+	devMetrics := len(n.scratch)
 	db, err := n.encodeLocked(n.topics.DBIRTH, now, 1)
 	if err != nil {
 		return
 	}
-	if err := n.queueLocked(nb, db); err != nil {
+	ms := []wireMsg{nb, db}
+	if n.maskFollows { // fitLocked left the Mask out of the DBIRTH
+		n.scratch = n.dev.changes(n.scratch[:0])
+		dd, err := n.encodeLocked(n.topics.DDATA, now, 2)
+		if err != nil {
+			return
+		}
+		ms = append(ms, dd)
+	}
+	if err := n.queueLocked(ms...); err != nil {
 		return
 	}
 	n.born = true
 	n.stat.births++
 	n.stalled = false // the queue took a whole birth: the next stall is another
-	n.log.Info("sparkplug birth", "reason", reason, "bdSeq", s.bdSeq, "node_metrics", numNode, "device_metrics", len(n.scratch))
+	n.log.Info("sparkplug birth", "reason", reason, "bdSeq", s.bdSeq, "node_metrics", numNode, "device_metrics", devMetrics,
+		"mask_in_ddata", len(ms) > 2)
 }
 
 // flushLocked publishes the metrics of c changed since the last message
@@ -468,6 +480,12 @@ func (n *Node) queueLocked(ms ...wireMsg) error {
 // mask (a later birth does not carry it either). The other metrics, the
 // score and verdict among them, go out. Counted (MasksTooLarge) and logged
 // once per limit, as the JSON publisher logs a limit it learns.
+//
+// A DBIRTH whose other metrics leave no room for a Mask that fits a DDATA
+// of its own (the pipeline sizes masks to MaxMask, a DDATA's room) carries
+// it as null and sets maskFollows: birthLocked sends it in a DDATA right
+// after. Nulled for good, it told a host after every reconnect and rebirth
+// that a mask it had received was not coming, and counted it as too large.
 func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 	mk := &n.dev.m[dMask]
 	if mk.null || mk.omitted || topic != n.topics.DDATA && topic != n.topics.DBIRTH {
@@ -484,6 +502,16 @@ func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 	}
 	m := &p.Metrics[i]
 	maskBytes := len(m.Value.Bytes)
+	if topic == n.topics.DBIRTH {
+		alone := sppb.Payload{Timestamp: p.Timestamp, Seq: 2, HasSeq: true, Metrics: []sppb.Metric{{Alias: m.Alias, HasAlias: true,
+			Timestamp: m.Timestamp, Value: m.Value, MetaData: m.MetaData}}}
+		if ddLimit, _ := n.payloadLimit(n.topics.DDATA); alone.Size() <= ddLimit {
+			m.IsNull, m.Value, m.MetaData = true, sppb.Value{}, nil
+			mk.dirty = true // DDATA's changes take it
+			n.maskFollows = true
+			return
+		}
+	}
 	m.IsNull, m.Value, m.MetaData = true, sppb.Value{}, nil
 	mk.val, mk.null = sppb.Value{}, true
 	n.tooLarge++

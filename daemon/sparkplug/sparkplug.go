@@ -83,7 +83,8 @@ type Options struct {
 	// (MasksTooLarge): the inspection's other metrics go out, and a broker
 	// that limits packets (mosquitto's max_packet_size) is not made to drop
 	// the connection over it, which cost a death and a birth per
-	// anomalous part.
+	// anomalous part. A DBIRTH over it with a Mask that fits a DDATA
+	// carries the Mask as null and sends it in a DDATA right after.
 	MaxPayload int
 	// PacketLimit, when set, returns the broker's packet size limit as
 	// another connection to it learned it (the JSON publisher's
@@ -310,6 +311,7 @@ type Node struct {
 	stalled        bool   // the send queue overflowed and that was logged; reset by the next birth queued
 	tooLarge       uint64 // masks sent as null for their size (MasksTooLarge)
 	tooLargeLogged int    // the payload limit the last such log line named; 0: none
+	maskFollows    bool   // the birth being encoded goes with a DDATA of the Mask (fitLocked)
 	// stat holds the counters Stats reports, since New (a replacement
 	// starts at 0: the daemon adds those of the nodes it replaced).
 	stat struct {

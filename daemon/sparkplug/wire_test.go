@@ -167,14 +167,26 @@ func TestMaskOverTheLimitSentAsNull(t *testing.T) {
 
 			// A birth with that mask would be over the limit: a host's
 			// rebirth gets the Mask null, not a DBIRTH the broker drops
-			// (a death and a birth, again and again).
+			// (a death and a birth, again and again), and the mask, which
+			// fits a DDATA, in one right after it, with its inspection's
+			// time. Left null, it told the host after every birth that a
+			// mask it had received was not coming, and counted it as too
+			// large.
 			mark = h.mark()
 			h.command(n.Topics().NCMD, cmd(write("Node Control/Rebirth", sppb.TypeBoolean, sppb.BoolValue(true))))
-			if mk := mustMetric(t, h, h.wait(mark, "DBIRTH", nil), "Mask"); !mk.IsNull {
-				t.Errorf("DBIRTH Mask of %d bytes over the limit", len(mk.Value.Bytes))
+			db := h.wait(mark, "DBIRTH", nil)
+			dbMask := mustMetric(t, h, db, "Mask")
+			if !dbMask.IsNull {
+				t.Errorf("DBIRTH Mask of %d bytes over the limit", len(dbMask.Value.Bytes))
 			}
-			if got := n.MasksTooLarge(); got != 3 {
-				t.Errorf("MasksTooLarge() = %d after the birth, want 3", got)
+			dd := h.wait(mark, "DDATA", hasMask)
+			if mk := mustMetric(t, h, dd, "Mask"); mk.IsNull || !bytes.Equal(mk.Value.Bytes, fit) || mk.Timestamp != dbMask.Timestamp ||
+				dd.p.Seq != db.p.Seq+1 || len(dd.p.Metrics) != 1 {
+				t.Errorf("after the DBIRTH (seq %d), a DDATA (seq %d, %d metrics) with the Mask null %v, %d bytes, stamped %d; want it alone right after, the %d bytes stamped %d",
+					db.p.Seq, dd.p.Seq, len(dd.p.Metrics), mk.IsNull, len(mk.Value.Bytes), mk.Timestamp, len(fit), dbMask.Timestamp)
+			}
+			if got := n.MasksTooLarge(); got != 2 {
+				t.Errorf("MasksTooLarge() = %d after the birth, want 2 (the mask went, in a DDATA)", got)
 			}
 
 			births, deaths := 0, 0
