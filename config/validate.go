@@ -497,24 +497,28 @@ func checkBroker(s string) string {
 			if errors.As(err, &ae) {
 				why = ae.Err
 			}
-			port := "1883"
-			if tls {
-				port = "8883"
+			if u.Scheme == "ws" || u.Scheme == "wss" {
+				return "has host part " + strconv.Quote(u.Host) + ", not host:port (" + why + "); write it like " +
+					u.Scheme + "://host:port/path with the port of the broker's WebSocket listener (" +
+					u.Scheme + "://host/path for " + wsDefaultPort(u.Scheme) + "), an IPv6 address in brackets like " +
+					u.Scheme + "://[::1]:port/path"
 			}
+			port := mqttPort(tls)
 			return "has host part " + strconv.Quote(u.Host) + ", not host:port (" + why + "); write it like " +
 				u.Scheme + "://host:" + port + ", an IPv6 address in brackets like " + u.Scheme + "://[::1]:" + port
 		}
 	}
 	if p := u.Port(); p == "" {
+		// A ws:// or wss:// URL without a port is dialled at 80 or 443 (the
+		// WebSocket dialler under paho fills them in, as a browser does), a
+		// proxy's usual place for a broker's WebSocket listener; tcp and
+		// TLS have no such default in paho, which dialled "host" and failed
+		// with "missing port in address" at every connect.
 		if u.Scheme != "ws" && u.Scheme != "wss" {
-			port := "1883"
-			if tls {
-				port = "8883"
-			}
 			// The host as written keeps an IPv6 address in its brackets
 			// (and a zone escaped): the hint for tcp://[::1] read
 			// tcp://::1:1883, itself refused.
-			return "has no port; write it like " + u.Scheme + "://" + strings.ReplaceAll(u.Host, "%", "%25") + ":" + port
+			return "has no port; write it like " + u.Scheme + "://" + strings.ReplaceAll(u.Host, "%", "%25") + ":" + mqttPort(tls)
 		}
 	} else if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 		return "has port " + p + ", not 1..65535"
@@ -532,6 +536,24 @@ func checkBroker(s string) string {
 		return "has a fragment (#...), which no broker receives; remove it"
 	}
 	return ""
+}
+
+// mqttPort is the IANA port of MQTT, over TLS or not, for a hint; it does
+// not fit ws:// and wss://, whose port is the broker's WebSocket listener's
+// (mosquitto has no default for it).
+func mqttPort(tls bool) string {
+	if tls {
+		return "8883"
+	}
+	return "1883"
+}
+
+// wsDefaultPort is the port a ws:// or wss:// URL without one is dialled at.
+func wsDefaultPort(scheme string) string {
+	if scheme == "wss" {
+		return "443"
+	}
+	return "80"
 }
 
 // checkTopicPrefix explains what is wrong with a topic prefix, "" if nothing.

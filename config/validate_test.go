@@ -265,7 +265,7 @@ func TestValidate(t *testing.T) {
 			[]string{
 				`mqtt.brokers[0]: "tcp://127.0.0.1:18831:99" has host part "127.0.0.1:18831:99", not host:port (too many colons in address); write it like tcp://host:1883, an IPv6 address in brackets like tcp://[::1]:1883`,
 				`mqtt.brokers[1]: "ssl://::1:8883" has host part "::1:8883", not host:port (too many colons in address); write it like ssl://host:8883, an IPv6 address in brackets like ssl://[::1]:8883`,
-				`mqtt.brokers[2]: "wss://b:443:1/mqtt" has host part "b:443:1", not host:port (too many colons in address); write it like wss://host:8883, an IPv6 address in brackets like wss://[::1]:8883`,
+				`mqtt.brokers[2]: "wss://b:443:1/mqtt" has host part "b:443:1", not host:port (too many colons in address); write it like wss://host:port/path with the port of the broker's WebSocket listener (wss://host/path for 443), an IPv6 address in brackets like wss://[::1]:port/path`,
 			}},
 		{"broker ipv6", func(c *Config) {
 			c.MQTT.Brokers = []string{"tcp://[::1]:1883", "ssl://[fe80::1%25eth0]:8883", "ws://[::1]/mqtt"}
@@ -392,6 +392,41 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate():\n got  %q\n want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckBrokerURLPortPerScheme checks the port a broker URL's hint
+// suggests for each scheme: 1883 for MQTT, 8883 for MQTT over TLS, and
+// never either for a WebSocket, which is served on the broker's WebSocket
+// listener (80 and 443 when the URL has no port, which is accepted).
+func TestCheckBrokerURLPortPerScheme(t *testing.T) {
+	for _, tc := range []struct {
+		scheme string
+		noPort string // what a URL without a port gets, "" for accepted
+		twice  string // the hint for a host part with a port typed twice
+	}{
+		{"tcp", "write it like tcp://b:1883", "write it like tcp://host:1883, "},
+		{"mqtt", "write it like mqtt://b:1883", "write it like mqtt://host:1883, "},
+		{"ssl", "write it like ssl://b:8883", "write it like ssl://host:8883, "},
+		{"tls", "write it like tls://b:8883", "write it like tls://host:8883, "},
+		{"mqtts", "write it like mqtts://b:8883", "write it like mqtts://host:8883, "},
+		{"ws", "", "write it like ws://host:port/path with the port of the broker's WebSocket listener (ws://host/path for 80), "},
+		{"wss", "", "write it like wss://host:port/path with the port of the broker's WebSocket listener (wss://host/path for 443), "},
+	} {
+		err := CheckBrokerURL(tc.scheme + "://b")
+		switch {
+		case tc.noPort == "" && err != nil:
+			t.Errorf("%s://b: %v; want it accepted", tc.scheme, err)
+		case tc.noPort != "" && (err == nil || !strings.HasSuffix(err.Error(), "has no port; "+tc.noPort)):
+			t.Errorf("%s://b: %v; want it to end %q", tc.scheme, err, tc.noPort)
+		}
+		err = CheckBrokerURL(tc.scheme + "://b:1:2")
+		if err == nil || !strings.Contains(err.Error(), tc.twice) {
+			t.Errorf("%s://b:1:2: %v; want it to hold %q", tc.scheme, err, tc.twice)
+		}
+		if err != nil && (tc.scheme == "ws" || tc.scheme == "wss") && strings.Contains(err.Error(), "88") {
+			t.Errorf("%s://b:1:2: %v suggests an MQTT port for a WebSocket", tc.scheme, err)
+		}
 	}
 }
 

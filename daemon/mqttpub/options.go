@@ -220,10 +220,23 @@ func checkBrokerURL(s string) error {
 	if u.Hostname() == "" {
 		return errors.New("missing host")
 	}
-	if u.Port() == "" {
-		return errors.New("missing port (1883 for tcp, 8883 for ssl)")
+	// A ws:// or wss:// URL without a port is dialled at 80 or 443 (the
+	// WebSocket dialler under paho fills them in), and config accepts it:
+	// refusing it here stopped a valid configuration at start-up.
+	if u.Port() == "" && u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("missing port: expected %s://%s:%s", u.Scheme, strings.ReplaceAll(u.Host, "%", "%25"), mqttPort(u.Scheme))
 	}
 	return nil
+}
+
+// mqttPort is the IANA port of MQTT for a scheme that dials TCP, over TLS
+// or not, for a hint.
+func mqttPort(scheme string) string {
+	switch scheme {
+	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		return "8883"
+	}
+	return "1883"
 }
 
 // Config builds the client TLS configuration from the files, for another

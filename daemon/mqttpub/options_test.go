@@ -55,6 +55,39 @@ func TestOptionsValidation(t *testing.T) {
 	}
 }
 
+// TestBrokerURLPortPerScheme checks the port suggested for a broker URL
+// without one: MQTT's for TCP schemes, MQTT over TLS's for TLS ones, and
+// none for a WebSocket, whose URL without a port is dialled at 80 or 443
+// (as config accepts it) rather than refused with an MQTT port.
+func TestBrokerURLPortPerScheme(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want string // "" for accepted
+	}{
+		{"tcp://b", "missing port: expected tcp://b:1883"},
+		{"mqtt://b", "missing port: expected mqtt://b:1883"},
+		{"ssl://b", "missing port: expected ssl://b:8883"},
+		{"tls://b", "missing port: expected tls://b:8883"},
+		{"mqtts://b", "missing port: expected mqtts://b:8883"},
+		{"mqtt+ssl://b", "missing port: expected mqtt+ssl://b:8883"},
+		{"tcps://b", "missing port: expected tcps://b:8883"},
+		{"ssl://[fe80::1%25eth0]", "missing port: expected ssl://[fe80::1%25eth0]:8883"},
+		{"ws://b/mqtt", ""},
+		{"wss://b/mqtt", ""},
+		{"wss://b", ""},
+		{"wss://b:9001/mqtt", ""},
+	} {
+		o := Options{Brokers: []string{tc.url}, DeviceID: "cam1"}
+		_, err := o.withDefaults()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v; want it accepted", tc.url, err)
+		case tc.want != "" && (err == nil || !strings.HasSuffix(err.Error(), tc.want)):
+			t.Errorf("%s: %v; want it to end %q", tc.url, err, tc.want)
+		}
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
 	for i, w := range want {
