@@ -27,11 +27,17 @@ func newClashDetector() clashDetector {
 }
 
 // ended records a connection that lasted connectedFor; tooLarge drops
-// (the broker refused a message) do not count. It reports whether this
-// drop starts an episode.
+// (the broker refused a message, and a packet limit was learned) do not
+// count, and they start the count again: the short connections before a
+// lesson were as likely lost over large messages that went out pipelined,
+// with nothing to blame (under probeFloor, or before the limit was lowered
+// to the one the broker keeps), and kept, they made a false client-id
+// clash, with its warning and Health detail, out of a single unrelated
+// drop after the lesson. It reports whether this drop starts an episode.
 func (d *clashDetector) ended(connectedFor time.Duration, tooLarge bool, now time.Time) (started bool) {
 	switch {
 	case tooLarge:
+		d.run = 0
 		return false
 	case connectedFor < d.short:
 		d.run++

@@ -323,6 +323,48 @@ func TestClientIDClash(t *testing.T) {
 	}
 }
 
+// TestPacketLimitLessonRestartsClashCount: images between a broker's
+// packet limit and probeFloor go out pipelined until a limit is learned,
+// and the connections they end are short with nothing to blame. Those
+// counted on past the lesson that explains them, and one unrelated drop
+// after it (a network flap) was reported as a client-id clash.
+func TestPacketLimitLessonRestartsClashCount(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: 3000})
+	px := testbroker.NewProxy(t, b.URL)
+	p, lb := newPublisher(t, px.URL, "cam1", nil)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitConnected(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	heatmap := p.Topics().Heatmap
+	reconnected := func(n uint64) {
+		t.Helper()
+		waitFor(t, 10*time.Second, fmt.Sprintf("reconnect %d", n), func() bool { st := p.State(); return st.Connected && st.Reconnects >= n })
+	}
+	// Two heatmaps under probeFloor, over the broker's limit: pipelined,
+	// each ends its connection within a second, nothing learned.
+	for i := range uint64(2) {
+		must(t, p.Publish(heatmap, make([]byte, 5000), 0, false))
+		reconnected(i + 1)
+	}
+	if p.PacketLimit() != 0 {
+		t.Fatalf("a limit of %d learned from pipelined heatmaps; the test needs none", p.PacketLimit())
+	}
+	// One over probeFloor goes alone and teaches a limit.
+	must(t, p.Publish(heatmap, make([]byte, 20_000), 0, false))
+	reconnected(3)
+	if p.PacketLimit() == 0 {
+		t.Fatal("no packet limit learned from a 20 KB heatmap")
+	}
+	px.Cut() // an unrelated drop, seconds into the connection
+	reconnected(4)
+	if st := p.State(); st.ClientIDClash != "" || lb.Count("another client probably uses the same client id") != 0 {
+		t.Fatalf("a client-id clash reported after a packet-limit lesson and one drop: %q", st.ClientIDClash)
+	}
+}
+
 // TestCloseFast: Close says goodbye in well under a second when the broker
 // is there, and does not wait for a broker that stops answering or goes
 // away (the goodbye then is the Last Will).

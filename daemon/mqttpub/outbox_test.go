@@ -619,8 +619,12 @@ func TestPacketSizes(t *testing.T) {
 func TestClashDetector(t *testing.T) {
 	d := newClashDetector()
 	now := time.Now()
-	if d.ended(time.Second, false, now) || d.ended(2*time.Second, true, now) || d.ended(time.Second, false, now) {
-		t.Fatal("an episode after two short connections (and one size drop)")
+	if d.ended(time.Second, false, now) || d.ended(time.Second, false, now) || d.ended(2*time.Second, true, now) {
+		t.Fatal("an episode after two short connections and a size drop")
+	}
+	// A size drop (a packet limit learned) starts the count again.
+	if d.ended(time.Second, false, now) || d.ended(time.Second, false, now) {
+		t.Fatal("an episode after two short connections since a size drop")
 	}
 	if !d.ended(300*time.Millisecond, false, now) {
 		t.Fatal("no episode after three short connections in a row")
