@@ -182,17 +182,6 @@ func writePasswordFile(path string, users map[string]string) error {
 	return nil
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testbroker: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Restart starts mosquitto again on the same ports with the same
 // configuration (and database, with Persistence) and waits until it
 // accepts connections. It is a no-op while the broker is running.
