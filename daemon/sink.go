@@ -16,14 +16,28 @@ import (
 // sinkSwitch is the pipeline's Sink in the daemon: it forwards to the
 // current MQTT publisher, which a configuration change may replace.
 // Publishing waits while the publisher is being replaced, so that no alarm
-// finds a closed connection.
+// finds a closed connection; health and metrics do not.
 type sinkSwitch struct {
+	// gate is held for reading by whatever publishes (out, do) and for
+	// writing by replace and close for their whole length: the old
+	// connections say offline and disconnect before the new ones connect
+	// with the same client ids (the other way round, the old "offline"
+	// and NDEATH would land after the new "online" and NBIRTH), and what
+	// is published meanwhile waits and then goes to the new ones.
+	gate sync.RWMutex
+	// mu guards the fields below, and is held only while they are read
+	// or set, never while a connection closes or opens (up to seconds): a
+	// /healthz or /metrics that waited for a reload could miss a liveness
+	// probe's timeout. Taken after gate, never before.
 	mu  sync.RWMutex
 	pub *mqttpub.Publisher
-	// jsonPub is pub for readers that must not take mu: the edge node
-	// reads the packet limit the JSON connection learned (packetLimit)
-	// while out holds mu for reading, where taking it again would
-	// deadlock against a replace waiting for it.
+	// replacing is set while replace closes the connections and opens
+	// the new ones, for Health to say so.
+	replacing bool
+	// jsonPub is pub for readers that take no lock: the edge node reads
+	// the packet limit the JSON connection learned (packetLimit) while
+	// out holds gate for reading, where taking it again would deadlock
+	// against a replace waiting for it.
 	jsonPub atomic.Pointer[mqttpub.Publisher]
 	// node is the Sparkplug B edge node (mqtt.profile sparkplug or both);
 	// nil otherwise. noJSON keeps results off the JSON topics (profile
@@ -37,7 +51,9 @@ type sinkSwitch struct {
 	// past holds the counters of the publishers and edge nodes a reload
 	// replaced (Reconnects, Evicted, Refused, TooLarge, DroppedOffline),
 	// added to the current ones' by state: inspectd_mqtt_*_total went back
-	// to 0 at every reload that rebuilt the connections. Guarded by mu.
+	// to 0 at every reload that rebuilt the connections. Guarded by mu,
+	// and set in the same hold that takes the replaced publisher off pub,
+	// so that a reader counts its counters exactly once.
 	past mqttpub.State
 	// pastNode holds the counters of the edge nodes a reload replaced, and
 	// the bdSeq of the last one's last session, added to the current
@@ -53,6 +69,8 @@ type sinkSwitch struct {
 }
 
 func (s *sinkSwitch) set(p *mqttpub.Publisher, node *sparkplug.Node, noJSON bool) {
+	s.gate.Lock()
+	defer s.gate.Unlock()
 	s.mu.Lock()
 	s.pub, s.node, s.noJSON = p, node, noJSON
 	s.jsonPub.Store(p)
@@ -73,8 +91,8 @@ func (s *sinkSwitch) packetLimit() int {
 // out runs json with the publisher (unless the JSON profile is off) and
 // sp with the edge node (when there is one); the JSON profile's error wins.
 func (s *sinkSwitch) out(json func(*mqttpub.Publisher) error, sp func(*sparkplug.Node) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.gate.RLock() // the fields change only under gate: no mu needed
+	defer s.gate.RUnlock()
 	var err error
 	if s.node != nil {
 		err = sp(s.node)
@@ -88,10 +106,11 @@ func (s *sinkSwitch) out(json func(*mqttpub.Publisher) error, sp func(*sparkplug
 	return err
 }
 
-// do runs f with the current publisher, or returns ErrNotStarted.
+// do runs f with the current publisher, or returns ErrNotStarted; a
+// replacement in progress is waited for.
 func (s *sinkSwitch) do(f func(*mqttpub.Publisher) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.gate.RLock() // the fields change only under gate: no mu needed
+	defer s.gate.RUnlock()
 	if s.pub == nil {
 		return mqttpub.ErrNotStarted
 	}
@@ -175,16 +194,19 @@ func (s *sinkSwitch) MaxPayload() int {
 	return n
 }
 
-// Health reports the MQTT connections' health (httpapi.Checker).
+// Health reports the MQTT connections' health (httpapi.Checker). It does
+// not wait for a replacement in progress.
 func (s *sinkSwitch) Health() (bool, string) {
-	ok, detail := false, "not started"
-	_ = s.do(func(p *mqttpub.Publisher) error {
-		ok, detail = p.Health()
-		return nil
-	})
 	s.mu.RLock()
-	node := s.node
+	pub, node, replacing := s.pub, s.node, s.replacing
 	s.mu.RUnlock()
+	if replacing {
+		return false, "reconnecting for a configuration change"
+	}
+	ok, detail := false, "not started"
+	if pub != nil {
+		ok, detail = pub.Health()
+	}
 	if node != nil {
 		nok, ndetail := node.Health()
 		ok, detail = ok && nok, detail+"; sparkplug: "+ndetail
@@ -194,8 +216,8 @@ func (s *sinkSwitch) Health() (bool, string) {
 
 // setNodeInfo hands the model and source description to the edge node.
 func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.gate.RLock() // the fields change only under gate: no mu needed
+	defer s.gate.RUnlock()
 	if s.node == nil {
 		return nil
 	}
@@ -207,21 +229,23 @@ func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
 // broker), so that inspectd_mqtt_too_large_total shows them, and its
 // MaxPayload is the edge node's when that is lower. Its counters go on
 // across reloads (past).
+// The current connections and past are read under one hold of mu, which
+// replace does not keep while connections close: a replacement between
+// two reads would count the publisher it ends twice, or not at all.
 func (s *sinkSwitch) state() mqttpub.State {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	st := mqttpub.State{MaxPayload: int(s.configured.Load())}
-	_ = s.do(func(p *mqttpub.Publisher) error {
-		st = p.State()
-		if s.node != nil { // read under do's lock
+	if s.pub != nil {
+		st = s.pub.State()
+		if s.node != nil {
 			st.TooLarge.Image += s.node.MasksTooLarge()
 			// The lower of the two connections' limits: the edge node
 			// learns its own (mqtt.profile sparkplug sends images there only).
 			st.MaxPayload = min(st.MaxPayload, s.node.MaxPayload())
 		}
-		return nil
-	})
-	s.mu.RLock()
+	}
 	addCounters(&st, s.past)
-	s.mu.RUnlock()
 	return st
 }
 
@@ -242,23 +266,34 @@ type carried struct {
 }
 
 // replace closes the connections and opens the ones f makes; publishing
-// waits meanwhile. On error none is set.
+// waits meanwhile, health and metrics do not (they see the closing
+// connections until the new ones are set). On error none is set.
 // f gets what the connections being closed knew, for the new ones to go
 // on from.
 func (s *sinkSwitch) replace(log *slog.Logger, f func(carry *carried) (*mqttpub.Publisher, *sparkplug.Node, bool, error)) error {
+	s.gate.Lock()
+	defer s.gate.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	pub, node := s.pub, s.node
+	s.replacing = true
+	s.mu.Unlock()
+	// The edge node f starts learns its packet limit from the new JSON
+	// connection, not from the one closing.
+	s.jsonPub.Store(nil)
 	carry := &carried{}
-	if s.node != nil {
-		carry.node = s.node.Carry()
+	if node != nil {
+		carry.node = node.Carry()
 	}
-	if s.pub != nil {
-		carry.pub = s.pub.Carry()
+	if pub != nil {
+		carry.pub = pub.Carry()
 	}
-	s.closeLocked(log, 3*time.Second)
-	var err error
-	s.pub, s.node, s.noJSON, err = f(carry)
-	s.jsonPub.Store(s.pub)
+	closeConns(log, pub, node, 3*time.Second)
+	newPub, newNode, noJSON, err := f(carry)
+	s.mu.Lock()
+	s.retireLocked(pub, node)
+	s.pub, s.node, s.noJSON, s.replacing = newPub, newNode, noJSON, false
+	s.mu.Unlock()
+	s.jsonPub.Store(newPub)
 	return err
 }
 
@@ -266,33 +301,49 @@ func (s *sinkSwitch) replace(log *slog.Logger, f func(carry *carried) (*mqttpub.
 // NDEATH) and disconnects, waiting a little for queued messages to be
 // acknowledged (the rest stay in the outbox).
 func (s *sinkSwitch) close(log *slog.Logger) {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	s.mu.RLock()
+	pub, node := s.pub, s.node
+	s.mu.RUnlock()
+	s.jsonPub.Store(nil)
+	closeConns(log, pub, node, 5*time.Second)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closeLocked(log, 5*time.Second)
+	s.retireLocked(pub, node)
+	s.pub, s.node = nil, nil
+	s.mu.Unlock()
 }
 
-func (s *sinkSwitch) closeLocked(log *slog.Logger, wait time.Duration) {
+// closeConns closes the edge node, then the JSON publisher (either may be
+// nil), within wait. It takes no lock of the switch's.
+func closeConns(log *slog.Logger, pub *mqttpub.Publisher, node *sparkplug.Node, wait time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if s.node != nil {
-		if err := s.node.Close(ctx); err != nil {
+	if node != nil {
+		if err := node.Close(ctx); err != nil {
 			log.Warn("Sparkplug close", "err", err)
 		}
-		s.past.TooLarge.Image += s.node.MasksTooLarge()
-		st := s.node.Stats()
+	}
+	if pub != nil {
+		if err := pub.Close(ctx); err != nil {
+			log.Warn("MQTT close", "err", err)
+		}
+	}
+}
+
+// retireLocked adds the counters of closed connections to past and
+// pastNode; the caller takes them off pub and node in the same hold of mu.
+func (s *sinkSwitch) retireLocked(pub *mqttpub.Publisher, node *sparkplug.Node) {
+	if node != nil {
+		s.past.TooLarge.Image += node.MasksTooLarge()
+		st := node.Stats()
 		addNodeCounters(&s.pastNode, st)
 		if st.HasBdSeq {
 			s.pastNode.BdSeq, s.pastNode.HasBdSeq = st.BdSeq, true
 		}
-		s.node = nil
 	}
-	if s.pub != nil {
-		if err := s.pub.Close(ctx); err != nil {
-			log.Warn("MQTT close", "err", err)
-		}
-		addCounters(&s.past, s.pub.State())
-		s.pub = nil
-		s.jsonPub.Store(nil)
+	if pub != nil {
+		addCounters(&s.past, pub.State())
 	}
 }
 
