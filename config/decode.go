@@ -37,7 +37,9 @@ type Problem struct {
 	// Line is the 1-based line in File; 0 when unknown.
 	Line int
 	// Column is the 1-based column (in bytes) in Line, when a problem is
-	// one character (a tab that indents); 0 otherwise.
+	// one character (a tab that indents) or a caller places it in a JSON
+	// message (a remote push's object, where one line may hold it all);
+	// 0 otherwise.
 	Column int
 	// Field is the dotted path of the offending setting, such as
 	// model.features or mqtt.brokers[1]; empty for syntax and key errors.

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -54,7 +55,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
 	}
-	doc, err := configDocument(a.Config)
+	doc, object, err := configDocument(a.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +89,9 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	running := env.Ctl.Config()
 	next, err := config.ParsePush(running, doc, "push", mode, env.d.rules...)
 	if err != nil {
+		if object {
+			err = placeInMessage(err, body, "config")
+		}
 		return nil, configError("config", err)
 	}
 	changed := config.Diff(running, next)
@@ -143,23 +147,76 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) { return runPending(ctx, env, confirm, apply) }}, nil
 }
 
-// configDocument is the pushed document's bytes: a JSON object as it came,
-// or the text of a string.
-func configDocument(raw json.RawMessage) ([]byte, error) {
+// configDocument is the pushed document's bytes: a JSON object as it came
+// (object true), or the text of a string.
+func configDocument(raw json.RawMessage) (doc []byte, object bool, err error) {
 	raw = bytes.TrimSpace(raw)
 	switch {
 	case len(raw) == 0:
-		return nil, invalidf("config", "missing; give the settings as an object, or as a string of YAML")
+		return nil, false, invalidf("config", "missing; give the settings as an object, or as a string of YAML")
 	case raw[0] == '{':
-		return raw, nil
+		return raw, true, nil
 	case raw[0] == '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, invalidf("config", "%v", err)
+			return nil, false, invalidf("config", "%v", err)
 		}
-		return []byte(s), nil
+		return []byte(s), false, nil
 	}
-	return nil, invalidf("config", "expected an object or a string of YAML, got %s", truncate(string(raw), 20))
+	return nil, false, invalidf("config", "expected an object or a string of YAML, got %s", truncate(string(raw), 20))
+}
+
+// placeInMessage gives the problems of the JSON object at path under in
+// body the line and column in body where the offending key (an unknown or
+// duplicate one) or value starts: config parses the object as YAML, to
+// which the object is one flow mapping, so its lines counted from the
+// object's first (all "line 1" for a message on one line) and said nothing
+// of where in the line. A setting the object leaves out (a check across
+// settings) is placed at the nearest section the object writes, as config
+// does for a file; one it does not write at all stays without a place.
+// Errors without problems are returned as they are.
+func placeInMessage(err error, body []byte, under string) error {
+	ps := config.Problems(err)
+	places := jsonPlaces(body)
+	root, ok := places[under]
+	if len(ps) == 0 || !ok {
+		return err
+	}
+	out := make([]error, len(ps))
+	for i, p := range ps {
+		q := *p
+		at := -1
+		switch {
+		case p.Key != "":
+			if pl, ok := places[under+"."+p.Key]; ok {
+				at = pl.key
+			}
+		case p.Field != "":
+			if pl, ok := places[under+"."+p.Field]; ok {
+				at = pl.value
+				break
+			}
+			for f := p.Field; at < 0; {
+				j := strings.LastIndexAny(f, ".[")
+				if j < 0 {
+					break
+				}
+				f = f[:j]
+				if pl, ok := places[under+"."+f]; ok {
+					at = pl.key
+				}
+			}
+		}
+		if at < 0 && p.Line > 0 && p.Field == "" && p.Key == "" {
+			at = root.value // about the whole object
+		}
+		q.Line, q.Column = 0, 0
+		if at >= 0 {
+			q.Line, q.Column = lineColumn(body, at)
+		}
+		out[i] = &q
+	}
+	return errors.Join(out...)
 }
 
 // configError turns config problems into one refusal naming the first

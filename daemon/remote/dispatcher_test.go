@@ -267,6 +267,35 @@ func TestInterruptedRequestAnsweredOnceAfterRestart(t *testing.T) {
 	}
 }
 
+// TestConfigPushJSONErrorsPlaced: the problems of a pushed JSON object are
+// placed at the line and column of the message where the offending key or
+// value starts (they were told at the line counted from the object's
+// first, "line 1" for a message on one line, and no column).
+func TestConfigPushJSONErrorsPlaced(t *testing.T) {
+	r := newRig(t, unsigned)
+	for _, tc := range []struct{ name, body, field, part string }{
+		{"bad value on line 4", "{\"id\": \"c1\",\n  \"config\": {\n    \"mqtt\": {\n      \"result_qos\": 9\n    }\n  }\n}",
+			"config.mqtt.result_qos", "config push: line 4, column 21: mqtt.result_qos: 9 is not one of 0, 1, 2"},
+		{"bad key on line 4", "{\"id\": \"c2\",\n  \"config\": {\n    \"mqtt\": {\n      \"reslt_qos\": 1\n    }\n  }\n}",
+			"config.mqtt.reslt_qos", `config push: line 4, column 7: unknown key "reslt_qos" in section "mqtt"`},
+		{"one line, a list item", `{"id":"c3","config":{"mqtt":{"brokers":["tcp://10.0.0.1:1883","ftp://x"]}}}`,
+			"config.mqtt.brokers[1]", `config push: line 1, column 63: mqtt.brokers[1]: "ftp://x" has scheme "ftp"`},
+		{"one line, replace mode", `{"id":"c4","mode":"replace","config":{"model":{"features":5000}}}`,
+			"config.model.features", "config push: line 1, column 59: model.features: 5000 is out of range"},
+		// A setting the object leaves out is placed at its section.
+		{"missing beside a written one", "{\"id\": \"c5\", \"config\": {\"mqtt\":\n {\"tls\": {\"cert\": \"/etc/x.pem\"}}}}",
+			"", "line 2, column 3: mqtt.tls.key: is empty but mqtt.tls.cert is set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := r.do("config", tc.body)
+			mustFail(t, rep, CodeInvalid, tc.part)
+			if tc.field != "" && field(rep) != tc.field {
+				t.Errorf("field %q, want %q", field(rep), tc.field)
+			}
+		})
+	}
+}
+
 func TestConfigPushAndGet(t *testing.T) {
 	r := newRig(t, unsigned+"mqtt: {brokers: [\"tcp://10.0.0.5:1883\"], username: plant, password: s3cret}\n")
 	rep := r.do("config", `{"id":"c1","config":{"model":{"threads":1},"mqtt":{"result_qos":1}},"version":3}`)

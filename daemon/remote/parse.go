@@ -165,6 +165,84 @@ func checkJSON(data []byte) error {
 	}
 }
 
+// jsonPlace is where, in bytes from the start of a message, a key and its
+// value start; key is the value's for a list item.
+type jsonPlace struct{ key, value int }
+
+// jsonPlaces indexes the keys and list items of the JSON object data (one
+// that checkJSON let pass) by their path, named as checkJSON names them
+// (config.mqtt.brokers[0]); "" is the object itself.
+func jsonPlaces(data []byte) map[string]jsonPlace {
+	type frame struct {
+		obj       bool
+		path, key string
+		keyAt     int
+		expectKey bool
+		index     int
+	}
+	places := map[string]jsonPlace{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	// InputOffset is the end of the last token; the next one starts after
+	// the white space and the ':' or ',' between them.
+	start := func() int {
+		i := int(dec.InputOffset())
+		for i < len(data) && strings.IndexByte(" \t\r\n:,", data[i]) >= 0 {
+			i++
+		}
+		return i
+	}
+	var stack []*frame
+	for {
+		at := start()
+		tok, err := dec.Token()
+		if err != nil {
+			return places
+		}
+		d, delim := tok.(json.Delim)
+		if len(stack) == 0 {
+			if !delim || d != '{' {
+				return places
+			}
+			places[""] = jsonPlace{at, at}
+			stack = append(stack, &frame{obj: true, expectKey: true})
+			continue
+		}
+		top := stack[len(stack)-1]
+		switch {
+		case delim && (d == '}' || d == ']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return places
+			}
+			continue
+		case top.obj && top.expectKey:
+			top.key, top.keyAt, top.expectKey = tok.(string), at, false
+			continue
+		}
+		path, keyAt := top.path+"["+strconv.Itoa(top.index)+"]", at
+		if top.obj {
+			path, keyAt = joinPath(top.path, top.key), top.keyAt
+			top.expectKey = true
+		} else {
+			top.index++
+		}
+		if _, seen := places[path]; !seen {
+			places[path] = jsonPlace{keyAt, at}
+		}
+		if delim {
+			stack = append(stack, &frame{obj: d == '{', path: path, expectKey: d == '{'})
+		}
+	}
+}
+
+// lineColumn is the 1-based line and column (in bytes, as config counts
+// them) of offset off in data.
+func lineColumn(data []byte, off int) (line, col int) {
+	off = min(off, len(data))
+	return 1 + bytes.Count(data[:off], []byte("\n")), off - bytes.LastIndexByte(data[:off], '\n')
+}
+
 func joinPath(path, key string) string {
 	if path == "" {
 		return key
