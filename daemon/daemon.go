@@ -670,6 +670,9 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 			} else {
 				d.log.Info("configuration reloaded", "file", d.o.ConfigPath, "changed", strings.Join(changed, ","), "device_id", d.deviceID)
 			}
+			if d.disp != nil { // a push waiting for config-confirm on a file edited since ends its wait now
+				d.disp.FileReloaded()
+			}
 			return
 		}
 	}

@@ -729,3 +729,32 @@ func TestStopDuringTheFirstFit(t *testing.T) {
 		t.Errorf("the unfinished fit left a model file: %v", err)
 	}
 }
+
+// TestSIGHUPOfAnEditedFileEndsAPushsWait: a push waits for
+// config-confirm; the file is edited on the box and reloaded with SIGHUP.
+// The wait ends then, in one log line, not at the next command that
+// looked at it (hours later on a quiet box).
+func TestSIGHUPOfAnEditedFileEndsAPushsWait(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	r := startDaemon(t, remoteYAML(b.URL, "cell9", ""))
+	d := r.daemon()
+	op.awaitCommands(r, "cell9")
+	if rep := op.reply("cell9", "config", `{"id":"p1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`, 30*time.Second); rep["ok"] != true {
+		t.Fatalf("push on probation: %v", rep)
+	}
+	const ended = "it no longer waits for config-confirm"
+	edited, err := LoadConfig(r.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited.MQTT.ResultQoS = 2
+	if err := config.Save(r.cfgPath, edited); err != nil {
+		t.Fatal(err)
+	}
+	r.hup()
+	r.waitFor("the push's wait to end at the SIGHUP", func() bool { return strings.Count(r.logs.String(), ended) == 1 })
+	if q := d.Config().MQTT.ResultQoS; q != 2 {
+		t.Errorf("result_qos %d after the reload, want the edited 2", q)
+	}
+}

@@ -358,6 +358,37 @@ func TestConfirmRefusals(t *testing.T) {
 	}
 }
 
+// TestReloadOfAnEditedFileEndsTheWaitAtOnce: a SIGHUP that applies a file
+// edited on the box since a push ends the push's wait for config-confirm
+// then, with its log line; it was said only at the next command that
+// looked (hours later on a quiet box), and a reload of the pushed file
+// itself changes nothing.
+func TestReloadOfAnEditedFileEndsTheWaitAtOnce(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	const ended = "it no longer waits for config-confirm"
+	r.d.FileReloaded() // the pushed file, not edited: still waiting
+	if rep := r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":0}}}`); code(rep) != CodeBusy {
+		t.Fatalf("a push while c1 waits: %+v, want busy", rep)
+	}
+	edited := r.ctl.Config().Clone()
+	edited.MQTT.ResultQoS = 2
+	if err := config.Save(r.ctl.ConfigPath(), edited); err != nil {
+		t.Fatal(err)
+	}
+	r.d.FileReloaded()
+	waitFor(t, 10*time.Second, "the wait to end with a log line", func() bool { return r.log.count(ended, "c1") == 1 })
+	if p := r.d.store.pendingConfirm(); p != nil {
+		t.Errorf("still pending after the reload: %+v", p)
+	}
+	r.do("status", `{"id":"s1"}`)
+	if n := r.log.count(ended); n != 1 {
+		t.Errorf("%d log lines for one end of the wait", n)
+	}
+}
+
 // TestUnsentReplySentAfterRestart: a reply stored but not handed to the
 // front end when the process died (killed between the two) is sent by
 // the next start, once; one handed over is not.

@@ -79,6 +79,9 @@ type Dispatcher struct {
 	// pushes, wait for it.
 	started     chan struct{}
 	startedOnce sync.Once
+	// reloaded carries FileReloaded to the command goroutine (one pending
+	// at most: one look at the file settles any number of reloads).
+	reloaded chan struct{}
 	// retry is the state of a failed revert of an unconfirmed push; read
 	// and written by the command goroutine only.
 	retry  revertRetryState
@@ -154,7 +157,7 @@ func New(opts Options) (*Dispatcher, error) {
 	d := &Dispatcher{
 		ctl: opts.Controller, deviceID: opts.DeviceID, stateDir: opts.StateDir,
 		log: opts.Logger.With("component", "remote"), now: opts.Now, memory: opts.Memory,
-		cmds: map[string]Command{}, store: st, queue: make(chan item, opts.Queue), started: make(chan struct{}),
+		cmds: map[string]Command{}, store: st, queue: make(chan item, opts.Queue), started: make(chan struct{}), reloaded: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, interrupted: interrupted, rules: opts.ConfigRules,
 	}
 	for _, c := range commands() {
@@ -311,10 +314,23 @@ func (d *Dispatcher) loop() {
 			d.handle(it)
 		case <-due:
 			d.revertUnconfirmed()
+		case <-d.reloaded:
+			d.settlePending()
 		}
 		if t != nil {
 			t.Stop()
 		}
+	}
+}
+
+// FileReloaded tells the dispatcher that the configuration file was
+// applied again (SIGHUP): a push waiting for config-confirm whose file was
+// edited on the box since stops waiting now, with its log line then, not
+// at the next command that looks. It does not wait.
+func (d *Dispatcher) FileReloaded() {
+	select {
+	case d.reloaded <- struct{}{}:
+	default: // one is pending already
 	}
 }
 
