@@ -36,24 +36,42 @@ type session struct {
 // them: the broker took them). QoS 0 has no acknowledgement to learn a
 // broker's packet limit from, as the JSON publisher does: a connection lost
 // right after a packet larger than any outlived, carrying a Mask larger
-// than any outlived, is the sign. Only a Mask makes a packet large; a
+// than any outlived, is the sign. Only a Mask makes a packet large, but a
 // DBIRTH carries the current one again, a few KB larger than the DDATA
-// that carried it first, and a broker restarted right after a birth would
-// otherwise look like a limit.
+// that carried it first: a DBIRTH with a Mask larger than every packet
+// outlived is a sign too, or a broker whose limit lies between the two
+// dropped every birth for good (a rebirth after a mask went through). A
+// broker restarted right after two births in a row reads as a limit
+// between them, which costs no more than the Mask moved from the DBIRTH
+// into a DDATA of its own (fitLocked).
 type sentLog struct {
 	mu     sync.Mutex
 	good   outlived
 	recent []sentPacket
 }
 
-// outlived is the largest packet and the largest Mask a connection
-// outlived, in bytes.
-type outlived struct{ size, mask int }
+// outlived is the largest packet, the largest Mask and the largest DBIRTH
+// carrying a Mask that a connection outlived (or, as suspect's recent, was
+// handed within lossWindow of a loss), in bytes.
+type outlived struct{ size, mask, maskBirth int }
 
-func (o *outlived) add(size, mask int) { o.size, o.mask = max(o.size, size), max(o.mask, mask) }
+func (o *outlived) add(p sentPacket) {
+	o.size, o.mask = max(o.size, p.size), max(o.mask, p.mask)
+	if p.birth && p.mask > 0 {
+		o.maskBirth = max(o.maskBirth, p.size)
+	}
+}
 
+// merge raises o to what b outlived.
+func (o *outlived) merge(b outlived) {
+	o.size, o.mask, o.maskBirth = max(o.size, b.size), max(o.mask, b.mask), max(o.maskBirth, b.maskBirth)
+}
+
+// sentPacket is a packet handed to paho: its size and the bytes of its
+// Mask (0: none); birth marks a DBIRTH.
 type sentPacket struct {
 	size, mask int
+	birth      bool
 	at         time.Time
 }
 
@@ -62,26 +80,25 @@ type sentPacket struct {
 // max_packet_size), and paho learns of it at once.
 const lossWindow = 2 * time.Second
 
-// add records a packet of size bytes, with a Mask of mask bytes (0: none),
-// handed at at.
-func (l *sentLog) add(size, mask int, at time.Time) {
+// add records a packet p handed at p.at.
+func (l *sentLog) add(p sentPacket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fold(at.Add(-lossWindow))
+	l.fold(p.at.Add(-lossWindow))
 	if len(l.recent) >= 256 {
 		// Hundreds of packets within the window: the oldest counts as
 		// taken, for memory's sake (it only raises what was outlived).
-		l.good.add(l.recent[0].size, l.recent[0].mask)
+		l.good.add(l.recent[0])
 		l.recent = slices.Delete(l.recent, 0, 1)
 	}
-	l.recent = append(l.recent, sentPacket{size, mask, at})
+	l.recent = append(l.recent, p)
 }
 
 // fold moves the packets handed before t into good.
 func (l *sentLog) fold(t time.Time) {
 	i := 0
 	for ; i < len(l.recent) && l.recent[i].at.Before(t); i++ {
-		l.good.add(l.recent[i].size, l.recent[i].mask)
+		l.good.add(l.recent[i])
 	}
 	l.recent = slices.Delete(l.recent, 0, i)
 }
@@ -92,7 +109,7 @@ func (l *sentLog) all() outlived {
 	defer l.mu.Unlock()
 	o := l.good
 	for _, p := range l.recent {
-		o.add(p.size, p.mask)
+		o.add(p)
 	}
 	return o
 }
@@ -105,7 +122,7 @@ func (l *sentLog) suspect(t time.Time) (recent, good outlived) {
 	defer l.mu.Unlock()
 	l.fold(t.Add(-lossWindow))
 	for _, p := range l.recent {
-		recent.add(p.size, p.mask)
+		recent.add(p)
 	}
 	return recent, l.good
 }
@@ -277,7 +294,7 @@ func (n *Node) serve(s *session) error {
 func (n *Node) outlive(s *session) {
 	o := s.sent.all()
 	n.learn.Lock()
-	n.outlived.add(o.size, o.mask)
+	n.outlived.merge(o)
 	n.learn.Unlock()
 }
 
@@ -452,7 +469,7 @@ func (n *Node) encodeLocked(topic string, now uint64, seq uint8) (wireMsg, error
 		}
 	}
 	// paho keeps the slice until its writer has sent it.
-	return wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b), mask: mask}, nil
+	return wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b), mask: mask, birth: topic == n.topics.DBIRTH}, nil
 }
 
 // queueLocked queues ms, all or none (a birth's NBIRTH and DBIRTH: an
@@ -482,9 +499,10 @@ func (n *Node) queueLocked(ms ...wireMsg) error {
 // once per limit, as the JSON publisher logs a limit it learns.
 //
 // A DBIRTH whose other metrics leave no room for a Mask that fits a DDATA
-// of its own (the pipeline sizes masks to MaxMask, a DDATA's room) carries
-// it as null and sets maskFollows: birthLocked sends it in a DDATA right
-// after. Nulled for good, it told a host after every reconnect and rebirth
+// of its own (the pipeline sizes masks to MaxMask, a DDATA's room), or
+// larger than the broker took since births were lost over it
+// (learnBirthLocked), carries it as null and sets maskFollows: birthLocked
+// sends it in a DDATA right after. Nulled for good, it told a host after every reconnect and rebirth
 // that a mask it had received was not coming, and counted it as too large.
 func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 	mk := &n.dev.m[dMask]
@@ -497,7 +515,8 @@ func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 	}
 	limit, src := n.payloadLimit(topic)
 	size := p.Size()
-	if size <= limit {
+	split := topic == n.topics.DBIRTH && n.birthTooLarge(size)
+	if size <= limit && !split {
 		return
 	}
 	m := &p.Metrics[i]
@@ -509,6 +528,9 @@ func (n *Node) fitLocked(topic string, p *sppb.Payload) {
 			m.IsNull, m.Value, m.MetaData = true, sppb.Value{}, nil
 			mk.dirty = true // DDATA's changes take it
 			n.maskFollows = true
+			return
+		}
+		if size <= limit { // too large for a DDATA of its own: the DBIRTH carries it
 			return
 		}
 	}
@@ -563,12 +585,13 @@ func (n *Node) learnFromLoss(s *session, at time.Time) (lesson bool) {
 	recent, good := s.sent.suspect(at)
 	n.learn.Lock()
 	defer n.learn.Unlock()
-	n.outlived.add(good.size, good.mask)
+	n.outlived.merge(good)
 	good = n.outlived
 	if recent.size <= good.size || recent.mask <= good.mask {
 		n.suspect = 0
-		return false
+		return n.learnBirthLocked(recent, good)
 	}
+	n.birthSuspects = 0
 	prev := n.suspect
 	n.suspect = recent.size
 	if prev == 0 {
@@ -585,6 +608,47 @@ func (n *Node) learnFromLoss(s *session, at time.Time) (lesson bool) {
 		"packet_bytes", size, "outlived_bytes", good.size, "packet_limit", limit,
 		"hint", "set mqtt.max_payload to what the broker takes (mosquitto max_packet_size, message_size_limit)")
 	return true
+}
+
+// learnBirthLocked learns, from a loss that taught no packet limit, that
+// births must send the Mask apart: lost within lossWindow of a DBIRTH
+// carrying a Mask, larger than every packet the node's connections
+// outlived, in two sessions in a row. The Mask itself went through in a
+// DDATA, so it is no suspect for learnFromLoss, but a broker whose limit
+// lies between that DDATA and the DBIRTH (a few KB more) dropped every
+// birth: a node asked for a rebirth then lost every session for good, no
+// data reaching SCADA and a client-id clash warned of. From then on a
+// DBIRTH larger than every packet outlived carries the Mask as null and a
+// DDATA of the Mask alone follows (fitLocked). Unlike a packet limit it
+// cuts no mask: a broker restarted right after two births in a row, which
+// it cannot tell from a limit, costs nothing but that extra DDATA. It
+// reports whether the loss counts as such a lesson, as learnFromLoss.
+// Called with n.learn held.
+func (n *Node) learnBirthLocked(recent, good outlived) (lesson bool) {
+	if recent.maskBirth <= good.size {
+		n.birthSuspects = 0
+		return false
+	}
+	n.birthSuspects++
+	if n.birthSuspects < 2 {
+		return true
+	}
+	n.birthSuspects = 0
+	if !n.splitBirths {
+		n.splitBirths = true
+		n.log.Warn("sparkplug connection lost twice right after a DBIRTH carrying the Mask, larger than any message the broker took: births now send the Mask in a DDATA of its own right after the DBIRTH, for this run",
+			"dbirth_bytes", recent.maskBirth, "outlived_bytes", good.size,
+			"hint", "set mqtt.max_payload to what the broker takes (mosquitto max_packet_size, message_size_limit)")
+	}
+	return true
+}
+
+// birthTooLarge says whether a DBIRTH of size bytes carrying a Mask must
+// send the Mask apart (learnBirthLocked).
+func (n *Node) birthTooLarge(size int) bool {
+	n.learn.Lock()
+	defer n.learn.Unlock()
+	return n.splitBirths && size > n.outlived.size
 }
 
 // hostState is the last STATE accepted from the primary host.

@@ -329,6 +329,12 @@ type Node struct {
 	learn    sync.Mutex
 	outlived outlived
 	suspect  int
+	// birthSuspects counts the sessions in a row lost right after a
+	// DBIRTH with a Mask larger than every packet outlived; splitBirths:
+	// two were, and births send the Mask apart (learnBirthLocked). Guarded
+	// by learn.
+	birthSuspects int
+	splitBirths   bool
 	// carried is the packet limit Options.Carry brought (0: none), logged
 	// at Start: a limit in force without a word looked like masks shrunk
 	// for no reason after a reload.

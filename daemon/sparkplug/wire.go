@@ -26,6 +26,7 @@ type wireMsg struct {
 	topic   string
 	payload []byte // owned by the queue, then by paho
 	mask    int    // the bytes of the Mask it carries, 0: none (sentLog)
+	birth   bool   // a DBIRTH (sentLog)
 }
 
 // wire is the edge node's way out: messages are queued under the node's
@@ -157,7 +158,7 @@ func (n *Node) write() {
 		}
 		// Recorded before the hand-over: paho may report the connection
 		// lost over this packet before its token completes.
-		m.s.sent.add(mqttpub.PacketSize(m.topic, 0, len(m.payload)), m.mask, time.Now())
+		m.s.sent.add(sentPacket{size: mqttpub.PacketSize(m.topic, 0, len(m.payload)), mask: m.mask, birth: m.birth, at: time.Now()})
 		if err := n.hand(m); err != nil {
 			// Under the node's lock, as messages are queued: a birth queued
 			// after born is false is not dropped with the rest.
