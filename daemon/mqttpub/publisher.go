@@ -554,14 +554,27 @@ func ConnectHint(err error) string {
 		return "the broker refused the credentials: check the MQTT username and password"
 	case errors.Is(err, packets.ErrorRefusedIDRejected):
 		return "the broker rejected the client id"
+	case strings.Contains(s, "remote error: tls: certificate required"):
+		return "the broker asks for a client certificate and got none: set mqtt.tls.cert and mqtt.tls.key to one signed by a CA the broker trusts"
+	case strings.Contains(s, "remote error: tls: unknown certificate authority"):
+		// The broker's alert about our certificate, not x509's "signed by
+		// unknown authority" about the broker's below.
+		return "the broker does not trust the client certificate: mqtt.tls.cert is not signed by a CA the broker trusts (its cafile); use one that is, with its mqtt.tls.key"
 	case strings.Contains(s, "certificate signed by unknown authority"):
-		return "the broker certificate is not signed by the configured CA: check the TLS CA file"
+		// Said so as to hold both with mqtt.tls.ca set and without (the
+		// system's CAs): the hint cannot tell which.
+		return "the broker's certificate is not signed by a CA this box trusts: set mqtt.tls.ca to the CA that signed it (or check the one set)"
 	case strings.Contains(s, "certificate is valid for"), strings.Contains(s, "doesn't contain any IP SANs"):
 		return "the broker certificate does not match the broker address: check the TLS server name"
 	case strings.Contains(s, "no such host"), strings.Contains(s, "server misbehaving"), strings.Contains(s, "Temporary failure in name resolution"):
 		return "the broker's host name does not resolve: check the name in mqtt.brokers and the box's DNS (/etc/resolv.conf), or use its IP address"
 	case strings.Contains(s, "connection refused"):
 		return "nothing listens on the broker address (broker down or wrong port)"
+	case strings.Contains(s, "connection reset by peer"):
+		// What mosquitto does to tcp:// on its TLS port and to ssl:// on a
+		// plain one alike (paho's error cannot tell them apart), and at
+		// times to a client certificate it refuses.
+		return "the broker address closed the connection at once: check the scheme in mqtt.brokers against the port (ssl:// for a TLS listener, tcp:// for a plain one); on a TLS listener, the broker may also refuse the client certificate (mqtt.tls.cert and mqtt.tls.key)"
 	case strings.Contains(s, "non-CONNACK"):
 		return "what answers on the broker address does not speak MQTT (another service's port, or TLS expected: ssl:// with mqtt.tls)"
 	}
