@@ -35,7 +35,7 @@ func cmdSparkplugWatch() *Command {
 		Usage:   "[--broker URL] [--group GROUP] [--count N] [--rebirth] [--username U --password P] [--cafile F] [--cert F --key F] [--server-name N] [--insecure-skip-verify]",
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "sparkplug watch")
-			broker := fs.String("broker", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, ssl://)")
+			broker := fs.String("broker", "tcp://127.0.0.1:1883", "MQTT broker URL, as in mqtt.brokers: tcp:// or mqtt:// (plain), ssl://, tls:// or mqtts:// (TLS), ws:// or wss:// (WebSocket, with the listener's path)")
 			group := fs.String("group", "", "Sparkplug group id to watch (default: every group, and host STATE)")
 			count := fs.Int("count", 0, "exit after this many messages (0: until interrupted)")
 			user := fs.String("username", "", "MQTT user name")
@@ -215,7 +215,7 @@ func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
 	})
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		return connectError(w, tok.Error())
+		return connectError(ctx, w, tok.Error())
 	}
 	defer c.Disconnect(250)
 	<-ctx.Done()
@@ -226,7 +226,13 @@ func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {
 // words, with what was tried: paho's own errors ("network Error : EOF")
 // name neither the broker nor a cause a person can act on. err is nil
 // when no answer came in time. The error wraps paho's.
-func connectError(w sparkplugWatch, err error) error {
+//
+// A connection closed unanswered on a TLS or WebSocket URL is followed by
+// one more try of the steps before the CONNECT (failedStep): paho's error
+// ("connection reset by peer") reads the same for a TLS handshake or
+// WebSocket upgrade the port did not take as for a CONNECT the broker
+// closed on, and the advice differs.
+func connectError(ctx context.Context, w sparkplugWatch, err error) error {
 	user := "no user name"
 	if w.user != "" {
 		user = "user " + w.user
@@ -239,8 +245,12 @@ func connectError(w sparkplugWatch, err error) error {
 	}
 	var why string
 	var unknownCA x509.UnknownAuthorityError
-	closed := errors.Is(cause, io.EOF) || errors.Is(cause, io.ErrUnexpectedEOF) || errors.Is(cause, syscall.ECONNRESET)
+	closed := closedUnanswered(cause)
 	u, _ := url.Parse(w.broker) // checked before the watch started
+	step := stepNone
+	if closed && u != nil {
+		step = w.failedStep(ctx, u)
+	}
 	var wrongHost x509.HostnameError
 	switch {
 	case err == nil:
@@ -269,6 +279,21 @@ func connectError(w sparkplugWatch, err error) error {
 		if w.tlsFlags.cert != "" {
 			why = "it refused the client certificate --cert " + w.tlsFlags.cert + " (" + cause.Error() + "): is it one for a client, signed by a CA the broker trusts?"
 		}
+	case closed && step == stepTLS:
+		tried = "a TLS handshake, within 10 s"
+		port := "this the broker's TLS port, and not a plain MQTT one (tcp:// there)"
+		if u.Scheme == "wss" {
+			port = "this the broker's WebSocket listener with TLS, and not a plain one (ws:// there)"
+		}
+		why = "the TLS handshake failed (" + cause.Error() + "): is " + port + "?"
+	case closed && step == stepWebSocket:
+		path := u.EscapedPath()
+		if path == "" {
+			path = "/"
+		}
+		tried = "a WebSocket upgrade (HTTP GET " + path + "), within 10 s"
+		why = "the port did not answer a WebSocket upgrade (" + cause.Error() + "): is it the broker's WebSocket listener " +
+			"(mosquitto: a listener with protocol websockets), and not its MQTT one (tcp:// or ssl:// there)?"
 	case closed && u != nil && tlsScheme(u.Scheme):
 		// A broker that refuses the client's certificate sends its alert
 		// and closes: the client may see the close before the alert.
@@ -278,6 +303,9 @@ func connectError(w sparkplugWatch, err error) error {
 		}
 		why = "it closed the connection without answering (" + cause.Error() + "): is this the broker's TLS port, and not a plain MQTT one (tcp:// there)? " +
 			client + "? Its own log says why it did not take this client"
+	case closed && u != nil && u.Scheme == "ws":
+		why = "it closed the connection without answering (" + cause.Error() + ") after the WebSocket upgrade: " +
+			"does it take this client (its own log says why it did not)?"
 	case closed:
 		why = "it closed the connection without answering (" + cause.Error() + "): is an MQTT broker listening there, " +
 			"and not a TLS one (use ssl://), and does it take this client (its own log says why it did not)?"
@@ -291,6 +319,58 @@ func connectError(w sparkplugWatch, err error) error {
 		why = cause.Error()
 	}
 	return &watchError{msg: fmt.Sprintf("could not connect to the MQTT broker %s (tried %s): %s", w.broker, tried, why), err: err}
+}
+
+// The step before the MQTT CONNECT that failedStep found failing.
+const (
+	stepNone      = ""          // none: they went through, or there are none (tcp://)
+	stepTLS       = "tls"       // the TLS handshake
+	stepWebSocket = "websocket" // the WebSocket upgrade
+)
+
+// failedStep tries once more, on a connection of its own, the steps paho
+// takes before its CONNECT for broker URL u (a TLS handshake for ssl://,
+// tls://, mqtts:// and wss://, an upgrade for ws:// and wss://) and says
+// which failed, within 5 s each. Only a connection closed on it, or (TLS)
+// an answer that is not TLS, counts as the step's failure: a refused
+// certificate has its own advice, and an address gone since is no step's.
+func (w sparkplugWatch) failedStep(ctx context.Context, u *url.URL) string {
+	const timeout = 5 * time.Second
+	host := u.Host
+	if u.Port() == "" && (u.Scheme == "ws" || u.Scheme == "wss") {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"ws": "80", "wss": "443"}[u.Scheme])
+	}
+	if tlsScheme(u.Scheme) {
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: w.tls}
+		c, err := d.DialContext(ctx, "tcp", host)
+		if err != nil {
+			if closedUnanswered(err) || errors.As(err, new(tls.RecordHeaderError)) {
+				return stepTLS
+			}
+			return stepNone
+		}
+		c.Close()
+	}
+	if u.Scheme == "ws" || u.Scheme == "wss" {
+		dial := *u
+		dial.User = nil // as paho: the dialer under it refuses a URL with user info
+		c, err := mqtt.NewWebsocket(dial.String(), w.tls, timeout, nil, nil)
+		if err != nil {
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				return stepNone
+			}
+			return stepWebSocket // closed, or answered without the upgrade
+		}
+		c.Close()
+	}
+	return stepNone
+}
+
+// closedUnanswered reports whether err is the peer's close or reset of the
+// connection.
+func closedUnanswered(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // refusedClientCert reports whether err is a TLS alert by which a broker

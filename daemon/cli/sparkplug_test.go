@@ -371,3 +371,42 @@ func TestSparkplugWatchTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestSparkplugWatchSaysWhichStepFailed: on a real mosquitto, a URL whose
+// scheme does not fit the port gets the connection reset, whatever step it
+// was at. ssl:// on the plain port was told as a CONNECT the broker closed
+// on, though it was the TLS handshake; ws:// there was told to use ssl://.
+// The watch now says which step failed; --help names every scheme the
+// broker URL takes (it said tcp:// and ssl:// only).
+func TestSparkplugWatchSaysWhichStepFailed(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{TLS: true})
+	plain := strings.TrimPrefix(b.URL, "tcp://")
+	tlsPort := strings.TrimPrefix(b.TLSURL, "ssl://")
+	for _, c := range []struct {
+		args      []string
+		want, not string
+	}{
+		{[]string{"--broker", "ssl://" + plain, "--cafile", b.Certs.CAFile},
+			"(tried a TLS handshake, within 10 s): the TLS handshake failed (", "MQTT 3.1.1 CONNECT"},
+		{[]string{"--broker", "ws://" + plain + "/mqtt"},
+			"(tried a WebSocket upgrade (HTTP GET /mqtt), within 10 s): the port did not answer a WebSocket upgrade (", "use ssl://"},
+		// The handshake goes through, the upgrade does not.
+		{[]string{"--broker", "wss://" + tlsPort + "/mqtt", "--cafile", b.Certs.CAFile},
+			"(tried a WebSocket upgrade (HTTP GET /mqtt), within 10 s): the port did not answer a WebSocket upgrade (", "TLS handshake"},
+		// As before: no step before the CONNECT to blame.
+		{[]string{"--broker", "tcp://" + tlsPort},
+			"(tried an MQTT 3.1.1 CONNECT with a clean session and no user name, within 10 s): it closed the connection without answering (", "WebSocket"},
+	} {
+		code, _, errs := runConfigCLI(append([]string{"sparkplug", "watch"}, c.args...)...)
+		want := "inspectd sparkplug watch: could not connect to the MQTT broker " + c.args[1] + " " + c.want
+		if code != 1 || !strings.HasPrefix(errs, want) || strings.Contains(errs, c.not) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 1 and one line starting %q, without %q", c.args, code, errs, want, c.not)
+		}
+	}
+	_, _, help := runConfigCLI("sparkplug", "watch", "--help")
+	for _, s := range []string{"tcp://", "mqtt://", "ssl://", "tls://", "mqtts://", "ws://", "wss://"} {
+		if !strings.Contains(help, s) {
+			t.Errorf("--help does not name %s:\n%s", s, help)
+		}
+	}
+}
