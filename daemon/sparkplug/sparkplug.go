@@ -376,6 +376,7 @@ func New(o Options) (*Node, error) {
 			n.packetLimit.Store(c.packetLimit)
 			n.outlived = c.outlived
 			n.carried = c.packetLimit
+			n.splitBirths = c.splitBirths
 		}
 		for i, v := range c.vals {
 			m := &n.dev.m[i]
@@ -401,13 +402,15 @@ func New(o Options) (*Node, error) {
 type Carry struct {
 	anomalous, errors, lastSeq uint64
 	vals                       map[int]carriedValue
-	// brokers, packetLimit and outlived: what the node learned of its
-	// brokers' packet limit (learnFromLoss), kept when the replacement
-	// goes to the same brokers (a reload forgot it, and learned it again
-	// at the price of two more lost sessions).
+	// brokers, packetLimit, outlived and splitBirths: what the node
+	// learned of its brokers' packet limit (learnFromLoss,
+	// learnBirthLocked), kept when the replacement goes to the same
+	// brokers (a reload forgot it, and learned it again at the price of
+	// two more lost sessions).
 	brokers     []string
 	packetLimit int64
 	outlived    outlived
+	splitBirths bool
 }
 
 type carriedValue struct {
@@ -433,7 +436,7 @@ func (n *Node) Carry() *Carry {
 	c := &Carry{anomalous: n.counts.anomalous, errors: n.counts.errors, lastSeq: n.lastSeq, vals: map[int]carriedValue{},
 		brokers: slices.Clone(n.o.Brokers), packetLimit: n.packetLimit.Load()}
 	n.learn.Lock()
-	c.outlived = n.outlived
+	c.outlived, c.splitBirths = n.outlived, n.splitBirths
 	n.learn.Unlock()
 	for _, i := range carriedMetrics() {
 		if m := n.dev.m[i]; !m.null {
@@ -463,6 +466,10 @@ func (n *Node) Start() error {
 	if n.carried > 0 {
 		n.log.Info("sparkplug broker packet limit carried over from the edge node this one replaces (same brokers): larger Masks are shrunk, or go as null, from the start",
 			"packet_limit", n.carried, "max_payload", n.MaxPayload())
+	}
+	if n.splitBirths { // set in New only: no lesson has run yet
+		n.log.Info("sparkplug births send the Mask in a DDATA of their own, carried over from the edge node this one replaces (same brokers)",
+			"outlived_bytes", n.outlived.size)
 	}
 	n.wg.Add(3)
 	go func() {

@@ -633,17 +633,21 @@ func TestCarryKeepsTheLearnedLimit(t *testing.T) {
 	old, _ := mk(broker, nil)
 	old.packetLimit.Store(65536)
 	old.outlived = outlived{size: 40000, mask: 39000}
+	old.splitBirths = true // births lost over their Mask (learnBirthLocked): a trial's reload lost two more sessions
 	same, lb := mk(broker, old.Carry())
-	if got := same.packetLimit.Load(); got != 65536 || same.outlived != old.outlived {
-		t.Errorf("same brokers: limit %d, outlived %+v; want 65536, %+v", got, same.outlived, old.outlived)
+	if got := same.packetLimit.Load(); got != 65536 || same.outlived != old.outlived || !same.splitBirths {
+		t.Errorf("same brokers: limit %d, outlived %+v, births split %v; want 65536, %+v, true", got, same.outlived, same.splitBirths, old.outlived)
 	}
 	start(same)
 	if n := lb.Count("sparkplug broker packet limit carried over", "packet_limit=65536"); n != 1 {
 		t.Errorf("%d log lines on the carried limit, want 1 naming packet_limit=65536:\n%s", n, lb)
 	}
+	if n := lb.Count("births send the Mask in a DDATA of their own, carried over"); n != 1 {
+		t.Errorf("%d log lines on births carried over sending the Mask apart, want 1:\n%s", n, lb)
+	}
 	other, lb := mk("tcp://127.0.0.1:2", old.Carry())
-	if got := other.packetLimit.Load(); got != 0 || other.outlived != (outlived{}) {
-		t.Errorf("other brokers: limit %d, outlived %+v; want none", got, other.outlived)
+	if got := other.packetLimit.Load(); got != 0 || other.outlived != (outlived{}) || other.splitBirths {
+		t.Errorf("other brokers: limit %d, outlived %+v, births split %v; want none", got, other.outlived, other.splitBirths)
 	}
 	start(other)
 	if n := lb.Count("carried over"); n != 0 {
