@@ -128,7 +128,7 @@ func TestFullDisk(t *testing.T) {
 	})
 	durable, notDurable = fill(n + 1)
 	err := p.Close(ctxTimeout(t, 3*time.Second))
-	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(durable)+" messages not acknowledged by the broker, kept in "+store) ||
+	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(durable)+" messages not acknowledged by the broker, kept in "+store+" for the next connection to that folder (a reload's replacement, or the next start)") ||
 		!strings.Contains(err.Error(), strconv.Itoa(notDurable)+" alarms/results are lost") {
 		t.Fatalf("Close with %d on disk, %d in memory: %v", durable, notDurable, err)
 	}

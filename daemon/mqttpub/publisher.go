@@ -1014,7 +1014,8 @@ func (p *Publisher) Close(ctx context.Context) error {
 }
 
 // closeReport says what Close leaves behind: only what is on disk is
-// "kept for the next start".
+// "kept" for the next connection to the folder (a reload's replacement or
+// the next start).
 func (p *Publisher) closeReport(st outboxStats) error {
 	if st.queued == 0 {
 		p.log.Info("mqtt closed")
@@ -1025,7 +1026,7 @@ func (p *Publisher) closeReport(st outboxStats) error {
 	}
 	var parts []string
 	if st.onDisk > 0 {
-		parts = append(parts, fmt.Sprintf("%d messages not acknowledged by the broker, kept in %s for the next start", st.onDisk, p.opts.StoreDir))
+		parts = append(parts, fmt.Sprintf("%d messages not acknowledged by the broker, kept in %s for the next connection to that folder (a reload's replacement, or the next start)", st.onDisk, p.opts.StoreDir))
 	}
 	if st.notDurable > 0 {
 		parts = append(parts, fmt.Sprintf("%d alarms/results are lost: the outbox could not write them (%s)", st.notDurable, st.storeErr))
