@@ -679,6 +679,9 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 	d.metrics.ReloadFailures.Inc()
 	d.lastReloadErr.Store(timedError{msg: "configuration not reloaded: " + err.Error(), at: time.Now()})
 	d.log.Error("configuration not reloaded, keeping the running one", "file", d.o.ConfigPath, "err", err)
+	if d.disp != nil { // a push waiting for config-confirm is still in force: the dispatcher says so
+		d.disp.FileNotReloaded(err)
+	}
 }
 
 // Config returns the configuration in force. It is never modified in

@@ -758,3 +758,49 @@ func TestSIGHUPOfAnEditedFileEndsAPushsWait(t *testing.T) {
 		t.Errorf("result_qos %d after the reload, want the edited 2", q)
 	}
 }
+
+// TestSIGHUPOfThePreviousFileUndoesAPush: the file a push replaced, put
+// back on the box (cp cfg.yaml.prev cfg.yaml) and reloaded, undoes the
+// push: its wait ends at the SIGHUP, logged, and a config-confirm is then
+// refused saying why (it was answered ok, for a push no longer in force).
+// A SIGHUP of a file that does not load leaves the next push in force and
+// waiting, said at the reload.
+func TestSIGHUPOfThePreviousFileUndoesAPush(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	r := startDaemon(t, remoteYAML(b.URL, "cell9", ""))
+	d := r.daemon()
+	op.awaitCommands(r, "cell9")
+	if rep := op.reply("cell9", "config", `{"id":"p1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`, 30*time.Second); rep["ok"] != true {
+		t.Fatalf("push on probation: %v", rep)
+	}
+	old, err := os.ReadFile(config.PreviousPath(r.cfgPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.cfgPath, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.hup()
+	r.waitFor("the push's wait to end at the SIGHUP", func() bool { return strings.Contains(r.logs.String(), "the push is undone") })
+	if q := d.Config().MQTT.ResultQoS; q == 1 {
+		t.Errorf("result_qos %d after the reload of the previous file", q)
+	}
+	if rep := op.reply("cell9", "config-confirm", `{"id":"k1"}`, 30*time.Second); rep["ok"] != false || !strings.Contains(fmt.Sprint(rep["error"]), "put back on the box") {
+		t.Errorf("a confirm of the undone push: %v", rep)
+	}
+
+	if rep := op.reply("cell9", "config", `{"id":"p2","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`, 30*time.Second); rep["ok"] != true {
+		t.Fatalf("second push on probation: %v", rep)
+	}
+	if err := os.WriteFile(r.cfgPath, []byte("mqtt: {result_qos: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.hup()
+	r.waitFor("the failed reload's word on the wait", func() bool {
+		return strings.Contains(r.logs.String(), "still waits for config-confirm, but the file on disk does not load")
+	})
+	if st := op.reply("cell9", "status", `{"id":"s1"}`, 30*time.Second); st["config_pending"] == nil {
+		t.Errorf("status after the failed reload: %v", st)
+	}
+}

@@ -43,7 +43,9 @@ func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
 		return nil, err
 	}
 	p := env.d.store.pendingConfirm()
-	switch {
+	switch e := env.d.ended; {
+	case p == nil && e.id != "" && (a.Push == "" || a.Push == e.id):
+		return nil, errorf(CodeFailed, "", "push %q no longer waits for confirmation: its wait ended at %s because %s", truncate(e.id, 40), e.at.UTC().Format(time.RFC3339), e.why)
 	case p == nil:
 		return nil, errorf(CodeFailed, "", "no configuration push waits for confirmation (none was pushed with \"confirm\", it was confirmed already, or its time ran out and it was reverted: see the config-revert event)")
 	case a.Push != "" && a.Push != p.ID:

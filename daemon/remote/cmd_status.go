@@ -53,7 +53,7 @@ func (cmdStatus) Prepare(env *Env, body []byte) (*Plan, error) {
 			out["last_error"] = st.LastError
 			out["last_error_at"] = st.LastErrorAt.UTC().Format(time.RFC3339)
 		}
-		if p := env.d.settlePending(); p != nil {
+		if p := env.d.settlePending(false); p != nil {
 			out["config_pending"] = p.describe()
 		}
 		if j := env.running(); j != nil {

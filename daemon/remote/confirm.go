@@ -183,7 +183,7 @@ func (p *pendingConfirm) files(path string) (fileState, error) {
 // another change to the configuration file would make its revert restore
 // the wrong file.
 func (e *Env) refuseWhilePending(what string) error {
-	p := e.d.settlePending()
+	p := e.d.settlePending(false)
 	if p == nil {
 		return nil
 	}
@@ -199,24 +199,93 @@ type revertRetryState struct {
 	fails int
 }
 
+// endedWait is a push whose wait for config-confirm ended without a
+// confirm or a revert (the file changed on the box), for the refusal of a
+// config-confirm that comes after. Read and written by the command
+// goroutine only.
+type endedWait struct {
+	id  string
+	at  time.Time
+	why string
+}
+
+// fileLoads returns why the configuration file at path does not load
+// (with the daemon's rules), nil when it does.
+func (d *Dispatcher) fileLoads(path string) error {
+	_, err := config.Load(path, d.rules...)
+	return err
+}
+
 // settlePending ends the wait of a pending push whose configuration file
 // was changed on the box since (edited, then reloaded with SIGHUP): the
 // revert would leave it as it is anyway, and pushes need not wait for the
-// deadline. It returns the push still waiting, nil if none.
-func (d *Dispatcher) settlePending() *pendingConfirm {
+// deadline. reloaded says the file was applied just now (FileReloaded): a
+// file put back to the one the push replaced then undoes the push, which
+// ends the wait too; before a reload the push is still in force and waits.
+// An edited file that does not load cannot take over from the push (a
+// restart would fail on it): the wait goes on. It returns the push still
+// waiting, nil if none.
+func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
 	p := d.store.pendingConfirm()
 	if p == nil || p.After == "" {
 		return p
 	}
-	if st, err := p.files(d.ctl.ConfigPath()); err != nil || st != fileEdited {
+	path := d.ctl.ConfigPath()
+	st, err := p.files(path)
+	var msg, why string
+	switch {
+	case err != nil:
+		return p
+	case st == fileBefore && reloaded:
+		msg = "remote: the configuration file the push replaced was put back on the box and reloaded: the push is undone; it no longer waits for config-confirm"
+		why = "the configuration file it replaced was put back on the box and reloaded, which undid the push"
+	case st == fileEdited:
+		if d.fileLoads(path) != nil {
+			return p
+		}
+		msg = "remote: the configuration file changed on the box since the push; it no longer waits for config-confirm and is not reverted"
+		why = "the configuration file was changed on the box since the push; it is not reverted"
+	default:
 		return p
 	}
 	now := d.now()
 	if err := d.store.putPending(nil, now, d.ctl.Config().Remote.DedupWindow.Std()); err != nil {
 		d.log.Error("remote: unconfirmed push not cleared from the request table", "push", p.ID, "error", err)
 	}
-	d.log.Warn("remote: the configuration file changed on the box since the push; it no longer waits for config-confirm and is not reverted", "push", p.ID)
+	d.ended = endedWait{id: p.ID, at: now, why: why}
+	d.log.Warn(msg, "push", p.ID, "file", path)
 	return nil
+}
+
+// reloadFailed logs, at a SIGHUP whose file was not applied (err), what
+// becomes of a push waiting for config-confirm: it is still the
+// configuration in force, so the wait goes on; a file that does not load
+// is named, as a restart would fail on it, and so is what the deadline
+// does then.
+func (d *Dispatcher) reloadFailed(err error) {
+	p := d.settlePending(false)
+	if p == nil || p.After == "" {
+		return
+	}
+	path := d.ctl.ConfigPath()
+	log := d.log.With("push", p.ID, "revert_at", p.Deadline.UTC().Format(time.RFC3339), "file", path)
+	lerr := d.fileLoads(path)
+	if lerr == nil {
+		log.Warn("remote: configuration file not reloaded; the push is still in force and still waits for config-confirm", "error", err)
+		return
+	}
+	at := "at the deadline the configuration before the push is restored, and the file edited on the box kept as " + config.PreviousPath(path)
+	if st, ferr := p.files(path); ferr == nil && st == fileEdited && !p.prevIsBefore(path) {
+		at = "the configuration before the push cannot be restored at the deadline: " + config.PreviousPath(path) + " is not the file the push replaced"
+	}
+	log.Warn("remote: configuration file not reloaded; the push is still in force and still waits for config-confirm, but the file on disk does not load, so a restart would fail on it; "+at, "error", lerr)
+}
+
+// prevIsBefore says whether the .prev of path is the file the push
+// replaced.
+func (p *pendingConfirm) prevIsBefore(path string) bool {
+	prev, err := fileSHA256(config.PreviousPath(path))
+	return err == nil && prev == p.Before
 }
 
 // revertDue returns when the pending push must be reverted (the zero time
@@ -285,6 +354,19 @@ func (d *Dispatcher) revertUnconfirmed() {
 		done(false, "the configuration file is the one the push replaced (it never took effect, or it was restored on the box)")
 		return
 	case fileEdited:
+		lerr := d.fileLoads(path)
+		if lerr != nil && p.prevIsBefore(path) {
+			// Edited on the box into a file that does not load: the push
+			// is still what runs, and a restart would fail; the revert
+			// restores what the push replaced, keeping the edit as .prev.
+			log.Warn("remote: the configuration file was edited on the box since the push but does not load; reverting the push all the same, the edited file is kept as the previous file", "file", path, "kept_as", config.PreviousPath(path), "error", lerr)
+			break
+		}
+		if lerr != nil {
+			log.Error("remote: unconfirmed push not reverted: the configuration file was edited on the box and does not load (a restart would fail on it), and the previous file is not the configuration the push replaced; it stays in force", "file", path, "error", lerr)
+			done(false, "the configuration file was edited on the box and does not load, and the previous file is not the one the push replaced; the push stays in force")
+			return
+		}
 		log.Warn("remote: unconfirmed push not reverted: the configuration file changed since the push (edited on the box?); it stays in force", "file", path)
 		done(false, "the configuration file changed since the push; it stays in force")
 		return

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -386,6 +387,71 @@ func TestReloadOfAnEditedFileEndsTheWaitAtOnce(t *testing.T) {
 	r.do("status", `{"id":"s1"}`)
 	if n := r.log.count(ended); n != 1 {
 		t.Errorf("%d log lines for one end of the wait", n)
+	}
+}
+
+// TestReloadOfTheReplacedFileEndsTheWait: putting back the file a push
+// replaced (cp cfg.yaml.prev cfg.yaml) and reloading it undoes the push:
+// the wait ends at that reload, logged, and a later config-confirm is
+// refused saying why. The wait had gone on (status showed it, the confirm
+// was answered ok for a push no longer in force). Before the reload the
+// push still runs, and waits.
+func TestReloadOfTheReplacedFileEndsTheWait(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"r1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	old, err := os.ReadFile(config.PreviousPath(r.ctl.ConfigPath()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.ctl.ConfigPath(), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.do("status", `{"id":"s1"}`); st.Data["config_pending"] == nil {
+		t.Errorf("the file put back but not reloaded: the push still runs and should wait; status %v", st.Data)
+	}
+	const undone = "put back on the box and reloaded: the push is undone"
+	r.d.FileReloaded()
+	waitFor(t, 10*time.Second, "the wait to end with a log line", func() bool { return r.log.count(undone, "push=r1") == 1 })
+	if st := r.do("status", `{"id":"s2"}`); st.Data["config_pending"] != nil {
+		t.Errorf("status after the reload: config_pending %v", st.Data["config_pending"])
+	}
+	mustFail(t, r.do("config-confirm", `{"id":"k1","push":"r1"}`), CodeFailed, `push "r1" no longer waits`, "put back on the box and reloaded")
+	mustFail(t, r.do("config-confirm", `{"id":"k2"}`), CodeFailed, `push "r1" no longer waits`)
+	if rep := r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":0}}}`); !rep.OK {
+		t.Errorf("a push after the undo: %+v", rep)
+	}
+}
+
+// TestFailedReloadKeepsTheWait: a SIGHUP of a file edited on the box into
+// one that does not load leaves the push in force, so its wait goes on,
+// logged at the reload (a restart would fail on the file), and at the
+// deadline the configuration before the push is restored, the broken edit
+// kept as .prev. Nothing was logged at the reload, the wait ended at the
+// next look, and the deadline left the push in force.
+func TestFailedReloadKeepsTheWait(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK || len(brokers(r)) != 1 {
+		t.Fatalf("push: %+v", rep)
+	}
+	broken := []byte("mqtt: {result_qos: [\n")
+	if err := os.WriteFile(r.ctl.ConfigPath(), broken, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.d.FileNotReloaded(errors.New("config: did not parse"))
+	waitFor(t, 10*time.Second, "the log line at the failed reload", func() bool {
+		return r.log.count("still waits for config-confirm", "does not load, so a restart would fail", "configuration before the push is restored", "push=c1") == 1
+	})
+	if st := r.do("status", `{"id":"s1"}`); st.Data["config_pending"] == nil {
+		t.Errorf("status after the failed reload: the wait ended, %v", st.Data)
+	}
+	waitFor(t, 30*time.Second, "revert", func() bool { return len(brokers(r)) == 0 })
+	if got, err := os.ReadFile(config.PreviousPath(r.ctl.ConfigPath())); err != nil || string(got) != string(broken) {
+		t.Errorf("the broken edit not kept as .prev: %q %v", got, err)
+	}
+	if onDisk, err := config.Load(r.ctl.ConfigPath()); err != nil || len(onDisk.MQTT.Brokers) != 0 {
+		t.Errorf("file after the revert: %v %v", err, onDisk)
 	}
 }
 

@@ -79,18 +79,23 @@ type Dispatcher struct {
 	// pushes, wait for it.
 	started     chan struct{}
 	startedOnce sync.Once
-	// reloaded carries FileReloaded to the command goroutine (one pending
-	// at most: one look at the file settles any number of reloads).
+	// reloaded carries FileReloaded and FileNotReloaded to the command
+	// goroutine (one pending at most: one look at the file settles any
+	// number of reloads; reloadErr, under mu, is the last one's outcome).
 	reloaded chan struct{}
-	// retry is the state of a failed revert of an unconfirmed push; read
-	// and written by the command goroutine only.
+	// retry is the state of a failed revert of an unconfirmed push, ended
+	// the last push whose wait the box's file ended; read and written by
+	// the command goroutine only.
 	retry  revertRetryState
+	ended  endedWait
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	connected time.Time // when a front end last moved to a new connection (Attach)
+	reloadErr error     // the last SIGHUP's outcome, taken by the command goroutine
+	reloadOK  bool      // a SIGHUP applied the file since the command goroutine last looked
 	deviceID  string
 	closed    bool
 	job       *job
@@ -315,7 +320,16 @@ func (d *Dispatcher) loop() {
 		case <-due:
 			d.revertUnconfirmed()
 		case <-d.reloaded:
-			d.settlePending()
+			d.mu.Lock()
+			err, ok := d.reloadErr, d.reloadOK
+			d.reloadErr, d.reloadOK = nil, false
+			d.mu.Unlock()
+			if ok {
+				d.settlePending(true)
+			}
+			if err != nil {
+				d.reloadFailed(err)
+			}
 		}
 		if t != nil {
 			t.Stop()
@@ -327,7 +341,20 @@ func (d *Dispatcher) loop() {
 // applied again (SIGHUP): a push waiting for config-confirm whose file was
 // edited on the box since stops waiting now, with its log line then, not
 // at the next command that looks. It does not wait.
-func (d *Dispatcher) FileReloaded() {
+func (d *Dispatcher) FileReloaded() { d.reload(nil) }
+
+// FileNotReloaded tells the dispatcher that a SIGHUP did not apply the
+// configuration file (err: it does not load, or could not be applied): a
+// push waiting for config-confirm is still in force and goes on waiting,
+// which is logged then, with what a restart or the deadline would do. It
+// does not wait.
+func (d *Dispatcher) FileNotReloaded(err error) { d.reload(err) }
+
+func (d *Dispatcher) reload(err error) {
+	d.mu.Lock()
+	d.reloadErr = err
+	d.reloadOK = d.reloadOK || err == nil
+	d.mu.Unlock()
 	select {
 	case d.reloaded <- struct{}{}:
 	default: // one is pending already
