@@ -147,15 +147,23 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) { return runPending(ctx, env, confirm, apply) }}, nil
 }
 
-// configDocument is the pushed document's bytes: a JSON object as it came
-// (object true), or the text of a string.
+// configDocument is the pushed document's bytes: a JSON object without its
+// insignificant white space (object true), or the text of a string.
 func configDocument(raw json.RawMessage) (doc []byte, object bool, err error) {
 	raw = bytes.TrimSpace(raw)
 	switch {
 	case len(raw) == 0:
 		return nil, false, invalidf("config", "missing; give the settings as an object, or as a string of YAML")
 	case raw[0] == '{':
-		return raw, true, nil
+		// config reads the object as a YAML flow mapping, which refuses
+		// some white space JSON allows (a line break between a key and its
+		// colon); with none left, it reads any JSON object. Places come
+		// from the message (placeInMessage), not from these bytes.
+		var b bytes.Buffer
+		if err := json.Compact(&b, raw); err != nil {
+			return nil, false, invalidf("config", "%v", err)
+		}
+		return b.Bytes(), true, nil
 	case raw[0] == '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {

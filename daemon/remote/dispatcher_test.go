@@ -282,6 +282,13 @@ func TestConfigPushJSONErrorsPlaced(t *testing.T) {
 			"config.mqtt.brokers[1]", `config push: line 1, column 63: mqtt.brokers[1]: "ftp://x" has scheme "ftp"`},
 		{"one line, replace mode", `{"id":"c4","mode":"replace","config":{"model":{"features":5000}}}`,
 			"config.model.features", "config push: line 1, column 59: model.features: 5000 is out of range"},
+		// White space JSON allows and YAML's flow syntax does not (a line
+		// break between a key and its colon) was refused as YAML's
+		// "did not find expected ',' or '}'".
+		{"key and colon on two lines", "{\"id\":\"x1\",\"config\":{\"mqtt\":{\"result_qos\"\n: 9}},\"dry_run\":true}",
+			"config.mqtt.result_qos", "config push: line 2, column 3: mqtt.result_qos: 9 is not one of 0, 1, 2"},
+		{"a line break at every turn", "{\"id\":\"w6\",\n\"config\":\n{\"mqtt\":\n{\"result_qos\"\n:\n\"one\"}}}",
+			"config.mqtt.result_qos", "config push: line 6, column 1: mqtt.result_qos:"},
 		// A setting the object leaves out is placed at its section.
 		{"missing beside a written one", "{\"id\": \"c5\", \"config\": {\"mqtt\":\n {\"tls\": {\"cert\": \"/etc/x.pem\"}}}}",
 			"", "line 2, column 3: mqtt.tls.key: is empty but mqtt.tls.cert is set"},
@@ -317,6 +324,10 @@ func TestConfigPushAndGet(t *testing.T) {
 	rep = r.do("config", `{"id":"c3","config":"mqtt:\n  result_qos: 0\n","dry_run":true}`)
 	if !rep.OK || rep.Data["dry_run"] != true || r.ctl.applies.Load() != 1 {
 		t.Errorf("dry run: %+v", rep)
+	}
+	// A line break between a key and its colon is JSON all the same.
+	if rep := r.do("config", "{\"id\":\"x1\",\"config\":{\"mqtt\":{\"result_qos\"\n: 1}},\"dry_run\":true}"); !rep.OK || rep.Data["dry_run"] != true {
+		t.Errorf("dry run with a line break before a colon: %+v", rep)
 	}
 	// Refusals with path and line.
 	for _, tc := range []struct{ body, field, part string }{
