@@ -289,6 +289,9 @@ func TestConfigPushJSONErrorsPlaced(t *testing.T) {
 			"config.mqtt.result_qos", "config push: line 2, column 3: mqtt.result_qos: 9 is not one of 0, 1, 2"},
 		{"a line break at every turn", "{\"id\":\"w6\",\n\"config\":\n{\"mqtt\":\n{\"result_qos\"\n:\n\"one\"}}}",
 			"config.mqtt.result_qos", "config push: line 6, column 1: mqtt.result_qos:"},
+		// Columns count characters, not bytes (56 here before).
+		{"columns in characters", `{"id":"v1","config":{"mqtt":{"username":"héllo✓✓","treshold":1}}}`,
+			"config.mqtt.treshold", `config push: line 1, column 51: unknown key "treshold" in section "mqtt"`},
 		// A setting the object leaves out is placed at its section.
 		{"missing beside a written one", "{\"id\": \"c5\", \"config\": {\"mqtt\":\n {\"tls\": {\"cert\": \"/etc/x.pem\"}}}}",
 			"", "line 2, column 3: mqtt.tls.key: is empty but mqtt.tls.cert is set"},

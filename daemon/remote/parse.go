@@ -236,11 +236,12 @@ func jsonPlaces(data []byte) map[string]jsonPlace {
 	}
 }
 
-// lineColumn is the 1-based line and column (in bytes, as config counts
-// them) of offset off in data.
+// lineColumn is the 1-based line and column of offset off in data, the
+// column in characters (as an editor shows it), not bytes: "é" is one.
 func lineColumn(data []byte, off int) (line, col int) {
 	off = min(off, len(data))
-	return 1 + bytes.Count(data[:off], []byte("\n")), off - bytes.LastIndexByte(data[:off], '\n')
+	start := bytes.LastIndexByte(data[:off], '\n') + 1
+	return 1 + bytes.Count(data[:off], []byte("\n")), 1 + utf8.RuneCount(data[start:off])
 }
 
 func joinPath(path, key string) string {
