@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/inspectd/inspectd/config"
@@ -88,6 +91,9 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	}
 	running := env.Ctl.Config()
 	next, err := config.ParsePush(running, doc, "push", mode, env.d.rules...)
+	if object {
+		err = withTextProblems(err, jsonTextProblems(doc, "push"))
+	}
 	if err != nil {
 		if object {
 			err = placeInMessage(err, body, "config")
@@ -174,6 +180,29 @@ func configDocument(raw json.RawMessage) (doc []byte, object bool, err error) {
 	return nil, false, invalidf("config", "expected an object or a string of YAML, got %s", truncate(string(raw), 20))
 }
 
+// withTextProblems adds text, jsonTextProblems' list, to err, config's
+// problems, leaving out config's on the same settings.
+func withTextProblems(err error, text []*config.Problem) error {
+	if len(text) == 0 {
+		return err
+	}
+	errs := make([]error, 0, len(text))
+	seen := map[string]bool{}
+	for _, p := range text {
+		errs = append(errs, p)
+		seen[p.Field] = true
+	}
+	for _, p := range config.Problems(err) {
+		if !seen[p.Field] || p.Field == "" {
+			errs = append(errs, p)
+		}
+	}
+	if err != nil && len(config.Problems(err)) == 0 {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // placeInMessage gives the problems of the JSON object at path under in
 // body the line and column in body where the offending key (an unknown or
 // duplicate one) or value starts: config parses the object as YAML, to
@@ -224,6 +253,15 @@ func placeInMessage(err error, body []byte, under string) error {
 		}
 		out[i] = &q
 	}
+	// In the order of the message, as config lists a file's problems;
+	// those without a place last.
+	slices.SortStableFunc(out, func(a, b error) int {
+		p, q := a.(*config.Problem), b.(*config.Problem)
+		if (p.Line == 0) != (q.Line == 0) {
+			return cmp.Compare(q.Line, p.Line)
+		}
+		return cmp.Or(cmp.Compare(p.Line, q.Line), cmp.Compare(p.Column, q.Column))
+	})
 	return errors.Join(out...)
 }
 
@@ -304,4 +342,60 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// jsonTextProblems lists, for the pushed JSON object doc, each number or
+// boolean written where the setting takes text (a string, or a list or
+// mapping of strings): config reads the object as YAML, whose plain
+// scalars 5 and true are text to a string setting, so {"path":5} was
+// taken as the path "5". In JSON the quotes are what make a string, as a
+// number setting already refuses "5". name is the document's name in the
+// problems, as config.ParsePush gives it.
+func jsonTextProblems(doc []byte, name string) []*config.Problem {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil // config says what is wrong
+	}
+	var out []*config.Problem
+	var walk func(v any, t reflect.Type, path string)
+	walk = func(v any, t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if _, own := reflect.PointerTo(t).MethodByName("UnmarshalYAML"); own {
+			return // a setting with its own reader (a duration, a size) takes its own scalars
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			switch t.Kind() {
+			case reflect.Struct:
+				for i := range t.NumField() {
+					key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+					if e, ok := x[key]; ok && key != "" && key != "-" {
+						walk(e, t.Field(i).Type, joinPath(path, key))
+					}
+				}
+			case reflect.Map:
+				if t.Key().Kind() == reflect.String {
+					for k, e := range x {
+						walk(e, t.Elem(), joinPath(path, k))
+					}
+				}
+			}
+		case []any:
+			if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+				for i, e := range x {
+					walk(e, t.Elem(), path+"["+strconv.Itoa(i)+"]")
+				}
+			}
+		case json.Number, bool:
+			if t.Kind() == reflect.String {
+				out = append(out, &config.Problem{File: name, Line: 1, Field: path, Msg: fmt.Sprintf("expected a string, got %v", x)})
+			}
+		}
+	}
+	walk(v, reflect.TypeFor[config.Config](), "")
+	return out
 }

@@ -292,6 +292,14 @@ func TestConfigPushJSONErrorsPlaced(t *testing.T) {
 		// Columns count characters, not bytes (56 here before).
 		{"columns in characters", `{"id":"v1","config":{"mqtt":{"username":"héllo✓✓","treshold":1}}}`,
 			"config.mqtt.treshold", `config push: line 1, column 51: unknown key "treshold" in section "mqtt"`},
+		// A number or boolean where text goes was taken as its text (a
+		// fit started on the model path "5").
+		{"a number for a string", `{"id":"t1","config":{"model":{"path":5}}}`,
+			"config.model.path", "config push: line 1, column 38: model.path: expected a string, got 5"},
+		{"a boolean and a number for strings", `{"id":"t2","config":{"mqtt":{"username":true,"client_id":12.50}}}`,
+			"config.mqtt.username", "config push: line 1, column 41: mqtt.username: expected a string, got true; config push: line 1, column 58: mqtt.client_id: expected a string, got 12.50"},
+		{"a number in a list of strings", `{"id":"t3","config":{"mqtt":{"brokers":["tcp://10.0.0.1:1883",7]}}}`,
+			"config.mqtt.brokers[1]", "config push: line 1, column 63: mqtt.brokers[1]: expected a string, got 7"},
 		// A setting the object leaves out is placed at its section.
 		{"missing beside a written one", "{\"id\": \"c5\", \"config\": {\"mqtt\":\n {\"tls\": {\"cert\": \"/etc/x.pem\"}}}}",
 			"", "line 2, column 3: mqtt.tls.key: is empty but mqtt.tls.cert is set"},
@@ -327,6 +335,10 @@ func TestConfigPushAndGet(t *testing.T) {
 	rep = r.do("config", `{"id":"c3","config":"mqtt:\n  result_qos: 0\n","dry_run":true}`)
 	if !rep.OK || rep.Data["dry_run"] != true || r.ctl.applies.Load() != 1 {
 		t.Errorf("dry run: %+v", rep)
+	}
+	// YAML text keeps YAML's scalars: 12 is text to a string setting.
+	if rep := r.do("config", `{"id":"y1","config":"mqtt:\n  username: 12\n","dry_run":true,"force":true}`); !rep.OK {
+		t.Errorf("a YAML number for a string: %+v", rep)
 	}
 	// A line break between a key and its colon is JSON all the same.
 	if rep := r.do("config", "{\"id\":\"x1\",\"config\":{\"mqtt\":{\"result_qos\"\n: 1}},\"dry_run\":true}"); !rep.OK || rep.Data["dry_run"] != true {
