@@ -36,7 +36,7 @@ type Problem struct {
 	File string
 	// Line is the 1-based line in File; 0 when unknown.
 	Line int
-	// Column is the 1-based column (in bytes) in Line, when a problem is
+	// Column is the 1-based column (in characters) in Line, when a problem is
 	// one character (a tab that indents) or a caller places it in a JSON
 	// message (a remote push's object, where one line may hold it all);
 	// 0 otherwise.

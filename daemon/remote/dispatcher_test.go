@@ -26,12 +26,15 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 		code, field     string
 		parts           []string
 	}{
-		{"not JSON", "status", "status please", CodeInvalid, "", []string{"malformed JSON at line 1"}},
+		{"not JSON", "status", "status please", CodeInvalid, "", []string{"malformed JSON at line 1, column 1"}},
 		{"empty", "status", "", CodeInvalid, "", []string{"empty message"}},
-		{"unclosed", "status", "{\"id\":\"s1\",\n", CodeInvalid, "", []string{"malformed JSON at line 2: unexpected end of the message"}},
+		{"unclosed", "status", "{\"id\":\"s1\",\n", CodeInvalid, "", []string{"malformed JSON at line 2, column 1: unexpected end of the message"}},
 		{"not an object", "status", `["s1"]`, CodeInvalid, "", []string{"expected a JSON object", "got a list"}},
 		{"trailing data", "status", `{"id":"s1"} {}`, CodeInvalid, "", []string{"unexpected data after the JSON object"}},
-		{"duplicate key", "threshold", "{\"id\":\"t1\",\n\"image\":1,\n\"image\":2}", CodeInvalid, "image", []string{"duplicate key at line 3"}},
+		{"duplicate key", "threshold", "{\"id\":\"t1\",\n\"image\":1,\n\"image\":2}", CodeInvalid, "image", []string{"duplicate key at line 3, column 1"}},
+		{"duplicate key on one line", "threshold", `{"id":"t2","image":1,"image":2}`, CodeInvalid, "image", []string{"duplicate key at line 1, column 22"}},
+		{"syntax error mid-line", "status", `{"id":"s2" "x":1}`, CodeInvalid, "", []string{"malformed JSON at line 1, column 12: invalid character"}},
+		{"bad value mid-line", "status", `{"id":x}`, CodeInvalid, "", []string{"malformed JSON at line 1, column 7: invalid character 'x'"}},
 		{"nested duplicate", "config", `{"id":"c1","config":{"model":{"features":1,"features":2}}}`, CodeInvalid, "config.model.features", []string{"duplicate key"}},
 		{"unknown field", "status", `{"id":"s1","verbose":true}`, CodeInvalid, "verbose", []string{"unknown field (this command takes: id)"}},
 		{"wrong type", "refit", `{"id":"f1","count":"many"}`, CodeInvalid, "count", []string{"expected an integer, got string"}},

@@ -104,24 +104,40 @@ func checkJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	lineAt := func(off int64) int { return 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n")) }
+	// place is "line L, column C" of offset off, as pushed objects'
+	// problems are placed.
+	place := func(off int) string {
+		l, c := lineColumn(data, off)
+		return fmt.Sprintf("line %d, column %d", l, c)
+	}
+	// keyAt is where the next token starts, after the white space and the
+	// ':' or ',' before it.
+	keyAt := func() int {
+		i := int(dec.InputOffset())
+		for i < len(data) && strings.IndexByte(" \t\r\n:,", data[i]) >= 0 {
+			i++
+		}
+		return i
+	}
 	var stack []*frame
 	started := false
 	for {
+		at := keyAt()
 		tok, err := dec.Token()
 		switch {
 		case err == io.EOF && !started:
 			return invalidf("", "empty message; expected a JSON object like {\"id\": \"...\"}")
 		case err == io.EOF && len(stack) > 0:
-			return invalidf("", "malformed JSON at line %d: unexpected end of the message", lineAt(int64(len(data))))
+			return invalidf("", "malformed JSON at %s: unexpected end of the message", place(len(data)))
 		case err == io.EOF:
 			return nil
 		case err != nil:
-			off := dec.InputOffset()
+			off := int(dec.InputOffset())
 			var se *json.SyntaxError
 			if errors.As(err, &se) {
-				off = se.Offset
+				off = syntaxAt(data, se)
 			}
-			return invalidf("", "malformed JSON at line %d: %s", lineAt(off), strings.TrimPrefix(err.Error(), "json: "))
+			return invalidf("", "malformed JSON at %s: %s", place(off), strings.TrimPrefix(err.Error(), "json: "))
 		}
 		if !started {
 			if d, ok := tok.(json.Delim); !ok || d != '{' {
@@ -142,7 +158,7 @@ func checkJSON(data []byte) error {
 		if top.obj && top.expectKey {
 			k := tok.(string) // the decoder allows nothing else here
 			if top.keys[k] {
-				return invalidf(joinPath(top.path, k), "duplicate key at line %d", lineAt(dec.InputOffset()))
+				return invalidf(joinPath(top.path, k), "duplicate key at %s", place(at))
 			}
 			top.keys[k] = true
 			top.key, top.expectKey = k, false
@@ -163,6 +179,36 @@ func checkJSON(data []byte) error {
 			stack = append(stack, &frame{obj: d == '{', keys: map[string]bool{}, path: path, expectKey: d == '{'})
 		}
 	}
+}
+
+// syntaxAt is the offset in data of the character a SyntaxError names:
+// its Offset is that character's in some errors and one off either way in
+// others (a token's, a value's inside an object, the first value's).
+func syntaxAt(data []byte, se *json.SyntaxError) int {
+	off := min(int(se.Offset), len(data))
+	rest, ok := strings.CutPrefix(se.Error(), "invalid character '")
+	end := strings.Index(rest, "' ")
+	if !ok || end < 1 {
+		return off
+	}
+	lit := rest[:end]
+	switch lit {
+	case `\'`:
+		lit = "'"
+	case `"`:
+	default:
+		u, err := strconv.Unquote(`"` + lit + `"`)
+		if err != nil {
+			return off
+		}
+		lit = u
+	}
+	for _, i := range []int{off, off + 1, off - 1} {
+		if i >= 0 && i < len(data) && bytes.HasPrefix(data[i:], []byte(lit)) {
+			return i
+		}
+	}
+	return off
 }
 
 // jsonPlace is where, in bytes from the start of a message, a key and its
