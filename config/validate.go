@@ -508,6 +508,17 @@ func checkBroker(s string) string {
 				u.Scheme + "://host:" + port + ", an IPv6 address in brackets like " + u.Scheme + "://[::1]:" + port
 		}
 	}
+	if u.Port() == "" && strings.HasSuffix(u.Host, ":") {
+		// A colon with nothing after it is not the ws:// or wss:// default
+		// port below: paho dialled port 0 for it, and the hint of a tcp://
+		// URL without a port doubled the colon.
+		host := strings.ReplaceAll(strings.TrimSuffix(u.Host, ":"), "%", "%25")
+		if u.Scheme == "ws" || u.Scheme == "wss" {
+			return "has an empty port after the colon; write it like " + u.Scheme + "://" + host + ":port/path with the port of the broker's WebSocket listener, or " +
+				u.Scheme + "://" + host + "/path without the colon for " + wsDefaultPort(u.Scheme)
+		}
+		return "has an empty port after the colon; write it like " + u.Scheme + "://" + host + ":" + mqttPort(tls)
+	}
 	if p := u.Port(); p == "" {
 		// A ws:// or wss:// URL without a port is dialled at 80 or 443 (the
 		// WebSocket dialler under paho fills them in, as a browser does), a
