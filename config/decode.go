@@ -122,7 +122,8 @@ func Load(path string, rules ...Rule) (*Config, error) {
 }
 
 // LoadWithWarnings is Load that also returns the file's warnings
-// (Config.Warnings: settings that are valid but do not act as written),
+// (settings that are valid but do not act as written: Config.Warnings and
+// mqtt.tls with no TLS broker),
 // with their lines; also beside problems, for the settings that decoded,
 // so that `inspectd config check` lists everything in one run.
 func LoadWithWarnings(path string, rules ...Rule) (*Config, []*Problem, error) {
@@ -212,7 +213,7 @@ func (d *decoder) validate(c *Config) {
 	isRefused := func(field string) bool {
 		return slices.ContainsFunc(found, func(e error) bool { return related(e.(*Problem).Field, field) })
 	}
-	for _, w := range c.Warnings() {
+	for _, w := range c.fileWarnings() {
 		if !isFailed(w.Field) && !isFailed(w.also) && !isRefused(w.Field) && !isRefused(w.also) {
 			d.warnings = append(d.warnings, &Problem{File: d.file, Line: d.lineFor(w), Field: w.Field, Msg: w.Msg})
 		}
@@ -317,7 +318,7 @@ type decoder struct {
 	lines  map[string]int
 	visits int
 	rules  []Rule // the caller's, run by validate beside Validate
-	// warnings are Config.Warnings with their lines, found by validate.
+	// warnings are the file's warnings (fileWarnings) with their lines, found by validate.
 	warnings []*Problem
 }
 

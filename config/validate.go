@@ -75,11 +75,11 @@ func (c *Config) Validate() error {
 	return errors.Join(v.probs...)
 }
 
-// Warnings lists the settings of c that are valid but do not act as
-// written, each a Problem naming its field (no file or line: Parse's
-// warnings have them). Unlike Validate's problems they stop nothing: the
-// daemon runs without them, which is why they must be said, in `inspectd
-// config check` and in the log of the fit they change.
+// Warnings lists the settings of c that are valid but that a fit leaves
+// out, each a Problem naming its field (no file or line: Parse's warnings
+// have them). Unlike Validate's problems they stop nothing: the daemon
+// runs without them, which is why they must be said, in `inspectd config
+// check` and in the log of the fit they change.
 func (c *Config) Warnings() []*Problem {
 	var out []*Problem
 	m := &c.Model
@@ -95,6 +95,54 @@ func (c *Config) Warnings() []*Problem {
 		out = append(out, &Problem{Field: "model.context_pool", Msg: msg, also: "model.position_zscore"})
 	}
 	return out
+}
+
+// fileWarnings are every setting of c that is valid but does not act as
+// written, for `inspectd config check` (LoadWithWarnings): Warnings, which
+// the fit's log repeats, and those no fit concerns (mqtt.tls with no TLS
+// broker), which that log must not call left out of the fit.
+func (c *Config) fileWarnings() []*Problem {
+	out := c.Warnings()
+	if w := c.MQTT.tlsUnused(); w != nil {
+		out = append(out, w)
+	}
+	return out
+}
+
+// tlsUnused is the warning for mqtt.tls settings that no broker connection
+// uses: only ssl://, tls://, mqtts:// and wss:// brokers speak TLS, so with
+// plain ones (or the embedded broker) the settings are read and ignored.
+// A warning, not a problem: the file may be ready for a switch to TLS.
+func (m *MQTT) tlsUnused() *Problem {
+	if m.TLS == (TLS{}) {
+		return nil
+	}
+	for _, b := range m.Brokers {
+		if u, err := url.Parse(b); err == nil && brokerSchemes[u.Scheme] {
+			return nil
+		}
+	}
+	var set []string
+	for _, s := range []struct {
+		key string
+		on  bool
+	}{{"ca", m.TLS.CA != ""}, {"cert", m.TLS.Cert != ""}, {"key", m.TLS.Key != ""},
+		{"server_name", m.TLS.ServerName != ""}, {"insecure_skip_verify", m.TLS.InsecureSkipVerify}} {
+		if s.on {
+			set = append(set, s.key)
+		}
+	}
+	to := "the embedded broker (mqtt.brokers is empty), which is plain MQTT"
+	if len(m.Brokers) > 0 {
+		plain := make([]string, len(m.Brokers))
+		for i, b := range m.Brokers {
+			plain[i] = redactURL(b)
+		}
+		to = "mqtt.brokers " + strings.Join(plain, ", ") + ", none of which uses TLS"
+	}
+	return &Problem{Field: "mqtt.tls", also: "mqtt.brokers", Msg: fmt.Sprintf(
+		"%s set, but inspectd connects only to %s: TLS applies to ssl://, tls://, mqtts:// and wss:// brokers, so these settings are not used",
+		strings.Join(set, ", "), to)}
 }
 
 // validator collects problems.

@@ -2,6 +2,8 @@ package config
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -510,5 +512,40 @@ func TestCaptureActive(t *testing.T) {
 	empty.Synthetic.Width, empty.Camera.Width = 640, 1920
 	if got := empty.Active(); got.Synthetic.Width != 640 || got.Camera.Width != 0 {
 		t.Errorf("Active of an empty source %+v", got)
+	}
+}
+
+// TestTLSWithoutTLSBrokerWarns: mqtt.tls settings with only plain brokers
+// (or the embedded one) are not used; the file is valid (a switch to TLS
+// may be under way) but config check must say so, naming mqtt.tls and the
+// brokers, at the line of mqtt.tls.
+func TestTLSWithoutTLSBrokerWarns(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		body string
+		want string // "" for no warning
+		line int
+	}{
+		{"mqtt:\n  brokers: [tcp://b:1883, ws://b/mqtt]\n  tls:\n    ca: /etc/ca.pem\n", `mqtt.tls: ca set, but inspectd connects only to mqtt.brokers tcp://b:1883, ws://b/mqtt, none of which uses TLS`, 3},
+		{"mqtt:\n  tls:\n    cert: /c.pem\n    key: /k.pem\n", `mqtt.tls: cert, key set, but inspectd connects only to the embedded broker (mqtt.brokers is empty)`, 2},
+		{"mqtt:\n  brokers: [tcp://b:1883, ssl://b:8883]\n  tls:\n    ca: /etc/ca.pem\n", "", 0},
+		{"mqtt:\n  brokers: [wss://b/mqtt]\n  tls:\n    insecure_skip_verify: true\n", "", 0},
+		{"mqtt:\n  brokers: [tcp://b:1883]\n", "", 0},
+	} {
+		path := filepath.Join(dir, "w.yaml")
+		if err := os.WriteFile(path, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, ws, err := LoadWithWarnings(path)
+		switch {
+		case err != nil:
+			t.Errorf("%q: %v; want it valid", tc.body, err)
+		case len(c.Warnings()) != 0:
+			t.Errorf("%q: Warnings() %v: the fit's log would call mqtt.tls left out of the fit", tc.body, c.Warnings())
+		case tc.want == "" && len(ws) != 0:
+			t.Errorf("%q: warnings %v, want none", tc.body, ws)
+		case tc.want != "" && (len(ws) != 1 || ws[0].Field != "mqtt.tls" || ws[0].Line != tc.line || !strings.Contains(ws[0].Error(), tc.want)):
+			t.Errorf("%q: warnings %v, want one at line %d holding %q", tc.body, ws, tc.line, tc.want)
+		}
 	}
 }
