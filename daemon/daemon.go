@@ -343,6 +343,9 @@ func (d *Daemon) brokerURLs(cfg *config.Config) []string {
 // for the same broker list only).
 func (d *Daemon) newPublisher(cfg *config.Config, deviceID, clientID string, carry *mqttpub.Carry) (*mqttpub.Publisher, error) {
 	m := cfg.MQTT
+	if err := CheckMQTTTLS(&m); err != nil {
+		return nil, err // names the mqtt.tls key, where mqttpub names its own field
+	}
 	pub, err := mqttpub.New(mqttpub.Options{Brokers: d.brokerURLs(cfg), ClientID: clientID, Username: m.Username, Password: m.Password,
 		TLS:       tlsOptions(&m),
 		KeepAlive: m.Keepalive.Std(), ConnectTimeout: m.ConnectTimeout.Std(), MaxReconnectInterval: m.MaxReconnectInterval.Std(),
@@ -876,6 +879,12 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	clientID := d.clientID
 	if ch.mqtt {
 		if clientID, err = resolveClientID(next, nextDev); err != nil {
+			undo()
+			return nil, err
+		}
+		// Before the running connection closes: a TLS file the new one
+		// would refuse dropped it and brought it back for nothing.
+		if err := CheckMQTTTLS(&next.MQTT); err != nil {
 			undo()
 			return nil, err
 		}

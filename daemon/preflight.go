@@ -34,7 +34,8 @@ func (f Finding) String() string { return f.Field + ": " + f.Msg }
 // Preflight checks what a valid configuration names on this machine the
 // way `inspectd run` would use it: the backbone and the model file load,
 // the folder or file source exists, the camera device is present, the
-// state directory can be written. It loads the model (and so the backbone)
+// state directory can be written, the mqtt.tls files make a TLS
+// configuration. It loads the model (and so the backbone)
 // once: seconds, not a fit.
 func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	var out []Finding
@@ -119,6 +120,18 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	default:
 		add("state_dir", true, "%v", err)
 		stateOK = false
+	}
+
+	// The files are read as the MQTT connections read them at start; a
+	// bad one stops run (and is refused by a reload) before anything
+	// connects.
+	if err := CheckMQTTTLS(&cfg.MQTT); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			add(fe.Field, true, "%v", fe.Err)
+		} else {
+			add("mqtt.tls", true, "%v", err)
+		}
 	}
 
 	// The model file is checked whether the backbone loads or not: a

@@ -9,8 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -106,4 +110,99 @@ func TestMinROISideIsMinFrameSide(t *testing.T) {
 	if config.MinROISide != model.MinFrameSide {
 		t.Errorf("config.MinROISide %d, model.MinFrameSide %d", config.MinROISide, model.MinFrameSide)
 	}
+}
+
+// TestMQTTTLSFilesNamedByKey: mqtt.tls files that the start refuses (a
+// folder, an empty file or a missing one as the CA, a key that is not the
+// certificate's) passed config check, and the start named mqttpub's field
+// (CAFile), not the key. Both now name the key, the file and what it
+// should hold; good files pass.
+func TestMQTTTLSFilesNamedByKey(t *testing.T) {
+	dir := t.TempDir()
+	certs, err := testbroker.GenerateCerts(filepath.Join(dir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.pem")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct {
+		name      string
+		tls       config.TLS
+		field     string // "" for no finding
+		file, why string
+	}{
+		{"ca folder", config.TLS{CA: filepath.Join(dir, "pki")}, "mqtt.tls.ca", filepath.Join(dir, "pki"), "is a directory"},
+		{"ca empty", config.TLS{CA: empty}, "mqtt.tls.ca", empty, "holds no PEM certificate"},
+		{"ca missing", config.TLS{CA: missing}, "mqtt.tls.ca", missing, "no such file"},
+		{"key of another", config.TLS{CA: certs.CAFile, Cert: certs.ClientCertFile, Key: certs.ServerKeyFile}, "mqtt.tls.key", certs.ServerKeyFile, "does not match"},
+		{"cert missing", config.TLS{Cert: missing, Key: certs.ClientKeyFile}, "mqtt.tls.cert", missing, "no such file"},
+		{"cert empty", config.TLS{Cert: empty, Key: certs.ClientKeyFile}, "mqtt.tls.cert", empty, "PEM"},
+		{"key missing", config.TLS{Cert: certs.ClientCertFile, Key: missing}, "mqtt.tls.key", missing, "no such file"},
+		{"good", config.TLS{CA: certs.CAFile, Cert: certs.ClientCertFile, Key: certs.ClientKeyFile}, "", "", ""},
+	} {
+		cfg := testDefaults(t)
+		cfg.MQTT.Brokers = []string{"ssl://127.0.0.1:8883"}
+		cfg.MQTT.TLS = tc.tls
+		var found []Finding
+		for _, f := range Preflight(cfg, testLogger(t)) {
+			if strings.HasPrefix(f.Field, "mqtt") {
+				found = append(found, f)
+			}
+		}
+		switch {
+		case tc.field == "" && len(found) != 0:
+			t.Errorf("%s: findings %v, want none", tc.name, found)
+		case tc.field != "" && (len(found) != 1 || !found[0].Fatal || found[0].Field != tc.field ||
+			!strings.Contains(found[0].Msg, tc.file) || !strings.Contains(found[0].Msg, tc.why) || !strings.Contains(found[0].Msg, "expected")):
+			t.Errorf("%s: findings %v, want one problem on %s naming %s, %q and what is expected", tc.name, found, tc.field, tc.file, tc.why)
+		}
+	}
+
+	// The start says it with the same words, before it connects.
+	r := startDaemon(t, func(r *runningDaemon) string {
+		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {brokers: [\"ssl://127.0.0.1:8883\"], tls: {ca: "+filepath.Join(dir, "pki")+"}, ", 1)
+	})
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		if err == nil || !strings.Contains(err.Error(), "mqtt.tls.ca: "+filepath.Join(dir, "pki")+": is a directory") || strings.Contains(err.Error(), "CAFile") {
+			t.Errorf("start: %v, want it to name mqtt.tls.ca and the folder", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("the daemon did not stop on its CA folder")
+	}
+}
+
+// TestReloadRefusesBadTLSFile: a SIGHUP to a file whose mqtt.tls.ca the
+// connection would refuse is refused with the start's words, before the
+// running connection is touched (it was closed, the new one failed on
+// "mqtt TLS CAFile" and the old one was opened again).
+func TestReloadRefusesBadTLSFile(t *testing.T) {
+	r := startDaemon(t, nil)
+	r.daemon()
+	r.waitFor("connected", func() bool { return strings.Contains(r.logs.String(), "mqtt connected") })
+	ca := filepath.Join(r.dir, "pki")
+	if err := os.Mkdir(ca, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.write(strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {brokers: [\"ssl://127.0.0.1:8883\"], tls: {ca: "+ca+"}, ", 1))
+	mark := len(r.logs.String())
+	r.hup()
+	r.waitFor("the reload refused", func() bool { return testutil.ToFloat64(r.daemon().metrics.ReloadFailures) == 1 })
+	after := r.logs.String()[mark:]
+	if !strings.Contains(after, "configuration not reloaded") || !strings.Contains(after, "mqtt.tls.ca: "+ca+": is a directory") {
+		t.Errorf("the refusal does not name mqtt.tls.ca and %s:\n%s", ca, after)
+	}
+	for _, s := range []string{"mqtt closed", "mqtt connecting", "mqtt connection lost", "offline", "embedded MQTT broker stopped", "CAFile"} {
+		if strings.Contains(after, s) {
+			t.Errorf("the refused reload touched the running connection (%q):\n%s", s, after)
+		}
+	}
+	if got := r.daemon().Config().MQTT.Brokers; len(got) != 0 {
+		t.Errorf("brokers %v after the refused reload, want the running embedded one", got)
+	}
+	r.moreInspections(2)
 }

@@ -554,3 +554,50 @@ func TestConfigCheckSparkplugTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckMQTTTLS: a trial's config check said ok (exit 0) for an
+// mqtt.tls.ca that run refuses (a folder), and said nothing of mqtt.tls
+// with only plain brokers, where it is not used. The first is now a
+// problem naming the key and the file (exit 1), the second a warning
+// naming mqtt.tls and the brokers (exit 0).
+func TestConfigCheckMQTTTLS(t *testing.T) {
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	if err := os.Mkdir(pki, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := "state_dir: " + filepath.Join(dir, "state") + "\n"
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(state+"mqtt:\n  brokers: [\"ssl://127.0.0.1:8883\"]\n  tls: {ca: "+pki+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runConfigCLI("config", "check", bad)
+	if want := bad + ": mqtt.tls.ca: " + pki + ": is a directory; expected a PEM file"; code != 1 || strings.Contains(out, bad+": ok") || !strings.Contains(errs, want) {
+		t.Errorf("CA folder: exit %d, want 1 and %q; stdout:\n%s\nstderr:\n%s", code, want, out, errs)
+	}
+
+	// The file is read whatever the brokers (run reads it too), so a
+	// plain broker with an empty CA file is refused as well; with a good
+	// file it is the warning alone.
+	unused := filepath.Join(dir, "unused.yaml")
+	if err := os.WriteFile(unused, []byte(state+"mqtt:\n  brokers: [\"tcp://127.0.0.1:1883\"]\n  tls:\n    insecure_skip_verify: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runConfigCLI("config", "check", unused)
+	first, _, _ := strings.Cut(out, "\n")
+	if want := "  warning: line 4: mqtt.tls: insecure_skip_verify set, but inspectd connects only to mqtt.brokers tcp://127.0.0.1:1883, none of which uses TLS"; code != 0 ||
+		first != unused+": valid, but 1 setting below does not act as written" || !strings.Contains(out, want) {
+		t.Errorf("TLS with a plain broker: exit %d, want 0, the first line to say so and %q; stdout:\n%s\nstderr:\n%s", code, want, out, errs)
+	}
+	if err := os.WriteFile(unused, []byte(state+"mqtt:\n  brokers: [\"tcp://127.0.0.1:1883\"]\n  tls: {ca: "+ca+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runConfigCLI("config", "check", unused); code != 1 || !strings.Contains(errs, "mqtt.tls.ca: "+ca+" holds no PEM certificate") {
+		t.Errorf("empty CA with a plain broker: exit %d, stderr:\n%s", code, errs)
+	}
+}
