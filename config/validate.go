@@ -109,18 +109,25 @@ func (c *Config) fileWarnings() []*Problem {
 	return out
 }
 
+// UsesTLS reports whether any of mqtt.brokers speaks TLS (ssl://, tls://,
+// mqtts://, wss://): mqtt.tls applies only then. The embedded broker (no
+// brokers) is plain MQTT.
+func (m *MQTT) UsesTLS() bool {
+	for _, b := range m.Brokers {
+		if u, err := url.Parse(b); err == nil && brokerSchemes[strings.ToLower(u.Scheme)] {
+			return true
+		}
+	}
+	return false
+}
+
 // tlsUnused is the warning for mqtt.tls settings that no broker connection
 // uses: only ssl://, tls://, mqtts:// and wss:// brokers speak TLS, so with
 // plain ones (or the embedded broker) the settings are read and ignored.
 // A warning, not a problem: the file may be ready for a switch to TLS.
 func (m *MQTT) tlsUnused() *Problem {
-	if m.TLS == (TLS{}) {
+	if m.TLS == (TLS{}) || m.UsesTLS() {
 		return nil
-	}
-	for _, b := range m.Brokers {
-		if u, err := url.Parse(b); err == nil && brokerSchemes[u.Scheme] {
-			return nil
-		}
 	}
 	var set []string
 	for _, s := range []struct {
@@ -561,6 +568,11 @@ func checkBroker(s string) string {
 		// port below: paho dialled port 0 for it, and the hint of a tcp://
 		// URL without a port doubled the colon.
 		host := strings.ReplaceAll(strings.TrimSuffix(u.Host, ":"), "%", "%25")
+		if _, port, err := net.SplitHostPort(strings.TrimSuffix(u.Host, ":")); err == nil && port != "" {
+			// tcp://h:1883: is a colon too many, not a port left out: the
+			// hint below read tcp://h:1883:1883.
+			return "ends in a colon after its port; write it like " + u.Scheme + "://" + host + u.EscapedPath()
+		}
 		if u.Scheme == "ws" || u.Scheme == "wss" {
 			return "has an empty port after the colon; write it like " + u.Scheme + "://" + host + ":port/path with the port of the broker's WebSocket listener, or " +
 				u.Scheme + "://" + host + "/path without the colon for " + wsDefaultPort(u.Scheme)

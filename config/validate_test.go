@@ -249,13 +249,15 @@ func TestValidate(t *testing.T) {
 				`mqtt.brokers[3]: "ssl://[fe80::1%25eth0]" has no port; write it like ssl://[fe80::1%25eth0]:8883`,
 			}},
 		{"broker empty port", func(c *Config) {
-			c.MQTT.Brokers = []string{"ws://127.0.0.1:", "wss://host:/mqtt", "tcp://broker:", "ssl://[::1]:"}
+			c.MQTT.Brokers = []string{"ws://127.0.0.1:", "wss://host:/mqtt", "tcp://broker:", "ssl://[::1]:", "tcp://h:1883:", "ws://h:9001:/mqtt"}
 		},
 			[]string{
 				`mqtt.brokers[0]: "ws://127.0.0.1:" has an empty port after the colon; write it like ws://127.0.0.1:port/path with the port of the broker's WebSocket listener, or ws://127.0.0.1/path without the colon for 80`,
 				`mqtt.brokers[1]: "wss://host:/mqtt" has an empty port after the colon; write it like wss://host:port/path with the port of the broker's WebSocket listener, or wss://host/path without the colon for 443`,
 				`mqtt.brokers[2]: "tcp://broker:" has an empty port after the colon; write it like tcp://broker:1883`,
 				`mqtt.brokers[3]: "ssl://[::1]:" has an empty port after the colon; write it like ssl://[::1]:8883`,
+				`mqtt.brokers[4]: "tcp://h:1883:" ends in a colon after its port; write it like tcp://h:1883`,
+				`mqtt.brokers[5]: "ws://h:9001:/mqtt" ends in a colon after its port; write it like ws://h:9001/mqtt`,
 			}},
 		{"broker query or fragment", func(c *Config) {
 			c.MQTT.Brokers = []string{"tcp://b:1883?x=1", "ssl://b:8883#f", "tcp://b:1883?", "wss://b:443/mqtt?X-Amz-Signature=1"}

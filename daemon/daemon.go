@@ -82,7 +82,8 @@ type Daemon struct {
 	stopping  atomic.Bool
 	// inspectedBefore counts the inspections of pipelines replaced by a
 	// restart; rate samples the total every second; lastReloadErr is the
-	// latest refused reload (a timedError), for the status command.
+	// latest refused reload (a timedError), for the status command, until
+	// a configuration is applied.
 	inspectedBefore atomic.Uint64
 	rate            rateMeter
 	lastReloadErr   atomic.Value
@@ -760,7 +761,16 @@ func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 // built, nothing changes and the error says why. The MQTT connection is
 // replaced last; if the new one cannot be made, the old settings are
 // restored. It returns the names of the parts that changed.
-func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, error) {
+func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []string, err error) {
+	defer func() {
+		if err == nil {
+			// A configuration in force again (a reload, a push, a revert,
+			// also one that changed nothing): the refused reload before it
+			// is no longer the status command's last_error, which an
+			// operator read as a box still failing.
+			d.lastReloadErr.Store(timedError{})
+		}
+	}()
 	// A stop (SIGTERM) ends the change too: building a new detector can fit
 	// a model for minutes, and stop waits for d.mu, so a remote push
 	// (whose ctx is the dispatcher's, cancelled only after that) held the

@@ -251,13 +251,16 @@ func alignOptions(a config.Align) model.AlignOptions {
 }
 
 // CheckMQTTTLS builds mqtt.tls as the MQTT connections do when they are
-// made (mqttpub.TLSOptions.Config, which reads the files: any one set is
-// read, whatever the brokers' schemes), so that a file they would refuse
+// made (mqttpub.TLSOptions.Config, which reads the files; only when a
+// broker speaks TLS, as tlsOptions passes them on), so that a file they would refuse
 // is found by `inspectd config check`, and by a start or a reload before
 // a connection is touched. Its error is a *FieldError naming the key
 // (mqtt.tls.ca, mqtt.tls.cert or mqtt.tls.key), the file and what it
 // should hold: mqttpub's own names its fields (CAFile), not the keys.
 func CheckMQTTTLS(m *config.MQTT) error {
+	if !m.UsesTLS() { // the connections do not read the files (tlsOptions)
+		return nil
+	}
 	t := m.TLS
 	if t.CA != "" {
 		if _, err := (mqttpub.TLSOptions{CAFile: t.CA}).Config(); err != nil {

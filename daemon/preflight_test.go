@@ -15,6 +15,7 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -161,6 +162,20 @@ func TestMQTTTLSFilesNamedByKey(t *testing.T) {
 		}
 	}
 
+	// With plain brokers only, mqtt.tls is not used (config check warns
+	// so): a stale file it names stopped the start all the same.
+	cfg := testDefaults(t)
+	cfg.MQTT.Brokers = []string{"tcp://127.0.0.1:1883"}
+	cfg.MQTT.TLS = config.TLS{CA: filepath.Join(dir, "pki")}
+	for _, f := range Preflight(cfg, testLogger(t)) {
+		if strings.HasPrefix(f.Field, "mqtt.tls") && f.Fatal {
+			t.Errorf("plain brokers: a problem on an unused mqtt.tls file: %v", f)
+		}
+	}
+	if o := tlsOptions(&cfg.MQTT); o != (mqttpub.TLSOptions{}) {
+		t.Errorf("plain brokers: TLS options %+v handed to the connections, which read their files; want none", o)
+	}
+
 	// The start says it with the same words, before it connects.
 	r := startDaemon(t, func(r *runningDaemon) string {
 		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {brokers: [\"ssl://127.0.0.1:8883\"], tls: {ca: "+filepath.Join(dir, "pki")+"}, ", 1)
@@ -204,5 +219,17 @@ func TestReloadRefusesBadTLSFile(t *testing.T) {
 	if got := r.daemon().Config().MQTT.Brokers; len(got) != 0 {
 		t.Errorf("brokers %v after the refused reload, want the running embedded one", got)
 	}
+	if st := r.daemon().Status(); !strings.Contains(st.LastError, "configuration not reloaded") {
+		t.Errorf("status last_error %q after the refused reload, want it named", st.LastError)
+	}
 	r.moreInspections(2)
+	// The good file back: status no longer reports the refusal (an
+	// operator read it as a box still failing).
+	r.write(r.baseYAML("cell1"))
+	mark = len(r.logs.String())
+	r.hup()
+	r.waitFor("the good file reloaded", func() bool { return strings.Contains(r.logs.String()[mark:], "configuration unchanged") })
+	if st := r.daemon().Status(); st.LastError != "" {
+		t.Errorf("status last_error %q after the good file was reloaded, want none", st.LastError)
+	}
 }

@@ -9,8 +9,13 @@ import (
 	"github.com/inspectd/inspectd/daemon/sparkplug"
 )
 
-// tlsOptions maps mqtt.tls onto the publisher's TLS options.
+// tlsOptions maps mqtt.tls onto the publisher's TLS options; none when no
+// broker speaks TLS (config warns that the settings are not used there, so
+// a stale file they name must not stop the daemon either).
 func tlsOptions(m *config.MQTT) mqttpub.TLSOptions {
+	if !m.UsesTLS() {
+		return mqttpub.TLSOptions{}
+	}
 	return mqttpub.TLSOptions{CAFile: m.TLS.CA, CertFile: m.TLS.Cert, KeyFile: m.TLS.Key,
 		ServerName: m.TLS.ServerName, InsecureSkipVerify: m.TLS.InsecureSkipVerify}
 }
