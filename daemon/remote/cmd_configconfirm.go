@@ -63,6 +63,7 @@ func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
 		if err := env.d.store.setPending(nil, env.Now(), env.Ctl.Config().Remote.DedupWindow.Std()); err != nil {
 			return nil, errorf(CodeFailed, "", "not confirmed: the request table could not be written, so a restart would still revert the push: %v", err)
 		}
+		env.d.ended = endedWait{}
 		env.Log.Info("remote: configuration push confirmed", "push", p.ID, "left", p.Deadline.Sub(env.Now()).Round(time.Second))
 		return map[string]any{"confirmed": p.ID, "version": env.d.store.configVersion().Current}, nil
 	}}, nil

@@ -200,9 +200,9 @@ type revertRetryState struct {
 }
 
 // endedWait is a push whose wait for config-confirm ended without a
-// confirm or a revert (the file changed on the box), for the refusal of a
-// config-confirm that comes after. Read and written by the command
-// goroutine only.
+// confirm (the file changed on the box, or its time ran out), for the
+// refusal of a config-confirm that comes after, until another push waits or
+// one is confirmed. Read and written by the command goroutine only.
 type endedWait struct {
 	id  string
 	at  time.Time
@@ -338,6 +338,13 @@ func (d *Dispatcher) revertUnconfirmed() {
 			log.Error("remote: unconfirmed push not cleared from the request table", "error", err)
 		}
 		event["reverted"], event["note"] = reverted, note
+		// A config-confirm naming it after this is told what became of it,
+		// not that no push was ever waiting.
+		why := "its time for config-confirm ran out (" + p.Deadline.UTC().Format(time.RFC3339) + ") and it was reverted"
+		if !reverted {
+			why = "its time for config-confirm ran out (" + p.Deadline.UTC().Format(time.RFC3339) + "), and it was not reverted: " + note
+		}
+		d.ended = endedWait{id: p.ID, at: now, why: why}
 		if b, err := json.Marshal(event); err == nil {
 			env.emit("config-revert", b, 1)
 		}
@@ -446,6 +453,7 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 	if err := env.d.store.setPending(p, start, window); err != nil {
 		return nil, errorf(CodeFailed, "", "not applied: the revert could not be recorded: %v", err)
 	}
+	env.d.ended = endedWait{} // a config-confirm is about this push now
 	out, err := apply(ctx)
 	if err != nil || out["applied"] != true {
 		if cerr := env.d.store.setPending(nil, env.Now(), window); cerr != nil {

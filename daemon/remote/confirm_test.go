@@ -118,10 +118,20 @@ func TestUnconfirmedPushReverts(t *testing.T) {
 	if st.Data["config_pending"] != nil || st.Data["config_version"] != int64(0) {
 		t.Errorf("status after the revert: pending %v version %v", st.Data["config_pending"], st.Data["config_version"])
 	}
-	mustFail(t, r.do("config-confirm", `{"id":"k2"}`), CodeFailed, "no configuration push waits for confirmation")
+	// Told what became of the push, not that none waited.
+	mustFail(t, r.do("config-confirm", `{"id":"k2"}`), CodeFailed, `push "c1" no longer waits for confirmation: its wait ended at 2026-11-28T16:00:`)
+	mustFail(t, r.do("config-confirm", `{"id":"k3","push":"c1"}`), CodeFailed, "ran out (2026-11-28T16:00:05Z) and it was reverted")
 	if rep := r.do("config", `{"id":"c3","config":{"mqtt":{"result_qos":1}}}`); !rep.OK {
 		t.Errorf("a push after the revert: %+v", rep)
 	}
+	if rep := r.do("config", `{"id":"c4","config":{"mqtt":{"result_qos":2}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("a push with a confirm after the revert: %+v", rep)
+	}
+	if rep := r.do("config-confirm", `{"id":"k4"}`); !rep.OK {
+		t.Errorf("confirm of c4: %+v", rep)
+	}
+	// c4 was confirmed: a confirm now is told that none waits, not of c1.
+	mustFail(t, r.do("config-confirm", `{"id":"k5"}`), CodeFailed, "no configuration push waits for confirmation")
 }
 
 // TestConfirmedPushStays: config-confirm keeps the push; the deadline then
@@ -452,6 +462,10 @@ func TestFailedReloadKeepsTheWait(t *testing.T) {
 	}
 	if onDisk, err := config.Load(r.ctl.ConfigPath()); err != nil || len(onDisk.MQTT.Brokers) != 0 {
 		t.Errorf("file after the revert: %v %v", err, onDisk)
+	}
+	// A confirm after the revert is told so, not that no push waited.
+	if rep := r.do("config-confirm", `{"id":"k1","push":"c1"}`); rep.OK || !strings.Contains(rep.Error, `push "c1" no longer waits`) || !strings.Contains(rep.Error, "ran out") || !strings.Contains(rep.Error, "it was reverted") {
+		t.Errorf("config-confirm after the revert: %+v", rep)
 	}
 }
 
