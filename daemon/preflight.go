@@ -154,7 +154,16 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		}
 	}
 	bbOK := err == nil
+	var recipeErr error // the named recipe's bundled backbones: a fit needs them
+	if bbOK {
+		recipeErr = mopts.RecipeBackbones()
+	}
 	path := cfg.ModelPath()
+	if _, serr := os.Stat(path); recipeErr != nil && errors.Is(serr, os.ErrNotExist) {
+		add("model.recipe", true, "%v: the model must be fitted first, and a fit with this recipe fails", recipeErr)
+	} else if recipeErr != nil {
+		warn("model.recipe", "%v: the model file runs, but a refit with this recipe (the refit command, 'inspectd fit') fails", recipeErr)
+	}
 	if !stateOK && cfg.Model.Path == "" {
 		return out // the model lives in state_dir: said above
 	}

@@ -170,6 +170,32 @@ func (o *Options) Fixed() Recipe {
 	return r
 }
 
+// RecipeBackbones checks that the bundled backbones a named recipe
+// (Options.Recipe, ParseRecipe; each member of an ensemble) runs on are
+// among Bundled, as a fit with it needs them: `inspectd config check`
+// said ok for "plain" on a box without the bundled MobileNet v1, and the
+// start failed in its fit. Nil for RecipeAuto and RecipeFixed, which run
+// on what is there. The error names the recipe and the backbone missing.
+func (o *Options) RecipeBackbones() error {
+	if o.Recipe == "" || o.Recipe == RecipeFixed || o.Recipe == RecipeAuto {
+		return nil
+	}
+	r, err := ParseRecipe(o.Recipe, o.Backbone.Taps)
+	if err != nil {
+		return err
+	}
+	members := r.Members
+	if len(members) == 0 {
+		members = []Recipe{r}
+	}
+	for _, m := range members {
+		if _, err := o.backboneFor(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // backboneFor is the backbone configuration a recipe runs: its bundled
 // backbone's path (or the configured one), its taps and its resize mode.
 func (o *Options) backboneFor(r Recipe) (backbone.Options, error) {

@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/modeltest"
 )
 
@@ -123,5 +125,37 @@ func TestDefaultTaps(t *testing.T) {
 	d = fitTest(t, o)
 	if got := d.Info().Taps; !slices.Equal(got, explicit) {
 		t.Errorf("taps %v, want the configured taps %v", got, explicit)
+	}
+}
+
+// TestRecipeBackbones: a named recipe needs its bundled backbones
+// installed (config check said ok for "plain" without MobileNet v1, and
+// the start's fit failed); auto and fixed run on what is there.
+func TestRecipeBackbones(t *testing.T) {
+	v1 := BundledPath{Name: backbone.MobileNetV1, Path: "/share/mobilenet_v1.tflite"}
+	v2 := BundledPath{Name: backbone.MobileNetV2, Path: "/share/mobilenet_v2.tflite"}
+	for _, tc := range []struct {
+		recipe  string
+		bundled []BundledPath
+		missing string // "" for nil
+	}{
+		{"plain", []BundledPath{v1}, ""},
+		{"plain", nil, backbone.MobileNetV1},
+		{"plain", []BundledPath{v2}, backbone.MobileNetV1},
+		{"v2-squash-std-z-ctx2", []BundledPath{v1}, backbone.MobileNetV2},
+		{"v1-fit-std-z-ctx2+v2-fit-std-z-ctx2+plain", []BundledPath{v1}, backbone.MobileNetV2},
+		{"v1-fit-std-z-ctx2+v2-fit-std-z-ctx2+plain", []BundledPath{v1, v2}, ""},
+		{RecipeAuto, nil, ""},
+		{RecipeFixed, nil, ""},
+		{"", nil, ""},
+	} {
+		o := Options{Recipe: tc.recipe, Bundled: tc.bundled}
+		err := o.RecipeBackbones()
+		switch {
+		case tc.missing == "" && err != nil:
+			t.Errorf("%q with %v: %v, want nil", tc.recipe, tc.bundled, err)
+		case tc.missing != "" && (err == nil || !strings.Contains(err.Error(), "bundled backbone "+tc.missing+" is not installed")):
+			t.Errorf("%q with %v: %v, want %s named as not installed", tc.recipe, tc.bundled, err, tc.missing)
+		}
 	}
 }

@@ -581,9 +581,10 @@ func TestConfigCheckMQTTTLS(t *testing.T) {
 		t.Errorf("CA folder: exit %d, want 1 and %q; stdout:\n%s\nstderr:\n%s", code, want, out, errs)
 	}
 
-	// The file is read whatever the brokers (run reads it too), so a
-	// plain broker with an empty CA file is refused as well; with a good
-	// file it is the warning alone.
+	// With plain brokers only mqtt.tls is not used, and its files are not
+	// read (run does not read them either): a warning, even for an empty CA
+	// file (it stopped run, a trial's box moved off ssl:// with a stale
+	// CA).
 	unused := filepath.Join(dir, "unused.yaml")
 	if err := os.WriteFile(unused, []byte(state+"mqtt:\n  brokers: [\"tcp://127.0.0.1:1883\"]\n  tls:\n    insecure_skip_verify: true\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -597,7 +598,7 @@ func TestConfigCheckMQTTTLS(t *testing.T) {
 	if err := os.WriteFile(unused, []byte(state+"mqtt:\n  brokers: [\"tcp://127.0.0.1:1883\"]\n  tls: {ca: "+ca+"}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := runConfigCLI("config", "check", unused); code != 1 || !strings.Contains(errs, "mqtt.tls.ca: "+ca+" holds no PEM certificate") {
-		t.Errorf("empty CA with a plain broker: exit %d, stderr:\n%s", code, errs)
+	if code, out, errs := runConfigCLI("config", "check", unused); code != 0 || strings.Contains(errs, "holds no PEM certificate") || !strings.Contains(out, "none of which uses TLS") {
+		t.Errorf("empty CA with a plain broker: exit %d, want 0 and the warning alone; stdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 }
