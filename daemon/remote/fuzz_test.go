@@ -108,7 +108,10 @@ func FuzzPrepare(f *testing.F) {
 		`{"id":"f1","count":20,"interval":"2s","validate":5,"max_false_alarm_rate":0.1,"features":100}`,
 		`{"id":"f2","folder":"/nonexistent"}`, `{"id":"t1","image":17.5,"pixel":15}`, `{"id":"r1","target":"config"}`,
 		`{"id":"k1","keys":{"ops":"` + newSigner("ops", 1).pub() + `"}}`, `{"id":"g1","format":"yaml"}`,
-		`{"id":1}`, `{"id":"x","id":"y"}`, `{"ID":"t7","Image":18}`, `{"id":"t10","ID":"t11","image":19}`, `{"id":"c7","Config":{}}`, `{"id":"x","count":1e400}`, `[]`, ``, `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"id":1}`, `{"id":"x","id":"y"}`, `{"ID":"t7","Image":18}`, `{"id":"t10","ID":"t11","image":19}`, `{"id":"c7","Config":{}}`, `{"id":"x","count":1e400}`, `[]`, ``,
+		"{\"id\":\"w6\",\n\"config\":\n{\"mqtt\":\n{\"result_qos\"\n:\n\"one\"}}}", `{"id":"v1","config":{"mqtt":{"username":"héllo✓✓","treshold":1}}}`,
+		`{"id":"n1","config":{"model":{"path":5},"mqtt":{"brokers":["tcp://a:1",7],"username":true}}}`, `{"id":"d1","config":{"mqtt":{"result_qos":1,"result_qos":2}}}`,
+		`{"id":"m1","config":{"mqtt":{"result_qos":1,}}}`, `{"id":"m2","config":{"mqtt":`, `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 	} {
 		f.Add([]byte(s))
 	}
