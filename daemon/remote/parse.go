@@ -110,19 +110,10 @@ func checkJSON(data []byte) error {
 		l, c := lineColumn(data, off)
 		return fmt.Sprintf("line %d, column %d", l, c)
 	}
-	// keyAt is where the next token starts, after the white space and the
-	// ':' or ',' before it.
-	keyAt := func() int {
-		i := int(dec.InputOffset())
-		for i < len(data) && strings.IndexByte(" \t\r\n:,", data[i]) >= 0 {
-			i++
-		}
-		return i
-	}
 	var stack []*frame
 	started := false
 	for {
-		at := keyAt()
+		at := tokenAt(data, dec.InputOffset())
 		tok, err := dec.Token()
 		switch {
 		case err == io.EOF && !started:
@@ -229,18 +220,9 @@ func jsonPlaces(data []byte) map[string]jsonPlace {
 	places := map[string]jsonPlace{}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	// InputOffset is the end of the last token; the next one starts after
-	// the white space and the ':' or ',' between them.
-	start := func() int {
-		i := int(dec.InputOffset())
-		for i < len(data) && strings.IndexByte(" \t\r\n:,", data[i]) >= 0 {
-			i++
-		}
-		return i
-	}
 	var stack []*frame
 	for {
-		at := start()
+		at := tokenAt(data, dec.InputOffset())
 		tok, err := dec.Token()
 		if err != nil {
 			return places
@@ -280,6 +262,17 @@ func jsonPlaces(data []byte) map[string]jsonPlace {
 			stack = append(stack, &frame{obj: d == '{', path: path, expectKey: d == '{'})
 		}
 	}
+}
+
+// tokenAt is where the JSON token after offset end (a decoder's
+// InputOffset: the end of the last token) starts in data, after the white
+// space and the ':' or ',' between them.
+func tokenAt(data []byte, end int64) int {
+	i := int(end)
+	for i < len(data) && strings.IndexByte(" \t\r\n:,", data[i]) >= 0 {
+		i++
+	}
+	return i
 }
 
 // lineColumn is the 1-based line and column of offset off in data, the
