@@ -1114,6 +1114,14 @@ func (o *outbox) connectFailed() {
 	}
 }
 
+// isUp says whether a connection is established and announced (connUp),
+// and not lost since.
+func (o *outbox) isUp() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.up
+}
+
 // acceptQoS0 says whether a QoS 0 message can be taken now: while
 // connected, and over a drop until a reconnect attempt has failed (a broker
 // that dropped the connection for a reason of its own is usually back at

@@ -411,12 +411,15 @@ func (p *Publisher) Start() error {
 	return nil
 }
 
-// WaitConnected blocks until the publisher is connected or ctx ends; the
-// error then carries the last connection failure.
+// WaitConnected blocks until the publisher is connected and has announced
+// it (onConnect: status online, messages taken, QoS 0 among them) or ctx
+// ends; the error then carries the last connection failure. paho's open
+// connection alone came a moment before: a QoS 0 message published then
+// was refused with ErrNotConnected (a test failed so under -race).
 func (p *Publisher) WaitConnected(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for !p.client.IsConnectionOpen() {
+	for !p.client.IsConnectionOpen() || !p.box.isUp() {
 		select {
 		case <-ctx.Done():
 			st := p.State()
