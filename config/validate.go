@@ -114,12 +114,16 @@ func (c *Config) fileWarnings() []*Problem {
 // brokers) is plain MQTT.
 func (m *MQTT) UsesTLS() bool {
 	for _, b := range m.Brokers {
-		if u, err := url.Parse(b); err == nil && brokerSchemes[strings.ToLower(u.Scheme)] {
+		if u, err := url.Parse(b); err == nil && TLSScheme(u.Scheme) {
 			return true
 		}
 	}
 	return false
 }
+
+// TLSScheme reports whether a broker URL scheme (as url.Parse gives it)
+// speaks TLS: ssl, tls, mqtts, wss.
+func TLSScheme(scheme string) bool { return brokerSchemes[strings.ToLower(scheme)] }
 
 // tlsUnused is the warning for mqtt.tls settings that no broker connection
 // uses: only ssl://, tls://, mqtts:// and wss:// brokers speak TLS, so with

@@ -110,14 +110,11 @@ func (f watchTLS) check(broker string) error {
 	case f.key != "" && f.cert == "":
 		return &UsageError{Msg: "--key needs --cert (the client certificate it is the key of)"}
 	}
-	if u, err := url.Parse(broker); err == nil && f.set() && !tlsScheme(u.Scheme) {
+	if u, err := url.Parse(broker); err == nil && f.set() && !config.TLSScheme(u.Scheme) {
 		return &UsageError{Msg: fmt.Sprintf("--cafile, --cert, --key, --server-name and --insecure-skip-verify are for a TLS broker (ssl://, tls://, mqtts://, wss://); --broker %s has none", broker)}
 	}
 	return nil
 }
-
-// tlsScheme reports whether a broker URL scheme has TLS (config's rule).
-func tlsScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss" }
 
 // config builds the TLS configuration as the daemon does from mqtt.tls
 // (mqttpub.TLSOptions), reading the files now; nil when no flag is set.
@@ -294,7 +291,7 @@ func connectError(ctx context.Context, w sparkplugWatch, err error) error {
 		tried = "a WebSocket upgrade (HTTP GET " + path + "), within 10 s"
 		why = "the port did not answer a WebSocket upgrade (" + cause.Error() + "): is it the broker's WebSocket listener " +
 			"(mosquitto: a listener with protocol websockets), and not its MQTT one (tcp:// or ssl:// there)?"
-	case closed && u != nil && tlsScheme(u.Scheme):
+	case closed && u != nil && config.TLSScheme(u.Scheme):
 		// A broker that refuses the client's certificate sends its alert
 		// and closes: the client may see the close before the alert.
 		client := "does it ask for a client certificate (give it with --cert and --key)"
@@ -340,7 +337,7 @@ func (w sparkplugWatch) failedStep(ctx context.Context, u *url.URL) string {
 	if u.Port() == "" && (u.Scheme == "ws" || u.Scheme == "wss") {
 		host = net.JoinHostPort(u.Hostname(), map[string]string{"ws": "80", "wss": "443"}[u.Scheme])
 	}
-	if tlsScheme(u.Scheme) {
+	if config.TLSScheme(u.Scheme) {
 		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: w.tls}
 		c, err := d.DialContext(ctx, "tcp", host)
 		if err != nil {
