@@ -52,6 +52,12 @@ type Problem struct {
 	Key string
 	// Msg says what is wrong and what is allowed.
 	Msg string
+	// In names the text that Line and Column count in when it is not the
+	// document File names as a whole: a remote push's YAML, given as one
+	// JSON string inside the command (`the "config" text (a string at
+	// line 1, column 21 of the command)`), whose line 2 is not the
+	// command's. Error then says "line N of " In; empty for a file.
+	In string
 	// also is another setting the problem concerns (a warning about
 	// model.context_pool because of model.position_zscore): its line
 	// stands for the problem's when the document does not write Field.
@@ -60,7 +66,7 @@ type Problem struct {
 
 // Error reads like `config FILE: line N: model.features: 5000 is out of
 // range 1..2048`, or `config FILE: line N, column C: ...` when the column
-// is known.
+// is known, and `config FILE: line N of IN: ...` when In is set.
 func (p *Problem) Error() string {
 	var b strings.Builder
 	if p.File != "" {
@@ -70,6 +76,9 @@ func (p *Problem) Error() string {
 		b.WriteString("line " + strconv.Itoa(p.Line))
 		if p.Column > 0 {
 			b.WriteString(", column " + strconv.Itoa(p.Column))
+		}
+		if p.In != "" {
+			b.WriteString(" of " + p.In)
 		}
 		b.WriteString(": ")
 	}

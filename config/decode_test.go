@@ -316,6 +316,11 @@ func TestParseProblemFields(t *testing.T) {
 	if err == nil || err.Error() != "line 2: model.features: 0 is out of range 1..2048" {
 		t.Errorf("unnamed: %v", err)
 	}
+	// In says what the line is of, when not of the document as a whole.
+	in := Problem{File: "push", Line: 2, Column: 3, Field: "model.features", Msg: "bad", In: `the "config" text`}
+	if got, want := in.Error(), `config push: line 2, column 3 of the "config" text: model.features: bad`; got != want {
+		t.Errorf("with In: %q, want %q", got, want)
+	}
 }
 
 // Unknown and duplicate keys carry their path in Key (a remote push's

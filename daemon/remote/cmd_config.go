@@ -97,6 +97,8 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err != nil {
 		if object {
 			err = placeInMessage(err, body, "config")
+		} else {
+			err = placeInText(err, body, "config")
 		}
 		return nil, configError("config", err)
 	}
@@ -262,6 +264,33 @@ func placeInMessage(err error, body []byte, under string) error {
 		}
 		return cmp.Or(cmp.Compare(p.Line, q.Line), cmp.Compare(p.Column, q.Column))
 	})
+	return errors.Join(out...)
+}
+
+// placeInText says of each problem of the pushed YAML text at path under
+// in body that has a line that the line (and column) is the text's, and
+// where in body the string holding the text starts: an operator told
+// "line 2" of {"id":"c4","config":"model:\n  features: abc\n"}
+// looked for it on the command's line 2. Errors without problems are
+// returned as they are.
+func placeInText(err error, body []byte, under string) error {
+	ps := config.Problems(err)
+	if len(ps) == 0 {
+		return err
+	}
+	in := fmt.Sprintf("the %q text", under)
+	if pl, ok := jsonPlaces(body)[under]; ok {
+		l, c := lineColumn(body, pl.value)
+		in += fmt.Sprintf(" (a string at line %d, column %d of the command)", l, c)
+	}
+	out := make([]error, len(ps))
+	for i, p := range ps {
+		q := *p
+		if q.Line > 0 {
+			q.In = in
+		}
+		out[i] = &q
+	}
 	return errors.Join(out...)
 }
 

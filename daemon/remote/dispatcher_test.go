@@ -56,9 +56,9 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 			[]string{`unknown key "treshold" in section "model" (did you mean "threshold"?)`}},
 		{"pushed unknown top-level key", "config", `{"id":"c4","config":{"modle":{}}}`, CodeInvalid, "config.modle", []string{`unknown key "modle" at the top level`}},
 		{"pushed YAML unknown key", "config", `{"id":"c5","config":"mqtt:\n  result_qos: 1\n  retian: true\n"}`, CodeInvalid, "config.mqtt.retian",
-			[]string{`line 3: unknown key "retian" in section "mqtt"`}},
+			[]string{`line 3 of the "config" text (a string at line 1, column 21 of the command): unknown key "retian" in section "mqtt"`}},
 		{"pushed YAML duplicate key", "config", `{"id":"c6","config":"model:\n  features: 1\n  features: 2\n"}`, CodeInvalid, "config.model.features",
-			[]string{`line 3: duplicate key "features" in section "model"`}},
+			[]string{`line 3 of the "config" text (a string at line 1, column 21 of the command): duplicate key "features" in section "model"`}},
 		// A field's name is bounded in the reply, and its control
 		// characters dropped.
 		{"unknown field of 10000 characters", "status", `{"id":"s5","` + strings.Repeat("k", 10000) + `":1}`, CodeInvalid, strings.Repeat("k", 64) + "...", []string{"unknown field"}},
@@ -317,6 +317,30 @@ func TestConfigPushJSONErrorsPlaced(t *testing.T) {
 	}
 }
 
+// TestConfigPushTextErrorsPlaced: the problems of a pushed YAML text say
+// that their line is the text's, and where the string holding it starts
+// in the command (they said "line 2", which an operator looked for on the
+// command's line 2).
+func TestConfigPushTextErrorsPlaced(t *testing.T) {
+	r := newRig(t, unsigned)
+	for _, tc := range []struct{ name, body, field, part string }{
+		{"one line", `{"id":"y1","config":"model:\n  features: abc\n"}`, "config.model.features",
+			`config push: line 2 of the "config" text (a string at line 1, column 21 of the command): model.features: `},
+		{"on the command's line 3", "{\"id\": \"y2\",\n  \"dry_run\": true,\n  \"config\": \"mqtt:\\n  reslt_qos: 1\\n\"\n}", "config.mqtt.reslt_qos",
+			`config push: line 2 of the "config" text (a string at line 3, column 13 of the command): unknown key "reslt_qos" in section "mqtt"`},
+		{"a syntax error", `{"id":"y3","mode":"replace","config":"model: [\n"}`, "config",
+			`of the "config" text (a string at line 1, column 38 of the command): `},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := r.do("config", tc.body)
+			mustFail(t, rep, CodeInvalid, tc.part)
+			if field(rep) != tc.field {
+				t.Errorf("field %q, want %q", field(rep), tc.field)
+			}
+		})
+	}
+}
+
 func TestConfigPushAndGet(t *testing.T) {
 	r := newRig(t, unsigned+"mqtt: {brokers: [\"tcp://10.0.0.5:1883\"], username: plant, password: s3cret}\n")
 	rep := r.do("config", `{"id":"c1","config":{"model":{"threads":1},"mqtt":{"result_qos":1}},"version":3}`)
@@ -349,8 +373,8 @@ func TestConfigPushAndGet(t *testing.T) {
 	}
 	// Refusals with path and line.
 	for _, tc := range []struct{ body, field, part string }{
-		{`{"id":"c4","config":"model:\n  featurez: 3\n"}`, "config.model.featurez", `line 2: unknown key "featurez" in section "model"`},
-		{`{"id":"c5","config":"model:\n\tfeatures: 3\n"}`, "config", "line 2, column 1: a tab character indents this line"},
+		{`{"id":"c4","config":"model:\n  featurez: 3\n"}`, "config.model.featurez", `line 2 of the "config" text (a string at line 1, column 21 of the command): unknown key "featurez" in section "model"`},
+		{`{"id":"c5","config":"model:\n\tfeatures: 3\n"}`, "config", `line 2, column 1 of the "config" text (a string at line 1, column 21 of the command): a tab character indents this line`},
 		{`{"id":"c6","config":"a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"}`, "config", "anchor &a: anchors and aliases are not accepted"},
 		{`{"id":"c7","config":{"model":{"features":5000}}}`, "config.model.features", "5000 is out of range 1..2048"},
 		{`{"id":"c8","config":{"remote":{"trust_keys":{"x":"` + newSigner("x", 1).pub() + `"}}}}`, "config.remote.trust_keys", "cannot be changed by a configuration push"},

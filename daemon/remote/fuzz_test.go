@@ -111,6 +111,7 @@ func FuzzPrepare(f *testing.F) {
 		`{"id":1}`, `{"id":"x","id":"y"}`, `{"ID":"t7","Image":18}`, `{"id":"t10","ID":"t11","image":19}`, `{"id":"c7","Config":{}}`, `{"id":"x","count":1e400}`, `[]`, ``,
 		"{\"id\":\"w6\",\n\"config\":\n{\"mqtt\":\n{\"result_qos\"\n:\n\"one\"}}}", `{"id":"v1","config":{"mqtt":{"username":"héllo✓✓","treshold":1}}}`,
 		`{"id":"n1","config":{"model":{"path":5},"mqtt":{"brokers":["tcp://a:1",7],"username":true}}}`, `{"id":"d1","config":{"mqtt":{"result_qos":1,"result_qos":2}}}`,
+		"{\"id\": \"y2\",\n  \"config\": \"mqtt:\\n  reslt_qos: 1\\n\"\n}", `{"id":"y3","mode":"replace","config":"model: [\n"}`,
 		`{"id":"m1","config":{"mqtt":{"result_qos":1,}}}`, `{"id":"m2","config":{"mqtt":`, `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 	} {
 		f.Add([]byte(s))
