@@ -746,35 +746,39 @@ func (d *Dispatcher) authenticate(req Request, cfg *config.Config) (auth, error)
 	}
 	env, payload, err := ParseEnvelope(req.Body)
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Field != "" {
-			e.Field = "envelope." + e.Field
-		}
-		return auth{}, err
+		return auth{}, placeField(err, req.Body, "envelope.")
 	}
 	a := auth{body: payload, env: env}
+	a.signer, err = d.checkEnvelope(env, payload, req, cfg, keys)
+	return a, placeField(err, req.Body, "envelope.")
+}
+
+// checkEnvelope checks a parsed envelope against the topic it came on,
+// this box and the trust keys, and returns the key that signed it ("" when
+// there are no keys to check it with). Refusals name the envelope's field
+// as it is written in the envelope (sig), for authenticate to place.
+func (d *Dispatcher) checkEnvelope(env *Envelope, payload []byte, req Request, cfg *config.Config, keys map[string]ed25519.PublicKey) (string, error) {
 	if env.Command != req.Name {
-		return a, errorf(CodeUnauthorized, "envelope.command", "signed for command %q, but it came as %q: a signature is good for one command only", env.Command, truncate(req.Name, 64))
+		return "", errorf(CodeUnauthorized, "command", "signed for command %q, but it came as %q: a signature is good for one command only", env.Command, truncate(req.Name, 64))
 	}
 	if dev := d.device(); !targetMatches(env.Target, dev, req.Origin) {
-		return a, errorf(CodeUnauthorized, "envelope.target", "signed for %q, but this is device/%s and it came from %s", env.Target, dev, req.Origin)
+		return "", errorf(CodeUnauthorized, "target", "signed for %q, but this is device/%s and it came from %s", env.Target, dev, req.Origin)
 	}
 	if len(keys) == 0 {
 		if !cfg.Remote.AllowUnsigned {
-			return a, errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured to check the signature and remote.allow_unsigned is false")
+			return "", errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured to check the signature and remote.allow_unsigned is false")
 		}
-		return a, nil // not checked: there is nothing to check it with
+		return "", nil // not checked: there is nothing to check it with
 	}
 	pub, ok := keys[env.Key]
 	if !ok {
-		return a, errorf(CodeUnauthorized, "envelope.key", "%q is not one of this box's trust keys (%s)", env.Key, strings.Join(sortedNames(keys), ", "))
+		return "", errorf(CodeUnauthorized, "key", "%q is not one of this box's trust keys (%s)", env.Key, strings.Join(sortedNames(keys), ", "))
 	}
 	if err := env.Verify(pub, payload); err != nil {
-		return a, errorf(CodeUnauthorized, "envelope.sig", "does not verify with trust key %q (%s): the payload, command, target, ts or nonce differ from what was signed, or another key signed it",
+		return "", errorf(CodeUnauthorized, "sig", "does not verify with trust key %q (%s): the payload, command, target, ts or nonce differ from what was signed, or another key signed it",
 			env.Key, Fingerprint(pub))
 	}
-	a.signer = env.Key
-	return a, nil
+	return env.Key, nil
 }
 
 func sortedNames[V any](m map[string]V) []string {

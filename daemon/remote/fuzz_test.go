@@ -29,9 +29,15 @@ func FuzzParseEnvelope(f *testing.F) {
 		`{"envelope":"inspectd-sig-v1","key":"a","target":"*","command":"c","ts":1,"nonce":"AAAAAAAAAAAAAAAA","payload":"!!","sig":""}`,
 		`{"envelope":"inspectd-sig-v1","envelope":"inspectd-sig-v1"}`, `[]`, ``, `{`,
 		strings.Replace(string(ops.sign(f, "status", "*", `{"id":"s1"}`, at)), `"sig"`, `"Sig"`, 1),
+		strings.Replace(string(ops.sign(f, "status", "*", `{"id":"s1"}`, at)), `"key":"ops"`, `"key":"ops",`+"\n"+`"KEY":"ops"`, 1),
+		`{"envelope":"inspectd-sig-v1","key":"ops","target":"*","command":"status","ts":1,"nonce":"AAAAAAAAAAAAAAAA","payload":5,"sig":""}`,
+		"{\n  \"envelope\": \"inspectd-sig-v1\",\n  \"key\": \"ops\",\n  \"sig\": \"!!\",\n  \"éxtra\": 1\n}",
 	} {
 		f.Add([]byte(s))
 	}
+	var indented bytes.Buffer
+	json.Indent(&indented, ops.sign(f, "config", "fleet", `{"id":"c1","config":"model:\n  features: 64\n"}`, at), "", "  ")
+	f.Add(indented.Bytes())
 	pub := ops.priv.Public().(ed25519.PublicKey)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, payload, err := ParseEnvelope(data)
@@ -39,6 +45,13 @@ func FuzzParseEnvelope(f *testing.F) {
 			var re *Error
 			if e != nil || payload != nil || !errors.As(err, &re) || re.Code == "" {
 				t.Fatalf("refusal %v with envelope %v, or without a code", err, e)
+			}
+			// As authenticate words it: still the refusal, of the
+			// envelope's field.
+			placed := placeField(err, data, "envelope.")
+			var pe *Error
+			if !errors.As(placed, &pe) || pe.Code != re.Code || (re.Field != "") != strings.HasPrefix(pe.Field, "envelope.") {
+				t.Fatalf("placed %v as %v", err, placed)
 			}
 			return
 		}

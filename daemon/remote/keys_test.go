@@ -1,8 +1,13 @@
 package remote
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestKeysMatchedExactly: keys of command bodies and envelopes name their
@@ -90,5 +95,68 @@ func TestKeysMatchedExactly(t *testing.T) {
 	// Spelt exactly, the same requests run.
 	if rep := u.do("threshold", `{"id":"t12","image":18}`); !rep.OK {
 		t.Errorf("threshold spelt exactly: %+v", rep)
+	}
+}
+
+// TestEnvelopeErrorsPlaced: a refusal of a signed envelope's own field
+// says where in the message that field's value starts (its key, for an
+// unknown or duplicate key), in lines and columns of characters, as the
+// refusals of the command inside do; they named the field alone, so in a
+// pretty-printed envelope an operator searched for it.
+func TestEnvelopeErrorsPlaced(t *testing.T) {
+	ops, mallory, qa := newSigner("ops", 1), newSigner("ops", 2), newSigner("qa", 3)
+	r := newRig(t, "remote: {trust_keys: {ops: "+ops.pub()+"}}\n")
+	now := r.clk.Now()
+	env := string(ops.sign(t, "status", "device/box1", `{"id":"s1"}`, now))
+	sig := regexp.MustCompile(`"sig":\s*"[^"]*"`)
+	// where is "line L, column C" of key's value in body (of the key
+	// itself with key true), found by hand.
+	where := func(body, name string, key bool) string {
+		i := strings.Index(body, `"`+name+`"`)
+		if !key {
+			i += len(name) + 2
+			for body[i] == ':' || body[i] == ' ' {
+				i++
+			}
+		}
+		line := 1 + strings.Count(body[:i], "\n")
+		col := 1 + utf8.RuneCountInString(body[strings.LastIndex(body[:i], "\n")+1:i])
+		return fmt.Sprintf("line %d, column %d", line, col)
+	}
+	var indented bytes.Buffer
+	json.Indent(&indented, []byte(env), "", "  ")
+	for _, tc := range []struct {
+		name, cmd, body, field, code, want string
+	}{
+		{"sig not base64", "status", sig.ReplaceAllString(env, `"sig":"!!"`), "sig", CodeInvalid, "is not the standard base64"},
+		{"sig not verifying", "status", string(mallory.sign(t, "status", "device/box1", `{"id":"s1"}`, now)), "sig", CodeUnauthorized, "does not verify"},
+		{"key not trusted", "status", string(qa.sign(t, "status", "device/box1", `{"id":"s1"}`, now)), "key", CodeUnauthorized, "not one of this box's trust keys"},
+		{"payload not a string", "status", regexp.MustCompile(`"payload":"[^"]*"`).ReplaceAllString(env, `"payload":5`), "payload", CodeInvalid, "expected a string"},
+		{"ts not a number", "status", regexp.MustCompile(`"ts":\d+`).ReplaceAllString(env, `"ts":"now"`), "ts", CodeInvalid, "expected an integer"},
+		{"nonce too short", "status", regexp.MustCompile(`"nonce":"[^"]*"`).ReplaceAllString(env, `"nonce":"short"`), "nonce", CodeInvalid, "16 to 64 characters"},
+		{"command of another topic", "trigger", env, "command", CodeUnauthorized, `signed for command "status"`},
+		{"unknown field", "status", strings.TrimSuffix(env, "}") + ",\n\"extra\":1}", "extra", CodeInvalid, "unknown field"},
+		{"key twice in two cases", "status", strings.Replace(env, `"key":"ops"`, `"key":"ops", "KEY":"ops"`, 1), "KEY", CodeInvalid, "duplicate key"},
+		{"pretty-printed", "status", sig.ReplaceAllString(indented.String(), `"sig": "!!"`), "sig", CodeInvalid, "is not the standard base64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := r.wait(r.submit(tc.cmd, "device", []byte(tc.body)))
+			key := tc.field == "extra" || tc.field == "KEY"
+			mustFail(t, rep, tc.code, "envelope."+tc.field+" at "+where(tc.body, tc.field, key)+": ", tc.want)
+			if field(rep) != "envelope."+tc.field {
+				t.Errorf("field %q, want envelope.%s", field(rep), tc.field)
+			}
+		})
+	}
+	// The pretty-printed envelope's sig is on its ninth line, its value
+	// after `  "sig": `.
+	rep := r.wait(r.submit("status", "device", []byte(sig.ReplaceAllString(indented.String(), `"sig": "!!"`))))
+	mustFail(t, rep, CodeInvalid, "envelope.sig at line 9, column 10: is not the standard base64")
+	// A duplicate key keeps checkJSON's place, said once.
+	dup := strings.Replace(env, `"key":"ops"`, `"key":"ops","key":"ops"`, 1)
+	rep = r.wait(r.submit("status", "device", []byte(dup)))
+	mustFail(t, rep, CodeInvalid, fmt.Sprintf("envelope.key: duplicate key at line 1, column %d", strings.Index(dup, `"key"`)+len(`"key":"ops",`)+1))
+	if strings.Count(rep.Error, "line") != 1 {
+		t.Errorf("duplicate key placed twice: %q", rep.Error)
 	}
 }

@@ -52,6 +52,11 @@ type Error struct {
 	Msg   string
 	// named: Msg names the field(s) itself, Error does not prefix it.
 	named bool
+	// key: the refusal is of the key Field itself (unknown, a duplicate),
+	// not of its value; placeField points at the key.
+	key bool
+	// placed: Msg says where in the message already.
+	placed bool
 }
 
 func (e *Error) Error() string {
@@ -149,7 +154,9 @@ func checkJSON(data []byte) error {
 		if top.obj && top.expectKey {
 			k := tok.(string) // the decoder allows nothing else here
 			if top.keys[k] {
-				return invalidf(joinPath(top.path, k), "duplicate key at %s", place(at))
+				e := invalidf(joinPath(top.path, k), "duplicate key at %s", place(at))
+				e.placed = true
+				return e
 			}
 			top.keys[k] = true
 			top.key, top.expectKey = k, false
@@ -348,7 +355,9 @@ func decodeStrict(data []byte, v any) error {
 		// jsonkeys.Check found every unknown key first; kept for a type
 		// it does not look into.
 		name, _ = strconv.Unquote(name)
-		return invalidf(fieldName(name), "unknown field (this command takes: %s)", strings.Join(jsonFields(reflect.TypeOf(v).Elem()), ", "))
+		e := invalidf(fieldName(name), "unknown field (this command takes: %s)", strings.Join(jsonFields(reflect.TypeOf(v).Elem()), ", "))
+		e.key = true
+		return e
 	}
 	return invalidf("", "%s", strings.TrimPrefix(err.Error(), "json: "))
 }
@@ -364,16 +373,50 @@ func keyError(err error) error {
 		return invalidf("", "%v", err)
 	}
 	takes := strings.Join(e.Fields, ", ")
-	switch e.Kind {
-	case jsonkeys.Case:
-		return invalidf(fieldName(e.Name()), "unknown field (did you mean %q? keys are case-sensitive; this command takes: %s)", e.Want, takes)
-	case jsonkeys.Duplicate:
-		if e.Want != e.Key {
-			return invalidf(fieldName(e.Name()), "duplicate key (also given as %q, which differs only in case)", truncate(e.Want, 64))
-		}
-		return invalidf(fieldName(e.Name()), "duplicate key")
+	var out *Error
+	switch {
+	case e.Kind == jsonkeys.Case:
+		out = invalidf(fieldName(e.Name()), "unknown field (did you mean %q? keys are case-sensitive; this command takes: %s)", e.Want, takes)
+	case e.Kind == jsonkeys.Duplicate && e.Want != e.Key:
+		out = invalidf(fieldName(e.Name()), "duplicate key (also given as %q, which differs only in case)", truncate(e.Want, 64))
+	case e.Kind == jsonkeys.Duplicate:
+		out = invalidf(fieldName(e.Name()), "duplicate key")
+	default:
+		out = invalidf(fieldName(e.Name()), "unknown field (this command takes: %s)", takes)
 	}
-	return invalidf(fieldName(e.Name()), "unknown field (this command takes: %s)", takes)
+	out.key = true
+	return out
+}
+
+// placeField says where in data, the JSON object a refusal is of, the
+// key or value that err's Field names starts (its key for an unknown or
+// duplicate key), as the refusals of checkJSON and of a pushed
+// configuration do, and names the field as prefix+Field: "envelope.sig
+// at line 1, column 150: is not ...". A refusal without a field, one
+// placed already, and one whose field data does not hold (a key left
+// out) are returned with the prefix alone; other errors as they are.
+func placeField(err error, data []byte, prefix string) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Field == "" {
+		return err
+	}
+	q := *e
+	q.Field = prefix + e.Field
+	if e.placed || e.named {
+		return &q
+	}
+	pl, ok := jsonPlaces(data)[e.Field]
+	if !ok {
+		return &q
+	}
+	at := pl.value
+	if e.key {
+		at = pl.key
+	}
+	l, c := lineColumn(data, at)
+	q.Msg = fmt.Sprintf("%s at line %d, column %d: %s", q.Field, l, c, e.Msg)
+	q.named, q.placed = true, true
+	return &q
 }
 
 // fieldName is a key from a request as a reply's field names it: control
