@@ -465,27 +465,43 @@ func PacketSize(topic string, qos byte, payloadLen int) int {
 func LearnPacketLimit(size, good int) int { return learnLimit(size, good) }
 
 // learnLimit is the packet size limit to assume after the broker dropped
-// the connection over a packet of size bytes when it had accepted good.
+// the connection over a packet of size bytes when it had accepted good
+// (the smallest refused and the largest accepted: the limit lies between).
 // Administrators set a broker's limit (mosquitto's max_packet_size) in
 // powers of two (65536, 262144) as often as in round decimal numbers
 // (2000, 20000, 100000): the candidates are the largest power of two below
 // size and size−1 rounded down to one significant digit (2112 → 2000).
-// Only those at least good can be the limit (the broker took good), and
-// the smaller of them wins: below the real limit a mask or heatmap is
-// shrunk one step more, above it the next one costs a dropped session
+// Only those at least good can be the limit (the broker took good). Of
+// two, the smaller wins, as below the real limit a mask or heatmap is
+// shrunk one step more and above it the next one costs a dropped session
 // (with the power of two alone a broker at 2000 taught 2048, then 2002,
-// each a lost session or two). When neither is at least good, the limit
-// lies between good and size: the midpoint halves what is left to learn
-// at each drop, where size−1 shaved a few bytes off per dropped session,
-// and it never goes below good.
+// each a lost session or two), unless the packet was much nearer the
+// larger: a quarter as far past it or less. A packet just past a round
+// number points at that number, and the smaller one then shrank every
+// mask for nothing, by half at worst (1,000,001 taught 524288 rather than
+// 1,000,000, 65537 taught 60000 rather than 65536). When neither is at
+// least good, the limit lies between good and size: the midpoint halves
+// what is left to learn at each drop, where size−1 shaved a few bytes off
+// per dropped session, and it never goes below good.
 func learnLimit(size, good int) int {
 	if size <= 1 {
 		return 1
 	}
 	limit := 0
+	var cands []int
 	for _, c := range []int{1 << (bits.Len(uint(size-1)) - 1), roundDecimal(size - 1)} {
-		if c >= good && (limit == 0 || c < limit) {
-			limit = c
+		if c >= good {
+			cands = append(cands, c)
+		}
+	}
+	switch len(cands) {
+	case 1:
+		limit = cands[0]
+	case 2:
+		lo, hi := min(cands[0], cands[1]), max(cands[0], cands[1])
+		limit = lo
+		if (size-hi)*4 <= size-lo {
+			limit = hi
 		}
 	}
 	if limit == 0 && good < size {
