@@ -236,7 +236,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 // read only once the pipeline is stored (d.pipe's store orders d.src's
 // write before it).
 func (d *Daemon) watchMetrics() {
-	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state()) })
+	_ = d.metrics.WatchMQTT(func() httpapi.MQTTStats { return mqttStats(d.sink.state(), d.sink.sparkplugState().MasksTooLarge) })
 	_ = d.metrics.WatchSparkplug(func() httpapi.SparkplugStats { return sparkplugMetrics(d.sink.sparkplugState()) })
 	_ = d.metrics.WatchCamera(func() httpapi.CameraStats {
 		if d.pipe.Load() == nil {

@@ -224,11 +224,13 @@ func (s *sinkSwitch) setNodeInfo(info *mqttpub.Info) error {
 	return s.node.SetInfo(info)
 }
 
-// state is the JSON publisher's state; its TooLarge.Image counts the edge
-// node's masks sent as null for their size too (the same limit, the same
-// broker), so that inspectd_mqtt_too_large_total shows them, and its
-// MaxPayload is the edge node's when that is lower. Its counters go on
-// across reloads (past).
+// state is the JSON publisher's state; its MaxPayload is the edge node's
+// when that is lower. Its counters go on across reloads (past). Its
+// TooLarge counts the JSON connection's refusals alone: the edge node's
+// masks sent as null are sparkplug.Stats.MasksTooLarge (sparkplugState),
+// exported under their own sink label. Added in here, one mask too large
+// for both connections (refused on the JSON topic, null in its DDATA)
+// counted twice in one series.
 // The current connections and past are read under one hold of mu, which
 // replace does not keep while connections close: a replacement between
 // two reads would count the publisher it ends twice, or not at all.
@@ -239,7 +241,6 @@ func (s *sinkSwitch) state() mqttpub.State {
 	if s.pub != nil {
 		st = s.pub.State()
 		if s.node != nil {
-			st.TooLarge.Image += s.node.MasksTooLarge()
 			// The lower of the two connections' limits: the edge node
 			// learns its own (mqtt.profile sparkplug sends images there only).
 			st.MaxPayload = min(st.MaxPayload, s.node.MaxPayload())
@@ -335,7 +336,6 @@ func closeConns(log *slog.Logger, pub *mqttpub.Publisher, node *sparkplug.Node, 
 // pastNode; the caller takes them off pub and node in the same hold of mu.
 func (s *sinkSwitch) retireLocked(pub *mqttpub.Publisher, node *sparkplug.Node) {
 	if node != nil {
-		s.past.TooLarge.Image += node.MasksTooLarge()
 		st := node.Stats()
 		addNodeCounters(&s.pastNode, st)
 		if st.HasBdSeq {
@@ -384,6 +384,7 @@ func addNodeCounters(a *sparkplug.Stats, b sparkplug.Stats) {
 	a.Births += b.Births
 	a.DroppedOffline += b.DroppedOffline
 	a.DroppedQueueFull += b.DroppedQueueFull
+	a.MasksTooLarge += b.MasksTooLarge
 }
 
 // sparkplugMetrics maps the edge node's state onto the metrics' view of it.
@@ -392,13 +393,14 @@ func sparkplugMetrics(s sparkplug.Stats) httpapi.SparkplugStats {
 		BdSeq: s.BdSeq, Queued: s.Queued, QueuedBytes: s.QueuedBytes, DroppedOffline: s.DroppedOffline, DroppedQueueFull: s.DroppedQueueFull}
 }
 
-// mqttStats maps the publisher's state onto the metrics' view of it.
-func mqttStats(s mqttpub.State) httpapi.MQTTStats {
+// mqttStats maps the publisher's state, and the edge node's masks sent as
+// null for their size (sparkplugTooLarge), onto the metrics' view of them.
+func mqttStats(s mqttpub.State, sparkplugTooLarge uint64) httpapi.MQTTStats {
 	byClass := func(c mqttpub.ClassCounts) map[string]uint64 {
 		return map[string]uint64{"alarm": c.Alarm, "result": c.Result, "image": c.Image}
 	}
 	return httpapi.MQTTStats{Connected: s.Connected, Reconnects: s.Reconnects, Queued: s.Queued, QueuedBytes: s.QueuedBytes,
 		OnDisk: s.OnDisk, NotDurable: s.NotDurable, Evicted: byClass(s.Evicted), Refused: byClass(s.Refused),
-		TooLarge: byClass(s.TooLarge), DroppedOffline: s.DroppedOffline, MaxPayload: s.MaxPayload,
+		TooLarge: byClass(s.TooLarge), SparkplugTooLarge: sparkplugTooLarge, DroppedOffline: s.DroppedOffline, MaxPayload: s.MaxPayload,
 		StoreFailing: s.StoreError != "", ClientIDClash: s.ClientIDClash != ""}
 }

@@ -269,10 +269,15 @@ type MQTTStats struct {
 	Queued             int
 	QueuedBytes        int64
 	OnDisk, NotDurable int
-	// Evicted, Refused and TooLarge count messages by class ("alarm",
-	// "result", "image"): dropped to make room, refused because the outbox
-	// was full, refused or set aside for their size.
+	// Evicted, Refused and TooLarge count the JSON connection's messages
+	// by class ("alarm", "result", "image"): dropped to make room, refused
+	// because the outbox was full, refused or set aside for their size.
 	Evicted, Refused, TooLarge map[string]uint64
+	// SparkplugTooLarge counts the Sparkplug edge node's masks sent as
+	// null for their size: inspectd_mqtt_too_large_total{class="image",
+	// sink="sparkplug"}, where TooLarge is sink="json". A mask too large
+	// for both connections is refused by each, once in each series.
+	SparkplugTooLarge uint64
 	// DroppedOffline counts QoS 0 messages dropped when a reconnect failed.
 	DroppedOffline uint64
 	// MaxPayload is the largest image payload accepted now, in bytes.
@@ -309,7 +314,7 @@ func (m *Metrics) WatchMQTT(f func() MQTTStats) error {
 		prometheus.NewDesc(namespace+"_mqtt_not_durable", "Alarms and results held in memory only because the outbox could not write them.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_evicted_total", "Queued messages dropped to make room (oldest images, then results), by class.", class, nil),
 		prometheus.NewDesc(namespace+"_mqtt_refused_total", "Messages refused because the outbox was full, by class.", class, nil),
-		prometheus.NewDesc(namespace+"_mqtt_too_large_total", "Messages refused or set aside for their size, by class; image includes the Sparkplug masks sent as null for their size.", class, nil),
+		prometheus.NewDesc(namespace+"_mqtt_too_large_total", "Messages refused or set aside for their size, by class and sink: json (the JSON connection), sparkplug (class image only: the Sparkplug masks sent as null for their size). A mask too large for both counts once in each sink.", []string{"class", "sink"}, nil),
 		prometheus.NewDesc(namespace+"_mqtt_dropped_offline_total", "QoS 0 messages of the JSON connection dropped when a reconnect failed; the Sparkplug edge node's are inspectd_sparkplug_dropped_total.", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_max_payload_bytes", "Largest image payload published now (mqtt.max_payload, or lower as learned from the broker by the JSON connection or the Sparkplug edge node).", nil, nil),
 		prometheus.NewDesc(namespace+"_mqtt_store_failing", "1 while the outbox cannot write to disk.", nil, nil),
@@ -323,11 +328,15 @@ func (m *Metrics) WatchMQTT(f func() MQTTStats) error {
 		ch <- prometheus.MustNewConstMetric(c.descs[3], prometheus.GaugeValue, float64(s.QueuedBytes))
 		ch <- prometheus.MustNewConstMetric(c.descs[4], prometheus.GaugeValue, float64(s.OnDisk))
 		ch <- prometheus.MustNewConstMetric(c.descs[5], prometheus.GaugeValue, float64(s.NotDurable))
-		for i, m := range []map[string]uint64{s.Evicted, s.Refused, s.TooLarge} {
+		for i, m := range []map[string]uint64{s.Evicted, s.Refused} {
 			for _, k := range []string{"alarm", "result", "image"} {
 				ch <- prometheus.MustNewConstMetric(c.descs[6+i], prometheus.CounterValue, float64(m[k]), k)
 			}
 		}
+		for _, k := range []string{"alarm", "result", "image"} {
+			ch <- prometheus.MustNewConstMetric(c.descs[8], prometheus.CounterValue, float64(s.TooLarge[k]), k, "json")
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs[8], prometheus.CounterValue, float64(s.SparkplugTooLarge), "image", "sparkplug")
 		ch <- prometheus.MustNewConstMetric(c.descs[9], prometheus.CounterValue, float64(s.DroppedOffline))
 		ch <- prometheus.MustNewConstMetric(c.descs[10], prometheus.GaugeValue, float64(s.MaxPayload))
 		ch <- prometheus.MustNewConstMetric(c.descs[11], prometheus.GaugeValue, gauge01(s.StoreFailing))

@@ -62,7 +62,7 @@ func TestLastScoreNaNWithoutAScore(t *testing.T) {
 // inspectd_mqtt_connected 1, "connected to the MQTT broker", as the
 // Sparkplug edge node delivering while it waited for its primary host);
 // inspectd_mqtt_too_large_total also counts the edge node's masks sent as
-// null for their size, which its HELP did not say.
+// null for their size, under sink="sparkplug", which its HELP did not say.
 func TestMQTTHelpSaysWhichConnection(t *testing.T) {
 	h := New(Options{Logger: quiet()})
 	if err := h.Metrics().WatchMQTT(func() MQTTStats { return MQTTStats{} }); err != nil {
@@ -82,7 +82,7 @@ func TestMQTTHelpSaysWhichConnection(t *testing.T) {
 		"inspectd_mqtt_connected":             {"JSON connection", "unless mqtt.profile is sparkplug", "inspectd_sparkplug_online"},
 		"inspectd_mqtt_reconnects_total":      {"JSON connection", "inspectd_sparkplug_sessions_total"},
 		"inspectd_mqtt_dropped_offline_total": {"JSON connection", "inspectd_sparkplug_dropped_total"},
-		"inspectd_mqtt_too_large_total":       {"Sparkplug masks sent as null"},
+		"inspectd_mqtt_too_large_total":       {"Sparkplug masks sent as null", "sink"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(help[name], w) {

@@ -239,8 +239,8 @@ func (n *Node) MaxPayload() int {
 }
 
 // MasksTooLarge counts the masks sent as null since New because the
-// message with them would have exceeded the payload limit (the daemon adds
-// it to inspectd_mqtt_too_large_total{class="image"}).
+// message with them would have exceeded the payload limit (the daemon
+// exports it as inspectd_mqtt_too_large_total{class="image",sink="sparkplug"}).
 func (n *Node) MasksTooLarge() uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -570,6 +570,10 @@ type Stats struct {
 	// messages (DDATA, NDATA) the full send queue refused (a stalled
 	// connection; see queueLocked).
 	DroppedOffline, DroppedQueueFull uint64
+	// MasksTooLarge counts the masks sent as null for their size
+	// (Node.MasksTooLarge): the edge node's own refusals, apart from the
+	// JSON mask topic's, which refuses the same mask on its own.
+	MasksTooLarge uint64
 }
 
 // Stats returns the edge node's state and counters now. It may be called
@@ -583,6 +587,7 @@ func (n *Node) Stats() Stats {
 		Sessions:          n.stat.sessions, Births: n.stat.births,
 		BdSeq: n.stat.bdSeq, HasBdSeq: n.stat.hasBdSeq,
 		DroppedOffline: n.stat.droppedOffline, DroppedQueueFull: n.stat.queueFull,
+		MasksTooLarge: n.tooLarge,
 	}
 	// The node's lock before the queue's, as messages are queued.
 	n.wire.mu.Lock()
