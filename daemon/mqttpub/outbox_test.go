@@ -456,7 +456,7 @@ func TestOutboxWriteFailure(t *testing.T) {
 // is set aside (not replayed) and the limit drops below its size.
 func TestOutboxProbeAndLearnedLimit(t *testing.T) {
 	o := testOutbox(t, t.TempDir(), 100, 1<<30)
-	big := strings.Repeat("x", 120<<10) // not just past 100000: 65536 is learned
+	big := strings.Repeat("x", 100<<10)
 	mustAdd(t, o, tp.Result, 1, "r1")
 	mustAdd(t, o, tp.Heatmap, 0, big)
 	mustAdd(t, o, tp.Result, 1, "r2")
@@ -519,7 +519,7 @@ func TestOutboxProbeAndLearnedLimit(t *testing.T) {
 // blamed on it; one no larger still pipelines. With no limit learned,
 // messages under probeFloor pipeline as before.
 func TestOutboxProbeAfterLearnedLimit(t *testing.T) {
-	img := strings.Repeat("x", 5500) // not just past 5000: 4096 is learned
+	img := strings.Repeat("x", 5000)
 	now := time.Now()
 	var id uint16
 
@@ -597,14 +597,14 @@ func TestPacketSizes(t *testing.T) {
 	}
 	// The smaller of the power of two and the one-digit decimal below the
 	// dropped packet that is not below what the broker took, unless the
-	// packet was much nearer the larger (a quarter as far past it or less):
-	// a packet just past a round number points at that number (1,000,001
-	// taught 524288 and 65537 taught 60000, masks shrunk for nothing). Else
+	// packet was just past the larger (by 1/2048 of it or less): 1,000,001
+	// taught 524288 and 65537 taught 60000, masks shrunk for nothing. Else
 	// the midpoint between the two. A broker at max_packet_size 2000 taught
 	// 2048 from a 2113-byte packet, then 2002: a lost session each.
 	for _, tc := range []struct{ size, good, want int }{
 		{2113, 300, 2000}, {2003, 1990, 2000}, {2003, 2001, 2002}, {300000, 0, 200000}, {65537, 1000, 65536}, {65537, 0, 65536}, {65537, 61000, 65536},
-		{65536, 0, 60000}, {70000, 0, 60000}, {70000, 62000, 65536}, {70029, 0, 70000}, {70000, 66000, 68000}, {66000, 0, 65536},
+		{65536, 0, 32768}, {70000, 0, 60000}, {70000, 62000, 65536}, {70029, 0, 70000}, {70040, 0, 65536}, {70000, 66000, 68000},
+		{65569, 0, 65536}, {65570, 0, 60000}, {100095, 0, 65536}, {1000489, 0, 1000000}, {1000490, 0, 524288},
 		{69999, 0, 60000}, {26532, 0, 16384}, {26532, 17000, 20000}, {1000001, 0, 1000000}, {1000001, 600000, 1000000}, {1048577, 0, 1048576},
 		{1100000, 0, 1000000}, {20001, 0, 20000}, {20001, 16385, 20000}, {65537, 65536, 65536}, {2, 0, 1}, {1, 0, 1},
 	} {
