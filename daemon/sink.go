@@ -384,13 +384,15 @@ func addNodeCounters(a *sparkplug.Stats, b sparkplug.Stats) {
 	a.Births += b.Births
 	a.DroppedOffline += b.DroppedOffline
 	a.DroppedQueueFull += b.DroppedQueueFull
+	a.DroppedLeaving += b.DroppedLeaving
 	a.MasksTooLarge += b.MasksTooLarge
 }
 
 // sparkplugMetrics maps the edge node's state onto the metrics' view of it.
 func sparkplugMetrics(s sparkplug.Stats) httpapi.SparkplugStats {
 	return httpapi.SparkplugStats{Online: s.Online, PrimaryHostOnline: s.PrimaryHostOnline, Sessions: s.Sessions, Births: s.Births,
-		BdSeq: s.BdSeq, Queued: s.Queued, QueuedBytes: s.QueuedBytes, DroppedOffline: s.DroppedOffline, DroppedQueueFull: s.DroppedQueueFull}
+		BdSeq: s.BdSeq, Queued: s.Queued, QueuedBytes: s.QueuedBytes, DroppedOffline: s.DroppedOffline, DroppedQueueFull: s.DroppedQueueFull,
+		DroppedLeaving: s.DroppedLeaving}
 }
 
 // mqttStats maps the publisher's state, and the edge node's masks sent as

@@ -391,8 +391,9 @@ type SparkplugStats struct {
 	Queued, QueuedBytes int
 	// DroppedOffline counts inspections' DDATA not sent for want of a
 	// live session; DroppedQueueFull data messages the full send queue
-	// refused.
-	DroppedOffline, DroppedQueueFull uint64
+	// refused; DroppedLeaving data messages still queued when a session
+	// ended on purpose, dropped so that its NDEATH went at once.
+	DroppedOffline, DroppedQueueFull, DroppedLeaving uint64
 }
 
 // WatchSparkplug exports the Sparkplug B edge node's state, read by f on
@@ -416,7 +417,7 @@ func (m *Metrics) WatchSparkplug(f func() SparkplugStats) error {
 		prometheus.NewDesc(namespace+"_sparkplug_bdseq", "bdSeq of the Sparkplug edge node's current or last session (0 before the first).", nil, nil),
 		prometheus.NewDesc(namespace+"_sparkplug_queue_depth", "Messages in the Sparkplug edge node's send queue.", nil, nil),
 		prometheus.NewDesc(namespace+"_sparkplug_queue_bytes", "Payload bytes of the messages in the Sparkplug edge node's send queue.", nil, nil),
-		prometheus.NewDesc(namespace+"_sparkplug_dropped_total", "Sparkplug data messages not sent, by reason: offline (an inspection's DDATA without a live session), queue_full (refused by the full send queue).", []string{"reason"}, nil),
+		prometheus.NewDesc(namespace+"_sparkplug_dropped_total", "Sparkplug data messages not sent, by reason: offline (an inspection's DDATA without a live session), queue_full (refused by the full send queue), leaving (still queued when a session ended on purpose: dropped so that the NDEATH goes at once).", []string{"reason"}, nil),
 	}}
 	c.collect = func(ch chan<- prometheus.Metric) {
 		s := f()
@@ -429,6 +430,7 @@ func (m *Metrics) WatchSparkplug(f func() SparkplugStats) error {
 		ch <- prometheus.MustNewConstMetric(c.descs[6], prometheus.GaugeValue, float64(s.QueuedBytes))
 		ch <- prometheus.MustNewConstMetric(c.descs[7], prometheus.CounterValue, float64(s.DroppedOffline), "offline")
 		ch <- prometheus.MustNewConstMetric(c.descs[7], prometheus.CounterValue, float64(s.DroppedQueueFull), "queue_full")
+		ch <- prometheus.MustNewConstMetric(c.descs[7], prometheus.CounterValue, float64(s.DroppedLeaving), "leaving")
 	}
 	if err := m.Registry.Register(c); err != nil {
 		return fmt.Errorf("register Sparkplug metrics: %w", err)

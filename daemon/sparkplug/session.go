@@ -298,18 +298,31 @@ func (n *Node) outlive(s *session) {
 	n.learn.Unlock()
 }
 
-// leave ends the session on purpose: the messages queued for it, then
-// NDEATH (QoS 1, acknowledged before going on), then DISCONNECT, so hosts
-// learn of it at once rather than after the keepalive
-// (tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath),
-// and no data of the session follows its death.
+// leave ends the session on purpose: NDEATH (QoS 1, acknowledged before
+// going on), then DISCONNECT, so hosts learn of it at once rather than
+// after the keepalive
+// (tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath).
+// The NDEATH follows at most the message being handed to paho: the data
+// messages still queued for the session are dropped, counted
+// (Stats.DroppedLeaving) and logged, not sent first, or a long queue
+// behind a slow link (up to maxQueuedBytes) held back the death a primary
+// host waits for, showing it data of a node that had decided to leave. No
+// data of the session follows its death; the values dropped go out with
+// the next session's births.
 func (n *Node) leave(s *session, reason string) {
 	n.mu.Lock()
 	if n.sess == s {
 		n.sess, n.born = nil, false
 	}
 	n.mu.Unlock()
-	n.wire.drain(s) // nothing more is queued for s: sess is no longer s
+	// Nothing more is queued for s: sess is no longer s.
+	if dropped := n.wire.leave(s); dropped > 0 {
+		n.mu.Lock()
+		n.stat.droppedLeaving += uint64(dropped)
+		n.mu.Unlock()
+		n.log.Warn("sparkplug leaving: queued data dropped so that the NDEATH goes at once; the next births carry the latest values",
+			"reason", reason, "bdSeq", s.bdSeq, "dropped", dropped)
+	}
 	tok := s.client.Publish(n.topics.NDEATH, 1, false, n.deathPayload(s.bdSeq))
 	if !tok.WaitTimeout(n.o.WriteTimeout) || tok.Error() != nil {
 		n.log.Warn("sparkplug NDEATH not acknowledged before disconnecting", "bdSeq", s.bdSeq, "error", tok.Error())
@@ -469,7 +482,8 @@ func (n *Node) encodeLocked(topic string, now uint64, seq uint8) (wireMsg, error
 		}
 	}
 	// paho keeps the slice until its writer has sent it.
-	return wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b), mask: mask, birth: topic == n.topics.DBIRTH}, nil
+	return wireMsg{s: n.sess, topic: topic, payload: bytes.Clone(b), mask: mask, birth: topic == n.topics.DBIRTH,
+		data: topic == n.topics.DDATA || topic == n.topics.NDATA}, nil
 }
 
 // queueLocked queues ms, all or none (a birth's NBIRTH and DBIRTH: an

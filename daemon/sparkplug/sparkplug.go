@@ -317,6 +317,7 @@ type Node struct {
 	stat struct {
 		sessions, births          uint64
 		droppedOffline, queueFull uint64
+		droppedLeaving            uint64
 		bdSeq                     uint64 // the current or last session's
 		hasBdSeq                  bool
 	}
@@ -570,6 +571,10 @@ type Stats struct {
 	// messages (DDATA, NDATA) the full send queue refused (a stalled
 	// connection; see queueLocked).
 	DroppedOffline, DroppedQueueFull uint64
+	// DroppedLeaving counts data messages (DDATA, NDATA) still queued when
+	// a session ended on purpose (Close, the primary host offline, a failed
+	// subscribe): dropped so that the NDEATH goes at once.
+	DroppedLeaving uint64
 	// MasksTooLarge counts the masks sent as null for their size
 	// (Node.MasksTooLarge): the edge node's own refusals, apart from the
 	// JSON mask topic's, which refuses the same mask on its own.
@@ -587,7 +592,7 @@ func (n *Node) Stats() Stats {
 		Sessions:          n.stat.sessions, Births: n.stat.births,
 		BdSeq: n.stat.bdSeq, HasBdSeq: n.stat.hasBdSeq,
 		DroppedOffline: n.stat.droppedOffline, DroppedQueueFull: n.stat.queueFull,
-		MasksTooLarge: n.tooLarge,
+		DroppedLeaving: n.stat.droppedLeaving, MasksTooLarge: n.tooLarge,
 	}
 	// The node's lock before the queue's, as messages are queued.
 	n.wire.mu.Lock()

@@ -27,6 +27,7 @@ type wireMsg struct {
 	payload []byte // owned by the queue, then by paho
 	mask    int    // the bytes of the Mask it carries, 0: none (sentLog)
 	birth   bool   // a DBIRTH (sentLog)
+	data    bool   // a DDATA or NDATA (counted when dropped on leaving)
 }
 
 // wire is the edge node's way out: messages are queued under the node's
@@ -115,24 +116,33 @@ func (w *wire) dropSession(s *session) int {
 	return dropped
 }
 
-// drain waits until every message queued for s has been handed to paho
-// (or dropped after a failure), so that what comes next on s's connection,
-// its NDEATH, follows them on the wire.
-func (w *wire) drain(s *session) {
+// leave removes the messages still queued for s and waits until the one
+// being handed to paho, if it is s's, is done (bounded by WriteTimeout), so
+// that what comes next on s's connection, its NDEATH, goes at once and no
+// data of s follows it on the wire. It returns how many data messages
+// (DDATA, NDATA) it removed; births removed with them are not data a host
+// misses (the next session's births carry every value).
+func (w *wire) leave(s *session) (data int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.busy == s || w.holds(s) {
-		w.cond.Wait()
-	}
-}
-
-func (w *wire) holds(s *session) bool {
+	kept := w.q[:0]
 	for _, m := range w.q {
 		if m.s == s {
-			return true
+			w.bytes -= len(m.payload)
+			if m.data {
+				data++
+			}
+			continue
 		}
+		kept = append(kept, m)
 	}
-	return false
+	clear(w.q[len(kept):])
+	w.q = kept
+	w.cond.Broadcast()
+	for w.busy == s {
+		w.cond.Wait()
+	}
+	return data
 }
 
 // close lets the writer end once the queue is empty.

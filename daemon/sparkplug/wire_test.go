@@ -654,3 +654,62 @@ func TestCarryKeepsTheLearnedLimit(t *testing.T) {
 		t.Errorf("a carried limit logged for other brokers:\n%s", lb)
 	}
 }
+
+// TestLeaveSendsNDEATHBeforeTheQueue: a planned leave (Close, the primary
+// host going offline) sends the NDEATH at once, after at most the message
+// being handed to the broker: the data still queued for the session is
+// dropped, counted and logged. The old node sent the whole queue first
+// (up to 16 MiB over a slow link), and a primary host waited that long
+// for the death certificate, shown the data of a node that had already
+// decided to leave. Here the queue is full behind a stalled connection
+// when Close comes; the latest inspection queued must not reach the host.
+func TestLeaveSendsNDEATHBeforeTheQueue(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	px := testbroker.NewProxy(t, b.URL)
+	h := newHost(t, b.URL, testGroup)
+	n, lb, _ := startNode(t, px.URL, func(o *Options) {
+		o.MaxPayload = 1 << 20
+		o.WriteTimeout = time.Minute // the writer waits out the stall
+	})
+	t.Cleanup(px.Resume)
+	h.wait(0, "DBIRTH", nil)
+	px.Stall()
+	png := bytes.Repeat([]byte{0x89}, 512<<10)
+	last := uint64(0)
+	for seq := uint64(1); seq <= 400; seq++ {
+		if err := n.PublishResult(result(seq, 40), 0); err != nil {
+			break
+		}
+		last = seq
+		if err := n.PublishMask(seq, png, 0); err != nil {
+			break
+		}
+	}
+	if last == 0 || n.Stats().Queued < 2 {
+		t.Fatalf("the queue did not fill behind the stall (last inspection %d, %+v)", last, n.Stats())
+	}
+	mark := h.mark()
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- n.Close(ctx)
+	}()
+	time.Sleep(300 * time.Millisecond) // leave has begun: the node is closing
+	px.Resume()
+	h.wait(mark, "NDEATH", nil)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range h.since(mark) {
+		if s, ok := m.metric(h, "Inspection/Seq"); ok && m.verb == "DDATA" && s.Value.Uint == last {
+			t.Fatalf("inspection %d, queued when Close came, reached the host before the NDEATH: the queue went first (%s)", last, verbs(h.since(mark)))
+		}
+	}
+	if st := n.Stats(); st.DroppedLeaving == 0 {
+		t.Errorf("Stats() after leaving a full queue = %+v; want the data dropped counted", st)
+	}
+	if lb.Count("sparkplug leaving: queued data dropped") != 1 {
+		t.Errorf("the data dropped on leaving was not logged once:\n%s", lb.String())
+	}
+}
