@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -812,4 +813,54 @@ func TestBrokerGoneLogSaysNoNDEATHPromised(t *testing.T) {
 		t.Errorf("the connection-lost line does not say the NDEATH depends on the broker still being up:\n%s", lb.String())
 	}
 	b.Restart()
+}
+
+// TestCountersFollowTheirInspection: the daemon counts an inspection
+// (Options.Counts) before it publishes it, and the stats tick read the
+// counters in between: Stats/Anomalous Count moved in a DDATA of its own
+// before the DDATA of the inspection that moved it, and a host that
+// alarms on the counter looked for an inspection it did not have yet.
+// The inspection's DDATA carries the counters it moved; a counter that
+// moves without a result (a failed inspection published once a second)
+// still goes out, after countsHold.
+func TestCountersFollowTheirInspection(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	h := newHost(t, b.URL, testGroup)
+	var mu sync.Mutex
+	counts := Counts{Anomalous: 5, Errors: 2}
+	n, _, _ := startNode(t, b.URL, func(o *Options) {
+		o.StatsInterval = 20 * time.Millisecond
+		o.Counts = func() Counts { mu.Lock(); defer mu.Unlock(); return counts }
+	})
+	h.wait(0, "DBIRTH", nil)
+	mark := h.mark()
+	mu.Lock()
+	counts.Anomalous++ // counted; the publish stage is a moment behind
+	mu.Unlock()
+	time.Sleep(300 * time.Millisecond) // many stats ticks
+	if err := n.PublishResult(result(1, 40), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(mark, "DDATA", func(m spMsg) bool {
+		s, ok := m.metric(h, "Inspection/Seq")
+		return ok && s.Value.Uint == 1
+	})
+	for _, m := range h.since(mark) {
+		c, ok := m.metric(h, "Stats/Anomalous Count")
+		if !ok || c.Value.Uint != 6 {
+			continue
+		}
+		if s, ok := m.metric(h, "Inspection/Seq"); !ok || s.Value.Uint != 1 {
+			t.Fatalf("Stats/Anomalous Count went to 6 in a DDATA before the one of the inspection that moved it (%s)", verbs(h.since(mark)))
+		}
+		break
+	}
+	// A counter moved with no result still reaches the host.
+	mu.Lock()
+	counts.Errors++
+	mu.Unlock()
+	h.wait(mark, "DDATA", func(m spMsg) bool {
+		c, ok := m.metric(h, "Stats/Error Count")
+		return ok && c.Value.Uint == 3
+	})
 }

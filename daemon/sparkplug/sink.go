@@ -301,10 +301,14 @@ func (n *Node) SetInfo(info *mqttpub.Info) error {
 }
 
 // stats polls the camera and updates the inspection rate, and the counts
-// from Options.Counts, every StatsInterval.
+// from Options.Counts, every StatsInterval. The counts it sets are those
+// read countsHold before (heldCounts): the daemon counts an inspection
+// before it publishes it, and a tick between the two sent the counter in
+// a DDATA before the inspection's own.
 func (n *Node) stats() {
 	t := time.NewTicker(n.o.StatsInterval)
 	defer t.Stop()
+	var held heldCounts
 	for {
 		select {
 		case <-n.stop:
@@ -313,10 +317,11 @@ func (n *Node) stats() {
 		}
 		n.pollCamera()
 		var c Counts
+		countsOK := false
 		if n.o.Counts != nil {
 			// Failed free-run inspections are published once a second,
 			// not each: the error count moves between results too.
-			c = n.o.Counts()
+			c, countsOK = held.settled(n.o.Counts(), time.Now())
 		}
 		var rate float64
 		var rateOK bool
@@ -330,7 +335,7 @@ func (n *Node) stats() {
 			// offline until a reconnect or a host's rebirth request.
 			n.birthLocked("retry")
 		}
-		if n.o.Counts != nil {
+		if countsOK {
 			n.setCountsLocked(c, nowMS())
 		}
 		if n.o.Rate == nil {
@@ -342,6 +347,43 @@ func (n *Node) stats() {
 		_ = n.flushLocked(&n.dev, n.topics.DDATA)
 		n.mu.Unlock()
 	}
+}
+
+// countsHold is how long the stats tick holds back a reading of
+// Options.Counts. The daemon counts an inspection before it publishes it,
+// and the inspection's DDATA carries the counters it moved (PublishResult
+// reads them afresh); a tick that came between the two sent the counter
+// in a DDATA of its own first, and a host that alarms on Stats/Anomalous
+// Count looked for an inspection it did not have yet. Held back, the tick
+// only sends what the results did not (failed inspections published once
+// a second, results left out under mqtt.result_max_rate), that much later.
+const countsHold = 2 * time.Second
+
+// heldCounts is the stats tick's readings of Options.Counts within
+// countsHold, oldest first.
+type heldCounts struct {
+	r []countsReading
+}
+
+type countsReading struct {
+	c  Counts
+	at time.Time
+}
+
+// settled records reading c taken at now and returns the latest reading
+// taken countsHold or more before now; false when there is none yet.
+func (h *heldCounts) settled(c Counts, now time.Time) (Counts, bool) {
+	h.r = append(h.r, countsReading{c, now})
+	cut := now.Add(-countsHold)
+	i := 0
+	for i+1 < len(h.r) && !h.r[i+1].at.After(cut) {
+		i++
+	}
+	h.r = h.r[i:]
+	if h.r[0].at.After(cut) {
+		return Counts{}, false
+	}
+	return h.r[0].c, true
 }
 
 // pollCamera sets Camera/Connected and Camera/Error from Options.Camera,
