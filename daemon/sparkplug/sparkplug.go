@@ -522,6 +522,10 @@ func (n *Node) Health() (bool, string) {
 	case !n.started:
 		return false, "not started"
 	case n.born:
+		if d, queued := n.wire.stalled(time.Now()); d > 0 {
+			return false, fmt.Sprintf("connected as %s (bdSeq %d), but stalled: the connection has taken nothing for %s while %d messages wait",
+				n.topics.NBIRTH, n.sess.bdSeq, d.Round(time.Second), queued)
+		}
 		return true, fmt.Sprintf("online as %s (bdSeq %d)", n.topics.NBIRTH, n.sess.bdSeq)
 	case n.sess != nil && n.sess.ready && n.hostAwayLocked():
 		detail := fmt.Sprintf("connected, waiting for primary host %s to be online", n.o.PrimaryHostID)
@@ -542,7 +546,8 @@ func (n *Node) Health() (bool, string) {
 type Stats struct {
 	// Online is true while births have been sent in a live session: hosts
 	// are getting data (Health's online, without Options.JSONDelivers'
-	// wait for the primary host).
+	// wait for the primary host). A stalled connection (stallHealth) is
+	// not online.
 	Online bool
 	// PrimaryHostOnline is true while the current session's last STATE of
 	// Options.PrimaryHostID says online; false without a primary host and
@@ -587,7 +592,7 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := Stats{
-		Online:            n.started && !n.closed && n.born,
+		Online:            n.started && !n.closed && n.born && !n.stalledLocked(),
 		PrimaryHostOnline: n.o.PrimaryHostID != "" && n.sess != nil && n.hostUp,
 		Sessions:          n.stat.sessions, Births: n.stat.births,
 		BdSeq: n.stat.bdSeq, HasBdSeq: n.stat.hasBdSeq,
@@ -599,6 +604,13 @@ func (n *Node) Stats() Stats {
 	st.Queued, st.QueuedBytes = len(n.wire.q), n.wire.bytes
 	n.wire.mu.Unlock()
 	return st
+}
+
+// stalledLocked says whether the connection has stalled (wire.stalled).
+// Callers hold mu (the node's lock before the queue's).
+func (n *Node) stalledLocked() bool {
+	d, _ := n.wire.stalled(time.Now())
+	return d > 0
 }
 
 func nowMS() uint64 { return uint64(time.Now().UnixMilli()) }

@@ -43,8 +43,34 @@ type wire struct {
 	cond   sync.Cond // L is &mu (Node.New)
 	q      []wireMsg
 	bytes  int
-	busy   *session // the session of the message being handed to paho
+	busy   *session  // the session of the message being handed to paho
+	busyAt time.Time // when that hand-over began
 	closed bool
+}
+
+// stallHealth is how long a hand-over may wait on the connection, messages
+// waiting, before Health and Stats say the node is not online: a broker
+// or network that stopped taking data read online until the queue filled
+// (16 MiB: minutes on a slow line, never on a quiet one). An idle
+// connection, nothing to send, is no stall. What paho has written into
+// the socket's buffers (some MB) does not wait here: a stall with less
+// than that to send is found by the MQTT keepalive (the connection is
+// lost within 1.5 keepalives).
+const stallHealth = 5 * time.Second
+
+// stalled reports how long the message being handed to paho has waited,
+// when that is stallHealth or more (0 otherwise), and how many messages
+// wait with it.
+func (w *wire) stalled(now time.Time) (time.Duration, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy == nil {
+		return 0, 0
+	}
+	if d := now.Sub(w.busyAt); d >= stallHealth {
+		return d, len(w.q) + 1
+	}
+	return 0, 0
 }
 
 // push queues ms, all or none; false when they would take the queue past
@@ -85,7 +111,7 @@ func (w *wire) pop() (wireMsg, bool) {
 	w.q[0] = wireMsg{}
 	w.q = w.q[1:]
 	w.bytes -= len(m.payload)
-	w.busy = m.s
+	w.busy, w.busyAt = m.s, time.Now()
 	return m, true
 }
 

@@ -713,3 +713,65 @@ func TestLeaveSendsNDEATHBeforeTheQueue(t *testing.T) {
 		t.Errorf("the data dropped on leaving was not logged once:\n%s", lb.String())
 	}
 }
+
+// TestStallReadsNotOnline: a connection that stops taking data while
+// messages wait makes Health (the daemon's /healthz) and Stats.Online
+// read not online within stallHealth, not only once the send queue is
+// full (at 16 MiB, which a slow line may take minutes to fill, or never);
+// when it flows again they read online, and an idle connection, with
+// nothing to send for longer than stallHealth, is not taken for a stall.
+func TestStallReadsNotOnline(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	px := testbroker.NewProxy(t, b.URL)
+	h := newHost(t, b.URL, testGroup)
+	n, _, _ := startNode(t, px.URL, func(o *Options) {
+		o.MaxPayload = 1 << 20
+		o.WriteTimeout = time.Minute // the session outlives the stall
+	})
+	t.Cleanup(px.Resume)
+	h.wait(0, "DBIRTH", nil)
+	px.Stall()
+	// More than the socket buffers between the node and the proxy take,
+	// so that the writer waits: what sits in those buffers is the
+	// keepalive's to notice (see stallHealth).
+	png := bytes.Repeat([]byte{0x89}, 512<<10)
+	for seq := uint64(1); seq <= 400; seq++ {
+		if err := n.PublishResult(result(seq, 40), 0); err != nil {
+			t.Fatalf("inspection %d: %v", seq, err)
+		}
+		if err := n.PublishMask(seq, png, 0); err != nil {
+			t.Fatalf("mask %d: %v", seq, err)
+		}
+		if n.Stats().Queued >= 3 {
+			time.Sleep(300 * time.Millisecond)
+			if n.Stats().Queued >= 3 {
+				break
+			}
+		}
+	}
+	if st := n.Stats(); st.Queued < 3 || !st.Online {
+		t.Fatalf("the test needs messages waiting behind the stall, the queue not full: %+v", st)
+	}
+	const stall = 5 * time.Second // stallHealth, a literal so that the test runs on the node before it
+	t0 := time.Now()
+	if !testbroker.WaitFor(context.Background(), stall+5*time.Second, func() bool {
+		ok, _ := n.Health()
+		return !ok && !n.Stats().Online
+	}) {
+		ok, detail := n.Health()
+		t.Fatalf("%s into a stall with %d messages waiting: Health() = %v %q, Stats().Online %v", time.Since(t0).Round(time.Millisecond),
+			n.Stats().Queued, ok, detail, n.Stats().Online)
+	}
+	if _, detail := n.Health(); !strings.Contains(detail, "stalled") {
+		t.Errorf("Health() detail %q does not say the connection stalled", detail)
+	}
+	px.Resume()
+	if !testbroker.WaitFor(context.Background(), 20*time.Second, func() bool { ok, _ := n.Health(); return ok }) {
+		_, detail := n.Health()
+		t.Fatalf("not healthy again after the connection flowed: %q", detail)
+	}
+	time.Sleep(stall + time.Second) // idle: nothing to send
+	if ok, detail := n.Health(); !ok {
+		t.Errorf("an idle connection reads unhealthy: %q", detail)
+	}
+}
