@@ -430,3 +430,44 @@ func TestCloseFast(t *testing.T) {
 		t.Fatalf("Close took %s after the broker went away", d)
 	}
 }
+
+// TestStalledBrokerReadsUnhealthy: a broker (or a network) that stops
+// acknowledging while the connection stays open makes Health, which the
+// daemon's /healthz reads, unhealthy within a few seconds, naming the
+// stall. It read healthy ("connected") until the outbox filled, which at
+// a few alarms a minute may take hours, or until the keepalive gave up.
+// When the broker answers again Health is healthy again, and a connection
+// with nothing awaiting acknowledgement is never taken for a stall.
+func TestStalledBrokerReadsUnhealthy(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	px := testbroker.NewProxy(t, b.URL)
+	t.Cleanup(px.Resume)
+	p, _ := newPublisher(t, px.URL, "cam1", nil)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitConnected(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	healthy := func() bool { ok, _ := p.Health(); return ok }
+	waitFor(t, 5*time.Second, "healthy once connected", healthy)
+	px.Stall()
+	if err := p.PublishAlarm(sampleAlarm(1)); err != nil {
+		t.Fatal(err)
+	}
+	const stall = 5 * time.Second // stallHealth, a literal so that the test runs on the publisher before it
+	t0 := time.Now()
+	if !testbroker.WaitFor(context.Background(), stall+5*time.Second, func() bool { return !healthy() }) {
+		_, detail := p.Health()
+		t.Fatalf("%s into a stall, an alarm unacknowledged: Health() healthy, %q", time.Since(t0).Round(time.Millisecond), detail)
+	}
+	if _, detail := p.Health(); !strings.Contains(detail, "stalled") {
+		t.Errorf("Health() detail %q does not say the connection stalled", detail)
+	}
+	px.Resume()
+	waitFor(t, 20*time.Second, "healthy once the broker answers", healthy)
+	time.Sleep(stall + time.Second) // idle: nothing awaits acknowledgement
+	if ok, detail := p.Health(); !ok {
+		t.Errorf("an idle connection reads unhealthy: %q", detail)
+	}
+}

@@ -103,6 +103,7 @@ type outbox struct {
 	reserved      bool // paho's start-up id reservation is over (see Get)
 	connectedAt   time.Time
 	lostAt        time.Time
+	lastAckAt     time.Time // the latest acknowledgement (Del), for stalled
 
 	// Learning the broker's packet size limit.
 	probe   *entry // a message larger than any the broker accepted, in flight alone
@@ -1140,6 +1141,53 @@ func (o *outbox) isUp() bool {
 	return o.up
 }
 
+// stallHealth is how long the broker may acknowledge nothing while
+// messages await its acknowledgement before the connection counts as
+// stalled (Publisher.Health). An established connection read healthy
+// through a broker or network that had stopped answering until the
+// outbox filled (hours at a few alarms a minute) or the keepalive gave
+// up. A connection with nothing awaiting acknowledgement is no stall,
+// however long it is quiet; one that carries only QoS 0 messages has no
+// acknowledgement to wait for, and is the keepalive's to find.
+const stallHealth = 5 * time.Second
+
+// stalled reports how long the broker has acknowledged nothing while
+// messages awaited its acknowledgement on the current connection, when
+// that is stallHealth or more (0 otherwise), and how many wait. A message
+// handed before the connection (paho replays it) waits from the connect.
+func (o *outbox) stalled(now time.Time) (time.Duration, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.up {
+		return 0, 0
+	}
+	n := 0
+	var since time.Time
+	for _, e := range o.session {
+		if e.unreadable {
+			continue
+		}
+		at := e.handedAt
+		if at.Before(o.connectedAt) {
+			at = o.connectedAt
+		}
+		if n == 0 || at.Before(since) {
+			since = at
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	if o.lastAckAt.After(since) {
+		since = o.lastAckAt
+	}
+	if d := now.Sub(since); d >= stallHealth {
+		return d, n
+	}
+	return 0, 0
+}
+
 // acceptQoS0 says whether a QoS 0 message can be taken now: while
 // connected, and over a drop until a reconnect attempt has failed (a broker
 // that dropped the connection for a reason of its own is usually back at
@@ -1415,6 +1463,7 @@ func (o *outbox) Del(key string) {
 	}
 	delete(o.session, uint16(id))
 	o.acks++
+	o.lastAckAt = time.Now()
 	if e.sendQoS > 0 {
 		o.maxGood = max(o.maxGood, e.size)
 	}

@@ -191,6 +191,12 @@ type State struct {
 	// ClientIDClash describes a likely client-id clash (another client
 	// connecting with the same id), "" when there is none.
 	ClientIDClash string
+	// Stalled is how long the broker has acknowledged nothing while
+	// messages awaited its acknowledgement on the connection that is up,
+	// once that is 5 s or more (0 otherwise); StalledWaiting is how many
+	// await it. Health reports a stalled connection as unhealthy.
+	Stalled        time.Duration
+	StalledWaiting int
 	// Status is the payload of the retained status topic while connected.
 	Status string
 }
@@ -879,6 +885,7 @@ func (p *Publisher) State() State {
 		ClientIDClash:     p.clash.describe(p.opts.ClientID),
 		Status:            status,
 	}
+	st.Stalled, st.StalledWaiting = p.box.stalled(time.Now())
 	if p.connects > 1 {
 		st.Reconnects = p.connects - 1
 	}
@@ -887,8 +894,9 @@ func (p *Publisher) State() State {
 
 // Health reports whether messages reach the broker now and are safe on
 // the way; detail says why not: not connected (the last connection error
-// and how many messages wait), a likely client-id clash, or an outbox that
-// cannot write (alarms held in memory only). It satisfies the
+// and how many messages wait), a stalled connection (State.Stalled), a
+// likely client-id clash, or an outbox that cannot write (alarms held in
+// memory only). It satisfies the
 // health-checker interface of the HTTP API.
 func (p *Publisher) Health() (bool, string) {
 	st := p.State()
@@ -914,6 +922,10 @@ func (p *Publisher) Health() (bool, string) {
 			d += fmt.Sprintf("; %d messages queued", st.Queued)
 		}
 		problems = append(problems, d)
+	}
+	if st.Connected && st.Stalled > 0 {
+		problems = append(problems, fmt.Sprintf("connected to %s, but stalled: the broker has acknowledged nothing for %s while %d messages await it",
+			st.Broker, st.Stalled.Round(time.Second), st.StalledWaiting))
 	}
 	if st.ClientIDClash != "" {
 		problems = append(problems, st.ClientIDClash)
