@@ -19,7 +19,7 @@ var sparkplugSeries = []string{
 }
 
 // TestSparkplugMetrics: the edge node's state is exported under fixed
-// names and types, the drops by both reasons from the start (an alert's
+// names and types, the drops by every reason from the start (an alert's
 // increase() sees the first), read anew on every scrape; without an edge
 // node the series read offline and 0 rather than disappear.
 func TestSparkplugMetrics(t *testing.T) {
@@ -38,8 +38,9 @@ inspectd_sparkplug_bdseq %[5]s
 # HELP inspectd_sparkplug_births_total NBIRTH and DBIRTH pairs the Sparkplug edge node queued, rebirths included.
 # TYPE inspectd_sparkplug_births_total counter
 inspectd_sparkplug_births_total %[4]s
-# HELP inspectd_sparkplug_dropped_total Sparkplug data messages not sent, by reason: offline (an inspection's DDATA without a live session), queue_full (refused by the full send queue).
+# HELP inspectd_sparkplug_dropped_total Sparkplug data messages not sent, by reason: offline (an inspection's DDATA without a live session), queue_full (refused by the full send queue), leaving (still queued when a session ended on purpose: dropped so that the NDEATH goes at once).
 # TYPE inspectd_sparkplug_dropped_total counter
+inspectd_sparkplug_dropped_total{reason="leaving"} %[10]s
 inspectd_sparkplug_dropped_total{reason="offline"} %[8]s
 inspectd_sparkplug_dropped_total{reason="queue_full"} %[9]s
 # HELP inspectd_sparkplug_online 1 while the Sparkplug edge node's births are sent in a live session (hosts get data); 0 without an edge node.
@@ -65,13 +66,13 @@ inspectd_sparkplug_sessions_total %[3]s
 			t.Errorf("%s: %v", when, err)
 		}
 	}
-	expect("without an edge node", "0", "0", "0", "0", "0", "0", "0", "0", "0")
+	expect("without an edge node", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0")
 
 	mu.Lock()
 	st = SparkplugStats{Online: true, PrimaryHostOnline: true, Sessions: 3, Births: 5, BdSeq: 255, Queued: 2, QueuedBytes: 4096,
-		DroppedOffline: 7, DroppedQueueFull: 11}
+		DroppedOffline: 7, DroppedQueueFull: 11, DroppedLeaving: 13}
 	mu.Unlock()
-	expect("with an edge node online", "1", "1", "3", "5", "255", "2", "4096", "7", "11")
+	expect("with an edge node online", "1", "1", "3", "5", "255", "2", "4096", "7", "11", "13")
 }
 
 // TestREADMEListsSparkplugSeries: the README's metrics reference names
