@@ -88,7 +88,7 @@ func TestBrokerPacketLimit(t *testing.T) {
 		t.Fatalf("%d reconnects, %d limit lines: want 1-3, one line each", st.Reconnects, learned)
 	}
 	// A QoS 1 PUBLISH on inspectd/cam1/heatmap has 29 bytes of header.
-	// 65536, or 60000 from a drop at 65569-70000 bytes before the broker
+	// 65536, or 60000 from a drop at 65539-70000 bytes before the broker
 	// took more than 60000 (the lower of the power of two and the round
 	// number below a dropped packet is learned, unless the packet was just
 	// past the higher): never over the broker's.

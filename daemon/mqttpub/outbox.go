@@ -477,12 +477,14 @@ func LearnPacketLimit(size, good int) int { return learnLimit(size, good) }
 // shrunk one step more and above it the next one costs a dropped session
 // (with the power of two alone a broker at 2000 taught 2048, then 2002,
 // each a lost session or two), unless the packet was just past the larger
-// (by 1/2048 of it or less, a byte or a few dozen): a packet refused that
-// close above a round number points at that number, and the smaller one
-// then shrank every mask for nothing, by half at worst (1,000,001 taught
-// 524288 rather than 1,000,000, 65537 taught 60000 rather than 65536).
-// Any further past, either may be the limit (a mask of 100,000 bytes is
-// refused as well by a broker at 65536) and the smaller stays the safe one. When neither is at
+// (by 1/65536 of it or less: a byte or two at 65536, 15 at 1,000,000): a
+// packet refused that close above a round number points at that number,
+// and the smaller one then shrank every mask for nothing, by half at worst
+// (1,000,001 taught 524288 rather than 1,000,000, 65537 taught 60000
+// rather than 65536). Any further past, either may be the limit: a round
+// payload and its few dozen bytes of header (70,000 bytes of heatmap in a
+// 70,030-byte packet) are refused as well by a broker at 65536, and the
+// smaller stays the safe one. When neither is at
 // least good, the limit lies between good and size: the midpoint halves
 // what is left to learn at each drop, where size−1 shaved a few bytes off
 // per dropped session, and it never goes below good.
@@ -503,7 +505,7 @@ func learnLimit(size, good int) int {
 	case 2:
 		lo, hi := min(cands[0], cands[1]), max(cands[0], cands[1])
 		limit = lo
-		if size-1-hi <= hi/2048 {
+		if size-1-hi <= hi>>16 {
 			limit = hi
 		}
 	}
