@@ -120,7 +120,7 @@ func TestRegistrationInResults(t *testing.T) {
 	for _, f := range gather(t, m) {
 		mf.WriteString(f)
 	}
-	for _, want := range []string{`inspectd_registration_failures_total{reason="shift"} 2`, `inspectd_last_registration{quantity="confidence"}`,
+	for _, want := range []string{`inspectd_registration_failures_total{reason="shift"} 2`, `inspectd_last_registration_confidence `,
 		`inspectd_stage_latency_seconds_count{stage="align"} 1`} {
 		if !strings.Contains(mf.String(), want) {
 			t.Errorf("metrics lack %s", want)

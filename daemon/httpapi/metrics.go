@@ -47,19 +47,29 @@ type Metrics struct {
 	// LastScore and LastScoreNormalized are those of the latest inspection.
 	LastScore           prometheus.Gauge
 	LastScoreNormalized prometheus.Gauge
-	// Registration is the latest registered frame's shift (x, y, frame
-	// pixels), angle (degrees) and confidence, by "quantity";
+	// RegistrationShift is the latest registered frame's shift in frame
+	// pixels, by "axis" (x right, y down); RegistrationAngle its rotation
+	// in degrees (clockwise on the image); RegistrationConfidence the
+	// normalized cross-correlation with the reference view (−1..1,
+	// unitless). One gauge per unit: a sum or graph over one metric never
+	// mixes pixels with degrees. The three have no series until the first
+	// registered frame (a model without registration shows none, not 0s).
+	RegistrationShift      *prometheus.GaugeVec
+	RegistrationAngle      *prometheus.GaugeVec
+	RegistrationConfidence *prometheus.GaugeVec
 	// RegistrationFailures counts frames refused for their registration,
 	// by reason (no_overlap, low_confidence, shift, angle).
-	Registration         *prometheus.GaugeVec
 	RegistrationFailures *prometheus.CounterVec
 
 	mu     sync.Mutex
 	stages map[string]prometheus.Observer
 	drops  map[string]prometheus.Counter
 	normal prometheus.Counter
-	anom   prometheus.Counter
-	errs   prometheus.Counter
+	// The registration gauges' series, made by the first ObserveRegistration.
+	regOnce                           sync.Once
+	shiftX, shiftY, angle, confidence prometheus.Gauge
+	anom                              prometheus.Counter
+	errs                              prometheus.Counter
 }
 
 // Metric name prefix.
@@ -98,15 +108,20 @@ func NewMetrics() *Metrics {
 			Help: "Image anomaly score of the latest inspection; NaN before the first and after one that could not be made."}),
 		LastScoreNormalized: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "last_score_normalized",
 			Help: "Score/threshold of the latest inspection; NaN before the first and after one that could not be made."}),
-		Registration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "last_registration",
-			Help: "Registration of the latest registered frame to the reference view: shift_x_px, shift_y_px, angle_degrees, confidence."}, []string{"quantity"}),
+		RegistrationShift: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "last_registration_shift_pixels",
+			Help: "Shift of the latest registered frame against the reference view, in frame pixels, by axis (x right, y down)."}, []string{"axis"}),
+		RegistrationAngle: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "last_registration_angle_degrees",
+			Help: "Rotation of the latest registered frame against the reference view, in degrees, clockwise on the image."}, nil),
+		RegistrationConfidence: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "last_registration_confidence",
+			Help: "Confidence of the latest registration: normalized cross-correlation of the aligned frame with the reference view, -1..1."}, nil),
 		RegistrationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "registration_failures_total",
 			Help: "Frames not scored because registration failed or exceeded its bounds, by reason."}, []string{"reason"}),
 		stages: map[string]prometheus.Observer{},
 		drops:  map[string]prometheus.Counter{},
 	}
 	m.Registry.MustRegister(m.Frames, m.Drops, m.Inspections, m.PublishFailures, m.ImagesSkipped, m.Triggers, m.Reloads, m.ReloadFailures,
-		m.StageLatency, m.ScoreNormalized, m.LastScore, m.LastScoreNormalized, m.Registration, m.RegistrationFailures,
+		m.StageLatency, m.ScoreNormalized, m.LastScore, m.LastScoreNormalized, m.RegistrationShift, m.RegistrationAngle,
+		m.RegistrationConfidence, m.RegistrationFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.normal = m.Inspections.WithLabelValues("normal")
 	m.anom = m.Inspections.WithLabelValues("anomalous")
@@ -247,10 +262,14 @@ func (m *Metrics) ObserveInspection(score, normalized float64, anomalous bool) {
 // ObserveRegistration records the latest frame's registration: shift in
 // frame pixels, angle in degrees, confidence.
 func (m *Metrics) ObserveRegistration(shiftX, shiftY, angleDeg, confidence float64) {
-	m.Registration.WithLabelValues("shift_x_px").Set(shiftX)
-	m.Registration.WithLabelValues("shift_y_px").Set(shiftY)
-	m.Registration.WithLabelValues("angle_degrees").Set(angleDeg)
-	m.Registration.WithLabelValues("confidence").Set(confidence)
+	m.regOnce.Do(func() { // the series appear with the first registered frame
+		m.shiftX, m.shiftY = m.RegistrationShift.WithLabelValues("x"), m.RegistrationShift.WithLabelValues("y")
+		m.angle, m.confidence = m.RegistrationAngle.WithLabelValues(), m.RegistrationConfidence.WithLabelValues()
+	})
+	m.shiftX.Set(shiftX)
+	m.shiftY.Set(shiftY)
+	m.angle.Set(angleDeg)
+	m.confidence.Set(confidence)
 }
 
 // RegistrationFailure counts one frame refused for its registration.
