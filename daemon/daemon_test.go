@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"image"
 	"io"
 	"log/slog"
@@ -290,45 +291,119 @@ func TestRunEndToEnd(t *testing.T) {
 	t.Logf("%d results, %d alarms, %d masks, %d anomalous", len(seen), len(alarms), got.masks, anomalous)
 }
 
-// TestPipelineDropsOldestFreeRunFrames overloads the inspection stage with
-// an instant source: frames are dropped, oldest first, and counted, and
-// published sequence numbers keep increasing.
+// TestPipelineDropsOldestFreeRunFrames overloads the inspection stage:
+// frames are dropped, oldest first, and counted, and published sequence
+// numbers keep increasing. The overload is made, not hoped for (a fast
+// machine's backbone can keep up with a synthetic source): the sink holds
+// the first result until the source has delivered a burst, so that nothing
+// leaves the pipeline while the burst comes in; then the pipeline drains
+// before the source ends.
 func TestPipelineDropsOldestFreeRunFrames(t *testing.T) {
 	det := syntheticDetector(t)
 	src, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var frames []uint64
+	const burst = 12 // frames delivered while the publish stage is held
+	blocked, release := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
-	p, err := NewPipeline(PipelineOptions{Source: &recordSeq{Source: src, seen: &frames, mu: &mu}, Detector: det, Queue: 1, FreeRun: true,
-		MaxInspections: 20, Logger: testLogger(t)})
+	var seqs []uint64
+	var frames []time.Time
+	sink := &memSink{onResult: func(r *mqttpub.Result) {
+		mu.Lock()
+		first := len(seqs) == 0
+		seqs, frames = append(seqs, r.Seq), append(frames, r.FrameTime)
+		mu.Unlock()
+		if first {
+			close(blocked)
+			<-release
+		}
+	}}
+	published := func() int { mu.Lock(); defer mu.Unlock(); return len(seqs) }
+	gs := &gatedSource{Source: src, base: time.Now(), burst: burst, blocked: blocked, release: release}
+	p, err := NewPipeline(PipelineOptions{Source: gs, Detector: det, Sink: sink, Queue: 1, FreeRun: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	gs.drained = func() bool { return uint64(published())+p.Drops() == burst }
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if p.Drops() == 0 {
-		t.Error("no frame dropped although the source is faster than the backbone")
+	if gs.err != nil {
+		t.Fatal(gs.err)
+	}
+	// The pipeline holds one frame being published, one waiting for it,
+	// one being inspected and one queued: of the burst's other frames,
+	// each was dropped for a newer one.
+	if d := p.Drops(); d < burst-4 {
+		t.Errorf("%d frames dropped of a burst of %d while nothing was published, want at least %d", d, burst, burst-4)
+	}
+	if n := uint64(len(seqs)); n+p.Drops() != burst {
+		t.Errorf("%d published + %d dropped, want the burst's %d frames: every frame not inspected is counted", n, p.Drops(), burst)
+	}
+	var got []uint64
+	for i, r := range seqs {
+		if r != uint64(i+1) {
+			t.Errorf("result %d has seq %d, want %d", i, r, i+1)
+		}
+		got = append(got, gs.frameOf(frames[i]))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Errorf("frames published in the order %v, want increasing", got)
+			break
+		}
+	}
+	// Oldest first: the newest frame of the burst is never the one let go.
+	if len(got) == 0 || got[len(got)-1] != burst {
+		t.Errorf("frames inspected %v: the burst's newest, %d, was dropped (dropping the newest instead of the oldest?)", got, burst)
 	}
 }
 
-type recordSeq struct {
+// gatedSource hands out its source's frames numbered 1, 2, ... (stamped
+// base + n µs, so that a result names its frame). Frame 2 waits until the
+// first result's publishing is held (blocked); after the burst's last frame
+// it releases it, waits until the pipeline has drained (every frame of the
+// burst published or dropped) and ends.
+type gatedSource struct {
 	capture.Source
-	seen *[]uint64
-	mu   *sync.Mutex
+	base             time.Time
+	burst            uint64
+	blocked, release chan struct{}
+	drained          func() bool
+	n                uint64
+	err              error
 }
 
-func (r *recordSeq) Next(ctx context.Context, f *capture.Frame) error {
-	err := r.Source.Next(ctx, f)
-	if err == nil {
-		r.mu.Lock()
-		*r.seen = append(*r.seen, f.Seq)
-		r.mu.Unlock()
+func (g *gatedSource) Next(ctx context.Context, f *capture.Frame) error {
+	switch {
+	case g.n == 1:
+		select {
+		case <-g.blocked:
+		case <-time.After(time.Minute):
+			g.err = errors.New("the first result was never published")
+			return capture.ErrEOF
+		}
+	case g.n == g.burst:
+		close(g.release)
+		for deadline := time.Now().Add(time.Minute); !g.drained(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				g.err = errors.New("the pipeline did not drain the burst")
+				break
+			}
+		}
+		return capture.ErrEOF
 	}
-	return err
+	if err := g.Source.Next(ctx, f); err != nil {
+		return err
+	}
+	g.n++
+	f.Seq, f.Time = g.n, g.base.Add(time.Duration(g.n)*time.Microsecond)
+	return nil
 }
+
+// frameOf is the number of the frame stamped t.
+func (g *gatedSource) frameOf(t time.Time) uint64 { return uint64(t.Sub(g.base) / time.Microsecond) }
 
 // TestPipelineTriggeredNeverDropped: every trigger gets its own result,
 // even when triggers arrive faster than inspections finish.
