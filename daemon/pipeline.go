@@ -646,7 +646,7 @@ func (p *Pipeline) publishStage(s *slot) {
 	seq := p.seq.Add(1)
 	f := &s.frame
 	if sf := s.skipped; sf != nil {
-		p.publishError(seq, f, p.det.Info().ID, sf) // every one: each is a file, said once
+		p.publishError(seq, f, time.Time{}, p.det.Info().ID, sf) // every one: each is a file, said once; no frame was read from it
 		if p.o.Metrics != nil {
 			p.o.Metrics.NoScore() // a part, answered without a score
 		}
@@ -685,7 +685,7 @@ func (p *Pipeline) publishStage(s *slot) {
 		// answered each, a camera's free-run failures once a second.
 		if f.Trigger != "" || p.lossless || time.Since(p.lastErrRes) >= errorResultEvery {
 			p.lastErrRes = time.Now()
-			p.publishError(seq, f, s.modelID, s.inspErr)
+			p.publishError(seq, f, f.Time, s.modelID, s.inspErr)
 		}
 		p.printLine(seq, f, "ERROR  ", 0, 0, 0, time.Since(f.Time), " "+s.inspErr.Error())
 		if p.o.OnInspection != nil {
@@ -981,17 +981,23 @@ func (p *Pipeline) AnswerTriggerFailure(te *capture.TriggerError) {
 		err = fmt.Errorf("%w: %w", errStaleTrigger, err)
 	}
 	p.log.Warn("trigger not served", "id", te.ID, "err", err)
-	p.publishError(p.seq.Add(1), &capture.Frame{Time: time.Now(), Trigger: te.ID}, p.det.Info().ID, err)
+	// No frame: the result has no frame_time (it said the answer's time,
+	// which a consumer reads as a capture).
+	p.publishError(p.seq.Add(1), &capture.Frame{Trigger: te.ID}, time.Time{}, p.det.Info().ID, err)
 }
 
 // publishError reports an inspection that could not be made with a result
 // at QoS 1 marked anomalous: failing safe rejects a part rather than
-// passing one that was never inspected.
-func (p *Pipeline) publishError(seq uint64, f *capture.Frame, modelID string, cause error) {
+// passing one that was never inspected. frameTime is the capture time of
+// the frame that failed, zero when there was no frame (a trigger that got
+// none, a file that could not be read): the result then has no
+// frame_time. The result's seq is taken like any inspection's: errors are
+// numbered in the one sequence of answers.
+func (p *Pipeline) publishError(seq uint64, f *capture.Frame, frameTime time.Time, modelID string, cause error) {
 	if p.o.Sink == nil {
 		return
 	}
-	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: f.Time, TriggerID: f.Trigger, ModelID: modelID},
+	r := &mqttpub.Result{Header: mqttpub.Header{Seq: seq, BootID: p.o.BootID, FrameTime: frameTime, TriggerID: f.Trigger, ModelID: modelID},
 		Anomalous: true, Verdict: VerdictError, LatencyMS: map[string]float64{}, Error: cause.Error()}
 	r.SetFile(f.Name)
 	// The threshold in force, as on every result: a consumer dividing by it

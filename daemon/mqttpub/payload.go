@@ -21,11 +21,18 @@ type Header struct {
 	// Seq numbers inspections from 1 since the process started; it goes on
 	// across configuration reloads and remote pushes. BootID changes at
 	// every start, so (BootID, Seq) names one inspection for good: a
-	// consumer that deduplicates by seq must key on both.
+	// consumer that deduplicates by seq must key on both. Every answer
+	// takes the next number, whatever its verdict: an error result (a
+	// failed inspection, a trigger without a frame, an unreadable file)
+	// takes one too, and so does a result not published (mqtt.result_max_rate,
+	// a camera's free-run failures beyond one a second), so a gap in the
+	// published seqs is answers not sent (or lost), never a skipped number.
 	Seq    uint64 `json:"seq"`
 	BootID string `json:"boot_id,omitempty"`
 	// FrameTime is when the camera captured the frame (RFC 3339, UTC).
-	FrameTime time.Time `json:"frame_time"`
+	// Absent (zero) on an error result that had no frame: a trigger that
+	// got none, a file that could not be read.
+	FrameTime time.Time `json:"frame_time,omitzero"`
 	// TriggerID echoes the id of the trigger request this inspection
 	// answers; empty for free-running inspections.
 	TriggerID string `json:"trigger_id,omitempty"`
