@@ -121,6 +121,7 @@ type Camera struct {
 	errBufRun      int
 
 	everOpened    bool
+	streamedSize  image.Point // the size of the last streaming session
 	backoff       time.Duration
 	retryAt       time.Time
 	timer         *time.Timer
@@ -198,6 +199,10 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 
 // Counters returns the camera's counters.
 func (c *Camera) Counters() *Counters { return &c.counters }
+
+// FixedFrameSize implements FixedSizeSource: every frame has the size the
+// camera negotiated; a reopen at another size is logged (one warning).
+func (c *Camera) FixedFrameSize() bool { return true }
 
 // Lossless implements LosslessSource: a live camera's frames may be
 // dropped; the newest one is worth more than an old one.
@@ -561,9 +566,20 @@ func (c *Camera) open(ctx context.Context) error {
 		return werr
 	}
 	c.dev = dev
+	size := image.Pt(c.width, c.height)
 	if c.everOpened {
 		c.counters.Reopens.Add(1)
+		if size != c.streamedSize {
+			// Said once per change, not per frame: what negotiation
+			// substituted at the first open is said by configure.
+			c.log.Warn("camera: reopened at another frame size", "old_size", fmt.Sprintf("%dx%d", c.streamedSize.X, c.streamedSize.Y),
+				"new_size", fmt.Sprintf("%dx%d", size.X, size.Y), "format", c.format.String(),
+				"meaning", "pixel coordinates now refer to the new size: frames with a region of interest in pixels (capture.roi) are refused, "+
+					"not cut at another part of the view, until the camera streams at old_size again; without one, frames are inspected "+
+					"at new_size, which the model was not fitted on (scores may shift: reopen at old_size, or refit)")
+		}
 	}
+	c.streamedSize = size
 	c.everOpened = true
 	c.backoff, c.retryAt, c.downLogged = 0, time.Time{}, false
 	attrs := []any{"card", dev.Card(), "format", c.format.String(), "width", c.width, "height", c.height,

@@ -135,6 +135,48 @@ func reversePixels(d, s []byte, bpp int) {
 	}
 }
 
+// FixedSizeSource is implemented by sources whose frames keep one size
+// while they run (a camera, at the size it negotiated), as opposed to
+// files, each of its own size. A Transform over one holds its region of
+// interest to the size of the first frame it cut (see FrameSizeError).
+type FixedSizeSource interface {
+	Source
+	// FixedFrameSize reports that every frame has the size of the first,
+	// unless the source says otherwise (a camera reopened at another size
+	// logs it).
+	FixedFrameSize() bool
+}
+
+// FrameSizeError is a frame that Transform refuses to cut: its source's
+// frames keep one size (FixedSizeSource), and this one has another (a
+// camera reopened after an unplug that negotiated another size). The
+// region of interest is in pixels of the size the source first sent; cut
+// at the same numbers from a frame of another size it covers another part
+// of the view, even where it fits, so the frame is refused rather than cut
+// wrong. The frame was captured (its Time and Seq are set). It is not
+// Temporary: every frame is refused until the source sends frames of the
+// size Was again; a new Transform (a reload with a region for the new size)
+// takes the new size.
+type FrameSizeError struct {
+	// ROI is the region of interest as given (ToEdge ends unresolved).
+	ROI image.Rectangle
+	// Was is the size the region was first cut from; Now this frame's.
+	Was, Now image.Point
+}
+
+func (e *FrameSizeError) Error() string {
+	w, h := "to the edge", "to the edge"
+	if e.ROI.Max.X < ToEdge {
+		w = strconv.Itoa(e.ROI.Dx())
+	}
+	if e.ROI.Max.Y < ToEdge {
+		h = strconv.Itoa(e.ROI.Dy())
+	}
+	return fmt.Sprintf("frame refused: the camera now sends %dx%d frames, not the %dx%d the roi (x=%d y=%d width %s height %s) was given for; "+
+		"cut at the same pixels it would cover another part of the view (open the camera at %dx%d again, or give the roi for %dx%d and reload)",
+		e.Now.X, e.Now.Y, e.Was.X, e.Was.Y, e.ROI.Min.X, e.ROI.Min.Y, w, h, e.Was.X, e.Was.Y, e.Now.X, e.Now.Y)
+}
+
 // Transform is a Source that cuts a region of interest out of another
 // source's frames and rotates it, without copying the frame: the frame's
 // Image becomes a view (a sub-image, a *Rotated) of the image the source
@@ -143,8 +185,13 @@ func reversePixels(d, s []byte, bpp int) {
 // source's terms, so that a camera decodes the frame reduced only as far as
 // the region still keeps what the consumer needs.
 type Transform struct {
-	src   Source
-	opts  TransformOptions
+	src  Source
+	opts TransformOptions
+	// fixed: the source's frames keep one size (FixedSizeSource) and a
+	// region is given; size is that of the first frame cut (full
+	// resolution), which every later frame must have.
+	fixed bool
+	size  image.Point
 	outer NeedFunc // the consumer's, during Next
 	need  NeedFunc // t.translate, bound once
 }
@@ -158,6 +205,9 @@ func NewTransform(src Source, opts TransformOptions) (Source, error) {
 		return src, nil
 	}
 	t := &Transform{src: src, opts: opts}
+	if fs, ok := src.(FixedSizeSource); ok && fs.FixedFrameSize() && opts.ROI != (image.Rectangle{}) {
+		t.fixed = true
+	}
 	t.need = t.translate
 	return t, nil
 }
@@ -226,6 +276,14 @@ func (t *Transform) view(f *Frame) error {
 	fw, fh := b.Dx(), b.Dy()
 	if f.Native != (image.Point{}) {
 		fw, fh = f.Native.X, f.Native.Y
+	}
+	if t.fixed {
+		switch now := image.Pt(fw, fh); {
+		case t.size == (image.Point{}):
+			t.size = now
+		case now != t.size:
+			return &FrameSizeError{ROI: t.opts.ROI, Was: t.size, Now: now}
+		}
 	}
 	full := t.opts.Region(fw, fh)
 	if full.Empty() || !full.In(image.Rect(0, 0, fw, fh)) {

@@ -91,7 +91,10 @@ type Capture struct {
 	File File `yaml:"file"`
 	// Synthetic renders labelled frames with injected defects; it needs no hardware.
 	Synthetic Synthetic `yaml:"synthetic"`
-	// ROI crops every frame to the inspected region, before rotation.
+	// ROI crops every frame to the inspected region, before rotation. For
+	// a camera it is in pixels of the size the camera first streamed at:
+	// after a reopen at another size its frames are refused (answered as
+	// failed inspections), never cut at another part of the view or scaled.
 	ROI ROI `yaml:"roi"`
 	// Rotate turns the cropped frame clockwise by 0, 90, 180 or 270 degrees.
 	Rotate int `yaml:"rotate"`

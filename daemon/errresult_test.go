@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"image"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,61 @@ func TestErrorResultFrameTime(t *testing.T) {
 	}
 	if failed.Seq != 1 || unserved.Seq != 2 || p.Seq() != 2 {
 		t.Errorf("seqs %d, %d (latest %d), want 1, 2: every answer, an error too, takes the next seq", failed.Seq, unserved.Seq, p.Seq())
+	}
+}
+
+// resizedSource hands out its source's frames stamped at base + n ms;
+// from frame from on it refuses each as a Transform does for a camera
+// reopened at another size (the frame captured, its region not cut).
+type resizedSource struct {
+	capture.Source
+	base time.Time
+	from uint64
+	n    uint64
+}
+
+func (r *resizedSource) Next(ctx context.Context, f *capture.Frame) error {
+	if err := r.Source.Next(ctx, f); err != nil {
+		return err
+	}
+	r.n++
+	f.Seq, f.Time = r.n, r.base.Add(time.Duration(r.n)*time.Millisecond)
+	if r.n >= r.from {
+		return &capture.FrameSizeError{ROI: image.Rect(8, 8, 40, 40), Was: image.Pt(160, 120), Now: image.Pt(64, 48)}
+	}
+	return nil
+}
+
+// A frame whose region of interest no longer applies (a camera reopened at
+// another size) is answered as a failed inspection with the reason, at its
+// frame's time, and counted; the pipeline goes on (it stopped with a
+// capture error, or, where the region still fitted, inspected another part
+// of the view). A camera's failures are published once a second.
+func TestFrameOfAnotherSizeAnsweredAsError(t *testing.T) {
+	det := syntheticDetector(t)
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &resizedSource{Source: syn, base: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC), from: 2}
+	var got []mqttpub.Result
+	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: sink, Queue: 4, MaxInspections: 4, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatalf("pipeline stopped: %v", err)
+	}
+	if len(got) != 2 || got[0].Verdict == VerdictError {
+		t.Fatalf("results %+v, want the first frame's and one error (a camera's failures: once a second)", got)
+	}
+	e := got[1]
+	if e.Verdict != VerdictError || !e.Anomalous || e.Seq != 2 || !e.FrameTime.Equal(src.base.Add(2*time.Millisecond)) ||
+		!strings.Contains(e.Error, "64x48") || !strings.Contains(e.Error, "160x120") || !strings.Contains(e.Error, "roi") || e.ModelID == "" {
+		t.Errorf("refused frame answered %+v, want verdict error, seq 2, its frame's time, the sizes and the roi named", e)
+	}
+	if p.failed.Load() != 3 || p.Inspected() != 4 {
+		t.Errorf("%d failed of %d, want 3 of 4: each refused frame is a failed inspection", p.failed.Load(), p.Inspected())
 	}
 }

@@ -142,7 +142,11 @@ type slot struct {
 	inspErr error
 	// skipped is set for a file the source skipped: answered with an
 	// error result in its place, never inspected.
-	skipped  *capture.SkippedFileError
+	skipped *capture.SkippedFileError
+	// refused is set for a frame captured but not to be inspected (a
+	// camera reopened at another size, whose frames the region of interest
+	// does not apply to): answered as a failed inspection, with the reason.
+	refused  error
 	modelID  string
 	captured time.Time // when the source returned it
 	dequeue  time.Time
@@ -451,7 +455,13 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		err := p.o.Source.Next(ctx, &s.frame)
 		s.captured = time.Now()
 		p.progress.Add(1)
-		s.skipped = nil
+		s.skipped, s.refused = nil, nil
+		if fse := (*capture.FrameSizeError)(nil); err != nil && errors.As(err, &fse) && ctx.Err() == nil {
+			// A frame the region of interest no longer applies to: never
+			// cut at another part of the view, nor dropped unanswered. It
+			// goes on as a frame whose inspection failed, for the reason.
+			s.refused, err = err, nil
+		}
 		if te := (*capture.TriggerError)(nil); err != nil && errors.As(err, &s.skipped) && !errors.As(err, &te) && ctx.Err() == nil {
 			// A file the folder source could not read is a part without
 			// a verdict: answered in its place among the results, never
@@ -512,7 +522,9 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			lastLogged = ""
 		}
 		p.health.good()
-		p.taps.feed(s.frame.Image)
+		if s.refused == nil { // a refit never collects a frame that was not cut
+			p.taps.feed(s.frame.Image)
+		}
 		if strings.HasPrefix(s.frame.Trigger, tapTriggerPrefix) {
 			pool <- s // asked for by a frame tap, not by a PLC: not inspected
 			continue
@@ -569,6 +581,12 @@ func (p *Pipeline) inspectStage(in, out chan *slot) error {
 	for s := range in {
 		s.dequeue = time.Now()
 		if s.skipped != nil { // nothing to inspect
+			s.done = s.dequeue
+			out <- s
+			continue
+		}
+		if s.refused != nil { // not inspected: answered as a failed inspection
+			s.inspErr, s.modelID = s.refused, p.det.Info().ID
 			s.done = s.dequeue
 			out <- s
 			continue
