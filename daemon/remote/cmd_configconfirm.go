@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -44,8 +45,8 @@ func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
 	}
 	p := env.d.store.pendingConfirm()
 	switch e := env.d.ended; {
-	case p == nil && e.id != "" && (a.Push == "" || a.Push == e.id):
-		return nil, errorf(CodeFailed, "", "push %q no longer waits for confirmation: its wait ended at %s because %s", truncate(e.id, 40), e.at.UTC().Format(time.RFC3339), e.why)
+	case p == nil && e.ID != "" && (a.Push == "" || a.Push == e.ID):
+		return nil, errorf(CodeFailed, "", "push %q no longer waits for confirmation: its wait ended at %s because %s", truncate(e.ID, 40), e.At.UTC().Format(time.RFC3339), e.Why)
 	case p == nil:
 		return nil, errorf(CodeFailed, "", "no configuration push waits for confirmation (none was pushed with \"confirm\", it was confirmed already, or its time ran out and it was reverted: see the config-revert event)")
 	case a.Push != "" && a.Push != p.ID:
@@ -63,7 +64,9 @@ func (cmdConfigConfirm) Prepare(env *Env, body []byte) (*Plan, error) {
 		if err := env.d.store.setPending(nil, env.Now(), env.Ctl.Config().Remote.DedupWindow.Std()); err != nil {
 			return nil, errorf(CodeFailed, "", "not confirmed: the request table could not be written, so a restart would still revert the push: %v", err)
 		}
-		env.d.ended = endedWait{}
+		// A confirm sent again later (after a restart too) is told that
+		// this push was confirmed, not that none waited.
+		env.d.setEnded(endedWait{ID: p.ID, At: env.Now(), Why: fmt.Sprintf("it was confirmed (config-confirm %q)", truncate(a.ID, 40))})
 		env.Log.Info("remote: configuration push confirmed", "push", p.ID, "left", p.Deadline.Sub(env.Now()).Round(time.Second))
 		return map[string]any{"confirmed": p.ID, "version": env.d.store.configVersion().Current}, nil
 	}}, nil

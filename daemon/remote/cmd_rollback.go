@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"time"
 
@@ -132,6 +133,9 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 				env.Log.Error("remote: unconfirmed push not cleared from the request table", "error", err)
 			}
 			out["reverted"] = pending.ID
+			if env.Name == "rollback" { // the revert at the deadline says its own reason
+				env.d.setEnded(endedWait{ID: pending.ID, At: env.Now(), Why: fmt.Sprintf("it was rolled back by hand (rollback %q)", truncate(env.ID, 40))})
+			}
 		}
 		out["restarted"], out["version"], out["applied"] = nonNil(restarted), v.Previous, true
 		return out, nil

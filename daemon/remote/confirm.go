@@ -199,16 +199,6 @@ type revertRetryState struct {
 	fails int
 }
 
-// endedWait is a push whose wait for config-confirm ended without a
-// confirm (the file changed on the box, or its time ran out), for the
-// refusal of a config-confirm that comes after, until another push waits or
-// one is confirmed. Read and written by the command goroutine only.
-type endedWait struct {
-	id  string
-	at  time.Time
-	why string
-}
-
 // fileLoads returns why the configuration file at path does not load
 // (with the daemon's rules), nil when it does.
 func (d *Dispatcher) fileLoads(path string) error {
@@ -252,7 +242,7 @@ func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
 	if err := d.store.putPending(nil, now, d.ctl.Config().Remote.DedupWindow.Std()); err != nil {
 		d.log.Error("remote: unconfirmed push not cleared from the request table", "push", p.ID, "error", err)
 	}
-	d.ended = endedWait{id: p.ID, at: now, why: why}
+	d.setEnded(endedWait{ID: p.ID, At: now, Why: why})
 	d.log.Warn(msg, "push", p.ID, "file", path)
 	return nil
 }
@@ -344,7 +334,7 @@ func (d *Dispatcher) revertUnconfirmed() {
 		if !reverted {
 			why = "its time for config-confirm ran out (" + p.Deadline.UTC().Format(time.RFC3339) + "), and it was not reverted: " + note
 		}
-		d.ended = endedWait{id: p.ID, at: now, why: why}
+		d.setEnded(endedWait{ID: p.ID, At: now, Why: why})
 		if b, err := json.Marshal(event); err == nil {
 			env.emit("config-revert", b, 1)
 		}
@@ -453,7 +443,7 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 	if err := env.d.store.setPending(p, start, window); err != nil {
 		return nil, errorf(CodeFailed, "", "not applied: the revert could not be recorded: %v", err)
 	}
-	env.d.ended = endedWait{} // a config-confirm is about this push now
+	env.d.setEnded(endedWait{}) // a config-confirm is about this push now
 	out, err := apply(ctx)
 	if err != nil || out["applied"] != true {
 		if cerr := env.d.store.setPending(nil, env.Now(), window); cerr != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -130,8 +131,8 @@ func TestUnconfirmedPushReverts(t *testing.T) {
 	if rep := r.do("config-confirm", `{"id":"k4"}`); !rep.OK {
 		t.Errorf("confirm of c4: %+v", rep)
 	}
-	// c4 was confirmed: a confirm now is told that none waits, not of c1.
-	mustFail(t, r.do("config-confirm", `{"id":"k5"}`), CodeFailed, "no configuration push waits for confirmation")
+	// c4 was confirmed: a confirm now is told so, not of c1.
+	mustFail(t, r.do("config-confirm", `{"id":"k5"}`), CodeFailed, `push "c4" no longer waits`, "it was confirmed")
 }
 
 // TestConfirmedPushStays: config-confirm keeps the push; the deadline then
@@ -491,5 +492,49 @@ func TestUnsentReplySentAfterRestart(t *testing.T) {
 	r.restart()
 	if got := r.d.TakeInterrupted(all); len(got) != 0 {
 		t.Errorf("a reply sent once is sent again: %+v", got)
+	}
+}
+
+// TestEndedWaitSurvivesRestart: why a push's wait for config-confirm ended
+// is kept on disk beside the request table, so that a config-confirm after
+// a restart is told what became of the push (reverted at its deadline,
+// confirmed), not that no push ever waited; a record file that cannot be
+// read is a warning at start, and the confirm gets the plain refusal.
+func TestEndedWaitSurvivesRestart(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	waitFor(t, 30*time.Second, "revert", func() bool { return len(brokers(r)) == 0 })
+	waitFor(t, 10*time.Second, "the config-revert event", func() bool { return len(r.events.named("config-revert")) == 1 })
+	r.restart()
+	mustFail(t, r.do("config-confirm", `{"id":"k1","push":"c1"}`), CodeFailed, `push "c1" no longer waits`, "ran out", "it was reverted")
+
+	// Confirmed, then restarted: a second confirm is told it was confirmed.
+	if rep := r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if rep := r.do("config-confirm", `{"id":"k2"}`); !rep.OK {
+		t.Fatalf("confirm: %+v", rep)
+	}
+	r.restart()
+	mustFail(t, r.do("config-confirm", `{"id":"k3"}`), CodeFailed, `push "c2" no longer waits`, `it was confirmed (config-confirm "k2")`)
+
+	// A record that does not parse: a warning naming it, never a failed start.
+	rec := filepath.Join(r.ctl.dir, EndedFile)
+	if err := os.WriteFile(rec, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.restart()
+	if n := r.log.count("unreadable; ignored", EndedFile); n != 1 {
+		t.Errorf("%d warnings for an unreadable record, want 1:\n%s", n, r.log.all())
+	}
+	mustFail(t, r.do("config-confirm", `{"id":"k4"}`), CodeFailed, "no configuration push waits for confirmation")
+	// A new push waiting removes the record.
+	if rep := r.do("config", `{"id":"c3","config":{"mqtt":{"result_qos":0}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if _, err := os.Stat(rec); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("record of an earlier push left while c3 waits: %v", err)
 	}
 }

@@ -153,6 +153,13 @@ func New(opts Options) (*Dispatcher, error) {
 	case err != nil:
 		return nil, err
 	}
+	// Why the last push's wait ended, for a late config-confirm; a record
+	// that cannot be read is only a warning: the confirm is then told
+	// that no push waits.
+	ended, eerr := loadEnded(endedPath(st.path))
+	if eerr != nil {
+		opts.Logger.Warn("remote: the record of why the last push's wait for config-confirm ended is unreadable; ignored", "component", "remote", "file", endedPath(st.path), "error", eerr)
+	}
 	if p := st.pending; p != nil && p.AppliedAt.IsZero() {
 		// Stopped while the push was applied: this start runs on whatever
 		// file is there, so a confirm from now on came over its connection.
@@ -163,7 +170,7 @@ func New(opts Options) (*Dispatcher, error) {
 		ctl: opts.Controller, deviceID: opts.DeviceID, stateDir: opts.StateDir,
 		log: opts.Logger.With("component", "remote"), now: opts.Now, memory: opts.Memory,
 		cmds: map[string]Command{}, store: st, queue: make(chan item, opts.Queue), started: make(chan struct{}), reloaded: make(chan struct{}, 1),
-		ctx: ctx, cancel: cancel, interrupted: interrupted, rules: opts.ConfigRules,
+		ctx: ctx, cancel: cancel, interrupted: interrupted, rules: opts.ConfigRules, ended: ended,
 	}
 	for _, c := range commands() {
 		d.cmds[c.Name()] = c

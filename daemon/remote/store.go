@@ -414,6 +414,13 @@ func (s *store) writeTo(dir string, move bool, now time.Time, window time.Durati
 		return err
 	}
 	_ = os.Remove(old) // left behind, it is rewritten whole if state_dir comes back
+	// The record of the last ended confirm wait goes along (best effort:
+	// without it a late config-confirm is only told that none waits).
+	if data, err := os.ReadFile(endedPath(old)); err == nil {
+		if atomicfile.WriteBytes(endedPath(s.path), 0o600, data) == nil {
+			_ = os.Remove(endedPath(old))
+		}
+	}
 	return nil
 }
 
