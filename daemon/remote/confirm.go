@@ -347,8 +347,11 @@ func (d *Dispatcher) revertUnconfirmed() {
 	}
 	switch st {
 	case fileBefore:
-		log.Info("remote: unconfirmed push: the configuration file is the one it replaced (the push never took effect, or the file was restored on the box); nothing to revert")
-		done(false, "the configuration file is the one the push replaced (it never took effect, or it was restored on the box)")
+		if d.reloadPutBack(env, log, p, path, now, window, event, done) {
+			return
+		}
+		log.Info("remote: unconfirmed push: the configuration file is the one it replaced and is in force (the push never took effect, or the file was put back on the box and reloaded); nothing to revert")
+		done(false, "the configuration file is the one the push replaced, and it is in force (the push never took effect, or the file was put back on the box and reloaded)")
 		return
 	case fileEdited:
 		lerr := d.fileLoads(path)
@@ -393,6 +396,55 @@ func (d *Dispatcher) revertUnconfirmed() {
 		event[k] = data[k]
 	}
 	done(true, "not confirmed in time; the previous configuration is in force again")
+}
+
+// reloadPutBack is the deadline of push p when the configuration file at
+// path is again the one the push replaced (put back on the box, as in
+// cp inspectd.yaml.prev inspectd.yaml) but was never reloaded, so that the
+// running configuration is still the pushed one: nothing is written back
+// from .prev, the running configuration is reloaded from that file (a
+// failed reload is tried again, as a failed revert is), and the outcome is
+// published by done as a revert. It returns false, having done nothing,
+// when the file is in force already (the push never took effect, or the
+// file was reloaded) or does not load.
+func (d *Dispatcher) reloadPutBack(env *Env, log *slog.Logger, p *pendingConfirm, path string, now time.Time, window time.Duration, event map[string]any, done func(bool, string)) bool {
+	file, err := config.Load(path, d.rules...)
+	if err != nil {
+		log.Error("remote: unconfirmed push: the configuration file is the one it replaced but does not load; it is left as it is", "file", path, "error", err)
+		return false
+	}
+	running := d.ctl.Config()
+	changed := config.Diff(running, file)
+	if len(changed) == 0 {
+		return false
+	}
+	takeBack, err := carryTable(env, running, file)
+	var restarted []string
+	if err == nil {
+		if restarted, err = d.ctl.ApplyConfig(d.ctx, file); err != nil {
+			takeBack()
+		}
+	}
+	if err != nil {
+		d.revertFailed(log, p, now, "remote: unconfirmed push: the configuration file was put back on the box to the one it replaced but not reloaded, and reloading it failed; the pushed configuration still runs; trying again", "file", path, "error", err)
+		return true
+	}
+	v := d.store.configVersion()
+	if err := d.store.setConfigVersion(configVersion{Current: v.Previous, Previous: v.Current}, now, window); err != nil {
+		log.Error("remote: configuration version not recorded", "error", err)
+	}
+	log.Warn("remote: configuration push not confirmed in time; the configuration file had been put back on the box to the one the push replaced but not reloaded, so nothing is written back from the previous file: the running configuration, still the pushed one, is reloaded from that file",
+		"file", path, "changed", strings.Join(changed, ","), "restarted", strings.Join(restarted, ","))
+	cmd := p.Command
+	if cmd == "" {
+		cmd = "config"
+	}
+	if err := d.store.amend(cmd, p.ID, map[string]any{"reverted": true, "note": fmt.Sprintf("not confirmed in time: reverted at %s (the file had been put back on the box; reloaded); send the push again with a new id", now.UTC().Format(time.RFC3339))}, now, window); err != nil {
+		log.Error("remote: the reverted push's stored reply not amended", "error", err)
+	}
+	event["changed"], event["restarted"], event["version"] = nonNil(changed), nonNil(restarted), v.Previous
+	done(true, "not confirmed in time; the configuration file had been put back on the box to the one the push replaced but not reloaded: nothing written back, the running configuration reloaded from that file")
+	return true
 }
 
 // confirmTimer returns a channel that fires when the pending push is due,

@@ -3,6 +3,7 @@ package remote
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -211,6 +212,12 @@ func TestRevertLeavesAnEditedFile(t *testing.T) {
 	if err := r.d.store.setPending(&pendingConfirm{ID: "c2", Deadline: r.clk.Now().Add(-time.Minute), Before: sum}, r.clk.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	// A restart runs on the file (the edit above was never reloaded).
+	onDisk, err := config.Load(r.ctl.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ctl.cfg.Store(onDisk)
 	r.restart()
 	waitFor(t, 10*time.Second, "the never-saved push to be cleared", func() bool { return r.d.store.pendingConfirm() == nil })
 	if r.ctl.applies.Load() != applies {
@@ -536,5 +543,42 @@ func TestEndedWaitSurvivesRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(rec); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("record of an earlier push left while c3 waits: %v", err)
+	}
+}
+
+// TestDeadlineReloadsAFilePutBack: the file a push replaced put back on the
+// box (cp inspectd.yaml.prev inspectd.yaml) but never reloaded: at the
+// deadline the file needs nothing written back, but the pushed
+// configuration still runs; it is reloaded from the file, and the log and
+// the config-revert event say so. The deadline said "nothing to revert" and
+// left the push running.
+func TestDeadlineReloadsAFilePutBack(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s","version":3}`); !rep.OK || len(brokers(r)) != 1 {
+		t.Fatalf("push: %+v", rep)
+	}
+	old, err := os.ReadFile(config.PreviousPath(r.ctl.ConfigPath()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.ctl.ConfigPath(), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the config-revert event", func() bool { return len(r.events.named("config-revert")) == 1 })
+	if len(brokers(r)) != 0 {
+		t.Errorf("the pushed configuration still runs after the deadline: brokers %v", brokers(r))
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["reverted"] != true || !strings.Contains(fmt.Sprint(ev["note"]), "nothing written back") {
+		t.Errorf("config-revert event %s (%v)", r.events.named("config-revert")[0].payload, err)
+	}
+	if n := r.log.count("put back on the box", "not reloaded", "reloaded from that file", "push=c1"); n != 1 {
+		t.Errorf("%d log lines for the reload at the deadline, want 1:\n%s", n, r.log.all())
+	}
+	if onDisk, err := config.Load(r.ctl.ConfigPath()); err != nil || len(onDisk.MQTT.Brokers) != 0 {
+		t.Errorf("file after the deadline: %v %v", err, onDisk)
+	}
+	if st := r.do("status", `{"id":"s1"}`); st.Data["config_pending"] != nil || st.Data["config_version"] != int64(0) {
+		t.Errorf("status after the deadline: pending %v version %v", st.Data["config_pending"], st.Data["config_version"])
 	}
 }
