@@ -353,11 +353,13 @@ func (c *Checkpoint) Restore() error {
 	return nil
 }
 
-// LoadPrevious loads the configuration SaveKeepPrevious kept beside path.
-func LoadPrevious(path string) (*Config, error) {
+// LoadPrevious loads the configuration SaveKeepPrevious kept beside path,
+// with rules beside Validate (as Load): a previous file is applied as a
+// push is, so it must pass the checks a push does.
+func LoadPrevious(path string, rules ...Rule) (*Config, error) {
 	prev := PreviousPath(path)
 	if _, err := os.Stat(prev); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no previous configuration to roll back to (%s does not exist)", prev)
 	}
-	return Load(prev)
+	return Load(prev, rules...)
 }

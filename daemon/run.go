@@ -90,7 +90,7 @@ func Run(ctx context.Context, o RunOptions) error {
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
-			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now()); {
+			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now(), ConfigRules()...); {
 			case id == "" && rerr != nil:
 				// Nothing was reverted: the request table could not be read
 				// (most often for the start's own reason, a state_dir that

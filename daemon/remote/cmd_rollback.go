@@ -1,10 +1,12 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/inspectd/inspectd/config"
@@ -86,9 +88,9 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 	if path == "" {
 		return nil, errorf(CodeFailed, "", "the daemon runs without a configuration file; there is nothing to roll back")
 	}
-	prev, err := config.LoadPrevious(path)
+	prev, err := config.LoadPrevious(path, env.d.rules...)
 	if err != nil {
-		return nil, errorf(CodeFailed, "", "%v", err)
+		return nil, previousRefused(path, err)
 	}
 	running := env.Ctl.Config()
 	keysKept := !reflect.DeepEqual(prev.Remote.TrustKeys, running.Remote.TrustKeys) && len(prev.Remote.TrustKeys)+len(running.Remote.TrustKeys) > 0
@@ -144,4 +146,24 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 		return &Plan{Run: run}, nil
 	}
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) { return runPending(ctx, env, ra.confirm, run) }}, nil
+}
+
+// previousRefused is the refusal of a previous configuration file (.prev
+// of path) that does not load with the rules of a push (a model.recipe the
+// model cannot read included): named by its first problem's field, its
+// messages naming the file.
+func previousRefused(path string, err error) error {
+	ps := config.Problems(err)
+	if len(ps) == 0 {
+		return errorf(CodeFailed, "", "%v", err)
+	}
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.Error()
+	}
+	field := ""
+	if f := cmp.Or(ps[0].Field, ps[0].Key); f != "" {
+		field = "config." + fieldName(f)
+	}
+	return errorf(CodeFailed, field, "the previous configuration %s is refused, as a push of it would be: %s", config.PreviousPath(path), strings.Join(msgs, "; "))
 }

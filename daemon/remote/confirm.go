@@ -533,9 +533,12 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 // (that configuration's state_dir): when that file is a push still waiting
 // for config-confirm, the configuration the push replaced (its .prev) is
 // saved back, as a config rollback does, and the wait ends, so that the
-// next start runs on the configuration before the push. It returns the
-// push's id, or "" when no such push waits (the failure is not a push's).
-func RevertUnstartable(configPath, stateDir string, now time.Time) (string, error) {
+// next start runs on the configuration before the push. rules are the
+// checks a push goes through beside config.Validate (Options.ConfigRules):
+// a .prev they refuse is not put back (an error names the file and the
+// field). It returns the push's id, or "" when no such push waits (the
+// failure is not a push's).
+func RevertUnstartable(configPath, stateDir string, now time.Time, rules ...config.Rule) (string, error) {
 	if configPath == "" || stateDir == "" {
 		return "", nil
 	}
@@ -559,9 +562,9 @@ func RevertUnstartable(configPath, stateDir string, now time.Time) (string, erro
 	case fs == filePrevOther:
 		return "", fmt.Errorf("revert push %q: %s is not the configuration it replaced", p.ID, config.PreviousPath(configPath))
 	}
-	before, err := config.LoadPrevious(configPath)
+	before, err := config.LoadPrevious(configPath, rules...)
 	if err != nil {
-		return "", fmt.Errorf("revert push %q: %w", p.ID, err)
+		return "", fmt.Errorf("revert push %q: the previous configuration %s is refused, as a push of it would be: %w", p.ID, config.PreviousPath(configPath), err)
 	}
 	if err := config.SaveKeepPrevious(configPath, before); err != nil {
 		return "", fmt.Errorf("revert push %q: %w", p.ID, err)

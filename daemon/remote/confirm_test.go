@@ -582,3 +582,58 @@ func TestDeadlineReloadsAFilePutBack(t *testing.T) {
 		t.Errorf("status after the deadline: pending %v version %v", st.Data["config_pending"], st.Data["config_version"])
 	}
 }
+
+// refuseRecipe is a config.Rule as the daemon's recipe rule: it refuses
+// the recipe name v9-bogus, which config.Validate lets through.
+func refuseRecipe(c *config.Config) []*config.Problem {
+	if c.Model.Recipe == "v9-bogus" {
+		return []*config.Problem{{Field: "model.recipe", Msg: `"v9-bogus": unknown backbone v9`}}
+	}
+	return nil
+}
+
+// TestRollbackChecksThePreviousFileAsAPush: a .prev whose model.recipe a
+// push would be refused for is refused by config rollback and by a start's
+// revert, naming the file and the field, and nothing is applied or
+// written. Both loaded .prev without the push's rules and applied it.
+func TestRollbackChecksThePreviousFileAsAPush(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.opts.ConfigRules = []config.Rule{refuseRecipe}
+	r.restart()
+	bad := r.ctl.Config().Clone()
+	bad.Model.Recipe = "v9-bogus"
+	prev := config.PreviousPath(r.ctl.ConfigPath())
+	if err := config.Save(prev, bad); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, r.do("config", `{"id":"c0","config":{"model":{"recipe":"v9-bogus"}}}`), CodeInvalid, "unknown backbone v9")
+	rep := r.do("rollback", `{"id":"r1","target":"config","force":true}`)
+	mustFail(t, rep, CodeFailed, prev, "model.recipe", "unknown backbone v9")
+	if f := field(rep); f != "config.model.recipe" {
+		t.Errorf("rollback refused with field %q, want config.model.recipe", f)
+	}
+	if n := r.ctl.applies.Load(); n != 0 || r.ctl.Config().Model.Recipe == "v9-bogus" {
+		t.Errorf("a refused .prev applied (%d applies)", n)
+	}
+
+	// A start's revert: the configuration before the push names a recipe
+	// this daemon refuses (an older daemon's file).
+	r2 := newRig(t, unsigned+"model: {recipe: v9-bogus}\n")
+	if rep := r2.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if err := r2.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := os.ReadFile(r2.ctl.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), refuseRecipe)
+	if id != "" || err == nil || !strings.Contains(err.Error(), config.PreviousPath(r2.ctl.ConfigPath())) || !strings.Contains(err.Error(), "model.recipe") {
+		t.Errorf("RevertUnstartable of a refused .prev: %q, %v", id, err)
+	}
+	if now, err := os.ReadFile(r2.ctl.ConfigPath()); err != nil || string(now) != string(pushed) {
+		t.Errorf("the pushed file was replaced by a refused .prev (%v)", err)
+	}
+}
