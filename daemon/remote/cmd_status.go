@@ -54,7 +54,11 @@ func (cmdStatus) Prepare(env *Env, body []byte) (*Plan, error) {
 			out["last_error_at"] = st.LastErrorAt.UTC().Format(time.RFC3339)
 		}
 		if p := env.d.settlePending(false); p != nil {
-			out["config_pending"] = p.describe()
+			pending := p.describe()
+			if note := env.d.waitNote(p); note != "" {
+				pending["note"] = note
+			}
+			out["config_pending"] = pending
 		}
 		if j := env.running(); j != nil {
 			out["refit"] = j.snapshot()

@@ -199,6 +199,43 @@ type revertRetryState struct {
 	fails int
 }
 
+// unappliedFile is a configuration file a SIGHUP did not apply: its
+// SHA-256 when it was looked at, and the reload's error.
+type unappliedFile struct {
+	sum string
+	err string
+}
+
+// editUnapplied returns why the configuration file at path, as it is now,
+// could not be applied at the last SIGHUP ("" when it was not refused so):
+// such an edit is not in force, so the push still runs and still waits.
+func (d *Dispatcher) editUnapplied(path string) string {
+	if d.unapplied.sum == "" {
+		return ""
+	}
+	if cur, err := fileSHA256(path); err != nil || cur != d.unapplied.sum {
+		return ""
+	}
+	return d.unapplied.err
+}
+
+// waitNote says, for status, why push p waits although the configuration
+// file was edited on the box since ("" when it was not): the edit does not
+// load, or it loads but could not be applied.
+func (d *Dispatcher) waitNote(p *pendingConfirm) string {
+	path := d.ctl.ConfigPath()
+	if st, err := p.files(path); err != nil || st != fileEdited {
+		return ""
+	}
+	if lerr := d.fileLoads(path); lerr != nil {
+		return fmt.Sprintf("the configuration file %s was edited on the box but does not load (%v); the push is still in force and still waits", path, lerr)
+	}
+	if why := d.editUnapplied(path); why != "" {
+		return fmt.Sprintf("the configuration file %s was edited on the box but could not be applied (%s); the push is still in force and still waits", path, why)
+	}
+	return ""
+}
+
 // fileLoads returns why the configuration file at path does not load
 // (with the daemon's rules), nil when it does.
 func (d *Dispatcher) fileLoads(path string) error {
@@ -230,7 +267,9 @@ func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
 		msg = "remote: the configuration file the push replaced was put back on the box and reloaded: the push is undone; it no longer waits for config-confirm"
 		why = "the configuration file it replaced was put back on the box and reloaded, which undid the push"
 	case st == fileEdited:
-		if d.fileLoads(path) != nil {
+		if d.fileLoads(path) != nil || d.editUnapplied(path) != "" {
+			// Not in force (it does not load, or its reload failed): the
+			// push still runs, and waits.
 			return p
 		}
 		msg = "remote: the configuration file changed on the box since the push; it no longer waits for config-confirm and is not reverted"
@@ -261,7 +300,11 @@ func (d *Dispatcher) reloadFailed(err error) {
 	log := d.log.With("push", p.ID, "revert_at", p.Deadline.UTC().Format(time.RFC3339), "file", path)
 	lerr := d.fileLoads(path)
 	if lerr == nil {
-		log.Warn("remote: configuration file not reloaded; the push is still in force and still waits for config-confirm", "error", err)
+		at := ""
+		if st, ferr := p.files(path); ferr == nil && st == fileEdited && p.prevIsBefore(path) {
+			at = "; at the deadline the configuration before the push is restored, and the file edited on the box kept as " + config.PreviousPath(path)
+		}
+		log.Warn("remote: configuration file not reloaded; the push is still in force and still waits for config-confirm"+at, "error", err)
 		return
 	}
 	at := "at the deadline the configuration before the push is restored, and the file edited on the box kept as " + config.PreviousPath(path)
@@ -355,6 +398,14 @@ func (d *Dispatcher) revertUnconfirmed() {
 		return
 	case fileEdited:
 		lerr := d.fileLoads(path)
+		if why := d.editUnapplied(path); lerr == nil && why != "" && p.prevIsBefore(path) {
+			// Edited on the box into a file that loads but could not be
+			// applied (a camera that does not open): the push is still
+			// what runs; as for a file that does not load, the revert
+			// restores what the push replaced, keeping the edit as .prev.
+			log.Warn("remote: the configuration file was edited on the box since the push but could not be applied; reverting the push all the same, the edited file is kept as the previous file", "file", path, "kept_as", config.PreviousPath(path), "error", why)
+			break
+		}
 		if lerr != nil && p.prevIsBefore(path) {
 			// Edited on the box into a file that does not load: the push
 			// is still what runs, and a restart would fail; the revert

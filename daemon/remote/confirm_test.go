@@ -637,3 +637,42 @@ func TestRollbackChecksThePreviousFileAsAPush(t *testing.T) {
 		t.Errorf("the pushed file was replaced by a refused .prev (%v)", err)
 	}
 }
+
+// TestFailedApplyKeepsTheWait: a file edited on the box that loads but
+// whose reload failed to apply (a camera that does not open) is not in
+// force: the push still runs, so its wait goes on, status says why, and at
+// the deadline the configuration before the push comes back with the edit
+// kept as .prev. The wait ended at the next look (status), as if the edit
+// ran, and the deadline then left the push in force.
+func TestFailedApplyKeepsTheWait(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK || len(brokers(r)) != 1 {
+		t.Fatalf("push: %+v", rep)
+	}
+	edited := r.ctl.Config().Clone()
+	edited.MQTT.ResultQoS = 2
+	if err := config.Save(r.ctl.ConfigPath(), edited); err != nil {
+		t.Fatal(err)
+	}
+	editBytes, err := os.ReadFile(r.ctl.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.d.FileNotReloaded(errors.New("reopen capture: open /dev/video2: no such device"))
+	waitFor(t, 10*time.Second, "the log line at the failed reload", func() bool {
+		return r.log.count("not reloaded; the push is still in force and still waits", "push=c1") == 1
+	})
+	st := r.do("status", `{"id":"s1"}`)
+	p, _ := st.Data["config_pending"].(map[string]any)
+	if p == nil || p["id"] != "c1" || !strings.Contains(fmt.Sprint(p["note"]), "could not be applied (reopen capture: open /dev/video2: no such device)") {
+		t.Fatalf("status after a failed apply: config_pending %v", st.Data["config_pending"])
+	}
+	mustFail(t, r.do("config", `{"id":"c2","config":{"mqtt":{"result_qos":1}}}`), CodeBusy, `push "c1" waits`)
+	waitFor(t, 30*time.Second, "revert", func() bool { return len(brokers(r)) == 0 })
+	if got, err := os.ReadFile(config.PreviousPath(r.ctl.ConfigPath())); err != nil || string(got) != string(editBytes) {
+		t.Errorf("the unapplied edit not kept as .prev: %v", err)
+	}
+	if n := r.log.count("could not be applied; reverting the push all the same", "push=c1"); n != 1 {
+		t.Errorf("%d log lines for the revert of an unapplied edit, want 1", n)
+	}
+}

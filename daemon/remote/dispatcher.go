@@ -86,11 +86,15 @@ type Dispatcher struct {
 	// retry is the state of a failed revert of an unconfirmed push, ended
 	// the last push whose wait the box's file ended; read and written by
 	// the command goroutine only.
-	retry  revertRetryState
-	ended  endedWait
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	retry revertRetryState
+	ended endedWait
+	// unapplied is the configuration file a SIGHUP could not apply (its
+	// checksum, and why), so that an edit that loads but failed to apply
+	// does not end a push's wait; command goroutine only.
+	unapplied unappliedFile
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	mu        sync.Mutex
 	connected time.Time // when a front end last moved to a new connection (Attach)
@@ -332,9 +336,14 @@ func (d *Dispatcher) loop() {
 			d.reloadErr, d.reloadOK = nil, false
 			d.mu.Unlock()
 			if ok {
+				d.unapplied = unappliedFile{}
 				d.settlePending(true)
 			}
 			if err != nil {
+				d.unapplied = unappliedFile{err: err.Error()}
+				if path := d.ctl.ConfigPath(); path != "" {
+					d.unapplied.sum, _ = fileSHA256(path)
+				}
 				d.reloadFailed(err)
 			}
 		}
