@@ -64,7 +64,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if cfg == nil {
 		var err error
 		if cfg, err = LoadConfig(o.ConfigPath); err != nil {
-			return err
+			return revertBrokenEdit(o, err)
 		}
 	}
 	hup := make(chan os.Signal, 1)
@@ -90,7 +90,7 @@ func Run(ctx context.Context, o RunOptions) error {
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
-			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now(), ConfigRules()...); {
+			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now(), o.Logger, ConfigRules()...); {
 			case id == "" && rerr != nil:
 				// Nothing was reverted: the request table could not be read
 				// (most often for the start's own reason, a state_dir that
@@ -119,6 +119,33 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
+	}
+	return err
+}
+
+// revertBrokenEdit is Run's answer to a configuration file that does not
+// load (err): when a push waiting for config-confirm was edited on the box
+// into it, the configuration the push replaced is put back for the next
+// start, the broken edit kept as .prev (remote.RevertUnstartable). The
+// request table is looked for in the state_dir of that previous
+// configuration, the only one that can be read. It returns err, told of
+// the revert when there was one.
+func revertBrokenEdit(o RunOptions, err error) error {
+	if o.ConfigPath == "" {
+		return err
+	}
+	prev, perr := config.LoadPrevious(o.ConfigPath, ConfigRules()...)
+	if perr != nil {
+		return err // no previous file, or one that does not load either: nothing to put back
+	}
+	if st, serr := os.Stat(prev.StateDir); serr != nil || !st.IsDir() {
+		return err
+	}
+	switch id, rerr := remote.RevertUnstartable(o.ConfigPath, prev.StateDir, time.Now(), o.Logger, ConfigRules()...); {
+	case rerr != nil:
+		o.Logger.Warn("remote: could not check for, or revert, a configuration push waiting for config-confirm", "file", o.ConfigPath, "state_dir", prev.StateDir, "error", rerr)
+	case id != "":
+		return fmt.Errorf("%w (configuration push %q, which waited for config-confirm, is reverted and the file that does not load kept as %s: start again to run on the configuration before the push)", err, id, config.PreviousPath(o.ConfigPath))
 	}
 	return err
 }

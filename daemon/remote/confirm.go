@@ -236,12 +236,16 @@ func (d *Dispatcher) waitNote(p *pendingConfirm) string {
 	return ""
 }
 
-// fileLoads returns why the configuration file at path does not load
-// (with the daemon's rules), nil when it does.
-func (d *Dispatcher) fileLoads(path string) error {
-	_, err := config.Load(path, d.rules...)
+// loadError returns why the configuration file at path does not load
+// with rules, nil when it does.
+func loadError(path string, rules []config.Rule) error {
+	_, err := config.Load(path, rules...)
 	return err
 }
+
+// fileLoads returns why the configuration file at path does not load
+// (with the daemon's rules), nil when it does.
+func (d *Dispatcher) fileLoads(path string) error { return loadError(path, d.rules) }
 
 // settlePending ends the wait of a pending push whose configuration file
 // was changed on the box since (edited, then reloaded with SIGHUP): the
@@ -588,8 +592,13 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 // checks a push goes through beside config.Validate (Options.ConfigRules):
 // a .prev they refuse is not put back (an error names the file and the
 // field). It returns the push's id, or "" when no such push waits (the
-// failure is not a push's).
-func RevertUnstartable(configPath, stateDir string, now time.Time, rules ...config.Rule) (string, error) {
+// failure is not a push's). A configuration file edited on the box since
+// the push into one that does not load (with rules) is handled as the
+// deadline's revert handles it: the configuration the push replaced is put
+// back and the broken edit kept as the .prev file, logged on log (nil:
+// slog.Default()) naming the file and its error; an edit that loads is the
+// operator's, and is left as it is.
+func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Logger, rules ...config.Rule) (string, error) {
 	if configPath == "" || stateDir == "" {
 		return "", nil
 	}
@@ -605,10 +614,23 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, rules ...conf
 	if p == nil {
 		return "", nil
 	}
+	if log == nil {
+		log = slog.Default()
+	}
 	switch fs, err := p.files(configPath); {
 	case err != nil:
 		return "", fmt.Errorf("revert push %q: %w", p.ID, err)
-	case fs == fileBefore || fs == fileEdited:
+	case fs == fileEdited:
+		lerr := loadError(configPath, rules)
+		if lerr == nil {
+			return "", nil // the operator's edit, which loads: not the push's failure
+		}
+		if !p.prevIsBefore(configPath) {
+			return "", fmt.Errorf("revert push %q: the configuration file %s was edited on the box and does not load (%v), and %s is not the configuration the push replaced", p.ID, configPath, lerr, config.PreviousPath(configPath))
+		}
+		log.Warn("remote: the configuration file was edited on the box since a push waiting for config-confirm and does not load; reverting the push for the next start, the edited file is kept as the previous file",
+			"push", p.ID, "file", configPath, "kept_as", config.PreviousPath(configPath), "error", lerr)
+	case fs == fileBefore:
 		return "", nil // not the pushed file
 	case fs == filePrevOther:
 		return "", fmt.Errorf("revert push %q: %s is not the configuration it replaced", p.ID, config.PreviousPath(configPath))

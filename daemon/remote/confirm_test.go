@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -316,7 +317,7 @@ func TestRevertUnstartable(t *testing.T) {
 	if err := r.d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now())
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now(), nil)
 	if err != nil || id != "c1" {
 		t.Fatalf("RevertUnstartable: %q, %v", id, err)
 	}
@@ -329,7 +330,7 @@ func TestRevertUnstartable(t *testing.T) {
 		t.Errorf("after the revert: pending %+v, version %+v", p, r.d.store.configVersion())
 	}
 	// Nothing waits now: a failed start is not a push's.
-	if id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now()); id != "" || err != nil {
+	if id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now(), nil); id != "" || err != nil {
 		t.Errorf("a second call: %q, %v", id, err)
 	}
 }
@@ -629,7 +630,7 @@ func TestRollbackChecksThePreviousFileAsAPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), refuseRecipe)
+	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), nil, refuseRecipe)
 	if id != "" || err == nil || !strings.Contains(err.Error(), config.PreviousPath(r2.ctl.ConfigPath())) || !strings.Contains(err.Error(), "model.recipe") {
 		t.Errorf("RevertUnstartable of a refused .prev: %q, %v", id, err)
 	}
@@ -674,5 +675,43 @@ func TestFailedApplyKeepsTheWait(t *testing.T) {
 	}
 	if n := r.log.count("could not be applied; reverting the push all the same", "push=c1"); n != 1 {
 		t.Errorf("%d log lines for the revert of an unapplied edit, want 1", n)
+	}
+}
+
+// TestRevertUnstartableBrokenEdit: a pushed file waiting for
+// config-confirm, edited on the box into one that does not load, is
+// reverted for the next start as the deadline reverts it: the
+// configuration before the push put back, the broken edit kept as .prev,
+// and a log line naming the file and the error. It was left as it was
+// ("not the pushed file"), and the next start failed on it again.
+func TestRevertUnstartableBrokenEdit(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"1h","version":2}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if err := r.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	broken := []byte("mqtt: {result_qos: [\n")
+	if err := os.WriteFile(r.ctl.ConfigPath(), broken, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := &logSink{}
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now(), slog.New(log))
+	if err != nil || id != "c1" {
+		t.Fatalf("RevertUnstartable of a broken edit: %q, %v", id, err)
+	}
+	if c, err := config.Load(r.ctl.ConfigPath()); err != nil || len(c.MQTT.Brokers) != 0 {
+		t.Errorf("the file after the revert: %v, %v", c, err)
+	}
+	if got, err := os.ReadFile(config.PreviousPath(r.ctl.ConfigPath())); err != nil || string(got) != string(broken) {
+		t.Errorf("the broken edit not kept as .prev: %q %v", got, err)
+	}
+	if n := log.count("edited on the box", "does not load", "kept as the previous file", "file="+r.ctl.ConfigPath(), "push=c1", "error="); n != 1 {
+		t.Errorf("%d log lines for the revert of a broken edit, want 1:\n%s", n, log.all())
+	}
+	r.start()
+	if p := r.d.store.pendingConfirm(); p != nil {
+		t.Errorf("still pending after the revert: %+v", p)
 	}
 }
