@@ -11,15 +11,28 @@ import (
 // over), so both are disconnected within seconds of every CONNACK, forever,
 // with nothing but EOF to say why. Several such short connections in a row
 // start an episode, reported once; a connection that lasts ends it.
+//
+// A broker that restarts drops the connection with the same EOF, and one
+// restarted again and again (an operator's edits, a service manager's
+// restart loop) made short connections in a row as well: taken for a
+// clash, with its warning and Health detail. What tells them apart is that
+// in a clash the broker is up and accepts every attempt at once: an
+// attempt that fails (the broker was away) starts the count again, and
+// short connections within quiet of it are not counted, for paho's
+// reconnect delay (1 s and more after a short connection) outlasts a
+// quick restart, which then shows no failed attempt of its own. A clash
+// goes on for ever, so one that begins right after a broker outage is
+// reported once that window has passed.
 type clashDetector struct {
 	short  time.Duration // a connection shorter than this counts
 	needed int           // this many in a row make an episode
-	quiet  time.Duration // a connection lasting this long ends it
+	quiet  time.Duration // a connection lasting this long ends it; also the window after an outage
 
 	run    int // short connections in a row
 	drops  int // in the current episode
 	active bool
 	since  time.Time
+	away   time.Time // the last failed connection attempt (the broker was away)
 }
 
 func newClashDetector() clashDetector {
@@ -40,11 +53,16 @@ func (d *clashDetector) ended(connectedFor time.Duration, tooLarge bool, now tim
 		d.run = 0
 		return false
 	case connectedFor < d.short:
-		d.run++
 		if d.active {
+			d.run++
 			d.drops++
 			return false
 		}
+		if !d.away.IsZero() && now.Sub(d.away) < d.quiet {
+			d.run = 0 // the broker went away lately: restarts, not another client
+			return false
+		}
+		d.run++
 		if d.run >= d.needed {
 			d.active, d.since, d.drops = true, now, d.run
 			return true
@@ -56,6 +74,13 @@ func (d *clashDetector) ended(connectedFor time.Duration, tooLarge bool, now tim
 		}
 	}
 	return false
+}
+
+// failed records a connection attempt that failed (the broker, or one of
+// several, unreachable or refusing): the broker was away, which is no
+// clash, and short connections for a while after it are not counted.
+func (d *clashDetector) failed(now time.Time) {
+	d.run, d.away = 0, now
 }
 
 // settled ends an active episode once the current connection has lasted

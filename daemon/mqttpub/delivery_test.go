@@ -471,3 +471,28 @@ func TestStalledBrokerReadsUnhealthy(t *testing.T) {
 		t.Errorf("an idle connection reads unhealthy: %q", detail)
 	}
 }
+
+// TestBrokerRestartsAreNoClientIDClash: a broker restarted a few times in
+// a row (an operator's edits, a service manager's restart loop) drops the
+// connection within seconds of accepting it, as a client-id clash does;
+// four restarts 1.5 s apart were reported as another client using the id.
+// A broker that was away (an attempt failed) is no clash.
+func TestBrokerRestartsAreNoClientIDClash(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	p, lb := newPublisher(t, b.URL, "cam1", nil)
+	must(t, p.Start())
+	must(t, p.WaitConnected(ctxTimeout(t, 5*time.Second)))
+	for range 4 {
+		time.Sleep(1500 * time.Millisecond)
+		before := p.State().Reconnects
+		b.Stop()
+		b.Restart()
+		waitFor(t, 10*time.Second, "the reconnect", func() bool { st := p.State(); return st.Connected && st.Reconnects > before })
+	}
+	if st := p.State(); st.ClientIDClash != "" || lb.Count("another client probably uses the same client id") != 0 {
+		t.Fatalf("broker restarts reported as a client-id clash: %q", st.ClientIDClash)
+	}
+	if ok, detail := p.Health(); !ok {
+		t.Fatalf("unhealthy after the restarts: %s", detail)
+	}
+}

@@ -645,6 +645,23 @@ func TestClashDetector(t *testing.T) {
 	if d.ended(time.Second, false, now) {
 		t.Fatal("count not reset by a lasting connection")
 	}
+	// A failed attempt (the broker away: restarting) starts the count
+	// again, and short connections within quiet of it do not count.
+	d = newClashDetector()
+	d.ended(time.Second, false, now)
+	d.ended(time.Second, false, now)
+	d.failed(now)
+	for i := range 5 {
+		if d.ended(time.Second, false, now.Add(time.Duration(i+1)*2*time.Second)) {
+			t.Fatalf("an episode from short connection %d after the broker was away", i+1)
+		}
+	}
+	// A clash that goes on past the window is reported.
+	later := now.Add(d.quiet)
+	if d.ended(time.Second, false, later) || d.ended(time.Second, false, later.Add(time.Second)) ||
+		!d.ended(time.Second, false, later.Add(2*time.Second)) {
+		t.Fatal("no episode from three short connections past the window after an outage")
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -460,6 +460,11 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		p.broker = n.Broker.String()
 		p.stMu.Unlock()
 	case mqtt.ConnectionNotificationBrokerFailed:
+		// A broker that is away (restarting) is no client-id clash: the
+		// short connections around it are not counted (clashDetector).
+		p.stMu.Lock()
+		p.clash.failed(time.Now())
+		p.stMu.Unlock()
 		if len(p.opts.Brokers) > 1 {
 			p.log.Debug("mqtt broker unreachable, trying the next", "broker", n.Broker.String(), "error", n.Reason)
 		}
@@ -481,6 +486,7 @@ func (p *Publisher) onNotify(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		p.stMu.Lock()
 		p.failures = failures
 		p.lastErr, p.lastErrAt = n.Reason.Error(), time.Now()
+		p.clash.failed(p.lastErrAt)
 		p.stMu.Unlock()
 		if !reconnect {
 			// paho retries initial connects at a fixed interval; pace them here.

@@ -864,3 +864,30 @@ func TestCountersFollowTheirInspection(t *testing.T) {
 		return ok && c.Value.Uint == 3
 	})
 }
+
+// TestBrokerRestartsAreNoClientIDClash: two failed CONNECTs while the
+// broker restarted and one short session after it (the broker restarted
+// again) counted as the three short sessions of a client-id clash, and
+// the node warned of another client using its id. A clash between two
+// nodes is still warned of (TestClientIDClashBacksOff).
+func TestBrokerRestartsAreNoClientIDClash(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	_, lb, _ := startNode(t, b.URL, nil)
+	waitLog(t, lb, "sparkplug connected")
+	b.Stop()
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connect failed", "attempt=2") == 1 }) {
+		t.Fatalf("no second failed CONNECT:\n%s", lb)
+	}
+	b.Restart()
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connected") == 2 }) {
+		t.Fatalf("no reconnect:\n%s", lb)
+	}
+	b.Stop() // within seconds of the CONNECT: a short session
+	b.Restart()
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connected") == 3 }) {
+		t.Fatalf("no reconnect after the second restart:\n%s", lb)
+	}
+	if got := lb.Count(clashWarning); got != 0 {
+		t.Errorf("broker restarts warned of as a client-id clash:\n%s", lb)
+	}
+}

@@ -130,7 +130,15 @@ func (l *sentLog) suspect(t time.Time) (recent, good outlived) {
 // run connects, serves the session until it ends, and connects again
 // with the next bdSeq, until Close.
 func (n *Node) run() {
-	failures := 0
+	// failures paces the next CONNECT (failed ones and short sessions);
+	// short counts short sessions in a row for the clash warning only,
+	// and away is when a CONNECT last failed: a broker restarted again
+	// and again ends sessions within seconds too, and two failed CONNECTs
+	// while it was down and one short session after made the warning's
+	// three, "another client may be using this client id" of a broker
+	// restart. In a clash the broker is up and takes every CONNECT.
+	failures, short := 0, 0
+	var away time.Time
 	for {
 		select {
 		case <-n.stop:
@@ -149,6 +157,7 @@ func (n *Node) run() {
 				return
 			}
 			failures++
+			short, away = 0, time.Now()
 			wait := backoff(failures, n.o.MaxReconnectInterval)
 			args := []any{"brokers", strings.Join(n.o.Brokers, ","), "client_id", n.o.ClientID,
 				"attempt", failures, "bdSeq", bd, "error", err, "retry_in", wait}
@@ -183,15 +192,18 @@ func (n *Node) run() {
 			// each time burning a bdSeq and sending a death and a birth.
 			failures++
 			wait := backoff(failures, n.o.MaxReconnectInterval)
-			if err == nil && failures == shortSessionsBeforeWarning {
-				n.log.Warn("sparkplug sessions keep ending within seconds of connecting; another client may be using this client id, reconnecting with backoff",
-					"client_id", n.o.ClientID, "sessions", failures, "retry_in", wait)
+			if err == nil && (away.IsZero() || time.Since(away) >= brokerAwayWindow) {
+				short++
+				if short == shortSessionsBeforeWarning {
+					n.log.Warn("sparkplug sessions keep ending within seconds of connecting; another client may be using this client id, reconnecting with backoff",
+						"client_id", n.o.ClientID, "sessions", short, "retry_in", wait)
+				}
 			}
 			if !n.sleep(wait) {
 				return
 			}
 		default:
-			failures = 0
+			failures, short = 0, 0
 		}
 	}
 }
@@ -199,9 +211,14 @@ func (n *Node) run() {
 // shortSession is how long a session must last for the next connection
 // not to wait; shortSessionsBeforeWarning short sessions in a row are
 // logged once as a probable client-id clash.
+// Short sessions within brokerAwayWindow of a failed CONNECT are not
+// counted: the broker was away, and one restarted again within the
+// backoff shows no failed CONNECT of its own. A clash goes on for ever,
+// so one that begins right after an outage is still warned of, later.
 const (
 	shortSession               = 5 * time.Second
 	shortSessionsBeforeWarning = 3
+	brokerAwayWindow           = 30 * time.Second
 )
 
 // connect sends the CONNECT with this session's NDEATH as the Will.
