@@ -7,7 +7,6 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -256,45 +255,13 @@ func alignOptions(a config.Align) model.AlignOptions {
 // is found by `inspectd config check`, and by a start or a reload before
 // a connection is touched. Its error is a *FieldError naming the key
 // (mqtt.tls.ca, mqtt.tls.cert or mqtt.tls.key), the file and what it
-// should hold: mqttpub's own names its fields (CAFile), not the keys.
+// should hold, in the words of mqttpub's one builder (mqttpub.TLSFileError).
 func CheckMQTTTLS(m *config.MQTT) error {
-	if !m.UsesTLS() { // the connections do not read the files (tlsOptions)
-		return nil
-	}
-	t := m.TLS
-	if t.CA != "" {
-		if _, err := (mqttpub.TLSOptions{CAFile: t.CA}).Config(); err != nil {
-			const want = "expected a PEM file of the CA certificates that sign the broker's certificate"
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				return &FieldError{Field: "mqtt.tls.ca", Err: fmt.Errorf("%s: %w; %s", t.CA, pe.Err, want)}
-			}
-			return &FieldError{Field: "mqtt.tls.ca", Err: fmt.Errorf("%s holds no PEM certificate; %s", t.CA, want)}
+	if _, err := tlsOptions(m).Config(); err != nil { // no TLS broker: nothing read
+		if fe := (*mqttpub.TLSFileError)(nil); errors.As(err, &fe) {
+			return &FieldError{Field: fe.Field, Err: fe.Detail()}
 		}
-	}
-	if t.Cert != "" || t.Key != "" {
-		if _, err := (mqttpub.TLSOptions{CertFile: t.Cert, KeyFile: t.Key}).Config(); err != nil {
-			const (
-				wantCert = "expected the client certificate (PEM) the broker accepts"
-				wantKey  = "expected the PEM private key of the certificate in mqtt.tls.cert"
-			)
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				if pe.Path == t.Cert {
-					return &FieldError{Field: "mqtt.tls.cert", Err: fmt.Errorf("%s: %w; %s", t.Cert, pe.Err, wantCert)}
-				}
-				return &FieldError{Field: "mqtt.tls.key", Err: fmt.Errorf("%s: %w; %s", t.Key, pe.Err, wantKey)}
-			}
-			if cause := errors.Unwrap(err); cause != nil {
-				err = cause // mqttpub's "mqtt TLS CertFile … / KeyFile …" prefix names its fields
-			}
-			// crypto/tls says which input it could not read; the rest
-			// (a key that is not the certificate's) is the key's.
-			if msg := err.Error(); strings.Contains(msg, "certificate input") || strings.HasPrefix(msg, "x509:") {
-				return &FieldError{Field: "mqtt.tls.cert", Err: fmt.Errorf("%s: %w; %s", t.Cert, err, wantCert)}
-			}
-			return &FieldError{Field: "mqtt.tls.key", Err: fmt.Errorf("%s with mqtt.tls.cert %s: %w; %s", t.Key, t.Cert, err, wantKey)}
-		}
+		return err
 	}
 	return nil
 }

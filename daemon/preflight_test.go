@@ -233,3 +233,49 @@ func TestReloadRefusesBadTLSFile(t *testing.T) {
 		t.Errorf("status last_error %q after the good file was reloaded, want none", st.LastError)
 	}
 }
+
+// TestMQTTTLSDamagedPEMNamedByKey: `config check` (Preflight, CheckMQTTTLS)
+// said "holds no PEM certificate" of a CA or client certificate whose PEM
+// body is not valid base64; it now says so, naming the key and the file.
+func TestMQTTTLSDamagedPEMNamedByKey(t *testing.T) {
+	dir := t.TempDir()
+	certs, err := testbroker.GenerateCerts(filepath.Join(dir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage := func(src string) string {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		lines[2] = "*" + lines[2][1:]
+		out := filepath.Join(dir, "damaged-"+filepath.Base(src))
+		if err := os.WriteFile(out, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	badCA, badCert := damage(certs.CAFile), damage(certs.ClientCertFile)
+	for _, tc := range []struct {
+		tls         config.TLS
+		field, file string
+	}{
+		{config.TLS{CA: badCA}, "mqtt.tls.ca", badCA},
+		{config.TLS{CA: certs.CAFile, Cert: badCert, Key: certs.ClientKeyFile}, "mqtt.tls.cert", badCert},
+	} {
+		cfg := testDefaults(t)
+		cfg.MQTT.Brokers = []string{"ssl://127.0.0.1:8883"}
+		cfg.MQTT.TLS = tc.tls
+		var found []Finding
+		for _, f := range Preflight(cfg, testLogger(t)) {
+			if strings.HasPrefix(f.Field, "mqtt") {
+				found = append(found, f)
+			}
+		}
+		if len(found) != 1 || !found[0].Fatal || found[0].Field != tc.field || !strings.Contains(found[0].Msg, tc.file+": the body of its PEM block") ||
+			!strings.Contains(found[0].Msg, "not valid base64 at line 3") || strings.Contains(found[0].Msg, "no PEM") {
+			t.Errorf("%s %s: findings %v, want one naming the file and its body not valid base64", tc.field, tc.file, found)
+		}
+	}
+}

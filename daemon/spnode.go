@@ -29,8 +29,8 @@ func (d *Daemon) newSparkplugNode(cfg *config.Config, deviceID, clientID string,
 	if err != nil {
 		return nil, err
 	}
-	var tlsOpts = tlsOptions(m)
-	tc, err := tlsOpts.Config()
+	// The JSON publisher's builder, and its errors naming mqtt.tls.
+	tc, err := tlsOptions(m).Config()
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"net"
 	"net/url"
@@ -116,41 +115,15 @@ func (f watchTLS) check(broker string) error {
 	return nil
 }
 
-// config builds the TLS configuration as the daemon does from mqtt.tls
-// (mqttpub.TLSOptions), reading the files now; nil when no flag is set.
-// An error names the flag and its file.
+// config builds the TLS configuration with the daemon's builder for
+// mqtt.tls (mqttpub.TLSOptions.Build), reading the files now; nil when no
+// flag is set. An error names the flag and its file.
 func (f watchTLS) config() (*tls.Config, error) {
 	if !f.set() {
 		return nil, nil
 	}
-	// Each file on its own first: mqttpub's errors name its own fields
-	// (CAFile), not the flags.
-	if f.ca != "" {
-		if _, err := (mqttpub.TLSOptions{CAFile: f.ca}).Config(); err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("--cafile %s: %w", f.ca, pe.Err)
-			}
-			return nil, fmt.Errorf("--cafile %s: it holds no PEM certificate", f.ca)
-		}
-	}
-	if f.cert != "" {
-		if _, err := (mqttpub.TLSOptions{CertFile: f.cert, KeyFile: f.key}).Config(); err != nil {
-			var pe *fs.PathError
-			switch {
-			case errors.As(err, &pe) && pe.Path == f.cert:
-				return nil, fmt.Errorf("--cert %s: %w", f.cert, pe.Err)
-			case errors.As(err, &pe):
-				return nil, fmt.Errorf("--key %s: %w", f.key, pe.Err)
-			}
-			if cause := errors.Unwrap(err); cause != nil {
-				err = cause // mqttpub's "mqtt TLS CertFile …" names its field, not the flag
-			}
-			return nil, fmt.Errorf("--cert %s and --key %s: %w", f.cert, f.key, err)
-		}
-	}
 	return mqttpub.TLSOptions{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, ServerName: f.serverName,
-		InsecureSkipVerify: f.insecure}.Config()
+		InsecureSkipVerify: f.insecure}.Build(mqttpub.TLSFields{CA: "--cafile", Cert: "--cert", Key: "--key"})
 }
 
 func watchSparkplug(ctx context.Context, env *Env, w sparkplugWatch) error {

@@ -1,13 +1,10 @@
 package mqttpub
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -237,38 +234,4 @@ func mqttPort(scheme string) string {
 		return "8883"
 	}
 	return "1883"
-}
-
-// Config builds the client TLS configuration from the files, for another
-// connection to the same broker (the Sparkplug edge node) to use the same
-// settings.
-func (t TLSOptions) Config() (*tls.Config, error) { return t.tlsConfig() }
-
-// tlsConfig builds the client TLS configuration, reading the files now so
-// that a wrong path is reported at start-up, not at the first connect.
-func (t TLSOptions) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // explicit operator choice, documented as test-only
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt TLS CAFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt TLS CAFile %s: no PEM certificate found", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt TLS CertFile %s / KeyFile %s: %w", t.CertFile, t.KeyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
