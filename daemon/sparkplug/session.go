@@ -239,6 +239,11 @@ func (n *Node) connect(s *session) error {
 // error when it could not be set up.
 func (n *Node) serve(s *session) error {
 	n.mu.Lock()
+	if n.closed { // connected as Close came: nothing counts after it
+		n.mu.Unlock()
+		s.client.Disconnect(0)
+		return ErrClosed
+	}
 	n.sess, n.born, n.hostUp, n.lastErr = s, false, false, ""
 	n.stat.sessions++
 	n.stat.bdSeq, n.stat.hasBdSeq = s.bdSeq, true
@@ -407,7 +412,7 @@ func (n *Node) hostAwayLocked() bool { return n.o.PrimaryHostID != "" && !n.host
 // the session is subscribed and, with a primary host, that host is online.
 func (n *Node) birthLocked(reason string) {
 	s := n.sess
-	if s == nil || !s.ready || n.hostAwayLocked() {
+	if s == nil || !s.ready || n.hostAwayLocked() || n.closed {
 		return
 	}
 	now := nowMS()

@@ -496,7 +496,25 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closed = true
 	started := n.started
 	close(n.stop)
+	// The counters stop here, not when the session has ended: a Close
+	// that times out (a broker gone quiet during a reload) returned while
+	// the session still dropped its queue and could start a birth, and
+	// the daemon, which reads Stats after Close to add them to the next
+	// node's, missed those or, read again, counted them twice. What the
+	// leaving drops is counted now; nothing after counts (serve,
+	// birthLocked and the publishes refuse a closed node).
+	s := n.sess
+	dropped := 0
+	if s != nil {
+		n.sess, n.born = nil, false
+		dropped = n.wire.drop(s) // the node's lock before the queue's
+		n.stat.droppedLeaving += uint64(dropped)
+	}
 	n.mu.Unlock()
+	if dropped > 0 {
+		n.log.Warn("sparkplug leaving: queued data dropped so that the NDEATH goes at once; the next births carry the latest values",
+			"reason", "closing", "bdSeq", s.bdSeq, "dropped", dropped)
+	}
 	if !started {
 		return nil
 	}
@@ -587,7 +605,9 @@ type Stats struct {
 }
 
 // Stats returns the edge node's state and counters now. It may be called
-// at any time, also after Close.
+// at any time, also after Close. The counters stop moving when Close is
+// called, even one that times out: read after it, they are final, for
+// the node that replaces this one to go on from.
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()

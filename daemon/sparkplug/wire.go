@@ -149,6 +149,18 @@ func (w *wire) dropSession(s *session) int {
 // (DDATA, NDATA) it removed; births removed with them are not data a host
 // misses (the next session's births carry every value).
 func (w *wire) leave(s *session) (data int) {
+	data = w.drop(s)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.busy == s {
+		w.cond.Wait()
+	}
+	return data
+}
+
+// drop removes what is queued for s, as leave does, without waiting for
+// the message being handed (Close, which must not wait on the broker).
+func (w *wire) drop(s *session) (data int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	kept := w.q[:0]
@@ -165,9 +177,6 @@ func (w *wire) leave(s *session) (data int) {
 	clear(w.q[len(kept):])
 	w.q = kept
 	w.cond.Broadcast()
-	for w.busy == s {
-		w.cond.Wait()
-	}
 	return data
 }
 

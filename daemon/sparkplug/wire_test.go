@@ -775,3 +775,51 @@ func TestStallReadsNotOnline(t *testing.T) {
 		t.Errorf("an idle connection reads unhealthy: %q", detail)
 	}
 }
+
+// TestStatsFinalOnceClosed: a Close that times out (a broker gone quiet
+// during a reload) returned while the session went on leaving: the queue
+// it dropped was counted after the daemon had read Stats to add them to
+// the next node's, and so missed, or counted twice by a second read. The
+// counters now stop when Close is called: what is read after it is final
+// and holds what the leaving dropped.
+func TestStatsFinalOnceClosed(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	px := testbroker.NewProxy(t, b.URL)
+	h := newHost(t, b.URL, testGroup)
+	n, _, _ := startNode(t, px.URL, func(o *Options) {
+		o.MaxPayload = 1 << 20
+		o.WriteTimeout = 3 * time.Second
+	})
+	t.Cleanup(px.Resume)
+	h.wait(0, "DBIRTH", nil)
+	px.Stall()
+	png := bytes.Repeat([]byte{0x89}, 512<<10)
+	for seq := uint64(1); seq <= 400; seq++ {
+		if n.PublishResult(result(seq, 40), 0) != nil || n.PublishMask(seq, png, 0) != nil {
+			break
+		}
+	}
+	if n.Stats().Queued < 2 {
+		t.Fatalf("the queue did not fill behind the stall (%+v)", n.Stats())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := n.Close(ctx); err == nil {
+		t.Fatal("Close behind a stalled connection returned nil within 1 ms; the test needs it to time out")
+	}
+	read := n.Stats() // what the daemon adds to the next node's
+	px.Resume()
+	select {
+	case <-n.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node did not end after Close")
+	}
+	final := n.Stats()
+	read.Queued, read.QueuedBytes, final.Queued, final.QueuedBytes = 0, 0, 0, 0
+	if read != final {
+		t.Errorf("counters moved after Close returned: read %+v, final %+v", read, final)
+	}
+	if read.DroppedLeaving == 0 {
+		t.Errorf("the data dropped on leaving is not in the counters read after Close: %+v", read)
+	}
+}
