@@ -179,7 +179,7 @@ func configDocument(raw json.RawMessage) (doc []byte, object bool, err error) {
 		}
 		return []byte(s), false, nil
 	}
-	return nil, false, invalidf("config", "expected an object or a string of YAML, got %s", truncate(string(raw), 20))
+	return nil, false, typef("config", "expected an object or a string of YAML, got %s", truncate(string(raw), 20))
 }
 
 // withTextProblems adds text, jsonTextProblems' list, to err, config's

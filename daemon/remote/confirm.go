@@ -129,7 +129,7 @@ func parseConfirm(raw json.RawMessage) (time.Duration, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return 0, invalidf("confirm", "expected a duration such as \"5m\", got %s", truncate(string(raw), 20))
+		return 0, typef("confirm", "expected a duration such as \"5m\", got %s", truncate(string(raw), 20))
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {

@@ -472,8 +472,18 @@ func (d *Dispatcher) handle(it item) {
 		d.refuse(it, peekID(body), err)
 		return
 	}
+	// A value of the wrong type is placed in the command as a pushed
+	// document's problems are; a Sparkplug command's body is built by
+	// the edge node, where a line and column would mean nothing.
+	place := func(err error) error {
+		if req.Origin == OriginSparkplug {
+			return err
+		}
+		return placeCommand(err, a.body)
+	}
 	id, err := requestID(a.body, req.ID)
 	if err != nil {
+		err = place(err)
 		if cmd := d.cmds[req.Name]; cmd != nil {
 			err = withUnknownFields(err, a.body, cmd.args())
 		}
@@ -553,7 +563,7 @@ func (d *Dispatcher) handle(it item) {
 	plan, err := cmd.Prepare(env, a.body)
 	if err != nil {
 		spend()
-		d.refuse(it, id, err)
+		d.refuse(it, id, place(err))
 		return
 	}
 	e := &entry{Name: req.Name, ID: id, Origin: req.Origin, At: start}
@@ -684,7 +694,7 @@ func requestID(body []byte, fallback string) (string, error) {
 		return "", invalidf("id", "missing; every request needs an id of 1 to %d characters to match its reply", maxIDLen)
 	default:
 		if err := json.Unmarshal(raw, &id); err != nil {
-			return "", invalidf("id", "expected a string, got %s", strings.TrimSpace(truncate(string(raw), 40)))
+			return "", typef("id", "expected a string, got %s", strings.TrimSpace(truncate(string(raw), 40)))
 		}
 		if fallback != "" && fallback != id {
 			return "", invalidf("id", "%q differs from the request's id %q", truncate(id, 40), truncate(fallback, 40))

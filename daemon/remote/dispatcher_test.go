@@ -95,6 +95,41 @@ func TestRequestRefusalsNameTheField(t *testing.T) {
 	}
 }
 
+// TestUnsignedTypeErrorsPlaced: an unsigned command's value of the wrong
+// type was refused naming the field alone ("count: expected an integer"),
+// while a signed envelope's fields and a pushed document's problems said
+// where in the message; it now says "count at line L, column C", where the
+// value starts, and so does the command inside a signed envelope, in
+// lines and columns of its decoded payload.
+func TestUnsignedTypeErrorsPlaced(t *testing.T) {
+	r := newRig(t, unsigned)
+	for _, tc := range []struct {
+		cmd, body, field, want string
+	}{
+		{"refit", `{"id":"f1","count":"many"}`, "count", "count at line 1, column 20: expected an integer, got string"},
+		{"refit", "{\n  \"id\": \"f2\",\n  \"interval\": 5\n}", "interval", "interval at line 3, column 15: expected a string, got number"},
+		{"config", "{\"id\":\"c1\",\n \"config\":5}", "config", "config at line 2, column 11: expected an object or a string of YAML, got 5"},
+		{"config", `{"id":"c2","config":{},"confirm":300}`, "confirm", `confirm at line 1, column 34: expected a duration such as "5m", got 300`},
+		{"config", `{"id":"c3","config":{},"dry_run":"yes"}`, "dry_run", "dry_run at line 1, column 34: expected true or false, got string"},
+		{"threshold", `{"id":"t1","image":"é"}`, "image", "image at line 1, column 20: expected a number, got string"},
+		{"status", `{"id":7}`, "id", "id at line 1, column 7: expected a string, got 7"},
+	} {
+		rep := r.do(tc.cmd, tc.body)
+		mustFail(t, rep, CodeInvalid, tc.want)
+		if field(rep) != tc.field {
+			t.Errorf("%s: field %q, want %q", tc.body, field(rep), tc.field)
+		}
+		if strings.Count(rep.Error, "line ") != 1 {
+			t.Errorf("%s: placed %d times: %q", tc.body, strings.Count(rep.Error, "line "), rep.Error)
+		}
+	}
+	// The command inside a signed envelope: lines of its payload.
+	ops := newSigner("ops", 1)
+	rs := newRig(t, "remote: {trust_keys: {ops: "+ops.pub()+"}}\n")
+	rep := rs.wait(rs.submit("refit", "device", ops.sign(t, "refit", "device/box1", "{\"id\":\"f3\",\n\"count\":true}", rs.clk.Now())))
+	mustFail(t, rep, CodeInvalid, "count at line 2, column 9: expected an integer, got bool")
+}
+
 func TestOversizeRefusedBeforeReading(t *testing.T) {
 	r := newRig(t, "remote: {allow_unsigned: true, max_payload: 1KiB}\n")
 	// Valid JSON with a valid id: only the size can refuse it.

@@ -57,6 +57,10 @@ type Error struct {
 	key bool
 	// placed: Msg says where in the message already.
 	placed bool
+	// wrongType: Field's value is of the wrong JSON type ("many" for an
+	// integer); the dispatcher places it in the command (placeCommand),
+	// as an envelope's own fields and a pushed document's are placed.
+	wrongType bool
 }
 
 func (e *Error) Error() string {
@@ -71,6 +75,25 @@ func errorf(code, field, format string, a ...any) *Error {
 }
 
 func invalidf(field, format string, a ...any) *Error { return errorf(CodeInvalid, field, format, a...) }
+
+// typef is invalidf for a value of the wrong JSON type (Error.wrongType).
+func typef(field, format string, a ...any) *Error {
+	e := invalidf(field, format, a...)
+	e.wrongType = true
+	return e
+}
+
+// placeCommand places a refusal of a command body's value of the wrong
+// type where the value starts ("count at line 1, column 20: expected an
+// integer, got string"), as signed envelopes' fields and pushed
+// documents' problems are placed; other errors are returned as they are.
+func placeCommand(err error, body []byte) error {
+	var e *Error
+	if !errors.As(err, &e) || !e.wrongType {
+		return err
+	}
+	return placeField(err, body, "")
+}
 
 // maxJSONDepth bounds the nesting of a request; configurations nest about
 // five deep.
@@ -349,7 +372,7 @@ func decodeStrict(data []byte, v any) error {
 				got += ": out of range"
 			}
 		}
-		return invalidf(field, "expected %s, got %s", expectJSON(te.Type), got)
+		return typef(field, "expected %s, got %s", expectJSON(te.Type), got)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		// jsonkeys.Check found every unknown key first; kept for a type
