@@ -264,12 +264,14 @@ func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
 	path := d.ctl.ConfigPath()
 	st, err := p.files(path)
 	var msg, why string
+	undone := false
 	switch {
 	case err != nil:
 		return p
 	case st == fileBefore && reloaded:
 		msg = "remote: the configuration file the push replaced was put back on the box and reloaded: the push is undone; it no longer waits for config-confirm"
 		why = "the configuration file it replaced was put back on the box and reloaded, which undid the push"
+		undone = true
 	case st == fileEdited:
 		if d.fileLoads(path) != nil || d.editUnapplied(path) != "" {
 			// Not in force (it does not load, or its reload failed): the
@@ -287,6 +289,14 @@ func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
 	}
 	d.setEnded(endedWait{ID: p.ID, At: now, Why: why})
 	d.log.Warn(msg, "push", p.ID, "file", path)
+	// Published now, as the deadline publishes its outcome: the deadline
+	// will not come, and whoever waits for config-revert learns here what
+	// became of the push.
+	ev := map[string]any{"id": p.ID, "deadline": p.Deadline.UTC().Format(time.RFC3339), "reverted": undone, "note": why}
+	if b, err := json.Marshal(ev); err == nil {
+		env := &Env{Ctl: d.ctl, Log: d.log.With("push", p.ID), Now: d.now, Name: "config-revert", ID: p.ID, Origin: p.Origin, d: d}
+		env.emit("config-revert", b, 1)
+	}
 	return nil
 }
 

@@ -407,6 +407,18 @@ func TestReloadOfAnEditedFileEndsTheWaitAtOnce(t *testing.T) {
 	if n := r.log.count(ended); n != 1 {
 		t.Errorf("%d log lines for one end of the wait", n)
 	}
+	// Published at the reload as the deadline would have published it
+	// (config-revert, not reverted, saying why): an operator who watches
+	// for the outcome of the push learned nothing, the deadline never came.
+	evs := r.events.named("config-revert")
+	if len(evs) != 1 {
+		t.Fatalf("%d config-revert events at the reload, want 1", len(evs))
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(evs[0].payload, &ev); err != nil || ev["id"] != "c1" || ev["reverted"] != false || evs[0].qos != 1 ||
+		!strings.Contains(fmt.Sprint(ev["note"]), "changed on the box since the push") || ev["deadline"] == nil {
+		t.Errorf("config-revert event %s (%v)", evs[0].payload, err)
+	}
 }
 
 // TestReloadOfTheReplacedFileEndsTheWait: putting back the file a push
@@ -433,6 +445,12 @@ func TestReloadOfTheReplacedFileEndsTheWait(t *testing.T) {
 	const undone = "put back on the box and reloaded: the push is undone"
 	r.d.FileReloaded()
 	waitFor(t, 10*time.Second, "the wait to end with a log line", func() bool { return r.log.count(undone, "push=r1") == 1 })
+	waitFor(t, 10*time.Second, "a config-revert event at the reload", func() bool { return len(r.events.named("config-revert")) == 1 })
+	var ev map[string]any
+	if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["id"] != "r1" || ev["reverted"] != true ||
+		!strings.Contains(fmt.Sprint(ev["note"]), "put back on the box and reloaded") {
+		t.Errorf("config-revert event %s (%v)", r.events.named("config-revert")[0].payload, err)
+	}
 	if st := r.do("status", `{"id":"s2"}`); st.Data["config_pending"] != nil {
 		t.Errorf("status after the reload: config_pending %v", st.Data["config_pending"])
 	}
