@@ -733,3 +733,72 @@ func TestRevertUnstartableBrokenEdit(t *testing.T) {
 		t.Errorf("still pending after the revert: %+v", p)
 	}
 }
+
+// TestEndedWaitCarriedWithStateDir: a push that changes state_dir carries
+// the request table into the new folder before the configuration naming
+// it is saved (a stop before the move must find it there); the record of
+// the last ended wait was left behind, so a box stopped then started in
+// the new folder told a late config-confirm only that no push waits. It
+// goes along now, a stale record of an earlier stint in the folder does
+// not stand for it, and a refused change takes it back, leaving the folder
+// as it was.
+func TestEndedWaitCarriedWithStateDir(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if rep := r.do("config-confirm", `{"id":"k1"}`); !rep.OK {
+		t.Fatalf("confirm: %+v", rep)
+	}
+	// The new folder held inspectd's state before: an old record there.
+	moved := filepath.Join(t.TempDir(), "state2")
+	if err := os.MkdirAll(moved, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveEnded(filepath.Join(moved, EndedFile), endedWait{ID: "old-push", At: r.clk.Now().Add(-48 * time.Hour), Why: "it was confirmed long ago"}); err != nil {
+		t.Fatal(err)
+	}
+	// The test controller saves and applies without moving the table
+	// (SetStateDir): as a box stopped right after the file was saved.
+	if rep := r.do("config", `{"id":"c2","config":{"state_dir":"`+moved+`"}}`); !rep.OK {
+		t.Fatalf("push of state_dir: %+v", rep)
+	}
+	r.opts.StateDir = moved
+	r.restart()
+	mustFail(t, r.do("config-confirm", `{"id":"k2"}`), CodeFailed, `push "c1" no longer waits`, `it was confirmed (config-confirm "k1")`)
+
+	// A refused change: the folder keeps its own record, a fresh one gets none.
+	r.opts.StateDir = r.ctl.dir
+	r.restart()
+	if err := saveEnded(filepath.Join(moved, EndedFile), endedWait{ID: "old-push", At: r.clk.Now().Add(-48 * time.Hour), Why: "it was confirmed long ago"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{moved, filepath.Join(t.TempDir(), "fresh", "state")} {
+		before, _ := os.ReadFile(filepath.Join(dir, EndedFile))
+		undo, err := r.d.store.carryTo(dir, r.clk.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := loadEnded(filepath.Join(dir, EndedFile)); err != nil || got.ID != "c1" {
+			t.Errorf("%s: record carried %+v (%v), want c1's", dir, got, err)
+		}
+		if err := undo(); err != nil {
+			t.Fatal(err)
+		}
+		after, err := os.ReadFile(filepath.Join(dir, EndedFile))
+		if before == nil && !errors.Is(err, os.ErrNotExist) || before != nil && string(after) != string(before) {
+			t.Errorf("%s: record after the take-back %q (%v), want %q", dir, after, err, before)
+		}
+	}
+	// Moved (SetStateDir) with no record of its own: the folder's stale
+	// one does not stand for it.
+	if rep := r.do("config", `{"id":"c3","config":{"mqtt":{"result_qos":0}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep) // a push waiting removes the record
+	}
+	if err := r.d.SetStateDir(moved); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(moved, EndedFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a stale record left in the folder moved to: %v", err)
+	}
+}

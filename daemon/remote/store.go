@@ -372,9 +372,16 @@ func (s *store) carryTo(dir string, now time.Time, window time.Duration) (func()
 	if err != nil {
 		ours = nil // never equal to what is there: nothing is taken back
 	}
+	s.mu.Lock()
+	from := endedPath(s.path)
+	s.mu.Unlock()
+	endedBack := carryEnded(from, filepath.Join(dir, EndedFile))
 	return func() error {
 		if statelock.Free(dir) != nil {
 			return nil // another inspectd took the folder meanwhile: all there is its own
+		}
+		if err := endedBack(); err != nil {
+			return err
 		}
 		cur, err := os.ReadFile(target)
 		switch {
@@ -415,13 +422,75 @@ func (s *store) writeTo(dir string, move bool, now time.Time, window time.Durati
 	}
 	_ = os.Remove(old) // left behind, it is rewritten whole if state_dir comes back
 	// The record of the last ended confirm wait goes along (best effort:
-	// without it a late config-confirm is only told that none waits).
-	if data, err := os.ReadFile(endedPath(old)); err == nil {
+	// without it a late config-confirm is only told that none waits); one
+	// left in dir from an earlier stint there is not this box's last.
+	data, err := os.ReadFile(endedPath(old))
+	switch {
+	case err == nil:
 		if atomicfile.WriteBytes(endedPath(s.path), 0o600, data) == nil {
 			_ = os.Remove(endedPath(old))
 		}
+	case errors.Is(err, fs.ErrNotExist):
+		_ = os.Remove(endedPath(s.path))
 	}
 	return nil
+}
+
+// carryEnded makes the ended-wait record at to (in a state_dir a change
+// is about to name) the one at from (beside the table in force): copied,
+// or, when from has none, one left at to from an earlier stint removed,
+// so that a stop before the table moves (store.move) starts with the
+// record, not without it or with a stale one. It is best effort, as the
+// move's is: without the record a late config-confirm is only told that
+// no push waits. It returns what puts to back as it was when the change
+// is refused, unless to has changed since (rewritten by whoever owns the
+// folder by then).
+func carryEnded(from, to string) (takeBack func() error) {
+	noop := func() error { return nil }
+	data, err := os.ReadFile(from)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return noop
+	}
+	have := err == nil
+	perm := os.FileMode(0o600)
+	fi, err := os.Stat(to)
+	var before []byte
+	if err == nil {
+		perm = fi.Mode().Perm()
+		before, err = os.ReadFile(to)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return noop
+	}
+	existed := err == nil
+	switch {
+	case have:
+		if atomicfile.WriteBytes(to, 0o600, data) != nil {
+			return noop
+		}
+	case existed:
+		if os.Remove(to) != nil {
+			return noop
+		}
+	default:
+		return noop
+	}
+	return func() error {
+		cur, err := os.ReadFile(to)
+		switch {
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("ended config-confirm wait record %s: %w", to, err)
+		case have && (err != nil || !bytes.Equal(cur, data)), !have && err == nil:
+			return nil // changed since: not ours to take back
+		case existed:
+			return atomicfile.WriteBytes(to, perm, before)
+		default:
+			if err := os.Remove(to); err != nil {
+				return fmt.Errorf("ended config-confirm wait record %s: %w", to, err)
+			}
+			return nil
+		}
+	}
 }
 
 // amend merges data into the stored reply of a finished request (a push
