@@ -644,6 +644,55 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestRefusedStateDirPushKeepsAnExistingFolder: a push onto a state_dir
+// that was there already, refused late (the HTTP port taken), left what
+// Apply had written there before the refusal (the model fitted for it,
+// since the synthetic line fits one where none is); the folder is now as
+// it was, its own files kept, what the change wrote removed (real
+// mosquitto, real files).
+func TestRefusedStateDirPushKeepsAnExistingFolder(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	r := startDaemon(t, remoteYAML(b.URL, "cell10", ""))
+	d := r.daemon()
+	op.awaitCommands(r, "cell10")
+	state := d.Config().StateDir
+
+	existing := filepath.Join(r.dir, "existing")
+	if err := os.MkdirAll(filepath.Join(existing, "notes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(existing, "notes", "line3.txt"), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	rep := op.reply("cell10", "config", `{"id":"e1","config":{"state_dir":"`+existing+`","http":{"listen":"`+busy.Addr().String()+`"}}}`, 120*time.Second)
+	if rep["ok"] != false || !strings.Contains(fmt.Sprint(rep["error"]), "http.listen") {
+		t.Fatalf("push onto a state_dir with the HTTP port taken: %v", rep)
+	}
+	if !strings.Contains(r.logs.String(), "model fitted and saved") {
+		t.Fatalf("nothing was written before the refusal; the test proves nothing:\n%s", r.logs.String())
+	}
+	var got []string
+	filepath.WalkDir(existing, func(p string, _ os.DirEntry, err error) error {
+		if err == nil && p != existing {
+			rel, _ := filepath.Rel(existing, p)
+			got = append(got, rel)
+		}
+		return nil
+	})
+	if want := []string{"notes", filepath.Join("notes", "line3.txt")}; !slices.Equal(got, want) {
+		t.Errorf("the existing folder holds %q after the refused push, %q before", got, want)
+	}
+	if c := d.Config(); c.StateDir != state {
+		t.Errorf("state_dir %s after the refused push, want %s", c.StateDir, state)
+	}
+}
+
 // listDir names the entries of dir; nil when it does not exist.
 func listDir(t *testing.T, dir string) []string {
 	t.Helper()
