@@ -91,6 +91,9 @@ func Run(ctx context.Context, o RunOptions) error {
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
 			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now(), o.Logger, ConfigRules()...); {
+			case errors.Is(rerr, remote.ErrPreviousRefused):
+				// Said once: the wait is ended, the next start does not try.
+				o.Logger.Error("remote: configuration push waiting for config-confirm does not start, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
 			case id == "" && rerr != nil:
 				// Nothing was reverted: the request table could not be read
 				// (most often for the start's own reason, a state_dir that
@@ -134,7 +137,9 @@ func revertBrokenEdit(o RunOptions, err error) error {
 	if o.ConfigPath == "" {
 		return err
 	}
-	prev, perr := config.LoadPrevious(o.ConfigPath, ConfigRules()...)
+	// Without the rules of a push, for its state_dir alone: a .prev they
+	// refuse is RevertUnstartable's to report (once: the wait ends).
+	prev, perr := config.LoadPrevious(o.ConfigPath)
 	if perr != nil {
 		return err // no previous file, or one that does not load either: nothing to put back
 	}
@@ -142,6 +147,8 @@ func revertBrokenEdit(o RunOptions, err error) error {
 		return err
 	}
 	switch id, rerr := remote.RevertUnstartable(o.ConfigPath, prev.StateDir, time.Now(), o.Logger, ConfigRules()...); {
+	case errors.Is(rerr, remote.ErrPreviousRefused):
+		o.Logger.Error("remote: a configuration push waiting for config-confirm was edited on the box into a file that does not load, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
 	case rerr != nil:
 		o.Logger.Warn("remote: could not check for, or revert, a configuration push waiting for config-confirm", "file", o.ConfigPath, "state_dir", prev.StateDir, "error", rerr)
 	case id != "":

@@ -440,6 +440,15 @@ func (d *Dispatcher) revertUnconfirmed() {
 		done(false, "the previous configuration file is not the one the push replaced")
 		return
 	}
+	if _, perr := config.LoadPrevious(path, d.rules...); len(config.Problems(perr)) > 0 {
+		// The file the push replaced (its checksum says so) is refused by
+		// the checks of a push: no retry changes that, so the wait ends
+		// here, said once, rather than a revert tried every revertRetry.
+		why := previousRefused(path, perr).Error()
+		log.Error("remote: unconfirmed push not reverted: the configuration before it is refused, as a push of it would be; the push stays in force and no longer waits for config-confirm: fix the previous file or push a configuration", "file", config.PreviousPath(path), "error", why)
+		done(false, why+"; the push stays in force")
+		return
+	}
 	plan, err := prepareConfigRollback(env, rollbackArgs{})
 	var data map[string]any
 	if err == nil {
@@ -593,6 +602,12 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 	return out, nil
 }
 
+// ErrPreviousRefused is in RevertUnstartable's error when the configuration
+// a push replaced (its .prev) is refused by the checks of a push: nothing
+// is reverted, and the push's wait has ended, so that the next start does
+// not try again; the caller reports it once.
+var ErrPreviousRefused = errors.New("nothing is reverted and the push no longer waits for config-confirm: fix the configuration file by hand")
+
 // RevertUnstartable is for a daemon whose start failed on the
 // configuration file at configPath, with the request table in stateDir
 // (that configuration's state_dir): when that file is a push still waiting
@@ -646,8 +661,22 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 		return "", fmt.Errorf("revert push %q: %s is not the configuration it replaced", p.ID, config.PreviousPath(configPath))
 	}
 	before, err := config.LoadPrevious(configPath, rules...)
+	if len(config.Problems(err)) > 0 {
+		// Refused by the checks of a push: every start would try again
+		// and be refused again. The wait ends, with the reason for a late
+		// config-confirm, and the caller reports it once.
+		rerr := fmt.Errorf("revert push %q: the previous configuration %s is refused, as a push of it would be: %w; %w", p.ID, config.PreviousPath(configPath), err, ErrPreviousRefused)
+		if perr := st.putPending(nil, now, 0); perr != nil {
+			return "", fmt.Errorf("%w; and the wait could not be ended (the next start tries again): %w", rerr, perr)
+		}
+		why := fmt.Sprintf("its configuration did not start and the configuration before it, %s, is refused, as a push of it would be (%v); nothing was reverted", config.PreviousPath(configPath), err)
+		if serr := saveEnded(endedPath(st.path), endedWait{ID: p.ID, At: now, Why: why}); serr != nil {
+			log.Warn("remote: why the push's wait ended is not recorded; a late config-confirm is only told that none waits", "push", p.ID, "error", serr)
+		}
+		return "", rerr
+	}
 	if err != nil {
-		return "", fmt.Errorf("revert push %q: the previous configuration %s is refused, as a push of it would be: %w", p.ID, config.PreviousPath(configPath), err)
+		return "", fmt.Errorf("revert push %q: the previous configuration %s cannot be read: %w", p.ID, config.PreviousPath(configPath), err)
 	}
 	if err := config.SaveKeepPrevious(configPath, before); err != nil {
 		return "", fmt.Errorf("revert push %q: %w", p.ID, err)

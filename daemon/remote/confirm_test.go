@@ -802,3 +802,48 @@ func TestEndedWaitCarriedWithStateDir(t *testing.T) {
 		t.Errorf("a stale record left in the folder moved to: %v", err)
 	}
 }
+
+// TestRefusedPreviousEndsTheWait: the configuration a push replaced (its
+// .prev) refused by the checks of a push was tried again at every start
+// and every 30 s after the deadline, for ever; it is now said once, the
+// wait ended with that reason (config-revert at the deadline, not
+// reverted), and a late config-confirm is told why.
+func TestRefusedPreviousEndsTheWait(t *testing.T) {
+	// At the deadline.
+	r := newRig(t, unsigned+"model: {recipe: v9-bogus}\n")
+	r.opts.ConfigRules = []config.Rule{refuseRecipe}
+	r.restart()
+	if rep := r.do("config", `{"id":"c1","config":{"model":{"recipe":"plain"}},"confirm":"5s"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	waitFor(t, 30*time.Second, "config-revert", func() bool { return len(r.events.named("config-revert")) == 1 })
+	var ev map[string]any
+	if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["reverted"] != false || !strings.Contains(fmt.Sprint(ev["note"]), "model.recipe") {
+		t.Errorf("config-revert event %s (%v)", r.events.named("config-revert")[0].payload, err)
+	}
+	if p := r.d.store.pendingConfirm(); p != nil {
+		t.Errorf("still waiting after a refused revert: %+v", p)
+	}
+	if n := r.log.count("not reverted: the configuration before it is refused", "push=c1"); n != 1 {
+		t.Errorf("%d log lines, want 1:\n%s", n, r.log.all())
+	}
+	mustFail(t, r.do("config-confirm", `{"id":"k1"}`), CodeFailed, `push "c1" no longer waits`, "refused")
+
+	// At a start.
+	r2 := newRig(t, unsigned+"model: {recipe: v9-bogus}\n")
+	if rep := r2.do("config", `{"id":"c2","config":`+movedBroker+`,"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if err := r2.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), nil, refuseRecipe)
+	if id != "" || !errors.Is(err, ErrPreviousRefused) || !strings.Contains(err.Error(), "model.recipe") {
+		t.Errorf("RevertUnstartable of a refused .prev: %q, %v", id, err)
+	}
+	if id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), nil, refuseRecipe); id != "" || err != nil {
+		t.Errorf("the next start tried again: %q, %v", id, err)
+	}
+	r2.start()
+	mustFail(t, r2.do("config-confirm", `{"id":"k2"}`), CodeFailed, `push "c2" no longer waits`, "did not start", "is refused")
+}
