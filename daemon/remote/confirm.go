@@ -637,7 +637,18 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 	}
 	p := st.pendingConfirm()
 	if p == nil {
-		return "", nil
+		// The push moved state_dir: its table is where the folder of the
+		// configuration before it says (MovedFile).
+		moved := followMoved(stateDir, now)
+		if moved == "" {
+			return "", nil
+		}
+		if st, _, err = openStore(moved, now); err != nil {
+			return "", err
+		}
+		if p = st.pendingConfirm(); p == nil {
+			return "", nil
+		}
 	}
 	if log == nil {
 		log = slog.Default()
@@ -685,6 +696,12 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 	st.version = configVersion{Current: v.Previous, Previous: v.Current}
 	if err := st.putPending(nil, now, 0); err != nil {
 		return p.ID, fmt.Errorf("push %q reverted, but the request table is not written: %w", p.ID, err)
+	}
+	// The next start runs on the configuration before the push: a push
+	// that moved state_dir leaves its table (and why its wait ended)
+	// where that one will look.
+	if err := st.move(before.StateDir, now, 0); err != nil {
+		return p.ID, fmt.Errorf("push %q reverted, but the request table is not moved back to state_dir %s: %w", p.ID, before.StateDir, err)
 	}
 	return p.ID, nil
 }

@@ -803,6 +803,59 @@ func TestEndedWaitCarriedWithStateDir(t *testing.T) {
 	}
 }
 
+// TestRevertUnstartableFollowsAMovedStateDir: a push waiting for
+// config-confirm that moved state_dir, its file then edited on the box
+// into one that does not load: the start looks for the push through the
+// configuration before it, whose state_dir the table had left, and found
+// nothing, so the broken file failed every start. The folder left now
+// says where the table went; the revert puts the configuration before the
+// push back and the table (the answered requests, the version) back into
+// that configuration's state_dir, where the next start reads it.
+func TestRevertUnstartableFollowsAMovedStateDir(t *testing.T) {
+	r := newRig(t, unsigned)
+	old := r.ctl.dir
+	moved := filepath.Join(t.TempDir(), "state2")
+	if rep := r.do("config", `{"id":"c1","config":{"state_dir":"`+moved+`"},"confirm":"1h","version":2}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	// The daemon's Apply moves the table; the test controller does not.
+	if err := r.d.SetStateDir(moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(old, StateFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the table is still in the folder left: %v", err)
+	}
+	broken := []byte("state_dir: [\n")
+	if err := os.WriteFile(r.ctl.ConfigPath(), broken, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), old, r.clk.Now(), slog.New(&logSink{}))
+	if err != nil || id != "c1" {
+		t.Fatalf("RevertUnstartable through the .prev's state_dir: %q, %v", id, err)
+	}
+	if c, err := config.Load(r.ctl.ConfigPath()); err != nil || c.StateDir != old {
+		t.Errorf("the file after the revert: %v, %v", c, err)
+	}
+	for _, f := range []string{filepath.Join(moved, StateFile), filepath.Join(old, MovedFile)} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after the revert: %v", f, err)
+		}
+	}
+	r.start() // on the state_dir of the configuration put back
+	if p := r.d.store.pendingConfirm(); p != nil {
+		t.Errorf("still pending after the revert: %+v", p)
+	}
+	if v := r.d.store.configVersion(); v.Current != 0 || v.Previous != 2 {
+		t.Errorf("version after the revert %+v, want the one before the push", v)
+	}
+	if rep := r.do("config", `{"id":"c1","config":{"state_dir":"`+moved+`"},"confirm":"1h","version":2}`); rep.Data["duplicate"] != true {
+		t.Errorf("the push's id is not known after the revert: %+v", rep)
+	}
+}
+
 // TestRefusedPreviousEndsTheWait: the configuration a push replaced (its
 // .prev) refused by the checks of a push was tried again at every start
 // and every 30 s after the deadline, for ever; it is now said once, the

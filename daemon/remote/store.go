@@ -421,6 +421,15 @@ func (s *store) writeTo(dir string, move bool, now time.Time, window time.Durati
 		return err
 	}
 	_ = os.Remove(old) // left behind, it is rewritten whole if state_dir comes back
+	// A push waiting for config-confirm moved the table: a start whose
+	// file does not load finds the push through the configuration before
+	// it, in the folder left (RevertUnstartable); it is told where to look.
+	_ = os.Remove(movedPath(s.path)) // the table is here now
+	if s.pending != nil {
+		if b, err := json.Marshal(movedTable{StateDir: dir, Push: s.pending.ID}); err == nil {
+			_ = atomicfile.WriteBytes(movedPath(old), 0o600, b)
+		}
+	}
 	// The record of the last ended confirm wait goes along (best effort:
 	// without it a late config-confirm is only told that none waits); one
 	// left in dir from an earlier stint there is not this box's last.
@@ -434,6 +443,42 @@ func (s *store) writeTo(dir string, move bool, now time.Time, window time.Durati
 		_ = os.Remove(endedPath(s.path))
 	}
 	return nil
+}
+
+// MovedFile is, in a state directory the request table left while a push
+// waited for config-confirm (the push moved state_dir), where the table
+// went, so that a start that cannot read the pushed file finds the push
+// from the configuration before it (RevertUnstartable).
+const MovedFile = "remote-moved.json"
+
+// movedTable is MovedFile's record.
+type movedTable struct {
+	StateDir string `json:"state_dir"`
+	Push     string `json:"push"`
+}
+
+// movedPath is MovedFile beside the request table at table.
+func movedPath(table string) string { return filepath.Join(filepath.Dir(table), MovedFile) }
+
+// followMoved returns the state directory that MovedFile in dir names when
+// the table there holds push id waiting; "" otherwise.
+func followMoved(dir string, now time.Time) string {
+	b, err := os.ReadFile(filepath.Join(dir, MovedFile))
+	if err != nil || len(b) > maxEndedFile {
+		return ""
+	}
+	var m movedTable
+	if json.Unmarshal(b, &m) != nil || m.StateDir == "" || m.StateDir == dir {
+		return ""
+	}
+	st, _, err := openStore(m.StateDir, now)
+	if err != nil {
+		return ""
+	}
+	if p := st.pendingConfirm(); p == nil || p.ID != m.Push {
+		return ""
+	}
+	return m.StateDir
 }
 
 // carryEnded makes the ended-wait record at to (in a state_dir a change
