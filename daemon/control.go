@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/remote"
@@ -157,7 +158,8 @@ const tapAttempt = 10 * time.Second
 // after the call, as inspection sees it, while inspection goes on; in
 // trigger mode whether or not a trigger asked for it. It keeps asking
 // through temporary trouble (a restarted pipeline, a full trigger queue)
-// until ctx ends.
+// until ctx ends, but not through frames refused for their size
+// (capture.FrameSizeError): that error comes back at once.
 func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
 	for {
 		if d.stopping.Load() {
@@ -180,6 +182,9 @@ func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if fse := (*capture.FrameSizeError)(nil); errors.As(err, &fse) {
+			return nil, err // frames come, none of them usable: asking again waits for nothing
 		}
 		if !errors.Is(err, errPipelineStopped) && !errors.Is(err, context.DeadlineExceeded) {
 			select { // a full trigger queue: PLC triggers go first

@@ -522,8 +522,12 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			lastLogged = ""
 		}
 		p.health.good()
-		if s.refused == nil { // a refit never collects a frame that was not cut
+		if s.refused == nil {
 			p.taps.feed(s.frame.Image)
+		} else {
+			// A refit never collects a frame that was not cut, and must
+			// not wait for one that will not come: it fails with why.
+			p.taps.refuse(s.refused)
 		}
 		if strings.HasPrefix(s.frame.Trigger, tapTriggerPrefix) {
 			pool <- s // asked for by a frame tap, not by a PLC: not inspected

@@ -27,17 +27,24 @@ var errPipelineStopped = errors.New("pipeline stopped")
 type frameTaps struct {
 	n       atomic.Int32 // waiting taps: the capture stage's fast check
 	mu      sync.Mutex
-	waiting []chan image.Image
+	waiting []chan tapped
 	seq     atomic.Uint64
 	done    chan struct{} // closed when the pipeline's Run returns
 }
 
 func newFrameTaps() *frameTaps { return &frameTaps{done: make(chan struct{})} }
 
+// tapped is what a waiting tap gets: a copy of a frame, or why the frame
+// that came cannot be had (refused).
+type tapped struct {
+	img image.Image
+	err error
+}
+
 // wait registers a tap and returns its channel and a function that
 // withdraws it.
-func (t *frameTaps) wait() (chan image.Image, func()) {
-	ch := make(chan image.Image, 1)
+func (t *frameTaps) wait() (chan tapped, func()) {
+	ch := make(chan tapped, 1)
 	t.mu.Lock()
 	t.waiting = append(t.waiting, ch)
 	t.n.Add(1)
@@ -57,23 +64,40 @@ func (t *frameTaps) wait() (chan image.Image, func()) {
 
 // feed gives every waiting tap its own copy of img.
 func (t *frameTaps) feed(img image.Image) {
+	for _, ch := range t.take() {
+		ch <- tapped{img: cloneImage(img)}
+	}
+}
+
+// refuse ends every waiting tap with err: the source's frames come, but
+// none can be given (a camera reopened at a frame size capture.roi was
+// not given for), so waiting for the next would wait for ever.
+func (t *frameTaps) refuse(err error) {
+	for _, ch := range t.take() {
+		ch <- tapped{err: err}
+	}
+}
+
+// take withdraws every waiting tap.
+func (t *frameTaps) take() []chan tapped {
 	if t.n.Load() == 0 {
-		return
+		return nil
 	}
 	t.mu.Lock()
 	waiting := t.waiting
 	t.waiting = nil
 	t.n.Store(0)
 	t.mu.Unlock()
-	for _, ch := range waiting {
-		ch <- cloneImage(img)
-	}
+	return waiting
 }
 
 // NextFrame returns a copy of the next good frame the source delivers
 // after the call (region of interest cut and rotated, as inspection sees
 // it) while inspection goes on. It fails when the pipeline stops or ctx
-// ends, and in trigger mode when the trigger queue is full.
+// ends, in trigger mode when the trigger queue is full, and at once with
+// the frame's *capture.FrameSizeError when the frame that came is refused
+// for its size (no frame will be given until the camera is back at the
+// size capture.roi was given for).
 func (p *Pipeline) NextFrame(ctx context.Context, tr *capture.Triggered) (image.Image, error) {
 	ch, cancel := p.taps.wait()
 	if tr != nil {
@@ -83,8 +107,8 @@ func (p *Pipeline) NextFrame(ctx context.Context, tr *capture.Triggered) (image.
 		}
 	}
 	select {
-	case img := <-ch:
-		return img, nil
+	case got := <-ch:
+		return got.img, got.err
 	case <-ctx.Done():
 		cancel()
 		return nil, ctx.Err()
