@@ -128,3 +128,50 @@ func TestCameraReopenedAtAnotherSizeWithoutROI(t *testing.T) {
 		t.Errorf("rotated frame %v, want 48×64", b)
 	}
 }
+
+// A camera first opened at a size capture.roi does not fit in (the nearest
+// size it offers is not the one the region was given for) refuses its
+// frames with a FrameSizeError that names the region and the size, as a
+// reopen at another size does, not an error that ends the source's
+// consumer; no size is taken for the region from such frames, so frames
+// are cut once the camera streams at a size the region fits in, and a
+// later size is held to that one.
+func TestCameraFirstOpenedAtASizeTheROIDoesNotFit(t *testing.T) {
+	w := NewFakeCamera()
+	offerYUYV(w, 64, 48)
+	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 640, Height: 480})
+	roi := image.Rect(8, 8, 108, 108) // fits in 640×480, not in 64×48
+	src, err := NewTransform(c, TransformOptions{ROI: roi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	for range 2 { // every frame, not the first only
+		w.Push(toYUYV(testImage(64, 48), 0))
+		err = src.Next(context.Background(), &f)
+		var fse *FrameSizeError
+		if !errors.As(err, &fse) || fse.Now != image.Pt(64, 48) || fse.Was != (image.Point{}) || Temporary(err) {
+			t.Fatalf("first opened at 64×48: err %v, want a FrameSizeError at 64×48 with no size cut before", err)
+		}
+		for _, want := range []string{"roi x=8 y=8 100x100", "64x48", "capture.camera.width"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+		if f.Time.IsZero() {
+			t.Error("refused frame has no time: it was captured")
+		}
+	}
+
+	if err := replug(t, w, src, 640, 480, &f); err != nil {
+		t.Fatalf("at 640×480: %v", err)
+	}
+	if b := f.Image.Bounds(); b.Dx() != 100 || b.Dy() != 100 {
+		t.Errorf("cut %v at 640×480, want 100×100", b)
+	}
+	err = replug(t, w, src, 64, 48, &f)
+	var fse *FrameSizeError
+	if !errors.As(err, &fse) || fse.Was != image.Pt(640, 480) || fse.Now != image.Pt(64, 48) {
+		t.Errorf("back at 64×48: err %v, want a FrameSizeError from 640×480", err)
+	}
+}

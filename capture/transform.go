@@ -149,22 +149,33 @@ type FixedSizeSource interface {
 
 // FrameSizeError is a frame that Transform refuses to cut: its source's
 // frames keep one size (FixedSizeSource), and this one has another (a
-// camera reopened after an unplug that negotiated another size). The
-// region of interest is in pixels of the size the source first sent; cut
-// at the same numbers from a frame of another size it covers another part
-// of the view, even where it fits, so the frame is refused rather than cut
+// camera reopened after an unplug that negotiated another size), or the
+// region of interest does not fit in it and no frame has been cut yet (a
+// camera first opened at a size the region was not given for). The region
+// is in pixels of the size the source first sent that it fits in; cut at
+// the same numbers from a frame of another size it covers another part of
+// the view, even where it fits, so the frame is refused rather than cut
 // wrong. The frame was captured (its Time and Seq are set). It is not
 // Temporary: every frame is refused until the source sends frames of the
-// size Was again; a new Transform (a reload with a region for the new size)
-// takes the new size.
+// size Was again (of a size the region fits in, while Was is zero); a new
+// Transform (a reload with a region for the new size) takes the new size.
+// Either way the source goes on: it is a camera at the wrong size, not a
+// source that ended.
 type FrameSizeError struct {
 	// ROI is the region of interest as given (ToEdge ends unresolved).
 	ROI image.Rectangle
-	// Was is the size the region was first cut from; Now this frame's.
+	// Was is the size the region was first cut from, zero when no frame
+	// has been cut (the region does not fit in Now); Now this frame's.
 	Was, Now image.Point
 }
 
 func (e *FrameSizeError) Error() string {
+	if e.Was == (image.Point{}) {
+		r := TransformOptions{ROI: e.ROI}.Region(e.Now.X, e.Now.Y)
+		return fmt.Sprintf("frame refused: roi x=%d y=%d %dx%d does not fit in the %dx%d frames the camera sends; no frame is inspected "+
+			"until it sends a size the roi fits in (set capture.camera.width and height to the size the roi was given for, or give the roi for %dx%d and reload)",
+			r.Min.X, r.Min.Y, r.Dx(), r.Dy(), e.Now.X, e.Now.Y, e.Now.X, e.Now.Y)
+	}
 	w, h := "to the edge", "to the edge"
 	if e.ROI.Max.X < ToEdge {
 		w = strconv.Itoa(e.ROI.Dx())
@@ -252,7 +263,9 @@ func (t *Transform) translate(w, h int) (int, int) {
 }
 
 // Next implements Source. A region that does not fit the frames is an
-// error that retrying cannot fix.
+// error that retrying cannot fix; for a source of one frame size (a
+// camera) it is a FrameSizeError, every frame refused until the camera
+// sends a size the region fits in.
 func (t *Transform) Next(ctx context.Context, f *Frame) error {
 	outer := f.Need
 	if outer != nil {
@@ -277,16 +290,22 @@ func (t *Transform) view(f *Frame) error {
 	if f.Native != (image.Point{}) {
 		fw, fh = f.Native.X, f.Native.Y
 	}
+	full := t.opts.Region(fw, fh)
+	fits := !full.Empty() && full.In(image.Rect(0, 0, fw, fh))
 	if t.fixed {
 		switch now := image.Pt(fw, fh); {
+		case t.size != (image.Point{}) && now != t.size:
+			return &FrameSizeError{ROI: t.opts.ROI, Was: t.size, Now: now}
+		case !fits:
+			// A camera first opened at a size the region does not fit:
+			// refused as a reopen at another size is, and no size is
+			// taken for the region until one it fits in comes.
+			return &FrameSizeError{ROI: t.opts.ROI, Now: now}
 		case t.size == (image.Point{}):
 			t.size = now
-		case now != t.size:
-			return &FrameSizeError{ROI: t.opts.ROI, Was: t.size, Now: now}
 		}
 	}
-	full := t.opts.Region(fw, fh)
-	if full.Empty() || !full.In(image.Rect(0, 0, fw, fh)) {
+	if !fits {
 		return fmt.Errorf("roi x=%d y=%d %dx%d does not fit in the %dx%d frame",
 			full.Min.X, full.Min.Y, full.Dx(), full.Dy(), fw, fh)
 	}

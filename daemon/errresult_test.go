@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"image"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +133,62 @@ func TestFrameOfAnotherSizeAnsweredAsError(t *testing.T) {
 	}
 	if p.failed.Load() != 3 || p.Inspected() != 4 {
 		t.Errorf("%d failed of %d, want 3 of 4: each refused frame is a failed inspection", p.failed.Load(), p.Inspected())
+	}
+}
+
+// oneSize is a source whose frames keep one size, as a camera's do
+// (capture.FixedSizeSource): a region of interest is held to it.
+type oneSize struct{ capture.Source }
+
+func (oneSize) FixedFrameSize() bool { return true }
+
+// A camera first opened at a frame size capture.roi does not fit in keeps
+// the pipeline running, as a camera not there at start does and as a
+// reopen at another size does: its frames are answered as failed
+// inspections naming the size and the region, said in one log line, and
+// health turns bad (the pipeline stopped with a capture error, which ended
+// the daemon: a restart loop under systemd).
+func TestCameraFirstOpenedWhereROIDoesNotFit(t *testing.T) {
+	det := syntheticDetector(t)
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.NewTransform(oneSize{syn}, capture.TransformOptions{ROI: image.Rect(100, 50, 300, 250)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	var got []mqttpub.Result
+	sink := &memSink{onResult: func(r *mqttpub.Result) { got = append(got, *r) }}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: det, Sink: sink, Queue: 2, MaxInspections: 5, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatalf("pipeline stopped: %v", err)
+	}
+	if p.Inspected() != 5 || p.failed.Load() != 5 {
+		t.Errorf("%d failed of %d answered, want 5 of 5", p.failed.Load(), p.Inspected())
+	}
+	if len(got) == 0 {
+		t.Fatal("no result: the refused frames were not answered")
+	}
+	for _, r := range got {
+		if r.Verdict != VerdictError || !r.Anomalous || !strings.Contains(r.Error, "160x120") || !strings.Contains(r.Error, "roi x=100 y=50 200x200") {
+			t.Errorf("answered %+v, want verdict error naming the frame size and the roi", r)
+		}
+	}
+	if ok, detail := p.ModelHealth(); ok || !strings.Contains(detail, "160x120") {
+		t.Errorf("health %v %q, want bad, naming the frame size", ok, detail)
+	}
+	l := logs.String()
+	if n := strings.Count(l, "frames refused: capture.roi does not apply"); n != 1 {
+		t.Errorf("%d log lines for the refused frames, want 1:\n%s", n, l)
+	}
+	for _, want := range []string{"level=ERROR", "frame_size=160x120", `roi_wants="a size the roi fits in"`} {
+		if !strings.Contains(l, want) {
+			t.Errorf("log lacks %q:\n%s", want, l)
+		}
 	}
 }

@@ -693,7 +693,19 @@ func (p *Pipeline) publishStage(s *slot) {
 			msg = "registration: " + rerr.Kind // its message carries each frame's estimate
 		}
 		if msg != p.lastInspErr { // one line per kind of failure, not per frame
-			p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
+			if fse := (*capture.FrameSizeError)(nil); errors.As(s.inspErr, &fse) {
+				// The camera's doing, not the model's: say what it sends
+				// and what capture.roi wants, once per size.
+				want := "a size the roi fits in"
+				if fse.Was != (image.Point{}) {
+					want = fmt.Sprintf("%dx%d", fse.Was.X, fse.Was.Y)
+				}
+				p.log.Error("frames refused: capture.roi does not apply to the camera's frame size; answered as failed inspections until it does",
+					"seq", seq, "frame", f.Seq, "frame_size", fmt.Sprintf("%dx%d", fse.Now.X, fse.Now.Y), "roi_wants", want,
+					"roi", fmt.Sprintf("x=%d y=%d", fse.ROI.Min.X, fse.ROI.Min.Y), "err", s.inspErr)
+			} else {
+				p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
+			}
 			p.lastInspErr = msg
 		}
 		if p.o.Metrics != nil {
