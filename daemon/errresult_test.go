@@ -6,6 +6,7 @@ import (
 	"image"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +191,73 @@ func TestCameraFirstOpenedWhereROIDoesNotFit(t *testing.T) {
 		if !strings.Contains(l, want) {
 			t.Errorf("log lacks %q:\n%s", want, l)
 		}
+	}
+}
+
+// heldAlarmSink records the seqs of the results in the order it is handed
+// them; the first alarm is held until release is closed (a slow outbox).
+type heldAlarmSink struct {
+	memSink
+	alarming, release chan struct{}
+	once              sync.Once
+	mu                sync.Mutex
+	seqs              []uint64
+}
+
+func (s *heldAlarmSink) PublishAlarm(*mqttpub.Alarm) error {
+	s.once.Do(func() {
+		close(s.alarming)
+		<-s.release
+	})
+	return nil
+}
+
+func (s *heldAlarmSink) PublishResult(r *mqttpub.Result, qos byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seqs = append(s.seqs, r.Seq)
+	return nil
+}
+
+// A trigger answered without a frame while an inspection's result is on
+// its way (its alarm still being published) takes the seq after it and is
+// published after it: it took the next seq and went out first, and a
+// consumer of the results topic saw seq go backwards.
+func TestErrorAnswerNeverOvertakesAnInspection(t *testing.T) {
+	det := syntheticDetector(t)
+	if err := det.SetThresholds(1e-6, 1e-6); err != nil { // every part flagged: its alarm goes first
+		t.Fatal(err)
+	}
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &heldAlarmSink{alarming: make(chan struct{}), release: make(chan struct{})}
+	p, err := NewPipeline(PipelineOptions{Source: syn, Detector: det, Sink: sink, Queue: 1, FreeRun: true, MaxInspections: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	select {
+	case <-sink.alarming:
+	case err := <-done:
+		t.Fatalf("the pipeline ended before its alarm: %v", err)
+	}
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		p.AnswerTriggerFailure(&capture.TriggerError{ID: "part-9", Err: capture.ErrTriggerOverrun})
+	}()
+	time.Sleep(300 * time.Millisecond) // the answer's chance to overtake
+	close(sink.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	<-answered
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.seqs) != 2 || sink.seqs[0] != 1 || sink.seqs[1] != 2 {
+		t.Errorf("results published in seq order %v, want [1 2]: seq never goes backwards on the results topic", sink.seqs)
 	}
 }

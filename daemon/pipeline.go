@@ -173,7 +173,14 @@ type Pipeline struct {
 	lossless bool
 	started  time.Time
 
-	seq       atomic.Uint64
+	seq atomic.Uint64
+	// answerMu is held from taking a seq to handing its result to the
+	// sink, by the publish stage and by AnswerTriggerFailure (any
+	// goroutine): results reach the sink in seq order. A trigger answered
+	// without a frame took the next seq while an inspection's result,
+	// numbered before it, was still on its way (its alarm being
+	// published), and went out first: seq went backwards on the topic.
+	answerMu  sync.Mutex
 	drops     atomic.Uint64
 	progress  atomic.Uint64 // frames taken or trigger waits finished: the watchdog's pulse
 	inflight  atomic.Int32  // frames handed to inspection and not yet published
@@ -665,10 +672,12 @@ const errorResultEvery = time.Second
 
 func (p *Pipeline) publishStage(s *slot) {
 	cpu0 := p.cpu()
+	p.answerMu.Lock() // released once the result is with the sink (or not to be sent)
 	seq := p.seq.Add(1)
 	f := &s.frame
 	if sf := s.skipped; sf != nil {
 		p.publishError(seq, f, time.Time{}, p.det.Info().ID, sf) // every one: each is a file, said once; no frame was read from it
+		p.answerMu.Unlock()
 		if p.o.Metrics != nil {
 			p.o.Metrics.NoScore() // a part, answered without a score
 		}
@@ -721,6 +730,7 @@ func (p *Pipeline) publishStage(s *slot) {
 			p.lastErrRes = time.Now()
 			p.publishError(seq, f, f.Time, s.modelID, s.inspErr)
 		}
+		p.answerMu.Unlock()
 		p.printLine(seq, f, "ERROR  ", 0, 0, 0, time.Since(f.Time), " "+s.inspErr.Error())
 		if p.o.OnInspection != nil {
 			now := time.Now()
@@ -808,7 +818,10 @@ func (p *Pipeline) publishStage(s *slot) {
 				p.publishFailed("result", seq, err)
 			}
 		}
+		p.answerMu.Unlock() // the images of this seq may follow a later answer: another topic
 		p.publishImages(s, pol)
+	} else {
+		p.answerMu.Unlock()
 	}
 	if s.forHTTP {
 		pic := p.img.picture(f.Image)
@@ -1016,7 +1029,10 @@ func (p *Pipeline) AnswerTriggerFailure(te *capture.TriggerError) {
 	}
 	p.log.Warn("trigger not served", "id", te.ID, "err", err)
 	// No frame: the result has no frame_time (it said the answer's time,
-	// which a consumer reads as a capture).
+	// which a consumer reads as a capture). Its seq is taken, and its
+	// result sent, after any result whose seq was taken before.
+	p.answerMu.Lock()
+	defer p.answerMu.Unlock()
 	p.publishError(p.seq.Add(1), &capture.Frame{Trigger: te.ID}, time.Time{}, p.det.Info().ID, err)
 }
 
