@@ -241,6 +241,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p.policy.Store(&pol)
 	p.lastFail.Store("")
 	p.health.init(o.Source, p.lossless)
+	// A trigger-mode line is idle between parts as a watched folder is:
+	// one bad frame after a long wait is a bad part, not a failing camera.
+	p.health.byRun = p.lossless || !o.FreeRun
 	p.health.onError = p.noteError
 	p.need = p.sourceNeed
 	p.maps = make(chan []float32, 3)
@@ -493,7 +496,14 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			}
 			if errors.As(err, &te) {
 				// The trigger sender gets an answer even without a frame.
-				if !errors.Is(err, capture.ErrTriggerOverrun) && !errors.Is(err, capture.ErrTriggerExpired) {
+				switch {
+				case errors.Is(err, capture.ErrTriggerOverrun), errors.Is(err, capture.ErrTriggerExpired):
+				case errors.Is(err, capture.ErrTimeout):
+					// No good frame in time (corrupt ones, or none): the
+					// camera counted it, and those counts are judged by
+					// the run rule (captureHealth.byRun), not at once.
+					p.health.frameFailed(err)
+				default:
 					p.health.failed(err)
 				}
 				if p.o.Metrics != nil {
@@ -1142,11 +1152,17 @@ func triggerOutcome(err error) string {
 // failing source, so for such a source the failures must also form a run
 // that lasted the stall timeout: failures seen at least that far apart
 // with no good frame and no pause of two stall timeouts between them.
-// A camera counts a timeout only after waiting the stall timeout, and its
-// frames keep coming, so it keeps the plain rule.
+// A trigger-mode camera is idle between triggers in the same way, and one
+// corrupt frame after a long wait (its trigger answered with an error)
+// flipped its health to failed and back: it gets the same rule (byRun),
+// its timeouts judged by the counters, not as an error that only a good
+// frame clears. A free-running camera counts a timeout only after waiting
+// the stall timeout, and its frames keep coming, so it keeps the plain
+// rule.
 type captureHealth struct {
 	src      capture.Source
 	perFile  bool         // the source skips bad files itself (capture.IsLossless)
+	byRun    bool         // failures count once they form a run (perFile, or a trigger-mode line)
 	lastGood atomic.Int64 // unix nanos; 0 before the first
 	lastErr  atomic.Value // string; "" once a good frame came
 	badSince atomic.Uint64
@@ -1167,7 +1183,7 @@ type captureHealth struct {
 }
 
 func (h *captureHealth) init(src capture.Source, perFile bool) {
-	h.src, h.perFile = src, perFile
+	h.src, h.perFile, h.byRun = src, perFile, perFile
 	h.lastErr.Store("")
 }
 
@@ -1202,6 +1218,15 @@ func (h *captureHealth) failed(err error) {
 	}
 	h.lastErr.Store(err.Error())
 	h.badSince.Add(1)
+}
+
+// frameFailed notes a failure that the source's counters already hold (a
+// trigger's frame that timed out): the latest error, not a state that
+// only a good frame clears.
+func (h *captureHealth) frameFailed(err error) {
+	if h.onError != nil {
+		h.onError(err)
+	}
 }
 
 func (h *captureHealth) age(started time.Time) time.Duration {
@@ -1239,7 +1264,7 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 		h.failSeen, h.failAt = d+l+t, now
 	}
 	recent := now.Sub(h.failAt) < 2*stall
-	lasted := !h.perFile || h.failAt.Sub(h.runFrom) >= stall
+	lasted := !h.byRun || h.failAt.Sub(h.runFrom) >= stall
 	h.mu.Unlock()
 	failing := msg != "" || ((undecodable > 0 || tooLarge > 0 || timeouts > 0) && recent && lasted)
 	switch {
