@@ -123,14 +123,15 @@ type EvalResult struct {
 	// flags (RegionIoUSharedImages of them): the recipes' localization on
 	// the same defects, free of which defects each one detects. With no
 	// image to average over a figure is 0 and its count 0 (the table
-	// prints n/a). In a mean over sets or draws, RegionIoUDefects is their
+	// prints n/a, the JSON null). In a mean over sets or draws, RegionIoUDefects is their
 	// total, RegionIoUImages and RegionIoUSharedImages the numbers of sets
 	// (draws) the flagged and shared figures are averaged over.
 	RegionIoUShared       float64 `json:"region_iou_shared"`
 	RegionIoUSharedImages int     `json:"region_iou_shared_images"`
 	// NoPixelFigures says why the set has no pixel figures (PixelAUROC,
-	// PRO, RegionIoU: 0 here, n/a in the tables) when no test mask marks a
-	// defect pixel (no ground_truth/ masks, or only empty ones); its image
+	// PRO, RegionIoU: 0 here, null in the JSON, n/a in the tables) when no
+	// test mask marks a defect pixel (no ground_truth/ masks, or only empty
+	// ones); its image
 	// figures stand. A mean's pixel figures are over the sets that have
 	// them (PixelSets of them), and it says so here when none has.
 	NoPixelFigures string `json:"no_pixel_figures,omitempty"`
@@ -205,6 +206,39 @@ type EvalResult struct {
 	// Search is the fit's recipe search, every candidate with its
 	// validation figures (recipe auto).
 	Search []model.Candidate `json:"search,omitempty"`
+}
+
+// MarshalJSON writes the pixel figures a result has none of as null, not
+// 0, which a consumer reads as a measured figure (an AUROC of 0, an overlap
+// of 0): pixel_auroc and pro when no_pixel_figures says why there are none,
+// region_iou, region_iou_flagged and region_iou_shared also when no image
+// was there to average over (their counts 0; n/a in the tables). The other
+// fields, and these when measured, are written as they are.
+func (r EvalResult) MarshalJSON() ([]byte, error) {
+	type plain EvalResult // its fields, without this method
+	figure := func(v float64, ok bool) *float64 {
+		if !ok {
+			return nil
+		}
+		return &v
+	}
+	pixels := r.NoPixelFigures == ""
+	return json.Marshal(struct {
+		plain
+		// Shallower than plain's fields of the same names: these win.
+		PixelAUROC       *float64 `json:"pixel_auroc"`
+		PRO              *float64 `json:"pro"`
+		RegionIoU        *float64 `json:"region_iou"`
+		RegionIoUFlagged *float64 `json:"region_iou_flagged"`
+		RegionIoUShared  *float64 `json:"region_iou_shared"`
+	}{
+		plain:            plain(r),
+		PixelAUROC:       figure(r.PixelAUROC, pixels),
+		PRO:              figure(r.PRO, pixels),
+		RegionIoU:        figure(r.RegionIoU, pixels && r.RegionIoUDefects > 0),
+		RegionIoUFlagged: figure(r.RegionIoUFlagged, pixels && r.RegionIoUImages > 0),
+		RegionIoUShared:  figure(r.RegionIoUShared, pixels && r.RegionIoUSharedImages > 0),
+	})
 }
 
 // OperatingPoint is an image threshold measured on the test images.

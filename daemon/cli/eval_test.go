@@ -450,6 +450,42 @@ func TestEvalSetWithoutMasks(t *testing.T) {
 	if m.PixelSets != 1 || m.PixelAUROC != f.PixelAUROC || m.PRO != f.PRO || m.NoPixelFigures != "" {
 		t.Errorf("mean: pixel figures over %d sets, %v (want %v), %v (want %v), %q", m.PixelSets, m.PixelAUROC, f.PixelAUROC, m.PRO, f.PRO, m.NoPixelFigures)
 	}
+	// In the JSON the figures not computed are null beside
+	// no_pixel_figures, not 0 (read as measured); measured ones are numbers.
+	raw, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Sets []struct {
+			Results []map[string]any `json:"results"`
+		} `json:"sets"`
+		Mean []map[string]any `json:"mean"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	pixelKeys := []string{"pixel_auroc", "pro", "region_iou", "region_iou_flagged", "region_iou_shared"}
+	for i, set := range []string{"full", "none", "blank"} {
+		r := doc.Sets[i].Results[0]
+		if _, ok := r["image_auroc"].(float64); !ok {
+			t.Errorf("%s: image_auroc %v, want a number", set, r["image_auroc"])
+		}
+		for _, k := range pixelKeys {
+			v, present := r[k]
+			switch {
+			case !present:
+				t.Errorf("%s: no %s key (null when not computed, keeping the field's name)", set, k)
+			case set == "full" && (k == "pixel_auroc" || k == "pro" || k == "region_iou") && v == nil:
+				t.Errorf("full set: %s null, want its figure", k)
+			case set != "full" && v != nil:
+				t.Errorf("%s (no_pixel_figures %q): %s %v, want null", set, r["no_pixel_figures"], k, v)
+			}
+		}
+	}
+	if v := doc.Mean[0]["pixel_auroc"]; v == nil {
+		t.Errorf("mean: pixel_auroc null, want the full set's")
+	}
 	rows := 0
 	for _, l := range strings.Split(stdout, "\n") {
 		if fl := strings.Fields(l); len(fl) > 4 && (fl[0] == "none" || fl[0] == "blank") {
