@@ -266,8 +266,10 @@ func TestAutoProbesAndCaches(t *testing.T) {
 		if e.Variant != b.Variant() || len(e.Results) != 3 || e.Ms <= 0 || !strings.Contains(key, b.SHA256()) || !strings.Contains(key, "threads=2") {
 			t.Fatalf("cache entry %q: %+v", key, e)
 		}
+		// The probes check agreement and time nothing: the race alone
+		// times each candidate (once, not twice, per first start).
 		for _, r := range e.Results[:2] {
-			if r.Error != "" || r.Ms <= 0 || r.BuiltinMs <= 0 || len(r.Cosine) != 3 || r.minCosine() < MinCosine || len(r.RoundMs) != probeRounds {
+			if r.Error != "" || r.Ms != 0 || r.BuiltinMs != 0 || len(r.Cosine) != 3 || r.minCosine() < MinCosine || len(r.RoundMs) != 0 {
 				t.Errorf("probe result %+v", r)
 			}
 		}
@@ -519,6 +521,24 @@ func TestAutoSelection(t *testing.T) {
 	}
 }
 
+// A race that fails leaves nothing to choose by (the probes time
+// nothing): the builtin kernels serve the start, and it is not cached.
+func TestAutoRaceFailedUsesBuiltin(t *testing.T) {
+	// A probe that timed (as they once did) is not a race: its figures
+	// are not taken.
+	probe, _ := json.Marshal(probeResult{Variant: VariantInt8, Accelerator: "xnnpack", Ms: 5, BuiltinMs: 70, Cosine: []float64{1, 1, 1}})
+	script := fmt.Sprintf(`req=$(cat); case "$req" in *'"optimize":"race"'*) exit 3;; *) echo '%s';; esac`, probe)
+	state := t.TempDir()
+	var log logged
+	b := open(t, Options{Optimize: OptimizeAuto, StateDir: state, ProbeCommand: []string{"/bin/sh", "-c", script}, Logger: log.logger()})
+	if b.Variant() != VariantBuiltin || len(log.lines("race failed")) != 1 {
+		t.Fatalf("chose %q; log:\n%s", b.Variant(), log.String())
+	}
+	if c, err := loadCache(state); err != nil || len(c.Entries) != 0 {
+		t.Fatalf("a choice made without the race was cached: %+v, %v", c, err)
+	}
+}
+
 // A model given as bytes reaches the probe as a temporary file, removed
 // afterwards.
 func TestAutoWithBytes(t *testing.T) {
@@ -528,7 +548,8 @@ func TestAutoWithBytes(t *testing.T) {
 	}
 	seen := filepath.Join(t.TempDir(), "seen")
 	out, _ := json.Marshal(probeResult{Variant: VariantInt8, Accelerator: "xnnpack", Ms: 5, BuiltinMs: 70, Cosine: []float64{1, 1, 1}})
-	script := `p=$(sed 's/.*"path":"\([^"]*\)".*/\1/'); cmp -s "$p" "$0" && echo "$p" >> "$1" && echo '` + string(out) + `'`
+	race, _ := json.Marshal(probeResult{Variant: raceMode, BuiltinMs: 70, Race: map[string]probeResult{VariantInt8: {Variant: VariantInt8, Accelerator: "xnnpack", Ms: 5}}})
+	script := `req=$(cat); p=$(echo "$req" | sed 's/.*"path":"\([^"]*\)".*/\1/'); cmp -s "$p" "$0" && echo "$p" >> "$1" && case "$req" in *'"optimize":"race"'*) echo '` + string(race) + `';; *) echo '` + string(out) + `';; esac`
 	b := open(t, Options{Bytes: data, Optimize: OptimizeAuto, ProbeCommand: []string{"/bin/sh", "-c", script, modeltest.BackbonePath(t), seen}})
 	if b.Variant() != VariantInt8 {
 		t.Fatalf("variant %q: the probe did not get the model", b.Variant())

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +30,7 @@ import (
 // measure again.
 const CacheFile = "backbone-variants.json"
 
-// probeFrames and probeRounds: each probe times rounds of frames per
+// probeFrames and probeRounds: the race times rounds of frames per
 // candidate, taking turns with the others, and keeps the medians.
 const (
 	probeFrames = 4
@@ -260,9 +259,10 @@ type measurement struct {
 
 // measure probes every XNNPACK candidate in a child process of its own
 // (a delegate crash must only rule the candidate out) for agreement with
-// the original (cosine ≥ MinCosine per tap), then races the original and
-// the agreeing candidates in one child, frame by frame in turn, and keeps
-// the fastest by median; the builtin kernels are the fallback. A race whose
+// the original (cosine ≥ MinCosine per tap; agreement only, no timing),
+// then races the original and the agreeing candidates in one child, frame
+// by frame in turn, and keeps the fastest by median; the builtin kernels
+// are the fallback, also when the race fails (not cached then). A race whose
 // rounds disagree widely (another process loading the CPU) still decides
 // this start, but is not cached.
 func (b *Backbone) measure(data []byte, cs []candidate) (*measurement, error) {
@@ -278,7 +278,7 @@ func (b *Backbone) measure(data []byte, cs []candidate) (*measurement, error) {
 	m := &measurement{best: cs[0], speedup: 1, cache: true}
 	var ok []candidate
 	for _, c := range cs[1:] {
-		r := b.probe(c, path, probeFrames)
+		r := b.probe(c, path)
 		r.Variant = c.name
 		m.results = append(m.results, r)
 		switch {
@@ -298,25 +298,20 @@ func (b *Backbone) measure(data []byte, cs []candidate) (*measurement, error) {
 	}
 	race := b.race(ok, path)
 	if race.Error != "" || len(race.Race) == 0 {
-		// The candidates ran alone before; fall back on those timings,
-		// but do not remember a choice made without the race.
-		b.log().Warn("backbone variant race failed; choosing from the single probes, not cached", "err", race.Error)
+		// The probes only checked agreement (timing each candidate there
+		// too timed it twice at every first start): without the race
+		// nothing says which is faster, so the builtin kernels serve this
+		// start and the next measures again.
+		b.log().Warn("backbone variant race failed; using the builtin kernels for this start, not cached", "err", race.Error)
 		m.cache = false
-		race = probeResult{Race: map[string]probeResult{}}
-		for i, c := range cs[1:] {
-			if slices.Contains(ok, c) {
-				race.Race[c.name] = m.results[i]
-			}
-		}
+		m.results = append(m.results, race)
+		return m, nil
 	}
 	m.results = append(m.results, race)
 	bestRatio := 1.0
 	for _, c := range ok {
 		r, found := race.Race[c.name]
 		builtin := race.BuiltinMs
-		if builtin == 0 {
-			builtin = r.BuiltinMs // single-probe fallback
-		}
 		if !found || r.Ms <= 0 || builtin <= 0 {
 			continue
 		}

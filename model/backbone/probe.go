@@ -145,6 +145,9 @@ func runProbe(req probeRequest, log *slog.Logger) probeResult {
 		if res.Cosine, err = Agreement(ref, runs[1]); err != nil {
 			return fail("%v", err)
 		}
+		if req.Frames == 0 {
+			return res // agreement only: the race times the candidates
+		}
 	}
 	rounds, err := timeInterleaved(runs, max(req.Frames, 1), max(req.Rounds, 1))
 	if err != nil {
@@ -319,8 +322,8 @@ func clamp8(v float64) uint8 { return uint8(math.Max(0, math.Min(255, math.Round
 // probe runs one candidate in a child process and never fails: whatever
 // goes wrong (a crash, a hang, garbage on stdout) becomes the result's
 // Error.
-func (b *Backbone) probe(c candidate, path string, frames int) (res probeResult) {
-	return b.runChild(probeRequest{Path: path, Optimize: c.mode, Frames: frames, Rounds: probeRounds}, c.name)
+func (b *Backbone) probe(c candidate, path string) (res probeResult) {
+	return b.runChild(probeRequest{Path: path, Optimize: c.mode}, c.name)
 }
 
 // race times the original and the candidates in one child, interleaved
