@@ -496,3 +496,183 @@ func TestBrokerRestartsAreNoClientIDClash(t *testing.T) {
 		t.Fatalf("unhealthy after the restarts: %s", detail)
 	}
 }
+
+// TestBrokerLimitUnderProbeFloorIsLearned is a new user's trial: a
+// mosquitto with a small max_packet_size (3000) and heatmaps of about
+// 10.5 KB, under the 16 KiB below which messages went together until a
+// limit was learned. Every heatmap dropped the connection with nothing to
+// blame: no limit was ever learned, the short connections were reported
+// as a client-id clash (Health unhealthy), and a QoS 1 command was
+// redelivered at every reconnect, never answered. Two such drops in a row
+// now make those messages go alone, so a drop over one teaches a limit;
+// the heatmaps are halved until they fit (as the daemon's publish stage
+// does with MaxPayload), and a command is answered.
+func TestBrokerLimitUnderProbeFloorIsLearned(t *testing.T) {
+	for _, brokerLimit := range []int{3000, 2000, 4096} {
+		t.Run(fmt.Sprint(brokerLimit), func(t *testing.T) { testLimitUnderProbeFloor(t, brokerLimit) })
+	}
+}
+
+func testLimitUnderProbeFloor(t *testing.T, brokerLimit int) {
+	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: brokerLimit})
+	sub := collect(t, b.URL, "scada", false, "inspectd/cam1/#")
+	p, lb := newPublisher(t, b.URL, "cam1", nil)
+	tp := p.Topics()
+	answers := tp.Result + "/answers"
+	must(t, p.OnTrigger(func(m mqttpub.Message) {
+		_ = p.Publish(answers, append([]byte("answer to "), m.Payload...), 1, false)
+	}))
+	must(t, p.Start())
+	must(t, p.WaitConnected(ctxTimeout(t, 5*time.Second)))
+	// The publish stage's heatmap: the largest encoding that fits
+	// MaxPayload, of 320 px at JPEG quality 80, 60, 40, then 160 px and
+	// 80 px likewise (about 10.5 KB at first), each frame's a little
+	// larger or smaller than the last.
+	encodings := []int{10_500, 8_600, 6_900, 3_600, 2_900, 2_300, 1_250, 1_000, 800}
+	rng := rand.New(rand.NewPCG(uint64(brokerLimit), 7))
+	heatmap := func() int {
+		f := 0.9 + rng.Float64()*0.2
+		for _, n := range encodings {
+			if n = int(float64(n) * f); n <= p.MaxPayload() {
+				return n
+			}
+		}
+		return 0
+	}
+	sendHeatmaps := func(d time.Duration) (largest int) {
+		for t0 := time.Now(); time.Since(t0) < d; {
+			_ = p.PublishResult(sampleResult(1, ""), 0) // QoS 0: refused while reconnecting
+			if n := heatmap(); n > 0 && p.PublishHeatmap(make([]byte, n), 0) == nil {
+				largest = max(largest, n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return largest
+	}
+	// Until 5 s pass without a reconnect.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		before := p.State().Reconnects
+		sendHeatmaps(5 * time.Second)
+		if st := p.State(); st.Connected && st.Reconnects == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60 s: packet limit %d, %d reconnects", p.PacketLimit(), p.State().Reconnects)
+		}
+	}
+	st := p.State()
+	limit := p.PacketLimit()
+	// At or below the broker's, or the power of two just over a round
+	// decimal one (2048 for 2000, learnLimit's lower candidate from a
+	// 3938-byte packet): no image since was between the two, or it
+	// would have taught the next step, and none costs a session.
+	if limit == 0 || limit > brokerLimit+brokerLimit/16 || st.BrokerPacketLimit != limit || p.MaxPayload() != mqttpub.PayloadLimit(tp.Heatmap, 1, limit) {
+		t.Fatalf("learned packet limit %d (State %d, MaxPayload %d); the broker takes %d-byte packets", limit, st.BrokerPacketLimit, p.MaxPayload(), brokerLimit)
+	}
+	if st.Reconnects > 6 || uint64(lb.Count("dropped the connection right after a large message")) < 1 {
+		t.Fatalf("%d reconnects to learn a limit", st.Reconnects)
+	}
+	// A command goes through and is answered; the connection holds.
+	trig := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("plc"))
+	if tok := trig.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("plc connect: %v", tok.Error())
+	}
+	defer trig.Disconnect(0)
+	if tok := trig.Publish(tp.Trigger, 1, false, "go"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("trigger: %v", tok.Error())
+	}
+	waitFor(t, 5*time.Second, "the command's answer", func() bool { return len(sub.on(answers)) == 1 })
+	largest := sendHeatmaps(2 * time.Second) // heatmaps go on, at the size that fits
+	if got := p.State().Reconnects; got != st.Reconnects {
+		t.Fatalf("%d more reconnects after the limit was learned", got-st.Reconnects)
+	}
+	if n := len(sub.on(tp.Heatmap)); n < 20 {
+		t.Fatalf("%d heatmaps delivered", n)
+	}
+	if st := p.State(); st.ClientIDClash != "" || lb.Count("another client probably uses the same client id") != 0 {
+		t.Fatalf("the drops over heatmaps were taken for a client-id clash: %q", st.ClientIDClash)
+	}
+	if ok, detail := p.Health(); !ok {
+		t.Fatalf("unhealthy: %s", detail)
+	}
+	t.Logf("broker %d: learned packet limit %d, MaxPayload %d, heatmaps of up to %d bytes, %d reconnects",
+		brokerLimit, limit, p.MaxPayload(), largest, st.Reconnects)
+}
+
+// heatmapsFlow publishes a result and a heatmap of size bytes every 100 ms
+// until the test ends, as an inspection line does (errors while
+// reconnecting are expected).
+func heatmapsFlow(t *testing.T, p *mqttpub.Publisher, size int) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for seq := uint64(1); ; seq++ {
+			_ = p.PublishResult(sampleResult(seq, ""), 0)
+			_ = p.PublishHeatmap(make([]byte, size), 0)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+// TestClientIDClashWhileHeatmapsFlow: a real client-id clash while
+// heatmaps under 16 KiB flow drops the connection right after heatmaps
+// larger than any the broker acknowledged, as a broker with a small
+// packet limit does; it is still reported, and teaches no packet limit
+// (the heatmaps that then go alone are acknowledged at once).
+func TestClientIDClashWhileHeatmapsFlow(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	p, lb := newPublisher(t, b.URL, "cam1", nil)
+	must(t, p.Start())
+	must(t, p.WaitConnected(ctxTimeout(t, 5*time.Second)))
+	heatmapsFlow(t, p, 10_500)
+	time.Sleep(time.Second)
+	intruder := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("inspectd-cam1").
+		SetAutoReconnect(true).SetMaxReconnectInterval(300 * time.Millisecond).SetConnectRetry(true).
+		SetConnectRetryInterval(300 * time.Millisecond).SetConnectionLostHandler(nil))
+	intruder.Connect()
+	defer intruder.Disconnect(0)
+	waitFor(t, 30*time.Second, "the clash to be recognised", func() bool { return p.State().ClientIDClash != "" })
+	if ok, detail := p.Health(); ok || !strings.Contains(detail, "inspectd-cam1") {
+		t.Fatalf("Health() = %v, %q", ok, detail)
+	}
+	if l := p.PacketLimit(); l != 0 || lb.Count("dropped the connection right after a large message") != 0 {
+		t.Fatalf("a client-id clash taught a packet limit of %d", l)
+	}
+}
+
+// TestBrokerRestartsWhileHeatmapsFlowTeachNoLimit: a broker restarted
+// twice, quickly, right after heatmaps under 16 KiB (the reconnect delay
+// hiding the outage, no failed attempt) ends connections as a small packet
+// limit does; the heatmaps then go alone until the broker has taken one,
+// and no packet limit is learned, nor a clash reported.
+func TestBrokerRestartsWhileHeatmapsFlowTeachNoLimit(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	p, lb := newPublisher(t, b.URL, "cam1", nil)
+	must(t, p.Start())
+	must(t, p.WaitConnected(ctxTimeout(t, 5*time.Second)))
+	heatmapsFlow(t, p, 10_500)
+	for range 3 {
+		time.Sleep(1500 * time.Millisecond)
+		before := p.State().Reconnects
+		b.Stop()
+		b.Restart()
+		waitFor(t, 10*time.Second, "the reconnect", func() bool { st := p.State(); return st.Connected && st.Reconnects > before })
+	}
+	sub := collect(t, b.URL, "scada", false, p.Topics().Heatmap)
+	waitFor(t, 5*time.Second, "heatmaps after the restarts", func() bool { return len(sub.on(p.Topics().Heatmap)) >= 10 })
+	st := p.State()
+	if l := p.PacketLimit(); l != 0 || lb.Count("dropped the connection right after a large message") != 0 || st.TooLarge.Image != 0 {
+		t.Fatalf("broker restarts taught a packet limit of %d (%d images set aside)", l, st.TooLarge.Image)
+	}
+	if st.ClientIDClash != "" {
+		t.Fatalf("broker restarts reported as a client-id clash: %q", st.ClientIDClash)
+	}
+	t.Logf("%d reconnects; floor lowered: %v", st.Reconnects, lb.Count("such messages now go one at a time") > 0)
+}

@@ -109,6 +109,20 @@ type outbox struct {
 	probe   *entry // a message larger than any the broker accepted, in flight alone
 	maxGood int    // largest packet the broker acknowledged
 	limit   int    // learned packet size limit; 0 = none learned
+	// Drops with nothing to blame (see suspectDrop): the messages larger
+	// than maxGood that went out together on this connection, when (the
+	// last probeWindow's), how many connections in a row ended right after
+	// such a message, and whether probeFloor is off for this broker.
+	recentBig []sentBig
+	suspects  int
+	noFloor   bool
+}
+
+// sentBig is a message larger than any the broker had acknowledged, sent
+// along with others (not as a probe): its size and when it was handed.
+type sentBig struct {
+	size int
+	at   time.Time
 }
 
 // outboxOptions are the outbox's fixed settings.
@@ -146,7 +160,8 @@ func (c class) String() string { return classNames[c] }
 // Azure IoT Hub's 256 KB), so smaller messages need no isolation, as long
 // as the broker has not shown otherwise: once it has dropped the
 // connection over a message (a limit is learned, here or by the publisher
-// this one replaced), it may well be a mosquitto with a small
+// this one replaced) or twice in a row right after messages under the
+// floor (suspectDrop), it may well be a mosquitto with a small
 // max_packet_size, and the floor no longer applies to it (probeAbove).
 // probeWindow: a broker that refuses a packet for its size drops the
 // connection as soon as it has read the header, well within this time.
@@ -988,7 +1003,8 @@ func (o *outbox) take() (e *entry, aside []*entry) {
 
 // probeAbove is the packet size above which a message goes alone as a
 // probe: larger than the largest packet the broker acknowledged and, until
-// the broker has dropped the connection over a message, than probeFloor.
+// the broker has dropped the connection over a message (or, twice in a
+// row, right after messages under the floor: suspectDrop), than probeFloor.
 // Once a limit is learned the floor is disproved for this broker: a
 // message between its real limit and the learned one, sent pipelined,
 // would drop the connection with no message to blame (nothing learned, the
@@ -999,7 +1015,7 @@ func (o *outbox) take() (e *entry, aside []*entry) {
 // QoS 1 at least and maxGood counts only messages sent at QoS 1 or 2.
 // Callers hold mu.
 func (o *outbox) probeAbove() int {
-	if o.limit > 0 {
+	if o.limit > 0 || o.noFloor {
 		return o.maxGood
 	}
 	return max(o.maxGood, probeFloor)
@@ -1012,6 +1028,9 @@ func (o *outbox) handed(e *entry) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.handing = nil
+	if e != o.probe && e.class != classControl && e.size > o.maxGood && (e.sendQoS == 0 || e.id != 0) {
+		o.noteBig(e.size, time.Now()) // sent together with others: see suspectDrop
+	}
 	switch {
 	case e.gone:
 	case e.sendQoS == 0:
@@ -1059,6 +1078,12 @@ func (o *outbox) connUp(now time.Time) {
 	if o.probe != nil { // paho replays it first: it is on trial again
 		o.probe.gen, o.probe.handedAt = o.gen, now
 	}
+	o.recentBig = o.recentBig[:0]
+	for _, e := range o.session { // paho replays these at once, together
+		if e != o.probe && e.class != classControl && !e.unreadable && !e.rel && e.size > o.maxGood {
+			o.noteBig(e.size, now)
+		}
+	}
 	o.mu.Unlock()
 	o.signal()
 }
@@ -1079,6 +1104,11 @@ type dropEvent struct {
 	connectedFor time.Duration
 	tooLarge     *entry // the message the broker dropped the connection over
 	newLimit     int    // packet limit learned from it
+	// noFloor: this drop was the second in a row right after messages
+	// under probeFloor larger than any the broker took (suspectDrop), and
+	// such messages go alone from now on; suspectBytes is the largest.
+	noFloor      bool
+	suspectBytes int
 }
 
 // connEnded closes the books on the connection that was up, before paho
@@ -1112,8 +1142,74 @@ func (o *outbox) connEnded(now time.Time) (ev dropEvent, ok bool) {
 			o.limit = lim
 		}
 		ev.tooLarge, ev.newLimit = p, o.limit
+		o.suspects = 0
+	} else if size := o.suspectDrop(end); size == 0 {
+		o.suspects = 0
+	} else if o.suspects++; o.suspects >= 2 && !o.noFloor {
+		o.noFloor = true
+		ev.noFloor, ev.suspectBytes = true, size
+		o.requeueBig()
 	}
+	o.recentBig = o.recentBig[:0]
 	return ev, true
+}
+
+// noteBig records a message larger than any the broker took going out
+// together with others at now. Callers hold mu.
+func (o *outbox) noteBig(size int, now time.Time) {
+	i := 0
+	for i < len(o.recentBig) && now.Sub(o.recentBig[i].at) >= probeWindow {
+		i++
+	}
+	o.recentBig = append(o.recentBig[:0], o.recentBig[i:]...)
+	if len(o.recentBig) >= 64 { // dozens a second: the oldest matter least
+		o.recentBig = o.recentBig[1:]
+	}
+	o.recentBig = append(o.recentBig, sentBig{size, now})
+}
+
+// suspectDrop returns the size of the largest message, larger than any the
+// broker has acknowledged, that went out together with others within
+// probeWindow before a connection ended at end with no probe to blame; 0
+// if none did. Under probeFloor messages go together until a limit is
+// learned, and a broker that takes less than the floor (mosquitto's
+// max_packet_size 3000, and images of a few KB) dropped the connection
+// over them with nothing to blame, at every reconnect: no limit was ever
+// learned, and the short connections were taken for a client-id clash.
+// Two such drops in a row (connEnded) turn the floor off for this broker,
+// so that the next such message goes alone and a drop over it teaches a
+// limit. One is not enough: a broker restarted right after a heatmap
+// looks the same, and a failed reconnect attempt (the broker was away)
+// starts the count again (connectFailed). A wrong suspicion costs only
+// images sent one at a time until the broker has taken one of each size;
+// a probe is blamed only if the connection ends before it is
+// acknowledged, which a broker that takes it does within milliseconds.
+// Callers hold mu.
+func (o *outbox) suspectDrop(end time.Time) int {
+	size := 0
+	for _, b := range o.recentBig {
+		if b.size > o.maxGood && end.Sub(b.at) < probeWindow {
+			size = max(size, b.size)
+		}
+	}
+	return size
+}
+
+// requeueBig puts the QoS 1 messages larger than any the broker took,
+// handed on a connection lost over such messages, back in their queues
+// with no packet id, so that they go alone (probeAbove) rather than being
+// replayed together by paho at the next connect, again and again. As for
+// a message set aside, paho keeps their old ids claimed. QoS 2 messages
+// keep theirs: the broker may hold the id. Callers hold mu.
+func (o *outbox) requeueBig() {
+	for id, e := range o.session {
+		if e == o.probe || e.class == classControl || e.unreadable || e.rel || e.sendQoS != 1 || e.size <= o.maxGood {
+			continue
+		}
+		delete(o.session, id)
+		e.id, e.gen, e.sendQoS = 0, 0, e.qos
+		o.insertPending(e)
+	}
 }
 
 // connectFailed is called after a failed connection attempt: QoS 0
@@ -1123,6 +1219,7 @@ func (o *outbox) connectFailed() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.attemptFailed = true
+	o.suspects = 0 // the broker was away (restarting): not what suspectDrop looks for
 	for _, l := range o.pending {
 		for el := l.Front(); el != nil; {
 			next := el.Next()

@@ -563,6 +563,67 @@ func TestOutboxProbeAfterLearnedLimit(t *testing.T) {
 	}
 }
 
+// TestOutboxSuspectDropsLowerTheFloor: connections that end within
+// probeWindow of messages under probeFloor, larger than any the broker
+// took, sent together, teach nothing (nothing to blame); two in a row
+// (no failed attempt between: a broker that was away is no evidence) turn
+// the floor off, so that such a message then goes alone and a drop over
+// it teaches a limit. A QoS 1 message paho would replay together with
+// others goes back to its queue to go alone. A drop long after such
+// messages, or a failed attempt, starts the count again.
+func TestOutboxSuspectDropsLowerTheFloor(t *testing.T) {
+	now := time.Now()
+	var id uint16
+	o := testOutbox(t, "", 100, 1<<30)
+	o.maxGood = 1000
+	mustAdd(t, o, tp.Result, 1, strings.Repeat("r", 5000))
+	mustAdd(t, o, tp.Heatmap, 0, strings.Repeat("h", 5000))
+	o.connUp(now)
+	if got := handOverAll(t, o, &id); len(got) != 2 || o.probe != nil {
+		t.Fatalf("handed %d, probe %v: messages under probeFloor did not go together", len(got), o.probe)
+	}
+	drop := func(after time.Duration) dropEvent {
+		t.Helper()
+		ev, ok := o.connEnded(time.Now().Add(after))
+		if !ok || ev.tooLarge != nil {
+			t.Fatalf("drop event %+v, ok %v", ev, ok)
+		}
+		return ev
+	}
+	if ev := drop(10 * time.Millisecond); ev.noFloor || o.suspects != 1 {
+		t.Fatalf("one drop: %+v, %d suspects", ev, o.suspects)
+	}
+	o.connectFailed() // the broker was away: a restart
+	o.connUp(time.Now())
+	// The result, unacknowledged, is replayed by paho: on trial again.
+	if ev := drop(10 * time.Millisecond); ev.noFloor || o.suspects != 1 {
+		t.Fatalf("a drop after a failed attempt: %+v, %d suspects", ev, o.suspects)
+	}
+	o.connUp(time.Now())
+	if ev := drop(probeWindow + time.Second); ev.noFloor || o.suspects != 0 {
+		t.Fatalf("a drop long after the replay: %+v, %d suspects", ev, o.suspects)
+	}
+	o.connUp(time.Now())
+	drop(10 * time.Millisecond)
+	o.connUp(time.Now())
+	ev := drop(10 * time.Millisecond)
+	if !ev.noFloor || ev.suspectBytes != packetSize(len(tp.Result), 1, 5000) || o.probeAbove() != 1000 {
+		t.Fatalf("two drops in a row: %+v, probeAbove %d", ev, o.probeAbove())
+	}
+	if len(o.session) != 0 || o.pending[classResult].Len() != 1 {
+		t.Fatalf("the result is still in paho's session (%d) rather than queued to go alone", len(o.session))
+	}
+	o.connUp(time.Now())
+	r := handOver(t, o, &id)
+	if r == nil || r.class != classResult || o.probe != r || handOver(t, o, &id) != nil {
+		t.Fatalf("the result did not go alone: %+v, probe %v", r, o.probe)
+	}
+	ev, _ = o.connEnded(time.Now().Add(10 * time.Millisecond))
+	if ev.tooLarge != r || ev.newLimit != learnLimit(r.size, 1000) || o.suspects != 0 {
+		t.Fatalf("the drop over the result alone was not blamed on it: %+v", ev)
+	}
+}
+
 func TestPacketSizes(t *testing.T) {
 	for _, tc := range []struct{ topic, payload, qos int }{{10, 0, 1}, {21, 100, 1}, {21, 16000, 0}, {30, 2_000_000, 1}} {
 		p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)

@@ -533,6 +533,12 @@ func (p *Publisher) connectionEnded(now time.Time) {
 			"the message is set aside (not resent) and larger messages are refused from now on; set mqtt.max_payload to the broker's limit",
 			"topic", m.topic, "class", m.class, "bytes", m.size, "assumed_packet_limit", ev.newLimit, "max_payload", p.MaxPayload())
 	}
+	if ev.noFloor {
+		p.log.Warn("mqtt broker dropped the connection twice in a row right after messages larger than any it had acknowledged, sent together with others: "+
+			"it may limit packets to less than 16 KiB; such messages now go one at a time, so that a drop over one teaches the limit",
+			"bytes", ev.suspectBytes, "max_payload", p.MaxPayload(),
+			"hint", "set mqtt.max_payload to what the broker takes (mosquitto max_packet_size, message_size_limit)")
+	}
 	p.stMu.Lock()
 	started := p.clash.ended(ev.connectedFor, ev.tooLarge != nil, now)
 	drops := p.clash.drops
