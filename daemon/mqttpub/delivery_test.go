@@ -509,7 +509,10 @@ func TestBrokerRestartsAreNoClientIDClash(t *testing.T) {
 // does with MaxPayload), and a command is answered.
 func TestBrokerLimitUnderProbeFloorIsLearned(t *testing.T) {
 	for _, brokerLimit := range []int{3000, 2000, 4096} {
-		t.Run(fmt.Sprint(brokerLimit), func(t *testing.T) { testLimitUnderProbeFloor(t, brokerLimit) })
+		t.Run(fmt.Sprint(brokerLimit), func(t *testing.T) {
+			t.Parallel() // a broker each; the 12 s are mostly waiting
+			testLimitUnderProbeFloor(t, brokerLimit)
+		})
 	}
 }
 
