@@ -25,6 +25,9 @@ type RunOptions struct {
 	// reloads it.
 	ConfigPath string
 	// Config, when set, is used instead of reading ConfigPath (the demo).
+	// Leave it nil when there is a file: Run loads it, and a file that does
+	// not load is then checked for a push waiting for config-confirm that
+	// was edited on the box into it (reverted for the next start).
 	Config *config.Config
 	// Print writes one line per inspection; nil: none.
 	Print io.Writer

@@ -26,11 +26,11 @@ func cmdRun() *Command {
 			if fs.NArg() != 0 {
 				return usagef("takes no positional arguments")
 			}
-			cfg, err := daemon.LoadConfig(*cfgPath)
-			if err != nil {
-				return err
-			}
-			o := daemon.RunOptions{ConfigPath: *cfgPath, Config: cfg, Version: Version(), Logger: env.Log, LogLevel: daemonLogLevel(env),
+			// The file is Run's to load (Config left nil): a file that does
+			// not load may be a push waiting for config-confirm edited on
+			// the box, which Run reverts for the next start. Loaded here, the
+			// error ended the command before Run could look.
+			o := daemon.RunOptions{ConfigPath: *cfgPath, Version: Version(), Logger: env.Log, LogLevel: daemonLogLevel(env),
 				Progress: progressBar(env.Stderr, "fit")}
 			if *print {
 				o.Print = env.Stdout
