@@ -480,6 +480,15 @@ func TestUnstartablePushReverted(t *testing.T) {
 	if err != nil || c.MQTT.EmbeddedListen == taken.Addr().String() {
 		t.Errorf("the file after the failed start: %v, %v", c, err)
 	}
+	// Recorded as the deadline's revert is (no trace was left): why the
+	// wait ended, naming the start's error, and the config-revert event
+	// for the next start to publish.
+	if b, err := os.ReadFile(filepath.Join(state, remote.EndedFile)); err != nil || !strings.Contains(string(b), `"id":"p6"`) || !strings.Contains(string(b), taken.Addr().String()) {
+		t.Errorf("why the wait ended not recorded: %s %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(state, remote.StateFile)); err != nil || !strings.Contains(string(b), `"config_revert_unpublished":{`) || strings.Contains(string(b), "config_pending") {
+		t.Errorf("request table after the start's revert: %s %v", b, err)
+	}
 }
 
 // The daemon says "remote commands subscribed" only when its configuration

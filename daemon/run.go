@@ -93,7 +93,7 @@ func Run(ctx context.Context, o RunOptions) error {
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
-			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, time.Now(), o.Logger, ConfigRules()...); {
+			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, err, time.Now(), o.Logger, ConfigRules()...); {
 			case errors.Is(rerr, remote.ErrPreviousRefused):
 				// Said once: the wait is ended, the next start does not try.
 				o.Logger.Error("remote: configuration push waiting for config-confirm does not start, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
@@ -103,7 +103,7 @@ func Run(ctx context.Context, o RunOptions) error {
 				// is a file), or a push found could not be put back.
 				o.Logger.Warn("remote: could not check for, or revert, a configuration push waiting for config-confirm", "state_dir", cfg.StateDir, "error", rerr)
 			case id != "":
-				o.Logger.Error("remote: configuration push waiting for config-confirm does not start; reverted for the next start", "push", id, "error", err, "revert_error", rerr)
+				o.Logger.Error("remote: configuration push waiting for config-confirm does not start; reverted for the next start, which publishes config-revert", "push", id, "error", err, "revert_error", rerr)
 				if rerr == nil {
 					return fmt.Errorf("%w (configuration push %q, which waited for config-confirm, is reverted: start again to run on the configuration before it)", err, id)
 				}
@@ -149,7 +149,7 @@ func revertBrokenEdit(o RunOptions, err error) error {
 	if st, serr := os.Stat(prev.StateDir); serr != nil || !st.IsDir() {
 		return err
 	}
-	switch id, rerr := remote.RevertUnstartable(o.ConfigPath, prev.StateDir, time.Now(), o.Logger, ConfigRules()...); {
+	switch id, rerr := remote.RevertUnstartable(o.ConfigPath, prev.StateDir, err, time.Now(), o.Logger, ConfigRules()...); {
 	case errors.Is(rerr, remote.ErrPreviousRefused):
 		o.Logger.Error("remote: a configuration push waiting for config-confirm was edited on the box into a file that does not load, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
 	case rerr != nil:

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,9 +52,11 @@ func TestRunRevertsABrokenEditOfAPendingPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	table, err := json.Marshal(map[string]any{"format": 1, "config_pending": map[string]any{
-		"id": "p5", "origin": "mqtt", "deadline": now.Add(2 * time.Minute), "applied_at": now,
-		"before_sha256": fileSum(t, config.PreviousPath(path)), "after_sha256": fileSum(t, path)}})
+	reply := json.RawMessage(`{"applied":true,"changed":["capture.synthetic.fps"],"id":"p5","ok":true,"restarted":["capture"],"revert_at":"x","version":0}`)
+	table, err := json.Marshal(map[string]any{"format": 1, "requests": []any{map[string]any{"name": "config", "id": "p5", "origin": "mqtt", "at": now, "done": true, "reply": reply}},
+		"config_pending": map[string]any{
+			"id": "p5", "origin": "mqtt", "deadline": now.Add(2 * time.Minute), "applied_at": now,
+			"before_sha256": fileSum(t, config.PreviousPath(path)), "after_sha256": fileSum(t, path)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +89,26 @@ func TestRunRevertsABrokenEditOfAPendingPush(t *testing.T) {
 	if got, err := os.ReadFile(config.PreviousPath(path)); err != nil || string(got) != broken {
 		t.Errorf("the broken edit not kept as .prev: %q %v", got, err)
 	}
-	if b, err := os.ReadFile(filepath.Join(state, remote.StateFile)); err != nil || strings.Contains(string(b), "config_pending") {
+	// Recorded as the deadline's revert: the stored reply marked reverted,
+	// why the wait ended, and the config-revert event for the next start.
+	var after struct {
+		Requests []struct {
+			ID    string         `json:"id"`
+			Reply map[string]any `json:"reply"`
+		} `json:"requests"`
+		Pending     json.RawMessage `json:"config_pending"`
+		Unpublished map[string]any  `json:"config_revert_unpublished"`
+	}
+	if b, err := os.ReadFile(filepath.Join(state, remote.StateFile)); err != nil || json.Unmarshal(b, &after) != nil || after.Pending != nil {
 		t.Errorf("the push still waits in the request table: %s %v", b, err)
+	}
+	if len(after.Requests) != 1 || after.Requests[0].Reply["reverted"] != true {
+		t.Errorf("the push's stored reply not marked reverted: %+v", after.Requests)
+	}
+	if ev := after.Unpublished; ev["id"] != "p5" || ev["reverted"] != true || !strings.Contains(fmt.Sprint(ev["note"]), `got "x3"`) {
+		t.Errorf("config-revert event kept for the next start: %v", ev)
+	}
+	if b, err := os.ReadFile(filepath.Join(state, remote.EndedFile)); err != nil || !strings.Contains(string(b), `"id":"p5"`) || !strings.Contains(string(b), "does not load") {
+		t.Errorf("why the wait ended not recorded: %s %v", b, err)
 	}
 }

@@ -609,21 +609,24 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 var ErrPreviousRefused = errors.New("nothing is reverted and the push no longer waits for config-confirm: fix the configuration file by hand")
 
 // RevertUnstartable is for a daemon whose start failed on the
-// configuration file at configPath, with the request table in stateDir
-// (that configuration's state_dir): when that file is a push still waiting
-// for config-confirm, the configuration the push replaced (its .prev) is
-// saved back, as a config rollback does, and the wait ends, so that the
-// next start runs on the configuration before the push. rules are the
-// checks a push goes through beside config.Validate (Options.ConfigRules):
-// a .prev they refuse is not put back (an error names the file and the
-// field). It returns the push's id, or "" when no such push waits (the
-// failure is not a push's). A configuration file edited on the box since
-// the push into one that does not load (with rules) is handled as the
-// deadline's revert handles it: the configuration the push replaced is put
-// back and the broken edit kept as the .prev file, logged on log (nil:
-// slog.Default()) naming the file and its error; an edit that loads is the
-// operator's, and is left as it is.
-func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Logger, rules ...config.Rule) (string, error) {
+// configuration file at configPath (cause: why), with the request table in
+// stateDir (that configuration's state_dir): when that file is a push
+// still waiting for config-confirm, the configuration the push replaced
+// (its .prev) is saved back, as a config rollback does, and the wait ends,
+// so that the next start runs on the configuration before the push. The
+// revert is recorded as the deadline's is: the push's stored reply marked
+// reverted, why its wait ended (EndedFile), and its config-revert event,
+// kept in the request table for the next start to publish (this one has no
+// connection). rules are the checks a push goes through beside
+// config.Validate (Options.ConfigRules): a .prev they refuse is not put
+// back (an error names the file and the field). It returns the push's id,
+// or "" when no such push waits (the failure is not a push's). A
+// configuration file edited on the box since the push into one that does
+// not load (with rules) is handled as the deadline's revert handles it: the
+// configuration the push replaced is put back and the broken edit kept as
+// the .prev file, logged on log (nil: slog.Default()) naming the file and
+// its error; an edit that loads is the operator's, and is left as it is.
+func RevertUnstartable(configPath, stateDir string, cause error, now time.Time, log *slog.Logger, rules ...config.Rule) (string, error) {
 	if configPath == "" || stateDir == "" {
 		return "", nil
 	}
@@ -653,6 +656,14 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 	if log == nil {
 		log = slog.Default()
 	}
+	deadline := p.Deadline.UTC().Format(time.RFC3339)
+	// why is the start's failure as the event's note and a late
+	// config-confirm tell it.
+	why := "its configuration did not start"
+	if cause != nil {
+		why += " (" + cause.Error() + ")"
+	}
+	var pushed *config.Config // the pushed configuration, when its file loads
 	switch fs, err := p.files(configPath); {
 	case err != nil:
 		return "", fmt.Errorf("revert push %q: %w", p.ID, err)
@@ -666,10 +677,26 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 		}
 		log.Warn("remote: the configuration file was edited on the box since a push waiting for config-confirm and does not load; reverting the push for the next start, the edited file is kept as the previous file",
 			"push", p.ID, "file", configPath, "kept_as", config.PreviousPath(configPath), "error", lerr)
+		why = fmt.Sprintf("its configuration file was edited on the box into one that does not load (%v), kept as %s", lerr, config.PreviousPath(configPath))
 	case fs == fileBefore:
 		return "", nil // not the pushed file
 	case fs == filePrevOther:
 		return "", fmt.Errorf("revert push %q: %s is not the configuration it replaced", p.ID, config.PreviousPath(configPath))
+	default:
+		pushed, _ = config.Load(configPath, rules...)
+	}
+	// ended records the end of the wait as the deadline does: why, for a
+	// late config-confirm (beside the table, which the move below
+	// carries), and the config-revert event, in the table for the next
+	// start to publish.
+	ended := func(event map[string]any, endedWhy string) {
+		if serr := saveEnded(endedPath(st.path), endedWait{ID: p.ID, At: now, Why: endedWhy}); serr != nil {
+			log.Warn("remote: why the push's wait ended is not recorded; a late config-confirm is only told that none waits", "push", p.ID, "error", serr)
+		}
+		event["id"], event["deadline"] = p.ID, deadline
+		if b, err := json.Marshal(event); err == nil {
+			st.unpublished = b // written with the table below
+		}
 	}
 	before, err := config.LoadPrevious(configPath, rules...)
 	if len(config.Problems(err)) > 0 {
@@ -677,12 +704,10 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 		// and be refused again. The wait ends, with the reason for a late
 		// config-confirm, and the caller reports it once.
 		rerr := fmt.Errorf("revert push %q: the previous configuration %s is refused, as a push of it would be: %w; %w", p.ID, config.PreviousPath(configPath), err, ErrPreviousRefused)
+		refused := fmt.Sprintf("%s and the configuration before it, %s, is refused, as a push of it would be (%v); nothing was reverted", why, config.PreviousPath(configPath), err)
+		ended(map[string]any{"reverted": false, "note": refused + "; the push stays in force"}, refused)
 		if perr := st.putPending(nil, now, 0); perr != nil {
 			return "", fmt.Errorf("%w; and the wait could not be ended (the next start tries again): %w", rerr, perr)
-		}
-		why := fmt.Sprintf("its configuration did not start and the configuration before it, %s, is refused, as a push of it would be (%v); nothing was reverted", config.PreviousPath(configPath), err)
-		if serr := saveEnded(endedPath(st.path), endedWait{ID: p.ID, At: now, Why: why}); serr != nil {
-			log.Warn("remote: why the push's wait ended is not recorded; a late config-confirm is only told that none waits", "push", p.ID, "error", serr)
 		}
 		return "", rerr
 	}
@@ -694,8 +719,24 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 	}
 	v := st.configVersion()
 	st.version = configVersion{Current: v.Previous, Previous: v.Current}
+	at := now.UTC().Format(time.RFC3339)
+	event := map[string]any{"reverted": true, "version": v.Previous,
+		"note": why + "; the configuration before it was put back at a start (" + at + ") and runs from the next start"}
+	if pushed != nil {
+		event["changed"] = nonNil(config.Diff(pushed, before))
+	}
+	ended(event, why+", and it was reverted at a start ("+at+")")
 	if err := st.putPending(nil, now, 0); err != nil {
 		return p.ID, fmt.Errorf("push %q reverted, but the request table is not written: %w", p.ID, err)
+	}
+	cmd := p.Command
+	if cmd == "" {
+		cmd = "config"
+	}
+	// Marked as the deadline marks it, so that a repeat of the push's id
+	// says it was reverted.
+	if err := st.amend(cmd, p.ID, map[string]any{"reverted": true, "note": fmt.Sprintf("%s: reverted at a start at %s; send the push again with a new id", why, at)}, now, 0); err != nil {
+		log.Warn("remote: the reverted push's stored reply not amended", "push", p.ID, "error", err)
 	}
 	// The next start runs on the configuration before the push: a push
 	// that moved state_dir leaves its table (and why its wait ended)
@@ -704,4 +745,28 @@ func RevertUnstartable(configPath, stateDir string, now time.Time, log *slog.Log
 		return p.ID, fmt.Errorf("push %q reverted, but the request table is not moved back to state_dir %s: %w", p.ID, before.StateDir, err)
 	}
 	return p.ID, nil
+}
+
+// publishUnpublished publishes the config-revert event a failed start's
+// revert left in the request table (RevertUnstartable), once this start
+// runs: whoever waits for the push's outcome learns it as from a
+// deadline. Kept when no front end takes it, for the next start.
+func (d *Dispatcher) publishUnpublished() {
+	ev := d.store.unpublishedEvent()
+	if ev == nil {
+		return
+	}
+	var head struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(ev, &head)
+	env := &Env{Ctl: d.ctl, Log: d.log.With("push", head.ID), Now: d.now, Name: "config-revert", ID: head.ID, d: d}
+	if !env.emit("config-revert", ev, 1) {
+		d.log.Warn("remote: the config-revert event of a push reverted at a start that failed is not published; tried again at the next start", "push", head.ID)
+		return
+	}
+	d.log.Info("remote: config-revert published for a push reverted at a start that failed", "push", head.ID)
+	if err := d.store.setUnpublished(nil, d.now(), d.ctl.Config().Remote.DedupWindow.Std()); err != nil {
+		d.log.Error("remote: published config-revert not cleared from the request table; the next start publishes it again", "push", head.ID, "error", err)
+	}
 }

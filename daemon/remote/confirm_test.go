@@ -317,7 +317,7 @@ func TestRevertUnstartable(t *testing.T) {
 	if err := r.d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now(), nil)
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, nil, r.clk.Now(), nil)
 	if err != nil || id != "c1" {
 		t.Fatalf("RevertUnstartable: %q, %v", id, err)
 	}
@@ -330,7 +330,7 @@ func TestRevertUnstartable(t *testing.T) {
 		t.Errorf("after the revert: pending %+v, version %+v", p, r.d.store.configVersion())
 	}
 	// Nothing waits now: a failed start is not a push's.
-	if id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now(), nil); id != "" || err != nil {
+	if id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, nil, r.clk.Now(), nil); id != "" || err != nil {
 		t.Errorf("a second call: %q, %v", id, err)
 	}
 }
@@ -648,7 +648,7 @@ func TestRollbackChecksThePreviousFileAsAPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), nil, refuseRecipe)
+	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, nil, r2.clk.Now(), nil, refuseRecipe)
 	if id != "" || err == nil || !strings.Contains(err.Error(), config.PreviousPath(r2.ctl.ConfigPath())) || !strings.Contains(err.Error(), "model.recipe") {
 		t.Errorf("RevertUnstartable of a refused .prev: %q, %v", id, err)
 	}
@@ -715,7 +715,7 @@ func TestRevertUnstartableBrokenEdit(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := &logSink{}
-	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, r.clk.Now(), slog.New(log))
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, nil, r.clk.Now(), slog.New(log))
 	if err != nil || id != "c1" {
 		t.Fatalf("RevertUnstartable of a broken edit: %q, %v", id, err)
 	}
@@ -832,7 +832,7 @@ func TestRevertUnstartableFollowsAMovedStateDir(t *testing.T) {
 	if err := os.WriteFile(r.ctl.ConfigPath(), broken, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	id, err := RevertUnstartable(r.ctl.ConfigPath(), old, r.clk.Now(), slog.New(&logSink{}))
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), old, nil, r.clk.Now(), slog.New(&logSink{}))
 	if err != nil || id != "c1" {
 		t.Fatalf("RevertUnstartable through the .prev's state_dir: %q, %v", id, err)
 	}
@@ -890,13 +890,85 @@ func TestRefusedPreviousEndsTheWait(t *testing.T) {
 	if err := r2.d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), nil, refuseRecipe)
+	id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, nil, r2.clk.Now(), nil, refuseRecipe)
 	if id != "" || !errors.Is(err, ErrPreviousRefused) || !strings.Contains(err.Error(), "model.recipe") {
 		t.Errorf("RevertUnstartable of a refused .prev: %q, %v", id, err)
 	}
-	if id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, r2.clk.Now(), nil, refuseRecipe); id != "" || err != nil {
+	if id, err := RevertUnstartable(r2.ctl.ConfigPath(), r2.ctl.dir, nil, r2.clk.Now(), nil, refuseRecipe); id != "" || err != nil {
 		t.Errorf("the next start tried again: %q, %v", id, err)
 	}
 	r2.start()
 	mustFail(t, r2.do("config-confirm", `{"id":"k2"}`), CodeFailed, `push "c2" no longer waits`, "did not start", "is refused")
+}
+
+// TestRevertUnstartableRecorded: a start's revert of a push it could not
+// start on left no trace for the remote side: no config-revert event, at
+// that start or the next, no ended-wait record (a late config-confirm was
+// pointed at an event that never came), and a repeat of the push's id was
+// answered without "reverted":true. It is recorded now as the deadline's
+// revert is, and the next start publishes the event, once.
+func TestRevertUnstartableRecorded(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"hp1","config":{"mqtt":{"result_qos":1}},"confirm":"2m","version":4}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if err := r.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("http.listen 127.0.0.1:29415: address already in use")
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, cause, r.clk.Now(), slog.New(&logSink{}))
+	if err != nil || id != "hp1" {
+		t.Fatalf("RevertUnstartable: %q, %v", id, err)
+	}
+	if e, err := loadEnded(filepath.Join(r.ctl.dir, EndedFile)); err != nil || e.ID != "hp1" || !strings.Contains(e.Why, "address already in use") || !strings.Contains(e.Why, "reverted at a start") {
+		t.Errorf("ended-wait record after the start's revert: %+v, %v", e, err)
+	}
+	r.clk.Add(time.Second)
+	r.start()
+	waitFor(t, 5*time.Second, "the config-revert event at the next start", func() bool { return len(r.events.named("config-revert")) == 1 })
+	var ev map[string]any
+	if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["id"] != "hp1" || ev["reverted"] != true ||
+		!strings.Contains(fmt.Sprint(ev["note"]), "address already in use") || fmt.Sprint(ev["changed"]) != "[mqtt.result_qos]" || ev["version"] != float64(0) || ev["deadline"] == nil {
+		t.Errorf("config-revert event: %s (%v)", r.events.named("config-revert")[0].payload, err)
+	}
+	rep := r.do("config", `{"id":"hp1","config":{"mqtt":{"result_qos":1}},"confirm":"2m","version":4}`)
+	if rep.Data["duplicate"] != true || rep.Data["reverted"] != true || !strings.Contains(fmt.Sprint(rep.Data["note"]), "reverted at a start") {
+		t.Errorf("repeat of the reverted push's id: %+v", rep)
+	}
+	mustFail(t, r.do("config-confirm", `{"id":"k1"}`), CodeFailed, `push "hp1" no longer waits`, "address already in use", "reverted at a start")
+	// Published once: the next start has nothing to say.
+	r.restart()
+	time.Sleep(50 * time.Millisecond)
+	if n := len(r.events.named("config-revert")); n != 1 {
+		t.Errorf("%d config-revert events after another start, want 1", n)
+	}
+}
+
+// TestRevertUnstartableRefusedRecorded: a start whose push's .prev is
+// refused ends the wait without reverting; the next start publishes
+// config-revert with "reverted":false, as the deadline does.
+func TestRevertUnstartableRefusedRecorded(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"c1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	if err := r.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	refuse := func(c *config.Config) []*config.Problem {
+		if c.MQTT.ResultQoS == 0 {
+			return []*config.Problem{{Field: "mqtt.result_qos", Msg: "refused by this test"}}
+		}
+		return nil
+	}
+	if _, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, errors.New("start failed"), r.clk.Now(), slog.New(&logSink{}), refuse); !errors.Is(err, ErrPreviousRefused) {
+		t.Fatalf("RevertUnstartable of a refused .prev: %v", err)
+	}
+	r.start()
+	waitFor(t, 5*time.Second, "the config-revert event at the next start", func() bool { return len(r.events.named("config-revert")) == 1 })
+	var ev map[string]any
+	if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["id"] != "c1" || ev["reverted"] != false ||
+		!strings.Contains(fmt.Sprint(ev["note"]), "refused") {
+		t.Errorf("config-revert event: %s (%v)", r.events.named("config-revert")[0].payload, err)
+	}
 }

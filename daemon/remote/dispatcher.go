@@ -320,6 +320,9 @@ func (d *Dispatcher) loop() {
 	case <-d.started:
 	case <-d.ctx.Done(): // closed before it started: what waits is refused
 	}
+	if d.ctx.Err() == nil {
+		d.publishUnpublished()
+	}
 	for {
 		due, t := d.confirmTimer()
 		select {

@@ -44,6 +44,10 @@ type store struct {
 	nonces  map[string]time.Time
 	version configVersion
 	pending *pendingConfirm
+	// unpublished is the config-revert event of a push reverted by a
+	// start that failed (RevertUnstartable), for the next start to
+	// publish: the failed start had no connection to publish it on.
+	unpublished json.RawMessage
 }
 
 // entry is one executed request.
@@ -79,6 +83,9 @@ type stateFile struct {
 	// Pending is a configuration push waiting for config-confirm, so that
 	// a restart before its deadline still reverts it.
 	Pending *pendingConfirm `json:"config_pending,omitempty"`
+	// Unpublished is the config-revert event of a push reverted at a
+	// failed start, published by the next start.
+	Unpublished json.RawMessage `json:"config_revert_unpublished,omitempty"`
 }
 
 // CorruptTableError reports a request table that could not be read; New
@@ -153,6 +160,7 @@ func openStore(dir string, now time.Time) (*store, []*entry, error) {
 	}
 	s.version = sf.Config
 	s.pending = sf.Pending
+	s.unpublished = sf.Unpublished
 	if len(interrupted) > 0 {
 		if err := s.saveLocked(now, 0); err != nil {
 			return nil, nil, err
@@ -296,6 +304,29 @@ func (s *store) setPending(p *pendingConfirm, now time.Time, window time.Duratio
 	s.pending = p
 	if err := s.saveLocked(now, window); err != nil {
 		s.pending = old
+		return err
+	}
+	return nil
+}
+
+// unpublishedEvent returns the config-revert event a failed start left
+// for this one to publish, nil if none.
+func (s *store) unpublishedEvent() json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unpublished
+}
+
+// setUnpublished records (nil: clears, once published) the config-revert
+// event a start's revert could not publish; on a failed write the table
+// in memory is unchanged.
+func (s *store) setUnpublished(ev json.RawMessage, now time.Time, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.unpublished
+	s.unpublished = ev
+	if err := s.saveLocked(now, window); err != nil {
+		s.unpublished = old
 		return err
 	}
 	return nil
@@ -593,7 +624,7 @@ func (s *store) saveLocked(now time.Time, window time.Duration) error {
 	if s.path == "" {
 		return nil
 	}
-	sf := stateFile{Format: 1, Nonces: make(map[string]string, len(s.nonces)), Config: s.version, Pending: s.pending}
+	sf := stateFile{Format: 1, Nonces: make(map[string]string, len(s.nonces)), Config: s.version, Pending: s.pending, Unpublished: s.unpublished}
 	for _, e := range s.entries {
 		sf.Requests = append(sf.Requests, e)
 	}
