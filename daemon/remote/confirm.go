@@ -503,6 +503,12 @@ func (d *Dispatcher) reloadPutBack(env *Env, log *slog.Logger, p *pendingConfirm
 		d.revertFailed(log, p, now, "remote: unconfirmed push: the configuration file was put back on the box to the one it replaced but not reloaded, and reloading it failed; the pushed configuration still runs; trying again", "file", path, "error", err)
 		return true
 	}
+	// After a revert .prev is the reverted push, for a rollback to go
+	// forward to; here it was the file put back (the copy's source, and
+	// what the reload kept): the push, which ran until now, is written.
+	if err := config.Save(config.PreviousPath(path), running); err != nil {
+		log.Error("remote: the reverted push not kept as the previous file; a rollback does not go forward to it", "file", config.PreviousPath(path), "error", err)
+	}
 	v := d.store.configVersion()
 	if err := d.store.setConfigVersion(configVersion{Current: v.Previous, Previous: v.Current}, now, window); err != nil {
 		log.Error("remote: configuration version not recorded", "error", err)

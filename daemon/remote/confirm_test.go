@@ -600,6 +600,14 @@ func TestDeadlineReloadsAFilePutBack(t *testing.T) {
 	if st := r.do("status", `{"id":"s1"}`); st.Data["config_pending"] != nil || st.Data["config_version"] != int64(0) {
 		t.Errorf("status after the deadline: pending %v version %v", st.Data["config_pending"], st.Data["config_version"])
 	}
+	// .prev is the reverted push, as after any revert: it was the file put
+	// back, and a rollback answered applied with nothing changed.
+	if prev, err := config.LoadPrevious(r.ctl.ConfigPath()); err != nil || len(prev.MQTT.Brokers) != 1 {
+		t.Errorf(".prev after the deadline is not the reverted push: %v %v", err, prev)
+	}
+	if rep := r.do("rollback", `{"id":"rb1","target":"config","force":true}`); !rep.OK || fmt.Sprint(rep.Data["changed"]) != "[mqtt.brokers]" || len(brokers(r)) != 1 {
+		t.Errorf("rollback after the deadline does not go forward to the push: %+v, brokers %v", rep, brokers(r))
+	}
 }
 
 // refuseRecipe is a config.Rule as the daemon's recipe rule: it refuses
