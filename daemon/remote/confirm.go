@@ -256,7 +256,11 @@ func (d *Dispatcher) fileLoads(path string) error { return loadError(path, d.rul
 // An edited file that does not load cannot take over from the push (a
 // restart would fail on it): the wait goes on. It returns the push still
 // waiting, nil if none.
-func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
+func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm { return d.settle(reloaded, false) }
+
+// settle is settlePending; atStart says the file was just applied by the
+// daemon's start, which is a reload of it (the log and the note say so).
+func (d *Dispatcher) settle(reloaded, atStart bool) *pendingConfirm {
 	p := d.store.pendingConfirm()
 	if p == nil || p.After == "" {
 		return p
@@ -268,6 +272,10 @@ func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
 	switch {
 	case err != nil:
 		return p
+	case st == fileBefore && atStart:
+		msg = "remote: the configuration file the push replaced was put back on the box and the daemon started on it: the push is undone; it no longer waits for config-confirm"
+		why = "the configuration file it replaced was put back on the box and the daemon started on it, which undid the push"
+		undone = true
 	case st == fileBefore && reloaded:
 		msg = "remote: the configuration file the push replaced was put back on the box and reloaded: the push is undone; it no longer waits for config-confirm"
 		why = "the configuration file it replaced was put back on the box and reloaded, which undid the push"
@@ -298,6 +306,25 @@ func (d *Dispatcher) settlePending(reloaded bool) *pendingConfirm {
 		env.emit("config-revert", b, 1)
 	}
 	return nil
+}
+
+// startPending looks, once the daemon runs, at a push found waiting in the
+// request table: a file changed on the box while it was down (the start
+// ran on it) ends the wait at once, with its log line and config-revert
+// event, rather than at the next command; otherwise the log says when the
+// revert is due, or that it is due now, when the deadline passed while
+// the box was down (the loop then reverts at once).
+func (d *Dispatcher) startPending() {
+	p := d.settle(true, true)
+	if p == nil {
+		return
+	}
+	at := p.Deadline.UTC().Format(time.RFC3339)
+	if !d.now().Before(p.Deadline) {
+		d.log.Warn("remote: the time for config-confirm of a configuration push ran out while inspectd was stopped; the previous configuration comes back now", "push", p.ID, "revert_at", at)
+		return
+	}
+	d.log.Warn("remote: a configuration push waits for config-confirm; the previous configuration comes back then unless it arrives", "push", p.ID, "revert_at", at)
 }
 
 // reloadFailed logs, at a SIGHUP whose file was not applied (err), what

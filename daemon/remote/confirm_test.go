@@ -980,3 +980,107 @@ func TestRevertUnstartableRefusedRecorded(t *testing.T) {
 		t.Errorf("config-revert event: %s (%v)", r.events.named("config-revert")[0].payload, err)
 	}
 }
+
+// TestStartSettlesAPendingPush: a box started on a pushed file changed on
+// the box while it was down said the push still waits, and the wait ended
+// only at the next command (about 10 s later, at the next status); a box
+// started after the deadline said the push waits, with a revert_at in the
+// past. The start now ends the wait at once for a file changed on the box
+// (one that loads, or the file the push replaced put back), with the line
+// and the config-revert event a reload gives, and says a revert is due now
+// when the deadline passed while it was stopped.
+func TestStartSettlesAPendingPush(t *testing.T) {
+	const waits = "a configuration push waits for config-confirm; the previous configuration comes back then"
+	t.Run("edited", func(t *testing.T) {
+		r := newRig(t, unsigned)
+		if rep := r.do("config", `{"id":"c1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+			t.Fatalf("push: %+v", rep)
+		}
+		if err := r.d.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		edited := r.ctl.Config().Clone()
+		edited.MQTT.ResultQoS = 2
+		if err := config.Save(r.ctl.ConfigPath(), edited); err != nil {
+			t.Fatal(err)
+		}
+		r.ctl.cfg.Store(edited) // the start runs on the edited file
+		r.start()
+		waitFor(t, 2*time.Second, "the config-revert event at the start", func() bool { return len(r.events.named("config-revert")) == 1 })
+		var ev map[string]any
+		if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["id"] != "c1" || ev["reverted"] != false {
+			t.Errorf("config-revert event %s (%v)", r.events.named("config-revert")[0].payload, err)
+		}
+		if n := r.log.count("changed on the box since the push; it no longer waits", "push=c1"); n != 1 {
+			t.Errorf("%d lines ending the wait at the start, want 1:\n%s", n, r.log.all())
+		}
+		if n := r.log.count(waits); n != 0 {
+			t.Errorf("the start said the push waits:\n%s", r.log.all())
+		}
+		if p := r.d.store.pendingConfirm(); p != nil {
+			t.Errorf("still pending: %+v", p)
+		}
+	})
+	t.Run("put back", func(t *testing.T) {
+		r := newRig(t, unsigned)
+		if rep := r.do("config", `{"id":"c1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+			t.Fatalf("push: %+v", rep)
+		}
+		if err := r.d.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		old, err := os.ReadFile(config.PreviousPath(r.ctl.ConfigPath()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(r.ctl.ConfigPath(), old, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(r.ctl.ConfigPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ctl.cfg.Store(c)
+		r.start()
+		waitFor(t, 2*time.Second, "the config-revert event at the start", func() bool { return len(r.events.named("config-revert")) == 1 })
+		var ev map[string]any
+		if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["reverted"] != true || !strings.Contains(fmt.Sprint(ev["note"]), "daemon started on it") {
+			t.Errorf("config-revert event %s (%v)", r.events.named("config-revert")[0].payload, err)
+		}
+		if n := r.log.count(waits); n != 0 {
+			t.Errorf("the start said the push waits:\n%s", r.log.all())
+		}
+	})
+	t.Run("past deadline", func(t *testing.T) {
+		r := newRig(t, unsigned)
+		if rep := r.do("config", `{"id":"c1","config":`+movedBroker+`,"confirm":"5s"}`); !rep.OK {
+			t.Fatalf("push: %+v", rep)
+		}
+		if err := r.d.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r.clk.Add(time.Minute)
+		r.start()
+		waitFor(t, 5*time.Second, "the revert at the start", func() bool { return len(r.events.named("config-revert")) == 1 })
+		if n := r.log.count("ran out while inspectd was stopped", "the previous configuration comes back now", "push=c1", "revert_at="); n != 1 {
+			t.Errorf("%d lines saying the revert is due at the start, want 1:\n%s", n, r.log.all())
+		}
+		if n := r.log.count(waits); n != 0 {
+			t.Errorf("the start said the push waits, its deadline past:\n%s", r.log.all())
+		}
+		if len(brokers(r)) != 0 {
+			t.Errorf("not reverted: brokers %v", brokers(r))
+		}
+	})
+	t.Run("waits", func(t *testing.T) {
+		r := newRig(t, unsigned)
+		if rep := r.do("config", `{"id":"c1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`); !rep.OK {
+			t.Fatalf("push: %+v", rep)
+		}
+		r.restart()
+		waitFor(t, 2*time.Second, "the line saying the push waits", func() bool { return r.log.count(waits, "push=c1") == 1 })
+		if p := r.d.store.pendingConfirm(); p == nil || len(r.events.named("config-revert")) != 0 {
+			t.Errorf("the pushed file unchanged: pending %+v, events %d", p, len(r.events.named("config-revert")))
+		}
+	})
+}

@@ -179,9 +179,6 @@ func New(opts Options) (*Dispatcher, error) {
 	for _, c := range commands() {
 		d.cmds[c.Name()] = c
 	}
-	if p := st.pending; p != nil {
-		d.log.Warn("remote: a configuration push waits for config-confirm; the previous configuration comes back then unless it arrives", "push", p.ID, "revert_at", p.Deadline.UTC().Format(time.RFC3339))
-	}
 	for _, e := range interrupted {
 		d.log.Warn("remote command's reply not sent before the previous stop (interrupted while it ran, or stopped just after); sent now", "command", e.Name, "id", e.ID, "origin", e.Origin, "since", e.At)
 	}
@@ -322,6 +319,7 @@ func (d *Dispatcher) loop() {
 	}
 	if d.ctx.Err() == nil {
 		d.publishUnpublished()
+		d.startPending() // a push found waiting: said once the daemon runs, as it may end the wait
 	}
 	for {
 		due, t := d.confirmTimer()
