@@ -15,6 +15,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
 )
@@ -89,11 +90,15 @@ func Run(ctx context.Context, o RunOptions) error {
 		return nil
 	}
 	if err != nil {
-		if st, serr := os.Stat(cfg.StateDir); o.ConfigPath != "" && serr == nil && st.IsDir() { // else no request table: nothing to revert
+		var inUse *statelock.InUseError
+		if st, serr := os.Stat(cfg.StateDir); o.ConfigPath != "" && serr == nil && st.IsDir() && !errors.As(err, &inUse) { // else no request table, or another inspectd's: nothing to revert
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
 			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, err, time.Now(), o.Logger, ConfigRules()...); {
+			case errors.As(rerr, &inUse):
+				// A push moved state_dir and another inspectd runs there.
+				o.Logger.Warn("remote: another inspectd runs on the state_dir of a configuration push waiting for config-confirm: the push is that daemon's, nothing reverted", "file", o.ConfigPath, "error", rerr)
 			case errors.Is(rerr, remote.ErrPreviousRefused):
 				// Said once: the wait is ended, the next start does not try.
 				o.Logger.Error("remote: configuration push waiting for config-confirm does not start, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
@@ -149,7 +154,11 @@ func revertBrokenEdit(o RunOptions, err error) error {
 	if st, serr := os.Stat(prev.StateDir); serr != nil || !st.IsDir() {
 		return err
 	}
+	var inUse *statelock.InUseError
 	switch id, rerr := remote.RevertUnstartable(o.ConfigPath, prev.StateDir, err, time.Now(), o.Logger, ConfigRules()...); {
+	case errors.As(rerr, &inUse):
+		// The file is the running daemon's: its push, its reload to fail.
+		o.Logger.Warn("remote: the configuration file does not load, and another inspectd runs on its state_dir: nothing reverted (that daemon keeps its push and its last good configuration; fix the file)", "file", o.ConfigPath, "error", rerr)
 	case errors.Is(rerr, remote.ErrPreviousRefused):
 		o.Logger.Error("remote: a configuration push waiting for config-confirm was edited on the box into a file that does not load, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
 	case rerr != nil:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/remote"
 )
 
@@ -26,20 +27,18 @@ func fileSum(t *testing.T, path string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// TestRunRevertsABrokenEditOfAPendingPush: `inspectd run` on a pushed
-// file waiting for config-confirm, edited on the box into one that does
-// not load (fps: x3), said only the load error and failed every start the
-// same way: the command loaded the file itself and returned before the
-// daemon looked for the push. Through the command now, the start puts the
-// configuration before the push back, keeps the broken edit as .prev,
-// ends the wait and says so, and the next start runs on that file.
-func TestRunRevertsABrokenEditOfAPendingPush(t *testing.T) {
+// pendingPush writes, under a new folder, a configuration file pushed
+// with confirm (capture.synthetic.fps 3) whose push "p5" waits in the
+// request table, and returns the file, the state folder and the pushed
+// file's text.
+func pendingPush(t *testing.T) (path, state, pushedText string) {
+	t.Helper()
 	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
+	state = filepath.Join(dir, "state")
 	if err := os.MkdirAll(state, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "inspectd.yaml")
+	path = filepath.Join(dir, "inspectd.yaml")
 	before := config.Default()
 	before.StateDir = state
 	before.HTTP.Listen = ""
@@ -67,13 +66,33 @@ func TestRunRevertsABrokenEditOfAPendingPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.Replace(string(body), "    fps: 3\n", "    fps: x3\n", 1)
-	if broken == string(body) {
+	return path, state, string(body)
+}
+
+// breakFile edits the pushed file on the box into one that does not load.
+func breakFile(t *testing.T, path, body string) string {
+	t.Helper()
+	broken := strings.Replace(body, "    fps: 3\n", "    fps: x3\n", 1)
+	if broken == body {
 		t.Fatalf("no \"    fps: 3\" line in the pushed file:\n%s", body)
 	}
 	if err := os.WriteFile(path, []byte(broken), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return broken
+}
+
+// TestRunRevertsABrokenEditOfAPendingPush: `inspectd run` on a pushed
+// file waiting for config-confirm, edited on the box into one that does
+// not load (fps: x3), said only the load error and failed every start the
+// same way: the command loaded the file itself and returned before the
+// daemon looked for the push. Through the command now, the start puts the
+// configuration before the push back, keeps the broken edit as .prev,
+// ends the wait and says so, and the next start runs on that file.
+func TestRunRevertsABrokenEditOfAPendingPush(t *testing.T) {
+	path, state, body := pendingPush(t)
+	before := config.Default()
+	broken := breakFile(t, path, body)
 
 	code, _, errs := runConfigCLI("run", "--config", path)
 	if code != 1 || !strings.Contains(errs, `capture.synthetic.fps: expected an integer, got "x3"`) ||
@@ -110,5 +129,59 @@ func TestRunRevertsABrokenEditOfAPendingPush(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(state, remote.EndedFile)); err != nil || !strings.Contains(string(b), `"id":"p5"`) || !strings.Contains(string(b), "does not load") {
 		t.Errorf("why the wait ended not recorded: %s %v", b, err)
+	}
+}
+
+// TestRunBesideARunningDaemonRevertsNothing: a second `inspectd run` on
+// the configuration of a daemon running with a push waiting (its file
+// loading, or edited on the box into one that does not load) failed on
+// the state folder's lock, or on the load error, and then reverted the
+// running daemon's push under it: the file, .prev, the request table and
+// the ended-wait record rewritten while that daemon went on calling the
+// push pending, confirmed it, and ran on the reverted file at its next
+// start. With the folder's lock held by another process, nothing is
+// written and the command says why it did not start.
+func TestRunBesideARunningDaemonRevertsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit bool
+		want string
+	}{
+		{"pushed file", false, "in use by another inspectd"},
+		{"broken edit", true, `capture.synthetic.fps: expected an integer, got "x3"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, state, body := pendingPush(t)
+			if tc.edit {
+				breakFile(t, path, body)
+			}
+			lock, err := statelock.Take(state) // the running daemon's
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lock.Release()
+			files := []string{path, config.PreviousPath(path), filepath.Join(state, remote.StateFile), filepath.Join(state, remote.EndedFile)}
+			read := func() []string {
+				var out []string
+				for _, f := range files {
+					b, _ := os.ReadFile(f)
+					out = append(out, string(b))
+				}
+				return out
+			}
+			before := read()
+			code, _, errs := runConfigCLI("run", "--config", path)
+			if code != 1 || !strings.Contains(errs, tc.want) || strings.Contains(errs, "is reverted") {
+				t.Fatalf("second run: exit %d, stderr:\n%s", code, errs)
+			}
+			if tc.edit && !strings.Contains(errs, "another inspectd runs on its state_dir: nothing reverted") {
+				t.Errorf("no line saying why nothing was reverted:\n%s", errs)
+			}
+			for i, after := range read() {
+				if after != before[i] {
+					t.Errorf("%s changed under the running daemon:\nbefore %q\nafter  %q", files[i], before[i], after)
+				}
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 )
 
 // A configuration push can move the connection that carries remote control
@@ -663,6 +664,17 @@ func RevertUnstartable(configPath, stateDir string, cause error, now time.Time, 
 	if configPath == "" || stateDir == "" {
 		return "", nil
 	}
+	// Only with the state folder's lock: a start that failed because
+	// another inspectd runs there (a second "inspectd run"), or whose
+	// broken file is the running daemon's to deal with, must not rewrite
+	// that daemon's configuration, request table and push under it (it
+	// went on reporting the push pending and confirmed it, and its next
+	// start ran on the reverted file).
+	lock, err := statelock.Take(stateDir)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Release()
 	st, _, err := openStore(stateDir, now)
 	var corrupt *CorruptTableError
 	switch {
@@ -679,6 +691,11 @@ func RevertUnstartable(configPath, stateDir string, cause error, now time.Time, 
 		if moved == "" {
 			return "", nil
 		}
+		ml, err := statelock.Take(moved)
+		if err != nil {
+			return "", err
+		}
+		defer ml.Release()
 		if st, _, err = openStore(moved, now); err != nil {
 			return "", err
 		}

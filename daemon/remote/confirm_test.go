@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 )
 
@@ -949,6 +951,46 @@ func TestRevertUnstartableRecorded(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := len(r.events.named("config-revert")); n != 1 {
 		t.Errorf("%d config-revert events after another start, want 1", n)
+	}
+}
+
+// TestRevertUnstartableLeavesARunningDaemonAlone: a second "inspectd run"
+// on the configuration of a running daemon with a push waiting failed on
+// the state folder's lock and then reverted the running daemon's push
+// under it (its file, .prev, request table and ended-wait record), which
+// went on calling the push pending, confirmed it, and ran on the reverted
+// file at its next start. While another process holds the lock nothing is
+// written, and the error says who holds it.
+func TestRevertUnstartableLeavesARunningDaemonAlone(t *testing.T) {
+	r := newRig(t, unsigned)
+	if rep := r.do("config", `{"id":"hp1","config":{"mqtt":{"result_qos":1}},"confirm":"2m"}`); !rep.OK {
+		t.Fatalf("push: %+v", rep)
+	}
+	lock, err := statelock.Take(r.ctl.dir) // the running daemon's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		for _, p := range []string{r.ctl.ConfigPath(), config.PreviousPath(r.ctl.ConfigPath()), filepath.Join(r.ctl.dir, EndedFile), filepath.Join(r.ctl.dir, StateFile)} {
+			b, _ := os.ReadFile(p)
+			m[p] = string(b)
+		}
+		return m
+	}
+	before := snapshot()
+	cause := errors.New("state_dir in use by another inspectd")
+	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, cause, r.clk.Now(), slog.New(&logSink{}))
+	var inUse *statelock.InUseError
+	if id != "" || !errors.As(err, &inUse) || !strings.Contains(err.Error(), "in use by another inspectd") {
+		t.Fatalf("RevertUnstartable beside a running daemon: %q, %v", id, err)
+	}
+	if after := snapshot(); !maps.Equal(before, after) {
+		t.Errorf("files changed under the running daemon:\nbefore %v\nafter  %v", before, after)
+	}
+	if rep := r.do("config-confirm", `{"id":"k1"}`); !rep.OK {
+		t.Errorf("the running daemon's push no longer waits: %+v", rep)
 	}
 }
 

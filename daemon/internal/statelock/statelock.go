@@ -83,9 +83,20 @@ func flock(f *os.File, dir, path string) error {
 		if pid := strings.TrimSpace(string(holder)); pid != "" {
 			who = "process " + pid
 		}
-		return fmt.Errorf("state_dir %s is in use by another inspectd (%s): give every daemon a state_dir of its own", dir, who)
+		return &InUseError{Dir: dir, Holder: who}
 	}
 	return fmt.Errorf("state_dir %s: lock: %w", dir, err)
+}
+
+// InUseError says that another process holds a state folder's lock.
+type InUseError struct {
+	// Dir is the state folder; Holder names the process ("process 4711",
+	// or "another process" when its lock file names none).
+	Dir, Holder string
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("state_dir %s is in use by another inspectd (%s): give every daemon a state_dir of its own", e.Dir, e.Holder)
 }
 
 // Claim creates dir if it is missing and takes its lock, for a change to
