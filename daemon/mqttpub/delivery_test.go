@@ -284,6 +284,28 @@ func TestOversizeQoS1NotResent(t *testing.T) {
 	}
 }
 
+// TestSetAsideLoggedOnce: when a drop teaches a packet limit, every
+// message of a class queued over it is set aside at once; a log line each
+// (27 in a new user's trial, heatmaps queued at the old size) said one
+// thing. One line per class and limit; the count is in State.TooLarge.
+func TestSetAsideLoggedOnce(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{MaxPacketSize: 65536})
+	p, lb := newPublisher(t, b.URL, "cam1", nil)
+	must(t, p.Start())
+	must(t, p.WaitConnected(ctxTimeout(t, 5*time.Second)))
+	b.Stop()
+	waitFor(t, 10*time.Second, "the connection lost", func() bool { return !p.State().Connected })
+	big := make([]byte, 100_000)
+	for range 5 { // queued while away: the first goes alone and is dropped over
+		must(t, p.Publish("inspectd/cam1/cmd/reply", big, 1, false))
+	}
+	b.Restart()
+	waitFor(t, 10*time.Second, "the five set aside", func() bool { return p.State().TooLarge.Result == 5 })
+	if n := lb.Count("larger than the broker accepts set aside"); n != 1 {
+		t.Fatalf("%d log lines for five messages set aside at one limit, want 1:\n%s", n, lb.String())
+	}
+}
+
 // TestClientIDClash is the case of a second client using inspectd's client
 // id: the broker drops one whenever the other connects. The publisher says
 // so once, naming the id, in the log and in State/Health.

@@ -18,8 +18,9 @@ func (p *Publisher) runSender() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastRetry := time.Now()
+	said := map[class]int{} // class → packet limit its set-aside was logged at
 	for {
-		p.sendReady()
+		p.sendReady(said)
 		select {
 		case <-p.box.wake:
 		case <-p.stopSender:
@@ -36,8 +37,12 @@ func (p *Publisher) runSender() {
 	}
 }
 
-// sendReady hands over everything that may go now.
-func (p *Publisher) sendReady() {
+// sendReady hands over everything that may go now. A message set aside
+// as larger than the broker takes is logged once per class and packet
+// limit (said): when a limit is learned, every image queued at the old
+// size is set aside at once, and a line each (27 in a trial) said one
+// thing; the rest are counted in inspectd_mqtt_too_large_total.
+func (p *Publisher) sendReady(said map[class]int) {
 	for {
 		select {
 		case <-p.stopSender:
@@ -49,8 +54,13 @@ func (p *Publisher) sendReady() {
 		}
 		e, aside := p.box.take()
 		for _, a := range aside {
-			p.log.Warn("mqtt message larger than the broker accepts set aside (not sent)",
-				"topic", a.topic, "class", a.class, "bytes", a.size, "broker_limit", p.box.packetLimit())
+			limit := p.box.packetLimit()
+			if l, ok := said[a.class]; ok && l == limit {
+				continue
+			}
+			said[a.class] = limit
+			p.log.Warn("mqtt message larger than the broker accepts set aside (not sent); further ones of its class at this limit are counted in inspectd_mqtt_too_large_total, not logged",
+				"topic", a.topic, "class", a.class, "bytes", a.size, "broker_limit", limit)
 		}
 		if e == nil {
 			return
