@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -283,11 +284,25 @@ func PreviousPath(path string) string { return path + ".prev" }
 // SaveKeepPrevious is Save that first keeps the file it replaces, byte for
 // byte, at PreviousPath(path) (itself written atomically), for rollback. A
 // crash between the two writes leaves path as it was. Saving what
-// LoadPrevious returned swaps the two files, so a second rollback goes
-// forward again.
+// LoadPrevious returned swaps the two files, byte for byte, so a second
+// rollback goes forward again: when c is the configuration the previous
+// file holds (the same file once written out), that file's own bytes are
+// written, not c marshalled, so a revert or rollback to a hand-written
+// file gives it back with its comments and layout.
 func SaveKeepPrevious(path string, c *Config) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("save config %s: refusing an invalid configuration:\n%w", path, err)
+	}
+	data, err := Marshal(c)
+	if err != nil {
+		return fmt.Errorf("save config %s: %w", path, err)
+	}
+	if prev, err := os.ReadFile(PreviousPath(path)); err == nil {
+		if pc, err := Parse(prev, PreviousPath(path)); err == nil {
+			if pd, err := Marshal(pc); err == nil && bytes.Equal(pd, data) {
+				data = prev
+			}
+		}
 	}
 	old, err := os.ReadFile(path)
 	switch {
@@ -298,7 +313,10 @@ func SaveKeepPrevious(path string, c *Config) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("save config %s: read the previous file: %w", path, err)
 	}
-	return Save(path, c)
+	if err := writeFileAtomic(path, data); err != nil {
+		return fmt.Errorf("save config %s: %w", path, err)
+	}
+	return nil
 }
 
 // Checkpoint holds a configuration file and its previous file

@@ -270,6 +270,11 @@ func TestSaveKeepPreviousAndRollback(t *testing.T) {
 	if cur.Model.Features != 100 || fwd.Model.Features != 64 {
 		t.Errorf("after rollback: current d %d, previous d %d", cur.Model.Features, fwd.Model.Features)
 	}
+	// The hand-written file comes back as it was, comments and all (it
+	// came back marshalled, "written by inspectd", its comments lost).
+	if got, _ := os.ReadFile(path); string(got) != string(orig) {
+		t.Errorf("after rollback the file is %q, want the hand-written one byte for byte", got)
+	}
 	// A configuration that failed to apply is undone byte for byte, the
 	// previous file included (what a rollback still needs).
 	applied, _ := os.ReadFile(path)
