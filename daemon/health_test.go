@@ -168,7 +168,7 @@ func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
 func TestHealthNamesTooLargeApart(t *testing.T) {
 	src := &countedSource{}
 	var h captureHealth
-	h.init(src, false)
+	h.init(src, false, false)
 	started := time.Now().Add(-time.Minute)
 	src.c.TooLarge.Add(3)
 	ok, detail := h.check(true, time.Second, started)
@@ -188,7 +188,7 @@ func TestHealthNamesTooLargeApart(t *testing.T) {
 func TestHealthBeforeFirstGoodFrameNamesFailures(t *testing.T) {
 	src := &countedSource{}
 	var h captureHealth
-	h.init(src, true)
+	h.init(src, true, true)
 	started := time.Now()
 	if ok, detail := h.check(false, time.Hour, started); !ok || detail != "waiting for the first frame (trigger or file)" {
 		t.Errorf("nothing yet: %v %q", ok, detail)

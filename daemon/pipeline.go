@@ -240,10 +240,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	pol := o.Policy
 	p.policy.Store(&pol)
 	p.lastFail.Store("")
-	p.health.init(o.Source, p.lossless)
 	// A trigger-mode line is idle between parts as a watched folder is:
 	// one bad frame after a long wait is a bad part, not a failing camera.
-	p.health.byRun = p.lossless || !o.FreeRun
+	p.health.init(o.Source, p.lossless, p.lossless || !o.FreeRun)
 	p.health.onError = p.noteError
 	p.need = p.sourceNeed
 	p.maps = make(chan []float32, 3)
@@ -1182,8 +1181,8 @@ type captureHealth struct {
 	runFrom  time.Time
 }
 
-func (h *captureHealth) init(src capture.Source, perFile bool) {
-	h.src, h.perFile, h.byRun = src, perFile, perFile
+func (h *captureHealth) init(src capture.Source, perFile, byRun bool) {
+	h.src, h.perFile, h.byRun = src, perFile, byRun
 	h.lastErr.Store("")
 }
 
