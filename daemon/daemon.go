@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -690,43 +688,6 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 	}
 }
 
-// treeOf lists the paths under dir (dir itself excluded); empty when dir
-// is missing or cannot be read.
-func treeOf(dir string) map[string]bool {
-	found := map[string]bool{}
-	_ = filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
-		if err == nil && path != dir {
-			found[path] = true
-		}
-		return nil
-	})
-	return found
-}
-
-// removeAdded removes what was put under dir since found (treeOf) was
-// taken, files first, then the folders left empty; the state lock file
-// is left to statelock's own give-back. What cannot be removed is
-// logged, one line.
-func removeAdded(dir string, found map[string]bool, log *slog.Logger) {
-	var added []string
-	for p := range treeOf(dir) {
-		if !found[p] && filepath.Base(p) != statelock.File {
-			added = append(added, p)
-		}
-	}
-	// Deeper paths first: a folder after what it holds.
-	sort.Slice(added, func(i, j int) bool { return len(added[i]) > len(added[j]) })
-	var left []string
-	for _, p := range added {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			left = append(left, p)
-		}
-	}
-	if len(left) > 0 {
-		log.Warn("state_dir change refused; not all it wrote in the folder could be removed", "state_dir", dir, "left", strings.Join(left, " "))
-	}
-}
-
 // Config returns the configuration in force. It is never modified in
 // place (a change replaces it), so the caller may keep it but must not
 // modify it. It never waits for a configuration change in progress.
@@ -834,19 +795,10 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 	}
 	ch := diffConfig(cur, next, d.deviceID, nextDev)
 	var newLock *statelock.Lock
-	giveBack := func() {} // leaves a refused state_dir as it was found
+	giveBack := func() error { return nil } // leaves a refused state_dir as it was found
 	if next.StateDir != cur.StateDir {
-		// What the folder holds now: a refused change removes what it
-		// wrote there (a model fitted for it, the broker's or the
-		// outbox's store), leaving a folder that was there as it was.
-		found := treeOf(next.StateDir)
-		var claimBack func()
-		if newLock, claimBack, err = statelock.Claim(next.StateDir); err != nil {
+		if newLock, giveBack, err = statelock.Claim(next.StateDir); err != nil {
 			return nil, err
-		}
-		giveBack = func() {
-			removeAdded(next.StateDir, found, d.log) // the lock still held: nobody else writes there
-			claimBack()
 		}
 	} else if err := atomicfile.MkdirAll(next.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
@@ -873,7 +825,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 		if newHTTP != nil {
 			_ = newHTTP.Shutdown(context.Background())
 		}
-		giveBack() // last: a part closed writes no more into the folder
+		if err := giveBack(); err != nil { // last: a part closed writes no more into the folder
+			d.log.Warn("state_dir change refused; not all it wrote in the folder could be removed", "error", err)
+		}
 	}
 	if ch.model {
 		mopts, err := ModelOptions(next, d.log)

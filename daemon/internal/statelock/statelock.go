@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -101,12 +102,17 @@ func (e *InUseError) Error() string {
 
 // Claim creates dir if it is missing and takes its lock, for a change to
 // state_dir dir, and returns what gives the folder back as it was found
-// if the change is refused: the lock file it created removed, the lock
-// released, and the folders it created removed while empty (an empty
-// folder or a lock file left behind reads as a state folder in use;
-// anything else put there is left).
-func Claim(dir string) (*Lock, func(), error) {
+// if the change is refused: what was put under it since the claim
+// removed (a model fitted for the change, a broker's or an outbox's
+// store: a folder that was there is left as it was), the lock file it
+// created removed, the lock released, and the folders it created removed
+// while empty (an empty folder or a lock file left behind reads as a
+// state folder in use). The give-back returns an error naming what could
+// not be removed. Call it once whatever writes into the folder has
+// stopped.
+func Claim(dir string) (*Lock, func() error, error) {
 	top := dirs.FirstMissing(dir)
+	found := treeOf(dir)
 	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("state_dir %s: %w", dir, err)
 	}
@@ -114,7 +120,12 @@ func Claim(dir string) (*Lock, func(), error) {
 	_, err := os.Lstat(lockFile)
 	newLockFile := errors.Is(err, fs.ErrNotExist)
 	l, err := Take(dir)
-	giveBack := func() {
+	giveBack := func() error {
+		var left []string
+		if l != nil {
+			// The lock still held: nobody else writes there meanwhile.
+			left = removeAdded(dir, found)
+		}
 		if l != nil && newLockFile {
 			// Unlinked while still held: a daemon that opens the path from
 			// now on makes a file of its own, never one about to vanish.
@@ -124,12 +135,49 @@ func Claim(dir string) (*Lock, func(), error) {
 		if top != "" {
 			dirs.RemoveEmpty(dir, top)
 		}
+		if len(left) > 0 {
+			return fmt.Errorf("state_dir %s: could not remove what the refused change put there: %s", dir, strings.Join(left, " "))
+		}
+		return nil
 	}
 	if err != nil {
-		giveBack()
+		_ = giveBack()
 		return nil, nil, err
 	}
 	return l, giveBack, nil
+}
+
+// treeOf lists the paths under dir (dir itself excluded); empty when dir
+// is missing or cannot be read.
+func treeOf(dir string) map[string]bool {
+	found := map[string]bool{}
+	_ = filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if err == nil && path != dir {
+			found[path] = true
+		}
+		return nil
+	})
+	return found
+}
+
+// removeAdded removes what was put under dir since found (treeOf) was
+// taken, files first, then the folders left empty; the lock file is left
+// to Claim's give-back. It returns what could not be removed.
+func removeAdded(dir string, found map[string]bool) (left []string) {
+	var added []string
+	for p := range treeOf(dir) {
+		if !found[p] && filepath.Base(p) != File {
+			added = append(added, p)
+		}
+	}
+	// Deeper paths first: a folder after what it holds.
+	sort.Slice(added, func(i, j int) bool { return len(added[i]) > len(added[j]) })
+	for _, p := range added {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			left = append(left, p)
+		}
+	}
+	return left
 }
 
 // Release lets another daemon use the folder. A nil Lock is allowed.
