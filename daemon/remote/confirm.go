@@ -487,11 +487,7 @@ func (d *Dispatcher) revertUnconfirmed() {
 		return
 	}
 	log.Warn("remote: configuration push not confirmed in time; the previous configuration is in force again", "changed", fmt.Sprint(data["changed"]), "restarted", fmt.Sprint(data["restarted"]))
-	cmd := p.Command
-	if cmd == "" {
-		cmd = "config"
-	}
-	if err := d.store.amend(cmd, p.ID, map[string]any{"reverted": true, "note": fmt.Sprintf("not confirmed in time: reverted at %s; send the push again with a new id", now.UTC().Format(time.RFC3339))}, now, window); err != nil {
+	if err := d.store.markReverted(p, fmt.Sprintf("not confirmed in time: reverted at %s; send the push again with a new id", now.UTC().Format(time.RFC3339)), now, window); err != nil {
 		log.Error("remote: the reverted push's stored reply not amended", "error", err)
 	}
 	for _, k := range []string{"changed", "restarted", "version"} {
@@ -543,11 +539,7 @@ func (d *Dispatcher) reloadPutBack(env *Env, log *slog.Logger, p *pendingConfirm
 	}
 	log.Warn("remote: configuration push not confirmed in time; the configuration file had been put back on the box to the one the push replaced but not reloaded, so nothing is written back from the previous file: the running configuration, still the pushed one, is reloaded from that file",
 		"file", path, "changed", strings.Join(changed, ","), "restarted", strings.Join(restarted, ","))
-	cmd := p.Command
-	if cmd == "" {
-		cmd = "config"
-	}
-	if err := d.store.amend(cmd, p.ID, map[string]any{"reverted": true, "note": fmt.Sprintf("not confirmed in time: reverted at %s (the file had been put back on the box; reloaded); send the push again with a new id", now.UTC().Format(time.RFC3339))}, now, window); err != nil {
+	if err := d.store.markReverted(p, fmt.Sprintf("not confirmed in time: reverted at %s (the file had been put back on the box; reloaded); send the push again with a new id", now.UTC().Format(time.RFC3339)), now, window); err != nil {
 		log.Error("remote: the reverted push's stored reply not amended", "error", err)
 	}
 	event["changed"], event["restarted"], event["version"] = nonNil(changed), nonNil(restarted), v.Previous
@@ -779,13 +771,9 @@ func RevertUnstartable(configPath, stateDir string, cause error, now time.Time, 
 	if err := st.putPending(nil, now, 0); err != nil {
 		return p.ID, fmt.Errorf("push %q reverted, but the request table is not written: %w", p.ID, err)
 	}
-	cmd := p.Command
-	if cmd == "" {
-		cmd = "config"
-	}
 	// Marked as the deadline marks it, so that a repeat of the push's id
 	// says it was reverted.
-	if err := st.amend(cmd, p.ID, map[string]any{"reverted": true, "note": fmt.Sprintf("%s: reverted at a start at %s; send the push again with a new id", why, at)}, now, 0); err != nil {
+	if err := st.markReverted(p, fmt.Sprintf("%s: reverted at a start at %s; send the push again with a new id", why, at), now, 0); err != nil {
 		log.Warn("remote: the reverted push's stored reply not amended", "push", p.ID, "error", err)
 	}
 	// The next start runs on the configuration before the push: a push

@@ -569,6 +569,16 @@ func carryEnded(from, to string) (takeBack func() error) {
 	}
 }
 
+// markReverted marks push p's stored reply reverted, with note, so that a
+// repeat of its id says so (the deadline's revert and a start's alike).
+func (s *store) markReverted(p *pendingConfirm, note string, now time.Time, window time.Duration) error {
+	cmd := p.Command
+	if cmd == "" {
+		cmd = "config" // "" is "config" (pendingConfirm.Command)
+	}
+	return s.amend(cmd, p.ID, map[string]any{"reverted": true, "note": note}, now, window)
+}
+
 // amend merges data into the stored reply of a finished request (a push
 // reverted since it was answered), so that a repeat of its id says so.
 func (s *store) amend(name, id string, data map[string]any, now time.Time, window time.Duration) error {
