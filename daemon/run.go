@@ -95,24 +95,7 @@ func Run(ctx context.Context, o RunOptions) error {
 			// A configuration pushed on probation that cannot even start
 			// is never confirmed: the one before it is put back for the
 			// next start (systemd restarts the service).
-			switch id, rerr := remote.RevertUnstartable(o.ConfigPath, cfg.StateDir, err, time.Now(), o.Logger, ConfigRules()...); {
-			case errors.As(rerr, &inUse):
-				// A push moved state_dir and another inspectd runs there.
-				o.Logger.Warn("remote: another inspectd runs on the state_dir of a configuration push waiting for config-confirm: the push is that daemon's, nothing reverted", "file", o.ConfigPath, "error", rerr)
-			case errors.Is(rerr, remote.ErrPreviousRefused):
-				// Said once: the wait is ended, the next start does not try.
-				o.Logger.Error("remote: configuration push waiting for config-confirm does not start, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
-			case id == "" && rerr != nil:
-				// Nothing was reverted: the request table could not be read
-				// (most often for the start's own reason, a state_dir that
-				// is a file), or a push found could not be put back.
-				o.Logger.Warn("remote: could not check for, or revert, a configuration push waiting for config-confirm", "state_dir", cfg.StateDir, "error", rerr)
-			case id != "":
-				o.Logger.Error("remote: configuration push waiting for config-confirm does not start; reverted for the next start, which publishes config-revert", "push", id, "error", err, "revert_error", rerr)
-				if rerr == nil {
-					return fmt.Errorf("%w (configuration push %q, which waited for config-confirm, is reverted: start again to run on the configuration before it)", err, id)
-				}
-			}
+			return revertPush(o, cfg.StateDir, err, false)
 		}
 		return err
 	}
@@ -154,17 +137,41 @@ func revertBrokenEdit(o RunOptions, err error) error {
 	if st, serr := os.Stat(prev.StateDir); serr != nil || !st.IsDir() {
 		return err
 	}
+	return revertPush(o, prev.StateDir, err, true)
+}
+
+// revertPush has remote.RevertUnstartable put back, for the next start,
+// the configuration a push waiting for config-confirm replaced, its table
+// in stateDir, the start having failed with err (broken: on a file edited
+// on the box into one that does not load, kept as .prev); it says the
+// outcome once and returns err, told of the revert when there was one.
+func revertPush(o RunOptions, stateDir string, err error, broken bool) error {
+	why := "does not start"
+	if broken {
+		why = "was edited on the box into a file that does not load"
+	}
 	var inUse *statelock.InUseError
-	switch id, rerr := remote.RevertUnstartable(o.ConfigPath, prev.StateDir, err, time.Now(), o.Logger, ConfigRules()...); {
+	switch id, rerr := remote.RevertUnstartable(o.ConfigPath, stateDir, err, time.Now(), o.Logger, ConfigRules()...); {
 	case errors.As(rerr, &inUse):
-		// The file is the running daemon's: its push, its reload to fail.
-		o.Logger.Warn("remote: the configuration file does not load, and another inspectd runs on its state_dir: nothing reverted (that daemon keeps its push and its last good configuration; fix the file)", "file", o.ConfigPath, "error", rerr)
+		// The push and the file are the running daemon's: its reload to
+		// fail, its deadline to revert.
+		o.Logger.Warn("remote: a configuration push waiting for config-confirm cannot run here, and another inspectd runs on its state_dir: nothing reverted (that daemon keeps its push and its last good configuration)",
+			"why", why, "file", o.ConfigPath, "error", rerr)
 	case errors.Is(rerr, remote.ErrPreviousRefused):
-		o.Logger.Error("remote: a configuration push waiting for config-confirm was edited on the box into a file that does not load, and the configuration before it is refused: nothing reverted, the wait ended", "file", o.ConfigPath, "error", rerr)
+		// Said once: the wait is ended, the next start does not try.
+		o.Logger.Error("remote: a configuration push waiting for config-confirm cannot run, and the configuration before it is refused: nothing reverted, the wait ended",
+			"why", why, "file", o.ConfigPath, "error", rerr)
 	case rerr != nil:
-		o.Logger.Warn("remote: could not check for, or revert, a configuration push waiting for config-confirm", "file", o.ConfigPath, "state_dir", prev.StateDir, "error", rerr)
-	case id != "":
+		// The request table could not be read (most often for the
+		// start's own reason, a state_dir that is a file), or a push
+		// found could not be put back.
+		o.Logger.Warn("remote: could not check for, or revert, a configuration push waiting for config-confirm",
+			"why", why, "push", id, "file", o.ConfigPath, "state_dir", stateDir, "error", rerr)
+	case id != "" && broken:
 		return fmt.Errorf("%w (configuration push %q, which waited for config-confirm, is reverted and the file that does not load kept as %s: start again to run on the configuration before the push)", err, id, config.PreviousPath(o.ConfigPath))
+	case id != "":
+		o.Logger.Error("remote: configuration push waiting for config-confirm does not start; reverted for the next start, which publishes config-revert", "push", id, "error", err)
+		return fmt.Errorf("%w (configuration push %q, which waited for config-confirm, is reverted: start again to run on the configuration before it)", err, id)
 	}
 	return err
 }
