@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("INSPECTD_TEST_CHILD") == "daemon" {
 		os.Exit(runChild())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if syntheticModel.dir != "" {
+		_ = os.RemoveAll(syntheticModel.dir)
+	}
+	os.Exit(code)
 }
 
 // runChild runs the daemon on $INSPECTD_TEST_CONFIG until its standard

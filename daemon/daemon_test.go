@@ -454,6 +454,19 @@ func (m *memSink) PublishMask(uint64, []byte, byte) error     { return nil }
 func (m *memSink) PublishHeatmap(jpeg []byte, qos byte) error { return nil }
 
 // syntheticDetector fits a small model on normal synthetic frames.
+// syntheticModel is the model file of the synthetic detector: fitted once
+// per test process (a recipe search, 8–11 s on two cores, which 32 tests
+// each paid) and loaded by every test that asks for one, so that each test
+// still owns its detector. TestMain removes its folder.
+var syntheticModel struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// syntheticDetector is a model fitted on 24 normal frames of the 160×120
+// synthetic scene (32 features, the default recipe search), the test's own.
 func syntheticDetector(t *testing.T) *model.Detector {
 	t.Helper()
 	cfg := testDefaults(t)
@@ -463,16 +476,36 @@ func syntheticDetector(t *testing.T) *model.Detector {
 	}
 	opts.Features = 32
 	opts.MinFeatures = 32
-	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 99, NormalOnly: true})
-	if err != nil {
-		t.Fatal(err)
+	sm := &syntheticModel
+	sm.once.Do(func() { sm.dir, sm.path, sm.err = fitSyntheticModel(opts) })
+	if sm.err != nil {
+		t.Fatal(sm.err)
 	}
-	det, _, err := model.Fit(context.Background(), opts, FrameSource(syn, 24), nil)
+	det, err := model.Load(sm.path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { det.Close() })
 	return det
+}
+
+// fitSyntheticModel fits syntheticDetector's model and saves it in a new
+// temporary folder.
+func fitSyntheticModel(opts model.Options) (dir, path string, err error) {
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 99, NormalOnly: true})
+	if err != nil {
+		return "", "", err
+	}
+	det, _, err := model.Fit(context.Background(), opts, FrameSource(syn, 24), nil)
+	if err != nil {
+		return "", "", err
+	}
+	defer det.Close()
+	if dir, err = os.MkdirTemp("", "inspectd-daemon-test-"); err != nil {
+		return "", "", err
+	}
+	path = filepath.Join(dir, "synthetic.safetensors")
+	return dir, path, det.Save(path)
 }
 
 // syncBuffer is a goroutine-safe writer for logs and printed lines.
