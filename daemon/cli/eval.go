@@ -75,21 +75,26 @@ type CandidateEval struct {
 	Chosen    bool                `json:"chosen,omitempty"`
 }
 
-// RealFigures are a candidate's figures on the real test set.
+// RealFigures are a candidate's figures on the real test set. PixelAUROC
+// and PRO are nil (null in the JSON, n/a in the table) where they could
+// not be computed, as the set's own are (EvalResult.NoPixelFigures): a 0
+// would read as a measured figure.
 type RealFigures struct {
-	ImageAUROC float64 `json:"image_auroc"`
-	PixelAUROC float64 `json:"pixel_auroc"`
-	PRO        float64 `json:"pro"`
+	ImageAUROC float64  `json:"image_auroc"`
+	PixelAUROC *float64 `json:"pixel_auroc"`
+	PRO        *float64 `json:"pro"`
 }
 
 // RankAgreement holds Spearman rank correlations of the candidates'
 // synthetic score with their real image AUROC, pixel AUROC, PRO and the
-// mean of the three.
+// mean of those they have. PixelAUROC and PRO are nil (null, n/a) unless
+// every candidate has that figure: there is nothing to rank otherwise, and
+// the mean is then image AUROC's.
 type RankAgreement struct {
-	ImageAUROC float64 `json:"image_auroc"`
-	PixelAUROC float64 `json:"pixel_auroc"`
-	PRO        float64 `json:"pro"`
-	Mean       float64 `json:"mean"`
+	ImageAUROC float64  `json:"image_auroc"`
+	PixelAUROC *float64 `json:"pixel_auroc"`
+	PRO        *float64 `json:"pro"`
+	Mean       float64  `json:"mean"`
 	// ChosenRank is the chosen candidate's rank by the real mean (1: best)
 	// among Candidates.
 	ChosenRank int `json:"chosen_rank"`
@@ -625,8 +630,14 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 				rf := &RealFigures{}
 				s, l := scoresLabels(a.items, "")
 				rf.ImageAUROC, _ = metrics.AUROC(s, l)
-				rf.PixelAUROC, _ = a.pix.AUROC()
-				rf.PRO, _ = a.pix.PRO(0.3)
+				// Not computed (no test mask marks a defect pixel): nil,
+				// as the set's own figures are null then, not 0.
+				if px, err := a.pix.AUROC(); err == nil {
+					rf.PixelAUROC = &px
+				}
+				if pro, err := a.pix.PRO(0.3); err == nil {
+					rf.PRO = &pro
+				}
 				real[v.Info().Recipe] = rf
 			}
 			return nil
@@ -1106,11 +1117,28 @@ func agreement(c []CandidateEval) *RankAgreement {
 	for i, x := range c {
 		syn[i] = x.Synthetic.Score
 		img = append(img, x.Real.ImageAUROC)
-		pix = append(pix, x.Real.PixelAUROC)
-		pro = append(pro, x.Real.PRO)
-		mean = append(mean, (x.Real.ImageAUROC+x.Real.PixelAUROC+x.Real.PRO)/3)
+		sum, n := x.Real.ImageAUROC, 1.0
+		for _, f := range []struct {
+			v   *float64
+			all *[]float64
+		}{{x.Real.PixelAUROC, &pix}, {x.Real.PRO, &pro}} {
+			if f.v != nil {
+				*f.all = append(*f.all, *f.v)
+				sum, n = sum+*f.v, n+1
+			}
+		}
+		mean = append(mean, sum/n)
 	}
-	a := &RankAgreement{ImageAUROC: spearman(syn, img), PixelAUROC: spearman(syn, pix), PRO: spearman(syn, pro), Mean: spearman(syn, mean), Candidates: len(c)}
+	// A figure some candidate lacks has no ranking: nil, not the 0 that
+	// spearman gives a constant.
+	ranked := func(v []float64) *float64 {
+		if len(v) != len(c) {
+			return nil
+		}
+		r := spearman(syn, v)
+		return &r
+	}
+	a := &RankAgreement{ImageAUROC: spearman(syn, img), PixelAUROC: ranked(pix), PRO: ranked(pro), Mean: spearman(syn, mean), Candidates: len(c)}
 	for i, x := range c {
 		if !x.Chosen {
 			continue
@@ -1579,6 +1607,14 @@ func pointText(p OperatingPoint, fitted float64) string {
 	return fmt.Sprintf(" at image threshold %s%s: false alarms %.1f%%, misses %.1f%%", strconv.FormatFloat(p.Threshold, 'g', -1, 64), rel, 100*p.FalseAlarmRate, 100*p.MissRate)
 }
 
+// optFigure formats a figure that may not have been computed (nil): n/a.
+func optFigure(v *float64, format string) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
 // printCandidates shows every search candidate's synthetic figures beside
 // its real ones, and how well the first rank the second.
 func printCandidates(w io.Writer, s *EvalSet) {
@@ -1590,13 +1626,13 @@ func printCandidates(w io.Writer, s *EvalSet) {
 		if c.Chosen {
 			mark = " *"
 		}
-		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.4f\t%.4f\t%.4f\t\n", c.Recipe, mark, c.Synthetic.Score, c.Synthetic.ImageAUROC, c.Synthetic.PixelAUROC,
-			c.Synthetic.PRO, 100*c.Synthetic.FalseAlarms, c.Real.ImageAUROC, c.Real.PixelAUROC, c.Real.PRO)
+		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.4f\t%s\t%s\t\n", c.Recipe, mark, c.Synthetic.Score, c.Synthetic.ImageAUROC, c.Synthetic.PixelAUROC,
+			c.Synthetic.PRO, 100*c.Synthetic.FalseAlarms, c.Real.ImageAUROC, optFigure(c.Real.PixelAUROC, "%.4f"), optFigure(c.Real.PRO, "%.4f"))
 	}
 	tw.Flush()
 	if a := s.Agreement; a != nil {
-		fmt.Fprintf(w, "rank correlation (Spearman) of the synthetic score with real image AUROC %.3f, pixel AUROC %.3f, PRO %.3f, their mean %.3f; chosen ranks %d of %d by the real mean\n\n",
-			a.ImageAUROC, a.PixelAUROC, a.PRO, a.Mean, a.ChosenRank, a.Candidates)
+		fmt.Fprintf(w, "rank correlation (Spearman) of the synthetic score with real image AUROC %.3f, pixel AUROC %s, PRO %s, their mean %.3f; chosen ranks %d of %d by the real mean\n\n",
+			a.ImageAUROC, optFigure(a.PixelAUROC, "%.3f"), optFigure(a.PRO, "%.3f"), a.Mean, a.ChosenRank, a.Candidates)
 	}
 }
 

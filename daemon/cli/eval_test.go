@@ -870,3 +870,109 @@ func TestEvalModelWarnsOfOtherImages(t *testing.T) {
 		t.Errorf("%d warnings of grayscale test images on a colour model, want 1:\n%s", n, stderr)
 	}
 }
+
+// With --candidates on a set without pixel ground truth, each candidate's
+// real pixel AUROC and PRO, and their rank correlations, are null in the
+// JSON and n/a in the table, as the set's own figures are (they came out
+// as 0, read as measured); a set with masks has them as numbers.
+func TestEvalCandidatesWithoutMasks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("recipe searches on exported synthetic sets")
+	}
+	dir := t.TempDir()
+	full, none := filepath.Join(dir, "full"), filepath.Join(dir, "none")
+	for _, set := range []string{full, none} {
+		exportSet(t, set, 40, 6, 5) // 40: the fewest images the search runs on
+	}
+	if err := os.RemoveAll(filepath.Join(none, "ground_truth")); err != nil {
+		t.Fatal(err)
+	}
+	// One backbone and no ensemble: few candidates, a short search.
+	cfg := filepath.Join(dir, "cfg.yaml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\nmodel:\n  backbone: mobilenet_v1\n  ensemble: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	js := filepath.Join(dir, "eval.json")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", full, "--data", none, "--recipe", "auto", "--candidates",
+		"--features", "8", "--json", js)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	raw, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Sets []struct {
+			Candidates []struct {
+				Recipe string         `json:"recipe"`
+				Real   map[string]any `json:"real"`
+			} `json:"candidates"`
+			Agreement map[string]any `json:"agreement"`
+		} `json:"sets"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Sets) != 2 {
+		t.Fatalf("%d sets, want 2", len(doc.Sets))
+	}
+	for i, set := range []string{"full", "none"} {
+		s := doc.Sets[i]
+		if len(s.Candidates) < 3 || s.Agreement == nil {
+			t.Fatalf("%s: %d candidates, agreement %v; want at least 3 and their agreement", set, len(s.Candidates), s.Agreement)
+		}
+		for _, c := range s.Candidates {
+			if v, ok := c.Real["image_auroc"].(float64); !ok || v <= 0 {
+				t.Errorf("%s, %s: real image_auroc %v, want a measured figure", set, c.Recipe, c.Real["image_auroc"])
+			}
+			for _, k := range []string{"pixel_auroc", "pro"} {
+				v, present := c.Real[k]
+				switch {
+				case !present:
+					t.Errorf("%s, %s: real has no %s key (null when not computed)", set, c.Recipe, k)
+				case set == "full" && v == nil:
+					t.Errorf("full, %s: real %s null, want its figure", c.Recipe, k)
+				case set == "none" && v != nil:
+					t.Errorf("none (no masks), %s: real %s %v, want null", c.Recipe, k, v)
+				}
+			}
+		}
+		for _, k := range []string{"pixel_auroc", "pro"} {
+			v, present := s.Agreement[k]
+			switch {
+			case !present:
+				t.Errorf("%s: agreement has no %s key", set, k)
+			case set == "full" && v == nil:
+				t.Errorf("full: agreement %s null, want its correlation", k)
+			case set == "none" && v != nil:
+				t.Errorf("none (no masks): agreement %s %v, want null (no pixel figure to rank)", k, v)
+			}
+		}
+		if _, ok := s.Agreement["image_auroc"].(float64); !ok {
+			t.Errorf("%s: agreement image_auroc %v, want a number", set, s.Agreement["image_auroc"])
+		}
+	}
+	// The text: the set without masks has n/a in its candidates' real pixel
+	// and PRO columns, and in the correlations with them.
+	_, text, ok := strings.Cut(stdout, "recipe candidates on "+none)
+	if !ok {
+		t.Fatalf("no candidates table of %s:\n%s", none, stdout)
+	}
+	_, text, _ = strings.Cut(text, "\n") // the rest of the title line
+	text, _, _ = strings.Cut(text, "\n\n")
+	rows := 0
+	for _, l := range strings.Split(text, "\n") {
+		fl := strings.Fields(l)
+		if len(fl) < 9 || fl[0] == "recipe" || strings.HasPrefix(l, "rank correlation") {
+			continue
+		}
+		rows++
+		if n := len(fl); fl[n-1] != "n/a" || fl[n-2] != "n/a" {
+			t.Errorf("candidate row %q: want n/a for real pixel AUROC and PRO", l)
+		}
+	}
+	if rows != len(doc.Sets[1].Candidates) || !strings.Contains(text, "pixel AUROC n/a, PRO n/a") {
+		t.Errorf("%d candidate rows, want %d, and the correlations with pixel AUROC and PRO n/a:\n%s", rows, len(doc.Sets[1].Candidates), text)
+	}
+}
