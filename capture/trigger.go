@@ -131,7 +131,9 @@ func (t *Triggered) Lossless() bool { return IsLossless(t.src) }
 
 // Next implements Source: it waits for a request, then captures. Once a
 // request has been taken, every failure comes back as a *TriggerError
-// carrying its id (Temporary still sees through it).
+// carrying its id (Temporary still sees through it), and f's Trigger is
+// the request's (a frame refused for its size is answered as the
+// request's).
 func (t *Triggered) Next(ctx context.Context, f *Frame) error {
 	var req triggerRequest
 	t.waiting.Store(true)
@@ -164,6 +166,11 @@ func (t *Triggered) capture(ctx context.Context, req triggerRequest, f *Frame) e
 	for stale := 0; ; stale++ {
 		if err := t.src.Next(ctx, f); err != nil {
 			t.counters.Failed.Add(1)
+			// A frame captured and refused (FrameSizeError,
+			// ROIMisfitError) is answered as the request's: its Trigger
+			// was whatever the reused Frame last held (an earlier
+			// request's id, or none), and the request went unanswered.
+			f.Trigger, f.TriggerTime = req.id, req.at
 			return &TriggerError{ID: req.id, Err: err}
 		}
 		if !f.Time.Before(req.at) {
