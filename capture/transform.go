@@ -7,6 +7,7 @@ import (
 	"image"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // TransformOptions select a region of interest and a rotation. The region is
@@ -158,9 +159,10 @@ type FixedSizeSource interface {
 // wrong. The frame was captured (its Time and Seq are set). It is not
 // Temporary: every frame is refused until the source sends frames of the
 // size Was again (of a size the region fits in, while Was is zero); a new
-// Transform (a reload with a region for the new size) takes the new size.
-// Either way the source goes on: it is a camera at the wrong size, not a
-// source that ended.
+// Transform (a reload with a region for the new size) takes the new size,
+// unless HoldSize gave it the size of the one it replaces (a camera
+// closed and opened again with the same region). Either way the source
+// goes on: it is a camera at the wrong size, not a source that ended.
 type FrameSizeError struct {
 	// ROI is the region of interest as given (ToEdge ends unresolved).
 	ROI image.Rectangle
@@ -188,6 +190,27 @@ func (e *FrameSizeError) Error() string {
 		e.Now.X, e.Now.Y, e.Was.X, e.Was.Y, e.ROI.Min.X, e.ROI.Min.Y, w, h, e.Was.X, e.Was.Y, e.Now.X, e.Now.Y)
 }
 
+// heldSize is the full-resolution frame size a region of interest is held
+// to (FixedSizeSource), zero until a frame has been cut. It is shared by a
+// Transform and the Transforms that replace it on the same camera with the
+// same region (HoldSize), so that a camera closed and opened again keeps
+// the size the region was given for. Packed as width<<32 | height so that
+// it is read and set atomically: the Transform replaced may still be
+// cutting its last frame when its successor is made.
+type heldSize struct{ v atomic.Uint64 }
+
+func (h *heldSize) load() image.Point {
+	v := h.v.Load()
+	return image.Pt(int(v>>32), int(uint32(v)))
+}
+
+// take sets the size unless one is set already, and returns the size
+// held.
+func (h *heldSize) take(p image.Point) image.Point {
+	h.v.CompareAndSwap(0, uint64(uint32(p.X))<<32|uint64(uint32(p.Y)))
+	return h.load()
+}
+
 // Transform is a Source that cuts a region of interest out of another
 // source's frames and rotates it, without copying the frame: the frame's
 // Image becomes a view (a sub-image, a *Rotated) of the image the source
@@ -199,10 +222,10 @@ type Transform struct {
 	src  Source
 	opts TransformOptions
 	// fixed: the source's frames keep one size (FixedSizeSource) and a
-	// region is given; size is that of the first frame cut (full
+	// region is given; size holds that of the first frame cut (full
 	// resolution), which every later frame must have.
 	fixed bool
-	size  image.Point
+	size  *heldSize
 	outer NeedFunc // the consumer's, during Next
 	need  NeedFunc // t.translate, bound once
 }
@@ -217,10 +240,45 @@ func NewTransform(src Source, opts TransformOptions) (Source, error) {
 	}
 	t := &Transform{src: src, opts: opts}
 	if fs, ok := src.(FixedSizeSource); ok && fs.FixedFrameSize() && opts.ROI != (image.Rectangle{}) {
-		t.fixed = true
+		t.fixed, t.size = true, &heldSize{}
 	}
 	t.need = t.translate
 	return t, nil
+}
+
+// HoldSize makes the Transform in src hold its region of interest to the
+// frame size that the Transform in prev holds its region to (or will,
+// once it cuts its first frame), when both cut the same region out of a
+// source whose frames keep one size (a camera): a camera closed and
+// opened again in prev's place (restart-camera) that negotiates another
+// size has its frames refused (FrameSizeError) as a camera reopened after
+// an unplug has, instead of the region being cut at the same numbers from
+// another view. Wrappers in front of either (Throttle, Triggered) are
+// looked through. It reports whether the size is held; call it before
+// src's first Next.
+func HoldSize(src, prev Source) bool {
+	t, p := transformIn(src), transformIn(prev)
+	if t == nil || p == nil || !t.fixed || !p.fixed || t.opts.ROI != p.opts.ROI {
+		return false
+	}
+	t.size = p.size
+	return true
+}
+
+// transformIn is the Transform src is or wraps, nil if none.
+func transformIn(src Source) *Transform {
+	for {
+		switch s := src.(type) {
+		case *Transform:
+			return s
+		case *Throttle:
+			src = s.src
+		case *Triggered:
+			src = s.src
+		default:
+			return nil
+		}
+	}
 }
 
 // Region resolves the region of interest in a w×h frame: ToEdge ends
@@ -293,16 +351,20 @@ func (t *Transform) view(f *Frame) error {
 	full := t.opts.Region(fw, fh)
 	fits := !full.Empty() && full.In(image.Rect(0, 0, fw, fh))
 	if t.fixed {
-		switch now := image.Pt(fw, fh); {
-		case t.size != (image.Point{}) && now != t.size:
-			return &FrameSizeError{ROI: t.opts.ROI, Was: t.size, Now: now}
+		switch now, was := image.Pt(fw, fh), t.size.load(); {
+		case was != (image.Point{}) && now != was:
+			return &FrameSizeError{ROI: t.opts.ROI, Was: was, Now: now}
 		case !fits:
 			// A camera first opened at a size the region does not fit:
 			// refused as a reopen at another size is, and no size is
 			// taken for the region until one it fits in comes.
 			return &FrameSizeError{ROI: t.opts.ROI, Now: now}
-		case t.size == (image.Point{}):
-			t.size = now
+		case was == (image.Point{}):
+			// A Transform it replaced (HoldSize) may have taken one
+			// meanwhile, from its last frame.
+			if was = t.size.take(now); now != was {
+				return &FrameSizeError{ROI: t.opts.ROI, Was: was, Now: now}
+			}
 		}
 	}
 	if !fits {

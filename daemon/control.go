@@ -203,12 +203,20 @@ func (d *Daemon) NextFrame(ctx context.Context) (image.Image, error) {
 // already inspected (capture.FolderLedger; a looped one starts its loop
 // again), and a watched folder has a frame only when the next file
 // arrives.
+//
+// A camera's capture.roi stays held to the frame size it was given for
+// (capture.HoldSize): a camera that comes back at another size has its
+// frames refused and answered as failed inspections, as after an unplug,
+// and RestartCamera returns the refusal (capture.FrameSizeError), naming
+// both sizes. It took the new size as the roi's, and cut the same pixels
+// out of another view.
 func (d *Daemon) RestartCamera(ctx context.Context) error {
 	cfg := d.Config()
-	src, desc, err := openCapture(cfg, d.log, sourceOpen{ledger: d.folders, reportSkips: true})
+	src, desc, err := openCapture(cfg, d.log, sourceOpen{ledger: d.folders, reportSkips: true, cameraOpen: d.cameraOpen})
 	if err != nil {
 		return err
 	}
+	capture.HoldSize(src, d.src.Current())
 	if err := d.src.Swap(ctx, src); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("the new frame source is not in use yet: %w", err) // the swap still happens at the next frame
@@ -222,7 +230,9 @@ func (d *Daemon) RestartCamera(ctx context.Context) error {
 	if cfg.Capture.Source == config.SourceFolder {
 		return nil
 	}
-	_, err = d.NextFrame(ctx)
+	if _, err = d.NextFrame(ctx); errors.As(err, new(*capture.FrameSizeError)) {
+		return fmt.Errorf("the camera is back, but %w", err)
+	}
 	return err
 }
 

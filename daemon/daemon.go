@@ -88,6 +88,9 @@ type Daemon struct {
 	rate            rateMeter
 	lastReloadErr   atomic.Value
 	status          string // the retained status last set
+	// cameraOpen opens a camera source's device (nil: the kernel's V4L2;
+	// tests give a capture.FakeCamera's).
+	cameraOpen capture.Opener
 }
 
 // ConfigRules are the checks of a configuration that need the model's
@@ -199,7 +202,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	}
 	d.logModel(det)
 
-	base, desc, err := openCapture(cfg, d.log, sourceOpen{ledger: d.folders, reportSkips: true})
+	base, desc, err := openCapture(cfg, d.log, sourceOpen{ledger: d.folders, reportSkips: true, cameraOpen: d.cameraOpen})
 	if err != nil {
 		det.Close()
 		return d, err
@@ -851,7 +854,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 		// would stop inspection: refused, the running source kept.
 		c := next.Capture
 		newDevice := c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || cur.Capture.Camera.Device != c.Camera.Device)
-		if newSrc, newDesc, err = openCapture(next, d.log, sourceOpen{ledger: d.folders, requireDevice: newDevice, reportSkips: true}); err != nil {
+		if newSrc, newDesc, err = openCapture(next, d.log, sourceOpen{ledger: d.folders, requireDevice: newDevice, reportSkips: true, cameraOpen: d.cameraOpen}); err != nil {
 			undo()
 			if errors.Is(err, capture.ErrNoDevice) {
 				return nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)

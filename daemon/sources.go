@@ -41,6 +41,9 @@ type sourceOpen struct {
 	// reportSkips makes a folder source return the files it skips
 	// (capture.SkippedFileError), for the pipeline to answer each.
 	reportSkips bool
+	// cameraOpen opens a camera's device (nil: the kernel's V4L2; tests
+	// give a capture.FakeCamera's).
+	cameraOpen capture.Opener
 }
 
 // openCapture builds the configured frame source with its ROI and
@@ -71,7 +74,7 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 		}
 		src, err = capture.NewCamera(capture.CameraOptions{Device: c.Camera.Device, Formats: formats, Width: c.Camera.Width,
 			Height: c.Camera.Height, FPS: float64(c.Camera.FPS), Buffers: c.Camera.Buffers, Controls: c.Camera.Controls,
-			FrameTimeout: c.Camera.Timeout.Std(), MaxPixels: int64(c.MaxPixels), Log: log, RequireDevice: o.requireDevice})
+			FrameTimeout: c.Camera.Timeout.Std(), MaxPixels: int64(c.MaxPixels), Log: log, RequireDevice: o.requireDevice, Open: o.cameraOpen})
 		desc = c.Camera.Device
 	case config.SourceFolder:
 		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop,

@@ -115,7 +115,8 @@ type Camera interface {
 	// RestartCamera closes and reopens the frame source with the
 	// configuration in force and returns once it delivered a frame, or
 	// with the error of the reopen (the source then keeps retrying as it
-	// does after an unplug) or of ctx.
+	// does after an unplug), of the frame's refusal (a camera back at
+	// another size than capture.roi was given for) or of ctx.
 	RestartCamera(ctx context.Context) error
 	// Snapshot returns the latest inspected frame as a JPEG and when it
 	// was captured; an error when no frame was inspected yet.
