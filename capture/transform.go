@@ -190,6 +190,43 @@ func (e *FrameSizeError) Error() string {
 		e.Now.X, e.Now.Y, e.Was.X, e.Was.Y, e.ROI.Min.X, e.ROI.Min.Y, w, h, e.Was.X, e.Was.Y, e.Now.X, e.Now.Y)
 }
 
+// ROIMisfitError is a file's image that Transform cannot cut: the region
+// of interest does not fit in it (a stray thumbnail dropped into a watched
+// folder). Unlike a camera's frames (FrameSizeError), every file has a
+// size of its own, so this one says nothing of the next: the source goes
+// on with the next file at the next call. The file was read (the frame's
+// Name, Time and Seq are set; its Image is the whole image, not cut); it is
+// a part to answer as one that could not be inspected, not Temporary and
+// not the end of the source.
+type ROIMisfitError struct {
+	// Name is the file's name (Frame.Name).
+	Name string
+	// ROI is the region of interest as given (ToEdge ends unresolved).
+	ROI image.Rectangle
+	// Size is the image's, at full resolution.
+	Size image.Point
+}
+
+func (e *ROIMisfitError) Error() string {
+	return fmt.Sprintf("file %s not inspected: roi %s does not fit in its %dx%d image", e.Name, describeROI(e.ROI), e.Size.X, e.Size.Y)
+}
+
+// describeROI writes a region of interest as configured: "x=8 y=8 32x32",
+// an end at the frame's edge (ToEdge) as "to the edge".
+func describeROI(r image.Rectangle) string {
+	w, h := "to the edge", "to the edge"
+	if r.Max.X < ToEdge {
+		w = strconv.Itoa(r.Dx())
+	}
+	if r.Max.Y < ToEdge {
+		h = strconv.Itoa(r.Dy())
+	}
+	if r.Max.X < ToEdge && r.Max.Y < ToEdge {
+		return fmt.Sprintf("x=%d y=%d %sx%s", r.Min.X, r.Min.Y, w, h)
+	}
+	return fmt.Sprintf("x=%d y=%d width %s height %s", r.Min.X, r.Min.Y, w, h)
+}
+
 // heldSize is the full-resolution frame size a region of interest is held
 // to (FixedSizeSource), zero until a frame has been cut. It is shared by a
 // Transform and the Transforms that replace it on the same camera with the
@@ -231,12 +268,20 @@ type Transform struct {
 }
 
 // NewTransform wraps src. With identity options it returns src itself.
+// A single file (*File), whose image is known, is refused when the region
+// does not fit in it: every frame of it would be refused.
 func NewTransform(src Source, opts TransformOptions) (Source, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Identity() {
 		return src, nil
+	}
+	if fl, ok := src.(*File); ok && opts.ROI != (image.Rectangle{}) {
+		b := fl.img.Bounds()
+		if r := opts.Region(b.Dx(), b.Dy()); r.Empty() || !r.In(image.Rect(0, 0, b.Dx(), b.Dy())) {
+			return nil, fmt.Errorf("roi %s does not fit in the %dx%d image of file %s", describeROI(opts.ROI), b.Dx(), b.Dy(), fl.opts.Path)
+		}
 	}
 	t := &Transform{src: src, opts: opts}
 	if fs, ok := src.(FixedSizeSource); ok && fs.FixedFrameSize() && opts.ROI != (image.Rectangle{}) {
@@ -320,10 +365,11 @@ func (t *Transform) translate(w, h int) (int, int) {
 	return (nw*w + rw - 1) / rw, (nh*h + rh - 1) / rh
 }
 
-// Next implements Source. A region that does not fit the frames is an
-// error that retrying cannot fix; for a source of one frame size (a
-// camera) it is a FrameSizeError, every frame refused until the camera
-// sends a size the region fits in.
+// Next implements Source. A region that does not fit a frame is, for a
+// source of one frame size (a camera), a FrameSizeError, every frame
+// refused until the camera sends a size the region fits in; for a file's
+// image (a folder's) a ROIMisfitError, the source going on with the next
+// file; for others (synthetic frames) an error that retrying cannot fix.
 func (t *Transform) Next(ctx context.Context, f *Frame) error {
 	outer := f.Need
 	if outer != nil {
@@ -366,6 +412,11 @@ func (t *Transform) view(f *Frame) error {
 				return &FrameSizeError{ROI: t.opts.ROI, Was: was, Now: now}
 			}
 		}
+	}
+	if !fits && f.Name != "" {
+		// A file of its own size (a thumbnail dropped into a watched
+		// folder): answered, and the next file read.
+		return &ROIMisfitError{Name: f.Name, ROI: t.opts.ROI, Size: image.Pt(fw, fh)}
 	}
 	if !fits {
 		return fmt.Errorf("roi x=%d y=%d %dx%d does not fit in the %dx%d frame",

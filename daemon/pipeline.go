@@ -145,7 +145,8 @@ type slot struct {
 	skipped *capture.SkippedFileError
 	// refused is set for a frame captured but not to be inspected (a
 	// camera reopened at another size, whose frames the region of interest
-	// does not apply to): answered as a failed inspection, with the reason.
+	// does not apply to; a file the region does not fit in): answered as a
+	// failed inspection, with the reason.
 	refused  error
 	modelID  string
 	captured time.Time // when the source returned it
@@ -471,6 +472,13 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			// goes on as a frame whose inspection failed, for the reason.
 			s.refused, err = err, nil
 		}
+		if me := (*capture.ROIMisfitError)(nil); err != nil && errors.As(err, &me) && ctx.Err() == nil {
+			// A file the region of interest does not fit in (a stray
+			// thumbnail in a watched folder): a part answered as a failed
+			// inspection, naming it; the next file is read as ever. It
+			// ended the pipeline, and the daemon with it.
+			s.refused, err = err, nil
+		}
 		if te := (*capture.TriggerError)(nil); err != nil && errors.As(err, &s.skipped) && !errors.As(err, &te) && ctx.Err() == nil {
 			// A file the folder source could not read is a part without
 			// a verdict: answered in its place among the results, never
@@ -538,13 +546,16 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			lastLogged = ""
 		}
 		p.health.good()
-		if s.refused == nil {
+		switch {
+		case s.refused == nil:
 			p.taps.feed(s.frame.Image)
-		} else {
+		case errors.As(s.refused, new(*capture.FrameSizeError)):
 			// A refit never collects a frame that was not cut, and must
 			// not wait for one that will not come: it fails with why.
 			p.taps.refuse(s.refused)
 		}
+		// A file the region does not fit in is not collected either; the
+		// next file may fit, so a refit waits for it.
 		if strings.HasPrefix(s.frame.Trigger, tapTriggerPrefix) {
 			pool <- s // asked for by a frame tap, not by a PLC: not inspected
 			continue
@@ -697,9 +708,11 @@ func (p *Pipeline) publishStage(s *slot) {
 	pol := p.policy.Load()
 	if s.inspErr != nil {
 		p.failed.Add(1)
-		if !errors.Is(s.inspErr, model.ErrFrameTooSmall) {
-			// A thumbnail dropped into a folder says nothing of the model:
-			// a run of them must not turn its health bad.
+		misfit := (*capture.ROIMisfitError)(nil)
+		if !errors.Is(s.inspErr, model.ErrFrameTooSmall) && !errors.As(s.inspErr, &misfit) {
+			// A thumbnail dropped into a folder says nothing of the model,
+			// with a region of interest or without: a run of them must
+			// not turn its health bad.
 			p.inspFails.Add(1)
 		}
 		p.lastFail.Store(s.inspErr.Error())
@@ -721,6 +734,12 @@ func (p *Pipeline) publishStage(s *slot) {
 				p.log.Error("frames refused: capture.roi does not apply to the camera's frame size; answered as failed inspections until it does",
 					"seq", seq, "frame", f.Seq, "frame_size", fmt.Sprintf("%dx%d", fse.Now.X, fse.Now.Y), "roi_wants", want,
 					"roi", fmt.Sprintf("x=%d y=%d", fse.ROI.Min.X, fse.ROI.Min.Y), "err", s.inspErr)
+			} else if misfit != nil {
+				// The file's doing: one line per file (its name is in msg),
+				// as for a file that cannot be read.
+				p.log.Warn("file not inspected: capture.roi does not fit in its image", "seq", seq, "file", misfit.Name,
+					"image_size", fmt.Sprintf("%dx%d", misfit.Size.X, misfit.Size.Y), "roi", fmt.Sprintf("x=%d y=%d", misfit.ROI.Min.X, misfit.ROI.Min.Y),
+					"err", s.inspErr)
 			} else {
 				p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)
 			}

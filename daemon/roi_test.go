@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"image"
+	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +18,125 @@ import (
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
+
+// writeGrayPNG writes a w×h gray PNG at path, under a hidden name first
+// and renamed, as an upload to a watched folder should be.
+func writeGrayPNG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	var b bytes.Buffer
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A stray file too small for capture.roi dropped into a watched folder is
+// answered as a failed inspection naming the file, its size and the roi,
+// logged once, and the next file is inspected: the region that did not fit
+// was an error that retrying cannot fix, which ended the pipeline and the
+// daemon with it (one stray thumbnail stopped the line).
+func TestStrayFileSmallerThanROIAnswered(t *testing.T) {
+	frames := filepath.Join(t.TempDir(), "frames")
+	writePNGs(t, frames, 1, 5, false) // part000.png, 160×120
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}, roi: {x: 8, y: 8, width: 128, height: 96}}", 1)
+	})
+	d := r.daemon()
+	// waitAlive waits for cond, failing at once if the daemon ends.
+	waitAlive := func(what string, cond func() bool) {
+		t.Helper()
+		r.waitFor(what, func() bool {
+			select {
+			case err := <-r.done:
+				r.done <- err // for the cleanup
+				t.Fatalf("the daemon ended waiting for %s: %v\n%s", what, err, r.logs.String())
+			default:
+			}
+			return cond()
+		})
+	}
+	waitAlive("part000.png inspected", func() bool { return strings.Contains(r.lines.String(), "part000.png") })
+
+	writeGrayPNG(t, filepath.Join(frames, "stray.png"), 64, 48)
+	waitAlive("stray.png answered", func() bool { return strings.Contains(r.lines.String(), "stray.png") })
+	writeGrayPNG(t, filepath.Join(frames, "zz-part.png"), 160, 120)
+	waitAlive("the next file inspected", func() bool { return strings.Contains(r.lines.String(), "zz-part.png") })
+
+	lines := strings.Split(strings.TrimSpace(r.lines.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d printed lines, want 3 (part000.png, stray.png, zz-part.png):\n%s", len(lines), r.lines.String())
+	}
+	for _, want := range []string{"ERROR", "file stray.png not inspected", "roi x=8 y=8 128x96", "64x48"} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("stray.png answered %q, lacks %q", lines[1], want)
+		}
+	}
+	if strings.Contains(lines[2], "ERROR") {
+		t.Errorf("the file after the stray one: %q, want it inspected", lines[2])
+	}
+	p := d.pipe.Load()
+	if p.failed.Load() != 1 || p.Inspected() != 3 {
+		t.Errorf("%d failed of %d, want 1 of 3: the stray file is a failed inspection", p.failed.Load(), p.Inspected())
+	}
+	if _, failed := d.metrics.InspectionCounts(); failed != 1 {
+		t.Errorf("inspections_total{verdict=\"error\"} = %d, want 1", failed)
+	}
+	if ok, why := p.ModelHealth(); !ok {
+		t.Errorf("model health after a stray file: %s", why)
+	}
+	logs := r.logs.String()
+	if n := strings.Count(logs, "file not inspected: capture.roi does not fit in its image"); n != 1 {
+		t.Errorf("%d log lines for the stray file, want 1:\n%s", n, logs)
+	}
+	for _, want := range []string{"file=stray.png", "image_size=64x48"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// A single-file source whose image capture.roi does not fit in is refused
+// when it is opened (a start, a reload, restart-camera), naming the file,
+// its size and the roi, as an undecodable one is: every frame of it would
+// be refused. It was opened, and its first frame ended the pipeline and
+// the daemon; a reload to such a roi was applied, then stopped the line.
+func TestFileSourceSmallerThanROIRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "part.png")
+	writeGrayPNG(t, path, 64, 48)
+	cfg := testDefaults(t)
+	cfg.Capture.Source = config.SourceFile
+	cfg.Capture.File.Path = path
+	cfg.Capture.ROI = config.ROI{X: 8, Y: 8, Width: 128, Height: 96}
+	src, _, err := openCapture(cfg, testLogger(t), sourceOpen{})
+	if err == nil {
+		src.Close()
+		t.Fatal("a file source with a roi that does not fit its image was opened")
+	}
+	for _, want := range []string{path, "64x48", "roi x=8 y=8 128x96"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	cfg.Capture.ROI = config.ROI{X: 8, Y: 8, Width: 32} // to the bottom edge: fits
+	src, _, err = openCapture(cfg, testLogger(t), sourceOpen{})
+	if err != nil {
+		t.Fatalf("a roi that fits: %v", err)
+	}
+	src.Close()
+}
 
 // resultLog records the results a pipeline publishes.
 type resultLog struct {

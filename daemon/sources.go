@@ -91,10 +91,12 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 	}
 	t := TransformOptions(cfg)
 	if !t.Identity() {
-		if src, err = capture.NewTransform(src, t); err != nil {
+		cut, err := capture.NewTransform(src, t)
+		if err != nil { // a file's image the roi does not fit in, among others
 			_ = src.Close()
 			return nil, "", fmt.Errorf("capture roi/rotate: %w", err)
 		}
+		src = cut
 	}
 	if c.Trigger.Mode == config.TriggerExternal {
 		return src, desc, nil
