@@ -266,19 +266,19 @@ var errNoConfigFile = errors.New("inspectd runs on its built-in defaults, withou
 // .prev) and applies it live, changing only the parts whose settings
 // differ; on any failure the file and its .prev are restored as they were
 // and the running parts stay as they were.
-func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) ([]string, error) {
+func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Applied, error) {
 	path := d.ConfigPath()
 	if path == "" {
-		return nil, errNoConfigFile
+		return remote.Applied{}, errNoConfigFile
 	}
 	cp, err := config.NewCheckpoint(path)
 	if err != nil {
-		return nil, err
+		return remote.Applied{}, err
 	}
 	if err := config.SaveKeepPrevious(path, c); err != nil {
-		return nil, err
+		return remote.Applied{}, err
 	}
-	changed, err := d.Apply(ctx, c)
+	changed, notes, err := d.applyNoted(ctx, c)
 	if err != nil {
 		// Both files back: the previous file is what a rollback, or the
 		// revert of an unconfirmed push, restores.
@@ -286,12 +286,12 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) ([]string, e
 			d.log.Error("previous configuration files not restored", "file", path, "err", rerr)
 		}
 		d.metrics.ReloadFailures.Inc()
-		return nil, err
+		return remote.Applied{}, err
 	}
 	if len(changed) > 0 {
 		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))
 	}
-	return changed, nil
+	return remote.Applied{Restarted: changed, Notes: notes}, nil
 }
 
 // Status is the daemon's state for the status command; it never waits for

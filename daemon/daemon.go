@@ -196,7 +196,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 			return d, err
 		}
 	}
-	det, err := openDetector(ctx, cfg, mopts, o)
+	det, _, err := openDetector(ctx, cfg, mopts, o) // a fit at start is logged as such
 	if err != nil {
 		return d, err
 	}
@@ -763,8 +763,17 @@ func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 // listener) is built first, beside the running ones; if any cannot be
 // built, nothing changes and the error says why. The MQTT connection is
 // replaced last; if the new one cannot be made, the old settings are
-// restored. It returns the names of the parts that changed.
+// restored. It returns the names of the parts that changed. What it did
+// that next does not say (applyNoted's notes) is in the log.
 func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []string, err error) {
+	changed, _, err = d.applyNoted(ctx, next)
+	return changed, err
+}
+
+// applyNoted is Apply, also returning notes on what it did that next does
+// not say, for a remote push's reply: a model fitted because the model
+// file next names is not on the box (each also logged as a warning).
+func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, notes []string, err error) {
 	defer func() {
 		if err == nil {
 			// A configuration in force again (a reload, a push, a revert,
@@ -784,27 +793,27 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ctx.Err() != nil || d.stopping.Load() {
-		return nil, errors.New("inspectd is stopping")
+		return nil, nil, errors.New("inspectd is stopping")
 	}
 	cur := d.cfg
 	if reflect.DeepEqual(cur, next) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	d.notifier.Reloading()
 	defer d.ready() // also when the change is refused: systemd waits for READY=1
 	nextDev, err := next.ResolvedDeviceID()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ch := diffConfig(cur, next, d.deviceID, nextDev)
 	var newLock *statelock.Lock
 	giveBack := func() error { return nil } // leaves a refused state_dir as it was found
 	if next.StateDir != cur.StateDir {
 		if newLock, giveBack, err = statelock.Claim(next.StateDir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	} else if err := atomicfile.MkdirAll(next.StateDir, 0o750); err != nil {
-		return nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
+		return nil, nil, fmt.Errorf("state_dir %s: %w", next.StateDir, err)
 	}
 
 	// Build the new parts beside the running ones.
@@ -834,18 +843,26 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 	}
 	if ch.model {
 		mopts, err := ModelOptions(next, d.log)
+		var fitted int
 		if err == nil {
-			newDet, err = openDetector(ctx, next, mopts, d.o)
+			newDet, fitted, err = openDetector(ctx, next, mopts, d.o)
 		}
 		if err != nil {
 			undo()
 			if d.base.Err() != nil {
-				return nil, fmt.Errorf("inspectd is stopping; not applied (model: %w)", err)
+				return nil, nil, fmt.Errorf("inspectd is stopping; not applied (model: %w)", err)
 			}
 			if nm, fe := (*noModelError)(nil), (*FieldError)(nil); errors.As(err, &nm) || errors.As(err, &fe) {
-				return nil, err // names its key already
+				return nil, nil, err // names its key already
 			}
-			return nil, fmt.Errorf("model: %w", err)
+			return nil, nil, fmt.Errorf("model: %w", err)
+		}
+		if fitted > 0 {
+			// The file named is not there (a typo, a copy not made yet):
+			// the operator believes it loaded, so the reply says it did not.
+			n := fittedNote(next, fitted)
+			d.log.Warn("configuration change: the model file it names is not on this box; a model was fitted on synthetic frames instead", "key", modelKey(next), "model", next.ModelPath(), "frames", fitted)
+			notes = append(notes, n)
 		}
 	}
 	if ch.capture {
@@ -857,9 +874,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 		if newSrc, newDesc, err = openCapture(next, d.log, sourceOpen{ledger: d.folders, requireDevice: newDevice, reportSkips: true, cameraOpen: d.cameraOpen}); err != nil {
 			undo()
 			if errors.Is(err, capture.ErrNoDevice) {
-				return nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)
+				return nil, nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// A new embedded broker on the same state folder must wait for the old
@@ -872,13 +889,13 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 		// restart.
 		if err := portFree(next.MQTT.EmbeddedListen); err != nil {
 			undo()
-			return nil, fmt.Errorf("mqtt.embedded_listen: %w (the running broker is kept)", err)
+			return nil, nil, fmt.Errorf("mqtt.embedded_listen: %w (the running broker is kept)", err)
 		}
 	}
 	if ch.broker && len(next.MQTT.Brokers) == 0 && !brokerInPlace {
 		if newBroker, err = startBroker(next, d.log); err != nil {
 			undo()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// A new address on the port the endpoint holds (127.0.0.1:9100 to
@@ -888,20 +905,20 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 	if ch.http && next.HTTP.Listen != "" && !httpInPlace {
 		if newHTTP, err = d.startHTTP(next.HTTP.Listen); err != nil {
 			undo()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	clientID := d.clientID
 	if ch.mqtt {
 		if clientID, err = resolveClientID(next, nextDev); err != nil {
 			undo()
-			return nil, err
+			return nil, nil, err
 		}
 		// Before the running connection closes: a TLS file the new one
 		// would refuse dropped it and brought it back for nothing.
 		if err := CheckMQTTTLS(&next.MQTT); err != nil {
 			undo()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
@@ -916,7 +933,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 				d.log.Error("embedded MQTT broker not restored", "err", rerr)
 			}
 			undo()
-			return nil, err
+			return nil, nil, err
 		}
 		d.broker, newBroker = newBroker, nil
 	}
@@ -927,7 +944,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 		if newHTTP, err = d.startHTTP(next.HTTP.Listen); err != nil {
 			d.rebindHTTP(httpOld)
 			undo()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if ch.mqtt {
@@ -945,7 +962,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 			if rerr := d.replacePublisher(cur, d.deviceID, d.clientID); rerr != nil {
 				d.log.Error("MQTT connection not restored", "err", rerr)
 			}
-			return nil, fmt.Errorf("mqtt: %w (previous MQTT settings restored)", err)
+			return nil, nil, fmt.Errorf("mqtt: %w (previous MQTT settings restored)", err)
 		}
 		newBroker = nil
 	}
@@ -1005,7 +1022,7 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) (changed []stri
 	}
 	d.publishInfo()
 	d.metrics.Reloads.Inc()
-	return ch.names(), nil
+	return ch.names(), notes, nil
 }
 
 // replacePublisher closes the MQTT connections (saying offline) and opens

@@ -74,7 +74,7 @@ func TestModelOverBudgetNamesTheBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = openDetector(context.Background(), cfg, mopts, RunOptions{Logger: testLogger(t)})
+	_, _, err = openDetector(context.Background(), cfg, mopts, RunOptions{Logger: testLogger(t)})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "model.memory_budget" || !errors.Is(err, model.ErrOverBudget) {
 		t.Errorf("start: %v, want a model.memory_budget error wrapping model.ErrOverBudget", err)

@@ -760,6 +760,69 @@ func TestStopEndsAPushThatFits(t *testing.T) {
 	}
 }
 
+// TestPushOfAMissingModelFileSaysItFitted: a push naming a model file that
+// is not on the box fits one on the synthetic line, as a start does; the
+// reply says so, naming the key and the file (it said only restarted:
+// [model], and the operator believed the file named was loaded), also on
+// probation beside the confirm note; a push naming a file that is there
+// loads it without a note (real mosquitto, real files).
+func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return remoteYAML(b.URL, "cell11", "")(r)
+	})
+	d := r.daemon()
+	op.awaitCommands(r, "cell11")
+	running := filepath.Join(r.dir, "state", "model.safetensors")
+
+	missing := filepath.Join(r.dir, "line3.safetensors")
+	rep := op.reply("cell11", "config", `{"id":"m1","config":{"model":{"path":"`+missing+`"}}}`, 120*time.Second)
+	note, _ := rep["note"].(string)
+	if rep["ok"] != true || rep["applied"] != true || fmt.Sprint(rep["restarted"]) != "[model]" {
+		t.Fatalf("push of a missing model file: %v", rep)
+	}
+	for _, want := range []string{"model.path", missing, "no model file", "fitted on 12 normal synthetic frames"} {
+		if !strings.Contains(note, want) {
+			t.Errorf("reply's note %q lacks %q: %v", note, want, rep)
+		}
+	}
+	if _, err := os.Stat(missing); err != nil || d.Config().Model.Path != missing {
+		t.Errorf("the fitted model is not saved where model.path says (%v), or not in force (%s)", err, d.Config().Model.Path)
+	}
+	if !strings.Contains(r.logs.String(), "the model file it names is not on this box") {
+		t.Errorf("the fit in place of the file is not in the log:\n%s", r.logs.String())
+	}
+
+	// A file that is there loads, without a note.
+	there := filepath.Join(r.dir, "copy.safetensors")
+	data, err := os.ReadFile(running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(there, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep = op.reply("cell11", "config", `{"id":"m2","config":{"model":{"path":"`+there+`"}}}`, 120*time.Second)
+	if rep["ok"] != true || rep["note"] != nil {
+		t.Errorf("push of a model file that is there: %v, want it applied without a note", rep)
+	}
+	if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
+		t.Errorf("model %s in force after the push of %s, want its model %s", got, there, det.Info().ID)
+	}
+
+	// On probation the note says both: the fit and the confirm to send.
+	other := filepath.Join(r.dir, "line4.safetensors")
+	rep = op.reply("cell11", "config", `{"id":"m3","config":{"model":{"path":"`+other+`"}},"confirm":"5m"}`, 120*time.Second)
+	note, _ = rep["note"].(string)
+	t.Logf("reply on probation: %v", rep)
+	if rep["ok"] != true || !strings.Contains(note, other) || !strings.Contains(note, "fitted on") || !strings.Contains(note, "send config-confirm before") {
+		t.Errorf("push on probation of a missing model file: note %q: %v", note, rep)
+	}
+}
+
 // TestStopDuringTheFirstFit: a SIGTERM while the start fits its first
 // model ends Run without an error (it said "context canceled" and the
 // process exited 1: systemd marked a unit stopped on purpose as failed),

@@ -223,6 +223,24 @@ func (e *noModelError) Error() string {
 	return fmt.Sprintf("%s: no model at %s: fit one first with 'inspectd fit --data DIR --out %s' (DIR holds normal images, or train/good)", e.key, e.path, e.path)
 }
 
+// modelKey is the configuration key that names cfg's model file:
+// model.path, or state_dir when the model lives there.
+func modelKey(cfg *config.Config) string {
+	if cfg.Model.Path == "" {
+		return "state_dir"
+	}
+	return "model.path"
+}
+
+// fittedNote says that a configuration applied to a running daemon named a
+// model file that is not there, so that a model was fitted on n synthetic
+// frames and saved there in its place (what a start does on a synthetic
+// line): the operator who named a file believes that file is in force.
+func fittedNote(cfg *config.Config, n int) string {
+	return fmt.Sprintf("%s: no model file at %s on this box, so none was loaded: a new model was fitted on %d normal synthetic frames (capture.source synthetic) and saved there instead",
+		modelKey(cfg), cfg.ModelPath(), n)
+}
+
 // budgetError files a model load refused for its size under the key that
 // decides it, model.memory_budget, with what to do: the file is sound, and
 // "fit one" alone would not help. Other errors come back as they are.
@@ -235,28 +253,25 @@ func budgetError(err error) error {
 
 // openDetector loads the model file, or fits one on normal synthetic
 // frames when the file is missing and the source is synthetic (the demo on
-// a bare machine).
-func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, o RunOptions) (*model.Detector, error) {
+// a bare machine). fitted is the number of frames fitted on (0: the file
+// was loaded), for a reload or push to say so.
+func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, o RunOptions) (det *model.Detector, fitted int, err error) {
 	path := cfg.ModelPath()
 	if _, err := os.Stat(path); err == nil {
 		det, err := model.Load(path, mopts)
 		if err != nil {
-			return nil, budgetError(err)
+			return nil, 0, budgetError(err)
 		}
 		if err := configThreshold(cfg, det, path, o.Logger); err != nil {
 			det.Close()
-			return nil, err
+			return nil, 0, err
 		}
-		return det, nil
+		return det, 0, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("model %s: %w", path, err)
+		return nil, 0, fmt.Errorf("model %s: %w", path, err)
 	}
 	if cfg.Capture.Source != config.SourceSynthetic {
-		key := "model.path"
-		if cfg.Model.Path == "" {
-			key = "state_dir" // the model lives there
-		}
-		return nil, &noModelError{key: key, path: path}
+		return nil, 0, &noModelError{key: modelKey(cfg), path: path}
 	}
 	n := o.FitFrames
 	if n <= 0 {
@@ -267,19 +282,19 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	// seen the frames it is later judged on.
 	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: s.Width, Height: s.Height, Seed: uint64(s.Seed) + 1_000_003, NormalOnly: true})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	o.Logger.Info("no model yet: fitting on normal synthetic frames", "frames", n, "model", path)
 	WarnIgnoredSettings(cfg, o.Logger)
 	det, rep, err := model.Fit(ctx, mopts, FrameSource(syn, n), o.Progress)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if det, err = SaveAndReload(det, path, mopts); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	o.Logger.Info("model fitted and saved", "model", path, "images", rep.Images, "held_out", rep.HeldOut, "wall", rep.Wall.Round(time.Millisecond))
-	return det, nil
+	return det, n, nil
 }
 
 // configThreshold applies model.threshold.value, when set, to det, a model

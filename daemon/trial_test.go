@@ -183,12 +183,12 @@ func TestNoModelNamesItsKey(t *testing.T) {
 	cfg := config.Default()
 	cfg.StateDir = t.TempDir()
 	cfg.Capture.Source = config.SourceFolder
-	_, err := openDetector(context.Background(), cfg, model.Options{}, RunOptions{})
+	_, _, err := openDetector(context.Background(), cfg, model.Options{}, RunOptions{})
 	if err == nil || !strings.HasPrefix(err.Error(), "state_dir: no model at "+filepath.Join(cfg.StateDir, "model.safetensors")) {
 		t.Errorf("model in state_dir missing: %v", err)
 	}
 	cfg.Model.Path = filepath.Join(cfg.StateDir, "line3.safetensors")
-	if _, err := openDetector(context.Background(), cfg, model.Options{}, RunOptions{}); err == nil || !strings.HasPrefix(err.Error(), "model.path: no model at "+cfg.Model.Path) {
+	if _, _, err := openDetector(context.Background(), cfg, model.Options{}, RunOptions{}); err == nil || !strings.HasPrefix(err.Error(), "model.path: no model at "+cfg.Model.Path) {
 		t.Errorf("model.path missing: %v", err)
 	}
 }

@@ -123,14 +123,14 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	}
 	apply := func(ctx context.Context) (map[string]any, error) {
 		out := map[string]any{"changed": nonNil(changed), "version": version}
-		var restarted []string
+		var applied Applied
 		if len(changed) > 0 {
 			takeBack, err := carryTable(env, running, next)
 			if err != nil {
 				out["applied"], out["version"] = false, cur.Current
 				return out, err
 			}
-			if restarted, err = env.Ctl.ApplyConfig(ctx, next); err != nil {
+			if applied, err = env.Ctl.ApplyConfig(ctx, next); err != nil {
 				takeBack()
 				out["applied"], out["version"] = false, cur.Current
 				return out, errorf(CodeFailed, "", "not applied; the previous configuration is in force: %v", err)
@@ -139,7 +139,8 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		if err := env.d.store.setConfigVersion(configVersion{Current: version, Previous: cur.Current}, env.Now(), running.Remote.DedupWindow.Std()); err != nil {
 			env.Log.Error("remote: configuration version not recorded", "version", version, "error", err)
 		}
-		out["applied"], out["restarted"] = len(changed) > 0, nonNil(restarted)
+		out["applied"], out["restarted"] = len(changed) > 0, nonNil(applied.Restarted)
+		addNotes(out, applied.Notes...)
 		if len(changed) == 0 {
 			// The configuration in force is already what this version
 			// says: the version is recorded (a later push must be newer),
@@ -366,6 +367,18 @@ func checkMemoryBudget(env *Env, running, next *config.Config) error {
 }
 
 // nonNil makes empty lists show as [] rather than null.
+// addNotes adds notes to a reply's note, after the one it has (each
+// command's own notes, a confirm window's, and what applying did that the
+// configuration does not say, Applied.Notes, all in the one field).
+func addNotes(out map[string]any, notes ...string) {
+	for _, n := range notes {
+		if prev, _ := out["note"].(string); prev != "" {
+			n = prev + "; " + n
+		}
+		out["note"] = n
+	}
+}
+
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

@@ -121,7 +121,7 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 		if err != nil {
 			return out, err
 		}
-		restarted, err := env.Ctl.ApplyConfig(ctx, prev)
+		applied, err := env.Ctl.ApplyConfig(ctx, prev)
 		if err != nil {
 			takeBack()
 			return out, errorf(CodeFailed, "", "not rolled back; the configuration in force is unchanged: %v", err)
@@ -139,7 +139,8 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 				env.d.setEnded(endedWait{ID: pending.ID, At: env.Now(), Why: fmt.Sprintf("it was rolled back by hand (rollback %q)", truncate(env.ID, 40))})
 			}
 		}
-		out["restarted"], out["version"], out["applied"] = nonNil(restarted), v.Previous, true
+		out["restarted"], out["version"], out["applied"] = nonNil(applied.Restarted), v.Previous, true
+		addNotes(out, applied.Notes...)
 		return out, nil
 	}
 	if ra.confirm == 0 || len(changed) == 0 {

@@ -65,7 +65,7 @@ func (cmdTrustKeys) Prepare(env *Env, body []byte) (*Plan, error) {
 		}
 	}
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) {
-		restarted, err := env.Ctl.ApplyConfig(ctx, next)
+		applied, err := env.Ctl.ApplyConfig(ctx, next)
 		if err != nil {
 			return nil, errorf(CodeFailed, "", "trust keys unchanged: %v", err)
 		}
@@ -74,7 +74,9 @@ func (cmdTrustKeys) Prepare(env *Env, body []byte) (*Plan, error) {
 			list = append(list, map[string]any{"name": name, "fingerprint": Fingerprint(keys[name])})
 		}
 		env.Log.Info("remote trust keys replaced", "keys", strings.Join(sortedNames(keys), ","))
-		return map[string]any{"keys": list, "restarted": nonNil(restarted)}, nil
+		out := map[string]any{"keys": list, "restarted": nonNil(applied.Restarted)}
+		addNotes(out, applied.Notes...)
+		return out, nil
 	}}, nil
 }
 

@@ -517,12 +517,13 @@ func (d *Dispatcher) reloadPutBack(env *Env, log *slog.Logger, p *pendingConfirm
 		return false
 	}
 	takeBack, err := carryTable(env, running, file)
-	var restarted []string
+	var applied Applied // its notes are in the daemon's log
 	if err == nil {
-		if restarted, err = d.ctl.ApplyConfig(d.ctx, file); err != nil {
+		if applied, err = d.ctl.ApplyConfig(d.ctx, file); err != nil {
 			takeBack()
 		}
 	}
+	restarted := applied.Restarted
 	if err != nil {
 		d.revertFailed(log, p, now, "remote: unconfirmed push: the configuration file was put back on the box to the one it replaced but not reloaded, and reloading it failed; the pushed configuration still runs; trying again", "file", path, "error", err)
 		return true
@@ -619,10 +620,11 @@ func runPending(ctx context.Context, env *Env, confirm time.Duration, apply func
 	}
 	at := q.Deadline.UTC().Format(time.RFC3339)
 	out["revert_at"] = at
+	// After what applying noted (a model fitted in place of a missing file).
 	if q.ConnectedAt.IsZero() {
-		out["note"] = fmt.Sprintf("send config-confirm before %s, or the previous configuration comes back", at)
+		addNotes(out, fmt.Sprintf("send config-confirm before %s, or the previous configuration comes back", at))
 	} else {
-		out["note"] = fmt.Sprintf("send config-confirm once this box answers on its new connection, before %s, or the previous configuration comes back", at)
+		addNotes(out, fmt.Sprintf("send config-confirm once this box answers on its new connection, before %s, or the previous configuration comes back", at))
 	}
 	env.Log.Warn("remote: configuration applied on probation: the previous one comes back unless config-confirm arrives in time", "push", q.ID, "revert_at", at)
 	return out, nil

@@ -52,12 +52,24 @@ type Configs interface {
 	//      returns an error saying what failed
 	//      ("reopen capture: open /dev/video2: no such device"): the
 	//      configuration in force, on disk and running, is then the old one.
-	// On success it returns the parts restarted, in words ("capture",
-	// "mqtt", "detector"; empty when nothing needed a restart). It must not
+	// On success it returns the parts restarted and notes on what applying
+	// did that c does not say (Applied). It must not
 	// hold up inspection longer than a swap between two frames. If the
 	// change replaces the MQTT connection, the daemon builds a new MQTT
 	// front end on it (NewMQTT) before the reply is published.
-	ApplyConfig(ctx context.Context, c *config.Config) (restarted []string, err error)
+	ApplyConfig(ctx context.Context, c *config.Config) (Applied, error)
+}
+
+// Applied is what ApplyConfig did.
+type Applied struct {
+	// Restarted are the parts restarted, in words ("capture", "mqtt",
+	// "model"; empty when nothing needed a restart).
+	Restarted []string
+	// Notes say what applying did that the configuration does not: a
+	// model fitted on synthetic frames because the model file it names is
+	// not on the box (the operator believes that file loaded). Replies
+	// carry them in their note.
+	Notes []string
 }
 
 // Models reads and replaces the model in force.

@@ -74,7 +74,7 @@ func newController(t testing.TB, device, yamlCfg string) *testController {
 func (c *testController) Config() *config.Config { return c.cfg.Load() }
 func (c *testController) ConfigPath() string     { return filepath.Join(c.dir, "inspectd.yaml") }
 
-func (c *testController) ApplyConfig(ctx context.Context, cfg *config.Config) ([]string, error) {
+func (c *testController) ApplyConfig(ctx context.Context, cfg *config.Config) (Applied, error) {
 	c.applies.Add(1)
 	c.mu.Lock()
 	err, hook := c.applyErr, c.applyHook
@@ -83,10 +83,10 @@ func (c *testController) ApplyConfig(ctx context.Context, cfg *config.Config) ([
 		hook()
 	}
 	if err != nil {
-		return nil, err
+		return Applied{}, err
 	}
 	if err := config.SaveKeepPrevious(c.ConfigPath(), cfg); err != nil {
-		return nil, err
+		return Applied{}, err
 	}
 	var restarted []string
 	for _, f := range config.Diff(c.cfg.Load(), cfg) {
@@ -96,7 +96,7 @@ func (c *testController) ApplyConfig(ctx context.Context, cfg *config.Config) ([
 		}
 	}
 	c.cfg.Store(cfg)
-	return restarted, nil
+	return Applied{Restarted: restarted}, nil
 }
 
 func (c *testController) ModelInfo() model.Info {
