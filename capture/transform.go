@@ -295,7 +295,8 @@ func NewTransform(src Source, opts TransformOptions) (Source, error) {
 // frame size that the Transform in prev holds its region to (or will,
 // once it cuts its first frame), when both cut the same region out of a
 // source whose frames keep one size (a camera): a camera closed and
-// opened again in prev's place (restart-camera) that negotiates another
+// opened again in prev's place (restart-camera, a reload that changes
+// only other settings of the camera's) that negotiates another
 // size has its frames refused (FrameSizeError) as a camera reopened after
 // an unplug has, instead of the region being cut at the same numbers from
 // another view. Wrappers in front of either (Throttle, Triggered) are

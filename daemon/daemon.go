@@ -141,7 +141,7 @@ type pipelineEnd struct {
 // is stopped again.
 func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Notifier, restart func()) (d *Daemon, err error) {
 	d = &Daemon{o: o, log: o.Logger, folders: capture.NewFolderLedger(), base: ctx, ended: make(chan pipelineEnd, 4), startedAt: time.Now(), notifier: notifier,
-		bootID: newBootID(), restart: restart}
+		bootID: newBootID(), restart: restart, cameraOpen: o.cameraOpen}
 	defer func() {
 		if err != nil {
 			d.stop()
@@ -877,6 +877,15 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 				return nil, nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)
 			}
 			return nil, nil, err
+		}
+		if keepsROISize(cur, next) {
+			// The same camera asked for the same size, with the same roi (a
+			// change of its controls, formats or max_rate): the new region
+			// cutter holds the roi to the size it was given for, as the
+			// running one does. A fresh one took whatever size the camera
+			// sends next, and a camera back at another size since an unplug
+			// had the roi cut at the same pixels from another view.
+			capture.HoldSize(newSrc, d.src.Current())
 		}
 	}
 	// A new embedded broker on the same state folder must wait for the old

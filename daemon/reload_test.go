@@ -46,6 +46,9 @@ type runningDaemon struct {
 	// fitFrames is RunOptions.FitFrames (0: 12), for a fit that must
 	// last.
 	fitFrames int
+	// cameraOpen is RunOptions.cameraOpen: a capture.FakeCamera's Open
+	// for a camera source (nil: the kernel's V4L2).
+	cameraOpen capture.Opener
 }
 
 // baseYAML is a small synthetic line on the embedded broker: 160×120
@@ -116,7 +119,7 @@ func (r *runningDaemon) run() {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	ctx, started, done := r.ctx, r.d, r.done
 	go func() {
-		done <- Run(ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: cmp.Or(r.fitFrames, 12),
+		done <- Run(ctx, RunOptions{ConfigPath: r.cfgPath, Print: &r.lines, FitFrames: cmp.Or(r.fitFrames, 12), cameraOpen: r.cameraOpen,
 			Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&r.logs, testWriter(r.t)), nil)),
 			OnStarted: func(d *Daemon) { started <- d }})
 	}()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -369,4 +370,96 @@ func TestRefusedFrameAnswersItsTrigger(t *testing.T) {
 	if len(got) != 3 || got[0] != "p1:error" || got[1] != "p2:error" || got[2] != "p3:error" {
 		t.Errorf("answers %q, want p1, p2 and p3 each answered with an error", got)
 	}
+}
+
+// A reload that changes capture but not the roi, the camera device or the
+// size asked of it (a camera control, capture.trigger.max_rate) keeps the
+// roi held to the frame size it was given for: a camera back at another
+// size since an unplug still has its frames refused, naming both sizes.
+// The reload built a region cutter that took the size the camera sent next
+// as the roi's, and cut the same pixels out of another view without a
+// word. A reload that gives capture.camera.width/height, or another roi,
+// takes the size the camera sends next, as before.
+func TestReloadKeepsTheROISize(t *testing.T) {
+	fake := capture.NewFakeCamera()
+	feed := newCameraFeed(t, fake)
+	feed.offer(t, 160, 120)
+	det := syntheticDetector(t)
+	// yaml is the configuration of a camera asked for w×h, cut at roi,
+	// with more settings of the camera's and of capture's.
+	var yaml func(w, h int, roi, camera, more string) string
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		r.cameraOpen = fake.Open
+		yaml = func(w, h int, roi, camera, more string) string {
+			return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+				fmt.Sprintf("capture: {source: camera, camera: {device: /dev/video-test, formats: [YUYV], width: %d, height: %d, timeout: 1s%s}, roi: %s%s}",
+					w, h, camera, roi, more), 1)
+		}
+		return yaml(160, 120, "{x: 8, y: 8, width: 40, height: 32}", "", "")
+	})
+	d := r.daemon()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cut := func(what string) {
+		t.Helper()
+		img, err := d.NextFrame(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if b := img.Bounds(); b.Dx() != 40 || b.Dy() != 32 {
+			t.Fatalf("%s: cut %v, want 40x32", what, b)
+		}
+	}
+	refused := func(what string, was, now image.Point) {
+		t.Helper()
+		img, err := d.NextFrame(ctx)
+		var fse *capture.FrameSizeError
+		if !errors.As(err, &fse) || fse.Was != was || fse.Now != now {
+			b := image.Rectangle{}
+			if img != nil {
+				b = img.Bounds()
+			}
+			t.Fatalf("%s: frame %v, err %v; want it refused, from %v to %v", what, b, err, was, now)
+		}
+	}
+	var unplugs, reloads int
+	// replug unplugs the camera and plugs it back in offering only w×h.
+	replug := func(w, h int) {
+		t.Helper()
+		unplugs++
+		fake.Unplug()
+		r.waitFor("the camera lost", func() bool { return strings.Count(r.logs.String(), "camera: lost") >= unplugs })
+		feed.offer(t, w, h)
+		fake.SetPresent(true)
+	}
+	reload := func(y string) {
+		t.Helper()
+		reloads++
+		r.write(y)
+		r.hup()
+		r.waitFor("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") >= reloads })
+	}
+	roi, gain, rate := "{x: 8, y: 8, width: 40, height: 32}", ", controls: {gain: 10}", ", trigger: {max_rate: 10}"
+	cut("at 160x120")
+
+	replug(64, 48)
+	refused("back at 64x48", image.Pt(160, 120), image.Pt(64, 48))
+	reload(yaml(160, 120, roi, gain, ""))
+	refused("after a reload of the camera's gain", image.Pt(160, 120), image.Pt(64, 48))
+	reload(yaml(160, 120, roi, gain, rate))
+	refused("after a reload of capture.trigger.max_rate", image.Pt(160, 120), image.Pt(64, 48))
+	if e := d.pipe.Load().failed.Load(); e == 0 {
+		t.Error("no failed inspection counted for the refused frames")
+	}
+
+	// The size asked of the camera given for its new one: taken.
+	reload(yaml(64, 48, roi, gain, rate))
+	cut("after a reload asking for 64x48")
+
+	// Another roi: given for the size the camera sends next.
+	replug(160, 120)
+	refused("back at 160x120", image.Pt(64, 48), image.Pt(160, 120))
+	reload(yaml(64, 48, "{x: 16, y: 16, width: 40, height: 32}", gain, rate))
+	cut("after a reload with another roi")
 }

@@ -49,6 +49,9 @@ type RunOptions struct {
 	// LogLevel, when set, is the level of Logger's handler: the daemon sets
 	// it to log_level at start and on every configuration change.
 	LogLevel *slog.LevelVar
+	// cameraOpen opens a camera source's device (nil: the kernel's V4L2):
+	// the package's tests run the whole daemon on a capture.FakeCamera.
+	cameraOpen capture.Opener
 }
 
 // Run is `inspectd run`: it starts everything the configuration asks for

@@ -109,6 +109,18 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 	return throttled, desc, nil
 }
 
+// keepsROISize reports whether a frame source opened for next cuts the
+// same capture.roi out of the same camera, asked for the same frame size,
+// as the one running for cur: its region cutter then holds the roi to the
+// frame size the running one holds it to (capture.HoldSize). A change of
+// the roi, the device or capture.camera.width/height says the roi is given
+// for the size the camera sends next.
+func keepsROISize(cur, next *config.Config) bool {
+	a, b := cur.Capture, next.Capture
+	return a.Source == config.SourceCamera && b.Source == config.SourceCamera && a.ROI == b.ROI &&
+		a.Camera.Device == b.Camera.Device && a.Camera.Width == b.Camera.Width && a.Camera.Height == b.Camera.Height
+}
+
 // TransformOptions maps capture.roi and capture.rotate onto the region of
 // interest and rotation of capture.Transform.
 func TransformOptions(cfg *config.Config) capture.TransformOptions {
