@@ -170,6 +170,9 @@ func jpegBomb(t testing.TB, w, h uint16) []byte {
 }
 
 func TestDecodeImageRefusesBombs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("decoders alone, no goroutines: 35 s under -race (make test's race run is -short)")
+	}
 	for _, c := range []struct {
 		name, format string
 		data         []byte

@@ -604,6 +604,9 @@ func TestRegisterTooSmall(t *testing.T) {
 // the warp of every pixel, equals it on the knots, and covers frames of
 // every size and poses that leave part of the frame outside the view.
 func TestWarpBackStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("60 warps, no goroutines: 19 s, 78 s under -race (make test's race run is -short)")
+	}
 	rng := rand.New(rand.NewPCG(3, 5))
 	for k := range 60 {
 		w, h := 20+rng.IntN(1300), 20+rng.IntN(740)

@@ -195,6 +195,9 @@ func plain(img image.Image) *image.RGBA {
 // path delivers (and the aligned view of a YUYV frame: studio-range 4:2:2
 // or 4:2:0 planes), regions of them, rotations and every resize mode.
 func TestFusedMatchesReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pixel arithmetic alone, no goroutines: 29 s under -race (make test's race run is -short)")
+	}
 	src := camTexture(641, 363, 1) // odd sizes: chroma pairs cut in half
 	var jb bytes.Buffer
 	if err := jpeg.Encode(&jb, src, &jpeg.Options{Quality: 95}); err != nil {
