@@ -277,10 +277,10 @@ func NewTransform(src Source, opts TransformOptions) (Source, error) {
 	if opts.Identity() {
 		return src, nil
 	}
-	if fl, ok := src.(*File); ok && opts.ROI != (image.Rectangle{}) {
+	if fl, ok := src.(*File); ok {
 		b := fl.img.Bounds()
-		if r := opts.Region(b.Dx(), b.Dy()); r.Empty() || !r.In(image.Rect(0, 0, b.Dx(), b.Dy())) {
-			return nil, fmt.Errorf("roi %s does not fit in the %dx%d image of file %s", describeROI(opts.ROI), b.Dx(), b.Dy(), fl.opts.Path)
+		if err := opts.CheckFileImage(fl.opts.Path, b.Dx(), b.Dy()); err != nil {
+			return nil, err
 		}
 	}
 	t := &Transform{src: src, opts: opts}
@@ -289,6 +289,21 @@ func NewTransform(src Source, opts TransformOptions) (Source, error) {
 	}
 	t.need = t.translate
 	return t, nil
+}
+
+// CheckFileImage is the refusal NewTransform gives a single file's (a file
+// source's) w×h image at path: the region of interest does not fit in it,
+// so every frame of it would be refused. nil when it fits or no region is
+// given. config check asks it too, so that a file run refuses at start is
+// not reported ok.
+func (o TransformOptions) CheckFileImage(path string, w, h int) error {
+	if o.ROI == (image.Rectangle{}) {
+		return nil
+	}
+	if r := o.Region(w, h); r.Empty() || !r.In(image.Rect(0, 0, w, h)) {
+		return fmt.Errorf("roi %s does not fit in the %dx%d image of file %s", describeROI(o.ROI), w, h, path)
+	}
+	return nil
 }
 
 // HoldSize makes the Transform in src hold its region of interest to the

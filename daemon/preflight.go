@@ -81,10 +81,21 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		// Decoded as the file source does at start: a file that is there
 		// but is not an image the source reads (empty, another format, over
 		// capture.max_pixels) stops run as surely as a missing one.
-		if _, err := os.Stat(cfg.Capture.File.Path); err != nil {
+		path := cfg.Capture.File.Path
+		if _, err := os.Stat(path); err != nil {
 			add("capture.file.path", true, "%v: set capture.file.path to an image file", err)
-		} else if _, _, err := capture.DecodeImageFile(cfg.Capture.File.Path, int64(cfg.Capture.MaxPixels)); err != nil {
+			break
+		}
+		img, _, err := capture.DecodeImageFile(path, int64(cfg.Capture.MaxPixels))
+		if err != nil {
 			add("capture.file.path", true, "%v: set capture.file.path to a JPEG, PNG, BMP, TIFF or GIF image", err)
+			break
+		}
+		// A capture.roi the image is too small for stops run as surely
+		// (every frame of it would be refused): it was reported ok here.
+		b := img.Bounds()
+		if err := TransformOptions(cfg).CheckFileImage(path, b.Dx(), b.Dy()); err != nil {
+			add("capture.roi", true, "%v: give capture.roi within the image's %dx%d pixels, or set capture.file.path to an image it fits in", err, b.Dx(), b.Dy())
 		}
 	case config.SourceCamera:
 		if _, err := os.Stat(cfg.Capture.Camera.Device); err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"image"
+	"image/png"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -276,6 +278,59 @@ func TestMQTTTLSDamagedPEMNamedByKey(t *testing.T) {
 		if len(found) != 1 || !found[0].Fatal || found[0].Field != tc.field || !strings.Contains(found[0].Msg, tc.file+": the body of its PEM block") ||
 			!strings.Contains(found[0].Msg, "not valid base64 at line 3") || strings.Contains(found[0].Msg, "no PEM") {
 			t.Errorf("%s %s: findings %v, want one naming the file and its body not valid base64", tc.field, tc.file, found)
+		}
+	}
+}
+
+// A file source whose image capture.roi does not fit in stops run at
+// start (every frame would be refused), yet config check said ok (a
+// trial: a 64x48 file with a 96x96 roi). It is now a problem under
+// capture.roi naming the file, its size and the roi; a roi exactly the
+// image's size, or reaching its edge, is no problem.
+func TestPreflightFileSourceROIMisfit(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "frame.png")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 64, 48))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		roi  config.ROI
+		want string // "" when it fits
+	}{
+		{config.ROI{X: 16, Y: 16, Width: 96, Height: 96}, "roi x=16 y=16 96x96 does not fit in the 64x48 image of file " + img},
+		{config.ROI{X: 64, Y: 0}, "roi x=64 y=0 width to the edge height to the edge does not fit in the 64x48 image of file " + img},
+		{config.ROI{Width: 64, Height: 48}, ""},
+		{config.ROI{X: 48, Y: 32}, ""},
+	} {
+		cfg := testDefaults(t)
+		cfg.Capture.Source = config.SourceFile
+		cfg.Capture.File.Path = img
+		cfg.Capture.ROI = tc.roi
+		var got *Finding
+		for _, fd := range Preflight(cfg, testLogger(t)) {
+			if fd.Field == "capture.roi" {
+				got = &fd
+			}
+		}
+		switch {
+		case tc.want == "" && got != nil:
+			t.Errorf("roi %+v fits the 64x48 image: %s", tc.roi, got)
+		case tc.want != "" && (got == nil || !got.Fatal || !strings.Contains(got.Msg, tc.want)):
+			t.Errorf("roi %+v: finding %v, want a problem saying %q", tc.roi, got, tc.want)
+		}
+		// The start refuses what config check refuses, and only that.
+		src, _, _, err := OpenSource(cfg, testLogger(t))
+		if src != nil {
+			_ = src.Close()
+		}
+		if (err != nil) != (tc.want != "") {
+			t.Errorf("roi %+v: start's source: %v, config check's finding: %v", tc.roi, err, got)
 		}
 	}
 }
