@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"log/slog"
 	"math"
 	"strings"
@@ -609,8 +610,11 @@ const (
 )
 
 // inputKind is inputGray for a single-channel image, else inputColour.
+// It goes by the colour model, not the type: a grayscale frame cut or
+// turned by capture (capture.Rotated, capture.Region) is a view with the
+// *image.Gray's model, and was taken for a colour frame.
 func inputKind(img image.Image) string {
-	if _, ok := img.(*image.Gray); ok {
+	if img.ColorModel() == color.GrayModel {
 		return inputGray
 	}
 	return inputColour

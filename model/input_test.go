@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/inspectd/inspectd/capture"
 )
 
 // A model records whether it was fitted on grayscale or colour images, and
@@ -137,4 +139,45 @@ func (n mixedTextures) Image(i int) (image.Image, error) {
 		c.Pix[4*k], c.Pix[4*k+1], c.Pix[4*k+2], c.Pix[4*k+3] = v, v, v, 255
 	}
 	return c, nil
+}
+
+// A grayscale frame cut or turned by capture (capture.rotate, a region of
+// a frame decoded reduced) comes as a view, not an *image.Gray: it was
+// taken for a colour frame, and the daemon warned that the line's frames
+// were colour on a grayscale model and to refit (a trial: a folder of
+// grayscale PNGs with capture.rotate 90). A view of a colour frame is
+// still one.
+func TestInputMismatchViews(t *testing.T) {
+	opts := testOptions(t)
+	det, _, err := Fit(context.Background(), opts, textures(12), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	gray := texture(500, false)
+	colour := image.NewRGBA(gray.Bounds())
+	for i, v := range gray.Pix {
+		colour.Pix[4*i], colour.Pix[4*i+1], colour.Pix[4*i+2], colour.Pix[4*i+3] = v, v, v, 255
+	}
+	b := gray.Bounds()
+	for _, tc := range []struct {
+		name   string
+		img    image.Image
+		colour bool
+	}{
+		{"gray turned 180", &capture.Rotated{Src: gray, Deg: 180}, false},
+		{"gray turned 90", &capture.Rotated{Src: gray, Deg: 90}, false},
+		{"gray region", &capture.Region{Image: gray, X0: 0.5, Y0: 0.5, X1: float64(b.Dx()) - 0.5, Y1: float64(b.Dy()) - 0.5}, false},
+		{"gray region turned", &capture.Rotated{Src: &capture.Region{Image: gray, X0: 0, Y0: 0, X1: float64(b.Dx()), Y1: float64(b.Dy())}, Deg: 180}, false},
+		{"colour turned 180", &capture.Rotated{Src: colour, Deg: 180}, true},
+	} {
+		r, err := det.Inspect(tc.img)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		said := strings.Contains(r.InputMismatch, "a colour frame") || r.Mismatch&MismatchInput != 0
+		if said != tc.colour {
+			t.Errorf("%s: %q (%b), want colour named %v", tc.name, r.InputMismatch, r.Mismatch, tc.colour)
+		}
+	}
 }
