@@ -211,6 +211,11 @@ func (e *ROIMisfitError) Error() string {
 	return fmt.Sprintf("file %s not inspected: roi %s does not fit in its %dx%d image", e.Name, describeROI(e.ROI), e.Size.X, e.Size.Y)
 }
 
+// DescribeROI writes a region of interest as the errors name it ("x=8 y=8
+// 32x32", an end at the frame's edge as "to the edge"), for log lines
+// that name the roi beside such an error.
+func DescribeROI(r image.Rectangle) string { return describeROI(r) }
+
 // describeROI writes a region of interest as configured: "x=8 y=8 32x32",
 // an end at the frame's edge (ToEdge) as "to the edge".
 func describeROI(r image.Rectangle) string {

@@ -733,12 +733,12 @@ func (p *Pipeline) publishStage(s *slot) {
 				}
 				p.log.Error("frames refused: capture.roi does not apply to the camera's frame size; answered as failed inspections until it does",
 					"seq", seq, "frame", f.Seq, "frame_size", fmt.Sprintf("%dx%d", fse.Now.X, fse.Now.Y), "roi_wants", want,
-					"roi", fmt.Sprintf("x=%d y=%d", fse.ROI.Min.X, fse.ROI.Min.Y), "err", s.inspErr)
+					"roi", capture.DescribeROI(fse.ROI), "err", s.inspErr)
 			} else if misfit != nil {
 				// The file's doing: one line per file (its name is in msg),
 				// as for a file that cannot be read.
 				p.log.Warn("file not inspected: capture.roi does not fit in its image", "seq", seq, "file", misfit.Name,
-					"image_size", fmt.Sprintf("%dx%d", misfit.Size.X, misfit.Size.Y), "roi", fmt.Sprintf("x=%d y=%d", misfit.ROI.Min.X, misfit.ROI.Min.Y),
+					"image_size", fmt.Sprintf("%dx%d", misfit.Size.X, misfit.Size.Y), "roi", capture.DescribeROI(misfit.ROI),
 					"err", s.inspErr)
 			} else {
 				p.log.Error("inspection failed", "seq", seq, "frame", f.Seq, "name", f.Name, "err", s.inspErr)

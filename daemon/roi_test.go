@@ -102,7 +102,7 @@ func TestStrayFileSmallerThanROIAnswered(t *testing.T) {
 	if n := strings.Count(logs, "file not inspected: capture.roi does not fit in its image"); n != 1 {
 		t.Errorf("%d log lines for the stray file, want 1:\n%s", n, logs)
 	}
-	for _, want := range []string{"file=stray.png", "image_size=64x48"} {
+	for _, want := range []string{"file=stray.png", "image_size=64x48", `roi="x=8 y=8 128x96"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
