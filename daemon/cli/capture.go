@@ -327,9 +327,11 @@ func cmdCaptureSnapshot() *Command {
 				return err
 			}
 			defer src.Close()
+			// The options were checked above: what is left is the image (a
+			// file the region does not fit in), not the command line.
 			src, err = capture.NewTransform(src, topts)
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
