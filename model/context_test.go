@@ -192,6 +192,7 @@ func TestContextScaleSaveLoad(t *testing.T) {
 // with weight 1, and its scores follow (the patch scale plus the context
 // scale once).
 func TestContextScaleWeightMissingInFile(t *testing.T) {
+	sameFitPath(t)
 	opts := contextOptions(t, 8)
 	opts.ContextWeight = 1
 	_, img, want, path := fitAndSave(t, opts)
@@ -292,6 +293,7 @@ func TestContextScaleAddTo(t *testing.T) {
 // Without the position z-score the two scales' distances are not on one
 // scale, so the context scale is left out rather than mixed in raw.
 func TestContextScaleNeedsZScore(t *testing.T) {
+	sameFitPath(t)
 	opts := contextOptions(t, 8)
 	opts.PositionZScore = false
 	det, rep, err := Fit(context.Background(), opts, textures(24), nil)
@@ -334,6 +336,7 @@ func TestContextScaleFitsBudget(t *testing.T) {
 // With a budget so small that the patch grid is pooled, the context scale
 // still fits on it and scores.
 func TestContextScaleOnPooledPatchGrid(t *testing.T) {
+	sameFitPath(t)
 	opts := contextOptions(t, 6)
 	opts.MemoryBudget = 1_500_000
 	det, rep, err := Fit(context.Background(), opts, textures(MinZScoreImages), nil)

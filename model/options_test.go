@@ -66,6 +66,7 @@ func fitTest(t *testing.T, opts Options) *Detector {
 // With Standardize a darker exposure of a normal part scores like the part;
 // without it the same frame scores far higher. Save and Load keep it.
 func TestStandardizeOption(t *testing.T) {
+	sameFitPath(t)
 	part := brushed(96, 80, 100)
 	dark := exposed(part, 0.4, 0)
 	score := func(d *Detector, img image.Image) float64 {
@@ -112,6 +113,7 @@ func TestStandardizeOption(t *testing.T) {
 }
 
 func TestDefaultTaps(t *testing.T) {
+	sameFitPath(t)
 	c9 := []string{"MobilenetV1/MobilenetV1/Conv2d_3_pointwise/Relu6", "MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6",
 		"MobilenetV1/MobilenetV1/Conv2d_9_pointwise/Relu6"}
 	d := fitTest(t, Options{DefaultTaps: c9})
