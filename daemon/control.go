@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -292,6 +293,34 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))
 	}
 	return remote.Applied{Restarted: changed, Notes: notes}, nil
+}
+
+// PlanConfig says what applying c would do that c does not say, without
+// doing it, for a dry-run push: the note of a model fitted on synthetic
+// frames because the model file c names is not on the box (fittedNote's,
+// in the future tense), or the error that would refuse it before the fit
+// (a folder the fitted model cannot be saved in, a model file missing
+// where nothing fits one).
+func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
+	cur := d.Config()
+	nextDev, err := c.ResolvedDeviceID()
+	if err != nil {
+		return nil, err
+	}
+	if !diffConfig(cur, c, d.deviceID, nextDev).model {
+		return nil, nil // the model in force stays: its file is not opened
+	}
+	switch _, err := os.Stat(c.ModelPath()); {
+	case errors.Is(err, os.ErrNotExist) && c.Capture.Source != config.SourceSynthetic:
+		return nil, &noModelError{key: modelKey(c), path: c.ModelPath()}
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("model %s: %w", c.ModelPath(), err) // as openDetector refuses it
+	}
+	n, err := fitPlanned(c, d.o)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return []string{plannedFitNote(c, n)}, nil
 }
 
 // Status is the daemon's state for the status command; it never waits for

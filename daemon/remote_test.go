@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -820,6 +821,98 @@ func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
 	t.Logf("reply on probation: %v", rep)
 	if rep["ok"] != true || !strings.Contains(note, other) || !strings.Contains(note, "fitted on") || !strings.Contains(note, "send config-confirm before") {
 		t.Errorf("push on probation of a missing model file: note %q: %v", note, rep)
+	}
+}
+
+// TestDryRunOfAMissingModelFileSaysItWouldFit: a dry run naming a model
+// file that is not on a synthetic box says, in its note, that applying it
+// would fit a model there (it answered applied: false alone, and the
+// operator learnt of the fit only from the real push), and fits nothing:
+// no file written, the model and configuration in force unchanged (real
+// mosquitto, real files).
+func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return remoteYAML(b.URL, "cell12", "")(r)
+	})
+	d := r.daemon()
+	op.awaitCommands(r, "cell12")
+	before := d.Config().Model.Path
+
+	missing := filepath.Join(r.dir, "line3.safetensors")
+	rep := op.reply("cell12", "config", `{"id":"d1","config":{"model":{"path":"`+missing+`"}},"dry_run":true}`, 60*time.Second)
+	note, _ := rep["note"].(string)
+	if rep["ok"] != true || rep["applied"] != false || rep["dry_run"] != true || fmt.Sprint(rep["changed"]) != "[model.path]" {
+		t.Fatalf("dry run of a missing model file: %v", rep)
+	}
+	for _, want := range []string{"model.path", missing, "no model file", "would fit a new model on 12 normal synthetic frames"} {
+		if !strings.Contains(note, want) {
+			t.Errorf("dry run's note %q lacks %q: %v", note, want, rep)
+		}
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dry run wrote %s (%v)", missing, err)
+	}
+	if strings.Contains(r.logs.String(), "no model yet: fitting") {
+		t.Errorf("the dry run fitted a model:\n%s", r.logs.String())
+	}
+	if got := d.Config().Model.Path; got != before {
+		t.Errorf("model.path %q in force after the dry run, want %q", got, before)
+	}
+	if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
+		t.Errorf("model %s in force after the dry run, want %s", got, det.Info().ID)
+	}
+
+	// A file that is there: no note.
+	rep = op.reply("cell12", "config", `{"id":"d2","config":{"model":{"path":"`+filepath.Join(r.dir, "state", "model.safetensors")+`"}},"dry_run":true}`, 60*time.Second)
+	if rep["ok"] != true || rep["note"] != nil {
+		t.Errorf("dry run naming a model file that is there: %v, want no note", rep)
+	}
+}
+
+// TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce: a push naming a
+// missing model file in a folder that is not there is
+// refused before any fit, naming model.path and the folder (it fitted for
+// seconds, then failed to save), and the running model and configuration
+// stay; a dry run of it says it would be refused (real mosquitto, real
+// files).
+func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return remoteYAML(b.URL, "cell13", "")(r)
+	})
+	d := r.daemon()
+	op.awaitCommands(r, "cell13")
+	before := d.Config().Model.Path
+
+	// (A folder without write permission is not tried: root, which may
+	// run these tests, writes it anyway.)
+	for i, dir := range []string{filepath.Join(r.dir, "no-such-folder"), filepath.Join(r.dir, "a", "b")} {
+		path := filepath.Join(dir, "line3.safetensors")
+		for _, dry := range []bool{true, false} {
+			id := fmt.Sprintf("f%d-%v", i, dry)
+			rep := op.reply("cell13", "config", fmt.Sprintf(`{"id":%q,"config":{"model":{"path":%q}},"dry_run":%v}`, id, path, dry), 60*time.Second)
+			msg := fmt.Sprint(rep["error"])
+			t.Logf("%s: %v", id, rep)
+			if rep["ok"] != false || rep["applied"] != false || !strings.Contains(msg, "model.path") || !strings.Contains(msg, "folder "+dir) {
+				t.Errorf("push (dry_run %v) of a model file in %s: %v, want it refused naming model.path and the folder", dry, dir, rep)
+			}
+		}
+	}
+	if strings.Contains(r.logs.String(), "no model yet: fitting") {
+		t.Errorf("a model was fitted before the push was refused:\n%s", r.logs.String())
+	}
+	if got := d.Config().Model.Path; got != before {
+		t.Errorf("model.path %q in force after the refused pushes, want %q", got, before)
+	}
+	if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
+		t.Errorf("model %s in force after the refused pushes, want %s", got, det.Info().ID)
 	}
 }
 

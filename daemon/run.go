@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -244,6 +245,43 @@ func fittedNote(cfg *config.Config, n int) string {
 		modelKey(cfg), cfg.ModelPath(), n)
 }
 
+// fitPlanned is what openDetector would do about cfg's model file without
+// doing it: 0 when the file is there (or the source is not synthetic, which
+// openDetector refuses with a noModelError), else the number of synthetic
+// frames it would fit on. The folder the fitted model is saved in is
+// checked first: one that is not there or cannot be written failed only
+// after the whole fit (seconds to minutes), so it is refused at once as a
+// *FieldError naming the key and the folder. The folder is not created
+// (nor does a start create it), except state_dir, which start and Apply
+// create before the model is opened.
+func fitPlanned(cfg *config.Config, o RunOptions) (int, error) {
+	path := cfg.ModelPath()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) || cfg.Capture.Source != config.SourceSynthetic {
+		return 0, nil
+	}
+	if dir := filepath.Dir(path); filepath.Clean(dir) != filepath.Clean(cfg.StateDir) {
+		why := ""
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			why = "folder " + dir + " does not exist"
+		} else if err := tryWrite(dir); err != nil {
+			why = fmt.Sprintf("folder %s cannot be written (%v)", dir, err)
+		}
+		if why != "" {
+			return 0, &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("no model file at %s, and the model inspectd would fit on synthetic frames in its place could not be saved: %s; create the folder for the user that runs inspectd, or name a file in a folder it can write", path, why)}
+		}
+	}
+	if o.FitFrames > 0 {
+		return o.FitFrames, nil
+	}
+	return 200, nil
+}
+
+// plannedFitNote is fittedNote for a dry run: what applying cfg would do.
+func plannedFitNote(cfg *config.Config, n int) string {
+	return fmt.Sprintf("%s: no model file at %s on this box: applying this would fit a new model on %d normal synthetic frames (capture.source synthetic) and save it there",
+		modelKey(cfg), cfg.ModelPath(), n)
+}
+
 // budgetError files a model load refused for its size under the key that
 // decides it, model.memory_budget, with what to do: the file is sound, and
 // "fit one" alone would not help. Other errors come back as they are.
@@ -276,9 +314,9 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	if cfg.Capture.Source != config.SourceSynthetic {
 		return nil, 0, &noModelError{key: modelKey(cfg), path: path}
 	}
-	n := o.FitFrames
-	if n <= 0 {
-		n = 200
+	n, err := fitPlanned(cfg, o)
+	if err != nil {
+		return nil, 0, err
 	}
 	s := cfg.Capture.Synthetic
 	// A different seed from the inspected frames: the model must not have

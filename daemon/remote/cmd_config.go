@@ -111,7 +111,16 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 	}
 	if a.DryRun {
 		return &Plan{Run: func(context.Context) (map[string]any, error) {
-			return map[string]any{"applied": false, "dry_run": true, "changed": nonNil(changed)}, nil
+			out := map[string]any{"applied": false, "dry_run": true, "changed": nonNil(changed)}
+			// What the push would do that it does not say (a model fitted
+			// in place of a missing file), or would be refused for on this
+			// box, is told now: the dry run is how the operator finds out.
+			notes, err := env.Ctl.PlanConfig(next)
+			if err != nil {
+				return out, errorf(CodeFailed, "", "dry run: applying this would be refused: %v", err)
+			}
+			addNotes(out, notes...)
+			return out, nil
 		}}, nil
 	}
 	if err := env.refuseWhilePending("another push"); err != nil {

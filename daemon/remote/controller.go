@@ -58,6 +58,12 @@ type Configs interface {
 	// change replaces the MQTT connection, the daemon builds a new MQTT
 	// front end on it (NewMQTT) before the reply is published.
 	ApplyConfig(ctx context.Context, c *config.Config) (Applied, error)
+	// PlanConfig says, for a dry run, what ApplyConfig(c) would do that c
+	// does not say (the notes Applied.Notes would carry, in the future
+	// tense), or an error naming the key when applying c would be refused
+	// for what is on the box (a model file missing, a folder a fitted model
+	// cannot be saved in). It changes nothing and does not fit or load.
+	PlanConfig(c *config.Config) (notes []string, err error)
 }
 
 // Applied is what ApplyConfig did.

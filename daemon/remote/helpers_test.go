@@ -74,6 +74,8 @@ func newController(t testing.TB, device, yamlCfg string) *testController {
 func (c *testController) Config() *config.Config { return c.cfg.Load() }
 func (c *testController) ConfigPath() string     { return filepath.Join(c.dir, "inspectd.yaml") }
 
+func (c *testController) PlanConfig(*config.Config) ([]string, error) { return nil, nil }
+
 func (c *testController) ApplyConfig(ctx context.Context, cfg *config.Config) (Applied, error) {
 	c.applies.Add(1)
 	c.mu.Lock()
