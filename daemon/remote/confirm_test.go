@@ -979,6 +979,16 @@ func TestRevertUnstartableLeavesARunningDaemonAlone(t *testing.T) {
 		}
 		return m
 	}
+	// The running daemon marks the push's reply sent in its request table
+	// once the publish returns, after the reply reached us: its own write,
+	// not the revert's, so the table is read once it has settled.
+	settled := time.Now().Add(10 * time.Second)
+	for b, _ := os.ReadFile(filepath.Join(r.ctl.dir, StateFile)); strings.Contains(string(b), `"unsent":true`); b, _ = os.ReadFile(filepath.Join(r.ctl.dir, StateFile)) {
+		if time.Now().After(settled) {
+			t.Fatalf("the push's reply is still unsent after 10 s:\n%s", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	before := snapshot()
 	cause := errors.New("state_dir in use by another inspectd")
 	id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, cause, r.clk.Now(), slog.New(&logSink{}))
