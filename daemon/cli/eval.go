@@ -83,6 +83,14 @@ type RealFigures struct {
 	ImageAUROC float64  `json:"image_auroc"`
 	PixelAUROC *float64 `json:"pixel_auroc"`
 	PRO        *float64 `json:"pro"`
+	// FalseAlarmRate and MissRate are at the candidate's own threshold
+	// (the search's fit of it: fewer training images than the final fit);
+	// RegionIoU is EvalResult.RegionIoU at that threshold, nil where the
+	// set has no pixel figures: which candidate would have published the
+	// regions that sit on the defects.
+	FalseAlarmRate float64  `json:"false_alarm_rate"`
+	MissRate       float64  `json:"miss_rate"`
+	RegionIoU      *float64 `json:"region_iou"`
 }
 
 // RankAgreement holds Spearman rank correlations of the candidates'
@@ -637,6 +645,16 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 				}
 				if pro, err := a.pix.PRO(0.3); err == nil {
 					rf.PRO = &pro
+				}
+				rf.FalseAlarmRate = float64(a.fa) / float64(max(a.fan, 1))
+				rf.MissRate = float64(a.miss) / float64(max(a.n, 1))
+				if rf.PixelAUROC != nil && a.iouD > 0 {
+					var iou float64
+					for _, x := range a.iouBy {
+						iou += x
+					}
+					iou /= float64(a.iouD)
+					rf.RegionIoU = &iou
 				}
 				real[v.Info().Recipe] = rf
 			}
@@ -1620,14 +1638,15 @@ func optFigure(v *float64, format string) string {
 func printCandidates(w io.Writer, s *EvalSet) {
 	fmt.Fprintf(w, "recipe candidates on %s: synthetic defects (validation) against the real test set\n", s.Data)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "recipe\tsyn score\tsyn image\tsyn pixel\tsyn PRO\tsyn FA\treal image\treal pixel\treal PRO\t")
+	fmt.Fprintln(tw, "recipe\tsyn score\tsyn image\tsyn pixel\tsyn PRO\tsyn FA\treal image\treal pixel\treal PRO\treal FA\treal miss\treal region IoU\t")
 	for _, c := range s.Candidates {
 		mark := ""
 		if c.Chosen {
 			mark = " *"
 		}
-		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.4f\t%s\t%s\t\n", c.Recipe, mark, c.Synthetic.Score, c.Synthetic.ImageAUROC, c.Synthetic.PixelAUROC,
-			c.Synthetic.PRO, 100*c.Synthetic.FalseAlarms, c.Real.ImageAUROC, optFigure(c.Real.PixelAUROC, "%.4f"), optFigure(c.Real.PRO, "%.4f"))
+		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.4f\t%s\t%s\t%.1f%%\t%.1f%%\t%s\t\n", c.Recipe, mark, c.Synthetic.Score, c.Synthetic.ImageAUROC, c.Synthetic.PixelAUROC,
+			c.Synthetic.PRO, 100*c.Synthetic.FalseAlarms, c.Real.ImageAUROC, optFigure(c.Real.PixelAUROC, "%.4f"), optFigure(c.Real.PRO, "%.4f"),
+			100*c.Real.FalseAlarmRate, 100*c.Real.MissRate, optFigure(c.Real.RegionIoU, "%.4f"))
 	}
 	tw.Flush()
 	if a := s.Agreement; a != nil {

@@ -874,7 +874,9 @@ func TestEvalModelWarnsOfOtherImages(t *testing.T) {
 // With --candidates on a set without pixel ground truth, each candidate's
 // real pixel AUROC and PRO, and their rank correlations, are null in the
 // JSON and n/a in the table, as the set's own figures are (they came out
-// as 0, read as measured); a set with masks has them as numbers.
+// as 0, read as measured); a set with masks has them as numbers. Each
+// candidate's false-alarm and miss rates at its own threshold are there,
+// and its region IoU where the set has masks.
 func TestEvalCandidatesWithoutMasks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("recipe searches on exported synthetic sets")
@@ -926,7 +928,15 @@ func TestEvalCandidatesWithoutMasks(t *testing.T) {
 			if v, ok := c.Real["image_auroc"].(float64); !ok || v <= 0 {
 				t.Errorf("%s, %s: real image_auroc %v, want a measured figure", set, c.Recipe, c.Real["image_auroc"])
 			}
-			for _, k := range []string{"pixel_auroc", "pro"} {
+			for _, k := range []string{"false_alarm_rate", "miss_rate"} {
+				if v, ok := c.Real[k].(float64); !ok || v < 0 || v > 1 {
+					t.Errorf("%s, %s: real %s %v, want a share in [0, 1]", set, c.Recipe, k, c.Real[k])
+				}
+			}
+			if v, ok := c.Real["region_iou"].(float64); set == "full" && (!ok || v < 0 || v > 1) {
+				t.Errorf("full, %s: real region_iou %v, want a figure in [0, 1]", c.Recipe, c.Real["region_iou"])
+			}
+			for _, k := range []string{"pixel_auroc", "pro", "region_iou"} {
 				v, present := c.Real[k]
 				switch {
 				case !present:
@@ -968,8 +978,9 @@ func TestEvalCandidatesWithoutMasks(t *testing.T) {
 			continue
 		}
 		rows++
-		if n := len(fl); fl[n-1] != "n/a" || fl[n-2] != "n/a" {
-			t.Errorf("candidate row %q: want n/a for real pixel AUROC and PRO", l)
+		// ... real pixel, real PRO, real FA, real miss, real region IoU
+		if n := len(fl); fl[n-5] != "n/a" || fl[n-4] != "n/a" || !strings.HasSuffix(fl[n-3], "%") || !strings.HasSuffix(fl[n-2], "%") || fl[n-1] != "n/a" {
+			t.Errorf("candidate row %q: want n/a for real pixel AUROC, PRO and region IoU, and the false-alarm and miss rates", l)
 		}
 	}
 	if rows != len(doc.Sets[1].Candidates) || !strings.Contains(text, "pixel AUROC n/a, PRO n/a") {
