@@ -151,6 +151,10 @@ type EvalResult struct {
 	PixelSets      int    `json:"pixel_sets,omitempty"`
 	// flaggedIoU is each flagged defective image's overlap, by path.
 	flaggedIoU map[string]float64
+	// settingsVary is set on a mean over sets whose sigma or context
+	// settings differ (auto chose per set): the JSON has them null, not
+	// the 0 that reads as "no blur, no context scale".
+	settingsVary bool
 	// MasksMissing is the number of defective test images without a
 	// ground-truth mask: they count in the image figures and are left out
 	// of the pixel ones (PixelAUROC, PRO, region IoU).
@@ -225,8 +229,9 @@ type EvalResult struct {
 // 0, which a consumer reads as a measured figure (an AUROC of 0, an overlap
 // of 0): pixel_auroc and pro when no_pixel_figures says why there are none,
 // region_iou, region_iou_flagged and region_iou_shared also when no image
-// was there to average over (their counts 0; n/a in the tables). The other
-// fields, and these when measured, are written as they are.
+// was there to average over (their counts 0; n/a in the tables); sigma,
+// context_pool and context_features in a mean whose sets differ in them.
+// The other fields, and these when measured, are written as they are.
 func (r EvalResult) MarshalJSON() ([]byte, error) {
 	type plain EvalResult // its fields, without this method
 	figure := func(v float64, ok bool) *float64 {
@@ -244,8 +249,14 @@ func (r EvalResult) MarshalJSON() ([]byte, error) {
 		RegionIoU        *float64 `json:"region_iou"`
 		RegionIoUFlagged *float64 `json:"region_iou_flagged"`
 		RegionIoUShared  *float64 `json:"region_iou_shared"`
+		Sigma            *float64 `json:"sigma"`
+		ContextPool      *float64 `json:"context_pool"`
+		ContextFeatures  *float64 `json:"context_features"`
 	}{
 		plain:            plain(r),
+		Sigma:            figure(r.Sigma, !r.settingsVary),
+		ContextPool:      figure(float64(r.ContextPool), !r.settingsVary),
+		ContextFeatures:  figure(float64(r.ContextFeatures), !r.settingsVary),
 		PixelAUROC:       figure(r.PixelAUROC, pixels),
 		PRO:              figure(r.PRO, pixels),
 		RegionIoU:        figure(r.RegionIoU, pixels && r.RegionIoUDefects > 0),
@@ -1316,6 +1327,28 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 		}
 		if m.PixelSets == 0 {
 			m.NoPixelFigures = "no set of the mean has pixel figures"
+		}
+		// The model's settings where every set has the same, else null
+		// (sigma, context) or left out.
+		r0 := sets[0].Results[k]
+		same := func(f func(EvalResult) any) bool {
+			return !slices.ContainsFunc(sets, func(s EvalSet) bool { return f(s.Results[k]) != f(r0) })
+		}
+		if same(func(r EvalResult) any { return r.Features }) {
+			m.Features = r0.Features
+		}
+		if same(func(r EvalResult) any { return r.Grid }) {
+			m.Grid = r0.Grid
+		}
+		if same(func(r EvalResult) any { return r.Resize }) {
+			m.Resize = r0.Resize
+		}
+		if same(func(r EvalResult) any {
+			return [4]float64{r.Sigma, float64(r.ContextPool), float64(r.ContextFeatures), r.ContextWeight}
+		}) {
+			m.Sigma, m.ContextPool, m.ContextFeatures, m.ContextWeight = r0.Sigma, r0.ContextPool, r0.ContextFeatures, r0.ContextWeight
+		} else {
+			m.settingsVary = true
 		}
 		// Named by the recipe every set fitted, where they agree (a model
 		// scored as it was fitted, --model, is no "auto"); by the column's

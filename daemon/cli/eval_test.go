@@ -486,6 +486,13 @@ func TestEvalSetWithoutMasks(t *testing.T) {
 	if v := doc.Mean[0]["pixel_auroc"]; v == nil {
 		t.Errorf("mean: pixel_auroc null, want the full set's")
 	}
+	// One recipe on every set: the mean carries its settings (they came
+	// out as 0: no blur, no context scale).
+	for _, k := range []string{"sigma", "context_pool", "features", "resize"} {
+		if v, want := doc.Mean[0][k], doc.Sets[0].Results[0][k]; v != want || v == nil {
+			t.Errorf("mean: %s %v, want the sets' %v", k, v, want)
+		}
+	}
 	rows := 0
 	for _, l := range strings.Split(stdout, "\n") {
 		if fl := strings.Fields(l); len(fl) > 4 && (fl[0] == "none" || fl[0] == "blank") {
@@ -985,5 +992,33 @@ func TestEvalCandidatesWithoutMasks(t *testing.T) {
 	}
 	if rows != len(doc.Sets[1].Candidates) || !strings.Contains(text, "pixel AUROC n/a, PRO n/a") {
 		t.Errorf("%d candidate rows, want %d, and the correlations with pixel AUROC and PRO n/a:\n%s", rows, len(doc.Sets[1].Candidates), text)
+	}
+}
+
+// A mean over sets whose recipes differ in blur or context scale has those
+// settings null in the JSON (they came out as 0, read as "no blur, no
+// context scale"); the figures are still averaged.
+func TestEvalMeanSettingsThatDiffer(t *testing.T) {
+	a := EvalResult{Data: "a", Recipe: "plain", ImageAUROC: 0.8, Sigma: 4, Features: 100, Resize: "squash"}
+	b := EvalResult{Data: "b", Recipe: "v1-fit-std-z-ctx2", ImageAUROC: 0.9, Sigma: 4, ContextPool: 6, ContextFeatures: 300, ContextWeight: 2, Features: 100, Resize: "fit"}
+	m := meanResults([]EvalSet{{Data: "a", Results: []EvalResult{a}}, {Data: "b", Results: []EvalResult{b}}}, []string{"auto"})
+	raw, err := json.Marshal(m[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"sigma", "context_pool", "context_features"} {
+		if v, present := got[k]; !present || v != nil {
+			t.Errorf("mean over differing recipes: %s %v (present %v), want null", k, v, present)
+		}
+	}
+	if _, present := got["resize"]; present {
+		t.Errorf("mean over squash and fit: resize %v, want it left out", got["resize"])
+	}
+	if got["features"] != 100.0 || math.Abs(got["image_auroc"].(float64)-0.85) > 1e-9 {
+		t.Errorf("mean: features %v (want 100, the same on both), image_auroc %v (want 0.85)", got["features"], got["image_auroc"])
 	}
 }
