@@ -562,6 +562,12 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 		}
 		if p.o.Metrics != nil {
 			p.o.Metrics.Frame()
+			if s.refused != nil && s.frame.Trigger != "" {
+				// Its trigger got no frame it could be inspected on, as
+				// one that got no frame at all: counted with those
+				// (answered below as a failed inspection, not here).
+				p.o.Metrics.Trigger(triggerOutcome(s.refused))
+			}
 		}
 		p.inflight.Add(1)
 		taken++

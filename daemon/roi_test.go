@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
 
@@ -369,6 +372,66 @@ func TestRefusedFrameAnswersItsTrigger(t *testing.T) {
 	}
 	if len(got) != 3 || got[0] != "p1:error" || got[1] != "p2:error" || got[2] != "p3:error" {
 		t.Errorf("answers %q, want p1, p2 and p3 each answered with an error", got)
+	}
+}
+
+// A trigger whose frame is refused for its size counts in
+// inspectd_triggers_total as one that got no frame to inspect
+// (outcome="no_frame"), each one: it was answered but counted under no
+// outcome but "accepted", so an alert on failed triggers never saw a line
+// whose every part went uninspected. A free-run frame refused is no
+// trigger's, and counts under none.
+func TestRefusedFrameCountsItsTrigger(t *testing.T) {
+	syn, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := httpapi.NewMetrics()
+	tr := capture.NewTriggered(&resizedSource{Source: syn, base: time.Now().Add(time.Minute), from: 1}, capture.TriggerOptions{Queue: 4})
+	var results resultLog
+	p, err := NewPipeline(PipelineOptions{Source: tr, Detector: syntheticDetector(t), Sink: results.sink(), Metrics: m, Queue: 2,
+		MaxInspections: 3, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	for _, id := range []string{"p1", "p2", "p3"} {
+		if err := tr.Trigger(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("pipeline did not finish 3 triggers")
+	}
+	if n := testutil.ToFloat64(m.Triggers.WithLabelValues("no_frame")); n != 3 {
+		t.Errorf("triggers_total{outcome=\"no_frame\"} = %v after 3 triggers whose frames were refused, want 3", n)
+	}
+	if e := results.errors(); len(e) != 3 {
+		t.Errorf("%d error answers, want 3", len(e))
+	}
+
+	// Free-run: refused frames are failed inspections, no trigger's.
+	syn2, err := capture.NewSynthetic(capture.SyntheticOptions{Width: 160, Height: 120, Seed: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := httpapi.NewMetrics()
+	p2, err := NewPipeline(PipelineOptions{Source: &resizedSource{Source: syn2, base: time.Now(), from: 1}, Detector: syntheticDetector(t),
+		Sink: &memSink{}, Metrics: m2, Queue: 2, MaxInspections: 3, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(m2.Triggers.WithLabelValues("no_frame")); n != 0 {
+		t.Errorf("triggers_total{outcome=\"no_frame\"} = %v after free-run frames refused, want 0", n)
 	}
 }
 
