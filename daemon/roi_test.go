@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,84 @@ func TestStrayFileSmallerThanROIAnswered(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
+	}
+}
+
+// In trigger mode a stray file too small for capture.roi in a watched
+// folder answers the trigger that took it, on the result topic with its
+// trigger_id, as a failed inspection naming the file, and counts as a
+// trigger that got no frame to inspect; the next trigger takes the next
+// file, inspected.
+func TestStrayFileSmallerThanROIAnswersItsTrigger(t *testing.T) {
+	frames := filepath.Join(t.TempDir(), "frames")
+	if err := os.MkdirAll(frames, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}, roi: {x: 8, y: 8, width: 128, height: 96}, trigger: {mode: external, max_age: 0s}}", 1)
+	})
+	d := r.daemon()
+	var c collector
+	subscribe(t, "tcp://127.0.0.1:"+strconv.Itoa(r.port), "inspectd/cell1/result", &c)
+	answer := func(id string) mqttpub.Result {
+		t.Helper()
+		var got mqttpub.Result
+		r.waitFor("the answer to "+id, func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for _, res := range c.results {
+				if res.TriggerID == id {
+					got = res
+					return true
+				}
+			}
+			return false
+		})
+		return got
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Each file written after its trigger: the trigger takes it.
+	for _, part := range []struct {
+		id, file string
+		w, h     int
+	}{{"t1", "part000.png", 160, 120}, {"t2", "stray.png", 64, 48}, {"t3", "zz-part.png", 160, 120}} {
+		if _, err := d.Trigger(ctx, part.id, time.Time{}); err != nil {
+			t.Fatalf("trigger %s: %v", part.id, err)
+		}
+		writeGrayPNG(t, filepath.Join(frames, part.file), part.w, part.h)
+		res := answer(part.id)
+		if res.File != part.file {
+			t.Errorf("trigger %s answered for file %q, want %s", part.id, res.File, part.file)
+		}
+		if part.id != "t2" {
+			if res.Verdict == VerdictError {
+				t.Errorf("trigger %s (%s) answered with an error: %s", part.id, part.file, res.Error)
+			}
+			continue
+		}
+		if res.Verdict != VerdictError {
+			t.Errorf("trigger t2 (stray.png) answered %s, want %s", res.Verdict, VerdictError)
+		}
+		for _, want := range []string{"file stray.png not inspected", "roi x=8 y=8 128x96", "64x48"} {
+			if !strings.Contains(res.Error, want) {
+				t.Errorf("trigger t2 answered %q, lacks %q", res.Error, want)
+			}
+		}
+	}
+	if !strings.Contains(r.lines.String(), "stray.png trigger=t2") {
+		t.Errorf("printed lines lack stray.png's with trigger=t2:\n%s", r.lines.String())
+	}
+	for outcome, want := range map[string]float64{"accepted": 3, "no_frame": 1} {
+		if n := testutil.ToFloat64(d.metrics.Triggers.WithLabelValues(outcome)); n != want {
+			t.Errorf("triggers_total{outcome=%q} = %v, want %v", outcome, n, want)
+		}
+	}
+	if _, failed := d.metrics.InspectionCounts(); failed != 1 {
+		t.Errorf("inspections_total{verdict=\"error\"} = %d, want 1", failed)
 	}
 }
 
