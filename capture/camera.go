@@ -138,16 +138,37 @@ type Camera struct {
 // noticed promptly.
 const waitSlice = 100 * time.Millisecond
 
+// devicePath is the path CameraOptions.Device names: a bare name is a link
+// in /dev/v4l/by-id.
+func devicePath(device string) string {
+	if !strings.Contains(device, "/") {
+		return filepath.Join("/dev/v4l/by-id", device)
+	}
+	return device
+}
+
+// SameDevice reports whether two CameraOptions.Device settings name the
+// same device node: /dev/video0 and a /dev/v4l/by-id link to it are one
+// camera, not a change of camera. A setting whose links cannot be followed
+// (the camera is unplugged and its node and links are gone) is compared by
+// its cleaned path.
+func SameDevice(a, b string) bool { return resolveDevice(a) == resolveDevice(b) }
+
+func resolveDevice(device string) string {
+	p := filepath.Clean(devicePath(device))
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
 // NewCamera checks the options and returns a camera; the device is opened on
 // the first Next, so a camera that is not plugged in yet is not an error.
 func NewCamera(opts CameraOptions) (*Camera, error) {
 	if opts.Device == "" {
 		return nil, errors.New("camera: no device path given")
 	}
-	if !strings.Contains(opts.Device, "/") {
-		// A bare by-id name.
-		opts.Device = filepath.Join("/dev/v4l/by-id", opts.Device)
-	}
+	opts.Device = devicePath(opts.Device)
 	if opts.RequireDevice {
 		if _, err := os.Stat(opts.Device); errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("camera %s: %w", opts.Device, ErrNoDevice)

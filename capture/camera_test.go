@@ -454,3 +454,35 @@ func TestNewCameraRequireDevice(t *testing.T) {
 	}
 	_ = c.Close()
 }
+
+// SameDevice: a link and the node it points at are one camera; so are two
+// spellings of a path that cannot be resolved (an unplugged camera's); a
+// bare by-id name is its /dev/v4l/by-id path.
+func TestSameDevice(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFile(dir+"/video0", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(dir+"/video1", nil); err != nil {
+		t.Fatal(err)
+	}
+	link := dir + "/v4l/by-id/usb-Fake_Cam-video-index0"
+	if err := mkLink(dir+"/video0", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{dir + "/video0", link, true},
+		{link, dir + "//video0", true},
+		{dir + "/video1", link, false},
+		{"/dev/video-gone", "/dev//video-gone/", true},
+		{"/dev/video-gone", "/dev/video-other", false},
+		{"usb-Gone_Cam-video-index0", "/dev/v4l/by-id/usb-Gone_Cam-video-index0", true},
+	} {
+		if got := SameDevice(c.a, c.b); got != c.same {
+			t.Errorf("SameDevice(%q, %q) = %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
+}

@@ -870,7 +870,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		// start); a change to a camera that is not there is a mistake that
 		// would stop inspection: refused, the running source kept.
 		c := next.Capture
-		newDevice := c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || cur.Capture.Camera.Device != c.Camera.Device)
+		newDevice := c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || !capture.SameDevice(cur.Capture.Camera.Device, c.Camera.Device))
 		if newSrc, newDesc, err = openCapture(next, d.log, sourceOpen{ledger: d.folders, requireDevice: newDevice, reportSkips: true, cameraOpen: d.cameraOpen}); err != nil {
 			undo()
 			if errors.Is(err, capture.ErrNoDevice) {

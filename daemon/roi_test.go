@@ -605,3 +605,69 @@ func TestReloadKeepsTheROISize(t *testing.T) {
 	reload(yaml(64, 48, "{x: 16, y: 16, width: 40, height: 32}", gain, rate))
 	cut("after a reload with another roi")
 }
+
+// A reload that gives capture.camera.device as a link to the running
+// camera's node (its /dev/v4l/by-id name for /dev/video0), with the same
+// roi and size, keeps the roi held to the frame size it was given for, as
+// a reload of the same name does: the names were compared as strings, the
+// link read as another camera, and a camera back at another size since an
+// unplug had the roi cut at the same pixels from another view.
+func TestReloadToADeviceLinkKeepsTheROISize(t *testing.T) {
+	dev := t.TempDir()
+	node := filepath.Join(dev, "video0")
+	if err := os.WriteFile(node, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dev, "v4l", "by-id", "usb-Fake_Cam-video-index0")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../video0", link); err != nil {
+		t.Fatal(err)
+	}
+	fake := capture.NewFakeCamera()
+	feed := newCameraFeed(t, fake)
+	feed.offer(t, 160, 120)
+	det := syntheticDetector(t)
+	var yaml func(device string) string
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		r.cameraOpen = fake.Open
+		yaml = func(device string) string {
+			return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+				"capture: {source: camera, camera: {device: "+device+", formats: [YUYV], width: 160, height: 120, timeout: 1s}, roi: {x: 8, y: 8, width: 40, height: 32}}", 1)
+		}
+		return yaml(node)
+	})
+	d := r.daemon()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	next := func(what string, refused bool) {
+		t.Helper()
+		img, err := d.NextFrame(ctx)
+		var fse *capture.FrameSizeError
+		switch {
+		case refused && (!errors.As(err, &fse) || fse.Was != image.Pt(160, 120) || fse.Now != image.Pt(64, 48)):
+			b := image.Rectangle{}
+			if img != nil {
+				b = img.Bounds()
+			}
+			t.Fatalf("%s: frame %v, err %v; want it refused, from 160x120 to 64x48", what, b, err)
+		case !refused && err != nil:
+			t.Fatalf("%s: %v", what, err)
+		case !refused && (img.Bounds().Dx() != 40 || img.Bounds().Dy() != 32):
+			t.Fatalf("%s: cut %v, want 40x32", what, img.Bounds())
+		}
+	}
+	next("at 160x120", false)
+	fake.Unplug()
+	r.waitFor("the camera lost", func() bool { return strings.Contains(r.logs.String(), "camera: lost") })
+	feed.offer(t, 64, 48)
+	fake.SetPresent(true)
+	next("back at 64x48", true)
+
+	r.write(yaml(link))
+	r.hup()
+	r.waitFor("the reload", func() bool { return strings.Contains(r.logs.String(), "configuration reloaded") })
+	next("after a reload naming the camera by its link", true)
+}

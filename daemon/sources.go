@@ -114,11 +114,13 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 // as the one running for cur: its region cutter then holds the roi to the
 // frame size the running one holds it to (capture.HoldSize). A change of
 // the roi, the device or capture.camera.width/height says the roi is given
-// for the size the camera sends next.
+// for the size the camera sends next; the device is compared as the node
+// it resolves to (a /dev/v4l/by-id link given for /dev/video0 is the same
+// camera).
 func keepsROISize(cur, next *config.Config) bool {
 	a, b := cur.Capture, next.Capture
 	return a.Source == config.SourceCamera && b.Source == config.SourceCamera && a.ROI == b.ROI &&
-		a.Camera.Device == b.Camera.Device && a.Camera.Width == b.Camera.Width && a.Camera.Height == b.Camera.Height
+		capture.SameDevice(a.Camera.Device, b.Camera.Device) && a.Camera.Width == b.Camera.Width && a.Camera.Height == b.Camera.Height
 }
 
 // TransformOptions maps capture.roi and capture.rotate onto the region of
