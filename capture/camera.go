@@ -345,7 +345,7 @@ func (c *Camera) Next(ctx context.Context, f *Frame) error {
 		}
 		f.Decode = decodeTime
 		f.setMask(nil)
-		f.Name, f.Label = "", ""
+		f.Name, f.Label, f.Replay = "", "", false
 		f.Seq, f.Time = c.seq, stamp
 		f.Trigger, f.TriggerTime = "", time.Time{}
 		c.counters.Frames.Add(1)

@@ -58,6 +58,12 @@ type Frame struct {
 	Mask *image.Gray
 	// Name is the file name for folder and file sources, "" otherwise.
 	Name string
+	// Replay says that the file Name is played again as the source read
+	// it in an earlier pass: a looped folder or file after its first pass.
+	// A new file, or a new version of one (a watched folder reads a file
+	// again only once it changed), is no replay; nor is any camera or
+	// synthetic frame.
+	Replay bool
 	// Label names the injected defect kind of a synthetic frame ("" when the
 	// frame is normal or the source does not know).
 	Label string

@@ -66,7 +66,7 @@ func (s *File) Next(ctx context.Context, f *Frame) error {
 	f.setDecoded(convertInto(f.target(), s.img, ColorAuto))
 	f.setMask(nil)
 	f.Native, f.Decode = image.Point{}, 0
-	f.Name, f.Label = s.name, ""
+	f.Name, f.Label, f.Replay = s.name, "", s.seq > 1
 	f.Seq, f.Time = s.seq, time.Now()
 	f.Trigger, f.TriggerTime = "", time.Time{}
 	s.counters.Frames.Add(1)

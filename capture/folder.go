@@ -377,6 +377,7 @@ type Folder struct {
 	// one readable).
 	failed   map[string]fileStamp
 	goodPass bool // the current pass of a looped folder gave a frame
+	replay   bool // a looped folder's pass after the first
 	dec      imageDecoder
 	seq      uint64
 	timer    *time.Timer
@@ -495,7 +496,7 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 						return err
 					}
 				}
-				fl.queue, fl.goodPass = fl.files, false
+				fl.queue, fl.goodPass, fl.replay = fl.files, false, true
 			case fl.opts.Watch:
 				if err := sleepCtx(ctx, &fl.timer, fl.opts.PollInterval); err != nil {
 					return err
@@ -570,6 +571,7 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 						l.record(fl.key, name, st)
 					}
 					f.Name, f.Label, f.Time, f.Trigger, f.TriggerTime, f.Decode = name, "", time.Now(), "", time.Time{}, 0
+					f.Replay = fl.replay
 					return &SkippedFileError{Name: name, Reason: reason, Err: err}
 				}
 			}
@@ -587,7 +589,7 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		f.setDecoded(convertInto(f.target(), img, fl.opts.Color))
 		f.setMask(nil)
 		f.Native, f.Decode = image.Point{}, 0
-		f.Name, f.Label = name, ""
+		f.Name, f.Label, f.Replay = name, "", fl.replay
 		f.Seq, f.Time = fl.seq, time.Now()
 		f.Trigger, f.TriggerTime = "", time.Time{}
 		fl.counters.Frames.Add(1)

@@ -268,7 +268,7 @@ func (sy *Synthetic) renderSeq(f *Frame) {
 	if p.def != nil {
 		f.Label = p.def.kind.String()
 	}
-	f.Seq, f.Time, f.Name = sy.seq, time.Now(), ""
+	f.Seq, f.Time, f.Name, f.Replay = sy.seq, time.Now(), "", false
 	f.Trigger, f.TriggerTime = "", time.Time{}
 	sy.counters.Frames.Add(1)
 }

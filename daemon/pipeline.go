@@ -729,7 +729,11 @@ func (p *Pipeline) publishStage(s *slot) {
 		if isReg {
 			msg = "registration: " + rerr.Kind // its message carries each frame's estimate
 		}
-		if msg != p.lastInspErr { // one line per kind of failure, not per frame
+		// One line per kind of failure, not per frame; and one per file too
+		// small for the roi, each version of it: a file written again under
+		// its name is a new part (a watched folder reads it again only
+		// once it changed), a looped folder's replay is not.
+		if msg != p.lastInspErr || misfit != nil && !f.Replay {
 			if fse := (*capture.FrameSizeError)(nil); errors.As(s.inspErr, &fse) {
 				// The camera's doing, not the model's: say what it sends
 				// and what capture.roi wants, once per size.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -670,4 +671,67 @@ func TestReloadToADeviceLinkKeepsTheROISize(t *testing.T) {
 	r.hup()
 	r.waitFor("the reload", func() bool { return strings.Contains(r.logs.String(), "configuration reloaded") })
 	next("after a reload naming the camera by its link", true)
+}
+
+// A stray file too small for capture.roi that is written again under its
+// name (the same size) right after its answer is a new version of the file,
+// answered again and logged again: its second answer had no log line, the
+// log skipping a message the same as the last, so the log told of one
+// stray file where the results told of two.
+func TestStrayFileRewrittenLoggedAgain(t *testing.T) {
+	frames := filepath.Join(t.TempDir(), "frames")
+	if err := os.MkdirAll(frames, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			"capture: {source: folder, folder: {path: "+frames+", watch: true}, roi: {x: 8, y: 8, width: 128, height: 96}}", 1)
+	})
+	r.daemon()
+	stray := filepath.Join(frames, "stray.png")
+	for i := 1; i <= 2; i++ {
+		writeGrayPNG(t, stray, 64, 48)
+		r.waitFor("stray.png answered "+strconv.Itoa(i)+" times", func() bool { return r.inspections() >= i })
+	}
+	// Each answer's log line is written before its printed line.
+	if n := strings.Count(r.logs.String(), "file not inspected: capture.roi does not fit in its image"); n != 2 {
+		t.Errorf("%d log lines for stray.png written twice, want 2:\n%s", n, r.logs.String())
+	}
+	if n := r.inspections(); n != 2 {
+		t.Errorf("%d answers, want stray.png's 2:\n%s", n, r.lines.String())
+	}
+}
+
+// A looped folder's replays of a file too small for capture.roi are the
+// same file, logged once, not once per pass (each is still answered).
+func TestStrayFileReplayedLoggedOnce(t *testing.T) {
+	frames := t.TempDir()
+	writeGrayPNG(t, filepath.Join(frames, "stray.png"), 64, 48)
+	cfg := testDefaults(t)
+	cfg.Capture.Source = config.SourceFolder
+	cfg.Capture.Folder.Path, cfg.Capture.Folder.Loop = frames, true
+	cfg.Capture.ROI = config.ROI{X: 8, Y: 8, Width: 128, Height: 96}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	src, _, err := openCapture(cfg, log, sourceOpen{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var results resultLog
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: results.sink(), Queue: 2, MaxInspections: 5, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := results.errors(); len(e) != 5 {
+		t.Errorf("%d error answers for 5 passes, want 5", len(e))
+	}
+	if n := strings.Count(logs.String(), "file not inspected: capture.roi does not fit in its image"); n != 1 {
+		t.Errorf("%d log lines for stray.png replayed 5 times, want 1:\n%s", n, logs.String())
+	}
 }
