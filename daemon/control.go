@@ -314,6 +314,9 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 	case errors.Is(err, os.ErrNotExist) && c.Capture.Source != config.SourceSynthetic:
 		return nil, &noModelError{key: modelKey(c), path: c.ModelPath()}
 	case err != nil && !errors.Is(err, os.ErrNotExist):
+		if ferr := modelFolderError(c); ferr != nil {
+			return nil, ferr
+		}
 		return nil, fmt.Errorf("model %s: %w", c.ModelPath(), err) // as openDetector refuses it
 	}
 	n, err := fitPlanned(c, d.o)

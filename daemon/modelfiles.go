@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/inspectd/inspectd/config"
 )
 
 // PreviousModelPath is where the model file in force before the last
@@ -107,4 +109,66 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// modelFolderError says why the folder of cfg's model file cannot hold it,
+// as a *FieldError naming the key (model.path, or state_dir) and the
+// folder, or nil: a folder that is a file or lies under one (the file can
+// be neither loaded nor saved there, whatever the source), or, where the
+// file is missing and a model would be fitted on synthetic frames and
+// saved in its place, a folder that does not exist or cannot be written
+// (the save failed only after the whole fit, seconds to minutes). A start,
+// a reload, a push, its dry run and config check all refuse with it, so
+// that each says the same. The folder is not created (nor does a start
+// create it), except state_dir, which start and Apply create before the
+// model is opened and Preflight checks on its own: it is left out here.
+func modelFolderError(cfg *config.Config) error {
+	path := cfg.ModelPath()
+	dir := filepath.Dir(path)
+	if filepath.Clean(dir) == filepath.Clean(cfg.StateDir) {
+		return nil
+	}
+	why := ""
+	switch _, err := os.Stat(path); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		// Stat fails on the way to the file, not on the file: a file
+		// where a folder should be (ENOTDIR), a folder that cannot be
+		// searched.
+		why = fmt.Sprintf("folder %s cannot be reached (%v); set model.path to a file in a folder inspectd can read", dir, err)
+		if file := fileInPath(dir); file == dir {
+			why = fmt.Sprintf("folder %s is a file, not a folder; set model.path to a file in a folder, or move %s aside", dir, file)
+		} else if file != "" {
+			why = fmt.Sprintf("folder %s is not a folder: %s is a file; set model.path to a file in a folder, or move %s aside", dir, file, file)
+		}
+		return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("model file %s cannot be there: %s", path, why)}
+	case cfg.Capture.Source != config.SourceSynthetic:
+		return nil // nothing is fitted: noModelError says the file is missing
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		why = "folder " + dir + " does not exist"
+	} else if err := tryWrite(dir); err != nil {
+		why = fmt.Sprintf("folder %s cannot be written (%v)", dir, err)
+	}
+	if why == "" {
+		return nil
+	}
+	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("no model file at %s, and the model inspectd would fit on synthetic frames in its place could not be saved: %s; create the folder for the user that runs inspectd, or name a file in a folder it can write", path, why)}
+}
+
+// fileInPath is the nearest of dir and the folders above it that is there,
+// when it is not a folder ("" otherwise).
+func fileInPath(dir string) string {
+	for p := dir; ; p = filepath.Dir(p) {
+		if st, err := os.Stat(p); err == nil {
+			if st.IsDir() {
+				return ""
+			}
+			return p
+		}
+		if p == filepath.Dir(p) {
+			return ""
+		}
+	}
 }

@@ -196,6 +196,10 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case errors.Is(err, os.ErrNotExist):
 		add("model.path", true, "no model at %s: fit one first with 'inspectd fit --data DIR --out %s'", path, path)
 	case err != nil:
+		if errors.As(modelFolderError(cfg), &fe) {
+			add(fe.Field, true, "%v", fe.Err) // a file where its folder should be, in the start's words
+			break
+		}
 		add("model.path", true, "%v", err)
 	case !bbOK:
 		add("model.path", false, "%s is there; not loaded, as it loads only once %s is mended (its problem is listed with the others)", path, blocker)

@@ -874,11 +874,11 @@ func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
 }
 
 // TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce: a push naming a
-// missing model file in a folder that is not there is
-// refused before any fit, naming model.path and the folder (it fitted for
-// seconds, then failed to save), and the running model and configuration
-// stay; a dry run of it says it would be refused (real mosquitto, real
-// files).
+// missing model file in a folder that is not there, or that is a plain
+// file or under one, is refused before any fit, naming model.path and the
+// folder (it fitted for seconds, then failed to save; under a file it
+// named neither), and the running model and configuration stay; a dry run
+// of it says it would be refused (real mosquitto, real files).
 func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
 	op := newOperator(t, b.URL)
@@ -891,9 +891,15 @@ func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
 	op.awaitCommands(r, "cell13")
 	before := d.Config().Model.Path
 
-	// (A folder without write permission is not tried: root, which may
-	// run these tests, writes it anyway.)
-	for i, dir := range []string{filepath.Join(r.dir, "no-such-folder"), filepath.Join(r.dir, "a", "b")} {
+	// A plain file where the folder should be is refused with the same
+	// words (it named neither model.path nor the folder). (A folder
+	// without write permission is not tried: root, which may run these
+	// tests, writes it anyway.)
+	file := filepath.Join(r.dir, "file.txt")
+	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, dir := range []string{filepath.Join(r.dir, "no-such-folder"), filepath.Join(r.dir, "a", "b"), file, filepath.Join(file, "sub")} {
 		path := filepath.Join(dir, "line3.safetensors")
 		for _, dry := range []bool{true, false} {
 			id := fmt.Sprintf("f%d-%v", i, dry)

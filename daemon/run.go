@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -249,26 +248,14 @@ func fittedNote(cfg *config.Config, n int) string {
 // doing it: 0 when the file is there (or the source is not synthetic, which
 // openDetector refuses with a noModelError), else the number of synthetic
 // frames it would fit on. The folder the fitted model is saved in is
-// checked first: one that is not there or cannot be written failed only
-// after the whole fit (seconds to minutes), so it is refused at once as a
-// *FieldError naming the key and the folder. The folder is not created
-// (nor does a start create it), except state_dir, which start and Apply
-// create before the model is opened.
+// checked first (modelFolderError): one that is not there or cannot be
+// written failed only after the whole fit, so it is refused at once.
 func fitPlanned(cfg *config.Config, o RunOptions) (int, error) {
-	path := cfg.ModelPath()
-	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) || cfg.Capture.Source != config.SourceSynthetic {
-		return 0, nil
+	if err := modelFolderError(cfg); err != nil {
+		return 0, err
 	}
-	if dir := filepath.Dir(path); filepath.Clean(dir) != filepath.Clean(cfg.StateDir) {
-		why := ""
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			why = "folder " + dir + " does not exist"
-		} else if err := tryWrite(dir); err != nil {
-			why = fmt.Sprintf("folder %s cannot be written (%v)", dir, err)
-		}
-		if why != "" {
-			return 0, &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("no model file at %s, and the model inspectd would fit on synthetic frames in its place could not be saved: %s; create the folder for the user that runs inspectd, or name a file in a folder it can write", path, why)}
-		}
+	if _, err := os.Stat(cfg.ModelPath()); !errors.Is(err, os.ErrNotExist) || cfg.Capture.Source != config.SourceSynthetic {
+		return 0, nil
 	}
 	if o.FitFrames > 0 {
 		return o.FitFrames, nil
@@ -309,6 +296,9 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 		}
 		return det, 0, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
+		if ferr := modelFolderError(cfg); ferr != nil {
+			return nil, 0, ferr // a file where its folder should be: named as the key and the folder
+		}
 		return nil, 0, fmt.Errorf("model %s: %w", path, err)
 	}
 	if cfg.Capture.Source != config.SourceSynthetic {
