@@ -149,6 +149,10 @@ func modelFolderError(cfg *config.Config) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		why = "folder " + dir + " does not exist"
 	} else if err := tryWrite(dir); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the test file's random name is no help
+		}
 		why = fmt.Sprintf("folder %s cannot be written (%v)", dir, err)
 	}
 	if why == "" {

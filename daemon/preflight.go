@@ -183,14 +183,12 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		add("model.path", true, "%s is a folder: set model.path to a model file in it, such as %s", path, filepath.Join(path, "model.safetensors"))
 	case errors.Is(err, os.ErrNotExist) && cfg.Capture.Source == config.SourceSynthetic:
 		// The model fitted at start is written beside it: a folder that is
-		// not there or not writable fails the start after the whole fit.
-		// (In state_dir itself, which inspectd creates, the checks above
-		// cover it.)
-		if dir := filepath.Dir(path); filepath.Clean(dir) != filepath.Clean(cfg.StateDir) {
-			if err := tryWrite(dir); err != nil {
-				add("model.path", true, "%s does not exist, and the model inspectd fits on synthetic frames at start could not be saved there: %v; create the folder for the user that runs inspectd, or set model.path", path, err)
-				break
-			}
+		// not there or not writable is refused by the start before the
+		// fit, in these words. (In state_dir itself, which inspectd
+		// creates, the checks above cover it.)
+		if errors.As(modelFolderError(cfg), &fe) {
+			add(fe.Field, true, "%v", fe.Err)
+			break
 		}
 		add("model.path", false, "%s does not exist yet; inspectd fits one on normal synthetic frames at start", path)
 	case errors.Is(err, os.ErrNotExist):

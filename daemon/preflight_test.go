@@ -334,3 +334,62 @@ func TestPreflightFileSourceROIMisfit(t *testing.T) {
 		}
 	}
 }
+
+// unwritableFolder is a folder that refuses a new file even to root, which
+// may run these tests and writes any folder whatever its permissions: the
+// kernel's /sys and /proc take no file that is not theirs. "" when neither
+// does here.
+func unwritableFolder() string {
+	for _, dir := range []string{"/sys", "/proc"} {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() && tryWrite(dir) != nil {
+			return dir
+		}
+	}
+	return ""
+}
+
+// TestModelFolderThatCannotBeWritten: a missing model file on the synthetic
+// line, in a folder that is there but cannot be written, is refused by
+// config check and by the start (and a reload, a push: openDetector) in
+// the same words, naming model.path and the folder, before any fit.
+// config check ran a write test of its own and said it otherwise
+// ("… could not be saved there: open /sys/.inspectd-check-…: permission
+// denied"), without the folder's name as the daemon gives it; the refusal
+// had no test, as root writes a folder without write permission.
+func TestModelFolderThatCannotBeWritten(t *testing.T) {
+	dir := unwritableFolder()
+	if dir == "" {
+		t.Skip("neither /sys nor /proc is here a folder that refuses a new file to this user: no folder to test the refusal on")
+	}
+	cfg := testDefaults(t)
+	cfg.Model.Path = filepath.Join(dir, "line3.safetensors")
+	if cfg.Capture.Source != config.SourceSynthetic {
+		t.Fatalf("default source %s, want synthetic", cfg.Capture.Source)
+	}
+	var check *Finding
+	for _, f := range Preflight(cfg, testLogger(t)) {
+		if f.Field == "model.path" {
+			check = &f
+		}
+	}
+	if check == nil || !check.Fatal || !strings.Contains(check.Msg, "folder "+dir+" cannot be written") {
+		t.Fatalf("config check: %v, want a fatal model.path finding naming the folder %s", check, dir)
+	}
+
+	mopts, err := ModelOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	det, _, err := openDetector(context.Background(), cfg, mopts, RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), FitFrames: 12})
+	if det != nil {
+		det.Close()
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "model.path" || fe.Err.Error() != check.Msg {
+		t.Errorf("start: %v, want model.path refused in config check's words %q", err, check.Msg)
+	}
+	if strings.Contains(logs.String(), "fitting") {
+		t.Errorf("a model was fitted before the refusal:\n%s", logs.String())
+	}
+}

@@ -874,11 +874,12 @@ func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
 }
 
 // TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce: a push naming a
-// missing model file in a folder that is not there, or that is a plain
-// file or under one, is refused before any fit, naming model.path and the
-// folder (it fitted for seconds, then failed to save; under a file it
-// named neither), and the running model and configuration stay; a dry run
-// of it says it would be refused (real mosquitto, real files).
+// missing model file in a folder that is not there, that is a plain file
+// or under one, or that cannot be written, is refused before any fit,
+// naming model.path and the folder (it fitted for seconds, then failed to
+// save; under a file it named neither), and the running model and
+// configuration stay; a dry run of it says it would be refused (real
+// mosquitto, real files).
 func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
 	b := testbroker.Start(t, testbroker.Options{})
 	op := newOperator(t, b.URL)
@@ -892,14 +893,20 @@ func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
 	before := d.Config().Model.Path
 
 	// A plain file where the folder should be is refused with the same
-	// words (it named neither model.path nor the folder). (A folder
-	// without write permission is not tried: root, which may run these
-	// tests, writes it anyway.)
+	// words (it named neither model.path nor the folder), and so is a
+	// folder that cannot be written, where there is one that refuses even
+	// root, which may run these tests and writes any other.
 	file := filepath.Join(r.dir, "file.txt")
 	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for i, dir := range []string{filepath.Join(r.dir, "no-such-folder"), filepath.Join(r.dir, "a", "b"), file, filepath.Join(file, "sub")} {
+	dirs := []string{filepath.Join(r.dir, "no-such-folder"), filepath.Join(r.dir, "a", "b"), file, filepath.Join(file, "sub")}
+	if dir := unwritableFolder(); dir != "" {
+		dirs = append(dirs, dir)
+	} else {
+		t.Log("no folder here refuses a new file to this user: a folder that cannot be written is not tried")
+	}
+	for i, dir := range dirs {
 		path := filepath.Join(dir, "line3.safetensors")
 		for _, dry := range []bool{true, false} {
 			id := fmt.Sprintf("f%d-%v", i, dry)

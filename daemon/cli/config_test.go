@@ -312,7 +312,8 @@ func TestConfigCheckWarnsAndModelFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errs := runConfigCLI("config", "check", demo)
-	if code != 1 || !strings.Contains(out, "cannot run on this machine") || !strings.Contains(errs, "model.path: "+filepath.Join(dir, "nope", "m.safetensors")+" does not exist, and the model inspectd fits") {
+	if code != 1 || !strings.Contains(out, "cannot run on this machine") || !strings.Contains(errs, "model.path: no model file at "+filepath.Join(dir, "nope", "m.safetensors")+", and the model inspectd would fit") ||
+		!strings.Contains(errs, "folder "+filepath.Join(dir, "nope")+" does not exist") {
 		t.Errorf("model folder missing: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 	// The service's layout: the model named in a state_dir that inspectd
