@@ -761,6 +761,24 @@ func TestStopEndsAPushThatFits(t *testing.T) {
 	}
 }
 
+// startModelPushRig starts box dev on the synthetic line with the
+// synthetic detector as its model (state_dir/model.safetensors), on a real
+// mosquitto with an operator, and waits until it answers commands: the
+// set-up of the tests of pushes naming a model file.
+func startModelPushRig(t *testing.T, dev string) (*operator, *runningDaemon, *Daemon, *model.Detector) {
+	t.Helper()
+	b := testbroker.Start(t, testbroker.Options{})
+	op := newOperator(t, b.URL)
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return remoteYAML(b.URL, dev, "")(r)
+	})
+	d := r.daemon()
+	op.awaitCommands(r, dev)
+	return op, r, d, det
+}
+
 // TestPushOfAMissingModelFileSaysItFitted: a push naming a model file that
 // is not on the box fits one on the synthetic line, as a start does; the
 // reply says so, naming the key and the file (it said only restarted:
@@ -768,15 +786,7 @@ func TestStopEndsAPushThatFits(t *testing.T) {
 // probation beside the confirm note; a push naming a file that is there
 // loads it without a note (real mosquitto, real files).
 func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		return remoteYAML(b.URL, "cell11", "")(r)
-	})
-	d := r.daemon()
-	op.awaitCommands(r, "cell11")
+	op, r, d, det := startModelPushRig(t, "cell11")
 	running := filepath.Join(r.dir, "state", "model.safetensors")
 
 	missing := filepath.Join(r.dir, "line3.safetensors")
@@ -831,15 +841,7 @@ func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
 // no file written, the model and configuration in force unchanged (real
 // mosquitto, real files).
 func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		return remoteYAML(b.URL, "cell12", "")(r)
-	})
-	d := r.daemon()
-	op.awaitCommands(r, "cell12")
+	op, r, d, det := startModelPushRig(t, "cell12")
 	before := d.Config().Model.Path
 
 	missing := filepath.Join(r.dir, "line3.safetensors")
@@ -881,15 +883,7 @@ func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
 // configuration stay; a dry run of it says it would be refused (real
 // mosquitto, real files).
 func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
-		return remoteYAML(b.URL, "cell13", "")(r)
-	})
-	d := r.daemon()
-	op.awaitCommands(r, "cell13")
+	op, r, d, det := startModelPushRig(t, "cell13")
 	before := d.Config().Model.Path
 
 	// A plain file where the folder should be is refused with the same
