@@ -923,6 +923,60 @@ func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
 	}
 }
 
+// TestRefusedPushRemovesTheModelItFitted: a push naming a model file that
+// is not on the box, refused after its fit (it also asks for an HTTP port
+// in use), left the model it fitted there, and a later push or start
+// naming the file loaded it as the operator's, without the note that says
+// it was fitted; the file the push created is now removed. A file that was
+// there before a refused push stays (real mosquitto, real files).
+func TestRefusedPushRemovesTheModelItFitted(t *testing.T) {
+	op, r, d, det := startModelPushRig(t, "cell14")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	push := func(id, path string) map[string]any {
+		t.Helper()
+		rep := op.reply("cell14", "config", fmt.Sprintf(`{"id":%q,"config":{"model":{"path":%q},"http":{"listen":%q}}}`, id, path, taken.Addr().String()), 120*time.Second)
+		t.Logf("%s: %v", id, rep)
+		if rep["ok"] != false || rep["applied"] != false || !strings.Contains(fmt.Sprint(rep["error"]), "not applied; the previous configuration is in force") {
+			t.Errorf("push %s of model.path %s with http.listen on a port in use: %v, want it refused", id, path, rep)
+		}
+		return rep
+	}
+
+	missing := filepath.Join(r.dir, "line3.safetensors")
+	push("p1", missing)
+	if !strings.Contains(r.logs.String(), "model fitted and saved") {
+		t.Fatalf("the push was refused before its fit, not after:\n%s", r.logs.String())
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused push left the model it fitted at %s (%v)", missing, err)
+	}
+
+	// A file that was there stays, whatever the push did.
+	there := filepath.Join(r.dir, "copy.safetensors")
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(there, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	push("p2", there)
+	if got, err := os.ReadFile(there); err != nil || string(got) != string(data) {
+		t.Errorf("the refused push of a model file that was there removed or changed it (%v)", err)
+	}
+
+	if got := d.Config().Model.Path; got != "" {
+		t.Errorf("model.path %q in force after the refused pushes, want the state folder's", got)
+	}
+	if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
+		t.Errorf("model %s in force after the refused pushes, want %s", got, det.Info().ID)
+	}
+}
+
 // TestStopDuringTheFirstFit: a SIGTERM while the start fits its first
 // model ends Run without an error (it said "context canceled" and the
 // process exited 1: systemd marked a unit stopped on purpose as failed),
