@@ -806,13 +806,38 @@ func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "the model file it names is not on this box") {
 		t.Errorf("the fit in place of the file is not in the log:\n%s", r.logs.String())
 	}
+	fitted := d.pipe.Load().Detector().Info().ID
 
-	// A file that is there loads, without a note.
-	there := filepath.Join(r.dir, "copy.safetensors")
+	// The note's remedy (it gave none, and a file copied over the path is
+	// not loaded before the next start): the operator's file copied to
+	// the path's .prev and a model rollback put it in force.
+	if !strings.Contains(note, "copy it to "+PreviousModelPath(missing)+" and send rollback with target model") {
+		t.Errorf("reply's note %q does not say how to run the file named", note)
+	}
 	data, err := os.ReadFile(running)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(PreviousModelPath(missing), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep = op.reply("cell11", "config", `{"id":"m1-again","config":{"model":{"path":"`+missing+`"}}}`, 60*time.Second)
+	if rep["ok"] != true || d.pipe.Load().Detector().Info().ID != fitted {
+		t.Errorf("pushing the path again: %v, model %s, want the fitted %s still in force", rep, d.pipe.Load().Detector().Info().ID, fitted)
+	}
+	rep = op.reply("cell11", "rollback", `{"id":"m1-rollback","target":"model"}`, 60*time.Second)
+	if rep["ok"] != true || rep["model_id"] != det.Info().ID || rep["previous_model_id"] != fitted {
+		t.Errorf("rollback after copying the file to %s: %v, want model %s in force", PreviousModelPath(missing), rep, det.Info().ID)
+	}
+	if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
+		t.Errorf("model %s in force after the rollback, want the operator's %s", got, det.Info().ID)
+	}
+	if got, err := os.ReadFile(missing); err != nil || string(got) != string(data) {
+		t.Errorf("%s after the rollback is not the operator's file (%v)", missing, err)
+	}
+
+	// A file that is there loads, without a note.
+	there := filepath.Join(r.dir, "copy.safetensors")
 	if err := os.WriteFile(there, data, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -239,9 +239,14 @@ func modelKey(cfg *config.Config) string {
 // model file that is not there, so that a model was fitted on n synthetic
 // frames and saved there in its place (what a start does on a synthetic
 // line): the operator who named a file believes that file is in force.
+// It says how to put that file in force: the model file in force is read
+// again only at a start or when a change of the model settings opens it
+// (a reload or a push of the same settings changes nothing), while a
+// rollback loads the file kept as PreviousModelPath.
 func fittedNote(cfg *config.Config, n int) string {
-	return fmt.Sprintf("%s: no model file at %s on this box, so none was loaded: a new model was fitted on %d normal synthetic frames (capture.source synthetic) and saved there instead",
-		modelKey(cfg), cfg.ModelPath(), n)
+	path := cfg.ModelPath()
+	return fmt.Sprintf("%s: no model file at %s on this box, so none was loaded: a new model was fitted on %d normal synthetic frames (capture.source synthetic) and saved there instead; to run your file, copy it to %s and send rollback with target model, which loads it and keeps the fitted model as %s (a file copied over %s is not loaded by a reload or by pushing the path again, only at the next start)",
+		modelKey(cfg), path, n, PreviousModelPath(path), PreviousModelPath(path), path)
 }
 
 // fitPlanned is what openDetector would do about cfg's model file without
