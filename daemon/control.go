@@ -279,21 +279,14 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 	if err := config.SaveKeepPrevious(path, c); err != nil {
 		return remote.Applied{}, err
 	}
-	// A model file the push names that is not there is fitted on a
-	// synthetic line: the file is the push's own if the push is refused
-	// after the fit. (The path in force is left alone: a refit, threshold
-	// or rollback writes there.)
-	_, serr := os.Stat(c.ModelPath())
-	modelAbsent := errors.Is(serr, os.ErrNotExist) && c.ModelPath() != d.Config().ModelPath()
+	// A model this push fitted in place of a missing file is removed by
+	// applyNoted if the push is refused after the fit (removeFitted).
 	changed, notes, err := d.applyNoted(ctx, c)
 	if err != nil {
 		// Both files back: the previous file is what a rollback, or the
 		// revert of an unconfirmed push, restores.
 		if rerr := cp.Restore(); rerr != nil {
 			d.log.Error("previous configuration files not restored", "file", path, "err", rerr)
-		}
-		if modelAbsent {
-			d.removeFitted(c.ModelPath())
 		}
 		d.metrics.ReloadFailures.Inc()
 		return remote.Applied{}, err
@@ -302,21 +295,6 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))
 	}
 	return remote.Applied{Restarted: changed, Notes: notes}, nil
-}
-
-// removeFitted removes the model file at path that a refused push fitted
-// and saved there because it was missing (on a synthetic line; the push
-// was refused after the fit, e.g. for a port in use): left there, it was
-// loaded as the operator's own file by the next push or start naming the
-// path, without the note that says it was fitted. It is called only for a
-// path with no file before the push, so no file of the operator's goes.
-func (d *Daemon) removeFitted(path string) {
-	switch err := os.Remove(path); {
-	case err == nil:
-		d.log.Info("configuration push refused: the model it fitted in place of the missing file is removed", "model", path)
-	case !errors.Is(err, os.ErrNotExist):
-		d.log.Warn("configuration push refused: the model it fitted in place of the missing file could not be removed", "model", path, "err", err)
-	}
 }
 
 // PlanConfig says what applying c would do that c does not say, without

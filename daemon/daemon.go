@@ -824,9 +824,20 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		newBroker *broker.Broker
 		newHTTP   *httpapi.Server
 	)
+	// fittedFile is the model file this change fitted and saved in place
+	// of a missing one, at a path that is not the one in force: the
+	// change's own file, removed if the change is refused after the fit
+	// (left there, the next start, reload or push naming the path loaded
+	// it as the operator's file, without the note that says it was
+	// fitted). The path in force is left alone: a refit, threshold or
+	// rollback writes there.
+	var fittedFile string
 	undo := func() {
 		if newDet != nil {
 			newDet.Close()
+		}
+		if fittedFile != "" {
+			d.removeFitted(fittedFile, "configuration change refused")
 		}
 		if newSrc != nil {
 			_ = newSrc.Close()
@@ -863,6 +874,9 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 			n := fittedNote(next, fitted)
 			d.log.Warn("configuration change: the model file it names is not on this box; a model was fitted on synthetic frames instead", "key", modelKey(next), "model", next.ModelPath(), "frames", fitted)
 			notes = append(notes, n)
+			if next.ModelPath() != cur.ModelPath() {
+				fittedFile = next.ModelPath()
+			}
 		}
 	}
 	if ch.capture {
@@ -1032,6 +1046,21 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 	d.publishInfo()
 	d.metrics.Reloads.Inc()
 	return ch.names(), notes, nil
+}
+
+// removeFitted removes the model file at path that a configuration change
+// fitted and saved there because it was missing (on a synthetic line), the
+// change being refused after the fit (why says so): left there, the next
+// start, reload or push naming the path loaded it as the operator's own
+// file, without the note that says it was fitted. It is called only for a
+// file the change created, so no file of the operator's goes.
+func (d *Daemon) removeFitted(path, why string) {
+	switch err := os.Remove(path); {
+	case err == nil:
+		d.log.Info(why+": the model it fitted in place of the missing file is removed", "model", path)
+	case !errors.Is(err, os.ErrNotExist):
+		d.log.Warn(why+": the model it fitted in place of the missing file could not be removed", "model", path, "err", err)
+	}
 }
 
 // replacePublisher closes the MQTT connections (saying offline) and opens
