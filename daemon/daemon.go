@@ -872,7 +872,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 			// The file named is not there (a typo, a copy not made yet):
 			// the operator believes it loaded, so the reply says it did not.
 			n := fittedNote(next, fitted)
-			d.log.Warn("configuration change: the model file it names is not on this box; a model was fitted on synthetic frames instead", "key", modelKey(next), "model", next.ModelPath(), "frames", fitted)
+			d.log.Warn("configuration change: the model file it names is not on this box; a model was fitted on synthetic frames instead", "key", modelKey(next), "model", next.ModelPath(), "frames", fitted, "remedy", fittedRemedy(next))
 			notes = append(notes, n)
 			if next.ModelPath() != cur.ModelPath() {
 				fittedFile = next.ModelPath()

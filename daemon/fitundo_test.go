@@ -83,3 +83,36 @@ func TestRefusedReloadRemovesTheModelItFitted(t *testing.T) {
 		t.Errorf("model %s in force after the refused reloads, want %s", got, det.Info().ID)
 	}
 }
+
+// logLine is the first line of the log that holds msg ("" when none).
+func logLine(logs, msg string) string {
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, msg) {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestReloadFitLogSaysTheRemedy: the warning logged when a change fits a
+// model because the file its model.path names is not on the synthetic box
+// gave no remedy, where a push's note says how to put the intended file in
+// force (a reload's fit is told in the log alone); it now carries the
+// note's remedy under one key, remedy.
+func TestReloadFitLogSaysTheRemedy(t *testing.T) {
+	det := syntheticDetector(t)
+	r := startDaemon(t, func(r *runningDaemon) string {
+		r.withModel(det)
+		return r.baseYAML("cell1")
+	})
+	d := r.daemon()
+	missing := filepath.Join(r.dir, "line3.safetensors")
+	r.write(reloadModelYAML(r, missing, ""))
+	r.hup()
+	r.waitFor("the reload", func() bool { return d.Config().Model.Path == missing })
+	line := logLine(r.logs.String(), "a model was fitted on synthetic frames instead")
+	want := `remedy="to run your file, copy it to ` + PreviousModelPath(missing) + ` and send rollback with target model`
+	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, want) {
+		t.Errorf("the fit's warning %q lacks %s", line, want)
+	}
+}

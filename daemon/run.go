@@ -244,9 +244,18 @@ func modelKey(cfg *config.Config) string {
 // (a reload or a push of the same settings changes nothing), while a
 // rollback loads the file kept as PreviousModelPath.
 func fittedNote(cfg *config.Config, n int) string {
+	return fmt.Sprintf("%s: no model file at %s on this box, so none was loaded: a new model was fitted on %d normal synthetic frames (capture.source synthetic) and saved there instead; %s",
+		modelKey(cfg), cfg.ModelPath(), n, fittedRemedy(cfg))
+}
+
+// fittedRemedy is how to put in force the file the operator meant, where a
+// model was fitted at cfg's model path in its place: fittedNote's last
+// words, and the remedy of the fit's log line (a reload's fit is told in
+// the log alone).
+func fittedRemedy(cfg *config.Config) string {
 	path := cfg.ModelPath()
-	return fmt.Sprintf("%s: no model file at %s on this box, so none was loaded: a new model was fitted on %d normal synthetic frames (capture.source synthetic) and saved there instead; to run your file, copy it to %s and send rollback with target model, which loads it and keeps the fitted model as %s (a file copied over %s is not loaded by a reload or by pushing the path again, only at the next start)",
-		modelKey(cfg), path, n, PreviousModelPath(path), PreviousModelPath(path), path)
+	return fmt.Sprintf("to run your file, copy it to %s and send rollback with target model, which loads it and keeps the fitted model as %s (a file copied over %s is not loaded by a reload or by pushing the path again, only at the next start)",
+		PreviousModelPath(path), PreviousModelPath(path), path)
 }
 
 // fitPlanned is what openDetector would do about cfg's model file without
