@@ -147,6 +147,12 @@ func devicePath(device string) string {
 	return device
 }
 
+// DevicePath is the device node or link a CameraOptions.Device setting
+// names, as the camera opens it: a bare name is a link in /dev/v4l/by-id
+// (so that a check of the setting, such as config check's, looks where the
+// camera will).
+func DevicePath(device string) string { return devicePath(device) }
+
 // SameDevice reports whether two CameraOptions.Device settings name the
 // same device node: /dev/video0 and a /dev/v4l/by-id link to it are one
 // camera, not a change of camera. A setting whose links cannot be followed

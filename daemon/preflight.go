@@ -98,7 +98,9 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 			add("capture.roi", true, "%v: give capture.roi within the image's %dx%d pixels, or set capture.file.path to an image it fits in", err, b.Dx(), b.Dy())
 		}
 	case config.SourceCamera:
-		if _, err := os.Stat(cfg.Capture.Camera.Device); err != nil {
+		// A bare by-id name is looked up where the camera opens it, not
+		// in the working directory (which warned of a camera that is there).
+		if _, err := os.Stat(capture.DevicePath(cfg.Capture.Camera.Device)); err != nil {
 			warn("capture.camera.device", "%v (inspectd waits for the camera and reports it on /healthz and status)", err)
 		}
 	}

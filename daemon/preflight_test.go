@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
@@ -391,5 +392,44 @@ func TestModelFolderThatCannotBeWritten(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "fitting") {
 		t.Errorf("a model was fitted before the refusal:\n%s", logs.String())
+	}
+}
+
+// TestPreflightCameraByIDName: a capture.camera.device given as the bare
+// name of a /dev/v4l/by-id link, which the camera opens as
+// /dev/v4l/by-id/NAME, was looked up by config check in the working
+// directory, so a camera that is there was warned of as missing (and a
+// file of that name in the working directory silenced the warning); it is
+// now looked up where the camera opens it, and the warning names that
+// path. A device given as a path is looked up as given.
+func TestPreflightCameraByIDName(t *testing.T) {
+	const name = "usb-Acme_Line_Camera_0001-video-index0"
+	wd := t.TempDir()
+	t.Chdir(wd)
+	node := filepath.Join(wd, "video7")
+	for _, f := range []string{name, node} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := func(device string) *Finding {
+		cfg := testDefaults(t)
+		cfg.Capture.Source = config.SourceCamera
+		cfg.Capture.Camera.Device = device
+		for _, fd := range Preflight(cfg, testLogger(t)) {
+			if fd.Field == "capture.camera.device" {
+				return &fd
+			}
+		}
+		return nil
+	}
+	if _, err := os.Stat(capture.DevicePath(name)); err == nil {
+		t.Skipf("%s is on this machine", capture.DevicePath(name))
+	}
+	if got := find(name); got == nil || !got.Warn || !strings.Contains(got.Msg, "/dev/v4l/by-id/"+name) {
+		t.Errorf("camera %s (a file of that name in the working directory, no such by-id link): finding %v, want a warning naming /dev/v4l/by-id/%s", name, got, name)
+	}
+	if got := find(node); got != nil {
+		t.Errorf("camera %s, which is there: %v", node, got)
 	}
 }
