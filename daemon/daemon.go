@@ -88,6 +88,11 @@ type Daemon struct {
 	rate            rateMeter
 	lastReloadErr   atomic.Value
 	status          string // the retained status last set
+	// lastFit is the model file the last configuration change fitted in
+	// place of a missing one (nil when it fitted none), which the next
+	// change removes if it undoes that one (fitRecord.undoneBy). Guarded
+	// by mu.
+	lastFit *fitRecord
 	// cameraOpen opens a camera source's device (nil: the kernel's V4L2;
 	// tests give a capture.FakeCamera's).
 	cameraOpen capture.Opener
@@ -1043,17 +1048,61 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 			p.SetPolicy(PolicyOf(next))
 		}
 	}
+	// A change that undoes the one before it takes the model that one
+	// fitted with it, as a refused change does (undo above): a push on
+	// probation reverted at its deadline or by rollback, a config
+	// rollback, a reload of the file put back. Left there, the next push
+	// or start naming its path loaded it as the operator's file.
+	undone := d.lastFit
+	d.lastFit = nil
+	if fittedFile != "" {
+		if st, err := os.Stat(fittedFile); err == nil {
+			d.lastFit = &fitRecord{path: fittedFile, file: st, before: cur}
+		}
+	}
+	if undone != nil && undone.undoneBy(next) {
+		if undone.unchanged() {
+			d.removeFitted(undone.path, "configuration change undone")
+		} else {
+			d.log.Info("configuration change undone: the model it fitted in place of the missing file is kept, as it was written since (a refit, threshold or model rollback)", "model", undone.path)
+		}
+	}
 	d.publishInfo()
 	d.metrics.Reloads.Inc()
 	return ch.names(), notes, nil
 }
 
+// fitRecord is a model file a configuration change fitted and saved in
+// place of a missing one, at a path that was not in force: the file as
+// saved, and the configuration the change replaced.
+type fitRecord struct {
+	path   string
+	file   os.FileInfo
+	before *config.Config
+}
+
+// undoneBy says whether next, applied right after the change that fitted
+// the file, undoes it: next has the model settings in force before that
+// change, and so no longer names the file.
+func (f *fitRecord) undoneBy(next *config.Config) bool {
+	return reflect.DeepEqual(f.before.Model, next.Model) && f.before.StateDir == next.StateDir && next.ModelPath() != f.path
+}
+
+// unchanged says whether the file at f.path is still the one fitted: a
+// refit, threshold or model rollback since replaced it with a model of the
+// operator's (each writes a new file, renamed over the path).
+func (f *fitRecord) unchanged() bool {
+	st, err := os.Stat(f.path)
+	return err == nil && os.SameFile(st, f.file) && st.Size() == f.file.Size() && st.ModTime().Equal(f.file.ModTime())
+}
+
 // removeFitted removes the model file at path that a configuration change
 // fitted and saved there because it was missing (on a synthetic line), the
-// change being refused after the fit (why says so): left there, the next
-// start, reload or push naming the path loaded it as the operator's own
-// file, without the note that says it was fitted. It is called only for a
-// file the change created, so no file of the operator's goes.
+// change being refused after the fit, or undone by the next (why says
+// which): left there, the next start, reload or push naming the path
+// loaded it as the operator's own file, without the note that says it was
+// fitted. It is called only for a file the change created, so no file of
+// the operator's goes.
 func (d *Daemon) removeFitted(path, why string) {
 	switch err := os.Remove(path); {
 	case err == nil:

@@ -98,7 +98,8 @@ func logLine(logs, msg string) string {
 // model because the file its model.path names is not on the synthetic box
 // gave no remedy, where a push's note says how to put the intended file in
 // force (a reload's fit is told in the log alone); it now carries the
-// note's remedy under one key, remedy.
+// note's remedy under one key, remedy. The file put back and reloaded
+// undoes the change and removes the model it fitted.
 func TestReloadFitLogSaysTheRemedy(t *testing.T) {
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
@@ -114,5 +115,14 @@ func TestReloadFitLogSaysTheRemedy(t *testing.T) {
 	want := `remedy="to run your file, copy it to ` + PreviousModelPath(missing) + ` and send rollback with target model`
 	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, want) {
 		t.Errorf("the fit's warning %q lacks %s", line, want)
+	}
+
+	// The file put back and reloaded undoes the change, as a revert of a
+	// push does: the model it fitted goes with it.
+	r.write(r.baseYAML("cell1"))
+	r.hup()
+	r.waitFor("the reload back", func() bool { return strings.Contains(r.logs.String(), "configuration change undone") })
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) || d.Config().Model.Path != "" {
+		t.Errorf("the reload back to the state folder's model left the model fitted at %s (%v), or is not in force (%q)", missing, err, d.Config().Model.Path)
 	}
 }

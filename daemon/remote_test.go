@@ -1002,6 +1002,90 @@ func TestRefusedPushRemovesTheModelItFitted(t *testing.T) {
 	}
 }
 
+// TestRevertedPushRemovesTheModelItFitted: a push on probation naming a
+// model file that is not on the synthetic box fits one there; reverted (no
+// config-confirm by its deadline, or a rollback with target config) it
+// left that model there, and a later push or start naming the file loaded
+// it as the operator's, without the note that says it was fitted. The
+// revert now removes it, as a refused push does. A file that was there
+// before the push stays, and so does the fitted one once the operator's
+// file was put in its place (the note's remedy: copy to PATH.prev and
+// rollback with target model) (real mosquitto, real files).
+func TestRevertedPushRemovesTheModelItFitted(t *testing.T) {
+	op, r, d, det := startModelPushRig(t, "cell15")
+	missing := filepath.Join(r.dir, "line3.safetensors")
+	push := func(id, path, confirm string) {
+		t.Helper()
+		rep := op.reply("cell15", "config", fmt.Sprintf(`{"id":%q,"config":{"model":{"path":%q}},"confirm":%q}`, id, path, confirm), 120*time.Second)
+		t.Logf("%s: %v", id, rep)
+		if rep["ok"] != true || rep["applied"] != true || d.Config().Model.Path != path {
+			t.Fatalf("push %s of model.path %s on probation: %v", id, path, rep)
+		}
+	}
+	reverted := func(id string) {
+		t.Helper()
+		rep := op.reply("cell15", "rollback", fmt.Sprintf(`{"id":%q,"target":"config"}`, id), 60*time.Second)
+		if rep["ok"] != true || rep["reverted"] == nil || d.Config().Model.Path != "" {
+			t.Fatalf("rollback %s of the push on probation: %v", id, rep)
+		}
+	}
+	gone := func(how string) {
+		t.Helper()
+		if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the push reverted %s left the model it fitted at %s (%v)", how, missing, err)
+		}
+		if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
+			t.Errorf("model %s in force after the push reverted %s, want %s", got, how, det.Info().ID)
+		}
+	}
+
+	// No config-confirm by the deadline.
+	push("p1", missing, "5s")
+	if _, err := os.Stat(missing); err != nil {
+		t.Fatalf("the push did not fit a model at %s: %v", missing, err)
+	}
+	r.waitFor("the revert at the deadline", func() bool {
+		return strings.Contains(r.logs.String(), "configuration push not confirmed in time; the previous configuration is in force again")
+	})
+	gone("at its deadline")
+	if !strings.Contains(r.logs.String(), "configuration change undone: the model it fitted in place of the missing file is removed") {
+		t.Errorf("the removal is not in the log:\n%s", r.logs.String())
+	}
+
+	// Reverted by hand.
+	push("p2", missing, "5m")
+	reverted("p2-back")
+	gone("by rollback")
+
+	// A file that was there before the push stays.
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	there := filepath.Join(r.dir, "copy.safetensors")
+	if err := os.WriteFile(there, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	push("p3", there, "5m")
+	reverted("p3-back")
+	if got, err := os.ReadFile(there); err != nil || string(got) != string(data) {
+		t.Errorf("the reverted push of a model file that was there removed or changed it (%v)", err)
+	}
+
+	// The operator's file put in place of the fitted one stays.
+	push("p4", missing, "5m")
+	if err := os.WriteFile(PreviousModelPath(missing), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep := op.reply("cell15", "rollback", `{"id":"p4-model","target":"model"}`, 60*time.Second); rep["ok"] != true {
+		t.Fatalf("rollback with target model: %v", rep)
+	}
+	reverted("p4-back")
+	if got, err := os.ReadFile(missing); err != nil || string(got) != string(data) {
+		t.Errorf("the reverted push removed or changed the operator's file put in place of the fitted one at %s (%v)", missing, err)
+	}
+}
+
 // TestStopDuringTheFirstFit: a SIGTERM while the start fits its first
 // model ends Run without an error (it said "context canceled" and the
 // process exited 1: systemd marked a unit stopped on purpose as failed),
