@@ -375,13 +375,17 @@ type Folder struct {
 	// before the read: logged once, and in a watched folder read again
 	// when they change (a copy that paused half-way, a chmod that made
 	// one readable).
-	failed   map[string]fileStamp
-	goodPass bool // the current pass of a looped folder gave a frame
-	replay   bool // a looped folder's pass after the first
-	dec      imageDecoder
-	seq      uint64
-	timer    *time.Timer
-	key      string // the folder's key in opts.Ledger
+	failed map[string]fileStamp
+	// passFrames counts the frames the current pass of a looped folder
+	// gave that its consumer did not refuse (refuse: a region of interest
+	// that does not fit in the file's image); a pass with none waits
+	// before the next.
+	passFrames int
+	replay     bool // a looped folder's pass after the first
+	dec        imageDecoder
+	seq        uint64
+	timer      *time.Timer
+	key        string // the folder's key in opts.Ledger
 	// unlisted says the last listing of a watched folder failed.
 	unlisted bool
 	crc      *crc32.Table
@@ -489,14 +493,17 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		if len(fl.queue) == 0 {
 			switch {
 			case fl.opts.Loop:
-				if !fl.goodPass {
-					// A whole pass without one image: wait before the next,
-					// instead of spinning over files that never decode.
+				if fl.passFrames == 0 {
+					// A whole pass without one image that could be
+					// inspected: wait before the next, instead of spinning
+					// over files that never decode, or that the region of
+					// interest never fits in (each answered with an error
+					// result as fast as the files could be read).
 					if err := sleepCtx(ctx, &fl.timer, fl.opts.PollInterval); err != nil {
 						return err
 					}
 				}
-				fl.queue, fl.goodPass, fl.replay = fl.files, false, true
+				fl.queue, fl.passFrames, fl.replay = fl.files, 0, true
 			case fl.opts.Watch:
 				if err := sleepCtx(ctx, &fl.timer, fl.opts.PollInterval); err != nil {
 					return err
@@ -584,7 +591,7 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		if l := fl.opts.Ledger; l != nil {
 			l.record(fl.key, name, st)
 		}
-		fl.goodPass = true
+		fl.passFrames++
 		fl.seq++
 		f.setDecoded(convertInto(f.target(), img, fl.opts.Color))
 		f.setMask(nil)
@@ -594,6 +601,15 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 		f.Trigger, f.TriggerTime = "", time.Time{}
 		fl.counters.Frames.Add(1)
 		return nil
+	}
+}
+
+// refuse implements frameRefuser: the frame Next gave last could not be
+// inspected (Transform: the region of interest does not fit in the file's
+// image), so it does not make its pass one that gave a frame.
+func (fl *Folder) refuse() {
+	if fl.passFrames > 0 {
+		fl.passFrames--
 	}
 }
 

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	"strconv"
@@ -402,8 +403,18 @@ func (t *Transform) Next(ctx context.Context, f *Frame) error {
 	if err != nil {
 		return err
 	}
-	return t.view(f)
+	err = t.view(f)
+	if r, ok := t.src.(frameRefuser); ok && errors.As(err, new(*ROIMisfitError)) {
+		r.refuse()
+	}
+	return err
 }
+
+// frameRefuser is a source told that the frame it gave last could not be
+// used (a looped Folder: a pass of files the region of interest fits in
+// none of gave nothing to inspect, and waits before the next as a pass of
+// undecodable files does, instead of replaying them as fast as they read).
+type frameRefuser interface{ refuse() }
 
 // view makes f's image and mask the region of interest, rotated.
 func (t *Transform) view(f *Frame) error {

@@ -545,7 +545,14 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			p.log.Info("capture recovered")
 			lastLogged = ""
 		}
-		p.health.good()
+		if errors.As(s.refused, new(*capture.ROIMisfitError)) {
+			// Read, but nothing to inspect: no good frame. A looped folder
+			// of such files alone is as stuck as one of undecodable files,
+			// and health says so by the same rule (one stray file is not).
+			p.health.misfit()
+		} else {
+			p.health.good()
+		}
 		switch {
 		case s.refused == nil:
 			p.taps.feed(s.frame.Image)
@@ -1134,7 +1141,7 @@ func (p *Pipeline) warnMismatch(modelID string, r *model.Inspection) {
 
 // failureCounts lists the frame failures since the last good frame for
 // a health detail (", 3 undecodable frames, ..."; "" when none).
-func failureCounts(undecodable, tooLarge, timeouts uint64) string {
+func failureCounts(undecodable, tooLarge, timeouts, misfits uint64) string {
 	var b strings.Builder
 	for _, c := range []struct {
 		n              uint64
@@ -1143,6 +1150,7 @@ func failureCounts(undecodable, tooLarge, timeouts uint64) string {
 		{undecodable, "undecodable frame", "undecodable frames", ""},
 		{tooLarge, "frame too large", "frames too large", " (over capture.max_pixels)"},
 		{timeouts, "frame timeout", "frame timeouts", ""},
+		{misfits, "file too small for capture.roi", "files too small for capture.roi", ""},
 	} {
 		switch {
 		case c.n == 1:
@@ -1169,7 +1177,7 @@ func triggerOutcome(err error) string {
 // captureHealth tracks whether good frames arrive. Capture is unhealthy
 // when the source reports an error that no good frame has cleared yet, or
 // when frames keep failing (decode errors, images over the pixel limit,
-// timeouts) and the last good
+// timeouts, a folder's files that capture.roi does not fit in) and the last good
 // frame is older than the stall timeout. An idle line (a watched folder
 // with no new files, a trigger-mode camera waiting for a trigger) stays
 // healthy: nothing failed.
@@ -1194,8 +1202,12 @@ type captureHealth struct {
 	lastGood atomic.Int64 // unix nanos; 0 before the first
 	lastErr  atomic.Value // string; "" once a good frame came
 	badSince atomic.Uint64
+	// misfits counts the files read that capture.roi does not fit in
+	// (capture.ROIMisfitError): read, but no good frame, as an
+	// undecodable file is none. The pipeline counts them, not the source.
+	misfits atomic.Uint64
 	// counter totals at the last good frame: a rise means frames failed since.
-	decodeAtGood, tooLargeAtGood, timeoutAtGood atomic.Uint64
+	decodeAtGood, tooLargeAtGood, timeoutAtGood, misfitAtGood atomic.Uint64
 	// reopensAtErr is the source's reopen count when lastErr was set: a
 	// per-file source that reopened since (a watched folder listed again)
 	// is over that trouble though no file came to say so.
@@ -1215,14 +1227,17 @@ func (h *captureHealth) init(src capture.Source, perFile, byRun bool) {
 	h.lastErr.Store("")
 }
 
-// counters are the source's failure totals. Images over the pixel limit
-// are kept apart from undecodable ones: their header decoded, and the
-// remedy (capture.max_pixels, the camera's size) is not a corrupt file's.
-func (h *captureHealth) counters() (undecodable, tooLarge, timeouts uint64) {
+// counters are the source's failure totals, and the files capture.roi
+// did not fit in. Images over the pixel limit are kept apart from
+// undecodable ones: their header decoded, and the remedy
+// (capture.max_pixels, the camera's size) is not a corrupt file's; so are
+// files too small for the roi, whose remedy is the roi or the files.
+func (h *captureHealth) counters() (undecodable, tooLarge, timeouts, misfits uint64) {
+	misfits = h.misfits.Load()
 	if c := capture.CountersOf(h.src); c != nil {
-		return c.DecodeErrors.Load(), c.TooLarge.Load(), c.Timeouts.Load()
+		return c.DecodeErrors.Load(), c.TooLarge.Load(), c.Timeouts.Load(), misfits
 	}
-	return 0, 0, 0
+	return 0, 0, 0, misfits
 }
 
 func (h *captureHealth) good() {
@@ -1230,12 +1245,17 @@ func (h *captureHealth) good() {
 	if h.lastErr.Load().(string) != "" {
 		h.lastErr.Store("")
 	}
-	d, l, t := h.counters()
+	d, l, t, m := h.counters()
 	h.decodeAtGood.Store(d)
 	h.tooLargeAtGood.Store(l)
 	h.timeoutAtGood.Store(t)
+	h.misfitAtGood.Store(m)
 	h.badSince.Store(0)
 }
+
+// misfit notes a file read that capture.roi does not fit in: a failure
+// judged by the run rule as an undecodable file is, never a good frame.
+func (h *captureHealth) misfit() { h.misfits.Add(1) }
 
 func (h *captureHealth) failed(err error) {
 	if h.onError != nil {
@@ -1274,34 +1294,35 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 		h.lastErr.CompareAndSwap(msg, "")
 		msg = ""
 	}
-	d, l, t := h.counters()
+	d, l, t, m := h.counters()
 	undecodable := d - h.decodeAtGood.Load()
 	tooLarge := l - h.tooLargeAtGood.Load()
 	timeouts := t - h.timeoutAtGood.Load()
+	misfits := m - h.misfitAtGood.Load()
 	// Failures count while they keep coming: one bad file at the end of a
 	// watched folder does not leave the line unhealthy for good.
 	now := time.Now()
 	last := h.lastGood.Load()
 	h.mu.Lock()
-	if d+l+t != h.failSeen {
+	if d+l+t+m != h.failSeen {
 		// A new failure continues the run unless a good frame came since
 		// the run began or the failures had stopped for a while.
 		if h.runFrom.IsZero() || h.runFrom.UnixNano() < last || now.Sub(h.failAt) >= 2*stall {
 			h.runFrom = now
 		}
-		h.failSeen, h.failAt = d+l+t, now
+		h.failSeen, h.failAt = d+l+t+m, now
 	}
 	recent := now.Sub(h.failAt) < 2*stall
 	lasted := !h.byRun || h.failAt.Sub(h.runFrom) >= stall
 	h.mu.Unlock()
-	failing := msg != "" || ((undecodable > 0 || tooLarge > 0 || timeouts > 0) && recent && lasted)
+	failing := msg != "" || ((undecodable > 0 || tooLarge > 0 || timeouts > 0 || misfits > 0) && recent && lasted)
 	switch {
 	case failing && age > stall:
 		detail := fmt.Sprintf("capture: no good frame for %s", age)
 		if last == 0 {
 			detail = fmt.Sprintf("capture: no good frame since the start %s ago", age)
 		}
-		detail += failureCounts(undecodable, tooLarge, timeouts)
+		detail += failureCounts(undecodable, tooLarge, timeouts, misfits)
 		if msg != "" {
 			detail += "; last error: " + msg
 		}
@@ -1309,7 +1330,7 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 	case last == 0 && live && age > stall:
 		return false, fmt.Sprintf("capture: no frame captured in the %s since the start", age)
 	case last == 0:
-		if f := failureCounts(undecodable, tooLarge, timeouts); f != "" || msg != "" {
+		if f := failureCounts(undecodable, tooLarge, timeouts, misfits); f != "" || msg != "" {
 			// Within the stall timeout still, but not waiting: a trial
 			// read "waiting" with a hundred files already failed.
 			if msg != "" {
