@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,5 +89,43 @@ func TestLoopedFolderNothingToInspectWaits(t *testing.T) {
 					ok, detail, stall, tc.health)
 			}
 		})
+	}
+}
+
+// A looped folder of two files too small for capture.roi logs each once,
+// not at every pass: the log skipped a message the same as the last, and
+// the two files' messages alternate, so every replay was logged (one file
+// alone was logged once, TestStrayFileReplayedLoggedOnce).
+func TestStrayFilesReplayedLoggedOnceEach(t *testing.T) {
+	frames := t.TempDir()
+	for _, n := range []string{"a.png", "b.png"} {
+		writeGrayPNG(t, filepath.Join(frames, n), 64, 48)
+	}
+	cfg := testDefaults(t)
+	cfg.Capture.Source = config.SourceFolder
+	cfg.Capture.Folder.Path, cfg.Capture.Folder.Loop = frames, true
+	cfg.Capture.ROI = config.ROI{X: 8, Y: 8, Width: 128, Height: 96}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	src, _, err := openCapture(cfg, log, sourceOpen{reportSkips: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var results resultLog
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: results.sink(), Queue: 2, MaxInspections: 6, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := results.errors(); len(e) != 6 {
+		t.Errorf("%d error answers for 3 passes of 2 files, want 6", len(e))
+	}
+	l := logs.String()
+	n := strings.Count(l, "file not inspected: capture.roi does not fit in its image")
+	if n != 2 || !strings.Contains(l, "file=a.png") || !strings.Contains(l, "file=b.png") {
+		t.Errorf("%d log lines for a.png and b.png replayed 3 times each, want one for each:\n%s", n, l)
 	}
 }

@@ -739,8 +739,13 @@ func (p *Pipeline) publishStage(s *slot) {
 		// One line per kind of failure, not per frame; and one per file too
 		// small for the roi, each version of it: a file written again under
 		// its name is a new part (a watched folder reads it again only
-		// once it changed), a looped folder's replay is not.
-		if msg != p.lastInspErr || misfit != nil && !f.Replay {
+		// once it changed), a looped folder's replay is not, whatever was
+		// logged last (two such files alternate: each replay was logged).
+		logIt := msg != p.lastInspErr
+		if misfit != nil {
+			logIt = !f.Replay
+		}
+		if logIt {
 			if fse := (*capture.FrameSizeError)(nil); errors.As(s.inspErr, &fse) {
 				// The camera's doing, not the model's: say what it sends
 				// and what capture.roi wants, once per size.
