@@ -129,9 +129,3 @@ func rgbaToGray(dst []byte, dstStride int, src []byte, srcStride int, w, h int) 
 		}
 	}
 }
-
-// copyMeta copies everything but the pixel buffers.
-func copyMeta(dst, src *Frame) {
-	dst.Seq, dst.Time, dst.Name, dst.Label, dst.Replay = src.Seq, src.Time, src.Name, src.Label, src.Replay
-	dst.Trigger, dst.TriggerTime = src.Trigger, src.TriggerTime
-}
