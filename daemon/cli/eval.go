@@ -151,10 +151,11 @@ type EvalResult struct {
 	PixelSets      int    `json:"pixel_sets,omitempty"`
 	// flaggedIoU is each flagged defective image's overlap, by path.
 	flaggedIoU map[string]float64
-	// settingsVary is set on a mean over sets whose sigma or context
-	// settings differ (auto chose per set): the JSON has them null, not
-	// the 0 that reads as "no blur, no context scale".
-	settingsVary bool
+	// sigmaVaries, contextPoolVaries and contextFeaturesVary are set on a
+	// mean over sets whose recipes differ in that setting (auto chose per
+	// set): the JSON has it null, not the 0 that reads as "no blur, no
+	// context scale".
+	sigmaVaries, contextPoolVaries, contextFeaturesVary bool
 	// MasksMissing is the number of defective test images without a
 	// ground-truth mask: they count in the image figures and are left out
 	// of the pixel ones (PixelAUROC, PRO, region IoU).
@@ -254,9 +255,9 @@ func (r EvalResult) MarshalJSON() ([]byte, error) {
 		ContextFeatures  *float64 `json:"context_features"`
 	}{
 		plain:            plain(r),
-		Sigma:            figure(r.Sigma, !r.settingsVary),
-		ContextPool:      figure(float64(r.ContextPool), !r.settingsVary),
-		ContextFeatures:  figure(float64(r.ContextFeatures), !r.settingsVary),
+		Sigma:            figure(r.Sigma, !r.sigmaVaries),
+		ContextPool:      figure(float64(r.ContextPool), !r.contextPoolVaries),
+		ContextFeatures:  figure(float64(r.ContextFeatures), !r.contextFeaturesVary),
 		PixelAUROC:       figure(r.PixelAUROC, pixels),
 		PRO:              figure(r.PRO, pixels),
 		RegionIoU:        figure(r.RegionIoU, pixels && r.RegionIoUDefects > 0),
@@ -1343,12 +1344,23 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 		if same(func(r EvalResult) any { return r.Resize }) {
 			m.Resize = r0.Resize
 		}
-		if same(func(r EvalResult) any {
-			return [4]float64{r.Sigma, float64(r.ContextPool), float64(r.ContextFeatures), r.ContextWeight}
-		}) {
-			m.Sigma, m.ContextPool, m.ContextFeatures, m.ContextWeight = r0.Sigma, r0.ContextPool, r0.ContextFeatures, r0.ContextWeight
+		if same(func(r EvalResult) any { return r.Sigma }) {
+			m.Sigma = r0.Sigma
 		} else {
-			m.settingsVary = true
+			m.sigmaVaries = true
+		}
+		if same(func(r EvalResult) any { return r.ContextPool }) {
+			m.ContextPool = r0.ContextPool
+		} else {
+			m.contextPoolVaries = true
+		}
+		if same(func(r EvalResult) any { return r.ContextFeatures }) {
+			m.ContextFeatures = r0.ContextFeatures
+		} else {
+			m.contextFeaturesVary = true
+		}
+		if same(func(r EvalResult) any { return r.ContextWeight }) {
+			m.ContextWeight = r0.ContextWeight
 		}
 		// Named by the recipe every set fitted, where they agree (a model
 		// scored as it was fitted, --model, is no "auto"); by the column's

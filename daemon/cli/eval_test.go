@@ -1010,15 +1010,34 @@ func TestEvalMeanSettingsThatDiffer(t *testing.T) {
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"sigma", "context_pool", "context_features"} {
+	for _, k := range []string{"context_pool", "context_features"} {
 		if v, present := got[k]; !present || v != nil {
 			t.Errorf("mean over differing recipes: %s %v (present %v), want null", k, v, present)
 		}
+	}
+	// A setting every set has the same is carried, whatever the others
+	// do (a trial: sigma 4 on both sets came out null because their
+	// context weights differed).
+	if got["sigma"] != 4.0 {
+		t.Errorf("mean: sigma %v, want 4 (the same on both sets)", got["sigma"])
 	}
 	if _, present := got["resize"]; present {
 		t.Errorf("mean over squash and fit: resize %v, want it left out", got["resize"])
 	}
 	if got["features"] != 100.0 || math.Abs(got["image_auroc"].(float64)-0.85) > 1e-9 {
 		t.Errorf("mean: features %v (want 100, the same on both), image_auroc %v (want 0.85)", got["features"], got["image_auroc"])
+	}
+	c := b
+	c.Data, c.ContextWeight = "c", 1
+	m = meanResults([]EvalSet{{Data: "b", Results: []EvalResult{b}}, {Data: "c", Results: []EvalResult{c}}}, []string{"auto"})
+	if raw, err = json.Marshal(m[0]); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["context_pool"] != 6.0 || got["context_features"] != 300.0 || got["sigma"] != 4.0 {
+		t.Errorf("mean over ctx2 and ctx1: context_pool %v, context_features %v, sigma %v; want 6, 300, 4 (the same on both)", got["context_pool"], got["context_features"], got["sigma"])
 	}
 }
