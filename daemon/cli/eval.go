@@ -499,6 +499,24 @@ func cmdEval() *Command {
 					}
 				}
 			}
+			// Only the run's own recipe, when it is auto, shows the search's
+			// candidates (evalJob.candidates): any other recipe (or auto
+			// only as a --compare column) left --candidates without a word
+			// and without a table (a trial).
+			if *candidates && cfg.Model.Recipe != model.RecipeAuto {
+				from := "--recipe " + cfg.Model.Recipe
+				if !given["recipe"] {
+					from = "model.recipe " + cfg.Model.Recipe
+					if *cfgPath != "" {
+						from += " in " + *cfgPath
+					}
+				}
+				also := ""
+				if slices.Contains(compare, model.RecipeAuto) {
+					also = " (a --compare auto column does not show them)"
+				}
+				return usagef("--candidates scores the recipe search's candidates, with recipe auto only, and the run's recipe is %s%s: give --recipe auto, or leave --candidates out", from, also)
+			}
 			// Every set's test images are checked before any fit: a set
 			// without good or without defective ones failed after its fit.
 			sets := make([]*dataset.Set, len(data))

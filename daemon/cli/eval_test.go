@@ -1041,3 +1041,47 @@ func TestEvalMeanSettingsThatDiffer(t *testing.T) {
 		t.Errorf("mean over ctx2 and ctx1: context_pool %v, context_features %v, sigma %v; want 6, 300, 4 (the same on both)", got["context_pool"], got["context_features"], got["sigma"])
 	}
 }
+
+// --candidates with a recipe other than auto (given by --recipe or by the
+// configuration's model.recipe, and with auto only as a --compare column,
+// which shows no candidates) is a usage error before any fit: it was
+// ignored without a word, no table, exit 0 (a trial).
+func TestEvalCandidatesNeedRecipeAuto(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	plainCfg := filepath.Join(dir, "plain.yaml")
+	if err := os.WriteFile(plainCfg, []byte("state_dir: "+filepath.Join(dir, "state")+"\nmodel:\n  recipe: plain\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nowhere := filepath.Join(dir, "nowhere") // refused before the set is read
+	for _, tc := range []struct {
+		args []string
+		want []string // nil: not refused for --candidates
+	}{
+		{[]string{"--config", cfg, "--recipe", "plain"}, []string{"--candidates", "--recipe plain", "--recipe auto"}},
+		{[]string{"--config", cfg, "--recipe", "fixed"}, []string{"--candidates", "--recipe fixed"}},
+		{[]string{"--config", plainCfg}, []string{"--candidates", "model.recipe plain in " + plainCfg}},
+		{[]string{"--config", cfg, "--recipe", "plain", "--compare", "auto"}, []string{"--candidates", "--recipe plain", "--compare auto column"}},
+		{[]string{"--config", cfg, "--recipe", "auto"}, nil},
+		{[]string{"--config", cfg}, nil}, // the default recipe: auto
+		{[]string{"--config", cfg, "--recipe", "auto", "--compare", "plain"}, nil},
+		{[]string{"--config", plainCfg, "--recipe", "auto"}, nil},
+	} {
+		args := append([]string{"eval", "--data", nowhere, "--candidates"}, tc.args...)
+		code, stdout, stderr := runCaptureCmd(t, args...)
+		if tc.want == nil {
+			if strings.Contains(stderr, "--candidates") {
+				t.Errorf("%v: refused for --candidates: %s", tc.args, stderr)
+			}
+			continue
+		}
+		if code != 2 || strings.Contains(stdout, "recipe") {
+			t.Errorf("%v: exit %d, stdout %q; want the usage error 2 and no table", tc.args, code, stdout)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%v: %s; want %q named", tc.args, stderr, w)
+			}
+		}
+	}
+}
