@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -107,6 +109,12 @@ func cmdFit() *Command {
 				if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
 					return fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)
 				}
+			}
+			// config check's advice for a missing model is "fit one first
+			// with inspectd fit --out <model.path>": its folder may not be
+			// there yet (a trial ended on the write check's temp file).
+			if err := makeFolderOf("model file", *out); err != nil {
+				return err
 			}
 			if err := canWriteBeside("model file", *out, "model.safetensors"); err != nil {
 				return err // before minutes of fitting, not after
@@ -212,11 +220,77 @@ func canWriteBeside(what, path, example string) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".inspectd-write-check-*")
 	if err != nil {
-		return fmt.Errorf("%s %s: cannot write in %s: %w", what, path, dir, err)
+		// The check's temp file is no name the user knows: the folder
+		// and why it takes no file are.
+		return fmt.Errorf("%s %s: cannot write in %s: %s", what, path, dir, folderProblem(dir, err))
 	}
 	name := f.Name()
 	f.Close()
 	return os.Remove(name)
+}
+
+// makeFolderOf creates path's folder and the missing ones above it (0755);
+// what names the file in the error, which says in plain words which
+// folder cannot be made and why.
+func makeFolderOf(what, path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); err == nil {
+		return nil // a file there is canWriteBeside's to name
+	}
+	// A plain file on the way is named as one: mkdir says only "not a
+	// directory", of the folder it could not make.
+	if f := fileOnTheWay(dir); f != "" {
+		return fmt.Errorf("%s %s: cannot create its folder %s: %s is a file, not a folder", what, path, dir, f)
+	}
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
+		// The folder that refused is the parent of the one mkdir made.
+		in := filepath.Dir(dir)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			in = filepath.Dir(pe.Path)
+		}
+		return fmt.Errorf("%s %s: cannot create its folder %s: %s", what, path, dir, folderProblem(in, err))
+	}
+	return nil
+}
+
+// folderProblem says in plain words why a file could not be made in dir.
+func folderProblem(dir string, err error) string {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return dir + " cannot be written (permission denied)"
+	case errors.Is(err, syscall.EROFS):
+		return dir + " cannot be written (a read-only file system)"
+	case errors.Is(err, syscall.ENOTDIR):
+		if f := fileOnTheWay(dir); f != "" {
+			return f + " is a file, not a folder"
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		return dir + " does not exist"
+	case errors.Is(err, syscall.ENOSPC):
+		return "no space left on its device"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error() // without the path of what was being made
+	}
+	return err.Error()
+}
+
+// fileOnTheWay returns the nearest of dir and the folders above it that
+// exists, when it is not a folder; "" otherwise.
+func fileOnTheWay(dir string) string {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil {
+			if !st.IsDir() {
+				return d
+			}
+			return ""
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
 }
 
 // printSearch prints the recipe search's table: every candidate's

@@ -6,10 +6,12 @@ import (
 	"image"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/inspectd/inspectd/model"
@@ -156,17 +158,53 @@ func cutJPEG(t *testing.T, dir string) string {
 	return path
 }
 
-// An output folder that does not exist is refused before any fitting,
-// naming the model file and the folder, and leaves nothing behind.
-func TestFitRefusesUnwritableOutFirst(t *testing.T) {
+// --out's missing folders are created (0755), as a user following config
+// check's advice "fit one first with 'inspectd fit --data DIR --out
+// <model.path>'" expects (a trial: "cannot write in /x/nosuchdir: open
+// /x/nosuchdir/.inspectd-write-check-…: no such file or directory"); a
+// folder that cannot be made or written is refused before any fitting,
+// naming it and why in plain words, not the write check's temp file.
+func TestFitOutFolders(t *testing.T) {
 	dir, cfg := bombDataSet(t, 3)
-	out := filepath.Join(t.TempDir(), "missing", "m.safetensors")
-	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
-	if code != 1 || !strings.Contains(stderr, "model file "+out+": cannot write in "+filepath.Dir(out)) {
-		t.Fatalf("exit %d, want 1 naming the file and its folder:\n%s", code, stderr)
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "nosuchdir", "deeper", "m.safetensors")
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out); code != 0 {
+		t.Errorf("exit %d, want the model fitted into the new folder:\n%s", code, stderr)
+	} else if _, err := os.Stat(out); err != nil {
+		t.Errorf("no model: %v", err)
 	}
-	if strings.Contains(stderr, "fit done") || strings.Contains(stderr, "backbone") {
-		t.Errorf("the refusal came after fitting:\n%s", stderr)
+	for _, d := range []string{filepath.Dir(filepath.Dir(out)), filepath.Dir(out)} {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() || st.Mode().Perm()&^0o755 != 0 || st.Mode().Perm()&0o700 != 0o700 {
+			t.Errorf("folder %s: %v, %v; want it created 0755", d, st, err)
+		}
+	}
+
+	file := filepath.Join(tmp, "plain")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type refusal struct{ out, want string }
+	cases := []refusal{
+		{filepath.Join(file, "sub", "m.safetensors"), ": cannot create its folder " + filepath.Join(file, "sub") + ": " + file + " is a file, not a folder"},
+		{filepath.Join(file, "m.safetensors"), ": cannot write in " + file + ": " + file + " is a file, not a folder"},
+	}
+	if os.Geteuid() != 0 { // root writes in a read-only folder
+		ro := filepath.Join(tmp, "ro")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases,
+			refusal{filepath.Join(ro, "sub", "m.safetensors"), ": cannot create its folder " + filepath.Join(ro, "sub") + ": " + ro + " cannot be written (permission denied)"},
+			refusal{filepath.Join(ro, "m.safetensors"), ": cannot write in " + ro + ": " + ro + " cannot be written (permission denied)"})
+	}
+	for _, tc := range cases {
+		code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", tc.out)
+		if code != 1 || !strings.Contains(stderr, "model file "+tc.out+tc.want) || strings.Contains(stderr, "write-check") {
+			t.Errorf("--out %s: exit %d, want 1 and %q:\n%s", tc.out, code, tc.want, stderr)
+		}
+		if strings.Contains(stderr, "fit done") || strings.Contains(stderr, "backbone") {
+			t.Errorf("--out %s: the refusal came after fitting:\n%s", tc.out, stderr)
+		}
 	}
 }
 
@@ -347,5 +385,26 @@ func TestFitLogsAContextScaleItLeavesOut(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "no context scale") {
 		t.Errorf("fit stdout %q: want no context scale", stdout)
+	}
+}
+
+// folderProblem words the errors a folder check meets without the path of
+// the file being made (the write check's temp file): root, who runs the
+// tests here, writes in a read-only folder, so these are not met above.
+func TestFolderProblem(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "models")
+	tmpFile := filepath.Join(dir, ".inspectd-write-check-123")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EACCES}, dir + " cannot be written (permission denied)"},
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EROFS}, dir + " cannot be written (a read-only file system)"},
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.ENOENT}, dir + " does not exist"},
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EIO}, syscall.EIO.Error()},
+	} {
+		if got := folderProblem(dir, tc.err); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
