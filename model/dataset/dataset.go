@@ -75,12 +75,24 @@ func listImages(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() && IsImageFile(e.Name()) {
+		if !isDir(dir, e) && IsImageFile(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// isDir reports whether the entry e of dir is a folder or a symbolic link
+// to one: a set assembled from links (test/<label> linked to another
+// copy) read as having no test images. A link that leads nowhere is no
+// folder: as a file it is named where it fails to load.
+func isDir(dir string, e os.DirEntry) bool {
+	if e.Type()&os.ModeSymlink == 0 {
+		return e.IsDir()
+	}
+	st, err := os.Stat(filepath.Join(dir, e.Name()))
+	return err == nil && st.IsDir()
 }
 
 // Scan lists a data set's images. train/good is required; test is optional
@@ -105,7 +117,7 @@ func Scan(dir string) (*Set, error) {
 		return nil, fmt.Errorf("data set %s: %w", dir, err)
 	}
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !isDir(filepath.Join(dir, "test"), e) {
 			continue
 		}
 		label := e.Name()

@@ -88,3 +88,60 @@ func TestScanErrors(t *testing.T) {
 		t.Fatal("train/good without images accepted")
 	}
 }
+
+// A set assembled from symbolic links (train/good, test/<label> and
+// ground_truth/<label> linked to the folders of another copy, an image
+// linked to a file) is read as the folders themselves: eval said "has no
+// test images" (a trial). A link to a folder inside a label's folder is
+// not an image, and a link that leads nowhere is not a label.
+func TestScanFollowsLinks(t *testing.T) {
+	real, dir := t.TempDir(), t.TempDir()
+	img := image.NewGray(image.Rect(0, 0, 8, 4))
+	writePNG(t, filepath.Join(real, "train/good/a.png"), img)
+	writePNG(t, filepath.Join(real, "test/good/c.png"), img)
+	writePNG(t, filepath.Join(real, "test/scratch/d.png"), img)
+	writePNG(t, filepath.Join(real, "ground_truth/scratch/d_mask.png"), img)
+	writePNG(t, filepath.Join(real, "elsewhere/e.png"), img)
+	if err := os.Mkdir(filepath.Join(real, "sub.png"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"train", "test", "ground_truth"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"train/good":           "train/good",
+		"test/good":            "test/good",
+		"test/scratch":         "test/scratch",
+		"test/gone":            "nowhere",
+		"ground_truth/scratch": "ground_truth/scratch",
+	} {
+		if err := os.Symlink(filepath.Join(real, target), filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A linked image file and a linked folder named like an image, both
+	// inside the linked test/scratch's real folder.
+	if err := os.Symlink(filepath.Join(real, "elsewhere/e.png"), filepath.Join(real, "test/scratch/e.png")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(real, "sub.png"), filepath.Join(real, "test/scratch/sub.png")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Scan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Train) != 1 || s.Train[0].Path != filepath.Join(dir, "train/good/a.png") {
+		t.Errorf("train %+v, want train/good/a.png through the link", s.Train)
+	}
+	var got []string
+	for _, it := range s.Test {
+		got = append(got, it.Label+":"+filepath.Base(it.Path)+":"+filepath.Base(it.MaskPath))
+	}
+	want := []string{"good:c.png:.", "scratch:d.png:d_mask.png", "scratch:e.png:."}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("test %v, want %v", got, want)
+	}
+}
