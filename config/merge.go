@@ -282,7 +282,8 @@ func emptyValue(v reflect.Value) bool {
 func PreviousPath(path string) string { return path + ".prev" }
 
 // SaveKeepPrevious is Save that first keeps the file it replaces, byte for
-// byte, at PreviousPath(path) (itself written atomically), for rollback. A
+// byte and with its permissions, at PreviousPath(path) (itself written
+// atomically), for rollback. A
 // crash between the two writes leaves path as it was. Saving what
 // LoadPrevious returned swaps the two files, byte for byte, so a second
 // rollback goes forward again: when c is the configuration the previous
@@ -307,7 +308,14 @@ func SaveKeepPrevious(path string, c *Config) error {
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := writeFileAtomic(PreviousPath(path), old); err != nil {
+		// The kept file has the replaced one's permissions, as its bytes:
+		// a new .prev was 0600 beside an operator's 0644 file (a trial),
+		// and a rollback that swaps the two gives them back as they were.
+		var perm fs.FileMode
+		if fi, err := os.Stat(path); err == nil {
+			perm = fi.Mode().Perm()
+		}
+		if err := writeFileAtomicMode(PreviousPath(path), old, perm); err != nil {
 			return fmt.Errorf("save config %s: keep the previous file: %w", path, err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):

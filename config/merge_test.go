@@ -467,3 +467,42 @@ func TestParsePushRules(t *testing.T) {
 		}
 	}
 }
+
+// The kept .prev has the permissions of the file it was (a trial: a
+// remote push left FILE.prev 0600 beside the operator's 0644 file), an
+// existing .prev's own included, and the rewritten file keeps its own.
+func TestSaveKeepPreviousKeepsMode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	for _, tc := range []struct {
+		mode, prevMode fs.FileMode // prevMode 0: no .prev yet
+	}{{0o644, 0}, {0o640, 0}, {0o644, 0o600}, {0o600, 0o644}} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "inspectd.yaml")
+		if err := os.WriteFile(path, []byte("device_id: box1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, tc.mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		if tc.prevMode != 0 {
+			if err := os.WriteFile(PreviousPath(path), []byte("device_id: box0\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(PreviousPath(path), tc.prevMode); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := Default()
+		c.DeviceID = "box2"
+		if err := SaveKeepPrevious(path, c); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{path, PreviousPath(path)} {
+			if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != tc.mode {
+				t.Errorf("file %o, .prev %o before: %s is %v (%v), want %o", tc.mode, tc.prevMode, filepath.Base(f), fi.Mode().Perm(), err, tc.mode)
+			}
+		}
+	}
+}

@@ -82,6 +82,12 @@ func Save(path string, c *Config) error {
 
 // writeFileAtomic replaces path's contents with data; see Save.
 func writeFileAtomic(path string, data []byte) error {
+	return writeFileAtomicMode(path, data, 0)
+}
+
+// writeFileAtomicMode is writeFileAtomic with the permissions perm (0: the
+// existing file's, else 0600).
+func writeFileAtomicMode(path string, data []byte, perm fs.FileMode) error {
 	target, err := resolveLinks(path)
 	if err != nil {
 		return err
@@ -94,6 +100,9 @@ func writeFileAtomic(path string, data []byte) error {
 		mode = fi.Mode().Perm()
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	if perm != 0 {
+		mode = perm
 	}
 	atomicfile.RemoveStale(target)
 	return atomicfile.WriteBytes(target, mode, data)
