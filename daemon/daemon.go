@@ -688,9 +688,10 @@ func (d *Daemon) reloadFile(ctx context.Context) {
 			return
 		}
 	}
-	d.metrics.ReloadFailures.Inc()
 	d.lastReloadErr.Store(timedError{msg: "configuration not reloaded: " + err.Error(), at: time.Now()})
 	d.log.Error("configuration not reloaded, keeping the running one", "file", d.o.ConfigPath, "err", err)
+	// Counted once told (log, status): whoever sees the count sees why.
+	d.metrics.ReloadFailures.Inc()
 	if d.disp != nil { // a push waiting for config-confirm is still in force: the dispatcher says so
 		d.disp.FileNotReloaded(err)
 	}
