@@ -58,7 +58,7 @@ func BackbonePath(p string) (string, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("bundled backbone %s (%s) not found in %v: run 'make deps' or set model.backbone", b.Name, b.File, shareDirs())
+	return "", fmt.Errorf("bundled backbone %s (%s) not found in %v: set INSPECTD_SHARE to the folder that holds it (make deps puts it in build/share/inspectd), or name a .tflite file in model.backbone", b.Name, b.File, shareDirs())
 }
 
 // bundled lists the bundled backbones installed on this machine, or only
