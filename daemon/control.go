@@ -14,6 +14,7 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
 )
@@ -300,17 +301,35 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 // PlanConfig says what applying c would do that c does not say, without
 // doing it, for a dry-run push: the note of a model fitted on synthetic
 // frames because the model file c names is not on the box (fittedNote's,
-// in the future tense), or the error that would refuse it before the fit
-// (a folder the fitted model cannot be saved in, a model file missing
-// where nothing fits one).
+// in the future tense), or the error that would refuse it for what is on
+// the box (a new state_dir that cannot be created or written or is
+// another inspectd's, a model file that is a folder, a device or not a
+// model, a folder the fitted model cannot be saved in, a model file
+// missing where nothing fits one). It creates, loads and fits nothing.
 func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 	cur := d.Config()
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
 		return nil, err
 	}
+	if c.StateDir != cur.StateDir {
+		// Checked as the push checks it before anything is applied, but
+		// without creating the folder: a dry run changes nothing.
+		if err := stateDirError(c.StateDir); err != nil {
+			return nil, err
+		}
+		if err := statelock.Free(c.StateDir); err != nil {
+			return nil, err
+		}
+	}
 	if !diffConfig(cur, c, d.deviceID, nextDev).model {
 		return nil, nil // the model in force stays: its file is not opened
+	}
+	// A file that is there but is no model (a folder, /dev/null, another
+	// file) is refused by the load: its header is read, the detector not
+	// built.
+	if err := modelFileError(c, true); err != nil {
+		return nil, err
 	}
 	switch _, err := os.Stat(c.ModelPath()); {
 	case errors.Is(err, os.ErrNotExist) && c.Capture.Source != config.SourceSynthetic:

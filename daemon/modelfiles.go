@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // PreviousModelPath is where the model file in force before the last
@@ -175,4 +178,129 @@ func fileInPath(dir string) string {
 			return ""
 		}
 	}
+}
+
+// modelFileError says why the file at cfg's model path, which is there, is
+// not a model file a start, a reload or a push can load, as a *FieldError
+// naming the key that sets the path (modelKey) and what it expects: a
+// folder, a device or other file that is not a regular one, or (header
+// true) a file whose header does not read as a model file inspectd wrote
+// or whose checksum fails. nil when the file is missing (noModelError and
+// modelFolderError say that) or reads as a model. The header is read with
+// padim.Load, which checks the format and the checksum without building a
+// detector (no backbone, no scorer), so that a dry run can check what the
+// push would load without loading it.
+func modelFileError(cfg *config.Config, header bool) error {
+	path := cfg.ModelPath()
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	key := modelKey(cfg)
+	// The state folder's file is named by state_dir: its remedy is the
+	// file, not the key.
+	remedy := "set model.path to a model file inspectd fitted"
+	if key == "state_dir" {
+		remedy = "move it aside, or set model.path to a model file inspectd fitted"
+	}
+	switch {
+	case st.IsDir() && key == "model.path":
+		// config check's words, which name a file to give instead.
+		return &FieldError{Field: key, Err: fmt.Errorf("%s is a folder: set model.path to a model file in it, such as %s", path, filepath.Join(path, "model.safetensors"))}
+	case st.IsDir():
+		return &FieldError{Field: key, Err: fmt.Errorf("%s is a folder, where state_dir keeps its model file: %s", path, remedy)}
+	case !st.Mode().IsRegular():
+		return &FieldError{Field: key, Err: fmt.Errorf("%s is %s, not a model file: %s", path, fileKind(st.Mode()), remedy)}
+	case !header:
+		return nil
+	}
+	pm, err := padim.Load(path, padim.LoadOptions{})
+	if err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // padim.Load's "load model PATH:" says the path again
+		}
+		return &FieldError{Field: key, Err: fmt.Errorf("%s is not a model file inspectd can load (%v): %s, or fit one there with 'inspectd fit --data DIR --out %s'", path, err, remedy, path)}
+	}
+	pm.Close()
+	return nil
+}
+
+// fileKind names the kind of a file that is not a regular one.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// stateDirError says why dir cannot be inspectd's state folder on this
+// box, as a *FieldError naming state_dir, or nil: it is a plain file or
+// lies under one, it cannot be written, or it is missing and the nearest
+// folder above it cannot be written (a start and a change of state_dir
+// create it). It creates and changes nothing, so that a dry run says what
+// the push would be refused for without making the folder.
+func stateDirError(dir string) error {
+	fail := func(format string, a ...any) error {
+		return &FieldError{Field: "state_dir", Err: fmt.Errorf(format, a...)}
+	}
+	switch st, err := os.Stat(dir); {
+	case err == nil && !st.IsDir():
+		return fail("%s is a file, not a folder: set state_dir to a folder, or move %s aside", dir, dir)
+	case err == nil:
+		if err := tryWrite(dir); err != nil {
+			why, mend := unwritable(dir, err)
+			return fail("%s: %s; %s", dir, why, mends(mend, "set state_dir to another folder"))
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		if file := fileInPath(dir); file != "" {
+			return fail("%s cannot be created: %s is a file, not a folder; set state_dir to a folder, or move %s aside", dir, file, file)
+		}
+		return fail("%s cannot be reached (%v): set state_dir to a folder inspectd can use", dir, err)
+	}
+	parent := filepath.Dir(dir)
+	for {
+		if _, err := os.Stat(parent); err == nil || parent == filepath.Dir(parent) {
+			break
+		}
+		parent = filepath.Dir(parent)
+	}
+	if err := tryWrite(parent); err != nil {
+		why, mend := unwritable(parent, err)
+		return fail("%s does not exist and cannot be created: %s; %s", dir, why, mends(mend, "set state_dir to another folder"))
+	}
+	return nil
+}
+
+// unwritable says why dir, a folder that is there, refused a new file
+// (err, tryWrite's), and what mends the folder itself ("" when nothing
+// does: another folder is the remedy), in words that fit the case: "create
+// the folder" is no advice for one that is there, nor is "no such file or
+// directory" a reason for one that is (a kernel file system, /proc).
+func unwritable(dir string, err error) (why, mend string) {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the test file's random name is no help
+	}
+	switch {
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Sprintf("folder %s cannot be written: it is on a read-only file system", dir), ""
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("folder %s cannot be written by the user inspectd runs as (%v)", dir, err), "make it writable for that user (chown, chmod)"
+	}
+	return fmt.Sprintf("folder %s cannot be written: it takes no new files (creating one fails: %v)", dir, err), ""
+}
+
+// mends joins what mends a folder, when anything does, to the other
+// remedy.
+func mends(mend, other string) string {
+	if mend == "" {
+		return other
+	}
+	return mend + ", or " + other
 }
