@@ -180,9 +180,9 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	if !stateOK && cfg.Model.Path == "" {
 		return out // the model lives in state_dir: said above
 	}
-	switch st, err := os.Stat(path); {
-	case err == nil && st.IsDir():
-		add("model.path", true, "%s is a folder: set model.path to a model file in it, such as %s", path, filepath.Join(path, "model.safetensors"))
+	switch _, err := os.Stat(path); {
+	case err == nil && errors.As(modelFileError(cfg, false), &fe):
+		add(fe.Field, true, "%v", fe.Err) // a folder, a device: in the words of the start
 	case errors.Is(err, os.ErrNotExist) && cfg.Capture.Source == config.SourceSynthetic:
 		// The model fitted at start is written beside it: a folder that is
 		// not there or not writable is refused by the start before the
@@ -211,6 +211,10 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		det, err := model.Load(path, mopts)
 		if fe := (*FieldError)(nil); errors.As(budgetError(err), &fe) {
 			add(fe.Field, true, "%v", fe.Err)
+			break
+		}
+		if err != nil && errors.As(modelFileError(cfg, true), &fe) {
+			add(fe.Field, true, "%v", fe.Err) // not a model: in the words of the start
 			break
 		}
 		if err != nil {

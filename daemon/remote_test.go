@@ -640,7 +640,7 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 	r.write(strings.Replace(y, "model: {features: 16,", "model: {path: "+r.dir+", features: 16,", 1))
 	r.hup()
 	r.waitFor("the refused reload", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
-	if l := r.logs.String(); !strings.Contains(l[strings.Index(l, "configuration not reloaded"):], "err=\"model: ") {
+	if l := r.logs.String(); !strings.Contains(l[strings.Index(l, "configuration not reloaded"):], "err=\"model.path: "+r.dir+" is a folder") {
 		t.Fatalf("the reload was refused for another reason than its model:\n%s", l)
 	}
 	if _, err := os.Stat(reloaded); !os.IsNotExist(err) {

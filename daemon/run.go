@@ -300,8 +300,19 @@ func budgetError(err error) error {
 func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, o RunOptions) (det *model.Detector, fitted int, err error) {
 	path := cfg.ModelPath()
 	if _, err := os.Stat(path); err == nil {
+		// A folder or a device is refused before it is opened (a named
+		// pipe's open would wait for a writer), and a file that is no model
+		// once the load fails, naming the key that sets the path and what
+		// it takes, in config check's words (it said "load model /x: not a
+		// regular file").
+		if ferr := modelFileError(cfg, false); ferr != nil {
+			return nil, 0, ferr
+		}
 		det, err := model.Load(path, mopts)
 		if err != nil {
+			if ferr := modelFileError(cfg, true); ferr != nil {
+				return nil, 0, ferr
+			}
 			return nil, 0, budgetError(err)
 		}
 		if err := configThreshold(cfg, det, path, o.Logger); err != nil {
