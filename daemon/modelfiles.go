@@ -149,19 +149,20 @@ func modelFolderError(cfg *config.Config) error {
 	case cfg.Capture.Source != config.SourceSynthetic:
 		return nil // nothing is fitted: noModelError says the file is missing
 	}
+	mend := ""
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		why = "folder " + dir + " does not exist"
+		mend = "create the folder for the user that runs inspectd, or name a file in a folder it can write"
 	} else if err := tryWrite(dir); err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the test file's random name is no help
-		}
-		why = fmt.Sprintf("folder %s cannot be written (%v)", dir, err)
+		// The folder is there: "create it" is no advice (unwritable).
+		var m string
+		why, m = unwritable(dir, err)
+		mend = mends(m, "name a file in a folder inspectd can write")
 	}
 	if why == "" {
 		return nil
 	}
-	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("no model file at %s, and the model inspectd would fit on synthetic frames in its place could not be saved: %s; create the folder for the user that runs inspectd, or name a file in a folder it can write", path, why)}
+	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("no model file at %s, and the model inspectd would fit on synthetic frames in its place could not be saved: %s; %s", path, why, mend)}
 }
 
 // fileInPath is the nearest of dir and the folders above it that is there,

@@ -105,34 +105,14 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		}
 	}
 
+	// In the words of a dry run's and a push's refusal (stateDirError),
+	// which fit the case: a folder that is there is not to be created.
 	stateOK := true
-	switch st, err := os.Stat(cfg.StateDir); {
-	case err == nil && !st.IsDir():
-		add("state_dir", true, "%s is not a directory: set state_dir to a folder", cfg.StateDir)
+	if sfe := (*FieldError)(nil); errors.As(stateDirError(cfg.StateDir), &sfe) {
+		add(sfe.Field, true, "%v", sfe.Err)
 		stateOK = false
-	case err == nil:
-		if err := tryWrite(cfg.StateDir); err != nil {
-			add("state_dir", true, "%s cannot be written by this user (%v): chown it to the user that runs inspectd, or set state_dir", cfg.StateDir, err)
-			stateOK = false
-		}
-	case errors.Is(err, os.ErrNotExist):
-		// inspectd creates it: the nearest folder that exists must let it.
-		parent := filepath.Dir(cfg.StateDir)
-		for {
-			if _, err := os.Stat(parent); err == nil || parent == filepath.Dir(parent) {
-				break
-			}
-			parent = filepath.Dir(parent)
-		}
-		if err := tryWrite(parent); err != nil {
-			add("state_dir", true, "%s does not exist and cannot be created by this user: %s is not writable (%v); create it for the user that runs inspectd, or set state_dir", cfg.StateDir, parent, err)
-			stateOK = false
-		} else {
-			add("state_dir", false, "%s does not exist yet; inspectd creates it (the systemd unit's StateDirectory= does as a service)", cfg.StateDir)
-		}
-	default:
-		add("state_dir", true, "%v", err)
-		stateOK = false
+	} else if _, err := os.Stat(cfg.StateDir); errors.Is(err, os.ErrNotExist) {
+		add("state_dir", false, "%s does not exist yet; inspectd creates it (the systemd unit's StateDirectory= does as a service)", cfg.StateDir)
 	}
 
 	// The files are read as the MQTT connections read them at start; a
