@@ -815,6 +815,11 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 	var newLock *statelock.Lock
 	giveBack := func() error { return nil } // leaves a refused state_dir as it was found
 	if next.StateDir != cur.StateDir {
+		// Refused as a dry run and a push refuse it (a state_dir under a
+		// file failed on its lock file), before the claim creates anything.
+		if err := stateDirError(next.StateDir); err != nil {
+			return nil, nil, err
+		}
 		if newLock, giveBack, err = statelock.Claim(next.StateDir); err != nil {
 			return nil, nil, err
 		}

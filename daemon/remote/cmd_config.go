@@ -134,6 +134,15 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		out := map[string]any{"changed": nonNil(changed), "version": version}
 		var applied Applied
 		if len(changed) > 0 {
+			// What a dry run refuses for what is on the box (a state_dir
+			// that cannot be created, a model file that is no model) is
+			// refused before the table is carried or anything applied, in
+			// the dry run's words: the table's copy failed first, for
+			// another reason (the lock file of a state_dir under a file).
+			if _, err := env.Ctl.PlanConfig(next); err != nil {
+				out["applied"], out["version"] = false, cur.Current
+				return out, errorf(CodeFailed, "", "not applied; the previous configuration is in force: %v", err)
+			}
 			takeBack, err := carryTable(env, running, next)
 			if err != nil {
 				out["applied"], out["version"] = false, cur.Current

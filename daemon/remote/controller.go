@@ -58,11 +58,13 @@ type Configs interface {
 	// change replaces the MQTT connection, the daemon builds a new MQTT
 	// front end on it (NewMQTT) before the reply is published.
 	ApplyConfig(ctx context.Context, c *config.Config) (Applied, error)
-	// PlanConfig says, for a dry run, what ApplyConfig(c) would do that c
-	// does not say (the notes Applied.Notes would carry, in the future
-	// tense), or an error naming the key when applying c would be refused
-	// for what is on the box (a model file missing, a folder a fitted model
-	// cannot be saved in). It changes nothing and does not fit or load.
+	// PlanConfig says, for a dry run (and before a push is applied, so
+	// that both refuse in the same words), what ApplyConfig(c) would do
+	// that c does not say (the notes Applied.Notes would carry, in the
+	// future tense), or an error naming the key when applying c would be
+	// refused for what is on the box (a model file missing or no model, a
+	// folder a fitted model cannot be saved in, a state_dir that cannot be
+	// created). It changes nothing and does not fit or load.
 	PlanConfig(c *config.Config) (notes []string, err error)
 }
 
