@@ -290,7 +290,10 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 			d.log.Error("previous configuration files not restored", "file", path, "err", rerr)
 		}
 		d.metrics.ReloadFailures.Inc()
-		return remote.Applied{}, err
+		if d.base.Err() != nil {
+			return remote.Applied{}, err // the stop's refusal, not the value's
+		}
+		return remote.Applied{}, keyed(err)
 	}
 	if len(changed) > 0 {
 		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))
@@ -307,6 +310,11 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 // model, a folder the fitted model cannot be saved in, a model file
 // missing where nothing fits one). It creates, loads and fits nothing.
 func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
+	notes, err := d.planConfig(c)
+	return notes, keyed(err)
+}
+
+func (d *Daemon) planConfig(c *config.Config) ([]string, error) {
 	cur := d.Config()
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
@@ -345,6 +353,29 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 		return nil, err
 	}
 	return []string{plannedFitNote(c, n)}, nil
+}
+
+// keyed tags err, a refusal of a configuration change, with the key whose
+// value it refuses (remote.KeyError), for a push reply's field: a
+// *FieldError's (a model file that is a folder or no model, its folder,
+// state_dir), a missing model's (model.path, or state_dir where the model
+// lives there), a state_dir another inspectd uses. Other errors come back
+// as they are.
+func keyed(err error) error {
+	var fe *FieldError
+	var nm *noModelError
+	var inUse *statelock.InUseError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe):
+		return &remote.KeyError{Key: fe.Field, Err: err}
+	case errors.As(err, &nm):
+		return &remote.KeyError{Key: nm.key, Err: err}
+	case errors.As(err, &inUse):
+		return &remote.KeyError{Key: "state_dir", Err: err}
+	}
+	return err
 }
 
 // Status is the daemon's state for the status command; it never waits for

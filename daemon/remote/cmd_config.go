@@ -117,7 +117,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 			// box, is told now: the dry run is how the operator finds out.
 			notes, err := env.Ctl.PlanConfig(next)
 			if err != nil {
-				return out, errorf(CodeFailed, "", "dry run: applying this would be refused: %v", err)
+				return out, refusedKey(err, "dry run: applying this would be refused: %v", err)
 			}
 			addNotes(out, notes...)
 			return out, nil
@@ -141,7 +141,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 			// another reason (the lock file of a state_dir under a file).
 			if _, err := env.Ctl.PlanConfig(next); err != nil {
 				out["applied"], out["version"] = false, cur.Current
-				return out, errorf(CodeFailed, "", "not applied; the previous configuration is in force: %v", err)
+				return out, refusedKey(err, "not applied; the previous configuration is in force: %v", err)
 			}
 			takeBack, err := carryTable(env, running, next)
 			if err != nil {
@@ -151,7 +151,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 			if applied, err = env.Ctl.ApplyConfig(ctx, next); err != nil {
 				takeBack()
 				out["applied"], out["version"] = false, cur.Current
-				return out, errorf(CodeFailed, "", "not applied; the previous configuration is in force: %v", err)
+				return out, refusedKey(err, "not applied; the previous configuration is in force: %v", err)
 			}
 		}
 		if err := env.d.store.setConfigVersion(configVersion{Current: version, Previous: cur.Current}, env.Now(), running.Remote.DedupWindow.Std()); err != nil {

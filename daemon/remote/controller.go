@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"image"
 	"time"
 
@@ -186,4 +187,33 @@ type Status struct {
 	// Health is each part's health detail, as /healthz shows it
 	// ("camera": "last frame 0.1s ago", "mqtt": "connected to ...").
 	Health map[string]string `json:"health,omitempty"`
+}
+
+// KeyError is a Controller's refusal (ApplyConfig, PlanConfig) of the
+// value of one configuration key on this box: a model file that is a
+// folder or no model, a folder a model cannot be saved in, a state_dir
+// that cannot be created. A push's reply names it in its field
+// ("config." + Key), as the refusal of a state_dir the request table
+// cannot be carried to does. Error is Err's text alone, which names the
+// key already.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the error about the value.
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// refusedKey is a failed reply's error for err, a Controller's refusal of
+// a configuration: its field is the key a KeyError names ("config." +
+// Key), none otherwise; its message is format's, which says err (and so
+// names the key) and is not prefixed with the field.
+func refusedKey(err error, format string, a ...any) *Error {
+	e := errorf(CodeFailed, "", format, a...)
+	if ke := (*KeyError)(nil); errors.As(err, &ke) && ke.Key != "" {
+		e.Field, e.named = "config."+ke.Key, true
+	}
+	return e
 }

@@ -1,0 +1,48 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestModelRefusalsNameTheirField: a push (or its dry run) refused for its
+// model file (a folder, /dev/null, a file that is no model, a folder the
+// model cannot be saved in) answered code failed with no field, where a
+// refused state_dir names "config.state_dir"; each now names the key that
+// sets the path, config.model.path, or config.state_dir when the model
+// lives there (real mosquitto, real files).
+func TestModelRefusalsNameTheirField(t *testing.T) {
+	op, r, _, _ := startModelPushRig(t, "cell23")
+	tiny := filepath.Join(r.dir, "tiny.safetensors")
+	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A state folder whose model file is a folder: state_dir sets the path.
+	state := filepath.Join(r.dir, "other-state")
+	if err := os.MkdirAll(filepath.Join(state, "model.safetensors"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []struct{ config, field string }{
+		{`{"model":{"path":"` + r.dir + `"}}`, "config.model.path"},
+		{`{"model":{"path":"/dev/null"}}`, "config.model.path"},
+		{`{"model":{"path":"` + tiny + `"}}`, "config.model.path"},
+		{`{"model":{"path":"` + filepath.Join(r.dir, "no-such-folder", "m.safetensors") + `"}}`, "config.model.path"},
+		{`{"state_dir":"` + state + `"}`, "config.state_dir"},
+	} {
+		for _, dry := range []bool{true, false} {
+			rep := op.reply("cell23", "config", fmt.Sprintf(`{"id":"pf%d-%v","config":%s,"dry_run":%v}`, i, dry, p.config, dry), 60*time.Second)
+			t.Logf("%s (dry_run %v): %v", p.config, dry, rep)
+			if rep["ok"] != false || rep["code"] != "failed" || rep["field"] != p.field {
+				t.Errorf("push (dry_run %v) of %s: %v, want it refused with field %s", dry, p.config, rep, p.field)
+			}
+			// The message is as it was: it names the key itself.
+			if msg := fmt.Sprint(rep["error"]); strings.HasPrefix(msg, "config.") {
+				t.Errorf("push (dry_run %v) of %s: error %q is prefixed with its field", dry, p.config, msg)
+			}
+		}
+	}
+}
