@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,13 +94,48 @@ const DefaultContextWeight = 2
 const maxContextWeight = 1000
 
 // Save writes the detector to one safetensors file, atomically (an
-// ensemble's members in the same file).
+// ensemble's members in the same file). It refuses a path that is there
+// and is not a regular file (CheckSaveTarget).
 func (d *Detector) Save(path string) error {
+	if err := CheckSaveTarget(path); err != nil {
+		return fmt.Errorf("model not saved: %w", err)
+	}
 	m, err := d.fileModel()
 	if err != nil {
 		return fmt.Errorf("save model %s: %w", path, err)
 	}
 	return padim.Save(path, m) // its errors name the file
+}
+
+// CheckSaveTarget says why path cannot take a saved model, or nil: it is
+// there and is not a regular file (a device, a named pipe, a socket, a
+// folder). A model is saved to a temporary file renamed over path, which
+// would put a regular file in place of a device such as /dev/null (a trial
+// did so as root) or a pipe, and fails on a folder only after the fit.
+// A symbolic link is not followed, as the rename does not follow it: the
+// link is replaced and what it points to is left alone.
+func CheckSaveTarget(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().IsRegular() || st.Mode()&os.ModeSymlink != 0 {
+		return nil // a missing file is created; Save says what else fails
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a folder, not a model file: name a file in it, such as %s", path, filepath.Join(path, "model.safetensors"))
+	}
+	return fmt.Errorf("%s is %s, not a model file: saving would put a regular file in its place; name a model file or a new one", path, fileKind(st.Mode()))
+}
+
+// fileKind names the kind of a file that is neither regular nor a folder.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
 }
 
 // trainAspectMeta is trainAspect as the file records it (nil: unknown).

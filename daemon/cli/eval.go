@@ -455,6 +455,9 @@ func cmdEval() *Command {
 				if err := canWriteBeside("--save-model file", *saveModel, "model.safetensors"); err != nil {
 					return err
 				}
+				if err := model.CheckSaveTarget(*saveModel); err != nil {
+					return fmt.Errorf("--save-model: %w", err) // Save refuses it, after the fit
+				}
 			}
 			if *reportDir != "" {
 				if err := os.MkdirAll(*reportDir, 0o755); err != nil {

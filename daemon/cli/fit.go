@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
@@ -113,11 +114,22 @@ func cmdFit() *Command {
 			// config check's advice for a missing model is "fit one first
 			// with inspectd fit --out <model.path>": its folder may not be
 			// there yet (a trial ended on the write check's temp file).
-			if err := makeFolderOf("model file", *out); err != nil {
+			// A path from the configuration is named by its key, as the
+			// daemon names it: the user did not type it.
+			what, key := "model file", "--out"
+			if !outGiven {
+				key = modelKey(cfg)
+			}
+			if err := makeFolderOf(what, *out); err != nil {
 				return err
 			}
-			if err := canWriteBeside("model file", *out, "model.safetensors"); err != nil {
+			if err := canWriteBeside(what, *out, "model.safetensors"); err != nil {
 				return err // before minutes of fitting, not after
+			}
+			// A device or a pipe would be replaced by the model file: Save
+			// refuses it, but only after the fit.
+			if err := model.CheckSaveTarget(*out); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
 			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
@@ -196,6 +208,15 @@ func checkSeparation(w io.Writer, rep model.FitReport, out string, force bool) e
 	}
 	fmt.Fprintf(w, "WARNING: %v\n", err)
 	return nil
+}
+
+// modelKey is the setting that names cfg's model file: model.path, or
+// state_dir where model.path is unset and the file lives there.
+func modelKey(cfg *config.Config) string {
+	if cfg.Model.Path == "" {
+		return "state_dir"
+	}
+	return "model.path"
 }
 
 // thresholdNote says where the image threshold came from: the leave-one-out

@@ -408,3 +408,68 @@ func TestFolderProblem(t *testing.T) {
 		}
 	}
 }
+
+// A model file that is there and is not a regular file (a device, a named
+// pipe) is refused before any fitting: fit saved a temporary file renamed
+// over it, so that a trial's 'inspectd fit --out /dev/null' as root put a
+// 64 MB regular file in place of /dev/null and said "fitted /dev/null".
+// The nodes are made in a temporary folder, never the system's. A path
+// from the configuration is named by its key (model.path).
+func TestFitRefusesADeviceOrPipeFirst(t *testing.T) {
+	dir, cfg := bombDataSet(t, 3)
+	tmp := t.TempDir()
+	fifo := filepath.Join(tmp, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type refusal struct {
+		out, modelPath, want string
+	}
+	cases := []refusal{
+		{out: fifo, want: "--out: " + fifo + " is a named pipe, not a model file"},
+		{modelPath: fifo, want: "model.path: " + fifo + " is a named pipe, not a model file"},
+	}
+	dev := filepath.Join(tmp, "null")
+	// /dev/null's numbers (1, 3), in the temporary folder.
+	if err := syscall.Mknod(dev, syscall.S_IFCHR|0o600, 1<<8|3); err == nil {
+		cases = append(cases, refusal{out: dev, want: "--out: " + dev + " is a device, not a model file"})
+	} else {
+		t.Logf("no device node (%v): its case is left out", err)
+	}
+	for _, tc := range cases {
+		args := []string{"fit", "--data", dir, "--config", cfg}
+		if tc.out != "" {
+			args = append(args, "--out", tc.out)
+		} else {
+			c := filepath.Join(t.TempDir(), "inspectd.yaml")
+			y := "state_dir: " + t.TempDir() + "\nmodel: {path: " + tc.modelPath + ", features: 32, min_features: 16, context_pool: 0, optimize: off}\n"
+			if err := os.WriteFile(c, []byte(y), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args[4] = c
+		}
+		target := tc.out + tc.modelPath
+		before, err := os.Lstat(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runCaptureCmd(t, args...)
+		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Contains(stdout, "fitted") {
+			t.Errorf("%v: exit %d, want 1 and %q:\n%s%s", args[3:], code, tc.want, stdout, stderr)
+		}
+		if strings.Contains(stderr, "fit done") || strings.Contains(stderr, "backbone") {
+			t.Errorf("%v: the refusal came after fitting:\n%s", args[3:], stderr)
+		}
+		if after, err := os.Lstat(target); err != nil || after.Mode() != before.Mode() {
+			t.Errorf("%s was %v, now %v (%v)", target, before.Mode(), after, err)
+		}
+	}
+	// eval --save-model saves the same way.
+	code, _, stderr := runCaptureCmd(t, "eval", "--data", dir, "--config", cfg, "--save-model", fifo)
+	if want := "--save-model: " + fifo + " is a named pipe, not a model file"; code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "fit done") {
+		t.Errorf("eval --save-model %s: exit %d, want 1 and %q before any fitting:\n%s", fifo, code, want, stderr)
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("%s after eval: %v, %v", fifo, st, err)
+	}
+}
