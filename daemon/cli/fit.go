@@ -119,6 +119,7 @@ func cmdFit() *Command {
 			what, key := "model file", "--out"
 			if !outGiven {
 				key = modelKey(cfg)
+				what = key + ": model file"
 			}
 			if err := makeFolderOf(what, *out); err != nil {
 				return err

@@ -208,6 +208,24 @@ func TestFitOutFolders(t *testing.T) {
 	}
 }
 
+// A model.path that is a folder is refused naming model.path, as the
+// daemon names it: the user typed no path (a trial read "model file … is a
+// folder: give a file in it" and looked for a flag).
+func TestFitNamesModelPathFolder(t *testing.T) {
+	dir, _ := bombDataSet(t, 3)
+	folder := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "inspectd.yaml")
+	y := "state_dir: " + t.TempDir() + "\nmodel: {path: " + folder + ", features: 32, min_features: 16, context_pool: 0, optimize: off}\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg)
+	want := "model.path: model file " + folder + " is a folder: give a file in it, such as " + filepath.Join(folder, "model.safetensors")
+	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "fit done") {
+		t.Errorf("exit %d, want 1 and %q before any fitting:\n%s", code, want, stderr)
+	}
+}
+
 // An --out that is a folder is refused before any fitting (the model is
 // renamed into place at the end: it failed after the whole fit).
 func TestFitRefusesFolderOutFirst(t *testing.T) {
