@@ -244,6 +244,9 @@ func canWriteBeside(what, path, example string) error {
 	if err != nil {
 		// The check's temp file is no name the user knows: the folder
 		// and why it takes no file are.
+		if why := folderRefusal(dir, err); why != "" {
+			return fmt.Errorf("%s %s: %s", what, path, why)
+		}
 		return fmt.Errorf("%s %s: cannot write in %s: %s", what, path, dir, folderProblem(dir, err))
 	}
 	name := f.Name()
@@ -271,18 +274,39 @@ func makeFolderOf(what, path string) error {
 		if errors.As(err, &pe) {
 			in = filepath.Dir(pe.Path)
 		}
-		return fmt.Errorf("%s %s: cannot create its folder %s: %s", what, path, dir, folderProblem(in, err))
+		why := folderRefusal(in, err)
+		if why == "" {
+			why = folderProblem(in, err)
+		}
+		return fmt.Errorf("%s %s: cannot create its folder %s: %s", what, path, dir, why)
 	}
 	return nil
 }
 
-// folderProblem says in plain words why a file could not be made in dir.
+// folderRefusal says why dir, when it is a folder that is there, refused a
+// new file (err), and what mends it, in the daemon's words
+// (daemon.FolderUnwritable); "" when dir is not such a folder, or it is
+// full (folderProblem says those). A kernel file system such as /proc
+// answers "no such file or directory" for a folder that is there: fit
+// said "/proc does not exist".
+func folderRefusal(dir string, err error) string {
+	if st, serr := os.Stat(dir); serr != nil || !st.IsDir() || errors.Is(err, syscall.ENOSPC) {
+		return ""
+	}
+	why, mend := daemon.FolderUnwritable(dir, err)
+	if mend != "" {
+		why += "; " + mend
+	}
+	return why
+}
+
+// folderProblem says in plain words why a file could not be made in dir
+// when folderRefusal does not: dir is missing, a file, out of reach, or
+// full.
 func folderProblem(dir string, err error) string {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
-		return dir + " cannot be written (permission denied)"
-	case errors.Is(err, syscall.EROFS):
-		return dir + " cannot be written (a read-only file system)"
+		return dir + " cannot be reached (permission denied)"
 	case errors.Is(err, syscall.ENOTDIR):
 		if f := fileOnTheWay(dir); f != "" {
 			return f + " is a file, not a folder"

@@ -194,8 +194,8 @@ func TestFitOutFolders(t *testing.T) {
 			t.Fatal(err)
 		}
 		cases = append(cases,
-			refusal{filepath.Join(ro, "sub", "m.safetensors"), ": cannot create its folder " + filepath.Join(ro, "sub") + ": " + ro + " cannot be written (permission denied)"},
-			refusal{filepath.Join(ro, "m.safetensors"), ": cannot write in " + ro + ": " + ro + " cannot be written (permission denied)"})
+			refusal{filepath.Join(ro, "sub", "m.safetensors"), ": cannot create its folder " + filepath.Join(ro, "sub") + ": folder " + ro + " cannot be written by the user inspectd runs as (permission denied)"},
+			refusal{filepath.Join(ro, "m.safetensors"), ": folder " + ro + " cannot be written by the user inspectd runs as (permission denied)"})
 	}
 	for _, tc := range cases {
 		code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", tc.out)
@@ -406,24 +406,71 @@ func TestFitLogsAContextScaleItLeavesOut(t *testing.T) {
 	}
 }
 
-// folderProblem words the errors a folder check meets without the path of
-// the file being made (the write check's temp file): root, who runs the
-// tests here, writes in a read-only folder, so these are not met above.
+// folderRefusal and folderProblem word the errors a folder check meets
+// without the path of the file being made (the write check's temp file):
+// root, who runs the tests here, writes in a read-only folder, so these
+// are not met above. A folder that is there is said in the daemon's words
+// (config check's): /proc answers "no such file or directory", and fit
+// said "/proc does not exist".
 func TestFolderProblem(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "models")
-	tmpFile := filepath.Join(dir, ".inspectd-write-check-123")
+	there := t.TempDir()
+	dir := filepath.Join(there, "models")
+	tmpFile := filepath.Join(there, ".inspectd-write-check-123")
 	for _, tc := range []struct {
 		err  error
 		want string
 	}{
-		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EACCES}, dir + " cannot be written (permission denied)"},
-		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EROFS}, dir + " cannot be written (a read-only file system)"},
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EACCES}, "folder " + there + " cannot be written by the user inspectd runs as (permission denied); make it writable for that user (chown, chmod)"},
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EROFS}, "folder " + there + " cannot be written: it is on a read-only file system"},
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.ENOENT}, "folder " + there + " cannot be written: it takes no new files (creating one fails: no such file or directory)"},
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.ENOSPC}, ""},
+	} {
+		if got := folderRefusal(there, tc.err); got != tc.want {
+			t.Errorf("%v in a folder that is there: %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	tmpFile = filepath.Join(dir, ".inspectd-write-check-123")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EACCES}, dir + " cannot be reached (permission denied)"},
 		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.ENOENT}, dir + " does not exist"},
 		{&fs.PathError{Op: "open", Path: tmpFile, Err: syscall.EIO}, syscall.EIO.Error()},
 	} {
+		if got := folderRefusal(dir, tc.err); got != "" {
+			t.Errorf("%v in a missing folder: folderRefusal %q, want none", tc.err, got)
+		}
 		if got := folderProblem(dir, tc.err); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// fit --out in /proc, which is there but takes no new files, says so in
+// config check's words, before any fitting (a trial: "cannot write in
+// /proc: /proc does not exist"). Only a file creation is tried in /proc,
+// which fails.
+func TestFitOutInProc(t *testing.T) {
+	if st, err := os.Stat("/proc/self"); err != nil || !st.IsDir() {
+		t.Skip("no /proc here")
+	}
+	if f, err := os.CreateTemp("/proc", ".inspectd-test-*"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		t.Skip("/proc takes new files here")
+	}
+	dir, cfg := bombDataSet(t, 3)
+	out := "/proc/m.safetensors"
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
+	want := "model file " + out + ": folder /proc cannot be written: it takes no new files"
+	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "does not exist") || strings.Contains(stderr, "fit done") {
+		t.Errorf("exit %d, want 1 and %q before any fitting:\n%s", code, want, stderr)
+	}
+	code, _, stderr = runCaptureCmd(t, "eval", "--data", dir, "--config", cfg, "--save-model", out)
+	want = "--save-model file " + out + ": folder /proc cannot be written: it takes no new files"
+	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "does not exist") || strings.Contains(stderr, "fit done") {
+		t.Errorf("eval: exit %d, want 1 and %q before any fitting:\n%s", code, want, stderr)
 	}
 }
 
