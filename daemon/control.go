@@ -316,6 +316,7 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 
 func (d *Daemon) planConfig(c *config.Config) ([]string, error) {
 	cur := d.Config()
+	c = remote.SameStateDir(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
 		return nil, err

@@ -802,6 +802,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		return nil, nil, errors.New("inspectd is stopping")
 	}
 	cur := d.cfg
+	next = remote.SameStateDir(cur, next) // the folder in force spelled differently is no change
 	if reflect.DeepEqual(cur, next) {
 		return nil, nil, nil
 	}

@@ -512,6 +512,7 @@ func (d *Dispatcher) reloadPutBack(env *Env, log *slog.Logger, p *pendingConfirm
 		return false
 	}
 	running := d.ctl.Config()
+	file = SameStateDir(running, file)
 	changed := config.Diff(running, file)
 	if len(changed) == 0 {
 		return false

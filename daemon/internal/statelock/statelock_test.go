@@ -48,3 +48,39 @@ func TestFreeSeesTheHolderAndWritesNothing(t *testing.T) {
 	}
 	l2.Release()
 }
+
+// TestSameDirAndInUseWords: one folder spelled differently is the same
+// folder (a trailing slash, "/./", a symlink), another is not; the in-use
+// refusal says "state_dir: " as every other state_dir refusal does.
+func TestSameDirAndInUseWords(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "st1")
+	other := filepath.Join(dir, "st2")
+	for _, p := range []string{st, other} {
+		if err := os.Mkdir(p, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(st, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{st, st + "/", dir + "/./st1", link, link + "/"} {
+		if !SameDir(s, st) {
+			t.Errorf("SameDir(%q, %q) = false, want true", s, st)
+		}
+	}
+	for _, s := range []string{other, filepath.Join(dir, "missing"), dir} {
+		if SameDir(s, st) {
+			t.Errorf("SameDir(%q, %q) = true, want false", s, st)
+		}
+	}
+	l, err := Take(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if err := Free(st); err == nil || !strings.HasPrefix(err.Error(), "state_dir: "+st+" is in use by another inspectd") {
+		t.Errorf("Free on a held folder: %v, want it to start with %q", err, "state_dir: "+st)
+	}
+}
