@@ -155,8 +155,15 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	if d.deviceID, err = cfg.ResolvedDeviceID(); err != nil {
 		return d, err
 	}
+	// In the words config check, a push and a reload use (a file in the
+	// path, a folder that cannot be written, even by root): the start
+	// printed the raw stat or mkdir error ("not a directory", "no such
+	// file or directory" under /proc).
+	if err := stateDirError(cfg.StateDir); err != nil {
+		return d, err
+	}
 	if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
-		return d, fmt.Errorf("state_dir %s: %w (set state_dir to a writable folder)", cfg.StateDir, err)
+		return d, fmt.Errorf("state_dir: %s cannot be created: %w; set state_dir to a writable folder", cfg.StateDir, err)
 	}
 	if d.lock, err = statelock.Take(cfg.StateDir); err != nil {
 		return d, err

@@ -100,7 +100,7 @@ func TestStateDirFileNoRevertClaim(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	err := Run(context.Background(), RunOptions{ConfigPath: cfgPath, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err == nil || !strings.Contains(err.Error(), "state_dir "+state) {
+	if err == nil || !strings.Contains(err.Error(), "state_dir: "+state) {
 		t.Fatalf("Run: %v, want the state_dir error", err)
 	}
 	if strings.Contains(logs.String(), "revert") || strings.Contains(logs.String(), "level=ERROR") || strings.Contains(logs.String(), "level=WARN") {
