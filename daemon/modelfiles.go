@@ -284,6 +284,14 @@ func stateDirError(dir string) error {
 // the folder" is no advice for one that is there, nor is "no such file or
 // directory" a reason for one that is (a kernel file system, /proc).
 func unwritable(dir string, err error) (why, mend string) {
+	return unwritableAs(dir, err, os.Geteuid() == 0)
+}
+
+// unwritableAs is unwritable for a process that runs as root or not: root
+// denied a write is no matter of ownership or mode bits (a kernel file
+// system such as /sys, or a read-only one), so chown or chmod is no advice
+// there, and another folder is the only remedy.
+func unwritableAs(dir string, err error, root bool) (why, mend string) {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err // the test file's random name is no help
@@ -291,6 +299,8 @@ func unwritable(dir string, err error) (why, mend string) {
 	switch {
 	case errors.Is(err, syscall.EROFS):
 		return fmt.Sprintf("folder %s cannot be written: it is on a read-only file system", dir), ""
+	case errors.Is(err, fs.ErrPermission) && root:
+		return fmt.Sprintf("folder %s cannot be written, not even by root, which inspectd runs as (%v): it is a kernel or read-only file system", dir, err), ""
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Sprintf("folder %s cannot be written by the user inspectd runs as (%v)", dir, err), "make it writable for that user (chown, chmod)"
 	}

@@ -72,9 +72,38 @@ func TestUnwritableFolderAdviceFitsTheCase(t *testing.T) {
 		{&os.PathError{Op: "open", Path: "/srv/x/.inspectd-check-1", Err: syscall.EROFS}, "folder /srv/x cannot be written: it is on a read-only file system", "", true},
 		{&os.PathError{Op: "open", Path: "/srv/x/.inspectd-check-1", Err: syscall.ENOENT}, "folder /srv/x cannot be written: it takes no new files", "", true},
 	} {
-		why, mend := unwritable("/srv/x", tc.err)
+		why, mend := unwritableAs("/srv/x", tc.err, false)
 		if !strings.HasPrefix(why, tc.why) || !strings.HasPrefix(mend, tc.mend) || (mend == "") != tc.notMending {
 			t.Errorf("%v: %q, %q; want %q…, %q…", tc.err, why, mend, tc.why, tc.mend)
+		}
+	}
+}
+
+// TestUnwritableAsRootSaysNoChownHelps: root denied a new file in /sys was
+// told "cannot be written by the user inspectd runs as (permission
+// denied); make it writable for that user (chown, chmod)", which no chown
+// or chmod does for a kernel file system. Root is now told that not even
+// root can write there, with no mend of the folder: another folder is the
+// remedy. A user other than root is still told to make it writable.
+func TestUnwritableAsRootSaysNoChownHelps(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EACCES, syscall.EPERM} {
+		err := &os.PathError{Op: "open", Path: "/sys/.inspectd-check-1", Err: errno}
+		why, mend := unwritableAs("/sys", err, true)
+		if !strings.Contains(why, "not even by root") || !strings.Contains(why, "a kernel or read-only file system") || mend != "" {
+			t.Errorf("root, %v: %q, %q; want not even root, no mend", errno, why, mend)
+		}
+		if strings.Contains(why+mend, "chown") || strings.Contains(why+mend, "the user inspectd runs as") {
+			t.Errorf("root, %v: %q, %q advises a user's rights", errno, why, mend)
+		}
+		if why, mend := unwritableAs("/sys", err, false); !strings.Contains(why, "by the user inspectd runs as") || !strings.Contains(mend, "chown, chmod") {
+			t.Errorf("not root, %v: %q, %q; want the user's rights mended", errno, why, mend)
+		}
+	}
+	// What the process says as itself, through state_dir's check.
+	if dir := unwritableFolder(); dir != "" && os.Geteuid() == 0 {
+		msg := stateDirError(filepath.Join(dir, "st")).Error()
+		if strings.Contains(msg, "chown") || !strings.Contains(msg, "not even by root") {
+			t.Errorf("state_dir %s/st as root: %q, want not even root and no chown", dir, msg)
 		}
 	}
 }
