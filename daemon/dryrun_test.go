@@ -16,6 +16,7 @@ import (
 // applying would refuse for what is on the box. Each now fails, naming
 // the key, and leaves nothing behind (real mosquitto, real files).
 func TestDryRunRefusesWhatThePushRefuses(t *testing.T) {
+	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell21")
 	before := d.Config()
 

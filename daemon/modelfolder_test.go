@@ -18,6 +18,7 @@ import (
 // the folder, as the push and its dry run do
 // (TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce).
 func TestModelFolderUnderAFileNamesTheKey(t *testing.T) {
+	wordsOnly(t)
 	base := t.TempDir()
 	file := filepath.Join(base, "file.txt")
 	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {

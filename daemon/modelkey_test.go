@@ -19,6 +19,7 @@ import (
 // that sets the path (model.path, or state_dir when the model lives
 // there) and what it takes, in config check's words.
 func TestModelFileThatIsNoModelNamesItsKey(t *testing.T) {
+	wordsOnly(t)
 	dir := t.TempDir()
 	tiny := filepath.Join(dir, "tiny.safetensors")
 	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {

@@ -16,6 +16,7 @@ import (
 // sets the path, config.model.path, or config.state_dir when the model
 // lives there (real mosquitto, real files).
 func TestModelRefusalsNameTheirField(t *testing.T) {
+	wordsOnly(t)
 	op, r, _, _ := startModelPushRig(t, "cell23")
 	tiny := filepath.Join(r.dir, "tiny.safetensors")
 	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
@@ -44,5 +45,16 @@ func TestModelRefusalsNameTheirField(t *testing.T) {
 				t.Errorf("push (dry_run %v) of %s: error %q is prefixed with its field", dry, p.config, msg)
 			}
 		}
+	}
+}
+
+// wordsOnly skips a test in the -short race run (make test): it checks the
+// words and field of refusals on paths that TestRemoteConfigPush,
+// TestRefusedPushRemovesTheModelItFitted and the reload tests already
+// race, starting a daemon per case; it runs in the full run.
+func wordsOnly(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a refusal's words on paths other tests race; checked in the full run")
 	}
 }

@@ -17,6 +17,7 @@ import (
 // reload of the file now give one reason, naming state_dir and the file
 // in the way, and create nothing (real mosquitto, real files).
 func TestStateDirUnderAFileIsRefusedForOneReason(t *testing.T) {
+	wordsOnly(t)
 	op, r, d, _ := startModelPushRig(t, "cell22")
 	before := d.Config().StateDir
 	file := filepath.Join(r.dir, "plainfile.txt")
