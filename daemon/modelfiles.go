@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/padim"
 )
 
@@ -211,7 +212,7 @@ func modelFileError(cfg *config.Config, header bool) error {
 	case st.IsDir():
 		return &FieldError{Field: key, Err: fmt.Errorf("%s is a folder, where state_dir keeps its model file: %s", path, remedy)}
 	case !st.Mode().IsRegular():
-		return &FieldError{Field: key, Err: fmt.Errorf("%s is %s, not a model file: %s", path, fileKind(st.Mode()), remedy)}
+		return &FieldError{Field: key, Err: fmt.Errorf("%s is %s, not a model file: %s", path, model.FileKind(st.Mode()), remedy)}
 	case !header:
 		return nil
 	}
@@ -224,19 +225,6 @@ func modelFileError(cfg *config.Config, header bool) error {
 	}
 	pm.Close()
 	return nil
-}
-
-// fileKind names the kind of a file that is not a regular one.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeDevice != 0:
-		return "a device"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	}
-	return "not a regular file"
 }
 
 // stateDirError says why dir cannot be inspectd's state folder on this

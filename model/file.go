@@ -122,11 +122,14 @@ func CheckSaveTarget(path string) error {
 	if st.IsDir() {
 		return fmt.Errorf("%s is a folder, not a model file: name a file in it, such as %s", path, filepath.Join(path, "model.safetensors"))
 	}
-	return fmt.Errorf("%s is %s, not a model file: saving would put a regular file in its place; name a model file or a new one", path, fileKind(st.Mode()))
+	return fmt.Errorf("%s is %s, not a model file: saving would put a regular file in its place; name a model file or a new one", path, FileKind(st.Mode()))
 }
 
-// fileKind names the kind of a file that is neither regular nor a folder.
-func fileKind(m os.FileMode) string {
+// FileKind names the kind of a file that is neither regular nor a folder,
+// as a refusal words it: "a device", "a named pipe", "a socket", or "not a
+// regular file". The daemon's model file checks share it, so that a save
+// and a config push name the same file alike.
+func FileKind(m os.FileMode) string {
 	switch {
 	case m&os.ModeDevice != 0:
 		return "a device"
