@@ -310,11 +310,23 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 // model, a folder the fitted model cannot be saved in, a model file
 // missing where nothing fits one). It creates, loads and fits nothing.
 func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
-	notes, err := d.planConfig(c)
+	notes, err := d.planConfig(c, true)
 	return notes, keyed(err)
 }
 
-func (d *Daemon) planConfig(c *config.Config) ([]string, error) {
+// CheckConfig is PlanConfig's refusal for a push about to be applied,
+// without reading a model file that is there: ApplyConfig's load reads it
+// (openDetector), refusing one that is no model with modelFileError's
+// words, so that the push reads the file once, not once here and again
+// to load it.
+func (d *Daemon) CheckConfig(c *config.Config) error {
+	_, err := d.planConfig(c, false)
+	return keyed(err)
+}
+
+// planConfig is PlanConfig; header false leaves the header and checksum
+// of a model file that is there unread (CheckConfig).
+func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 	cur := d.Config()
 	c = remote.SameStateDir(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
@@ -335,9 +347,9 @@ func (d *Daemon) planConfig(c *config.Config) ([]string, error) {
 		return nil, nil // the model in force stays: its file is not opened
 	}
 	// A file that is there but is no model (a folder, /dev/null, another
-	// file) is refused by the load: its header is read, the detector not
-	// built.
-	if err := modelFileError(c, true); err != nil {
+	// file) is refused by the load: its header is read (header), the
+	// detector not built.
+	if err := modelFileError(c, header); err != nil {
 		return nil, err
 	}
 	switch _, err := os.Stat(c.ModelPath()); {

@@ -136,11 +136,15 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		var applied Applied
 		if len(changed) > 0 {
 			// What a dry run refuses for what is on the box (a state_dir
-			// that cannot be created, a model file that is no model) is
-			// refused before the table is carried or anything applied, in
-			// the dry run's words: the table's copy failed first, for
-			// another reason (the lock file of a state_dir under a file).
-			if _, err := env.Ctl.PlanConfig(next); err != nil {
+			// that cannot be created, a model file that is a folder or a
+			// device) is refused before the table is carried or anything
+			// applied, in the dry run's words: the table's copy failed
+			// first, for another reason (the lock file of a state_dir
+			// under a file). A regular model file is read by the apply
+			// alone, whose load refuses one that is no model in the same
+			// words (and takes the table back): read here too, a new
+			// model file was read twice.
+			if err := env.Ctl.CheckConfig(next); err != nil {
 				out["applied"], out["version"] = false, cur.Current
 				return out, refusedKey(err, "not applied; the previous configuration is in force: %v", err)
 			}

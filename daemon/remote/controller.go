@@ -59,14 +59,20 @@ type Configs interface {
 	// change replaces the MQTT connection, the daemon builds a new MQTT
 	// front end on it (NewMQTT) before the reply is published.
 	ApplyConfig(ctx context.Context, c *config.Config) (Applied, error)
-	// PlanConfig says, for a dry run (and before a push is applied, so
-	// that both refuse in the same words), what ApplyConfig(c) would do
-	// that c does not say (the notes Applied.Notes would carry, in the
-	// future tense), or an error naming the key when applying c would be
-	// refused for what is on the box (a model file missing or no model, a
-	// folder a fitted model cannot be saved in, a state_dir that cannot be
+	// PlanConfig says, for a dry run, what ApplyConfig(c) would do that c
+	// does not say (the notes Applied.Notes would carry, in the future
+	// tense), or an error naming the key when applying c would be refused
+	// for what is on the box (a model file missing or no model, a folder a
+	// fitted model cannot be saved in, a state_dir that cannot be
 	// created). It changes nothing and does not fit or load.
 	PlanConfig(c *config.Config) (notes []string, err error)
+	// CheckConfig is PlanConfig's refusal, for a push before it is
+	// applied (so that both refuse in the same words, before the request
+	// table is carried or the file saved), less the reading of a model
+	// file that is there: ApplyConfig's load reads it, and refuses a file
+	// that is no model in the same words and key, so that a push reads a
+	// new model file once.
+	CheckConfig(c *config.Config) error
 }
 
 // Applied is what ApplyConfig did.

@@ -75,6 +75,7 @@ func (c *testController) Config() *config.Config { return c.cfg.Load() }
 func (c *testController) ConfigPath() string     { return filepath.Join(c.dir, "inspectd.yaml") }
 
 func (c *testController) PlanConfig(*config.Config) ([]string, error) { return nil, nil }
+func (c *testController) CheckConfig(*config.Config) error            { return nil }
 
 func (c *testController) ApplyConfig(ctx context.Context, cfg *config.Config) (Applied, error) {
 	c.applies.Add(1)

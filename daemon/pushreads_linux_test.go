@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// TestPushReadsANewModelFileOnce: a real push naming a new model file
+// opened it twice, reading all its bytes and checking its checksum both
+// times: once for the refusals a dry run also gives (PlanConfig), then
+// again to load it (ApplyConfig). It is now opened once, by the load, which
+// refuses a file that is no model in the same words and field as the dry
+// run (real mosquitto, real files; the opens are counted by inotify, so
+// that nothing in the daemon is there for the test).
+func TestPushReadsANewModelFileOnce(t *testing.T) {
+	op, r, d, det := startModelPushRig(t, "cell31")
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	there := filepath.Join(r.dir, "copy.safetensors")
+	if err := os.WriteFile(there, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opens := watchOpens(t, there)
+	rep := op.reply("cell31", "config", `{"id":"once","config":{"model":{"path":"`+there+`"}}}`, 120*time.Second)
+	if rep["ok"] != true || rep["applied"] != true || d.Config().Model.Path != there {
+		t.Fatalf("push of a model file that is there: %v, model.path %s in force", rep, d.Config().Model.Path)
+	}
+	if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
+		t.Errorf("model %s in force after the push of %s, want its model %s", got, there, det.Info().ID)
+	}
+	if n := opens(); n != 1 {
+		t.Errorf("the push opened %s %d times, want once (the load)", there, n)
+	}
+
+	// A file that is no model is still refused by the push as the dry run
+	// refuses it: the same words after each one's lead, the same field.
+	tiny := filepath.Join(r.dir, "tiny.safetensors")
+	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	words := map[bool]string{}
+	for _, dry := range []bool{true, false} {
+		rep := op.reply("cell31", "config", fmt.Sprintf(`{"id":"tiny-%v","config":{"model":{"path":"%s"}},"dry_run":%v}`, dry, tiny, dry), 60*time.Second)
+		msg := fmt.Sprint(rep["error"])
+		if rep["ok"] != false || rep["code"] != "failed" || rep["field"] != "config.model.path" {
+			t.Errorf("push (dry_run %v) of a 3-byte model file: %v, want it refused with field config.model.path", dry, rep)
+		}
+		_, words[dry], _ = strings.Cut(msg, ": model.path: ")
+	}
+	if words[true] == "" || words[true] != words[false] {
+		t.Errorf("a 3-byte model file: the dry run says %q, the push %q; want the same words", words[true], words[false])
+	}
+	if d.Config().Model.Path != there {
+		t.Errorf("model.path %s in force after the refused pushes, want %s", d.Config().Model.Path, there)
+	}
+}
+
+// watchOpens counts, with inotify, the opens of path from now on; the
+// function it returns says how many so far.
+func watchOpens(t *testing.T, path string) func() int {
+	t.Helper()
+	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Skipf("no inotify here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	// The closes are watched too: inotify merges an event with the one
+	// before it when both are alike and unread, so two opens in a row
+	// would count as one.
+	if _, err := syscall.InotifyAddWatch(fd, path, syscall.IN_OPEN|syscall.IN_CLOSE); err != nil {
+		t.Fatalf("watch %s: %v", path, err)
+	}
+	n := 0
+	buf := make([]byte, 64*(syscall.SizeofInotifyEvent+syscall.NAME_MAX+1))
+	return func() int {
+		for {
+			k, err := syscall.Read(fd, buf)
+			if errors.Is(err, syscall.EAGAIN) {
+				return n
+			}
+			if err != nil {
+				t.Fatalf("read inotify events of %s: %v", path, err)
+			}
+			for off := 0; off+syscall.SizeofInotifyEvent <= k; {
+				ev := (*syscall.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				if ev.Mask&syscall.IN_OPEN != 0 {
+					n++
+				}
+				off += syscall.SizeofInotifyEvent + int(ev.Len)
+			}
+		}
+	}
+}
