@@ -27,7 +27,8 @@ type Config struct {
 	DeviceID string `yaml:"device_id"`
 	// StateDir holds what the daemon writes: the fitted model, the MQTT
 	// outgoing message store and cached choices. It must survive reboots.
-	StateDir string `yaml:"state_dir"`
+	// Diff compares it as the folder it names (SameDir).
+	StateDir string `yaml:"state_dir" diff:"folder"`
 	// LogLevel is the slog level: debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// Capture selects and tunes the frame source.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -243,7 +244,10 @@ func walkSecrets(v, base reflect.Value, f func(v, base reflect.Value)) {
 
 // Diff lists the settings that differ between a and b as dotted paths
 // (model.features, mqtt.groups), in file order. Lists and maps count as one
-// setting each. The daemon restarts only the parts these belong to.
+// setting each. A folder setting (tagged diff:"folder": state_dir) differs
+// only when it names another folder (SameDir): the one in force spelled
+// otherwise is no change, to every caller. The daemon restarts only the
+// parts these belong to.
 func Diff(a, b *Config) []string {
 	var out []string
 	diffValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem(), "", &out)
@@ -266,10 +270,46 @@ func diffValue(a, b reflect.Value, path string, out *[]string) {
 			diffValue(fa, fb, p, out)
 			continue
 		}
+		if t.Field(i).Tag.Get("diff") == "folder" && fa.Kind() == reflect.String {
+			if !SameDir(fa.String(), fb.String()) {
+				*out = append(*out, p)
+			}
+			continue
+		}
 		if !reflect.DeepEqual(fa.Interface(), fb.Interface()) && !(emptyValue(fa) && emptyValue(fb)) {
 			*out = append(*out, p)
 		}
 	}
+}
+
+// SameDir reports whether a and b name the same folder: spelled alike once
+// made absolute and cleaned (a trailing slash, "/./", a relative path from
+// the working folder), or both there and one folder on disk (a symlink, a
+// bind mount). An empty path names no folder. A daemon's own state_dir
+// spelled differently is no change: compared as text it was listed as
+// changed, and its own lock refused the change as another inspectd's.
+func SameDir(a, b string) bool {
+	if a == b || a == "" || b == "" {
+		return a == b
+	}
+	if absClean(a) == absClean(b) {
+		return true
+	}
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
+}
+
+// absClean is p absolute and cleaned, or cleaned where the working folder
+// cannot be read.
+func absClean(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
 }
 
 // emptyValue is true for nil and empty lists and maps, which the file does

@@ -277,6 +277,9 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 	if err != nil {
 		return remote.Applied{}, err
 	}
+	// Saved as it is put in force: the file says the state_dir the
+	// daemon runs on, as config get does.
+	c = stateDirInForce(d.Config(), c)
 	if err := config.SaveKeepPrevious(path, c); err != nil {
 		return remote.Applied{}, err
 	}
@@ -328,7 +331,7 @@ func (d *Daemon) CheckConfig(c *config.Config) error {
 // of a model file that is there unread (CheckConfig).
 func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 	cur := d.Config()
-	c = remote.SameStateDir(cur, c)
+	c = stateDirInForce(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
 		return nil, err

@@ -748,6 +748,24 @@ func (c changeSet) names() []string {
 	return n
 }
 
+// stateDirInForce returns next with the state_dir of cur, the one in
+// force, when next names that folder spelled otherwise (config.SameDir: a
+// trailing slash, "/./", a symlink to it), else next itself; next is not
+// changed. config.Diff already calls this no change; the spelling in
+// force is kept because the lock, the request table and the broker's store
+// were taken under it and the parts compare state_dir as text (next's
+// spelling claimed, the daemon's own lock refused the change as another
+// inspectd's), and so that a symlink named here and pointed at another
+// folder later is a change of folder at the next reload, not the same text.
+func stateDirInForce(cur, next *config.Config) *config.Config {
+	if next.StateDir == cur.StateDir || !config.SameDir(next.StateDir, cur.StateDir) {
+		return next
+	}
+	c := next.Clone()
+	c.StateDir = cur.StateDir
+	return c
+}
+
 // diffConfig says which parts must change to go from a to b.
 func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 	var c changeSet
@@ -809,7 +827,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		return nil, nil, errors.New("inspectd is stopping")
 	}
 	cur := d.cfg
-	next = remote.SameStateDir(cur, next) // the folder in force spelled differently is no change
+	next = stateDirInForce(cur, next)
 	if reflect.DeepEqual(cur, next) {
 		return nil, nil, nil
 	}

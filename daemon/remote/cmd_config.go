@@ -102,7 +102,6 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		}
 		return nil, configError("config", err)
 	}
-	next = SameStateDir(running, next)
 	changed := config.Diff(running, next)
 	if err := checkConfigChange(env, running, next, changed); err != nil {
 		return nil, err

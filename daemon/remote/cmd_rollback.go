@@ -98,7 +98,6 @@ func prepareConfigRollback(env *Env, ra rollbackArgs) (*Plan, error) {
 	if err := prev.Validate(); err != nil {
 		return nil, errorf(CodeFailed, "", "the previous configuration %s is not valid with the trust keys in force: %v", config.PreviousPath(path), err)
 	}
-	prev = SameStateDir(running, prev)
 	changed := config.Diff(running, prev)
 	if err := checkConfigChange(env, running, prev, changed); err != nil {
 		return nil, err

@@ -512,7 +512,6 @@ func (d *Dispatcher) reloadPutBack(env *Env, log *slog.Logger, p *pendingConfirm
 		return false
 	}
 	running := d.ctl.Config()
-	file = SameStateDir(running, file)
 	changed := config.Diff(running, file)
 	if len(changed) == 0 {
 		return false
@@ -566,9 +565,11 @@ func (d *Dispatcher) confirmTimer() (<-chan time.Time, *time.Timer) {
 // knows neither the requests answered nor a push waiting for confirmation.
 // Call the returned function when the change is refused: it takes the copy
 // back (store.carryTo), so that a refused folder, another inspectd's
-// included, is left as it was.
+// included, is left as it was. The folder in force spelled otherwise (a
+// symlink to it) is no change: its copy was refused by the daemon's own
+// lock.
 func carryTable(env *Env, running, next *config.Config) (func(), error) {
-	if next.StateDir == running.StateDir {
+	if config.SameDir(next.StateDir, running.StateDir) {
 		return func() {}, nil
 	}
 	undo, err := env.d.store.carryTo(next.StateDir, env.Now(), running.Remote.DedupWindow.Std())

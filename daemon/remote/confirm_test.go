@@ -1136,3 +1136,32 @@ func TestStartSettlesAPendingPush(t *testing.T) {
 		}
 	})
 }
+
+// TestRevertEventSaysNothingOfTheStateDirSpelling: a push reverted at a
+// start whose file and the file before it name the same state_dir spelled
+// differently (the operator's file says "dir", the daemon in force, and so
+// the push, kept "dir/" at a reload) reports only what the push changed.
+// The config-revert event said "changed":["mqtt.result_qos","state_dir"],
+// a change of state folder that never was.
+func TestRevertEventSaysNothingOfTheStateDirSpelling(t *testing.T) {
+	r := newRig(t, unsigned)
+	inForce := r.ctl.Config().Clone()
+	inForce.StateDir = r.ctl.dir + "/"
+	r.ctl.cfg.Store(inForce)
+	if rep := r.do("config", `{"id":"sp1","config":{"mqtt":{"result_qos":1}},"confirm":"2m"}`); !rep.OK || fmt.Sprint(rep.Data["changed"]) != "[mqtt.result_qos]" {
+		t.Fatalf("push: %+v", rep)
+	}
+	if err := r.d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := RevertUnstartable(r.ctl.ConfigPath(), r.ctl.dir, errors.New("no camera"), r.clk.Now(), slog.New(&logSink{})); err != nil || id != "sp1" {
+		t.Fatalf("RevertUnstartable: %q, %v", id, err)
+	}
+	r.clk.Add(time.Second)
+	r.start()
+	waitFor(t, 5*time.Second, "the config-revert event at the next start", func() bool { return len(r.events.named("config-revert")) == 1 })
+	var ev map[string]any
+	if err := json.Unmarshal(r.events.named("config-revert")[0].payload, &ev); err != nil || ev["reverted"] != true || fmt.Sprint(ev["changed"]) != "[mqtt.result_qos]" {
+		t.Errorf("config-revert event: %s (%v), want changed [mqtt.result_qos]", r.events.named("config-revert")[0].payload, err)
+	}
+}

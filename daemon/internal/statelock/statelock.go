@@ -100,23 +100,6 @@ func (e *InUseError) Error() string {
 	return fmt.Sprintf("state_dir: %s is in use by another inspectd (%s): give every daemon a state_dir of its own", e.Dir, e.Holder)
 }
 
-// SameDir reports whether a and b name the same folder: spelled alike once
-// cleaned (a trailing slash, "/./"), or both there and one folder on disk
-// (a symlink, a bind mount). A daemon's own state_dir spelled differently
-// is no change of state_dir: checked as one, its own lock read as another
-// inspectd's and the change was refused.
-func SameDir(a, b string) bool {
-	if filepath.Clean(a) == filepath.Clean(b) {
-		return true
-	}
-	sa, err := os.Stat(a)
-	if err != nil {
-		return false
-	}
-	sb, err := os.Stat(b)
-	return err == nil && os.SameFile(sa, sb)
-}
-
 // Claim creates dir if it is missing and takes its lock, for a change to
 // state_dir dir, and returns what gives the folder back as it was found
 // if the change is refused: what was put under it since the claim

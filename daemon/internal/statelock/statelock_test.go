@@ -49,32 +49,11 @@ func TestFreeSeesTheHolderAndWritesNothing(t *testing.T) {
 	l2.Release()
 }
 
-// TestSameDirAndInUseWords: one folder spelled differently is the same
-// folder (a trailing slash, "/./", a symlink), another is not; the in-use
-// refusal says "state_dir: " as every other state_dir refusal does.
-func TestSameDirAndInUseWords(t *testing.T) {
-	dir := t.TempDir()
-	st := filepath.Join(dir, "st1")
-	other := filepath.Join(dir, "st2")
-	for _, p := range []string{st, other} {
-		if err := os.Mkdir(p, 0o750); err != nil {
-			t.Fatal(err)
-		}
-	}
-	link := filepath.Join(dir, "link")
-	if err := os.Symlink(st, link); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{st, st + "/", dir + "/./st1", link, link + "/"} {
-		if !SameDir(s, st) {
-			t.Errorf("SameDir(%q, %q) = false, want true", s, st)
-		}
-	}
-	for _, s := range []string{other, filepath.Join(dir, "missing"), dir} {
-		if SameDir(s, st) {
-			t.Errorf("SameDir(%q, %q) = true, want false", s, st)
-		}
-	}
+// TestInUseWords: the in-use refusal says "state_dir: " as every other
+// state_dir refusal does. (One folder spelled differently is the same
+// folder: config.SameDir, TestDiffStateDirAsTheFolder.)
+func TestInUseWords(t *testing.T) {
+	st := t.TempDir()
 	l, err := Take(st)
 	if err != nil {
 		t.Fatal(err)
