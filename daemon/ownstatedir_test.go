@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
-	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 )
 
 // TestOwnStateDirSpelledDifferently: a push, a dry run or a reload naming
@@ -19,11 +18,7 @@ import (
 // also changes another setting lists that one only and saves the state_dir
 // in force.
 func TestOwnStateDirSpelledDifferently(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell31", ""))
-	d := r.daemon()
-	op.awaitCommands(r, "cell31")
+	op, r, d := startPushRig(t, "cell31", nil)
 	state := d.Config().StateDir
 	link := filepath.Join(r.dir, "state-link")
 	if err := os.Symlink(state, link); err != nil {

@@ -120,12 +120,8 @@ func remoteYAML(url, deviceID, extra string) func(r *runningDaemon) string {
 // redacted; invalid, non-JSON, oversize, duplicate-key and alias-bomb
 // pushes are each refused precisely while inspection goes on.
 func TestRemoteConfigPush(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell1", ""))
-	d := r.daemon()
+	op, r, d := startPushRig(t, "cell1", nil)
 	r.moreInspections(2)
-	op.awaitCommands(r, "cell1")
 
 	rep := op.reply("cell1", "config", `{"id":"c1","config":{"mqtt":{"result_qos":1},"capture":{"synthetic":{"fps":15}}},"version":3}`, 60*time.Second)
 	if rep["ok"] != true {
@@ -245,11 +241,7 @@ func TestRemoteRefitAndRollback(t *testing.T) {
 	}
 	good := filepath.Join(t.TempDir(), "good")
 	writePNGs(t, good, 48, 77, false)
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell1", ""))
-	d := r.daemon()
-	op.awaitCommands(r, "cell1")
+	op, r, d := startPushRig(t, "cell1", nil)
 	oldID := d.ModelInfo().ID
 	before := r.inspections()
 	// 48 images leave a handful held out: the threshold is rough, so the
@@ -407,11 +399,8 @@ func TestPushToUnreachableBrokerReverts(t *testing.T) {
 // runs, it reverts the push, to the broker and the state_dir it came from
 // (real mosquitto).
 func TestPendingPushRevertsAfterRestart(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell8", ""))
-	d := r.daemon()
-	op.awaitCommands(r, "cell8")
+	op, r, d := startPushRig(t, "cell8", nil)
+	broker := d.Config().MQTT.Brokers
 	typo := "tcp://127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t))
 	state, moved := d.Config().StateDir, filepath.Join(r.dir, "state2")
 	op.send("inspectd/cell8/cmd/config", `{"id":"p1","config":{"state_dir":"`+moved+`","mqtt":{"brokers":["`+typo+`"]}},"confirm":"5s"}`)
@@ -425,7 +414,7 @@ func TestPendingPushRevertsAfterRestart(t *testing.T) {
 	d = r.daemon()
 	r.waitFor("the revert after the restart", func() bool {
 		c := d.Config()
-		return slices.Equal(c.MQTT.Brokers, []string{b.URL}) && c.StateDir == state
+		return slices.Equal(c.MQTT.Brokers, broker) && c.StateDir == state
 	})
 	if rep := op.reply("cell8", "status", `{"id":"s2"}`, 60*time.Second); rep["ok"] != true || rep["config_pending"] != nil {
 		t.Errorf("status after the revert: %v", rep)
@@ -565,11 +554,7 @@ func TestRemoteSwitchLoggedWhenItTakesEffect(t *testing.T) {
 // use keeps its own table, a folder the push created is gone (real
 // mosquitto).
 func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell9", ""))
-	d := r.daemon()
-	op.awaitCommands(r, "cell9")
+	op, r, d := startPushRig(t, "cell9", nil)
 	state := d.Config().StateDir
 
 	// Another inspectd's folder, with its own request table.
@@ -636,7 +621,7 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 
 	// A reload refused the same way leaves nothing either.
 	reloaded := filepath.Join(r.dir, "reloaded")
-	y := strings.Replace(remoteYAML(b.URL, "cell9", "")(r), "state_dir: "+state, "state_dir: "+reloaded, 1)
+	y := strings.Replace(remoteYAML(d.Config().MQTT.Brokers[0], "cell9", "")(r), "state_dir: "+state, "state_dir: "+reloaded, 1)
 	r.write(strings.Replace(y, "model: {features: 16,", "model: {path: "+r.dir+", features: 16,", 1))
 	r.hup()
 	r.waitFor("the refused reload", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
@@ -661,11 +646,7 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 // it was, its own files kept, what the change wrote removed (real
 // mosquitto, real files).
 func TestRefusedStateDirPushKeepsAnExistingFolder(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell10", ""))
-	d := r.daemon()
-	op.awaitCommands(r, "cell10")
+	op, r, d := startPushRig(t, "cell10", nil)
 	state := d.Config().StateDir
 
 	existing := filepath.Join(r.dir, "existing")
@@ -723,16 +704,11 @@ func listDir(t *testing.T, dir string) []string {
 // used to wait for the whole fit: systemd kills a service that does not
 // stop within its TimeoutStopSec).
 func TestStopEndsAPushThatFits(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
 	det := syntheticDetector(t)
-	r := startDaemon(t, func(r *runningDaemon) string {
+	op, r, _ := startPushRig(t, "cell7", func(r *runningDaemon) {
 		r.withModel(det)
 		r.fitFrames = 100000 // minutes of fitting
-		return remoteYAML(b.URL, "cell7", "")(r)
 	})
-	r.daemon()
-	op.awaitCommands(r, "cell7")
 	missing := filepath.Join(r.dir, "elsewhere.safetensors")
 	op.send("inspectd/cell7/cmd/config", `{"id":"fit1","config":{"model":{"path":"`+missing+`"}}}`)
 	r.waitFor("the push's fit", func() bool { return strings.Contains(r.logs.String(), "no model yet: fitting") })
@@ -761,21 +737,33 @@ func TestStopEndsAPushThatFits(t *testing.T) {
 	}
 }
 
-// startModelPushRig starts box dev on the synthetic line with the
-// synthetic detector as its model (state_dir/model.safetensors), on a real
+// startPushRig starts box dev on the synthetic line (remoteYAML) on a real
 // mosquitto with an operator, and waits until it answers commands: the
-// set-up of the tests of pushes naming a model file.
-func startModelPushRig(t *testing.T, dev string) (*operator, *runningDaemon, *Daemon, *model.Detector) {
+// set-up of the tests of remote commands. set, when not nil, prepares r
+// before the start (a model, fitFrames); the box fits its own model
+// otherwise.
+func startPushRig(t *testing.T, dev string, set func(r *runningDaemon)) (*operator, *runningDaemon, *Daemon) {
 	t.Helper()
 	b := testbroker.Start(t, testbroker.Options{})
 	op := newOperator(t, b.URL)
-	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
-		r.withModel(det)
+		if set != nil {
+			set(r)
+		}
 		return remoteYAML(b.URL, dev, "")(r)
 	})
 	d := r.daemon()
 	op.awaitCommands(r, dev)
+	return op, r, d
+}
+
+// startModelPushRig is startPushRig with the synthetic detector as the
+// box's model (state_dir/model.safetensors): the set-up of the tests of
+// pushes naming a model file.
+func startModelPushRig(t *testing.T, dev string) (*operator, *runningDaemon, *Daemon, *model.Detector) {
+	t.Helper()
+	det := syntheticDetector(t)
+	op, r, d := startPushRig(t, dev, func(r *runningDaemon) { r.withModel(det) })
 	return op, r, d, det
 }
 
@@ -1119,11 +1107,7 @@ func TestStopDuringTheFirstFit(t *testing.T) {
 // The wait ends then, in one log line, not at the next command that
 // looked at it (hours later on a quiet box).
 func TestSIGHUPOfAnEditedFileEndsAPushsWait(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell9", ""))
-	d := r.daemon()
-	op.awaitCommands(r, "cell9")
+	op, r, d := startPushRig(t, "cell9", nil)
 	if rep := op.reply("cell9", "config", `{"id":"p1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`, 30*time.Second); rep["ok"] != true {
 		t.Fatalf("push on probation: %v", rep)
 	}
@@ -1150,11 +1134,7 @@ func TestSIGHUPOfAnEditedFileEndsAPushsWait(t *testing.T) {
 // A SIGHUP of a file that does not load leaves the next push in force and
 // waiting, said at the reload.
 func TestSIGHUPOfThePreviousFileUndoesAPush(t *testing.T) {
-	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
-	r := startDaemon(t, remoteYAML(b.URL, "cell9", ""))
-	d := r.daemon()
-	op.awaitCommands(r, "cell9")
+	op, r, d := startPushRig(t, "cell9", nil)
 	if rep := op.reply("cell9", "config", `{"id":"p1","config":{"mqtt":{"result_qos":1}},"confirm":"1h"}`, 30*time.Second); rep["ok"] != true {
 		t.Fatalf("push on probation: %v", rep)
 	}
