@@ -20,10 +20,7 @@ func TestDryRunRefusesWhatThePushRefuses(t *testing.T) {
 	op, r, d, det := startModelPushRig(t, "cell21")
 	before := d.Config()
 
-	tiny := filepath.Join(r.dir, "tiny.safetensors")
-	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tiny := plainFile(t, r.dir, "tiny.safetensors", "abc")
 	type push struct{ name, config, key, path string }
 	pushes := []push{
 		{"a folder", `{"model":{"path":"` + r.dir + `"}}`, "model.path", r.dir},

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,11 +18,7 @@ import (
 // (TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce).
 func TestModelFolderUnderAFileNamesTheKey(t *testing.T) {
 	wordsOnly(t)
-	base := t.TempDir()
-	file := filepath.Join(base, "file.txt")
-	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := plainFile(t, t.TempDir(), "file.txt", "not a folder")
 	cases := []struct{ path, folder, why string }{
 		{filepath.Join(file, "model.bin"), file, "folder " + file + " is a file, not a folder"},
 		{filepath.Join(file, "sub", "model.bin"), filepath.Join(file, "sub"), "folder " + filepath.Join(file, "sub") + " is not a folder: " + file + " is a file"},

@@ -21,10 +21,7 @@ import (
 func TestModelFileThatIsNoModelNamesItsKey(t *testing.T) {
 	wordsOnly(t)
 	dir := t.TempDir()
-	tiny := filepath.Join(dir, "tiny.safetensors")
-	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tiny := plainFile(t, dir, "tiny.safetensors", "abc")
 	inState := t.TempDir() // a folder where state_dir's model file should be
 	if err := os.Mkdir(filepath.Join(inState, "model.safetensors"), 0o755); err != nil {
 		t.Fatal(err)

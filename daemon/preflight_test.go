@@ -90,10 +90,7 @@ func TestModelOverBudgetNamesTheBudget(t *testing.T) {
 // reverted" with push="", though nothing had been pushed).
 func TestStateDirFileNoRevertClaim(t *testing.T) {
 	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	if err := os.WriteFile(state, []byte("not a folder"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	state := plainFile(t, dir, "state", "not a folder")
 	cfgPath := filepath.Join(dir, "inspectd.yaml")
 	if err := os.WriteFile(cfgPath, []byte("state_dir: "+state+"\nhttp: {listen: \"\"}\n"), 0o644); err != nil {
 		t.Fatal(err)

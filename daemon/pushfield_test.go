@@ -18,10 +18,7 @@ import (
 func TestModelRefusalsNameTheirField(t *testing.T) {
 	wordsOnly(t)
 	op, r, _, _ := startModelPushRig(t, "cell23")
-	tiny := filepath.Join(r.dir, "tiny.safetensors")
-	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tiny := plainFile(t, r.dir, "tiny.safetensors", "abc")
 	// A state folder whose model file is a folder: state_dir sets the path.
 	state := filepath.Join(r.dir, "other-state")
 	if err := os.MkdirAll(filepath.Join(state, "model.safetensors"), 0o755); err != nil {

@@ -698,6 +698,17 @@ func listDir(t *testing.T, dir string) []string {
 	return out
 }
 
+// plainFile writes content to a new file name in dir and returns its
+// path: a file that is no model, or a plain file where a folder should be.
+func plainFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestStopEndsAPushThatFits: a push naming a model file that is not there
 // fits one (the synthetic line), which can take minutes; a SIGTERM meanwhile
 // must end the fit and the daemon at once, the push not applied (a stop
@@ -903,10 +914,7 @@ func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
 	// words (it named neither model.path nor the folder), and so is a
 	// folder that cannot be written, where there is one that refuses even
 	// root, which may run these tests and writes any other.
-	file := filepath.Join(r.dir, "file.txt")
-	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := plainFile(t, r.dir, "file.txt", "not a folder")
 	dirs := []string{filepath.Join(r.dir, "no-such-folder"), filepath.Join(r.dir, "a", "b"), file, filepath.Join(file, "sub")}
 	if dir := unwritableFolder(); dir != "" {
 		dirs = append(dirs, dir)

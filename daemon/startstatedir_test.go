@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -15,10 +14,7 @@ import (
 // state_dir to a writable folder)", and for /proc "mkdir /proc/st: no such
 // file or directory". Nothing is created.
 func TestStartRefusesStateDirInCheckWords(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "plain.txt")
-	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := plainFile(t, t.TempDir(), "plain.txt", "not a folder")
 	dirs := []string{filepath.Join(file, "st"), file}
 	if dir := unwritableFolder(); dir != "" {
 		dirs = append(dirs, filepath.Join(dir, "st"))

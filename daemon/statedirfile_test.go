@@ -20,10 +20,7 @@ func TestStateDirUnderAFileIsRefusedForOneReason(t *testing.T) {
 	wordsOnly(t)
 	op, r, d, _ := startModelPushRig(t, "cell22")
 	before := d.Config().StateDir
-	file := filepath.Join(r.dir, "plainfile.txt")
-	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := plainFile(t, r.dir, "plainfile.txt", "not a folder")
 	state := filepath.Join(file, "st")
 	want := "state_dir: " + state + " cannot be created: " + file + " is a file, not a folder"
 
