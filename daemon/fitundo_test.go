@@ -101,6 +101,7 @@ func logLine(logs, msg string) string {
 // note's remedy under one key, remedy. The file put back and reloaded
 // undoes the change and removes the model it fitted.
 func TestReloadFitLogSaysTheRemedy(t *testing.T) {
+	wordsOnly(t) // a reload's fit: TestRefusedReloadRemovesTheModelItFitted races it
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)

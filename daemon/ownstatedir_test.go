@@ -18,6 +18,7 @@ import (
 // also changes another setting lists that one only and saves the state_dir
 // in force.
 func TestOwnStateDirSpelledDifferently(t *testing.T) {
+	wordsOnly(t) // state_dir pushes: TestPendingPushRevertsAfterRestart races them
 	op, r, d := startPushRig(t, "cell31", nil)
 	state := d.Config().StateDir
 	link := filepath.Join(r.dir, "state-link")

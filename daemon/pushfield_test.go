@@ -45,13 +45,15 @@ func TestModelRefusalsNameTheirField(t *testing.T) {
 	}
 }
 
-// wordsOnly skips a test in the -short race run (make test): it checks the
-// words and field of refusals on paths that TestRemoteConfigPush,
+// wordsOnly skips a test in the -short race run (make test): it checks
+// only words (a refusal's and its field, a note's, a log line's) or values
+// (files left, a threshold) on paths that TestRemoteConfigPush,
 // TestRefusedPushRemovesTheModelItFitted and the reload tests already
-// race, starting a daemon per case; it runs in the full run.
+// race, and has no goroutines of its own, while it starts a daemon (per
+// case, some) and costs seconds under -race; it runs in the full run.
 func wordsOnly(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("a refusal's words on paths other tests race; checked in the full run")
+		t.Skip("words or values on paths other tests race; checked in the full run")
 	}
 }

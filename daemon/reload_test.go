@@ -448,6 +448,7 @@ func TestReloadMovesHTTPOnItsPort(t *testing.T) {
 // pixel threshold keeps the model's ratio. While it is set, the threshold
 // command, whose value the next load would undo, is refused.
 func TestConfigThresholdAppliesToTheLoadedModel(t *testing.T) {
+	wordsOnly(t)
 	det := syntheticDetector(t)
 	fitted := det.Info()
 	yaml := func(r *runningDaemon, v string) string {

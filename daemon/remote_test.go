@@ -646,6 +646,7 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 // it was, its own files kept, what the change wrote removed (real
 // mosquitto, real files).
 func TestRefusedStateDirPushKeepsAnExistingFolder(t *testing.T) {
+	wordsOnly(t) // a late refusal's undo: TestRefusedPushRemovesTheModelItFitted races it
 	op, r, d := startPushRig(t, "cell10", nil)
 	state := d.Config().StateDir
 
@@ -785,6 +786,7 @@ func startModelPushRig(t *testing.T, dev string) (*operator, *runningDaemon, *Da
 // probation beside the confirm note; a push naming a file that is there
 // loads it without a note (real mosquitto, real files).
 func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
+	wordsOnly(t) // the push's fit and rollback: TestRevertedPushRemovesTheModelItFitted races them
 	op, r, d, det := startModelPushRig(t, "cell11")
 	running := filepath.Join(r.dir, "state", "model.safetensors")
 
@@ -907,6 +909,7 @@ func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
 // configuration stay; a dry run of it says it would be refused (real
 // mosquitto, real files).
 func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
+	wordsOnly(t) // dry run and push: TestDryRunOfAMissingModelFileSaysItWouldFit races them
 	op, r, d, det := startModelPushRig(t, "cell13")
 	before := d.Config().Model.Path
 

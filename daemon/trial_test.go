@@ -196,6 +196,7 @@ func TestNoModelNamesItsKey(t *testing.T) {
 // A reload or push onto a camera that is not there is refused, the running
 // source kept (it was applied, and inspection stopped on a typo).
 func TestReloadOntoMissingCameraRefused(t *testing.T) {
+	wordsOnly(t) // Apply: TestRemoteConfigPush races it
 	r := startDaemon(t, nil)
 	d := r.daemon()
 	r.moreInspections(2)
