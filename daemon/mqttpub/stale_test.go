@@ -24,9 +24,39 @@ func TestStaleSubscriptionUnsubscribed(t *testing.T) {
 			stale, live := "inspectd/"+dev+"/old/x", "inspectd/"+dev+"/cmd/x"
 			dir := t.TempDir()
 			old, _ := newPublisher(t, b.URL, dev, func(o *mqttpub.Options) { o.StoreDir = dir })
-			must(t, old.Subscribe("inspectd/"+dev+"/old/#", 1, func(mqttpub.Message) {}))
+			oldGot := make(chan struct{}, 16)
+			must(t, old.Subscribe("inspectd/"+dev+"/old/#", 1, func(mqttpub.Message) { oldGot <- struct{}{} }))
 			must(t, old.Start())
 			waitFor(t, 5*time.Second, "connected", func() bool { return old.State().Connected })
+			publish := func(topic, payload string) {
+				if tok := sender.client.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+					t.Fatalf("publish: %v", tok.Error())
+				}
+			}
+			// Connected comes before the broker has the subscription: a
+			// Close before its SUBACK leaves the session no old filter
+			// (seen on a loaded box), so probe it first.
+			// Every probe sent is taken before the close, so none is left
+			// in the session to come to the next client as a stale one.
+			sent, took := 0, 0
+			waitFor(t, 10*time.Second, "the old filter", func() bool {
+				publish(stale, "probe")
+				sent++
+				select {
+				case <-oldGot:
+					took++
+					return true
+				case <-time.After(300 * time.Millisecond):
+					return false
+				}
+			})
+			for ; took < sent; took++ {
+				select {
+				case <-oldGot:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%d of %d probes of the old filter came", took, sent)
+				}
+			}
 			must(t, old.Close(ctxTimeout(t, 2*time.Second)))
 
 			if !recorded {
@@ -41,11 +71,6 @@ func TestStaleSubscriptionUnsubscribed(t *testing.T) {
 				waitFor(t, 5*time.Second, "the old filter unsubscribed", func() bool {
 					return strings.Contains(lb.String(), "unsubscribed a filter of an earlier configuration")
 				})
-			}
-			publish := func(topic, payload string) {
-				if tok := sender.client.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-					t.Fatalf("publish: %v", tok.Error())
-				}
 			}
 			// The live filter's SUBACK may lag the connection on a loaded
 			// box: publish until one arrives.
