@@ -17,6 +17,7 @@ import (
 	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // The methods in this file are what remote commands need from the running
@@ -68,6 +69,11 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	cfg := d.cfg
 	prev := PreviousModelPath(cfg.ModelPath())
 	det, err := d.loadModel(cfg, prev)
+	if nm := (*padim.NotModelFileError)(nil); errors.As(err, &nm) {
+		// Refused before it was opened (a named pipe's open waited for a
+		// writer, holding this command and d.mu, for good).
+		return model.Info{}, fmt.Errorf("previous model: %w: move it aside, or copy the model file to roll back to there", err)
+	}
 	if err != nil {
 		return model.Info{}, fmt.Errorf("previous model: %w", err)
 	}

@@ -127,19 +127,10 @@ func CheckSaveTarget(path string) error {
 
 // FileKind names the kind of a file that is neither regular nor a folder,
 // as a refusal words it: "a device", "a named pipe", "a socket", or "not a
-// regular file". The daemon's model file checks share it, so that a save
-// and a config push name the same file alike.
-func FileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeDevice != 0:
-		return "a device"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	}
-	return "not a regular file"
-}
+// regular file". The daemon's model file checks and padim.Load's refusal
+// share it, so that a save, a load and a config push name the same file
+// alike.
+func FileKind(m os.FileMode) string { return padim.FileKind(m) }
 
 // trainAspectMeta is trainAspect as the file records it (nil: unknown).
 func (d *Detector) trainAspectMeta() []float64 {

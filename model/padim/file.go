@@ -467,27 +467,77 @@ type layout struct {
 }
 
 // Load opens, validates and maps a model file. Large tensors are not
-// copied: they alias the read-only mapping until Close.
+// copied: they alias the read-only mapping until Close. A path that is
+// not a regular file is refused with a *NotModelFileError, which names
+// it and says what it is.
 func Load(path string, opts LoadOptions) (*Model, error) {
 	m, err := load(path, opts)
+	if nm := (*NotModelFileError)(nil); errors.As(err, &nm) {
+		return nil, err // it names the path already
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", path, err)
 	}
 	return m, nil
 }
 
-func load(path string, opts LoadOptions) (*Model, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// NotModelFileError is Load's refusal of a path that is there and is not
+// a regular file: a folder, a device, a named pipe or a socket.
+type NotModelFileError struct {
+	Path string
+	Mode os.FileMode
+}
+
+// Error names the path and what it is: "/x.prev is a named pipe, not a
+// model file".
+func (e *NotModelFileError) Error() string {
+	if e.Mode.IsDir() {
+		return fmt.Sprintf("%s is a folder, not a model file", e.Path)
 	}
-	defer f.Close()
-	st, err := f.Stat()
+	return fmt.Sprintf("%s is %s, not a model file", e.Path, FileKind(e.Mode))
+}
+
+// FileKind names the kind of a file that is neither regular nor a folder,
+// as a refusal words it: "a device", "a named pipe", "a socket", or "not a
+// regular file".
+func FileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+func load(path string, opts LoadOptions) (*Model, error) {
+	// What is not a regular file is refused before it is opened: opening
+	// a named pipe for reading waits for a writer (a model rollback to a
+	// pipe at model.path's .prev held the command handler, and the
+	// daemon's model lock, for good), and opening a device may act on it
+	// (a watchdog device starts counting down).
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
+		return nil, &NotModelFileError{Path: path, Mode: st.Mode()}
+	}
+	// openFlags opens without waiting (O_NONBLOCK where there is one), so
+	// that a pipe put in the file's place after the Stat is refused below
+	// instead of blocking the open; a regular file's reads do not heed it.
+	f, err := os.OpenFile(path, openFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &NotModelFileError{Path: path, Mode: st.Mode()}
 	}
 	hdr, err := readHeader(io.NewSectionReader(f, 0, st.Size()), st.Size())
 	if err != nil {

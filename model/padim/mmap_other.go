@@ -7,6 +7,10 @@ import (
 	"os"
 )
 
+// openFlags opens a model file read-only; the Stat before the open has
+// refused what is not a regular file.
+const openFlags = os.O_RDONLY
+
 // mapFile reads the file into memory where mmap is unavailable.
 func mapFile(f *os.File, size int64) ([]byte, func([]byte) error, error) {
 	b := make([]byte, size)

@@ -8,6 +8,10 @@ import (
 	"syscall"
 )
 
+// openFlags opens a model file without waiting: a named pipe's open
+// returns at once, where a plain read-only open waits for a writer.
+const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
+
 // mapFile maps the whole file read-only and shared: the pages come from the
 // page cache and are never copied into the heap.
 func mapFile(f *os.File, size int64) ([]byte, func([]byte) error, error) {
