@@ -362,7 +362,11 @@ func checkConfigChange(env *Env, running, next *config.Config, changed []string)
 
 // checkMemoryBudget refuses a model.memory_budget (or fraction) that is
 // larger than this box can give, or smaller than the model in force,
-// which reloading would then refuse.
+// which reloading would then refuse. A push that also names another model
+// file is not measured against the model in force, which it replaces: the
+// load of the new file (and the dry run, from its header) refuses it if
+// its own scoring state is over the new budget (a new, smaller model
+// pushed with a budget below the old one's was refused for the old one).
 func checkMemoryBudget(env *Env, running, next *config.Config) error {
 	rm, nm := running.Model, next.Model
 	if rm.MemoryBudget == nm.MemoryBudget && rm.MemoryFraction == nm.MemoryFraction {
@@ -381,7 +385,7 @@ func checkMemoryBudget(env *Env, running, next *config.Config) error {
 	if err != nil {
 		return invalidf("config.model.memory_budget", "%v", err)
 	}
-	if state > 0 && int64(budget) < state {
+	if state > 0 && int64(budget) < state && next.ModelPath() == running.ModelPath() {
 		return invalidf("config.model.memory_budget", "%s resolves to %s, below the %s scoring state of the model in force, which the reload would refuse; refit with fewer features first",
 			nm.MemoryBudget, human(int64(min(budget, 1<<62))), human(state))
 	}
