@@ -316,8 +316,9 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 // in the future tense), or the error that would refuse it for what is on
 // the box (a new state_dir that cannot be created or written or is
 // another inspectd's, a model file that is a folder, a device or not a
-// model, a folder the fitted model cannot be saved in, a model file
-// missing where nothing fits one). It creates, loads and fits nothing.
+// model, or whose scoring state is over c's model.memory_budget, a folder
+// the fitted model cannot be saved in, a model file missing where nothing
+// fits one). It creates, loads and fits nothing.
 func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 	notes, err := d.planConfig(c, true)
 	return notes, keyed(err)
@@ -355,10 +356,10 @@ func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 	if !diffConfig(cur, c, d.deviceID, nextDev).model {
 		return nil, nil // the model in force stays: its file is not opened
 	}
-	// A file that is there but is no model (a folder, /dev/null, another
-	// file) is refused by the load: its header is read (header), the
-	// detector not built.
-	if err := modelFileError(c, header); err != nil {
+	// A folder or a device where the model file should be, a missing
+	// file where nothing fits one, a folder that cannot be reached: what
+	// the push refuses before it applies anything (CheckConfig).
+	if err := modelFileError(c, false); err != nil {
 		return nil, err
 	}
 	switch _, err := os.Stat(c.ModelPath()); {
@@ -369,6 +370,21 @@ func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 			return nil, ferr
 		}
 		return nil, fmt.Errorf("model %s: %w", c.ModelPath(), err) // as openDetector refuses it
+	}
+	if header {
+		// Then what the apply refuses, in its order: the model options
+		// (ModelOptions), then, as the load would, a file that is there
+		// but is no model (another file, one that fails its checksum) or
+		// whose scoring state is over model.memory_budget, the pushed
+		// configuration's as the load resolves it: its header is read,
+		// no detector built.
+		mopts, err := ModelOptions(c, d.log)
+		if err != nil {
+			return nil, err
+		}
+		if err := modelFileErrorUnder(c, true, mopts.MemoryBudget); err != nil {
+			return nil, err
+		}
 	}
 	n, err := fitPlanned(c, d.o)
 	if err != nil || n == 0 {

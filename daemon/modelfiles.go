@@ -193,6 +193,17 @@ func fileInPath(dir string) string {
 // detector (no backbone, no scorer), so that a dry run can check what the
 // push would load without loading it.
 func modelFileError(cfg *config.Config, header bool) error {
+	return modelFileErrorUnder(cfg, header, 0)
+}
+
+// modelFileErrorUnder is modelFileError that also refuses (header true) a
+// model file whose scoring state exceeds budget (model.Options'
+// MemoryBudget; 0: no bound) as the load refuses it: under
+// model.memory_budget, in the load's words (budgetError), a file that is
+// no model being refused as such first, as openDetector does. The sizes
+// come from the header (padim.Load, model.CheckStateBudget): no detector
+// is built. A dry run checks with it what the push's load would refuse.
+func modelFileErrorUnder(cfg *config.Config, header bool, budget int64) error {
 	path := cfg.ModelPath()
 	st, err := os.Stat(path)
 	if err != nil {
@@ -216,15 +227,23 @@ func modelFileError(cfg *config.Config, header bool) error {
 	case !header:
 		return nil
 	}
-	pm, err := padim.Load(path, padim.LoadOptions{})
+	pm, err := padim.Load(path, padim.LoadOptions{MaxStateBytes: budget})
+	if errors.Is(err, padim.ErrOverBudget) {
+		// Refused from the header, before the checksum was read: the load
+		// refuses a file that is no model as such first.
+		if ferr := modelFileErrorUnder(cfg, true, 0); ferr != nil {
+			return ferr
+		}
+		return budgetError(err)
+	}
 	if err != nil {
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner // padim.Load's "load model PATH:" says the path again
 		}
 		return &FieldError{Field: key, Err: fmt.Errorf("%s is not a model file inspectd can load (%v): %s, or fit one there with 'inspectd fit --data DIR --out %s'", path, err, remedy, path)}
 	}
-	pm.Close()
-	return nil
+	defer pm.Close()
+	return budgetError(model.CheckStateBudget(path, pm, budget))
 }
 
 // stateDirError says why dir cannot be inspectd's state folder on this

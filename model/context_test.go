@@ -136,6 +136,10 @@ func TestContextScaleSaveLoad(t *testing.T) {
 	if n := testing.AllocsPerRun(5, func() { ld.Inspect(img) }); n != 0 {
 		t.Errorf("Inspect allocates %v times per frame", n)
 	}
+	// Over the budget with the context scale, not without: refused from
+	// the header as Load refuses it.
+	patch := padim.StateBytes(56*56, 32)
+	budgetAsLoad(t, path, o, patch-1, patch, info.StateBytes-1, info.StateBytes)
 
 	// Damaged context scales: each is refused with the tensor or key named.
 	pm, err := padim.Load(path, padim.LoadOptions{})

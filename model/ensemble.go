@@ -451,7 +451,7 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 	d.info.Fitted = d.members[0].info.Fitted
 	d.info.RecipeChoice, d.info.RecipeFigures = em.RecipeChoice, em.RecipeFigures
 	if opts.MemoryBudget > 0 && d.info.StateBytes > opts.MemoryBudget {
-		return fail(fmt.Errorf("scoring state of the ensemble's members is %d bytes, %w of %d bytes", d.info.StateBytes, ErrOverBudget, opts.MemoryBudget))
+		return fail(membersOverBudget(d.info.StateBytes, opts.MemoryBudget))
 	}
 	return d, nil
 }

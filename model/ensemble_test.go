@@ -172,6 +172,10 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	if _, err := Load(path, small); !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "memory budget") {
 		t.Errorf("ensemble over the budget loaded: %v", err)
 	}
+	// Each member's, and the members' together, refused from the header
+	// as Load refuses them.
+	m1, m2 := li.Members[0].StateBytes, li.Members[1].StateBytes
+	budgetAsLoad(t, path, opts, min(m1, m2)-1, max(m1, m2)-1, max(m1, m2), info.StateBytes-1, info.StateBytes)
 }
 
 // The search's ensemble is the chosen recipe, the same on the other bundled

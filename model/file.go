@@ -436,9 +436,73 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 		d.info.ID = d.id()
 	}
 	if opts.MemoryBudget > 0 && d.info.StateBytes > opts.MemoryBudget {
-		return fail(fmt.Errorf("scoring state of all scales is %d bytes, %w of %d bytes", d.info.StateBytes, ErrOverBudget, opts.MemoryBudget))
+		return fail(scalesOverBudget(d.info.StateBytes, opts.MemoryBudget))
 	}
 	return d, nil
+}
+
+// scalesOverBudget is Load's refusal of a model whose scales together
+// hold more scoring state than the budget.
+func scalesOverBudget(state, budget int64) error {
+	return fmt.Errorf("scoring state of all scales is %d bytes, %w of %d bytes", state, ErrOverBudget, budget)
+}
+
+// membersOverBudget is Load's refusal of an ensemble whose members
+// together hold more scoring state than the budget.
+func membersOverBudget(state, budget int64) error {
+	return fmt.Errorf("scoring state of the ensemble's members is %d bytes, %w of %d bytes", state, ErrOverBudget, budget)
+}
+
+// CheckStateBudget refuses, as Load would and in its words, the model file
+// at path (pm: padim.Load's reading of it, which already refused a patch
+// scale over the budget) whose scoring state of all scales, or of all
+// ensemble members, exceeds budget (0: no bound). The sizes come from the
+// tensor shapes the header gives: no backbone is opened and no scorer
+// built, so that a dry run can tell what loading the file would refuse.
+// A file that Load would refuse for another reason first (a scale's
+// metadata, a member's recipe) is not judged here: nil.
+func CheckStateBudget(path string, pm *padim.Model, budget int64) error {
+	if budget <= 0 {
+		return nil
+	}
+	if _, ensemble := pm.Meta.Extra[metaEnsemble]; !ensemble && len(pm.Members) == 0 {
+		if b := fileStateBytes(pm); b > budget {
+			return fmt.Errorf("load model %s: %w", path, scalesOverBudget(b, budget))
+		}
+		return nil
+	}
+	var sum int64
+	for k, mm := range append([]*padim.Model{pm}, pm.Members...) {
+		b := fileStateBytes(mm)
+		if b > budget {
+			return fmt.Errorf("ensemble member %d: load model %s: %w", k+1, path, scalesOverBudget(b, budget))
+		}
+		sum += b
+	}
+	if sum > budget {
+		return fmt.Errorf("load model %s: %w", path, membersOverBudget(sum, budget))
+	}
+	return nil
+}
+
+// fileStateBytes is the scoring state of one model of a file (the main
+// one or a member) as Info.StateBytes gives it once loaded: its patch
+// scale and each further scale, from their mean tensors' shapes (views ×
+// grid height, grid width, d).
+func fileStateBytes(pm *padim.Model) int64 {
+	b := padim.StateBytes(pm.State.Positions(), pm.State.D)
+	for k := 1; k < maxScales; k++ {
+		prefix := scalePrefix(k)
+		if _, ok := pm.Meta.Extra[prefix+suffixPool]; !ok {
+			break
+		}
+		t, ok := pm.Tensors[prefix+suffixMean]
+		if !ok || len(t.Shape) != 3 {
+			break // refused by Load as a malformed scale
+		}
+		b += padim.StateBytes(t.Shape[0]*t.Shape[1], t.Shape[2])
+	}
+	return b
 }
 
 // loadScale restores further scale prefix of a model file for the taps,
