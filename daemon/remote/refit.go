@@ -10,7 +10,6 @@ import (
 	_ "image/jpeg" // JPEG
 	"image/png"    // and PNG files (live frames kept for the fit too),
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -82,7 +81,10 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 			if !dataset.IsImageFile(name) { // as fit reads a folder: hidden files left out
 				continue
 			}
-			if t := e.Type(); t.IsRegular() || t&fs.ModeSymlink != 0 {
+			// Every name but a folder's: what a link leads to, and what is
+			// not a regular file (a named pipe, a device), is refused by
+			// checkImage, counted and named among the skipped.
+			if !e.IsDir() {
 				names = append(names, name)
 			}
 		}
@@ -164,9 +166,12 @@ func (f *folderImages) admit() error {
 }
 
 // checkImage reads an image file's header: its format and size must be
-// known and within bounds.
+// known and within bounds. A path that leads to anything but a regular
+// file is refused unopened (dataset.OpenImageFile): a named pipe's open
+// waited for a writer, and the refit job with it, for good; a device such
+// as /dev/zero reads without end.
 func checkImage(path string) error {
-	fh, err := os.Open(path)
+	fh, err := dataset.OpenImageFile(path)
 	if err != nil {
 		return err
 	}
@@ -199,7 +204,7 @@ func loadImage(path string) (image.Image, error) {
 	if err := checkImage(path); err != nil {
 		return nil, err
 	}
-	fh, err := os.Open(path)
+	fh, err := dataset.OpenImageFile(path) // a pipe may have taken its place since
 	if err != nil {
 		return nil, err
 	}

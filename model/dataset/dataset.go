@@ -162,9 +162,10 @@ func (s *Set) Labels() []string {
 }
 
 // Load decodes an image file, trusting its header: for files from
-// outside, use a bounded Loader.
+// outside, use a bounded Loader. A path that is not a regular file is
+// refused unread (see OpenImageFile).
 func Load(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	f, err := OpenImageFile(path)
 	if err != nil {
 		return nil, err
 	}

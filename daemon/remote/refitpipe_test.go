@@ -1,0 +1,99 @@
+//go:build unix
+
+package remote
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mkfifo makes a named pipe at path, or skips the test where there are
+// none. Its cleanup opens the pipe for reading and writing, which never
+// waits, so that a reader left waiting in its open gets a writer, reads
+// the end at once and returns instead of outliving the test.
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skip("no named pipes here:", err)
+	}
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
+			f.Close()
+		}
+	})
+}
+
+// within runs f and fails the test if it has not returned after d (a
+// test that shows a wait for good must fail, not hang).
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: still waiting after %v", what, d)
+	}
+}
+
+// A folder refit whose folder held an image name leading to a named pipe
+// (x.png, a link to a pipe elsewhere) waited for good in the pipe's open:
+// the job never ended, and no other refit could start. Pipes and devices
+// are now skipped and counted as unreadable images are, each named with
+// what it is, and the refit goes on with the other images; one put in a
+// listed image's place before the job decodes it is refused there too.
+func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	writeFrames(t, dir, 5)
+	pipe := filepath.Join(elsewhere, "pipe")
+	mkfifo(t, pipe)
+	if err := os.Symlink(pipe, filepath.Join(dir, "a_link.png")); err != nil {
+		t.Fatal(err)
+	}
+	mkfifo(t, filepath.Join(dir, "b_pipe.png"))
+	want := []string{"a_link.png is a named pipe, not an image file", "b_pipe.png is a named pipe, not an image file"}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		// Read, it never ends; it is not opened.
+		if err := os.Symlink("/dev/zero", filepath.Join(dir, "c_zero.png")); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "c_zero.png is a device, not an image file")
+	}
+	var f *folderImages
+	var err error
+	within(t, 5*time.Second, "listing a folder with a link to a named pipe", func() { f, err = listFolder(dir, 1000) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := strings.Join(f.reasons, "; ")
+	if len(f.paths) != 5 || f.skipped != len(want) {
+		t.Fatalf("listed %d, skipped %d (%s): want 5 listed, %d skipped", len(f.paths), f.skipped, reasons, len(want))
+	}
+	for _, w := range want {
+		if !strings.Contains(reasons, w) {
+			t.Errorf("reasons %q lack %q", reasons, w)
+		}
+	}
+
+	f.pick(4, 1)
+	swapped := f.fit[0]
+	if err := os.Remove(swapped); err != nil {
+		t.Fatal(err)
+	}
+	mkfifo(t, swapped)
+	within(t, 5*time.Second, "decoding the picked images, one of them now a named pipe", func() { err = f.admit() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := filepath.Base(swapped) + " is a named pipe, not an image file"
+	if len(f.fit) != 3 || len(f.val) != 1 || f.skipped != len(want)+1 || !strings.Contains(strings.Join(f.reasons, "; "), w) {
+		t.Errorf("fit %d, validate %d, skipped %d (%v): want 3, 1, %d and %q", len(f.fit), len(f.val), f.skipped, f.reasons, len(want)+1, w)
+	}
+}
