@@ -632,10 +632,41 @@ func (fl *Folder) read(name string) (image.Image, uint32, bool, error) {
 	return img, sum, summed, err
 }
 
-// errNotRegular is wrapped by the error for a name that leads to
+// errNotRegular is matched by the error for a name that leads to
 // something other than a regular file (a link to a named pipe or a
 // device): answered as unreadable, never opened for reading.
 var errNotRegular = errors.New("not a regular file")
+
+// notImageFileError is openRegular's refusal of a path that leads to
+// something other than a regular file; it matches errNotRegular.
+type notImageFileError struct {
+	path string
+	mode fs.FileMode
+}
+
+// Error names the path and what it is: "/in/x.jpg is a named pipe, not an
+// image file".
+func (e *notImageFileError) Error() string {
+	return fmt.Sprintf("%s is %s, not an image file", e.path, fileKind(e.mode))
+}
+
+// Unwrap makes errors.Is(err, errNotRegular) hold.
+func (e *notImageFileError) Unwrap() error { return errNotRegular }
+
+// fileKind words what a file that is not regular is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}
 
 // fileStamp is what tells a changed file: its size and modification time,
 // where the system has them its inode and change time, and a checksum of

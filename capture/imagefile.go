@@ -10,7 +10,6 @@ import (
 	_ "image/jpeg" // and JPEG
 	_ "image/png"  // and PNG files
 	"io"
-	"os"
 
 	_ "golang.org/x/image/bmp" // line-scan systems often drop BMP
 	"golang.org/x/image/tiff"  // or TIFF files
@@ -93,8 +92,11 @@ func CheckImage(r io.ReadSeeker, name string, maxPixels int64) (image.Config, st
 }
 
 // CheckImageFile is CheckImage on a file: it reads the file's header only.
+// A path that leads to anything but a regular file is refused unopened
+// ("/x/a.png is a named pipe, not an image file"): opening a named pipe
+// waits for a writer, and a device such as /dev/zero reads without end.
 func CheckImageFile(path string, maxPixels int64) (image.Config, string, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return image.Config{}, "", err
 	}
@@ -112,9 +114,10 @@ func DecodeImage(r io.ReadSeeker, name string, maxPixels int64) (image.Image, st
 	return d.decode(r, name, maxPixels)
 }
 
-// DecodeImageFile is DecodeImage on a file.
+// DecodeImageFile is DecodeImage on a file. Like CheckImageFile, it
+// refuses a path that leads to anything but a regular file unopened.
 func DecodeImageFile(path string, maxPixels int64) (image.Image, string, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
@@ -26,7 +25,7 @@ func openRegular(path string) (*os.File, error) {
 	if info, err := os.Stat(path); err != nil {
 		return nil, err
 	} else if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", path, errNotRegular, info.Mode().Type())
+		return nil, &notImageFileError{path: path, mode: info.Mode()}
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -39,7 +38,7 @@ func openRegular(path string) (*os.File, error) {
 	return f, nil
 }
 
-// isRegular returns an error wrapping errNotRegular unless f is a regular
+// isRegular returns a *notImageFileError unless f is a regular
 // file.
 func isRegular(f *os.File) error {
 	info, err := f.Stat()
@@ -47,7 +46,7 @@ func isRegular(f *os.File) error {
 		return err
 	}
 	if !info.Mode().IsRegular() {
-		return fmt.Errorf("%s: %w (%s)", f.Name(), errNotRegular, info.Mode().Type())
+		return &notImageFileError{path: f.Name(), mode: info.Mode()}
 	}
 	return nil
 }

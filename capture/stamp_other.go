@@ -3,7 +3,6 @@
 package capture
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 )
@@ -18,7 +17,7 @@ func openRegular(path string) (*os.File, error) {
 	if info, err := os.Stat(path); err != nil {
 		return nil, err
 	} else if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", path, errNotRegular, info.Mode().Type())
+		return nil, &notImageFileError{path: path, mode: info.Mode()}
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -26,7 +25,7 @@ func openRegular(path string) (*os.File, error) {
 	}
 	info, err := f.Stat()
 	if err == nil && !info.Mode().IsRegular() {
-		err = fmt.Errorf("%s: %w (%s)", path, errNotRegular, info.Mode().Type())
+		err = &notImageFileError{path: path, mode: info.Mode()}
 	}
 	if err != nil {
 		f.Close()
