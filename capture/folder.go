@@ -462,8 +462,12 @@ func NewFolder(opts FolderOptions) (*Folder, error) {
 	return fl, nil
 }
 
+// wanted says whether the entry e is one of the folder's files: any
+// image name but a folder's. A named pipe or a device under an image's
+// name (x.jpg) is listed so that it is answered, once, as unreadable (read
+// refuses it unopened), not passed over without a word.
 func (fl *Folder) wanted(e fs.DirEntry) bool {
-	if !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
+	if e.IsDir() {
 		return false
 	}
 	name := e.Name()
@@ -550,7 +554,8 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			// Its stamp is from before the read: a file changed while it
 			// was read is read again (as a good one is).
 			tooLarge := errors.Is(err, ErrImageTooLarge)
-			if !tooLarge && fl.unsettled(st) { // a header is final
+			notFile := errors.Is(err, errNotRegular)       // no writer makes a pipe an image
+			if !tooLarge && !notFile && fl.unsettled(st) { // a header is final
 				// Perhaps still being written: poll gives it again, and
 				// it is answered once it has been still for Settle.
 				delete(fl.seen, name)
@@ -827,6 +832,15 @@ func (fl *Folder) poll() error {
 			// replaced or rewritten since it was read: a new part, read
 			// again once it is still.
 			delete(fl.seen, name)
+		}
+		if info.Mode()&(fs.ModeNamedPipe|fs.ModeDevice|fs.ModeSocket) != 0 {
+			// A named pipe or a device (or a link to one): no bytes come
+			// to wait for, and it is never opened; queued at once to be
+			// answered as unreadable, and remembered as failed.
+			delete(fl.pending, name)
+			fl.queued[name] = true
+			ready = append(ready, name)
+			continue
 		}
 		size := info.Size()
 		// An empty file waits for its bytes; with ReportSkips one that

@@ -3,7 +3,10 @@
 package capture
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,5 +79,66 @@ func TestImageFileRefusesPipesAndDevices(t *testing.T) {
 				t.Errorf("%s(%s): %v, want %q", name, path, err, want)
 			}
 		}
+	}
+}
+
+// A named pipe dropped in a folder source's folder under an image's name
+// was passed over without a word; one reached through a link was answered
+// only after Settle, as "empty" would be. Both are now answered at once as
+// unreadable, named with what they are, logged once, and the source goes
+// on with the next file.
+func TestFolderPipesInTheFolderAnsweredOnce(t *testing.T) {
+	dir := t.TempDir()
+	mkfifo(t, filepath.Join(dir, "a.jpg"))
+	if err := writeFile(filepath.Join(dir, "b.png"), encodePNG(t, testImage(16, 16))); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	fl, err := NewFolder(FolderOptions{Dir: dir, Loop: true, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var f Frame
+	for pass := range 3 {
+		if err := fl.Next(ctx, &f); err != nil || f.Name != "b.png" {
+			t.Fatalf("pass %d: %v %q, want b.png after the pipe", pass, err, f.Name)
+		}
+	}
+	if n := strings.Count(logs.String(), "file skipped"); n != 1 || !strings.Contains(logs.String(), "a.jpg is a named pipe, not an image file") {
+		t.Errorf("%d lines for the pipe over 3 passes, want 1 naming it:\n%s", n, logs.String())
+	}
+	if n := fl.Counters().DecodeErrors.Load(); n != 3 {
+		t.Errorf("%d decode errors over 3 passes, want 3", n)
+	}
+
+	// Watched, with every file answered: a pipe and a link to a device
+	// dropped in are answered at once, not after Settle.
+	watched := t.TempDir()
+	ws, err := NewFolder(FolderOptions{Dir: watched, Watch: true, ReportSkips: true, PollInterval: 5 * time.Millisecond, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkfifo(t, filepath.Join(watched, "c.jpg"))
+	want := map[string]string{"c.jpg": "c.jpg is a named pipe, not an image file"}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		if err := os.Symlink("/dev/zero", filepath.Join(watched, "d.jpg")); err != nil {
+			t.Fatal(err)
+		}
+		want["d.jpg"] = "d.jpg is a device, not an image file"
+	}
+	for range len(want) {
+		var skipped *SkippedFileError
+		err := ws.Next(ctx, &f)
+		if !errors.As(err, &skipped) || skipped.Reason != "unreadable or corrupt" || !strings.Contains(err.Error(), want[skipped.Name]) {
+			t.Fatalf("%v, want each of %v answered as unreadable", err, want)
+		}
+		delete(want, skipped.Name)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel2()
+	if err := ws.Next(short, &f); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("after the pipe and the device: %v %q, want nothing more", err, f.Name)
 	}
 }
