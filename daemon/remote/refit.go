@@ -61,6 +61,19 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 	if st, err := os.Stat(filepath.Join(dir, "train", "good")); err == nil && st.IsDir() {
 		dir = filepath.Join(dir, "train", "good")
 	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, invalidf("folder", "%v", err)
+	}
+	if !st.IsDir() {
+		// Refused unopened: opening a named pipe waits for a writer, and
+		// the command handler with it.
+		kind := "a file"
+		if !st.Mode().IsRegular() {
+			kind = model.FileKind(st.Mode())
+		}
+		return nil, invalidf("folder", "%s is %s, not a folder of images", dir, kind)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, invalidf("folder", "%v", err)

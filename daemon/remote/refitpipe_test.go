@@ -3,6 +3,7 @@
 package remote
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,5 +96,26 @@ func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
 	w := filepath.Base(swapped) + " is a named pipe, not an image file"
 	if len(f.fit) != 3 || len(f.val) != 1 || f.skipped != len(want)+1 || !strings.Contains(strings.Join(f.reasons, "; "), w) {
 		t.Errorf("fit %d, validate %d, skipped %d (%v): want 3, 1, %d and %q", len(f.fit), len(f.val), f.skipped, f.reasons, len(want)+1, w)
+	}
+}
+
+// A refit command whose folder named a named pipe waited in its open for
+// good, holding the command handler; it is now refused unopened, saying
+// what the path is.
+func TestRefitFolderThatIsANamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "images")
+	mkfifo(t, pipe)
+	plain := filepath.Join(dir, "list.txt")
+	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{pipe: pipe + " is a named pipe, not a folder of images", plain: plain + " is a file, not a folder of images"} {
+		var err error
+		within(t, 5*time.Second, "listing "+path, func() { _, err = listFolder(path, 1000) })
+		var e *Error
+		if !errors.As(err, &e) || e.Field != "folder" || !strings.Contains(err.Error(), want) {
+			t.Errorf("listFolder(%s): %v, want a refusal of the folder field %q", path, err, want)
+		}
 	}
 }
