@@ -616,7 +616,15 @@ func parseHeader(hdr []byte, size int64) (*layout, error) {
 		begin, end int64
 	}
 	var spans []span
-	for name, msg := range raw {
+	// cut is the tensor a file cut short ends in (or before): of those
+	// whose data reach past the file's end, the one starting first. The
+	// entries are read in sorted order, not the map's, so that a file gets
+	// the same words on every load (a dry run and its push must agree).
+	var cut span
+	cutShort := false
+	var need int64
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		msg := raw[name]
 		if name == "__metadata__" {
 			continue
 		}
@@ -637,14 +645,23 @@ func parseHeader(hdr []byte, size int64) (*layout, error) {
 			n *= v
 		}
 		b, en := e.DataOffsets[0], e.DataOffsets[1]
-		if b < 0 || en < b || en > dataLen {
-			return nil, fmt.Errorf("tensor %q has data_offsets [%d, %d], outside the %d data bytes (the file is cut short or damaged)", name, b, en, dataLen)
+		if b < 0 || en < b {
+			return nil, fmt.Errorf("tensor %q has data_offsets [%d, %d], not a span of data bytes (the file is damaged)", name, b, en)
 		}
 		if en-b != 4*n {
 			return nil, fmt.Errorf("tensor %q: shape %v × 4 bytes = %d, but data_offsets span %d bytes", name, e.Shape, 4*n, en-b)
 		}
 		lay.entries[name] = e
 		spans = append(spans, span{name, b, en})
+		need = max(need, en)
+		if en > dataLen && (!cutShort || b < cut.begin) {
+			cut, cutShort = span{name, b, en}, true
+		}
+	}
+	if cutShort {
+		c := cut
+		return nil, fmt.Errorf("file is %d bytes, the header's tensors need %d: the file is cut short (copied while written?) or damaged, from tensor %q on (data bytes %d..%d, the file ends at data byte %d)",
+			size, lay.dataStart+need, c.name, c.begin, c.end, dataLen)
 	}
 	slices.SortFunc(spans, func(a, b span) int {
 		if a.begin != b.begin {

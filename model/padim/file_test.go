@@ -246,7 +246,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"empty", nil, "too short"},
 		{"truncated length", raw[:5], "too short"},
 		{"huge header length", append(binary.LittleEndian.AppendUint64(nil, 1<<40), raw[8:]...), "out of bounds"},
-		{"truncated data", raw[:len(raw)-4], "outside the"},
+		{"truncated data", raw[:len(raw)-4], "cut short"},
 		{"trailing bytes", append(slices.Clone(raw), 0, 0, 0, 0), "tensors cover"},
 		{"not json", append(binary.LittleEndian.AppendUint64(nil, 4), "nope"...), "not a JSON object"},
 		{"data bit flip", flip, "checksum mismatch"},
@@ -478,4 +478,49 @@ func TestFirstNonFinite(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A model file cut short (copied while it was written) gets the same
+// words on every load, naming the file, its size and the size its header
+// wants: the check went through the header's tensors in map order, so a
+// dry run and the push of one file named different tensors.
+func TestLoadCutShortSameWords(t *testing.T) {
+	m := testModel(t)
+	for _, name := range []string{"dist_mean", "dist_inv_std", "context_dist_mean", "context_dist_inv_std", "context_mean"} {
+		m.Tensors[name] = Tensor{Shape: []int{64}, Data: make([]float32, 64)}
+	}
+	full := filepath.Join(t.TempDir(), "full.safetensors")
+	if err := Save(full, m); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := int(binary.LittleEndian.Uint64(raw))
+	// Cut where at least two tensors lie wholly beyond the end.
+	n := 8 + hl + (len(raw)-8-hl)*6/10
+	path := filepath.Join(t.TempDir(), "cut.safetensors")
+	if err := os.WriteFile(path, raw[:n], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("file is %d bytes, the header's tensors need %d: the file is cut short", n, len(raw))
+	var first string
+	for i := range 20 {
+		_, err := Load(path, LoadOptions{})
+		if err == nil {
+			t.Fatal("a cut file loaded")
+		}
+		if i == 0 {
+			first = err.Error()
+			if !strings.Contains(first, path) || !strings.Contains(first, want) {
+				t.Fatalf("cut file: %q, want the path %s and %q", first, path, want)
+			}
+			continue
+		}
+		if err.Error() != first {
+			t.Fatalf("load %d of the same cut file: %q, then %q", i+1, first, err)
+		}
+	}
+	t.Log(first)
 }
