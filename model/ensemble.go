@@ -450,8 +450,12 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 	d.describeEnsemble(d.members[0].info.Images, em.ThresholdImages, em.ID)
 	d.info.Fitted = d.members[0].info.Fitted
 	d.info.RecipeChoice, d.info.RecipeFigures = em.RecipeChoice, em.RecipeFigures
-	if opts.MemoryBudget > 0 && d.info.StateBytes > opts.MemoryBudget {
-		return fail(membersOverBudget(d.info.StateBytes, opts.MemoryBudget))
+	var scales []padim.ScaleState
+	for k, m := range d.members {
+		scales = append(scales, m.scaleStates(memberPrefix(k))...)
+	}
+	if err := padim.CheckBudget(scales, len(d.members)-1, opts.MemoryBudget); err != nil {
+		return fail(err)
 	}
 	return d, nil
 }

@@ -435,62 +435,75 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	if d.info.ID == "" {
 		d.info.ID = d.id()
 	}
-	if opts.MemoryBudget > 0 && d.info.StateBytes > opts.MemoryBudget {
-		return fail(scalesOverBudget(d.info.StateBytes, opts.MemoryBudget))
+	// padim.Load refused, from the header, a file over the budget; this
+	// holds to it for the scales as built (the same sum as StateBytes).
+	if err := padim.CheckBudget(d.scaleStates(""), 0, opts.MemoryBudget); err != nil {
+		return fail(err)
 	}
 	return d, nil
 }
 
-// scalesOverBudget is Load's refusal of a model whose scales together
-// hold more scoring state than the budget.
-func scalesOverBudget(state, budget int64) error {
-	return fmt.Errorf("scoring state of all scales is %d bytes, %w of %d bytes", state, ErrOverBudget, budget)
+// scaleStates lists the detector's scales in use, each one's share of
+// Info.StateBytes, as padim.Load's refusal of a model file over the
+// memory budget names them (names after namePrefix).
+func (d *Detector) scaleStates(namePrefix string) []padim.ScaleState {
+	var out []padim.ScaleState
+	for k, s := range d.scales {
+		if k < len(d.weights) && d.weights[k] == 0 {
+			continue
+		}
+		name := "patch"
+		if k > 0 {
+			name = strings.TrimSuffix(scalePrefix(k), "_")
+		}
+		out = append(out, padim.ScaleState{Name: namePrefix + name, GridH: s.views * s.emb.GridH(), GridW: s.emb.GridW(), D: s.emb.D(), Bytes: s.bytes()})
+	}
+	return out
 }
 
-// membersOverBudget is Load's refusal of an ensemble whose members
-// together hold more scoring state than the budget.
-func membersOverBudget(state, budget int64) error {
-	return fmt.Errorf("scoring state of the ensemble's members is %d bytes, %w of %d bytes", state, ErrOverBudget, budget)
+// memberPrefix names member k of an ensemble (0: the file's main model)
+// in a refusal, as padim.Load does.
+func memberPrefix(k int) string {
+	if k == 0 {
+		return "main model "
+	}
+	return fmt.Sprintf("member %d ", k)
 }
 
 // CheckStateBudget refuses, as Load would and in its words, the model file
-// at path (pm: padim.Load's reading of it, which already refused a patch
-// scale over the budget) whose scoring state of all scales, or of all
-// ensemble members, exceeds budget (0: no bound). The sizes come from the
-// tensor shapes the header gives: no backbone is opened and no scorer
-// built, so that a dry run can tell what loading the file would refuse.
-// A file that Load would refuse for another reason first (a scale's
-// metadata, a member's recipe) is not judged here: nil.
+// at path (pm: padim.Load's reading of it, which refuses from the header
+// a model whose scales and members together are over its MaxStateBytes)
+// whose scoring state of all scales, and of all ensemble members, exceeds
+// budget (0: no bound). The sizes come from the tensor shapes the header
+// gives: no backbone is opened and no scorer built, so that a dry run can
+// tell what loading the file would refuse. A file that Load would refuse
+// for another reason first (a scale's metadata, a member's recipe) is not
+// judged here: nil.
 func CheckStateBudget(path string, pm *padim.Model, budget int64) error {
 	if budget <= 0 {
 		return nil
 	}
+	var scales []padim.ScaleState
 	if _, ensemble := pm.Meta.Extra[metaEnsemble]; !ensemble && len(pm.Members) == 0 {
-		if b := fileStateBytes(pm); b > budget {
-			return fmt.Errorf("load model %s: %w", path, scalesOverBudget(b, budget))
+		scales = fileScales(pm, "")
+	} else {
+		for k, mm := range append([]*padim.Model{pm}, pm.Members...) {
+			scales = append(scales, fileScales(mm, memberPrefix(k))...)
 		}
-		return nil
 	}
-	var sum int64
-	for k, mm := range append([]*padim.Model{pm}, pm.Members...) {
-		b := fileStateBytes(mm)
-		if b > budget {
-			return fmt.Errorf("ensemble member %d: load model %s: %w", k+1, path, scalesOverBudget(b, budget))
-		}
-		sum += b
-	}
-	if sum > budget {
-		return fmt.Errorf("load model %s: %w", path, membersOverBudget(sum, budget))
+	if err := padim.CheckBudget(scales, len(pm.Members), budget); err != nil {
+		return fmt.Errorf("load model %s: %w", path, err)
 	}
 	return nil
 }
 
-// fileStateBytes is the scoring state of one model of a file (the main
-// one or a member) as Info.StateBytes gives it once loaded: its patch
-// scale and each further scale, from their mean tensors' shapes (views ×
-// grid height, grid width, d).
-func fileStateBytes(pm *padim.Model) int64 {
-	b := padim.StateBytes(pm.State.Positions(), pm.State.D)
+// fileScales lists the scales of one model of a file (the main one or a
+// member) with their scoring state as Info.StateBytes counts it once
+// loaded: its patch scale and each further scale, from their mean
+// tensors' shapes (views × grid height, grid width, d).
+func fileScales(pm *padim.Model, namePrefix string) []padim.ScaleState {
+	s := pm.State
+	out := []padim.ScaleState{{Name: namePrefix + "patch", GridH: s.GridH, GridW: s.GridW, D: s.D, Bytes: padim.StateBytes(s.Positions(), s.D)}}
 	for k := 1; k < maxScales; k++ {
 		prefix := scalePrefix(k)
 		if _, ok := pm.Meta.Extra[prefix+suffixPool]; !ok {
@@ -500,9 +513,10 @@ func fileStateBytes(pm *padim.Model) int64 {
 		if !ok || len(t.Shape) != 3 {
 			break // refused by Load as a malformed scale
 		}
-		b += padim.StateBytes(t.Shape[0]*t.Shape[1], t.Shape[2])
+		out = append(out, padim.ScaleState{Name: namePrefix + strings.TrimSuffix(prefix, "_"), GridH: t.Shape[0], GridW: t.Shape[1], D: t.Shape[2],
+			Bytes: padim.StateBytes(t.Shape[0]*t.Shape[1], t.Shape[2])})
 	}
-	return b
+	return out
 }
 
 // loadScale restores further scale prefix of a model file for the taps,

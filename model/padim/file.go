@@ -878,6 +878,97 @@ func (lay *layout) parseMeta(meta map[string]string, member bool) error {
 // box is told to hold less (a caller can say which setting to change).
 var ErrOverBudget = errors.New("over the memory budget")
 
+// ScaleState is one scale's share of a model's scoring state: its grid
+// (views × grid height, grid width), d and StateBytes.
+type ScaleState struct {
+	// Name says which scale: "patch" (the file's main state), a further
+	// scale's prefix without its "_" ("context", "context2"), after
+	// "main model " or "member K " in a file with members.
+	Name         string
+	GridH, GridW int
+	D            int
+	Bytes        int64
+}
+
+// OverBudgetError is the refusal of a model whose scoring state, all its
+// scales and all its members', is over a memory budget. It wraps
+// ErrOverBudget and words the total, in bytes and MiB, with each scale's
+// share: the first refusal says all that the model needs, so that raising
+// the budget by what it says is enough.
+type OverBudgetError struct {
+	Members int // the file's members besides its main model
+	Scales  []ScaleState
+	Bytes   int64 // the total
+	Budget  int64
+}
+
+// Error reads "scoring state needs 79327400 bytes (75.7 MiB: patch grid
+// 56x56 d=100 64601600 bytes + context grid 28x28 d=100 14725800 bytes),
+// over the memory budget of 65011712 bytes (62.0 MiB)".
+func (e *OverBudgetError) Error() string {
+	what := "scoring state"
+	if e.Members > 0 {
+		what = fmt.Sprintf("scoring state of the model and its %d member(s)", e.Members)
+	}
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	detail := mib(e.Bytes)
+	if len(e.Scales) > 0 {
+		parts := make([]string, len(e.Scales))
+		for i, s := range e.Scales {
+			parts[i] = fmt.Sprintf("%s grid %dx%d d=%d %d bytes", s.Name, s.GridH, s.GridW, s.D, s.Bytes)
+		}
+		detail += ": " + strings.Join(parts, " + ")
+	}
+	return fmt.Sprintf("%s needs %d bytes (%s), %v of %d bytes (%s)", what, e.Bytes, detail, ErrOverBudget, e.Budget, mib(e.Budget))
+}
+
+// Unwrap makes errors.Is(err, ErrOverBudget) hold.
+func (e *OverBudgetError) Unwrap() error { return ErrOverBudget }
+
+// CheckBudget returns an *OverBudgetError when the scales' state together
+// exceed budget (0: no bound), else nil.
+func CheckBudget(scales []ScaleState, members int, budget int64) error {
+	var b int64
+	for _, s := range scales {
+		b += s.Bytes
+	}
+	if budget <= 0 || b <= budget {
+		return nil
+	}
+	return &OverBudgetError{Members: members, Scales: scales, Bytes: b, Budget: budget}
+}
+
+// scales lists one model's scales (the main one's or a member's), each
+// name after namePrefix: the main state, then each further scale the file
+// holds as a pair of tensors PREFIX_mean [h, w, d] and PREFIX_inv_cov [h,
+// w, d(d+1)/2], as the model package stores its context scales. Both
+// tensors are in the file (parseHeader), so no size overflows.
+func (lay *layout) scales(namePrefix string) []ScaleState {
+	s := lay.state
+	out := []ScaleState{{Name: namePrefix + "patch", GridH: s.GridH, GridW: s.GridW, D: s.D, Bytes: StateBytes(s.Positions(), s.D)}}
+	var more []ScaleState
+	for name, e := range lay.entries {
+		prefix, ok := strings.CutSuffix(name, "_"+TensorMean)
+		if !ok || len(e.Shape) != 3 {
+			continue
+		}
+		h, w, d := e.Shape[0], e.Shape[1], e.Shape[2]
+		ic, ok := lay.entries[prefix+"_"+TensorInvCov]
+		if !ok || d < 1 || d > 1<<16 || !slices.Equal(ic.Shape, []int64{h, w, int64(packedLen(int(d)))}) {
+			continue
+		}
+		more = append(more, ScaleState{Name: namePrefix + prefix, GridH: int(h), GridW: int(w), D: int(d), Bytes: StateBytes(int(h*w), int(d))})
+	}
+	// "context" before "context2": shorter names first.
+	slices.SortFunc(more, func(a, b ScaleState) int {
+		if len(a.Name) != len(b.Name) {
+			return len(a.Name) - len(b.Name)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return append(out, more...)
+}
+
 // check applies the caller's expectations before anything is mapped.
 func (lay *layout) check(opts LoadOptions) error {
 	md := &lay.meta
@@ -887,18 +978,20 @@ func (lay *layout) check(opts LoadOptions) error {
 	if e := opts.Expect.Taps; e != nil && !slices.Equal(e, md.Taps) {
 		return fmt.Errorf("fitted with taps %q, but the backbone is configured with taps %q: refit the model", md.Taps, e)
 	}
-	if b := StateBytes(lay.state.Positions(), lay.state.D); opts.MaxStateBytes > 0 && b > opts.MaxStateBytes {
-		return fmt.Errorf("scoring state needs %d bytes (%.1f MiB: grid %dx%d, d=%d), %w of %d bytes (%.1f MiB)",
-			b, float64(b)/(1<<20), lay.state.GridH, lay.state.GridW, lay.state.D, ErrOverBudget, opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
-	}
-	if len(lay.members) > 0 && opts.MaxStateBytes > 0 {
-		b := StateBytes(lay.state.Positions(), lay.state.D)
-		for _, ml := range lay.members {
-			b += StateBytes(ml.state.Positions(), ml.state.D)
+	if opts.MaxStateBytes > 0 {
+		// All the scales of the model and of each member: a refusal
+		// naming the patch scale's share alone sent the user to raise the
+		// budget to it, to be refused again for the rest.
+		main := ""
+		if len(lay.members) > 0 {
+			main = "main model "
 		}
-		if b > opts.MaxStateBytes {
-			return fmt.Errorf("scoring state of the model and its %d member(s) needs %d bytes (%.1f MiB), %w of %d bytes (%.1f MiB)",
-				len(lay.members), b, float64(b)/(1<<20), ErrOverBudget, opts.MaxStateBytes, float64(opts.MaxStateBytes)/(1<<20))
+		scales := lay.scales(main)
+		for i, ml := range lay.members {
+			scales = append(scales, ml.scales(fmt.Sprintf("member %d ", i+1))...)
+		}
+		if err := CheckBudget(scales, len(lay.members), opts.MaxStateBytes); err != nil {
+			return err
 		}
 	}
 	return nil
