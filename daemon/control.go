@@ -349,6 +349,9 @@ func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 		if err := stateDirError(c.StateDir); err != nil {
 			return nil, err
 		}
+		if err := d.ownStateDirError(c.StateDir, cur.StateDir); err != nil {
+			return nil, err
+		}
 		if err := statelock.Free(c.StateDir); err != nil {
 			return nil, err
 		}

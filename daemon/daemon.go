@@ -60,10 +60,10 @@ type Daemon struct {
 	cfgPtr   atomic.Pointer[config.Config] // d.cfg, readable without d.mu (remote commands)
 	disp     *remote.Dispatcher
 	front    *remote.MQTT
-	lock     *statelock.Lock // the state folder's, held while the daemon runs
-	restart  func()          // ends Run with ErrRestartRequested
-	base     context.Context // the Run context: parts live until it ends
-	notifier *Notifier       // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
+	lock     atomic.Pointer[statelock.Lock] // the state folder's, held while the daemon runs; read without d.mu (a push's check)
+	restart  func()                         // ends Run with ErrRestartRequested
+	base     context.Context                // the Run context: parts live until it ends
+	notifier *Notifier                      // systemd: READY, STATUS, RELOADING, STOPPING, the watchdog
 	metrics  *httpapi.Metrics
 	handler  *httpapi.Handler
 	sink     sinkSwitch
@@ -165,9 +165,11 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return d, fmt.Errorf("state_dir: %s cannot be created: %w; set state_dir to a writable folder", cfg.StateDir, err)
 	}
-	if d.lock, err = statelock.Take(cfg.StateDir); err != nil {
+	lock, err := statelock.Take(cfg.StateDir)
+	if err != nil {
 		return d, err
 	}
+	d.lock.Store(lock)
 	if cfg.Capture.Source == config.SourceFolder || cfg.Capture.Source == config.SourceFile {
 		// Kept in the state folder: a restart of the process goes on after
 		// the files a watched folder already had inspected, too.
@@ -766,6 +768,28 @@ func stateDirInForce(cur, next *config.Config) *config.Config {
 	return c
 }
 
+// ownStateDirError refuses a change of state_dir to dir when dir is the
+// folder this daemon holds locked (statelock.Lock.Holds) under another
+// path: inForce, the state_dir in force, no longer leads there (a symlink
+// re-pointed, or the folder moved, while the daemon runs), so that
+// config.SameDir calls them two folders and the daemon's own lock refused
+// the change as "in use by another inspectd (process <its own>)". The
+// daemon cannot take up its folder again under a new path while it runs;
+// a restart takes up the one state_dir names. nil for any other dir.
+func (d *Daemon) ownStateDirError(dir, inForce string) error {
+	if !d.lock.Load().Holds(dir) {
+		return nil
+	}
+	now := "no longer leads there"
+	then := "the folder it names then"
+	if to, err := filepath.EvalSymlinks(inForce); err == nil {
+		now, then = "now leads to "+to, to
+	}
+	return &FieldError{Field: "state_dir", Err: fmt.Errorf(
+		"%s is this inspectd's own state folder, which it holds locked (its state_dir %s %s: a link re-pointed, or a folder moved, while it runs); a running inspectd cannot take up its own folder again under another path: restart inspectd to move to %s, or set state_dir %s in its configuration file and restart to keep this one",
+		dir, inForce, now, then, dir)}
+}
+
 // diffConfig says which parts must change to go from a to b.
 func diffConfig(a, b *config.Config, aDev, bDev string) changeSet {
 	var c changeSet
@@ -844,6 +868,9 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		// Refused as a dry run and a push refuse it (a state_dir under a
 		// file failed on its lock file), before the claim creates anything.
 		if err := stateDirError(next.StateDir); err != nil {
+			return nil, nil, err
+		}
+		if err := d.ownStateDirError(next.StateDir, cur.StateDir); err != nil {
 			return nil, nil, err
 		}
 		if newLock, giveBack, err = statelock.Claim(next.StateDir); err != nil {
@@ -1034,8 +1061,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 	}
 	d.deviceID, d.clientID = nextDev, clientID
 	if newLock != nil {
-		d.lock.Release()
-		d.lock = newLock
+		d.lock.Swap(newLock).Release()
 		if err := d.disp.SetStateDir(next.StateDir); err != nil {
 			d.log.Error("remote request table not moved to the new state_dir: the next start will not know the requests answered and a push waiting for config-confirm", "error", err)
 		}
@@ -1236,5 +1262,5 @@ func (d *Daemon) stop() {
 		det.Close()
 	}
 	_ = d.folders.Close()
-	d.lock.Release()
+	d.lock.Load().Release()
 }

@@ -30,6 +30,10 @@ const File = ".inspectd.lock"
 type Lock struct {
 	f   *os.File
 	dir string
+	// id is the lock file's identity, taken with the lock and never
+	// changed: Holds compares against it without the file, which Release
+	// closes.
+	id os.FileInfo
 }
 
 // Take takes the lock of dir, which must exist, or says which process
@@ -47,7 +51,27 @@ func Take(dir string) (*Lock, error) {
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &Lock{f: f, dir: dir}, nil
+	id, err := f.Stat()
+	if err != nil {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+		return nil, fmt.Errorf("state_dir %s: lock file: %w", dir, err)
+	}
+	return &Lock{f: f, dir: dir, id: id}, nil
+}
+
+// Holds says whether dir is the folder l locked, whatever the path now
+// leading there: its lock file is the very file l holds. The path that
+// took the lock may lead elsewhere since (a symlink re-pointed while the
+// daemon runs), so that the daemon's own folder, named by its real path,
+// no longer reads as the state_dir in force and its lock as another
+// process's. A nil Lock holds nothing.
+func (l *Lock) Holds(dir string) bool {
+	if l == nil || l.id == nil {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(dir, File))
+	return err == nil && os.SameFile(l.id, st)
 }
 
 // Free returns nil when no other process holds dir's lock (the folder or

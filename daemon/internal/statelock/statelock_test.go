@@ -63,3 +63,52 @@ func TestInUseWords(t *testing.T) {
 		t.Errorf("Free on a held folder: %v, want it to start with %q", err, "state_dir: "+st)
 	}
 }
+
+// TestHoldsTheFolderItLockedWhateverItsPath: a lock taken through a
+// symlink holds the folder the link led to, under its real path and any
+// other, also after the link is re-pointed; neither the folder the link
+// leads to now nor another folder whose lock another Lock holds is its.
+func TestHoldsTheFolderItLockedWhateverItsPath(t *testing.T) {
+	dir := t.TempDir()
+	st1, st4, link := filepath.Join(dir, "st1"), filepath.Join(dir, "st4"), filepath.Join(dir, "st1link")
+	for _, d := range []string{st1, st4} {
+		if err := os.Mkdir(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(st1, link); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Take(link + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	other, err := Take(st4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	for _, p := range []string{link + "/", st1, st1 + "/", filepath.Join(dir, ".", "st1")} {
+		if !l.Holds(p) {
+			t.Errorf("the lock taken through %s/ does not hold %s", link, p)
+		}
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(st4, link); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Holds(st1) {
+		t.Errorf("the lock does not hold %s after %s was re-pointed", st1, link)
+	}
+	for _, p := range []string{link, st4, filepath.Join(dir, "missing")} {
+		if l.Holds(p) {
+			t.Errorf("the lock of %s holds %s", st1, p)
+		}
+	}
+	if (*Lock)(nil).Holds(st1) {
+		t.Error("a nil Lock holds a folder")
+	}
+}
