@@ -68,6 +68,9 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	}
 	cfg := d.cfg
 	prev := PreviousModelPath(cfg.ModelPath())
+	if err := noPreviousModelError(prev); err != nil {
+		return model.Info{}, err
+	}
 	det, err := d.loadModel(cfg, prev)
 	if nm := (*padim.NotModelFileError)(nil); errors.As(err, &nm) {
 		// Refused before it was opened (a named pipe's open waited for a

@@ -38,6 +38,25 @@ func installModelFile(src, dst string) error {
 	return syncDir(filepath.Dir(dst))
 }
 
+// noPreviousModelError is a model rollback's refusal when there is no
+// previous model file at prev (PreviousModelPath), or only a link to what
+// is not there: it answered the raw "stat ….prev: no such file or
+// directory", which said neither that nothing changed nor what keeps a
+// previous model. nil when prev leads to a file (what it is, Load says).
+func noPreviousModelError(prev string) error {
+	if _, err := os.Stat(prev); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	what := "there is no file at " + prev
+	if to, err := os.Readlink(prev); err == nil {
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(prev), to)
+		}
+		what = prev + " is a link to " + to + ", which is not there"
+	}
+	return fmt.Errorf("no previous model to roll back to: %s; the model in force stays (a refit or a threshold command keeps the model it replaces as %s, and a rollback the one it replaces; to run a model file of yours, copy it there first)", what, prev)
+}
+
 // swapWithPrevious makes PreviousModelPath(dst) the model at dst and the
 // model at dst the previous one (a rollback; a second one goes forward
 // again), again one atomic rename at a time.

@@ -69,3 +69,48 @@ func TestRollbackToWhatIsNotAModelFile(t *testing.T) {
 	rollback("zero", "a device")
 	r.moreInspections(2)
 }
+
+// TestRollbackWithNoPreviousModel: a model rollback with no file at
+// model.path's .prev, or a dangling link there, answered the raw
+// "previous model: load model ….prev: stat ….prev: no such file or
+// directory", no advice. It now says there is no previous model to roll
+// back to, naming the path (and, for a link, where it leads), that the
+// model in force stays, and what keeps one there; the model in force
+// stays and inspection goes on (real mosquitto, real files).
+func TestRollbackWithNoPreviousModel(t *testing.T) {
+	wordsOnly(t)
+	op, r, d, det := startModelPushRig(t, "cell23")
+	prev := PreviousModelPath(filepath.Join(r.dir, "state", "model.safetensors"))
+	id := det.Info().ID
+	gone := filepath.Join(r.dir, "moved-away.safetensors")
+	for _, c := range []struct {
+		req  string
+		set  func()
+		want string
+	}{
+		{"none", func() {}, "there is no file at " + prev},
+		{"dangling", func() {
+			if err := os.Symlink(gone, prev); err != nil {
+				t.Fatal(err)
+			}
+		}, prev + " is a link to " + gone + ", which is not there"},
+	} {
+		c.set()
+		rep := op.reply("cell23", "rollback", `{"id":"`+c.req+`","target":"model"}`, 30*time.Second)
+		t.Logf("%s: %v", c.req, rep)
+		msg := fmt.Sprint(rep["error"])
+		for _, want := range []string{"model unchanged (" + id + ")", "no previous model to roll back to", c.want,
+			"the model in force stays", "a refit or a threshold command keeps the model it replaces as " + prev} {
+			if rep["ok"] != false || !strings.Contains(msg, want) {
+				t.Errorf("rollback (%s) with no model at %s: %v, want a refusal saying %q", c.req, prev, rep, want)
+			}
+		}
+		if strings.Contains(msg, "no such file or directory") {
+			t.Errorf("rollback (%s): %q gives the raw stat error", c.req, msg)
+		}
+		if got := d.ModelInfo().ID; got != id {
+			t.Errorf("model %s in force after the refused rollback, want %s", got, id)
+		}
+	}
+	r.moreInspections(2)
+}
