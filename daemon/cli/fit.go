@@ -121,9 +121,18 @@ func cmdFit() *Command {
 				key = modelKey(cfg)
 				what = key + ": model file"
 			}
-			if err := makeFolderOf(what, *out); err != nil {
+			made, err := makeFolderOf(what, *out)
+			if err != nil {
 				return err
 			}
+			// A fit that ends without a model file leaves no folders it
+			// made for it: a typo in --out would otherwise leave a tree.
+			saved := false
+			defer func() {
+				if !saved {
+					removeEmptyFolders(made)
+				}
+			}()
 			if err := canWriteBeside(what, *out, "model.safetensors"); err != nil {
 				return err // before minutes of fitting, not after
 			}
@@ -168,6 +177,7 @@ func cmdFit() *Command {
 			if err := det.Save(*out); err != nil {
 				return err
 			}
+			saved = true
 			info := det.Info()
 			for k, m := range info.Members {
 				fmt.Fprintf(env.Stdout, "ensemble member %d: %s, d=%d, grid %dx%d, state %.1f MiB, its threshold %.4g (the unit of its map in the mean)\n",
@@ -254,18 +264,25 @@ func canWriteBeside(what, path, example string) error {
 	return os.Remove(name)
 }
 
-// makeFolderOf creates path's folder and the missing ones above it (0755);
-// what names the file in the error, which says in plain words which
-// folder cannot be made and why.
-func makeFolderOf(what, path string) error {
+// makeFolderOf creates path's folder and the missing ones above it (0755)
+// and returns those it created, deepest first; what names the file in the
+// error, which says in plain words which folder cannot be made and why.
+func makeFolderOf(what, path string) ([]string, error) {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); err == nil {
-		return nil // a file there is canWriteBeside's to name
+		return nil, nil // a file there is canWriteBeside's to name
 	}
 	// A plain file on the way is named as one: mkdir says only "not a
 	// directory", of the folder it could not make.
 	if f := fileOnTheWay(dir); f != "" {
-		return fmt.Errorf("%s %s: cannot create its folder %s: %s is a file, not a folder", what, path, dir, f)
+		return nil, fmt.Errorf("%s %s: cannot create its folder %s: %s is a file, not a folder", what, path, dir, f)
+	}
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		made = append(made, d)
 	}
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		// The folder that refused is the parent of the one mkdir made.
@@ -278,9 +295,20 @@ func makeFolderOf(what, path string) error {
 		if why == "" {
 			why = folderProblem(in, err)
 		}
-		return fmt.Errorf("%s %s: cannot create its folder %s: %s", what, path, dir, why)
+		return nil, fmt.Errorf("%s %s: cannot create its folder %s: %s", what, path, dir, why)
 	}
-	return nil
+	return made, nil
+}
+
+// removeEmptyFolders removes the folders makeFolderOf made (deepest first)
+// that are still empty; one something was put in stays, and so do those
+// above it.
+func removeEmptyFolders(made []string) {
+	for _, d := range made {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
 }
 
 // folderRefusal says why dir, when it is a folder that is there, refused a

@@ -208,6 +208,34 @@ func TestFitOutFolders(t *testing.T) {
 	}
 }
 
+// A fit that ends without a model leaves none of the folders it made for
+// --out (a trial found the tree of a mistyped --out left behind); a folder
+// that was there stays.
+func TestFitThatFailsLeavesNoFolders(t *testing.T) {
+	dir, cfg := bombDataSet(t, 3)
+	goods, _ := filepath.Glob(filepath.Join(dir, "train", "good", "0*.png"))
+	if len(goods) != 3 {
+		t.Fatalf("export wrote %d training images: %v", len(goods), goods)
+	}
+	for _, g := range goods[1:] { // one image: too few to fit
+		if err := os.Remove(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "new", "deeper", "m.safetensors")
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
+	if code == 0 || !strings.Contains(stderr, "image") {
+		t.Fatalf("exit %d, want the fit refused for too few images:\n%s", code, stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(tmp, "new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed fit left %s (%v), which it made for --out %s", filepath.Join(tmp, "new"), err, out)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Errorf("the folder that was there is gone: %v", err)
+	}
+}
+
 // A model.path that is a folder is refused naming model.path, as the
 // daemon names it: the user typed no path (a trial read "model file … is a
 // folder: give a file in it" and looked for a flag).
