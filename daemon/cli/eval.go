@@ -460,8 +460,8 @@ func cmdEval() *Command {
 				}
 			}
 			if *reportDir != "" {
-				if err := os.MkdirAll(*reportDir, 0o755); err != nil {
-					return fmt.Errorf("--report folder: %w", err)
+				if _, err := makeFolder(*reportDir); err != nil {
+					return fmt.Errorf("--report folder %s cannot be created: %w", *reportDir, err)
 				}
 				if err := canWriteBeside("--report folder", filepath.Join(*reportDir, ".inspectd-report-check"), ""); err != nil {
 					return err

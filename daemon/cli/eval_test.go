@@ -95,6 +95,7 @@ func TestEvalSetsAndCompare(t *testing.T) {
 		{[]string{"--context-features", "-1"}, "model.context_features"},
 		{[]string{"--sigma", "-2"}, "model.blur_sigma"},
 		{[]string{"--report", notDir}, "--report folder"},
+		{[]string{"--report", filepath.Join(notDir, "rep")}, "--report folder " + filepath.Join(notDir, "rep") + " cannot be created: " + notDir + " is a file, not a folder"},
 		{[]string{"--json", filepath.Join(notDir, "x.json")}, "--json file"},
 		{[]string{"--save-model", filepath.Join(notDir, "m.safetensors")}, "--save-model file"},
 	} {

@@ -269,13 +269,25 @@ func canWriteBeside(what, path, example string) error {
 // error, which says in plain words which folder cannot be made and why.
 func makeFolderOf(what, path string) ([]string, error) {
 	dir := filepath.Dir(path)
+	made, err := makeFolder(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: cannot create its folder %s: %w", what, path, dir, err)
+	}
+	return made, nil
+}
+
+// makeFolder creates dir and the missing folders above it (0755) and
+// returns those it created, deepest first. Its error says in plain words
+// why dir cannot be made (a plain file on the way, a folder that takes no
+// new folder), without naming dir.
+func makeFolder(dir string) ([]string, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return nil, nil // a file there is canWriteBeside's to name
 	}
 	// A plain file on the way is named as one: mkdir says only "not a
 	// directory", of the folder it could not make.
 	if f := fileOnTheWay(dir); f != "" {
-		return nil, fmt.Errorf("%s %s: cannot create its folder %s: %s is a file, not a folder", what, path, dir, f)
+		return nil, fmt.Errorf("%s is a file, not a folder", f)
 	}
 	var made []string
 	for d := dir; ; d = filepath.Dir(d) {
@@ -295,7 +307,7 @@ func makeFolderOf(what, path string) ([]string, error) {
 		if why == "" {
 			why = folderProblem(in, err)
 		}
-		return nil, fmt.Errorf("%s %s: cannot create its folder %s: %s", what, path, dir, why)
+		return nil, errors.New(why)
 	}
 	return made, nil
 }
