@@ -895,13 +895,13 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 	// it as the operator's file, without the note that says it was
 	// fitted). The path in force is left alone: a refit, threshold or
 	// rollback writes there.
-	var fittedFile string
+	var fittedFile, fitRemoved string
 	undo := func() {
 		if newDet != nil {
 			newDet.Close()
 		}
-		if fittedFile != "" {
-			d.removeFitted(fittedFile, "configuration change refused")
+		if fittedFile != "" && d.removeFitted(fittedFile, "configuration change refused") {
+			fitRemoved = fittedFile
 		}
 		if newSrc != nil {
 			_ = newSrc.Close()
@@ -916,6 +916,14 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 			d.log.Warn("state_dir change refused; not all it wrote in the folder could be removed", "error", err)
 		}
 	}
+	// The refusal says the fit happened and its file went: the log alone
+	// said it, and an operator reading the reply saw minutes of fitting
+	// end in nothing on disk.
+	defer func() {
+		if err != nil && fitRemoved != "" {
+			err = fmt.Errorf("%w (the model this change fitted at %s is removed)", err, fitRemoved)
+		}
+	}()
 	if ch.model {
 		mopts, err := ModelOptions(next, d.log)
 		var fitted int
@@ -1161,13 +1169,16 @@ func (f *fitRecord) unchanged() bool {
 // loaded it as the operator's own file, without the note that says it was
 // fitted. It is called only for a file the change created, so no file of
 // the operator's goes.
-func (d *Daemon) removeFitted(path, why string) {
+// It reports whether it removed the file.
+func (d *Daemon) removeFitted(path, why string) bool {
 	switch err := os.Remove(path); {
 	case err == nil:
 		d.log.Info(why+": the model it fitted in place of the missing file is removed", "model", path)
+		return true
 	case !errors.Is(err, os.ErrNotExist):
 		d.log.Warn(why+": the model it fitted in place of the missing file could not be removed", "model", path, "err", err)
 	}
+	return false
 }
 
 // replacePublisher closes the MQTT connections (saying offline) and opens

@@ -971,7 +971,9 @@ func TestRefusedPushRemovesTheModelItFitted(t *testing.T) {
 	}
 
 	missing := filepath.Join(r.dir, "line3.safetensors")
-	push("p1", missing)
+	if rep := push("p1", missing); !strings.Contains(fmt.Sprint(rep["error"]), "(the model this change fitted at "+missing+" is removed)") {
+		t.Errorf("the refusal does not say the model it fitted is removed: %v", rep["error"])
+	}
 	if !strings.Contains(r.logs.String(), "model fitted and saved") {
 		t.Fatalf("the push was refused before its fit, not after:\n%s", r.logs.String())
 	}
@@ -988,7 +990,9 @@ func TestRefusedPushRemovesTheModelItFitted(t *testing.T) {
 	if err := os.WriteFile(there, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	push("p2", there)
+	if rep := push("p2", there); strings.Contains(fmt.Sprint(rep["error"]), "fitted") {
+		t.Errorf("the refusal of a push that fitted nothing speaks of a fit: %v", rep["error"])
+	}
 	if got, err := os.ReadFile(there); err != nil || string(got) != string(data) {
 		t.Errorf("the refused push of a model file that was there removed or changed it (%v)", err)
 	}
