@@ -602,6 +602,10 @@ func TestReloadKeepsLearnedPacketLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitFor("the learned packet limit", func() bool { return d.sink.state().BrokerPacketLimit == 65536 })
+	// The limit is learned at the drop, the reconnect after it counted
+	// once the connection is back: read the count after that (a loaded
+	// race run read it before and saw one more after the reload).
+	r.waitFor("the reconnect after the drop", func() bool { st := d.sink.state(); return st.Connected && st.Reconnects > 0 })
 	want := mqttpub.PayloadLimit(pub().Topics().Heatmap, 1, 65536)
 	reconnects := d.sink.state().Reconnects
 
