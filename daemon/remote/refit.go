@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	_ "image/gif"  // folders of images may hold GIF,
-	_ "image/jpeg" // JPEG
-	"image/png"    // and PNG files (live frames kept for the fit too),
+	"image/png" // live frames are kept for the fit as PNG files
 	"io"
 	"math"
 	"os"
@@ -18,9 +16,7 @@ import (
 	"sync"
 	"time"
 
-	_ "golang.org/x/image/bmp"  // BMP (line-scan systems drop them)
-	_ "golang.org/x/image/tiff" // and TIFF, as the folder source reads them.
-
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
 )
@@ -179,54 +175,61 @@ func (f *folderImages) admit() error {
 }
 
 // checkImage reads an image file's header: its format and size must be
-// known and within bounds. A path that leads to anything but a regular
-// file is refused unopened (dataset.OpenImageFile): a named pipe's open
-// waited for a writer, and the refit job with it, for good; a device such
-// as /dev/zero reads without end.
+// known and within bounds. It reads it as the folder source does
+// (capture.CheckImageFile): a path that leads to anything but a regular
+// file is refused unopened (a named pipe's open waited for a writer, and
+// the refit job with it, for good; a device such as /dev/zero reads
+// without end), and a compressed TIFF whose strips or tiles would inflate
+// past maxImagePixels is refused by its header too.
 func checkImage(path string) error {
-	fh, err := dataset.OpenImageFile(path)
+	name := filepath.Base(path)
+	// The byte bound is refit's own (capture bounds pixels, which bound
+	// the memory a decode takes; the bytes bound the time its read takes).
+	// What is not a regular file is left to capture, to refuse in its
+	// words.
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxImageBytes {
+		return fmt.Errorf("%s: %d bytes, over %d", name, st.Size(), maxImageBytes)
+	}
+	cfg, _, err := capture.CheckImageFile(path, maxImagePixels)
 	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() > maxImageBytes {
-		return fmt.Errorf("%s: %d bytes, over %d", filepath.Base(path), st.Size(), maxImageBytes)
-	}
-	cfg, _, err := image.DecodeConfig(io.LimitReader(fh, maxImageBytes))
-	if err != nil {
-		return fmt.Errorf("%s: %v", filepath.Base(path), err)
-	}
-	if px := int64(cfg.Width) * int64(cfg.Height); px > maxImagePixels || cfg.Width <= 0 || cfg.Height <= 0 {
-		return fmt.Errorf("%s: %dx%d pixels, over the limit of %d", filepath.Base(path), cfg.Width, cfg.Height, maxImagePixels)
+		return imageError(name, err)
 	}
 	if err := model.CheckFrameSize(cfg.Width, cfg.Height); err != nil {
 		// Told by the header, before the fit and validation images are
 		// picked: thumbnails once took every validation pick (a trial).
-		return fmt.Errorf("%s: %w", filepath.Base(path), err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
 
 // loadImage decodes an image file after checking its header again (it may
-// have changed since listFolder).
+// have changed since listFolder). capture.DecodeImageFile checks what it
+// opens once more: a named pipe or a larger image put in its place since
+// is refused there.
 func loadImage(path string) (image.Image, error) {
 	if err := checkImage(path); err != nil {
 		return nil, err
 	}
-	fh, err := dataset.OpenImageFile(path) // a pipe may have taken its place since
+	img, _, err := capture.DecodeImageFile(path, maxImagePixels)
 	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	img, _, err := image.Decode(io.LimitReader(fh, maxImageBytes))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		return nil, imageError(filepath.Base(path), err)
 	}
 	return img, nil
+}
+
+// imageError words capture's refusal of an image over maxImagePixels as a
+// refit says it ("bomb.png: 200000x200000 pixels, over the limit of
+// 40000000"): capture's words name its own setting, capture.max_pixels,
+// which does not bound a refit. Other errors are capture's.
+func imageError(name string, err error) error {
+	var big *capture.ImageTooLargeError
+	if !errors.As(err, &big) {
+		return err
+	}
+	if big.Part != "" {
+		return fmt.Errorf("%s: compressed %ss of %dx%d pixels, over the limit of %d", name, big.Part, big.Width, big.Height, maxImagePixels)
+	}
+	return fmt.Errorf("%s: %dx%d pixels, over the limit of %d", name, big.Width, big.Height, maxImagePixels)
 }
 
 // refit is one running refit job.
