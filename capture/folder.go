@@ -658,7 +658,9 @@ func (e *notImageFileError) Error() string {
 // Unwrap makes errors.Is(err, errNotRegular) hold.
 func (e *notImageFileError) Unwrap() error { return errNotRegular }
 
-// fileKind words what a file that is not regular is.
+// fileKind words what a file that is not regular is, in the words of
+// padim.FileKind (which capture may not import: a model file is refused
+// in them) after its folder case; TestFileKindWords holds them to it.
 func fileKind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
@@ -670,7 +672,7 @@ func fileKind(m fs.FileMode) string {
 	case m&fs.ModeSocket != 0:
 		return "a socket"
 	}
-	return "a special file"
+	return "not a regular file"
 }
 
 // fileStamp is what tells a changed file: its size and modification time,

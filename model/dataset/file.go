@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // NotImageFileError refuses a path that is there and leads to something
@@ -22,19 +24,14 @@ func (e *NotImageFileError) Error() string {
 	return fmt.Sprintf("%s is %s, not an image file", e.Path, fileKind(e.Mode))
 }
 
-// fileKind words what a file that is not regular is.
+// fileKind words what a file that is not regular is: a folder, or what
+// padim.FileKind calls it, so that an image file and a model file are
+// refused in the same words.
 func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
+	if m.IsDir() {
 		return "a folder"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
 	}
-	return "a special file"
+	return padim.FileKind(m)
 }
 
 // OpenImageFile opens path for reading if it leads to a regular file, and
