@@ -13,8 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/model"
 )
 
 // recording is a camera's frames as it sent them: MJPEG (without Huffman
@@ -63,11 +65,18 @@ func recordingExt(name string) (capture.FourCC, bool) {
 
 // loadRecording reads a recording: a file (an MJPEG stream, JPEG frames
 // back to back; or raw YUYV frames back to back, of size) or a folder of
-// such files, taken in name order. size is needed for YUYV only.
+// such files, taken in name order. size is needed for YUYV only. A path
+// that leads to neither a regular file nor a folder is refused unopened
+// ("/x/line.mjpeg is a named pipe, not a recording"): a named pipe's open
+// waited for a writer, and the command with it, for good, and a device
+// such as /dev/zero read without end.
 func loadRecording(path string, size image.Point) (*recording, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
+	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is %s, not a recording", path, model.FileKind(st.Mode()))
 	}
 	files := []string{path}
 	if st.IsDir() {
@@ -96,7 +105,7 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 			return nil, fmt.Errorf("%s: %s frames among %s ones: a camera sends one format", name, format, rec.format)
 		}
 		rec.format = format
-		data, err := os.ReadFile(name)
+		data, err := readRecordingFile(name)
 		if err != nil {
 			return nil, err
 		}
@@ -105,6 +114,30 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 		}
 	}
 	return rec, nil
+}
+
+// readRecordingFile reads a file of a recording. The open does not wait
+// (O_NONBLOCK): a named pipe put in the file's place since it was looked
+// at is refused, as the open file is checked, instead of blocking.
+func readRecordingFile(name string) ([]byte, error) {
+	fh, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is %s, not a recording", name, model.FileKind(st.Mode()))
+	}
+	// Sized as os.ReadFile sizes it: a recording may be hundreds of MB.
+	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+512))
+	if _, err := buf.ReadFrom(fh); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
 }
 
 // add appends a file's frames, checking that their size is the
