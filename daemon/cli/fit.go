@@ -26,12 +26,19 @@ import (
 // normalImages lists the normal images of DIR: train/good in the MVTec AD
 // layout, or DIR's own images.
 func normalImages(dir string) ([]string, error) {
-	if s, err := dataset.Scan(dir); err == nil {
+	s, err := dataset.Scan(dir)
+	if err == nil {
 		var out []string
 		for _, it := range s.Train {
 			out = append(out, it.Path)
 		}
 		return out, nil
+	}
+	// A train/good (or DIR) that is a link to nothing is named with where
+	// it leads, not taken for a folder of images without that layout.
+	var dl *dataset.DanglingLinkError
+	if errors.As(err, &dl) {
+		return nil, fmt.Errorf("data %s: %w", dir, dl)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {

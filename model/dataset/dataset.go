@@ -101,6 +101,14 @@ func Scan(dir string) (*Set, error) {
 	s := &Set{Dir: dir}
 	train, err := listImages(filepath.Join(dir, "train", Good))
 	if err != nil {
+		// A link to nothing on the way is named with where it leads:
+		// "no such file or directory" of a link that is there misleads.
+		for _, p := range []string{filepath.Join(dir, "train", Good), filepath.Join(dir, "train"), dir} {
+			if dl := DanglingLink(p); dl != nil {
+				err = dl
+				break
+			}
+		}
 		return nil, fmt.Errorf("data set %s: want normal images in train/good: %w", dir, err)
 	}
 	if len(train) == 0 {

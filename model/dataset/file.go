@@ -1,9 +1,11 @@
 package dataset
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/inspectd/inspectd/model/padim"
 )
@@ -60,4 +62,57 @@ func OpenImageFile(path string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// DanglingLinkError is a path that is a symbolic link to something that
+// does not exist. The system says only "no such file or directory" of
+// the link, which is there: this says where it leads.
+type DanglingLinkError struct {
+	// Path is the link.
+	Path string
+	// Target is where it leads in the end (through any further links),
+	// resolved against the folder of the link that names it.
+	Target string
+}
+
+// Error reads "/d/train/good is a link to /x/y, which does not exist".
+func (e *DanglingLinkError) Error() string {
+	return fmt.Sprintf("%s is a link to %s, which does not exist", e.Path, e.Target)
+}
+
+// Unwrap makes errors.Is(err, fs.ErrNotExist) hold, as for the system's
+// error it stands for.
+func (e *DanglingLinkError) Unwrap() error { return fs.ErrNotExist }
+
+// DanglingLink returns a *DanglingLinkError when path is a symbolic link
+// that leads to nothing (directly or through further links), and nil
+// otherwise: when path is not there itself, leads somewhere, or cannot be
+// looked at.
+func DanglingLink(path string) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	target := path
+	// Followed by hand, as far as the system would (40 links on Linux).
+	for range 40 {
+		st, err := os.Lstat(target)
+		if err != nil {
+			break // the end of the chain, which is not there
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			return nil // there: what is missing is further on (a folder above it is a link to nothing)
+		}
+		to, err := os.Readlink(target)
+		if err != nil {
+			return nil
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(target), to)
+		}
+		target = to
+	}
+	if target == path {
+		return nil // not there at all
+	}
+	return &DanglingLinkError{Path: path, Target: target}
 }
