@@ -47,6 +47,9 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 		return model.Info{}, errStarting
 	}
 	cfg := d.cfg
+	if err := modelTargetError(cfg); err != nil {
+		return model.Info{}, err
+	}
 	det, err := d.loadModel(cfg, path)
 	if err != nil {
 		return model.Info{}, err
@@ -69,6 +72,11 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	cfg := d.cfg
 	prev := PreviousModelPath(cfg.ModelPath())
 	if err := noPreviousModelError(prev); err != nil {
+		return model.Info{}, err
+	}
+	// Before the previous file is loaded: the swap renames it over the
+	// model path.
+	if err := modelTargetError(cfg); err != nil {
 		return model.Info{}, err
 	}
 	det, err := d.loadModel(cfg, prev)
@@ -102,6 +110,11 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 		// would undo this one without a word.
 		return model.Info{}, fmt.Errorf("model.threshold.value %g is set in the configuration, which applies it at every model load and would undo an image threshold of %g at the next start: push model.threshold.value instead (or set it to 0 to use this command)", v, image)
 	}
+	// Before the thresholds change and the file is written: there is
+	// nothing to undo, and no new file is left beside the path.
+	if err := modelTargetError(d.cfg); err != nil {
+		return model.Info{}, err
+	}
 	var info model.Info
 	var oldImage, oldPixel float64
 	err := p.det.modify(func(det *model.Detector) error {
@@ -127,6 +140,7 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 		saveErr = installModelFile(tmp, dst)
 	}
 	if saveErr != nil {
+		_ = os.Remove(tmp) // a whole model file, which nothing else removes
 		undo()
 		return model.Info{}, saveErr
 	}

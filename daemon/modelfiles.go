@@ -38,6 +38,33 @@ func installModelFile(src, dst string) error {
 	return syncDir(filepath.Dir(dst))
 }
 
+// modelTargetError says why a threshold command, a refit's install or a
+// model rollback cannot write a model file over cfg's model path, as a
+// *FieldError naming the key that sets the path (modelKey), or nil: what is
+// there is a folder, a device, a named pipe or a socket
+// (model.CheckSaveTarget, the check 'inspectd fit --out' makes). Each
+// installs its file with a rename over the path, which put a regular file
+// in place of a pipe or a device (/dev/null as root), the replaced one
+// kept as the .prev a rollback would load, and failed on a folder only
+// after the new model was written beside it, in the copy's words
+// ("copy_file_range: is a directory"), leaving that file there. A link is
+// not followed, as the rename does not follow it.
+func modelTargetError(cfg *config.Config) error {
+	path := cfg.ModelPath()
+	if model.CheckSaveTarget(path) == nil {
+		return nil
+	}
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil // gone since: the rename creates the file
+	}
+	what, why := "a folder", "a model file cannot be written in its place"
+	if !st.IsDir() {
+		what, why = model.FileKind(st.Mode()), "writing the model there would put a regular file in its place"
+	}
+	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is %s, not a model file: %s; the model in force stays: move it aside (a threshold command then writes the model in force there), or push model.path naming a model file", path, what, why)}
+}
+
 // noPreviousModelError is a model rollback's refusal when there is no
 // previous model file at prev (PreviousModelPath), or only a link to what
 // is not there: it answered the raw "stat ….prev: no such file or

@@ -1,0 +1,94 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath: a threshold
+// command, a refit and a model rollback install their model file with a
+// rename over model.path, without the check 'inspectd fit --out' makes of
+// its target (model.CheckSaveTarget). With a named pipe put at model.path
+// while the daemon ran, a threshold command and a rollback answered ok
+// and put a regular file in the pipe's place, the pipe moved to .prev;
+// with a folder there, a threshold command failed in the copy's words
+// ("keep … as ….prev: write …: copy_file_range: is a directory") and left
+// the whole new model file beside it. Each is now refused before anything
+// is written, naming model.path and what is there, saying the model in
+// force stays; it does, with its thresholds, and what is at model.path is
+// left as it was (real mosquitto, real files).
+func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
+	op, r, d, det := startModelPushRig(t, "cell51")
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(r.dir, "line")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "line.safetensors")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep := op.reply("cell51", "config", `{"id":"path","config":{"model":{"path":"`+path+`"}}}`, 120*time.Second); rep["ok"] != true {
+		t.Fatalf("push of model.path %s: %v", path, rep)
+	}
+	// The rollback's previous model is a sound one: only model.path is
+	// at fault.
+	if err := os.WriteFile(PreviousModelPath(path), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, th := det.Info().ID, d.ModelInfo().ImageThreshold
+	good := filepath.Join(t.TempDir(), "good")
+	writePNGs(t, good, 24, 77, false)
+
+	for _, c := range []struct {
+		kind string
+		put  func() error
+		mode os.FileMode // what is at model.path, kept
+	}{
+		{"a folder", func() error { return os.Mkdir(path, 0o755) }, os.ModeDir},
+		{"a named pipe", func() error { return syscall.Mkfifo(path, 0o600) }, os.ModeNamedPipe},
+	} {
+		if err := os.RemoveAll(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.put(); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []struct{ name, args, lead string }{
+			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
+			{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
+			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: "},
+		} {
+			req := fmt.Sprintf(`{"id":"%s-%s",%s}`, cmd.name, strings.Fields(c.kind)[1], cmd.args)
+			rep := op.reply("cell51", cmd.name, req, 3*time.Minute)
+			t.Logf("%s with %s at model.path: %v", cmd.name, c.kind, rep)
+			msg := fmt.Sprint(rep["error"])
+			for _, want := range []string{cmd.lead + "model.path: " + path + " is " + c.kind + ", not a model file", "the model in force stays"} {
+				if rep["ok"] != false || !strings.Contains(msg, want) {
+					t.Errorf("%s with %s at model.path: %v, want a refusal saying %q", cmd.name, c.kind, rep, want)
+				}
+			}
+			if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
+				t.Errorf("%s with %s at model.path: model %s threshold %g in force, want %s at %g", cmd.name, c.kind, info.ID, info.ImageThreshold, id, th)
+			}
+			if st, err := os.Lstat(path); err != nil || st.Mode().Type() != c.mode {
+				t.Errorf("%s with %s at model.path: %s is now %v (%v), want it left as it was", cmd.name, c.kind, path, st.Mode(), err)
+			}
+			if st, err := os.Lstat(PreviousModelPath(path)); err != nil || !st.Mode().IsRegular() {
+				t.Errorf("%s with %s at model.path: %s is now %v (%v), want the previous model left there", cmd.name, c.kind, PreviousModelPath(path), st.Mode(), err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+				t.Errorf("%s with %s at model.path left %v", cmd.name, c.kind, left)
+			}
+		}
+	}
+	r.moreInspections(2)
+}
