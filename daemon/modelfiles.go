@@ -283,13 +283,60 @@ func modelFileErrorUnder(cfg *config.Config, header bool, budget int64) error {
 		return budgetError(err)
 	}
 	if err != nil {
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner // padim.Load's "load model PATH:" says the path again
-		}
-		return &FieldError{Field: key, Err: fmt.Errorf("%s is not a model file inspectd can load (%v): %s, or fit one there with 'inspectd fit --data DIR --out %s'", path, err, remedy, path)}
+		return notLoadableError(cfg, err)
 	}
 	defer pm.Close()
 	return budgetError(model.CheckStateBudget(path, pm, budget))
+}
+
+// notLoadableError is the refusal of cfg's model file, which padim.Load
+// refused with err (a file that does not read as a model, one whose
+// checksum fails), as a *FieldError naming the key that sets the path
+// (modelKey): a dry run (modelFileErrorUnder) and the push's load
+// (loadRefusal) word it alike.
+func notLoadableError(cfg *config.Config, err error) error {
+	path, key := cfg.ModelPath(), modelKey(cfg)
+	// The state folder's file is named by state_dir: its remedy is the
+	// file, not the key.
+	remedy := "set model.path to a model file inspectd fitted"
+	if key == "state_dir" {
+		remedy = "move it aside, or set model.path to a model file inspectd fitted"
+	}
+	if le := (*padim.LoadError)(nil); errors.As(err, &le) {
+		err = le.Err // its "load model PATH:" says the path again
+	}
+	return &FieldError{Field: key, Err: fmt.Errorf("%s is not a model file inspectd can load (%v): %s, or fit one there with 'inspectd fit --data DIR --out %s'", path, err, remedy, path)}
+}
+
+// loadRefusal words a start's, a reload's or a push's refused load of
+// cfg's model file (model.Load's err, not nil) from the load's own error:
+// a file that does not read as a model or fails its checksum in
+// modelFileError's words and key, without reading it again (it was read a
+// second time, all of it, only to word the refusal); what was put in the
+// file's place after the load's Stat by what it is; a file over
+// model.memory_budget under that key (budgetError), unless it is no model
+// either, which only a second read with no budget tells (the load judged
+// the budget from the header, before the checksum), as a dry run reads
+// it. A refusal of a sound file (the detector could not be built from it)
+// comes back as it is.
+func loadRefusal(cfg *config.Config, err error) error {
+	var le *padim.LoadError
+	var nm *padim.NotModelFileError
+	switch {
+	case errors.As(err, &nm):
+		if ferr := modelFileError(cfg, false); ferr != nil {
+			return ferr
+		}
+	case !errors.As(err, &le), errors.Is(err, fs.ErrNotExist):
+		// Built from a sound file, or gone since its Stat: as it is.
+	case errors.Is(err, padim.ErrOverBudget):
+		if ferr := modelFileError(cfg, true); ferr != nil {
+			return ferr
+		}
+	default:
+		return notLoadableError(cfg, err)
+	}
+	return budgetError(err)
 }
 
 // stateDirError says why dir cannot be inspectd's state folder on this

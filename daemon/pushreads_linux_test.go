@@ -17,8 +17,12 @@ import (
 // times: once for the refusals a dry run also gives (PlanConfig), then
 // again to load it (ApplyConfig). It is now opened once, by the load, which
 // refuses a file that is no model in the same words and field as the dry
-// run (real mosquitto, real files; the opens are counted by inotify, so
-// that nothing in the daemon is there for the test).
+// run. A push of a regular file that is no model (too short, or failing
+// its checksum) opened it twice: the load refused it, then it was read
+// again, all of it, only to word the refusal; it is now worded from the
+// load's error, one open (real mosquitto, real files; the opens are
+// counted by inotify, so that nothing in the daemon is there for the
+// test).
 func TestPushReadsANewModelFileOnce(t *testing.T) {
 	op, r, d, det := startModelPushRig(t, "cell31")
 	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
@@ -43,21 +47,43 @@ func TestPushReadsANewModelFileOnce(t *testing.T) {
 
 	// A file that is no model is still refused by the push as the dry run
 	// refuses it: the same words after each one's lead, the same field.
+	// The push's load refused it, then read it again, all of it with its
+	// checksum, only to word the refusal: it now opens it once.
 	tiny := filepath.Join(r.dir, "tiny.safetensors")
 	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	words := map[bool]string{}
-	for _, dry := range []bool{true, false} {
-		rep := op.reply("cell31", "config", fmt.Sprintf(`{"id":"tiny-%v","config":{"model":{"path":"%s"}},"dry_run":%v}`, dry, tiny, dry), 60*time.Second)
-		msg := fmt.Sprint(rep["error"])
-		if rep["ok"] != false || rep["code"] != "failed" || rep["field"] != "config.model.path" {
-			t.Errorf("push (dry_run %v) of a 3-byte model file: %v, want it refused with field config.model.path", dry, rep)
-		}
-		_, words[dry], _ = strings.Cut(msg, ": model.path: ")
+	corrupt := filepath.Join(r.dir, "corrupt.safetensors")
+	bad := append([]byte(nil), data...)
+	bad[len(bad)-1] ^= 0xff // the last tensor's last byte: the checksum fails
+	if err := os.WriteFile(corrupt, bad, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if words[true] == "" || words[true] != words[false] {
-		t.Errorf("a 3-byte model file: the dry run says %q, the push %q; want the same words", words[true], words[false])
+	for _, c := range []struct{ name, path, want string }{
+		{"a 3-byte model file", tiny, "too short for a safetensors header"},
+		{"a model file with a byte changed", corrupt, "checksum"},
+	} {
+		words := map[bool]string{}
+		for _, dry := range []bool{true, false} {
+			opens := watchOpens(t, c.path)
+			rep := op.reply("cell31", "config", fmt.Sprintf(`{"id":"%s-%v","config":{"model":{"path":"%s"}},"dry_run":%v}`, filepath.Base(c.path), dry, c.path, dry), 60*time.Second)
+			msg := fmt.Sprint(rep["error"])
+			if rep["ok"] != false || rep["code"] != "failed" || rep["field"] != "config.model.path" {
+				t.Errorf("push (dry_run %v) of %s: %v, want it refused with field config.model.path", dry, c.name, rep)
+			}
+			for _, want := range []string{c.path + " is not a model file inspectd can load (", c.want} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("push (dry_run %v) of %s: %q, want it to say %q", dry, c.name, msg, want)
+				}
+			}
+			_, words[dry], _ = strings.Cut(msg, ": model.path: ")
+			if n := opens(); n != 1 {
+				t.Errorf("push (dry_run %v) of %s opened it %d times, want once", dry, c.name, n)
+			}
+		}
+		if words[true] == "" || words[true] != words[false] {
+			t.Errorf("%s: the dry run says %q, the push %q; want the same words", c.name, words[true], words[false])
+		}
 	}
 	if d.Config().Model.Path != there {
 		t.Errorf("model.path %s in force after the refused pushes, want %s", d.Config().Model.Path, there)

@@ -310,10 +310,7 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 		}
 		det, err := model.Load(path, mopts)
 		if err != nil {
-			if ferr := modelFileError(cfg, true); ferr != nil {
-				return nil, 0, ferr
-			}
-			return nil, 0, budgetError(err)
+			return nil, 0, loadRefusal(cfg, err)
 		}
 		if err := configThreshold(cfg, det, path, o.Logger); err != nil {
 			det.Close()

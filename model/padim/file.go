@@ -469,17 +469,34 @@ type layout struct {
 // Load opens, validates and maps a model file. Large tensors are not
 // copied: they alias the read-only mapping until Close. A path that is
 // not a regular file is refused with a *NotModelFileError, which names
-// it and says what it is.
+// it and says what it is; any other refusal is a *LoadError.
 func Load(path string, opts LoadOptions) (*Model, error) {
 	m, err := load(path, opts)
 	if nm := (*NotModelFileError)(nil); errors.As(err, &nm) {
 		return nil, err // it names the path already
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
+		return nil, &LoadError{Path: path, Err: err}
 	}
 	return m, nil
 }
+
+// LoadError is Load's refusal of a path it could not read as a model file
+// (a *NotModelFileError aside): one that is gone, cannot be opened, does
+// not read as a model file (header, checksum) or is over the memory budget
+// (ErrOverBudget). It tells a caller that the file itself was refused, not
+// a detector built from it, so that the refusal can be worded without
+// reading the file again.
+type LoadError struct {
+	Path string
+	Err  error
+}
+
+// Error reads "load model PATH: " and why.
+func (e *LoadError) Error() string { return "load model " + e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns why the file was refused.
+func (e *LoadError) Unwrap() error { return e.Err }
 
 // NotModelFileError is Load's refusal of a path that is there and is not
 // a regular file: a folder, a device, a named pipe or a socket.
