@@ -5,9 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testfs"
 )
 
 // TestRollbackToWhatIsNotAModelFile: start, reload and push refuse a model
@@ -22,17 +23,10 @@ import (
 func TestRollbackToWhatIsNotAModelFile(t *testing.T) {
 	op, r, d, det := startModelPushRig(t, "cell21")
 	prev := PreviousModelPath(filepath.Join(r.dir, "state", "model.safetensors"))
-	if err := syscall.Mkfifo(prev, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// On the old code the rollback's open waits for a writer: one opened
-	// at the test's end lets it go, so that the daemon stops and the test
-	// fails instead of hanging. Cleanups run last first: before the stop.
-	t.Cleanup(func() {
-		if w, err := os.OpenFile(prev, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
-	})
+	// On the old code the rollback's open waits for a writer: Mkfifo's
+	// cleanup, run before the rig's stop, lets it go, so that the daemon
+	// stops and the test fails instead of hanging.
+	testfs.Mkfifo(t, prev)
 	id := det.Info().ID
 	rollback := func(req, kind string) {
 		t.Helper()

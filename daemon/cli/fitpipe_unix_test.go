@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testfs"
 )
 
 // `inspectd fit` over a data set whose train/good held a named pipe named
@@ -26,37 +27,20 @@ func TestFitSkipsANamedPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	pipe := filepath.Join(dir, "train", "good", "x.png")
-	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
-		t.Skip("no named pipes here:", err)
-	}
-	t.Cleanup(func() { // a reader left waiting gets a writer and the end
-		if f, err := os.OpenFile(pipe, os.O_RDWR, 0); err == nil {
-			f.Close()
-		}
-	})
-	type result struct {
-		code   int
-		stderr string
-	}
+	testfs.Mkfifo(t, pipe)
 	out := filepath.Join(t.TempDir(), "m")
-	done := make(chan result, 1)
-	go func() {
-		code, _, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
-		done <- result{code, stderr}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("fit over a data set holding a named pipe: still running after 10s")
-	}
-	if r.code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	var code int
+	var stderr string
+	testfs.Within(t, 10*time.Second, "fit over a data set holding a named pipe", func() {
+		code, _, stderr = runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", out)
+	})
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, stderr)
 	}
 	for _, w := range []string{"too few normal images: 2 given", "skipped 3 files: 1 over capture.max_pixels (40000000 pixels), 2 unreadable or not an image",
 		"file=" + pipe, pipe + " is a named pipe, not an image file"} {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
 		}
 	}
 }

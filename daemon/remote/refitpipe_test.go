@@ -7,42 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testfs"
 )
-
-// mkfifo makes a named pipe at path, or skips the test where there are
-// none. Its cleanup opens the pipe for reading and writing, which never
-// waits, so that a reader left waiting in its open gets a writer, reads
-// the end at once and returns instead of outliving the test.
-func mkfifo(t *testing.T, path string) {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Skip("no named pipes here:", err)
-	}
-	t.Cleanup(func() {
-		if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
-			f.Close()
-		}
-	})
-}
-
-// within runs f and fails the test if it has not returned after d (a
-// test that shows a wait for good must fail, not hang).
-func within(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s: still waiting after %v", what, d)
-	}
-}
 
 // A folder refit whose folder held an image name leading to a named pipe
 // (x.png, a link to a pipe elsewhere) waited for good in the pipe's open:
@@ -54,11 +23,11 @@ func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
 	dir, elsewhere := t.TempDir(), t.TempDir()
 	writeFrames(t, dir, 5)
 	pipe := filepath.Join(elsewhere, "pipe")
-	mkfifo(t, pipe)
+	testfs.Mkfifo(t, pipe)
 	if err := os.Symlink(pipe, filepath.Join(dir, "a_link.png")); err != nil {
 		t.Fatal(err)
 	}
-	mkfifo(t, filepath.Join(dir, "b_pipe.png"))
+	testfs.Mkfifo(t, filepath.Join(dir, "b_pipe.png"))
 	want := []string{"a_link.png is a named pipe, not an image file", "b_pipe.png is a named pipe, not an image file"}
 	if _, err := os.Stat("/dev/zero"); err == nil {
 		// Read, it never ends; it is not opened.
@@ -69,7 +38,7 @@ func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
 	}
 	var f *folderImages
 	var err error
-	within(t, 5*time.Second, "listing a folder with a link to a named pipe", func() { f, err = listFolder(dir, 1000) })
+	testfs.Within(t, 5*time.Second, "listing a folder with a link to a named pipe", func() { f, err = listFolder(dir, 1000) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +57,8 @@ func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
 	if err := os.Remove(swapped); err != nil {
 		t.Fatal(err)
 	}
-	mkfifo(t, swapped)
-	within(t, 5*time.Second, "decoding the picked images, one of them now a named pipe", func() { err = f.admit() })
+	testfs.Mkfifo(t, swapped)
+	testfs.Within(t, 5*time.Second, "decoding the picked images, one of them now a named pipe", func() { err = f.admit() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +74,14 @@ func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
 func TestRefitFolderThatIsANamedPipe(t *testing.T) {
 	dir := t.TempDir()
 	pipe := filepath.Join(dir, "images")
-	mkfifo(t, pipe)
+	testfs.Mkfifo(t, pipe)
 	plain := filepath.Join(dir, "list.txt")
 	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{pipe: pipe + " is a named pipe, not a folder of images", plain: plain + " is a file, not a folder of images"} {
 		var err error
-		within(t, 5*time.Second, "listing "+path, func() { _, err = listFolder(path, 1000) })
+		testfs.Within(t, 5*time.Second, "listing "+path, func() { _, err = listFolder(path, 1000) })
 		var e *Error
 		if !errors.As(err, &e) || e.Field != "folder" || !strings.Contains(err.Error(), want) {
 			t.Errorf("listFolder(%s): %v, want a refusal of the folder field %q", path, err, want)
