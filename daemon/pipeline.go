@@ -545,12 +545,19 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 			p.log.Info("capture recovered")
 			lastLogged = ""
 		}
-		if errors.As(s.refused, new(*capture.ROIMisfitError)) {
+		switch {
+		case errors.As(s.refused, new(*capture.ROIMisfitError)):
 			// Read, but nothing to inspect: no good frame. A looped folder
 			// of such files alone is as stuck as one of undecodable files,
 			// and health says so by the same rule (one stray file is not).
 			p.health.misfit()
-		} else {
+		case s.refused != nil || model.CheckFrameSize(s.frame.Image.Bounds().Dx(), s.frame.Image.Bounds().Dy()) != nil:
+			// Refused for its size (FrameSizeError: a camera at a size
+			// capture.roi does not apply to), or cut under the model's
+			// smallest frame: nothing will be inspected, so no good frame
+			// either. A camera sending only such frames read healthy.
+			p.health.sizeRefused()
+		default:
 			p.health.good()
 		}
 		switch {
@@ -1146,7 +1153,7 @@ func (p *Pipeline) warnMismatch(modelID string, r *model.Inspection) {
 
 // failureCounts lists the frame failures since the last good frame for
 // a health detail (", 3 undecodable frames, ..."; "" when none).
-func failureCounts(undecodable, tooLarge, timeouts, misfits uint64) string {
+func failureCounts(undecodable, tooLarge, timeouts, misfits, sized uint64) string {
 	var b strings.Builder
 	for _, c := range []struct {
 		n              uint64
@@ -1156,6 +1163,7 @@ func failureCounts(undecodable, tooLarge, timeouts, misfits uint64) string {
 		{tooLarge, "frame too large", "frames too large", " (over capture.max_pixels)"},
 		{timeouts, "frame timeout", "frame timeouts", ""},
 		{misfits, "file too small for capture.roi", "files too small for capture.roi", ""},
+		{sized, "frame refused for its size", "frames refused for their size", ""},
 	} {
 		switch {
 		case c.n == 1:
@@ -1182,10 +1190,10 @@ func triggerOutcome(err error) string {
 // captureHealth tracks whether good frames arrive. Capture is unhealthy
 // when the source reports an error that no good frame has cleared yet, or
 // when frames keep failing (decode errors, images over the pixel limit,
-// timeouts, a folder's files that capture.roi does not fit in) and the last good
-// frame is older than the stall timeout. An idle line (a watched folder
-// with no new files, a trigger-mode camera waiting for a trigger) stays
-// healthy: nothing failed.
+// timeouts, a folder's files that capture.roi does not fit in, frames
+// refused for their size) and the last good frame is older than the stall
+// timeout. An idle line (a watched folder with no new files, a trigger-mode
+// camera waiting for a trigger) stays healthy: nothing failed.
 //
 // A source of files (folder, file) skips a bad file by itself and goes on;
 // its last good frame may be old only because the line was idle. One
@@ -1211,8 +1219,13 @@ type captureHealth struct {
 	// (capture.ROIMisfitError): read, but no good frame, as an
 	// undecodable file is none. The pipeline counts them, not the source.
 	misfits atomic.Uint64
+	// sized counts the frames refused for their size: a camera's that
+	// capture.roi does not apply to (capture.FrameSizeError), and frames
+	// cut under the model's smallest (model.ErrFrameTooSmall). Nothing is
+	// inspected on them; the pipeline counts them, not the source.
+	sized atomic.Uint64
 	// counter totals at the last good frame: a rise means frames failed since.
-	decodeAtGood, tooLargeAtGood, timeoutAtGood, misfitAtGood atomic.Uint64
+	decodeAtGood, tooLargeAtGood, timeoutAtGood, misfitAtGood, sizedAtGood atomic.Uint64
 	// reopensAtErr is the source's reopen count when lastErr was set: a
 	// per-file source that reopened since (a watched folder listed again)
 	// is over that trouble though no file came to say so.
@@ -1232,17 +1245,19 @@ func (h *captureHealth) init(src capture.Source, perFile, byRun bool) {
 	h.lastErr.Store("")
 }
 
-// counters are the source's failure totals, and the files capture.roi
-// did not fit in. Images over the pixel limit are kept apart from
-// undecodable ones: their header decoded, and the remedy
-// (capture.max_pixels, the camera's size) is not a corrupt file's; so are
-// files too small for the roi, whose remedy is the roi or the files.
-func (h *captureHealth) counters() (undecodable, tooLarge, timeouts, misfits uint64) {
-	misfits = h.misfits.Load()
+// counters are the source's failure totals, the files capture.roi did
+// not fit in and the frames refused for their size. Images over the pixel
+// limit are kept apart from undecodable ones: their header decoded, and
+// the remedy (capture.max_pixels, the camera's size) is not a corrupt
+// file's; so are files too small for the roi, whose remedy is the roi or
+// the files, and frames refused for their size, whose remedy is the roi
+// or the camera's size.
+func (h *captureHealth) counters() (undecodable, tooLarge, timeouts, misfits, sized uint64) {
+	misfits, sized = h.misfits.Load(), h.sized.Load()
 	if c := capture.CountersOf(h.src); c != nil {
-		return c.DecodeErrors.Load(), c.TooLarge.Load(), c.Timeouts.Load(), misfits
+		return c.DecodeErrors.Load(), c.TooLarge.Load(), c.Timeouts.Load(), misfits, sized
 	}
-	return 0, 0, 0, misfits
+	return 0, 0, 0, misfits, sized
 }
 
 func (h *captureHealth) good() {
@@ -1250,17 +1265,22 @@ func (h *captureHealth) good() {
 	if h.lastErr.Load().(string) != "" {
 		h.lastErr.Store("")
 	}
-	d, l, t, m := h.counters()
+	d, l, t, m, z := h.counters()
 	h.decodeAtGood.Store(d)
 	h.tooLargeAtGood.Store(l)
 	h.timeoutAtGood.Store(t)
 	h.misfitAtGood.Store(m)
+	h.sizedAtGood.Store(z)
 	h.badSince.Store(0)
 }
 
 // misfit notes a file read that capture.roi does not fit in: a failure
 // judged by the run rule as an undecodable file is, never a good frame.
 func (h *captureHealth) misfit() { h.misfits.Add(1) }
+
+// sizeRefused notes a frame refused for its size: a failure judged as an
+// undecodable frame is, never a good frame.
+func (h *captureHealth) sizeRefused() { h.sized.Add(1) }
 
 func (h *captureHealth) failed(err error) {
 	if h.onError != nil {
@@ -1299,35 +1319,36 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 		h.lastErr.CompareAndSwap(msg, "")
 		msg = ""
 	}
-	d, l, t, m := h.counters()
+	d, l, t, m, z := h.counters()
 	undecodable := d - h.decodeAtGood.Load()
 	tooLarge := l - h.tooLargeAtGood.Load()
 	timeouts := t - h.timeoutAtGood.Load()
 	misfits := m - h.misfitAtGood.Load()
+	sized := z - h.sizedAtGood.Load()
 	// Failures count while they keep coming: one bad file at the end of a
 	// watched folder does not leave the line unhealthy for good.
 	now := time.Now()
 	last := h.lastGood.Load()
 	h.mu.Lock()
-	if d+l+t+m != h.failSeen {
+	if d+l+t+m+z != h.failSeen {
 		// A new failure continues the run unless a good frame came since
 		// the run began or the failures had stopped for a while.
 		if h.runFrom.IsZero() || h.runFrom.UnixNano() < last || now.Sub(h.failAt) >= 2*stall {
 			h.runFrom = now
 		}
-		h.failSeen, h.failAt = d+l+t+m, now
+		h.failSeen, h.failAt = d+l+t+m+z, now
 	}
 	recent := now.Sub(h.failAt) < 2*stall
 	lasted := !h.byRun || h.failAt.Sub(h.runFrom) >= stall
 	h.mu.Unlock()
-	failing := msg != "" || ((undecodable > 0 || tooLarge > 0 || timeouts > 0 || misfits > 0) && recent && lasted)
+	failing := msg != "" || ((undecodable > 0 || tooLarge > 0 || timeouts > 0 || misfits > 0 || sized > 0) && recent && lasted)
 	switch {
 	case failing && age > stall:
 		detail := fmt.Sprintf("capture: no good frame for %s", age)
 		if last == 0 {
 			detail = fmt.Sprintf("capture: no good frame since the start %s ago", age)
 		}
-		detail += failureCounts(undecodable, tooLarge, timeouts, misfits)
+		detail += failureCounts(undecodable, tooLarge, timeouts, misfits, sized)
 		if msg != "" {
 			detail += "; last error: " + msg
 		}
@@ -1335,7 +1356,7 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 	case last == 0 && live && age > stall:
 		return false, fmt.Sprintf("capture: no frame captured in the %s since the start", age)
 	case last == 0:
-		if f := failureCounts(undecodable, tooLarge, timeouts, misfits); f != "" || msg != "" {
+		if f := failureCounts(undecodable, tooLarge, timeouts, misfits, sized); f != "" || msg != "" {
 			// Within the stall timeout still, but not waiting: a trial
 			// read "waiting" with a hundred files already failed.
 			if msg != "" {

@@ -264,17 +264,9 @@ func restartDaemon(t *testing.T, cfg *config.Config, fake *capture.FakeCamera, s
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.src.Close() }) // once the pipeline has stopped
 	d.pipe.Store(p)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("pipeline: %v", err)
-		}
-		d.src.Close()
-	})
+	runUntilCleanup(t, p)
 	return d
 }
 
