@@ -61,6 +61,11 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 	return d.swapDetector(det), nil
 }
 
+// CheckModelTarget says why InstallModel would refuse to write a model
+// file over the model path of the configuration in force now
+// (modelTargetError), or nil: a refit asks when it is accepted.
+func (d *Daemon) CheckModelTarget() error { return modelTargetError(d.Config()) }
+
 // RollbackModel makes the previous model file the model in force, and the
 // current one the previous (a second rollback goes forward again).
 func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {

@@ -65,7 +65,9 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 		for _, cmd := range []struct{ name, args, lead string }{
 			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
 			{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
-			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: "},
+			// Refused when accepted, before its fit (its install checks
+			// again: TestRefitRefusesABadModelPathBeforeItsFit).
+			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "not started: "},
 		} {
 			req := fmt.Sprintf(`{"id":"%s-%s",%s}`, cmd.name, strings.Fields(c.kind)[1], cmd.args)
 			rep := op.reply("cell51", cmd.name, req, 3*time.Minute)

@@ -84,6 +84,12 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before the fit, not only at its install: a folder or a named pipe
+	// at the model path was refused only after the whole fit (seconds to
+	// minutes of a core). The install checks again.
+	if err := env.Ctl.CheckModelTarget(); err != nil {
+		return nil, errorf(CodeFailed, "", "not started: %v", err)
+	}
 	opts, err := env.Ctl.FitOptions()
 	if err != nil {
 		return nil, errorf(CodeFailed, "", "cannot fit with the configuration in force: %v", err)

@@ -111,6 +111,15 @@ type Models interface {
 	// It returns the new detector's Info. On error the model file and the
 	// detector in force are the old ones; the caller removes path.
 	InstallModel(ctx context.Context, path string) (model.Info, error)
+	// CheckModelTarget says why InstallModel would refuse to write a model
+	// file over the model path now, in the words it refuses with (what is
+	// there is a folder, a device, a named pipe or a socket; so is what is
+	// at the path's .prev, which the install renames the model in force
+	// over), or nil. A refit asks when it is accepted, so that it is
+	// refused at once rather than after its fit (seconds to minutes);
+	// InstallModel checks again, as the path may change meanwhile. It
+	// reads no model file and changes nothing.
+	CheckModelTarget() error
 	// SetThresholds sets the image and pixel thresholds (both > 0) of the
 	// detector in force and rewrites its model file with them (atomically,
 	// the previous file kept as .prev as InstallModel does); frames

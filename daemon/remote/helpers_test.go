@@ -152,6 +152,8 @@ func (c *testController) InstallModel(ctx context.Context, path string) (model.I
 	return info, nil
 }
 
+func (c *testController) CheckModelTarget() error { return model.CheckSaveTarget(c.modelPath()) }
+
 func (c *testController) SetThresholds(ctx context.Context, image, pixel float64) (model.Info, error) {
 	c.thresholds.Add(1)
 	c.mu.Lock()

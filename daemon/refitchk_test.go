@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRefitRefusesABadModelPathBeforeItsFit: a refit met the check of
+// what is at the model path (modelTargetError) only at its install, after
+// the whole fit and validation (seconds to minutes of a core), then was
+// refused. It is now refused when it is accepted, in the same words, with
+// no fit run: the reply says it did not start and carries no validation
+// figures; the model in force and the folder at the path stay (real
+// mosquitto, real files).
+func TestRefitRefusesABadModelPathBeforeItsFit(t *testing.T) {
+	op, r, d, det := startModelPushRig(t, "cell61")
+	path := d.Config().ModelPath()
+	good := filepath.Join(t.TempDir(), "good")
+	writePNGs(t, good, 24, 77, false)
+	if err := os.Rename(path, path+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rep := op.reply("cell61", "refit", `{"id":"early","folder":"`+good+`","max_false_alarm_rate":1}`, 3*time.Minute)
+	t.Logf("refit with a folder at the model path, answered in %v: %v", time.Since(start).Round(time.Millisecond), rep)
+	msg := fmt.Sprint(rep["error"])
+	for _, want := range []string{"not started: ", path + " is a folder, not a model file", "the model in force stays"} {
+		if rep["ok"] != false || !strings.Contains(msg, want) {
+			t.Errorf("refit with a folder at the model path: %v, want a refusal saying %q", rep, want)
+		}
+	}
+	if strings.Contains(msg, "install: ") || rep["validation"] != nil || rep["fit_s"] != nil {
+		t.Errorf("refit with a folder at the model path was refused only after its fit: %v", rep)
+	}
+	if id := d.ModelInfo().ID; id != det.Info().ID {
+		t.Errorf("model %s in force after the refused refit, want %s", id, det.Info().ID)
+	}
+	if st, err := os.Lstat(path); err != nil || !st.IsDir() {
+		t.Errorf("%s is now %v (%v), want the folder left as it was", path, st.Mode(), err)
+	}
+
+	// The install checks again: a folder put at the path during the fit
+	// is refused there, after the fit.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".kept", path); err != nil {
+		t.Fatal(err)
+	}
+	op.send("inspectd/cell61/cmd/refit", `{"id":"late","folder":"`+good+`","max_false_alarm_rate":1}`)
+	for i := 0; ; i++ {
+		st := op.reply("cell61", "status", fmt.Sprintf(`{"id":"st%d"}`, i), time.Minute)
+		if p, _ := st["refit"].(map[string]any); p != nil && p["id"] == "late" && p["phase"] == "fitting" {
+			break
+		}
+		if len(op.got("cell61", "late")) > 0 || i > 600 {
+			t.Fatalf("refit late answered or not fitting: %v", op.got("cell61", "late"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.Rename(path, path+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the reply to refit late", func() bool { return len(op.got("cell61", "late")) > 0 })
+	rep = op.got("cell61", "late")[0]
+	if msg := fmt.Sprint(rep["error"]); rep["ok"] != false || !strings.Contains(msg, "install: ") || !strings.Contains(msg, path+" is a folder, not a model file") {
+		t.Errorf("refit with a folder put at the model path during its fit: %v, want its install refused", rep)
+	}
+	if id := d.ModelInfo().ID; id != det.Info().ID {
+		t.Errorf("model %s in force after the refused install, want %s", id, det.Info().ID)
+	}
+	r.moreInspections(2)
+}
