@@ -54,8 +54,20 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 		return nil, invalidf("folder", "%q is not an absolute path on the box", truncate(dir, 200))
 	}
 	dir = filepath.Clean(dir)
-	if st, err := os.Stat(filepath.Join(dir, "train", "good")); err == nil && st.IsDir() {
-		dir = filepath.Join(dir, "train", "good")
+	good := filepath.Join(dir, "train", dataset.Good)
+	if st, err := os.Stat(good); err == nil && st.IsDir() {
+		dir = good
+	} else {
+		// A train/good, train or folder that is a link to nothing is
+		// named with where it leads, as fit names it: the refit fell back
+		// to the folder's own images ("holds no usable images", or fitted
+		// on those), or said "no such file or directory" of a link that
+		// is there.
+		for _, p := range []string{good, filepath.Join(dir, "train"), dir} {
+			if dl := dataset.DanglingLink(p); dl != nil {
+				return nil, invalidf("folder", "%v: mend the link, or name the folder the images are in", dl)
+			}
+		}
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
