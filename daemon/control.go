@@ -47,7 +47,7 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 		return model.Info{}, errStarting
 	}
 	cfg := d.cfg
-	if err := modelTargetError(cfg); err != nil {
+	if err := installTargetError(cfg); err != nil {
 		return model.Info{}, err
 	}
 	det, err := d.loadModel(cfg, path)
@@ -63,8 +63,9 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 
 // CheckModelTarget says why InstallModel would refuse to write a model
 // file over the model path of the configuration in force now
-// (modelTargetError), or nil: a refit asks when it is accepted.
-func (d *Daemon) CheckModelTarget() error { return modelTargetError(d.Config()) }
+// or its .prev (installTargetError), or nil: a refit asks when it is
+// accepted.
+func (d *Daemon) CheckModelTarget() error { return installTargetError(d.Config()) }
 
 // RollbackModel makes the previous model file the model in force, and the
 // current one the previous (a second rollback goes forward again).
@@ -117,7 +118,7 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	}
 	// Before the thresholds change and the file is written: there is
 	// nothing to undo, and no new file is left beside the path.
-	if err := modelTargetError(d.cfg); err != nil {
+	if err := installTargetError(d.cfg); err != nil {
 		return model.Info{}, err
 	}
 	var info model.Info

@@ -50,7 +50,27 @@ func installModelFile(src, dst string) error {
 // ("copy_file_range: is a directory"), leaving that file there. A link is
 // not followed, as the rename does not follow it.
 func modelTargetError(cfg *config.Config) error {
-	path := cfg.ModelPath()
+	return targetError(cfg, cfg.ModelPath(), "move it aside (a threshold command then writes the model in force there), or push model.path naming a model file")
+}
+
+// installTargetError is modelTargetError, and its check of the model
+// path's .prev (PreviousModelPath), for a threshold command and a refit's
+// install (installModelFile): the model in force is renamed over .prev
+// (keepCopy), which failed on a folder in the rename's words after the
+// new model was written, and put a regular file in place of a named pipe
+// or a device, which are not inspectd's. A rollback loads .prev, and
+// refuses what is not a model file there as it loads it.
+func installTargetError(cfg *config.Config) error {
+	if err := modelTargetError(cfg); err != nil {
+		return err
+	}
+	return targetError(cfg, PreviousModelPath(cfg.ModelPath()), "move it aside (inspectd keeps the model it replaces there, for a rollback)")
+}
+
+// targetError is the refusal of what is at path, cfg's model path or its
+// .prev, when a model file cannot be renamed over it, ending with what
+// mends it, or nil. It says that the model in force stays.
+func targetError(cfg *config.Config, path, mend string) error {
 	if model.CheckSaveTarget(path) == nil {
 		return nil
 	}
@@ -62,7 +82,7 @@ func modelTargetError(cfg *config.Config) error {
 	if !st.IsDir() {
 		what, why = model.FileKind(st.Mode()), "writing the model there would put a regular file in its place"
 	}
-	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is %s, not a model file: %s; the model in force stays: move it aside (a threshold command then writes the model in force there), or push model.path naming a model file", path, what, why)}
+	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is %s, not a model file: %s; the model in force stays: %s", path, what, why, mend)}
 }
 
 // noPreviousModelError is a model rollback's refusal when there is no

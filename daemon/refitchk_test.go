@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testfs"
 )
 
 // TestRefitRefusesABadModelPathBeforeItsFit: a refit met the check of
@@ -78,6 +81,79 @@ func TestRefitRefusesABadModelPathBeforeItsFit(t *testing.T) {
 	}
 	if id := d.ModelInfo().ID; id != det.Info().ID {
 		t.Errorf("model %s in force after the refused install, want %s", id, det.Info().ID)
+	}
+	r.moreInspections(2)
+}
+
+// TestModelCommandsRefuseWhatIsNotAModelFileAtPrev: a threshold command
+// and a refit's install rename the model in force over the model path's
+// .prev, without a check of what is there: a folder failed them in the
+// rename's words ("keep … as ….prev: rename …"), and a named pipe, which
+// is not inspectd's, was replaced by a regular file, the command answered
+// ok. Each is now refused before anything is written (a refit when it is
+// accepted), naming the .prev path, what is there and that the model in
+// force stays; a rollback, which loads .prev, refuses it as it loads it.
+// The model in force, its threshold and file, and what is at .prev stay
+// (real mosquitto, real files).
+func TestModelCommandsRefuseWhatIsNotAModelFileAtPrev(t *testing.T) {
+	op, r, d, det := startModelPushRig(t, "cell62")
+	path := d.Config().ModelPath()
+	prev := PreviousModelPath(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, th := det.Info().ID, d.ModelInfo().ImageThreshold
+	good := filepath.Join(t.TempDir(), "good")
+	writePNGs(t, good, 24, 77, false)
+
+	for _, c := range []struct {
+		kind string
+		put  func()
+		mode os.FileMode
+	}{
+		{"a folder", func() {
+			if err := os.Mkdir(prev, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, os.ModeDir},
+		{"a named pipe", func() { testfs.Mkfifo(t, prev) }, os.ModeNamedPipe},
+	} {
+		if err := os.RemoveAll(prev); err != nil {
+			t.Fatal(err)
+		}
+		c.put()
+		for _, cmd := range []struct{ name, args, lead, mend string }{
+			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: ", "the model in force stays: move it aside (inspectd keeps the model it replaces there"},
+			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "not started: ", "the model in force stays: move it aside (inspectd keeps the model it replaces there"},
+			{"rollback", `"target":"model"`, "model unchanged (" + id + "): ", "move it aside"},
+		} {
+			req := fmt.Sprintf(`{"id":"%s-%s",%s}`, cmd.name, strings.Fields(c.kind)[1], cmd.args)
+			rep := op.reply("cell62", cmd.name, req, 3*time.Minute)
+			t.Logf("%s with %s at .prev: %v", cmd.name, c.kind, rep)
+			msg := fmt.Sprint(rep["error"])
+			for _, want := range []string{cmd.lead, prev + " is " + c.kind + ", not a model file", cmd.mend} {
+				if rep["ok"] != false || !strings.Contains(msg, want) {
+					t.Errorf("%s with %s at .prev: %v, want a refusal saying %q", cmd.name, c.kind, rep, want)
+				}
+			}
+			if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
+				t.Errorf("%s with %s at .prev: model %s threshold %g in force, want %s at %g", cmd.name, c.kind, info.ID, info.ImageThreshold, id, th)
+			}
+			if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, data) {
+				t.Errorf("%s with %s at .prev: the model file at %s changed (%v)", cmd.name, c.kind, path, err)
+			}
+			if st, err := os.Lstat(prev); err != nil || st.Mode().Type() != c.mode {
+				t.Errorf("%s with %s at .prev: %s is now %v (%v), want it left as it was", cmd.name, c.kind, prev, st.Mode(), err)
+			}
+			left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*"))
+			if more, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".refit-*")); len(more) > 0 {
+				left = append(left, more...)
+			}
+			if len(left) > 0 {
+				t.Errorf("%s with %s at .prev left %v", cmd.name, c.kind, left)
+			}
+		}
 	}
 	r.moreInspections(2)
 }
