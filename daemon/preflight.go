@@ -189,12 +189,16 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		// for seconds (they are timed when run starts).
 		mopts.Backbone.Optimize = backbone.OptimizeOff
 		det, err := model.Load(path, mopts)
-		if fe := (*FieldError)(nil); errors.As(budgetError(err), &fe) {
-			add(fe.Field, true, "%v", fe.Err)
-			break
+		if err != nil {
+			// In the start's words and key, worded from the load's own
+			// error (loadRefusal): the file was read a second time, all of
+			// it with its checksum, only to word the refusal; and a file
+			// over model.memory_budget that is no model either is refused
+			// as no model first, as the start refuses it.
+			err = loadRefusal(cfg, err)
 		}
-		if err != nil && errors.As(modelFileError(cfg, true), &fe) {
-			add(fe.Field, true, "%v", fe.Err) // not a model: in the words of the start
+		if fe := (*FieldError)(nil); errors.As(err, &fe) {
+			add(fe.Field, true, "%v", fe.Err)
 			break
 		}
 		if err != nil {
