@@ -34,11 +34,16 @@ func normalImages(dir string) ([]string, error) {
 		}
 		return out, nil
 	}
-	// A train/good (or DIR) that is a link to nothing is named with where
-	// it leads, not taken for a folder of images without that layout.
+	// A train/good (or DIR) that is a link to nothing, or one that leads
+	// round in a loop, is named with where it leads, not taken for a
+	// folder of images without that layout.
 	var dl *dataset.DanglingLinkError
-	if errors.As(err, &dl) {
+	var ll *dataset.LinkLoopError
+	switch {
+	case errors.As(err, &dl):
 		return nil, fmt.Errorf("data %s: %w", dir, dl)
+	case errors.As(err, &ll):
+		return nil, fmt.Errorf("data %s: %w", dir, ll)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {

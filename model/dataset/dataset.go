@@ -101,11 +101,13 @@ func Scan(dir string) (*Set, error) {
 	s := &Set{Dir: dir}
 	train, err := listImages(filepath.Join(dir, "train", Good))
 	if err != nil {
-		// A link to nothing on the way is named with where it leads:
-		// "no such file or directory" of a link that is there misleads.
+		// A link to nothing on the way is named with where it leads, and a
+		// link that leads round in a loop with its loop: "no such file or
+		// directory" of a link that is there misleads, and "too many
+		// levels of symbolic links" names no link.
 		for _, p := range []string{filepath.Join(dir, "train", Good), filepath.Join(dir, "train"), dir} {
-			if dl := DanglingLink(p); dl != nil {
-				err = dl
+			if bl := BrokenLink(p); bl != nil {
+				err = bl
 				break
 			}
 		}

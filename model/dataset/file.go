@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/inspectd/inspectd/model/padim"
 )
@@ -84,24 +85,86 @@ func (e *DanglingLinkError) Error() string {
 // error it stands for.
 func (e *DanglingLinkError) Unwrap() error { return fs.ErrNotExist }
 
+// LinkLoopError is a path that is a symbolic link whose chain of links
+// comes back round to a link it passed, or runs on past the links the
+// system follows. The system says only "too many levels of symbolic
+// links": this names the links of the loop.
+type LinkLoopError struct {
+	// Path is the link.
+	Path string
+	// Loop is the loop's links in the order they lead, the first one
+	// again at the end; nil for a chain of more than MaxLinks links that
+	// did not come back round within them.
+	Loop []string
+}
+
+// MaxLinks is how many symbolic links in a row the system follows (40 on
+// Linux) before it gives up on a path.
+const MaxLinks = 40
+
+// Error reads "/d/train/good is a link that leads round in a loop (la →
+// lb → la)", the loop's links named from the link's folder when they
+// lie in it (or below it), and in full otherwise.
+func (e *LinkLoopError) Error() string {
+	if len(e.Loop) == 0 {
+		return fmt.Sprintf("%s is a link that leads on through more than %d links (the system follows no more)", e.Path, MaxLinks)
+	}
+	from := filepath.Dir(e.Path)
+	names := make([]string, len(e.Loop))
+	for i, p := range e.Loop {
+		names[i] = p
+		if rel, err := filepath.Rel(from, p); err == nil && filepath.IsLocal(rel) {
+			names[i] = rel
+		}
+	}
+	return fmt.Sprintf("%s is a link that leads round in a loop (%s)", e.Path, strings.Join(names, " → "))
+}
+
 // DanglingLink returns a *DanglingLinkError when path is a symbolic link
 // that leads to nothing (directly or through further links), and nil
 // otherwise: when path is not there itself, leads somewhere, or cannot be
-// looked at.
+// looked at. BrokenLink also names a link that leads round in a loop.
 func DanglingLink(path string) error {
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+	var dl *DanglingLinkError
+	if err := BrokenLink(path); errors.As(err, &dl) {
+		return dl
+	}
+	return nil
+}
+
+// BrokenLink returns an error naming path when it is a symbolic link that
+// leads nowhere: to nothing (a *DanglingLinkError, directly or through
+// further links) or round in a loop (a *LinkLoopError); and nil otherwise:
+// when path leads somewhere, is not there itself, is no link (a folder
+// above it may be the broken link), or cannot be looked at.
+func BrokenLink(path string) error {
+	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
 	target := path
-	// Followed by hand, as far as the system would (40 links on Linux).
-	for range 40 {
+	// Followed by hand, as far as the system would. The links passed are
+	// kept to tell a loop: by what they are, not by their names, which
+	// may differ for one link ("a/../b" where a is itself a link).
+	var passed []fs.FileInfo
+	var names []string
+	for range MaxLinks + 1 {
 		st, err := os.Lstat(target)
 		if err != nil {
-			break // the end of the chain, which is not there
+			if target != path && errors.Is(err, fs.ErrNotExist) {
+				// The end of the chain, which is not there.
+				return &DanglingLinkError{Path: path, Target: target}
+			}
+			return nil // not there at all, or cannot be looked at
 		}
 		if st.Mode()&fs.ModeSymlink == 0 {
 			return nil // there: what is missing is further on (a folder above it is a link to nothing)
 		}
+		for i, seen := range passed {
+			if os.SameFile(seen, st) {
+				return &LinkLoopError{Path: path, Loop: append(names[i:len(names):len(names)], target)}
+			}
+		}
+		passed, names = append(passed, st), append(names, target)
 		to, err := os.Readlink(target)
 		if err != nil {
 			return nil
@@ -111,8 +174,5 @@ func DanglingLink(path string) error {
 		}
 		target = to
 	}
-	if target == path {
-		return nil // not there at all
-	}
-	return &DanglingLinkError{Path: path, Target: target}
+	return &LinkLoopError{Path: path}
 }
