@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/draw"
 	"image/jpeg"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
 )
 
 // recording is a camera's frames as it sent them: MJPEG (without Huffman
@@ -27,6 +29,10 @@ type recording struct {
 	frames        [][]byte
 	// subsampling of the MJPEG frames ("" for YUYV).
 	subsampling string
+	// skipped names the entries of a recording folder that are named like
+	// a recording's files but were not read, not being regular files:
+	// "b.mjpeg (a named pipe)".
+	skipped []string
 }
 
 // meanBytes is the frames' mean size.
@@ -73,11 +79,18 @@ func recordingExt(name string) (capture.FourCC, bool) {
 func loadRecording(path string, size image.Point) (*recording, error) {
 	st, err := os.Stat(path)
 	if err != nil {
+		// A link to nothing is named with where it leads ("no such file or
+		// directory" of a link that is there misleads), a link that leads
+		// round in a loop with its loop.
+		if bl := dataset.BrokenLink(path); bl != nil {
+			return nil, bl
+		}
 		return nil, err
 	}
 	if !st.IsDir() && !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is %s, not a recording", path, model.FileKind(st.Mode()))
 	}
+	rec := &recording{}
 	files := []string{path}
 	if st.IsDir() {
 		ents, err := os.ReadDir(path)
@@ -86,16 +99,25 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 		}
 		files = files[:0]
 		for _, e := range ents {
-			if _, ok := recordingExt(e.Name()); ok && e.Type().IsRegular() {
-				files = append(files, filepath.Join(path, e.Name()))
+			if _, ok := recordingExt(e.Name()); !ok {
+				continue
 			}
+			if !e.Type().IsRegular() {
+				// Not read (a pipe's open would wait for a writer), but
+				// said: a recording that silently lacks a file misleads.
+				rec.skipped = append(rec.skipped, fmt.Sprintf("%s (%s)", e.Name(), entryKind(e.Type())))
+				continue
+			}
+			files = append(files, filepath.Join(path, e.Name()))
 		}
 		slices.Sort(files)
 		if len(files) == 0 {
+			if len(rec.skipped) > 0 {
+				return nil, fmt.Errorf("%s: no recorded frames: only regular files are read (not read: %s)", path, strings.Join(rec.skipped, ", "))
+			}
 			return nil, fmt.Errorf("%s: no recorded frames (*.mjpeg, *.jpg, *.yuyv)", path)
 		}
 	}
-	rec := &recording{}
 	for _, name := range files {
 		format, ok := recordingExt(name)
 		if !ok {
@@ -114,6 +136,17 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 		}
 	}
 	return rec, nil
+}
+
+// entryKind words what a folder entry that is not a regular file is.
+func entryKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a folder"
+	}
+	return model.FileKind(m)
 }
 
 // readRecordingFile reads a file of a recording. The open does not wait

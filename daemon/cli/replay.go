@@ -164,6 +164,10 @@ func replayBench(ctx context.Context, env *Env, cfg *config.Config, o replayOpti
 	if err != nil {
 		return fmt.Errorf("--camera-replay: %w", err)
 	}
+	if len(rec.skipped) > 0 {
+		env.Log.Warn("--camera-replay: files of the recording folder skipped: only regular files are read",
+			"folder", o.path, "skipped", strings.Join(rec.skipped, ", "))
+	}
 	out := env.Stdout
 	load0 := loadAverage()
 	fmt.Fprintf(out, "recording          %s: %d %s frames %dx%d", o.path, len(rec.frames), rec.format, rec.width, rec.height)
