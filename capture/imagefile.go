@@ -154,7 +154,13 @@ func (d *imageDecoder) check(r io.ReadSeeker, name string, maxPixels int64) (sta
 	}
 	limit := pixelLimit(maxPixels)
 	br := d.reader(r)
-	if magic, _ := br.Peek(4); isTIFF(magic) {
+	magic, perr := br.Peek(4)
+	if len(magic) == 0 && perr == io.EOF {
+		// Said as it is: the decoders call nothing at all "unknown
+		// format", which sends one looking for a codec.
+		return start, cfg, "", fmt.Errorf("image %s: empty file (0 bytes)", name)
+	}
+	if isTIFF(magic) {
 		format = "tiff"
 		var ra *io.SectionReader
 		if ra, err = sectionOf(r, start); err == nil {

@@ -9,6 +9,7 @@
 package dataset
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"image"
@@ -16,6 +17,7 @@ import (
 	_ "image/gif"  // decoders for Load
 	_ "image/jpeg" // (the data set's images)
 	_ "image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -180,7 +182,13 @@ func Load(path string) (image.Image, error) {
 		return nil, err
 	}
 	defer f.Close()
-	img, _, err := image.Decode(f)
+	br := bufio.NewReader(f)
+	if b, err := br.Peek(1); len(b) == 0 && err == io.EOF {
+		// Said as it is: the decoders call nothing at all "unknown
+		// format", which sends one looking for a codec.
+		return nil, fmt.Errorf("decode %s: empty file (0 bytes)", path)
+	}
+	img, _, err := image.Decode(br)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
