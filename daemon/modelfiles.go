@@ -48,8 +48,16 @@ func installModelFile(src, dst string) error {
 // kept as the .prev a rollback would load, and failed on a folder only
 // after the new model was written beside it, in the copy's words
 // ("copy_file_range: is a directory"), leaving that file there. A link is
-// not followed, as the rename does not follow it.
+// not followed by the rename, which replaces it, but the model it leads to
+// is read to be kept as .prev: a link to a named pipe held the command in
+// the pipe's open (and the command queue behind it) until a writer came,
+// then kept an empty .prev, the previous model lost; a link to a folder
+// failed in the copy's words. So a link whose target is there and is not
+// a regular file is refused too (linkTargetError).
 func modelTargetError(cfg *config.Config) error {
+	if err := linkTargetError(cfg); err != nil {
+		return err
+	}
 	return targetError(cfg, cfg.ModelPath(), "move it aside (a threshold command then writes the model in force there), or push model.path naming a model file")
 }
 
@@ -83,6 +91,32 @@ func targetError(cfg *config.Config, path, mend string) error {
 		what, why = model.FileKind(st.Mode()), "writing the model there would put a regular file in its place"
 	}
 	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is %s, not a model file: %s; the model in force stays: %s", path, what, why, mend)}
+}
+
+// linkTargetError is modelTargetError's refusal of a link at cfg's model
+// path that leads to what is there and is not a regular file, or nil (no
+// link, a dangling one, one that leads to a regular file).
+func linkTargetError(cfg *config.Config) error {
+	path := cfg.ModelPath()
+	if st, err := os.Lstat(path); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		return nil
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().IsRegular() {
+		return nil // dangling: the model in force is kept from memory
+	}
+	to, err := os.Readlink(path)
+	if err != nil {
+		return nil
+	}
+	if !filepath.IsAbs(to) {
+		to = filepath.Join(filepath.Dir(path), to)
+	}
+	what := "a folder"
+	if !st.IsDir() {
+		what = model.FileKind(st.Mode())
+	}
+	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is a link to %s, %s, not a model file: the model it leads to is kept as %s before a new one is written, and %s cannot be; the model in force stays: move the link aside (a threshold command then writes the model in force there), or push model.path naming a model file", path, to, what, PreviousModelPath(path), to)}
 }
 
 // noPreviousModelError is a model rollback's refusal when there is no
@@ -148,12 +182,27 @@ func tempName(path, kind string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+kind+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 }
 
+// copyFile copies the regular file src to the new file dst. src is opened
+// without waiting (readNoWait) and refused unless it is a regular file: a
+// named pipe put there (or a link to one) held the open until a writer
+// came, and then the copy of what it wrote was kept as the previous model.
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, readNoWait, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		what := "a folder"
+		if !st.IsDir() {
+			what = model.FileKind(st.Mode())
+		}
+		return fmt.Errorf("%s is %s, not a model file", src, what)
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testfs"
 )
 
 // TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath: a threshold
@@ -21,7 +23,9 @@ import (
 // the whole new model file beside it. Each is now refused before anything
 // is written, naming model.path and what is there, saying the model in
 // force stays; it does, with its thresholds, and what is at model.path is
-// left as it was (real mosquitto, real files).
+// left as it was (real mosquitto, real files). So is a link at model.path
+// to a named pipe or a folder: the command held in the pipe's open, or
+// failed in the copy's words.
 func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 	op, r, d, det := startModelPushRig(t, "cell51")
 	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
@@ -48,6 +52,18 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 	good := filepath.Join(t.TempDir(), "good")
 	writePNGs(t, good, 24, 77, false)
 
+	// A link at model.path is not followed by the install's rename, but
+	// the model it leads to is read to be kept as .prev: a link to a
+	// named pipe held the command in the pipe's open (where a hard link
+	// of the link could not be made), a link to a folder failed in the
+	// copy's words ("copy_file_range: is a directory").
+	pipe := filepath.Join(r.dir, "thepipe")
+	testfs.Mkfifo(t, pipe)
+	folder := filepath.Join(r.dir, "afolder")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	i := 0 // each request its own id
 	for _, c := range []struct {
 		kind string
 		put  func() error
@@ -55,7 +71,10 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 	}{
 		{"a folder", func() error { return os.Mkdir(path, 0o755) }, os.ModeDir},
 		{"a named pipe", func() error { return syscall.Mkfifo(path, 0o600) }, os.ModeNamedPipe},
+		{"a link to " + pipe + ", a named pipe", func() error { return os.Symlink(pipe, path) }, os.ModeSymlink},
+		{"a link to " + folder + ", a folder", func() error { return os.Symlink("../afolder", path) }, os.ModeSymlink},
 	} {
+		i++
 		if err := os.RemoveAll(path); err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +88,7 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 			// again: TestRefitRefusesABadModelPathBeforeItsFit).
 			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "not started: "},
 		} {
-			req := fmt.Sprintf(`{"id":"%s-%s",%s}`, cmd.name, strings.Fields(c.kind)[1], cmd.args)
+			req := fmt.Sprintf(`{"id":"%s-%d",%s}`, cmd.name, i, cmd.args)
 			rep := op.reply("cell51", cmd.name, req, 3*time.Minute)
 			t.Logf("%s with %s at model.path: %v", cmd.name, c.kind, rep)
 			msg := fmt.Sprint(rep["error"])
@@ -93,4 +112,33 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 		}
 	}
 	r.moreInspections(2)
+}
+
+// TestKeepCopyOpensNothingButARegularFile: where a hard link of model.path
+// cannot be made (fs.protected_hardlinks for another user's file), the
+// previous model is copied; a link at model.path to a named pipe held the
+// copy in the pipe's open until a writer came (the threshold command and
+// the queue behind it with it), then kept what was written, an empty
+// file, as .prev. The copy now opens without waiting and refuses at once
+// what is not a regular file, leaving no file behind.
+func TestKeepCopyOpensNothingButARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "thepipe")
+	testfs.Mkfifo(t, pipe)
+	link := filepath.Join(dir, "model.safetensors")
+	if err := os.Symlink(pipe, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ src, want string }{
+		{link, link + " is a named pipe, not a model file"},
+		{dir, dir + " is a folder, not a model file"},
+	} {
+		dst := filepath.Join(dir, ".copy")
+		var err error
+		testfs.Within(t, 5*time.Second, "copy of "+c.src, func() { err = copyFile(c.src, dst) })
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("copy of %s: %v, want %q", c.src, err, c.want)
+		}
+		_ = os.Remove(dst)
+	}
 }
