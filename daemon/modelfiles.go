@@ -23,17 +23,33 @@ func PreviousModelPath(modelPath string) string { return modelPath + ".prev" }
 // installModelFile makes the complete file at src the model at dst and
 // keeps the file dst held as PreviousModelPath(dst). Each step is one
 // atomic rename, so a process killed at any point leaves a complete model
-// at dst: the old one or the new one, never a mix or nothing.
+// at dst: the old one or the new one, never a mix or nothing. The file to
+// be kept is made under a temporary name and renamed over .prev only once
+// the new model is in place: .prev was overwritten first, so that an
+// install that then failed (dst could not be replaced) lost the rollback
+// point, the model in force kept as .prev as well. A failed install leaves
+// dst and .prev as they were, and no temporary file.
 func installModelFile(src, dst string) error {
+	keep := ""
 	if _, err := os.Stat(dst); err == nil {
-		if err := keepCopy(dst, PreviousModelPath(dst)); err != nil {
+		keep = tempName(dst, "prev")
+		if err := keepCopy(dst, keep, PreviousModelPath(dst)); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("model %s: %w", dst, err)
 	}
 	if err := os.Rename(src, dst); err != nil {
+		if keep != "" {
+			_ = os.Remove(keep)
+		}
 		return fmt.Errorf("install model %s: %w", dst, err)
+	}
+	if keep != "" {
+		if err := os.Rename(keep, PreviousModelPath(dst)); err != nil {
+			_ = os.Remove(keep)
+			return fmt.Errorf("keep the replaced model as %s: %w", PreviousModelPath(dst), err)
+		}
 	}
 	return syncDir(filepath.Dir(dst))
 }
@@ -147,7 +163,7 @@ func swapWithPrevious(dst string) error {
 		return fmt.Errorf("no previous model to roll back to (%s): %w", prev, err)
 	}
 	hold := tempName(dst, "cur")
-	if err := keepCopy(dst, hold); err != nil {
+	if err := keepCopy(dst, hold, prev); err != nil {
 		return err
 	}
 	if err := os.Rename(prev, dst); err != nil {
@@ -160,20 +176,16 @@ func swapWithPrevious(dst string) error {
 	return syncDir(filepath.Dir(dst))
 }
 
-// keepCopy makes dst a durable copy of src: a hard link where the file
-// system has them (no bytes copied), else a copy that is fsynced, then
-// renamed into place.
-func keepCopy(src, dst string) error {
-	tmp := tempName(dst, "tmp")
+// keepCopy makes tmp, a new file, a durable copy of src, to be kept as
+// the file as (which the errors name): a hard link where the file system
+// has them (no bytes copied), else a copy that is fsynced. On error no
+// file is left at tmp.
+func keepCopy(src, tmp, as string) error {
 	if err := os.Link(src, tmp); err != nil {
 		if err := copyFile(src, tmp); err != nil {
 			_ = os.Remove(tmp)
-			return fmt.Errorf("keep %s as %s: %w", src, dst, err)
+			return fmt.Errorf("keep %s as %s: %w", src, as, err)
 		}
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("keep %s as %s: %w", src, dst, err)
 	}
 	return nil
 }
