@@ -54,7 +54,11 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 	if err != nil {
 		return model.Info{}, err
 	}
-	if err := installModelFile(path, cfg.ModelPath()); err != nil {
+	inForce, err := saveInForce(cfg.ModelPath(), d.saveInForce)
+	if err == nil {
+		err = installModelFile(path, cfg.ModelPath(), inForce)
+	}
+	if err != nil {
 		det.Close()
 		return model.Info{}, err
 	}
@@ -66,6 +70,14 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 // or its .prev (installTargetError), or nil: a refit asks when it is
 // accepted.
 func (d *Daemon) CheckModelTarget() error { return installTargetError(d.Config()) }
+
+// saveInForce saves the detector in force to path (saveInForce's save).
+// Called with d.mu held.
+func (d *Daemon) saveInForce(path string) error {
+	var err error
+	d.pipe.Load().det.Use(func(det *model.Detector) { err = det.Save(path) })
+	return err
+}
 
 // RollbackModel makes the previous model file the model in force, and the
 // current one the previous (a second rollback goes forward again).
@@ -94,7 +106,11 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	if err != nil {
 		return model.Info{}, fmt.Errorf("previous model: %w", err)
 	}
-	if err := swapWithPrevious(cfg.ModelPath()); err != nil {
+	inForce, err := saveInForce(cfg.ModelPath(), d.saveInForce)
+	if err == nil {
+		err = swapWithPrevious(cfg.ModelPath(), inForce)
+	}
+	if err != nil {
 		det.Close()
 		return model.Info{}, err
 	}
@@ -121,9 +137,16 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	if err := installTargetError(d.cfg); err != nil {
 		return model.Info{}, err
 	}
+	// The model in force is kept as .prev: from memory where model.path
+	// holds no file, before its thresholds change.
+	dst := d.cfg.ModelPath()
+	inForce, err := saveInForce(dst, d.saveInForce)
+	if err != nil {
+		return model.Info{}, err
+	}
 	var info model.Info
 	var oldImage, oldPixel float64
-	err := p.det.modify(func(det *model.Detector) error {
+	err = p.det.modify(func(det *model.Detector) error {
 		info = det.Info()
 		oldImage, oldPixel = info.ImageThreshold, info.PixelThreshold
 		if err := det.SetThresholds(image, pixel); err != nil {
@@ -133,17 +156,19 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 		return nil
 	})
 	if err != nil {
+		removeTemp(inForce)
 		return model.Info{}, err
 	}
 	undo := func() {
 		_ = p.det.modify(func(det *model.Detector) error { return det.SetThresholds(oldImage, oldPixel) })
 	}
-	dst := d.cfg.ModelPath()
 	tmp := tempName(dst, "new")
 	var saveErr error
 	p.det.Use(func(det *model.Detector) { saveErr = det.Save(tmp) })
 	if saveErr == nil {
-		saveErr = installModelFile(tmp, dst)
+		saveErr = installModelFile(tmp, dst, inForce)
+	} else {
+		removeTemp(inForce)
 	}
 	if saveErr != nil {
 		_ = os.Remove(tmp) // a whole model file, which nothing else removes

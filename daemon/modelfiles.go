@@ -21,7 +21,8 @@ import (
 func PreviousModelPath(modelPath string) string { return modelPath + ".prev" }
 
 // installModelFile makes the complete file at src the model at dst and
-// keeps the file dst held as PreviousModelPath(dst). Each step is one
+// keeps the model it replaces as PreviousModelPath(dst) (keptModel: the
+// file dst held, or inForce where dst holds none). Each step is one
 // atomic rename, so a process killed at any point leaves a complete model
 // at dst: the old one or the new one, never a mix or nothing. The file to
 // be kept is made under a temporary name and renamed over .prev only once
@@ -29,29 +30,70 @@ func PreviousModelPath(modelPath string) string { return modelPath + ".prev" }
 // install that then failed (dst could not be replaced) lost the rollback
 // point, the model in force kept as .prev as well. A failed install leaves
 // dst and .prev as they were, and no temporary file.
-func installModelFile(src, dst string) error {
-	keep := ""
-	if _, err := os.Stat(dst); err == nil {
-		keep = tempName(dst, "prev")
-		if err := keepCopy(dst, keep, PreviousModelPath(dst)); err != nil {
-			return err
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("model %s: %w", dst, err)
+func installModelFile(src, dst, inForce string) error {
+	keep, err := keptModel(dst, "prev", inForce)
+	if err != nil {
+		return err
 	}
 	if err := os.Rename(src, dst); err != nil {
-		if keep != "" {
-			_ = os.Remove(keep)
-		}
+		removeTemp(keep)
 		return fmt.Errorf("install model %s: %w", dst, err)
 	}
 	if keep != "" {
 		if err := os.Rename(keep, PreviousModelPath(dst)); err != nil {
-			_ = os.Remove(keep)
+			removeTemp(keep)
 			return fmt.Errorf("keep the replaced model as %s: %w", PreviousModelPath(dst), err)
 		}
 	}
 	return syncDir(filepath.Dir(dst))
+}
+
+// saveInForce saves the model in force (save writes it to the path it is
+// given) to a temporary file beside dst, and returns its path, where dst
+// holds no file (moved aside, as a refusal of what was there advises, or
+// a dangling link); "" where it does (keptModel copies that file). Where
+// dst held no file, the install kept nothing and .prev stayed an older
+// file, so that a rollback brought back that one, not the model the
+// command replaced.
+func saveInForce(dst string, save func(path string) error) (string, error) {
+	if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	tmp := tempName(dst, "prev")
+	if err := save(tmp); err != nil {
+		removeTemp(tmp)
+		return "", fmt.Errorf("keep the model in force as %s: %w", PreviousModelPath(dst), err)
+	}
+	return tmp, nil
+}
+
+// keptModel is a new file beside dst (named after kind) that holds the
+// model a new one at dst replaces, to be renamed over .prev: a copy (a
+// hard link) of the file at dst, or, where dst holds no file, inForce (a
+// file saveInForce wrote; "" where there was no model to keep). inForce is
+// removed when it is not returned. "" on error, no file left.
+func keptModel(dst, kind, inForce string) (string, error) {
+	_, err := os.Stat(dst)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return inForce, nil
+	case err != nil:
+		removeTemp(inForce)
+		return "", fmt.Errorf("model %s: %w", dst, err)
+	}
+	removeTemp(inForce) // dst is there again: its file is what is replaced
+	keep := tempName(dst, kind)
+	if err := keepCopy(dst, keep, PreviousModelPath(dst)); err != nil {
+		return "", err
+	}
+	return keep, nil
+}
+
+// removeTemp removes the temporary file tmp ("" is none).
+func removeTemp(tmp string) {
+	if tmp != "" {
+		_ = os.Remove(tmp)
+	}
 }
 
 // modelTargetError says why a threshold command, a refit's install or a
@@ -156,22 +198,27 @@ func noPreviousModelError(prev string) error {
 
 // swapWithPrevious makes PreviousModelPath(dst) the model at dst and the
 // model at dst the previous one (a rollback; a second one goes forward
-// again), again one atomic rename at a time.
-func swapWithPrevious(dst string) error {
+// again), again one atomic rename at a time. Where dst holds no file, the
+// model in force, saved to inForce (saveInForce), becomes the previous
+// one.
+func swapWithPrevious(dst, inForce string) error {
 	prev := PreviousModelPath(dst)
 	if _, err := os.Stat(prev); err != nil {
+		removeTemp(inForce)
 		return fmt.Errorf("no previous model to roll back to (%s): %w", prev, err)
 	}
-	hold := tempName(dst, "cur")
-	if err := keepCopy(dst, hold, prev); err != nil {
+	hold, err := keptModel(dst, "cur", inForce)
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(prev, dst); err != nil {
-		_ = os.Remove(hold)
+		removeTemp(hold)
 		return fmt.Errorf("roll back model %s: %w", dst, err)
 	}
-	if err := os.Rename(hold, prev); err != nil {
-		return fmt.Errorf("keep the replaced model as %s: %w", prev, err)
+	if hold != "" {
+		if err := os.Rename(hold, prev); err != nil {
+			return fmt.Errorf("keep the replaced model as %s: %w", prev, err)
+		}
 	}
 	return syncDir(filepath.Dir(dst))
 }
