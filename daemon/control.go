@@ -59,6 +59,7 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 		err = installModelFile(path, cfg.ModelPath(), inForce)
 	}
 	if err != nil {
+		err = modelFilesError(cfg, err)
 		det.Close()
 		return model.Info{}, err
 	}
@@ -111,6 +112,7 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 		err = swapWithPrevious(cfg.ModelPath(), inForce)
 	}
 	if err != nil {
+		err = modelFilesError(cfg, err)
 		det.Close()
 		return model.Info{}, err
 	}
@@ -142,7 +144,7 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	dst := d.cfg.ModelPath()
 	inForce, err := saveInForce(dst, d.saveInForce)
 	if err != nil {
-		return model.Info{}, err
+		return model.Info{}, modelFilesError(d.cfg, err)
 	}
 	var info model.Info
 	var oldImage, oldPixel float64
@@ -173,7 +175,7 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	if saveErr != nil {
 		_ = os.Remove(tmp) // a whole model file, which nothing else removes
 		undo()
-		return model.Info{}, saveErr
+		return model.Info{}, modelFilesError(d.cfg, saveErr)
 	}
 	d.publishInfo()
 	d.log.Info("thresholds set", "image", image, "pixel", pixel, "model", info.ID)

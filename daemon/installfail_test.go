@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,6 +85,67 @@ func TestFailedInstallKeepsThePreviousModel(t *testing.T) {
 		}
 		if left, _ := filepath.Glob(filepath.Join(dir, ".model.safetensors*")); len(left) > 0 {
 			t.Errorf("%s left %v", cmd.name, left)
+		}
+	}
+	r.moreInspections(2)
+}
+
+// TestModelCommandsSayTheModelFolderCannotBeWritten: with model.path's
+// folder one that takes no new file (read-only, or not writable for the
+// user inspectd runs as; here immutable, which refuses root too), a
+// threshold command, a refit and a model rollback answered the OS's words
+// naming temporary files ("save model …/.model.safetensors.new-…: open
+// …/..model.safetensors.new-…tmp-…: permission denied"). Each now says,
+// under model.path, that the folder cannot be written and why, and that
+// the model in force stays; it does, and model.path and .prev are left as
+// they were (real mosquitto, real files).
+func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
+	op, r, d, _ := startModelPushRig(t, "cell63")
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(r.dir, "line")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "line.safetensors")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(PreviousModelPath(path), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep := op.reply("cell63", "config", `{"id":"path","config":{"model":{"path":"`+path+`"}}}`, 120*time.Second); rep["ok"] != true {
+		t.Fatalf("push of model.path %s: %v", path, rep)
+	}
+	immutable(t, dir)
+	id, th := d.ModelInfo().ID, d.ModelInfo().ImageThreshold
+	good := filepath.Join(t.TempDir(), "good")
+	writePNGs(t, good, 24, 77, false)
+	for _, cmd := range []struct{ name, args, lead string }{
+		{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
+		{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
+		{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: "},
+	} {
+		rep := op.reply("cell63", cmd.name, `{"id":"`+cmd.name+`",`+cmd.args+`}`, 3*time.Minute)
+		t.Logf("%s with the model folder immutable: %v", cmd.name, rep)
+		msg := fmt.Sprint(rep["error"])
+		for _, want := range []string{cmd.lead + "model.path: folder " + dir + " cannot be written (operation not permitted)", path, "the model in force stays"} {
+			if rep["ok"] != false || !strings.Contains(msg, want) {
+				t.Errorf("%s with the model folder immutable: %v, want a refusal saying %q", cmd.name, rep, want)
+			}
+		}
+		if strings.Contains(msg, "tmp-") || strings.Contains(msg, ".new-") {
+			t.Errorf("%s: %q names a temporary file", cmd.name, msg)
+		}
+		if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
+			t.Errorf("%s: model %s threshold %g in force, want %s at %g", cmd.name, info.ID, info.ImageThreshold, id, th)
+		}
+		for _, p := range []string{path, PreviousModelPath(path)} {
+			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s: %s changed (%v)", cmd.name, p, err)
+			}
 		}
 	}
 	r.moreInspections(2)

@@ -89,6 +89,49 @@ func keptModel(dst, kind, inForce string) (string, error) {
 	return keep, nil
 }
 
+// modelFilesError words err, a threshold command's, a refit's install's
+// or a model rollback's failure to write cfg's model folder or to read its
+// model file for want of permission (or a read-only file system), as a
+// *FieldError naming the key that sets the path (modelKey), the folder or
+// the file, why, and that the model in force stays; other errors come back
+// as they are. They answered the OS's words, naming a temporary file
+// ("save model …/.model.safetensors.new-…: open …/..model.safetensors.new-
+// …tmp-…: permission denied", "keep … as ….prev: open …: permission
+// denied").
+func modelFilesError(cfg *config.Config, err error) error {
+	if err == nil || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+		return err
+	}
+	path := cfg.ModelPath()
+	dir := filepath.Dir(path)
+	why := err.Error()
+	if errno := syscall.Errno(0); errors.As(err, &errno) {
+		why = errno.Error() // the paths, temporary files among them, are said below
+	}
+	var msg string
+	var ur *unreadableError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &ur):
+		msg = fmt.Sprintf("%s cannot be read (%s), so the model it holds cannot be kept as %s for a rollback; the model in force stays: make the file readable for the user inspectd runs as, or move it aside (the model in force is then kept from memory)", path, why, PreviousModelPath(path))
+	case errors.As(err, &le) && le.Op == "rename" && le.New == path:
+		msg = fmt.Sprintf("%s cannot be replaced (%s); the model in force stays, and so does %s: make the file and folder %s writable for the user inspectd runs as, or push model.path naming a file in a folder it can write", path, why, PreviousModelPath(path), dir)
+	default:
+		mend := "make the folder writable for the user inspectd runs as, or "
+		if errors.Is(err, syscall.EROFS) {
+			mend = "" // no chown or chmod mends a read-only file system
+		}
+		msg = fmt.Sprintf("folder %s cannot be written (%s), where the model file %s and the previous model %s are written; the model in force stays: %spush model.path naming a file in a folder it can write", dir, why, path, PreviousModelPath(path), mend)
+	}
+	return &FieldError{Field: modelKey(cfg), Err: errors.New(msg)}
+}
+
+// unreadableError is copyFile's failure to open the file it copies.
+type unreadableError struct{ err error }
+
+func (e *unreadableError) Error() string { return e.err.Error() }
+func (e *unreadableError) Unwrap() error { return e.err }
+
 // removeTemp removes the temporary file tmp ("" is none).
 func removeTemp(tmp string) {
 	if tmp != "" {
@@ -248,7 +291,7 @@ func tempName(path, kind string) string {
 func copyFile(src, dst string) error {
 	in, err := os.OpenFile(src, readNoWait, 0)
 	if err != nil {
-		return err
+		return &unreadableError{err}
 	}
 	defer in.Close()
 	st, err := in.Stat()
