@@ -164,10 +164,10 @@ func modelTargetError(cfg *config.Config) error {
 
 // installTargetError is modelTargetError, and its check of the model
 // path's .prev (PreviousModelPath), for a threshold command and a refit's
-// install (installModelFile): the model in force is renamed over .prev
-// (keepCopy), which failed on a folder in the rename's words after the
-// new model was written, and put a regular file in place of a named pipe
-// or a device, which are not inspectd's. A rollback loads .prev, and
+// install (installModelFile): the model it replaces is renamed over
+// .prev, which failed on a folder in the rename's words after the new
+// model was written, and put a regular file in place of a named pipe or a
+// device, which are not inspectd's. A rollback loads .prev, and
 // refuses what is not a model file there as it loads it.
 func installTargetError(cfg *config.Config) error {
 	if err := modelTargetError(cfg); err != nil {
