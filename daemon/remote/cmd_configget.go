@@ -17,6 +17,8 @@ import (
 //	         or {..., "yaml": "device_id: box1\n..."}
 type cmdConfigGet struct{}
 
+func (cmdConfigGet) readOnly() {}
+
 func (cmdConfigGet) Name() string { return "config-get" }
 
 // configGetArgs is the request cmdConfigGet takes.

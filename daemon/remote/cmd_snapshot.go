@@ -15,6 +15,8 @@ const snapshotTimeout = 10 * time.Second
 //	reply:   {"id": "p1", "ok": true, "bytes": 48213, "captured": "2026-...Z"}
 type cmdSnapshot struct{}
 
+func (cmdSnapshot) readOnly() {}
+
 func (cmdSnapshot) Name() string { return "snapshot" }
 
 // snapshotArgs is the request cmdSnapshot takes.

@@ -20,6 +20,8 @@ import (
 //	          "config_pending": {"id": "c9", "revert_at": "..."} while a push waits for config-confirm}
 type cmdStatus struct{}
 
+func (cmdStatus) readOnly() {}
+
 func (cmdStatus) Name() string { return "status" }
 
 // statusArgs is the request cmdStatus takes.

@@ -32,6 +32,13 @@ type replayChecker interface {
 	checkReplay(env *Env, stored Reply) error
 }
 
+// readOnly marks a Command that changes nothing on the box (it reads or
+// publishes what is there). Such a command is answered even when its
+// request cannot be recorded in state_dir: the record only stops a
+// redelivered copy from running twice, and a copy of a read-only request
+// run again does no harm.
+type readOnly interface{ readOnly() }
+
 // Plan is a prepared command.
 type Plan struct {
 	// Background runs Run on a goroutine of its own, as the one background

@@ -108,9 +108,13 @@ type Dispatcher struct {
 	// failed (Env.emit), so that an outage is logged once.
 	eventFailing map[eventSink]bool
 	interrupted  []*entry
-	keysOf       *config.Config // the configuration keys were parsed from
-	keys         map[string]ed25519.PublicKey
-	keysErr      error
+	// unrecorded is why requests cannot be recorded in state_dir now, nil
+	// while they can (StateError): set and logged at the first failure,
+	// cleared and logged at the next request recorded.
+	unrecorded *unrecordable
+	keysOf     *config.Config // the configuration keys were parsed from
+	keys       map[string]ed25519.PublicKey
+	keysErr    error
 }
 
 type item struct {
@@ -569,9 +573,24 @@ func (d *Dispatcher) handle(it item) {
 	}
 	e := &entry{Name: req.Name, ID: id, Origin: req.Origin, At: start}
 	if err := d.store.record(nonceKey, nonce, nonceExp, e, start, window); err != nil {
-		d.refuse(it, id, errorf(CodeFailed, "", "not executed: the request could not be recorded, so a repeat could run it twice: %v", err))
+		u := d.unrecordable(err)
+		if u == nil {
+			d.refuse(it, id, errorf(CodeFailed, "", "not executed: the request could not be recorded, so a repeat could run it twice: %v", err))
+			return
+		}
+		if _, ok := cmd.(readOnly); ok && !plan.Background {
+			// Answered all the same, unrecorded: a redelivered copy runs
+			// again, which changes nothing. The failure was logged once
+			// (unrecordable); the box is not uncontrollable for it.
+			data, err := plan.Run(d.ctx)
+			it.done(d.answer(env, data, err, start, false))
+			return
+		}
+		d.refuse(it, id, errorf(CodeFailed, "", "not executed: the request could not be recorded in state_dir %s (%s): "+
+			"a command that changes the box is run only once it is recorded, so that a redelivered copy is not run twice; %s", u.dir, u.why, u.advice()))
 		return
 	}
+	d.recorded()
 	it.release() // recorded: a crash from here on answers it "interrupted"
 	if plan.Background {
 		d.startJob(env, plan, it.done, start)
@@ -592,6 +611,12 @@ func (d *Dispatcher) markSent(name, id string) {
 
 // finish builds, stores and logs a command's reply.
 func (d *Dispatcher) finish(env *Env, data map[string]any, err error, start time.Time) Reply {
+	return d.answer(env, data, err, start, true)
+}
+
+// answer builds and logs a command's reply, and with store stores it (a
+// read-only command run unrecorded has nothing stored to finish).
+func (d *Dispatcher) answer(env *Env, data map[string]any, err error, start time.Time, store bool) Reply {
 	var r Reply
 	if err != nil {
 		r = errorReply(env.ID, err, data)
@@ -602,8 +627,10 @@ func (d *Dispatcher) finish(env *Env, data map[string]any, err error, start time
 		}
 	}
 	now := d.now()
-	if serr := d.store.finish(env.Name, env.ID, r, now, d.ctl.Config().Remote.DedupWindow.Std()); serr != nil {
-		env.Log.Error("remote: reply not recorded; a repeat of this request after a restart would be answered as interrupted", "error", serr)
+	if store {
+		if serr := d.store.finish(env.Name, env.ID, r, now, d.ctl.Config().Remote.DedupWindow.Std()); serr != nil {
+			env.Log.Error("remote: reply not recorded; a repeat of this request after a restart would be answered as interrupted", "error", serr)
+		}
 	}
 	took := now.Sub(start).Round(time.Millisecond)
 	if err != nil {
