@@ -59,6 +59,7 @@ type Daemon struct {
 
 	cfgPtr   atomic.Pointer[config.Config] // d.cfg, readable without d.mu (remote commands)
 	disp     *remote.Dispatcher
+	dispPtr  atomic.Pointer[remote.Dispatcher] // d.disp, for /healthz, which is served before it is made
 	front    *remote.MQTT
 	lock     atomic.Pointer[statelock.Lock] // the state folder's, held while the daemon runs; read without d.mu (a push's check)
 	restart  func()                         // ends Run with ErrRestartRequested
@@ -230,6 +231,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 		det.Close()
 		return d, err
 	}
+	d.dispPtr.Store(d.disp)
 	pub, node, noJSON, err := d.connect(cfg, d.deviceID, d.clientID, nil)
 	if err != nil {
 		det.Close()
@@ -617,8 +619,18 @@ func (d *Daemon) cameraHealth() (bool, string) {
 
 // mqttHealth is the connections' health, and bad while results or alarms
 // are refused by the publisher (an encoding failure, a full outbox).
+//
+// A state_dir that does not take the remote request table is reported
+// here too, as an outbox that cannot write is: both are the state folder
+// failing the messages that go through MQTT, and a box that refuses every
+// command that changes it is not healthy.
 func (d *Daemon) mqttHealth() (bool, string) {
 	ok, detail := d.sink.Health()
+	if disp := d.dispPtr.Load(); disp != nil {
+		if why := disp.StateError(); why != "" {
+			ok, detail = false, "remote request table: "+why+"; "+detail
+		}
+	}
 	if p := d.pipe.Load(); p != nil {
 		if pok, why := p.PublishHealth(); !pok {
 			return false, why + "; " + detail
@@ -1215,6 +1227,9 @@ func (d *Daemon) updateStatus() {
 		why = append(why, "storage: alarms and results not durable")
 	} else if st.ClientIDClash != "" {
 		why = append(why, "mqtt: another client uses client id "+d.clientIDNow())
+	}
+	if disp := d.dispPtr.Load(); disp != nil && disp.StateError() != "" {
+		why = append(why, "storage: remote commands not recorded")
 	}
 	status := mqttpub.StatusOnline
 	if len(why) > 0 {
