@@ -139,8 +139,8 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	if err := installTargetError(d.cfg); err != nil {
 		return model.Info{}, err
 	}
-	// The model in force is kept as .prev: from memory where model.path
-	// holds no file, before its thresholds change.
+	// The model in force is kept as .prev, saved from memory before its
+	// thresholds change.
 	dst := d.cfg.ModelPath()
 	inForce, err := saveInForce(dst, d.saveInForce)
 	if err != nil {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,44 +20,37 @@ import (
 func PreviousModelPath(modelPath string) string { return modelPath + ".prev" }
 
 // installModelFile makes the complete file at src the model at dst and
-// keeps the model it replaces as PreviousModelPath(dst) (keptModel: the
-// file dst held, or inForce where dst holds none). Each step is one
-// atomic rename, so a process killed at any point leaves a complete model
-// at dst: the old one or the new one, never a mix or nothing. The file to
-// be kept is made under a temporary name and renamed over .prev only once
-// the new model is in place: .prev was overwritten first, so that an
-// install that then failed (dst could not be replaced) lost the rollback
-// point, the model in force kept as .prev as well. A failed install leaves
-// dst and .prev as they were, and no temporary file.
+// keeps the model in force as PreviousModelPath(dst): inForce, the file
+// saveInForce wrote. Each step is one atomic rename, so a process killed
+// at any point leaves a complete model at dst: the old one or the new one,
+// never a mix or nothing. inForce is renamed over .prev only once the new
+// model is in place: .prev was overwritten first, so that an install that
+// then failed (dst could not be replaced) lost the rollback point, the
+// model in force kept as .prev as well. A failed install leaves dst and
+// .prev as they were, and no temporary file.
 func installModelFile(src, dst, inForce string) error {
-	keep, err := keptModel(dst, "prev", inForce)
-	if err != nil {
-		return err
-	}
 	if err := os.Rename(src, dst); err != nil {
-		removeTemp(keep)
+		removeTemp(inForce)
 		return fmt.Errorf("install model %s: %w", dst, err)
 	}
-	if keep != "" {
-		if err := os.Rename(keep, PreviousModelPath(dst)); err != nil {
-			removeTemp(keep)
-			return fmt.Errorf("keep the replaced model as %s: %w", PreviousModelPath(dst), err)
-		}
+	if err := os.Rename(inForce, PreviousModelPath(dst)); err != nil {
+		removeTemp(inForce)
+		return fmt.Errorf("keep the replaced model as %s: %w", PreviousModelPath(dst), err)
 	}
 	return syncDir(filepath.Dir(dst))
 }
 
 // saveInForce saves the model in force (save writes it to the path it is
-// given) to a temporary file beside dst, and returns its path, where dst
-// holds no file (moved aside, as a refusal of what was there advises, or
-// a dangling link); "" where it does (keptModel copies that file). Where
-// dst held no file, the install kept nothing and .prev stayed an older
-// file, so that a rollback brought back that one, not the model the
-// command replaced.
+// given) to a temporary file beside dst, and returns its path: the file to
+// be kept as .prev, so that a rollback brings back the model the command
+// replaced. It is saved from memory, not a copy or a hard link of what is
+// at dst, which need not be that model: a link at dst to its own .prev
+// was hard-linked, so that .prev became a link to itself and the previous
+// model was lost; a link to another model file kept that one, which the
+// next rollback loaded; a hard link of .prev at dst left the kept file
+// behind (a rename of one link of a file over another does nothing); a
+// file moved aside or a dangling link kept nothing, .prev an older file.
 func saveInForce(dst string, save func(path string) error) (string, error) {
-	if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
 	tmp := tempName(dst, "prev")
 	if err := save(tmp); err != nil {
 		removeTemp(tmp)
@@ -67,37 +59,14 @@ func saveInForce(dst string, save func(path string) error) (string, error) {
 	return tmp, nil
 }
 
-// keptModel is a new file beside dst (named after kind) that holds the
-// model a new one at dst replaces, to be renamed over .prev: a copy (a
-// hard link) of the file at dst, or, where dst holds no file, inForce (a
-// file saveInForce wrote; "" where there was no model to keep). inForce is
-// removed when it is not returned. "" on error, no file left.
-func keptModel(dst, kind, inForce string) (string, error) {
-	_, err := os.Stat(dst)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return inForce, nil
-	case err != nil:
-		removeTemp(inForce)
-		return "", fmt.Errorf("model %s: %w", dst, err)
-	}
-	removeTemp(inForce) // dst is there again: its file is what is replaced
-	keep := tempName(dst, kind)
-	if err := keepCopy(dst, keep, PreviousModelPath(dst)); err != nil {
-		return "", err
-	}
-	return keep, nil
-}
-
 // modelFilesError words err, a threshold command's, a refit's install's
-// or a model rollback's failure to write cfg's model folder or to read its
-// model file for want of permission (or a read-only file system), as a
-// *FieldError naming the key that sets the path (modelKey), the folder or
-// the file, why, and that the model in force stays; other errors come back
-// as they are. They answered the OS's words, naming a temporary file
-// ("save model …/.model.safetensors.new-…: open …/..model.safetensors.new-
-// …tmp-…: permission denied", "keep … as ….prev: open …: permission
-// denied").
+// or a model rollback's failure to write cfg's model folder for want of
+// permission (or a read-only file system), as a *FieldError naming the
+// key that sets the path (modelKey), the folder or the file, why, and that
+// the model in force stays; other errors come back as they are. They
+// answered the OS's words, naming a temporary file ("save model
+// …/.model.safetensors.new-…: open …/..model.safetensors.new-…tmp-…:
+// permission denied").
 func modelFilesError(cfg *config.Config, err error) error {
 	if err == nil || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
 		return err
@@ -109,11 +78,8 @@ func modelFilesError(cfg *config.Config, err error) error {
 		why = errno.Error() // the paths, temporary files among them, are said below
 	}
 	var msg string
-	var ur *unreadableError
 	var le *os.LinkError
 	switch {
-	case errors.As(err, &ur):
-		msg = fmt.Sprintf("%s cannot be read (%s), so the model it holds cannot be kept as %s for a rollback; the model in force stays: make the file readable for the user inspectd runs as, or move it aside (the model in force is then kept from memory)", path, why, PreviousModelPath(path))
 	case errors.As(err, &le) && le.Op == "rename" && le.New == path:
 		msg = fmt.Sprintf("%s cannot be replaced (%s); the model in force stays, and so does %s: make the file and folder %s writable for the user inspectd runs as, or push model.path naming a file in a folder it can write", path, why, PreviousModelPath(path), dir)
 	default:
@@ -125,12 +91,6 @@ func modelFilesError(cfg *config.Config, err error) error {
 	}
 	return &FieldError{Field: modelKey(cfg), Err: errors.New(msg)}
 }
-
-// unreadableError is copyFile's failure to open the file it copies.
-type unreadableError struct{ err error }
-
-func (e *unreadableError) Error() string { return e.err.Error() }
-func (e *unreadableError) Unwrap() error { return e.err }
 
 // removeTemp removes the temporary file tmp ("" is none).
 func removeTemp(tmp string) {
@@ -149,12 +109,13 @@ func removeTemp(tmp string) {
 // kept as the .prev a rollback would load, and failed on a folder only
 // after the new model was written beside it, in the copy's words
 // ("copy_file_range: is a directory"), leaving that file there. A link is
-// not followed by the rename, which replaces it, but the model it leads to
-// is read to be kept as .prev: a link to a named pipe held the command in
-// the pipe's open (and the command queue behind it) until a writer came,
-// then kept an empty .prev, the previous model lost; a link to a folder
-// failed in the copy's words. So a link whose target is there and is not
-// a regular file is refused too (linkTargetError).
+// not followed by the rename, which replaces it; the model it led to was
+// read to be kept as .prev: a link to a named pipe held the command in the
+// pipe's open (and the command queue behind it) until a writer came, then
+// kept an empty .prev, the previous model lost; a link to a folder failed
+// in the copy's words. The model in force is kept now (saveInForce), yet a
+// link whose target is there and is not a regular file is still refused
+// (linkTargetError): it is no model file, as 'inspectd fit --out' says.
 func modelTargetError(cfg *config.Config) error {
 	if err := linkTargetError(cfg); err != nil {
 		return err
@@ -217,7 +178,7 @@ func linkTargetError(cfg *config.Config) error {
 	if !st.IsDir() {
 		what = model.FileKind(st.Mode())
 	}
-	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is a link to %s, %s, not a model file: the model it leads to is kept as %s before a new one is written, and %s cannot be; the model in force stays: move the link aside (a threshold command then writes the model in force there), or push model.path naming a model file", path, to, what, PreviousModelPath(path), to)}
+	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is a link to %s, %s, not a model file; the model in force stays: move the link aside (a threshold command then writes the model in force there), or push model.path naming a model file", path, to, what)}
 }
 
 // noPreviousModelError is a model rollback's refusal when there is no
@@ -240,84 +201,28 @@ func noPreviousModelError(prev string) error {
 }
 
 // swapWithPrevious makes PreviousModelPath(dst) the model at dst and the
-// model at dst the previous one (a rollback; a second one goes forward
-// again), again one atomic rename at a time. Where dst holds no file, the
-// model in force, saved to inForce (saveInForce), becomes the previous
-// one.
+// model in force, saved to inForce (saveInForce), the previous one (a
+// rollback; a second one goes forward again), again one atomic rename at
+// a time.
 func swapWithPrevious(dst, inForce string) error {
 	prev := PreviousModelPath(dst)
 	if _, err := os.Stat(prev); err != nil {
 		removeTemp(inForce)
 		return fmt.Errorf("no previous model to roll back to (%s): %w", prev, err)
 	}
-	hold, err := keptModel(dst, "cur", inForce)
-	if err != nil {
-		return err
-	}
 	if err := os.Rename(prev, dst); err != nil {
-		removeTemp(hold)
+		removeTemp(inForce)
 		return fmt.Errorf("roll back model %s: %w", dst, err)
 	}
-	if hold != "" {
-		if err := os.Rename(hold, prev); err != nil {
-			return fmt.Errorf("keep the replaced model as %s: %w", prev, err)
-		}
+	if err := os.Rename(inForce, prev); err != nil {
+		removeTemp(inForce)
+		return fmt.Errorf("keep the replaced model as %s: %w", prev, err)
 	}
 	return syncDir(filepath.Dir(dst))
 }
 
-// keepCopy makes tmp, a new file, a durable copy of src, to be kept as
-// the file as (which the errors name): a hard link where the file system
-// has them (no bytes copied), else a copy that is fsynced. On error no
-// file is left at tmp.
-func keepCopy(src, tmp, as string) error {
-	if err := os.Link(src, tmp); err != nil {
-		if err := copyFile(src, tmp); err != nil {
-			_ = os.Remove(tmp)
-			return fmt.Errorf("keep %s as %s: %w", src, as, err)
-		}
-	}
-	return nil
-}
-
 func tempName(path, kind string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+kind+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
-}
-
-// copyFile copies the regular file src to the new file dst. src is opened
-// without waiting (readNoWait) and refused unless it is a regular file: a
-// named pipe put there (or a link to one) held the open until a writer
-// came, and then the copy of what it wrote was kept as the previous model.
-func copyFile(src, dst string) error {
-	in, err := os.OpenFile(src, readNoWait, 0)
-	if err != nil {
-		return &unreadableError{err}
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		what := "a folder"
-		if !st.IsDir() {
-			what = model.FileKind(st.Mode())
-		}
-		return fmt.Errorf("%s is %s, not a model file", src, what)
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func syncDir(dir string) error {

@@ -113,32 +113,3 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 	}
 	r.moreInspections(2)
 }
-
-// TestKeepCopyOpensNothingButARegularFile: where a hard link of model.path
-// cannot be made (fs.protected_hardlinks for another user's file), the
-// previous model is copied; a link at model.path to a named pipe held the
-// copy in the pipe's open until a writer came (the threshold command and
-// the queue behind it with it), then kept what was written, an empty
-// file, as .prev. The copy now opens without waiting and refuses at once
-// what is not a regular file, leaving no file behind.
-func TestKeepCopyOpensNothingButARegularFile(t *testing.T) {
-	dir := t.TempDir()
-	pipe := filepath.Join(dir, "thepipe")
-	testfs.Mkfifo(t, pipe)
-	link := filepath.Join(dir, "model.safetensors")
-	if err := os.Symlink(pipe, link); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ src, want string }{
-		{link, link + " is a named pipe, not a model file"},
-		{dir, dir + " is a folder, not a model file"},
-	} {
-		dst := filepath.Join(dir, ".copy")
-		var err error
-		testfs.Within(t, 5*time.Second, "copy of "+c.src, func() { err = copyFile(c.src, dst) })
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("copy of %s: %v, want %q", c.src, err, c.want)
-		}
-		_ = os.Remove(dst)
-	}
-}
