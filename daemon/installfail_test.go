@@ -150,3 +150,86 @@ func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
 	}
 	r.moreInspections(2)
 }
+
+// TestFailedKeepOfThePreviousModelPutsModelPathBack: with .prev immutable
+// (chattr +i: not even root may rename over it), a threshold command and a
+// refit's install answered failed ("folder … cannot be written …; the
+// model in force stays") after they had renamed the new model over
+// model.path, which a restart then loaded: the model the reply said was
+// refused. With model.path moved aside, they created it. What model.path
+// held is now put back (or model.path removed where it held nothing), so
+// that a failed command leaves model.path and .prev as they were, and no
+// temporary file; the words name .prev, not the folder. A rollback, which
+// cannot move .prev either, says so too, under the key that sets the
+// path (state_dir here) (real mosquitto, real files).
+func TestFailedKeepOfThePreviousModelPutsModelPathBack(t *testing.T) {
+	op, r, d, _ := startModelPushRig(t, "cell65")
+	dir := filepath.Join(r.dir, "state")
+	path := filepath.Join(dir, "model.safetensors")
+	prev := PreviousModelPath(path)
+	aside := filepath.Join(r.dir, "aside.safetensors")
+	th, px := d.ModelInfo().ImageThreshold, d.ModelInfo().PixelThreshold
+	if _, err := d.SetThresholds(context.Background(), 3*th, px); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetThresholds(context.Background(), th, px); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	immutable(t, prev)
+	id := d.ModelInfo().ID
+	good := filepath.Join(t.TempDir(), "good")
+	writePNGs(t, good, 24, 77, false)
+	n := 0
+	for _, movedAside := range []bool{false, true} {
+		where := "model.path there"
+		if movedAside {
+			where = "model.path moved aside"
+			if err := os.Rename(path, aside); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, cmd := range []struct{ name, args, lead, want string }{
+			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: ", prev + " cannot be replaced (operation not permitted)"},
+			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: ", prev + " cannot be replaced (operation not permitted)"},
+			{"rollback", `"target":"model"`, "model unchanged (" + id + "): ", prev + " cannot be moved to " + path + " (operation not permitted)"},
+		} {
+			n++
+			rep := op.reply("cell65", cmd.name, fmt.Sprintf(`{"id":"%s-%d",%s}`, cmd.name, n, cmd.args), 3*time.Minute)
+			t.Logf("%s with .prev immutable, %s: %v", cmd.name, where, rep)
+			msg := fmt.Sprint(rep["error"])
+			for _, want := range []string{cmd.lead + "state_dir: " + cmd.want, "the model in force stays"} {
+				if rep["ok"] != false || !strings.Contains(msg, want) {
+					t.Errorf("%s with .prev immutable, %s: %v, want a failure saying %q", cmd.name, where, rep, want)
+				}
+			}
+			if strings.Contains(msg, "folder "+dir+" cannot be written") {
+				t.Errorf("%s with .prev immutable, %s: %q blames the folder", cmd.name, where, msg)
+			}
+			if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
+				t.Errorf("%s with .prev immutable, %s: model %s threshold %g in force, want %s at %g", cmd.name, where, info.ID, info.ImageThreshold, id, th)
+			}
+			if movedAside {
+				if _, err := os.Lstat(path); !os.IsNotExist(err) {
+					t.Errorf("%s with .prev immutable, %s: %s is there (%v), want it left absent", cmd.name, where, path, err)
+				}
+			} else if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, cur) {
+				t.Errorf("%s with .prev immutable, %s: %s changed (%v)", cmd.name, where, path, err)
+			}
+			if got, err := os.ReadFile(prev); err != nil || !bytes.Equal(got, old) {
+				t.Errorf("%s with .prev immutable, %s: %s changed (%v)", cmd.name, where, prev, err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".model.safetensors*")); len(left) > 0 {
+				t.Errorf("%s with .prev immutable, %s: left %v", cmd.name, where, left)
+			}
+		}
+	}
+	r.moreInspections(2)
+}

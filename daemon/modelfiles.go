@@ -26,18 +26,98 @@ func PreviousModelPath(modelPath string) string { return modelPath + ".prev" }
 // never a mix or nothing. inForce is renamed over .prev only once the new
 // model is in place: .prev was overwritten first, so that an install that
 // then failed (dst could not be replaced) lost the rollback point, the
-// model in force kept as .prev as well. A failed install leaves dst and
-// .prev as they were, and no temporary file.
+// model in force kept as .prev as well. Where .prev cannot be replaced
+// (immutable), what dst held is put back (held, a hard link of it made
+// first), or dst removed where it held nothing: the new model stayed at
+// dst, which a restart loaded though the command was answered failed. A
+// failed install leaves dst and .prev as they were, and no temporary file.
 func installModelFile(src, dst, inForce string) error {
+	held, was, err := holdModelPath(dst)
+	if err != nil {
+		removeTemp(inForce)
+		return err
+	}
 	if err := os.Rename(src, dst); err != nil {
 		removeTemp(inForce)
+		removeTemp(held)
 		return fmt.Errorf("install model %s: %w", dst, err)
 	}
 	if err := os.Rename(inForce, PreviousModelPath(dst)); err != nil {
+		err = fmt.Errorf("keep the replaced model as %s: %w", PreviousModelPath(dst), err)
+		var perr error
+		switch {
+		case held != "":
+			perr = os.Rename(held, dst)
+		case !was:
+			perr = os.Remove(dst)
+		default:
+			// No hold could be made: the model in force, which dst
+			// held unless it was changed since the start.
+			perr = os.Rename(inForce, dst)
+		}
 		removeTemp(inForce)
-		return fmt.Errorf("keep the replaced model as %s: %w", PreviousModelPath(dst), err)
+		return putBack(err, perr, held, dst)
 	}
+	removeTemp(held)
 	return syncDir(filepath.Dir(dst))
+}
+
+// holdModelPath makes a hard link of what is at dst (a file, or a link,
+// not followed) beside it, for installModelFile to put back should .prev
+// not be replaced, and returns its path, and whether dst holds anything.
+// No byte is copied. Where the file system makes no hard link of it, a
+// link is made anew; a file is not held ("", true): the model in force is
+// put back in its place.
+func holdModelPath(dst string) (held string, was bool, err error) {
+	st, err := os.Lstat(dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("model %s: %w", dst, err)
+	}
+	held = tempName(dst, "held")
+	err = os.Link(dst, held)
+	if err != nil && st.Mode()&os.ModeSymlink != 0 {
+		var to string
+		if to, err = os.Readlink(dst); err == nil {
+			err = os.Symlink(to, held)
+		}
+	}
+	if err != nil {
+		removeTemp(held)
+		return "", true, nil
+	}
+	return held, true, nil
+}
+
+// putBack is err, an install's failure after the new model was renamed
+// over dst, with what became of the put-back (perr: the rename of held,
+// or of the model in force, over dst, or the removal of dst) where it
+// failed too (*putBackError).
+func putBack(err, perr error, held, dst string) error {
+	if perr == nil {
+		return err
+	}
+	return &putBackError{err: err, perr: perr, held: held, dst: dst}
+}
+
+// putBackError is an install's failure after which what dst held could
+// not be put back: the new model stays there.
+type putBackError struct {
+	err, perr error
+	held, dst string
+}
+
+func (e *putBackError) Error() string { return e.err.Error() + "; " + e.what() }
+func (e *putBackError) Unwrap() error { return e.err }
+
+// what says that the new model stays at dst, and why.
+func (e *putBackError) what() string {
+	if e.held != "" {
+		return fmt.Sprintf("the new model stays at %s, which could not be put back as it was (it is %s): %v", e.dst, e.held, e.perr)
+	}
+	return fmt.Sprintf("the new model stays at %s, which could not be put back as it was: %v", e.dst, e.perr)
 }
 
 // saveInForce saves the model in force (save writes it to the path it is
@@ -72,7 +152,7 @@ func modelFilesError(cfg *config.Config, err error) error {
 		return err
 	}
 	path := cfg.ModelPath()
-	dir := filepath.Dir(path)
+	dir, prev := filepath.Dir(path), PreviousModelPath(path)
 	why := err.Error()
 	if errno := syscall.Errno(0); errors.As(err, &errno) {
 		why = errno.Error() // the paths, temporary files among them, are said below
@@ -80,6 +160,14 @@ func modelFilesError(cfg *config.Config, err error) error {
 	var msg string
 	var le *os.LinkError
 	switch {
+	case errors.As(err, &le) && le.Op == "rename" && (le.New == prev || le.Old == prev):
+		// .prev cannot be replaced (an install) or moved (a rollback):
+		// not the folder's fault, which took the temporary files.
+		what := "replaced"
+		if le.Old == prev {
+			what = "moved to " + path
+		}
+		msg = fmt.Sprintf("%s cannot be %s (%s); the model in force stays, and so do %s and %s: make %s replaceable for the user inspectd runs as (an immutable or append-only attribute, lsattr; another owner in a sticky folder), or move it aside (inspectd keeps the model it replaces there, for a rollback)", prev, what, why, path, prev, prev)
 	case errors.As(err, &le) && le.Op == "rename" && le.New == path:
 		msg = fmt.Sprintf("%s cannot be replaced (%s); the model in force stays, and so does %s: make the file and folder %s writable for the user inspectd runs as, or push model.path naming a file in a folder it can write", path, why, PreviousModelPath(path), dir)
 	default:
@@ -88,6 +176,9 @@ func modelFilesError(cfg *config.Config, err error) error {
 			mend = "" // no chown or chmod mends a read-only file system
 		}
 		msg = fmt.Sprintf("folder %s cannot be written (%s), where the model file %s and the previous model %s are written; the model in force stays: %spush model.path naming a file in a folder it can write", dir, why, path, PreviousModelPath(path), mend)
+	}
+	if pb := (*putBackError)(nil); errors.As(err, &pb) {
+		msg += "; but " + pb.what()
 	}
 	return &FieldError{Field: modelKey(cfg), Err: errors.New(msg)}
 }
