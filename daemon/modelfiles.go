@@ -12,6 +12,7 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
 	"github.com/inspectd/inspectd/model/padim"
 )
 
@@ -247,16 +248,26 @@ func targetError(cfg *config.Config, path, mend string) error {
 }
 
 // linkTargetError is modelTargetError's refusal of a link at cfg's model
-// path that leads to what is there and is not a regular file, or nil (no
-// link, a dangling one, one that leads to a regular file).
+// path that leads to what is there and is not a regular file, or round in
+// a loop (naming its links, dataset.BrokenLink), or nil (no link, a
+// dangling one, one that leads to a regular file).
 func linkTargetError(cfg *config.Config) error {
 	path := cfg.ModelPath()
 	if st, err := os.Lstat(path); err != nil || st.Mode()&os.ModeSymlink == 0 {
 		return nil
 	}
 	st, err := os.Stat(path)
-	if err != nil || st.Mode().IsRegular() {
-		return nil // dangling: the model in force is kept from memory
+	if err != nil {
+		// A link that leads round in a loop answered the raw "stat …: too
+		// many levels of symbolic links", and a refit with one was
+		// accepted, fitted, and failed only at its install.
+		if ll := (*dataset.LinkLoopError)(nil); errors.As(dataset.BrokenLink(path), &ll) {
+			return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%w, not a model file; the model in force stays: move the link aside (a threshold command then writes the model in force there), or push model.path naming a model file", ll)}
+		}
+		return nil // dangling: the model in force is saved from memory
+	}
+	if st.Mode().IsRegular() {
+		return nil
 	}
 	to, err := os.Readlink(path)
 	if err != nil {

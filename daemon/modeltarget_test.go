@@ -113,3 +113,79 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 	}
 	r.moreInspections(2)
 }
+
+// TestModelCommandsRefuseALinkLoopAtModelPath: with a link at model.path
+// that leads round in a loop (ln -s model.safetensors model.safetensors),
+// a threshold command answered the raw "model …: stat …: too many levels
+// of symbolic links" with no key, and a refit was accepted, fitted, and
+// failed only at its install. Each is now refused under model.path before
+// anything is written, naming the loop and saying that the model in force
+// stays; the link is left as it was (real mosquitto, real files).
+func TestModelCommandsRefuseALinkLoopAtModelPath(t *testing.T) {
+	op, r, d, det := startModelPushRig(t, "cell66")
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(r.dir, "line")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "model.safetensors")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep := op.reply("cell66", "config", `{"id":"path","config":{"model":{"path":"`+path+`"}}}`, 120*time.Second); rep["ok"] != true {
+		t.Fatalf("push of model.path %s: %v", path, rep)
+	}
+	if err := os.WriteFile(PreviousModelPath(path), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, th := det.Info().ID, d.ModelInfo().ImageThreshold
+	good := filepath.Join(t.TempDir(), "good")
+	writePNGs(t, good, 24, 77, false)
+	i := 0
+	for _, c := range []struct {
+		name string
+		put  func() error
+		loop string
+	}{
+		{"a link to itself", func() error { return os.Symlink("model.safetensors", path) }, "(model.safetensors → model.safetensors)"},
+		{"a link to a link back to it", func() error {
+			if err := os.Symlink(path, filepath.Join(dir, "other")); err != nil {
+				return err
+			}
+			return os.Symlink("other", path)
+		}, "(model.safetensors → other → model.safetensors)"},
+	} {
+		_ = os.Remove(path)
+		if err := c.put(); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []struct{ name, args, lead string }{
+			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
+			{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
+			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "not started: "},
+		} {
+			i++
+			rep := op.reply("cell66", cmd.name, fmt.Sprintf(`{"id":"%s-%d",%s}`, cmd.name, i, cmd.args), 3*time.Minute)
+			t.Logf("%s with %s at model.path: %v", cmd.name, c.name, rep)
+			msg := fmt.Sprint(rep["error"])
+			for _, want := range []string{cmd.lead + "model.path: " + path + " is a link that leads round in a loop " + c.loop, "the model in force stays"} {
+				if rep["ok"] != false || !strings.Contains(msg, want) {
+					t.Errorf("%s with %s at model.path: %v, want a refusal saying %q", cmd.name, c.name, rep, want)
+				}
+			}
+			if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
+				t.Errorf("%s with %s at model.path: model %s threshold %g in force, want %s at %g", cmd.name, c.name, info.ID, info.ImageThreshold, id, th)
+			}
+			if st, err := os.Lstat(path); err != nil || st.Mode().Type() != os.ModeSymlink {
+				t.Errorf("%s with %s at model.path: %s is now %v (%v), want the link left", cmd.name, c.name, path, st.Mode(), err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+				t.Errorf("%s with %s at model.path left %v", cmd.name, c.name, left)
+			}
+		}
+	}
+	r.moreInspections(2)
+}
