@@ -25,6 +25,21 @@ func immutable(t *testing.T, path string) {
 	t.Cleanup(func() { _ = exec.Command("chattr", "-i", path).Run() })
 }
 
+// saysImmutableOnce fails t unless msg, a model command's refusal where
+// the OS said EPERM (an immutable file or folder, as root), says once
+// that the model in force stays (a refit's install said it twice) and
+// points at the attribute, not at modes or owners ("make … writable for
+// the user inspectd runs as" was no advice for root).
+func saysImmutableOnce(t *testing.T, what, msg string) {
+	t.Helper()
+	if n := strings.Count(msg, "the model in force"); n != 1 {
+		t.Errorf("%s: %q says %d times that the model in force stays, want once", what, msg, n)
+	}
+	if strings.Contains(msg, "writable for the user") || !strings.Contains(msg, "immutable or append-only attribute") || !strings.Contains(msg, "lsattr") {
+		t.Errorf("%s: %q does not point at an immutable or append-only attribute", what, msg)
+	}
+}
+
 // TestFailedInstallKeepsThePreviousModel: a threshold command and a
 // refit's install kept the model in force as .prev before they renamed the
 // new model over model.path; where that rename failed (model.path made
@@ -74,6 +89,7 @@ func TestFailedInstallKeepsThePreviousModel(t *testing.T) {
 		if rep["ok"] != false {
 			t.Errorf("%s with model.path immutable: %v, want it to fail", cmd.name, rep)
 		}
+		saysImmutableOnce(t, cmd.name+" with model.path immutable", fmt.Sprint(rep["error"]))
 		if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
 			t.Errorf("%s: model %s threshold %g in force, want %s at %g", cmd.name, info.ID, info.ImageThreshold, id, th)
 		}
@@ -136,6 +152,7 @@ func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
 				t.Errorf("%s with the model folder immutable: %v, want a refusal saying %q", cmd.name, rep, want)
 			}
 		}
+		saysImmutableOnce(t, cmd.name+" with the model folder immutable", msg)
 		if strings.Contains(msg, "tmp-") || strings.Contains(msg, ".new-") {
 			t.Errorf("%s: %q names a temporary file", cmd.name, msg)
 		}
@@ -199,7 +216,7 @@ func TestFailedKeepOfThePreviousModelPutsModelPathBack(t *testing.T) {
 		for _, cmd := range []struct{ name, args, lead, want string }{
 			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: ", prev + " cannot be replaced (operation not permitted)"},
 			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: ", prev + " cannot be replaced (operation not permitted)"},
-			{"rollback", `"target":"model"`, "model unchanged (" + id + "): ", prev + " cannot be moved to " + path + " (operation not permitted)"},
+			{"rollback", `"target":"model"`, "model unchanged (" + id + "): ", prev + " cannot be moved over " + path + " (operation not permitted)"},
 		} {
 			n++
 			rep := op.reply("cell65", cmd.name, fmt.Sprintf(`{"id":"%s-%d",%s}`, cmd.name, n, cmd.args), 3*time.Minute)
@@ -210,6 +227,7 @@ func TestFailedKeepOfThePreviousModelPutsModelPathBack(t *testing.T) {
 					t.Errorf("%s with .prev immutable, %s: %v, want a failure saying %q", cmd.name, where, rep, want)
 				}
 			}
+			saysImmutableOnce(t, cmd.name+" with .prev immutable, "+where, msg)
 			if strings.Contains(msg, "folder "+dir+" cannot be written") {
 				t.Errorf("%s with .prev immutable, %s: %q blames the folder", cmd.name, where, msg)
 			}

@@ -158,23 +158,41 @@ func modelFilesError(cfg *config.Config, err error) error {
 	if errno := syscall.Errno(0); errors.As(err, &errno) {
 		why = errno.Error() // the paths, temporary files among them, are said below
 	}
+	// EPERM, unlike EACCES, is no matter of modes or owners (root meets
+	// it too): "make it writable for the user inspectd runs as" was wrong.
+	eperm := errors.Is(err, syscall.EPERM)
 	var msg string
 	var le *os.LinkError
 	switch {
-	case errors.As(err, &le) && le.Op == "rename" && (le.New == prev || le.Old == prev):
-		// .prev cannot be replaced (an install) or moved (a rollback):
-		// not the folder's fault, which took the temporary files.
-		what := "replaced"
-		if le.Old == prev {
-			what = "moved to " + path
+	case errors.As(err, &le) && le.Op == "rename" && le.Old == prev:
+		// A rollback's move of .prev over model.path: either may be
+		// the one that cannot be replaced.
+		mend := "make both replaceable for the user inspectd runs as"
+		if eperm {
+			mend = "look for an immutable or append-only attribute on either (lsattr shows it, chattr -i or -a clears it), or another user's file in a sticky folder"
 		}
-		msg = fmt.Sprintf("%s cannot be %s (%s); the model in force stays, and so do %s and %s: make %s replaceable for the user inspectd runs as (an immutable or append-only attribute, lsattr; another owner in a sticky folder), or move it aside (inspectd keeps the model it replaces there, for a rollback)", prev, what, why, path, prev, prev)
+		msg = fmt.Sprintf("%s cannot be moved over %s (%s); the model in force stays, and so do both files: %s", prev, path, why, mend)
+	case errors.As(err, &le) && le.Op == "rename" && le.New == prev:
+		// An install's keep of the model in force: not the folder's
+		// fault, which took the temporary files.
+		mend := "make it replaceable for the user inspectd runs as, or "
+		if eperm {
+			mend = notPermitted
+		}
+		msg = fmt.Sprintf("%s cannot be replaced (%s); the model in force stays, and so do %s and %s: %smove it aside (inspectd keeps the model it replaces there, for a rollback)", prev, why, path, prev, mend)
 	case errors.As(err, &le) && le.Op == "rename" && le.New == path:
-		msg = fmt.Sprintf("%s cannot be replaced (%s); the model in force stays, and so does %s: make the file and folder %s writable for the user inspectd runs as, or push model.path naming a file in a folder it can write", path, why, PreviousModelPath(path), dir)
+		mend := "make the file and folder " + dir + " writable for the user inspectd runs as, or "
+		if eperm {
+			mend = notPermitted
+		}
+		msg = fmt.Sprintf("%s cannot be replaced (%s); the model in force stays, and so does %s: %spush model.path naming a file in a folder it can write", path, why, PreviousModelPath(path), mend)
 	default:
 		mend := "make the folder writable for the user inspectd runs as, or "
-		if errors.Is(err, syscall.EROFS) {
+		switch {
+		case errors.Is(err, syscall.EROFS):
 			mend = "" // no chown or chmod mends a read-only file system
+		case eperm:
+			mend = notPermitted
 		}
 		msg = fmt.Sprintf("folder %s cannot be written (%s), where the model file %s and the previous model %s are written; the model in force stays: %spush model.path naming a file in a folder it can write", dir, why, path, PreviousModelPath(path), mend)
 	}
@@ -183,6 +201,11 @@ func modelFilesError(cfg *config.Config, err error) error {
 	}
 	return &FieldError{Field: modelKey(cfg), Err: errors.New(msg)}
 }
+
+// notPermitted is modelFilesError's advice for EPERM: an immutable or
+// append-only attribute (or, for a user other than root, a sticky folder
+// and another owner), which no chmod mends.
+const notPermitted = "look for an immutable or append-only attribute (lsattr shows it, chattr -i or -a clears it) or another user's file in a sticky folder, or "
 
 // removeTemp removes the temporary file tmp ("" is none).
 func removeTemp(tmp string) {

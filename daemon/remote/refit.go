@@ -580,6 +580,11 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	installed, err := ctl.InstallModel(ctx, tmp)
 	os.Remove(tmp) // gone after a successful install (renamed into place)
 	if err != nil {
+		// The daemon's refusals of the model files say that the model in
+		// force stays: said twice, it read as two failures.
+		if strings.Contains(err.Error(), "the model in force stays") {
+			return out, errorf(CodeFailed, "", "install: %v", err)
+		}
 		return out, errorf(CodeFailed, "", "install: %v; %s", err, keeps)
 	}
 	out["model_id"] = installed.ID
