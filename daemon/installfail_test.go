@@ -117,24 +117,8 @@ func TestFailedInstallKeepsThePreviousModel(t *testing.T) {
 // they were (real mosquitto, real files).
 func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
 	op, r, d, _ := startModelPushRig(t, "cell63")
-	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(r.dir, "line")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "line.safetensors")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(PreviousModelPath(path), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if rep := op.reply("cell63", "config", `{"id":"path","config":{"model":{"path":"`+path+`"}}}`, 120*time.Second); rep["ok"] != true {
-		t.Fatalf("push of model.path %s: %v", path, rep)
-	}
+	path, data := modelPathInOwnFolder(t, op, r, "cell63", "line.safetensors")
+	dir := filepath.Dir(path)
 	immutable(t, dir)
 	id, th := d.ModelInfo().ID, d.ModelInfo().ImageThreshold
 	good := filepath.Join(t.TempDir(), "good")

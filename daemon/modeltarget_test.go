@@ -28,26 +28,8 @@ import (
 // failed in the copy's words.
 func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 	op, r, d, det := startModelPushRig(t, "cell51")
-	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(r.dir, "line")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "line.safetensors")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if rep := op.reply("cell51", "config", `{"id":"path","config":{"model":{"path":"`+path+`"}}}`, 120*time.Second); rep["ok"] != true {
-		t.Fatalf("push of model.path %s: %v", path, rep)
-	}
-	// The rollback's previous model is a sound one: only model.path is
-	// at fault.
-	if err := os.WriteFile(PreviousModelPath(path), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, _ := modelPathInOwnFolder(t, op, r, "cell51", "line.safetensors")
+	dir := filepath.Dir(path)
 	id, th := det.Info().ID, d.ModelInfo().ImageThreshold
 	good := filepath.Join(t.TempDir(), "good")
 	writePNGs(t, good, 24, 77, false)
@@ -123,24 +105,8 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 // stays; the link is left as it was (real mosquitto, real files).
 func TestModelCommandsRefuseALinkLoopAtModelPath(t *testing.T) {
 	op, r, d, det := startModelPushRig(t, "cell66")
-	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(r.dir, "line")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "model.safetensors")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if rep := op.reply("cell66", "config", `{"id":"path","config":{"model":{"path":"`+path+`"}}}`, 120*time.Second); rep["ok"] != true {
-		t.Fatalf("push of model.path %s: %v", path, rep)
-	}
-	if err := os.WriteFile(PreviousModelPath(path), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, _ := modelPathInOwnFolder(t, op, r, "cell66", "model.safetensors")
+	dir := filepath.Dir(path)
 	id, th := det.Info().ID, d.ModelInfo().ImageThreshold
 	good := filepath.Join(t.TempDir(), "good")
 	writePNGs(t, good, 24, 77, false)

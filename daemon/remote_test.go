@@ -779,6 +779,34 @@ func startModelPushRig(t *testing.T, dev string) (*operator, *runningDaemon, *Da
 	return op, r, d, det
 }
 
+// modelPathInOwnFolder copies the model in force of a startModelPushRig
+// daemon (dev its device) to <r.dir>/line/name, pushes model.path naming
+// it, and puts the same model at its .prev, so that a test can then put
+// what it likes at either, model.path being no longer inside state_dir.
+// It returns the path and the model file's bytes.
+func modelPathInOwnFolder(t *testing.T, op *operator, r *runningDaemon, dev, name string) (string, []byte) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(r.dir, "line")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep := op.reply(dev, "config", `{"id":"path","config":{"model":{"path":"`+path+`"}}}`, 120*time.Second); rep["ok"] != true {
+		t.Fatalf("push of model.path %s: %v", path, rep)
+	}
+	if err := os.WriteFile(PreviousModelPath(path), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, data
+}
+
 // TestPushOfAMissingModelFileSaysItFitted: a push naming a model file that
 // is not on the box fits one on the synthetic line, as a start does; the
 // reply says so, naming the key and the file (it said only restarted:
