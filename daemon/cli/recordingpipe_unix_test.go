@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testfs"
 )
 
 // `inspectd bench --camera-replay` read the recording it was given with
@@ -18,14 +19,7 @@ import (
 func TestBenchReplayRefusesANamedPipe(t *testing.T) {
 	dir, elsewhere := t.TempDir(), t.TempDir()
 	pipe := filepath.Join(dir, "line.mjpeg")
-	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
-		t.Skip("no named pipes here:", err)
-	}
-	t.Cleanup(func() { // a reader left waiting gets a writer and the end
-		if f, err := os.OpenFile(pipe, os.O_RDWR, 0); err == nil {
-			f.Close()
-		}
-	})
+	testfs.Mkfifo(t, pipe)
 	link := filepath.Join(elsewhere, "link.mjpeg")
 	if err := os.Symlink(pipe, link); err != nil {
 		t.Fatal(err)
@@ -42,23 +36,13 @@ func TestBenchReplayRefusesANamedPipe(t *testing.T) {
 	cfg := evalConfig(t, t.TempDir())
 	for _, c := range cases {
 		path, want := c[0], c[1]
-		type result struct {
-			code   int
-			stderr string
-		}
-		done := make(chan result, 1)
-		go func() {
-			code, _, stderr := runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--config", cfg, "--camera-replay", path, "--size", "64x48")
-			done <- result{code, stderr}
-		}()
-		var r result
-		select {
-		case r = <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("bench --camera-replay %s: still running after 5s", path)
-		}
-		if r.code == 0 || !strings.Contains(r.stderr, want) {
-			t.Errorf("bench --camera-replay %s: exit %d, stderr %q: want %q", path, r.code, r.stderr, want)
+		var code int
+		var stderr string
+		testfs.Within(t, 5*time.Second, "bench --camera-replay "+path, func() {
+			code, _, stderr = runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--config", cfg, "--camera-replay", path, "--size", "64x48")
+		})
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("bench --camera-replay %s: exit %d, stderr %q: want %q", path, code, stderr, want)
 		}
 	}
 }
@@ -67,25 +51,10 @@ func TestBenchReplayRefusesANamedPipe(t *testing.T) {
 // was listed is refused, not waited on.
 func TestRecordingFileSwappedForAPipe(t *testing.T) {
 	pipe := filepath.Join(t.TempDir(), "b.mjpeg")
-	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
-		t.Skip("no named pipes here:", err)
-	}
-	t.Cleanup(func() {
-		if f, err := os.OpenFile(pipe, os.O_RDWR, 0); err == nil {
-			f.Close()
-		}
-	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := readRecordingFile(pipe)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if want := pipe + " is a named pipe, not a recording"; err == nil || err.Error() != want {
-			t.Errorf("readRecordingFile(pipe): %v, want %q", err, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("readRecordingFile(pipe): still waiting after 5s")
+	testfs.Mkfifo(t, pipe)
+	var err error
+	testfs.Within(t, 5*time.Second, "readRecordingFile(pipe)", func() { _, err = readRecordingFile(pipe) })
+	if want := pipe + " is a named pipe, not a recording"; err == nil || err.Error() != want {
+		t.Errorf("readRecordingFile(pipe): %v, want %q", err, want)
 	}
 }
