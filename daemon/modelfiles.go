@@ -340,8 +340,8 @@ func swapWithPrevious(dst, inForce string) error {
 		return fmt.Errorf("roll back model %s: %w", dst, err)
 	}
 	if err := os.Rename(inForce, prev); err != nil {
-		removeTemp(inForce)
-		return fmt.Errorf("keep the replaced model as %s: %w", prev, err)
+		// Not removed: the model replaced is in no other file now.
+		return fmt.Errorf("keep the replaced model as %s (it is at %s): %w", prev, inForce, err)
 	}
 	return syncDir(filepath.Dir(dst))
 }
