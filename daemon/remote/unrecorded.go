@@ -24,6 +24,9 @@ func (u *unrecordable) advice() string {
 		return "remount its file system read-write, or set state_dir to a writable folder"
 	case syscall.ENOSPC, syscall.EDQUOT:
 		return "free space on its file system"
+	case syscall.EPERM:
+		// Not a matter of modes or owners: root meets it too.
+		return "look for an immutable or append-only attribute on the folder (lsattr shows it, chattr -i or -a clears it)"
 	default:
 		return "make the folder writable for the user inspectd runs as"
 	}

@@ -52,7 +52,7 @@ func TestMQTTUnwritableStateDirStillAnswersReadOnly(t *testing.T) {
 	msg, _ := r["error"].(string)
 	want := "not executed: the request could not be recorded in state_dir " + dir + " (operation not permitted): " +
 		"a command that changes the box is run only once it is recorded, so that a redelivered copy is not run twice; " +
-		"make the folder writable for the user inspectd runs as"
+		"look for an immutable or append-only attribute on the folder (lsattr shows it, chattr -i or -a clears it)"
 	if r["ok"] != false || msg != want || x.ctl.thresholds.Load() != 0 {
 		t.Errorf("threshold with state_dir unwritable: %v (thresholds set %d times)\nwant error %q", r, x.ctl.thresholds.Load(), want)
 	}
