@@ -24,8 +24,8 @@ func TestStaleSubscriptionUnsubscribed(t *testing.T) {
 			stale, live := "inspectd/"+dev+"/old/x", "inspectd/"+dev+"/cmd/x"
 			dir := t.TempDir()
 			old, _ := newPublisher(t, b.URL, dev, func(o *mqttpub.Options) { o.StoreDir = dir })
-			oldGot := make(chan struct{}, 16)
-			must(t, old.Subscribe("inspectd/"+dev+"/old/#", 1, func(mqttpub.Message) { oldGot <- struct{}{} }))
+			oldGot := make(chan string, 64)
+			must(t, old.Subscribe("inspectd/"+dev+"/old/#", 1, func(m mqttpub.Message) { oldGot <- string(m.Payload) }))
 			must(t, old.Start())
 			waitFor(t, 5*time.Second, "connected", func() bool { return old.State().Connected })
 			publish := func(topic, payload string) {
@@ -35,26 +35,28 @@ func TestStaleSubscriptionUnsubscribed(t *testing.T) {
 			}
 			// Connected comes before the broker has the subscription: a
 			// Close before its SUBACK leaves the session no old filter
-			// (seen on a loaded box), so probe it first.
-			// Every probe sent is taken before the close, so none is left
-			// in the session to come to the next client as a stale one.
-			sent, took := 0, 0
+			// (seen on a loaded box), so probe it first. A probe sent
+			// before the broker had the filter is dropped; once one came,
+			// every later probe comes too, and in order: wait for the last
+			// one sent, so that none is left in the session to come to the
+			// next client as a stale one. (Waiting for every probe sent
+			// failed when the first was sent before the filter was there.)
+			sent, m := 0, ""
 			waitFor(t, 10*time.Second, "the old filter", func() bool {
-				publish(stale, "probe")
 				sent++
+				publish(stale, fmt.Sprint("probe", sent))
 				select {
-				case <-oldGot:
-					took++
+				case m = <-oldGot:
 					return true
 				case <-time.After(300 * time.Millisecond):
 					return false
 				}
 			})
-			for ; took < sent; took++ {
+			for last := fmt.Sprint("probe", sent); m != last; {
 				select {
-				case <-oldGot:
+				case m = <-oldGot:
 				case <-time.After(5 * time.Second):
-					t.Fatalf("%d of %d probes of the old filter came", took, sent)
+					t.Fatalf("the last of %d probes of the old filter never came", sent)
 				}
 			}
 			must(t, old.Close(ctxTimeout(t, 2*time.Second)))
