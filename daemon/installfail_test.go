@@ -35,7 +35,9 @@ func saysImmutableOnce(t *testing.T, what, msg string) {
 	if n := strings.Count(msg, "the model in force"); n != 1 {
 		t.Errorf("%s: %q says %d times that the model in force stays, want once", what, msg, n)
 	}
-	if strings.Contains(msg, "writable for the user") || !strings.Contains(msg, "immutable or append-only attribute") || !strings.Contains(msg, "lsattr") {
+	// Where atomicfile read the folder's attribute, the words name it.
+	named := strings.Contains(msg, "it is immutable (chattr +i; chattr -i ") || strings.Contains(msg, "it is append-only (chattr +a; chattr -a ")
+	if strings.Contains(msg, "writable for the user") || !named && (!strings.Contains(msg, "immutable or append-only attribute") || !strings.Contains(msg, "lsattr")) {
 		t.Errorf("%s: %q does not point at an immutable or append-only attribute", what, msg)
 	}
 }
@@ -114,39 +116,62 @@ func TestFailedInstallKeepsThePreviousModel(t *testing.T) {
 // …/..model.safetensors.new-…tmp-…: permission denied"). Each now says,
 // under model.path, that the folder cannot be written and why, and that
 // the model in force stays; it does, and model.path and .prev are left as
-// they were (real mosquitto, real files).
+// they were (real mosquitto, real files). With the folder append-only
+// (chattr +a) each command answered so too, but left its temporary copy
+// of the model there, which append-only forbids removing: atomicfile now
+// refuses such a folder before it creates anything, and the words name
+// the attribute and what clears it.
 func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
 	op, r, d, _ := startModelPushRig(t, "cell63")
 	path, data := modelPathInOwnFolder(t, op, r, "cell63", "line.safetensors")
 	dir := filepath.Dir(path)
-	immutable(t, dir)
 	id, th := d.ModelInfo().ID, d.ModelInfo().ImageThreshold
 	good := filepath.Join(t.TempDir(), "good")
 	writePNGs(t, good, 24, 77, false)
-	for _, cmd := range []struct{ name, args, lead string }{
-		{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
-		{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
-		{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: "},
-	} {
-		rep := op.reply("cell63", cmd.name, `{"id":"`+cmd.name+`",`+cmd.args+`}`, 3*time.Minute)
-		t.Logf("%s with the model folder immutable: %v", cmd.name, rep)
-		msg := fmt.Sprint(rep["error"])
-		for _, want := range []string{cmd.lead + "model.path: folder " + dir + " cannot be written (operation not permitted)", path, "the model in force stays"} {
-			if rep["ok"] != false || !strings.Contains(msg, want) {
-				t.Errorf("%s with the model folder immutable: %v, want a refusal saying %q", cmd.name, rep, want)
+	// Append-only (chattr +a) takes new files but neither their rename
+	// nor their removal: each command left its temporary file of the
+	// model there for good, which a retrying host piled up.
+	for _, attr := range []struct{ flag, name string }{{"i", "immutable"}, {"a", "append-only"}} {
+		if out, err := exec.Command("chattr", "+"+attr.flag, dir).CombinedOutput(); err != nil {
+			t.Skipf("chattr +%s %s: %v %s", attr.flag, dir, err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("chattr", "-"+attr.flag, dir).Run() })
+		for _, cmd := range []struct{ name, args, lead string }{
+			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
+			{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
+			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: "},
+		} {
+			what := cmd.name + " with the model folder " + attr.name
+			rep := op.reply("cell63", cmd.name, `{"id":"`+cmd.name+attr.flag+`",`+cmd.args+`}`, 3*time.Minute)
+			t.Logf("%s: %v", what, rep)
+			msg := fmt.Sprint(rep["error"])
+			for _, want := range []string{cmd.lead + "model.path: folder " + dir + " cannot be written (operation not permitted)", path, "the model in force stays",
+				"it is " + attr.name + " (chattr +" + attr.flag + "; chattr -" + attr.flag + " " + dir + " clears it)"} {
+				if rep["ok"] != false || !strings.Contains(msg, want) {
+					t.Errorf("%s: %v, want a refusal saying %q", what, rep, want)
+				}
+			}
+			saysImmutableOnce(t, what, msg)
+			if strings.Contains(msg, "tmp-") || strings.Contains(msg, ".new-") {
+				t.Errorf("%s: %q names a temporary file", what, msg)
+			}
+			if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
+				t.Errorf("%s: model %s threshold %g in force, want %s at %g", what, info.ID, info.ImageThreshold, id, th)
+			}
+			for _, p := range []string{path, PreviousModelPath(path)} {
+				if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, data) {
+					t.Errorf("%s: %s changed (%v)", what, p, err)
+				}
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if n := e.Name(); n != filepath.Base(path) && n != filepath.Base(PreviousModelPath(path)) {
+					t.Errorf("%s: left %s in the folder", what, n)
+				}
 			}
 		}
-		saysImmutableOnce(t, cmd.name+" with the model folder immutable", msg)
-		if strings.Contains(msg, "tmp-") || strings.Contains(msg, ".new-") {
-			t.Errorf("%s: %q names a temporary file", cmd.name, msg)
-		}
-		if info := d.ModelInfo(); info.ID != id || info.ImageThreshold != th {
-			t.Errorf("%s: model %s threshold %g in force, want %s at %g", cmd.name, info.ID, info.ImageThreshold, id, th)
-		}
-		for _, p := range []string{path, PreviousModelPath(path)} {
-			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, data) {
-				t.Errorf("%s: %s changed (%v)", cmd.name, p, err)
-			}
+		if out, err := exec.Command("chattr", "-"+attr.flag, dir).CombinedOutput(); err != nil {
+			t.Fatalf("chattr -%s %s: %v %s", attr.flag, dir, err, out)
 		}
 	}
 	r.moreInspections(2)

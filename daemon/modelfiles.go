@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
 	"github.com/inspectd/inspectd/model/padim"
@@ -193,6 +194,11 @@ func modelFilesError(cfg *config.Config, err error) error {
 			mend = "" // no chown or chmod mends a read-only file system
 		case eperm:
 			mend = notPermitted
+		}
+		// atomicfile read the folder's attribute: say which, and what
+		// clears it, rather than what to look for.
+		if ae := (*atomicfile.AttrError)(nil); errors.As(err, &ae) && ae.Folder {
+			mend = fmt.Sprintf("it is %s (chattr +%s; chattr -%s %s clears it), or ", ae.Attr, ae.Flag, ae.Flag, ae.Path)
 		}
 		msg = fmt.Sprintf("folder %s cannot be written (%s), where the model file %s and the previous model %s are written; the model in force stays: %spush model.path naming a file in a folder it can write", dir, why, path, PreviousModelPath(path), mend)
 	}

@@ -31,8 +31,18 @@ const StaleAfter = time.Hour
 // Temporary files that a crash left behind are not looked for here: that
 // costs a directory listing per write, and the MQTT outbox writes
 // thousands of files into one directory (see RemoveStale).
+//
+// A folder that is append-only or immutable (chattr +a, +i), or such a
+// file at path, is refused with an *AttrError (which wraps syscall.EPERM)
+// before anything is created: an append-only folder takes the temporary
+// file but neither the rename nor its removal, so each refused write left
+// one there for good. The check is one open and ioctl of the folder (and
+// of the file, where one is there) per write, nothing beside the fsyncs.
 func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
+	if err := checkAttrs(dir, path); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, "."+base+tempMark+"*")
 	if err != nil {
 		return err

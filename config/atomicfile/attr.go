@@ -1,0 +1,34 @@
+package atomicfile
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// AttrError is Write's refusal of a folder, or of a file to be replaced,
+// whose inode carries an attribute that no mode, owner or root bypasses:
+// append-only (chattr +a) or immutable (chattr +i). It wraps
+// syscall.EPERM, what the OS says for either, so that callers word it as
+// they word the OS's refusal.
+type AttrError struct {
+	Path   string // the folder, or the file to be replaced
+	Folder bool   // Path is the folder the file is written in
+	Attr   string // "append-only" or "immutable"
+	Flag   string // the chattr letter that sets it: "a" or "i"
+}
+
+// Error names the path, the attribute and what clears it.
+func (e *AttrError) Error() string {
+	what, why := e.Path, "it cannot be replaced"
+	if e.Folder {
+		what = "folder " + e.Path
+		why = "a file cannot be renamed into it"
+		if e.Flag == "a" {
+			why += " nor removed from it, so nothing is written there"
+		}
+	}
+	return fmt.Sprintf("%s is %s (chattr +%s): %s: %v (chattr -%s %s clears it)", what, e.Attr, e.Flag, why, syscall.EPERM, e.Flag, e.Path)
+}
+
+// Unwrap is syscall.EPERM, what the OS would have said.
+func (e *AttrError) Unwrap() error { return syscall.EPERM }
