@@ -316,9 +316,16 @@ func linkTargetError(cfg *config.Config) error {
 // previous model file at prev (PreviousModelPath), or only a link to what
 // is not there: it answered the raw "stat ….prev: no such file or
 // directory", which said neither that nothing changed nor what keeps a
-// previous model. nil when prev leads to a file (what it is, Load says).
+// previous model. A link at prev that leads round in a loop is refused
+// too, naming its links (dataset.BrokenLink): it answered the raw "stat
+// ….prev: too many levels of symbolic links". nil when prev leads to a
+// file (what it is, Load says).
 func noPreviousModelError(prev string) error {
-	if _, err := os.Stat(prev); !errors.Is(err, fs.ErrNotExist) {
+	_, err := os.Stat(prev)
+	if ll := (*dataset.LinkLoopError)(nil); err != nil && errors.As(dataset.BrokenLink(prev), &ll) {
+		return fmt.Errorf("previous model: %w, not a model file; the model in force stays: move the link aside, or copy the model file to roll back to there", ll)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	what := "there is no file at " + prev

@@ -108,3 +108,38 @@ func TestRollbackWithNoPreviousModel(t *testing.T) {
 	}
 	r.moreInspections(2)
 }
+
+// TestRollbackWithPreviousModelLinkLoop: a model rollback with a link at
+// model.path's .prev that leads round in a loop answered the raw
+// "previous model: load model ….prev: stat ….prev: too many levels of
+// symbolic links". It now names the loop's links, says that the model in
+// force stays and to move the link aside (real mosquitto, real files).
+func TestRollbackWithPreviousModelLinkLoop(t *testing.T) {
+	wordsOnly(t)
+	op, r, d, det := startModelPushRig(t, "cell24")
+	prev := PreviousModelPath(filepath.Join(r.dir, "state", "model.safetensors"))
+	other := filepath.Join(r.dir, "state", "other.link")
+	if err := os.Symlink(other, prev); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(prev, other); err != nil {
+		t.Fatal(err)
+	}
+	id := det.Info().ID
+	rep := op.reply("cell24", "rollback", `{"id":"loop","target":"model"}`, 30*time.Second)
+	t.Logf("loop: %v", rep)
+	msg := fmt.Sprint(rep["error"])
+	for _, want := range []string{"model unchanged (" + id + ")", prev + " is a link that leads round in a loop (",
+		"other.link", "the model in force stays", "move the link aside"} {
+		if rep["ok"] != false || !strings.Contains(msg, want) {
+			t.Errorf("rollback with a link loop at %s: %v, want a refusal saying %q", prev, rep, want)
+		}
+	}
+	if strings.Contains(msg, "too many levels") {
+		t.Errorf("rollback: %q gives the raw stat error", msg)
+	}
+	if got := d.ModelInfo().ID; got != id {
+		t.Errorf("model %s in force after the refused rollback, want %s", got, id)
+	}
+	r.moreInspections(2)
+}
