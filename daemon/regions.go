@@ -4,6 +4,7 @@ import (
 	"image"
 
 	"github.com/inspectd/inspectd/daemon/mqttpub"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/metrics"
 )
 
@@ -15,9 +16,9 @@ type regionFinder struct {
 	out     []mqttpub.Region
 }
 
-// MaxAlarmRegions bounds an alarm's region list; a speckled mask would
-// otherwise produce a huge message. The largest regions are kept.
-const MaxAlarmRegions = 32
+// MaxAlarmRegions bounds an alarm's region list (model.MaxAlarmRegions,
+// which the recipe search measures its regions with).
+const MaxAlarmRegions = model.MaxAlarmRegions
 
 func (rf *regionFinder) find(m *image.Gray) []mqttpub.Region {
 	rf.out = rf.out[:0]

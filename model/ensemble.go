@@ -314,7 +314,7 @@ func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, i
 	if opts.Threshold.Explicit > 0 {
 		images = 0
 	}
-	d.th = padim.Thresholds{Image: t, Pixel: t * padim.DefaultPixelRatio}
+	d.th = padim.Thresholds{Image: t, Pixel: opts.Threshold.Pixel(t)}
 	d.describeEnsemble(len(idx), images, "")
 	rep.Threshold += time.Since(s)
 	rep.Images, rep.ThresholdImages = len(idx), images

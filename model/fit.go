@@ -102,6 +102,10 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		if rep.Fallback != "" {
 			choice = RecipeFixed
 		}
+		if opts.Threshold.PixelRatio == 0 {
+			// The alarm regions as the search measured them best.
+			opts.Threshold.PixelRatio = rep.Chosen.Figures.PixelRatio
+		}
 	default:
 		var err error
 		if r, err = ParseRecipe(opts.Recipe, opts.Backbone.Taps); err != nil {
@@ -694,10 +698,11 @@ func (d *Detector) describeScales() {
 	}
 }
 
-// setThreshold sets the image threshold, the pixel threshold at
-// padim.DefaultPixelRatio of it, and the model's id.
+// setThreshold sets the image threshold, the pixel threshold at the
+// options' pixel ratio of it (padim.ThresholdOptions.Pixel), and the
+// model's id.
 func (d *Detector) setThreshold(t float64, images int) {
-	d.th = padim.Thresholds{Image: t, Pixel: t * padim.DefaultPixelRatio}
+	d.th = padim.Thresholds{Image: t, Pixel: d.opts.Threshold.Pixel(t)}
 	d.info.ImageThreshold, d.info.PixelThreshold, d.info.ThresholdImages = t, d.th.Pixel, images
 	d.info.ID = d.id()
 }

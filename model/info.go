@@ -89,6 +89,15 @@ type RecipeFigures struct {
 	// Score is what the search ranks by (SearchOptions: the mean of the
 	// three AUROC-type figures, less a penalty for false alarms).
 	Score float64 `json:"score"`
+	// PixelRatio is the pixel threshold's share of the image threshold
+	// that the recipe's alarm regions were measured best at (PixelRatios,
+	// chosen as ratioTrial.choose says), RegionIoU their box IoU with the
+	// synthetic defects there, over the RegionImages defects the threshold
+	// flags. Zero in files fitted before they were measured (the pixel
+	// threshold was then padim.DefaultPixelRatio of the image threshold).
+	PixelRatio   float64 `json:"pixel_ratio,omitempty"`
+	RegionIoU    float64 `json:"region_iou,omitempty"`
+	RegionImages int     `json:"region_images,omitempty"`
 	// Good and Defects are the numbers of validation images.
 	Good    int `json:"good"`
 	Defects int `json:"defects"`

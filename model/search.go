@@ -436,7 +436,8 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	rep.FalseAlarms, rep.Margin = so.FalseAlarms, so.Margin
 	rep.Wall = time.Since(start)
 	opts.Logger.Info("recipe chosen", "recipe", rep.Chosen.Name, "score", fmt.Sprintf("%.4f", rep.Chosen.Figures.Score),
-		"false_alarms", fmt.Sprintf("%.3f", rep.Chosen.Figures.FalseAlarms), "wall", rep.Wall.Round(time.Millisecond))
+		"false_alarms", fmt.Sprintf("%.3f", rep.Chosen.Figures.FalseAlarms), "pixel_ratio", rep.Chosen.Figures.PixelRatio,
+		"region_iou", fmt.Sprintf("%.4f", rep.Chosen.Figures.RegionIoU), "wall", rep.Wall.Round(time.Millisecond))
 	return rep, nil
 }
 
@@ -792,6 +793,7 @@ func (v *validation) score(ctx context.Context, f *Family, src ImageSource, pc *
 	}
 	good := make([][]float64, nv)
 	bad := make([][]float64, nv)
+	trials := make([]ratioTrial, nv)
 	var zero []uint8
 	add := func(img image.Image, mask []uint8) error {
 		res, err := f.Inspect(img)
@@ -811,6 +813,9 @@ func (v *validation) score(ctx context.Context, f *Family, src ImageSource, pc *
 			}
 			bad[i] = append(bad[i], r.Score)
 			if err := pix[i].Add(r.Map, mask, r.W, r.H); err != nil {
+				return err
+			}
+			if err := trials[i].add(r, f.Variants[i].th.Image, mask); err != nil {
 				return err
 			}
 		}
@@ -879,6 +884,7 @@ func (v *validation) score(ctx context.Context, f *Family, src ImageSource, pc *
 		fg.FalseAlarms /= float64(max(fg.Good, 1))
 		fg.Misses /= float64(max(fg.Defects, 1))
 		fg.Score = (fg.ImageAUROC + fg.PixelAUROC + fg.PRO) / 3
+		fg.PixelRatio, fg.RegionIoU, fg.RegionImages = trials[i].choose()
 	}
 	return out, nil
 }

@@ -151,6 +151,9 @@ func TestSearchRanksAndRecords(t *testing.T) {
 			t.Fatalf("candidate %+v", c)
 		}
 		fig[c.Name] = c.Figures
+		if f := c.Figures; !slices.Contains(PixelRatios[:], f.PixelRatio) || f.RegionImages > f.Defects || f.RegionIoU < 0 || f.RegionIoU > 1 {
+			t.Errorf("%s: pixel ratio %g, region IoU %g over %d of %d synthetic defects", c.Name, f.PixelRatio, f.RegionIoU, f.RegionImages, f.Defects)
+		}
 		t.Logf("%-16s score %.4f image %.4f pixel %.4f PRO %.4f false alarms %.2f misses %.2f", c.Name, c.Figures.Score, c.Figures.ImageAUROC,
 			c.Figures.PixelAUROC, c.Figures.PRO, c.Figures.FalseAlarms, c.Figures.Misses)
 	}
@@ -161,6 +164,9 @@ func TestSearchRanksAndRecords(t *testing.T) {
 		t.Errorf("a recipe that tells the pasted defects apart: %v", err)
 	}
 	info := det.Info()
+	if got := info.PixelThreshold / info.ImageThreshold; math.Abs(got-s.Chosen.Figures.PixelRatio) > 1e-9 {
+		t.Errorf("pixel threshold %g of image threshold %g (%g), want the pixel ratio the search chose, %g", info.PixelThreshold, info.ImageThreshold, got, s.Chosen.Figures.PixelRatio)
+	}
 	if info.Recipe != s.Chosen.Name || info.RecipeChoice != RecipeAuto || info.RecipeFigures == nil || *info.RecipeFigures != s.Chosen.Figures ||
 		info.Images != 32 || info.ThresholdImages != 32 {
 		t.Fatalf("info %+v, chosen %+v", info, s.Chosen)

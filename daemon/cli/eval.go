@@ -205,8 +205,11 @@ type EvalResult struct {
 	// PixelPerDefect is each type's defect pixels against all normal
 	// pixels of the test set.
 	PixelPerDefect map[string]float64 `json:"pixel_auroc_per_defect,omitempty"`
-	// Threshold is the fitted image threshold (left out of means).
-	Threshold float64 `json:"threshold,omitempty"`
+	// Threshold is the fitted image threshold (left out of means),
+	// PixelThreshold the level the alarm regions grow to
+	// (model.PixelRatios).
+	Threshold      float64 `json:"threshold,omitempty"`
+	PixelThreshold float64 `json:"pixel_threshold,omitempty"`
 	// Accuracy of the fitted threshold: share of test images judged right.
 	Accuracy  float64 `json:"threshold_accuracy"`
 	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
@@ -729,6 +732,7 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 	res.Features, res.Grid, res.Resize, res.Sigma = info.Features, fmt.Sprintf("%dx%d", info.GridH, info.GridW), info.Resize, info.Sigma
 	res.ContextPool, res.ContextFeatures, res.ContextWeight = info.ContextPool, info.ContextFeatures, info.ContextWeight
 	res.ModelBytes, res.Threshold, res.ThresholdImages = info.StateBytes, info.ImageThreshold, info.ThresholdImages
+	res.PixelThreshold = info.PixelThreshold
 
 	acc := newTestScore(true)
 	if err := j.scoreTestSet(ctx, env, "eval", func(img image.Image) ([]*model.Inspection, error) {
@@ -1612,7 +1616,11 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 	} else {
 		fmt.Fprintf(tw, "pixel AUROC\t%.4f\n", r.PixelAUROC)
 		fmt.Fprintf(tw, "PRO (FPR ≤ 0.3)\t%.4f\n", r.PRO)
-		fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions against the defects' boxes over %s with a mask, a miss counts 0)\n", r.RegionIoU, plural(r.RegionIoUDefects, "defective image"))
+		grown := ""
+		if r.Threshold > 0 && r.PixelThreshold > 0 {
+			grown = fmt.Sprintf(" grown to %.2g × the threshold", r.PixelThreshold/r.Threshold)
+		}
+		fmt.Fprintf(tw, "region IoU\t%.4f (alarm regions%s against the defects' boxes over %s with a mask, a miss counts 0)\n", r.RegionIoU, grown, plural(r.RegionIoUDefects, "defective image"))
 	}
 	switch {
 	case r.NoPixelFigures != "":

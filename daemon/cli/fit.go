@@ -21,6 +21,7 @@ import (
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // normalImages lists the normal images of DIR: train/good in the MVTec AD
@@ -409,7 +410,7 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 			s.Align, 100*s.Pose.Shift, s.Pose.Angle)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "recipe\tscore\timage AUROC\tpixel AUROC\tPRO\tfalse alarms\tmisses\tthreshold\t")
+	fmt.Fprintln(tw, "recipe\tscore\timage AUROC\tpixel AUROC\tPRO\tfalse alarms\tmisses\tthreshold\tregion IoU\tpixel ratio\t")
 	for _, c := range s.Candidates {
 		mark := "  "
 		switch {
@@ -419,12 +420,16 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 			mark = " ="
 		}
 		if c.Err != "" {
-			fmt.Fprintf(tw, "%s%s\t%s\t\t\t\t\t\t\t\n", c.Name, mark, "failed: "+c.Err)
+			fmt.Fprintf(tw, "%s%s\t%s\t\t\t\t\t\t\t\t\t\n", c.Name, mark, "failed: "+c.Err)
 			continue
 		}
 		f := c.Figures
-		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.4g\t\n", c.Name, mark, f.Score, f.ImageAUROC, f.PixelAUROC, f.PRO,
-			100*f.FalseAlarms, 100*f.Misses, c.Threshold)
+		iou := "n/a" // no synthetic defect flagged
+		if f.RegionImages > 0 {
+			iou = fmt.Sprintf("%.4f", f.RegionIoU)
+		}
+		fmt.Fprintf(tw, "%s%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.4g\t%s\t%.2f\t\n", c.Name, mark, f.Score, f.ImageAUROC, f.PixelAUROC, f.PRO,
+			100*f.FalseAlarms, 100*f.Misses, c.Threshold, iou, f.PixelRatio)
 	}
 	tw.Flush()
 	if s.Chosen.Recipe.Ensemble() {
@@ -439,5 +444,24 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 		fmt.Fprintf(w, "chosen: %s (*), the fixed recipe: no candidate beat it by more than the margin\n", s.Chosen.Name)
 	} else {
 		fmt.Fprintf(w, "chosen: %s (* above)\n", s.Chosen.Name)
+	}
+	printPixelRatio(w, s.Chosen.Figures)
+}
+
+// printPixelRatio says how far the chosen recipe's alarm regions reach
+// (model.PixelRatios) and what the choice rests on.
+func printPixelRatio(w io.Writer, f model.RecipeFigures) {
+	switch {
+	case f.RegionImages == 0:
+		fmt.Fprintf(w, "alarm regions: grown to %.2g × the image threshold (the default: no synthetic defect was flagged to measure them on)\n", padim.DefaultPixelRatio)
+	case f.RegionImages < model.MinPixelRatioImages:
+		fmt.Fprintf(w, "alarm regions: grown to %.2g × the image threshold (the default: %s, too few to choose another share on; region IoU %.4f)\n",
+			padim.DefaultPixelRatio, plural(f.RegionImages, "flagged synthetic defect"), f.RegionIoU)
+	case f.PixelRatio == padim.DefaultPixelRatio:
+		fmt.Fprintf(w, "alarm regions: grown to %.2g × the image threshold (the default: region IoU %.4f over %s, no other share more than %.2g above it)\n",
+			f.PixelRatio, f.RegionIoU, plural(f.RegionImages, "flagged synthetic defect"), model.PixelRatioMargin)
+	default:
+		fmt.Fprintf(w, "alarm regions: grown to %.2g × the image threshold, where they matched the synthetic defects best (region IoU %.4f over %s)\n",
+			f.PixelRatio, f.RegionIoU, plural(f.RegionImages, "flagged synthetic defect"))
 	}
 }

@@ -39,6 +39,31 @@ func TestPrintSearchSaysWhy(t *testing.T) {
 	}
 }
 
+// fit says how far the chosen recipe's alarm regions grow and why: the
+// share the synthetic defects chose, or the default and why it stayed.
+func TestPrintSearchSaysThePixelRatio(t *testing.T) {
+	for _, c := range []struct {
+		fig  model.RecipeFigures
+		want string
+	}{
+		{model.RecipeFigures{PixelRatio: 0.9, RegionIoU: 0.3723, RegionImages: 48},
+			"alarm regions: grown to 0.9 × the image threshold, where they matched the synthetic defects best (region IoU 0.3723 over 48 flagged synthetic defects)"},
+		{model.RecipeFigures{PixelRatio: 0.75, RegionIoU: 0.416, RegionImages: 52},
+			"alarm regions: grown to 0.75 × the image threshold (the default: region IoU 0.4160 over 52 flagged synthetic defects, no other share more than 0.02 above it)"},
+		{model.RecipeFigures{PixelRatio: 0.75, RegionIoU: 0.5, RegionImages: 3},
+			"alarm regions: grown to 0.75 × the image threshold (the default: 3 flagged synthetic defects, too few to choose another share on; region IoU 0.5000)"},
+		{model.RecipeFigures{PixelRatio: 0.75},
+			"alarm regions: grown to 0.75 × the image threshold (the default: no synthetic defect was flagged to measure them on)"},
+	} {
+		var b strings.Builder
+		ch := model.Candidate{Name: "r", Figures: c.fig}
+		printSearch(&b, &model.SearchReport{Candidates: []model.Candidate{ch}, Chosen: ch})
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("output lacks %q:\n%s", c.want, b.String())
+		}
+	}
+}
+
 // Help asked for is the output: `inspectd help | less`, `inspectd help
 // fit`; an unknown name is a usage error.
 func TestHelpOnStdout(t *testing.T) {

@@ -45,6 +45,19 @@ type ThresholdOptions struct {
 	Quantile float64
 	// Margin multiplies the quantile (0: DefaultMargin).
 	Margin float64
+	// PixelRatio is the pixel threshold as a share of the image threshold
+	// (0: DefaultPixelRatio; see Thresholds.Pixel). The recipe search sets
+	// it per line from its synthetic defects (model.PixelRatios).
+	PixelRatio float64
+}
+
+// Pixel returns the pixel threshold that goes with image threshold image:
+// image × PixelRatio (DefaultPixelRatio when PixelRatio is 0).
+func (o ThresholdOptions) Pixel(image float64) float64 {
+	if o.PixelRatio > 0 {
+		return image * o.PixelRatio
+	}
+	return image * DefaultPixelRatio
 }
 
 // ImageThreshold picks the image threshold from the image scores of normal
@@ -96,7 +109,8 @@ func ImageThreshold(scores []float64, opts ThresholdOptions) (float64, error) {
 // defective images) rose on every data set of shared/data against masks at
 // the image threshold: magnetic tile 0.243 → 0.275, screw 0.067 → 0.071,
 // transistor 0.459 → 0.562, kolektorsdd 0.162 → 0.492; at 0.6 screw fell
-// below its old figure (0.046).
+// below its old figure (0.046). The recipe search moves it per line
+// (ThresholdOptions.PixelRatio, model.PixelRatios).
 const DefaultPixelRatio = 0.75
 
 // Thresholds are the decision levels of a model.
