@@ -64,6 +64,27 @@ func TestPrintSearchSaysThePixelRatio(t *testing.T) {
 	}
 }
 
+// model info says how far the model's alarm regions grow, and what the
+// search measured there; a model fitted before the measure says nothing
+// of it.
+func TestModelInfoSaysThePixelRatio(t *testing.T) {
+	for _, c := range []struct {
+		fig  *model.RecipeFigures
+		want string
+	}{
+		{&model.RecipeFigures{PixelRatio: 0.9, RegionIoU: 0.468, RegionImages: 26},
+			"alarm regions    grown to 0.9 × the image threshold: region IoU 0.4680 on 26 flagged synthetic defects\n"},
+		{&model.RecipeFigures{}, ""},
+		{nil, ""},
+	} {
+		var b strings.Builder
+		writeModelInfo(&Env{Stdout: &b}, model.Info{Recipe: "r", RecipeChoice: model.RecipeAuto, RecipeFigures: c.fig, ImageThreshold: 10, PixelThreshold: 9}, "")
+		if got := b.String(); c.want != "" && !strings.Contains(got, c.want) || c.want == "" && strings.Contains(got, "alarm regions") {
+			t.Errorf("figures %+v: want %q in:\n%s", c.fig, c.want, got)
+		}
+	}
+}
+
 // Help asked for is the output: `inspectd help | less`, `inspectd help
 // fit`; an unknown name is a usage error.
 func TestHelpOnStdout(t *testing.T) {

@@ -82,6 +82,9 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 	if f := i.RecipeFigures; f != nil {
 		line("chosen by", "image AUROC %.4f, pixel AUROC %.4f, PRO %.4f, false alarms %.1f%%, misses %.1f%% on %d held-out good images and %d with synthetic defects",
 			f.ImageAUROC, f.PixelAUROC, f.PRO, 100*f.FalseAlarms, 100*f.Misses, f.Good, f.Defects)
+		if f.PixelRatio > 0 && f.RegionImages > 0 {
+			line("alarm regions", "grown to %.2g × the image threshold: region IoU %.4f on %d flagged synthetic defects", f.PixelRatio, f.RegionIoU, f.RegionImages)
+		}
 	}
 	if len(i.Members) == 0 {
 		resize := i.Resize
