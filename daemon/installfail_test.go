@@ -136,11 +136,7 @@ func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
 			t.Skipf("chattr +%s %s: %v %s", attr.flag, dir, err, out)
 		}
 		t.Cleanup(func() { _ = exec.Command("chattr", "-"+attr.flag, dir).Run() })
-		for _, cmd := range []struct{ name, args, lead string }{
-			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
-			{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
-			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: "},
-		} {
+		for _, cmd := range modelCommands(2*th, id, good, "install: ") {
 			what := cmd.name + " with the model folder " + attr.name
 			rep := op.reply("cell63", cmd.name, `{"id":"`+cmd.name+attr.flag+`",`+cmd.args+`}`, 3*time.Minute)
 			t.Logf("%s: %v", what, rep)
@@ -222,16 +218,18 @@ func TestFailedKeepOfThePreviousModelPutsModelPathBack(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, cmd := range []struct{ name, args, lead, want string }{
-			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: ", prev + " cannot be replaced (operation not permitted)"},
-			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "install: ", prev + " cannot be replaced (operation not permitted)"},
-			{"rollback", `"target":"model"`, "model unchanged (" + id + "): ", prev + " cannot be moved over " + path + " (operation not permitted)"},
-		} {
+		for _, cmd := range modelCommands(2*th, id, good, "install: ") {
+			// A threshold command and a refit keep the model in force as
+			// .prev; a rollback moves .prev over model.path.
+			says := prev + " cannot be replaced (operation not permitted)"
+			if cmd.name == "rollback" {
+				says = prev + " cannot be moved over " + path + " (operation not permitted)"
+			}
 			n++
 			rep := op.reply("cell65", cmd.name, fmt.Sprintf(`{"id":"%s-%d",%s}`, cmd.name, n, cmd.args), 3*time.Minute)
 			t.Logf("%s with .prev immutable, %s: %v", cmd.name, where, rep)
 			msg := fmt.Sprint(rep["error"])
-			for _, want := range []string{cmd.lead + "state_dir: " + cmd.want, "the model in force stays"} {
+			for _, want := range []string{cmd.lead + "state_dir: " + says, "the model in force stays"} {
 				if rep["ok"] != false || !strings.Contains(msg, want) {
 					t.Errorf("%s with .prev immutable, %s: %v, want a failure saying %q", cmd.name, where, rep, want)
 				}

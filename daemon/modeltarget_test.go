@@ -63,13 +63,9 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 		if err := c.put(); err != nil {
 			t.Fatal(err)
 		}
-		for _, cmd := range []struct{ name, args, lead string }{
-			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
-			{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
-			// Refused when accepted, before its fit (its install checks
-			// again: TestRefitRefusesABadModelPathBeforeItsFit).
-			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "not started: "},
-		} {
+		// A refit is refused when accepted, before its fit (its install
+		// checks again: TestRefitRefusesABadModelPathBeforeItsFit).
+		for _, cmd := range modelCommands(2*th, id, good, "not started: ") {
 			req := fmt.Sprintf(`{"id":"%s-%d",%s}`, cmd.name, i, cmd.args)
 			rep := op.reply("cell51", cmd.name, req, 3*time.Minute)
 			t.Logf("%s with %s at model.path: %v", cmd.name, c.kind, rep)
@@ -128,11 +124,7 @@ func TestModelCommandsRefuseALinkLoopAtModelPath(t *testing.T) {
 		if err := c.put(); err != nil {
 			t.Fatal(err)
 		}
-		for _, cmd := range []struct{ name, args, lead string }{
-			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: "},
-			{"rollback", `"target":"model"`, "model unchanged (" + id + "): "},
-			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "not started: "},
-		} {
+		for _, cmd := range modelCommands(2*th, id, good, "not started: ") {
 			i++
 			rep := op.reply("cell66", cmd.name, fmt.Sprintf(`{"id":"%s-%d",%s}`, cmd.name, i, cmd.args), 3*time.Minute)
 			t.Logf("%s with %s at model.path: %v", cmd.name, c.name, rep)

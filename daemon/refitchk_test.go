@@ -123,16 +123,18 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtPrev(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.put()
-		for _, cmd := range []struct{ name, args, lead, mend string }{
-			{"threshold", fmt.Sprintf(`"image":%g`, 2*th), "thresholds unchanged: ", "the model in force stays: move it aside (inspectd keeps the model it replaces there"},
-			{"refit", `"folder":"` + good + `","max_false_alarm_rate":1`, "not started: ", "the model in force stays: move it aside (inspectd keeps the model it replaces there"},
-			{"rollback", `"target":"model"`, "model unchanged (" + id + "): ", "move it aside"},
-		} {
+		for _, cmd := range modelCommands(2*th, id, good, "not started: ") {
+			// A threshold command and a refit would keep the model in
+			// force there; a rollback would load it.
+			mend := "the model in force stays: move it aside (inspectd keeps the model it replaces there"
+			if cmd.name == "rollback" {
+				mend = "move it aside"
+			}
 			req := fmt.Sprintf(`{"id":"%s-%s",%s}`, cmd.name, strings.Fields(c.kind)[1], cmd.args)
 			rep := op.reply("cell62", cmd.name, req, 3*time.Minute)
 			t.Logf("%s with %s at .prev: %v", cmd.name, c.kind, rep)
 			msg := fmt.Sprint(rep["error"])
-			for _, want := range []string{cmd.lead, prev + " is " + c.kind + ", not a model file", cmd.mend} {
+			for _, want := range []string{cmd.lead, prev + " is " + c.kind + ", not a model file", mend} {
 				if rep["ok"] != false || !strings.Contains(msg, want) {
 					t.Errorf("%s with %s at .prev: %v, want a refusal saying %q", cmd.name, c.kind, rep, want)
 				}
