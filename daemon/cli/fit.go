@@ -40,15 +40,33 @@ func normalImages(dir string) ([]string, error) {
 	// folder of images without that layout.
 	var dl *dataset.DanglingLinkError
 	var ll *dataset.LinkLoopError
+	var ni *dataset.NoImagesError
 	switch {
 	case errors.As(err, &dl):
 		return nil, fmt.Errorf("data %s: %w", dir, dl)
 	case errors.As(err, &ll):
 		return nil, fmt.Errorf("data %s: %w", dir, ll)
+	case errors.As(err, &ni):
+		// A train/good that is there but holds no image is a data set
+		// whose images went elsewhere, not a folder of images: DIR's own
+		// (stray copies, a preview) were fitted in its place.
+		return nil, fmt.Errorf("data %s: %w: put the normal images in it%s", dir, ni, ownImagesNote(dir))
 	}
-	ents, err := os.ReadDir(dir)
+	out, err := folderImages(dir)
 	if err != nil {
 		return nil, fmt.Errorf("data %s: %w", dir, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("data %s: no train/good folder with images and no %s images in the folder itself", dir, dataset.ImageKinds)
+	}
+	return out, nil
+}
+
+// folderImages lists the images in dir itself.
+func folderImages(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
 	for _, e := range ents {
@@ -56,10 +74,17 @@ func normalImages(dir string) ([]string, error) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("data %s: no train/good folder with images and no %s images in the folder itself", dir, dataset.ImageKinds)
-	}
 	return out, nil
+}
+
+// ownImagesNote says that the images in dir itself, when it has any, are
+// not fitted in an empty train/good's place, and how to fit on them.
+func ownImagesNote(dir string) string {
+	own, _ := folderImages(dir)
+	if len(own) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (the %d images in %s itself are not fitted in its place: move them into train/good, or remove train/good to fit on them)", len(own), dir)
 }
 
 // progressBar draws fit progress on a terminal (steps/s, ETA); elsewhere

@@ -59,6 +59,9 @@ type Set struct {
 // package may not import).
 var imageExt = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": true, ".tif": true, ".tiff": true, ".gif": true}
 
+// imageExtList is imageExt's endings in the order messages list them.
+const imageExtList = ".jpg .jpeg .png .bmp .tif .tiff .gif"
+
 // IsImageFile reports whether name ends like an image file a data set may
 // hold (case-insensitive) and is not hidden: a name starting with a dot is
 // an editor's or a copy tool's temporary file (".~tmp003.jpg"), which the
@@ -97,8 +100,68 @@ func isDir(dir string, e os.DirEntry) bool {
 	return err == nil && st.IsDir()
 }
 
+// NoImagesError is a folder that is there but holds no image to read:
+// a data set's train/good left empty (its images copied elsewhere), or
+// holding only other files, hidden ones or sub-folders. It says what the
+// folder does hold, so that one can tell an empty copy from images of
+// another kind or one folder too deep.
+type NoImagesError struct {
+	// Dir is the folder.
+	Dir string
+	// Files are its files that are not images by their names, Hidden
+	// those named like images but hidden (a leading dot: a temporary
+	// file's, left out as IsImageFile says), Folders its sub-folders.
+	Files, Hidden, Folders int
+}
+
+// Error reads "/d/train/good holds no images: it is empty" or "/d/train/good
+// holds no images: 3 files, none an image (.jpg .jpeg .png .bmp .tif .tiff
+// .gif); 2 sub-folders (images go in the folder itself, not below it)".
+func (e *NoImagesError) Error() string {
+	if e.Files+e.Hidden+e.Folders == 0 {
+		return fmt.Sprintf("%s holds no images: it is empty", e.Dir)
+	}
+	var what []string
+	if e.Files > 0 {
+		what = append(what, fmt.Sprintf("%s, none an image (%s)", count(e.Files, "file"), imageExtList))
+	}
+	if e.Hidden > 0 {
+		what = append(what, fmt.Sprintf("%s named like an image but hidden (a name that starts with a dot is a temporary file's, left out)", count(e.Hidden, "file")))
+	}
+	if e.Folders > 0 {
+		what = append(what, fmt.Sprintf("%s (images go in the folder itself, not below it)", count(e.Folders, "sub-folder")))
+	}
+	return fmt.Sprintf("%s holds no images: %s", e.Dir, strings.Join(what, "; "))
+}
+
+// count is "1 file", "3 files".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// noImages says what dir, which listImages found no image in, holds.
+func noImages(dir string) *NoImagesError {
+	e := &NoImagesError{Dir: dir}
+	ents, _ := os.ReadDir(dir) // listImages has just read it
+	for _, en := range ents {
+		switch {
+		case isDir(dir, en):
+			e.Folders++
+		case strings.HasPrefix(en.Name(), ".") && imageExt[strings.ToLower(filepath.Ext(en.Name()))]:
+			e.Hidden++
+		default:
+			e.Files++
+		}
+	}
+	return e
+}
+
 // Scan lists a data set's images. train/good is required; test is optional
-// (fitting needs only normal images).
+// (fitting needs only normal images). A train/good that holds no image is
+// refused with a *NoImagesError.
 func Scan(dir string) (*Set, error) {
 	s := &Set{Dir: dir}
 	train, err := listImages(filepath.Join(dir, "train", Good))
@@ -116,7 +179,7 @@ func Scan(dir string) (*Set, error) {
 		return nil, fmt.Errorf("data set %s: want normal images in train/good: %w", dir, err)
 	}
 	if len(train) == 0 {
-		return nil, fmt.Errorf("data set %s: train/good holds no %s images", dir, ImageKinds)
+		return nil, fmt.Errorf("data set %s: %w", dir, noImages(filepath.Join(dir, "train", Good)))
 	}
 	for _, p := range train {
 		s.Train = append(s.Train, Item{Path: p, Label: Good})

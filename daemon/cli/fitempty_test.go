@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fit --data DIR with DIR/train/good there but empty (its images copied
+// elsewhere) fitted DIR's own stray images in its place, or, with none,
+// said "no train/good folder with images" of a folder that is there. It
+// is now refused, naming train/good and what it holds; so is eval.
+func TestFitDataEmptyTrainGood(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	good := filepath.Join(set, "train", "good")
+	imgs, err := filepath.Glob(filepath.Join(good, "*.png"))
+	if err != nil || len(imgs) != 5 {
+		t.Fatalf("exported train images: %v %v", imgs, err)
+	}
+	// The images moved up into DIR itself: enough for a fit of their own.
+	for _, p := range imgs {
+		if err := os.Rename(p, filepath.Join(set, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := evalConfig(t, dir)
+	out := filepath.Join(dir, "m.safetensors")
+	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", out)
+	want := "data " + set + ": " + good + " holds no images: it is empty: put the normal images in it (the 5 images in " + set +
+		" itself are not fitted in its place: move them into train/good, or remove train/good to fit on them)"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("fit: exit %d, stdout %q, stderr %q: want %q", code, stdout, stderr, want)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("fit wrote a model from the folder's own images")
+	}
+	if code, _, stderr := runCaptureCmd(t, "eval", "--data", set, "--config", cfg); code != 1 || !strings.Contains(stderr, good+" holds no images: it is empty") {
+		t.Errorf("eval: exit %d, stderr %q", code, stderr)
+	}
+	// Files of another kind: named as such. No image in DIR: no note.
+	for _, p := range imgs {
+		if err := os.Rename(filepath.Join(set, filepath.Base(p)), p+".raw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr = runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", out)
+	want = good + " holds no images: 5 files, none an image (.jpg .jpeg .png .bmp .tif .tiff .gif): put the normal images in it\n"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("fit with .raw files: exit %d, stderr %q: want %q", code, stderr, want)
+	}
+	// Images that cannot be read are skipped and counted, not taken for
+	// no train/good: the refusal says so.
+	for i, p := range imgs {
+		os.Remove(p + ".raw")
+		if err := os.WriteFile(p, []byte("not a png"), 0o644); err != nil || i == 2 {
+			break
+		}
+	}
+	code, _, stderr = runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "0 given") || !strings.Contains(stderr, "skipped 3 files: 3 unreadable or not an image") {
+		t.Errorf("fit with unreadable images: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a model was written")
+	}
+}
