@@ -102,6 +102,10 @@ type Options struct {
 	// was fitted on; frames then score within 0.2% of float32's distances.
 	HalfPrecision bool
 	Logger        *slog.Logger
+	// describeOnly builds a detector from a model file to describe it, not
+	// to run it (DescribeFile): no backbone is opened, and the taps'
+	// shapes are the file's own.
+	describeOnly bool
 }
 
 // scorer is the scorer configuration of every scale.
@@ -435,7 +439,9 @@ func tapShapes(bb *backbone.Backbone) []padim.TapShape {
 // bindBuffers sizes the per-frame buffers once the scales exist, and
 // takes the combination from the scales' weights and z-scores.
 func (d *Detector) bindBuffers() {
-	d.fmaps = make([]padim.FeatureMap, len(d.bb.Taps()))
+	if d.bb != nil { // none on a detector that only describes its file
+		d.fmaps = make([]padim.FeatureMap, len(d.bb.Taps()))
+	}
 	d.grid = make([]float32, d.scales[0].positions())
 	if d.tiles.n > 1 && d.tiles.axis == axisX {
 		d.layout = make([]float32, len(d.grid))

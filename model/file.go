@@ -244,6 +244,26 @@ func Load(path string, opts Options) (*Detector, error) {
 	return d, nil
 }
 
+// DescribeFile describes the model file at path from the file alone, as
+// Load's detector would (Info), without the backbone it was fitted on:
+// where that backbone is not on this machine (a binary run outside its
+// install, a bundled backbone not installed), a model file is still
+// described. Backbone is then the bundled backbone's name, or the path
+// the fit recorded; that the backbone in use is the one fitted on (its
+// sha256, the taps' shapes) is not checked, nor is any budget. Options
+// give what Load's would (Workers, HalfPrecision, Logger); Backbone and
+// MemoryBudget are not used. The file's own faults are refused as Load
+// refuses them.
+func DescribeFile(path string, opts Options) (Info, error) {
+	opts.MemoryBudget, opts.describeOnly = 0, true
+	d, err := Load(path, opts)
+	if err != nil {
+		return Info{}, err
+	}
+	defer d.Close()
+	return d.Info(), nil
+}
+
 // fromFile builds the detector of one model of a file (the file's main
 // model, or a member: root is the file's, whose mapping the pages of the
 // inverse covariances are dropped from). On error it releases what it
@@ -296,7 +316,7 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	}
 	bo.Taps = pm.Meta.Taps
 	bo.Preprocess = backbone.Preprocess{Resize: backbone.ResizeMode(pre.Resize), Mean: pre.Mean, Std: pre.Std}
-	if bo.Preprocess != opts.Backbone.Preprocess && (opts.Recipe == "" || opts.Recipe == RecipeFixed) {
+	if bo.Preprocess != opts.Backbone.Preprocess && (opts.Recipe == "" || opts.Recipe == RecipeFixed) && !opts.describeOnly {
 		opts.Logger.Info("model file's preprocessing differs from the configuration; using the model's", "model", path, "resize", pre.Resize)
 	}
 	// otherBundled says which bundled backbone the file was fitted on
@@ -312,11 +332,13 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 		}
 		return fmt.Errorf("fitted on the bundled backbone %s, but model.backbone is %s: set model.backbone to %s (or leave it empty), or refit the model: %w", fb.Name, opts.Backbone.Path, fb.Name, err)
 	}
-	if d.bb, err = backbone.Open(bo); err != nil {
-		return fail(otherBundled(err))
-	}
-	if d.bb.SHA256() != pm.Meta.BackboneSHA256 {
-		return fail(otherBundled(fmt.Errorf("fitted for backbone sha256 %s, but the backbone in use is %s: refit the model", pm.Meta.BackboneSHA256, d.bb.SHA256())))
+	if !opts.describeOnly {
+		if d.bb, err = backbone.Open(bo); err != nil {
+			return fail(otherBundled(err))
+		}
+		if d.bb.SHA256() != pm.Meta.BackboneSHA256 {
+			return fail(otherBundled(fmt.Errorf("fitted for backbone sha256 %s, but the backbone in use is %s: refit the model", pm.Meta.BackboneSHA256, d.bb.SHA256())))
+		}
 	}
 	d.opts.Backbone = bo
 	if pre.Standardize {
@@ -336,7 +358,10 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	}
 	d.tiles = tiling{n: pre.Tiles, axis: pre.TileAxis}
 	views := d.tiles.views()
-	shapes := tapShapes(d.bb)
+	shapes := pm.Meta.TapShapes // as the backbone gave them at the fit
+	if d.bb != nil {
+		shapes = tapShapes(d.bb)
+	}
 	patch, err := newScale(shapes, pm.Meta.Pool, 0, 0, pm.Channels, 1, views, 0, 0)
 	if err != nil {
 		return fail(err)
@@ -392,14 +417,18 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 		}
 		recipe.Backbone = r.Backbone
 	}
-	if d.al, err = loadAligner(pm, opts.Align, d.viewShape()); err != nil {
+	shape := viewShape{} // an aligner that only describes warps nothing
+	if d.bb != nil {
+		shape = d.viewShape()
+	}
+	if d.al, err = loadAligner(pm, opts.Align, shape); err != nil {
 		return fail(err)
 	}
 	if d.al != nil {
 		recipe.Align = d.al.ref.Mode()
 		d.al.arm()
 	}
-	if want := opts.Align.Mode; (opts.Recipe == "" || opts.Recipe == RecipeFixed || opts.Recipe == RecipeAuto) && want != "" && want != align.Off && want != recipe.Align {
+	if want := opts.Align.Mode; (opts.Recipe == "" || opts.Recipe == RecipeFixed || opts.Recipe == RecipeAuto) && want != "" && want != align.Off && want != recipe.Align && !opts.describeOnly {
 		opts.Logger.Warn("model file's registration differs from the configuration; using the model's (refit to change it)",
 			"model", path, "model_align", string(recipe.Align), "configured", string(want))
 	}
@@ -407,6 +436,14 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	d.opts.Epsilon, d.opts.Sigma, d.opts.Seed = pm.Meta.Eps, pre.Sigma, pm.Meta.Seed
 	d.describe(pm.Meta.Images)
 	d.info.Backbone = bo.Path
+	if d.bb == nil {
+		// Described from the file alone: the backbone it names.
+		d.info.BackboneSHA256 = pm.Meta.BackboneSHA256
+		d.info.Backbone = pre.Path
+		if b, ok := backbone.BundleBySHA256(pm.Meta.BackboneSHA256); ok {
+			d.info.Backbone = b.Name
+		}
+	}
 	d.info.Fitted = pm.Meta.FitDate.UTC().Format(time.RFC3339)
 	d.info.RecipeChoice = pm.Meta.Extra[metaRecipeChoice]
 	if f, ok := pm.Meta.Extra[metaRecipeFigures]; ok {

@@ -666,7 +666,16 @@ func (d *Detector) setThresholds(opts padim.ThresholdOptions, scores, fine []flo
 // describe fills the detector's Info from its recipe and scales.
 func (d *Detector) describe(images int) {
 	p := d.scales[0]
-	d.info = Info{Recipe: d.recipe.Name(), Backbone: d.opts.Backbone.Path, BackboneSHA256: d.bb.SHA256(), Resize: string(d.recipe.resize()),
+	// A detector that only describes its file has no backbone (Load's
+	// caller sets the file's checksum, and its taps are the recipe's).
+	sha, taps := "", d.recipe.Taps
+	if d.bb != nil {
+		sha, taps = d.bb.SHA256(), nil
+		for _, t := range d.bb.Taps() {
+			taps = append(taps, t.Name)
+		}
+	}
+	d.info = Info{Recipe: d.recipe.Name(), Backbone: d.opts.Backbone.Path, BackboneSHA256: sha, Resize: string(d.recipe.resize()),
 		GridH: p.emb.GridH(), GridW: p.emb.GridW(), Pool: p.emb.Pool(), Features: p.emb.D(), Epsilon: d.opts.Epsilon, Sigma: d.opts.Sigma,
 		Standardize: d.recipe.Standardize, PositionZScore: d.zscore, Images: images, Fitted: time.Now().UTC().Format(time.RFC3339),
 		Align: string(align.Off), TrainInput: d.trainInput, TrainAspect: d.trainAspectMeta()}
@@ -676,9 +685,7 @@ func (d *Detector) describe(images int) {
 	if d.tiles.n > 1 {
 		d.info.Tiles, d.info.TileAxis = d.tiles.n, d.tiles.axis
 	}
-	for _, t := range d.bb.Taps() {
-		d.info.Taps = append(d.info.Taps, t.Name)
-	}
+	d.info.Taps = slices.Clone(taps)
 	d.describeScales()
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -33,7 +34,23 @@ func cmdModelInfo() *Command {
 			if err != nil {
 				return err
 			}
+			path := fs.Arg(0)
 			opts, err := daemon.ModelOptions(cfg, env.Log)
+			if fe := (*daemon.FieldError)(nil); errors.As(err, &fe) && fe.Field == "model.backbone" {
+				// The backbone is not on this machine (a binary run
+				// outside its install without INSPECTD_SHARE): the file
+				// still describes itself, and only the check that the
+				// backbone is the one it was fitted on is left undone.
+				info, derr := model.DescribeFile(path, model.Options{Logger: env.Log})
+				if derr != nil {
+					return derr
+				}
+				if err := printModelInfo(env, info, *asJSON); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stderr, "NOTE: not checked that the backbone it was fitted on (%s, sha256 %s) is on this machine, unchanged: %v\n", info.Backbone, info.BackboneSHA256, err)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -43,9 +60,21 @@ func cmdModelInfo() *Command {
 			opts.Backbone.Optimize = backbone.OptimizeOff
 			budget := opts.MemoryBudget
 			opts.MemoryBudget = 0
-			det, err := model.Load(fs.Arg(0), opts)
+			det, err := model.Load(path, opts)
 			if err != nil {
-				return err
+				// A file that is sound by itself but that this
+				// configuration's backbone cannot run (a bundled backbone
+				// not installed, another backbone's file) is described
+				// all the same, with why, as over the memory budget.
+				info, derr := model.DescribeFile(path, opts)
+				if derr != nil {
+					return err
+				}
+				if err := printModelInfo(env, info, *asJSON); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stderr, "WARNING: inspectd would not load it under this configuration: %v\n", err)
+				return nil
 			}
 			defer det.Close()
 			info := det.Info()
@@ -53,22 +82,28 @@ func cmdModelInfo() *Command {
 				fmt.Fprintf(env.Stderr, "WARNING: its scoring state, %d bytes, is over model.memory_budget (%d bytes): inspectd would not load it under this configuration\n",
 					info.StateBytes, budget)
 			}
-			if *asJSON {
-				b, err := json.MarshalIndent(info, "", "  ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(env.Stdout, string(b))
-				return nil
-			}
-			writeModelInfo(env, info, "")
-			for k, m := range info.Members {
-				fmt.Fprintf(env.Stdout, "member %d:\n", k+1)
-				writeModelInfo(env, m, "  ")
-			}
-			return nil
+			return printModelInfo(env, info, *asJSON)
 		},
 	}
+}
+
+// printModelInfo writes model info's description: as JSON, or one line
+// per field and a block per ensemble member.
+func printModelInfo(env *Env, info model.Info, asJSON bool) error {
+	if asJSON {
+		b, err := json.MarshalIndent(info, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+		return nil
+	}
+	writeModelInfo(env, info, "")
+	for k, m := range info.Members {
+		fmt.Fprintf(env.Stdout, "member %d:\n", k+1)
+		writeModelInfo(env, m, "  ")
+	}
+	return nil
 }
 
 func writeModelInfo(env *Env, i model.Info, indent string) {

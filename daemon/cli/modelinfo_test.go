@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/model"
+)
+
+// `inspectd model info FILE` run outside its install without
+// INSPECTD_SHARE said only "model.backbone: bundled backbone mobilenet_v1
+// … not found" and exit 1: nothing of the file's own recipe, thresholds,
+// grid or state. It now describes the file from itself and says in one
+// line what it could not check and why, exit 0.
+func TestModelInfoWithoutTheBackbone(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	cfg := evalConfig(t, dir)
+	m := filepath.Join(dir, "m.safetensors")
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", m); code != 0 {
+		t.Fatalf("fit: exit %d, %s", code, stderr)
+	}
+	code, withShare, errs := runCaptureCmd(t, "model", "info", "--config", cfg, m)
+	if code != 0 {
+		t.Fatalf("model info with the backbone: exit %d, %s", code, errs)
+	}
+	_, jsonShare, _ := runCaptureCmd(t, "model", "info", "--config", cfg, "--json", m)
+
+	t.Setenv("INSPECTD_SHARE", "") // as unset: the test binary has no share folder beside it
+	code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, m)
+	if code != 0 {
+		t.Fatalf("model info without the backbone: exit %d, stdout %q, stderr %s", code, out, errs)
+	}
+	// Every line as with the backbone, but the backbone's own: its name
+	// for its path.
+	lines, want := strings.Split(out, "\n"), strings.Split(withShare, "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("stdout\n%s\nwant the lines of\n%s", out, withShare)
+	}
+	for i := range lines {
+		if strings.HasPrefix(want[i], "backbone ") {
+			if !strings.HasPrefix(lines[i], "backbone         mobilenet_v1 (sha256 ") {
+				t.Errorf("line %q: want the bundled backbone named", lines[i])
+			}
+			continue
+		}
+		if lines[i] != want[i] {
+			t.Errorf("line %q, with the backbone %q", lines[i], want[i])
+		}
+	}
+	note := "NOTE: not checked that the backbone it was fitted on (mobilenet_v1, sha256 "
+	if n := strings.Count(errs, "\n"); !strings.HasPrefix(errs, note) || n != 1 || !strings.Contains(errs, "set INSPECTD_SHARE to the folder that holds it") {
+		t.Errorf("stderr %q: want one line, %q…, naming INSPECTD_SHARE", errs, note)
+	}
+	code, out, errs = runCaptureCmd(t, "model", "info", "--config", cfg, "--json", m)
+	var got, with model.Info
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || json.Unmarshal([]byte(jsonShare), &with) != nil || !strings.HasPrefix(errs, note) {
+		t.Fatalf("--json: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if got.Recipe != with.Recipe || got.ImageThreshold != with.ImageThreshold || got.GridH != with.GridH || got.StateBytes != with.StateBytes ||
+		got.ID != with.ID || got.BackboneSHA256 != with.BackboneSHA256 || got.Backbone != "mobilenet_v1" {
+		t.Errorf("--json without the backbone %+v, with it %+v", got, with)
+	}
+	// A file that is not a model is still refused, in its own words.
+	bad := filepath.Join(dir, "bad.safetensors")
+	if err := os.WriteFile(bad, []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCaptureCmd(t, "model", "info", "--config", cfg, bad); code != 1 || !strings.Contains(errs, bad) || strings.Contains(errs, "NOTE") {
+		t.Errorf("a file that is not a model: exit %d, stderr %q", code, errs)
+	}
+}
+
+// A model fitted on a backbone that the configuration cannot run (here
+// model.backbone names another .tflite file) was refused by model info
+// as by a start; it is now described, with a warning that says why
+// inspectd would not load it under this configuration.
+func TestModelInfoWithAnotherBackbone(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	cfg := evalConfig(t, dir)
+	m := filepath.Join(dir, "m.safetensors")
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", m); code != 0 {
+		t.Fatalf("fit: exit %d, %s", code, stderr)
+	}
+	// A copy of the second bundled backbone: a file of the user's.
+	b, err := os.ReadFile(filepath.Join(os.Getenv("INSPECTD_SHARE"), "mobilenet_v2_1.0_224_quant.tflite"))
+	if err != nil {
+		t.Skipf("no second backbone: %v", err)
+	}
+	other := filepath.Join(dir, "other.tflite")
+	if err := os.WriteFile(other, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v2 := filepath.Join(dir, "v2.yaml")
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(v2, append(text, "model:\n  backbone: "+other+"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCaptureCmd(t, "model", "info", "--config", v2, m)
+	if code != 0 || !strings.Contains(out, "recipe           ") || !strings.Contains(out, "thresholds       image ") ||
+		!strings.Contains(errs, "WARNING: inspectd would not load it under this configuration: ") || !strings.Contains(errs, "fitted on the bundled backbone mobilenet_v1, but model.backbone is "+other) ||
+		strings.Count(errs, "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
