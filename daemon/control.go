@@ -17,6 +17,7 @@ import (
 	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/remote"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
 	"github.com/inspectd/inspectd/model/padim"
 )
 
@@ -48,7 +49,7 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 	}
 	cfg := d.cfg
 	if err := installTargetError(cfg); err != nil {
-		return model.Info{}, err
+		return model.Info{}, keyed(err)
 	}
 	det, err := d.loadModel(cfg, path)
 	if err != nil {
@@ -61,7 +62,7 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 	if err != nil {
 		err = modelFilesError(cfg, err)
 		det.Close()
-		return model.Info{}, err
+		return model.Info{}, keyed(err)
 	}
 	return d.swapDetector(det), nil
 }
@@ -69,8 +70,8 @@ func (d *Daemon) InstallModel(ctx context.Context, path string) (model.Info, err
 // CheckModelTarget says why InstallModel would refuse to write a model
 // file over the model path of the configuration in force now
 // or its .prev (installTargetError), or nil: a refit asks when it is
-// accepted.
-func (d *Daemon) CheckModelTarget() error { return installTargetError(d.Config()) }
+// accepted. A refusal names its key (keyed), as a push's does.
+func (d *Daemon) CheckModelTarget() error { return keyed(installTargetError(d.Config())) }
 
 // saveInForce saves the detector in force to path (saveInForce's save).
 // Called with d.mu held.
@@ -91,18 +92,25 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	cfg := d.cfg
 	prev := PreviousModelPath(cfg.ModelPath())
 	if err := noPreviousModelError(prev); err != nil {
+		if ll := (*dataset.LinkLoopError)(nil); errors.As(err, &ll) {
+			// A link at the key's .prev, not the want of a rollback
+			// point: under the key, as a folder or a pipe there.
+			return model.Info{}, &remote.KeyError{Key: modelKey(cfg), Err: err}
+		}
 		return model.Info{}, err
 	}
 	// Before the previous file is loaded: the swap renames it over the
 	// model path.
 	if err := modelTargetError(cfg); err != nil {
-		return model.Info{}, err
+		return model.Info{}, keyed(err)
 	}
 	det, err := d.loadModel(cfg, prev)
 	if nm := (*padim.NotModelFileError)(nil); errors.As(err, &nm) {
 		// Refused before it was opened (a named pipe's open waited for a
-		// writer, holding this command and d.mu, for good).
-		return model.Info{}, fmt.Errorf("previous model: %w: move it aside, or copy the model file to roll back to there", err)
+		// writer, holding this command and d.mu, for good). What is at
+		// the key's .prev, as a threshold command refuses it: under the
+		// key, in its own words.
+		return model.Info{}, &remote.KeyError{Key: modelKey(cfg), Err: fmt.Errorf("previous model: %w: move it aside, or copy the model file to roll back to there", err)}
 	}
 	if err != nil {
 		return model.Info{}, fmt.Errorf("previous model: %w", err)
@@ -114,7 +122,7 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	if err != nil {
 		err = modelFilesError(cfg, err)
 		det.Close()
-		return model.Info{}, err
+		return model.Info{}, keyed(err)
 	}
 	return d.swapDetector(det), nil
 }
@@ -137,14 +145,14 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	// Before the thresholds change and the file is written: there is
 	// nothing to undo, and no new file is left beside the path.
 	if err := installTargetError(d.cfg); err != nil {
-		return model.Info{}, err
+		return model.Info{}, keyed(err)
 	}
 	// The model in force is kept as .prev, saved from memory before its
 	// thresholds change.
 	dst := d.cfg.ModelPath()
 	inForce, err := saveInForce(dst, d.saveInForce)
 	if err != nil {
-		return model.Info{}, modelFilesError(d.cfg, err)
+		return model.Info{}, keyed(modelFilesError(d.cfg, err))
 	}
 	var info model.Info
 	var oldImage, oldPixel float64
@@ -175,7 +183,7 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	if saveErr != nil {
 		_ = os.Remove(tmp) // a whole model file, which nothing else removes
 		undo()
-		return model.Info{}, modelFilesError(d.cfg, saveErr)
+		return model.Info{}, keyed(modelFilesError(d.cfg, saveErr))
 	}
 	d.publishInfo()
 	d.log.Info("thresholds set", "image", image, "pixel", pixel, "model", info.ID)
@@ -446,19 +454,22 @@ func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 	return []string{plannedFitNote(c, n)}, nil
 }
 
-// keyed tags err, a refusal of a configuration change, with the key whose
-// value it refuses (remote.KeyError), for a push reply's field: a
-// *FieldError's (a model file that is a folder or no model, its folder,
-// state_dir), a missing model's (model.path, or state_dir where the model
-// lives there), a state_dir another inspectd uses. Other errors come back
-// as they are.
+// keyed tags err, a refusal of a configuration change or of a model
+// command's file (a threshold command, a refit's install, a model
+// rollback, refused for what is at the model path or its .prev, or its
+// folder), with the key whose value it refuses (remote.KeyError), for the
+// reply's field: a *FieldError's (a model file that is a folder or no
+// model, its folder, state_dir), a missing model's (model.path, or
+// state_dir where the model lives there), a state_dir another inspectd
+// uses. Other errors, and a KeyError already, come back as they are.
 func keyed(err error) error {
 	var fe *FieldError
 	var nm *noModelError
 	var inUse *statelock.InUseError
+	var ke *remote.KeyError
 	switch {
-	case err == nil:
-		return nil
+	case err == nil, errors.As(err, &ke):
+		return err
 	case errors.As(err, &fe):
 		return &remote.KeyError{Key: fe.Field, Err: err}
 	case errors.As(err, &nm):

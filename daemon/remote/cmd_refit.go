@@ -88,7 +88,7 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 	// at the model path was refused only after the whole fit (seconds to
 	// minutes of a core). The install checks again.
 	if err := env.Ctl.CheckModelTarget(); err != nil {
-		return nil, errorf(CodeFailed, "", "not started: %v", err)
+		return nil, refusedKey(err, "not started: %v", err)
 	}
 	opts, err := env.Ctl.FitOptions()
 	if err != nil {

@@ -61,7 +61,7 @@ func (cmdRollback) Prepare(env *Env, body []byte) (*Plan, error) {
 			prev := env.Ctl.ModelInfo().ID
 			info, err := env.Ctl.RollbackModel(ctx)
 			if err != nil {
-				return nil, errorf(CodeFailed, "", "model unchanged (%s): %v", prev, err)
+				return nil, refusedKey(err, "model unchanged (%s): %v", prev, err)
 			}
 			return map[string]any{"target": "model", "model_id": info.ID, "previous_model_id": prev, "model": modelSummary(info)}, nil
 		}}, nil

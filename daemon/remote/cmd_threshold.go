@@ -70,7 +70,9 @@ func (cmdThreshold) Prepare(env *Env, body []byte) (*Plan, error) {
 		pixel := pixelFor(*a.Image, a.Pixel, prev)
 		info, err := env.Ctl.SetThresholds(ctx, *a.Image, pixel)
 		if err != nil {
-			return nil, errorf(CodeFailed, "", "thresholds unchanged: %v", err)
+			// A refusal of what is at model.path or its .prev, or of its
+			// folder, names the key in field, as a push's does.
+			return nil, refusedKey(err, "thresholds unchanged: %v", err)
 		}
 		return map[string]any{"model_id": info.ID, "image_threshold": info.ImageThreshold, "pixel_threshold": info.PixelThreshold,
 			"previous": map[string]any{"image_threshold": prev.ImageThreshold, "pixel_threshold": prev.PixelThreshold}}, nil

@@ -204,13 +204,16 @@ type Status struct {
 	Health map[string]string `json:"health,omitempty"`
 }
 
-// KeyError is a Controller's refusal (ApplyConfig, PlanConfig) of the
+// KeyError is a Controller's refusal (ApplyConfig, PlanConfig, and
+// InstallModel, CheckModelTarget, SetThresholds, RollbackModel) of the
 // value of one configuration key on this box: a model file that is a
 // folder or no model, a folder a model cannot be saved in, a state_dir
-// that cannot be created. A push's reply names it in its field
-// ("config." + Key), as the refusal of a state_dir the request table
-// cannot be carried to does. Error is Err's text alone, which names the
-// key already.
+// that cannot be created, what is at the model path or its .prev that a
+// model file cannot be written over. The reply names it in its field
+// ("config." + Key), a push's as a threshold command's, a refit's or a
+// rollback's, as the refusal of a state_dir the request table cannot be
+// carried to does. Error is Err's text alone, which names the key already
+// (a rollback's refusal of the .prev it loads names the file).
 type KeyError struct {
 	Key string
 	Err error

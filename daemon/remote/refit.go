@@ -583,9 +583,9 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		// The daemon's refusals of the model files say that the model in
 		// force stays: said twice, it read as two failures.
 		if strings.Contains(err.Error(), "the model in force stays") {
-			return out, errorf(CodeFailed, "", "install: %v", err)
+			return out, refusedKey(err, "install: %v", err)
 		}
-		return out, errorf(CodeFailed, "", "install: %v; %s", err, keeps)
+		return out, refusedKey(err, "install: %v; %s", err, keeps)
 	}
 	out["model_id"] = installed.ID
 	out["model"] = modelSummary(installed)
