@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/png" // live frames are kept for the fit as PNG files
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -41,8 +42,44 @@ type folderImages struct {
 	dir      string
 	paths    []string // usable images, sorted
 	skipped  int
-	reasons  []string // the first few reasons files were skipped
+	reasons  []string // the first few reasons files were skipped, for the reply
 	fit, val []string
+	// files are all the files skipped, in the order they were, for the
+	// log (logSkipped): the reply names only the first few, and an
+	// operator could not find the others; logged is how many of them
+	// were logged.
+	files  []skippedFile
+	logged int
+}
+
+// skippedFile is a file a folder refit skipped, and why.
+type skippedFile struct{ path, reason string }
+
+// maxSkippedReasons is how many reasons a refit's reply gives beside its
+// skipped count; the log names every skipped file.
+const maxSkippedReasons = 5
+
+// skip counts the file at path as skipped for err.
+func (f *folderImages) skip(path string, err error) {
+	f.skipped++
+	if len(f.reasons) < maxSkippedReasons {
+		f.reasons = append(f.reasons, err.Error())
+	}
+	f.files = append(f.files, skippedFile{path, err.Error()})
+}
+
+// logSkipped logs each skipped file not logged yet, one warning a file
+// (its path and why, as its reason reads in the reply), as the folder
+// source and 'inspectd fit' log theirs: each is an event of its own, and a
+// line a file is what grep, journalctl and a log shipper's filter take;
+// one line listing them all would run to thousands of paths (a folder
+// holds up to 10 × remote.max_refit_frames entries). The refit's job logs
+// them once it has decoded its picks, each file once per refit.
+func (f *folderImages) logSkipped(log *slog.Logger) {
+	for _, s := range f.files[f.logged:] {
+		log.Warn("file skipped", "file", s.path, "reason", s.reason)
+	}
+	f.logged = len(f.files)
 }
 
 // listFolder lists the usable images of dir (or of dir/train/good, the
@@ -121,10 +158,7 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 	for _, name := range names {
 		p := filepath.Join(dir, name)
 		if err := checkImage(p); err != nil {
-			f.skipped++
-			if len(f.reasons) < 5 {
-				f.reasons = append(f.reasons, err.Error())
-			}
+			f.skip(p, err)
 			continue
 		}
 		f.paths = append(f.paths, p)
@@ -168,10 +202,7 @@ func (f *folderImages) admit() error {
 		out := paths[:0:0]
 		for _, p := range paths {
 			if _, err := loadImage(p); err != nil { // its header's size is checked again there
-				f.skipped++
-				if len(f.reasons) < 5 {
-					f.reasons = append(f.reasons, err.Error())
-				}
+				f.skip(p, err)
 				continue
 			}
 			out = append(out, p)
@@ -477,7 +508,9 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	count, validate := r.p.count, r.p.validate
 	src := &frames{r: r, ctx: ctx, n: count}
 	if f := r.p.folder; f != nil {
-		if err := f.admit(); err != nil {
+		err := f.admit()
+		f.logSkipped(r.env.Log)
+		if err != nil {
 			return nil, errorf(CodeFailed, "folder", "%v; %s", err, keeps)
 		}
 		count, validate = len(f.fit), len(f.val)
