@@ -33,7 +33,16 @@ func PreviousModelPath(modelPath string) string { return modelPath + ".prev" }
 // first), or dst removed where it held nothing: the new model stayed at
 // dst, which a restart loaded though the command was answered failed. A
 // failed install leaves dst and .prev as they were, and no temporary file.
+//
+// The new model and the kept one take the permissions of the model file at
+// dst (keepModelMode), as a configuration push keeps its file's: both were
+// written 0644 by the save, so that an operator's 0444 or 0640 model file
+// became 0644 at the first threshold command or refit.
 func installModelFile(src, dst, inForce string) error {
+	if err := keepModelMode(dst, src, inForce); err != nil {
+		removeTemp(inForce)
+		return err
+	}
 	held, was, err := holdModelPath(dst)
 	if err != nil {
 		removeTemp(inForce)
@@ -62,6 +71,39 @@ func installModelFile(src, dst, inForce string) error {
 	}
 	removeTemp(held)
 	return syncDir(filepath.Dir(dst))
+}
+
+// modelFileMode is the permissions of the model file at dst (a link to it
+// followed), and false where dst holds no regular file (nothing, a
+// dangling link): the files written there then keep the save's own.
+func modelFileMode(dst string) (fs.FileMode, bool) {
+	st, err := os.Stat(dst)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0, false
+	}
+	return st.Mode().Perm(), true
+}
+
+// keepModelMode gives files, the new model file and the kept model in
+// force (temporary files of this command's, "" is none), the permissions
+// of the model file at dst (modelFileMode), which they replace or keep:
+// the new one takes dst's place, and the model in force, which .prev
+// keeps, is the one dst held, as a configuration's .prev takes the mode
+// of the file whose bytes it keeps. Nothing where dst holds no file.
+func keepModelMode(dst string, files ...string) error {
+	perm, ok := modelFileMode(dst)
+	if !ok {
+		return nil
+	}
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		if err := os.Chmod(f, perm); err != nil {
+			return fmt.Errorf("give the model file %s's permissions (%v) to %s: %w", dst, perm, f, err)
+		}
+	}
+	return nil
 }
 
 // holdModelPath makes a hard link of what is at dst (a file, or a link,
@@ -341,14 +383,33 @@ func noPreviousModelError(prev string) error {
 // swapWithPrevious makes PreviousModelPath(dst) the model at dst and the
 // model in force, saved to inForce (saveInForce), the previous one (a
 // rollback; a second one goes forward again), again one atomic rename at
-// a time.
+// a time. Both take the permissions of the model file at dst
+// (keepModelMode), as a configuration's rollback keeps its file's and
+// gives its .prev the mode of the file whose bytes it keeps: the saved
+// model in force came to .prev 0644, and .prev's own mode to dst.
 func swapWithPrevious(dst, inForce string) error {
 	prev := PreviousModelPath(dst)
 	if _, err := os.Stat(prev); err != nil {
 		removeTemp(inForce)
 		return fmt.Errorf("no previous model to roll back to (%s): %w", prev, err)
 	}
+	if err := keepModelMode(dst, inForce); err != nil {
+		removeTemp(inForce)
+		return err
+	}
+	// .prev's bytes take dst's place, with dst's permissions: changed in
+	// place before the rename, put back if it fails. A .prev that is not
+	// a regular file (a link: its target is not inspectd's) is left as it
+	// is, and so is one whose mode cannot be changed (immutable, which the
+	// rename then refuses in its own words).
+	restore := func() {}
+	if perm, ok := modelFileMode(dst); ok {
+		if st, err := os.Lstat(prev); err == nil && st.Mode().IsRegular() && st.Mode().Perm() != perm && os.Chmod(prev, perm) == nil {
+			restore = func() { _ = os.Chmod(prev, st.Mode().Perm()) }
+		}
+	}
 	if err := os.Rename(prev, dst); err != nil {
+		restore() // .prev stays as it was
 		removeTemp(inForce)
 		return fmt.Errorf("roll back model %s: %w", dst, err)
 	}
