@@ -155,10 +155,14 @@ func TestTriggeredRejectsFrameExposedBeforeTrigger(t *testing.T) {
 	w.oneAtATime = true // nothing buffered for Flush to drop
 	c := newTestCamera(t, w, CameraOptions{Formats: []FourCC{FormatYUYV}, Width: 64, Height: 48})
 	tr := NewTriggered(c, TriggerOptions{})
+	// Exposed before the trigger, whenever the push comes: on a loaded
+	// machine it came more than 50 ms after the trigger, and a stamp taken
+	// from the push's own time was then after the trigger.
+	exposed := monotonicNow() - 50*time.Millisecond
 	if err := tr.Trigger("part-7"); err != nil {
 		t.Fatal(err)
 	}
-	w.pushEvent(fakeEvent{frame: grayFrame(64, 48, 60), stamp: monotonicNow() - 50*time.Millisecond})
+	w.pushEvent(fakeEvent{frame: grayFrame(64, 48, 60), stamp: exposed})
 	time.Sleep(time.Millisecond)
 	w.pushEvent(fakeEvent{frame: grayFrame(64, 48, 180), stamp: monotonicNow()})
 	var f Frame
