@@ -16,14 +16,7 @@ import (
 // grid or state. It now describes the file from itself and says in one
 // line what it could not check and why, exit 0.
 func TestModelInfoWithoutTheBackbone(t *testing.T) {
-	dir := t.TempDir()
-	set := filepath.Join(dir, "set")
-	exportSet(t, set, 5, 2, 3)
-	cfg := evalConfig(t, dir)
-	m := filepath.Join(dir, "m.safetensors")
-	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", m); code != 0 {
-		t.Fatalf("fit: exit %d, %s", code, stderr)
-	}
+	dir, cfg, m := fitSmallModel(t)
 	code, withShare, errs := runCaptureCmd(t, "model", "info", "--config", cfg, m)
 	if code != 0 {
 		t.Fatalf("model info with the backbone: exit %d, %s", code, errs)
@@ -80,14 +73,7 @@ func TestModelInfoWithoutTheBackbone(t *testing.T) {
 // as by a start; it is now described, with a warning that says why
 // inspectd would not load it under this configuration.
 func TestModelInfoWithAnotherBackbone(t *testing.T) {
-	dir := t.TempDir()
-	set := filepath.Join(dir, "set")
-	exportSet(t, set, 5, 2, 3)
-	cfg := evalConfig(t, dir)
-	m := filepath.Join(dir, "m.safetensors")
-	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", m); code != 0 {
-		t.Fatalf("fit: exit %d, %s", code, stderr)
-	}
+	dir, cfg, m := fitSmallModel(t)
 	// A copy of the second bundled backbone: a file of the user's.
 	b, err := os.ReadFile(filepath.Join(os.Getenv("INSPECTD_SHARE"), "mobilenet_v2_1.0_224_quant.tflite"))
 	if err != nil {
@@ -111,4 +97,20 @@ func TestModelInfoWithAnotherBackbone(t *testing.T) {
 		strings.Count(errs, "\n") != 1 {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
+}
+
+// fitSmallModel fits a model on a small exported set with the tests'
+// configuration and returns the folder, the configuration file and the
+// model file.
+func fitSmallModel(t *testing.T) (dir, cfg, m string) {
+	t.Helper()
+	dir = t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	cfg = evalConfig(t, dir)
+	m = filepath.Join(dir, "m.safetensors")
+	if code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", m); code != 0 {
+		t.Fatalf("fit: exit %d, %s", code, stderr)
+	}
+	return dir, cfg, m
 }
