@@ -374,7 +374,7 @@ func checkMemoryBudget(env *Env, running, next *config.Config) error {
 	}
 	mem, err := env.d.available()
 	if err != nil {
-		return errorf(CodeFailed, "model.memory_budget", "cannot check it: available memory unknown: %v", err)
+		return errorf(CodeFailed, "config.model.memory_budget", "cannot check it: available memory unknown: %v", err)
 	}
 	state := env.Ctl.ModelInfo().StateBytes
 	if !nm.MemoryBudget.Auto && int64(nm.MemoryBudget.Bytes) > mem.Bytes+state {

@@ -474,6 +474,20 @@ func TestConfigPushAndGet(t *testing.T) {
 	}
 }
 
+// A budget that cannot be checked (the box's available memory unknown)
+// is refused naming its key as the push's other refusals name theirs
+// (config.model.memory_budget; it said model.memory_budget).
+func TestMemoryBudgetUncheckedNamesItsField(t *testing.T) {
+	r := newRig(t, unsigned)
+	r.ctl.setModel(t)
+	r.memUnknown.Store(true)
+	rep := r.do("config", `{"id":"m0","config":{"model":{"memory_budget":"256MiB"}}}`)
+	mustFail(t, rep, CodeFailed, "cannot check it: available memory unknown: read /proc/meminfo")
+	if f := field(rep); f != "config.model.memory_budget" {
+		t.Errorf("field %q, want config.model.memory_budget", f)
+	}
+}
+
 func TestMemoryBudgetCheckedBeforeApplying(t *testing.T) {
 	r := newRig(t, unsigned)
 	r.ctl.setModel(t)

@@ -399,13 +399,16 @@ func (c *clock) Add(d time.Duration) {
 // rig is a dispatcher over a test controller, with helpers to send
 // requests and wait for replies.
 type rig struct {
-	t    testing.TB
-	ctl  *testController
-	d    *Dispatcher
-	log  *logSink
-	clk  *clock
-	mem  atomic.Int64 // bytes Memory reports
-	opts Options
+	t   testing.TB
+	ctl *testController
+	d   *Dispatcher
+	log *logSink
+	clk *clock
+	mem atomic.Int64 // bytes Memory reports
+	// memUnknown makes Memory fail, as on a box whose available memory
+	// cannot be read.
+	memUnknown atomic.Bool
+	opts       Options
 
 	events eventLog
 }
@@ -449,7 +452,12 @@ func newRigFor(t testing.TB, device, yamlCfg string) *rig {
 	r.mem.Store(8 << 30)
 	r.ctl.now = r.clk.Now
 	r.opts = Options{Controller: r.ctl, DeviceID: device, StateDir: r.ctl.dir, Logger: slog.New(r.log), Now: r.clk.Now,
-		Memory: func() (sysmem.Memory, error) { return sysmem.Memory{Bytes: r.mem.Load(), Source: "test"}, nil }}
+		Memory: func() (sysmem.Memory, error) {
+			if r.memUnknown.Load() {
+				return sysmem.Memory{}, errors.New("read /proc/meminfo: no such file or directory")
+			}
+			return sysmem.Memory{Bytes: r.mem.Load(), Source: "test"}, nil
+		}}
 	r.start()
 	return r
 }
