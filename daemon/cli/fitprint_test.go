@@ -69,16 +69,22 @@ func TestPrintSearchSaysThePixelRatio(t *testing.T) {
 // of it.
 func TestModelInfoSaysThePixelRatio(t *testing.T) {
 	for _, c := range []struct {
-		fig  *model.RecipeFigures
-		want string
+		fig   *model.RecipeFigures
+		pixel float64
+		want  string
 	}{
-		{&model.RecipeFigures{PixelRatio: 0.9, RegionIoU: 0.468, RegionImages: 26},
+		{&model.RecipeFigures{PixelRatio: 0.9, RegionIoU: 0.468, RegionImages: 26}, 9,
 			"alarm regions    grown to 0.9 × the image threshold: region IoU 0.4680 on 26 flagged synthetic defects\n"},
-		{&model.RecipeFigures{}, ""},
-		{nil, ""},
+		// A threshold command's explicit pixel threshold: the share in
+		// force, and what the search chose (a new user's trial: "grown to
+		// 0.75" above "thresholds image 80, pixel 40").
+		{&model.RecipeFigures{PixelRatio: 0.9, RegionIoU: 0.468, RegionImages: 26}, 5,
+			"alarm regions    grown to 0.5 × the image threshold (set since the fit; the recipe search chose 0.9: region IoU 0.4680 on 26 flagged synthetic defects)\n"},
+		{&model.RecipeFigures{}, 9, ""},
+		{nil, 9, ""},
 	} {
 		var b strings.Builder
-		writeModelInfo(&Env{Stdout: &b}, model.Info{Recipe: "r", RecipeChoice: model.RecipeAuto, RecipeFigures: c.fig, ImageThreshold: 10, PixelThreshold: 9}, "")
+		writeModelInfo(&Env{Stdout: &b}, model.Info{Recipe: "r", RecipeChoice: model.RecipeAuto, RecipeFigures: c.fig, ImageThreshold: 10, PixelThreshold: c.pixel}, "")
 		if got := b.String(); c.want != "" && !strings.Contains(got, c.want) || c.want == "" && strings.Contains(got, "alarm regions") {
 			t.Errorf("figures %+v: want %q in:\n%s", c.fig, c.want, got)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/inspectd/inspectd/daemon"
@@ -118,7 +119,18 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 		line("chosen by", "image AUROC %.4f, pixel AUROC %.4f, PRO %.4f, false alarms %.1f%%, misses %.1f%% on %d held-out good images and %d with synthetic defects",
 			f.ImageAUROC, f.PixelAUROC, f.PRO, 100*f.FalseAlarms, 100*f.Misses, f.Good, f.Defects)
 		if f.PixelRatio > 0 && f.RegionImages > 0 {
-			line("alarm regions", "grown to %.2g × the image threshold: region IoU %.4f on %d flagged synthetic defects", f.PixelRatio, f.RegionIoU, f.RegionImages)
+			// The share in force is the thresholds' own: a threshold
+			// command's explicit pixel threshold moves it from the search's.
+			inForce := f.PixelRatio
+			if i.ImageThreshold > 0 && i.PixelThreshold > 0 {
+				inForce = i.PixelThreshold / i.ImageThreshold
+			}
+			if math.Abs(inForce-f.PixelRatio) < 1e-6 {
+				line("alarm regions", "grown to %.2g × the image threshold: region IoU %.4f on %d flagged synthetic defects", f.PixelRatio, f.RegionIoU, f.RegionImages)
+			} else {
+				line("alarm regions", "grown to %.3g × the image threshold (set since the fit; the recipe search chose %.2g: region IoU %.4f on %d flagged synthetic defects)",
+					inForce, f.PixelRatio, f.RegionIoU, f.RegionImages)
+			}
 		}
 	}
 	if len(i.Members) == 0 {
