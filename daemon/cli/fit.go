@@ -50,14 +50,31 @@ func normalImages(dir string) ([]string, error) {
 		// A train/good that is there but holds no image is a data set
 		// whose images went elsewhere, not a folder of images: DIR's own
 		// (stray copies, a preview) were fitted in its place.
-		return nil, fmt.Errorf("data %s: %w: put the normal images in it%s", dir, ni, ownImagesNote(dir))
+		return nil, fmt.Errorf("data %s: %w: put the normal images in it%s", dir, ni, ownImagesNote(dir, "train/good"))
+	}
+	// A train/good (or train) that is there but no folder of images is a
+	// data set gone wrong, not a folder of images: DIR's own were fitted
+	// in its place without a word.
+	good := filepath.Join(dir, "train", dataset.Good)
+	if st, err := os.Stat(good); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("data %s: %s is a file, not a folder: put the normal images in a folder train/good%s", dir, good, ownImagesNote(dir, "train/good"))
+	}
+	if st, err := os.Stat(filepath.Join(dir, "train")); err == nil {
+		if !st.IsDir() {
+			return nil, fmt.Errorf("data %s: %s is a file, not a folder: put the normal images in a folder train/good%s", dir, filepath.Join(dir, "train"), ownImagesNote(dir, "train"))
+		}
+		if _, err := os.Stat(good); os.IsNotExist(err) {
+			return nil, fmt.Errorf("data %s: %s has no folder good in it: put the normal images in %s%s", dir, filepath.Join(dir, "train"), good, ownImagesNote(dir, "train"))
+		}
 	}
 	out, err := folderImages(dir)
 	if err != nil {
 		return nil, fmt.Errorf("data %s: %w", dir, err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("data %s: no train/good folder with images and no %s images in the folder itself", dir, dataset.ImageKinds)
+		// Say what the folder holds: an empty copy, images of another
+		// kind and a folder too deep each want another mend.
+		return nil, fmt.Errorf("data %s: no train/good folder in it, and %w", dir, dataset.NoImagesIn(dir))
 	}
 	return out, nil
 }
@@ -78,13 +95,14 @@ func folderImages(dir string) ([]string, error) {
 }
 
 // ownImagesNote says that the images in dir itself, when it has any, are
-// not fitted in an empty train/good's place, and how to fit on them.
-func ownImagesNote(dir string) string {
+// not fitted in the place of train/good (empty, or no folder), and how to
+// fit on them: removing what stands in the way (in, relative to dir).
+func ownImagesNote(dir, in string) string {
 	own, _ := folderImages(dir)
 	if len(own) == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (the %d images in %s itself are not fitted in its place: move them into train/good, or remove train/good to fit on them)", len(own), dir)
+	return fmt.Sprintf(" (the %d images in %s itself are not fitted in its place: move them into train/good, or remove %s to fit on them)", len(own), dir, in)
 }
 
 // progressBar draws fit progress on a terminal (steps/s, ETA); elsewhere

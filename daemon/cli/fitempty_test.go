@@ -67,3 +67,61 @@ func TestFitDataEmptyTrainGood(t *testing.T) {
 		t.Error("a model was written")
 	}
 }
+
+// A train/good that is a file, a train with no good in it, and a folder of
+// images named straight but holding none (the README's own
+// `--data /var/lib/inspectd/good`): fit fitted DIR's own images in the
+// first two cases without a word, and said only "no train/good folder with
+// images and no … images in the folder itself" in the last (a new user's
+// trial). Each is refused naming what is there.
+func TestFitDataTrainGoodNotAFolder(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	cfg := evalConfig(t, dir)
+	out := filepath.Join(dir, "m.safetensors")
+	good := filepath.Join(set, "train", "good")
+	imgs, err := filepath.Glob(filepath.Join(good, "*.png"))
+	if err != nil || len(imgs) != 5 {
+		t.Fatalf("exported train images: %v %v", imgs, err)
+	}
+	for _, p := range imgs {
+		if err := os.Rename(p, filepath.Join(set, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(good); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	note := " (the 5 images in " + set + " itself are not fitted in its place: move them into train/good, or remove "
+	for _, c := range []struct {
+		name string
+		prep func()
+		want string
+	}{
+		{"train/good a file", func() {}, "data " + set + ": " + good + " is a file, not a folder: put the normal images in a folder train/good" + note + "train/good to fit on them)"},
+		{"train without good", func() { os.Remove(good) }, "data " + set + ": " + filepath.Join(set, "train") + " has no folder good in it: put the normal images in " + good + note + "train to fit on them)"},
+	} {
+		c.prep()
+		code, _, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", out)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q: want %q", c.name, code, stderr, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%s: fit wrote a model from the folder's own images", c.name)
+		}
+	}
+	// A folder of images named straight, holding a sub-folder of them.
+	flat := filepath.Join(dir, "good")
+	if err := os.MkdirAll(filepath.Join(flat, "day1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCaptureCmd(t, "fit", "--data", flat, "--config", cfg, "--out", out)
+	want := "data " + flat + ": no train/good folder in it, and " + flat + " holds no images: 1 sub-folder (images go in the folder itself, not below it)"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("a folder holding a sub-folder: exit %d, stderr %q: want %q", code, stderr, want)
+	}
+}

@@ -142,6 +142,9 @@ func count(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// NoImagesIn says what dir, a folder with no image in it, holds.
+func NoImagesIn(dir string) *NoImagesError { return noImages(dir) }
+
 // noImages says what dir, which listImages found no image in, holds.
 func noImages(dir string) *NoImagesError {
 	e := &NoImagesError{Dir: dir}
