@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +111,13 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 		// writer, holding this command and d.mu, for good). What is at
 		// the key's .prev, as a threshold command refuses it: under the
 		// key, in its own words.
+		return model.Info{}, &remote.KeyError{Key: modelKey(cfg), Err: fmt.Errorf("previous model: %w: move it aside, or copy the model file to roll back to there", err)}
+	}
+	if le := (*padim.LoadError)(nil); errors.As(err, &le) && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, padim.ErrOverBudget) {
+		// The file at the key's .prev read as no model (garbage, cut
+		// short, empty): what is there, as a folder or a pipe there and
+		// as a push naming such a file, under the key. One gone since
+		// its Stat, or over model.memory_budget, is not the file's fault.
 		return model.Info{}, &remote.KeyError{Key: modelKey(cfg), Err: fmt.Errorf("previous model: %w: move it aside, or copy the model file to roll back to there", err)}
 	}
 	if err != nil {
