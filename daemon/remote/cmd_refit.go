@@ -82,6 +82,11 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 	cfg := env.Ctl.Config()
 	p, err := checkRefit(&a, cfg.Remote.MaxRefitFrames)
 	if err != nil {
+		if p != nil && p.folder != nil {
+			// Logged as a refit that runs logs them: the reply names only
+			// the first few, and they are what the operator must mend.
+			p.folder.logSkipped(env.Log)
+		}
 		return nil, err
 	}
 	// Before the fit, not only at its install: a folder or a named pipe
@@ -143,7 +148,9 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 	return &Plan{Background: true, Run: r.run}, nil
 }
 
-// checkRefit bounds a refit's parameters before anything is read.
+// checkRefit bounds a refit's parameters before anything is read. A
+// folder it refuses once listed comes back with the refusal, as a plan
+// whose folder holds the files skipped, for the caller to log them.
 func checkRefit(a *refitArgs, maxFrames int) (*refitPlan, error) {
 	p := &refitPlan{maxFAR: DefaultMaxFalseAlarmRate}
 	if a.Interval != "" {
@@ -174,8 +181,12 @@ func checkRefit(a *refitArgs, maxFrames int) (*refitPlan, error) {
 	if a.Folder != "" {
 		f, err := listFolder(a.Folder, maxFrames)
 		if err != nil {
-			return nil, err
+			if f == nil {
+				return nil, err
+			}
+			return &refitPlan{folder: f}, err
 		}
+		p.folder = f
 		n := len(f.paths)
 		switch {
 		case a.Validate != nil:
@@ -186,17 +197,20 @@ func checkRefit(a *refitArgs, maxFrames int) (*refitPlan, error) {
 		p.count = n - p.validate
 		if a.Count != nil {
 			if *a.Count > p.count {
-				return nil, invalidf("count", "%d images asked for, but the folder's %d images leave %d after the %d validation images", *a.Count, n, p.count, p.validate)
+				return p, invalidf("count", "%d images asked for, but the folder's %d images leave %d after the %d validation images", *a.Count, n, p.count, p.validate)
 			}
 			p.count = *a.Count
 		} else if n > maxFrames {
-			return nil, invalidf("folder", "holds %d images, more than remote.max_refit_frames (%d); give count to use part of them", n, maxFrames)
+			return p, invalidf("folder", "%s holds %d images, more than remote.max_refit_frames (%d); give count to use part of them", f.dir, n, maxFrames)
 		}
 		if p.count < 3 || p.validate < 1 {
-			return nil, invalidf("folder", "holds %d usable image(s); a refit needs at least 3 to fit and 1 to check the model on", n)
+			skipped := ""
+			if f.skipped > 0 {
+				skipped = fmt.Sprintf(" (%d other file(s) skipped, the log names each: a 'file skipped' line a file)", f.skipped)
+			}
+			return p, invalidf("folder", "%s holds %d usable image(s)%s; a refit needs at least 3 to fit and 1 to check the model on", f.dir, n, skipped)
 		}
 		f.pick(p.count, p.validate)
-		p.folder = f
 		return p, nil
 	}
 	p.count = DefaultRefitFrames

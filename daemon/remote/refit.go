@@ -82,10 +82,22 @@ func (f *folderImages) logSkipped(log *slog.Logger) {
 	f.logged = len(f.files)
 }
 
+// logNote says, where the reply's reasons name only the first few skipped
+// files, that the log names every one; "" where they name them all.
+func (f *folderImages) logNote() string {
+	if f.skipped <= len(f.reasons) {
+		return ""
+	}
+	return fmt.Sprintf(" (the log names each, a 'file skipped' line a file; the first %d reasons here)", len(f.reasons))
+}
+
 // listFolder lists the usable images of dir (or of dir/train/good, the
 // MVTec AD layout), reading each file's header only: files that are not
 // images, too large, over maxImagePixels or under model.MinFrameSide a
-// side are skipped and counted.
+// side are skipped and counted. Refused for holding no usable image, it
+// returns the listing with its refusal, so that the refusal's caller logs
+// the files it skipped (logSkipped) as a refit that runs does: the reply
+// names only the first few.
 func listFolder(dir string, maxFrames int) (*folderImages, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, invalidf("folder", "%q is not an absolute path on the box", truncate(dir, 200))
@@ -166,9 +178,9 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 	if len(f.paths) == 0 {
 		msg := fmt.Sprintf("%s holds no usable images (%s)", dir, dataset.ImageKinds)
 		if f.skipped > 0 {
-			msg += fmt.Sprintf("; %d skipped: %s", f.skipped, strings.Join(f.reasons, "; "))
+			msg += fmt.Sprintf("; %d skipped%s: %s", f.skipped, f.logNote(), strings.Join(f.reasons, "; "))
 		}
-		return nil, invalidf("folder", "%s", msg)
+		return f, invalidf("folder", "%s", msg)
 	}
 	return f, nil
 }
