@@ -117,6 +117,18 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 				return nil, invalidf("folder", "%v: mend the link, or name the folder the images are in", dl)
 			}
 		}
+		// A train/good that is no folder, or a train with no good in it,
+		// is a data set gone wrong, as fit refuses it: the refit fitted
+		// the folder's own images in its place.
+		if err == nil {
+			return nil, invalidf("folder", "%s is %s, not a folder: put the images in a folder train/good, or name the folder they are in", good, kindOf(st.Mode()))
+		}
+		if st, err := os.Stat(filepath.Join(dir, "train")); err == nil {
+			if !st.IsDir() {
+				return nil, invalidf("folder", "%s is %s, not a folder: put the images in a folder train/good, or name the folder they are in", filepath.Join(dir, "train"), kindOf(st.Mode()))
+			}
+			return nil, invalidf("folder", "%s has no folder good in it: put the images in %s, or name the folder they are in", filepath.Join(dir, "train"), good)
+		}
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -125,11 +137,7 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 	if !st.IsDir() {
 		// Refused unopened: opening a named pipe waits for a writer, and
 		// the command handler with it.
-		kind := "a file"
-		if !st.Mode().IsRegular() {
-			kind = model.FileKind(st.Mode())
-		}
-		return nil, invalidf("folder", "%s is %s, not a folder of images", dir, kind)
+		return nil, invalidf("folder", "%s is %s, not a folder of images", dir, kindOf(st.Mode()))
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -176,13 +184,24 @@ func listFolder(dir string, maxFrames int) (*folderImages, error) {
 		f.paths = append(f.paths, p)
 	}
 	if len(f.paths) == 0 {
-		msg := fmt.Sprintf("%s holds no usable images (%s)", dir, dataset.ImageKinds)
-		if f.skipped > 0 {
-			msg += fmt.Sprintf("; %d skipped%s: %s", f.skipped, f.logNote(), strings.Join(f.reasons, "; "))
+		if f.skipped == 0 {
+			// Nothing named like an image: say what the folder holds (an
+			// empty copy, files of another kind, a folder too deep), as
+			// fit says it.
+			return f, invalidf("folder", "%v", dataset.NoImagesIn(dir))
 		}
-		return f, invalidf("folder", "%s", msg)
+		return f, invalidf("folder", "%s holds no usable images (%s); %d skipped%s: %s", dir, dataset.ImageKinds, f.skipped, f.logNote(), strings.Join(f.reasons, "; "))
 	}
 	return f, nil
+}
+
+// kindOf names what a path that is not a folder is: "a file", or its
+// kind (a named pipe, a device).
+func kindOf(m os.FileMode) string {
+	if m.IsRegular() {
+		return "a file"
+	}
+	return model.FileKind(m)
 }
 
 // pick chooses count images to fit on and validate images to check the
