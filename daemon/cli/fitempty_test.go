@@ -12,20 +12,7 @@ import (
 // said "no train/good folder with images" of a folder that is there. It
 // is now refused, naming train/good and what it holds; so is eval.
 func TestFitDataEmptyTrainGood(t *testing.T) {
-	dir := t.TempDir()
-	set := filepath.Join(dir, "set")
-	exportSet(t, set, 5, 2, 3)
-	good := filepath.Join(set, "train", "good")
-	imgs, err := filepath.Glob(filepath.Join(good, "*.png"))
-	if err != nil || len(imgs) != 5 {
-		t.Fatalf("exported train images: %v %v", imgs, err)
-	}
-	// The images moved up into DIR itself: enough for a fit of their own.
-	for _, p := range imgs {
-		if err := os.Rename(p, filepath.Join(set, filepath.Base(p))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, set, good, imgs := setWithImagesMovedUp(t)
 	cfg := evalConfig(t, dir)
 	out := filepath.Join(dir, "m.safetensors")
 	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", set, "--config", cfg, "--out", out)
@@ -75,21 +62,9 @@ func TestFitDataEmptyTrainGood(t *testing.T) {
 // images and no … images in the folder itself" in the last (a new user's
 // trial). Each is refused naming what is there.
 func TestFitDataTrainGoodNotAFolder(t *testing.T) {
-	dir := t.TempDir()
-	set := filepath.Join(dir, "set")
-	exportSet(t, set, 5, 2, 3)
+	dir, set, good, _ := setWithImagesMovedUp(t)
 	cfg := evalConfig(t, dir)
 	out := filepath.Join(dir, "m.safetensors")
-	good := filepath.Join(set, "train", "good")
-	imgs, err := filepath.Glob(filepath.Join(good, "*.png"))
-	if err != nil || len(imgs) != 5 {
-		t.Fatalf("exported train images: %v %v", imgs, err)
-	}
-	for _, p := range imgs {
-		if err := os.Rename(p, filepath.Join(set, filepath.Base(p))); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := os.Remove(good); err != nil {
 		t.Fatal(err)
 	}
@@ -124,4 +99,26 @@ func TestFitDataTrainGoodNotAFolder(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("a folder holding a sub-folder: exit %d, stderr %q: want %q", code, stderr, want)
 	}
+}
+
+// setWithImagesMovedUp exports a small data set under a temporary folder
+// dir and moves its 5 train/good images up into the set's folder itself
+// (enough for a fit of their own), leaving train/good empty; it returns
+// the folder, the set, train/good and the images' old paths there.
+func setWithImagesMovedUp(t *testing.T) (dir, set, good string, imgs []string) {
+	t.Helper()
+	dir = t.TempDir()
+	set = filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	good = filepath.Join(set, "train", "good")
+	imgs, err := filepath.Glob(filepath.Join(good, "*.png"))
+	if err != nil || len(imgs) != 5 {
+		t.Fatalf("exported train images: %v %v", imgs, err)
+	}
+	for _, p := range imgs {
+		if err := os.Rename(p, filepath.Join(set, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, set, good, imgs
 }
