@@ -531,6 +531,9 @@ func cmdEval() *Command {
 				if err != nil {
 					return err
 				}
+				if err := brokenTestLinks(set); err != nil {
+					return err
+				}
 				if *maxTest > 0 && *maxTest < len(set.Test) {
 					set.Test = spreadItems(set.Test, *maxTest)
 				}
@@ -795,6 +798,27 @@ func reportSetName(data []string, i int) string {
 		return fmt.Sprintf("%d-%s", i+1, base(data[i]))
 	}
 	return named[i]
+}
+
+// brokenTestLinks refuses a set with entries of test/ that are links
+// leading nowhere (dataset.Set.BrokenTest), naming each and where it
+// leads: such a test/<label> was left out of the evaluation without a
+// word, and the figures were over the other labels as if it had none.
+func brokenTestLinks(set *dataset.Set) error {
+	const mend = "its test images would be left out of the evaluation: restore what it leads to, or remove the link to evaluate without it"
+	switch n := len(set.BrokenTest); n {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("data set %s: %w: %s", set.Dir, set.BrokenTest[0], mend)
+	default:
+		msgs := make([]string, n)
+		for i, err := range set.BrokenTest {
+			msgs[i] = err.Error()
+		}
+		return fmt.Errorf("data set %s: %d entries of test/ lead nowhere (%s): their test images would be left out of the evaluation: restore what they lead to, or remove the links to evaluate without them",
+			set.Dir, n, strings.Join(msgs, "; "))
+	}
 }
 
 // bothKinds says why set's test images cannot be evaluated: none, or no

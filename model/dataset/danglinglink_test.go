@@ -64,3 +64,45 @@ func TestScanNamesALinkToNothing(t *testing.T) {
 		t.Errorf("a data set that is not there: %v", err)
 	}
 }
+
+// A test/<label> that is a link leading nowhere was left out of Set.Test
+// without a word. Scan names it in BrokenTest (an evaluation refuses it)
+// and still lists the set (fitting needs only train/good).
+func TestScanNamesATestLabelLinkedToNothing(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"train/good", "test/good"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d, "0.png"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(dir, "gone", "crack")
+	for _, l := range [][2]string{{missing, "test/crack"}, {"la", "test/loop"}, {"lb", "test/la"}, {"la", "test/lb"}, {"0.png", "test/good/1.png"}} {
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Scan(dir)
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	var got []string
+	for _, e := range s.BrokenTest {
+		got = append(got, e.Error())
+	}
+	// la, lb and loop all lead round in the loop: each is named.
+	want := []string{
+		filepath.Join(dir, "test", "crack") + " is a link to " + missing + ", which does not exist",
+		filepath.Join(dir, "test", "la") + " is a link that leads round in a loop (la → lb → la)",
+		filepath.Join(dir, "test", "lb") + " is a link that leads round in a loop (lb → la → lb)",
+		filepath.Join(dir, "test", "loop") + " is a link that leads round in a loop (la → lb → la)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("BrokenTest:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(s.Train) != 1 || len(s.Test) != 2 {
+		t.Errorf("%d train and %d test images, want 1 and 2 (a link to an image is followed)", len(s.Train), len(s.Test))
+	}
+}

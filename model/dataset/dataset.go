@@ -52,6 +52,13 @@ type Set struct {
 	Dir   string
 	Train []Item
 	Test  []Item
+	// BrokenTest are the entries of test/ that are symbolic links leading
+	// nowhere (a *DanglingLinkError or a *LinkLoopError each, from
+	// BrokenLink): a test/<label> linked to a copy that was moved or is
+	// not mounted. Their images are not in Test, and what was meant by
+	// them cannot be told, so an evaluation must say so: fitting, which
+	// needs only train/good, may go on without them.
+	BrokenTest []error
 }
 
 // imageExt are the file endings of images a data set may hold: those the
@@ -164,7 +171,8 @@ func noImages(dir string) *NoImagesError {
 
 // Scan lists a data set's images. train/good is required; test is optional
 // (fitting needs only normal images). A train/good that holds no image is
-// refused with a *NoImagesError.
+// refused with a *NoImagesError. Entries of test/ that are links leading
+// nowhere are named in BrokenTest, not refused here.
 func Scan(dir string) (*Set, error) {
 	s := &Set{Dir: dir}
 	train, err := listImages(filepath.Join(dir, "train", Good))
@@ -196,6 +204,13 @@ func Scan(dir string) (*Set, error) {
 	}
 	for _, e := range ents {
 		if !isDir(filepath.Join(dir, "test"), e) {
+			if e.Type()&os.ModeSymlink != 0 {
+				// A test/<label> linked to nothing was left out of an
+				// evaluation without a word, its defects with it.
+				if bl := BrokenLink(filepath.Join(dir, "test", e.Name())); bl != nil {
+					s.BrokenTest = append(s.BrokenTest, bl)
+				}
+			}
 			continue
 		}
 		label := e.Name()
