@@ -87,8 +87,9 @@ func (e *DanglingLinkError) Unwrap() error { return fs.ErrNotExist }
 
 // LinkLoopError is a path that is a symbolic link whose chain of links
 // comes back round to a link it passed, or runs on past the links the
-// system follows. The system says only "too many levels of symbolic
-// links": this names the links of the loop.
+// system follows; or one whose way to its target passes a link (a folder
+// of the target's path, Via) that does so. The system says only "too many
+// levels of symbolic links": this names the links of the loop.
 type LinkLoopError struct {
 	// Path is the link.
 	Path string
@@ -96,6 +97,10 @@ type LinkLoopError struct {
 	// again at the end; nil for a chain of more than MaxLinks links that
 	// did not come back round within them.
 	Loop []string
+	// Via is the link on the way to Target that leads round in the loop
+	// (for a → b/c, b where b is such a link), "" when the chain of Path's
+	// own links does; Target is then where that chain led.
+	Via, Target string
 }
 
 // MaxLinks is how many symbolic links in a row the system follows (40 on
@@ -104,10 +109,16 @@ const MaxLinks = 40
 
 // Error reads "/d/train/good is a link that leads round in a loop (la →
 // lb → la)", the loop's links named from the link's folder when they
-// lie in it (or below it), and in full otherwise.
+// lie in it (or below it), and in full otherwise; with Via, "/d/a is a
+// link to /d/b/c, through /d/b, a link that leads round in a loop (b → x
+// → b)".
 func (e *LinkLoopError) Error() string {
+	what := fmt.Sprintf("%s is a link that", e.Path)
+	if e.Via != "" {
+		what = fmt.Sprintf("%s is a link to %s, through %s, a link that", e.Path, e.Target, e.Via)
+	}
 	if len(e.Loop) == 0 {
-		return fmt.Sprintf("%s is a link that leads on through more than %d links (the system follows no more)", e.Path, MaxLinks)
+		return fmt.Sprintf("%s leads on through more than %d links (the system follows no more)", what, MaxLinks)
 	}
 	from := filepath.Dir(e.Path)
 	names := make([]string, len(e.Loop))
@@ -117,7 +128,7 @@ func (e *LinkLoopError) Error() string {
 			names[i] = rel
 		}
 	}
-	return fmt.Sprintf("%s is a link that leads round in a loop (%s)", e.Path, strings.Join(names, " → "))
+	return fmt.Sprintf("%s leads round in a loop (%s)", what, strings.Join(names, " → "))
 }
 
 // DanglingLink returns a *DanglingLinkError when path is a symbolic link
@@ -134,37 +145,65 @@ func DanglingLink(path string) error {
 
 // BrokenLink returns an error naming path when it is a symbolic link that
 // leads nowhere: to nothing (a *DanglingLinkError, directly or through
-// further links) or round in a loop (a *LinkLoopError); and nil otherwise:
-// when path leads somewhere, is not there itself, is no link (a folder
-// above it may be the broken link), or cannot be looked at.
+// further links) or round in a loop (a *LinkLoopError, its own links or a
+// link on the way to its target: a → b/c where b loops); and nil
+// otherwise: when path leads somewhere, is not there itself, is no link
+// (a folder above it may be the broken link), or cannot be looked at.
 func BrokenLink(path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
+	return brokenLink(path, nil)
+}
+
+// passedLink is a link whose target is being followed: its name, and what
+// it is, to tell it again under another name.
+type passedLink struct {
+	name string
+	st   fs.FileInfo
+}
+
+// brokenLink is BrokenLink for path, which does not lead anywhere, on the
+// way to the target of the links outer (outermost first; nil for the path
+// BrokenLink was given).
+func brokenLink(path string, outer []passedLink) error {
 	target := path
 	// Followed by hand, as far as the system would. The links passed are
 	// kept to tell a loop: by what they are, not by their names, which
 	// may differ for one link ("a/../b" where a is itself a link).
-	var passed []fs.FileInfo
-	var names []string
+	var passed []passedLink
 	for range MaxLinks + 1 {
 		st, err := os.Lstat(target)
 		if err != nil {
-			if target != path && errors.Is(err, fs.ErrNotExist) {
+			if target == path {
+				return nil // not there at all, or cannot be looked at
+			}
+			if errors.Is(err, fs.ErrNotExist) {
 				// The end of the chain, which is not there.
 				return &DanglingLinkError{Path: path, Target: target}
 			}
-			return nil // not there at all, or cannot be looked at
+			// A folder on the way to the target may be a link that loops
+			// ("too many levels of symbolic links" of the target): said
+			// with no link named, it was taken for a link that leads
+			// somewhere.
+			if via, ll := loopOnTheWay(target, append(outer[:len(outer):len(outer)], passed...)); ll != nil {
+				return &LinkLoopError{Path: path, Loop: ll.Loop, Via: via, Target: target}
+			}
+			return nil
 		}
 		if st.Mode()&fs.ModeSymlink == 0 {
 			return nil // there: what is missing is further on (a folder above it is a link to nothing)
 		}
 		for i, seen := range passed {
-			if os.SameFile(seen, st) {
-				return &LinkLoopError{Path: path, Loop: append(names[i:len(names):len(names)], target)}
+			if os.SameFile(seen.st, st) {
+				loop := make([]string, 0, len(passed)-i+1)
+				for _, l := range passed[i:] {
+					loop = append(loop, l.name)
+				}
+				return &LinkLoopError{Path: path, Loop: append(loop, target)}
 			}
 		}
-		passed, names = append(passed, st), append(names, target)
+		passed = append(passed, passedLink{target, st})
 		to, err := os.Readlink(target)
 		if err != nil {
 			return nil
@@ -175,4 +214,53 @@ func BrokenLink(path string) error {
 		target = to
 	}
 	return &LinkLoopError{Path: path}
+}
+
+// loopOnTheWay finds the first folder of target's path that leads nowhere
+// and returns it with its *LinkLoopError when it is a link that leads
+// round in a loop: itself, further on its own way, or back through one of
+// the links outer whose targets are being followed (a → b/c where b → a/x:
+// the loop b → a → b). nil when there is none, or the links followed run
+// on past any the system would follow.
+func loopOnTheWay(target string, outer []passedLink) (string, *LinkLoopError) {
+	if len(outer) > 4*MaxLinks {
+		return "", nil
+	}
+	var ways []string // target's folders, the deepest first
+	for d := filepath.Dir(target); ; d = filepath.Dir(d) {
+		ways = append(ways, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for i := len(ways) - 1; i >= 0; i-- {
+		p := ways[i]
+		_, err := os.Stat(p)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil // a folder missing, or a link to nothing: no loop
+		}
+		st, err := os.Lstat(p)
+		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+			return "", nil
+		}
+		for j, o := range outer {
+			if os.SameFile(o.st, st) {
+				// Back through a link whose target is being followed.
+				loop := make([]string, 0, len(outer)-j+1)
+				for _, l := range outer[j:] {
+					loop = append(loop, l.name)
+				}
+				return p, &LinkLoopError{Path: p, Loop: append(loop, p)}
+			}
+		}
+		var ll *LinkLoopError
+		if errors.As(brokenLink(p, outer), &ll) {
+			return p, ll
+		}
+		return "", nil
+	}
+	return "", nil
 }

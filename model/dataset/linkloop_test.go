@@ -94,3 +94,63 @@ func TestScanNamesALinkLoop(t *testing.T) {
 		t.Errorf("a chain of %d links: %v", MaxLinks, err)
 	}
 }
+
+// A link whose target lies through a link that leads round in a loop (a →
+// b/c, where b → x → b) was taken for a link that leads somewhere:
+// BrokenLink returned nil, and its callers said only "too many levels of
+// symbolic links", naming no link. It now names the link on the way that
+// loops, and its loop, as it does for a loop at the link itself.
+func TestBrokenLinkNamesALoopOnTheWay(t *testing.T) {
+	dir := t.TempDir()
+	at := func(p string) string { return filepath.Join(dir, p) }
+	links := [][2]string{
+		// a → b/c: b in the loop.
+		{"b/c", "a"}, {"x", "b"}, {"b", "x"},
+		// into → in/c: in leads into the loop la → lb → la.
+		{"in/c", "into"}, {"la", "in"}, {"lb", "la"}, {"la", "lb"},
+		// deep → sub/s/c/d: sub a folder, sub/s in a loop of its own.
+		{"sub/s/c/d", "deep"}, {"t", "sub/s"}, {"s", "sub/t"},
+		// m → a: the loop on the way to where the chain ends.
+		{"a", "m"},
+		// p → q/c, q → p/x: the way to each goes back through the other.
+		{"q/c", "p"}, {"p/x", "q"},
+		// gone → missing/c: a link to nothing on the way, as before.
+		{"missing/c", "gone"}, {"nowhere", "missing"},
+	}
+	if err := os.Mkdir(at("sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if err := os.Symlink(l[0], at(l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ link, want string }{
+		{"a", at("a") + " is a link to " + at("b/c") + ", through " + at("b") + ", a link that leads round in a loop (b → x → b)"},
+		{"into", at("into") + " is a link to " + at("in/c") + ", through " + at("in") + ", a link that leads round in a loop (la → lb → la)"},
+		{"deep", at("deep") + " is a link to " + at("sub/s/c/d") + ", through " + at("sub/s") + ", a link that leads round in a loop (sub/s → sub/t → sub/s)"},
+		{"m", at("m") + " is a link to " + at("b/c") + ", through " + at("b") + ", a link that leads round in a loop (b → x → b)"},
+		{"p", at("p") + " is a link to " + at("q/c") + ", through " + at("q") + ", a link that leads round in a loop (p → q → p)"},
+		{"gone", at("gone") + " is a link to " + at("missing/c") + ", which does not exist"},
+	} {
+		err := BrokenLink(at(c.link))
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: BrokenLink: %v\nwant %q", c.link, err, c.want)
+		}
+		var ll *LinkLoopError
+		if c.link != "gone" && (!errors.As(err, &ll) || DanglingLink(at(c.link)) != nil) {
+			t.Errorf("%s: %T, DanglingLink %v: want a *LinkLoopError, and no dangling link", c.link, err, DanglingLink(at(c.link)))
+		}
+	}
+	// A data set whose train/good is such a link is refused naming it.
+	set := at("set")
+	if err := os.MkdirAll(filepath.Join(set, "train"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(at("b/good"), filepath.Join(set, "train", "good")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Scan(set); err == nil || !strings.Contains(err.Error(), "through "+at("b")+", a link that leads round in a loop") {
+		t.Errorf("Scan: %v, want the loop on the way named", err)
+	}
+}
