@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/draw"
 	"image/jpeg"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -118,6 +119,21 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 			return nil, fmt.Errorf("%s: no recorded frames (*.mjpeg, *.jpg, *.yuyv)", path)
 		}
 	}
+	// Every file is sized before any is read: the bench holds the whole
+	// recording in memory, and a huge file (a video named .mjpg, a disk
+	// image) was read whole before it was found to be no recording.
+	var total int64
+	for _, name := range files {
+		st, err := os.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		if total+st.Size() > maxRecordingBytes {
+			return nil, recordingTooLarge(name, st.Size(), total)
+		}
+		total += st.Size()
+	}
+	var read int64
 	for _, name := range files {
 		format, ok := recordingExt(name)
 		if !ok {
@@ -127,10 +143,11 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 			return nil, fmt.Errorf("%s: %s frames among %s ones: a camera sends one format", name, format, rec.format)
 		}
 		rec.format = format
-		data, err := readRecordingFile(name)
+		data, err := readRecordingFile(name, maxRecordingBytes-read)
 		if err != nil {
 			return nil, err
 		}
+		read += int64(len(data))
 		if err := rec.add(name, data, size); err != nil {
 			return nil, err
 		}
@@ -149,10 +166,30 @@ func entryKind(m fs.FileMode) string {
 	return model.FileKind(m)
 }
 
-// readRecordingFile reads a file of a recording. The open does not wait
-// (O_NONBLOCK): a named pipe put in the file's place since it was looked
-// at is refused, as the open file is checked, instead of blocking.
-func readRecordingFile(name string) ([]byte, error) {
+// maxRecordingBytes bounds a recording, all its files together: the
+// bench holds every frame in memory (120 frames of 720p MJPEG are 15 MB;
+// 300, as many as it fits a model on, of 1080p YUYV 1.2 GB).
+const maxRecordingBytes = 1 << 30
+
+// recordingMend is what to do with a recording over maxRecordingBytes.
+const recordingMend = "the bench holds every frame in memory: record fewer frames (capture encode --frames)"
+
+// recordingTooLarge refuses the recording file name of size bytes, after
+// files of the recording that hold before bytes.
+func recordingTooLarge(name string, size, before int64) error {
+	if before == 0 {
+		return fmt.Errorf("%s is %d bytes, more than the %d (1 GiB) a recording may hold: %s", name, size, int64(maxRecordingBytes), recordingMend)
+	}
+	return fmt.Errorf("%s is %d bytes: with the %d of the recording's files before it, more than the %d (1 GiB) a recording may hold: %s",
+		name, size, before, int64(maxRecordingBytes), recordingMend)
+}
+
+// readRecordingFile reads a file of a recording, at most limit bytes (what
+// is left of maxRecordingBytes): one that has grown past it since it was
+// sized is refused, not read on. The open does not wait (O_NONBLOCK): a
+// named pipe put in the file's place since it was looked at is refused, as
+// the open file is checked, instead of blocking.
+func readRecordingFile(name string, limit int64) ([]byte, error) {
 	fh, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -165,10 +202,17 @@ func readRecordingFile(name string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is %s, not a recording", name, model.FileKind(st.Mode()))
 	}
+	if st.Size() > limit {
+		return nil, recordingTooLarge(name, st.Size(), maxRecordingBytes-limit)
+	}
 	// Sized as os.ReadFile sizes it: a recording may be hundreds of MB.
 	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+512))
-	if _, err := buf.ReadFrom(fh); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(fh, limit+1)); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if int64(buf.Len()) > limit {
+		return nil, fmt.Errorf("%s grew while it was read, past the %d bytes left of the %d (1 GiB) a recording may hold: %s",
+			name, limit, int64(maxRecordingBytes), recordingMend)
 	}
 	return buf.Bytes(), nil
 }

@@ -53,7 +53,7 @@ func TestRecordingFileSwappedForAPipe(t *testing.T) {
 	pipe := filepath.Join(t.TempDir(), "b.mjpeg")
 	testfs.Mkfifo(t, pipe)
 	var err error
-	testfs.Within(t, 5*time.Second, "readRecordingFile(pipe)", func() { _, err = readRecordingFile(pipe) })
+	testfs.Within(t, 5*time.Second, "readRecordingFile(pipe)", func() { _, err = readRecordingFile(pipe, maxRecordingBytes) })
 	if want := pipe + " is a named pipe, not a recording"; err == nil || err.Error() != want {
 		t.Errorf("readRecordingFile(pipe): %v, want %q", err, want)
 	}
