@@ -198,6 +198,12 @@ type Pipeline struct {
 	pubFail   atomic.Value // timedError: the latest result or alarm lost by the publisher
 	pubOK     atomic.Int64 // unix nanos of the latest result or alarm the publisher took
 
+	// refusals counts the frames in a row refused for a frame size that
+	// capture.roi does not apply to, lastRefusal the latest: the model's
+	// health names the roi and the size then, not the model.
+	refusals    atomic.Int64
+	lastRefusal atomic.Pointer[capture.FrameSizeError]
+
 	need capture.NeedFunc // p.sourceNeed, bound once
 	// maps are anomaly-map copies for frames whose heatmap is drawn (a few
 	// in flight), recycled by the publish stage instead of one per slot.
@@ -368,13 +374,34 @@ func (p *Pipeline) LastGoodFrameAge() time.Duration { return p.health.age(p.star
 // them means the model or the backbone is broken.
 const inspectionFailuresUnhealthy = 3
 
-// ModelHealth says whether inspections succeed.
+// ModelHealth says whether inspections succeed. Frames refused because
+// capture.roi does not apply to their size are said to be that, naming the
+// roi and the size: the model loaded is not at fault, and its entry read as
+// if it were ("model X: 3 inspections in a row failed").
 func (p *Pipeline) ModelHealth() (bool, string) {
 	id := p.det.Info().ID
+	if fse := p.lastRefusal.Load(); fse != nil && p.refusals.Load() >= inspectionFailuresUnhealthy {
+		return false, roiRefusalHealth(id, p.refusals.Load(), fse)
+	}
 	if n := p.inspFails.Load(); n >= inspectionFailuresUnhealthy {
 		return false, fmt.Sprintf("model %s: %d inspections in a row failed, last: %s", id, n, p.lastFail.Load().(string))
 	}
 	return true, "model " + id + " loaded"
+}
+
+// roiRefusalHealth is the model's health detail while the camera's frames
+// are refused for their size (fse, the latest; n in a row): what
+// capture.roi wants, the size the camera sends, and what to do.
+func roiRefusalHealth(id string, n int64, fse *capture.FrameSizeError) string {
+	roi := capture.DescribeROI(fse.ROI)
+	if fse.Was == (image.Point{}) {
+		return fmt.Sprintf("model %s loaded, but no frame inspected: capture.roi (%s) does not fit in the %dx%d frames the camera sends, %d in a row refused; "+
+			"set capture.camera.width and height to the size the roi was given for, or give capture.roi for %dx%d and reload",
+			id, roi, fse.Now.X, fse.Now.Y, n, fse.Now.X, fse.Now.Y)
+	}
+	return fmt.Sprintf("model %s loaded, but no frame inspected: the camera now sends %dx%d frames, not the %dx%d capture.roi (%s) was given for, %d in a row refused; "+
+		"open the camera at %dx%d again, or give capture.roi for %dx%d and reload",
+		id, fse.Now.X, fse.Now.Y, fse.Was.X, fse.Was.Y, roi, n, fse.Was.X, fse.Was.Y, fse.Now.X, fse.Now.Y)
 }
 
 // Run processes frames until the context ends, the source is exhausted or
@@ -735,6 +762,12 @@ func (p *Pipeline) publishStage(s *slot) {
 			// not turn its health bad.
 			p.inspFails.Add(1)
 		}
+		if fse := (*capture.FrameSizeError)(nil); errors.As(s.inspErr, &fse) {
+			p.lastRefusal.Store(fse)
+			p.refusals.Add(1)
+		} else if misfit == nil && !errors.Is(s.inspErr, model.ErrFrameTooSmall) {
+			p.refusals.Store(0)
+		}
 		p.lastFail.Store(s.inspErr.Error())
 		p.noteError(s.inspErr)
 		var rerr *model.RegistrationError
@@ -797,6 +830,7 @@ func (p *Pipeline) publishStage(s *slot) {
 		return
 	}
 	p.inspFails.Store(0)
+	p.refusals.Store(0)
 	p.lastInspErr = ""
 	r := &s.res
 	r.Verdict = VerdictOK
