@@ -129,19 +129,9 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	if err != nil {
 		return model.Options{}, &FieldError{Field: "model.backbone", Err: err}
 	}
-	budget, err := m.MemoryBudget.Resolve(m.MemoryFraction, func() (uint64, error) {
-		mem, err := sysmem.Available()
-		if err != nil {
-			return 0, err
-		}
-		log.Debug("available memory", "bytes", mem.Bytes, "source", mem.Source)
-		return uint64(max(mem.Bytes, 0)), nil
-	})
+	budget, err := memoryBudget(m, log)
 	if err != nil {
-		return model.Options{}, &FieldError{Field: "model.memory_budget", Err: err}
-	}
-	if budget == 0 {
-		return model.Options{}, &FieldError{Field: "model.memory_budget", Err: errors.New("resolved to 0 bytes")}
+		return model.Options{}, err
 	}
 	var defaultTaps []string
 	named := ""
@@ -162,15 +152,9 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 	for i := range 3 {
 		mean[i], std[i] = float32(m.Input.Mean[i]), float32(m.Input.Std[i])
 	}
-	half := false
-	switch m.Precision {
-	case "float16":
-		if !padim.HalfSupported() {
-			return model.Options{}, &FieldError{Field: "model.precision", Err: errors.New("float16 needs an x86-64 CPU with AVX2, FMA and F16C, which this one is not; use auto (float32 here) or float32")}
-		}
-		half = true
-	case "auto", "":
-		half = padim.HalfSupported()
+	half, err := halfPrecision(m)
+	if err != nil {
+		return model.Options{}, err
 	}
 	probe, err := backbone.SelfProbeCommand()
 	if err != nil {
@@ -206,7 +190,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		MinFeatures:     m.MinFeatures,
 		Seed:            uint64(m.Seed),
 		Epsilon:         m.Epsilon,
-		MemoryBudget:    int64(budget),
+		MemoryBudget:    budget,
 		Sigma:           m.BlurSigma,
 		PositionZScore:  m.PositionZScore,
 		ContextPool:     m.ContextPool,
@@ -216,6 +200,61 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 		Threshold:       padim.ThresholdOptions{Explicit: m.Threshold.Value, Quantile: m.Threshold.Quantile, Margin: m.Threshold.Margin},
 		Logger:          log,
 	}, nil
+}
+
+// DescribeOptions are the options model.DescribeFile describes a model
+// file with under cfg where its backbone cannot be opened (ModelOptions
+// failed on model.backbone): ModelOptions's precision and memory budget,
+// so that the description says what scores as a load's would, and the
+// caller can hold the file's state to the budget as a load does. Its
+// errors are *FieldError, as ModelOptions's.
+func DescribeOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	budget, err := memoryBudget(cfg.Model, log)
+	if err != nil {
+		return model.Options{}, err
+	}
+	half, err := halfPrecision(cfg.Model)
+	if err != nil {
+		return model.Options{}, err
+	}
+	return model.Options{HalfPrecision: half, MemoryBudget: budget, Logger: log}, nil
+}
+
+// memoryBudget resolves model.memory_budget to bytes, above 0.
+func memoryBudget(m config.Model, log *slog.Logger) (int64, error) {
+	budget, err := m.MemoryBudget.Resolve(m.MemoryFraction, func() (uint64, error) {
+		mem, err := sysmem.Available()
+		if err != nil {
+			return 0, err
+		}
+		log.Debug("available memory", "bytes", mem.Bytes, "source", mem.Source)
+		return uint64(max(mem.Bytes, 0)), nil
+	})
+	if err != nil {
+		return 0, &FieldError{Field: "model.memory_budget", Err: err}
+	}
+	if budget == 0 {
+		return 0, &FieldError{Field: "model.memory_budget", Err: errors.New("resolved to 0 bytes")}
+	}
+	return int64(budget), nil
+}
+
+// halfPrecision says whether model.precision scores with float16 inverse
+// covariances on this CPU.
+func halfPrecision(m config.Model) (bool, error) {
+	switch m.Precision {
+	case "float16":
+		if !padim.HalfSupported() {
+			return false, &FieldError{Field: "model.precision", Err: errors.New("float16 needs an x86-64 CPU with AVX2, FMA and F16C, which this one is not; use auto (float32 here) or float32")}
+		}
+		return true, nil
+	case "auto", "":
+		return padim.HalfSupported(), nil
+	}
+	return false, nil
 }
 
 // LoadConfig reads a configuration file with the daemon's rules beside

@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -322,9 +323,17 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	// otherBundled says which bundled backbone the file was fitted on
 	// when the one opened is not it: the configured backbone is a file of
 	// the user's, or that bundled one is not installed here.
+	// A configured backbone file that is not there is said first, with
+	// the key, before which backbone the file was fitted on: that the
+	// file is missing is what the user mends.
 	otherBundled := func(err error) error {
 		fb, ok := backbone.BundleBySHA256(pm.Meta.BackboneSHA256)
+		missing := !configuredBundled && bo.Bytes == nil && errors.Is(err, os.ErrNotExist)
 		switch {
+		case missing && ok:
+			return fmt.Errorf("model.backbone %s does not exist; the model was fitted on the bundled backbone %s: set model.backbone to %s (or leave it empty), or put the file back: %w", opts.Backbone.Path, fb.Name, fb.Name, err)
+		case missing:
+			return fmt.Errorf("model.backbone %s does not exist: put the backbone file the model was fitted on (sha256 %s) there, or set model.backbone to where it is: %w", opts.Backbone.Path, pm.Meta.BackboneSHA256, err)
 		case !ok || recipe.Backbone != "":
 			return err
 		case configuredBundled:

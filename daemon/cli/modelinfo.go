@@ -42,10 +42,18 @@ func cmdModelInfo() *Command {
 				// outside its install without INSPECTD_SHARE): the file
 				// still describes itself, and only the check that the
 				// backbone is the one it was fitted on is left undone.
-				info, derr := model.DescribeFile(path, model.Options{Logger: env.Log})
+				// It scores as a load would (model.precision), and a file
+				// over the memory budget is said to be, as with the
+				// backbone: those come from the configuration alone.
+				dopts, derr := daemon.DescribeOptions(cfg, env.Log)
 				if derr != nil {
 					return derr
 				}
+				info, derr := model.DescribeFile(path, dopts)
+				if derr != nil {
+					return derr
+				}
+				warnOverBudget(env, info, dopts.MemoryBudget)
 				if err := printModelInfo(env, info, *asJSON); err != nil {
 					return err
 				}
@@ -71,6 +79,7 @@ func cmdModelInfo() *Command {
 				if derr != nil {
 					return err
 				}
+				warnOverBudget(env, info, budget)
 				if err := printModelInfo(env, info, *asJSON); err != nil {
 					return err
 				}
@@ -79,12 +88,19 @@ func cmdModelInfo() *Command {
 			}
 			defer det.Close()
 			info := det.Info()
-			if budget > 0 && info.StateBytes > budget {
-				fmt.Fprintf(env.Stderr, "WARNING: its scoring state, %d bytes, is over model.memory_budget (%d bytes): inspectd would not load it under this configuration\n",
-					info.StateBytes, budget)
-			}
+			warnOverBudget(env, info, budget)
 			return printModelInfo(env, info, *asJSON)
 		},
+	}
+}
+
+// warnOverBudget warns when the described model's scoring state is over
+// model.memory_budget (budget bytes, 0: none), which a start would refuse:
+// however the file was described, with its backbone or without.
+func warnOverBudget(env *Env, info model.Info, budget int64) {
+	if budget > 0 && info.StateBytes > budget {
+		fmt.Fprintf(env.Stderr, "WARNING: its scoring state, %d bytes, is over model.memory_budget (%d bytes): inspectd would not load it under this configuration\n",
+			info.StateBytes, budget)
 	}
 }
 

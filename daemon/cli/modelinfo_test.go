@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // `inspectd model info FILE` run outside its install without
@@ -96,6 +97,66 @@ func TestModelInfoWithAnotherBackbone(t *testing.T) {
 		!strings.Contains(errs, "WARNING: inspectd would not load it under this configuration: ") || !strings.Contains(errs, "fitted on the bundled backbone mobilenet_v1, but model.backbone is "+other) ||
 		strings.Count(errs, "\n") != 1 {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// `inspectd model info FILE` without the backbone (no INSPECTD_SHARE)
+// said nothing of a file over model.memory_budget, which it warns of with
+// the backbone, and gave its precision as float32 where the configuration
+// (auto, on a CPU with F16C) scores in float16, as model info with the
+// backbone says. And a model.backbone naming a .tflite file that is not
+// there was blamed on the backbone's name ("fitted on the bundled
+// backbone mobilenet_v1, but model.backbone is …") before the missing
+// file: the file, with its key, now comes first.
+func TestModelInfoWithoutTheBackboneWarnsAsWithIt(t *testing.T) {
+	dir, cfg, m := fitSmallModel(t)
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCfg := func(name, model string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, append(text, "model:\n"+model...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	small := writeCfg("small.yaml", "  memory_budget: 1MiB\n")
+	_, jsonShare, _ := runCaptureCmd(t, "model", "info", "--config", cfg, "--json", m)
+	var with model.Info
+	if err := json.Unmarshal([]byte(jsonShare), &with); err != nil {
+		t.Fatalf("--json with the backbone: %v: %q", err, jsonShare)
+	}
+	if padim.HalfSupported() && with.Precision != "float16" {
+		t.Fatalf("with the backbone, precision auto on a CPU with F16C: %q", with.Precision)
+	}
+	overBudget := "WARNING: its scoring state, "
+	if _, _, errs := runCaptureCmd(t, "model", "info", "--config", small, m); !strings.Contains(errs, overBudget) {
+		t.Fatalf("with the backbone, over the budget: stderr %q", errs)
+	}
+
+	// A .tflite file that is not there, with the backbone installed.
+	missing := filepath.Join(dir, "gone.tflite")
+	gone := writeCfg("gone.yaml", "  backbone: "+missing+"\n")
+	code, _, errs := runCaptureCmd(t, "model", "info", "--config", gone, m)
+	head := "WARNING: inspectd would not load it under this configuration: load model " + m + ": model.backbone " + missing + " does not exist; the model was fitted on the bundled backbone mobilenet_v1: set model.backbone to mobilenet_v1"
+	if code != 0 || !strings.HasPrefix(errs, head) || strings.Count(errs, "\n") != 1 {
+		t.Errorf("model.backbone a missing file: exit %d, stderr %q, want one line %q…", code, errs, head)
+	}
+
+	t.Setenv("INSPECTD_SHARE", "") // as unset: the test binary has no share folder beside it
+	code, out, errs := runCaptureCmd(t, "model", "info", "--config", cfg, "--json", m)
+	var got model.Info
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil {
+		t.Fatalf("--json without the backbone: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if got.Precision != with.Precision {
+		t.Errorf("without the backbone, precision %q; with it %q", got.Precision, with.Precision)
+	}
+	code, out, errs = runCaptureCmd(t, "model", "info", "--config", small, m)
+	if code != 0 || !strings.Contains(out, "thresholds       image ") || !strings.Contains(errs, overBudget) || !strings.Contains(errs, "is over model.memory_budget (1048576 bytes)") ||
+		!strings.Contains(errs, "NOTE: not checked that the backbone it was fitted on") || strings.Count(errs, "\n") != 2 {
+		t.Errorf("without the backbone, over the budget: exit %d, stdout %q, stderr %q: want the budget's warning and the note", code, out, errs)
 	}
 }
 
