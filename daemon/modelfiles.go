@@ -84,6 +84,34 @@ func modelFileMode(dst string) (fs.FileMode, bool) {
 	return st.Mode().Perm(), true
 }
 
+// SaveModelFile saves det at path as `inspectd fit` writes its model:
+// atomically, a file that path holds replaced with the permissions of that
+// file (modelFileMode), as the threshold, refit and rollback commands keep
+// them (keepModelMode): Save alone writes 0644, so that an operator's 0444
+// or 0640 model file became 0644 at a fit over it. The new file takes
+// them before it is renamed into place, so that it is never readable
+// more widely than the file it replaces. A new file is Save's own.
+func SaveModelFile(det *model.Detector, path string) error {
+	perm, ok := modelFileMode(path)
+	if !ok {
+		return det.Save(path)
+	}
+	tmp := tempName(path, "new")
+	if err := det.Save(tmp); err != nil {
+		removeTemp(tmp)
+		return err
+	}
+	if err := os.Chmod(tmp, perm); err != nil {
+		removeTemp(tmp)
+		return fmt.Errorf("give the model file %s's permissions (%v) to its replacement: %w", path, perm, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		removeTemp(tmp)
+		return fmt.Errorf("save model %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
 // keepModelMode gives files, the new model file and the kept model in
 // force (temporary files of this command's, "" is none), the permissions
 // of the model file at dst (modelFileMode), which they replace or keep:

@@ -230,7 +230,7 @@ func cmdFit() *Command {
 			if err := checkSeparation(env.Stdout, rep, *out, *force); err != nil {
 				return err
 			}
-			if err := det.Save(*out); err != nil {
+			if err := daemon.SaveModelFile(det, *out); err != nil {
 				return err
 			}
 			saved = true
