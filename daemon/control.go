@@ -120,6 +120,11 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 		// its Stat, or over model.memory_budget, is not the file's fault.
 		return model.Info{}, &remote.KeyError{Key: modelKey(cfg), Err: fmt.Errorf("previous model: %w: move it aside, or copy the model file to roll back to there", err)}
 	}
+	if errors.Is(err, padim.ErrOverBudget) {
+		// A .prev over model.memory_budget: under that key, with what to
+		// do, as a push naming such a file is refused (budgetError).
+		return model.Info{}, keyed(fmt.Errorf("previous model: %w", budgetError(err)))
+	}
 	if err != nil {
 		return model.Info{}, fmt.Errorf("previous model: %w", err)
 	}
