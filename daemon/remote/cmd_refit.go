@@ -71,7 +71,7 @@ type refitPlan struct {
 
 func (cmdRefit) args() any { return new(refitArgs) }
 
-func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
+func (cmdRefit) Prepare(env *Env, body []byte) (_ *Plan, err error) {
 	var a refitArgs
 	if err := decodeStrict(body, &a); err != nil {
 		return nil, err
@@ -80,13 +80,19 @@ func (cmdRefit) Prepare(env *Env, body []byte) (*Plan, error) {
 		return nil, errorf(CodeBusy, "", "a refit is already running (id %q, %s); wait for its reply or send refit-cancel", j.id, j.snapshot().describe())
 	}
 	cfg := env.Ctl.Config()
-	p, err := checkRefit(&a, cfg.Remote.MaxRefitFrames)
-	if err != nil {
-		if p != nil && p.folder != nil {
-			// Logged as a refit that runs logs them: the reply names only
-			// the first few, and they are what the operator must mend.
+	var p *refitPlan
+	defer func() {
+		// A folder refit refused once its folder is listed (at its own
+		// check, or at a later one: the model target, the memory budget,
+		// the memory left) logs the files it skipped, as a refit that runs
+		// logs them: the reply names only the first few, and they are what
+		// the operator must mend. One that runs logs them in its job.
+		if err != nil && p != nil && p.folder != nil {
 			p.folder.logSkipped(env.Log)
 		}
+	}()
+	p, err = checkRefit(&a, cfg.Remote.MaxRefitFrames)
+	if err != nil {
 		return nil, err
 	}
 	// Before the fit, not only at its install: a folder or a named pipe
