@@ -96,6 +96,13 @@ func SaveModelFile(det *model.Detector, path string) error {
 	if !ok {
 		return det.Save(path)
 	}
+	// The rename below, not atomicfile.Write, replaces the file: its
+	// check words an immutable or append-only file or folder (and what
+	// clears it), as Save did, where the rename says only "operation not
+	// permitted".
+	if err := atomicfile.CheckTarget(path); err != nil {
+		return fmt.Errorf("save model %s: %w", path, err)
+	}
 	tmp := tempName(path, "new")
 	if err := det.Save(tmp); err != nil {
 		removeTemp(tmp)

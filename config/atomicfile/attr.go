@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"fmt"
+	"path/filepath"
 	"syscall"
 )
 
@@ -32,3 +33,10 @@ func (e *AttrError) Error() string {
 
 // Unwrap is syscall.EPERM, what the OS would have said.
 func (e *AttrError) Unwrap() error { return syscall.EPERM }
+
+// CheckTarget returns the *AttrError that Write refuses path with (its
+// folder, or the regular file at path, append-only or immutable), or nil.
+// A caller that renames its own temporary file over path, or that writes
+// path only after minutes of work (a fit), checks it first: the rename
+// says only "operation not permitted", and after the work.
+func CheckTarget(path string) error { return checkAttrs(filepath.Dir(path), path) }

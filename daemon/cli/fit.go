@@ -197,6 +197,11 @@ func cmdFit() *Command {
 			if err := model.CheckSaveTarget(*out); err != nil {
 				return fmt.Errorf("%s: %w", key, err)
 			}
+			// An immutable or append-only file (or folder) refuses the
+			// model's rename at the end: in the same words, before the fit.
+			if err := atomicfile.CheckTarget(*out); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
 				return err
