@@ -120,8 +120,27 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // ModelOptions maps the configuration onto the model package's options.
 // Its errors are *FieldError, naming the key that cannot be used.
 func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
+	return modelOptions(cfg, log, true)
+}
+
+// LoadOptions are ModelOptions for a command that loads a model file and
+// fits none (model info): a bundled backbone missing from this machine
+// is not logged as left out of the recipe search, which it does not run
+// (with no share folder, model info said so once per bundled backbone
+// before its own output).
+func LoadOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
+	return modelOptions(cfg, log, false)
+}
+
+// modelOptions is ModelOptions; search says whether the recipe search
+// may run, whose missing bundled backbones are logged.
+func modelOptions(cfg *config.Config, log *slog.Logger, search bool) (model.Options, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	searchLog := log
+	if !search {
+		searchLog = slog.New(slog.DiscardHandler)
 	}
 	m := cfg.Model
 	a := cfg.Capture.Align // registration runs before the backbone, fitted with the model
@@ -179,7 +198,7 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 			Logger:       log,
 		},
 		HalfPrecision:   half,
-		Bundled:         bundled(named, log),
+		Bundled:         bundled(named, searchLog),
 		Installed:       installed(named),
 		Recipe:          m.Recipe,
 		Search:          model.SearchOptions{Holdout: m.Threshold.Holdout, NoEnsemble: !m.Ensemble},

@@ -36,7 +36,7 @@ func cmdModelInfo() *Command {
 				return err
 			}
 			path := fs.Arg(0)
-			opts, err := daemon.ModelOptions(cfg, env.Log)
+			opts, err := daemon.LoadOptions(cfg, env.Log) // no recipe search runs
 			if fe := (*daemon.FieldError)(nil); errors.As(err, &fe) && fe.Field == "model.backbone" {
 				// The backbone is not on this machine (a binary run
 				// outside its install without INSPECTD_SHARE): the file
