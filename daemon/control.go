@@ -396,18 +396,21 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 }
 
 // CheckConfig is PlanConfig's refusal for a push about to be applied,
-// without reading a model file that is there: ApplyConfig's load reads it
-// (openDetector), refusing one that is no model with modelFileError's
-// words, so that the push reads the file once, not once here and again
-// to load it.
+// reading only the header of a model file that is there
+// (modelHeaderError), not its data and checksum: ApplyConfig's load reads
+// those (openDetector), refusing a file that fails its checksum with
+// modelFileError's words, so that the push reads the whole file once, not
+// once here and again to load it. A file whose header is no model's is
+// refused here, before anything is saved or applied.
 func (d *Daemon) CheckConfig(c *config.Config) error {
 	_, err := d.planConfig(c, false)
 	return keyed(err)
 }
 
-// planConfig is PlanConfig; header false leaves the header and checksum
-// of a model file that is there unread (CheckConfig).
-func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
+// planConfig is PlanConfig; whole false reads of a model file that is
+// there its header alone, leaving its data and checksum unread
+// (CheckConfig).
+func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 	cur := d.Config()
 	c = stateDirInForce(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
@@ -444,8 +447,17 @@ func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 			return nil, ferr
 		}
 		return nil, fmt.Errorf("model %s: %w", c.ModelPath(), err) // as openDetector refuses it
+	case err == nil:
+		// A regular file whose header is no model's (garbage, a JPEG, a
+		// model file cut short): the push's load refused it only after
+		// the configuration was saved, counting a reload failure and
+		// putting the file back. It is the pushed value that is wrong, as
+		// a value out of bounds is.
+		if err := modelHeaderError(c); err != nil {
+			return nil, invalidValue(err)
+		}
 	}
-	if header {
+	if whole {
 		// Then what the apply refuses, in its order: the model options
 		// (ModelOptions), then, as the load would, a file that is there
 		// but is no model (another file, one that fails its checksum) or
@@ -465,6 +477,41 @@ func (d *Daemon) planConfig(c *config.Config, header bool) ([]string, error) {
 		return nil, err
 	}
 	return []string{plannedFitNote(c, n)}, nil
+}
+
+// modelHeaderError says, from its header alone, why the regular file at
+// c's model path is not a model file the load takes: one whose header does
+// not read as a model file inspectd wrote (garbage, a JPEG, a file cut
+// short), in the words the load's refusal has (notLoadableError); nil when
+// it reads as one (its checksum unread), or is no longer there or no
+// longer a regular file (modelFileError and the load say those). Only the
+// header is read: padim.Load refuses a model whose scoring state is over
+// its MaxStateBytes from the header, before it maps the file or reads the
+// checksum, and every model's state is over 1 byte.
+func modelHeaderError(c *config.Config) error {
+	pm, err := padim.Load(c.ModelPath(), padim.LoadOptions{MaxStateBytes: 1})
+	var nm *padim.NotModelFileError
+	switch {
+	case err == nil:
+		pm.Close() // no state at all: read whole, and a model file
+		return nil
+	case errors.Is(err, padim.ErrOverBudget), errors.As(err, &nm), errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	return notLoadableError(c, err)
+}
+
+// invalidValue is err, a *FieldError refusing a pushed value for what is
+// on the box (a model file that is no model), as a remote.KeyError whose
+// error carries code invalid (a remote.Error), in err's words: the reply
+// then says it as a value out of bounds is said, with its field. Other
+// errors come back as they are.
+func invalidValue(err error) error {
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	return &remote.KeyError{Key: fe.Field, Err: &remote.Error{Code: remote.CodeInvalid, Msg: err.Error()}}
 }
 
 // keyed tags err, a refusal of a configuration change or of a model

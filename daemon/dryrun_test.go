@@ -14,24 +14,27 @@ import (
 // for a state_dir that cannot be created (/sys/st), all of which the real
 // push then refused: the README promises that a dry run fails what
 // applying would refuse for what is on the box. Each now fails, naming
-// the key, and leaves nothing behind (real mosquitto, real files).
+// the key, and leaves nothing behind (real mosquitto, real files): code
+// failed, but invalid for a file whose header is no model's, which the
+// push refuses at its check as the value itself
+// (TestPushOfAFileThatIsNoModelIsRefusedAtItsCheck).
 func TestDryRunRefusesWhatThePushRefuses(t *testing.T) {
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell21")
 	before := d.Config()
 
 	tiny := plainFile(t, r.dir, "tiny.safetensors", "abc")
-	type push struct{ name, config, key, path string }
+	type push struct{ name, config, key, path, code string }
 	pushes := []push{
-		{"a folder", `{"model":{"path":"` + r.dir + `"}}`, "model.path", r.dir},
-		{"the root folder", `{"model":{"path":"/"}}`, "model.path", "/"},
-		{"/dev/null", `{"model":{"path":"/dev/null"}}`, "model.path", "/dev/null"},
-		{"a 3-byte file", `{"model":{"path":"` + tiny + `"}}`, "model.path", tiny},
+		{"a folder", `{"model":{"path":"` + r.dir + `"}}`, "model.path", r.dir, "failed"},
+		{"the root folder", `{"model":{"path":"/"}}`, "model.path", "/", "failed"},
+		{"/dev/null", `{"model":{"path":"/dev/null"}}`, "model.path", "/dev/null", "failed"},
+		{"a 3-byte file", `{"model":{"path":"` + tiny + `"}}`, "model.path", tiny, "invalid"},
 	}
 	var uncreatable string
 	if dir := unwritableFolder(); dir != "" {
 		uncreatable = filepath.Join(dir, "st")
-		pushes = append(pushes, push{"a state_dir that cannot be created", `{"state_dir":"` + uncreatable + `"}`, "state_dir", uncreatable})
+		pushes = append(pushes, push{"a state_dir that cannot be created", `{"state_dir":"` + uncreatable + `"}`, "state_dir", uncreatable, "failed"})
 	} else {
 		t.Log("no folder here refuses a new file to this user: a state_dir that cannot be created is not tried")
 	}
@@ -39,9 +42,9 @@ func TestDryRunRefusesWhatThePushRefuses(t *testing.T) {
 		rep := op.reply("cell21", "config", fmt.Sprintf(`{"id":"dry%d","config":%s,"dry_run":true}`, i, p.config), 60*time.Second)
 		t.Logf("%s: %v", p.name, rep)
 		msg := fmt.Sprint(rep["error"])
-		if rep["ok"] != false || rep["code"] != "failed" || !strings.Contains(msg, "dry run: applying this would be refused: ") ||
+		if rep["ok"] != false || rep["code"] != p.code || !strings.Contains(msg, "dry run: applying this would be refused: ") ||
 			!strings.Contains(msg, p.key+": ") || !strings.Contains(msg, p.path) {
-			t.Errorf("dry run of %s: %v, want it refused naming %s and %s", p.name, rep, p.key, p.path)
+			t.Errorf("dry run of %s: %v, want it refused (code %s) naming %s and %s", p.name, rep, p.code, p.key, p.path)
 		}
 	}
 	if uncreatable != "" {

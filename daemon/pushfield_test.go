@@ -14,7 +14,10 @@ import (
 // model cannot be saved in) answered code failed with no field, where a
 // refused state_dir names "config.state_dir"; each now names the key that
 // sets the path, config.model.path, or config.state_dir when the model
-// lives there (real mosquitto, real files).
+// lives there (real mosquitto, real files). A file whose header is no
+// model's is refused at the push's check as the value itself, code
+// invalid (TestPushOfAFileThatIsNoModelIsRefusedAtItsCheck); the others
+// for what is on the box, code failed.
 func TestModelRefusalsNameTheirField(t *testing.T) {
 	wordsOnly(t)
 	op, r, _, _ := startModelPushRig(t, "cell23")
@@ -24,18 +27,18 @@ func TestModelRefusalsNameTheirField(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(state, "model.safetensors"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for i, p := range []struct{ config, field string }{
-		{`{"model":{"path":"` + r.dir + `"}}`, "config.model.path"},
-		{`{"model":{"path":"/dev/null"}}`, "config.model.path"},
-		{`{"model":{"path":"` + tiny + `"}}`, "config.model.path"},
-		{`{"model":{"path":"` + filepath.Join(r.dir, "no-such-folder", "m.safetensors") + `"}}`, "config.model.path"},
-		{`{"state_dir":"` + state + `"}`, "config.state_dir"},
+	for i, p := range []struct{ config, field, code string }{
+		{`{"model":{"path":"` + r.dir + `"}}`, "config.model.path", "failed"},
+		{`{"model":{"path":"/dev/null"}}`, "config.model.path", "failed"},
+		{`{"model":{"path":"` + tiny + `"}}`, "config.model.path", "invalid"},
+		{`{"model":{"path":"` + filepath.Join(r.dir, "no-such-folder", "m.safetensors") + `"}}`, "config.model.path", "failed"},
+		{`{"state_dir":"` + state + `"}`, "config.state_dir", "failed"},
 	} {
 		for _, dry := range []bool{true, false} {
 			rep := op.reply("cell23", "config", fmt.Sprintf(`{"id":"pf%d-%v","config":%s,"dry_run":%v}`, i, dry, p.config, dry), 60*time.Second)
 			t.Logf("%s (dry_run %v): %v", p.config, dry, rep)
-			if rep["ok"] != false || rep["code"] != "failed" || rep["field"] != p.field {
-				t.Errorf("push (dry_run %v) of %s: %v, want it refused with field %s", dry, p.config, rep, p.field)
+			if rep["ok"] != false || rep["code"] != p.code || rep["field"] != p.field {
+				t.Errorf("push (dry_run %v) of %s: %v, want it refused with code %s, field %s", dry, p.config, rep, p.code, p.field)
 			}
 			// The message is as it was: it names the key itself.
 			if msg := fmt.Sprint(rep["error"]); strings.HasPrefix(msg, "config.") {

@@ -22,7 +22,13 @@ import (
 // again, all of it, only to word the refusal; it is now worded from the
 // load's error, one open (real mosquitto, real files; the opens are
 // counted by inotify, so that nothing in the daemon is there for the
-// test).
+// test). Since a file whose header is no model's is refused at the
+// push's check, before anything is saved (code invalid, no reload
+// failure: TestPushOfAFileThatIsNoModelIsRefusedAtItsCheck), the check
+// opens the file to read its header alone, neither mapped nor
+// checksummed: a push of a model file opens it twice, the header's read
+// and the load, which alone reads it whole; a file refused at its header
+// is opened once.
 func TestPushReadsANewModelFileOnce(t *testing.T) {
 	op, r, d, det := startModelPushRig(t, "cell31")
 	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
@@ -41,14 +47,17 @@ func TestPushReadsANewModelFileOnce(t *testing.T) {
 	if got := d.pipe.Load().Detector().Info().ID; got != det.Info().ID {
 		t.Errorf("model %s in force after the push of %s, want its model %s", got, there, det.Info().ID)
 	}
-	if n := opens(); n != 1 {
-		t.Errorf("the push opened %s %d times, want once (the load)", there, n)
+	if n := opens(); n != 2 {
+		t.Errorf("the push opened %s %d times, want twice (the check's header, the load)", there, n)
 	}
 
 	// A file that is no model is still refused by the push as the dry run
 	// refuses it: the same words after each one's lead, the same field.
 	// The push's load refused it, then read it again, all of it with its
-	// checksum, only to word the refusal: it now opens it once.
+	// checksum, only to word the refusal: the 3-byte file is now refused
+	// from its header at the check (code invalid), one open; the file
+	// that fails its checksum is opened for its header, then read whole
+	// once (the push's load, the dry run's read), code failed.
 	tiny := filepath.Join(r.dir, "tiny.safetensors")
 	if err := os.WriteFile(tiny, []byte("abc"), 0o644); err != nil {
 		t.Fatal(err)
@@ -59,17 +68,20 @@ func TestPushReadsANewModelFileOnce(t *testing.T) {
 	if err := os.WriteFile(corrupt, bad, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ name, path, want string }{
-		{"a 3-byte model file", tiny, "too short for a safetensors header"},
-		{"a model file with a byte changed", corrupt, "checksum"},
+	for _, c := range []struct {
+		name, path, want, code string
+		opens                  int
+	}{
+		{"a 3-byte model file", tiny, "too short for a safetensors header", "invalid", 1},
+		{"a model file with a byte changed", corrupt, "checksum", "failed", 2},
 	} {
 		words := map[bool]string{}
 		for _, dry := range []bool{true, false} {
 			opens := watchOpens(t, c.path)
 			rep := op.reply("cell31", "config", fmt.Sprintf(`{"id":"%s-%v","config":{"model":{"path":"%s"}},"dry_run":%v}`, filepath.Base(c.path), dry, c.path, dry), 60*time.Second)
 			msg := fmt.Sprint(rep["error"])
-			if rep["ok"] != false || rep["code"] != "failed" || rep["field"] != "config.model.path" {
-				t.Errorf("push (dry_run %v) of %s: %v, want it refused with field config.model.path", dry, c.name, rep)
+			if rep["ok"] != false || rep["code"] != c.code || rep["field"] != "config.model.path" {
+				t.Errorf("push (dry_run %v) of %s: %v, want it refused with code %s, field config.model.path", dry, c.name, rep, c.code)
 			}
 			for _, want := range []string{c.path + " is not a model file inspectd can load (", c.want} {
 				if !strings.Contains(msg, want) {
@@ -77,8 +89,8 @@ func TestPushReadsANewModelFileOnce(t *testing.T) {
 				}
 			}
 			_, words[dry], _ = strings.Cut(msg, ": model.path: ")
-			if n := opens(); n != 1 {
-				t.Errorf("push (dry_run %v) of %s opened it %d times, want once", dry, c.name, n)
+			if n := opens(); n != c.opens {
+				t.Errorf("push (dry_run %v) of %s opened it %d times, want %d", dry, c.name, n, c.opens)
 			}
 		}
 		if words[true] == "" || words[true] != words[false] {

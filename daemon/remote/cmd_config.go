@@ -117,7 +117,7 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 			// box, is told now: the dry run is how the operator finds out.
 			notes, err := env.Ctl.PlanConfig(next)
 			if err != nil {
-				return out, refusedKey(err, "dry run: applying this would be refused: %v", err)
+				return out, refusedAtCheck(err, "dry run: applying this would be refused: %v", err)
 			}
 			addNotes(out, notes...)
 			return out, nil
@@ -139,13 +139,16 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 			// device) is refused before the table is carried or anything
 			// applied, in the dry run's words: the table's copy failed
 			// first, for another reason (the lock file of a state_dir
-			// under a file). A regular model file is read by the apply
-			// alone, whose load refuses one that is no model in the same
-			// words (and takes the table back): read here too, a new
-			// model file was read twice.
+			// under a file). Of a regular model file only the header is
+			// read here (one that is no model's is refused, code invalid,
+			// before the configuration is saved: the load's refusal
+			// counted a reload failure); its data and checksum are read by
+			// the apply alone, whose load refuses a file that fails its
+			// checksum in the same words (and takes the table back): read
+			// whole here too, a new model file was read twice.
 			if err := env.Ctl.CheckConfig(next); err != nil {
 				out["applied"], out["version"] = false, cur.Current
-				return out, refusedKey(err, "not applied; the previous configuration is in force: %v", err)
+				return out, refusedAtCheck(err, "not applied; the previous configuration is in force: %v", err)
 			}
 			takeBack, err := carryTable(env, running, next)
 			if err != nil {
@@ -176,6 +179,20 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 		return &Plan{Run: apply}, nil
 	}
 	return &Plan{Run: func(ctx context.Context) (map[string]any, error) { return runPending(ctx, env, confirm, apply) }}, nil
+}
+
+// refusedAtCheck is refusedKey for the Controller's refusal of a push at
+// its check (CheckConfig, or PlanConfig for a dry run), before anything is
+// saved or applied: its code is CodeInvalid where err carries an *Error of
+// that code (the pushed value itself refused for what is on the box, a
+// model file whose header is no model's, as a value out of bounds is),
+// CodeFailed otherwise.
+func refusedAtCheck(err error, format string, a ...any) *Error {
+	e := refusedKey(err, format, a...)
+	if ie := (*Error)(nil); errors.As(err, &ie) && ie.Code == CodeInvalid {
+		e.Code = CodeInvalid
+	}
+	return e
 }
 
 // configDocument is the pushed document's bytes: a JSON object without its
