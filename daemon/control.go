@@ -439,6 +439,7 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 	if err := modelFileError(c, false); err != nil {
 		return nil, err
 	}
+	there := false
 	switch _, err := os.Stat(c.ModelPath()); {
 	case errors.Is(err, os.ErrNotExist) && c.Capture.Source != config.SourceSynthetic:
 		return nil, &noModelError{key: modelKey(c), path: c.ModelPath()}
@@ -448,28 +449,37 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 		}
 		return nil, fmt.Errorf("model %s: %w", c.ModelPath(), err) // as openDetector refuses it
 	case err == nil:
-		// A regular file whose header is no model's (garbage, a JPEG, a
-		// model file cut short): the push's load refused it only after
-		// the configuration was saved, counting a reload failure and
-		// putting the file back. It is the pushed value that is wrong, as
-		// a value out of bounds is.
-		if err := modelHeaderError(c); err != nil {
-			return nil, invalidValue(err)
-		}
+		there = true
 	}
-	if whole {
+	if there || whole {
 		// Then what the apply refuses, in its order: the model options
 		// (ModelOptions), then, as the load would, a file that is there
-		// but is no model (another file, one that fails its checksum) or
-		// whose scoring state is over model.memory_budget, the pushed
-		// configuration's as the load resolves it: its header is read,
-		// no detector built.
+		// but is no model or whose scoring state is over
+		// model.memory_budget, the pushed configuration's as the load
+		// resolves it (a new file pushed with a budget is measured
+		// against itself, not the model in force).
 		mopts, err := ModelOptions(c, d.log)
 		if err != nil {
 			return nil, err
 		}
-		if err := modelFileErrorUnder(c, true, mopts.MemoryBudget); err != nil {
-			return nil, err
+		if there {
+			// From the header: a regular file that is no model's
+			// (garbage, a JPEG, a model file cut short), or a model over
+			// the budget. The push's load refused these only after the
+			// configuration was saved, counting a reload failure and
+			// putting the file back. It is the pushed value that is
+			// wrong, as a value out of bounds, or a budget below the
+			// model in force, is.
+			if err := modelHeaderError(c, mopts.MemoryBudget); err != nil {
+				return nil, invalidValue(err)
+			}
+		}
+		if whole {
+			// A dry run reads the file whole, as the load would: its
+			// checksum. No detector is built.
+			if err := modelFileErrorUnder(c, true, mopts.MemoryBudget); err != nil {
+				return nil, err
+			}
 		}
 	}
 	n, err := fitPlanned(c, d.o)
@@ -482,30 +492,43 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 // modelHeaderError says, from its header alone, why the regular file at
 // c's model path is not a model file the load takes: one whose header does
 // not read as a model file inspectd wrote (garbage, a JPEG, a file cut
-// short), in the words the load's refusal has (notLoadableError); nil when
-// it reads as one (its checksum unread), or is no longer there or no
-// longer a regular file (modelFileError and the load say those). Only the
-// header is read: padim.Load refuses a model whose scoring state is over
-// its MaxStateBytes from the header, before it maps the file or reads the
-// checksum, and every model's state is over 1 byte.
-func modelHeaderError(c *config.Config) error {
-	pm, err := padim.Load(c.ModelPath(), padim.LoadOptions{MaxStateBytes: 1})
+// short), in the words the load's refusal has (notLoadableError), or
+// (budget > 0: model.Options' MemoryBudget) one whose scoring state is
+// over budget, as the load refuses it (under model.memory_budget,
+// budgetError); nil when it reads as one (its checksum unread), or is no
+// longer there or no longer a regular file (modelFileError and the load
+// say those). Only the header is read: padim.Load refuses a model whose
+// scoring state is over its MaxStateBytes from the header, before it maps
+// the file or reads the checksum, and every model's state is over 1 byte;
+// that refusal says the state the file needs, which budget is then
+// measured against as the load measures it.
+func modelHeaderError(c *config.Config, budget int64) error {
+	path := c.ModelPath()
+	pm, err := padim.Load(path, padim.LoadOptions{MaxStateBytes: 1})
+	var over *padim.OverBudgetError
 	var nm *padim.NotModelFileError
 	switch {
 	case err == nil:
 		pm.Close() // no state at all: read whole, and a model file
 		return nil
-	case errors.Is(err, padim.ErrOverBudget), errors.As(err, &nm), errors.Is(err, fs.ErrNotExist):
+	case errors.As(err, &over):
+		if budget <= 0 || over.Bytes <= budget {
+			return nil
+		}
+		o := *over
+		o.Budget = budget
+		return budgetError(&padim.LoadError{Path: path, Err: &o})
+	case errors.As(err, &nm), errors.Is(err, fs.ErrNotExist):
 		return nil
 	}
 	return notLoadableError(c, err)
 }
 
 // invalidValue is err, a *FieldError refusing a pushed value for what is
-// on the box (a model file that is no model), as a remote.KeyError whose
-// error carries code invalid (a remote.Error), in err's words: the reply
-// then says it as a value out of bounds is said, with its field. Other
-// errors come back as they are.
+// on the box (a model file that is no model, or over model.memory_budget),
+// as a remote.KeyError whose error carries code invalid (a remote.Error),
+// in err's words: the reply then says it as a value out of bounds is
+// said, with its field. Other errors come back as they are.
 func invalidValue(err error) error {
 	var fe *FieldError
 	if !errors.As(err, &fe) {

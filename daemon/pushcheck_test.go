@@ -95,3 +95,59 @@ func fileState(t *testing.T, path string) string {
 	}
 	return fmt.Sprintf("size %d modified %s sha256 %x", st.Size(), st.ModTime().Format(time.RFC3339Nano), sha256.Sum256(b))
 }
+
+// TestPushOfAModelFileOverItsBudgetIsRefusedAtItsCheck: a push naming
+// another model file, with other keys, whose scoring state is over the
+// model.memory_budget it sets passed the push's check and was refused by
+// the apply's load: code failed, one more inspectd_reload_failures_total,
+// the configuration file saved and put back, where a budget below the
+// model in force is refused at the check, code invalid. It is now refused
+// at the check, from the file's header, in the load's words (naming the
+// file, the state it needs, the budget and what to do), code invalid,
+// field config.model.memory_budget, its dry run alike, before anything is
+// saved or applied (real mosquitto, real files).
+func TestPushOfAModelFileOverItsBudgetIsRefusedAtItsCheck(t *testing.T) {
+	wordsOnly(t)
+	op, r, d, det := startModelPushRig(t, "cell53")
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := plainFile(t, r.dir, "other.safetensors", string(data))
+	const budget = 2 << 20 // a budget takes 1 MiB at least
+	if s := det.Info().StateBytes; s <= budget {
+		t.Fatalf("test model state %d bytes is not over the %d-byte budget", s, budget)
+	}
+	push := fmt.Sprintf(`{"model":{"path":"%s","memory_budget":"%d"},"mqtt":{"result_qos":1}}`, other, budget)
+	cfgBefore, prevBefore := fileState(t, r.cfgPath), fileState(t, r.cfgPath+".prev")
+	words := map[bool]string{}
+	for _, dry := range []bool{true, false} {
+		rep := op.reply("cell53", "config", fmt.Sprintf(`{"id":"over-%v","config":%s,"dry_run":%v}`, dry, push, dry), 60*time.Second)
+		t.Logf("push (dry_run %v): %v", dry, rep)
+		msg := fmt.Sprint(rep["error"])
+		if rep["ok"] != false || rep["code"] != "invalid" || rep["field"] != "config.model.memory_budget" {
+			t.Errorf("push (dry_run %v) of %s: %v, want it refused with code invalid, field config.model.memory_budget", dry, push, rep)
+		}
+		for _, want := range []string{"model.memory_budget: load model " + other + ": scoring state needs ", fmt.Sprintf("over the memory budget of %d bytes", budget), "fit the model here"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("push (dry_run %v): %q, want it to say %q", dry, msg, want)
+			}
+		}
+		_, words[dry], _ = strings.Cut(msg, ": model.memory_budget: ")
+	}
+	if words[true] == "" || words[true] != words[false] {
+		t.Errorf("the dry run says %q, the push %q; want the same words", words[true], words[false])
+	}
+	if n := testutil.ToFloat64(d.metrics.ReloadFailures); n != 0 {
+		t.Errorf("inspectd_reload_failures_total %v, want 0: the push was refused before it was applied", n)
+	}
+	if got := fileState(t, r.cfgPath); got != cfgBefore {
+		t.Errorf("the configuration file was written (%s, was %s)", got, cfgBefore)
+	}
+	if got := fileState(t, r.cfgPath+".prev"); got != prevBefore {
+		t.Errorf("the previous configuration file was written (%s, was %s)", got, prevBefore)
+	}
+	if c := d.Config(); c.Model.Path == other || c.MQTT.ResultQoS == 1 {
+		t.Errorf("model.path %s, mqtt.result_qos %d in force after the refused push", c.Model.Path, c.MQTT.ResultQoS)
+	}
+}

@@ -140,12 +140,13 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 			// applied, in the dry run's words: the table's copy failed
 			// first, for another reason (the lock file of a state_dir
 			// under a file). Of a regular model file only the header is
-			// read here (one that is no model's is refused, code invalid,
-			// before the configuration is saved: the load's refusal
-			// counted a reload failure); its data and checksum are read by
-			// the apply alone, whose load refuses a file that fails its
-			// checksum in the same words (and takes the table back): read
-			// whole here too, a new model file was read twice.
+			// read here (one that is no model's, or over the budget, is
+			// refused, code invalid, before the configuration is saved:
+			// the load's refusal counted a reload failure); its data and
+			// checksum are read by the apply alone, whose load refuses a
+			// file that fails its checksum in the same words (and takes
+			// the table back): read whole here too, a new model file was
+			// read twice.
 			if err := env.Ctl.CheckConfig(next); err != nil {
 				out["applied"], out["version"] = false, cur.Current
 				return out, refusedAtCheck(err, "not applied; the previous configuration is in force: %v", err)
@@ -185,8 +186,9 @@ func (cmdConfig) Prepare(env *Env, body []byte) (*Plan, error) {
 // its check (CheckConfig, or PlanConfig for a dry run), before anything is
 // saved or applied: its code is CodeInvalid where err carries an *Error of
 // that code (the pushed value itself refused for what is on the box, a
-// model file whose header is no model's, as a value out of bounds is),
-// CodeFailed otherwise.
+// model file whose header is no model's or whose scoring state is over
+// model.memory_budget, as a value out of bounds or a budget below the
+// model in force is), CodeFailed otherwise.
 func refusedAtCheck(err error, format string, a ...any) *Error {
 	e := refusedKey(err, format, a...)
 	if ie := (*Error)(nil); errors.As(err, &ie) && ie.Code == CodeInvalid {
