@@ -122,6 +122,7 @@ func TestFailedInstallKeepsThePreviousModel(t *testing.T) {
 // refuses such a folder before it creates anything, and the words name
 // the attribute and what clears it.
 func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
+	wordsOnly(t) // the commands' refusals at their install: TestFailedInstallKeepsThePreviousModel races them
 	op, r, d, _ := startModelPushRig(t, "cell63")
 	path, data := modelPathInOwnFolder(t, op, r, "cell63", "line.safetensors")
 	dir := filepath.Dir(path)
@@ -185,6 +186,7 @@ func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
 // cannot move .prev either, says so too, under the key that sets the
 // path (state_dir here) (real mosquitto, real files).
 func TestFailedKeepOfThePreviousModelPutsModelPathBack(t *testing.T) {
+	wordsOnly(t) // the commands' refusals at their install: TestFailedInstallKeepsThePreviousModel races them
 	op, r, d, _ := startModelPushRig(t, "cell65")
 	dir := filepath.Join(r.dir, "state")
 	path := filepath.Join(dir, "model.safetensors")

@@ -100,6 +100,7 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 // anything is written, naming the loop and saying that the model in force
 // stays; the link is left as it was (real mosquitto, real files).
 func TestModelCommandsRefuseALinkLoopAtModelPath(t *testing.T) {
+	wordsOnly(t) // refusals before anything is written: TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath races them
 	op, r, d, det := startModelPushRig(t, "cell66")
 	path, _ := modelPathInOwnFolder(t, op, r, "cell66", "model.safetensors")
 	dir := filepath.Dir(path)

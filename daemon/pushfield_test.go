@@ -50,9 +50,13 @@ func TestModelRefusalsNameTheirField(t *testing.T) {
 
 // wordsOnly skips a test in the -short race run (make test): it checks
 // only words (a refusal's and its field, a note's, a log line's) or values
-// (files left, a threshold) on paths that TestRemoteConfigPush,
-// TestRefusedPushRemovesTheModelItFitted and the reload tests already
-// race, and has no goroutines of its own, while it starts a daemon (per
+// (files left, a threshold, a mode) on paths that TestRemoteConfigPush,
+// TestRefusedPushRemovesTheModelItFitted, the reload tests and, for the
+// threshold, rollback and refit commands, TestModelCommandsKeepTheModelFileMode
+// (installs), TestFailedInstallKeepsThePreviousModel (refusals at the
+// install) and TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath
+// (refusals before anything is written) already race, and has no
+// goroutines of its own, while it starts a daemon (per
 // case, some) and costs seconds under -race; it runs in the full run.
 func wordsOnly(t *testing.T) {
 	t.Helper()
