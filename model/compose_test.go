@@ -80,6 +80,7 @@ func TestFitSaveLoad(t *testing.T) {
 	if rep.Images != 30 || rep.ThresholdImages != 30 || rep.Features != 32 {
 		t.Fatalf("report %+v", rep)
 	}
+	checkHighest(t, rep, det.Info().ImageThreshold, 30)
 	good, bad := texture(1000, false), texture(1001, true)
 	rg, err := det.Inspect(good)
 	if err != nil {

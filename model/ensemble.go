@@ -318,6 +318,9 @@ func fitEnsemble(ctx context.Context, opts Options, r Recipe, src ImageSource, i
 	d.describeEnsemble(len(idx), images, "")
 	rep.Threshold += time.Since(s)
 	rep.Images, rep.ThresholdImages = len(idx), images
+	if images > 0 {
+		rep.Highest, rep.MedianScore = highestScores(src, loos[0].idx, scores)
+	}
 	d.info.ThresholdImages = images
 	rep.Wall = time.Since(start)
 	return d, rep, nil

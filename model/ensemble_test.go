@@ -54,6 +54,7 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 		info.Members[0].Recipe != "v1-fit-z" || info.Members[1].Recipe != RecipePlain || info.StateBytes != info.Members[0].StateBytes+info.Members[1].StateBytes {
 		t.Fatalf("report %+v, info %+v", rep, info)
 	}
+	checkHighest(t, rep, info.ImageThreshold, 30)
 	good, bad := texture(1000, false), texture(1001, true)
 	want := map[image.Image]float64{}
 	for _, img := range []image.Image{good, bad} {
@@ -249,5 +250,23 @@ func TestTryEnsemble(t *testing.T) {
 		if (best == 1) != c.kept {
 			t.Errorf("single recipe scoring %g against the ensemble's %.4f: chose %d", c.singleScore, e.Figures.Score, best)
 		}
+	}
+}
+
+// checkHighest: a fit's report names its highest leave-one-out scores,
+// highest first, each of a distinct training image, none below the
+// median, and the threshold is above the median (it is a high quantile
+// of the same scores × a margin).
+func checkHighest(t *testing.T, rep FitReport, threshold float64, n int) {
+	t.Helper()
+	if len(rep.Highest) != min(HighestImages, n) || !(rep.MedianScore > 0) || !(threshold > rep.MedianScore) {
+		t.Fatalf("highest %+v, median %g, threshold %g: want %d images and 0 < median < threshold", rep.Highest, rep.MedianScore, threshold, min(HighestImages, n))
+	}
+	seen := map[int]bool{}
+	for i, h := range rep.Highest {
+		if seen[h.Index] || h.Index < 0 || h.Index >= n || h.Score < rep.MedianScore || i > 0 && h.Score > rep.Highest[i-1].Score {
+			t.Errorf("highest %+v (median %g): want distinct images of 0..%d, highest first, none under the median", rep.Highest, rep.MedianScore, n-1)
+		}
+		seen[h.Index] = true
 	}
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,11 +39,55 @@ type FitReport struct {
 	// InputCoverage is the mean share of the network input that held image
 	// (below 1 when letterboxing pads the frame).
 	InputCoverage float64
+	// Highest are the training images with the highest leave-one-out
+	// scores, highest first (at most HighestImages; none with an explicit
+	// threshold), and MedianScore the median of all of them: the
+	// threshold is a high quantile of these scores, so one good image that
+	// holds dirt, a defect or an unusual pose lifts it for every part.
+	Highest     []ScoredImage
+	MedianScore float64
 	// Extract is the backbone and embedding time, Accumulate the Gaussian
 	// sums, Finalize the inversions, Threshold the leave-one-out scoring
 	// of the training images; Search the recipe search; Wall is the whole
 	// fit.
 	Extract, Accumulate, Finalize, Threshold, SearchTime, Wall time.Duration
+}
+
+// ScoredImage is a training image and its leave-one-out image score (the
+// maximum of its anomaly map, in the threshold's units).
+type ScoredImage struct {
+	// Index is the image's index in the ImageSource, Name its name where
+	// the source is an ImageNamer ("" otherwise).
+	Index int
+	Name  string
+	Score float64
+}
+
+// HighestImages is how many of the highest-scoring training images a fit
+// reports (FitReport.Highest).
+const HighestImages = 5
+
+// highestScores returns the images idx[i] of src with the HighestImages
+// highest scores[i], highest first, and the median of scores.
+func highestScores(src ImageSource, idx []int, scores []float64) ([]ScoredImage, float64) {
+	if len(scores) == 0 || len(idx) != len(scores) {
+		return nil, 0
+	}
+	order := make([]int, len(scores))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
+	var top []ScoredImage
+	for _, i := range order[:min(HighestImages, len(order))] {
+		si := ScoredImage{Index: idx[i], Score: scores[i]}
+		if n, ok := src.(ImageNamer); ok {
+			si.Name = n.ImageName(idx[i])
+		}
+		top = append(top, si)
+	}
+	med, _ := padim.Quantile(scores, 0.5)
+	return top, med
 }
 
 // MinZScoreImages is the fewest training images the per-position z-score
@@ -389,6 +434,9 @@ func fitOne(ctx context.Context, opts Options, r Recipe, src ImageSource, idx, l
 		return fail(err)
 	}
 	rep.ThresholdImages = d.info.ThresholdImages
+	if rep.ThresholdImages > 0 {
+		rep.Highest, rep.MedianScore = highestScores(src, loo.idx, scores)
+	}
 	rep.Threshold = time.Since(s)
 	if d.recipe.resize() == backbone.ResizeFit && loo.coverage < lowCoverage {
 		opts.Logger.Warn("little of the network input carries image: the frames are far from square and letterboxing pads the rest; a recipe with squash or tiles keeps more detail",
@@ -487,6 +535,7 @@ func (d *Detector) accumulate(ctx context.Context, src ImageSource, idx []int, p
 // the threshold are computed from.
 type looGrids struct {
 	dist     [][][]float32 // [image][scale] distances
+	idx      []int         // each one's image in the source
 	geom     []looGeom
 	coverage float64
 }
@@ -526,6 +575,7 @@ func (d *Detector) leaveOneOutPass(ctx context.Context, src ImageSource, idx []i
 			leaveOneOut(g[k], n)
 		}
 		out.dist = append(out.dist, g)
+		out.idx = append(out.idx, im.i)
 		geo := looGeom{b: im.img.Bounds(), reg: reg}
 		if d.al != nil {
 			geo.pose = d.al.lastPose()

@@ -262,9 +262,34 @@ func cmdFit() *Command {
 				fmt.Fprintf(env.Stdout, "WARNING: the threshold rests on %d good images: with fewer than %d it is the largest of a few scores and good parts will be flagged; fit on 200 or more\n",
 					n, model.FewThresholdImages)
 			}
+			printHighest(env.Stdout, rep, info.ImageThreshold)
 			return nil
 		},
 	}
+}
+
+// printHighest names the training images with the highest leave-one-out
+// scores (model.FitReport.Highest), which the threshold (image) is taken
+// from: a hair, dirt or a defect in a "good" image lifts the threshold for
+// every part, and only the user can tell such an image from the line's
+// normal variation (the score alone cannot: measured on the shared sets,
+// screw's top training scores come from hairs on the background that its
+// test images do not show, kolektorsdd's from variation its good test
+// images share).
+func printHighest(w io.Writer, rep model.FitReport, image float64) {
+	if len(rep.Highest) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "the good images the threshold rests on most (leave-one-out score ÷ threshold; the median of the %d is %.2f):\n",
+		rep.ThresholdImages, rep.MedianScore/image)
+	for _, h := range rep.Highest {
+		name := h.Name
+		if name == "" {
+			name = fmt.Sprintf("image %d", h.Index)
+		}
+		fmt.Fprintf(w, "  %5.2f  %s\n", h.Score/image, name)
+	}
+	fmt.Fprintln(w, "  a hair, dirt, a defect or a pose the line never shows in one of these lifts the threshold for every part: look at them, move any that is not a good part out of the training images and fit again")
 }
 
 // checkSeparation refuses a fit whose chosen recipe does not separate the
