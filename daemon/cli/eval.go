@@ -27,6 +27,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/backbone"
@@ -460,6 +461,11 @@ func cmdEval() *Command {
 				}
 				if err := model.CheckSaveTarget(*saveModel); err != nil {
 					return fmt.Errorf("--save-model: %w", err) // Save refuses it, after the fit
+				}
+				// An immutable or append-only file (or folder) is refused
+				// by Save too, after the fit: in the same words, before it.
+				if err := atomicfile.CheckTarget(*saveModel); err != nil {
+					return fmt.Errorf("--save-model: %w", err)
 				}
 			}
 			if *reportDir != "" {
