@@ -40,3 +40,9 @@ func (e *AttrError) Unwrap() error { return syscall.EPERM }
 // path only after minutes of work (a fit), checks it first: the rename
 // says only "operation not permitted", and after the work.
 func CheckTarget(path string) error { return checkAttrs(filepath.Dir(path), path) }
+
+// CheckFolder returns the *AttrError that Write refuses a file in dir
+// with (dir append-only or immutable), or nil. A write check that makes
+// and removes a file of its own in dir checks it first: an append-only
+// folder takes the file but refuses its removal, leaving it there.
+func CheckFolder(dir string) error { return checkAttrs(dir, "") }

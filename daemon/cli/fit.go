@@ -336,6 +336,13 @@ func canWriteBeside(what, path, example string) error {
 		return fmt.Errorf("%s %s is a folder: give a file in it, such as %s", what, path, filepath.Join(path, example))
 	}
 	dir := filepath.Dir(path)
+	// An append-only folder takes the check's file but refuses its
+	// removal (it stayed, and the error was remove's), an immutable one
+	// takes none, root or not: name the attribute and what clears it,
+	// before anything is written there.
+	if err := atomicfile.CheckFolder(dir); err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
 	f, err := os.CreateTemp(dir, ".inspectd-write-check-*")
 	if err != nil {
 		// The check's temp file is no name the user knows: the folder
@@ -347,7 +354,10 @@ func canWriteBeside(what, path, example string) error {
 	}
 	name := f.Name()
 	f.Close()
-	return os.Remove(name)
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("%s %s: the write check's file cannot be removed from %s: %w", what, path, dir, err)
+	}
+	return nil
 }
 
 // makeFolderOf creates path's folder and the missing ones above it (0755)
