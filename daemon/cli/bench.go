@@ -82,7 +82,7 @@ func cmdBench() *Command {
 				return replayBench(ctx, env, cfg, replayOptions{path: *replay, size: sz, fps: *fps, count: *count,
 					modelPath: *modelPath}, newSink)
 			}
-			mopts, err := daemon.ModelOptions(cfg, env.Log)
+			mopts, err := benchOptions(cfg, env, *modelPath)
 			if err != nil {
 				return err
 			}
@@ -341,4 +341,15 @@ func rssMB() float64 {
 	}
 	pages, _ := strconv.ParseFloat(f[1], 64)
 	return pages * float64(os.Getpagesize()) / (1 << 20)
+}
+
+// benchOptions are the model options of a bench (or its camera replay)
+// that loads modelPath, or fits a model where it is "": a load runs no
+// recipe search, so bundled backbones missing here are not logged as left
+// out of one (daemon.LoadOptions), as a fit, which may search, logs them.
+func benchOptions(cfg *config.Config, env *Env, modelPath string) (model.Options, error) {
+	if modelPath != "" {
+		return daemon.LoadOptions(cfg, env.Log)
+	}
+	return daemon.ModelOptions(cfg, env.Log)
 }

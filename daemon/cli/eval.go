@@ -659,7 +659,9 @@ type evalJob struct {
 // run fits (or loads) the detector and scores the test set with it; with
 // candidates, the search's every candidate scores it too.
 func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalResult, []CandidateEval, error) {
-	opts, err := daemon.ModelOptions(cfg, env.Log)
+	// A model file evaluated is loaded, not fitted: no recipe search runs
+	// to leave a missing bundled backbone out of (benchOptions).
+	opts, err := benchOptions(cfg, env, j.model)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -185,7 +185,7 @@ func replayBench(ctx context.Context, env *Env, cfg *config.Config, o replayOpti
 	if err := rc.start(ctx, &first); err != nil {
 		return err
 	}
-	mopts, err := daemon.ModelOptions(cfg, env.Log)
+	mopts, err := benchOptions(cfg, env, o.modelPath)
 	if err != nil {
 		return err
 	}
