@@ -1215,7 +1215,7 @@ func (d *Daemon) updateStatus() {
 		why = append(why, "camera: no good frame")
 	}
 	if !h.Model.OK {
-		why = append(why, "model: inspections failing")
+		why = append(why, modelStatus(d.pipe.Load()))
 	}
 	// Of the MQTT problems those that do not stop messages from going out.
 	if p := d.pipe.Load(); p != nil {
@@ -1242,6 +1242,17 @@ func (d *Daemon) updateStatus() {
 		d.log.Info("status", "status", status)
 		d.status = status
 	}
+}
+
+// modelStatus is the status's reason while the model's health is bad.
+// Frames refused because capture.roi does not apply to their size are
+// named so, as the model's health entry names them (ModelHealth): the
+// model inspected nothing, and "inspections failing" sent one to it.
+func modelStatus(p *Pipeline) string {
+	if p != nil && p.lastRefusal.Load() != nil && p.refusals.Load() >= inspectionFailuresUnhealthy {
+		return "capture.roi: frames refused for their size"
+	}
+	return "model: inspections failing"
 }
 
 // clientIDNow is the JSON connection's client id.
