@@ -74,11 +74,24 @@ type DanglingLinkError struct {
 	// Target is where it leads in the end (through any further links),
 	// resolved against the folder of the link that names it.
 	Target string
+	// Via is the link to nothing on the way to Target (for a → b/c, b
+	// where b is such a link), nil when Target's folders are there or a
+	// plain folder of them is missing: "D/b/c does not exist" alone sent
+	// one looking for c in a folder b that is a link elsewhere.
+	Via *DanglingLinkError
 }
 
-// Error reads "/d/train/good is a link to /x/y, which does not exist".
-func (e *DanglingLinkError) Error() string {
-	return fmt.Sprintf("%s is a link to %s, which does not exist", e.Path, e.Target)
+// Error reads "/d/train/good is a link to /x/y, which does not exist";
+// with Via, "/d/a is a link to /d/b/c, through /d/b, a link to /d/x,
+// which does not exist".
+func (e *DanglingLinkError) Error() string { return e.Path + " is " + e.leads() }
+
+// leads is Error without the link's own name: where it leads.
+func (e *DanglingLinkError) leads() string {
+	if e.Via != nil {
+		return fmt.Sprintf("a link to %s, through %s, %s", e.Target, e.Via.Path, e.Via.leads())
+	}
+	return fmt.Sprintf("a link to %s, which does not exist", e.Target)
 }
 
 // Unwrap makes errors.Is(err, fs.ErrNotExist) hold, as for the system's
@@ -179,8 +192,10 @@ func brokenLink(path string, outer []passedLink) error {
 				return nil // not there at all, or cannot be looked at
 			}
 			if errors.Is(err, fs.ErrNotExist) {
-				// The end of the chain, which is not there.
-				return &DanglingLinkError{Path: path, Target: target}
+				// The end of the chain, which is not there: through a
+				// link to nothing on its way, that link is named too.
+				via := danglingOnTheWay(target, append(outer[:len(outer):len(outer)], passed...))
+				return &DanglingLinkError{Path: path, Target: target, Via: via}
 			}
 			// A folder on the way to the target may be a link that loops
 			// ("too many levels of symbolic links" of the target): said
@@ -263,4 +278,43 @@ func loopOnTheWay(target string, outer []passedLink) (string, *LinkLoopError) {
 		return "", nil
 	}
 	return "", nil
+}
+
+// danglingOnTheWay finds the first folder of target's path that is not
+// there and returns its *DanglingLinkError when it is a link to nothing
+// (a → b/c where b → x, and x is not there); nil when the first one
+// missing is a plain folder, or the links followed run on past any the
+// system would follow. outer are the links whose targets are being
+// followed, as loopOnTheWay takes them.
+func danglingOnTheWay(target string, outer []passedLink) *DanglingLinkError {
+	if len(outer) > 4*MaxLinks {
+		return nil
+	}
+	var ways []string // target's folders, the deepest first
+	for d := filepath.Dir(target); ; d = filepath.Dir(d) {
+		ways = append(ways, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for i := len(ways) - 1; i >= 0; i-- {
+		p := ways[i]
+		_, err := os.Stat(p)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		st, err := os.Lstat(p)
+		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+			return nil // a plain folder missing: target names it
+		}
+		var dl *DanglingLinkError
+		if errors.As(brokenLink(p, outer), &dl) {
+			return dl
+		}
+		return nil
+	}
+	return nil
 }

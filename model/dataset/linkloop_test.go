@@ -114,7 +114,7 @@ func TestBrokenLinkNamesALoopOnTheWay(t *testing.T) {
 		{"a", "m"},
 		// p → q/c, q → p/x: the way to each goes back through the other.
 		{"q/c", "p"}, {"p/x", "q"},
-		// gone → missing/c: a link to nothing on the way, as before.
+		// gone → missing/c: a link to nothing on the way, named too.
 		{"missing/c", "gone"}, {"nowhere", "missing"},
 	}
 	if err := os.Mkdir(at("sub"), 0o755); err != nil {
@@ -131,7 +131,7 @@ func TestBrokenLinkNamesALoopOnTheWay(t *testing.T) {
 		{"deep", at("deep") + " is a link to " + at("sub/s/c/d") + ", through " + at("sub/s") + ", a link that leads round in a loop (sub/s → sub/t → sub/s)"},
 		{"m", at("m") + " is a link to " + at("b/c") + ", through " + at("b") + ", a link that leads round in a loop (b → x → b)"},
 		{"p", at("p") + " is a link to " + at("q/c") + ", through " + at("q") + ", a link that leads round in a loop (p → q → p)"},
-		{"gone", at("gone") + " is a link to " + at("missing/c") + ", which does not exist"},
+		{"gone", at("gone") + " is a link to " + at("missing/c") + ", through " + at("missing") + ", a link to " + at("nowhere") + ", which does not exist"},
 	} {
 		err := BrokenLink(at(c.link))
 		if err == nil || err.Error() != c.want {
