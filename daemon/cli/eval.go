@@ -540,6 +540,9 @@ func cmdEval() *Command {
 				if err := brokenTestLinks(set); err != nil {
 					return err
 				}
+				if err := brokenTruthLinks(set); err != nil {
+					return err
+				}
 				if *maxTest > 0 && *maxTest < len(set.Test) {
 					set.Test = spreadItems(set.Test, *maxTest)
 				}
@@ -825,6 +828,29 @@ func brokenTestLinks(set *dataset.Set) error {
 			msgs[i] = err.Error()
 		}
 		return fmt.Errorf("data set %s: %d entries of test/ lead nowhere (%s): their test images would be left out of the evaluation: restore what they lead to, or remove the links to evaluate without them",
+			set.Dir, n, strings.Join(msgs, "; "))
+	}
+}
+
+// brokenTruthLinks refuses a set whose ground_truth, or a
+// ground_truth/<label> of a defect label with test images, is a link
+// leading nowhere (dataset.Set.BrokenTruth), naming each and where it
+// leads, as brokenTestLinks names test/<label>: its masks were counted as
+// missing, the warning naming the first mask file, not the link, and the
+// pixel figures were over the other labels.
+func brokenTruthLinks(set *dataset.Set) error {
+	const mend = "its masks would be left out of the pixel figures: restore what it leads to, or remove the link to evaluate without them"
+	switch n := len(set.BrokenTruth); n {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("data set %s: %w: %s", set.Dir, set.BrokenTruth[0], mend)
+	default:
+		msgs := make([]string, n)
+		for i, err := range set.BrokenTruth {
+			msgs[i] = err.Error()
+		}
+		return fmt.Errorf("data set %s: %d entries of ground_truth lead nowhere (%s): their masks would be left out of the pixel figures: restore what they lead to, or remove the links to evaluate without them",
 			set.Dir, n, strings.Join(msgs, "; "))
 	}
 }

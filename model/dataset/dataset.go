@@ -59,6 +59,12 @@ type Set struct {
 	// them cannot be told, so an evaluation must say so: fitting, which
 	// needs only train/good, may go on without them.
 	BrokenTest []error
+	// BrokenTruth are ground_truth, or the ground_truth/<label> of a
+	// defect label with test images, where it is a symbolic link leading
+	// nowhere (from BrokenLink, as BrokenTest). Its masks were counted as
+	// missing, the warning naming the first mask file, not the link: an
+	// evaluation must name it, as it names a test/<label> link.
+	BrokenTruth []error
 }
 
 // imageExt are the file endings of images a data set may hold: those the
@@ -202,6 +208,8 @@ func Scan(dir string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data set %s: %w", dir, err)
 	}
+	truth := filepath.Join(dir, "ground_truth")
+	truthChecked, truthBroken := false, false
 	for _, e := range ents {
 		if !isDir(filepath.Join(dir, "test"), e) {
 			if e.Type()&os.ModeSymlink != 0 {
@@ -217,6 +225,22 @@ func Scan(dir string) (*Set, error) {
 		imgs, err := listImages(filepath.Join(dir, "test", label))
 		if err != nil {
 			return nil, fmt.Errorf("data set %s: %w", dir, err)
+		}
+		if label != Good && len(imgs) > 0 {
+			// ground_truth (once), then this label's masks folder: a link
+			// to nothing left every mask missing, named by the first file.
+			if !truthChecked {
+				truthChecked = true
+				if bl := BrokenLink(truth); bl != nil {
+					truthBroken = true
+					s.BrokenTruth = append(s.BrokenTruth, bl)
+				}
+			}
+			if !truthBroken {
+				if bl := BrokenLink(filepath.Join(truth, label)); bl != nil {
+					s.BrokenTruth = append(s.BrokenTruth, bl)
+				}
+			}
 		}
 		for _, p := range imgs {
 			it := Item{Path: p, Label: label}
