@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -255,6 +256,22 @@ func TestRemoteRefitAndRollback(t *testing.T) {
 		t.Fatalf("model %s after the refit (reply %v), was %s", newID, rep["model_id"], oldID)
 	}
 	t.Logf("refit: %v; %d inspections during it", rep, r.inspections()-before)
+	// The images the threshold rests on most, as fit prints them: the
+	// folder's files, highest first, in threshold units.
+	hs, _ := rep["threshold_highest"].([]any)
+	if len(hs) != model.HighestImages {
+		t.Errorf("refit reply threshold_highest %v, want the %d highest-scoring images", rep["threshold_highest"], model.HighestImages)
+	}
+	prev := math.Inf(1)
+	for _, h := range hs {
+		m, _ := h.(map[string]any)
+		name, _ := m["image"].(string)
+		score, _ := m["score"].(float64)
+		if !strings.HasPrefix(name, good+string(filepath.Separator)) || !(score > 0) || score > prev {
+			t.Errorf("refit reply threshold_highest %v: want files of %s with positive scores, highest first", hs, good)
+		}
+		prev = score
+	}
 
 	// Defective parts score above the new model's threshold.
 	cfg := d.Config()

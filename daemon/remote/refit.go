@@ -378,6 +378,15 @@ func (f *frames) Image(i int) (image.Image, error) {
 	return img, nil
 }
 
+// ImageName implements model.ImageNamer: a folder's file, or a live
+// frame's place in the refit (its kept copy goes with the refit).
+func (f *frames) ImageName(i int) string {
+	if f.paths != nil && i >= 0 && i < len(f.paths) {
+		return f.paths[i]
+	}
+	return fmt.Sprintf("live frame %d", i+1)
+}
+
 // kept is the file of live frame i.
 func (f *frames) kept(i int) string { return filepath.Join(f.keep, fmt.Sprintf("frame-%05d.png", i)) }
 
@@ -580,6 +589,15 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		"features": info.Features, "grid": fmt.Sprintf("%dx%d", info.GridH, info.GridW), "images": rep.Images, "threshold_images": rep.ThresholdImages,
 		"recipe":      info.Recipe,
 		"state_bytes": info.StateBytes, "fit_s": math.Round(rep.Wall.Seconds()*10) / 10}
+	if len(rep.Highest) > 0 && info.ImageThreshold > 0 {
+		// What the threshold rests on most, as fit prints it: a "good"
+		// image with dirt or a defect lifts it for every part.
+		hs := make([]map[string]any, 0, len(rep.Highest))
+		for _, h := range rep.Highest {
+			hs = append(hs, map[string]any{"image": h.Name, "score": math.Round(h.Score/info.ImageThreshold*1000) / 1000})
+		}
+		out["threshold_highest"] = hs
+	}
 	if f := r.p.folder; f != nil && f.skipped > 0 {
 		out["skipped"] = f.skipped
 		out["skipped_reasons"] = f.reasons
