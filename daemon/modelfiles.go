@@ -106,7 +106,8 @@ func SaveModelFile(det *model.Detector, path string) error {
 	tmp := tempName(path, "new")
 	if err := det.Save(tmp); err != nil {
 		removeTemp(tmp)
-		return err
+		// Save names the temporary file; the user asked for path.
+		return fmt.Errorf("save model %s: writing its replacement beside it: %w", path, err)
 	}
 	if err := os.Chmod(tmp, perm); err != nil {
 		removeTemp(tmp)

@@ -124,7 +124,8 @@ func ModelOptions(cfg *config.Config, log *slog.Logger) (model.Options, error) {
 }
 
 // LoadOptions are ModelOptions for a command that loads a model file and
-// fits none (model info): a bundled backbone missing from this machine
+// fits none (model info, bench and eval with a model file, a pushed
+// model file's check): a bundled backbone missing from this machine
 // is not logged as left out of the recipe search, which it does not run
 // (with no share folder, model info said so once per bundled backbone
 // before its own output).
