@@ -445,6 +445,11 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 		return nil, &noModelError{key: modelKey(c), path: c.ModelPath()}
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		if ferr := modelFolderError(c); ferr != nil {
+			if ll := (*dataset.LinkLoopError)(nil); errors.As(ferr, &ll) {
+				// The pushed path names a link that loops: the value is
+				// wrong, as one naming a folder is, not the box.
+				return nil, invalidValue(ferr)
+			}
 			return nil, ferr
 		}
 		return nil, fmt.Errorf("model %s: %w", c.ModelPath(), err) // as openDetector refuses it

@@ -485,6 +485,11 @@ func syncDir(dir string) error {
 // model is opened and Preflight checks on its own: it is left out here.
 func modelFolderError(cfg *config.Config) error {
 	path := cfg.ModelPath()
+	if ll := LinkLoopAt(path); ll != nil {
+		// The folder is fine: "folder … cannot be reached (… too many
+		// levels of symbolic links)" blamed it for a link that loops.
+		return &FieldError{Field: modelKey(cfg), Err: linkLoopRefusal(path, ll)}
+	}
 	dir := filepath.Dir(path)
 	if filepath.Clean(dir) == filepath.Clean(cfg.StateDir) {
 		return nil
@@ -521,6 +526,49 @@ func modelFolderError(cfg *config.Config) error {
 		return nil
 	}
 	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("no model file at %s, and the model inspectd would fit on synthetic frames in its place could not be saved: %s; %s", path, why, mend)}
+}
+
+// LinkLoopAt names the link that keeps path from being reached when the
+// system says only "too many levels of symbolic links" of it: path itself
+// a link that leads round in a loop (or to a target through a folder that
+// does, dataset.BrokenLink), or else the nearest folder of path's that is
+// such a link. nil when path can be looked at, or fails for another
+// reason.
+func LinkLoopAt(path string) *dataset.LinkLoopError {
+	if _, err := os.Stat(path); !errors.Is(err, syscall.ELOOP) {
+		return nil
+	}
+	for p := path; ; p = filepath.Dir(p) {
+		if ll := (*dataset.LinkLoopError)(nil); errors.As(dataset.BrokenLink(p), &ll) {
+			return ll
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
+// linkLoopRefusal words LinkLoopAt's ll for the model file at path: the
+// link it is, or the folder on its way that loops.
+func linkLoopRefusal(path string, ll *dataset.LinkLoopError) error {
+	if ll.Path != path {
+		return fmt.Errorf("model file %s cannot be reached: %w: mend the link, or set model.path to a model file elsewhere", path, ll)
+	}
+	return fmt.Errorf("%w, not a model file: mend the link, or set model.path to a model file", ll)
+}
+
+// ModelLinkLoopError is LinkLoopAt's refusal of the model file at path
+// for a command given it (model info, bench --model), or nil: the raw
+// "stat …: too many levels of symbolic links" named no link.
+func ModelLinkLoopError(path string) error {
+	ll := LinkLoopAt(path)
+	if ll == nil {
+		return nil
+	}
+	if ll.Path != path {
+		return fmt.Errorf("model file %s cannot be reached: %w", path, ll)
+	}
+	return fmt.Errorf("model file: %w, not a model file", ll)
 }
 
 // fileInPath is the nearest of dir and the folders above it that is there,

@@ -66,6 +66,11 @@ func cmdBench() *Command {
 					}
 				}
 			}
+			if *modelPath != "" {
+				if err := daemon.ModelLinkLoopError(*modelPath); err != nil {
+					return fmt.Errorf("--model: %w", err)
+				}
+			}
 			cfg, err := daemon.LoadConfig(*cfgPath)
 			if err != nil {
 				return err

@@ -36,6 +36,9 @@ func cmdModelInfo() *Command {
 				return err
 			}
 			path := fs.Arg(0)
+			if err := daemon.ModelLinkLoopError(path); err != nil {
+				return err
+			}
 			opts, err := daemon.LoadOptions(cfg, env.Log) // no recipe search runs
 			if fe := (*daemon.FieldError)(nil); errors.As(err, &fe) && fe.Field == "model.backbone" {
 				// The backbone is not on this machine (a binary run
