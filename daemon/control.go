@@ -123,7 +123,7 @@ func (d *Daemon) RollbackModel(ctx context.Context) (model.Info, error) {
 	if errors.Is(err, padim.ErrOverBudget) {
 		// A .prev over model.memory_budget: under that key, with what to
 		// do, as a push naming such a file is refused (budgetError).
-		return model.Info{}, keyed(fmt.Errorf("previous model: %w", budgetError(err)))
+		return model.Info{}, keyed(fmt.Errorf("previous model: %w", budgetError(cfg.Model, err)))
 	}
 	if err != nil {
 		return model.Info{}, fmt.Errorf("previous model: %w", err)
@@ -522,7 +522,7 @@ func modelHeaderError(c *config.Config, budget int64) error {
 		}
 		o := *over
 		o.Budget = budget
-		return budgetError(&padim.LoadError{Path: path, Err: &o})
+		return budgetError(c.Model, &padim.LoadError{Path: path, Err: &o})
 	case errors.As(err, &nm), errors.Is(err, fs.ErrNotExist):
 		return nil
 	}

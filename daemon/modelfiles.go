@@ -639,13 +639,13 @@ func modelFileErrorUnder(cfg *config.Config, header bool, budget int64) error {
 		if ferr := modelFileErrorUnder(cfg, true, 0); ferr != nil {
 			return ferr
 		}
-		return budgetError(err)
+		return budgetError(cfg.Model, err)
 	}
 	if err != nil {
 		return notLoadableError(cfg, err)
 	}
 	defer pm.Close()
-	return budgetError(model.CheckStateBudget(path, pm, budget))
+	return budgetError(cfg.Model, model.CheckStateBudget(path, pm, budget))
 }
 
 // notLoadableError is the refusal of cfg's model file, which padim.Load
@@ -695,7 +695,7 @@ func loadRefusal(cfg *config.Config, err error) error {
 	default:
 		return notLoadableError(cfg, err)
 	}
-	return budgetError(err)
+	return budgetError(cfg.Model, err)
 }
 
 // stateDirError says why dir cannot be inspectd's state folder on this

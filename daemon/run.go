@@ -285,12 +285,20 @@ func plannedFitNote(cfg *config.Config, n int) string {
 
 // budgetError files a model load refused for its size under the key that
 // decides it, model.memory_budget, with what to do: the file is sound, and
-// "fit one" alone would not help. Other errors come back as they are.
-func budgetError(err error) error {
+// "fit one" alone would not help. m is the configuration's model section
+// the budget was resolved from: an auto budget is model.memory_fraction of
+// the available memory, which the advice then names (it said only "raise
+// model.memory_budget", which is "auto" and has nothing to raise). Other
+// errors come back as they are.
+func budgetError(m config.Model, err error) error {
 	if !errors.Is(err, model.ErrOverBudget) {
 		return err
 	}
-	return &FieldError{Field: "model.memory_budget", Err: fmt.Errorf("%w; raise model.memory_budget for this box, or fit the model here ('inspectd fit' chooses the features d to fit the budget, down to model.min_features)", err)}
+	raise := "raise model.memory_budget for this box"
+	if m.MemoryBudget.Auto {
+		raise = fmt.Sprintf("raise model.memory_fraction (%g: model.memory_budget auto is that share of the available memory), or set model.memory_budget to a size, for this box", m.MemoryFraction)
+	}
+	return &FieldError{Field: "model.memory_budget", Err: fmt.Errorf("%w; %s, or fit the model here ('inspectd fit' chooses the features d to fit the budget, down to model.min_features)", err, raise)}
 }
 
 // openDetector loads the model file, or fits one on normal synthetic
