@@ -173,6 +173,11 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 	line("thresholds", "image %.6g, pixel %.6g (from %d good images)", i.ImageThreshold, i.PixelThreshold, i.ThresholdImages)
 	line("fitted", "%s on %d images", i.Fitted, i.Images)
 	line("state", "%.1f MiB", float64(i.StateBytes)/(1<<20))
+	if i.Precision != "" && indent == "" {
+		// How a load under the configuration scores (model.precision),
+		// as --json and status say: an ensemble's members score alike.
+		line("precision", "%s", i.Precision)
+	}
 	if i.ID != "" {
 		line("id", "%s", i.ID)
 	}
