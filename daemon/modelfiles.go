@@ -84,6 +84,72 @@ func modelFileMode(dst string) (fs.FileMode, bool) {
 	return st.Mode().Perm(), true
 }
 
+// modelFileOwner is the owner and group of the model file at dst (a link
+// to it followed), and false where dst holds no regular file.
+func modelFileOwner(dst string) (uid, gid int, ok bool) {
+	st, err := os.Stat(dst)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0, 0, false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(sys.Uid), int(sys.Gid), true
+}
+
+// keepModelOwner gives f, a file this process wrote that takes the place
+// of the model file at dst (or keeps its bytes), dst's owner and group,
+// where the process may: as root, both; otherwise the group alone, when
+// it is one of the process's groups (the owner stays the process's). A
+// file the save wrote was the process's own, so that a 0640 root:staff
+// model file became root:root at a fit over it or a threshold command,
+// unreadable by the group it was shared with. A chown refused to a user
+// that is not root is no error: the file keeps the mode alone. Nothing
+// where dst holds no file.
+func keepModelOwner(dst, f string) error {
+	uid, gid, ok := modelFileOwner(dst)
+	if !ok {
+		return nil
+	}
+	st, err := os.Lstat(f)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || (int(sys.Uid) == uid && int(sys.Gid) == gid) {
+		return nil
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(f, uid, gid); err != nil {
+			return fmt.Errorf("give the model file %s's owner and group (%d:%d) to %s: %w", dst, uid, gid, f, err)
+		}
+		return nil
+	}
+	if int(sys.Gid) != gid && inGroup(gid) {
+		_ = os.Lchown(f, -1, gid) // refused (a file system without groups): the mode alone is kept
+	}
+	return nil
+}
+
+// inGroup reports whether gid is the process's group or one of its
+// supplementary groups: a user that is not root may give its files those.
+func inGroup(gid int) bool {
+	if os.Getegid() == gid {
+		return true
+	}
+	groups, err := os.Getgroups()
+	if err != nil {
+		return false
+	}
+	for _, g := range groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}
+
 // SaveModelFile saves det at path as `inspectd fit` writes its model:
 // atomically, a file that path holds replaced with the permissions of that
 // file (modelFileMode), as the threshold, refit and rollback commands keep
@@ -109,6 +175,11 @@ func SaveModelFile(det *model.Detector, path string) error {
 		// Save names the temporary file; the user asked for path.
 		return fmt.Errorf("save model %s: writing its replacement beside it: %w", path, err)
 	}
+	// The owner first: a chown may clear mode bits.
+	if err := keepModelOwner(path, tmp); err != nil {
+		removeTemp(tmp)
+		return err
+	}
 	if err := os.Chmod(tmp, perm); err != nil {
 		removeTemp(tmp)
 		return fmt.Errorf("give the model file %s's permissions (%v) to its replacement: %w", path, perm, err)
@@ -125,7 +196,9 @@ func SaveModelFile(det *model.Detector, path string) error {
 // of the model file at dst (modelFileMode), which they replace or keep:
 // the new one takes dst's place, and the model in force, which .prev
 // keeps, is the one dst held, as a configuration's .prev takes the mode
-// of the file whose bytes it keeps. Nothing where dst holds no file.
+// of the file whose bytes it keeps; and its owner and group where the
+// process may give them (keepModelOwner). Nothing where dst holds no
+// file.
 func keepModelMode(dst string, files ...string) error {
 	perm, ok := modelFileMode(dst)
 	if !ok {
@@ -134,6 +207,10 @@ func keepModelMode(dst string, files ...string) error {
 	for _, f := range files {
 		if f == "" {
 			continue
+		}
+		// The owner first: a chown may clear mode bits.
+		if err := keepModelOwner(dst, f); err != nil {
+			return err
 		}
 		if err := os.Chmod(f, perm); err != nil {
 			return fmt.Errorf("give the model file %s's permissions (%v) to %s: %w", dst, perm, f, err)
@@ -419,8 +496,8 @@ func noPreviousModelError(prev string) error {
 // swapWithPrevious makes PreviousModelPath(dst) the model at dst and the
 // model in force, saved to inForce (saveInForce), the previous one (a
 // rollback; a second one goes forward again), again one atomic rename at
-// a time. Both take the permissions of the model file at dst
-// (keepModelMode), as a configuration's rollback keeps its file's and
+// a time. Both take the permissions of the model file at dst, and its
+// owner and group where they may be given (keepModelMode), as a configuration's rollback keeps its file's and
 // gives its .prev the mode of the file whose bytes it keeps: the saved
 // model in force came to .prev 0644, and .prev's own mode to dst.
 func swapWithPrevious(dst, inForce string) error {
@@ -440,8 +517,20 @@ func swapWithPrevious(dst, inForce string) error {
 	// rename then refuses in its own words).
 	restore := func() {}
 	if perm, ok := modelFileMode(dst); ok {
-		if st, err := os.Lstat(prev); err == nil && st.Mode().IsRegular() && st.Mode().Perm() != perm && os.Chmod(prev, perm) == nil {
-			restore = func() { _ = os.Chmod(prev, st.Mode().Perm()) }
+		if st, err := os.Lstat(prev); err == nil && st.Mode().IsRegular() {
+			// Its owner and group too, where they may be given
+			// (keepModelOwner), first: a chown may clear mode bits.
+			// One refused is left as it is, as its mode is.
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok && keepModelOwner(dst, prev) == nil {
+				restore = func() { _ = os.Lchown(prev, int(sys.Uid), int(sys.Gid)) }
+			}
+			if st.Mode().Perm() != perm && os.Chmod(prev, perm) == nil {
+				owner := restore
+				restore = func() {
+					owner()
+					_ = os.Chmod(prev, st.Mode().Perm())
+				}
+			}
 		}
 	}
 	if err := os.Rename(prev, dst); err != nil {
