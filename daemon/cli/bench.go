@@ -20,6 +20,7 @@ import (
 	"github.com/inspectd/inspectd/daemon/broker"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/model/dataset"
 )
 
 // paperImagesPerSecond is PaDiM-R18-Rd100's CPU throughput in the paper
@@ -95,6 +96,9 @@ func cmdBench() *Command {
 			var src capture.Source
 			switch {
 			case *data != "":
+				if err := benchBrokenTest(*data); err != nil {
+					return err
+				}
 				folder := *data
 				if st, err := os.Stat(filepath.Join(*data, "test")); err == nil && st.IsDir() {
 					folder = filepath.Join(*data, "test", "good")
@@ -158,6 +162,42 @@ func cmdBench() *Command {
 			defer closeSink()
 			return runBench(ctx, env, cfg, det, src, sink, *count)
 		},
+	}
+}
+
+// benchBrokenTest refuses a data set dir with entries of test/ that are
+// links leading nowhere (to nothing, or round in a loop), naming each and
+// where it leads (dataset.BrokenLink), as eval refuses them
+// (dataset.Set.BrokenTest): bench left such a test/<label> out without a
+// word. nil when there are none, or dir has no test/ to read.
+func benchBrokenTest(dir string) error {
+	test := filepath.Join(dir, "test")
+	ents, err := os.ReadDir(test)
+	if err != nil {
+		return nil // no data set's test/: the folder's own images are replayed
+	}
+	var broken []error
+	for _, e := range ents {
+		if e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		if bl := dataset.BrokenLink(filepath.Join(test, e.Name())); bl != nil {
+			broken = append(broken, bl)
+		}
+	}
+	const mend = "its test images would be left out of the bench: restore what it leads to, or remove the link to bench without it"
+	switch n := len(broken); n {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("data set %s: %w: %s", dir, broken[0], mend)
+	default:
+		msgs := make([]string, n)
+		for i, err := range broken {
+			msgs[i] = err.Error()
+		}
+		return fmt.Errorf("data set %s: %d entries of test/ lead nowhere (%s): their test images would be left out of the bench: restore what they lead to, or remove the links to bench without them",
+			dir, n, strings.Join(msgs, "; "))
 	}
 }
 
