@@ -735,7 +735,9 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 			res.Search = rep.Search.Candidates
 		}
 		if j.save != "" {
-			if err := det.Save(j.save); err != nil {
+			// As fit --out does: a replaced file keeps its permissions
+			// (an operator's 0640 or 0444), a new one is written 0644.
+			if err := daemon.SaveModelFile(det, j.save); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -47,3 +47,35 @@ func TestFitKeepsTheReplacedModelFilesMode(t *testing.T) {
 		}
 	}
 }
+
+// `inspectd eval --save-model PATH` over an operator's 0444 or 0640 model
+// file wrote the new one 0644, where fit --out keeps the replaced file's
+// permissions; eval keeps them too.
+func TestEvalKeepsTheReplacedModelFilesMode(t *testing.T) {
+	dir, cfg, m := fitSmallModel(t)
+	set := filepath.Join(dir, "set")
+	for _, perm := range []fs.FileMode{0o444, 0o640} {
+		if err := os.Chmod(m, perm); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, stderr := runCaptureCmd(t, "eval", "--data", set, "--config", cfg, "--save-model", m); code != 0 {
+			t.Fatalf("eval over a %v file: exit %d, %s", perm, code, stderr)
+		}
+		st, err := os.Stat(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != perm {
+			t.Errorf("eval --save-model over a %v model file: mode %v, want %v", perm, got, perm)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if name := e.Name(); name[0] == '.' {
+			t.Errorf("left beside the model: %s", name)
+		}
+	}
+}
