@@ -476,7 +476,7 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 			// wrong, as a value out of bounds, or a budget below the
 			// model in force, is.
 			if err := modelHeaderError(c, mopts.MemoryBudget); err != nil {
-				return nil, invalidValue(err)
+				return nil, err
 			}
 		}
 		if whole {
@@ -495,23 +495,32 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 }
 
 // modelHeaderError says, from its header alone, why the regular file at
-// c's model path is not a model file the load takes: one whose header does
-// not read as a model file inspectd wrote (garbage, a JPEG, a file cut
-// short), in the words the load's refusal has (notLoadableError), or
-// (budget > 0: model.Options' MemoryBudget) one whose scoring state is
-// over budget, as the load refuses it (under model.memory_budget,
-// budgetError); nil when it reads as one (its checksum unread), or is no
+// c's model path is not a model file the load takes, as the push's check
+// refuses it: one whose header does not read as a model file inspectd
+// wrote (garbage, a JPEG, a file cut short), in the words the load's
+// refusal has (notLoadableError), or (budget > 0: model.Options'
+// MemoryBudget) one whose scoring state is over budget, as the load
+// refuses it (under model.memory_budget, budgetError), both code invalid
+// (invalidValue): the pushed value is wrong. nil when the header reads as
+// a model's within the budget (its checksum unread), when the file is no
 // longer there or no longer a regular file (modelFileError and the load
-// say those). Only the header is read: padim.Load refuses a model whose
+// say those), and when it cannot be opened or read (EACCES, EIO): the
+// load refuses that as before, code failed, for it says nothing of the
+// pushed value. Only the header is read: padim.Load refuses a model whose
 // scoring state is over its MaxStateBytes from the header, before it maps
 // the file or reads the checksum, and every model's state is over 1 byte;
 // that refusal says the state the file needs, which budget is then
-// measured against as the load measures it.
+// measured against as the load measures it. A file over the budget is
+// then read whole for its checksum, as the load's refusal reads it
+// (loadRefusal), so that a file that fails it is refused as no model
+// first, in those words (code failed, as the load's is), not as over the
+// budget: raising the budget would only lead to that refusal.
 func modelHeaderError(c *config.Config, budget int64) error {
 	path := c.ModelPath()
 	pm, err := padim.Load(path, padim.LoadOptions{MaxStateBytes: 1})
 	var over *padim.OverBudgetError
 	var nm *padim.NotModelFileError
+	var pe *fs.PathError
 	switch {
 	case err == nil:
 		pm.Close() // no state at all: read whole, and a model file
@@ -520,13 +529,18 @@ func modelHeaderError(c *config.Config, budget int64) error {
 		if budget <= 0 || over.Bytes <= budget {
 			return nil
 		}
+		if ferr := modelFileError(c, true); ferr != nil {
+			return ferr
+		}
 		o := *over
 		o.Budget = budget
-		return budgetError(c.Model, &padim.LoadError{Path: path, Err: &o})
-	case errors.As(err, &nm), errors.Is(err, fs.ErrNotExist):
+		return invalidValue(budgetError(c.Model, &padim.LoadError{Path: path, Err: &o}))
+	case errors.As(err, &nm), errors.As(err, &pe):
+		// Not a regular file, gone, or not opened or read (EACCES,
+		// EIO): not the header's verdict.
 		return nil
 	}
-	return notLoadableError(c, err)
+	return invalidValue(notLoadableError(c, err))
 }
 
 // invalidValue is err, a *FieldError refusing a pushed value for what is
