@@ -458,12 +458,15 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 	}
 	if there || whole {
 		// Then what the apply refuses, in its order: the model options
-		// (ModelOptions), then, as the load would, a file that is there
+		// (ModelOptions' refusals), then, as the load would, a file that is there
 		// but is no model or whose scoring state is over
 		// model.memory_budget, the pushed configuration's as the load
 		// resolves it (a new file pushed with a budget is measured
 		// against itself, not the model in force).
-		mopts, err := ModelOptions(c, d.log)
+		// LoadOptions: the check runs no recipe search, so a bundled
+		// backbone missing from this box is not logged as left out of one
+		// (ModelOptions logged it on every push with no share folder).
+		mopts, err := LoadOptions(c, d.log)
 		if err != nil {
 			return nil, err
 		}
