@@ -1249,8 +1249,10 @@ func (d *Daemon) updateStatus() {
 // named so, as the model's health entry names them (ModelHealth): the
 // model inspected nothing, and "inspections failing" sent one to it.
 func modelStatus(p *Pipeline) string {
-	if p != nil && p.lastRefusal.Load() != nil && p.refusals.Load() >= inspectionFailuresUnhealthy {
-		return "capture.roi: frames refused for their size"
+	if p != nil {
+		if _, _, ok := p.roiRefused(); ok {
+			return "capture.roi: frames refused for their size"
+		}
 	}
 	return "model: inspections failing"
 }

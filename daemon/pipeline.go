@@ -380,13 +380,27 @@ const inspectionFailuresUnhealthy = 3
 // if it were ("model X: 3 inspections in a row failed").
 func (p *Pipeline) ModelHealth() (bool, string) {
 	id := p.det.Info().ID
-	if fse := p.lastRefusal.Load(); fse != nil && p.refusals.Load() >= inspectionFailuresUnhealthy {
-		return false, roiRefusalHealth(id, p.refusals.Load(), fse)
+	if n, fse, ok := p.roiRefused(); ok {
+		return false, roiRefusalHealth(id, n, fse)
 	}
 	if n := p.inspFails.Load(); n >= inspectionFailuresUnhealthy {
 		return false, fmt.Sprintf("model %s: %d inspections in a row failed, last: %s", id, n, p.lastFail.Load().(string))
 	}
 	return true, "model " + id + " loaded"
+}
+
+// roiRefused says whether the frames are refused because capture.roi
+// does not apply to their size, as the model's health and the status
+// judge it: n in a row (at least inspectionFailuresUnhealthy), fse the
+// latest refusal. The count is loaded once, so that the verdict and the
+// number said with it agree (a frame inspected between two loads read
+// "0 in a row refused").
+func (p *Pipeline) roiRefused() (n int64, fse *capture.FrameSizeError, ok bool) {
+	fse, n = p.lastRefusal.Load(), p.refusals.Load()
+	if fse == nil || n < inspectionFailuresUnhealthy {
+		return 0, nil, false
+	}
+	return n, fse, true
 }
 
 // roiRefusalHealth is the model's health detail while the camera's frames

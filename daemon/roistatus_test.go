@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"image"
+	"path/filepath"
 	"testing"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
 )
 
 // While every frame was refused because capture.roi does not fit in the
@@ -40,6 +44,12 @@ func TestStatusNamesTheROIForRefusedFrames(t *testing.T) {
 	if got, want := modelStatus(p), "capture.roi: frames refused for their size"; got != want {
 		t.Errorf("status reason with every frame refused for capture.roi: %q, want %q", got, want)
 	}
+	// What the daemon's status loop sets: the retained status itself.
+	d := statusDaemon(t, p)
+	d.updateStatus()
+	if got, want := d.status, "degraded: capture.roi: frames refused for their size"; got != want {
+		t.Errorf("retained status with every frame refused for capture.roi: %q, want %q", got, want)
+	}
 	// Failures of the model's own are not the roi's.
 	p.refusals.Store(0)
 	p.inspFails.Store(inspectionFailuresUnhealthy)
@@ -47,4 +57,35 @@ func TestStatusNamesTheROIForRefusedFrames(t *testing.T) {
 	if got := modelStatus(p); got != "model: inspections failing" {
 		t.Errorf("status reason with inspections failing: %q", got)
 	}
+	d.updateStatus()
+	if got, want := d.status, "degraded: model: inspections failing"; got != want {
+		t.Errorf("retained status with inspections failing: %q, want %q", got, want)
+	}
+}
+
+// statusDaemon is the part of a daemon updateStatus works on: p's health
+// behind the HTTP handler, and a publisher connected to a real mosquitto
+// for the retained status it sets.
+func statusDaemon(t *testing.T, p *Pipeline) *Daemon {
+	t.Helper()
+	b := testbroker.Start(t, testbroker.Options{})
+	d := &Daemon{log: testLogger(t)}
+	d.pipe.Store(p)
+	d.handler = httpapi.New(httpapi.Options{
+		Camera: httpapi.CheckerFunc(func() (bool, string) { return true, "ok" }),
+		Model:  httpapi.CheckerFunc(d.modelHealth),
+		MQTT:   httpapi.CheckerFunc(func() (bool, string) { return true, "ok" }),
+		Logger: d.log,
+	})
+	pub, err := mqttpub.New(mqttpub.Options{Brokers: []string{b.URL}, ClientID: "inspectd-status-test",
+		StoreDir: filepath.Join(t.TempDir(), "mqtt-outbox"), DeviceID: "statustest", Logger: d.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.sink.set(pub, nil, false)
+	t.Cleanup(func() { d.sink.close(d.log) })
+	return d
 }
