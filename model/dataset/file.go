@@ -238,44 +238,23 @@ func brokenLink(path string, outer []passedLink) error {
 // the loop b → a → b). nil when there is none, or the links followed run
 // on past any the system would follow.
 func loopOnTheWay(target string, outer []passedLink) (string, *LinkLoopError) {
-	if len(outer) > 4*MaxLinks {
-		return "", nil
+	p, st, err := linkOnTheWay(target, outer)
+	if p == "" || errors.Is(err, fs.ErrNotExist) {
+		return "", nil // a folder missing, or a link to nothing: no loop
 	}
-	var ways []string // target's folders, the deepest first
-	for d := filepath.Dir(target); ; d = filepath.Dir(d) {
-		ways = append(ways, d)
-		if d == filepath.Dir(d) {
-			break
-		}
-	}
-	for i := len(ways) - 1; i >= 0; i-- {
-		p := ways[i]
-		_, err := os.Stat(p)
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", nil // a folder missing, or a link to nothing: no loop
-		}
-		st, err := os.Lstat(p)
-		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
-			return "", nil
-		}
-		for j, o := range outer {
-			if os.SameFile(o.st, st) {
-				// Back through a link whose target is being followed.
-				loop := make([]string, 0, len(outer)-j+1)
-				for _, l := range outer[j:] {
-					loop = append(loop, l.name)
-				}
-				return p, &LinkLoopError{Path: p, Loop: append(loop, p)}
+	for j, o := range outer {
+		if os.SameFile(o.st, st) {
+			// Back through a link whose target is being followed.
+			loop := make([]string, 0, len(outer)-j+1)
+			for _, l := range outer[j:] {
+				loop = append(loop, l.name)
 			}
+			return p, &LinkLoopError{Path: p, Loop: append(loop, p)}
 		}
-		var ll *LinkLoopError
-		if errors.As(brokenLink(p, outer), &ll) {
-			return p, ll
-		}
-		return "", nil
+	}
+	var ll *LinkLoopError
+	if errors.As(brokenLink(p, outer), &ll) {
+		return p, ll
 	}
 	return "", nil
 }
@@ -287,8 +266,28 @@ func loopOnTheWay(target string, outer []passedLink) (string, *LinkLoopError) {
 // system would follow. outer are the links whose targets are being
 // followed, as loopOnTheWay takes them.
 func danglingOnTheWay(target string, outer []passedLink) *DanglingLinkError {
+	p, _, err := linkOnTheWay(target, outer)
+	if p == "" || !errors.Is(err, fs.ErrNotExist) {
+		return nil // a plain folder missing: target names it
+	}
+	var dl *DanglingLinkError
+	if errors.As(brokenLink(p, outer), &dl) {
+		return dl
+	}
+	return nil
+}
+
+// linkOnTheWay walks target's folders from the root down to the first
+// that leads nowhere (its Stat fails) and returns it, what it is (its
+// Lstat) and why it leads nowhere (the Stat's error: fs.ErrNotExist for a
+// link to nothing, another for a loop), when it is a link: the link on the
+// way that loopOnTheWay and danglingOnTheWay then follow. p is "" when
+// every folder leads somewhere, the first that does not is no link (a
+// plain folder missing) or cannot be looked at, or the links outer being
+// followed run on past any the system would follow.
+func linkOnTheWay(target string, outer []passedLink) (p string, st fs.FileInfo, err error) {
 	if len(outer) > 4*MaxLinks {
-		return nil
+		return "", nil, nil
 	}
 	var ways []string // target's folders, the deepest first
 	for d := filepath.Dir(target); ; d = filepath.Dir(d) {
@@ -298,23 +297,16 @@ func danglingOnTheWay(target string, outer []passedLink) *DanglingLinkError {
 		}
 	}
 	for i := len(ways) - 1; i >= 0; i-- {
-		p := ways[i]
-		_, err := os.Stat(p)
+		dir := ways[i]
+		_, err := os.Stat(dir)
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil
+		st, lerr := os.Lstat(dir)
+		if lerr != nil || st.Mode()&fs.ModeSymlink == 0 {
+			return "", nil, nil
 		}
-		st, err := os.Lstat(p)
-		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
-			return nil // a plain folder missing: target names it
-		}
-		var dl *DanglingLinkError
-		if errors.As(brokenLink(p, outer), &dl) {
-			return dl
-		}
-		return nil
+		return dir, st, err
 	}
-	return nil
+	return "", nil, nil
 }
