@@ -818,20 +818,9 @@ func reportSetName(data []string, i int) string {
 // leads: such a test/<label> was left out of the evaluation without a
 // word, and the figures were over the other labels as if it had none.
 func brokenTestLinks(set *dataset.Set) error {
-	const mend = "its test images would be left out of the evaluation: restore what it leads to, or remove the link to evaluate without it"
-	switch n := len(set.BrokenTest); n {
-	case 0:
-		return nil
-	case 1:
-		return fmt.Errorf("data set %s: %w: %s", set.Dir, set.BrokenTest[0], mend)
-	default:
-		msgs := make([]string, n)
-		for i, err := range set.BrokenTest {
-			msgs[i] = err.Error()
-		}
-		return fmt.Errorf("data set %s: %d entries of test/ lead nowhere (%s): their test images would be left out of the evaluation: restore what they lead to, or remove the links to evaluate without them",
-			set.Dir, n, strings.Join(msgs, "; "))
-	}
+	return brokenLinks(set.Dir, set.BrokenTest, "test/",
+		"its test images would be left out of the evaluation: restore what it leads to, or remove the link to evaluate without it",
+		"their test images would be left out of the evaluation: restore what they lead to, or remove the links to evaluate without them")
 }
 
 // brokenTruthLinks refuses a set whose ground_truth, or a
@@ -841,19 +830,27 @@ func brokenTestLinks(set *dataset.Set) error {
 // missing, the warning naming the first mask file, not the link, and the
 // pixel figures were over the other labels.
 func brokenTruthLinks(set *dataset.Set) error {
-	const mend = "its masks would be left out of the pixel figures: restore what it leads to, or remove the link to evaluate without them"
-	switch n := len(set.BrokenTruth); n {
+	return brokenLinks(set.Dir, set.BrokenTruth, "ground_truth",
+		"its masks would be left out of the pixel figures: restore what it leads to, or remove the link to evaluate without them",
+		"their masks would be left out of the pixel figures: restore what they lead to, or remove the links to evaluate without them")
+}
+
+// brokenLinks refuses the set in dir for links (of its folder where,
+// "test/" or "ground_truth") leading nowhere, broken (each naming the link
+// and where it leads), with what is lost and what to do, said of one link
+// (mendOne) or of several (mendMany); nil when there is none.
+func brokenLinks(dir string, broken []error, where, mendOne, mendMany string) error {
+	switch n := len(broken); n {
 	case 0:
 		return nil
 	case 1:
-		return fmt.Errorf("data set %s: %w: %s", set.Dir, set.BrokenTruth[0], mend)
+		return fmt.Errorf("data set %s: %w: %s", dir, broken[0], mendOne)
 	default:
 		msgs := make([]string, n)
-		for i, err := range set.BrokenTruth {
+		for i, err := range broken {
 			msgs[i] = err.Error()
 		}
-		return fmt.Errorf("data set %s: %d entries of ground_truth lead nowhere (%s): their masks would be left out of the pixel figures: restore what they lead to, or remove the links to evaluate without them",
-			set.Dir, n, strings.Join(msgs, "; "))
+		return fmt.Errorf("data set %s: %d entries of %s lead nowhere (%s): %s", dir, n, where, strings.Join(msgs, "; "), mendMany)
 	}
 }
 
