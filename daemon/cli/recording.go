@@ -121,9 +121,19 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 	}
 	// Every file is sized before any is read: the bench holds the whole
 	// recording in memory, and a huge file (a video named .mjpg, a disk
-	// image) was read whole before it was found to be no recording.
+	// image) was read whole before it was found to be no recording. Its
+	// kind is said first, by its extension: a 3 GiB line.mp4 is no
+	// recording, and "record fewer frames" misled.
 	var total int64
 	for _, name := range files {
+		format, ok := recordingExt(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: not a recording: want .mjpeg, .mjpg, .jpg, .jpeg, .yuyv or .yuv", name)
+		}
+		if rec.format != 0 && format != rec.format {
+			return nil, fmt.Errorf("%s: %s frames among %s ones: a camera sends one format", name, format, rec.format)
+		}
+		rec.format = format
 		st, err := os.Stat(name)
 		if err != nil {
 			return nil, err
@@ -135,14 +145,6 @@ func loadRecording(path string, size image.Point) (*recording, error) {
 	}
 	var read int64
 	for _, name := range files {
-		format, ok := recordingExt(name)
-		if !ok {
-			return nil, fmt.Errorf("%s: not a recording: want .mjpeg, .mjpg, .jpg, .jpeg, .yuyv or .yuv", name)
-		}
-		if rec.format != 0 && format != rec.format {
-			return nil, fmt.Errorf("%s: %s frames among %s ones: a camera sends one format", name, format, rec.format)
-		}
-		rec.format = format
 		data, err := readRecordingFile(name, maxRecordingBytes-read)
 		if err != nil {
 			return nil, err

@@ -68,3 +68,35 @@ func TestBenchReplayRefusesARecordingOverItsLimit(t *testing.T) {
 		t.Errorf("readRecordingFile(100 bytes, 50 left): %v", err)
 	}
 }
+
+// A recording over the limit that is no recording by its kind (a 3 GiB
+// line.mp4), or a folder of frames in two formats, was told to record
+// fewer frames: the size was checked before the kind. Its kind is said
+// first, before any of it is read.
+func TestBenchReplaySaysTheKindBeforeTheSize(t *testing.T) {
+	dir := t.TempDir()
+	video := filepath.Join(dir, "line.mp4")
+	sparseFile(t, video, 3<<30)
+	mixed := filepath.Join(dir, "mixed")
+	if err := os.Mkdir(mixed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mixed, "a.mjpeg"), make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sparseFile(t, filepath.Join(mixed, "b.yuyv"), maxRecordingBytes)
+	cfg := evalConfig(t, dir)
+	for path, want := range map[string]string{
+		video: video + ": not a recording: want .mjpeg, .mjpg, .jpg, .jpeg, .yuyv or .yuv",
+		mixed: filepath.Join(mixed, "b.yuyv") + ": YUYV frames among MJPG ones: a camera sends one format",
+	} {
+		var code int
+		var stderr string
+		testfs.Within(t, 20*time.Second, "bench --camera-replay "+path, func() {
+			code, _, stderr = runCaptureCmd(t, "bench", "--no-mqtt", "--count", "5", "--config", cfg, "--camera-replay", path)
+		})
+		if code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "record fewer frames") {
+			t.Errorf("bench --camera-replay %s: exit %d, stderr %q\nwant %q, not the size", path, code, stderr, want)
+		}
+	}
+}
