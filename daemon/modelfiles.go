@@ -158,8 +158,7 @@ func inGroup(gid int) bool {
 // them before it is renamed into place, so that it is never readable
 // more widely than the file it replaces. A new file is Save's own.
 func SaveModelFile(det *model.Detector, path string) error {
-	perm, ok := modelFileMode(path)
-	if !ok {
+	if _, ok := modelFileMode(path); !ok {
 		return det.Save(path)
 	}
 	// The rename below, not atomicfile.Write, replaces the file: its
@@ -175,14 +174,9 @@ func SaveModelFile(det *model.Detector, path string) error {
 		// Save names the temporary file; the user asked for path.
 		return fmt.Errorf("save model %s: writing its replacement beside it: %w", path, err)
 	}
-	// The owner first: a chown may clear mode bits.
-	if err := keepModelOwner(path, tmp); err != nil {
+	if err := keepModelMode(path, tmp); err != nil { // owner, group and mode
 		removeTemp(tmp)
 		return err
-	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		removeTemp(tmp)
-		return fmt.Errorf("give the model file %s's permissions (%v) to its replacement: %w", path, perm, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		removeTemp(tmp)
@@ -577,7 +571,7 @@ func modelFolderError(cfg *config.Config) error {
 	if ll := LinkLoopAt(path); ll != nil {
 		// The folder is fine: "folder … cannot be reached (… too many
 		// levels of symbolic links)" blamed it for a link that loops.
-		return &FieldError{Field: modelKey(cfg), Err: linkLoopRefusal(path, ll)}
+		return &FieldError{Field: modelKey(cfg), Err: linkLoopRefusal(path, ll, "mend the link, or set model.path to a model file elsewhere")}
 	}
 	dir := filepath.Dir(path)
 	if filepath.Clean(dir) == filepath.Clean(cfg.StateDir) {
@@ -638,26 +632,25 @@ func LinkLoopAt(path string) *dataset.LinkLoopError {
 }
 
 // linkLoopRefusal words LinkLoopAt's ll for the model file at path: the
-// link it is, or the folder on its way that loops.
-func linkLoopRefusal(path string, ll *dataset.LinkLoopError) error {
-	if ll.Path != path {
-		return fmt.Errorf("model file %s cannot be reached: %w: mend the link, or set model.path to a model file elsewhere", path, ll)
+// link it is, or the folder on its way that loops, then mend ("": none).
+func linkLoopRefusal(path string, ll *dataset.LinkLoopError, mend string) error {
+	if mend != "" {
+		mend = ": " + mend
 	}
-	return fmt.Errorf("%w, not a model file: mend the link, or set model.path to a model file", ll)
+	if ll.Path != path {
+		return fmt.Errorf("model file %s cannot be reached: %w%s", path, ll, mend)
+	}
+	return fmt.Errorf("model file: %w, not a model file%s", ll, mend)
 }
 
 // ModelLinkLoopError is LinkLoopAt's refusal of the model file at path
 // for a command given it (model info, bench --model), or nil: the raw
 // "stat …: too many levels of symbolic links" named no link.
 func ModelLinkLoopError(path string) error {
-	ll := LinkLoopAt(path)
-	if ll == nil {
-		return nil
+	if ll := LinkLoopAt(path); ll != nil {
+		return linkLoopRefusal(path, ll, "")
 	}
-	if ll.Path != path {
-		return fmt.Errorf("model file %s cannot be reached: %w", path, ll)
-	}
-	return fmt.Errorf("model file: %w, not a model file", ll)
+	return nil
 }
 
 // fileInPath is the nearest of dir and the folders above it that is there,

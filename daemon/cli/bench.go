@@ -185,20 +185,9 @@ func benchBrokenTest(dir string) error {
 			broken = append(broken, bl)
 		}
 	}
-	const mend = "its test images would be left out of the bench: restore what it leads to, or remove the link to bench without it"
-	switch n := len(broken); n {
-	case 0:
-		return nil
-	case 1:
-		return fmt.Errorf("data set %s: %w: %s", dir, broken[0], mend)
-	default:
-		msgs := make([]string, n)
-		for i, err := range broken {
-			msgs[i] = err.Error()
-		}
-		return fmt.Errorf("data set %s: %d entries of test/ lead nowhere (%s): their test images would be left out of the bench: restore what they lead to, or remove the links to bench without them",
-			dir, n, strings.Join(msgs, "; "))
-	}
+	return brokenLinks(dir, broken, "test/",
+		"its test images would be left out of the bench: restore what it leads to, or remove the link to bench without it",
+		"their test images would be left out of the bench: restore what they lead to, or remove the links to bench without them")
 }
 
 // benchSink publishes to an embedded broker on loopback, alarms on disk
