@@ -60,8 +60,16 @@ type EvalSet struct {
 	// the synthetic score with each real figure.
 	Agreement *RankAgreement `json:"agreement,omitempty"`
 	// Draws are, with --misalign, each random draw of the Rd-MVTec
-	// transform (its seed in Data); Results are then their mean.
+	// transform (its seed in Data), with --train-draws each random draw of
+	// the training images; Results are then their mean.
 	Draws []EvalSet `json:"draws,omitempty"`
+	// TrainDrawImages is, with --train-draws, the number of training
+	// images each draw fits on, drawn at random from the set's.
+	TrainDrawImages int `json:"train_draw_images,omitempty"`
+	// DrawSpread is, over two or more draws, each recipe's standard
+	// deviation between the draws and, with --compare, the run's recipe
+	// against each other one draw by draw.
+	DrawSpread *DrawSpread `json:"draw_spread,omitempty"`
 	// Misalign names the draws' transform: "misalign" (the paper's
 	// protocol) or the part applied alone ("crop", "shift", "turn"), with
 	// "-edgefill" when a turn's corners repeat the image's edge.
@@ -328,6 +336,7 @@ func cmdEval() *Command {
 			standardize := fs.String("standardize", "", "override model.input.standardize (on or off)")
 			maxTrain := fs.Int("max-train", 0, "fit on at most this many training images (spread over the set)")
 			maxTest := fs.Int("max-test", 0, "score at most this many test images (spread over the set)")
+			trainDraws := fs.Int("train-draws", 0, "with --max-train: fit on this many random draws of the training images (seeds 1..N), each shown, their mean and spread reported, each --compare recipe on the same draws")
 			misalign := fs.Bool("misalign", false, "the PaDiM paper's Rd-MVTec protocol: every training and test image (and mask) turned by a random angle in ±10° and cropped to 87.5% of each side at a random place, then resized back, fixed by the draw's seed")
 			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
 			misalignParts := fs.String("misalign-parts", "all", "with --misalign: the protocol's parts applied (all; crop: the centred window alone, one draw, nothing moved; shift: the window at a random place; turn: the turn alone), to tell what each costs")
@@ -426,6 +435,15 @@ func cmdEval() *Command {
 				return usagef("--misalign-fill edge with --misalign-parts %s: there is no turn, so no corners to fill; leave the fill out", parts)
 			}
 			draws := []uint64{0}
+			if given["train-draws"] {
+				if err := checkTrainDraws(*trainDraws, *maxTrain, *misalign, *saveModel); err != nil {
+					return err
+				}
+				draws = draws[:0]
+				for s := range *trainDraws {
+					draws = append(draws, uint64(s+1))
+				}
+			}
 			if *misalign {
 				if *misalignSeeds < 1 || *misalignSeeds > maxMisalignSeeds {
 					return usagef("--misalign-seeds %d: want 1 to %d (each draw is a fit of its own)", *misalignSeeds, maxMisalignSeeds)
@@ -549,6 +567,10 @@ func cmdEval() *Command {
 				if err := bothKinds(set, *maxTest, int64(cfg.Capture.MaxPixels)); err != nil {
 					return err
 				}
+				if *trainDraws > 0 && *maxTrain >= len(set.Train) {
+					return usagef("--train-draws %d with --max-train %d on %s: it has %s, so every draw would fit on all of them; give --max-train below %d",
+						*trainDraws, *maxTrain, dir, plural(len(set.Train), "training image"), len(set.Train))
+				}
 				sets[i] = set
 			}
 			var rep EvalReport
@@ -558,12 +580,17 @@ func cmdEval() *Command {
 				raw := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
 				admitted := newSkipped(cfg.Capture.MaxPixels)
 				train := admitImages(pathsOf(set.Train), raw.maxPixels, env.Log, admitted)
+				pool := train
 				if *maxTrain > 0 && *maxTrain < len(train) {
 					train = spread(train, *maxTrain)
 				}
 				all := EvalSet{Data: dir}
+				drawn := *misalign || *trainDraws > 0
 				if *misalign {
 					all.Misalign = tag
+				}
+				if *trainDraws > 0 {
+					all.TrainDrawImages = *maxTrain
 				}
 				for _, seed := range draws {
 					files := raw
@@ -571,6 +598,10 @@ func cmdEval() *Command {
 					if *misalign {
 						files.misalign, files.root = &dataset.Misalign{Seed: seed, Parts: parts, EdgeFill: *misalignFill == "edge"}, set.Dir
 						es.Data = fmt.Sprintf("%s@%s%d", dir, tag, seed)
+					}
+					if *trainDraws > 0 {
+						train = drawTraining(pool, *maxTrain, seed)
+						es.Data = fmt.Sprintf("%s@%s%d", dir, trainDrawTag, seed)
 					}
 					for k, r := range columns {
 						c := *cfg
@@ -620,17 +651,18 @@ func cmdEval() *Command {
 						rs[k] = &es.Results[k]
 					}
 					sharedIoU(rs)
-					if !*misalign {
+					if !drawn {
 						all = es
 						break
 					}
 					all.Draws = append(all.Draws, es)
 				}
-				if *misalign {
+				if drawn {
 					all.Results = drawsMean(all.Draws, columns)
 					for k := range all.Results {
-						all.Results[k].Data = fmt.Sprintf("%s@%s (mean of %s)", dir, tag, plural(len(all.Draws), "draw"))
+						all.Results[k].Data = fmt.Sprintf("%s@%s (mean of %s)", dir, all.drawTag(), plural(len(all.Draws), "draw"))
 					}
+					all.spreadOverDraws()
 				}
 				rep.Sets = append(rep.Sets, all)
 			}
@@ -1629,7 +1661,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 			}
 		}
 		if len(s.Draws) > 0 {
-			name += fmt.Sprintf("@%s mean of %d", s.Misalign, len(s.Draws))
+			name += fmt.Sprintf("@%s mean of %d", s.drawTag(), len(s.Draws))
 		}
 		for _, r := range s.Results {
 			row(name, &r, len(s.Draws) > 0)
@@ -1639,6 +1671,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 		row("mean", &m, false)
 	}
 	tw.Flush()
+	printDrawSpread(w, rep, setName)
 	// The mean's pixel figures are over the sets that have them: said, as
 	// the row alone would read as over every set.
 	for _, m := range rep.Mean {
@@ -1929,7 +1962,7 @@ func plural(n int, thing string) string {
 
 // fitFlags are eval's flags that decide how a model is fitted.
 var fitFlags = []string{"recipe", "compare", "candidates", "features", "resize", "sigma", "taps", "zscore", "context", "context-features",
-	"context-weight", "standardize", "max-train", "align", "save-model"}
+	"context-weight", "standardize", "max-train", "train-draws", "align", "save-model"}
 
 // checkModelFlags refuses flags that decide a fit beside --model, whose
 // file's own settings apply (they were once ignored without a word), and
