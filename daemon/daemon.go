@@ -211,6 +211,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 			return d, err
 		}
 	}
+	removeStaleModelFiles(cfg.ModelPath(), d.log)
 	det, _, err := openDetector(ctx, cfg, mopts, o) // a fit at start is logged as such
 	if err != nil {
 		return d, err

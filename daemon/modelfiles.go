@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/config/atomicfile"
@@ -152,37 +151,34 @@ func inGroup(gid int) bool {
 
 // SaveModelFile saves det at path as `inspectd fit` writes its model:
 // atomically, a file that path holds replaced with the permissions of that
-// file (modelFileMode), as the threshold, refit and rollback commands keep
+// file (modelFileMode), and its owner and group where they may be given
+// (keepModelOwner), as the threshold, refit and rollback commands keep
 // them (keepModelMode): Save alone writes 0644, so that an operator's 0444
-// or 0640 model file became 0644 at a fit over it. The new file takes
-// them before it is renamed into place, so that it is never readable
-// more widely than the file it replaces. A new file is Save's own.
+// or 0640 model file became 0644 at a fit over it. The save's temporary
+// file takes them while it is empty (atomicfile.WriteWith): the model was
+// saved whole to a file of 0644 beside path and changed only then, so that
+// a model meant to be 0600 was readable by all for a moment, and a fit
+// killed in between left that file, which nothing removed. A new file is
+// Save's own.
 func SaveModelFile(det *model.Detector, path string) error {
-	if _, ok := modelFileMode(path); !ok {
+	perm, ok := modelFileMode(path)
+	if !ok {
 		return det.Save(path)
 	}
-	// The rename below, not atomicfile.Write, replaces the file: its
-	// check words an immutable or append-only file or folder (and what
-	// clears it), as Save did, where the rename says only "operation not
-	// permitted".
-	if err := atomicfile.CheckTarget(path); err != nil {
-		return fmt.Errorf("save model %s: %w", path, err)
+	return det.SaveWith(path, atomicfile.Options{Perm: perm, Prepare: func(f *os.File) error {
+		return keepModelOwner(path, f.Name())
+	}})
+}
+
+// removeStaleModelFiles removes the temporary files beside the model file
+// at path that a kill or a power cut left (atomicfile.RemoveStale): a
+// threshold command's, a refit's install's or a rollback's (tempName), and
+// a save's, tens of megabytes each, which nothing else removed where no
+// model was saved at path again.
+func removeStaleModelFiles(path string, log *slog.Logger) {
+	if n := atomicfile.RemoveStale(path); n > 0 {
+		log.Info("removed temporary model files an interrupted save left", "model", path, "files", n)
 	}
-	tmp := tempName(path, "new")
-	if err := det.Save(tmp); err != nil {
-		removeTemp(tmp)
-		// Save names the temporary file; the user asked for path.
-		return fmt.Errorf("save model %s: writing its replacement beside it: %w", path, err)
-	}
-	if err := keepModelMode(path, tmp); err != nil { // owner, group and mode
-		removeTemp(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		removeTemp(tmp)
-		return fmt.Errorf("save model %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // keepModelMode gives files, the new model file and the kept model in
@@ -539,9 +535,11 @@ func swapWithPrevious(dst, inForce string) error {
 	return syncDir(filepath.Dir(dst))
 }
 
-func tempName(path, kind string) string {
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+kind+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
-}
+// tempName is a new name for a temporary file beside path, kind saying
+// what it holds: atomicfile.TempPath's, which removeStaleModelFiles
+// removes once stale ("."+name+".new-…" was not, nor what a save to it
+// cut short left).
+func tempName(path, kind string) string { return atomicfile.TempPath(path, kind) }
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/model/align"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/padim"
@@ -98,6 +99,13 @@ const maxContextWeight = 1000
 // ensemble's members in the same file). It refuses a path that is there
 // and is not a regular file (CheckSaveTarget).
 func (d *Detector) Save(path string) error {
+	return d.SaveWith(path, atomicfile.Options{Perm: 0o644})
+}
+
+// SaveWith is Save with the file's permissions, and what is done to it
+// before a byte is written (atomicfile.WriteWith), so that a model that
+// replaces an operator's file is never readable more widely than it.
+func (d *Detector) SaveWith(path string, opts atomicfile.Options) error {
 	if err := CheckSaveTarget(path); err != nil {
 		return fmt.Errorf("model not saved: %w", err)
 	}
@@ -105,7 +113,7 @@ func (d *Detector) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("save model %s: %w", path, err)
 	}
-	return padim.Save(path, m) // its errors name the file
+	return padim.SaveWith(path, m, opts) // its errors name the file
 }
 
 // CheckSaveTarget says why path cannot take a saved model, or nil: it is

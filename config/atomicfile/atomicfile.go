@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,7 +39,32 @@ const StaleAfter = time.Hour
 // file but neither the rename nor its removal, so each refused write left
 // one there for good. The check is one open and ioctl of the folder (and
 // of the file, where one is there) per write, nothing beside the fsyncs.
-func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
+//
+// The temporary file has perm before write is called, not only once it is
+// complete (see WriteWith).
+func Write(path string, perm os.FileMode, write func(w io.Writer) error) error {
+	return WriteWith(path, Options{Perm: perm}, write)
+}
+
+// Options are WriteWith's: what the file is given before any byte is
+// written to it.
+type Options struct {
+	// Perm is the file's permissions.
+	Perm os.FileMode
+	// Prepare, where not nil, is called with the temporary file, empty,
+	// before its permissions are set (a chown may clear mode bits): to
+	// give it the owner and group of the file it replaces, say. Its error
+	// fails the write.
+	Prepare func(f *os.File) error
+}
+
+// WriteWith is Write with opts: the temporary file takes its owner and
+// group (Prepare) and its permissions (Perm) while it is empty, so that
+// what is written is never readable more widely than the file will be. A
+// caller that saved to a file of its own and changed its mode afterwards
+// left a whole model readable by all for a moment, where it was to be
+// 0600.
+func WriteWith(path string, opts Options, write func(w io.Writer) error) (err error) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	if err := checkAttrs(dir, path); err != nil {
 		return err
@@ -55,10 +81,16 @@ func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err er
 			os.Remove(tmp)
 		}
 	}()
-	if err = write(f); err != nil {
+	if opts.Prepare != nil {
+		if err = opts.Prepare(f); err != nil {
+			return err
+		}
+	}
+	// The open file takes its writes whatever its mode (0444 included).
+	if err = f.Chmod(opts.Perm); err != nil {
 		return err
 	}
-	if err = f.Chmod(perm); err != nil {
+	if err = write(f); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {
@@ -82,20 +114,36 @@ func WriteBytes(path string, perm os.FileMode, data []byte) error {
 	})
 }
 
-// IsTemp reports whether a file name is one of Write's temporary files.
+// IsTemp reports whether a file name is one of Write's temporary files,
+// or one of TempPath's.
 func IsTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, tempMark)
 }
 
+// TempPath is a new name for a temporary file of a caller's own beside
+// path, kind saying what it holds ("new", "prev"): one that RemoveStale(path)
+// takes for path's, and a Write to it leaves temporary files that
+// RemoveStale(path) takes too. A model saved to ".NAME.new-…" and renamed
+// over NAME once complete left, when a kill cut the save short, a file of
+// tens of megabytes that nothing removed.
+func TempPath(path, kind string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempMark+kind+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+}
+
 // RemoveStale removes the temporary files of Write for path that are older
 // than StaleAfter (left by a crash or power cut in the middle of a write)
-// and returns how many it removed. Writers of large files that are saved
-// now and then (models, configurations) call it before Write: a device that
+// and returns how many it removed: those of a Write to path, the files
+// named by TempPath(path, …), and those of a Write to such a file (a save
+// to a temporary file of the caller's, cut short). Writers of large files
+// that are saved now and then (models, configurations) call it before
+// Write, and the daemon at its start for its model file: a device that
 // loses power while saving a model must not fill its disk with
 // tens-of-megabyte copies. Failures to list or remove are ignored.
 func RemoveStale(path string) int {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	matches, _ := filepath.Glob(filepath.Join(dir, globEscape("."+base+tempMark)+"*"))
+	nested, _ := filepath.Glob(filepath.Join(dir, globEscape(".."+base+tempMark)+"*"+tempMark+"*"))
+	matches = append(matches, nested...)
 	n := 0
 	for _, m := range matches {
 		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > StaleAfter && os.Remove(m) == nil {

@@ -210,7 +210,14 @@ func (nd namedData) bytes() []byte {
 // directory, fsynced, renamed over path, and the directory fsynced, so a
 // crash leaves either the old or the new model, never a torn one (and the
 // next Save removes such a crash's temporary file once an hour old).
-func Save(path string, m *Model) (err error) {
+func Save(path string, m *Model) error {
+	return SaveWith(path, m, atomicfile.Options{Perm: 0o644})
+}
+
+// SaveWith is Save with the file's permissions, and what is done to it
+// before a byte is written (atomicfile.WriteWith): a model file that
+// replaces one of an operator's keeps its mode from the start.
+func SaveWith(path string, m *Model, opts atomicfile.Options) (err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("save model %s: %w", path, err)
@@ -232,7 +239,7 @@ func Save(path string, m *Model) (err error) {
 	copy(hdr[i+len(checksumPrefix):], fmt.Sprintf("%08x", crc))
 
 	atomicfile.RemoveStale(path) // tens of MB each, left by a crash mid-save
-	return atomicfile.Write(path, 0o644, func(f io.Writer) error {
+	return atomicfile.WriteWith(path, opts, func(f io.Writer) error {
 		w := bufio.NewWriterSize(f, 1<<20)
 		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(hdr)))
