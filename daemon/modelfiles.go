@@ -829,11 +829,25 @@ func unwritable(dir string, err error) (why, mend string) {
 // unwritableAs is unwritable for a process that runs as root or not: root
 // denied a write is no matter of ownership or mode bits (a kernel file
 // system such as /sys, or a read-only one), so chown or chmod is no advice
-// there, and another folder is the only remedy.
+// there, and another folder is the only remedy. A folder that is
+// immutable or append-only (chattr +i, +a), which refuses root and all
+// with "operation not permitted", is named so, with what clears it, as
+// atomicfile.CheckFolder words it for a file written there: a folder
+// made in an immutable one (fit --out D/new/m.safetensors) was said to be
+// on "a kernel or read-only file system".
 func unwritableAs(dir string, err error, root bool) (why, mend string) {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err // the test file's random name is no help
+	}
+	var ae *atomicfile.AttrError
+	if errors.Is(err, syscall.EPERM) && errors.As(atomicfile.CheckFolder(dir), &ae) {
+		what := "nothing can be made in it"
+		if ae.Flag == "a" {
+			what = "what is made in it can be neither renamed nor removed"
+		}
+		return fmt.Sprintf("folder %s is %s (chattr +%s): %s: %v", dir, ae.Attr, ae.Flag, what, err),
+			fmt.Sprintf("chattr -%s %s clears it", ae.Flag, dir)
 	}
 	switch {
 	case errors.Is(err, syscall.EROFS):
