@@ -46,7 +46,8 @@ func (s imageFiles) load(path string) (image.Image, error) {
 // loadRaw decodes an image file as it is.
 func (s imageFiles) loadRaw(path string) (image.Image, error) {
 	img, _, err := capture.DecodeImageFile(path, s.maxPixels)
-	return img, err
+	// A link to nothing, or round in a loop, is named as one.
+	return img, dataset.ImageFileError(path, err)
 }
 
 // params is the misalignment transform of the image at path (false
@@ -126,7 +127,7 @@ func (s *skipped) String() string {
 func admitImages(paths []string, maxPixels int64, log *slog.Logger, sk *skipped) []string {
 	kept := paths[:0:0]
 	for _, p := range paths {
-		img, _, err := capture.DecodeImageFile(p, maxPixels)
+		img, err := imageFiles{maxPixels: maxPixels}.loadRaw(p)
 		if err == nil {
 			err = model.CheckFrameSize(img.Bounds().Dx(), img.Bounds().Dy())
 		}

@@ -266,7 +266,7 @@ func checkImage(path string) error {
 	}
 	cfg, _, err := capture.CheckImageFile(path, maxImagePixels)
 	if err != nil {
-		return imageError(name, err)
+		return imageError(name, brokenLinkError(path, err))
 	}
 	if err := model.CheckFrameSize(cfg.Width, cfg.Height); err != nil {
 		// Told by the header, before the fit and validation images are
@@ -286,9 +286,29 @@ func loadImage(path string) (image.Image, error) {
 	}
 	img, _, err := capture.DecodeImageFile(path, maxImagePixels)
 	if err != nil {
-		return nil, imageError(filepath.Base(path), err)
+		return nil, imageError(filepath.Base(path), brokenLinkError(path, err))
 	}
 	return img, nil
+}
+
+// brokenLinkError is err, capture's refusal of the image file at path,
+// worded as a link that leads nowhere is where path is one
+// (dataset.ImageFileError: where it leads, and that it leads to nothing or
+// round in a loop), under the file's name as checkImage's own refusals
+// are: a train/good that is such a link is named so, where a file in it
+// was skipped as "stat /srv/good/a.png: no such file or directory" or
+// "… too many levels of symbolic links". err otherwise.
+func brokenLinkError(path string, err error) error {
+	name := filepath.Base(path)
+	var dl *dataset.DanglingLinkError
+	var ll *dataset.LinkLoopError
+	switch bl := dataset.ImageFileError(path, err); {
+	case errors.As(bl, &dl):
+		return fmt.Errorf("%s: %s", name, dl.Leads())
+	case errors.As(bl, &ll):
+		return fmt.Errorf("%s: %s", name, ll.Leads())
+	}
+	return err
 }
 
 // imageError words capture's refusal of an image over maxImagePixels as a

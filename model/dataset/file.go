@@ -42,11 +42,12 @@ func fileKind(m fs.FileMode) string {
 // checked before the open, so that a named pipe or a device is not opened
 // at all; the open does not wait (O_NONBLOCK where there is one), so that
 // a pipe put in the file's place after that check cannot block it; and
-// the open file is checked again.
+// the open file is checked again. A path that is a link leading nowhere is
+// refused in BrokenLink's words (ImageFileError).
 func OpenImageFile(path string) (*os.File, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, ImageFileError(path, err)
 	}
 	if !st.Mode().IsRegular() {
 		return nil, &NotImageFileError{Path: path, Mode: st.Mode()}
@@ -63,6 +64,24 @@ func OpenImageFile(path string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// ImageFileError is err, the error of looking at or opening the image file
+// at path (a stat's, an open's, a decode's of it), in BrokenLink's words
+// where path is a symbolic link that leads nowhere: a *DanglingLinkError
+// or a *LinkLoopError, which name the link, where it leads, and that it
+// leads to nothing or round in a loop, as a train/good or a test/<label>
+// that is such a link is named. A dangling link among a folder's images
+// was skipped as "stat …: no such file or directory", and one in a loop
+// as "… too many levels of symbolic links". err otherwise, nil included.
+func ImageFileError(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if bl := BrokenLink(path); bl != nil {
+		return bl
+	}
+	return err
 }
 
 // DanglingLinkError is a path that is a symbolic link to something that
@@ -84,12 +103,14 @@ type DanglingLinkError struct {
 // Error reads "/d/train/good is a link to /x/y, which does not exist";
 // with Via, "/d/a is a link to /d/b/c, through /d/b, a link to /d/x,
 // which does not exist".
-func (e *DanglingLinkError) Error() string { return e.Path + " is " + e.leads() }
+func (e *DanglingLinkError) Error() string { return e.Path + " is " + e.Leads() }
 
-// leads is Error without the link's own name: where it leads.
-func (e *DanglingLinkError) leads() string {
+// Leads is Error without the link's own name: where it leads ("a link to
+// /x/y, which does not exist"), for a message that names the link its own
+// way (a refit's skipped file by its name in the folder).
+func (e *DanglingLinkError) Leads() string {
 	if e.Via != nil {
-		return fmt.Sprintf("a link to %s, through %s, %s", e.Target, e.Via.Path, e.Via.leads())
+		return fmt.Sprintf("a link to %s, through %s, %s", e.Target, e.Via.Path, e.Via.Leads())
 	}
 	return fmt.Sprintf("a link to %s, which does not exist", e.Target)
 }
@@ -125,10 +146,14 @@ const MaxLinks = 40
 // lie in it (or below it), and in full otherwise; with Via, "/d/a is a
 // link to /d/b/c, through /d/b, a link that leads round in a loop (b → x
 // → b)".
-func (e *LinkLoopError) Error() string {
-	what := fmt.Sprintf("%s is a link that", e.Path)
+func (e *LinkLoopError) Error() string { return e.Path + " is " + e.Leads() }
+
+// Leads is Error without the link's own name ("a link that leads round in
+// a loop (la → lb → la)"), as DanglingLinkError's.
+func (e *LinkLoopError) Leads() string {
+	what := "a link that"
 	if e.Via != "" {
-		what = fmt.Sprintf("%s is a link to %s, through %s, a link that", e.Path, e.Target, e.Via)
+		what = fmt.Sprintf("a link to %s, through %s, a link that", e.Target, e.Via)
 	}
 	if len(e.Loop) == 0 {
 		return fmt.Sprintf("%s leads on through more than %d links (the system follows no more)", what, MaxLinks)
