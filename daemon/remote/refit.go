@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/png" // live frames are kept for the fit as PNG files
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -61,11 +62,46 @@ const maxSkippedReasons = 5
 
 // skip counts the file at path as skipped for err.
 func (f *folderImages) skip(path string, err error) {
+	reason := skipReason(f.dir, path, err)
 	f.skipped++
 	if len(f.reasons) < maxSkippedReasons {
-		f.reasons = append(f.reasons, err.Error())
+		f.reasons = append(f.reasons, reason)
 	}
-	f.files = append(f.files, skippedFile{path, err.Error()})
+	f.files = append(f.files, skippedFile{path, reason})
+}
+
+// skipReason words err, the refusal of the file at path in dir (the folder
+// the refit reads), in the one style of the reply's skipped_reasons: the
+// file's name in dir, then why, the path not said again. capture's
+// refusals named the full path, in the OS's words or its own ("stat
+// /srv/good/a.png: permission denied", "image /srv/good/a.png: image:
+// unknown format", "/srv/good/p.png is a named pipe, not an image file",
+// "decode /srv/good/a.png: unexpected EOF"), beside the refit's own that
+// named the file alone ("bomb.png: …"), so that one reply mixed both.
+func skipReason(dir, path string, err error) string {
+	name := filepath.Base(path)
+	if rel, rerr := filepath.Rel(dir, path); rerr == nil && filepath.IsLocal(rel) {
+		name = rel
+	}
+	why := err.Error()
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) && pe.Path == path && why == pe.Error() {
+		why = pe.Err.Error() // the OS's words, without its operation and the path
+	}
+	for _, c := range []struct{ prefix, by string }{
+		{name + ": ", ""},
+		{filepath.Base(path) + ": ", ""},
+		{"image " + path + ": ", ""},
+		{"decode " + path + ": ", "does not decode: "},
+		{path + " is ", ""},
+		{path + ": ", ""},
+	} {
+		if rest, ok := strings.CutPrefix(why, c.prefix); ok {
+			why = c.by + rest
+			break
+		}
+	}
+	// Anything else that names the path names the file.
+	return name + ": " + strings.ReplaceAll(why, path, name)
 }
 
 // logSkipped logs each skipped file not logged yet, one warning a file

@@ -28,13 +28,13 @@ func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	testfs.Mkfifo(t, filepath.Join(dir, "b_pipe.png"))
-	want := []string{"a_link.png is a named pipe, not an image file", "b_pipe.png is a named pipe, not an image file"}
+	want := []string{"a_link.png: a named pipe, not an image file", "b_pipe.png: a named pipe, not an image file"}
 	if _, err := os.Stat("/dev/zero"); err == nil {
 		// Read, it never ends; it is not opened.
 		if err := os.Symlink("/dev/zero", filepath.Join(dir, "c_zero.png")); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, "c_zero.png is a device, not an image file")
+		want = append(want, "c_zero.png: a device, not an image file")
 	}
 	var f *folderImages
 	var err error
@@ -62,7 +62,7 @@ func TestRefitFolderSkipsPipesAndDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := filepath.Base(swapped) + " is a named pipe, not an image file"
+	w := filepath.Base(swapped) + ": a named pipe, not an image file"
 	if len(f.fit) != 3 || len(f.val) != 1 || f.skipped != len(want)+1 || !strings.Contains(strings.Join(f.reasons, "; "), w) {
 		t.Errorf("fit %d, validate %d, skipped %d (%v): want 3, 1, %d and %q", len(f.fit), len(f.val), f.skipped, f.reasons, len(want)+1, w)
 	}
