@@ -14,6 +14,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon/httpapi"
 	"github.com/inspectd/inspectd/daemon/internal/statelock"
 	"github.com/inspectd/inspectd/daemon/remote"
@@ -76,9 +77,9 @@ func (d *Daemon) CheckModelTarget() error { return keyed(installTargetError(d.Co
 
 // saveInForce saves the detector in force to path (saveInForce's save).
 // Called with d.mu held.
-func (d *Daemon) saveInForce(path string) error {
+func (d *Daemon) saveInForce(path string, opts atomicfile.Options) error {
 	var err error
-	d.pipe.Load().det.Use(func(det *model.Detector) { err = det.Save(path) })
+	d.pipe.Load().det.Use(func(det *model.Detector) { err = det.SaveWith(path, opts) })
 	return err
 }
 
@@ -187,7 +188,8 @@ func (d *Daemon) SetThresholds(ctx context.Context, image, pixel float64) (model
 	}
 	tmp := tempName(dst, "new")
 	var saveErr error
-	p.det.Use(func(det *model.Detector) { saveErr = det.Save(tmp) })
+	// With the permissions it takes dst's place with, from the start.
+	p.det.Use(func(det *model.Detector) { saveErr = det.SaveWith(tmp, keptModelOptions(dst)) })
 	if saveErr == nil {
 		saveErr = installModelFile(tmp, dst, inForce)
 	} else {

@@ -42,6 +42,14 @@ func installModelFile(src, dst, inForce string) error {
 		removeTemp(inForce)
 		return err
 	}
+	if _, ok := modelFileMode(dst); !ok {
+		// A new model file is Save's own 0644, whatever src was saved
+		// with (a refit's, 0600 until it knows the mode it takes).
+		if err := os.Chmod(src, 0o644); err != nil {
+			removeTemp(inForce)
+			return fmt.Errorf("install model %s: %w", dst, err)
+		}
+	}
 	held, was, err := holdModelPath(dst)
 	if err != nil {
 		removeTemp(inForce)
@@ -161,13 +169,26 @@ func inGroup(gid int) bool {
 // killed in between left that file, which nothing removed. A new file is
 // Save's own.
 func SaveModelFile(det *model.Detector, path string) error {
-	perm, ok := modelFileMode(path)
+	return det.SaveWith(path, keptModelOptions(path))
+}
+
+// keptModelOptions is how a file that takes the place of the model file
+// at dst, or keeps the bytes it replaces (.prev), is saved
+// (model.Detector.SaveWith): with dst's permissions (modelFileMode), and
+// its owner and group where they may be given (keepModelOwner), from the
+// moment its temporary file is created, before a byte is written to it;
+// Save's own 0644 where dst holds no regular file. The threshold command
+// and a rollback saved their files 0644 and changed them only once whole
+// (keepModelMode), so that a model meant to be 0600 was readable by all
+// for a moment.
+func keptModelOptions(dst string) atomicfile.Options {
+	perm, ok := modelFileMode(dst)
 	if !ok {
-		return det.Save(path)
+		return atomicfile.Options{Perm: 0o644}
 	}
-	return det.SaveWith(path, atomicfile.Options{Perm: perm, Prepare: func(f *os.File) error {
-		return keepModelOwner(path, f.Name())
-	}})
+	return atomicfile.Options{Perm: perm, Prepare: func(f *os.File) error {
+		return keepModelOwner(dst, f.Name())
+	}}
 }
 
 // removeStaleModelFiles removes the temporary files beside the model file
@@ -201,6 +222,9 @@ func keepModelMode(dst string, files ...string) error {
 		// The owner first: a chown may clear mode bits.
 		if err := keepModelOwner(dst, f); err != nil {
 			return err
+		}
+		if st, err := os.Lstat(f); err == nil && st.Mode().Perm() == perm {
+			continue // saved so (keptModelOptions): changed, it was readable as it was for a moment
 		}
 		if err := os.Chmod(f, perm); err != nil {
 			return fmt.Errorf("give the model file %s's permissions (%v) to %s: %w", dst, perm, f, err)
@@ -277,9 +301,11 @@ func (e *putBackError) what() string {
 // next rollback loaded; a hard link of .prev at dst left the kept file
 // behind (a rename of one link of a file over another does nothing); a
 // file moved aside or a dangling link kept nothing, .prev an older file.
-func saveInForce(dst string, save func(path string) error) (string, error) {
+//
+// It is saved as a file that keeps dst's bytes is (keptModelOptions).
+func saveInForce(dst string, save func(path string, opts atomicfile.Options) error) (string, error) {
 	tmp := tempName(dst, "prev")
-	if err := save(tmp); err != nil {
+	if err := save(tmp, keptModelOptions(dst)); err != nil {
 		removeTemp(tmp)
 		return "", fmt.Errorf("keep the model in force as %s: %w", PreviousModelPath(dst), err)
 	}

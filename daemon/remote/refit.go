@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
 )
@@ -708,7 +709,10 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 		defer os.RemoveAll(dir)
 	}
 	tmp := filepath.Join(dir, refitTempName)
-	err = det.Save(tmp)
+	// 0600: the install gives it the permissions of the model file it
+	// replaces (0644 where there is none); saved 0644, a model meant to be
+	// 0600 was readable by others until then.
+	err = det.SaveWith(tmp, atomicfile.Options{Perm: 0o600})
 	det.Close()
 	det = nil
 	if err != nil {
