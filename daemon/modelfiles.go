@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/config/atomicfile"
@@ -196,8 +199,30 @@ func keptModelOptions(dst string) atomicfile.Options {
 // threshold command's, a refit's install's or a rollback's (tempName), and
 // a save's, tens of megabytes each, which nothing else removed where no
 // model was saved at path again.
+//
+// A copy of a replaced model (tempName's "prev", "held") is not removed: a
+// kill between an install's renames leaves the model that path held
+// before in it alone (a rollback's .prev was to be it). Each is named
+// in a warning, with what to do; what a save to it cut short left is
+// removed as a save's.
 func removeStaleModelFiles(path string, log *slog.Logger) {
-	if n := atomicfile.RemoveStale(path); n > 0 {
+	n := atomicfile.RemoveStale(path)
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+keptMark
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || atomicfile.IsTemp(e.Name()) {
+			continue // not a copy (a save's to one: RemoveStale(k) below)
+		}
+		k := filepath.Join(dir, e.Name())
+		n += atomicfile.RemoveStale(k)
+		st, err := os.Lstat(k)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		log.Warn("an interrupted model install left a copy of the model it replaced: to run it, move it to the prev file and send rollback with target model; remove it otherwise",
+			"model", path, "file", k, "bytes", st.Size(), "modified", st.ModTime().UTC().Format(time.RFC3339), "prev", PreviousModelPath(path))
+	}
+	if n > 0 {
 		log.Info("removed temporary model files an interrupted save left", "model", path, "files", n)
 	}
 }
@@ -562,10 +587,23 @@ func swapWithPrevious(dst, inForce string) error {
 }
 
 // tempName is a new name for a temporary file beside path, kind saying
-// what it holds: atomicfile.TempPath's, which removeStaleModelFiles
-// removes once stale ("."+name+".new-…" was not, nor what a save to it
-// cut short left).
-func tempName(path, kind string) string { return atomicfile.TempPath(path, kind) }
+// what it holds. A new model ("new") is atomicfile.TempPath's, which
+// removeStaleModelFiles removes once stale ("."+name+".new-…" was not,
+// nor what a save to it cut short left): a command cut short there
+// failed, and the model in force is whole at path. The model path held
+// before ("prev", "held") is keptName's, which nothing removes: an install
+// cut short between its renames leaves the replaced model in that file
+// alone.
+func tempName(path, kind string) string {
+	if kind == "new" {
+		return atomicfile.TempPath(path, kind)
+	}
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+keptMark+kind+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+}
+
+// keptMark is in the name of a temporary copy of the model a command
+// replaces (tempName's "prev" and "held").
+const keptMark = ".kept-"
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
