@@ -210,17 +210,21 @@ func removeStaleModelFiles(path string, log *slog.Logger) {
 	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+keptMark
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), prefix) || atomicfile.IsTemp(e.Name()) {
-			continue // not a copy (a save's to one: RemoveStale(k) below)
-		}
-		k := filepath.Join(dir, e.Name())
-		n += atomicfile.RemoveStale(k)
+		name := e.Name()
+		k := filepath.Join(dir, name)
 		st, err := os.Lstat(k)
-		if err != nil || !st.Mode().IsRegular() {
-			continue
+		switch {
+		case err != nil || !st.Mode().IsRegular():
+		case strings.HasPrefix(name, "."+prefix) && atomicfile.IsTemp(name):
+			// A save into a copy ("..NAME.kept-prev-….tmp-…"), cut
+			// short: the copy was never made, and this is no model.
+			if time.Since(st.ModTime()) > atomicfile.StaleAfter && os.Remove(k) == nil {
+				n++
+			}
+		case strings.HasPrefix(name, prefix) && !atomicfile.IsTemp(name):
+			log.Warn("an interrupted model install left a copy of the model it replaced: to run it, move it to the prev file and send rollback with target model; remove it otherwise",
+				"model", path, "file", k, "bytes", st.Size(), "modified", st.ModTime().UTC().Format(time.RFC3339), "prev", PreviousModelPath(path))
 		}
-		log.Warn("an interrupted model install left a copy of the model it replaced: to run it, move it to the prev file and send rollback with target model; remove it otherwise",
-			"model", path, "file", k, "bytes", st.Size(), "modified", st.ModTime().UTC().Format(time.RFC3339), "prev", PreviousModelPath(path))
 	}
 	if n > 0 {
 		log.Info("removed temporary model files an interrupted save left", "model", path, "files", n)

@@ -41,6 +41,8 @@ func TestStaleModelTempFilesAreRemoved(t *testing.T) {
 		// file beside it) leaves when it is cut short.
 		filepath.Join(dir, "."+filepath.Base(newTmp)+".tmp-3914728"),
 		filepath.Join(dir, "."+filepath.Base(prevTmp)+".tmp-3914729"),
+		// ... and a save to a copy that was never made.
+		filepath.Join(dir, "."+filepath.Base(tempName(path, "prev"))+".tmp-3914730"),
 	}
 	for _, p := range append(stale, prevTmp, held) {
 		mk(p, old)

@@ -145,9 +145,12 @@ type EvalResult struct {
 	// flags (RegionIoUSharedImages of them): the recipes' localization on
 	// the same defects, free of which defects each one detects. With no
 	// image to average over a figure is 0 and its count 0 (the table
-	// prints n/a, the JSON null). In a mean over sets or draws, RegionIoUDefects is their
-	// total, RegionIoUImages and RegionIoUSharedImages the numbers of sets
-	// (draws) the flagged and shared figures are averaged over.
+	// prints n/a, the JSON null). In a mean over sets RegionIoUDefects is
+	// their total, in a mean over draws (--misalign, --train-draws) one
+	// draw's (their mean where a misalignment cut some defects out of
+	// view); in either, RegionIoUImages and RegionIoUSharedImages are the
+	// numbers of sets (draws) the flagged and shared figures are averaged
+	// over.
 	RegionIoUShared       float64 `json:"region_iou_shared"`
 	RegionIoUSharedImages int     `json:"region_iou_shared_images"`
 	// NoPixelFigures says why the set has no pixel figures (PixelAUROC,
@@ -573,14 +576,30 @@ func cmdEval() *Command {
 				}
 				sets[i] = set
 			}
+			// The training images each set's fits can read, and with
+			// --train-draws each draw of them, before any fit: a draw
+			// that cannot differ from another is refused first.
+			trains := make([][]string, len(data))
+			admits := make([]*skipped, len(data))
+			var drawnTrains [][][]string
+			for i, set := range sets {
+				admits[i] = newSkipped(cfg.Capture.MaxPixels)
+				trains[i] = admitImages(pathsOf(set.Train), int64(cfg.Capture.MaxPixels), env.Log, admits[i])
+				if *trainDraws == 0 {
+					continue
+				}
+				d, err := trainingDraws(data[i], trains[i], len(set.Train), *maxTrain, *trainDraws)
+				if err != nil {
+					return err
+				}
+				drawnTrains = append(drawnTrains, d)
+			}
 			var rep EvalReport
 			memo := &backbone.VariantMemo{}
 			for i, dir := range data {
 				set := sets[i]
 				raw := imageFiles{maxPixels: int64(cfg.Capture.MaxPixels)}
-				admitted := newSkipped(cfg.Capture.MaxPixels)
-				train := admitImages(pathsOf(set.Train), raw.maxPixels, env.Log, admitted)
-				pool := train
+				admitted, train := admits[i], trains[i]
 				if *maxTrain > 0 && *maxTrain < len(train) {
 					train = spread(train, *maxTrain)
 				}
@@ -600,7 +619,7 @@ func cmdEval() *Command {
 						es.Data = fmt.Sprintf("%s@%s%d", dir, tag, seed)
 					}
 					if *trainDraws > 0 {
-						train = drawTraining(pool, *maxTrain, seed)
+						train = drawnTrains[i][seed-1]
 						es.Data = fmt.Sprintf("%s@%s%d", dir, trainDrawTag, seed)
 					}
 					for k, r := range columns {
@@ -621,6 +640,11 @@ func cmdEval() *Command {
 							report = filepath.Join(*reportDir, reportSetName(data, i), col)
 							if len(data) == 1 && len(columns) == 1 {
 								report = *reportDir
+							}
+							if drawn {
+								// One folder per draw: the draws' overlays
+								// and ROC curves wrote over each other.
+								report = filepath.Join(report, fmt.Sprintf("%s%d", all.drawTag(), seed))
 							}
 						}
 						job := evalJob{memo: memo, files: files, sk: newSkipped(cfg.Capture.MaxPixels), set: set, train: train, model: *modelPath, save: *saveModel, report: report,
@@ -1507,11 +1531,13 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 		if m.NoPixelFigures != "" {
 			m.NoPixelFigures = first.NoPixelFigures // the set's own reason (no masks), not "no draw has them"
 		}
-		refused, outOfView, same := 0, 0, true
+		refused, outOfView, defects, same := 0, 0, 0, true
 		for _, d := range draws {
 			r := d.Results[k]
 			refused += r.RegistrationRefused
 			outOfView += r.DefectsOutOfView
+			defects += r.RegionIoUDefects
+			m.SkippedFiles = max(m.SkippedFiles, r.SkippedFiles)
 			same = same && r.RecipeChoice == first.RecipeChoice && r.Features == first.Features && r.Grid == first.Grid &&
 				r.Resize == first.Resize && r.Sigma == first.Sigma && r.ContextPool == first.ContextPool &&
 				r.ContextFeatures == first.ContextFeatures && r.ContextWeight == first.ContextWeight &&
@@ -1520,6 +1546,10 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 		m.Align = first.Align
 		m.RegistrationRefused, m.RegistrationRefusedPerDraw = refused, float64(refused)/float64(len(draws))
 		m.DefectsOutOfView = outOfView
+		// One draw's defects (every draw scores the same test images), so
+		// that a mean over sets counts each set's once: the draws' total
+		// counted a set of 5 defects drawn twice as 10.
+		m.RegionIoUDefects = int(math.Round(float64(defects) / float64(len(draws))))
 		if same {
 			m.RecipeChoice, m.Features, m.Grid, m.Resize, m.Sigma = first.RecipeChoice, first.Features, first.Grid, first.Resize, first.Sigma
 			m.ContextPool, m.ContextFeatures, m.ContextWeight = first.ContextPool, first.ContextFeatures, first.ContextWeight
@@ -1657,7 +1687,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 		name := setName(s.Data)
 		for _, d := range s.Draws {
 			for _, r := range d.Results {
-				row(filepath.Base(filepath.Clean(d.Data)), &r, false)
+				row(name+strings.TrimPrefix(d.Data, s.Data), &r, false) // the set as the mean row names it, then the draw
 			}
 		}
 		if len(s.Draws) > 0 {

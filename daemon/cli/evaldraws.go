@@ -34,6 +34,29 @@ func checkTrainDraws(n, maxTrain int, misalign bool, saveModel string) error {
 	return nil
 }
 
+// trainingDraws returns the n draws of maxTrain of train, the training
+// images of the set at dir that can be read (of all listed), or why they
+// cannot be told apart: every draw would be all of them, or two draws are
+// the same images (a set with few images more than maxTrain has few draws
+// to give).
+func trainingDraws(dir string, train []string, listed, maxTrain, n int) ([][]string, error) {
+	if maxTrain >= len(train) {
+		return nil, usagef("--train-draws %d with --max-train %d on %s: only %d of its %s can be read (the others are skipped), so every draw would fit on all of them; give --max-train below %d",
+			n, maxTrain, dir, len(train), plural(listed, "training image"), len(train))
+	}
+	draws := make([][]string, n)
+	for k := range draws {
+		draws[k] = drawTraining(train, maxTrain, uint64(k+1))
+		for j := range k {
+			if slices.Equal(draws[j], draws[k]) {
+				return nil, usagef("--train-draws %d with --max-train %d on %s: draws %d and %d are the same %s of its %d: few images beyond --max-train give few different draws; give a smaller --max-train or fewer draws",
+					n, maxTrain, dir, j+1, k+1, plural(maxTrain, "image"), len(train))
+			}
+		}
+	}
+	return draws, nil
+}
+
 // drawTraining returns n of the training images drawn at random, without
 // repeats, fixed by seed (a PCG stream), in the list's order: the draw is
 // the same on every run and machine, and every recipe of the run fits on
@@ -92,10 +115,16 @@ type DrawSpread struct {
 	Draws int `json:"draws"`
 	// SD is, per recipe column, each figure's sample standard deviation
 	// over the draws (n − 1 in the denominator).
-	SD []DrawFigures `json:"sd"`
+	SD []RecipeSD `json:"sd"`
 	// Paired compares the run's recipe with each --compare recipe, draw
 	// by draw (both fitted on the same images).
 	Paired []PairedDraws `json:"paired,omitempty"`
+}
+
+// RecipeSD is one recipe column's standard deviations between draws.
+type RecipeSD struct {
+	Recipe string `json:"recipe"`
+	DrawFigures
 }
 
 // PairedDraws is the run's recipe against another over the same draws.
@@ -117,7 +146,7 @@ func (s *EvalSet) spreadOverDraws() {
 	}
 	sp := &DrawSpread{Draws: len(s.Draws)}
 	for k := range s.Draws[0].Results {
-		sp.SD = append(sp.SD, sdOver(s.Draws, func(d *EvalSet) DrawFigures { return drawFigures(&d.Results[k]) }))
+		sp.SD = append(sp.SD, RecipeSD{s.Results[k].Recipe, sdOver(s.Draws, func(d *EvalSet) DrawFigures { return drawFigures(&d.Results[k]) })})
 	}
 	for k := 1; k < len(s.Draws[0].Results); k++ {
 		diff := func(d *EvalSet) DrawFigures {
@@ -185,8 +214,8 @@ func printDrawSpread(w io.Writer, rep *EvalReport, setName func(string) string) 
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "recipe\timage AUROC\tpixel AUROC\tPRO\tregion IoU\t")
-		for k, f := range sp.SD {
-			fmt.Fprintf(tw, "%s\t%.4f\t%s\t%s\t%s\t\n", s.Results[k].Recipe, f.ImageAUROC, pix(f.PixelAUROC), pix(f.PRO), pix(f.RegionIoU))
+		for _, f := range sp.SD {
+			fmt.Fprintf(tw, "%s\t%.4f\t%s\t%s\t%s\t\n", f.Recipe, f.ImageAUROC, pix(f.PixelAUROC), pix(f.PRO), pix(f.RegionIoU))
 		}
 		tw.Flush()
 		if len(sp.Paired) == 0 {

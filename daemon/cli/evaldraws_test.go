@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -99,17 +101,46 @@ func TestEvalTrainDraws(t *testing.T) {
 		t.Errorf("spread %+v, paired %+v; from the draws: pixel AUROC sd %v, region IoU differences %v (mean %v, sd %v, %d at least)",
 			sp.SD[0], p, sd(px), diffs, mean(diffs), sd(diffs), at)
 	}
+	// One draw's defects and skipped files in the set's mean, as in
+	// each draw (the draws' total counted a set's defects twice).
+	if m, d := s.Results[0], s.Draws[0].Results[0]; m.RegionIoUDefects != d.RegionIoUDefects || m.RegionIoUDefects == 0 {
+		t.Errorf("the mean's defects with a mask %d, a draw's %d", m.RegionIoUDefects, d.RegionIoUDefects)
+	}
 	again, _ := run("2")
 	if a, b := again.Sets[0].Draws[1].Results[1], s.Draws[1].Results[1]; a.ImageAUROC != b.ImageAUROC || a.PixelAUROC != b.PixelAUROC {
 		t.Errorf("draw 2 again: %v / %v, first %v / %v", a.ImageAUROC, a.PixelAUROC, b.ImageAUROC, b.PixelAUROC)
+	}
+	// Each draw's report in a folder of its own (they wrote over each
+	// other); unreadable training files counted in every row.
+	for i := 0; i < 6; i++ {
+		bad := filepath.Join(set, "train", "good", fmt.Sprintf("zz%d.png", i))
+		if err := os.WriteFile(bad, []byte("not an image"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdir, js := filepath.Join(dir, "rep"), filepath.Join(dir, "skipped.json")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16",
+		"--max-train", "8", "--train-draws", "2", "--report", rdir, "--json", js)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, d := range []string{"train-draw1", "train-draw2"} {
+		if _, err := os.Stat(filepath.Join(rdir, d, "roc.png")); err != nil {
+			t.Errorf("draw %s's report: %v\n%s", d, err, stdout)
+		}
+	}
+	if sk := readEvalReport(t, js).Sets[0]; sk.Results[0].SkippedFiles != 6 || sk.Draws[1].Results[0].SkippedFiles != 6 {
+		t.Errorf("skipped files: mean %d, draw 2 %d, want 6 and 6", sk.Results[0].SkippedFiles, sk.Draws[1].Results[0].SkippedFiles)
 	}
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--train-draws", "3"}, "--train-draws 3 without --max-train"},
+		{[]string{"--train-draws", "2", "--max-train", "21"}, "only 20 of its 26 training images can be read"},
+		{[]string{"--train-draws", "8", "--max-train", "19"}, "are the same 19 images of its 20"},
 		{[]string{"--train-draws", "1", "--max-train", "8"}, "--train-draws 1: want 2 to 100"},
-		{[]string{"--train-draws", "3", "--max-train", "20"}, "it has 20 training images, so every draw would fit on all of them"},
+		{[]string{"--train-draws", "3", "--max-train", "26"}, "it has 26 training images, so every draw would fit on all of them"},
 		{[]string{"--train-draws", "2", "--max-train", "8", "--misalign"}, "--train-draws with --misalign"},
 		{[]string{"--train-draws", "2", "--max-train", "8", "--save-model", filepath.Join(dir, "m.safetensors")}, "each of the 2 --train-draws fits one"},
 		{[]string{"--train-draws", "2", "--model", filepath.Join(dir, "m.safetensors")}, "--train-draws"},
