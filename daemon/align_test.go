@@ -79,6 +79,7 @@ func fitRegistered(t *testing.T, so capture.SyntheticOptions) (*model.Detector, 
 // is answered with verdict "error" naming the reason and the estimate,
 // never scored unaligned; the metrics count it.
 func TestRegistrationInResults(t *testing.T) {
+	t.Parallel()
 	det, syn := fitRegistered(t, capture.SyntheticOptions{Seed: 99, NormalOnly: true})
 	good, err := FrameSource(syn, 25).Image(24)
 	if err != nil {
@@ -155,6 +156,7 @@ func toYUYV(img image.Image) *capture.YUYV {
 // view keeps its samples and the backbone converts them with the studio
 // matrix.
 func TestRegistrationYUYVFrames(t *testing.T) {
+	t.Parallel()
 	det, syn := fitRegistered(t, capture.SyntheticOptions{Seed: 7})
 	src := FrameSource(syn, 40)
 	var diff float64

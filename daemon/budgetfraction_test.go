@@ -17,6 +17,7 @@ import (
 // its value; a fixed budget's advice is as it was (real mosquitto, real
 // files).
 func TestBudgetRefusalNamesMemoryFraction(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, _, _ := startModelPushRig(t, "cell82")
 	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))

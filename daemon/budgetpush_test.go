@@ -20,6 +20,7 @@ import (
 // budget below it refused, and the smaller model with the lower budget
 // applied (real mosquitto, real files: a d=32 model and a d=16 one).
 func TestPushMeasuresTheModelFileItNames(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell45")
 	big, b := filepath.Join(r.dir, "state", "model.safetensors"), det.Info().StateBytes

@@ -191,6 +191,7 @@ func TestPipelineCameraFramesReduced(t *testing.T) {
 // and counted while the publish stage is behind, instead of inspection
 // waiting for them.
 func TestPipelineImagesSkippedWhilePublishIsBehind(t *testing.T) {
+	t.Parallel()
 	m := httpapi.NewMetrics()
 	sink := &imageSink{delay: 150 * time.Millisecond}
 	const n = 16

@@ -20,6 +20,18 @@ import (
 
 // TestMain lets the test binary run as a daemon child process (see
 // runChild) for the tests that kill it.
+//
+// Most tests of this package wait: on a broker's answer, a daemon's start,
+// a child process, a timer. Run one after the other they kept one of two
+// cores idle for minutes, the package the last of `make test` to end. The
+// tests of more than a second that can share the process call t.Parallel
+// and run together once the others are done; these must not:
+//   - tests that send SIGHUP (hup, TestSIGHUP*): every daemon Run in the
+//     process reloads on it, and their checks count reload log lines;
+//   - tests that set environment variables (t.Setenv refuses a parallel
+//     test; Run reads NOTIFY_SOCKET, WATCHDOG_*, INSPECTD_SHARE);
+//   - tests that measure the process: its resident set (residentMB) or its
+//     PID (the state folder lock's words).
 func TestMain(m *testing.M) {
 	if os.Getenv("INSPECTD_TEST_CHILD") == "daemon" {
 		os.Exit(runChild())
@@ -56,6 +68,7 @@ func runChild() int {
 // each: every restart runs the complete old or the complete new
 // configuration and model, never a mix, never a file that does not load.
 func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts the daemon 40 times")
 	}

@@ -164,6 +164,7 @@ func subscribe(t *testing.T, url, topic string, c *collector) mqtt.Client {
 // field, defective tiles raise alarms with masks, and every alarm arrives
 // although the broker is killed and restarted in the middle of the run.
 func TestRunEndToEnd(t *testing.T) {
+	t.Parallel()
 	tiles := modeltest.MagneticTile(t)
 	if testing.Short() {
 		t.Skip("fits a model on real images")

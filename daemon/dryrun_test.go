@@ -19,6 +19,7 @@ import (
 // push refuses at its check as the value itself
 // (TestPushOfAFileThatIsNoModelIsRefusedAtItsCheck).
 func TestDryRunRefusesWhatThePushRefuses(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell21")
 	before := d.Config()

@@ -109,6 +109,7 @@ func mustRequest(t *testing.T, path string) *http.Request {
 // the capture stage and the age of the last good frame, the age is a
 // metric, and the retained status says degraded with the reason.
 func TestHealthTurnsBadWhenNoFrameDecodes(t *testing.T) {
+	t.Parallel()
 	frames := filepath.Join(t.TempDir(), "frames")
 	if err := os.MkdirAll(frames, 0o755); err != nil {
 		t.Fatal(err)
@@ -206,6 +207,7 @@ func TestHealthBeforeFirstGoodFrameNamesFailures(t *testing.T) {
 // degraded at once and back to online 10 s later); the next good file is
 // inspected.
 func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
+	t.Parallel()
 	frames := filepath.Join(t.TempDir(), "frames")
 	writePNGs(t, frames, 2, 5, false)
 	r := startFolderDaemon(t, frames, "watch", true)

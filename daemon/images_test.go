@@ -139,6 +139,7 @@ func TestImagesCarryTheirInspection(t *testing.T) {
 // published on MQTT does (it carried none: a picture fetched over HTTP
 // could not be matched to its result), and follows the next inspection.
 func TestHTTPHeatmapCarriesItsInspection(t *testing.T) {
+	t.Parallel()
 	frames := filepath.Join(t.TempDir(), "frames")
 	if err := os.MkdirAll(frames, 0o755); err != nil {
 		t.Fatal(err)
@@ -248,6 +249,7 @@ func TestHeatmapLimitCountsTheTag(t *testing.T) {
 // the defect kept by the max-pool; below minMaskSide it is refused as too
 // large.
 func TestMaskShrinksToFitTheLimit(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("PNG encoding alone, no goroutines: 5 s, 139 s under -race (make test's race run is -short)")
 	}

@@ -52,6 +52,7 @@ func saysImmutableOnce(t *testing.T, what, msg string) {
 // and .prev as they were, and no temporary file (real mosquitto, real
 // files).
 func TestFailedInstallKeepsThePreviousModel(t *testing.T) {
+	t.Parallel()
 	op, r, d, _ := startModelPushRig(t, "cell61")
 	dir := filepath.Join(r.dir, "state")
 	path := filepath.Join(dir, "model.safetensors")
@@ -122,6 +123,7 @@ func TestFailedInstallKeepsThePreviousModel(t *testing.T) {
 // refuses such a folder before it creates anything, and the words name
 // the attribute and what clears it.
 func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // the commands' refusals at their install: TestFailedInstallKeepsThePreviousModel races them
 	op, r, d, _ := startModelPushRig(t, "cell63")
 	path, data := modelPathInOwnFolder(t, op, r, "cell63", "line.safetensors")
@@ -186,6 +188,7 @@ func TestModelCommandsSayTheModelFolderCannotBeWritten(t *testing.T) {
 // cannot move .prev either, says so too, under the key that sets the
 // path (state_dir here) (real mosquitto, real files).
 func TestFailedKeepOfThePreviousModelPutsModelPathBack(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // the commands' refusals at their install: TestFailedInstallKeepsThePreviousModel races them
 	op, r, d, _ := startModelPushRig(t, "cell65")
 	dir := filepath.Join(r.dir, "state")

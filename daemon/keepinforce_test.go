@@ -22,6 +22,7 @@ import (
 // the one that ran before, with its threshold, .prev is never a link, and
 // no temporary file is left (real mosquitto, real files).
 func TestModelCommandsKeepTheModelInForceNotWhatModelPathLeadsTo(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // the commands' installs: TestModelCommandsKeepTheModelFileMode races them
 	op, r, d, _ := startModelPushRig(t, "cell64")
 	dir := filepath.Join(r.dir, "state")

@@ -22,6 +22,7 @@ import (
 // Undecodable files were already waited for, answered once each, and
 // judged by the run rule; they are the reference the misfits now follow.
 func TestLoopedFolderNothingToInspectWaits(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		write  func(t *testing.T, path string)

@@ -21,6 +21,7 @@ import (
 // the same field as the push, its words unchanged (real mosquitto, real
 // files).
 func TestModelCommandRefusalsNameTheirField(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // fields of refusals on paths TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath races
 	op, r, d, det := startModelPushRig(t, "cell71")
 	id, th := det.Info().ID, d.ModelInfo().ImageThreshold

@@ -60,6 +60,7 @@ func TestConfigCheckNamesAModelLinkLoop(t *testing.T) {
 // invalid, field config.model.path, the loop named, the dry run alike
 // (real mosquitto, real files).
 func TestPushOfAModelLinkLoopIsInvalid(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell81")
 	for path, want := range modelLinkLoops(t, filepath.Join(r.dir, "loops")) {

@@ -17,6 +17,7 @@ import (
 // whose model it keeps, as a configuration push keeps its file's (real
 // mosquitto, real files).
 func TestModelCommandsKeepTheModelFileMode(t *testing.T) {
+	t.Parallel()
 	op, r, d, _ := startModelPushRig(t, "cell72")
 	path, _ := modelPathInOwnFolder(t, op, r, "cell72", "line.safetensors")
 	prev := PreviousModelPath(path)

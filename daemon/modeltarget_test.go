@@ -27,6 +27,7 @@ import (
 // to a named pipe or a folder: the command held in the pipe's open, or
 // failed in the copy's words.
 func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
+	t.Parallel()
 	op, r, d, det := startModelPushRig(t, "cell51")
 	path, _ := modelPathInOwnFolder(t, op, r, "cell51", "line.safetensors")
 	dir := filepath.Dir(path)
@@ -100,6 +101,7 @@ func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 // anything is written, naming the loop and saying that the model in force
 // stays; the link is left as it was (real mosquitto, real files).
 func TestModelCommandsRefuseALinkLoopAtModelPath(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // refusals before anything is written: TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath races them
 	op, r, d, det := startModelPushRig(t, "cell66")
 	path, _ := modelPathInOwnFolder(t, op, r, "cell66", "model.safetensors")

@@ -20,6 +20,7 @@ import (
 // also changes another setting lists that one only and saves the state_dir
 // in force.
 func TestOwnStateDirSpelledDifferently(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // state_dir pushes: TestPendingPushRevertsAfterRestart races them
 	op, r, d := startPushRig(t, "cell31", nil)
 	state := d.Config().StateDir
@@ -69,6 +70,7 @@ func TestOwnStateDirSpelledDifferently(t *testing.T) {
 // leads now, and say to restart; nothing changes (real mosquitto, real
 // links).
 func TestOwnStateDirAfterItsLinkIsRepointed(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	b := testbroker.Start(t, testbroker.Options{})
 	op := newOperator(t, b.URL)

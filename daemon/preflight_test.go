@@ -119,6 +119,7 @@ func TestMinROISideIsMinFrameSide(t *testing.T) {
 // (CAFile), not the key. Both now name the key, the file and what it
 // should hold; good files pass.
 func TestMQTTTLSFilesNamedByKey(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	dir := t.TempDir()
 	certs, err := testbroker.GenerateCerts(filepath.Join(dir, "pki"))

@@ -18,6 +18,7 @@ import (
 // so that a rollback brings back the model each command replaced (real
 // mosquitto, real files).
 func TestModelCommandsKeepTheModelInForceWhereModelPathHoldsNone(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // the commands' installs: TestModelCommandsKeepTheModelFileMode races them
 	op, r, d, _ := startModelPushRig(t, "cell62")
 	path := filepath.Join(r.dir, "state", "model.safetensors")

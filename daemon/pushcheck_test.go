@@ -26,6 +26,7 @@ import (
 // the load's words naming the file and what is wrong, no reload failure,
 // the configuration file untouched (real mosquitto, real files).
 func TestPushOfAFileThatIsNoModelIsRefusedAtItsCheck(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell52")
 	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
@@ -107,6 +108,7 @@ func fileState(t *testing.T, path string) string {
 // field config.model.memory_budget, its dry run alike, before anything is
 // saved or applied (real mosquitto, real files).
 func TestPushOfAModelFileOverItsBudgetIsRefusedAtItsCheck(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell53")
 	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))

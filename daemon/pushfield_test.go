@@ -19,6 +19,7 @@ import (
 // invalid (TestPushOfAFileThatIsNoModelIsRefusedAtItsCheck); the others
 // for what is on the box, code failed.
 func TestModelRefusalsNameTheirField(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, _, _ := startModelPushRig(t, "cell23")
 	tiny := plainFile(t, r.dir, "tiny.safetensors", "abc")

@@ -30,6 +30,7 @@ import (
 // and the load, which alone reads it whole; a file refused at its header
 // is opened once.
 func TestPushReadsANewModelFileOnce(t *testing.T) {
+	t.Parallel()
 	op, r, d, det := startModelPushRig(t, "cell31")
 	data, err := os.ReadFile(filepath.Join(r.dir, "state", "model.safetensors"))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 // figures; the model in force and the folder at the path stay (real
 // mosquitto, real files).
 func TestRefitRefusesABadModelPathBeforeItsFit(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // refusals before anything is written: TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath races them
 	op, r, d, det := startModelPushRig(t, "cell61")
 	path := d.Config().ModelPath()
@@ -97,6 +98,7 @@ func TestRefitRefusesABadModelPathBeforeItsFit(t *testing.T) {
 // The model in force, its threshold and file, and what is at .prev stay
 // (real mosquitto, real files).
 func TestModelCommandsRefuseWhatIsNotAModelFileAtPrev(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // refusals before anything is written: TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath races them
 	op, r, d, det := startModelPushRig(t, "cell62")
 	path := d.Config().ModelPath()

@@ -272,6 +272,7 @@ func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
 // broker the client's offline reaches subscribers before the broker stops,
 // with nothing left unacknowledged in the outbox.
 func TestStopSaysGoodbyeBeforeTheBrokerGoes(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	r.daemon()
 	r.moreInspections(2)

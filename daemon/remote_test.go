@@ -121,6 +121,7 @@ func remoteYAML(url, deviceID, extra string) func(r *runningDaemon) string {
 // redacted; invalid, non-JSON, oversize, duplicate-key and alias-bomb
 // pushes are each refused precisely while inspection goes on.
 func TestRemoteConfigPush(t *testing.T) {
+	t.Parallel()
 	op, r, d := startPushRig(t, "cell1", nil)
 	r.moreInspections(2)
 
@@ -237,6 +238,7 @@ func writePNGs(t *testing.T, dir string, n int, seed uint64, defects bool) {
 // the box changes the model id while inspection goes on; defective parts
 // still score above the new threshold; rollback brings the old model back.
 func TestRemoteRefitAndRollback(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("fits a model")
 	}
@@ -328,6 +330,7 @@ func loadImage(t *testing.T, path string) image.Image {
 // changes all three, each replying once on its own topic; a push to a
 // group changes only the boxes in it.
 func TestFleetConfigPush(t *testing.T) {
+	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{})
 	op := newOperator(t, b.URL)
 	boxes := map[string]*runningDaemon{}
@@ -373,6 +376,7 @@ func TestFleetConfigPush(t *testing.T) {
 // deadline comes back on the broker it came from by itself, says so on
 // its config-revert topic and answers commands again (real mosquitto).
 func TestPushToUnreachableBrokerReverts(t *testing.T) {
+	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{})
 	op := newOperator(t, b.URL)
 	reverts := make(chan []byte, 4)
@@ -416,6 +420,7 @@ func TestPushToUnreachableBrokerReverts(t *testing.T) {
 // runs, it reverts the push, to the broker and the state_dir it came from
 // (real mosquitto).
 func TestPendingPushRevertsAfterRestart(t *testing.T) {
+	t.Parallel()
 	op, r, d := startPushRig(t, "cell8", nil)
 	broker := d.Config().MQTT.Brokers
 	typo := "tcp://127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t))
@@ -663,6 +668,7 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 // it was, its own files kept, what the change wrote removed (real
 // mosquitto, real files).
 func TestRefusedStateDirPushKeepsAnExistingFolder(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // a late refusal's undo: TestRefusedPushRemovesTheModelItFitted races it
 	op, r, d := startPushRig(t, "cell10", nil)
 	state := d.Config().StateDir
@@ -733,6 +739,7 @@ func plainFile(t *testing.T, dir, name, content string) string {
 // used to wait for the whole fit: systemd kills a service that does not
 // stop within its TimeoutStopSec).
 func TestStopEndsAPushThatFits(t *testing.T) {
+	t.Parallel()
 	det := syntheticDetector(t)
 	op, r, _ := startPushRig(t, "cell7", func(r *runningDaemon) {
 		r.withModel(det)
@@ -831,6 +838,7 @@ func modelPathInOwnFolder(t *testing.T, op *operator, r *runningDaemon, dev, nam
 // probation beside the confirm note; a push naming a file that is there
 // loads it without a note (real mosquitto, real files).
 func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // the push's fit and rollback: TestRevertedPushRemovesTheModelItFitted races them
 	op, r, d, det := startModelPushRig(t, "cell11")
 	running := filepath.Join(r.dir, "state", "model.safetensors")
@@ -912,6 +920,7 @@ func TestPushOfAMissingModelFileSaysItFitted(t *testing.T) {
 // no file written, the model and configuration in force unchanged (real
 // mosquitto, real files).
 func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
+	t.Parallel()
 	op, r, d, det := startModelPushRig(t, "cell12")
 	before := d.Config().Model.Path
 
@@ -954,6 +963,7 @@ func TestDryRunOfAMissingModelFileSaysItWouldFit(t *testing.T) {
 // configuration stay; a dry run of it says it would be refused (real
 // mosquitto, real files).
 func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // dry run and push: TestDryRunOfAMissingModelFileSaysItWouldFit races them
 	op, r, d, det := startModelPushRig(t, "cell13")
 	before := d.Config().Model.Path
@@ -999,6 +1009,7 @@ func TestPushOfAModelFileInAMissingFolderIsRefusedAtOnce(t *testing.T) {
 // it was fitted; the file the push created is now removed. A file that was
 // there before a refused push stays (real mosquitto, real files).
 func TestRefusedPushRemovesTheModelItFitted(t *testing.T) {
+	t.Parallel()
 	op, r, d, det := startModelPushRig(t, "cell14")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -1060,6 +1071,7 @@ func TestRefusedPushRemovesTheModelItFitted(t *testing.T) {
 // file was put in its place (the note's remedy: copy to PATH.prev and
 // rollback with target model) (real mosquitto, real files).
 func TestRevertedPushRemovesTheModelItFitted(t *testing.T) {
+	t.Parallel()
 	op, r, d, det := startModelPushRig(t, "cell15")
 	missing := filepath.Join(r.dir, "line3.safetensors")
 	push := func(id, path, confirm string) {

@@ -15,6 +15,7 @@ import (
 // an outbox that cannot write; writable again, both recover (real
 // mosquitto, chattr +i as root).
 func TestUnwritableStateDirShowsInHealth(t *testing.T) {
+	t.Parallel()
 	op, r, d, _ := startModelPushRig(t, "cell1")
 	state := filepath.Join(r.dir, "state")
 	if out, err := exec.Command("chattr", "+i", state).CombinedOutput(); err != nil {

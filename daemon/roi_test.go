@@ -52,6 +52,7 @@ func writeGrayPNG(t *testing.T, path string, w, h int) {
 // was an error that retrying cannot fix, which ended the pipeline and the
 // daemon with it (one stray thumbnail stopped the line).
 func TestStrayFileSmallerThanROIAnswered(t *testing.T) {
+	t.Parallel()
 	frames := filepath.Join(t.TempDir(), "frames")
 	writePNGs(t, frames, 1, 5, false) // part000.png, 160×120
 	det := syntheticDetector(t)
@@ -120,6 +121,7 @@ func TestStrayFileSmallerThanROIAnswered(t *testing.T) {
 // trigger that got no frame to inspect; the next trigger takes the next
 // file, inspected.
 func TestStrayFileSmallerThanROIAnswersItsTrigger(t *testing.T) {
+	t.Parallel()
 	frames := filepath.Join(t.TempDir(), "frames")
 	if err := os.MkdirAll(frames, 0o755); err != nil {
 		t.Fatal(err)
@@ -671,6 +673,7 @@ func TestReloadToADeviceLinkKeepsTheROISize(t *testing.T) {
 // log skipping a message the same as the last, so the log told of one
 // stray file where the results told of two.
 func TestStrayFileRewrittenLoggedAgain(t *testing.T) {
+	t.Parallel()
 	frames := filepath.Join(t.TempDir(), "frames")
 	if err := os.MkdirAll(frames, 0o755); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 // Nothing at .prev is still "no previous model", without a field (real
 // mosquitto, real files).
 func TestRollbackOfNoModelAtPrevNamesItsField(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // a rollback's refusal words and field, on paths TestModelCommandRefusalsNameTheirField shares
 	op, r, d, det := startModelPushRig(t, "cell83")
 	path, data := modelPathInOwnFolder(t, op, r, "cell83", "line.safetensors")
@@ -71,6 +72,7 @@ func TestRollbackOfNoModelAtPrevNamesItsField(t *testing.T) {
 // the model in force, its file and the .prev stay (real mosquitto, real
 // files: a d=32 model at .prev, a d=16 one in force).
 func TestRollbackOverTheBudgetNamesItsField(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // a rollback's refusal words and field
 	op, r, d, det := startModelPushRig(t, "cell47")
 	big, b := filepath.Join(r.dir, "state", "model.safetensors"), det.Info().StateBytes

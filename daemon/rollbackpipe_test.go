@@ -21,6 +21,7 @@ import (
 // is; the reply says the model in force stays, which it does, and
 // inspection goes on (real mosquitto, real files).
 func TestRollbackToWhatIsNotAModelFile(t *testing.T) {
+	t.Parallel()
 	op, r, d, det := startModelPushRig(t, "cell21")
 	prev := PreviousModelPath(filepath.Join(r.dir, "state", "model.safetensors"))
 	// On the old code the rollback's open waits for a writer: Mkfifo's
@@ -72,6 +73,7 @@ func TestRollbackToWhatIsNotAModelFile(t *testing.T) {
 // model in force stays, and what keeps one there; the model in force
 // stays and inspection goes on (real mosquitto, real files).
 func TestRollbackWithNoPreviousModel(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell23")
 	prev := PreviousModelPath(filepath.Join(r.dir, "state", "model.safetensors"))
@@ -115,6 +117,7 @@ func TestRollbackWithNoPreviousModel(t *testing.T) {
 // symbolic links". It now names the loop's links, says that the model in
 // force stays and to move the link aside (real mosquitto, real files).
 func TestRollbackWithPreviousModelLinkLoop(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell24")
 	prev := PreviousModelPath(filepath.Join(r.dir, "state", "model.safetensors"))

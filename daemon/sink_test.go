@@ -21,6 +21,7 @@ import (
 // publisher's reconnect counter is counted exactly once, before and after
 // the swap.
 func TestSinkReplaceDoesNotBlockHealth(t *testing.T) {
+	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{})
 	proxy := testbroker.NewProxy(t, b.URL)
 	log := testLogger(t)

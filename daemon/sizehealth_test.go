@@ -22,6 +22,7 @@ import (
 // stays healthy (the fake camera at the hardware edge; the real driver,
 // region cutter and pipeline).
 func TestFramesRefusedForTheirSizeAreNoGoodFrames(t *testing.T) {
+	t.Parallel()
 	const stall = 300 * time.Millisecond
 	for _, c := range []struct {
 		name    string

@@ -52,6 +52,7 @@ func scrapeSeries(url string) map[string]float64 {
 // mqttpub.ErrNotConnected, and a trial saw not_connected rise by 47 in
 // 15 s beside inspectd_mqtt_connected 1.
 func TestSparkplugOfflineIsNotNotConnected(t *testing.T) {
+	t.Parallel()
 	const (
 		notConnected = `inspectd_publish_failures_total{kind="result",reason="not_connected"}`
 		spOffline    = `inspectd_publish_failures_total{kind="result",reason="sparkplug_offline"}`

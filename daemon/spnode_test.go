@@ -122,6 +122,7 @@ func TestSparkplugAndJSONFromOnePipeline(t *testing.T) {
 // ErrRestartRequested, for its service manager to start it again, where
 // remote control takes unsigned commands.
 func TestSparkplugReboot(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(r *runningDaemon) string {
 		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1) + "remote: {allow_unsigned: true}\n"
 	})
@@ -287,6 +288,7 @@ func (r *runningDaemon) ended() (error, bool) {
 // Last Reply and the log, and the daemon goes on. Node Control/Rebirth stays
 // open: it changes nothing, and hosts need it.
 func TestSparkplugRebootNeedsRemoteControl(t *testing.T) {
+	t.Parallel()
 	pub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -360,6 +362,7 @@ func TestSparkplugRebootNeedsRemoteControl(t *testing.T) {
 // (the README says so): a trigger not taken carries "code": "failed" there
 // too, not only "error".
 func TestSparkplugTriggerReplyIsTheJSONReply(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(r *runningDaemon) string {
 		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: both, ", 1) + "remote: {allow_unsigned: true}\n"
 	})
@@ -403,6 +406,7 @@ func TestSparkplugTriggerReplyIsTheJSONReply(t *testing.T) {
 // by it) and Inspection/Trigger ID stays the latest part's. The reply
 // names the earlier answer.
 func TestSparkplugRepeatedTriggerKeepsTheLatest(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(r *runningDaemon) string {
 		y := strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: both, ", 1)
 		return strings.Replace(y, "capture: {", "capture: {trigger: {mode: external}, ", 1) + "remote: {allow_unsigned: true}\n"
@@ -470,6 +474,7 @@ func TestSparkplugRepeatedTriggerKeepsTheLatest(t *testing.T) {
 // next result's DDATA, so each defect's mask went out on the next part,
 // with that part's time.
 func TestSparkplugMaskIsItsInspections(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(r *runningDaemon) string {
 		y := strings.Replace(r.baseYAML("cell1"), "model: {features: 16, min_features: 16}",
 			"model: {features: 16, min_features: 16, threshold: {value: 0.01}}", 1) // every part anomalous
@@ -570,6 +575,7 @@ func (h *spHost) last(metric string) (sppb.Metric, bool) {
 // with an error because it got no frame (here: free-run) is no
 // inspection, and shows in inspectd_triggers_total instead.
 func TestSparkplugErrorCountIsInspectionsTotalError(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(r *runningDaemon) string {
 		return strings.Replace(r.baseYAML("cell1"), "mqtt: {", "mqtt: {profile: sparkplug, ", 1)
 	})
@@ -639,6 +645,7 @@ func TestRateMeterOver(t *testing.T) {
 // the JSON topics and /healthz says 200, with the wait in the MQTT detail;
 // on mqtt.profile sparkplug it delivers nothing and /healthz says 503.
 func TestSparkplugHealthWaitingForPrimaryHost(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		profile string
 		want    int

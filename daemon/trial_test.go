@@ -129,6 +129,7 @@ func (f *failingSink) PublishAlarm(a *mqttpub.Alarm) error { return f.PublishRes
 // alternated and logged each (20 lines in 20 s in a field trial); and a
 // QoS 0 result that goes out (the default) must not re-arm the alarm's line.
 func TestPublishFailuresLoggedOncePerOutage(t *testing.T) {
+	t.Parallel()
 	det := syntheticDetector(t)
 	for _, qos := range []int{1, 0} {
 		var logs syncBuffer
@@ -196,6 +197,7 @@ func TestNoModelNamesItsKey(t *testing.T) {
 // A reload or push onto a camera that is not there is refused, the running
 // source kept (it was applied, and inspection stopped on a typo).
 func TestReloadOntoMissingCameraRefused(t *testing.T) {
+	t.Parallel()
 	wordsOnly(t) // Apply: TestRemoteConfigPush races it
 	r := startDaemon(t, nil)
 	d := r.daemon()
@@ -231,6 +233,7 @@ func TestDiffConfigIgnoresUnusedSections(t *testing.T) {
 // A restart of the daemon on a watched folder goes on after the files it
 // inspected before (they were all inspected again, with their alarms).
 func TestWatchedFolderAcrossDaemonRestart(t *testing.T) {
+	t.Parallel()
 	frames := filepath.Join(t.TempDir(), "frames")
 	writePNGs(t, frames, 3, 5, false)
 	r := startFolderDaemon(t, frames, "watch", false)
@@ -255,6 +258,7 @@ func TestWatchedFolderAcrossDaemonRestart(t *testing.T) {
 // start (a trial: the first file was inspected and recorded as done, then
 // the start failed and its result was lost).
 func TestHTTPPortTakenInspectsNothing(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -112,6 +112,7 @@ func (l *triggerLine) waitAnswer(id string) mqttpub.Result {
 // not executed at start, at a broker reconnect, or at a second start; one
 // warning per start says how to clear it.
 func TestRetainedTriggerNotExecuted(t *testing.T) {
+	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{Persistence: true})
 	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("old-plc"))
 	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -159,6 +160,7 @@ func TestRetainedTriggerNotExecuted(t *testing.T) {
 // are each answered exactly once, by an inspection or by an error result
 // that says the queue was full; their inspections come in arrival order.
 func TestTriggerBurstAllAnswered(t *testing.T) {
+	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{})
 	l := newTriggerLine(t, b, ", queue: 8, max_age: 0s") // none expires, however slow the machine
 	const n = 50
@@ -224,6 +226,7 @@ func TestTriggerBurstAllAnswered(t *testing.T) {
 // send time older than max_age is answered as stale; in free-run a trigger
 // gets an error answer instead of none.
 func TestTriggerDuplicateAndStale(t *testing.T) {
+	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{})
 	l := newTriggerLine(t, b, ", max_age: 2s")
 	l.trigger(`{"id":"dup"}`)
@@ -312,6 +315,7 @@ func TestTriggerAnsweredBeforePipeline(t *testing.T) {
 // now; a fresh trigger afterwards is inspected; results carry a boot id
 // that differs between the two starts.
 func TestTriggerHeldByBrokerIsStale(t *testing.T) {
+	t.Parallel()
 	b := testbroker.Start(t, testbroker.Options{})
 	l := newTriggerLine(t, b, "")
 	l.trigger(`{"id":"before"}`)

@@ -44,6 +44,7 @@ func (s *triggerAnswers) has(answer string) bool {
 // that keep failing trigger after trigger for the stall timeout still turn
 // it bad.
 func TestTriggerCameraCorruptFrameAfterIdle(t *testing.T) {
+	t.Parallel()
 	det := syntheticDetector(t)
 	fake := capture.NewFakeCamera()
 	fake.Offer(capture.FormatMJPEG, 160, 120, 30)
