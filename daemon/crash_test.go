@@ -88,7 +88,7 @@ func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
 	writePNGs(t, good, 24, 17, false)
 	cfgPath := filepath.Join(dir, "inspectd.yaml")
 	yaml := "device_id: crash1\nstate_dir: " + state + "\n" +
-		"capture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+		syntheticLine + "\n" +
 		"model: {features: 16, min_features: 16, position_zscore: false, context_pool: 0}\n" +
 		"mqtt: {brokers: [" + b.URL + "], max_reconnect_interval: 1s}\nhttp: {listen: \"\"}\n" +
 		"remote: {allow_unsigned: true}\n"

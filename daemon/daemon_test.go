@@ -535,7 +535,7 @@ func TestSIGHUPReload(t *testing.T) {
 	port := testbroker.FreePort(t)
 	write := func(deviceID, extra string) {
 		y := "device_id: " + deviceID + "\nstate_dir: " + filepath.Join(dir, "state") + "\n" +
-			"capture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+			syntheticLine + "\n" +
 			"model: {features: 16, min_features: 16}\n" +
 			"mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(port) + "}\nhttp: {listen: \"\"}\n" + extra
 		if err := os.WriteFile(cfgPath, []byte(y), 0o644); err != nil {

@@ -51,11 +51,20 @@ type runningDaemon struct {
 	cameraOpen capture.Opener
 }
 
+// syntheticLine is the capture section of the daemons these tests run: the
+// 160×120 synthetic scene at 5 fps. A running daemon inspects every frame
+// while its test waits on a broker, a fit or a command, and at 20 fps that
+// took half a core per daemon, half of the package's CPU time; the tests
+// wait for "n more inspections", never for a rate. Tests that swap the
+// source replace this string (strings.Replace of a literal that is not
+// there changes nothing: use the constant).
+const syntheticLine = "capture: {synthetic: {width: 160, height: 120, fps: 5}}"
+
 // baseYAML is a small synthetic line on the embedded broker: 160×120
-// frames at 20 fps, d = 16, no HTTP.
+// frames at 5 fps (syntheticLine), d = 16, no HTTP.
 func (r *runningDaemon) baseYAML(deviceID string) string {
 	return "device_id: " + deviceID + "\nstate_dir: " + filepath.Join(r.dir, "state") + "\n" +
-		"capture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+		syntheticLine + "\n" +
 		"model: {features: 16, min_features: 16}\n" +
 		"mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(r.port) + "}\nhttp: {listen: \"\"}\n"
 }
@@ -67,7 +76,7 @@ func startFolderDaemon(t *testing.T, frames, flag string, withHTTP bool) *runnin
 	det := syntheticDetector(t)
 	return startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		y := strings.Replace(r.baseYAML("cell1"), syntheticLine,
 			"capture: {source: folder, folder: {path: "+frames+", "+flag+": true}}", 1)
 		if withHTTP {
 			y = strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
@@ -565,7 +574,7 @@ func TestReloadKeepsLearnedPacketLimit(t *testing.T) {
 	var yaml func(brokers string) string
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		y := strings.Replace(r.baseYAML("cell1"), syntheticLine,
 			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
 		yaml = func(brokers string) string {
 			return strings.Replace(y, "mqtt: {embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port)+"}",

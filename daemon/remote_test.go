@@ -461,7 +461,7 @@ func TestUnstartablePushReverted(t *testing.T) {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	base := "device_id: cell6\nstate_dir: " + state + "\ncapture: {synthetic: {width: 160, height: 120, fps: 20}}\n" +
+	base := "device_id: cell6\nstate_dir: " + state + "\n" + syntheticLine + "\n" +
 		"model: {features: 16, min_features: 16}\nhttp: {listen: \"\"}\nremote: {allow_unsigned: true}\n"
 	good := base + "mqtt: {embedded_listen: 127.0.0.1:" + strconv.Itoa(testbroker.FreePort(t)) + "}\n"
 	pushed := base + "mqtt: {embedded_listen: " + taken.Addr().String() + "}\n"

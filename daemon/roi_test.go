@@ -58,7 +58,7 @@ func TestStrayFileSmallerThanROIAnswered(t *testing.T) {
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		return strings.Replace(r.baseYAML("cell1"), syntheticLine,
 			"capture: {source: folder, folder: {path: "+frames+", watch: true}, roi: {x: 8, y: 8, width: 128, height: 96}}", 1)
 	})
 	d := r.daemon()
@@ -129,7 +129,7 @@ func TestStrayFileSmallerThanROIAnswersItsTrigger(t *testing.T) {
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		return strings.Replace(r.baseYAML("cell1"), syntheticLine,
 			"capture: {source: folder, folder: {path: "+frames+", watch: true}, roi: {x: 8, y: 8, width: 128, height: 96}, trigger: {mode: external, max_age: 0s}}", 1)
 	})
 	d := r.daemon()
@@ -529,7 +529,7 @@ func TestReloadKeepsTheROISize(t *testing.T) {
 		r.withModel(det)
 		r.cameraOpen = fake.Open
 		yaml = func(w, h int, roi, camera, more string) string {
-			return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			return strings.Replace(r.baseYAML("cell1"), syntheticLine,
 				fmt.Sprintf("capture: {source: camera, camera: {device: /dev/video-test, formats: [YUYV], width: %d, height: %d, timeout: 1s%s}, roi: %s%s}",
 					w, h, camera, roi, more), 1)
 		}
@@ -629,7 +629,7 @@ func TestReloadToADeviceLinkKeepsTheROISize(t *testing.T) {
 		r.withModel(det)
 		r.cameraOpen = fake.Open
 		yaml = func(device string) string {
-			return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+			return strings.Replace(r.baseYAML("cell1"), syntheticLine,
 				"capture: {source: camera, camera: {device: "+device+", formats: [YUYV], width: 160, height: 120, timeout: 1s}, roi: {x: 8, y: 8, width: 40, height: 32}}", 1)
 		}
 		return yaml(node)
@@ -681,7 +681,7 @@ func TestStrayFileRewrittenLoggedAgain(t *testing.T) {
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		return strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		return strings.Replace(r.baseYAML("cell1"), syntheticLine,
 			"capture: {source: folder, folder: {path: "+frames+", watch: true}, roi: {x: 8, y: 8, width: 128, height: 96}}", 1)
 	})
 	r.daemon()

@@ -691,7 +691,7 @@ func TestSparkplugMaskWithinMQTTMaxPayload(t *testing.T) {
 	var yaml string
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		y := strings.Replace(r.baseYAML("cell1"), syntheticLine,
 			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
 		y = strings.Replace(y, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)
 		yaml = strings.Replace(y, "mqtt: {", "mqtt: {profile: both, max_payload: 4KiB, ", 1)

@@ -269,7 +269,7 @@ func TestHTTPPortTakenInspectsNothing(t *testing.T) {
 	det := syntheticDetector(t)
 	r := startDaemon(t, func(r *runningDaemon) string {
 		r.withModel(det)
-		y := strings.Replace(r.baseYAML("cell1"), "capture: {synthetic: {width: 160, height: 120, fps: 20}}",
+		y := strings.Replace(r.baseYAML("cell1"), syntheticLine,
 			"capture: {source: folder, folder: {path: "+frames+", watch: true}}", 1)
 		return strings.Replace(y, `http: {listen: ""}`, `http: {listen: "`+ln.Addr().String()+`"}`, 1)
 	})
