@@ -63,67 +63,96 @@ func runChild() int {
 	return 0
 }
 
-// TestSIGKILLDuringConfigPushAndRefit kills the daemon at random points
-// while it writes a pushed configuration and while it refits, 20 times
-// each: every restart runs the complete old or the complete new
-// configuration and model, never a mix, never a file that does not load.
-func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("starts the daemon 40 times")
-	}
+// crashRig is a daemon configuration on a broker of its own that the
+// crash tests start as a child process (runChild) and kill: a synthetic
+// line with the synthetic detector's model in its state folder, remote
+// commands on, and a folder of good images to refit on. The two crash
+// tests were one of 100 s, mostly waiting on its children: the parallel
+// tests resume in no set order, and it ended alone, after the others.
+type crashRig struct {
+	t         *testing.T
+	op        *operator
+	cfgPath   string
+	modelPath string
+	good      string
+	det       *model.Detector
+	mopts     model.Options
+}
+
+func newCrashRig(t *testing.T) *crashRig {
+	t.Helper()
 	b := testbroker.Start(t, testbroker.Options{})
-	op := newOperator(t, b.URL)
+	c := &crashRig{t: t, op: newOperator(t, b.URL)}
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	det := syntheticDetector(t)
-	modelPath := filepath.Join(state, "model.safetensors")
-	if err := det.Save(modelPath); err != nil {
+	c.det = syntheticDetector(t)
+	c.modelPath = filepath.Join(state, "model.safetensors")
+	if err := c.det.Save(c.modelPath); err != nil {
 		t.Fatal(err)
 	}
-	good := filepath.Join(dir, "good")
-	writePNGs(t, good, 24, 17, false)
-	cfgPath := filepath.Join(dir, "inspectd.yaml")
+	c.good = filepath.Join(dir, "good")
+	writePNGs(t, c.good, 24, 17, false)
+	c.cfgPath = filepath.Join(dir, "inspectd.yaml")
 	yaml := "device_id: crash1\nstate_dir: " + state + "\n" +
 		syntheticLine + "\n" +
 		"model: {features: 16, min_features: 16, position_zscore: false, context_pool: 0}\n" +
 		"mqtt: {brokers: [" + b.URL + "], max_reconnect_interval: 1s}\nhttp: {listen: \"\"}\n" +
 		"remote: {allow_unsigned: true}\n"
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+	if err := os.WriteFile(c.cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mopts, err := ModelOptions(testDefaults(t), testLogger(t))
-	if err != nil {
+	var err error
+	if c.mopts, err = ModelOptions(testDefaults(t), testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
-	start := func() (*testproc.Child, string, string) {
-		c := testproc.Start(t, "INSPECTD_TEST_CHILD=daemon", "INSPECTD_TEST_CONFIG="+cfgPath)
-		f := strings.Fields(c.Expect(t, "started "))
-		return c, f[0], f[1]
-	}
-	kill := func(c *testproc.Child) {
-		_ = c.Cmd.Process.Kill()
-		<-c.Done
-	}
-	// waitCommands waits until the child answers commands (it subscribes on connect).
-	waitCommands := func(i int) {
-		id := fmt.Sprintf("hello-%d", i)
-		deadline := time.Now().Add(30 * time.Second)
-		for len(op.got("crash1", id)) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the daemon does not answer commands", i)
-			}
-			op.send("inspectd/crash1/cmd/status", `{"id":"`+id+`"}`)
-			time.Sleep(200 * time.Millisecond)
+	return c
+}
+
+// start runs the daemon as a child and returns it with the model id and
+// result_max_rate it printed once started.
+func (c *crashRig) start() (*testproc.Child, string, string) {
+	ch := testproc.Start(c.t, "INSPECTD_TEST_CHILD=daemon", "INSPECTD_TEST_CONFIG="+c.cfgPath)
+	f := strings.Fields(ch.Expect(c.t, "started "))
+	return ch, f[0], f[1]
+}
+
+func (c *crashRig) kill(ch *testproc.Child) {
+	_ = ch.Cmd.Process.Kill()
+	<-ch.Done
+}
+
+// waitCommands waits until the child answers commands (it subscribes on connect).
+func (c *crashRig) waitCommands(i int) {
+	c.t.Helper()
+	id := fmt.Sprintf("hello-%d", i)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(c.op.got("crash1", id)) == 0 {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("round %d: the daemon does not answer commands", i)
 		}
+		c.op.send("inspectd/crash1/cmd/status", `{"id":"`+id+`"}`)
+		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestSIGKILLDuringConfigPush kills the daemon at random points while it
+// writes a pushed configuration, 20 times: every restart runs the complete
+// old or the complete new configuration, never a mix, never a file that
+// does not load.
+func TestSIGKILLDuringConfigPush(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts the daemon 20 times")
+	}
+	c := newCrashRig(t)
+	op, cfgPath := c.op, c.cfgPath
 	rng := rand.New(rand.NewPCG(1, 2))
 	rates := map[string]bool{"0": true}
 	for i := range 20 {
-		c, _, rate := start()
+		ch, _, rate := c.start()
 		if !rates[rate] {
 			t.Fatalf("round %d: the daemon runs result_max_rate %s, which was never pushed", i, rate)
 		}
@@ -134,16 +163,33 @@ func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
 		if got := fmt.Sprint(onDisk.MQTT.ResultMaxRate); got != rate {
 			t.Fatalf("round %d: the file says result_max_rate %s, the daemon runs %s", i, got, rate)
 		}
-		waitCommands(i)
+		c.waitCommands(i)
 		next := fmt.Sprint(i + 1)
 		rates[next] = true
 		op.send("inspectd/crash1/cmd/config", fmt.Sprintf(`{"id":"push-%d","config":{"mqtt":{"result_max_rate":%s}}}`, i, next))
 		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
-		kill(c)
+		c.kill(ch)
 	}
-	models := map[string]bool{det.Info().ID: true}
+}
+
+// TestSIGKILLDuringRefit kills the daemon at random points while it
+// refits, 20 times: every restart runs the complete old or the complete
+// new model, never a file that does not load, and the killed refit is
+// answered after the restart.
+func TestSIGKILLDuringRefit(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts the daemon 20 times")
+	}
+	c := newCrashRig(t)
+	op, good, modelPath, mopts := c.op, c.good, c.modelPath, c.mopts
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20 { // the kill points of the one test these rounds came from, which pushed a configuration 20 times first
+		rng.IntN(60)
+	}
+	models := map[string]bool{c.det.Info().ID: true}
 	for i := range 20 {
-		c, id, _ := start()
+		ch, id, _ := c.start()
 		if !models[id] {
 			models[id] = true // a refit that completed before the kill
 		}
@@ -170,10 +216,10 @@ func TestSIGKILLDuringConfigPushAndRefit(t *testing.T) {
 				}
 			}
 		}
-		waitCommands(100 + i)
+		c.waitCommands(100 + i)
 		op.send("inspectd/crash1/cmd/refit", fmt.Sprintf(`{"id":"refit-%d","folder":"%s","max_false_alarm_rate":1}`, i, good))
 		time.Sleep(time.Duration(rng.IntN(4000)) * time.Millisecond)
-		kill(c)
+		c.kill(ch)
 	}
 	t.Logf("%d distinct models across 20 killed refits", len(models))
 }
