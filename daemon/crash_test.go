@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +35,18 @@ import (
 //     test; Run reads NOTIFY_SOCKET, WATCHDOG_*, INSPECTD_SHARE);
 //   - tests that measure the process: its resident set (residentMB) or its
 //     PID (the state folder lock's words).
+//
+// They wait far more than they compute: four at once, not GOMAXPROCS
+// (two here), keep the two cores busy. go test -parallel N still decides.
 func TestMain(m *testing.M) {
 	if os.Getenv("INSPECTD_TEST_CHILD") == "daemon" {
 		os.Exit(runChild())
+	}
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", strconv.Itoa(max(4, runtime.GOMAXPROCS(0))))
 	}
 	code := m.Run()
 	if syntheticModel.dir != "" {
