@@ -121,11 +121,12 @@ func IsTemp(name string) bool {
 }
 
 // TempPath is a new name for a temporary file of a caller's own beside
-// path, kind saying what it holds ("new", "prev"): one that RemoveStale(path)
+// path, kind saying what it holds ("new"): one that RemoveStale(path)
 // takes for path's, and a Write to it leaves temporary files that
 // RemoveStale(path) takes too. A model saved to ".NAME.new-…" and renamed
 // over NAME once complete left, when a kill cut the save short, a file of
-// tens of megabytes that nothing removed.
+// tens of megabytes that nothing removed. A file that may be the only copy
+// of something (the model a command replaces) must not be named so.
 func TempPath(path, kind string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempMark+kind+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 }
