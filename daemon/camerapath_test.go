@@ -191,7 +191,9 @@ func TestPipelineCameraFramesReduced(t *testing.T) {
 // and counted while the publish stage is behind, instead of inspection
 // waiting for them.
 func TestPipelineImagesSkippedWhilePublishIsBehind(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it needs the publish stage to fall behind the inspect
+	// stage, which a loaded race run with other tests beside it did not
+	// (16 of 16 heatmaps published, load 15).
 	m := httpapi.NewMetrics()
 	sink := &imageSink{delay: 150 * time.Millisecond}
 	const n = 16
