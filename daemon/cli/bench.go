@@ -171,20 +171,7 @@ func cmdBench() *Command {
 // (dataset.Set.BrokenTest): bench left such a test/<label> out without a
 // word. nil when there are none, or dir has no test/ to read.
 func benchBrokenTest(dir string) error {
-	test := filepath.Join(dir, "test")
-	ents, err := os.ReadDir(test)
-	if err != nil {
-		return nil // no data set's test/: the folder's own images are replayed
-	}
-	var broken []error
-	for _, e := range ents {
-		if e.Type()&os.ModeSymlink == 0 {
-			continue
-		}
-		if bl := dataset.BrokenLink(filepath.Join(test, e.Name())); bl != nil {
-			broken = append(broken, bl)
-		}
-	}
+	broken := dataset.BrokenTestLinks(dir)
 	return brokenLinks(dir, broken, "test/",
 		"its test images would be left out of the bench: restore what it leads to, or remove the link to bench without it",
 		"their test images would be left out of the bench: restore what they lead to, or remove the links to bench without them")

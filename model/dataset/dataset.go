@@ -208,18 +208,12 @@ func Scan(dir string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data set %s: %w", dir, err)
 	}
+	s.BrokenTest = BrokenTestLinks(dir)
 	truth := filepath.Join(dir, "ground_truth")
 	truthChecked, truthBroken := false, false
 	for _, e := range ents {
 		if !isDir(filepath.Join(dir, "test"), e) {
-			if e.Type()&os.ModeSymlink != 0 {
-				// A test/<label> linked to nothing was left out of an
-				// evaluation without a word, its defects with it.
-				if bl := BrokenLink(filepath.Join(dir, "test", e.Name())); bl != nil {
-					s.BrokenTest = append(s.BrokenTest, bl)
-				}
-			}
-			continue
+			continue // a link of test/ leading nowhere: BrokenTestLinks below
 		}
 		label := e.Name()
 		imgs, err := listImages(filepath.Join(dir, "test", label))
@@ -341,4 +335,28 @@ func LoadMaskWith(load Loader, path string, w, h int, dst []uint8) ([]uint8, err
 		}
 	}
 	return dst, nil
+}
+
+// BrokenTestLinks returns the entries of dir's test/ that are symbolic
+// links leading nowhere (to nothing, or round in a loop), as BrokenLink
+// names them, in the folder's order; none where dir has no test/ to read.
+// A test/<label> linked to nothing was left out of an evaluation without a
+// word, its defects with it: Scan files them in Set.BrokenTest, and a
+// folder that is not a whole data set (bench --data) asks here.
+func BrokenTestLinks(dir string) []error {
+	test := filepath.Join(dir, "test")
+	ents, err := os.ReadDir(test)
+	if err != nil {
+		return nil
+	}
+	var broken []error
+	for _, e := range ents {
+		if e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		if bl := BrokenLink(filepath.Join(test, e.Name())); bl != nil {
+			broken = append(broken, bl)
+		}
+	}
+	return broken
 }
