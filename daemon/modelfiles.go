@@ -914,7 +914,8 @@ func unwritableAs(dir string, err error, root bool) (why, mend string) {
 		if ae.Flag == "a" {
 			what = "what is made in it can be neither renamed nor removed"
 		}
-		return fmt.Sprintf("folder %s is %s (chattr +%s): %s: %v", dir, ae.Attr, ae.Flag, what, err),
+		// EPERM, not err: tryWrite's own *AttrError would say it all twice.
+		return fmt.Sprintf("folder %s is %s (chattr +%s): %s: %v", dir, ae.Attr, ae.Flag, what, syscall.EPERM),
 			fmt.Sprintf("chattr -%s %s clears it", ae.Flag, dir)
 	}
 	switch {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/backbone"
 )
@@ -227,14 +228,30 @@ func tryBackbone(bo backbone.Options) error {
 }
 
 // tryWrite creates and removes a file in dir: the only sure test of
-// write access (permissions, ACLs, read-only mounts, root on /proc).
+// write access (permissions, ACLs, read-only mounts, root on /proc). A
+// folder that is append-only or immutable (chattr +a, +i) is refused
+// first, its attribute read (atomicfile.CheckFolder's *AttrError), with
+// nothing made in it: an append-only one takes the file but refuses its
+// removal, and each check (a start, a dry run, a push) left a
+// .inspectd-check-* file there that not even root could remove. A file
+// that cannot be removed all the same is named in the error.
 func tryWrite(dir string) error {
+	if err := atomicfile.CheckFolder(dir); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, ".inspectd-check-*")
 	if err != nil {
 		return err
 	}
 	f.Close()
-	return os.Remove(f.Name())
+	if err := os.Remove(f.Name()); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("%w (the check's file %s is left there: it cannot be removed)", err, f.Name())
+	}
+	return nil
 }
 
 // bundledNames lists the bundled backbones' names.
