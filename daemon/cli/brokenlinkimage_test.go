@@ -44,3 +44,37 @@ func TestFitNamesABrokenLinkImageFileItSkips(t *testing.T) {
 		t.Errorf("log %q speaks the raw stat words", s)
 	}
 }
+
+// fit's and eval's summary line counted image files that are links
+// leading nowhere as "unreadable or not an image", and so did each one's
+// log line (reason=), although the log named each as a link: the summary
+// sent one looking for corrupt files. They are counted, and their log
+// lines worded, as broken links.
+func TestSkippedCountsBrokenLinksAsSuch(t *testing.T) {
+	dir := t.TempDir()
+	dangling, loop, garbage := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png"), filepath.Join(dir, "g.png")
+	for _, l := range [][2]string{{filepath.Join(dir, "gone", "a.png"), dangling}, {"c.png", loop}, {"b.png", filepath.Join(dir, "c.png")}} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(garbage, []byte("not a PNG"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	sk := newSkipped(0)
+	if kept := admitImages([]string{dangling, loop, garbage}, 0, log, sk); len(kept) != 0 {
+		t.Fatalf("kept %v", kept)
+	}
+	want := "skipped 3 files: 1 unreadable or not an image, 2 broken links (to nothing or round in a loop) (the log names each)"
+	if got := sk.String(); got != want {
+		t.Errorf("summary %q, want %q", got, want)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		broken := !strings.Contains(l, garbage)
+		if says := strings.Contains(l, `reason="broken link"`); says != broken {
+			t.Errorf("log line %q: want reason=\"broken link\" for a link and only for one", l)
+		}
+	}
+}

@@ -68,7 +68,11 @@ func (s imageFiles) params(path string) (dataset.MisalignParams, bool) {
 // line; each one is also named in a log line when it is skipped.
 type skipped struct {
 	tooLarge, unreadable, misshapen, tiny int
-	maxPixels                             int64
+	// broken counts links leading nowhere (to nothing or round in a
+	// loop): the log names each as one, and the summary counted them as
+	// unreadable files, which sent one looking for corrupt images.
+	broken    int
+	maxPixels int64
 }
 
 // add counts path as skipped for err and logs it.
@@ -84,13 +88,24 @@ func (s *skipped) add(log *slog.Logger, path string, err error) {
 	case errors.Is(err, dataset.ErrMaskShape):
 		s.misshapen++
 		reason = "mask of another shape than its image"
+	case isBrokenLink(err):
+		s.broken++
+		reason = "broken link"
 	default:
 		s.unreadable++
 	}
 	log.Warn("file skipped", "file", path, "reason", reason, "err", err)
 }
 
-func (s *skipped) count() int { return s.tooLarge + s.unreadable + s.misshapen + s.tiny }
+func (s *skipped) count() int { return s.tooLarge + s.unreadable + s.misshapen + s.tiny + s.broken }
+
+// isBrokenLink reports whether err says that a file is a link leading
+// nowhere (dataset.ImageFileError's words for it).
+func isBrokenLink(err error) bool {
+	var dl *dataset.DanglingLinkError
+	var ll *dataset.LinkLoopError
+	return errors.As(err, &dl) || errors.As(err, &ll)
+}
 
 // String is the summary, "" when nothing was skipped.
 func (s *skipped) String() string {
@@ -103,6 +118,9 @@ func (s *skipped) String() string {
 	}
 	if s.unreadable > 0 {
 		why = append(why, fmt.Sprintf("%d unreadable or not an image", s.unreadable))
+	}
+	if s.broken > 0 {
+		why = append(why, plural(s.broken, "broken link")+" (to nothing or round in a loop)")
 	}
 	if s.tiny > 0 {
 		why = append(why, fmt.Sprintf("%d under %d pixels a side", s.tiny, model.MinFrameSide))
