@@ -27,7 +27,6 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
-	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/backbone"
@@ -476,18 +475,20 @@ func cmdEval() *Command {
 					return err
 				}
 			}
+			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
+				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
+			}
+			if *saveModel != "" && len(draws) > 1 {
+				return usagef("--save-model keeps one fitted model, and each of the %d --misalign draws fits one: give --misalign-seeds 1 (the draw then saved)", len(draws))
+			}
 			if *saveModel != "" {
-				if err := canWriteBeside("--save-model file", *saveModel, "model.safetensors"); err != nil {
+				// As fit --out: its missing folders made, and removed
+				// again, if still empty, where the run saves no model.
+				made, err := prepareModelFile(cfg, "--save-model file", "--save-model", *saveModel)
+				if err != nil {
 					return err
 				}
-				if err := model.CheckSaveTarget(*saveModel); err != nil {
-					return fmt.Errorf("--save-model: %w", err) // Save refuses it, after the fit
-				}
-				// An immutable or append-only file (or folder) is refused
-				// by Save too, after the fit: in the same words, before it.
-				if err := atomicfile.CheckTarget(*saveModel); err != nil {
-					return fmt.Errorf("--save-model: %w", err)
-				}
+				defer removeEmptyFolders(made) // a saved model's folder is not empty
 			}
 			if *reportDir != "" {
 				if _, err := makeFolder(*reportDir); err != nil {
@@ -496,12 +497,6 @@ func cmdEval() *Command {
 				if err := canWriteBeside("--report folder", filepath.Join(*reportDir, ".inspectd-report-check"), ""); err != nil {
 					return err
 				}
-			}
-			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
-				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
-			}
-			if *saveModel != "" && len(draws) > 1 {
-				return usagef("--save-model keeps one fitted model, and each of the %d --misalign draws fits one: give --misalign-seeds 1 (the draw then saved)", len(draws))
 			}
 			columns := append([]string{cfg.Model.Recipe}, compare...)
 			// The same recipe or set twice is the same fit twice, and a

@@ -160,16 +160,6 @@ func cmdFit() *Command {
 			case *out == "":
 				*out = cfg.ModelPath()
 			}
-			if filepath.Clean(filepath.Dir(*out)) == filepath.Clean(cfg.StateDir) {
-				// The daemon creates state_dir at its first start (config
-				// check says so); a fit before that first start does too.
-				if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
-					return fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)
-				}
-			}
-			// config check's advice for a missing model is "fit one first
-			// with inspectd fit --out <model.path>": its folder may not be
-			// there yet (a trial ended on the write check's temp file).
 			// A path from the configuration is named by its key, as the
 			// daemon names it: the user did not type it.
 			what, key := "model file", "--out"
@@ -177,7 +167,7 @@ func cmdFit() *Command {
 				key = modelKey(cfg)
 				what = key + ": model file"
 			}
-			made, err := makeFolderOf(what, *out)
+			made, err := prepareModelFile(cfg, what, key, *out)
 			if err != nil {
 				return err
 			}
@@ -189,19 +179,6 @@ func cmdFit() *Command {
 					removeEmptyFolders(made)
 				}
 			}()
-			if err := canWriteBeside(what, *out, "model.safetensors"); err != nil {
-				return err // before minutes of fitting, not after
-			}
-			// A device or a pipe would be replaced by the model file: Save
-			// refuses it, but only after the fit.
-			if err := model.CheckSaveTarget(*out); err != nil {
-				return fmt.Errorf("%s: %w", key, err)
-			}
-			// An immutable or append-only file (or folder) refuses the
-			// model's rename at the end: in the same words, before the fit.
-			if err := atomicfile.CheckTarget(*out); err != nil {
-				return fmt.Errorf("%s: %w", key, err)
-			}
 			opts, err := daemon.ModelOptions(cfg, env.Log)
 			if err != nil {
 				return err
@@ -323,6 +300,50 @@ func thresholdNote(th float64, images int) string {
 		return fmt.Sprintf("threshold %.4g (model.threshold.value)", th)
 	}
 	return fmt.Sprintf("threshold %.4g from %d good images (each scored leave one out)", th, images)
+}
+
+// prepareModelFile readies path, the model file a fit is to write (fit
+// --out, eval --save-model), before the fit, so that minutes of fitting
+// do not end on a file that cannot be saved: state_dir is created (0750)
+// where path lies in it, as the daemon's first start would; the missing
+// folders above path are made (0755) and returned, deepest first, for
+// removeEmptyFolders where no model is saved after all; and a folder that
+// cannot be made or written, a device or pipe at path, an immutable or
+// append-only file or folder are refused, in what's words (the file) and
+// key's (the flag or configuration key), with the folders made removed.
+func prepareModelFile(cfg *config.Config, what, key, path string) ([]string, error) {
+	if filepath.Clean(filepath.Dir(path)) == filepath.Clean(cfg.StateDir) {
+		// The daemon creates state_dir at its first start (config
+		// check says so); a fit before that first start does too.
+		if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)
+		}
+	}
+	// config check's advice for a missing model is "fit one first with
+	// inspectd fit --out <model.path>": its folder may not be there yet
+	// (a trial ended on the write check's temp file); eval --save-model
+	// refused such a folder where fit --out made it.
+	made, err := makeFolderOf(what, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := canWriteBeside(what, path, "model.safetensors"); err != nil {
+		removeEmptyFolders(made)
+		return nil, err
+	}
+	// A device or a pipe would be replaced by the model file: Save
+	// refuses it, but only after the fit.
+	if err := model.CheckSaveTarget(path); err != nil {
+		removeEmptyFolders(made)
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	// An immutable or append-only file (or folder) refuses the model's
+	// rename at the end: in the same words, before the fit.
+	if err := atomicfile.CheckTarget(path); err != nil {
+		removeEmptyFolders(made)
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return made, nil
 }
 
 // canWriteBeside checks that a file can be created in path's folder (a
