@@ -599,6 +599,7 @@ func cmdEval() *Command {
 					train = spread(train, *maxTrain)
 				}
 				all := EvalSet{Data: dir}
+				said := "" // the skipped files' summary last printed for the set
 				drawn := *misalign || *trainDraws > 0
 				if *misalign {
 					all.Misalign = tag
@@ -644,7 +645,7 @@ func cmdEval() *Command {
 						}
 						job := evalJob{memo: memo, files: files, sk: newSkipped(cfg.Capture.MaxPixels), set: set, train: train, model: *modelPath, save: *saveModel, report: report,
 							candidates: *candidates && k == 0 && r == model.RecipeAuto}
-						*job.sk = *admitted // the training files skipped, then the test files
+						*job.sk = *admitted // the training files skipped, then the test files (each named in the log once per run)
 						res, cands, err := job.run(ctx, env, &c)
 						if err != nil {
 							if job.sk.count() > 0 {
@@ -655,8 +656,9 @@ func cmdEval() *Command {
 							}
 							return fmt.Errorf("eval %s, recipe %s: %w", dir, r, err)
 						}
-						if job.sk.count() > 0 {
-							fmt.Fprintln(env.Stdout, job.sk)
+						if sum := job.sk.String(); sum != "" && sum != said {
+							fmt.Fprintln(env.Stdout, sum) // once while the draws and columns skip the same files
+							said = sum
 						}
 						res.Data = es.Data // a draw's figures say which draw
 						es.Results = append(es.Results, *res)

@@ -73,9 +73,15 @@ type skipped struct {
 	// unreadable files, which sent one looking for corrupt images.
 	broken    int
 	maxPixels int64
+	// named are the files already named in the log: eval meets a set's
+	// test files once per draw and recipe column, and named each skipped
+	// one as often (K warnings for one file with --train-draws K). The
+	// copies of a set's tally share it, and count each file every time.
+	named map[string]bool
 }
 
-// add counts path as skipped for err and logs it.
+// add counts path as skipped for err and logs it, once per tally (and
+// its copies).
 func (s *skipped) add(log *slog.Logger, path string, err error) {
 	reason := "unreadable or not an image"
 	switch {
@@ -93,6 +99,12 @@ func (s *skipped) add(log *slog.Logger, path string, err error) {
 		reason = "broken link"
 	default:
 		s.unreadable++
+	}
+	if s.named[path] {
+		return
+	}
+	if s.named != nil {
+		s.named[path] = true
 	}
 	log.Warn("file skipped", "file", path, "reason", reason, "err", err)
 }
@@ -160,4 +172,6 @@ func admitImages(paths []string, maxPixels int64, log *slog.Logger, sk *skipped)
 
 // newSkipped starts the tally for a command run under cfgMaxPixels
 // (capture.max_pixels).
-func newSkipped(cfgMaxPixels int) *skipped { return &skipped{maxPixels: int64(cfgMaxPixels)} }
+func newSkipped(cfgMaxPixels int) *skipped {
+	return &skipped{maxPixels: int64(cfgMaxPixels), named: map[string]bool{}}
+}
