@@ -167,6 +167,10 @@ type EvalResult struct {
 	// set): the JSON has it null, not the 0 that reads as "no blur, no
 	// context scale".
 	sigmaVaries, contextPoolVaries, contextFeaturesVary bool
+	// someRegistered is set on a mean over sets (or draws) some of whose
+	// models register their frames: where they differ in how, Align is
+	// left empty, and the refused count is shown all the same, not "-".
+	someRegistered bool
 	// MasksMissing is the number of defective test images without a
 	// ground-truth mask: they count in the image figures and are left out
 	// of the pixel ones (PixelAUROC, PRO, region IoU).
@@ -1460,6 +1464,11 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			m.MissRate += r.MissRate / n
 			m.MsPerImage += r.MsPerImage / n
 			m.FitSeconds += r.FitSeconds / n
+			// A count, as region_iou_defects: the sets' total (per draw:
+			// the sets' counts per draw, summed).
+			m.RegistrationRefused += r.RegistrationRefused
+			m.RegistrationRefusedPerDraw += r.RegistrationRefusedPerDraw
+			m.someRegistered = m.someRegistered || r.registered()
 		}
 		if m.PixelSets == 0 {
 			m.NoPixelFigures = "no set of the mean has pixel figures"
@@ -1496,6 +1505,9 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 		}
 		if same(func(r EvalResult) any { return r.ContextWeight }) {
 			m.ContextWeight = r0.ContextWeight
+		}
+		if same(func(r EvalResult) any { return r.Align }) {
+			m.Align = r0.Align
 		}
 		// Named by the recipe every set fitted, where they agree (a model
 		// scored as it was fitted, --model, is no "auto"); by the column's
@@ -1540,7 +1552,6 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 				r.ContextFeatures == first.ContextFeatures && r.ContextWeight == first.ContextWeight &&
 				r.TrainImages == first.TrainImages && r.TestImages == first.TestImages
 		}
-		m.Align = first.Align
 		m.RegistrationRefused, m.RegistrationRefusedPerDraw = refused, float64(refused)/float64(len(draws))
 		m.DefectsOutOfView = outOfView
 		// One draw's defects (every draw scores the same test images), so
@@ -1637,14 +1648,17 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 		return fmt.Sprintf("%.4f", v)
 	}
-	// Test images registration refuses (scored at their pose here): "-"
-	// without registration, per draw in a mean of draws.
+	// Test images registration refuses (scored at their pose here), as
+	// README's tables give them: "-" without registration, else a count,
+	// 0 included (it read 0, 0.0 or "-" by the row), per draw in a mean of
+	// draws (whole, or to one decimal: 1.5), the sets' total in the mean
+	// over sets.
 	refused := func(r *EvalResult, mean bool) string {
 		switch {
-		case r.Align == "" || r.Align == "off":
+		case !r.registered():
 			return "-"
 		case mean:
-			return fmt.Sprintf("%.1f", r.RegistrationRefusedPerDraw)
+			return perDrawCount(r.RegistrationRefusedPerDraw)
 		}
 		return fmt.Sprint(r.RegistrationRefused)
 	}
@@ -1695,7 +1709,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 		}
 	}
 	for _, m := range rep.Mean {
-		row("mean", &m, false)
+		row("mean", &m, len(rep.Sets) > 0 && len(rep.Sets[0].Draws) > 0) // the sets' means of draws, summed
 	}
 	tw.Flush()
 	printDrawSpread(w, rep, setName)
@@ -1706,6 +1720,25 @@ func printEval(w io.Writer, rep *EvalReport) {
 			fmt.Fprintf(w, "mean of %s: pixel AUROC, PRO and region IoU over the %d of %d sets that have pixel ground truth\n", m.Recipe, m.PixelSets, len(rep.Sets))
 		}
 	}
+}
+
+// registered reports whether r's model registers its frames, or (a mean)
+// some of those it is the mean of do: test images may then be refused.
+func (r *EvalResult) registered() bool {
+	return r.Align != "" && r.Align != "off" || r.someRegistered
+}
+
+// perDrawCount words a mean count per draw: whole as a count is ("0",
+// "3"), else to one decimal ("1.5"), or two where one would read as none
+// (1 image in 50 draws: "0.02", not "0.0").
+func perDrawCount(v float64) string {
+	switch {
+	case v == math.Trunc(v):
+		return fmt.Sprintf("%.0f", v)
+	case v < 0.05:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 // printResultDetail prints one recipe's figures on one set (or draw).
