@@ -477,8 +477,8 @@ func (o *Options) ensembleOf(w Recipe) (Recipe, bool) {
 // tryEnsemble adds the ensemble of the chosen candidate rep.Candidates[best]
 // (ensembleOf) to the report's candidates, fitted on the fit images with
 // the leave-one-out images loo as every candidate, and returns the index
-// of the choice: the ensemble when it beats the single recipe by the
-// search's margin without more false alarms than the search allows any
+// of the choice: the ensemble when it scores at least as high as the
+// single recipe without more false alarms than the search allows any
 // candidate, else best. An ensemble that cannot be fitted is a failed
 // candidate (logged); only ctx's end is an error. steps is the progress
 // reserved for it, skipped when no ensemble is tried.
@@ -497,10 +497,18 @@ func (o *Options) tryEnsemble(ctx context.Context, rep *SearchReport, best int, 
 		c = Candidate{Recipe: e, Name: e.Name(), Err: err.Error()}
 	}
 	rep.Candidates = append(rep.Candidates, c)
-	// An ensemble costs a backbone pass per member on every frame: it must
-	// beat the single recipe by the margin the fixed recipe is kept by.
+	// The ensemble carries plain PaDiM's fine evidence, which the synthetic
+	// defects do not value: their PRO does not rank the candidates' real
+	// PRO (README, recipe search over draws). In the 12 of 20 draws (five
+	// of 200 training images on each shared set) where the search tried
+	// one, the ensemble's real PRO lay within 0.011 of plain's (at or
+	// above it in 9) and its single recipe's up to 0.074 below (at or
+	// above in 3); in 3 of them it scored above its single recipe by less
+	// than the margin, and the single one was kept. So a tie keeps the
+	// ensemble; its cost per frame (a backbone pass per member) is what
+	// model.ensemble: false leaves out.
 	so := o.Search
-	if c.Err == "" && c.Figures.FalseAlarms <= so.FalseAlarms && c.Figures.Score > rep.Candidates[best].Figures.Score+so.Margin {
+	if c.Err == "" && c.Figures.FalseAlarms <= so.FalseAlarms && c.Figures.Score >= rep.Candidates[best].Figures.Score {
 		return len(rep.Candidates) - 1, nil
 	}
 	return best, nil

@@ -537,7 +537,7 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 	}
 	tw.Flush()
 	if s.Chosen.Recipe.Ensemble() {
-		fmt.Fprintf(w, "chosen: %s (*), an ensemble: more than the margin above the single recipe the search chose; it runs %d backbones per frame (model.ensemble: false keeps one)\n",
+		fmt.Fprintf(w, "chosen: %s (*), an ensemble: scored at least as high as the single recipe the search chose; it runs %d backbones per frame (model.ensemble: false keeps one)\n",
 			s.Chosen.Name, len(s.Chosen.Recipe.Members))
 	} else if ref, ok := s.Candidate(s.Reference); ok && s.Reference != s.Chosen.Name && ref.Figures.FalseAlarms > s.FalseAlarms {
 		fmt.Fprintf(w, "chosen: %s (*), the best ranked: the fixed recipe %s (=) flagged %.1f%% of the held-out good images, more than the %.0f%% allowed, so no margin kept it\n",
