@@ -407,11 +407,18 @@ func makeFolder(dir string) ([]string, error) {
 		return nil, fmt.Errorf("%s is a file, not a folder", f)
 	}
 	var made []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+	base := dir // the nearest of dir and the folders above it that is there
+	for ; ; base = filepath.Dir(base) {
+		if _, err := os.Lstat(base); err == nil || filepath.Dir(base) == base {
 			break
 		}
-		made = append(made, d)
+		made = append(made, base)
+	}
+	// A link to nothing (or round in a loop) on the way: mkdir says "file
+	// exists" of it, which read as its folder taking no new files, or
+	// "too many levels of symbolic links", naming no link.
+	if err := dataset.BrokenLink(base); err != nil {
+		return nil, err
 	}
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		// The folder that refused is the parent of the one mkdir made.
