@@ -495,7 +495,7 @@ func cmdEval() *Command {
 				defer removeEmptyFolders(made) // a saved model's folder is not empty
 			}
 			if *reportDir != "" {
-				if _, err := makeFolder(*reportDir); err != nil {
+				if _, err := makeFolder(*reportDir, false); err != nil {
 					return fmt.Errorf("--report folder %s cannot be created: %w", *reportDir, err)
 				}
 				if err := canWriteBeside("--report folder", filepath.Join(*reportDir, ".inspectd-report-check"), ""); err != nil {

@@ -386,7 +386,7 @@ func canWriteBeside(what, path, example string) error {
 // error, which says in plain words which folder cannot be made and why.
 func makeFolderOf(what, path string) ([]string, error) {
 	dir := filepath.Dir(path)
-	made, err := makeFolder(dir)
+	made, err := makeFolder(dir, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: cannot create its folder %s: %w", what, path, dir, err)
 	}
@@ -396,8 +396,10 @@ func makeFolderOf(what, path string) ([]string, error) {
 // makeFolder creates dir and the missing folders above it (0755) and
 // returns those it created, deepest first. Its error says in plain words
 // why dir cannot be made (a plain file on the way, a folder that takes no
-// new folder), without naming dir.
-func makeFolder(dir string) ([]string, error) {
+// new folder), without naming dir. undo says the folders made are to be
+// removed again where the run writes nothing in them (removeEmptyFolders):
+// an append-only folder to make them in is then refused.
+func makeFolder(dir string, undo bool) ([]string, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return nil, nil // a file there is canWriteBeside's to name
 	}
@@ -419,6 +421,15 @@ func makeFolder(dir string) ([]string, error) {
 	// "too many levels of symbolic links", naming no link.
 	if err := dataset.BrokenLink(base); err != nil {
 		return nil, err
+	}
+	// An append-only folder lets a folder be made in it but never removed:
+	// one made for a run that then saves no model would stay for good. It
+	// is refused by its attribute, as a state_dir to be made in one is (an
+	// immutable one refuses the mkdir: said alike below).
+	if undo && len(made) > 0 && errors.As(atomicfile.CheckFolder(base), new(*atomicfile.AttrError)) {
+		if why := folderRefusal(base, syscall.EPERM); why != "" {
+			return nil, errors.New(why)
+		}
 	}
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		// The folder that refused is the parent of the one mkdir made.
