@@ -160,3 +160,32 @@ func TestMarshalRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The comment of model.ensemble said the search keeps the ensemble "only
+// when the synthetic defects score it clearly higher" (than the single
+// recipe), the rule of before; the search keeps it when they score it at
+// least as high (README, Ensembles; fit prints "scored at least as high as
+// the single recipe"), and one reading the defaults took it for rarer.
+func TestDefaultYAMLEnsembleSaysWhenItIsKept(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(DefaultYAML(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	root := doc.Content[0]
+	var comment string
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "model" {
+			continue
+		}
+		m := root.Content[i+1]
+		for j := 0; j+1 < len(m.Content); j += 2 {
+			if m.Content[j].Value == "ensemble" {
+				comment = m.Content[j].HeadComment
+			}
+		}
+	}
+	flat := strings.Join(strings.Fields(strings.ReplaceAll(comment, "#", " ")), " ")
+	if !strings.Contains(flat, "at least as high as the single recipe") || strings.Contains(flat, "clearly higher") {
+		t.Errorf("model.ensemble's comment: %q; want it kept when the synthetic defects score it at least as high as the single recipe", flat)
+	}
+}
