@@ -1468,6 +1468,9 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 			// the sets' counts per draw, summed).
 			m.RegistrationRefused += r.RegistrationRefused
 			m.RegistrationRefusedPerDraw += r.RegistrationRefusedPerDraw
+			// Skipped files are a count too: the sets' total (a set's
+			// mean of draws counts one draw's), not a zero read as none.
+			m.SkippedFiles += r.SkippedFiles
 			m.someRegistered = m.someRegistered || r.registered()
 		}
 		if m.PixelSets == 0 {
