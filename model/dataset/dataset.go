@@ -36,7 +36,8 @@ type Item struct {
 	// Label is "good" or the defect type (the test sub-folder's name).
 	Label string
 	// MaskPath is the ground-truth mask, "" for good images or when the
-	// data set has none for this image.
+	// data set has none for this image; a mask file that is a link
+	// leading nowhere is one (loading it names the link).
 	MaskPath string
 	// MaskMissing is where a defective image's mask was looked for when
 	// there is none there ("" otherwise): which of its pixels are the
@@ -242,6 +243,11 @@ func Scan(dir string) (*Set, error) {
 				base := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
 				m := filepath.Join(dir, "ground_truth", label, base+"_mask.png")
 				if _, err := os.Stat(m); err == nil {
+					it.MaskPath = m
+				} else if BrokenLink(m) != nil {
+					// A mask file that is a link leading nowhere is there:
+					// taken for none, it was warned of as missing by a name
+					// ls shows. Loading it names the link (ImageFileError).
 					it.MaskPath = m
 				} else {
 					it.MaskMissing = m
