@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -660,6 +662,12 @@ func RevertUnstartable(configPath, stateDir string, cause error, now time.Time, 
 	if configPath == "" || stateDir == "" {
 		return "", nil
 	}
+	// No request table and no moved-table note: no push to revert, and
+	// no lock taken, whose file would stay in a folder the start refused
+	// (an append-only state_dir keeps it for good).
+	if absent(filepath.Join(stateDir, StateFile)) && absent(filepath.Join(stateDir, MovedFile)) {
+		return "", nil
+	}
 	// Only with the state folder's lock: a start that failed because
 	// another inspectd runs there (a second "inspectd run"), or whose
 	// broken file is the running daemon's to deal with, must not rewrite
@@ -811,4 +819,11 @@ func (d *Dispatcher) publishUnpublished() {
 	if err := d.store.setUnpublished(nil, d.now(), d.ctl.Config().Remote.DedupWindow.Std()); err != nil {
 		d.log.Error("remote: published config-revert not cleared from the request table; the next start publishes it again", "push", head.ID, "error", err)
 	}
+}
+
+// absent says whether nothing is at path: not a file that cannot be looked
+// at (that one may be there).
+func absent(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
