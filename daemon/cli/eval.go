@@ -1548,6 +1548,9 @@ func drawsMean(draws []EvalSet, columns []string) []EvalResult {
 			m.NoPixelFigures = first.NoPixelFigures // the set's own reason (no masks), not "no draw has them"
 		}
 		refused, outOfView, defects, same := 0, 0, 0, true
+		// One draw's skipped files (every draw reads the same set), not
+		// meanResults' sum over the draws, which a mean over sets totals.
+		m.SkippedFiles = 0
 		for _, d := range draws {
 			r := d.Results[k]
 			refused += r.RegistrationRefused
