@@ -73,6 +73,81 @@ type EvalSet struct {
 	// protocol) or the part applied alone ("crop", "shift", "turn"), with
 	// "-edgefill" when a turn's corners repeat the image's edge.
 	Misalign string `json:"misalign,omitempty"`
+	// Dim is, with --dim, the dark-line protocol every image of the set
+	// went through (its results' data then end in "@dim<mean>").
+	Dim *DimProtocol `json:"dim,omitempty"`
+}
+
+// DimProtocol is the dark-line protocol (eval --dim, dataset.Dim) as a
+// set's images went through it.
+type DimProtocol struct {
+	// Mean is the mean grey level asked, in levels of 255.
+	Mean float64 `json:"mean"`
+	// Noise is the green channel's noise standard deviation in levels,
+	// NoiseRGB each channel's.
+	Noise    float64    `json:"noise"`
+	NoiseRGB [3]float64 `json:"noise_rgb"`
+	// HotPixelsPer10000 is how many pixels in 10,000 are hot.
+	HotPixelsPer10000 float64 `json:"hot_pixels_per_10000"`
+	// Seed fixes the noise (with each image's path) and the hot pixels.
+	Seed uint64 `json:"seed"`
+	// SampleImages is how many training images, spread over the set's
+	// readable ones, the exposure was measured on; SampleLuma their mean
+	// luminance (levels); Scale the factor every level was multiplied by
+	// (Mean over SampleLuma).
+	SampleImages int     `json:"sample_images"`
+	SampleLuma   float64 `json:"sample_luma"`
+	Scale        float64 `json:"scale"`
+}
+
+// dimSeed is the dark-line protocol's one seed: only the noise differs
+// between seeds, so one draw is run (--train-draws draws the training
+// images under the same noise).
+const dimSeed = 1
+
+// tag names the protocol in the results' labels: "dim19", with the noise
+// where it is not the default ("dim19-noise2").
+func (d *DimProtocol) tag() string {
+	t := fmt.Sprintf("dim%g", d.Mean)
+	if d.Noise != dataset.DimNoise {
+		t += fmt.Sprintf("-noise%g", d.Noise)
+	}
+	return t
+}
+
+// newDim measures the exposure of a set's training images (those that
+// can be read, dataset.DimSample of them at most, spread over them) and
+// returns the dark-line protocol bringing them to mean grey level mean
+// with noise of standard deviation noise (levels), and its description.
+// It fails when no training image can be read or they are black.
+func newDim(dir string, train []string, mean, noise float64, maxPixels int64) (*dataset.Dim, *DimProtocol, error) {
+	sample := train
+	if len(sample) > dataset.DimSample {
+		sample = spread(sample, dataset.DimSample)
+	}
+	lumas := make([]float64, 0, len(sample))
+	for _, p := range sample {
+		img, err := imageFiles{maxPixels: maxPixels}.loadRaw(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--dim on %s: measuring the exposure: %w", dir, err)
+		}
+		lumas = append(lumas, dataset.MeanLuma(img))
+	}
+	if len(lumas) == 0 {
+		return nil, nil, fmt.Errorf("--dim on %s: no training image can be read to measure the line's exposure on", dir)
+	}
+	d, err := dataset.NewDim(mean, noise, dimSeed, lumas)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dim on %s: %w", dir, err)
+	}
+	// To a millionth of a level: 4.9, not 4.8999999999999995.
+	round6 := func(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+	p := &DimProtocol{Mean: mean, Noise: noise, HotPixelsPer10000: round6(dataset.DimHotPixels * 10000), Seed: dimSeed,
+		SampleImages: len(lumas), SampleLuma: mean / d.Scale, Scale: d.Scale}
+	for c, k := range dataset.DimChannelNoise() {
+		p.NoiseRGB[c] = round6(k * noise)
+	}
+	return &d, p, nil
 }
 
 // CandidateEval is one search candidate on synthetic and real defects.
@@ -347,6 +422,8 @@ func cmdEval() *Command {
 			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
 			misalignParts := fs.String("misalign-parts", "all", "with --misalign: the protocol's parts applied (all; crop: the centred window alone, one draw, nothing moved; shift: the window at a random place; turn: the turn alone), to tell what each costs")
 			misalignFill := fs.String("misalign-fill", "black", "with --misalign: what fills the corners a turn uncovers (black, as the paper's torchvision does; edge: the image's edge repeated)")
+			dim := fs.Float64("dim", 0, fmt.Sprintf("the dark-line protocol: every training and test image darkened by one factor for the set to this mean grey level (1 to %d of 255, measured on %d training images; 0: off), with coloured sensor noise and hot pixels", dataset.DimMaxMean, dataset.DimSample))
+			dimNoise := fs.Float64("dim-noise", dataset.DimNoise, fmt.Sprintf("with --dim: the sensor noise's standard deviation in levels (0 to %d; green, red 1.2 and blue 1.4 times it)", dataset.DimMaxNoise))
 			alignMode := fs.String("align", "", "override capture.align.mode (auto, off, translate, rigid, turn)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
@@ -439,6 +516,18 @@ func cmdEval() *Command {
 			}
 			if *misalignFill == "edge" && (parts == dataset.PartsCrop || parts == dataset.PartsShift) {
 				return usagef("--misalign-fill edge with --misalign-parts %s: there is no turn, so no corners to fill; leave the fill out", parts)
+			}
+			if given["dim-noise"] && *dim == 0 {
+				return usagef("--dim-noise applies to --dim: add --dim MEAN (or leave --dim-noise out)")
+			}
+			if *dim != 0 && !(*dim >= 1 && *dim <= dataset.DimMaxMean) {
+				return usagef("--dim %g: want 0 (off) or a mean grey level from 1 to %d", *dim, dataset.DimMaxMean)
+			}
+			if !(*dimNoise >= 0 && *dimNoise <= dataset.DimMaxNoise) {
+				return usagef("--dim-noise %g: want a standard deviation from 0 to %d levels", *dimNoise, dataset.DimMaxNoise)
+			}
+			if *dim != 0 && *misalign {
+				return usagef("--dim with --misalign: one protocol at a time; leave one out")
 			}
 			draws := []uint64{0}
 			if given["train-draws"] {
@@ -597,6 +686,20 @@ func cmdEval() *Command {
 				}
 				drawnTrains = append(drawnTrains, d)
 			}
+			// The dark line's exposure, once per set from its training
+			// images (with --model too: only the test images are then
+			// darkened), before any fit.
+			dims := make([]*dataset.Dim, len(data))
+			dimInfo := make([]*DimProtocol, len(data))
+			if *dim != 0 {
+				for i := range sets {
+					if dims[i], dimInfo[i], err = newDim(data[i], trains[i], *dim, *dimNoise, int64(cfg.Capture.MaxPixels)); err != nil {
+						return err
+					}
+					env.Log.Info("dark line", "data", data[i], "mean", *dim, "sample_luma", dimInfo[i].SampleLuma,
+						"sample_images", dimInfo[i].SampleImages, "scale", dimInfo[i].Scale, "noise", *dimNoise)
+				}
+			}
 			var rep EvalReport
 			memo := &backbone.VariantMemo{}
 			for i, dir := range data {
@@ -607,6 +710,10 @@ func cmdEval() *Command {
 					train = spread(train, *maxTrain)
 				}
 				all := EvalSet{Data: dir}
+				label := dir // the results' data: the set, and the protocol applied
+				if dimInfo[i] != nil {
+					label += "@" + dimInfo[i].tag()
+				}
 				said := "" // the skipped files' summary last printed for the set
 				drawn := *misalign || *trainDraws > 0
 				if *misalign {
@@ -618,13 +725,20 @@ func cmdEval() *Command {
 				for _, seed := range draws {
 					files := raw
 					es := EvalSet{Data: dir}
+					resData := label
 					if *misalign {
 						files.misalign, files.root = &dataset.Misalign{Seed: seed, Parts: parts, EdgeFill: *misalignFill == "edge"}, set.Dir
 						es.Data = fmt.Sprintf("%s@%s%d", dir, tag, seed)
+						resData = es.Data
+					}
+					if dims[i] != nil {
+						// Every draw and recipe column sees the same images.
+						files.dim, files.root = dims[i], set.Dir
 					}
 					if *trainDraws > 0 {
 						train = drawnTrains[i][seed-1]
-						es.Data = fmt.Sprintf("%s@%s%d", dir, trainDrawTag, seed)
+						es.Data = fmt.Sprintf("%s@%s%d", label, trainDrawTag, seed)
+						resData = es.Data
 					}
 					for k, r := range columns {
 						c := *cfg
@@ -668,7 +782,7 @@ func cmdEval() *Command {
 							fmt.Fprintln(env.Stdout, sum) // once while the draws and columns skip the same files
 							said = sum
 						}
-						res.Data = es.Data // a draw's figures say which draw
+						res.Data = resData // a draw's figures say which draw, and the protocol
 						es.Results = append(es.Results, *res)
 						if cands != nil {
 							es.Candidates = cands
@@ -689,10 +803,11 @@ func cmdEval() *Command {
 				if drawn {
 					all.Results = drawsMean(all.Draws, columns)
 					for k := range all.Results {
-						all.Results[k].Data = fmt.Sprintf("%s@%s (mean of %s)", dir, all.drawTag(), plural(len(all.Draws), "draw"))
+						all.Results[k].Data = fmt.Sprintf("%s@%s (mean of %s)", label, all.drawTag(), plural(len(all.Draws), "draw"))
 					}
 					all.spreadOverDraws()
 				}
+				all.Dim = dimInfo[i]
 				rep.Sets = append(rep.Sets, all)
 			}
 			rep.Mean = meanResults(rep.Sets, columns)
@@ -1635,6 +1750,10 @@ func scoresLabels(items []evalItem, only string) ([]float64, []bool) {
 
 func printEval(w io.Writer, rep *EvalReport) {
 	for _, s := range rep.Sets {
+		if d := s.Dim; d != nil {
+			fmt.Fprintf(w, "%s: dark line (--dim %g): levels times %.4f (mean luminance %.1f over %s), noise of SD %.2g/%.2g/%.2g levels (R/G/B), %g hot pixels per 10,000, seed %d\n",
+				s.Data, d.Mean, d.Scale, d.SampleLuma, plural(d.SampleImages, "training image"), d.NoiseRGB[0], d.NoiseRGB[1], d.NoiseRGB[2], d.HotPixelsPer10000, d.Seed)
+		}
 		detail := []EvalSet{s}
 		if len(s.Draws) > 0 {
 			detail = s.Draws // each draw's model and figures; their mean is in the table
@@ -1705,10 +1824,13 @@ func printEval(w io.Writer, rep *EvalReport) {
 		return filepath.Clean(dir)
 	}
 	for _, s := range rep.Sets {
-		name := setName(s.Data)
+		name, base := setName(s.Data), s.Data
+		if s.Dim != nil {
+			name, base = name+"@"+s.Dim.tag(), base+"@"+s.Dim.tag()
+		}
 		for _, d := range s.Draws {
 			for _, r := range d.Results {
-				row(name+strings.TrimPrefix(d.Data, s.Data), &r, false) // the set as the mean row names it, then the draw
+				row(name+strings.TrimPrefix(d.Data, base), &r, false) // the set as the mean row names it, then the draw
 			}
 		}
 		if len(s.Draws) > 0 {

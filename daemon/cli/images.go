@@ -23,7 +23,11 @@ type imageFiles struct {
 	// misalign, when set, moves every image by its Rd-MVTec transform
 	// (eval --misalign), keyed by its path under root.
 	misalign *dataset.Misalign
-	root     string
+	// dim, when set, takes every image as the dark line's sensor would
+	// (eval --dim): its noise keyed by the image's path under root, after
+	// the misalignment (the two are not combined by eval).
+	dim  *dataset.Dim
+	root string
 }
 
 func (s imageFiles) Len() int { return len(s.paths) }
@@ -34,11 +38,15 @@ func (s imageFiles) Image(i int) (image.Image, error) { return s.load(s.paths[i]
 func (s imageFiles) ImageName(i int) string { return s.paths[i] }
 
 // load is a dataset.Loader: the image as the evaluation sees it (moved
-// by its misalignment transform, when there is one).
+// by its misalignment transform, darkened by the dark-line protocol, when
+// there is one).
 func (s imageFiles) load(path string) (image.Image, error) {
 	img, err := s.loadRaw(path)
 	if p, ok := s.params(path); ok && err == nil {
 		img = p.Apply(img)
+	}
+	if s.dim != nil && err == nil {
+		img = s.dim.Apply(img, s.key(path))
 	}
 	return img, err
 }
@@ -57,11 +65,16 @@ func (s imageFiles) params(path string) (dataset.MisalignParams, bool) {
 	if s.misalign == nil {
 		return dataset.MisalignParams{}, false
 	}
-	key := path
+	return s.misalign.Params(s.key(path)), true
+}
+
+// key is the image's path under the data set's folder, with forward
+// slashes: the transforms' key, the same whatever folder the set lies in.
+func (s imageFiles) key(path string) string {
 	if rel, err := filepath.Rel(s.root, path); err == nil {
-		key = filepath.ToSlash(rel)
+		return filepath.ToSlash(rel)
 	}
-	return s.misalign.Params(key), true
+	return path
 }
 
 // skipped counts the files a command left out, by reason, for its summary
