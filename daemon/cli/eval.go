@@ -1751,7 +1751,7 @@ func scoresLabels(items []evalItem, only string) ([]float64, []bool) {
 func printEval(w io.Writer, rep *EvalReport) {
 	for _, s := range rep.Sets {
 		if d := s.Dim; d != nil {
-			fmt.Fprintf(w, "%s: dark line (--dim %g): levels times %.4f (mean luminance %.1f over %s), noise of SD %.2g/%.2g/%.2g levels (R/G/B), %g hot pixels per 10,000, seed %d\n",
+			fmt.Fprintf(w, "%s: dark line (--dim %g): levels times %.4f (mean luminance %.1f over %s), noise of SD %g/%g/%g levels (R/G/B), %g hot pixels per 10,000, seed %d\n",
 				s.Data, d.Mean, d.Scale, d.SampleLuma, plural(d.SampleImages, "training image"), d.NoiseRGB[0], d.NoiseRGB[1], d.NoiseRGB[2], d.HotPixelsPer10000, d.Seed)
 		}
 		detail := []EvalSet{s}

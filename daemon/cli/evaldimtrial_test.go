@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// The dark-line line gives the noise as asked: --dim-noise 10.5 is
+// 12.6/10.5/14.7 levels (R/G/B), as the JSON's noise_rgb, not 13/10/15.
+func TestPrintEvalDimNoise(t *testing.T) {
+	for _, c := range []struct {
+		d    DimProtocol
+		want string
+	}{
+		{DimProtocol{Mean: 19, Noise: 10.5, NoiseRGB: [3]float64{12.6, 10.5, 14.7}, HotPixelsPer10000: 3, Seed: 1, SampleImages: 8, SampleLuma: 186.5, Scale: 19 / 186.5},
+			"noise of SD 12.6/10.5/14.7 levels (R/G/B)"},
+		{DimProtocol{Mean: 19, Noise: 2.25, NoiseRGB: [3]float64{2.7, 2.25, 3.15}, HotPixelsPer10000: 3, Seed: 1, SampleImages: 8, SampleLuma: 186.5, Scale: 19 / 186.5},
+			"noise of SD 2.7/2.25/3.15 levels (R/G/B)"},
+	} {
+		var out bytes.Buffer
+		printEval(&out, &EvalReport{Sets: []EvalSet{{Data: "a", Dim: &c.d}}})
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("--dim-noise %g: %q, want %q", c.d.Noise, out.String(), c.want)
+		}
+	}
+}
