@@ -1992,7 +1992,11 @@ func optFigure(v *float64, format string) string {
 // printCandidates shows every search candidate's synthetic figures beside
 // its real ones, and how well the first rank the second.
 func printCandidates(w io.Writer, s *EvalSet) {
-	fmt.Fprintf(w, "recipe candidates on %s: synthetic defects (validation) against the real test set\n", s.Data)
+	name := s.Data
+	if s.Dim != nil {
+		name += "@" + s.Dim.tag() // the real figures are on the darkened test images
+	}
+	fmt.Fprintf(w, "recipe candidates on %s: synthetic defects (validation) against the real test set\n", name)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "recipe\tsyn score\tsyn image\tsyn pixel\tsyn PRO\tsyn FA\treal image\treal pixel\treal PRO\treal FA\treal miss\treal region IoU\t")
 	for _, c := range s.Candidates {

@@ -25,3 +25,19 @@ func TestPrintEvalDimNoise(t *testing.T) {
 		}
 	}
 }
+
+// With --candidates the candidates' table names the set as the rows do,
+// with the protocol: its real figures are on the darkened test images.
+func TestPrintCandidatesDim(t *testing.T) {
+	d := DimProtocol{Mean: 19, Noise: 3.5, NoiseRGB: [3]float64{4.2, 3.5, 4.9}, HotPixelsPer10000: 3, Seed: 1, SampleImages: 8, SampleLuma: 186.5, Scale: 19 / 186.5}
+	var out bytes.Buffer
+	printCandidates(&out, &EvalSet{Data: "sets/a", Dim: &d, Candidates: []CandidateEval{{Recipe: "plain", Chosen: true}}})
+	if want := "recipe candidates on sets/a@dim19:"; !strings.Contains(out.String(), want) {
+		t.Errorf("%q, want %q", out.String(), want)
+	}
+	out.Reset()
+	printCandidates(&out, &EvalSet{Data: "sets/a", Candidates: []CandidateEval{{Recipe: "plain", Chosen: true}}})
+	if want := "recipe candidates on sets/a:"; !strings.Contains(out.String(), want) {
+		t.Errorf("without --dim: %q, want %q", out.String(), want)
+	}
+}
