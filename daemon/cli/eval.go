@@ -422,7 +422,7 @@ func cmdEval() *Command {
 			misalignSeeds := fs.Int("misalign-seeds", 5, "with --misalign: the number of random draws (seeds 1..N), each shown, their mean reported")
 			misalignParts := fs.String("misalign-parts", "all", "with --misalign: the protocol's parts applied (all; crop: the centred window alone, one draw, nothing moved; shift: the window at a random place; turn: the turn alone), to tell what each costs")
 			misalignFill := fs.String("misalign-fill", "black", "with --misalign: what fills the corners a turn uncovers (black, as the paper's torchvision does; edge: the image's edge repeated)")
-			dim := fs.Float64("dim", 0, fmt.Sprintf("the dark-line protocol: every training and test image darkened by one factor for the set to this mean grey level (1 to %d of 255, measured on %d training images; 0: off), with coloured sensor noise and hot pixels", dataset.DimMaxMean, dataset.DimSample))
+			dim := fs.Float64("dim", 0, fmt.Sprintf("the dark-line protocol: every training and test image darkened by one factor for the set to this mean grey level (1 to %d of 255, measured on up to %d training images; 0: off), with coloured sensor noise and hot pixels", dataset.DimMaxMean, dataset.DimSample))
 			dimNoise := fs.Float64("dim-noise", dataset.DimNoise, fmt.Sprintf("with --dim: the sensor noise's standard deviation in levels (0 to %d; green, red 1.2 and blue 1.4 times it)", dataset.DimMaxNoise))
 			alignMode := fs.String("align", "", "override capture.align.mode (auto, off, translate, rigid, turn)")
 			if err := parseFlags(fs, args); err != nil {
