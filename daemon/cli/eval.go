@@ -119,8 +119,9 @@ func (d *DimProtocol) tag() string {
 // can be read, dataset.DimSample of them at most, spread over them) and
 // returns the dark-line protocol bringing them to mean grey level mean
 // with noise of standard deviation noise (levels), and its description.
-// It fails when no training image can be read or they are black.
-func newDim(dir string, train []string, mean, noise float64, maxPixels int64) (*dataset.Dim, *DimProtocol, error) {
+// It fails when no training image can be read or they are black; sk is
+// the training files left out (admitImages), said when none is left.
+func newDim(dir string, train []string, mean, noise float64, maxPixels int64, sk *skipped) (*dataset.Dim, *DimProtocol, error) {
 	sample := train
 	if len(sample) > dataset.DimSample {
 		sample = spread(sample, dataset.DimSample)
@@ -134,7 +135,11 @@ func newDim(dir string, train []string, mean, noise float64, maxPixels int64) (*
 		lumas = append(lumas, dataset.MeanLuma(img))
 	}
 	if len(lumas) == 0 {
-		return nil, nil, fmt.Errorf("--dim on %s: no training image can be read to measure the line's exposure on", dir)
+		why := "" // an empty train/good is refused by dataset.Scan before
+		if sum := sk.String(); sum != "" {
+			why = " (" + sum + ")"
+		}
+		return nil, nil, fmt.Errorf("--dim on %s: no training image is left to measure the line's exposure on%s", dir, why)
 	}
 	d, err := dataset.NewDim(mean, noise, dimSeed, lumas)
 	if err != nil {
@@ -693,7 +698,7 @@ func cmdEval() *Command {
 			dimInfo := make([]*DimProtocol, len(data))
 			if *dim != 0 {
 				for i := range sets {
-					if dims[i], dimInfo[i], err = newDim(data[i], trains[i], *dim, *dimNoise, int64(cfg.Capture.MaxPixels)); err != nil {
+					if dims[i], dimInfo[i], err = newDim(data[i], trains[i], *dim, *dimNoise, int64(cfg.Capture.MaxPixels), admits[i]); err != nil {
 						return err
 					}
 					env.Log.Info("dark line", "data", data[i], "mean", *dim, "sample_luma", dimInfo[i].SampleLuma,

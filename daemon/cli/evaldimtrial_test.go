@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"image"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -39,5 +41,30 @@ func TestPrintCandidatesDim(t *testing.T) {
 	printCandidates(&out, &EvalSet{Data: "sets/a", Candidates: []CandidateEval{{Recipe: "plain", Chosen: true}}})
 	if want := "recipe candidates on sets/a:"; !strings.Contains(out.String(), want) {
 		t.Errorf("without --dim: %q, want %q", out.String(), want)
+	}
+}
+
+// Training images too small to inspect leave --dim nothing to measure the
+// exposure on: the refusal says why they were left out, as the fit's
+// does without --dim, not that none can be read.
+func TestEvalDimNoTrainingImage(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "tiny")
+	exportSet(t, set, 4, 4, 3)
+	cfg := evalConfig(t, dir)
+	imgs, _ := filepath.Glob(filepath.Join(set, "train", "good", "*.png"))
+	for _, p := range imgs {
+		if err := writePNG(p, image.NewGray(image.Rect(0, 0, 8, 8))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--dim", "19")
+	for _, want := range []string{"--dim on " + set, "under 16 pixels a side"} {
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("8×8 training images: exit %d, %s; want %q", code, stderr, want)
+		}
+	}
+	if strings.Contains(stderr, "can be read") {
+		t.Errorf("8×8 training images: %s; they can be read", stderr)
 	}
 }
