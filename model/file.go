@@ -28,6 +28,12 @@ type preprocessing struct {
 	Sigma  float64    `json:"sigma"`
 	// Standardize is absent (false) in files written before it existed.
 	Standardize bool `json:"standardize,omitempty"`
+	// StandardizeMaxGain is the bound on the standardization's contrast
+	// stretch the model was fitted under (backbone.Standardizer.MaxGain);
+	// absent in files written before the bound was lowered to
+	// backbone.DefaultMaxGain, which stretch up to backbone.LegacyMaxGain
+	// as they were fitted.
+	StandardizeMaxGain float64 `json:"standardize_max_gain,omitempty"`
 	// TrainInput is what the training images were (gray or colour);
 	// absent in files written before it was recorded.
 	TrainInput string `json:"train_input,omitempty"`
@@ -72,6 +78,10 @@ const (
 	// scale (Detector.fineMap): that map's own threshold.
 	metaFineThreshold = "fine_threshold"
 )
+
+// maxStandardizeGain bounds a model file's standardize_max_gain: a larger
+// stretch only amplifies a frame's noise.
+const maxStandardizeGain = 255
 
 // maxScales bounds the scales a model file may declare.
 const maxScales = 8
@@ -155,9 +165,13 @@ func (d *Detector) fileModel() (*padim.Model, error) {
 		return d.ensembleModel()
 	}
 	p := d.opts.Backbone.Preprocess
+	var maxGain float64
+	if d.std != nil {
+		maxGain = d.std.Gain()
+	}
 	pre, err := json.Marshal(preprocessing{Resize: string(d.recipe.resize()), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma,
-		Standardize: d.recipe.Standardize, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis, Path: d.info.Backbone, TrainInput: d.trainInput,
-		TrainAspect: d.trainAspectMeta()})
+		Standardize: d.recipe.Standardize, StandardizeMaxGain: maxGain, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis,
+		Path: d.info.Backbone, TrainInput: d.trainInput, TrainAspect: d.trainAspectMeta()})
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +373,16 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	}
 	d.opts.Backbone = bo
 	if pre.Standardize {
-		d.std = &backbone.Standardizer{}
+		g := pre.StandardizeMaxGain
+		if g == 0 {
+			g = backbone.LegacyMaxGain
+		}
+		if !(g >= 1 && g <= maxStandardizeGain) {
+			return fail(fmt.Errorf("preprocessing metadata: standardize_max_gain %g, want 1 to %g", pre.StandardizeMaxGain, float64(maxStandardizeGain)))
+		}
+		d.std = &backbone.Standardizer{MaxGain: g}
+	} else if pre.StandardizeMaxGain != 0 {
+		return fail(fmt.Errorf("preprocessing metadata: standardize_max_gain %g without standardize", pre.StandardizeMaxGain))
 	}
 	switch pre.TrainInput {
 	case "", inputGray, inputColour:

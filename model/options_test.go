@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"encoding/json"
 	"image"
 	"math"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/modeltest"
+	"github.com/inspectd/inspectd/model/padim"
 )
 
 // brushed renders one brushed-metal part (the same vertical streaks every
@@ -158,6 +160,72 @@ func TestRecipeBackbones(t *testing.T) {
 			t.Errorf("%q with %v: %v, want nil", tc.recipe, tc.bundled, err)
 		case tc.missing != "" && (err == nil || !strings.Contains(err.Error(), "bundled backbone "+tc.missing+" is not installed")):
 			t.Errorf("%q with %v: %v, want %s named as not installed", tc.recipe, tc.bundled, err, tc.missing)
+		}
+	}
+}
+
+// A model file records the bound on the standardization's stretch it was
+// fitted under; one from before the bound was lowered (no
+// standardize_max_gain) stretches as it was fitted, up to
+// backbone.LegacyMaxGain, and a bound out of range is refused.
+func TestStandardizeMaxGainInFile(t *testing.T) {
+	sameFitPath(t)
+	std := fitTest(t, Options{Standardize: true})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.safetensors")
+	if err := std.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	load := func(path string) (*Detector, error) { return Load(path, std.opts) }
+	l, err := load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := l.Standardizer().Gain(); g != backbone.DefaultMaxGain {
+		t.Errorf("new file: stretch bound %g, want %g", g, backbone.DefaultMaxGain)
+	}
+	l.Close()
+	// rewrite saves the file again with its preprocessing's
+	// standardize_max_gain replaced (nil: absent).
+	rewrite := func(name string, gain any) string {
+		m, err := padim.Load(path, padim.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		var pre map[string]any
+		if err := json.Unmarshal([]byte(m.Meta.Preprocessing), &pre); err != nil {
+			t.Fatal(err)
+		}
+		if pre["standardize_max_gain"] == nil {
+			t.Fatalf("the file's preprocessing has no standardize_max_gain: %s", m.Meta.Preprocessing)
+		}
+		delete(pre, "standardize_max_gain")
+		if gain != nil {
+			pre["standardize_max_gain"] = gain
+		}
+		b, err := json.Marshal(pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Meta.Preprocessing = string(b)
+		out := filepath.Join(dir, name)
+		if err := padim.Save(out, m); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	l, err = load(rewrite("old.safetensors", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := l.Standardizer().Gain(); g != backbone.LegacyMaxGain {
+		t.Errorf("file without standardize_max_gain: stretch bound %g, want %g", g, backbone.LegacyMaxGain)
+	}
+	l.Close()
+	for _, g := range []float64{0.5, 1000, -3} {
+		if _, err := load(rewrite("bad.safetensors", g)); err == nil || !strings.Contains(err.Error(), "standardize_max_gain") {
+			t.Errorf("standardize_max_gain %g: err %v, want a refusal naming standardize_max_gain", g, err)
 		}
 	}
 }

@@ -255,6 +255,10 @@ type Standardizer struct {
 	// Mean and Std are the target luminance mean and standard deviation
 	// (0..255 scale); 0 means 128 and StandardStd.
 	Mean, Std float64
+	// MaxGain bounds the contrast stretch (0: DefaultMaxGain). A model
+	// file records the bound it was fitted under, so that a model fitted
+	// before DefaultMaxGain (LegacyMaxGain) scores frames as it was fitted.
+	MaxGain float64
 
 	gray  *image.Gray
 	rgba  *image.RGBA
@@ -265,7 +269,7 @@ type Standardizer struct {
 // texture detail, narrow enough that little clips at 0 or 255.
 const StandardStd = 40
 
-// maxGain is the most Standardizer stretches an image's contrast: a frame
+// DefaultMaxGain is the most Standardizer stretches an image's contrast: a frame
 // whose luminance spread is under StandardStd/maxGain (12 levels) keeps
 // part of its own, so that neither a flat image (a lens cap, a blank
 // frame) nor a dark, low-contrast line is blown up into amplified sensor
@@ -277,7 +281,19 @@ const StandardStd = 40
 // line"): the fixed recipe's image AUROC / PRO 0.618 / 0.789 → 0.679 /
 // 0.817 (plain PaDiM 0.706 / 0.864). Of the shared sets' frames only 13 of
 // magnetic tile's 1,344 have a spread under 12 levels.
-const maxGain = StandardStd / 12.0
+const DefaultMaxGain = StandardStd / 12.0
+
+// LegacyMaxGain is the bound of models fitted before DefaultMaxGain: only a
+// spread under 2 levels was spared (StandardStd/2, a stretch of up to 20×).
+const LegacyMaxGain = StandardStd / 2.0
+
+// Gain is the bound on the stretch in force: MaxGain, or DefaultMaxGain.
+func (s *Standardizer) Gain() float64 {
+	if s.MaxGain > 0 {
+		return s.MaxGain
+	}
+	return DefaultMaxGain
+}
 
 // Apply returns img standardized. *image.Gray stays gray; everything else
 // becomes *image.RGBA.
@@ -309,7 +325,7 @@ func (s *Standardizer) Apply(img image.Image) image.Image {
 			sum += float64(rs)
 			sq += float64(rq)
 		}
-		lut := affineLUT(sum, sq, float64(w*h), mean, std)
+		lut := affineLUT(sum, sq, float64(w*h), mean, std, s.Gain())
 		for y := 0; y < h; y++ {
 			src := g.Pix[y*g.Stride : y*g.Stride+w]
 			dst := s.gray.Pix[y*s.gray.Stride : y*s.gray.Stride+w]
@@ -340,7 +356,7 @@ func (s *Standardizer) Apply(img image.Image) image.Image {
 			sq += l * l
 		}
 	}
-	lut := affineLUT(sum, sq, float64(w*h), mean, std)
+	lut := affineLUT(sum, sq, float64(w*h), mean, std, s.Gain())
 	for y := 0; y < h; y++ {
 		row := s.rgba.Pix[y*s.rgba.Stride : y*s.rgba.Stride+4*w]
 		for x := 0; x < w; x++ {
@@ -358,20 +374,20 @@ func copyRows(dst *image.RGBA, pix []uint8, stride, w, h int) {
 }
 
 // gain is the contrast stretch that brings a luminance spread sigma to
-// std, at most maxGain.
-func gain(std, sigma float64) float64 {
-	if sigma*maxGain <= std {
-		return maxGain
+// std, at most bound.
+func gain(std, sigma, bound float64) float64 {
+	if sigma*bound <= std {
+		return bound
 	}
 	return std / sigma
 }
 
 // affineLUT maps a pixel value v to mean + (v−μ)·std/σ, rounded and
 // clipped, where μ and σ come from the sums over n pixels.
-func affineLUT(sum, sq, n, mean, std float64) (lut [256]uint8) {
+func affineLUT(sum, sq, n, mean, std, bound float64) (lut [256]uint8) {
 	mu := sum / n
 	sigma := math.Sqrt(max(sq/n-mu*mu, 0))
-	k := gain(std, sigma)
+	k := gain(std, sigma, bound)
 	for v := range lut {
 		lut[v] = uint8(min(max(mean+(float64(v)-mu)*k+0.5, 0), 255))
 	}

@@ -62,15 +62,23 @@ func TestStandardizerCapsGain(t *testing.T) {
 	var s Standardizer
 	for _, c := range []struct{ mean, contrast float64 }{{19, 6}, {60, 3}} {
 		m, sd := lumaStats(s.Apply(texture(64, 48, c.mean, c.contrast, 8)))
-		in := c.contrast * maxGain
+		in := c.contrast * DefaultMaxGain
 		if math.Abs(m-128) > 1.5 || math.Abs(sd-in) > 0.1*in {
-			t.Errorf("input mean %v contrast %v: output mean %.2f std %.2f, want 128 and %.1f (stretched %.2f×)", c.mean, c.contrast, m, sd, in, maxGain)
+			t.Errorf("input mean %v contrast %v: output mean %.2f std %.2f, want 128 and %.1f (stretched %.2f×)", c.mean, c.contrast, m, sd, in, DefaultMaxGain)
 		}
 	}
 	// The fused path's photometric map takes the same gain.
 	img := texture(64, 48, 19, 6, 9)
-	if ph := (&Standardizer{}).Measure(img); math.Abs(float64(ph.Gain)-maxGain) > 1e-3 {
-		t.Errorf("Measure: gain %.3f, want %.3f", ph.Gain, maxGain)
+	if ph := (&Standardizer{}).Measure(img); math.Abs(float64(ph.Gain)-DefaultMaxGain) > 1e-3 {
+		t.Errorf("Measure: gain %.3f, want %.3f", ph.Gain, DefaultMaxGain)
+	}
+	// A model fitted under the old bound keeps it: the full contrast.
+	old := Standardizer{MaxGain: LegacyMaxGain}
+	if _, sd := lumaStats(old.Apply(img)); math.Abs(sd-StandardStd) > 1.5 {
+		t.Errorf("MaxGain %g: output std %.2f, want %d", LegacyMaxGain, sd, StandardStd)
+	}
+	if ph := old.Measure(img); math.Abs(float64(ph.Gain)-StandardStd/6.0) > 0.5 {
+		t.Errorf("MaxGain %g: Measure gain %.3f, want about %g", LegacyMaxGain, ph.Gain, StandardStd/6.0)
 	}
 }
 
