@@ -167,7 +167,7 @@ func (d *Detector) fileModel() (*padim.Model, error) {
 	p := d.opts.Backbone.Preprocess
 	var maxGain float64
 	if d.std != nil {
-		maxGain = d.std.Gain()
+		maxGain = d.std.GainBound()
 	}
 	pre, err := json.Marshal(preprocessing{Resize: string(d.recipe.resize()), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma,
 		Standardize: d.recipe.Standardize, StandardizeMaxGain: maxGain, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis,

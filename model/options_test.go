@@ -181,7 +181,7 @@ func TestStandardizeMaxGainInFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := l.Standardizer().Gain(); g != backbone.DefaultMaxGain {
+	if g := l.Standardizer().GainBound(); g != backbone.DefaultMaxGain {
 		t.Errorf("new file: stretch bound %g, want %g", g, backbone.DefaultMaxGain)
 	}
 	l.Close()
@@ -219,7 +219,7 @@ func TestStandardizeMaxGainInFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := l.Standardizer().Gain(); g != backbone.LegacyMaxGain {
+	if g := l.Standardizer().GainBound(); g != backbone.LegacyMaxGain {
 		t.Errorf("file without standardize_max_gain: stretch bound %g, want %g", g, backbone.LegacyMaxGain)
 	}
 	l.Close()

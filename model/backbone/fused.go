@@ -1080,7 +1080,7 @@ func (s *Standardizer) Measure(img image.Image) Photometric {
 	}
 	mu := sum / float64(n)
 	sigma := math.Sqrt(max(sq/float64(n)-mu*mu, 0))
-	k := gain(std, sigma, s.Gain())
+	k := gain(std, sigma, s.GainBound())
 	return Photometric{Gain: float32(k), Offset: float32(mean - mu*k)}
 }
 

@@ -270,7 +270,7 @@ type Standardizer struct {
 const StandardStd = 40
 
 // DefaultMaxGain is the most Standardizer stretches an image's contrast: a frame
-// whose luminance spread is under StandardStd/maxGain (12 levels) keeps
+// whose luminance spread is under StandardStd/DefaultMaxGain (12 levels) keeps
 // part of its own, so that neither a flat image (a lens cap, a blank
 // frame) nor a dark, low-contrast line is blown up into amplified sensor
 // noise. Before, only spreads under 2 levels were spared (a stretch of up
@@ -287,8 +287,8 @@ const DefaultMaxGain = StandardStd / 12.0
 // spread under 2 levels was spared (StandardStd/2, a stretch of up to 20×).
 const LegacyMaxGain = StandardStd / 2.0
 
-// Gain is the bound on the stretch in force: MaxGain, or DefaultMaxGain.
-func (s *Standardizer) Gain() float64 {
+// GainBound is the bound on the stretch in force: MaxGain, or DefaultMaxGain.
+func (s *Standardizer) GainBound() float64 {
 	if s.MaxGain > 0 {
 		return s.MaxGain
 	}
@@ -325,7 +325,7 @@ func (s *Standardizer) Apply(img image.Image) image.Image {
 			sum += float64(rs)
 			sq += float64(rq)
 		}
-		lut := affineLUT(sum, sq, float64(w*h), mean, std, s.Gain())
+		lut := affineLUT(sum, sq, float64(w*h), mean, std, s.GainBound())
 		for y := 0; y < h; y++ {
 			src := g.Pix[y*g.Stride : y*g.Stride+w]
 			dst := s.gray.Pix[y*s.gray.Stride : y*s.gray.Stride+w]
@@ -356,7 +356,7 @@ func (s *Standardizer) Apply(img image.Image) image.Image {
 			sq += l * l
 		}
 	}
-	lut := affineLUT(sum, sq, float64(w*h), mean, std, s.Gain())
+	lut := affineLUT(sum, sq, float64(w*h), mean, std, s.GainBound())
 	for y := 0; y < h; y++ {
 		row := s.rgba.Pix[y*s.rgba.Stride : y*s.rgba.Stride+4*w]
 		for x := 0; x < w; x++ {

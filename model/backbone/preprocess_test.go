@@ -55,7 +55,7 @@ func TestStandardizerTargetsMeanAndContrast(t *testing.T) {
 }
 
 // A dark, low-contrast frame (a line under weak light) is stretched by
-// at most maxGain: its contrast is mostly the sensor's noise, which a
+// at most DefaultMaxGain: its contrast is mostly the sensor's noise, which a
 // stretch to the full StandardStd would blow up 7-fold into texture that
 // drowns faint defects. Its mean still moves to the target.
 func TestStandardizerCapsGain(t *testing.T) {
