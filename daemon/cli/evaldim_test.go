@@ -91,6 +91,9 @@ func TestEvalDimTrainDraws(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	if !strings.Contains(stdout, "b@dim40-noise2 over 2 draws of") {
+		t.Errorf("the draws' spread does not name the protocol:\n%s", stdout)
+	}
 	if !strings.Contains(stdout, "b@dim40-noise2@train-draw1") || !strings.Contains(stdout, "b@dim40-noise2@train-draw mean of 2") {
 		t.Errorf("the draws' rows do not say the protocol:\n%s", stdout)
 	}
