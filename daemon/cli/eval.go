@@ -105,10 +105,14 @@ type DimProtocol struct {
 // images under the same noise).
 const dimSeed = 1
 
-// tag names the protocol in the results' labels: "dim19", with the noise
-// where it is not the default ("dim19-noise2").
-func (d *DimProtocol) tag() string {
-	t := fmt.Sprintf("dim%g", d.Mean)
+// suffix is what the protocol adds to a set's name in the results' labels:
+// "@dim19", with the noise where it is not the default
+// ("@dim19-noise2"); "" for no protocol (a nil d).
+func (d *DimProtocol) suffix() string {
+	if d == nil {
+		return ""
+	}
+	t := fmt.Sprintf("@dim%g", d.Mean)
 	if d.Noise != dataset.DimNoise {
 		t += fmt.Sprintf("-noise%g", d.Noise)
 	}
@@ -715,11 +719,8 @@ func cmdEval() *Command {
 					train = spread(train, *maxTrain)
 				}
 				all := EvalSet{Data: dir}
-				label := dir // the results' data: the set, and the protocol applied
-				if dimInfo[i] != nil {
-					label += "@" + dimInfo[i].tag()
-				}
-				said := "" // the skipped files' summary last printed for the set
+				label := dir + dimInfo[i].suffix() // the results' data: the set, and the protocol applied
+				said := ""                         // the skipped files' summary last printed for the set
 				drawn := *misalign || *trainDraws > 0
 				if *misalign {
 					all.Misalign = tag
@@ -1829,10 +1830,7 @@ func printEval(w io.Writer, rep *EvalReport) {
 		return filepath.Clean(dir)
 	}
 	for _, s := range rep.Sets {
-		name, base := setName(s.Data), s.Data
-		if s.Dim != nil {
-			name, base = name+"@"+s.Dim.tag(), base+"@"+s.Dim.tag()
-		}
+		name, base := setName(s.Data)+s.Dim.suffix(), s.Data+s.Dim.suffix()
 		for _, d := range s.Draws {
 			for _, r := range d.Results {
 				row(name+strings.TrimPrefix(d.Data, base), &r, false) // the set as the mean row names it, then the draw
@@ -1997,11 +1995,8 @@ func optFigure(v *float64, format string) string {
 // printCandidates shows every search candidate's synthetic figures beside
 // its real ones, and how well the first rank the second.
 func printCandidates(w io.Writer, s *EvalSet) {
-	name := s.Data
-	if s.Dim != nil {
-		name += "@" + s.Dim.tag() // the real figures are on the darkened test images
-	}
-	fmt.Fprintf(w, "recipe candidates on %s: synthetic defects (validation) against the real test set\n", name)
+	// The real figures are on the darkened test images, where --dim is on.
+	fmt.Fprintf(w, "recipe candidates on %s: synthetic defects (validation) against the real test set\n", s.Data+s.Dim.suffix())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "recipe\tsyn score\tsyn image\tsyn pixel\tsyn PRO\tsyn FA\treal image\treal pixel\treal PRO\treal FA\treal miss\treal region IoU\t")
 	for _, c := range s.Candidates {

@@ -204,11 +204,7 @@ func printDrawSpread(w io.Writer, rep *EvalReport, setName func(string) string) 
 		if s.TrainDrawImages > 0 {
 			what = fmt.Sprintf("draws of %d training images", s.TrainDrawImages)
 		}
-		name := setName(s.Data)
-		if s.Dim != nil {
-			name += "@" + s.Dim.tag() // the draws were of the darkened images
-		}
-		fmt.Fprintf(w, "\n%s over %d %s: standard deviation between draws\n", name, sp.Draws, what)
+		fmt.Fprintf(w, "\n%s over %d %s: standard deviation between draws\n", setName(s.Data)+s.Dim.suffix(), sp.Draws, what)
 		noPixel := s.Results[0].NoPixelFigures != ""
 		pix := func(v float64) string {
 			if noPixel {
