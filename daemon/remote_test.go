@@ -275,6 +275,12 @@ func TestRemoteRefitAndRollback(t *testing.T) {
 		prev = score
 	}
 
+	// The line's noise against its contrast, as fit prints it.
+	if ln, _ := rep["line_noise"].(map[string]any); ln == nil || ln["images"] != float64(model.LineNoiseImages) || !(ln["noise"].(float64) >= 0) ||
+		!(ln["contrast"].(float64) > 0) || ln["noisy"] == nil {
+		t.Errorf("refit reply line_noise %v, want images %d, noise, contrast and noisy", rep["line_noise"], model.LineNoiseImages)
+	}
+
 	// Defective parts score above the new model's threshold.
 	cfg := d.Config()
 	mopts, err := ModelOptions(cfg, testLogger(t))

@@ -51,6 +51,7 @@ type ensembleMeta struct {
 	ID              string         `json:"id"`
 	RecipeChoice    string         `json:"recipe_choice,omitempty"`
 	RecipeFigures   *RecipeFigures `json:"recipe_figures,omitempty"`
+	LineNoise       *LineNoise     `json:"line_noise,omitempty"`
 }
 
 // parts is the detectors that run a frame: the members of an ensemble, or
@@ -365,7 +366,7 @@ func (d *Detector) ensembleLOOScores(loos []*looGrids) ([]float64, error) {
 // the members' own descriptions.
 func (d *Detector) describeEnsemble(images, thresholdImages int, id string) {
 	i := d.members[0].Info()
-	i.RecipeChoice, i.RecipeFigures = "", nil
+	i.RecipeChoice, i.RecipeFigures, i.LineNoise = "", nil, nil
 	i.Recipe, i.Images, i.ThresholdImages = d.recipe.Name(), images, thresholdImages
 	i.ImageThreshold, i.PixelThreshold = d.th.Image, d.th.Pixel
 	i.StateBytes = 0
@@ -400,7 +401,7 @@ func (d *Detector) ensembleModel() (*padim.Model, error) {
 		m.Members = append(m.Members, mm)
 	}
 	js, err := json.Marshal(ensembleMeta{ImageThreshold: d.th.Image, PixelThreshold: d.th.Pixel, ThresholdImages: d.info.ThresholdImages,
-		ID: d.info.ID, RecipeChoice: d.info.RecipeChoice, RecipeFigures: d.info.RecipeFigures})
+		ID: d.info.ID, RecipeChoice: d.info.RecipeChoice, RecipeFigures: d.info.RecipeFigures, LineNoise: d.info.LineNoise})
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +454,12 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 	d.describeEnsemble(d.members[0].info.Images, em.ThresholdImages, em.ID)
 	d.info.Fitted = d.members[0].info.Fitted
 	d.info.RecipeChoice, d.info.RecipeFigures = em.RecipeChoice, em.RecipeFigures
+	if em.LineNoise != nil {
+		if err := em.LineNoise.check(); err != nil {
+			return fail(fmt.Errorf("metadata %s: line_noise: %w", metaEnsemble, err))
+		}
+		d.info.LineNoise = em.LineNoise
+	}
 	var scales []padim.ScaleState
 	for k, m := range d.members {
 		scales = append(scales, m.scaleStates(memberPrefix(k))...)

@@ -149,6 +149,9 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	if li.ID != info.ID || li.ImageThreshold != info.ImageThreshold || li.Recipe != info.Recipe || len(li.Members) != 2 || li.ThresholdImages != 30 {
 		t.Errorf("info after load %+v, fitted %+v", li, info)
 	}
+	if info.LineNoise == nil || *info.LineNoise != rep.Noise || li.LineNoise == nil || *li.LineNoise != rep.Noise {
+		t.Errorf("line noise: fitted %v, loaded %v, the report's %+v", info.LineNoise, li.LineNoise, rep.Noise)
+	}
 	pm, err := padim.Load(path, padim.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,7 @@ const (
 	metaRecipe          = "recipe"
 	metaRecipeChoice    = "recipe_choice"
 	metaRecipeFigures   = "recipe_figures"
+	metaLineNoise       = "line_noise"
 	metaThresholdImages = "threshold_images"
 	// metaFineThreshold is set when the published map follows the patch
 	// scale (Detector.fineMap): that map's own threshold.
@@ -200,6 +201,13 @@ func (d *Detector) fileModel() (*padim.Model, error) {
 			return nil, err
 		}
 		m.Meta.Extra[metaRecipeFigures] = string(f)
+	}
+	if d.info.LineNoise != nil {
+		f, err := json.Marshal(d.info.LineNoise)
+		if err != nil {
+			return nil, err
+		}
+		m.Meta.Extra[metaLineNoise] = string(f)
 	}
 	if d.localizesFine() {
 		m.Meta.Extra[metaFineThreshold] = strconv.FormatFloat(d.fineTh, 'g', -1, 64)
@@ -492,6 +500,13 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 			return fail(fmt.Errorf("metadata %s: %w", metaRecipeFigures, err))
 		}
 		d.info.RecipeFigures = &rf
+	}
+	if f, ok := pm.Meta.Extra[metaLineNoise]; ok {
+		ln, err := parseLineNoise(f)
+		if err != nil {
+			return fail(fmt.Errorf("metadata %s: %w", metaLineNoise, err))
+		}
+		d.info.LineNoise = ln
 	}
 	d.info.HeldOut, _ = strconv.Atoi(pm.Meta.Extra["held_out"])
 	d.info.ThresholdImages, _ = strconv.Atoi(pm.Meta.Extra[metaThresholdImages])

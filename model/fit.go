@@ -39,6 +39,9 @@ type FitReport struct {
 	// InputCoverage is the mean share of the network input that held image
 	// (below 1 when letterboxing pads the frame).
 	InputCoverage float64
+	// Noise is the training images' sensor noise against their contrast
+	// (also Info.LineNoise); Noise.Low() lines are warned of.
+	Noise LineNoise
 	// Highest are the training images with the highest leave-one-out
 	// scores, highest first (at most HighestImages; none with an explicit
 	// threshold), and MedianScore the median of all of them: the
@@ -201,6 +204,19 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		d.opts.HalfPrecision = true
 	}
 	d.info.RecipeChoice = choice
+	if rep.Noise, err = measureLineNoise(ctx, src, all); err != nil {
+		d.Close()
+		return nil, rep, err
+	}
+	if rep.Noise.Images > 0 {
+		ln := rep.Noise
+		d.info.LineNoise = &ln
+	}
+	if rep.Noise.Low() {
+		opts.Logger.Warn("the line is noisy: its sensor noise is a large share of what its frames show, faint defects may drown in it, and the recipe search's synthetic defects cannot tell how a recipe fares on them; check the model on real defective images (inspectd eval --compare plain); more light or less camera gain helps most",
+			"noise", fmt.Sprintf("%.2f", rep.Noise.Noise), "contrast", fmt.Sprintf("%.1f", rep.Noise.Contrast),
+			"ratio", fmt.Sprintf("%.1f", rep.Noise.Ratio()), "bound", LowSignalToNoise, "images", rep.Noise.Images)
+	}
 	if sr != nil {
 		rep.Search = sr
 		rep.SearchTime = sr.Wall

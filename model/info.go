@@ -10,13 +10,16 @@ type Info struct {
 	// Recipe is the recipe's name (Recipe.Name); RecipeChoice says how it
 	// was chosen ("auto", "fixed" or "named") and RecipeFigures holds the
 	// validation figures it was chosen by (auto only).
-	Recipe         string         `json:"recipe"`
-	RecipeChoice   string         `json:"recipe_choice,omitempty"`
-	RecipeFigures  *RecipeFigures `json:"recipe_figures,omitempty"`
-	Backbone       string         `json:"backbone"`
-	BackboneSHA256 string         `json:"backbone_sha256"`
-	Taps           []string       `json:"taps"`
-	Resize         string         `json:"resize"`
+	Recipe        string         `json:"recipe"`
+	RecipeChoice  string         `json:"recipe_choice,omitempty"`
+	RecipeFigures *RecipeFigures `json:"recipe_figures,omitempty"`
+	// LineNoise is the training images' sensor noise against their
+	// contrast (nil: not measured, files from before it was).
+	LineNoise      *LineNoise `json:"line_noise,omitempty"`
+	Backbone       string     `json:"backbone"`
+	BackboneSHA256 string     `json:"backbone_sha256"`
+	Taps           []string   `json:"taps"`
+	Resize         string     `json:"resize"`
 	// Tiles is the number of views per frame (0 or 1: the whole frame),
 	// cut along TileAxis ("x" or "y").
 	Tiles    int     `json:"tiles,omitempty"`

@@ -286,11 +286,14 @@ type EvalResult struct {
 	FitSeconds     float64 `json:"fit_seconds"`
 	// SearchSeconds is the part of the fit the recipe search took.
 	SearchSeconds float64 `json:"search_seconds,omitempty"`
-	ModelBytes    int64   `json:"model_bytes,omitempty"`
-	Features      int     `json:"features,omitempty"`
-	Grid          string  `json:"grid,omitempty"`
-	Resize        string  `json:"resize,omitempty"`
-	Sigma         float64 `json:"sigma"`
+	// LineNoise is the training images' sensor noise against their
+	// contrast, as the model records it (absent where it does not).
+	LineNoise  *model.LineNoise `json:"line_noise,omitempty"`
+	ModelBytes int64            `json:"model_bytes,omitempty"`
+	Features   int              `json:"features,omitempty"`
+	Grid       string           `json:"grid,omitempty"`
+	Resize     string           `json:"resize,omitempty"`
+	Sigma      float64          `json:"sigma"`
 	// ContextPool is the context scale's cell in finest-tap positions (0:
 	// none), ContextFeatures its d and ContextWeight its weight.
 	ContextPool     int     `json:"context_pool"`
@@ -931,6 +934,7 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 	res.ContextPool, res.ContextFeatures, res.ContextWeight = info.ContextPool, info.ContextFeatures, info.ContextWeight
 	res.ModelBytes, res.Threshold, res.ThresholdImages = info.StateBytes, info.ImageThreshold, info.ThresholdImages
 	res.PixelThreshold = info.PixelThreshold
+	res.LineNoise = info.LineNoise
 
 	acc := newTestScore(true)
 	if err := j.scoreTestSet(ctx, env, "eval", func(img image.Image) ([]*model.Inspection, error) {
@@ -1963,6 +1967,9 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 			s = fmt.Sprintf(" (recipe search %.1f s)", r.SearchSeconds)
 		}
 		fmt.Fprintf(tw, "fit\t%s in %.1f s%s\n", plural(r.TrainImages, "image"), r.FitSeconds, s)
+	}
+	if r.LineNoise != nil {
+		fmt.Fprintf(tw, "line noise\t%s\n", lineNoiseText(*r.LineNoise))
 	}
 	fmt.Fprintf(tw, "time per image\t%.1f ms (%s)\n", r.MsPerImage, plural(r.TestImages+r.DefectsOutOfView, "test image"))
 	fmt.Fprintf(tw, "model bytes\t%d (%.1f MiB scoring state)\n", r.ModelBytes, float64(r.ModelBytes)/(1<<20))

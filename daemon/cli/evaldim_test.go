@@ -54,6 +54,10 @@ func TestEvalDim(t *testing.T) {
 	if s.Data != set || r.Data != set+"@dim19" || r.TrainImages != 8 {
 		t.Errorf("set %q, results' data %q (want %q), %d training images", s.Data, r.Data, set+"@dim19", r.TrainImages)
 	}
+	// The darkened line is a noisy one, and the set says so.
+	if n := r.LineNoise; n == nil || n.Images != 8 || !n.Low() || !strings.Contains(stdout, "a noisy line (ratio under 8)") {
+		t.Errorf("line noise %+v: want measured on the 8 training images and noisy, said in the output:\n%s", n, stdout)
+	}
 	// The saved model on the same darkened test images: the same figures.
 	for _, c := range []struct {
 		args []string
@@ -67,6 +71,9 @@ func TestEvalDim(t *testing.T) {
 		s2 := readEvalReport(t, js2).Sets[0]
 		r2 := s2.Results[0]
 		same := r2.ImageAUROC == r.ImageAUROC && r2.PixelAUROC == r.PixelAUROC
+		if r2.LineNoise == nil || r.LineNoise == nil || *r2.LineNoise != *r.LineNoise {
+			t.Errorf("--model %v: line noise %+v, the fitted model's %+v (recorded in the file)", c.args, r2.LineNoise, r.LineNoise)
+		}
 		if same != c.same || (s2.Dim != nil) != c.same {
 			t.Errorf("--model %v: image/pixel AUROC %v/%v, the fit's run %v/%v, dim %+v: want the same figures and protocol %v",
 				c.args, r2.ImageAUROC, r2.PixelAUROC, r.ImageAUROC, r.PixelAUROC, s2.Dim, c.same)

@@ -240,6 +240,12 @@ func cmdFit() *Command {
 					n, model.FewThresholdImages)
 			}
 			printHighest(env.Stdout, rep, info.ImageThreshold)
+			if rep.Noise.Images > 0 {
+				fmt.Fprintf(env.Stdout, "line noise: %s\n", lineNoiseText(rep.Noise))
+			}
+			if rep.Noise.Low() {
+				fmt.Fprintf(env.Stdout, "WARNING: %s\n", noisyLineAdvice)
+			}
 			return nil
 		},
 	}
@@ -587,3 +593,19 @@ func printPixelRatio(w io.Writer, f model.RecipeFigures) {
 			f.PixelRatio, f.RegionIoU, plural(f.RegionImages, "flagged synthetic defect"))
 	}
 }
+
+// lineNoiseText gives a line's noise figures (model.LineNoise) and, for a
+// noisy line, says so.
+func lineNoiseText(n model.LineNoise) string {
+	if n.Low() {
+		return fmt.Sprintf("%s: a noisy line (ratio under %d)", n, model.LowSignalToNoise)
+	}
+	return n.String()
+}
+
+// noisyLineAdvice is what fit says of a noisy line (model.LineNoise.Low).
+const noisyLineAdvice = "the line is noisy: its sensor noise is a large share of what its frames show, and faint defects may drown in it. " +
+	"The recipe search judges recipes on synthetic defects that stand far above any sensor's noise, so it cannot tell how they fare on faint ones " +
+	"(on darkened, noisy copies of screw the recipe it chose scored 0.01–0.04 under plain PaDiM on image AUROC). " +
+	"Check the model on real defective images (inspectd eval --data SET --compare plain) and fit the better recipe by name (model.recipe); " +
+	"more light, or less camera gain, helps most"

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"fmt"
+	"image"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFitSaysTheLineNoise: a fit says the training images' sensor noise
+// against their contrast, and warns of a line whose noise is a large share
+// of it (faint defects may drown in it, and the recipe search's synthetic
+// defects cannot tell); a quiet line gets the figures and no warning.
+func TestFitSaysTheLineNoise(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on the real backbone")
+	}
+	for _, c := range []struct {
+		name  string
+		sd    float64
+		noisy bool
+	}{{"quiet", 1, false}, {"noisy", 12, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			good := filepath.Join(dir, "train", "good")
+			if err := os.MkdirAll(good, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 12 {
+				r := rand.New(rand.NewPCG(uint64(i), 9))
+				img := image.NewGray(image.Rect(0, 0, 128, 96))
+				for y := range 96 {
+					for x := range 128 {
+						v := 110 + 30*math.Sin(float64(x)/6) + c.sd*r.NormFloat64()
+						img.Pix[y*img.Stride+x] = uint8(min(max(math.Round(v), 0), 255))
+					}
+				}
+				f, err := os.Create(filepath.Join(good, fmt.Sprintf("%03d.png", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := png.Encode(f, img); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := filepath.Join(dir, "inspectd.yaml")
+			y := "state_dir: " + t.TempDir() + "\nmodel: {recipe: fixed, features: 16, min_features: 8, context_pool: 0, position_zscore: false, optimize: off}\n"
+			if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", filepath.Join(dir, "m.safetensors"))
+			if code != 0 {
+				t.Fatalf("fit: exit %d\n%s", code, stderr)
+			}
+			var noise, contrast float64
+			_, after, ok := strings.Cut(stdout, "line noise: ")
+			if ok {
+				_, err := fmt.Sscanf(after, "sensor noise %g levels of 255 against a contrast of %g", &noise, &contrast)
+				ok = err == nil && strings.Contains(after, "over 9 good images")
+			}
+			if !ok || math.Abs(noise-c.sd) > 0.15*c.sd || contrast < 20 {
+				t.Fatalf("fit stdout %q: want \"line noise: sensor noise N levels of 255 against a contrast of C … over 9 good images\" with N about %g and C over 20", stdout, c.sd)
+			}
+			warned := strings.Contains(stdout, "WARNING: the line is noisy") && strings.Contains(stdout, "inspectd eval --data SET --compare plain") &&
+				strings.Contains(stdout, "a noisy line (ratio under 8)")
+			if warned != c.noisy {
+				t.Errorf("warned %v, want %v:\n%s", warned, c.noisy, stdout)
+			}
+		})
+	}
+}

@@ -1,0 +1,168 @@
+package model
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/model/padim"
+)
+
+// stripes are gray frames of vertical stripes (amplitude 30) with white
+// sensor noise of standard deviation sd levels.
+type stripes struct {
+	n  int
+	sd float64
+}
+
+func (s stripes) Len() int { return s.n }
+
+func (s stripes) Image(i int) (image.Image, error) {
+	r := rand.New(rand.NewPCG(uint64(i), 3))
+	img := image.NewGray(image.Rect(0, 0, 200, 160))
+	for y := range 160 {
+		for x := range 200 {
+			v := 110 + 30*math.Sin(float64(x)/6) + s.sd*r.NormFloat64()
+			img.Pix[y*img.Stride+x] = uint8(min(max(math.Round(v), 0), 255))
+		}
+	}
+	return img, nil
+}
+
+// A fit measures the line's noise against its contrast on its training
+// images: a line whose noise is a large share of its contrast is warned
+// of, a quiet one is not, and the model file keeps the figures.
+func TestFitLineNoise(t *testing.T) {
+	sameFitPath(t)
+	for _, c := range []struct {
+		name  string
+		sd    float64
+		noisy bool
+	}{{"quiet", 1, false}, {"noisy", 12, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			opts := testOptions(t)
+			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			det, rep, err := Fit(context.Background(), opts, stripes{24, c.sd}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer det.Close()
+			n := rep.Noise
+			if n.Images != LineNoiseImages || math.Abs(n.Noise-c.sd) > 0.15*c.sd || n.Contrast < 20 {
+				t.Fatalf("line noise %+v: want %d images, noise about %g, contrast the stripes' and noise's (over 20)", n, LineNoiseImages, c.sd)
+			}
+			if n.Low() != c.noisy {
+				t.Errorf("%v: Low() %v, want %v", n, n.Low(), c.noisy)
+			}
+			warned := strings.Contains(logs.String(), "the line is noisy")
+			if warned != c.noisy {
+				t.Errorf("warned %v, want %v: %s", warned, c.noisy, logs.String())
+			}
+			if got := det.Info().LineNoise; got == nil || *got != n {
+				t.Fatalf("info's line noise %v, the report's %+v", got, n)
+			}
+			_, ld := saveLoad(t, det, opts)
+			if got := ld.Info().LineNoise; got == nil || *got != n {
+				t.Errorf("loaded model's line noise %v, want %+v", got, n)
+			}
+		})
+	}
+}
+
+// A model file's line_noise is read as written, absent in files from
+// before it was recorded, and refused naming the key when no measurement
+// could give it.
+func TestLineNoiseInFile(t *testing.T) {
+	sameFitPath(t)
+	opts := testOptions(t)
+	det, _, err := Fit(context.Background(), opts, stripes{24, 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := padim.Load(path, padim.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	if _, ok := pm.Meta.Extra[metaLineNoise]; !ok {
+		t.Fatalf("metadata %s not written: %v", metaLineNoise, pm.Meta.Extra)
+	}
+	for _, c := range []struct {
+		name, value string // "": the key removed
+		want        string // "": loads
+	}{
+		{"absent", "", ""},
+		{"written", `{"images":3,"noise":2.5,"contrast":40}`, ""},
+		{"not json", "quiet", metaLineNoise},
+		{"no image", `{"images":0,"noise":2.5,"contrast":40}`, "images 0"},
+		{"negative noise", `{"images":3,"noise":-1,"contrast":40}`, "noise -1"},
+		{"contrast beyond 255", `{"images":3,"noise":1,"contrast":300}`, "contrast 300"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := *pm
+			m.Meta.Extra = map[string]string{}
+			for k, v := range pm.Meta.Extra {
+				m.Meta.Extra[k] = v
+			}
+			delete(m.Meta.Extra, metaLineNoise)
+			if c.value != "" {
+				m.Meta.Extra[metaLineNoise] = c.value
+			}
+			f := filepath.Join(t.TempDir(), "f.safetensors")
+			if err := padim.Save(f, &m); err != nil {
+				t.Fatal(err)
+			}
+			ld, err := Load(f, opts)
+			if c.want != "" {
+				if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), metaLineNoise) || !strings.Contains(err.Error(), f) {
+					t.Fatalf("want an error naming %s, %q and the file, got %v", metaLineNoise, c.want, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ld.Close()
+			got := ld.Info().LineNoise
+			switch {
+			case c.value == "" && got != nil:
+				t.Errorf("a file without %s loads with %+v, want none", metaLineNoise, got)
+			case c.value != "" && (got == nil || *got != LineNoise{Images: 3, Noise: 2.5, Contrast: 40}):
+				t.Errorf("loaded %+v from %s", got, c.value)
+			}
+		})
+	}
+}
+
+func TestLineNoiseRatio(t *testing.T) {
+	for _, c := range []struct {
+		n     LineNoise
+		ratio float64
+		low   bool
+	}{
+		{LineNoise{}, 0, false},
+		{LineNoise{Images: 9, Noise: 0, Contrast: 30}, math.Inf(1), false},
+		{LineNoise{Images: 9, Noise: 2, Contrast: 30}, 15, false},
+		{LineNoise{Images: 9, Noise: 2.5, Contrast: 4.4}, 1.76, true},
+		{LineNoise{Images: 9, Noise: 1, Contrast: LowSignalToNoise}, LowSignalToNoise, false},
+	} {
+		if r := c.n.Ratio(); math.Abs(r-c.ratio) > 1e-9 && !(math.IsInf(r, 1) && math.IsInf(c.ratio, 1)) {
+			t.Errorf("%+v: ratio %g, want %g", c.n, r, c.ratio)
+		}
+		if c.n.Low() != c.low {
+			t.Errorf("%+v: Low %v, want %v", c.n, c.n.Low(), c.low)
+		}
+	}
+}

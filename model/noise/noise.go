@@ -1,0 +1,128 @@
+// Package noise measures a camera's sensor noise and a frame's contrast
+// from single frames, so that a line whose noise is a large share of what
+// its parts show can be told apart from one where it is not.
+//
+// The noise estimate is Immerkær's (J. Immerkær, "Fast Noise Variance
+// Estimation", Computer Vision and Image Understanding 64(2), 1996): the
+// mean absolute response to the 3×3 mask
+//
+//	 1 −2  1
+//	−2  4 −2
+//	 1 −2  1
+//
+// (the difference of two Laplacians, blind to planes and slopes) times
+// √(π/2)/6 is the standard deviation of white Gaussian noise. Edges and
+// fine texture answer the mask too, so the estimate is taken per block of
+// Block×Block pixels and the frame's noise is a low percentile of the
+// blocks' (Percentile): a frame with some flat area, as most inspection
+// scenes have, is then measured where only the noise is left.
+package noise
+
+import (
+	"errors"
+	"image"
+	"image/draw"
+	"math"
+	"slices"
+)
+
+// Block is the side of the square blocks the noise is estimated in
+// (pixels), and Percentile the share of blocks whose estimate is at most
+// the frame's.
+const (
+	Block      = 32
+	Percentile = 0.1
+)
+
+// Levels are a frame's luminance figures, in levels of 255.
+type Levels struct {
+	// Noise is the estimated standard deviation of the sensor noise in
+	// the luminance (Rec. 601 luma).
+	Noise float64
+	// Contrast is the luminance's standard deviation over the frame: how
+	// far apart what the frame shows lies, noise included.
+	Contrast float64
+}
+
+// ErrTooSmall says that a frame is too small for the estimate (under 3
+// pixels a side).
+var ErrTooSmall = errors.New("noise: the frame is under 3 pixels a side")
+
+// Measure returns img's noise and contrast (Levels). A frame smaller than
+// a block is one block; ErrTooSmall for one under 3 pixels a side.
+func Measure(img image.Image) (Levels, error) {
+	w, h, y := luma(img)
+	if w < 3 || h < 3 {
+		return Levels{}, ErrTooSmall
+	}
+	var sum, sq float64
+	for _, v := range y {
+		sum += float64(v)
+		sq += float64(v) * float64(v)
+	}
+	n := float64(len(y))
+	mean := sum / n
+	contrast := math.Sqrt(max(sq/n-mean*mean, 0))
+
+	bw, bh := min(Block, w), min(Block, h)
+	var est []float64
+	for by := 0; by+bh <= h; by += bh {
+		for bx := 0; bx+bw <= w; bx += bw {
+			est = append(est, immerkaer(y, w, bx, by, bw, bh))
+		}
+	}
+	slices.Sort(est)
+	return Levels{Noise: est[int(Percentile*float64(len(est)-1))], Contrast: contrast}, nil
+}
+
+// immerkaer is the noise estimate over the block of bw×bh pixels at
+// (bx, by) of the w-wide plane y.
+func immerkaer(y []float32, w, bx, by, bw, bh int) float64 {
+	var s float64
+	for r := by + 1; r < by+bh-1; r++ {
+		up, mid, down := y[(r-1)*w:], y[r*w:], y[(r+1)*w:]
+		for c := bx + 1; c < bx+bw-1; c++ {
+			v := up[c-1] - 2*up[c] + up[c+1] - 2*mid[c-1] + 4*mid[c] - 2*mid[c+1] + down[c-1] - 2*down[c] + down[c+1]
+			s += math.Abs(float64(v))
+		}
+	}
+	return math.Sqrt(math.Pi/2) * s / (6 * float64(bw-2) * float64(bh-2))
+}
+
+// luma returns img's width, height and luminance plane (row major,
+// levels): the Y plane of a decoded JPEG and a gray image's levels as they
+// are, else Rec. 601 luma of the colours.
+func luma(img image.Image) (int, int, []float32) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := make([]float32, w*h)
+	switch m := img.(type) {
+	case *image.Gray:
+		for r := range h {
+			for c, v := range m.Pix[m.PixOffset(b.Min.X, b.Min.Y+r):][:w] {
+				out[r*w+c] = float32(v)
+			}
+		}
+		return w, h, out
+	case *image.YCbCr:
+		for r := range h {
+			for c, v := range m.Y[m.YOffset(b.Min.X, b.Min.Y+r):][:w] {
+				out[r*w+c] = float32(v)
+			}
+		}
+		return w, h, out
+	}
+	rgba, ok := img.(*image.RGBA)
+	if !ok {
+		rgba = image.NewRGBA(image.Rect(0, 0, w, h))
+		draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Src)
+		b = rgba.Rect
+	}
+	for r := range h {
+		p := rgba.Pix[rgba.PixOffset(b.Min.X, b.Min.Y+r):][:4*w]
+		for c := range w {
+			out[r*w+c] = 0.299*float32(p[4*c]) + 0.587*float32(p[4*c+1]) + 0.114*float32(p[4*c+2])
+		}
+	}
+	return w, h, out
+}
