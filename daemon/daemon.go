@@ -471,7 +471,7 @@ func (d *Daemon) publishInfo() {
 	info := p.ModelInfo()
 	doc := &mqttpub.Info{Version: d.o.Version, DeviceID: d.deviceID, ModelID: info.ID, Backbone: filepath.Base(info.Backbone),
 		D: info.Features, Thresholds: mqttpub.Thresholds{Image: info.ImageThreshold, Pixel: info.PixelThreshold}, Camera: d.desc,
-		StartedAt: d.startedAt.UTC()}
+		StartedAt: d.startedAt.UTC(), Recipe: info.Recipe, RecipeChoice: info.RecipeChoice, RecipeFigures: info.RecipeFigures, LineNoise: info.LineNoise}
 	if err := d.sink.setInfo(doc); err != nil {
 		d.log.Warn("info not published", "err", err)
 	}

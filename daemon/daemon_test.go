@@ -288,6 +288,10 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(got.info, &info); err != nil || info.ModelID == "" || info.D != 100 {
 		t.Errorf("info %s: %v", got.info, err)
 	}
+	// The recipe and the line's noise, as the model file records them.
+	if info.Recipe == "" || info.RecipeChoice == "" || info.LineNoise == nil || info.LineNoise.Images == 0 {
+		t.Errorf("info %s: want the model's recipe, how it was chosen and the line's noise", got.info)
+	}
 	// Tiles judged: the broken ones mostly flagged, good ones mostly not.
 	t.Logf("%d results, %d alarms, %d masks, %d anomalous", len(seen), len(alarms), got.masks, anomalous)
 }

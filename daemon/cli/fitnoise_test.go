@@ -56,7 +56,8 @@ func TestFitSaysTheLineNoise(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", filepath.Join(dir, "m.safetensors"))
+			m := filepath.Join(dir, "m.safetensors")
+			code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", m)
 			if code != 0 {
 				t.Fatalf("fit: exit %d\n%s", code, stderr)
 			}
@@ -73,6 +74,13 @@ func TestFitSaysTheLineNoise(t *testing.T) {
 				strings.Contains(stdout, "a noisy line (ratio under 8)")
 			if warned != c.noisy {
 				t.Errorf("warned %v, want %v:\n%s", warned, c.noisy, stdout)
+			}
+			// model info reads the figures from the file, as fit said them.
+			_, fitLine, _ := strings.Cut(stdout, "line noise: ")
+			fitLine, _, _ = strings.Cut(fitLine, "\n")
+			code, info, stderr := runCaptureCmd(t, "model", "info", "--config", cfg, m)
+			if code != 0 || !strings.Contains(info, "line noise       "+fitLine+"\n") {
+				t.Errorf("model info: exit %d, %s\n%s\nwant the line %q", code, stderr, info, "line noise       "+fitLine)
 			}
 		})
 	}

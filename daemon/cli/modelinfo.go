@@ -170,6 +170,9 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 		}
 		line("trained on", "%s images%s", i.TrainInput, shape)
 	}
+	if i.LineNoise != nil {
+		line("line noise", "%s", lineNoiseText(*i.LineNoise))
+	}
 	line("thresholds", "image %.6g, pixel %.6g (from %d good images)", i.ImageThreshold, i.PixelThreshold, i.ThresholdImages)
 	line("fitted", "%s on %d images", i.Fitted, i.Images)
 	line("state", "%.1f MiB", float64(i.StateBytes)/(1<<20))

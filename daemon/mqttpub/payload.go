@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/inspectd/inspectd/daemon/internal/jsonkeys"
+	"github.com/inspectd/inspectd/model"
 )
 
 // Header is what results and alarms both say of an inspection; its fields
@@ -167,6 +168,15 @@ type Info struct {
 	// Camera describes the frame source (device path, folder, "synthetic").
 	Camera    string    `json:"camera"`
 	StartedAt time.Time `json:"started_at"`
+	// Recipe is the model's scoring recipe and RecipeChoice how it was
+	// chosen (auto, fixed or named); RecipeFigures are the recipe search's
+	// validation figures it was chosen by (auto only), LineNoise the
+	// training images' sensor noise against their contrast. Each is absent
+	// where the model file does not record it.
+	Recipe        string               `json:"recipe,omitempty"`
+	RecipeChoice  string               `json:"recipe_choice,omitempty"`
+	RecipeFigures *model.RecipeFigures `json:"recipe_figures,omitempty"`
+	LineNoise     *model.LineNoise     `json:"line_noise,omitempty"`
 }
 
 // Trigger is the request payload on <prefix>/<device_id>/trigger:

@@ -29,6 +29,7 @@ const (
 	nPixelThreshold
 	nCamera
 	nStartedAt
+	nRecipe // after the others: their aliases stay as they were
 	numNode
 )
 
@@ -85,6 +86,7 @@ func nodeDefs() [numNode]def {
 		nPixelThreshold: {name: "Properties/Pixel Threshold", dt: sppb.TypeDouble},
 		nCamera:         {name: "Properties/Camera", dt: sppb.TypeString},
 		nStartedAt:      {name: "Properties/Started At", dt: sppb.TypeDateTime},
+		nRecipe:         {name: "Properties/Recipe", dt: sppb.TypeString},
 	}
 }
 

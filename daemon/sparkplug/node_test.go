@@ -43,7 +43,7 @@ func startNode(t testing.TB, url string, edit func(*Options)) (*Node, *testproc.
 		t.Fatal(err)
 	}
 	if err := n.SetInfo(&mqttpub.Info{Version: "1.2.3", ModelID: "m1", Backbone: "mobilenet_quant_v1_224.tflite", D: 100,
-		Thresholds: mqttpub.Thresholds{Image: 14, Pixel: 0.5}, Camera: "/dev/video0", StartedAt: time.Now()}); err != nil {
+		Thresholds: mqttpub.Thresholds{Image: 14, Pixel: 0.5}, Camera: "/dev/video0", StartedAt: time.Now(), Recipe: "v1-squash-std-z-ctx2"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Start(); err != nil {
@@ -105,6 +105,9 @@ func TestBirthsAndData(t *testing.T) {
 	}
 	if f := mustMetric(t, h, nb, "Properties/Features"); f.DataType != sppb.TypeInt32 || f.Value.Int32() != 100 {
 		t.Errorf("Properties/Features %+v", f)
+	}
+	if r := mustMetric(t, h, nb, "Properties/Recipe"); r.DataType != sppb.TypeString || r.Value.Str != "v1-squash-std-z-ctx2" || r.Alias != 12 {
+		t.Errorf("Properties/Recipe %+v: want the recipe, a String, alias 12 (after the properties before it)", r)
 	}
 	db := h.wait(0, "DBIRTH", nil)
 	if db.topic != top.DBIRTH || db.p.Seq != 1 || len(db.p.Metrics) != numDevice {

@@ -279,6 +279,7 @@ func (n *Node) SetInfo(info *mqttpub.Info) error {
 	c.set(nImageThreshold, sppb.DoubleValue(info.Thresholds.Image), now)
 	c.set(nPixelThreshold, sppb.DoubleValue(info.Thresholds.Pixel), now)
 	c.set(nCamera, sppb.StringValue(clip(info.Camera, maxText)), now)
+	c.set(nRecipe, sppb.StringValue(clip(info.Recipe, maxText)), now)
 	if !info.StartedAt.IsZero() {
 		c.set(nStartedAt, sppb.ULongValue(uint64(info.StartedAt.UnixMilli())), now)
 	}
