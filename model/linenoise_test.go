@@ -6,16 +6,15 @@ import (
 	"image"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/inspectd/inspectd/model/modeltest"
 	"github.com/inspectd/inspectd/model/padim"
 )
 
-// stripes are gray frames of vertical stripes (amplitude 30) with white
-// sensor noise of standard deviation sd levels.
+// stripes are modeltest.Stripes frames of 200×160 with noise sd.
 type stripes struct {
 	n  int
 	sd float64
@@ -24,15 +23,7 @@ type stripes struct {
 func (s stripes) Len() int { return s.n }
 
 func (s stripes) Image(i int) (image.Image, error) {
-	r := rand.New(rand.NewPCG(uint64(i), 3))
-	img := image.NewGray(image.Rect(0, 0, 200, 160))
-	for y := range 160 {
-		for x := range 200 {
-			v := 110 + 30*math.Sin(float64(x)/6) + s.sd*r.NormFloat64()
-			img.Pix[y*img.Stride+x] = uint8(min(max(math.Round(v), 0), 255))
-		}
-	}
-	return img, nil
+	return modeltest.Stripes(uint64(i), 200, 160, s.sd), nil
 }
 
 // A fit measures the line's noise against its contrast on its training

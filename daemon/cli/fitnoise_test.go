@@ -2,14 +2,14 @@ package cli
 
 import (
 	"fmt"
-	"image"
 	"image/png"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/inspectd/inspectd/model/modeltest"
 )
 
 // TestFitSaysTheLineNoise: a fit says the training images' sensor noise
@@ -32,14 +32,7 @@ func TestFitSaysTheLineNoise(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range 12 {
-				r := rand.New(rand.NewPCG(uint64(i), 9))
-				img := image.NewGray(image.Rect(0, 0, 128, 96))
-				for y := range 96 {
-					for x := range 128 {
-						v := 110 + 30*math.Sin(float64(x)/6) + c.sd*r.NormFloat64()
-						img.Pix[y*img.Stride+x] = uint8(min(max(math.Round(v), 0), 255))
-					}
-				}
+				img := modeltest.Stripes(uint64(i), 128, 96, c.sd)
 				f, err := os.Create(filepath.Join(good, fmt.Sprintf("%03d.png", i)))
 				if err != nil {
 					t.Fatal(err)
