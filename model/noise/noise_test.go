@@ -150,3 +150,22 @@ func TestMeasureTooSmall(t *testing.T) {
 		t.Errorf("5×4 frame (one block): %v", err)
 	}
 }
+
+// BenchmarkMeasure: one 512×512 frame (gray, and colour as decoded PNGs
+// come), of which a fit measures 9.
+func BenchmarkMeasure(b *testing.B) {
+	g := grayWith(512, 512, 100, 3, 1)
+	rgba := image.NewRGBA(g.Rect)
+	for i, v := range g.Pix {
+		rgba.Pix[4*i], rgba.Pix[4*i+1], rgba.Pix[4*i+2], rgba.Pix[4*i+3] = v, v, v, 255
+	}
+	for name, img := range map[string]image.Image{"gray": g, "rgba": rgba} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Measure(img); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
