@@ -454,11 +454,20 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 	d.describeEnsemble(d.members[0].info.Images, em.ThresholdImages, em.ID)
 	d.info.Fitted = d.members[0].info.Fitted
 	d.info.RecipeChoice, d.info.RecipeFigures = em.RecipeChoice, em.RecipeFigures
-	if em.LineNoise != nil {
-		if err := em.LineNoise.check(); err != nil {
-			return fail(fmt.Errorf("metadata %s: line_noise: %w", metaEnsemble, err))
+	// The line's noise is read as a single model's (parseLineNoise): its
+	// figures all there and checked.
+	var raw struct {
+		LineNoise json.RawMessage `json:"line_noise"`
+	}
+	if err := json.Unmarshal([]byte(js), &raw); err != nil {
+		return fail(fmt.Errorf("metadata %s: %w", metaEnsemble, err))
+	}
+	if len(raw.LineNoise) > 0 && string(raw.LineNoise) != "null" {
+		ln, err := parseLineNoise(string(raw.LineNoise))
+		if err != nil {
+			return fail(fmt.Errorf("metadata %s: %s: %w", metaEnsemble, metaLineNoise, err))
 		}
-		d.info.LineNoise = em.LineNoise
+		d.info.LineNoise = ln
 	}
 	var scales []padim.ScaleState
 	for k, m := range d.members {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"image"
 	"math"
@@ -158,6 +159,25 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	}
 	if len(pm.Members) != 1 || pm.Meta.ImageThreshold != det.members[0].th.Image {
 		t.Errorf("file: %d members, main threshold %g, want the first member's %g", len(pm.Members), pm.Meta.ImageThreshold, det.members[0].th.Image)
+	}
+	// The ensemble's line noise is refused, naming it, where a figure is
+	// left out, as a single model's is.
+	var em map[string]any
+	if err := json.Unmarshal([]byte(pm.Meta.Extra[metaEnsemble]), &em); err != nil {
+		t.Fatal(err)
+	}
+	em[metaLineNoise] = map[string]any{"images": 3, "noise": 2.5}
+	js, err := json.Marshal(em)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm.Meta.Extra[metaEnsemble] = string(js)
+	noContrast := filepath.Join(t.TempDir(), "no-contrast.safetensors")
+	if err := padim.Save(noContrast, pm); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(noContrast, opts); err == nil || !strings.Contains(err.Error(), metaEnsemble+": "+metaLineNoise+": no contrast") || !strings.Contains(err.Error(), noContrast) {
+		t.Errorf("an ensemble's line_noise without its contrast: %v, want refused naming the file, the key and the figure", err)
 	}
 	pm.Close()
 

@@ -100,12 +100,28 @@ func median(v []float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
-// parseLineNoise reads a model file's line_noise metadata (JSON).
+// parseLineNoise reads a model file's line_noise metadata (JSON): every
+// figure a measurement writes, checked.
 func parseLineNoise(s string) (*LineNoise, error) {
-	var ln LineNoise
-	if err := json.Unmarshal([]byte(s), &ln); err != nil {
+	// Pointers tell a figure left out from a zero: a noise read as 0
+	// where none is written would call the line noiseless.
+	var f struct {
+		Images   *int     `json:"images"`
+		Noise    *float64 `json:"noise"`
+		Contrast *float64 `json:"contrast"`
+	}
+	if err := json.Unmarshal([]byte(s), &f); err != nil {
 		return nil, err
 	}
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"images", f.Images != nil}, {"noise", f.Noise != nil}, {"contrast", f.Contrast != nil}} {
+		if !k.set {
+			return nil, fmt.Errorf("no %s: want images, noise and contrast", k.name)
+		}
+	}
+	ln := LineNoise{Images: *f.Images, Noise: *f.Noise, Contrast: *f.Contrast}
 	if err := ln.check(); err != nil {
 		return nil, err
 	}
