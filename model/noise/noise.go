@@ -15,7 +15,11 @@
 // fine texture answer the mask too, so the estimate is taken per block of
 // Block×Block pixels and the frame's noise is a low percentile of the
 // blocks' (Percentile): a frame with some flat area, as most inspection
-// scenes have, is then measured where only the noise is left.
+// scenes have, is then measured where only the noise is left. Clipped
+// pixels (black or white, at the end of the range) carry no noise: a
+// black conveyor or a blown highlight would be the quietest blocks and
+// read as a noiseless line, so the mask is not taken where it touches
+// one, and a block left mostly without it is not one of the blocks.
 package noise
 
 import (
@@ -48,8 +52,13 @@ type Levels struct {
 // pixels a side).
 var ErrTooSmall = errors.New("noise: the frame is under 3 pixels a side")
 
+// ErrClipped says that a frame has no block where its noise shows: it is
+// clipped (black or white) nearly everywhere.
+var ErrClipped = errors.New("noise: the frame is clipped black or white in every block")
+
 // Measure returns img's noise and contrast (Levels). A frame smaller than
-// a block is one block; ErrTooSmall for one under 3 pixels a side.
+// a block is one block; ErrTooSmall for one under 3 pixels a side,
+// ErrClipped for one clipped in every block.
 func Measure(img image.Image) (Levels, error) {
 	w, h, y := luma(img)
 	if w < 3 || h < 3 {
@@ -68,25 +77,51 @@ func Measure(img image.Image) (Levels, error) {
 	var est []float64
 	for by := 0; by+bh <= h; by += bh {
 		for bx := 0; bx+bw <= w; bx += bw {
-			est = append(est, immerkaer(y, w, bx, by, bw, bh))
+			if v, ok := immerkaer(y, w, bx, by, bw, bh); ok {
+				est = append(est, v)
+			}
 		}
+	}
+	if len(est) == 0 {
+		return Levels{}, ErrClipped
 	}
 	slices.Sort(est)
 	return Levels{Noise: est[int(Percentile*float64(len(est)-1))], Contrast: contrast}, nil
 }
 
 // immerkaer is the noise estimate over the block of bw×bh pixels at
-// (bx, by) of the w-wide plane y.
-func immerkaer(y []float32, w, bx, by, bw, bh int) float64 {
+// (bx, by) of the w-wide plane y, taken where the mask touches no clipped
+// pixel; false when that is under half the block (clipping would hide
+// the noise, down to none in a black or white area).
+func immerkaer(y []float32, w, bx, by, bw, bh int) (float64, bool) {
 	var s float64
+	n := 0
 	for r := by + 1; r < by+bh-1; r++ {
 		up, mid, down := y[(r-1)*w:], y[r*w:], y[(r+1)*w:]
 		for c := bx + 1; c < bx+bw-1; c++ {
+			if clipped(up[c-1:c+2]) || clipped(mid[c-1:c+2]) || clipped(down[c-1:c+2]) {
+				continue
+			}
 			v := up[c-1] - 2*up[c] + up[c+1] - 2*mid[c-1] + 4*mid[c] - 2*mid[c+1] + down[c-1] - 2*down[c] + down[c+1]
 			s += math.Abs(float64(v))
+			n++
 		}
 	}
-	return math.Sqrt(math.Pi/2) * s / (6 * float64(bw-2) * float64(bh-2))
+	if 2*n < (bw-2)*(bh-2) {
+		return 0, false
+	}
+	return math.Sqrt(math.Pi/2) * s / (6 * float64(n)), true
+}
+
+// clipped says whether any of the levels v is at an end of the range
+// (black or white; half a level of slack for the luma of colours).
+func clipped(v []float32) bool {
+	for _, l := range v {
+		if l < 0.5 || l > 254.5 {
+			return true
+		}
+	}
+	return false
 }
 
 // luma returns img's width, height and luminance plane (row major,

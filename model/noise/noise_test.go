@@ -78,18 +78,21 @@ func TestMeasureSmoothFrameIsQuiet(t *testing.T) {
 }
 
 func TestMeasureContrast(t *testing.T) {
+	// Dark and bright halves, short of clipping (clipped blocks are no
+	// blocks, TestMeasureClippedBackground).
 	g := image.NewGray(image.Rect(0, 0, 64, 64))
 	for i := range g.Pix {
+		g.Pix[i] = 10
 		if i%64 < 32 {
-			g.Pix[i] = 255
+			g.Pix[i] = 240
 		}
 	}
 	lv, err := Measure(g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(lv.Contrast-127.5) > 1e-9 {
-		t.Errorf("contrast %g of half black, half white: want 127.5", lv.Contrast)
+	if math.Abs(lv.Contrast-115) > 1e-9 {
+		t.Errorf("contrast %g of halves at 10 and 240: want 115", lv.Contrast)
 	}
 	if lv.Noise != 0 {
 		t.Errorf("noise %g: want 0 (the blocks left and right of the edge are flat)", lv.Noise)
@@ -148,6 +151,37 @@ func TestMeasureTooSmall(t *testing.T) {
 	}
 	if _, err := Measure(grayWith(5, 4, 50, 1, 1)); err != nil {
 		t.Errorf("5×4 frame (one block): %v", err)
+	}
+}
+
+// A part on a black (or blown white) background is measured on the part:
+// the clipped background holds no noise, and its blocks, the quietest,
+// would read as a noiseless line. A frame clipped everywhere has no noise
+// to measure.
+func TestMeasureClippedBackground(t *testing.T) {
+	for _, bg := range []uint8{0, 255} {
+		g := grayWith(256, 256, 100, 5, 11)
+		for y := range 256 {
+			for x := range 96 { // three eighths of the frame, clipped
+				g.Pix[y*g.Stride+x] = bg
+			}
+		}
+		lv, err := Measure(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(lv.Noise-5) > 0.5 {
+			t.Errorf("background %d: noise %.3f on a part with noise sd 5, want about 5", bg, lv.Noise)
+		}
+	}
+	for _, v := range []uint8{0, 255} {
+		g := image.NewGray(image.Rect(0, 0, 64, 64))
+		for i := range g.Pix {
+			g.Pix[i] = v
+		}
+		if _, err := Measure(g); !errors.Is(err, ErrClipped) {
+			t.Errorf("a frame all at %d: %v, want ErrClipped", v, err)
+		}
 	}
 }
 
