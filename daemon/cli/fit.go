@@ -242,6 +242,10 @@ func cmdFit() *Command {
 			printHighest(env.Stdout, rep, info.ImageThreshold)
 			if rep.Noise.Images > 0 {
 				fmt.Fprintf(env.Stdout, "line noise: %s\n", lineNoiseText(rep.Noise))
+			} else {
+				// Said, not left out: every fit says the line's noise, and
+				// a silent one reads as a step skipped.
+				fmt.Fprintln(env.Stdout, "line noise: not measured: the training images measured are clipped black or white nearly everywhere (a backlit silhouette, say), where no sensor noise shows")
 			}
 			if rep.Noise.Low() {
 				fmt.Fprintf(env.Stdout, "WARNING: %s\n", noisyLineAdvice)

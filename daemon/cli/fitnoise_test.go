@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"image"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,5 +78,53 @@ func TestFitSaysTheLineNoise(t *testing.T) {
 				t.Errorf("model info: exit %d, %s\n%s\nwant the line %q", code, stderr, info, "line noise       "+fitLine)
 			}
 		})
+	}
+}
+
+// TestFitSaysTheLineNoiseUnmeasured: frames clipped black or white
+// everywhere (a backlit silhouette) show no sensor noise to measure, and
+// fit says so rather than leaving the line out.
+func TestFitSaysTheLineNoiseUnmeasured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on the real backbone")
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "train", "good")
+	if err := os.MkdirAll(good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		r := rand.New(rand.NewPCG(uint64(i), 9))
+		img := image.NewGray(image.Rect(0, 0, 128, 96))
+		cx, cy := 50+r.Float64()*28, 38+r.Float64()*20
+		for y := range 96 {
+			for x := range 128 {
+				if math.Hypot(float64(x)-cx, float64(y)-cy) > 25 {
+					img.Pix[y*img.Stride+x] = 255 // the backlight; the part is black
+				}
+			}
+		}
+		f, err := os.Create(filepath.Join(good, fmt.Sprintf("%03d.png", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "inspectd.yaml")
+	y := "state_dir: " + t.TempDir() + "\nmodel: {recipe: fixed, features: 16, min_features: 8, context_pool: 0, position_zscore: false, optimize: off}\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", filepath.Join(dir, "m.safetensors"))
+	if code != 0 {
+		t.Fatalf("fit: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "line noise: not measured: ") || strings.Contains(stdout, "WARNING: the line is noisy") {
+		t.Errorf("fit stdout %q: want \"line noise: not measured: …\" and no warning", stdout)
 	}
 }
