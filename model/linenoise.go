@@ -38,6 +38,23 @@ const LineNoiseImages = 9
 // search failed and far under every clean set.
 const LowSignalToNoise = 8
 
+// MarshalJSON writes the figures with what they mean: the ratio (left out
+// for a noiseless line, whose ratio is infinite) and whether the line is
+// noisy, so that a reader of a model file, eval's JSON, a refit's reply or
+// the info topic need not know the bound.
+func (n LineNoise) MarshalJSON() ([]byte, error) {
+	type figures LineNoise // without this method
+	out := struct {
+		figures
+		Ratio *float64 `json:"ratio,omitempty"`
+		Noisy bool     `json:"noisy"`
+	}{figures: figures(n), Noisy: n.Low()}
+	if r := n.Ratio(); !math.IsInf(r, 0) {
+		out.Ratio = &r
+	}
+	return json.Marshal(out)
+}
+
 // Ratio is Contrast over Noise (+Inf for noiseless frames, 0 when
 // nothing was measured).
 func (n LineNoise) Ratio() float64 {

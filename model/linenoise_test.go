@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image"
 	"log/slog"
 	"math"
@@ -157,6 +158,29 @@ func TestLineNoiseRatio(t *testing.T) {
 		}
 		if c.n.Low() != c.low {
 			t.Errorf("%+v: Low %v, want %v", c.n, c.n.Low(), c.low)
+		}
+	}
+}
+
+// The figures are written with their ratio and whether the line is noisy,
+// and read back from that (the extra keys ignored).
+func TestLineNoiseJSON(t *testing.T) {
+	for _, c := range []struct {
+		n    LineNoise
+		want string
+	}{
+		{LineNoise{Images: 9, Noise: 2.5, Contrast: 5}, `{"images":9,"noise":2.5,"contrast":5,"ratio":2,"noisy":true}`},
+		{LineNoise{Images: 9, Noise: 0.5, Contrast: 40}, `{"images":9,"noise":0.5,"contrast":40,"ratio":80,"noisy":false}`},
+		{LineNoise{Images: 3, Noise: 0, Contrast: 40}, `{"images":3,"noise":0,"contrast":40,"noisy":false}`},
+	} {
+		b, err := json.Marshal(c.n)
+		if err != nil || string(b) != c.want {
+			t.Errorf("%+v: %s, %v; want %s", c.n, b, err, c.want)
+			continue
+		}
+		back, err := parseLineNoise(string(b))
+		if err != nil || *back != c.n {
+			t.Errorf("%s read back as %+v, %v", b, back, err)
 		}
 	}
 }

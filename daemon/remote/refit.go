@@ -658,11 +658,7 @@ func (r *refit) do(ctx context.Context) (map[string]any, error) {
 	if n := rep.Noise; n.Images > 0 {
 		// As fit prints it: faint defects may drown in a noisy line's
 		// noise, and the recipe search cannot see that.
-		ln := map[string]any{"images": n.Images, "noise": round3(n.Noise), "contrast": round3(n.Contrast), "noisy": n.Low()}
-		if q := n.Ratio(); !math.IsInf(q, 0) {
-			ln["ratio"] = round3(q)
-		}
-		out["line_noise"] = ln // the fit logged its warning
+		out["line_noise"] = n // the fit logged its warning
 	}
 	if f := r.p.folder; f != nil && f.skipped > 0 {
 		out["skipped"] = f.skipped
