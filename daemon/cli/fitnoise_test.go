@@ -28,34 +28,7 @@ func TestFitSaysTheLineNoise(t *testing.T) {
 		noisy bool
 	}{{"quiet", 1, false}, {"noisy", 12, true}} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			good := filepath.Join(dir, "train", "good")
-			if err := os.MkdirAll(good, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 12 {
-				img := modeltest.Stripes(uint64(i), 128, 96, c.sd)
-				f, err := os.Create(filepath.Join(good, fmt.Sprintf("%03d.png", i)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := png.Encode(f, img); err != nil {
-					t.Fatal(err)
-				}
-				if err := f.Close(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cfg := filepath.Join(dir, "inspectd.yaml")
-			y := "state_dir: " + t.TempDir() + "\nmodel: {recipe: fixed, features: 16, min_features: 8, context_pool: 0, position_zscore: false, optimize: off}\n"
-			if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			m := filepath.Join(dir, "m.safetensors")
-			code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", m)
-			if code != 0 {
-				t.Fatalf("fit: exit %d\n%s", code, stderr)
-			}
+			cfg, m, stdout := fitFrames(t, func(i int) image.Image { return modeltest.Stripes(uint64(i), 128, 96, c.sd) })
 			var noise, contrast float64
 			_, after, ok := strings.Cut(stdout, "line noise: ")
 			if ok {
@@ -88,12 +61,7 @@ func TestFitSaysTheLineNoiseUnmeasured(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a fit on the real backbone")
 	}
-	dir := t.TempDir()
-	good := filepath.Join(dir, "train", "good")
-	if err := os.MkdirAll(good, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 12 {
+	_, _, stdout := fitFrames(t, func(i int) image.Image {
 		r := rand.New(rand.NewPCG(uint64(i), 9))
 		img := image.NewGray(image.Rect(0, 0, 128, 96))
 		cx, cy := 50+r.Float64()*28, 38+r.Float64()*20
@@ -104,27 +72,44 @@ func TestFitSaysTheLineNoiseUnmeasured(t *testing.T) {
 				}
 			}
 		}
+		return img
+	})
+	if !strings.Contains(stdout, "line noise: not measured: ") || strings.Contains(stdout, "WARNING: the line is noisy") {
+		t.Errorf("fit stdout %q: want \"line noise: not measured: …\" and no warning", stdout)
+	}
+}
+
+// fitFrames writes 12 frames made by frame into a set's train/good as PNG
+// files, fits a small fixed recipe on them and returns the config, the
+// model file and fit's output.
+func fitFrames(t *testing.T, frame func(i int) image.Image) (cfg, m, stdout string) {
+	t.Helper()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "train", "good")
+	if err := os.MkdirAll(good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
 		f, err := os.Create(filepath.Join(good, fmt.Sprintf("%03d.png", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := png.Encode(f, img); err != nil {
+		if err := png.Encode(f, frame(i)); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cfg := filepath.Join(dir, "inspectd.yaml")
+	cfg = filepath.Join(dir, "inspectd.yaml")
 	y := "state_dir: " + t.TempDir() + "\nmodel: {recipe: fixed, features: 16, min_features: 8, context_pool: 0, position_zscore: false, optimize: off}\n"
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", filepath.Join(dir, "m.safetensors"))
+	m = filepath.Join(dir, "m.safetensors")
+	code, stdout, stderr := runCaptureCmd(t, "fit", "--data", dir, "--config", cfg, "--out", m)
 	if code != 0 {
 		t.Fatalf("fit: exit %d\n%s", code, stderr)
 	}
-	if !strings.Contains(stdout, "line noise: not measured: ") || strings.Contains(stdout, "WARNING: the line is noisy") {
-		t.Errorf("fit stdout %q: want \"line noise: not measured: …\" and no warning", stdout)
-	}
+	return cfg, m, stdout
 }
