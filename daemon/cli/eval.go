@@ -27,6 +27,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/backbone"
@@ -576,6 +577,14 @@ func cmdEval() *Command {
 			}
 			// Where the results go is checked before minutes of fitting.
 			if *jsonOut != "" {
+				// As --report and --save-model: its missing folders made,
+				// and removed again, if still empty, where the run writes
+				// no results.
+				made, err := makeFolderOf("--json file", *jsonOut)
+				if err != nil {
+					return err
+				}
+				defer removeEmptyFolders(made)
 				if err := canWriteBeside("--json file", *jsonOut, "eval.json"); err != nil {
 					return err
 				}
@@ -823,8 +832,10 @@ func cmdEval() *Command {
 			printEval(env.Stdout, &rep)
 			if *jsonOut != "" {
 				b, _ := json.MarshalIndent(rep, "", "  ")
-				if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
-					return err
+				// Whole or not at all: a run stopped while writing leaves
+				// the file it replaces, never half of one.
+				if err := atomicfile.WriteBytes(*jsonOut, 0o644, append(b, '\n')); err != nil {
+					return fmt.Errorf("--json file %s: %w", *jsonOut, err)
 				}
 			}
 			return nil
