@@ -280,6 +280,10 @@ func TestRemoteRefitAndRollback(t *testing.T) {
 		!(ln["contrast"].(float64) > 0) || ln["noisy"] == nil {
 		t.Errorf("refit reply line_noise %v, want images %d, noise, contrast and noisy", rep["line_noise"], model.LineNoiseImages)
 	}
+	// The new model's summary (as status shows it) says it too.
+	if m, _ := rep["model"].(map[string]any); m == nil || fmt.Sprint(m["line_noise"]) != fmt.Sprint(rep["line_noise"]) {
+		t.Errorf("refit reply model %v: want its line_noise, the reply's %v", rep["model"], rep["line_noise"])
+	}
 
 	// Defective parts score above the new model's threshold.
 	cfg := d.Config()

@@ -107,6 +107,9 @@ func modelSummary(info model.Info) map[string]any {
 	if info.RecipeFigures != nil {
 		m["recipe_figures"] = info.RecipeFigures
 	}
+	if info.LineNoise != nil {
+		m["line_noise"] = info.LineNoise
+	}
 	if info.ContextPool > 0 {
 		m["context_pool"] = info.ContextPool
 		m["context_features"] = info.ContextFeatures
