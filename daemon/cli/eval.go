@@ -609,9 +609,16 @@ func cmdEval() *Command {
 				defer removeEmptyFolders(made) // a saved model's folder is not empty
 			}
 			if *reportDir != "" {
-				if _, err := makeFolder(*reportDir, false); err != nil {
+				// Removed again, if still empty, where the run writes no
+				// report (a refused set, a failed fit), as --json's and
+				// --save-model's folders are. An append-only folder takes
+				// it all the same (a report's files go in, nothing is
+				// replaced): one left there empty is the lesser harm.
+				made, err := makeFolder(*reportDir, false)
+				if err != nil {
 					return fmt.Errorf("--report folder %s cannot be created: %w", *reportDir, err)
 				}
+				defer removeEmptyFolders(made)
 				if err := canWriteBeside("--report folder", filepath.Join(*reportDir, ".inspectd-report-check"), ""); err != nil {
 					return err
 				}

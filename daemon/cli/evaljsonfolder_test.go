@@ -43,3 +43,19 @@ func TestEvalJSONMakesItsFolder(t *testing.T) {
 		t.Errorf("temporary files left beside the results: %v", left)
 	}
 }
+
+// A --report folder made for a run that then writes no report (no such
+// set) was left behind, empty: it is removed, with the folders made above
+// it, as --json's and --save-model's are.
+func TestEvalReportFolderRemovedWhenUnused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	rep := filepath.Join(dir, "reports", "new")
+	code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", filepath.Join(dir, "nowhere"), "--recipe", "plain", "--report", rep)
+	if code == 0 || strings.Contains(stderr, "fit done") {
+		t.Fatalf("eval of a set that is not there: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "reports")); !os.IsNotExist(err) {
+		t.Errorf("a refused eval left the folders it made for --report %s (%v)", rep, err)
+	}
+}
