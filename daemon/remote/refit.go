@@ -758,7 +758,7 @@ func removeStaleRefitFile(dir string, log interface{ Info(string, ...any) }) {
 	if err := os.Remove(p); err == nil {
 		log.Info("removed the model file of an interrupted refit", "file", p)
 	}
-	if p := filepath.Join(dir, refitFramesName); exists(p) {
+	if p := filepath.Join(dir, refitFramesName); !absent(p) {
 		if err := os.RemoveAll(p); err == nil {
 			log.Info("removed the live frames of an interrupted refit", "folder", p)
 		}
@@ -777,9 +777,4 @@ func keepDir(stateDir string) (string, error) {
 	}
 	p := filepath.Join(stateDir, refitFramesName)
 	return p, os.MkdirAll(p, 0o700)
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -346,3 +346,26 @@ func TestRefitFolderThumbnailsLeftOutBeforeThePick(t *testing.T) {
 		t.Errorf("fit %v, validate %v", f.fit, f.val)
 	}
 }
+
+// TestRemoveStaleRefitFileDanglingLink: what a killed refit left at its
+// frames' name is removed at the next start, a link whose folder is gone
+// too (it used to stay, and the next live refit's MkdirAll failed on it).
+func TestRemoveStaleRefitFileDanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, refitFramesName)
+	if err := os.Symlink(filepath.Join(dir, "gone"), p); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	removeStaleRefitFile(dir, infoFunc(func(msg string, _ ...any) { fmt.Fprintln(&log, msg) }))
+	if _, err := os.Lstat(p); !os.IsNotExist(err) {
+		t.Errorf("the dangling link at %s is left: %v", refitFramesName, err)
+	}
+	if !strings.Contains(log.String(), "removed the live frames of an interrupted refit") {
+		t.Errorf("log: %q", log.String())
+	}
+}
+
+type infoFunc func(string, ...any)
+
+func (f infoFunc) Info(msg string, args ...any) { f(msg, args...) }
