@@ -215,7 +215,7 @@ func (d *Daemon) loadModel(cfg *config.Config, path string) (*model.Detector, er
 	if err != nil {
 		return nil, err
 	}
-	if err := configThreshold(cfg, det, path, d.log); err != nil {
+	if err := ConfigThreshold(cfg, det, path, d.log); err != nil {
 		det.Close()
 		return nil, err
 	}

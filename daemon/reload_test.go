@@ -545,14 +545,14 @@ func TestConfigThresholdEdges(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.Model.Threshold.Value = 0
-	if err := configThreshold(cfg, det, "m.safetensors", log); err != nil || det.Info().ImageThreshold != 5 {
+	if err := ConfigThreshold(cfg, det, "m.safetensors", log); err != nil || det.Info().ImageThreshold != 5 {
 		t.Fatalf("value 0: %v, threshold %g", err, det.Info().ImageThreshold)
 	}
 	if !strings.Contains(logs.String(), "keeps it until a refit") {
 		t.Errorf("value 0 on a model fitted with a value said nothing:\n%s", logs.String())
 	}
 	cfg.Model.Threshold.Value = model.MinThreshold
-	if err := configThreshold(cfg, det, "m.safetensors", log); err != nil {
+	if err := ConfigThreshold(cfg, det, "m.safetensors", log); err != nil {
 		t.Fatalf("value %g: %v", model.MinThreshold, err)
 	}
 	if i := det.Info(); i.ImageThreshold != model.MinThreshold || i.PixelThreshold != model.MinThreshold {

@@ -320,7 +320,7 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 		if err != nil {
 			return nil, 0, loadRefusal(cfg, err)
 		}
-		if err := configThreshold(cfg, det, path, o.Logger); err != nil {
+		if err := ConfigThreshold(cfg, det, path, o.Logger); err != nil {
 			det.Close()
 			return nil, 0, err
 		}
@@ -358,12 +358,13 @@ func openDetector(ctx context.Context, cfg *config.Config, mopts model.Options, 
 	return det, n, nil
 }
 
-// configThreshold applies model.threshold.value, when set, to det, a model
+// ConfigThreshold applies model.threshold.value, when set, to det, a model
 // loaded from path: the value is the line's threshold, not only the next
 // fit's (a push of it answered "applied" while the loaded model kept its
 // fitted threshold). The pixel threshold keeps its ratio to the image
-// threshold, as with the threshold command. log may be nil.
-func configThreshold(cfg *config.Config, det *model.Detector, path string, log *slog.Logger) error {
+// threshold, as with the threshold command. log may be nil. It fails,
+// naming the key and path, when det refuses the thresholds.
+func ConfigThreshold(cfg *config.Config, det *model.Detector, path string, log *slog.Logger) error {
 	v := cfg.Model.Threshold.Value
 	info := det.Info()
 	if v <= 0 && info.ThresholdImages == 0 && info.HeldOut == 0 && log != nil {

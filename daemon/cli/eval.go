@@ -302,7 +302,8 @@ type EvalResult struct {
 	ContextWeight   float64 `json:"context_weight,omitempty"`
 	TrainImages     int     `json:"train_images,omitempty"`
 	TestImages      int     `json:"test_images,omitempty"`
-	// ThresholdImages is the number of good images the threshold rests on.
+	// ThresholdImages is the number of good images the threshold rests on,
+	// 0 (absent) where model.threshold.value gives it.
 	ThresholdImages int                `json:"threshold_images,omitempty"`
 	PerDefect       map[string]float64 `json:"image_auroc_per_defect,omitempty"`
 	// PixelPerDefect is each type's defect pixels against all normal
@@ -919,6 +920,13 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 		if det, err = model.Load(j.model, opts); err != nil {
 			return nil, nil, err
 		}
+		// Scored at the threshold the daemon would inspect with under
+		// this configuration (a trial: eval --model reported the file's
+		// threshold where model.threshold.value was set).
+		if err := daemon.ConfigThreshold(cfg, det, j.model, nil); err != nil {
+			det.Close()
+			return nil, nil, err
+		}
 	} else {
 		start := time.Now()
 		var rep model.FitReport
@@ -951,6 +959,9 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 	res.Features, res.Grid, res.Resize, res.Sigma = info.Features, fmt.Sprintf("%dx%d", info.GridH, info.GridW), info.Resize, info.Sigma
 	res.ContextPool, res.ContextFeatures, res.ContextWeight = info.ContextPool, info.ContextFeatures, info.ContextWeight
 	res.ModelBytes, res.Threshold, res.ThresholdImages = info.StateBytes, info.ImageThreshold, info.ThresholdImages
+	if cfg.Model.Threshold.Value > 0 {
+		res.ThresholdImages = 0 // the value's, not the good images' (text: "(model.threshold.value)")
+	}
 	res.PixelThreshold = info.PixelThreshold
 	res.LineNoise = info.LineNoise
 

@@ -1086,3 +1086,39 @@ func TestEvalCandidatesNeedRecipeAuto(t *testing.T) {
 		}
 	}
 }
+
+// A model file evaluated (--model) under a configuration that sets
+// model.threshold.value is scored at that threshold, as the daemon
+// inspects with it at every load; eval reported the file's own threshold
+// and its false alarms.
+func TestEvalModelAppliesTheConfiguredThreshold(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 12, 6, 3)
+	cfg := evalConfig(t, dir)
+	m := filepath.Join(dir, "m.safetensors")
+	if code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--save-model", m); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// A threshold far under every score: every good test image flagged.
+	low := filepath.Join(dir, "low.yaml")
+	if err := os.WriteFile(low, []byte("state_dir: "+filepath.Join(dir, "state")+"\nmodel:\n  threshold:\n    value: 0.001\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	js := filepath.Join(dir, "low.json")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", low, "--data", set, "--model", m, "--json", js)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r := readEvalReport(t, js).Sets[0].Results[0]
+	if r.Threshold != 0.001 || r.ThresholdImages != 0 || r.FalseAlarmRate != 1 || r.MissRate != 0 {
+		t.Errorf("threshold %g from %d images, false alarms %g, misses %g: want 0.001 (model.threshold.value), every good image flagged",
+			r.Threshold, r.ThresholdImages, r.FalseAlarmRate, r.MissRate)
+	}
+	if !strings.Contains(stdout, "threshold            0.001 (model.threshold.value): false alarms 100.0%") {
+		t.Errorf("text does not say the configured threshold:\n%s", stdout)
+	}
+}
