@@ -51,7 +51,10 @@ type ensembleMeta struct {
 	ID              string         `json:"id"`
 	RecipeChoice    string         `json:"recipe_choice,omitempty"`
 	RecipeFigures   *RecipeFigures `json:"recipe_figures,omitempty"`
-	LineNoise       *LineNoise     `json:"line_noise,omitempty"`
+	// LineNoise is the line's noise figures as LineNoise.MarshalJSON
+	// writes them (absent: not measured), kept raw so that reading them
+	// goes through parseLineNoise, as a single model's line_noise does.
+	LineNoise json.RawMessage `json:"line_noise,omitempty"`
 }
 
 // parts is the detectors that run a frame: the members of an ensemble, or
@@ -400,10 +403,16 @@ func (d *Detector) ensembleModel() (*padim.Model, error) {
 		}
 		m.Members = append(m.Members, mm)
 	}
-	js, err := json.Marshal(ensembleMeta{ImageThreshold: d.th.Image, PixelThreshold: d.th.Pixel, ThresholdImages: d.info.ThresholdImages,
-		ID: d.info.ID, RecipeChoice: d.info.RecipeChoice, RecipeFigures: d.info.RecipeFigures, LineNoise: d.info.LineNoise})
+	em := ensembleMeta{ImageThreshold: d.th.Image, PixelThreshold: d.th.Pixel, ThresholdImages: d.info.ThresholdImages,
+		ID: d.info.ID, RecipeChoice: d.info.RecipeChoice, RecipeFigures: d.info.RecipeFigures}
+	if d.info.LineNoise != nil {
+		if em.LineNoise, err = json.Marshal(d.info.LineNoise); err != nil {
+			return nil, fmt.Errorf("metadata %s: %s: %w", metaEnsemble, metaLineNoise, err)
+		}
+	}
+	js, err := json.Marshal(em)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("metadata %s: %w", metaEnsemble, err)
 	}
 	m.Meta.Extra[metaEnsemble] = string(js)
 	return m, nil
@@ -454,18 +463,11 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 	d.describeEnsemble(d.members[0].info.Images, em.ThresholdImages, em.ID)
 	d.info.Fitted = d.members[0].info.Fitted
 	d.info.RecipeChoice, d.info.RecipeFigures = em.RecipeChoice, em.RecipeFigures
-	// The line's noise is read as a single model's (parseLineNoise): its
-	// figures all there and checked.
-	var raw struct {
-		LineNoise json.RawMessage `json:"line_noise"`
-	}
-	if err := json.Unmarshal([]byte(js), &raw); err != nil {
-		return fail(fmt.Errorf("metadata %s: %w", metaEnsemble, err))
-	}
-	if len(raw.LineNoise) > 0 && string(raw.LineNoise) != "null" {
-		ln, err := parseLineNoise(string(raw.LineNoise))
+	// Left out or null: not measured, as a pointer field would read it.
+	if len(em.LineNoise) > 0 && string(em.LineNoise) != "null" {
+		ln, err := parseLineNoise(em.LineNoise)
 		if err != nil {
-			return fail(fmt.Errorf("metadata %s: %s: %w", metaEnsemble, metaLineNoise, err))
+			return fail(fmt.Errorf("metadata %s: %w", metaEnsemble, err)) // "metadata ensemble: line_noise: …"
 		}
 		d.info.LineNoise = ln
 	}

@@ -160,24 +160,55 @@ func TestEnsembleFitSaveLoad(t *testing.T) {
 	if len(pm.Members) != 1 || pm.Meta.ImageThreshold != det.members[0].th.Image {
 		t.Errorf("file: %d members, main threshold %g, want the first member's %g", len(pm.Members), pm.Meta.ImageThreshold, det.members[0].th.Image)
 	}
-	// The ensemble's line noise is refused, naming it, where a figure is
-	// left out, as a single model's is.
-	var em map[string]any
+	// The ensemble's line noise is refused as a single model's is, naming
+	// the file, the key it sits in, its own key and the figure.
+	var em map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(pm.Meta.Extra[metaEnsemble]), &em); err != nil {
 		t.Fatal(err)
 	}
-	em[metaLineNoise] = map[string]any{"images": 3, "noise": 2.5}
-	js, err := json.Marshal(em)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range badLineNoise {
+		v := json.RawMessage(c.value)
+		if !json.Valid(v) { // what is not JSON in a metadata value is a JSON string here
+			v, _ = json.Marshal(c.value)
+		}
+		em[metaLineNoise] = v
+		js, err := json.Marshal(em)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm.Meta.Extra[metaEnsemble] = string(js)
+		f := filepath.Join(t.TempDir(), "bad.safetensors")
+		if err := padim.Save(f, pm); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(f, opts); err == nil || !strings.Contains(err.Error(), metaEnsemble+": "+metaLineNoise+": ") ||
+			!strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), f) {
+			t.Errorf("an ensemble's line_noise %s (%s): %v, want refused naming the file, %s: %s: and %q", c.name, v, err, metaEnsemble, metaLineNoise, c.want)
+		}
 	}
-	pm.Meta.Extra[metaEnsemble] = string(js)
-	noContrast := filepath.Join(t.TempDir(), "no-contrast.safetensors")
-	if err := padim.Save(noContrast, pm); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Load(noContrast, opts); err == nil || !strings.Contains(err.Error(), metaEnsemble+": "+metaLineNoise+": no contrast") || !strings.Contains(err.Error(), noContrast) {
-		t.Errorf("an ensemble's line_noise without its contrast: %v, want refused naming the file, the key and the figure", err)
+	// Left out or null: not measured.
+	for _, v := range []string{"", "null"} {
+		delete(em, metaLineNoise)
+		if v != "" {
+			em[metaLineNoise] = json.RawMessage(v)
+		}
+		js, err := json.Marshal(em)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm.Meta.Extra[metaEnsemble] = string(js)
+		f := filepath.Join(t.TempDir(), "unmeasured.safetensors")
+		if err := padim.Save(f, pm); err != nil {
+			t.Fatal(err)
+		}
+		ld, err := Load(f, opts)
+		if err != nil {
+			t.Fatalf("an ensemble's line_noise %q: %v", v, err)
+		}
+		if ln := ld.Info().LineNoise; ln != nil {
+			t.Errorf("an ensemble's line_noise %q loads as %+v, want none", v, ln)
+		}
+		ld.Close()
 	}
 	pm.Close()
 

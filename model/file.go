@@ -502,9 +502,9 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 		d.info.RecipeFigures = &rf
 	}
 	if f, ok := pm.Meta.Extra[metaLineNoise]; ok {
-		ln, err := parseLineNoise(f)
+		ln, err := parseLineNoise([]byte(f))
 		if err != nil {
-			return fail(fmt.Errorf("metadata %s: %w", metaLineNoise, err))
+			return fail(fmt.Errorf("metadata %w", err)) // "metadata line_noise: …"
 		}
 		d.info.LineNoise = ln
 	}

@@ -117,9 +117,16 @@ func median(v []float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
-// parseLineNoise reads a model file's line_noise metadata (JSON): every
-// figure a measurement writes, checked.
-func parseLineNoise(s string) (*LineNoise, error) {
+// parseLineNoise is the one decoder of a model file's line_noise figures
+// (JSON as MarshalJSON writes them; the ratio and noisy it adds are
+// derived and ignored): a single model's metadata line_noise and the
+// line_noise in an ensemble's metadata ensemble both read through it, so
+// that both refuse the same figures. Every figure a measurement writes
+// must be there (a JSON null is none of them) and pass check. Its errors
+// name the key (line_noise) and the figure; the caller adds the file and,
+// in an ensemble, the key the figures sit in.
+func parseLineNoise(b []byte) (*LineNoise, error) {
+	bad := func(err error) (*LineNoise, error) { return nil, fmt.Errorf("%s: %w", metaLineNoise, err) }
 	// Pointers tell a figure left out from a zero: a noise read as 0
 	// where none is written would call the line noiseless.
 	var f struct {
@@ -127,20 +134,20 @@ func parseLineNoise(s string) (*LineNoise, error) {
 		Noise    *float64 `json:"noise"`
 		Contrast *float64 `json:"contrast"`
 	}
-	if err := json.Unmarshal([]byte(s), &f); err != nil {
-		return nil, err
+	if err := json.Unmarshal(b, &f); err != nil {
+		return bad(err)
 	}
 	for _, k := range []struct {
 		name string
 		set  bool
 	}{{"images", f.Images != nil}, {"noise", f.Noise != nil}, {"contrast", f.Contrast != nil}} {
 		if !k.set {
-			return nil, fmt.Errorf("no %s: want images, noise and contrast", k.name)
+			return bad(fmt.Errorf("no %s: want images, noise and contrast", k.name))
 		}
 	}
 	ln := LineNoise{Images: *f.Images, Noise: *f.Noise, Contrast: *f.Contrast}
 	if err := ln.check(); err != nil {
-		return nil, err
+		return bad(err)
 	}
 	return &ln, nil
 }

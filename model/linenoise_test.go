@@ -68,6 +68,18 @@ func TestFitLineNoise(t *testing.T) {
 	}
 }
 
+// badLineNoise are line_noise figures no fit writes, refused alike in a
+// single model's metadata and an ensemble's: want is what the error must
+// say besides the key and the file.
+var badLineNoise = []struct{ name, value, want string }{
+	{"not json", "quiet", metaLineNoise},
+	{"no noise", `{"images":3,"contrast":40}`, "no noise"},
+	{"no contrast", `{"images":3,"noise":2.5}`, "no contrast"},
+	{"no image", `{"images":0,"noise":2.5,"contrast":40}`, "images 0"},
+	{"negative noise", `{"images":3,"noise":-1,"contrast":40}`, "noise -1"},
+	{"contrast beyond 255", `{"images":3,"noise":1,"contrast":300}`, "contrast 300"},
+}
+
 // A model file's line_noise is read as written, absent in files from
 // before it was recorded, and refused naming the key when no measurement
 // could give it.
@@ -91,20 +103,14 @@ func TestLineNoiseInFile(t *testing.T) {
 	if _, ok := pm.Meta.Extra[metaLineNoise]; !ok {
 		t.Fatalf("metadata %s not written: %v", metaLineNoise, pm.Meta.Extra)
 	}
-	for _, c := range []struct {
+	for _, c := range append([]struct {
 		name, value string // "": the key removed
 		want        string // "": loads
 	}{
 		{"absent", "", ""},
 		{"written", `{"images":3,"noise":2.5,"contrast":40}`, ""},
-		{"not json", "quiet", metaLineNoise},
-		{"no noise", `{"images":3,"contrast":40}`, "no noise"},
-		{"no contrast", `{"images":3,"noise":2.5}`, "no contrast"},
-		{"null", "null", "no images"},
-		{"no image", `{"images":0,"noise":2.5,"contrast":40}`, "images 0"},
-		{"negative noise", `{"images":3,"noise":-1,"contrast":40}`, "noise -1"},
-		{"contrast beyond 255", `{"images":3,"noise":1,"contrast":300}`, "contrast 300"},
-	} {
+		{"null", "null", "no images"}, // an ensemble's null is absent (JSON's null field)
+	}, badLineNoise...) {
 		t.Run(c.name, func(t *testing.T) {
 			m := *pm
 			m.Meta.Extra = map[string]string{}
@@ -178,7 +184,7 @@ func TestLineNoiseJSON(t *testing.T) {
 			t.Errorf("%+v: %s, %v; want %s", c.n, b, err, c.want)
 			continue
 		}
-		back, err := parseLineNoise(string(b))
+		back, err := parseLineNoise(b)
 		if err != nil || *back != c.n {
 			t.Errorf("%s read back as %+v, %v", b, back, err)
 		}
