@@ -12,7 +12,8 @@ import (
 
 // LineNoise is the good images' sensor noise against their contrast
 // (noise.Measure, each the median over the images measured), in levels of
-// 255. A fit measures it on up to LineNoiseImages training images.
+// 255. A fit measures it on up to LineNoiseImages training images: Images
+// is how many it measured (0: none, nothing measured).
 type LineNoise struct {
 	Images   int     `json:"images"`
 	Noise    float64 `json:"noise"`
@@ -20,7 +21,8 @@ type LineNoise struct {
 }
 
 // LineNoiseImages is how many training images, spread over them, a fit
-// measures the line's noise on.
+// measures the line's noise on, at most; a model file's line_noise
+// claiming more is refused.
 const LineNoiseImages = 9
 
 // LowSignalToNoise is the ratio of contrast to noise under which a line
@@ -152,11 +154,16 @@ func parseLineNoise(b []byte) (*LineNoise, error) {
 	return &ln, nil
 }
 
-// check refuses figures no measurement gives: no image, or a noise or
-// contrast that is negative, not finite or beyond 255 levels.
+// check refuses figures no measurement gives: an image count outside 1
+// to LineNoiseImages, or a noise or contrast that is negative, not finite
+// or beyond 255 levels. The image count's bound is the most a fit
+// measures (measureLineNoise takes at most LineNoiseImages, 9 since
+// line_noise was first written), so a file claiming more was not written
+// by a fit; should LineNoiseImages ever shrink, this bound must stay at
+// the largest it has been, or older files would be refused.
 func (n LineNoise) check() error {
-	if n.Images < 1 {
-		return fmt.Errorf("images %d: want at least 1", n.Images)
+	if n.Images < 1 || n.Images > LineNoiseImages {
+		return fmt.Errorf("images %d: want 1 to %d (a fit measures at most %d)", n.Images, LineNoiseImages, LineNoiseImages)
 	}
 	for _, f := range []struct {
 		name string

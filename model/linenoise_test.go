@@ -76,6 +76,8 @@ var badLineNoise = []struct{ name, value, want string }{
 	{"no noise", `{"images":3,"contrast":40}`, "no noise"},
 	{"no contrast", `{"images":3,"noise":2.5}`, "no contrast"},
 	{"no image", `{"images":0,"noise":2.5,"contrast":40}`, "images 0"},
+	{"more images than a fit measures", `{"images":10,"noise":2.5,"contrast":40}`, "images 10"},
+	{"10^15 images", `{"images":1000000000000000,"noise":2.5,"contrast":40}`, "images 1000000000000000"},
 	{"negative noise", `{"images":3,"noise":-1,"contrast":40}`, "noise -1"},
 	{"contrast beyond 255", `{"images":3,"noise":1,"contrast":300}`, "contrast 300"},
 }
