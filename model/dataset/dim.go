@@ -8,6 +8,8 @@ import (
 	"image/draw"
 	"math"
 	"math/rand/v2"
+
+	"github.com/inspectd/inspectd/model/noise"
 )
 
 // Dim is the "dark line" protocol (inspectd eval --dim): a data set taken
@@ -112,8 +114,8 @@ func DimScale(mean float64, lumas []float64) (float64, error) {
 }
 
 // MeanLuma is an image's mean luminance in levels of 255: Rec. 601 luma
-// (0.299 R + 0.587 G + 0.114 B) of its levels as stored, the gray level
-// of a gray image.
+// (noise.Luma: 0.299 R + 0.587 G + 0.114 B) of its levels as stored, the
+// gray level of a gray image.
 func MeanLuma(img image.Image) float64 {
 	b := img.Bounds()
 	n := b.Dx() * b.Dy()
@@ -133,7 +135,7 @@ func MeanLuma(img image.Image) float64 {
 	rgba := toRGBA(img)
 	for i := 0; i < len(rgba.Pix); i += 4 {
 		p := rgba.Pix[i : i+3 : i+3]
-		sum += 0.299*float64(p[0]) + 0.587*float64(p[1]) + 0.114*float64(p[2])
+		sum += noise.Luma[float64](p[0], p[1], p[2])
 	}
 	return sum / float64(n)
 }

@@ -156,8 +156,17 @@ func luma(img image.Image) (int, int, []float32) {
 	for r := range h {
 		p := rgba.Pix[rgba.PixOffset(b.Min.X, b.Min.Y+r):][:4*w]
 		for c := range w {
-			out[r*w+c] = 0.299*float32(p[4*c]) + 0.587*float32(p[4*c+1]) + 0.114*float32(p[4*c+2])
+			out[r*w+c] = Luma[float32](p[4*c], p[4*c+1], p[4*c+2])
 		}
 	}
 	return w, h, out
+}
+
+// Luma is the Rec. 601 luma of the levels r, g and b (0.299 R + 0.587 G +
+// 0.114 B, in levels of 255, 0 to 255), computed in T's precision: Measure
+// takes it in float32 (its plane), dataset.MeanLuma in float64 (a sum over
+// a frame). The one place the formula lives: the precision is the caller's,
+// so each gets to the bit what it computed before it was shared.
+func Luma[T float32 | float64](r, g, b uint8) T {
+	return 0.299*T(r) + 0.587*T(g) + 0.114*T(b)
 }

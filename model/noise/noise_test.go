@@ -203,3 +203,19 @@ func BenchmarkMeasure(b *testing.B) {
 		})
 	}
 }
+
+// Luma weighs the channels by Rec. 601, in either precision, and a gray
+// level is its own luma.
+func TestLuma(t *testing.T) {
+	for _, c := range []struct {
+		r, g, b uint8
+		want    float64
+	}{{255, 0, 0, 0.299 * 255}, {0, 255, 0, 0.587 * 255}, {0, 0, 255, 0.114 * 255}, {0, 0, 0, 0}, {128, 128, 128, 128}, {255, 255, 255, 255}} {
+		if got := Luma[float64](c.r, c.g, c.b); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("Luma[float64](%d, %d, %d) = %v, want %v", c.r, c.g, c.b, got, c.want)
+		}
+		if got := Luma[float32](c.r, c.g, c.b); math.Abs(float64(got)-c.want) > 1e-4 {
+			t.Errorf("Luma[float32](%d, %d, %d) = %v, want %v", c.r, c.g, c.b, got, c.want)
+		}
+	}
+}
