@@ -81,10 +81,18 @@ func (r *Regions) find(mask []uint8, stride, w, h, most int) []Box {
 	return r.boxes
 }
 
+// boxIoURow is the widest image whose row BoxIoU counts in an array on
+// its stack (a byte per column, 8 KiB): 8K frames and anything narrower.
+// Eval calls BoxIoU per defective image and the recipe search per
+// synthetic defect and pixel ratio, so a row from the heap per call was
+// garbage at that rate; a wider image still takes one.
+const boxIoURow = 8192
+
 // BoxIoU is the intersection over union of the pixels covered by the boxes
 // pred and those covered by the boxes truth, on a w×h image: how well the
 // regions an alarm reports (boxes) match the defect's own boxes. Both
-// empty: 1; one empty: 0.
+// empty: 1; one empty: 0. It allocates nothing for images up to 8192
+// pixels wide.
 func BoxIoU(pred, truth []Box, w, h int) float64 {
 	if len(pred) == 0 && len(truth) == 0 {
 		return 1
@@ -94,7 +102,13 @@ func BoxIoU(pred, truth []Box, w, h int) float64 {
 	}
 	// Row by row: each box covers a column interval per row.
 	var inter, union int
-	cover := make([]uint8, w)
+	var row [boxIoURow]uint8
+	var cover []uint8
+	if w <= len(row) {
+		cover = row[:w]
+	} else {
+		cover = make([]uint8, w)
+	}
 	for y := range h {
 		any := false
 		for _, set := range [2][]Box{pred, truth} {

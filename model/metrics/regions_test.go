@@ -106,3 +106,26 @@ func TestPixelsBits(t *testing.T) {
 		t.Error("AUROC after Reset")
 	}
 }
+
+// BoxIoU counts a row of an image up to boxIoURow wide without a heap
+// allocation (eval calls it per image, the recipe search per synthetic
+// defect), and a wider image's row as a narrower one's.
+func TestBoxIoURow(t *testing.T) {
+	pred := []Box{{Rectangle: image.Rect(100, 50, 600, 300)}, {Rectangle: image.Rect(700, 40, 900, 90)}}
+	truth := []Box{{Rectangle: image.Rect(300, 100, 800, 400)}}
+	if n := testing.AllocsPerRun(10, func() { BoxIoU(pred, truth, 1024, 1024) }); n != 0 {
+		t.Errorf("BoxIoU on a 1024-wide image: %v allocations, want none", n)
+	}
+	// The same boxes moved right beyond boxIoURow, on an image wide enough.
+	dx := boxIoURow
+	var pw, tw []Box
+	for _, b := range pred {
+		pw = append(pw, Box{Rectangle: b.Add(image.Pt(dx, 0))})
+	}
+	for _, b := range truth {
+		tw = append(tw, Box{Rectangle: b.Add(image.Pt(dx, 0))})
+	}
+	if a, b := BoxIoU(pred, truth, 1024, 1024), BoxIoU(pw, tw, dx+1024, 1024); a != b || a == 0 {
+		t.Errorf("IoU %v on a 1024-wide image, %v moved by %d on a wider one", a, b, dx)
+	}
+}
