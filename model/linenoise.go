@@ -73,10 +73,17 @@ func (n LineNoise) Ratio() float64 {
 // LowSignalToNoise.
 func (n LineNoise) Low() bool { return n.Images > 0 && n.Ratio() < LowSignalToNoise }
 
-// String gives the figures in words.
+// String gives the figures in words. A noise of 0 is said as such, with
+// no ratio: it is what frames whose flattest areas are perfectly flat
+// without being clipped measure (rendered, or heavily denoised), and an
+// infinite ratio printed as "+Inf" read as a fault.
 func (n LineNoise) String() string {
-	if n.Images == 0 {
+	switch {
+	case n.Images == 0:
 		return "not measured"
+	case n.Noise == 0:
+		return fmt.Sprintf("no sensor noise (its flattest areas perfectly flat, as rendered or heavily denoised frames are) against a contrast of %.1f over %d good images",
+			n.Contrast, n.Images)
 	}
 	return fmt.Sprintf("sensor noise %.2f levels of 255 against a contrast of %.1f (ratio %.1f) over %d good images",
 		n.Noise, n.Contrast, n.Ratio(), n.Images)

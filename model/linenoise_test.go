@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"log/slog"
 	"math"
@@ -191,4 +192,57 @@ func TestLineNoiseJSON(t *testing.T) {
 			t.Errorf("%s read back as %+v, %v", b, back, err)
 		}
 	}
+}
+
+// A line whose frames are perfectly flat in their flattest areas without
+// being clipped (rendered, or heavily denoised) measures noise 0: it is
+// not noisy, its JSON has no ratio (which would be infinite) and its words
+// print none, so no "+Inf" or "NaN" reaches fit's, eval's or model info's
+// output or a consumer of the JSON.
+func TestLineNoiseNoiseless(t *testing.T) {
+	n, err := measureLineNoise(context.Background(), rendered{12}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Images != LineNoiseImages || n.Noise != 0 || !(n.Contrast > 20) {
+		t.Fatalf("rendered frames measure %+v: want %d images, noise 0 and their stripes' contrast", n, LineNoiseImages)
+	}
+	for _, c := range []LineNoise{n, {Images: 3, Noise: 0, Contrast: 0}} {
+		if c.Low() {
+			t.Errorf("%#v: called noisy", c)
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("%#v: %v", c, err)
+		}
+		var back map[string]any
+		if err := json.Unmarshal(b, &back); err != nil || back["noisy"] != false || back["ratio"] != nil {
+			t.Errorf("%#v as JSON: %s (%v), want noisy false and no ratio", c, b, err)
+		}
+		s := c.String()
+		for _, bad := range []string{"Inf", "NaN", "ratio"} {
+			if strings.Contains(s, bad) {
+				t.Errorf("%#v in words: %q says %q", c, s, bad)
+			}
+		}
+		if !strings.Contains(s, "no sensor noise") || !strings.Contains(s, fmt.Sprintf("over %d good images", c.Images)) {
+			t.Errorf("%#v in words: %q, want it to say there is no sensor noise, over how many images", c, s)
+		}
+	}
+}
+
+// rendered are n frames of 200×160 as a renderer draws them: flat stripes
+// of levels 60 and 160, without noise and never clipped.
+type rendered struct{ n int }
+
+func (s rendered) Len() int { return s.n }
+
+func (s rendered) Image(i int) (image.Image, error) {
+	g := image.NewGray(image.Rect(0, 0, 200, 160))
+	for y := range 160 {
+		for x := range 200 {
+			g.Pix[y*g.Stride+x] = uint8(60 + 100*((x/(40+i))%2))
+		}
+	}
+	return g, nil
 }
