@@ -748,7 +748,23 @@ func cmdEval() *Command {
 				if *trainDraws > 0 {
 					all.TrainDrawImages = *maxTrain
 				}
-				for _, seed := range draws {
+				// A warning about the set came once per draw and recipe
+				// column (K×C copies of one sentence): gathered, and each
+				// logged once when the set is done (or the run fails).
+				jobEnv := env
+				var sw *setWarnings
+				if len(draws) > 1 || len(columns) > 1 {
+					names := make([]string, len(draws))
+					for d, seed := range draws {
+						names[d] = fmt.Sprintf("%s%d", all.drawTag(), seed)
+					}
+					sw = newSetWarnings(names, columns)
+					defer sw.flush(ctx) // before the error Main prints
+					e := *env
+					e.Log = sw.logger(env.Log.Handler())
+					jobEnv = &e
+				}
+				for d, seed := range draws {
 					files := raw
 					es := EvalSet{Data: dir}
 					resData := label
@@ -794,7 +810,10 @@ func cmdEval() *Command {
 						job := evalJob{memo: memo, files: files, sk: newSkipped(cfg.Capture.MaxPixels), set: set, train: train, model: *modelPath, save: *saveModel, report: report,
 							candidates: *candidates && k == 0 && r == model.RecipeAuto}
 						*job.sk = *admitted // the training files skipped, then the test files (each named in the log once per run)
-						res, cands, err := job.run(ctx, env, &c)
+						if sw != nil {
+							sw.at(d, k)
+						}
+						res, cands, err := job.run(ctx, jobEnv, &c)
 						if err != nil {
 							if job.sk.count() > 0 {
 								err = fmt.Errorf("%w (%s)", err, job.sk)
@@ -825,6 +844,9 @@ func cmdEval() *Command {
 						break
 					}
 					all.Draws = append(all.Draws, es)
+				}
+				if sw != nil {
+					sw.flush(ctx)
 				}
 				if drawn {
 					all.Results = drawsMean(all.Draws, columns)
