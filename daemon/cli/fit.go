@@ -532,8 +532,21 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 		fmt.Fprintf(w, "recipe search skipped (%s): fixed recipe %s\n", s.Fallback, s.Chosen.Name)
 		return
 	}
-	fmt.Fprintf(w, "recipe search: %d candidates, each fitted on %d images and judged on %d held-out good images, untouched and with %d synthetic defects (%.1f s)\n",
-		len(s.Candidates), s.FitImages, s.Good, s.Defects, s.Wall.Seconds())
+	// The ensemble is built from the best candidate after the others
+	// (model.Options.tryEnsemble): counted among them, the header said
+	// one candidate more than the search tried.
+	singles := 0
+	for _, c := range s.Candidates {
+		if !c.Recipe.Ensemble() {
+			singles++
+		}
+	}
+	ensemble := ""
+	if singles < len(s.Candidates) {
+		ensemble = " and the ensemble of the best (the last row)"
+	}
+	fmt.Fprintf(w, "recipe search: %s%s, each fitted on %d images and judged on %d held-out good images, untouched and with %d synthetic defects (%.1f s)\n",
+		plural(singles, "candidate"), ensemble, s.FitImages, s.Good, s.Defects, s.Wall.Seconds())
 	switch {
 	case s.Configured:
 		fmt.Fprintf(w, "registration (%s, capture.align) on every candidate\n", s.Align)

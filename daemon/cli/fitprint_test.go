@@ -112,3 +112,26 @@ func TestHelpOnStdout(t *testing.T) {
 		}
 	}
 }
+
+// fit's search header counted the ensemble, built from the best candidate
+// after the others, among the candidates: "3 candidates" for a search of
+// two. It counts the candidates tried and names the ensemble's row apart.
+func TestPrintSearchCountsTheCandidatesWithoutTheEnsemble(t *testing.T) {
+	plain := model.Candidate{Name: "plain", Figures: model.RecipeFigures{Score: 0.7}}
+	single := model.Candidate{Name: "v1-squash-raw", Figures: model.RecipeFigures{Score: 0.8}}
+	members := []model.Recipe{{Backbone: "a"}, {Backbone: "b"}, {Backbone: "c"}}
+	ens := model.Candidate{Recipe: model.Recipe{Members: members}, Name: "v1-squash-raw+v2-squash-raw+plain", Figures: model.RecipeFigures{Score: 0.8}}
+	for _, c := range []struct {
+		cands []model.Candidate
+		want  string
+	}{
+		{[]model.Candidate{plain, single, ens}, "recipe search: 2 candidates and the ensemble of the best (the last row), each fitted on 30 images"},
+		{[]model.Candidate{plain, single}, "recipe search: 2 candidates, each fitted on 30 images"},
+	} {
+		var b strings.Builder
+		printSearch(&b, &model.SearchReport{Candidates: c.cands, Chosen: c.cands[len(c.cands)-1], FitImages: 30, Good: 10, Defects: 20})
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("%d rows: output lacks %q:\n%s", len(c.cands), c.want, b.String())
+		}
+	}
+}
