@@ -366,7 +366,7 @@ func canWriteBeside(what, path, example string) error {
 		// fails only after the whole fit.
 		return fmt.Errorf("%s %s is a folder: give a file in it, such as %s", what, path, filepath.Join(path, example))
 	}
-	dir := filepath.Dir(path)
+	dir := absFolder(filepath.Dir(path))
 	// An append-only folder takes the check's file but refuses its
 	// removal (it stayed, and the error was remove's), an immutable one
 	// takes none, root or not: name the attribute and what clears it,
@@ -410,6 +410,7 @@ func makeFolderOf(what, path string) ([]string, error) {
 // removed again where the run writes nothing in them (removeEmptyFolders):
 // an append-only folder to make them in is then refused.
 func makeFolder(dir string, undo bool) ([]string, error) {
+	dir = absFolder(dir)
 	if _, err := os.Stat(dir); err == nil {
 		return nil, nil // a file there is canWriteBeside's to name
 	}
@@ -455,6 +456,16 @@ func makeFolder(dir string, undo bool) ([]string, error) {
 		return nil, errors.New(why)
 	}
 	return made, nil
+}
+
+// absFolder is dir made absolute for the errors that name it: a relative
+// --out, --json or --report named the working folder "folder .". dir as
+// given where the working folder cannot be found.
+func absFolder(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 // removeEmptyFolders removes the folders makeFolderOf made (deepest first)
