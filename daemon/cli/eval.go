@@ -576,7 +576,11 @@ func cmdEval() *Command {
 			if *modelPath == "" {
 				daemon.WarnIgnoredSettings(cfg, env.Log) // --zscore off leaves --context out
 			}
-			// Where the results go is checked before minutes of fitting.
+			// Where the results go is checked before minutes of fitting,
+			// and before any folder is made for them.
+			if err := checkOutputsApart(*jsonOut, *saveModel, *reportDir); err != nil {
+				return err
+			}
 			if *jsonOut != "" {
 				// As --report and --save-model: its missing folders made,
 				// and removed again, if still empty, where the run writes
@@ -589,10 +593,6 @@ func cmdEval() *Command {
 				if err := canWriteBeside("--json file", *jsonOut, "eval.json"); err != nil {
 					return err
 				}
-			}
-			if *saveModel != "" && *jsonOut != "" && sameOutputFile(*jsonOut, *saveModel) {
-				// The results, written last, would replace the model saved.
-				return usagef("--json and --save-model name the same file (%s): the results would be written over the model; give each a file of its own", *saveModel)
 			}
 			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
 				return usagef("--save-model keeps one fitted model: give one --data and no --compare")
@@ -2259,22 +2259,4 @@ func misalignTag(parts dataset.MisalignParts, fill string) string {
 		tag += "-edgefill"
 	}
 	return tag
-}
-
-// sameOutputFile says whether the JSON results written to jsonPath (through
-// a link there, as os.WriteFile writes) would land in the model file saved
-// at modelPath (which replaces a link there, so that one is not followed):
-// the same path, or the same file where both are there.
-func sameOutputFile(jsonPath, modelPath string) bool {
-	a, errA := filepath.Abs(jsonPath)
-	b, errB := filepath.Abs(modelPath)
-	if errA == nil && errB == nil && a == b {
-		return true
-	}
-	js, err := os.Stat(jsonPath)
-	if err != nil {
-		return false
-	}
-	ms, err := os.Lstat(modelPath)
-	return err == nil && os.SameFile(js, ms)
 }

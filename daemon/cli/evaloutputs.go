@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// checkOutputsApart refuses eval's outputs (--json's file, --save-model's,
+// --report's folder; "" where not given) where two of them land on one
+// path (outputLands): the results, written last, would replace the model
+// saved, and a file cannot be written where the report made its folder
+// (a whole run, then "rename …: file exists").
+func checkOutputsApart(jsonOut, saveModel, reportDir string) error {
+	if jsonOut != "" && saveModel != "" && sameOutputFile(jsonOut, saveModel) {
+		return usagef("--json and --save-model name the same file (%s): the results would be written over the model; give each a file of its own", landing(jsonOut, saveModel))
+	}
+	for _, f := range []struct{ flag, path, what, example string }{
+		{"--json", jsonOut, "the results", "eval.json"},
+		{"--save-model", saveModel, "the model", "model.safetensors"},
+	} {
+		if f.path != "" && reportDir != "" && outputLands(f.path) == outputLands(reportDir) {
+			return usagef("%s and --report name the same path (%s): --report makes a folder there, and %s cannot be written onto it; give %s a file of its own, such as %s",
+				f.flag, landing(f.path, reportDir), f.what, f.what, filepath.Join(reportDir, f.example))
+		}
+	}
+	return nil
+}
+
+// landing names the path two outputs a and b land on: a where they are
+// given alike, else where a link took them.
+func landing(a, b string) string {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return a
+	}
+	return a + " and " + b + " both lead to " + outputLands(a)
+}
+
+// sameOutputFile says whether the JSON results written to jsonPath would
+// land in the model file saved at modelPath: the same path, once links are
+// followed (outputLands), or the same file where both are there (a hard
+// link).
+func sameOutputFile(jsonPath, modelPath string) bool {
+	if outputLands(jsonPath) == outputLands(modelPath) {
+		return true
+	}
+	js, err := os.Stat(jsonPath)
+	if err != nil {
+		return false
+	}
+	ms, err := os.Stat(modelPath)
+	return err == nil && os.SameFile(js, ms)
+}
+
+// outputLands is the path an output given as path lands on, for telling
+// two outputs apart: absolute, the links in its folders followed (a
+// --json through a linked folder wrote over the model saved in the
+// folder itself), and a link at path itself followed too, to a file that
+// is not there yet included. Each output is renamed into place and
+// replaces such a link rather than writing through it, but a user who
+// names the model file through a link means that file; where its target
+// was there it was caught already, and not where it was yet to be made.
+// Folders that are not there yet stay as given.
+func outputLands(path string) string {
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	for range 40 { // the kernel's bound on the links in one path
+		dir := resolveFolder(filepath.Dir(p))
+		p = filepath.Join(dir, filepath.Base(p))
+		st, err := os.Lstat(p)
+		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+			return p
+		}
+		to, err := os.Readlink(p)
+		if err != nil {
+			return p
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(dir, to)
+		}
+		p = filepath.Clean(to)
+	}
+	return p
+}
+
+// resolveFolder is dir (absolute) with its links followed as far as its
+// folders are there; those below, yet to be made, are kept as given.
+func resolveFolder(dir string) string {
+	rest := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+		rest = filepath.Join(filepath.Base(d), rest)
+	}
+}

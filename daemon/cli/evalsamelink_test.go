@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `eval --json L --save-model F`, L a link to F where F was not there
+// yet, was not taken for one file (it was where F was there); nor was
+// --json D2/o.x --save-model D/o.x, D2 a link to the folder D, where the
+// results were then written over the model saved, exit 0. --json or
+// --save-model naming the --report folder ran the whole evaluation and
+// failed writing onto the folder the report made. All are refused before
+// any fit, and nothing is made.
+func TestEvalRefusesOutputsThroughALinkToOnePath(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	empty := filepath.Join(dir, "empty")
+	folder := filepath.Join(dir, "d")
+	for _, d := range []string{empty, folder} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := filepath.Join(dir, "out.x") // not there
+	link := filepath.Join(dir, "link.x")
+	if err := os.Symlink("out.x", link); err != nil {
+		t.Fatal(err)
+	}
+	folderLink := filepath.Join(dir, "dl")
+	if err := os.Symlink(folder, folderLink); err != nil {
+		t.Fatal(err)
+	}
+	rep := filepath.Join(dir, "rep")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--json", link, "--save-model", f}, "--json and --save-model name the same file"},
+		{[]string{"--json", f, "--save-model", link}, "--json and --save-model name the same file"},
+		{[]string{"--json", filepath.Join(folderLink, "o.x"), "--save-model", filepath.Join(folder, "o.x")}, "--json and --save-model name the same file"},
+		{[]string{"--json", filepath.Join(folderLink, "new", "o.x"), "--save-model", filepath.Join(folder, "new", "o.x")}, "--json and --save-model name the same file"},
+		{[]string{"--json", rep, "--report", rep}, "--json and --report name the same path"},
+		{[]string{"--save-model", rep, "--report", rep}, "--save-model and --report name the same path"},
+		{[]string{"--json", link, "--report", f}, "--json and --report name the same path"},
+	} {
+		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--data", empty, "--config", cfg}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("eval %v: exit %d, %q; want a usage error saying %q", c.args, code, stderr, c.want)
+		}
+		for _, p := range []string{f, rep, filepath.Join(folder, "new")} {
+			if _, err := os.Lstat(p); err == nil {
+				t.Errorf("eval %v made %s", c.args, p)
+				os.RemoveAll(p)
+			}
+		}
+	}
+	// Results in the report's folder are two outputs apart.
+	code, _, stderr := runCaptureCmd(t, "eval", "--data", empty, "--config", cfg, "--json", filepath.Join(rep, "eval.json"), "--report", rep)
+	if code == 0 || strings.Contains(stderr, "name the same") {
+		t.Errorf("--json in the --report folder: exit %d, %q; want the empty set refused, not the outputs", code, stderr)
+	}
+}
