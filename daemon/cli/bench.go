@@ -368,9 +368,14 @@ func rssMB() float64 {
 // that loads modelPath, or fits a model where it is "": a load runs no
 // recipe search, so bundled backbones missing here are not logged as left
 // out of one (daemon.LoadOptions), as a fit, which may search, logs them.
-func benchOptions(cfg *config.Config, env *Env, modelPath string) (model.Options, error) {
+// The backbone variant's choice is not cached in a state_dir the daemon
+// would not create (uncachedWhereRefused).
+func benchOptions(cfg *config.Config, env *Env, modelPath string) (opts model.Options, err error) {
 	if modelPath != "" {
-		return daemon.LoadOptions(cfg, env.Log)
+		opts, err = daemon.LoadOptions(cfg, env.Log)
+	} else {
+		opts, err = daemon.ModelOptions(cfg, env.Log)
 	}
-	return daemon.ModelOptions(cfg, env.Log)
+	uncachedWhereRefused(&opts, env.Log)
+	return opts, err
 }

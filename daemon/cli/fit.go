@@ -179,7 +179,9 @@ func cmdFit() *Command {
 					removeEmptyFolders(made)
 				}
 			}()
-			opts, err := daemon.ModelOptions(cfg, env.Log)
+			// As eval's fits: no backbone cache kept in a state_dir the
+			// daemon would not make.
+			opts, err := benchOptions(cfg, env, "")
 			if err != nil {
 				return err
 			}
@@ -324,7 +326,13 @@ func thresholdNote(th float64, images int) string {
 func prepareModelFile(cfg *config.Config, what, key, path string) ([]string, error) {
 	if filepath.Clean(filepath.Dir(path)) == filepath.Clean(cfg.StateDir) {
 		// The daemon creates state_dir at its first start (config
-		// check says so); a fit before that first start does too.
+		// check says so); a fit before that first start does too, but
+		// only where the daemon would: one made in an append-only
+		// folder, which the daemon refuses to make, stayed there for
+		// good.
+		if err := stateDirRefusal(cfg.StateDir); err != nil {
+			return nil, err
+		}
 		if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
 			return nil, fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)
 		}
