@@ -179,9 +179,16 @@ func cmdFit() *Command {
 					removeEmptyFolders(made)
 				}
 			}()
+			// The model's noisy-line warning is held back: stdout says it
+			// below, in more words (a refit's log keeps it), and it came
+			// twice; logged after all where the fit ends before that.
+			noisy, log := holdWarning(env.Log.Handler(), noisyLineLog)
+			defer noisy.release(ctx)
+			fitEnv := *env
+			fitEnv.Log = log
 			// As eval's fits: no backbone cache kept in a state_dir the
 			// daemon would not make.
-			opts, err := benchOptions(cfg, env, "")
+			opts, err := benchOptions(cfg, &fitEnv, "")
 			if err != nil {
 				return err
 			}
@@ -251,6 +258,7 @@ func cmdFit() *Command {
 			}
 			if rep.Noise.Low() {
 				fmt.Fprintf(env.Stdout, "WARNING: %s\n", noisyLineAdvice)
+				noisy.drop()
 			}
 			return nil
 		},

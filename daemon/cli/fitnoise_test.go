@@ -28,7 +28,7 @@ func TestFitSaysTheLineNoise(t *testing.T) {
 		noisy bool
 	}{{"quiet", 1, false}, {"noisy", 12, true}} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, m, stdout := fitFrames(t, func(i int) image.Image { return modeltest.Stripes(uint64(i), 128, 96, c.sd) })
+			cfg, m, stdout, stderr := fitFrames(t, func(i int) image.Image { return modeltest.Stripes(uint64(i), 128, 96, c.sd) })
 			var noise, contrast float64
 			_, after, ok := strings.Cut(stdout, "line noise: ")
 			if ok {
@@ -43,12 +43,17 @@ func TestFitSaysTheLineNoise(t *testing.T) {
 			if warned != c.noisy {
 				t.Errorf("warned %v, want %v:\n%s", warned, c.noisy, stdout)
 			}
+			// Said once: the model's log line of it (a remote refit's)
+			// came on stderr beside stdout's.
+			if strings.Contains(stderr, "the line is noisy") {
+				t.Errorf("the noisy line said on stderr too:\n%s", stderr)
+			}
 			// model info reads the figures from the file, as fit said them.
 			_, fitLine, _ := strings.Cut(stdout, "line noise: ")
 			fitLine, _, _ = strings.Cut(fitLine, "\n")
-			code, info, stderr := runCaptureCmd(t, "model", "info", "--config", cfg, m)
+			code, info, infoErr := runCaptureCmd(t, "model", "info", "--config", cfg, m)
 			if code != 0 || !strings.Contains(info, "line noise       "+fitLine+"\n") {
-				t.Errorf("model info: exit %d, %s\n%s\nwant the line %q", code, stderr, info, "line noise       "+fitLine)
+				t.Errorf("model info: exit %d, %s\n%s\nwant the line %q", code, infoErr, info, "line noise       "+fitLine)
 			}
 		})
 	}
@@ -61,7 +66,7 @@ func TestFitSaysTheLineNoiseUnmeasured(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a fit on the real backbone")
 	}
-	_, _, stdout := fitFrames(t, func(i int) image.Image {
+	_, _, stdout, _ := fitFrames(t, func(i int) image.Image {
 		r := rand.New(rand.NewPCG(uint64(i), 9))
 		img := image.NewGray(image.Rect(0, 0, 128, 96))
 		cx, cy := 50+r.Float64()*28, 38+r.Float64()*20
@@ -81,8 +86,8 @@ func TestFitSaysTheLineNoiseUnmeasured(t *testing.T) {
 
 // fitFrames writes 12 frames made by frame into a set's train/good as PNG
 // files, fits a small fixed recipe on them and returns the config, the
-// model file and fit's output.
-func fitFrames(t *testing.T, frame func(i int) image.Image) (cfg, m, stdout string) {
+// model file and fit's output and log.
+func fitFrames(t *testing.T, frame func(i int) image.Image) (cfg, m, stdout, stderr string) {
 	t.Helper()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "train", "good")
@@ -111,5 +116,5 @@ func fitFrames(t *testing.T, frame func(i int) image.Image) (cfg, m, stdout stri
 	if code != 0 {
 		t.Fatalf("fit: exit %d\n%s", code, stderr)
 	}
-	return cfg, m, stdout
+	return cfg, m, stdout, stderr
 }
