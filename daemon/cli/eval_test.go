@@ -721,6 +721,21 @@ func exportSet(t *testing.T, out string, train, test, seed int) {
 	}
 }
 
+// savedPlainModel exports a small synthetic set into dir and fits plain
+// PaDiM on it (d 16), saved: the set's folder, the configuration and the
+// model file.
+func savedPlainModel(t *testing.T, dir string) (set, cfg, m string) {
+	t.Helper()
+	set = filepath.Join(dir, "set")
+	exportSet(t, set, 12, 6, 3)
+	cfg = evalConfig(t, dir)
+	m = filepath.Join(dir, "m.safetensors")
+	if code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--save-model", m); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	return set, cfg, m
+}
+
 // readEvalReport reads eval's --json file.
 func readEvalReport(t *testing.T, path string) EvalReport {
 	t.Helper()
@@ -843,13 +858,7 @@ func TestEvalModelWarnsOfOtherImages(t *testing.T) {
 		t.Skip("a fit on an exported synthetic set")
 	}
 	dir := t.TempDir()
-	set := filepath.Join(dir, "set")
-	exportSet(t, set, 12, 6, 3)
-	cfg := evalConfig(t, dir)
-	m := filepath.Join(dir, "m.safetensors")
-	if code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--save-model", m); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
+	set, cfg, m := savedPlainModel(t, dir)
 	if _, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--model", m); strings.Contains(stderr, "unlike the model's training images") {
 		t.Errorf("its own kind of images warned of: %s", stderr)
 	}
@@ -1096,13 +1105,7 @@ func TestEvalModelAppliesTheConfiguredThreshold(t *testing.T) {
 		t.Skip("a fit on an exported synthetic set")
 	}
 	dir := t.TempDir()
-	set := filepath.Join(dir, "set")
-	exportSet(t, set, 12, 6, 3)
-	cfg := evalConfig(t, dir)
-	m := filepath.Join(dir, "m.safetensors")
-	if code, _, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--recipe", "plain", "--features", "16", "--save-model", m); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
+	set, _, m := savedPlainModel(t, dir)
 	// A threshold far under every score: every good test image flagged.
 	low := filepath.Join(dir, "low.yaml")
 	if err := os.WriteFile(low, []byte("state_dir: "+filepath.Join(dir, "state")+"\nmodel:\n  threshold:\n    value: 0.001\n"), 0o644); err != nil {
