@@ -1986,9 +1986,9 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 	if r.DefectsOutOfView > 0 {
 		fmt.Fprintf(tw, "defects out of view\t%s whose defect the transform cut out of the view: left out of the image figures, their pixels normal ones\n", plural(r.DefectsOutOfView, "defective test image"))
 	}
-	fmt.Fprintf(tw, "F1-max\t%.4f%s\n", r.F1Max, pointText(r.F1MaxAt, r.Threshold))
+	fmt.Fprintf(tw, "F1-max\t%.4f%s\n", r.F1Max, pointText(r.F1MaxAt, r))
 	for _, p := range r.AtFalseAlarms {
-		fmt.Fprintf(tw, "  ≤ %g%% false alarms\t%s\n", 100*p.MaxFalseAlarmRate, strings.TrimPrefix(pointText(p, r.Threshold), " "))
+		fmt.Fprintf(tw, "  ≤ %g%% false alarms\t%s\n", 100*p.MaxFalseAlarmRate, strings.TrimPrefix(pointText(p, r), " "))
 	}
 	if len(r.AtFalseAlarms) > 0 {
 		fmt.Fprintf(tw, "  \t(these thresholds are chosen on the test images themselves: new parts will fare somewhat worse)\n")
@@ -2033,11 +2033,16 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 }
 
 // pointText describes an operating point: its threshold, as a share of
-// the fitted one, and the false alarms and misses there.
-func pointText(p OperatingPoint, fitted float64) string {
+// the model's (r's: the fitted one, or model.threshold.value's, which
+// ThresholdImages 0 says), and the false alarms and misses there.
+func pointText(p OperatingPoint, r *EvalResult) string {
 	rel := ""
-	if fitted > 0 {
-		rel = fmt.Sprintf(" (%.2f× the fitted one)", p.Threshold/fitted)
+	if r != nil && r.Threshold > 0 {
+		which := "the fitted one"
+		if r.ThresholdImages == 0 {
+			which = "model.threshold.value"
+		}
+		rel = fmt.Sprintf(" (%.2f× %s)", p.Threshold/r.Threshold, which)
 	}
 	return fmt.Sprintf(" at image threshold %s%s: false alarms %.1f%%, misses %.1f%%", strconv.FormatFloat(p.Threshold, 'g', -1, 64), rel, 100*p.FalseAlarmRate, 100*p.MissRate)
 }

@@ -168,7 +168,7 @@ func TestFalseAlarmPoint(t *testing.T) {
 	// good image (a reviewer's case: "14.2411" printed for a threshold
 	// between 14.2411013 and 14.2411032 flagged the good image).
 	printed := func(p OperatingPoint) float64 {
-		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(strings.TrimPrefix(pointText(p, 0), " at image threshold "))[0], ":"), 64)
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(strings.TrimPrefix(pointText(p, nil), " at image threshold "))[0], ":"), 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1121,7 +1121,8 @@ func TestEvalModelAppliesTheConfiguredThreshold(t *testing.T) {
 		t.Errorf("threshold %g from %d images, false alarms %g, misses %g: want 0.001 (model.threshold.value), every good image flagged",
 			r.Threshold, r.ThresholdImages, r.FalseAlarmRate, r.MissRate)
 	}
-	if !strings.Contains(stdout, "threshold            0.001 (model.threshold.value): false alarms 100.0%") {
+	if !strings.Contains(stdout, "threshold            0.001 (model.threshold.value): false alarms 100.0%") || strings.Contains(stdout, "the fitted one") ||
+		!strings.Contains(stdout, "× model.threshold.value):") {
 		t.Errorf("text does not say the configured threshold:\n%s", stdout)
 	}
 }
