@@ -376,9 +376,7 @@ func ConfigThreshold(cfg *config.Config, det *model.Detector, path string, log *
 	if v <= 0 || v == info.ImageThreshold {
 		return nil
 	}
-	// Never below the smallest threshold, which a small value at a small
-	// ratio reached: config check passed it and the start failed.
-	pixel := min(v, max(v*info.PixelThreshold/info.ImageThreshold, model.MinThreshold))
+	pixel := PixelThresholdFor(info, v)
 	if err := det.SetThresholds(v, pixel); err != nil {
 		return fmt.Errorf("model.threshold.value %g on model %s: %w", v, path, err)
 	}
@@ -387,6 +385,15 @@ func ConfigThreshold(cfg *config.Config, det *model.Detector, path string, log *
 			"model_threshold", info.ImageThreshold, "model", info.ID)
 	}
 	return nil
+}
+
+// PixelThresholdFor is the pixel threshold that goes with image threshold
+// image on a model described by info: the model's pixel/image ratio kept
+// (the fit's, or the one the search chose for the line), never above
+// image and never below model.MinThreshold, which a small value at a
+// small ratio reached (config check passed it and the start failed).
+func PixelThresholdFor(info model.Info, image float64) float64 {
+	return min(image, max(image*info.PixelThreshold/info.ImageThreshold, model.MinThreshold))
 }
 
 // gcPercent is the Go collector's target for the daemon: a collection when

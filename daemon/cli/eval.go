@@ -385,6 +385,16 @@ type OperatingPoint struct {
 	// MissRate the share of defective ones it passes.
 	FalseAlarmRate float64 `json:"false_alarm_rate"`
 	MissRate       float64 `json:"miss_rate"`
+	// RegionIoU is EvalResult.RegionIoU with the model set to this
+	// threshold (its pixel threshold at the model's ratio): the alarm
+	// regions of the defective images it flags against the defects'
+	// boxes, a miss counting 0 (evalJob.pointRegions). Two recipes at
+	// their own thresholds differ as much by how many images those flag
+	// as by where the regions fall; at one false-alarm rate only the
+	// regions differ. Absent for F1-max's point, where the set has no
+	// pixel figures, and for a --candidates row; in a mean, over the sets
+	// (draws) that have it.
+	RegionIoU *float64 `json:"region_iou,omitempty"`
 }
 
 // operatingFalseAlarms are the false-alarm rates eval gives an operating
@@ -394,6 +404,9 @@ func operatingFalseAlarms() [2]float64 { return [...]float64{0.01, 0.05} }
 type evalItem struct {
 	it    dataset.Item
 	score float64
+	// truth is a defective image's defect boxes (nil for a good image or
+	// one without a mask), for its regions at other thresholds.
+	truth []metrics.Box
 }
 
 // stringList is a repeatable string flag.
@@ -1013,6 +1026,11 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 		}
 		fmt.Fprintf(env.Stdout, "report written to %s\n", j.report)
 	}
+	if res.NoPixelFigures == "" && acc.iouD > 0 {
+		if err := j.pointRegions(ctx, det, acc, &res); err != nil {
+			return nil, nil, err
+		}
+	}
 	var cands []CandidateEval
 	for _, c := range res.Search {
 		rf, ok := real[c.Name]
@@ -1302,7 +1320,11 @@ func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, trut
 			a.fa++
 		}
 	}
-	a.items = append(a.items, evalItem{it, r.Score})
+	e := evalItem{it: it, score: r.Score}
+	if it.Anomalous() && len(truth) > 0 {
+		e.truth = truth
+	}
+	a.items = append(a.items, e)
 	return nil
 }
 
@@ -1368,6 +1390,53 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 		}
 	}
 	res.PRO, _ = a.pix.PRO(0.3)
+	return nil
+}
+
+// pointRegions sets the RegionIoU of each of res's false-alarm operating
+// points: the model set to the point's threshold (the pixel threshold at
+// its ratio, daemon.PixelThresholdFor), the defective test images with a
+// mask that it flags inspected again (scores do not depend on the
+// threshold; the alarm regions do), and their regions measured as at the
+// model's own threshold (testScore.add). The model's thresholds are put
+// back.
+func (j *evalJob) pointRegions(ctx context.Context, det *model.Detector, a *testScore, res *EvalResult) (err error) {
+	info := det.Info()
+	defer func() {
+		if rerr := det.SetThresholds(info.ImageThreshold, info.PixelThreshold); rerr != nil && err == nil {
+			err = fmt.Errorf("thresholds put back: %w", rerr)
+		}
+	}()
+	var regions metrics.Regions
+	for i := range res.AtFalseAlarms {
+		p := &res.AtFalseAlarms[i]
+		if !(p.Threshold > 0) {
+			continue // no good test image: no point
+		}
+		if err := det.SetThresholds(p.Threshold, daemon.PixelThresholdFor(info, p.Threshold)); err != nil {
+			return fmt.Errorf("region IoU at threshold %g: %w", p.Threshold, err)
+		}
+		var sum float64
+		for _, e := range a.items {
+			if e.truth == nil || !(e.score > p.Threshold) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			img, err := j.files.load(e.it.Path)
+			if err != nil {
+				return fmt.Errorf("region IoU at threshold %g: %s: %w", p.Threshold, e.it.Path, err)
+			}
+			r, _, err := det.InspectUnbounded(img)
+			if err != nil {
+				return fmt.Errorf("region IoU at threshold %g: inspect %s: %w", p.Threshold, e.it.Path, err)
+			}
+			sum += metrics.BoxIoU(regions.FindGray(r.Mask, daemon.MaxAlarmRegions), e.truth, r.W, r.H)
+		}
+		v := sum / float64(a.iouD)
+		p.RegionIoU = &v
+	}
 	return nil
 }
 
@@ -1612,6 +1681,10 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 	for k := range out {
 		m := &out[k]
 		m.Data, m.Recipe = "mean", columns[k]
+		// The operating points' region IoU, summed over the sets that
+		// have it, and how many do.
+		var pointIoU []float64
+		var pointSets []int
 		for _, s := range sets {
 			r := s.Results[k]
 			m.ImageAUROC += r.ImageAUROC / n
@@ -1638,6 +1711,14 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 				m.AtFalseAlarms[i].MaxFalseAlarmRate = p.MaxFalseAlarmRate
 				m.AtFalseAlarms[i].FalseAlarmRate += p.FalseAlarmRate / n
 				m.AtFalseAlarms[i].MissRate += p.MissRate / n
+				if p.RegionIoU != nil {
+					for len(pointIoU) <= i {
+						pointIoU = append(pointIoU, 0)
+						pointSets = append(pointSets, 0)
+					}
+					pointIoU[i] += *p.RegionIoU
+					pointSets[i]++
+				}
 			}
 			m.Accuracy += r.Accuracy / n
 			m.FalseAlarmRate += r.FalseAlarmRate / n
@@ -1701,6 +1782,12 @@ func meanResults(sets []EvalSet, columns []string) []EvalResult {
 		m.PixelAUROC /= float64(max(m.PixelSets, 1))
 		m.PRO /= float64(max(m.PixelSets, 1))
 		m.RegionIoU /= float64(max(m.PixelSets, 1))
+		for i, v := range pointIoU {
+			if pointSets[i] > 0 && i < len(m.AtFalseAlarms) {
+				v /= float64(pointSets[i])
+				m.AtFalseAlarms[i].RegionIoU = &v
+			}
+		}
 		// In a mean, the image counts are the numbers of sets averaged.
 		m.RegionIoUFlagged /= float64(max(m.RegionIoUImages, 1))
 		m.RegionIoUShared /= float64(max(m.RegionIoUSharedImages, 1))
@@ -2034,7 +2121,8 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 
 // pointText describes an operating point: its threshold, as a share of
 // the model's (r's: the fitted one, or model.threshold.value's, which
-// ThresholdImages 0 says), and the false alarms and misses there.
+// ThresholdImages 0 says), and the false alarms, misses and, where
+// measured, region IoU there.
 func pointText(p OperatingPoint, r *EvalResult) string {
 	rel := ""
 	if r != nil && r.Threshold > 0 {
@@ -2044,7 +2132,11 @@ func pointText(p OperatingPoint, r *EvalResult) string {
 		}
 		rel = fmt.Sprintf(" (%.2f× %s)", p.Threshold/r.Threshold, which)
 	}
-	return fmt.Sprintf(" at image threshold %s%s: false alarms %.1f%%, misses %.1f%%", strconv.FormatFloat(p.Threshold, 'g', -1, 64), rel, 100*p.FalseAlarmRate, 100*p.MissRate)
+	iou := ""
+	if p.RegionIoU != nil {
+		iou = fmt.Sprintf(", region IoU %.4f", *p.RegionIoU)
+	}
+	return fmt.Sprintf(" at image threshold %s%s: false alarms %.1f%%, misses %.1f%%%s", strconv.FormatFloat(p.Threshold, 'g', -1, 64), rel, 100*p.FalseAlarmRate, 100*p.MissRate, iou)
 }
 
 // optFigure formats a figure that may not have been computed (nil): n/a.

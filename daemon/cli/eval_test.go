@@ -1126,3 +1126,47 @@ func TestEvalModelAppliesTheConfiguredThreshold(t *testing.T) {
 		t.Errorf("text does not say the configured threshold:\n%s", stdout)
 	}
 }
+
+// Each false-alarm operating point carries the region IoU the model's
+// alarms would have at its threshold: the same figure an eval of the model
+// set to that threshold (model.threshold.value) reports as its own, where
+// recipes were compared only at their own thresholds, which differ in
+// false alarms (screw: plain at 2.4%, auto at 0%).
+func TestEvalRegionIoUAtOperatingPoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set, cfg, m := savedPlainModel(t, dir)
+	js := filepath.Join(dir, "own.json")
+	code, stdout, stderr := runCaptureCmd(t, "eval", "--config", cfg, "--data", set, "--model", m, "--json", js)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r := readEvalReport(t, js).Sets[0].Results[0]
+	if len(r.AtFalseAlarms) != 2 || r.F1MaxAt.RegionIoU != nil {
+		t.Fatalf("operating points %+v, F1-max's %+v: want two with region IoU, F1-max's without", r.AtFalseAlarms, r.F1MaxAt)
+	}
+	for _, p := range r.AtFalseAlarms {
+		if p.RegionIoU == nil {
+			t.Fatalf("no region IoU at ≤ %g false alarms", p.MaxFalseAlarmRate)
+		}
+		if want := fmt.Sprintf("misses %.1f%%, region IoU %.4f", 100*p.MissRate, *p.RegionIoU); !strings.Contains(stdout, want) {
+			t.Errorf("text lacks %q:\n%s", want, stdout)
+		}
+		at := filepath.Join(dir, fmt.Sprintf("at%g.yaml", p.MaxFalseAlarmRate))
+		conf := fmt.Sprintf("state_dir: %s\nmodel:\n  threshold:\n    value: %s\n", filepath.Join(dir, "state"), strconv.FormatFloat(p.Threshold, 'g', -1, 64))
+		if err := os.WriteFile(at, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		js2 := filepath.Join(dir, fmt.Sprintf("at%g.json", p.MaxFalseAlarmRate))
+		if code, _, stderr := runCaptureCmd(t, "eval", "--config", at, "--data", set, "--model", m, "--json", js2); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		got := readEvalReport(t, js2).Sets[0].Results[0]
+		if got.Threshold != p.Threshold || got.RegionIoU != *p.RegionIoU || got.FalseAlarmRate != p.FalseAlarmRate || got.MissRate != p.MissRate {
+			t.Errorf("≤ %g false alarms: point threshold %g, region IoU %g, false alarms %g, misses %g; the model at that threshold: %g, %g, %g, %g",
+				p.MaxFalseAlarmRate, p.Threshold, *p.RegionIoU, p.FalseAlarmRate, p.MissRate, got.Threshold, got.RegionIoU, got.FalseAlarmRate, got.MissRate)
+		}
+	}
+}
