@@ -96,7 +96,15 @@ func TestStaleSubscriptionUnsubscribed(t *testing.T) {
 					t.Fatal("the live command never arrived")
 				}
 			}
-			if came := strings.Contains(lb.String(), "topic="+stale); came == recorded {
+			// A probe whose PUBACK the old client's Close cut off is the
+			// session's to send again (QoS 1), on connecting, before the
+			// unsubscription: only what comes after it counts (a loaded
+			// CI box got one).
+			log := lb.String()
+			if i := strings.Index(log, "unsubscribed a filter of an earlier configuration"); recorded && i >= 0 {
+				log = log[i:]
+			}
+			if came := strings.Contains(log, "topic="+stale); came == recorded {
 				t.Errorf("a message on the old filter came: %v, want %v; log:\n%s", came, !recorded, lb.String())
 			}
 		})
