@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -825,6 +826,12 @@ func cmdEval() *Command {
 						*job.sk = *admitted // the training files skipped, then the test files (each named in the log once per run)
 						if sw != nil {
 							sw.at(d, k)
+							// Each draw and column names the test files it
+							// skips, to the set's warnings, which log each
+							// once with the draws it came from: named only
+							// by the first, a file every draw skipped was
+							// logged as the first draw's and column's alone.
+							job.sk.named = maps.Clone(admitted.named)
 						}
 						res, cands, err := job.run(ctx, jobEnv, &c)
 						if err != nil {

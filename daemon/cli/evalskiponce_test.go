@@ -49,3 +49,37 @@ func TestEvalNamesASkippedTestFileOnce(t *testing.T) {
 		}
 	}
 }
+
+// `inspectd eval --train-draws 2 --compare R` logged a test file that
+// every draw and column skipped with `draws=train-draw1 recipes=plain`, as
+// if the other draws and columns had read it: only the first named it to
+// the set's warnings. It is logged once, naming no draw or recipe.
+func TestEvalSkippedTestFileNamesNoDraw(t *testing.T) {
+	if testing.Short() {
+		t.Skip("four fits on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 12, 6, 3)
+	bad := filepath.Join(set, "test", "good", "zz-cut.png")
+	if err := os.WriteFile(bad, []byte("not a PNG"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCaptureCmd(t, "eval", "--config", evalConfig(t, dir), "--data", set, "--recipe", "plain", "--compare", "v1-squash-raw",
+		"--features", "16", "--max-train", "8", "--train-draws", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var lines []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "file skipped") && strings.Contains(l, "file="+bad) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%s named %d times, want once:\n%s", bad, len(lines), stderr)
+	}
+	if strings.Contains(lines[0], "draws=") || strings.Contains(lines[0], "recipes=") {
+		t.Errorf("a file every draw and column skipped is named as some's: %s", lines[0])
+	}
+}
