@@ -2129,7 +2129,9 @@ func printResultDetail(w io.Writer, r *EvalResult, compared bool) {
 // pointText describes an operating point: its threshold, as a share of
 // the model's (r's: the fitted one, or model.threshold.value's, which
 // ThresholdImages 0 says), and the false alarms, misses and, where
-// measured, region IoU there.
+// measured, region IoU there. A share far from 1 is shown in 3
+// significant digits, where two decimals said 0.00× (or 20000000.00×) of
+// a value far from the scores.
 func pointText(p OperatingPoint, r *EvalResult) string {
 	rel := ""
 	if r != nil && r.Threshold > 0 {
@@ -2137,7 +2139,12 @@ func pointText(p OperatingPoint, r *EvalResult) string {
 		if r.ThresholdImages == 0 {
 			which = "model.threshold.value"
 		}
-		rel = fmt.Sprintf(" (%.2f× %s)", p.Threshold/r.Threshold, which)
+		x := p.Threshold / r.Threshold
+		f := fmt.Sprintf("%.2f", x)
+		if x < 0.01 || x >= 1000 {
+			f = strconv.FormatFloat(x, 'g', 3, 64)
+		}
+		rel = fmt.Sprintf(" (%s× %s)", f, which)
 	}
 	iou := ""
 	if p.RegionIoU != nil {

@@ -1170,3 +1170,31 @@ func TestEvalRegionIoUAtOperatingPoints(t *testing.T) {
 		}
 	}
 }
+
+// `inspectd eval --model M` under model.threshold.value 1e-06 printed
+// its operating points "(20000000.00× the fitted one)": a share of the
+// value, not of the fitted threshold, and 0.00× under a huge value. They
+// are shares of model.threshold.value, in significant digits, now.
+func TestEvalPointsAgainstTheThresholdValue(t *testing.T) {
+	for _, c := range []struct {
+		value float64
+		want  string
+	}{
+		{1e-06, "at image threshold 20 (2e+07× model.threshold.value)"},
+		{1e+09, "at image threshold 20 (2e-08× model.threshold.value)"},
+		{10, "at image threshold 20 (2.00× model.threshold.value)"},
+	} {
+		r := EvalResult{Data: "a", Recipe: "plain", TestImages: 10, Threshold: c.value, F1Max: 1,
+			F1MaxAt:       OperatingPoint{Threshold: 20},
+			AtFalseAlarms: []OperatingPoint{{MaxFalseAlarmRate: 0.01, Threshold: 20}}}
+		var b strings.Builder
+		printEval(&b, &EvalReport{Sets: []EvalSet{{Data: "a", Results: []EvalResult{r}}}})
+		out := b.String()
+		if n := strings.Count(out, c.want); n != 2 {
+			t.Errorf("value %g: %q %d times, want 2 (F1-max and ≤ 1%%):\n%s", c.value, c.want, n, out)
+		}
+		if strings.Contains(out, "the fitted one") {
+			t.Errorf("value %g: an operating point against the fitted threshold, which is not in force:\n%s", c.value, out)
+		}
+	}
+}
