@@ -173,7 +173,13 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 	if i.LineNoise != nil {
 		line("line noise", "%s", lineNoiseText(*i.LineNoise))
 	}
-	line("thresholds", "image %.6g, pixel %.6g (from %d good images)", i.ImageThreshold, i.PixelThreshold, i.ThresholdImages)
+	// A threshold model.threshold.value gave at the fit rests on no good
+	// image: "(from 0 good images)" read as a fit that saw none.
+	from := "from " + plural(i.ThresholdImages, "good image")
+	if i.ThresholdImages == 0 && i.HeldOut == 0 {
+		from = "model.threshold.value at the fit"
+	}
+	line("thresholds", "image %.6g, pixel %.6g (%s)", i.ImageThreshold, i.PixelThreshold, from)
 	line("fitted", "%s on %d images", i.Fitted, i.Images)
 	line("state", "%.1f MiB", float64(i.StateBytes)/(1<<20))
 	if i.Precision != "" && indent == "" {

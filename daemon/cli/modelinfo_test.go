@@ -175,3 +175,25 @@ func fitSmallModel(t *testing.T) (dir, cfg, m string) {
 	}
 	return dir, cfg, m
 }
+
+// `inspectd model info` of a model fitted with model.threshold.value
+// said "thresholds image 7, pixel 5.25 (from 0 good images)", as if the
+// fit had seen none; it names the value now, as fit and eval do, and
+// speaks of one good image in the singular.
+func TestModelInfoThresholdFromTheValue(t *testing.T) {
+	for _, c := range []struct {
+		images, heldOut int
+		want            string
+	}{
+		{0, 0, "thresholds       image 7, pixel 5.25 (model.threshold.value at the fit)"},
+		{1, 0, "thresholds       image 7, pixel 5.25 (from 1 good image)"},
+		{40, 0, "thresholds       image 7, pixel 5.25 (from 40 good images)"},
+	} {
+		var out strings.Builder
+		env := &Env{Stdout: &out, Stderr: &out}
+		writeModelInfo(env, model.Info{Recipe: "plain", ImageThreshold: 7, PixelThreshold: 5.25, ThresholdImages: c.images, HeldOut: c.heldOut}, "")
+		if !strings.Contains(out.String(), c.want+"\n") {
+			t.Errorf("%d threshold images: want %q in\n%s", c.images, c.want, &out)
+		}
+	}
+}
