@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // checkOutputsApart refuses eval's outputs (--json's file, --save-model's,
@@ -22,6 +23,16 @@ func checkOutputsApart(jsonOut, saveModel, reportDir string) error {
 		if f.path != "" && reportDir != "" && outputLands(f.path) == outputLands(reportDir) {
 			return usagef("%s and --report name the same path (%s): --report makes a folder there, and %s cannot be written onto it; give %s a file of its own, such as %s",
 				f.flag, landing(f.path, reportDir), f.what, f.what, filepath.Join(reportDir, f.example))
+		}
+		// The report writes PNG files (roc.png, the overlays named by
+		// label and score) in its folder and those it makes below it, over
+		// any file there of the name: a trial's --save-model REP/roc.png
+		// was saved, then overwritten by the ROC curve, exit 0.
+		if f.path != "" && reportDir != "" && strings.EqualFold(filepath.Ext(f.path), ".png") {
+			if rel, err := filepath.Rel(outputLands(reportDir), outputLands(f.path)); err == nil && filepath.IsLocal(rel) {
+				return usagef("%s %s lies in the --report folder %s, whose PNG files (roc.png, the overlays) would be written over %s; give %s a name that does not end in .png, such as %s, or a file outside it",
+					f.flag, f.path, reportDir, f.what, f.what, filepath.Join(reportDir, f.example))
+			}
 		}
 	}
 	return nil

@@ -63,3 +63,38 @@ func TestEvalRefusesOutputsThroughALinkToOnePath(t *testing.T) {
 		t.Errorf("--json in the --report folder: exit %d, %q; want the empty set refused, not the outputs", code, stderr)
 	}
 }
+
+// `eval --save-model REP/roc.png --report REP` saved the model, then the
+// report wrote its ROC curve over it: exit 0 and no model. A --json or
+// --save-model that ends in .png in the report's folder, or below it,
+// through a link too, is refused before any fit now; another name there
+// is not.
+func TestEvalRefusesAnOutputTheReportWritesOver(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	empty := filepath.Join(dir, "empty")
+	rep := filepath.Join(dir, "rep") // there from an earlier run
+	for _, d := range []string{empty, rep} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repLink := filepath.Join(dir, "rl")
+	if err := os.Symlink("rep", repLink); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--save-model", filepath.Join(rep, "roc.png"), "--report", rep},
+		{"--json", filepath.Join(repLink, "syn", "ROC.PNG"), "--report", rep},
+		{"--save-model", filepath.Join(rep, "good_highest_1_good_0004_score0.841.png"), "--report", repLink},
+	} {
+		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--data", empty, "--config", cfg}, args...)...)
+		if code != 2 || !strings.Contains(stderr, "lies in the --report folder") {
+			t.Errorf("eval %v: exit %d, %q; want a usage error saying it lies in the --report folder", args, code, stderr)
+		}
+	}
+	code, _, stderr := runCaptureCmd(t, "eval", "--data", empty, "--config", cfg, "--save-model", filepath.Join(rep, "model.safetensors"), "--report", rep)
+	if code == 0 || strings.Contains(stderr, "--report folder") {
+		t.Errorf("--save-model model.safetensors in the --report folder: exit %d, %q; want the empty set refused, not the outputs", code, stderr)
+	}
+}
