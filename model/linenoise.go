@@ -63,11 +63,16 @@ func (n LineNoise) Ratio() float64 {
 	switch {
 	case n.Images == 0:
 		return 0
-	case n.Noise == 0:
+	case n.noiseless():
 		return math.Inf(1)
 	}
 	return n.Contrast / n.Noise
 }
+
+// noiseless says whether the noise is none: under what a measurement
+// resolves (noise.Resolution), as a file's figures may be (a noise of
+// 1e-320 gave a ratio of +Inf, printed as such).
+func (n LineNoise) noiseless() bool { return n.Noise < noise.Resolution }
 
 // Low says whether the line is noisy: measured, and its Ratio under
 // LowSignalToNoise.
@@ -81,7 +86,7 @@ func (n LineNoise) String() string {
 	switch {
 	case n.Images == 0:
 		return "not measured"
-	case n.Noise == 0:
+	case n.noiseless():
 		return fmt.Sprintf("no sensor noise (its flattest areas perfectly flat, as rendered or heavily denoised frames are) against a contrast of %.1f over %d good images",
 			n.Contrast, n.Images)
 	}

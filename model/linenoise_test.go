@@ -246,3 +246,53 @@ func (s rendered) Image(i int) (image.Image, error) {
 	}
 	return g, nil
 }
+
+// Rendered shading (a grey ramp of one level per pixel, in RGB) measured
+// the luma's float32 rounding as noise, about 1e-6 levels, and fit said
+// "sensor noise 0.00 levels of 255 against a contrast of 46.4 (ratio
+// 44554605.9)"; a file's noise of 1e-320 printed "ratio +Inf". Both are
+// no sensor noise now.
+func TestLineNoiseRenderedShading(t *testing.T) {
+	n, err := measureLineNoise(context.Background(), shaded{12}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Images != LineNoiseImages || n.Noise != 0 || !(n.Contrast > 20) {
+		t.Errorf("rendered shading measures %+v: want %d images, noise 0 and the ramp's contrast", n, LineNoiseImages)
+	}
+	for _, c := range []LineNoise{n, {Images: 9, Noise: 1e-320, Contrast: 255}, {Images: 9, Noise: 1e-6, Contrast: 46.4}} {
+		s := c.String()
+		if !strings.Contains(s, "no sensor noise") || strings.Contains(s, "ratio") || strings.Contains(s, "Inf") {
+			t.Errorf("%#v in words: %q, want no sensor noise and no ratio", c, s)
+		}
+		if b, err := json.Marshal(c); err != nil || strings.Contains(string(b), "ratio") || c.Low() {
+			t.Errorf("%#v as JSON: %s, %v, noisy %v; want no ratio, not noisy", c, b, err, c.Low())
+		}
+	}
+	// The least noise real levels give is resolved.
+	if c := (LineNoise{Images: 9, Noise: 0.0005, Contrast: 40}); strings.Contains(c.String(), "no sensor noise") {
+		t.Errorf("%#v in words: %q, want its ratio", c, c.String())
+	}
+}
+
+// shaded are n frames of 128×96 as a renderer shades them: a grey ramp
+// of one level per pixel across and half a level down, with a darker
+// ramp in a box, in RGB, without noise and never clipped.
+type shaded struct{ n int }
+
+func (s shaded) Len() int { return s.n }
+
+func (s shaded) Image(i int) (image.Image, error) {
+	m := image.NewRGBA(image.Rect(0, 0, 128, 96))
+	for y := range 96 {
+		for x := range 128 {
+			v := uint8(40 + x + y/2)
+			if x > 30+i%7 && x < 80 && y > 30 && y < 60 {
+				v = uint8(20 + x/2)
+			}
+			o := m.PixOffset(x, y)
+			m.Pix[o], m.Pix[o+1], m.Pix[o+2], m.Pix[o+3] = v, v, v, 255
+		}
+	}
+	return m, nil
+}

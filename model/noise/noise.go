@@ -38,6 +38,15 @@ const (
 	Percentile = 0.1
 )
 
+// Resolution is the least noise Measure reports (levels): an estimate
+// under it is the luma's float32 rounding, not a sensor's noise. On
+// rendered shading (a ramp of one level per pixel in RGB) the mask's
+// response, blind to slopes, is that rounding alone, about 1e-6 levels,
+// which read as "sensor noise 0.00 levels … (ratio 44554605.9)" where a
+// flat rendered frame says "no sensor noise"; the least response real
+// levels give is about 4e-4 (one step of blue in one pixel of a block).
+const Resolution = 1e-4
+
 // Levels are a frame's luminance figures, in levels of 255.
 type Levels struct {
 	// Noise is the estimated standard deviation of the sensor noise in
@@ -86,7 +95,11 @@ func Measure(img image.Image) (Levels, error) {
 		return Levels{}, ErrClipped
 	}
 	slices.Sort(est)
-	return Levels{Noise: est[int(Percentile*float64(len(est)-1))], Contrast: contrast}, nil
+	noise := est[int(Percentile*float64(len(est)-1))]
+	if noise < Resolution {
+		noise = 0
+	}
+	return Levels{Noise: noise, Contrast: contrast}, nil
 }
 
 // immerkaer is the noise estimate over the block of bw×bh pixels at
