@@ -450,7 +450,15 @@ func loadEnsemble(path string, pm *padim.Model, opts Options) (*Detector, error)
 		m, err := fromFile(mm, pm, opts, path)
 		if err != nil {
 			d.Close()
-			return nil, fmt.Errorf("ensemble member %d: %w", k+1, err)
+			// Its keys named: member K+1's metadata and tensors are the
+			// file's own (the first) or those under memberK. (a trial:
+			// "ensemble member 2: …: metadata line_noise: …" for a bad
+			// member1.line_noise, where padim says "member 1").
+			keys := "the file's own keys"
+			if k > 0 {
+				keys = "keys " + padim.MemberPrefix(k) + "…"
+			}
+			return nil, fmt.Errorf("ensemble member %d (%s): %w", k+1, keys, err)
 		}
 		m.member = true
 		d.members = append(d.members, m)

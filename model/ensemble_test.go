@@ -338,3 +338,40 @@ func checkHighest(t *testing.T, rep FitReport, threshold float64, n int) {
 		seen[h.Index] = true
 	}
 }
+
+// An ensemble file whose second member's line_noise (the key
+// member1.line_noise) claims more images than a fit measures was refused
+// as "ensemble member 2: …: metadata line_noise: images 12", a key the
+// file does not have under that name; the refusal names the member's
+// keys now.
+func TestEnsembleMemberRefusalNamesItsKeys(t *testing.T) {
+	opts := testOptions(t)
+	opts.Bundled = []BundledPath{{backbone.MobileNetV1, modeltest.BackbonePath(t)}}
+	opts.Recipe = "v1-fit-z+plain"
+	det, _, err := Fit(context.Background(), opts, textures(24), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	path := filepath.Join(t.TempDir(), "e.safetensors")
+	if err := det.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := padim.Load(path, padim.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	if len(pm.Members) != 1 {
+		t.Fatalf("%d members under the main model, want 1", len(pm.Members))
+	}
+	pm.Members[0].Meta.Extra[metaLineNoise] = `{"images":12,"noise":1,"contrast":50}`
+	bad := filepath.Join(t.TempDir(), "bad.safetensors")
+	if err := padim.Save(bad, pm); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(bad, opts)
+	if err == nil || !strings.Contains(err.Error(), padim.MemberPrefix(1)) || !strings.Contains(err.Error(), "images 12") {
+		t.Fatalf("load: %v; want it refused naming the keys %s… and images 12", err, padim.MemberPrefix(1))
+	}
+}
