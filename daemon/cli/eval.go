@@ -607,6 +607,9 @@ func cmdEval() *Command {
 				if err := canWriteBeside("--json file", *jsonOut, "eval.json"); err != nil {
 					return err
 				}
+				if err := checkResultsTarget(*jsonOut); err != nil {
+					return err
+				}
 			}
 			if *saveModel != "" && (len(data) > 1 || len(compare) > 0) {
 				return usagef("--save-model keeps one fitted model: give one --data and no --compare")

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/inspectd/inspectd/model"
 )
 
 // checkOutputsApart refuses eval's outputs (--json's file, --save-model's,
@@ -109,4 +112,47 @@ func resolveFolder(dir string) string {
 		}
 		rest = filepath.Join(filepath.Base(d), rest)
 	}
+}
+
+// checkResultsTarget refuses, before any fit, a --json path that the
+// results, renamed into place at the end, would replace rather than be
+// written into: a device, a named pipe or a socket, a link that leads to
+// one, or a link into a process's open files (/proc/…, /dev/fd/…:
+// /dev/stdout). A trial's `--json /dev/null`, run as root, put a regular
+// file in the place of the device /dev/null, and `--json /dev/stdout` the
+// link itself; --save-model refused a device already.
+func checkResultsTarget(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().IsRegular() || st.IsDir() {
+		return nil // a new file, a file replaced; a folder is canWriteBeside's
+	}
+	refuse := func(what string) error {
+		return fmt.Errorf("--json file %s %s: the results, written to a new file and renamed into place, would put a regular file in its place; name a file, such as eval.json", path, what)
+	}
+	if st.Mode()&fs.ModeSymlink == 0 {
+		return refuse("is " + model.FileKind(st.Mode()))
+	}
+	// Each link on the way: /dev/stdout leads to /proc/self/fd/1, which
+	// leads to whatever the process's standard output is, a file too.
+	p := path
+	for range 40 {
+		to, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(p), to)
+		}
+		to = filepath.Clean(to)
+		for _, fds := range []string{"/proc", "/dev/fd"} {
+			if to == fds || strings.HasPrefix(to, fds+"/") {
+				return refuse("is a link to " + to + ", a process's open file")
+			}
+		}
+		p = to
+	}
+	if t, err := os.Stat(path); err == nil && !t.Mode().IsRegular() && !t.IsDir() {
+		return refuse("is a link to " + model.FileKind(t.Mode()))
+	}
+	return nil
 }

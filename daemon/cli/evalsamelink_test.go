@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -96,5 +97,44 @@ func TestEvalRefusesAnOutputTheReportWritesOver(t *testing.T) {
 	code, _, stderr := runCaptureCmd(t, "eval", "--data", empty, "--config", cfg, "--save-model", filepath.Join(rep, "model.safetensors"), "--report", rep)
 	if code == 0 || strings.Contains(stderr, "--report folder") {
 		t.Errorf("--save-model model.safetensors in the --report folder: exit %d, %q; want the empty set refused, not the outputs", code, stderr)
+	}
+}
+
+// `eval --json /dev/null`, run as root, replaced the device /dev/null
+// with a regular file holding the results, and `--json /dev/stdout` the
+// link /dev/stdout itself (the results are renamed into place): a named
+// pipe, a link to one, or a link into a process's open files is refused
+// before any fit now, and left as it was.
+func TestEvalJSONRefusesWhatItWouldReplace(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	toFifo := filepath.Join(dir, "to-fifo")
+	stdout := filepath.Join(dir, "stdout")
+	for l, to := range map[string]string{toFifo: "fifo", stdout: "/proc/self/fd/1"} {
+		if err := os.Symlink(to, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ path, says string }{
+		{fifo, "is a named pipe"},
+		{toFifo, "is a link to a named pipe"},
+		{stdout, "is a link to /proc/self/fd/1, a process's open file"},
+	} {
+		before, _ := os.Lstat(c.path)
+		code, _, stderr := runCaptureCmd(t, "eval", "--data", empty, "--config", cfg, "--json", c.path)
+		if code == 0 || !strings.Contains(stderr, "--json file "+c.path+" "+c.says) {
+			t.Errorf("--json %s: exit %d, %q; want it refused saying it %s", c.path, code, stderr, c.says)
+		}
+		if after, err := os.Lstat(c.path); err != nil || after.Mode() != before.Mode() {
+			t.Errorf("--json %s: left as %v (%v), was %v", c.path, after.Mode(), err, before.Mode())
+		}
 	}
 }
