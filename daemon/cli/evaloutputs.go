@@ -122,12 +122,20 @@ func resolveFolder(dir string) string {
 // file in the place of the device /dev/null, and `--json /dev/stdout` the
 // link itself; --save-model refused a device already.
 func checkResultsTarget(path string) error {
+	return checkReplaceTarget("--json file", path, "the results", "a file, such as eval.json")
+}
+
+// checkReplaceTarget is checkResultsTarget for any output renamed into
+// place at path: what names the flag's file, content what is written,
+// instead what to name (the model's: fit --out LINK, LINK leading to
+// /proc/self/fd/1, replaced the link /dev/stdout would be as root).
+func checkReplaceTarget(what, path, content, instead string) error {
 	st, err := os.Lstat(path)
 	if err != nil || st.Mode().IsRegular() || st.IsDir() {
 		return nil // a new file, a file replaced; a folder is canWriteBeside's
 	}
-	refuse := func(what string) error {
-		return fmt.Errorf("--json file %s %s: the results, written to a new file and renamed into place, would put a regular file in its place; name a file, such as eval.json", path, what)
+	refuse := func(is string) error {
+		return fmt.Errorf("%s %s %s: %s, written to a new file and renamed into place, would put a regular file in its place; name %s", what, path, is, content, instead)
 	}
 	if st.Mode()&fs.ModeSymlink == 0 {
 		return refuse("is " + model.FileKind(st.Mode()))

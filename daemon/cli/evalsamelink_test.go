@@ -138,3 +138,35 @@ func TestEvalJSONRefusesWhatItWouldReplace(t *testing.T) {
 		}
 	}
 }
+
+// `fit --out L`, L a link to /proc/self/fd/1 (as /dev/stdout is) or to a
+// named pipe, replaced the link with the model file after the fit; as
+// root with --out /dev/stdout, the system's link. Refused before the fit
+// now, the link left as it was.
+func TestFitOutRefusesALinkToAPipeOrStdout(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ link, to, says string }{
+		{"stdout", "/proc/self/fd/1", "is a link to /proc/self/fd/1, a process's open file"},
+		{"to-fifo", "fifo", "is a link to a named pipe"},
+	} {
+		l := filepath.Join(dir, c.link)
+		if err := os.Symlink(c.to, l); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"fit", "--data", set, "--out", l}, {"eval", "--data", set, "--save-model", l}} {
+			code, _, stderr := runCaptureCmd(t, append(args, "--config", cfg)...)
+			if code == 0 || !strings.Contains(stderr, l+" "+c.says) {
+				t.Errorf("%v: exit %d, %q; want it refused saying it %s", args, code, stderr, c.says)
+			}
+			if st, err := os.Lstat(l); err != nil || st.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("%v: the link replaced (%v, %v)", args, st.Mode(), err)
+			}
+		}
+	}
+}
