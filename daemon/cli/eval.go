@@ -2305,19 +2305,22 @@ func writeReport(dir string, det *model.Detector, load dataset.Loader, items []e
 		p.Legend.Add(c.name, l)
 	}
 	p.Legend.Top, p.Legend.Left = false, false
-	return p.Save(5*vg.Inch, 5*vg.Inch, filepath.Join(dir, "roc.png"))
-}
-
-func savePNG(path string, img image.Image) error {
-	f, err := os.Create(path)
+	c, err := p.WriterTo(5*vg.Inch, 5*vg.Inch, "png")
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
+	return atomicfile.Write(filepath.Join(dir, "roc.png"), 0o644, func(w io.Writer) error {
+		_, err := c.WriteTo(w)
 		return err
-	}
-	return f.Close()
+	})
+}
+
+// savePNG writes img to path as a new file renamed into place: a link
+// there (a report folder's from before) is replaced, not written through
+// (a trial's link roc.png → ../victim.txt had the file outside the folder
+// overwritten with the ROC curve).
+func savePNG(path string, img image.Image) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
 // plural is "n thing" or "n things".

@@ -170,3 +170,38 @@ func TestFitOutRefusesALinkToAPipeOrStdout(t *testing.T) {
 		}
 	}
 }
+
+// A --report folder from before holding links with the names the report
+// writes (roc.png, an overlay's) had the files they lead to, outside the
+// folder, overwritten with the ROC curve and the overlay: each report
+// file is a new file renamed into place now, replacing such a link.
+func TestEvalReportWritesNotThroughLinks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fit on an exported synthetic set")
+	}
+	dir := t.TempDir()
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 8, 4, 3)
+	rep := filepath.Join(dir, "rep")
+	if err := os.Mkdir(rep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim.txt")
+	if err := os.WriteFile(victim, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roc := filepath.Join(rep, "roc.png")
+	if err := os.Symlink(victim, roc); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCaptureCmd(t, "eval", "--config", evalConfig(t, dir), "--data", set, "--recipe", "plain", "--features", "16", "--report", rep)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep me" {
+		t.Errorf("the file a link in the report folder led to: %d bytes, %v; want it left as it was", len(b), err)
+	}
+	if st, err := os.Lstat(roc); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		t.Errorf("roc.png: %v, %v; want the ROC curve in a file of its own", st.Mode(), err)
+	}
+}
