@@ -595,6 +595,9 @@ func cmdEval() *Command {
 			if err := checkOutputsApart(*jsonOut, *saveModel, *reportDir); err != nil {
 				return err
 			}
+			if err := checkOutputsOutsideSets(data, *jsonOut, *saveModel, *reportDir); err != nil {
+				return err
+			}
 			if *jsonOut != "" {
 				// As --report and --save-model: its missing folders made,
 				// and removed again, if still empty, where the run writes

@@ -5,8 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -163,4 +165,39 @@ func checkReplaceTarget(what, path, content, instead string) error {
 		return refuse("is a link to " + model.FileKind(t.Mode()))
 	}
 	return nil
+}
+
+// checkOutputsOutsideSets refuses, before any fit, a --report folder that
+// is or lies in a data set's train, test or ground_truth folder, and a
+// --json or --save-model file named as an image there (links followed, as
+// outputLands does): what is written there becomes part of the set. A
+// trial's --report SET/train/good left its overlays there, and the next
+// fit trained on them as good parts; one under SET/test is a test label
+// of its own, of defects without masks.
+func checkOutputsOutsideSets(data []string, jsonOut, saveModel, reportDir string) error {
+	for _, dir := range data {
+		set := outputLands(dir)
+		for _, sub := range []string{"train", "test", "ground_truth"} {
+			in := filepath.Join(set, sub)
+			within := func(path string) bool {
+				rel, err := filepath.Rel(in, outputLands(path))
+				return err == nil && (rel == "." || filepath.IsLocal(rel))
+			}
+			if reportDir != "" && within(reportDir) {
+				return usagef("--report %s lies in %s, the data set %s's own folder: its PNG files would become images of the set (read by the next fit or eval); give it a folder outside %s", reportDir, filepath.Join(dir, sub), dir, filepath.Join(dir, sub))
+			}
+			for _, f := range []struct{ flag, path string }{{"--json", jsonOut}, {"--save-model", saveModel}} {
+				if f.path != "" && imageName(f.path) && within(f.path) {
+					return usagef("%s %s lies in %s, the data set %s's own folder, named as an image: it would be read as one of the set's; give it a file outside %s", f.flag, f.path, filepath.Join(dir, sub), dir, filepath.Join(dir, sub))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// imageName says whether path ends as the image files a data set's
+// folders are read for (any case).
+func imageName(path string) bool {
+	return slices.Contains(capture.DefaultExtensions(), strings.ToLower(filepath.Ext(path)))
 }

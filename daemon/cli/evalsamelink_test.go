@@ -205,3 +205,48 @@ func TestEvalReportWritesNotThroughLinks(t *testing.T) {
 		t.Errorf("roc.png: %v, %v; want the ROC curve in a file of its own", st.Mode(), err)
 	}
 }
+
+// `eval --data SET --report SET/train/good` wrote its overlays into the
+// set's training images, and the next fit trained on them as good parts;
+// --save-model SET/test/good/m.png put the model among the test images.
+// Refused before any fit now, through a link to the set too; a report
+// beside those folders, or results named as no image, are not.
+func TestEvalRefusesOutputsInTheDataSet(t *testing.T) {
+	dir := t.TempDir()
+	cfg := evalConfig(t, dir)
+	set := filepath.Join(dir, "set")
+	exportSet(t, set, 5, 2, 3)
+	link := filepath.Join(dir, "set-link")
+	if err := os.Symlink("set", link); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := filepath.Glob(filepath.Join(set, "*", "*", "*"))
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--data", set, "--report", filepath.Join(set, "train", "good")}, "--report " + filepath.Join(set, "train", "good") + " lies in " + filepath.Join(set, "train")},
+		{[]string{"--data", link, "--report", filepath.Join(set, "test", "rep")}, "lies in " + filepath.Join(link, "test")},
+		{[]string{"--data", set, "--report", filepath.Join(link, "ground_truth")}, "lies in " + filepath.Join(set, "ground_truth")},
+		{[]string{"--data", set, "--save-model", filepath.Join(set, "test", "good", "m.png")}, "named as an image"},
+		{[]string{"--data", set, "--json", filepath.Join(link, "train", "good", "r.JPG")}, "named as an image"},
+	} {
+		code, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.says) {
+			t.Errorf("eval %v: exit %d, %q; want a usage error saying %q", c.args, code, stderr, c.says)
+		}
+	}
+	if after, _ := filepath.Glob(filepath.Join(set, "*", "*", "*")); len(after) != len(before) {
+		t.Errorf("the set's folders hold %d files, were %d", len(after), len(before))
+	}
+	// Beside the set's folders, or not named as an image: not refused for it.
+	for _, args := range [][]string{
+		{"--report", filepath.Join(set, "report")},
+		{"--json", filepath.Join(set, "train", "good", "r.json")},
+	} {
+		_, _, stderr := runCaptureCmd(t, append([]string{"eval", "--config", cfg, "--data", set, "--max-train", "1"}, args...)...)
+		if strings.Contains(stderr, "data set") && strings.Contains(stderr, "own folder") {
+			t.Errorf("eval %v refused as in the set: %s", args, stderr)
+		}
+	}
+}
