@@ -422,7 +422,7 @@ func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 	if c.StateDir != cur.StateDir {
 		// Checked as the push checks it before anything is applied, but
 		// without creating the folder: a dry run changes nothing.
-		if err := stateDirError(c.StateDir); err != nil {
+		if err := StateDirError(c.StateDir); err != nil {
 			return nil, err
 		}
 		if err := d.ownStateDirError(c.StateDir, cur.StateDir); err != nil {

@@ -160,7 +160,7 @@ func start(ctx context.Context, cfg *config.Config, o RunOptions, notifier *Noti
 	// path, a folder that cannot be written, even by root): the start
 	// printed the raw stat or mkdir error ("not a directory", "no such
 	// file or directory" under /proc).
-	if err := stateDirError(cfg.StateDir); err != nil {
+	if err := StateDirError(cfg.StateDir); err != nil {
 		return d, err
 	}
 	if err := atomicfile.MkdirAll(cfg.StateDir, 0o750); err != nil {
@@ -880,7 +880,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 	if next.StateDir != cur.StateDir {
 		// Refused as a dry run and a push refuse it (a state_dir under a
 		// file failed on its lock file), before the claim creates anything.
-		if err := stateDirError(next.StateDir); err != nil {
+		if err := StateDirError(next.StateDir); err != nil {
 			return nil, nil, err
 		}
 		if err := d.ownStateDirError(next.StateDir, cur.StateDir); err != nil {

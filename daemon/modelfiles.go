@@ -846,13 +846,13 @@ func loadRefusal(cfg *config.Config, err error) error {
 	return budgetError(cfg.Model, err)
 }
 
-// stateDirError says why dir cannot be inspectd's state folder on this
+// StateDirError says why dir cannot be inspectd's state folder on this
 // box, as a *FieldError naming state_dir, or nil: it is a plain file or
 // lies under one, it cannot be written, or it is missing and the nearest
 // folder above it cannot be written (a start and a change of state_dir
 // create it). It creates and changes nothing, so that a dry run says what
 // the push would be refused for without making the folder.
-func stateDirError(dir string) error {
+func StateDirError(dir string) error {
 	fail := func(format string, a ...any) error {
 		return &FieldError{Field: "state_dir", Err: fmt.Errorf(format, a...)}
 	}
@@ -877,6 +877,11 @@ func stateDirError(dir string) error {
 			break
 		}
 		parent = filepath.Dir(parent)
+	}
+	// Named by its whole path: a relative state_dir in a working folder
+	// that takes no folder was "folder . is append-only".
+	if a, err := filepath.Abs(parent); err == nil {
+		parent = a
 	}
 	if err := tryWrite(parent); err != nil {
 		why, mend := unwritable(parent, err)

@@ -106,10 +106,10 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 		}
 	}
 
-	// In the words of a dry run's and a push's refusal (stateDirError),
+	// In the words of a dry run's and a push's refusal (StateDirError),
 	// which fit the case: a folder that is there is not to be created.
 	stateOK := true
-	if sfe := (*FieldError)(nil); errors.As(stateDirError(cfg.StateDir), &sfe) {
+	if sfe := (*FieldError)(nil); errors.As(StateDirError(cfg.StateDir), &sfe) {
 		add(sfe.Field, true, "%v", sfe.Err)
 		stateOK = false
 	} else if _, err := os.Stat(cfg.StateDir); errors.Is(err, os.ErrNotExist) {

@@ -9,7 +9,7 @@ import (
 
 // TestStartRefusesStateDirInCheckWords: the start refuses a state_dir that
 // cannot be used in the words of config check, a push and a reload
-// (stateDirError's), naming state_dir. It printed the raw error instead:
+// (StateDirError's), naming state_dir. It printed the raw error instead:
 // "state_dir /x/plain.txt/st: stat /x/plain.txt/st: not a directory (set
 // state_dir to a writable folder)", and for /proc "mkdir /proc/st: no such
 // file or directory". Nothing is created.
@@ -22,9 +22,9 @@ func TestStartRefusesStateDirInCheckWords(t *testing.T) {
 		t.Log("no folder here refuses a new file to this user: a state_dir that cannot be created is not tried")
 	}
 	for _, dir := range dirs {
-		want := stateDirError(dir)
+		want := StateDirError(dir)
 		if want == nil {
-			t.Fatalf("stateDirError(%s) = nil, want a refusal", dir)
+			t.Fatalf("StateDirError(%s) = nil, want a refusal", dir)
 		}
 		cfg := testDefaults(t)
 		cfg.StateDir = dir

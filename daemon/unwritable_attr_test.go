@@ -15,7 +15,7 @@ import (
 func TestStateDirInAnImmutableFolderNamesTheAttribute(t *testing.T) {
 	d := t.TempDir()
 	immutable(t, d)
-	err := stateDirError(filepath.Join(d, "state"))
+	err := StateDirError(filepath.Join(d, "state"))
 	t.Logf("%v", err)
 	says := "folder " + d + " is immutable (chattr +i)"
 	clears := "chattr -i " + d + " clears it"
@@ -37,7 +37,7 @@ func TestStateDirCheckLeavesNoFileInAnAppendOnlyFolder(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = exec.Command("chattr", "-a", d).Run() })
 	for _, dir := range []string{d, filepath.Join(d, "state")} { // state_dir itself, or the folder it is to be made in
-		err := stateDirError(dir)
+		err := StateDirError(dir)
 		t.Logf("%v", err)
 		says := "folder " + d + " is append-only (chattr +a)"
 		if err == nil || !strings.Contains(err.Error(), says) || !strings.Contains(err.Error(), "chattr -a "+d+" clears it") {
@@ -46,5 +46,19 @@ func TestStateDirCheckLeavesNoFileInAnAppendOnlyFolder(t *testing.T) {
 		if left, _ := os.ReadDir(d); len(left) > 0 {
 			t.Errorf("state_dir %s: its check left %v in %s", dir, left, d)
 		}
+	}
+}
+
+// A relative state_dir to be made in a working folder that takes no
+// folder was refused as "folder . is immutable … chattr -i . clears it":
+// the folder is named by its whole path now.
+func TestRelativeStateDirNamesTheWorkingFolder(t *testing.T) {
+	d := t.TempDir()
+	t.Chdir(d)
+	immutable(t, d)
+	err := StateDirError("state")
+	says := "folder " + d + " is immutable (chattr +i)"
+	if err == nil || !strings.Contains(err.Error(), says) || strings.Contains(err.Error(), "folder .") {
+		t.Errorf("relative state_dir in an immutable working folder: %v, want it saying %q", err, says)
 	}
 }

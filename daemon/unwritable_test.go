@@ -32,8 +32,8 @@ func TestUnwritableFolderAdviceFitsTheCase(t *testing.T) {
 		}
 		state := filepath.Join(dir, "st")
 		var se *FieldError
-		if !errors.As(stateDirError(state), &se) || se.Field != "state_dir" {
-			t.Fatalf("state_dir %s: %v, want it refused", state, stateDirError(state))
+		if !errors.As(StateDirError(state), &se) || se.Field != "state_dir" {
+			t.Fatalf("state_dir %s: %v, want it refused", state, StateDirError(state))
 		}
 		for _, f := range Preflight(cfg, testLogger(t)) {
 			if f.Field == "model.path" && f.Msg != fe.Err.Error() {
@@ -101,7 +101,7 @@ func TestUnwritableAsRootSaysNoChownHelps(t *testing.T) {
 	}
 	// What the process says as itself, through state_dir's check.
 	if dir := unwritableFolder(); dir != "" && os.Geteuid() == 0 {
-		msg := stateDirError(filepath.Join(dir, "st")).Error()
+		msg := StateDirError(filepath.Join(dir, "st")).Error()
 		if strings.Contains(msg, "chown") || !strings.Contains(msg, "not even by root") {
 			t.Errorf("state_dir %s/st as root: %q, want not even root and no chown", dir, msg)
 		}
