@@ -951,11 +951,7 @@ func (j *evalJob) run(ctx context.Context, env *Env, cfg *config.Config) (*EvalR
 				rf.FalseAlarmRate = float64(a.fa) / float64(max(a.fan, 1))
 				rf.MissRate = float64(a.miss) / float64(max(a.n, 1))
 				if rf.PixelAUROC != nil && a.iouD > 0 {
-					var iou float64
-					for _, x := range a.iouBy {
-						iou += x
-					}
-					iou /= float64(a.iouD)
+					iou := a.iouSum() / float64(a.iouD)
 					rf.RegionIoU = &iou
 				}
 				real[v.Info().Recipe] = rf
@@ -1341,6 +1337,17 @@ func (a *testScore) add(it dataset.Item, r *model.Inspection, mask []uint8, trut
 	return nil
 }
 
+// iouSum is the sum of the flagged defective images' region IoU, taken
+// in the images' order, not the map's: the same figure to the last bit
+// from run to run, and as pointRegions sums its own.
+func (a *testScore) iouSum() float64 {
+	var sum float64
+	for _, e := range a.items {
+		sum += a.iouBy[e.it.Path]
+	}
+	return sum
+}
+
 // fill computes the figures into res.
 func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	n := len(a.items)
@@ -1350,10 +1357,7 @@ func (a *testScore) fill(res *EvalResult, set *dataset.Set) error {
 	res.FalseAlarmRate = float64(a.fa) / float64(max(a.fan, 1))
 	res.MissRate = float64(a.miss) / float64(max(a.n, 1))
 	res.MasksMissing, res.DefectsOutOfView = a.noMask, a.outOfView
-	var iou float64
-	for _, v := range a.iouBy {
-		iou += v
-	}
+	iou := a.iouSum()
 	res.RegionIoU, res.RegionIoUDefects = iou/float64(max(a.iouD, 1)), a.iouD
 	res.RegionIoUFlagged, res.RegionIoUImages = iou/float64(max(len(a.iouBy), 1)), len(a.iouBy)
 	res.flaggedIoU = a.iouBy // RegionIoUShared: sharedIoU, once the run's recipes are in
@@ -1638,6 +1642,7 @@ func sharedIoU(rs []*EvalResult) {
 			common = append(common, p)
 		}
 	}
+	slices.Sort(common) // summed in one order from run to run, not the map's
 	for _, r := range rs {
 		r.RegionIoUShared, r.RegionIoUSharedImages = 0, len(common)
 		for _, p := range common {
