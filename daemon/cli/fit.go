@@ -79,6 +79,27 @@ func normalImages(dir string) ([]string, error) {
 	return out, nil
 }
 
+// checkModelOutsideFitData refuses, before the fit, a model file (given
+// by flag) named as an image in the folder fit reads data's images from
+// (train/good, or data itself without one; links followed as outputLands
+// does): the next fit would read the model as one of its images (a
+// trial's --out SET/train/good/x.png; eval refuses its outputs in a
+// set's folders likewise, checkOutputsOutsideSets).
+func checkModelOutsideFitData(data, out, flag string) error {
+	if !imageName(out) {
+		return nil
+	}
+	read := data
+	if st, err := os.Stat(filepath.Join(data, "train", dataset.Good)); err == nil && st.IsDir() {
+		read = filepath.Join(data, "train", dataset.Good)
+	}
+	if filepath.Dir(outputLands(out)) != outputLands(read) {
+		return nil
+	}
+	return usagef("%s %s lies in %s, the folder fit reads its images from, named as an image: the next fit would read it as one; name it model.safetensors, say, or put it outside %s",
+		flag, out, read, read)
+}
+
 // folderImages lists the images in dir itself.
 func folderImages(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
@@ -166,6 +187,9 @@ func cmdFit() *Command {
 			if !outGiven {
 				key = modelKey(cfg)
 				what = key + ": model file"
+			}
+			if err := checkModelOutsideFitData(*data, *out, key); err != nil {
+				return err
 			}
 			made, err := prepareModelFile(cfg, what, key, *out)
 			if err != nil {
