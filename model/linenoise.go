@@ -141,25 +141,29 @@ func median(v []float64) float64 {
 // in an ensemble, the key the figures sit in.
 func parseLineNoise(b []byte) (*LineNoise, error) {
 	bad := func(err error) (*LineNoise, error) { return nil, fmt.Errorf("%s: %w", metaLineNoise, err) }
-	// Pointers tell a figure left out from a zero: a noise read as 0
-	// where none is written would call the line noiseless.
-	var f struct {
-		Images   *int     `json:"images"`
-		Noise    *float64 `json:"noise"`
-		Contrast *float64 `json:"contrast"`
+	// The keys as written, exactly (encoding/json matched "Images" to
+	// images), and each figure in words where it is not a number (Go's
+	// "cannot unmarshal number 9.5 into Go struct field" before). A
+	// figure left out, or null, is not taken for a zero: a noise read as
+	// 0 where none is written would call the line noiseless.
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return bad(fmt.Errorf("want an object of figures {\"images\",\"noise\",\"contrast\"}: %w", err))
 	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return bad(err)
-	}
-	for _, k := range []struct {
-		name string
-		set  bool
-	}{{"images", f.Images != nil}, {"noise", f.Noise != nil}, {"contrast", f.Contrast != nil}} {
-		if !k.set {
-			return bad(fmt.Errorf("no %s: want images, noise and contrast", k.name))
+	var v [3]float64
+	for i, name := range [...]string{"images", "noise", "contrast"} {
+		r, ok := raw[name]
+		if !ok || string(r) == "null" {
+			return bad(fmt.Errorf("no %s: want images, noise and contrast", name))
+		}
+		if err := json.Unmarshal(r, &v[i]); err != nil {
+			return bad(fmt.Errorf("%s %s: want a number", name, r))
 		}
 	}
-	ln := LineNoise{Images: *f.Images, Noise: *f.Noise, Contrast: *f.Contrast}
+	if v[0] != math.Trunc(v[0]) || math.Abs(v[0]) > math.MaxInt32 {
+		return bad(fmt.Errorf("images %s: want a whole number from 1 to %d", raw["images"], LineNoiseImages))
+	}
+	ln := LineNoise{Images: int(v[0]), Noise: v[1], Contrast: v[2]}
 	if err := ln.check(); err != nil {
 		return bad(err)
 	}

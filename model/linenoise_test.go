@@ -81,6 +81,9 @@ var badLineNoise = []struct{ name, value, want string }{
 	{"10^15 images", `{"images":1000000000000000,"noise":2.5,"contrast":40}`, "images 1000000000000000"},
 	{"negative noise", `{"images":3,"noise":-1,"contrast":40}`, "noise -1"},
 	{"contrast beyond 255", `{"images":3,"noise":1,"contrast":300}`, "contrast 300"},
+	{"a key in other case", `{"Images":3,"noise":1,"contrast":40}`, "no images"},
+	{"images not whole", `{"images":9.5,"noise":1,"contrast":40}`, "images 9.5: want a whole number"},
+	{"noise not a number", `{"images":3,"noise":"1","contrast":40}`, `noise "1": want a number`},
 }
 
 // A model file's line_noise is read as written, absent in files from
@@ -295,4 +298,30 @@ func (s shaded) Image(i int) (image.Image, error) {
 		}
 	}
 	return m, nil
+}
+
+// FuzzParseLineNoise: a model file's line_noise, whatever its bytes, is
+// refused naming the key or read as figures a measurement could give
+// (never a panic, never a NaN, an infinity or an image count out of
+// range let through).
+func FuzzParseLineNoise(f *testing.F) {
+	f.Add([]byte(`{"images":9,"noise":0.44,"contrast":33.1,"ratio":75.2,"noisy":false}`))
+	f.Add([]byte(`{"images":1e300,"noise":1,"contrast":1}`))
+	f.Add([]byte(`{"images":3,"noise":"NaN","contrast":40}`))
+	f.Add([]byte(`null`))
+	for _, c := range badLineNoise {
+		f.Add([]byte(c.value))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ln, err := parseLineNoise(b)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), metaLineNoise+": ") {
+				t.Fatalf("%q: error %q does not name the key", b, err)
+			}
+			return
+		}
+		if ln.check() != nil || ln.Images < 1 || ln.Images > LineNoiseImages || math.IsNaN(ln.Noise) || math.IsInf(ln.Contrast, 0) {
+			t.Fatalf("%q read as %+v", b, *ln)
+		}
+	})
 }
