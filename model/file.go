@@ -128,21 +128,59 @@ func (d *Detector) SaveWith(path string, opts atomicfile.Options) error {
 }
 
 // CheckSaveTarget says why path cannot take a saved model, or nil: it is
-// there and is not a regular file (a device, a named pipe, a socket, a
-// folder). A model is saved to a temporary file renamed over path, which
-// would put a regular file in place of a device such as /dev/null (a trial
-// did so as root) or a pipe, and fails on a folder only after the fit.
-// A symbolic link is not followed, as the rename does not follow it: the
-// link is replaced and what it points to is left alone.
+// a folder, or something a model renamed into place would wrongly replace
+// (ReplaceRefusal). A model is saved to a temporary file renamed over
+// path, which would put a regular file in place of a device such as
+// /dev/null (a trial did so as root) or a pipe, and fails on a folder
+// only after the fit. A symbolic link to a file is replaced and what it
+// points to left alone, as the rename does.
 func CheckSaveTarget(path string) error {
-	st, err := os.Lstat(path)
-	if err != nil || st.Mode().IsRegular() || st.Mode()&os.ModeSymlink != 0 {
-		return nil // a missing file is created; Save says what else fails
-	}
-	if st.IsDir() {
+	if st, err := os.Lstat(path); err == nil && st.IsDir() {
 		return fmt.Errorf("%s is a folder, not a model file: name a file in it, such as %s", path, filepath.Join(path, "model.safetensors"))
 	}
-	return fmt.Errorf("%s is %s, not a model file: saving would put a regular file in its place; name a model file or a new one", path, FileKind(st.Mode()))
+	if why := ReplaceRefusal(path); why != "" {
+		return fmt.Errorf("%s %s, not a model file: saving would put a regular file in its place; name a model file or a new one", path, why)
+	}
+	return nil
+}
+
+// ReplaceRefusal says, in words that follow path ("is a named pipe", "is
+// a link to a device", "is a link to /proc/self/fd/1, a process's open
+// file"), what is at path that a file written elsewhere and renamed into
+// place would wrongly replace, or "" (nothing there, a regular file, a
+// folder, a link to a file or to nothing). A link is followed only to
+// tell what it was meant to write into: a device, pipe or socket, or a
+// process's open files (/proc/…, /dev/fd/…: /dev/stdout), whose link the
+// rename replaced (fit --out /dev/stdout as root; eval --json alike).
+func ReplaceRefusal(path string) string {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().IsRegular() || st.IsDir() {
+		return ""
+	}
+	if st.Mode()&os.ModeSymlink == 0 {
+		return "is " + FileKind(st.Mode())
+	}
+	p := path
+	for range 40 { // the kernel's bound on the links in one path
+		to, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(p), to)
+		}
+		to = filepath.Clean(to)
+		for _, fds := range []string{"/proc", "/dev/fd"} {
+			if to == fds || strings.HasPrefix(to, fds+"/") {
+				return "is a link to " + to + ", a process's open file"
+			}
+		}
+		p = to
+	}
+	if t, err := os.Stat(path); err == nil && !t.Mode().IsRegular() && !t.IsDir() {
+		return "is a link to " + FileKind(t.Mode())
+	}
+	return ""
 }
 
 // FileKind names the kind of a file that is neither regular nor a folder,

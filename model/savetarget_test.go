@@ -84,3 +84,34 @@ func TestSaveRefusesWhatIsNotARegularFile(t *testing.T) {
 		t.Errorf("the link's target: %q, %v; want it untouched", b, err)
 	}
 }
+
+// A link is replaced by a saved model (what it leads to left alone),
+// unless it leads to what was meant to be written into: a named pipe, or
+// a process's open files (/dev/stdout → /proc/self/fd/1), which the
+// rename replaced as root.
+func TestCheckSaveTargetFollowsLinksToWhatItWouldReplace(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "old.safetensors")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ to, says string }{
+		{"fifo", "is a link to a named pipe"},
+		{"/proc/self/fd/1", "is a link to /proc/self/fd/1, a process's open file"},
+		{"old.safetensors", ""},
+		{"gone", ""},
+	} {
+		l := filepath.Join(dir, "to-"+filepath.Base(c.to))
+		if err := os.Symlink(c.to, l); err != nil {
+			t.Fatal(err)
+		}
+		err := CheckSaveTarget(l)
+		if c.says == "" && err != nil || c.says != "" && (err == nil || !strings.Contains(err.Error(), l+" "+c.says)) {
+			t.Errorf("a link to %s: %v, want %q", c.to, err, c.says)
+		}
+	}
+}

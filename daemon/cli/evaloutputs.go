@@ -118,51 +118,14 @@ func resolveFolder(dir string) string {
 
 // checkResultsTarget refuses, before any fit, a --json path that the
 // results, renamed into place at the end, would replace rather than be
-// written into: a device, a named pipe or a socket, a link that leads to
-// one, or a link into a process's open files (/proc/…, /dev/fd/…:
-// /dev/stdout). A trial's `--json /dev/null`, run as root, put a regular
-// file in the place of the device /dev/null, and `--json /dev/stdout` the
-// link itself; --save-model refused a device already.
+// written into (model.ReplaceRefusal: a device, a pipe, a link to one or
+// into a process's open files). A trial's `--json /dev/null`, run as
+// root, put a regular file in the place of the device /dev/null, and
+// `--json /dev/stdout` the link itself; --save-model and fit --out are
+// refused alike (model.CheckSaveTarget).
 func checkResultsTarget(path string) error {
-	return checkReplaceTarget("--json file", path, "the results", "a file, such as eval.json")
-}
-
-// checkReplaceTarget is checkResultsTarget for any output renamed into
-// place at path: what names the flag's file, content what is written,
-// instead what to name (the model's: fit --out LINK, LINK leading to
-// /proc/self/fd/1, replaced the link /dev/stdout would be as root).
-func checkReplaceTarget(what, path, content, instead string) error {
-	st, err := os.Lstat(path)
-	if err != nil || st.Mode().IsRegular() || st.IsDir() {
-		return nil // a new file, a file replaced; a folder is canWriteBeside's
-	}
-	refuse := func(is string) error {
-		return fmt.Errorf("%s %s %s: %s, written to a new file and renamed into place, would put a regular file in its place; name %s", what, path, is, content, instead)
-	}
-	if st.Mode()&fs.ModeSymlink == 0 {
-		return refuse("is " + model.FileKind(st.Mode()))
-	}
-	// Each link on the way: /dev/stdout leads to /proc/self/fd/1, which
-	// leads to whatever the process's standard output is, a file too.
-	p := path
-	for range 40 {
-		to, err := os.Readlink(p)
-		if err != nil {
-			break
-		}
-		if !filepath.IsAbs(to) {
-			to = filepath.Join(filepath.Dir(p), to)
-		}
-		to = filepath.Clean(to)
-		for _, fds := range []string{"/proc", "/dev/fd"} {
-			if to == fds || strings.HasPrefix(to, fds+"/") {
-				return refuse("is a link to " + to + ", a process's open file")
-			}
-		}
-		p = to
-	}
-	if t, err := os.Stat(path); err == nil && !t.Mode().IsRegular() && !t.IsDir() {
-		return refuse("is a link to " + model.FileKind(t.Mode()))
+	if why := model.ReplaceRefusal(path); why != "" {
+		return fmt.Errorf("--json file %s %s: the results, written to a new file and renamed into place, would put a regular file in its place; name a file, such as eval.json", path, why)
 	}
 	return nil
 }

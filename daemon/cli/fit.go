@@ -381,19 +381,12 @@ func prepareModelFile(cfg *config.Config, what, key, path string) ([]string, err
 		removeEmptyFolders(made)
 		return nil, err
 	}
-	// A device or a pipe would be replaced by the model file: Save
+	// A device or a pipe, or a link to one or into a process's open
+	// files (/dev/stdout), would be replaced by the model file: Save
 	// refuses it, but only after the fit.
 	if err := model.CheckSaveTarget(path); err != nil {
 		removeEmptyFolders(made)
 		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	// A link is replaced by the model file, as the daemon replaces one at
-	// model.path; but not one that leads to a device or pipe, or into a
-	// process's open files (/dev/stdout), which was meant to be written
-	// into: fit --out /dev/stdout run as root replaced that link.
-	if err := checkReplaceTarget(what, path, "the model", "a model file, such as model.safetensors"); err != nil {
-		removeEmptyFolders(made)
-		return nil, err
 	}
 	// An immutable or append-only file (or folder) refuses the model's
 	// rename at the end: in the same words, before the fit.
