@@ -46,6 +46,7 @@ const LowSignalToNoise = 8
 // the info topic need not know the bound.
 func (n LineNoise) MarshalJSON() ([]byte, error) {
 	type figures LineNoise // without this method
+	n = n.unsigned()
 	out := struct {
 		figures
 		Ratio *float64 `json:"ratio,omitempty"`
@@ -83,6 +84,7 @@ func (n LineNoise) Low() bool { return n.Images > 0 && n.Ratio() < LowSignalToNo
 // without being clipped measure (rendered, or heavily denoised), and an
 // infinite ratio printed as "+Inf" read as a fault.
 func (n LineNoise) String() string {
+	n = n.unsigned()
 	switch {
 	case n.Images == 0:
 		return "not measured"
@@ -92,6 +94,20 @@ func (n LineNoise) String() string {
 	}
 	return fmt.Sprintf("sensor noise %.2f levels of 255 against a contrast of %.1f (ratio %.1f) over %d good images",
 		n.Noise, n.Contrast, n.Ratio(), n.Images)
+}
+
+// unsigned is n with a noise or contrast of negative zero made zero: a
+// file may hold -0, which check lets through as no less than 0, and
+// which printed "-0.0" (and a ratio of -0.0) in fit's, eval's and model
+// info's words and "-0" in JSON.
+func (n LineNoise) unsigned() LineNoise {
+	if n.Noise == 0 {
+		n.Noise = 0
+	}
+	if n.Contrast == 0 {
+		n.Contrast = 0
+	}
+	return n
 }
 
 // measureLineNoise measures LineNoise on up to LineNoiseImages of src's
@@ -117,7 +133,7 @@ func measureLineNoise(ctx context.Context, src ImageSource, idx []int) (LineNois
 	if len(ns) == 0 {
 		return LineNoise{}, nil
 	}
-	return LineNoise{Images: len(ns), Noise: median(ns), Contrast: median(cs)}, nil
+	return LineNoise{Images: len(ns), Noise: median(ns), Contrast: median(cs)}.unsigned(), nil
 }
 
 // median is the median of v (the mean of the middle two for even
@@ -163,7 +179,7 @@ func parseLineNoise(b []byte) (*LineNoise, error) {
 	if v[0] != math.Trunc(v[0]) || math.Abs(v[0]) > math.MaxInt32 {
 		return bad(fmt.Errorf("images %s: want a whole number from 1 to %d", raw["images"], LineNoiseImages))
 	}
-	ln := LineNoise{Images: int(v[0]), Noise: v[1], Contrast: v[2]}
+	ln := LineNoise{Images: int(v[0]), Noise: v[1], Contrast: v[2]}.unsigned()
 	if err := ln.check(); err != nil {
 		return bad(err)
 	}

@@ -325,3 +325,27 @@ func FuzzParseLineNoise(f *testing.F) {
 		}
 	})
 }
+
+// A file's line_noise may hold -0, which check lets through (it is no
+// less than 0): its words said "a contrast of -0.0" (and "ratio -0.0"),
+// as fit, eval and model info print them, and its JSON "-0". Zero is
+// said 0, read from a file or not.
+func TestLineNoiseNegativeZero(t *testing.T) {
+	neg := math.Copysign(0, -1)
+	read, err := parseLineNoise([]byte(`{"images":3,"noise":2.5,"contrast":-0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Signbit(read.Contrast) {
+		t.Errorf("contrast -0 read as %+v, want 0", *read)
+	}
+	for _, c := range []LineNoise{*read, {Images: 3, Noise: 2.5, Contrast: neg}, {Images: 3, Noise: neg, Contrast: neg}, {Images: 3, Noise: neg, Contrast: 40}} {
+		s := c.String()
+		if strings.Contains(s, "-0") {
+			t.Errorf("%#v in words: %q, want 0.0", c, s)
+		}
+		if b, err := json.Marshal(c); err != nil || strings.Contains(string(b), "-0") {
+			t.Errorf("%#v as JSON: %s, %v; want 0", c, b, err)
+		}
+	}
+}
