@@ -45,7 +45,7 @@ func newSetWarnings(draws, columns []string) *setWarnings {
 // logger returns a logger that writes through next, the set's warnings
 // gathered by w.
 func (w *setWarnings) logger(next slog.Handler) *slog.Logger {
-	return slog.New(&setWarnHandler{w: w, next: next})
+	return slog.New(&warnHandler{c: w, next: next})
 }
 
 // at says which draw and recipe column the records that follow come from.
@@ -93,67 +93,26 @@ func which(names []string, in []bool) (string, bool) {
 	return strings.Join(got, ","), len(got) == len(names)
 }
 
-// setWarnHandler is the slog.Handler of a setWarnings logger. bound
-// renders the attributes and groups bound by WithAttrs and WithGroup:
-// two warnings alike but for them are not the same warning.
-type setWarnHandler struct {
-	w     *setWarnings
-	next  slog.Handler
-	bound string
-}
-
-// Enabled is the next handler's: a level it drops is not gathered.
-func (h *setWarnHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.next.Enabled(ctx, l)
-}
-
-// Handle gathers a warning (or error) while the set runs, and passes
-// anything else on.
-func (h *setWarnHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn {
-		return h.next.Handle(ctx, r)
-	}
+// catch gathers a warning (or error) while the set runs; one met after
+// the flush passes on.
+func (w *setWarnings) catch(next slog.Handler, bound string, r slog.Record) bool {
 	var key strings.Builder
-	fmt.Fprintf(&key, "%s\x00%s\x00%s", h.bound, r.Level, r.Message)
+	fmt.Fprintf(&key, "%s\x00%s\x00%s", bound, r.Level, r.Message)
 	r.Attrs(func(a slog.Attr) bool {
 		key.WriteString("\x00" + attrText(a))
 		return true
 	})
-	w := h.w
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.done {
-		w.mu.Unlock()
-		return h.next.Handle(ctx, r)
+		return false
 	}
 	s := w.byKey[key.String()]
 	if s == nil {
-		s = &setWarning{next: h.next, rec: r.Clone(), draws: make([]bool, len(w.draws)), columns: make([]bool, len(w.columns))}
+		s = &setWarning{next: next, rec: r.Clone(), draws: make([]bool, len(w.draws)), columns: make([]bool, len(w.columns))}
 		w.byKey[key.String()] = s
 		w.seen = append(w.seen, s)
 	}
 	s.draws[w.draw], s.columns[w.column] = true, true
-	w.mu.Unlock()
-	return nil
-}
-
-// WithAttrs binds as on the next handler, and to the warnings' identity.
-func (h *setWarnHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	var b strings.Builder
-	b.WriteString(h.bound)
-	for _, a := range as {
-		b.WriteString("\x00" + attrText(a))
-	}
-	return &setWarnHandler{w: h.w, next: h.next.WithAttrs(as), bound: b.String()}
-}
-
-// WithGroup opens a group on the next handler, and in the warnings'
-// identity.
-func (h *setWarnHandler) WithGroup(name string) slog.Handler {
-	return &setWarnHandler{w: h.w, next: h.next.WithGroup(name), bound: h.bound + "\x00group " + name}
-}
-
-// attrText renders a for a warning's identity, its value resolved (a
-// slog.LogValuer's own value).
-func attrText(a slog.Attr) string {
-	return a.Key + "=" + a.Value.Resolve().String()
+	return true
 }

@@ -28,7 +28,7 @@ type heldWarning struct {
 // logger that writes everything else through next.
 func holdWarning(next slog.Handler, prefix string) (*heldWarning, *slog.Logger) {
 	h := &heldWarning{prefix: prefix}
-	return h, slog.New(&holdHandler{h: h, next: next})
+	return h, slog.New(&warnHandler{c: h, next: next})
 }
 
 // drop forgets the held warning: the command said it.
@@ -50,39 +50,18 @@ func (h *heldWarning) release(ctx context.Context) {
 	}
 }
 
-// holdHandler is a heldWarning logger's slog.Handler.
-type holdHandler struct {
-	h    *heldWarning
-	next slog.Handler
-}
-
-// Enabled is the next handler's.
-func (hh *holdHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return hh.next.Enabled(ctx, l)
-}
-
-// Handle holds the warning awaited, and passes anything else on.
-func (hh *holdHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn && strings.HasPrefix(r.Message, hh.h.prefix) {
-		h := hh.h
-		h.mu.Lock()
-		if !h.done && h.rec == nil {
-			c := r.Clone()
-			h.rec, h.next = &c, hh.next
-			h.mu.Unlock()
-			return nil
-		}
-		h.mu.Unlock()
+// catch holds the warning awaited, the first one met: the others, and
+// any after drop or release, pass on.
+func (h *heldWarning) catch(next slog.Handler, _ string, r slog.Record) bool {
+	if !strings.HasPrefix(r.Message, h.prefix) {
+		return false
 	}
-	return hh.next.Handle(ctx, r)
-}
-
-// WithAttrs binds as on the next handler.
-func (hh *holdHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &holdHandler{h: hh.h, next: hh.next.WithAttrs(as)}
-}
-
-// WithGroup opens a group on the next handler.
-func (hh *holdHandler) WithGroup(name string) slog.Handler {
-	return &holdHandler{h: hh.h, next: hh.next.WithGroup(name)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done || h.rec != nil {
+		return false
+	}
+	c := r.Clone()
+	h.rec, h.next = &c, next
+	return true
 }
