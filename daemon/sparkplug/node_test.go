@@ -441,7 +441,7 @@ func TestPrimaryHost(t *testing.T) {
 
 func waitLog(t testing.TB, lb *testproc.LogBuffer, sub string) {
 	t.Helper()
-	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count(sub) > 0 }) {
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count(sub) > 0 }, lb) {
 		t.Fatalf("no log line with %q within 10s", sub)
 	}
 }
@@ -594,7 +594,7 @@ func TestEmptyCommandIgnored(t *testing.T) {
 	// Then a refused one: messages on one connection arrive in order, so
 	// once its line is there the empty one has been handled.
 	h.raw(top.NCMD, []byte(`{"rebirth": true}`), false)
-	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug command refused") > before }) {
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug command refused") > before }, lb) {
 		t.Fatal("no log line for the malformed command")
 	}
 	if got := lb.Count("sparkplug command refused") - before; got != 1 || lb.Count("sparkplug command refused", "no metrics") != 0 {
@@ -647,7 +647,7 @@ func TestCommandsRefused(t *testing.T) {
 				}
 			}
 			h.raw(tc.topic, raw, false)
-			if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug command refused") > before }) {
+			if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug command refused") > before }, lb) {
 				t.Fatal("no log line for the refused command")
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -878,16 +878,16 @@ func TestBrokerRestartsAreNoClientIDClash(t *testing.T) {
 	_, lb, _ := startNode(t, b.URL, nil)
 	waitLog(t, lb, "sparkplug connected")
 	b.Stop()
-	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connect failed", "attempt=2") == 1 }) {
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connect failed", "attempt=2") == 1 }, lb) {
 		t.Fatalf("no second failed CONNECT:\n%s", lb)
 	}
 	b.Restart()
-	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connected") == 2 }) {
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connected") == 2 }, lb) {
 		t.Fatalf("no reconnect:\n%s", lb)
 	}
 	b.Stop() // within seconds of the CONNECT: a short session
 	b.Restart()
-	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connected") == 3 }) {
+	if !testbroker.WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("sparkplug connected") == 3 }, lb) {
 		t.Fatalf("no reconnect after the second restart:\n%s", lb)
 	}
 	if got := lb.Count(clashWarning); got != 0 {

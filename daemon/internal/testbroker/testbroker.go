@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -320,22 +321,55 @@ func (b *Broker) logTail(n int) string {
 	return s
 }
 
-// WaitFor polls cond every 10 ms until it is true or timeout passes; it
-// reports whether cond became true. Integration tests use it instead of
-// sleeps so they finish as soon as the broker has done its part.
-func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+// Changer is what a WaitFor condition reads, where it can say when it
+// changed (testproc.LogBuffer): the condition is then looked at again
+// only when it may have become true.
+type Changer interface {
+	// Changed returns a channel closed at the next change after the call.
+	Changed() <-chan struct{}
+}
+
+// pollInterval is how often WaitFor looks at a condition that reads
+// nothing given as a Changer.
+const pollInterval = 10 * time.Millisecond
+
+// WaitFor waits until cond is true or timeout passes (or ctx ends); it
+// reports whether cond became true, looking at it once more at the end.
+// Integration tests use it instead of sleeps so they finish as soon as
+// the broker has done its part. Where cond reads only what on gives (a
+// log it waits for a line in), it is looked at again at each change and
+// at nothing else: a wait on a log polled it every 10 ms, copying the
+// whole log each time. Without on it is polled every 10 ms.
+func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool, on ...Changer) bool {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
+	if len(on) == 0 {
+		tick := time.NewTicker(pollInterval)
+		defer tick.Stop()
+		for {
+			if cond() {
+				return true
+			}
+			select {
+			case <-ctx.Done():
+				return cond()
+			case <-tick.C:
+			}
+		}
+	}
+	cases := make([]reflect.SelectCase, 1+len(on))
+	cases[0] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}
 	for {
+		// Each channel taken before cond reads: a change made after the
+		// read closes one.
+		for i, c := range on {
+			cases[1+i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.Changed())}
+		}
 		if cond() {
 			return true
 		}
-		select {
-		case <-ctx.Done():
+		if i, _, _ := reflect.Select(cases); i == 0 {
 			return cond()
-		case <-tick.C:
 		}
 	}
 }

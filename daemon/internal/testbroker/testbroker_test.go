@@ -1,14 +1,18 @@
 package testbroker
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 )
 
 // TestStartKillRestart checks the helper itself: listeners come up, TLS
@@ -55,4 +59,72 @@ func TestStartKillRestart(t *testing.T) {
 	}
 	c2.Close()
 	b.Stop()
+}
+
+// WaitFor on a log it is given as a Changer looks at its condition once
+// at the start and once at each write, and at nothing between writes: it
+// polled every 10 ms, each look a copy of the whole log (about 25 looks
+// over these 5 writes 40 ms apart). A wait with no write looks twice (at
+// the start and at its timeout) and returns false; one whose context is
+// cancelled returns at the cancel, false.
+func TestWaitForLooksAtALogOnlyWhenWritten(t *testing.T) {
+	var lb testproc.LogBuffer
+	looks := 0 // cond is called from WaitFor's goroutine only
+	const writes = 5
+	go func() {
+		for i := range writes - 1 {
+			time.Sleep(40 * time.Millisecond)
+			fmt.Fprintf(&lb, "line %d\n", i)
+		}
+		time.Sleep(40 * time.Millisecond)
+		fmt.Fprintln(&lb, "done")
+	}()
+	if !WaitFor(t.Context(), 30*time.Second, func() bool { looks++; return lb.Count("done") == 1 }, &lb) {
+		t.Fatalf("the line written was not seen:\n%s", lb.String())
+	}
+	if looks > writes+1 {
+		t.Errorf("looked %d times over %d writes, want at most %d", looks, writes, writes+1)
+	}
+
+	looks = 0
+	if WaitFor(t.Context(), 100*time.Millisecond, func() bool { looks++; return lb.Count("never") > 0 }, &lb) {
+		t.Fatal("a line never written was seen")
+	}
+	if looks != 2 {
+		t.Errorf("with no write: looked %d times, want 2 (at the start and at the timeout)", looks)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	if WaitFor(ctx, time.Hour, func() bool { return lb.Count("never") > 0 }, &lb) {
+		t.Fatal("a line never written was seen")
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Errorf("returned %s after its context was cancelled", waited)
+	}
+
+	// Without a Changer, a condition on what says no change is polled.
+	n := 0
+	if !WaitFor(t.Context(), 30*time.Second, func() bool { n++; return n == 3 }) {
+		t.Error("a polled condition that became true was not seen")
+	}
+}
+
+// BenchmarkWaitForLog is a wait on a log of 2 MB whose line comes after
+// 20 ms: each wait's allocation is what it copied. Polled every 10 ms
+// with a copy each look, the wait copied the log two or three times.
+func BenchmarkWaitForLog(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		var lb testproc.LogBuffer
+		for i := range 40000 {
+			fmt.Fprintf(&lb, "level=INFO msg=\"frame inspected\" seq=%d\n", i)
+		}
+		b.StartTimer()
+		time.AfterFunc(20*time.Millisecond, func() { fmt.Fprintln(&lb, "done") })
+		if !WaitFor(context.Background(), 10*time.Second, func() bool { return lb.Count("done") > 0 }, &lb) {
+			b.Fatal("not seen")
+		}
+	}
 }

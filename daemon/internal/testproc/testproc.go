@@ -95,17 +95,37 @@ func (c *Child) Kill(t testing.TB) {
 	<-c.Done
 }
 
-// LogBuffer is a goroutine-safe sink for log output.
+// LogBuffer is a goroutine-safe sink for log output. Each Write closes
+// the channel Changed gave out, so that a wait on the log
+// (testbroker.WaitFor with the buffer) looks at it again only when
+// something was written, where it polled and copied the whole log every
+// 10 ms.
 type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed at the next Write; nil until asked for
 }
 
-// Write appends p.
+// Write appends p, and wakes those waiting on Changed.
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 	return l.buf.Write(p)
+}
+
+// Changed returns a channel closed at the next Write. Taken before the
+// log is read, it misses no write made after that read.
+func (l *LogBuffer) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.changed
 }
 
 // String is everything written so far.
@@ -115,13 +135,22 @@ func (l *LogBuffer) String() string {
 	return l.buf.String()
 }
 
-// Count returns how many lines contain all of subs.
+// Count returns how many lines contain all of subs. It reads the log in
+// place: a wait calls it at every write, and a copy of the whole log each
+// time grew with the log.
 func (l *LogBuffer) Count(subs ...string) int {
+	want := make([][]byte, len(subs))
+	for i, s := range subs {
+		want[i] = []byte(s)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	n := 0
-	for _, line := range strings.Split(l.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
+	for line := range bytes.Lines(l.buf.Bytes()) {
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		ok := len(line) > 0
+		for _, s := range want {
+			ok = ok && bytes.Contains(line, s)
 		}
 		if ok {
 			n++
