@@ -157,11 +157,18 @@ func DevicePath(device string) string { return devicePath(device) }
 // same device node: /dev/video0 and a /dev/v4l/by-id link to it are one
 // camera, not a change of camera. A setting whose links cannot be followed
 // (the camera is unplugged and its node and links are gone) is compared by
-// its cleaned path.
-func SameDevice(a, b string) bool { return resolveDevice(a) == resolveDevice(b) }
+// its cleaned path: an unplugged camera's by-id link is not the node of
+// another camera that is there. One setting is one camera, whatever its
+// link resolves to: resolved on each side, it read as two cameras where
+// the camera came or went between the two looks.
+func SameDevice(a, b string) bool {
+	pa, pb := filepath.Clean(devicePath(a)), filepath.Clean(devicePath(b))
+	return pa == pb || resolveDevice(pa) == resolveDevice(pb)
+}
 
-func resolveDevice(device string) string {
-	p := filepath.Clean(devicePath(device))
+// resolveDevice is the node the cleaned device path p leads to, or p
+// where its links cannot be followed.
+func resolveDevice(p string) string {
 	if r, err := filepath.EvalSymlinks(p); err == nil {
 		return r
 	}

@@ -486,3 +486,68 @@ func TestSameDevice(t *testing.T) {
 		}
 	}
 }
+
+// A camera named by its by-id link, unplugged (the link gone) while a
+// node is there (another camera at video0): one setting is one camera,
+// whatever its link resolves to; a missing link is not the node that is
+// there. SameDevice resolved each setting on its own, so the same
+// setting read as two cameras where the camera was unplugged or plugged
+// between the two looks (a reload or restart-camera then took it for a
+// change of camera).
+func TestSameDeviceUnplugged(t *testing.T) {
+	dir := t.TempDir()
+	node := dir + "/video0"
+	if err := writeFile(node, nil); err != nil {
+		t.Fatal(err)
+	}
+	link := dir + "/v4l/by-id/usb-Fake_Cam-video-index0"
+	if err := mkLink("../../video0", link); err != nil {
+		t.Fatal(err)
+	}
+	if !SameDevice(link, node) {
+		t.Fatalf("SameDevice(%q, %q) plugged in = false, want true", link, node)
+	}
+	if err := os.Remove(link); err != nil { // unplugged
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{link, link, true},
+		{link, dir + "/v4l//by-id/./usb-Fake_Cam-video-index0", true},
+		{link, node, false},
+		{node, link, false},
+	} {
+		if got := SameDevice(c.a, c.b); got != c.same {
+			t.Errorf("unplugged: SameDevice(%q, %q) = %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
+
+	// Plugged and unplugged while the setting is compared with itself.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = os.Symlink("../../video0", link)
+			_ = os.Remove(link)
+		}
+	}()
+	differ := 0
+	for range 20000 {
+		if !SameDevice(link, link) {
+			differ++
+		}
+	}
+	close(stop)
+	<-done
+	if differ > 0 {
+		t.Errorf("SameDevice(%q, itself) = false %d times of 20000 while the camera came and went", link, differ)
+	}
+}
