@@ -470,10 +470,36 @@ func targetError(cfg *config.Config, path, mend string) error {
 		return nil // gone since: the rename creates the file
 	}
 	what, why := "a folder", "a model file cannot be written in its place"
-	if !st.IsDir() {
+	switch {
+	case st.Mode()&os.ModeSymlink != 0:
+		// Refused for what it leads to (model.ReplaceRefusal): a link at
+		// .prev to a named pipe was said to be "not a regular file",
+		// naming neither the link nor the pipe.
+		what, why = linkedKind(path), "writing the model there would put a regular file in its place"
+	case !st.IsDir():
 		what, why = model.FileKind(st.Mode()), "writing the model there would put a regular file in its place"
 	}
 	return &FieldError{Field: modelKey(cfg), Err: fmt.Errorf("%s is %s, not a model file: %s; the model in force stays: %s", path, what, why, mend)}
+}
+
+// linkedKind words what the link at path leads to, as a refusal of it
+// says it after "is": "a link to /x/thepipe, a named pipe", as
+// linkTargetError says it of a link at model.path, or
+// model.ReplaceRefusal's words ("a link to /proc/self/fd/1, a process's
+// open file").
+func linkedKind(path string) string {
+	to, err := os.Readlink(path)
+	st, serr := os.Stat(path)
+	if err != nil || serr != nil || st.Mode().IsRegular() || st.IsDir() {
+		if why := model.ReplaceRefusal(path); why != "" {
+			return strings.TrimPrefix(why, "is ")
+		}
+		return "a link"
+	}
+	if !filepath.IsAbs(to) {
+		to = filepath.Join(filepath.Dir(path), to)
+	}
+	return "a link to " + to + ", " + model.FileKind(st.Mode())
 }
 
 // linkTargetError is modelTargetError's refusal of a link at cfg's model
