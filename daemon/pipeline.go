@@ -1274,6 +1274,13 @@ type captureHealth struct {
 	sized atomic.Uint64
 	// counter totals at the last good frame: a rise means frames failed since.
 	decodeAtGood, tooLargeAtGood, timeoutAtGood, misfitAtGood, sizedAtGood atomic.Uint64
+	// countersAtGood are the source counters those totals were read from.
+	// A reload or restart-camera that replaces the source under a running
+	// pipeline brings counters of its own, starting from zero: measured
+	// against the old source's totals they wrapped round (a trial's health
+	// said 18446744073709551611 undecodable frames). The new source's
+	// failures all came after the last good frame, so they count whole.
+	countersAtGood atomic.Pointer[capture.Counters]
 	// reopensAtErr is the source's reopen count when lastErr was set: a
 	// per-file source that reopened since (a watched folder listed again)
 	// is over that trouble though no file came to say so.
@@ -1286,6 +1293,12 @@ type captureHealth struct {
 	failSeen uint64
 	failAt   time.Time
 	runFrom  time.Time
+	// seenSrc are the source counters the check read last; seenBase sums
+	// the failures of the sources replaced before them, seenLast their own
+	// at that check, so that failSeen's total never falls when a source
+	// is replaced (a fall was taken for a new failure).
+	seenSrc            *capture.Counters
+	seenBase, seenLast uint64
 }
 
 func (h *captureHealth) init(src capture.Source, perFile, byRun bool) {
@@ -1300,12 +1313,14 @@ func (h *captureHealth) init(src capture.Source, perFile, byRun bool) {
 // file's; so are files too small for the roi, whose remedy is the roi or
 // the files, and frames refused for their size, whose remedy is the roi
 // or the camera's size.
-func (h *captureHealth) counters() (undecodable, tooLarge, timeouts, misfits, sized uint64) {
+// The last is the source counters they were read from (nil for a source
+// that keeps none).
+func (h *captureHealth) counters() (undecodable, tooLarge, timeouts, misfits, sized uint64, src *capture.Counters) {
 	misfits, sized = h.misfits.Load(), h.sized.Load()
 	if c := capture.CountersOf(h.src); c != nil {
-		return c.DecodeErrors.Load(), c.TooLarge.Load(), c.Timeouts.Load(), misfits, sized
+		return c.DecodeErrors.Load(), c.TooLarge.Load(), c.Timeouts.Load(), misfits, sized, c
 	}
-	return 0, 0, 0, misfits, sized
+	return 0, 0, 0, misfits, sized, nil
 }
 
 func (h *captureHealth) good() {
@@ -1313,7 +1328,8 @@ func (h *captureHealth) good() {
 	if h.lastErr.Load().(string) != "" {
 		h.lastErr.Store("")
 	}
-	d, l, t, m, z := h.counters()
+	d, l, t, m, z, c := h.counters()
+	h.countersAtGood.Store(c)
 	h.decodeAtGood.Store(d)
 	h.tooLargeAtGood.Store(l)
 	h.timeoutAtGood.Store(t)
@@ -1367,10 +1383,13 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 		h.lastErr.CompareAndSwap(msg, "")
 		msg = ""
 	}
-	d, l, t, m, z := h.counters()
-	undecodable := d - h.decodeAtGood.Load()
-	tooLarge := l - h.tooLargeAtGood.Load()
-	timeouts := t - h.timeoutAtGood.Load()
+	d, l, t, m, z, c := h.counters()
+	undecodable, tooLarge, timeouts := d, l, t
+	if c == h.countersAtGood.Load() { // else a source put in since: all its failures are since
+		undecodable -= h.decodeAtGood.Load()
+		tooLarge -= h.tooLargeAtGood.Load()
+		timeouts -= h.timeoutAtGood.Load()
+	}
 	misfits := m - h.misfitAtGood.Load()
 	sized := z - h.sizedAtGood.Load()
 	// Failures count while they keep coming: one bad file at the end of a
@@ -1378,13 +1397,19 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 	now := time.Now()
 	last := h.lastGood.Load()
 	h.mu.Lock()
-	if d+l+t+m+z != h.failSeen {
+	if c != h.seenSrc {
+		h.seenBase += h.seenLast
+		h.seenSrc = c
+	}
+	h.seenLast = d + l + t
+	total := h.seenBase + h.seenLast + m + z
+	if total != h.failSeen {
 		// A new failure continues the run unless a good frame came since
 		// the run began or the failures had stopped for a while.
 		if h.runFrom.IsZero() || h.runFrom.UnixNano() < last || now.Sub(h.failAt) >= 2*stall {
 			h.runFrom = now
 		}
-		h.failSeen, h.failAt = d+l+t+m+z, now
+		h.failSeen, h.failAt = total, now
 	}
 	recent := now.Sub(h.failAt) < 2*stall
 	lasted := !h.byRun || h.failAt.Sub(h.runFrom) >= stall

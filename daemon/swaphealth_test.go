@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/mqttpub"
+)
+
+// A reload that replaced the frame source under a running pipeline (a
+// SIGHUP to another folder) left the capture health measuring the new
+// source's failure counters against the old source's at its last good
+// frame: a trial's /healthz and retained status said "capture: no good
+// frame for 1m1s, 18446744073709551611 undecodable frames" for a folder
+// that had failed on none. The new source's failures are counted from
+// zero.
+func TestCaptureHealthAfterSourceSwapCountsTheNewSource(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "frames")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Five corrupt files, then a good one: the counters at the good frame
+	// hold five decode errors.
+	for _, n := range []string{"a1.jpg", "a2.jpg", "a3.jpg", "a4.jpg", "a5.jpg"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("not a JPEG"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.png"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	first, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Watch: true, PollInterval: 10 * time.Millisecond, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newSwapSource(first)
+	inspected := make(chan struct{}, 1)
+	sink := &memSink{onResult: func(*mqttpub.Result) {
+		select {
+		case inspected <- struct{}{}:
+		default:
+		}
+	}}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(),
+		FreeRun: true, StallTimeout: 100 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-inspected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the good file was never inspected")
+	}
+	if n := first.Counters().DecodeErrors.Load(); n != 5 {
+		t.Fatalf("%d decode errors in the first folder, want 5", n)
+	}
+	// The reload: a watched folder that is not there (yet).
+	second, err := capture.NewFolder(capture.FolderOptions{Dir: filepath.Join(parent, "later"), Watch: true, PollInterval: 10 * time.Millisecond, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Swap(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	var why string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var ok bool
+		if ok, why = p.CameraHealth(); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("camera health still good (%s) with the new folder not there", why)
+		}
+	}
+	if !strings.Contains(why, "cannot be listed") {
+		t.Errorf("camera health %q, want the new folder's trouble", why)
+	}
+	if regexp.MustCompile(`, \d+ (undecodable|frame|file)`).MatchString(why) {
+		t.Errorf("camera health %q counts failures the new folder never had", why)
+	}
+}
