@@ -1405,8 +1405,15 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 	total := h.seenBase + h.seenLast + m + z
 	if total != h.failSeen {
 		// A new failure continues the run unless a good frame came since
-		// the run began or the failures had stopped for a while.
-		if h.runFrom.IsZero() || h.runFrom.UnixNano() < last || now.Sub(h.failAt) >= 2*stall {
+		// the run began or the failures had stopped for a while. Failures
+		// that the counters at the last good frame already hold came
+		// before it, though this check is the first to see them: they
+		// start no run (a run begun here made the next corrupt file,
+		// alone after the good frame, one that lasted).
+		switch {
+		case undecodable+tooLarge+timeouts+misfits+sized == 0:
+			h.runFrom = time.Time{}
+		case h.runFrom.IsZero() || h.runFrom.UnixNano() < last || now.Sub(h.failAt) >= 2*stall:
 			h.runFrom = now
 		}
 		h.failSeen, h.failAt = total, now

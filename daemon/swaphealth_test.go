@@ -51,22 +51,7 @@ func TestCaptureHealthAfterSourceSwapCountsTheNewSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := newSwapSource(first)
-	inspected := make(chan struct{}, 1)
-	sink := &memSink{onResult: func(*mqttpub.Result) {
-		select {
-		case inspected <- struct{}{}:
-		default:
-		}
-	}}
-	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(),
-		FreeRun: true, StallTimeout: 100 * time.Millisecond, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	p, inspected := runHealthPipeline(t, src)
 	select {
 	case <-inspected:
 	case <-time.After(30 * time.Second):
@@ -80,7 +65,7 @@ func TestCaptureHealthAfterSourceSwapCountsTheNewSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Swap(ctx, second); err != nil {
+	if err := src.Swap(context.Background(), second); err != nil {
 		t.Fatal(err)
 	}
 	var why string
@@ -99,4 +84,28 @@ func TestCaptureHealthAfterSourceSwapCountsTheNewSource(t *testing.T) {
 	if regexp.MustCompile(`, \d+ (undecodable|frame|file)`).MatchString(why) {
 		t.Errorf("camera health %q counts failures the new folder never had", why)
 	}
+}
+
+// runHealthPipeline runs a free-run pipeline over src with a stall timeout
+// of 100 ms until the test ends; the channel is signalled (without
+// blocking) at each result.
+func runHealthPipeline(t *testing.T, src capture.Source) (*Pipeline, <-chan struct{}) {
+	t.Helper()
+	inspected := make(chan struct{}, 1)
+	sink := &memSink{onResult: func(*mqttpub.Result) {
+		select {
+		case inspected <- struct{}{}:
+		default:
+		}
+	}}
+	p, err := NewPipeline(PipelineOptions{Source: src, Detector: syntheticDetector(t), Sink: sink, Metrics: httpapi.NewMetrics(),
+		FreeRun: true, StallTimeout: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p, inspected
 }
