@@ -70,6 +70,13 @@ type FolderOptions struct {
 	// folder (a capture restart) goes on where the last one stopped
 	// instead of inspecting every file again. A looped folder ignores it.
 	Ledger *FolderLedger
+	// Explain, when set, rewords the error of reading the file at path
+	// for the skipped file's log line and SkippedFileError: the daemon
+	// gives dataset.ImageFileError, which says where a symbolic link that
+	// leads to nothing or round in a loop leads (the system says only "no
+	// such file or directory" of a link that ls shows, or "too many levels
+	// of symbolic links"). It must keep errors.Is of the error it is given.
+	Explain func(path string, err error) error
 }
 
 // FolderLedger is the record of the files folder sources handed out, per
@@ -540,6 +547,9 @@ func (fl *Folder) Next(ctx context.Context, f *Frame) error {
 			fl.seen[name] = st
 		}
 		img, sum, summed, err := fl.read(name)
+		if err != nil && fl.opts.Explain != nil {
+			err = fl.opts.Explain(filepath.Join(fl.opts.Dir, name), err)
+		}
 		if st == (fileStamp{}) {
 			st = fl.stamp(name) // away when stamped, back by the open
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/model/dataset"
 )
 
 // OpenSource builds the configured frame source with its ROI, rotation and
@@ -78,7 +79,7 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 		desc = c.Camera.Device
 	case config.SourceFolder:
 		src, err = capture.NewFolder(capture.FolderOptions{Dir: c.Folder.Path, Watch: c.Folder.Watch, Loop: c.Folder.Loop,
-			MaxPixels: int64(c.MaxPixels), Log: log, Ledger: o.ledger, ReportSkips: o.reportSkips})
+			MaxPixels: int64(c.MaxPixels), Log: log, Ledger: o.ledger, ReportSkips: o.reportSkips, Explain: dataset.ImageFileError})
 		desc = "folder " + c.Folder.Path
 	case config.SourceFile:
 		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true, MaxPixels: int64(c.MaxPixels)})
