@@ -1135,10 +1135,16 @@ func (p *Pipeline) AnswerTriggerFailure(te *capture.TriggerError) {
 	p.log.Warn("trigger not served", "id", te.ID, "err", err)
 	// No frame: the result has no frame_time (it said the answer's time,
 	// which a consumer reads as a capture). Its seq is taken, and its
-	// result sent, after any result whose seq was taken before.
+	// result sent, after any result whose seq was taken before. A folder's
+	// file that was skipped is the part this trigger took: its result
+	// names it, as a free-run one does (it had no "file").
+	f := &capture.Frame{Trigger: te.ID}
+	if sf := (*capture.SkippedFileError)(nil); errors.As(err, &sf) {
+		f.Name = sf.Name
+	}
 	p.answerMu.Lock()
 	defer p.answerMu.Unlock()
-	p.publishError(p.seq.Add(1), &capture.Frame{Trigger: te.ID}, time.Time{}, p.det.Info().ID, err)
+	p.publishError(p.seq.Add(1), f, time.Time{}, p.det.Info().ID, err)
 }
 
 // publishError reports an inspection that could not be made with a result

@@ -32,14 +32,29 @@ type triggerLine struct {
 // triggerYAML is baseYAML in trigger mode on broker url, plus extra
 // capture.trigger settings.
 func triggerYAML(url, triggerExtra string) func(r *runningDaemon) string {
-	return func(r *runningDaemon) string {
-		y := strings.Replace(r.baseYAML("cell1"), "mqtt: {embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port)+"}",
-			"mqtt: {brokers: ["+url+"], max_reconnect_interval: 1s}", 1)
-		return strings.Replace(y, "capture: {", "capture: {trigger: {mode: external"+triggerExtra+"}, ", 1)
-	}
+	return func(r *runningDaemon) string { return r.triggerMode(r.baseYAML("cell1"), url, triggerExtra) }
+}
+
+// triggerMode is the configuration y (baseYAML, its capture line perhaps
+// replaced) in trigger mode on broker url, plus extra capture.trigger
+// settings.
+func (r *runningDaemon) triggerMode(y, url, triggerExtra string) string {
+	y = strings.Replace(y, "mqtt: {embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port)+"}",
+		"mqtt: {brokers: ["+url+"], max_reconnect_interval: 1s}", 1)
+	return strings.Replace(y, "capture: {", "capture: {trigger: {mode: external"+triggerExtra+"}, ", 1)
 }
 
 func newTriggerLine(t *testing.T, b *testbroker.Broker, triggerExtra string) *triggerLine {
+	t.Helper()
+	l := startTriggerLine(t, b, triggerYAML(b.URL, triggerExtra))
+	l.probe()
+	return l
+}
+
+// startTriggerLine connects the PLC client to b and starts the daemon on
+// the configuration yaml writes, without probing it (a probe would take a
+// folder source's file).
+func startTriggerLine(t *testing.T, b *testbroker.Broker, yaml func(r *runningDaemon) string) *triggerLine {
 	t.Helper()
 	l := &triggerLine{b: b}
 	l.plc = testbroker.Connect(t, mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("plc-"+strconv.Itoa(testbroker.FreePort(t))).
@@ -54,9 +69,8 @@ func newTriggerLine(t *testing.T, b *testbroker.Broker, triggerExtra string) *tr
 			l.results = append(l.results, r)
 			l.mu.Unlock()
 		}})
-	l.runningDaemon = startDaemon(t, triggerYAML(b.URL, triggerExtra))
+	l.runningDaemon = startDaemon(t, yaml)
 	l.daemon()
-	l.probe()
 	return l
 }
 

@@ -207,8 +207,12 @@ func (t *triggerIntake) answered(r *mqttpub.Result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.pending, r.TriggerID)
-	if t.window <= 0 || r.Verdict == VerdictError {
-		return // no part was inspected: a retry with the same id may run
+	if t.window <= 0 || (r.Verdict == VerdictError && r.File == "") {
+		// No part was inspected: a retry with the same id may run. An
+		// error answer that names a folder's file (skipped, or not
+		// inspected) took that file, a part: the same id again must not
+		// take the next one.
+		return
 	}
 	t.answers[r.TriggerID] = answeredTrigger{at: now, res: res}
 	t.answerAt = append(t.answerAt, idTime{id: r.TriggerID, at: now})
