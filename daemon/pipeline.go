@@ -546,10 +546,13 @@ func (p *Pipeline) captureStage(ctx context.Context, pool chan *slot, out chan *
 				// The trigger sender gets an answer even without a frame.
 				switch {
 				case errors.Is(err, capture.ErrTriggerOverrun), errors.Is(err, capture.ErrTriggerExpired):
-				case errors.Is(err, capture.ErrTimeout):
-					// No good frame in time (corrupt ones, or none): the
-					// camera counted it, and those counts are judged by
-					// the run rule (captureHealth.byRun), not at once.
+				case errors.Is(err, capture.ErrTimeout), errors.As(err, new(*capture.SkippedFileError)):
+					// No good frame in time (corrupt ones, or none), or a
+					// folder's file skipped (one corrupt part): the source
+					// counted it, and those counts are judged by the run
+					// rule (captureHealth.byRun), not at once. Set as an
+					// error only a good frame clears, one bad part left an
+					// idle line unhealthy for good.
 					p.health.frameFailed(err)
 				default:
 					p.health.failed(err)
