@@ -358,7 +358,8 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 	}
 	// Saved as it is put in force: the file says the state_dir the
 	// daemon runs on, as config get does.
-	c = stateDirInForce(d.Config(), c)
+	cur := d.Config()
+	c = stateDirInForce(cur, c)
 	if err := config.SaveKeepPrevious(path, c); err != nil {
 		return remote.Applied{}, err
 	}
@@ -380,7 +381,7 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 	if len(changed) > 0 {
 		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))
 	}
-	return remote.Applied{Restarted: changed, Notes: notes}, nil
+	return remote.Applied{Restarted: changed, Notes: append(relativeNotes(cur, c), notes...)}, nil
 }
 
 // PlanConfig says what applying c would do that c does not say, without
@@ -394,7 +395,11 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 // fits one). It creates, loads and fits nothing.
 func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 	notes, err := d.planConfig(c, true)
-	return notes, keyed(err)
+	if err != nil {
+		return nil, keyed(err)
+	}
+	cur := d.Config()
+	return append(relativeNotes(cur, stateDirInForce(cur, c)), notes...), nil
 }
 
 // CheckConfig is PlanConfig's refusal for a push about to be applied,

@@ -51,20 +51,8 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	// reads the file, not the file's folder: say where each one landed
 	// (under systemd, the working directory is /).
 	if wd, err := os.Getwd(); err == nil {
-		rel := []struct{ key, path string }{{"state_dir", cfg.StateDir}, {"model.path", cfg.Model.Path}}
-		switch cfg.Capture.Source {
-		case config.SourceFolder:
-			rel = append(rel, struct{ key, path string }{"capture.folder.path", cfg.Capture.Folder.Path})
-		case config.SourceFile:
-			rel = append(rel, struct{ key, path string }{"capture.file.path", cfg.Capture.File.Path})
-		}
-		if _, bundled := backbone.BundleByName(cfg.Model.Backbone); !bundled {
-			rel = append(rel, struct{ key, path string }{"model.backbone", cfg.Model.Backbone})
-		}
-		for _, r := range rel {
-			if r.path != "" && !filepath.IsAbs(r.path) {
-				add(r.key, false, "%s is relative: taken from the working directory %s as %s (a service runs in /: write absolute paths)", r.path, wd, filepath.Join(wd, r.path))
-			}
+		for _, r := range relativePaths(cfg) {
+			add(r.key, false, "%s", r.taken(wd))
 		}
 	}
 
@@ -261,4 +249,59 @@ func bundledNames() []string {
 		out = append(out, b.Name)
 	}
 	return out
+}
+
+// keyPath is a path setting: its key and its value.
+type keyPath struct{ key, path string }
+
+// relativePaths is cfg's path settings that the daemon uses and that are
+// relative: they follow the working directory of the process that reads
+// them, not the configuration file's folder (under systemd, /).
+func relativePaths(cfg *config.Config) []keyPath {
+	all := []keyPath{{"state_dir", cfg.StateDir}, {"model.path", cfg.Model.Path}}
+	switch cfg.Capture.Source {
+	case config.SourceFolder:
+		all = append(all, keyPath{"capture.folder.path", cfg.Capture.Folder.Path})
+	case config.SourceFile:
+		all = append(all, keyPath{"capture.file.path", cfg.Capture.File.Path})
+	}
+	if _, bundled := backbone.BundleByName(cfg.Model.Backbone); !bundled {
+		all = append(all, keyPath{"model.backbone", cfg.Model.Backbone})
+	}
+	var rel []keyPath
+	for _, r := range all {
+		if r.path != "" && !filepath.IsAbs(r.path) {
+			rel = append(rel, r)
+		}
+	}
+	return rel
+}
+
+// taken says where the relative path r lands from working directory wd.
+func (r keyPath) taken(wd string) string {
+	return fmt.Sprintf("%s is relative: taken from the working directory %s as %s (a service runs in /: write absolute paths)", r.path, wd, filepath.Join(wd, r.path))
+}
+
+// relativeNotes are a push's notes of the relative paths it sets (those
+// of next that cur, the configuration in force, does not hold alike):
+// the file's rule takes them from the daemon's working directory, which
+// the operator who pushes them does not see (a dry run said ok of
+// capture.folder.path "frames", which the daemon under systemd took as
+// /frames).
+func relativeNotes(cur, next *config.Config) []string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil
+	}
+	held := map[keyPath]bool{}
+	for _, r := range relativePaths(cur) {
+		held[r] = true
+	}
+	var notes []string
+	for _, r := range relativePaths(next) {
+		if !held[r] {
+			notes = append(notes, r.key+": "+r.taken(wd))
+		}
+	}
+	return notes
 }
