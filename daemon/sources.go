@@ -88,6 +88,14 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 		return nil, "", fmt.Errorf("capture.source %q: want synthetic, camera, folder or file", c.Source)
 	}
 	if err != nil {
+		// Named by the key that set what failed: "capture.source file:
+		// file source: stat /x.jpg: …" did not name capture.file.path.
+		switch c.Source {
+		case config.SourceFile:
+			return nil, "", fmt.Errorf("capture.file.path: %w", err)
+		case config.SourceFolder:
+			return nil, "", fmt.Errorf("capture.folder.path: %w", err)
+		}
 		return nil, "", fmt.Errorf("capture.source %s: %w", c.Source, err)
 	}
 	t := TransformOptions(cfg)
