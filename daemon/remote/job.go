@@ -43,8 +43,13 @@ type Progress struct {
 }
 
 func (p Progress) describe() string {
-	if p.Phase == "" {
+	switch {
+	case p.Phase == "":
 		return "starting"
+	case p.Total == 0:
+		// A folder refit before its folder is listed: its frames are not
+		// counted yet ("starting, 0 of 0 frames, 0%").
+		return p.Phase
 	}
 	return fmt.Sprintf("%s, %d of %d frames, %.0f%%", p.Phase, p.Frames, p.Total, p.Percent)
 }
