@@ -402,7 +402,10 @@ type MQTT struct {
 	Brokers []string `yaml:"brokers"`
 	// EmbeddedListen is the embedded broker's host:port, used when Brokers is empty.
 	EmbeddedListen string `yaml:"embedded_listen"`
-	// ClientID is the MQTT client id; empty means inspectd-<device_id>.
+	// ClientID is the MQTT client id. Empty means inspectd-<device_id>
+	// when DeviceID is set, else inspectd-<host name>-<suffix> with a
+	// random suffix kept in StateDir, so that boxes cloned from one image
+	// (one host name) do not take each other's session.
 	ClientID string `yaml:"client_id"`
 	// Username authenticates to the broker; empty sends none.
 	Username string `yaml:"username"`

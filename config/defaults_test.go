@@ -189,3 +189,35 @@ func TestDefaultYAMLEnsembleSaysWhenItIsKept(t *testing.T) {
 		t.Errorf("model.ensemble's comment: %q; want it kept when the synthetic defects score it at least as high as the single recipe", flat)
 	}
 }
+
+// The comment of mqtt.client_id said an empty one is inspectd-<device_id>,
+// but device_id is empty by default (the host name), and then the daemon
+// connects as inspectd-<host name>-<random suffix> kept in state_dir
+// (mqtt-client-id), so that boxes cloned from one image do not clash: one
+// reading the defaults looked for inspectd-<host name> on the broker, or
+// set ACLs for it, and found another id.
+func TestDefaultYAMLClientIDSaysTheSuffix(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(DefaultYAML(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	root := doc.Content[0]
+	var comment string
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "mqtt" {
+			continue
+		}
+		m := root.Content[i+1]
+		for j := 0; j+1 < len(m.Content); j += 2 {
+			if m.Content[j].Value == "client_id" {
+				comment = m.Content[j].HeadComment
+			}
+		}
+	}
+	flat := strings.Join(strings.Fields(strings.ReplaceAll(comment, "#", " ")), " ")
+	for _, want := range []string{"inspectd-<device_id>", "inspectd-<host name>-<suffix>", "state_dir", "mqtt-client-id"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("mqtt.client_id's comment: %q; want it to say %q", flat, want)
+		}
+	}
+}
