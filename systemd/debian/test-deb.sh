@@ -173,6 +173,8 @@ check "remove: binary gone" test ! -e "$root/usr/bin/inspectd"
 check "remove: unit gone" test ! -e "$root/lib/systemd/system/inspectd.service"
 check "remove: model kept" test "$(sha256sum < "$root/var/lib/inspectd/model.safetensors")" = "$model_sum"
 check "remove: configuration kept" test "$(sha256sum < "$root/etc/inspectd/inspectd.yaml")" = "$conf_sum"
+# A remote configuration push leaves the replaced file beside the conffile.
+cp -p "$root/etc/inspectd/inspectd.yaml" "$root/etc/inspectd/inspectd.yaml.prev"
 dpkg_root -P inspectd
 check "purged" test -z "$(status)" -o "$(status)" = "unknown ok not-installed"
 check "purge: /var/lib/inspectd gone" test ! -e "$root/var/lib/inspectd"
