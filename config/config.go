@@ -153,8 +153,9 @@ type Camera struct {
 	FPS int `yaml:"fps"`
 	// Buffers is the number of driver buffers; few keep latency low.
 	Buffers int `yaml:"buffers"`
-	// Timeout is how long to wait for a frame before counting a timeout and
-	// reopening the device.
+	// Timeout is how long to wait for a frame before counting a timeout;
+	// the device is reopened after 3 in a row (a single late frame is not
+	// worth the reopen's lost frames).
 	Timeout Duration `yaml:"timeout"`
 	// Controls sets camera controls by name (as `inspectd capture list`
 	// shows them) to integer values, where the camera has them.

@@ -221,3 +221,34 @@ func TestDefaultYAMLClientIDSaysTheSuffix(t *testing.T) {
 		}
 	}
 }
+
+// The comment of capture.camera.timeout said a wait that long counts as a
+// timeout "and the device is reopened", but the camera is reopened only
+// after 3 timeouts in a row (capture.CameraOptions.ReopenAfterTimeouts, as
+// README's troubleshooting says): one sizing the stall from the defaults
+// expected a reopen after 2 s and got one after 6 s.
+func TestDefaultYAMLCameraTimeoutSaysThreeInARow(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(DefaultYAML(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var comment string
+	var find func(n *yaml.Node, path []string)
+	find = func(n *yaml.Node, path []string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value != path[0] {
+				continue
+			}
+			if len(path) == 1 {
+				comment = n.Content[i].HeadComment
+				return
+			}
+			find(n.Content[i+1], path[1:])
+		}
+	}
+	find(doc.Content[0], []string{"capture", "camera", "timeout"})
+	flat := strings.Join(strings.Fields(strings.ReplaceAll(comment, "#", " ")), " ")
+	if !strings.Contains(flat, "3 timeouts in a row") {
+		t.Errorf("capture.camera.timeout's comment: %q; want it to say the device is reopened after 3 timeouts in a row", flat)
+	}
+}
