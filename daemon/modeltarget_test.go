@@ -28,6 +28,7 @@ import (
 // failed in the copy's words.
 func TestModelCommandsRefuseWhatIsNotAModelFileAtModelPath(t *testing.T) {
 	t.Parallel()
+	wordsOnly(t)
 	op, r, d, det := startModelPushRig(t, "cell51")
 	path, _ := modelPathInOwnFolder(t, op, r, "cell51", "line.safetensors")
 	dir := filepath.Dir(path)

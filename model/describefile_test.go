@@ -18,6 +18,9 @@ import (
 // backbone's path: files of before the scale refactor (plain, and with a
 // context scale), one with registration, and an ensemble.
 func TestDescribeFileMatchesLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("computation only, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	files := []string{filepath.Join("testdata", "legacy_plain.safetensors"), filepath.Join("testdata", "legacy_context.safetensors")}
 	save := func(name string, opts Options, src ImageSource) {
 		det, _, err := Fit(context.Background(), opts, src, nil)

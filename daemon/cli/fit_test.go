@@ -270,6 +270,9 @@ func TestFitRefusesFolderOutFirst(t *testing.T) {
 
 // --max-train fits on that many of the folder's images, spread over it.
 func TestFitMaxTrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir := t.TempDir()
 	set := filepath.Join(dir, "set")
 	exportSet(t, set, 9, 2, 3)

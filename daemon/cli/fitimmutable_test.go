@@ -31,6 +31,9 @@ func chattr(t *testing.T, flag, path string) (clear func()) {
 // refused before the fit (a folder with no images is not even looked at)
 // in those words, and the file is left as it was.
 func TestFitRefusesAnImmutableModelFileBeforeTheFit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir, cfg, m := fitSmallModel(t)
 	before, err := os.ReadFile(m)
 	if err != nil {

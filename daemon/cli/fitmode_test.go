@@ -13,6 +13,9 @@ import (
 // too; a new file is written 0644 as before, and no temporary file is
 // left beside it.
 func TestFitKeepsTheReplacedModelFilesMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir, cfg, m := fitSmallModel(t)
 	mode := func() fs.FileMode {
 		t.Helper()
@@ -52,6 +55,9 @@ func TestFitKeepsTheReplacedModelFilesMode(t *testing.T) {
 // file wrote the new one 0644, where fit --out keeps the replaced file's
 // permissions; eval keeps them too.
 func TestEvalKeepsTheReplacedModelFilesMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir, cfg, m := fitSmallModel(t)
 	set := filepath.Join(dir, "set")
 	for _, perm := range []fs.FileMode{0o444, 0o640} {

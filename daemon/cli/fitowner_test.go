@@ -12,6 +12,9 @@ import (
 // root:root, unreadable by the group it was shared with. Run as root, fit
 // now keeps the replaced file's owner and group, and its mode.
 func TestFitKeepsTheReplacedModelFilesOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("giving a file another user's owner takes root")
 	}

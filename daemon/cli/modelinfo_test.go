@@ -17,6 +17,9 @@ import (
 // grid or state. It now describes the file from itself and says in one
 // line what it could not check and why, exit 0.
 func TestModelInfoWithoutTheBackbone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir, cfg, m := fitSmallModel(t)
 	code, withShare, errs := runCaptureCmd(t, "model", "info", "--config", cfg, m)
 	if code != 0 {
@@ -74,6 +77,9 @@ func TestModelInfoWithoutTheBackbone(t *testing.T) {
 // as by a start; it is now described, with a warning that says why
 // inspectd would not load it under this configuration.
 func TestModelInfoWithAnotherBackbone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir, cfg, m := fitSmallModel(t)
 	// A copy of the second bundled backbone: a file of the user's.
 	b, err := os.ReadFile(filepath.Join(os.Getenv("INSPECTD_SHARE"), "mobilenet_v2_1.0_224_quant.tflite"))
@@ -109,6 +115,9 @@ func TestModelInfoWithAnotherBackbone(t *testing.T) {
 // backbone mobilenet_v1, but model.backbone is …") before the missing
 // file: the file, with its key, now comes first.
 func TestModelInfoWithoutTheBackboneWarnsAsWithIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir, cfg, m := fitSmallModel(t)
 	text, err := os.ReadFile(cfg)
 	if err != nil {

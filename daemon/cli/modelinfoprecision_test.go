@@ -14,6 +14,9 @@ import (
 // line in the style of the others, the same as --json's, with the
 // backbone and without it.
 func TestModelInfoPrintsPrecision(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	_, cfg, m := fitSmallModel(t)
 	for _, share := range []bool{true, false} {
 		if !share {

@@ -13,6 +13,9 @@ import (
 // output, though it runs no search. It logs none; fit, which searches,
 // still logs them.
 func TestModelInfoLogsNoRecipeSearchWarnings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	dir, cfg, m := fitSmallModel(t)
 	text, err := os.ReadFile(cfg)
 	if err != nil {

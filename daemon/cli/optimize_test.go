@@ -21,6 +21,9 @@ func runOptimize(t *testing.T, stdin string, args ...string) (code int, stdout, 
 }
 
 func TestModelOptimize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits or loads models for the command's words and files, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	in := modeltest.BackbonePath(t)
 	dir := t.TempDir()
 	for _, c := range []struct {

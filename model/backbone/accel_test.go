@@ -64,6 +64,9 @@ func tiles(t *testing.T, dir string) map[string]image.Image {
 // original model's on real images (cosine ≥ MinCosine per tap): go-tflite's
 // peacock and, where the data set is present, magnetic tiles.
 func TestOptimizedTapsAgree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("computation only, no concurrency of its own: the full run checks it, the race run skips it")
+	}
 	ref := open(t, Options{})
 	var cands []*Backbone
 	for _, mode := range []string{OptimizeInt8, OptimizeFloat} {
