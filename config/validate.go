@@ -465,7 +465,7 @@ func (v *validator) mqtt(m *MQTT) {
 		v.addf("mqtt.embedded_listen", "is empty; with mqtt.brokers empty the embedded broker needs a host:port like 127.0.0.1:1883")
 	}
 	if m.ClientID != "" && (len(m.ClientID) > maxClientID || !utf8.ValidString(m.ClientID) || strings.ContainsRune(m.ClientID, 0)) {
-		v.addf("mqtt.client_id", "%q is not 1..%d bytes of UTF-8 without NUL; leave it empty for inspectd-<device_id>", m.ClientID, maxClientID)
+		v.addf("mqtt.client_id", "%q is not 1..%d bytes of UTF-8 without NUL; leave it empty for inspectd-<device_id> (inspectd-<host name>-<suffix> where device_id is empty)", m.ClientID, maxClientID)
 	}
 	if m.Password != "" && m.Username == "" {
 		v.addf("mqtt.password", "is set but mqtt.username is empty; MQTT 3.1.1 sends a password only with a user name")

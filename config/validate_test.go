@@ -300,7 +300,7 @@ func TestValidate(t *testing.T) {
 		{"embedded listen empty with brokers", func(c *Config) { c.MQTT.EmbeddedListen = ""; c.MQTT.Brokers = []string{"tcp://b:1883"} }, nil},
 		{"embedded listen any port", func(c *Config) { c.MQTT.EmbeddedListen = ":0" }, nil},
 		{"client id", func(c *Config) { c.MQTT.ClientID = "a\x00b" },
-			[]string{`mqtt.client_id: "a\x00b" is not 1..256 bytes of UTF-8 without NUL; leave it empty for inspectd-<device_id>`}},
+			[]string{`mqtt.client_id: "a\x00b" is not 1..256 bytes of UTF-8 without NUL; leave it empty for inspectd-<device_id> (inspectd-<host name>-<suffix> where device_id is empty)`}},
 		{"password without username", func(c *Config) { c.MQTT.Password = "secret" },
 			[]string{`mqtt.password: is set but mqtt.username is empty; MQTT 3.1.1 sends a password only with a user name`}},
 		{"tls cert without key", func(c *Config) { c.MQTT.TLS.Cert = "/etc/inspectd/client.pem" },
