@@ -1294,7 +1294,13 @@ type captureHealth struct {
 	// per-file source that reopened since (a watched folder listed again)
 	// is over that trouble though no file came to say so.
 	reopensAtErr atomic.Uint64
-	onError      func(error)
+	// countersAtErr are the source counters in use when lastErr was set:
+	// a reload or restart-camera that replaced that source since put the
+	// error behind it (a watched folder that could not be listed, swapped
+	// for an empty one, left /healthz 503 naming the old folder until a
+	// part came).
+	countersAtErr atomic.Pointer[capture.Counters]
+	onError       func(error)
 	// failSeen is the failure counters' total at the check that last saw
 	// it change, at failAt; runFrom is when the check first saw the run of
 	// failures that failAt continues.
@@ -1359,9 +1365,11 @@ func (h *captureHealth) failed(err error) {
 	if h.onError != nil {
 		h.onError(err)
 	}
-	if c := capture.CountersOf(h.src); c != nil {
+	c := capture.CountersOf(h.src)
+	if c != nil {
 		h.reopensAtErr.Store(c.Reopens.Load()) // before lastErr: check reads them the other way round
 	}
+	h.countersAtErr.Store(c)
 	h.lastErr.Store(err.Error())
 	h.badSince.Add(1)
 }
@@ -1389,6 +1397,12 @@ func (h *captureHealth) check(live bool, stall time.Duration, started time.Time)
 		// A camera says it is back with a frame; a watched folder that can
 		// be listed again may wait hours for its next file. Its failed
 		// files are judged by the counters below, as ever.
+		h.lastErr.CompareAndSwap(msg, "")
+		msg = ""
+	}
+	if c := capture.CountersOf(h.src); msg != "" && c != nil && c != h.countersAtErr.Load() {
+		// The source that failed was replaced since: its error is not
+		// the one in use's.
 		h.lastErr.CompareAndSwap(msg, "")
 		msg = ""
 	}

@@ -109,3 +109,61 @@ func runHealthPipeline(t *testing.T, src capture.Source) (*Pipeline, <-chan stru
 	t.Cleanup(func() { cancel(); <-done })
 	return p, inspected
 }
+
+// TestCaptureHealthForgetsAReplacedSourcesError: a reload or
+// restart-camera from a watched folder that could not be listed to one
+// that can, and that is empty (an idle line), kept the old folder's error,
+// which only a good frame cleared: /healthz went 503 a stall timeout
+// later naming a folder no longer in use, and stayed so until a part came.
+func TestCaptureHealthForgetsAReplacedSourcesError(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "frames")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.png"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	open := func(d string) capture.Source {
+		s, err := capture.NewFolder(capture.FolderOptions{Dir: d, Watch: true, PollInterval: 10 * time.Millisecond, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	src := newSwapSource(open(dir))
+	p, inspected := runHealthPipeline(t, src)
+	select {
+	case <-inspected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the good file was never inspected")
+	}
+	missing := filepath.Join(parent, "later")
+	if err := src.Swap(context.Background(), open(missing)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, why := p.CameraHealth(); strings.Contains(why, "cannot be listed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the missing folder's trouble never showed")
+		}
+	}
+	empty := filepath.Join(parent, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Swap(context.Background(), open(empty)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // past the stall timeout (100 ms)
+	if ok, why := p.CameraHealth(); !ok || strings.Contains(why, missing) {
+		t.Errorf("camera health %t %q after the swap to an empty folder, want healthy without the replaced folder's error", ok, why)
+	}
+}
