@@ -80,3 +80,29 @@ func TestALinkAtPrevIsReplacedOrRefusedInItsWords(t *testing.T) {
 		}
 	}
 }
+
+// TestALinkThroughLinksIsRefusedNamingWhereItEnds: a link at model.path or
+// at its .prev that leads to a named pipe through another link (.prev →
+// hop → thepipe) was refused as "a link to DIR/hop, a named pipe", calling
+// the link on the way a pipe; the refusal names the pipe now.
+func TestALinkThroughLinksIsRefusedNamingWhereItEnds(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Model.Path = filepath.Join(dir, "m.safetensors")
+	pipe, hop := filepath.Join(dir, "thepipe"), filepath.Join(dir, "hop")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("thepipe", hop); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []string{PreviousModelPath(cfg.Model.Path), cfg.Model.Path} {
+		if err := os.Symlink("hop", at); err != nil {
+			t.Fatal(err)
+		}
+		want := at + " is a link to " + pipe + ", a named pipe, not a model file"
+		if err := installTargetError(cfg); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a link at %s to a named pipe through %s: %v, want a refusal saying %q", at, hop, err, want)
+		}
+	}
+}
