@@ -84,3 +84,34 @@ func TestFolderSourceNamesWhereABrokenLinkLeads(t *testing.T) {
 		t.Errorf("%d results for the %d broken links: %+v", seen, len(want), got)
 	}
 }
+
+// TestFileSourceNamesWhereABrokenLinkLeads: a start (or reload) with
+// capture.file.path a symbolic link that leads to nothing was refused as
+// "stat DIR/part.png: no such file or directory" of a file ls shows, and
+// one round in a loop as "too many levels of symbolic links"; the refusal
+// says where the link leads, as the folder source's skipped file does.
+func TestFileSourceNamesWhereABrokenLinkLeads(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "line2", "part.png")
+	for link, to := range map[string]string{"part.png": missing, "loop1.png": "loop2.png", "loop2.png": "loop1.png"} {
+		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{
+		"part.png":  "capture.file.path: " + filepath.Join(dir, "part.png") + " is a link to " + missing + ", which does not exist",
+		"loop1.png": "capture.file.path: " + filepath.Join(dir, "loop1.png") + " is a link that leads round in a loop (loop1.png → loop2.png → loop1.png)",
+	}
+	for name, w := range want {
+		cfg := testDefaults(t)
+		cfg.Capture.Source = config.SourceFile
+		cfg.Capture.File.Path = filepath.Join(dir, name)
+		src, _, err := openCapture(cfg, slog.New(slog.DiscardHandler), sourceOpen{})
+		if err == nil {
+			src.Close()
+		}
+		if err == nil || err.Error() != w {
+			t.Errorf("capture.file.path %s: %v, want %q", name, err, w)
+		}
+	}
+}

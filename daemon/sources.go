@@ -83,6 +83,10 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 		desc = "folder " + c.Folder.Path
 	case config.SourceFile:
 		src, err = capture.NewFile(capture.FileOptions{Path: c.File.Path, Loop: true, MaxPixels: int64(c.MaxPixels)})
+		// A link that leads to nothing or round in a loop was refused as
+		// "stat /x.jpg: no such file or directory" of a file ls shows:
+		// said where it leads, as the folder source and fit say it.
+		err = dataset.ImageFileError(c.File.Path, err)
 		desc = "file " + c.File.Path
 	default:
 		return nil, "", fmt.Errorf("capture.source %q: want synthetic, camera, folder or file", c.Source)
