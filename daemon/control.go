@@ -395,11 +395,12 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 // fits one). It creates, loads and fits nothing.
 func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 	notes, err := d.planConfig(c, true)
-	if err != nil {
-		return nil, keyed(err)
-	}
 	cur := d.Config()
-	return append(relativeNotes(cur, stateDirInForce(cur, c)), notes...), nil
+	rel := relativeNotes(cur, stateDirInForce(cur, c))
+	if err != nil {
+		return nil, withRelativeNotes(keyed(err), rel)
+	}
+	return append(rel, notes...), nil
 }
 
 // CheckConfig is PlanConfig's refusal for a push about to be applied,
@@ -411,7 +412,36 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 // refused here, before anything is saved or applied.
 func (d *Daemon) CheckConfig(c *config.Config) error {
 	_, err := d.planConfig(c, false)
-	return keyed(err)
+	if err == nil {
+		return nil
+	}
+	cur := d.Config()
+	return withRelativeNotes(keyed(err), relativeNotes(cur, stateDirInForce(cur, c)))
+}
+
+// relativeRefusal is a push's refusal that says where the relative paths
+// the push sets land: "no model at m.safetensors" sent the operator to
+// look beside the configuration file, where the daemon (in / under
+// systemd) had not looked.
+type relativeRefusal struct {
+	err   error
+	notes []string
+}
+
+func (e *relativeRefusal) Error() string {
+	return e.err.Error() + " (" + strings.Join(e.notes, "; ") + ")"
+}
+
+// Unwrap keeps the refusal's key and code (remote.KeyError, *remote.Error).
+func (e *relativeRefusal) Unwrap() error { return e.err }
+
+// withRelativeNotes is err with notes, relativeNotes' words, said after
+// it; err itself when there are none.
+func withRelativeNotes(err error, notes []string) error {
+	if err == nil || len(notes) == 0 {
+		return err
+	}
+	return &relativeRefusal{err: err, notes: notes}
 }
 
 // planConfig is PlanConfig; whole false reads of a model file that is

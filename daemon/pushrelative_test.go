@@ -40,3 +40,27 @@ func TestPushNamesARelativePathWhereItLands(t *testing.T) {
 		t.Errorf("push of another setting: %v, want ok without a note of the relative path it leaves as it is", rep)
 	}
 }
+
+// TestPushRefusalNamesARelativePathWhereItLands: a push (and its dry run)
+// refused for a relative path that is not on the box ("model.path: folder
+// no-such-line/ does not exist") did not say where the daemon looked: the
+// note of where a relative path lands came only with a push applied, and
+// the operator looked beside the configuration file. The refusal says it
+// now, keeping its key.
+func TestPushRefusalNamesARelativePathWhereItLands(t *testing.T) {
+	t.Parallel()
+	wordsOnly(t)
+	op, _, _, _ := startModelPushRig(t, "cellrelno")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := filepath.Join("no-such-line-"+fmt.Sprint(time.Now().UnixNano()), "m.safetensors")
+	want := "model.path: " + rel + " is relative: taken from the working directory " + wd + " as " + filepath.Join(wd, rel)
+	for _, dry := range []bool{true, false} {
+		rep := op.reply("cellrelno", "config", fmt.Sprintf(`{"id":"relno-%t","config":{"model":{"path":%q}},"dry_run":%t}`, dry, rel, dry), 60*time.Second)
+		if rep["ok"] != false || rep["field"] != "config.model.path" || !strings.Contains(fmt.Sprint(rep["error"]), want) {
+			t.Errorf("push of a relative model.path in a folder that is not there (dry run %t): %v, want it refused naming config.model.path and saying %q", dry, rep, want)
+		}
+	}
+}
