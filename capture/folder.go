@@ -773,11 +773,13 @@ func stampOf(info fs.FileInfo) fileStamp {
 // stamp is the stamp of the file name leads to; for a symbolic link to
 // nothing, the link's own (never the zero stamp of a file not there, which
 // would leave the name unread for good, and which a restart's ledger would
-// not match either).
+// not match either); for a link to a folder, the link's own too (the
+// folder's time moves with every file put in it: each new part answered
+// the link again).
 func (fl *Folder) stamp(name string) fileStamp {
 	path := filepath.Join(fl.opts.Dir, name)
 	info, err := os.Stat(path)
-	if err != nil {
+	if err != nil || info.IsDir() {
 		if info, err = os.Lstat(path); err != nil {
 			return fileStamp{}
 		}
@@ -822,8 +824,9 @@ func (fl *Folder) poll() error {
 		}
 		if e.Type()&fs.ModeSymlink != 0 {
 			// Judged by the file it leads to, as Next stamps it: its size
-			// grows while it is written, the link's does not.
-			if target, err := os.Stat(filepath.Join(fl.opts.Dir, name)); err == nil {
+			// grows while it is written, the link's does not. A link to a
+			// folder by itself, as stamp says.
+			if target, err := os.Stat(filepath.Join(fl.opts.Dir, name)); err == nil && !target.IsDir() {
 				info = target
 			}
 		}

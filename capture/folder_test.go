@@ -1309,3 +1309,44 @@ func nextWithin(src *Folder, f *Frame, d time.Duration) error {
 	defer cancel()
 	return src.Next(ctx, f)
 }
+
+// TestFolderWatchAnswersALinkToAFolderOnce: a symbolic link among a
+// watched folder's files that leads to a folder (part.jpg → the watched
+// folder itself, or a share's folder) is answered once as unreadable; it
+// was stamped by the folder it leads to, whose time moves with every file
+// put in it, so every part that arrived answered it again as a new one.
+func TestFolderWatchAnswersALinkToAFolderOnce(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	for _, l := range [][2]string{{dir, "self.jpg"}, {other, "other.jpg"}} {
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fl, err := NewFolder(FolderOptions{Dir: dir, Watch: true, ReportSkips: true, PollInterval: 5 * time.Millisecond, Settle: 50 * time.Millisecond, Ledger: NewFolderLedger(), Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	for range 2 {
+		var sf *SkippedFileError
+		if err := nextWithin(fl, &f, 5*time.Second); !errors.As(err, &sf) {
+			t.Fatalf("a link to a folder: %v, want a SkippedFileError", err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the folders' times move on
+	if err := writeFile(filepath.Join(other, "x.txt"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(filepath.Join(dir, "b.png"), encodePNG(t, testImage(8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		err := nextWithin(fl, &f, 500*time.Millisecond)
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil || f.Name != "b.png" {
+			t.Fatalf("after a file was put in the folders the links lead to: %v %q, want only b.png", err, f.Name)
+		}
+	}
+}
