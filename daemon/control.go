@@ -376,7 +376,7 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 		if d.base.Err() != nil {
 			return remote.Applied{}, err // the stop's refusal, not the value's
 		}
-		return remote.Applied{}, keyed(err)
+		return remote.Applied{}, withRelativeNotes(keyed(err), relativeNotes(cur, c))
 	}
 	if len(changed) > 0 {
 		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))

@@ -64,3 +64,24 @@ func TestPushRefusalNamesARelativePathWhereItLands(t *testing.T) {
 		}
 	}
 }
+
+// TestPushAppliedAndRefusedNamesARelativePathWhereItLands: a push refused
+// as it was applied for a relative path not on the box (a file source's
+// capture.file.path "nofile.png") said "stat nofile.png: no such file or
+// directory" without where the daemon looked, the dry run having said
+// where it lands; the refusal says it too now.
+func TestPushAppliedAndRefusedNamesARelativePathWhereItLands(t *testing.T) {
+	t.Parallel()
+	wordsOnly(t)
+	op, _, _, _ := startModelPushRig(t, "cellrelapply")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := "no-such-part-" + fmt.Sprint(time.Now().UnixNano()) + ".png"
+	want := "capture.file.path: " + rel + " is relative: taken from the working directory " + wd + " as " + filepath.Join(wd, rel)
+	rep := op.reply("cellrelapply", "config", `{"id":"relapply","config":{"capture":{"source":"file","file":{"path":"`+rel+`"}}}}`, 60*time.Second)
+	if rep["ok"] != false || !strings.Contains(fmt.Sprint(rep["error"]), want) {
+		t.Errorf("push of a relative capture.file.path that is not there: %v, want it refused saying %q", rep, want)
+	}
+}
