@@ -167,24 +167,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 // least as high (README, Ensembles; fit prints "scored at least as high as
 // the single recipe"), and one reading the defaults took it for rarer.
 func TestDefaultYAMLEnsembleSaysWhenItIsKept(t *testing.T) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(DefaultYAML(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	root := doc.Content[0]
-	var comment string
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value != "model" {
-			continue
-		}
-		m := root.Content[i+1]
-		for j := 0; j+1 < len(m.Content); j += 2 {
-			if m.Content[j].Value == "ensemble" {
-				comment = m.Content[j].HeadComment
-			}
-		}
-	}
-	flat := strings.Join(strings.Fields(strings.ReplaceAll(comment, "#", " ")), " ")
+	flat := defaultComment(t, "model", "ensemble")
 	if !strings.Contains(flat, "at least as high as the single recipe") || strings.Contains(flat, "clearly higher") {
 		t.Errorf("model.ensemble's comment: %q; want it kept when the synthetic defects score it at least as high as the single recipe", flat)
 	}
@@ -197,24 +180,7 @@ func TestDefaultYAMLEnsembleSaysWhenItIsKept(t *testing.T) {
 // reading the defaults looked for inspectd-<host name> on the broker, or
 // set ACLs for it, and found another id.
 func TestDefaultYAMLClientIDSaysTheSuffix(t *testing.T) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(DefaultYAML(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	root := doc.Content[0]
-	var comment string
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value != "mqtt" {
-			continue
-		}
-		m := root.Content[i+1]
-		for j := 0; j+1 < len(m.Content); j += 2 {
-			if m.Content[j].Value == "client_id" {
-				comment = m.Content[j].HeadComment
-			}
-		}
-	}
-	flat := strings.Join(strings.Fields(strings.ReplaceAll(comment, "#", " ")), " ")
+	flat := defaultComment(t, "mqtt", "client_id")
 	for _, want := range []string{"inspectd-<device_id>", "inspectd-<host name>-<suffix>", "state_dir", "mqtt-client-id"} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("mqtt.client_id's comment: %q; want it to say %q", flat, want)
@@ -228,27 +194,37 @@ func TestDefaultYAMLClientIDSaysTheSuffix(t *testing.T) {
 // README's troubleshooting says): one sizing the stall from the defaults
 // expected a reopen after 2 s and got one after 6 s.
 func TestDefaultYAMLCameraTimeoutSaysThreeInARow(t *testing.T) {
+	flat := defaultComment(t, "capture", "camera", "timeout")
+	if !strings.Contains(flat, "3 timeouts in a row") {
+		t.Errorf("capture.camera.timeout's comment: %q; want it to say the device is reopened after 3 timeouts in a row", flat)
+	}
+}
+
+// defaultComment is the comment above the key at path in DefaultYAML, its
+// "#" marks and line breaks flattened into single spaces ("" when the key
+// is not there).
+func defaultComment(t *testing.T, path ...string) string {
+	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(DefaultYAML(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	var comment string
-	var find func(n *yaml.Node, path []string)
-	find = func(n *yaml.Node, path []string) {
+	n := doc.Content[0]
+	for k, key := range path {
+		var next *yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value != path[0] {
+			if n.Content[i].Value != key {
 				continue
 			}
-			if len(path) == 1 {
-				comment = n.Content[i].HeadComment
-				return
+			if k == len(path)-1 {
+				return strings.Join(strings.Fields(strings.ReplaceAll(n.Content[i].HeadComment, "#", " ")), " ")
 			}
-			find(n.Content[i+1], path[1:])
+			next = n.Content[i+1]
 		}
+		if next == nil {
+			return ""
+		}
+		n = next
 	}
-	find(doc.Content[0], []string{"capture", "camera", "timeout"})
-	flat := strings.Join(strings.Fields(strings.ReplaceAll(comment, "#", " ")), " ")
-	if !strings.Contains(flat, "3 timeouts in a row") {
-		t.Errorf("capture.camera.timeout's comment: %q; want it to say the device is reopened after 3 timeouts in a row", flat)
-	}
+	return ""
 }

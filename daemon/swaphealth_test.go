@@ -38,13 +38,7 @@ func TestCaptureHealthAfterSourceSwapCountsTheNewSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "b.png"), b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	grayPNG(t, filepath.Join(dir, "b.png"))
 	log := slog.New(slog.DiscardHandler)
 	first, err := capture.NewFolder(capture.FolderOptions{Dir: dir, Watch: true, PollInterval: 10 * time.Millisecond, Log: log})
 	if err != nil {
@@ -121,13 +115,7 @@ func TestCaptureHealthForgetsAReplacedSourcesError(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "b.png"), b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	grayPNG(t, filepath.Join(dir, "b.png"))
 	log := slog.New(slog.DiscardHandler)
 	open := func(d string) capture.Source {
 		s, err := capture.NewFolder(capture.FolderOptions{Dir: d, Watch: true, PollInterval: 10 * time.Millisecond, Log: log})
@@ -165,5 +153,17 @@ func TestCaptureHealthForgetsAReplacedSourcesError(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // past the stall timeout (100 ms)
 	if ok, why := p.CameraHealth(); !ok || strings.Contains(why, missing) {
 		t.Errorf("camera health %t %q after the swap to an empty folder, want healthy without the replaced folder's error", ok, why)
+	}
+}
+
+// grayPNG writes a 64×64 black PNG, a good frame, at path.
+func grayPNG(t *testing.T, path string) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
