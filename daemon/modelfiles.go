@@ -488,7 +488,7 @@ func targetError(cfg *config.Config, path, mend string) error {
 // model.ReplaceRefusal's words ("a link to /proc/self/fd/1, a process's
 // open file").
 func linkedKind(path string) string {
-	to, err := linkEnd(path)
+	to, err := filepath.EvalSymlinks(path) // where a chain of links ends: "a link to /x/hop, a named pipe" called a link a pipe
 	st, serr := os.Stat(path)
 	if err != nil || serr != nil || st.Mode().IsRegular() || st.IsDir() {
 		if why := model.ReplaceRefusal(path); why != "" {
@@ -497,29 +497,6 @@ func linkedKind(path string) string {
 		return "a link"
 	}
 	return "a link to " + to + ", " + model.FileKind(st.Mode())
-}
-
-// linkEnd is where the link at path leads in the end: the target of the
-// last of its chain of links, resolved against the folder of the link that
-// names it. A refusal that named the first link's target ("a link to
-// /x/hop, a named pipe" of .prev → /x/hop → /x/thepipe) called a link a
-// named pipe, and sent one looking for the pipe at the wrong name.
-func linkEnd(path string) (string, error) {
-	p := path
-	for range dataset.MaxLinks {
-		to, err := os.Readlink(p)
-		if err != nil {
-			return "", err
-		}
-		if !filepath.IsAbs(to) {
-			to = filepath.Join(filepath.Dir(p), to)
-		}
-		if st, err := os.Lstat(to); err != nil || st.Mode()&os.ModeSymlink == 0 {
-			return to, nil
-		}
-		p = to
-	}
-	return p, nil
 }
 
 // linkTargetError is modelTargetError's refusal of a link at cfg's model
@@ -544,7 +521,7 @@ func linkTargetError(cfg *config.Config) error {
 	if st.Mode().IsRegular() {
 		return nil
 	}
-	to, err := linkEnd(path)
+	to, err := filepath.EvalSymlinks(path) // where a chain of links ends: "a link to /x/hop, a named pipe" called a link a pipe
 	if err != nil {
 		return nil
 	}
