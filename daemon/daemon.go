@@ -973,7 +973,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		if newSrc, newDesc, err = openCapture(next, d.log, sourceOpen{ledger: d.folders, requireDevice: newDevice, reportSkips: true, cameraOpen: d.cameraOpen}); err != nil {
 			undo()
 			if errors.Is(err, capture.ErrNoDevice) {
-				return nil, nil, fmt.Errorf("capture.camera.device: %w: the running frame source is kept", err)
+				return nil, nil, &FieldError{Field: "capture.camera.device", Err: fmt.Errorf("%w: the running frame source is kept", err)}
 			}
 			return nil, nil, err
 		}

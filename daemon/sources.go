@@ -69,7 +69,7 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 		for _, f := range c.Camera.Formats {
 			fc, err := capture.ParseFourCC(f)
 			if err != nil {
-				return nil, "", fmt.Errorf("capture.camera.formats: %w", err)
+				return nil, "", &FieldError{Field: "capture.camera.formats", Err: err}
 			}
 			formats = append(formats, fc)
 		}
@@ -93,12 +93,14 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 	}
 	if err != nil {
 		// Named by the key that set what failed: "capture.source file:
-		// file source: stat /x.jpg: …" did not name capture.file.path.
+		// file source: stat /x.jpg: …" did not name capture.file.path. A
+		// FieldError, so that a push's refusal carries the key in its
+		// field (keyed), as every other refusal of a value does.
 		switch c.Source {
 		case config.SourceFile:
-			return nil, "", fmt.Errorf("capture.file.path: %w", err)
+			return nil, "", &FieldError{Field: "capture.file.path", Err: err}
 		case config.SourceFolder:
-			return nil, "", fmt.Errorf("capture.folder.path: %w", err)
+			return nil, "", &FieldError{Field: "capture.folder.path", Err: err}
 		}
 		return nil, "", fmt.Errorf("capture.source %s: %w", c.Source, err)
 	}
@@ -117,7 +119,7 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 	throttled, err := capture.NewThrottle(src, c.Trigger.MaxRate)
 	if err != nil {
 		_ = src.Close()
-		return nil, "", fmt.Errorf("capture.trigger.max_rate: %w", err)
+		return nil, "", &FieldError{Field: "capture.trigger.max_rate", Err: err}
 	}
 	return throttled, desc, nil
 }
