@@ -392,15 +392,45 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 // another inspectd's, a model file that is a folder, a device or not a
 // model, or whose scoring state is over c's model.memory_budget, a folder
 // the fitted model cannot be saved in, a model file missing where nothing
-// fits one). It creates, loads and fits nothing.
+// fits one, a frame source that cannot be opened: sourceError). It
+// creates, loads and fits nothing.
 func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 	notes, err := d.planConfig(c, true)
+	if err == nil {
+		err = d.sourceError(c)
+	}
 	cur := d.Config()
 	rel := relativeNotes(cur, stateDirInForce(cur, c))
 	if err != nil {
 		return nil, withRelativeNotes(keyed(err), rel)
 	}
 	return append(rel, notes...), nil
+}
+
+// sourceError says why applying c would refuse the frame source it names,
+// for a dry run: the source is opened as the apply opens it
+// (openChangedSource), in its words and under its key, after the model
+// (the apply's order), and closed at once. It records nothing in the
+// folder ledger and leaves the running source alone; a camera's device is
+// looked for, not opened. nil where c does not change the source (the
+// running one stays, as the apply keeps it). The push itself leaves this
+// to its apply, which opens the source once.
+func (d *Daemon) sourceError(c *config.Config) error {
+	cur := d.Config()
+	c = stateDirInForce(cur, c)
+	nextDev, err := c.ResolvedDeviceID()
+	if err != nil {
+		return err
+	}
+	if !diffConfig(cur, c, d.deviceID, nextDev).capture {
+		return nil
+	}
+	src, _, err := d.openChangedSource(cur, c, nil)
+	if err != nil {
+		return err
+	}
+	_ = src.Close() // nothing read from it: a close error says nothing of c
+	return nil
 }
 
 // CheckConfig is PlanConfig's refusal for a push about to be applied,

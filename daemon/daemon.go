@@ -965,16 +965,8 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		}
 	}
 	if ch.capture {
-		// A camera source waits for its device (an unplugged camera at
-		// start); a change to a camera that is not there is a mistake that
-		// would stop inspection: refused, the running source kept.
-		c := next.Capture
-		newDevice := c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || !capture.SameDevice(cur.Capture.Camera.Device, c.Camera.Device))
-		if newSrc, newDesc, err = openCapture(next, d.log, sourceOpen{ledger: d.folders, requireDevice: newDevice, reportSkips: true, cameraOpen: d.cameraOpen}); err != nil {
+		if newSrc, newDesc, err = d.openChangedSource(cur, next, d.folders); err != nil {
 			undo()
-			if errors.Is(err, capture.ErrNoDevice) {
-				return nil, nil, &FieldError{Field: "capture.camera.device", Err: fmt.Errorf("%w: the running frame source is kept", err)}
-			}
 			return nil, nil, err
 		}
 		if keepsROISize(cur, next) {
@@ -1149,6 +1141,25 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 	d.publishInfo()
 	d.metrics.Reloads.Inc()
 	return ch.names(), notes, nil
+}
+
+// openChangedSource opens the frame source that next, a change from cur
+// (a reload, a push), names, as the change builds it beside the running
+// one; ledger is the folder ledger it records in (nil: none, for a dry
+// run, which must not make the ledger forget the files of a folder it
+// lists). A camera source waits for its device (an unplugged camera at
+// start); a change to a camera that is not there is a mistake that would
+// stop inspection: refused, the running source kept. Opening a camera
+// source does not open its device (capture.NewCamera opens it at its
+// first frame).
+func (d *Daemon) openChangedSource(cur, next *config.Config, ledger *capture.FolderLedger) (capture.Source, string, error) {
+	c := next.Capture
+	newDevice := c.Source == config.SourceCamera && (cur.Capture.Source != config.SourceCamera || !capture.SameDevice(cur.Capture.Camera.Device, c.Camera.Device))
+	src, desc, err := openCapture(next, d.log, sourceOpen{ledger: ledger, requireDevice: newDevice, reportSkips: true, cameraOpen: d.cameraOpen})
+	if errors.Is(err, capture.ErrNoDevice) {
+		return nil, "", &FieldError{Field: "capture.camera.device", Err: fmt.Errorf("%w: the running frame source is kept", err)}
+	}
+	return src, desc, err
 }
 
 // fitRecord is a model file a configuration change fitted and saved in
