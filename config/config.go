@@ -164,8 +164,10 @@ type Camera struct {
 
 // Folder configures the image folder source.
 type Folder struct {
-	// Path is the folder; required when capture.source is folder.
-	Path string `yaml:"path"`
+	// Path is the folder; required when capture.source is folder. Diff
+	// compares it as the folder it names (SameDir): "./frames" for
+	// "frames" restarted capture for nothing.
+	Path string `yaml:"path" diff:"folder"`
 	// Watch keeps waiting for new files after the existing ones are read.
 	Watch bool `yaml:"watch"`
 	// Loop starts again from the first file after the last one.

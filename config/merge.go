@@ -244,7 +244,8 @@ func walkSecrets(v, base reflect.Value, f func(v, base reflect.Value)) {
 
 // Diff lists the settings that differ between a and b as dotted paths
 // (model.features, mqtt.groups), in file order. Lists and maps count as one
-// setting each. A folder setting (tagged diff:"folder": state_dir) differs
+// setting each. A folder setting (tagged diff:"folder": state_dir,
+// capture.folder.path) differs
 // only when it names another folder (SameDir): the one in force spelled
 // otherwise is no change, to every caller. The daemon restarts only the
 // parts these belong to.

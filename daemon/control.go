@@ -356,10 +356,10 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 	if err != nil {
 		return remote.Applied{}, err
 	}
-	// Saved as it is put in force: the file says the state_dir the
-	// daemon runs on, as config get does.
+	// Saved as it is put in force: the file says the state_dir and the
+	// capture folder the daemon runs on, as config get does.
 	cur := d.Config()
-	c = stateDirInForce(cur, c)
+	c = foldersInForce(cur, c)
 	if err := config.SaveKeepPrevious(path, c); err != nil {
 		return remote.Applied{}, err
 	}
@@ -400,7 +400,7 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 		err = d.sourceError(c)
 	}
 	cur := d.Config()
-	rel := relativeNotes(cur, stateDirInForce(cur, c))
+	rel := relativeNotes(cur, foldersInForce(cur, c))
 	if err != nil {
 		return nil, withRelativeNotes(keyed(err), rel)
 	}
@@ -417,7 +417,7 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 // to its apply, which opens the source once.
 func (d *Daemon) sourceError(c *config.Config) error {
 	cur := d.Config()
-	c = stateDirInForce(cur, c)
+	c = foldersInForce(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
 		return err
@@ -446,7 +446,7 @@ func (d *Daemon) CheckConfig(c *config.Config) error {
 		return nil
 	}
 	cur := d.Config()
-	return withRelativeNotes(keyed(err), relativeNotes(cur, stateDirInForce(cur, c)))
+	return withRelativeNotes(keyed(err), relativeNotes(cur, foldersInForce(cur, c)))
 }
 
 // relativeRefusal is a push's refusal that says where the relative paths
@@ -479,7 +479,7 @@ func withRelativeNotes(err error, notes []string) error {
 // (CheckConfig).
 func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 	cur := d.Config()
-	c = stateDirInForce(cur, c)
+	c = foldersInForce(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
 		return nil, err

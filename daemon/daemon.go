@@ -763,21 +763,32 @@ func (c changeSet) names() []string {
 	return n
 }
 
-// stateDirInForce returns next with the state_dir of cur, the one in
-// force, when next names that folder spelled otherwise (config.SameDir: a
-// trailing slash, "/./", a symlink to it), else next itself; next is not
-// changed. config.Diff already calls this no change; the spelling in
-// force is kept because the lock, the request table and the broker's store
-// were taken under it and the parts compare state_dir as text (next's
-// spelling claimed, the daemon's own lock refused the change as another
-// inspectd's), and so that a symlink named here and pointed at another
-// folder later is a change of folder at the next reload, not the same text.
-func stateDirInForce(cur, next *config.Config) *config.Config {
-	if next.StateDir == cur.StateDir || !config.SameDir(next.StateDir, cur.StateDir) {
+// foldersInForce returns next with the state_dir and the
+// capture.folder.path of cur, the ones in force, where next names the same
+// folder spelled otherwise (config.SameDir: a trailing slash, "/./",
+// "a/../", a relative path to it, a symlink to it), else next itself;
+// next is not changed. config.Diff already calls this no change; the
+// spelling in force is kept because the parts compare the
+// configurations as text: the state_dir's lock, request table and
+// broker's store were taken under it (next's spelling claimed, the
+// daemon's own lock refused the change as another inspectd's), and a
+// capture folder spelled otherwise rebuilt the frame source for the same
+// folder. A symlink named here and pointed at another folder later is
+// then a change of folder at the next reload, not the same text.
+func foldersInForce(cur, next *config.Config) *config.Config {
+	stateDir := next.StateDir != cur.StateDir && config.SameDir(next.StateDir, cur.StateDir)
+	nf, cf := next.Capture.Folder.Path, cur.Capture.Folder.Path
+	folder := nf != cf && config.SameDir(nf, cf)
+	if !stateDir && !folder {
 		return next
 	}
 	c := next.Clone()
-	c.StateDir = cur.StateDir
+	if stateDir {
+		c.StateDir = cur.StateDir
+	}
+	if folder {
+		c.Capture.Folder.Path = cf
+	}
 	return c
 }
 
@@ -864,7 +875,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		return nil, nil, errors.New("inspectd is stopping")
 	}
 	cur := d.cfg
-	next = stateDirInForce(cur, next)
+	next = foldersInForce(cur, next)
 	if reflect.DeepEqual(cur, next) {
 		return nil, nil, nil
 	}
