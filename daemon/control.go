@@ -376,12 +376,14 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 		if d.base.Err() != nil {
 			return remote.Applied{}, err // the stop's refusal, not the value's
 		}
-		return remote.Applied{}, withRelativeNotes(keyed(err), relativeNotes(cur, c))
+		_, err = pushOutcome(cur, c, nil, err)
+		return remote.Applied{}, err
 	}
 	if len(changed) > 0 {
 		d.log.Info("configuration applied", "file", path, "changed", strings.Join(changed, ","))
 	}
-	return remote.Applied{Restarted: changed, Notes: append(relativeNotes(cur, c), notes...)}, nil
+	notes, _ = pushOutcome(cur, c, notes, nil)
+	return remote.Applied{Restarted: changed, Notes: notes}, nil
 }
 
 // PlanConfig says what applying c would do that c does not say, without
@@ -399,12 +401,7 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 	if err == nil {
 		err = d.sourceError(c)
 	}
-	cur := d.Config()
-	rel := relativeNotes(cur, foldersInForce(cur, c))
-	if err != nil {
-		return nil, withRelativeNotes(keyed(err), rel)
-	}
-	return append(rel, notes...), nil
+	return pushOutcome(d.Config(), c, notes, err)
 }
 
 // sourceError says why applying c would refuse the frame source it names,
@@ -445,8 +442,8 @@ func (d *Daemon) CheckConfig(c *config.Config) error {
 	if err == nil {
 		return nil
 	}
-	cur := d.Config()
-	return withRelativeNotes(keyed(err), relativeNotes(cur, foldersInForce(cur, c)))
+	_, err = pushOutcome(d.Config(), c, nil, err)
+	return err
 }
 
 // relativeRefusal is a push's refusal that says where the relative paths
@@ -465,13 +462,23 @@ func (e *relativeRefusal) Error() string {
 // Unwrap keeps the refusal's key and code (remote.KeyError, *remote.Error).
 func (e *relativeRefusal) Unwrap() error { return e.err }
 
-// withRelativeNotes is err with notes, relativeNotes' words, said after
-// it; err itself when there are none.
-func withRelativeNotes(err error, notes []string) error {
-	if err == nil || len(notes) == 0 {
-		return err
+// pushOutcome is how a push of next, checked, dry run or applied over
+// cur, the configuration in force when it came, is told, with the notes
+// of the relative paths next sets (relativeNotes): where err is nil,
+// notes, what the check or apply says, after them; else err keyed with
+// those notes said after it (relativeRefusal), where there are any. The
+// one place these notes are made, for the check, the dry run and the
+// apply alike.
+func pushOutcome(cur, next *config.Config, notes []string, err error) ([]string, error) {
+	rel := relativeNotes(cur, foldersInForce(cur, next))
+	if err == nil {
+		return append(rel, notes...), nil
 	}
-	return &relativeRefusal{err: err, notes: notes}
+	err = keyed(err)
+	if len(rel) == 0 {
+		return nil, err
+	}
+	return nil, &relativeRefusal{err: err, notes: rel}
 }
 
 // planConfig is PlanConfig; whole false reads of a model file that is
