@@ -22,6 +22,7 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/internal/testbroker"
+	"github.com/inspectd/inspectd/daemon/internal/testproc"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/dataset"
@@ -513,23 +514,11 @@ func fitSyntheticModel(opts model.Options) (dir, path string, err error) {
 	return dir, path, det.Save(path)
 }
 
-// syncBuffer is a goroutine-safe writer for logs and printed lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe writer for logs and printed lines that
+// says when it is written to (Changed): a wait on it (testbroker.WaitFor
+// with the buffer, runningDaemon.waitFor) looks at it again at each write,
+// where it polled, copying it whole, every 10 ms.
+type syncBuffer = testproc.LogBuffer
 
 // TestSIGHUPReload: a broken configuration file is reported and the daemon
 // keeps inspecting on the running one; a good one is applied.
@@ -555,32 +544,32 @@ func TestSIGHUPReload(t *testing.T) {
 		done <- Run(ctx, RunOptions{ConfigPath: cfgPath, Print: &lines, FitFrames: 12,
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	}()
-	waitFor := func(what string, cond func() bool) {
+	waitFor := func(what string, on *syncBuffer, cond func() bool) {
 		t.Helper()
-		if !testbroker.WaitFor(ctx, 90*time.Second, cond) {
+		if !testbroker.WaitFor(ctx, 90*time.Second, cond, on) {
 			t.Fatalf("timed out waiting for %s; log:\n%s", what, logs.String())
 		}
 	}
-	waitFor("first inspections", func() bool { return strings.Count(lines.String(), "\n") >= 3 })
+	waitFor("first inspections", &lines, func() bool { return strings.Count(lines.String(), "\n") >= 3 })
 
 	write("cell1", "bogus_key: 1\n")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the refusal", func() bool { return strings.Contains(logs.String(), "configuration not reloaded") })
+	waitFor("the refusal", &logs, func() bool { return strings.Contains(logs.String(), "configuration not reloaded") })
 	if !strings.Contains(logs.String(), "bogus_key") {
 		t.Errorf("refusal does not name the bad key:\n%s", logs.String())
 	}
 	n := strings.Count(lines.String(), "\n")
-	waitFor("inspections after the refusal", func() bool { return strings.Count(lines.String(), "\n") >= n+3 })
+	waitFor("inspections after the refusal", &lines, func() bool { return strings.Count(lines.String(), "\n") >= n+3 })
 
 	write("cell2", "")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the new configuration", func() bool { return strings.Contains(logs.String(), "device_id=cell2") })
+	waitFor("the new configuration", &logs, func() bool { return strings.Contains(logs.String(), "device_id=cell2") })
 	n = strings.Count(lines.String(), "\n")
-	waitFor("inspections after the reload", func() bool { return strings.Count(lines.String(), "\n") >= n+3 })
+	waitFor("inspections after the reload", &lines, func() bool { return strings.Count(lines.String(), "\n") >= n+3 })
 	cancel()
 	select {
 	case err := <-done:

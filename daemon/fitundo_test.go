@@ -122,7 +122,7 @@ func TestReloadFitLogSaysTheRemedy(t *testing.T) {
 	// push does: the model it fitted goes with it.
 	r.write(r.baseYAML("cell1"))
 	r.hup()
-	r.waitFor("the reload back", func() bool { return strings.Contains(r.logs.String(), "configuration change undone") })
+	r.waitFor("the reload back", func() bool { return strings.Contains(r.logs.String(), "configuration change undone") }, &r.logs)
 	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) || d.Config().Model.Path != "" {
 		t.Errorf("the reload back to the state folder's model left the model fitted at %s (%v), or is not in force (%q)", missing, err, d.Config().Model.Path)
 	}

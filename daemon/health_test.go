@@ -25,6 +25,7 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon/httpapi"
+	"github.com/inspectd/inspectd/daemon/internal/testbroker"
 	"github.com/inspectd/inspectd/daemon/mqttpub"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/modeltest"
@@ -213,7 +214,7 @@ func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
 	r := startFolderDaemon(t, frames, "watch", true)
 	url := r.httpURL()
 	status := r.watchStatus("cell1")
-	r.waitFor("the 2 files inspected", func() bool { return r.inspections() >= 2 })
+	r.waitFor("the 2 files inspected", func() bool { return r.inspections() >= 2 }, &r.lines)
 	select {
 	case s := <-status:
 		if s != mqttpub.StatusOnline {
@@ -269,7 +270,7 @@ func TestCorruptFileInIdleFolderStaysHealthy(t *testing.T) {
 	if err := os.Rename(filepath.Join(frames, "next", "part000.png"), filepath.Join(frames, "zzz-next.png")); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor("the next good file", func() bool { return strings.Contains(r.lines.String(), "zzz-next.png") })
+	r.waitFor("the next good file", func() bool { return strings.Contains(r.lines.String(), "zzz-next.png") }, &r.lines)
 	if code, report := healthz(); code != http.StatusOK || !report.Camera.OK {
 		t.Errorf("/healthz %d after the next good file: camera %+v", code, report.Camera)
 	}
@@ -291,7 +292,7 @@ func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
 	// them, far faster than the backbone takes them.
 	r := startFolderDaemon(t, frames, "watch", false)
 	d := r.daemon()
-	r.waitFor("all 8 files inspected", func() bool { return r.inspections() >= 8 })
+	r.waitFor("all 8 files inspected", func() bool { return r.inspections() >= 8 }, &r.lines)
 	time.Sleep(500 * time.Millisecond)
 	if n := r.inspections(); n != 8 {
 		t.Errorf("%d inspections of 8 files", n)
@@ -313,7 +314,7 @@ func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
 	if err := os.Rename(filepath.Join(frames, "later", "part000.png"), filepath.Join(frames, "zzz-after.png")); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor("the file after the bombs", func() bool { return strings.Contains(r.lines.String(), "zzz-after.png") })
+	r.waitFor("the file after the bombs", func() bool { return strings.Contains(r.lines.String(), "zzz-after.png") }, &r.lines)
 	c := capture.CountersOf(d.src)
 	if got := c.TooLarge.Load(); got != uint64(len(paths)) {
 		t.Errorf("%d files counted too large, want %d", got, len(paths))
@@ -344,7 +345,7 @@ func TestWatchedFolderBombsAndBackPressure(t *testing.T) {
 	if err := os.Rename(filepath.Join(frames, "new", "part000.png"), filepath.Join(frames, "zzzz-new.png")); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor("the file after the restart", func() bool { return strings.Contains(r.lines.String(), "zzzz-new.png") })
+	r.waitFor("the file after the restart", func() bool { return strings.Contains(r.lines.String(), "zzzz-new.png") }, &r.lines)
 	if got := r.inspections(); got != n+1 {
 		t.Errorf("%d inspections after one new file, %d before the restart", got, n)
 	}
@@ -567,9 +568,7 @@ func TestFolderBackIsHealthyWithoutAFile(t *testing.T) {
 	}
 	waitHealth(false, "folder gone again")
 	// The line follows the health's error: wait for it a while.
-	for end := time.Now().Add(3 * time.Second); strings.Count(logs.String(), "capture problem, retrying") < 2 && time.Now().Before(end); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testbroker.WaitFor(ctx, 3*time.Second, func() bool { return strings.Count(logs.String(), "capture problem, retrying") >= 2 }, logs)
 	if n := strings.Count(logs.String(), "capture problem, retrying"); n != 2 {
 		t.Errorf("%d problem lines for two outages, want 2:\n%s", n, logs.String())
 	}

@@ -73,7 +73,7 @@ func TestSIGHUPDuringTheFirstFit(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		if !testbroker.WaitFor(ctx, 60*time.Second, cond) {
+		if !testbroker.WaitFor(ctx, 60*time.Second, cond, &logs) {
 			t.Fatalf("timed out waiting for %s; log:\n%s", what, logs.String())
 		}
 	}

@@ -200,7 +200,7 @@ func TestMQTTTLSFilesNamedByKey(t *testing.T) {
 func TestReloadRefusesBadTLSFile(t *testing.T) {
 	r := startDaemon(t, nil)
 	r.daemon()
-	r.waitFor("connected", func() bool { return strings.Contains(r.logs.String(), "mqtt connected") })
+	r.waitFor("connected", func() bool { return strings.Contains(r.logs.String(), "mqtt connected") }, &r.logs)
 	ca := filepath.Join(r.dir, "pki")
 	if err := os.Mkdir(ca, 0o755); err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestReloadRefusesBadTLSFile(t *testing.T) {
 	r.write(r.baseYAML("cell1"))
 	mark = len(r.logs.String())
 	r.hup()
-	r.waitFor("the good file reloaded", func() bool { return strings.Contains(r.logs.String()[mark:], "configuration unchanged") })
+	r.waitFor("the good file reloaded", func() bool { return strings.Contains(r.logs.String()[mark:], "configuration unchanged") }, &r.logs)
 	if st := r.daemon().Status(); st.LastError != "" {
 		t.Errorf("status last_error %q after the good file was reloaded, want none", st.LastError)
 	}

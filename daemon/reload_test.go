@@ -167,9 +167,13 @@ func (r *runningDaemon) daemon() *Daemon {
 	return nil
 }
 
-func (r *runningDaemon) waitFor(what string, cond func() bool) {
+// waitFor waits for cond, for at most 90 s, failing the test with what
+// and the log if it does not become true. Where cond reads only the log or
+// only the printed lines, on (&r.logs or &r.lines) makes it looked at
+// again at each write to that buffer alone; without on it is polled.
+func (r *runningDaemon) waitFor(what string, cond func() bool, on ...testbroker.Changer) {
 	r.t.Helper()
-	if !testbroker.WaitFor(r.ctx, 90*time.Second, cond) {
+	if !testbroker.WaitFor(r.ctx, 90*time.Second, cond, on...) {
 		r.t.Fatalf("timed out waiting for %s; log:\n%s", what, r.logs.String())
 	}
 }
@@ -180,7 +184,7 @@ func (r *runningDaemon) inspections() int { return strings.Count(r.lines.String(
 func (r *runningDaemon) moreInspections(n int) {
 	r.t.Helper()
 	base := r.inspections()
-	r.waitFor(strconv.Itoa(n)+" more inspections", func() bool { return r.inspections() >= base+n })
+	r.waitFor(strconv.Itoa(n)+" more inspections", func() bool { return r.inspections() >= base+n }, &r.lines)
 }
 
 func (r *runningDaemon) hup() {
@@ -222,7 +226,7 @@ func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
 	}
 	r.write(strings.Replace(r.baseYAML("cell1"), "model: {", "model: {backbone: "+bad+", ", 1))
 	r.hup()
-	r.waitFor("the refused backbone", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
+	r.waitFor("the refused backbone", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") }, &r.logs)
 	if !strings.Contains(r.logs.String(), "bad.tflite") {
 		t.Errorf("the refusal does not name the backbone file:\n%s", r.logs.String())
 	}
@@ -239,7 +243,7 @@ func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
 	}
 	r.write(strings.Replace(r.baseYAML("cell1"), "model: {", "model: {path: "+cut+", ", 1))
 	r.hup()
-	r.waitFor("the refused model", func() bool { return strings.Count(r.logs.String(), "configuration not reloaded") >= 2 })
+	r.waitFor("the refused model", func() bool { return strings.Count(r.logs.String(), "configuration not reloaded") >= 2 }, &r.logs)
 	r.moreInspections(3)
 	if got := testutil.ToFloat64(d.metrics.ReloadFailures); got != 2 {
 		t.Errorf("reload_failures_total = %v, want 2", got)
@@ -251,7 +255,7 @@ func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
 	// A good change: applied in place.
 	r.write(r.baseYAML("cell2"))
 	r.hup()
-	r.waitFor("the new configuration", func() bool { return strings.Contains(r.logs.String(), "device_id=cell2") })
+	r.waitFor("the new configuration", func() bool { return strings.Contains(r.logs.String(), "device_id=cell2") }, &r.logs)
 	r.moreInspections(3)
 	select {
 	case err := <-lost:
@@ -269,8 +273,8 @@ func TestReloadKeepsRunningOnBrokenParts(t *testing.T) {
 	r.port = testbroker.FreePort(t)
 	r.write(r.baseYAML("cell2"))
 	r.hup()
-	r.waitFor("the broker on its new address", func() bool { return strings.Count(r.logs.String(), "embedded MQTT broker listening") == 2 })
-	r.waitFor("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") == 2 })
+	r.waitFor("the broker on its new address", func() bool { return strings.Count(r.logs.String(), "embedded MQTT broker listening") == 2 }, &r.logs)
+	r.waitFor("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") == 2 }, &r.logs)
 	r.moreInspections(3)
 	if got := testutil.ToFloat64(d.metrics.ReloadFailures); got != 2 {
 		t.Errorf("reload_failures_total = %v after moving the broker, want still 2", got)
@@ -435,7 +439,7 @@ func TestReloadMovesHTTPOnItsPort(t *testing.T) {
 	r.hup()
 	r.waitFor("the reload", func() bool {
 		return strings.Contains(r.logs.String(), "configuration reloaded") || strings.Contains(r.logs.String(), "configuration not reloaded")
-	})
+	}, &r.logs)
 	if got := testutil.ToFloat64(d.metrics.ReloadFailures); got != 0 || !healthy() {
 		t.Fatalf("http.listen moved to localhost:%s: reload failures %v, endpoint answers %v:\n%s", port, got, healthy(), r.logs.String())
 	}
@@ -445,7 +449,7 @@ func TestReloadMovesHTTPOnItsPort(t *testing.T) {
 	// 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails.
 	r.write(yaml(r, "192.0.2.1:"+port))
 	r.hup()
-	r.waitFor("the refused move", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
+	r.waitFor("the refused move", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") }, &r.logs)
 	if !strings.Contains(r.logs.String(), "192.0.2.1") || !healthy() {
 		t.Errorf("a move whose bind fails: endpoint answers %v, log:\n%s", healthy(), r.logs.String())
 	}
@@ -503,7 +507,7 @@ func TestReloadToATakenBrokerPortKeepsTheBroker(t *testing.T) {
 	defer taken.Close()
 	r := startDaemon(t, nil)
 	r.daemon()
-	r.waitFor("connected", func() bool { return strings.Contains(r.logs.String(), "mqtt connected") })
+	r.waitFor("connected", func() bool { return strings.Contains(r.logs.String(), "mqtt connected") }, &r.logs)
 	failures := func() float64 { return testutil.ToFloat64(r.daemon().metrics.ReloadFailures) }
 	r.write(strings.Replace(r.baseYAML("cell1"), "embedded_listen: 127.0.0.1:"+strconv.Itoa(r.port), "embedded_listen: "+taken.Addr().String(), 1))
 	mark := len(r.logs.String())

@@ -656,7 +656,7 @@ func TestRefusedStateDirPushLeavesNothing(t *testing.T) {
 	y := strings.Replace(remoteYAML(d.Config().MQTT.Brokers[0], "cell9", "")(r), "state_dir: "+state, "state_dir: "+reloaded, 1)
 	r.write(strings.Replace(y, "model: {features: 16,", "model: {path: "+r.dir+", features: 16,", 1))
 	r.hup()
-	r.waitFor("the refused reload", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
+	r.waitFor("the refused reload", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") }, &r.logs)
 	if l := r.logs.String(); !strings.Contains(l[strings.Index(l, "configuration not reloaded"):], "err=\"model.path: "+r.dir+" is a folder") {
 		t.Fatalf("the reload was refused for another reason than its model:\n%s", l)
 	}
@@ -757,7 +757,7 @@ func TestStopEndsAPushThatFits(t *testing.T) {
 	})
 	missing := filepath.Join(r.dir, "elsewhere.safetensors")
 	op.send("inspectd/cell7/cmd/config", `{"id":"fit1","config":{"model":{"path":"`+missing+`"}}}`)
-	r.waitFor("the push's fit", func() bool { return strings.Contains(r.logs.String(), "no model yet: fitting") })
+	r.waitFor("the push's fit", func() bool { return strings.Contains(r.logs.String(), "no model yet: fitting") }, &r.logs)
 	r.cancel()
 	select {
 	case err := <-r.done:
@@ -1116,7 +1116,7 @@ func TestRevertedPushRemovesTheModelItFitted(t *testing.T) {
 	}
 	r.waitFor("the revert at the deadline", func() bool {
 		return strings.Contains(r.logs.String(), "configuration push not confirmed in time; the previous configuration is in force again")
-	})
+	}, &r.logs)
 	gone("at its deadline")
 	if !strings.Contains(r.logs.String(), "configuration change undone: the model it fitted in place of the missing file is removed") {
 		t.Errorf("the removal is not in the log:\n%s", r.logs.String())
@@ -1165,7 +1165,7 @@ func TestStopDuringTheFirstFit(t *testing.T) {
 		r.fitFrames = 100000 // minutes of fitting
 		return r.baseYAML("cell1")
 	})
-	r.waitFor("the first fit", func() bool { return strings.Contains(r.logs.String(), "no model yet: fitting") })
+	r.waitFor("the first fit", func() bool { return strings.Contains(r.logs.String(), "no model yet: fitting") }, &r.logs)
 	r.cancel()
 	select {
 	case err := <-r.done:
@@ -1203,7 +1203,7 @@ func TestSIGHUPOfAnEditedFileEndsAPushsWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.hup()
-	r.waitFor("the push's wait to end at the SIGHUP", func() bool { return strings.Count(r.logs.String(), ended) == 1 })
+	r.waitFor("the push's wait to end at the SIGHUP", func() bool { return strings.Count(r.logs.String(), ended) == 1 }, &r.logs)
 	if q := d.Config().MQTT.ResultQoS; q != 2 {
 		t.Errorf("result_qos %d after the reload, want the edited 2", q)
 	}
@@ -1228,7 +1228,7 @@ func TestSIGHUPOfThePreviousFileUndoesAPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.hup()
-	r.waitFor("the push's wait to end at the SIGHUP", func() bool { return strings.Contains(r.logs.String(), "the push is undone") })
+	r.waitFor("the push's wait to end at the SIGHUP", func() bool { return strings.Contains(r.logs.String(), "the push is undone") }, &r.logs)
 	if q := d.Config().MQTT.ResultQoS; q == 1 {
 		t.Errorf("result_qos %d after the reload of the previous file", q)
 	}
@@ -1245,7 +1245,7 @@ func TestSIGHUPOfThePreviousFileUndoesAPush(t *testing.T) {
 	r.hup()
 	r.waitFor("the failed reload's word on the wait", func() bool {
 		return strings.Contains(r.logs.String(), "still waits for config-confirm, but the file on disk does not load")
-	})
+	}, &r.logs)
 	if st := op.reply("cell9", "status", `{"id":"s1"}`, 30*time.Second); st["config_pending"] == nil {
 		t.Errorf("status after the failed reload: %v", st)
 	}

@@ -566,7 +566,7 @@ func TestReloadKeepsTheROISize(t *testing.T) {
 		t.Helper()
 		unplugs++
 		fake.Unplug()
-		r.waitFor("the camera lost", func() bool { return strings.Count(r.logs.String(), "camera: lost") >= unplugs })
+		r.waitFor("the camera lost", func() bool { return strings.Count(r.logs.String(), "camera: lost") >= unplugs }, &r.logs)
 		feed.offer(t, w, h)
 		fake.SetPresent(true)
 	}
@@ -575,7 +575,7 @@ func TestReloadKeepsTheROISize(t *testing.T) {
 		reloads++
 		r.write(y)
 		r.hup()
-		r.waitFor("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") >= reloads })
+		r.waitFor("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") >= reloads }, &r.logs)
 	}
 	roi, gain, rate := "{x: 8, y: 8, width: 40, height: 32}", ", controls: {gain: 10}", ", trigger: {max_rate: 10}"
 	cut("at 160x120")
@@ -656,14 +656,14 @@ func TestReloadToADeviceLinkKeepsTheROISize(t *testing.T) {
 	}
 	next("at 160x120", false)
 	fake.Unplug()
-	r.waitFor("the camera lost", func() bool { return strings.Contains(r.logs.String(), "camera: lost") })
+	r.waitFor("the camera lost", func() bool { return strings.Contains(r.logs.String(), "camera: lost") }, &r.logs)
 	feed.offer(t, 64, 48)
 	fake.SetPresent(true)
 	next("back at 64x48", true)
 
 	r.write(yaml(link))
 	r.hup()
-	r.waitFor("the reload", func() bool { return strings.Contains(r.logs.String(), "configuration reloaded") })
+	r.waitFor("the reload", func() bool { return strings.Contains(r.logs.String(), "configuration reloaded") }, &r.logs)
 	next("after a reload naming the camera by its link", true)
 }
 
@@ -688,7 +688,7 @@ func TestStrayFileRewrittenLoggedAgain(t *testing.T) {
 	stray := filepath.Join(frames, "stray.png")
 	for i := 1; i <= 2; i++ {
 		writeGrayPNG(t, stray, 64, 48)
-		r.waitFor("stray.png answered "+strconv.Itoa(i)+" times", func() bool { return r.inspections() >= i })
+		r.waitFor("stray.png answered "+strconv.Itoa(i)+" times", func() bool { return r.inspections() >= i }, &r.lines)
 	}
 	// Each answer's log line is written before its printed line.
 	if n := strings.Count(r.logs.String(), "file not inspected: capture.roi does not fit in its image"); n != 2 {

@@ -140,7 +140,7 @@ func TestSparkplugReboot(t *testing.T) {
 	}
 	r.waitFor("the node to subscribe", func() bool {
 		return strings.Contains(r.logs.String(), "NBIRTH") || strings.Contains(r.logs.String(), "sparkplug")
-	})
+	}, &r.logs)
 	deadline := time.After(60 * time.Second)
 	for {
 		host.Publish("spBv1.0/inspectd/NCMD/cell1", 0, false, b).Wait()

@@ -55,7 +55,7 @@ func TestStateDirUnderAFileIsRefusedForOneReason(t *testing.T) {
 	}
 	r.write(strings.Replace(string(data), "state_dir: "+before, "state_dir: "+state, 1))
 	r.hup()
-	r.waitFor("the refused reload", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") })
+	r.waitFor("the refused reload", func() bool { return strings.Contains(r.logs.String(), "configuration not reloaded") }, &r.logs)
 	if l := r.logs.String(); !strings.Contains(l[strings.Index(l, "configuration not reloaded"):], "err=\""+want) {
 		t.Errorf("the reload was refused for another reason than %q:\n%s", want, l)
 	}

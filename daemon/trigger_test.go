@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,7 +146,7 @@ func TestRetainedTriggerNotExecuted(t *testing.T) {
 	b.Kill()
 	time.Sleep(300 * time.Millisecond)
 	b.Restart()
-	l.waitFor("the reconnect", func() bool { return strings.Contains(l.logs.String(), "mqtt reconnected") })
+	l.waitFor("the reconnect", func() bool { return strings.Contains(l.logs.String(), "mqtt reconnected") }, &l.logs)
 	l.probe()
 	l.trigger(`{"id":"t3"}`)
 	l.waitAnswer("t3")
@@ -378,10 +379,7 @@ func TestRepeatedTriggerLogSaysWhatWasSent(t *testing.T) {
 			t.Fatalf("repeated id: %+v, %v", prev, err)
 		}
 		<-done
-		deadline := time.Now().Add(5 * time.Second)
-		for !strings.Contains(logs.String(), tc.want) && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		testbroker.WaitFor(context.Background(), 5*time.Second, func() bool { return strings.Contains(logs.String(), tc.want) }, &logs)
 		if !strings.Contains(logs.String(), tc.want) {
 			t.Errorf("republish error %v: log %q lacks %q", tc.republishErr, logs.String(), tc.want)
 		}

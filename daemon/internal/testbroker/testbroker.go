@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,11 +338,14 @@ const pollInterval = 10 * time.Millisecond
 // the broker has done its part. Where cond reads only what on gives (a
 // log it waits for a line in), it is looked at again at each change and
 // at nothing else: a wait on a log polled it every 10 ms, copying the
-// whole log each time. Without on it is polled every 10 ms.
+// whole log each time. Without on it is polled every 10 ms. A condition
+// reads one log: more than one on is a mistake in the test (the wait
+// would miss the changes of all but one), refused with a panic.
 func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool, on ...Changer) bool {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if len(on) == 0 {
+	switch len(on) {
+	case 0:
 		tick := time.NewTicker(pollInterval)
 		defer tick.Stop()
 		for {
@@ -356,20 +358,21 @@ func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool, on ..
 			case <-tick.C:
 			}
 		}
+	case 1:
+	default:
+		panic("testbroker.WaitFor: a condition waits on one Changer at most")
 	}
-	cases := make([]reflect.SelectCase, 1+len(on))
-	cases[0] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}
 	for {
-		// Each channel taken before cond reads: a change made after the
-		// read closes one.
-		for i, c := range on {
-			cases[1+i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.Changed())}
-		}
+		// The channel taken before cond reads: a change made after the
+		// read closes it.
+		changed := on[0].Changed()
 		if cond() {
 			return true
 		}
-		if i, _, _ := reflect.Select(cases); i == 0 {
+		select {
+		case <-ctx.Done():
 			return cond()
+		case <-changed:
 		}
 	}
 }

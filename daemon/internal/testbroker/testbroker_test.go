@@ -111,6 +111,19 @@ func TestWaitForLooksAtALogOnlyWhenWritten(t *testing.T) {
 	}
 }
 
+// WaitFor waits on one Changer with a plain select (it took any number
+// through reflect.Select): two are refused with a panic, not waited on
+// one of them alone, which would miss the other's writes.
+func TestWaitForRefusesTwoChangers(t *testing.T) {
+	var a, b testproc.LogBuffer
+	defer func() {
+		if recover() == nil {
+			t.Error("WaitFor on two Changers did not panic")
+		}
+	}()
+	WaitFor(t.Context(), time.Millisecond, func() bool { return false }, &a, &b)
+}
+
 // BenchmarkWaitForLog is a wait on a log of 2 MB whose line comes after
 // 20 ms: each wait's allocation is what it copied. Polled every 10 ms
 // with a copy each look, the wait copied the log two or three times.
