@@ -540,12 +540,15 @@ func (d *Dispatcher) handle(it item) {
 			if off < 0 {
 				what, side = "from the future", "ahead of"
 			}
-			d.refuse(it, id, errorf(CodeUnauthorized, "ts", "%s: signed at %s, %s %s this box's clock (%s); remote.max_skew is %s: check both clocks and sign again",
-				what, ts.UTC().Format(time.RFC3339), off.Round(time.Second).Abs(), side, start.UTC().Format(time.RFC3339), rc.MaxSkew))
+			// Named and placed as the envelope's other fields are
+			// (envelope.ts at line 1, column 96): a bare "ts" read as a
+			// field of the command's body.
+			d.refuse(it, id, placeField(errorf(CodeUnauthorized, "ts", "%s: signed at %s, %s %s this box's clock (%s); remote.max_skew is %s: check both clocks and sign again",
+				what, ts.UTC().Format(time.RFC3339), off.Round(time.Second).Abs(), side, start.UTC().Format(time.RFC3339), rc.MaxSkew), req.Body, "envelope."))
 			return
 		}
 		if d.store.nonceSeen(a.env.Key, a.env.Nonce, start) {
-			d.refuse(it, id, errorf(CodeUnauthorized, "nonce", "replayed: this nonce was used within the last %s; every signature needs a fresh one (inspectd sign makes one)", 2*rc.MaxSkew.Std()))
+			d.refuse(it, id, placeField(errorf(CodeUnauthorized, "nonce", "replayed: this nonce was used within the last %s; every signature needs a fresh one (inspectd sign makes one)", 2*rc.MaxSkew.Std()), req.Body, "envelope."))
 			return
 		}
 		nonceKey, nonce, nonceExp = a.env.Key, a.env.Nonce, start.Add(2*skew)

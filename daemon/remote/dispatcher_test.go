@@ -235,7 +235,7 @@ func TestReplayedNonceRefused(t *testing.T) {
 	r.restart()
 	rep := r.wait(r.submit("threshold", "device", env))
 	mustFail(t, rep, CodeUnauthorized, "replayed")
-	if field(rep) != "nonce" || r.ctl.thresholds.Load() != 1 {
+	if field(rep) != "envelope.nonce" || r.ctl.thresholds.Load() != 1 {
 		t.Errorf("field %q, threshold set %d times", field(rep), r.ctl.thresholds.Load())
 	}
 	// A nonce spent by a refused request stays spent.

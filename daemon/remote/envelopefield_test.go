@@ -1,0 +1,54 @@
+package remote
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A signature refused for its time or its nonce names the envelope's field
+// as every other refusal of an envelope field does (envelope.ts,
+// envelope.nonce, where its value starts in the message), not a bare "ts"
+// or "nonce" that reads as a field of the command's body.
+func TestEnvelopeTimeAndNonceRefusalsNameTheEnvelopeField(t *testing.T) {
+	ops := newSigner("ops", 1)
+	r := newRig(t, "remote: {trust_keys: {ops: "+ops.pub()+"}}\n")
+
+	stale := ops.sign(t, "status", "*", `{"id":"s1"}`, r.clk.Now().Add(-time.Hour))
+	rep := r.wait(r.submit("status", "device", stale))
+	mustFail(t, rep, CodeUnauthorized, "stale: signed at")
+	if field(rep) != "envelope.ts" || !strings.HasPrefix(rep.Error, "envelope.ts at line 1, column ") {
+		t.Errorf("stale: field %q, error %q: want envelope.ts, placed", field(rep), rep.Error)
+	}
+	ahead := ops.sign(t, "status", "*", `{"id":"s2"}`, r.clk.Now().Add(time.Hour))
+	rep = r.wait(r.submit("status", "device", ahead))
+	mustFail(t, rep, CodeUnauthorized, "from the future")
+	if field(rep) != "envelope.ts" {
+		t.Errorf("from the future: field %q: want envelope.ts", field(rep))
+	}
+
+	// Two signatures with the same nonce, over other bodies: the second
+	// is a replay.
+	nonce := bytes.Repeat([]byte{7}, 16)
+	signWith := func(body string) []byte {
+		e, err := Sign(ops.priv, ops.name, "*", "status", []byte(body), r.clk.Now(), bytes.NewReader(nonce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if rep := r.wait(r.submit("status", "device", signWith(`{"id":"s3"}`))); !rep.OK {
+		t.Fatal(rep)
+	}
+	rep = r.wait(r.submit("status", "device", signWith(`{"id":"s4"}`)))
+	mustFail(t, rep, CodeUnauthorized, "replayed")
+	if field(rep) != "envelope.nonce" || !strings.HasPrefix(rep.Error, "envelope.nonce at line 1, column ") {
+		t.Errorf("replayed: field %q, error %q: want envelope.nonce, placed", field(rep), rep.Error)
+	}
+}
