@@ -344,7 +344,10 @@ func samePort(a, b string) bool {
 func (d *Daemon) startHTTP(addr string) (*httpapi.Server, error) {
 	srv, err := httpapi.Start(context.Background(), addr, d.handler, d.log)
 	if err != nil {
-		return nil, fmt.Errorf("http.listen: %w", err) // err names addr
+		// A FieldError, in the same words ("http.listen: ..."): a push
+		// refused for an address in use names its key in the reply's
+		// field, as other refused values do.
+		return nil, &FieldError{Field: "http.listen", Err: err} // err names addr
 	}
 	d.log.Info("HTTP endpoint", "url", "http://"+srv.Addr()+"/healthz")
 	return srv, nil
