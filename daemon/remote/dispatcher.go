@@ -484,6 +484,14 @@ func (d *Dispatcher) handle(it item) {
 		if req.Origin == OriginSparkplug {
 			return err
 		}
+		// A command's own refusal of the envelope (trust-keys on a box
+		// with no keys yet: signed by a key it does not install) is
+		// placed in the envelope, as the dispatcher's refusals of it are.
+		if e := (*Error)(nil); a.env != nil && errors.As(err, &e) && !e.placed && strings.HasPrefix(e.Field, "envelope.") {
+			q := *e
+			q.Field = strings.TrimPrefix(e.Field, "envelope.")
+			return placeField(&q, req.Body, "envelope.")
+		}
 		return placeCommand(err, a.body)
 	}
 	id, err := requestID(a.body, req.ID)

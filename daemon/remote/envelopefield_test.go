@@ -52,3 +52,19 @@ func TestEnvelopeTimeAndNonceRefusalsNameTheEnvelopeField(t *testing.T) {
 		t.Errorf("replayed: field %q, error %q: want envelope.nonce, placed", field(rep), rep.Error)
 	}
 }
+
+// TestTrustKeysBootstrapRefusalPlacesTheEnvelopeField: on a box with no
+// trust keys yet, a trust-keys request signed by a key it does not
+// install was refused naming envelope.key but not where it is
+// ("envelope.key: \"qa\" is not among ..."), unlike every other refusal
+// of an envelope field; it now says where the key's value starts.
+func TestTrustKeysBootstrapRefusalPlacesTheEnvelopeField(t *testing.T) {
+	ops, qa := newSigner("ops", 1), newSigner("qa", 2)
+	r := newRig(t, unsigned)
+	body := `{"id":"k1","keys":{"ops":"` + ops.pub() + `"}}`
+	rep := r.wait(r.submit("trust-keys", "device", qa.sign(t, "trust-keys", "*", body, r.clk.Now())))
+	mustFail(t, rep, CodeUnauthorized, `"qa" is not among the keys this request installs`)
+	if field(rep) != "envelope.key" || !strings.HasPrefix(rep.Error, "envelope.key at line 1, column ") {
+		t.Errorf("field %q, error %q: want envelope.key, placed", field(rep), rep.Error)
+	}
+}
