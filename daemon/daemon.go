@@ -1003,7 +1003,8 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		// restart.
 		if err := portFree(next.MQTT.EmbeddedListen); err != nil {
 			undo()
-			return nil, nil, fmt.Errorf("mqtt.embedded_listen: %w (the running broker is kept)", err)
+			// A FieldError in the same words, for the reply's field.
+			return nil, nil, &FieldError{Field: "mqtt.embedded_listen", Err: fmt.Errorf("%w (the running broker is kept)", err)}
 		}
 	}
 	if ch.broker && len(next.MQTT.Brokers) == 0 && !brokerInPlace {
