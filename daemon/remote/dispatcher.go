@@ -778,6 +778,12 @@ func (d *Dispatcher) refuseUnsigned(cfg *config.Config, keys map[string]ed25519.
 		return errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s), and a Sparkplug write carries no signature; %s",
 			strings.Join(sortedNames(keys), ", "), instead)
 	case len(keys) > 0:
+		if _, ok := d.cmds[command]; !ok {
+			// Advice to sign it would cost a second round trip for an
+			// unknown_command answer: say both at once.
+			return errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s); and %q is no command (known: %s)",
+				strings.Join(sortedNames(keys), ", "), truncate(command, 64), strings.Join(Names(), ", "))
+		}
 		return errorf(CodeUnauthorized, "", "unsigned: this box runs only commands signed by one of its trust keys (%s); sign with `inspectd sign --key FILE --command %s`",
 			strings.Join(sortedNames(keys), ", "), truncate(command, 64))
 	case !cfg.Remote.AllowUnsigned && origin == OriginSparkplug:

@@ -68,3 +68,20 @@ func TestTrustKeysBootstrapRefusalPlacesTheEnvelopeField(t *testing.T) {
 		t.Errorf("field %q, error %q: want envelope.key, placed", field(rep), rep.Error)
 	}
 }
+
+// TestUnsignedUnknownCommandSaysItIsNoCommand: an unsigned request for a
+// command this box does not have (a typo, "stätus") was told to be signed
+// with `inspectd sign --command stätus`, and the signed copy then got
+// unknown_command; the refusal now says at once that there is no such
+// command, naming the known ones, and gives no advice to sign it.
+func TestUnsignedUnknownCommandSaysItIsNoCommand(t *testing.T) {
+	ops := newSigner("ops", 1)
+	r := newRig(t, "remote: {trust_keys: {ops: "+ops.pub()+"}}\n")
+	rep := r.wait(r.submit("stätus", "device", []byte(`{"id":"u1"}`)))
+	mustFail(t, rep, CodeUnauthorized, "unsigned", `"stätus" is no command (known: `, "status")
+	if strings.Contains(rep.Error, "--command stätus") {
+		t.Errorf("error %q advises signing a command that does not exist", rep.Error)
+	}
+	// A known one is still told how to sign it.
+	mustFail(t, r.wait(r.submit("status", "device", []byte(`{"id":"u2"}`))), CodeUnauthorized, "sign with `inspectd sign --key FILE --command status`")
+}
