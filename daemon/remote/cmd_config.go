@@ -446,8 +446,8 @@ func jsonTextProblems(doc []byte, name string) []*config.Problem {
 		return nil // config says what is wrong
 	}
 	var out []*config.Problem
-	var walk func(v any, t reflect.Type, path string)
-	walk = func(v any, t reflect.Type, path string) {
+	var walk func(v any, t reflect.Type, path string, secret bool)
+	walk = func(v any, t reflect.Type, path string, secret bool) {
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
 		}
@@ -461,28 +461,38 @@ func jsonTextProblems(doc []byte, name string) []*config.Problem {
 				for i := range t.NumField() {
 					key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 					if e, ok := x[key]; ok && key != "" && key != "-" {
-						walk(e, t.Field(i).Type, joinPath(path, key))
+						walk(e, t.Field(i).Type, joinPath(path, key), t.Field(i).Tag.Get("secret") == "true")
 					}
 				}
 			case reflect.Map:
 				if t.Key().Kind() == reflect.String {
 					for k, e := range x {
-						walk(e, t.Elem(), joinPath(path, k))
+						walk(e, t.Elem(), joinPath(path, k), secret)
 					}
 				}
 			}
 		case []any:
 			if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 				for i, e := range x {
-					walk(e, t.Elem(), path+"["+strconv.Itoa(i)+"]")
+					walk(e, t.Elem(), path+"["+strconv.Itoa(i)+"]", secret)
 				}
 			}
 		case json.Number, bool:
 			if t.Kind() == reflect.String {
-				out = append(out, &config.Problem{File: name, Line: 1, Field: path, Msg: fmt.Sprintf("expected a string, got %v", x)})
+				got := fmt.Sprint(x)
+				if secret {
+					// A secret (mqtt.password) is never echoed: the
+					// refusal goes to the reply and the log. Its kind
+					// says enough to quote it.
+					got = "a number"
+					if _, ok := x.(bool); ok {
+						got = "a boolean"
+					}
+				}
+				out = append(out, &config.Problem{File: name, Line: 1, Field: path, Msg: "expected a string, got " + got})
 			}
 		}
 	}
-	walk(v, reflect.TypeFor[config.Config](), "")
+	walk(v, reflect.TypeFor[config.Config](), "", false)
 	return out
 }
