@@ -837,7 +837,10 @@ func (d *Dispatcher) checkEnvelope(env *Envelope, payload []byte, req Request, c
 	}
 	if len(keys) == 0 {
 		if !cfg.Remote.AllowUnsigned {
-			return "", errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured to check the signature and remote.allow_unsigned is false")
+			// How to turn them on, as the unsigned refusal says: the
+			// signer's public key goes into the file on the box.
+			return "", errorf(CodeUnauthorized, "", "remote commands are off: no remote.trust_keys are configured to check the signature and remote.allow_unsigned is false; "+
+				"add the public key of %q (the trust_keys line `inspectd keygen` printed) to remote.trust_keys in the configuration file on the box", env.Key)
 		}
 		return "", nil // not checked: there is nothing to check it with
 	}

@@ -149,6 +149,18 @@ func TestUnsignedCommandsOffByDefault(t *testing.T) {
 		"no remote.trust_keys are configured to check the signature")
 }
 
+// TestSignedCommandOnABoxWithRemoteOffSaysHowToTurnItOn: a signed command
+// to a box with no trust keys and allow_unsigned false was refused "remote
+// commands are off: ..." without how to turn them on, though the README
+// promises every command there is answered with that; it now names the
+// signer's key and where its public key goes.
+func TestSignedCommandOnABoxWithRemoteOffSaysHowToTurnItOn(t *testing.T) {
+	r := newRig(t, "")
+	s := newSigner("ops", 1)
+	mustFail(t, r.wait(r.submit("status", "device", s.sign(t, "status", "*", `{"id":"s2"}`, r.clk.Now()))), CodeUnauthorized,
+		"remote commands are off", `add the public key of "ops"`, "inspectd keygen", "to remote.trust_keys in the configuration file on the box")
+}
+
 func TestSignedCommands(t *testing.T) {
 	ops, mallory := newSigner("ops", 1), newSigner("ops", 2)
 	r := newRig(t, "remote: {allow_unsigned: true, trust_keys: {ops: "+ops.pub()+"}}\n")
