@@ -271,7 +271,10 @@ type Detector struct {
 	recipe Recipe
 	bb     *backbone.Backbone
 	std    *backbone.Standardizer // nil: frames go to the backbone as they are
-	tiles  tiling
+	// med filters frames before anything reads their levels (after
+	// registration, which warps them); nil: frames are taken as they are.
+	med   *backbone.Median3
+	tiles tiling
 	// al registers frames to the reference view; nil without registration.
 	al *aligner
 	// alignSizes is the number of frame sizes the reference view was
@@ -403,7 +406,11 @@ func (d *Detector) Standardizer() *backbone.Standardizer { return d.parts()[0].s
 // inspects. With tiles each view is squashed onto the whole input, so the
 // frame needs n views' worth along the tiling axis. With registration the
 // frame is needed whole: the reference view was built at the training
-// frames' size, and registration was measured at it.
+// frames' size, and registration was measured at it. So it is with the
+// median filter (Recipe.Denoise): a hot pixel is one pixel only at the
+// sensor's resolution, a frame decoded reduced has blended it into its
+// neighbours where the median no longer removes it, and the training
+// frames were filtered whole.
 func (d *Detector) SourceNeed(w, h int) (int, int) {
 	if d.members != nil {
 		var nw, nh int
@@ -415,7 +422,7 @@ func (d *Detector) SourceNeed(w, h int) (int, int) {
 	}
 	n := d.tiles.views()
 	switch {
-	case d.al != nil:
+	case d.al != nil, d.med != nil:
 		return w, h
 	case n <= 1:
 		return d.bb.SourceNeed(w, h)
@@ -469,6 +476,11 @@ func (d *Detector) embed(img image.Image, t *Timing) (backbone.Region, error) {
 			t.Align, t.CPU.Align = time.Since(s), d.cpuNow()-cs
 		}
 		s, cs = time.Now(), d.cpuNow()
+	}
+	if d.med != nil {
+		// Before the standardization measures the frame: a hot pixel
+		// would count in its spread.
+		img = d.med.Apply(img)
 	}
 	var ph backbone.Photometric
 	switch {

@@ -28,6 +28,10 @@ type preprocessing struct {
 	Sigma  float64    `json:"sigma"`
 	// Standardize is absent (false) in files written before it existed.
 	Standardize bool `json:"standardize,omitempty"`
+	// Denoise names the filter every frame gets first (denoiseMedian3);
+	// absent in files without one, and in every file written before it
+	// existed, which load as they were fitted.
+	Denoise string `json:"denoise,omitempty"`
 	// StandardizeMaxGain is the bound on the standardization's contrast
 	// stretch the model was fitted under (backbone.Standardizer.MaxGain);
 	// absent in files written before the bound was lowered to
@@ -79,6 +83,10 @@ const (
 	// scale (Detector.fineMap): that map's own threshold.
 	metaFineThreshold = "fine_threshold"
 )
+
+// denoiseMedian3 is preprocessing.Denoise's value for the 3×3 median
+// (backbone.Median3), the one filter there is.
+const denoiseMedian3 = "median3"
 
 // maxStandardizeGain bounds a model file's standardize_max_gain: a larger
 // stretch only amplifies a frame's noise.
@@ -208,7 +216,11 @@ func (d *Detector) fileModel() (*padim.Model, error) {
 	if d.std != nil {
 		maxGain = d.std.GainBound()
 	}
-	pre, err := json.Marshal(preprocessing{Resize: string(d.recipe.resize()), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma,
+	var denoise string
+	if d.med != nil {
+		denoise = denoiseMedian3
+	}
+	pre, err := json.Marshal(preprocessing{Resize: string(d.recipe.resize()), Mean: p.Mean, Std: p.Std, Sigma: d.info.Sigma, Denoise: denoise,
 		Standardize: d.recipe.Standardize, StandardizeMaxGain: maxGain, Tiles: d.info.Tiles, TileAxis: d.info.TileAxis,
 		Path: d.info.Backbone, TrainInput: d.trainInput, TrainAspect: d.trainAspectMeta()})
 	if err != nil {
@@ -358,6 +370,13 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	if err := json.Unmarshal([]byte(pm.Meta.Preprocessing), &pre); err != nil {
 		return fail(fmt.Errorf("preprocessing metadata: %w", err))
 	}
+	switch pre.Denoise {
+	case "":
+	case denoiseMedian3:
+		d.med = &backbone.Median3{}
+	default:
+		return fail(fmt.Errorf("preprocessing metadata: denoise %q, want %s or none", pre.Denoise, denoiseMedian3))
+	}
 	if pre.Tiles < 0 || pre.Tiles > MaxTiles || (pre.Tiles > 1 && pre.TileAxis != axisX && pre.TileAxis != axisY) {
 		return fail(fmt.Errorf("preprocessing metadata: tiles %d along %q, want 0..%d along x or y", pre.Tiles, pre.TileAxis, MaxTiles))
 	}
@@ -367,7 +386,8 @@ func fromFile(pm, root *padim.Model, opts Options, path string) (*Detector, erro
 	// the file was fitted for runs; a backbone of the user's must be the
 	// file's.
 	bo := opts.Backbone
-	recipe := Recipe{Taps: pm.Meta.Taps, Resize: backbone.ResizeMode(pre.Resize), Tiles: pre.Tiles, TileAxis: pre.TileAxis, Standardize: pre.Standardize}
+	recipe := Recipe{Taps: pm.Meta.Taps, Resize: backbone.ResizeMode(pre.Resize), Tiles: pre.Tiles, TileAxis: pre.TileAxis, Standardize: pre.Standardize,
+		Denoise: pre.Denoise == denoiseMedian3}
 	installed := opts.Installed
 	if len(installed) == 0 {
 		installed = opts.Bundled

@@ -134,6 +134,12 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	for i := range all {
 		all[i] = i
 	}
+	// The line's noise first: the search offers the median filter only
+	// on a noisy line.
+	noise, err := measureLineNoise(ctx, src, all)
+	if err != nil {
+		return nil, FitReport{}, err
+	}
 	var r Recipe
 	var sr *SearchReport
 	choice := opts.Recipe
@@ -142,7 +148,7 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 	case "", RecipeFixed:
 		r, choice = opts.Fixed(), RecipeFixed
 	case RecipeAuto:
-		rep, err := search(ctx, opts, src, pc)
+		rep, err := search(ctx, opts, src, pc, noise)
 		if err != nil {
 			return nil, FitReport{}, err
 		}
@@ -204,11 +210,7 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		d.opts.HalfPrecision = true
 	}
 	d.info.RecipeChoice = choice
-	if rep.Noise, err = measureLineNoise(ctx, src, all); err != nil {
-		d.Close()
-		return nil, rep, err
-	}
-	if rep.Noise.Images > 0 {
+	if rep.Noise = noise; rep.Noise.Images > 0 {
 		ln := rep.Noise
 		d.info.LineNoise = &ln
 	}
@@ -285,6 +287,9 @@ func newDetector(opts Options, r Recipe, withContext bool) (*Detector, error) {
 	}
 	d := &Detector{opts: opts, recipe: r, bb: bb, tiles: tiling{n: r.Tiles, axis: r.TileAxis}, fineMap: r.FineMap}
 	d.opts.Backbone = bo
+	if r.Denoise {
+		d.med = &backbone.Median3{}
+	}
 	if r.Standardize {
 		d.std = &backbone.Standardizer{}
 	}
@@ -743,7 +748,7 @@ func (d *Detector) describe(images int) {
 	}
 	d.info = Info{Recipe: d.recipe.Name(), Backbone: d.opts.Backbone.Path, BackboneSHA256: sha, Resize: string(d.recipe.resize()),
 		GridH: p.emb.GridH(), GridW: p.emb.GridW(), Pool: p.emb.Pool(), Features: p.emb.D(), Epsilon: d.opts.Epsilon, Sigma: d.opts.Sigma,
-		Standardize: d.recipe.Standardize, PositionZScore: d.zscore, Images: images, Fitted: time.Now().UTC().Format(time.RFC3339),
+		Denoise: d.recipe.Denoise, Standardize: d.recipe.Standardize, PositionZScore: d.zscore, Images: images, Fitted: time.Now().UTC().Format(time.RFC3339),
 		Align: string(align.Off), TrainInput: d.trainInput, TrainAspect: d.trainAspectMeta()}
 	if d.al != nil {
 		d.info.Align, d.info.AlignMinConfidence = string(d.al.ref.Mode()), d.al.learned

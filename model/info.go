@@ -42,6 +42,9 @@ type Info struct {
 	// ContextWeight multiplies the context scale's standardized distances.
 	ContextWeight float64 `json:"context_weight,omitempty"`
 	Standardize   bool    `json:"standardize"`
+	// Denoise says frames are filtered by a 3×3 median first
+	// (Recipe.Denoise); absent where they are not.
+	Denoise bool `json:"denoise,omitempty"`
 	// TrainInput is what the training images were: "gray" or "colour"
 	// ("" in files from before it was recorded).
 	TrainInput string `json:"train_input,omitempty"`

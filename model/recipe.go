@@ -53,6 +53,11 @@ type Recipe struct {
 	// before anything else (align.Translate or align.Rigid; "" or
 	// align.Off: frames are taken as they come).
 	Align align.Mode `json:"align,omitempty"`
+	// Denoise filters each frame with a 3×3 median per channel before
+	// anything else reads its levels (backbone.Median3): hot pixels and
+	// most sensor speckle go, edges stay. The search offers it only on a
+	// noisy line (LineNoise.Low).
+	Denoise bool `json:"denoise,omitempty"`
 	// Standardize rescales each frame's brightness and contrast first
 	// (backbone.Standardizer).
 	Standardize bool `json:"standardize"`
@@ -118,7 +123,8 @@ func (r Recipe) hasContext() bool { return r.ContextPool > 1 && r.ContextWeight 
 // Name is the recipe's short name: backbone (v1, v2 or custom, with "p"
 // for plain PaDiM's taps and "*" for other taps), resize (fit, squash,
 // crop, or tilesN), "shift", "rigid" or "turn" when frames are registered
-// (translate, rigid or at any angle), "std" when frames are standardized,
+// (translate, rigid or at any angle), "med" when frames are denoised by a
+// 3×3 median, "std" when frames are standardized,
 // and the scoring:
 // raw, z, or z-ctx<weight> (z-ctx<cells>x<weight> for cells other than 6),
 // with "-fine" when the published map follows the patch scale.
@@ -140,6 +146,9 @@ func (r Recipe) Name() string {
 	}
 	if t := alignToken(r.Align); t != "" {
 		tok = append(tok, t)
+	}
+	if r.Denoise {
+		tok = append(tok, "med")
 	}
 	if r.Standardize {
 		tok = append(tok, "std")
@@ -231,7 +240,7 @@ func parseRecipe(name string, taps []string) (Recipe, error) {
 		name = "v1p-squash-raw"
 	}
 	bad := func(why string, a ...any) (Recipe, error) {
-		return Recipe{}, fmt.Errorf("recipe %q: %s (want e.g. plain, v1-fit-std-z-ctx2, v1-squash-rigid-z or v2-squash-raw: backbone v1/v2[p], resize fit/squash/crop/tilesN, optional shift/rigid/turn, optional std, scoring raw/z/z-ctxW[-fine])",
+		return Recipe{}, fmt.Errorf("recipe %q: %s (want e.g. plain, v1-fit-std-z-ctx2, v1-squash-rigid-z or v2-squash-raw: backbone v1/v2[p], resize fit/squash/crop/tilesN, optional shift/rigid/turn, optional med, optional std, scoring raw/z/z-ctxW[-fine])",
 			name, fmt.Sprintf(why, a...))
 	}
 	tok := strings.Split(name, "-")
@@ -283,6 +292,9 @@ func parseRecipe(name string, taps []string) (Recipe, error) {
 	case "turn":
 		r.Align, rest = align.Turn, rest[1:]
 	}
+	if len(rest) > 0 && rest[0] == "med" {
+		r.Denoise, rest = true, rest[1:]
+	}
 	if len(rest) > 0 && rest[0] == "std" {
 		r.Standardize, rest = true, rest[1:]
 	}
@@ -315,18 +327,20 @@ func parseRecipe(name string, taps []string) (Recipe, error) {
 }
 
 // unknownPart names the first part of a recipe's tail (after backbone,
-// resize, registration and std) that does not read as scoring: the word
+// resize, registration, med and std) that does not read as scoring: the word
 // the user mistyped, not the whole tail.
 func unknownPart(rest []string) string {
 	switch p := rest[0]; p {
 	case "shift", "rigid", "turn":
 		return fmt.Sprintf("registration %q out of place: it comes right after the resize", p)
+	case "med":
+		return `"med" out of place: it comes after registration and before std and the scoring`
 	case "std":
-		return `"std" out of place: it comes after registration and before the scoring`
+		return `"std" out of place: it comes after registration and med, and before the scoring`
 	case "raw", "z":
 		return fmt.Sprintf("unknown scoring %q", strings.Join(rest, "-"))
 	default:
-		return fmt.Sprintf("unknown part %q after the resize: shift, rigid or turn, then std, then raw, z or z-ctxW come there", p)
+		return fmt.Sprintf("unknown part %q after the resize: shift, rigid or turn, then med, then std, then raw, z or z-ctxW come there", p)
 	}
 }
 

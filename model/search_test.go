@@ -441,7 +441,7 @@ func TestSearchInParallelAsAlone(t *testing.T) {
 			Parallel: parallel, Candidates: []Recipe{squash, crop, std}}
 		o.defaults()
 		pc := &progressCounter{}
-		rep, err := search(context.Background(), o, wides(12), pc)
+		rep, err := search(context.Background(), o, wides(12), pc, LineNoise{})
 		if err != nil {
 			t.Fatal(err)
 		}
