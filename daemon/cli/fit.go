@@ -606,6 +606,9 @@ func printSearch(w io.Writer, s *model.SearchReport) {
 		fmt.Fprintf(w, "registration (%s) tried with every candidate beside unregistered frames: the good images' parts move (%.1f%% of the frame's diagonal, %.1f° rms)\n",
 			s.Align, 100*s.Pose.Shift, s.Pose.Angle)
 	}
+	if s.Denoise {
+		fmt.Fprintln(w, "median filter (3×3, -med) tried with every candidate beside unfiltered frames, the margin keeping the filtered fixed recipe: the line is noisy (see line noise)")
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "recipe\tscore\timage AUROC\tpixel AUROC\tPRO\tfalse alarms\tmisses\tthreshold\tregion IoU\tpixel ratio\t")
 	for _, c := range s.Candidates {

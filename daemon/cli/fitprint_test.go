@@ -39,6 +39,19 @@ func TestPrintSearchSaysWhy(t *testing.T) {
 	}
 }
 
+// On a noisy line fit's table says the median filter was tried with
+// every candidate (the "-med" rows); on a quiet one it says nothing of it.
+func TestPrintSearchSaysTheMedianFilter(t *testing.T) {
+	ch := model.Candidate{Name: "v1-squash-med-std-z-ctx2"}
+	for _, noisy := range []bool{false, true} {
+		var b strings.Builder
+		printSearch(&b, &model.SearchReport{Candidates: []model.Candidate{ch}, Chosen: ch, Denoise: noisy})
+		if said := strings.Contains(b.String(), "median filter (3×3, -med) tried with every candidate"); said != noisy {
+			t.Errorf("noisy %v: says the median filter %v:\n%s", noisy, said, b.String())
+		}
+	}
+}
+
 // fit says how far the chosen recipe's alarm regions grow and why: the
 // share the synthetic defects chose, or the default and why it stayed.
 func TestPrintSearchSaysThePixelRatio(t *testing.T) {
