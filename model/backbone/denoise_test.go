@@ -26,7 +26,7 @@ func naiveMedian3(img *image.RGBA, x, y, c int) byte {
 
 func TestMedian3MatchesSortedNeighbourhood(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	img := image.NewRGBA(image.Rect(0, 0, 37, 23))
+	img := image.NewRGBA(image.Rect(0, 0, 37, 23)) // 148 samples a row: words and a tail
 	for i := range img.Pix {
 		img.Pix[i] = byte(r.IntN(256))
 	}
@@ -43,12 +43,31 @@ func TestMedian3MatchesSortedNeighbourhood(t *testing.T) {
 	}
 }
 
+// The bytewise minimum and maximum of eight bytes at once agree with
+// min and max on every pair of levels, in every byte place.
+func TestMinMax8EveryPair(t *testing.T) {
+	for a := range 256 {
+		for b := range 256 {
+			for place := range 8 {
+				x, y := uint64(a)<<(8*place)|0x0102030405060708&^(0xFF<<(8*place)), uint64(b)<<(8*place)
+				lo, hi := minMax8(x, y)
+				if got, want := byte(lo>>(8*place)), byte(min(a, b)); got != want {
+					t.Fatalf("min(%d, %d) in byte %d: %d", a, b, place, got)
+				}
+				if got, want := byte(hi>>(8*place)), byte(max(a, b)); got != want {
+					t.Fatalf("max(%d, %d) in byte %d: %d", a, b, place, got)
+				}
+			}
+		}
+	}
+}
+
 // A grayscale frame stays gray and is filtered the same way, and a frame
 // of another colour model (a camera's NRGBA, a frame with an origin off
 // zero) as its levels are, in its own model.
 func TestMedian3GrayAndOtherModels(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	rgba := image.NewRGBA(image.Rect(0, 0, 19, 11))
+	rgba := image.NewRGBA(image.Rect(0, 0, 19, 11)) // gray: two words and a tail a row
 	gray := image.NewGray(rgba.Rect)
 	for i := range gray.Pix {
 		v := byte(r.IntN(256))
