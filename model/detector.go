@@ -399,6 +399,11 @@ func (d *Detector) Backbone() *backbone.Backbone { return d.parts()[0].bb }
 // backbone, nil when the model has none (an ensemble's first member's).
 func (d *Detector) Standardizer() *backbone.Standardizer { return d.parts()[0].std }
 
+// Denoiser is the 3×3 median filter frames get before the standardization
+// (Recipe.Denoise), nil when the model has none (an ensemble's first
+// member's).
+func (d *Detector) Denoiser() *backbone.Median3 { return d.parts()[0].med }
+
 // SourceNeed is the smallest size a w×h frame can be delivered at without
 // losing resolution the detector uses (backbone.SourceNeed): a camera that
 // decodes frames reduced keeps at least this much. It reads only the

@@ -82,3 +82,27 @@ func TestBenchReplayMJPEGSize(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want both sizes named", code, errs)
 	}
 }
+
+// A camera replay of a model whose recipe filters frames by a 3×3 median
+// (Recipe.Denoise, "-med") says so, and its frame-to-tensor figure times
+// the filter in both paths: it left the filter out, timing less than the
+// line runs.
+func TestBenchReplayTimesTheMedianFilter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits a model and replays a camera")
+	}
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "r.yuyv")
+	if code, _, errs := runCaptureCmd(t, "capture", "encode", "--out", rec, "--size", "160x120", "--frames", "10"); code != 0 {
+		t.Fatalf("capture encode: exit %d: %s", code, errs)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	body := "state_dir: " + filepath.Join(dir, "state") + "\nmodel:\n  recipe: v1-squash-med-std-z\n  optimize: int8\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCaptureCmd(t, "bench", "--no-mqtt", "--count", "10", "--config", cfg, "--camera-replay", rec, "--size", "160x120")
+	if code != 0 || !strings.Contains(out, "median filter true, standardize true") || !strings.Contains(out, "frame to tensor") {
+		t.Fatalf("exit %d, want the model line to name the median filter; stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}

@@ -207,8 +207,8 @@ func replayBench(ctx context.Context, env *Env, cfg *config.Config, o replayOpti
 	}
 	defer det.Close()
 	info := det.Info()
-	fmt.Fprintf(out, "model              d=%d, grid %dx%d, resize %s, standardize %v, backbone on %s\n",
-		info.Features, info.GridH, info.GridW, info.Resize, info.Standardize, det.Backbone().Accelerator())
+	fmt.Fprintf(out, "model              d=%d, grid %dx%d, resize %s, median filter %v, standardize %v, backbone on %s\n",
+		info.Features, info.GridH, info.GridW, info.Resize, info.Denoise, info.Standardize, det.Backbone().Accelerator())
 
 	sink, closeSink, err := newSink()
 	if err != nil {
@@ -413,8 +413,10 @@ func replayProfile(ctx context.Context, out io.Writer, cfg *config.Config, rc *r
 // DCT-scaled decode, ROI view, fused preprocess) against the path before
 // it (image/jpeg at full resolution, RGBA, the region copied, the
 // reference preprocess with standardization on the full-resolution copy).
+// A model's median filter (Recipe.Denoise) is timed in both paths, as the
+// detector applies it before the standardization.
 func frameToTensor(ctx context.Context, out io.Writer, rc *replayCamera, det *model.Detector, frames int) error {
-	bb, std := det.Backbone(), det.Standardizer()
+	bb, std, med := det.Backbone(), det.Standardizer(), det.Denoiser()
 	src := &pullSource{r: rc}
 	var f capture.Frame
 	f.Need = det.SourceNeed
@@ -428,11 +430,15 @@ func frameToTensor(ctx context.Context, out io.Writer, rc *replayCamera, det *mo
 		if err := src.Next(ctx, &f); err != nil {
 			return err
 		}
+		in := f.Image
+		if med != nil {
+			in = med.Apply(in)
+		}
 		var ph backbone.Photometric
 		if std != nil {
-			ph = std.Measure(f.Image)
+			ph = std.Measure(in)
 		}
-		if _, err := bb.SetInputWith(f.Image, ph); err != nil {
+		if _, err := bb.SetInputWith(in, ph); err != nil {
 			return err
 		}
 		c1 := processCPU()
@@ -447,7 +453,11 @@ func frameToTensor(ctx context.Context, out io.Writer, rc *replayCamera, det *mo
 			return err
 		}
 		flat = capture.Flatten(flat, topts.view(img))
-		if _, err := bb.SetInputReference(flat, std); err != nil {
+		in = flat
+		if med != nil {
+			in = med.Apply(in)
+		}
+		if _, err := bb.SetInputReference(in, std); err != nil {
 			return err
 		}
 		c2 := processCPU()
