@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -87,11 +88,8 @@ func (d *Dispatcher) startJob(env *Env, plan *Plan, done func(Reply), start time
 		defer d.wg.Done()
 		defer cancel()
 		data, err := plan.Run(ctx)
-		d.mu.Lock()
-		reason := j.cancelReason
-		d.mu.Unlock()
-		if err != nil && ctx.Err() != nil && reason != "" {
-			err = &Error{Code: CodeCancelled, Msg: "cancelled (" + reason + "): " + err.Error()}
+		if err != nil && ctx.Err() != nil {
+			err = d.cancelled(j, err)
 		}
 		// Stored before the job is cleared: a repeat arriving in between
 		// finds the stored reply.
@@ -104,6 +102,21 @@ func (d *Dispatcher) startJob(env *Env, plan *Plan, done func(Reply), start time
 		d.markSent(env.Name, env.ID)
 		close(j.done)
 	}()
+}
+
+// cancelled is the error of job j stopped by cancelJob as its reply says
+// it, "cancelled (<reason>): <err>", made once: the refit's last progress
+// message says it too, and must say it in the same words. An error already
+// so worded, or of a job nobody cancelled, is returned as it is.
+func (d *Dispatcher) cancelled(j *job, err error) error {
+	d.mu.Lock()
+	reason := j.cancelReason
+	d.mu.Unlock()
+	var e *Error
+	if reason == "" || errors.As(err, &e) && e.Code == CodeCancelled {
+		return err
+	}
+	return &Error{Code: CodeCancelled, Msg: "cancelled (" + reason + "): " + err.Error()}
 }
 
 // attach makes a repeated request wait for the running job with its name

@@ -574,6 +574,11 @@ func (r *refit) run(ctx context.Context) (map[string]any, error) {
 	final := map[string]any{"id": r.env.ID, "phase": "done", "elapsed_s": math.Round(r.env.Now().Sub(r.started).Seconds()*10) / 10}
 	switch {
 	case err != nil && ctx.Err() != nil:
+		// In the reply's words, cancel reason first: progress and reply
+		// are read side by side.
+		if j := r.env.running(); j != nil && j.id == r.env.ID {
+			err = r.env.d.cancelled(j, err)
+		}
 		final["phase"], final["error"] = "cancelled", err.Error()
 	case err != nil:
 		final["phase"], final["error"] = "failed", err.Error()

@@ -123,11 +123,29 @@ func TestRefitCancel(t *testing.T) {
 	if p := phases(r.events.named("refit")); p[len(p)-1] != "cancelled" {
 		t.Errorf("phases %v", p)
 	}
+	lastRefitErrorIsTheReplys(t, r, rep)
 	// Shutting down cancels too, and says so.
 	refit = r.submit("refit", "device", []byte(`{"id":"f2","count":50}`))
 	r.waitJob()
 	r.d.Close(t.Context())
-	mustFail(t, r.wait(refit), CodeCancelled, "inspectd is stopping")
+	rep = r.wait(refit)
+	mustFail(t, rep, CodeCancelled, "inspectd is stopping")
+	lastRefitErrorIsTheReplys(t, r, rep)
+}
+
+// lastRefitErrorIsTheReplys: the last refit progress message of a
+// cancelled refit said the bare error, without the reply's "cancelled
+// (refit-cancel ...)" before it (TestRefitCancel checks it).
+func lastRefitErrorIsTheReplys(t *testing.T, r *rig, rep Reply) {
+	t.Helper()
+	evs := r.events.named("refit")
+	var last map[string]any
+	if err := json.Unmarshal(evs[len(evs)-1].payload, &last); err != nil {
+		t.Fatal(err)
+	}
+	if last["phase"] != "cancelled" || last["error"] != rep.Error {
+		t.Errorf("last refit progress %v, reply error %q: they differ", last, rep.Error)
+	}
 }
 
 func TestRefitRejectedOnFalseAlarms(t *testing.T) {
