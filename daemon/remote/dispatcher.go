@@ -833,7 +833,7 @@ func (d *Dispatcher) checkEnvelope(env *Envelope, payload []byte, req Request, c
 		return "", errorf(CodeUnauthorized, "command", "signed for command %q, but it came as %q: a signature is good for one command only", env.Command, truncate(req.Name, 64))
 	}
 	if dev := d.device(); !targetMatches(env.Target, dev, req.Origin) {
-		return "", errorf(CodeUnauthorized, "target", "signed for %q, but this is device/%s and it came from %s", env.Target, dev, req.Origin)
+		return "", errorf(CodeUnauthorized, "target", "%s", targetRefusal(env.Target, dev, req.Origin))
 	}
 	if len(keys) == 0 {
 		if !cfg.Remote.AllowUnsigned {
@@ -853,6 +853,29 @@ func (d *Dispatcher) checkEnvelope(env *Envelope, payload []byte, req Request, c
 			env.Key, Fingerprint(pub))
 	}
 	return env.Key, nil
+}
+
+// targetRefusal says why an envelope's target does not fit the box and
+// the topic a command came on, in the words of both: "it came from
+// device" read as if a device had sent it, where the topic was this box's
+// own.
+func targetRefusal(target, dev, origin string) string {
+	var came string
+	switch {
+	case origin == "device":
+		came = fmt.Sprintf("the topic is box %q's (device/%s/cmd)", dev, dev)
+	case origin == "fleet":
+		came = fmt.Sprintf("it came on the fleet topic to box %q", dev)
+	case strings.HasPrefix(origin, "group/"):
+		came = fmt.Sprintf("it came on %s's topic to box %q", origin, dev)
+	default:
+		came = fmt.Sprintf("it came over %s to box %q", origin, dev)
+	}
+	what := fmt.Sprintf("%q", truncate(target, 64))
+	if box, ok := strings.CutPrefix(target, "device/"); ok {
+		what = fmt.Sprintf("box %q", truncate(box, 64))
+	}
+	return fmt.Sprintf("the envelope's target names %s while %s: a signed command runs only where its target names", what, came)
 }
 
 func sortedNames[V any](m map[string]V) []string {

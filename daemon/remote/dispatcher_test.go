@@ -161,6 +161,28 @@ func TestSignedCommandOnABoxWithRemoteOffSaysHowToTurnItOn(t *testing.T) {
 		"remote commands are off", `add the public key of "ops"`, "inspectd keygen", "to remote.trust_keys in the configuration file on the box")
 }
 
+// TestEnvelopeTargetOfAnotherBoxSaysWhichBoxes: a command signed for box2
+// sent on box1's command topic was refused "signed for "device/box2", but
+// this is device/box1 and it came from device", which read as if a device
+// had sent it; it now says the envelope's target names box2 while the
+// topic is box1's, as envelope.target, placed, like every envelope refusal.
+func TestEnvelopeTargetOfAnotherBoxSaysWhichBoxes(t *testing.T) {
+	ops := newSigner("ops", 1)
+	r := newRig(t, "remote: {trust_keys: {ops: "+ops.pub()+"}}\n")
+	now := r.clk.Now()
+	body := `{"id":"c1","config":{"mqtt":{"result_qos":1}}}`
+	rep := r.wait(r.submit("config", "device", ops.sign(t, "config", "device/box2", body, now)))
+	mustFail(t, rep, CodeUnauthorized, "envelope.target at line 1, column", `the envelope's target names box "box2" while the topic is box "box1"'s (device/box1/cmd)`)
+	if field(rep) != "envelope.target" || strings.Contains(rep.Error, "came from") {
+		t.Errorf("field %q, message %q", field(rep), rep.Error)
+	}
+	rep = r.wait(r.submit("config", "fleet", ops.sign(t, "config", "group/line2", body, now)))
+	mustFail(t, rep, CodeUnauthorized, `the envelope's target names "group/line2" while it came on the fleet topic to box "box1"`)
+	if r.ctl.applies.Load() != 0 {
+		t.Fatal("a refused signed request was applied")
+	}
+}
+
 func TestSignedCommands(t *testing.T) {
 	ops, mallory := newSigner("ops", 1), newSigner("ops", 2)
 	r := newRig(t, "remote: {allow_unsigned: true, trust_keys: {ops: "+ops.pub()+"}}\n")
@@ -185,8 +207,8 @@ func TestSignedCommands(t *testing.T) {
 	if field(rep) != "envelope.command" {
 		t.Errorf("field %q", field(rep))
 	}
-	mustFail(t, send("config", ops.sign(t, "config", "device/box2", cfgBody, now)), CodeUnauthorized, `signed for "device/box2", but this is device/box1`)
-	mustFail(t, r.wait(r.submit("config", "device", ops.sign(t, "config", "fleet", cfgBody, now))), CodeUnauthorized, `signed for "fleet"`)
+	mustFail(t, send("config", ops.sign(t, "config", "device/box2", cfgBody, now)), CodeUnauthorized, `the envelope's target names box "box2" while the topic is box "box1"'s (device/box1/cmd)`)
+	mustFail(t, r.wait(r.submit("config", "device", ops.sign(t, "config", "fleet", cfgBody, now))), CodeUnauthorized, `the envelope's target names "fleet" while the topic is box "box1"'s`)
 
 	// Tampering with any signed part breaks the signature.
 	var e Envelope
