@@ -27,8 +27,8 @@ type Config struct {
 	DeviceID string `yaml:"device_id"`
 	// StateDir holds what the daemon writes: the fitted model, the MQTT
 	// outgoing message store and cached choices. It must survive reboots.
-	// Diff compares it as the folder it names (SameDir).
-	StateDir string `yaml:"state_dir" diff:"folder"`
+	// Diff compares it as the folder it names (SamePath).
+	StateDir string `yaml:"state_dir" diff:"path"`
 	// LogLevel is the slog level: debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// Capture selects and tunes the frame source.
@@ -165,9 +165,9 @@ type Camera struct {
 // Folder configures the image folder source.
 type Folder struct {
 	// Path is the folder; required when capture.source is folder. Diff
-	// compares it as the folder it names (SameDir): "./frames" for
+	// compares it as the folder it names (SamePath): "./frames" for
 	// "frames" restarted capture for nothing.
-	Path string `yaml:"path" diff:"folder"`
+	Path string `yaml:"path" diff:"path"`
 	// Watch keeps waiting for new files after the existing ones are read.
 	Watch bool `yaml:"watch"`
 	// Loop starts again from the first file after the last one.
@@ -176,8 +176,10 @@ type Folder struct {
 
 // File configures the single image file source.
 type File struct {
-	// Path is the image file; required when capture.source is file.
-	Path string `yaml:"path"`
+	// Path is the image file; required when capture.source is file. Diff
+	// compares it as the file it names (SamePath): "./part.png" for
+	// "part.png" rebuilt the file source for nothing.
+	Path string `yaml:"path" diff:"path"`
 }
 
 // Synthetic configures the synthetic source.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -9,7 +10,7 @@ import (
 // TestDiffCaptureFolderAsTheFolder: Diff listed capture.folder.path as
 // changed for the folder in force spelled otherwise ("./frames" for
 // "frames", "frames/", "a/../frames"), and the daemon restarted capture for
-// it; it compares the setting as the folder it names now (SameDir), as it
+// it; it compares the setting as the folder it names now (SamePath), as it
 // does state_dir, and another folder is still a change.
 func TestDiffCaptureFolderAsTheFolder(t *testing.T) {
 	dir := t.TempDir()
@@ -28,6 +29,43 @@ func TestDiffCaptureFolderAsTheFolder(t *testing.T) {
 	for _, s := range []string{"frames2", "a/frames", "/frames", ""} {
 		if got := Diff(with("frames"), with(s)); !reflect.DeepEqual(got, []string{"capture.folder.path"}) {
 			t.Errorf("Diff of capture.folder.path %q and %q: %v, want [capture.folder.path]", "frames", s, got)
+		}
+	}
+}
+
+// TestDiffCaptureFileAsTheFile: Diff listed capture.file.path as changed for
+// the file in force spelled otherwise ("./part.png" for "part.png",
+// "a/../part.png", a symlink or hard link to it), and the daemon rebuilt the
+// file source for it; it compares the setting as the file it names now
+// (SamePath), and another file, there or not, is still a change.
+func TestDiffCaptureFileAsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, f := range []string{"part.png", "other.png"} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("part.png", "link.png"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link("part.png", "hard.png"); err != nil {
+		t.Fatal(err)
+	}
+	with := func(path string) *Config {
+		c := Default()
+		c.Capture.Source = SourceFile
+		c.Capture.File.Path = path
+		return c
+	}
+	for _, s := range []string{"./part.png", "a/../part.png", filepath.Join(dir, "part.png"), "link.png", "hard.png"} {
+		if got := Diff(with("part.png"), with(s)); len(got) != 0 {
+			t.Errorf("Diff of capture.file.path %q and %q: %v, want nothing", "part.png", s, got)
+		}
+	}
+	for _, s := range []string{"other.png", "a/part.png", "/part.png", "missing.png", ""} {
+		if got := Diff(with("part.png"), with(s)); !reflect.DeepEqual(got, []string{"capture.file.path"}) {
+			t.Errorf("Diff of capture.file.path %q and %q: %v, want [capture.file.path]", "part.png", s, got)
 		}
 	}
 }

@@ -244,11 +244,11 @@ func walkSecrets(v, base reflect.Value, f func(v, base reflect.Value)) {
 
 // Diff lists the settings that differ between a and b as dotted paths
 // (model.features, mqtt.groups), in file order. Lists and maps count as one
-// setting each. A folder setting (tagged diff:"folder": state_dir,
-// capture.folder.path) differs
-// only when it names another folder (SameDir): the one in force spelled
-// otherwise is no change, to every caller. The daemon restarts only the
-// parts these belong to.
+// setting each. A path setting (tagged diff:"path": state_dir,
+// capture.folder.path, capture.file.path) differs only when it names
+// another folder or file (SamePath): the one in force spelled otherwise is
+// no change, to every caller. The daemon restarts only the parts these
+// belong to.
 func Diff(a, b *Config) []string {
 	var out []string
 	diffValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem(), "", &out)
@@ -271,8 +271,8 @@ func diffValue(a, b reflect.Value, path string, out *[]string) {
 			diffValue(fa, fb, p, out)
 			continue
 		}
-		if t.Field(i).Tag.Get("diff") == "folder" && fa.Kind() == reflect.String {
-			if !SameDir(fa.String(), fb.String()) {
+		if t.Field(i).Tag.Get("diff") == "path" && fa.Kind() == reflect.String {
+			if !SamePath(fa.String(), fb.String()) {
 				*out = append(*out, p)
 			}
 			continue
@@ -283,13 +283,15 @@ func diffValue(a, b reflect.Value, path string, out *[]string) {
 	}
 }
 
-// SameDir reports whether a and b name the same folder: spelled alike once
-// made absolute and cleaned (a trailing slash, "/./", a relative path from
-// the working folder), or both there and one folder on disk (a symlink, a
-// bind mount). An empty path names no folder. A daemon's own state_dir
+// SamePath reports whether a and b name the same folder or file: spelled
+// alike once made absolute and cleaned (a trailing slash, "/./", a
+// relative path from the working folder), or both there and one on disk
+// (a symlink, a bind mount, a hard link to a file). An empty path names
+// nothing. It was SameDir until capture.file.path was compared with it:
+// os.SameFile and a cleaned absolute path hold for a file as for a folder. A daemon's own state_dir
 // spelled differently is no change: compared as text it was listed as
 // changed, and its own lock refused the change as another inspectd's.
-func SameDir(a, b string) bool {
+func SamePath(a, b string) bool {
 	if a == b || a == "" || b == "" {
 		return a == b
 	}

@@ -40,8 +40,8 @@ func TestDiffStateDirAsTheFolder(t *testing.T) {
 		if got := Diff(with(st), with(s)); len(got) != 0 {
 			t.Errorf("Diff of state_dir %q and %q: %v, want nothing", st, s, got)
 		}
-		if !SameDir(s, st) || !SameDir(st, s) {
-			t.Errorf("SameDir(%q, %q) = false, want true", s, st)
+		if !SamePath(s, st) || !SamePath(st, s) {
+			t.Errorf("SamePath(%q, %q) = false, want true", s, st)
 		}
 	}
 	// Neither there: spelled alike once made absolute and cleaned.
@@ -54,8 +54,8 @@ func TestDiffStateDirAsTheFolder(t *testing.T) {
 		if got := Diff(with(st), b); !reflect.DeepEqual(got, []string{"state_dir", "mqtt.result_qos"}) {
 			t.Errorf("Diff of state_dir %q and %q: %v, want [state_dir mqtt.result_qos]", st, s, got)
 		}
-		if SameDir(s, st) {
-			t.Errorf("SameDir(%q, %q) = true, want false", s, st)
+		if SamePath(s, st) {
+			t.Errorf("SamePath(%q, %q) = true, want false", s, st)
 		}
 	}
 }

@@ -766,23 +766,24 @@ func (c changeSet) names() []string {
 	return n
 }
 
-// foldersInForce returns next with the state_dir and the
-// capture.folder.path of cur, the ones in force, where next names the same
-// folder spelled otherwise (config.SameDir: a trailing slash, "/./",
-// "a/../", a relative path to it, a symlink to it), else next itself;
-// next is not changed. config.Diff already calls this no change; the
-// spelling in force is kept because the parts compare the
+// pathsInForce returns next with the state_dir, the capture.folder.path
+// and the capture.file.path of cur, the ones in force, where next names the
+// same folder or file spelled otherwise (config.SamePath: a trailing
+// slash, "/./", "a/../", a relative path to it, a symlink to it), else
+// next itself; next is not changed. config.Diff already calls this no
+// change; the spelling in force is kept because the parts compare the
 // configurations as text: the state_dir's lock, request table and
 // broker's store were taken under it (next's spelling claimed, the
 // daemon's own lock refused the change as another inspectd's), and a
-// capture folder spelled otherwise rebuilt the frame source for the same
-// folder. A symlink named here and pointed at another folder later is
-// then a change of folder at the next reload, not the same text.
-func foldersInForce(cur, next *config.Config) *config.Config {
-	stateDir := next.StateDir != cur.StateDir && config.SameDir(next.StateDir, cur.StateDir)
-	nf, cf := next.Capture.Folder.Path, cur.Capture.Folder.Path
-	folder := nf != cf && config.SameDir(nf, cf)
-	if !stateDir && !folder {
+// capture folder or file spelled otherwise rebuilt the frame source for
+// the same one. A symlink named here and pointed elsewhere later is then a
+// change at the next reload, not the same text.
+func pathsInForce(cur, next *config.Config) *config.Config {
+	same := func(n, c string) bool { return n != c && config.SamePath(n, c) }
+	stateDir := same(next.StateDir, cur.StateDir)
+	folder := same(next.Capture.Folder.Path, cur.Capture.Folder.Path)
+	file := same(next.Capture.File.Path, cur.Capture.File.Path)
+	if !stateDir && !folder && !file {
 		return next
 	}
 	c := next.Clone()
@@ -790,7 +791,10 @@ func foldersInForce(cur, next *config.Config) *config.Config {
 		c.StateDir = cur.StateDir
 	}
 	if folder {
-		c.Capture.Folder.Path = cf
+		c.Capture.Folder.Path = cur.Capture.Folder.Path
+	}
+	if file {
+		c.Capture.File.Path = cur.Capture.File.Path
 	}
 	return c
 }
@@ -799,7 +803,7 @@ func foldersInForce(cur, next *config.Config) *config.Config {
 // folder this daemon holds locked (statelock.Lock.Holds) under another
 // path: inForce, the state_dir in force, no longer leads there (a symlink
 // re-pointed, or the folder moved, while the daemon runs), so that
-// config.SameDir calls them two folders and the daemon's own lock refused
+// config.SamePath calls them two folders and the daemon's own lock refused
 // the change as "in use by another inspectd (process <its own>)". The
 // daemon cannot take up its folder again under a new path while it runs;
 // a restart takes up the one state_dir names. nil for any other dir.
@@ -878,7 +882,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		return nil, nil, errors.New("inspectd is stopping")
 	}
 	cur := d.cfg
-	next = foldersInForce(cur, next)
+	next = pathsInForce(cur, next)
 	if reflect.DeepEqual(cur, next) {
 		return nil, nil, nil
 	}

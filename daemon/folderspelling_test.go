@@ -69,3 +69,50 @@ func TestPushOfTheCaptureFolderSpelledOtherwiseIsNoChange(t *testing.T) {
 		t.Errorf("push of another folder %s: %v, want capture.folder.path changed and capture restarted", other, rep)
 	}
 }
+
+// TestPushOfTheCaptureFileSpelledOtherwiseIsNoChange: a push of
+// capture.file.path naming the file in force spelled otherwise
+// ("./part.png", "x/../part.png", a relative path to it) counted as a
+// change and rebuilt the file source for the same file. Such a push changes
+// nothing of capture now (the spelling in force kept), and a push of
+// another file is still a change (real mosquitto, real files).
+func TestPushOfTheCaptureFileSpelledOtherwiseIsNoChange(t *testing.T) {
+	t.Parallel()
+	wordsOnly(t)
+	op, r, d, _ := startModelPushRig(t, "filespell")
+	part, other := filepath.Join(r.dir, "part.png"), filepath.Join(r.dir, "other.png")
+	for _, f := range []string{part, other} {
+		writeGrayPNG(t, f, 160, 120)
+	}
+	file := func(path string) string {
+		return fmt.Sprintf(`"capture":{"source":"file","file":{"path":%q}}`, path)
+	}
+	restartedCapture := func(rep map[string]any) bool {
+		l, _ := rep["restarted"].([]any)
+		return slices.ContainsFunc(l, func(v any) bool { return v == "capture" || v == "pipeline" })
+	}
+	if rep := op.reply("filespell", "config", `{"id":"fs0","config":{`+file(part)+`}}`, 60*time.Second); rep["ok"] != true || !restartedCapture(rep) {
+		t.Fatalf("push of the file source %s: %v", part, rep)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(wd, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, spelled := range []string{r.dir + "/x/../part.png", r.dir + "/./part.png", rel} {
+		rep := op.reply("filespell", "config", fmt.Sprintf(`{"id":"fs%d","config":{%s,"mqtt":{"result_qos":%d}}}`, i+1, file(spelled), (i+1)%2), 60*time.Second)
+		if rep["ok"] != true || fmt.Sprint(rep["changed"]) != "[mqtt.result_qos]" || restartedCapture(rep) {
+			t.Errorf("push of capture.file.path %q for %s in force, with mqtt.result_qos: %v, want only mqtt.result_qos changed, capture not restarted", spelled, part, rep)
+		}
+		if got := d.Config().Capture.File.Path; got != part {
+			t.Errorf("capture.file.path in force after the push of %q: %q, want the spelling in force %q", spelled, got, part)
+		}
+	}
+	rep := op.reply("filespell", "config", `{"id":"fsother","config":{`+file(other)+`}}`, 60*time.Second)
+	if rep["ok"] != true || fmt.Sprint(rep["changed"]) != "[capture.file.path]" || !restartedCapture(rep) {
+		t.Errorf("push of another file %s: %v, want capture.file.path changed and capture restarted", other, rep)
+	}
+}

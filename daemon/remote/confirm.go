@@ -571,7 +571,7 @@ func (d *Dispatcher) confirmTimer() (<-chan time.Time, *time.Timer) {
 // symlink to it) is no change: its copy was refused by the daemon's own
 // lock.
 func carryTable(env *Env, running, next *config.Config) (func(), error) {
-	if config.SameDir(next.StateDir, running.StateDir) {
+	if config.SamePath(next.StateDir, running.StateDir) {
 		return func() {}, nil
 	}
 	undo, err := env.d.store.carryTo(next.StateDir, env.Now(), running.Remote.DedupWindow.Std())

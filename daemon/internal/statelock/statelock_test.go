@@ -51,7 +51,7 @@ func TestFreeSeesTheHolderAndWritesNothing(t *testing.T) {
 
 // TestInUseWords: the in-use refusal says "state_dir: " as every other
 // state_dir refusal does. (One folder spelled differently is the same
-// folder: config.SameDir, TestDiffStateDirAsTheFolder.)
+// folder: config.SamePath, TestDiffStateDirAsTheFolder.)
 func TestInUseWords(t *testing.T) {
 	st := t.TempDir()
 	l, err := Take(st)
