@@ -682,14 +682,25 @@ func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal) error {
 	}
 }
 
+// readIfLoaded is the file at path where load, its load's error, is nil;
+// an error otherwise, unread.
+func readIfLoaded(path string, load error) ([]byte, error) {
+	if load != nil {
+		return nil, load
+	}
+	return os.ReadFile(path)
+}
+
 // reloadFile applies the configuration file again (SIGHUP).
 func (d *Daemon) reloadFile(ctx context.Context) {
 	if d.o.ConfigPath == "" {
 		d.log.Warn("SIGHUP ignored: running on built-in defaults, no configuration file to reload")
 		return
 	}
-	next, err := config.Load(d.o.ConfigPath, ConfigRules()...)
-	if data, rerr := os.ReadFile(d.o.ConfigPath); err == nil && rerr == nil && config.Blank(data) {
+	next, err := LoadConfig(d.o.ConfigPath)
+	// Read only where it loaded: a path put in its place since (a named
+	// pipe) would hold the reload again.
+	if data, rerr := readIfLoaded(d.o.ConfigPath, err); rerr == nil && config.Blank(data) {
 		// An editor that crashed, a copy cut short: every default (another
 		// device id, state folder and source) is never what was meant.
 		err = fmt.Errorf("the file holds no setting; an empty configuration is not applied to a running daemon (restart it to run on the defaults)")
