@@ -875,7 +875,7 @@ func targetRefusal(target, dev, origin string) string {
 	if box, ok := strings.CutPrefix(target, "device/"); ok {
 		what = fmt.Sprintf("box %q", truncate(box, 64))
 	}
-	return fmt.Sprintf("the envelope's target names %s while %s: a signed command runs only where its target names", what, came)
+	return fmt.Sprintf("the envelope's target names %s while %s: a signed command runs only on the box, group or fleet its target names", what, came)
 }
 
 func sortedNames[V any](m map[string]V) []string {

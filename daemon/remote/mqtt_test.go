@@ -501,7 +501,7 @@ func TestMQTTFleetAndGroups(t *testing.T) {
 			want = 2
 		}
 		r := op.await(t, "inspectd/"+x.opts.DeviceID+"/reply/config", want)
-		if r["code"] != CodeUnauthorized || !strings.Contains(r["error"].(string), `signed for "group/line3"`) {
+		if r["code"] != CodeUnauthorized || !strings.Contains(r["error"].(string), `the envelope's target names "group/line3" while it came on the fleet topic`) {
 			t.Errorf("%s: %v", x.opts.DeviceID, r)
 		}
 	}
