@@ -99,12 +99,38 @@ type Daemon struct {
 	cameraOpen capture.Opener
 }
 
-// ConfigRules are the checks of a configuration that need the model's
-// code, which the config package may not import: a model.recipe that names
-// a recipe must read as one (model.ParseRecipe). Passed to config.Load and
+// ConfigRules are the checks of a configuration that need the model's or
+// the capture's code, which the config package may not import: a
+// model.recipe that names a recipe must read as one (model.ParseRecipe),
+// and a synthetic source's size must be one it renders. Passed to config.Load and
 // config.Parse, they list such a mistake with its line among the file's
 // other problems, in the same run, instead of alone at the model's load.
-func ConfigRules() []config.Rule { return []config.Rule{recipeRule} }
+func ConfigRules() []config.Rule { return []config.Rule{recipeRule, syntheticSizeRule} }
+
+// syntheticMinSide and syntheticMaxSide are the frame sides
+// capture.NewSynthetic renders (TestSyntheticSizeRuleIsTheSources holds
+// them to it); config's own range, 1..16384, is every source's.
+const syntheticMinSide, syntheticMaxSide = 32, 8192
+
+// syntheticSizeRule refuses a synthetic source's size that the source
+// refuses: `config check` called capture.synthetic.width 10000 ok, and
+// run then stopped at "synthetic source: size 10000x20: want 32..8192".
+// Only the active source's section is used, so only its size is checked.
+func syntheticSizeRule(c *config.Config) []*config.Problem {
+	if c.Capture.Source != config.SourceSynthetic && c.Capture.Source != "" {
+		return nil
+	}
+	var out []*config.Problem
+	for _, s := range []struct {
+		field string
+		v     int
+	}{{"capture.synthetic.width", c.Capture.Synthetic.Width}, {"capture.synthetic.height", c.Capture.Synthetic.Height}} {
+		if s.v < syntheticMinSide || s.v > syntheticMaxSide {
+			out = append(out, &config.Problem{Field: s.field, Msg: fmt.Sprintf("%d is out of range %d..%d (the synthetic source's frame sides)", s.v, syntheticMinSide, syntheticMaxSide)})
+		}
+	}
+	return out
+}
 
 // recipeRule refuses a model.recipe the model cannot read.
 func recipeRule(c *config.Config) []*config.Problem {
