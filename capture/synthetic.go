@@ -11,6 +11,12 @@ import (
 	"time"
 )
 
+// SyntheticMinSide and SyntheticMaxSide bound the synthetic source's frame
+// sides in pixels (NewSynthetic refuses others); at the largest the scene's
+// background alone is 256 MiB of float32. The daemon's configuration check
+// refuses the same sizes.
+const SyntheticMinSide, SyntheticMaxSide = 32, 8192
+
 // DefectKind is a kind of defect the synthetic source injects.
 type DefectKind int
 
@@ -123,8 +129,8 @@ func NewSynthetic(opts SyntheticOptions) (*Synthetic, error) {
 	if opts.Width == 0 && opts.Height == 0 {
 		opts.Width, opts.Height = 256, 256
 	}
-	if opts.Width < 32 || opts.Height < 32 || opts.Width > 8192 || opts.Height > 8192 {
-		return nil, fmt.Errorf("synthetic source: size %dx%d: want 32..8192 on each side", opts.Width, opts.Height)
+	if opts.Width < SyntheticMinSide || opts.Height < SyntheticMinSide || opts.Width > SyntheticMaxSide || opts.Height > SyntheticMaxSide {
+		return nil, fmt.Errorf("synthetic source: size %dx%d: want %d..%d on each side", opts.Width, opts.Height, SyntheticMinSide, SyntheticMaxSide)
 	}
 	if !(opts.DefectRate >= 0 && opts.DefectRate <= 1) {
 		return nil, fmt.Errorf("synthetic source: defect rate %v: want 0..1", opts.DefectRate)

@@ -145,7 +145,24 @@ func LoadWithWarnings(path string, rules ...Rule) (*Config, []*Problem, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	if len(data) > MaxFileSize {
+		// Only the limit and one byte were read: the file's own size is
+		// its stat's (a device or a file still growing has none).
+		size := fmt.Sprintf("more than %d bytes", MaxFileSize)
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+			size = fmt.Sprintf("%d bytes", fi.Size())
+		}
+		return nil, nil, tooLarge(path, size)
+	}
 	return parse(data, path, rules)
+}
+
+// tooLarge is the refusal of a document over MaxFileSize; size says how
+// large it is ("3145728 bytes").
+func tooLarge(name, size string) error {
+	d := &decoder{file: name}
+	d.fail(0, "", "%s is more than a configuration file may hold (%s)", size, Size(MaxFileSize))
+	return errors.Join(d.probs...)
 }
 
 // Parse decodes a configuration over Default and validates it, with rules
@@ -162,8 +179,7 @@ func Parse(data []byte, name string, rules ...Rule) (*Config, error) {
 func parse(data []byte, name string, rules []Rule) (*Config, []*Problem, error) {
 	d := &decoder{file: name, lines: map[string]int{}, visits: maxVisits, rules: rules}
 	if len(data) > MaxFileSize {
-		d.fail(0, "", "%d bytes is more than a configuration file may hold (%s)", len(data), Size(MaxFileSize))
-		return nil, nil, errors.Join(d.probs...)
+		return nil, nil, tooLarge(name, fmt.Sprintf("%d bytes", len(data)))
 	}
 	root, err := document(data)
 	if err != nil {

@@ -107,11 +107,6 @@ type Daemon struct {
 // other problems, in the same run, instead of alone at the model's load.
 func ConfigRules() []config.Rule { return []config.Rule{recipeRule, syntheticSizeRule} }
 
-// syntheticMinSide and syntheticMaxSide are the frame sides
-// capture.NewSynthetic renders (TestSyntheticSizeRuleIsTheSources holds
-// them to it); config's own range, 1..16384, is every source's.
-const syntheticMinSide, syntheticMaxSide = 32, 8192
-
 // syntheticSizeRule refuses a synthetic source's size that the source
 // refuses: `config check` called capture.synthetic.width 10000 ok, and
 // run then stopped at "synthetic source: size 10000x20: want 32..8192".
@@ -125,8 +120,9 @@ func syntheticSizeRule(c *config.Config) []*config.Problem {
 		field string
 		v     int
 	}{{"capture.synthetic.width", c.Capture.Synthetic.Width}, {"capture.synthetic.height", c.Capture.Synthetic.Height}} {
-		if s.v < syntheticMinSide || s.v > syntheticMaxSide {
-			out = append(out, &config.Problem{Field: s.field, Msg: fmt.Sprintf("%d is out of range %d..%d (the synthetic source's frame sides)", s.v, syntheticMinSide, syntheticMaxSide)})
+		// config's own range, 1..16384, is every source's.
+		if s.v < capture.SyntheticMinSide || s.v > capture.SyntheticMaxSide {
+			out = append(out, &config.Problem{Field: s.field, Msg: fmt.Sprintf("%d is out of range %d..%d (the synthetic source's frame sides)", s.v, capture.SyntheticMinSide, capture.SyntheticMaxSide)})
 		}
 	}
 	return out

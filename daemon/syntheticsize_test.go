@@ -31,11 +31,11 @@ func TestConfigRefusesASyntheticSizeTheSourceRefuses(t *testing.T) {
 // TestSyntheticSizeRuleIsTheSources: the rule's range is the one
 // capture.NewSynthetic renders, at both ends.
 func TestSyntheticSizeRuleIsTheSources(t *testing.T) {
-	for _, side := range []int{syntheticMinSide - 1, syntheticMinSide, syntheticMaxSide, syntheticMaxSide + 1} {
-		_, srcErr := capture.NewSynthetic(capture.SyntheticOptions{Width: side, Height: syntheticMinSide})
+	for _, side := range []int{capture.SyntheticMinSide - 1, capture.SyntheticMinSide, capture.SyntheticMaxSide, capture.SyntheticMaxSide + 1} {
+		_, srcErr := capture.NewSynthetic(capture.SyntheticOptions{Width: side, Height: capture.SyntheticMinSide})
 		c := config.Default()
 		c.Capture.Source = config.SourceSynthetic
-		c.Capture.Synthetic.Width, c.Capture.Synthetic.Height = side, syntheticMinSide
+		c.Capture.Synthetic.Width, c.Capture.Synthetic.Height = side, capture.SyntheticMinSide
 		if ruled := len(syntheticSizeRule(c)) > 0; ruled != (srcErr != nil) {
 			t.Errorf("width %d: the rule refuses it %v, the source's error %v", side, ruled, srcErr)
 		}
