@@ -280,6 +280,10 @@ func parseRecipe(name string, taps []string) (Recipe, error) {
 		r.Tiles, r.Resize = n, backbone.ResizeSquash
 	case rs == string(backbone.ResizeFit) || rs == string(backbone.ResizeSquash) || rs == string(backbone.ResizeCrop):
 		r.Resize = backbone.ResizeMode(rs)
+	case laterPart(rs):
+		// "v1-med-squash-std-z": the user knows the part and put it
+		// before the resize, which "unknown resize" did not tell them.
+		return bad("%q out of place: the resize (fit, squash, crop or tilesN) comes second, right after the backbone, and %s after it", rs, rs)
 	default:
 		return bad("unknown resize %q", rs)
 	}
@@ -326,6 +330,15 @@ func parseRecipe(name string, taps []string) (Recipe, error) {
 	return r, nil
 }
 
+// laterPart reports whether p is a part that comes after the resize.
+func laterPart(p string) bool {
+	switch p {
+	case "shift", "rigid", "turn", "med", "std", "raw", "z":
+		return true
+	}
+	return strings.HasPrefix(p, "ctx")
+}
+
 // unknownPart names the first part of a recipe's tail (after backbone,
 // resize, registration, med and std) that does not read as scoring: the word
 // the user mistyped, not the whole tail.
@@ -340,8 +353,49 @@ func unknownPart(rest []string) string {
 	case "raw", "z":
 		return fmt.Sprintf("unknown scoring %q", strings.Join(rest, "-"))
 	default:
-		return fmt.Sprintf("unknown part %q after the resize: shift, rigid or turn, then med, then std, then raw, z or z-ctxW come there", p)
+		hint := ""
+		if w := nearPart(p); w != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", w)
+		}
+		return fmt.Sprintf("unknown part %q after the resize%s: shift, rigid or turn, then med, then std, then raw, z or z-ctxW come there", p, hint)
 	}
+}
+
+// nearPart is the part of a recipe name that p misspells by one letter
+// added, dropped, changed or two swapped ("mde" for med), or "": the
+// list of parts the refusal gives does not say which one was meant.
+func nearPart(p string) string {
+	for _, w := range []string{"shift", "rigid", "turn", "med", "std", "raw"} {
+		if oneEditApart(p, w) {
+			return w
+		}
+	}
+	return ""
+}
+
+// oneEditApart reports whether a and b (ASCII) differ by one insertion,
+// deletion, substitution or swap of neighbours.
+func oneEditApart(a, b string) bool {
+	if a == b {
+		return false
+	}
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) > 1 {
+		return false
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	if len(a) < len(b) {
+		return a[i:] == b[i+1:]
+	}
+	if a[i+1:] == b[i+1:] {
+		return true
+	}
+	return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
 }
 
 // MaxTiles bounds a recipe's tiles: each is a full backbone pass and a
