@@ -309,8 +309,28 @@ func (d *Daemon) ready() {
 
 func (d *Daemon) logModel(det *model.Detector) {
 	info := det.Info()
-	d.log.Info("model ready", "id", info.ID, "features", info.Features, "grid", fmt.Sprintf("%dx%d", info.GridH, info.GridW),
-		"threshold", info.ImageThreshold, "accelerator", det.Backbone().Accelerator(), "precision", info.Precision)
+	attrs := []any{"id", info.ID, "recipe", info.Recipe, "features", info.Features, "grid", fmt.Sprintf("%dx%d", info.GridH, info.GridW),
+		"threshold", info.ImageThreshold, "accelerator", det.Backbone().Accelerator(), "precision", info.Precision}
+	// The filter changes every frame the line sends, so the log says it
+	// in words, not only as "-med" inside the recipe's name.
+	if denoised(info) {
+		attrs = append(attrs, "median_filter", "3x3")
+	}
+	d.log.Info("model ready", attrs...)
+}
+
+// denoised reports whether the model, or any member of an ensemble,
+// filters its frames with the 3×3 median first.
+func denoised(i model.Info) bool {
+	if i.Denoise {
+		return true
+	}
+	for _, m := range i.Members {
+		if denoised(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // portFree says whether addr (host:port) can be listened on now, by
