@@ -157,6 +157,11 @@ func writeModelInfo(env *Env, i model.Info, indent string) {
 		if i.Tiles > 1 {
 			resize += fmt.Sprintf(", %d tiles along %s", i.Tiles, i.TileAxis)
 		}
+		if i.Denoise {
+			// Said in words, as bench --camera-replay does: "-med" inside
+			// the recipe's name was the only trace of it.
+			resize += ", every frame filtered by a 3×3 median first"
+		}
 		line("backbone", "%s (sha256 %s), taps %s, resize %s", i.Backbone, i.BackboneSHA256, strings.Join(i.Taps, ", "), resize)
 		line("grid", "%dx%d, d=%d, context pool %d, align %s", i.GridH, i.GridW, i.Features, i.ContextPool, i.Align)
 	}

@@ -206,3 +206,17 @@ func TestModelInfoThresholdFromTheValue(t *testing.T) {
 		}
 	}
 }
+
+// `inspectd model info` of a model fitted with the median filter (a
+// "-med" recipe) said so only inside the recipe's name; the backbone line
+// says it in words, and a model without it says nothing of it.
+func TestModelInfoSaysTheMedianFilter(t *testing.T) {
+	for _, denoise := range []bool{true, false} {
+		var out strings.Builder
+		env := &Env{Stdout: &out, Stderr: &out}
+		writeModelInfo(env, model.Info{Recipe: "v1-squash-med-std-z", Resize: "squash", Denoise: denoise, ImageThreshold: 7, PixelThreshold: 5}, "")
+		if got := strings.Contains(out.String(), "resize squash, every frame filtered by a 3×3 median first\n"); got != denoise {
+			t.Errorf("denoise %v: the filter said %v in\n%s", denoise, got, &out)
+		}
+	}
+}
