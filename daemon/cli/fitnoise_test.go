@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/model/modeltest"
 )
 
@@ -117,4 +118,23 @@ func fitFrames(t *testing.T, frame func(i int) image.Image) (cfg, m, stdout, std
 		t.Fatalf("fit: exit %d\n%s", code, stderr)
 	}
 	return cfg, m, stdout, stderr
+}
+
+// TestNoisyLineAdviceSaysTheMedianFilter: fit's warning of a noisy line
+// said the search's choice on noisy screw "scored 0.01–0.04 under plain
+// PaDiM", the figure from before the search tried the median filter (now
+// 0.014 above), and did not name the filter a user fitting by name (or on
+// fewer than 40 images, where there is no search) can ask for.
+func TestNoisyLineAdviceSaysTheMedianFilter(t *testing.T) {
+	for _, want := range []string{"3×3 median", "-med", "v1-fit-med-std-z-ctx2", "inspectd eval --data SET --compare plain", "0.014 above"} {
+		if !strings.Contains(noisyLineAdvice, want) {
+			t.Errorf("the noisy line's advice does not say %q:\n%s", want, noisyLineAdvice)
+		}
+	}
+	if strings.Contains(noisyLineAdvice, "scored 0.01–0.04 under plain PaDiM") {
+		t.Errorf("the advice still gives the figure from before the median filter:\n%s", noisyLineAdvice)
+	}
+	if _, err := model.ParseRecipe("v1-fit-med-std-z-ctx2", nil); err != nil {
+		t.Errorf("the recipe the advice names does not parse: %v", err)
+	}
 }
