@@ -298,6 +298,11 @@ func parseRecipe(name string, taps []string) (Recipe, error) {
 	}
 	if len(rest) > 0 && rest[0] == "med" {
 		r.Denoise, rest = true, rest[1:]
+		// "out of place" misled for v1-squash-med-med-std-z: the first
+		// is in its place, the second is one too many.
+		if len(rest) > 0 && rest[0] == "med" {
+			return bad(`"med" twice: the filter is named once, after registration and before std`)
+		}
 	}
 	if len(rest) > 0 && rest[0] == "std" {
 		r.Standardize, rest = true, rest[1:]

@@ -67,6 +67,7 @@ func TestRecipeNames(t *testing.T) {
 		{"v1-wide-raw", `unknown resize "wide"`},
 		{"v1-med-squash-std-z", `"med" out of place: the resize (fit, squash, crop or tilesN) comes second, right after the backbone, and med after it`},
 		{"v1-std-fit-z", `"std" out of place: the resize`},
+		{"v1-squash-med-med-std-z", `"med" twice: the filter is named once`},
 		{"v1-tiles9-raw", "tiles2 to tiles8"},
 		{"v1-fit-zz", `unknown part "zz"`},
 		{"v1-squash-spin-z", `unknown part "spin" after the resize: `},
