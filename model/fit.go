@@ -215,7 +215,7 @@ func Fit(ctx context.Context, opts Options, src ImageSource, progress Progress) 
 		d.info.LineNoise = &ln
 	}
 	if rep.Noise.Low() {
-		opts.Logger.Warn("the line is noisy: its sensor noise is a large share of what its frames show, faint defects may drown in it, and the recipe search's synthetic defects cannot tell how a recipe fares on them; check the model on real defective images (inspectd eval --compare plain); more light or less camera gain helps most",
+		opts.Logger.Warn("the line is noisy: its sensor noise is a large share of what its frames show, faint defects may drown in it, and the recipe search's synthetic defects cannot tell how a recipe fares on them; a recipe named with -med (model.recipe, such as v1-fit-med-std-z-ctx2) filters frames by a 3x3 median, which the recipe search tries on such a line; check the model on real defective images (inspectd eval --compare plain); more light or less camera gain helps most",
 			"noise", fmt.Sprintf("%.2f", rep.Noise.Noise), "contrast", fmt.Sprintf("%.1f", rep.Noise.Contrast),
 			"ratio", fmt.Sprintf("%.1f", rep.Noise.Ratio()), "bound", LowSignalToNoise, "images", rep.Noise.Images)
 	}

@@ -58,6 +58,10 @@ func TestFitLineNoise(t *testing.T) {
 			if warned != c.noisy {
 				t.Errorf("warned %v, want %v: %s", warned, c.noisy, logs.String())
 			}
+			// The warning names the remedy the model offers for such a line.
+			if warned && !strings.Contains(logs.String(), "a recipe named with -med (model.recipe, such as v1-fit-med-std-z-ctx2)") {
+				t.Errorf("the warning does not name the median filter: %s", logs.String())
+			}
 			if got := det.Info().LineNoise; got == nil || *got != n {
 				t.Fatalf("info's line noise %v, the report's %+v", got, n)
 			}
