@@ -69,3 +69,30 @@ func TestDiffCaptureFileAsTheFile(t *testing.T) {
 		}
 	}
 }
+
+// KeepSpelling puts back the spelling in force of every path setting
+// that names the same place (the daemon listed them by hand), and leaves
+// another place, other settings and both arguments alone.
+func TestKeepSpelling(t *testing.T) {
+	dir := t.TempDir()
+	cur := Default()
+	cur.StateDir, cur.Capture.Folder.Path, cur.Capture.File.Path = dir, filepath.Join(dir, "frames"), filepath.Join(dir, "part.png")
+	next := cur.Clone()
+	next.StateDir = dir + "/"
+	next.Capture.Folder.Path = filepath.Join(dir, "x") + "/../frames"
+	next.Capture.File.Path = filepath.Join(dir, "other.png")
+	next.MQTT.ClientID = "a"
+	got := KeepSpelling(cur, next)
+	if got.StateDir != cur.StateDir || got.Capture.Folder.Path != cur.Capture.Folder.Path {
+		t.Errorf("state_dir %q, folder %q: want the spelling in force %q, %q", got.StateDir, got.Capture.Folder.Path, cur.StateDir, cur.Capture.Folder.Path)
+	}
+	if got.Capture.File.Path != next.Capture.File.Path || got.MQTT.ClientID != "a" {
+		t.Errorf("file %q, client_id %q: want next's, another file and another setting", got.Capture.File.Path, got.MQTT.ClientID)
+	}
+	if next.StateDir != dir+"/" {
+		t.Errorf("next changed: state_dir %q", next.StateDir)
+	}
+	if same := cur.Clone(); KeepSpelling(cur, same) != same {
+		t.Error("nothing spelled otherwise: want next itself")
+	}
+}

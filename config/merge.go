@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -279,6 +280,53 @@ func diffValue(a, b reflect.Value, path string, out *[]string) {
 		}
 		if !reflect.DeepEqual(fa.Interface(), fb.Interface()) && !(emptyValue(fa) && emptyValue(fb)) {
 			*out = append(*out, p)
+		}
+	}
+}
+
+// KeepSpelling returns next with the spelling of cur for every path
+// setting (tagged diff:"path") where next names the same folder or file
+// spelled otherwise (SamePath), else next itself; neither is changed. Diff
+// already calls such a setting no change; a daemon keeps the spelling in
+// force because its parts compare configurations as text: the state_dir's
+// lock, request table and broker's store were taken under it (next's
+// spelling claimed, the daemon's own lock refused the change as another
+// inspectd's), and a capture folder or file spelled otherwise rebuilt the
+// frame source for the same one. A symlink named here and pointed
+// elsewhere later is then a change at the next reload, not the same text.
+func KeepSpelling(cur, next *Config) *Config {
+	var out *Config
+	keepSpelling(reflect.ValueOf(cur).Elem(), reflect.ValueOf(next).Elem(), func() reflect.Value {
+		if out == nil {
+			out = next.Clone()
+		}
+		return reflect.ValueOf(out).Elem()
+	}, nil)
+	if out == nil {
+		return next
+	}
+	return out
+}
+
+// keepSpelling walks cur and next as diffValue does; at a path setting
+// spelled otherwise it sets the field at index (the path of field
+// numbers from the root) in the clone dst makes.
+func keepSpelling(cur, next reflect.Value, dst func() reflect.Value, index []int) {
+	t := cur.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fc, fn := cur.Field(i), next.Field(i)
+		at := append(slices.Clip(index), i)
+		if fc.Kind() == reflect.Struct && !reflect.PointerTo(fc.Type()).Implements(unmarshalerType) {
+			keepSpelling(fc, fn, dst, at)
+			continue
+		}
+		if t.Field(i).Tag.Get("diff") == "path" && fc.Kind() == reflect.String &&
+			fc.String() != fn.String() && SamePath(fn.String(), fc.String()) {
+			dst().FieldByIndex(at).SetString(fc.String())
 		}
 	}
 }

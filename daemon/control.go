@@ -359,7 +359,7 @@ func (d *Daemon) ApplyConfig(ctx context.Context, c *config.Config) (remote.Appl
 	// Saved as it is put in force: the file says the state_dir and the
 	// capture folder or file the daemon runs on, as config get does.
 	cur := d.Config()
-	c = pathsInForce(cur, c)
+	c = config.KeepSpelling(cur, c)
 	if err := config.SaveKeepPrevious(path, c); err != nil {
 		return remote.Applied{}, err
 	}
@@ -414,7 +414,7 @@ func (d *Daemon) PlanConfig(c *config.Config) ([]string, error) {
 // to its apply, which opens the source once.
 func (d *Daemon) sourceError(c *config.Config) error {
 	cur := d.Config()
-	c = pathsInForce(cur, c)
+	c = config.KeepSpelling(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
 		return err
@@ -470,7 +470,7 @@ func (e *relativeRefusal) Unwrap() error { return e.err }
 // one place these notes are made, for the check, the dry run and the
 // apply alike.
 func pushOutcome(cur, next *config.Config, notes []string, err error) ([]string, error) {
-	rel := relativeNotes(cur, pathsInForce(cur, next))
+	rel := relativeNotes(cur, config.KeepSpelling(cur, next))
 	if err == nil {
 		return append(rel, notes...), nil
 	}
@@ -486,7 +486,7 @@ func pushOutcome(cur, next *config.Config, notes []string, err error) ([]string,
 // (CheckConfig).
 func (d *Daemon) planConfig(c *config.Config, whole bool) ([]string, error) {
 	cur := d.Config()
-	c = pathsInForce(cur, c)
+	c = config.KeepSpelling(cur, c)
 	nextDev, err := c.ResolvedDeviceID()
 	if err != nil {
 		return nil, err

@@ -819,39 +819,6 @@ func (c changeSet) names() []string {
 	return n
 }
 
-// pathsInForce returns next with the state_dir, the capture.folder.path
-// and the capture.file.path of cur, the ones in force, where next names the
-// same folder or file spelled otherwise (config.SamePath: a trailing
-// slash, "/./", "a/../", a relative path to it, a symlink to it), else
-// next itself; next is not changed. config.Diff already calls this no
-// change; the spelling in force is kept because the parts compare the
-// configurations as text: the state_dir's lock, request table and
-// broker's store were taken under it (next's spelling claimed, the
-// daemon's own lock refused the change as another inspectd's), and a
-// capture folder or file spelled otherwise rebuilt the frame source for
-// the same one. A symlink named here and pointed elsewhere later is then a
-// change at the next reload, not the same text.
-func pathsInForce(cur, next *config.Config) *config.Config {
-	same := func(n, c string) bool { return n != c && config.SamePath(n, c) }
-	stateDir := same(next.StateDir, cur.StateDir)
-	folder := same(next.Capture.Folder.Path, cur.Capture.Folder.Path)
-	file := same(next.Capture.File.Path, cur.Capture.File.Path)
-	if !stateDir && !folder && !file {
-		return next
-	}
-	c := next.Clone()
-	if stateDir {
-		c.StateDir = cur.StateDir
-	}
-	if folder {
-		c.Capture.Folder.Path = cur.Capture.Folder.Path
-	}
-	if file {
-		c.Capture.File.Path = cur.Capture.File.Path
-	}
-	return c
-}
-
 // ownStateDirError refuses a change of state_dir to dir when dir is the
 // folder this daemon holds locked (statelock.Lock.Holds) under another
 // path: inForce, the state_dir in force, no longer leads there (a symlink
@@ -935,7 +902,7 @@ func (d *Daemon) applyNoted(ctx context.Context, next *config.Config) (changed, 
 		return nil, nil, errors.New("inspectd is stopping")
 	}
 	cur := d.cfg
-	next = pathsInForce(cur, next)
+	next = config.KeepSpelling(cur, next)
 	if reflect.DeepEqual(cur, next) {
 		return nil, nil, nil
 	}
