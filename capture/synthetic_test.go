@@ -282,6 +282,9 @@ func TestPlateSpanHoldsThePlate(t *testing.T) {
 // byte for byte equal to rendering every pixel the whole way, in colour
 // and grey, at several sizes, with every kind of defect.
 func TestSyntheticShortcutsRenderTheSameFrames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("computation only, no goroutines: the full run checks it")
+	}
 	for _, tc := range []struct {
 		w, h  int
 		color Color

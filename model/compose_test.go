@@ -350,6 +350,7 @@ func TestPositionZScoreSaveLoad(t *testing.T) {
 // statistics of all the other training images (never its own), and the
 // model keeps the statistics of all.
 func TestLeaveOneOutScores(t *testing.T) {
+	sameFitPath(t)
 	_, det := fitZScore(t)
 	p := det.scales[0].positions()
 	r := rand.New(rand.NewPCG(7, 8))
@@ -394,8 +395,9 @@ func TestLeaveOneOutScores(t *testing.T) {
 }
 
 // sameFitPath skips a test under -short (make test's -race run): its fits
-// take the path TestFitSaveLoad, TestContextScaleSaveLoad and the search
-// tests already run under the race detector, and what it checks is
+// take the path TestFitSaveLoad, TestContextScaleSaveLoad, the search
+// tests and TestRegistrationInspectAndRoundTrip (registration's row
+// goroutines) already run under the race detector, and what it checks is
 // arithmetic or a file's contents, which the full run checks. Each cost
 // 10–27 s there.
 func sameFitPath(t *testing.T) {

@@ -54,6 +54,7 @@ func corruptFloat(t *testing.T, path, tensor string, i int, v float32) {
 // matches; so is one whose threshold is 0. And Inspect refuses to judge a
 // frame whose distances are not finite.
 func TestNonFiniteModel(t *testing.T) {
+	sameFitPath(t)
 	opts := contextOptions(t, 8)
 	det, _, _, path := fitAndSave(t, opts)
 	t.Run("inspect", func(t *testing.T) { testInspectNonFinite(t, det) })

@@ -397,6 +397,7 @@ func firstIndices(n int) []int {
 // a new user's trial then found an unregistered candidate chosen over the
 // configured mode, silently.)
 func TestSearchCandidatesRegistered(t *testing.T) {
+	sameFitPath(t)
 	still := grays{}
 	for range 16 {
 		still = append(still, plate(160, 120, 0, 0, 0, -1, -1))
@@ -534,6 +535,7 @@ func TestNamedRecipeKeepsItsRegistration(t *testing.T) {
 // converted at the network's input size) is registered alike and scored
 // alike.
 func TestRegistrationFrameTypes(t *testing.T) {
+	sameFitPath(t)
 	d, _, err := Fit(context.Background(), alignOptions(t, align.Rigid), poses(24), nil)
 	if err != nil {
 		t.Fatal(err)

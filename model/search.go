@@ -374,18 +374,9 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	if err != nil {
 		return nil, err
 	}
-	cands := so.Candidates
-	if slices.ContainsFunc(cands, Recipe.Ensemble) {
-		return nil, errors.New("recipe search: an ensemble among SearchOptions.Candidates: ensembles are tried by the ensemble step")
-	}
-	if cands == nil {
-		if cands, rep.Align, rep.Pose, err = opts.searchCandidates(ctx, src, fit, aspect, axis, square); err != nil {
-			return nil, err
-		}
-		rep.Configured = rep.Align != "" && rep.Align == opts.Align.Mode
-		if noise.Low() {
-			cands, rep.Denoise = withDenoise(cands), true
-		}
+	cands, err := opts.candidateList(ctx, rep, src, fit, aspect, axis, square, noise)
+	if err != nil {
+		return nil, err
 	}
 	var families [][]Recipe
 	index := map[string]int{}
@@ -475,6 +466,31 @@ func search(ctx context.Context, opts Options, src ImageSource, pc *progressCoun
 	return rep, nil
 }
 
+// candidateList returns the recipes the search tries on the images fit of
+// src: SearchOptions.Candidates when set, else searchCandidates' list,
+// each also with the median filter on a noisy line (noise.Low). It records
+// in rep the registration tried, the poses measured and whether the filter
+// was offered. Errors: searchCandidates', and an ensemble among the given
+// candidates.
+func (o *Options) candidateList(ctx context.Context, rep *SearchReport, src ImageSource, fit []int, aspect float64, axis string, square bool, noise LineNoise) ([]Recipe, error) {
+	cands := o.Search.Candidates
+	if slices.ContainsFunc(cands, Recipe.Ensemble) {
+		return nil, errors.New("recipe search: an ensemble among SearchOptions.Candidates: ensembles are tried by the ensemble step")
+	}
+	if cands != nil {
+		return cands, nil
+	}
+	var err error
+	if cands, rep.Align, rep.Pose, err = o.searchCandidates(ctx, src, fit, aspect, axis, square); err != nil {
+		return nil, err
+	}
+	rep.Configured = rep.Align != "" && rep.Align == o.Align.Mode
+	if noise.Low() {
+		cands, rep.Denoise = withDenoise(cands), true
+	}
+	return cands, nil
+}
+
 // withDenoise is cands followed by each of them with the median filter
 // (Recipe.Denoise): a family of its own each, since the filtered frames
 // need a backbone pass and Gaussians of their own.
@@ -553,11 +569,18 @@ func (o *Options) tryEnsemble(ctx context.Context, rep *SearchReport, best int, 
 	// than the margin (then 0.01), and the single one was kept. So a tie
 	// keeps the ensemble; its cost per frame (a backbone pass per member)
 	// is what model.ensemble: false leaves out.
-	so := o.Search
-	if c.Err == "" && c.Figures.FalseAlarms <= so.FalseAlarms && c.Figures.Score >= rep.Candidates[best].Figures.Score {
+	if ensembleWins(c, rep.Candidates[best], o.Search) {
 		return len(rep.Candidates) - 1, nil
 	}
 	return best, nil
+}
+
+// ensembleWins says whether the fitted ensemble candidate e replaces the
+// single recipe it was built from: it was fitted, its false alarms on the
+// held-out good images are within so.FalseAlarms, and it scores at least
+// as high (a tie keeps the ensemble, tryEnsemble says why).
+func ensembleWins(e, single Candidate, so SearchOptions) bool {
+	return e.Err == "" && e.Figures.FalseAlarms <= so.FalseAlarms && e.Figures.Score >= single.Figures.Score
 }
 
 // runEnsemble fits ensemble e on the search's fit images and scores it on

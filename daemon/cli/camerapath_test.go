@@ -164,7 +164,7 @@ func TestCameraPathMatchesBefore(t *testing.T) {
 	var sets []set
 	for _, size := range []image.Point{{1280, 720}, {1920, 1080}} {
 		for _, name := range []string{"transistor", "screw", "magnetic_tile", "kolektorsdd", "synthetic"} {
-			if n, frames := realFrames(t, name, size, 4); frames != nil {
+			if n, frames := realFrames(t, name, size, 2); frames != nil {
 				sets = append(sets, set{n, frames, size})
 			}
 		}

@@ -234,6 +234,14 @@ func readCache(t *testing.T, dir string) cacheFile {
 // serving "model probe"), keeps one, caches it, and the next start uses the
 // cache without probing.
 func TestAutoProbesAndCaches(t *testing.T) {
+	if testing.Short() {
+		// Under make test's -race run the probes are race-built children
+		// timed while every other package's tests hold the cores: the
+		// measurement came out unstable and the test skipped itself after
+		// 40 s. Its goroutines are the probes' processes; the full run
+		// checks it.
+		t.Skip("times probe processes: the full run checks it")
+	}
 	self, err := SelfProbeCommand()
 	if err != nil {
 		t.Fatal(err)
