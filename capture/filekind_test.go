@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// capture keeps its own copy of padim.FileKind's words (it may not import
-// model): this table is the one model/padim's TestFileKindWords holds
-// padim.FileKind to, the folder apart. What is none of the kinds named
+// capture words a file's kind as atomicfile.FileKind does (padim.FileKind
+// too), the folder apart: this table is the one their TestFileKindWords
+// hold them to. What is none of the kinds named
 // was "a special file" here and "not a regular file" in a refused model
 // file; both now say the latter.
 func TestFileKindWords(t *testing.T) {

@@ -668,21 +668,14 @@ func (e *notImageFileError) Error() string {
 // Unwrap makes errors.Is(err, errNotRegular) hold.
 func (e *notImageFileError) Unwrap() error { return errNotRegular }
 
-// fileKind words what a file that is not regular is, in the words of
-// padim.FileKind (which capture may not import: a model file is refused
-// in them) after its folder case; TestFileKindWords holds them to it.
+// fileKind words what a file that is not regular is: a folder, or in
+// atomicfile.FileKind's words, which a refused model file and
+// configuration file share.
 func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
+	if m.IsDir() {
 		return "a folder"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
 	}
-	return "not a regular file"
+	return atomicfile.FileKind(m)
 }
 
 // fileStamp is what tells a changed file: its size and modification time,

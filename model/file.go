@@ -155,41 +155,9 @@ func CheckSaveTarget(path string) error {
 // ReplaceRefusal says, in words that follow path ("is a named pipe", "is
 // a link to a device", "is a link to /proc/self/fd/1, a process's open
 // file"), what is at path that a file written elsewhere and renamed into
-// place would wrongly replace, or "" (nothing there, a regular file, a
-// folder, a link to a file or to nothing). A link is followed only to
-// tell what it was meant to write into: a device, pipe or socket, or a
-// process's open files (/proc/…, /dev/fd/…: /dev/stdout), whose link the
-// rename replaced (fit --out /dev/stdout as root; eval --json alike).
-func ReplaceRefusal(path string) string {
-	st, err := os.Lstat(path)
-	if err != nil || st.Mode().IsRegular() || st.IsDir() {
-		return ""
-	}
-	if st.Mode()&os.ModeSymlink == 0 {
-		return "is " + FileKind(st.Mode())
-	}
-	p := path
-	for range 40 { // the kernel's bound on the links in one path
-		to, err := os.Readlink(p)
-		if err != nil {
-			break
-		}
-		if !filepath.IsAbs(to) {
-			to = filepath.Join(filepath.Dir(p), to)
-		}
-		to = filepath.Clean(to)
-		for _, fds := range []string{"/proc", "/dev/fd"} {
-			if to == fds || strings.HasPrefix(to, fds+"/") {
-				return "is a link to " + to + ", a process's open file"
-			}
-		}
-		p = to
-	}
-	if t, err := os.Stat(path); err == nil && !t.Mode().IsRegular() && !t.IsDir() {
-		return "is a link to " + FileKind(t.Mode())
-	}
-	return ""
-}
+// place would wrongly replace, or "": atomicfile.ReplaceRefusal, which
+// capture snapshot's --out shares (capture may not import model).
+func ReplaceRefusal(path string) string { return atomicfile.ReplaceRefusal(path) }
 
 // FileKind names the kind of a file that is neither regular nor a folder,
 // as a refusal words it: "a device", "a named pipe", "a socket", or "not a

@@ -280,6 +280,20 @@ func cmdCaptureSnapshot() *Command {
 			if *maskOut != "" && !*synthetic {
 				return usagef("--mask needs --synthetic: only the synthetic source knows its defects")
 			}
+			// The image is written to a new file renamed over the path: a
+			// named pipe, a device or a socket there (or a link to one, or
+			// into a process's open files) would be replaced by a regular
+			// file, as fit --out and eval --json refuse it, before a frame
+			// is taken.
+			for _, o := range []struct{ flag, path string }{{"--out", *out}, {"--mask", *maskOut}} {
+				if o.path == "" {
+					continue
+				}
+				if why := atomicfile.ReplaceRefusal(o.path); why != "" {
+					return fmt.Errorf("%s %s %s: the image, written to a new file and renamed into place, would put a regular file in its place; name an image file, such as frame%s",
+						o.flag, o.path, why, imageExt(o.path))
+				}
+			}
 
 			var src capture.Source
 			skip := max(*warmup, 0)
@@ -382,6 +396,15 @@ func cmdCaptureSnapshot() *Command {
 			return nil
 		},
 	}
+}
+
+// imageExt is path's extension as written, or .png where it has none
+// (a --mask).
+func imageExt(path string) string {
+	if ext := filepath.Ext(path); ext != "" {
+		return ext
+	}
+	return ".png"
 }
 
 func prefixComma(s string) string {

@@ -523,18 +523,9 @@ func (e *NotModelFileError) Error() string {
 
 // FileKind names the kind of a file that is neither regular nor a folder,
 // as a refusal words it: "a device", "a named pipe", "a socket", or "not a
-// regular file".
-func FileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeDevice != 0:
-		return "a device"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	}
-	return "not a regular file"
-}
+// regular file" (atomicfile.FileKind, the words capture and config use
+// too).
+func FileKind(m os.FileMode) string { return atomicfile.FileKind(m) }
 
 func load(path string, opts LoadOptions) (*Model, error) {
 	// What is not a regular file is refused before it is opened: opening

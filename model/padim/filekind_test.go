@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// FileKind's words are copied in capture (which may not import model);
-// capture's TestFileKindWords holds its copy to this same table.
+// FileKind's words are atomicfile.FileKind's, which capture and config
+// use too; their TestFileKindWords hold them to this same table.
 func TestFileKindWords(t *testing.T) {
 	for m, want := range map[fs.FileMode]string{
 		fs.ModeDevice:                     "a device",
