@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // MaxFileSize bounds a configuration file. A real one is a few KiB; a larger
@@ -136,6 +138,9 @@ func Load(path string, rules ...Rule) (*Config, error) {
 // with their lines; also beside problems, for the settings that decoded,
 // so that `inspectd config check` lists everything in one run.
 func LoadWithWarnings(path string, rules ...Rule) (*Config, []*Problem, error) {
+	if err := fileKindError(path); err != nil {
+		return nil, nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
@@ -155,6 +160,24 @@ func LoadWithWarnings(path string, rules ...Rule) (*Config, []*Problem, error) {
 		return nil, nil, tooLarge(path, size)
 	}
 	return parse(data, path, rules)
+}
+
+// fileKindError refuses, before it is opened, a configuration path that
+// leads to neither a regular file nor a folder (a folder is named by the
+// read that fails on it): opening a named pipe waited for a writer, so
+// that `config check`, a start or a SIGHUP reload hung for good (SIGTERM
+// too), and a device such as /dev/zero was read up to the limit and
+// called a file of 1048577 bytes (opening a device may act on it). Here,
+// where every load passes (the daemon's start and reload, config check,
+// a rollback's previous file, fit's and eval's -config), so that all of
+// them refuse it in the same words. nil for anything else, a path not
+// there included, which the open names.
+func fileKindError(path string) error {
+	st, err := os.Stat(path)
+	if err != nil || st.IsDir() || st.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("config %s: is %s, not a configuration file", path, atomicfile.FileKind(st.Mode()))
 }
 
 // tooLarge is the refusal of a document over MaxFileSize; size says how

@@ -294,25 +294,8 @@ func LoadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return config.Default(), nil
 	}
-	if err := ConfigFileKindError(path); err != nil {
-		return nil, err
-	}
+	// config.Load refuses a named pipe or a device unopened.
 	return config.Load(path, ConfigRules()...)
-}
-
-// ConfigFileKindError refuses, before it is opened, a configuration path
-// that leads to neither a regular file nor a folder (config.Load names a
-// folder itself): opening a named pipe waited for a writer, so that
-// `config check`, a start or a SIGHUP reload hung for good (SIGTERM too),
-// and a device such as /dev/zero was read up to the limit and called a
-// file of 1048577 bytes (opening a device may act on it). nil for
-// anything else, a path not there included, which config.Load names.
-func ConfigFileKindError(path string) error {
-	st, err := os.Stat(path)
-	if err != nil || st.IsDir() || st.Mode().IsRegular() {
-		return nil
-	}
-	return fmt.Errorf("config %s: is %s, not a configuration file", path, model.FileKind(st.Mode()))
 }
 
 // BackboneThreads is the TFLite thread count for model.threads: the

@@ -41,12 +41,7 @@ func cmdConfigCheck() *Command {
 			for _, path := range fs.Args() {
 				// The daemon's rules check what config cannot (a recipe
 				// name is the model's grammar), listed with the others.
-				err := daemon.ConfigFileKindError(path)
-				var c *config.Config
-				var warnings []*config.Problem
-				if err == nil {
-					c, warnings, err = config.LoadWithWarnings(path, daemon.ConfigRules()...)
-				}
+				c, warnings, err := config.LoadWithWarnings(path, daemon.ConfigRules()...)
 				if err != nil {
 					bad = append(bad, path)
 					printProblems(env.Stderr, err)
