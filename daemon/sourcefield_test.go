@@ -17,12 +17,17 @@ import (
 // key in its words ("capture.file.path: file source: stat …") but its
 // reply had no field, which every other refusal of a value has; it names
 // the key now, config.capture.file.path or config.capture.folder.path
-// (real mosquitto, real files).
+// (real mosquitto, real files). A capture.roi that the file's image is too
+// small for was refused with no field either ("capture roi/rotate: roi …
+// does not fit in the 64x48 image of file …"): it is config.capture.roi.
 func TestSourceRefusalsNameTheirField(t *testing.T) {
 	t.Parallel()
 	wordsOnly(t)
 	op, r, d, _ := startModelPushRig(t, "cellsrcfield")
+	small := filepath.Join(r.dir, "small.png")
+	writeGrayPNG(t, small, 64, 48)
 	for i, p := range []struct{ config, field string }{
+		{`{"capture":{"source":"file","file":{"path":"` + small + `"},"roi":{"x":8,"y":8,"width":128,"height":96}}}`, "config.capture.roi"},
 		{`{"capture":{"source":"file","file":{"path":"` + filepath.Join(r.dir, "no-such-part.png") + `"}}}`, "config.capture.file.path"},
 		{`{"capture":{"source":"folder","folder":{"path":"` + filepath.Join(r.dir, "no-such-frames") + `"}}}`, "config.capture.folder.path"},
 	} {
@@ -53,7 +58,10 @@ func TestDryRunRefusesTheSourceThePushRefuses(t *testing.T) {
 	wordsOnly(t)
 	op, r, d, _ := startModelPushRig(t, "cellsrcdry")
 	junk := plainFile(t, r.dir, "junk.png", "not a png")
+	small := filepath.Join(r.dir, "small.png")
+	writeGrayPNG(t, small, 64, 48)
 	for i, p := range []struct{ config, field string }{
+		{`{"capture":{"source":"file","file":{"path":"` + small + `"},"roi":{"x":8,"y":8,"width":128,"height":96}}}`, "config.capture.roi"},
 		{`{"capture":{"source":"file","file":{"path":"` + filepath.Join(r.dir, "no-such-part.png") + `"}}}`, "config.capture.file.path"},
 		{`{"capture":{"source":"file","file":{"path":"` + junk + `"}}}`, "config.capture.file.path"},
 		{`{"capture":{"source":"folder","folder":{"path":"` + filepath.Join(r.dir, "no-such-frames") + `"}}}`, "config.capture.folder.path"},

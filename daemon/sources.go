@@ -107,9 +107,13 @@ func openCapture(cfg *config.Config, log *slog.Logger, o sourceOpen) (capture.So
 	t := TransformOptions(cfg)
 	if !t.Identity() {
 		cut, err := capture.NewTransform(src, t)
-		if err != nil { // a file's image the roi does not fit in, among others
+		if err != nil {
+			// A file's image the roi does not fit in: capture.rotate and
+			// the roi's own form were validated with the file. Keyed, so
+			// that a push's refusal carries capture.roi in its field, as
+			// the file's own refusals carry capture.file.path.
 			_ = src.Close()
-			return nil, "", fmt.Errorf("capture roi/rotate: %w", err)
+			return nil, "", &FieldError{Field: "capture.roi", Err: err}
 		}
 		src = cut
 	}
