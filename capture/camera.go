@@ -68,6 +68,15 @@ type CameraOptions struct {
 	// line switched to a device that is not there would stop inspecting
 	// while it waits, so a change of device sets it.
 	RequireDevice bool
+	// FailFast makes Next return, not retry, an open that fails for what
+	// waiting cannot mend: a path that is no camera (ErrNotCamera), one
+	// not there, or one the process may not open (permission denied). A
+	// one-shot snapshot's: a line's camera keeps retrying them, since an
+	// unplugged camera's node or by-id link is gone (or another node's)
+	// until it is plugged back, and udev may give its permissions late.
+	// A busy device, or one that is there but gone (ENODEV), is retried
+	// either way.
+	FailFast bool
 	// Open opens the device; nil uses the kernel's V4L2 interface (OpenV4L2).
 	Open Opener
 	// Log receives one line per event (opened, lost, timeouts, corrupt
@@ -584,6 +593,10 @@ func (c *Camera) open(ctx context.Context) error {
 		if errors.As(err, &cfg) {
 			c.setStatus(false, err)
 			return err // retrying cannot help
+		}
+		if c.opts.FailFast && (errors.Is(err, ErrNotCamera) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission)) {
+			c.setStatus(false, err)
+			return err
 		}
 		if c.backoff == 0 {
 			c.backoff = c.opts.ReopenMin

@@ -181,6 +181,30 @@ func (e *RetryError) Error() string { return fmt.Sprintf("%v (next try in %v)", 
 // Unwrap returns Err.
 func (e *RetryError) Unwrap() error { return e.Err }
 
+// ErrNotCamera is matched by the error for a device path that is there
+// but is no V4L2 video capture node: not a character device (a regular
+// file, a folder, a named pipe), a device that answers no V4L2 query
+// (ENOTTY: /dev/null), or a V4L2 node that cannot capture or stream (a
+// UVC metadata node). A camera retries it as any failed open, since a
+// node may be another's until the camera is plugged back, unless
+// CameraOptions.FailFast is set.
+var ErrNotCamera = errors.New("capture: not a V4L2 video capture device")
+
+// notCameraError is an open's refusal of a node that is no camera, in
+// its own words; it matches ErrNotCamera and the system's error, if any.
+type notCameraError struct {
+	msg string
+	err error
+}
+
+func (e *notCameraError) Error() string { return e.msg }
+
+// Is makes errors.Is(err, ErrNotCamera) hold.
+func (e *notCameraError) Is(target error) bool { return target == ErrNotCamera }
+
+// Unwrap returns the system's error (nil: none).
+func (e *notCameraError) Unwrap() error { return e.err }
+
 // ErrNoDevice is wrapped by NewCamera's error when the device node is not
 // there and CameraOptions.RequireDevice is set.
 var ErrNoDevice = errors.New("capture: no such device")

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -33,6 +34,12 @@ type v4l2Device struct {
 // /dev/v4l/by-id/... link). Nodes that cannot capture video or stream (UVC
 // metadata nodes, output nodes) are refused with an error that says so.
 func OpenV4L2(path string) (Device, error) {
+	// What is not a character device is no camera, and is not opened (a
+	// named pipe, a regular file): its open's error, or the ioctl's
+	// ENOTTY, said less. A path not there is left to the open.
+	if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeCharDevice == 0 {
+		return nil, &notCameraError{msg: fmt.Sprintf("open %s: is %s, not a V4L2 device", path, notCharDevice(st.Mode()))}
+	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -40,7 +47,7 @@ func OpenV4L2(path string) (Device, error) {
 	var c v4l2Capability
 	if err := ioctl(fd, vidiocQuerycap, unsafe.Pointer(&c)); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("open %s: not a V4L2 device (VIDIOC_QUERYCAP: %w)", path, err)
+		return nil, &notCameraError{msg: fmt.Sprintf("open %s: not a V4L2 device (VIDIOC_QUERYCAP: %v)", path, err), err: err}
 	}
 	caps := c.Capabilities
 	if caps&v4l2CapDeviceCaps != 0 {
@@ -48,14 +55,26 @@ func OpenV4L2(path string) (Device, error) {
 	}
 	if caps&v4l2CapVideoCapture == 0 {
 		unix.Close(fd)
-		return nil, fmt.Errorf("open %s: not a video capture device", path)
+		return nil, &notCameraError{msg: fmt.Sprintf("open %s: not a video capture device", path)}
 	}
 	if caps&v4l2CapStreaming == 0 {
 		unix.Close(fd)
-		return nil, fmt.Errorf("open %s: the device cannot stream (no V4L2 streaming I/O)", path)
+		return nil, &notCameraError{msg: fmt.Sprintf("open %s: the device cannot stream (no V4L2 streaming I/O)", path)}
 	}
 	return &v4l2Device{fd: fd, path: path, card: cString(c.Card[:]), bus: cString(c.BusInfo[:]),
 		fds: []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}}, nil
+}
+
+// notCharDevice words what a path that is not a character device is: "a
+// regular file", "a folder", "a named pipe", "a block device".
+func notCharDevice(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return fileKind(m)
 }
 
 func (d *v4l2Device) Card() string { return d.card }

@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"
 	"io"
-	iofs "io/fs"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -310,6 +308,10 @@ func cmdCaptureSnapshot() *Command {
 				cam, err := capture.NewCamera(capture.CameraOptions{
 					Device: *device, Formats: fmts, Width: *width, Height: *height, FPS: *fpsFlag,
 					Controls: controls, Color: color, Log: env.Log,
+					// One frame, now: a path that is no camera, not there
+					// or not ours to open fails at once, not after
+					// --timeout (a line's camera waits for such a node).
+					FailFast: true,
 				})
 				if err != nil {
 					return err
@@ -358,8 +360,6 @@ func cmdCaptureSnapshot() *Command {
 				case err == nil:
 					got++
 					continue
-				case errors.Is(err, iofs.ErrNotExist):
-					return err // no such device node: waiting will not help
 				case capture.Temporary(err) && ctx.Err() == nil:
 					// Cameras may need a moment (or a reopen) to deliver.
 					if lastErr == nil {
