@@ -7,6 +7,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -278,6 +279,19 @@ func cmdCaptureSnapshot() *Command {
 			if *maskOut != "" && !*synthetic {
 				return usagef("--mask needs --synthetic: only the synthetic source knows its defects")
 			}
+			if *maskOut != "" && strings.ToLower(filepath.Ext(*maskOut)) != ".png" {
+				// JPEG would blur the mask's edges into values a truth
+				// mask does not hold; the mask was written as one.
+				return usagef("--mask %s: want a .png file (a JPEG would blur the mask)", *maskOut)
+			}
+			if *maskOut != "" && samePath(*maskOut, *out) {
+				return usagef("--mask %s is the --out file: the mask would replace the snapshot; give it a file of its own", *maskOut)
+			}
+			if *timeout <= 0 {
+				// No frame can come in no time: it failed after the
+				// source was opened, saying "no frame within 0s".
+				return usagef("--timeout %v: want a positive duration, such as 10s", *timeout)
+			}
 			// The image is written to a new file renamed over the path: a
 			// named pipe, a device or a socket there (or a link to one, or
 			// into a process's open files) would be replaced by a regular
@@ -396,6 +410,19 @@ func cmdCaptureSnapshot() *Command {
 			return nil
 		},
 	}
+}
+
+// samePath says whether a and b name the same file: the same path once
+// made absolute, or the same file where both are there.
+func samePath(a, b string) bool {
+	aa, errA := filepath.Abs(a)
+	bb, errB := filepath.Abs(b)
+	if errA == nil && errB == nil && aa == bb {
+		return true
+	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
 // imageExt is path's extension as written, or .png where it has none

@@ -108,6 +108,14 @@ func TestCaptureSnapshotUsage(t *testing.T) {
 		{"--out", out, "--file", "a.png", "--mask", "m.png"},
 		{"--out", out, "--device", "/dev/video0", "--format", "H264"},
 		{"--out", out, "--device", "/dev/video0", "--control", "exposure"},
+		// A mask written as JPEG, or over the snapshot, and a timeout
+		// no frame can meet were taken, the last failing after the
+		// source was opened ("no frame within 0s").
+		{"--out", out, "--synthetic", "--mask", filepath.Join(dir, "m.jpg")},
+		{"--out", out, "--synthetic", "--mask", out},
+		{"--out", filepath.Join(dir, "s.png"), "--synthetic", "--mask", filepath.Join(dir, ".", "s.png")},
+		{"--out", out, "--synthetic", "--timeout", "0s"},
+		{"--out", out, "--synthetic", "--timeout", "-1s"},
 	} {
 		code, _, errs := runCaptureCmd(t, append([]string{"capture", "snapshot"}, args...)...)
 		if code != 2 {
