@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -292,18 +294,13 @@ func cmdCaptureSnapshot() *Command {
 				// source was opened, saying "no frame within 0s".
 				return usagef("--timeout %v: want a positive duration, such as 10s", *timeout)
 			}
-			// The image is written to a new file renamed over the path: a
-			// named pipe, a device or a socket there (or a link to one, or
-			// into a process's open files) would be replaced by a regular
-			// file, as fit --out and eval --json refuse it, before a frame
-			// is taken.
+			// Before a frame is taken (a camera's warmup, its exposure).
 			for _, o := range []struct{ flag, path string }{{"--out", *out}, {"--mask", *maskOut}} {
 				if o.path == "" {
 					continue
 				}
-				if why := atomicfile.ReplaceRefusal(o.path); why != "" {
-					return fmt.Errorf("%s %s %s: the image, written to a new file and renamed into place, would put a regular file in its place; name an image file, such as frame%s",
-						o.flag, o.path, why, imageExt(o.path))
+				if err := checkImageTarget(o.flag, o.path); err != nil {
+					return err
 				}
 			}
 
@@ -410,6 +407,35 @@ func cmdCaptureSnapshot() *Command {
 			return nil
 		},
 	}
+}
+
+// checkImageTarget refuses an output image path (flag names it) that the
+// image, written to a new file in its folder and renamed over it, cannot
+// or must not take. A named pipe, a device or a socket there (or a link
+// to one, or into a process's open files) would be replaced by a regular
+// file, as fit --out and eval --json refuse it. A folder, or a folder
+// that is not there, failed only after the frame was taken, in the words
+// of the temporary file ("open x/.a.jpg.tmp-1069761019: no such file or
+// directory", "rename ./.d.jpg.tmp-904420131 d.jpg: file exists").
+func checkImageTarget(flag, path string) error {
+	if why := atomicfile.ReplaceRefusal(path); why != "" {
+		return fmt.Errorf("%s %s %s: the image, written to a new file and renamed into place, would put a regular file in its place; name an image file, such as frame%s",
+			flag, path, why, imageExt(path))
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s %s is a folder: name an image file in it, such as %s", flag, path, filepath.Join(path, "frame"+imageExt(path)))
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s %s: folder %s does not exist; create it first (mkdir -p %s)", flag, path, dir, dir)
+	case err != nil:
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	case !st.IsDir():
+		return fmt.Errorf("%s %s: %s is a file, not a folder", flag, path, dir)
+	}
+	return nil
 }
 
 // samePath says whether a and b name the same file: the same path once

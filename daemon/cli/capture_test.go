@@ -189,3 +189,41 @@ func TestPrintDevices(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptureSnapshotChecksItsOutFolderFirst: an --out (or --mask) in a
+// folder that is not there, or that is a folder, failed only after the
+// frame was taken (a camera's warmup and all), in the words of the
+// temporary file ("open nosuch/.a.jpg.tmp-1069761019: no such file or
+// directory", "rename ./.d.jpg.tmp-904420131 d.jpg: file exists"). Each
+// is refused first now, naming the flag and the folder.
+func TestCaptureSnapshotChecksItsOutFolderFirst(t *testing.T) {
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "d.jpg")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "f.txt")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "nosuch")
+	good := filepath.Join(dir, "ok.jpg")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--out", filepath.Join(missing, "a.jpg")}, "--out " + filepath.Join(missing, "a.jpg") + ": folder " + missing + " does not exist; create it first (mkdir -p " + missing + ")"},
+		{[]string{"--out", folder}, "--out " + folder + " is a folder: name an image file in it, such as " + filepath.Join(folder, "frame.jpg")},
+		{[]string{"--out", filepath.Join(file, "a.png")}, "--out " + filepath.Join(file, "a.png") + ": " + file + " is a file, not a folder"},
+		{[]string{"--out", good, "--mask", filepath.Join(missing, "m.png")}, "--mask " + filepath.Join(missing, "m.png") + ": folder " + missing + " does not exist"},
+	} {
+		args := append([]string{"capture", "snapshot", "--synthetic", "--width", "64", "--height", "64"}, tc.args...)
+		code, out, errs := runCaptureCmd(t, args...)
+		if code != 1 || !strings.Contains(errs, tc.want) || strings.Contains(errs, ".tmp-") || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q, want 1 and %q before any frame is written", tc.args, code, out, errs, tc.want)
+		}
+	}
+	if _, err := os.Stat(good); err == nil {
+		t.Errorf("--out %s written though --mask was refused", good)
+	}
+}
