@@ -371,6 +371,16 @@ func cmdCaptureSnapshot() *Command {
 				case err == nil:
 					got++
 					continue
+				case errors.Is(err, capture.ErrEOF) && got > 0:
+					// A file or folder has no more frames than images:
+					// the last one read is the snapshot (--warmup waits
+					// out a camera's exposure; "source exhausted" it was).
+					got = skip + 1
+					continue
+				case errors.Is(err, capture.ErrEOF) && *folder != "":
+					// "capture: source exhausted: EOF" of a folder whose
+					// every image was skipped (each logged above).
+					return fmt.Errorf("--folder %s: no image in it could be read (the files skipped are logged above)", *folder)
 				case capture.Temporary(err) && ctx.Err() == nil:
 					// Cameras may need a moment (or a reopen) to deliver.
 					if lastErr == nil {

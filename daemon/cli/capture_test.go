@@ -227,3 +227,53 @@ func TestCaptureSnapshotChecksItsOutFolderFirst(t *testing.T) {
 		t.Errorf("--out %s written though --mask was refused", good)
 	}
 }
+
+// TestCaptureSnapshotOfAFolderOrFileRunsOut: a --folder whose every image
+// was skipped (one that does not decode) said only "capture: source
+// exhausted: EOF", and a --file or --folder with a --warmup past its
+// images failed so too, the frames read thrown away. The folder is named
+// now, with where its skipped files are told, and a warmup longer than
+// the images keeps the last one read.
+func TestCaptureSnapshotOfAFolderOrFileRunsOut(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk")
+	if err := os.Mkdir(junk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(junk, "a.png"), []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "s.png")
+	code, _, errs := runCaptureCmd(t, "capture", "snapshot", "--folder", junk, "--out", out)
+	if want := "--folder " + junk + ": no image in it could be read (the files skipped are logged above)"; code != 1 || !strings.Contains(errs, want) || strings.Contains(errs, "source exhausted") {
+		t.Errorf("a folder of no image: exit %d, stderr %q, want 1 and %q", code, errs, want)
+	}
+
+	img := filepath.Join(dir, "in.png")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 64, 32))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	one := filepath.Join(dir, "one")
+	if err := os.Mkdir(one, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(img, filepath.Join(one, "in.png")); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range [][]string{{"--file", img}, {"--folder", one}} {
+		os.Remove(out)
+		code, _, errs := runCaptureCmd(t, append([]string{"capture", "snapshot", "--warmup", "3", "--out", out}, src...)...)
+		if code != 0 {
+			t.Errorf("%v --warmup 3: exit %d, stderr %q, want the image written", src, code, errs)
+			continue
+		}
+		if b := decodeFile(t, out).Bounds(); b.Dx() != 64 || b.Dy() != 32 {
+			t.Errorf("%v --warmup 3: snapshot is %v, want 64x32", src, b)
+		}
+	}
+}
