@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"os"
 	"sync/atomic"
 	"time"
 )
@@ -189,6 +190,27 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // node may be another's until the camera is plugged back, unless
 // CameraOptions.FailFast is set.
 var ErrNotCamera = errors.New("capture: not a V4L2 video capture device")
+
+// NotCharDevice words what is at path when it is there but is not a
+// character device, which no camera's node is: "a regular file", "a
+// folder", "a named pipe", "a block device"; "" for a character device
+// or a path that cannot be looked at (not there: the open says so). A
+// link is followed. OpenV4L2 refuses such a path unopened, and config
+// check names it before a start that would wait for it for good.
+func NotCharDevice(path string) string {
+	st, err := os.Stat(path)
+	if err != nil || st.Mode()&os.ModeCharDevice != 0 {
+		return ""
+	}
+	switch m := st.Mode(); {
+	case m.IsRegular():
+		return "a regular file"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	default:
+		return fileKind(m)
+	}
+}
 
 // notCameraError is an open's refusal of a node that is no camera, in
 // its own words; it matches ErrNotCamera and the system's error, if any.

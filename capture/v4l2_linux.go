@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -37,8 +36,8 @@ func OpenV4L2(path string) (Device, error) {
 	// What is not a character device is no camera, and is not opened (a
 	// named pipe, a regular file): its open's error, or the ioctl's
 	// ENOTTY, said less. A path not there is left to the open.
-	if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeCharDevice == 0 {
-		return nil, &notCameraError{msg: fmt.Sprintf("open %s: is %s, not a V4L2 device", path, notCharDevice(st.Mode()))}
+	if kind := NotCharDevice(path); kind != "" {
+		return nil, &notCameraError{msg: fmt.Sprintf("open %s: is %s, not a V4L2 device", path, kind)}
 	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -63,18 +62,6 @@ func OpenV4L2(path string) (Device, error) {
 	}
 	return &v4l2Device{fd: fd, path: path, card: cString(c.Card[:]), bus: cString(c.BusInfo[:]),
 		fds: []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}}, nil
-}
-
-// notCharDevice words what a path that is not a character device is: "a
-// regular file", "a folder", "a named pipe", "a block device".
-func notCharDevice(m os.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "a regular file"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	}
-	return fileKind(m)
 }
 
 func (d *v4l2Device) Card() string { return d.card }

@@ -89,8 +89,14 @@ func Preflight(cfg *config.Config, log *slog.Logger) []Finding {
 	case config.SourceCamera:
 		// A bare by-id name is looked up where the camera opens it, not
 		// in the working directory (which warned of a camera that is there).
-		if _, err := os.Stat(capture.DevicePath(cfg.Capture.Camera.Device)); err != nil {
+		dev := capture.DevicePath(cfg.Capture.Camera.Device)
+		if _, err := os.Stat(dev); err != nil {
 			warn("capture.camera.device", "%v (inspectd waits for the camera and reports it on /healthz and status)", err)
+		} else if kind := capture.NotCharDevice(dev); kind != "" {
+			// No camera's node: inspectd starts and retries it for ever
+			// ("not a V4L2 device"), and this said nothing (an image
+			// file named here for capture.file.path's).
+			warn("capture.camera.device", "%s is %s, not a V4L2 device: inspectd starts, but retries it without ever inspecting; name the camera's /dev/videoN node or /dev/v4l/by-id link ('inspectd capture list' shows them)", dev, kind)
 		}
 	}
 

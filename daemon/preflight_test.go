@@ -400,16 +400,16 @@ func TestModelFolderThatCannotBeWritten(t *testing.T) {
 // directory, so a camera that is there was warned of as missing (and a
 // file of that name in the working directory silenced the warning); it is
 // now looked up where the camera opens it, and the warning names that
-// path. A device given as a path is looked up as given.
+// path. A device given as a path is looked up as given (/dev/null: a
+// character device, the kind a camera's node is; a regular file is
+// warned of, TestPreflightCameraThatIsNoDevice).
 func TestPreflightCameraByIDName(t *testing.T) {
 	const name = "usb-Acme_Line_Camera_0001-video-index0"
 	wd := t.TempDir()
 	t.Chdir(wd)
-	node := filepath.Join(wd, "video7")
-	for _, f := range []string{name, node} {
-		if err := os.WriteFile(f, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	node := "/dev/null"
+	if err := os.WriteFile(name, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	find := func(device string) *Finding {
 		cfg := testDefaults(t)
@@ -430,5 +430,32 @@ func TestPreflightCameraByIDName(t *testing.T) {
 	}
 	if got := find(node); got != nil {
 		t.Errorf("camera %s, which is there: %v", node, got)
+	}
+}
+
+// TestPreflightCameraThatIsNoDevice: a capture.camera.device that is a
+// regular file (an image meant for capture.file.path), a folder or a named
+// pipe was "present" to config check, which said ok, while inspectd
+// started and retried it for ever ("not a V4L2 device"). It is a warning
+// now, as a camera that is not there is, naming what is there.
+func TestPreflightCameraThatIsNoDevice(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "frame.png")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for dev, kind := range map[string]string{file: "a regular file", dir: "a folder"} {
+		cfg := testDefaults(t)
+		cfg.Capture.Source = config.SourceCamera
+		cfg.Capture.Camera.Device = dev
+		var got *Finding
+		for _, fd := range Preflight(cfg, testLogger(t)) {
+			if fd.Field == "capture.camera.device" {
+				got = &fd
+			}
+		}
+		if want := dev + " is " + kind + ", not a V4L2 device: inspectd starts, but retries it without ever inspecting"; got == nil || !got.Warn || got.Fatal || !strings.Contains(got.Msg, want) {
+			t.Errorf("camera %s: finding %v, want a warning saying %q", dev, got, want)
+		}
 	}
 }
