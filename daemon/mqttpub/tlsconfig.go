@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // TLSFields names the settings the files of a TLSOptions come from, for
@@ -90,7 +92,7 @@ func (t TLSOptions) Build(names TLSFields) (*tls.Config, error) {
 	)
 	wantKey := "expected the PEM private key of the certificate in " + names.Cert
 	if t.CAFile != "" {
-		data, err := os.ReadFile(t.CAFile)
+		data, err := readTLSFile(t.CAFile)
 		if err != nil {
 			return nil, &TLSFileError{Field: names.CA, File: t.CAFile, Err: pathCause(err), Want: wantCA}
 		}
@@ -105,11 +107,11 @@ func (t TLSOptions) Build(names TLSFields) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
-		certPEM, err := os.ReadFile(t.CertFile)
+		certPEM, err := readTLSFile(t.CertFile)
 		if err != nil {
 			return nil, &TLSFileError{Field: names.Cert, File: t.CertFile, Err: pathCause(err), Want: wantCert}
 		}
-		keyPEM, err := os.ReadFile(t.KeyFile)
+		keyPEM, err := readTLSFile(t.KeyFile)
 		if err != nil {
 			return nil, &TLSFileError{Field: names.Key, File: t.KeyFile, Err: pathCause(err), Want: wantKey}
 		}
@@ -137,6 +139,19 @@ func (t TLSOptions) Build(names TLSFields) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// readTLSFile reads a TLS file, refusing unopened what is neither a
+// regular file nor a folder (whose read says "is a directory"): opening a
+// named pipe waited for a writer, so that `config check`, a start and a
+// reload naming one as mqtt.tls.ca hung for good (SIGTERM too), and a
+// device such as /dev/zero was read until memory ran out. Its error is a
+// *fs.PathError, whose cause pathCause gives ("is a named pipe").
+func readTLSFile(path string) ([]byte, error) {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("is " + atomicfile.FileKind(st.Mode()))}
+	}
+	return os.ReadFile(path)
 }
 
 // pathCause is the errno of a file that cannot be read ("no such file or
