@@ -50,6 +50,14 @@ func BackbonePath(p string) (string, error) {
 	}
 	b, ok := backbone.BundleByName(name)
 	if !ok {
+		// A named pipe was opened and read by the backbone's load, so
+		// that config check, a start or a reload naming one waited for
+		// a writer for good (SIGTERM too); a device such as /dev/zero
+		// was read without end. Refused unopened; a folder or a path not
+		// there is left to the load, which names it.
+		if st, err := os.Stat(p); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+			return "", fmt.Errorf("%s is %s, not a TFLite file: name a .tflite file in model.backbone, or a bundled backbone (mobilenet_v1, mobilenet_v2)", p, model.FileKind(st.Mode()))
+		}
 		return p, nil
 	}
 	for _, d := range shareDirs() {
