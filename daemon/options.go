@@ -188,23 +188,14 @@ func modelOptions(cfg *config.Config, log *slog.Logger, search bool) (model.Opti
 	if err != nil {
 		return model.Options{}, &FieldError{Field: "model.optimize", Err: err}
 	}
-	optimize := m.Optimize
 	if testing.Testing() {
 		// A test binary cannot serve "inspectd model probe": it would run
-		// its tests again instead. Without a probe, auto would keep the
-		// builtin kernels, ten times slower than the int8 rewrite the probe
-		// picks on the machines measured (README, model.optimize): tests
-		// run that rewrite, as a box does (the daemon package's tests took
-		// 300 s of CPU on the builtin kernels, 251 s on int8). Probing
-		// itself is model/backbone's tests'.
+		// its tests again instead. Tests keep the builtin kernels.
 		probe = nil
-		if optimize == backbone.OptimizeAuto {
-			optimize = backbone.OptimizeInt8
-		}
 	}
 	return model.Options{
 		Backbone: backbone.Options{
-			Optimize:     optimize,
+			Optimize:     m.Optimize,
 			StateDir:     CacheDir(cfg),
 			ProbeCommand: probe,
 			Path:         bbPath,
