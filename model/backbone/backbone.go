@@ -15,7 +15,6 @@ import (
 	"image"
 	"log/slog"
 	"math"
-	"os"
 	"time"
 	"unsafe"
 
@@ -148,7 +147,9 @@ func Open(o Options) (*Backbone, error) {
 	data := o.Bytes
 	if data == nil {
 		var err error
-		if data, err = os.ReadFile(o.Path); err != nil {
+		// graph.ReadBytes refuses a named pipe or a device unopened:
+		// model optimize opens its input here too.
+		if data, err = graph.ReadBytes(o.Path); err != nil {
 			return nil, fmt.Errorf("load backbone: %w", err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // TensorType is the TFLite schema's tensor element type.
@@ -107,17 +109,35 @@ func (m *Model) Bytes() []byte { return m.raw }
 // ErrNotTFLite says the bytes are not a TFLite flatbuffer at all.
 var ErrNotTFLite = errors.New("not a TensorFlow Lite model (no TFL3 file identifier)")
 
-// ReadFile reads and parses a TFLite model file.
+// ReadFile reads and parses a TFLite model file (ReadBytes).
 func ReadFile(path string) (*Model, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadBytes(path)
 	if err != nil {
-		return nil, fmt.Errorf("read model %s: %w", path, err)
+		return nil, err
 	}
 	m, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// ReadBytes reads a TFLite model file whole. A path that leads to a named
+// pipe, a device or a socket is refused unopened, in atomicfile.FileKind's
+// words ("/x.tflite is a named pipe, not a TFLite file"): `model inspect`
+// and `model optimize` of a named pipe waited in the open for a writer for
+// good (SIGTERM too, which the CLI catches), and /dev/zero was read until
+// memory ran out. A folder or a path not there is left to the read, which
+// names it.
+func ReadBytes(path string) ([]byte, error) {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		return nil, fmt.Errorf("%s is %s, not a TFLite file", path, atomicfile.FileKind(st.Mode()))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read model %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // Parse reads a TFLite flatbuffer. It never panics on damaged input: every

@@ -1,0 +1,55 @@
+//go:build unix
+
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/daemon/internal/testfs"
+)
+
+// TestModelInspectAndOptimizeRefuseANamedPipe: `model inspect` and
+// `model optimize` of a named pipe waited in the open for a writer for
+// good (SIGTERM too, which the CLI catches), and a device was read as a
+// file (/dev/zero until memory ran out). Each is refused unopened now,
+// naming the path and what it is, in the words model info uses. Here a
+// writer puts bytes in the pipe, so that the old read returned (and
+// failed on them) instead of waiting; /dev/null stands for a device
+// because the old read of it ends.
+func TestModelInspectAndOptimizeRefuseANamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "b.tflite")
+	testfs.Mkfifo(t, pipe)
+	for _, args := range [][]string{
+		{"model", "inspect", pipe},
+		{"model", "optimize", pipe, filepath.Join(dir, "out.tflite")},
+	} {
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			if w, err := os.OpenFile(pipe, os.O_WRONLY, 0); err == nil {
+				w.WriteString("TFL3 not a model")
+				w.Close()
+			}
+		}()
+		code, _, errs := runCaptureCmd(t, args...)
+		// Releases the writer's open, as the command did not open the pipe.
+		if r, err := os.OpenFile(pipe, os.O_RDWR, 0); err == nil {
+			<-wrote
+			r.Close()
+		}
+		if want := pipe + " is a named pipe, not a TFLite file"; code != 1 || !strings.Contains(errs, want) {
+			t.Errorf("%s of a named pipe: exit %d, want 1 and %q; stderr:\n%s", strings.Join(args[:2], " "), code, want, errs)
+		}
+		code, _, errs = runCaptureCmd(t, append(args[:2:2], append([]string{"/dev/null"}, args[3:]...)...)...)
+		if want := "/dev/null is a device, not a TFLite file"; code != 1 || !strings.Contains(errs, want) {
+			t.Errorf("%s of /dev/null: exit %d, want 1 and %q; stderr:\n%s", strings.Join(args[:2], " "), code, want, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.tflite")); err == nil {
+		t.Error("model optimize of a named pipe wrote an output")
+	}
+}
