@@ -138,6 +138,11 @@ func Load(path string, rules ...Rule) (*Config, error) {
 // with their lines; also beside problems, for the settings that decoded,
 // so that `inspectd config check` lists everything in one run.
 func LoadWithWarnings(path string, rules ...Rule) (*Config, []*Problem, error) {
+	if path == "" {
+		// The open said "open : no such file or directory", which
+		// named no file and read as a file gone.
+		return nil, nil, errors.New("config: the configuration path is empty: name a configuration file")
+	}
 	if err := fileKindError(path); err != nil {
 		return nil, nil, err
 	}

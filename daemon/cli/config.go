@@ -93,6 +93,8 @@ func cmdConfigCheck() *Command {
 				return nil
 			case fs.NArg() == 1 && notHere[bad[0]]:
 				return errors.New(bad[0] + " is valid but cannot run on this machine as it is")
+			case fs.NArg() == 1 && bad[0] == "":
+				return errors.New(`"" is not valid`) // an empty path named nothing
 			case fs.NArg() == 1:
 				return errors.New(bad[0] + " is not valid")
 			case len(notHere) == 0:
