@@ -148,6 +148,12 @@ func LoadWithWarnings(path string, rules ...Rule) (*Config, []*Problem, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
+		// A link to a file that is not there (or round in a loop) was
+		// "open x: no such file or directory", as if the link itself
+		// were gone: it is named, with where it leads.
+		if bl := atomicfile.BrokenLink(path); bl != nil {
+			return nil, nil, fmt.Errorf("config: %w", bl)
+		}
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
