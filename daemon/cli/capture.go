@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -266,6 +267,9 @@ func cmdCaptureSnapshot() *Command {
 			if n != 1 {
 				return usagef("choose exactly one source: --device, --folder, --file or --synthetic")
 			}
+			if err := checkSourceFlags(fs, *device != "", *synthetic, *folder != ""); err != nil {
+				return err
+			}
 			color, err := capture.ParseColor(*colorFlag)
 			if err != nil {
 				return usagef("--color: %v", err)
@@ -488,6 +492,54 @@ func writeImage(path string, img image.Image, quality int) error {
 	})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkSourceFlags refuses, as a usage error, a flag given that the
+// chosen source does not act on: `--file F --width 100` wrote the image
+// at its own size and said nothing, as if it had been scaled. camera and
+// synthetic say which source was chosen (folder, else a file).
+func checkSourceFlags(fs *flag.FlagSet, camera, synthetic, folder bool) error {
+	// The flags that act on some sources only, with those they act on.
+	sourceFlags := []struct {
+		flag              string
+		camera, synthetic bool
+	}{
+		{"width", true, true}, {"height", true, true},
+		{"fps", true, false}, {"format", true, false}, {"control", true, false},
+		{"seed", false, true}, {"defect-rate", false, true}, {"defects", false, true},
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, sf := range sourceFlags {
+		if !given[sf.flag] || (camera && sf.camera) || (synthetic && sf.synthetic) {
+			continue
+		}
+		var to []string
+		if sf.camera {
+			to = append(to, "--device")
+		}
+		if sf.synthetic {
+			to = append(to, "--synthetic")
+		}
+		src := "--file"
+		switch {
+		case camera:
+			src = "--device"
+		case synthetic:
+			src = "--synthetic"
+		case folder:
+			src = "--folder"
+		}
+		why := ""
+		if !camera && !synthetic && (sf.flag == "width" || sf.flag == "height") {
+			why = ": --file gives the image at its own size (--roi crops it)"
+			if folder {
+				why = ": --folder gives each image at its own size (--roi crops it)"
+			}
+		}
+		return usagef("--%s applies to %s only, not to %s%s", sf.flag, strings.Join(to, " and "), src, why)
 	}
 	return nil
 }
