@@ -3,12 +3,14 @@
 package cli
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/inspectd/inspectd/daemon/internal/testfs"
+	"github.com/inspectd/inspectd/model/modeltest"
 )
 
 // TestModelInspectAndOptimizeRefuseANamedPipe: `model inspect` and
@@ -51,5 +53,35 @@ func TestModelInspectAndOptimizeRefuseANamedPipe(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out.tflite")); err == nil {
 		t.Error("model optimize of a named pipe wrote an output")
+	}
+}
+
+// TestModelOptimizeRefusesAnOutputPipe: `model optimize IN OUT` with an
+// OUT that is a named pipe rewrote and checked the model, then waited in
+// the write for a reader for good (SIGTERM too; a trial's ran into
+// timeout's kill); a device there was written into. It is refused before
+// the input is read, as fit --out refuses it, and the model is renamed
+// into place whole (atomicfile) rather than written into OUT. Here a
+// reader takes what the old command wrote, so that it ended (exit 0)
+// instead of waiting.
+func TestModelOptimizeRefusesAnOutputPipe(t *testing.T) {
+	pipe := filepath.Join(t.TempDir(), "out.tflite")
+	testfs.Mkfifo(t, pipe)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		if r, err := os.Open(pipe); err == nil {
+			io.Copy(io.Discard, r)
+			r.Close()
+		}
+	}()
+	code, out, errs := runCaptureCmd(t, "model", "optimize", "--threads", "1", modeltest.BackbonePath(t), pipe)
+	// Releases the reader's open, as the command did not open the pipe.
+	if w, err := os.OpenFile(pipe, os.O_RDWR, 0); err == nil {
+		w.Close()
+	}
+	<-read
+	if want := "output " + pipe + " is a named pipe: the model, written to a new file and renamed into place, would put a regular file in its place"; code != 1 || !strings.Contains(errs, want) || out != "" {
+		t.Errorf("model optimize to a named pipe: exit %d, want 1 and %q before any work; stdout:\n%s\nstderr:\n%s", code, want, out, errs)
 	}
 }

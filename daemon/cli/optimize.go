@@ -3,10 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/inspectd/inspectd/config/atomicfile"
 	"github.com/inspectd/inspectd/model/backbone"
 	"github.com/inspectd/inspectd/model/graph"
 	"github.com/inspectd/inspectd/model/optimize"
@@ -35,6 +35,12 @@ func cmdModelOptimize() *Command {
 			if abs(in) == abs(out) {
 				return usagef("output %s would overwrite the input: keep the original as the reference", out)
 			}
+			// Before the rewrite and its check run: an OUT that is a
+			// named pipe was written into only at the end, and waited
+			// there for a reader for good (SIGTERM too).
+			if why := atomicfile.ReplaceRefusal(out); why != "" {
+				return fmt.Errorf("output %s %s: the model, written to a new file and renamed into place, would put a regular file in its place; name a .tflite file", out, why)
+			}
 			form := optimize.Int8
 			if *fl {
 				form = optimize.Float32
@@ -60,7 +66,9 @@ func cmdModelOptimize() *Command {
 			if err := checkOptimized(env, in, res.Model, form, *threads); err != nil {
 				return err
 			}
-			if err := os.WriteFile(out, res.Model, 0o644); err != nil {
+			// Renamed into place whole: a power cut while it was written
+			// left a torn model where a backbone was expected.
+			if err := atomicfile.WriteBytes(out, 0o644, res.Model); err != nil {
 				return fmt.Errorf("write optimized model: %w", err)
 			}
 			return nil
