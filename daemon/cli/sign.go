@@ -94,7 +94,7 @@ func cmdSign() *Command {
 			}
 			priv, err := remote.LoadPrivateKey(*keyFile)
 			if err != nil {
-				return err
+				return fmt.Errorf("--key: %w", err)
 			}
 			body, err := io.ReadAll(io.LimitReader(env.Stdin, maxSignInput+1))
 			if err != nil {

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/inspectd/inspectd/config/atomicfile"
 )
 
 // EnvelopeVersion names the signed-envelope format. It is the value of the
@@ -290,6 +292,12 @@ func writeNew(path string, perm os.FileMode, data []byte) error {
 // LoadPrivateKey reads a private key written by GenerateKey (PEM PKCS #8,
 // as OpenSSL writes Ed25519 keys too).
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	// A named pipe was opened and read, so that `inspectd sign --key`
+	// waited for a writer for good (SIGTERM too); /dev/zero was read until
+	// memory ran out. Refused unopened, naming what it is.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		return nil, fmt.Errorf("%s is %s, not a private key file (inspectd keygen writes one)", path, atomicfile.FileKind(st.Mode()))
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
