@@ -293,6 +293,9 @@ func cmdCaptureSnapshot() *Command {
 			if *maskOut != "" && samePath(*maskOut, *out) {
 				return usagef("--mask %s is the --out file: the mask would replace the snapshot; give it a file of its own", *maskOut)
 			}
+			if err := checkSizeFlags(*device != "", *synthetic, width, height, *fpsFlag, *defectRate); err != nil {
+				return err
+			}
 			if *timeout <= 0 {
 				// No frame can come in no time: it failed after the
 				// source was opened, saying "no frame within 0s".
@@ -492,6 +495,50 @@ func writeImage(path string, img image.Image, quality int) error {
 	})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkSizeFlags fills the side of the frame not given with its default,
+// as the flags' help says (synthetic 256, camera 1280x720): `--synthetic
+// --width 320` failed "synthetic source: size 320x0", and a camera's lone
+// --width 640 was dropped for 1280x720 without a word. Values no source
+// takes are usage errors naming the flag, where they failed after the
+// source was built in its words ("camera /dev/video0: negative width,
+// height, fps or buffers").
+func checkSizeFlags(camera, synthetic bool, width, height *int, fps, defectRate float64) error {
+	switch {
+	case synthetic:
+		for _, s := range []struct {
+			flag string
+			v    *int
+		}{{"width", width}, {"height", height}} {
+			if *s.v == 0 {
+				*s.v = 256
+			}
+			if *s.v < capture.SyntheticMinSide || *s.v > capture.SyntheticMaxSide {
+				return usagef("--%s %d: want %d..%d for --synthetic", s.flag, *s.v, capture.SyntheticMinSide, capture.SyntheticMaxSide)
+			}
+		}
+		if !(defectRate >= 0 && defectRate <= 1) {
+			return usagef("--defect-rate %v: want 0..1", defectRate)
+		}
+	case camera:
+		for _, s := range []struct {
+			flag string
+			v    *int
+			def  int
+		}{{"width", width, 1280}, {"height", height, 720}} {
+			if *s.v < 0 {
+				return usagef("--%s %d: want a positive number of pixels (the camera's nearest size is used)", s.flag, *s.v)
+			}
+			if *s.v == 0 {
+				*s.v = s.def
+			}
+		}
+		if fps < 0 {
+			return usagef("--fps %v: want a positive frame rate, or 0 for the driver's", fps)
+		}
 	}
 	return nil
 }
