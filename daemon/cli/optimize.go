@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	iofs "io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -40,6 +43,13 @@ func cmdModelOptimize() *Command {
 			// there for a reader for good (SIGTERM too).
 			if why := atomicfile.ReplaceRefusal(out); why != "" {
 				return fmt.Errorf("output %s %s: the model, written to a new file and renamed into place, would put a regular file in its place; name a .tflite file", out, why)
+			}
+			// A folder, or a folder that is not there, failed only after
+			// the rewrite and its check, in the temporary file's words
+			// ("open x/.o.tflite.tmp-…: no such file or directory",
+			// "rename ./.out.tmp-… out: file exists").
+			if err := checkOutputFolder(out); err != nil {
+				return err
 			}
 			form := optimize.Int8
 			if *fl {
@@ -137,4 +147,24 @@ func cmdModelProbe() *Command {
 			return backbone.ServeProbe(env.Stdin, env.Stdout, env.Log)
 		},
 	}
+}
+
+// checkOutputFolder refuses an OUT model file that is a folder, lies in a
+// folder that is not there, or under a plain file: the model is written
+// to a new file beside it and renamed over it.
+func checkOutputFolder(out string) error {
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return fmt.Errorf("output %s is a folder: name a .tflite file in it, such as %s", out, filepath.Join(out, "backbone_int8.tflite"))
+	}
+	dir := filepath.Dir(out)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+		return fmt.Errorf("output %s: folder %s does not exist; create it first (mkdir -p %s)", out, dir, dir)
+	case err != nil:
+		return fmt.Errorf("output %s: %w", out, err)
+	case !st.IsDir():
+		return fmt.Errorf("output %s: %s is a file, not a folder", out, dir)
+	}
+	return nil
 }
