@@ -130,11 +130,21 @@ func ReadFile(path string) (*Model, error) {
 // memory ran out. A folder or a path not there is left to the read, which
 // names it.
 func ReadBytes(path string) ([]byte, error) {
+	if path == "" {
+		// The open said "open : no such file or directory", naming no
+		// file.
+		return nil, errors.New("read model: the model path is empty: name a .tflite file")
+	}
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
 		return nil, fmt.Errorf("%s is %s, not a TFLite file", path, atomicfile.FileKind(st.Mode()))
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
+		// A link to a file that is not there was "open x: no such file
+		// or directory", as if the link itself were gone.
+		if bl := atomicfile.BrokenLink(path); bl != nil {
+			return nil, fmt.Errorf("read model: %w", bl)
+		}
 		return nil, fmt.Errorf("read model %s: %w", path, err)
 	}
 	return b, nil
