@@ -67,19 +67,22 @@ func TestModelInspectAndOptimizeRefuseANamedPipe(t *testing.T) {
 func TestModelOptimizeRefusesAnOutputPipe(t *testing.T) {
 	pipe := filepath.Join(t.TempDir(), "out.tflite")
 	testfs.Mkfifo(t, pipe)
+	// The reader's end is open before the command runs (O_RDWR does not
+	// wait for a partner), so that the old command's write finds it
+	// whenever it comes; closing it ends the read. A reader that opened
+	// only in its goroutine could open after the refused command was
+	// done, and wait for a writer for good (a make test run hung there).
+	r, err := os.OpenFile(pipe, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
-		if r, err := os.Open(pipe); err == nil {
-			io.Copy(io.Discard, r)
-			r.Close()
-		}
+		io.Copy(io.Discard, r)
 	}()
 	code, out, errs := runCaptureCmd(t, "model", "optimize", "--threads", "1", modeltest.BackbonePath(t), pipe)
-	// Releases the reader's open, as the command did not open the pipe.
-	if w, err := os.OpenFile(pipe, os.O_RDWR, 0); err == nil {
-		w.Close()
-	}
+	r.Close()
 	<-read
 	if want := "output " + pipe + " is a named pipe: the model, written to a new file and renamed into place, would put a regular file in its place"; code != 1 || !strings.Contains(errs, want) || out != "" {
 		t.Errorf("model optimize to a named pipe: exit %d, want 1 and %q before any work; stdout:\n%s\nstderr:\n%s", code, want, out, errs)
